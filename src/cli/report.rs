@@ -1,0 +1,59 @@
+//! The `--json` document of DESIGN §2 and the human summary, both built from a
+//! [`RunState`] (live at the end of a run, or folded from a log by `inspect`).
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use crate::core::{RunState, TaskState, TaskStateName};
+
+/// `{"run_id","state_dir","counts":{state:n},"tasks":[{"id","state","attempts","worker","result","error","degraded"}]}`.
+pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
+    let mut counts = Map::new();
+    for name in TaskStateName::ALL {
+        counts.insert(name.as_str().to_string(), json!(state.count(name)));
+    }
+    let tasks: Vec<Value> = state
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let error = match &t.state {
+                TaskState::DeadLettered { reason } => Some(reason.clone()),
+                TaskState::Cancelled { reason } => Some(format!("cancelled: {reason}")),
+                TaskState::Skipped { because } => Some(format!("skipped: dependency {because:?} did not complete")),
+                TaskState::Completed { .. } => None,
+                _ => t.last_error.clone(),
+            };
+            json!({
+                "id": state.task_id(i),
+                "state": t.state.name().as_str(),
+                "attempts": t.attempts,
+                "worker": t.pool,
+                "result": t.result,
+                "error": error,
+                "degraded": matches!(t.state, TaskState::Completed { degraded: true }),
+            })
+        })
+        .collect();
+    json!({
+        "run_id": state.run_id,
+        "state_dir": state_dir.display().to_string(),
+        "counts": counts,
+        "tasks": tasks,
+    })
+}
+
+/// "18 completed, 1 dead_lettered, 1 skipped": non-zero counts in life-cycle order.
+pub fn counts_line(state: &RunState) -> String {
+    let parts: Vec<String> = TaskStateName::ALL
+        .iter()
+        .filter(|n| state.count(**n) > 0)
+        .map(|n| format!("{} {}", state.count(*n), n))
+        .collect();
+    if parts.is_empty() {
+        "no tasks".to_string()
+    } else {
+        parts.join(", ")
+    }
+}

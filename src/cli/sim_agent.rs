@@ -1,0 +1,82 @@
+//! `pitboss sim-agent`: a stand-in for an agent CLI, so the demo fleet runs on a fresh
+//! machine with nothing else installed. It reads the task JSON on stdin and behaves
+//! as its payload says:
+//!
+//! | payload key     | effect                                                        |
+//! |-----------------|---------------------------------------------------------------|
+//! | `latency_ms`    | how long it "thinks" (default 400), with progress lines       |
+//! | `fail_attempts` | attempts up to this number fail (then it succeeds)            |
+//! | `fail_always`   | every attempt fails                                           |
+//! | `fail_rate`     | chance (0–1) that an attempt fails, fixed per task and attempt |
+//! | `fail_style`    | `exit` (exit 1, default) or `envelope` (`{"status":"failed"}` on stderr, exit 0) |
+//! | `result`        | the result to print (default: a short summary with its inputs) |
+//!
+//! Like real agents it logs to stderr, prints `{"pitboss":"progress"}` lines, and
+//! prints its result as the last JSON line on stdout.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// Runs the simulated agent; returns its exit code.
+pub fn main(role: &str) -> u8 {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("sim-agent: cannot read stdin: {e}");
+        return 2;
+    }
+    let task: Value = match serde_json::from_str(&input) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("sim-agent: stdin is not a task JSON ({e}); run it from a pitboss pool with stdin = \"task\"");
+            return 2;
+        }
+    };
+    let id = task["id"].as_str().unwrap_or("?").to_string();
+    let attempt = task["attempt"].as_u64().unwrap_or(1);
+    let payload = &task["payload"];
+    let latency = payload["latency_ms"].as_u64().unwrap_or(400);
+    let fail_rate = payload["fail_rate"].as_f64().unwrap_or(0.0);
+    let fails = payload["fail_always"].as_bool().unwrap_or(false)
+        || attempt <= payload["fail_attempts"].as_u64().unwrap_or(0)
+        || (fail_rate > 0.0 && unit_hash(&id, attempt) < fail_rate);
+
+    eprintln!("[{role}] {id}: attempt {attempt}, thinking for {latency}ms");
+    let steps = 4u64;
+    let mut out = std::io::stdout().lock();
+    for k in 1..=steps {
+        std::thread::sleep(Duration::from_millis(latency / steps));
+        let pct = k * 100 / steps;
+        let _ = writeln!(out, "{}", json!({"pitboss": "progress", "pct": pct, "msg": format!("{role} step {k}/{steps}")}));
+        let _ = out.flush();
+    }
+    if fails {
+        let error = format!("{role} agent: simulated failure on attempt {attempt}");
+        if payload["fail_style"].as_str() == Some("envelope") {
+            eprintln!("{}", json!({"status": "failed", "error": error}));
+            return 0;
+        }
+        eprintln!("{error}");
+        return 1;
+    }
+    let result = match payload.get("result") {
+        Some(r) => r.clone(),
+        None => {
+            let inputs: Vec<&String> = task["inputs"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
+            json!({"by": role, "task": id, "summary": format!("{role} finished {id}"), "used_inputs": inputs})
+        }
+    };
+    let _ = writeln!(out, "{result}");
+    0
+}
+
+/// A fixed pseudo-random number in [0, 1) for (task, attempt): FNV-1a.
+fn unit_hash(id: &str, attempt: u64) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes().chain(attempt.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,343 @@
+//! Decisions: what happens when something happens. [`step`] turns one input (a
+//! worker exit, a timer, an operator's command) into events, applies them, and
+//! follows their consequences through the dependency graph (dependents become ready,
+//! are skipped, or come back). [`dispatch`] chooses which queued tasks start now and
+//! on which pool. Both are pure: the clock and the random draw for jitter are
+//! arguments.
+
+use serde_json::Value;
+
+use super::backoff;
+use super::event::{AfterFailure, Event, FailureClass};
+use super::state::{ApplyError, RunState};
+use super::task::{TaskState, TaskStateName};
+use crate::config::Strategy;
+
+/// A task in flight during this many manager crashes is a poison pill: dead-lettered.
+pub const CRASH_LIMIT: u32 = 3;
+
+/// What the engine feeds the core.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A manager took the run over (fresh start or resume).
+    Start {
+        /// Manager pid.
+        pid: u32,
+        /// pitboss version.
+        version: String,
+        /// True when resuming an existing log.
+        resumed: bool,
+    },
+    /// An attempt's process was started.
+    Spawned {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Process (and group) id.
+        pid: u32,
+        /// Process start time, for recognising it later.
+        start_ticks: Option<u64>,
+    },
+    /// An attempt ended.
+    Finished {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// What came of it.
+        outcome: Outcome,
+    },
+    /// A backoff timer fired.
+    RetryTimer {
+        /// Task id.
+        task: String,
+        /// The due time the timer was set for (stale timers are ignored).
+        due_ms: u64,
+    },
+    /// An operator cancels a task.
+    Cancel {
+        /// Task id.
+        task: String,
+        /// Who asked, and why.
+        reason: String,
+    },
+    /// An operator runs a dead-lettered or cancelled task again.
+    Requeue {
+        /// Task id.
+        task: String,
+        /// The operator's action.
+        reason: String,
+    },
+    /// The manager is stopping: dispatch no more.
+    Interrupt {
+        /// Why.
+        reason: String,
+    },
+    /// A running attempt was ended by the shutdown.
+    AttemptStopped {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It produced a result.
+    Success {
+        /// The result.
+        result: Value,
+        /// Exit code.
+        exit_code: Option<i32>,
+        /// Wall time.
+        duration_ms: u64,
+    },
+    /// It failed.
+    Failure {
+        /// Kind of failure.
+        class: FailureClass,
+        /// What went wrong.
+        error: String,
+        /// Exit code.
+        exit_code: Option<i32>,
+        /// Ending signal.
+        signal: Option<i32>,
+        /// Wall time.
+        duration_ms: u64,
+    },
+}
+
+/// The world as the core sees it during one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepContext {
+    /// Now, in ms since the epoch.
+    pub now_ms: u64,
+    /// A uniform draw in [0, 1) for backoff jitter.
+    pub jitter: f64,
+}
+
+/// Decides, applies and follows through one input; returns the events in order.
+pub fn step(state: &mut RunState, input: Input, ctx: StepContext) -> Result<Vec<Event>, ApplyError> {
+    let mut out = Vec::new();
+    let primary = decide(state, input, ctx);
+    for event in primary {
+        apply_and_cascade(state, event, ctx, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Starts as many queued tasks as pools and `max_parallel` allow; returns the
+/// `attempt_started` events (already applied), then `run_finished` if every task is done.
+pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, ApplyError> {
+    let mut out = Vec::new();
+    if !state.interrupted {
+        let picks = plan(state);
+        for (task, pool) in picks {
+            let event = Event::AttemptStarted {
+                task: state.task_id(task).to_string(),
+                attempt: state.tasks[task].attempts + 1,
+                pool: state.workflow.pools[pool].name.clone(),
+            };
+            state.apply(&event, ctx.now_ms)?;
+            out.push(event);
+        }
+    }
+    if !state.finished && state.all_terminal() {
+        let event = Event::RunFinished { success: state.count(TaskStateName::Completed) == state.tasks.len() };
+        state.apply(&event, ctx.now_ms)?;
+        out.push(event);
+    }
+    Ok(out)
+}
+
+/// Chooses (task, pool) pairs for queued tasks, in queue order.
+fn plan(state: &RunState) -> Vec<(usize, usize)> {
+    let wf = &state.workflow;
+    let mut running = state.pool_running.clone();
+    let mut total = state.running_total;
+    let mut cursor = state.rr_cursor;
+    let mut picks = Vec::new();
+    let pools_free = |running: &[usize]| wf.pools.iter().zip(running).any(|(p, r)| *r < p.concurrency);
+    for task in state.queue() {
+        if total >= wf.max_parallel || !pools_free(&running) {
+            break;
+        }
+        let eligible = &state.eligible[task];
+        let free = |p: &usize| running[*p] < wf.pools[*p].concurrency;
+        let chosen = match wf.balancer {
+            Strategy::RoundRobin => {
+                let n = wf.pools.len().max(1);
+                (0..n).map(|k| (cursor + k) % n).find(|p| eligible.contains(p) && free(p))
+            }
+            Strategy::LeastConnections | Strategy::Capability => eligible.iter().copied().filter(free).min_by(|a, b| {
+                // Compare running/concurrency as fractions without floating point.
+                let la = running[*a] * wf.pools[*b].concurrency;
+                let lb = running[*b] * wf.pools[*a].concurrency;
+                la.cmp(&lb)
+            }),
+        };
+        if let Some(pool) = chosen {
+            running[pool] += 1;
+            total += 1;
+            cursor = pool + 1;
+            picks.push((task, pool));
+        }
+    }
+    picks
+}
+
+fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
+    let running_attempt = |task: &str, attempt: u32| -> Option<usize> {
+        let i = state.task_index(task)?;
+        match &state.tasks[i].state {
+            TaskState::Running { attempt: a, .. } if *a == attempt => Some(i),
+            _ => None,
+        }
+    };
+    match input {
+        Input::Start { pid, version, resumed } => {
+            let mut events = vec![Event::ManagerStarted { pid, version, resumed }];
+            // Attempts in flight when the last manager died: at-least-once, so they
+            // count as failed and go through the normal retry path.
+            for (i, task) in state.tasks.iter().enumerate() {
+                if let TaskState::Running { attempt, started_ms, .. } = &task.state {
+                    let failure = Outcome::Failure {
+                        class: FailureClass::ManagerCrashed,
+                        error: "manager crashed".to_string(),
+                        exit_code: None,
+                        signal: None,
+                        duration_ms: ctx.now_ms.saturating_sub(*started_ms),
+                    };
+                    events.push(failed(state, i, *attempt, failure, ctx));
+                }
+            }
+            events
+        }
+        Input::Spawned { task, attempt, pid, start_ticks } => match running_attempt(&task, attempt) {
+            Some(_) => vec![Event::AttemptSpawned { task, attempt, pid, start_ticks }],
+            None => vec![],
+        },
+        Input::Finished { task, attempt, outcome } => match running_attempt(&task, attempt) {
+            // A late exit of an attempt that was cancelled or interrupted changes nothing.
+            None => vec![],
+            Some(i) => match outcome {
+                Outcome::Success { result, exit_code, duration_ms } => {
+                    vec![Event::AttemptSucceeded { task, attempt, result, exit_code, duration_ms }]
+                }
+                failure => vec![failed(state, i, attempt, failure, ctx)],
+            },
+        },
+        Input::RetryTimer { task, due_ms } => match state.task_index(&task).map(|i| &state.tasks[i].state) {
+            Some(TaskState::RetryWait { due_ms: d }) if *d == due_ms => vec![Event::RetryDue { task }],
+            _ => vec![],
+        },
+        Input::Cancel { task, reason } => match state.task_index(&task) {
+            Some(i) if !state.tasks[i].state.is_terminal() => vec![Event::TaskCancelled { task, reason }],
+            _ => vec![],
+        },
+        Input::Requeue { task, reason } => match state.task_index(&task).map(|i| state.tasks[i].state.name()) {
+            Some(TaskStateName::DeadLettered | TaskStateName::Cancelled) => vec![Event::TaskRequeued { task, reason }],
+            _ => vec![],
+        },
+        Input::Interrupt { reason } if !state.interrupted => vec![Event::RunInterrupted { reason }],
+        Input::Interrupt { .. } => vec![],
+        Input::AttemptStopped { task, attempt, reason } => match running_attempt(&task, attempt) {
+            Some(_) => vec![Event::AttemptInterrupted { task, attempt, reason }],
+            None => vec![],
+        },
+    }
+}
+
+/// The `attempt_failed` event for a failure, with what follows decided.
+fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepContext) -> Event {
+    let Outcome::Failure { class, error, exit_code, signal, duration_ms } = outcome else {
+        unreachable!("failed() is only called with failures")
+    };
+    let task = &state.tasks[i];
+    let policy = &state.workflow.tasks[i].retry;
+    let used = attempt.saturating_sub(task.budget_start);
+    let then = match class {
+        FailureClass::SpawnPermanent => AfterFailure::DeadLetter { reason: format!("cannot start: {error}") },
+        FailureClass::SpawnResource => {
+            let delay_ms = backoff::delay_ms(policy, task.deferrals + 1, ctx.jitter);
+            AfterFailure::Defer { delay_ms, due_ms: ctx.now_ms + delay_ms }
+        }
+        FailureClass::ManagerCrashed if task.crashes + 1 >= CRASH_LIMIT => AfterFailure::DeadLetter {
+            reason: format!("poison pill: in flight during {CRASH_LIMIT} manager crashes"),
+        },
+        _ if used >= policy.max_attempts => AfterFailure::DeadLetter {
+            reason: format!("attempts spent ({used}/{}): {error}", policy.max_attempts),
+        },
+        _ => {
+            let delay_ms = backoff::delay_ms(policy, used, ctx.jitter);
+            AfterFailure::Retry { delay_ms, due_ms: ctx.now_ms + delay_ms }
+        }
+    };
+    Event::AttemptFailed { task: state.task_id(i).to_string(), attempt, class, error, exit_code, signal, duration_ms, then }
+}
+
+/// Applies an event, then walks the dependency graph from the task it touched.
+/// The walk holds task indices, not events: each task's next move is decided when it
+/// is reached, against the state as it is then, so no stale event is ever applied.
+fn apply_and_cascade(state: &mut RunState, event: Event, ctx: StepContext, out: &mut Vec<Event>) -> Result<(), ApplyError> {
+    state.apply(&event, ctx.now_ms)?;
+    let mut work: Vec<usize> = Vec::new();
+    if matches!(event, Event::ManagerStarted { .. }) {
+        // A resumed log may end between an event and its consequences: settle all.
+        work.extend((0..state.tasks.len()).rev());
+    } else if let Some(i) = event.task().and_then(|t| state.task_index(t)) {
+        work.extend(state.dependents[i].iter().rev());
+        // A task that came back may still have another failed dependency.
+        if matches!(event, Event::TaskRequeued { .. }) {
+            work.push(i);
+        }
+    }
+    out.push(event);
+    while let Some(i) = work.pop() {
+        let Some(next) = settle(state, i) else { continue };
+        state.apply(&next, ctx.now_ms)?;
+        out.push(next);
+        work.extend(state.dependents[i].iter().rev());
+        if matches!(state.tasks[i].state, TaskState::Blocked) {
+            work.push(i);
+        }
+    }
+    Ok(())
+}
+
+/// What a task should do given its dependencies' states, if anything.
+fn settle(state: &RunState, i: usize) -> Option<Event> {
+    let deps = &state.dependencies[i];
+    let id = || state.task_id(i).to_string();
+    match &state.tasks[i].state {
+        TaskState::Blocked => {
+            let failed_dep = deps.iter().find(|&&d| {
+                matches!(
+                    state.tasks[d].state.name(),
+                    TaskStateName::DeadLettered | TaskStateName::Cancelled | TaskStateName::Skipped
+                )
+            });
+            if let Some(&d) = failed_dep {
+                Some(Event::TaskSkipped { task: id(), because: state.task_id(d).to_string() })
+            } else if deps.iter().all(|&d| matches!(state.tasks[d].state, TaskState::Completed { .. })) {
+                Some(Event::TaskReady { task: id() })
+            } else {
+                None
+            }
+        }
+        TaskState::Skipped { because } => {
+            let cause = state.task_index(because)?;
+            let cause_is_back = !matches!(
+                state.tasks[cause].state.name(),
+                TaskStateName::DeadLettered | TaskStateName::Cancelled | TaskStateName::Skipped
+            );
+            cause_is_back.then(|| Event::TaskRevived { task: id(), because: because.clone() })
+        }
+        _ => None,
+    }
+}

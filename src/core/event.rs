@@ -1,0 +1,242 @@
+//! Events: the facts the engine records. Each one is a single transition (or a note
+//! that changes no task) with its reason. The journal stores them in order; folding
+//! them with [`crate::core::RunState::apply`] rebuilds the run.
+//!
+//! The JSON form (`{"type":"attempt_failed",…}`) is the log's format: variants may be
+//! added, never renamed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Workflow;
+
+/// Why an attempt failed; decides what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The worker ran and reported failure (exit code, envelope, is_error).
+    Worker,
+    /// The attempt outlived its timeout and its process group was ended.
+    Timeout,
+    /// The command cannot be started and retrying will not help (ENOENT, EACCES, E2BIG…).
+    SpawnPermanent,
+    /// The machine is short of a resource (EMFILE, EAGAIN…): back off without spending an attempt.
+    SpawnResource,
+    /// The manager died while the attempt ran.
+    ManagerCrashed,
+}
+
+/// What follows a failed attempt; decided when the failure is recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "then", rename_all = "snake_case")]
+pub enum AfterFailure {
+    /// Wait, then queue the next attempt.
+    Retry {
+        /// Chosen backoff delay.
+        delay_ms: u64,
+        /// When the task is due again (ms since the epoch).
+        due_ms: u64,
+    },
+    /// Wait, then try the same attempt again: the attempt is not spent.
+    Defer {
+        /// Chosen backoff delay.
+        delay_ms: u64,
+        /// When the task is due again.
+        due_ms: u64,
+    },
+    /// Give up until an operator acts.
+    DeadLetter {
+        /// Why, in plain words.
+        reason: String,
+    },
+}
+
+/// One recorded fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// First record of every log: the whole workflow, so a run folder is self-contained.
+    RunStarted {
+        /// Unique id of the run.
+        run_id: String,
+        /// The validated workflow.
+        workflow: Box<Workflow>,
+    },
+    /// A manager process took over the run (at start and at each resume).
+    ManagerStarted {
+        /// Its pid.
+        pid: u32,
+        /// pitboss version.
+        version: String,
+        /// True when it resumed an existing log.
+        resumed: bool,
+    },
+    /// Every dependency completed: blocked → queued.
+    TaskReady {
+        /// Task id.
+        task: String,
+    },
+    /// An attempt was handed to a pool: queued → running.
+    AttemptStarted {
+        /// Task id.
+        task: String,
+        /// 1-based attempt number.
+        attempt: u32,
+        /// Chosen pool.
+        pool: String,
+    },
+    /// The attempt's process exists (a note; the task stays running).
+    AttemptSpawned {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Process id, also the process group id.
+        pid: u32,
+        /// Process start time in clock ticks since boot (from /proc), to recognise the
+        /// process later even if the pid was reused.
+        start_ticks: Option<u64>,
+    },
+    /// The attempt produced a result: running → completed.
+    AttemptSucceeded {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The worker's result.
+        result: Value,
+        /// Exit code, if the process exited normally.
+        exit_code: Option<i32>,
+        /// Wall time of the attempt.
+        duration_ms: u64,
+    },
+    /// The attempt failed: running → retry_wait or dead_lettered, as `then` says.
+    AttemptFailed {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Kind of failure.
+        class: FailureClass,
+        /// What went wrong, in plain words.
+        error: String,
+        /// Exit code, if the process exited normally.
+        exit_code: Option<i32>,
+        /// Signal that ended the process, if any.
+        signal: Option<i32>,
+        /// Wall time of the attempt.
+        duration_ms: u64,
+        /// What happens next.
+        #[serde(flatten)]
+        then: AfterFailure,
+    },
+    /// The attempt was stopped because the manager is shutting down: running →
+    /// queued, and the attempt is not spent (resume runs it again).
+    AttemptInterrupted {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A backoff delay passed: retry_wait → queued.
+    RetryDue {
+        /// Task id.
+        task: String,
+    },
+    /// An operator cancelled the task: any unfinished state → cancelled.
+    TaskCancelled {
+        /// Task id.
+        task: String,
+        /// Why.
+        reason: String,
+    },
+    /// A dependency was dead-lettered, cancelled or skipped: blocked → skipped.
+    TaskSkipped {
+        /// Task id.
+        task: String,
+        /// The dependency responsible.
+        because: String,
+    },
+    /// An operator retried a dead-lettered, cancelled or skipped task: it starts again
+    /// with fresh attempts (queued, or blocked if dependencies are unfinished).
+    TaskRequeued {
+        /// Task id.
+        task: String,
+        /// The operator's action (`retry`, `dlq replay`…).
+        reason: String,
+    },
+    /// A skipped task's dependency came back: skipped → blocked.
+    TaskRevived {
+        /// Task id.
+        task: String,
+        /// The dependency that came back.
+        because: String,
+    },
+    /// The manager was asked to stop; dispatching ends and running attempts are interrupted.
+    RunInterrupted {
+        /// Why (signal name, operator).
+        reason: String,
+    },
+    /// A damaged tail of the log was cut off when the run was reopened.
+    LogRepaired {
+        /// Bytes cut (saved to `events.jsonl.broken`).
+        cut_bytes: u64,
+        /// Line where the damage started.
+        line: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Every task reached a terminal state.
+    RunFinished {
+        /// True when every task completed.
+        success: bool,
+    },
+}
+
+impl Event {
+    /// The task the event is about, if any.
+    pub fn task(&self) -> Option<&str> {
+        match self {
+            Event::TaskReady { task }
+            | Event::AttemptStarted { task, .. }
+            | Event::AttemptSpawned { task, .. }
+            | Event::AttemptSucceeded { task, .. }
+            | Event::AttemptFailed { task, .. }
+            | Event::AttemptInterrupted { task, .. }
+            | Event::RetryDue { task }
+            | Event::TaskCancelled { task, .. }
+            | Event::TaskSkipped { task, .. }
+            | Event::TaskRequeued { task, .. }
+            | Event::TaskRevived { task, .. } => Some(task),
+            Event::RunStarted { .. }
+            | Event::ManagerStarted { .. }
+            | Event::RunInterrupted { .. }
+            | Event::LogRepaired { .. }
+            | Event::RunFinished { .. } => None,
+        }
+    }
+
+    /// The snake_case type tag, as in the log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::ManagerStarted { .. } => "manager_started",
+            Event::TaskReady { .. } => "task_ready",
+            Event::AttemptStarted { .. } => "attempt_started",
+            Event::AttemptSpawned { .. } => "attempt_spawned",
+            Event::AttemptSucceeded { .. } => "attempt_succeeded",
+            Event::AttemptFailed { .. } => "attempt_failed",
+            Event::AttemptInterrupted { .. } => "attempt_interrupted",
+            Event::RetryDue { .. } => "retry_due",
+            Event::TaskCancelled { .. } => "task_cancelled",
+            Event::TaskSkipped { .. } => "task_skipped",
+            Event::TaskRequeued { .. } => "task_requeued",
+            Event::TaskRevived { .. } => "task_revived",
+            Event::RunInterrupted { .. } => "run_interrupted",
+            Event::LogRepaired { .. } => "log_repaired",
+            Event::RunFinished { .. } => "run_finished",
+        }
+    }
+}

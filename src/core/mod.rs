@@ -1,0 +1,16 @@
+//! The pure core: task states, events, the fold that rebuilds run state from events,
+//! and every decision the manager makes (readiness, pool choice, backoff,
+//! dead-lettering). No I/O, no clock, no terminal: time and randomness arrive as
+//! arguments, so the same events always fold to the same state.
+
+pub mod backoff;
+pub mod decide;
+pub mod event;
+pub mod protocol;
+pub mod state;
+pub mod task;
+
+pub use decide::{step, Input, StepContext};
+pub use event::{AfterFailure, Event, FailureClass};
+pub use state::{ApplyError, RunState, Task};
+pub use task::{TaskState, TaskStateName};

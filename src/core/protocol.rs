@@ -1,0 +1,238 @@
+//! The worker protocol (DESIGN §4), as pure functions: the task JSON a worker reads,
+//! argv placeholders, and reading an attempt's outcome from what it printed.
+//!
+//! Reading rules, in order:
+//! 1. an envelope `{"status":"completed","result":…}` or `{"status":"failed","error":…}`
+//!    (the last one on stdout, else the last on stderr) decides, whatever the exit code;
+//! 2. otherwise exit 0 is success, with the last JSON value on stdout as the result,
+//!    or the trimmed text when there is none;
+//! 3. otherwise the attempt failed; the error quotes the end of stderr (or stdout).
+//!
+//! `{"pitboss":…}` control lines (progress, spawn) are never taken as a result.
+
+use serde_json::{Map, Value};
+
+use crate::config::lookup_payload;
+
+/// Facts about an attempt needed to build its argv, stdin and task JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskView<'a> {
+    /// Task id.
+    pub id: &'a str,
+    /// Task type.
+    pub kind: &'a str,
+    /// Payload.
+    pub payload: &'a Value,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Run id.
+    pub run_id: &'a str,
+}
+
+/// The task JSON of the worker protocol.
+pub fn task_json(task: TaskView<'_>, inputs: Map<String, Value>) -> Value {
+    serde_json::json!({
+        "id": task.id,
+        "type": task.kind,
+        "payload": task.payload,
+        "attempt": task.attempt,
+        "inputs": inputs,
+        "run_id": task.run_id,
+    })
+}
+
+/// Fills `{…}` placeholders of one template. `extra` resolves names the core does not
+/// know (`pitboss`, `state_dir`). A missing payload key is an error naming it.
+pub fn fill(template: &str, task: TaskView<'_>, extra: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(pos) = rest.find(['{', '}']) {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push(tail.as_bytes()[0] as char);
+            rest = &tail[2..];
+            continue;
+        }
+        let close = tail.find('}').ok_or_else(|| format!("unclosed '{{' in {template:?}"))?;
+        let name = &tail[1..close];
+        let value = match name {
+            "id" => task.id.to_string(),
+            "type" => task.kind.to_string(),
+            "attempt" => task.attempt.to_string(),
+            "run_id" => task.run_id.to_string(),
+            "payload" => task.payload.to_string(),
+            _ => match name.strip_prefix("payload.") {
+                Some(path) => match lookup_payload(task.payload, path) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => return Err(format!("task {:?} has no payload.{path} for {{{name}}}", task.id)),
+                },
+                None => extra(name).ok_or_else(|| format!("unknown placeholder {{{name}}}"))?,
+            },
+        };
+        out.push_str(&value);
+        rest = &tail[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// What an attempt's output says about it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Success with a result.
+    Completed(Value),
+    /// Failure with a message.
+    Failed(String),
+}
+
+/// Reads an attempt's outcome from the ends of its stdout and stderr and its exit code
+/// (`None` when a signal ended it).
+pub fn verdict(stdout: &[u8], stderr: &[u8], exit_code: Option<i32>) -> Verdict {
+    let stdout = String::from_utf8_lossy(stdout);
+    let stderr = String::from_utf8_lossy(stderr);
+    let envelope = last_envelope(&stdout).or_else(|| last_envelope(&stderr));
+    if let Some(env) = envelope {
+        return env;
+    }
+    match exit_code {
+        Some(0) => Verdict::Completed(last_json(&stdout).unwrap_or_else(|| Value::String(stdout.trim().to_string()))),
+        Some(code) => Verdict::Failed(format!("exit code {code}{}", quote_tail(&stderr, &stdout))),
+        None => Verdict::Failed(format!("killed by a signal{}", quote_tail(&stderr, &stdout))),
+    }
+}
+
+/// The last few lines of stderr (or stdout when stderr is empty), for error messages.
+pub fn quote_tail(stderr: &str, stdout: &str) -> String {
+    let source = if stderr.trim().is_empty() { stdout } else { stderr };
+    let lines: Vec<&str> = source.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+    let mut tail: String = tail.chars().take(500).collect();
+    if tail.len() < source.trim().len() && lines.len() > 3 {
+        tail.insert_str(0, "… ");
+    }
+    format!(": {tail}")
+}
+
+fn is_control(v: &Value) -> bool {
+    v.get("pitboss").is_some()
+}
+
+/// The last `{"status":…}` envelope in a stream, read line by line.
+fn last_envelope(text: &str) -> Option<Verdict> {
+    text.lines().rev().find_map(|line| {
+        let line = line.trim();
+        if !line.starts_with('{') || !line.contains("\"status\"") {
+            return None;
+        }
+        let v: Value = serde_json::from_str(line).ok()?;
+        match v.get("status")?.as_str()? {
+            "completed" => Some(Verdict::Completed(v.get("result").cloned().unwrap_or(Value::Null))),
+            "failed" => Some(Verdict::Failed(match v.get("error") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => "the worker reported failure".to_string(),
+            })),
+            _ => None,
+        }
+    })
+}
+
+/// The last JSON value printed: tries each line start from the end, so a value
+/// spread over several lines (pretty-printed) is found too, and log lines before it
+/// are ignored. At most `MAX_CANDIDATES` starts are tried to bound the work.
+pub fn last_json(text: &str) -> Option<Value> {
+    const MAX_CANDIDATES: usize = 256;
+    // Control lines after the result (a final progress line) are not part of it.
+    let mut trimmed = text.trim_end();
+    loop {
+        let last_line_start = trimmed.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let last_line = trimmed[last_line_start..].trim();
+        let is_control_line = last_line.starts_with("{\"pitboss\"")
+            && serde_json::from_str::<Value>(last_line).is_ok_and(|v| is_control(&v));
+        if !is_control_line {
+            break;
+        }
+        trimmed = trimmed[..last_line_start].trim_end();
+    }
+    let mut starts: Vec<usize> = vec![0];
+    starts.extend(trimmed.match_indices('\n').map(|(i, _)| i + 1));
+    starts
+        .iter()
+        .rev()
+        .take(MAX_CANDIDATES)
+        .filter(|&&s| trimmed[s..].trim_start().starts_with(['{', '[', '"']) || looks_scalar(&trimmed[s..]))
+        .find_map(|&s| {
+            let candidate = trimmed[s..].trim();
+            let v: Value = serde_json::from_str(candidate).ok()?;
+            (!is_control(&v)).then_some(v)
+        })
+}
+
+fn looks_scalar(line: &str) -> bool {
+    let l = line.trim();
+    !l.contains('\n') && (l == "true" || l == "false" || l == "null" || l.parse::<f64>().is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn last_json_after_log_lines_without_newline() {
+        let out = b"starting\nworking 50%\n{\"ok\":true}";
+        assert_eq!(verdict(out, b"", Some(0)), Verdict::Completed(json!({"ok": true})));
+    }
+
+    #[test]
+    fn pretty_printed_result_is_found() {
+        let out = b"log line\n{\n  \"a\": 1,\n  \"b\": [1, 2]\n}\n";
+        assert_eq!(verdict(out, b"", Some(0)), Verdict::Completed(json!({"a": 1, "b": [1, 2]})));
+    }
+
+    #[test]
+    fn text_result_when_no_json() {
+        assert_eq!(verdict(b"hello world\n", b"", Some(0)), Verdict::Completed(json!("hello world")));
+    }
+
+    #[test]
+    fn progress_lines_are_not_results() {
+        let out = b"{\"x\":1}\n{\"pitboss\":\"progress\",\"pct\":50}\n";
+        assert_eq!(verdict(out, b"", Some(0)), Verdict::Completed(json!({"x": 1})));
+    }
+
+    #[test]
+    fn failed_envelope_on_stderr_beats_exit_zero() {
+        let err = b"{\"status\":\"failed\",\"error\":\"rate limited\"}\n";
+        assert_eq!(verdict(b"{\"ok\":1}", err, Some(0)), Verdict::Failed("rate limited".into()));
+    }
+
+    #[test]
+    fn completed_envelope_beats_exit_code() {
+        let out = b"{\"status\":\"completed\",\"result\":{\"n\":3}}\n";
+        assert_eq!(verdict(out, b"", Some(1)), Verdict::Completed(json!({"n": 3})));
+    }
+
+    #[test]
+    fn nonzero_exit_quotes_stderr() {
+        let v = verdict(b"", b"line1\nboom: no credits\n", Some(3));
+        assert_eq!(v, Verdict::Failed("exit code 3: line1 | boom: no credits".into()));
+    }
+
+    #[test]
+    fn fill_placeholders_whole_and_embedded() {
+        let payload = json!({"prompt": "say \"hi\"; rm -rf /", "n": 3});
+        let t = TaskView { id: "t1", kind: "WRITE", payload: &payload, attempt: 2, run_id: "r" };
+        let extra = |n: &str| (n == "pitboss").then(|| "/bin/pb".to_string());
+        assert_eq!(fill("{payload.prompt}", t, &extra).unwrap(), "say \"hi\"; rm -rf /");
+        assert_eq!(fill("--n={payload.n}/{attempt}", t, &extra).unwrap(), "--n=3/2");
+        assert_eq!(fill("{pitboss}", t, &extra).unwrap(), "/bin/pb");
+        assert_eq!(fill("{{literal}}", t, &extra).unwrap(), "{literal}");
+        assert!(fill("{payload.missing}", t, &extra).unwrap_err().contains("payload.missing"));
+    }
+}

@@ -1,0 +1,356 @@
+//! The run's write model: every task's state, the ready queue and pool load, folded
+//! from events. [`RunState::apply`] is the only way state changes, live and in
+//! replay alike, so replaying a log rebuilds exactly what was live. An event that
+//! does not fit the current state is refused with [`ApplyError`], never half-applied.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::event::{AfterFailure, Event, FailureClass};
+use super::task::{TaskState, TaskStateName};
+use crate::config::Workflow;
+
+/// One task's live record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// Current state with its data.
+    pub state: TaskState,
+    /// Number of the latest attempt started (0 before the first).
+    pub attempts: u32,
+    /// Value of `attempts` when the task last (re)started its attempt budget: an
+    /// operator's retry gives fresh attempts without reusing attempt numbers.
+    pub budget_start: u32,
+    /// Attempts that were in flight when a manager crashed (poison-pill detection).
+    pub crashes: u32,
+    /// Consecutive resource deferrals (they set the deferral backoff).
+    pub deferrals: u32,
+    /// The result, once completed.
+    pub result: Option<Value>,
+    /// The latest failure message.
+    pub last_error: Option<String>,
+    /// Pool of the latest attempt.
+    pub pool: Option<String>,
+    /// Process of the running attempt, as (pid, start ticks).
+    pub process: Option<(u32, Option<u64>)>,
+    /// Position in the ready queue while queued.
+    queue_ticket: Option<u64>,
+}
+
+/// Why an event could not be applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApplyError {
+    /// The log must start with `run_started`.
+    #[error("the log does not start with run_started")]
+    NotStarted,
+    /// A second `run_started`.
+    #[error("run_started appears twice")]
+    StartedTwice,
+    /// The event names a task the workflow does not have.
+    #[error("unknown task {0:?}")]
+    UnknownTask(String),
+    /// The event names a pool the workflow does not have.
+    #[error("unknown pool {0:?}")]
+    UnknownPool(String),
+    /// The event does not fit the task's state.
+    #[error("{event} is not possible for task {task:?} in state {state}")]
+    Illegal {
+        /// Event type.
+        event: &'static str,
+        /// Task id.
+        task: String,
+        /// The task's state then.
+        state: TaskStateName,
+    },
+}
+
+/// Everything the engine knows about a run.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    /// Run id from `run_started`.
+    pub run_id: String,
+    /// The workflow from `run_started`.
+    pub workflow: Arc<Workflow>,
+    /// Tasks, in workflow order.
+    pub tasks: Vec<Task>,
+    /// Task index by id.
+    index: HashMap<String, usize>,
+    /// For each task, the tasks that depend on it.
+    pub dependents: Vec<Vec<usize>>,
+    /// For each task, its dependencies.
+    pub dependencies: Vec<Vec<usize>>,
+    /// For each task, the pools it may run on.
+    pub eligible: Vec<Vec<usize>>,
+    /// Ready tasks in arrival order (ticket → task).
+    queue: BTreeMap<u64, usize>,
+    next_ticket: u64,
+    /// Running attempts per pool.
+    pub pool_running: Vec<usize>,
+    /// Running attempts over all pools.
+    pub running_total: usize,
+    /// Where round-robin looks first.
+    pub rr_cursor: usize,
+    /// True after `run_interrupted` (until the next manager starts).
+    pub interrupted: bool,
+    /// True after `run_finished` (an operator's requeue clears it).
+    pub finished: bool,
+    /// Tasks per state.
+    counts: [usize; 9],
+}
+
+fn count_slot(name: TaskStateName) -> usize {
+    TaskStateName::ALL.iter().position(|n| *n == name).unwrap_or(0)
+}
+
+impl RunState {
+    /// The state right after `run_started`: every task blocked.
+    pub fn new(run_id: String, workflow: Arc<Workflow>) -> RunState {
+        let index: HashMap<String, usize> = workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let n = workflow.tasks.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut dependencies = vec![Vec::new(); n];
+        for (i, t) in workflow.tasks.iter().enumerate() {
+            for d in &t.depends_on {
+                if let Some(&j) = index.get(d) {
+                    dependents[j].push(i);
+                    dependencies[i].push(j);
+                }
+            }
+        }
+        let eligible = workflow.tasks.iter().map(|t| workflow.eligible_pools(t)).collect();
+        let task = Task {
+            state: TaskState::Blocked,
+            attempts: 0,
+            budget_start: 0,
+            crashes: 0,
+            deferrals: 0,
+            result: None,
+            last_error: None,
+            pool: None,
+            process: None,
+            queue_ticket: None,
+        };
+        let mut counts = [0; 9];
+        counts[count_slot(TaskStateName::Blocked)] = n;
+        RunState {
+            run_id,
+            pool_running: vec![0; workflow.pools.len()],
+            workflow,
+            tasks: vec![task; n],
+            index,
+            dependents,
+            dependencies,
+            eligible,
+            queue: BTreeMap::new(),
+            next_ticket: 0,
+            running_total: 0,
+            rr_cursor: 0,
+            interrupted: false,
+            finished: false,
+            counts,
+        }
+    }
+
+    /// Builds the state from the first event of a log.
+    pub fn from_first(event: &Event) -> Result<RunState, ApplyError> {
+        match event {
+            Event::RunStarted { run_id, workflow } => Ok(RunState::new(run_id.clone(), Arc::new((**workflow).clone()))),
+            _ => Err(ApplyError::NotStarted),
+        }
+    }
+
+    /// Task index by id.
+    pub fn task_index(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// Task id by index.
+    pub fn task_id(&self, index: usize) -> &str {
+        &self.workflow.tasks[index].id
+    }
+
+    /// Number of tasks in a state.
+    pub fn count(&self, name: TaskStateName) -> usize {
+        self.counts[count_slot(name)]
+    }
+
+    /// Queued tasks in the order they will be considered.
+    pub fn queue(&self) -> impl Iterator<Item = usize> + '_ {
+        self.queue.values().copied()
+    }
+
+    /// True when every task is terminal.
+    pub fn all_terminal(&self) -> bool {
+        TaskStateName::ALL.iter().filter(|n| !n.is_terminal()).all(|n| self.count(*n) == 0)
+    }
+
+    fn lookup(&self, id: &str) -> Result<usize, ApplyError> {
+        self.task_index(id).ok_or_else(|| ApplyError::UnknownTask(id.to_string()))
+    }
+
+    fn set_state(&mut self, i: usize, state: TaskState) {
+        let old = self.tasks[i].state.name();
+        let new = state.name();
+        self.counts[count_slot(old)] -= 1;
+        self.counts[count_slot(new)] += 1;
+        if old == TaskStateName::Queued {
+            if let Some(ticket) = self.tasks[i].queue_ticket.take() {
+                self.queue.remove(&ticket);
+            }
+        }
+        if let TaskState::Running { pool, .. } = &self.tasks[i].state {
+            if let Some(p) = self.workflow.pool_index(pool) {
+                self.pool_running[p] -= 1;
+            }
+            self.running_total -= 1;
+            self.tasks[i].process = None;
+        }
+        if new == TaskStateName::Queued {
+            let ticket = self.next_ticket;
+            self.next_ticket += 1;
+            self.queue.insert(ticket, i);
+            self.tasks[i].queue_ticket = Some(ticket);
+        }
+        if let TaskState::Running { pool, .. } = &state {
+            if let Some(p) = self.workflow.pool_index(pool) {
+                self.pool_running[p] += 1;
+            }
+            self.running_total += 1;
+        }
+        self.tasks[i].state = state;
+    }
+
+    /// Folds one event into the state at time `ts_ms` (the event's timestamp).
+    pub fn apply(&mut self, event: &Event, ts_ms: u64) -> Result<(), ApplyError> {
+        let illegal = |s: &RunState, i: usize| ApplyError::Illegal {
+            event: event.kind(),
+            task: s.task_id(i).to_string(),
+            state: s.tasks[i].state.name(),
+        };
+        match event {
+            Event::RunStarted { .. } => return Err(ApplyError::StartedTwice),
+            Event::ManagerStarted { .. } => self.interrupted = false,
+            Event::RunInterrupted { .. } => self.interrupted = true,
+            Event::RunFinished { .. } => self.finished = true,
+            Event::LogRepaired { .. } => {}
+            Event::TaskReady { task } => {
+                let i = self.lookup(task)?;
+                if self.tasks[i].state != TaskState::Blocked {
+                    return Err(illegal(self, i));
+                }
+                self.set_state(i, TaskState::Queued);
+            }
+            Event::AttemptStarted { task, attempt, pool } => {
+                let i = self.lookup(task)?;
+                let p = self.workflow.pool_index(pool).ok_or_else(|| ApplyError::UnknownPool(pool.clone()))?;
+                if self.tasks[i].state != TaskState::Queued {
+                    return Err(illegal(self, i));
+                }
+                self.tasks[i].attempts = *attempt;
+                self.tasks[i].pool = Some(pool.clone());
+                self.rr_cursor = p + 1;
+                self.set_state(i, TaskState::Running { attempt: *attempt, pool: pool.clone(), started_ms: ts_ms });
+            }
+            Event::AttemptSpawned { task, attempt, pid, start_ticks } => {
+                let i = self.lookup(task)?;
+                match &self.tasks[i].state {
+                    TaskState::Running { attempt: a, .. } if a == attempt => {
+                        self.tasks[i].process = Some((*pid, *start_ticks));
+                        self.tasks[i].deferrals = 0;
+                    }
+                    _ => return Err(illegal(self, i)),
+                }
+            }
+            Event::AttemptSucceeded { task, attempt, result, .. } => {
+                let i = self.lookup(task)?;
+                match &self.tasks[i].state {
+                    TaskState::Running { attempt: a, .. } if a == attempt => {}
+                    _ => return Err(illegal(self, i)),
+                }
+                self.tasks[i].result = Some(result.clone());
+                self.set_state(i, TaskState::Completed { degraded: false });
+            }
+            Event::AttemptFailed { task, attempt, class, error, then, .. } => {
+                let i = self.lookup(task)?;
+                match &self.tasks[i].state {
+                    TaskState::Running { attempt: a, .. } if a == attempt => {}
+                    _ => return Err(illegal(self, i)),
+                }
+                self.tasks[i].last_error = Some(error.clone());
+                if *class == FailureClass::ManagerCrashed {
+                    self.tasks[i].crashes += 1;
+                }
+                let next = match then {
+                    AfterFailure::Retry { due_ms, .. } => TaskState::RetryWait { due_ms: *due_ms },
+                    AfterFailure::Defer { due_ms, .. } => {
+                        // Not the task's fault: the attempt is handed back.
+                        self.tasks[i].attempts = attempt.saturating_sub(1);
+                        self.tasks[i].deferrals += 1;
+                        TaskState::RetryWait { due_ms: *due_ms }
+                    }
+                    AfterFailure::DeadLetter { reason } => TaskState::DeadLettered { reason: reason.clone() },
+                };
+                self.set_state(i, next);
+            }
+            Event::AttemptInterrupted { task, attempt, .. } => {
+                let i = self.lookup(task)?;
+                match &self.tasks[i].state {
+                    TaskState::Running { attempt: a, .. } if a == attempt => {}
+                    _ => return Err(illegal(self, i)),
+                }
+                self.tasks[i].attempts = attempt.saturating_sub(1);
+                self.set_state(i, TaskState::Queued);
+            }
+            Event::RetryDue { task } => {
+                let i = self.lookup(task)?;
+                if !matches!(self.tasks[i].state, TaskState::RetryWait { .. }) {
+                    return Err(illegal(self, i));
+                }
+                self.set_state(i, TaskState::Queued);
+            }
+            Event::TaskCancelled { task, reason } => {
+                let i = self.lookup(task)?;
+                if self.tasks[i].state.is_terminal() {
+                    return Err(illegal(self, i));
+                }
+                self.set_state(i, TaskState::Cancelled { reason: reason.clone() });
+            }
+            Event::TaskSkipped { task, because } => {
+                let i = self.lookup(task)?;
+                if self.tasks[i].state != TaskState::Blocked {
+                    return Err(illegal(self, i));
+                }
+                self.set_state(i, TaskState::Skipped { because: because.clone() });
+            }
+            Event::TaskRequeued { task, .. } => {
+                let i = self.lookup(task)?;
+                if !matches!(
+                    self.tasks[i].state.name(),
+                    TaskStateName::DeadLettered | TaskStateName::Cancelled
+                ) {
+                    return Err(illegal(self, i));
+                }
+                let t = &mut self.tasks[i];
+                t.budget_start = t.attempts;
+                t.crashes = 0;
+                t.deferrals = 0;
+                t.result = None;
+                let ready = self.dependencies[i]
+                    .iter()
+                    .all(|&d| matches!(self.tasks[d].state, TaskState::Completed { .. }));
+                self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
+                self.finished = false;
+            }
+            Event::TaskRevived { task, .. } => {
+                let i = self.lookup(task)?;
+                if self.tasks[i].state.name() != TaskStateName::Skipped {
+                    return Err(illegal(self, i));
+                }
+                self.set_state(i, TaskState::Blocked);
+                self.finished = false;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! The task state machine's states. Each state carries the data that only makes sense
+//! in it (a running task has an attempt and a pool; a waiting one has a due time), so
+//! a task cannot be "running with no attempt". States change only through
+//! [`crate::core::RunState::apply`], which refuses any event that does not fit the
+//! current state.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a task is in its life, with the data of that state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting on dependencies that have not completed.
+    Blocked,
+    /// Ready to run; counted in the queue depth.
+    Queued,
+    /// An attempt is in flight on a pool.
+    Running {
+        /// 1-based attempt number.
+        attempt: u32,
+        /// Pool running it.
+        pool: String,
+        /// When the attempt started (ms since the epoch).
+        started_ms: u64,
+    },
+    /// The attempt's output is being checked by quality gates.
+    Validating {
+        /// Attempt whose output is checked.
+        attempt: u32,
+    },
+    /// A failed attempt is backing off before the next one.
+    RetryWait {
+        /// When the task becomes queued again (ms since the epoch).
+        due_ms: u64,
+    },
+    /// Finished with a result.
+    Completed {
+        /// True when a fallback, not a worker, produced the result.
+        degraded: bool,
+    },
+    /// Attempts are spent (or the failure was permanent); waits for an operator.
+    DeadLettered {
+        /// Why, in plain words.
+        reason: String,
+    },
+    /// Stopped by an operator.
+    Cancelled {
+        /// Who or what cancelled it.
+        reason: String,
+    },
+    /// Not run because a dependency was dead-lettered or cancelled.
+    Skipped {
+        /// The dependency that caused it.
+        because: String,
+    },
+}
+
+/// The state's name alone, for counts, filters and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStateName {
+    /// See [`TaskState::Blocked`].
+    Blocked,
+    /// See [`TaskState::Queued`].
+    Queued,
+    /// See [`TaskState::Running`].
+    Running,
+    /// See [`TaskState::Validating`].
+    Validating,
+    /// See [`TaskState::RetryWait`].
+    RetryWait,
+    /// See [`TaskState::Completed`].
+    Completed,
+    /// See [`TaskState::DeadLettered`].
+    DeadLettered,
+    /// See [`TaskState::Cancelled`].
+    Cancelled,
+    /// See [`TaskState::Skipped`].
+    Skipped,
+}
+
+impl TaskStateName {
+    /// Every state, in life-cycle order (the order of reports).
+    pub const ALL: [TaskStateName; 9] = [
+        TaskStateName::Blocked,
+        TaskStateName::Queued,
+        TaskStateName::Running,
+        TaskStateName::Validating,
+        TaskStateName::RetryWait,
+        TaskStateName::Completed,
+        TaskStateName::DeadLettered,
+        TaskStateName::Cancelled,
+        TaskStateName::Skipped,
+    ];
+
+    /// The snake_case name used in JSON and on screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStateName::Blocked => "blocked",
+            TaskStateName::Queued => "queued",
+            TaskStateName::Running => "running",
+            TaskStateName::Validating => "validating",
+            TaskStateName::RetryWait => "retry_wait",
+            TaskStateName::Completed => "completed",
+            TaskStateName::DeadLettered => "dead_lettered",
+            TaskStateName::Cancelled => "cancelled",
+            TaskStateName::Skipped => "skipped",
+        }
+    }
+
+    /// True for states a task leaves only by an operator's action.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStateName::Completed | TaskStateName::DeadLettered | TaskStateName::Cancelled | TaskStateName::Skipped
+        )
+    }
+}
+
+impl std::fmt::Display for TaskStateName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TaskState {
+    /// The state's name.
+    pub fn name(&self) -> TaskStateName {
+        match self {
+            TaskState::Blocked => TaskStateName::Blocked,
+            TaskState::Queued => TaskStateName::Queued,
+            TaskState::Running { .. } => TaskStateName::Running,
+            TaskState::Validating { .. } => TaskStateName::Validating,
+            TaskState::RetryWait { .. } => TaskStateName::RetryWait,
+            TaskState::Completed { .. } => TaskStateName::Completed,
+            TaskState::DeadLettered { .. } => TaskStateName::DeadLettered,
+            TaskState::Cancelled { .. } => TaskStateName::Cancelled,
+            TaskState::Skipped { .. } => TaskStateName::Skipped,
+        }
+    }
+
+    /// True once the task needs an operator to move again.
+    pub fn is_terminal(&self) -> bool {
+        self.name().is_terminal()
+    }
+}

@@ -1,0 +1,315 @@
+//! The engine: the one writer of a run. It owns the [`RunState`] and the journal and
+//! runs one loop:
+//!
+//! ```text
+//! inputs (worker exits, timers, operator commands, shutdown)
+//!   → core::step / core::dispatch  (decide + apply, pure)
+//!   → journal.append(batch)        (one write + fdatasync for the whole batch)
+//!   → effects                      (spawn, stop, set timers)
+//!   → broadcast(records)           (reporters, TUI)
+//! ```
+//!
+//! Everything that arrived while the previous batch was being written is handled as
+//! one batch (group commit). The in-memory fold runs ahead of the disk by at most one
+//! batch, and no effect of a batch leaves the engine before the batch is durable: a
+//! crash loses nothing that anybody acted on.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use serde_json::{Map, Value};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::config::StdinMode;
+use crate::core::decide::{dispatch, Outcome};
+use crate::core::protocol::{fill, task_json, TaskView};
+use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
+use crate::io::journal::{Journal, JournalError, Record};
+use crate::io::process::{run_attempt, AttemptEnd, AttemptSpec, Stop};
+
+/// Wall clock in ms since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Engine failures: the run stops, and what is on disk stays consistent.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The event log could not be written.
+    #[error("cannot write the event log: {0}")]
+    Journal(#[from] JournalError),
+    /// A decision produced an event that does not fit the state (a bug).
+    #[error("internal error, please report it: {0}")]
+    Apply(#[from] ApplyError),
+}
+
+/// Where the engine's workers live and what they may refer to.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The run folder (`{state_dir}`).
+    pub state_dir: PathBuf,
+    /// Folder for captured output.
+    pub output_dir: PathBuf,
+    /// Path of the pitboss binary (`{pitboss}`), for the bundled sim-agent.
+    pub pitboss_exe: PathBuf,
+    /// Return once every task is terminal (headless) instead of waiting for commands.
+    pub exit_when_done: bool,
+}
+
+/// Messages into the engine loop.
+#[derive(Debug)]
+enum Msg {
+    /// An input from outside (operator command, timer).
+    Input(Input),
+    /// A runner finished; `input` reports how.
+    RunnerDone { task: String, attempt: u32, input: Input },
+}
+
+/// A handle for sending commands to a running engine and watching its events.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    events: broadcast::Sender<Arc<[Record]>>,
+}
+
+impl EngineHandle {
+    /// Sends an input; false if the engine has stopped.
+    pub fn send(&self, input: Input) -> bool {
+        self.tx.send(Msg::Input(input)).is_ok()
+    }
+
+    /// Subscribes to committed records, batch by batch.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Record]>> {
+        self.events.subscribe()
+    }
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every task is terminal.
+    Finished,
+    /// Shutdown was requested; the run can be resumed.
+    Interrupted,
+}
+
+/// The single writer of one run.
+pub struct Engine {
+    state: RunState,
+    journal: Journal,
+    config: EngineConfig,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    events: broadcast::Sender<Arc<[Record]>>,
+    running: HashMap<String, (u32, watch::Sender<Option<Stop>>)>,
+}
+
+impl Engine {
+    /// Wraps a state folded from `journal` (fresh or replayed).
+    pub fn new(state: RunState, journal: Journal, config: EngineConfig) -> Engine {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(4096);
+        Engine { state, journal, config, tx, rx, events, running: HashMap::new() }
+    }
+
+    /// A handle for commands and event subscriptions.
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle { tx: self.tx.clone(), events: self.events.clone() }
+    }
+
+    /// Runs until the run finishes (when `exit_when_done`) or `shutdown` resolves and
+    /// every attempt has been stopped. `shutdown` yields the reason recorded.
+    pub async fn run(mut self, shutdown: impl Future<Output = String>) -> Result<(RunState, Ending), EngineError> {
+        tokio::pin!(shutdown);
+        let mut shutting_down = false;
+        // Backoff timers do not survive a manager: set them again from the state.
+        let now = now_ms();
+        for (i, task) in self.state.tasks.iter().enumerate() {
+            if let TaskState::RetryWait { due_ms } = task.state {
+                self.set_timer(self.state.task_id(i).to_string(), due_ms, due_ms.saturating_sub(now));
+            }
+        }
+        loop {
+            if self.running.is_empty() {
+                if self.state.interrupted {
+                    return Ok((self.state, Ending::Interrupted));
+                }
+                if self.state.finished && self.config.exit_when_done {
+                    return Ok((self.state, Ending::Finished));
+                }
+            }
+            let first = tokio::select! {
+                biased;
+                reason = &mut shutdown, if !shutting_down => {
+                    shutting_down = true;
+                    Msg::Input(Input::Interrupt { reason })
+                }
+                Some(msg) = self.rx.recv() => msg,
+            };
+            let mut batch = vec![first];
+            while batch.len() < 4096 {
+                match self.rx.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch)?;
+        }
+    }
+
+    fn process(&mut self, batch: Vec<Msg>) -> Result<(), EngineError> {
+        let now = now_ms();
+        let mut rng = rand::rng();
+        let mut events = Vec::new();
+        for msg in batch {
+            let input = match msg {
+                Msg::Input(input) => input,
+                Msg::RunnerDone { task, attempt, input } => {
+                    if self.running.get(&task).is_some_and(|(a, _)| *a == attempt) {
+                        self.running.remove(&task);
+                    }
+                    input
+                }
+            };
+            let ctx = StepContext { now_ms: now, jitter: rng.random::<f64>() };
+            events.extend(step(&mut self.state, input, ctx)?);
+        }
+        events.extend(dispatch(&mut self.state, StepContext { now_ms: now, jitter: 0.0 })?);
+        if events.is_empty() {
+            return Ok(());
+        }
+        let first_seq = self.journal.append(now, &events)?;
+        for event in &events {
+            self.effect(event);
+        }
+        let records: Arc<[Record]> = events
+            .into_iter()
+            .enumerate()
+            .map(|(k, event)| Record { seq: first_seq + k as u64, ts: now, event })
+            .collect();
+        // Nobody listening is fine: the log is the source of truth.
+        let _ = self.events.send(records);
+        Ok(())
+    }
+
+    fn effect(&mut self, event: &Event) {
+        match event {
+            Event::AttemptStarted { task, attempt, pool } => self.start_attempt(task, *attempt, pool),
+            Event::AttemptFailed { task, then: AfterFailure::Retry { delay_ms, due_ms } | AfterFailure::Defer { delay_ms, due_ms }, .. } => {
+                self.set_timer(task.clone(), *due_ms, *delay_ms)
+            }
+            Event::TaskCancelled { task, .. } => {
+                if let Some((_, stop)) = self.running.get(task) {
+                    let _ = stop.send(Some(Stop::Cancel));
+                }
+            }
+            Event::RunInterrupted { .. } => {
+                for (_, stop) in self.running.values() {
+                    let _ = stop.send(Some(Stop::Interrupt));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn set_timer(&self, task: String, due_ms: u64, delay_ms: u64) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let _ = tx.send(Msg::Input(Input::RetryTimer { task, due_ms }));
+        });
+    }
+
+    fn start_attempt(&mut self, task: &str, attempt: u32, pool: &str) {
+        let tx = self.tx.clone();
+        let (stop_tx, stop_rx) = watch::channel(None);
+        self.running.insert(task.to_string(), (attempt, stop_tx));
+        let spec = self.attempt_spec(task, attempt, pool);
+        let task = task.to_string();
+        tokio::spawn(async move {
+            let end = match spec {
+                Ok(spec) => {
+                    let spawned_tx = tx.clone();
+                    let spawned_task = task.clone();
+                    run_attempt(spec, stop_rx, move |pid, start_ticks| {
+                        let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid, start_ticks }));
+                    })
+                    .await
+                }
+                Err(error) => AttemptEnd::Outcome(Outcome::Failure {
+                    class: FailureClass::SpawnPermanent,
+                    error,
+                    exit_code: None,
+                    signal: None,
+                    duration_ms: 0,
+                }),
+            };
+            let input = match end {
+                AttemptEnd::Outcome(outcome) => Input::Finished { task: task.clone(), attempt, outcome },
+                AttemptEnd::Stopped(Stop::Interrupt) => {
+                    Input::AttemptStopped { task: task.clone(), attempt, reason: "run interrupted".into() }
+                }
+                // The cancel is recorded already; the attempt's end changes nothing.
+                AttemptEnd::Stopped(Stop::Cancel) => {
+                    Input::AttemptStopped { task: task.clone(), attempt, reason: "cancelled".into() }
+                }
+            };
+            let _ = tx.send(Msg::RunnerDone { task, attempt, input });
+        });
+    }
+
+    /// Builds argv, stdin and environment for an attempt.
+    fn attempt_spec(&self, task: &str, attempt: u32, pool: &str) -> Result<AttemptSpec, String> {
+        let wf = &self.state.workflow;
+        let i = self.state.task_index(task).ok_or_else(|| format!("unknown task {task:?}"))?;
+        let spec = &wf.tasks[i];
+        let pool_spec = wf.pool_index(pool).map(|p| &wf.pools[p]).ok_or_else(|| format!("unknown pool {pool:?}"))?;
+        let view = TaskView { id: &spec.id, kind: &spec.kind, payload: &spec.payload, attempt, run_id: &self.state.run_id };
+        let exe = self.config.pitboss_exe.display().to_string();
+        let state_dir = self.config.state_dir.display().to_string();
+        let extra = |name: &str| match name {
+            "pitboss" => Some(exe.clone()),
+            "state_dir" => Some(state_dir.clone()),
+            _ => None,
+        };
+        let argv = pool_spec.command.iter().map(|a| fill(a, view, &extra)).collect::<Result<Vec<_>, _>>()?;
+        let stdin = match &pool_spec.stdin {
+            StdinMode::None => None,
+            StdinMode::Template(t) => Some(fill(t, view, &extra)?.into_bytes()),
+            StdinMode::Task => {
+                let inputs: Map<String, Value> = self.state.dependencies[i]
+                    .iter()
+                    .map(|&d| {
+                        let result = self.state.tasks[d].result.clone().unwrap_or(Value::Null);
+                        (self.state.task_id(d).to_string(), result)
+                    })
+                    .collect();
+                let mut bytes = serde_json::to_vec(&task_json(view, inputs)).map_err(|e| e.to_string())?;
+                bytes.push(b'\n');
+                Some(bytes)
+            }
+        };
+        let mut env: Vec<(String, String)> = pool_spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("PITBOSS_TASK_ID".into(), spec.id.clone()));
+        env.push(("PITBOSS_ATTEMPT".into(), attempt.to_string()));
+        env.push(("PITBOSS_RUN_ID".into(), self.state.run_id.clone()));
+        env.push(("PITBOSS_POOL".into(), pool.to_string()));
+        env.push(("PITBOSS_STATE_DIR".into(), state_dir.clone()));
+        Ok(AttemptSpec {
+            pool: pool.to_string(),
+            task: spec.id.clone(),
+            attempt,
+            argv,
+            stdin,
+            env,
+            cwd: pool_spec.cwd.clone(),
+            timeout: Duration::from_millis(spec.timeout_ms),
+            kill_grace: Duration::from_millis(wf.kill_grace_ms),
+            output_dir: self.config.output_dir.clone(),
+        })
+    }
+}

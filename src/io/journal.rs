@@ -1,0 +1,432 @@
+//! The event journal: `events.jsonl`, one record per line,
+//! `{"seq":N,"ts":MS,"event":{…},"crc":C}`, where C is the CRC-32 of the line with
+//! the `,"crc":C` part removed. Appends are group-committed: the engine hands over a
+//! whole batch, which is written with one `write` and made durable with one
+//! `fdatasync` before any of its effects happen.
+//!
+//! Opening verifies every record (checksum, and `seq` running 1, 2, 3… without gaps).
+//! Damage at the *tail* (a torn last write, NUL bytes from a crash, bad records up to
+//! the end) is what a crash leaves: it is cut off, saved to `events.jsonl.broken`, and
+//! reported. Damage followed by valid records is not a crash: it is refused, naming the
+//! line and seq, and never skipped silently.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::{Event, RunState};
+
+/// File name of the log inside a run folder.
+pub const LOG_FILE: &str = "events.jsonl";
+/// Where a cut tail is saved.
+pub const BROKEN_FILE: &str = "events.jsonl.broken";
+
+/// One record of the log.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Record {
+    /// 1-based sequence number.
+    pub seq: u64,
+    /// When it was recorded (ms since the epoch).
+    pub ts: u64,
+    /// What happened.
+    pub event: Event,
+}
+
+#[derive(Deserialize)]
+struct StoredRecord {
+    seq: u64,
+    ts: u64,
+    event: Event,
+    #[allow(dead_code)] // checked on the raw bytes before parsing
+    crc: u32,
+}
+
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    seq: u64,
+    ts: u64,
+    event: &'a Event,
+}
+
+/// Journal failures.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// File involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The log is a symlink, which could redirect writes anywhere.
+    #[error("{0}: the event log is a symbolic link; refusing to use it")]
+    Symlink(PathBuf),
+    /// No log in the folder.
+    #[error("{0}: no event log here (is this a pitboss run folder?)")]
+    Missing(PathBuf),
+    /// Valid records follow a damaged one: not a crash tail.
+    #[error(
+        "{path}:{line}: record {seq_text} is corrupt ({reason}) but valid records follow it; \
+         refusing to guess. Inspect the file, or cut the log there with `pitboss resume --truncate-at {cut_seq}` \
+         (the cut records are saved to {BROKEN_FILE})"
+    )]
+    Corrupt {
+        /// The log.
+        path: PathBuf,
+        /// 1-based line of the bad record.
+        line: usize,
+        /// The expected seq there, as text.
+        seq_text: String,
+        /// The seq to pass to --truncate-at.
+        cut_seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record that is well formed but cannot be folded (a bug or a hand edit).
+    #[error("{path}:{line}: record seq {seq} cannot be replayed: {reason}")]
+    Replay {
+        /// The log.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// Its seq.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io { path: path.to_path_buf(), source }
+}
+
+/// A damaged tail found while scanning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TornTail {
+    /// Byte offset where the valid part ends.
+    pub offset: u64,
+    /// Bytes after it.
+    pub len: u64,
+    /// 1-based line of the first damaged record.
+    pub line: usize,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// The outcome of scanning a log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    /// Valid records seen.
+    pub records: u64,
+    /// Length of the valid part in bytes.
+    pub valid_len: u64,
+    /// Damage at the tail, if any.
+    pub torn: Option<TornTail>,
+    /// True when the last valid record lacked its newline.
+    pub missing_newline: bool,
+}
+
+/// Encodes one record as a line (with its newline) onto `buf`.
+pub fn encode(seq: u64, ts: u64, event: &Event, buf: &mut Vec<u8>) {
+    let start = buf.len();
+    // Serializing our own types into a Vec cannot fail.
+    if serde_json::to_writer(&mut *buf, &RecordOut { seq, ts, event }).is_err() {
+        buf.truncate(start);
+        return;
+    }
+    buf.pop(); // the closing brace; the checksum goes before it
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&buf[start..]);
+    hasher.update(b"}");
+    let crc = hasher.finalize();
+    let _ = writeln!(buf, ",\"crc\":{crc}}}");
+}
+
+/// Decodes and verifies one line (without its newline).
+pub fn decode(line: &[u8]) -> Result<Record, String> {
+    const MARK: &[u8] = b",\"crc\":";
+    if line.contains(&0) {
+        return Err("NUL bytes".into());
+    }
+    let pos = line.windows(MARK.len()).rposition(|w| w == MARK).ok_or("no checksum")?;
+    if line.last() != Some(&b'}') {
+        return Err("truncated".into());
+    }
+    let crc_text = std::str::from_utf8(&line[pos + MARK.len()..line.len() - 1]).map_err(|_| "bad checksum")?;
+    let stored: u32 = crc_text.parse().map_err(|_| "bad checksum")?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&line[..pos]);
+    hasher.update(b"}");
+    if hasher.finalize() != stored {
+        return Err("checksum mismatch".into());
+    }
+    let rec: StoredRecord = serde_json::from_slice(line).map_err(|e| format!("unreadable record: {e}"))?;
+    Ok(Record { seq: rec.seq, ts: rec.ts, event: rec.event })
+}
+
+/// Reads every valid record of `path` in order, calling `visit(record, line)`.
+/// A damaged tail is reported in the result; damage before valid records is an error.
+/// `visit` errors stop the scan as [`JournalError::Replay`].
+pub fn scan(path: &Path, mut visit: impl FnMut(Record, usize) -> Result<(), String>) -> Result<Scan, JournalError> {
+    let file = open_read(path)?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::with_capacity(4096);
+    let mut offset: u64 = 0;
+    let mut records: u64 = 0;
+    let mut line_no = 0usize;
+    let mut missing_newline = false;
+    let mut first_bad: Option<TornTail> = None;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let terminated = line.last() == Some(&b'\n');
+        let body = if terminated { &line[..line.len() - 1] } else { &line[..] };
+        if let Some(bad) = &first_bad {
+            // Past the damage: anything valid here means the damage is not a tail.
+            if decode(body).is_ok() {
+                let bad = bad.clone();
+                return Err(JournalError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: bad.line,
+                    seq_text: format!("seq {}", records + 1),
+                    cut_seq: records + 1,
+                    reason: bad.reason,
+                });
+            }
+            continue;
+        }
+        let decoded = decode(body).and_then(|rec| {
+            if rec.seq == records + 1 {
+                Ok(rec)
+            } else {
+                Err(format!("seq {} where {} was expected", rec.seq, records + 1))
+            }
+        });
+        match decoded {
+            Ok(rec) => {
+                let seq = rec.seq;
+                visit(rec, line_no).map_err(|reason| JournalError::Replay {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    seq,
+                    reason,
+                })?;
+                records += 1;
+                offset += n as u64;
+                missing_newline = !terminated;
+            }
+            Err(reason) => {
+                let reason = if terminated { reason } else { format!("{reason}, partial last line") };
+                first_bad = Some(TornTail { offset, len: 0, line: line_no, reason });
+            }
+        }
+    }
+    let total = reader.get_ref().metadata().map_err(io_err(path))?.len();
+    let torn = first_bad.map(|mut t| {
+        t.len = total - t.offset;
+        t
+    });
+    Ok(Scan { records, valid_len: offset, torn, missing_newline })
+}
+
+fn open_read(path: &Path) -> Result<File, JournalError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(JournalError::Symlink(path.to_path_buf())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(JournalError::Missing(path.to_path_buf())),
+        Err(e) => return Err(io_err(path)(e)),
+    }
+    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(io_err(path))
+}
+
+/// The append side of a log.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    next_seq: u64,
+    buf: Vec<u8>,
+}
+
+impl Journal {
+    /// Creates `dir/events.jsonl` (0600, refusing to overwrite) holding `first`.
+    pub fn create(dir: &Path, ts: u64, first: &Event) -> Result<Journal, JournalError> {
+        let path = dir.join(LOG_FILE);
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let mut journal = Journal { path, file, next_seq: 1, buf: Vec::with_capacity(64 * 1024) };
+        journal.append(ts, std::slice::from_ref(first))?;
+        // The file's existence must survive a crash too.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(journal)
+    }
+
+    /// Opens an existing log for appending after `scan` checked it. A torn tail is cut
+    /// off (the bytes saved to `events.jsonl.broken` first).
+    pub fn open(dir: &Path, scan: &Scan) -> Result<Journal, JournalError> {
+        let path = dir.join(LOG_FILE);
+        if let Some(torn) = &scan.torn {
+            save_tail(&path, &dir.join(BROKEN_FILE), torn.offset)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.set_len(scan.valid_len).map_err(io_err(&path))?;
+        file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
+        if scan.missing_newline {
+            file.write_all(b"\n").map_err(io_err(&path))?;
+        }
+        file.sync_data().map_err(io_err(&path))?;
+        Ok(Journal { path, file, next_seq: scan.records + 1, buf: Vec::with_capacity(64 * 1024) })
+    }
+
+    /// Appends a batch with one write and one fdatasync; returns the first seq used.
+    pub fn append(&mut self, ts: u64, events: &[Event]) -> Result<u64, JournalError> {
+        let first = self.next_seq;
+        if events.is_empty() {
+            return Ok(first);
+        }
+        self.buf.clear();
+        for event in events {
+            encode(self.next_seq, ts, event, &mut self.buf);
+            self.next_seq += 1;
+        }
+        let result = self.file.write_all(&self.buf).and_then(|_| self.file.sync_data());
+        if let Err(e) = result {
+            // The batch may be partly on disk; it will read as a torn tail next time.
+            self.next_seq = first;
+            return Err(io_err(&self.path)(e));
+        }
+        Ok(first)
+    }
+
+    /// Seq the next record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+}
+
+/// Copies the bytes from `offset` to the end of `log` onto the end of `broken`, durably.
+fn save_tail(log: &Path, broken: &Path, offset: u64) -> Result<(), JournalError> {
+    let mut src = open_read(log)?;
+    src.seek(SeekFrom::Start(offset)).map_err(io_err(log))?;
+    let mut tail = Vec::new();
+    src.read_to_end(&mut tail).map_err(io_err(log))?;
+    let mut out = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(broken)
+        .map_err(io_err(broken))?;
+    out.write_all(&tail).and_then(|_| out.sync_all()).map_err(io_err(broken))
+}
+
+/// Cuts a log so that it ends before record `seq` (for `--truncate-at`); the cut part
+/// is saved to `events.jsonl.broken`. Returns the number of bytes cut.
+pub fn truncate_at(dir: &Path, seq: u64) -> Result<u64, JournalError> {
+    let path = dir.join(LOG_FILE);
+    let file = open_read(&path)?;
+    let mut reader = BufReader::new(file);
+    let mut offset = 0u64;
+    let mut line = Vec::new();
+    for _ in 1..seq {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io_err(&path))?;
+        if n == 0 {
+            break;
+        }
+        offset += n as u64;
+    }
+    let total = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+    save_tail(&path, &dir.join(BROKEN_FILE), offset)?;
+    let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+    f.set_len(offset).and_then(|_| f.sync_all()).map_err(io_err(&path))?;
+    Ok(total - offset)
+}
+
+/// Folds a whole log into the run state it describes. Returns the state and the scan
+/// (which reports a damaged tail, if any).
+pub fn replay(path: &Path) -> Result<(RunState, Scan), JournalError> {
+    let mut state: Option<RunState> = None;
+    let scan = scan(path, |rec, _| match &mut state {
+        None => {
+            state = Some(RunState::from_first(&rec.event).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Some(s) => s.apply(&rec.event, rec.ts).map_err(|e| e.to_string()),
+    })?;
+    match state {
+        Some(state) => Ok((state, scan)),
+        None => Err(JournalError::Missing(path.to_path_buf())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(task: &str) -> Event {
+        Event::TaskReady { task: task.into() }
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let mut buf = Vec::new();
+        encode(7, 123, &ev("a"), &mut buf);
+        assert_eq!(buf.last(), Some(&b'\n'));
+        let rec = decode(&buf[..buf.len() - 1]).unwrap();
+        assert_eq!(rec, Record { seq: 7, ts: 123, event: ev("a") });
+    }
+
+    #[test]
+    fn flipped_byte_fails_checksum() {
+        let mut buf = Vec::new();
+        encode(1, 1, &ev("abc"), &mut buf);
+        let i = buf.iter().position(|&b| b == b'b').unwrap();
+        buf[i] = b'x';
+        assert_eq!(decode(&buf[..buf.len() - 1]).unwrap_err(), "checksum mismatch");
+    }
+
+    #[test]
+    fn torn_tail_is_reported_and_middle_damage_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let mut buf = Vec::new();
+        for seq in 1..=3 {
+            encode(seq, 0, &ev("a"), &mut buf);
+        }
+        let whole = buf.len();
+        buf.extend_from_slice(b"{\"seq\":4,\"ts\"");
+        std::fs::write(&path, &buf).unwrap();
+        let scan = scan(&path, |_, _| Ok(())).unwrap();
+        assert_eq!(scan.records, 3);
+        assert_eq!(scan.valid_len, whole as u64);
+        assert_eq!(scan.torn.as_ref().map(|t| t.line), Some(4));
+
+        // Damage the second record: the third is valid, so this is not a tail.
+        let mut bad = buf[..whole].to_vec();
+        let second = bad.iter().position(|&b| b == b'\n').unwrap() + 5;
+        bad[second] ^= 0x20;
+        std::fs::write(&path, &bad).unwrap();
+        let err = super::scan(&path, |_, _| Ok(())).unwrap_err();
+        assert!(matches!(err, JournalError::Corrupt { line: 2, cut_seq: 2, .. }), "{err}");
+    }
+}

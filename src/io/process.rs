@@ -1,0 +1,344 @@
+//! Running one attempt as a real process: its own process group, the task on stdin,
+//! bounded capture of stdout and stderr, a timeout that ends the whole group
+//! (SIGTERM, a grace period, then SIGKILL, grandchildren included), and spawn errors
+//! told apart so that permanent ones are not retried.
+//!
+//! Capture is bounded twice: a tail kept in memory (enough to read the result and
+//! quote errors) and a capped file per stream in the run folder. A worker that prints
+//! gigabytes costs the manager at most the tail buffers.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::core::decide::Outcome;
+use crate::core::protocol::{verdict, Verdict};
+use crate::core::FailureClass;
+
+/// Bytes of stdout kept in memory per attempt (the result is read from them).
+pub const STDOUT_TAIL: usize = 1 << 20;
+/// Bytes of stderr kept in memory per attempt (errors quote them).
+pub const STDERR_TAIL: usize = 64 << 10;
+/// Bytes of each stream written to the attempt's file in the run folder.
+pub const FILE_CAP: u64 = 16 << 20;
+/// How long to wait for output pipes to close after the process group is gone (a
+/// process that escaped the group with setsid could hold them forever).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Everything needed to start one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptSpec {
+    /// Pool name (for messages).
+    pub pool: String,
+    /// Task id.
+    pub task: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Program and arguments, placeholders already filled.
+    pub argv: Vec<String>,
+    /// Bytes for stdin, or `None` for /dev/null.
+    pub stdin: Option<Vec<u8>>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// Attempt timeout.
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Folder for the capture files.
+    pub output_dir: PathBuf,
+}
+
+/// Why the engine stops an attempt early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// An operator cancelled the task.
+    Cancel,
+    /// The manager is shutting down.
+    Interrupt,
+}
+
+/// How an attempt ended, as the engine needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptEnd {
+    /// Ran to an outcome (success or failure, spawn failures included).
+    Outcome(Outcome),
+    /// Stopped by the engine; its process group is gone.
+    Stopped(Stop),
+}
+
+/// A bounded capture of one stream.
+struct Capture {
+    tail: Vec<u8>,
+    tail_cap: usize,
+    path: PathBuf,
+    file: Option<File>,
+    written: u64,
+    dropped: u64,
+}
+
+impl Capture {
+    fn new(path: PathBuf, tail_cap: usize) -> Capture {
+        Capture { tail: Vec::new(), tail_cap, path, file: None, written: 0, dropped: 0 }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        self.tail.extend_from_slice(chunk);
+        if self.tail.len() > 2 * self.tail_cap {
+            // Amortised: trim only when twice over, so each byte moves at most once.
+            let cut = self.tail.len() - self.tail_cap;
+            self.tail.drain(..cut);
+        }
+        let room = FILE_CAP.saturating_sub(self.written);
+        let keep = (chunk.len() as u64).min(room) as usize;
+        self.dropped += (chunk.len() - keep) as u64;
+        if keep == 0 {
+            return;
+        }
+        if self.file.is_none() {
+            // Created on first output, so silent attempts cost no file.
+            self.file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&self.path)
+                .ok();
+        }
+        if let Some(f) = &mut self.file {
+            if f.write_all(&chunk[..keep]).is_err() {
+                self.file = None;
+            }
+        }
+        self.written += keep as u64;
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        if self.dropped > 0 {
+            if let Some(f) = &mut self.file {
+                let _ = writeln!(f, "\n[pitboss: output capped at {FILE_CAP} bytes; {} more bytes dropped]", self.dropped);
+            }
+        }
+        self.file = None;
+        if self.tail.len() > self.tail_cap {
+            let cut = self.tail.len() - self.tail_cap;
+            self.tail.drain(..cut);
+        }
+        std::mem::take(&mut self.tail)
+    }
+}
+
+async fn pump(mut reader: impl AsyncRead + Unpin, capture: Arc<Mutex<Capture>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Ok(mut c) = capture.lock() {
+                    c.push(&buf[..n]);
+                }
+            }
+        }
+    }
+}
+
+/// Process start time (clock ticks since boot) from /proc, to tell a process from a
+/// later one that reuses its pid.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: count from the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Sends `signal` to a process group, ignoring "no such group".
+pub fn signal_group(pgid: u32, signal: Signal) {
+    if pgid > 1 {
+        let _ = killpg(Pid::from_raw(pgid as i32), signal);
+    }
+}
+
+fn classify_spawn(err: &std::io::Error) -> FailureClass {
+    match err.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM) => FailureClass::SpawnResource,
+        _ => FailureClass::SpawnPermanent,
+    }
+}
+
+fn describe_spawn(err: &std::io::Error, spec: &AttemptSpec) -> String {
+    let program = &spec.argv[0];
+    let cwd = match &spec.cwd {
+        Some(c) => c.display().to_string(),
+        None => std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "?".into()),
+    };
+    let what = match err.raw_os_error() {
+        Some(libc::ENOENT) if spec.cwd.as_ref().is_some_and(|c| !c.is_dir()) => {
+            format!("working directory {cwd} does not exist")
+        }
+        Some(libc::ENOENT) => format!("command {program:?} not found (not on PATH, or no such file)"),
+        Some(libc::EACCES) => format!("command {program:?} is not executable (permission denied)"),
+        Some(libc::E2BIG) => format!("argument list too long for {program:?}"),
+        Some(libc::ENOEXEC) => format!("{program:?} is not a program this system can run (missing #! line?)"),
+        Some(libc::EMFILE | libc::ENFILE) => "too many open files".to_string(),
+        Some(libc::EAGAIN) => "process limit reached (EAGAIN)".to_string(),
+        _ => err.to_string(),
+    };
+    format!("pool {:?}: {what} [command {program:?}, cwd {cwd}]", spec.pool)
+}
+
+async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    loop {
+        if let Some(stop) = *rx.borrow_and_update() {
+            return stop;
+        }
+        if rx.changed().await.is_err() {
+            // The engine dropped its handle: nobody can stop us, wait for the exit.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+/// Runs one attempt to its end. `on_spawn(pid, start_ticks)` is called once the
+/// process exists. The process group is gone when this returns, whatever happened.
+pub async fn run_attempt(
+    spec: AttemptSpec,
+    mut stop: watch::Receiver<Option<Stop>>,
+    on_spawn: impl FnOnce(u32, Option<u64>),
+) -> AttemptEnd {
+    let started = Instant::now();
+    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..])
+        .process_group(0)
+        .stdin(if spec.stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(false);
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent. It makes
+    // the kernel SIGKILL the worker if the manager dies without ending it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return AttemptEnd::Outcome(Outcome::Failure {
+                class: classify_spawn(&e),
+                error: describe_spawn(&e, &spec),
+                exit_code: None,
+                signal: None,
+                duration_ms: ms(started.elapsed()),
+            })
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    on_spawn(pid, start_ticks(pid));
+
+    if let (Some(bytes), Some(mut stdin)) = (spec.stdin, child.stdin.take()) {
+        // A worker that never reads stdin must not block us: write from a task and
+        // ignore EPIPE.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&bytes).await;
+        });
+    }
+    let base = format!("{}.{}", spec.task, spec.attempt);
+    let out = Arc::new(Mutex::new(Capture::new(spec.output_dir.join(format!("{base}.stdout")), STDOUT_TAIL)));
+    let err = Arc::new(Mutex::new(Capture::new(spec.output_dir.join(format!("{base}.stderr")), STDERR_TAIL)));
+    let mut readers = Vec::new();
+    if let Some(r) = child.stdout.take() {
+        readers.push(tokio::spawn(pump(r, out.clone())));
+    }
+    if let Some(r) = child.stderr.take() {
+        readers.push(tokio::spawn(pump(r, err.clone())));
+    }
+
+    enum Why {
+        Exited(std::io::Result<std::process::ExitStatus>),
+        TimedOut,
+        Stopped(Stop),
+    }
+    let why = tokio::select! {
+        status = child.wait() => Why::Exited(status),
+        _ = tokio::time::sleep(spec.timeout) => Why::TimedOut,
+        stop = wait_stop(&mut stop) => Why::Stopped(stop),
+    };
+    let status = match &why {
+        Why::Exited(status) => status.as_ref().ok().copied(),
+        _ => {
+            signal_group(pid, Signal::SIGTERM);
+            match tokio::time::timeout(spec.kill_grace, child.wait()).await {
+                Ok(status) => status.ok(),
+                Err(_) => {
+                    signal_group(pid, Signal::SIGKILL);
+                    child.wait().await.ok()
+                }
+            }
+        }
+    };
+    // The leader is gone; anything left in its group (background grandchildren) goes too.
+    signal_group(pid, Signal::SIGKILL);
+    let drain = async {
+        for r in readers.iter_mut() {
+            let _ = r.await;
+        }
+    };
+    if tokio::time::timeout(DRAIN_DEADLINE, drain).await.is_err() {
+        for r in &readers {
+            r.abort();
+        }
+    }
+    let stdout = out.lock().map(|mut c| c.finish()).unwrap_or_default();
+    let stderr = err.lock().map(|mut c| c.finish()).unwrap_or_default();
+    let duration_ms = ms(started.elapsed());
+    let exit_code = status.and_then(|s| s.code());
+    let signal = status.and_then(|s| s.signal());
+    match why {
+        Why::Stopped(stop) => AttemptEnd::Stopped(stop),
+        Why::TimedOut => AttemptEnd::Outcome(Outcome::Failure {
+            class: FailureClass::Timeout,
+            error: format!("timed out after {}; process group ended", crate::cli::human_ms(ms(spec.timeout))),
+            exit_code,
+            signal,
+            duration_ms,
+        }),
+        Why::Exited(Err(e)) => AttemptEnd::Outcome(Outcome::Failure {
+            class: FailureClass::Worker,
+            error: format!("could not wait for the worker: {e}"),
+            exit_code: None,
+            signal: None,
+            duration_ms,
+        }),
+        Why::Exited(Ok(_)) => AttemptEnd::Outcome(match verdict(&stdout, &stderr, exit_code) {
+            Verdict::Completed(result) => Outcome::Success { result, exit_code, duration_ms },
+            Verdict::Failed(error) => {
+                let error = match signal {
+                    Some(sig) if exit_code.is_none() => format!("{error} (signal {sig})"),
+                    _ => error,
+                };
+                Outcome::Failure { class: FailureClass::Worker, error, exit_code, signal, duration_ms }
+            }
+        }),
+    }
+}

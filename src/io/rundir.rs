@@ -1,0 +1,130 @@
+//! The run folder: `events.jsonl`, `manager.lock`, and `output/` with each attempt's
+//! captured stdout and stderr. The folder is 0700 and its files 0600 whatever the
+//! umask (logs and outputs may hold prompts and results). One manager at a time holds
+//! the folder through an `flock` on `manager.lock`, which the kernel drops when the
+//! manager dies, so a crash never leaves a stale lock behind.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// File holding the manager's lock and pid.
+pub const LOCK_FILE: &str = "manager.lock";
+/// Folder of captured attempt output.
+pub const OUTPUT_DIR: &str = "output";
+
+/// Run folder failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path involved.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Another manager holds the folder.
+    #[error("{path} is in use by another pitboss manager (pid {pid}); act on the run in that manager, or stop it first")]
+    Held {
+        /// The run folder.
+        path: PathBuf,
+        /// The holder's pid, as written in the lock file.
+        pid: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |source| RunDirError::Io { path: path.to_path_buf(), source }
+}
+
+/// A run folder held by this process. Dropping it releases the lock.
+pub struct RunDir {
+    /// The folder.
+    pub path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl RunDir {
+    /// Creates (if needed) and locks a run folder.
+    pub fn hold(path: &Path) -> Result<RunDir, RunDirError> {
+        DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(io_err(path))?;
+        // An existing folder keeps its mode; tighten it explicitly.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io_err(path))?;
+        let path = std::fs::canonicalize(path).map_err(io_err(path))?;
+        let lock_path = path.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((mut file, _)) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = if pid.trim().is_empty() { "unknown".to_string() } else { pid.trim().to_string() };
+                return Err(RunDirError::Held { path, pid });
+            }
+        };
+        let write_pid = |f: &mut File| -> std::io::Result<()> {
+            f.set_len(0)?;
+            f.seek(SeekFrom::Start(0))?;
+            writeln!(f, "{}", std::process::id())?;
+            f.sync_data()
+        };
+        write_pid(&mut lock).map_err(io_err(&lock_path))?;
+        let output = path.join(OUTPUT_DIR);
+        DirBuilder::new().recursive(true).mode(0o700).create(&output).map_err(io_err(&output))?;
+        Ok(RunDir { path, _lock: lock })
+    }
+
+    /// The folder for captured output.
+    pub fn output_dir(&self) -> PathBuf {
+        self.path.join(OUTPUT_DIR)
+    }
+}
+
+/// True when some manager holds the folder right now (for read-only commands that
+/// must not change a live run).
+pub fn is_held(path: &Path) -> Option<String> {
+    let file = OpenOptions::new().read(true).open(path.join(LOCK_FILE)).ok()?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => None,
+        Err((mut file, _)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Some(pid.trim().to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_with_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let first = RunDir::hold(&run).unwrap();
+        // flock locks belong to the open file description, so a second open in the
+        // same process conflicts just as another process would.
+        match RunDir::hold(&run) {
+            Err(RunDirError::Held { pid, .. }) => assert_eq!(pid, std::process::id().to_string()),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("second hold succeeded"),
+        }
+        assert_eq!(std::fs::metadata(&run).unwrap().permissions().mode() & 0o777, 0o700);
+        assert!(is_held(&run).is_some());
+        drop(first);
+        assert!(is_held(&run).is_none());
+    }
+}

@@ -1,0 +1,200 @@
+//! The `pitboss` binary: parses arguments, sets up logging, and hands over to the
+//! command. Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use pitboss::cli::{self, history, run, EXIT_USAGE};
+use pitboss::config;
+
+/// The bundled demo workflow, so `pitboss` runs anywhere with zero setup.
+const DEMO: &str = include_str!("../assets/workflows/demo.toml");
+
+#[derive(Parser)]
+#[command(name = "pitboss", version, about = "A terminal control panel for fleets of AI agents", long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a run of a workflow file.
+    Run {
+        /// The workflow (TOML).
+        file: PathBuf,
+        /// Run folder (default: a new folder under $PITBOSS_HOME or the data dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// No TUI: progress on stderr (the TUI is not built yet, so this is the default).
+        #[arg(long)]
+        headless: bool,
+        /// Print the run's JSON document on stdout at the end.
+        #[arg(long)]
+        json: bool,
+        /// Broker URL for distributed mode (not supported yet).
+        #[arg(long)]
+        broker: Option<String>,
+    },
+    /// Replay a run folder's event log and carry on.
+    Resume {
+        /// The run folder.
+        dir: PathBuf,
+        /// No TUI (the default until the TUI is built).
+        #[arg(long)]
+        headless: bool,
+        /// Print the run's JSON document on stdout at the end.
+        #[arg(long)]
+        json: bool,
+        /// Cut the log before this record first (the way out of mid-log corruption).
+        #[arg(long, value_name = "SEQ")]
+        truncate_at: Option<u64>,
+    },
+    /// Show a run's task table, or one task's whole history.
+    Inspect {
+        /// The run folder.
+        dir: PathBuf,
+        /// A task id.
+        task: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List dead letters, or replay them.
+    #[command(args_conflicts_with_subcommands = true)]
+    Dlq {
+        #[command(subcommand)]
+        action: Option<DlqAction>,
+        /// The run folder.
+        dir: Option<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the event log.
+    Events {
+        /// The run folder.
+        dir: PathBuf,
+        /// Keep printing as a live manager appends.
+        #[arg(long, short)]
+        follow: bool,
+        /// One JSON record per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a workflow file; problems are printed as FILE:LINE:COL: message.
+    Validate {
+        /// The workflow (TOML).
+        file: PathBuf,
+    },
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// A simulated agent CLI for the demo and tests (reads a task JSON on stdin).
+    SimAgent {
+        /// Name it logs under.
+        #[arg(long, default_value = "agent")]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Requeue dead letters (and revive their skipped dependents); `resume` runs them.
+    Replay {
+        /// The run folder.
+        dir: PathBuf,
+        /// Tasks to replay.
+        tasks: Vec<String>,
+        /// Replay every dead letter.
+        #[arg(long, conflicts_with = "tasks")]
+        all: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if matches!(args.command, Some(Command::Inspect { .. } | Command::Events { .. } | Command::Dlq { .. } | Command::Completions { .. } | Command::Validate { .. })) {
+        // Read-only commands end quietly when their reader goes away (`| head`), like
+        // other Unix tools. A manager keeps the default of ignoring it: it must never
+        // die because a terminal or pipe closed.
+        // SAFETY: called before any thread exists; SIG_DFL is always a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let _log_guard = init_logging();
+    let result = match args.command {
+        None => {
+            let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            match config::parse(DEMO, "demo.toml (bundled)", &base) {
+                Ok(workflow) => {
+                    eprintln!("pitboss: running the bundled demo fleet (headless until the TUI lands)");
+                    run::start(workflow, None, run::RunOptions::default())
+                }
+                Err(e) => Err((EXIT_USAGE, e.to_string())),
+            }
+        }
+        Some(Command::Run { file, state_dir, headless: _, json, broker }) => {
+            if broker.is_some() {
+                Err((EXIT_USAGE, "--broker: distributed mode is not supported yet".to_string()))
+            } else {
+                match config::load(&file) {
+                    Ok(workflow) => run::start(workflow, state_dir, run::RunOptions { json }),
+                    Err(e) => Err((EXIT_USAGE, e.to_string())),
+                }
+            }
+        }
+        Some(Command::Resume { dir, headless: _, json, truncate_at }) => {
+            run::resume(&dir, truncate_at, run::RunOptions { json })
+        }
+        Some(Command::Inspect { dir, task, json }) => history::inspect(&dir, task.as_deref(), json),
+        Some(Command::Dlq { action: Some(DlqAction::Replay { dir, tasks, all }), .. }) => {
+            if tasks.is_empty() && !all {
+                Err((EXIT_USAGE, "dlq replay: name the tasks to replay, or pass --all".to_string()))
+            } else {
+                history::dlq_replay(&dir, &tasks, all)
+            }
+        }
+        Some(Command::Dlq { action: None, dir: Some(dir), json }) => history::dlq_list(&dir, json),
+        Some(Command::Dlq { action: None, dir: None, .. }) => {
+            Err((EXIT_USAGE, "usage: pitboss dlq DIR [--json] | pitboss dlq replay DIR (TASK…|--all)".to_string()))
+        }
+        Some(Command::Events { dir, follow, json }) => history::events(&dir, follow, json),
+        Some(Command::Validate { file }) => match config::load(&file) {
+            Ok(wf) => {
+                println!("{}: ok ({} pools, {} tasks)", file.display(), wf.pools.len(), wf.tasks.len());
+                Ok(cli::EXIT_OK)
+            }
+            Err(e) => Err((EXIT_USAGE, e.to_string())),
+        },
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Args::command(), "pitboss", &mut std::io::stdout());
+            Ok(cli::EXIT_OK)
+        }
+        Some(Command::SimAgent { role }) => Ok(cli::sim_agent::main(&role)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err((code, message)) => {
+            eprintln!("{message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Logs go to a file under the pitboss home (never to the terminal, which belongs to
+/// the progress display or the TUI). `PITBOSS_LOG` sets the filter (default `info`).
+fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = cli::home().join("logs");
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::never(&dir, "pitboss.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PITBOSS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).try_init().ok()?;
+    Some(guard)
+}
