@@ -185,10 +185,8 @@ pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
         file: file.clone(),
         problems: vec![Problem { line: 1, col: 1, message: format!("cannot read the workflow: {e}") }],
     })?;
-    let base = path
-        .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-        .unwrap_or(Path::new("."));
+    let base =
+        path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new("."));
     let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
     parse(&text, &file, &base)
 }
@@ -215,7 +213,8 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigErro
 
 /// Parses durations such as `500ms`, `30s`, `5m`, `1h`, `1m30s` into milliseconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let bad = || format!("bad duration {text:?}: expected a number and a unit (ms, s, m, h), such as \"30s\" or \"1m30s\"");
+    let bad =
+        || format!("bad duration {text:?}: expected a number and a unit (ms, s, m, h), such as \"30s\" or \"1m30s\"");
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(bad());
@@ -245,25 +244,36 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 /// Placeholders a command or stdin template may use besides `{payload.KEY…}`.
 const PLAIN_PLACEHOLDERS: &[&str] = &["id", "type", "attempt", "run_id", "payload", "pitboss", "state_dir"];
 
-/// Names inside `{…}` in a template; `{{` and `}}` are literal braces.
-pub fn placeholders(template: &str) -> Result<Vec<&str>, String> {
-    let mut names = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find(['{', '}']) {
-        let (head, tail) = rest.split_at(open);
-        let _ = head;
-        if tail.starts_with("{{") || tail.starts_with("}}") {
-            rest = &tail[2..];
-            continue;
+/// Names of the placeholders in a template. A placeholder is `{name}` where name is
+/// made of letters, digits, `_`, `.` and `-` and starts with a letter or `_`
+/// (`{id}`, `{payload.prompt}`); any other brace is literal, so JSON and shell code
+/// in a command (`echo {"ok":true}`) need no escaping.
+pub fn placeholders(template: &str) -> Vec<&str> {
+    placeholder_spans(template).into_iter().map(|(start, end)| &template[start + 1..end - 1]).collect()
+}
+
+/// Byte ranges `{…}` of the placeholders in a template.
+pub fn placeholder_spans(template: &str) -> Vec<(usize, usize)> {
+    let bytes = template.as_bytes();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'{' {
+            let name_start = i + 1;
+            let mut j = name_start;
+            while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'.' | b'-')) {
+                j += 1;
+            }
+            let starts_well = name_start < j && (bytes[name_start].is_ascii_alphabetic() || bytes[name_start] == b'_');
+            if starts_well && j < bytes.len() && bytes[j] == b'}' {
+                spans.push((i, j + 1));
+                i = j + 1;
+                continue;
+            }
         }
-        if tail.starts_with('}') {
-            return Err(format!("unmatched '}}' in {template:?} (write '}}}}' for a literal brace)"));
-        }
-        let close = tail.find('}').ok_or_else(|| format!("unclosed '{{' in {template:?}"))?;
-        names.push(&tail[1..close]);
-        rest = &tail[close + 1..];
+        i += 1;
     }
-    Ok(names)
+    spans
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -543,33 +553,38 @@ impl Checker<'_> {
     }
 
     fn check_template(&mut self, template: &str, span: Range<usize>) {
-        match placeholders(template) {
-            Err(e) => self.report(span, e),
-            Ok(names) => {
-                for name in names {
-                    let known = PLAIN_PLACEHOLDERS.contains(&name)
-                        || name.strip_prefix("payload.").is_some_and(|k| !k.is_empty());
-                    if !known {
-                        self.report(
-                            span.clone(),
-                            format!(
-                                "unknown placeholder {{{name}}}: use {{payload.KEY}}, {}",
-                                PLAIN_PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
-                            ),
-                        );
-                    }
-                }
+        for name in placeholders(template) {
+            let known =
+                PLAIN_PLACEHOLDERS.contains(&name) || name.strip_prefix("payload.").is_some_and(|k| !k.is_empty());
+            if !known {
+                let list: Vec<String> = PLAIN_PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect();
+                self.report(
+                    span.clone(),
+                    format!("unknown placeholder {{{name}}}: use {{payload.KEY}}, {}", list.join(", ")),
+                );
             }
         }
     }
 
-    fn task(&mut self, raw: &RawTask, pools: &[PoolSpec], default_timeout: u64, default_retry: RetryPolicy) -> TaskSpec {
+    fn task(
+        &mut self,
+        raw: &RawTask,
+        pools: &[PoolSpec],
+        default_timeout: u64,
+        default_retry: RetryPolicy,
+    ) -> TaskSpec {
         self.not_supported(&raw.gates, "gates");
         self.not_supported(&raw.consensus, "consensus");
         self.not_supported(&raw.fallback, "fallback");
         let id = raw.id.get_ref().clone();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) || id.starts_with('.') {
-            self.report(raw.id.span(), format!("task id {id:?} must be letters, digits, '_', '-' or '.' (it names files)"));
+        if id.is_empty()
+            || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            || id.starts_with('.')
+        {
+            self.report(
+                raw.id.span(),
+                format!("task id {id:?} must be letters, digits, '_', '-' or '.' (it names files)"),
+            );
         }
         let timeout_ms = raw.timeout.as_ref().and_then(|t| self.duration(t)).unwrap_or(default_timeout);
         if timeout_ms == 0 {
@@ -582,13 +597,19 @@ impl Checker<'_> {
         let requires: Vec<String> = raw.requires.iter().map(|c| c.get_ref().clone()).collect();
         match &raw.pool {
             Some(pool_name) => match pools.iter().find(|p| &p.name == pool_name.get_ref()) {
-                None => self.report(pool_name.span(), format!("task {id:?} names unknown pool {:?}", pool_name.get_ref())),
+                None => {
+                    self.report(pool_name.span(), format!("task {id:?} names unknown pool {:?}", pool_name.get_ref()))
+                }
                 Some(pool) => {
                     for cap in &raw.requires {
                         if !pool.capabilities.contains(cap.get_ref()) {
                             self.report(
                                 cap.span(),
-                                format!("task {id:?} requires {:?} but its pool {:?} does not have it", cap.get_ref(), pool.name),
+                                format!(
+                                    "task {id:?} requires {:?} but its pool {:?} does not have it",
+                                    cap.get_ref(),
+                                    pool.name
+                                ),
                             );
                         }
                     }
@@ -618,7 +639,7 @@ impl Checker<'_> {
                 templates.push(t);
             }
             for template in templates {
-                for name in placeholders(template).unwrap_or_default() {
+                for name in placeholders(template) {
                     if let Some(path) = name.strip_prefix("payload.") {
                         if lookup_payload(&payload, path).is_none() {
                             self.report(
@@ -653,11 +674,17 @@ impl Checker<'_> {
             let mut seen = HashSet::new();
             for dep in &t.depends_on {
                 if !index.contains_key(dep.get_ref().as_str()) {
-                    self.report(dep.span(), format!("task {:?} depends on unknown task {:?}", t.id.get_ref(), dep.get_ref()));
+                    self.report(
+                        dep.span(),
+                        format!("task {:?} depends on unknown task {:?}", t.id.get_ref(), dep.get_ref()),
+                    );
                 } else if dep.get_ref() == t.id.get_ref() {
                     self.report(dep.span(), format!("task {:?} depends on itself", t.id.get_ref()));
                 } else if !seen.insert(dep.get_ref()) {
-                    self.report(dep.span(), format!("task {:?} lists {:?} twice in depends_on", t.id.get_ref(), dep.get_ref()));
+                    self.report(
+                        dep.span(),
+                        format!("task {:?} lists {:?} twice in depends_on", t.id.get_ref(), dep.get_ref()),
+                    );
                 }
             }
         }
@@ -693,7 +720,8 @@ impl Checker<'_> {
                             key.sort_unstable();
                             if reported.insert(key) {
                                 members.push(dep);
-                                let names: Vec<&str> = members.iter().map(|&t| tasks[t].id.get_ref().as_str()).collect();
+                                let names: Vec<&str> =
+                                    members.iter().map(|&t| tasks[t].id.get_ref().as_str()).collect();
                                 self.report(dep_span, format!("dependency cycle: {}", names.join(" -> ")));
                             }
                         }

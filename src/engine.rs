@@ -134,14 +134,6 @@ impl Engine {
             }
         }
         loop {
-            if self.running.is_empty() {
-                if self.state.interrupted {
-                    return Ok((self.state, Ending::Interrupted));
-                }
-                if self.state.finished && self.config.exit_when_done {
-                    return Ok((self.state, Ending::Finished));
-                }
-            }
             let first = tokio::select! {
                 biased;
                 reason = &mut shutdown, if !shutting_down => {
@@ -158,6 +150,16 @@ impl Engine {
                 }
             }
             self.process(batch)?;
+            // Checked after a batch, not before the first: a resumed log may end
+            // interrupted or finished, and the manager's start input changes that.
+            if self.running.is_empty() {
+                if self.state.interrupted {
+                    return Ok((self.state, Ending::Interrupted));
+                }
+                if self.state.finished && self.config.exit_when_done {
+                    return Ok((self.state, Ending::Finished));
+                }
+            }
         }
     }
 
@@ -199,9 +201,11 @@ impl Engine {
     fn effect(&mut self, event: &Event) {
         match event {
             Event::AttemptStarted { task, attempt, pool } => self.start_attempt(task, *attempt, pool),
-            Event::AttemptFailed { task, then: AfterFailure::Retry { delay_ms, due_ms } | AfterFailure::Defer { delay_ms, due_ms }, .. } => {
-                self.set_timer(task.clone(), *due_ms, *delay_ms)
-            }
+            Event::AttemptFailed {
+                task,
+                then: AfterFailure::Retry { delay_ms, due_ms } | AfterFailure::Defer { delay_ms, due_ms },
+                ..
+            } => self.set_timer(task.clone(), *due_ms, *delay_ms),
             Event::TaskCancelled { task, .. } => {
                 if let Some((_, stop)) = self.running.get(task) {
                     let _ = stop.send(Some(Stop::Cancel));
@@ -236,7 +240,12 @@ impl Engine {
                     let spawned_tx = tx.clone();
                     let spawned_task = task.clone();
                     run_attempt(spec, stop_rx, move |pid, start_ticks| {
-                        let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid, start_ticks }));
+                        let _ = spawned_tx.send(Msg::Input(Input::Spawned {
+                            task: spawned_task,
+                            attempt,
+                            pid,
+                            start_ticks,
+                        }));
                     })
                     .await
                 }
@@ -268,7 +277,8 @@ impl Engine {
         let i = self.state.task_index(task).ok_or_else(|| format!("unknown task {task:?}"))?;
         let spec = &wf.tasks[i];
         let pool_spec = wf.pool_index(pool).map(|p| &wf.pools[p]).ok_or_else(|| format!("unknown pool {pool:?}"))?;
-        let view = TaskView { id: &spec.id, kind: &spec.kind, payload: &spec.payload, attempt, run_id: &self.state.run_id };
+        let view =
+            TaskView { id: &spec.id, kind: &spec.kind, payload: &spec.payload, attempt, run_id: &self.state.run_id };
         let exe = self.config.pitboss_exe.display().to_string();
         let state_dir = self.config.state_dir.display().to_string();
         let extra = |name: &str| match name {

@@ -117,7 +117,16 @@ enum DlqAction {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if matches!(args.command, Some(Command::Inspect { .. } | Command::Events { .. } | Command::Dlq { .. } | Command::Completions { .. } | Command::Validate { .. })) {
+    if matches!(
+        args.command,
+        Some(
+            Command::Inspect { .. }
+                | Command::Events { .. }
+                | Command::Dlq { .. }
+                | Command::Completions { .. }
+                | Command::Validate { .. }
+        )
+    ) {
         // Read-only commands end quietly when their reader goes away (`| head`), like
         // other Unix tools. A manager keeps the default of ignoring it: it must never
         // die because a terminal or pipe closed.

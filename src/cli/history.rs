@@ -123,7 +123,9 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
     println!("history:");
     for rec in history {
         let detail = match &rec.event {
-            Event::AttemptSpawned { attempt, pid, .. } => format!("attempt {attempt}: process {pid} started"),
+            Event::AttemptSpawned { attempt, pid, .. } => {
+                format!("attempt {attempt}: process {pid} started")
+            }
             Event::AttemptSucceeded { attempt, exit_code, duration_ms, .. } => format!(
                 "attempt {attempt} succeeded (exit {}, {})",
                 exit_code.map(|c| c.to_string()).unwrap_or("-".into()),
@@ -131,8 +133,12 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
             ),
             Event::AttemptFailed { attempt, class, error, exit_code, duration_ms, then, .. } => {
                 let next = match then {
-                    AfterFailure::Retry { delay_ms, .. } => format!("retry in {}", human_ms(*delay_ms)),
-                    AfterFailure::Defer { delay_ms, .. } => format!("not spent; again in {}", human_ms(*delay_ms)),
+                    AfterFailure::Retry { delay_ms, .. } => {
+                        format!("retry in {}", human_ms(*delay_ms))
+                    }
+                    AfterFailure::Defer { delay_ms, .. } => {
+                        format!("not spent; again in {}", human_ms(*delay_ms))
+                    }
                     AfterFailure::DeadLetter { reason } => format!("dead-lettered: {reason}"),
                 };
                 format!(
@@ -162,7 +168,9 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
 
 /// The last `n` lines of a file, reading at most its last 64 KiB.
 fn tail_lines(path: &Path, n: usize) -> Vec<String> {
-    let Ok(mut file) = std::fs::File::open(path) else { return Vec::new() };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
     let lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();

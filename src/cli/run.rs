@@ -16,7 +16,7 @@ use super::report::{counts_line, json_document};
 use super::{clock, human_ms, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
 use crate::config::Workflow;
 use crate::core::{AfterFailure, Event, Input, RunState, TaskStateName};
-use crate::engine::{now_ms, Engine, EngineConfig, Ending};
+use crate::engine::{now_ms, Ending, Engine, EngineConfig};
 use crate::io::journal::{self, Journal, Record, LOG_FILE};
 use crate::io::process::{signal_group, start_ticks};
 use crate::io::rundir::RunDir;
@@ -38,11 +38,8 @@ fn usage(msg: impl std::fmt::Display) -> (u8, String) {
 /// A fresh folder for a run under the pitboss home: `runs/<utc time>-<name>-<id>`.
 pub fn default_state_dir(name: &str, run_id: &str) -> PathBuf {
     let (y, mo, d, h, mi, s, _) = super::civil(now_ms());
-    let slug: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
-        .take(40)
-        .collect();
+    let slug: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).take(40).collect();
     super::home().join("runs").join(format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{slug}-{}", &run_id[..8]))
 }
 
@@ -100,7 +97,9 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>, opts: RunOptions) -> CmdResu
 /// running, if it is verifiably the one we started.
 fn end_leftover_workers(state: &RunState) {
     for task in &state.tasks {
-        let Some((pid, ticks)) = task.process else { continue };
+        let Some((pid, ticks)) = task.process else {
+            continue;
+        };
         let leader_is_ours = match (start_ticks(pid), ticks) {
             (Some(now), Some(then)) => now == then,
             (None, _) => false,
@@ -115,10 +114,16 @@ fn end_leftover_workers(state: &RunState) {
 }
 
 fn group_has_members(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
     entries.flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { return false };
-        let Some(close) = stat.rfind(')') else { return false };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        let Some(close) = stat.rfind(')') else {
+            return false;
+        };
         stat[close + 1..].split_whitespace().nth(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
     })
 }
@@ -127,7 +132,10 @@ fn check_secrets(workflow: &Workflow) -> Result<(), String> {
     for pool in &workflow.pools {
         for name in &pool.secret_env {
             if std::env::var_os(name).is_none() {
-                return Err(format!("pool {:?} needs the secret {name} but it is not set in pitboss's environment", pool.name));
+                return Err(format!(
+                    "pool {:?} needs the secret {name} but it is not set in pitboss's environment",
+                    pool.name
+                ));
             }
         }
     }
@@ -194,7 +202,9 @@ async fn shutdown_signal() -> String {
 pub fn describe(record: &Record) -> Option<String> {
     let e = &record.event;
     let what = match e {
-        Event::RunStarted { run_id, workflow } => format!("run {:?} started ({} tasks, run id {run_id})", workflow.name, workflow.tasks.len()),
+        Event::RunStarted { run_id, workflow } => {
+            format!("run {:?} started ({} tasks, run id {run_id})", workflow.name, workflow.tasks.len())
+        }
         Event::ManagerStarted { pid, resumed: true, .. } => format!("manager pid {pid} resumed the run"),
         Event::ManagerStarted { pid, .. } => format!("manager pid {pid} started"),
         Event::TaskReady { task } => format!("{task}: queued"),
@@ -212,14 +222,24 @@ pub fn describe(record: &Record) -> Option<String> {
             }
             AfterFailure::DeadLetter { reason } => format!("{task}: dead-lettered: {reason}"),
         },
-        Event::AttemptInterrupted { task, attempt, reason } => format!("{task}: attempt {attempt} stopped ({reason}); queued again"),
+        Event::AttemptInterrupted { task, attempt, reason } => {
+            format!("{task}: attempt {attempt} stopped ({reason}); queued again")
+        }
         Event::RetryDue { task } => format!("{task}: queued (retry)"),
         Event::TaskCancelled { task, reason } => format!("{task}: cancelled ({reason})"),
-        Event::TaskSkipped { task, because } => format!("{task}: skipped (dependency {because} did not complete)"),
+        Event::TaskSkipped { task, because } => {
+            format!("{task}: skipped (dependency {because} did not complete)")
+        }
         Event::TaskRequeued { task, reason } => format!("{task}: requeued by {reason}"),
-        Event::TaskRevived { task, because } => format!("{task}: back to blocked ({because} was requeued)"),
-        Event::RunInterrupted { reason } => format!("run interrupted ({reason}); stopping running attempts"),
-        Event::LogRepaired { cut_bytes, line, reason } => format!("log repaired: cut {cut_bytes} bytes from line {line} ({reason})"),
+        Event::TaskRevived { task, because } => {
+            format!("{task}: back to blocked ({because} was requeued)")
+        }
+        Event::RunInterrupted { reason } => {
+            format!("run interrupted ({reason}); stopping running attempts")
+        }
+        Event::LogRepaired { cut_bytes, line, reason } => {
+            format!("log repaired: cut {cut_bytes} bytes from line {line} ({reason})")
+        }
         Event::RunFinished { success: true } => "run finished: every task completed".to_string(),
         Event::RunFinished { success: false } => "run finished with failures".to_string(),
     };
@@ -249,7 +269,9 @@ async fn report(mut rx: broadcast::Receiver<Arc<[Record]>>, total: usize) {
             Err(broadcast::error::RecvError::Closed) => break,
         };
         for record in batch.iter() {
-            let Some(line) = describe(record) else { continue };
+            let Some(line) = describe(record) else {
+                continue;
+            };
             match &bar {
                 None => eprintln!("{} {line}", clock(record.ts)),
                 Some(bar) => {
@@ -266,7 +288,10 @@ async fn report(mut rx: broadcast::Receiver<Arc<[Record]>>, total: usize) {
                     }
                     let loud = matches!(
                         record.event,
-                        Event::AttemptFailed { .. } | Event::TaskSkipped { .. } | Event::TaskCancelled { .. } | Event::RunInterrupted { .. }
+                        Event::AttemptFailed { .. }
+                            | Event::TaskSkipped { .. }
+                            | Event::TaskCancelled { .. }
+                            | Event::RunInterrupted { .. }
                     );
                     if loud {
                         bar.println(format!("{} {line}", clock(record.ts)));

@@ -48,7 +48,8 @@ pub fn main(role: &str) -> u8 {
     for k in 1..=steps {
         std::thread::sleep(Duration::from_millis(latency / steps));
         let pct = k * 100 / steps;
-        let _ = writeln!(out, "{}", json!({"pitboss": "progress", "pct": pct, "msg": format!("{role} step {k}/{steps}")}));
+        let _ =
+            writeln!(out, "{}", json!({"pitboss": "progress", "pct": pct, "msg": format!("{role} step {k}/{steps}")}));
         let _ = out.flush();
     }
     if fails {

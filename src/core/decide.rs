@@ -174,12 +174,14 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
                 let n = wf.pools.len().max(1);
                 (0..n).map(|k| (cursor + k) % n).find(|p| eligible.contains(p) && free(p))
             }
-            Strategy::LeastConnections | Strategy::Capability => eligible.iter().copied().filter(free).min_by(|a, b| {
-                // Compare running/concurrency as fractions without floating point.
-                let la = running[*a] * wf.pools[*b].concurrency;
-                let lb = running[*b] * wf.pools[*a].concurrency;
-                la.cmp(&lb)
-            }),
+            Strategy::LeastConnections | Strategy::Capability => {
+                eligible.iter().copied().filter(free).min_by(|a, b| {
+                    // Compare running/concurrency as fractions without floating point.
+                    let la = running[*a] * wf.pools[*b].concurrency;
+                    let lb = running[*b] * wf.pools[*a].concurrency;
+                    la.cmp(&lb)
+                })
+            }
         };
         if let Some(pool) = chosen {
             running[pool] += 1;
@@ -233,15 +235,21 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
             },
         },
         Input::RetryTimer { task, due_ms } => match state.task_index(&task).map(|i| &state.tasks[i].state) {
-            Some(TaskState::RetryWait { due_ms: d }) if *d == due_ms => vec![Event::RetryDue { task }],
+            Some(TaskState::RetryWait { due_ms: d }) if *d == due_ms => {
+                vec![Event::RetryDue { task }]
+            }
             _ => vec![],
         },
         Input::Cancel { task, reason } => match state.task_index(&task) {
-            Some(i) if !state.tasks[i].state.is_terminal() => vec![Event::TaskCancelled { task, reason }],
+            Some(i) if !state.tasks[i].state.is_terminal() => {
+                vec![Event::TaskCancelled { task, reason }]
+            }
             _ => vec![],
         },
         Input::Requeue { task, reason } => match state.task_index(&task).map(|i| state.tasks[i].state.name()) {
-            Some(TaskStateName::DeadLettered | TaskStateName::Cancelled) => vec![Event::TaskRequeued { task, reason }],
+            Some(TaskStateName::DeadLettered | TaskStateName::Cancelled) => {
+                vec![Event::TaskRequeued { task, reason }]
+            }
             _ => vec![],
         },
         Input::Interrupt { reason } if !state.interrupted => vec![Event::RunInterrupted { reason }],
@@ -267,24 +275,38 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
             let delay_ms = backoff::delay_ms(policy, task.deferrals + 1, ctx.jitter);
             AfterFailure::Defer { delay_ms, due_ms: ctx.now_ms + delay_ms }
         }
-        FailureClass::ManagerCrashed if task.crashes + 1 >= CRASH_LIMIT => AfterFailure::DeadLetter {
-            reason: format!("poison pill: in flight during {CRASH_LIMIT} manager crashes"),
-        },
-        _ if used >= policy.max_attempts => AfterFailure::DeadLetter {
-            reason: format!("attempts spent ({used}/{}): {error}", policy.max_attempts),
-        },
+        FailureClass::ManagerCrashed if task.crashes + 1 >= CRASH_LIMIT => {
+            AfterFailure::DeadLetter { reason: format!("poison pill: in flight during {CRASH_LIMIT} manager crashes") }
+        }
+        _ if used >= policy.max_attempts => {
+            AfterFailure::DeadLetter { reason: format!("attempts spent ({used}/{}): {error}", policy.max_attempts) }
+        }
         _ => {
             let delay_ms = backoff::delay_ms(policy, used, ctx.jitter);
             AfterFailure::Retry { delay_ms, due_ms: ctx.now_ms + delay_ms }
         }
     };
-    Event::AttemptFailed { task: state.task_id(i).to_string(), attempt, class, error, exit_code, signal, duration_ms, then }
+    Event::AttemptFailed {
+        task: state.task_id(i).to_string(),
+        attempt,
+        class,
+        error,
+        exit_code,
+        signal,
+        duration_ms,
+        then,
+    }
 }
 
 /// Applies an event, then walks the dependency graph from the task it touched.
 /// The walk holds task indices, not events: each task's next move is decided when it
 /// is reached, against the state as it is then, so no stale event is ever applied.
-fn apply_and_cascade(state: &mut RunState, event: Event, ctx: StepContext, out: &mut Vec<Event>) -> Result<(), ApplyError> {
+fn apply_and_cascade(
+    state: &mut RunState,
+    event: Event,
+    ctx: StepContext,
+    out: &mut Vec<Event>,
+) -> Result<(), ApplyError> {
     state.apply(&event, ctx.now_ms)?;
     let mut work: Vec<usize> = Vec::new();
     if matches!(event, Event::ManagerStarted { .. }) {
@@ -299,7 +321,9 @@ fn apply_and_cascade(state: &mut RunState, event: Event, ctx: StepContext, out: 
     }
     out.push(event);
     while let Some(i) = work.pop() {
-        let Some(next) = settle(state, i) else { continue };
+        let Some(next) = settle(state, i) else {
+            continue;
+        };
         state.apply(&next, ctx.now_ms)?;
         out.push(next);
         work.extend(state.dependents[i].iter().rev());

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::lookup_payload;
+use crate::config::{lookup_payload, placeholder_spans};
 
 /// Facts about an attempt needed to build its argv, stdin and task JSON.
 #[derive(Debug, Clone, Copy)]
@@ -41,21 +41,15 @@ pub fn task_json(task: TaskView<'_>, inputs: Map<String, Value>) -> Value {
     })
 }
 
-/// Fills `{…}` placeholders of one template. `extra` resolves names the core does not
-/// know (`pitboss`, `state_dir`). A missing payload key is an error naming it.
+/// Fills the placeholders of one template (see [`placeholder_spans`]). `extra`
+/// resolves names the core does not know (`pitboss`, `state_dir`). A missing payload
+/// key is an error naming it.
 pub fn fill(template: &str, task: TaskView<'_>, extra: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(pos) = rest.find(['{', '}']) {
-        out.push_str(&rest[..pos]);
-        let tail = &rest[pos..];
-        if tail.starts_with("{{") || tail.starts_with("}}") {
-            out.push(tail.as_bytes()[0] as char);
-            rest = &tail[2..];
-            continue;
-        }
-        let close = tail.find('}').ok_or_else(|| format!("unclosed '{{' in {template:?}"))?;
-        let name = &tail[1..close];
+    let mut last = 0;
+    for (start, end) in placeholder_spans(template) {
+        out.push_str(&template[last..start]);
+        let name = &template[start + 1..end - 1];
         let value = match name {
             "id" => task.id.to_string(),
             "type" => task.kind.to_string(),
@@ -72,9 +66,9 @@ pub fn fill(template: &str, task: TaskView<'_>, extra: &dyn Fn(&str) -> Option<S
             },
         };
         out.push_str(&value);
-        rest = &tail[close + 1..];
+        last = end;
     }
-    out.push_str(rest);
+    out.push_str(&template[last..]);
     Ok(out)
 }
 
@@ -97,10 +91,26 @@ pub fn verdict(stdout: &[u8], stderr: &[u8], exit_code: Option<i32>) -> Verdict 
         return env;
     }
     match exit_code {
-        Some(0) => Verdict::Completed(last_json(&stdout).unwrap_or_else(|| Value::String(stdout.trim().to_string()))),
+        Some(0) => Verdict::Completed(last_json(&stdout).unwrap_or_else(|| Value::String(text_result(&stdout)))),
         Some(code) => Verdict::Failed(format!("exit code {code}{}", quote_tail(&stderr, &stdout))),
         None => Verdict::Failed(format!("killed by a signal{}", quote_tail(&stderr, &stdout))),
     }
+}
+
+/// Bytes of plain-text output kept as a result: the log stores results, so a worker
+/// that prints a novel keeps its last pages (the capture file has the rest).
+pub const TEXT_RESULT_CAP: usize = 16 * 1024;
+
+fn text_result(stdout: &str) -> String {
+    let text = stdout.trim();
+    if text.len() <= TEXT_RESULT_CAP {
+        return text.to_string();
+    }
+    let mut cut = text.len() - TEXT_RESULT_CAP;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    format!("…{}", &text[cut..])
 }
 
 /// The last few lines of stderr (or stdout when stderr is empty), for error messages.
@@ -232,7 +242,7 @@ mod tests {
         assert_eq!(fill("{payload.prompt}", t, &extra).unwrap(), "say \"hi\"; rm -rf /");
         assert_eq!(fill("--n={payload.n}/{attempt}", t, &extra).unwrap(), "--n=3/2");
         assert_eq!(fill("{pitboss}", t, &extra).unwrap(), "/bin/pb");
-        assert_eq!(fill("{{literal}}", t, &extra).unwrap(), "{literal}");
+        assert_eq!(fill(r#"echo {"ok":true} {} {1}"#, t, &extra).unwrap(), r#"echo {"ok":true} {} {1}"#);
         assert!(fill("{payload.missing}", t, &extra).unwrap_err().contains("payload.missing"));
     }
 }

@@ -325,10 +325,7 @@ impl RunState {
             }
             Event::TaskRequeued { task, .. } => {
                 let i = self.lookup(task)?;
-                if !matches!(
-                    self.tasks[i].state.name(),
-                    TaskStateName::DeadLettered | TaskStateName::Cancelled
-                ) {
+                if !matches!(self.tasks[i].state.name(), TaskStateName::DeadLettered | TaskStateName::Cancelled) {
                     return Err(illegal(self, i));
                 }
                 let t = &mut self.tasks[i];
@@ -336,9 +333,8 @@ impl RunState {
                 t.crashes = 0;
                 t.deferrals = 0;
                 t.result = None;
-                let ready = self.dependencies[i]
-                    .iter()
-                    .all(|&d| matches!(self.tasks[d].state, TaskState::Completed { .. }));
+                let ready =
+                    self.dependencies[i].iter().all(|&d| matches!(self.tasks[d].state, TaskState::Completed { .. }));
                 self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
                 self.finished = false;
             }

@@ -126,7 +126,8 @@ impl Capture {
     fn finish(&mut self) -> Vec<u8> {
         if self.dropped > 0 {
             if let Some(f) = &mut self.file {
-                let _ = writeln!(f, "\n[pitboss: output capped at {FILE_CAP} bytes; {} more bytes dropped]", self.dropped);
+                let _ =
+                    writeln!(f, "\n[pitboss: output capped at {FILE_CAP} bytes; {} more bytes dropped]", self.dropped);
             }
         }
         self.file = None;
@@ -185,10 +186,14 @@ fn describe_spawn(err: &std::io::Error, spec: &AttemptSpec) -> String {
         Some(libc::ENOENT) if spec.cwd.as_ref().is_some_and(|c| !c.is_dir()) => {
             format!("working directory {cwd} does not exist")
         }
-        Some(libc::ENOENT) => format!("command {program:?} not found (not on PATH, or no such file)"),
+        Some(libc::ENOENT) => {
+            format!("command {program:?} not found (not on PATH, or no such file)")
+        }
         Some(libc::EACCES) => format!("command {program:?} is not executable (permission denied)"),
         Some(libc::E2BIG) => format!("argument list too long for {program:?}"),
-        Some(libc::ENOEXEC) => format!("{program:?} is not a program this system can run (missing #! line?)"),
+        Some(libc::ENOEXEC) => {
+            format!("{program:?} is not a program this system can run (missing #! line?)")
+        }
         Some(libc::EMFILE | libc::ENFILE) => "too many open files".to_string(),
         Some(libc::EAGAIN) => "process limit reached (EAGAIN)".to_string(),
         _ => err.to_string(),

@@ -28,7 +28,9 @@ pub enum RunDirError {
         source: std::io::Error,
     },
     /// Another manager holds the folder.
-    #[error("{path} is in use by another pitboss manager (pid {pid}); act on the run in that manager, or stop it first")]
+    #[error(
+        "{path} is in use by another pitboss manager (pid {pid}); act on the run in that manager, or stop it first"
+    )]
     Held {
         /// The run folder.
         path: PathBuf,
