@@ -176,7 +176,14 @@ fn the_log_is_private_and_checksummed() {
     // A permissive umask must not loosen the log's mode.
     let file = s.write("workflow.toml", &wf);
     let out = std::process::Command::new("sh")
-        .args(["-c", "umask 000; exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_pitboss"), "run", "--headless", "--state-dir"])
+        .args([
+            "-c",
+            "umask 000; exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_pitboss"),
+            "run",
+            "--headless",
+            "--state-dir",
+        ])
         .arg(s.run_dir())
         .arg(&file)
         .env("PITBOSS_HOME", s.path().join("home"))

@@ -34,7 +34,10 @@ fn unknown_key() {
 
 #[test]
 fn duplicate_ids() {
-    assert_reports(&format!("{POOL}[[task]]\nid = \"a\"\n[[task]]\nid = \"a\"\n"), "wf.toml:8:6: duplicate task id \"a\"");
+    assert_reports(
+        &format!("{POOL}[[task]]\nid = \"a\"\n[[task]]\nid = \"a\"\n"),
+        "wf.toml:8:6: duplicate task id \"a\"",
+    );
 }
 
 #[test]
@@ -55,7 +58,10 @@ fn cycle_is_named() {
 
 #[test]
 fn unknown_pool() {
-    assert_reports(&format!("{POOL}[[task]]\nid = \"a\"\npool = \"gpu\"\n"), "wf.toml:7:8: task \"a\" names unknown pool \"gpu\"");
+    assert_reports(
+        &format!("{POOL}[[task]]\nid = \"a\"\npool = \"gpu\"\n"),
+        "wf.toml:7:8: task \"a\" names unknown pool \"gpu\"",
+    );
 }
 
 #[test]
@@ -68,7 +74,10 @@ fn unmatched_capability() {
 
 #[test]
 fn bad_duration() {
-    assert_reports(&format!("{POOL}[[task]]\nid = \"a\"\ntimeout = \"10 minutes\"\n"), "wf.toml:7:11: bad duration \"10 minutes\"");
+    assert_reports(
+        &format!("{POOL}[[task]]\nid = \"a\"\ntimeout = \"10 minutes\"\n"),
+        "wf.toml:7:11: bad duration \"10 minutes\"",
+    );
 }
 
 #[test]
