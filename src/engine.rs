@@ -28,7 +28,8 @@ use crate::config::StdinMode;
 use crate::core::decide::{dispatch, Outcome};
 use crate::core::protocol::{fill, task_json, TaskView};
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
-use crate::io::journal::{Journal, JournalError, Record};
+use crate::io::guardian::MANAGER_PID_ENV;
+use crate::io::journal::{Journal, JournalError, JournalWriter, Record};
 use crate::io::process::{run_attempt, AttemptEnd, AttemptSpec, Stop};
 
 /// Wall clock in ms since the epoch.
@@ -100,7 +101,7 @@ pub enum Ending {
 /// The single writer of one run.
 pub struct Engine {
     state: RunState,
-    journal: Journal,
+    journal: JournalWriter,
     config: EngineConfig,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
@@ -113,6 +114,7 @@ impl Engine {
     pub fn new(state: RunState, journal: Journal, config: EngineConfig) -> Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
+        let journal = journal.into_writer();
         Engine { state, journal, config, tx, rx, events, running: HashMap::new() }
     }
 
@@ -149,7 +151,7 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            self.process(batch)?;
+            self.process(batch).await?;
             // Checked after a batch, not before the first: a resumed log may end
             // interrupted or finished, and the manager's start input changes that.
             if self.running.is_empty() {
@@ -163,7 +165,7 @@ impl Engine {
         }
     }
 
-    fn process(&mut self, batch: Vec<Msg>) -> Result<(), EngineError> {
+    async fn process(&mut self, batch: Vec<Msg>) -> Result<(), EngineError> {
         let now = now_ms();
         let mut rng = rand::rng();
         let mut events = Vec::new();
@@ -184,7 +186,10 @@ impl Engine {
         if events.is_empty() {
             return Ok(());
         }
-        let first_seq = self.journal.append(now, &events)?;
+        // `attempt_spawned` notes are acted on by nobody live (only a later resume reads
+        // them), so a batch of nothing else does not wait for the disk.
+        let durable = events.iter().any(|e| !matches!(e, Event::AttemptSpawned { .. }));
+        let first_seq = self.journal.append(now, &events, durable).await?;
         for event in &events {
             self.effect(event);
         }
@@ -239,13 +244,8 @@ impl Engine {
                 Ok(spec) => {
                     let spawned_tx = tx.clone();
                     let spawned_task = task.clone();
-                    run_attempt(spec, stop_rx, move |pid, start_ticks| {
-                        let _ = spawned_tx.send(Msg::Input(Input::Spawned {
-                            task: spawned_task,
-                            attempt,
-                            pid,
-                            start_ticks,
-                        }));
+                    run_attempt(spec, stop_rx, move |pid| {
+                        let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
                     })
                     .await
                 }
@@ -255,6 +255,7 @@ impl Engine {
                     exit_code: None,
                     signal: None,
                     duration_ms: 0,
+                    output: Default::default(),
                 }),
             };
             let input = match end {
@@ -307,6 +308,9 @@ impl Engine {
         env.push(("PITBOSS_TASK_ID".into(), spec.id.clone()));
         env.push(("PITBOSS_ATTEMPT".into(), attempt.to_string()));
         env.push(("PITBOSS_RUN_ID".into(), self.state.run_id.clone()));
+        // With the run id, this marks every descendant of the worker, so that the
+        // guardian and `resume` can find them after a crash (see io/guardian.rs).
+        env.push((MANAGER_PID_ENV.into(), std::process::id().to_string()));
         env.push(("PITBOSS_POOL".into(), pool.to_string()));
         env.push(("PITBOSS_STATE_DIR".into(), state_dir.clone()));
         Ok(AttemptSpec {

@@ -93,6 +93,16 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Internal: the helper that ends a dead manager's workers (see io/guardian.rs).
+    #[command(hide = true)]
+    Guardian {
+        /// Run whose workers to watch.
+        #[arg(long)]
+        run_id: String,
+        /// The manager's pid.
+        #[arg(long)]
+        manager_pid: u32,
+    },
     /// A simulated agent CLI for the demo and tests (reads a task JSON on stdin).
     SimAgent {
         /// Name it logs under.
@@ -185,6 +195,7 @@ fn main() -> ExitCode {
             Ok(cli::EXIT_OK)
         }
         Some(Command::SimAgent { role }) => Ok(cli::sim_agent::main(&role)),
+        Some(Command::Guardian { run_id, manager_pid }) => Ok(pitboss::io::guardian::main(&run_id, manager_pid)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

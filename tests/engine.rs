@@ -172,7 +172,9 @@ fn payload_reaches_argv_as_one_element_never_through_a_shell() {
 fn the_log_is_private_and_checksummed() {
     use std::os::unix::fs::PermissionsExt;
     let s = Scratch::new();
-    let wf = format!("{}[[task]]\nid = \"a\"\n", sh_pool("p", "cat >/dev/null; echo '{}'", ""));
+    // More than 4 KiB of output, so that it goes to a capture file.
+    let script = "cat >/dev/null; head -c 10000 /dev/zero | tr '\\0' x; echo; echo '{}'";
+    let wf = format!("{}[[task]]\nid = \"a\"\n", sh_pool("p", script, ""));
     // A permissive umask must not loosen the log's mode.
     let file = s.write("workflow.toml", &wf);
     let out = std::process::Command::new("sh")

@@ -95,16 +95,14 @@ fn sigkill_then_resume_finishes_and_counts_manager_crashed() {
     manager.wait().unwrap();
     assert!(started, "workers did not start");
     let before = recorded_pids(&s);
-    // The kernel ends the workers (parent-death signal); their grandchildren are left
-    // for resume to clean up.
-    let leaders_gone = wait_for(Duration::from_secs(5), || before.iter().step_by(2).all(|p| !alive(*p)));
+    // The guardian ends the dead manager's workers and their grandchildren.
+    let all_gone = wait_for(Duration::from_secs(5), || before.iter().all(|p| !alive(*p)));
+    before.iter().for_each(|p| kill_pid(*p));
+    assert!(all_gone, "workers outlived a SIGKILLed manager: {before:?}");
 
     std::fs::write(s.path().join("release"), "").unwrap();
     let (code, doc) = resume_json(&s);
-    let all_gone = wait_for(Duration::from_secs(5), || before.iter().all(|p| !alive(*p)));
     recorded_pids(&s).iter().for_each(|p| kill_pid(*p));
-    assert!(leaders_gone, "workers outlived a SIGKILLed manager");
-    assert!(all_gone, "resume left a crashed run's grandchildren alive: {before:?}");
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["counts"]["completed"], 5);
 
@@ -145,4 +143,42 @@ fn a_second_manager_on_the_same_folder_is_refused_with_the_holders_pid() {
         assert!(stderr.contains(&format!("pid {pid}")), "{what}: {stderr}");
     }
     assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn resume_ends_leftover_workers_when_the_guardian_died_too() {
+    let s = Scratch::new();
+    let mut manager = start(&s, &hanging_workflow(&s));
+    let started = wait_for(Duration::from_secs(20), || recorded_pids(&s).len() >= 6);
+    // Kill the guardian first (its pid is the manager's only other child), then the manager.
+    let guardian = children_of(manager.id());
+    guardian.iter().for_each(|p| kill_pid(*p));
+    kill_pid(manager.id() as i32);
+    manager.wait().unwrap();
+    let before = recorded_pids(&s);
+    let survivors = before.iter().filter(|p| alive(**p)).count();
+    std::fs::write(s.path().join("release"), "").unwrap();
+    let (code, doc) = resume_json(&s);
+    let all_gone = wait_for(Duration::from_secs(5), || before.iter().all(|p| !alive(*p)));
+    recorded_pids(&s).iter().for_each(|p| kill_pid(*p));
+    assert!(started);
+    assert_eq!(guardian.len(), 1, "exactly one guardian: {guardian:?}");
+    assert!(survivors > 0, "without a guardian the workers should have survived the crash");
+    assert!(all_gone, "resume left an earlier manager's workers alive: {before:?}");
+    assert_eq!(code, 0, "{doc}");
+}
+
+/// Pids whose parent is `pid` and that are not workers (not in their own task group).
+fn children_of(pid: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if fields.get(1) == Some(&pid.to_string().as_str()) && String::from_utf8_lossy(&cmdline).contains("guardian") {
+            out.push(entry.file_name().to_string_lossy().parse().unwrap());
+        }
+    }
+    out
 }

@@ -151,12 +151,18 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
             _ => describe(rec).map(|d| d.split_once(": ").map(|(_, r)| r.to_string()).unwrap_or(d)).unwrap_or_default(),
         };
         println!("  #{:<6} {}  {:20} {}", rec.seq, iso(rec.ts), rec.event.kind(), detail);
-        if let Event::AttemptSucceeded { attempt, .. } | Event::AttemptFailed { attempt, .. } = &rec.event {
-            for stream in ["stdout", "stderr"] {
+        if let Event::AttemptSucceeded { attempt, output, .. } | Event::AttemptFailed { attempt, output, .. } =
+            &rec.event
+        {
+            for (stream, small) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+                // Small output lives in the event; larger output in a capped file.
                 let path = dir.join(OUTPUT_DIR).join(format!("{}.{attempt}.{stream}", spec.id));
-                let tail = tail_lines(&path, 5);
+                let (from, tail) = match small {
+                    Some(text) => ("the log".to_string(), last_lines(text, 5)),
+                    None => (path.display().to_string(), tail_lines(&path, 5)),
+                };
                 if !tail.is_empty() {
-                    println!("           {stream} (last lines of {}):", path.display());
+                    println!("           {stream} (last lines, from {from}):");
                     for line in tail {
                         println!("             | {}", truncate(&line, 150));
                     }
@@ -164,6 +170,11 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
             }
         }
     }
+}
+
+fn last_lines(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
 /// The last `n` lines of a file, reading at most its last 64 KiB.

@@ -17,8 +17,8 @@ use super::{clock, human_ms, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE}
 use crate::config::Workflow;
 use crate::core::{AfterFailure, Event, Input, RunState, TaskStateName};
 use crate::engine::{now_ms, Ending, Engine, EngineConfig};
+use crate::io::guardian::{self, Guardian};
 use crate::io::journal::{self, Journal, Record, LOG_FILE};
-use crate::io::process::{signal_group, start_ticks};
 use crate::io::rundir::RunDir;
 
 /// Options shared by run and resume.
@@ -92,40 +92,14 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>, opts: RunOptions) -> CmdResu
     drive(run_dir, state, journal, true, opts)
 }
 
-/// Workers of a crashed manager get SIGKILL from the kernel (parent-death signal), but
-/// their own children may live on in the process group. End every group recorded as
-/// running, if it is verifiably the one we started.
+/// Workers of a crashed manager are ended by its guardian; if the guardian died too,
+/// they may still run. End every process marked with this run before replaying, so no
+/// attempt runs twice at once.
 fn end_leftover_workers(state: &RunState) {
-    for task in &state.tasks {
-        let Some((pid, ticks)) = task.process else {
-            continue;
-        };
-        let leader_is_ours = match (start_ticks(pid), ticks) {
-            (Some(now), Some(then)) => now == then,
-            (None, _) => false,
-            (Some(_), None) => false,
-        };
-        // With the leader gone, its pid cannot be reused while its group has members,
-        // so members found in group `pid` are ours.
-        if leader_is_ours || (start_ticks(pid).is_none() && group_has_members(pid)) {
-            signal_group(pid, nix::sys::signal::Signal::SIGKILL);
-        }
+    let ended = guardian::sweep(&state.run_id, None);
+    if ended > 0 {
+        eprintln!("pitboss: ended {ended} leftover worker process(es) of an earlier manager of this run");
     }
-}
-
-fn group_has_members(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        let Some(close) = stat.rfind(')') else {
-            return false;
-        };
-        stat[close + 1..].split_whitespace().nth(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
-    })
 }
 
 fn check_secrets(workflow: &Workflow) -> Result<(), String> {
@@ -143,7 +117,20 @@ fn check_secrets(workflow: &Workflow) -> Result<(), String> {
 }
 
 fn drive(run_dir: RunDir, state: RunState, journal: Journal, resumed: bool, opts: RunOptions) -> CmdResult {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(usage)?;
+    // One thread runs the engine and every attempt's I/O (the journal has its own):
+    // the work is small and I/O-bound, and a single thread spends less CPU on
+    // hand-offs than a pool, CPU the workers need more.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(usage)?;
+    let guardian = match Guardian::start(
+        &std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pitboss")),
+        &state.run_id,
+    ) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("pitboss: warning: cannot start the guardian process ({e}); workers would outlive a crash of this manager");
+            None
+        }
+    };
     let state_dir = run_dir.path.clone();
     let output_dir = run_dir.output_dir();
     let pitboss_exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pitboss"));
@@ -162,6 +149,7 @@ fn drive(run_dir: RunDir, state: RunState, journal: Journal, resumed: bool, opts
         result
     });
     drop(runtime);
+    drop(guardian);
     let (state, ending) = result.map_err(|e| (EXIT_USAGE, e.to_string()))?;
     let dir = run_dir.path.clone();
     drop(run_dir);
@@ -268,12 +256,19 @@ async fn report(mut rx: broadcast::Receiver<Arc<[Record]>>, total: usize) {
             }
             Err(broadcast::error::RecvError::Closed) => break,
         };
+        // One write per batch, not per line: a busy fleet makes thousands of lines.
+        let mut plain = String::new();
         for record in batch.iter() {
             let Some(line) = describe(record) else {
                 continue;
             };
             match &bar {
-                None => eprintln!("{} {line}", clock(record.ts)),
+                None => {
+                    plain.push_str(&clock(record.ts));
+                    plain.push(' ');
+                    plain.push_str(&line);
+                    plain.push('\n');
+                }
                 Some(bar) => {
                     let terminal = matches!(
                         record.event,
@@ -299,6 +294,10 @@ async fn report(mut rx: broadcast::Receiver<Arc<[Record]>>, total: usize) {
                     bar.set_message(line);
                 }
             }
+        }
+        if !plain.is_empty() {
+            use std::io::Write;
+            let _ = std::io::stderr().lock().write_all(plain.as_bytes());
         }
     }
     if let Some(bar) = bar {

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use super::backoff;
-use super::event::{AfterFailure, Event, FailureClass};
+use super::event::{AfterFailure, Event, FailureClass, SmallOutput};
 use super::state::{ApplyError, RunState};
 use super::task::{TaskState, TaskStateName};
 use crate::config::Strategy;
@@ -36,8 +36,6 @@ pub enum Input {
         attempt: u32,
         /// Process (and group) id.
         pid: u32,
-        /// Process start time, for recognising it later.
-        start_ticks: Option<u64>,
     },
     /// An attempt ended.
     Finished {
@@ -96,6 +94,8 @@ pub enum Outcome {
         exit_code: Option<i32>,
         /// Wall time.
         duration_ms: u64,
+        /// Its output, if small.
+        output: SmallOutput,
     },
     /// It failed.
     Failure {
@@ -109,6 +109,8 @@ pub enum Outcome {
         signal: Option<i32>,
         /// Wall time.
         duration_ms: u64,
+        /// Its output, if small.
+        output: SmallOutput,
     },
 }
 
@@ -214,22 +216,23 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
                         exit_code: None,
                         signal: None,
                         duration_ms: ctx.now_ms.saturating_sub(*started_ms),
+                        output: SmallOutput::default(),
                     };
                     events.push(failed(state, i, *attempt, failure, ctx));
                 }
             }
             events
         }
-        Input::Spawned { task, attempt, pid, start_ticks } => match running_attempt(&task, attempt) {
-            Some(_) => vec![Event::AttemptSpawned { task, attempt, pid, start_ticks }],
+        Input::Spawned { task, attempt, pid } => match running_attempt(&task, attempt) {
+            Some(_) => vec![Event::AttemptSpawned { task, attempt, pid }],
             None => vec![],
         },
         Input::Finished { task, attempt, outcome } => match running_attempt(&task, attempt) {
             // A late exit of an attempt that was cancelled or interrupted changes nothing.
             None => vec![],
             Some(i) => match outcome {
-                Outcome::Success { result, exit_code, duration_ms } => {
-                    vec![Event::AttemptSucceeded { task, attempt, result, exit_code, duration_ms }]
+                Outcome::Success { result, exit_code, duration_ms, output } => {
+                    vec![Event::AttemptSucceeded { task, attempt, result, exit_code, duration_ms, output }]
                 }
                 failure => vec![failed(state, i, attempt, failure, ctx)],
             },
@@ -263,7 +266,7 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
 
 /// The `attempt_failed` event for a failure, with what follows decided.
 fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepContext) -> Event {
-    let Outcome::Failure { class, error, exit_code, signal, duration_ms } = outcome else {
+    let Outcome::Failure { class, error, exit_code, signal, duration_ms, output } = outcome else {
         unreachable!("failed() is only called with failures")
     };
     let task = &state.tasks[i];
@@ -294,6 +297,7 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
         exit_code,
         signal,
         duration_ms,
+        output,
         then,
     }
 }

@@ -26,6 +26,29 @@ pub enum FailureClass {
     ManagerCrashed,
 }
 
+/// An attempt's output when it is small enough to keep in the log itself (at most
+/// [`SMALL_OUTPUT`] bytes per stream). Larger output goes to capped files in the
+/// run folder instead, so that cheap attempts cost no file at all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SmallOutput {
+    /// All of stdout, unless it is exactly the result (then it is not repeated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    /// All of stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+}
+
+/// Bytes per stream up to which output is kept in the log rather than in a file.
+pub const SMALL_OUTPUT: usize = 4096;
+
+impl SmallOutput {
+    /// True when there is nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+}
+
 /// What follows a failed attempt; decided when the failure is recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "then", rename_all = "snake_case")]
@@ -93,9 +116,6 @@ pub enum Event {
         attempt: u32,
         /// Process id, also the process group id.
         pid: u32,
-        /// Process start time in clock ticks since boot (from /proc), to recognise the
-        /// process later even if the pid was reused.
-        start_ticks: Option<u64>,
     },
     /// The attempt produced a result: running → completed.
     AttemptSucceeded {
@@ -109,6 +129,9 @@ pub enum Event {
         exit_code: Option<i32>,
         /// Wall time of the attempt.
         duration_ms: u64,
+        /// Its output, if small.
+        #[serde(default, skip_serializing_if = "SmallOutput::is_empty")]
+        output: SmallOutput,
     },
     /// The attempt failed: running → retry_wait or dead_lettered, as `then` says.
     AttemptFailed {
@@ -126,6 +149,9 @@ pub enum Event {
         signal: Option<i32>,
         /// Wall time of the attempt.
         duration_ms: u64,
+        /// Its output, if small.
+        #[serde(default, skip_serializing_if = "SmallOutput::is_empty")]
+        output: SmallOutput,
         /// What happens next.
         #[serde(flatten)]
         then: AfterFailure,

@@ -11,6 +11,6 @@ pub mod state;
 pub mod task;
 
 pub use decide::{step, Input, StepContext};
-pub use event::{AfterFailure, Event, FailureClass};
+pub use event::{AfterFailure, Event, FailureClass, SmallOutput};
 pub use state::{ApplyError, RunState, Task};
 pub use task::{TaskState, TaskStateName};

@@ -32,8 +32,8 @@ pub struct Task {
     pub last_error: Option<String>,
     /// Pool of the latest attempt.
     pub pool: Option<String>,
-    /// Process of the running attempt, as (pid, start ticks).
-    pub process: Option<(u32, Option<u64>)>,
+    /// Process (and group) id of the running attempt.
+    pub process: Option<u32>,
     /// Position in the ready queue while queued.
     queue_ticket: Option<u64>,
 }
@@ -252,11 +252,11 @@ impl RunState {
                 self.rr_cursor = p + 1;
                 self.set_state(i, TaskState::Running { attempt: *attempt, pool: pool.clone(), started_ms: ts_ms });
             }
-            Event::AttemptSpawned { task, attempt, pid, start_ticks } => {
+            Event::AttemptSpawned { task, attempt, pid } => {
                 let i = self.lookup(task)?;
                 match &self.tasks[i].state {
                     TaskState::Running { attempt: a, .. } if a == attempt => {
-                        self.tasks[i].process = Some((*pid, *start_ticks));
+                        self.tasks[i].process = Some(*pid);
                         self.tasks[i].deferrals = 0;
                     }
                     _ => return Err(illegal(self, i)),

@@ -299,6 +299,13 @@ impl Journal {
 
     /// Appends a batch with one write and one fdatasync; returns the first seq used.
     pub fn append(&mut self, ts: u64, events: &[Event]) -> Result<u64, JournalError> {
+        self.append_with(ts, events, true)
+    }
+
+    /// Appends a batch with one write; `durable` adds the fdatasync. A batch of notes
+    /// that nothing acts on may skip it: the next durable batch covers it, and a crash
+    /// before then loses only those notes (the file stays a valid prefix).
+    pub fn append_with(&mut self, ts: u64, events: &[Event], durable: bool) -> Result<u64, JournalError> {
         let first = self.next_seq;
         if events.is_empty() {
             return Ok(first);
@@ -308,7 +315,7 @@ impl Journal {
             encode(self.next_seq, ts, event, &mut self.buf);
             self.next_seq += 1;
         }
-        let result = self.file.write_all(&self.buf).and_then(|_| self.file.sync_data());
+        let result = self.file.write_all(&self.buf).and_then(|_| if durable { self.file.sync_data() } else { Ok(()) });
         if let Err(e) = result {
             // The batch may be partly on disk; it will read as a torn tail next time.
             self.next_seq = first;
@@ -320,6 +327,64 @@ impl Journal {
     /// Seq the next record will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+}
+
+/// A batch handed to the writer thread, with where to report the outcome.
+struct WriteJob {
+    bytes: Vec<u8>,
+    durable: bool,
+    done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
+}
+
+/// The engine's side of the log: batches are encoded on the engine's thread and
+/// written (and fdatasync'd) by a dedicated thread, so that while the disk works the
+/// engine's thread keeps reading worker output and noticing exits. The engine still
+/// waits for each batch to be durable before acting on it.
+pub struct JournalWriter {
+    path: PathBuf,
+    next_seq: u64,
+    jobs: std::sync::mpsc::Sender<WriteJob>,
+}
+
+impl Journal {
+    /// Moves the file to a writer thread.
+    pub fn into_writer(self) -> JournalWriter {
+        let (jobs, rx) = std::sync::mpsc::channel::<WriteJob>();
+        let mut file = self.file;
+        let spawned = std::thread::Builder::new().name("pitboss-journal".into()).spawn(move || {
+            while let Ok(job) = rx.recv() {
+                let result =
+                    file.write_all(&job.bytes).and_then(|_| if job.durable { file.sync_data() } else { Ok(()) });
+                let _ = job.done.send(result);
+            }
+        });
+        if let Err(e) = spawned {
+            // Without the thread every append reports the error; nothing is lost silently.
+            tracing::error!("cannot start the journal thread: {e}");
+        }
+        JournalWriter { path: self.path, next_seq: self.next_seq, jobs }
+    }
+}
+
+impl JournalWriter {
+    /// Appends a batch (one write; fdatasync when `durable`); returns its first seq.
+    pub async fn append(&mut self, ts: u64, events: &[Event], durable: bool) -> Result<u64, JournalError> {
+        let first = self.next_seq;
+        if events.is_empty() {
+            return Ok(first);
+        }
+        let mut bytes = Vec::with_capacity(events.len() * 256);
+        for (k, event) in events.iter().enumerate() {
+            encode(first + k as u64, ts, event, &mut bytes);
+        }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let gone = || std::io::Error::other("the journal thread stopped");
+        self.jobs.send(WriteJob { bytes, durable, done }).map_err(|_| io_err(&self.path)(gone()))?;
+        let result = wait.await.unwrap_or_else(|_| Err(gone()));
+        result.map_err(io_err(&self.path))?;
+        self.next_seq = first + events.len() as u64;
+        Ok(first)
     }
 }
 

@@ -21,8 +21,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::core::decide::Outcome;
+use crate::core::event::SMALL_OUTPUT;
 use crate::core::protocol::{verdict, Verdict};
-use crate::core::FailureClass;
+use crate::core::{FailureClass, SmallOutput};
 
 /// Bytes of stdout kept in memory per attempt (the result is read from them).
 pub const STDOUT_TAIL: usize = 1 << 20;
@@ -77,36 +78,32 @@ pub enum AttemptEnd {
     Stopped(Stop),
 }
 
-/// A bounded capture of one stream.
+/// A bounded capture of one stream. Output stays in memory until it passes
+/// [`SMALL_OUTPUT`] bytes; only then is the attempt's file created (most attempts of a
+/// busy fleet print a line or two, and a file per attempt would cost more than the
+/// attempt). The file is capped at [`FILE_CAP`]; the in-memory tail at `tail_cap`.
 struct Capture {
     tail: Vec<u8>,
     tail_cap: usize,
     path: PathBuf,
     file: Option<File>,
+    spilled: bool,
+    total: u64,
     written: u64,
     dropped: u64,
 }
 
 impl Capture {
     fn new(path: PathBuf, tail_cap: usize) -> Capture {
-        Capture { tail: Vec::new(), tail_cap, path, file: None, written: 0, dropped: 0 }
+        Capture { tail: Vec::new(), tail_cap, path, file: None, spilled: false, total: 0, written: 0, dropped: 0 }
     }
 
     fn push(&mut self, chunk: &[u8]) {
+        self.total += chunk.len() as u64;
         self.tail.extend_from_slice(chunk);
-        if self.tail.len() > 2 * self.tail_cap {
-            // Amortised: trim only when twice over, so each byte moves at most once.
-            let cut = self.tail.len() - self.tail_cap;
-            self.tail.drain(..cut);
-        }
-        let room = FILE_CAP.saturating_sub(self.written);
-        let keep = (chunk.len() as u64).min(room) as usize;
-        self.dropped += (chunk.len() - keep) as u64;
-        if keep == 0 {
-            return;
-        }
-        if self.file.is_none() {
-            // Created on first output, so silent attempts cost no file.
+        if !self.spilled && self.total > SMALL_OUTPUT as u64 {
+            // Everything so far is still in the tail: it starts the file.
+            self.spilled = true;
             self.file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -114,16 +111,36 @@ impl Capture {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&self.path)
                 .ok();
+            let head = std::mem::take(&mut self.tail);
+            self.write_file(&head);
+            self.tail = head;
+        } else if self.spilled {
+            self.write_file(chunk);
+        }
+        if self.tail.len() > 2 * self.tail_cap {
+            // Amortised: trim only when twice over, so each byte moves at most once.
+            let cut = self.tail.len() - self.tail_cap;
+            self.tail.drain(..cut);
+        }
+    }
+
+    fn write_file(&mut self, bytes: &[u8]) {
+        let room = FILE_CAP.saturating_sub(self.written);
+        let keep = (bytes.len() as u64).min(room) as usize;
+        self.dropped += (bytes.len() - keep) as u64;
+        if keep == 0 {
+            return;
         }
         if let Some(f) = &mut self.file {
-            if f.write_all(&chunk[..keep]).is_err() {
+            if f.write_all(&bytes[..keep]).is_err() {
                 self.file = None;
             }
         }
         self.written += keep as u64;
     }
 
-    fn finish(&mut self) -> Vec<u8> {
+    /// Ends the capture: returns the tail, and the whole output if it stayed small.
+    fn finish(&mut self) -> (Vec<u8>, Option<String>) {
         if self.dropped > 0 {
             if let Some(f) = &mut self.file {
                 let _ =
@@ -135,31 +152,26 @@ impl Capture {
             let cut = self.tail.len() - self.tail_cap;
             self.tail.drain(..cut);
         }
-        std::mem::take(&mut self.tail)
+        let tail = std::mem::take(&mut self.tail);
+        let small = (!self.spilled && !tail.is_empty()).then(|| String::from_utf8_lossy(&tail).into_owned());
+        (tail, small)
     }
 }
 
 async fn pump(mut reader: impl AsyncRead + Unpin, capture: Arc<Mutex<Capture>>) {
-    let mut buf = vec![0u8; 64 * 1024];
+    // read_buf fills spare capacity, so the buffer is never zeroed.
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
-        match reader.read(&mut buf).await {
+        buf.clear();
+        match reader.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
+            Ok(_) => {
                 if let Ok(mut c) = capture.lock() {
-                    c.push(&buf[..n]);
+                    c.push(&buf);
                 }
             }
         }
     }
-}
-
-/// Process start time (clock ticks since boot) from /proc, to tell a process from a
-/// later one that reuses its pid.
-pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold spaces: count from the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Sends `signal` to a process group, ignoring "no such group".
@@ -217,12 +229,12 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
 
-/// Runs one attempt to its end. `on_spawn(pid, start_ticks)` is called once the
+/// Runs one attempt to its end. `on_spawn(pid)` is called once the
 /// process exists. The process group is gone when this returns, whatever happened.
 pub async fn run_attempt(
     spec: AttemptSpec,
     mut stop: watch::Receiver<Option<Stop>>,
-    on_spawn: impl FnOnce(u32, Option<u64>),
+    on_spawn: impl FnOnce(u32),
 ) -> AttemptEnd {
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
@@ -238,14 +250,9 @@ pub async fn run_attempt(
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent. It makes
-    // the kernel SIGKILL the worker if the manager dies without ending it.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    // No pre_exec hook on purpose: it would force fork() instead of posix_spawn (vfork),
+    // and copying the manager's page tables on every spawn costs more than the
+    // attempt. The guardian process (io/guardian.rs) ends workers of a dead manager.
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -255,11 +262,12 @@ pub async fn run_attempt(
                 exit_code: None,
                 signal: None,
                 duration_ms: ms(started.elapsed()),
+                output: SmallOutput::default(),
             })
         }
     };
     let pid = child.id().unwrap_or(0);
-    on_spawn(pid, start_ticks(pid));
+    on_spawn(pid);
 
     if let (Some(bytes), Some(mut stdin)) = (spec.stdin, child.stdin.take()) {
         // A worker that never reads stdin must not block us: write from a task and
@@ -314,8 +322,9 @@ pub async fn run_attempt(
             r.abort();
         }
     }
-    let stdout = out.lock().map(|mut c| c.finish()).unwrap_or_default();
-    let stderr = err.lock().map(|mut c| c.finish()).unwrap_or_default();
+    let (stdout, small_stdout) = out.lock().map(|mut c| c.finish()).unwrap_or_default();
+    let (stderr, small_stderr) = err.lock().map(|mut c| c.finish()).unwrap_or_default();
+    let mut output = SmallOutput { stdout: small_stdout, stderr: small_stderr };
     let duration_ms = ms(started.elapsed());
     let exit_code = status.and_then(|s| s.code());
     let signal = status.and_then(|s| s.signal());
@@ -327,6 +336,7 @@ pub async fn run_attempt(
             exit_code,
             signal,
             duration_ms,
+            output,
         }),
         Why::Exited(Err(e)) => AttemptEnd::Outcome(Outcome::Failure {
             class: FailureClass::Worker,
@@ -334,15 +344,24 @@ pub async fn run_attempt(
             exit_code: None,
             signal: None,
             duration_ms,
+            output,
         }),
         Why::Exited(Ok(_)) => AttemptEnd::Outcome(match verdict(&stdout, &stderr, exit_code) {
-            Verdict::Completed(result) => Outcome::Success { result, exit_code, duration_ms },
+            Verdict::Completed(result) => {
+                // Output that is exactly the result is already in the log.
+                let same =
+                    output.stdout.as_deref().and_then(|o| serde_json::from_str::<serde_json::Value>(o.trim()).ok());
+                if same.as_ref() == Some(&result) {
+                    output.stdout = None;
+                }
+                Outcome::Success { result, exit_code, duration_ms, output }
+            }
             Verdict::Failed(error) => {
                 let error = match signal {
                     Some(sig) if exit_code.is_none() => format!("{error} (signal {sig})"),
                     _ => error,
                 };
-                Outcome::Failure { class: FailureClass::Worker, error, exit_code, signal, duration_ms }
+                Outcome::Failure { class: FailureClass::Worker, error, exit_code, signal, duration_ms, output }
             }
         }),
     }

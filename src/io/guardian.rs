@@ -1,0 +1,118 @@
+//! Finding and ending a manager's workers after the manager is gone.
+//!
+//! Every worker is started with `PITBOSS_RUN_ID` and `PITBOSS_MANAGER_PID` in its
+//! environment, and everything it starts inherits them. That marks the whole tree,
+//! even processes that left the worker's process group, at no cost per spawn.
+//!
+//! - The **guardian** is a small `pitboss guardian` process the manager starts with a
+//!   pipe on its stdin. When the pipe closes (the manager exited, however it died:
+//!   SIGKILL, the OOM killer, a crash) it SIGKILLs every process carrying its
+//!   manager's marks, with their process groups, and exits. It lives in its own
+//!   process group so the terminal's Ctrl-C for the manager does not reach it.
+//! - **resume** does the same sweep for the run id before replaying, in case the
+//!   guardian itself was killed.
+//!
+//! A parent-death signal was the other option; it reaches only the direct child and
+//! needs a pre-exec hook, which turns every spawn into a full fork of the manager.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{getpgid, Pid};
+
+use super::process::signal_group;
+
+/// Environment variable holding the pid of the manager that started a worker.
+pub const MANAGER_PID_ENV: &str = "PITBOSS_MANAGER_PID";
+/// Environment variable holding the run id.
+pub const RUN_ID_ENV: &str = "PITBOSS_RUN_ID";
+
+/// The manager's handle on its guardian. Dropping it lets the guardian exit.
+pub struct Guardian {
+    pipe: Option<ChildStdin>,
+    child: Child,
+}
+
+impl Guardian {
+    /// Starts `exe guardian` for this manager's workers of `run_id`.
+    pub fn start(exe: &Path, run_id: &str) -> std::io::Result<Guardian> {
+        let mut child = Command::new(exe)
+            .args(["guardian", "--run-id", run_id, "--manager-pid", &std::process::id().to_string()])
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let pipe = child.stdin.take();
+        Ok(Guardian { pipe, child })
+    }
+}
+
+impl Drop for Guardian {
+    fn drop(&mut self) {
+        self.pipe.take();
+        // It sweeps (finding nothing after a clean stop) and exits; reap it.
+        let _ = self.child.wait();
+    }
+}
+
+/// The guardian process: wait for the manager's end, then sweep its workers.
+pub fn main(run_id: &str, manager_pid: u32) -> u8 {
+    let mut sink = [0u8; 64];
+    // Nothing is sent; read returns 0 (EOF) when the manager's end of the pipe closes.
+    while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+    let ended = sweep(run_id, Some(manager_pid));
+    if ended > 0 {
+        eprintln!("pitboss guardian: manager {manager_pid} is gone; ended {ended} leftover worker process(es)");
+    }
+    0
+}
+
+/// SIGKILLs every process marked with `run_id` (and `manager_pid`, when given), with
+/// its process group. Repeats until none is left (a dying tree may still fork) or
+/// five passes. Returns how many processes it found.
+pub fn sweep(run_id: &str, manager_pid: Option<u32>) -> usize {
+    let mut found = 0;
+    for _ in 0..5 {
+        let marked = marked_processes(run_id, manager_pid);
+        if marked.is_empty() {
+            break;
+        }
+        found += marked.len();
+        for pid in marked {
+            if let Ok(pgid) = getpgid(Some(Pid::from_raw(pid as i32))) {
+                signal_group(pgid.as_raw() as u32, Signal::SIGKILL);
+            }
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+    found
+}
+
+/// Live processes (not zombies) whose environment carries the marks.
+fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Vec<u32> {
+    let run_mark = format!("{RUN_ID_ENV}={run_id}");
+    let manager_mark = manager_pid.map(|p| format!("{MANAGER_PID_ENV}={p}"));
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|&pid| pid != me && !is_zombie(pid))
+        .filter(|&pid| {
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+            let has = |mark: &str| environ.split(|&b| b == 0).any(|var| var == mark.as_bytes());
+            has(&run_mark) && manager_mark.as_deref().is_none_or(has)
+        })
+        .collect()
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
