@@ -1,0 +1,315 @@
+//! Property tests of the pure core: random sequences of worker outcomes, timers,
+//! operator commands and manager crashes, driven through `step` and `dispatch` the
+//! way the engine drives them. They check that the core never produces an event its
+//! own fold refuses, that pool and `max_parallel` limits always hold, that folding
+//! the recorded events (through their JSON form, as a log stores them) rebuilds
+//! exactly the live state, and that every run can still be driven to an end.
+
+use std::path::Path;
+
+use pitboss::config;
+use pitboss::core::decide::{dispatch, Outcome};
+use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext, TaskState, TaskStateName};
+use proptest::prelude::*;
+
+/// A random workflow: `n` tasks over three pools, each task depending on a few
+/// earlier ones (so the graph is acyclic), with small retry budgets.
+fn workflow_toml(
+    n: usize,
+    deps: &[Vec<usize>],
+    concurrency: &[usize; 3],
+    max_parallel: usize,
+    strategy: &str,
+) -> String {
+    let mut text = format!(
+        "[run]\nname = \"prop\"\nmax_parallel = {max_parallel}\n[balancer]\nstrategy = \"{strategy}\"\n\
+         [defaults]\nretry = {{ max_attempts = 2, initial = \"10ms\", max = \"40ms\" }}\n"
+    );
+    for (p, c) in concurrency.iter().enumerate() {
+        text +=
+            &format!("[[pool]]\nname = \"p{p}\"\ncommand = [\"true\"]\nconcurrency = {c}\ncapabilities = [\"c{p}\"]\n");
+    }
+    for i in 0..n {
+        let earlier: std::collections::BTreeSet<usize> = deps[i].iter().copied().filter(|&d| d < i).collect();
+        let depends: Vec<String> = earlier.iter().map(|d| format!("\"t{d}\"")).collect();
+        let placement = match i % 3 {
+            0 => format!("pool = \"p{}\"", i % 2),
+            1 => "requires = [\"c2\"]".to_string(),
+            _ => String::new(),
+        };
+        text += &format!("[[task]]\nid = \"t{i}\"\n{placement}\ndepends_on = [{}]\n", depends.join(", "));
+    }
+    text
+}
+
+/// One thing that can happen next. Indices pick among the candidates that exist at
+/// that moment (modulo their number), so every generated sequence is meaningful.
+#[derive(Debug, Clone)]
+enum Op {
+    Spawned(usize),
+    Succeed(usize),
+    Fail(usize, u8),
+    Timer(usize),
+    Cancel(usize),
+    Requeue(usize),
+    Crash,
+    Interrupt,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => any::<usize>().prop_map(Op::Spawned),
+        6 => any::<usize>().prop_map(Op::Succeed),
+        4 => (any::<usize>(), 0u8..4).prop_map(|(i, c)| Op::Fail(i, c)),
+        3 => any::<usize>().prop_map(Op::Timer),
+        1 => any::<usize>().prop_map(Op::Cancel),
+        1 => any::<usize>().prop_map(Op::Requeue),
+        1 => Just(Op::Crash),
+        1 => Just(Op::Interrupt),
+    ]
+}
+
+/// Drives the core, keeping every event with the time it was applied at.
+struct Driver {
+    state: RunState,
+    log: Vec<(Event, u64)>,
+    now: u64,
+}
+
+impl Driver {
+    fn new(text: &str) -> Driver {
+        let workflow = config::parse(text, "prop.toml", Path::new(".")).expect("generated workflow is valid");
+        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+        let state = RunState::from_first(&first).unwrap();
+        let mut driver = Driver { state, log: vec![(first, 0)], now: 1_000 };
+        driver.input(Input::Start { pid: 1, version: "t".into(), resumed: false });
+        driver
+    }
+
+    fn input(&mut self, input: Input) {
+        self.now += 7;
+        let ctx = StepContext { now_ms: self.now, jitter: 0.5 };
+        let events = step(&mut self.state, input, ctx).expect("step never produces a refused event");
+        self.log.extend(events.into_iter().map(|e| (e, self.now)));
+        let started = dispatch(&mut self.state, ctx).expect("dispatch never produces a refused event");
+        self.log.extend(started.into_iter().map(|e| (e, self.now)));
+        self.check_limits();
+    }
+
+    fn tasks_in(&self, pick: impl Fn(&TaskState) -> bool) -> Vec<usize> {
+        (0..self.state.tasks.len()).filter(|&i| pick(&self.state.tasks[i].state)).collect()
+    }
+
+    fn running(&self) -> Vec<(String, u32)> {
+        self.tasks_in(|s| matches!(s, TaskState::Running { .. }))
+            .into_iter()
+            .map(|i| (self.state.task_id(i).to_string(), self.state.tasks[i].attempts))
+            .collect()
+    }
+
+    fn apply_op(&mut self, op: Op) {
+        let nth = |v: Vec<usize>, k: usize| (!v.is_empty()).then(|| v[k % v.len()]);
+        match op {
+            Op::Spawned(k) | Op::Succeed(k) | Op::Fail(k, _) => {
+                let running = self.running();
+                if running.is_empty() {
+                    return;
+                }
+                let (task, attempt) = running[k % running.len()].clone();
+                let input = match op {
+                    Op::Spawned(_) => Input::Spawned { task, attempt, pid: 100 + attempt },
+                    Op::Succeed(_) => Input::Finished { task, attempt, outcome: success() },
+                    Op::Fail(_, class) => Input::Finished { task, attempt, outcome: failure(class) },
+                    _ => unreachable!(),
+                };
+                self.input(input);
+            }
+            Op::Timer(k) => {
+                let waiting = self.tasks_in(|s| matches!(s, TaskState::RetryWait { .. }));
+                if let Some(i) = nth(waiting, k) {
+                    let TaskState::RetryWait { due_ms } = self.state.tasks[i].state else { unreachable!() };
+                    self.now = self.now.max(due_ms);
+                    self.input(Input::RetryTimer { task: self.state.task_id(i).to_string(), due_ms });
+                }
+            }
+            Op::Cancel(k) => {
+                let id = format!("t{}", k % self.state.tasks.len());
+                self.input(Input::Cancel { task: id, reason: "operator".into() });
+            }
+            Op::Requeue(k) => {
+                let id = format!("t{}", k % self.state.tasks.len());
+                self.input(Input::Requeue { task: id, reason: "operator".into() });
+            }
+            Op::Interrupt => {
+                self.input(Input::Interrupt { reason: "SIGINT".into() });
+                for (task, attempt) in self.running() {
+                    self.input(Input::AttemptStopped { task, attempt, reason: "interrupted".into() });
+                }
+                self.input(Input::Start { pid: 2, version: "t".into(), resumed: true });
+            }
+            Op::Crash => self.input(Input::Start { pid: 3, version: "t".into(), resumed: true }),
+        }
+    }
+
+    fn check_limits(&self) {
+        let wf = &self.state.workflow;
+        let running = self.tasks_in(|s| matches!(s, TaskState::Running { .. }));
+        assert!(running.len() <= wf.max_parallel, "{} running > max_parallel {}", running.len(), wf.max_parallel);
+        assert_eq!(self.state.running_total, running.len());
+        for (p, pool) in wf.pools.iter().enumerate() {
+            let on_pool = running
+                .iter()
+                .filter(|&&i| matches!(&self.state.tasks[i].state, TaskState::Running { pool: name, .. } if *name == pool.name))
+                .count();
+            assert_eq!(self.state.pool_running[p], on_pool);
+            assert!(on_pool <= pool.concurrency, "pool {} runs {on_pool} > {}", pool.name, pool.concurrency);
+        }
+        for &i in &running {
+            let TaskState::Running { pool, .. } = &self.state.tasks[i].state else { unreachable!() };
+            let p = wf.pool_index(pool).unwrap();
+            assert!(self.state.eligible[i].contains(&p), "task t{i} on a pool it is not eligible for");
+        }
+        let counted: usize = TaskStateName::ALL.iter().map(|n| self.state.count(*n)).sum();
+        assert_eq!(counted, self.state.tasks.len());
+    }
+
+    /// Folds the recorded events, through JSON as the log stores them.
+    fn fold(&self) -> RunState {
+        let decode = |e: &Event| serde_json::from_str::<Event>(&serde_json::to_string(e).unwrap()).unwrap();
+        let mut state = RunState::from_first(&decode(&self.log[0].0)).unwrap();
+        for (event, ts) in &self.log[1..] {
+            state.apply(&decode(event), *ts).expect("the fold accepts every recorded event");
+        }
+        state
+    }
+
+    /// Succeeds every attempt and fires every timer until the run finishes.
+    fn finish(&mut self) {
+        for _ in 0..10_000 {
+            if self.state.finished {
+                return;
+            }
+            if let Some((task, attempt)) = self.running().into_iter().next() {
+                self.input(Input::Finished { task, attempt, outcome: success() });
+            } else {
+                self.apply_op(Op::Timer(0));
+            }
+        }
+        panic!("run did not finish; states: {:?}", self.state.tasks.iter().map(|t| t.state.name()).collect::<Vec<_>>());
+    }
+}
+
+fn success() -> Outcome {
+    Outcome::Success {
+        result: serde_json::json!({"ok": true}),
+        exit_code: Some(0),
+        duration_ms: 5,
+        output: SmallOutput::default(),
+    }
+}
+
+fn failure(class: u8) -> Outcome {
+    let class = match class {
+        0 | 1 => FailureClass::Worker,
+        2 => FailureClass::Timeout,
+        _ => FailureClass::SpawnResource,
+    };
+    Outcome::Failure {
+        class,
+        error: "boom".into(),
+        exit_code: Some(1),
+        signal: None,
+        duration_ms: 5,
+        output: SmallOutput::default(),
+    }
+}
+
+fn scenario() -> impl Strategy<Value = (String, Vec<Op>)> {
+    (3usize..14)
+        .prop_flat_map(|n| {
+            (
+                Just(n),
+                proptest::collection::vec(proptest::collection::vec(0..n, 0..3), n),
+                [1usize..4, 1usize..4, 1usize..4],
+                1usize..6,
+                prop_oneof![Just("round-robin"), Just("least-connections"), Just("capability")],
+                proptest::collection::vec(op(), 0..120),
+            )
+        })
+        .prop_map(|(n, deps, conc, max_parallel, strategy, ops)| {
+            (workflow_toml(n, &deps, &conc, max_parallel, strategy), ops)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn random_sequences_stay_legal_and_the_fold_matches_live_state((text, ops) in scenario()) {
+        let mut driver = Driver::new(&text);
+        for op in ops {
+            driver.apply_op(op);
+        }
+        let folded = driver.fold();
+        prop_assert_eq!(&folded.tasks, &driver.state.tasks);
+        prop_assert_eq!(&folded.pool_running, &driver.state.pool_running);
+        prop_assert_eq!(folded.queue().collect::<Vec<_>>(), driver.state.queue().collect::<Vec<_>>());
+        prop_assert_eq!(folded.finished, driver.state.finished);
+    }
+
+    #[test]
+    fn every_random_history_can_still_finish((text, ops) in scenario()) {
+        let mut driver = Driver::new(&text);
+        for op in ops {
+            driver.apply_op(op);
+        }
+        driver.finish();
+        for (i, task) in driver.state.tasks.iter().enumerate() {
+            prop_assert!(task.state.is_terminal(), "t{} ended {:?}", i, task.state.name());
+            // A task completes only if all its dependencies did.
+            if matches!(task.state, TaskState::Completed { .. }) {
+                for &d in &driver.state.dependencies[i] {
+                    let done = matches!(driver.state.tasks[d].state, TaskState::Completed { .. });
+                    prop_assert!(done, "t{} completed before its dependency t{}", i, d);
+                }
+            }
+        }
+        let finished = driver.log.iter().any(|(e, _)| matches!(e, Event::RunFinished { .. }));
+        prop_assert!(finished, "no run_finished recorded");
+    }
+}
+
+#[test]
+fn round_robin_spreads_equal_pools_evenly() {
+    // 90 tasks any pool may take, three pools of equal size: 30 each.
+    let mut text = "[run]\nname = \"rr\"\nmax_parallel = 3\n[balancer]\nstrategy = \"round-robin\"\n".to_string();
+    for p in 0..3 {
+        text += &format!("[[pool]]\nname = \"p{p}\"\ncommand = [\"true\"]\nconcurrency = 1\n");
+    }
+    for i in 0..90 {
+        text += &format!("[[task]]\nid = \"t{i}\"\n");
+    }
+    let mut driver = Driver::new(&text);
+    driver.finish();
+    let mut per_pool = [0; 3];
+    for (event, _) in &driver.log {
+        if let Event::AttemptStarted { pool, .. } = event {
+            per_pool[pool[1..].parse::<usize>().unwrap()] += 1;
+        }
+    }
+    assert_eq!(per_pool, [30, 30, 30]);
+}
+
+#[test]
+fn least_connections_prefers_the_idle_pool() {
+    let text = "[run]\nname = \"lc\"\n[balancer]\nstrategy = \"least-connections\"\n\
+                [[pool]]\nname = \"busy\"\ncommand = [\"true\"]\nconcurrency = 4\n\
+                [[pool]]\nname = \"idle\"\ncommand = [\"true\"]\nconcurrency = 4\n\
+                [[task]]\nid = \"a\"\npool = \"busy\"\n[[task]]\nid = \"b\"\npool = \"busy\"\n\
+                [[task]]\nid = \"c\"\ndepends_on = [\"a\"]\n";
+    let mut driver = Driver::new(text);
+    // a and b occupy `busy`; when a completes, c may go anywhere: it goes to `idle`.
+    driver.input(Input::Finished { task: "a".into(), attempt: 1, outcome: success() });
+    let TaskState::Running { pool, .. } = &driver.state.tasks[2].state else { panic!("c is not running") };
+    assert_eq!(pool, "idle");
+}
