@@ -29,8 +29,8 @@ fn workflow_toml(
         text +=
             &format!("[[pool]]\nname = \"p{p}\"\ncommand = [\"true\"]\nconcurrency = {c}\ncapabilities = [\"c{p}\"]\n");
     }
-    for i in 0..n {
-        let earlier: std::collections::BTreeSet<usize> = deps[i].iter().copied().filter(|&d| d < i).collect();
+    for (i, task_deps) in deps.iter().enumerate().take(n) {
+        let earlier: std::collections::BTreeSet<usize> = task_deps.iter().copied().filter(|&d| d < i).collect();
         let depends: Vec<String> = earlier.iter().map(|d| format!("\"t{d}\"")).collect();
         let placement = match i % 3 {
             0 => format!("pool = \"p{}\"", i % 2),
