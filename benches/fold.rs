@@ -66,7 +66,6 @@ fn write_log(path: &Path, target: usize) -> usize {
         events.extend(dispatch(&mut state, ctx(ts)).unwrap());
         write(events, ts, &mut buf);
     }
-    drop(write);
     out.flush().unwrap();
     seq as usize
 }
