@@ -1,0 +1,156 @@
+//! Crash torture: a run of short tasks whose manager is SIGKILLed at random moments
+//! and resumed each time. Every task must end completed exactly once, none lost, and
+//! the duplicate side effects (each worker appends a line to a ledger) must be bounded
+//! by the attempts that were in flight at the kills.
+//!
+//! Size it with PITBOSS_TORTURE_TASKS and PITBOSS_TORTURE_KILLS (defaults 400 and 12);
+//! `scripts/crash-torture.sh` runs the long variant (1,000 tasks, 20 kills).
+//! PITBOSS_TORTURE_SEED replays a failing run's kill points.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{kill_pid, read_events, wait_for, Scratch};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+const CONCURRENCY: usize = 8;
+
+#[test]
+fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
+    let tasks = env_or("PITBOSS_TORTURE_TASKS", 400) as usize;
+    let kills = env_or("PITBOSS_TORTURE_KILLS", 12) as usize;
+    let seed = env_or("PITBOSS_TORTURE_SEED", rand::random::<u32>() as u64);
+    eprintln!("crash torture: {tasks} tasks, {kills} kills, PITBOSS_TORTURE_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let s = Scratch::new();
+    let ledger = s.path().join("ledger");
+    let script = format!(
+        "cat >/dev/null; echo \"$PITBOSS_TASK_ID $PITBOSS_ATTEMPT\" >> {}; sleep 0.01; echo '{{\"ok\":true}}'",
+        ledger.display()
+    );
+    let mut wf = format!(
+        "[run]\nmax_parallel = {CONCURRENCY}\n[defaults]\nretry = {{ max_attempts = 3, initial = \"5ms\", max = \"20ms\" }}\n{}",
+        common::sh_pool("p", &script, &format!("concurrency = {CONCURRENCY}")).replace("concurrency = 4\n", "")
+    );
+    // Ten chains: dependencies keep most tasks blocked at every kill.
+    for i in 0..tasks {
+        wf += &format!("[[task]]\nid = \"t{i:04}\"\n");
+        if i >= 10 {
+            wf += &format!("depends_on = [\"t{:04}\"]\n", i - 10);
+        }
+    }
+    let file = s.write("workflow.toml", &wf);
+    let ledger_lines = || std::fs::read_to_string(&ledger).unwrap_or_default().lines().count();
+
+    // Each manager runs a random number of new attempts before it is killed, and the
+    // attempts the previous kill interrupted must have completed (a task in flight at
+    // three kills would rightly be a poison pill); the kills spread over about the
+    // first half of the work.
+    // Kills wait for the attempts the previous kill interrupted to complete.
+    let min_gap = CONCURRENCY;
+    let mut interrupted: Vec<String> = Vec::new();
+    let slack = ((tasks / 2 / kills.max(1)).saturating_sub(min_gap) * 2).max(1);
+    let mut killed = 0;
+    for k in 0..kills {
+        let mut cmd = s.pitboss();
+        if k == 0 {
+            cmd.args(["run", "--headless", "--state-dir"]).arg(s.run_dir()).arg(&file);
+        } else {
+            cmd.args(["resume", "--headless"]).arg(s.run_dir());
+        }
+        let mut manager = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Kill it once its workers have made the chosen number of ledger entries.
+        let target = ledger_lines() + min_gap + rng.random_range(0..slack);
+        let reached = wait_for(Duration::from_secs(60), || {
+            let done = ledger_lines() >= target && completed(&read_events(&s.run_dir()), &interrupted);
+            done || manager.try_wait().ok().flatten().is_some()
+        });
+        assert!(reached, "manager {k} made no progress");
+        kill_pid(manager.id() as i32);
+        if manager.wait().unwrap().code().is_none() {
+            killed += 1;
+        }
+        interrupted = in_flight(&read_events(&s.run_dir()));
+    }
+    assert_eq!(killed, kills, "the run ended before every kill happened");
+
+    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let not_completed: Vec<String> =
+        doc["tasks"].as_array().unwrap().iter().filter(|t| t["state"] != "completed").map(|t| t.to_string()).collect();
+    assert!(not_completed.is_empty(), "tasks not completed:\n{}", not_completed.join("\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let states = doc["tasks"].as_array().unwrap();
+    assert_eq!(states.len(), tasks, "no task lost");
+    assert!(states.iter().all(|t| t["state"] == "completed"), "every task completed");
+
+    // Each task recorded completed exactly once.
+    let events = read_events(&s.run_dir());
+    let mut succeeded: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["type"] == "attempt_succeeded") {
+        *succeeded.entry(e["task"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(succeeded.len(), tasks);
+    assert!(succeeded.values().all(|&n| n == 1), "a task completed twice");
+
+    // Attempts in flight at each kill are recorded as `manager crashed` by the next
+    // manager: never more than the concurrency per kill.
+    let mut crashed_per_manager = vec![0usize];
+    for e in &events {
+        match e["type"].as_str() {
+            Some("manager_started") => crashed_per_manager.push(0),
+            Some("attempt_failed") if e["class"] == "manager_crashed" => *crashed_per_manager.last_mut().unwrap() += 1,
+            _ => {}
+        }
+    }
+    assert!(crashed_per_manager.iter().all(|&n| n <= CONCURRENCY), "{crashed_per_manager:?}");
+    let crashed: usize = crashed_per_manager.iter().sum();
+
+    // Side effects: every task ran at least once; extra runs only for crashed attempts.
+    let ledger_text = std::fs::read_to_string(&ledger).unwrap();
+    let mut runs: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in ledger_text.lines() {
+        *runs.entry(line.split(' ').next().unwrap()).or_default() += 1;
+    }
+    assert_eq!(runs.len(), tasks, "every task's worker ran");
+    let duplicates = ledger_text.lines().count() - tasks;
+    assert!(
+        duplicates <= crashed,
+        "{duplicates} duplicate side effects but only {crashed} attempts in flight at kills"
+    );
+    eprintln!(
+        "crash torture: {killed} kills, {crashed} attempts in flight at kills, {duplicates} duplicate side effects"
+    );
+}
+
+/// Tasks with an attempt started and not ended in the log.
+fn in_flight(events: &[Value]) -> Vec<String> {
+    let mut open = BTreeMap::new();
+    for e in events {
+        let task = e["task"].as_str().unwrap_or_default().to_string();
+        match e["type"].as_str() {
+            Some("attempt_started") => {
+                open.insert(task, ());
+            }
+            Some("attempt_succeeded" | "attempt_failed" | "attempt_interrupted") => {
+                open.remove(&task);
+            }
+            _ => {}
+        }
+    }
+    open.into_keys().collect()
+}
+
+/// True when every task in `tasks` has a recorded success.
+fn completed(events: &[Value], tasks: &[String]) -> bool {
+    tasks.iter().all(|t| events.iter().any(|e| e["type"] == "attempt_succeeded" && e["task"] == t.as_str()))
+}
