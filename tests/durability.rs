@@ -148,3 +148,31 @@ fn a_task_in_flight_during_three_crashes_is_dead_lettered_as_a_poison_pill() {
         assert!(wait_for(Duration::from_secs(10), || !common::alive(pid)), "worker {pid} outlived its manager");
     }
 }
+
+#[test]
+fn a_log_that_is_a_symlink_is_refused() {
+    let s = Scratch::new();
+    let (code, _, _) = s.run_json(&flaky_workflow(&s));
+    assert_eq!(code, 1);
+    let elsewhere = s.path().join("elsewhere.jsonl");
+    std::fs::rename(s.run_dir().join("events.jsonl"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, s.run_dir().join("events.jsonl")).unwrap();
+    let before = std::fs::read(&elsewhere).unwrap();
+    let out = s.pitboss().args(["resume", "--headless"]).arg(s.run_dir()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), before, "the link's target is untouched");
+}
+
+#[test]
+fn inspect_json_has_the_shape_of_run_json() {
+    let s = Scratch::new();
+    let (_, run_doc, _) = s.run_json(&flaky_workflow(&s));
+    let out = s.pitboss().args(["inspect", "--json"]).arg(s.run_dir()).output().unwrap();
+    let inspect_doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    assert_eq!(keys(&inspect_doc), keys(&run_doc));
+    assert_eq!(inspect_doc["tasks"], run_doc["tasks"]);
+    assert_eq!(inspect_doc["counts"], run_doc["counts"]);
+}
