@@ -30,7 +30,7 @@ use crate::core::protocol::{fill, task_json, TaskView};
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::guardian::MANAGER_PID_ENV;
 use crate::io::journal::{Journal, JournalError, JournalWriter, Record};
-use crate::io::process::{run_attempt, AttemptEnd, AttemptSpec, Stop};
+use crate::io::process::{run_attempt, AttemptEnd, AttemptSpec, OutputChunk, Stop};
 
 /// Wall clock in ms since the epoch.
 pub fn now_ms() -> u64 {
@@ -75,6 +75,7 @@ enum Msg {
 pub struct EngineHandle {
     tx: mpsc::UnboundedSender<Msg>,
     events: broadcast::Sender<Arc<[Record]>>,
+    output: broadcast::Sender<OutputChunk>,
 }
 
 impl EngineHandle {
@@ -86,6 +87,11 @@ impl EngineHandle {
     /// Subscribes to committed records, batch by batch.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Record]>> {
         self.events.subscribe()
+    }
+
+    /// Subscribes to workers' output as it arrives (not durable; live views only).
+    pub fn subscribe_output(&self) -> broadcast::Receiver<OutputChunk> {
+        self.output.subscribe()
     }
 }
 
@@ -106,6 +112,7 @@ pub struct Engine {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     events: broadcast::Sender<Arc<[Record]>>,
+    output: broadcast::Sender<OutputChunk>,
     running: HashMap<String, (u32, watch::Sender<Option<Stop>>)>,
 }
 
@@ -114,13 +121,14 @@ impl Engine {
     pub fn new(state: RunState, journal: Journal, config: EngineConfig) -> Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
+        let (output, _) = broadcast::channel(1024);
         let journal = journal.into_writer();
-        Engine { state, journal, config, tx, rx, events, running: HashMap::new() }
+        Engine { state, journal, config, tx, rx, events, output, running: HashMap::new() }
     }
 
     /// A handle for commands and event subscriptions.
     pub fn handle(&self) -> EngineHandle {
-        EngineHandle { tx: self.tx.clone(), events: self.events.clone() }
+        EngineHandle { tx: self.tx.clone(), events: self.events.clone(), output: self.output.clone() }
     }
 
     /// Runs until the run finishes (when `exit_when_done`) or `shutdown` resolves and
@@ -158,7 +166,8 @@ impl Engine {
                 if self.state.interrupted {
                     return Ok((self.state, Ending::Interrupted));
                 }
-                if self.state.finished && self.config.exit_when_done {
+                // A finished run being closed (the TUI's quit) needs no interruption.
+                if self.state.finished && (self.config.exit_when_done || shutting_down) {
                     return Ok((self.state, Ending::Finished));
                 }
             }
@@ -167,9 +176,14 @@ impl Engine {
 
     async fn process(&mut self, batch: Vec<Msg>) -> Result<(), EngineError> {
         let now = now_ms();
-        let mut rng = rand::rng();
+        // Jitter draws are taken up front: the thread-local rng must not be held
+        // across the journal's await (the engine future stays Send).
+        let draws: Vec<f64> = {
+            let mut rng = rand::rng();
+            (0..batch.len()).map(|_| rng.random::<f64>()).collect()
+        };
         let mut events = Vec::new();
-        for msg in batch {
+        for (msg, jitter) in batch.into_iter().zip(draws) {
             let input = match msg {
                 Msg::Input(input) => input,
                 Msg::RunnerDone { task, attempt, input } => {
@@ -179,7 +193,7 @@ impl Engine {
                     input
                 }
             };
-            let ctx = StepContext { now_ms: now, jitter: rng.random::<f64>() };
+            let ctx = StepContext { now_ms: now, jitter };
             events.extend(step(&mut self.state, input, ctx)?);
         }
         events.extend(dispatch(&mut self.state, StepContext { now_ms: now, jitter: 0.0 })?);
@@ -324,6 +338,7 @@ impl Engine {
             timeout: Duration::from_millis(spec.timeout_ms),
             kill_grace: Duration::from_millis(wf.kill_grace_ms),
             output_dir: self.config.output_dir.clone(),
+            live: Some(self.output.clone()),
         })
     }
 }

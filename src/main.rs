@@ -151,24 +151,31 @@ fn main() -> ExitCode {
             let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
             match config::parse(DEMO, "demo.toml (bundled)", &base) {
                 Ok(workflow) => {
-                    eprintln!("pitboss: running the bundled demo fleet (headless until the TUI lands)");
-                    run::start(workflow, None, run::RunOptions::default())
+                    let tui = interactive();
+                    if !tui {
+                        eprintln!("pitboss: not a terminal: running the bundled demo fleet headless");
+                    }
+                    run::start(workflow, None, run::RunOptions { json: false, tui })
                 }
                 Err(e) => Err((EXIT_USAGE, e.to_string())),
             }
         }
-        Some(Command::Run { file, state_dir, headless: _, json, broker }) => {
+        Some(Command::Run { file, state_dir, headless, json, broker }) => {
             if broker.is_some() {
                 Err((EXIT_USAGE, "--broker: distributed mode is not supported yet".to_string()))
             } else {
                 match config::load(&file) {
-                    Ok(workflow) => run::start(workflow, state_dir, run::RunOptions { json }),
+                    Ok(workflow) => run::start(
+                        workflow,
+                        state_dir,
+                        run::RunOptions { json, tui: !headless && !json && interactive() },
+                    ),
                     Err(e) => Err((EXIT_USAGE, e.to_string())),
                 }
             }
         }
-        Some(Command::Resume { dir, headless: _, json, truncate_at }) => {
-            run::resume(&dir, truncate_at, run::RunOptions { json })
+        Some(Command::Resume { dir, headless, json, truncate_at }) => {
+            run::resume(&dir, truncate_at, run::RunOptions { json, tui: !headless && !json && interactive() })
         }
         Some(Command::Inspect { dir, task, json }) => history::inspect(&dir, task.as_deref(), json),
         Some(Command::Dlq { action: Some(DlqAction::Replay { dir, tasks, all }), .. }) => {
@@ -204,6 +211,12 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The TUI needs a terminal on both sides; anything else (pipes, CI) runs headless.
+fn interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
 /// Logs go to a file under the pitboss home (never to the terminal, which belongs to

@@ -26,6 +26,8 @@ use crate::io::rundir::RunDir;
 pub struct RunOptions {
     /// Print the JSON document on stdout at the end.
     pub json: bool,
+    /// Open the TUI (otherwise headless progress on stderr).
+    pub tui: bool,
 }
 
 /// Outcome of a command: an exit code, with the message for stderr if it failed early.
@@ -137,20 +139,37 @@ fn drive(run_dir: RunDir, state: RunState, journal: Journal, resumed: bool, opts
     let name = state.workflow.name.clone();
     let total = state.tasks.len();
     let started = now_ms();
+    let tui = if opts.tui {
+        let options = crate::tui::TuiOptions::from_environment().map_err(usage)?;
+        let mut records = Vec::new();
+        journal::scan(&run_dir.path.join(LOG_FILE), |record, _| {
+            records.push(record);
+            Ok(())
+        })
+        .map_err(usage)?;
+        Some((options, records))
+    } else {
+        None
+    };
+    let start = Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed };
     let result = runtime.block_on(async move {
-        let config = EngineConfig { state_dir: state_dir.clone(), output_dir, pitboss_exe, exit_when_done: true };
+        let exit_when_done = tui.is_none();
+        let config = EngineConfig { state_dir: state_dir.clone(), output_dir, pitboss_exe, exit_when_done };
         let engine = Engine::new(state, journal, config);
+        if let Some((options, records)) = tui {
+            return crate::tui::run(engine, start, records, options).await;
+        }
         let handle = engine.handle();
         let reporter = tokio::spawn(report(handle.subscribe(), total));
-        handle.send(Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed });
+        handle.send(start);
         let result = engine.run(shutdown_signal()).await;
         drop(handle);
         let _ = reporter.await;
-        result
+        result.map_err(|e| e.to_string())
     });
     drop(runtime);
     drop(guardian);
-    let (state, ending) = result.map_err(|e| (EXIT_USAGE, e.to_string()))?;
+    let (state, ending) = result.map_err(|e| (EXIT_USAGE, e))?;
     let dir = run_dir.path.clone();
     drop(run_dir);
     if opts.json {
@@ -175,7 +194,7 @@ fn drive(run_dir: RunDir, state: RunState, journal: Journal, resumed: bool, opts
 }
 
 /// Resolves on SIGINT or SIGTERM with the signal's name.
-async fn shutdown_signal() -> String {
+pub async fn shutdown_signal() -> String {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
         return std::future::pending().await;

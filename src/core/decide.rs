@@ -255,7 +255,8 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
             }
             _ => vec![],
         },
-        Input::Interrupt { reason } if !state.interrupted => vec![Event::RunInterrupted { reason }],
+        // A finished run has nothing to interrupt: closing it records nothing.
+        Input::Interrupt { reason } if !state.interrupted && !state.finished => vec![Event::RunInterrupted { reason }],
         Input::Interrupt { .. } => vec![],
         Input::AttemptStopped { task, attempt, reason } => match running_attempt(&task, attempt) {
             Some(_) => vec![Event::AttemptInterrupted { task, attempt, reason }],

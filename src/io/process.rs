@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::core::decide::Outcome;
 use crate::core::event::SMALL_OUTPUT;
@@ -58,6 +58,31 @@ pub struct AttemptSpec {
     pub kill_grace: Duration,
     /// Folder for the capture files.
     pub output_dir: PathBuf,
+    /// Where output is also sent as it arrives (the TUI's live panes), if anywhere.
+    pub live: Option<broadcast::Sender<OutputChunk>>,
+}
+
+/// A piece of an attempt's output as it arrives, for live views. Chunks are whatever
+/// one read returned, not lines; views split them.
+#[derive(Debug, Clone)]
+pub struct OutputChunk {
+    /// Task id.
+    pub task: Arc<str>,
+    /// Attempt number.
+    pub attempt: u32,
+    /// True for stderr.
+    pub stderr: bool,
+    /// The bytes read.
+    pub bytes: Arc<[u8]>,
+}
+
+/// Live-output tag for one stream of one attempt.
+#[derive(Clone)]
+struct LiveTag {
+    tx: broadcast::Sender<OutputChunk>,
+    task: Arc<str>,
+    attempt: u32,
+    stderr: bool,
 }
 
 /// Why the engine stops an attempt early.
@@ -158,7 +183,7 @@ impl Capture {
     }
 }
 
-async fn pump(mut reader: impl AsyncRead + Unpin, capture: Arc<Mutex<Capture>>) {
+async fn pump(mut reader: impl AsyncRead + Unpin, capture: Arc<Mutex<Capture>>, live: Option<LiveTag>) {
     // read_buf fills spare capacity, so the buffer is never zeroed.
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
@@ -168,6 +193,17 @@ async fn pump(mut reader: impl AsyncRead + Unpin, capture: Arc<Mutex<Capture>>) 
             Ok(_) => {
                 if let Ok(mut c) = capture.lock() {
                     c.push(&buf);
+                }
+                // Copy only when somebody watches; a flood is cut to its last 4 KiB
+                // per read, which is all a pane can show.
+                if let Some(tag) = live.as_ref().filter(|t| t.tx.receiver_count() > 0) {
+                    let from = buf.len().saturating_sub(4096);
+                    let _ = tag.tx.send(OutputChunk {
+                        task: tag.task.clone(),
+                        attempt: tag.attempt,
+                        stderr: tag.stderr,
+                        bytes: Arc::from(&buf[from..]),
+                    });
                 }
             }
         }
@@ -279,12 +315,16 @@ pub async fn run_attempt(
     let base = format!("{}.{}", spec.task, spec.attempt);
     let out = Arc::new(Mutex::new(Capture::new(spec.output_dir.join(format!("{base}.stdout")), STDOUT_TAIL)));
     let err = Arc::new(Mutex::new(Capture::new(spec.output_dir.join(format!("{base}.stderr")), STDERR_TAIL)));
+    let task_name: Arc<str> = Arc::from(spec.task.as_str());
+    let live = |stderr: bool| {
+        spec.live.clone().map(|tx| LiveTag { tx, task: task_name.clone(), attempt: spec.attempt, stderr })
+    };
     let mut readers = Vec::new();
     if let Some(r) = child.stdout.take() {
-        readers.push(tokio::spawn(pump(r, out.clone())));
+        readers.push(tokio::spawn(pump(r, out.clone(), live(false))));
     }
     if let Some(r) = child.stderr.take() {
-        readers.push(tokio::spawn(pump(r, err.clone())));
+        readers.push(tokio::spawn(pump(r, err.clone(), live(true))));
     }
 
     enum Why {

@@ -1,0 +1,291 @@
+//! The TUI's read model: everything the screens show, folded from committed records
+//! (the same [`RunState::apply`] that `resume` uses) plus the workers' live output,
+//! which is not durable and only feeds the panes. Time travel folds a prefix of the
+//! same records into a fresh model, so "the run as of event N" is exactly what a
+//! replay of the first N records gives.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::core::{Event, RunState, TaskState, TaskStateName};
+use crate::io::journal::Record;
+
+/// Lines of live output kept per running task.
+pub const LIVE_LINES: usize = 200;
+/// Seconds of queue-depth history kept for the sparkline.
+pub const QUEUE_HISTORY: usize = 600;
+
+/// A running attempt's live view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Live {
+    /// Attempt the lines belong to.
+    pub attempt: u32,
+    /// Last lines, oldest first (stdout and stderr interleaved as they arrived).
+    pub lines: VecDeque<String>,
+    /// A partial last line still being written.
+    pub partial: String,
+    /// Latest `{"pitboss":"progress"}` report: percent and message.
+    pub progress: Option<(f64, String)>,
+    /// When output last arrived (ms since the epoch).
+    pub last_output_ms: u64,
+}
+
+/// The read model of one run.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// The folded run state.
+    pub state: RunState,
+    /// Every record, in order (history, time travel).
+    pub records: Vec<Record>,
+    /// For each task, indices into `records` of the records about it.
+    pub task_records: Vec<Vec<usize>>,
+    /// Time of the first record.
+    pub started_ms: u64,
+    /// Time of the latest record.
+    pub last_ts: u64,
+    /// Queue depth per second: (second, queued tasks), newest last.
+    pub queue_depth: VecDeque<(u64, u64)>,
+    /// Completion times, for throughput over the last minute.
+    pub completions: VecDeque<u64>,
+    /// Live output of running attempts, by task.
+    pub live: HashMap<String, Live>,
+}
+
+/// Why records could not be folded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("cannot fold record {seq}: {message}")]
+pub struct FoldError {
+    /// The record that did not fit.
+    pub seq: u64,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl Fleet {
+    /// Folds records (the first must be `run_started`) into a model.
+    pub fn from_records(records: &[Record]) -> Result<Fleet, FoldError> {
+        let first = records.first().ok_or(FoldError { seq: 0, message: "no records".into() })?;
+        let state =
+            RunState::from_first(&first.event).map_err(|e| FoldError { seq: first.seq, message: e.to_string() })?;
+        let n = state.tasks.len();
+        let mut fleet = Fleet {
+            state,
+            records: Vec::with_capacity(records.len()),
+            task_records: vec![Vec::new(); n],
+            started_ms: first.ts,
+            last_ts: first.ts,
+            queue_depth: VecDeque::new(),
+            completions: VecDeque::new(),
+            live: HashMap::new(),
+        };
+        fleet.records.push(first.clone());
+        for record in &records[1..] {
+            fleet.apply(record)?;
+        }
+        Ok(fleet)
+    }
+
+    /// Folds one committed record.
+    pub fn apply(&mut self, record: &Record) -> Result<(), FoldError> {
+        self.state
+            .apply(&record.event, record.ts)
+            .map_err(|e| FoldError { seq: record.seq, message: e.to_string() })?;
+        let index = self.records.len();
+        if let Some(i) = record.event.task().and_then(|t| self.state.task_index(t)) {
+            // A spawn note is not a transition: history shows transitions only.
+            if !matches!(record.event, Event::AttemptSpawned { .. }) {
+                self.task_records[i].push(index);
+            }
+            match &record.event {
+                Event::AttemptStarted { task, attempt, .. } => {
+                    self.live
+                        .insert(task.clone(), Live { attempt: *attempt, last_output_ms: record.ts, ..Live::default() });
+                }
+                Event::AttemptSucceeded { task, .. } => {
+                    self.live.remove(task);
+                    self.completions.push_back(record.ts);
+                }
+                Event::AttemptFailed { task, .. }
+                | Event::AttemptInterrupted { task, .. }
+                | Event::TaskCancelled { task, .. } => {
+                    self.live.remove(task);
+                }
+                _ => {}
+            }
+        }
+        self.last_ts = self.last_ts.max(record.ts);
+        while self.completions.front().is_some_and(|t| *t + 60_000 < self.last_ts) {
+            self.completions.pop_front();
+        }
+        self.sample_queue(record.ts);
+        self.records.push(record.clone());
+        Ok(())
+    }
+
+    fn sample_queue(&mut self, ts: u64) {
+        let second = ts / 1000;
+        let depth = self.state.count(TaskStateName::Queued) as u64;
+        match self.queue_depth.back_mut() {
+            Some((s, d)) if *s == second => *d = depth,
+            _ => {
+                // Seconds without records repeat the last depth, so the sparkline is
+                // a time axis, not a record axis.
+                if let Some(&(last_second, last_depth)) = self.queue_depth.back() {
+                    for s in (last_second + 1..second).take(QUEUE_HISTORY) {
+                        self.queue_depth.push_back((s, last_depth));
+                    }
+                }
+                self.queue_depth.push_back((second, depth));
+                while self.queue_depth.len() > QUEUE_HISTORY {
+                    self.queue_depth.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Adds live output of a running attempt (ignored once the attempt is over).
+    pub fn add_output(&mut self, task: &str, attempt: u32, bytes: &[u8], now_ms: u64) {
+        let Some(live) = self.live.get_mut(task).filter(|l| l.attempt == attempt) else {
+            return;
+        };
+        live.last_output_ms = now_ms;
+        live.partial.push_str(&String::from_utf8_lossy(bytes));
+        while let Some(nl) = live.partial.find('\n') {
+            let line: String = live.partial.drain(..=nl).collect();
+            let line = line.trim_end_matches(['\n', '\r']).to_string();
+            if let Some(progress) = progress_of(&line) {
+                live.progress = Some(progress);
+                continue;
+            }
+            live.lines.push_back(line);
+            if live.lines.len() > LIVE_LINES {
+                live.lines.pop_front();
+            }
+        }
+        // A flood without newlines must not grow without bound.
+        if live.partial.len() > 4096 {
+            let cut = live.partial.len() - 4096;
+            let cut = (cut..live.partial.len()).find(|&i| live.partial.is_char_boundary(i)).unwrap_or(0);
+            live.partial.drain(..cut);
+        }
+    }
+
+    /// Task `i` as it was right after record `upto` (an index into `records`): the
+    /// same fold as replay, over the log's prefix.
+    pub fn task_at(&self, i: usize, upto: usize) -> Option<crate::core::Task> {
+        let first = self.records.first()?;
+        let mut state = RunState::from_first(&first.event).ok()?;
+        for record in self.records.get(1..=upto)? {
+            state.apply(&record.event, record.ts).ok()?;
+        }
+        state.tasks.get(i).cloned()
+    }
+
+    /// Completed tasks per second over the last minute (or since the start).
+    pub fn throughput(&self, now_ms: u64) -> f64 {
+        let window = now_ms.saturating_sub(self.started_ms).clamp(1_000, 60_000);
+        let recent = self.completions.iter().filter(|t| **t + window >= now_ms).count();
+        recent as f64 / (window as f64 / 1000.0)
+    }
+
+    /// Tasks waiting for pool `p` (queued and allowed to run there).
+    pub fn queued_for_pool(&self, p: usize) -> usize {
+        self.state.queue().filter(|&i| self.state.eligible[i].contains(&p)).count()
+    }
+
+    /// Dead letters grouped by the cause of their failure: (fingerprint, tasks, attempts).
+    pub fn dead_letter_groups(&self) -> Vec<DeadLetterGroup> {
+        let mut groups: Vec<DeadLetterGroup> = Vec::new();
+        for (i, task) in self.state.tasks.iter().enumerate() {
+            let TaskState::DeadLettered { reason } = &task.state else {
+                continue;
+            };
+            let print = fingerprint(reason);
+            let id = self.state.task_id(i).to_string();
+            match groups.iter_mut().find(|g| g.fingerprint == print) {
+                Some(g) => {
+                    g.tasks.push(id);
+                    g.attempts += task.attempts;
+                }
+                None => groups.push(DeadLetterGroup {
+                    fingerprint: print,
+                    reason: reason.clone(),
+                    tasks: vec![id],
+                    attempts: task.attempts,
+                }),
+            }
+        }
+        groups.sort_by(|a, b| b.tasks.len().cmp(&a.tasks.len()).then(a.fingerprint.cmp(&b.fingerprint)));
+        groups
+    }
+}
+
+/// Dead letters sharing one cause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterGroup {
+    /// The cause with numbers masked.
+    pub fingerprint: String,
+    /// One full reason, as an example.
+    pub reason: String,
+    /// Tasks in the group.
+    pub tasks: Vec<String>,
+    /// Attempts spent over the group.
+    pub attempts: u32,
+}
+
+/// A failure's cause with the parts that vary between occurrences (numbers, counts,
+/// pids, durations) masked, so that "exit code 3 after 1.2s" and "exit code 3 after
+/// 0.9s" group together.
+pub fn fingerprint(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut in_number = false;
+    for c in reason.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else if in_number && c == '.' {
+            // A decimal point inside a number stays part of it.
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
+}
+
+fn progress_of(line: &str) -> Option<(f64, String)> {
+    let trimmed = line.trim();
+    if !trimmed.starts_with('{') || !trimmed.contains("\"pitboss\"") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(trimmed).ok()?;
+    if value.get("pitboss")?.as_str()? != "progress" {
+        return None;
+    }
+    let pct = value.get("pct").and_then(|p| p.as_f64()).unwrap_or(0.0).clamp(0.0, 100.0);
+    let msg = value.get("msg").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+    Some((pct, msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_mask_numbers() {
+        assert_eq!(
+            fingerprint("attempts spent (3/3): exit code 2 after 1.5s"),
+            "attempts spent (#/#): exit code # after #s"
+        );
+        assert_eq!(fingerprint("exit code 2"), fingerprint("exit code 17"));
+        assert_ne!(fingerprint("exit code 2"), fingerprint("timed out"));
+    }
+
+    #[test]
+    fn progress_lines_are_recognised() {
+        assert_eq!(progress_of(r#"{"pitboss":"progress","pct":40,"msg":"drafting"}"#), Some((40.0, "drafting".into())));
+        assert_eq!(progress_of(r#"{"pitboss":"other"}"#), None);
+        assert_eq!(progress_of("plain text"), None);
+    }
+}
