@@ -149,7 +149,13 @@ fn dashboard(frame: &mut Frame, area: Rect, scene: &Scene) {
     let parts = if wide {
         Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).split(area)
     } else {
-        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).split(area)
+        // Stacked: the worker panes take the rows they need (up to 60 %), the
+        // panels below get the rest.
+        let columns = ((area.width.saturating_sub(2)) / 38).max(1) as usize;
+        let pane_rows = worker_rows(scene.fleet).len().div_ceil(columns).max(1) as u16;
+        let wanted = pane_rows * 5 + 2;
+        let workers = wanted.min(area.height * 6 / 10).max(7.min(area.height));
+        Layout::vertical([Constraint::Length(workers), Constraint::Min(3)]).split(area)
     };
     workers(frame, parts[0], scene);
     let side = if wide {
@@ -587,6 +593,12 @@ fn key_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
         h.push((k(Action::Quit), "quit"));
         h
     };
+    // Narrow terminals drop hints from the middle; help and quit always stay.
+    let width = |h: &[(String, &str)]| h.iter().map(|(k, w)| k.chars().count() + w.len() + 4).sum::<usize>();
+    let mut hints = hints;
+    while hints.len() > 2 && width(&hints) > area.width as usize {
+        hints.remove(hints.len() - 2);
+    }
     let mut spans = Vec::new();
     for (key, what) in hints {
         spans.push(Span::styled(format!(" {key} "), scene.theme.selected()));
