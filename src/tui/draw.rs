@@ -107,7 +107,9 @@ fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
     let fleet = scene.fleet;
     let state = &fleet.state;
     let t = scene.theme;
-    let elapsed = human_ms(scene.now_ms.saturating_sub(fleet.started_ms));
+    // A finished run shows how long it took; the clock does not keep running.
+    let end = if state.finished { fleet.last_ts } else { scene.now_ms };
+    let elapsed = human_ms(end.saturating_sub(fleet.started_ms));
     let mut spans = vec![
         Span::styled(" pitboss ", Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
         Span::raw(format!(" {} ", state.workflow.name)),
