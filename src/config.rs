@@ -80,6 +80,37 @@ pub struct PoolSpec {
     pub secret_env: Vec<String>,
     /// Working directory (absolute), or the manager's own when unset.
     pub cwd: Option<PathBuf>,
+    /// Circuit breaker: stop spawning on a pool that keeps failing.
+    #[serde(default)]
+    pub breaker: Option<BreakerPolicy>,
+}
+
+/// `breaker = { failures, window, cooldown, half_open }`: open after `failures` failed
+/// attempts within `window`; stay open for `cooldown`; then let `half_open` probe
+/// attempts through; a probe's success closes it, a failure opens it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerPolicy {
+    /// Failed attempts that open the breaker.
+    pub failures: u32,
+    /// Window the failures are counted in.
+    pub window_ms: u64,
+    /// How long it stays open.
+    pub cooldown_ms: u64,
+    /// Probe attempts admitted when half-open.
+    pub half_open: u32,
+}
+
+/// What a task does instead of failing (DESIGN §3 `fallback`), used when its attempts
+/// are spent or every pool it may run on has an open breaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Complete with this result, marked degraded.
+    Result(serde_json::Value),
+    /// Run on this pool instead (fresh attempts), marked degraded when it completes.
+    Pool(String),
+    /// End skipped; dependents still run (they get `null` for its result).
+    Skip,
 }
 
 /// Retry policy of a task: attempts and exponential backoff.
@@ -123,6 +154,12 @@ pub struct TaskSpec {
     pub timeout_ms: u64,
     /// Retry policy.
     pub retry: RetryPolicy,
+    /// Exit codes that are never retried (`retry.never_on`): dead-lettered at once.
+    #[serde(default)]
+    pub never_on: Vec<i32>,
+    /// What to do instead of dead-lettering, if anything.
+    #[serde(default)]
+    pub fallback: Option<Fallback>,
 }
 
 impl Workflow {
@@ -325,6 +362,24 @@ struct RawRetry {
     max: Option<Spanned<String>>,
     multiplier: Option<Spanned<f64>>,
     jitter: Option<bool>,
+    never_on: Option<Vec<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    failures: Spanned<i64>,
+    window: Spanned<String>,
+    cooldown: Spanned<String>,
+    half_open: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFallback {
+    result: Option<toml::Value>,
+    pool: Option<Spanned<String>>,
+    skip: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -345,7 +400,7 @@ struct RawPool {
     preset: Option<Spanned<toml::Value>>,
     mode: Option<Spanned<toml::Value>>,
     recycle: Option<Spanned<toml::Value>>,
-    breaker: Option<Spanned<toml::Value>>,
+    breaker: Option<Spanned<RawBreaker>>,
 }
 
 #[derive(Deserialize)]
@@ -364,7 +419,7 @@ struct RawTask {
     retry: Option<RawRetry>,
     gates: Option<Spanned<toml::Value>>,
     consensus: Option<Spanned<toml::Value>>,
-    fallback: Option<Spanned<toml::Value>>,
+    fallback: Option<Spanned<RawFallback>>,
 }
 
 struct Checker<'a> {
@@ -446,7 +501,11 @@ impl Checker<'_> {
         }
         let mut default_timeout = 5 * 60_000;
         let mut default_retry = RetryPolicy::default();
+        let mut default_never_on: Vec<i32> = Vec::new();
         if let Some(defaults) = &raw.defaults {
+            if let Some(codes) = defaults.retry.as_ref().and_then(|r| r.never_on.as_ref()) {
+                default_never_on = codes.iter().map(|c| *c as i32).collect();
+            }
             if let Some(d) = &defaults.timeout {
                 default_timeout = self.duration(d).unwrap_or(default_timeout);
             }
@@ -482,7 +541,7 @@ impl Checker<'_> {
         }
 
         let tasks: Vec<TaskSpec> =
-            raw.task.iter().map(|t| self.task(t, &pools, default_timeout, default_retry)).collect();
+            raw.task.iter().map(|t| self.task(t, &pools, default_timeout, default_retry, &default_never_on)).collect();
         self.check_graph(&raw.task);
 
         Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks }
@@ -492,7 +551,7 @@ impl Checker<'_> {
         self.not_supported(&raw.preset, "preset");
         self.not_supported(&raw.mode, "mode");
         self.not_supported(&raw.recycle, "recycle");
-        self.not_supported(&raw.breaker, "breaker");
+        let breaker = raw.breaker.as_ref().and_then(|b| self.breaker(b.get_ref()));
         let name = raw.name.get_ref().clone();
         let mut command: Vec<String> = Vec::new();
         match &raw.command {
@@ -549,6 +608,49 @@ impl Checker<'_> {
             env: raw.env.clone(),
             secret_env: raw.secret_env.iter().map(|s| s.get_ref().clone()).collect(),
             cwd,
+            breaker,
+        }
+    }
+
+    fn breaker(&mut self, raw: &RawBreaker) -> Option<BreakerPolicy> {
+        let failures = self.positive(&raw.failures, "breaker.failures");
+        let window_ms = self.duration(&raw.window);
+        let cooldown_ms = self.duration(&raw.cooldown);
+        let half_open = match &raw.half_open {
+            Some(h) => self.positive(h, "breaker.half_open"),
+            None => Some(1),
+        };
+        Some(BreakerPolicy {
+            failures: failures?.min(u32::MAX as i64) as u32,
+            window_ms: window_ms?,
+            cooldown_ms: cooldown_ms?,
+            half_open: half_open?.min(u32::MAX as i64) as u32,
+        })
+    }
+
+    fn fallback(&mut self, raw: &Spanned<RawFallback>, pools: &[PoolSpec], id: &str) -> Option<Fallback> {
+        let f = raw.get_ref();
+        let chosen = [f.result.is_some(), f.pool.is_some(), f.skip.is_some()].iter().filter(|x| **x).count();
+        if chosen != 1 {
+            self.report(raw.span(), format!("task {id:?}: fallback takes exactly one of result, pool or skip"));
+            return None;
+        }
+        if let Some(v) = &f.result {
+            return Some(Fallback::Result(serde_json::to_value(v).unwrap_or(serde_json::Value::Null)));
+        }
+        if let Some(pool) = &f.pool {
+            if !pools.iter().any(|p| &p.name == pool.get_ref()) {
+                self.report(pool.span(), format!("task {id:?}: fallback pool {:?} does not exist", pool.get_ref()));
+                return None;
+            }
+            return Some(Fallback::Pool(pool.get_ref().clone()));
+        }
+        match f.skip {
+            Some(true) => Some(Fallback::Skip),
+            _ => {
+                self.report(raw.span(), format!("task {id:?}: fallback skip must be true (or leave fallback out)"));
+                None
+            }
         }
     }
 
@@ -572,11 +674,12 @@ impl Checker<'_> {
         pools: &[PoolSpec],
         default_timeout: u64,
         default_retry: RetryPolicy,
+        default_never_on: &[i32],
     ) -> TaskSpec {
         self.not_supported(&raw.gates, "gates");
         self.not_supported(&raw.consensus, "consensus");
-        self.not_supported(&raw.fallback, "fallback");
         let id = raw.id.get_ref().clone();
+        let fallback = raw.fallback.as_ref().and_then(|f| self.fallback(f, pools, &id));
         if id.is_empty()
             || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
             || id.starts_with('.')
@@ -593,6 +696,10 @@ impl Checker<'_> {
         let retry = match &raw.retry {
             Some(r) => self.retry(r, default_retry),
             None => default_retry,
+        };
+        let never_on = match raw.retry.as_ref().and_then(|r| r.never_on.as_ref()) {
+            Some(codes) => codes.iter().map(|c| *c as i32).collect(),
+            None => default_never_on.to_vec(),
         };
         let requires: Vec<String> = raw.requires.iter().map(|c| c.get_ref().clone()).collect();
         match &raw.pool {
@@ -660,6 +767,8 @@ impl Checker<'_> {
             depends_on: raw.depends_on.iter().map(|d| d.get_ref().clone()).collect(),
             timeout_ms,
             retry,
+            never_on,
+            fallback,
         }
     }
 
@@ -814,10 +923,10 @@ mod tests {
 
     #[test]
     fn empty_command_and_unsupported_keys_are_refused() {
-        let err = check("[[pool]]\nname = \"p\"\ncommand = []\nbreaker = { failures = 3 }\n").unwrap_err();
+        let err = check("[[pool]]\nname = \"p\"\ncommand = []\nmode = \"persistent\"\n").unwrap_err();
         let all = err.to_string();
         assert!(all.contains("wf.toml:3:11: pool \"p\" has an empty command"), "{all}");
-        assert!(all.contains("wf.toml:4:11: `breaker` is not supported yet"), "{all}");
+        assert!(all.contains("wf.toml:4:8: `mode` is not supported yet"), "{all}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::StdinMode;
+use crate::core::breaker::Circuit;
 use crate::core::decide::{dispatch, Outcome};
 use crate::core::protocol::{fill, task_json, TaskView};
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
@@ -143,6 +144,11 @@ impl Engine {
                 self.set_timer(self.state.task_id(i).to_string(), due_ms, due_ms.saturating_sub(now));
             }
         }
+        for (p, breaker) in self.state.breakers.iter().enumerate() {
+            if let Circuit::Open { until_ms: Some(until) } = breaker.circuit {
+                self.set_breaker_timer(self.state.workflow.pools[p].name.clone(), until, until.saturating_sub(now));
+            }
+        }
         loop {
             let first = tokio::select! {
                 biased;
@@ -225,6 +231,9 @@ impl Engine {
                 then: AfterFailure::Retry { delay_ms, due_ms } | AfterFailure::Defer { delay_ms, due_ms },
                 ..
             } => self.set_timer(task.clone(), *due_ms, *delay_ms),
+            Event::BreakerOpened { pool, until_ms: Some(until), .. } => {
+                self.set_breaker_timer(pool.clone(), *until, until.saturating_sub(now_ms()))
+            }
             Event::TaskCancelled { task, .. } => {
                 if let Some((_, stop)) = self.running.get(task) {
                     let _ = stop.send(Some(Stop::Cancel));
@@ -244,6 +253,14 @@ impl Engine {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             let _ = tx.send(Msg::Input(Input::RetryTimer { task, due_ms }));
+        });
+    }
+
+    fn set_breaker_timer(&self, pool: String, until_ms: u64, delay_ms: u64) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let _ = tx.send(Msg::Input(Input::BreakerTimer { pool, until_ms }));
         });
     }
 

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use pitboss::config;
+use pitboss::core::breaker::Circuit;
 use pitboss::core::decide::{dispatch, Outcome};
 use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext, TaskState, TaskStateName};
 use proptest::prelude::*;
@@ -28,6 +29,10 @@ fn workflow_toml(
     for (p, c) in concurrency.iter().enumerate() {
         text +=
             &format!("[[pool]]\nname = \"p{p}\"\ncommand = [\"true\"]\nconcurrency = {c}\ncapabilities = [\"c{p}\"]\n");
+        if p == 1 {
+            // One pool with a breaker, so random histories open, probe and close it.
+            text += "breaker = { failures = 2, window = \"1m\", cooldown = \"50ms\", half_open = 1 }\n";
+        }
     }
     for (i, task_deps) in deps.iter().enumerate().take(n) {
         let earlier: std::collections::BTreeSet<usize> = task_deps.iter().copied().filter(|&d| d < i).collect();
@@ -38,6 +43,13 @@ fn workflow_toml(
             _ => String::new(),
         };
         text += &format!("[[task]]\nid = \"t{i}\"\n{placement}\ndepends_on = [{}]\n", depends.join(", "));
+        // Some tasks degrade instead of dead-lettering.
+        text += match i % 5 {
+            1 => "fallback = { result = \"cached\" }\n",
+            2 => "fallback = { pool = \"p0\" }\n",
+            3 => "fallback = { skip = true }\n",
+            _ => "",
+        };
     }
     text
 }
@@ -54,6 +66,9 @@ enum Op {
     Requeue(usize),
     Crash,
     Interrupt,
+    BreakerTimer(usize),
+    Trip(usize),
+    Reset(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -66,6 +81,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Requeue),
         1 => Just(Op::Crash),
         1 => Just(Op::Interrupt),
+        2 => any::<usize>().prop_map(Op::BreakerTimer),
+        1 => any::<usize>().prop_map(Op::Trip),
+        1 => any::<usize>().prop_map(Op::Reset),
     ]
 }
 
@@ -91,7 +109,14 @@ impl Driver {
         let ctx = StepContext { now_ms: self.now, jitter: 0.5 };
         let events = step(&mut self.state, input, ctx).expect("step never produces a refused event");
         self.log.extend(events.into_iter().map(|e| (e, self.now)));
+        let open_before: Vec<bool> = self.state.breakers.iter().map(|b| b.is_open()).collect();
         let started = dispatch(&mut self.state, ctx).expect("dispatch never produces a refused event");
+        for event in &started {
+            if let Event::AttemptStarted { pool, .. } = event {
+                let p = self.state.workflow.pool_index(pool).unwrap();
+                assert!(!open_before[p], "an attempt started on {pool} while its breaker was open");
+            }
+        }
         self.log.extend(started.into_iter().map(|e| (e, self.now)));
         self.check_limits();
     }
@@ -148,6 +173,15 @@ impl Driver {
                 self.input(Input::Start { pid: 2, version: "t".into(), resumed: true });
             }
             Op::Crash => self.input(Input::Start { pid: 3, version: "t".into(), resumed: true }),
+            Op::BreakerTimer(k) => {
+                let pools = self.state.breakers.len();
+                if let Circuit::Open { until_ms: Some(until) } = self.state.breakers[k % pools].circuit {
+                    self.now = self.now.max(until);
+                    self.input(Input::BreakerTimer { pool: format!("p{}", k % pools), until_ms: until });
+                }
+            }
+            Op::Trip(k) => self.input(Input::BreakerTrip { pool: format!("p{}", k % 3) }),
+            Op::Reset(k) => self.input(Input::BreakerReset { pool: format!("p{}", k % 3) }),
         }
     }
 
@@ -167,7 +201,13 @@ impl Driver {
         for &i in &running {
             let TaskState::Running { pool, .. } = &self.state.tasks[i].state else { unreachable!() };
             let p = wf.pool_index(pool).unwrap();
-            assert!(self.state.eligible[i].contains(&p), "task t{i} on a pool it is not eligible for");
+            assert!(self.state.pools_for(i).contains(&p), "task t{i} on a pool it is not eligible for");
+        }
+        for (p, breaker) in self.state.breakers.iter().enumerate() {
+            if let Circuit::HalfOpen { probes_started } = breaker.circuit {
+                let limit = wf.pools[p].breaker.map(|b| b.half_open).unwrap_or(1);
+                assert!(probes_started <= limit, "pool p{p} started {probes_started} probes > {limit}");
+            }
         }
         let counted: usize = TaskStateName::ALL.iter().map(|n| self.state.count(*n)).sum();
         assert_eq!(counted, self.state.tasks.len());
@@ -191,6 +231,11 @@ impl Driver {
             }
             if let Some((task, attempt)) = self.running().into_iter().next() {
                 self.input(Input::Finished { task, attempt, outcome: success() });
+            } else if self.tasks_in(|s| matches!(s, TaskState::RetryWait { .. })).is_empty() {
+                // Nothing running or waiting: open breakers hold the queue; an operator resets them.
+                for p in 0..3 {
+                    self.input(Input::BreakerReset { pool: format!("p{p}") });
+                }
             } else {
                 self.apply_op(Op::Timer(0));
             }
@@ -255,6 +300,7 @@ proptest! {
         prop_assert_eq!(&folded.pool_running, &driver.state.pool_running);
         prop_assert_eq!(folded.queue().collect::<Vec<_>>(), driver.state.queue().collect::<Vec<_>>());
         prop_assert_eq!(folded.finished, driver.state.finished);
+        prop_assert_eq!(&folded.breakers, &driver.state.breakers);
     }
 
     #[test]
@@ -269,7 +315,7 @@ proptest! {
             // A task completes only if all its dependencies did.
             if matches!(task.state, TaskState::Completed { .. }) {
                 for &d in &driver.state.dependencies[i] {
-                    let done = matches!(driver.state.tasks[d].state, TaskState::Completed { .. });
+                    let done = driver.state.satisfies_dependents(d);
                     prop_assert!(done, "t{} completed before its dependency t{}", i, d);
                 }
             }

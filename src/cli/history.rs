@@ -140,6 +140,7 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
                         format!("not spent; again in {}", human_ms(*delay_ms))
                     }
                     AfterFailure::DeadLetter { reason } => format!("dead-lettered: {reason}"),
+                    AfterFailure::Fallback { reason } => format!("fallback used: {reason}"),
                 };
                 format!(
                     "attempt {attempt} failed [{}] (exit {}, {}): {error} -> {next}",

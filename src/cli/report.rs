@@ -32,7 +32,7 @@ pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
                 "worker": t.pool,
                 "result": t.result,
                 "error": error,
-                "degraded": matches!(t.state, TaskState::Completed { degraded: true }),
+                "degraded": t.degraded || matches!(t.state, TaskState::Completed { degraded: true }),
             })
         })
         .collect();

@@ -228,7 +228,19 @@ pub fn describe(record: &Record) -> Option<String> {
                 format!("{task}: could not start attempt {attempt}: {error}; trying again in {}", human_ms(*delay_ms))
             }
             AfterFailure::DeadLetter { reason } => format!("{task}: dead-lettered: {reason}"),
+            AfterFailure::Fallback { reason } => {
+                format!("{task}: attempt {attempt} failed: {error}; fallback used ({reason})")
+            }
         },
+        Event::FallbackUsed { task, reason } => format!("{task}: fallback used ({reason})"),
+        Event::BreakerOpened { pool, until_ms: Some(until), reason } => {
+            format!("pool {pool}: breaker open ({reason}); probes from {}", clock(*until))
+        }
+        Event::BreakerOpened { pool, until_ms: None, reason } => {
+            format!("pool {pool}: breaker open ({reason}) until reset")
+        }
+        Event::BreakerHalfOpened { pool } => format!("pool {pool}: breaker half-open, probing"),
+        Event::BreakerClosed { pool, reason } => format!("pool {pool}: breaker closed ({reason})"),
         Event::AttemptInterrupted { task, attempt, reason } => {
             format!("{task}: attempt {attempt} stopped ({reason}); queued again")
         }

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::backoff;
+use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass, SmallOutput};
 use super::state::{ApplyError, RunState};
 use super::task::{TaskState, TaskStateName};
@@ -72,6 +73,24 @@ pub enum Input {
         /// Why.
         reason: String,
     },
+    /// A pool's breaker cooldown passed (stale timers are ignored).
+    BreakerTimer {
+        /// Pool name.
+        pool: String,
+        /// The time the timer was set for.
+        until_ms: u64,
+    },
+    /// An operator closes a pool's breaker.
+    BreakerReset {
+        /// Pool name.
+        pool: String,
+    },
+    /// An operator opens a pool's breaker (for its cooldown, or until reset when the
+    /// pool has no breaker policy).
+    BreakerTrip {
+        /// Pool name.
+        pool: String,
+    },
     /// A running attempt was ended by the shutdown.
     AttemptStopped {
         /// Task id.
@@ -126,17 +145,68 @@ pub struct StepContext {
 /// Decides, applies and follows through one input; returns the events in order.
 pub fn step(state: &mut RunState, input: Input, ctx: StepContext) -> Result<Vec<Event>, ApplyError> {
     let mut out = Vec::new();
+    // The pool an ending attempt ran on: its breaker hears how it went.
+    let ending_on = match &input {
+        Input::Finished { task, attempt, outcome } => {
+            state.task_index(task).and_then(|i| match &state.tasks[i].state {
+                TaskState::Running { attempt: a, pool, .. } if a == attempt => {
+                    let counts = match outcome {
+                        Outcome::Success { .. } => None,
+                        Outcome::Failure { class, .. } => Some(class.counts_against_pool()),
+                    };
+                    state.workflow.pool_index(pool).map(|p| (p, counts))
+                }
+                _ => None,
+            })
+        }
+        _ => None,
+    };
     let primary = decide(state, input, ctx);
     for event in primary {
         apply_and_cascade(state, event, ctx, &mut out)?;
     }
+    if let Some(event) = ending_on.and_then(|(p, failed)| breaker_after(state, p, failed, ctx)) {
+        apply_and_cascade(state, event, ctx, &mut out)?;
+    }
     Ok(out)
+}
+
+/// What a pool's breaker does after one of its attempts ended: `failed` is None for
+/// a success, else whether the failure counts against the pool.
+fn breaker_after(state: &RunState, p: usize, failed: Option<bool>, ctx: StepContext) -> Option<Event> {
+    let pool = &state.workflow.pools[p];
+    let breaker = &state.breakers[p];
+    match failed {
+        Some(true) => {
+            let reason = breaker.should_open(pool.breaker.as_ref())?;
+            let until_ms = pool.breaker.map(|b| ctx.now_ms + b.cooldown_ms);
+            Some(Event::BreakerOpened { pool: pool.name.clone(), until_ms, reason })
+        }
+        None if matches!(breaker.circuit, Circuit::HalfOpen { .. }) => {
+            Some(Event::BreakerClosed { pool: pool.name.clone(), reason: "a probe attempt succeeded".into() })
+        }
+        _ => None,
+    }
 }
 
 /// Starts as many queued tasks as pools and `max_parallel` allow; returns the
 /// `attempt_started` events (already applied), then `run_finished` if every task is done.
 pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, ApplyError> {
     let mut out = Vec::new();
+    if !state.interrupted && state.breakers.iter().any(|b| b.is_open()) {
+        // Queued tasks that can only go to open pools take their fallback now.
+        let stuck: Vec<usize> = state
+            .queue()
+            .filter(|&i| state.workflow.tasks[i].fallback.is_some() && !state.tasks[i].degraded)
+            .filter(|&i| state.pools_for(i).iter().all(|&p| state.breakers[p].is_open()))
+            .collect();
+        for i in stuck {
+            let pools: Vec<&str> = state.pools_for(i).iter().map(|&p| state.workflow.pools[p].name.as_str()).collect();
+            let reason = format!("breaker open on {}", pools.join(", "));
+            let event = Event::FallbackUsed { task: state.task_id(i).to_string(), reason };
+            apply_and_cascade(state, event, ctx, &mut out)?;
+        }
+    }
     if !state.interrupted {
         let picks = plan(state);
         for (task, pool) in picks {
@@ -164,17 +234,23 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
     let mut total = state.running_total;
     let mut cursor = state.rr_cursor;
     let mut picks = Vec::new();
+    // Attempts planned per pool in this round (half-open breakers count probes).
+    let mut planned = vec![0usize; wf.pools.len()];
     let pools_free = |running: &[usize]| wf.pools.iter().zip(running).any(|(p, r)| *r < p.concurrency);
     for task in state.queue() {
         if total >= wf.max_parallel || !pools_free(&running) {
             break;
         }
-        let eligible = &state.eligible[task];
-        let free = |p: &usize| running[*p] < wf.pools[*p].concurrency;
+        let eligible = state.pools_for(task);
+        let admits = |p: &usize| state.breakers[*p].admits(wf.pools[*p].breaker.as_ref(), planned[*p] as u32);
+        let free = |p: &usize| running[*p] < wf.pools[*p].concurrency && admits(p);
         let chosen = match wf.balancer {
             Strategy::RoundRobin => {
+                // Strict rotation: the task waits for the pool whose turn it is
+                // (skipping only pools whose breaker refuses), so equal pools get
+                // equal shares even when attempts take different times.
                 let n = wf.pools.len().max(1);
-                (0..n).map(|k| (cursor + k) % n).find(|p| eligible.contains(p) && free(p))
+                (0..n).map(|k| (cursor + k) % n).find(|p| eligible.contains(p) && admits(p)).filter(|p| free(p))
             }
             Strategy::LeastConnections | Strategy::Capability => {
                 eligible.iter().copied().filter(free).min_by(|a, b| {
@@ -187,8 +263,12 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
         };
         if let Some(pool) = chosen {
             running[pool] += 1;
+            planned[pool] += 1;
             total += 1;
-            cursor = pool + 1;
+            // Only a choice among several pools moves the rotation on.
+            if eligible.len() > 1 {
+                cursor = pool + 1;
+            }
             picks.push((task, pool));
         }
     }
@@ -258,6 +338,25 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
         // A finished run has nothing to interrupt: closing it records nothing.
         Input::Interrupt { reason } if !state.interrupted && !state.finished => vec![Event::RunInterrupted { reason }],
         Input::Interrupt { .. } => vec![],
+        Input::BreakerTimer { pool, until_ms } => match state.workflow.pool_index(&pool) {
+            Some(p) if state.breakers[p].circuit == (Circuit::Open { until_ms: Some(until_ms) }) => {
+                vec![Event::BreakerHalfOpened { pool }]
+            }
+            _ => vec![],
+        },
+        Input::BreakerReset { pool } => match state.workflow.pool_index(&pool) {
+            Some(p) if state.breakers[p].circuit != Circuit::Closed => {
+                vec![Event::BreakerClosed { pool, reason: "reset by an operator".into() }]
+            }
+            _ => vec![],
+        },
+        Input::BreakerTrip { pool } => match state.workflow.pool_index(&pool) {
+            Some(p) if !state.breakers[p].is_open() => {
+                let until_ms = state.workflow.pools[p].breaker.map(|b| ctx.now_ms + b.cooldown_ms);
+                vec![Event::BreakerOpened { pool, until_ms, reason: "tripped by an operator".into() }]
+            }
+            _ => vec![],
+        },
         Input::AttemptStopped { task, attempt, reason } => match running_attempt(&task, attempt) {
             Some(_) => vec![Event::AttemptInterrupted { task, attempt, reason }],
             None => vec![],
@@ -273,8 +372,20 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
     let task = &state.tasks[i];
     let policy = &state.workflow.tasks[i].retry;
     let used = attempt.saturating_sub(task.budget_start);
+    let spec = &state.workflow.tasks[i];
+    // Attempts are over: the fallback if the task has one (and has not used it), else
+    // the dead-letter queue.
+    let give_up = |reason: String| {
+        if spec.fallback.is_some() && !task.degraded {
+            AfterFailure::Fallback { reason }
+        } else {
+            AfterFailure::DeadLetter { reason }
+        }
+    };
+    let never = exit_code.filter(|c| class == FailureClass::Worker && spec.never_on.contains(c));
     let then = match class {
-        FailureClass::SpawnPermanent => AfterFailure::DeadLetter { reason: format!("cannot start: {error}") },
+        FailureClass::SpawnPermanent => give_up(format!("cannot start: {error}")),
+        _ if never.is_some() => give_up(format!("{error} (exit code {} is never retried)", never.unwrap_or_default())),
         FailureClass::SpawnResource => {
             let delay_ms = backoff::delay_ms(policy, task.deferrals + 1, ctx.jitter);
             AfterFailure::Defer { delay_ms, due_ms: ctx.now_ms + delay_ms }
@@ -283,7 +394,7 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
             AfterFailure::DeadLetter { reason: format!("poison pill: in flight during {CRASH_LIMIT} manager crashes") }
         }
         _ if used >= policy.max_attempts => {
-            AfterFailure::DeadLetter { reason: format!("attempts spent ({used}/{}): {error}", policy.max_attempts) }
+            give_up(format!("attempts spent ({used}/{}): {error}", policy.max_attempts))
         }
         _ => {
             let delay_ms = backoff::delay_ms(policy, used, ctx.jitter);
@@ -349,11 +460,11 @@ fn settle(state: &RunState, i: usize) -> Option<Event> {
                 matches!(
                     state.tasks[d].state.name(),
                     TaskStateName::DeadLettered | TaskStateName::Cancelled | TaskStateName::Skipped
-                )
+                ) && !state.satisfies_dependents(d)
             });
             if let Some(&d) = failed_dep {
                 Some(Event::TaskSkipped { task: id(), because: state.task_id(d).to_string() })
-            } else if deps.iter().all(|&d| matches!(state.tasks[d].state, TaskState::Completed { .. })) {
+            } else if deps.iter().all(|&d| state.satisfies_dependents(d)) {
                 Some(Event::TaskReady { task: id() })
             } else {
                 None

@@ -26,6 +26,14 @@ pub enum FailureClass {
     ManagerCrashed,
 }
 
+impl FailureClass {
+    /// True for failures that say something about the pool's agent (its breaker
+    /// counts them); a resource shortage or a manager crash does not.
+    pub fn counts_against_pool(self) -> bool {
+        matches!(self, FailureClass::Worker | FailureClass::Timeout | FailureClass::SpawnPermanent)
+    }
+}
+
 /// An attempt's output when it is small enough to keep in the log itself (at most
 /// [`SMALL_OUTPUT`] bytes per stream). Larger output goes to capped files in the
 /// run folder instead, so that cheap attempts cost no file at all.
@@ -70,6 +78,12 @@ pub enum AfterFailure {
     /// Give up until an operator acts.
     DeadLetter {
         /// Why, in plain words.
+        reason: String,
+    },
+    /// Attempts are spent (or never to be retried), and the task has a `fallback`:
+    /// it takes the fallback (degraded) instead of being dead-lettered.
+    Fallback {
+        /// Why the fallback was needed.
         reason: String,
     },
 }
@@ -200,6 +214,35 @@ pub enum Event {
         /// The dependency that came back.
         because: String,
     },
+    /// A queued task whose pools all have open breakers took its `fallback`.
+    FallbackUsed {
+        /// Task id.
+        task: String,
+        /// Why.
+        reason: String,
+    },
+    /// A pool's breaker opened: no attempt starts on it until it half-opens.
+    BreakerOpened {
+        /// Pool name.
+        pool: String,
+        /// When it half-opens (ms since the epoch); none when an operator tripped it
+        /// on a pool without a breaker policy (then only a reset closes it).
+        until_ms: Option<u64>,
+        /// Why.
+        reason: String,
+    },
+    /// A pool's cooldown passed: it admits `half_open` probe attempts.
+    BreakerHalfOpened {
+        /// Pool name.
+        pool: String,
+    },
+    /// A pool's breaker closed: attempts start on it again.
+    BreakerClosed {
+        /// Pool name.
+        pool: String,
+        /// Why (a probe succeeded, an operator reset it).
+        reason: String,
+    },
     /// The manager was asked to stop; dispatching ends and running attempts are interrupted.
     RunInterrupted {
         /// Why (signal name, operator).
@@ -235,11 +278,15 @@ impl Event {
             | Event::TaskCancelled { task, .. }
             | Event::TaskSkipped { task, .. }
             | Event::TaskRequeued { task, .. }
-            | Event::TaskRevived { task, .. } => Some(task),
+            | Event::TaskRevived { task, .. }
+            | Event::FallbackUsed { task, .. } => Some(task),
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
             | Event::RunInterrupted { .. }
             | Event::LogRepaired { .. }
+            | Event::BreakerOpened { .. }
+            | Event::BreakerHalfOpened { .. }
+            | Event::BreakerClosed { .. }
             | Event::RunFinished { .. } => None,
         }
     }
@@ -260,6 +307,10 @@ impl Event {
             Event::TaskSkipped { .. } => "task_skipped",
             Event::TaskRequeued { .. } => "task_requeued",
             Event::TaskRevived { .. } => "task_revived",
+            Event::FallbackUsed { .. } => "fallback_used",
+            Event::BreakerOpened { .. } => "breaker_opened",
+            Event::BreakerHalfOpened { .. } => "breaker_half_opened",
+            Event::BreakerClosed { .. } => "breaker_closed",
             Event::RunInterrupted { .. } => "run_interrupted",
             Event::LogRepaired { .. } => "log_repaired",
             Event::RunFinished { .. } => "run_finished",

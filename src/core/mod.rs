@@ -4,6 +4,7 @@
 //! arguments, so the same events always fold to the same state.
 
 pub mod backoff;
+pub mod breaker;
 pub mod decide;
 pub mod event;
 pub mod protocol;

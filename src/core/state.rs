@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::breaker::{Breaker, Circuit};
 use super::event::{AfterFailure, Event, FailureClass};
 use super::task::{TaskState, TaskStateName};
-use crate::config::Workflow;
+use crate::config::{Fallback, Workflow};
 
 /// One task's live record.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,10 @@ pub struct Task {
     pub pool: Option<String>,
     /// Process (and group) id of the running attempt.
     pub process: Option<u32>,
+    /// True once a fallback was used for the task (its result is degraded).
+    pub degraded: bool,
+    /// The pool a `fallback = { pool }` sent the task to.
+    pub pool_override: Option<usize>,
     /// Position in the ready queue while queued.
     queue_ticket: Option<u64>,
 }
@@ -91,6 +96,8 @@ pub struct RunState {
     pub running_total: usize,
     /// Where round-robin looks first.
     pub rr_cursor: usize,
+    /// Circuit breaker per pool.
+    pub breakers: Vec<Breaker>,
     /// True after `run_interrupted` (until the next manager starts).
     pub interrupted: bool,
     /// True after `run_finished` (an operator's requeue clears it).
@@ -129,6 +136,8 @@ impl RunState {
             last_error: None,
             pool: None,
             process: None,
+            degraded: false,
+            pool_override: None,
             queue_ticket: None,
         };
         let mut counts = [0; 9];
@@ -136,6 +145,7 @@ impl RunState {
         RunState {
             run_id,
             pool_running: vec![0; workflow.pools.len()],
+            breakers: vec![Breaker::default(); workflow.pools.len()],
             workflow,
             tasks: vec![task; n],
             index,
@@ -183,6 +193,55 @@ impl RunState {
     /// True when every task is terminal.
     pub fn all_terminal(&self) -> bool {
         TaskStateName::ALL.iter().filter(|n| !n.is_terminal()).all(|n| self.count(*n) == 0)
+    }
+
+    /// Pools task `i` may run on now (a fallback pool replaces its own).
+    pub fn pools_for(&self, i: usize) -> &[usize] {
+        match &self.tasks[i].pool_override {
+            Some(p) => std::slice::from_ref(p),
+            None => &self.eligible[i],
+        }
+    }
+
+    /// True when a dependent of task `i` may use it: completed, or skipped by its own
+    /// fallback (which does not fail dependents).
+    pub fn satisfies_dependents(&self, i: usize) -> bool {
+        match &self.tasks[i].state {
+            TaskState::Completed { .. } => true,
+            TaskState::Skipped { .. } => self.tasks[i].degraded,
+            _ => false,
+        }
+    }
+
+    fn pool_lookup(&self, name: &str) -> Result<usize, ApplyError> {
+        self.workflow.pool_index(name).ok_or_else(|| ApplyError::UnknownPool(name.to_string()))
+    }
+
+    /// Takes task `i`'s fallback: completed with its result, queued for its pool, or
+    /// skipped; in every case marked degraded.
+    fn take_fallback(&mut self, i: usize, reason: &str, illegal: ApplyError) -> Result<(), ApplyError> {
+        let fallback = self.workflow.tasks[i].fallback.clone().ok_or(illegal.clone())?;
+        if self.tasks[i].degraded {
+            // A fallback is used once; a second one would loop.
+            return Err(illegal);
+        }
+        self.tasks[i].degraded = true;
+        self.tasks[i].last_error = Some(format!("fallback used: {reason}"));
+        match fallback {
+            Fallback::Result(value) => {
+                self.tasks[i].result = Some(value);
+                self.set_state(i, TaskState::Completed { degraded: true });
+            }
+            Fallback::Pool(name) => {
+                let p = self.pool_lookup(&name)?;
+                let t = &mut self.tasks[i];
+                t.pool_override = Some(p);
+                t.budget_start = t.attempts;
+                self.set_state(i, TaskState::Queued);
+            }
+            Fallback::Skip => self.set_state(i, TaskState::Skipped { because: format!("fallback: {reason}") }),
+        }
+        Ok(())
     }
 
     fn lookup(&self, id: &str) -> Result<usize, ApplyError> {
@@ -249,7 +308,12 @@ impl RunState {
                 }
                 self.tasks[i].attempts = *attempt;
                 self.tasks[i].pool = Some(pool.clone());
-                self.rr_cursor = p + 1;
+                if self.pools_for(i).len() > 1 {
+                    self.rr_cursor = p + 1;
+                }
+                if let Circuit::HalfOpen { probes_started } = &mut self.breakers[p].circuit {
+                    *probes_started += 1;
+                }
                 self.set_state(i, TaskState::Running { attempt: *attempt, pool: pool.clone(), started_ms: ts_ms });
             }
             Event::AttemptSpawned { task, attempt, pid } => {
@@ -269,13 +333,18 @@ impl RunState {
                     _ => return Err(illegal(self, i)),
                 }
                 self.tasks[i].result = Some(result.clone());
-                self.set_state(i, TaskState::Completed { degraded: false });
+                let degraded = self.tasks[i].degraded;
+                self.set_state(i, TaskState::Completed { degraded });
             }
             Event::AttemptFailed { task, attempt, class, error, then, .. } => {
                 let i = self.lookup(task)?;
-                match &self.tasks[i].state {
-                    TaskState::Running { attempt: a, .. } if a == attempt => {}
+                let pool = match &self.tasks[i].state {
+                    TaskState::Running { attempt: a, pool, .. } if a == attempt => self.pool_lookup(pool)?,
                     _ => return Err(illegal(self, i)),
+                };
+                if class.counts_against_pool() {
+                    let policy = self.workflow.pools[pool].breaker;
+                    self.breakers[pool].count_failure(policy.as_ref(), ts_ms);
                 }
                 self.tasks[i].last_error = Some(error.clone());
                 if *class == FailureClass::ManagerCrashed {
@@ -290,6 +359,10 @@ impl RunState {
                         TaskState::RetryWait { due_ms: *due_ms }
                     }
                     AfterFailure::DeadLetter { reason } => TaskState::DeadLettered { reason: reason.clone() },
+                    AfterFailure::Fallback { reason } => {
+                        let refused = illegal(self, i);
+                        return self.take_fallback(i, reason, refused);
+                    }
                 };
                 self.set_state(i, next);
             }
@@ -333,10 +406,33 @@ impl RunState {
                 t.crashes = 0;
                 t.deferrals = 0;
                 t.result = None;
-                let ready =
-                    self.dependencies[i].iter().all(|&d| matches!(self.tasks[d].state, TaskState::Completed { .. }));
+                t.degraded = false;
+                t.pool_override = None;
+                let ready = self.dependencies[i].iter().all(|&d| self.satisfies_dependents(d));
                 self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
                 self.finished = false;
+            }
+            Event::FallbackUsed { task, reason } => {
+                let i = self.lookup(task)?;
+                if self.tasks[i].state != TaskState::Queued {
+                    return Err(illegal(self, i));
+                }
+                let refused = illegal(self, i);
+                self.take_fallback(i, reason, refused)?;
+            }
+            Event::BreakerOpened { pool, until_ms, .. } => {
+                let p = self.pool_lookup(pool)?;
+                self.breakers[p].circuit = Circuit::Open { until_ms: *until_ms };
+                self.breakers[p].recent_failures.clear();
+            }
+            Event::BreakerHalfOpened { pool } => {
+                let p = self.pool_lookup(pool)?;
+                self.breakers[p].circuit = Circuit::HalfOpen { probes_started: 0 };
+            }
+            Event::BreakerClosed { pool, .. } => {
+                let p = self.pool_lookup(pool)?;
+                self.breakers[p].circuit = Circuit::Closed;
+                self.breakers[p].recent_failures.clear();
             }
             Event::TaskRevived { task, .. } => {
                 let i = self.lookup(task)?;
