@@ -74,6 +74,7 @@ fn print_table(state: &RunState) {
         let detail = match &t.state {
             TaskState::DeadLettered { reason } => reason.clone(),
             TaskState::Cancelled { reason } => reason.clone(),
+            TaskState::Skipped { because } if t.degraded => format!("skipped by its {because}"),
             TaskState::Skipped { because } => format!("dependency {because} did not complete"),
             TaskState::RetryWait { due_ms } => format!("retry at {}", clock(*due_ms)),
             TaskState::Blocked => {

@@ -7,8 +7,10 @@
 //! | `latency_ms`    | how long it "thinks" (default 400), with progress lines       |
 //! | `fail_attempts` | attempts up to this number fail (then it succeeds)            |
 //! | `fail_always`   | every attempt fails                                           |
+//! | `fail_on`       | every attempt fails when the agent's `--role` is this one     |
 //! | `fail_rate`     | chance (0–1) that an attempt fails, fixed per task and attempt |
 //! | `fail_style`    | `exit` (exit 1, default) or `envelope` (`{"status":"failed"}` on stderr, exit 0) |
+//! | `exit_code`     | the exit code of a failure in `exit` style (default 1)        |
 //! | `result`        | the result to print (default: a short summary with its inputs) |
 //!
 //! Like real agents it logs to stderr, prints `{"pitboss":"progress"}` lines, and
@@ -39,6 +41,7 @@ pub fn main(role: &str) -> u8 {
     let latency = payload["latency_ms"].as_u64().unwrap_or(400);
     let fail_rate = payload["fail_rate"].as_f64().unwrap_or(0.0);
     let fails = payload["fail_always"].as_bool().unwrap_or(false)
+        || payload["fail_on"].as_str() == Some(role)
         || attempt <= payload["fail_attempts"].as_u64().unwrap_or(0)
         || (fail_rate > 0.0 && unit_hash(&id, attempt) < fail_rate);
 
@@ -59,7 +62,7 @@ pub fn main(role: &str) -> u8 {
             return 0;
         }
         eprintln!("{error}");
-        return 1;
+        return payload["exit_code"].as_u64().map(|c| c.clamp(1, 255) as u8).unwrap_or(1);
     }
     let result = match payload.get("result") {
         Some(r) => r.clone(),

@@ -211,6 +211,7 @@ pub fn error_of(fleet: &Fleet, i: usize) -> Option<String> {
     match &task.state {
         TaskState::DeadLettered { reason } => Some(reason.clone()),
         TaskState::Cancelled { reason } => Some(format!("cancelled: {reason}")),
+        TaskState::Skipped { because } if task.degraded => Some(format!("skipped by its {because}")),
         TaskState::Skipped { because } => Some(format!("skipped: {because} did not complete")),
         TaskState::Completed { .. } => None,
         _ => task.last_error.clone(),
