@@ -69,6 +69,8 @@ enum Op {
     BreakerTimer(usize),
     Trip(usize),
     Reset(usize),
+    Pause(usize),
+    Unpause(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -84,6 +86,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(Op::BreakerTimer),
         1 => any::<usize>().prop_map(Op::Trip),
         1 => any::<usize>().prop_map(Op::Reset),
+        1 => any::<usize>().prop_map(Op::Pause),
+        1 => any::<usize>().prop_map(Op::Unpause),
     ]
 }
 
@@ -110,11 +114,13 @@ impl Driver {
         let events = step(&mut self.state, input, ctx).expect("step never produces a refused event");
         self.log.extend(events.into_iter().map(|e| (e, self.now)));
         let open_before: Vec<bool> = self.state.breakers.iter().map(|b| b.is_open()).collect();
+        let paused_before = self.state.paused.clone();
         let started = dispatch(&mut self.state, ctx).expect("dispatch never produces a refused event");
         for event in &started {
             if let Event::AttemptStarted { pool, .. } = event {
                 let p = self.state.workflow.pool_index(pool).unwrap();
                 assert!(!open_before[p], "an attempt started on {pool} while its breaker was open");
+                assert!(!paused_before[p], "an attempt started on {pool} while it was paused");
             }
         }
         self.log.extend(started.into_iter().map(|e| (e, self.now)));
@@ -182,6 +188,8 @@ impl Driver {
             }
             Op::Trip(k) => self.input(Input::BreakerTrip { pool: format!("p{}", k % 3) }),
             Op::Reset(k) => self.input(Input::BreakerReset { pool: format!("p{}", k % 3) }),
+            Op::Pause(k) => self.input(Input::PausePool { pool: format!("p{}", k % 3) }),
+            Op::Unpause(k) => self.input(Input::ResumePool { pool: format!("p{}", k % 3) }),
         }
     }
 
@@ -235,6 +243,7 @@ impl Driver {
                 // Nothing running or waiting: open breakers hold the queue; an operator resets them.
                 for p in 0..3 {
                     self.input(Input::BreakerReset { pool: format!("p{p}") });
+                    self.input(Input::ResumePool { pool: format!("p{p}") });
                 }
             } else {
                 self.apply_op(Op::Timer(0));
@@ -301,6 +310,7 @@ proptest! {
         prop_assert_eq!(folded.queue().collect::<Vec<_>>(), driver.state.queue().collect::<Vec<_>>());
         prop_assert_eq!(folded.finished, driver.state.finished);
         prop_assert_eq!(&folded.breakers, &driver.state.breakers);
+        prop_assert_eq!(&folded.paused, &driver.state.paused);
     }
 
     #[test]

@@ -34,6 +34,7 @@ concurrency = 3
 name = "reviewer"
 command = ["agent"]
 concurrency = 2
+breaker = { failures = 3, window = "1m", cooldown = "30s" }
 [[task]]
 id = "plan"
 pool = "planner"
@@ -275,6 +276,20 @@ fn help_and_confirm_overlays() {
 }
 
 #[test]
+fn pools_panel_shows_circuits_countdowns_and_pauses() {
+    let mut script = Script::busy();
+    // lint's three failures opened the reviewer breaker.
+    assert!(script.records.iter().any(|r| matches!(&r.event, Event::BreakerOpened { pool, .. } if pool == "reviewer")));
+    script.input(Input::PausePool { pool: "writer".into() });
+    let screen = render(&script.fleet(), &ViewState::default(), 140, 36);
+    let reviewer = screen.lines().find(|l| l.contains("reviewer ")).unwrap();
+    assert!(reviewer.contains("open 27s"), "{reviewer}");
+    let writer = screen.lines().find(|l| l.contains("writer ") && l.contains("queued")).unwrap();
+    assert!(writer.contains("— paused"), "{writer}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
 fn no_color_uses_no_colours() {
     let fleet = Script::busy().fleet();
     let keys = Keymap::default();
@@ -408,6 +423,10 @@ fn palette_completes_commands_and_task_ids() {
     assert_eq!(vs.palette.as_ref().unwrap().value(), "replay all ");
     vs.type_key(&fleet, fleet.records.len(), TextKey::Esc);
     assert!(vs.palette.is_none());
+    // Pools complete after pause, breaker's verbs and then pools after breaker.
+    assert_eq!(pitboss::tui::view::complete(&fleet, "pause wr"), "pause writer ");
+    assert_eq!(pitboss::tui::view::complete(&fleet, "breaker t"), "breaker trip ");
+    assert_eq!(pitboss::tui::view::complete(&fleet, "breaker trip rev"), "breaker trip reviewer ");
 }
 
 #[test]
@@ -424,8 +443,26 @@ fn palette_commands_each_do_their_thing() {
     assert_eq!((vs.filter.as_str(), &vs.screen), ("state:dead", &Screen::Tasks));
     vs.run_command(&fleet, total, "replay nosuch");
     assert_eq!(vs.message.as_deref(), Some("no task \"nosuch\""));
-    vs.run_command(&fleet, total, "pause writer");
-    assert!(vs.message.as_deref().unwrap().contains("not supported yet"));
+    assert_eq!(
+        vs.run_command(&fleet, total, "pause writer"),
+        vec![Request::Engine(Input::PausePool { pool: "writer".into() })]
+    );
+    assert_eq!(vs.run_command(&fleet, total, "resume all").len(), 3, "one resume per pool");
+    assert!(vs.run_command(&fleet, total, "pause nosuch").is_empty());
+    assert!(vs.message.as_deref().unwrap().contains("no pool \"nosuch\""));
+    assert_eq!(
+        vs.run_command(&fleet, total, "concurrency writer 5"),
+        vec![Request::Engine(Input::SetConcurrency { pool: "writer".into(), concurrency: 5 })]
+    );
+    assert!(vs.run_command(&fleet, total, "concurrency writer 0").is_empty(), "at least 1");
+    assert_eq!(
+        vs.run_command(&fleet, total, "breaker trip reviewer"),
+        vec![Request::Engine(Input::BreakerTrip { pool: "reviewer".into() })]
+    );
+    assert_eq!(
+        vs.run_command(&fleet, total, "breaker reset reviewer"),
+        vec![Request::Engine(Input::BreakerReset { pool: "reviewer".into() })]
+    );
     vs.run_command(&fleet, total, "frobnicate");
     assert!(vs.message.as_deref().unwrap().contains("unknown command"));
     assert!(vs.run_command(&fleet, total, "quit").is_empty(), "quit with work running asks");

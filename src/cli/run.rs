@@ -240,6 +240,9 @@ pub fn describe(record: &Record) -> Option<String> {
             format!("pool {pool}: breaker open ({reason}) until reset")
         }
         Event::BreakerHalfOpened { pool } => format!("pool {pool}: breaker half-open, probing"),
+        Event::PoolPaused { pool } => format!("pool {pool}: paused by an operator"),
+        Event::PoolResumed { pool } => format!("pool {pool}: resumed by an operator"),
+        Event::ConcurrencyChanged { pool, concurrency } => format!("pool {pool}: concurrency set to {concurrency}"),
         Event::BreakerClosed { pool, reason } => format!("pool {pool}: breaker closed ({reason})"),
         Event::AttemptInterrupted { task, attempt, reason } => {
             format!("{task}: attempt {attempt} stopped ({reason}); queued again")

@@ -91,6 +91,23 @@ pub enum Input {
         /// Pool name.
         pool: String,
     },
+    /// An operator pauses a pool (no new attempts start on it).
+    PausePool {
+        /// Pool name.
+        pool: String,
+    },
+    /// An operator resumes a paused pool.
+    ResumePool {
+        /// Pool name.
+        pool: String,
+    },
+    /// An operator changes a pool's concurrency.
+    SetConcurrency {
+        /// Pool name.
+        pool: String,
+        /// New limit (at least 1).
+        concurrency: usize,
+    },
     /// A running attempt was ended by the shutdown.
     AttemptStopped {
         /// Task id.
@@ -236,14 +253,15 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
     let mut picks = Vec::new();
     // Attempts planned per pool in this round (half-open breakers count probes).
     let mut planned = vec![0usize; wf.pools.len()];
-    let pools_free = |running: &[usize]| wf.pools.iter().zip(running).any(|(p, r)| *r < p.concurrency);
+    let pools_free =
+        |running: &[usize]| (0..wf.pools.len()).any(|p| running[p] < state.concurrency[p] && !state.paused[p]);
     for task in state.queue() {
         if total >= wf.max_parallel || !pools_free(&running) {
             break;
         }
         let eligible = state.pools_for(task);
         let admits = |p: &usize| state.breakers[*p].admits(wf.pools[*p].breaker.as_ref(), planned[*p] as u32);
-        let free = |p: &usize| running[*p] < wf.pools[*p].concurrency && admits(p);
+        let free = |p: &usize| running[*p] < state.concurrency[*p] && !state.paused[*p] && admits(p);
         let chosen = match wf.balancer {
             Strategy::RoundRobin => {
                 // Strict rotation: the task waits for the pool whose turn it is
@@ -255,8 +273,8 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
             Strategy::LeastConnections | Strategy::Capability => {
                 eligible.iter().copied().filter(free).min_by(|a, b| {
                     // Compare running/concurrency as fractions without floating point.
-                    let la = running[*a] * wf.pools[*b].concurrency;
-                    let lb = running[*b] * wf.pools[*a].concurrency;
+                    let la = running[*a] * state.concurrency[*b];
+                    let lb = running[*b] * state.concurrency[*a];
                     la.cmp(&lb)
                 })
             }
@@ -354,6 +372,20 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
             Some(p) if !state.breakers[p].is_open() => {
                 let until_ms = state.workflow.pools[p].breaker.map(|b| ctx.now_ms + b.cooldown_ms);
                 vec![Event::BreakerOpened { pool, until_ms, reason: "tripped by an operator".into() }]
+            }
+            _ => vec![],
+        },
+        Input::PausePool { pool } => match state.workflow.pool_index(&pool) {
+            Some(p) if !state.paused[p] => vec![Event::PoolPaused { pool }],
+            _ => vec![],
+        },
+        Input::ResumePool { pool } => match state.workflow.pool_index(&pool) {
+            Some(p) if state.paused[p] => vec![Event::PoolResumed { pool }],
+            _ => vec![],
+        },
+        Input::SetConcurrency { pool, concurrency } => match state.workflow.pool_index(&pool) {
+            Some(p) if concurrency >= 1 && state.concurrency[p] != concurrency => {
+                vec![Event::ConcurrencyChanged { pool, concurrency }]
             }
             _ => vec![],
         },

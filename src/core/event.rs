@@ -243,6 +243,24 @@ pub enum Event {
         /// Why (a probe succeeded, an operator reset it).
         reason: String,
     },
+    /// An operator paused a pool: no new attempt starts on it (running ones go on).
+    PoolPaused {
+        /// Pool name.
+        pool: String,
+    },
+    /// An operator resumed a paused pool.
+    PoolResumed {
+        /// Pool name.
+        pool: String,
+    },
+    /// An operator changed how many attempts a pool runs at once. Lowering it ends
+    /// nothing: the pool just starts no more until it is under the new limit.
+    ConcurrencyChanged {
+        /// Pool name.
+        pool: String,
+        /// The new limit.
+        concurrency: usize,
+    },
     /// The manager was asked to stop; dispatching ends and running attempts are interrupted.
     RunInterrupted {
         /// Why (signal name, operator).
@@ -287,6 +305,9 @@ impl Event {
             | Event::BreakerOpened { .. }
             | Event::BreakerHalfOpened { .. }
             | Event::BreakerClosed { .. }
+            | Event::PoolPaused { .. }
+            | Event::PoolResumed { .. }
+            | Event::ConcurrencyChanged { .. }
             | Event::RunFinished { .. } => None,
         }
     }
@@ -311,6 +332,9 @@ impl Event {
             Event::BreakerOpened { .. } => "breaker_opened",
             Event::BreakerHalfOpened { .. } => "breaker_half_opened",
             Event::BreakerClosed { .. } => "breaker_closed",
+            Event::PoolPaused { .. } => "pool_paused",
+            Event::PoolResumed { .. } => "pool_resumed",
+            Event::ConcurrencyChanged { .. } => "concurrency_changed",
             Event::RunInterrupted { .. } => "run_interrupted",
             Event::LogRepaired { .. } => "log_repaired",
             Event::RunFinished { .. } => "run_finished",

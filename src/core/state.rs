@@ -98,6 +98,10 @@ pub struct RunState {
     pub rr_cursor: usize,
     /// Circuit breaker per pool.
     pub breakers: Vec<Breaker>,
+    /// Pools an operator paused.
+    pub paused: Vec<bool>,
+    /// Each pool's concurrency now (the workflow's, unless an operator changed it).
+    pub concurrency: Vec<usize>,
     /// True after `run_interrupted` (until the next manager starts).
     pub interrupted: bool,
     /// True after `run_finished` (an operator's requeue clears it).
@@ -146,6 +150,8 @@ impl RunState {
             run_id,
             pool_running: vec![0; workflow.pools.len()],
             breakers: vec![Breaker::default(); workflow.pools.len()],
+            paused: vec![false; workflow.pools.len()],
+            concurrency: workflow.pools.iter().map(|p| p.concurrency).collect(),
             workflow,
             tasks: vec![task; n],
             index,
@@ -424,6 +430,18 @@ impl RunState {
                 let p = self.pool_lookup(pool)?;
                 self.breakers[p].circuit = Circuit::Open { until_ms: *until_ms };
                 self.breakers[p].recent_failures.clear();
+            }
+            Event::PoolPaused { pool } => {
+                let p = self.pool_lookup(pool)?;
+                self.paused[p] = true;
+            }
+            Event::PoolResumed { pool } => {
+                let p = self.pool_lookup(pool)?;
+                self.paused[p] = false;
+            }
+            Event::ConcurrencyChanged { pool, concurrency } => {
+                let p = self.pool_lookup(pool)?;
+                self.concurrency[p] = (*concurrency).max(1);
             }
             Event::BreakerHalfOpened { pool } => {
                 let p = self.pool_lookup(pool)?;

@@ -282,23 +282,48 @@ fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
         .enumerate()
         .map(|(p, pool)| {
             let running = state.pool_running[p];
-            let load = format!(
-                "{}{}",
-                "▮".repeat(running.min(12)),
-                "▯".repeat(pool.concurrency.saturating_sub(running).min(12))
-            );
+            let limit = state.concurrency[p];
+            let load = format!("{}{}", "▮".repeat(running.min(12)), "▯".repeat(limit.saturating_sub(running).min(12)));
+            let (circuit, style) = circuit_text(state, p, scene);
             Row::new(vec![
                 Cell::from(pool.name.clone()),
-                Cell::from(format!("{running}/{}", pool.concurrency)),
+                Cell::from(format!("{running}/{limit}")),
                 Cell::from(load).style(scene.theme.fg(Color::Cyan)),
                 Cell::from(format!("{} queued", fleet.queued_for_pool(p))),
+                Cell::from(circuit).style(style),
             ])
         })
         .collect();
+    let widths = [
+        Constraint::Length(12),
+        Constraint::Length(6),
+        Constraint::Length(13),
+        Constraint::Length(10),
+        Constraint::Min(8),
+    ];
     let table =
-        Table::new(rows, [Constraint::Length(12), Constraint::Length(6), Constraint::Length(13), Constraint::Min(8)])
-            .block(Block::default().borders(Borders::ALL).title(" Pools: load / concurrency "));
+        Table::new(rows, widths).block(Block::default().borders(Borders::ALL).title(" Pools: load · queue · circuit "));
     frame.render_widget(table, area);
+}
+
+/// A pool's circuit for the pools panel: closed, open with its countdown, half-open
+/// with probes used, and paused.
+fn circuit_text(state: &crate::core::RunState, p: usize, scene: &Scene) -> (String, Style) {
+    use crate::core::breaker::Circuit;
+    let paused = if state.paused[p] { " paused" } else { "" };
+    let policy = state.workflow.pools[p].breaker;
+    let (text, color) = match state.breakers[p].circuit {
+        Circuit::Closed if policy.is_none() => ("—".to_string(), Color::Gray),
+        Circuit::Closed => ("closed".to_string(), Color::Green),
+        Circuit::Open { until_ms: Some(until) } => {
+            (format!("open {}", human_ms(until.saturating_sub(scene.now_ms))), Color::Red)
+        }
+        Circuit::Open { until_ms: None } => ("open (until reset)".to_string(), Color::Red),
+        Circuit::HalfOpen { probes_started } => {
+            (format!("half-open {probes_started}/{}", policy.map(|b| b.half_open).unwrap_or(1)), Color::Yellow)
+        }
+    };
+    (format!("{text}{paused}"), scene.theme.fg(color))
 }
 
 fn dead_letter_panel(frame: &mut Frame, area: Rect, scene: &Scene) {

@@ -21,6 +21,7 @@ use ratatui::crossterm::event::{
 use ratatui::crossterm::execute;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::core::breaker::Circuit;
 use crate::core::{Input, RunState, TaskStateName};
 use crate::engine::{now_ms, Ending, Engine, EngineError};
 use crate::io::journal::Record;
@@ -125,7 +126,9 @@ pub async fn run(
             last_draw = Instant::now();
         }
         // Ticks only while something moves on its own (elapsed times): idle costs nothing.
-        let ticking = fleet.state.count(TaskStateName::Running) > 0 && travel.is_none();
+        let counting_down =
+            fleet.state.breakers.iter().any(|b| matches!(b.circuit, Circuit::Open { until_ms: Some(_) }));
+        let ticking = (fleet.state.count(TaskStateName::Running) > 0 || counting_down) && travel.is_none();
         let redraw_at = tokio::time::Instant::from_std(last_draw + FRAME);
         // The one select of the TUI. Biased: the operator's keys first, so a flood of
         // output never delays a cancel.

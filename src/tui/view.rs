@@ -566,6 +566,20 @@ impl ViewState {
         Vec::new()
     }
 
+    /// Pool names for a palette argument: one pool, or `all`.
+    fn pools_named(&mut self, fleet: &Fleet, target: &str) -> Option<Vec<String>> {
+        let pools = &fleet.state.workflow.pools;
+        if target == "all" {
+            return Some(pools.iter().map(|p| p.name.clone()).collect());
+        }
+        if pools.iter().any(|p| p.name == target) {
+            return Some(vec![target.to_string()]);
+        }
+        let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+        self.message = Some(format!("no pool {target:?}; pools: {}", names.join(", ")));
+        None
+    }
+
     /// Runs one palette command line.
     pub fn run_command(&mut self, fleet: &Fleet, total: usize, line: &str) -> Vec<Request> {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -600,11 +614,57 @@ impl ViewState {
                 Vec::new()
             }
             (Some("quit" | "q"), _) => self.quit(fleet),
-            (Some("pause" | "resume" | "concurrency" | "breaker"), _) => {
-                self.message = Some(format!(
-                    "{}: not supported yet (pool pausing, live concurrency and breakers come with the resilience work)",
-                    words[0]
-                ));
+            (Some(cmd @ ("pause" | "resume")), Some(target)) => {
+                let Some(pools) = self.pools_named(fleet, target) else { return Vec::new() };
+                let requests: Vec<Request> = pools
+                    .into_iter()
+                    .map(|pool| {
+                        Request::Engine(if cmd == "pause" {
+                            EngineInput::PausePool { pool }
+                        } else {
+                            EngineInput::ResumePool { pool }
+                        })
+                    })
+                    .collect();
+                self.message = Some(format!("{cmd}d {target}"));
+                requests
+            }
+            (Some("concurrency"), Some(pool)) => {
+                let n = words.get(2).and_then(|n| n.parse::<usize>().ok()).filter(|n| *n >= 1);
+                match (fleet.state.workflow.pool_index(pool), n) {
+                    (None, _) => {
+                        self.message = Some(format!("no pool {pool:?}"));
+                        Vec::new()
+                    }
+                    (Some(_), None) => {
+                        self.message = Some("usage: concurrency POOL N (N at least 1)".into());
+                        Vec::new()
+                    }
+                    (Some(_), Some(n)) => {
+                        self.message = Some(format!("pool {pool}: concurrency {n}"));
+                        vec![Request::Engine(EngineInput::SetConcurrency { pool: pool.to_string(), concurrency: n })]
+                    }
+                }
+            }
+            (Some("breaker"), Some(how @ ("reset" | "trip"))) => {
+                let Some(pool) = words.get(2).copied() else {
+                    self.message = Some(format!("usage: breaker {how} POOL"));
+                    return Vec::new();
+                };
+                if fleet.state.workflow.pool_index(pool).is_none() {
+                    self.message = Some(format!("no pool {pool:?}"));
+                    return Vec::new();
+                }
+                self.message = Some(format!("breaker {how}: {pool}"));
+                let pool = pool.to_string();
+                vec![Request::Engine(if how == "reset" {
+                    EngineInput::BreakerReset { pool }
+                } else {
+                    EngineInput::BreakerTrip { pool }
+                })]
+            }
+            (Some("breaker"), _) => {
+                self.message = Some("usage: breaker reset|trip POOL".into());
                 Vec::new()
             }
             (Some(cmd), None) if PALETTE_COMMANDS.contains(&cmd) => {
@@ -629,8 +689,19 @@ pub fn complete(fleet: &Fleet, line: &str) -> String {
         (n, false) => (words[..n - 1].to_vec(), words[n - 1]),
         (_, true) => (words.clone(), ""),
     };
+    let pools = || fleet.state.workflow.pools.iter().map(|p| p.name.clone());
     let candidates: Vec<String> = if done.is_empty() {
         PALETTE_COMMANDS.iter().map(|c| c.to_string()).collect()
+    } else if matches!(done[0], "pause" | "resume") && done.len() == 1 {
+        pools().chain(["all".to_string()]).collect()
+    } else if done[0] == "concurrency" && done.len() == 1 {
+        pools().collect()
+    } else if done[0] == "breaker" {
+        if done.len() == 1 {
+            vec!["reset".into(), "trip".into()]
+        } else {
+            pools().collect()
+        }
     } else {
         let mut ids: Vec<String> = fleet.state.workflow.tasks.iter().map(|t| t.id.clone()).collect();
         if done[0] == "replay" {
