@@ -675,9 +675,10 @@ fn help(frame: &mut Frame, area: Rect, scene: &Scene) {
     }
     lines.push(Line::from(format!("{:>8}  filter: words, state:NAME, pool:NAME", k(Action::Filter))));
     lines.push(Line::from(format!(
-        "{:>8}  commands: retry|cancel|replay|inspect ID, replay all, filter …, travel, quit",
+        "{:>8}  commands: retry|cancel|replay|inspect ID, replay all, filter …, travel, quit,",
         k(Action::Palette)
     )));
+    lines.push(Line::from("          pause|resume POOL|all, concurrency POOL N, breaker reset|trip POOL"));
     lines.push(Line::from(format!("{:>8}  quit (asks when work is running)", k(Action::Quit))));
     let height = lines.len() as u16 + 2;
     popup(frame, area, "Help (any key closes)", lines, 78, height);
