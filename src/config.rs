@@ -83,6 +83,12 @@ pub struct PoolSpec {
     /// Circuit breaker: stop spawning on a pool that keeps failing.
     #[serde(default)]
     pub breaker: Option<BreakerPolicy>,
+    /// A worker silent for this long is flagged stalled (a warning).
+    #[serde(default)]
+    pub stall_after_ms: Option<u64>,
+    /// A worker silent for this long is ended as a failed attempt.
+    #[serde(default)]
+    pub stall_kill_after_ms: Option<u64>,
 }
 
 /// `breaker = { failures, window, cooldown, half_open }`: open after `failures` failed
@@ -401,6 +407,8 @@ struct RawPool {
     mode: Option<Spanned<toml::Value>>,
     recycle: Option<Spanned<toml::Value>>,
     breaker: Option<Spanned<RawBreaker>>,
+    stall_after: Option<Spanned<String>>,
+    stall_kill_after: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -552,6 +560,8 @@ impl Checker<'_> {
         self.not_supported(&raw.mode, "mode");
         self.not_supported(&raw.recycle, "recycle");
         let breaker = raw.breaker.as_ref().and_then(|b| self.breaker(b.get_ref()));
+        let stall_after_ms = raw.stall_after.as_ref().and_then(|d| self.duration(d));
+        let stall_kill_after_ms = raw.stall_kill_after.as_ref().and_then(|d| self.duration(d));
         let name = raw.name.get_ref().clone();
         let mut command: Vec<String> = Vec::new();
         match &raw.command {
@@ -609,6 +619,8 @@ impl Checker<'_> {
             secret_env: raw.secret_env.iter().map(|s| s.get_ref().clone()).collect(),
             cwd,
             breaker,
+            stall_after_ms,
+            stall_kill_after_ms,
         }
     }
 

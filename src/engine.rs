@@ -275,9 +275,19 @@ impl Engine {
                 Ok(spec) => {
                     let spawned_tx = tx.clone();
                     let spawned_task = task.clone();
-                    run_attempt(spec, stop_rx, move |pid| {
-                        let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
-                    })
+                    let stall_tx = tx.clone();
+                    let stall_task = task.clone();
+                    run_attempt(
+                        spec,
+                        stop_rx,
+                        move |pid| {
+                            let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
+                        },
+                        move |quiet_ms| {
+                            let task = stall_task.clone();
+                            let _ = stall_tx.send(Msg::Input(Input::Stall { task, attempt, quiet_ms }));
+                        },
+                    )
                     .await
                 }
                 Err(error) => AttemptEnd::Outcome(Outcome::Failure {
@@ -356,6 +366,8 @@ impl Engine {
             kill_grace: Duration::from_millis(wf.kill_grace_ms),
             output_dir: self.config.output_dir.clone(),
             live: Some(self.output.clone()),
+            stall_after: pool_spec.stall_after_ms.map(Duration::from_millis),
+            stall_kill_after: pool_spec.stall_kill_after_ms.map(Duration::from_millis),
         })
     }
 }

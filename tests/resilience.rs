@@ -199,3 +199,53 @@ fn capability_routing_never_uses_a_pool_missing_a_capability() {
         }
     }
 }
+
+#[test]
+fn a_silent_worker_is_flagged_stalled_in_time_and_killed_at_stall_kill_after() {
+    let s = Scratch::new();
+    let d = s.path().display();
+    // `quiet` prints once, then nothing for a while, then its result; `mute` never prints.
+    let script = format!(
+        "cat >/dev/null; case $PITBOSS_TASK_ID in quiet) echo started; while [ ! -e {d}/release ]; do sleep 0.05; done; echo '{{\"ok\":1}}';; *) exec sleep 1000;; esac"
+    );
+    let wf = format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"quiet\"\n[[task]]\nid = \"mute\"\npool = \"strict\"\n",
+        common::sh_pool("p", &script, "stall_after = \"300ms\""),
+    ) + &common::sh_pool("strict", &script, "stall_after = \"200ms\"\nstall_kill_after = \"700ms\"");
+    let wf = wf.replace("[[task]]\nid = \"quiet\"\n", "[[task]]\nid = \"quiet\"\npool = \"p\"\n");
+    let file = s.write("workflow.toml", &wf);
+    let manager = s
+        .pitboss()
+        .args(["run", "--headless", "--json", "--state-dir"])
+        .arg(s.run_dir())
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stalled = || {
+        let events = read_events(&s.run_dir());
+        events.iter().any(|e| e["type"] == "attempt_stalled" && e["task"] == "quiet")
+    };
+    assert!(wait_for(Duration::from_secs(20), stalled), "quiet was never flagged");
+    std::fs::write(s.path().join("release"), "").unwrap();
+    let out = manager.wait_with_output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(task(&doc, "quiet")["state"], "completed", "a stall is a warning, not a failure");
+    let mute = task(&doc, "mute");
+    assert_eq!(mute["state"], "dead_lettered");
+    assert!(mute["error"].as_str().unwrap().contains("no output for"), "{mute}");
+
+    // Flagged within stall_after + 1 s of the last output (here: of the start).
+    let text = std::fs::read_to_string(s.run_dir().join("events.jsonl")).unwrap();
+    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ts =
+        |pred: &dyn Fn(&Value) -> bool| records.iter().find(|r| pred(&r["event"])).unwrap()["ts"].as_u64().unwrap();
+    let started = ts(&|e| e["type"] == "attempt_started" && e["task"] == "quiet");
+    let flagged = ts(&|e| e["type"] == "attempt_stalled" && e["task"] == "quiet");
+    assert!(flagged - started <= 300 + 1_000, "flagged after {} ms", flagged - started);
+    assert!(flagged - started >= 300, "flagged too early: {} ms", flagged - started);
+    let mute_started = ts(&|e| e["type"] == "attempt_started" && e["task"] == "mute");
+    let mute_failed = ts(&|e| e["type"] == "attempt_failed" && e["task"] == "mute");
+    assert!(mute_failed - mute_started < 5_000, "ended by stall_kill_after, not by the 5m timeout");
+}

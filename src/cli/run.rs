@@ -233,6 +233,10 @@ pub fn describe(record: &Record) -> Option<String> {
             }
         },
         Event::FallbackUsed { task, reason } => format!("{task}: fallback used ({reason})"),
+        Event::AttemptStalled { task, attempt, quiet_ms } => {
+            format!("{task}: attempt {attempt} stalled? no output for {}", human_ms(*quiet_ms))
+        }
+        Event::AttemptActive { task, attempt } => format!("{task}: attempt {attempt} is printing again"),
         Event::BreakerOpened { pool, until_ms: Some(until), reason } => {
             format!("pool {pool}: breaker open ({reason}); probes from {}", clock(*until))
         }

@@ -91,6 +91,16 @@ pub enum Input {
         /// Pool name.
         pool: String,
     },
+    /// A running attempt went quiet past its pool's `stall_after` (`Some`), or
+    /// printed again after that (`None`).
+    Stall {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// How long it had been quiet, or None when it is active again.
+        quiet_ms: Option<u64>,
+    },
     /// An operator pauses a pool (no new attempts start on it).
     PausePool {
         /// Pool name.
@@ -374,6 +384,14 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
                 vec![Event::BreakerOpened { pool, until_ms, reason: "tripped by an operator".into() }]
             }
             _ => vec![],
+        },
+        Input::Stall { task, attempt, quiet_ms } => match running_attempt(&task, attempt) {
+            Some(i) => match (quiet_ms, state.tasks[i].stalled) {
+                (Some(quiet_ms), false) => vec![Event::AttemptStalled { task, attempt, quiet_ms }],
+                (None, true) => vec![Event::AttemptActive { task, attempt }],
+                _ => vec![],
+            },
+            None => vec![],
         },
         Input::PausePool { pool } => match state.workflow.pool_index(&pool) {
             Some(p) if !state.paused[p] => vec![Event::PoolPaused { pool }],

@@ -214,6 +214,23 @@ pub enum Event {
         /// The dependency that came back.
         because: String,
     },
+    /// The attempt has printed nothing for the pool's `stall_after` (a warning; it
+    /// keeps running).
+    AttemptStalled {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// How long it had been quiet.
+        quiet_ms: u64,
+    },
+    /// A stalled attempt printed again.
+    AttemptActive {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+    },
     /// A queued task whose pools all have open breakers took its `fallback`.
     FallbackUsed {
         /// Task id.
@@ -297,7 +314,9 @@ impl Event {
             | Event::TaskSkipped { task, .. }
             | Event::TaskRequeued { task, .. }
             | Event::TaskRevived { task, .. }
-            | Event::FallbackUsed { task, .. } => Some(task),
+            | Event::FallbackUsed { task, .. }
+            | Event::AttemptStalled { task, .. }
+            | Event::AttemptActive { task, .. } => Some(task),
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
             | Event::RunInterrupted { .. }
@@ -329,6 +348,8 @@ impl Event {
             Event::TaskRequeued { .. } => "task_requeued",
             Event::TaskRevived { .. } => "task_revived",
             Event::FallbackUsed { .. } => "fallback_used",
+            Event::AttemptStalled { .. } => "attempt_stalled",
+            Event::AttemptActive { .. } => "attempt_active",
             Event::BreakerOpened { .. } => "breaker_opened",
             Event::BreakerHalfOpened { .. } => "breaker_half_opened",
             Event::BreakerClosed { .. } => "breaker_closed",

@@ -37,6 +37,8 @@ pub struct Task {
     pub process: Option<u32>,
     /// True once a fallback was used for the task (its result is degraded).
     pub degraded: bool,
+    /// True while the running attempt is silent past its pool's `stall_after`.
+    pub stalled: bool,
     /// The pool a `fallback = { pool }` sent the task to.
     pub pool_override: Option<usize>,
     /// Position in the ready queue while queued.
@@ -141,6 +143,7 @@ impl RunState {
             pool: None,
             process: None,
             degraded: false,
+            stalled: false,
             pool_override: None,
             queue_ticket: None,
         };
@@ -270,6 +273,7 @@ impl RunState {
             }
             self.running_total -= 1;
             self.tasks[i].process = None;
+            self.tasks[i].stalled = false;
         }
         if new == TaskStateName::Queued {
             let ticket = self.next_ticket;
@@ -417,6 +421,14 @@ impl RunState {
                 let ready = self.dependencies[i].iter().all(|&d| self.satisfies_dependents(d));
                 self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
                 self.finished = false;
+            }
+            Event::AttemptStalled { task, attempt, .. } | Event::AttemptActive { task, attempt } => {
+                let i = self.lookup(task)?;
+                match &self.tasks[i].state {
+                    TaskState::Running { attempt: a, .. } if a == attempt => {}
+                    _ => return Err(illegal(self, i)),
+                }
+                self.tasks[i].stalled = matches!(event, Event::AttemptStalled { .. });
             }
             Event::FallbackUsed { task, reason } => {
                 let i = self.lookup(task)?;

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,10 @@ pub struct AttemptSpec {
     pub output_dir: PathBuf,
     /// Where output is also sent as it arrives (the TUI's live panes), if anywhere.
     pub live: Option<broadcast::Sender<OutputChunk>>,
+    /// Silence after which the attempt is reported stalled.
+    pub stall_after: Option<Duration>,
+    /// Silence after which the attempt is ended as failed.
+    pub stall_kill_after: Option<Duration>,
 }
 
 /// A piece of an attempt's output as it arrives, for live views. Chunks are whatever
@@ -183,7 +188,29 @@ impl Capture {
     }
 }
 
-async fn pump(mut reader: impl AsyncRead + Unpin, capture: Arc<Mutex<Capture>>, live: Option<LiveTag>) {
+/// When an attempt last printed anything, in ms since it started.
+#[derive(Clone)]
+struct LastOutput {
+    started: Instant,
+    at_ms: Arc<AtomicU64>,
+}
+
+impl LastOutput {
+    fn touch(&self) {
+        self.at_ms.store(ms(self.started.elapsed()), Ordering::Relaxed);
+    }
+
+    fn quiet(&self) -> Duration {
+        self.started.elapsed().saturating_sub(Duration::from_millis(self.at_ms.load(Ordering::Relaxed)))
+    }
+}
+
+async fn pump(
+    mut reader: impl AsyncRead + Unpin,
+    capture: Arc<Mutex<Capture>>,
+    live: Option<LiveTag>,
+    last_output: LastOutput,
+) {
     // read_buf fills spare capacity, so the buffer is never zeroed.
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
@@ -191,6 +218,7 @@ async fn pump(mut reader: impl AsyncRead + Unpin, capture: Arc<Mutex<Capture>>, 
         match reader.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
+                last_output.touch();
                 if let Ok(mut c) = capture.lock() {
                     c.push(&buf);
                 }
@@ -207,6 +235,45 @@ async fn pump(mut reader: impl AsyncRead + Unpin, capture: Arc<Mutex<Capture>>, 
                 }
             }
         }
+    }
+}
+
+/// Watches an attempt's silence: reports it stalled (`Some(quiet ms)`) once it has
+/// been quiet for `after`, active again (`None`) when output resumes, and resolves
+/// (with the silence) when it has been quiet for `kill_after`. Never resolves without
+/// a policy. It sleeps until the next threshold could be crossed; while flagged it
+/// looks again at most once a second for output resuming.
+async fn watch_stall(
+    last: &LastOutput,
+    after: Option<Duration>,
+    kill_after: Option<Duration>,
+    on_stall: &impl Fn(Option<u64>),
+) -> Duration {
+    if after.is_none() && kill_after.is_none() {
+        return std::future::pending().await;
+    }
+    let mut flagged = false;
+    loop {
+        let quiet = last.quiet();
+        if kill_after.is_some_and(|k| quiet >= k) {
+            return quiet;
+        }
+        match after {
+            Some(a) if quiet >= a && !flagged => {
+                flagged = true;
+                on_stall(Some(ms(quiet)));
+            }
+            Some(a) if quiet < a && flagged => {
+                flagged = false;
+                on_stall(None);
+            }
+            _ => {}
+        }
+        let until_flag = after.filter(|_| !flagged).map(|a| a.saturating_sub(quiet));
+        let until_kill = kill_after.map(|k| k.saturating_sub(quiet));
+        let recheck = if flagged { Some(Duration::from_secs(1)) } else { None };
+        let next = [until_flag, until_kill, recheck].into_iter().flatten().min().unwrap_or(Duration::from_secs(1));
+        tokio::time::sleep(next.max(Duration::from_millis(10))).await;
     }
 }
 
@@ -271,6 +338,7 @@ pub async fn run_attempt(
     spec: AttemptSpec,
     mut stop: watch::Receiver<Option<Stop>>,
     on_spawn: impl FnOnce(u32),
+    on_stall: impl Fn(Option<u64>),
 ) -> AttemptEnd {
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
@@ -319,22 +387,25 @@ pub async fn run_attempt(
     let live = |stderr: bool| {
         spec.live.clone().map(|tx| LiveTag { tx, task: task_name.clone(), attempt: spec.attempt, stderr })
     };
+    let last_output = LastOutput { started, at_ms: Arc::new(AtomicU64::new(0)) };
     let mut readers = Vec::new();
     if let Some(r) = child.stdout.take() {
-        readers.push(tokio::spawn(pump(r, out.clone(), live(false))));
+        readers.push(tokio::spawn(pump(r, out.clone(), live(false), last_output.clone())));
     }
     if let Some(r) = child.stderr.take() {
-        readers.push(tokio::spawn(pump(r, err.clone(), live(true))));
+        readers.push(tokio::spawn(pump(r, err.clone(), live(true), last_output.clone())));
     }
 
     enum Why {
         Exited(std::io::Result<std::process::ExitStatus>),
         TimedOut,
+        Stalled(Duration),
         Stopped(Stop),
     }
     let why = tokio::select! {
         status = child.wait() => Why::Exited(status),
         _ = tokio::time::sleep(spec.timeout) => Why::TimedOut,
+        quiet = watch_stall(&last_output, spec.stall_after, spec.stall_kill_after, &on_stall) => Why::Stalled(quiet),
         stop = wait_stop(&mut stop) => Why::Stopped(stop),
     };
     let status = match &why {
@@ -373,6 +444,14 @@ pub async fn run_attempt(
         Why::TimedOut => AttemptEnd::Outcome(Outcome::Failure {
             class: FailureClass::Timeout,
             error: format!("timed out after {}; process group ended", crate::cli::human_ms(ms(spec.timeout))),
+            exit_code,
+            signal,
+            duration_ms,
+            output,
+        }),
+        Why::Stalled(quiet) => AttemptEnd::Outcome(Outcome::Failure {
+            class: FailureClass::Timeout,
+            error: format!("no output for {} (stall_kill_after); process group ended", crate::cli::human_ms(ms(quiet))),
             exit_code,
             signal,
             duration_ms,

@@ -225,8 +225,12 @@ fn worker_pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected:
         Span::styled(format!(" {id} "), Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("#{attempt} {pool} {} ", human_ms(scene.now_ms.saturating_sub(*started_ms)))),
     ];
-    // Quiet for long: maybe stalled (a warning, not a failure).
-    if quiet >= 30_000 {
+    // Stalled (past the pool's stall_after) is a warning, not a failure; long silence
+    // without a policy is shown too.
+    if task.stalled {
+        let style = scene.theme.fg(Color::Red).add_modifier(Modifier::BOLD);
+        title.push(Span::styled(format!("STALLED, quiet {} ", human_ms(quiet)), style));
+    } else if quiet >= 30_000 {
         title.push(Span::styled(format!("quiet {} ", human_ms(quiet)), scene.theme.fg(Color::Yellow)));
     }
     let mut block = Block::default().borders(Borders::ALL).title(Line::from(title));
