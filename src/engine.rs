@@ -319,8 +319,8 @@ impl Engine {
         let i = self.state.task_index(task).ok_or_else(|| format!("unknown task {task:?}"))?;
         let spec = &wf.tasks[i];
         let pool_spec = wf.pool_index(pool).map(|p| &wf.pools[p]).ok_or_else(|| format!("unknown pool {pool:?}"))?;
-        let view =
-            TaskView { id: &spec.id, kind: &spec.kind, payload: &spec.payload, attempt, run_id: &self.state.run_id };
+        let payload = self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload);
+        let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
         let exe = self.config.pitboss_exe.display().to_string();
         let state_dir = self.config.state_dir.display().to_string();
         let extra = |name: &str| match name {

@@ -126,19 +126,24 @@ fn cancelling_a_running_task_ends_its_process_group_and_records_it() {
 }
 
 #[test]
-fn replaying_a_dead_letter_from_the_tui_completes_it_and_its_dependent() {
+fn replaying_a_dead_letter_with_an_edited_payload_completes_it_and_its_dependent() {
     let s = Scratch::new();
-    let d = s.path().display();
-    let script =
-        format!("cat >/dev/null; if [ -e {d}/fixed ]; then echo '{{\"ok\":1}}'; else echo broken >&2; exit 4; fi");
+    // The agent succeeds only when its payload says so.
+    let script = "if grep -q '\"fixed\":true'; then echo '{\"ok\":1}'; else echo broken >&2; exit 4; fi".to_string();
     let wf = format!(
-        "[defaults]\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"flaky\"\n[[task]]\nid = \"next\"\ndepends_on = [\"flaky\"]\n",
+        "[defaults]\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"flaky\"\n[[task]]\nid = \"next\"\ndepends_on = [\"flaky\"]\npayload = {{ fixed = true }}\n",
         common::sh_pool("p", &script, "")
     );
     let file = s.write("workflow.toml", &wf);
     let tmux = Tmux::start(&s, &tui_command(&s, &file));
     tmux.wait_screen("the dead letter", |sc| sc.contains("1 dead") && sc.contains("finished"));
-    std::fs::write(s.path().join("fixed"), "").unwrap();
+    // Edit the payload in the palette: `e` opens it with the current JSON.
+    tmux.keys(&["3", "e"]);
+    tmux.wait_screen("the payload in the palette", |sc| sc.contains(":payload flaky {}"));
+    tmux.keys(&["BSpace"]);
+    tmux.text("\"fixed\":true}");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the edit acknowledged", |sc| sc.contains("payload edited"));
 
     tmux.keys(&["3"]);
     tmux.wait_screen("the dead letters view", |sc| sc.contains("Dead letters by cause"));
@@ -148,7 +153,11 @@ fn replaying_a_dead_letter_from_the_tui_completes_it_and_its_dependent() {
     tmux.keys(&["2"]);
     tmux.wait_screen("both tasks completed", |sc| sc.contains("2 done") && sc.contains("finished"));
     let events = read_events(&s.run_dir());
-    assert!(events.iter().any(|e| e["type"] == "task_requeued" && e["task"] == "flaky"));
+    let edited =
+        events.iter().position(|e| e["type"] == "payload_edited" && e["task"] == "flaky").expect("edit recorded");
+    assert_eq!(events[edited]["payload"], serde_json::json!({"fixed": true}));
+    let requeued = events.iter().position(|e| e["type"] == "task_requeued" && e["task"] == "flaky").unwrap();
+    assert!(edited < requeued);
     assert!(events.iter().any(|e| e["type"] == "task_revived" && e["task"] == "next"));
     tmux.keys(&["q"]);
     assert_eq!(wait_exit(&s), 0);

@@ -470,6 +470,29 @@ fn palette_commands_each_do_their_thing() {
 }
 
 #[test]
+fn editing_a_payload_goes_through_the_palette_and_must_be_json() {
+    let fleet = Script::busy().fleet();
+    let total = fleet.records.len();
+    let mut vs = ViewState::default();
+    press(&mut vs, &fleet, &[Action::DeadLetters, Action::EditPayload]);
+    assert_eq!(vs.palette.as_ref().unwrap().value(), "payload lint {}");
+    vs.type_key(&fleet, total, TextKey::Backspace);
+    type_text(&mut vs, &fleet, "\"strict\":false}");
+    let out = vs.type_key(&fleet, total, TextKey::Enter);
+    assert_eq!(
+        out,
+        vec![Request::Engine(Input::EditPayload {
+            task: "lint".into(),
+            payload: serde_json::json!({"strict": false})
+        })]
+    );
+    assert!(vs.run_command(&fleet, total, "payload lint {not json").is_empty());
+    assert!(vs.message.as_deref().unwrap().contains("not valid JSON"));
+    assert!(vs.run_command(&fleet, total, "payload draft-a {}").is_empty(), "draft-a is running");
+    assert!(vs.message.as_deref().unwrap().contains("is running"));
+}
+
+#[test]
 fn filter_words_match_state_pool_and_error_text() {
     let fleet = Script::busy().fleet();
     let ids = |filter: &str| {

@@ -233,6 +233,7 @@ pub fn describe(record: &Record) -> Option<String> {
             }
         },
         Event::FallbackUsed { task, reason } => format!("{task}: fallback used ({reason})"),
+        Event::PayloadEdited { task, .. } => format!("{task}: payload edited by an operator"),
         Event::AttemptStalled { task, attempt, quiet_ms } => {
             format!("{task}: attempt {attempt} stalled? no output for {}", human_ms(*quiet_ms))
         }

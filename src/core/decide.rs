@@ -101,6 +101,13 @@ pub enum Input {
         /// How long it had been quiet, or None when it is active again.
         quiet_ms: Option<u64>,
     },
+    /// An operator replaces a task's payload (not while it runs).
+    EditPayload {
+        /// Task id.
+        task: String,
+        /// The new payload.
+        payload: Value,
+    },
     /// An operator pauses a pool (no new attempts start on it).
     PausePool {
         /// Pool name.
@@ -392,6 +399,12 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
                 _ => vec![],
             },
             None => vec![],
+        },
+        Input::EditPayload { task, payload } => match state.task_index(&task) {
+            Some(i) if !matches!(state.tasks[i].state, TaskState::Running { .. } | TaskState::Validating { .. }) => {
+                vec![Event::PayloadEdited { task, payload }]
+            }
+            _ => vec![],
         },
         Input::PausePool { pool } => match state.workflow.pool_index(&pool) {
             Some(p) if !state.paused[p] => vec![Event::PoolPaused { pool }],

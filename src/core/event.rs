@@ -231,6 +231,13 @@ pub enum Event {
         /// Attempt number.
         attempt: u32,
     },
+    /// An operator replaced a task's payload (its next attempts get this one).
+    PayloadEdited {
+        /// Task id.
+        task: String,
+        /// The new payload.
+        payload: Value,
+    },
     /// A queued task whose pools all have open breakers took its `fallback`.
     FallbackUsed {
         /// Task id.
@@ -316,7 +323,8 @@ impl Event {
             | Event::TaskRevived { task, .. }
             | Event::FallbackUsed { task, .. }
             | Event::AttemptStalled { task, .. }
-            | Event::AttemptActive { task, .. } => Some(task),
+            | Event::AttemptActive { task, .. }
+            | Event::PayloadEdited { task, .. } => Some(task),
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
             | Event::RunInterrupted { .. }
@@ -349,6 +357,7 @@ impl Event {
             Event::TaskRevived { .. } => "task_revived",
             Event::FallbackUsed { .. } => "fallback_used",
             Event::AttemptStalled { .. } => "attempt_stalled",
+            Event::PayloadEdited { .. } => "payload_edited",
             Event::AttemptActive { .. } => "attempt_active",
             Event::BreakerOpened { .. } => "breaker_opened",
             Event::BreakerHalfOpened { .. } => "breaker_half_opened",

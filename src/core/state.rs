@@ -39,6 +39,8 @@ pub struct Task {
     pub degraded: bool,
     /// True while the running attempt is silent past its pool's `stall_after`.
     pub stalled: bool,
+    /// A payload an operator set, replacing the workflow's.
+    pub payload: Option<Value>,
     /// The pool a `fallback = { pool }` sent the task to.
     pub pool_override: Option<usize>,
     /// Position in the ready queue while queued.
@@ -144,6 +146,7 @@ impl RunState {
             process: None,
             degraded: false,
             stalled: false,
+            payload: None,
             pool_override: None,
             queue_ticket: None,
         };
@@ -429,6 +432,14 @@ impl RunState {
                     _ => return Err(illegal(self, i)),
                 }
                 self.tasks[i].stalled = matches!(event, Event::AttemptStalled { .. });
+            }
+            Event::PayloadEdited { task, payload } => {
+                let i = self.lookup(task)?;
+                // The running attempt already has its payload: edit before a retry.
+                if matches!(self.tasks[i].state, TaskState::Running { .. } | TaskState::Validating { .. }) {
+                    return Err(illegal(self, i));
+                }
+                self.tasks[i].payload = Some(payload.clone());
             }
             Event::FallbackUsed { task, reason } => {
                 let i = self.lookup(task)?;

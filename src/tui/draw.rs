@@ -486,7 +486,11 @@ fn detail(frame: &mut Frame, area: Rect, scene: &Scene, task: &str, cursor: Opti
             info.push(Line::from(format!("result: {}", truncate(&result.to_string(), 300))));
         }
     }
-    info.push(Line::from(format!("payload: {}", truncate(&spec.payload.to_string(), 300))));
+    let (payload, edited) = match &fleet.state.tasks[i].payload {
+        Some(p) => (p, " (edited)"),
+        None => (&spec.payload, ""),
+    };
+    info.push(Line::from(format!("payload{edited}: {}", truncate(&payload.to_string(), 300))));
     let inputs: Vec<String> = fleet.state.dependencies[i]
         .iter()
         .map(|&d| format!("{} ({})", fleet.state.task_id(d), fleet.state.tasks[d].state.name().as_str()))
@@ -654,6 +658,7 @@ fn help(frame: &mut Frame, area: Rect, scene: &Scene) {
             (Action::Retry, "retry this task"),
             (Action::Cancel, "cancel this task (asks)"),
             (Action::Replay, "replay this dead letter"),
+            (Action::EditPayload, "edit the payload (then retry or replay)"),
             (Action::Back, "back"),
         ],
         _ => &[
@@ -671,6 +676,7 @@ fn help(frame: &mut Frame, area: Rect, scene: &Scene) {
             (Action::Cancel, "cancel the task (asks)"),
             (Action::Replay, "replay the dead letter / group"),
             (Action::ReplayAll, "replay all (filtered) dead letters (asks)"),
+            (Action::EditPayload, "edit the task's payload"),
             (Action::Travel, "time travel over the whole run"),
         ],
     };

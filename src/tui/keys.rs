@@ -67,6 +67,8 @@ pub enum Action {
     Travel,
     /// Toggle following live output in the detail view.
     Follow,
+    /// Edit the selected task's payload (opens the palette with it).
+    EditPayload,
 }
 
 /// Key name → action.
@@ -108,6 +110,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("A", Action::ReplayAll),
     ("t", Action::Travel),
     ("f", Action::Follow),
+    ("e", Action::EditPayload),
 ];
 
 #[derive(Deserialize)]

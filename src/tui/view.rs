@@ -162,8 +162,20 @@ impl Default for ViewState {
 }
 
 /// Commands the palette knows, for completion and help.
-pub const PALETTE_COMMANDS: &[&str] =
-    &["retry", "cancel", "replay", "inspect", "pause", "resume", "concurrency", "breaker", "travel", "filter", "quit"];
+pub const PALETTE_COMMANDS: &[&str] = &[
+    "retry",
+    "cancel",
+    "replay",
+    "inspect",
+    "payload",
+    "pause",
+    "resume",
+    "concurrency",
+    "breaker",
+    "travel",
+    "filter",
+    "quit",
+];
 
 /// Tasks shown in the tasks table, filtered and sorted.
 pub fn task_rows(fleet: &Fleet, vs: &ViewState) -> Vec<usize> {
@@ -336,6 +348,15 @@ impl ViewState {
                     format!("dead letters matching {:?}", self.filter)
                 };
                 return self.replay_many(fleet, targets, &scope);
+            }
+            Action::EditPayload => {
+                if let Some(id) = self.selected_task(fleet) {
+                    let i = fleet.state.task_index(&id).unwrap_or(0);
+                    let payload =
+                        fleet.state.tasks[i].payload.as_ref().unwrap_or(&fleet.state.workflow.tasks[i].payload);
+                    // The palette is the editor: change the JSON, Enter records it.
+                    self.palette = Some(Input::new(format!("payload {id} {payload}")));
+                }
             }
             Action::Follow => {
                 if let Screen::Detail(d) = &mut self.screen {
@@ -599,9 +620,30 @@ impl ViewState {
                 self.screen = Screen::Detail(Detail { task: t.to_string(), cursor: None, scroll: 0, follow: true });
                 Vec::new()
             }
-            (Some("retry" | "cancel" | "replay" | "inspect"), Some(t)) => {
+            (Some("retry" | "cancel" | "replay" | "inspect" | "payload"), Some(t)) if !known(t) => {
                 self.message = Some(unknown(t));
                 Vec::new()
+            }
+            (Some("payload"), Some(t)) if known(t) => {
+                let json = line.trim_start().splitn(3, char::is_whitespace).nth(2).unwrap_or("").trim();
+                let running = fleet
+                    .state
+                    .task_index(t)
+                    .is_some_and(|i| matches!(fleet.state.tasks[i].state, TaskState::Running { .. }));
+                match serde_json::from_str::<serde_json::Value>(json) {
+                    Err(e) => {
+                        self.message = Some(format!("payload for {t} is not valid JSON: {e}"));
+                        Vec::new()
+                    }
+                    Ok(_) if running => {
+                        self.message = Some(format!("{t} is running: edit its payload before a retry or replay"));
+                        Vec::new()
+                    }
+                    Ok(payload) => {
+                        self.message = Some(format!("{t}: payload edited; retry or replay it to use it"));
+                        vec![Request::Engine(EngineInput::EditPayload { task: t.to_string(), payload })]
+                    }
+                }
             }
             (Some("filter"), _) => {
                 self.filter = words[1..].join(" ");
