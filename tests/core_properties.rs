@@ -217,6 +217,10 @@ impl Driver {
                 assert!(probes_started <= limit, "pool p{p} started {probes_started} probes > {limit}");
             }
         }
+        for p in 0..wf.pools.len() {
+            let queued = self.state.queue().filter(|&i| self.state.pools_for(i).contains(&p)).count();
+            assert_eq!(self.state.queued_for_pool[p], queued, "queued count of pool p{p}");
+        }
         let counted: usize = TaskStateName::ALL.iter().map(|n| self.state.count(*n)).sum();
         assert_eq!(counted, self.state.tasks.len());
     }
@@ -311,6 +315,7 @@ proptest! {
         prop_assert_eq!(folded.finished, driver.state.finished);
         prop_assert_eq!(&folded.breakers, &driver.state.breakers);
         prop_assert_eq!(&folded.paused, &driver.state.paused);
+        prop_assert_eq!(&folded.queued_for_pool, &driver.state.queued_for_pool);
     }
 
     #[test]

@@ -282,7 +282,7 @@ fn pools_panel_shows_circuits_countdowns_and_pauses() {
     assert!(script.records.iter().any(|r| matches!(&r.event, Event::BreakerOpened { pool, .. } if pool == "reviewer")));
     script.input(Input::PausePool { pool: "writer".into() });
     let screen = render(&script.fleet(), &ViewState::default(), 140, 36);
-    let reviewer = screen.lines().find(|l| l.contains("reviewer ")).unwrap();
+    let reviewer = screen.lines().find(|l| l.contains("reviewer ") && l.contains("queued")).unwrap();
     assert!(reviewer.contains("open 27s"), "{reviewer}");
     let writer = screen.lines().find(|l| l.contains("writer ") && l.contains("queued")).unwrap();
     assert!(writer.contains("— paused"), "{writer}");

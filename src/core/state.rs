@@ -104,6 +104,9 @@ pub struct RunState {
     pub breakers: Vec<Breaker>,
     /// Pools an operator paused.
     pub paused: Vec<bool>,
+    /// Queued tasks each pool could take (a task that may run on several pools counts
+    /// in each of them).
+    pub queued_for_pool: Vec<usize>,
     /// Each pool's concurrency now (the workflow's, unless an operator changed it).
     pub concurrency: Vec<usize>,
     /// True after `run_interrupted` (until the next manager starts).
@@ -157,6 +160,7 @@ impl RunState {
             pool_running: vec![0; workflow.pools.len()],
             breakers: vec![Breaker::default(); workflow.pools.len()],
             paused: vec![false; workflow.pools.len()],
+            queued_for_pool: vec![0; workflow.pools.len()],
             concurrency: workflow.pools.iter().map(|p| p.concurrency).collect(),
             workflow,
             tasks: vec![task; n],
@@ -246,6 +250,11 @@ impl RunState {
             }
             Fallback::Pool(name) => {
                 let p = self.pool_lookup(&name)?;
+                // Leave the queue under the old pools before the new one applies, so
+                // per-pool queue counts stay right for a task that was queued.
+                if self.tasks[i].state == TaskState::Queued {
+                    self.set_state(i, TaskState::Blocked);
+                }
                 let t = &mut self.tasks[i];
                 t.pool_override = Some(p);
                 t.budget_start = t.attempts;
@@ -269,6 +278,10 @@ impl RunState {
             if let Some(ticket) = self.tasks[i].queue_ticket.take() {
                 self.queue.remove(&ticket);
             }
+            for k in 0..self.pools_for(i).len() {
+                let p = self.pools_for(i)[k];
+                self.queued_for_pool[p] -= 1;
+            }
         }
         if let TaskState::Running { pool, .. } = &self.tasks[i].state {
             if let Some(p) = self.workflow.pool_index(pool) {
@@ -283,6 +296,10 @@ impl RunState {
             self.next_ticket += 1;
             self.queue.insert(ticket, i);
             self.tasks[i].queue_ticket = Some(ticket);
+            for k in 0..self.pools_for(i).len() {
+                let p = self.pools_for(i)[k];
+                self.queued_for_pool[p] += 1;
+            }
         }
         if let TaskState::Running { pool, .. } = &state {
             if let Some(p) = self.workflow.pool_index(pool) {

@@ -162,7 +162,7 @@ fn dashboard(frame: &mut Frame, area: Rect, scene: &Scene) {
     workers(frame, parts[0], scene);
     let side = if wide {
         let pools = scene.fleet.state.workflow.pools.len() as u16 + 2;
-        Layout::vertical([Constraint::Length(7), Constraint::Length(pools), Constraint::Min(3)]).split(parts[1])
+        Layout::vertical([Constraint::Length(pools + 3), Constraint::Length(pools), Constraint::Min(3)]).split(parts[1])
     } else {
         Layout::horizontal([Constraint::Percentage(34), Constraint::Percentage(33), Constraint::Percentage(33)])
             .split(parts[1])
@@ -270,10 +270,30 @@ fn queue(frame: &mut Frame, area: Rect, scene: &Scene) {
     let block = Block::default().borders(Borders::ALL).title(format!(" Queue {now} now, peak {peak} "));
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    // The total on top, then one row per pool (name, then its own sparkline).
+    let pools = &fleet.state.workflow.pools;
+    let pool_rows = if inner.height as usize > pools.len() + 1 { pools.len() } else { 0 };
+    let parts = Layout::vertical([Constraint::Min(1), Constraint::Length(pool_rows as u16)]).split(inner);
     let width = inner.width as usize;
     let data: Vec<u64> =
         fleet.queue_depth.iter().rev().take(width).map(|(_, d)| *d).collect::<Vec<_>>().into_iter().rev().collect();
-    frame.render_widget(Sparkline::default().data(&data).style(scene.theme.fg(Color::Blue)), inner);
+    let total = Sparkline::default().data(&data).max(peak.max(1)).style(scene.theme.fg(Color::Blue));
+    frame.render_widget(total, parts[0]);
+    let label = 10.min(parts[1].width / 3);
+    for (p, pool) in pools.iter().enumerate().take(pool_rows) {
+        let row = Rect { x: parts[1].x, y: parts[1].y + p as u16, width: parts[1].width, height: 1 };
+        let cols = Layout::horizontal([Constraint::Length(label), Constraint::Min(1)]).split(row);
+        let name: String = pool.name.chars().take(label.saturating_sub(1) as usize).collect();
+        frame.render_widget(Paragraph::new(name), cols[0]);
+        let samples = cols[1].width as usize;
+        let mut series: Vec<u64> =
+            fleet.pool_depth.iter().rev().take(samples).map(|d| d.get(p).copied().unwrap_or(0)).collect();
+        series.reverse();
+        frame.render_widget(
+            Sparkline::default().data(&series).max(peak.max(1)).style(scene.theme.fg(Color::Cyan)),
+            cols[1],
+        );
+    }
 }
 
 fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {

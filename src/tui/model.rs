@@ -44,6 +44,8 @@ pub struct Fleet {
     pub last_ts: u64,
     /// Queue depth per second: (second, queued tasks), newest last.
     pub queue_depth: VecDeque<(u64, u64)>,
+    /// Queue depth per pool per second, aligned with `queue_depth`.
+    pub pool_depth: VecDeque<Vec<u64>>,
     /// Completion times, for throughput over the last minute.
     pub completions: VecDeque<u64>,
     /// Live output of running attempts, by task.
@@ -74,6 +76,7 @@ impl Fleet {
             started_ms: first.ts,
             last_ts: first.ts,
             queue_depth: VecDeque::new(),
+            pool_depth: VecDeque::new(),
             completions: VecDeque::new(),
             live: HashMap::new(),
         };
@@ -124,19 +127,29 @@ impl Fleet {
     fn sample_queue(&mut self, ts: u64) {
         let second = ts / 1000;
         let depth = self.state.count(TaskStateName::Queued) as u64;
+        let per_pool: Vec<u64> = self.state.queued_for_pool.iter().map(|d| *d as u64).collect();
         match self.queue_depth.back_mut() {
-            Some((s, d)) if *s == second => *d = depth,
+            Some((s, d)) if *s == second => {
+                *d = depth;
+                if let Some(last) = self.pool_depth.back_mut() {
+                    *last = per_pool;
+                }
+            }
             _ => {
                 // Seconds without records repeat the last depth, so the sparkline is
                 // a time axis, not a record axis.
                 if let Some(&(last_second, last_depth)) = self.queue_depth.back() {
+                    let last_pools = self.pool_depth.back().cloned().unwrap_or_default();
                     for s in (last_second + 1..second).take(QUEUE_HISTORY) {
                         self.queue_depth.push_back((s, last_depth));
+                        self.pool_depth.push_back(last_pools.clone());
                     }
                 }
                 self.queue_depth.push_back((second, depth));
+                self.pool_depth.push_back(per_pool);
                 while self.queue_depth.len() > QUEUE_HISTORY {
                     self.queue_depth.pop_front();
+                    self.pool_depth.pop_front();
                 }
             }
         }
@@ -189,7 +202,7 @@ impl Fleet {
 
     /// Tasks waiting for pool `p` (queued and allowed to run there).
     pub fn queued_for_pool(&self, p: usize) -> usize {
-        self.state.queue().filter(|&i| self.state.eligible[i].contains(&p)).count()
+        self.state.queued_for_pool[p]
     }
 
     /// Dead letters grouped by the cause of their failure: (fingerprint, tasks, attempts).
