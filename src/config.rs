@@ -89,6 +89,40 @@ pub struct PoolSpec {
     /// A worker silent for this long is ended as a failed attempt.
     #[serde(default)]
     pub stall_kill_after_ms: Option<u64>,
+    /// One process per attempt, or long-lived processes taking many tasks.
+    #[serde(default)]
+    pub mode: PoolMode,
+    /// Persistent mode: tasks in flight per process at once.
+    #[serde(default = "one")]
+    pub per_worker: usize,
+    /// Persistent mode: when to replace a worker process.
+    #[serde(default)]
+    pub recycle: Recycle,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// How a pool runs its agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolMode {
+    /// A process per attempt (the worker protocol of §4).
+    #[default]
+    Spawn,
+    /// Long-lived processes: one task JSON per line in, one JSON line per task out.
+    Persistent,
+}
+
+/// `recycle = { max_tasks, max_rss_mb }`: replace a persistent worker after it has
+/// answered this many tasks, or when its resident memory passes this size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recycle {
+    /// Tasks answered before the process is replaced.
+    pub max_tasks: Option<u64>,
+    /// Resident set size (MiB) above which the process is replaced.
+    pub max_rss_mb: Option<u64>,
 }
 
 /// `breaker = { failures, window, cooldown, half_open }`: open after `failures` failed
@@ -382,6 +416,13 @@ struct RawBreaker {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRecycle {
+    max_tasks: Option<Spanned<i64>>,
+    max_rss_mb: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawFallback {
     result: Option<toml::Value>,
     pool: Option<Spanned<String>>,
@@ -404,8 +445,9 @@ struct RawPool {
     cwd: Option<Spanned<String>>,
     // Keys of the contract whose features are not built yet: refused, never ignored.
     preset: Option<Spanned<toml::Value>>,
-    mode: Option<Spanned<toml::Value>>,
-    recycle: Option<Spanned<toml::Value>>,
+    mode: Option<Spanned<String>>,
+    per_worker: Option<Spanned<i64>>,
+    recycle: Option<Spanned<RawRecycle>>,
     breaker: Option<Spanned<RawBreaker>>,
     stall_after: Option<Spanned<String>>,
     stall_kill_after: Option<Spanned<String>>,
@@ -557,8 +599,53 @@ impl Checker<'_> {
 
     fn pool(&mut self, raw: &RawPool, base: &Path) -> PoolSpec {
         self.not_supported(&raw.preset, "preset");
-        self.not_supported(&raw.mode, "mode");
-        self.not_supported(&raw.recycle, "recycle");
+        let mode = match &raw.mode {
+            None => PoolMode::Spawn,
+            Some(m) => match m.get_ref().as_str() {
+                "spawn" => PoolMode::Spawn,
+                "persistent" => PoolMode::Persistent,
+                other => {
+                    self.report(m.span(), format!("unknown mode {other:?}: expected spawn or persistent"));
+                    PoolMode::Spawn
+                }
+            },
+        };
+        let per_worker = raw.per_worker.as_ref().and_then(|n| self.positive(n, "per_worker")).unwrap_or(1) as usize;
+        let mut recycle = Recycle::default();
+        if let Some(r) = &raw.recycle {
+            recycle.max_tasks =
+                r.get_ref().max_tasks.as_ref().and_then(|n| self.positive(n, "recycle.max_tasks")).map(|n| n as u64);
+            recycle.max_rss_mb =
+                r.get_ref().max_rss_mb.as_ref().and_then(|n| self.positive(n, "recycle.max_rss_mb")).map(|n| n as u64);
+        }
+        if mode == PoolMode::Spawn {
+            if let Some(r) = &raw.recycle {
+                self.report(r.span(), "`recycle` only applies to mode = \"persistent\"");
+            }
+            if let Some(n) = &raw.per_worker {
+                self.report(n.span(), "`per_worker` only applies to mode = \"persistent\"");
+            }
+        } else if let Some(cmd) = &raw.command {
+            // One process serves many tasks: only run-wide placeholders can be filled.
+            for arg in cmd.get_ref() {
+                for name in placeholders(arg.get_ref()) {
+                    if !matches!(name, "pitboss" | "state_dir" | "run_id") {
+                        self.report(
+                            arg.span(),
+                            format!("{{{name}}} names a task, but a persistent worker serves many tasks; it gets each task on stdin"),
+                        );
+                    }
+                }
+            }
+        }
+        if let (PoolMode::Persistent, Some(s)) = (mode, &raw.stdin) {
+            if s.get_ref() != "task" {
+                self.report(
+                    s.span(),
+                    "a persistent pool reads one task JSON per line on stdin; `stdin` must be \"task\"",
+                );
+            }
+        }
         let breaker = raw.breaker.as_ref().and_then(|b| self.breaker(b.get_ref()));
         let stall_after_ms = raw.stall_after.as_ref().and_then(|d| self.duration(d));
         let stall_kill_after_ms = raw.stall_kill_after.as_ref().and_then(|d| self.duration(d));
@@ -621,6 +708,9 @@ impl Checker<'_> {
             breaker,
             stall_after_ms,
             stall_kill_after_ms,
+            mode,
+            per_worker,
+            recycle,
         }
     }
 
@@ -935,10 +1025,10 @@ mod tests {
 
     #[test]
     fn empty_command_and_unsupported_keys_are_refused() {
-        let err = check("[[pool]]\nname = \"p\"\ncommand = []\nmode = \"persistent\"\n").unwrap_err();
+        let err = check("[[pool]]\nname = \"p\"\ncommand = []\npreset = \"claude\"\n").unwrap_err();
         let all = err.to_string();
         assert!(all.contains("wf.toml:3:11: pool \"p\" has an empty command"), "{all}");
-        assert!(all.contains("wf.toml:4:8: `mode` is not supported yet"), "{all}");
+        assert!(all.contains("wf.toml:4:10: `preset` is not supported yet"), "{all}");
     }
 
     #[test]

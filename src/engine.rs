@@ -24,13 +24,14 @@ use rand::Rng;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::config::StdinMode;
+use crate::config::{PoolMode, StdinMode};
 use crate::core::breaker::Circuit;
 use crate::core::decide::{dispatch, Outcome};
 use crate::core::protocol::{fill, task_json, TaskView};
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::guardian::MANAGER_PID_ENV;
 use crate::io::journal::{Journal, JournalError, JournalWriter, Record};
+use crate::io::persistent::{Job, PersistentPool, WorkerSpec};
 use crate::io::process::{run_attempt, AttemptEnd, AttemptSpec, OutputChunk, Stop};
 
 /// Wall clock in ms since the epoch.
@@ -115,6 +116,8 @@ pub struct Engine {
     events: broadcast::Sender<Arc<[Record]>>,
     output: broadcast::Sender<OutputChunk>,
     running: HashMap<String, (u32, watch::Sender<Option<Stop>>)>,
+    /// Actors of persistent pools, started on first use.
+    persistent: HashMap<String, PersistentPool>,
 }
 
 impl Engine {
@@ -124,7 +127,7 @@ impl Engine {
         let (events, _) = broadcast::channel(4096);
         let (output, _) = broadcast::channel(1024);
         let journal = journal.into_writer();
-        Engine { state, journal, config, tx, rx, events, output, running: HashMap::new() }
+        Engine { state, journal, config, tx, rx, events, output, running: HashMap::new(), persistent: HashMap::new() }
     }
 
     /// A handle for commands and event subscriptions.
@@ -268,6 +271,15 @@ impl Engine {
         let tx = self.tx.clone();
         let (stop_tx, stop_rx) = watch::channel(None);
         self.running.insert(task.to_string(), (attempt, stop_tx));
+        let persistent = self
+            .state
+            .workflow
+            .pool_index(pool)
+            .is_some_and(|p| self.state.workflow.pools[p].mode == PoolMode::Persistent);
+        if persistent {
+            self.start_persistent(task, attempt, pool, stop_rx);
+            return;
+        }
         let spec = self.attempt_spec(task, attempt, pool);
         let task = task.to_string();
         tokio::spawn(async move {
@@ -311,6 +323,102 @@ impl Engine {
             };
             let _ = tx.send(Msg::RunnerDone { task, attempt, input });
         });
+    }
+
+    /// Hands an attempt to its persistent pool's actor (started on first use).
+    fn start_persistent(&mut self, task: &str, attempt: u32, pool: &str, stop: watch::Receiver<Option<Stop>>) {
+        let tx = self.tx.clone();
+        let task = task.to_string();
+        let line = self.attempt_spec(&task, attempt, pool).map(|spec| {
+            let mut line = spec.stdin.unwrap_or_default();
+            while line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            (line, spec.timeout)
+        });
+        let (line, timeout) = match line {
+            Ok(x) => x,
+            Err(error) => {
+                let outcome = Outcome::Failure {
+                    class: FailureClass::SpawnPermanent,
+                    error,
+                    exit_code: None,
+                    signal: None,
+                    duration_ms: 0,
+                    output: Default::default(),
+                };
+                let input = Input::Finished { task: task.clone(), attempt, outcome };
+                let _ = tx.send(Msg::RunnerDone { task, attempt, input });
+                return;
+            }
+        };
+        let actor = match self.persistent.get(pool) {
+            Some(actor) => actor.clone(),
+            None => {
+                let actor = PersistentPool::start(self.worker_spec(pool));
+                self.persistent.insert(pool.to_string(), actor.clone());
+                actor
+            }
+        };
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned_tx = tx.clone();
+        let spawned_task = task.clone();
+        actor.submit(Job {
+            task: task.clone(),
+            line,
+            timeout,
+            stop,
+            on_start: Box::new(move |pid| {
+                let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
+            }),
+            done: done_tx,
+        });
+        tokio::spawn(async move {
+            let end = done_rx.await.unwrap_or(AttemptEnd::Stopped(Stop::Interrupt));
+            let input = match end {
+                AttemptEnd::Outcome(outcome) => Input::Finished { task: task.clone(), attempt, outcome },
+                AttemptEnd::Stopped(Stop::Interrupt) => {
+                    Input::AttemptStopped { task: task.clone(), attempt, reason: "run interrupted".into() }
+                }
+                AttemptEnd::Stopped(Stop::Cancel) => {
+                    Input::AttemptStopped { task: task.clone(), attempt, reason: "cancelled".into() }
+                }
+            };
+            let _ = tx.send(Msg::RunnerDone { task, attempt, input });
+        });
+    }
+
+    /// How a persistent pool starts its processes.
+    fn worker_spec(&self, pool: &str) -> WorkerSpec {
+        let wf = &self.state.workflow;
+        let p = wf.pool_index(pool).unwrap_or(0);
+        let spec = &wf.pools[p];
+        let exe = self.config.pitboss_exe.display().to_string();
+        let state_dir = self.config.state_dir.display().to_string();
+        // Only run-wide placeholders make sense for a process that serves many tasks
+        // (the workflow check refuses the others for persistent pools).
+        let argv = spec
+            .command
+            .iter()
+            .map(|a| {
+                a.replace("{pitboss}", &exe).replace("{state_dir}", &state_dir).replace("{run_id}", &self.state.run_id)
+            })
+            .collect();
+        let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("PITBOSS_RUN_ID".into(), self.state.run_id.clone()));
+        env.push((MANAGER_PID_ENV.into(), std::process::id().to_string()));
+        env.push(("PITBOSS_POOL".into(), pool.to_string()));
+        env.push(("PITBOSS_STATE_DIR".into(), state_dir));
+        WorkerSpec {
+            pool: pool.to_string(),
+            argv,
+            env,
+            cwd: spec.cwd.clone(),
+            processes: spec.concurrency.div_ceil(spec.per_worker.max(1)),
+            per_worker: spec.per_worker.max(1),
+            recycle: spec.recycle,
+            kill_grace: Duration::from_millis(wf.kill_grace_ms),
+        }
     }
 
     /// Builds argv, stdin and environment for an attempt.

@@ -3,5 +3,6 @@
 
 pub mod guardian;
 pub mod journal;
+pub mod persistent;
 pub mod process;
 pub mod rundir;

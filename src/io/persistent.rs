@@ -1,0 +1,470 @@
+//! Persistent workers (`mode = "persistent"`): long-lived processes that read one task
+//! JSON per line on stdin and answer one JSON line per task on stdout. A pool of them
+//! is one actor task that owns the processes; the engine hands it jobs and gets each
+//! job's end back, exactly as from a spawned attempt.
+//!
+//! - Replies are matched by `"id"` when the reply carries the task id, otherwise to the
+//!   oldest task in flight on that process. `{"status":"failed","error":…}` is a
+//!   failure, `{"status":"completed","result":…}` a result, any other JSON the result.
+//!   Lines that are not JSON are log output; `{"pitboss":…}` lines are control lines.
+//! - A process that exits fails only the tasks it had in flight; the next one starts
+//!   after a backoff that grows with consecutive crashes.
+//! - `recycle`: after `max_tasks` answers, or when its RSS passes `max_rss_mb`, a process
+//!   takes no new task, and is closed (stdin EOF, then SIGTERM/SIGKILL) once idle.
+//! - A timed-out, cancelled or interrupted task ends its process (it may be stuck in
+//!   it); other tasks in flight there fail as "worker restarted".
+//! - Every process is in its own group, carries the run's environment marks (the
+//!   guardian ends it if the manager dies), and is killed when the actor is dropped.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::process::{signal_group, AttemptEnd, Stop};
+use crate::config::Recycle;
+use crate::core::decide::Outcome;
+use crate::core::protocol::{verdict, Verdict};
+use crate::core::{FailureClass, SmallOutput};
+
+/// How a pool's processes are started.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    /// Pool name (messages).
+    pub pool: String,
+    /// Program and arguments (placeholders that name a task are not available here).
+    pub argv: Vec<String>,
+    /// Environment (the run's marks included).
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// Processes in the pool.
+    pub processes: usize,
+    /// Tasks in flight per process.
+    pub per_worker: usize,
+    /// When to replace a process.
+    pub recycle: Recycle,
+    /// SIGTERM → this long → SIGKILL when a process is closed.
+    pub kill_grace: Duration,
+}
+
+/// One task for a persistent pool.
+pub struct Job {
+    /// Task id (matches replies that carry `"id"`).
+    pub task: String,
+    /// The task JSON line (without newline).
+    pub line: Vec<u8>,
+    /// Per-task timeout.
+    pub timeout: Duration,
+    /// Stop requests (cancel, shutdown).
+    pub stop: watch::Receiver<Option<Stop>>,
+    /// Called with the process id once the task is written to a process.
+    pub on_start: Box<dyn FnOnce(u32) + Send>,
+    /// Where the end goes.
+    pub done: oneshot::Sender<AttemptEnd>,
+}
+
+/// A handle to a pool's actor; dropping every handle ends its processes.
+#[derive(Clone)]
+pub struct PersistentPool {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl PersistentPool {
+    /// Starts the actor for a pool (processes start on first use).
+    pub fn start(spec: WorkerSpec) -> PersistentPool {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(actor(spec, rx));
+        PersistentPool { tx }
+    }
+
+    /// Hands a job over; if the actor is gone the job's `done` is dropped (the
+    /// caller sees a closed channel).
+    pub fn submit(&self, job: Job) {
+        let _ = self.tx.send(job);
+    }
+}
+
+struct InFlight {
+    task: String,
+    started: Instant,
+    deadline: tokio::time::Instant,
+    stop: watch::Receiver<Option<Stop>>,
+    done: oneshot::Sender<AttemptEnd>,
+}
+
+struct Worker {
+    pid: u32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    in_flight: VecDeque<InFlight>,
+    answered: u64,
+    draining: bool,
+}
+
+/// The pool's process slots. Dropping them (the run ended, or the runtime was dropped
+/// mid-run) kills every live process group, so no worker outlives the pool.
+struct Slots(Vec<Option<Worker>>);
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        for w in self.0.iter().flatten() {
+            signal_group(w.pid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl std::ops::Deref for Slots {
+    type Target = Vec<Option<Worker>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Slots {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+/// What a process's stdout reader reports.
+enum Line {
+    Reply { slot: usize, pid: u32, value: Value },
+    Closed { slot: usize, pid: u32 },
+}
+
+async fn actor(spec: WorkerSpec, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut workers = Slots((0..spec.processes.max(1)).map(|_| None).collect());
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    let (line_tx, mut lines) = mpsc::unbounded_channel::<Line>();
+    let mut crashes: u32 = 0;
+    let mut not_before = tokio::time::Instant::now();
+    let mut jobs_open = true;
+    loop {
+        // Hand waiting jobs to processes with room, starting processes as needed.
+        while let Some(slot) = free_slot(&workers, spec.per_worker) {
+            let Some(job) = waiting.pop_front() else { break };
+            if workers[slot].is_none() {
+                if tokio::time::Instant::now() < not_before {
+                    waiting.push_front(job);
+                    break;
+                }
+                match start_worker(&spec, slot, &line_tx) {
+                    Ok(w) => workers[slot] = Some(w),
+                    Err(error) => {
+                        // Cannot start the agent at all: this job fails, permanently.
+                        let _ = job.done.send(failure(FailureClass::SpawnPermanent, error, Duration::ZERO));
+                        continue;
+                    }
+                }
+            }
+            let Some(w) = workers[slot].as_mut() else { continue };
+            assign(w, job).await;
+        }
+        let next_deadline = workers
+            .iter()
+            .flatten()
+            .flat_map(|w| w.in_flight.iter().map(|f| f.deadline))
+            .min()
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let backoff = (!waiting.is_empty() && tokio::time::Instant::now() < not_before).then_some(not_before);
+        if !jobs_open && waiting.is_empty() && workers.iter().all(|w| w.is_none()) {
+            return;
+        }
+        tokio::select! {
+            job = jobs.recv(), if jobs_open => match job {
+                Some(job) => waiting.push_back(job),
+                None => {
+                    // The engine is gone: end every process.
+                    jobs_open = false;
+                    for slot in 0..workers.len() {
+                        if let Some(w) = workers[slot].take() {
+                            end(w, &spec, "was stopped: the run ended", false).await;
+                        }
+                    }
+                    for job in waiting.drain(..) {
+                        let _ = job.done.send(AttemptEnd::Stopped(Stop::Interrupt));
+                    }
+                }
+            },
+            Some(line) = lines.recv() => match line {
+                Line::Reply { slot, pid, value } => {
+                    let Some(w) = workers[slot].as_mut().filter(|w| w.pid == pid) else { continue };
+                    crashes = 0;
+                    answer(w, value);
+                    if should_recycle(w, &spec.recycle) {
+                        w.draining = true;
+                    }
+                    if w.draining && w.in_flight.is_empty() {
+                        if let Some(w) = workers[slot].take() {
+                            end(w, &spec, "was recycled", true).await;
+                        }
+                    }
+                }
+                Line::Closed { slot, pid } => {
+                    let Some(w) = workers[slot].take_if(|w| w.pid == pid) else { continue };
+                    let recycled = w.draining && w.in_flight.is_empty();
+                    let status = end(w, &spec, "exited", true).await;
+                    if !recycled {
+                        crashes += 1;
+                        let delay = Duration::from_millis(100 * 2u64.pow(crashes.min(6))).min(Duration::from_secs(5));
+                        not_before = tokio::time::Instant::now() + delay;
+                        tracing::warn!(pool = %spec.pool, pid, %status, "persistent worker exited; restarting after {delay:?}");
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(next_deadline) => {
+                let now = tokio::time::Instant::now();
+                for slot in 0..workers.len() {
+                    let expired = workers[slot].as_ref().is_some_and(|w| w.in_flight.iter().any(|f| f.deadline <= now));
+                    if expired {
+                        if let Some(mut w) = workers[slot].take() {
+                            let late: Vec<InFlight> = w.in_flight.drain(..).collect();
+                            for f in late {
+                                let (class, error) = if f.deadline <= now {
+                                    (FailureClass::Timeout, "timed out; its persistent worker was restarted".to_string())
+                                } else {
+                                    (FailureClass::Worker, "persistent worker restarted after another task timed out".to_string())
+                                };
+                                let _ = f.done.send(failure(class, error, f.started.elapsed()));
+                            }
+                            end(w, &spec, "was restarted after a timeout", false).await;
+                        }
+                    }
+                }
+            }
+            slot = stopped(&mut workers) => {
+                // A task was cancelled or the run is stopping: its process ends, and
+                // its other tasks are stopped the same way.
+                if let Some(mut w) = workers[slot].take() {
+                    for f in w.in_flight.drain(..) {
+                        let stop = f.stop.borrow().unwrap_or(Stop::Interrupt);
+                        let _ = f.done.send(AttemptEnd::Stopped(stop));
+                    }
+                    end(w, &spec, "was stopped", false).await;
+                }
+            }
+            _ = async { if let Some(t) = backoff { tokio::time::sleep_until(t).await } }, if backoff.is_some() => {}
+        }
+    }
+}
+
+/// A slot with room for one more task: a live process below `per_worker` that is not
+/// draining, else an empty slot.
+fn free_slot(workers: &[Option<Worker>], per_worker: usize) -> Option<usize> {
+    workers
+        .iter()
+        .position(|w| w.as_ref().is_some_and(|w| !w.draining && w.in_flight.len() < per_worker))
+        .or_else(|| workers.iter().position(|w| w.is_none()))
+}
+
+/// Resolves with the slot of a process one of whose tasks was asked to stop.
+async fn stopped(workers: &mut [Option<Worker>]) -> usize {
+    let mut waits = Vec::new();
+    for (slot, w) in workers.iter_mut().enumerate() {
+        if let Some(w) = w {
+            for f in w.in_flight.iter_mut() {
+                let mut stop = f.stop.clone();
+                waits.push(Box::pin(async move {
+                    loop {
+                        if stop.borrow_and_update().is_some() {
+                            return slot;
+                        }
+                        if stop.changed().await.is_err() {
+                            // The engine dropped the sender: nothing will ever stop it.
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                }));
+            }
+        }
+    }
+    if waits.is_empty() {
+        return std::future::pending().await;
+    }
+    futures_select_all(waits).await
+}
+
+/// The first of several futures to finish (a tiny select_all, to avoid a dependency).
+async fn futures_select_all<F: std::future::Future<Output = usize> + Unpin>(mut futures: Vec<F>) -> usize {
+    std::future::poll_fn(move |cx| {
+        for f in futures.iter_mut() {
+            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+fn start_worker(spec: &WorkerSpec, slot: usize, lines: &mpsc::UnboundedSender<Line>) -> Result<Worker, String> {
+    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..])
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("pool {:?}: cannot start persistent worker {:?}: {e}", spec.pool, spec.argv[0]))?;
+    let pid = child.id().unwrap_or(0);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let tx = lines.clone();
+    tokio::spawn(async move {
+        if let Some(out) = stdout {
+            let mut reader = BufReader::new(out);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let Ok(value) = serde_json::from_slice::<Value>(trim(&line)) else { continue };
+                        if value.get("pitboss").is_some() {
+                            continue;
+                        }
+                        let _ = tx.send(Line::Reply { slot, pid, value });
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Line::Closed { slot, pid });
+    });
+    // stderr is the worker's log: drained so it never blocks, not kept.
+    if let Some(mut err) = stderr {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            while matches!(err.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+    }
+    let stdin = child.stdin.take();
+    Ok(Worker { pid, child, stdin, in_flight: VecDeque::new(), answered: 0, draining: false })
+}
+
+fn trim(line: &[u8]) -> &[u8] {
+    let end = line.iter().rposition(|b| !b.is_ascii_whitespace()).map(|i| i + 1).unwrap_or(0);
+    &line[..end]
+}
+
+async fn assign(w: &mut Worker, job: Job) {
+    let mut line = job.line;
+    line.push(b'\n');
+    let written = match w.stdin.as_mut() {
+        Some(stdin) => stdin.write_all(&line).await.is_ok(),
+        None => false,
+    };
+    let flight = InFlight {
+        task: job.task,
+        started: Instant::now(),
+        deadline: tokio::time::Instant::now() + job.timeout,
+        stop: job.stop,
+        done: job.done,
+    };
+    if written {
+        (job.on_start)(w.pid);
+        w.in_flight.push_back(flight);
+    } else {
+        // The process is going away; its reader will report it closed.
+        let _ = flight.done.send(failure(
+            FailureClass::Worker,
+            "persistent worker closed its stdin".into(),
+            Duration::ZERO,
+        ));
+    }
+}
+
+fn answer(w: &mut Worker, value: Value) {
+    let by_id = value.get("id").and_then(Value::as_str).and_then(|id| w.in_flight.iter().position(|f| f.task == id));
+    let Some(flight) = by_id.map(|i| w.in_flight.remove(i)).unwrap_or_else(|| w.in_flight.pop_front()) else {
+        return; // A reply nobody asked for.
+    };
+    w.answered += 1;
+    let elapsed = flight.started.elapsed();
+    let text = value.to_string();
+    let outcome = match verdict(text.as_bytes(), b"", Some(0)) {
+        Verdict::Completed(result) => Outcome::Success {
+            result,
+            exit_code: None,
+            duration_ms: elapsed.as_millis() as u64,
+            output: SmallOutput::default(),
+        },
+        Verdict::Failed(error) => Outcome::Failure {
+            class: FailureClass::Worker,
+            error,
+            exit_code: None,
+            signal: None,
+            duration_ms: elapsed.as_millis() as u64,
+            output: SmallOutput::default(),
+        },
+    };
+    let _ = flight.done.send(AttemptEnd::Outcome(outcome));
+}
+
+fn should_recycle(w: &Worker, recycle: &Recycle) -> bool {
+    if recycle.max_tasks.is_some_and(|n| w.answered >= n) {
+        return true;
+    }
+    recycle.max_rss_mb.is_some_and(|limit| rss_mb(w.pid).is_some_and(|rss| rss > limit))
+}
+
+/// Resident set size of a process in MiB, from /proc.
+fn rss_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
+
+/// Ends a process and fails what it still had in flight. Politely (`polite`: stdin
+/// EOF, a grace period to exit by itself, then signals) when it is being recycled or
+/// has exited; at once with SIGTERM, grace, SIGKILL when it may be stuck.
+async fn end(mut w: Worker, spec: &WorkerSpec, why: &str, polite: bool) -> String {
+    for f in w.in_flight.drain(..) {
+        let error = format!("persistent worker (pid {}) {why} with this task in flight", w.pid);
+        let _ = f.done.send(failure(FailureClass::Worker, error, f.started.elapsed()));
+    }
+    drop(w.stdin.take());
+    let exited_by_itself = if polite { tokio::time::timeout(spec.kill_grace, w.child.wait()).await.ok() } else { None };
+    let status = match exited_by_itself {
+        Some(status) => status.ok(),
+        None => {
+            signal_group(w.pid, Signal::SIGTERM);
+            match tokio::time::timeout(spec.kill_grace, w.child.wait()).await {
+                Ok(status) => status.ok(),
+                Err(_) => {
+                    signal_group(w.pid, Signal::SIGKILL);
+                    w.child.wait().await.ok()
+                }
+            }
+        }
+    };
+    // Anything left in its group goes too.
+    signal_group(w.pid, Signal::SIGKILL);
+    status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into())
+}
+
+fn failure(class: FailureClass, error: String, elapsed: Duration) -> AttemptEnd {
+    AttemptEnd::Outcome(Outcome::Failure {
+        class,
+        error,
+        exit_code: None,
+        signal: None,
+        duration_ms: elapsed.as_millis() as u64,
+        output: SmallOutput::default(),
+    })
+}
