@@ -249,3 +249,50 @@ fn a_silent_worker_is_flagged_stalled_in_time_and_killed_at_stall_kill_after() {
     let mute_failed = ts(&|e| e["type"] == "attempt_failed" && e["task"] == "mute");
     assert!(mute_failed - mute_started < 5_000, "ended by stall_kill_after, not by the 5m timeout");
 }
+
+#[test]
+fn least_connections_sends_work_to_the_idle_pool_when_one_is_busy() {
+    let s = Scratch::new();
+    let d = s.path().display();
+    // Pinned tasks hold the `busy` pool until `release` exists; free tasks report their pool.
+    let hold = format!("cat >/dev/null; while [ ! -e {d}/release ]; do sleep 0.02; done; echo '{{}}'");
+    let report = "cat >/dev/null; echo \"{\\\"pool\\\":\\\"$PITBOSS_POOL\\\"}\"";
+    let script =
+        format!("if [ \"${{PITBOSS_TASK_ID#hold}}\" != \"$PITBOSS_TASK_ID\" ]; then {hold}; else {report}; fi");
+    let mut wf = "[balancer]\nstrategy = \"least-connections\"\n".to_string();
+    wf += &common::sh_pool("busy", &script, "");
+    wf += &common::sh_pool("idle", &script, "");
+    for i in 0..3 {
+        wf += &format!("[[task]]\nid = \"hold{i}\"\npool = \"busy\"\n");
+    }
+    for i in 0..3 {
+        // Free tasks become ready only once the three holds run.
+        wf += &format!("[[task]]\nid = \"free{i}\"\ndepends_on = [\"gate\"]\n");
+    }
+    wf += "[[task]]\nid = \"gate\"\npool = \"idle\"\n";
+    let file = s.write("workflow.toml", &wf);
+    let manager = s
+        .pitboss()
+        .args(["run", "--headless", "--json", "--state-dir"])
+        .arg(s.run_dir())
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let all_free_done = || {
+        let events = read_events(&s.run_dir());
+        events
+            .iter()
+            .filter(|e| e["type"] == "attempt_succeeded" && e["task"].as_str().unwrap().starts_with("free"))
+            .count()
+            == 3
+    };
+    assert!(wait_for(Duration::from_secs(20), all_free_done), "free tasks did not finish while busy was held");
+    std::fs::write(s.path().join("release"), "").unwrap();
+    let out = manager.wait_with_output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for i in 0..3 {
+        assert_eq!(task(&doc, &format!("free{i}"))["result"]["pool"], "idle", "free{i} went to the busy pool");
+    }
+}
