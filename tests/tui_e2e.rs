@@ -181,13 +181,15 @@ fn stepping_through_a_task_history_shows_it_as_it_was() {
     tmux.keys(&[":"]);
     tmux.text("inspect wobbly");
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_screen("the detail", |sc| sc.contains("wobbly completed") && sc.contains("History"));
-    assert!(screen.contains("attempt 1 failed"), "{screen}");
+    // Conditions, not single captures: a capture can land in the middle of a redraw.
+    tmux.wait_screen("the detail with its history", |sc| {
+        sc.contains("wobbly completed") && sc.contains("History") && sc.contains("attempt 1 failed")
+    });
     // Back to just after the first failure: the task was waiting to retry then.
     tmux.keys(&["Left", "Left", "Left"]);
-    let screen = tmux.wait_screen("the earlier step", |sc| sc.contains("as of step"));
-    assert!(screen.contains("wobbly retry_wait"), "{screen}");
-    assert!(screen.contains("first-try-broke"), "{screen}");
+    tmux.wait_screen("the task as it was after its first failure", |sc| {
+        sc.contains("as of step") && sc.contains("wobbly retry_wait") && sc.contains("first-try-broke")
+    });
     tmux.keys(&["Escape", "q"]);
     assert_eq!(wait_exit(&s), 0);
 }
@@ -214,6 +216,5 @@ fn quitting_with_work_running_asks_and_leaves_a_resumable_run() {
     let events = read_events(&s.run_dir());
     assert!(events.iter().any(|e| e["type"] == "run_interrupted" && e["reason"] == "operator quit"));
     // The terminal is back to normal: the shell's output is visible.
-    let screen = tmux.screen();
-    assert!(screen.contains("continue it with: pitboss resume"), "{screen}");
+    tmux.wait_screen("the shell's output", |sc| sc.contains("continue it with: pitboss resume"));
 }
