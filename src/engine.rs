@@ -39,6 +39,19 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// The input that reports how an attempt ended.
+fn end_input(task: &str, attempt: u32, end: AttemptEnd) -> Input {
+    let task = task.to_string();
+    match end {
+        AttemptEnd::Outcome(outcome) => Input::Finished { task, attempt, outcome },
+        AttemptEnd::Stopped(Stop::Interrupt) => {
+            Input::AttemptStopped { task, attempt, reason: "run interrupted".into() }
+        }
+        // A cancel is recorded already; the attempt's end changes nothing.
+        AttemptEnd::Stopped(Stop::Cancel) => Input::AttemptStopped { task, attempt, reason: "cancelled".into() },
+    }
+}
+
 /// Engine failures: the run stops, and what is on disk stays consistent.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -311,16 +324,7 @@ impl Engine {
                     output: Default::default(),
                 }),
             };
-            let input = match end {
-                AttemptEnd::Outcome(outcome) => Input::Finished { task: task.clone(), attempt, outcome },
-                AttemptEnd::Stopped(Stop::Interrupt) => {
-                    Input::AttemptStopped { task: task.clone(), attempt, reason: "run interrupted".into() }
-                }
-                // The cancel is recorded already; the attempt's end changes nothing.
-                AttemptEnd::Stopped(Stop::Cancel) => {
-                    Input::AttemptStopped { task: task.clone(), attempt, reason: "cancelled".into() }
-                }
-            };
+            let input = end_input(&task, attempt, end);
             let _ = tx.send(Msg::RunnerDone { task, attempt, input });
         });
     }
@@ -375,15 +379,7 @@ impl Engine {
         });
         tokio::spawn(async move {
             let end = done_rx.await.unwrap_or(AttemptEnd::Stopped(Stop::Interrupt));
-            let input = match end {
-                AttemptEnd::Outcome(outcome) => Input::Finished { task: task.clone(), attempt, outcome },
-                AttemptEnd::Stopped(Stop::Interrupt) => {
-                    Input::AttemptStopped { task: task.clone(), attempt, reason: "run interrupted".into() }
-                }
-                AttemptEnd::Stopped(Stop::Cancel) => {
-                    Input::AttemptStopped { task: task.clone(), attempt, reason: "cancelled".into() }
-                }
-            };
+            let input = end_input(&task, attempt, end);
             let _ = tx.send(Msg::RunnerDone { task, attempt, input });
         });
     }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{read_events, task, wait_for, Scratch};
@@ -40,15 +39,7 @@ fn a_failing_pool_trips_its_breaker_then_one_probe_closes_it() {
         wf += &format!("[[task]]\nid = \"t{i}\"\n");
     }
     let file = s.write("workflow.toml", &wf);
-    let manager = s
-        .pitboss()
-        .args(["run", "--headless", "--json", "--state-dir"])
-        .arg(s.run_dir())
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let manager = s.spawn_run(&file);
     let opened = || read_events(&s.run_dir()).iter().any(|e| e["type"] == "breaker_opened");
     assert!(wait_for(Duration::from_secs(20), opened), "the breaker never opened");
     // While open nothing spawns; the agent recovers meanwhile.
@@ -214,15 +205,7 @@ fn a_silent_worker_is_flagged_stalled_in_time_and_killed_at_stall_kill_after() {
     ) + &common::sh_pool("strict", &script, "stall_after = \"200ms\"\nstall_kill_after = \"700ms\"");
     let wf = wf.replace("[[task]]\nid = \"quiet\"\n", "[[task]]\nid = \"quiet\"\npool = \"p\"\n");
     let file = s.write("workflow.toml", &wf);
-    let manager = s
-        .pitboss()
-        .args(["run", "--headless", "--json", "--state-dir"])
-        .arg(s.run_dir())
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let manager = s.spawn_run(&file);
     let stalled = || {
         let events = read_events(&s.run_dir());
         events.iter().any(|e| e["type"] == "attempt_stalled" && e["task"] == "quiet")
@@ -271,15 +254,7 @@ fn least_connections_sends_work_to_the_idle_pool_when_one_is_busy() {
     }
     wf += "[[task]]\nid = \"gate\"\npool = \"idle\"\n";
     let file = s.write("workflow.toml", &wf);
-    let manager = s
-        .pitboss()
-        .args(["run", "--headless", "--json", "--state-dir"])
-        .arg(s.run_dir())
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let manager = s.spawn_run(&file);
     let all_free_done = || {
         let events = read_events(&s.run_dir());
         events

@@ -55,6 +55,19 @@ impl Scratch {
         (out.status.code().unwrap_or(-1), doc, out)
     }
 
+    /// Starts `pitboss run --headless --json` on `workflow` in the background (stdout
+    /// piped for the JSON document, stderr discarded).
+    pub fn spawn_run(&self, workflow: &Path) -> std::process::Child {
+        self.pitboss()
+            .args(["run", "--headless", "--json", "--state-dir"])
+            .arg(self.run_dir())
+            .arg(workflow)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pitboss")
+    }
+
     /// Every event of the run's log, in order.
     pub fn events(&self) -> Vec<Value> {
         read_events(&self.run_dir())
