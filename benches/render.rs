@@ -95,32 +95,23 @@ fn bench(c: &mut Criterion) {
     tasks.update(&fleet, fleet.records.len(), Action::Tasks);
     tasks.update(&fleet, fleet.records.len(), Action::PageDown);
     let now = fleet.last_ts + 1_000;
-    c.bench_function("dashboard frame, 10k tasks, 64 workers, 200x60", |b| {
+    let mut frame = |name: &str, view: &ViewState| {
         let scene = Scene {
             fleet: &fleet,
             total: fleet.records.len(),
-            view: &dashboard,
+            view,
             keys: &keys,
             now_ms: now,
             theme: Theme { color: true },
         };
-        b.iter(|| {
-            terminal.draw(|f| draw(f, &scene)).unwrap();
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                terminal.draw(|f| draw(f, &scene)).unwrap();
+            });
         });
-    });
-    c.bench_function("tasks table frame, 10k tasks, 200x60", |b| {
-        let scene = Scene {
-            fleet: &fleet,
-            total: fleet.records.len(),
-            view: &tasks,
-            keys: &keys,
-            now_ms: now,
-            theme: Theme { color: true },
-        };
-        b.iter(|| {
-            terminal.draw(|f| draw(f, &scene)).unwrap();
-        });
-    });
+    };
+    frame("dashboard frame, 10k tasks, 64 workers, 200x60", &dashboard);
+    frame("tasks table frame, 10k tasks, 200x60", &tasks);
 }
 
 criterion_group!(benches, bench);

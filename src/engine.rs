@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::{PoolMode, StdinMode};
 use crate::core::breaker::Circuit;
-use crate::core::decide::{dispatch, Outcome};
+use crate::core::decide::dispatch;
 use crate::core::protocol::{fill, task_json, TaskView};
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::guardian::MANAGER_PID_ENV;
@@ -315,14 +315,7 @@ impl Engine {
                     )
                     .await
                 }
-                Err(error) => AttemptEnd::Outcome(Outcome::Failure {
-                    class: FailureClass::SpawnPermanent,
-                    error,
-                    exit_code: None,
-                    signal: None,
-                    duration_ms: 0,
-                    output: Default::default(),
-                }),
+                Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
             };
             let input = end_input(&task, attempt, end);
             let _ = tx.send(Msg::RunnerDone { task, attempt, input });
@@ -343,15 +336,8 @@ impl Engine {
         let (line, timeout) = match line {
             Ok(x) => x,
             Err(error) => {
-                let outcome = Outcome::Failure {
-                    class: FailureClass::SpawnPermanent,
-                    error,
-                    exit_code: None,
-                    signal: None,
-                    duration_ms: 0,
-                    output: Default::default(),
-                };
-                let input = Input::Finished { task: task.clone(), attempt, outcome };
+                let input =
+                    end_input(&task, attempt, AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO));
                 let _ = tx.send(Msg::RunnerDone { task, attempt, input });
                 return;
             }

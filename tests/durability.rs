@@ -73,15 +73,7 @@ fn events_follow_tails_a_live_run_and_ends_with_it() {
     let script = format!("cat >/dev/null; while [ ! -e {d}/release ]; do sleep 0.02; done; echo '{{\"ok\":1}}'");
     let wf = format!("{}[[task]]\nid = \"held\"\n", common::sh_pool("p", &script, ""));
     let file = s.write("workflow.toml", &wf);
-    let mut manager = s
-        .pitboss()
-        .args(["run", "--headless", "--state-dir"])
-        .arg(s.run_dir())
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut manager = s.spawn_run(&file);
     let log = s.run_dir().join("events.jsonl");
     assert!(wait_for(Duration::from_secs(20), || log.exists()), "no log");
     let mut follower =

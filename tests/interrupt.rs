@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use common::{alive, kill_pid, read_events, task, wait_for, Scratch};
@@ -29,15 +29,7 @@ fn hanging_workflow(s: &Scratch) -> String {
 }
 
 fn start(s: &Scratch, wf: &str) -> Child {
-    let file = s.write("workflow.toml", wf);
-    s.pitboss()
-        .args(["run", "--headless", "--state-dir"])
-        .arg(s.run_dir())
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pitboss")
+    s.spawn_run(&s.write("workflow.toml", wf))
 }
 
 fn recorded_pids(s: &Scratch) -> Vec<i32> {

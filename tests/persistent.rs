@@ -135,15 +135,7 @@ fn sigint_ends_persistent_workers_and_the_run_resumes() {
     let s = Scratch::new();
     let hang = "sleep 1000;";
     let file = s.write("workflow.toml", &workflow(&s, 3, "", hang));
-    let mut manager = s
-        .pitboss()
-        .args(["run", "--headless", "--state-dir"])
-        .arg(s.run_dir())
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut manager = s.spawn_run(&file);
     assert!(wait_for(std::time::Duration::from_secs(20), || !starts(&s).is_empty()));
     let worker = starts(&s)[0];
     let spawned = || read_events(&s.run_dir()).iter().any(|e| e["type"] == "attempt_spawned");

@@ -229,6 +229,25 @@ impl RunState {
         }
     }
 
+    /// Sends task `i` to pool `p` from now on; a queued task's per-pool queue counts
+    /// move with it.
+    fn set_pool_override(&mut self, i: usize, p: usize) {
+        let queued = self.tasks[i].state == TaskState::Queued;
+        let adjust = |s: &mut RunState, delta: isize| {
+            for k in 0..s.pools_for(i).len() {
+                let q = s.pools_for(i)[k];
+                s.queued_for_pool[q] = s.queued_for_pool[q].saturating_add_signed(delta);
+            }
+        };
+        if queued {
+            adjust(self, -1);
+        }
+        self.tasks[i].pool_override = Some(p);
+        if queued {
+            adjust(self, 1);
+        }
+    }
+
     fn pool_lookup(&self, name: &str) -> Result<usize, ApplyError> {
         self.workflow.pool_index(name).ok_or_else(|| ApplyError::UnknownPool(name.to_string()))
     }
@@ -250,13 +269,8 @@ impl RunState {
             }
             Fallback::Pool(name) => {
                 let p = self.pool_lookup(&name)?;
-                // Leave the queue under the old pools before the new one applies, so
-                // per-pool queue counts stay right for a task that was queued.
-                if self.tasks[i].state == TaskState::Queued {
-                    self.set_state(i, TaskState::Blocked);
-                }
+                self.set_pool_override(i, p);
                 let t = &mut self.tasks[i];
-                t.pool_override = Some(p);
                 t.budget_start = t.attempts;
                 self.set_state(i, TaskState::Queued);
             }

@@ -159,7 +159,7 @@ async fn actor(spec: WorkerSpec, mut jobs: mpsc::UnboundedReceiver<Job>) {
                     Ok(w) => workers[slot] = Some(w),
                     Err(error) => {
                         // Cannot start the agent at all: this job fails, permanently.
-                        let _ = job.done.send(failure(FailureClass::SpawnPermanent, error, Duration::ZERO));
+                        let _ = job.done.send(AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO));
                         continue;
                     }
                 }
@@ -232,7 +232,7 @@ async fn actor(spec: WorkerSpec, mut jobs: mpsc::UnboundedReceiver<Job>) {
                                 } else {
                                     (FailureClass::Worker, "persistent worker restarted after another task timed out".to_string())
                                 };
-                                let _ = f.done.send(failure(class, error, f.started.elapsed()));
+                                let _ = f.done.send(AttemptEnd::failed(class, error, f.started.elapsed()));
                             }
                             end(w, &spec, "was restarted after a timeout", false).await;
                         }
@@ -380,7 +380,7 @@ async fn assign(w: &mut Worker, job: Job) {
         w.in_flight.push_back(flight);
     } else {
         // The process is going away; its reader will report it closed.
-        let _ = flight.done.send(failure(
+        let _ = flight.done.send(AttemptEnd::failed(
             FailureClass::Worker,
             "persistent worker closed its stdin".into(),
             Duration::ZERO,
@@ -436,7 +436,7 @@ fn rss_mb(pid: u32) -> Option<u64> {
 async fn end(mut w: Worker, spec: &WorkerSpec, why: &str, polite: bool) -> String {
     for f in w.in_flight.drain(..) {
         let error = format!("persistent worker (pid {}) {why} with this task in flight", w.pid);
-        let _ = f.done.send(failure(FailureClass::Worker, error, f.started.elapsed()));
+        let _ = f.done.send(AttemptEnd::failed(FailureClass::Worker, error, f.started.elapsed()));
     }
     drop(w.stdin.take());
     let exited_by_itself = if polite { tokio::time::timeout(spec.kill_grace, w.child.wait()).await.ok() } else { None };
@@ -456,15 +456,4 @@ async fn end(mut w: Worker, spec: &WorkerSpec, why: &str, polite: bool) -> Strin
     // Anything left in its group goes too.
     signal_group(w.pid, Signal::SIGKILL);
     status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into())
-}
-
-fn failure(class: FailureClass, error: String, elapsed: Duration) -> AttemptEnd {
-    AttemptEnd::Outcome(Outcome::Failure {
-        class,
-        error,
-        exit_code: None,
-        signal: None,
-        duration_ms: elapsed.as_millis() as u64,
-        output: SmallOutput::default(),
-    })
 }

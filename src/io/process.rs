@@ -90,6 +90,21 @@ struct LiveTag {
     stderr: bool,
 }
 
+impl AttemptEnd {
+    /// A failure with no exit code, signal or output: the attempt could not start, or
+    /// its process was ended for it (persistent workers).
+    pub fn failed(class: FailureClass, error: String, duration: Duration) -> AttemptEnd {
+        AttemptEnd::Outcome(Outcome::Failure {
+            class,
+            error,
+            exit_code: None,
+            signal: None,
+            duration_ms: ms(duration),
+            output: SmallOutput::default(),
+        })
+    }
+}
+
 /// Why the engine stops an attempt early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -359,16 +374,7 @@ pub async fn run_attempt(
     // attempt. The guardian process (io/guardian.rs) ends workers of a dead manager.
     let mut child = match cmd.spawn() {
         Ok(child) => child,
-        Err(e) => {
-            return AttemptEnd::Outcome(Outcome::Failure {
-                class: classify_spawn(&e),
-                error: describe_spawn(&e, &spec),
-                exit_code: None,
-                signal: None,
-                duration_ms: ms(started.elapsed()),
-                output: SmallOutput::default(),
-            })
-        }
+        Err(e) => return AttemptEnd::failed(classify_spawn(&e), describe_spawn(&e, &spec), started.elapsed()),
     };
     let pid = child.id().unwrap_or(0);
     on_spawn(pid);
