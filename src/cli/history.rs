@@ -9,9 +9,10 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::report::{counts_line, json_document};
-use super::run::{describe, CmdResult};
-use super::{clock, human_ms, iso, EXIT_OK, EXIT_USAGE};
+use super::run::CmdResult;
+use super::{EXIT_OK, EXIT_USAGE};
 use crate::core::decide::step;
+use crate::core::text::{clock, describe, human_ms, iso};
 use crate::core::{AfterFailure, Event, Input, RunState, StepContext, TaskState, TaskStateName};
 use crate::engine::now_ms;
 use crate::io::journal::{self, Journal, Record, LOG_FILE};
@@ -72,10 +73,9 @@ fn print_table(state: &RunState) {
     println!("{:width$}  {:13}  {:>8}  {:12}  DETAIL", "TASK", "STATE", "ATTEMPTS", "POOL");
     for (i, t) in state.tasks.iter().enumerate() {
         let detail = match &t.state {
-            TaskState::DeadLettered { reason } => reason.clone(),
-            TaskState::Cancelled { reason } => reason.clone(),
-            TaskState::Skipped { because } if t.degraded => format!("skipped by its {because}"),
-            TaskState::Skipped { because } => format!("dependency {because} did not complete"),
+            TaskState::DeadLettered { .. } | TaskState::Cancelled { .. } | TaskState::Skipped { .. } => {
+                t.why().unwrap_or_default()
+            }
             TaskState::RetryWait { due_ms } => format!("retry at {}", clock(*due_ms)),
             TaskState::Blocked => {
                 let waiting: Vec<&str> = state.dependencies[i]
@@ -150,7 +150,9 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
                     human_ms(*duration_ms),
                 )
             }
-            _ => describe(rec).map(|d| d.split_once(": ").map(|(_, r)| r.to_string()).unwrap_or(d)).unwrap_or_default(),
+            _ => describe(&rec.event)
+                .map(|d| d.split_once(": ").map(|(_, r)| r.to_string()).unwrap_or(d))
+                .unwrap_or_default(),
         };
         println!("  #{:<6} {}  {:20} {}", rec.seq, iso(rec.ts), rec.event.kind(), detail);
         if let Event::AttemptSucceeded { attempt, output, .. } | Event::AttemptFailed { attempt, output, .. } =
@@ -197,7 +199,7 @@ pub fn events(dir: &Path, follow: bool, json_out: bool) -> CmdResult {
         if json_out {
             println!("{}", json!({"seq": rec.seq, "ts": rec.ts, "event": rec.event}));
         } else {
-            let text = describe(rec).unwrap_or_else(|| rec.event.kind().to_string());
+            let text = describe(&rec.event).unwrap_or_else(|| rec.event.kind().to_string());
             println!("#{:<6} {}  {}", rec.seq, iso(rec.ts), text);
         }
     };

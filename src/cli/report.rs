@@ -18,14 +18,7 @@ pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let error = match &t.state {
-                TaskState::DeadLettered { reason } => Some(reason.clone()),
-                TaskState::Cancelled { reason } => Some(format!("cancelled: {reason}")),
-                TaskState::Skipped { because } if t.degraded => Some(format!("skipped by its {because}")),
-                TaskState::Skipped { because } => Some(format!("skipped: dependency {because:?} did not complete")),
-                TaskState::Completed { .. } => None,
-                _ => t.last_error.clone(),
-            };
+            let error = t.why();
             json!({
                 "id": state.task_id(i),
                 "state": t.state.name().as_str(),

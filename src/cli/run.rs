@@ -13,8 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::broadcast;
 
 use super::report::{counts_line, json_document};
-use super::{clock, human_ms, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
 use crate::config::Workflow;
+use crate::core::text::{civil, clock, describe, human_ms};
 use crate::core::{AfterFailure, Event, Input, RunState, TaskStateName};
 use crate::engine::{now_ms, Ending, Engine, EngineConfig};
 use crate::io::guardian::{self, Guardian};
@@ -39,7 +40,7 @@ fn usage(msg: impl std::fmt::Display) -> (u8, String) {
 
 /// A fresh folder for a run under the pitboss home: `runs/<utc time>-<name>-<id>`.
 pub fn default_state_dir(name: &str, run_id: &str) -> PathBuf {
-    let (y, mo, d, h, mi, s, _) = super::civil(now_ms());
+    let (y, mo, d, h, mi, s, _) = civil(now_ms());
     let slug: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).take(40).collect();
     super::home().join("runs").join(format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{slug}-{}", &run_id[..8]))
@@ -162,7 +163,7 @@ fn drive(run_dir: RunDir, state: RunState, journal: Journal, resumed: bool, opts
         let handle = engine.handle();
         let reporter = tokio::spawn(report(handle.subscribe(), total));
         handle.send(start);
-        let result = engine.run(shutdown_signal()).await;
+        let result = engine.run(crate::io::signal::shutdown_signal()).await;
         drop(handle);
         let _ = reporter.await;
         result.map_err(|e| e.to_string())
@@ -193,86 +194,6 @@ fn drive(run_dir: RunDir, state: RunState, journal: Journal, resumed: bool, opts
     }
 }
 
-/// Resolves on SIGINT or SIGTERM with the signal's name.
-pub async fn shutdown_signal() -> String {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT".to_string(),
-        _ = term.recv() => "SIGTERM".to_string(),
-    }
-}
-
-/// One line for a record, or None for records that are not transitions.
-pub fn describe(record: &Record) -> Option<String> {
-    let e = &record.event;
-    let what = match e {
-        Event::RunStarted { run_id, workflow } => {
-            format!("run {:?} started ({} tasks, run id {run_id})", workflow.name, workflow.tasks.len())
-        }
-        Event::ManagerStarted { pid, resumed: true, .. } => format!("manager pid {pid} resumed the run"),
-        Event::ManagerStarted { pid, .. } => format!("manager pid {pid} started"),
-        Event::TaskReady { task } => format!("{task}: queued"),
-        Event::AttemptStarted { task, attempt, pool } => format!("{task}: running attempt {attempt} on pool {pool}"),
-        Event::AttemptSpawned { .. } => return None,
-        Event::AttemptSucceeded { task, attempt, duration_ms, .. } => {
-            format!("{task}: completed (attempt {attempt}, {})", human_ms(*duration_ms))
-        }
-        Event::AttemptFailed { task, attempt, error, then, .. } => match then {
-            AfterFailure::Retry { delay_ms, .. } => {
-                format!("{task}: attempt {attempt} failed: {error}; retry in {}", human_ms(*delay_ms))
-            }
-            AfterFailure::Defer { delay_ms, .. } => {
-                format!("{task}: could not start attempt {attempt}: {error}; trying again in {}", human_ms(*delay_ms))
-            }
-            AfterFailure::DeadLetter { reason } => format!("{task}: dead-lettered: {reason}"),
-            AfterFailure::Fallback { reason } => {
-                format!("{task}: attempt {attempt} failed: {error}; fallback used ({reason})")
-            }
-        },
-        Event::FallbackUsed { task, reason } => format!("{task}: fallback used ({reason})"),
-        Event::PayloadEdited { task, .. } => format!("{task}: payload edited by an operator"),
-        Event::AttemptStalled { task, attempt, quiet_ms } => {
-            format!("{task}: attempt {attempt} stalled? no output for {}", human_ms(*quiet_ms))
-        }
-        Event::AttemptActive { task, attempt } => format!("{task}: attempt {attempt} is printing again"),
-        Event::BreakerOpened { pool, until_ms: Some(until), reason } => {
-            format!("pool {pool}: breaker open ({reason}); probes from {}", clock(*until))
-        }
-        Event::BreakerOpened { pool, until_ms: None, reason } => {
-            format!("pool {pool}: breaker open ({reason}) until reset")
-        }
-        Event::BreakerHalfOpened { pool } => format!("pool {pool}: breaker half-open, probing"),
-        Event::PoolPaused { pool } => format!("pool {pool}: paused by an operator"),
-        Event::PoolResumed { pool } => format!("pool {pool}: resumed by an operator"),
-        Event::ConcurrencyChanged { pool, concurrency } => format!("pool {pool}: concurrency set to {concurrency}"),
-        Event::BreakerClosed { pool, reason } => format!("pool {pool}: breaker closed ({reason})"),
-        Event::AttemptInterrupted { task, attempt, reason } => {
-            format!("{task}: attempt {attempt} stopped ({reason}); queued again")
-        }
-        Event::RetryDue { task } => format!("{task}: queued (retry)"),
-        Event::TaskCancelled { task, reason } => format!("{task}: cancelled ({reason})"),
-        Event::TaskSkipped { task, because } => {
-            format!("{task}: skipped (dependency {because} did not complete)")
-        }
-        Event::TaskRequeued { task, reason } => format!("{task}: requeued by {reason}"),
-        Event::TaskRevived { task, because } => {
-            format!("{task}: back to blocked ({because} was requeued)")
-        }
-        Event::RunInterrupted { reason } => {
-            format!("run interrupted ({reason}); stopping running attempts")
-        }
-        Event::LogRepaired { cut_bytes, line, reason } => {
-            format!("log repaired: cut {cut_bytes} bytes from line {line} ({reason})")
-        }
-        Event::RunFinished { success: true } => "run finished: every task completed".to_string(),
-        Event::RunFinished { success: false } => "run finished with failures".to_string(),
-    };
-    Some(what)
-}
-
 /// Prints progress until the engine goes away.
 async fn report(mut rx: broadcast::Receiver<Arc<[Record]>>, total: usize) {
     let tty = std::io::stderr().is_terminal();
@@ -298,7 +219,7 @@ async fn report(mut rx: broadcast::Receiver<Arc<[Record]>>, total: usize) {
         // One write per batch, not per line: a busy fleet makes thousands of lines.
         let mut plain = String::new();
         for record in batch.iter() {
-            let Some(line) = describe(record) else {
+            let Some(line) = describe(&record.event) else {
                 continue;
             };
             match &bar {

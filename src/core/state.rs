@@ -47,6 +47,22 @@ pub struct Task {
     queue_ticket: Option<u64>,
 }
 
+impl Task {
+    /// Why the task ended, or its latest failure while it lives; `None` once completed.
+    /// The one wording every front end shows (the `--json` document's `error`, the
+    /// inspect table, the TUI).
+    pub fn why(&self) -> Option<String> {
+        match &self.state {
+            TaskState::DeadLettered { reason } => Some(reason.clone()),
+            TaskState::Cancelled { reason } => Some(format!("cancelled: {reason}")),
+            TaskState::Skipped { because } if self.degraded => Some(format!("skipped by its {because}")),
+            TaskState::Skipped { because } => Some(format!("skipped: dependency {because:?} did not complete")),
+            TaskState::Completed { .. } => None,
+            _ => self.last_error.clone(),
+        }
+    }
+}
+
 /// Why an event could not be applied.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApplyError {

@@ -6,3 +6,4 @@ pub mod journal;
 pub mod persistent;
 pub mod process;
 pub mod rundir;
+pub mod signal;

@@ -449,7 +449,7 @@ pub async fn run_attempt(
         Why::Stopped(stop) => AttemptEnd::Stopped(stop),
         Why::TimedOut => AttemptEnd::Outcome(Outcome::Failure {
             class: FailureClass::Timeout,
-            error: format!("timed out after {}; process group ended", crate::cli::human_ms(ms(spec.timeout))),
+            error: format!("timed out after {}; process group ended", crate::core::text::human_ms(ms(spec.timeout))),
             exit_code,
             signal,
             duration_ms,
@@ -457,7 +457,10 @@ pub async fn run_attempt(
         }),
         Why::Stalled(quiet) => AttemptEnd::Outcome(Outcome::Failure {
             class: FailureClass::Timeout,
-            error: format!("no output for {} (stall_kill_after); process group ended", crate::cli::human_ms(ms(quiet))),
+            error: format!(
+                "no output for {} (stall_kill_after); process group ended",
+                crate::core::text::human_ms(ms(quiet))
+            ),
             exit_code,
             signal,
             duration_ms,

@@ -11,8 +11,7 @@ use ratatui::Frame;
 use super::keys::{Action, Keymap};
 use super::model::{Fleet, Live};
 use super::view::{error_of, task_rows, worker_rows, Screen, ViewState};
-use crate::cli::run::describe;
-use crate::cli::{clock, human_ms};
+use crate::core::text::{clock, describe, human_ms};
 use crate::core::{Event, TaskState, TaskStateName};
 
 /// Colours, or none at all when `NO_COLOR` is set.
@@ -494,11 +493,7 @@ fn detail(frame: &mut Frame, area: Rect, scene: &Scene, task: &str, cursor: Opti
             ));
         }
         info.push(Line::from(first));
-        let why = match &t.state {
-            TaskState::DeadLettered { reason } | TaskState::Cancelled { reason } => Some(reason.clone()),
-            TaskState::Skipped { because } => Some(format!("dependency {because} did not complete")),
-            _ => t.last_error.clone(),
-        };
+        let why = t.why();
         if let Some(why) = why {
             info.push(Line::from(Span::styled(format!("why: {why}"), scene.theme.fg(Color::Red))));
         }
@@ -537,7 +532,7 @@ fn detail(frame: &mut Frame, area: Rect, scene: &Scene, task: &str, cursor: Opti
         .take(history_rows)
         .filter_map(|(n, &r)| {
             let record = &fleet.records[r];
-            let text = format!("{} {}", clock(record.ts), describe(record)?);
+            let text = format!("{} {}", clock(record.ts), describe(&record.event)?);
             let style = if at == Some(n) { scene.theme.selected() } else { Style::default() };
             Some(Line::styled(text, style))
         })

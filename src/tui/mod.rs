@@ -88,7 +88,7 @@ pub async fn run(
     let shutdown = async move {
         tokio::select! {
             reason = quit_rx => reason.unwrap_or_else(|_| "operator quit".into()),
-            reason = crate::cli::run::shutdown_signal() => reason,
+            reason = crate::io::signal::shutdown_signal() => reason,
         }
     };
     let mut engine_task = tokio::spawn(engine.run(shutdown));

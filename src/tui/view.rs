@@ -219,15 +219,7 @@ pub fn matches_filter(fleet: &Fleet, i: usize, filter: &str) -> bool {
 
 /// The error shown for a task: why it ended, or its latest failure.
 pub fn error_of(fleet: &Fleet, i: usize) -> Option<String> {
-    let task = &fleet.state.tasks[i];
-    match &task.state {
-        TaskState::DeadLettered { reason } => Some(reason.clone()),
-        TaskState::Cancelled { reason } => Some(format!("cancelled: {reason}")),
-        TaskState::Skipped { because } if task.degraded => Some(format!("skipped by its {because}")),
-        TaskState::Skipped { because } => Some(format!("skipped: {because} did not complete")),
-        TaskState::Completed { .. } => None,
-        _ => task.last_error.clone(),
-    }
+    fleet.state.tasks[i].why()
 }
 
 /// Tasks a replay of `targets` brings back: the targets plus every dependent skipped

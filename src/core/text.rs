@@ -1,0 +1,140 @@
+//! Formatting shared by every front end (headless reporter, inspect, events, TUI):
+//! durations and clock times for people, and one line per event. Pure: time arrives
+//! as a timestamp, so the same event always reads the same.
+
+use super::event::{AfterFailure, Event};
+
+/// "1.5s", "250ms", "3m12s": short durations for people.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        let s = ms as f64 / 1000.0;
+        if s < 10.0 {
+            format!("{s:.1}s")
+        } else {
+            format!("{}s", ms / 1000)
+        }
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
+/// UTC civil time of a ms timestamp as (year, month, day, hour, minute, second, ms).
+pub fn civil(ts_ms: u64) -> (i64, u32, u32, u32, u32, u32, u32) {
+    let secs = (ts_ms / 1000) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rem / 3600, (rem / 60) % 60, rem % 60, (ts_ms % 1000) as u32)
+}
+
+/// "14:03:07.120" (UTC) for log lines.
+pub fn clock(ts_ms: u64) -> String {
+    let (_, _, _, h, m, s, ms) = civil(ts_ms);
+    format!("{h:02}:{m:02}:{s:02}.{ms:03}")
+}
+
+/// "2026-11-24T14:03:07Z".
+pub fn iso(ts_ms: u64) -> String {
+    let (y, mo, d, h, m, s, _) = civil(ts_ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// One line for an event, or None for events that are not transitions (what the
+/// headless reporter, `events`, history and the TUI's log all print).
+pub fn describe(e: &Event) -> Option<String> {
+    let what = match e {
+        Event::RunStarted { run_id, workflow } => {
+            format!("run {:?} started ({} tasks, run id {run_id})", workflow.name, workflow.tasks.len())
+        }
+        Event::ManagerStarted { pid, resumed: true, .. } => format!("manager pid {pid} resumed the run"),
+        Event::ManagerStarted { pid, .. } => format!("manager pid {pid} started"),
+        Event::TaskReady { task } => format!("{task}: queued"),
+        Event::AttemptStarted { task, attempt, pool } => format!("{task}: running attempt {attempt} on pool {pool}"),
+        Event::AttemptSpawned { .. } => return None,
+        Event::AttemptSucceeded { task, attempt, duration_ms, .. } => {
+            format!("{task}: completed (attempt {attempt}, {})", human_ms(*duration_ms))
+        }
+        Event::AttemptFailed { task, attempt, error, then, .. } => match then {
+            AfterFailure::Retry { delay_ms, .. } => {
+                format!("{task}: attempt {attempt} failed: {error}; retry in {}", human_ms(*delay_ms))
+            }
+            AfterFailure::Defer { delay_ms, .. } => {
+                format!("{task}: could not start attempt {attempt}: {error}; trying again in {}", human_ms(*delay_ms))
+            }
+            AfterFailure::DeadLetter { reason } => format!("{task}: dead-lettered: {reason}"),
+            AfterFailure::Fallback { reason } => {
+                format!("{task}: attempt {attempt} failed: {error}; fallback used ({reason})")
+            }
+        },
+        Event::FallbackUsed { task, reason } => format!("{task}: fallback used ({reason})"),
+        Event::PayloadEdited { task, .. } => format!("{task}: payload edited by an operator"),
+        Event::AttemptStalled { task, attempt, quiet_ms } => {
+            format!("{task}: attempt {attempt} stalled? no output for {}", human_ms(*quiet_ms))
+        }
+        Event::AttemptActive { task, attempt } => format!("{task}: attempt {attempt} is printing again"),
+        Event::BreakerOpened { pool, until_ms: Some(until), reason } => {
+            format!("pool {pool}: breaker open ({reason}); probes from {}", clock(*until))
+        }
+        Event::BreakerOpened { pool, until_ms: None, reason } => {
+            format!("pool {pool}: breaker open ({reason}) until reset")
+        }
+        Event::BreakerHalfOpened { pool } => format!("pool {pool}: breaker half-open, probing"),
+        Event::PoolPaused { pool } => format!("pool {pool}: paused by an operator"),
+        Event::PoolResumed { pool } => format!("pool {pool}: resumed by an operator"),
+        Event::ConcurrencyChanged { pool, concurrency } => format!("pool {pool}: concurrency set to {concurrency}"),
+        Event::BreakerClosed { pool, reason } => format!("pool {pool}: breaker closed ({reason})"),
+        Event::AttemptInterrupted { task, attempt, reason } => {
+            format!("{task}: attempt {attempt} stopped ({reason}); queued again")
+        }
+        Event::RetryDue { task } => format!("{task}: queued (retry)"),
+        Event::TaskCancelled { task, reason } => format!("{task}: cancelled ({reason})"),
+        Event::TaskSkipped { task, because } => {
+            format!("{task}: skipped (dependency {because} did not complete)")
+        }
+        Event::TaskRequeued { task, reason } => format!("{task}: requeued by {reason}"),
+        Event::TaskRevived { task, because } => {
+            format!("{task}: back to blocked ({because} was requeued)")
+        }
+        Event::RunInterrupted { reason } => {
+            format!("run interrupted ({reason}); stopping running attempts")
+        }
+        Event::LogRepaired { cut_bytes, line, reason } => {
+            format!("log repaired: cut {cut_bytes} bytes from line {line} ({reason})")
+        }
+        Event::RunFinished { success: true } => "run finished: every task completed".to_string(),
+        Event::RunFinished { success: false } => "run finished with failures".to_string(),
+    };
+    Some(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(1_795_000_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(clock(1_795_000_000_123), "11:06:40.123");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_ms(250), "250ms");
+        assert_eq!(human_ms(1_500), "1.5s");
+        assert_eq!(human_ms(192_000), "3m12s");
+    }
+}
