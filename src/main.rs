@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use pitboss::cli::{self, history, run, EXIT_USAGE};
 use pitboss::config;
+use pitboss::launch::Prepared;
 
 /// The bundled demo workflow, so `pitboss` runs anywhere with zero setup.
 const DEMO: &str = include_str!("../assets/workflows/demo.toml");
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
                     if !tui {
                         eprintln!("pitboss: not a terminal: running the bundled demo fleet headless");
                     }
-                    run::start(workflow, None, run::RunOptions { json: false, tui })
+                    launch_run(|| run::prepare_new(workflow, None), tui, false)
                 }
                 Err(e) => Err((EXIT_USAGE, e.to_string())),
             }
@@ -165,17 +166,15 @@ fn main() -> ExitCode {
                 Err((EXIT_USAGE, "--broker: distributed mode is not supported yet".to_string()))
             } else {
                 match config::load(&file) {
-                    Ok(workflow) => run::start(
-                        workflow,
-                        state_dir,
-                        run::RunOptions { json, tui: !headless && !json && interactive() },
-                    ),
+                    Ok(workflow) => {
+                        launch_run(|| run::prepare_new(workflow, state_dir), !headless && !json && interactive(), json)
+                    }
                     Err(e) => Err((EXIT_USAGE, e.to_string())),
                 }
             }
         }
         Some(Command::Resume { dir, headless, json, truncate_at }) => {
-            run::resume(&dir, truncate_at, run::RunOptions { json, tui: !headless && !json && interactive() })
+            launch_run(|| run::prepare_resume(&dir, truncate_at), !headless && !json && interactive(), json)
         }
         Some(Command::Inspect { dir, task, json }) => history::inspect(&dir, task.as_deref(), json),
         Some(Command::Dlq { action: Some(DlqAction::Replay { dir, tasks, all }), .. }) => {
@@ -214,6 +213,18 @@ fn main() -> ExitCode {
 }
 
 /// The TUI needs a terminal on both sides; anything else (pipes, CI) runs headless.
+/// Picks the front end (`main` is the one place that knows both), prepares the run
+/// and drives it. The TUI's settings are read first, so a bad keymap holds no folder.
+fn launch_run(prepare: impl FnOnce() -> Result<Prepared, (u8, String)>, tui: bool, json: bool) -> cli::run::CmdResult {
+    let front = if tui {
+        let options = pitboss::tui::TuiOptions::from_environment().map_err(|e| (EXIT_USAGE, e))?;
+        pitboss::tui::front_end(options)
+    } else {
+        run::headless()
+    };
+    run::drive(prepare()?, front, run::RunOptions { json })
+}
+
 fn interactive() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()

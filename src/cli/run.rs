@@ -1,34 +1,29 @@
-//! `pitboss run --headless` and `pitboss resume --headless`: hold the run folder,
-//! open or create the log, run the engine until the run finishes or a signal stops
-//! it, report progress on stderr and the result on stdout.
+//! `pitboss run` and `pitboss resume`: prepare the run through the launcher, run it
+//! with the front end `main` chose (the TUI, or [`headless`] progress on stderr), and
+//! report the result: a summary on stderr, the `--json` document on stdout, the exit
+//! code.
 //!
 //! Progress goes to stderr so that `--json` leaves stdout to the one JSON document: a
 //! progress bar when stderr is a terminal, otherwise one plain line per transition.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::broadcast;
 
 use super::report::{counts_line, json_document};
 use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
 use crate::config::Workflow;
 use crate::core::text::{civil, clock, describe, human_ms};
-use crate::core::{AfterFailure, Event, Input, RunState, TaskStateName};
-use crate::engine::{now_ms, Ending, Engine, EngineConfig};
-use crate::io::guardian::{self, Guardian};
-use crate::io::journal::{self, Journal, Record, LOG_FILE};
-use crate::io::rundir::RunDir;
+use crate::core::{AfterFailure, Event, TaskStateName};
+use crate::engine::{now_ms, Ending};
+use crate::launch::{self, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};
 
 /// Options shared by run and resume.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Print the JSON document on stdout at the end.
     pub json: bool,
-    /// Open the TUI (otherwise headless progress on stderr).
-    pub tui: bool,
 }
 
 /// Outcome of a command: an exit code, with the message for stderr if it failed early.
@@ -46,145 +41,43 @@ pub fn default_state_dir(name: &str, run_id: &str) -> PathBuf {
     super::home().join("runs").join(format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{slug}-{}", &run_id[..8]))
 }
 
-/// Starts a new run of `workflow` headless.
-pub fn start(workflow: Workflow, state_dir: Option<PathBuf>, opts: RunOptions) -> CmdResult {
-    check_secrets(&workflow).map_err(usage)?;
+/// Prepares a new run of `workflow` (in `state_dir`, or a fresh folder under the home).
+pub fn prepare_new(workflow: Workflow, state_dir: Option<PathBuf>) -> Result<Prepared, (u8, String)> {
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let dir = state_dir.unwrap_or_else(|| default_state_dir(&workflow.name, &run_id));
-    let run_dir = RunDir::hold(&dir).map_err(usage)?;
-    if run_dir.path.join(LOG_FILE).exists() {
-        return Err(usage(format!(
-            "{} already holds a run; continue it with `pitboss resume {}` or choose another --state-dir",
-            run_dir.path.display(),
-            run_dir.path.display()
-        )));
-    }
-    let first = Event::RunStarted { run_id: run_id.clone(), workflow: Box::new(workflow.clone()) };
-    let journal = Journal::create(&run_dir.path, now_ms(), &first).map_err(usage)?;
-    let state = RunState::new(run_id, Arc::new(workflow));
-    drive(run_dir, state, journal, false, opts)
+    launch::new_run(NewRun { workflow, run_id, dir }).map_err(usage)
 }
 
-/// Resumes the run in `dir` headless. `truncate_at` first cuts the log before that seq.
-pub fn resume(dir: &Path, truncate_at: Option<u64>, opts: RunOptions) -> CmdResult {
-    if !dir.join(LOG_FILE).exists() && !dir.join(LOG_FILE).is_symlink() {
-        return Err(usage(format!("{}: no event log here (is this a pitboss run folder?)", dir.display())));
-    }
-    let run_dir = RunDir::hold(dir).map_err(usage)?;
-    if let Some(seq) = truncate_at {
-        let cut = journal::truncate_at(&run_dir.path, seq).map_err(usage)?;
-        eprintln!("pitboss: cut {cut} bytes from record {seq} on; they are saved in {}", journal::BROKEN_FILE);
-    }
-    let log = run_dir.path.join(LOG_FILE);
-    let (state, scan) = journal::replay(&log).map_err(usage)?;
-    check_secrets(&state.workflow).map_err(usage)?;
-    let mut journal = Journal::open(&run_dir.path, &scan).map_err(usage)?;
-    if let Some(torn) = &scan.torn {
-        eprintln!(
-            "pitboss: {}:{}: cut a damaged tail of {} bytes ({}); saved to {}",
-            log.display(),
-            torn.line,
-            torn.len,
-            torn.reason,
-            journal::BROKEN_FILE
-        );
-        let note = Event::LogRepaired { cut_bytes: torn.len, line: torn.line, reason: torn.reason.clone() };
-        journal.append(now_ms(), &[note]).map_err(usage)?;
-    }
-    end_leftover_workers(&state);
-    drive(run_dir, state, journal, true, opts)
+/// Prepares the run in `dir` to carry on; `truncate_at` first cuts the log before that seq.
+pub fn prepare_resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, (u8, String)> {
+    launch::resume(dir, truncate_at).map_err(usage)
 }
 
-/// Workers of a crashed manager are ended by its guardian; if the guardian died too,
-/// they may still run. End every process marked with this run before replaying, so no
-/// attempt runs twice at once.
-fn end_leftover_workers(state: &RunState) {
-    let ended = guardian::sweep(&state.run_id, None);
-    if ended > 0 {
-        eprintln!("pitboss: ended {ended} leftover worker process(es) of an earlier manager of this run");
+/// Runs a prepared run with `front` and reports how it ended.
+pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdResult {
+    for note in &prepared.notes {
+        eprintln!("pitboss: {note}");
     }
-}
-
-fn check_secrets(workflow: &Workflow) -> Result<(), String> {
-    for pool in &workflow.pools {
-        for name in &pool.secret_env {
-            if std::env::var_os(name).is_none() {
-                return Err(format!(
-                    "pool {:?} needs the secret {name} but it is not set in pitboss's environment",
-                    pool.name
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn drive(run_dir: RunDir, state: RunState, journal: Journal, resumed: bool, opts: RunOptions) -> CmdResult {
-    // One thread runs the engine and every attempt's I/O (the journal has its own):
-    // the work is small and I/O-bound, and a single thread spends less CPU on
-    // hand-offs than a pool, CPU the workers need more.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(usage)?;
-    let guardian = match Guardian::start(
-        &std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pitboss")),
-        &state.run_id,
-    ) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            eprintln!("pitboss: warning: cannot start the guardian process ({e}); workers would outlive a crash of this manager");
-            None
-        }
-    };
-    let state_dir = run_dir.path.clone();
-    let output_dir = run_dir.output_dir();
-    let pitboss_exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pitboss"));
-    let name = state.workflow.name.clone();
-    let total = state.tasks.len();
+    let name = prepared.state().workflow.name.clone();
     let started = now_ms();
-    let tui = if opts.tui {
-        let options = crate::tui::TuiOptions::from_environment().map_err(usage)?;
-        let mut records = Vec::new();
-        journal::scan(&run_dir.path.join(LOG_FILE), |record, _| {
-            records.push(record);
-            Ok(())
-        })
-        .map_err(usage)?;
-        Some((options, records))
-    } else {
-        None
+    let finished = match prepared.run(front) {
+        Ok(finished) => finished,
+        Err(e @ LaunchError::Engine(_)) => return Err(usage(format!("pitboss: {e}"))),
+        Err(e) => return Err(usage(e)),
     };
-    let start = Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed };
-    let result = runtime.block_on(async move {
-        let exit_when_done = tui.is_none();
-        let config = EngineConfig { state_dir: state_dir.clone(), output_dir, pitboss_exe, exit_when_done };
-        let engine = Engine::new(state, journal, config);
-        if let Some((options, records)) = tui {
-            return crate::tui::run(engine, start, records, options).await;
-        }
-        let handle = engine.handle();
-        let reporter = tokio::spawn(report(handle.subscribe(), total));
-        handle.send(start);
-        let result = engine.run(crate::io::signal::shutdown_signal()).await;
-        drop(handle);
-        let _ = reporter.await;
-        result.map_err(|e| e.to_string())
-    });
-    drop(runtime);
-    drop(guardian);
-    let (state, ending) = result.map_err(|e| (EXIT_USAGE, e))?;
-    let dir = run_dir.path.clone();
-    drop(run_dir);
+    let (state, dir) = (&finished.state, &finished.dir);
     if opts.json {
-        println!("{}", json_document(&state, &dir));
+        println!("{}", json_document(state, dir));
     }
     let elapsed = human_ms(now_ms().saturating_sub(started));
-    match ending {
+    match finished.ending {
         Ending::Interrupted => {
-            eprintln!("pitboss: run {name:?} interrupted after {elapsed}: {}", counts_line(&state));
+            eprintln!("pitboss: run {name:?} interrupted after {elapsed}: {}", counts_line(state));
             eprintln!("pitboss: continue it with: pitboss resume {}", dir.display());
             Ok(EXIT_INTERRUPTED)
         }
         Ending::Finished => {
-            eprintln!("pitboss: run {name:?} finished in {elapsed}: {}", counts_line(&state));
+            eprintln!("pitboss: run {name:?} finished in {elapsed}: {}", counts_line(state));
             let ok = state.count(TaskStateName::Completed) == state.tasks.len();
             if !ok {
                 eprintln!("pitboss: see what failed with: pitboss inspect {}", dir.display());
@@ -194,8 +87,25 @@ fn drive(run_dir: RunDir, state: RunState, journal: Journal, resumed: bool, opts
     }
 }
 
+/// The headless front end: progress on stderr until the run ends by itself.
+pub fn headless<'a>() -> FrontEnd<'a> {
+    FrontEnd {
+        exits_when_done: true,
+        needs_history: false,
+        run: Box::new(|mut handle| {
+            Box::pin(async move {
+                let total = handle.snapshot().tasks.len();
+                if let Some(feed) = handle.take_feed() {
+                    report(feed, total).await;
+                }
+                Ok(())
+            })
+        }),
+    }
+}
+
 /// Prints progress until the engine goes away.
-async fn report(mut rx: broadcast::Receiver<Arc<[Record]>>, total: usize) {
+async fn report(mut feed: Feed, total: usize) {
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
         let bar = ProgressBar::new(total as u64);
@@ -207,15 +117,7 @@ async fn report(mut rx: broadcast::Receiver<Arc<[Record]>>, total: usize) {
         bar
     });
     let mut done = 0u64;
-    loop {
-        let batch = match rx.recv().await {
-            Ok(batch) => batch,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                eprintln!("pitboss: progress display skipped {n} batches (the log has them all)");
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => break,
-        };
+    while let Some(batch) = feed.next().await {
         // One write per batch, not per line: a busy fleet makes thousands of lines.
         let mut plain = String::new();
         for record in batch.iter() {

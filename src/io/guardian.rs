@@ -23,7 +23,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getpgid, Pid};
 
-use super::process::signal_group;
+use super::runner::spawn::signal_group;
 
 /// Environment variable holding the pid of the manager that started a worker.
 pub const MANAGER_PID_ENV: &str = "PITBOSS_MANAGER_PID";

@@ -1,9 +1,11 @@
-//! Adapters to the world: the event journal, the run folder and its lock, and worker
-//! processes. Each is small and owns one resource.
+//! Adapters to the world: the event journal and the store trait over it, the run
+//! folder and its lock, worker runners, the clock, signals. Each is small, owns one
+//! resource, and what the engine needs of it is a trait the engine is given.
 
+pub mod clock;
 pub mod guardian;
 pub mod journal;
-pub mod persistent;
-pub mod process;
 pub mod rundir;
+pub mod runner;
 pub mod signal;
+pub mod store;

@@ -1,6 +1,6 @@
-//! The control panel: a ratatui front end over an in-process engine. The engine is the
-//! only writer; the TUI folds its committed records into a read model
-//! ([`model::Fleet`]), draws pure views of it ([`draw`]), and turns keys into engine
+//! The control panel: a ratatui front end over a run it is handed (a [`RunHandle`]:
+//! in-process today, a control-socket client later). The engine is the only writer;
+//! the TUI folds the committed records into a read model ([`model::Fleet`]), draws pure views of it ([`draw`]), and turns keys into engine
 //! commands through one update function ([`view::ViewState::update`]).
 //!
 //! One owner loop with one `select!` (see [`run`]); the terminal is restored by a
@@ -19,12 +19,13 @@ use ratatui::crossterm::event::{
     MouseButton, MouseEventKind,
 };
 use ratatui::crossterm::execute;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::core::breaker::Circuit;
-use crate::core::{Input, RunState, TaskStateName};
-use crate::engine::{now_ms, Ending, Engine, EngineError};
+use crate::core::TaskStateName;
+use crate::io::clock::wall_ms as now_ms;
 use crate::io::journal::Record;
+use crate::launch::{FrontEnd, RunHandle};
 use draw::{Scene, Theme};
 use keys::{Action, Keymap};
 use model::Fleet;
@@ -72,27 +73,25 @@ pub fn config_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from(".pitboss"))
 }
 
-/// Runs the engine with the TUI until the operator quits (the run is then stopped
-/// cleanly and stays resumable) or the engine fails. `records` is the log so far.
-pub async fn run(
-    engine: Engine,
-    start: Input,
-    records: Vec<Record>,
-    options: TuiOptions,
-) -> Result<(RunState, Ending), String> {
-    let mut fleet = Fleet::from_records(&records).map_err(|e| e.to_string())?;
-    let handle = engine.handle();
-    let mut batches = handle.subscribe();
-    let mut output = handle.subscribe_output();
-    let (quit_tx, quit_rx) = oneshot::channel::<String>();
-    let shutdown = async move {
-        tokio::select! {
-            reason = quit_rx => reason.unwrap_or_else(|_| "operator quit".into()),
-            reason = crate::io::signal::shutdown_signal() => reason,
-        }
+/// The TUI as the launcher runs it: the run waits for the operator (it does not end
+/// when every task is terminal), and the TUI folds the whole log for history and
+/// time travel.
+pub fn front_end<'a>(options: TuiOptions) -> FrontEnd<'a> {
+    FrontEnd {
+        exits_when_done: false,
+        needs_history: true,
+        run: Box::new(move |handle| Box::pin(run(handle, options))),
+    }
+}
+
+/// Runs the TUI on a run until the run stops (the operator's quit stops it cleanly
+/// and it stays resumable). Works on any [`RunHandle`]: it never owns the engine.
+pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), String> {
+    let Some(mut feed) = handle.take_feed() else {
+        return Err("the run's records were already taken by another view".to_string());
     };
-    let mut engine_task = tokio::spawn(engine.run(shutdown));
-    handle.send(start);
+    let mut fleet = Fleet::from_records(&std::mem::take(&mut feed.backlog)).map_err(|e| e.to_string())?;
+    let mut output = feed.output.resubscribe();
 
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;
@@ -100,7 +99,7 @@ pub async fn run(
     let mut keys = spawn_terminal_reader();
     let mut vs = ViewState::default();
     let mut travel: Option<(usize, Fleet)> = None;
-    let mut quit_tx = Some(quit_tx);
+    let mut quitting = false;
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -134,33 +133,28 @@ pub async fn run(
         // output never delays a cancel.
         tokio::select! {
             biased;
-            ended = &mut engine_task => {
-                break ended.map_err(|e| format!("engine task: {e}")).and_then(|r| r.map_err(|e: EngineError| e.to_string()));
-            }
             Some(event) = keys.recv() => {
                 for request in on_terminal_event(event, &mut vs, &fleet, travel.as_ref().map(|(_, f)| f), &options.keymap, terminal.size().map(|s| s.height).unwrap_or(24)) {
                     match request {
                         Request::Engine(input) => {
                             handle.send(input);
                         }
-                        Request::Quit => {
-                            if let Some(tx) = quit_tx.take() {
-                                let _ = tx.send("operator quit".into());
-                                vs.message = Some("stopping: ending running attempts…".into());
-                            }
+                        Request::Quit if !quitting => {
+                            quitting = true;
+                            handle.stop("operator quit");
+                            vs.message = Some("stopping: ending running attempts…".into());
                         }
+                        Request::Quit => {}
                     }
                 }
                 dirty = true;
             }
-            batch = batches.recv() => {
+            // Every record arrives, in order (the feed never drops one); it ends
+            // once the run has stopped, and so does the TUI.
+            batch = feed.next() => {
                 match batch {
-                    Ok(batch) => apply_batch(&mut fleet, &batch)?,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Missed records: the log has them all; this never guesses.
-                        vs.message = Some("display fell behind; it will catch up from the next events".into());
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {}
+                    Some(batch) => apply_batch(&mut fleet, &batch)?,
+                    None => break Ok(()),
                 }
                 dirty = true;
             }

@@ -27,7 +27,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::process::{signal_group, AttemptEnd, Stop};
+use super::spawn::signal_group;
+use super::{AttemptEnd, Stop};
 use crate::config::Recycle;
 use crate::core::decide::Outcome;
 use crate::core::protocol::{verdict, Verdict};
@@ -189,7 +190,7 @@ async fn actor(spec: WorkerSpec, mut jobs: mpsc::UnboundedReceiver<Job>) {
                         }
                     }
                     for job in waiting.drain(..) {
-                        let _ = job.done.send(AttemptEnd::Stopped(Stop::Interrupt));
+                        let _ = job.done.send(AttemptEnd::stopped(Stop::Interrupt));
                     }
                 }
             },
@@ -245,7 +246,7 @@ async fn actor(spec: WorkerSpec, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 if let Some(mut w) = workers[slot].take() {
                     for f in w.in_flight.drain(..) {
                         let stop = f.stop.borrow().unwrap_or(Stop::Interrupt);
-                        let _ = f.done.send(AttemptEnd::Stopped(stop));
+                        let _ = f.done.send(AttemptEnd::stopped(stop));
                     }
                     end(w, &spec, "was stopped", false).await;
                 }

@@ -1,0 +1,115 @@
+//! What an attempt is given: argv with placeholders filled, stdin (the task JSON with
+//! its dependencies' results, a template, or nothing), the environment that marks it
+//! as this run's, and its time limits. Built from the run state when the attempt
+//! starts, so an operator's payload edit applies to the next attempt.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::supervise::Limits;
+use super::Engine;
+use crate::config::{PoolMode, StdinMode};
+use crate::core::protocol::{fill, task_json, TaskView};
+use crate::io::guardian::MANAGER_PID_ENV;
+use crate::io::runner::persistent::WorkerSpec;
+use crate::io::runner::AttemptSpec;
+
+impl Engine {
+    /// How a persistent pool starts its processes.
+    pub(super) fn worker_spec(&self, pool: &str) -> WorkerSpec {
+        let wf = &self.state.workflow;
+        let p = wf.pool_index(pool).unwrap_or(0);
+        let spec = &wf.pools[p];
+        let exe = self.config.pitboss_exe.display().to_string();
+        let state_dir = self.config.state_dir.display().to_string();
+        // Only run-wide placeholders make sense for a process that serves many tasks
+        // (the workflow check refuses the others for persistent pools).
+        let argv = spec
+            .command
+            .iter()
+            .map(|a| {
+                a.replace("{pitboss}", &exe).replace("{state_dir}", &state_dir).replace("{run_id}", &self.state.run_id)
+            })
+            .collect();
+        let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("PITBOSS_RUN_ID".into(), self.state.run_id.clone()));
+        env.push((MANAGER_PID_ENV.into(), std::process::id().to_string()));
+        env.push(("PITBOSS_POOL".into(), pool.to_string()));
+        env.push(("PITBOSS_STATE_DIR".into(), state_dir));
+        WorkerSpec {
+            pool: pool.to_string(),
+            argv,
+            env,
+            cwd: spec.cwd.clone(),
+            processes: spec.concurrency.div_ceil(spec.per_worker.max(1)),
+            per_worker: spec.per_worker.max(1),
+            recycle: spec.recycle,
+            kill_grace: Duration::from_millis(wf.kill_grace_ms),
+        }
+    }
+
+    /// Builds argv, stdin and environment for an attempt.
+    pub(super) fn attempt_spec(&self, task: &str, attempt: u32, pool: &str) -> Result<(AttemptSpec, Limits), String> {
+        let wf = &self.state.workflow;
+        let i = self.state.task_index(task).ok_or_else(|| format!("unknown task {task:?}"))?;
+        let spec = &wf.tasks[i];
+        let pool_spec = wf.pool_index(pool).map(|p| &wf.pools[p]).ok_or_else(|| format!("unknown pool {pool:?}"))?;
+        let payload = self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload);
+        let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
+        let exe = self.config.pitboss_exe.display().to_string();
+        let state_dir = self.config.state_dir.display().to_string();
+        let extra = |name: &str| match name {
+            "pitboss" => Some(exe.clone()),
+            "state_dir" => Some(state_dir.clone()),
+            _ => None,
+        };
+        let argv = pool_spec.command.iter().map(|a| fill(a, view, &extra)).collect::<Result<Vec<_>, _>>()?;
+        let stdin = match &pool_spec.stdin {
+            StdinMode::None => None,
+            StdinMode::Template(t) => Some(fill(t, view, &extra)?.into_bytes()),
+            StdinMode::Task => {
+                let inputs: Map<String, Value> = self.state.dependencies[i]
+                    .iter()
+                    .map(|&d| {
+                        let result = self.state.tasks[d].result.clone().unwrap_or(Value::Null);
+                        (self.state.task_id(d).to_string(), result)
+                    })
+                    .collect();
+                let mut bytes = serde_json::to_vec(&task_json(view, inputs)).map_err(|e| e.to_string())?;
+                bytes.push(b'\n');
+                Some(bytes)
+            }
+        };
+        let mut env: Vec<(String, String)> = pool_spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("PITBOSS_TASK_ID".into(), spec.id.clone()));
+        env.push(("PITBOSS_ATTEMPT".into(), attempt.to_string()));
+        env.push(("PITBOSS_RUN_ID".into(), self.state.run_id.clone()));
+        // With the run id, this marks every descendant of the worker, so that the
+        // guardian and `resume` can find them after a crash (see io/guardian.rs).
+        env.push((MANAGER_PID_ENV.into(), std::process::id().to_string()));
+        env.push(("PITBOSS_POOL".into(), pool.to_string()));
+        env.push(("PITBOSS_STATE_DIR".into(), state_dir.clone()));
+        let persistent = (pool_spec.mode == PoolMode::Persistent).then(|| self.worker_spec(pool));
+        let limits = Limits {
+            timeout: Duration::from_millis(spec.timeout_ms),
+            stall_after: pool_spec.stall_after_ms.map(Duration::from_millis),
+            stall_kill_after: pool_spec.stall_kill_after_ms.map(Duration::from_millis),
+        };
+        let spec = AttemptSpec {
+            pool: pool.to_string(),
+            task: spec.id.clone(),
+            attempt,
+            argv,
+            stdin,
+            env,
+            cwd: pool_spec.cwd.clone(),
+            timeout: Duration::from_millis(spec.timeout_ms),
+            kill_grace: Duration::from_millis(wf.kill_grace_ms),
+            output_dir: self.config.output_dir.clone(),
+            live: Some(self.output.clone()),
+            persistent,
+        };
+        Ok((spec, limits))
+    }
+}

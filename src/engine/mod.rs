@@ -1,0 +1,365 @@
+//! The engine: the one writer of a run. It owns the [`RunState`] and the journal and
+//! runs one loop:
+//!
+//! ```text
+//! inputs (worker exits, timers, operator commands, shutdown)
+//!   → core::step / core::dispatch  (decide + apply, pure)
+//!   → journal.append(batch)        (one write + fdatasync for the whole batch)
+//!   → effects                      (spawn, stop, set timers)
+//!   → broadcast(records)           (reporters, TUI)
+//! ```
+//!
+//! Everything that arrived while the previous batch was being written is handled as
+//! one batch (group commit). The in-memory fold runs ahead of the disk by at most one
+//! batch, and no effect of a batch leaves the engine before the batch is durable: a
+//! crash loses nothing that anybody acted on.
+
+mod attempt;
+pub mod fanout;
+pub mod supervise;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::core::breaker::Circuit;
+use crate::core::decide::dispatch;
+use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
+use crate::io::clock::Clock;
+use crate::io::journal::{JournalError, Record};
+use crate::io::runner::{AttemptEnd, OutputChunk, Runner, Stop};
+use crate::io::store::EventStore;
+use fanout::{Fanout, Records};
+use supervise::{supervise, Reports};
+
+/// Wall clock in ms since the epoch (for front ends; the engine reads its [`Clock`]).
+pub fn now_ms() -> u64 {
+    crate::io::clock::wall_ms()
+}
+
+/// The input that reports how an attempt ended.
+fn end_input(task: &str, attempt: u32, end: AttemptEnd) -> Input {
+    let task = task.to_string();
+    match end {
+        AttemptEnd::Outcome(outcome) => Input::Finished { task, attempt, outcome },
+        // A cancel is recorded already; the attempt's end changes nothing.
+        AttemptEnd::Stopped(Stop::Cancel, _) => Input::AttemptStopped { task, attempt, reason: "cancelled".into() },
+        // Interrupted, or a time limit that the supervisor did not turn into an outcome
+        // (it always does; this is the safe reading): not the task's fault.
+        AttemptEnd::Stopped(_, _) => Input::AttemptStopped { task, attempt, reason: "run interrupted".into() },
+    }
+}
+
+/// Engine failures: the run stops, and what is on disk stays consistent.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The event log could not be written.
+    #[error("cannot write the event log: {0}")]
+    Journal(#[from] JournalError),
+    /// A decision produced an event that does not fit the state (a bug).
+    #[error("internal error, please report it: {0}")]
+    Apply(#[from] ApplyError),
+}
+
+/// Where the engine's workers live and what they may refer to.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The run folder (`{state_dir}`).
+    pub state_dir: PathBuf,
+    /// Folder for captured output.
+    pub output_dir: PathBuf,
+    /// Path of the pitboss binary (`{pitboss}`), for the bundled sim-agent.
+    pub pitboss_exe: PathBuf,
+    /// Return once every task is terminal (headless) instead of waiting for commands.
+    pub exit_when_done: bool,
+}
+
+/// What the engine is given of the world: its clock, and where attempts run.
+#[derive(Clone)]
+pub struct World {
+    /// Time, for timestamps and every timer.
+    pub clock: Arc<dyn Clock>,
+    /// Where attempts run.
+    pub runner: Arc<dyn Runner>,
+}
+
+/// Messages into the engine loop.
+#[derive(Debug)]
+enum Msg {
+    /// An input from outside (operator command, timer).
+    Input(Input),
+    /// A runner finished; `input` reports how.
+    RunnerDone { task: String, attempt: u32, input: Input },
+    /// Stop the run (an operator quit, a front end ending); the reason is recorded.
+    Stop(String),
+}
+
+/// A handle for sending commands to a running engine and watching its events.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    fanout: Arc<Fanout>,
+    output: broadcast::Sender<OutputChunk>,
+}
+
+impl EngineHandle {
+    /// Sends an input; false if the engine has stopped.
+    pub fn send(&self, input: Input) -> bool {
+        self.tx.send(Msg::Input(input)).is_ok()
+    }
+
+    /// Asks the engine to stop the run: running attempts are ended and the run stays
+    /// resumable. Later requests are ignored.
+    pub fn stop(&self, reason: &str) {
+        let _ = self.tx.send(Msg::Stop(reason.to_string()));
+    }
+
+    /// Every batch committed from now on, in order, none lost (see [`fanout`]). The
+    /// queue ends when the engine stops.
+    pub fn subscribe(&self) -> Records {
+        self.fanout.subscribe()
+    }
+
+    /// Subscribes to workers' output as it arrives (not durable; live views only, and
+    /// a slow reader may miss chunks).
+    pub fn subscribe_output(&self) -> broadcast::Receiver<OutputChunk> {
+        self.output.subscribe()
+    }
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every task is terminal.
+    Finished,
+    /// Shutdown was requested; the run can be resumed.
+    Interrupted,
+}
+
+/// The single writer of one run.
+pub struct Engine {
+    state: RunState,
+    store: Box<dyn EventStore>,
+    config: EngineConfig,
+    world: World,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    fanout: Arc<Fanout>,
+    output: broadcast::Sender<OutputChunk>,
+    running: HashMap<String, (u32, watch::Sender<Option<Stop>>)>,
+    _close: CloseOnDrop,
+}
+
+/// Closes the fan-out when the engine goes, however it ends (finished, interrupted,
+/// failed, or dropped mid-run): subscribers see their queues end after the last
+/// committed batch instead of waiting for ever.
+struct CloseOnDrop(Arc<Fanout>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+impl Engine {
+    /// Wraps a state folded from `store`'s records (fresh or replayed).
+    pub fn new(state: RunState, store: Box<dyn EventStore>, config: EngineConfig, world: World) -> Engine {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (output, _) = broadcast::channel(1024);
+        let fanout = Arc::new(Fanout::new());
+        Engine {
+            _close: CloseOnDrop(fanout.clone()),
+            state,
+            store,
+            config,
+            world,
+            tx,
+            rx,
+            fanout,
+            output,
+            running: HashMap::new(),
+        }
+    }
+
+    /// A handle for commands and event subscriptions.
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle { tx: self.tx.clone(), fanout: self.fanout.clone(), output: self.output.clone() }
+    }
+
+    /// Runs until the run finishes (when `exit_when_done`) or `shutdown` resolves and
+    /// every attempt has been stopped. `shutdown` yields the reason recorded.
+    pub async fn run(mut self, shutdown: impl Future<Output = String>) -> Result<(RunState, Ending), EngineError> {
+        tokio::pin!(shutdown);
+        let mut shutting_down = false;
+        // Backoff timers do not survive a manager: set them again from the state.
+        for (i, task) in self.state.tasks.iter().enumerate() {
+            if let TaskState::RetryWait { due_ms } = task.state {
+                self.set_timer(self.state.task_id(i).to_string(), due_ms);
+            }
+        }
+        for (p, breaker) in self.state.breakers.iter().enumerate() {
+            if let Circuit::Open { until_ms: Some(until) } = breaker.circuit {
+                self.set_breaker_timer(self.state.workflow.pools[p].name.clone(), until);
+            }
+        }
+        loop {
+            let first = tokio::select! {
+                biased;
+                reason = &mut shutdown, if !shutting_down => {
+                    shutting_down = true;
+                    Msg::Input(Input::Interrupt { reason })
+                }
+                Some(msg) = self.rx.recv() => msg,
+            };
+            let first = match first {
+                Msg::Stop(_) if shutting_down => continue,
+                Msg::Stop(reason) => {
+                    shutting_down = true;
+                    Msg::Input(Input::Interrupt { reason })
+                }
+                msg => msg,
+            };
+            let mut batch = vec![first];
+            while batch.len() < 4096 {
+                match self.rx.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch).await?;
+            // Checked after a batch, not before the first: a resumed log may end
+            // interrupted or finished, and the manager's start input changes that.
+            if self.running.is_empty() {
+                if self.state.interrupted {
+                    return Ok((self.state, Ending::Interrupted));
+                }
+                // A finished run being closed (the TUI's quit) needs no interruption.
+                if self.state.finished && (self.config.exit_when_done || shutting_down) {
+                    return Ok((self.state, Ending::Finished));
+                }
+            }
+        }
+    }
+
+    async fn process(&mut self, batch: Vec<Msg>) -> Result<(), EngineError> {
+        let now = self.world.clock.now_ms();
+        // Jitter draws are taken up front: the thread-local rng must not be held
+        // across the journal's await (the engine future stays Send).
+        let draws: Vec<f64> = {
+            let mut rng = rand::rng();
+            (0..batch.len()).map(|_| rng.random::<f64>()).collect()
+        };
+        let mut events = Vec::new();
+        for (msg, jitter) in batch.into_iter().zip(draws) {
+            let input = match msg {
+                Msg::Input(input) => input,
+                // A stop that arrived within a batch: handled as the batch's interrupt.
+                Msg::Stop(reason) => Input::Interrupt { reason },
+                Msg::RunnerDone { task, attempt, input } => {
+                    if self.running.get(&task).is_some_and(|(a, _)| *a == attempt) {
+                        self.running.remove(&task);
+                    }
+                    input
+                }
+            };
+            let ctx = StepContext { now_ms: now, jitter };
+            events.extend(step(&mut self.state, input, ctx)?);
+        }
+        events.extend(dispatch(&mut self.state, StepContext { now_ms: now, jitter: 0.0 })?);
+        if events.is_empty() {
+            return Ok(());
+        }
+        // `attempt_spawned` notes are acted on by nobody live (only a later resume reads
+        // them), so a batch of nothing else does not wait for the disk.
+        let durable = events.iter().any(|e| !matches!(e, Event::AttemptSpawned { .. }));
+        let first_seq = self.store.append(now, &events, durable).await?;
+        for event in &events {
+            self.effect(event);
+        }
+        let records: Arc<[Record]> = events
+            .into_iter()
+            .enumerate()
+            .map(|(k, event)| Record { seq: first_seq + k as u64, ts: now, event })
+            .collect();
+        self.fanout.publish(records);
+        Ok(())
+    }
+
+    fn effect(&mut self, event: &Event) {
+        match event {
+            Event::AttemptStarted { task, attempt, pool } => self.start_attempt(task, *attempt, pool),
+            Event::AttemptFailed {
+                task,
+                then: AfterFailure::Retry { due_ms, .. } | AfterFailure::Defer { due_ms, .. },
+                ..
+            } => self.set_timer(task.clone(), *due_ms),
+            Event::BreakerOpened { pool, until_ms: Some(until), .. } => self.set_breaker_timer(pool.clone(), *until),
+            Event::TaskCancelled { task, .. } => {
+                if let Some((_, stop)) = self.running.get(task) {
+                    let _ = stop.send(Some(Stop::Cancel));
+                }
+            }
+            Event::RunInterrupted { .. } => {
+                for (_, stop) in self.running.values() {
+                    let _ = stop.send(Some(Stop::Interrupt));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sets the retry timer of a task: `retry_due` at `due_ms` on the engine's clock.
+    fn set_timer(&self, task: String, due_ms: u64) {
+        let (tx, sleep) = (self.tx.clone(), self.world.clock.sleep_until(due_ms));
+        tokio::spawn(async move {
+            sleep.await;
+            let _ = tx.send(Msg::Input(Input::RetryTimer { task, due_ms }));
+        });
+    }
+
+    /// Sets a breaker's cooldown timer: half-open at `until_ms` on the engine's clock.
+    fn set_breaker_timer(&self, pool: String, until_ms: u64) {
+        let (tx, sleep) = (self.tx.clone(), self.world.clock.sleep_until(until_ms));
+        tokio::spawn(async move {
+            sleep.await;
+            let _ = tx.send(Msg::Input(Input::BreakerTimer { pool, until_ms }));
+        });
+    }
+
+    /// Starts an attempt under a supervisor that enforces its limits; its end comes
+    /// back as a [`Msg::RunnerDone`].
+    fn start_attempt(&mut self, task: &str, attempt: u32, pool: &str) {
+        let tx = self.tx.clone();
+        let (stop_tx, stop_rx) = watch::channel(None);
+        self.running.insert(task.to_string(), (attempt, stop_tx));
+        let prepared = self.attempt_spec(task, attempt, pool);
+        let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
+        let task = task.to_string();
+        tokio::spawn(async move {
+            let end = match prepared {
+                Ok((spec, limits)) => {
+                    let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
+                    let (stall_tx, stall_task) = (tx.clone(), task.clone());
+                    let reports = Reports {
+                        on_spawn: Box::new(move |pid| {
+                            let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
+                        }),
+                        on_stall: Box::new(move |quiet_ms| {
+                            let task = stall_task.clone();
+                            let _ = stall_tx.send(Msg::Input(Input::Stall { task, attempt, quiet_ms }));
+                        }),
+                    };
+                    supervise(runner, clock, spec, limits, stop_rx, reports).await
+                }
+                Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
+            };
+            let input = end_input(&task, attempt, end);
+            let _ = tx.send(Msg::RunnerDone { task, attempt, input });
+        });
+    }
+}

@@ -1,0 +1,159 @@
+//! One attempt from the engine's side: hands it to the runner, and enforces its time
+//! limits on the engine's clock. The timeout and the stall watch live here, not in
+//! each runner, so every runner (spawned, persistent, later remote) gets the same
+//! rules, and tests drive them on paused time with a scripted runner.
+//!
+//! An attempt whose work already ended with an outcome is never turned into a timeout:
+//! the runner's answer wins over a stop that arrived too late to matter.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::core::decide::Outcome;
+use crate::core::text::human_ms;
+use crate::core::FailureClass;
+use crate::io::clock::Clock;
+use crate::io::runner::{millis, AttemptEnd, AttemptJob, AttemptSpec, Runner, Stop};
+
+/// How often a stalled attempt is looked at again, to see whether it printed.
+const STALL_RECHECK_MS: u64 = 1_000;
+
+/// An attempt's time limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Ended as timed out after this long.
+    pub timeout: Duration,
+    /// Reported stalled after this long without output.
+    pub stall_after: Option<Duration>,
+    /// Ended as failed after this long without output.
+    pub stall_kill_after: Option<Duration>,
+}
+
+/// What the supervisor reports while the attempt runs.
+pub struct Reports {
+    /// The attempt has a process (id).
+    pub on_spawn: Box<dyn FnOnce(u32) + Send>,
+    /// The attempt went quiet (`Some(quiet ms)`) or printed again (`None`).
+    pub on_stall: Box<dyn Fn(Option<u64>) + Send + Sync>,
+}
+
+/// Runs one attempt on `runner` to its end, under `limits`. `stop` carries the
+/// engine's own stop requests (cancel, interrupt). Gives an outcome, or
+/// `Stopped(Cancel|Interrupt)` for an attempt the engine stopped.
+pub async fn supervise(
+    runner: Arc<dyn Runner>,
+    clock: Arc<dyn Clock>,
+    spec: AttemptSpec,
+    limits: Limits,
+    mut stop: watch::Receiver<Option<Stop>>,
+    reports: Reports,
+) -> AttemptEnd {
+    let started = clock.now_ms();
+    let last_output = Arc::new(AtomicU64::new(started));
+    let on_output = {
+        let (last_output, clock) = (last_output.clone(), clock.clone());
+        Arc::new(move || last_output.store(clock.now_ms(), Ordering::Relaxed))
+    };
+    let (ask, asked_rx) = watch::channel(None);
+    let mut work = runner.run(AttemptJob { spec, stop: asked_rx, on_spawn: reports.on_spawn, on_output });
+    let deadline = started + millis(limits.timeout);
+    let stall = StallWatch { clock: clock.as_ref(), last_output: &last_output, limits };
+    let mut asked: Option<(Stop, u64)> = None;
+    let end = loop {
+        // Biased: an attempt that ended wins over a limit reached in the same instant.
+        let request = tokio::select! {
+            biased;
+            end = &mut work => break end,
+            s = wait_stop(&mut stop), if asked.is_none() => (s, 0),
+            _ = clock.sleep_until(deadline), if asked.is_none() => (Stop::Timeout, 0),
+            quiet = stall.watch(&*reports.on_stall), if asked.is_none() => (Stop::Stalled, quiet),
+        };
+        let _ = ask.send(Some(request.0));
+        asked = Some(request);
+    };
+    match end {
+        AttemptEnd::Stopped(Stop::Timeout, remains) => AttemptEnd::Outcome(Outcome::Failure {
+            class: FailureClass::Timeout,
+            error: format!("timed out after {}; process group ended", human_ms(millis(limits.timeout))),
+            exit_code: remains.exit_code,
+            signal: remains.signal,
+            duration_ms: remains.duration_ms,
+            output: remains.output,
+        }),
+        AttemptEnd::Stopped(Stop::Stalled, remains) => {
+            let quiet = asked.map_or(0, |(_, quiet)| quiet);
+            AttemptEnd::Outcome(Outcome::Failure {
+                class: FailureClass::Timeout,
+                error: format!("no output for {} (stall_kill_after); process group ended", human_ms(quiet)),
+                exit_code: remains.exit_code,
+                signal: remains.signal,
+                duration_ms: remains.duration_ms,
+                output: remains.output,
+            })
+        }
+        end => end,
+    }
+}
+
+/// Waits for the engine's stop request; for ever once the engine dropped its sender.
+async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    loop {
+        if let Some(stop) = *rx.borrow_and_update() {
+            return stop;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// An attempt's silence, measured on the engine's clock from its last output.
+struct StallWatch<'a> {
+    clock: &'a dyn Clock,
+    last_output: &'a AtomicU64,
+    limits: Limits,
+}
+
+impl StallWatch<'_> {
+    fn quiet(&self) -> u64 {
+        self.clock.now_ms().saturating_sub(self.last_output.load(Ordering::Relaxed))
+    }
+
+    /// Reports the attempt stalled (`Some(quiet)`) once quiet for `stall_after`, active
+    /// again (`None`) when output resumes, and resolves with the silence once quiet for
+    /// `stall_kill_after`. Never resolves without a policy. Sleeps until the next
+    /// threshold could be crossed; while flagged it looks again once a second.
+    async fn watch(&self, on_stall: &(dyn Fn(Option<u64>) + Send + Sync)) -> u64 {
+        let after = self.limits.stall_after.map(millis);
+        let kill_after = self.limits.stall_kill_after.map(millis);
+        if after.is_none() && kill_after.is_none() {
+            return std::future::pending().await;
+        }
+        let mut flagged = false;
+        loop {
+            let quiet = self.quiet();
+            if kill_after.is_some_and(|k| quiet >= k) {
+                return quiet;
+            }
+            match after {
+                Some(a) if quiet >= a && !flagged => {
+                    flagged = true;
+                    on_stall(Some(quiet));
+                }
+                Some(a) if quiet < a && flagged => {
+                    flagged = false;
+                    on_stall(None);
+                }
+                _ => {}
+            }
+            let until_flag = after.filter(|_| !flagged).map(|a| a.saturating_sub(quiet));
+            let until_kill = kill_after.map(|k| k.saturating_sub(quiet));
+            let recheck = flagged.then_some(STALL_RECHECK_MS);
+            let next = [until_flag, until_kill, recheck].into_iter().flatten().min().unwrap_or(STALL_RECHECK_MS);
+            self.clock.sleep_until(self.clock.now_ms() + next.max(1)).await;
+        }
+    }
+}

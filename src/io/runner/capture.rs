@@ -1,0 +1,94 @@
+//! Bounded capture of one output stream of an attempt. Output stays in memory until it
+//! passes [`SMALL_OUTPUT`] bytes; only then is the attempt's file created (most
+//! attempts of a busy fleet print a line or two, and a file per attempt would cost
+//! more than the attempt). The file is capped at [`FILE_CAP`]; the in-memory tail at
+//! its own cap, so a worker that prints gigabytes costs the manager at most the tail.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use crate::core::event::SMALL_OUTPUT;
+
+/// Bytes of each stream written to the attempt's file in the run folder.
+pub const FILE_CAP: u64 = 16 << 20;
+
+/// A bounded capture of one stream (see the module's notes).
+pub struct Capture {
+    tail: Vec<u8>,
+    tail_cap: usize,
+    path: PathBuf,
+    file: Option<File>,
+    spilled: bool,
+    total: u64,
+    written: u64,
+    dropped: u64,
+}
+
+impl Capture {
+    /// A capture writing to `path` once it spills, keeping `tail_cap` bytes in memory.
+    pub fn new(path: PathBuf, tail_cap: usize) -> Capture {
+        Capture { tail: Vec::new(), tail_cap, path, file: None, spilled: false, total: 0, written: 0, dropped: 0 }
+    }
+
+    /// Adds what one read returned.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.total += chunk.len() as u64;
+        self.tail.extend_from_slice(chunk);
+        if !self.spilled && self.total > SMALL_OUTPUT as u64 {
+            // Everything so far is still in the tail: it starts the file.
+            self.spilled = true;
+            self.file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&self.path)
+                .ok();
+            let head = std::mem::take(&mut self.tail);
+            self.write_file(&head);
+            self.tail = head;
+        } else if self.spilled {
+            self.write_file(chunk);
+        }
+        if self.tail.len() > 2 * self.tail_cap {
+            // Amortised: trim only when twice over, so each byte moves at most once.
+            let cut = self.tail.len() - self.tail_cap;
+            self.tail.drain(..cut);
+        }
+    }
+
+    fn write_file(&mut self, bytes: &[u8]) {
+        let room = FILE_CAP.saturating_sub(self.written);
+        let keep = (bytes.len() as u64).min(room) as usize;
+        self.dropped += (bytes.len() - keep) as u64;
+        if keep == 0 {
+            return;
+        }
+        if let Some(f) = &mut self.file {
+            if f.write_all(&bytes[..keep]).is_err() {
+                self.file = None;
+            }
+        }
+        self.written += keep as u64;
+    }
+
+    /// Ends the capture: returns the tail, and the whole output if it stayed small.
+    pub fn finish(&mut self) -> (Vec<u8>, Option<String>) {
+        if self.dropped > 0 {
+            if let Some(f) = &mut self.file {
+                let _ =
+                    writeln!(f, "\n[pitboss: output capped at {FILE_CAP} bytes; {} more bytes dropped]", self.dropped);
+            }
+        }
+        self.file = None;
+        if self.tail.len() > self.tail_cap {
+            let cut = self.tail.len() - self.tail_cap;
+            self.tail.drain(..cut);
+        }
+        let tail = std::mem::take(&mut self.tail);
+        let small = (!self.spilled && !tail.is_empty()).then(|| String::from_utf8_lossy(&tail).into_owned());
+        (tail, small)
+    }
+}

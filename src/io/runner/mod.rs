@@ -1,0 +1,197 @@
+//! Worker runners: how one attempt of a task becomes work somewhere. The engine hands
+//! a runner an [`AttemptJob`] (what to run, a stop channel, two report callbacks) and
+//! awaits its [`AttemptEnd`]. Runners know nothing of time limits: the engine owns the
+//! attempt's timeout and stall watch on its injected clock and asks the runner to stop
+//! ([`Stop::Timeout`], [`Stop::Stalled`]), so the same timing rules hold for every
+//! runner and can be tested on paused time with a scripted one.
+//!
+//! - [`LocalRunner`]: real processes on this machine, a fresh one per attempt
+//!   ([`spawn`]) or a long-lived pool of them ([`persistent`]).
+//! - A remote runner over a broker (DESIGN §7) will be one more implementation.
+
+pub mod capture;
+pub mod persistent;
+pub mod spawn;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, oneshot, watch};
+
+use crate::core::decide::Outcome;
+use crate::core::{FailureClass, SmallOutput};
+use persistent::{Job, PersistentPool, WorkerSpec};
+
+/// Everything needed to start one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptSpec {
+    /// Pool name (for messages).
+    pub pool: String,
+    /// Task id.
+    pub task: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Program and arguments, placeholders already filled.
+    pub argv: Vec<String>,
+    /// Bytes for stdin, or `None` for /dev/null.
+    pub stdin: Option<Vec<u8>>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// The attempt's time limit. The engine enforces it; a persistent pool also uses
+    /// it to tell which of a process's tasks made it restart.
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Folder for the capture files.
+    pub output_dir: PathBuf,
+    /// Where output is also sent as it arrives (the TUI's live panes), if anywhere.
+    pub live: Option<broadcast::Sender<OutputChunk>>,
+    /// For a persistent pool: how its processes start (`None`: a process per attempt).
+    pub persistent: Option<WorkerSpec>,
+}
+
+/// A piece of an attempt's output as it arrives, for live views. Chunks are whatever
+/// one read returned, not lines; views split them.
+#[derive(Debug, Clone)]
+pub struct OutputChunk {
+    /// Task id.
+    pub task: Arc<str>,
+    /// Attempt number.
+    pub attempt: u32,
+    /// True for stderr.
+    pub stderr: bool,
+    /// The bytes read.
+    pub bytes: Arc<[u8]>,
+}
+
+/// Why the engine stops an attempt early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// An operator cancelled the task.
+    Cancel,
+    /// The manager is shutting down.
+    Interrupt,
+    /// The attempt ran past its timeout.
+    Timeout,
+    /// The attempt was silent past its pool's `stall_kill_after`.
+    Stalled,
+}
+
+/// What is known of an attempt that was stopped: its process's end and output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Remains {
+    /// Exit code, if the process exited.
+    pub exit_code: Option<i32>,
+    /// Signal that ended the process, if one did.
+    pub signal: Option<i32>,
+    /// How long the attempt ran.
+    pub duration_ms: u64,
+    /// Its output, when small enough to keep in the log.
+    pub output: SmallOutput,
+}
+
+/// How an attempt ended, as the engine needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptEnd {
+    /// Ran to an outcome (success or failure, spawn failures included).
+    Outcome(Outcome),
+    /// Stopped at the engine's request; its process group is gone.
+    Stopped(Stop, Remains),
+}
+
+impl AttemptEnd {
+    /// A failure with no exit code, signal or output: the attempt could not start, or
+    /// its process was ended for it (persistent workers).
+    pub fn failed(class: FailureClass, error: String, duration: Duration) -> AttemptEnd {
+        AttemptEnd::Outcome(Outcome::Failure {
+            class,
+            error,
+            exit_code: None,
+            signal: None,
+            duration_ms: millis(duration),
+            output: SmallOutput::default(),
+        })
+    }
+
+    /// Stopped with nothing known of the process (it never started, or a pool ended it).
+    pub fn stopped(stop: Stop) -> AttemptEnd {
+        AttemptEnd::Stopped(stop, Remains::default())
+    }
+}
+
+/// One attempt handed to a runner.
+pub struct AttemptJob {
+    /// What to run.
+    pub spec: AttemptSpec,
+    /// Set once when the engine wants the attempt ended early.
+    pub stop: watch::Receiver<Option<Stop>>,
+    /// Called with the process (group) id once the work has a process.
+    pub on_spawn: Box<dyn FnOnce(u32) + Send>,
+    /// Called whenever the attempt prints something (the engine's stall watch).
+    pub on_output: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// The future of one attempt.
+pub type AttemptFuture = Pin<Box<dyn Future<Output = AttemptEnd> + Send>>;
+
+/// Runs attempts somewhere. The future must resolve once the attempt's work is over
+/// (its processes gone), whatever happened; it is never cancelled by dropping.
+pub trait Runner: Send + Sync {
+    /// Starts `job`; the future gives how it ended.
+    fn run(&self, job: AttemptJob) -> AttemptFuture;
+}
+
+/// Real processes on this machine: one per attempt, or a persistent pool's.
+#[derive(Default)]
+pub struct LocalRunner {
+    /// Actors of persistent pools, started on first use. A std mutex: held only to
+    /// look up or insert, never across an await.
+    pools: Mutex<HashMap<String, PersistentPool>>,
+}
+
+impl LocalRunner {
+    /// A runner with no persistent pool started yet.
+    pub fn new() -> LocalRunner {
+        LocalRunner::default()
+    }
+
+    fn pool(&self, spec: &WorkerSpec) -> PersistentPool {
+        let mut pools = self.pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pools.entry(spec.pool.clone()).or_insert_with(|| PersistentPool::start(spec.clone())).clone()
+    }
+}
+
+impl Runner for LocalRunner {
+    fn run(&self, job: AttemptJob) -> AttemptFuture {
+        let Some(worker) = job.spec.persistent.clone() else {
+            return Box::pin(spawn::run_attempt(job.spec, job.stop, job.on_spawn, job.on_output));
+        };
+        let pool = self.pool(&worker);
+        let mut line = job.spec.stdin.unwrap_or_default();
+        while line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        let (done_tx, done_rx) = oneshot::channel();
+        pool.submit(Job {
+            task: job.spec.task,
+            line,
+            timeout: job.spec.timeout,
+            stop: job.stop,
+            on_start: job.on_spawn,
+            done: done_tx,
+        });
+        // A pool that went away took the job with it: as if the manager stopped it.
+        Box::pin(async move { done_rx.await.unwrap_or(AttemptEnd::stopped(Stop::Interrupt)) })
+    }
+}
+
+/// A duration in whole ms, saturating.
+pub fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}

@@ -1,0 +1,266 @@
+//! Running one attempt as a real process: its own process group, the task on stdin,
+//! bounded capture of stdout and stderr, an early stop that ends the whole group
+//! (SIGTERM, a grace period, then SIGKILL, grandchildren included), and spawn errors
+//! told apart so that permanent ones are not retried. Time limits are the engine's:
+//! it asks for the stop.
+
+use std::os::unix::process::ExitStatusExt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Child;
+use tokio::sync::{broadcast, watch};
+
+use super::capture::Capture;
+use super::{millis as ms, AttemptEnd, AttemptSpec, OutputChunk, Remains, Stop};
+use crate::core::decide::Outcome;
+use crate::core::protocol::{verdict, Verdict};
+use crate::core::{FailureClass, SmallOutput};
+
+/// Bytes of stdout kept in memory per attempt (the result is read from them).
+pub const STDOUT_TAIL: usize = 1 << 20;
+/// Bytes of stderr kept in memory per attempt (errors quote them).
+pub const STDERR_TAIL: usize = 64 << 10;
+/// How long to wait for output pipes to close after the process group is gone (a
+/// process that escaped the group with setsid could hold them forever).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Live-output tag for one stream of one attempt.
+#[derive(Clone)]
+struct LiveTag {
+    tx: broadcast::Sender<OutputChunk>,
+    task: Arc<str>,
+    attempt: u32,
+    stderr: bool,
+}
+
+async fn pump(
+    mut reader: impl AsyncRead + Unpin,
+    capture: Arc<Mutex<Capture>>,
+    live: Option<LiveTag>,
+    on_output: Arc<dyn Fn() + Send + Sync>,
+) {
+    // read_buf fills spare capacity, so the buffer is never zeroed.
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        buf.clear();
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                on_output();
+                if let Ok(mut c) = capture.lock() {
+                    c.push(&buf);
+                }
+                // Copy only when somebody watches; a flood is cut to its last 4 KiB
+                // per read, which is all a pane can show.
+                if let Some(tag) = live.as_ref().filter(|t| t.tx.receiver_count() > 0) {
+                    let from = buf.len().saturating_sub(4096);
+                    let _ = tag.tx.send(OutputChunk {
+                        task: tag.task.clone(),
+                        attempt: tag.attempt,
+                        stderr: tag.stderr,
+                        bytes: Arc::from(&buf[from..]),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Sends `signal` to a process group, ignoring "no such group".
+pub fn signal_group(pgid: u32, signal: Signal) {
+    if pgid > 1 {
+        let _ = killpg(Pid::from_raw(pgid as i32), signal);
+    }
+}
+
+fn classify_spawn(err: &std::io::Error) -> FailureClass {
+    match err.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM) => FailureClass::SpawnResource,
+        _ => FailureClass::SpawnPermanent,
+    }
+}
+
+fn describe_spawn(err: &std::io::Error, spec: &AttemptSpec) -> String {
+    let program = &spec.argv[0];
+    let cwd = match &spec.cwd {
+        Some(c) => c.display().to_string(),
+        None => std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "?".into()),
+    };
+    let what = match err.raw_os_error() {
+        Some(libc::ENOENT) if spec.cwd.as_ref().is_some_and(|c| !c.is_dir()) => {
+            format!("working directory {cwd} does not exist")
+        }
+        Some(libc::ENOENT) => {
+            format!("command {program:?} not found (not on PATH, or no such file)")
+        }
+        Some(libc::EACCES) => format!("command {program:?} is not executable (permission denied)"),
+        Some(libc::E2BIG) => format!("argument list too long for {program:?}"),
+        Some(libc::ENOEXEC) => {
+            format!("{program:?} is not a program this system can run (missing #! line?)")
+        }
+        Some(libc::EMFILE | libc::ENFILE) => "too many open files".to_string(),
+        Some(libc::EAGAIN) => "process limit reached (EAGAIN)".to_string(),
+        _ => err.to_string(),
+    };
+    format!("pool {:?}: {what} [command {program:?}, cwd {cwd}]", spec.pool)
+}
+
+/// Waits for the engine's stop request. If the engine drops its sender nobody can stop
+/// the attempt any more, so this waits for ever (the exit ends the select instead).
+async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    loop {
+        if let Some(stop) = *rx.borrow_and_update() {
+            return stop;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Starts the process of an attempt: its own group, piped output, the task on stdin.
+fn start(spec: &AttemptSpec) -> std::io::Result<Child> {
+    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..])
+        .process_group(0)
+        .stdin(if spec.stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(false);
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    // No pre_exec hook on purpose: it would force fork() instead of posix_spawn (vfork),
+    // and copying the manager's page tables on every spawn costs more than the
+    // attempt. The guardian process (io/guardian.rs) ends workers of a dead manager.
+    cmd.spawn()
+}
+
+/// Ends a stopped attempt's group politely (SIGTERM, then SIGKILL after the grace).
+async fn end_group(child: &mut Child, pid: u32, grace: Duration) -> Option<std::process::ExitStatus> {
+    signal_group(pid, Signal::SIGTERM);
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => status.ok(),
+        Err(_) => {
+            signal_group(pid, Signal::SIGKILL);
+            child.wait().await.ok()
+        }
+    }
+}
+
+/// Runs one attempt to its end. `on_spawn(pid)` is called once the process exists;
+/// `on_output()` whenever it prints. The process group is gone when this returns,
+/// whatever happened.
+pub async fn run_attempt(
+    spec: AttemptSpec,
+    mut stop: watch::Receiver<Option<Stop>>,
+    on_spawn: impl FnOnce(u32),
+    on_output: Arc<dyn Fn() + Send + Sync>,
+) -> AttemptEnd {
+    let started = Instant::now();
+    let mut child = match start(&spec) {
+        Ok(child) => child,
+        Err(e) => return AttemptEnd::failed(classify_spawn(&e), describe_spawn(&e, &spec), started.elapsed()),
+    };
+    let pid = child.id().unwrap_or(0);
+    on_spawn(pid);
+
+    if let (Some(bytes), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
+        // A worker that never reads stdin must not block us: write from a task and
+        // ignore EPIPE.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&bytes).await;
+        });
+    }
+    let base = format!("{}.{}", spec.task, spec.attempt);
+    let out = Arc::new(Mutex::new(Capture::new(spec.output_dir.join(format!("{base}.stdout")), STDOUT_TAIL)));
+    let err = Arc::new(Mutex::new(Capture::new(spec.output_dir.join(format!("{base}.stderr")), STDERR_TAIL)));
+    let task_name: Arc<str> = Arc::from(spec.task.as_str());
+    let live = |stderr: bool| {
+        spec.live.clone().map(|tx| LiveTag { tx, task: task_name.clone(), attempt: spec.attempt, stderr })
+    };
+    let mut readers = Vec::new();
+    if let Some(r) = child.stdout.take() {
+        readers.push(tokio::spawn(pump(r, out.clone(), live(false), on_output.clone())));
+    }
+    if let Some(r) = child.stderr.take() {
+        readers.push(tokio::spawn(pump(r, err.clone(), live(true), on_output.clone())));
+    }
+
+    let (status, stopped) = tokio::select! {
+        status = child.wait() => (status.map(Some), None),
+        stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, spec.kill_grace).await), Some(stop)),
+    };
+    // The leader is gone; anything left in its group (background grandchildren) goes too.
+    signal_group(pid, Signal::SIGKILL);
+    let drain = async {
+        for r in readers.iter_mut() {
+            let _ = r.await;
+        }
+    };
+    if tokio::time::timeout(DRAIN_DEADLINE, drain).await.is_err() {
+        for r in &readers {
+            r.abort();
+        }
+    }
+    let (stdout, small_stdout) = out.lock().map(|mut c| c.finish()).unwrap_or_default();
+    let (stderr, small_stderr) = err.lock().map(|mut c| c.finish()).unwrap_or_default();
+    let output = SmallOutput { stdout: small_stdout, stderr: small_stderr };
+    let duration_ms = ms(started.elapsed());
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => {
+            let error = format!("could not wait for the worker: {e}");
+            let (exit_code, signal) = (None, None);
+            return AttemptEnd::Outcome(Outcome::Failure {
+                class: FailureClass::Worker,
+                error,
+                exit_code,
+                signal,
+                duration_ms,
+                output,
+            });
+        }
+    };
+    let exit_code = status.and_then(|s| s.code());
+    let signal = status.and_then(|s| s.signal());
+    if let Some(stop) = stopped {
+        return AttemptEnd::Stopped(stop, Remains { exit_code, signal, duration_ms, output });
+    }
+    AttemptEnd::Outcome(judge(&stdout, &stderr, exit_code, signal, duration_ms, output))
+}
+
+/// The outcome of a process that exited by itself, from its output and exit status.
+fn judge(
+    stdout: &[u8],
+    stderr: &[u8],
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    duration_ms: u64,
+    mut output: SmallOutput,
+) -> Outcome {
+    match verdict(stdout, stderr, exit_code) {
+        Verdict::Completed(result) => {
+            // Output that is exactly the result is already in the log.
+            let same = output.stdout.as_deref().and_then(|o| serde_json::from_str::<serde_json::Value>(o.trim()).ok());
+            if same.as_ref() == Some(&result) {
+                output.stdout = None;
+            }
+            Outcome::Success { result, exit_code, duration_ms, output }
+        }
+        Verdict::Failed(error) => {
+            let error = match signal {
+                Some(sig) if exit_code.is_none() => format!("{error} (signal {sig})"),
+                _ => error,
+            };
+            Outcome::Failure { class: FailureClass::Worker, error, exit_code, signal, duration_ms, output }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The launcher: the one place that builds a run's world — the held run folder, the
+//! journal, the engine with its clock and runners, the guardian, the stop signals —
+//! and hands a [`RunHandle`] to whichever front end runs it (TUI, headless reporter,
+//! later the control socket). No front end starts or owns the engine, and none knows
+//! another: `main` picks the front end and gives it to [`Prepared::run`].
+//!
+//! ```text
+//! main ─▶ launch::new_run / launch::resume ─▶ Prepared ─run(front)─▶ engine task
+//!                                                        └─▶ front(LocalHandle)
+//! ```
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::config::Workflow;
+use crate::core::{Event, Input, RunState};
+use crate::engine::fanout::Records;
+use crate::engine::{Ending, Engine, EngineConfig, EngineError, EngineHandle, World};
+use crate::io::clock::{wall_ms, SystemClock};
+use crate::io::guardian::{self, Guardian};
+use crate::io::journal::{self, Journal, Record, LOG_FILE};
+use crate::io::rundir::RunDir;
+use crate::io::runner::{LocalRunner, OutputChunk};
+
+/// Why a run could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The run could not start: the folder, the log or the environment is not right.
+    #[error("{0}")]
+    Start(String),
+    /// The engine stopped with an error; the log holds everything before it.
+    #[error("the run stopped: {0}")]
+    Engine(#[from] EngineError),
+    /// The front end failed (the terminal went away, …); the run was stopped cleanly.
+    #[error("{0}")]
+    FrontEnd(String),
+}
+
+fn start_err(e: impl std::fmt::Display) -> LaunchError {
+    LaunchError::Start(e.to_string())
+}
+
+/// A new run: its workflow, id and folder.
+pub struct NewRun {
+    /// The validated workflow.
+    pub workflow: Workflow,
+    /// The run id (a fresh uuid).
+    pub run_id: String,
+    /// The run folder (created if missing; must not hold a run).
+    pub dir: PathBuf,
+}
+
+/// A run ready to go: folder held, log open, state folded.
+pub struct Prepared {
+    run_dir: RunDir,
+    state: RunState,
+    journal: Journal,
+    resumed: bool,
+    /// What the operator should know before the run starts (a repaired log, workers
+    /// of an earlier manager ended).
+    pub notes: Vec<String>,
+}
+
+/// Holds `run.dir` and starts its log with the workflow.
+pub fn new_run(run: NewRun) -> Result<Prepared, LaunchError> {
+    check_secrets(&run.workflow).map_err(start_err)?;
+    let run_dir = RunDir::hold(&run.dir).map_err(start_err)?;
+    if run_dir.path.join(LOG_FILE).exists() {
+        return Err(start_err(format!(
+            "{} already holds a run; continue it with `pitboss resume {}` or choose another --state-dir",
+            run_dir.path.display(),
+            run_dir.path.display()
+        )));
+    }
+    let first = Event::RunStarted { run_id: run.run_id.clone(), workflow: Box::new(run.workflow.clone()) };
+    let journal = Journal::create(&run_dir.path, wall_ms(), &first).map_err(start_err)?;
+    let state = RunState::new(run.run_id, Arc::new(run.workflow));
+    Ok(Prepared { run_dir, state, journal, resumed: false, notes: Vec::new() })
+}
+
+/// Holds `dir`, replays its log (first cutting it before `truncate_at`, if given) and
+/// ends workers an earlier manager of the run left behind.
+pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchError> {
+    if !dir.join(LOG_FILE).exists() && !dir.join(LOG_FILE).is_symlink() {
+        return Err(start_err(format!("{}: no event log here (is this a pitboss run folder?)", dir.display())));
+    }
+    let run_dir = RunDir::hold(dir).map_err(start_err)?;
+    let mut notes = Vec::new();
+    if let Some(seq) = truncate_at {
+        let cut = journal::truncate_at(&run_dir.path, seq).map_err(start_err)?;
+        notes.push(format!("cut {cut} bytes from record {seq} on; they are saved in {}", journal::BROKEN_FILE));
+    }
+    let log = run_dir.path.join(LOG_FILE);
+    let (state, scan) = journal::replay(&log).map_err(start_err)?;
+    check_secrets(&state.workflow).map_err(start_err)?;
+    let mut journal = Journal::open(&run_dir.path, &scan).map_err(start_err)?;
+    if let Some(torn) = &scan.torn {
+        notes.push(format!(
+            "{}:{}: cut a damaged tail of {} bytes ({}); saved to {}",
+            log.display(),
+            torn.line,
+            torn.len,
+            torn.reason,
+            journal::BROKEN_FILE
+        ));
+        let note = Event::LogRepaired { cut_bytes: torn.len, line: torn.line, reason: torn.reason.clone() };
+        journal.append(wall_ms(), &[note]).map_err(start_err)?;
+    }
+    // Workers of a crashed manager are ended by its guardian; if the guardian died
+    // too they may still run. End every process marked with this run before
+    // replaying, so no attempt runs twice at once.
+    let ended = guardian::sweep(&state.run_id, None);
+    if ended > 0 {
+        notes.push(format!("ended {ended} leftover worker process(es) of an earlier manager of this run"));
+    }
+    Ok(Prepared { run_dir, state, journal, resumed: true, notes })
+}
+
+fn check_secrets(workflow: &Workflow) -> Result<(), String> {
+    for pool in &workflow.pools {
+        for name in &pool.secret_env {
+            if std::env::var_os(name).is_none() {
+                return Err(format!(
+                    "pool {:?} needs the secret {name} but it is not set in pitboss's environment",
+                    pool.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a front end reads: the records so far, then every new batch in order (none
+/// lost, none twice), and workers' live output.
+pub struct Feed {
+    /// The run's records before the feed started (empty unless the front end asked
+    /// for history).
+    pub backlog: Vec<Record>,
+    live: Records,
+    next_seq: u64,
+    /// Workers' output as it arrives (live panes; a slow reader may miss chunks).
+    pub output: broadcast::Receiver<OutputChunk>,
+}
+
+impl Feed {
+    /// A feed of `live` batches after `backlog` (records the backlog holds are not
+    /// given twice).
+    pub fn new(backlog: Vec<Record>, live: Records, output: broadcast::Receiver<OutputChunk>) -> Feed {
+        let next_seq = backlog.last().map_or(0, |r| r.seq + 1);
+        Feed { backlog, live, next_seq, output }
+    }
+
+    /// The next batch of records, or `None` once the run has stopped and every
+    /// record was given.
+    pub async fn next(&mut self) -> Option<Vec<Record>> {
+        loop {
+            let batch = self.live.recv().await?;
+            let fresh: Vec<Record> = batch.iter().filter(|r| r.seq >= self.next_seq).cloned().collect();
+            if let Some(last) = fresh.last() {
+                self.next_seq = last.seq + 1;
+                return Some(fresh);
+            }
+        }
+    }
+}
+
+/// What a front end holds of a run: commands in, records out. In-process for `run`
+/// and `resume` ([`LocalHandle`]); a control-socket client will implement it for
+/// `attach`, so a front end never knows which.
+pub trait RunHandle {
+    /// Sends an operator command; false once the run has stopped.
+    fn send(&self, input: Input) -> bool;
+    /// Asks the run to stop: running attempts end and the run stays resumable.
+    fn stop(&self, reason: &str);
+    /// The run's state when the front end was attached.
+    fn snapshot(&self) -> &RunState;
+    /// The records: call once (later calls give `None`).
+    fn take_feed(&mut self) -> Option<Feed>;
+}
+
+/// The handle to an engine in this process.
+pub struct LocalHandle {
+    engine: EngineHandle,
+    snapshot: RunState,
+    feed: Option<Feed>,
+}
+
+impl RunHandle for LocalHandle {
+    fn send(&self, input: Input) -> bool {
+        self.engine.send(input)
+    }
+
+    fn stop(&self, reason: &str) {
+        self.engine.stop(reason);
+    }
+
+    fn snapshot(&self) -> &RunState {
+        &self.snapshot
+    }
+
+    fn take_feed(&mut self) -> Option<Feed> {
+        self.feed.take()
+    }
+}
+
+/// A front end's future.
+pub type FrontFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + 'a>>;
+
+/// A front end, as the launcher runs it.
+pub struct FrontEnd<'a> {
+    /// The run ends by itself once every task is terminal (headless), instead of
+    /// waiting for the operator to quit (TUI).
+    pub exits_when_done: bool,
+    /// The front end folds the whole log (the TUI's history and time travel), so its
+    /// feed starts with every record so far.
+    pub needs_history: bool,
+    /// Runs the front end until its feed ends (or it fails).
+    pub run: Box<dyn FnOnce(LocalHandle) -> FrontFuture<'a> + 'a>,
+}
+
+/// How a run ended.
+pub struct Finished {
+    /// The final state.
+    pub state: RunState,
+    /// Finished or interrupted.
+    pub ending: Ending,
+    /// The run folder.
+    pub dir: PathBuf,
+}
+
+impl Prepared {
+    /// The run folder.
+    pub fn dir(&self) -> &Path {
+        &self.run_dir.path
+    }
+
+    /// The state the run starts from.
+    pub fn state(&self) -> &RunState {
+        &self.state
+    }
+
+    /// Runs the engine with `front` until the run ends (finished, or stopped by a
+    /// signal or the front end). The folder is released when this returns.
+    pub fn run(self, front: FrontEnd<'_>) -> Result<Finished, LaunchError> {
+        let Prepared { run_dir, state, journal, resumed, .. } = self;
+        let backlog = if front.needs_history { read_log(&run_dir.path)? } else { Vec::new() };
+        // One thread runs the engine and every attempt's I/O (the journal has its own):
+        // the work is small and I/O-bound, and a single thread spends less CPU on
+        // hand-offs than a pool, CPU the workers need more.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(start_err)?;
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pitboss"));
+        let guardian = match Guardian::start(&exe, &state.run_id) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("pitboss: warning: cannot start the guardian process ({e}); workers would outlive a crash of this manager");
+                None
+            }
+        };
+        let config = EngineConfig {
+            state_dir: run_dir.path.clone(),
+            output_dir: run_dir.output_dir(),
+            pitboss_exe: exe,
+            exit_when_done: front.exits_when_done,
+        };
+        let start = Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed };
+        let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
+            let world = World { clock: Arc::new(SystemClock), runner: Arc::new(LocalRunner::new()) };
+            let snapshot = state.clone();
+            let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
+            let engine_handle = engine.handle();
+            let feed = Feed::new(backlog, engine_handle.subscribe(), engine_handle.subscribe_output());
+            let handle = LocalHandle { engine: engine_handle.clone(), snapshot, feed: Some(feed) };
+            engine_handle.send(start);
+            let engine_task = tokio::spawn(engine.run(crate::io::signal::shutdown_signal()));
+            let front_result = (front.run)(handle).await;
+            // A front end returns once the run has stopped, or when it failed: then the
+            // run is stopped cleanly before we go (a stop after the end is ignored).
+            engine_handle.stop("the control panel closed");
+            let engine_result = engine_task.await.map_err(|e| LaunchError::FrontEnd(format!("engine task: {e}")))?;
+            let (state, ending) = engine_result?;
+            front_result.map_err(LaunchError::FrontEnd)?;
+            Ok((state, ending))
+        });
+        drop(runtime);
+        drop(guardian);
+        let (state, ending) = result?;
+        let dir = run_dir.path.clone();
+        drop(run_dir);
+        Ok(Finished { state, ending, dir })
+    }
+}
+
+/// Every record of the run folder's log, in order.
+fn read_log(dir: &Path) -> Result<Vec<Record>, LaunchError> {
+    let mut records = Vec::new();
+    journal::scan(&dir.join(LOG_FILE), |record, _| {
+        records.push(record);
+        Ok(())
+    })
+    .map_err(start_err)?;
+    Ok(records)
+}
