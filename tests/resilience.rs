@@ -219,18 +219,8 @@ fn a_silent_worker_is_flagged_stalled_in_time_and_killed_at_stall_kill_after() {
     assert_eq!(mute["state"], "dead_lettered");
     assert!(mute["error"].as_str().unwrap().contains("no output for"), "{mute}");
 
-    // Flagged within stall_after + 1 s of the last output (here: of the start).
-    let text = std::fs::read_to_string(s.run_dir().join("events.jsonl")).unwrap();
-    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let ts =
-        |pred: &dyn Fn(&Value) -> bool| records.iter().find(|r| pred(&r["event"])).unwrap()["ts"].as_u64().unwrap();
-    let started = ts(&|e| e["type"] == "attempt_started" && e["task"] == "quiet");
-    let flagged = ts(&|e| e["type"] == "attempt_stalled" && e["task"] == "quiet");
-    assert!(flagged - started <= 300 + 1_000, "flagged after {} ms", flagged - started);
-    assert!(flagged - started >= 300, "flagged too early: {} ms", flagged - started);
-    let mute_started = ts(&|e| e["type"] == "attempt_started" && e["task"] == "mute");
-    let mute_failed = ts(&|e| e["type"] == "attempt_failed" && e["task"] == "mute");
-    assert!(mute_failed - mute_started < 5_000, "ended by stall_kill_after, not by the 5m timeout");
+    // The exact times (flagged at stall_after, ended at stall_kill_after) are asserted
+    // on paused time in tests/engine_time.rs; here only that real processes get them.
 }
 
 #[test]
