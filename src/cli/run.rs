@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::broadcast;
 
 use super::report::{counts_line, json_document};
-use super::{clock, human_ms, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
+use super::{clock, human_ms, usage, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
 use crate::config::Workflow;
 use crate::core::{AfterFailure, Event, Input, RunState, TaskStateName};
 use crate::engine::{now_ms, Ending, Engine, EngineConfig};
@@ -32,10 +32,6 @@ pub struct RunOptions {
 
 /// Outcome of a command: an exit code, with the message for stderr if it failed early.
 pub type CmdResult = Result<u8, (u8, String)>;
-
-fn usage(msg: impl std::fmt::Display) -> (u8, String) {
-    (EXIT_USAGE, msg.to_string())
-}
 
 /// A fresh folder for a run under the pitboss home: `runs/<utc time>-<name>-<id>`.
 pub fn default_state_dir(name: &str, run_id: &str) -> PathBuf {
@@ -67,7 +63,7 @@ pub fn start(workflow: Workflow, state_dir: Option<PathBuf>, opts: RunOptions) -
 /// Resumes the run in `dir` headless. `truncate_at` first cuts the log before that seq.
 pub fn resume(dir: &Path, truncate_at: Option<u64>, opts: RunOptions) -> CmdResult {
     if !dir.join(LOG_FILE).exists() && !dir.join(LOG_FILE).is_symlink() {
-        return Err(usage(format!("{}: no event log here (is this a pitboss run folder?)", dir.display())));
+        return Err(usage(journal::JournalError::Missing(dir.to_path_buf())));
     }
     let run_dir = RunDir::hold(dir).map_err(usage)?;
     if let Some(seq) = truncate_at {
@@ -87,7 +83,7 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>, opts: RunOptions) -> CmdResu
             torn.reason,
             journal::BROKEN_FILE
         );
-        let note = Event::LogRepaired { cut_bytes: torn.len, line: torn.line, reason: torn.reason.clone() };
+        let note = Event::LogRepaired { cut_bytes: torn.len, line: torn.line, reason: torn.reason.to_string() };
         journal.append(now_ms(), &[note]).map_err(usage)?;
     }
     end_leftover_workers(&state);
@@ -98,9 +94,10 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>, opts: RunOptions) -> CmdResu
 /// they may still run. End every process marked with this run before replaying, so no
 /// attempt runs twice at once.
 fn end_leftover_workers(state: &RunState) {
-    let ended = guardian::sweep(&state.run_id, None);
-    if ended > 0 {
-        eprintln!("pitboss: ended {ended} leftover worker process(es) of an earlier manager of this run");
+    match guardian::sweep(&state.run_id, None) {
+        Ok(0) => {}
+        Ok(ended) => eprintln!("pitboss: ended {ended} leftover worker process(es) of an earlier manager of this run"),
+        Err(e) => eprintln!("pitboss: warning: workers of an earlier manager of this run may still be running ({e})"),
     }
 }
 
