@@ -86,7 +86,7 @@ pub fn new_run(run: NewRun) -> Result<Prepared, LaunchError> {
 /// ends workers an earlier manager of the run left behind.
 pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchError> {
     if !dir.join(LOG_FILE).exists() && !dir.join(LOG_FILE).is_symlink() {
-        return Err(start_err(format!("{}: no event log here (is this a pitboss run folder?)", dir.display())));
+        return Err(start_err(journal::JournalError::Missing(dir.to_path_buf())));
     }
     let run_dir = RunDir::hold(dir).map_err(start_err)?;
     let mut notes = Vec::new();
@@ -107,15 +107,16 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
             torn.reason,
             journal::BROKEN_FILE
         ));
-        let note = Event::LogRepaired { cut_bytes: torn.len, line: torn.line, reason: torn.reason.clone() };
+        let note = Event::LogRepaired { cut_bytes: torn.len, line: torn.line, reason: torn.reason.to_string() };
         journal.append(wall_ms(), &[note]).map_err(start_err)?;
     }
     // Workers of a crashed manager are ended by its guardian; if the guardian died
     // too they may still run. End every process marked with this run before
     // replaying, so no attempt runs twice at once.
-    let ended = guardian::sweep(&state.run_id, None);
-    if ended > 0 {
-        notes.push(format!("ended {ended} leftover worker process(es) of an earlier manager of this run"));
+    match guardian::sweep(&state.run_id, None) {
+        Ok(0) => {}
+        Ok(ended) => notes.push(format!("ended {ended} leftover worker process(es) of an earlier manager of this run")),
+        Err(e) => notes.push(format!("warning: workers of an earlier manager of this run may still be running ({e})")),
     }
     Ok(Prepared { run_dir, state, journal, resumed: true, notes })
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use pitboss::cli::{self, history, run, EXIT_USAGE};
+use pitboss::cli::{self, history, run};
 use pitboss::config;
 use pitboss::launch::Prepared;
 
@@ -28,7 +28,7 @@ enum Command {
         /// Run folder (default: a new folder under $PITBOSS_HOME or the data dir).
         #[arg(long)]
         state_dir: Option<PathBuf>,
-        /// No TUI: progress on stderr (the TUI is not built yet, so this is the default).
+        /// No TUI: progress on stderr (the default when stdin or stdout is not a terminal, or with --json).
         #[arg(long)]
         headless: bool,
         /// Print the run's JSON document on stdout at the end.
@@ -42,7 +42,7 @@ enum Command {
     Resume {
         /// The run folder.
         dir: PathBuf,
-        /// No TUI (the default until the TUI is built).
+        /// No TUI: progress on stderr (the default when stdin or stdout is not a terminal, or with --json).
         #[arg(long)]
         headless: bool,
         /// Print the run's JSON document on stdout at the end.
@@ -158,18 +158,18 @@ fn main() -> ExitCode {
                     }
                     launch_run(|| run::prepare_new(workflow, None), tui, false)
                 }
-                Err(e) => Err((EXIT_USAGE, e.to_string())),
+                Err(e) => Err(cli::usage(e)),
             }
         }
         Some(Command::Run { file, state_dir, headless, json, broker }) => {
             if broker.is_some() {
-                Err((EXIT_USAGE, "--broker: distributed mode is not supported yet".to_string()))
+                Err(cli::usage("--broker: distributed mode is not supported yet"))
             } else {
                 match config::load(&file) {
                     Ok(workflow) => {
                         launch_run(|| run::prepare_new(workflow, state_dir), !headless && !json && interactive(), json)
                     }
-                    Err(e) => Err((EXIT_USAGE, e.to_string())),
+                    Err(e) => Err(cli::usage(e)),
                 }
             }
         }
@@ -179,14 +179,14 @@ fn main() -> ExitCode {
         Some(Command::Inspect { dir, task, json }) => history::inspect(&dir, task.as_deref(), json),
         Some(Command::Dlq { action: Some(DlqAction::Replay { dir, tasks, all }), .. }) => {
             if tasks.is_empty() && !all {
-                Err((EXIT_USAGE, "dlq replay: name the tasks to replay, or pass --all".to_string()))
+                Err(cli::usage("dlq replay: name the tasks to replay, or pass --all"))
             } else {
                 history::dlq_replay(&dir, &tasks, all)
             }
         }
         Some(Command::Dlq { action: None, dir: Some(dir), json }) => history::dlq_list(&dir, json),
         Some(Command::Dlq { action: None, dir: None, .. }) => {
-            Err((EXIT_USAGE, "usage: pitboss dlq DIR [--json] | pitboss dlq replay DIR (TASK…|--all)".to_string()))
+            Err(cli::usage("usage: pitboss dlq DIR [--json] | pitboss dlq replay DIR (TASK…|--all)"))
         }
         Some(Command::Events { dir, follow, json }) => history::events(&dir, follow, json),
         Some(Command::Validate { file }) => match config::load(&file) {
@@ -194,7 +194,7 @@ fn main() -> ExitCode {
                 println!("{}: ok ({} pools, {} tasks)", file.display(), wf.pools.len(), wf.tasks.len());
                 Ok(cli::EXIT_OK)
             }
-            Err(e) => Err((EXIT_USAGE, e.to_string())),
+            Err(e) => Err(cli::usage(e)),
         },
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Args::command(), "pitboss", &mut std::io::stdout());
@@ -217,7 +217,7 @@ fn main() -> ExitCode {
 /// and drives it. The TUI's settings are read first, so a bad keymap holds no folder.
 fn launch_run(prepare: impl FnOnce() -> Result<Prepared, (u8, String)>, tui: bool, json: bool) -> cli::run::CmdResult {
     let front = if tui {
-        let options = pitboss::tui::TuiOptions::from_environment().map_err(|e| (EXIT_USAGE, e))?;
+        let options = pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?;
         pitboss::tui::front_end(options)
     } else {
         run::headless()

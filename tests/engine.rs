@@ -206,4 +206,22 @@ fn the_log_is_private_and_checksummed() {
     assert!(first["crc"].is_u64());
     assert_eq!(first["event"]["type"], "run_started");
     assert_eq!(first["event"]["workflow"]["tasks"][0]["id"], "a", "the first record holds the workflow");
+
+    // The checksum is checked: change record 2's timestamp by one. The line is still
+    // valid JSON and a valid event, so only the checksum can tell.
+    let log = s.run_dir().join("events.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    assert!(lines.len() > 2, "record 2 must have records after it: {text}");
+    let ts_digit = lines[1].find("\"ts\":").unwrap() + "\"ts\":".len();
+    let digit = lines[1].as_bytes()[ts_digit];
+    let changed = if digit == b'9' { '8' } else { (digit + 1) as char };
+    lines[1].replace_range(ts_digit..ts_digit + 1, &changed.to_string());
+    let edited: Value = serde_json::from_str(&lines[1]).expect("the edited record is still JSON");
+    assert_eq!(edited["seq"], 2);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = s.pitboss().arg("inspect").arg(s.run_dir()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("events.jsonl:2: record seq 2 is corrupt (checksum mismatch)"), "{stderr}");
 }

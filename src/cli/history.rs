@@ -10,17 +10,14 @@ use serde_json::{json, Value};
 
 use super::report::{counts_line, json_document};
 use super::run::CmdResult;
-use super::{EXIT_OK, EXIT_USAGE};
+use super::{usage, EXIT_OK};
 use crate::core::decide::step;
 use crate::core::text::{clock, describe, human_ms, iso};
+use crate::core::truncate::truncate_chars as truncate;
 use crate::core::{AfterFailure, Event, Input, RunState, StepContext, TaskState, TaskStateName};
 use crate::engine::now_ms;
 use crate::io::journal::{self, Journal, Record, LOG_FILE};
 use crate::io::rundir::{is_held, RunDir, OUTPUT_DIR};
-
-fn usage(msg: impl std::fmt::Display) -> (u8, String) {
-    (EXIT_USAGE, msg.to_string())
-}
 
 fn load(dir: &Path) -> Result<RunState, (u8, String)> {
     let (state, scan) = journal::replay(&dir.join(LOG_FILE)).map_err(usage)?;
@@ -96,16 +93,6 @@ fn print_table(state: &RunState) {
             t.pool.as_deref().unwrap_or("-"),
             truncate(&detail, 100)
         );
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max - 1).collect();
-        t.push('…');
-        t
     }
 }
 

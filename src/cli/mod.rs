@@ -20,10 +20,10 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Base folder for runs: `$PITBOSS_HOME`, else the platform data dir.
 pub fn home() -> PathBuf {
-    if let Some(h) = std::env::var_os("PITBOSS_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(h);
-    }
-    directories::ProjectDirs::from("dev", "pitboss", "pitboss")
-        .map(|d| d.data_dir().to_path_buf())
-        .unwrap_or_else(|| PathBuf::from(".pitboss"))
+    crate::io::dirs::home()
+}
+
+/// A failure of bad usage (or a run that cannot start): exit code 2 with `msg`.
+pub fn usage(msg: impl std::fmt::Display) -> (u8, String) {
+    (EXIT_USAGE, msg.to_string())
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::report::{counts_line, json_document};
-use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
+use super::{usage, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use crate::config::Workflow;
 use crate::core::text::{civil, clock, describe, human_ms};
 use crate::core::{AfterFailure, Event, TaskStateName};
@@ -28,10 +28,6 @@ pub struct RunOptions {
 
 /// Outcome of a command: an exit code, with the message for stderr if it failed early.
 pub type CmdResult = Result<u8, (u8, String)>;
-
-fn usage(msg: impl std::fmt::Display) -> (u8, String) {
-    (EXIT_USAGE, msg.to_string())
-}
 
 /// A fresh folder for a run under the pitboss home: `runs/<utc time>-<name>-<id>`.
 pub fn default_state_dir(name: &str, run_id: &str) -> PathBuf {

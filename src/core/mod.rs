@@ -11,6 +11,7 @@ pub mod protocol;
 pub mod state;
 pub mod task;
 pub mod text;
+pub mod truncate;
 
 pub use decide::{step, Input, StepContext};
 pub use event::{AfterFailure, Event, FailureClass, SmallOutput};

@@ -41,10 +41,37 @@ pub fn task_json(task: TaskView<'_>, inputs: Map<String, Value>) -> Value {
     })
 }
 
+/// Why a template could not be filled for an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FillError {
+    /// `{payload.KEY}` names a key this task's payload does not have (the workflow
+    /// check cannot know every payload, e.g. one a replay edited).
+    #[error("task {task:?} has no payload.{path} for {{{placeholder}}}")]
+    MissingPayload {
+        /// The task id.
+        task: String,
+        /// The dotted path after `payload.`.
+        path: String,
+        /// The whole placeholder, without its braces.
+        placeholder: String,
+    },
+    /// A placeholder neither the core nor the caller's `extra` knows.
+    #[error("unknown placeholder {{{0}}}")]
+    Unknown(String),
+}
+
+/// The engine builds attempt specs with `String` errors; this lets `?` carry a
+/// [`FillError`] there as its message.
+impl From<FillError> for String {
+    fn from(e: FillError) -> String {
+        e.to_string()
+    }
+}
+
 /// Fills the placeholders of one template (see [`placeholder_spans`]). `extra`
 /// resolves names the core does not know (`pitboss`, `state_dir`). A missing payload
 /// key is an error naming it.
-pub fn fill(template: &str, task: TaskView<'_>, extra: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn fill(template: &str, task: TaskView<'_>, extra: &dyn Fn(&str) -> Option<String>) -> Result<String, FillError> {
     let mut out = String::with_capacity(template.len());
     let mut last = 0;
     for (start, end) in placeholder_spans(template) {
@@ -60,9 +87,15 @@ pub fn fill(template: &str, task: TaskView<'_>, extra: &dyn Fn(&str) -> Option<S
                 Some(path) => match lookup_payload(task.payload, path) {
                     Some(Value::String(s)) => s.clone(),
                     Some(other) => other.to_string(),
-                    None => return Err(format!("task {:?} has no payload.{path} for {{{name}}}", task.id)),
+                    None => {
+                        return Err(FillError::MissingPayload {
+                            task: task.id.to_string(),
+                            path: path.to_string(),
+                            placeholder: name.to_string(),
+                        })
+                    }
                 },
-                None => extra(name).ok_or_else(|| format!("unknown placeholder {{{name}}}"))?,
+                None => extra(name).ok_or_else(|| FillError::Unknown(name.to_string()))?,
             },
         };
         out.push_str(&value);
@@ -243,6 +276,11 @@ mod tests {
         assert_eq!(fill("--n={payload.n}/{attempt}", t, &extra).unwrap(), "--n=3/2");
         assert_eq!(fill("{pitboss}", t, &extra).unwrap(), "/bin/pb");
         assert_eq!(fill(r#"echo {"ok":true} {} {1}"#, t, &extra).unwrap(), r#"echo {"ok":true} {} {1}"#);
-        assert!(fill("{payload.missing}", t, &extra).unwrap_err().contains("payload.missing"));
+        let missing = fill("{payload.missing}", t, &extra).unwrap_err();
+        assert!(matches!(&missing, FillError::MissingPayload { path, .. } if path == "missing"), "{missing:?}");
+        assert_eq!(missing.to_string(), r#"task "t1" has no payload.missing for {payload.missing}"#);
+        let unknown = fill("{nope}", t, &extra).unwrap_err();
+        assert_eq!(unknown, FillError::Unknown("nope".into()));
+        assert_eq!(unknown.to_string(), "unknown placeholder {nope}");
     }
 }

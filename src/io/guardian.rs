@@ -17,7 +17,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use nix::sys::signal::{kill, Signal};
@@ -30,6 +30,24 @@ pub const MANAGER_PID_ENV: &str = "PITBOSS_MANAGER_PID";
 /// Environment variable holding the run id.
 pub const RUN_ID_ENV: &str = "PITBOSS_RUN_ID";
 
+/// Guardian failures.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardianError {
+    /// The guardian process could not be started (workers would then outlive a
+    /// crash of the manager; the caller warns and carries on).
+    #[error("{exe}: {source}")]
+    Spawn {
+        /// The binary that was to run `guardian`.
+        exe: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `/proc` could not be listed, so marked processes cannot be found: a sweep
+    /// that silently found nothing would let an attempt run twice.
+    #[error("cannot list processes in /proc: {0}")]
+    Proc(#[source] std::io::Error),
+}
+
 /// The manager's handle on its guardian. Dropping it lets the guardian exit.
 pub struct Guardian {
     pipe: Option<ChildStdin>,
@@ -38,14 +56,15 @@ pub struct Guardian {
 
 impl Guardian {
     /// Starts `exe guardian` for this manager's workers of `run_id`.
-    pub fn start(exe: &Path, run_id: &str) -> std::io::Result<Guardian> {
+    pub fn start(exe: &Path, run_id: &str) -> Result<Guardian, GuardianError> {
         let mut child = Command::new(exe)
             .args(["guardian", "--run-id", run_id, "--manager-pid", &std::process::id().to_string()])
             .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
-            .spawn()?;
+            .spawn()
+            .map_err(|source| GuardianError::Spawn { exe: exe.to_path_buf(), source })?;
         let pipe = child.stdin.take();
         Ok(Guardian { pipe, child })
     }
@@ -64,20 +83,26 @@ pub fn main(run_id: &str, manager_pid: u32) -> u8 {
     let mut sink = [0u8; 64];
     // Nothing is sent; read returns 0 (EOF) when the manager's end of the pipe closes.
     while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
-    let ended = sweep(run_id, Some(manager_pid));
-    if ended > 0 {
-        eprintln!("pitboss guardian: manager {manager_pid} is gone; ended {ended} leftover worker process(es)");
+    match sweep(run_id, Some(manager_pid)) {
+        Ok(0) => 0,
+        Ok(ended) => {
+            eprintln!("pitboss guardian: manager {manager_pid} is gone; ended {ended} leftover worker process(es)");
+            0
+        }
+        Err(e) => {
+            eprintln!("pitboss guardian: manager {manager_pid} is gone, but its workers cannot be found: {e}");
+            1
+        }
     }
-    0
 }
 
 /// SIGKILLs every process marked with `run_id` (and `manager_pid`, when given), with
 /// its process group. Repeats until none is left (a dying tree may still fork) or
 /// five passes. Returns how many processes it found.
-pub fn sweep(run_id: &str, manager_pid: Option<u32>) -> usize {
+pub fn sweep(run_id: &str, manager_pid: Option<u32>) -> Result<usize, GuardianError> {
     let mut found = 0;
     for _ in 0..5 {
-        let marked = marked_processes(run_id, manager_pid);
+        let marked = marked_processes(run_id, manager_pid)?;
         if marked.is_empty() {
             break;
         }
@@ -89,16 +114,18 @@ pub fn sweep(run_id: &str, manager_pid: Option<u32>) -> usize {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
-    found
+    Ok(found)
 }
 
-/// Live processes (not zombies) whose environment carries the marks.
-fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Vec<u32> {
+/// Live processes (not zombies) whose environment carries the marks. A process
+/// whose environment cannot be read (it exited meanwhile, or is another user's) is
+/// not one of ours.
+fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Result<Vec<u32>, GuardianError> {
     let run_mark = format!("{RUN_ID_ENV}={run_id}");
     let manager_mark = manager_pid.map(|p| format!("{MANAGER_PID_ENV}={p}"));
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
+    let entries = std::fs::read_dir("/proc").map_err(GuardianError::Proc)?;
+    let marked = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|&pid| pid != me && !is_zombie(pid))
@@ -107,7 +134,8 @@ fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Vec<u32> {
             let has = |mark: &str| environ.split(|&b| b == 0).any(|var| var == mark.as_bytes());
             has(&run_mark) && manager_mark.as_deref().is_none_or(has)
         })
-        .collect()
+        .collect();
+    Ok(marked)
 }
 
 fn is_zombie(pid: u32) -> bool {
@@ -115,4 +143,28 @@ fn is_zombie(pid: u32) -> bool {
         .ok()
         .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with('Z')))
         .unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guardian_that_cannot_start_names_the_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("no-such-pitboss");
+        match Guardian::start(&exe, "run") {
+            Err(e @ GuardianError::Spawn { .. }) => {
+                let text = e.to_string();
+                assert!(text.starts_with(&exe.display().to_string()), "{text}");
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("started a binary that does not exist"),
+        }
+    }
+
+    #[test]
+    fn a_sweep_for_an_unknown_run_finds_nothing() {
+        assert_eq!(sweep("no-such-run-id", None).unwrap(), 0);
+    }
 }

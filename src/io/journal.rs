@@ -10,14 +10,14 @@
 //! reported. Damage followed by valid records is not a crash: it is refused, naming the
 //! line and seq, and never skipped silently.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{Event, RunState};
+use super::fsutil::private_file;
+use crate::core::{ApplyError, Event, RunState};
 
 /// File name of the log inside a run folder.
 pub const LOG_FILE: &str = "events.jsonl";
@@ -70,7 +70,7 @@ pub enum JournalError {
     Missing(PathBuf),
     /// Valid records follow a damaged one: not a crash tail.
     #[error(
-        "{path}:{line}: record {seq_text} is corrupt ({reason}) but valid records follow it; \
+        "{path}:{line}: record seq {cut_seq} is corrupt ({reason}) but valid records follow it; \
          refusing to guess. Inspect the file, or cut the log there with `pitboss resume --truncate-at {cut_seq}` \
          (the cut records are saved to {BROKEN_FILE})"
     )]
@@ -79,12 +79,10 @@ pub enum JournalError {
         path: PathBuf,
         /// 1-based line of the bad record.
         line: usize,
-        /// The expected seq there, as text.
-        seq_text: String,
-        /// The seq to pass to --truncate-at.
+        /// The seq expected there: the one to pass to `--truncate-at`.
         cut_seq: u64,
         /// What is wrong with it.
-        reason: String,
+        reason: Damage,
     },
     /// A record that is well formed but cannot be folded (a bug or a hand edit).
     #[error("{path}:{line}: record seq {seq} cannot be replayed: {reason}")]
@@ -95,9 +93,54 @@ pub enum JournalError {
         line: usize,
         /// Its seq.
         seq: u64,
-        /// Why.
-        reason: String,
+        /// Why the fold refused it.
+        reason: ApplyError,
     },
+}
+
+/// Why one line of the log is not a valid record. The texts are part of the log's
+/// format: they are recorded in `log_repaired` events, so they never change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The line holds NUL bytes: the file grew but the data never landed (a crash).
+    #[error("NUL bytes")]
+    Nul,
+    /// The line has no `,"crc":` part.
+    #[error("no checksum")]
+    NoChecksum,
+    /// The line does not end with the record's closing brace.
+    #[error("truncated")]
+    Truncated,
+    /// The checksum is not a number.
+    #[error("bad checksum")]
+    BadChecksum,
+    /// The checksum does not match the line: its bytes changed after it was written.
+    #[error("checksum mismatch")]
+    ChecksumMismatch,
+    /// The checksum matches but the record is not one this build reads (the JSON
+    /// parser's message; kept as text so a scan stays comparable and cloneable).
+    #[error("unreadable record: {0}")]
+    Unreadable(String),
+}
+
+/// What is wrong with the first damaged record of a log. Its text is recorded in
+/// `log_repaired` events, so the wording is part of the log format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    /// The line is not a valid record.
+    #[error(transparent)]
+    Record(#[from] DecodeError),
+    /// A valid record whose seq breaks the 1, 2, 3… sequence.
+    #[error("seq {found} where {expected} was expected")]
+    OutOfOrder {
+        /// The seq it carries.
+        found: u64,
+        /// The seq that belongs there.
+        expected: u64,
+    },
+    /// The damage is on a last line without its newline (a torn last write).
+    #[error("{0}, partial last line")]
+    PartialLine(Box<Damage>),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
@@ -114,7 +157,7 @@ pub struct TornTail {
     /// 1-based line of the first damaged record.
     pub line: usize,
     /// What was wrong with it.
-    pub reason: String,
+    pub reason: Damage,
 }
 
 /// The outcome of scanning a log.
@@ -147,31 +190,32 @@ pub fn encode(seq: u64, ts: u64, event: &Event, buf: &mut Vec<u8>) {
 }
 
 /// Decodes and verifies one line (without its newline).
-pub fn decode(line: &[u8]) -> Result<Record, String> {
+pub fn decode(line: &[u8]) -> Result<Record, DecodeError> {
     const MARK: &[u8] = b",\"crc\":";
     if line.contains(&0) {
-        return Err("NUL bytes".into());
+        return Err(DecodeError::Nul);
     }
-    let pos = line.windows(MARK.len()).rposition(|w| w == MARK).ok_or("no checksum")?;
+    let pos = line.windows(MARK.len()).rposition(|w| w == MARK).ok_or(DecodeError::NoChecksum)?;
     if line.last() != Some(&b'}') {
-        return Err("truncated".into());
+        return Err(DecodeError::Truncated);
     }
-    let crc_text = std::str::from_utf8(&line[pos + MARK.len()..line.len() - 1]).map_err(|_| "bad checksum")?;
-    let stored: u32 = crc_text.parse().map_err(|_| "bad checksum")?;
+    let crc_text =
+        std::str::from_utf8(&line[pos + MARK.len()..line.len() - 1]).map_err(|_| DecodeError::BadChecksum)?;
+    let stored: u32 = crc_text.parse().map_err(|_| DecodeError::BadChecksum)?;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&line[..pos]);
     hasher.update(b"}");
     if hasher.finalize() != stored {
-        return Err("checksum mismatch".into());
+        return Err(DecodeError::ChecksumMismatch);
     }
-    let rec: StoredRecord = serde_json::from_slice(line).map_err(|e| format!("unreadable record: {e}"))?;
+    let rec: StoredRecord = serde_json::from_slice(line).map_err(|e| DecodeError::Unreadable(e.to_string()))?;
     Ok(Record { seq: rec.seq, ts: rec.ts, event: rec.event })
 }
 
 /// Reads every valid record of `path` in order, calling `visit(record, line)`.
 /// A damaged tail is reported in the result; damage before valid records is an error.
 /// `visit` errors stop the scan as [`JournalError::Replay`].
-pub fn scan(path: &Path, mut visit: impl FnMut(Record, usize) -> Result<(), String>) -> Result<Scan, JournalError> {
+pub fn scan(path: &Path, mut visit: impl FnMut(Record, usize) -> Result<(), ApplyError>) -> Result<Scan, JournalError> {
     let file = open_read(path)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut line = Vec::with_capacity(4096);
@@ -196,18 +240,17 @@ pub fn scan(path: &Path, mut visit: impl FnMut(Record, usize) -> Result<(), Stri
                 return Err(JournalError::Corrupt {
                     path: path.to_path_buf(),
                     line: bad.line,
-                    seq_text: format!("seq {}", records + 1),
                     cut_seq: records + 1,
                     reason: bad.reason,
                 });
             }
             continue;
         }
-        let decoded = decode(body).and_then(|rec| {
+        let decoded = decode(body).map_err(Damage::from).and_then(|rec| {
             if rec.seq == records + 1 {
                 Ok(rec)
             } else {
-                Err(format!("seq {} where {} was expected", rec.seq, records + 1))
+                Err(Damage::OutOfOrder { found: rec.seq, expected: records + 1 })
             }
         });
         match decoded {
@@ -224,7 +267,7 @@ pub fn scan(path: &Path, mut visit: impl FnMut(Record, usize) -> Result<(), Stri
                 missing_newline = !terminated;
             }
             Err(reason) => {
-                let reason = if terminated { reason } else { format!("{reason}, partial last line") };
+                let reason = if terminated { reason } else { Damage::PartialLine(Box::new(reason)) };
                 first_bad = Some(TornTail { offset, len: 0, line: line_no, reason });
             }
         }
@@ -244,7 +287,7 @@ fn open_read(path: &Path) -> Result<File, JournalError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(JournalError::Missing(path.to_path_buf())),
         Err(e) => return Err(io_err(path)(e)),
     }
-    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(io_err(path))
+    private_file().read(true).open(path).map_err(io_err(path))
 }
 
 /// The append side of a log.
@@ -259,13 +302,7 @@ impl Journal {
     /// Creates `dir/events.jsonl` (0600, refusing to overwrite) holding `first`.
     pub fn create(dir: &Path, ts: u64, first: &Event) -> Result<Journal, JournalError> {
         let path = dir.join(LOG_FILE);
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let file = private_file().append(true).create_new(true).open(&path).map_err(io_err(&path))?;
         let mut journal = Journal { path, file, next_seq: 1, buf: Vec::with_capacity(64 * 1024) };
         journal.append(ts, std::slice::from_ref(first))?;
         // The file's existence must survive a crash too.
@@ -282,12 +319,7 @@ impl Journal {
         if let Some(torn) = &scan.torn {
             save_tail(&path, &dir.join(BROKEN_FILE), torn.offset)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let mut file = private_file().read(true).write(true).open(&path).map_err(io_err(&path))?;
         file.set_len(scan.valid_len).map_err(io_err(&path))?;
         file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
         if scan.missing_newline {
@@ -394,13 +426,7 @@ fn save_tail(log: &Path, broken: &Path, offset: u64) -> Result<(), JournalError>
     src.seek(SeekFrom::Start(offset)).map_err(io_err(log))?;
     let mut tail = Vec::new();
     src.read_to_end(&mut tail).map_err(io_err(log))?;
-    let mut out = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(broken)
-        .map_err(io_err(broken))?;
+    let mut out = private_file().append(true).create(true).open(broken).map_err(io_err(broken))?;
     out.write_all(&tail).and_then(|_| out.sync_all()).map_err(io_err(broken))
 }
 
@@ -422,7 +448,7 @@ pub fn truncate_at(dir: &Path, seq: u64) -> Result<u64, JournalError> {
     }
     let total = std::fs::metadata(&path).map_err(io_err(&path))?.len();
     save_tail(&path, &dir.join(BROKEN_FILE), offset)?;
-    let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+    let f = private_file().write(true).open(&path).map_err(io_err(&path))?;
     f.set_len(offset).and_then(|_| f.sync_all()).map_err(io_err(&path))?;
     Ok(total - offset)
 }
@@ -433,10 +459,10 @@ pub fn replay(path: &Path) -> Result<(RunState, Scan), JournalError> {
     let mut state: Option<RunState> = None;
     let scan = scan(path, |rec, _| match &mut state {
         None => {
-            state = Some(RunState::from_first(&rec.event).map_err(|e| e.to_string())?);
+            state = Some(RunState::from_first(&rec.event)?);
             Ok(())
         }
-        Some(s) => s.apply(&rec.event, rec.ts).map_err(|e| e.to_string()),
+        Some(s) => s.apply(&rec.event, rec.ts),
     })?;
     match state {
         Some(state) => Ok((state, scan)),
@@ -467,7 +493,19 @@ mod tests {
         encode(1, 1, &ev("abc"), &mut buf);
         let i = buf.iter().position(|&b| b == b'b').unwrap();
         buf[i] = b'x';
-        assert_eq!(decode(&buf[..buf.len() - 1]).unwrap_err(), "checksum mismatch");
+        let err = decode(&buf[..buf.len() - 1]).unwrap_err();
+        assert_eq!(err, DecodeError::ChecksumMismatch);
+        assert_eq!(err.to_string(), "checksum mismatch", "the wording is recorded in log_repaired events");
+    }
+
+    #[test]
+    fn damage_texts_are_stable() {
+        // These texts land in log_repaired events: changing one changes the log format.
+        let partial = Damage::PartialLine(Box::new(Damage::Record(DecodeError::Truncated)));
+        assert_eq!(partial.to_string(), "truncated, partial last line");
+        assert_eq!(Damage::OutOfOrder { found: 5, expected: 4 }.to_string(), "seq 5 where 4 was expected");
+        assert_eq!(Damage::from(DecodeError::Nul).to_string(), "NUL bytes");
+        assert_eq!(DecodeError::Unreadable("x".into()).to_string(), "unreadable record: x");
     }
 
     #[test]
@@ -485,6 +523,8 @@ mod tests {
         assert_eq!(scan.records, 3);
         assert_eq!(scan.valid_len, whole as u64);
         assert_eq!(scan.torn.as_ref().map(|t| t.line), Some(4));
+        let partial = Damage::PartialLine(Box::new(Damage::Record(DecodeError::NoChecksum)));
+        assert_eq!(scan.torn.as_ref().map(|t| &t.reason), Some(&partial));
 
         // Damage the second record: the third is valid, so this is not a tail.
         let mut bad = buf[..whole].to_vec();
@@ -492,6 +532,18 @@ mod tests {
         bad[second] ^= 0x20;
         std::fs::write(&path, &bad).unwrap();
         let err = super::scan(&path, |_, _| Ok(())).unwrap_err();
-        assert!(matches!(err, JournalError::Corrupt { line: 2, cut_seq: 2, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                JournalError::Corrupt {
+                    line: 2,
+                    cut_seq: 2,
+                    reason: Damage::Record(DecodeError::ChecksumMismatch),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains(":2: record seq 2 is corrupt (checksum mismatch)"), "{err}");
     }
 }

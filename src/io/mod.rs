@@ -1,8 +1,11 @@
 //! Adapters to the world: the event journal and the store trait over it, the run
 //! folder and its lock, worker runners, the clock, signals. Each is small, owns one
-//! resource, and what the engine needs of it is a trait the engine is given.
+//! resource, and what the engine needs of it is a trait the engine is given; `fsutil`
+//! and `dirs` hold the rules every adapter shares (private files, pitboss's folders).
 
 pub mod clock;
+pub mod dirs;
+pub mod fsutil;
 pub mod guardian;
 pub mod journal;
 pub mod rundir;

@@ -4,12 +4,14 @@
 //! the folder through an `flock` on `manager.lock`, which the kernel drops when the
 //! manager dies, so a crash never leaves a stale lock behind.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
+
+use super::fsutil::{create_private_dir, private_file};
 
 /// File holding the manager's lock and pid.
 pub const LOCK_FILE: &str = "manager.lock";
@@ -53,18 +55,16 @@ pub struct RunDir {
 impl RunDir {
     /// Creates (if needed) and locks a run folder.
     pub fn hold(path: &Path) -> Result<RunDir, RunDirError> {
-        DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(io_err(path))?;
+        create_private_dir(path).map_err(io_err(path))?;
         // An existing folder keeps its mode; tighten it explicitly.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io_err(path))?;
         let path = std::fs::canonicalize(path).map_err(io_err(path))?;
         let lock_path = path.join(LOCK_FILE);
-        let file = OpenOptions::new()
+        let file = private_file()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -84,7 +84,7 @@ impl RunDir {
         };
         write_pid(&mut lock).map_err(io_err(&lock_path))?;
         let output = path.join(OUTPUT_DIR);
-        DirBuilder::new().recursive(true).mode(0o700).create(&output).map_err(io_err(&output))?;
+        create_private_dir(&output).map_err(io_err(&output))?;
         Ok(RunDir { path, _lock: lock })
     }
 

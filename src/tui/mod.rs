@@ -65,12 +65,7 @@ impl TuiOptions {
 
 /// pitboss's config dir (`PITBOSS_CONFIG` overrides it).
 pub fn config_dir() -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("PITBOSS_CONFIG") {
-        return dir.into();
-    }
-    directories::ProjectDirs::from("", "", "pitboss")
-        .map(|d| d.config_dir().to_path_buf())
-        .unwrap_or_else(|| std::path::PathBuf::from(".pitboss"))
+    crate::io::dirs::config_dir()
 }
 
 /// The TUI as the launcher runs it: the run waits for the operator (it does not end

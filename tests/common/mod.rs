@@ -69,15 +69,37 @@ impl Scratch {
     }
 
     /// Every event of the run's log, in order.
+    #[track_caller]
     pub fn events(&self) -> Vec<Value> {
         read_events(&self.run_dir())
     }
 }
 
-/// Parses `DIR/events.jsonl` into the `event` objects.
+/// Parses `DIR/events.jsonl` into the `event` objects. Tests poll live runs and kill
+/// managers on purpose, so a log not created yet reads as empty, and a last line
+/// without its newline (a batch being written, or the torn tail of a killed manager)
+/// is left out. Any other line that is not a record fails the test, naming the file,
+/// the line and its text: a silently dropped record would make a test lie.
+#[track_caller]
 pub fn read_events(dir: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();
-    text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).map(|v| v["event"].clone()).collect()
+    let path = dir.join("events.jsonl");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("{}: {e}", path.display()),
+    };
+    let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else { return Vec::new() };
+    let complete = &bytes[..end];
+    let mut events = Vec::new();
+    // A loop, not a closure, so that #[track_caller] names the test that read the log.
+    for (i, line) in complete.split(|&b| b == b'\n').enumerate() {
+        let record: Option<Value> = serde_json::from_slice::<Value>(line).ok().filter(|r| r["event"].is_object());
+        match record {
+            Some(mut record) => events.push(record["event"].take()),
+            None => panic!("{}:{}: not a log record: {}", path.display(), i + 1, String::from_utf8_lossy(line)),
+        }
+    }
+    events
 }
 
 /// The task entry of a `--json` document.
