@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod pty;
+
 /// A temporary folder holding a workflow, its run folder and the pitboss home.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
