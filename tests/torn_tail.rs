@@ -153,3 +153,31 @@ fn a_flipped_byte_in_the_middle_is_refused_naming_line_and_seq() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc["tasks"].as_array().unwrap().iter().all(|t| t["state"] == "completed"), "{doc}");
 }
+
+/// A record with a valid checksum in a newer log format is not damage: `inspect` and
+/// `resume` refuse with "written by a newer pitboss", and the log is left whole.
+#[test]
+fn a_record_from_a_newer_pitboss_is_refused_not_cut() {
+    let (s, log) = finished_run();
+    let text = String::from_utf8(log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let last = lines.pop().unwrap();
+    assert!(last.contains(",\"v\":1,"), "records carry their format version: {last}");
+    // Re-seal the last record as format 2, with a checksum that matches.
+    let body = last[..last.rfind(",\"crc\":").unwrap()].replace(",\"v\":1,", ",\"v\":2,");
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(body.as_bytes());
+    hasher.update(b"}");
+    lines.push(format!("{body},\"crc\":{}}}", hasher.finalize()));
+    let newer = lines.join("\n") + "\n";
+    let path = s.run_dir().join("events.jsonl");
+    std::fs::write(&path, &newer).unwrap();
+    for args in [vec!["inspect"], vec!["resume", "--headless"]] {
+        let out = s.pitboss().args(&args).arg(s.run_dir()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("events.jsonl:{}: written by a newer pitboss", lines.len())), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), newer, "the log was changed");
+    assert!(!s.run_dir().join("events.jsonl.broken").exists(), "a newer record was cut as damage");
+}

@@ -1,6 +1,7 @@
 //! The event journal: `events.jsonl`, one record per line,
-//! `{"seq":N,"ts":MS,"event":{…},"crc":C}`, where C is the CRC-32 of the line with
-//! the `,"crc":C` part removed. Appends are group-committed: the engine hands over a
+//! `{"seq":N,"ts":MS,"v":V,"event":{…},"crc":C}`, where V is the log format version
+//! ([`FORMAT_VERSION`]; absent in logs written before it was recorded, which are
+//! version 1) and C is the CRC-32 of the line with the `,"crc":C` part removed. Appends are group-committed: the engine hands over a
 //! whole batch, which is written with one `write` and made durable with one
 //! `fdatasync` before any of its effects happen.
 //!
@@ -39,15 +40,27 @@ pub struct Record {
 struct StoredRecord {
     seq: u64,
     ts: u64,
+    #[serde(default = "first_format")]
+    v: u32,
     event: Event,
     #[allow(dead_code)] // checked on the raw bytes before parsing
     crc: u32,
+}
+
+/// The log format this build writes, and the newest it reads. Raise it when a record
+/// changes in a way an older build would misread, and add a golden log of the new
+/// version to `tests/golden/`.
+pub const FORMAT_VERSION: u32 = 1;
+
+fn first_format() -> u32 {
+    1
 }
 
 #[derive(Serialize)]
 struct RecordOut<'a> {
     seq: u64,
     ts: u64,
+    v: u32,
     event: &'a Event,
 }
 
@@ -61,6 +74,17 @@ pub enum JournalError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A record with a valid checksum in a format newer than this build reads: the log
+    /// is not damaged, this build is too old for it.
+    #[error("{path}:{line}: written by a newer pitboss (log format {version}; this build reads up to {FORMAT_VERSION}); upgrade pitboss to open this run")]
+    Newer {
+        /// The log.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The record's format version.
+        version: u32,
     },
     /// The log is a symlink, which could redirect writes anywhere.
     #[error("{0}: the event log is a symbolic link; refusing to use it")]
@@ -121,6 +145,9 @@ pub enum DecodeError {
     /// parser's message; kept as text so a scan stays comparable and cloneable).
     #[error("unreadable record: {0}")]
     Unreadable(String),
+    /// The checksum matches and the record says it is in a newer format.
+    #[error("log format {0} is newer than this build's")]
+    Newer(u32),
 }
 
 /// What is wrong with the first damaged record of a log. Its text is recorded in
@@ -177,7 +204,7 @@ pub struct Scan {
 pub fn encode(seq: u64, ts: u64, event: &Event, buf: &mut Vec<u8>) {
     let start = buf.len();
     // Serializing our own types into a Vec cannot fail.
-    if serde_json::to_writer(&mut *buf, &RecordOut { seq, ts, event }).is_err() {
+    if serde_json::to_writer(&mut *buf, &RecordOut { seq, ts, v: FORMAT_VERSION, event }).is_err() {
         buf.truncate(start);
         return;
     }
@@ -208,7 +235,23 @@ pub fn decode(line: &[u8]) -> Result<Record, DecodeError> {
     if hasher.finalize() != stored {
         return Err(DecodeError::ChecksumMismatch);
     }
-    let rec: StoredRecord = serde_json::from_slice(line).map_err(|e| DecodeError::Unreadable(e.to_string()))?;
+    let rec: StoredRecord = match serde_json::from_slice(line) {
+        Ok(rec) => rec,
+        Err(e) => {
+            // A newer build's record may not parse at all; its version says why.
+            #[derive(Deserialize)]
+            struct Version {
+                v: u32,
+            }
+            return Err(match serde_json::from_slice::<Version>(line) {
+                Ok(Version { v }) if v > FORMAT_VERSION => DecodeError::Newer(v),
+                _ => DecodeError::Unreadable(e.to_string()),
+            });
+        }
+    };
+    if rec.v > FORMAT_VERSION {
+        return Err(DecodeError::Newer(rec.v));
+    }
     Ok(Record { seq: rec.seq, ts: rec.ts, event: rec.event })
 }
 
@@ -265,6 +308,10 @@ pub fn scan(path: &Path, mut visit: impl FnMut(Record, usize) -> Result<(), Appl
                 records += 1;
                 offset += n as u64;
                 missing_newline = !terminated;
+            }
+            // Not damage: never cut as a torn tail.
+            Err(Damage::Record(DecodeError::Newer(version))) => {
+                return Err(JournalError::Newer { path: path.to_path_buf(), line: line_no, version });
             }
             Err(reason) => {
                 let reason = if terminated { reason } else { Damage::PartialLine(Box::new(reason)) };
