@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use pitboss::cli::{self, history, run};
+use pitboss::cli::{self, run};
 use pitboss::config;
 use pitboss::launch::Prepared;
 
@@ -176,19 +176,19 @@ fn main() -> ExitCode {
         Some(Command::Resume { dir, headless, json, truncate_at }) => {
             launch_run(|| run::prepare_resume(&dir, truncate_at), !headless && !json && interactive(), json)
         }
-        Some(Command::Inspect { dir, task, json }) => history::inspect(&dir, task.as_deref(), json),
+        Some(Command::Inspect { dir, task, json }) => cli::inspect::inspect(&dir, task.as_deref(), json),
         Some(Command::Dlq { action: Some(DlqAction::Replay { dir, tasks, all }), .. }) => {
             if tasks.is_empty() && !all {
                 Err(cli::usage("dlq replay: name the tasks to replay, or pass --all"))
             } else {
-                history::dlq_replay(&dir, &tasks, all)
+                cli::dlq::dlq_replay(&dir, &tasks, all)
             }
         }
-        Some(Command::Dlq { action: None, dir: Some(dir), json }) => history::dlq_list(&dir, json),
+        Some(Command::Dlq { action: None, dir: Some(dir), json }) => cli::dlq::dlq_list(&dir, json),
         Some(Command::Dlq { action: None, dir: None, .. }) => {
             Err(cli::usage("usage: pitboss dlq DIR [--json] | pitboss dlq replay DIR (TASK…|--all)"))
         }
-        Some(Command::Events { dir, follow, json }) => history::events(&dir, follow, json),
+        Some(Command::Events { dir, follow, json }) => cli::events::events(&dir, follow, json),
         Some(Command::Validate { file }) => match config::load(&file) {
             Ok(wf) => {
                 println!("{}: ok ({} pools, {} tasks)", file.display(), wf.pools.len(), wf.tasks.len());

@@ -1,13 +1,18 @@
 //! Command-line front ends over the engine: headless runs, validation, the bundled
 //! sim-agent, and the read-only views of a run folder (inspect, events, dlq).
 
+pub mod dlq;
+pub mod events;
 pub mod follow;
-pub mod history;
+pub mod inspect;
 pub mod report;
 pub mod run;
 pub mod sim_agent;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::core::RunState;
+use crate::io::journal::{self, LOG_FILE};
 
 /// Exit code: every task completed.
 pub const EXIT_OK: u8 = 0;
@@ -26,4 +31,16 @@ pub fn home() -> PathBuf {
 /// A failure of bad usage (or a run that cannot start): exit code 2 with `msg`.
 pub fn usage(msg: impl std::fmt::Display) -> (u8, String) {
     (EXIT_USAGE, msg.to_string())
+}
+
+/// Folds a run folder's log, noting a damaged tail (only `resume` cuts it).
+pub fn load(dir: &Path) -> Result<RunState, (u8, String)> {
+    let (state, scan) = journal::replay(&dir.join(LOG_FILE)).map_err(usage)?;
+    if let Some(t) = scan.torn {
+        eprintln!(
+            "pitboss: note: the log ends in a damaged record at line {} ({}); `pitboss resume` will cut it",
+            t.line, t.reason
+        );
+    }
+    Ok(state)
 }

@@ -1,7 +1,5 @@
-//! Read-side commands over a run folder: `inspect` (task table or one task's whole
-//! history), `events` (the log, optionally followed live) and `dlq` (list dead letters,
-//! replay them). All but `dlq replay` only read; `dlq replay` appends events and is
-//! refused while a manager holds the run (it must act in that manager instead).
+//! `pitboss inspect DIR [TASK] [--json]`: the task table of a run, or one task's whole
+//! history with the tails of its attempts' output. Only reads.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
@@ -10,25 +8,12 @@ use serde_json::{json, Value};
 
 use super::report::{counts_line, json_document};
 use super::run::CmdResult;
-use super::{usage, EXIT_OK};
-use crate::core::decide::step;
+use super::{load, usage, EXIT_OK};
 use crate::core::text::{clock, describe, human_ms, iso};
 use crate::core::truncate::truncate_chars as truncate;
-use crate::core::{AfterFailure, Event, Input, RunState, StepContext, TaskState, TaskStateName};
-use crate::engine::now_ms;
-use crate::io::journal::{self, Journal, Record, LOG_FILE};
-use crate::io::rundir::{is_held, RunDir, OUTPUT_DIR};
-
-fn load(dir: &Path) -> Result<RunState, (u8, String)> {
-    let (state, scan) = journal::replay(&dir.join(LOG_FILE)).map_err(usage)?;
-    if let Some(t) = scan.torn {
-        eprintln!(
-            "pitboss: note: the log ends in a damaged record at line {} ({}); `pitboss resume` will cut it",
-            t.line, t.reason
-        );
-    }
-    Ok(state)
-}
+use crate::core::{AfterFailure, Event, RunState, TaskState};
+use crate::io::journal::{self, Record, LOG_FILE};
+use crate::io::rundir::OUTPUT_DIR;
 
 /// `pitboss inspect DIR [TASK] [--json]`.
 pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
@@ -177,105 +162,4 @@ fn tail_lines(path: &Path, n: usize) -> Vec<String> {
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
     let lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
-}
-
-/// `pitboss events DIR [--follow] [--json]`.
-pub fn events(dir: &Path, follow: bool, json_out: bool) -> CmdResult {
-    let path = dir.join(LOG_FILE);
-    let print = |rec: &Record| {
-        if json_out {
-            println!("{}", json!({"seq": rec.seq, "ts": rec.ts, "event": rec.event}));
-        } else {
-            let text = describe(&rec.event).unwrap_or_else(|| rec.event.kind().to_string());
-            println!("#{:<6} {}  {}", rec.seq, iso(rec.ts), text);
-        }
-    };
-    let scan = journal::scan(&path, |rec, _| {
-        print(&rec);
-        Ok(())
-    })
-    .map_err(usage)?;
-    if follow {
-        super::follow::follow(&path, scan.valid_len, scan.records, dir, &print).map_err(usage)?;
-    }
-    Ok(EXIT_OK)
-}
-
-/// `pitboss dlq DIR [--json]`.
-pub fn dlq_list(dir: &Path, json_out: bool) -> CmdResult {
-    let state = load(dir)?;
-    let letters: Vec<(usize, &str)> = state
-        .tasks
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| match &t.state {
-            TaskState::DeadLettered { reason } => Some((i, reason.as_str())),
-            _ => None,
-        })
-        .collect();
-    if json_out {
-        let list: Vec<Value> = letters
-            .iter()
-            .map(|(i, reason)| {
-                json!({"id": state.task_id(*i), "reason": reason, "attempts": state.tasks[*i].attempts, "pool": state.tasks[*i].pool})
-            })
-            .collect();
-        println!("{}", json!({"run_id": state.run_id, "dead_letters": list}));
-    } else if letters.is_empty() {
-        println!("no dead letters in run {:?}", state.workflow.name);
-    } else {
-        for (i, reason) in &letters {
-            println!("{:20} attempts {:<3} {}", state.task_id(*i), state.tasks[*i].attempts, reason);
-        }
-        println!("\nreplay with: pitboss dlq replay {} (TASK…|--all)", dir.display());
-    }
-    Ok(EXIT_OK)
-}
-
-/// `pitboss dlq replay DIR (TASK…|--all)`: appends requeue events; `resume` runs them.
-pub fn dlq_replay(dir: &Path, tasks: &[String], all: bool) -> CmdResult {
-    if let Some(pid) = is_held(dir) {
-        return Err(usage(format!(
-            "{} is in use by a running pitboss manager (pid {pid}); replay the dead letters in that manager",
-            dir.display()
-        )));
-    }
-    let run_dir = RunDir::hold(dir).map_err(usage)?;
-    let log = run_dir.path.join(LOG_FILE);
-    let (mut state, scan) = journal::replay(&log).map_err(usage)?;
-    let chosen: Vec<String> = if all {
-        (0..state.tasks.len())
-            .filter(|&i| state.tasks[i].state.name() == TaskStateName::DeadLettered)
-            .map(|i| state.task_id(i).to_string())
-            .collect()
-    } else {
-        for id in tasks {
-            match state.task_index(id).map(|i| state.tasks[i].state.name()) {
-                None => return Err(usage(format!("run has no task {id:?}"))),
-                Some(TaskStateName::DeadLettered) => {}
-                Some(other) => return Err(usage(format!("task {id:?} is {other}, not dead-lettered"))),
-            }
-        }
-        tasks.to_vec()
-    };
-    if chosen.is_empty() {
-        println!("no dead letters to replay");
-        return Ok(EXIT_OK);
-    }
-    let now = now_ms();
-    let mut events = Vec::new();
-    for id in &chosen {
-        let input = Input::Requeue { task: id.clone(), reason: "dlq replay".into() };
-        events.extend(step(&mut state, input, StepContext { now_ms: now, jitter: 0.0 }).map_err(usage)?);
-    }
-    let mut journal = Journal::open(&run_dir.path, &scan).map_err(usage)?;
-    journal.append(now, &events).map_err(usage)?;
-    let revived = events.iter().filter(|e| matches!(e, Event::TaskRevived { .. })).count();
-    println!(
-        "requeued {} dead letter(s) ({}), {revived} skipped dependent(s) revived; run them with: pitboss resume {}",
-        chosen.len(),
-        chosen.join(", "),
-        dir.display()
-    );
-    Ok(EXIT_OK)
 }

@@ -1,0 +1,95 @@
+//! `pitboss dlq DIR [--json]` lists dead letters; `pitboss dlq replay DIR (TASK…|--all)`
+//! requeues them (and revives their skipped dependents) by appending events, so the
+//! next `resume` runs them. Replay is refused while a manager holds the run: it must
+//! be done in that manager instead, which is the log's one writer.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::run::CmdResult;
+use super::{load, usage, EXIT_OK};
+use crate::core::decide::step;
+use crate::core::{Event, Input, StepContext, TaskState, TaskStateName};
+use crate::engine::now_ms;
+use crate::io::journal::{self, Journal, LOG_FILE};
+use crate::io::rundir::{is_held, RunDir};
+
+/// `pitboss dlq DIR [--json]`.
+pub fn dlq_list(dir: &Path, json_out: bool) -> CmdResult {
+    let state = load(dir)?;
+    let letters: Vec<(usize, &str)> = state
+        .tasks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| match &t.state {
+            TaskState::DeadLettered { reason } => Some((i, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    if json_out {
+        let list: Vec<Value> = letters
+            .iter()
+            .map(|(i, reason)| {
+                json!({"id": state.task_id(*i), "reason": reason, "attempts": state.tasks[*i].attempts, "pool": state.tasks[*i].pool})
+            })
+            .collect();
+        println!("{}", json!({"run_id": state.run_id, "dead_letters": list}));
+    } else if letters.is_empty() {
+        println!("no dead letters in run {:?}", state.workflow.name);
+    } else {
+        for (i, reason) in &letters {
+            println!("{:20} attempts {:<3} {}", state.task_id(*i), state.tasks[*i].attempts, reason);
+        }
+        println!("\nreplay with: pitboss dlq replay {} (TASK…|--all)", dir.display());
+    }
+    Ok(EXIT_OK)
+}
+
+/// `pitboss dlq replay DIR (TASK…|--all)`: appends requeue events; `resume` runs them.
+pub fn dlq_replay(dir: &Path, tasks: &[String], all: bool) -> CmdResult {
+    if let Some(pid) = is_held(dir) {
+        return Err(usage(format!(
+            "{} is in use by a running pitboss manager (pid {pid}); replay the dead letters in that manager",
+            dir.display()
+        )));
+    }
+    let run_dir = RunDir::hold(dir).map_err(usage)?;
+    let log = run_dir.path.join(LOG_FILE);
+    let (mut state, scan) = journal::replay(&log).map_err(usage)?;
+    let chosen: Vec<String> = if all {
+        (0..state.tasks.len())
+            .filter(|&i| state.tasks[i].state.name() == TaskStateName::DeadLettered)
+            .map(|i| state.task_id(i).to_string())
+            .collect()
+    } else {
+        for id in tasks {
+            match state.task_index(id).map(|i| state.tasks[i].state.name()) {
+                None => return Err(usage(format!("run has no task {id:?}"))),
+                Some(TaskStateName::DeadLettered) => {}
+                Some(other) => return Err(usage(format!("task {id:?} is {other}, not dead-lettered"))),
+            }
+        }
+        tasks.to_vec()
+    };
+    if chosen.is_empty() {
+        println!("no dead letters to replay");
+        return Ok(EXIT_OK);
+    }
+    let now = now_ms();
+    let mut events = Vec::new();
+    for id in &chosen {
+        let input = Input::Requeue { task: id.clone(), reason: "dlq replay".into() };
+        events.extend(step(&mut state, input, StepContext { now_ms: now, jitter: 0.0 }).map_err(usage)?);
+    }
+    let mut journal = Journal::open(&run_dir.path, &scan).map_err(usage)?;
+    journal.append(now, &events).map_err(usage)?;
+    let revived = events.iter().filter(|e| matches!(e, Event::TaskRevived { .. })).count();
+    println!(
+        "requeued {} dead letter(s) ({}), {revived} skipped dependent(s) revived; run them with: pitboss resume {}",
+        chosen.len(),
+        chosen.join(", "),
+        dir.display()
+    );
+    Ok(EXIT_OK)
+}
