@@ -424,9 +424,9 @@ fn palette_completes_commands_and_task_ids() {
     vs.type_key(&fleet, fleet.records.len(), TextKey::Esc);
     assert!(vs.palette.is_none());
     // Pools complete after pause, breaker's verbs and then pools after breaker.
-    assert_eq!(pitboss::tui::view::complete(&fleet, "pause wr"), "pause writer ");
-    assert_eq!(pitboss::tui::view::complete(&fleet, "breaker t"), "breaker trip ");
-    assert_eq!(pitboss::tui::view::complete(&fleet, "breaker trip rev"), "breaker trip reviewer ");
+    assert_eq!(pitboss::tui::screens::palette::complete(&fleet, "pause wr"), "pause writer ");
+    assert_eq!(pitboss::tui::screens::palette::complete(&fleet, "breaker t"), "breaker trip ");
+    assert_eq!(pitboss::tui::screens::palette::complete(&fleet, "breaker trip rev"), "breaker trip reviewer ");
 }
 
 #[test]
@@ -497,7 +497,7 @@ fn filter_words_match_state_pool_and_error_text() {
     let fleet = Script::busy().fleet();
     let ids = |filter: &str| {
         let vs = ViewState { filter: filter.into(), ..ViewState::default() };
-        pitboss::tui::view::task_rows(&fleet, &vs)
+        pitboss::tui::screens::tasks::task_rows(&fleet, &vs)
             .into_iter()
             .map(|i| fleet.state.task_id(i).to_string())
             .collect::<Vec<_>>()

@@ -3,10 +3,15 @@
 //! which is not durable and only feeds the panes. Time travel folds a prefix of the
 //! same records into a fresh model, so "the run as of event N" is exactly what a
 //! replay of the first N records gives.
+//!
+//! What the screens read on every frame is kept up to date record by record in
+//! [`Fleet::apply`], never recomputed from the whole log: each task's history (with
+//! the task as it was after each step), the running tasks, and the dead letters. A
+//! frame costs what is on screen, however long the run.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use crate::core::{Event, RunState, TaskState, TaskStateName};
+use crate::core::{Event, RunState, Task, TaskState, TaskStateName};
 use crate::io::journal::Record;
 
 /// Lines of live output kept per running task.
@@ -29,6 +34,16 @@ pub struct Live {
     pub last_output_ms: u64,
 }
 
+/// One step of a task's history: a record about the task and the task right after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Index into [`Fleet::records`].
+    pub record: usize,
+    /// The task as the fold left it after that record (what replaying the log up to
+    /// there gives), so stepping back through history folds nothing.
+    pub task: Task,
+}
+
 /// The read model of one run.
 #[derive(Debug, Clone)]
 pub struct Fleet {
@@ -36,8 +51,6 @@ pub struct Fleet {
     pub state: RunState,
     /// Every record, in order (history, time travel).
     pub records: Vec<Record>,
-    /// For each task, indices into `records` of the records about it.
-    pub task_records: Vec<Vec<usize>>,
     /// Time of the first record.
     pub started_ms: u64,
     /// Time of the latest record.
@@ -50,6 +63,14 @@ pub struct Fleet {
     pub completions: VecDeque<u64>,
     /// Live output of running attempts, by task.
     pub live: HashMap<String, Live>,
+    // The caches below are derived from `state` record by record; they are private so
+    // that nothing but `apply` can make them disagree with it.
+    /// Per task, its transitions in order (spawn notes are not transitions).
+    history: Vec<Vec<Step>>,
+    /// Running tasks, by index (workflow order).
+    running: BTreeSet<usize>,
+    /// Dead-lettered tasks, by index, with the fingerprint of their reason.
+    dead: BTreeMap<usize, String>,
 }
 
 /// Why records could not be folded.
@@ -72,14 +93,19 @@ impl Fleet {
         let mut fleet = Fleet {
             state,
             records: Vec::with_capacity(records.len()),
-            task_records: vec![Vec::new(); n],
             started_ms: first.ts,
             last_ts: first.ts,
             queue_depth: VecDeque::new(),
             pool_depth: VecDeque::new(),
             completions: VecDeque::new(),
             live: HashMap::new(),
+            history: vec![Vec::new(); n],
+            running: BTreeSet::new(),
+            dead: BTreeMap::new(),
         };
+        for i in 0..n {
+            fleet.track(i);
+        }
         fleet.records.push(first.clone());
         for record in &records[1..] {
             fleet.apply(record)?;
@@ -87,17 +113,21 @@ impl Fleet {
         Ok(fleet)
     }
 
-    /// Folds one committed record.
+    /// Folds one committed record. Costs the record, not the log: every cache grows
+    /// by at most one entry.
     pub fn apply(&mut self, record: &Record) -> Result<(), FoldError> {
         self.state
             .apply(&record.event, record.ts)
             .map_err(|e| FoldError { seq: record.seq, message: e.to_string() })?;
         let index = self.records.len();
+        // An event changes at most the task it names (`RunState::apply`), so only that
+        // task's entries can move.
         if let Some(i) = record.event.task().and_then(|t| self.state.task_index(t)) {
             // A spawn note is not a transition: history shows transitions only.
             if !matches!(record.event, Event::AttemptSpawned { .. }) {
-                self.task_records[i].push(index);
+                self.history[i].push(Step { record: index, task: self.state.tasks[i].clone() });
             }
+            self.track(i);
             match &record.event {
                 Event::AttemptStarted { task, attempt, .. } => {
                     self.live
@@ -122,6 +152,41 @@ impl Fleet {
         self.sample_queue(record.ts);
         self.records.push(record.clone());
         Ok(())
+    }
+
+    /// Files task `i` among the running and the dead letters as its state says.
+    fn track(&mut self, i: usize) {
+        match &self.state.tasks[i].state {
+            TaskState::Running { .. } => {
+                self.running.insert(i);
+            }
+            _ => {
+                self.running.remove(&i);
+            }
+        }
+        match &self.state.tasks[i].state {
+            TaskState::DeadLettered { reason } => {
+                self.dead.insert(i, fingerprint(reason));
+            }
+            _ => {
+                self.dead.remove(&i);
+            }
+        }
+    }
+
+    /// Task `i`'s history: its transitions in order, each with the task after it.
+    pub fn history(&self, i: usize) -> &[Step] {
+        self.history.get(i).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Running tasks in workflow order: the dashboard's worker panes.
+    pub fn running(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
+        self.running.iter().copied()
+    }
+
+    /// Dead-lettered tasks in workflow order.
+    pub fn dead_letters(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
+        self.dead.keys().copied()
     }
 
     fn sample_queue(&mut self, ts: u64) {
@@ -182,17 +247,6 @@ impl Fleet {
         }
     }
 
-    /// Task `i` as it was right after record `upto` (an index into `records`): the
-    /// same fold as replay, over the log's prefix.
-    pub fn task_at(&self, i: usize, upto: usize) -> Option<crate::core::Task> {
-        let first = self.records.first()?;
-        let mut state = RunState::from_first(&first.event).ok()?;
-        for record in self.records.get(1..=upto)? {
-            state.apply(&record.event, record.ts).ok()?;
-        }
-        state.tasks.get(i).cloned()
-    }
-
     /// Completed tasks per second over the last minute (or since the start).
     pub fn throughput(&self, now_ms: u64) -> f64 {
         let window = now_ms.saturating_sub(self.started_ms).clamp(1_000, 60_000);
@@ -206,21 +260,22 @@ impl Fleet {
     }
 
     /// Dead letters grouped by the cause of their failure: (fingerprint, tasks, attempts).
+    /// Costs the dead letters, not the tasks.
     pub fn dead_letter_groups(&self) -> Vec<DeadLetterGroup> {
         let mut groups: Vec<DeadLetterGroup> = Vec::new();
-        for (i, task) in self.state.tasks.iter().enumerate() {
+        for (&i, print) in &self.dead {
+            let task = &self.state.tasks[i];
             let TaskState::DeadLettered { reason } = &task.state else {
                 continue;
             };
-            let print = fingerprint(reason);
             let id = self.state.task_id(i).to_string();
-            match groups.iter_mut().find(|g| g.fingerprint == print) {
+            match groups.iter_mut().find(|g| &g.fingerprint == print) {
                 Some(g) => {
                     g.tasks.push(id);
                     g.attempts += task.attempts;
                 }
                 None => groups.push(DeadLetterGroup {
-                    fingerprint: print,
+                    fingerprint: print.clone(),
                     reason: reason.clone(),
                     tasks: vec![id],
                     attempts: task.attempts,

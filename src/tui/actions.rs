@@ -1,0 +1,158 @@
+//! What the operator's task actions ask the engine for: retry, cancel, replay (one,
+//! a group, every dead letter), and quit. Shared by the keys of every screen and by
+//! the palette. A destructive one (cancel, a replay that brings back more than one
+//! task, quitting with work running) is put to a [`Confirm`] question first. Each
+//! sets a one-line message saying what it did or why it did nothing.
+
+use super::model::Fleet;
+use super::screens::tasks::matches_filter;
+use super::view::{Confirm, Request, ViewState};
+use crate::core::{Input as EngineInput, TaskState, TaskStateName};
+
+/// Who the engine records as the author of a TUI command.
+const OPERATOR: &str = "operator (tui)";
+
+/// Quits: at once when the run is over, else after a question (the run stays
+/// resumable either way).
+pub fn quit(vs: &mut ViewState, fleet: &Fleet) -> Vec<Request> {
+    let running = fleet.state.count(TaskStateName::Running);
+    let unfinished = !fleet.state.finished;
+    if running > 0 || unfinished {
+        let what = if running > 0 {
+            format!("Stop {} and quit?", plural(running, "running attempt"))
+        } else {
+            "Quit with tasks still to run?".to_string()
+        };
+        vs.confirm = Some(Confirm {
+            question: format!("{what} The run stays resumable (pitboss resume)."),
+            on_yes: vec![Request::Quit],
+        });
+        Vec::new()
+    } else {
+        vec![Request::Quit]
+    }
+}
+
+/// Retries `task`: requeues a dead-lettered or cancelled task, or ends a retry's wait.
+pub fn retry(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
+    let Some(i) = fleet.state.task_index(task) else { return Vec::new() };
+    match &fleet.state.tasks[i].state {
+        TaskState::DeadLettered { .. } | TaskState::Cancelled { .. } => {
+            vs.message = Some(format!("{task}: requeued"));
+            vec![Request::Engine(EngineInput::Requeue { task: task.to_string(), reason: OPERATOR.into() })]
+        }
+        TaskState::RetryWait { due_ms } => {
+            vs.message = Some(format!("{task}: retrying now"));
+            vec![Request::Engine(EngineInput::RetryTimer { task: task.to_string(), due_ms: *due_ms })]
+        }
+        other => {
+            vs.message = Some(format!(
+                "{task} is {}: only dead-lettered, cancelled or waiting tasks can be retried",
+                other.name().as_str()
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// Cancels `task` (asks first, saying what else it ends).
+pub fn cancel(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
+    let Some(i) = fleet.state.task_index(task) else { return Vec::new() };
+    let state = &fleet.state.tasks[i].state;
+    if state.is_terminal() {
+        vs.message = Some(format!("{task} is {}: nothing to cancel", state.name().as_str()));
+        return Vec::new();
+    }
+    let what = if matches!(state, TaskState::Running { .. }) { " and end its process group" } else { "" };
+    let note = if fleet.state.dependents[i].is_empty() { "" } else { " Its dependents will be skipped." };
+    vs.confirm = Some(Confirm {
+        question: format!("Cancel {task}{what}?{note}"),
+        on_yes: vec![Request::Engine(EngineInput::Cancel { task: task.to_string(), reason: OPERATOR.into() })],
+    });
+    Vec::new()
+}
+
+/// Replays one dead letter.
+pub fn replay(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
+    let Some(i) = fleet.state.task_index(task) else { return Vec::new() };
+    if !matches!(fleet.state.tasks[i].state, TaskState::DeadLettered { .. }) {
+        vs.message = Some(format!("{task} is not a dead letter"));
+        return Vec::new();
+    }
+    replay_many(vs, fleet, vec![task.to_string()], task)
+}
+
+/// Replays every dead letter that matches the tasks filter (asks first).
+pub fn replay_all(vs: &mut ViewState, fleet: &Fleet) -> Vec<Request> {
+    let targets: Vec<String> = fleet
+        .dead_letters()
+        .filter(|&i| matches_filter(fleet, i, &vs.filter))
+        .map(|i| fleet.state.task_id(i).to_string())
+        .collect();
+    let scope = if vs.filter.is_empty() {
+        "every dead letter".to_string()
+    } else {
+        format!("dead letters matching {:?}", vs.filter)
+    };
+    replay_many(vs, fleet, targets, &scope)
+}
+
+/// Replays `targets`; asks first, with how many tasks come back, unless it is one
+/// task with no skipped dependents. `scope` names the targets in the question.
+pub fn replay_many(vs: &mut ViewState, fleet: &Fleet, targets: Vec<String>, scope: &str) -> Vec<Request> {
+    if targets.is_empty() {
+        vs.message = Some("no dead letters to replay".into());
+        return Vec::new();
+    }
+    let indices: Vec<usize> = targets.iter().filter_map(|t| fleet.state.task_index(t)).collect();
+    let affected = replay_impact(fleet, &indices);
+    let revived = affected - indices.len();
+    let requests: Vec<Request> = targets
+        .into_iter()
+        .map(|task| Request::Engine(EngineInput::Requeue { task, reason: OPERATOR.into() }))
+        .collect();
+    if requests.len() == 1 && revived == 0 {
+        vs.message = Some(format!("{scope}: replayed"));
+        return requests;
+    }
+    vs.confirm = Some(Confirm {
+        question: format!(
+            "Replay {scope}? {} in all ({} plus {} skipped dependents coming back).",
+            plural(affected, "task"),
+            plural(indices.len(), "dead letter"),
+            revived
+        ),
+        on_yes: requests,
+    });
+    Vec::new()
+}
+
+/// Tasks a replay of `targets` brings back: the targets plus every dependent skipped
+/// because of them, transitively.
+pub fn replay_impact(fleet: &Fleet, targets: &[usize]) -> usize {
+    let state = &fleet.state;
+    let mut seen = vec![false; state.tasks.len()];
+    let mut work: Vec<usize> = targets.to_vec();
+    let mut count = 0;
+    while let Some(i) = work.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        count += 1;
+        for &d in &state.dependents[i] {
+            if matches!(state.tasks[d].state, TaskState::Skipped { .. }) {
+                work.push(d);
+            }
+        }
+    }
+    count
+}
+
+/// "1 task", "3 tasks".
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

@@ -1,0 +1,103 @@
+//! Terminal events to view-state updates: a pending question takes the key first,
+//! then an open text field, then the keymap; the mouse wheel moves like up/down and a
+//! click selects a row of the tasks table.
+
+use ratatui::crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
+};
+
+use super::keys::{Action, Keymap};
+use super::model::Fleet;
+use super::screens::tasks;
+use super::view::{Request, Screen, TextKey, ViewState};
+
+/// Routes one terminal event: a pending question first, then an open text field,
+/// then the keymap. `live` is the run, `travelled` what time travel shows instead;
+/// `height` is the terminal's, for mouse clicks.
+pub fn on_terminal_event(
+    event: TermEvent,
+    vs: &mut ViewState,
+    live: &Fleet,
+    travelled: Option<&Fleet>,
+    keymap: &Keymap,
+    height: u16,
+) -> Vec<Request> {
+    let shown = travelled.unwrap_or(live);
+    let total = live.records.len();
+    match event {
+        TermEvent::Key(key) if key.kind != KeyEventKind::Release => {
+            if vs.confirm.is_some() {
+                let yes =
+                    matches!(key.code, KeyCode::Char('y' | 'Y')) && !key.modifiers.contains(KeyModifiers::CONTROL);
+                return vs.answer(yes);
+            }
+            if vs.palette.is_some() || vs.filter_input.is_some() {
+                if let Some(text) = text_key(key) {
+                    return vs.type_key(shown, total, text);
+                }
+                return Vec::new();
+            }
+            match key_name(key).and_then(|name| keymap.action(&name)) {
+                Some(action) => vs.update(shown, total, action),
+                None => Vec::new(),
+            }
+        }
+        TermEvent::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::ScrollUp => vs.update(shown, total, Action::Up),
+            MouseEventKind::ScrollDown => vs.update(shown, total, Action::Down),
+            MouseEventKind::Down(MouseButton::Left) if vs.screen == Screen::Tasks => {
+                tasks::click(vs, shown, mouse.row, height);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// The keymap's name for a key: "j", "G", "ctrl-c", "enter", "pgdn"…
+pub fn key_name(key: KeyEvent) -> Option<String> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let name = match key.code {
+        KeyCode::Char(c) if ctrl => format!("ctrl-{}", c.to_ascii_lowercase()),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Enter => "enter".into(),
+        KeyCode::Esc => "esc".into(),
+        KeyCode::Tab => "tab".into(),
+        KeyCode::BackTab => "backtab".into(),
+        KeyCode::Up => "up".into(),
+        KeyCode::Down => "down".into(),
+        KeyCode::Left => "left".into(),
+        KeyCode::Right => "right".into(),
+        KeyCode::PageUp => "pgup".into(),
+        KeyCode::PageDown => "pgdn".into(),
+        KeyCode::Home => "home".into(),
+        KeyCode::End => "end".into(),
+        KeyCode::Backspace => "backspace".into(),
+        KeyCode::Delete => "delete".into(),
+        KeyCode::F(n) => format!("f{n}"),
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// A key as a text field sees it; `None` for keys a field ignores.
+fn text_key(key: KeyEvent) -> Option<TextKey> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        // ctrl-c leaves the field, like Esc.
+        return matches!(key.code, KeyCode::Char('c')).then_some(TextKey::Esc);
+    }
+    Some(match key.code {
+        KeyCode::Char(c) => TextKey::Char(c),
+        KeyCode::Backspace => TextKey::Backspace,
+        KeyCode::Delete => TextKey::Delete,
+        KeyCode::Left => TextKey::Left,
+        KeyCode::Right => TextKey::Right,
+        KeyCode::Home => TextKey::Home,
+        KeyCode::End => TextKey::End,
+        KeyCode::Tab => TextKey::Tab,
+        KeyCode::Enter => TextKey::Enter,
+        KeyCode::Esc => TextKey::Esc,
+        _ => return None,
+    })
+}

@@ -1,0 +1,45 @@
+//! The confirm overlay: a destructive action (cancel, bulk replay, quit with work
+//! running) waits here for a `y`; every other key is No, the default.
+
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::Frame;
+
+use crate::tui::draw::Scene;
+use crate::tui::view::{Request, ViewState};
+use crate::tui::widgets::popup;
+
+/// A question that must be answered before a destructive action; No is the default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm {
+    /// The question, ending in what happens on yes.
+    pub question: String,
+    /// What yes does.
+    pub on_yes: Vec<Request>,
+}
+
+impl ViewState {
+    /// Answers a pending confirmation: only `y` (or `Y`) says yes.
+    pub fn answer(&mut self, yes: bool) -> Vec<Request> {
+        match self.confirm.take() {
+            Some(c) if yes => c.on_yes,
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Draws the question over the middle of `area`.
+pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, confirm: &Confirm) {
+    let text = vec![
+        Line::from(confirm.question.clone()),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled(" y ", scene.theme.selected()),
+            Span::raw(" yes    "),
+            Span::styled(" N ", scene.theme.selected().add_modifier(Modifier::BOLD)),
+            Span::raw(" no (any other key)"),
+        ]),
+    ];
+    popup(frame, area, "Confirm", text, 64, 7);
+}

@@ -1,0 +1,257 @@
+//! The dashboard: one pane per running attempt with its live output and progress,
+//! the queue's depth over time (in total and per pool), each pool's load and circuit,
+//! and the dead letters by cause. Its keys move the selection over the worker panes
+//! (`update.rs`); Enter opens the selected worker's task.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::Frame;
+
+use crate::core::breaker::Circuit;
+use crate::core::text::human_ms;
+use crate::core::{RunState, TaskState, TaskStateName};
+use crate::tui::draw::Scene;
+use crate::tui::model::{Fleet, Live};
+use crate::tui::theme::Theme;
+use crate::tui::view::Screen;
+
+/// Running tasks, in workflow order: the dashboard's worker panes. Kept by the read
+/// model as records arrive, so this costs the running tasks, not the run.
+pub fn worker_rows(fleet: &Fleet) -> Vec<usize> {
+    fleet.running().collect()
+}
+
+/// The task of the selected worker pane.
+pub fn selected_task(fleet: &Fleet, selected: usize) -> Option<usize> {
+    fleet.running().nth(selected)
+}
+
+/// Draws the dashboard: worker panes beside (or above) the queue, pools and dead
+/// letters panels.
+pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let wide = area.width >= 110;
+    let parts = if wide {
+        Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).split(area)
+    } else {
+        // Stacked: the worker panes take the rows they need (up to 60 %), the
+        // panels below get the rest.
+        let columns = ((area.width.saturating_sub(2)) / 38).max(1) as usize;
+        let pane_rows = scene.fleet.running().len().div_ceil(columns).max(1) as u16;
+        let wanted = pane_rows * 5 + 2;
+        let workers = wanted.min(area.height * 6 / 10).max(7.min(area.height));
+        Layout::vertical([Constraint::Length(workers), Constraint::Min(3)]).split(area)
+    };
+    workers(frame, parts[0], scene);
+    let side = if wide {
+        let pools = scene.fleet.state.workflow.pools.len() as u16 + 2;
+        Layout::vertical([Constraint::Length(pools + 3), Constraint::Length(pools), Constraint::Min(3)]).split(parts[1])
+    } else {
+        Layout::horizontal([Constraint::Percentage(34), Constraint::Percentage(33), Constraint::Percentage(33)])
+            .split(parts[1])
+    };
+    queue(frame, side[0], scene);
+    pools(frame, side[1], scene);
+    dead_letter_panel(frame, side[2], scene);
+}
+
+fn workers(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let fleet = scene.fleet;
+    let running = worker_rows(fleet);
+    let block = Block::default().borders(Borders::ALL).title(format!(" Workers ({}) ", running.len()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if running.is_empty() {
+        let text = if fleet.state.finished { "run finished: nothing running" } else { "no attempt running" };
+        frame.render_widget(Paragraph::new(text).style(scene.theme.fg(Color::Gray)), inner);
+        return;
+    }
+    let columns = (inner.width / 38).max(1) as usize;
+    let pane_height = 5u16;
+    let fit_rows = (inner.height / pane_height).max(1) as usize;
+    let capacity = columns * fit_rows;
+    // Keep the selected pane on screen.
+    let selected = scene.view.selected.min(running.len() - 1);
+    let first = if matches!(scene.view.screen, Screen::Dashboard) && selected >= capacity {
+        selected + 1 - capacity
+    } else {
+        0
+    };
+    let width = inner.width / columns as u16;
+    for (slot, &i) in running.iter().skip(first).take(capacity).enumerate() {
+        let x = inner.x + (slot % columns) as u16 * width;
+        let y = inner.y + (slot / columns) as u16 * pane_height;
+        let rect = Rect { x, y, width, height: pane_height.min(inner.y + inner.height - y) };
+        worker_pane(frame, rect, scene, i, first + slot == selected);
+    }
+    let hidden = running.len().saturating_sub(first + capacity);
+    if hidden > 0 {
+        let note = format!(" +{hidden} more (2: tasks view) ");
+        let rect = Rect {
+            x: area.x + area.width.saturating_sub(note.len() as u16 + 1),
+            y: area.y + area.height - 1,
+            width: note.len() as u16,
+            height: 1,
+        };
+        frame.render_widget(Paragraph::new(note), rect);
+    }
+}
+
+fn worker_pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected: bool) {
+    let fleet = scene.fleet;
+    let task = &fleet.state.tasks[i];
+    let TaskState::Running { attempt, pool, started_ms } = &task.state else { return };
+    let id = fleet.state.task_id(i);
+    let live = fleet.live.get(id);
+    let quiet = live.map(|l| scene.now_ms.saturating_sub(l.last_output_ms)).unwrap_or(0);
+    let mut title = vec![
+        Span::styled(format!(" {id} "), Style::default().add_modifier(Modifier::BOLD)),
+        Span::raw(format!("#{attempt} {pool} {} ", human_ms(scene.now_ms.saturating_sub(*started_ms)))),
+    ];
+    // Stalled (past the pool's stall_after) is a warning, not a failure; long silence
+    // without a policy is shown too.
+    if task.stalled {
+        let style = scene.theme.fg(Color::Red).add_modifier(Modifier::BOLD);
+        title.push(Span::styled(format!("STALLED, quiet {} ", human_ms(quiet)), style));
+    } else if quiet >= 30_000 {
+        title.push(Span::styled(format!("quiet {} ", human_ms(quiet)), scene.theme.fg(Color::Yellow)));
+    }
+    let mut block = Block::default().borders(Borders::ALL).title(Line::from(title));
+    if selected && matches!(scene.view.screen, Screen::Dashboard) {
+        block = block.border_style(scene.theme.fg(Color::Cyan).add_modifier(Modifier::BOLD));
+    }
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some(Live { progress: Some((pct, msg)), .. }) = live {
+        lines.push(progress_line(*pct, msg, inner.width, scene.theme));
+    }
+    let room = (inner.height as usize).saturating_sub(lines.len());
+    if let Some(live) = live {
+        let tail: Vec<&String> = live.lines.iter().rev().take(room).collect();
+        for line in tail.into_iter().rev() {
+            lines.push(Line::from(line.as_str()));
+        }
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn progress_line(pct: f64, msg: &str, width: u16, theme: Theme) -> Line<'static> {
+    let bar_width = (width as usize / 3).clamp(5, 20);
+    let filled = ((pct / 100.0) * bar_width as f64).round() as usize;
+    Line::from(vec![
+        Span::styled("█".repeat(filled), theme.fg(Color::Cyan)),
+        Span::styled("░".repeat(bar_width - filled.min(bar_width)), theme.fg(Color::DarkGray)),
+        Span::raw(format!(" {pct:>3.0}% {msg}")),
+    ])
+}
+
+fn queue(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let fleet = scene.fleet;
+    let now = fleet.state.count(TaskStateName::Queued);
+    let peak = fleet.queue_depth.iter().map(|(_, d)| *d).max().unwrap_or(0);
+    let block = Block::default().borders(Borders::ALL).title(format!(" Queue {now} now, peak {peak} "));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    // The total on top, then one row per pool (name, then its own sparkline).
+    let pools = &fleet.state.workflow.pools;
+    let pool_rows = if inner.height as usize > pools.len() + 1 { pools.len() } else { 0 };
+    let parts = Layout::vertical([Constraint::Min(1), Constraint::Length(pool_rows as u16)]).split(inner);
+    let width = inner.width as usize;
+    let data: Vec<u64> =
+        fleet.queue_depth.iter().rev().take(width).map(|(_, d)| *d).collect::<Vec<_>>().into_iter().rev().collect();
+    let total = Sparkline::default().data(&data).max(peak.max(1)).style(scene.theme.fg(Color::Blue));
+    frame.render_widget(total, parts[0]);
+    let label = 10.min(parts[1].width / 3);
+    for (p, pool) in pools.iter().enumerate().take(pool_rows) {
+        let row = Rect { x: parts[1].x, y: parts[1].y + p as u16, width: parts[1].width, height: 1 };
+        let cols = Layout::horizontal([Constraint::Length(label), Constraint::Min(1)]).split(row);
+        let name: String = pool.name.chars().take(label.saturating_sub(1) as usize).collect();
+        frame.render_widget(Paragraph::new(name), cols[0]);
+        let samples = cols[1].width as usize;
+        let mut series: Vec<u64> =
+            fleet.pool_depth.iter().rev().take(samples).map(|d| d.get(p).copied().unwrap_or(0)).collect();
+        series.reverse();
+        frame.render_widget(
+            Sparkline::default().data(&series).max(peak.max(1)).style(scene.theme.fg(Color::Cyan)),
+            cols[1],
+        );
+    }
+}
+
+fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let fleet = scene.fleet;
+    let state = &fleet.state;
+    let rows: Vec<Row> = state
+        .workflow
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(p, pool)| {
+            let running = state.pool_running[p];
+            let limit = state.concurrency[p];
+            let load = format!("{}{}", "▮".repeat(running.min(12)), "▯".repeat(limit.saturating_sub(running).min(12)));
+            let (circuit, style) = circuit_text(state, p, scene);
+            Row::new(vec![
+                Cell::from(pool.name.clone()),
+                Cell::from(format!("{running}/{limit}")),
+                Cell::from(load).style(scene.theme.fg(Color::Cyan)),
+                Cell::from(format!("{} queued", fleet.queued_for_pool(p))),
+                Cell::from(circuit).style(style),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(12),
+        Constraint::Length(6),
+        Constraint::Length(13),
+        Constraint::Length(10),
+        Constraint::Min(8),
+    ];
+    let table =
+        Table::new(rows, widths).block(Block::default().borders(Borders::ALL).title(" Pools: load · queue · circuit "));
+    frame.render_widget(table, area);
+}
+
+/// A pool's circuit for the pools panel: closed, open with its countdown, half-open
+/// with probes used, and paused.
+fn circuit_text(state: &RunState, p: usize, scene: &Scene) -> (String, Style) {
+    let paused = if state.paused[p] { " paused" } else { "" };
+    let policy = state.workflow.pools[p].breaker;
+    let (text, color) = match state.breakers[p].circuit {
+        Circuit::Closed if policy.is_none() => ("—".to_string(), Color::Gray),
+        Circuit::Closed => ("closed".to_string(), Color::Green),
+        Circuit::Open { until_ms: Some(until) } => {
+            (format!("open {}", human_ms(until.saturating_sub(scene.now_ms))), Color::Red)
+        }
+        Circuit::Open { until_ms: None } => ("open (until reset)".to_string(), Color::Red),
+        Circuit::HalfOpen { probes_started } => {
+            (format!("half-open {probes_started}/{}", policy.map(|b| b.half_open).unwrap_or(1)), Color::Yellow)
+        }
+    };
+    (format!("{text}{paused}"), scene.theme.fg(color))
+}
+
+fn dead_letter_panel(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let groups = scene.fleet.dead_letter_groups();
+    let total: usize = groups.iter().map(|g| g.tasks.len()).sum();
+    let rows: Vec<Row> = groups
+        .iter()
+        .map(|g| {
+            Row::new(vec![
+                Cell::from(format!("{}×", g.tasks.len())).style(scene.theme.fg(Color::Red)),
+                Cell::from(g.tasks.join(" ")),
+                Cell::from(g.reason.clone()),
+            ])
+        })
+        .collect();
+    let title = if total == 0 {
+        " Dead letters: none ".to_string()
+    } else {
+        format!(" Dead letters {total} (3: list, A: replay all) ")
+    };
+    let table = Table::new(rows, [Constraint::Length(4), Constraint::Percentage(35), Constraint::Percentage(65)])
+        .block(Block::default().borders(Borders::ALL).title(title));
+    frame.render_widget(table, area);
+}

@@ -1,0 +1,245 @@
+//! One task: its state and why, result, payload and inputs; its history, which ←/→
+//! step through (the task as it was after each step, kept by the read model, so a
+//! step folds nothing); and its output, live while it runs, else what the latest
+//! attempt left in the log. Up/down scroll the output; `f` follows it.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::core::text::{clock, describe};
+use crate::core::{Event, Task};
+use crate::tui::draw::{Hint, Scene};
+use crate::tui::keys::{Action, Keymap};
+use crate::tui::model::{Fleet, Step};
+use crate::tui::view::{Screen, ViewState};
+use crate::tui::widgets::truncate;
+
+/// The detail screen's own state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    /// Task id.
+    pub task: String,
+    /// Position in the task's history (index into its records); `None` = latest.
+    pub cursor: Option<usize>,
+    /// Lines scrolled up from the end of the output.
+    pub scroll: usize,
+    /// Stick to the newest output.
+    pub follow: bool,
+}
+
+/// What the keys do here, for the help overlay.
+pub const HELP: &[(Action, &str)] = &[
+    (Action::Left, "step back through the task's history"),
+    (Action::Right, "step forward (past the end: live)"),
+    (Action::Up, "scroll output up"),
+    (Action::Down, "scroll output down"),
+    (Action::Follow, "follow live output"),
+    (Action::Retry, "retry this task"),
+    (Action::Cancel, "cancel this task (asks)"),
+    (Action::Replay, "replay this dead letter"),
+    (Action::EditPayload, "edit the payload (then retry or replay)"),
+    (Action::Back, "back"),
+];
+
+/// The key bar's entries here.
+pub fn hints(keys: &Keymap) -> [Hint; 5] {
+    let k = |a: Action| keys.key_for(a);
+    [
+        ("←/→".to_string(), "history"),
+        (k(Action::Follow), "follow"),
+        (k(Action::Retry), "retry"),
+        (k(Action::Cancel), "cancel"),
+        (k(Action::Back), "back"),
+    ]
+}
+
+/// Opens `task`'s detail, following its output; Esc returns to the screen it was
+/// opened from.
+pub fn open(vs: &mut ViewState, task: String) {
+    if !matches!(vs.screen, Screen::Detail(_)) {
+        *vs.previous = vs.screen.clone();
+    }
+    vs.screen = Screen::Detail(Detail { task, cursor: None, scroll: 0, follow: true });
+}
+
+/// Up/down, page up/down, top/bottom: scroll the output (any scroll stops following).
+pub fn scroll(d: &mut Detail, action: Action) {
+    match action {
+        Action::Up => d.scroll += 1,
+        Action::Down => d.scroll = d.scroll.saturating_sub(1),
+        Action::PageUp => d.scroll += 10,
+        Action::PageDown => d.scroll = d.scroll.saturating_sub(10),
+        Action::Top => d.scroll = usize::MAX / 2,
+        _ => d.scroll = 0,
+    }
+    d.follow = d.scroll == 0;
+}
+
+/// ←/→: one step through the task's history; stepping past the newest step returns to
+/// the live task.
+pub fn step(d: &mut Detail, fleet: &Fleet, action: Action) {
+    let steps = fleet.state.task_index(&d.task).map(|i| fleet.history(i).len()).unwrap_or(0);
+    if steps > 0 {
+        let at = d.cursor.unwrap_or(steps - 1);
+        let at = if action == Action::Left { at.saturating_sub(1) } else { (at + 1).min(steps - 1) };
+        d.cursor = if at == steps - 1 && action == Action::Right { None } else { Some(at) };
+    }
+}
+
+/// `f`: follow the newest output, or stop following.
+pub fn toggle_follow(vs: &mut ViewState) {
+    if let Screen::Detail(d) = &mut vs.screen {
+        d.follow = !d.follow;
+        if d.follow {
+            d.scroll = 0;
+        }
+    }
+}
+
+/// Draws the task as of the cursor: info on top, history and output below.
+pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
+    let fleet = scene.fleet;
+    let Some(i) = fleet.state.task_index(&d.task) else {
+        frame.render_widget(Paragraph::new(format!("no task {:?} in this run", d.task)), area);
+        return;
+    };
+    let steps = fleet.history(i);
+    let at = d.cursor.filter(|c| *c < steps.len());
+    // As of the cursor: the task as the fold left it after that step.
+    let shown = match at {
+        Some(c) => &steps[c].task,
+        None => &fleet.state.tasks[i],
+    };
+    let parts = Layout::vertical([Constraint::Length(7), Constraint::Min(4)]).split(area);
+    info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())));
+    let lower = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(parts[1]);
+    history(frame, lower[0], scene, steps, at);
+    output(frame, lower[1], scene, i, d.scroll);
+}
+
+/// The task's state, why, result, payload and inputs. `step` is (cursor, steps) when
+/// looking back.
+fn info(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, shown: &Task, step: Option<(usize, usize)>) {
+    let fleet = scene.fleet;
+    let spec = &fleet.state.workflow.tasks[i];
+    let mut info: Vec<Line> = Vec::new();
+    let name = shown.state.name();
+    let mut first = vec![
+        Span::styled(format!("{} ", spec.id), Style::default().add_modifier(Modifier::BOLD)),
+        Span::styled(name.as_str(), scene.theme.state(name)),
+        Span::raw(format!(
+            "  attempts {}  pool {}  type {}",
+            shown.attempts,
+            shown.pool.as_deref().unwrap_or("-"),
+            if spec.kind.is_empty() { "-" } else { &spec.kind }
+        )),
+    ];
+    if let Some((c, steps)) = step {
+        first.push(Span::styled(
+            format!("   as of step {}/{steps}", c + 1),
+            scene.theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
+    info.push(Line::from(first));
+    if let Some(why) = shown.why() {
+        info.push(Line::from(Span::styled(format!("why: {why}"), scene.theme.fg(Color::Red))));
+    }
+    if let Some(result) = &shown.result {
+        info.push(Line::from(format!("result: {}", truncate(&result.to_string(), 300))));
+    }
+    let (payload, edited) = match &fleet.state.tasks[i].payload {
+        Some(p) => (p, " (edited)"),
+        None => (&spec.payload, ""),
+    };
+    info.push(Line::from(format!("payload{edited}: {}", truncate(&payload.to_string(), 300))));
+    let inputs: Vec<String> = fleet.state.dependencies[i]
+        .iter()
+        .map(|&d| format!("{} ({})", fleet.state.task_id(d), fleet.state.tasks[d].state.name().as_str()))
+        .collect();
+    info.push(Line::from(format!(
+        "inputs: {}",
+        if inputs.is_empty() { "none".to_string() } else { inputs.join(", ") }
+    )));
+    frame.render_widget(
+        Paragraph::new(info)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" Task (Esc: back) ")),
+        area,
+    );
+}
+
+/// Every transition, the cursor's step highlighted; only the visible window is read.
+fn history(frame: &mut Frame, area: Rect, scene: &Scene, steps: &[Step], at: Option<usize>) {
+    let rows = area.height.saturating_sub(2) as usize;
+    let current = at.unwrap_or(steps.len().saturating_sub(1));
+    let first = current.saturating_sub(rows.saturating_sub(1));
+    let lines: Vec<Line> = steps
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(rows)
+        .filter_map(|(n, step)| {
+            let record = &scene.fleet.records[step.record];
+            let text = format!("{} {}", clock(record.ts), describe(&record.event)?);
+            let style = if at == Some(n) { scene.theme.selected() } else { Style::default() };
+            Some(Line::styled(text, style))
+        })
+        .collect();
+    let title = format!(" History {} steps (←/→ step through) ", steps.len());
+    frame.render_widget(Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)), area);
+}
+
+/// Live lines while running, else what the latest attempt left in the log; `scroll`
+/// lines up from the end.
+fn output(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, scroll: usize) {
+    let fleet = scene.fleet;
+    let mut out: Vec<String> = match fleet.live.get(fleet.state.task_id(i)) {
+        Some(live) => {
+            live.lines.iter().cloned().chain((!live.partial.is_empty()).then(|| live.partial.clone())).collect()
+        }
+        None => last_output(fleet, i),
+    };
+    let room = area.height.saturating_sub(2) as usize;
+    let scroll = scroll.min(out.len().saturating_sub(room));
+    let end = out.len() - scroll;
+    let start = end.saturating_sub(room);
+    out = out[start..end].to_vec();
+    let follow = if scroll == 0 { "following" } else { "scrolled (f: follow)" };
+    let title = format!(" Output · {follow} ");
+    frame.render_widget(
+        Paragraph::new(out.into_iter().map(Line::from).collect::<Vec<_>>())
+            .block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
+}
+
+/// The stdout/stderr of the task's latest finished attempt, from the log.
+fn last_output(fleet: &Fleet, i: usize) -> Vec<String> {
+    for step in fleet.history(i).iter().rev() {
+        let (attempt, output) = match &fleet.records[step.record].event {
+            Event::AttemptSucceeded { attempt, output, .. } | Event::AttemptFailed { attempt, output, .. } => {
+                (attempt, output)
+            }
+            _ => continue,
+        };
+        let mut lines = vec![format!("── attempt {attempt} ──")];
+        if let Some(s) = &output.stdout {
+            lines.extend(s.lines().map(String::from));
+        }
+        if let Some(s) = &output.stderr {
+            lines.push("── stderr ──".into());
+            lines.extend(s.lines().map(String::from));
+        }
+        if output.is_empty() {
+            lines.push(format!(
+                "(no small output in the log; see the run folder's output/{}.{attempt}.*)",
+                fleet.state.task_id(i)
+            ));
+        }
+        return lines;
+    }
+    vec!["(no attempt finished yet)".into()]
+}

@@ -1,0 +1,58 @@
+//! The help overlay: the keys the current screen accepts, named as the keymap binds
+//! them (so a remapped key shows its new name). Any key closes it (`update.rs`).
+
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::Frame;
+
+use super::detail;
+use crate::tui::draw::Scene;
+use crate::tui::keys::Action;
+use crate::tui::view::Screen;
+use crate::tui::widgets::popup;
+
+/// What the keys do on the dashboard and the tables.
+const TABLES: &[(Action, &str)] = &[
+    (Action::Up, "move up"),
+    (Action::Down, "move down"),
+    (Action::Top, "first row"),
+    (Action::Bottom, "last row"),
+    (Action::Open, "open the task"),
+    (Action::Dashboard, "dashboard"),
+    (Action::Tasks, "tasks"),
+    (Action::DeadLetters, "dead letters"),
+    (Action::NextPane, "next view"),
+    (Action::Sort, "sort the tasks table"),
+    (Action::Retry, "retry the task"),
+    (Action::Cancel, "cancel the task (asks)"),
+    (Action::Replay, "replay the dead letter / group"),
+    (Action::ReplayAll, "replay all (filtered) dead letters (asks)"),
+    (Action::EditPayload, "edit the task's payload"),
+    (Action::Travel, "time travel over the whole run"),
+];
+
+/// Draws the help popup over the middle of `area`.
+pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let k = |a: Action| scene.keys.key_for(a);
+    let mut lines = vec![Line::styled(
+        "Keys (remap in keys.toml in the pitboss config dir)",
+        Style::default().add_modifier(Modifier::BOLD),
+    )];
+    let entries = match scene.view.screen {
+        Screen::Detail(_) => detail::HELP,
+        _ => TABLES,
+    };
+    for (action, what) in entries {
+        lines.push(Line::from(format!("{:>8}  {what}", k(*action))));
+    }
+    lines.push(Line::from(format!("{:>8}  filter: words, state:NAME, pool:NAME", k(Action::Filter))));
+    lines.push(Line::from(format!(
+        "{:>8}  commands: retry|cancel|replay|inspect ID, replay all, filter …, travel, quit,",
+        k(Action::Palette)
+    )));
+    lines.push(Line::from("          pause|resume POOL|all, concurrency POOL N, breaker reset|trip POOL"));
+    lines.push(Line::from(format!("{:>8}  quit (asks when work is running)", k(Action::Quit))));
+    let height = lines.len() as u16 + 2;
+    popup(frame, area, "Help (any key closes)", lines, 78, height);
+}

@@ -1,0 +1,197 @@
+//! The tasks table: every task, filtered (`/`: words, `state:NAME`, `pool:NAME`) and
+//! sorted (`s` cycles the column). Only the visible rows are built, so a 10,000-task
+//! run draws as fast as a small one.
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table};
+use ratatui::Frame;
+use tui_input::Input;
+
+use crate::core::text::human_ms;
+use crate::core::{Event, TaskState, TaskStateName};
+use crate::tui::draw::Scene;
+use crate::tui::model::Fleet;
+use crate::tui::view::{Screen, TextKey, ViewState};
+use crate::tui::widgets::{header_row, selectable};
+
+/// Column the tasks table is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// Workflow order.
+    Workflow,
+    /// Task id.
+    Id,
+    /// State, in life-cycle order.
+    State,
+    /// Pool of the latest attempt.
+    Pool,
+    /// Attempts, most first.
+    Attempts,
+}
+
+impl SortKey {
+    fn next(self) -> SortKey {
+        match self {
+            SortKey::Workflow => SortKey::Id,
+            SortKey::Id => SortKey::State,
+            SortKey::State => SortKey::Pool,
+            SortKey::Pool => SortKey::Attempts,
+            SortKey::Attempts => SortKey::Workflow,
+        }
+    }
+
+    /// Column name for the header.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Workflow => "workflow order",
+            SortKey::Id => "id",
+            SortKey::State => "state",
+            SortKey::Pool => "pool",
+            SortKey::Attempts => "attempts",
+        }
+    }
+}
+
+/// Tasks shown in the tasks table, filtered and sorted.
+pub fn task_rows(fleet: &Fleet, vs: &ViewState) -> Vec<usize> {
+    let state = &fleet.state;
+    let mut rows: Vec<usize> = (0..state.tasks.len()).filter(|&i| matches_filter(fleet, i, &vs.filter)).collect();
+    let name_rank = |i: usize| TaskStateName::ALL.iter().position(|n| *n == state.tasks[i].state.name());
+    match vs.sort {
+        SortKey::Workflow => {}
+        SortKey::Id => rows.sort_by(|a, b| state.task_id(*a).cmp(state.task_id(*b))),
+        SortKey::State => rows.sort_by_key(|&i| name_rank(i)),
+        SortKey::Pool => rows.sort_by(|a, b| state.tasks[*a].pool.cmp(&state.tasks[*b].pool)),
+        SortKey::Attempts => rows.sort_by(|a, b| state.tasks[*b].attempts.cmp(&state.tasks[*a].attempts)),
+    }
+    rows
+}
+
+/// Does task `i` match the filter? Words must all match: `state:NAME`, `pool:NAME`,
+/// or text found in the id, state, pool or error.
+pub fn matches_filter(fleet: &Fleet, i: usize, filter: &str) -> bool {
+    let task = &fleet.state.tasks[i];
+    let id = fleet.state.task_id(i);
+    let state = task.state.name().as_str();
+    let pool = task.pool.as_deref().unwrap_or("");
+    let error = error_of(fleet, i).unwrap_or_default().to_lowercase();
+    filter.split_whitespace().all(|word| {
+        let word = word.to_lowercase();
+        if let Some(s) = word.strip_prefix("state:") {
+            state.starts_with(s)
+        } else if let Some(p) = word.strip_prefix("pool:") {
+            pool == p
+        } else {
+            id.to_lowercase().contains(&word) || state.contains(&word) || pool.contains(&word) || error.contains(&word)
+        }
+    })
+}
+
+/// The error shown for a task: why it ended, or its latest failure.
+pub fn error_of(fleet: &Fleet, i: usize) -> Option<String> {
+    fleet.state.tasks[i].why()
+}
+
+/// `s`: the next sort column.
+pub fn cycle_sort(vs: &mut ViewState) {
+    vs.sort = vs.sort.next();
+    vs.message = Some(format!("sorted by {}", vs.sort.name()));
+}
+
+/// `/`: opens the filter field on the current filter.
+pub fn open_filter(vs: &mut ViewState) {
+    vs.filter_input = Some(Input::new(vs.filter.clone()));
+}
+
+/// A key typed into the open filter field. The table follows the typing; Enter keeps
+/// the filter and shows the tasks table, Esc closes the field.
+pub fn type_filter(vs: &mut ViewState, key: TextKey) {
+    let Some(input) = &mut vs.filter_input else { return };
+    match key {
+        TextKey::Enter => {
+            vs.filter = input.value().trim().to_string();
+            vs.filter_input = None;
+            vs.selected = 0;
+            if !matches!(vs.screen, Screen::Tasks) {
+                vs.screen = Screen::Tasks;
+            }
+        }
+        TextKey::Esc => vs.filter_input = None,
+        other => {
+            other.edit(input);
+            // Live filtering: the table follows the typing.
+            vs.filter = input.value().trim().to_string();
+            vs.selected = 0;
+        }
+    }
+}
+
+/// A left click at terminal row `y` (of a terminal `height` rows high) selects the
+/// task drawn there.
+pub fn click(vs: &mut ViewState, fleet: &Fleet, y: u16, height: u16) {
+    // Header line, border and column titles come before the first row.
+    let first_row_y = 3;
+    if y >= first_row_y {
+        let visible = height.saturating_sub(7) as usize;
+        let first = vs.selected.saturating_sub(visible.saturating_sub(1));
+        let rows = task_rows(fleet, vs).len();
+        let clicked = first + (y - first_row_y) as usize;
+        if clicked < rows {
+            vs.selected = clicked;
+        }
+    }
+}
+
+/// Duration of the latest attempt (running: so far).
+fn duration_of(fleet: &Fleet, i: usize, now_ms: u64) -> Option<u64> {
+    if let TaskState::Running { started_ms, .. } = fleet.state.tasks[i].state {
+        return Some(now_ms.saturating_sub(started_ms));
+    }
+    fleet.history(i).iter().rev().find_map(|step| match &fleet.records[step.record].event {
+        Event::AttemptSucceeded { duration_ms, .. } | Event::AttemptFailed { duration_ms, .. } => Some(*duration_ms),
+        _ => None,
+    })
+}
+
+/// Draws the table, scrolled so that the selected row is visible.
+pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let fleet = scene.fleet;
+    let vs = scene.view;
+    let rows = task_rows(fleet, vs);
+    let filter = if vs.filter.is_empty() { String::new() } else { format!(" filter: {} ", vs.filter) };
+    let title = format!(" Tasks {}/{} · sort: {} {filter}", rows.len(), fleet.state.tasks.len(), vs.sort.name());
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let visible = block.inner(area).height.saturating_sub(1) as usize;
+    let selected = vs.selected.min(rows.len().saturating_sub(1));
+    // Only the visible window is built: a 10,000-task run renders as fast as a small one.
+    let first = selected.saturating_sub(visible.saturating_sub(1));
+    let body: Vec<Row> = rows
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(visible)
+        .map(|(n, &i)| {
+            let task = &fleet.state.tasks[i];
+            let name = task.state.name();
+            let row = Row::new(vec![
+                Cell::from(fleet.state.task_id(i).to_string()),
+                Cell::from(name.as_str()).style(scene.theme.state(name)),
+                Cell::from(task.pool.clone().unwrap_or_default()),
+                Cell::from(task.attempts.to_string()),
+                Cell::from(duration_of(fleet, i, scene.now_ms).map(human_ms).unwrap_or_default()),
+                Cell::from(error_of(fleet, i).unwrap_or_default()),
+            ]);
+            selectable(row, n == selected, scene.theme)
+        })
+        .collect();
+    let header = header_row(["ID", "STATE", "POOL", "ATT", "TIME", "ERROR"]);
+    let widths = [
+        Constraint::Length(22),
+        Constraint::Length(13),
+        Constraint::Length(12),
+        Constraint::Length(4),
+        Constraint::Length(8),
+        Constraint::Min(10),
+    ];
+    frame.render_widget(Table::new(body, widths).header(header).block(block), area);
+}

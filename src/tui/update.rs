@@ -1,0 +1,149 @@
+//! The one update function: an [`Action`] (or a key typed into the palette or the
+//! filter) changes the [`ViewState`] and may produce [`Request`]s for the app loop
+//! (engine commands, quit). Layers answer first (a pending question, the help
+//! overlay, time travel), then the actions every screen shares, then the current
+//! screen's own keys (`screens/`). Pure: no terminal, no engine, no clock; every
+//! key's effect is unit-tested (`tests/tui_views.rs`).
+
+use super::actions;
+use super::keys::Action;
+use super::model::Fleet;
+use super::screens::{dashboard, dead_letters, detail, palette, tasks, travel};
+use super::view::{Request, Screen, TextKey, ViewState};
+
+impl ViewState {
+    /// The id of the task the current screen points at, if any.
+    pub fn selected_task(&self, fleet: &Fleet) -> Option<String> {
+        let index = match &self.screen {
+            Screen::Detail(d) => return Some(d.task.clone()),
+            Screen::Tasks => tasks::task_rows(fleet, self).get(self.selected).copied(),
+            Screen::Dashboard => dashboard::selected_task(fleet, self.selected),
+            Screen::DeadLetters => return dead_letters::selected_task(fleet, self.selected),
+        };
+        index.map(|i| fleet.state.task_id(i).to_string())
+    }
+
+    /// Rows of the current table (the detail has none: its keys scroll).
+    fn rows(&self, fleet: &Fleet) -> usize {
+        match &self.screen {
+            Screen::Tasks => tasks::task_rows(fleet, self).len(),
+            Screen::Dashboard => fleet.running().len(),
+            Screen::DeadLetters => fleet.dead_letter_groups().len(),
+            Screen::Detail(_) => 0,
+        }
+    }
+
+    /// Applies one action. `fleet` is what the operator sees (the travelled-to state in
+    /// time travel); `total` is the number of records in the live log.
+    pub fn update(&mut self, fleet: &Fleet, total: usize, action: Action) -> Vec<Request> {
+        // A pending question: `answer` handles y; every other key is No, the default.
+        if self.confirm.take().is_some() {
+            return Vec::new();
+        }
+        if self.help {
+            self.help = false;
+            if action != Action::Quit {
+                return Vec::new();
+            }
+        }
+        self.message = None;
+        if self.travel.is_some() {
+            return travel::update(self, fleet, total, action);
+        }
+        let on_selected = |vs: &mut ViewState, act: fn(&mut ViewState, &Fleet, &str) -> Vec<Request>| {
+            vs.selected_task(fleet).map(|t| act(vs, fleet, &t)).unwrap_or_default()
+        };
+        match action {
+            Action::Quit => return actions::quit(self, fleet),
+            Action::Help => self.help = true,
+            Action::Travel => travel::enter(self, total),
+            Action::Filter => tasks::open_filter(self),
+            Action::Palette => palette::open(self),
+            Action::Sort => tasks::cycle_sort(self),
+            Action::Retry => return on_selected(self, actions::retry),
+            Action::Cancel => return on_selected(self, actions::cancel),
+            Action::Replay if self.screen == Screen::DeadLetters => return dead_letters::replay_group(self, fleet),
+            Action::Replay => return on_selected(self, actions::replay),
+            Action::ReplayAll => return actions::replay_all(self, fleet),
+            Action::EditPayload => palette::edit_payload(self, fleet),
+            Action::Follow => detail::toggle_follow(self),
+            _ => return self.navigate(fleet, action),
+        }
+        Vec::new()
+    }
+
+    /// Moving between screens and within one: the keys time travel also allows.
+    pub(crate) fn navigate(&mut self, fleet: &Fleet, action: Action) -> Vec<Request> {
+        match action {
+            Action::Dashboard => self.show(Screen::Dashboard),
+            Action::Tasks => self.show(Screen::Tasks),
+            Action::DeadLetters => self.show(Screen::DeadLetters),
+            Action::NextPane => {
+                let next = match self.screen {
+                    Screen::Dashboard => Screen::Tasks,
+                    Screen::Tasks => Screen::DeadLetters,
+                    _ => Screen::Dashboard,
+                };
+                self.show(next);
+            }
+            Action::Back => match &self.screen {
+                Screen::Detail(_) => self.screen = (*self.previous).clone(),
+                _ if !self.filter.is_empty() => self.filter.clear(),
+                _ => {}
+            },
+            Action::Open => {
+                if let Some(task) = self.selected_task(fleet) {
+                    detail::open(self, task);
+                }
+            }
+            Action::Up | Action::Down | Action::Top | Action::Bottom | Action::PageUp | Action::PageDown => {
+                if let Screen::Detail(d) = &mut self.screen {
+                    // In the detail, up/down scroll the output.
+                    detail::scroll(d, action);
+                } else {
+                    self.move_selection(self.rows(fleet), action);
+                }
+            }
+            Action::Left | Action::Right => {
+                if let Screen::Detail(d) = &mut self.screen {
+                    detail::step(d, fleet, action);
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Moves the selection in a table of `rows` rows, clamped to it.
+    fn move_selection(&mut self, rows: usize, action: Action) {
+        if rows == 0 {
+            return;
+        }
+        let last = rows - 1;
+        self.selected = match action {
+            Action::Up => self.selected.saturating_sub(1),
+            Action::Down => (self.selected + 1).min(last),
+            Action::Top => 0,
+            Action::Bottom => last,
+            Action::PageUp => self.selected.saturating_sub(10),
+            _ => (self.selected + 10).min(last),
+        };
+    }
+
+    /// Shows `screen`, from its first row unless it is already up.
+    fn show(&mut self, screen: Screen) {
+        if self.screen != screen {
+            self.screen = screen;
+            self.selected = 0;
+        }
+    }
+
+    /// Handles a key typed into the filter or the palette, whichever is open.
+    pub fn type_key(&mut self, fleet: &Fleet, total: usize, key: TextKey) -> Vec<Request> {
+        if self.filter_input.is_some() {
+            tasks::type_filter(self, key);
+            return Vec::new();
+        }
+        palette::type_key(self, fleet, total, key)
+    }
+}
