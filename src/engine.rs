@@ -24,10 +24,10 @@ use rand::Rng;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::config::{PoolMode, StdinMode};
 use crate::core::breaker::Circuit;
 use crate::core::decide::dispatch;
 use crate::core::protocol::{fill, task_json, TaskView};
+use crate::core::workflow::{PoolMode, StdinMode};
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::guardian::MANAGER_PID_ENV;
 use crate::io::journal::{Journal, JournalError, JournalWriter, Record};

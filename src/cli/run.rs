@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 
 use super::report::{counts_line, json_document};
 use super::{clock, human_ms, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
-use crate::config::Workflow;
+use crate::core::workflow::Workflow;
 use crate::core::{AfterFailure, Event, Input, RunState, TaskStateName};
 use crate::engine::{now_ms, Ending, Engine, EngineConfig};
 use crate::io::guardian::{self, Guardian};

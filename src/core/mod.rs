@@ -10,6 +10,7 @@ pub mod event;
 pub mod protocol;
 pub mod state;
 pub mod task;
+pub mod workflow;
 
 pub use decide::{step, Input, StepContext};
 pub use event::{AfterFailure, Event, FailureClass, SmallOutput};

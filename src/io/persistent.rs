@@ -28,9 +28,9 @@ use tokio::process::{Child, ChildStdin};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::process::{signal_group, AttemptEnd, Stop};
-use crate::config::Recycle;
 use crate::core::decide::Outcome;
 use crate::core::protocol::{verdict, Verdict};
+use crate::core::workflow::Recycle;
 use crate::core::{FailureClass, SmallOutput};
 
 /// How a pool's processes are started.
