@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::config::Workflow;
+use crate::core::workflow::Workflow;
 use crate::core::{Event, Input, RunState};
 use crate::engine::fanout::Records;
 use crate::engine::{Ending, Engine, EngineConfig, EngineError, EngineHandle, World};

@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::report::{counts_line, json_document};
 use super::{usage, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
-use crate::config::Workflow;
 use crate::core::text::{civil, clock, describe, human_ms};
+use crate::core::workflow::Workflow;
 use crate::core::{AfterFailure, Event, TaskStateName};
 use crate::engine::{now_ms, Ending};
 use crate::launch::{self, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};

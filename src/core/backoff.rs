@@ -6,7 +6,7 @@
 //! random draw is an argument, and the chosen delay is stored in the event, so a
 //! replay never re-rolls it.
 
-use crate::config::RetryPolicy;
+use crate::core::workflow::RetryPolicy;
 
 /// Delay before attempt `failed_attempt + 1`, given a uniform draw `unit` in [0, 1).
 pub fn delay_ms(policy: &RetryPolicy, failed_attempt: u32, unit: f64) -> u64 {

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::config::BreakerPolicy;
+use crate::core::workflow::BreakerPolicy;
 
 /// Where a pool's breaker is.
 #[derive(Debug, Clone, PartialEq, Eq)]

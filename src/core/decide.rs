@@ -12,7 +12,7 @@ use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass, SmallOutput};
 use super::state::{ApplyError, RunState};
 use super::task::{TaskState, TaskStateName};
-use crate::config::Strategy;
+use crate::core::workflow::Strategy;
 
 /// A task in flight during this many manager crashes is a poison pill: dead-lettered.
 pub const CRASH_LIMIT: u32 = 3;

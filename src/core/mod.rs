@@ -12,6 +12,7 @@ pub mod state;
 pub mod task;
 pub mod text;
 pub mod truncate;
+pub mod workflow;
 
 pub use decide::{step, Input, StepContext};
 pub use event::{AfterFailure, Event, FailureClass, SmallOutput};

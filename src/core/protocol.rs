@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::{lookup_payload, placeholder_spans};
+use crate::core::workflow::{lookup_payload, placeholder_spans};
 
 /// Facts about an attempt needed to build its argv, stdin and task JSON.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::breaker::{Breaker, Circuit};
 use super::event::{AfterFailure, Event, FailureClass};
 use super::task::{TaskState, TaskStateName};
-use crate::config::{Fallback, Workflow};
+use crate::core::workflow::{Fallback, Workflow};
 
 /// One task's live record.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 
 use super::supervise::Limits;
 use super::Engine;
-use crate::config::{PoolMode, StdinMode};
 use crate::core::protocol::{fill, task_json, TaskView};
+use crate::core::workflow::{PoolMode, StdinMode};
 use crate::io::guardian::MANAGER_PID_ENV;
 use crate::io::runner::persistent::WorkerSpec;
 use crate::io::runner::AttemptSpec;

@@ -29,9 +29,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::spawn::signal_group;
 use super::{AttemptEnd, Stop};
-use crate::config::Recycle;
 use crate::core::decide::Outcome;
 use crate::core::protocol::{verdict, Verdict};
+use crate::core::workflow::Recycle;
 use crate::core::{FailureClass, SmallOutput};
 
 /// How a pool's processes are started.

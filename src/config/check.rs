@@ -1,0 +1,409 @@
+//! The second pass: raw structs → a [`Workflow`], with every problem at its line and
+//! column. What only the file can show is reported while building (bad durations,
+//! unknown modes and strategies, negative counts, keys not supported or not applying);
+//! everything else is the core's `Workflow::check`, whose errors are placed here at the
+//! value they are about ([`place`](Checker::place)).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use crate::core::workflow::{
+    BreakerPolicy, Fallback, Limit, PoolMode, PoolSpec, Recycle, RetryPolicy, Site, StdinMode, Strategy, TaskSpec,
+    Template, Workflow, WorkflowError,
+};
+
+use super::defaults::{self, TaskDefaults};
+use super::parse::{
+    line_col, parse_duration, RawBreaker, RawFallback, RawPool, RawRecycle, RawRetry, RawRun, RawTask, RawWorkflow,
+};
+use super::Problem;
+
+/// Builds and checks a workflow; on failure, every problem in file order.
+pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workflow, Vec<Problem>> {
+    let mut checker = Checker { text, problems: Vec::new() };
+    let mut workflow = checker.workflow(raw);
+    for error in workflow.check() {
+        checker.place(raw, &error);
+    }
+    // After the core's problems, so that at one position "per_worker must be at least 1"
+    // comes before "`per_worker` only applies…" (the value first, then the key).
+    checker.spawn_only_keys(raw, &workflow);
+    if !checker.problems.is_empty() {
+        let mut problems = checker.problems;
+        // Stable: problems at one position keep the order they were found in.
+        problems.sort_by_key(|p| (p.line, p.col));
+        problems.dedup();
+        return Err(problems);
+    }
+    // Only now: the checks look at the commands as the operator wrote them.
+    resolve_paths(&mut workflow, base);
+    Ok(workflow)
+}
+
+/// Collects problems while the workflow is built.
+pub(super) struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    /// Records a problem at the start of `span`.
+    pub(super) fn report(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, col) = line_col(self.text, span.start);
+        self.problems.push(Problem { line, col, message: message.into() });
+    }
+
+    fn not_supported<T>(&mut self, value: &Option<Spanned<T>>, key: &str) {
+        if let Some(v) = value {
+            self.report(v.span(), format!("`{key}` is not supported yet (see the README for what this version runs)"));
+        }
+    }
+
+    /// A duration in milliseconds, or `None` after reporting why it is not one.
+    pub(super) fn duration(&mut self, value: &Spanned<String>) -> Option<u64> {
+        match parse_duration(value.get_ref()) {
+            Ok(ms) => Some(ms),
+            Err(e) => {
+                self.report(value.span(), e);
+                None
+            }
+        }
+    }
+
+    /// A count as written. The workflow's types hold no negative numbers, so a negative
+    /// one is reported here, in the core's words; zero goes on to the core's check.
+    fn count(&mut self, value: &Spanned<i64>, site: Site, limit: Limit) -> Option<u64> {
+        let n = *value.get_ref();
+        match u64::try_from(n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.report(value.span(), WorkflowError::TooSmall { site, limit, value: n }.to_string());
+                None
+            }
+        }
+    }
+
+    /// `base` with what `raw` sets; the core checks the values.
+    pub(super) fn retry(&mut self, raw: &RawRetry, base: RetryPolicy, site: Site) -> RetryPolicy {
+        let mut policy = base;
+        if let Some(n) = raw.max_attempts.as_ref().and_then(|n| self.count(n, site, Limit::MaxAttempts)) {
+            policy.max_attempts = saturate(n);
+        }
+        if let Some(d) = &raw.initial {
+            policy.initial_ms = self.duration(d).unwrap_or(policy.initial_ms);
+        }
+        if let Some(d) = &raw.max {
+            policy.max_ms = self.duration(d).unwrap_or(policy.max_ms);
+        }
+        if let Some(m) = &raw.multiplier {
+            policy.multiplier = *m.get_ref();
+        }
+        if let Some(j) = raw.jitter {
+            policy.jitter = j;
+        }
+        policy
+    }
+
+    fn workflow(&mut self, raw: &RawWorkflow) -> Workflow {
+        let (name, max_parallel, kill_grace_ms) = self.run(raw.run.as_ref());
+        let task_defaults = self.task_defaults(raw.defaults.as_ref());
+        let balancer = match &raw.balancer {
+            None => defaults::BALANCER,
+            Some(b) => self.strategy(&b.strategy),
+        };
+        let pools = raw.pool.iter().enumerate().map(|(i, p)| self.pool(i, p)).collect();
+        let tasks = raw.task.iter().enumerate().map(|(i, t)| self.task(i, t, &task_defaults)).collect();
+        Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks }
+    }
+
+    /// `[run]`: name, max_parallel, kill_grace.
+    fn run(&mut self, raw: Option<&RawRun>) -> (String, usize, u64) {
+        let mut name = defaults::NAME.to_string();
+        let mut max_parallel = defaults::MAX_PARALLEL;
+        let mut kill_grace_ms = defaults::KILL_GRACE_MS;
+        if let Some(run) = raw {
+            if let Some(n) = &run.name {
+                name = n.clone();
+            }
+            if let Some(n) = run.max_parallel.as_ref().and_then(|n| self.count(n, Site::Run, Limit::MaxParallel)) {
+                max_parallel = n as usize;
+            }
+            if let Some(d) = &run.kill_grace {
+                kill_grace_ms = self.duration(d).unwrap_or(kill_grace_ms);
+            }
+        }
+        (name, max_parallel, kill_grace_ms)
+    }
+
+    fn strategy(&mut self, raw: &Spanned<String>) -> Strategy {
+        match raw.get_ref().as_str() {
+            "round-robin" => Strategy::RoundRobin,
+            "least-connections" => Strategy::LeastConnections,
+            "capability" => Strategy::Capability,
+            other => {
+                self.report(
+                    raw.span(),
+                    format!(
+                        "unknown balancer strategy {other:?}: expected round-robin, least-connections or capability"
+                    ),
+                );
+                defaults::BALANCER
+            }
+        }
+    }
+
+    fn pool(&mut self, i: usize, raw: &RawPool) -> PoolSpec {
+        let site = Site::Pool(i);
+        self.not_supported(&raw.preset, "preset");
+        let mode = self.mode(raw.mode.as_ref());
+        let per_worker = raw.per_worker.as_ref().and_then(|n| self.count(n, site, Limit::PerWorker));
+        let recycle = raw.recycle.as_ref().map(|r| self.recycle(r.get_ref(), site)).unwrap_or_default();
+        let breaker = raw.breaker.as_ref().map(|b| self.breaker(b.get_ref(), site));
+        let stall_after_ms = raw.stall_after.as_ref().and_then(|d| self.duration(d));
+        let stall_kill_after_ms = raw.stall_kill_after.as_ref().and_then(|d| self.duration(d));
+        let concurrency = raw.concurrency.as_ref().and_then(|c| self.count(c, site, Limit::Concurrency));
+        let stdin = match raw.stdin.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("task") => StdinMode::Task,
+            Some("none") => StdinMode::None,
+            Some(template) => StdinMode::Template(template.to_string()),
+        };
+        PoolSpec {
+            name: raw.name.get_ref().clone(),
+            command: raw.command.iter().flat_map(|c| c.get_ref()).map(|a| a.get_ref().clone()).collect(),
+            capabilities: raw.capabilities.iter().map(|c| c.get_ref().clone()).collect(),
+            concurrency: concurrency.map_or(defaults::CONCURRENCY, |n| n as usize),
+            stdin,
+            env: raw.env.clone(),
+            secret_env: raw.secret_env.iter().map(|s| s.get_ref().clone()).collect(),
+            cwd: raw.cwd.as_ref().map(|c| PathBuf::from(c.get_ref())),
+            breaker,
+            stall_after_ms,
+            stall_kill_after_ms,
+            mode,
+            per_worker: per_worker.map_or(defaults::PER_WORKER, |n| n as usize),
+            recycle,
+        }
+    }
+
+    fn mode(&mut self, raw: Option<&Spanned<String>>) -> PoolMode {
+        let Some(m) = raw else { return PoolMode::Spawn };
+        match m.get_ref().as_str() {
+            "spawn" => PoolMode::Spawn,
+            "persistent" => PoolMode::Persistent,
+            other => {
+                self.report(m.span(), format!("unknown mode {other:?}: expected spawn or persistent"));
+                PoolMode::Spawn
+            }
+        }
+    }
+
+    fn recycle(&mut self, raw: &RawRecycle, site: Site) -> Recycle {
+        Recycle {
+            max_tasks: raw.max_tasks.as_ref().and_then(|n| self.count(n, site, Limit::RecycleMaxTasks)),
+            max_rss_mb: raw.max_rss_mb.as_ref().and_then(|n| self.count(n, site, Limit::RecycleMaxRssMb)),
+        }
+    }
+
+    /// A value already reported (a bad duration, a negative count) is replaced by a
+    /// harmless one, so that the core still checks the rest and reports nothing twice.
+    fn breaker(&mut self, raw: &RawBreaker, site: Site) -> BreakerPolicy {
+        let failures = self.count(&raw.failures, site, Limit::BreakerFailures);
+        let window_ms = self.duration(&raw.window);
+        let cooldown_ms = self.duration(&raw.cooldown);
+        let half_open = match &raw.half_open {
+            Some(h) => self.count(h, site, Limit::BreakerHalfOpen),
+            None => Some(u64::from(defaults::HALF_OPEN)),
+        };
+        BreakerPolicy {
+            failures: failures.map_or(1, saturate),
+            window_ms: window_ms.unwrap_or_default(),
+            cooldown_ms: cooldown_ms.unwrap_or_default(),
+            half_open: half_open.map_or(defaults::HALF_OPEN, saturate),
+        }
+    }
+
+    /// The fallback's shape; whether its pool exists is the core's check.
+    fn fallback(&mut self, raw: &Spanned<RawFallback>, id: &str) -> Option<Fallback> {
+        let f = raw.get_ref();
+        let chosen = [f.result.is_some(), f.pool.is_some(), f.skip.is_some()].iter().filter(|x| **x).count();
+        if chosen != 1 {
+            self.report(raw.span(), format!("task {id:?}: fallback takes exactly one of result, pool or skip"));
+            return None;
+        }
+        if let Some(v) = &f.result {
+            return Some(Fallback::Result(serde_json::to_value(v).unwrap_or(serde_json::Value::Null)));
+        }
+        if let Some(pool) = &f.pool {
+            return Some(Fallback::Pool(pool.get_ref().clone()));
+        }
+        match f.skip {
+            Some(true) => Some(Fallback::Skip),
+            _ => {
+                self.report(raw.span(), format!("task {id:?}: fallback skip must be true (or leave fallback out)"));
+                None
+            }
+        }
+    }
+
+    fn task(&mut self, i: usize, raw: &RawTask, defaults: &TaskDefaults) -> TaskSpec {
+        self.not_supported(&raw.gates, "gates");
+        self.not_supported(&raw.consensus, "consensus");
+        let id = raw.id.get_ref().clone();
+        let fallback = raw.fallback.as_ref().and_then(|f| self.fallback(f, &id));
+        let timeout_ms = raw.timeout.as_ref().and_then(|t| self.duration(t)).unwrap_or(defaults.timeout_ms);
+        let retry = match &raw.retry {
+            Some(r) => self.retry(r, defaults.retry, Site::Task(i)),
+            None => defaults.retry,
+        };
+        let never_on = match raw.retry.as_ref().and_then(|r| r.never_on.as_ref()) {
+            Some(codes) => codes.iter().map(|c| *c as i32).collect(),
+            None => defaults.never_on.clone(),
+        };
+        let payload = match &raw.payload {
+            None => serde_json::Value::Object(Default::default()),
+            Some(v) => serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+        };
+        TaskSpec {
+            id,
+            kind: raw.kind.clone().unwrap_or_default(),
+            pool: raw.pool.as_ref().map(|p| p.get_ref().clone()),
+            requires: raw.requires.iter().map(|c| c.get_ref().clone()).collect(),
+            payload,
+            depends_on: raw.depends_on.iter().map(|d| d.get_ref().clone()).collect(),
+            timeout_ms,
+            retry,
+            never_on,
+            fallback,
+        }
+    }
+
+    /// Reports one of the core's errors at the value it is about.
+    fn place(&mut self, raw: &RawWorkflow, error: &WorkflowError) {
+        if let WorkflowError::EmptyCommand { pool, name } = error {
+            // No `command` key at all says more than "empty command".
+            if let Some(p) = raw.pool.get(*pool).filter(|p| p.command.is_none()) {
+                self.report(p.name.span(), format!("pool {name:?} has no `command`"));
+                return;
+            }
+        }
+        let span = locate(raw, error).or_else(|| site_span(raw, error.site())).unwrap_or(0..0);
+        self.report(span, error.to_string());
+    }
+
+    /// `recycle` and `per_worker` in a spawn pool: the keys, not their values, are wrong.
+    fn spawn_only_keys(&mut self, raw: &RawWorkflow, workflow: &Workflow) {
+        for (raw, pool) in raw.pool.iter().zip(&workflow.pools) {
+            if pool.mode != PoolMode::Spawn {
+                continue;
+            }
+            if let Some(r) = &raw.recycle {
+                self.report(r.span(), "`recycle` only applies to mode = \"persistent\"");
+            }
+            if let Some(n) = &raw.per_worker {
+                self.report(n.span(), "`per_worker` only applies to mode = \"persistent\"");
+            }
+        }
+    }
+}
+
+fn saturate(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The span of the value a core error is about, when the file wrote one.
+fn locate(raw: &RawWorkflow, error: &WorkflowError) -> Option<Range<usize>> {
+    use WorkflowError as E;
+    let pool = |i: &usize| raw.pool.get(*i);
+    let task = |i: &usize| raw.task.get(*i);
+    match error {
+        E::TooSmall { site, limit, .. } => limit_span(raw, *site, *limit),
+        E::Multiplier { site, .. } => span_of(&retry_of(raw, *site)?.multiplier),
+        E::NoPools => None,
+        E::DuplicatePool { pool: i, .. } => Some(pool(i)?.name.span()),
+        E::EmptyCommand { pool: i, .. } => span_of(&pool(i)?.command),
+        E::UnknownPlaceholder { pool: i, at: Template::Stdin, .. } | E::PersistentStdin { pool: i } => {
+            span_of(&pool(i)?.stdin)
+        }
+        E::UnknownPlaceholder { pool: i, at: Template::Arg(arg), .. } | E::TaskPlaceholder { pool: i, arg, .. } => {
+            Some(pool(i)?.command.as_ref()?.get_ref().get(*arg)?.span())
+        }
+        E::SecretEnv { pool: i, entry, .. } => Some(pool(i)?.secret_env.get(*entry)?.span()),
+        E::BadTaskId { task: i, .. } | E::MissingPayloadKey { task: i, .. } | E::DuplicateTask { task: i, .. } => {
+            Some(task(i)?.id.span())
+        }
+        E::ZeroTimeout { task: i } => span_of(&task(i)?.timeout),
+        E::UnknownPool { task: i, .. } => span_of(&task(i)?.pool),
+        E::MissingCapability { task: i, requirement, .. } => Some(task(i)?.requires.get(*requirement)?.span()),
+        E::NoCapablePool { task: i, .. } => Some(task(i)?.requires.first()?.span()),
+        E::UnknownFallbackPool { task: i, .. } => span_of(&task(i)?.fallback.as_ref()?.get_ref().pool),
+        E::UnknownDependency { task: i, dep, .. }
+        | E::SelfDependency { task: i, dep, .. }
+        | E::RepeatedDependency { task: i, dep, .. }
+        | E::Cycle { task: i, dep, .. } => Some(task(i)?.depends_on.get(*dep)?.span()),
+    }
+}
+
+/// The span of a count the core found too small.
+fn limit_span(raw: &RawWorkflow, site: Site, limit: Limit) -> Option<Range<usize>> {
+    if limit == Limit::MaxAttempts {
+        return span_of(&retry_of(raw, site)?.max_attempts);
+    }
+    let pool = match site {
+        Site::Run => return span_of(&raw.run.as_ref()?.max_parallel),
+        Site::Pool(i) => raw.pool.get(i)?,
+        Site::Defaults | Site::Task(_) => return None,
+    };
+    let recycle = || pool.recycle.as_ref().map(Spanned::get_ref);
+    let breaker = || pool.breaker.as_ref().map(Spanned::get_ref);
+    match limit {
+        Limit::Concurrency => span_of(&pool.concurrency),
+        Limit::PerWorker => span_of(&pool.per_worker),
+        Limit::RecycleMaxTasks => span_of(&recycle()?.max_tasks),
+        Limit::RecycleMaxRssMb => span_of(&recycle()?.max_rss_mb),
+        Limit::BreakerFailures => Some(breaker()?.failures.span()),
+        Limit::BreakerHalfOpen => span_of(&breaker()?.half_open),
+        Limit::MaxParallel | Limit::MaxAttempts => None,
+    }
+}
+
+/// The retry table a policy problem is in.
+fn retry_of(raw: &RawWorkflow, site: Site) -> Option<&RawRetry> {
+    match site {
+        Site::Defaults => raw.defaults.as_ref()?.retry.as_ref(),
+        Site::Task(i) => raw.task.get(i)?.retry.as_ref(),
+        Site::Run | Site::Pool(_) => None,
+    }
+}
+
+/// Where a problem goes when its value is not written in the file (a default): the
+/// pool's name or the task's id.
+fn site_span(raw: &RawWorkflow, site: Site) -> Option<Range<usize>> {
+    match site {
+        Site::Pool(i) => Some(raw.pool.get(i)?.name.span()),
+        Site::Task(i) => Some(raw.task.get(i)?.id.span()),
+        Site::Run | Site::Defaults => None,
+    }
+}
+
+fn span_of<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    value.as_ref().map(Spanned::span)
+}
+
+/// Relative paths mean "next to the workflow", not "wherever pitboss was started":
+/// a command's program when it names a path (`./agent.sh`), and a pool's `cwd`.
+fn resolve_paths(workflow: &mut Workflow, base: &Path) {
+    for pool in &mut workflow.pools {
+        if let Some(program) = pool.command.first_mut() {
+            if program.contains('/') && !program.starts_with('{') && Path::new(program.as_str()).is_relative() {
+                *program = base.join(&*program).display().to_string();
+            }
+        }
+        if let Some(cwd) = &mut pool.cwd {
+            if cwd.is_relative() {
+                *cwd = base.join(&*cwd);
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Workflow TOML → a validated [`Workflow`] (the `core::workflow` types).
+//!
+//! Parsing happens in two passes. `parse.rs` reads the file into "raw" structs that
+//! keep the byte span of every value an operator may get wrong; syntax errors and
+//! unknown keys stop this pass (serde cannot go on past them). `check.rs` builds the
+//! workflow with the values of `defaults.rs` for what the file leaves out, reporting
+//! what only the file can show (bad durations, unknown modes, keys that do not apply),
+//! then runs the core's own checks (`Workflow::check`: ids, dependencies, cycles, pools,
+//! capabilities, limits, placeholders) and places each of their errors at the value it
+//! is about. It collects *every* problem, so one `pitboss validate` shows all of them,
+//! each as `FILE:LINE:COL: message`.
+//!
+//! The validated [`Workflow`] is plain data with every default resolved and every
+//! relative path made absolute: it is stored whole in the first event of a run, so
+//! `resume` needs nothing but the run folder.
+
+mod check;
+mod defaults;
+mod parse;
+
+use std::fmt;
+use std::path::Path;
+
+use crate::core::workflow::Workflow;
+
+pub use parse::parse_duration;
+
+/// One problem found in a workflow file, at a 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub col: usize,
+    /// What is wrong, in plain words.
+    pub message: String,
+}
+
+/// Every problem found in one workflow file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file as the operator named it.
+    pub file: String,
+    /// Problems in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: {}", self.file, p.line, p.col, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a workflow file.
+pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        problems: vec![Problem { line: 1, col: 1, message: format!("cannot read the workflow: {e}") }],
+    })?;
+    let base =
+        path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new("."));
+    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    parse(&text, &file, &base)
+}
+
+/// Validates workflow text; `base` resolves relative paths (the file's folder).
+pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigError> {
+    let error = |problems| ConfigError { file: file.to_string(), problems };
+    let raw = parse::read(text).map_err(|problem| error(vec![problem]))?;
+    check::check(text, &raw, base).map_err(error)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! TOML text → raw structs that keep the byte span of every value an operator may get
+//! wrong, and the small value parsers (durations, line:col) the checks use. Syntax
+//! errors and unknown keys stop here: serde cannot go on past them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Problem;
+
+/// Reads workflow text into raw structs, or the one syntax problem that stops it.
+pub(super) fn read(text: &str) -> Result<RawWorkflow, Problem> {
+    toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let (line, col) = line_col(text, span.start);
+        let message = e.message().trim().replace('\n', " ");
+        Problem { line, col, message }
+    })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Parses durations such as `500ms`, `30s`, `5m`, `1h`, `1m30s` into milliseconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let bad =
+        || format!("bad duration {text:?}: expected a number and a unit (ms, s, m, h), such as \"30s\" or \"1m30s\"");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total = total.saturating_add((number * scale).round() as u64);
+    }
+    Ok(total)
+}
+
+/// A workflow file as written: every value an operator may get wrong keeps its span.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWorkflow {
+    pub(super) run: Option<RawRun>,
+    pub(super) defaults: Option<RawDefaults>,
+    pub(super) balancer: Option<RawBalancer>,
+    #[serde(default)]
+    pub(super) pool: Vec<RawPool>,
+    #[serde(default)]
+    pub(super) task: Vec<RawTask>,
+}
+
+/// `[run]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRun {
+    pub(super) name: Option<String>,
+    pub(super) max_parallel: Option<Spanned<i64>>,
+    pub(super) kill_grace: Option<Spanned<String>>,
+}
+
+/// `[defaults]`: the timeout and retry policy of tasks that set none.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDefaults {
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) retry: Option<RawRetry>,
+}
+
+/// `[balancer]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBalancer {
+    pub(super) strategy: Spanned<String>,
+}
+
+/// `retry = {…}`, in `[defaults]` or a task.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetry {
+    pub(super) max_attempts: Option<Spanned<i64>>,
+    pub(super) initial: Option<Spanned<String>>,
+    pub(super) max: Option<Spanned<String>>,
+    pub(super) multiplier: Option<Spanned<f64>>,
+    pub(super) jitter: Option<bool>,
+    pub(super) never_on: Option<Vec<i64>>,
+}
+
+/// A pool's `breaker = {…}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBreaker {
+    pub(super) failures: Spanned<i64>,
+    pub(super) window: Spanned<String>,
+    pub(super) cooldown: Spanned<String>,
+    pub(super) half_open: Option<Spanned<i64>>,
+}
+
+/// A persistent pool's `recycle = {…}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecycle {
+    pub(super) max_tasks: Option<Spanned<i64>>,
+    pub(super) max_rss_mb: Option<Spanned<i64>>,
+}
+
+/// A task's `fallback = {…}`: exactly one of the three keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFallback {
+    pub(super) result: Option<toml::Value>,
+    pub(super) pool: Option<Spanned<String>>,
+    pub(super) skip: Option<bool>,
+}
+
+/// One `[[pool]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPool {
+    pub(super) name: Spanned<String>,
+    pub(super) command: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub(super) capabilities: Vec<Spanned<String>>,
+    pub(super) concurrency: Option<Spanned<i64>>,
+    pub(super) stdin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) secret_env: Vec<Spanned<String>>,
+    pub(super) cwd: Option<Spanned<String>>,
+    // Keys of the contract whose features are not built yet: refused, never ignored.
+    pub(super) preset: Option<Spanned<toml::Value>>,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) per_worker: Option<Spanned<i64>>,
+    pub(super) recycle: Option<Spanned<RawRecycle>>,
+    pub(super) breaker: Option<Spanned<RawBreaker>>,
+    pub(super) stall_after: Option<Spanned<String>>,
+    pub(super) stall_kill_after: Option<Spanned<String>>,
+}
+
+/// One `[[task]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTask {
+    pub(super) id: Spanned<String>,
+    #[serde(rename = "type")]
+    pub(super) kind: Option<String>,
+    pub(super) pool: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) requires: Vec<Spanned<String>>,
+    pub(super) payload: Option<toml::Value>,
+    #[serde(default)]
+    pub(super) depends_on: Vec<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) retry: Option<RawRetry>,
+    pub(super) gates: Option<Spanned<toml::Value>>,
+    pub(super) consensus: Option<Spanned<toml::Value>>,
+    pub(super) fallback: Option<Spanned<RawFallback>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_reject() {
+        assert_eq!(parse_duration("500ms"), Ok(500));
+        assert_eq!(parse_duration("1m30s"), Ok(90_000));
+        assert_eq!(parse_duration("2h"), Ok(7_200_000));
+        assert_eq!(parse_duration("1.5s"), Ok(1_500));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("five minutes").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let text = "a = 1\nb = \"é\" x";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        assert_eq!(line_col(text, text.len()), (2, 10));
+    }
+}

@@ -1,0 +1,141 @@
+//! The file-level behaviour of `config`: defaults, paths, and every problem at its
+//! line and column. `testdata/` holds workflows with the exact report each gave before
+//! the checks moved into `core::workflow`; the reports must not change.
+
+use super::*;
+use crate::core::workflow::{RetryPolicy, StdinMode};
+
+fn check(text: &str) -> Result<Workflow, ConfigError> {
+    parse(text, "wf.toml", Path::new("/base"))
+}
+
+const POOL: &str = "[[pool]]\nname = \"p\"\ncommand = [\"echo\"]\ncapabilities = [\"write\"]\n";
+
+#[test]
+fn minimal_workflow_gets_defaults() {
+    let wf = check(&format!("{POOL}[[task]]\nid = \"a\"\n")).unwrap();
+    assert_eq!(wf.max_parallel, 8);
+    assert_eq!(wf.tasks[0].retry, RetryPolicy::default());
+    assert_eq!(wf.tasks[0].timeout_ms, 300_000);
+    assert_eq!(wf.pools[0].stdin, StdinMode::Task);
+}
+
+#[test]
+fn relative_command_resolves_next_to_the_workflow() {
+    let wf = check("[[pool]]\nname = \"p\"\ncommand = [\"./agent.sh\", \"x\"]\n").unwrap();
+    assert_eq!(wf.pools[0].command[0], "/base/./agent.sh");
+}
+
+#[test]
+fn unknown_key_has_line_and_column() {
+    let err = check(&format!("{POOL}[[task]]\nid = \"a\"\nbogus = 1\n")).unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("wf.toml:7:1: "), "{text}");
+    assert!(text.contains("bogus"), "{text}");
+}
+
+#[test]
+fn every_semantic_problem_is_reported() {
+    let text = format!(
+        "{POOL}[[task]]\nid = \"a\"\ndepends_on = [\"ghost\"]\ntimeout = \"soon\"\n\
+         [[task]]\nid = \"a\"\npool = \"nope\"\n\
+         [[task]]\nid = \"c\"\nrequires = [\"fly\"]\n"
+    );
+    let err = check(&text).unwrap_err();
+    let msgs: Vec<String> = err.problems.iter().map(|p| format!("{}:{} {}", p.line, p.col, p.message)).collect();
+    let all = msgs.join("\n");
+    assert!(all.contains("7:15 task \"a\" depends on unknown task \"ghost\""), "{all}");
+    assert!(all.contains("8:11 bad duration"), "{all}");
+    assert!(all.contains("10:6 duplicate task id"), "{all}");
+    assert!(all.contains("unknown pool \"nope\""), "{all}");
+    assert!(all.contains("no pool has all of the capabilities"), "{all}");
+}
+
+#[test]
+fn cycle_is_named() {
+    let text = format!(
+        "{POOL}[[task]]\nid = \"a\"\ndepends_on = [\"c\"]\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\n[[task]]\nid = \"c\"\ndepends_on = [\"b\"]\n"
+    );
+    let err = check(&text).unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert!(err.problems[0].message.contains("dependency cycle: a -> c -> b -> a"), "{err}");
+}
+
+#[test]
+fn empty_command_and_unsupported_keys_are_refused() {
+    let err = check("[[pool]]\nname = \"p\"\ncommand = []\npreset = \"claude\"\n").unwrap_err();
+    let all = err.to_string();
+    assert!(all.contains("wf.toml:3:11: pool \"p\" has an empty command"), "{all}");
+    assert!(all.contains("wf.toml:4:10: `preset` is not supported yet"), "{all}");
+}
+
+#[test]
+fn syntax_error_has_position() {
+    let err = check("[run\nname = 1").unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    assert_eq!(err.problems[0].line, 1, "{err}");
+}
+
+#[test]
+fn missing_payload_key_for_placeholder() {
+    let text = "[[pool]]\nname = \"p\"\ncommand = [\"echo\", \"{payload.prompt}\"]\n[[task]]\nid = \"a\"\n";
+    let err = check(text).unwrap_err();
+    assert!(err.to_string().contains("payload has no \"prompt\""), "{err}");
+    let ok = "[[pool]]\nname = \"p\"\ncommand = [\"echo\", \"{payload.prompt}\"]\n[[task]]\nid = \"a\"\npayload = { prompt = \"hi\" }\n";
+    assert!(check(ok).is_ok());
+}
+
+#[test]
+fn unknown_placeholder_is_refused() {
+    let err = check("[[pool]]\nname = \"p\"\ncommand = [\"echo\", \"{nope}\"]\n").unwrap_err();
+    assert!(err.to_string().contains("unknown placeholder {nope}"), "{err}");
+}
+
+/// Each `testdata/NAME.toml` reports exactly `testdata/NAME.expected`.
+#[test]
+fn every_problem_is_placed_as_before() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("pools.toml", include_str!("testdata/pools.toml"), include_str!("testdata/pools.expected")),
+        ("tasks.toml", include_str!("testdata/tasks.toml"), include_str!("testdata/tasks.expected")),
+        ("graph.toml", include_str!("testdata/graph.toml"), include_str!("testdata/graph.expected")),
+        ("graph2.toml", include_str!("testdata/graph2.toml"), include_str!("testdata/graph2.expected")),
+        ("more.toml", include_str!("testdata/more.toml"), include_str!("testdata/more.expected")),
+        ("more2.toml", include_str!("testdata/more2.toml"), include_str!("testdata/more2.expected")),
+        (
+            "defaults_bad.toml",
+            include_str!("testdata/defaults_bad.toml"),
+            include_str!("testdata/defaults_bad.expected"),
+        ),
+        (
+            "defaults_notask.toml",
+            include_str!("testdata/defaults_notask.toml"),
+            include_str!("testdata/defaults_notask.expected"),
+        ),
+        ("timeout_tbl.toml", include_str!("testdata/timeout_tbl.toml"), include_str!("testdata/timeout_tbl.expected")),
+        (
+            "fallback_tbl.toml",
+            include_str!("testdata/fallback_tbl.toml"),
+            include_str!("testdata/fallback_tbl.expected"),
+        ),
+        ("run_bad.toml", include_str!("testdata/run_bad.toml"), include_str!("testdata/run_bad.expected")),
+        ("run_neg.toml", include_str!("testdata/run_neg.toml"), include_str!("testdata/run_neg.expected")),
+        (
+            "tasks_nopool.toml",
+            include_str!("testdata/tasks_nopool.toml"),
+            include_str!("testdata/tasks_nopool.expected"),
+        ),
+        ("balancer.toml", include_str!("testdata/balancer.toml"), include_str!("testdata/balancer.expected")),
+    ];
+    for (file, text, expected) in cases {
+        let err = parse(text, file, Path::new("/base")).expect_err(file);
+        assert_eq!(format!("{err}\n"), *expected, "{file}");
+    }
+}
+
+#[test]
+fn relative_cwd_resolves_next_to_the_workflow_and_absolute_stays() {
+    let wf = check("[[pool]]\nname = \"p\"\ncommand = [\"{pitboss}\"]\ncwd = \"sub\"\n[[pool]]\nname = \"q\"\ncommand = [\"x\"]\ncwd = \"/abs\"\n").unwrap();
+    assert_eq!(wf.pools[0].cwd.as_deref(), Some(Path::new("/base/sub")));
+    assert_eq!(wf.pools[0].command[0], "{pitboss}", "a placeholder program is not a path");
+    assert_eq!(wf.pools[1].cwd.as_deref(), Some(Path::new("/abs")));
+}

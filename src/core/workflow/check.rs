@@ -1,0 +1,379 @@
+//! The rules a workflow must follow that need no file text: limits, pool commands and
+//! placeholders, task ids, pools and capabilities, fallbacks, payload keys, and the
+//! dependency graph (`graph.rs`). `config` runs them on every workflow file and
+//! places each error at a line and column; the engine can run them on tasks spawned or
+//! submitted during a run ([`Workflow::check_new_tasks`]).
+//!
+//! Every check reports every problem (a file with five mistakes shows five lines), in
+//! a stable order: run settings, then each pool, then each task, then the graph.
+
+use std::collections::HashSet;
+
+use super::error::{Limit, Site, Template, WorkflowError};
+use super::template::{is_known, lookup_payload, placeholders, RUN_WIDE_PLACEHOLDERS};
+use super::{graph, BreakerPolicy, Fallback, PoolMode, PoolSpec, RetryPolicy, StdinMode, TaskSpec, Workflow};
+
+impl Workflow {
+    /// Every problem of the workflow, in a stable order (run, pools, tasks, graph);
+    /// empty when it is valid.
+    pub fn check(&self) -> Vec<WorkflowError> {
+        let mut errors = Vec::new();
+        if self.max_parallel == 0 {
+            errors.push(WorkflowError::TooSmall { site: Site::Run, limit: Limit::MaxParallel, value: 0 });
+        }
+        for (i, pool) in self.pools.iter().enumerate() {
+            check_pool(i, pool, &mut errors);
+        }
+        let mut names = HashSet::new();
+        for (i, pool) in self.pools.iter().enumerate() {
+            if !names.insert(pool.name.as_str()) {
+                errors.push(WorkflowError::DuplicatePool { pool: i, name: pool.name.clone() });
+            }
+        }
+        if self.pools.is_empty() && !self.tasks.is_empty() {
+            errors.push(WorkflowError::NoPools);
+        }
+        errors.extend(check_tasks(&self.pools, &[], &self.tasks));
+        errors
+    }
+
+    /// Problems of tasks to be added to this (valid) workflow, such as tasks a planner
+    /// spawned or an operator submitted: each is held to the rules of a workflow file's
+    /// tasks, and may depend on the workflow's tasks or on each other. Task indices in
+    /// the errors are positions in `tasks`.
+    pub fn check_new_tasks(&self, tasks: &[TaskSpec]) -> Vec<WorkflowError> {
+        check_tasks(&self.pools, &self.tasks, tasks)
+    }
+}
+
+impl RetryPolicy {
+    /// Problems of this policy, reported at `site`.
+    pub fn check(&self, site: Site) -> Vec<WorkflowError> {
+        let mut errors = Vec::new();
+        if self.max_attempts == 0 {
+            errors.push(WorkflowError::TooSmall { site, limit: Limit::MaxAttempts, value: 0 });
+        }
+        if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
+            errors.push(WorkflowError::Multiplier { site, value: self.multiplier });
+        }
+        errors
+    }
+}
+
+impl BreakerPolicy {
+    /// Problems of this policy, reported at `site`.
+    pub fn check(&self, site: Site) -> Vec<WorkflowError> {
+        let limits = [(Limit::BreakerFailures, self.failures), (Limit::BreakerHalfOpen, self.half_open)];
+        limits
+            .into_iter()
+            .filter(|(_, value)| *value == 0)
+            .map(|(limit, _)| WorkflowError::TooSmall { site, limit, value: 0 })
+            .collect()
+    }
+}
+
+fn check_pool(i: usize, pool: &PoolSpec, errors: &mut Vec<WorkflowError>) {
+    let site = Site::Pool(i);
+    let too_small = |limit| WorkflowError::TooSmall { site, limit, value: 0 };
+    if pool.per_worker == 0 {
+        errors.push(too_small(Limit::PerWorker));
+    }
+    if pool.recycle.max_tasks == Some(0) {
+        errors.push(too_small(Limit::RecycleMaxTasks));
+    }
+    if pool.recycle.max_rss_mb == Some(0) {
+        errors.push(too_small(Limit::RecycleMaxRssMb));
+    }
+    if pool.mode == PoolMode::Persistent {
+        for (arg, text) in pool.command.iter().enumerate() {
+            for name in placeholders(text).into_iter().filter(|n| !RUN_WIDE_PLACEHOLDERS.contains(n)) {
+                errors.push(WorkflowError::TaskPlaceholder { pool: i, arg, placeholder: name.to_string() });
+            }
+        }
+        if pool.stdin != StdinMode::Task {
+            errors.push(WorkflowError::PersistentStdin { pool: i });
+        }
+    }
+    if let Some(breaker) = &pool.breaker {
+        errors.extend(breaker.check(site));
+    }
+    if pool.command.first().is_none_or(|program| program.trim().is_empty()) {
+        errors.push(WorkflowError::EmptyCommand { pool: i, name: pool.name.clone() });
+    } else {
+        for (arg, text) in pool.command.iter().enumerate() {
+            unknown_placeholders(i, Template::Arg(arg), text, errors);
+        }
+    }
+    if pool.concurrency == 0 {
+        errors.push(too_small(Limit::Concurrency));
+    }
+    if let StdinMode::Template(text) = &pool.stdin {
+        unknown_placeholders(i, Template::Stdin, text, errors);
+    }
+    for (entry, name) in pool.secret_env.iter().enumerate() {
+        if name.is_empty() || name.contains('=') {
+            errors.push(WorkflowError::SecretEnv { pool: i, entry, name: name.clone() });
+        }
+    }
+}
+
+fn unknown_placeholders(pool: usize, at: Template, text: &str, errors: &mut Vec<WorkflowError>) {
+    for name in placeholders(text).into_iter().filter(|n| !is_known(n)) {
+        errors.push(WorkflowError::UnknownPlaceholder { pool, at, placeholder: name.to_string() });
+    }
+}
+
+/// Each task's own rules against the pools, then the graph of `known` and `tasks`.
+fn check_tasks(pools: &[PoolSpec], known: &[TaskSpec], tasks: &[TaskSpec]) -> Vec<WorkflowError> {
+    let mut errors = Vec::new();
+    for (i, task) in tasks.iter().enumerate() {
+        check_task(i, task, pools, &mut errors);
+    }
+    graph::check(known, tasks, &mut errors);
+    errors
+}
+
+fn check_task(i: usize, task: &TaskSpec, pools: &[PoolSpec], errors: &mut Vec<WorkflowError>) {
+    let id = &task.id;
+    if let Some(Fallback::Pool(name)) = &task.fallback {
+        if !pools.iter().any(|p| &p.name == name) {
+            errors.push(WorkflowError::UnknownFallbackPool { task: i, id: id.clone(), pool_name: name.clone() });
+        }
+    }
+    if id.is_empty()
+        || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        || id.starts_with('.')
+    {
+        errors.push(WorkflowError::BadTaskId { task: i, id: id.clone() });
+    }
+    if task.timeout_ms == 0 {
+        errors.push(WorkflowError::ZeroTimeout { task: i });
+    }
+    errors.extend(task.retry.check(Site::Task(i)));
+    match &task.pool {
+        Some(name) => match pools.iter().find(|p| &p.name == name) {
+            None => errors.push(WorkflowError::UnknownPool { task: i, id: id.clone(), pool_name: name.clone() }),
+            Some(pool) => {
+                for (requirement, cap) in task.requires.iter().enumerate() {
+                    if !pool.capabilities.contains(cap) {
+                        errors.push(WorkflowError::MissingCapability {
+                            task: i,
+                            id: id.clone(),
+                            requirement,
+                            capability: cap.clone(),
+                            pool_name: pool.name.clone(),
+                        });
+                    }
+                }
+            }
+        },
+        None if !task.requires.is_empty() && !pools.is_empty() && !pools.iter().any(|p| can_run(p, task)) => {
+            errors.push(WorkflowError::NoCapablePool { task: i, id: id.clone(), requires: task.requires.clone() });
+        }
+        None => {}
+    }
+    missing_payload_keys(i, task, pools, errors);
+}
+
+fn can_run(pool: &PoolSpec, task: &TaskSpec) -> bool {
+    task.requires.iter().all(|c| pool.capabilities.contains(c))
+}
+
+/// A `{payload.KEY}` the task's payload lacks would fail every attempt: catch it now.
+fn missing_payload_keys(i: usize, task: &TaskSpec, pools: &[PoolSpec], errors: &mut Vec<WorkflowError>) {
+    let candidates = pools.iter().filter(|p| match &task.pool {
+        Some(name) => &p.name == name,
+        None => can_run(p, task),
+    });
+    for pool in candidates {
+        let mut templates: Vec<&str> = pool.command.iter().map(String::as_str).collect();
+        if let StdinMode::Template(t) = &pool.stdin {
+            templates.push(t);
+        }
+        for name in templates.into_iter().flat_map(placeholders) {
+            if let Some(path) = name.strip_prefix("payload.") {
+                if lookup_payload(&task.payload, path).is_none() {
+                    errors.push(WorkflowError::MissingPayloadKey {
+                        task: i,
+                        id: task.id.clone(),
+                        pool_name: pool.name.clone(),
+                        placeholder: name.to_string(),
+                        path: path.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Strategy;
+    use super::*;
+
+    fn pool(name: &str, command: &[&str]) -> PoolSpec {
+        PoolSpec {
+            name: name.to_string(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            capabilities: vec!["write".to_string()],
+            concurrency: 1,
+            stdin: StdinMode::Task,
+            env: Default::default(),
+            secret_env: Vec::new(),
+            cwd: None,
+            breaker: None,
+            stall_after_ms: None,
+            stall_kill_after_ms: None,
+            mode: PoolMode::Spawn,
+            per_worker: 1,
+            recycle: Default::default(),
+        }
+    }
+
+    fn task(id: &str) -> TaskSpec {
+        TaskSpec {
+            id: id.to_string(),
+            kind: String::new(),
+            pool: None,
+            requires: Vec::new(),
+            payload: serde_json::json!({}),
+            depends_on: Vec::new(),
+            timeout_ms: 1_000,
+            retry: RetryPolicy::default(),
+            never_on: Vec::new(),
+            fallback: None,
+        }
+    }
+
+    fn workflow(pools: Vec<PoolSpec>, tasks: Vec<TaskSpec>) -> Workflow {
+        Workflow {
+            name: "w".to_string(),
+            max_parallel: 1,
+            kill_grace_ms: 1,
+            balancer: Strategy::LeastConnections,
+            pools,
+            tasks,
+        }
+    }
+
+    fn messages(errors: &[WorkflowError]) -> Vec<String> {
+        errors.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_valid_workflow_has_no_problems() {
+        let mut a = task("a");
+        a.requires = vec!["write".to_string()];
+        let mut b = task("b");
+        b.depends_on = vec!["a".to_string()];
+        assert_eq!(workflow(vec![pool("p", &["echo", "{id}"])], vec![a, b]).check(), []);
+    }
+
+    #[test]
+    fn limits_name_their_site_and_key() {
+        let mut w = workflow(vec![pool("p", &["echo"])], vec![task("a")]);
+        w.max_parallel = 0;
+        w.pools[0].concurrency = 0;
+        w.pools[0].breaker = Some(BreakerPolicy { failures: 0, window_ms: 1, cooldown_ms: 1, half_open: 1 });
+        w.tasks[0].retry.max_attempts = 0;
+        w.tasks[0].retry.multiplier = f64::NAN;
+        w.tasks[0].timeout_ms = 0;
+        let errors = w.check();
+        assert!(errors.contains(&WorkflowError::TooSmall { site: Site::Run, limit: Limit::MaxParallel, value: 0 }));
+        assert!(errors.contains(&WorkflowError::TooSmall {
+            site: Site::Pool(0),
+            limit: Limit::BreakerFailures,
+            value: 0
+        }));
+        assert!(errors.contains(&WorkflowError::ZeroTimeout { task: 0 }));
+        assert_eq!(
+            messages(&errors),
+            [
+                "run.max_parallel must be at least 1, got 0",
+                "breaker.failures must be at least 1, got 0",
+                "concurrency must be at least 1, got 0",
+                "timeout must be more than 0",
+                "retry.max_attempts must be at least 1, got 0",
+                "retry.multiplier must be a number ≥ 1.0, got NaN",
+            ]
+        );
+    }
+
+    #[test]
+    fn retry_multiplier_bounds() {
+        let policy = |multiplier| RetryPolicy { multiplier, ..RetryPolicy::default() };
+        assert_eq!(policy(1.0).check(Site::Defaults), []);
+        assert_eq!(
+            policy(0.99).check(Site::Defaults),
+            [WorkflowError::Multiplier { site: Site::Defaults, value: 0.99 }]
+        );
+        assert_eq!(policy(f64::INFINITY).check(Site::Task(2)).len(), 1);
+    }
+
+    #[test]
+    fn pool_commands_and_placeholders() {
+        let mut persistent = pool("q", &["run", "{id}", "{run_id}", "{nope}"]);
+        persistent.mode = PoolMode::Persistent;
+        persistent.stdin = StdinMode::None;
+        let mut empty = pool("p", &[" "]);
+        empty.secret_env = vec!["A=B".to_string()];
+        let w = workflow(vec![empty, persistent, pool("p", &["x"])], Vec::new());
+        assert_eq!(
+            w.check(),
+            [
+                WorkflowError::EmptyCommand { pool: 0, name: "p".to_string() },
+                WorkflowError::SecretEnv { pool: 0, entry: 0, name: "A=B".to_string() },
+                WorkflowError::TaskPlaceholder { pool: 1, arg: 1, placeholder: "id".to_string() },
+                WorkflowError::TaskPlaceholder { pool: 1, arg: 3, placeholder: "nope".to_string() },
+                WorkflowError::PersistentStdin { pool: 1 },
+                WorkflowError::UnknownPlaceholder { pool: 1, at: Template::Arg(3), placeholder: "nope".to_string() },
+                WorkflowError::DuplicatePool { pool: 2, name: "p".to_string() },
+            ]
+        );
+        assert!(w.check()[5].to_string().starts_with("unknown placeholder {nope}: use {payload.KEY}, {id}, {type}"));
+    }
+
+    #[test]
+    fn tasks_against_pools() {
+        let mut pinned = task("bad id");
+        pinned.pool = Some("p".to_string());
+        pinned.requires = vec!["write".to_string(), "fly".to_string()];
+        let mut lost = task("b");
+        lost.pool = Some("gpu".to_string());
+        lost.fallback = Some(Fallback::Pool("ghost".to_string()));
+        let mut unable = task("c");
+        unable.requires = vec!["fly".to_string()];
+        let w = workflow(vec![pool("p", &["echo", "{payload.prompt}"])], vec![pinned, lost, unable]);
+        assert_eq!(
+            messages(&w.check()),
+            [
+                "task id \"bad id\" must be letters, digits, '_', '-' or '.' (it names files)",
+                "task \"bad id\" requires \"fly\" but its pool \"p\" does not have it",
+                "task \"bad id\" runs on pool \"p\" whose command uses {payload.prompt}, but its payload has no \"prompt\"",
+                "task \"b\": fallback pool \"ghost\" does not exist",
+                "task \"b\" names unknown pool \"gpu\"",
+                "task \"c\": no pool has all of the capabilities [\"fly\"]",
+            ]
+        );
+        assert_eq!(workflow(Vec::new(), vec![task("a")]).check(), [WorkflowError::NoPools]);
+    }
+
+    #[test]
+    fn new_tasks_are_checked_against_the_workflow() {
+        let w = workflow(vec![pool("p", &["echo"])], vec![task("a")]);
+        let mut ok = task("b");
+        ok.depends_on = vec!["a".to_string()];
+        assert_eq!(w.check_new_tasks(&[ok]), []);
+        let mut bad = task("a");
+        bad.pool = Some("gpu".to_string());
+        bad.depends_on = vec!["zz".to_string()];
+        assert_eq!(
+            messages(&w.check_new_tasks(&[bad])),
+            [
+                "task \"a\" names unknown pool \"gpu\"",
+                "duplicate task id \"a\"",
+                "task \"a\" depends on unknown task \"zz\""
+            ]
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! The validated workflow: pools, tasks and their policies, as plain data.
+//!
+//! This is what `config` produces from a workflow file and what the engine runs. It is
+//! stored whole in the first event of a run (so `resume` needs nothing but the run
+//! folder): its serde shape is part of the event log's format and must not change
+//! without a new log version. The checks that need no file text (ids, dependencies,
+//! cycles, pools, capabilities, limits, placeholders) live in `check.rs`, so the engine
+//! can hold spawned and submitted tasks to the same rules as a workflow file.
+
+mod check;
+mod error;
+mod graph;
+mod template;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{Limit, Site, Template, WorkflowError};
+pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
+
+/// A workflow that passed validation, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    /// Run name shown in the header and reports.
+    pub name: String,
+    /// Global cap on attempts running at once, over all pools.
+    pub max_parallel: usize,
+    /// How long a worker gets between SIGTERM and SIGKILL.
+    pub kill_grace_ms: u64,
+    /// How tasks that may run on several pools pick one.
+    pub balancer: Strategy,
+    /// Worker pools, in file order.
+    pub pools: Vec<PoolSpec>,
+    /// Tasks, in file order (ids are unique).
+    pub tasks: Vec<TaskSpec>,
+}
+
+/// Balancer strategy for tasks that can run on more than one pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Rotate over the eligible pools.
+    RoundRobin,
+    /// The eligible pool with the lowest running/concurrency ratio.
+    LeastConnections,
+    /// Like least-connections; named for workflows that route by `requires`.
+    Capability,
+}
+
+/// What a worker reads on stdin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StdinMode {
+    /// The task JSON of the worker protocol, then EOF.
+    Task,
+    /// Nothing (stdin is /dev/null).
+    None,
+    /// A template filled like argv placeholders, then EOF.
+    Template(String),
+}
+
+/// One pool of workers that share a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolSpec {
+    /// Unique pool name.
+    pub name: String,
+    /// argv with `{…}` placeholders; never run through a shell.
+    pub command: Vec<String>,
+    /// What tasks routed by `requires` may ask of this pool.
+    pub capabilities: Vec<String>,
+    /// Attempts of this pool running at once.
+    pub concurrency: usize,
+    /// What the worker reads on stdin.
+    pub stdin: StdinMode,
+    /// Extra environment for the worker.
+    pub env: BTreeMap<String, String>,
+    /// Variables passed through from the manager's environment; their values are
+    /// never written to the log or shown.
+    pub secret_env: Vec<String>,
+    /// Working directory (absolute), or the manager's own when unset.
+    pub cwd: Option<PathBuf>,
+    /// Circuit breaker: stop spawning on a pool that keeps failing.
+    #[serde(default)]
+    pub breaker: Option<BreakerPolicy>,
+    /// A worker silent for this long is flagged stalled (a warning).
+    #[serde(default)]
+    pub stall_after_ms: Option<u64>,
+    /// A worker silent for this long is ended as a failed attempt.
+    #[serde(default)]
+    pub stall_kill_after_ms: Option<u64>,
+    /// One process per attempt, or long-lived processes taking many tasks.
+    #[serde(default)]
+    pub mode: PoolMode,
+    /// Persistent mode: tasks in flight per process at once.
+    #[serde(default = "one")]
+    pub per_worker: usize,
+    /// Persistent mode: when to replace a worker process.
+    #[serde(default)]
+    pub recycle: Recycle,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// How a pool runs its agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolMode {
+    /// A process per attempt (the worker protocol of §4).
+    #[default]
+    Spawn,
+    /// Long-lived processes: one task JSON per line in, one JSON line per task out.
+    Persistent,
+}
+
+/// `recycle = { max_tasks, max_rss_mb }`: replace a persistent worker after it has
+/// answered this many tasks, or when its resident memory passes this size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recycle {
+    /// Tasks answered before the process is replaced.
+    pub max_tasks: Option<u64>,
+    /// Resident set size (MiB) above which the process is replaced.
+    pub max_rss_mb: Option<u64>,
+}
+
+/// `breaker = { failures, window, cooldown, half_open }`: open after `failures` failed
+/// attempts within `window`; stay open for `cooldown`; then let `half_open` probe
+/// attempts through; a probe's success closes it, a failure opens it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerPolicy {
+    /// Failed attempts that open the breaker.
+    pub failures: u32,
+    /// Window the failures are counted in.
+    pub window_ms: u64,
+    /// How long it stays open.
+    pub cooldown_ms: u64,
+    /// Probe attempts admitted when half-open.
+    pub half_open: u32,
+}
+
+/// What a task does instead of failing (DESIGN §3 `fallback`), used when its attempts
+/// are spent or every pool it may run on has an open breaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Complete with this result, marked degraded.
+    Result(serde_json::Value),
+    /// Run on this pool instead (fresh attempts), marked degraded when it completes.
+    Pool(String),
+    /// End skipped; dependents still run (they get `null` for its result).
+    Skip,
+}
+
+/// Retry policy of a task: attempts and exponential backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    /// Delay after the first failure.
+    pub initial_ms: u64,
+    /// Cap on any delay.
+    pub max_ms: u64,
+    /// Growth factor per failed attempt.
+    pub multiplier: f64,
+    /// Draw each delay from [delay/2, delay] so that a failing fleet does not retry in lockstep.
+    pub jitter: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 3, initial_ms: 1_000, max_ms: 60_000, multiplier: 2.0, jitter: true }
+    }
+}
+
+/// One task of the workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Unique id; letters, digits, `_`, `-`, `.` (it names files in the run folder).
+    pub id: String,
+    /// Free-form type passed to the worker.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Pinned pool, if any.
+    pub pool: Option<String>,
+    /// Capabilities a pool must have to run this task.
+    pub requires: Vec<String>,
+    /// Opaque payload passed to the worker.
+    pub payload: serde_json::Value,
+    /// Tasks whose results this one needs.
+    pub depends_on: Vec<String>,
+    /// Per-attempt timeout.
+    pub timeout_ms: u64,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Exit codes that are never retried (`retry.never_on`): dead-lettered at once.
+    #[serde(default)]
+    pub never_on: Vec<i32>,
+    /// What to do instead of dead-lettering, if anything.
+    #[serde(default)]
+    pub fallback: Option<Fallback>,
+}
+
+impl Workflow {
+    /// Index of a pool by name.
+    pub fn pool_index(&self, name: &str) -> Option<usize> {
+        self.pools.iter().position(|p| p.name == name)
+    }
+
+    /// Pools a task may run on, in file order.
+    pub fn eligible_pools(&self, task: &TaskSpec) -> Vec<usize> {
+        match &task.pool {
+            Some(name) => self.pool_index(name).into_iter().collect(),
+            None => self
+                .pools
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| task.requires.iter().all(|c| p.capabilities.contains(c)))
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+}
