@@ -113,8 +113,8 @@ impl Driver {
         let ctx = StepContext { now_ms: self.now, jitter: 0.5 };
         let events = step(&mut self.state, input, ctx).expect("step never produces a refused event");
         self.log.extend(events.into_iter().map(|e| (e, self.now)));
-        let open_before: Vec<bool> = self.state.breakers.iter().map(|b| b.is_open()).collect();
-        let paused_before = self.state.paused.clone();
+        let open_before: Vec<bool> = self.state.pools.iter().map(|p| p.breaker.is_open()).collect();
+        let paused_before: Vec<bool> = self.state.pools.iter().map(|p| p.paused).collect();
         let started = dispatch(&mut self.state, ctx).expect("dispatch never produces a refused event");
         for event in &started {
             if let Event::AttemptStarted { pool, .. } = event {
@@ -180,8 +180,8 @@ impl Driver {
             }
             Op::Crash => self.input(Input::Start { pid: 3, version: "t".into(), resumed: true }),
             Op::BreakerTimer(k) => {
-                let pools = self.state.breakers.len();
-                if let Circuit::Open { until_ms: Some(until) } = self.state.breakers[k % pools].circuit {
+                let pools = self.state.pools.len();
+                if let Circuit::Open { until_ms: Some(until) } = self.state.pools[k % pools].breaker.circuit {
                     self.now = self.now.max(until);
                     self.input(Input::BreakerTimer { pool: format!("p{}", k % pools), until_ms: until });
                 }
@@ -203,7 +203,7 @@ impl Driver {
                 .iter()
                 .filter(|&&i| matches!(&self.state.tasks[i].state, TaskState::Running { pool: name, .. } if *name == pool.name))
                 .count();
-            assert_eq!(self.state.pool_running[p], on_pool);
+            assert_eq!(self.state.pools[p].running, on_pool);
             assert!(on_pool <= pool.concurrency, "pool {} runs {on_pool} > {}", pool.name, pool.concurrency);
         }
         for &i in &running {
@@ -211,7 +211,7 @@ impl Driver {
             let p = wf.pool_index(pool).unwrap();
             assert!(self.state.pools_for(i).contains(&p), "task t{i} on a pool it is not eligible for");
         }
-        for (p, breaker) in self.state.breakers.iter().enumerate() {
+        for (p, breaker) in self.state.pools.iter().map(|p| &p.breaker).enumerate() {
             if let Circuit::HalfOpen { probes_started } = breaker.circuit {
                 let limit = wf.pools[p].breaker.map(|b| b.half_open).unwrap_or(1);
                 assert!(probes_started <= limit, "pool p{p} started {probes_started} probes > {limit}");
@@ -219,7 +219,7 @@ impl Driver {
         }
         for p in 0..wf.pools.len() {
             let queued = self.state.queue().filter(|&i| self.state.pools_for(i).contains(&p)).count();
-            assert_eq!(self.state.queued_for_pool[p], queued, "queued count of pool p{p}");
+            assert_eq!(self.state.pools[p].queued, queued, "queued count of pool p{p}");
         }
         let counted: usize = TaskStateName::ALL.iter().map(|n| self.state.count(*n)).sum();
         assert_eq!(counted, self.state.tasks.len());
@@ -310,12 +310,9 @@ proptest! {
         }
         let folded = driver.fold();
         prop_assert_eq!(&folded.tasks, &driver.state.tasks);
-        prop_assert_eq!(&folded.pool_running, &driver.state.pool_running);
+        prop_assert_eq!(&folded.pools, &driver.state.pools);
         prop_assert_eq!(folded.queue().collect::<Vec<_>>(), driver.state.queue().collect::<Vec<_>>());
         prop_assert_eq!(folded.finished, driver.state.finished);
-        prop_assert_eq!(&folded.breakers, &driver.state.breakers);
-        prop_assert_eq!(&folded.paused, &driver.state.paused);
-        prop_assert_eq!(&folded.queued_for_pool, &driver.state.queued_for_pool);
     }
 
     #[test]

@@ -285,6 +285,6 @@ async fn a_slow_reader_misses_nothing_over_100k_events() {
     assert_eq!(folded.tasks, state.tasks, "the slow reader's fold differs from the engine's state");
     assert_eq!(folded.queue().collect::<Vec<_>>(), state.queue().collect::<Vec<_>>());
     assert_eq!((folded.finished, folded.interrupted), (state.finished, state.interrupted));
-    assert_eq!(folded.breakers, state.breakers);
+    assert_eq!(folded.pools, state.pools);
     assert_eq!(state.count(pitboss::core::TaskStateName::Completed), tasks);
 }

@@ -209,7 +209,7 @@ pub fn step(state: &mut RunState, input: Input, ctx: StepContext) -> Result<Vec<
 /// a success, else whether the failure counts against the pool.
 fn breaker_after(state: &RunState, p: usize, failed: Option<bool>, ctx: StepContext) -> Option<Event> {
     let pool = &state.workflow.pools[p];
-    let breaker = &state.breakers[p];
+    let breaker = &state.pools[p].breaker;
     match failed {
         Some(true) => {
             let reason = breaker.should_open(pool.breaker.as_ref())?;
@@ -227,12 +227,12 @@ fn breaker_after(state: &RunState, p: usize, failed: Option<bool>, ctx: StepCont
 /// `attempt_started` events (already applied), then `run_finished` if every task is done.
 pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, ApplyError> {
     let mut out = Vec::new();
-    if !state.interrupted && state.breakers.iter().any(|b| b.is_open()) {
+    if !state.interrupted && state.pools.iter().any(|p| p.breaker.is_open()) {
         // Queued tasks that can only go to open pools take their fallback now.
         let stuck: Vec<usize> = state
             .queue()
             .filter(|&i| state.workflow.tasks[i].fallback.is_some() && !state.tasks[i].degraded)
-            .filter(|&i| state.pools_for(i).iter().all(|&p| state.breakers[p].is_open()))
+            .filter(|&i| state.pools_for(i).iter().all(|&p| state.pools[p].breaker.is_open()))
             .collect();
         for i in stuck {
             let pools: Vec<&str> = state.pools_for(i).iter().map(|&p| state.workflow.pools[p].name.as_str()).collect();
@@ -264,21 +264,22 @@ pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, Ap
 /// Chooses (task, pool) pairs for queued tasks, in queue order.
 fn plan(state: &RunState) -> Vec<(usize, usize)> {
     let wf = &state.workflow;
-    let mut running = state.pool_running.clone();
+    let mut running = state.pools.iter().map(|p| p.running).collect::<Vec<_>>();
     let mut total = state.running_total;
     let mut cursor = state.rr_cursor;
     let mut picks = Vec::new();
     // Attempts planned per pool in this round (half-open breakers count probes).
     let mut planned = vec![0usize; wf.pools.len()];
-    let pools_free =
-        |running: &[usize]| (0..wf.pools.len()).any(|p| running[p] < state.concurrency[p] && !state.paused[p]);
+    let pools_free = |running: &[usize]| {
+        (0..wf.pools.len()).any(|p| running[p] < state.pools[p].concurrency && !state.pools[p].paused)
+    };
     for task in state.queue() {
         if total >= wf.max_parallel || !pools_free(&running) {
             break;
         }
         let eligible = state.pools_for(task);
-        let admits = |p: &usize| state.breakers[*p].admits(wf.pools[*p].breaker.as_ref(), planned[*p] as u32);
-        let free = |p: &usize| running[*p] < state.concurrency[*p] && !state.paused[*p] && admits(p);
+        let admits = |p: &usize| state.pools[*p].breaker.admits(wf.pools[*p].breaker.as_ref(), planned[*p] as u32);
+        let free = |p: &usize| running[*p] < state.pools[*p].concurrency && !state.pools[*p].paused && admits(p);
         let chosen = match wf.balancer {
             Strategy::RoundRobin => {
                 // Strict rotation: the task waits for the pool whose turn it is
@@ -290,8 +291,8 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
             Strategy::LeastConnections | Strategy::Capability => {
                 eligible.iter().copied().filter(free).min_by(|a, b| {
                     // Compare running/concurrency as fractions without floating point.
-                    let la = running[*a] * state.concurrency[*b];
-                    let lb = running[*b] * state.concurrency[*a];
+                    let la = running[*a] * state.pools[*b].concurrency;
+                    let lb = running[*b] * state.pools[*a].concurrency;
                     la.cmp(&lb)
                 })
             }
@@ -374,26 +375,26 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
         Input::Interrupt { reason } if !state.interrupted && !state.finished => vec![Event::RunInterrupted { reason }],
         Input::Interrupt { .. } => vec![],
         Input::BreakerTimer { pool, until_ms } => match state.workflow.pool_index(&pool) {
-            Some(p) if state.breakers[p].circuit == (Circuit::Open { until_ms: Some(until_ms) }) => {
+            Some(p) if state.pools[p].breaker.circuit == (Circuit::Open { until_ms: Some(until_ms) }) => {
                 vec![Event::BreakerHalfOpened { pool }]
             }
             _ => vec![],
         },
         Input::BreakerReset { pool } => match state.workflow.pool_index(&pool) {
-            Some(p) if state.breakers[p].circuit != Circuit::Closed => {
+            Some(p) if state.pools[p].breaker.circuit != Circuit::Closed => {
                 vec![Event::BreakerClosed { pool, reason: "reset by an operator".into() }]
             }
             _ => vec![],
         },
         Input::BreakerTrip { pool } => match state.workflow.pool_index(&pool) {
-            Some(p) if !state.breakers[p].is_open() => {
+            Some(p) if !state.pools[p].breaker.is_open() => {
                 let until_ms = state.workflow.pools[p].breaker.map(|b| ctx.now_ms + b.cooldown_ms);
                 vec![Event::BreakerOpened { pool, until_ms, reason: "tripped by an operator".into() }]
             }
             _ => vec![],
         },
         Input::Stall { task, attempt, quiet_ms } => match running_attempt(&task, attempt) {
-            Some(i) => match (quiet_ms, state.tasks[i].stalled) {
+            Some(i) => match (quiet_ms, state.tasks[i].state.is_stalled()) {
                 (Some(quiet_ms), false) => vec![Event::AttemptStalled { task, attempt, quiet_ms }],
                 (None, true) => vec![Event::AttemptActive { task, attempt }],
                 _ => vec![],
@@ -407,15 +408,15 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
             _ => vec![],
         },
         Input::PausePool { pool } => match state.workflow.pool_index(&pool) {
-            Some(p) if !state.paused[p] => vec![Event::PoolPaused { pool }],
+            Some(p) if !state.pools[p].paused => vec![Event::PoolPaused { pool }],
             _ => vec![],
         },
         Input::ResumePool { pool } => match state.workflow.pool_index(&pool) {
-            Some(p) if state.paused[p] => vec![Event::PoolResumed { pool }],
+            Some(p) if state.pools[p].paused => vec![Event::PoolResumed { pool }],
             _ => vec![],
         },
         Input::SetConcurrency { pool, concurrency } => match state.workflow.pool_index(&pool) {
-            Some(p) if concurrency >= 1 && state.concurrency[p] != concurrency => {
+            Some(p) if concurrency >= 1 && state.pools[p].concurrency != concurrency => {
                 vec![Event::ConcurrencyChanged { pool, concurrency }]
             }
             _ => vec![],

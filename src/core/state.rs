@@ -33,12 +33,8 @@ pub struct Task {
     pub last_error: Option<String>,
     /// Pool of the latest attempt.
     pub pool: Option<String>,
-    /// Process (and group) id of the running attempt.
-    pub process: Option<u32>,
     /// True once a fallback was used for the task (its result is degraded).
     pub degraded: bool,
-    /// True while the running attempt is silent past its pool's `stall_after`.
-    pub stalled: bool,
     /// A payload an operator set, replacing the workflow's.
     pub payload: Option<Value>,
     /// The pool a `fallback = { pool }` sent the task to.
@@ -90,6 +86,22 @@ pub enum ApplyError {
     },
 }
 
+/// One pool's live state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolState {
+    /// Running attempts on the pool.
+    pub running: usize,
+    /// Queued tasks the pool could take (a task that may run on several pools counts
+    /// in each of them).
+    pub queued: usize,
+    /// The pool's concurrency now (the workflow's, unless an operator changed it).
+    pub concurrency: usize,
+    /// True while an operator has paused the pool.
+    pub paused: bool,
+    /// The pool's circuit breaker.
+    pub breaker: Breaker,
+}
+
 /// Everything the engine knows about a run.
 #[derive(Debug, Clone)]
 pub struct RunState {
@@ -110,21 +122,12 @@ pub struct RunState {
     /// Ready tasks in arrival order (ticket → task).
     queue: BTreeMap<u64, usize>,
     next_ticket: u64,
-    /// Running attempts per pool.
-    pub pool_running: Vec<usize>,
+    /// Each pool's live state, in workflow order.
+    pub pools: Vec<PoolState>,
     /// Running attempts over all pools.
     pub running_total: usize,
     /// Where round-robin looks first.
     pub rr_cursor: usize,
-    /// Circuit breaker per pool.
-    pub breakers: Vec<Breaker>,
-    /// Pools an operator paused.
-    pub paused: Vec<bool>,
-    /// Queued tasks each pool could take (a task that may run on several pools counts
-    /// in each of them).
-    pub queued_for_pool: Vec<usize>,
-    /// Each pool's concurrency now (the workflow's, unless an operator changed it).
-    pub concurrency: Vec<usize>,
     /// True after `run_interrupted` (until the next manager starts).
     pub interrupted: bool,
     /// True after `run_finished` (an operator's requeue clears it).
@@ -162,9 +165,7 @@ impl RunState {
             result: None,
             last_error: None,
             pool: None,
-            process: None,
             degraded: false,
-            stalled: false,
             payload: None,
             pool_override: None,
             queue_ticket: None,
@@ -173,11 +174,17 @@ impl RunState {
         counts[count_slot(TaskStateName::Blocked)] = n;
         RunState {
             run_id,
-            pool_running: vec![0; workflow.pools.len()],
-            breakers: vec![Breaker::default(); workflow.pools.len()],
-            paused: vec![false; workflow.pools.len()],
-            queued_for_pool: vec![0; workflow.pools.len()],
-            concurrency: workflow.pools.iter().map(|p| p.concurrency).collect(),
+            pools: workflow
+                .pools
+                .iter()
+                .map(|p| PoolState {
+                    running: 0,
+                    queued: 0,
+                    concurrency: p.concurrency,
+                    paused: false,
+                    breaker: Breaker::default(),
+                })
+                .collect(),
             workflow,
             tasks: vec![task; n],
             index,
@@ -252,7 +259,7 @@ impl RunState {
         let adjust = |s: &mut RunState, delta: isize| {
             for k in 0..s.pools_for(i).len() {
                 let q = s.pools_for(i)[k];
-                s.queued_for_pool[q] = s.queued_for_pool[q].saturating_add_signed(delta);
+                s.pools[q].queued = s.pools[q].queued.saturating_add_signed(delta);
             }
         };
         if queued {
@@ -310,16 +317,14 @@ impl RunState {
             }
             for k in 0..self.pools_for(i).len() {
                 let p = self.pools_for(i)[k];
-                self.queued_for_pool[p] -= 1;
+                self.pools[p].queued -= 1;
             }
         }
         if let TaskState::Running { pool, .. } = &self.tasks[i].state {
             if let Some(p) = self.workflow.pool_index(pool) {
-                self.pool_running[p] -= 1;
+                self.pools[p].running -= 1;
             }
             self.running_total -= 1;
-            self.tasks[i].process = None;
-            self.tasks[i].stalled = false;
         }
         if new == TaskStateName::Queued {
             let ticket = self.next_ticket;
@@ -328,12 +333,12 @@ impl RunState {
             self.tasks[i].queue_ticket = Some(ticket);
             for k in 0..self.pools_for(i).len() {
                 let p = self.pools_for(i)[k];
-                self.queued_for_pool[p] += 1;
+                self.pools[p].queued += 1;
             }
         }
         if let TaskState::Running { pool, .. } = &state {
             if let Some(p) = self.workflow.pool_index(pool) {
-                self.pool_running[p] += 1;
+                self.pools[p].running += 1;
             }
             self.running_total += 1;
         }
@@ -371,20 +376,18 @@ impl RunState {
                 if self.pools_for(i).len() > 1 {
                     self.rr_cursor = p + 1;
                 }
-                if let Circuit::HalfOpen { probes_started } = &mut self.breakers[p].circuit {
+                if let Circuit::HalfOpen { probes_started } = &mut self.pools[p].breaker.circuit {
                     *probes_started += 1;
                 }
-                self.set_state(i, TaskState::Running { attempt: *attempt, pool: pool.clone(), started_ms: ts_ms });
+                self.set_state(i, TaskState::running(*attempt, pool.clone(), ts_ms));
             }
             Event::AttemptSpawned { task, attempt, pid } => {
                 let i = self.lookup(task)?;
-                match &self.tasks[i].state {
-                    TaskState::Running { attempt: a, .. } if a == attempt => {
-                        self.tasks[i].process = Some(*pid);
-                        self.tasks[i].deferrals = 0;
-                    }
+                match &mut self.tasks[i].state {
+                    TaskState::Running { attempt: a, process, .. } if a == attempt => *process = Some(*pid),
                     _ => return Err(illegal(self, i)),
                 }
+                self.tasks[i].deferrals = 0;
             }
             Event::AttemptSucceeded { task, attempt, result, .. } => {
                 let i = self.lookup(task)?;
@@ -404,7 +407,7 @@ impl RunState {
                 };
                 if class.counts_against_pool() {
                     let policy = self.workflow.pools[pool].breaker;
-                    self.breakers[pool].count_failure(policy.as_ref(), ts_ms);
+                    self.pools[pool].breaker.count_failure(policy.as_ref(), ts_ms);
                 }
                 self.tasks[i].last_error = Some(error.clone());
                 if *class == FailureClass::ManagerCrashed {
@@ -474,11 +477,11 @@ impl RunState {
             }
             Event::AttemptStalled { task, attempt, .. } | Event::AttemptActive { task, attempt } => {
                 let i = self.lookup(task)?;
-                match &self.tasks[i].state {
-                    TaskState::Running { attempt: a, .. } if a == attempt => {}
+                let now_stalled = matches!(event, Event::AttemptStalled { .. });
+                match &mut self.tasks[i].state {
+                    TaskState::Running { attempt: a, stalled, .. } if a == attempt => *stalled = now_stalled,
                     _ => return Err(illegal(self, i)),
                 }
-                self.tasks[i].stalled = matches!(event, Event::AttemptStalled { .. });
             }
             Event::PayloadEdited { task, payload } => {
                 let i = self.lookup(task)?;
@@ -498,29 +501,29 @@ impl RunState {
             }
             Event::BreakerOpened { pool, until_ms, .. } => {
                 let p = self.pool_lookup(pool)?;
-                self.breakers[p].circuit = Circuit::Open { until_ms: *until_ms };
-                self.breakers[p].recent_failures.clear();
+                self.pools[p].breaker.circuit = Circuit::Open { until_ms: *until_ms };
+                self.pools[p].breaker.recent_failures.clear();
             }
             Event::PoolPaused { pool } => {
                 let p = self.pool_lookup(pool)?;
-                self.paused[p] = true;
+                self.pools[p].paused = true;
             }
             Event::PoolResumed { pool } => {
                 let p = self.pool_lookup(pool)?;
-                self.paused[p] = false;
+                self.pools[p].paused = false;
             }
             Event::ConcurrencyChanged { pool, concurrency } => {
                 let p = self.pool_lookup(pool)?;
-                self.concurrency[p] = (*concurrency).max(1);
+                self.pools[p].concurrency = (*concurrency).max(1);
             }
             Event::BreakerHalfOpened { pool } => {
                 let p = self.pool_lookup(pool)?;
-                self.breakers[p].circuit = Circuit::HalfOpen { probes_started: 0 };
+                self.pools[p].breaker.circuit = Circuit::HalfOpen { probes_started: 0 };
             }
             Event::BreakerClosed { pool, .. } => {
                 let p = self.pool_lookup(pool)?;
-                self.breakers[p].circuit = Circuit::Closed;
-                self.breakers[p].recent_failures.clear();
+                self.pools[p].breaker.circuit = Circuit::Closed;
+                self.pools[p].breaker.recent_failures.clear();
             }
             Event::TaskRevived { task, .. } => {
                 let i = self.lookup(task)?;

@@ -22,6 +22,12 @@ pub enum TaskState {
         pool: String,
         /// When the attempt started (ms since the epoch).
         started_ms: u64,
+        /// Process (and group) id of the attempt, once it has one.
+        #[serde(default)]
+        process: Option<u32>,
+        /// True while the attempt is silent past its pool's `stall_after`.
+        #[serde(default)]
+        stalled: bool,
     },
     /// The attempt's output is being checked by quality gates.
     Validating {
@@ -124,6 +130,24 @@ impl std::fmt::Display for TaskStateName {
 }
 
 impl TaskState {
+    /// A running attempt as it starts: no process yet, not stalled.
+    pub fn running(attempt: u32, pool: String, started_ms: u64) -> TaskState {
+        TaskState::Running { attempt, pool, started_ms, process: None, stalled: false }
+    }
+
+    /// True while a running attempt is flagged stalled.
+    pub fn is_stalled(&self) -> bool {
+        matches!(self, TaskState::Running { stalled: true, .. })
+    }
+
+    /// The running attempt's process id, once it has one.
+    pub fn process(&self) -> Option<u32> {
+        match self {
+            TaskState::Running { process, .. } => *process,
+            _ => None,
+        }
+    }
+
     /// The state's name.
     pub fn name(&self) -> TaskStateName {
         match self {

@@ -202,7 +202,7 @@ impl Engine {
                 self.set_timer(self.state.task_id(i).to_string(), due_ms);
             }
         }
-        for (p, breaker) in self.state.breakers.iter().enumerate() {
+        for (p, breaker) in self.state.pools.iter().map(|p| &p.breaker).enumerate() {
             if let Circuit::Open { until_ms: Some(until) } = breaker.circuit {
                 self.set_breaker_timer(self.state.workflow.pools[p].name.clone(), until);
             }

@@ -13,6 +13,19 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::fsutil::{create_private_dir, private_file};
 
+/// How long a lock whose recorded manager is dead is waited for (see [`RunDir::hold`]).
+const STRAGGLER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// True if a process with this pid exists (zombies included).
+fn process_exists(pid: i32) -> bool {
+    // Signal 0 checks existence and permission without sending anything.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::ESRCH) => false,
+        Err(_) => true,
+    }
+}
+
 /// File holding the manager's lock and pid.
 pub const LOCK_FILE: &str = "manager.lock";
 /// Folder of captured attempt output.
@@ -60,20 +73,35 @@ impl RunDir {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io_err(path))?;
         let path = std::fs::canonicalize(path).map_err(io_err(path))?;
         let lock_path = path.join(LOCK_FILE);
-        let file = private_file()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((mut file, _)) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = if pid.trim().is_empty() { "unknown".to_string() } else { pid.trim().to_string() };
-                return Err(RunDirError::Held { path, pid });
+        let open = || {
+            private_file()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
+                .map_err(io_err(&lock_path))
+        };
+        let started = std::time::Instant::now();
+        let mut lock = loop {
+            match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => break lock,
+                Err((mut file, _)) => {
+                    let mut pid = String::new();
+                    let _ = file.read_to_string(&mut pid);
+                    let pid = pid.trim().to_string();
+                    // A manager killed a moment ago can leave its lock with a worker it
+                    // was starting (between fork and exec the child shares the open
+                    // lock); the exec closes it within moments. Wait that out rather
+                    // than refuse a resume right after a crash.
+                    let holder_dead = pid.parse::<i32>().is_ok_and(|p| p > 0 && !process_exists(p));
+                    if holder_dead && started.elapsed() < STRAGGLER_WAIT {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        continue;
+                    }
+                    let pid = if pid.is_empty() { "unknown".to_string() } else { pid };
+                    return Err(RunDirError::Held { path, pid });
+                }
             }
         };
         let write_pid = |f: &mut File| -> std::io::Result<()> {

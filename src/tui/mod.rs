@@ -97,7 +97,7 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
         }
         // Ticks only while something moves on its own (elapsed times): idle costs nothing.
         let counting_down =
-            fleet.state.breakers.iter().any(|b| matches!(b.circuit, Circuit::Open { until_ms: Some(_) }));
+            fleet.state.pools.iter().any(|p| matches!(p.breaker.circuit, Circuit::Open { until_ms: Some(_) }));
         let ticking = (fleet.state.count(TaskStateName::Running) > 0 || counting_down) && travel.is_none();
         let redraw_at = tokio::time::Instant::from_std(last_draw + FRAME);
         // The one select of the TUI. Biased: the operator's keys first, so a flood of

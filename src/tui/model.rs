@@ -192,7 +192,7 @@ impl Fleet {
     fn sample_queue(&mut self, ts: u64) {
         let second = ts / 1000;
         let depth = self.state.count(TaskStateName::Queued) as u64;
-        let per_pool: Vec<u64> = self.state.queued_for_pool.iter().map(|d| *d as u64).collect();
+        let per_pool: Vec<u64> = self.state.pools.iter().map(|p| p.queued as u64).collect();
         match self.queue_depth.back_mut() {
             Some((s, d)) if *s == second => {
                 *d = depth;
@@ -256,7 +256,7 @@ impl Fleet {
 
     /// Tasks waiting for pool `p` (queued and allowed to run there).
     pub fn queued_for_pool(&self, p: usize) -> usize {
-        self.state.queued_for_pool[p]
+        self.state.pools[p].queued
     }
 
     /// Dead letters grouped by the cause of their failure: (fingerprint, tasks, attempts).

@@ -101,7 +101,7 @@ fn workers(frame: &mut Frame, area: Rect, scene: &Scene) {
 fn worker_pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected: bool) {
     let fleet = scene.fleet;
     let task = &fleet.state.tasks[i];
-    let TaskState::Running { attempt, pool, started_ms } = &task.state else { return };
+    let TaskState::Running { attempt, pool, started_ms, stalled, .. } = &task.state else { return };
     let id = fleet.state.task_id(i);
     let live = fleet.live.get(id);
     let quiet = live.map(|l| scene.now_ms.saturating_sub(l.last_output_ms)).unwrap_or(0);
@@ -111,7 +111,7 @@ fn worker_pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected:
     ];
     // Stalled (past the pool's stall_after) is a warning, not a failure; long silence
     // without a policy is shown too.
-    if task.stalled {
+    if *stalled {
         let style = scene.theme.fg(Color::Red).add_modifier(Modifier::BOLD);
         title.push(Span::styled(format!("STALLED, quiet {} ", human_ms(quiet)), style));
     } else if quiet >= 30_000 {
@@ -189,8 +189,8 @@ fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
         .iter()
         .enumerate()
         .map(|(p, pool)| {
-            let running = state.pool_running[p];
-            let limit = state.concurrency[p];
+            let running = state.pools[p].running;
+            let limit = state.pools[p].concurrency;
             let load = format!("{}{}", "▮".repeat(running.min(12)), "▯".repeat(limit.saturating_sub(running).min(12)));
             let (circuit, style) = circuit_text(state, p, scene);
             Row::new(vec![
@@ -217,9 +217,9 @@ fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
 /// A pool's circuit for the pools panel: closed, open with its countdown, half-open
 /// with probes used, and paused.
 fn circuit_text(state: &RunState, p: usize, scene: &Scene) -> (String, Style) {
-    let paused = if state.paused[p] { " paused" } else { "" };
+    let paused = if state.pools[p].paused { " paused" } else { "" };
     let policy = state.workflow.pools[p].breaker;
-    let (text, color) = match state.breakers[p].circuit {
+    let (text, color) = match state.pools[p].breaker.circuit {
         Circuit::Closed if policy.is_none() => ("—".to_string(), Color::Gray),
         Circuit::Closed => ("closed".to_string(), Color::Green),
         Circuit::Open { until_ms: Some(until) } => {
