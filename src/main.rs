@@ -147,7 +147,19 @@ fn main() -> ExitCode {
         }
     }
     let _log_guard = init_logging();
-    let result = match args.command {
+    let result = command(args.command);
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err((code, message)) => {
+            eprintln!("{message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Runs one command; the exit code, or the code and message for stderr.
+fn command(command: Option<Command>) -> cli::run::CmdResult {
+    match command {
         None => {
             let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
             match config::parse(DEMO, "demo.toml (bundled)", &base) {
@@ -202,13 +214,6 @@ fn main() -> ExitCode {
         }
         Some(Command::SimAgent { role }) => Ok(cli::sim_agent::main(&role)),
         Some(Command::Guardian { run_id, manager_pid }) => Ok(pitboss::io::guardian::main(&run_id, manager_pid)),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err((code, message)) => {
-            eprintln!("{message}");
-            ExitCode::from(code)
-        }
     }
 }
 

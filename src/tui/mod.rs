@@ -78,20 +78,7 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
 
     let result = loop {
         if dirty && last_draw.elapsed() >= FRAME {
-            let now = now_ms();
-            let (shown, now) = match &travel {
-                Some((_, f)) => (f, f.last_ts),
-                None => (&fleet, now),
-            };
-            let scene = Scene {
-                fleet: shown,
-                total: fleet.records.len(),
-                view: &vs,
-                keys: &options.keymap,
-                now_ms: now,
-                theme: options.theme,
-            };
-            terminal.draw(|frame| draw::draw(frame, &scene)).map_err(|e| format!("terminal: {e}"))?;
+            draw_frame(&mut terminal, &fleet, travel.as_ref().map(|(_, f)| f), &vs, &options)?;
             dirty = false;
             last_draw = Instant::now();
         }
@@ -136,18 +123,47 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
             _ = tick.tick(), if ticking => dirty = true,
             _ = tokio::time::sleep_until(redraw_at), if dirty => {}
         }
-        // Time travel shows a fold of the log's first N records.
-        match (vs.travel, &travel) {
-            (None, Some(_)) => travel = None,
-            (Some(n), current) if current.as_ref().map(|(m, _)| *m) != Some(n) => {
-                let n = n.clamp(1, fleet.records.len());
-                travel = Some((n, Fleet::from_records(&fleet.records[..n]).map_err(|e| e.to_string())?));
-            }
-            _ => {}
-        }
+        follow_travel(&fleet, vs.travel, &mut travel)?;
     };
     drop(_guard);
     result
+}
+
+/// Draws one frame: the live fleet, or the travelled one while time travel is on.
+fn draw_frame(
+    terminal: &mut ratatui::DefaultTerminal,
+    fleet: &Fleet,
+    travelled: Option<&Fleet>,
+    vs: &ViewState,
+    options: &TuiOptions,
+) -> Result<(), String> {
+    let (shown, now) = match travelled {
+        Some(f) => (f, f.last_ts),
+        None => (fleet, now_ms()),
+    };
+    let scene = Scene {
+        fleet: shown,
+        total: fleet.records.len(),
+        view: vs,
+        keys: &options.keymap,
+        now_ms: now,
+        theme: options.theme,
+    };
+    terminal.draw(|frame| draw::draw(frame, &scene)).map(|_| ()).map_err(|e| format!("terminal: {e}"))
+}
+
+/// Keeps the travelled fleet in step with the view: time travel shows a fold of the
+/// log's first N records (rebuilt when N changes; cheaper steps are issue 14's).
+fn follow_travel(fleet: &Fleet, wanted: Option<usize>, travel: &mut Option<(usize, Fleet)>) -> Result<(), String> {
+    match (wanted, &travel) {
+        (None, Some(_)) => *travel = None,
+        (Some(n), current) if current.as_ref().map(|(m, _)| *m) != Some(n) => {
+            let n = n.clamp(1, fleet.records.len());
+            *travel = Some((n, Fleet::from_records(&fleet.records[..n]).map_err(|e| e.to_string())?));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Folds a batch of committed records into the read model.
