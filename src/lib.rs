@@ -1,7 +1,9 @@
 //! pitboss: a terminal control panel for fleets of AI agents.
 //!
-//! Layout (dependencies point left): `core` (pure) ← `io` (adapters) ← `engine` (the one
-//! writer) ← `tui` and `cli` (front ends). `config` turns workflow files into validated data.
+//! Layout (dependencies point left, checked by `tests/architecture.rs`):
+//! `core` (pure) ← {`config` (TOML → core workflow), `io` (adapters)} ← `engine` (the one
+//! writer) ← `launch` (builds a run, hands a handle) ← {`cli`, `tui`} (front ends) ←
+//! `main`. See `docs/ARCHITECTURE.md`.
 
 pub mod cli;
 pub mod config;
