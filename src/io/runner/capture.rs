@@ -6,10 +6,10 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use crate::core::event::SMALL_OUTPUT;
+use crate::io::fsutil::private_file;
 
 /// Bytes of each stream written to the attempt's file in the run folder.
 pub const FILE_CAP: u64 = 16 << 20;
@@ -39,13 +39,7 @@ impl Capture {
         if !self.spilled && self.total > SMALL_OUTPUT as u64 {
             // Everything so far is still in the tail: it starts the file.
             self.spilled = true;
-            self.file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&self.path)
-                .ok();
+            self.file = private_file().create(true).append(true).open(&self.path).ok();
             let head = std::mem::take(&mut self.tail);
             self.write_file(&head);
             self.tail = head;
