@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::backoff;
 use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass, SmallOutput};
-use super::state::{ApplyError, RunState};
+use super::state::{ApplyError, PoolState, RunState};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::Strategy;
 
@@ -311,120 +311,120 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
     picks
 }
 
+/// The events one input calls for, before their consequences: none when the input
+/// is stale (a late word from an attempt that is no longer running, a timer that was
+/// replaced) or asks for what already holds.
 fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
-    let running_attempt = |task: &str, attempt: u32| -> Option<usize> {
-        let i = state.task_index(task)?;
-        match &state.tasks[i].state {
-            TaskState::Running { attempt: a, .. } if *a == attempt => Some(i),
-            _ => None,
+    let event = match input {
+        Input::Start { pid, version, resumed } => return take_over(state, pid, version, resumed, ctx),
+        // The run as a whole. A finished run has nothing to interrupt: closing it
+        // records nothing.
+        Input::Interrupt { reason } => {
+            (!state.interrupted && !state.finished).then_some(Event::RunInterrupted { reason })
+        }
+        // What the running attempt reports.
+        Input::Spawned { task, attempt, pid } => {
+            running(state, &task, attempt).map(|_| Event::AttemptSpawned { task, attempt, pid })
+        }
+        Input::Finished { task, attempt, outcome } => {
+            running(state, &task, attempt).map(|i| ended(state, i, task, attempt, outcome, ctx))
+        }
+        Input::Stall { task, attempt, quiet_ms } => {
+            running(state, &task, attempt).and_then(|i| stall(state, i, task, attempt, quiet_ms))
+        }
+        Input::AttemptStopped { task, attempt, reason } => {
+            running(state, &task, attempt).map(|_| Event::AttemptInterrupted { task, attempt, reason })
+        }
+        // A task's timer and the operator's commands on a task.
+        Input::RetryTimer { task, due_ms } => {
+            let due = |s: &TaskState| matches!(s, TaskState::RetryWait { due_ms: d } if *d == due_ms);
+            task_where(state, &task, due).map(|_| Event::RetryDue { task })
+        }
+        Input::Cancel { task, reason } => {
+            task_where(state, &task, |s| !s.is_terminal()).map(|_| Event::TaskCancelled { task, reason })
+        }
+        Input::Requeue { task, reason } => {
+            let ended = |s: &TaskState| matches!(s.name(), TaskStateName::DeadLettered | TaskStateName::Cancelled);
+            task_where(state, &task, ended).map(|_| Event::TaskRequeued { task, reason })
+        }
+        Input::EditPayload { task, payload } => {
+            let idle = |s: &TaskState| !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. });
+            task_where(state, &task, idle).map(|_| Event::PayloadEdited { task, payload })
+        }
+        // A pool's breaker timer and the operator's commands on a pool.
+        Input::BreakerTimer { pool, until_ms } => {
+            let due = |p: &PoolState| p.breaker.circuit == (Circuit::Open { until_ms: Some(until_ms) });
+            pool_where(state, &pool, due).map(|_| Event::BreakerHalfOpened { pool })
+        }
+        Input::BreakerReset { pool } => pool_where(state, &pool, |p| p.breaker.circuit != Circuit::Closed)
+            .map(|_| Event::BreakerClosed { pool, reason: "reset by an operator".into() }),
+        Input::BreakerTrip { pool } => pool_where(state, &pool, |p| !p.breaker.is_open()).map(|p| {
+            let until_ms = state.workflow.pools[p].breaker.map(|b| ctx.now_ms + b.cooldown_ms);
+            Event::BreakerOpened { pool, until_ms, reason: "tripped by an operator".into() }
+        }),
+        Input::PausePool { pool } => pool_where(state, &pool, |p| !p.paused).map(|_| Event::PoolPaused { pool }),
+        Input::ResumePool { pool } => pool_where(state, &pool, |p| p.paused).map(|_| Event::PoolResumed { pool }),
+        Input::SetConcurrency { pool, concurrency } => {
+            let changes = |p: &PoolState| concurrency >= 1 && p.concurrency != concurrency;
+            pool_where(state, &pool, changes).map(|_| Event::ConcurrencyChanged { pool, concurrency })
         }
     };
-    match input {
-        Input::Start { pid, version, resumed } => {
-            let mut events = vec![Event::ManagerStarted { pid, version, resumed }];
-            // Attempts in flight when the last manager died: at-least-once, so they
-            // count as failed and go through the normal retry path.
-            for (i, task) in state.tasks.iter().enumerate() {
-                if let TaskState::Running { attempt, started_ms, .. } = &task.state {
-                    let failure = Outcome::Failure {
-                        class: FailureClass::ManagerCrashed,
-                        error: "manager crashed".to_string(),
-                        exit_code: None,
-                        signal: None,
-                        duration_ms: ctx.now_ms.saturating_sub(*started_ms),
-                        output: SmallOutput::default(),
-                    };
-                    events.push(failed(state, i, *attempt, failure, ctx));
-                }
-            }
-            events
+    event.into_iter().collect()
+}
+
+/// The index of task `id` while it runs `attempt`.
+fn running(state: &RunState, id: &str, attempt: u32) -> Option<usize> {
+    task_where(state, id, |s| matches!(s, TaskState::Running { attempt: a, .. } if *a == attempt))
+}
+
+/// The index of task `id` when its state `fits`.
+fn task_where(state: &RunState, id: &str, fits: impl FnOnce(&TaskState) -> bool) -> Option<usize> {
+    state.task_index(id).filter(|&i| fits(&state.tasks[i].state))
+}
+
+/// The index of pool `name` when its live state `fits`.
+fn pool_where(state: &RunState, name: &str, fits: impl FnOnce(&PoolState) -> bool) -> Option<usize> {
+    state.workflow.pool_index(name).filter(|&p| fits(&state.pools[p]))
+}
+
+/// A manager takes the run over. Attempts in flight when the last manager died:
+/// at-least-once, so they count as failed and go through the normal retry path.
+fn take_over(state: &RunState, pid: u32, version: String, resumed: bool, ctx: StepContext) -> Vec<Event> {
+    let mut events = vec![Event::ManagerStarted { pid, version, resumed }];
+    for (i, task) in state.tasks.iter().enumerate() {
+        if let TaskState::Running { attempt, started_ms, .. } = &task.state {
+            let failure = Outcome::Failure {
+                class: FailureClass::ManagerCrashed,
+                error: "manager crashed".to_string(),
+                exit_code: None,
+                signal: None,
+                duration_ms: ctx.now_ms.saturating_sub(*started_ms),
+                output: SmallOutput::default(),
+            };
+            events.push(failed(state, i, *attempt, failure, ctx));
         }
-        Input::Spawned { task, attempt, pid } => match running_attempt(&task, attempt) {
-            Some(_) => vec![Event::AttemptSpawned { task, attempt, pid }],
-            None => vec![],
-        },
-        Input::Finished { task, attempt, outcome } => match running_attempt(&task, attempt) {
-            // A late exit of an attempt that was cancelled or interrupted changes nothing.
-            None => vec![],
-            Some(i) => match outcome {
-                Outcome::Success { result, exit_code, duration_ms, output } => {
-                    vec![Event::AttemptSucceeded { task, attempt, result, exit_code, duration_ms, output }]
-                }
-                failure => vec![failed(state, i, attempt, failure, ctx)],
-            },
-        },
-        Input::RetryTimer { task, due_ms } => match state.task_index(&task).map(|i| &state.tasks[i].state) {
-            Some(TaskState::RetryWait { due_ms: d }) if *d == due_ms => {
-                vec![Event::RetryDue { task }]
-            }
-            _ => vec![],
-        },
-        Input::Cancel { task, reason } => match state.task_index(&task) {
-            Some(i) if !state.tasks[i].state.is_terminal() => {
-                vec![Event::TaskCancelled { task, reason }]
-            }
-            _ => vec![],
-        },
-        Input::Requeue { task, reason } => match state.task_index(&task).map(|i| state.tasks[i].state.name()) {
-            Some(TaskStateName::DeadLettered | TaskStateName::Cancelled) => {
-                vec![Event::TaskRequeued { task, reason }]
-            }
-            _ => vec![],
-        },
-        // A finished run has nothing to interrupt: closing it records nothing.
-        Input::Interrupt { reason } if !state.interrupted && !state.finished => vec![Event::RunInterrupted { reason }],
-        Input::Interrupt { .. } => vec![],
-        Input::BreakerTimer { pool, until_ms } => match state.workflow.pool_index(&pool) {
-            Some(p) if state.pools[p].breaker.circuit == (Circuit::Open { until_ms: Some(until_ms) }) => {
-                vec![Event::BreakerHalfOpened { pool }]
-            }
-            _ => vec![],
-        },
-        Input::BreakerReset { pool } => match state.workflow.pool_index(&pool) {
-            Some(p) if state.pools[p].breaker.circuit != Circuit::Closed => {
-                vec![Event::BreakerClosed { pool, reason: "reset by an operator".into() }]
-            }
-            _ => vec![],
-        },
-        Input::BreakerTrip { pool } => match state.workflow.pool_index(&pool) {
-            Some(p) if !state.pools[p].breaker.is_open() => {
-                let until_ms = state.workflow.pools[p].breaker.map(|b| ctx.now_ms + b.cooldown_ms);
-                vec![Event::BreakerOpened { pool, until_ms, reason: "tripped by an operator".into() }]
-            }
-            _ => vec![],
-        },
-        Input::Stall { task, attempt, quiet_ms } => match running_attempt(&task, attempt) {
-            Some(i) => match (quiet_ms, state.tasks[i].state.is_stalled()) {
-                (Some(quiet_ms), false) => vec![Event::AttemptStalled { task, attempt, quiet_ms }],
-                (None, true) => vec![Event::AttemptActive { task, attempt }],
-                _ => vec![],
-            },
-            None => vec![],
-        },
-        Input::EditPayload { task, payload } => match state.task_index(&task) {
-            Some(i) if !matches!(state.tasks[i].state, TaskState::Running { .. } | TaskState::Validating { .. }) => {
-                vec![Event::PayloadEdited { task, payload }]
-            }
-            _ => vec![],
-        },
-        Input::PausePool { pool } => match state.workflow.pool_index(&pool) {
-            Some(p) if !state.pools[p].paused => vec![Event::PoolPaused { pool }],
-            _ => vec![],
-        },
-        Input::ResumePool { pool } => match state.workflow.pool_index(&pool) {
-            Some(p) if state.pools[p].paused => vec![Event::PoolResumed { pool }],
-            _ => vec![],
-        },
-        Input::SetConcurrency { pool, concurrency } => match state.workflow.pool_index(&pool) {
-            Some(p) if concurrency >= 1 && state.pools[p].concurrency != concurrency => {
-                vec![Event::ConcurrencyChanged { pool, concurrency }]
-            }
-            _ => vec![],
-        },
-        Input::AttemptStopped { task, attempt, reason } => match running_attempt(&task, attempt) {
-            Some(_) => vec![Event::AttemptInterrupted { task, attempt, reason }],
-            None => vec![],
-        },
+    }
+    events
+}
+
+/// The end of task `i`'s running attempt: its result, or its failure with what
+/// follows decided.
+fn ended(state: &RunState, i: usize, task: String, attempt: u32, outcome: Outcome, ctx: StepContext) -> Event {
+    match outcome {
+        Outcome::Success { result, exit_code, duration_ms, output } => {
+            Event::AttemptSucceeded { task, attempt, result, exit_code, duration_ms, output }
+        }
+        failure => failed(state, i, attempt, failure, ctx),
+    }
+}
+
+/// Task `i`'s running attempt went quiet (`quiet_ms`) or printed again (`None`): an
+/// event only when that changes its stalled flag.
+fn stall(state: &RunState, i: usize, task: String, attempt: u32, quiet_ms: Option<u64>) -> Option<Event> {
+    match (quiet_ms, state.tasks[i].state.is_stalled()) {
+        (Some(quiet_ms), false) => Some(Event::AttemptStalled { task, attempt, quiet_ms }),
+        (None, true) => Some(Event::AttemptActive { task, attempt }),
+        _ => None,
     }
 }
 

@@ -140,24 +140,76 @@ enum Line {
     Closed { slot: usize, pid: u32 },
 }
 
+/// The actor's side of a persistent pool: its process slots, the jobs waiting for a
+/// process, and the restart backoff after crashes. Each `on_*` method handles one arm
+/// of the actor's `select!`.
+struct Pool {
+    spec: WorkerSpec,
+    workers: Slots,
+    waiting: VecDeque<Job>,
+    /// Handed to each process's stdout reader.
+    line_tx: mpsc::UnboundedSender<Line>,
+    /// Crashes since the last answer (they grow the backoff).
+    crashes: u32,
+    /// No process starts before this (backoff after a crash).
+    not_before: tokio::time::Instant,
+    /// False once the engine dropped every handle.
+    jobs_open: bool,
+}
+
+/// The pool's one owner loop: hands waiting jobs out, then waits for whichever comes
+/// first of a new job, a line from a process, a deadline, a stop request, or the end
+/// of the restart backoff.
 async fn actor(spec: WorkerSpec, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut workers = Slots((0..spec.processes.max(1)).map(|_| None).collect());
-    let mut waiting: VecDeque<Job> = VecDeque::new();
     let (line_tx, mut lines) = mpsc::unbounded_channel::<Line>();
-    let mut crashes: u32 = 0;
-    let mut not_before = tokio::time::Instant::now();
-    let mut jobs_open = true;
+    let mut pool = Pool::new(spec, line_tx);
     loop {
-        // Hand waiting jobs to processes with room, starting processes as needed.
-        while let Some(slot) = free_slot(&workers, spec.per_worker) {
-            let Some(job) = waiting.pop_front() else { break };
-            if workers[slot].is_none() {
-                if tokio::time::Instant::now() < not_before {
-                    waiting.push_front(job);
+        pool.hand_out().await;
+        if pool.finished() {
+            return;
+        }
+        let next_deadline = pool.next_deadline();
+        let backoff = pool.backoff();
+        tokio::select! {
+            // A job from the engine, or the engine is gone.
+            job = jobs.recv(), if pool.jobs_open => pool.on_job(job).await,
+            // A reply or an exit (the pool holds a sender, so this never ends).
+            Some(line) = lines.recv() => pool.on_line(line).await,
+            // The earliest task deadline passed.
+            _ = tokio::time::sleep_until(next_deadline) => pool.on_deadline().await,
+            // A task in flight was cancelled, or the run is stopping.
+            slot = stopped(&mut pool.workers) => pool.on_stop(slot).await,
+            // The restart backoff is over: the next turn starts a process.
+            _ = async { if let Some(t) = backoff { tokio::time::sleep_until(t).await } }, if backoff.is_some() => {}
+        }
+    }
+}
+
+impl Pool {
+    fn new(spec: WorkerSpec, line_tx: mpsc::UnboundedSender<Line>) -> Pool {
+        Pool {
+            workers: Slots((0..spec.processes.max(1)).map(|_| None).collect()),
+            spec,
+            waiting: VecDeque::new(),
+            line_tx,
+            crashes: 0,
+            not_before: tokio::time::Instant::now(),
+            jobs_open: true,
+        }
+    }
+
+    /// Hands waiting jobs to processes with room, starting processes as needed (not
+    /// during the restart backoff).
+    async fn hand_out(&mut self) {
+        while let Some(slot) = free_slot(&self.workers, self.spec.per_worker) {
+            let Some(job) = self.waiting.pop_front() else { break };
+            if self.workers[slot].is_none() {
+                if tokio::time::Instant::now() < self.not_before {
+                    self.waiting.push_front(job);
                     break;
                 }
-                match start_worker(&spec, slot, &line_tx) {
-                    Ok(w) => workers[slot] = Some(w),
+                match start_worker(&self.spec, slot, &self.line_tx) {
+                    Ok(w) => self.workers[slot] = Some(w),
                     Err(error) => {
                         // Cannot start the agent at all: this job fails, permanently.
                         let _ = job.done.send(AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO));
@@ -165,93 +217,122 @@ async fn actor(spec: WorkerSpec, mut jobs: mpsc::UnboundedReceiver<Job>) {
                     }
                 }
             }
-            let Some(w) = workers[slot].as_mut() else { continue };
+            let Some(w) = self.workers[slot].as_mut() else { continue };
             assign(w, job).await;
         }
-        let next_deadline = workers
+    }
+
+    /// True once the engine is gone and no job or process is left.
+    fn finished(&self) -> bool {
+        !self.jobs_open && self.waiting.is_empty() && self.workers.iter().all(|w| w.is_none())
+    }
+
+    /// The earliest deadline of a task in flight (an hour away when there is none).
+    fn next_deadline(&self) -> tokio::time::Instant {
+        self.workers
             .iter()
             .flatten()
             .flat_map(|w| w.in_flight.iter().map(|f| f.deadline))
             .min()
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        let backoff = (!waiting.is_empty() && tokio::time::Instant::now() < not_before).then_some(not_before);
-        if !jobs_open && waiting.is_empty() && workers.iter().all(|w| w.is_none()) {
-            return;
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600))
+    }
+
+    /// When the restart backoff ends, while jobs wait for it.
+    fn backoff(&self) -> Option<tokio::time::Instant> {
+        (!self.waiting.is_empty() && tokio::time::Instant::now() < self.not_before).then_some(self.not_before)
+    }
+
+    /// A new job waits its turn; `None` means the engine is gone.
+    async fn on_job(&mut self, job: Option<Job>) {
+        match job {
+            Some(job) => self.waiting.push_back(job),
+            None => self.close().await,
         }
-        tokio::select! {
-            job = jobs.recv(), if jobs_open => match job {
-                Some(job) => waiting.push_back(job),
-                None => {
-                    // The engine is gone: end every process.
-                    jobs_open = false;
-                    for slot in 0..workers.len() {
-                        if let Some(w) = workers[slot].take() {
-                            end(w, &spec, "was stopped: the run ended", false).await;
-                        }
-                    }
-                    for job in waiting.drain(..) {
-                        let _ = job.done.send(AttemptEnd::stopped(Stop::Interrupt));
-                    }
-                }
-            },
-            Some(line) = lines.recv() => match line {
-                Line::Reply { slot, pid, value } => {
-                    let Some(w) = workers[slot].as_mut().filter(|w| w.pid == pid) else { continue };
-                    crashes = 0;
-                    answer(w, value);
-                    if should_recycle(w, &spec.recycle) {
-                        w.draining = true;
-                    }
-                    if w.draining && w.in_flight.is_empty() {
-                        if let Some(w) = workers[slot].take() {
-                            end(w, &spec, "was recycled", true).await;
-                        }
-                    }
-                }
-                Line::Closed { slot, pid } => {
-                    let Some(w) = workers[slot].take_if(|w| w.pid == pid) else { continue };
-                    let recycled = w.draining && w.in_flight.is_empty();
-                    let status = end(w, &spec, "exited", true).await;
-                    if !recycled {
-                        crashes += 1;
-                        let delay = Duration::from_millis(100 * 2u64.pow(crashes.min(6))).min(Duration::from_secs(5));
-                        not_before = tokio::time::Instant::now() + delay;
-                        tracing::warn!(pool = %spec.pool, pid, %status, "persistent worker exited; restarting after {delay:?}");
-                    }
-                }
-            },
-            _ = tokio::time::sleep_until(next_deadline) => {
-                let now = tokio::time::Instant::now();
-                for slot in 0..workers.len() {
-                    let expired = workers[slot].as_ref().is_some_and(|w| w.in_flight.iter().any(|f| f.deadline <= now));
-                    if expired {
-                        if let Some(mut w) = workers[slot].take() {
-                            let late: Vec<InFlight> = w.in_flight.drain(..).collect();
-                            for f in late {
-                                let (class, error) = if f.deadline <= now {
-                                    (FailureClass::Timeout, "timed out; its persistent worker was restarted".to_string())
-                                } else {
-                                    (FailureClass::Worker, "persistent worker restarted after another task timed out".to_string())
-                                };
-                                let _ = f.done.send(AttemptEnd::failed(class, error, f.started.elapsed()));
-                            }
-                            end(w, &spec, "was restarted after a timeout", false).await;
-                        }
-                    }
-                }
+    }
+
+    /// The engine is gone: every process ends and every waiting job is stopped.
+    async fn close(&mut self) {
+        self.jobs_open = false;
+        for slot in 0..self.workers.len() {
+            if let Some(w) = self.workers[slot].take() {
+                end(w, &self.spec, "was stopped: the run ended", false).await;
             }
-            slot = stopped(&mut workers) => {
-                // A task was cancelled or the run is stopping: its process ends, and
-                // its other tasks are stopped the same way.
-                if let Some(mut w) = workers[slot].take() {
-                    for f in w.in_flight.drain(..) {
-                        let stop = f.stop.borrow().unwrap_or(Stop::Interrupt);
-                        let _ = f.done.send(AttemptEnd::stopped(stop));
-                    }
-                    end(w, &spec, "was stopped", false).await;
-                }
+        }
+        for job in self.waiting.drain(..) {
+            let _ = job.done.send(AttemptEnd::stopped(Stop::Interrupt));
+        }
+    }
+
+    /// A line from a process: a reply (lines from a process that was since replaced
+    /// are ignored), or its stdout closed.
+    async fn on_line(&mut self, line: Line) {
+        match line {
+            Line::Reply { slot, pid, value } => self.on_reply(slot, pid, value).await,
+            Line::Closed { slot, pid } => self.on_exit(slot, pid).await,
+        }
+    }
+
+    /// A reply ends a task; a process due for recycling is closed once it is idle.
+    async fn on_reply(&mut self, slot: usize, pid: u32, value: Value) {
+        let Some(w) = self.workers[slot].as_mut().filter(|w| w.pid == pid) else { return };
+        self.crashes = 0;
+        answer(w, value);
+        if should_recycle(w, &self.spec.recycle) {
+            w.draining = true;
+        }
+        if w.draining && w.in_flight.is_empty() {
+            if let Some(w) = self.workers[slot].take() {
+                end(w, &self.spec, "was recycled", true).await;
             }
-            _ = async { if let Some(t) = backoff { tokio::time::sleep_until(t).await } }, if backoff.is_some() => {}
+        }
+    }
+
+    /// A process closed its stdout: it is ended, and unless it was recycled, the next
+    /// one waits out a backoff that grows with consecutive crashes.
+    async fn on_exit(&mut self, slot: usize, pid: u32) {
+        let Some(w) = self.workers[slot].take_if(|w| w.pid == pid) else { return };
+        let recycled = w.draining && w.in_flight.is_empty();
+        let status = end(w, &self.spec, "exited", true).await;
+        if !recycled {
+            self.crashes += 1;
+            let delay = Duration::from_millis(100 * 2u64.pow(self.crashes.min(6))).min(Duration::from_secs(5));
+            self.not_before = tokio::time::Instant::now() + delay;
+            tracing::warn!(pool = %self.spec.pool, pid, %status, "persistent worker exited; restarting after {delay:?}");
+        }
+    }
+
+    /// Every process with a task past its deadline is restarted: that task times out,
+    /// the others it had in flight fail as collateral.
+    async fn on_deadline(&mut self) {
+        let now = tokio::time::Instant::now();
+        for slot in 0..self.workers.len() {
+            let expired = self.workers[slot].as_ref().is_some_and(|w| w.in_flight.iter().any(|f| f.deadline <= now));
+            if !expired {
+                continue;
+            }
+            if let Some(mut w) = self.workers[slot].take() {
+                for f in w.in_flight.drain(..) {
+                    let (class, error) = if f.deadline <= now {
+                        (FailureClass::Timeout, "timed out; its persistent worker was restarted".to_string())
+                    } else {
+                        (FailureClass::Worker, "persistent worker restarted after another task timed out".to_string())
+                    };
+                    let _ = f.done.send(AttemptEnd::failed(class, error, f.started.elapsed()));
+                }
+                end(w, &self.spec, "was restarted after a timeout", false).await;
+            }
+        }
+    }
+
+    /// A task was cancelled or the run is stopping: its process ends, and its other
+    /// tasks are stopped the same way.
+    async fn on_stop(&mut self, slot: usize) {
+        if let Some(mut w) = self.workers[slot].take() {
+            for f in w.in_flight.drain(..) {
+                let stop = f.stop.borrow().unwrap_or(Stop::Interrupt);
+                let _ = f.done.send(AttemptEnd::stopped(stop));
+            }
+            end(w, &self.spec, "was stopped", false).await;
         }
     }
 }

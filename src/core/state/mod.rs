@@ -2,16 +2,21 @@
 //! from events. [`RunState::apply`] is the only way state changes, live and in
 //! replay alike, so replaying a log rebuilds exactly what was live. An event that
 //! does not fit the current state is refused with [`ApplyError`], never half-applied.
+//! Each pool's load and breaker, and the helpers that move a task between pools, are
+//! in `pools`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::breaker::{Breaker, Circuit};
+use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, Workflow};
+
+mod pools;
+pub use pools::PoolState;
 
 /// One task's live record.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,22 +91,6 @@ pub enum ApplyError {
     },
 }
 
-/// One pool's live state.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolState {
-    /// Running attempts on the pool.
-    pub running: usize,
-    /// Queued tasks the pool could take (a task that may run on several pools counts
-    /// in each of them).
-    pub queued: usize,
-    /// The pool's concurrency now (the workflow's, unless an operator changed it).
-    pub concurrency: usize,
-    /// True while an operator has paused the pool.
-    pub paused: bool,
-    /// The pool's circuit breaker.
-    pub breaker: Breaker,
-}
-
 /// Everything the engine knows about a run.
 #[derive(Debug, Clone)]
 pub struct RunState {
@@ -174,17 +163,7 @@ impl RunState {
         counts[count_slot(TaskStateName::Blocked)] = n;
         RunState {
             run_id,
-            pools: workflow
-                .pools
-                .iter()
-                .map(|p| PoolState {
-                    running: 0,
-                    queued: 0,
-                    concurrency: p.concurrency,
-                    paused: false,
-                    breaker: Breaker::default(),
-                })
-                .collect(),
+            pools: workflow.pools.iter().map(|p| PoolState::new(p.concurrency)).collect(),
             workflow,
             tasks: vec![task; n],
             index,
@@ -234,14 +213,6 @@ impl RunState {
         TaskStateName::ALL.iter().filter(|n| !n.is_terminal()).all(|n| self.count(*n) == 0)
     }
 
-    /// Pools task `i` may run on now (a fallback pool replaces its own).
-    pub fn pools_for(&self, i: usize) -> &[usize] {
-        match &self.tasks[i].pool_override {
-            Some(p) => std::slice::from_ref(p),
-            None => &self.eligible[i],
-        }
-    }
-
     /// True when a dependent of task `i` may use it: completed, or skipped by its own
     /// fallback (which does not fail dependents).
     pub fn satisfies_dependents(&self, i: usize) -> bool {
@@ -250,29 +221,6 @@ impl RunState {
             TaskState::Skipped { .. } => self.tasks[i].degraded,
             _ => false,
         }
-    }
-
-    /// Sends task `i` to pool `p` from now on; a queued task's per-pool queue counts
-    /// move with it.
-    fn set_pool_override(&mut self, i: usize, p: usize) {
-        let queued = self.tasks[i].state == TaskState::Queued;
-        let adjust = |s: &mut RunState, delta: isize| {
-            for k in 0..s.pools_for(i).len() {
-                let q = s.pools_for(i)[k];
-                s.pools[q].queued = s.pools[q].queued.saturating_add_signed(delta);
-            }
-        };
-        if queued {
-            adjust(self, -1);
-        }
-        self.tasks[i].pool_override = Some(p);
-        if queued {
-            adjust(self, 1);
-        }
-    }
-
-    fn pool_lookup(&self, name: &str) -> Result<usize, ApplyError> {
-        self.workflow.pool_index(name).ok_or_else(|| ApplyError::UnknownPool(name.to_string()))
     }
 
     /// Takes task `i`'s fallback: completed with its result, queued for its pool, or
@@ -346,193 +294,250 @@ impl RunState {
     }
 
     /// Folds one event into the state at time `ts_ms` (the event's timestamp).
+    ///
+    /// The one entry point of the fold, live and in replay. Each event goes to the
+    /// handler of its kind below, which refuses it with an [`ApplyError`] before it
+    /// changes anything when it does not fit the current state.
     pub fn apply(&mut self, event: &Event, ts_ms: u64) -> Result<(), ApplyError> {
-        let illegal = |s: &RunState, i: usize| ApplyError::Illegal {
-            event: event.kind(),
-            task: s.task_id(i).to_string(),
-            state: s.tasks[i].state.name(),
-        };
+        let kind = event.kind();
         match event {
+            // The run as a whole.
             Event::RunStarted { .. } => return Err(ApplyError::StartedTwice),
             Event::ManagerStarted { .. } => self.interrupted = false,
             Event::RunInterrupted { .. } => self.interrupted = true,
             Event::RunFinished { .. } => self.finished = true,
             Event::LogRepaired { .. } => {}
+            // A task between its attempts.
             Event::TaskReady { task } => {
-                let i = self.lookup(task)?;
-                if self.tasks[i].state != TaskState::Blocked {
-                    return Err(illegal(self, i));
-                }
-                self.set_state(i, TaskState::Queued);
-            }
-            Event::AttemptStarted { task, attempt, pool } => {
-                let i = self.lookup(task)?;
-                let p = self.workflow.pool_index(pool).ok_or_else(|| ApplyError::UnknownPool(pool.clone()))?;
-                if self.tasks[i].state != TaskState::Queued {
-                    return Err(illegal(self, i));
-                }
-                self.tasks[i].attempts = *attempt;
-                self.tasks[i].pool = Some(pool.clone());
-                if self.pools_for(i).len() > 1 {
-                    self.rr_cursor = p + 1;
-                }
-                if let Circuit::HalfOpen { probes_started } = &mut self.pools[p].breaker.circuit {
-                    *probes_started += 1;
-                }
-                self.set_state(i, TaskState::running(*attempt, pool.clone(), ts_ms));
-            }
-            Event::AttemptSpawned { task, attempt, pid } => {
-                let i = self.lookup(task)?;
-                match &mut self.tasks[i].state {
-                    TaskState::Running { attempt: a, process, .. } if a == attempt => *process = Some(*pid),
-                    _ => return Err(illegal(self, i)),
-                }
-                self.tasks[i].deferrals = 0;
-            }
-            Event::AttemptSucceeded { task, attempt, result, .. } => {
-                let i = self.lookup(task)?;
-                match &self.tasks[i].state {
-                    TaskState::Running { attempt: a, .. } if a == attempt => {}
-                    _ => return Err(illegal(self, i)),
-                }
-                self.tasks[i].result = Some(result.clone());
-                let degraded = self.tasks[i].degraded;
-                self.set_state(i, TaskState::Completed { degraded });
-            }
-            Event::AttemptFailed { task, attempt, class, error, then, .. } => {
-                let i = self.lookup(task)?;
-                let pool = match &self.tasks[i].state {
-                    TaskState::Running { attempt: a, pool, .. } if a == attempt => self.pool_lookup(pool)?,
-                    _ => return Err(illegal(self, i)),
-                };
-                if class.counts_against_pool() {
-                    let policy = self.workflow.pools[pool].breaker;
-                    self.pools[pool].breaker.count_failure(policy.as_ref(), ts_ms);
-                }
-                self.tasks[i].last_error = Some(error.clone());
-                if *class == FailureClass::ManagerCrashed {
-                    self.tasks[i].crashes += 1;
-                }
-                let next = match then {
-                    AfterFailure::Retry { due_ms, .. } => TaskState::RetryWait { due_ms: *due_ms },
-                    AfterFailure::Defer { due_ms, .. } => {
-                        // Not the task's fault: the attempt is handed back.
-                        self.tasks[i].attempts = attempt.saturating_sub(1);
-                        self.tasks[i].deferrals += 1;
-                        TaskState::RetryWait { due_ms: *due_ms }
-                    }
-                    AfterFailure::DeadLetter { reason } => TaskState::DeadLettered { reason: reason.clone() },
-                    AfterFailure::Fallback { reason } => {
-                        let refused = illegal(self, i);
-                        return self.take_fallback(i, reason, refused);
-                    }
-                };
-                self.set_state(i, next);
-            }
-            Event::AttemptInterrupted { task, attempt, .. } => {
-                let i = self.lookup(task)?;
-                match &self.tasks[i].state {
-                    TaskState::Running { attempt: a, .. } if a == attempt => {}
-                    _ => return Err(illegal(self, i)),
-                }
-                self.tasks[i].attempts = attempt.saturating_sub(1);
-                self.set_state(i, TaskState::Queued);
+                self.shift(kind, task, |s| *s == TaskState::Blocked, TaskState::Queued)?;
             }
             Event::RetryDue { task } => {
-                let i = self.lookup(task)?;
-                if !matches!(self.tasks[i].state, TaskState::RetryWait { .. }) {
-                    return Err(illegal(self, i));
-                }
-                self.set_state(i, TaskState::Queued);
+                self.shift(kind, task, |s| matches!(s, TaskState::RetryWait { .. }), TaskState::Queued)?;
             }
             Event::TaskCancelled { task, reason } => {
-                let i = self.lookup(task)?;
-                if self.tasks[i].state.is_terminal() {
-                    return Err(illegal(self, i));
-                }
-                self.set_state(i, TaskState::Cancelled { reason: reason.clone() });
+                self.shift(kind, task, |s| !s.is_terminal(), TaskState::Cancelled { reason: reason.clone() })?;
             }
             Event::TaskSkipped { task, because } => {
-                let i = self.lookup(task)?;
-                if self.tasks[i].state != TaskState::Blocked {
-                    return Err(illegal(self, i));
-                }
-                self.set_state(i, TaskState::Skipped { because: because.clone() });
-            }
-            Event::TaskRequeued { task, .. } => {
-                let i = self.lookup(task)?;
-                if !matches!(self.tasks[i].state.name(), TaskStateName::DeadLettered | TaskStateName::Cancelled) {
-                    return Err(illegal(self, i));
-                }
-                let t = &mut self.tasks[i];
-                t.budget_start = t.attempts;
-                t.crashes = 0;
-                t.deferrals = 0;
-                t.result = None;
-                t.degraded = false;
-                t.pool_override = None;
-                let ready = self.dependencies[i].iter().all(|&d| self.satisfies_dependents(d));
-                self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
-                self.finished = false;
-            }
-            Event::AttemptStalled { task, attempt, .. } | Event::AttemptActive { task, attempt } => {
-                let i = self.lookup(task)?;
-                let now_stalled = matches!(event, Event::AttemptStalled { .. });
-                match &mut self.tasks[i].state {
-                    TaskState::Running { attempt: a, stalled, .. } if a == attempt => *stalled = now_stalled,
-                    _ => return Err(illegal(self, i)),
-                }
-            }
-            Event::PayloadEdited { task, payload } => {
-                let i = self.lookup(task)?;
-                // The running attempt already has its payload: edit before a retry.
-                if matches!(self.tasks[i].state, TaskState::Running { .. } | TaskState::Validating { .. }) {
-                    return Err(illegal(self, i));
-                }
-                self.tasks[i].payload = Some(payload.clone());
-            }
-            Event::FallbackUsed { task, reason } => {
-                let i = self.lookup(task)?;
-                if self.tasks[i].state != TaskState::Queued {
-                    return Err(illegal(self, i));
-                }
-                let refused = illegal(self, i);
-                self.take_fallback(i, reason, refused)?;
-            }
-            Event::BreakerOpened { pool, until_ms, .. } => {
-                let p = self.pool_lookup(pool)?;
-                self.pools[p].breaker.circuit = Circuit::Open { until_ms: *until_ms };
-                self.pools[p].breaker.recent_failures.clear();
-            }
-            Event::PoolPaused { pool } => {
-                let p = self.pool_lookup(pool)?;
-                self.pools[p].paused = true;
-            }
-            Event::PoolResumed { pool } => {
-                let p = self.pool_lookup(pool)?;
-                self.pools[p].paused = false;
-            }
-            Event::ConcurrencyChanged { pool, concurrency } => {
-                let p = self.pool_lookup(pool)?;
-                self.pools[p].concurrency = (*concurrency).max(1);
-            }
-            Event::BreakerHalfOpened { pool } => {
-                let p = self.pool_lookup(pool)?;
-                self.pools[p].breaker.circuit = Circuit::HalfOpen { probes_started: 0 };
-            }
-            Event::BreakerClosed { pool, .. } => {
-                let p = self.pool_lookup(pool)?;
-                self.pools[p].breaker.circuit = Circuit::Closed;
-                self.pools[p].breaker.recent_failures.clear();
+                self.shift(kind, task, |s| *s == TaskState::Blocked, TaskState::Skipped { because: because.clone() })?;
             }
             Event::TaskRevived { task, .. } => {
-                let i = self.lookup(task)?;
-                if self.tasks[i].state.name() != TaskStateName::Skipped {
-                    return Err(illegal(self, i));
-                }
-                self.set_state(i, TaskState::Blocked);
+                self.shift(kind, task, |s| s.name() == TaskStateName::Skipped, TaskState::Blocked)?;
                 self.finished = false;
             }
+            Event::TaskRequeued { task, .. } => self.requeue(kind, task)?,
+            Event::PayloadEdited { task, payload } => self.edit_payload(kind, task, payload)?,
+            Event::FallbackUsed { task, reason } => self.use_fallback(kind, task, reason)?,
+            // An attempt's life.
+            Event::AttemptStarted { task, attempt, pool } => self.start_attempt(kind, task, *attempt, pool, ts_ms)?,
+            Event::AttemptSpawned { task, attempt, pid } => self.attempt_spawned(kind, task, *attempt, *pid)?,
+            Event::AttemptSucceeded { task, attempt, result, .. } => self.succeed(kind, task, *attempt, result)?,
+            Event::AttemptFailed { task, attempt, class, error, then, .. } => {
+                let (i, p) = self.failing_attempt(kind, task, *attempt)?;
+                self.count_failure(i, p, *class, error, ts_ms);
+                self.after_failure(kind, i, *attempt, then)?;
+            }
+            Event::AttemptInterrupted { task, attempt, .. } => self.interrupt_attempt(kind, task, *attempt)?,
+            Event::AttemptStalled { task, attempt, .. } => self.set_stalled(kind, task, *attempt, true)?,
+            Event::AttemptActive { task, attempt } => self.set_stalled(kind, task, *attempt, false)?,
+            // Pools and their breakers.
+            Event::PoolPaused { pool } => self.pool_mut(pool)?.paused = true,
+            Event::PoolResumed { pool } => self.pool_mut(pool)?.paused = false,
+            Event::ConcurrencyChanged { pool, concurrency } => self.pool_mut(pool)?.concurrency = (*concurrency).max(1),
+            Event::BreakerOpened { pool, until_ms, .. } => {
+                self.pool_mut(pool)?.reset_breaker(Circuit::Open { until_ms: *until_ms });
+            }
+            Event::BreakerHalfOpened { pool } => {
+                self.pool_mut(pool)?.breaker.circuit = Circuit::HalfOpen { probes_started: 0 };
+            }
+            Event::BreakerClosed { pool, .. } => self.pool_mut(pool)?.reset_breaker(Circuit::Closed),
+        }
+        Ok(())
+    }
+}
+
+/// The fold's handlers. Each one takes the event's `kind` (for its refusal), checks
+/// the event fits, and only then changes the state.
+impl RunState {
+    /// The refusal of an event of `kind` for task `i` in its current state.
+    fn illegal(&self, kind: &'static str, i: usize) -> ApplyError {
+        ApplyError::Illegal { event: kind, task: self.task_id(i).to_string(), state: self.tasks[i].state.name() }
+    }
+
+    /// Task `id`'s index, when its state `fits` an event of `kind`.
+    fn task_where(
+        &self,
+        kind: &'static str,
+        id: &str,
+        fits: impl FnOnce(&TaskState) -> bool,
+    ) -> Result<usize, ApplyError> {
+        let i = self.lookup(id)?;
+        if fits(&self.tasks[i].state) {
+            Ok(i)
+        } else {
+            Err(self.illegal(kind, i))
+        }
+    }
+
+    /// Task `id`'s index, when `attempt` is the attempt it is running.
+    fn running_attempt(&self, kind: &'static str, id: &str, attempt: u32) -> Result<usize, ApplyError> {
+        self.task_where(kind, id, |s| matches!(s, TaskState::Running { attempt: a, .. } if *a == attempt))
+    }
+
+    /// Moves task `id` to state `to`, when its state `fits` an event of `kind`.
+    fn shift(
+        &mut self,
+        kind: &'static str,
+        id: &str,
+        fits: impl FnOnce(&TaskState) -> bool,
+        to: TaskState,
+    ) -> Result<(), ApplyError> {
+        let i = self.task_where(kind, id, fits)?;
+        self.set_state(i, to);
+        Ok(())
+    }
+
+    /// `task_requeued`: a dead-lettered or cancelled task starts over with a fresh
+    /// attempt budget, queued, or blocked while a dependency is unfinished.
+    fn requeue(&mut self, kind: &'static str, id: &str) -> Result<(), ApplyError> {
+        let i =
+            self.task_where(kind, id, |s| matches!(s.name(), TaskStateName::DeadLettered | TaskStateName::Cancelled))?;
+        let t = &mut self.tasks[i];
+        t.budget_start = t.attempts;
+        t.crashes = 0;
+        t.deferrals = 0;
+        t.result = None;
+        t.degraded = false;
+        t.pool_override = None;
+        let ready = self.dependencies[i].iter().all(|&d| self.satisfies_dependents(d));
+        self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
+        self.finished = false;
+        Ok(())
+    }
+
+    /// `payload_edited`: refused while an attempt runs, which already has its payload
+    /// (edit before a retry).
+    fn edit_payload(&mut self, kind: &'static str, id: &str, payload: &Value) -> Result<(), ApplyError> {
+        let i =
+            self.task_where(kind, id, |s| !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. }))?;
+        self.tasks[i].payload = Some(payload.clone());
+        Ok(())
+    }
+
+    /// `fallback_used`: a queued task takes its fallback.
+    fn use_fallback(&mut self, kind: &'static str, id: &str, reason: &str) -> Result<(), ApplyError> {
+        let i = self.task_where(kind, id, |s| *s == TaskState::Queued)?;
+        let refused = self.illegal(kind, i);
+        self.take_fallback(i, reason, refused)
+    }
+
+    /// `attempt_started`: queued → running on `pool`; a half-open breaker counts the probe.
+    fn start_attempt(
+        &mut self,
+        kind: &'static str,
+        id: &str,
+        attempt: u32,
+        pool: &str,
+        ts_ms: u64,
+    ) -> Result<(), ApplyError> {
+        // Lookups before the state check, so an unknown pool is reported as such.
+        let i = self.lookup(id)?;
+        let p = self.pool_lookup(pool)?;
+        if self.tasks[i].state != TaskState::Queued {
+            return Err(self.illegal(kind, i));
+        }
+        self.tasks[i].attempts = attempt;
+        self.tasks[i].pool = Some(pool.to_string());
+        if self.pools_for(i).len() > 1 {
+            self.rr_cursor = p + 1;
+        }
+        self.pools[p].count_probe();
+        self.set_state(i, TaskState::running(attempt, pool.to_string(), ts_ms));
+        Ok(())
+    }
+
+    /// `attempt_spawned`: the running attempt has a process; resource deferrals are over.
+    fn attempt_spawned(&mut self, kind: &'static str, id: &str, attempt: u32, pid: u32) -> Result<(), ApplyError> {
+        let i = self.lookup(id)?;
+        match &mut self.tasks[i].state {
+            TaskState::Running { attempt: a, process, .. } if *a == attempt => *process = Some(pid),
+            _ => return Err(self.illegal(kind, i)),
+        }
+        self.tasks[i].deferrals = 0;
+        Ok(())
+    }
+
+    /// `attempt_succeeded`: running → completed with its result (degraded if a
+    /// fallback pool ran it).
+    fn succeed(&mut self, kind: &'static str, id: &str, attempt: u32, result: &Value) -> Result<(), ApplyError> {
+        let i = self.running_attempt(kind, id, attempt)?;
+        self.tasks[i].result = Some(result.clone());
+        let degraded = self.tasks[i].degraded;
+        self.set_state(i, TaskState::Completed { degraded });
+        Ok(())
+    }
+
+    /// For `attempt_failed`: the failing task's index and the pool its attempt ran on.
+    fn failing_attempt(&self, kind: &'static str, id: &str, attempt: u32) -> Result<(usize, usize), ApplyError> {
+        let i = self.lookup(id)?;
+        match &self.tasks[i].state {
+            TaskState::Running { attempt: a, pool, .. } if *a == attempt => Ok((i, self.pool_lookup(pool)?)),
+            _ => Err(self.illegal(kind, i)),
+        }
+    }
+
+    /// Records task `i`'s failure on pool `p`: the pool's breaker counts it (unless it
+    /// says nothing about the pool), and a manager crash counts towards a poison pill.
+    fn count_failure(&mut self, i: usize, p: usize, class: FailureClass, error: &str, ts_ms: u64) {
+        if class.counts_against_pool() {
+            let policy = self.workflow.pools[p].breaker;
+            self.pools[p].breaker.count_failure(policy.as_ref(), ts_ms);
+        }
+        self.tasks[i].last_error = Some(error.to_string());
+        if class == FailureClass::ManagerCrashed {
+            self.tasks[i].crashes += 1;
+        }
+    }
+
+    /// Where task `i` goes after its failed `attempt`, as `then` decided.
+    fn after_failure(
+        &mut self,
+        kind: &'static str,
+        i: usize,
+        attempt: u32,
+        then: &AfterFailure,
+    ) -> Result<(), ApplyError> {
+        let next = match then {
+            AfterFailure::Retry { due_ms, .. } => TaskState::RetryWait { due_ms: *due_ms },
+            AfterFailure::Defer { due_ms, .. } => {
+                // Not the task's fault: the attempt is handed back.
+                self.tasks[i].attempts = attempt.saturating_sub(1);
+                self.tasks[i].deferrals += 1;
+                TaskState::RetryWait { due_ms: *due_ms }
+            }
+            AfterFailure::DeadLetter { reason } => TaskState::DeadLettered { reason: reason.clone() },
+            AfterFailure::Fallback { reason } => {
+                let refused = self.illegal(kind, i);
+                return self.take_fallback(i, reason, refused);
+            }
+        };
+        self.set_state(i, next);
+        Ok(())
+    }
+
+    /// `attempt_interrupted`: running → queued, and the attempt is handed back.
+    fn interrupt_attempt(&mut self, kind: &'static str, id: &str, attempt: u32) -> Result<(), ApplyError> {
+        let i = self.running_attempt(kind, id, attempt)?;
+        self.tasks[i].attempts = attempt.saturating_sub(1);
+        self.set_state(i, TaskState::Queued);
+        Ok(())
+    }
+
+    /// `attempt_stalled` (`now_stalled`) or `attempt_active`: the running attempt's flag.
+    fn set_stalled(&mut self, kind: &'static str, id: &str, attempt: u32, now_stalled: bool) -> Result<(), ApplyError> {
+        let i = self.lookup(id)?;
+        match &mut self.tasks[i].state {
+            TaskState::Running { attempt: a, stalled, .. } if *a == attempt => *stalled = now_stalled,
+            _ => return Err(self.illegal(kind, i)),
         }
         Ok(())
     }
