@@ -127,4 +127,10 @@ mod tests {
         assert_eq!(b.should_open(None), None);
         assert!(b.admits(None, 1000));
     }
+
+    #[test]
+    fn windows_are_written_as_in_the_workflow() {
+        let written: Vec<String> = [60_000, 120_000, 1_000, 30_000, 90_000, 250, 1_500, 0].map(window_text).to_vec();
+        assert_eq!(written, ["1m", "2m", "1s", "30s", "90s", "250ms", "1500ms", "0ms"]);
+    }
 }
