@@ -44,6 +44,7 @@ impl Scratch {
     }
 
     /// Runs a workflow headless with --json into `run_dir()`; returns (exit code, document, output).
+    #[track_caller]
     pub fn run_json(&self, workflow: &str) -> (i32, Value, Output) {
         let file = self.write("workflow.toml", workflow);
         let out = self
