@@ -343,3 +343,46 @@ fn an_interrupted_run_starts_nothing_and_a_finished_run_is_not_interrupted() {
     assert_eq!(run_finished(&events), Some(true));
     assert!(core.input(Input::Interrupt { reason: "quit".into() }).is_empty(), "a finished run records no interrupt");
 }
+
+/// The pools each `attempt_started` went to, in order.
+fn pools_started(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AttemptStarted { pool, .. } => Some(pool.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn round_robin_rotates_within_one_dispatch_and_a_pinned_task_does_not_move_it() {
+    let mut text = "[run]\nmax_parallel = 6\n[balancer]\nstrategy = \"round-robin\"\n".to_string();
+    for p in ["p0", "p1", "p2"] {
+        text += &format!("[[pool]]\nname = \"{p}\"\ncommand = [\"agent\"]\nconcurrency = 2\n");
+    }
+    text += "[[task]]\nid = \"pinned\"\npool = \"p1\"\n";
+    for i in 1..=5 {
+        text += &format!("[[task]]\nid = \"f{i}\"\n");
+    }
+    let mut core = Core::new(&text);
+    // f5's turn is p1's, which is full: strict rotation makes it wait.
+    assert_eq!(pools_started(&core.dispatch()), ["p1", "p0", "p1", "p2", "p0"]);
+    assert_eq!(core.task("f5").state, TaskState::Queued);
+}
+
+#[test]
+fn least_connections_compares_load_as_a_fraction_of_each_pools_concurrency() {
+    // `wide` runs 1 of 4, `narrow` 1 of 2: the next free task goes to `wide`, whichever
+    // pool the workflow names first.
+    let wide = "[[pool]]\nname = \"wide\"\ncommand = [\"agent\"]\nconcurrency = 4\n";
+    let narrow = "[[pool]]\nname = \"narrow\"\ncommand = [\"agent\"]\nconcurrency = 2\n";
+    let tasks = "[[task]]\nid = \"w\"\npool = \"wide\"\n[[task]]\nid = \"n\"\npool = \"narrow\"\n\
+                 [[task]]\nid = \"gate\"\npool = \"wide\"\n[[task]]\nid = \"free\"\ndepends_on = [\"gate\"]\n";
+    for pools in [format!("{wide}{narrow}"), format!("{narrow}{wide}")] {
+        let mut core = Core::new(&format!("[balancer]\nstrategy = \"least-connections\"\n{pools}{tasks}"));
+        assert_eq!(pools_started(&core.dispatch()).len(), 3);
+        let events = core.batch(finished("gate", 1, success()));
+        assert_eq!(pools_started(&events), ["wide"], "{pools}");
+    }
+}
