@@ -386,3 +386,15 @@ fn least_connections_compares_load_as_a_fraction_of_each_pools_concurrency() {
         assert_eq!(pools_started(&events), ["wide"], "{pools}");
     }
 }
+
+#[test]
+fn a_retry_timer_for_another_due_time_is_stale() {
+    let mut core = Core::new(&format!("{RETRY}[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\n[[task]]\nid = \"a\"\n"));
+    core.dispatch();
+    core.batch(finished("a", 1, failure(FailureClass::Worker)));
+    let TaskState::RetryWait { due_ms } = core.task("a").state else { panic!("a is not waiting") };
+    // A timer set for an earlier wait (the task was retried and failed since).
+    assert!(core.batch(Input::RetryTimer { task: "a".into(), due_ms: due_ms - 1 }).is_empty());
+    assert_eq!(core.task("a").state, TaskState::RetryWait { due_ms });
+    assert_eq!(kinds(&core.batch(Input::RetryTimer { task: "a".into(), due_ms })), ["retry_due", "attempt_started"]);
+}
