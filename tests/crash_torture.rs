@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{kill_pid, read_events, wait_for, Scratch};
+use common::{kill_pid, read_events, wait_for, wait_within, KillOnPanic, OutputWithin, Scratch};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -68,6 +68,7 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
             cmd.args(["resume", "--headless"]).arg(s.run_dir());
         }
         let mut manager = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let _guard = KillOnPanic::new(&[manager.id()]);
         // Kill it once its workers have made the chosen number of ledger entries.
         let target = ledger_lines() + min_gap + rng.random_range(0..slack);
         let reached = wait_for(Duration::from_secs(60), || {
@@ -76,14 +77,14 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
         });
         assert!(reached, "manager {k} made no progress");
         kill_pid(manager.id() as i32);
-        if manager.wait().unwrap().code().is_none() {
+        if wait_within(&mut manager, "a SIGKILLed manager").code().is_none() {
             killed += 1;
         }
         interrupted = in_flight(&read_events(&s.run_dir()));
     }
     assert_eq!(killed, kills, "the run ended before every kill happened");
 
-    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output().unwrap();
+    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("the last resume");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let not_completed: Vec<String> =
         doc["tasks"].as_array().unwrap().iter().filter(|t| t["state"] != "completed").map(|t| t.to_string()).collect();

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{kill_pid, read_events, task, wait_for, Scratch};
+use common::{kill_pid, read_events, task, wait_for, wait_within, KillOnPanic, Lines, OutputWithin, Scratch};
 use serde_json::Value;
 
 /// `flaky` fails until the file `fixed` exists; `after` and `last` depend on it.
@@ -34,16 +33,17 @@ fn a_replayed_dead_letter_and_its_skipped_dependents_complete_on_resume() {
     assert_eq!(task(&doc, "flaky")["attempts"], 2);
     assert_eq!(task(&doc, "after")["state"], "skipped");
     assert_eq!(task(&doc, "last")["state"], "skipped");
+    assert!(!common::run_finished_success(&s.events()), "a dead letter is not a success");
 
     // The dead-letter list names the task, its reason and attempts.
-    let out = s.pitboss().args(["dlq", "--json"]).arg(s.run_dir()).output().unwrap();
+    let out = s.pitboss().args(["dlq", "--json"]).arg(s.run_dir()).output_within("pitboss dlq --json");
     let dlq: Value = serde_json::from_slice(&out.stdout).unwrap();
     let letters = dlq.as_array().unwrap_or_else(|| dlq["dead_letters"].as_array().unwrap());
     assert_eq!(letters.len(), 1, "{dlq}");
     assert!(letters[0].to_string().contains("flaky") && letters[0].to_string().contains("broken"), "{dlq}");
 
     std::fs::write(s.path().join("fixed"), "").unwrap();
-    let out = s.pitboss().args(["dlq", "replay"]).arg(s.run_dir()).arg("flaky").output().unwrap();
+    let out = s.pitboss().args(["dlq", "replay"]).arg(s.run_dir()).arg("flaky").output_within("pitboss dlq replay");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let events = read_events(&s.run_dir());
     let requeued = events.iter().position(|e| e["type"] == "task_requeued" && e["task"] == "flaky");
@@ -52,7 +52,7 @@ fn a_replayed_dead_letter_and_its_skipped_dependents_complete_on_resume() {
         events.iter().filter(|e| e["type"] == "task_revived").filter_map(|e| e["task"].as_str()).collect();
     assert_eq!(revived, ["after", "last"]);
 
-    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output().unwrap();
+    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("pitboss resume");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     for id in ["flaky", "after", "last", "fine"] {
@@ -60,6 +60,7 @@ fn a_replayed_dead_letter_and_its_skipped_dependents_complete_on_resume() {
     }
     // The new attempt continues the numbering: attempt 3 follows the dead letter's 2.
     assert_eq!(task(&doc, "flaky")["attempts"], 3);
+    assert!(common::run_finished_success(&s.events()), "the resumed run records its success");
     // `fine` ran once, before the replay, and was not run again.
     let fine_attempts =
         read_events(&s.run_dir()).iter().filter(|e| e["type"] == "attempt_started" && e["task"] == "fine").count();
@@ -74,29 +75,31 @@ fn events_follow_tails_a_live_run_and_ends_with_it() {
     let wf = format!("{}[[task]]\nid = \"held\"\n", common::sh_pool("p", &script, ""));
     let file = s.write("workflow.toml", &wf);
     let mut manager = s.spawn_run(&file);
+    let _manager_guard = KillOnPanic::new(&[manager.id()]);
     let log = s.run_dir().join("events.jsonl");
     assert!(wait_for(Duration::from_secs(20), || log.exists()), "no log");
     let mut follower =
         s.pitboss().args(["events", "--follow", "--json"]).arg(s.run_dir()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let _follower_guard = KillOnPanic::new(&[follower.id()]);
+    let lines = Lines::new(follower.stdout.take().expect("piped stdout"));
     let mut seen = Vec::new();
     // Read until the worker is running, then let it finish.
-    for line in lines.by_ref() {
-        let rec: Value = serde_json::from_str(&line.unwrap()).expect("one JSON record per line");
+    while let Some(line) = lines.next_within("events --follow, before the attempt started") {
+        let rec: Value = serde_json::from_str(&line).expect("one JSON record per line");
         seen.push(rec["event"]["type"].as_str().unwrap_or_default().to_string());
         if rec["event"]["type"] == "attempt_started" {
             break;
         }
     }
     std::fs::write(s.path().join("release"), "").unwrap();
-    for line in lines {
-        let rec: Value = serde_json::from_str(&line.unwrap()).unwrap();
+    while let Some(line) = lines.next_within("events --follow, until the run ended") {
+        let rec: Value = serde_json::from_str(&line).unwrap();
         seen.push(rec["event"]["type"].as_str().unwrap_or_default().to_string());
     }
     // stdout closed: the follower ended by itself once the manager let go of the run.
-    let status = follower.wait().unwrap();
+    let status = wait_within(&mut follower, "events --follow after the run ended");
     assert!(status.success());
-    assert_eq!(manager.wait().unwrap().code(), Some(0));
+    assert_eq!(wait_within(&mut manager, "the held run after release").code(), Some(0));
     assert_eq!(seen.first().map(String::as_str), Some("run_started"));
     assert_eq!(seen.last().map(String::as_str), Some("run_finished"));
     assert!(seen.iter().any(|t| t == "attempt_succeeded"), "{seen:?}");
@@ -123,11 +126,16 @@ fn a_task_in_flight_during_three_crashes_is_dead_lettered_as_a_poison_pill() {
             cmd.args(["resume", "--headless"]).arg(s.run_dir());
         }
         let mut manager = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let _guard = KillOnPanic::new(&[manager.id()]);
         assert!(wait_for(Duration::from_secs(20), || pids() == crash), "attempt {crash} never started");
         kill_pid(manager.id() as i32);
-        manager.wait().unwrap();
+        wait_within(&mut manager, "a SIGKILLed manager");
     }
-    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output().unwrap();
+    let out = s
+        .pitboss()
+        .args(["resume", "--headless", "--json"])
+        .arg(s.run_dir())
+        .output_within("the resume after three crashes");
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(task(&doc, "pill")["state"], "dead_lettered");
@@ -150,7 +158,8 @@ fn a_log_that_is_a_symlink_is_refused() {
     std::fs::rename(s.run_dir().join("events.jsonl"), &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, s.run_dir().join("events.jsonl")).unwrap();
     let before = std::fs::read(&elsewhere).unwrap();
-    let out = s.pitboss().args(["resume", "--headless"]).arg(s.run_dir()).output().unwrap();
+    let out =
+        s.pitboss().args(["resume", "--headless"]).arg(s.run_dir()).output_within("pitboss resume on a symlinked log");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("symbolic link"), "{stderr}");
@@ -161,7 +170,7 @@ fn a_log_that_is_a_symlink_is_refused() {
 fn inspect_json_has_the_shape_of_run_json() {
     let s = Scratch::new();
     let (_, run_doc, _) = s.run_json(&flaky_workflow(&s));
-    let out = s.pitboss().args(["inspect", "--json"]).arg(s.run_dir()).output().unwrap();
+    let out = s.pitboss().args(["inspect", "--json"]).arg(s.run_dir()).output_within("pitboss inspect --json");
     let inspect_doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
     assert_eq!(keys(&inspect_doc), keys(&run_doc));

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{alive, kill_pid, sh_pool, task, wait_for, Scratch};
+use common::{alive, kill_pid, run_finished_success, sh_pool, task, wait_for, OutputWithin, Scratch};
 use serde_json::Value;
 
 const FAST_RETRY: &str =
@@ -33,6 +33,7 @@ fn diamond_join_receives_both_parents_results() {
     // The parents in turn received the top task's result.
     assert_eq!(inputs["left"]["inputs"]["top"]["payload"]["n"], 1, "{join}");
     assert_eq!(doc["counts"]["completed"], 4);
+    assert!(run_finished_success(&s.events()), "run_finished says every task completed");
 }
 
 #[test]
@@ -72,6 +73,7 @@ fn always_failing_worker_is_dead_lettered_and_dependents_skipped() {
     assert_eq!(task(&doc, "child")["state"], "skipped");
     assert_eq!(task(&doc, "grandchild")["state"], "skipped");
     assert_eq!(task(&doc, "fine")["state"], "completed");
+    assert!(!run_finished_success(&s.events()), "run_finished says not every task completed");
 }
 
 #[test]
@@ -189,8 +191,7 @@ fn the_log_is_private_and_checksummed() {
         .arg(s.run_dir())
         .arg(&file)
         .env("PITBOSS_HOME", s.path().join("home"))
-        .output()
-        .unwrap();
+        .output_within("pitboss run under umask 000");
     assert_eq!(out.status.code(), Some(0));
     let meta = std::fs::metadata(s.run_dir().join("events.jsonl")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);

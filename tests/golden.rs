@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::Scratch;
+use common::{OutputWithin, Scratch};
 use serde_json::Value;
 
 /// Copies a golden log into a scratch run folder (inspect never writes, but a test
@@ -19,7 +19,7 @@ fn scratch_copy(scratch: &Scratch, name: &str) -> std::path::PathBuf {
 }
 
 fn inspect(scratch: &Scratch, args: &[&str]) -> Value {
-    let out = scratch.pitboss().arg("inspect").args(args).arg("--json").output().expect("run pitboss inspect");
+    let out = scratch.pitboss().arg("inspect").args(args).arg("--json").output_within("pitboss inspect");
     assert!(out.status.success(), "inspect {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut doc: Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
     if let Some(map) = doc.as_object_mut() {

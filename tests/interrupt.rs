@@ -7,7 +7,7 @@ mod common;
 use std::process::Child;
 use std::time::Duration;
 
-use common::{alive, kill_pid, read_events, task, wait_for, Scratch};
+use common::{alive, kill_pid, read_events, task, wait_for, wait_within, KillOnPanic, OutputWithin, Scratch};
 use serde_json::Value;
 
 /// Workers record their pid and a background grandchild's pid, then hang until the
@@ -41,7 +41,7 @@ fn recorded_pids(s: &Scratch) -> Vec<i32> {
 }
 
 fn resume_json(s: &Scratch) -> (i32, Value) {
-    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output().expect("resume");
+    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("pitboss resume");
     (out.status.code().unwrap_or(-1), serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
 }
 
@@ -49,6 +49,7 @@ fn resume_json(s: &Scratch) -> (i32, Value) {
 fn sigint_ends_every_process_group_exits_130_and_resume_finishes() {
     let s = Scratch::new();
     let mut manager = start(&s, &hanging_workflow(&s));
+    let _guard = KillOnPanic::new(&[manager.id()]);
     // Three workers, each with a grandchild.
     let started = wait_for(Duration::from_secs(20), || recorded_pids(&s).len() >= 6);
     if !started {
@@ -56,7 +57,7 @@ fn sigint_ends_every_process_group_exits_130_and_resume_finishes() {
     }
     assert!(started, "workers did not start");
     unsafe { libc::kill(manager.id() as i32, libc::SIGINT) };
-    let status = manager.wait().unwrap();
+    let status = wait_within(&mut manager, "the manager after SIGINT");
     assert_eq!(status.code(), Some(130));
     let pids = recorded_pids(&s);
     let all_gone = wait_for(Duration::from_secs(5), || pids.iter().all(|p| !alive(*p)));
@@ -82,9 +83,10 @@ fn sigint_ends_every_process_group_exits_130_and_resume_finishes() {
 fn sigkill_then_resume_finishes_and_counts_manager_crashed() {
     let s = Scratch::new();
     let mut manager = start(&s, &hanging_workflow(&s));
+    let _guard = KillOnPanic::new(&[manager.id()]);
     let started = wait_for(Duration::from_secs(20), || recorded_pids(&s).len() >= 6);
     kill_pid(manager.id() as i32);
-    manager.wait().unwrap();
+    wait_within(&mut manager, "a SIGKILLed manager");
     assert!(started, "workers did not start");
     let before = recorded_pids(&s);
     // The guardian ends the dead manager's workers and their grandchildren.
@@ -104,7 +106,7 @@ fn sigkill_then_resume_finishes_and_counts_manager_crashed() {
         .collect();
     assert_eq!(crashed.len(), 3, "the three attempts in flight count as failed");
     let id = crashed[0]["task"].as_str().unwrap().to_string();
-    let out = s.pitboss().arg("inspect").arg(s.run_dir()).arg(&id).output().unwrap();
+    let out = s.pitboss().arg("inspect").arg(s.run_dir()).arg(&id).output_within("pitboss inspect TASK");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("manager crashed"), "{text}");
     assert_eq!(task(&doc, &id)["attempts"], 2);
@@ -114,18 +116,19 @@ fn sigkill_then_resume_finishes_and_counts_manager_crashed() {
 fn a_second_manager_on_the_same_folder_is_refused_with_the_holders_pid() {
     let s = Scratch::new();
     let mut manager = start(&s, &hanging_workflow(&s));
+    let _guard = KillOnPanic::new(&[manager.id()]);
     let started = wait_for(Duration::from_secs(20), || recorded_pids(&s).len() >= 2);
-    let out = s.pitboss().args(["resume", "--headless"]).arg(s.run_dir()).output().unwrap();
+    let out = s.pitboss().args(["resume", "--headless"]).arg(s.run_dir()).output_within("a second manager (resume)");
     let run_again = s
         .pitboss()
         .args(["run", "--headless", "--state-dir"])
         .arg(s.run_dir())
         .arg(s.path().join("workflow.toml"))
-        .output()
-        .unwrap();
-    let replay = s.pitboss().args(["dlq", "replay", "--all"]).arg(s.run_dir()).output().unwrap();
+        .output_within("a second manager (run)");
+    let replay =
+        s.pitboss().args(["dlq", "replay", "--all"]).arg(s.run_dir()).output_within("dlq replay on a held run");
     unsafe { libc::kill(manager.id() as i32, libc::SIGTERM) };
-    let status = manager.wait().unwrap();
+    let status = wait_within(&mut manager, "the manager after SIGTERM");
     recorded_pids(&s).iter().for_each(|p| kill_pid(*p));
     assert!(started);
     let pid = manager.id().to_string();
@@ -141,12 +144,13 @@ fn a_second_manager_on_the_same_folder_is_refused_with_the_holders_pid() {
 fn resume_ends_leftover_workers_when_the_guardian_died_too() {
     let s = Scratch::new();
     let mut manager = start(&s, &hanging_workflow(&s));
+    let _guard = KillOnPanic::new(&[manager.id()]);
     let started = wait_for(Duration::from_secs(20), || recorded_pids(&s).len() >= 6);
     // Kill the guardian first (its pid is the manager's only other child), then the manager.
     let guardian = children_of(manager.id());
     guardian.iter().for_each(|p| kill_pid(*p));
     kill_pid(manager.id() as i32);
-    manager.wait().unwrap();
+    wait_within(&mut manager, "a SIGKILLed manager");
     let before = recorded_pids(&s);
     let survivors = before.iter().filter(|p| alive(**p)).count();
     std::fs::write(s.path().join("release"), "").unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{alive, read_events, task, wait_for, Scratch};
+use common::{alive, read_events, task, wait_for, wait_within, KillOnPanic, OutputWithin, Scratch};
 use serde_json::Value;
 
 /// A worker loop: one line in, one JSON line out, with its pid and how many tasks it
@@ -101,7 +101,7 @@ fn a_persistent_pool_command_may_not_name_task_placeholders() {
         "[[pool]]\nname = \"p\"\nmode = \"persistent\"\ncommand = [\"agent\", \"{payload.prompt}\"]\n\
          recycle = { max_tasks = 0 }\n[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\nrecycle = { max_tasks = 5 }\n",
     );
-    let out = s.pitboss().arg("validate").arg(&file).output().unwrap();
+    let out = s.pitboss().arg("validate").arg(&file).output_within("pitboss validate");
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("wf.toml:4:21: {payload.prompt} names a task"), "{text}");
@@ -136,6 +136,7 @@ fn sigint_ends_persistent_workers_and_the_run_resumes() {
     let hang = "sleep 1000;";
     let file = s.write("workflow.toml", &workflow(&s, 3, "", hang));
     let mut manager = s.spawn_run(&file);
+    let _guard = KillOnPanic::new(&[manager.id()]);
     assert!(wait_for(std::time::Duration::from_secs(20), || !starts(&s).is_empty()));
     let worker = starts(&s)[0];
     let spawned = || read_events(&s.run_dir()).iter().any(|e| e["type"] == "attempt_spawned");
@@ -143,7 +144,7 @@ fn sigint_ends_persistent_workers_and_the_run_resumes() {
     unsafe {
         libc::kill(manager.id() as i32, libc::SIGINT);
     }
-    assert_eq!(manager.wait().unwrap().code(), Some(130));
+    assert_eq!(wait_within(&mut manager, "the manager after SIGINT").code(), Some(130));
     assert!(wait_for(std::time::Duration::from_secs(10), || !alive(worker)), "worker outlived the manager");
     let events = read_events(&s.run_dir());
     assert!(events.iter().any(|e| e["type"] == "attempt_interrupted"), "the attempt in flight was handed back");

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{read_events, task, wait_for, Scratch};
+use common::{finish_within, read_events, task, wait_for, KillOnPanic, Scratch};
 use serde_json::Value;
 
 fn lines(path: &std::path::Path) -> usize {
@@ -40,12 +40,13 @@ fn a_failing_pool_trips_its_breaker_then_one_probe_closes_it() {
     }
     let file = s.write("workflow.toml", &wf);
     let manager = s.spawn_run(&file);
+    let _guard = KillOnPanic::new(&[manager.id()]);
     let opened = || read_events(&s.run_dir()).iter().any(|e| e["type"] == "breaker_opened");
     assert!(wait_for(Duration::from_secs(20), opened), "the breaker never opened");
     // While open nothing spawns; the agent recovers meanwhile.
     assert_eq!(lines(&s.path().join("spawns")), 3);
     std::fs::write(s.path().join("healthy"), "").unwrap();
-    let out = manager.wait_with_output().unwrap();
+    let out = finish_within(manager, "the run after the pool recovered");
     assert_eq!(out.status.code(), Some(1), "three tasks were dead-lettered");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["counts"]["completed"], 5);
@@ -206,13 +207,14 @@ fn a_silent_worker_is_flagged_stalled_in_time_and_killed_at_stall_kill_after() {
     let wf = wf.replace("[[task]]\nid = \"quiet\"\n", "[[task]]\nid = \"quiet\"\npool = \"p\"\n");
     let file = s.write("workflow.toml", &wf);
     let manager = s.spawn_run(&file);
+    let _guard = KillOnPanic::new(&[manager.id()]);
     let stalled = || {
         let events = read_events(&s.run_dir());
         events.iter().any(|e| e["type"] == "attempt_stalled" && e["task"] == "quiet")
     };
     assert!(wait_for(Duration::from_secs(20), stalled), "quiet was never flagged");
     std::fs::write(s.path().join("release"), "").unwrap();
-    let out = manager.wait_with_output().unwrap();
+    let out = finish_within(manager, "the run after quiet was released");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(task(&doc, "quiet")["state"], "completed", "a stall is a warning, not a failure");
     let mute = task(&doc, "mute");
@@ -245,6 +247,7 @@ fn least_connections_sends_work_to_the_idle_pool_when_one_is_busy() {
     wf += "[[task]]\nid = \"gate\"\npool = \"idle\"\n";
     let file = s.write("workflow.toml", &wf);
     let manager = s.spawn_run(&file);
+    let _guard = KillOnPanic::new(&[manager.id()]);
     let all_free_done = || {
         let events = read_events(&s.run_dir());
         events
@@ -255,7 +258,7 @@ fn least_connections_sends_work_to_the_idle_pool_when_one_is_busy() {
     };
     assert!(wait_for(Duration::from_secs(20), all_free_done), "free tasks did not finish while busy was held");
     std::fs::write(s.path().join("release"), "").unwrap();
-    let out = manager.wait_with_output().unwrap();
+    let out = finish_within(manager, "the run after busy was released");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     for i in 0..3 {
         assert_eq!(task(&doc, &format!("free{i}"))["result"]["pool"], "idle", "free{i} went to the busy pool");

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{read_events, Scratch};
+use common::{read_events, OutputWithin, Scratch};
 use serde_json::Value;
 
 const WORKFLOW: &str = r#"
@@ -54,7 +54,8 @@ fn damaged_copy(s: &Scratch, name: &str, log: &[u8]) -> PathBuf {
 }
 
 fn resume(s: &Scratch, dir: &Path) -> (i32, Value, String) {
-    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(dir).output().expect("resume");
+    let out =
+        s.pitboss().args(["resume", "--headless", "--json"]).arg(dir).output_within("pitboss resume of a damaged log");
     let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), doc, String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -147,8 +148,7 @@ fn a_flipped_byte_in_the_middle_is_refused_naming_line_and_seq() {
         .pitboss()
         .args(["resume", "--headless", "--json", "--truncate-at", &line.to_string()])
         .arg(&dir)
-        .output()
-        .unwrap();
+        .output_within("pitboss resume --truncate-at");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc["tasks"].as_array().unwrap().iter().all(|t| t["state"] == "completed"), "{doc}");

@@ -2,13 +2,13 @@
 
 mod common;
 
-use common::Scratch;
+use common::{OutputWithin, Scratch};
 
 /// Runs validate on `text`; returns (exit code, stderr).
 fn validate(text: &str) -> (i32, String) {
     let s = Scratch::new();
     let file = s.write("wf.toml", text);
-    let out = s.pitboss().arg("validate").arg(&file).output().expect("run pitboss");
+    let out = s.pitboss().arg("validate").arg(&file).output_within("pitboss validate");
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&file.display().to_string(), "wf.toml");
     (out.status.code().unwrap_or(-1), stderr)
 }
@@ -105,7 +105,7 @@ fn several_problems_are_all_reported() {
 #[test]
 fn missing_file_is_a_clear_error() {
     let s = Scratch::new();
-    let out = s.pitboss().args(["validate", "/nonexistent/wf.toml"]).output().unwrap();
+    let out = s.pitboss().args(["validate", "/nonexistent/wf.toml"]).output_within("pitboss validate");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("/nonexistent/wf.toml:1:1: cannot read the workflow"), "{stderr}");
@@ -115,9 +115,9 @@ fn missing_file_is_a_clear_error() {
 fn valid_workflow_and_bundled_demo_pass() {
     let s = Scratch::new();
     let file = s.write("wf.toml", &format!("{POOL}[[task]]\nid = \"a\"\nrequires = [\"write\"]\n"));
-    let out = s.pitboss().arg("validate").arg(&file).output().unwrap();
+    let out = s.pitboss().arg("validate").arg(&file).output_within("pitboss validate");
     assert_eq!(out.status.code(), Some(0));
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/workflows/demo.toml");
-    let out = s.pitboss().args(["validate", demo]).output().unwrap();
+    let out = s.pitboss().args(["validate", demo]).output_within("pitboss validate on the demo");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -53,4 +53,11 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn jitter_draws_from_the_upper_half_of_the_delay() {
+        let p = policy(true);
+        let delays: Vec<u64> = [0.0, 0.5, 0.75, 1.0].iter().map(|u| delay_ms(&p, 2, *u)).collect();
+        assert_eq!(delays, vec![100, 150, 175, 200]);
+    }
 }

@@ -127,4 +127,20 @@ mod tests {
         assert_eq!(b.should_open(None), None);
         assert!(b.admits(None, 1000));
     }
+
+    #[test]
+    fn windows_are_written_as_in_the_workflow() {
+        let written: Vec<String> = [60_000, 120_000, 1_000, 30_000, 90_000, 250, 1_500, 0].map(window_text).to_vec();
+        assert_eq!(written, ["1m", "2m", "1s", "30s", "90s", "250ms", "1500ms", "0ms"]);
+    }
+
+    #[test]
+    fn a_failure_exactly_one_window_old_still_counts() {
+        let mut b = Breaker::default();
+        b.count_failure(Some(&POLICY), 0);
+        b.count_failure(Some(&POLICY), 1_000);
+        assert_eq!(b.recent_failures, [0, 1_000]);
+        b.count_failure(Some(&POLICY), 1_001);
+        assert_eq!(b.recent_failures, [1_000, 1_001], "0 is now more than a window old");
+    }
 }

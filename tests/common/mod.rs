@@ -2,8 +2,10 @@
 //! and real processes, each test in its own temporary folder.
 #![allow(dead_code)] // each test file uses a different subset
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -44,6 +46,7 @@ impl Scratch {
     }
 
     /// Runs a workflow headless with --json into `run_dir()`; returns (exit code, document, output).
+    #[track_caller]
     pub fn run_json(&self, workflow: &str) -> (i32, Value, Output) {
         let file = self.write("workflow.toml", workflow);
         let out = self
@@ -51,8 +54,7 @@ impl Scratch {
             .args(["run", "--headless", "--json", "--state-dir"])
             .arg(self.run_dir())
             .arg(&file)
-            .output()
-            .expect("run pitboss");
+            .output_within("pitboss run --headless --json");
         let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         (out.status.code().unwrap_or(-1), doc, out)
     }
@@ -155,4 +157,194 @@ pub fn sh_pool(name: &str, script: &str, extra: &str) -> String {
 /// A TOML basic string literal.
 pub fn toml_string(s: &str) -> String {
     serde_json::to_string(s).expect("string")
+}
+
+// Deadlines. No test waits for a process without one: a manager that never finishes
+// (a bug, or a mutant from `scripts/mutants.sh`) fails the test with what it was
+// waiting for, and its process tree is killed by pid, instead of hanging the suite.
+
+/// How long a test waits for one pitboss process: 120 s (the slowest manager in the
+/// suite needs about 20 s on a loaded 2-core machine), or PITBOSS_TEST_DEADLINE_SECS.
+pub fn deadline() -> Duration {
+    let secs = std::env::var("PITBOSS_TEST_DEADLINE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    Duration::from_secs(secs)
+}
+
+/// `Command::output` with a deadline.
+pub trait OutputWithin {
+    /// Runs the command with stdout and stderr captured and waits for it, at most
+    /// [`deadline`]; past it, kills the process and its descendants and panics naming
+    /// `what`.
+    fn output_within(&mut self, what: &str) -> Output;
+}
+
+impl OutputWithin for Command {
+    #[track_caller]
+    fn output_within(&mut self, what: &str) -> Output {
+        let child = self
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+        finish_within(child, what)
+    }
+}
+
+/// Waits for a spawned child to exit and collects whatever of its stdout and stderr
+/// is piped, at most [`deadline`]; past it, kills the child and its descendants by pid
+/// and panics naming `what`.
+#[track_caller]
+pub fn finish_within(mut child: Child, what: &str) -> Output {
+    let limit = deadline();
+    let start = Instant::now();
+    let stdout = child.stdout.take().map(drain);
+    let stderr = child.stderr.take().map(drain);
+    let status = wait_until(&mut child, start + limit, what, stderr.as_ref());
+    // The pipes close when the child and everything that inherited them are gone.
+    let until = start + limit;
+    let stdout = collect(stdout, until, what, "stdout", status);
+    let stderr = collect(stderr, until, what, "stderr", status);
+    Output { status, stdout, stderr }
+}
+
+#[track_caller]
+fn collect(pipe: Option<Receiver<Vec<u8>>>, until: Instant, what: &str, name: &str, status: ExitStatus) -> Vec<u8> {
+    match pipe {
+        None => Vec::new(),
+        Some(rx) => rx.recv_timeout(until.saturating_duration_since(Instant::now())).unwrap_or_else(|_| {
+            panic!("{what}: exited ({status}) but its {name} stayed open past the deadline (a descendant holds it)")
+        }),
+    }
+}
+
+/// `Child::wait` with a deadline (stdout and stderr are left to the caller).
+#[track_caller]
+pub fn wait_within(child: &mut Child, what: &str) -> ExitStatus {
+    wait_until(child, Instant::now() + deadline(), what, None)
+}
+
+#[track_caller]
+fn wait_until(child: &mut Child, until: Instant, what: &str, stderr: Option<&Receiver<Vec<u8>>>) -> ExitStatus {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status,
+            Ok(None) => {}
+            Err(e) => panic!("{what}: cannot wait for pid {}: {e}", child.id()),
+        }
+        if Instant::now() >= until {
+            let pid = child.id() as i32;
+            // The tree first: once the child dies its descendants are re-parented.
+            let tree = descendants(pid);
+            kill_pid(pid);
+            tree.iter().for_each(|p| kill_pid(*p));
+            let _ = child.wait();
+            let said = stderr
+                .and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok())
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default();
+            let tail: String = said.chars().rev().take(2_000).collect::<Vec<_>>().into_iter().rev().collect();
+            let said = if tail.is_empty() { String::new() } else { format!("\nits stderr ends:\n{tail}") };
+            panic!("{what}: still running after {:?}; killed pid {pid} and its descendants {tree:?}{said}", deadline());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads a pipe to its end on a thread; the bytes arrive on the channel.
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        let _ = tx.send(bytes);
+    });
+    rx
+}
+
+/// Every live descendant of `pid` (children first), from /proc.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // Fields after the command name (which may hold spaces): state, ppid, …
+        let ppid = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().nth(1)?.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut k = 0;
+    while k < found.len() {
+        let parent = found[k];
+        found.extend(parent_of.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        k += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// A child's stdout, line by line, each line awaited with a deadline.
+pub struct Lines {
+    rx: Receiver<String>,
+}
+
+impl Lines {
+    /// Reads `pipe` on a thread.
+    pub fn new(pipe: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines { rx }
+    }
+
+    /// The next line, or None at the end of the stream; panics naming `what` if none
+    /// comes within [`deadline`].
+    #[track_caller]
+    pub fn next_within(&self, what: &str) -> Option<String> {
+        match self.rx.recv_timeout(deadline()) {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!("{what}: no line and no end within {:?}", deadline()),
+        }
+    }
+}
+
+/// `success` of the log's `run_finished`, or a panic if the run did not record one.
+#[track_caller]
+pub fn run_finished_success(events: &[Value]) -> bool {
+    let finished = events.iter().filter(|e| e["type"] == "run_finished").collect::<Vec<_>>();
+    match finished.last() {
+        Some(e) => e["success"].as_bool().unwrap_or_else(|| panic!("run_finished without success: {e}")),
+        None => panic!("no run_finished in {} events", events.len()),
+    }
+}
+
+/// Kills processes and their descendants by pid when the test panics before this is
+/// dropped, so that a failed assertion leaves no manager or worker running.
+pub struct KillOnPanic(Vec<i32>);
+
+impl KillOnPanic {
+    /// Guards `pids` (children of this test, such as a manager started in the background).
+    pub fn new(pids: &[u32]) -> KillOnPanic {
+        KillOnPanic(pids.iter().map(|p| *p as i32).collect())
+    }
+}
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for &pid in &self.0 {
+                let tree = descendants(pid);
+                kill_pid(pid);
+                tree.iter().for_each(|p| kill_pid(*p));
+            }
+        }
+    }
 }

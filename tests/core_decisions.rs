@@ -1,0 +1,400 @@
+//! Single decisions of the pure core, each pinned by a small scripted history: which
+//! pool's breaker hears an attempt's end (and only the current attempt's), when a
+//! breaker opens and for exactly how long, when probes close it, when fallbacks are
+//! taken, how attempts are numbered and what `run_finished` says. The property tests
+//! (`core_properties.rs`) check that random histories stay legal; these check that
+//! each decision is the right one, so that a changed operator or guard in
+//! `core::decide` fails here in milliseconds instead of hanging a real run.
+
+use std::path::Path;
+
+use pitboss::config;
+use pitboss::core::breaker::Circuit;
+use pitboss::core::decide::{dispatch, Outcome};
+use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext, TaskState};
+
+/// A core driven by hand: every input at a known time, `dispatch` only when asked.
+struct Core {
+    state: RunState,
+    now: u64,
+}
+
+impl Core {
+    /// The state after `run_started` and the first manager's start, before any dispatch.
+    fn new(toml: &str) -> Core {
+        let workflow = config::parse(toml, "decisions.toml", Path::new(".")).expect("test workflow is valid");
+        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+        let state = RunState::from_first(&first).expect("run_started starts a state");
+        let mut core = Core { state, now: 1_000_000 };
+        core.input(Input::Start { pid: 1, version: "t".into(), resumed: false });
+        core
+    }
+
+    fn ctx(&self) -> StepContext {
+        StepContext { now_ms: self.now, jitter: 0.0 }
+    }
+
+    /// One input, without dispatching.
+    fn input(&mut self, input: Input) -> Vec<Event> {
+        let ctx = self.ctx();
+        step(&mut self.state, input, ctx).expect("the core accepts its own events")
+    }
+
+    fn dispatch(&mut self) -> Vec<Event> {
+        let ctx = self.ctx();
+        dispatch(&mut self.state, ctx).expect("dispatch accepts its own events")
+    }
+
+    /// One input, then a dispatch, as the engine does for every batch.
+    fn batch(&mut self, input: Input) -> Vec<Event> {
+        let mut events = self.input(input);
+        events.extend(self.dispatch());
+        events
+    }
+
+    fn task(&self, id: &str) -> &pitboss::core::Task {
+        &self.state.tasks[self.state.task_index(id).expect("task exists")]
+    }
+
+    fn circuit(&self, pool: &str) -> Circuit {
+        self.state.breakers[self.state.workflow.pool_index(pool).expect("pool exists")].circuit.clone()
+    }
+
+    /// The attempt number `id` is running, or a panic naming its state.
+    fn running(&self, id: &str) -> u32 {
+        match &self.task(id).state {
+            TaskState::Running { attempt, .. } => *attempt,
+            other => panic!("{id} is not running but {other:?}"),
+        }
+    }
+}
+
+fn finished(task: &str, attempt: u32, outcome: Outcome) -> Input {
+    Input::Finished { task: task.into(), attempt, outcome }
+}
+
+fn success() -> Outcome {
+    Outcome::Success {
+        result: serde_json::json!({"ok": 1}),
+        exit_code: Some(0),
+        duration_ms: 3,
+        output: SmallOutput::default(),
+    }
+}
+
+fn failure(class: FailureClass) -> Outcome {
+    Outcome::Failure {
+        class,
+        error: "boom".into(),
+        exit_code: Some(1),
+        signal: None,
+        duration_ms: 3,
+        output: SmallOutput::default(),
+    }
+}
+
+fn kinds(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(Event::kind).collect()
+}
+
+fn run_finished(events: &[Event]) -> Option<bool> {
+    events.iter().find_map(|e| match e {
+        Event::RunFinished { success } => Some(*success),
+        _ => None,
+    })
+}
+
+/// Pool `p` with a breaker (one failure opens it for 100 ms, one probe), two slots.
+const BREAKER_POOL: &str = "[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\nconcurrency = 2\n\
+    breaker = { failures = 1, window = \"1m\", cooldown = \"100ms\", half_open = 1 }\n";
+
+const RETRY: &str = "[defaults]\nretry = { max_attempts = 3, initial = \"10ms\", jitter = false }\n";
+
+/// `a` and `b` on the breaker pool, both started.
+fn two_on_a_breaker_pool() -> Core {
+    let mut core = Core::new(&format!("{RETRY}{BREAKER_POOL}[[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n"));
+    assert_eq!(kinds(&core.dispatch()), ["attempt_started", "attempt_started"]);
+    core
+}
+
+#[test]
+fn a_counted_failure_opens_the_breaker_for_exactly_its_cooldown() {
+    let mut core = two_on_a_breaker_pool();
+    core.now = 5_000_000;
+    let events = core.input(finished("a", 1, failure(FailureClass::Worker)));
+    let opened: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BreakerOpened { pool, until_ms, reason } => Some((pool.as_str(), *until_ms, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened, [("p", Some(5_000_100), "1 failed attempts within 1m")], "{events:?}");
+    assert_eq!(core.circuit("p"), Circuit::Open { until_ms: Some(5_000_100) });
+}
+
+#[test]
+fn failures_that_say_nothing_about_the_pool_leave_its_breaker_closed() {
+    let mut core = two_on_a_breaker_pool();
+    let events = core.input(finished("a", 1, failure(FailureClass::SpawnResource)));
+    assert_eq!(kinds(&events), ["attempt_failed"]);
+    let events = core.input(finished("b", 1, failure(FailureClass::ManagerCrashed)));
+    assert_eq!(kinds(&events), ["attempt_failed"]);
+    assert_eq!(core.circuit("p"), Circuit::Closed);
+}
+
+#[test]
+fn a_success_on_a_closed_breaker_records_no_breaker_event() {
+    let mut core = two_on_a_breaker_pool();
+    assert_eq!(kinds(&core.input(finished("a", 1, success()))), ["attempt_succeeded"]);
+    assert_eq!(core.circuit("p"), Circuit::Closed);
+}
+
+/// `a` and `b` started; `a` cancelled (its process still running), `b` fails and opens
+/// the breaker, the cooldown passes, `a` is requeued and starts attempt 2 as the probe.
+fn probe_running_while_an_older_attempt_is_still_out() -> Core {
+    let mut core = two_on_a_breaker_pool();
+    core.batch(Input::Cancel { task: "a".into(), reason: "operator".into() });
+    core.batch(finished("b", 1, failure(FailureClass::Worker)));
+    let Circuit::Open { until_ms: Some(until) } = core.circuit("p") else { panic!("breaker not open") };
+    core.now = until;
+    assert_eq!(kinds(&core.batch(Input::BreakerTimer { pool: "p".into(), until_ms: until })), ["breaker_half_opened"]);
+    let events = core.batch(Input::Requeue { task: "a".into(), reason: "operator".into() });
+    assert_eq!(kinds(&events), ["task_requeued", "attempt_started"]);
+    assert_eq!(core.running("a"), 2);
+    assert_eq!(core.circuit("p"), Circuit::HalfOpen { probes_started: 1 });
+    core
+}
+
+#[test]
+fn a_late_failure_of_an_older_attempt_does_not_reopen_a_half_open_breaker() {
+    let mut core = probe_running_while_an_older_attempt_is_still_out();
+    let events = core.input(finished("a", 1, failure(FailureClass::Worker)));
+    assert!(events.is_empty(), "a stale end changes nothing: {events:?}");
+    assert_eq!(core.circuit("p"), Circuit::HalfOpen { probes_started: 1 });
+    assert_eq!(core.running("a"), 2);
+}
+
+#[test]
+fn a_late_success_of_an_older_attempt_does_not_close_a_half_open_breaker() {
+    let mut core = probe_running_while_an_older_attempt_is_still_out();
+    let events = core.input(finished("a", 1, success()));
+    assert!(events.is_empty(), "a stale end changes nothing: {events:?}");
+    assert_eq!(core.circuit("p"), Circuit::HalfOpen { probes_started: 1 });
+}
+
+#[test]
+fn the_probe_succeeding_closes_the_breaker_and_its_failing_reopens_it() {
+    let mut core = probe_running_while_an_older_attempt_is_still_out();
+    let mut other = core.state.clone();
+    let events = core.input(finished("a", 2, success()));
+    assert_eq!(kinds(&events), ["attempt_succeeded", "breaker_closed"]);
+    assert!(matches!(&events[1], Event::BreakerClosed { reason, .. } if reason == "a probe attempt succeeded"));
+    assert_eq!(core.circuit("p"), Circuit::Closed);
+
+    let ctx = StepContext { now_ms: 7_000_000, jitter: 0.0 };
+    let events = step(&mut other, finished("a", 2, failure(FailureClass::Timeout)), ctx).unwrap();
+    assert_eq!(kinds(&events), ["attempt_failed", "breaker_opened"]);
+    assert!(
+        matches!(&events[1], Event::BreakerOpened { until_ms: Some(7_000_100), reason, .. } if reason == "a probe attempt failed"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_half_open_breaker_admits_its_probes_only() {
+    let mut core = Core::new(&format!(
+        "{RETRY}{BREAKER_POOL}[[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n[[task]]\nid = \"c\"\n[[task]]\nid = \"d\"\n"
+    ));
+    core.dispatch();
+    core.batch(finished("a", 1, failure(FailureClass::Worker)));
+    let Circuit::Open { until_ms: Some(until) } = core.circuit("p") else { panic!("breaker not open") };
+    // While open, nothing starts even though a slot is free.
+    assert!(!kinds(&core.batch(finished("b", 1, success()))).contains(&"attempt_started"));
+    // A timer for another time is stale: the breaker stays open.
+    assert!(core.batch(Input::BreakerTimer { pool: "p".into(), until_ms: until - 1 }).is_empty());
+    core.now = until;
+    let events = core.batch(Input::BreakerTimer { pool: "p".into(), until_ms: until });
+    assert_eq!(kinds(&events), ["breaker_half_opened", "attempt_started"], "one probe for half_open = 1");
+    assert_eq!(core.circuit("p"), Circuit::HalfOpen { probes_started: 1 });
+    assert!(core.dispatch().is_empty(), "no second probe while the first runs");
+}
+
+#[test]
+fn an_operator_trip_opens_for_the_cooldown_and_a_reset_closes() {
+    let mut core = two_on_a_breaker_pool();
+    core.now = 2_000_000;
+    let events = core.input(Input::BreakerTrip { pool: "p".into() });
+    assert!(matches!(&events[..], [Event::BreakerOpened { until_ms: Some(2_000_100), .. }]), "{events:?}");
+    assert!(core.input(Input::BreakerTrip { pool: "p".into() }).is_empty(), "already open");
+    assert_eq!(kinds(&core.input(Input::BreakerReset { pool: "p".into() })), ["breaker_closed"]);
+    assert!(core.input(Input::BreakerReset { pool: "p".into() }).is_empty(), "already closed");
+}
+
+/// `x` holds the breaker pool's only slot; `y` waits behind it with a fallback result.
+fn fallback_waiting_behind_a_busy_pool() -> Core {
+    let pool = BREAKER_POOL.replace("concurrency = 2", "concurrency = 1");
+    let mut core = Core::new(&format!(
+        "{RETRY}{pool}[[task]]\nid = \"x\"\n[[task]]\nid = \"y\"\nfallback = {{ result = \"cached\" }}\n"
+    ));
+    assert_eq!(kinds(&core.dispatch()), ["attempt_started"]);
+    core
+}
+
+#[test]
+fn a_queued_task_behind_an_open_breaker_takes_its_fallback() {
+    let mut core = fallback_waiting_behind_a_busy_pool();
+    let events = core.batch(Input::BreakerTrip { pool: "p".into() });
+    assert_eq!(kinds(&events), ["breaker_opened", "fallback_used"]);
+    assert!(matches!(&events[1], Event::FallbackUsed { task, reason } if task == "y" && reason == "breaker open on p"));
+    assert_eq!(core.task("y").state, TaskState::Completed { degraded: true });
+}
+
+#[test]
+fn no_fallback_is_taken_while_the_run_is_interrupted() {
+    let mut core = fallback_waiting_behind_a_busy_pool();
+    assert_eq!(kinds(&core.batch(Input::Interrupt { reason: "SIGINT".into() })), ["run_interrupted"]);
+    let events = core.batch(Input::BreakerTrip { pool: "p".into() });
+    assert_eq!(kinds(&events), ["breaker_opened"], "the next manager decides the fallback");
+    assert_eq!(core.task("y").state, TaskState::Queued);
+    // Nothing starts either, even once the breaker is reset and the slot is free.
+    core.batch(Input::BreakerReset { pool: "p".into() });
+    let events = core.batch(Input::AttemptStopped { task: "x".into(), attempt: 1, reason: "interrupted".into() });
+    assert_eq!(kinds(&events), ["attempt_interrupted"]);
+    assert!(core.dispatch().is_empty());
+}
+
+#[test]
+fn a_degraded_task_does_not_take_a_second_fallback() {
+    // `y`'s fallback sends it to pool `p` itself: once degraded there, an open
+    // breaker leaves it queued instead of falling back again.
+    let pool = BREAKER_POOL.replace("concurrency = 2", "concurrency = 1");
+    let mut core =
+        Core::new(&format!("{RETRY}{pool}[[task]]\nid = \"x\"\n[[task]]\nid = \"y\"\nfallback = {{ pool = \"p\" }}\n"));
+    core.dispatch();
+    let events = core.batch(Input::BreakerTrip { pool: "p".into() });
+    assert_eq!(kinds(&events), ["breaker_opened", "fallback_used"]);
+    assert!(core.task("y").degraded);
+    assert_eq!(core.task("y").state, TaskState::Queued);
+    assert!(core.dispatch().is_empty(), "no second fallback, no start on the open pool");
+}
+
+#[test]
+fn a_task_without_fallback_waits_behind_an_open_breaker() {
+    let pool = BREAKER_POOL.replace("concurrency = 2", "concurrency = 1");
+    let mut core = Core::new(&format!("{RETRY}{pool}[[task]]\nid = \"x\"\n[[task]]\nid = \"y\"\n"));
+    core.dispatch();
+    assert_eq!(kinds(&core.batch(Input::BreakerTrip { pool: "p".into() })), ["breaker_opened"]);
+    // x ends and frees the slot; y has no fallback, so it waits for the breaker.
+    assert_eq!(kinds(&core.batch(finished("x", 1, success()))), ["attempt_succeeded"]);
+    assert_eq!(core.task("y").state, TaskState::Queued);
+}
+
+#[test]
+fn attempts_are_numbered_from_one_and_run_finished_reports_success() {
+    let mut core = Core::new(&format!(
+        "{RETRY}[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\n[[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\n"
+    ));
+    let events = core.dispatch();
+    assert!(matches!(&events[..], [Event::AttemptStarted { attempt: 1, .. }]), "{events:?}");
+    let events = core.batch(finished("a", 1, failure(FailureClass::Worker)));
+    assert_eq!(run_finished(&events), None, "not every task is terminal");
+    let TaskState::RetryWait { due_ms } = core.task("a").state else { panic!("a is not waiting") };
+    assert_eq!(due_ms, core.now + 10);
+    core.now = due_ms;
+    let events = core.batch(Input::RetryTimer { task: "a".into(), due_ms });
+    assert_eq!(kinds(&events), ["retry_due", "attempt_started"]);
+    assert!(matches!(&events[1], Event::AttemptStarted { attempt: 2, .. }), "{events:?}");
+    let events = core.batch(finished("a", 2, success()));
+    assert_eq!(kinds(&events), ["attempt_succeeded", "task_ready", "attempt_started"]);
+    assert_eq!(run_finished(&events), None);
+    let events = core.batch(finished("b", 1, success()));
+    assert_eq!(run_finished(&events), Some(true), "{events:?}");
+    assert!(core.state.finished);
+    assert!(core.dispatch().is_empty(), "run_finished is recorded once");
+}
+
+#[test]
+fn run_finished_reports_failure_when_a_task_is_dead_lettered() {
+    let mut core = Core::new(
+        "[defaults]\nretry = { max_attempts = 1 }\n[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\nconcurrency = 2\n\
+         [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n",
+    );
+    core.dispatch();
+    assert_eq!(run_finished(&core.batch(finished("a", 1, success()))), None);
+    let events = core.batch(finished("b", 1, failure(FailureClass::Worker)));
+    assert_eq!(run_finished(&events), Some(false), "{events:?}");
+}
+
+#[test]
+fn an_interrupted_run_starts_nothing_and_a_finished_run_is_not_interrupted() {
+    let mut core = Core::new(&format!(
+        "{RETRY}[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\nconcurrency = 1\n[[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n"
+    ));
+    core.dispatch();
+    core.batch(Input::Interrupt { reason: "SIGTERM".into() });
+    assert!(core.input(Input::Interrupt { reason: "again".into() }).is_empty(), "interrupted once");
+    let events = core.batch(finished("a", 1, success()));
+    assert_eq!(kinds(&events), ["attempt_succeeded"], "b stays queued while interrupted");
+    // The next manager carries on.
+    let events = core.batch(Input::Start { pid: 2, version: "t".into(), resumed: true });
+    assert_eq!(kinds(&events), ["manager_started", "attempt_started"]);
+    let events = core.batch(finished("b", 1, success()));
+    assert_eq!(run_finished(&events), Some(true));
+    assert!(core.input(Input::Interrupt { reason: "quit".into() }).is_empty(), "a finished run records no interrupt");
+}
+
+/// The pools each `attempt_started` went to, in order.
+fn pools_started(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AttemptStarted { pool, .. } => Some(pool.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn round_robin_rotates_within_one_dispatch_and_a_pinned_task_does_not_move_it() {
+    let mut text = "[run]\nmax_parallel = 6\n[balancer]\nstrategy = \"round-robin\"\n".to_string();
+    for p in ["p0", "p1", "p2"] {
+        text += &format!("[[pool]]\nname = \"{p}\"\ncommand = [\"agent\"]\nconcurrency = 2\n");
+    }
+    text += "[[task]]\nid = \"pinned\"\npool = \"p1\"\n";
+    for i in 1..=5 {
+        text += &format!("[[task]]\nid = \"f{i}\"\n");
+    }
+    let mut core = Core::new(&text);
+    // f5's turn is p1's, which is full: strict rotation makes it wait.
+    assert_eq!(pools_started(&core.dispatch()), ["p1", "p0", "p1", "p2", "p0"]);
+    assert_eq!(core.task("f5").state, TaskState::Queued);
+}
+
+#[test]
+fn least_connections_compares_load_as_a_fraction_of_each_pools_concurrency() {
+    // `wide` runs 1 of 4, `narrow` 1 of 2: the next free task goes to `wide`, whichever
+    // pool the workflow names first.
+    let wide = "[[pool]]\nname = \"wide\"\ncommand = [\"agent\"]\nconcurrency = 4\n";
+    let narrow = "[[pool]]\nname = \"narrow\"\ncommand = [\"agent\"]\nconcurrency = 2\n";
+    let tasks = "[[task]]\nid = \"w\"\npool = \"wide\"\n[[task]]\nid = \"n\"\npool = \"narrow\"\n\
+                 [[task]]\nid = \"gate\"\npool = \"wide\"\n[[task]]\nid = \"free\"\ndepends_on = [\"gate\"]\n";
+    for pools in [format!("{wide}{narrow}"), format!("{narrow}{wide}")] {
+        let mut core = Core::new(&format!("[balancer]\nstrategy = \"least-connections\"\n{pools}{tasks}"));
+        assert_eq!(pools_started(&core.dispatch()).len(), 3);
+        let events = core.batch(finished("gate", 1, success()));
+        assert_eq!(pools_started(&events), ["wide"], "{pools}");
+    }
+}
+
+#[test]
+fn a_retry_timer_for_another_due_time_is_stale() {
+    let mut core = Core::new(&format!("{RETRY}[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\n[[task]]\nid = \"a\"\n"));
+    core.dispatch();
+    core.batch(finished("a", 1, failure(FailureClass::Worker)));
+    let TaskState::RetryWait { due_ms } = core.task("a").state else { panic!("a is not waiting") };
+    // A timer set for an earlier wait (the task was retried and failed since).
+    assert!(core.batch(Input::RetryTimer { task: "a".into(), due_ms: due_ms - 1 }).is_empty());
+    assert_eq!(core.task("a").state, TaskState::RetryWait { due_ms });
+    assert_eq!(kinds(&core.batch(Input::RetryTimer { task: "a".into(), due_ms })), ["retry_due", "attempt_started"]);
+}
