@@ -57,7 +57,7 @@ impl Core {
     }
 
     fn circuit(&self, pool: &str) -> Circuit {
-        self.state.breakers[self.state.workflow.pool_index(pool).expect("pool exists")].circuit.clone()
+        self.state.pools[self.state.workflow.pool_index(pool).expect("pool exists")].breaker.circuit.clone()
     }
 
     /// The attempt number `id` is running, or a panic naming its state.
