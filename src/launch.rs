@@ -156,15 +156,23 @@ impl Feed {
     }
 
     /// The next batch of records, or `None` once the run has stopped and every
-    /// record was given.
-    pub async fn next(&mut self) -> Option<Vec<Record>> {
+    /// record was given. Batches are shared with other subscribers, not copied, unless
+    /// part of one was in the backlog already.
+    pub async fn next(&mut self) -> Option<Arc<[Record]>> {
         loop {
             let batch = self.live.recv().await?;
-            let fresh: Vec<Record> = batch.iter().filter(|r| r.seq >= self.next_seq).cloned().collect();
-            if let Some(last) = fresh.last() {
-                self.next_seq = last.seq + 1;
-                return Some(fresh);
+            let Some(last) = batch.last().map(|r| r.seq) else { continue };
+            if last < self.next_seq {
+                continue;
             }
+            let first = batch.first().map_or(last, |r| r.seq);
+            let fresh = if first >= self.next_seq {
+                batch
+            } else {
+                batch.iter().filter(|r| r.seq >= self.next_seq).cloned().collect()
+            };
+            self.next_seq = last + 1;
+            return Some(fresh);
         }
     }
 }

@@ -159,7 +159,7 @@ async fn end_group(child: &mut Child, pid: u32, grace: Duration) -> Option<std::
 /// `on_output()` whenever it prints. The process group is gone when this returns,
 /// whatever happened.
 pub async fn run_attempt(
-    spec: AttemptSpec,
+    mut spec: AttemptSpec,
     mut stop: watch::Receiver<Option<Stop>>,
     on_spawn: impl FnOnce(u32),
     on_output: Arc<dyn Fn() + Send + Sync>,
@@ -172,7 +172,7 @@ pub async fn run_attempt(
     let pid = child.id().unwrap_or(0);
     on_spawn(pid);
 
-    if let (Some(bytes), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
+    if let (Some(bytes), Some(mut stdin)) = (spec.stdin.take(), child.stdin.take()) {
         // A worker that never reads stdin must not block us: write from a task and
         // ignore EPIPE.
         tokio::spawn(async move {
