@@ -398,3 +398,69 @@ fn a_retry_timer_for_another_due_time_is_stale() {
     assert_eq!(core.task("a").state, TaskState::RetryWait { due_ms });
     assert_eq!(kinds(&core.batch(Input::RetryTimer { task: "a".into(), due_ms })), ["retry_due", "attempt_started"]);
 }
+
+#[test]
+fn pausing_and_resuming_a_pool_are_recorded_once() {
+    let mut core = two_on_a_breaker_pool();
+    let pause = || Input::PausePool { pool: "p".into() };
+    let resume = || Input::ResumePool { pool: "p".into() };
+    assert!(core.input(resume()).is_empty(), "a running pool is not resumed");
+    assert_eq!(kinds(&core.input(pause())), ["pool_paused"]);
+    assert!(core.input(pause()).is_empty(), "already paused");
+    assert_eq!(kinds(&core.input(resume())), ["pool_resumed"]);
+    assert!(core.input(resume()).is_empty(), "already running");
+    assert!(core.input(Input::PausePool { pool: "nope".into() }).is_empty(), "unknown pool");
+}
+
+#[test]
+fn a_concurrency_change_is_recorded_only_when_it_changes_to_at_least_one() {
+    let mut core = two_on_a_breaker_pool();
+    let set = |concurrency| Input::SetConcurrency { pool: "p".into(), concurrency };
+    assert!(core.input(set(0)).is_empty(), "zero is refused");
+    assert!(core.input(set(2)).is_empty(), "the pool has 2 already");
+    let events = core.input(set(5));
+    assert!(matches!(&events[..], [Event::ConcurrencyChanged { concurrency: 5, .. }]), "{events:?}");
+    assert_eq!(core.state.pools[0].concurrency, 5);
+    assert!(core.input(set(5)).is_empty(), "no change");
+}
+
+#[test]
+fn a_payload_is_edited_only_while_no_attempt_runs() {
+    let mut core = Core::new(&format!(
+        "{RETRY}{BREAKER_POOL}[[task]]\nid = \"a\"\n[[task]]\nid = \"later\"\ndepends_on = [\"a\"]\n"
+    ));
+    assert_eq!(kinds(&core.dispatch()), ["attempt_started"]);
+    let edit = |task: &str| Input::EditPayload { task: task.into(), payload: serde_json::json!({"x": 1}) };
+    assert!(core.input(edit("a")).is_empty(), "a running task's payload is not changed under it");
+    assert_eq!(kinds(&core.input(edit("later"))), ["payload_edited"], "a blocked task's payload can change");
+    assert!(core.input(edit("nope")).is_empty(), "unknown task");
+}
+
+#[test]
+fn a_task_in_flight_at_three_manager_crashes_is_a_poison_pill_and_not_before() {
+    let mut core = Core::new(
+        "[defaults]\nretry = { max_attempts = 10, initial = \"10ms\", jitter = false }\n\
+         [[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n[[task]]\nid = \"pill\"\n",
+    );
+    for crash in 1..=3 {
+        assert_eq!(kinds(&core.dispatch()), ["attempt_started"], "crash {crash}");
+        // The manager dies with the attempt in flight; the next one starts.
+        core.now += 1_000;
+        let events = core.input(Input::Start { pid: 2, version: "t".into(), resumed: true });
+        let then = events.iter().find_map(|e| match e {
+            Event::AttemptFailed { class: FailureClass::ManagerCrashed, then, .. } => Some(then.clone()),
+            _ => None,
+        });
+        match (crash, then) {
+            (1 | 2, Some(pitboss::core::AfterFailure::Retry { due_ms, .. })) => {
+                core.now = due_ms;
+                assert_eq!(kinds(&core.input(Input::RetryTimer { task: "pill".into(), due_ms })), ["retry_due"]);
+            }
+            (3, Some(pitboss::core::AfterFailure::DeadLetter { reason })) => {
+                assert!(reason.contains("poison pill"), "{reason}");
+            }
+            (crash, then) => panic!("crash {crash}: {then:?} in {events:?}"),
+        }
+    }
+    assert_eq!(core.task("pill").state.name().as_str(), "dead_lettered");
+}
