@@ -464,3 +464,26 @@ fn a_task_in_flight_at_three_manager_crashes_is_a_poison_pill_and_not_before() {
     }
     assert_eq!(core.task("pill").state.name().as_str(), "dead_lettered");
 }
+
+#[test]
+fn a_resource_shortage_defers_with_a_growing_delay_and_spends_no_attempt() {
+    let mut core = Core::new(&format!("{RETRY}[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n[[task]]\nid = \"a\"\n"));
+    let mut delays = Vec::new();
+    for round in 1..=2 {
+        assert_eq!(kinds(&core.dispatch()), ["attempt_started"], "round {round}");
+        core.now += 1_000;
+        let events = core.input(finished("a", core.running("a"), failure(FailureClass::SpawnResource)));
+        let Some(Event::AttemptFailed { then: pitboss::core::AfterFailure::Defer { delay_ms, due_ms }, .. }) =
+            events.first()
+        else {
+            panic!("round {round}: not deferred: {events:?}")
+        };
+        assert_eq!(*due_ms, core.now + delay_ms, "due is now plus the delay");
+        delays.push(*delay_ms);
+        core.now = *due_ms;
+        let due_ms = *due_ms;
+        assert_eq!(kinds(&core.input(Input::RetryTimer { task: "a".into(), due_ms })), ["retry_due"]);
+    }
+    assert_eq!(delays, [10, 20], "the deferral backoff grows with consecutive deferrals");
+    assert_eq!(core.task("a").attempts - core.task("a").budget_start, 0, "a deferral spends no attempt");
+}
