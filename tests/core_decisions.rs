@@ -11,7 +11,9 @@ use std::path::Path;
 use pitboss::config;
 use pitboss::core::breaker::Circuit;
 use pitboss::core::decide::{dispatch, Outcome};
-use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext, TaskState};
+use pitboss::core::{
+    step, AfterFailure, Event, FailureClass, Input, RunState, SmallOutput, StepContext, TaskState, TaskStateName,
+};
 
 /// A core driven by hand: every input at a known time, `dispatch` only when asked.
 struct Core {
@@ -397,4 +399,112 @@ fn a_retry_timer_for_another_due_time_is_stale() {
     assert!(core.batch(Input::RetryTimer { task: "a".into(), due_ms: due_ms - 1 }).is_empty());
     assert_eq!(core.task("a").state, TaskState::RetryWait { due_ms });
     assert_eq!(kinds(&core.batch(Input::RetryTimer { task: "a".into(), due_ms })), ["retry_due", "attempt_started"]);
+}
+
+/// One pool `q` (two slots) and tasks `a`, `b`, both started.
+fn two_running() -> Core {
+    let mut core = Core::new(&format!(
+        "{RETRY}[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\nconcurrency = 2\n[[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n"
+    ));
+    assert_eq!(kinds(&core.dispatch()), ["attempt_started", "attempt_started"]);
+    core
+}
+
+#[test]
+fn a_stall_is_flagged_once_and_cleared_once_for_the_current_attempt_only() {
+    let mut core = two_running();
+    let stall = |attempt, quiet_ms| Input::Stall { task: "a".into(), attempt, quiet_ms };
+    assert!(core.input(stall(2, Some(500))).is_empty(), "not the running attempt");
+    assert!(core.input(stall(1, None)).is_empty(), "not stalled: nothing to clear");
+    assert_eq!(kinds(&core.input(stall(1, Some(500)))), ["attempt_stalled"]);
+    assert!(core.task("a").stalled);
+    assert!(core.input(stall(1, Some(900))).is_empty(), "flagged once");
+    assert_eq!(kinds(&core.input(stall(1, None))), ["attempt_active"]);
+    assert!(!core.task("a").stalled);
+}
+
+#[test]
+fn a_payload_is_edited_only_while_no_attempt_runs() {
+    let mut core = two_running();
+    let edit = |task: &str| Input::EditPayload { task: task.into(), payload: serde_json::json!({"n": 2}) };
+    assert!(core.input(edit("a")).is_empty(), "the running attempt already has its payload");
+    core.batch(finished("a", 1, failure(FailureClass::Worker)));
+    assert_eq!(kinds(&core.input(edit("a"))), ["payload_edited"], "edited before the retry");
+    assert_eq!(core.task("a").payload, Some(serde_json::json!({"n": 2})));
+}
+
+#[test]
+fn a_paused_pool_starts_nothing_until_resumed() {
+    let mut core = Core::new(&format!(
+        "{RETRY}[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\nconcurrency = 1\n[[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n"
+    ));
+    core.dispatch();
+    let pause = || Input::PausePool { pool: "q".into() };
+    let resume = || Input::ResumePool { pool: "q".into() };
+    assert!(core.input(resume()).is_empty(), "not paused");
+    assert_eq!(kinds(&core.batch(pause())), ["pool_paused"]);
+    assert!(core.input(pause()).is_empty(), "already paused");
+    assert_eq!(kinds(&core.batch(finished("a", 1, success()))), ["attempt_succeeded"], "b waits");
+    assert_eq!(kinds(&core.batch(resume())), ["pool_resumed", "attempt_started"]);
+}
+
+#[test]
+fn concurrency_changes_only_to_a_new_limit_of_at_least_one() {
+    let mut core = Core::new(&format!(
+        "{RETRY}[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\nconcurrency = 1\n[[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n"
+    ));
+    core.dispatch();
+    let set = |concurrency| Input::SetConcurrency { pool: "q".into(), concurrency };
+    assert!(core.input(set(0)).is_empty(), "zero would stop the pool for good");
+    assert!(core.input(set(1)).is_empty(), "unchanged");
+    assert_eq!(kinds(&core.batch(set(2))), ["concurrency_changed", "attempt_started"]);
+    assert_eq!(core.state.concurrency, [2]);
+}
+
+#[test]
+fn resource_shortages_defer_with_growing_delays_and_spend_no_attempt() {
+    let mut core = Core::new(&format!("{RETRY}[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\n[[task]]\nid = \"a\"\n"));
+    core.dispatch();
+    let mut delays = Vec::new();
+    for _ in 0..2 {
+        let attempt = core.running("a");
+        let events = core.batch(finished("a", attempt, failure(FailureClass::SpawnResource)));
+        let Some(Event::AttemptFailed { then: AfterFailure::Defer { delay_ms, due_ms }, .. }) = events.first() else {
+            panic!("not deferred: {events:?}")
+        };
+        assert_eq!(*due_ms, core.now + delay_ms);
+        delays.push(*delay_ms);
+        assert_eq!(core.task("a").attempts, 0, "the attempt is handed back");
+        core.now = *due_ms;
+        core.batch(Input::RetryTimer { task: "a".into(), due_ms: *due_ms });
+    }
+    assert_eq!(delays, [10, 20]);
+    assert_eq!(core.running("a"), 1);
+}
+
+#[test]
+fn a_task_in_flight_during_three_manager_crashes_is_a_poison_pill() {
+    let toml = "[defaults]\nretry = { max_attempts = 5, initial = \"10ms\", jitter = false }\n\
+                [[pool]]\nname = \"q\"\ncommand = [\"agent\"]\n[[task]]\nid = \"a\"\n";
+    let mut core = Core::new(toml);
+    core.dispatch();
+    for crash in 1..=3 {
+        assert_eq!(core.running("a"), crash);
+        let events = core.batch(Input::Start { pid: 1 + crash, version: "t".into(), resumed: true });
+        let then = events.iter().find_map(|e| match e {
+            Event::AttemptFailed { class: FailureClass::ManagerCrashed, then, .. } => Some(then.clone()),
+            _ => None,
+        });
+        match (crash, then) {
+            (1 | 2, Some(AfterFailure::Retry { due_ms, .. })) => {
+                core.now = due_ms;
+                core.batch(Input::RetryTimer { task: "a".into(), due_ms });
+            }
+            (3, Some(AfterFailure::DeadLetter { reason })) => {
+                assert!(reason.contains("poison pill"), "{reason}");
+            }
+            (crash, then) => panic!("crash {crash}: {then:?}"),
+        }
+    }
+    assert_eq!(core.task("a").state.name(), TaskStateName::DeadLettered);
 }
