@@ -66,7 +66,7 @@ names=()
 add() { for t in "$@"; do [ -f "tests/$t.rs" ] && [ -z "${chosen[$t]:-}" ] && chosen[$t]=1 && names+=("$t"); done; return 0; }
 engine_tests() { for f in tests/engine*.rs; do [ -f "$f" ] && add "$(basename "$f" .rs)"; done; return 0; }
 if grep -q '^src/core/' <<<"$mutants"; then
-  add core_decisions core_properties golden resilience
+  add core_decisions core_properties core_protocol golden resilience
   engine_tests
 fi
 if grep -q '^src/engine' <<<"$mutants"; then
