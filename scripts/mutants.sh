@@ -66,7 +66,7 @@ names=()
 add() { for t in "$@"; do [ -f "tests/$t.rs" ] && [ -z "${chosen[$t]:-}" ] && chosen[$t]=1 && names+=("$t"); done; return 0; }
 engine_tests() { for f in tests/engine*.rs; do [ -f "$f" ] && add "$(basename "$f" .rs)"; done; return 0; }
 if grep -q '^src/core/' <<<"$mutants"; then
-  add core_decisions core_properties golden resilience
+  add core_decisions core_properties core_protocol golden resilience
   engine_tests
 fi
 if grep -q '^src/engine' <<<"$mutants"; then
@@ -89,11 +89,12 @@ start=$(date +%s)
 status=0
 # --copy-target reuses the warm target/ (dependencies are not rebuilt in the copy);
 # --jobs 1 because a build already uses both cores of the reference machine.
-PITBOSS_TEST_DEADLINE_SECS=30 cargo mutants "${select[@]}" \
+# RUST_BACKTRACE=0: a failing property test prints one backtrace per shrinking step.
+PITBOSS_TEST_DEADLINE_SECS=30 RUST_BACKTRACE=0 cargo mutants "${select[@]}" \
   --timeout "$timeout" --build-timeout 900 --copy-target=true --jobs 1 --no-shuffle \
   --output "$out" "${extra[@]}" -- "${tests[@]}" || status=$?
 elapsed=$(( $(date +%s) - start ))
-count() { [ -f "$out/mutants.out/$1.txt" ] && grep -c . "$out/mutants.out/$1.txt" || echo 0; }
+count() { if [ -f "$out/mutants.out/$1.txt" ]; then grep -c . "$out/mutants.out/$1.txt" || true; else echo 0; fi; }
 echo "mutants.sh: shard $shard of $scope: caught $(count caught), missed $(count missed)," \
   "unviable $(count unviable), timeouts $(count timeout); wall time $((elapsed / 60))m$((elapsed % 60))s" >&2
 exit "$status"

@@ -487,3 +487,19 @@ fn a_resource_shortage_defers_with_a_growing_delay_and_spends_no_attempt() {
     assert_eq!(delays, [10, 20], "the deferral backoff grows with consecutive deferrals");
     assert_eq!(core.task("a").attempts - core.task("a").budget_start, 0, "a deferral spends no attempt");
 }
+
+#[test]
+fn a_replayed_dead_letter_brings_back_the_dependents_it_skipped() {
+    let mut core = Core::new(
+        "[defaults]\nretry = { max_attempts = 1 }\n[[pool]]\nname = \"q\"\ncommand = [\"agent\"]\n\
+         [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\n[[task]]\nid = \"c\"\ndepends_on = [\"b\"]\n",
+    );
+    core.dispatch();
+    let events = core.batch(finished("a", 1, failure(FailureClass::Worker)));
+    assert_eq!(kinds(&events), ["attempt_failed", "task_skipped", "task_skipped", "run_finished"]);
+    let events = core.batch(Input::Requeue { task: "a".into(), reason: "operator".into() });
+    assert_eq!(kinds(&events), ["task_requeued", "task_revived", "task_revived", "attempt_started"]);
+    assert_eq!(core.task("c").state, TaskState::Blocked);
+    let events = core.batch(finished("a", 2, success()));
+    assert_eq!(kinds(&events), ["attempt_succeeded", "task_ready", "attempt_started"]);
+}

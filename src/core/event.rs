@@ -371,3 +371,16 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_output_is_empty_only_without_both_streams() {
+        let text = || Some("x".to_string());
+        assert!(SmallOutput::default().is_empty());
+        assert!(!SmallOutput { stdout: text(), stderr: None }.is_empty());
+        assert!(!SmallOutput { stdout: None, stderr: text() }.is_empty());
+    }
+}
