@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::run::CmdResult;
 use super::{load, usage, EXIT_OK};
 use crate::core::decide::step;
+use crate::core::escape::{escape_json, escape_line};
 use crate::core::{Event, Input, StepContext, TaskState, TaskStateName};
 use crate::engine::now_ms;
 use crate::io::journal::{self, Journal, LOG_FILE};
@@ -34,12 +35,17 @@ pub fn dlq_list(dir: &Path, json_out: bool) -> CmdResult {
                 json!({"id": state.task_id(*i), "reason": reason, "attempts": state.tasks[*i].attempts, "pool": state.tasks[*i].pool})
             })
             .collect();
-        println!("{}", json!({"run_id": state.run_id, "dead_letters": list}));
+        println!("{}", escape_json(&json!({"run_id": state.run_id, "dead_letters": list}).to_string()));
     } else if letters.is_empty() {
         println!("no dead letters in run {:?}", state.workflow.name);
     } else {
         for (i, reason) in &letters {
-            println!("{:20} attempts {:<3} {}", state.task_id(*i), state.tasks[*i].attempts, reason);
+            println!(
+                "{:20} attempts {:<3} {}",
+                escape_line(state.task_id(*i)),
+                state.tasks[*i].attempts,
+                escape_line(reason)
+            );
         }
         println!("\nreplay with: pitboss dlq replay {} (TASK…|--all)", dir.display());
     }
@@ -88,7 +94,7 @@ pub fn dlq_replay(dir: &Path, tasks: &[String], all: bool) -> CmdResult {
     println!(
         "requeued {} dead letter(s) ({}), {revived} skipped dependent(s) revived; run them with: pitboss resume {}",
         chosen.len(),
-        chosen.join(", "),
+        escape_line(&chosen.join(", ")),
         dir.display()
     );
     Ok(EXIT_OK)

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::run::CmdResult;
 use super::{usage, EXIT_OK};
+use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{describe, iso};
 use crate::io::journal::{self, Record, LOG_FILE};
 
@@ -15,10 +16,10 @@ pub fn events(dir: &Path, follow: bool, json_out: bool) -> CmdResult {
     let path = dir.join(LOG_FILE);
     let print = |rec: &Record| {
         if json_out {
-            println!("{}", json!({"seq": rec.seq, "ts": rec.ts, "event": rec.event}));
+            println!("{}", escape_json(&json!({"seq": rec.seq, "ts": rec.ts, "event": rec.event}).to_string()));
         } else {
             let text = describe(&rec.event).unwrap_or_else(|| rec.event.kind().to_string());
-            println!("#{:<6} {}  {}", rec.seq, iso(rec.ts), text);
+            println!("#{:<6} {}  {}", rec.seq, iso(rec.ts), escape_line(&text));
         }
     };
     let scan = journal::scan(&path, |rec, _| {

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::report::{counts_line, json_document};
 use super::run::CmdResult;
 use super::{load, usage, EXIT_OK};
+use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{clock, describe, human_ms, iso};
 use crate::core::truncate::truncate_chars as truncate;
 use crate::core::{AfterFailure, Event, RunState, TaskState};
@@ -20,7 +21,7 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
     let state = load(dir)?;
     match task {
         None if json_out => {
-            println!("{}", json_document(&state, dir));
+            println!("{}", escape_json(&json_document(&state, dir).to_string()));
         }
         None => print_table(&state),
         Some(id) => {
@@ -38,7 +39,8 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
                 let summary = doc["tasks"][i].clone();
                 let history: Vec<Value> =
                     history.iter().map(|r| json!({"seq": r.seq, "ts": r.ts, "event": r.event})).collect();
-                println!("{}", json!({"task": summary, "spec": state.workflow.tasks[i], "history": history}));
+                let doc = json!({"task": summary, "spec": state.workflow.tasks[i], "history": history});
+                println!("{}", escape_json(&doc.to_string()));
             } else {
                 print_task(dir, &state, i, &history);
             }
@@ -48,7 +50,8 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
 }
 
 fn print_table(state: &RunState) {
-    println!("run {:?}  ({})", state.workflow.name, state.run_id);
+    // Every line below may quote a worker (results, reasons, ids): escaped for the terminal.
+    println!("{}", escape_line(&format!("run {:?}  ({})", state.workflow.name, state.run_id)));
     println!("{}", counts_line(state));
     println!();
     let width = state.workflow.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
@@ -70,7 +73,7 @@ fn print_table(state: &RunState) {
             TaskState::Completed { .. } => t.result.as_ref().map(|r| truncate(&r.to_string(), 60)).unwrap_or_default(),
             _ => String::new(),
         };
-        println!(
+        let row = format!(
             "{:width$}  {:13}  {:>8}  {:12}  {}",
             state.task_id(i),
             t.state.name().as_str(),
@@ -78,19 +81,23 @@ fn print_table(state: &RunState) {
             t.pool.as_deref().unwrap_or("-"),
             truncate(&detail, 100)
         );
+        println!("{}", escape_line(&row));
     }
 }
 
 fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
     let spec = &state.workflow.tasks[i];
     let task = &state.tasks[i];
-    println!("task {}  type {:?}  state {}", spec.id, spec.kind, task.state.name());
+    // Every line below may quote a worker (results, errors, output): escaped for the
+    // terminal, one line each.
+    let say = |line: String| println!("{}", escape_line(&line));
+    say(format!("task {}  type {:?}  state {}", spec.id, spec.kind, task.state.name()));
     if !spec.depends_on.is_empty() {
-        println!("depends on: {}", spec.depends_on.join(", "));
+        say(format!("depends on: {}", spec.depends_on.join(", ")));
     }
-    println!("payload: {}", truncate(&spec.payload.to_string(), 200));
+    say(format!("payload: {}", truncate(&spec.payload.to_string(), 200)));
     if let Some(r) = &task.result {
-        println!("result: {}", truncate(&r.to_string(), 400));
+        say(format!("result: {}", truncate(&r.to_string(), 400)));
     }
     println!();
     println!("history:");
@@ -126,7 +133,7 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
                 .map(|d| d.split_once(": ").map(|(_, r)| r.to_string()).unwrap_or(d))
                 .unwrap_or_default(),
         };
-        println!("  #{:<6} {}  {:20} {}", rec.seq, iso(rec.ts), rec.event.kind(), detail);
+        say(format!("  #{:<6} {}  {:20} {}", rec.seq, iso(rec.ts), rec.event.kind(), detail));
         if let Event::AttemptSucceeded { attempt, output, .. } | Event::AttemptFailed { attempt, output, .. } =
             &rec.event
         {
@@ -138,9 +145,9 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
                     None => (path.display().to_string(), tail_lines(&path, 5)),
                 };
                 if !tail.is_empty() {
-                    println!("           {stream} (last lines, from {from}):");
+                    say(format!("           {stream} (last lines, from {from}):"));
                     for line in tail {
-                        println!("             | {}", truncate(&line, 150));
+                        say(format!("             | {}", truncate(&line, 150)));
                     }
                 }
             }

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::report::{counts_line, json_document};
 use super::{usage, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
+use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{civil, clock, describe, human_ms};
 use crate::core::workflow::Workflow;
 use crate::core::{AfterFailure, Event, TaskStateName};
@@ -63,7 +64,7 @@ pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdRe
     };
     let (state, dir) = (&finished.state, &finished.dir);
     if opts.json {
-        println!("{}", json_document(state, dir));
+        println!("{}", escape_json(&json_document(state, dir).to_string()));
     }
     let elapsed = human_ms(now_ms().saturating_sub(started));
     match finished.ending {
@@ -120,6 +121,8 @@ async fn report(mut feed: Feed, total: usize) {
             let Some(line) = describe(&record.event) else {
                 continue;
             };
+            // Errors, ids and reasons come from workers: never sent raw to a terminal.
+            let line = escape_line(&line).into_owned();
             match &bar {
                 None => {
                     plain.push_str(&clock(record.ts));

@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod decide;
+pub mod escape;
 pub mod event;
 pub mod protocol;
 pub mod state;

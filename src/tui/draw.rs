@@ -14,6 +14,7 @@ use super::keys::{Action, Keymap};
 use super::model::Fleet;
 use super::screens::{confirm, dashboard, dead_letters, detail, help, tasks, travel};
 use super::view::{Screen, ViewState};
+use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
 use crate::core::TaskStateName;
 
@@ -114,7 +115,8 @@ fn status_line(frame: &mut Frame, area: Rect, scene: &Scene) {
             Span::raw(input.value().to_string()),
         ])
     } else if let Some(message) = &vs.message {
-        Line::from(Span::styled(message.clone(), scene.theme.fg(Color::Yellow)))
+        // Messages quote task ids and engine answers: escaped like worker text.
+        Line::from(Span::styled(escape_line(message).into_owned(), scene.theme.fg(Color::Yellow)))
     } else {
         Line::from("")
     };

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use crate::core::escape::escape_line;
 use crate::core::{Event, RunState, Task, TaskState, TaskStateName};
 use crate::io::journal::Record;
 
@@ -230,11 +231,12 @@ impl Fleet {
         while let Some(nl) = live.partial.find('\n') {
             let line: String = live.partial.drain(..=nl).collect();
             let line = line.trim_end_matches(['\n', '\r']).to_string();
-            if let Some(progress) = progress_of(&line) {
-                live.progress = Some(progress);
+            if let Some((pct, msg)) = progress_of(&line) {
+                live.progress = Some((pct, escape_line(&msg).into_owned()));
                 continue;
             }
-            live.lines.push_back(line);
+            // Escaped once here, not at every frame: the panes show it as it is.
+            live.lines.push_back(escape_line(&line).into_owned());
             if live.lines.len() > LIVE_LINES {
                 live.lines.pop_front();
             }

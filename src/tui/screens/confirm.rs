@@ -6,6 +6,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
+use crate::core::escape::escape_line;
 use crate::tui::draw::Scene;
 use crate::tui::view::{Request, ViewState};
 use crate::tui::widgets::popup;
@@ -32,7 +33,7 @@ impl ViewState {
 /// Draws the question over the middle of `area`.
 pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, confirm: &Confirm) {
     let text = vec![
-        Line::from(confirm.question.clone()),
+        Line::from(escape_line(&confirm.question).into_owned()),
         Line::from(""),
         Line::from(vec![
             Span::styled(" y ", scene.theme.selected()),

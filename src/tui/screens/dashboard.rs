@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
 use crate::core::breaker::Circuit;
+use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
 use crate::core::{RunState, TaskState, TaskStateName};
 use crate::tui::draw::Scene;
@@ -106,7 +107,7 @@ fn worker_pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected:
     let live = fleet.live.get(id);
     let quiet = live.map(|l| scene.now_ms.saturating_sub(l.last_output_ms)).unwrap_or(0);
     let mut title = vec![
-        Span::styled(format!(" {id} "), Style::default().add_modifier(Modifier::BOLD)),
+        Span::styled(format!(" {} ", escape_line(id)), Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("#{attempt} {pool} {} ", human_ms(scene.now_ms.saturating_sub(*started_ms)))),
     ];
     // Stalled (past the pool's stall_after) is a warning, not a failure; long silence
@@ -241,8 +242,8 @@ fn dead_letter_panel(frame: &mut Frame, area: Rect, scene: &Scene) {
         .map(|g| {
             Row::new(vec![
                 Cell::from(format!("{}×", g.tasks.len())).style(scene.theme.fg(Color::Red)),
-                Cell::from(g.tasks.join(" ")),
-                Cell::from(g.reason.clone()),
+                Cell::from(escape_line(&g.tasks.join(" ")).into_owned()),
+                Cell::from(escape_line(&g.reason).into_owned()),
             ])
         })
         .collect();

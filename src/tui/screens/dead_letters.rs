@@ -7,6 +7,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 use ratatui::Frame;
 
+use crate::core::escape::escape_line;
 use crate::tui::actions::{plural, replay_many};
 use crate::tui::draw::Scene;
 use crate::tui::model::Fleet;
@@ -36,8 +37,8 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
             let row = Row::new(vec![
                 Cell::from(g.tasks.len().to_string()),
                 Cell::from(g.attempts.to_string()),
-                Cell::from(g.fingerprint.clone()),
-                Cell::from(g.tasks.join(", ")),
+                Cell::from(escape_line(&g.fingerprint).into_owned()),
+                Cell::from(escape_line(&g.tasks.join(", ")).into_owned()),
             ]);
             selectable(row, n == scene.view.selected, scene.theme)
         })

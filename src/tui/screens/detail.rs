@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::core::escape::escape_line;
 use crate::core::text::{clock, describe};
 use crate::core::{Event, Task};
 use crate::tui::draw::{Hint, Scene};
@@ -103,7 +104,10 @@ pub fn toggle_follow(vs: &mut ViewState) {
 pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     let fleet = scene.fleet;
     let Some(i) = fleet.state.task_index(&d.task) else {
-        frame.render_widget(Paragraph::new(format!("no task {:?} in this run", d.task)), area);
+        frame.render_widget(
+            Paragraph::new(escape_line(&format!("no task {:?} in this run", d.task)).into_owned()),
+            area,
+        );
         return;
     };
     let steps = fleet.history(i);
@@ -128,14 +132,17 @@ fn info(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, shown: &Task, st
     let mut info: Vec<Line> = Vec::new();
     let name = shown.state.name();
     let mut first = vec![
-        Span::styled(format!("{} ", spec.id), Style::default().add_modifier(Modifier::BOLD)),
+        Span::styled(format!("{} ", escape_line(&spec.id)), Style::default().add_modifier(Modifier::BOLD)),
         Span::styled(name.as_str(), scene.theme.state(name)),
-        Span::raw(format!(
-            "  attempts {}  pool {}  type {}",
-            shown.attempts,
-            shown.pool.as_deref().unwrap_or("-"),
-            if spec.kind.is_empty() { "-" } else { &spec.kind }
-        )),
+        Span::raw(
+            escape_line(&format!(
+                "  attempts {}  pool {}  type {}",
+                shown.attempts,
+                shown.pool.as_deref().unwrap_or("-"),
+                if spec.kind.is_empty() { "-" } else { &spec.kind }
+            ))
+            .into_owned(),
+        ),
     ];
     if let Some((c, steps)) = step {
         first.push(Span::styled(
@@ -145,23 +152,23 @@ fn info(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, shown: &Task, st
     }
     info.push(Line::from(first));
     if let Some(why) = shown.why() {
-        info.push(Line::from(Span::styled(format!("why: {why}"), scene.theme.fg(Color::Red))));
+        info.push(Line::from(Span::styled(format!("why: {}", escape_line(&why)), scene.theme.fg(Color::Red))));
     }
     if let Some(result) = &shown.result {
-        info.push(Line::from(format!("result: {}", truncate(&result.to_string(), 300))));
+        info.push(Line::from(format!("result: {}", escape_line(&truncate(&result.to_string(), 300)))));
     }
     let (payload, edited) = match &fleet.state.tasks[i].payload {
         Some(p) => (p, " (edited)"),
         None => (&spec.payload, ""),
     };
-    info.push(Line::from(format!("payload{edited}: {}", truncate(&payload.to_string(), 300))));
+    info.push(Line::from(format!("payload{edited}: {}", escape_line(&truncate(&payload.to_string(), 300)))));
     let inputs: Vec<String> = fleet.state.dependencies[i]
         .iter()
         .map(|&d| format!("{} ({})", fleet.state.task_id(d), fleet.state.tasks[d].state.name().as_str()))
         .collect();
     info.push(Line::from(format!(
         "inputs: {}",
-        if inputs.is_empty() { "none".to_string() } else { inputs.join(", ") }
+        if inputs.is_empty() { "none".to_string() } else { escape_line(&inputs.join(", ")).into_owned() }
     )));
     frame.render_widget(
         Paragraph::new(info)
@@ -183,7 +190,7 @@ fn history(frame: &mut Frame, area: Rect, scene: &Scene, steps: &[Step], at: Opt
         .take(rows)
         .filter_map(|(n, step)| {
             let record = &scene.fleet.records[step.record];
-            let text = format!("{} {}", clock(record.ts), describe(&record.event)?);
+            let text = format!("{} {}", clock(record.ts), escape_line(&describe(&record.event)?));
             let style = if at == Some(n) { scene.theme.selected() } else { Style::default() };
             Some(Line::styled(text, style))
         })
@@ -198,7 +205,9 @@ fn output(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, scroll: usize)
     let fleet = scene.fleet;
     let mut out: Vec<String> = match fleet.live.get(fleet.state.task_id(i)) {
         Some(live) => {
-            live.lines.iter().cloned().chain((!live.partial.is_empty()).then(|| live.partial.clone())).collect()
+            // Whole lines were escaped as they arrived; the partial one is escaped here.
+            let partial = (!live.partial.is_empty()).then(|| escape_line(&live.partial).into_owned());
+            live.lines.iter().cloned().chain(partial).collect()
         }
         None => last_output(fleet, i),
     };
@@ -227,16 +236,16 @@ fn last_output(fleet: &Fleet, i: usize) -> Vec<String> {
         };
         let mut lines = vec![format!("── attempt {attempt} ──")];
         if let Some(s) = &output.stdout {
-            lines.extend(s.lines().map(String::from));
+            lines.extend(s.lines().map(|l| escape_line(l).into_owned()));
         }
         if let Some(s) = &output.stderr {
             lines.push("── stderr ──".into());
-            lines.extend(s.lines().map(String::from));
+            lines.extend(s.lines().map(|l| escape_line(l).into_owned()));
         }
         if output.is_empty() {
             lines.push(format!(
                 "(no small output in the log; see the run folder's output/{}.{attempt}.*)",
-                fleet.state.task_id(i)
+                escape_line(fleet.state.task_id(i))
             ));
         }
         return lines;

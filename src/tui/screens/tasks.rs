@@ -7,6 +7,7 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 use ratatui::Frame;
 use tui_input::Input;
 
+use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
 use crate::core::{Event, TaskState, TaskStateName};
 use crate::tui::draw::Scene;
@@ -158,7 +159,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let fleet = scene.fleet;
     let vs = scene.view;
     let rows = task_rows(fleet, vs);
-    let filter = if vs.filter.is_empty() { String::new() } else { format!(" filter: {} ", vs.filter) };
+    let filter = if vs.filter.is_empty() { String::new() } else { format!(" filter: {} ", escape_line(&vs.filter)) };
     let title = format!(" Tasks {}/{} · sort: {} {filter}", rows.len(), fleet.state.tasks.len(), vs.sort.name());
     let block = Block::default().borders(Borders::ALL).title(title);
     let visible = block.inner(area).height.saturating_sub(1) as usize;
@@ -174,12 +175,12 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
             let task = &fleet.state.tasks[i];
             let name = task.state.name();
             let row = Row::new(vec![
-                Cell::from(fleet.state.task_id(i).to_string()),
+                Cell::from(escape_line(fleet.state.task_id(i)).into_owned()),
                 Cell::from(name.as_str()).style(scene.theme.state(name)),
-                Cell::from(task.pool.clone().unwrap_or_default()),
+                Cell::from(escape_line(task.pool.as_deref().unwrap_or_default()).into_owned()),
                 Cell::from(task.attempts.to_string()),
                 Cell::from(duration_of(fleet, i, scene.now_ms).map(human_ms).unwrap_or_default()),
-                Cell::from(error_of(fleet, i).unwrap_or_default()),
+                Cell::from(escape_line(&error_of(fleet, i).unwrap_or_default()).into_owned()),
             ]);
             selectable(row, n == selected, scene.theme)
         })
