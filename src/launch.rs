@@ -24,6 +24,7 @@ use crate::io::clock::{wall_ms, SystemClock};
 use crate::io::guardian::{self, Guardian};
 use crate::io::journal::{self, Journal, Record, LOG_FILE};
 use crate::io::rundir::RunDir;
+use crate::io::runner::env::RunEnv;
 use crate::io::runner::{LocalRunner, OutputChunk};
 
 /// Why a run could not start or go on.
@@ -275,9 +276,15 @@ impl Prepared {
             pitboss_exe: exe,
             exit_when_done: front.exits_when_done,
         };
+        // Each pool's environment and the secrets to redact, from this environment.
+        let run_env = RunEnv::from_process(&state.workflow);
+        for warning in run_env.warnings() {
+            eprintln!("pitboss: {warning}");
+        }
         let start = Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed };
         let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
-            let world = World { clock: Arc::new(SystemClock), runner: Arc::new(LocalRunner::new()) };
+            let runner = LocalRunner::for_run(run_env);
+            let world = World { clock: Arc::new(SystemClock), runner: Arc::new(runner) };
             let snapshot = state.clone();
             let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
             let engine_handle = engine.handle();

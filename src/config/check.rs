@@ -177,6 +177,7 @@ impl Checker<'_> {
             stdin,
             env: raw.env.clone(),
             secret_env: raw.secret_env.iter().map(|s| s.get_ref().clone()).collect(),
+            clean_env: raw.clean_env,
             cwd: raw.cwd.as_ref().map(|c| PathBuf::from(c.get_ref())),
             breaker,
             stall_after_ms,

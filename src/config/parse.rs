@@ -148,6 +148,8 @@ pub(super) struct RawPool {
     pub(super) env: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) secret_env: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) clean_env: bool,
     pub(super) cwd: Option<Spanned<String>>,
     // Keys of the contract whose features are not built yet: refused, never ignored.
     pub(super) preset: Option<Spanned<toml::Value>>,

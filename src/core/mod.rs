@@ -9,6 +9,7 @@ pub mod decide;
 pub mod escape;
 pub mod event;
 pub mod protocol;
+pub mod redact;
 pub mod state;
 pub mod task;
 pub mod text;

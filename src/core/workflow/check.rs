@@ -220,6 +220,7 @@ mod tests {
             stdin: StdinMode::Task,
             env: Default::default(),
             secret_env: Vec::new(),
+            clean_env: false,
             cwd: None,
             breaker: None,
             stall_after_ms: None,

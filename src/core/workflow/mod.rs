@@ -79,6 +79,11 @@ pub struct PoolSpec {
     /// Variables passed through from the manager's environment; their values are
     /// never written to the log or shown.
     pub secret_env: Vec<String>,
+    /// Start the worker's environment from PATH, HOME and the locale only, instead of
+    /// the manager's environment minus secret-looking variables (DESIGN §14). Not
+    /// written when false, so logs of workflows without it are unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clean_env: bool,
     /// Working directory (absolute), or the manager's own when unset.
     pub cwd: Option<PathBuf>,
     /// Circuit breaker: stop spawning on a pool that keeps failing.

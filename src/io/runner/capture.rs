@@ -3,12 +3,17 @@
 //! attempts of a busy fleet print a line or two, and a file per attempt would cost
 //! more than the attempt). The file is capped at [`FILE_CAP`]; the in-memory tail at
 //! its own cap, so a worker that prints gigabytes costs the manager at most the tail.
+//! With [`Capture::redacting`], secret values are replaced as the output is read, so
+//! neither the tail, the file nor the live panes ever hold them (DESIGN §14).
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::core::event::SMALL_OUTPUT;
+use crate::core::redact::{RedactStream, Redactor};
 use crate::io::fsutil::private_file;
 
 /// Bytes of each stream written to the attempt's file in the run folder.
@@ -24,12 +29,44 @@ pub struct Capture {
     total: u64,
     written: u64,
     dropped: u64,
+    /// Replaces secrets before anything is kept (see [`Capture::redacting`]).
+    redact: Option<RedactStream>,
 }
 
 impl Capture {
     /// A capture writing to `path` once it spills, keeping `tail_cap` bytes in memory.
     pub fn new(path: PathBuf, tail_cap: usize) -> Capture {
-        Capture { tail: Vec::new(), tail_cap, path, file: None, spilled: false, total: 0, written: 0, dropped: 0 }
+        Capture {
+            tail: Vec::new(),
+            tail_cap,
+            path,
+            file: None,
+            spilled: false,
+            total: 0,
+            written: 0,
+            dropped: 0,
+            redact: None,
+        }
+    }
+
+    /// This capture, replacing `redactor`'s secrets in what it keeps.
+    pub fn redacting(mut self, redactor: &Arc<Redactor>) -> Capture {
+        if !redactor.is_empty() {
+            self.redact = Some(redactor.stream());
+        }
+        self
+    }
+
+    /// Redacts what one read returned, keeps it, and returns it as kept (for the live
+    /// panes). The end of a chunk may be held back until the next one, in case it
+    /// starts a secret.
+    pub fn push_redacted<'a>(&mut self, chunk: &'a [u8]) -> Cow<'a, [u8]> {
+        let clean = match &mut self.redact {
+            Some(stream) => stream.push(chunk),
+            None => Cow::Borrowed(chunk),
+        };
+        self.push(&clean);
+        clean
     }
 
     /// Adds what one read returned.
@@ -70,6 +107,10 @@ impl Capture {
 
     /// Ends the capture: returns the tail, and the whole output if it stayed small.
     pub fn finish(&mut self) -> (Vec<u8>, Option<String>) {
+        if let Some(mut stream) = self.redact.take() {
+            let rest = stream.finish();
+            self.push(&rest);
+        }
         if self.dropped > 0 {
             if let Some(f) = &mut self.file {
                 let _ =

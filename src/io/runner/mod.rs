@@ -10,6 +10,7 @@
 //! - A remote runner over a broker (DESIGN §7) will be one more implementation.
 
 pub mod capture;
+pub mod env;
 pub mod persistent;
 pub mod spawn;
 
@@ -24,6 +25,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::core::decide::Outcome;
 use crate::core::{FailureClass, SmallOutput};
+use env::RunEnv;
 use persistent::{Job, PersistentPool, WorkerSpec};
 
 /// Everything needed to start one attempt.
@@ -153,24 +155,41 @@ pub struct LocalRunner {
     /// Actors of persistent pools, started on first use. A std mutex: held only to
     /// look up or insert, never across an await.
     pools: Mutex<HashMap<String, PersistentPool>>,
+    /// Each pool's environment and the run's redactor (DESIGN §14).
+    env: Arc<RunEnv>,
 }
 
 impl LocalRunner {
-    /// A runner with no persistent pool started yet.
+    /// A runner with no persistent pool started yet, whose workers inherit the whole
+    /// environment and whose output is not redacted: for tests and tools without a
+    /// workflow. Runs use [`LocalRunner::for_run`].
     pub fn new() -> LocalRunner {
         LocalRunner::default()
     }
 
+    /// A runner whose workers get their pool's environment, with output redacted.
+    pub fn for_run(env: RunEnv) -> LocalRunner {
+        LocalRunner { pools: Mutex::default(), env: Arc::new(env) }
+    }
+
     fn pool(&self, spec: &WorkerSpec) -> PersistentPool {
         let mut pools = self.pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        pools.entry(spec.pool.clone()).or_insert_with(|| PersistentPool::start(spec.clone())).clone()
+        let base = self.env.pool(&spec.pool);
+        pools.entry(spec.pool.clone()).or_insert_with(|| PersistentPool::start_in(spec.clone(), base)).clone()
     }
 }
 
 impl Runner for LocalRunner {
     fn run(&self, job: AttemptJob) -> AttemptFuture {
+        let env = self.env.clone();
         let Some(worker) = job.spec.persistent.clone() else {
-            return Box::pin(spawn::run_attempt(job.spec, job.stop, job.on_spawn, job.on_output));
+            let attempt = spawn::run_attempt_in(job.spec, env.clone(), job.stop, job.on_spawn, job.on_output);
+            // Nothing of a worker's secrets leaves the runner (DESIGN §14).
+            return Box::pin(async move {
+                let mut end = attempt.await;
+                env.redact_end(&mut end);
+                end
+            });
         };
         let pool = self.pool(&worker);
         let mut line = job.spec.stdin.unwrap_or_default();
@@ -187,7 +206,11 @@ impl Runner for LocalRunner {
             done: done_tx,
         });
         // A pool that went away took the job with it: as if the manager stopped it.
-        Box::pin(async move { done_rx.await.unwrap_or(AttemptEnd::stopped(Stop::Interrupt)) })
+        Box::pin(async move {
+            let mut end = done_rx.await.unwrap_or(AttemptEnd::stopped(Stop::Interrupt));
+            env.redact_end(&mut end);
+            end
+        })
     }
 }
 

@@ -19,6 +19,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -27,6 +28,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::env::PoolEnv;
 use super::spawn::signal_group;
 use super::{AttemptEnd, Stop};
 use crate::core::decide::Outcome;
@@ -80,8 +82,13 @@ pub struct PersistentPool {
 impl PersistentPool {
     /// Starts the actor for a pool (processes start on first use).
     pub fn start(spec: WorkerSpec) -> PersistentPool {
+        PersistentPool::start_in(spec, Arc::default())
+    }
+
+    /// Starts the actor for a pool whose processes start from `base` (DESIGN §14).
+    pub fn start_in(spec: WorkerSpec, base: Arc<PoolEnv>) -> PersistentPool {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(actor(spec, rx));
+        tokio::spawn(actor(spec, base, rx));
         PersistentPool { tx }
     }
 
@@ -145,6 +152,8 @@ enum Line {
 /// of the actor's `select!`.
 struct Pool {
     spec: WorkerSpec,
+    /// The environment its processes start from.
+    base: Arc<PoolEnv>,
     workers: Slots,
     waiting: VecDeque<Job>,
     /// Handed to each process's stdout reader.
@@ -160,9 +169,10 @@ struct Pool {
 /// The pool's one owner loop: hands waiting jobs out, then waits for whichever comes
 /// first of a new job, a line from a process, a deadline, a stop request, or the end
 /// of the restart backoff.
-async fn actor(spec: WorkerSpec, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn actor(spec: WorkerSpec, base: Arc<PoolEnv>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let (line_tx, mut lines) = mpsc::unbounded_channel::<Line>();
     let mut pool = Pool::new(spec, line_tx);
+    pool.base = base;
     loop {
         pool.hand_out().await;
         if pool.finished() {
@@ -190,6 +200,7 @@ impl Pool {
         Pool {
             workers: Slots((0..spec.processes.max(1)).map(|_| None).collect()),
             spec,
+            base: Arc::default(),
             waiting: VecDeque::new(),
             line_tx,
             crashes: 0,
@@ -208,7 +219,7 @@ impl Pool {
                     self.waiting.push_front(job);
                     break;
                 }
-                match start_worker(&self.spec, slot, &self.line_tx) {
+                match start_worker(&self.spec, &self.base, slot, &self.line_tx) {
                     Ok(w) => self.workers[slot] = Some(w),
                     Err(error) => {
                         // Cannot start the agent at all: this job fails, permanently.
@@ -386,7 +397,12 @@ async fn futures_select_all<F: std::future::Future<Output = usize> + Unpin>(mut 
     .await
 }
 
-fn start_worker(spec: &WorkerSpec, slot: usize, lines: &mpsc::UnboundedSender<Line>) -> Result<Worker, String> {
+fn start_worker(
+    spec: &WorkerSpec,
+    base: &PoolEnv,
+    slot: usize,
+    lines: &mpsc::UnboundedSender<Line>,
+) -> Result<Worker, String> {
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
         .process_group(0)
@@ -394,6 +410,7 @@ fn start_worker(spec: &WorkerSpec, slot: usize, lines: &mpsc::UnboundedSender<Li
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
+    base.apply(&mut cmd);
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }

@@ -15,6 +15,7 @@ use tokio::process::Child;
 use tokio::sync::{broadcast, watch};
 
 use super::capture::Capture;
+use super::env::{PoolEnv, RunEnv};
 use super::{millis as ms, AttemptEnd, AttemptSpec, OutputChunk, Remains, Stop};
 use crate::core::decide::Outcome;
 use crate::core::protocol::{verdict, Verdict};
@@ -51,18 +52,20 @@ async fn pump(
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 on_output();
-                if let Ok(mut c) = capture.lock() {
-                    c.push(&buf);
-                }
+                // Secrets are replaced before the bytes are kept or shown.
+                let shown = match capture.lock() {
+                    Ok(mut c) => c.push_redacted(&buf),
+                    Err(_) => continue,
+                };
                 // Copy only when somebody watches; a flood is cut to its last 4 KiB
                 // per read, which is all a pane can show.
                 if let Some(tag) = live.as_ref().filter(|t| t.tx.receiver_count() > 0) {
-                    let from = buf.len().saturating_sub(4096);
+                    let from = shown.len().saturating_sub(4096);
                     let _ = tag.tx.send(OutputChunk {
                         task: tag.task.clone(),
                         attempt: tag.attempt,
                         stderr: tag.stderr,
-                        bytes: Arc::from(&buf[from..]),
+                        bytes: Arc::from(&shown[from..]),
                     });
                 }
             }
@@ -123,7 +126,7 @@ async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
 }
 
 /// Starts the process of an attempt: its own group, piped output, the task on stdin.
-fn start(spec: &AttemptSpec) -> std::io::Result<Child> {
+fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Child> {
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
         .process_group(0)
@@ -131,6 +134,7 @@ fn start(spec: &AttemptSpec) -> std::io::Result<Child> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(false);
+    base.apply(&mut cmd);
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
@@ -159,13 +163,25 @@ async fn end_group(child: &mut Child, pid: u32, grace: Duration) -> Option<std::
 /// `on_output()` whenever it prints. The process group is gone when this returns,
 /// whatever happened.
 pub async fn run_attempt(
+    spec: AttemptSpec,
+    stop: watch::Receiver<Option<Stop>>,
+    on_spawn: impl FnOnce(u32),
+    on_output: Arc<dyn Fn() + Send + Sync>,
+) -> AttemptEnd {
+    run_attempt_in(spec, Arc::default(), stop, on_spawn, on_output).await
+}
+
+/// [`run_attempt`] with the run's environment rule and redaction (DESIGN §14): the
+/// worker starts from its pool's environment, and its output is redacted as it is read.
+pub async fn run_attempt_in(
     mut spec: AttemptSpec,
+    env: Arc<RunEnv>,
     mut stop: watch::Receiver<Option<Stop>>,
     on_spawn: impl FnOnce(u32),
     on_output: Arc<dyn Fn() + Send + Sync>,
 ) -> AttemptEnd {
     let started = Instant::now();
-    let mut child = match start(&spec) {
+    let mut child = match start(&spec, &env.pool(&spec.pool)) {
         Ok(child) => child,
         Err(e) => return AttemptEnd::failed(classify_spawn(&e), describe_spawn(&e, &spec), started.elapsed()),
     };
@@ -180,8 +196,11 @@ pub async fn run_attempt(
         });
     }
     let base = format!("{}.{}", spec.task, spec.attempt);
-    let out = Arc::new(Mutex::new(Capture::new(spec.output_dir.join(format!("{base}.stdout")), STDOUT_TAIL)));
-    let err = Arc::new(Mutex::new(Capture::new(spec.output_dir.join(format!("{base}.stderr")), STDERR_TAIL)));
+    let capture = |stream: &str, cap| {
+        let path = spec.output_dir.join(format!("{base}.{stream}"));
+        Arc::new(Mutex::new(Capture::new(path, cap).redacting(env.redactor())))
+    };
+    let (out, err) = (capture("stdout", STDOUT_TAIL), capture("stderr", STDERR_TAIL));
     let task_name: Arc<str> = Arc::from(spec.task.as_str());
     let live = |stderr: bool| {
         spec.live.clone().map(|tx| LiveTag { tx, task: task_name.clone(), attempt: spec.attempt, stderr })

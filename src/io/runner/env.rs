@@ -1,0 +1,179 @@
+//! What a pool's workers may see of the manager's secrets (DESIGN §14), decided once
+//! when a run starts:
+//!
+//! - **Environment.** A pool gets the manager's environment minus every variable whose
+//!   name looks secret ([`looks_secret`]), plus the variables its own `secret_env`
+//!   lists, so one pool never sees another pool's keys. With `clean_env = true` it
+//!   starts instead from `PATH`, `HOME` and the locale (`LANG`, `LANGUAGE`, `LC_*`)
+//!   plus its `secret_env`. The pool's `env` table and pitboss's own marks
+//!   (`PITBOSS_*`) are added on top by the runner, as before.
+//! - **Redaction.** One [`Redactor`] holds the values of every pool's `secret_env`
+//!   variables; the runners pass all worker output through it before it is captured,
+//!   shown live or recorded ([`RunEnv::redact_end`] covers results and errors).
+//!
+//! Values live only in this process's memory: the log records the names.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::sync::Arc;
+
+use crate::core::decide::Outcome;
+use crate::core::redact::Redactor;
+use crate::core::workflow::Workflow;
+use crate::core::SmallOutput;
+
+use super::AttemptEnd;
+
+/// Parts of a variable name that mark it as secret (matched case-insensitively
+/// anywhere in the name).
+const SECRET_WORDS: &[&str] = &["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE"];
+
+/// Name prefixes of cloud providers' credential variables (their profiles, regions
+/// and account ids choose which account a tool acts on, so they are held back too).
+const SECRET_PREFIXES: &[&str] = &[
+    "AWS_",
+    "AZURE_",
+    "ARM_",
+    "GOOGLE_",
+    "GCP_",
+    "GCLOUD_",
+    "CLOUDSDK_",
+    "DIGITALOCEAN_",
+    "HCLOUD_",
+    "OCI_",
+    "VAULT_",
+];
+
+/// True when a variable's name looks like it holds a secret.
+pub fn looks_secret(name: &OsStr) -> bool {
+    let upper = name.to_string_lossy().to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|w| upper.contains(w)) || SECRET_PREFIXES.iter().any(|p| upper.starts_with(p))
+}
+
+/// True for the variables a `clean_env` pool keeps: PATH, HOME and the locale.
+fn is_basic(name: &OsStr) -> bool {
+    let name = name.to_string_lossy();
+    matches!(name.as_ref(), "PATH" | "HOME" | "LANG" | "LANGUAGE") || name.starts_with("LC_")
+}
+
+/// The environment one pool's workers start from (before the pool's `env` and
+/// pitboss's marks). `None`: the manager's whole environment (a runner built without
+/// a workflow, in tests and tools).
+#[derive(Debug, Default)]
+pub struct PoolEnv {
+    vars: Option<Vec<(OsString, OsString)>>,
+}
+
+impl PoolEnv {
+    /// Makes `cmd` start from this environment.
+    pub fn apply(&self, cmd: &mut tokio::process::Command) {
+        if let Some(vars) = &self.vars {
+            cmd.env_clear();
+            cmd.envs(vars.iter().map(|(k, v)| (k, v)));
+        }
+    }
+}
+
+/// The environments and the redactor of a run (see the module notes).
+#[derive(Debug, Default)]
+pub struct RunEnv {
+    pools: HashMap<String, Arc<PoolEnv>>,
+    /// For a pool the workflow does not name: nothing secret-looking.
+    others: Arc<PoolEnv>,
+    redactor: Arc<Redactor>,
+    too_short: Vec<String>,
+}
+
+impl RunEnv {
+    /// The run's environments, from the manager's environment `manager`.
+    pub fn new(workflow: &Workflow, manager: impl IntoIterator<Item = (OsString, OsString)>) -> RunEnv {
+        let manager: Vec<(OsString, OsString)> = manager.into_iter().collect();
+        let lookup = |name: &str| manager.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let plain: Vec<(OsString, OsString)> = manager.iter().filter(|(k, _)| !looks_secret(k)).cloned().collect();
+        let basic: Vec<(OsString, OsString)> = manager.iter().filter(|(k, _)| is_basic(k)).cloned().collect();
+        let mut pools = HashMap::new();
+        let mut secrets: Vec<(String, String)> = Vec::new();
+        for pool in &workflow.pools {
+            let mut vars = if pool.clean_env { basic.clone() } else { plain.clone() };
+            for name in &pool.secret_env {
+                if let Some(value) = lookup(name) {
+                    secrets.push((name.clone(), value.to_string_lossy().into_owned()));
+                    vars.retain(|(k, _)| k != name.as_str());
+                    vars.push((name.into(), value));
+                }
+            }
+            pools.insert(pool.name.clone(), Arc::new(PoolEnv { vars: Some(vars) }));
+        }
+        let (redactor, too_short) = Redactor::new(secrets);
+        RunEnv { pools, others: Arc::new(PoolEnv { vars: Some(plain) }), redactor: Arc::new(redactor), too_short }
+    }
+
+    /// The run's environments, from this process's environment.
+    pub fn from_process(workflow: &Workflow) -> RunEnv {
+        RunEnv::new(workflow, std::env::vars_os())
+    }
+
+    /// Where pool `name`'s workers start from.
+    pub fn pool(&self, name: &str) -> Arc<PoolEnv> {
+        self.pools.get(name).cloned().unwrap_or_else(|| self.others.clone())
+    }
+
+    /// The redactor of every pool's secrets.
+    pub fn redactor(&self) -> &Arc<Redactor> {
+        &self.redactor
+    }
+
+    /// What the operator should know before the run starts: secrets too short to
+    /// redact.
+    pub fn warnings(&self) -> Vec<String> {
+        self.too_short
+            .iter()
+            .map(|name| {
+                format!(
+                    "warning: the value of secret {name} is shorter than {} bytes; it is passed to workers but not redacted from their output",
+                    crate::core::redact::MIN_SECRET_LEN
+                )
+            })
+            .collect()
+    }
+
+    /// Redacts what an attempt's end carries: its result, its error and its output.
+    /// Spawned attempts' output was redacted as it was read; this also covers
+    /// persistent workers' replies and secrets that only appear once JSON is parsed.
+    pub fn redact_end(&self, end: &mut AttemptEnd) {
+        let r = &*self.redactor;
+        if r.is_empty() {
+            return;
+        }
+        let output = match end {
+            AttemptEnd::Outcome(Outcome::Success { result, output, .. }) => {
+                r.value(result);
+                output
+            }
+            AttemptEnd::Outcome(Outcome::Failure { error, output, .. }) => {
+                r.string(error);
+                output
+            }
+            AttemptEnd::Stopped(_, remains) => &mut remains.output,
+        };
+        let SmallOutput { stdout, stderr, .. } = output;
+        for text in [stdout, stderr].into_iter().flatten() {
+            r.string(text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_names() {
+        for name in ["OPENAI_API_KEY", "GITHUB_TOKEN", "db_password", "AWS_PROFILE", "MY_SECRET", "SSH_PRIVATE"] {
+            assert!(looks_secret(OsStr::new(name)), "{name}");
+        }
+        for name in ["PATH", "HOME", "LANG", "TERM", "EDITOR", "PITBOSS_HOME"] {
+            assert!(!looks_secret(OsStr::new(name)), "{name}");
+        }
+    }
+}
