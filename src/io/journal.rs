@@ -183,6 +183,9 @@ pub enum DecodeError {
     /// The line does not end with the record's closing brace.
     #[error("truncated")]
     Truncated,
+    /// The line ends in CR LF: the file was converted to Windows line endings.
+    #[error("the line ends in CR LF (a Windows line ending)")]
+    Crlf,
     /// The checksum is not a number.
     #[error("bad checksum")]
     BadChecksum,
@@ -287,6 +290,9 @@ pub fn decode(line: &[u8]) -> Result<Record, DecodeError> {
     const MARK: &[u8] = b",\"crc\":";
     if line.contains(&0) {
         return Err(DecodeError::Nul);
+    }
+    if line.ends_with(b"}\r") {
+        return Err(DecodeError::Crlf);
     }
     let pos = line.windows(MARK.len()).rposition(|w| w == MARK).ok_or(DecodeError::NoChecksum)?;
     if line.last() != Some(&b'}') {
