@@ -90,6 +90,19 @@ fn check_cut(s: &Scratch, log: &[u8], cut_log: &[u8], whole: usize, tag: &str) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `log` with the run id in its first record replaced by one made from `k`, and that
+/// record sealed again. Copies of one run resumed at the same time must not share a
+/// run id: `resume` ends every leftover worker marked with its run id, so one copy's
+/// resume would kill the other copy's running workers (under load often enough to
+/// spend a task's three attempts: why this test used to fail on a busy machine).
+fn with_own_run_id(log: &[u8], k: usize) -> Vec<u8> {
+    let first_end = log.iter().position(|&b| b == b'\n').unwrap();
+    let first = std::str::from_utf8(&log[..first_end]).unwrap();
+    let at = first.find("\"run_id\":\"").unwrap() + "\"run_id\":\"".len();
+    let body = format!("{}{:032x}{}", &first[..at], k, &first[at + 32..first.rfind(",\"crc\":").unwrap()]);
+    [seal(&body).into_bytes(), log[first_end..].to_vec()].concat()
+}
+
 #[test]
 fn a_log_cut_anywhere_in_its_last_three_records_recovers_and_resumes() {
     let (s, log) = finished_run();
@@ -107,7 +120,10 @@ fn a_log_cut_anywhere_in_its_last_three_records_recovers_and_resumes() {
                 let Some(&cut) = cuts.get(k) else { break };
                 // A record is whole once all but its newline is there: recovery adds the newline.
                 let whole = starts.iter().filter(|&&st| st > 0 && st - 1 <= cut).count();
-                check_cut(&s, &log, &log[..cut], whole, &format!("cut{cut}"));
+                // Only the first line changes length, so the cut moves by the same amount.
+                let own = with_own_run_id(&log, k + 1);
+                let own_cut = cut.checked_add_signed(own.len() as isize - log.len() as isize).unwrap();
+                check_cut(&s, &own, &own[..own_cut], whole, &format!("cut{cut}"));
             });
         }
     });
@@ -180,4 +196,51 @@ fn a_record_from_a_newer_pitboss_is_refused_not_cut() {
     }
     assert_eq!(std::fs::read_to_string(&path).unwrap(), newer, "the log was changed");
     assert!(!s.run_dir().join("events.jsonl.broken").exists(), "a newer record was cut as damage");
+}
+
+/// `body` (a record without its checksum part) sealed with a matching checksum.
+fn seal(body: &str) -> String {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(body.as_bytes());
+    hasher.update(b"}");
+    format!("{body},\"crc\":{}}}", hasher.finalize())
+}
+
+/// A well-formed record of an event type this build does not know, in today's format
+/// version and with a valid checksum, is what a newer pitboss writes: `resume`,
+/// `inspect` and `events` refuse it naming the version, and never cut it as damage,
+/// whether it is the last record or valid records follow it.
+#[test]
+fn an_unknown_event_type_from_a_newer_pitboss_is_refused_not_cut() {
+    let (s, log) = finished_run();
+    let n = line_starts(&log).len() - 1;
+    let unknown = |seq: usize| {
+        seal(&format!(
+            "{{\"seq\":{seq},\"ts\":1,\"v\":1,\"event\":{{\"type\":\"gate_passed\",\"task\":\"a\",\"attempt\":1,\"index\":0}}"
+        ))
+    };
+    let at_tail = [log.clone(), format!("{}\n", unknown(n + 1)).into_bytes()].concat();
+    // In the middle: the unknown record, then the run's own last record renumbered.
+    let text = String::from_utf8(log.clone()).unwrap();
+    let last = text.lines().last().unwrap();
+    let body = last[..last.rfind(",\"crc\":").unwrap()].replacen(
+        &format!("{{\"seq\":{n},"),
+        &format!("{{\"seq\":{},", n + 1),
+        1,
+    );
+    let before_last = &log[..line_starts(&log)[n - 1]];
+    let in_middle = [before_last.to_vec(), format!("{}\n{}\n", unknown(n), seal(&body)).into_bytes()].concat();
+    for (tag, bytes, line) in [("tail", at_tail, n + 1), ("middle", in_middle, n)] {
+        let dir = damaged_copy(&s, tag, &bytes);
+        for args in [vec!["resume", "--headless", "--json"], vec!["inspect"], vec!["events"]] {
+            let out = s.pitboss().args(&args).arg(&dir).output_within("a command on a log with an unknown event type");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{tag} {args:?}: {err}");
+            let expected = format!("events.jsonl:{line}: written by a newer pitboss");
+            assert!(err.contains(&expected), "{tag} {args:?}: {err}");
+            assert!(err.contains("gate_passed"), "{tag} {args:?}: names the unknown type: {err}");
+            assert_eq!(std::fs::read(dir.join("events.jsonl")).unwrap(), bytes, "{tag} {args:?}: the log changed");
+            assert!(!dir.join("events.jsonl.broken").exists(), "{tag} {args:?}: cut as damage");
+        }
+    }
 }

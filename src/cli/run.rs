@@ -17,7 +17,8 @@ use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{civil, clock, describe, human_ms};
 use crate::core::workflow::Workflow;
 use crate::core::{AfterFailure, Event, TaskStateName};
-use crate::engine::{now_ms, Ending};
+use crate::engine::{now_ms, Ending, EngineError};
+use crate::io::journal::{self, JournalError, LOG_FILE};
 use crate::launch::{self, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};
 
 /// Options shared by run and resume.
@@ -56,10 +57,11 @@ pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdRe
         eprintln!("pitboss: {note}");
     }
     let name = prepared.state().workflow.name.clone();
+    let (run_id, dir) = (prepared.state().run_id.clone(), prepared.dir().to_path_buf());
     let started = now_ms();
     let finished = match prepared.run(front) {
         Ok(finished) => finished,
-        Err(e @ LaunchError::Engine(_)) => return Err(usage(format!("pitboss: {e}"))),
+        Err(LaunchError::Engine(e)) => return Err(stopped(&e, &run_id, &dir, &opts)),
         Err(e) => return Err(usage(e)),
     };
     let (state, dir) = (&finished.state, &finished.dir);
@@ -82,6 +84,34 @@ pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdRe
             Ok(if ok { EXIT_OK } else { EXIT_FAILED })
         }
     }
+}
+
+/// A run the engine stopped (its log could not record it: a full disk, the log
+/// removed or replaced): exit 2 with what happened and how to carry on, and with
+/// `--json` the document of the state the log holds, which is where `resume` carries
+/// on from, plus `"error"` and `"resumable"`.
+fn stopped(e: &EngineError, run_id: &str, dir: &Path, opts: &RunOptions) -> (u8, String) {
+    let error = format!("the run stopped: {e}");
+    // A log removed or replaced is not this run's any more: never fold what is there.
+    let gone = matches!(e, EngineError::Journal(JournalError::Gone(_)));
+    let recorded = if gone { None } else { journal::replay(&dir.join(LOG_FILE)).ok().map(|(state, _)| state) };
+    let mut message = format!("pitboss: {error}");
+    if recorded.is_some() {
+        message.push_str(&format!(
+            "\npitboss: the log holds everything recorded before that; once the cause is fixed (room on the disk), continue with: pitboss resume {}",
+            dir.display()
+        ));
+    }
+    if opts.json {
+        let mut doc = match &recorded {
+            Some(state) => json_document(state, dir),
+            None => serde_json::json!({"run_id": run_id, "state_dir": dir.display().to_string()}),
+        };
+        doc["error"] = error.into();
+        doc["resumable"] = recorded.is_some().into();
+        println!("{doc}");
+    }
+    usage(message)
 }
 
 /// The headless front end: progress on stderr until the run ends by itself.

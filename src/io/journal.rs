@@ -9,7 +9,14 @@
 //! Damage at the *tail* (a torn last write, NUL bytes from a crash, bad records up to
 //! the end) is what a crash leaves: it is cut off, saved to `events.jsonl.broken`, and
 //! reported. Damage followed by valid records is not a crash: it is refused, naming the
-//! line and seq, and never skipped silently.
+//! line and seq, and never skipped silently. A record whose checksum is valid is never
+//! damage, whatever it holds: one this build cannot read (a newer format version, an
+//! event type it does not know) is refused as "written by a newer pitboss", and the log
+//! is left as it is.
+//!
+//! While a run writes, every batch also checks that the path still names the file
+//! being written ([`super::logfile`]): a log removed or replaced under a live run
+//! stops it.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -18,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::fsutil::private_file;
+use super::logfile::{LogGone, OpenLog, WriteError};
 use crate::core::{ApplyError, Event, RunState};
 
 /// File name of the log inside a run folder.
@@ -75,17 +83,57 @@ pub enum JournalError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A record with a valid checksum in a format newer than this build reads: the log
-    /// is not damaged, this build is too old for it.
-    #[error("{path}:{line}: written by a newer pitboss (log format {version}; this build reads up to {FORMAT_VERSION}); upgrade pitboss to open this run")]
+    /// A record with a valid checksum that this build does not know (a newer format
+    /// version, or an event type added since): the log is not damaged, this build is
+    /// too old for it.
+    #[error("{path}:{line}: written by a newer pitboss ({reason}); upgrade pitboss to open this run")]
     Newer {
         /// The log.
         path: PathBuf,
         /// 1-based line.
         line: usize,
-        /// The record's format version.
-        version: u32,
+        /// [`DecodeError::Newer`] or [`DecodeError::UnknownType`].
+        reason: DecodeError,
     },
+    /// A record with a valid checksum that this build cannot read although it knows
+    /// its version and type: written so (by another build, or edited and re-sealed),
+    /// not torn by a crash, so it is never cut as damage.
+    #[error("{path}:{line}: record seq {seq} has a valid checksum but this build cannot read it ({reason}); was it written by a newer pitboss? The log is left as it is")]
+    Unreadable {
+        /// The log.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The seq expected there.
+        seq: u64,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The log holds no valid record at all, so there is no run to replay.
+    #[error("{path}:{line}: the event log holds no valid record ({reason}); there is no run to replay")]
+    NoRecord {
+        /// The log.
+        path: PathBuf,
+        /// 1-based line of the first damaged record.
+        line: usize,
+        /// What is wrong with it.
+        reason: Damage,
+    },
+    /// The log is an empty file.
+    #[error("{0}: the event log is empty; there is no run to replay")]
+    Empty(PathBuf),
+    /// The damaged tail could not be saved to `events.jsonl.broken` (a full disk):
+    /// the log is not cut, so nothing is lost.
+    #[error("{broken}: cannot save the damaged tail of the log there ({source}); the log was left as it was and nothing was cut: make room and resume again")]
+    TailNotSaved {
+        /// The `.broken` file.
+        broken: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The log was removed or replaced under the live run.
+    #[error(transparent)]
+    Gone(#[from] LogGone),
     /// The log is a symlink, which could redirect writes anywhere.
     #[error("{0}: the event log is a symbolic link; refusing to use it")]
     Symlink(PathBuf),
@@ -135,6 +183,9 @@ pub enum DecodeError {
     /// The line does not end with the record's closing brace.
     #[error("truncated")]
     Truncated,
+    /// The line ends in CR LF: the file was converted to Windows line endings.
+    #[error("the line ends in CR LF (a Windows line ending)")]
+    Crlf,
     /// The checksum is not a number.
     #[error("bad checksum")]
     BadChecksum,
@@ -146,8 +197,19 @@ pub enum DecodeError {
     #[error("unreadable record: {0}")]
     Unreadable(String),
     /// The checksum matches and the record says it is in a newer format.
-    #[error("log format {0} is newer than this build's")]
+    #[error("log format {0}; this build reads up to {FORMAT_VERSION}")]
     Newer(u32),
+    /// The checksum matches and the record is of an event type this build does not know.
+    #[error("event type {0:?}, unknown to this build (log format {FORMAT_VERSION})")]
+    UnknownType(String),
+}
+
+impl DecodeError {
+    /// True for a line whose checksum is valid: it is exactly what a pitboss wrote,
+    /// so it is never damage, whether or not this build can read it.
+    pub fn is_sealed(&self) -> bool {
+        matches!(self, DecodeError::Unreadable(_) | DecodeError::Newer(_) | DecodeError::UnknownType(_))
+    }
 }
 
 /// What is wrong with the first damaged record of a log. Its text is recorded in
@@ -172,6 +234,13 @@ pub enum Damage {
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     move |source| JournalError::Io { path: path.to_path_buf(), source }
+}
+
+fn write_err(path: &Path) -> impl FnOnce(WriteError) -> JournalError + '_ {
+    move |e| match e {
+        WriteError::Io(source) => JournalError::Io { path: path.to_path_buf(), source },
+        WriteError::Gone(gone) => JournalError::Gone(gone),
+    }
 }
 
 /// A damaged tail found while scanning.
@@ -222,6 +291,9 @@ pub fn decode(line: &[u8]) -> Result<Record, DecodeError> {
     if line.contains(&0) {
         return Err(DecodeError::Nul);
     }
+    if line.ends_with(b"}\r") {
+        return Err(DecodeError::Crlf);
+    }
     let pos = line.windows(MARK.len()).rposition(|w| w == MARK).ok_or(DecodeError::NoChecksum)?;
     if line.last() != Some(&b'}') {
         return Err(DecodeError::Truncated);
@@ -237,22 +309,73 @@ pub fn decode(line: &[u8]) -> Result<Record, DecodeError> {
     }
     let rec: StoredRecord = match serde_json::from_slice(line) {
         Ok(rec) => rec,
-        Err(e) => {
-            // A newer build's record may not parse at all; its version says why.
-            #[derive(Deserialize)]
-            struct Version {
-                v: u32,
-            }
-            return Err(match serde_json::from_slice::<Version>(line) {
-                Ok(Version { v }) if v > FORMAT_VERSION => DecodeError::Newer(v),
-                _ => DecodeError::Unreadable(e.to_string()),
-            });
-        }
+        Err(e) => return Err(why_unreadable(line, e)),
     };
     if rec.v > FORMAT_VERSION {
         return Err(DecodeError::Newer(rec.v));
     }
     Ok(Record { seq: rec.seq, ts: rec.ts, event: rec.event })
+}
+
+/// Why a sealed line (its checksum is valid) does not parse: a newer build's record
+/// may not parse at all, and its version or its event type says so.
+fn why_unreadable(line: &[u8], e: serde_json::Error) -> DecodeError {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default = "first_format")]
+        v: u32,
+        event: Option<PeekEvent>,
+    }
+    #[derive(Deserialize)]
+    struct PeekEvent {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    match serde_json::from_slice::<Peek>(line) {
+        Ok(Peek { v, .. }) if v > FORMAT_VERSION => DecodeError::Newer(v),
+        Ok(Peek { event: Some(PeekEvent { kind }), .. }) if !is_known_event_type(&kind) => {
+            DecodeError::UnknownType(kind)
+        }
+        _ => DecodeError::Unreadable(e.to_string()),
+    }
+}
+
+/// The event types this build reads, as the `Event` enum itself lists them (serde
+/// hands its variant names to `unknown_variant`), so no list here can fall out of
+/// date as event types are added.
+pub fn known_event_types() -> &'static [&'static str] {
+    /// A deserializer error that keeps the list `unknown_variant` is given.
+    #[derive(Debug)]
+    struct Probe(Option<&'static [&'static str]>);
+    impl std::fmt::Display for Probe {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("probe")
+        }
+    }
+    impl std::error::Error for Probe {}
+    impl serde::de::Error for Probe {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Probe(None)
+        }
+        fn unknown_variant(_: &str, expected: &'static [&'static str]) -> Self {
+            Probe(Some(expected))
+        }
+    }
+    static TYPES: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    TYPES.get_or_init(|| {
+        let probe = serde::de::value::MapDeserializer::<_, Probe>::new(std::iter::once(("type", "\u{0}")));
+        match Event::deserialize(probe) {
+            Err(Probe(Some(expected))) => expected,
+            _ => &[],
+        }
+    })
+}
+
+fn is_known_event_type(kind: &str) -> bool {
+    let known = known_event_types();
+    // Should serde ever stop naming its variants, every type counts as known: a record
+    // is then reported unreadable, which is still never cut.
+    known.is_empty() || known.contains(&kind)
 }
 
 /// Reads every valid record of `path` in order, calling `visit(record, line)`.
@@ -277,8 +400,8 @@ pub fn scan(path: &Path, mut visit: impl FnMut(Record, usize) -> Result<(), Appl
         let terminated = line.last() == Some(&b'\n');
         let body = if terminated { &line[..line.len() - 1] } else { &line[..] };
         if let Some(bad) = &first_bad {
-            // Past the damage: anything valid here means the damage is not a tail.
-            if decode(body).is_ok() {
+            // Past the damage: any sealed record here means the damage is not a tail.
+            if decode(body).map_or_else(|e| e.is_sealed(), |_| true) {
                 let bad = bad.clone();
                 return Err(JournalError::Corrupt {
                     path: path.to_path_buf(),
@@ -310,8 +433,16 @@ pub fn scan(path: &Path, mut visit: impl FnMut(Record, usize) -> Result<(), Appl
                 missing_newline = !terminated;
             }
             // Not damage: never cut as a torn tail.
-            Err(Damage::Record(DecodeError::Newer(version))) => {
-                return Err(JournalError::Newer { path: path.to_path_buf(), line: line_no, version });
+            Err(Damage::Record(reason @ (DecodeError::Newer(_) | DecodeError::UnknownType(_)))) => {
+                return Err(JournalError::Newer { path: path.to_path_buf(), line: line_no, reason });
+            }
+            Err(Damage::Record(DecodeError::Unreadable(reason))) => {
+                return Err(JournalError::Unreadable {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    seq: records + 1,
+                    reason,
+                });
             }
             Err(reason) => {
                 let reason = if terminated { reason } else { Damage::PartialLine(Box::new(reason)) };
@@ -339,8 +470,7 @@ fn open_read(path: &Path) -> Result<File, JournalError> {
 
 /// The append side of a log.
 pub struct Journal {
-    path: PathBuf,
-    file: File,
+    log: OpenLog,
     next_seq: u64,
     buf: Vec<u8>,
 }
@@ -349,8 +479,10 @@ impl Journal {
     /// Creates `dir/events.jsonl` (0600, refusing to overwrite) holding `first`.
     pub fn create(dir: &Path, ts: u64, first: &Event) -> Result<Journal, JournalError> {
         let path = dir.join(LOG_FILE);
-        let file = private_file().append(true).create_new(true).open(&path).map_err(io_err(&path))?;
-        let mut journal = Journal { path, file, next_seq: 1, buf: Vec::with_capacity(64 * 1024) };
+        // Readable too: a log removed under the run is copied out through this file.
+        let file = private_file().read(true).append(true).create_new(true).open(&path).map_err(io_err(&path))?;
+        let log = OpenLog::new(path.clone(), file).map_err(io_err(&path))?;
+        let mut journal = Journal { log, next_seq: 1, buf: Vec::with_capacity(64 * 1024) };
         journal.append(ts, std::slice::from_ref(first))?;
         // The file's existence must survive a crash too.
         if let Ok(d) = File::open(dir) {
@@ -360,7 +492,8 @@ impl Journal {
     }
 
     /// Opens an existing log for appending after `scan` checked it. A torn tail is cut
-    /// off (the bytes saved to `events.jsonl.broken` first).
+    /// off, the bytes saved to `events.jsonl.broken` first; if they cannot be saved the
+    /// log is not cut ([`JournalError::TailNotSaved`]).
     pub fn open(dir: &Path, scan: &Scan) -> Result<Journal, JournalError> {
         let path = dir.join(LOG_FILE);
         if let Some(torn) = &scan.torn {
@@ -373,7 +506,8 @@ impl Journal {
             file.write_all(b"\n").map_err(io_err(&path))?;
         }
         file.sync_data().map_err(io_err(&path))?;
-        Ok(Journal { path, file, next_seq: scan.records + 1, buf: Vec::with_capacity(64 * 1024) })
+        let log = OpenLog::new(path.clone(), file).map_err(io_err(&path))?;
+        Ok(Journal { log, next_seq: scan.records + 1, buf: Vec::with_capacity(64 * 1024) })
     }
 
     /// Appends a batch with one write and one fdatasync; returns the first seq used.
@@ -394,11 +528,10 @@ impl Journal {
             encode(self.next_seq, ts, event, &mut self.buf);
             self.next_seq += 1;
         }
-        let result = self.file.write_all(&self.buf).and_then(|_| if durable { self.file.sync_data() } else { Ok(()) });
-        if let Err(e) = result {
+        if let Err(e) = self.log.write_batch(&self.buf, durable) {
             // The batch may be partly on disk; it will read as a torn tail next time.
             self.next_seq = first;
-            return Err(io_err(&self.path)(e));
+            return Err(write_err(self.log.path())(e));
         }
         Ok(first)
     }
@@ -407,13 +540,20 @@ impl Journal {
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
+
+    /// Makes `file` the log from now on: for a deliberate roll to a new file at the
+    /// log's path (compaction, DESIGN §6), which must not read as a replacement.
+    pub fn adopt(&mut self, file: File) -> Result<(), JournalError> {
+        let path = self.log.path().to_path_buf();
+        self.log.adopt(file).map_err(io_err(&path))
+    }
 }
 
 /// A batch handed to the writer thread, with where to report the outcome.
 struct WriteJob {
     bytes: Vec<u8>,
     durable: bool,
-    done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
+    done: tokio::sync::oneshot::Sender<Result<(), WriteError>>,
 }
 
 /// The engine's side of the log: batches are encoded on the engine's thread and
@@ -430,19 +570,18 @@ impl Journal {
     /// Moves the file to a writer thread.
     pub fn into_writer(self) -> JournalWriter {
         let (jobs, rx) = std::sync::mpsc::channel::<WriteJob>();
-        let mut file = self.file;
+        let path = self.log.path().to_path_buf();
+        let mut log = self.log;
         let spawned = std::thread::Builder::new().name("pitboss-journal".into()).spawn(move || {
             while let Ok(job) = rx.recv() {
-                let result =
-                    file.write_all(&job.bytes).and_then(|_| if job.durable { file.sync_data() } else { Ok(()) });
-                let _ = job.done.send(result);
+                let _ = job.done.send(log.write_batch(&job.bytes, job.durable));
             }
         });
         if let Err(e) = spawned {
             // Without the thread every append reports the error; nothing is lost silently.
             tracing::error!("cannot start the journal thread: {e}");
         }
-        JournalWriter { path: self.path, next_seq: self.next_seq, jobs }
+        JournalWriter { path, next_seq: self.next_seq, jobs }
     }
 }
 
@@ -460,21 +599,40 @@ impl JournalWriter {
         let (done, wait) = tokio::sync::oneshot::channel();
         let gone = || std::io::Error::other("the journal thread stopped");
         self.jobs.send(WriteJob { bytes, durable, done }).map_err(|_| io_err(&self.path)(gone()))?;
-        let result = wait.await.unwrap_or_else(|_| Err(gone()));
-        result.map_err(io_err(&self.path))?;
+        let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(gone())));
+        result.map_err(write_err(&self.path))?;
         self.next_seq = first + events.len() as u64;
         Ok(first)
     }
 }
 
-/// Copies the bytes from `offset` to the end of `log` onto the end of `broken`, durably.
+/// Copies the bytes from `offset` to the end of `log` onto the end of `broken`,
+/// durably. On failure `broken` is put back as it was (removed if this call created
+/// it), so a full disk leaves neither an empty nor a partial `.broken` file.
 fn save_tail(log: &Path, broken: &Path, offset: u64) -> Result<(), JournalError> {
     let mut src = open_read(log)?;
     src.seek(SeekFrom::Start(offset)).map_err(io_err(log))?;
     let mut tail = Vec::new();
     src.read_to_end(&mut tail).map_err(io_err(log))?;
-    let mut out = private_file().append(true).create(true).open(broken).map_err(io_err(broken))?;
-    out.write_all(&tail).and_then(|_| out.sync_all()).map_err(io_err(broken))
+    if tail.is_empty() {
+        return Ok(());
+    }
+    let not_saved = |source| JournalError::TailNotSaved { broken: broken.to_path_buf(), source };
+    let (mut out, created, old_len) = match private_file().append(true).create_new(true).open(broken) {
+        Ok(out) => (out, true, 0),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let out = private_file().append(true).open(broken).map_err(not_saved)?;
+            let len = out.metadata().map_err(not_saved)?.len();
+            (out, false, len)
+        }
+        Err(e) => return Err(not_saved(e)),
+    };
+    if let Err(e) = out.write_all(&tail).and_then(|_| out.sync_all()) {
+        // Shrinking needs no room, so this works on a full disk too.
+        let _ = if created { std::fs::remove_file(broken) } else { out.set_len(old_len) };
+        return Err(not_saved(e));
+    }
+    Ok(())
 }
 
 /// Cuts a log so that it ends before record `seq` (for `--truncate-at`); the cut part
@@ -511,9 +669,12 @@ pub fn replay(path: &Path) -> Result<(RunState, Scan), JournalError> {
         }
         Some(s) => s.apply(&rec.event, rec.ts),
     })?;
-    match state {
-        Some(state) => Ok((state, scan)),
-        None => Err(JournalError::Missing(path.to_path_buf())),
+    match (state, scan.torn) {
+        (Some(state), torn) => Ok((state, Scan { torn, ..scan })),
+        (None, Some(torn)) => {
+            Err(JournalError::NoRecord { path: path.to_path_buf(), line: torn.line, reason: torn.reason })
+        }
+        (None, None) => Err(JournalError::Empty(path.to_path_buf())),
     }
 }
 
@@ -553,6 +714,50 @@ mod tests {
         assert_eq!(Damage::OutOfOrder { found: 5, expected: 4 }.to_string(), "seq 5 where 4 was expected");
         assert_eq!(Damage::from(DecodeError::Nul).to_string(), "NUL bytes");
         assert_eq!(DecodeError::Unreadable("x".into()).to_string(), "unreadable record: x");
+    }
+
+    /// `body` (a record without its checksum part) sealed with a matching checksum.
+    fn seal(body: &str) -> Vec<u8> {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(body.as_bytes());
+        hasher.update(b"}");
+        format!("{body},\"crc\":{}}}", hasher.finalize()).into_bytes()
+    }
+
+    #[test]
+    fn the_known_event_types_are_the_event_enums_own() {
+        let known = known_event_types();
+        for event in [ev("a"), Event::RunInterrupted { reason: "x".into() }] {
+            assert!(known.contains(&event.kind()), "{} missing from {known:?}", event.kind());
+        }
+        assert!(known.contains(&"run_started") && known.contains(&"run_finished"), "{known:?}");
+        assert!(!known.contains(&"gate_passed"));
+    }
+
+    #[test]
+    fn a_sealed_record_this_build_cannot_read_says_why_and_is_never_damage() {
+        let unknown = seal(r#"{"seq":1,"ts":1,"v":1,"event":{"type":"gate_passed","task":"a"}"#);
+        assert_eq!(decode(&unknown), Err(DecodeError::UnknownType("gate_passed".into())));
+        let newer = seal(r#"{"seq":1,"ts":1,"v":2,"event":{"type":"gate_passed"}"#);
+        assert_eq!(decode(&newer), Err(DecodeError::Newer(2)));
+        let odd = seal(r#"{"seq":1,"ts":1,"v":1,"event":{"type":"task_ready","task":7}"#);
+        assert!(matches!(decode(&odd), Err(DecodeError::Unreadable(_))));
+        for e in [decode(&unknown), decode(&newer), decode(&odd)] {
+            assert!(e.unwrap_err().is_sealed());
+        }
+        assert!(!DecodeError::ChecksumMismatch.is_sealed());
+    }
+
+    #[test]
+    fn a_log_without_a_valid_record_is_a_located_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        std::fs::write(&path, b"").unwrap();
+        assert!(matches!(replay(&path), Err(JournalError::Empty(_))));
+        std::fs::write(&path, b"garbage\r\nmore\n").unwrap();
+        let err = replay(&path).unwrap_err();
+        assert!(matches!(err, JournalError::NoRecord { line: 1, .. }), "{err}");
+        assert!(err.to_string().contains(":1: the event log holds no valid record (no checksum)"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod dirs;
 pub mod fsutil;
 pub mod guardian;
 pub mod journal;
+pub mod logfile;
 pub mod rundir;
 pub mod runner;
 pub mod signal;
