@@ -1,8 +1,9 @@
 //! Workflow TOML → a validated [`Workflow`] (the `core::workflow` types).
 //!
 //! Parsing happens in two passes. `parse.rs` reads the file into "raw" structs that
-//! keep the byte span of every value an operator may get wrong; syntax errors and
-//! unknown keys stop this pass (serde cannot go on past them). `check.rs` builds the
+//! keep the byte span of every value an operator may get wrong, after `shape.rs` has
+//! checked every key and the kind of every value (in plain words, all at once); syntax
+//! errors and shape problems stop this pass. `check.rs` builds the
 //! workflow with the values of `defaults.rs` for what the file leaves out, reporting
 //! what only the file can show (bad durations, unknown modes, keys that do not apply),
 //! then runs the core's own checks (`Workflow::check`: ids, dependencies, cycles, pools,
@@ -17,6 +18,7 @@
 mod check;
 mod defaults;
 mod parse;
+mod shape;
 
 use std::fmt;
 use std::path::Path;
@@ -73,7 +75,7 @@ pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
 /// Validates workflow text; `base` resolves relative paths (the file's folder).
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigError> {
     let error = |problems| ConfigError { file: file.to_string(), problems };
-    let raw = parse::read(text).map_err(|problem| error(vec![problem]))?;
+    let raw = parse::read(text).map_err(error)?;
     check::check(text, &raw, base).map_err(error)
 }
 
