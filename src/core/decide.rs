@@ -290,9 +290,10 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
             }
             Strategy::LeastConnections | Strategy::Capability => {
                 eligible.iter().copied().filter(free).min_by(|a, b| {
-                    // Compare running/concurrency as fractions without floating point.
-                    let la = running[*a] * state.pools[*b].concurrency;
-                    let lb = running[*b] * state.pools[*a].concurrency;
+                    // Compare running/concurrency as fractions without floating point;
+                    // in u128, so that an operator's huge concurrency cannot overflow.
+                    let la = running[*a] as u128 * state.pools[*b].concurrency as u128;
+                    let lb = running[*b] as u128 * state.pools[*a].concurrency as u128;
                     la.cmp(&lb)
                 })
             }
