@@ -267,3 +267,26 @@ fn placeholder_in_shell_code_is_refused_with_the_fix() {
     let out = s.pitboss().arg("validate").arg(&file).output_within("pitboss validate");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn syntax_mistakes_in_plain_words() {
+    assert_lines(
+        "[run]\nname = release\n",
+        &["wf.toml:2:8: not valid TOML: text must be in quotes, such as name = \"value\""],
+    );
+    assert_lines(
+        "[run]\nname = \"a\"\nname = \"b\"\n",
+        &["wf.toml:3:1: not valid TOML: `name` is written twice in this table"],
+    );
+    assert_lines(
+        &format!("{POOL}[pool]\nname = \"q\"\n"),
+        &["wf.toml:5:2: not valid TOML: [pool] is written twice; a section appears once (for a list, write [[pool]] every time)"],
+    );
+    let s = Scratch::new();
+    let file = s.path().join("wf.toml");
+    std::fs::write(&file, b"[run]\nname = \"\xff\"\n").expect("write");
+    let out = s.pitboss().arg("validate").arg(&file).output_within("pitboss validate");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.ends_with(":1:1: the workflow is not UTF-8 text\n"), "{stderr}");
+}

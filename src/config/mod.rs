@@ -62,9 +62,12 @@ impl fmt::Display for ConfigError {
 /// Reads and validates a workflow file.
 pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: file.clone(),
-        problems: vec![Problem { line: 1, col: 1, message: format!("cannot read the workflow: {e}") }],
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let message = match e.kind() {
+            std::io::ErrorKind::InvalidData => "the workflow is not UTF-8 text".to_string(),
+            _ => format!("cannot read the workflow: {e}"),
+        };
+        ConfigError { file: file.clone(), problems: vec![Problem { line: 1, col: 1, message }] }
     })?;
     let base =
         path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new("."));

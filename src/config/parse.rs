@@ -18,7 +18,8 @@ pub(super) fn read(text: &str) -> Result<RawWorkflow, Vec<Problem>> {
         Problem { line, col, message }
     };
     let document = toml::de::DeTable::parse(text).map_err(|e| {
-        vec![at(e.span().unwrap_or(0..0).start, format!("not valid TOML: {}", syntax_message(e.message())))]
+        let start = e.span().unwrap_or(0..0).start;
+        vec![at(start, format!("not valid TOML: {}", plain_syntax(syntax_message(e.message()), text, start)))]
     })?;
     let mut problems: Vec<Problem> =
         shape::check(text, &document).into_iter().map(|(span, message)| at(span.start, message)).collect();
@@ -29,6 +30,30 @@ pub(super) fn read(text: &str) -> Result<RawWorkflow, Vec<Problem>> {
     // The shape is right, so serde has nothing left to refuse; should it still, its
     // message is the best there is.
     toml::from_str(text).map_err(|e| vec![at(e.span().unwrap_or(0..0).start, syntax_message(e.message()))])
+}
+
+/// The parser's words for the two mistakes operators make most, in theirs: a value
+/// without quotes, and a key or section written twice (named).
+fn plain_syntax(message: String, text: &str, start: usize) -> String {
+    if message.starts_with("string values must be quoted") {
+        return "text must be in quotes, such as name = \"value\"".to_string();
+    }
+    if message == "duplicate key" {
+        let rest = text.get(start..).unwrap_or("");
+        let word: String =
+            rest.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')).collect();
+        let section = text.get(..start).is_some_and(|before| before.ends_with('['));
+        match (word.is_empty(), section) {
+            (true, _) => {}
+            (false, true) => {
+                return format!(
+                    "[{word}] is written twice; a section appears once (for a list, write [[{word}]] every time)"
+                )
+            }
+            (false, false) => return format!("`{word}` is written twice in this table"),
+        }
+    }
+    message
 }
 
 /// A TOML parser message on one line.
