@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use crate::core::workflow::{
     BreakerPolicy, Fallback, Limit, PoolMode, PoolSpec, Recycle, RetryPolicy, Site, StdinMode, Strategy, TaskSpec,
-    Template, Workflow, WorkflowError,
+    Template, Workflow, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS,
 };
 
 use super::defaults::{self, TaskDefaults};
@@ -61,9 +61,15 @@ impl Checker<'_> {
         }
     }
 
-    /// A duration in milliseconds, or `None` after reporting why it is not one.
-    pub(super) fn duration(&mut self, value: &Spanned<String>) -> Option<u64> {
+    /// A duration in milliseconds, or `None` after reporting why it is not one (not a
+    /// duration, or longer than [`MAX_DURATION_MS`]). `key` names it as the file does.
+    pub(super) fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<u64> {
         match parse_duration(value.get_ref()) {
+            Ok(ms) if ms > MAX_DURATION_MS => {
+                let message = format!("{key} must be at most 720h (30 days), got {:?}", value.get_ref());
+                self.report(value.span(), message);
+                None
+            }
             Ok(ms) => Some(ms),
             Err(e) => {
                 self.report(value.span(), e);
@@ -72,17 +78,38 @@ impl Checker<'_> {
         }
     }
 
-    /// A count as written. The workflow's types hold no negative numbers, so a negative
-    /// one is reported here, in the core's words; zero goes on to the core's check.
-    fn count(&mut self, value: &Spanned<i64>, site: Site, limit: Limit) -> Option<u64> {
+    /// A count as written, when it is within its limit's range; otherwise `None` after
+    /// reporting it in the core's words, with the value as written (the workflow's
+    /// types cannot hold a negative number or one past 64 bits). A value out of range
+    /// is replaced by the default, so nothing is reported twice.
+    fn count(&mut self, value: &Spanned<i128>, site: Site, limit: Limit) -> Option<u64> {
         let n = *value.get_ref();
-        match u64::try_from(n) {
-            Ok(n) => Some(n),
-            Err(_) => {
-                self.report(value.span(), WorkflowError::TooSmall { site, limit, value: n }.to_string());
-                None
+        let error = if n < 1 {
+            WorkflowError::TooSmall { site, limit, value: n }
+        } else if n > i128::from(limit.max()) {
+            WorkflowError::TooLarge { site, limit, value: n }
+        } else {
+            return u64::try_from(n).ok();
+        };
+        self.report(value.span(), error.to_string());
+        None
+    }
+
+    /// `retry.never_on`: exit codes, each in [`EXIT_CODE_RANGE`] (a wider number could
+    /// never match, and would once have wrapped into a code it does not name).
+    pub(super) fn exit_codes(&mut self, codes: &[Spanned<i128>]) -> Vec<i32> {
+        let (low, high) = EXIT_CODE_RANGE;
+        let mut valid = Vec::new();
+        for code in codes {
+            match i32::try_from(*code.get_ref()) {
+                Ok(c) if (i128::from(low)..=i128::from(high)).contains(code.get_ref()) => valid.push(c),
+                _ => {
+                    let message = format!("retry.never_on: an exit code is {low} to {high}, got {}", code.get_ref());
+                    self.report(code.span(), message);
+                }
             }
         }
+        valid
     }
 
     /// `base` with what `raw` sets; the core checks the values.
@@ -92,10 +119,10 @@ impl Checker<'_> {
             policy.max_attempts = saturate(n);
         }
         if let Some(d) = &raw.initial {
-            policy.initial_ms = self.duration(d).unwrap_or(policy.initial_ms);
+            policy.initial_ms = self.duration(d, "retry.initial").unwrap_or(policy.initial_ms);
         }
         if let Some(d) = &raw.max {
-            policy.max_ms = self.duration(d).unwrap_or(policy.max_ms);
+            policy.max_ms = self.duration(d, "retry.max").unwrap_or(policy.max_ms);
         }
         if let Some(m) = &raw.multiplier {
             policy.multiplier = *m.get_ref();
@@ -131,7 +158,7 @@ impl Checker<'_> {
                 max_parallel = n as usize;
             }
             if let Some(d) = &run.kill_grace {
-                kill_grace_ms = self.duration(d).unwrap_or(kill_grace_ms);
+                kill_grace_ms = self.duration(d, "run.kill_grace").unwrap_or(kill_grace_ms);
             }
         }
         (name, max_parallel, kill_grace_ms)
@@ -161,8 +188,8 @@ impl Checker<'_> {
         let per_worker = raw.per_worker.as_ref().and_then(|n| self.count(n, site, Limit::PerWorker));
         let recycle = raw.recycle.as_ref().map(|r| self.recycle(r.get_ref(), site)).unwrap_or_default();
         let breaker = raw.breaker.as_ref().map(|b| self.breaker(b.get_ref(), site));
-        let stall_after_ms = raw.stall_after.as_ref().and_then(|d| self.duration(d));
-        let stall_kill_after_ms = raw.stall_kill_after.as_ref().and_then(|d| self.duration(d));
+        let stall_after_ms = raw.stall_after.as_ref().and_then(|d| self.duration(d, "stall_after"));
+        let stall_kill_after_ms = raw.stall_kill_after.as_ref().and_then(|d| self.duration(d, "stall_kill_after"));
         let concurrency = raw.concurrency.as_ref().and_then(|c| self.count(c, site, Limit::Concurrency));
         let stdin = match raw.stdin.as_ref().map(|s| s.get_ref().as_str()) {
             None | Some("task") => StdinMode::Task,
@@ -211,8 +238,8 @@ impl Checker<'_> {
     /// harmless one, so that the core still checks the rest and reports nothing twice.
     fn breaker(&mut self, raw: &RawBreaker, site: Site) -> BreakerPolicy {
         let failures = self.count(&raw.failures, site, Limit::BreakerFailures);
-        let window_ms = self.duration(&raw.window);
-        let cooldown_ms = self.duration(&raw.cooldown);
+        let window_ms = self.duration(&raw.window, "breaker.window");
+        let cooldown_ms = self.duration(&raw.cooldown, "breaker.cooldown");
         let half_open = match &raw.half_open {
             Some(h) => self.count(h, site, Limit::BreakerHalfOpen),
             None => Some(u64::from(defaults::HALF_OPEN)),
@@ -253,13 +280,13 @@ impl Checker<'_> {
         self.not_supported(&raw.consensus, "consensus");
         let id = raw.id.get_ref().clone();
         let fallback = raw.fallback.as_ref().and_then(|f| self.fallback(f, &id));
-        let timeout_ms = raw.timeout.as_ref().and_then(|t| self.duration(t)).unwrap_or(defaults.timeout_ms);
+        let timeout_ms = raw.timeout.as_ref().and_then(|t| self.duration(t, "timeout")).unwrap_or(defaults.timeout_ms);
         let retry = match &raw.retry {
             Some(r) => self.retry(r, defaults.retry, Site::Task(i)),
             None => defaults.retry,
         };
         let never_on = match raw.retry.as_ref().and_then(|r| r.never_on.as_ref()) {
-            Some(codes) => codes.iter().map(|c| *c as i32).collect(),
+            Some(codes) => self.exit_codes(codes),
             None => defaults.never_on.clone(),
         };
         let payload = match &raw.payload {
@@ -319,7 +346,7 @@ fn locate(raw: &RawWorkflow, error: &WorkflowError) -> Option<Range<usize>> {
     let pool = |i: &usize| raw.pool.get(*i);
     let task = |i: &usize| raw.task.get(*i);
     match error {
-        E::TooSmall { site, limit, .. } => limit_span(raw, *site, *limit),
+        E::TooSmall { site, limit, .. } | E::TooLarge { site, limit, .. } => limit_span(raw, *site, *limit),
         E::Multiplier { site, .. } => span_of(&retry_of(raw, *site)?.multiplier),
         E::NoPools => None,
         E::DuplicatePool { pool: i, .. } => Some(pool(i)?.name.span()),
@@ -327,9 +354,9 @@ fn locate(raw: &RawWorkflow, error: &WorkflowError) -> Option<Range<usize>> {
         E::UnknownPlaceholder { pool: i, at: Template::Stdin, .. } | E::PersistentStdin { pool: i } => {
             span_of(&pool(i)?.stdin)
         }
-        E::UnknownPlaceholder { pool: i, at: Template::Arg(arg), .. } | E::TaskPlaceholder { pool: i, arg, .. } => {
-            Some(pool(i)?.command.as_ref()?.get_ref().get(*arg)?.span())
-        }
+        E::UnknownPlaceholder { pool: i, at: Template::Arg(arg), .. }
+        | E::TaskPlaceholder { pool: i, arg, .. }
+        | E::ShellPlaceholder { pool: i, arg, .. } => Some(pool(i)?.command.as_ref()?.get_ref().get(*arg)?.span()),
         E::SecretEnv { pool: i, entry, .. } => Some(pool(i)?.secret_env.get(*entry)?.span()),
         E::BadTaskId { task: i, .. } | E::MissingPayloadKey { task: i, .. } | E::DuplicateTask { task: i, .. } => {
             Some(task(i)?.id.span())

@@ -41,10 +41,10 @@ impl Checker<'_> {
         let mut defaults = TaskDefaults { timeout_ms: TIMEOUT_MS, retry: RetryPolicy::default(), never_on: Vec::new() };
         let Some(raw) = raw else { return defaults };
         if let Some(codes) = raw.retry.as_ref().and_then(|r| r.never_on.as_ref()) {
-            defaults.never_on = codes.iter().map(|c| *c as i32).collect();
+            defaults.never_on = self.exit_codes(codes);
         }
         if let Some(d) = &raw.timeout {
-            defaults.timeout_ms = self.duration(d).unwrap_or(defaults.timeout_ms);
+            defaults.timeout_ms = self.duration(d, "defaults.timeout").unwrap_or(defaults.timeout_ms);
         }
         if let Some(r) = &raw.retry {
             defaults.retry = self.default_retry(r, defaults.retry);

@@ -1,8 +1,9 @@
 //! Workflow TOML → a validated [`Workflow`] (the `core::workflow` types).
 //!
 //! Parsing happens in two passes. `parse.rs` reads the file into "raw" structs that
-//! keep the byte span of every value an operator may get wrong; syntax errors and
-//! unknown keys stop this pass (serde cannot go on past them). `check.rs` builds the
+//! keep the byte span of every value an operator may get wrong, after `shape.rs` has
+//! checked every key and the kind of every value (in plain words, all at once); syntax
+//! errors and shape problems stop this pass. `check.rs` builds the
 //! workflow with the values of `defaults.rs` for what the file leaves out, reporting
 //! what only the file can show (bad durations, unknown modes, keys that do not apply),
 //! then runs the core's own checks (`Workflow::check`: ids, dependencies, cycles, pools,
@@ -17,6 +18,7 @@
 mod check;
 mod defaults;
 mod parse;
+mod shape;
 
 use std::fmt;
 use std::path::Path;
@@ -60,9 +62,12 @@ impl fmt::Display for ConfigError {
 /// Reads and validates a workflow file.
 pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: file.clone(),
-        problems: vec![Problem { line: 1, col: 1, message: format!("cannot read the workflow: {e}") }],
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let message = match e.kind() {
+            std::io::ErrorKind::InvalidData => "the workflow is not UTF-8 text".to_string(),
+            _ => format!("cannot read the workflow: {e}"),
+        };
+        ConfigError { file: file.clone(), problems: vec![Problem { line: 1, col: 1, message }] }
     })?;
     let base =
         path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new("."));
@@ -73,7 +78,7 @@ pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
 /// Validates workflow text; `base` resolves relative paths (the file's folder).
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigError> {
     let error = |problems| ConfigError { file: file.to_string(), problems };
-    let raw = parse::read(text).map_err(|problem| error(vec![problem]))?;
+    let raw = parse::read(text).map_err(error)?;
     check::check(text, &raw, base).map_err(error)
 }
 

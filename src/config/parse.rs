@@ -7,16 +7,59 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Problem;
+use super::{shape, Problem};
 
-/// Reads workflow text into raw structs, or the one syntax problem that stops it.
-pub(super) fn read(text: &str) -> Result<RawWorkflow, Problem> {
-    toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        let (line, col) = line_col(text, span.start);
-        let message = e.message().trim().replace('\n', " ");
+/// Reads workflow text into raw structs, or the problems that stop it: a syntax error
+/// (the first one: the parser cannot go on past it), or every key that is unknown or
+/// holds the wrong kind of value (`shape.rs`).
+pub(super) fn read(text: &str) -> Result<RawWorkflow, Vec<Problem>> {
+    let at = |offset: usize, message: String| {
+        let (line, col) = line_col(text, offset);
         Problem { line, col, message }
-    })
+    };
+    let document = toml::de::DeTable::parse(text).map_err(|e| {
+        let start = e.span().unwrap_or(0..0).start;
+        vec![at(start, format!("not valid TOML: {}", plain_syntax(syntax_message(e.message()), text, start)))]
+    })?;
+    let mut problems: Vec<Problem> =
+        shape::check(text, &document).into_iter().map(|(span, message)| at(span.start, message)).collect();
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| (p.line, p.col));
+        return Err(problems);
+    }
+    // The shape is right, so serde has nothing left to refuse; should it still, its
+    // message is the best there is.
+    toml::from_str(text).map_err(|e| vec![at(e.span().unwrap_or(0..0).start, syntax_message(e.message()))])
+}
+
+/// The parser's words for the two mistakes operators make most, in theirs: a value
+/// without quotes, and a key or section written twice (named).
+fn plain_syntax(message: String, text: &str, start: usize) -> String {
+    if message.starts_with("string values must be quoted") {
+        return "text must be in quotes, such as name = \"value\"".to_string();
+    }
+    if message == "duplicate key" {
+        let rest = text.get(start..).unwrap_or("");
+        let word: String =
+            rest.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')).collect();
+        let section = text.get(..start).is_some_and(|before| before.ends_with('['));
+        match (word.is_empty(), section) {
+            (true, _) => {}
+            (false, true) => {
+                return format!(
+                    "[{word}] is written twice; a section appears once (for a list, write [[{word}]] every time)"
+                )
+            }
+            (false, false) => return format!("`{word}` is written twice in this table"),
+        }
+    }
+    message
+}
+
+/// A TOML parser message on one line.
+fn syntax_message(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.join("; ")
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -76,7 +119,7 @@ pub(super) struct RawWorkflow {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRun {
     pub(super) name: Option<String>,
-    pub(super) max_parallel: Option<Spanned<i64>>,
+    pub(super) max_parallel: Option<Spanned<i128>>,
     pub(super) kill_grace: Option<Spanned<String>>,
 }
 
@@ -99,30 +142,30 @@ pub(super) struct RawBalancer {
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRetry {
-    pub(super) max_attempts: Option<Spanned<i64>>,
+    pub(super) max_attempts: Option<Spanned<i128>>,
     pub(super) initial: Option<Spanned<String>>,
     pub(super) max: Option<Spanned<String>>,
     pub(super) multiplier: Option<Spanned<f64>>,
     pub(super) jitter: Option<bool>,
-    pub(super) never_on: Option<Vec<i64>>,
+    pub(super) never_on: Option<Vec<Spanned<i128>>>,
 }
 
 /// A pool's `breaker = {…}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBreaker {
-    pub(super) failures: Spanned<i64>,
+    pub(super) failures: Spanned<i128>,
     pub(super) window: Spanned<String>,
     pub(super) cooldown: Spanned<String>,
-    pub(super) half_open: Option<Spanned<i64>>,
+    pub(super) half_open: Option<Spanned<i128>>,
 }
 
 /// A persistent pool's `recycle = {…}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRecycle {
-    pub(super) max_tasks: Option<Spanned<i64>>,
-    pub(super) max_rss_mb: Option<Spanned<i64>>,
+    pub(super) max_tasks: Option<Spanned<i128>>,
+    pub(super) max_rss_mb: Option<Spanned<i128>>,
 }
 
 /// A task's `fallback = {…}`: exactly one of the three keys.
@@ -142,7 +185,7 @@ pub(super) struct RawPool {
     pub(super) command: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub(super) capabilities: Vec<Spanned<String>>,
-    pub(super) concurrency: Option<Spanned<i64>>,
+    pub(super) concurrency: Option<Spanned<i128>>,
     pub(super) stdin: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) env: BTreeMap<String, String>,
@@ -154,7 +197,7 @@ pub(super) struct RawPool {
     // Keys of the contract whose features are not built yet: refused, never ignored.
     pub(super) preset: Option<Spanned<toml::Value>>,
     pub(super) mode: Option<Spanned<String>>,
-    pub(super) per_worker: Option<Spanned<i64>>,
+    pub(super) per_worker: Option<Spanned<i128>>,
     pub(super) recycle: Option<Spanned<RawRecycle>>,
     pub(super) breaker: Option<Spanned<RawBreaker>>,
     pub(super) stall_after: Option<Spanned<String>>,

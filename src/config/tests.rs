@@ -1,6 +1,8 @@
 //! The file-level behaviour of `config`: defaults, paths, and every problem at its
-//! line and column. `testdata/` holds workflows with the exact report each gave before
-//! the checks moved into `core::workflow`; the reports must not change.
+//! line and column. `testdata/` holds workflows with the exact report each gives: the
+//! first ones as they were before the checks moved into `core::workflow`, the later
+//! ones (wrong kinds of value, sections, unknown keys, dates, numbers out of range,
+//! shell code) written for the hardening of issue 11.
 
 use super::*;
 use crate::core::workflow::{RetryPolicy, StdinMode};
@@ -125,6 +127,23 @@ fn every_problem_is_placed_as_before() {
             include_str!("testdata/tasks_nopool.expected"),
         ),
         ("balancer.toml", include_str!("testdata/balancer.toml"), include_str!("testdata/balancer.expected")),
+        // Hardening (issue 11): every message in plain words, every number in range,
+        // no placeholder inside shell code.
+        ("wrong_types.toml", include_str!("testdata/wrong_types.toml"), include_str!("testdata/wrong_types.expected")),
+        ("sections.toml", include_str!("testdata/sections.toml"), include_str!("testdata/sections.expected")),
+        (
+            "unknown_keys.toml",
+            include_str!("testdata/unknown_keys.toml"),
+            include_str!("testdata/unknown_keys.expected"),
+        ),
+        ("datetimes.toml", include_str!("testdata/datetimes.toml"), include_str!("testdata/datetimes.expected")),
+        ("numbers.toml", include_str!("testdata/numbers.toml"), include_str!("testdata/numbers.expected")),
+        ("shell.toml", include_str!("testdata/shell.toml"), include_str!("testdata/shell.expected")),
+        (
+            "wide_numbers.toml",
+            include_str!("testdata/wide_numbers.toml"),
+            include_str!("testdata/wide_numbers.expected"),
+        ),
     ];
     for (file, text, expected) in cases {
         let err = parse(text, file, Path::new("/base")).expect_err(file);

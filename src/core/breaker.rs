@@ -43,7 +43,7 @@ impl Breaker {
     pub fn count_failure(&mut self, policy: Option<&BreakerPolicy>, ts_ms: u64) {
         let Some(policy) = policy else { return };
         self.recent_failures.push_back(ts_ms);
-        while self.recent_failures.front().is_some_and(|t| t + policy.window_ms < ts_ms) {
+        while self.recent_failures.front().is_some_and(|t| t.saturating_add(policy.window_ms) < ts_ms) {
             self.recent_failures.pop_front();
         }
     }
@@ -54,7 +54,7 @@ impl Breaker {
             Circuit::Closed => true,
             Circuit::Open { .. } => false,
             Circuit::HalfOpen { probes_started } => {
-                probes_started + already_planned < policy.map(|p| p.half_open).unwrap_or(1)
+                probes_started.saturating_add(already_planned) < policy.map(|p| p.half_open).unwrap_or(1)
             }
         }
     }
@@ -132,6 +132,18 @@ mod tests {
     fn windows_are_written_as_in_the_workflow() {
         let written: Vec<String> = [60_000, 120_000, 1_000, 30_000, 90_000, 250, 1_500, 0].map(window_text).to_vec();
         assert_eq!(written, ["1m", "2m", "1s", "30s", "90s", "250ms", "1500ms", "0ms"]);
+    }
+
+    #[test]
+    fn a_window_near_the_largest_number_still_counts_failures() {
+        // `t + window` overflowed: a panic in a debug build, a window that forgets every
+        // failure (so the breaker never opens) in a release build.
+        let policy = BreakerPolicy { failures: 2, window_ms: u64::MAX, cooldown_ms: u64::MAX, half_open: 1 };
+        let mut b = Breaker::default();
+        b.count_failure(Some(&policy), 5);
+        b.count_failure(Some(&policy), u64::MAX - 1);
+        assert_eq!(b.recent_failures, [5, u64::MAX - 1]);
+        assert!(b.should_open(Some(&policy)).is_some());
     }
 
     #[test]

@@ -213,7 +213,7 @@ fn breaker_after(state: &RunState, p: usize, failed: Option<bool>, ctx: StepCont
     match failed {
         Some(true) => {
             let reason = breaker.should_open(pool.breaker.as_ref())?;
-            let until_ms = pool.breaker.map(|b| ctx.now_ms + b.cooldown_ms);
+            let until_ms = pool.breaker.map(|b| ctx.now_ms.saturating_add(b.cooldown_ms));
             Some(Event::BreakerOpened { pool: pool.name.clone(), until_ms, reason })
         }
         None if matches!(breaker.circuit, Circuit::HalfOpen { .. }) => {
@@ -290,9 +290,10 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
             }
             Strategy::LeastConnections | Strategy::Capability => {
                 eligible.iter().copied().filter(free).min_by(|a, b| {
-                    // Compare running/concurrency as fractions without floating point.
-                    let la = running[*a] * state.pools[*b].concurrency;
-                    let lb = running[*b] * state.pools[*a].concurrency;
+                    // Compare running/concurrency as fractions without floating point;
+                    // in u128, so that an operator's huge concurrency cannot overflow.
+                    let la = running[*a] as u128 * state.pools[*b].concurrency as u128;
+                    let lb = running[*b] as u128 * state.pools[*a].concurrency as u128;
                     la.cmp(&lb)
                 })
             }
@@ -359,7 +360,7 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
         Input::BreakerReset { pool } => pool_where(state, &pool, |p| p.breaker.circuit != Circuit::Closed)
             .map(|_| Event::BreakerClosed { pool, reason: "reset by an operator".into() }),
         Input::BreakerTrip { pool } => pool_where(state, &pool, |p| !p.breaker.is_open()).map(|p| {
-            let until_ms = state.workflow.pools[p].breaker.map(|b| ctx.now_ms + b.cooldown_ms);
+            let until_ms = state.workflow.pools[p].breaker.map(|b| ctx.now_ms.saturating_add(b.cooldown_ms));
             Event::BreakerOpened { pool, until_ms, reason: "tripped by an operator".into() }
         }),
         Input::PausePool { pool } => pool_where(state, &pool, |p| !p.paused).map(|_| Event::PoolPaused { pool }),
@@ -452,7 +453,7 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
         _ if never.is_some() => give_up(format!("{error} (exit code {} is never retried)", never.unwrap_or_default())),
         FailureClass::SpawnResource => {
             let delay_ms = backoff::delay_ms(policy, task.deferrals + 1, ctx.jitter);
-            AfterFailure::Defer { delay_ms, due_ms: ctx.now_ms + delay_ms }
+            AfterFailure::Defer { delay_ms, due_ms: ctx.now_ms.saturating_add(delay_ms) }
         }
         FailureClass::ManagerCrashed if task.crashes + 1 >= CRASH_LIMIT => {
             AfterFailure::DeadLetter { reason: format!("poison pill: in flight during {CRASH_LIMIT} manager crashes") }
@@ -462,7 +463,7 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
         }
         _ => {
             let delay_ms = backoff::delay_ms(policy, used, ctx.jitter);
-            AfterFailure::Retry { delay_ms, due_ms: ctx.now_ms + delay_ms }
+            AfterFailure::Retry { delay_ms, due_ms: ctx.now_ms.saturating_add(delay_ms) }
         }
     };
     Event::AttemptFailed {

@@ -59,7 +59,7 @@ pub async fn supervise(
     };
     let (ask, asked_rx) = watch::channel(None);
     let mut work = runner.run(AttemptJob { spec, stop: asked_rx, on_spawn: reports.on_spawn, on_output });
-    let deadline = started + millis(limits.timeout);
+    let deadline = started.saturating_add(millis(limits.timeout));
     let stall = StallWatch { clock: clock.as_ref(), last_output: &last_output, limits };
     let mut asked: Option<(Stop, u64)> = None;
     let end = loop {
@@ -153,7 +153,7 @@ impl StallWatch<'_> {
             let until_kill = kill_after.map(|k| k.saturating_sub(quiet));
             let recheck = flagged.then_some(STALL_RECHECK_MS);
             let next = [until_flag, until_kill, recheck].into_iter().flatten().min().unwrap_or(STALL_RECHECK_MS);
-            self.clock.sleep_until(self.clock.now_ms() + next.max(1)).await;
+            self.clock.sleep_until(self.clock.now_ms().saturating_add(next.max(1))).await;
         }
     }
 }

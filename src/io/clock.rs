@@ -59,7 +59,11 @@ impl Clock for TokioClock {
     }
 
     fn sleep_until(&self, due_ms: u64) -> Sleep {
-        let at = self.start + Duration::from_millis(due_ms.saturating_sub(self.epoch_ms));
-        Box::pin(tokio::time::sleep_until(at))
+        let after_start = Duration::from_millis(due_ms.saturating_sub(self.epoch_ms));
+        // Past the end of `Instant` (a saturated far-off time): tokio's own far future.
+        match self.start.checked_add(after_start) {
+            Some(at) => Box::pin(tokio::time::sleep_until(at)),
+            None => Box::pin(tokio::time::sleep(Duration::MAX)),
+        }
     }
 }

@@ -9,18 +9,20 @@
 
 use std::collections::HashSet;
 
-use super::error::{Limit, Site, Template, WorkflowError};
+use super::error::{Limit, Site, Template, WorkflowError, MULTIPLIER_RANGE};
 use super::template::{is_known, lookup_payload, placeholders, RUN_WIDE_PLACEHOLDERS};
-use super::{graph, BreakerPolicy, Fallback, PoolMode, PoolSpec, RetryPolicy, StdinMode, TaskSpec, Workflow};
+use super::{graph, shell, BreakerPolicy, Fallback, PoolMode, PoolSpec, RetryPolicy, StdinMode, TaskSpec, Workflow};
 
 impl Workflow {
     /// Every problem of the workflow, in a stable order (run, pools, tasks, graph);
     /// empty when it is valid.
     pub fn check(&self) -> Vec<WorkflowError> {
         let mut errors = Vec::new();
-        if self.max_parallel == 0 {
-            errors.push(WorkflowError::TooSmall { site: Site::Run, limit: Limit::MaxParallel, value: 0 });
-        }
+        errors.extend(out_of_range(
+            Site::Run,
+            Limit::MaxParallel,
+            u64::try_from(self.max_parallel).unwrap_or(u64::MAX),
+        ));
         for (i, pool) in self.pools.iter().enumerate() {
             check_pool(i, pool, &mut errors);
         }
@@ -49,11 +51,10 @@ impl Workflow {
 impl RetryPolicy {
     /// Problems of this policy, reported at `site`.
     pub fn check(&self, site: Site) -> Vec<WorkflowError> {
-        let mut errors = Vec::new();
-        if self.max_attempts == 0 {
-            errors.push(WorkflowError::TooSmall { site, limit: Limit::MaxAttempts, value: 0 });
-        }
-        if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
+        let mut errors: Vec<WorkflowError> =
+            out_of_range(site, Limit::MaxAttempts, u64::from(self.max_attempts)).into_iter().collect();
+        let (low, high) = MULTIPLIER_RANGE;
+        if !(self.multiplier.is_finite() && (low..=high).contains(&self.multiplier)) {
             errors.push(WorkflowError::Multiplier { site, value: self.multiplier });
         }
         errors
@@ -64,26 +65,26 @@ impl BreakerPolicy {
     /// Problems of this policy, reported at `site`.
     pub fn check(&self, site: Site) -> Vec<WorkflowError> {
         let limits = [(Limit::BreakerFailures, self.failures), (Limit::BreakerHalfOpen, self.half_open)];
-        limits
-            .into_iter()
-            .filter(|(_, value)| *value == 0)
-            .map(|(limit, _)| WorkflowError::TooSmall { site, limit, value: 0 })
-            .collect()
+        limits.into_iter().filter_map(|(limit, value)| out_of_range(site, limit, u64::from(value))).collect()
+    }
+}
+
+/// The problem of a count outside 1..=[`Limit::max`], if it is.
+fn out_of_range(site: Site, limit: Limit, value: u64) -> Option<WorkflowError> {
+    if value == 0 {
+        Some(WorkflowError::TooSmall { site, limit, value: 0 })
+    } else if value > limit.max() {
+        Some(WorkflowError::TooLarge { site, limit, value: i128::from(value) })
+    } else {
+        None
     }
 }
 
 fn check_pool(i: usize, pool: &PoolSpec, errors: &mut Vec<WorkflowError>) {
     let site = Site::Pool(i);
-    let too_small = |limit| WorkflowError::TooSmall { site, limit, value: 0 };
-    if pool.per_worker == 0 {
-        errors.push(too_small(Limit::PerWorker));
-    }
-    if pool.recycle.max_tasks == Some(0) {
-        errors.push(too_small(Limit::RecycleMaxTasks));
-    }
-    if pool.recycle.max_rss_mb == Some(0) {
-        errors.push(too_small(Limit::RecycleMaxRssMb));
-    }
+    errors.extend(out_of_range(site, Limit::PerWorker, u64::try_from(pool.per_worker).unwrap_or(u64::MAX)));
+    errors.extend(pool.recycle.max_tasks.and_then(|n| out_of_range(site, Limit::RecycleMaxTasks, n)));
+    errors.extend(pool.recycle.max_rss_mb.and_then(|n| out_of_range(site, Limit::RecycleMaxRssMb, n)));
     if pool.mode == PoolMode::Persistent {
         for (arg, text) in pool.command.iter().enumerate() {
             for name in placeholders(text).into_iter().filter(|n| !RUN_WIDE_PLACEHOLDERS.contains(n)) {
@@ -103,10 +104,13 @@ fn check_pool(i: usize, pool: &PoolSpec, errors: &mut Vec<WorkflowError>) {
         for (arg, text) in pool.command.iter().enumerate() {
             unknown_placeholders(i, Template::Arg(arg), text, errors);
         }
+        for arg in shell::script_args(&pool.command) {
+            for name in placeholders(&pool.command[arg]) {
+                errors.push(WorkflowError::ShellPlaceholder { pool: i, arg, placeholder: name.to_string() });
+            }
+        }
     }
-    if pool.concurrency == 0 {
-        errors.push(too_small(Limit::Concurrency));
-    }
+    errors.extend(out_of_range(site, Limit::Concurrency, u64::try_from(pool.concurrency).unwrap_or(u64::MAX)));
     if let StdinMode::Template(text) = &pool.stdin {
         unknown_placeholders(i, Template::Stdin, text, errors);
     }
@@ -295,7 +299,38 @@ mod tests {
                 "concurrency must be at least 1, got 0",
                 "timeout must be more than 0",
                 "retry.max_attempts must be at least 1, got 0",
-                "retry.multiplier must be a number ≥ 1.0, got NaN",
+                "retry.multiplier must be a number from 1.0 to 100.0, got NaN",
+            ]
+        );
+    }
+
+    #[test]
+    fn counts_have_a_ceiling_as_well_as_a_floor() {
+        let mut w = workflow(vec![pool("p", &["echo"])], vec![task("a")]);
+        w.max_parallel = 10_001;
+        w.pools[0].concurrency = usize::MAX;
+        w.pools[0].recycle.max_rss_mb = Some(u64::MAX);
+        w.tasks[0].retry.max_attempts = 1_000;
+        assert_eq!(
+            messages(&w.check()),
+            [
+                "run.max_parallel must be at most 10000, got 10001",
+                "recycle.max_rss_mb must be at most 1048576, got 18446744073709551615",
+                "concurrency must be at most 10000, got 18446744073709551615",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_placeholder_in_a_shell_script_is_refused_and_one_passed_as_an_argument_is_not() {
+        let unsafe_pool = pool("p", &["sh", "-c", "echo {payload.x} {id}"]);
+        let safe_pool = pool("q", &["sh", "-c", "echo \"$1\"", "_", "{payload.x}"]);
+        let w = workflow(vec![unsafe_pool, safe_pool], Vec::new());
+        assert_eq!(
+            w.check(),
+            [
+                WorkflowError::ShellPlaceholder { pool: 0, arg: 2, placeholder: "payload.x".to_string() },
+                WorkflowError::ShellPlaceholder { pool: 0, arg: 2, placeholder: "id".to_string() },
             ]
         );
     }
@@ -309,6 +344,8 @@ mod tests {
             [WorkflowError::Multiplier { site: Site::Defaults, value: 0.99 }]
         );
         assert_eq!(policy(f64::INFINITY).check(Site::Task(2)).len(), 1);
+        assert_eq!(policy(100.0).check(Site::Defaults), []);
+        assert_eq!(policy(100.5).check(Site::Defaults).len(), 1);
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub enum Site {
     Task(usize),
 }
 
-/// A number that must be at least 1, named as the workflow file spells it.
+/// A whole number of a workflow with a range, named as the workflow file spells it.
+/// Every count is at least 1 and has a ceiling: far above any real fleet, and low
+/// enough that nothing built from it (a table of processes, a product of two counts)
+/// can overflow or exhaust memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
     /// `run.max_parallel`: attempts running at once over all pools.
@@ -56,7 +59,31 @@ impl Limit {
             Limit::MaxAttempts => "retry.max_attempts",
         }
     }
+
+    /// The largest value allowed (the smallest is always 1).
+    pub fn max(self) -> u64 {
+        match self {
+            Limit::MaxParallel | Limit::Concurrency | Limit::PerWorker => 10_000,
+            Limit::BreakerFailures | Limit::BreakerHalfOpen => 10_000,
+            Limit::RecycleMaxTasks => 1_000_000_000,
+            // 1 TiB of resident memory.
+            Limit::RecycleMaxRssMb => 1_048_576,
+            Limit::MaxAttempts => 1_000,
+        }
+    }
 }
+
+/// The longest duration a workflow may give (timeouts, grace, backoff, breaker and
+/// stall times): 30 days. Anything longer is a typo, and the bound keeps every sum of
+/// a timestamp and a duration far from overflowing.
+pub const MAX_DURATION_MS: u64 = 30 * 24 * 3_600_000;
+
+/// A retry multiplier's range: delays never shrink, and never grow more than a
+/// hundredfold per attempt.
+pub const MULTIPLIER_RANGE: (f64, f64) = (1.0, 100.0);
+
+/// Exit codes a process can report (`retry.never_on`).
+pub const EXIT_CODE_RANGE: (i64, i64) = (0, 255);
 
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -86,10 +113,21 @@ pub enum WorkflowError {
         /// Which number.
         limit: Limit,
         /// The value given (as written: it may be negative in a file).
-        value: i64,
+        value: i128,
     },
-    /// A retry multiplier below 1.0 (delays would shrink) or not a number.
-    #[error("retry.multiplier must be a number ≥ 1.0, got {value}")]
+    /// A number above its limit's [`max`](Limit::max).
+    #[error("{limit} must be at most {}, got {value}", limit.max())]
+    TooLarge {
+        /// Where the number is.
+        site: Site,
+        /// Which number.
+        limit: Limit,
+        /// The value given (as written: it may not fit 64 bits in a file).
+        value: i128,
+    },
+    /// A retry multiplier outside [`MULTIPLIER_RANGE`] (below 1.0 delays would shrink)
+    /// or not a number.
+    #[error("retry.multiplier must be a number from 1.0 to 100.0, got {value}")]
     Multiplier {
         /// Where the policy is.
         site: Site,
@@ -132,6 +170,20 @@ pub enum WorkflowError {
         /// The pool.
         pool: usize,
         /// The command argument.
+        arg: usize,
+        /// The name between the braces.
+        placeholder: String,
+    },
+    /// A placeholder inside a script a shell runs (`sh -c "echo {payload.x}"`): the
+    /// task's value would run as shell commands.
+    #[error(
+        "{{{placeholder}}} inside shell code would run as commands (a value holding `$(…)` or `;` would inject \
+         its own); pass it as an argument instead: [\"sh\", \"-c\", 'echo \"$1\"', \"_\", \"{{{placeholder}}}\"]"
+    )]
+    ShellPlaceholder {
+        /// The pool.
+        pool: usize,
+        /// The command argument holding the script.
         arg: usize,
         /// The name between the braces.
         placeholder: String,
@@ -286,12 +338,13 @@ impl WorkflowError {
     pub fn site(&self) -> Site {
         use WorkflowError as E;
         match self {
-            E::TooSmall { site, .. } | E::Multiplier { site, .. } => *site,
+            E::TooSmall { site, .. } | E::TooLarge { site, .. } | E::Multiplier { site, .. } => *site,
             E::NoPools => Site::Run,
             E::DuplicatePool { pool, .. }
             | E::EmptyCommand { pool, .. }
             | E::UnknownPlaceholder { pool, .. }
             | E::TaskPlaceholder { pool, .. }
+            | E::ShellPlaceholder { pool, .. }
             | E::PersistentStdin { pool }
             | E::SecretEnv { pool, .. } => Site::Pool(*pool),
             E::BadTaskId { task, .. }
