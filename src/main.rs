@@ -237,11 +237,17 @@ fn interactive() -> bool {
 
 /// Logs go to a file under the pitboss home (never to the terminal, which belongs to
 /// the progress display or the TUI). `PITBOSS_LOG` sets the filter (default `info`).
+/// The file is private and never opened through a link (`io::dirs::open_own_log`);
+/// when it cannot be opened pitboss says why and carries on without it.
 fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = cli::home().join("logs");
-    std::fs::create_dir_all(&dir).ok()?;
-    let appender = tracing_appender::rolling::never(&dir, "pitboss.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let file = match pitboss::io::dirs::open_own_log(&cli::home()) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("pitboss: warning: running without its own log: {e}");
+            return None;
+        }
+    };
+    let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = tracing_subscriber::EnvFilter::try_from_env("PITBOSS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).try_init().ok()?;
