@@ -146,6 +146,13 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    if is_manager(&args.command) {
+        // Before anything opens a descriptor: under a very low limit tokio would panic.
+        if let Err(short) = pitboss::io::fdlimit::ensure(pitboss::io::fdlimit::BASE, pitboss::io::fdlimit::FOR_ITSELF) {
+            eprintln!("{short}");
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+    }
     let _log_guard = init_logging();
     let result = command(args.command);
     match result {
@@ -155,6 +162,11 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Commands that run a manager (and so need signals, descriptors and workers).
+fn is_manager(command: &Option<Command>) -> bool {
+    matches!(command, None | Some(Command::Run { .. } | Command::Resume { .. }))
 }
 
 /// Runs one command; the exit code, or the code and message for stderr.
@@ -179,6 +191,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             } else {
                 match config::load(&file) {
                     Ok(workflow) => {
+                        run::check_files(&workflow)?;
                         launch_run(|| run::prepare_new(workflow, state_dir), !headless && !json && interactive(), json)
                     }
                     Err(e) => Err(cli::usage(e)),

@@ -17,6 +17,7 @@ use crate::core::text::{civil, clock, describe, human_ms};
 use crate::core::workflow::Workflow;
 use crate::core::{Event, RunState, TaskStateName};
 use crate::engine::{now_ms, Ending};
+use crate::io::fdlimit;
 use crate::io::journal::Record;
 use crate::launch::{self, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};
 
@@ -50,8 +51,16 @@ pub fn prepare_resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, 
     launch::resume(dir, truncate_at).map_err(usage)
 }
 
+/// Makes sure the open-file limit allows a run of `workflow` (raising the soft limit
+/// if it can), or says which limit it needs (exit 2).
+pub fn check_files(workflow: &Workflow) -> Result<(), (u8, String)> {
+    fdlimit::ensure(fdlimit::needed(workflow), "for this run").map(|_| ()).map_err(usage)
+}
+
 /// Runs a prepared run with `front` and reports how it ended.
 pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdResult {
+    // A resumed run's size is known only now; a new run was checked before its folder was made.
+    check_files(&prepared.state().workflow)?;
     for note in &prepared.notes {
         eprintln!("pitboss: {note}");
     }
