@@ -127,6 +127,9 @@ enum DlqAction {
 }
 
 fn main() -> ExitCode {
+    // First: a stop signal from here on waits for pitboss instead of killing it
+    // silently (see io/signal.rs). Nothing else has run, and no thread exists yet.
+    pitboss::io::signal::block_stop_signals();
     let args = Args::parse();
     if matches!(
         args.command,
@@ -152,6 +155,17 @@ fn main() -> ExitCode {
             eprintln!("{short}");
             return ExitCode::from(cli::EXIT_USAGE);
         }
+        let hint = match &args.command {
+            Some(Command::Resume { dir, .. }) => Some(dir.clone()),
+            _ => None,
+        };
+        if let Err(e) = pitboss::io::signal::listen(hint) {
+            eprintln!("pitboss: cannot start its signal thread: {e}");
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+    } else {
+        // Other commands keep the default dispositions: Ctrl-C simply ends a reader.
+        pitboss::io::signal::unblock_stop_signals();
     }
     let _log_guard = init_logging();
     let result = command(args.command);
