@@ -28,13 +28,11 @@ pub fn unusable(path: &Path) -> String {
             "{shown}: the event log is empty (a run writes its first record when it starts); there is nothing to show"
         );
     }
-    if first.ends_with(b"\r\n") {
-        if decode(&first[..first.len() - 2]).is_ok() {
-            return format!(
-                "{shown}: the event log has CRLF (Windows) line endings, so no record's checksum matches; \
-                 pitboss writes LF only. Convert it back, e.g. `sed -i 's/\\r$//' {shown}`, and try again"
-            );
-        }
+    if first.ends_with(b"\r\n") && decode(&first[..first.len() - 2]).is_ok() {
+        return format!(
+            "{shown}: the event log has CRLF (Windows) line endings, so no record's checksum matches; \
+             pitboss writes LF only. Convert it back, e.g. `sed -i 's/\\r$//' {shown}`, and try again"
+        );
     }
     let body = first.strip_suffix(b"\n").unwrap_or(&first);
     match decode(body) {
