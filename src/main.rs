@@ -127,6 +127,9 @@ enum DlqAction {
 }
 
 fn main() -> ExitCode {
+    // First: a stop signal from here on waits for pitboss instead of killing it
+    // silently (see io/signal.rs). Nothing else has run, and no thread exists yet.
+    pitboss::io::signal::block_stop_signals();
     let args = Args::parse();
     if matches!(
         args.command,
@@ -146,6 +149,24 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    if is_manager(&args.command) {
+        // Before anything opens a descriptor: under a very low limit tokio would panic.
+        if let Err(short) = pitboss::io::fdlimit::ensure(pitboss::io::fdlimit::BASE, pitboss::io::fdlimit::FOR_ITSELF) {
+            eprintln!("{short}");
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+        let hint = match &args.command {
+            Some(Command::Resume { dir, .. }) => Some(dir.clone()),
+            _ => None,
+        };
+        if let Err(e) = pitboss::io::signal::listen(hint) {
+            eprintln!("pitboss: cannot start its signal thread: {e}");
+            return ExitCode::from(cli::EXIT_USAGE);
+        }
+    } else {
+        // Other commands keep the default dispositions: Ctrl-C simply ends a reader.
+        pitboss::io::signal::unblock_stop_signals();
+    }
     let _log_guard = init_logging();
     let result = command(args.command);
     match result {
@@ -155,6 +176,11 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Commands that run a manager (and so need signals, descriptors and workers).
+fn is_manager(command: &Option<Command>) -> bool {
+    matches!(command, None | Some(Command::Run { .. } | Command::Resume { .. }))
 }
 
 /// Runs one command; the exit code, or the code and message for stderr.
@@ -179,6 +205,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             } else {
                 match config::load(&file) {
                     Ok(workflow) => {
+                        run::check_files(&workflow)?;
                         launch_run(|| run::prepare_new(workflow, state_dir), !headless && !json && interactive(), json)
                     }
                     Err(e) => Err(cli::usage(e)),
@@ -237,11 +264,17 @@ fn interactive() -> bool {
 
 /// Logs go to a file under the pitboss home (never to the terminal, which belongs to
 /// the progress display or the TUI). `PITBOSS_LOG` sets the filter (default `info`).
+/// The file is private and never opened through a link (`io::dirs::open_own_log`);
+/// when it cannot be opened pitboss says why and carries on without it.
 fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = cli::home().join("logs");
-    std::fs::create_dir_all(&dir).ok()?;
-    let appender = tracing_appender::rolling::never(&dir, "pitboss.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let file = match pitboss::io::dirs::open_own_log(&cli::home()) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("pitboss: warning: running without its own log: {e}");
+            return None;
+        }
+    };
+    let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = tracing_subscriber::EnvFilter::try_from_env("PITBOSS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).try_init().ok()?;

@@ -13,7 +13,7 @@ use crate::core::decide::step;
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::{Event, Input, StepContext, TaskState, TaskStateName};
 use crate::engine::now_ms;
-use crate::io::journal::{self, Journal, LOG_FILE};
+use crate::io::journal::{Journal, LOG_FILE};
 use crate::io::rundir::{is_held, RunDir};
 
 /// `pitboss dlq DIR [--json]`.
@@ -62,7 +62,7 @@ pub fn dlq_replay(dir: &Path, tasks: &[String], all: bool) -> CmdResult {
     }
     let run_dir = RunDir::hold(dir).map_err(usage)?;
     let log = run_dir.path.join(LOG_FILE);
-    let (mut state, scan) = journal::replay(&log).map_err(usage)?;
+    let (mut state, scan) = super::replay(&log)?;
     let chosen: Vec<String> = if all {
         (0..state.tasks.len())
             .filter(|&i| state.tasks[i].state.name() == TaskStateName::DeadLettered)

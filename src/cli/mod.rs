@@ -5,6 +5,7 @@ pub mod dlq;
 pub mod events;
 pub mod follow;
 pub mod inspect;
+pub mod logcheck;
 pub mod report;
 pub mod run;
 pub mod sim_agent;
@@ -35,12 +36,14 @@ pub fn usage(msg: impl std::fmt::Display) -> (u8, String) {
 
 /// Folds a run folder's log, noting a damaged tail (only `resume` cuts it).
 pub fn load(dir: &Path) -> Result<RunState, (u8, String)> {
-    let (state, scan) = journal::replay(&dir.join(LOG_FILE)).map_err(usage)?;
-    if let Some(t) = scan.torn {
-        eprintln!(
-            "pitboss: note: the log ends in a damaged record at line {} ({}); `pitboss resume` will cut it",
-            t.line, t.reason
-        );
+    let (state, scan) = replay(&dir.join(LOG_FILE))?;
+    if let Some(t) = &scan.torn {
+        eprintln!("{}", logcheck::torn_note(t));
     }
     Ok(state)
+}
+
+/// Folds a log; a log that exists but cannot be used is named for what is wrong.
+pub fn replay(log: &Path) -> Result<(RunState, journal::Scan), (u8, String)> {
+    journal::replay(log).map_err(|e| usage(logcheck::explain(e)))
 }

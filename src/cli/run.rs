@@ -16,9 +16,10 @@ use super::{usage, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{civil, clock, describe, human_ms};
 use crate::core::workflow::Workflow;
-use crate::core::{AfterFailure, Event, TaskStateName};
+use crate::core::{Event, RunState, TaskStateName};
 use crate::engine::{now_ms, Ending, EngineError};
-use crate::io::journal::{self, JournalError, LOG_FILE};
+use crate::io::fdlimit;
+use crate::io::journal::{self, JournalError, Record, LOG_FILE};
 use crate::launch::{self, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};
 
 /// Options shared by run and resume.
@@ -51,8 +52,16 @@ pub fn prepare_resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, 
     launch::resume(dir, truncate_at).map_err(usage)
 }
 
+/// Makes sure the open-file limit allows a run of `workflow` (raising the soft limit
+/// if it can), or says which limit it needs (exit 2).
+pub fn check_files(workflow: &Workflow) -> Result<(), (u8, String)> {
+    fdlimit::ensure(fdlimit::needed(workflow), "for this run").map(|_| ()).map_err(usage)
+}
+
 /// Runs a prepared run with `front` and reports how it ended.
 pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdResult {
+    // A resumed run's size is known only now; a new run was checked before its folder was made.
+    check_files(&prepared.state().workflow)?;
     for note in &prepared.notes {
         eprintln!("pitboss: {note}");
     }
@@ -121,9 +130,9 @@ pub fn headless<'a>() -> FrontEnd<'a> {
         needs_history: false,
         run: Box::new(|mut handle| {
             Box::pin(async move {
-                let total = handle.snapshot().tasks.len();
+                let state = handle.snapshot().clone();
                 if let Some(feed) = handle.take_feed() {
-                    report(feed, total).await;
+                    report(feed, state).await;
                 }
                 Ok(())
             })
@@ -132,7 +141,8 @@ pub fn headless<'a>() -> FrontEnd<'a> {
 }
 
 /// Prints progress until the engine goes away.
-async fn report(mut feed: Feed, total: usize) {
+async fn report(mut feed: Feed, state: RunState) {
+    let total = state.tasks.len();
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
         let bar = ProgressBar::new(total as u64);
@@ -143,7 +153,7 @@ async fn report(mut feed: Feed, total: usize) {
         );
         bar
     });
-    let mut done = 0u64;
+    let mut progress = Progress::new(state);
     while let Some(batch) = feed.next().await {
         // One write per batch, not per line: a busy fleet makes thousands of lines.
         let mut plain = String::new();
@@ -161,17 +171,7 @@ async fn report(mut feed: Feed, total: usize) {
                     plain.push('\n');
                 }
                 Some(bar) => {
-                    let terminal = matches!(
-                        record.event,
-                        Event::AttemptSucceeded { .. }
-                            | Event::AttemptFailed { then: AfterFailure::DeadLetter { .. }, .. }
-                            | Event::TaskCancelled { .. }
-                            | Event::TaskSkipped { .. }
-                    );
-                    if terminal {
-                        done += 1;
-                        bar.set_position(done);
-                    }
+                    bar.set_position(progress.observe(record));
                     let loud = matches!(
                         record.event,
                         Event::AttemptFailed { .. }
@@ -193,5 +193,29 @@ async fn report(mut feed: Feed, total: usize) {
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+}
+
+/// How many of a run's tasks are at an end, for the headless progress bar. It folds
+/// the records into the run's state (the core's own `apply`) and counts the states
+/// that end a task, rather than guessing from event kinds: a task can end in many
+/// ways (a fallback's result, a fallback pool, a fallback skip, a dead letter, a
+/// cancel) and a replay can bring one back.
+pub struct Progress {
+    state: RunState,
+}
+
+impl Progress {
+    /// Counting from the run's state when the reporter started.
+    pub fn new(state: RunState) -> Progress {
+        Progress { state }
+    }
+
+    /// Takes one committed record into account; returns the tasks at an end so far.
+    pub fn observe(&mut self, record: &Record) -> u64 {
+        // The engine applied this record already; a failure here would be a bug, and
+        // the bar is only a display: keep counting from the state as it is.
+        let _ = self.state.apply(&record.event, record.ts);
+        TaskStateName::ALL.iter().filter(|name| name.is_terminal()).map(|name| self.state.count(*name) as u64).sum()
     }
 }

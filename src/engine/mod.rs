@@ -16,6 +16,7 @@
 
 mod attempt;
 pub mod fanout;
+pub mod starved;
 pub mod supervise;
 
 use std::collections::HashMap;
@@ -64,6 +65,10 @@ pub enum EngineError {
     /// A decision produced an event that does not fit the state (a bug).
     #[error("internal error, please report it: {0}")]
     Apply(#[from] ApplyError),
+    /// Workers could not start for lack of a resource, too many times in a row (see
+    /// [`starved`]); the run was stopped and stays resumable.
+    #[error("{0}")]
+    Starved(String),
 }
 
 /// Where the engine's workers live and what they may refer to.
@@ -152,6 +157,8 @@ pub struct Engine {
     fanout: Arc<Fanout>,
     output: broadcast::Sender<OutputChunk>,
     running: HashMap<String, (u32, watch::Sender<Option<Stop>>)>,
+    /// Issue 11 (item 8): set when the run gives up on workers that cannot start.
+    starved: Option<String>,
     _close: CloseOnDrop,
 }
 
@@ -183,6 +190,7 @@ impl Engine {
             fanout,
             output,
             running: HashMap::new(),
+            starved: None,
         }
     }
 
@@ -236,6 +244,10 @@ impl Engine {
             // interrupted or finished, and the manager's start input changes that.
             if self.running.is_empty() {
                 if self.state.interrupted {
+                    // Issue 11 (item 8): a give-up is an error for the caller, not an interruption.
+                    if let Some(reason) = self.starved.take() {
+                        return Err(EngineError::Starved(reason));
+                    }
                     return Ok((self.state, Ending::Interrupted));
                 }
                 // A finished run being closed (the TUI's quit) needs no interruption.
@@ -280,6 +292,13 @@ impl Engine {
         let first_seq = self.store.append(now, &events, durable).await?;
         for event in &events {
             self.effect(event);
+        }
+        // Issue 11 (item 8): stop a run whose workers keep failing to start for lack of a resource.
+        if self.starved.is_none() {
+            self.starved = starved::give_up(&self.state, &events, &self.config.state_dir);
+            if self.starved.is_some() {
+                let _ = self.tx.send(Msg::Stop("workers could not start: out of resources".into()));
+            }
         }
         let records: Arc<[Record]> = events
             .into_iter()

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod dirs;
+pub mod fdlimit;
 pub mod fsutil;
 pub mod guardian;
 pub mod journal;
