@@ -387,21 +387,37 @@ fn pool_where(state: &RunState, name: &str, fits: impl FnOnce(&PoolState) -> boo
     state.workflow.pool_index(name).filter(|&p| fits(&state.pools[p]))
 }
 
-/// A manager takes the run over. Attempts in flight when the last manager died:
-/// at-least-once, so they count as failed and go through the normal retry path.
+/// A manager takes the run over. Attempts still running in the log were in flight
+/// when the last manager died without recording their end (killed, out of disk, the
+/// machine lost): that is the manager's trouble, not the task's, so each attempt is
+/// handed back (`attempt_interrupted`, "manager crashed") without spending the task's
+/// budget. The one exception is the poison pill: a task in flight at [`CRASH_LIMIT`]
+/// such deaths in a row may be what kills the manager, and is dead-lettered.
 fn take_over(state: &RunState, pid: u32, version: String, resumed: bool, ctx: StepContext) -> Vec<Event> {
     let mut events = vec![Event::ManagerStarted { pid, version, resumed }];
     for (i, task) in state.tasks.iter().enumerate() {
-        if let TaskState::Running { attempt, started_ms, .. } = &task.state {
-            let failure = Outcome::Failure {
+        let TaskState::Running { attempt, started_ms, .. } = &task.state else { continue };
+        // Applying `manager_started` counts this crash (RunState::apply).
+        if task.crashes + 1 >= CRASH_LIMIT {
+            events.push(Event::AttemptFailed {
+                task: state.task_id(i).to_string(),
+                attempt: *attempt,
                 class: FailureClass::ManagerCrashed,
                 error: "manager crashed".to_string(),
                 exit_code: None,
                 signal: None,
                 duration_ms: ctx.now_ms.saturating_sub(*started_ms),
                 output: SmallOutput::default(),
-            };
-            events.push(failed(state, i, *attempt, failure, ctx));
+                then: AfterFailure::DeadLetter {
+                    reason: format!("poison pill: in flight during {CRASH_LIMIT} manager crashes in a row"),
+                },
+            });
+        } else {
+            events.push(Event::AttemptInterrupted {
+                task: state.task_id(i).to_string(),
+                attempt: *attempt,
+                reason: "manager crashed".to_string(),
+            });
         }
     }
     events
@@ -453,9 +469,6 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
         FailureClass::SpawnResource => {
             let delay_ms = backoff::delay_ms(policy, task.deferrals + 1, ctx.jitter);
             AfterFailure::Defer { delay_ms, due_ms: ctx.now_ms + delay_ms }
-        }
-        FailureClass::ManagerCrashed if task.crashes + 1 >= CRASH_LIMIT => {
-            AfterFailure::DeadLetter { reason: format!("poison pill: in flight during {CRASH_LIMIT} manager crashes") }
         }
         _ if used >= policy.max_attempts => {
             give_up(format!("attempts spent ({used}/{}): {error}", policy.max_attempts))

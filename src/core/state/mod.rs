@@ -28,7 +28,8 @@ pub struct Task {
     /// Value of `attempts` when the task last (re)started its attempt budget: an
     /// operator's retry gives fresh attempts without reusing attempt numbers.
     pub budget_start: u32,
-    /// Attempts that were in flight when a manager crashed (poison-pill detection).
+    /// Manager crashes in a row that found this task in flight (poison-pill detection):
+    /// counted at the next manager's start, reset when an attempt ends by itself.
     pub crashes: u32,
     /// Consecutive resource deferrals (they set the deferral backoff).
     pub deferrals: u32,
@@ -303,7 +304,10 @@ impl RunState {
         match event {
             // The run as a whole.
             Event::RunStarted { .. } => return Err(ApplyError::StartedTwice),
-            Event::ManagerStarted { .. } => self.interrupted = false,
+            Event::ManagerStarted { .. } => {
+                self.interrupted = false;
+                self.count_crash();
+            }
             Event::RunInterrupted { .. } => self.interrupted = true,
             Event::RunFinished { .. } => self.finished = true,
             Event::LogRepaired { .. } => {}
@@ -471,6 +475,7 @@ impl RunState {
     fn succeed(&mut self, kind: &'static str, id: &str, attempt: u32, result: &Value) -> Result<(), ApplyError> {
         let i = self.running_attempt(kind, id, attempt)?;
         self.tasks[i].result = Some(result.clone());
+        self.tasks[i].crashes = 0;
         let degraded = self.tasks[i].degraded;
         self.set_state(i, TaskState::Completed { degraded });
         Ok(())
@@ -493,8 +498,23 @@ impl RunState {
             self.pools[p].breaker.count_failure(policy.as_ref(), ts_ms);
         }
         self.tasks[i].last_error = Some(error.to_string());
-        if class == FailureClass::ManagerCrashed {
-            self.tasks[i].crashes += 1;
+        // A crash was counted when the next manager started (`count_crash`); any other
+        // end of an attempt breaks a row of crashes.
+        if class != FailureClass::ManagerCrashed {
+            self.tasks[i].crashes = 0;
+        }
+    }
+
+    /// `manager_started`: every attempt still running was in flight when the last
+    /// manager died without recording its end; each such task counts one crash in a
+    /// row towards the poison pill. Counted here, not from the event that then ends
+    /// the attempt, so logs of older versions (which recorded `attempt_failed`,
+    /// `manager_crashed`) and newer ones (`attempt_interrupted`) count alike.
+    fn count_crash(&mut self) {
+        for task in &mut self.tasks {
+            if matches!(task.state, TaskState::Running { .. }) {
+                task.crashes += 1;
+            }
         }
     }
 
