@@ -16,7 +16,10 @@ use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, Workflow};
 
 mod pools;
+mod readiness;
 pub use pools::PoolState;
+pub use readiness::Standing;
+use readiness::Readiness;
 
 /// One task's live record.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +127,12 @@ pub struct RunState {
     pub finished: bool,
     /// Tasks per state.
     counts: [usize; 9],
+    /// Dependency edges looked at so far to decide readiness: the work the graph
+    /// costs, counted so that tests and benches can check it grows linearly with a
+    /// wide fan-in (never recorded, never compared between live and folded state).
+    pub dependency_visits: u64,
+    /// Each task's dependencies counted by standing (see `readiness`).
+    readiness: Readiness,
 }
 
 fn count_slot(name: TaskStateName) -> usize {
@@ -162,7 +171,9 @@ impl RunState {
         };
         let mut counts = [0; 9];
         counts[count_slot(TaskStateName::Blocked)] = n;
+        let readiness = Readiness::new(&dependencies);
         RunState {
+            readiness,
             run_id,
             pools: workflow.pools.iter().map(|p| PoolState::new(p.concurrency)).collect(),
             workflow,
@@ -178,6 +189,7 @@ impl RunState {
             interrupted: false,
             finished: false,
             counts,
+            dependency_visits: 0,
         }
     }
 
@@ -217,11 +229,7 @@ impl RunState {
     /// True when a dependent of task `i` may use it: completed, or skipped by its own
     /// fallback (which does not fail dependents).
     pub fn satisfies_dependents(&self, i: usize) -> bool {
-        match &self.tasks[i].state {
-            TaskState::Completed { .. } => true,
-            TaskState::Skipped { .. } => self.tasks[i].degraded,
-            _ => false,
-        }
+        self.standing(i) == Standing::Satisfied
     }
 
     /// Takes task `i`'s fallback: completed with its result, queued for its pool, or
@@ -292,6 +300,7 @@ impl RunState {
             self.running_total += 1;
         }
         self.tasks[i].state = state;
+        self.restand(i);
     }
 
     /// Folds one event into the state at time `ts_ms` (the event's timestamp).
@@ -412,7 +421,7 @@ impl RunState {
         t.result = None;
         t.degraded = false;
         t.pool_override = None;
-        let ready = self.dependencies[i].iter().all(|&d| self.satisfies_dependents(d));
+        let ready = self.unsatisfied_dependencies(i) == 0;
         self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
         self.finished = false;
         Ok(())
