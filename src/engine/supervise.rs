@@ -58,10 +58,13 @@ pub async fn supervise(
     reports: Reports,
 ) -> AttemptEnd {
     let started = clock.now_ms();
-    let last_output = Arc::new(AtomicU64::new(started));
+    // Silence is measured on tokio's monotonic clock (the one the engine's clock sleeps
+    // on), not from wall-clock readings: a suspend or a clock step is not silence.
+    let origin = tokio::time::Instant::now();
+    let last_output = Arc::new(AtomicU64::new(0));
     let on_output = {
-        let (last_output, clock) = (last_output.clone(), clock.clone());
-        Arc::new(move || last_output.store(clock.now_ms(), Ordering::Relaxed))
+        let last_output = last_output.clone();
+        Arc::new(move || last_output.store(millis(origin.elapsed()), Ordering::Relaxed))
     };
     // The attempt's process, once it has one (0 before), to ask whether it exited.
     let process = Arc::new(AtomicU32::new(0));
@@ -75,7 +78,7 @@ pub async fn supervise(
     let (ask, asked_rx) = watch::channel(None);
     let mut work = runner.run(AttemptJob { spec, stop: asked_rx, on_spawn, on_output });
     let deadline = started.saturating_add(millis(limits.timeout));
-    let stall = StallWatch { clock: clock.as_ref(), last_output: &last_output, limits };
+    let stall = StallWatch { clock: clock.as_ref(), origin, last_output: &last_output, limits };
     let mut asked: Option<(Stop, u64)> = None;
     // False once the process is known to have exited: its end is on the way, and no
     // limit applies to an attempt whose worker is done.
@@ -158,16 +161,20 @@ async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
     }
 }
 
-/// An attempt's silence, measured on the engine's clock from its last output.
+/// An attempt's silence since its last output, in monotonic ms from `origin` (its
+/// waits are on the engine's clock).
 struct StallWatch<'a> {
     clock: &'a dyn Clock,
+    /// When the attempt started, on tokio's monotonic clock.
+    origin: tokio::time::Instant,
+    /// Monotonic ms after `origin` of the last output.
     last_output: &'a AtomicU64,
     limits: Limits,
 }
 
 impl StallWatch<'_> {
     fn quiet(&self) -> u64 {
-        self.clock.now_ms().saturating_sub(self.last_output.load(Ordering::Relaxed))
+        millis(self.origin.elapsed()).saturating_sub(self.last_output.load(Ordering::Relaxed))
     }
 
     /// Reports the attempt stalled (`Some(quiet)`) once quiet for `stall_after`, active
