@@ -387,7 +387,10 @@ fn check_readiness_counts(state: &RunState) {
         _ => false,
     };
     let ended = |d: usize| {
-        matches!(state.tasks[d].state.name(), TaskStateName::DeadLettered | TaskStateName::Cancelled | TaskStateName::Skipped)
+        matches!(
+            state.tasks[d].state.name(),
+            TaskStateName::DeadLettered | TaskStateName::Cancelled | TaskStateName::Skipped
+        )
     };
     for i in 0..state.tasks.len() {
         let deps = &state.dependencies[i];

@@ -98,8 +98,7 @@ fn a_manager_killed_mid_task_spends_no_attempt_and_dependents_run_on_resume() {
     assert!(gone, "the worker {pid} outlived its SIGKILLed manager");
 
     std::fs::write(s.path().join("go"), "").expect("write go");
-    let out =
-        s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("pitboss resume");
+    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("pitboss resume");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     for id in ["a", "b"] {
         if let Some(p) = worker_pid(s.path(), id) {

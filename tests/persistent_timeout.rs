@@ -46,7 +46,8 @@ async fn a_task_waiting_for_a_persistent_process_times_out_from_its_dispatch() {
     let canceller = handle.clone();
     tokio::spawn(async move {
         while let Some(batch) = feed.recv().await {
-            let behind_ended = batch.iter().any(|r| matches!(&r.event, Event::AttemptFailed { task, .. } if task == "behind"));
+            let behind_ended =
+                batch.iter().any(|r| matches!(&r.event, Event::AttemptFailed { task, .. } if task == "behind"));
             if behind_ended {
                 canceller.send(Input::Cancel { task: "stuck".into(), reason: "test".into() });
             }
@@ -62,11 +63,8 @@ async fn a_task_waiting_for_a_persistent_process_times_out_from_its_dispatch() {
     let summary: Vec<String> = events.iter().map(|(t, e)| format!("{t} {} {}", e["type"], e["task"])).collect();
     ran.unwrap_or_else(|_| panic!("the run did not end within 60 s: {summary:#?}")).expect("engine failed");
 
-    let started: Vec<&str> = events
-        .iter()
-        .filter(|(_, e)| e["type"] == "attempt_started")
-        .filter_map(|(_, e)| e["task"].as_str())
-        .collect();
+    let started: Vec<&str> =
+        events.iter().filter(|(_, e)| e["type"] == "attempt_started").filter_map(|(_, e)| e["task"].as_str()).collect();
     assert_eq!(started, ["stuck", "behind"], "both dispatched at once");
     let ends: Vec<(&str, &str)> = events
         .iter()

@@ -51,7 +51,12 @@ fn fan_out(n: usize) -> String {
 
 fn outcome(ok: bool) -> Outcome {
     if ok {
-        Outcome::Success { result: serde_json::json!(1), exit_code: Some(0), duration_ms: 1, output: SmallOutput::default() }
+        Outcome::Success {
+            result: serde_json::json!(1),
+            exit_code: Some(0),
+            duration_ms: 1,
+            output: SmallOutput::default(),
+        }
     } else {
         Outcome::Failure {
             class: FailureClass::Worker,

@@ -18,8 +18,8 @@ use crate::core::workflow::{Fallback, Workflow};
 mod pools;
 mod readiness;
 pub use pools::PoolState;
-pub use readiness::Standing;
 use readiness::Readiness;
+pub use readiness::Standing;
 
 /// One task's live record.
 #[derive(Debug, Clone, PartialEq)]

@@ -498,13 +498,7 @@ async fn assign(w: &mut Worker, queued: Queued) {
         Some(stdin) => stdin.write_all(&line).await.is_ok(),
         None => false,
     };
-    let flight = InFlight {
-        task: job.task,
-        started: Instant::now(),
-        deadline,
-        stop: job.stop,
-        done: job.done,
-    };
+    let flight = InFlight { task: job.task, started: Instant::now(), deadline, stop: job.stop, done: job.done };
     if written {
         (job.on_start)(w.pid);
         w.in_flight.push_back(flight);
