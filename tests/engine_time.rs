@@ -2,7 +2,8 @@
 //! (attempt timeout, retry backoff, breaker cooldown, stall watch) is asserted at its
 //! exact virtual time, with no wall-clock tolerance. The runner is a test double of
 //! the worker's behaviour only; the engine, its supervisor, the core and the clock
-//! under test are the real ones.
+//! under test are the real ones (one test wraps the clock to step its wall reading,
+//! as a suspend does).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
