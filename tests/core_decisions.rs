@@ -436,33 +436,100 @@ fn a_payload_is_edited_only_while_no_attempt_runs() {
     assert!(core.input(edit("nope")).is_empty(), "unknown task");
 }
 
+/// The events a new manager's start records for the attempts the last one left running.
+fn crash_and_restart(core: &mut Core) -> Vec<Event> {
+    core.now += 1_000;
+    core.input(Input::Start { pid: 2, version: "t".into(), resumed: true })
+}
+
 #[test]
-fn a_task_in_flight_at_three_manager_crashes_is_a_poison_pill_and_not_before() {
+fn a_manager_crash_hands_the_attempt_back_and_the_dependents_still_run() {
     let mut core = Core::new(
-        "[defaults]\nretry = { max_attempts = 10, initial = \"10ms\", jitter = false }\n\
-         [[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n[[task]]\nid = \"pill\"\n",
+        "[defaults]\nretry = { max_attempts = 1 }\n[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n\
+         [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\n",
     );
-    for crash in 1..=3 {
+    assert_eq!(kinds(&core.dispatch()), ["attempt_started"]);
+    let events = crash_and_restart(&mut core);
+    assert_eq!(kinds(&events), ["manager_started", "attempt_interrupted"], "{events:?}");
+    assert!(
+        matches!(&events[1], Event::AttemptInterrupted { task, attempt: 1, reason } if task == "a" && reason == "manager crashed"),
+        "{events:?}"
+    );
+    assert_eq!(core.task("a").state, TaskState::Queued);
+    assert_eq!(core.task("a").attempts, 0, "the crashed attempt is not spent");
+    assert_eq!(core.task("a").crashes, 1, "but it counts towards a poison pill");
+    assert_eq!(core.task("b").state, TaskState::Blocked, "the dependent still waits, not skipped");
+    let started = core.dispatch();
+    assert!(matches!(&started[..], [Event::AttemptStarted { attempt: 1, .. }]), "{started:?}");
+    assert_eq!(kinds(&core.batch(finished("a", 1, success()))), ["attempt_succeeded", "task_ready", "attempt_started"]);
+}
+
+#[test]
+fn a_task_in_flight_at_three_manager_crashes_in_a_row_is_a_poison_pill_and_not_before() {
+    // One attempt only: had a crash spent it, the first crash would dead-letter.
+    let mut core = Core::new(
+        "[defaults]\nretry = { max_attempts = 1 }\n[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n\
+         [[task]]\nid = \"pill\"\n",
+    );
+    for crash in 1..=2 {
         assert_eq!(kinds(&core.dispatch()), ["attempt_started"], "crash {crash}");
-        // The manager dies with the attempt in flight; the next one starts.
-        core.now += 1_000;
-        let events = core.input(Input::Start { pid: 2, version: "t".into(), resumed: true });
-        let then = events.iter().find_map(|e| match e {
-            Event::AttemptFailed { class: FailureClass::ManagerCrashed, then, .. } => Some(then.clone()),
-            _ => None,
-        });
-        match (crash, then) {
-            (1 | 2, Some(pitboss::core::AfterFailure::Retry { due_ms, .. })) => {
-                core.now = due_ms;
-                assert_eq!(kinds(&core.input(Input::RetryTimer { task: "pill".into(), due_ms })), ["retry_due"]);
-            }
-            (3, Some(pitboss::core::AfterFailure::DeadLetter { reason })) => {
-                assert!(reason.contains("poison pill"), "{reason}");
-            }
-            (crash, then) => panic!("crash {crash}: {then:?} in {events:?}"),
-        }
+        let events = crash_and_restart(&mut core);
+        assert_eq!(kinds(&events), ["manager_started", "attempt_interrupted"], "crash {crash}");
+        assert_eq!(core.task("pill").attempts, 0, "crash {crash}");
+    }
+    assert_eq!(kinds(&core.dispatch()), ["attempt_started"]);
+    let events = crash_and_restart(&mut core);
+    let then = events.iter().find_map(|e| match e {
+        Event::AttemptFailed { class: FailureClass::ManagerCrashed, then, .. } => Some(then.clone()),
+        _ => None,
+    });
+    match then {
+        Some(pitboss::core::AfterFailure::DeadLetter { reason }) => assert!(reason.contains("poison pill"), "{reason}"),
+        other => panic!("third crash: {other:?} in {events:?}"),
     }
     assert_eq!(core.task("pill").state.name().as_str(), "dead_lettered");
+}
+
+#[test]
+fn an_attempt_that_ends_by_itself_breaks_a_row_of_crashes() {
+    let mut core = Core::new(&format!("{RETRY}[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n[[task]]\nid = \"a\"\n"));
+    for _ in 0..2 {
+        core.dispatch();
+        crash_and_restart(&mut core);
+    }
+    assert_eq!(core.task("a").crashes, 2);
+    let started = core.dispatch();
+    let Some(Event::AttemptStarted { attempt, .. }) = started.first() else { panic!("{started:?}") };
+    let events = core.input(finished("a", *attempt, failure(FailureClass::Worker)));
+    assert_eq!(kinds(&events), ["attempt_failed"]);
+    assert_eq!(core.task("a").crashes, 0, "the row is broken by an attempt that ended on its own");
+}
+
+#[test]
+fn a_crash_recorded_as_a_failure_by_an_older_pitboss_counts_once() {
+    // Older logs record a crashed attempt as `attempt_failed` (manager_crashed) right
+    // after the new manager's start; the fold counts that crash once, not twice.
+    let mut core = Core::new(&format!("{RETRY}[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n[[task]]\nid = \"a\"\n"));
+    core.dispatch();
+    let old = [
+        Event::ManagerStarted { pid: 2, version: "0.1".into(), resumed: true },
+        Event::AttemptFailed {
+            task: "a".into(),
+            attempt: 1,
+            class: FailureClass::ManagerCrashed,
+            error: "manager crashed".into(),
+            exit_code: None,
+            signal: None,
+            duration_ms: 5,
+            output: SmallOutput::default(),
+            then: pitboss::core::AfterFailure::Retry { delay_ms: 10, due_ms: core.now + 10 },
+        },
+    ];
+    for event in &old {
+        core.state.apply(event, core.now).expect("an older log replays");
+    }
+    assert_eq!(core.task("a").crashes, 1);
+    assert_eq!(core.task("a").attempts, 1, "an older log keeps what it recorded");
 }
 
 #[test]

@@ -223,6 +223,7 @@ impl Driver {
         }
         let counted: usize = TaskStateName::ALL.iter().map(|n| self.state.count(*n)).sum();
         assert_eq!(counted, self.state.tasks.len());
+        check_readiness_counts(&self.state);
     }
 
     /// Folds the recorded events, through JSON as the log stores them.
@@ -316,6 +317,7 @@ proptest! {
         prop_assert_eq!(&folded.pools, &driver.state.pools);
         prop_assert_eq!(folded.queue().collect::<Vec<_>>(), driver.state.queue().collect::<Vec<_>>());
         prop_assert_eq!(folded.finished, driver.state.finished);
+        check_readiness_counts(&folded);
     }
 
     #[test]
@@ -373,4 +375,28 @@ fn least_connections_prefers_the_idle_pool() {
     driver.input(Input::Finished { task: "a".into(), attempt: 1, outcome: success() });
     let TaskState::Running { pool, .. } = &driver.state.tasks[2].state else { panic!("c is not running") };
     assert_eq!(pool, "idle");
+}
+
+/// The readiness counts kept on each transition equal a recount from the states
+/// (the rule as it was before the counts: completed, or skipped by its own fallback,
+/// satisfies; dead-lettered, cancelled or otherwise skipped fails).
+fn check_readiness_counts(state: &RunState) {
+    let satisfies = |d: usize| match state.tasks[d].state {
+        TaskState::Completed { .. } => true,
+        TaskState::Skipped { .. } => state.tasks[d].degraded,
+        _ => false,
+    };
+    let ended = |d: usize| {
+        matches!(
+            state.tasks[d].state.name(),
+            TaskStateName::DeadLettered | TaskStateName::Cancelled | TaskStateName::Skipped
+        )
+    };
+    for i in 0..state.tasks.len() {
+        let deps = &state.dependencies[i];
+        let unsatisfied = deps.iter().filter(|&&d| !satisfies(d)).count() as u32;
+        let failed = deps.iter().filter(|&&d| ended(d) && !satisfies(d)).count() as u32;
+        assert_eq!(state.unsatisfied_dependencies(i), unsatisfied, "unsatisfied dependencies of t{i}");
+        assert_eq!(state.failed_dependencies(i), failed, "failed dependencies of t{i}");
+    }
 }

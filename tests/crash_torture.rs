@@ -103,12 +103,15 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
     assert_eq!(succeeded.len(), tasks);
     assert!(succeeded.values().all(|&n| n == 1), "a task completed twice");
 
-    // Attempts in flight at each kill are recorded as `manager crashed` by the next
-    // manager: never more than the concurrency per kill.
+    // Attempts in flight at each kill are handed back as `manager crashed` by the next
+    // manager (or dead-lettered, a poison pill): never more than the concurrency per kill.
     let mut crashed_per_manager = vec![0usize];
     for e in &events {
         match e["type"].as_str() {
             Some("manager_started") => crashed_per_manager.push(0),
+            Some("attempt_interrupted") if e["reason"] == "manager crashed" => {
+                *crashed_per_manager.last_mut().unwrap() += 1
+            }
             Some("attempt_failed") if e["class"] == "manager_crashed" => *crashed_per_manager.last_mut().unwrap() += 1,
             _ => {}
         }

@@ -2,10 +2,12 @@
 //! (attempt timeout, retry backoff, breaker cooldown, stall watch) is asserted at its
 //! exact virtual time, with no wall-clock tolerance. The runner is a test double of
 //! the worker's behaviour only; the engine, its supervisor, the core and the clock
-//! under test are the real ones.
+//! under test are the real ones (one test wraps the clock to step its wall reading,
+//! as a suspend does).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use pitboss::config;
 use pitboss::core::decide::Outcome;
 use pitboss::core::{Event, FailureClass, Input, RunState, SmallOutput};
 use pitboss::engine::{Ending, Engine, EngineConfig, World};
-use pitboss::io::clock::TokioClock;
+use pitboss::io::clock::{Clock, Sleep, TokioClock};
 use pitboss::io::journal::Record;
 use pitboss::io::runner::{AttemptEnd, AttemptFuture, AttemptJob, Runner, Stop};
 use pitboss::io::store::MemoryStore;
@@ -107,10 +109,15 @@ where
 
 /// Runs `workflow` to its end on paused time; returns the records as (ms after T0, event JSON).
 async fn run(workflow: &str, runner: Scripted) -> (Vec<(u64, Value)>, RunState, Ending) {
+    run_on(workflow, runner, Arc::new(TokioClock::starting_at(T0))).await
+}
+
+/// [`run`] with the engine reading `clock`.
+async fn run_on(workflow: &str, runner: Scripted, clock: Arc<dyn Clock>) -> (Vec<(u64, Value)>, RunState, Ending) {
     let wf = config::parse(workflow, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
     let store = MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(wf) });
-    let world = World { clock: Arc::new(TokioClock::starting_at(T0)), runner: Arc::new(runner) };
+    let world = World { clock, runner: Arc::new(runner) };
     let config = EngineConfig {
         state_dir: PathBuf::from("/nonexistent"),
         output_dir: PathBuf::from("/nonexistent"),
@@ -230,6 +237,47 @@ async fn a_stalled_attempt_that_prints_again_is_active_again() {
     assert_eq!(times(&events, "attempt_stalled", Some("waking")), vec![1_000, 3_500]);
     assert_eq!(times(&events, "attempt_active", Some("waking")), vec![3_000], "{events:#?}");
     assert_eq!(times(&events, "attempt_succeeded", Some("waking")), vec![4_500]);
+}
+
+/// Paused tokio time whose wall reading (`now_ms`) can jump ahead while tokio's
+/// monotonic time does not: what a laptop's suspend looks like on Linux (the real-time
+/// clock counts the sleep, `CLOCK_MONOTONIC` does not), or an NTP step.
+struct JumpingClock {
+    inner: TokioClock,
+    jumped_ms: Arc<AtomicU64>,
+}
+
+impl Clock for JumpingClock {
+    fn now_ms(&self) -> u64 {
+        self.inner.now_ms() + self.jumped_ms.load(Ordering::Relaxed)
+    }
+
+    fn sleep_until(&self, due_ms: u64) -> Sleep {
+        self.inner.sleep_until(due_ms.saturating_sub(self.jumped_ms.load(Ordering::Relaxed)))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wall_clock_jump_like_a_suspend_is_not_silence_and_not_a_timeout() {
+    let wf = format!(
+        "[defaults]\ntimeout = \"10s\"\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"sleeper\"\n",
+        pool("stall_after = \"2s\"\nstall_kill_after = \"10s\"")
+    );
+    // Prints at once, then works quietly for 3 s and succeeds; the wall clock jumps an
+    // hour at 1 s (the machine slept an hour; neither manager nor worker ran). Quiet
+    // for 2 s of awake time at 2 s, it is flagged stalled, and no more than that.
+    let runner = Scripted::default().with("sleeper", &[Step::Print, Step::Wait(3_000), Step::Succeed]);
+    let jumped_ms = Arc::new(AtomicU64::new(0));
+    let clock = Arc::new(JumpingClock { inner: TokioClock::starting_at(T0), jumped_ms: jumped_ms.clone() });
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        jumped_ms.store(3_600_000, Ordering::Relaxed);
+    });
+    let (events, _, _) = run_on(&wf, runner, clock).await;
+    let kinds: Vec<&str> = events.iter().filter_map(|(_, e)| e["type"].as_str()).collect();
+    assert!(!kinds.contains(&"attempt_failed"), "the hour asleep was counted: {events:#?}");
+    assert_eq!(the(&events, "attempt_stalled")["quiet_ms"], 2_000, "the hour asleep was counted as silence");
+    assert!(kinds.contains(&"attempt_succeeded"), "{events:#?}");
 }
 
 /// A reader that takes its time over every batch still receives every record in

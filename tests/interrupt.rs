@@ -1,6 +1,7 @@
 //! Stopping a manager: SIGINT/SIGTERM end every process group, record the
 //! interruption, exit 130, and `resume` carries on; SIGKILL leaves a log that
-//! `resume` finishes, with the attempts in flight counted as `manager crashed`.
+//! `resume` finishes, with the attempts in flight handed back as `manager crashed`
+//! (not spent).
 
 mod common;
 
@@ -80,7 +81,7 @@ fn sigint_ends_every_process_group_exits_130_and_resume_finishes() {
 }
 
 #[test]
-fn sigkill_then_resume_finishes_and_counts_manager_crashed() {
+fn sigkill_then_resume_finishes_and_spends_no_attempt() {
     let s = Scratch::new();
     let mut manager = start(&s, &hanging_workflow(&s));
     let _guard = KillOnPanic::new(&[manager.id()]);
@@ -102,14 +103,14 @@ fn sigkill_then_resume_finishes_and_counts_manager_crashed() {
 
     let crashed: Vec<Value> = read_events(&s.run_dir())
         .into_iter()
-        .filter(|e| e["type"] == "attempt_failed" && e["class"] == "manager_crashed")
+        .filter(|e| e["type"] == "attempt_interrupted" && e["reason"] == "manager crashed")
         .collect();
-    assert_eq!(crashed.len(), 3, "the three attempts in flight count as failed");
+    assert_eq!(crashed.len(), 3, "the three attempts in flight are handed back");
     let id = crashed[0]["task"].as_str().unwrap().to_string();
     let out = s.pitboss().arg("inspect").arg(s.run_dir()).arg(&id).output_within("pitboss inspect TASK");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("manager crashed"), "{text}");
-    assert_eq!(task(&doc, &id)["attempts"], 2);
+    assert_eq!(task(&doc, &id)["attempts"], 1, "a crash spends no attempt");
 }
 
 #[test]

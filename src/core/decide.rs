@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::backoff;
 use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass, SmallOutput};
-use super::state::{ApplyError, PoolState, RunState};
+use super::state::{ApplyError, PoolState, RunState, Standing};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::Strategy;
 
@@ -388,21 +388,37 @@ fn pool_where(state: &RunState, name: &str, fits: impl FnOnce(&PoolState) -> boo
     state.workflow.pool_index(name).filter(|&p| fits(&state.pools[p]))
 }
 
-/// A manager takes the run over. Attempts in flight when the last manager died:
-/// at-least-once, so they count as failed and go through the normal retry path.
+/// A manager takes the run over. Attempts still running in the log were in flight
+/// when the last manager died without recording their end (killed, out of disk, the
+/// machine lost): that is the manager's trouble, not the task's, so each attempt is
+/// handed back (`attempt_interrupted`, "manager crashed") without spending the task's
+/// budget. The one exception is the poison pill: a task in flight at [`CRASH_LIMIT`]
+/// such deaths in a row may be what kills the manager, and is dead-lettered.
 fn take_over(state: &RunState, pid: u32, version: String, resumed: bool, ctx: StepContext) -> Vec<Event> {
     let mut events = vec![Event::ManagerStarted { pid, version, resumed }];
     for (i, task) in state.tasks.iter().enumerate() {
-        if let TaskState::Running { attempt, started_ms, .. } = &task.state {
-            let failure = Outcome::Failure {
+        let TaskState::Running { attempt, started_ms, .. } = &task.state else { continue };
+        // Applying `manager_started` counts this crash (RunState::apply).
+        if task.crashes + 1 >= CRASH_LIMIT {
+            events.push(Event::AttemptFailed {
+                task: state.task_id(i).to_string(),
+                attempt: *attempt,
                 class: FailureClass::ManagerCrashed,
                 error: "manager crashed".to_string(),
                 exit_code: None,
                 signal: None,
                 duration_ms: ctx.now_ms.saturating_sub(*started_ms),
                 output: SmallOutput::default(),
-            };
-            events.push(failed(state, i, *attempt, failure, ctx));
+                then: AfterFailure::DeadLetter {
+                    reason: format!("poison pill: in flight during {CRASH_LIMIT} manager crashes in a row"),
+                },
+            });
+        } else {
+            events.push(Event::AttemptInterrupted {
+                task: state.task_id(i).to_string(),
+                attempt: *attempt,
+                reason: "manager crashed".to_string(),
+            });
         }
     }
     events
@@ -455,9 +471,6 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
             let delay_ms = backoff::delay_ms(policy, task.deferrals + 1, ctx.jitter);
             AfterFailure::Defer { delay_ms, due_ms: ctx.now_ms.saturating_add(delay_ms) }
         }
-        FailureClass::ManagerCrashed if task.crashes + 1 >= CRASH_LIMIT => {
-            AfterFailure::DeadLetter { reason: format!("poison pill: in flight during {CRASH_LIMIT} manager crashes") }
-        }
         _ if used >= policy.max_attempts => {
             give_up(format!("attempts spent ({used}/{}): {error}", policy.max_attempts))
         }
@@ -482,19 +495,27 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
 /// Applies an event, then walks the dependency graph from the task it touched.
 /// The walk holds task indices, not events: each task's next move is decided when it
 /// is reached, against the state as it is then, so no stale event is ever applied.
+/// Only a change of a task's standing (pending, satisfied, failed) can move its
+/// dependents, so only then are they visited: a task's progress through its attempts
+/// costs its dependents nothing, and a whole run visits each edge a bounded number of
+/// times (`core::state::readiness`).
 fn apply_and_cascade(
     state: &mut RunState,
     event: Event,
     ctx: StepContext,
     out: &mut Vec<Event>,
 ) -> Result<(), ApplyError> {
+    let touched = event.task().and_then(|t| state.task_index(t));
+    let before = touched.map(|i| state.standing(i));
     state.apply(&event, ctx.now_ms)?;
     let mut work: Vec<usize> = Vec::new();
     if matches!(event, Event::ManagerStarted { .. }) {
         // A resumed log may end between an event and its consequences: settle all.
         work.extend((0..state.tasks.len()).rev());
-    } else if let Some(i) = event.task().and_then(|t| state.task_index(t)) {
-        work.extend(state.dependents[i].iter().rev());
+    } else if let Some(i) = touched {
+        if before != Some(state.standing(i)) {
+            push_dependents(state, i, &mut work);
+        }
         // A task that came back may still have another failed dependency.
         if matches!(event, Event::TaskRequeued { .. }) {
             work.push(i);
@@ -505,9 +526,12 @@ fn apply_and_cascade(
         let Some(next) = settle(state, i) else {
             continue;
         };
+        let before = state.standing(i);
         state.apply(&next, ctx.now_ms)?;
         out.push(next);
-        work.extend(state.dependents[i].iter().rev());
+        if before != state.standing(i) {
+            push_dependents(state, i, &mut work);
+        }
         if matches!(state.tasks[i].state, TaskState::Blocked) {
             work.push(i);
         }
@@ -515,26 +539,26 @@ fn apply_and_cascade(
     Ok(())
 }
 
-/// What a task should do given its dependencies' states, if anything.
-fn settle(state: &RunState, i: usize) -> Option<Event> {
-    let deps = &state.dependencies[i];
+/// Queues task `i`'s dependents for settling, in workflow order.
+fn push_dependents(state: &mut RunState, i: usize, work: &mut Vec<usize>) {
+    state.dependency_visits += state.dependents[i].len() as u64;
+    work.extend(state.dependents[i].iter().rev());
+}
+
+/// What a task should do given its dependencies' standing, if anything: O(1) from the
+/// counts, except the one scan that names the dependency a skip is blamed on.
+fn settle(state: &mut RunState, i: usize) -> Option<Event> {
     let id = || state.task_id(i).to_string();
     match &state.tasks[i].state {
-        TaskState::Blocked => {
-            let failed_dep = deps.iter().find(|&&d| {
-                matches!(
-                    state.tasks[d].state.name(),
-                    TaskStateName::DeadLettered | TaskStateName::Cancelled | TaskStateName::Skipped
-                ) && !state.satisfies_dependents(d)
-            });
-            if let Some(&d) = failed_dep {
-                Some(Event::TaskSkipped { task: id(), because: state.task_id(d).to_string() })
-            } else if deps.iter().all(|&d| state.satisfies_dependents(d)) {
-                Some(Event::TaskReady { task: id() })
-            } else {
-                None
-            }
+        TaskState::Blocked if state.failed_dependencies(i) > 0 => {
+            // The first failed dependency in workflow order, as the skip's reason.
+            let deps = &state.dependencies[i];
+            let k = deps.iter().position(|&d| state.standing(d) == Standing::Failed)?;
+            let event = Event::TaskSkipped { task: id(), because: state.task_id(deps[k]).to_string() };
+            state.dependency_visits += k as u64 + 1;
+            Some(event)
         }
+        TaskState::Blocked if state.unsatisfied_dependencies(i) == 0 => Some(Event::TaskReady { task: id() }),
         TaskState::Skipped { because } => {
             let cause = state.task_index(because)?;
             let cause_is_back = !matches!(

@@ -4,9 +4,15 @@
 //! rules, and tests drive them on paused time with a scripted runner.
 //!
 //! An attempt whose work already ended with an outcome is never turned into a timeout:
-//! the runner's answer wins over a stop that arrived too late to matter.
+//! the runner's answer wins over a stop that arrived too late to matter. A biased
+//! `select!` alone does not ensure that: it prefers an end that is *ready*, but after
+//! the manager was paused (SIGSTOP, or too busy to poll) the worker's exit is known to
+//! the kernel long before the runner's future has seen it (the SIGCHLD is still to be
+//! handled, the output pipes still to be drained), while the deadline's timer is
+//! ready at once. So when a limit fires, the supervisor first asks the kernel whether
+//! the attempt's process has already exited, and if so lets the real end through.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,25 +58,44 @@ pub async fn supervise(
     reports: Reports,
 ) -> AttemptEnd {
     let started = clock.now_ms();
-    let last_output = Arc::new(AtomicU64::new(started));
+    // Silence is measured on tokio's monotonic clock (the one the engine's clock sleeps
+    // on), not from wall-clock readings: a suspend or a clock step is not silence.
+    let origin = tokio::time::Instant::now();
+    let last_output = Arc::new(AtomicU64::new(0));
     let on_output = {
-        let (last_output, clock) = (last_output.clone(), clock.clone());
-        Arc::new(move || last_output.store(clock.now_ms(), Ordering::Relaxed))
+        let last_output = last_output.clone();
+        Arc::new(move || last_output.store(millis(origin.elapsed()), Ordering::Relaxed))
+    };
+    // The attempt's process, once it has one (0 before), to ask whether it exited.
+    let process = Arc::new(AtomicU32::new(0));
+    let on_spawn = {
+        let (process, report) = (process.clone(), reports.on_spawn);
+        Box::new(move |pid: u32| {
+            process.store(pid, Ordering::Relaxed);
+            report(pid);
+        })
     };
     let (ask, asked_rx) = watch::channel(None);
-    let mut work = runner.run(AttemptJob { spec, stop: asked_rx, on_spawn: reports.on_spawn, on_output });
+    let mut work = runner.run(AttemptJob { spec, stop: asked_rx, on_spawn, on_output });
     let deadline = started.saturating_add(millis(limits.timeout));
-    let stall = StallWatch { clock: clock.as_ref(), last_output: &last_output, limits };
+    let stall = StallWatch { clock: clock.as_ref(), origin, last_output: &last_output, limits };
     let mut asked: Option<(Stop, u64)> = None;
+    // False once the process is known to have exited: its end is on the way, and no
+    // limit applies to an attempt whose worker is done.
+    let mut limits_apply = true;
     let end = loop {
         // Biased: an attempt that ended wins over a limit reached in the same instant.
         let request = tokio::select! {
             biased;
             end = &mut work => break end,
             s = wait_stop(&mut stop), if asked.is_none() => (s, 0),
-            _ = clock.sleep_until(deadline), if asked.is_none() => (Stop::Timeout, 0),
-            quiet = stall.watch(&*reports.on_stall), if asked.is_none() => (Stop::Stalled, quiet),
+            _ = clock.sleep_until(deadline), if asked.is_none() && limits_apply => (Stop::Timeout, 0),
+            quiet = stall.watch(&*reports.on_stall), if asked.is_none() && limits_apply => (Stop::Stalled, quiet),
         };
+        if matches!(request.0, Stop::Timeout | Stop::Stalled) && exited(process.load(Ordering::Relaxed)) {
+            limits_apply = false;
+            continue;
+        }
         let _ = ask.send(Some(request.0));
         asked = Some(request);
     };
@@ -98,6 +123,32 @@ pub async fn supervise(
     }
 }
 
+/// True when `pid` is a child of this manager that has exited and not been reaped yet:
+/// its end is certain, only not yet read. `WNOWAIT` leaves the exit status in place
+/// for the runner (tokio) that waits for it; `WNOHANG` never blocks. A process that
+/// runs, that is not our child (a persistent pool's reply pending, a remote worker)
+/// or that was reaped already (its end is being read) gives false, and the limit
+/// applies as usual.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn exited(pid: u32) -> bool {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let Ok(raw) = i32::try_from(pid) else { return false };
+    if raw <= 0 {
+        return false;
+    }
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(nix::unistd::Pid::from_raw(raw)), flags) {
+        Ok(WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _)) => p.as_raw() == raw,
+        _ => false,
+    }
+}
+
+/// Without `waitid` (macOS): only the biased select protects a finished attempt.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn exited(_pid: u32) -> bool {
+    false
+}
+
 /// Waits for the engine's stop request; for ever once the engine dropped its sender.
 async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
     loop {
@@ -110,16 +161,20 @@ async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
     }
 }
 
-/// An attempt's silence, measured on the engine's clock from its last output.
+/// An attempt's silence since its last output, in monotonic ms from `origin` (its
+/// waits are on the engine's clock).
 struct StallWatch<'a> {
     clock: &'a dyn Clock,
+    /// When the attempt started, on tokio's monotonic clock.
+    origin: tokio::time::Instant,
+    /// Monotonic ms after `origin` of the last output.
     last_output: &'a AtomicU64,
     limits: Limits,
 }
 
 impl StallWatch<'_> {
     fn quiet(&self) -> u64 {
-        self.clock.now_ms().saturating_sub(self.last_output.load(Ordering::Relaxed))
+        millis(self.origin.elapsed()).saturating_sub(self.last_output.load(Ordering::Relaxed))
     }
 
     /// Reports the attempt stalled (`Some(quiet)`) once quiet for `stall_after`, active

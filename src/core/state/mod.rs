@@ -16,7 +16,10 @@ use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, Workflow};
 
 mod pools;
+mod readiness;
 pub use pools::PoolState;
+use readiness::Readiness;
+pub use readiness::Standing;
 
 /// One task's live record.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +31,8 @@ pub struct Task {
     /// Value of `attempts` when the task last (re)started its attempt budget: an
     /// operator's retry gives fresh attempts without reusing attempt numbers.
     pub budget_start: u32,
-    /// Attempts that were in flight when a manager crashed (poison-pill detection).
+    /// Manager crashes in a row that found this task in flight (poison-pill detection):
+    /// counted at the next manager's start, reset when an attempt ends by itself.
     pub crashes: u32,
     /// Consecutive resource deferrals (they set the deferral backoff).
     pub deferrals: u32,
@@ -123,6 +127,12 @@ pub struct RunState {
     pub finished: bool,
     /// Tasks per state.
     counts: [usize; 9],
+    /// Dependency edges looked at so far to decide readiness: the work the graph
+    /// costs, counted so that tests and benches can check it grows linearly with a
+    /// wide fan-in (never recorded, never compared between live and folded state).
+    pub dependency_visits: u64,
+    /// Each task's dependencies counted by standing (see `readiness`).
+    readiness: Readiness,
 }
 
 fn count_slot(name: TaskStateName) -> usize {
@@ -161,7 +171,9 @@ impl RunState {
         };
         let mut counts = [0; 9];
         counts[count_slot(TaskStateName::Blocked)] = n;
+        let readiness = Readiness::new(&dependencies);
         RunState {
+            readiness,
             run_id,
             pools: workflow.pools.iter().map(|p| PoolState::new(p.concurrency)).collect(),
             workflow,
@@ -177,6 +189,7 @@ impl RunState {
             interrupted: false,
             finished: false,
             counts,
+            dependency_visits: 0,
         }
     }
 
@@ -216,11 +229,7 @@ impl RunState {
     /// True when a dependent of task `i` may use it: completed, or skipped by its own
     /// fallback (which does not fail dependents).
     pub fn satisfies_dependents(&self, i: usize) -> bool {
-        match &self.tasks[i].state {
-            TaskState::Completed { .. } => true,
-            TaskState::Skipped { .. } => self.tasks[i].degraded,
-            _ => false,
-        }
+        self.standing(i) == Standing::Satisfied
     }
 
     /// Takes task `i`'s fallback: completed with its result, queued for its pool, or
@@ -291,6 +300,7 @@ impl RunState {
             self.running_total += 1;
         }
         self.tasks[i].state = state;
+        self.restand(i);
     }
 
     /// Folds one event into the state at time `ts_ms` (the event's timestamp).
@@ -303,7 +313,10 @@ impl RunState {
         match event {
             // The run as a whole.
             Event::RunStarted { .. } => return Err(ApplyError::StartedTwice),
-            Event::ManagerStarted { .. } => self.interrupted = false,
+            Event::ManagerStarted { .. } => {
+                self.interrupted = false;
+                self.count_crash();
+            }
             Event::RunInterrupted { .. } => self.interrupted = true,
             Event::RunFinished { .. } => self.finished = true,
             Event::LogRepaired { .. } => {}
@@ -408,7 +421,7 @@ impl RunState {
         t.result = None;
         t.degraded = false;
         t.pool_override = None;
-        let ready = self.dependencies[i].iter().all(|&d| self.satisfies_dependents(d));
+        let ready = self.unsatisfied_dependencies(i) == 0;
         self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
         self.finished = false;
         Ok(())
@@ -471,6 +484,7 @@ impl RunState {
     fn succeed(&mut self, kind: &'static str, id: &str, attempt: u32, result: &Value) -> Result<(), ApplyError> {
         let i = self.running_attempt(kind, id, attempt)?;
         self.tasks[i].result = Some(result.clone());
+        self.tasks[i].crashes = 0;
         let degraded = self.tasks[i].degraded;
         self.set_state(i, TaskState::Completed { degraded });
         Ok(())
@@ -493,8 +507,23 @@ impl RunState {
             self.pools[p].breaker.count_failure(policy.as_ref(), ts_ms);
         }
         self.tasks[i].last_error = Some(error.to_string());
-        if class == FailureClass::ManagerCrashed {
-            self.tasks[i].crashes += 1;
+        // A crash was counted when the next manager started (`count_crash`); any other
+        // end of an attempt breaks a row of crashes.
+        if class != FailureClass::ManagerCrashed {
+            self.tasks[i].crashes = 0;
+        }
+    }
+
+    /// `manager_started`: every attempt still running was in flight when the last
+    /// manager died without recording its end; each such task counts one crash in a
+    /// row towards the poison pill. Counted here, not from the event that then ends
+    /// the attempt, so logs of older versions (which recorded `attempt_failed`,
+    /// `manager_crashed`) and newer ones (`attempt_interrupted`) count alike.
+    fn count_crash(&mut self) {
+        for task in &mut self.tasks {
+            if matches!(task.state, TaskState::Running { .. }) {
+                task.crashes += 1;
+            }
         }
     }
 

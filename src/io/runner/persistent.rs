@@ -13,6 +13,10 @@
 //!   takes no new task, and is closed (stdin EOF, then SIGTERM/SIGKILL) once idle.
 //! - A timed-out, cancelled or interrupted task ends its process (it may be stuck in
 //!   it); other tasks in flight there fail as "worker restarted".
+//! - A task's timeout runs from its hand-over (the engine's dispatch), not from when a
+//!   process takes it: a task waiting for a process (more tasks than processes ×
+//!   `per_worker`, after a live concurrency raise) still times out, is cancelled or
+//!   stopped while it waits, and never costs a process for that.
 //! - Every process is in its own group, carries the run's environment marks (the
 //!   guardian ends it if the manager dies), and is killed when the actor is dropped.
 
@@ -99,6 +103,12 @@ impl PersistentPool {
     }
 }
 
+/// A job waiting for a process, with the deadline it got when it was handed over.
+struct Queued {
+    job: Job,
+    deadline: tokio::time::Instant,
+}
+
 struct InFlight {
     task: String,
     started: Instant,
@@ -155,7 +165,7 @@ struct Pool {
     /// The environment its processes start from.
     base: Arc<PoolEnv>,
     workers: Slots,
-    waiting: VecDeque<Job>,
+    waiting: VecDeque<Queued>,
     /// Handed to each process's stdout reader.
     line_tx: mpsc::UnboundedSender<Line>,
     /// Crashes since the last answer (they grow the backoff).
@@ -189,6 +199,8 @@ async fn actor(spec: WorkerSpec, base: Arc<PoolEnv>, mut jobs: mpsc::UnboundedRe
             _ = tokio::time::sleep_until(next_deadline) => pool.on_deadline().await,
             // A task in flight was cancelled, or the run is stopping.
             slot = stopped(&mut pool.workers) => pool.on_stop(slot).await,
+            // A task waiting for a process was stopped (its timeout, a cancel, the end).
+            _ = waiting_stopped(pool.waiting.iter().map(|q| q.job.stop.clone()).collect()) => pool.on_waiting_stop(),
             // The restart backoff is over: the next turn starts a process.
             _ = async { if let Some(t) = backoff { tokio::time::sleep_until(t).await } }, if backoff.is_some() => {}
         }
@@ -213,23 +225,24 @@ impl Pool {
     /// during the restart backoff).
     async fn hand_out(&mut self) {
         while let Some(slot) = free_slot(&self.workers, self.spec.per_worker) {
-            let Some(job) = self.waiting.pop_front() else { break };
+            let Some(queued) = self.waiting.pop_front() else { break };
             if self.workers[slot].is_none() {
                 if tokio::time::Instant::now() < self.not_before {
-                    self.waiting.push_front(job);
+                    self.waiting.push_front(queued);
                     break;
                 }
                 match start_worker(&self.spec, &self.base, slot, &self.line_tx) {
                     Ok(w) => self.workers[slot] = Some(w),
                     Err(error) => {
                         // Cannot start the agent at all: this job fails, permanently.
-                        let _ = job.done.send(AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO));
+                        let end = AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO);
+                        let _ = queued.job.done.send(end);
                         continue;
                     }
                 }
             }
             let Some(w) = self.workers[slot].as_mut() else { continue };
-            assign(w, job).await;
+            assign(w, queued).await;
         }
     }
 
@@ -256,7 +269,10 @@ impl Pool {
     /// A new job waits its turn; `None` means the engine is gone.
     async fn on_job(&mut self, job: Option<Job>) {
         match job {
-            Some(job) => self.waiting.push_back(job),
+            Some(job) => {
+                let deadline = tokio::time::Instant::now() + job.timeout;
+                self.waiting.push_back(Queued { job, deadline });
+            }
             None => self.close().await,
         }
     }
@@ -269,8 +285,20 @@ impl Pool {
                 end(w, &self.spec, "was stopped: the run ended", false).await;
             }
         }
-        for job in self.waiting.drain(..) {
-            let _ = job.done.send(AttemptEnd::stopped(Stop::Interrupt));
+        for queued in self.waiting.drain(..) {
+            let _ = queued.job.done.send(AttemptEnd::stopped(Stop::Interrupt));
+        }
+    }
+
+    /// Jobs still waiting for a process whose stop was asked for end now, stopped as
+    /// asked (the engine's supervisor turns a `Timeout` into the timeout failure).
+    fn on_waiting_stop(&mut self) {
+        let (stopped, waiting): (Vec<Queued>, Vec<Queued>) =
+            self.waiting.drain(..).partition(|q| q.job.stop.borrow().is_some());
+        self.waiting = waiting.into();
+        for queued in stopped {
+            let stop = queued.job.stop.borrow().unwrap_or(Stop::Interrupt);
+            let _ = queued.job.done.send(AttemptEnd::stopped(stop));
         }
     }
 
@@ -384,6 +412,25 @@ async fn stopped(workers: &mut [Option<Worker>]) -> usize {
     futures_select_all(waits).await
 }
 
+/// Resolves once a job waiting for a process has a stop request. Takes copies of the
+/// receivers: a job (its `on_start` callback) cannot be shared across an await.
+async fn waiting_stopped(stops: Vec<watch::Receiver<Option<Stop>>>) {
+    let mut waits = Vec::new();
+    for mut stop in stops {
+        waits.push(Box::pin(async move {
+            // A dropped sender: nothing will ever stop it.
+            if stop.wait_for(|s| s.is_some()).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            0
+        }));
+    }
+    if waits.is_empty() {
+        return std::future::pending().await;
+    }
+    futures_select_all(waits).await;
+}
+
 /// The first of several futures to finish (a tiny select_all, to avoid a dependency).
 async fn futures_select_all<F: std::future::Future<Output = usize> + Unpin>(mut futures: Vec<F>) -> usize {
     std::future::poll_fn(move |cx| {
@@ -460,20 +507,15 @@ fn trim(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-async fn assign(w: &mut Worker, job: Job) {
+async fn assign(w: &mut Worker, queued: Queued) {
+    let Queued { job, deadline } = queued;
     let mut line = job.line;
     line.push(b'\n');
     let written = match w.stdin.as_mut() {
         Some(stdin) => stdin.write_all(&line).await.is_ok(),
         None => false,
     };
-    let flight = InFlight {
-        task: job.task,
-        started: Instant::now(),
-        deadline: tokio::time::Instant::now() + job.timeout,
-        stop: job.stop,
-        done: job.done,
-    };
+    let flight = InFlight { task: job.task, started: Instant::now(), deadline, stop: job.stop, done: job.done };
     if written {
         (job.on_start)(w.pid);
         w.in_flight.push_back(flight);

@@ -1,0 +1,92 @@
+//! Readiness counted, not rescanned. Each task keeps how many of its dependencies do
+//! not satisfy it yet and how many ended without a result for it; a task's change of
+//! [`Standing`] updates the counts of its dependents only. So a task's readiness is an
+//! O(1) question, and a whole run costs O(tasks + edges) however wide the graph: one
+//! task waiting for 50,000 others no longer rescans 50,000 dependencies at each of
+//! their transitions. The counts are part of the fold (kept by `set_state`), so a
+//! replayed log has the same counts as the live run.
+
+use super::RunState;
+use crate::core::task::TaskState;
+
+/// What a task is to the tasks that depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Not finished yet: its dependents wait.
+    Pending,
+    /// Completed, or skipped by its own fallback: its dependents may use it.
+    Satisfied,
+    /// Dead-lettered, cancelled or skipped: its dependents cannot run.
+    Failed,
+}
+
+/// Per-task counts over its dependencies, and each task's standing as counted.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Readiness {
+    /// Dependencies not [`Standing::Satisfied`].
+    unsatisfied: Vec<u32>,
+    /// Dependencies [`Standing::Failed`].
+    failed: Vec<u32>,
+    /// Each task's standing, as its dependents' counts have it.
+    standing: Vec<Standing>,
+}
+
+impl Readiness {
+    /// Every task pending: each waits for all its dependencies.
+    pub(super) fn new(dependencies: &[Vec<usize>]) -> Readiness {
+        Readiness {
+            unsatisfied: dependencies.iter().map(|d| u32::try_from(d.len()).unwrap_or(u32::MAX)).collect(),
+            failed: vec![0; dependencies.len()],
+            standing: vec![Standing::Pending; dependencies.len()],
+        }
+    }
+}
+
+impl RunState {
+    /// What task `i` is to its dependents, from its state.
+    pub fn standing(&self, i: usize) -> Standing {
+        match &self.tasks[i].state {
+            TaskState::Completed { .. } => Standing::Satisfied,
+            TaskState::Skipped { .. } if self.tasks[i].degraded => Standing::Satisfied,
+            TaskState::DeadLettered { .. } | TaskState::Cancelled { .. } | TaskState::Skipped { .. } => {
+                Standing::Failed
+            }
+            _ => Standing::Pending,
+        }
+    }
+
+    /// How many of task `i`'s dependencies do not satisfy it yet (0: it may run).
+    pub fn unsatisfied_dependencies(&self, i: usize) -> u32 {
+        self.readiness.unsatisfied[i]
+    }
+
+    /// How many of task `i`'s dependencies ended without a result for it.
+    pub fn failed_dependencies(&self, i: usize) -> u32 {
+        self.readiness.failed[i]
+    }
+
+    /// After task `i`'s state changed: if its standing changed, its dependents'
+    /// counts follow. Returns whether it changed (its dependents need settling).
+    pub(super) fn restand(&mut self, i: usize) -> bool {
+        let new = self.standing(i);
+        let old = std::mem::replace(&mut self.readiness.standing[i], new);
+        if old == new {
+            return false;
+        }
+        let r = &mut self.readiness;
+        for &d in &self.dependents[i] {
+            match old {
+                Standing::Satisfied => r.unsatisfied[d] += 1,
+                Standing::Failed => r.failed[d] = r.failed[d].saturating_sub(1),
+                Standing::Pending => {}
+            }
+            match new {
+                Standing::Satisfied => r.unsatisfied[d] = r.unsatisfied[d].saturating_sub(1),
+                Standing::Failed => r.failed[d] += 1,
+                Standing::Pending => {}
+            }
+        }
+        self.dependency_visits += self.dependents[i].len() as u64;
+        true
+    }
+}
