@@ -47,6 +47,8 @@ pub fn unusable(path: &Path) -> String {
 pub fn explain(error: JournalError) -> String {
     match &error {
         JournalError::Missing(path) if path.exists() => unusable(path),
+        // The journal names the line; these words also say what to do about it.
+        JournalError::Empty(path) | JournalError::NoRecord { path, .. } => unusable(path),
         _ => error.to_string(),
     }
 }
