@@ -277,7 +277,7 @@ impl Prepared {
         };
         let start = Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed };
         let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
-            let world = World { clock: Arc::new(SystemClock), runner: Arc::new(LocalRunner::new()) };
+            let world = World { clock: Arc::new(SystemClock), runner: Arc::new(LocalRunner::for_manager()) };
             let snapshot = state.clone();
             let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
             let engine_handle = engine.handle();

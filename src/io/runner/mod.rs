@@ -10,6 +10,7 @@
 //! - A remote runner over a broker (DESIGN §7) will be one more implementation.
 
 pub mod capture;
+pub mod orphans;
 pub mod persistent;
 pub mod spawn;
 
@@ -158,6 +159,17 @@ pub struct LocalRunner {
 impl LocalRunner {
     /// A runner with no persistent pool started yet.
     pub fn new() -> LocalRunner {
+        LocalRunner::default()
+    }
+
+    /// A runner for a manager process: it also becomes the child subreaper of its
+    /// workers' descendants and reaps the orphans it adopts ([`orphans`]). Only for a
+    /// process whose every child is started the way the runners start them (tests
+    /// that spawn their own helpers use [`LocalRunner::new`]). Needs a tokio runtime.
+    pub fn for_manager() -> LocalRunner {
+        if orphans::become_subreaper() {
+            tokio::spawn(orphans::reaper());
+        }
         LocalRunner::default()
     }
 

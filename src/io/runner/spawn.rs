@@ -1,6 +1,7 @@
 //! Running one attempt as a real process: its own process group, the task on stdin,
 //! bounded capture of stdout and stderr, an early stop that ends the whole group
-//! (SIGTERM, a grace period, then SIGKILL, grandchildren included), and spawn errors
+//! (SIGTERM, a grace period, then SIGKILL, grandchildren included, and on Linux the
+//! descendants that left the group too: see [`super::orphans`]), and spawn errors
 //! told apart so that permanent ones are not retried. Time limits are the engine's:
 //! it asks for the stop.
 
@@ -15,6 +16,7 @@ use tokio::process::Child;
 use tokio::sync::{broadcast, watch};
 
 use super::capture::Capture;
+use super::orphans;
 use super::{millis as ms, AttemptEnd, AttemptSpec, OutputChunk, Remains, Stop};
 use crate::core::decide::Outcome;
 use crate::core::protocol::{verdict, Verdict};
@@ -24,8 +26,9 @@ use crate::core::{FailureClass, SmallOutput};
 pub const STDOUT_TAIL: usize = 1 << 20;
 /// Bytes of stderr kept in memory per attempt (errors quote them).
 pub const STDERR_TAIL: usize = 64 << 10;
-/// How long to wait for output pipes to close after the process group is gone (a
-/// process that escaped the group with setsid could hold them forever).
+/// How long to wait for output pipes to close after the attempt's processes are gone
+/// (a descendant that escaped both the group and the tree, e.g. one that cleared its
+/// environment after its parent died, could hold them for ever).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Live-output tag for one stream of one attempt.
@@ -123,6 +126,8 @@ async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
 }
 
 /// Starts the process of an attempt: its own group, piped output, the task on stdin.
+/// Leading its own group in the manager's session is also how the orphan reaper
+/// tells it from an adopted orphan (`orphans`): keep it so.
 fn start(spec: &AttemptSpec) -> std::io::Result<Child> {
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
@@ -143,13 +148,18 @@ fn start(spec: &AttemptSpec) -> std::io::Result<Child> {
     cmd.spawn()
 }
 
-/// Ends a stopped attempt's group politely (SIGTERM, then SIGKILL after the grace).
-async fn end_group(child: &mut Child, pid: u32, grace: Duration) -> Option<std::process::ExitStatus> {
+/// Ends a stopped attempt politely (SIGTERM, then SIGKILL after the grace): its
+/// group, and the descendants that left the group (found while the leader still
+/// holds them as its tree).
+async fn end_group(child: &mut Child, pid: u32, marks: &[String], grace: Duration) -> Option<std::process::ExitStatus> {
+    let escaped = orphans::attempt_tree(pid, marks);
     signal_group(pid, Signal::SIGTERM);
+    orphans::signal_each(&escaped, Signal::SIGTERM);
     match tokio::time::timeout(grace, child.wait()).await {
         Ok(status) => status.ok(),
         Err(_) => {
             signal_group(pid, Signal::SIGKILL);
+            orphans::signal_each(&escaped, Signal::SIGKILL);
             child.wait().await.ok()
         }
     }
@@ -194,12 +204,14 @@ pub async fn run_attempt(
         readers.push(tokio::spawn(pump(r, err.clone(), live(true), on_output.clone())));
     }
 
+    let marks = orphans::attempt_marks(&spec.env);
     let (status, stopped) = tokio::select! {
         status = child.wait() => (status.map(Some), None),
-        stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, spec.kill_grace).await), Some(stop)),
+        stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, &marks, spec.kill_grace).await), Some(stop)),
     };
-    // The leader is gone; anything left in its group (background grandchildren) goes too.
-    signal_group(pid, Signal::SIGKILL);
+    // The leader is gone; anything left of the attempt (background grandchildren, in
+    // its group or escaped from it) goes too, so no pipe is held open past it.
+    orphans::end_leftovers(pid, &marks);
     let drain = async {
         for r in readers.iter_mut() {
             let _ = r.await;
