@@ -110,3 +110,26 @@ fn orphans_a_worker_leaves_after_a_normal_exit_are_ended_and_reaped() {
     assert!(done.is_some(), "task a never succeeded");
     assert_eq!(ended, [true, true], "grandchildren {pids:?} left behind (alive: {alive_now:?})");
 }
+
+#[test]
+fn a_script_whose_interpreter_is_missing_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let script = s.write("agent.sh", "#!/nonexistent/interp -x\necho '{}'\n");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let wf = format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\n[[pool]]\nname = \"p\"\ncommand = [{}]\n[[task]]\nid = \"a\"\n",
+        common::toml_string(&script.display().to_string())
+    );
+    let (code, doc, out) = s.run_json(&wf);
+    assert_ne!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let failed = read_events(&s.run_dir()).into_iter().find(|e| e["type"] == "attempt_failed").expect("a failure");
+    let error = failed["error"].as_str().unwrap();
+    assert_eq!(failed["class"], "spawn_permanent", "{failed}");
+    assert!(
+        error.contains("interpreter \"/nonexistent/interp\"") && error.contains("first line"),
+        "the error does not name the missing interpreter: {error}"
+    );
+    assert!(!error.contains("not found (not on PATH"), "{error}");
+    assert!(doc.is_object());
+}

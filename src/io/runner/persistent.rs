@@ -400,9 +400,18 @@ fn start_worker(spec: &WorkerSpec, slot: usize, lines: &mpsc::UnboundedSender<Li
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("pool {:?}: cannot start persistent worker {:?}: {e}", spec.pool, spec.argv[0]))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::ENOENT) => super::spawn::missing_interpreter(&spec.argv[0], spec.cwd.as_deref(), &spec.env),
+            _ => None,
+        };
+        format!(
+            "pool {:?}: cannot start persistent worker {:?}: {}",
+            spec.pool,
+            spec.argv[0],
+            why.unwrap_or(e.to_string())
+        )
+    })?;
     let pid = child.id().unwrap_or(0);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();

@@ -6,6 +6,7 @@
 //! it asks for the stop.
 
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -97,9 +98,10 @@ fn describe_spawn(err: &std::io::Error, spec: &AttemptSpec) -> String {
         Some(libc::ENOENT) if spec.cwd.as_ref().is_some_and(|c| !c.is_dir()) => {
             format!("working directory {cwd} does not exist")
         }
-        Some(libc::ENOENT) => {
-            format!("command {program:?} not found (not on PATH, or no such file)")
-        }
+        Some(libc::ENOENT) => match missing_interpreter(program, spec.cwd.as_deref(), &spec.env) {
+            Some(what) => what,
+            None => format!("command {program:?} not found (not on PATH, or no such file)"),
+        },
         Some(libc::EACCES) => format!("command {program:?} is not executable (permission denied)"),
         Some(libc::E2BIG) => format!("argument list too long for {program:?}"),
         Some(libc::ENOEXEC) => {
@@ -110,6 +112,52 @@ fn describe_spawn(err: &std::io::Error, spec: &AttemptSpec) -> String {
         _ => err.to_string(),
     };
     format!("pool {:?}: {what} [command {program:?}, cwd {cwd}]", spec.pool)
+}
+
+/// When exec said ENOENT for a program that does exist, the missing file is the
+/// interpreter its `#!` line names: says which (and spots a Windows line ending,
+/// whose CR becomes part of the interpreter's name). `None` when the program itself
+/// is missing or has no `#!` line.
+pub fn missing_interpreter(program: &str, cwd: Option<&Path>, env: &[(String, String)]) -> Option<String> {
+    let file = locate(program, cwd, env)?;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(&file).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).ok()?;
+    let first = head[..n].split(|&b| b == b'\n').next()?;
+    let rest = first.strip_prefix(b"#!")?;
+    let line = String::from_utf8_lossy(rest);
+    // The interpreter is the first word; a trailing CR stays in it, as the kernel reads it.
+    let interpreter = line.trim_start_matches([' ', '\t']).split([' ', '\t']).next().filter(|i| !i.is_empty())?;
+    if Path::new(interpreter).exists() {
+        return None;
+    }
+    let mut what = format!(
+        "{program:?} exists, but the interpreter {:?} named on its first line (#!) does not",
+        interpreter.trim_end_matches('\r')
+    );
+    if interpreter.ends_with('\r') {
+        what.push_str(" (the line ends with a Windows CR: convert the file to Unix line endings)");
+    }
+    Some(what)
+}
+
+/// The file exec would run for `program`: itself when it names a path, else the
+/// first match on PATH (the attempt's own PATH when it sets one).
+fn locate(program: &str, cwd: Option<&Path>, env: &[(String, String)]) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = Path::new(program);
+        let path = match cwd {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        };
+        return path.is_file().then_some(path);
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"))?;
+    std::env::split_paths(&path_var).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
 /// Waits for the engine's stop request. If the engine drops its sender nobody can stop
@@ -274,5 +322,40 @@ fn judge(
             };
             Outcome::Failure { class: FailureClass::Worker, error, exit_code, signal, duration_ms, output }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(dir: &Path, name: &str, text: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn a_missing_interpreter_is_named_and_a_windows_line_end_spotted() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = script(dir.path(), "bad", "#! /no/such/interp -e\nx\n");
+        let said = missing_interpreter(&bad, None, &[]).unwrap();
+        assert!(said.contains("interpreter \"/no/such/interp\" named on its first line"), "{said}");
+        let crlf = script(dir.path(), "crlf", "#!/bin/sh\r\necho\r\n");
+        let said = missing_interpreter(&crlf, None, &[]).unwrap();
+        assert!(said.contains("\"/bin/sh\"") && said.contains("Windows CR"), "{said}");
+        // Found through the attempt's own PATH, by a bare name.
+        let path = vec![("PATH".to_string(), dir.path().display().to_string())];
+        assert!(missing_interpreter("bad", None, &path).is_some());
+    }
+
+    #[test]
+    fn no_interpreter_blamed_when_the_program_is_missing_or_its_interpreter_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(missing_interpreter(&dir.path().join("nope").display().to_string(), None, &[]), None);
+        let fine = script(dir.path(), "fine", "#!/bin/sh\necho\n");
+        assert_eq!(missing_interpreter(&fine, None, &[]), None);
+        let plain = script(dir.path(), "plain", "echo\n");
+        assert_eq!(missing_interpreter(&plain, None, &[]), None);
     }
 }
