@@ -60,3 +60,8 @@ fn a_crashed_and_resumed_run_replays_to_the_same_document() {
 fn dead_letters_replays_and_breaker_trips_replay_to_the_same_document() {
     check("v1-dead-letters", "first-failure");
 }
+
+#[test]
+fn an_output_capture_failure_replays_to_the_same_document() {
+    check("v1-output-capture-failed", "a");
+}

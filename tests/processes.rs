@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{alive, finish_within, kill_pid, read_events, wait_for, KillOnPanic, Scratch};
+use common::{alive, finish_within, kill_pid, read_events, wait_for, KillOnPanic, OutputWithin, Scratch};
 use serde_json::Value;
 
 /// A pid a test's worker wrote to `path`, once it is there.
@@ -132,4 +132,45 @@ fn a_script_whose_interpreter_is_missing_says_so() {
     );
     assert!(!error.contains("not found (not on PATH"), "{error}");
     assert!(doc.is_object());
+}
+
+#[test]
+fn output_that_cannot_be_saved_is_an_event_and_a_visible_warning() {
+    let s = Scratch::new();
+    let go = s.path().join("go");
+    // Past the 4 KiB kept in the log, output goes to output/a.1.stdout: the test puts
+    // a folder in the way before the worker prints, so the file cannot be created.
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.01; done; head -c 20000 /dev/zero | tr '\\0' x; echo; echo '{{\"ok\":true}}'",
+        go.display()
+    );
+    let wf = s.write("workflow.toml", &format!("{}[[task]]\nid = \"a\"\n", common::sh_pool("w", &script, "")));
+    let manager = s
+        .pitboss()
+        .args(["run", "--headless", "--state-dir"])
+        .arg(s.run_dir())
+        .arg(&wf)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = KillOnPanic::new(&[manager.id()]);
+    let output = s.run_dir().join("output");
+    assert!(wait_for(common::deadline(), || output.is_dir()), "no output folder");
+    std::fs::create_dir(output.join("a.1.stdout")).unwrap();
+    std::fs::write(&go, "").unwrap();
+    let out = finish_within(manager, "pitboss run --headless");
+    drop(guard);
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{progress}");
+    let events = read_events(&s.run_dir());
+    let failed = events.iter().find(|e| e["type"] == "output_capture_failed");
+    let failed = failed.unwrap_or_else(|| panic!("no output_capture_failed event; the log: {events:?}"));
+    assert_eq!((&failed["task"], &failed["attempt"], &failed["stream"]), (&"a".into(), &1.into(), &"stdout".into()));
+    assert!(failed["error"].as_str().unwrap().contains("a.1.stdout"), "{failed}");
+    // Visible: the headless progress lines and `inspect TASK` say so.
+    assert!(progress.contains("a: warning: attempt 1's stdout is not being saved"), "{progress}");
+    let inspect = s.pitboss().arg("inspect").arg(s.run_dir()).arg("a").output_within("pitboss inspect");
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("output_capture_failed") && text.contains("stdout is not being saved"), "{text}");
 }

@@ -145,6 +145,7 @@ async fn report(mut feed: Feed, total: usize) {
                             | Event::TaskSkipped { .. }
                             | Event::TaskCancelled { .. }
                             | Event::RunInterrupted { .. }
+                            | Event::OutputCaptureFailed { .. }
                     );
                     if loud {
                         bar.println(format!("{} {line}", clock(record.ts)));

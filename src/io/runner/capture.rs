@@ -3,6 +3,9 @@
 //! attempts of a busy fleet print a line or two, and a file per attempt would cost
 //! more than the attempt). The file is capped at [`FILE_CAP`]; the in-memory tail at
 //! its own cap, so a worker that prints gigabytes costs the manager at most the tail.
+//! A file that cannot be created or written (a full disk, an unwritable folder) is
+//! not silent: the first error is kept for the runner to report
+//! ([`Capture::take_failure`]), and writing stops.
 
 use std::fs::File;
 use std::io::Write;
@@ -24,12 +27,27 @@ pub struct Capture {
     total: u64,
     written: u64,
     dropped: u64,
+    /// The first error creating or writing the file.
+    failure: Option<String>,
+    /// True once `failure` was handed out.
+    reported: bool,
 }
 
 impl Capture {
     /// A capture writing to `path` once it spills, keeping `tail_cap` bytes in memory.
     pub fn new(path: PathBuf, tail_cap: usize) -> Capture {
-        Capture { tail: Vec::new(), tail_cap, path, file: None, spilled: false, total: 0, written: 0, dropped: 0 }
+        Capture {
+            tail: Vec::new(),
+            tail_cap,
+            path,
+            file: None,
+            spilled: false,
+            total: 0,
+            written: 0,
+            dropped: 0,
+            failure: None,
+            reported: false,
+        }
     }
 
     /// Adds what one read returned.
@@ -39,7 +57,13 @@ impl Capture {
         if !self.spilled && self.total > SMALL_OUTPUT as u64 {
             // Everything so far is still in the tail: it starts the file.
             self.spilled = true;
-            self.file = private_file().create(true).append(true).open(&self.path).ok();
+            self.file = match private_file().create(true).append(true).open(&self.path) {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    self.fail(format!("cannot create {}: {e}", self.path.display()));
+                    None
+                }
+            };
             let head = std::mem::take(&mut self.tail);
             self.write_file(&head);
             self.tail = head;
@@ -61,11 +85,26 @@ impl Capture {
             return;
         }
         if let Some(f) = &mut self.file {
-            if f.write_all(&bytes[..keep]).is_err() {
+            if let Err(e) = f.write_all(&bytes[..keep]) {
                 self.file = None;
+                self.fail(format!("cannot write {}: {e}", self.path.display()));
             }
         }
         self.written += keep as u64;
+    }
+
+    fn fail(&mut self, error: String) {
+        self.failure.get_or_insert(error);
+    }
+
+    /// The error that stopped the file, once: a later call gives `None` (the stream
+    /// is reported once, however many writes it loses).
+    pub fn take_failure(&mut self) -> Option<String> {
+        if self.reported {
+            return None;
+        }
+        self.reported = self.failure.is_some();
+        self.failure.clone()
     }
 
     /// Ends the capture: returns the tail, and the whole output if it stayed small.
@@ -84,5 +123,27 @@ impl Capture {
         let tail = std::mem::take(&mut self.tail);
         let small = (!self.spilled && !tail.is_empty()).then(|| String::from_utf8_lossy(&tail).into_owned());
         (tail, small)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_cannot_be_created_is_reported_once_and_the_tail_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-folder").join("t.1.stdout");
+        let mut capture = Capture::new(path, 1 << 20);
+        capture.push(&[b'x'; 100]);
+        assert_eq!(capture.take_failure(), None, "nothing to write yet: the output is small");
+        capture.push(&vec![b'y'; SMALL_OUTPUT]);
+        let failure = capture.take_failure().expect("the spill failed");
+        assert!(failure.contains("cannot create") && failure.contains("t.1.stdout"), "{failure}");
+        capture.push(b"more");
+        assert_eq!(capture.take_failure(), None, "reported once");
+        let (tail, small) = capture.finish();
+        assert_eq!(tail.len(), 100 + SMALL_OUTPUT + 4);
+        assert_eq!(small, None);
     }
 }

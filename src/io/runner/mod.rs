@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::core::decide::Outcome;
+use crate::core::event::OutputStream;
 use crate::core::{FailureClass, SmallOutput};
 use persistent::{Job, PersistentPool, WorkerSpec};
 
@@ -136,7 +137,13 @@ pub struct AttemptJob {
     pub on_spawn: Box<dyn FnOnce(u32) + Send>,
     /// Called whenever the attempt prints something (the engine's stall watch).
     pub on_output: Arc<dyn Fn() + Send + Sync>,
+    /// Called (at most once per stream) when the attempt's output cannot be written
+    /// to its file: which stream, and the error with the file's path.
+    pub on_capture_failed: CaptureFailed,
 }
+
+/// The report of an output stream that could not be saved.
+pub type CaptureFailed = Arc<dyn Fn(OutputStream, String) + Send + Sync>;
 
 /// The future of one attempt.
 pub type AttemptFuture = Pin<Box<dyn Future<Output = AttemptEnd> + Send>>;
@@ -182,7 +189,8 @@ impl LocalRunner {
 impl Runner for LocalRunner {
     fn run(&self, job: AttemptJob) -> AttemptFuture {
         let Some(worker) = job.spec.persistent.clone() else {
-            return Box::pin(spawn::run_attempt(job.spec, job.stop, job.on_spawn, job.on_output));
+            let reports = spawn::Reports { on_output: job.on_output, on_capture_failed: job.on_capture_failed };
+            return Box::pin(spawn::run_attempt(job.spec, job.stop, job.on_spawn, reports));
         };
         let pool = self.pool(&worker);
         let mut line = job.spec.stdin.unwrap_or_default();

@@ -18,8 +18,9 @@ use tokio::sync::{broadcast, watch};
 
 use super::capture::Capture;
 use super::orphans;
-use super::{millis as ms, AttemptEnd, AttemptSpec, OutputChunk, Remains, Stop};
+use super::{millis as ms, AttemptEnd, AttemptSpec, CaptureFailed, OutputChunk, Remains, Stop};
 use crate::core::decide::Outcome;
+use crate::core::event::OutputStream;
 use crate::core::protocol::{verdict, Verdict};
 use crate::core::{FailureClass, SmallOutput};
 
@@ -41,11 +42,21 @@ struct LiveTag {
     stderr: bool,
 }
 
+/// What an attempt reports while it runs, besides its process id.
+#[derive(Clone)]
+pub struct Reports {
+    /// It printed something.
+    pub on_output: Arc<dyn Fn() + Send + Sync>,
+    /// One of its streams could not be saved (reported once per stream).
+    pub on_capture_failed: CaptureFailed,
+}
+
 async fn pump(
     mut reader: impl AsyncRead + Unpin,
     capture: Arc<Mutex<Capture>>,
     live: Option<LiveTag>,
-    on_output: Arc<dyn Fn() + Send + Sync>,
+    stream: OutputStream,
+    reports: Reports,
 ) {
     // read_buf fills spare capacity, so the buffer is never zeroed.
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -54,9 +65,13 @@ async fn pump(
         match reader.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                on_output();
-                if let Ok(mut c) = capture.lock() {
+                (reports.on_output)();
+                let failed = capture.lock().ok().and_then(|mut c| {
                     c.push(&buf);
+                    c.take_failure()
+                });
+                if let Some(error) = failed {
+                    (reports.on_capture_failed)(stream, error);
                 }
                 // Copy only when somebody watches; a flood is cut to its last 4 KiB
                 // per read, which is all a pane can show.
@@ -214,13 +229,13 @@ async fn end_group(child: &mut Child, pid: u32, marks: &[String], grace: Duratio
 }
 
 /// Runs one attempt to its end. `on_spawn(pid)` is called once the process exists;
-/// `on_output()` whenever it prints. The process group is gone when this returns,
+/// `reports` whenever it prints or a stream cannot be saved. The process group is gone when this returns,
 /// whatever happened.
 pub async fn run_attempt(
     mut spec: AttemptSpec,
     mut stop: watch::Receiver<Option<Stop>>,
     on_spawn: impl FnOnce(u32),
-    on_output: Arc<dyn Fn() + Send + Sync>,
+    reports: Reports,
 ) -> AttemptEnd {
     let started = Instant::now();
     let mut child = match start(&spec) {
@@ -246,10 +261,10 @@ pub async fn run_attempt(
     };
     let mut readers = Vec::new();
     if let Some(r) = child.stdout.take() {
-        readers.push(tokio::spawn(pump(r, out.clone(), live(false), on_output.clone())));
+        readers.push(tokio::spawn(pump(r, out.clone(), live(false), OutputStream::Stdout, reports.clone())));
     }
     if let Some(r) = child.stderr.take() {
-        readers.push(tokio::spawn(pump(r, err.clone(), live(true), on_output.clone())));
+        readers.push(tokio::spawn(pump(r, err.clone(), live(true), OutputStream::Stderr, reports.clone())));
     }
 
     let marks = orphans::attempt_marks(&spec.env);
