@@ -180,6 +180,20 @@ impl LocalRunner {
         LocalRunner::default()
     }
 
+    /// Ends every persistent pool cleanly and waits for their processes to be gone
+    /// (the end of a run: otherwise dropping the runtime would only SIGKILL them,
+    /// and the guardian would report them as leftovers). Attempts still sent to a
+    /// pool afterwards start it again.
+    pub async fn shutdown(&self) {
+        let pools: Vec<PersistentPool> = {
+            let mut pools = self.pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pools.drain().map(|(_, pool)| pool).collect()
+        };
+        for pool in pools {
+            pool.close().await;
+        }
+    }
+
     fn pool(&self, spec: &WorkerSpec) -> PersistentPool {
         let mut pools = self.pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         pools.entry(spec.pool.clone()).or_insert_with(|| PersistentPool::start(spec.clone())).clone()
