@@ -262,8 +262,12 @@ impl Engine {
             let input = match msg {
                 Msg::Input(input) => input,
                 Msg::Note(event) => {
-                    self.state.apply(&event, now)?;
-                    events.push(event);
+                    // A note that does not fit (it cannot, coming from a running
+                    // attempt) is not worth stopping the run for.
+                    match self.state.apply(&event, now) {
+                        Ok(()) => events.push(event),
+                        Err(e) => tracing::warn!("note not recorded: {e}"),
+                    }
                     continue;
                 }
                 // A stop that arrived within a batch: handled as the batch's interrupt.
