@@ -24,11 +24,16 @@ fn exists(pid: i32) -> bool {
 /// test creates `release`, so the manager is still alive while the test looks at what
 /// the first task left behind.
 fn held_workflow(s: &Scratch, task_extra: &str, script: &str) -> (PathBuf, PathBuf) {
+    held_workflow_on(s, "", task_extra, script)
+}
+
+/// [`held_workflow`] with `pool_extra` added to the first pool.
+fn held_workflow_on(s: &Scratch, pool_extra: &str, task_extra: &str, script: &str) -> (PathBuf, PathBuf) {
     let release = s.path().join("release");
     let hold = format!("while [ ! -e {} ]; do sleep 0.02; done; echo '{{}}'", release.display());
     let wf = format!(
         "[defaults]\nretry = {{ max_attempts = 1 }}\n{}{}[[task]]\nid = \"a\"\npool = \"w\"\n{task_extra}\n[[task]]\nid = \"hold\"\npool = \"hold\"\n",
-        common::sh_pool("w", script, ""),
+        common::sh_pool("w", script, pool_extra),
         common::sh_pool("hold", &hold, ""),
     );
     (s.write("workflow.toml", &wf), release)
@@ -77,6 +82,30 @@ fn a_timed_out_worker_takes_its_escaped_session_with_it() {
     let ms = failed["duration_ms"].as_u64().unwrap();
     assert!(ms < 1500, "the timed-out attempt took {ms} ms to end (waited for an escaped pipe?)");
     assert!(out.status.code().is_some());
+}
+
+#[test]
+fn a_timed_out_persistent_worker_takes_its_escaped_session_with_it() {
+    let s = Scratch::new();
+    let pidfile = s.path().join("escaped.pid");
+    let script = format!("setsid sh -c 'echo $$ > {}; exec sleep 1000' & sleep 1000", pidfile.display());
+    let (wf, release) = held_workflow_on(&s, "mode = \"persistent\"", "timeout = \"300ms\"", &script);
+    let manager = s.spawn_run(&wf);
+    let guard = KillOnPanic::new(&[manager.id()]);
+    let mut escaped = None;
+    wait_for(common::deadline(), || {
+        escaped = pid_in(&pidfile);
+        escaped.is_some()
+    });
+    let escaped = escaped.expect("the worker's grandchild recorded its pid");
+    let failed = wait_event(&s, "attempt_failed").expect("the attempt was recorded as failed");
+    let gone = wait_for(Duration::from_secs(5), || !exists(escaped));
+    std::fs::write(&release, "").unwrap();
+    let _ = finish_within(manager, "pitboss run");
+    kill_pid(escaped);
+    drop(guard);
+    assert_eq!(failed["class"], "timeout", "{failed}");
+    assert!(gone, "the escaped grandchild {escaped} of a persistent worker outlived its timed-out task");
 }
 
 #[test]

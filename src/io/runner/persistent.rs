@@ -35,6 +35,7 @@ use tokio::process::{Child, ChildStdin};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::orphans;
 use super::spawn::signal_group;
 use super::{millis, AttemptEnd, Stop};
 use crate::core::decide::Outcome;
@@ -640,12 +641,15 @@ const STDERR_DRAIN: Duration = Duration::from_millis(500);
 /// period to exit by itself, then signals) when it is being recycled, has exited or
 /// the run ended; at once with SIGTERM, grace, SIGKILL when it may be stuck.
 async fn end(mut w: Worker, spec: &WorkerSpec, why: &str, polite: bool) -> String {
+    // Its descendants that left its group, found while it still holds them.
+    let escaped = orphans::attempt_tree(w.pid, &[]);
     drop(w.stdin.take());
     let exited_by_itself = if polite { tokio::time::timeout(spec.kill_grace, w.child.wait()).await.ok() } else { None };
     let status = match exited_by_itself {
         Some(status) => status.ok(),
         None => {
             signal_group(w.pid, Signal::SIGTERM);
+            orphans::signal_each(&escaped, Signal::SIGTERM);
             match tokio::time::timeout(spec.kill_grace, w.child.wait()).await {
                 Ok(status) => status.ok(),
                 Err(_) => {
@@ -655,8 +659,10 @@ async fn end(mut w: Worker, spec: &WorkerSpec, why: &str, polite: bool) -> Strin
             }
         }
     };
-    // Anything left in its group goes too; after that the pid is not ours to signal.
+    // Anything left in its group or its tree goes too; after that the pid is not ours
+    // to signal.
     signal_group(w.pid, Signal::SIGKILL);
+    orphans::signal_each(&escaped, Signal::SIGKILL);
     w.reaped = true;
     if let Some(done) = w.stderr_done.take().filter(|_| !w.in_flight.is_empty()) {
         let _ = tokio::time::timeout(STDERR_DRAIN, done).await;
