@@ -89,8 +89,14 @@ pub async fn reaper() {
     reap_adopted();
     while sigchld.recv().await.is_some() {
         reap_adopted();
+        // Every worker's exit is a SIGCHLD: one pass per tick is enough (signals
+        // that arrive meanwhile wake the next one), and a zombie waits at most that.
+        tokio::time::sleep(REAP_TICK).await;
     }
 }
+
+/// The shortest time between two passes of the reaper.
+const REAP_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -102,7 +108,6 @@ mod linux {
         pub pid: u32,
         pub ppid: u32,
         pub pgid: u32,
-        pub sid: u32,
         pub zombie: bool,
     }
 
@@ -113,8 +118,8 @@ mod linux {
         let mut fields = text[text.rfind(')')? + 1..].split_whitespace();
         let state = fields.next()?;
         let mut num = || fields.next()?.parse::<u32>().ok();
-        let (ppid, pgid, sid) = (num()?, num()?, num()?);
-        Some(Stat { pid, ppid, pgid, sid, zombie: state == "Z" })
+        let (ppid, pgid) = (num()?, num()?);
+        Some(Stat { pid, ppid, pgid, zombie: state == "Z" })
     }
 
     pub(super) fn become_subreaper() -> bool {
@@ -129,51 +134,52 @@ mod linux {
         entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(stat).collect()
     }
 
-    /// The manager's children, from the per-thread `children` files (an orphan is
-    /// re-parented to one of its threads); a ppid scan where those files are missing.
-    fn my_children() -> Vec<Stat> {
+    /// Pids of the manager's main thread's children: its workers (spawned from the
+    /// runtime on that thread) and every orphan it adopted (the kernel re-parents to
+    /// the subreaper's first live thread, the main one). One small file, read at
+    /// every attempt's end; a ppid scan of /proc where the kernel lacks the file.
+    fn my_children() -> Vec<u32> {
         let me = std::process::id();
-        let mut pids = Vec::new();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
-        for task in tasks.flatten() {
-            match std::fs::read_to_string(task.path().join("children")) {
-                Ok(text) => pids.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok())),
-                // A thread that just ended has no file any more.
-                Err(e) if task.path().exists() && e.kind() == std::io::ErrorKind::NotFound => {
-                    return table().into_iter().filter(|s| s.ppid == me).collect();
-                }
-                Err(_) => {}
-            }
+        match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
+            Ok(text) => text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).collect(),
+            Err(_) => table().into_iter().filter(|s| s.ppid == me).map(|s| s.pid).collect(),
         }
-        pids.into_iter().filter_map(stat).filter(|s| s.ppid == me).collect()
     }
 
-    /// True when `child` (a child of the manager) cannot be one the manager started:
-    /// those lead their own process group in the manager's session.
-    fn adopted(child: &Stat, my_sid: u32) -> bool {
-        child.pgid != child.pid || child.sid != my_sid
-    }
-
-    fn my_sid() -> u32 {
-        nix::unistd::getsid(None).map(|p| p.as_raw() as u32).unwrap_or(0)
+    /// The manager's children it did not start: every process it starts leads its
+    /// own process group in the manager's session, so a child that is not a group
+    /// leader, or is in another session, was adopted. Two syscalls per child, no
+    /// file: this runs at every attempt's end.
+    fn adopted_children() -> Vec<u32> {
+        use nix::unistd::{getpgid, getsid, Pid};
+        let Ok(my_sid) = getsid(None) else { return Vec::new() };
+        my_children()
+            .into_iter()
+            .filter(|&pid| {
+                let p = Pid::from_raw(pid as i32);
+                match (getpgid(Some(p)), getsid(Some(p))) {
+                    (Ok(pgid), Ok(sid)) => pgid != p || sid != my_sid,
+                    _ => false, // gone meanwhile
+                }
+            })
+            .collect()
     }
 
     pub(super) fn adopted_child_alive() -> bool {
-        let sid = my_sid();
-        my_children().iter().any(|c| !c.zombie && adopted(c, sid))
+        adopted_children().into_iter().any(|pid| stat(pid).is_some_and(|s| !s.zombie))
     }
 
     pub(super) fn reap_adopted() -> usize {
-        let sid = my_sid();
         let mut reaped = 0;
-        for child in my_children().into_iter().filter(|c| c.zombie && adopted(c, sid)) {
+        for pid in adopted_children() {
             // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // By pid, and only this adopted one: tokio's own children keep their status.
-            // SAFETY: plain syscall on a pid that is our child.
-            let rc =
-                unsafe { libc::waitid(libc::P_PID, child.pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) };
-            if rc == 0 {
+            // By pid, and only this adopted one: tokio's own children keep their
+            // statuses. WNOHANG: a live one is left (si_pid stays 0).
+            // SAFETY: plain syscall with a valid out-parameter.
+            let rc = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) };
+            // SAFETY: si_pid is set by waitid when it returns 0 (0 if nothing exited).
+            if rc == 0 && unsafe { info.si_pid() } != 0 {
                 reaped += 1;
             }
         }
