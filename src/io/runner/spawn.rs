@@ -129,21 +129,23 @@ fn describe_spawn(err: &std::io::Error, spec: &AttemptSpec) -> String {
     format!("pool {:?}: {what} [command {program:?}, cwd {cwd}]", spec.pool)
 }
 
-/// When exec said ENOENT for a program that does exist, the missing file is the
-/// interpreter its `#!` line names: says which (and spots a Windows line ending,
-/// whose CR becomes part of the interpreter's name). `None` when the program itself
-/// is missing or has no `#!` line.
+/// When exec said ENOENT for a program that does exist, the missing file is one it
+/// needs to run: usually the interpreter its `#!` line names, which this names (and
+/// spots a Windows line ending, whose CR becomes part of the interpreter's name).
+/// `None` when the program itself is missing.
 pub fn missing_interpreter(program: &str, cwd: Option<&Path>, env: &[(String, String)]) -> Option<String> {
     let file = locate(program, cwd, env)?;
     let mut head = [0u8; 256];
-    let n = std::fs::File::open(&file).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).ok()?;
-    let first = head[..n].split(|&b| b == b'\n').next()?;
-    let rest = first.strip_prefix(b"#!")?;
-    let line = String::from_utf8_lossy(rest);
+    let n = std::fs::File::open(&file).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+    let line = head[..n].split(|&b| b == b'\n').next().and_then(|first| first.strip_prefix(b"#!"));
+    let line = line.map(String::from_utf8_lossy).unwrap_or_default();
     // The interpreter is the first word; a trailing CR stays in it, as the kernel reads it.
-    let interpreter = line.trim_start_matches([' ', '\t']).split([' ', '\t']).next().filter(|i| !i.is_empty())?;
-    if Path::new(interpreter).exists() {
-        return None;
+    let interpreter = line.trim_start_matches([' ', '\t']).split([' ', '\t']).next().unwrap_or_default();
+    if interpreter.is_empty() || Path::new(interpreter).exists() {
+        return Some(format!(
+            "{program:?} exists, but a file it needs to run is missing (a binary's dynamic loader, or its \
+             interpreter's own interpreter)"
+        ));
     }
     let mut what = format!(
         "{program:?} exists, but the interpreter {:?} named on its first line (#!) does not",
@@ -369,8 +371,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(missing_interpreter(&dir.path().join("nope").display().to_string(), None, &[]), None);
         let fine = script(dir.path(), "fine", "#!/bin/sh\necho\n");
-        assert_eq!(missing_interpreter(&fine, None, &[]), None);
+        assert!(missing_interpreter(&fine, None, &[]).is_some_and(|m| !m.contains("/bin/sh")));
+        // A program that exists is never "not found": what it needs is.
         let plain = script(dir.path(), "plain", "echo\n");
-        assert_eq!(missing_interpreter(&plain, None, &[]), None);
+        assert!(missing_interpreter(&plain, None, &[]).is_some_and(|m| m.contains("dynamic loader")));
     }
 }
