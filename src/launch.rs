@@ -283,8 +283,8 @@ impl Prepared {
         }
         let start = Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed };
         let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
-            let runner = LocalRunner::for_run(run_env);
-            let world = World { clock: Arc::new(SystemClock), runner: Arc::new(runner) };
+            let runner = Arc::new(LocalRunner::for_manager(run_env));
+            let world = World { clock: Arc::new(SystemClock), runner: runner.clone() };
             let snapshot = state.clone();
             let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
             let engine_handle = engine.handle();
@@ -296,7 +296,10 @@ impl Prepared {
             // A front end returns once the run has stopped, or when it failed: then the
             // run is stopped cleanly before we go (a stop after the end is ignored).
             engine_handle.stop("the control panel closed");
-            let engine_result = engine_task.await.map_err(|e| LaunchError::FrontEnd(format!("engine task: {e}")))?;
+            let engine_result = engine_task.await.map_err(|e| LaunchError::FrontEnd(format!("engine task: {e}")));
+            // Persistent workers end cleanly and are waited for, before the runtime goes.
+            runner.shutdown().await;
+            let engine_result = engine_result?;
             let (state, ending) = engine_result?;
             front_result.map_err(LaunchError::FrontEnd)?;
             Ok((state, ending))

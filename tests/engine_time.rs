@@ -59,7 +59,7 @@ impl Runner for Scripted {
         let steps = self.scripts.get(&job.spec.task).cloned().unwrap_or(vec![Step::Succeed]);
         let stops = self.stops.clone();
         Box::pin(async move {
-            let AttemptJob { spec, mut stop, on_spawn, on_output } = job;
+            let AttemptJob { spec, mut stop, on_spawn, on_output, .. } = job;
             on_spawn(4242);
             let script = async {
                 for step in steps {

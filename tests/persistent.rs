@@ -149,3 +149,59 @@ fn sigint_ends_persistent_workers_and_the_run_resumes() {
     let events = read_events(&s.run_dir());
     assert!(events.iter().any(|e| e["type"] == "attempt_interrupted"), "the attempt in flight was handed back");
 }
+
+#[test]
+fn a_persistent_pool_ends_its_workers_cleanly_at_the_end_of_a_run() {
+    // Like a real agent, each worker takes a moment to shut down once its stdin
+    // closes, and SIGTERM does not hurry it: a manager that does not wait for its
+    // workers leaves them for the guardian to kill ("ended N leftover worker process").
+    let s = Scratch::new();
+    let script = format!("trap '' TERM; {}; sleep 0.3", loop_script(&s, ""));
+    let mut wf = format!(
+        "[[pool]]\nname = \"p\"\nmode = \"persistent\"\ncommand = [\"sh\", \"-c\", {}]\nconcurrency = 4\n",
+        common::toml_string(&script)
+    );
+    for i in 0..200 {
+        wf += &format!("[[task]]\nid = \"t{i:04}\"\n");
+    }
+    let (code, doc, out) = s.run_json(&wf);
+    let left: Vec<i32> = starts(&s).into_iter().filter(|&p| alive(p)).collect();
+    left.iter().for_each(|&p| common::kill_pid(p));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["counts"]["completed"], 200);
+    assert!(!stderr.contains("leftover"), "the guardian found workers the manager left: {stderr}");
+    let log = std::fs::read_to_string(s.path().join("home/logs/pitboss.log")).unwrap_or_default();
+    assert!(!log.contains("leftover"), "{log}");
+    // Ended by the manager, which waited for them: gone once it returned.
+    assert!(left.is_empty(), "workers {left:?} outlived the manager");
+}
+
+#[test]
+fn a_persistent_workers_stderr_is_shown_with_the_attempts_it_served() {
+    let s = Scratch::new();
+    // Each task logs a line on stderr before its reply; t0002 is answered with a failure.
+    let extra = "printf 'log line %s for task %s\\n' $n \"$line\" | cut -c1-40 >&2; \
+                 case \"$line\" in *t0002*) printf '{\"status\":\"failed\",\"error\":\"nope\"}\\n'; continue;; esac;";
+    let wf = workflow(&s, 3, "", extra).replace("max_attempts = 3", "max_attempts = 1");
+    let (code, _doc, out) = s.run_json(&wf);
+    assert_eq!(code, 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let history = |task: &str| {
+        let out = s.pitboss().arg("inspect").arg(s.run_dir()).arg(task).arg("--json").output_within("inspect");
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
+        doc["history"].as_array().cloned().unwrap_or_default()
+    };
+    let ended = |task: &str, kind: &str| {
+        let found = history(task).into_iter().find(|r| r["event"]["type"] == kind);
+        found.unwrap_or_else(|| panic!("no {kind} for {task}"))["event"].clone()
+    };
+    let ok = ended("t0001", "attempt_succeeded");
+    let said = ok["output"]["stderr"].as_str().unwrap_or_else(|| panic!("no stderr kept with {ok}"));
+    assert!(said.contains("log line 2 for task"), "{said}");
+    assert!(!said.contains("log line 1 "), "another task's line shown with t0001: {said}");
+    let failed = ended("t0002", "attempt_failed");
+    assert!(failed["output"]["stderr"].as_str().is_some_and(|e| e.contains("log line 3 for task")), "{failed}");
+    let text = s.pitboss().arg("inspect").arg(s.run_dir()).arg("t0001").output_within("inspect");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("stderr (last lines, from the log)") && text.contains("log line 2"), "{text}");
+}

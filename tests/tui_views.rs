@@ -507,3 +507,24 @@ fn filter_words_match_state_pool_and_error_text() {
     assert_eq!(ids("problems"), ["draft-b", "lint"]);
     assert_eq!(ids("draft state:running"), ["draft-a", "draft-c"]);
 }
+
+#[test]
+fn task_detail_warns_of_output_that_was_not_saved() {
+    let mut s = Script::new();
+    s.now += 100;
+    let event = Event::OutputCaptureFailed {
+        task: "plan".into(),
+        attempt: 1,
+        stream: pitboss::core::event::OutputStream::Stdout,
+        error: "cannot write output/plan.1.stdout: No space left on device (os error 28)".into(),
+    };
+    s.state.apply(&event, s.now).unwrap();
+    s.records.push(Record { seq: s.records.len() as u64 + 1, ts: s.now, event });
+    s.succeed("plan", 1);
+    let fleet = s.fleet();
+    let mut vs = ViewState::default();
+    pitboss::tui::screens::detail::open(&mut vs, "plan".into());
+    let screen = render(&fleet, &vs, 160, 24);
+    assert!(screen.contains("warning: output not saved (attempt 1 stdout)"), "{screen}");
+    assert!(screen.contains("plan: warning: attempt 1's stdout is not being saved"), "{screen}");
+}

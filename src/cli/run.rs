@@ -178,6 +178,7 @@ async fn report(mut feed: Feed, state: RunState) {
                             | Event::TaskSkipped { .. }
                             | Event::TaskCancelled { .. }
                             | Event::RunInterrupted { .. }
+                            | Event::OutputCaptureFailed { .. }
                     );
                     if loud {
                         bar.println(format!("{} {line}", clock(record.ts)));

@@ -57,6 +57,26 @@ impl SmallOutput {
     }
 }
 
+/// One of an attempt's two output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    /// The worker's stdout.
+    Stdout,
+    /// The worker's stderr.
+    Stderr,
+}
+
+impl OutputStream {
+    /// "stdout" or "stderr", as in file names and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
 /// What follows a failed attempt; decided when the failure is recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "then", rename_all = "snake_case")]
@@ -224,6 +244,19 @@ pub enum Event {
         /// How long it had been quiet.
         quiet_ms: u64,
     },
+    /// An attempt's output could not be written to its file in the run folder (a
+    /// full disk, a folder made unwritable): the output past the part kept in the log
+    /// is lost. A warning on the attempt; it runs on.
+    OutputCaptureFailed {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Which stream.
+        stream: OutputStream,
+        /// The OS error, with the file it was about.
+        error: String,
+    },
     /// A stalled attempt printed again.
     AttemptActive {
         /// Task id.
@@ -324,6 +357,7 @@ impl Event {
             | Event::FallbackUsed { task, .. }
             | Event::AttemptStalled { task, .. }
             | Event::AttemptActive { task, .. }
+            | Event::OutputCaptureFailed { task, .. }
             | Event::PayloadEdited { task, .. } => Some(task),
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
@@ -359,6 +393,7 @@ impl Event {
             Event::AttemptStalled { .. } => "attempt_stalled",
             Event::PayloadEdited { .. } => "payload_edited",
             Event::AttemptActive { .. } => "attempt_active",
+            Event::OutputCaptureFailed { .. } => "output_capture_failed",
             Event::BreakerOpened { .. } => "breaker_opened",
             Event::BreakerHalfOpened { .. } => "breaker_half_opened",
             Event::BreakerClosed { .. } => "breaker_closed",

@@ -85,6 +85,10 @@ pub fn describe(e: &Event) -> Option<String> {
             format!("{task}: attempt {attempt} stalled? no output for {}", human_ms(*quiet_ms))
         }
         Event::AttemptActive { task, attempt } => format!("{task}: attempt {attempt} is printing again"),
+        Event::OutputCaptureFailed { task, attempt, stream, error } => format!(
+            "{task}: warning: attempt {attempt}'s {} is not being saved ({error}); output past what the log keeps is lost",
+            stream.as_str()
+        ),
         Event::BreakerOpened { pool, until_ms: Some(until), reason } => {
             format!("pool {pool}: breaker open ({reason}); probes from {}", clock(*until))
         }

@@ -102,6 +102,9 @@ enum Msg {
     RunnerDone { task: String, attempt: u32, input: Input },
     /// Stop the run (an operator quit, a front end ending); the reason is recorded.
     Stop(String),
+    /// A note from a running attempt that decides nothing (an output stream that
+    /// cannot be saved): recorded and folded as it is.
+    Note(Event),
 }
 
 /// A handle for sending commands to a running engine and watching its events.
@@ -270,6 +273,15 @@ impl Engine {
         for (msg, jitter) in batch.into_iter().zip(draws) {
             let input = match msg {
                 Msg::Input(input) => input,
+                Msg::Note(event) => {
+                    // A note that does not fit (it cannot, coming from a running
+                    // attempt) is not worth stopping the run for.
+                    match self.state.apply(&event, now) {
+                        Ok(()) => events.push(event),
+                        Err(e) => tracing::warn!("note not recorded: {e}"),
+                    }
+                    continue;
+                }
                 // A stop that arrived within a batch: handled as the batch's interrupt.
                 Msg::Stop(reason) => Input::Interrupt { reason },
                 Msg::RunnerDone { task, attempt, input } => {
@@ -364,6 +376,7 @@ impl Engine {
                 Ok((spec, limits)) => {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
                     let (stall_tx, stall_task) = (tx.clone(), task.clone());
+                    let (note_tx, note_task) = (tx.clone(), task.clone());
                     let reports = Reports {
                         on_spawn: Box::new(move |pid| {
                             let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
@@ -371,6 +384,11 @@ impl Engine {
                         on_stall: Box::new(move |quiet_ms| {
                             let task = stall_task.clone();
                             let _ = stall_tx.send(Msg::Input(Input::Stall { task, attempt, quiet_ms }));
+                        }),
+                        on_capture_failed: Arc::new(move |stream, error| {
+                            let task = note_task.clone();
+                            let _ =
+                                note_tx.send(Msg::Note(Event::OutputCaptureFailed { task, attempt, stream, error }));
                         }),
                     };
                     supervise(runner, clock, spec, limits, stop_rx, reports).await

@@ -22,7 +22,7 @@ use crate::core::decide::Outcome;
 use crate::core::text::human_ms;
 use crate::core::FailureClass;
 use crate::io::clock::Clock;
-use crate::io::runner::{millis, AttemptEnd, AttemptJob, AttemptSpec, Runner, Stop};
+use crate::io::runner::{millis, AttemptEnd, AttemptJob, AttemptSpec, CaptureFailed, Runner, Stop};
 
 /// How often a stalled attempt is looked at again, to see whether it printed.
 const STALL_RECHECK_MS: u64 = 1_000;
@@ -44,6 +44,8 @@ pub struct Reports {
     pub on_spawn: Box<dyn FnOnce(u32) + Send>,
     /// The attempt went quiet (`Some(quiet ms)`) or printed again (`None`).
     pub on_stall: Box<dyn Fn(Option<u64>) + Send + Sync>,
+    /// One of its output streams could not be saved.
+    pub on_capture_failed: CaptureFailed,
 }
 
 /// Runs one attempt on `runner` to its end, under `limits`. `stop` carries the
@@ -76,7 +78,9 @@ pub async fn supervise(
         })
     };
     let (ask, asked_rx) = watch::channel(None);
-    let mut work = runner.run(AttemptJob { spec, stop: asked_rx, on_spawn, on_output });
+    let job =
+        AttemptJob { spec, stop: asked_rx, on_spawn, on_output, on_capture_failed: reports.on_capture_failed.clone() };
+    let mut work = runner.run(job);
     let deadline = started.saturating_add(millis(limits.timeout));
     let stall = StallWatch { clock: clock.as_ref(), origin, last_output: &last_output, limits };
     let mut asked: Option<(Stop, u64)> = None;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::breaker::Circuit;
-use super::event::{AfterFailure, Event, FailureClass};
+use super::event::{AfterFailure, Event, FailureClass, OutputStream};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, Workflow};
 
@@ -48,6 +48,9 @@ pub struct Task {
     pub payload: Option<Value>,
     /// The pool a `fallback = { pool }` sent the task to.
     pub pool_override: Option<usize>,
+    /// Output that could not be saved: (attempt, stream) of each
+    /// `output_capture_failed`, at most one per stream of an attempt.
+    pub capture_failures: Vec<(u32, OutputStream)>,
     /// Position in the ready queue while queued.
     queue_ticket: Option<u64>,
 }
@@ -167,6 +170,7 @@ impl RunState {
             degraded: false,
             payload: None,
             pool_override: None,
+            capture_failures: Vec::new(),
             queue_ticket: None,
         };
         let mut counts = [0; 9];
@@ -352,6 +356,9 @@ impl RunState {
             Event::AttemptInterrupted { task, attempt, .. } => self.interrupt_attempt(kind, task, *attempt)?,
             Event::AttemptStalled { task, attempt, .. } => self.set_stalled(kind, task, *attempt, true)?,
             Event::AttemptActive { task, attempt } => self.set_stalled(kind, task, *attempt, false)?,
+            Event::OutputCaptureFailed { task, attempt, stream, .. } => {
+                self.capture_failed(kind, task, *attempt, *stream)?
+            }
             // Pools and their breakers.
             Event::PoolPaused { pool } => self.pool_mut(pool)?.paused = true,
             Event::PoolResumed { pool } => self.pool_mut(pool)?.paused = false,
@@ -476,6 +483,26 @@ impl RunState {
             _ => return Err(self.illegal(kind, i)),
         }
         self.tasks[i].deferrals = 0;
+        Ok(())
+    }
+
+    /// `output_capture_failed`: a note on an attempt that was started (it changes no
+    /// state; the warning is kept with the task).
+    fn capture_failed(
+        &mut self,
+        kind: &'static str,
+        id: &str,
+        attempt: u32,
+        stream: OutputStream,
+    ) -> Result<(), ApplyError> {
+        let i = self.lookup(id)?;
+        if attempt == 0 || attempt > self.tasks[i].attempts {
+            return Err(self.illegal(kind, i));
+        }
+        let failures = &mut self.tasks[i].capture_failures;
+        if !failures.contains(&(attempt, stream)) {
+            failures.push((attempt, stream));
+        }
         Ok(())
     }
 

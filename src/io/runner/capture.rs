@@ -5,6 +5,9 @@
 //! its own cap, so a worker that prints gigabytes costs the manager at most the tail.
 //! With [`Capture::redacting`], secret values are replaced as the output is read, so
 //! neither the tail, the file nor the live panes ever hold them (DESIGN §14).
+//! A file that cannot be created or written (a full disk, an unwritable folder) is
+//! not silent: the first error is kept for the runner to report
+//! ([`Capture::take_failure`]), and writing stops.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -31,6 +34,10 @@ pub struct Capture {
     dropped: u64,
     /// Replaces secrets before anything is kept (see [`Capture::redacting`]).
     redact: Option<RedactStream>,
+    /// The first error creating or writing the file.
+    failure: Option<String>,
+    /// True once `failure` was handed out.
+    reported: bool,
 }
 
 impl Capture {
@@ -46,6 +53,8 @@ impl Capture {
             written: 0,
             dropped: 0,
             redact: None,
+            failure: None,
+            reported: false,
         }
     }
 
@@ -76,7 +85,13 @@ impl Capture {
         if !self.spilled && self.total > SMALL_OUTPUT as u64 {
             // Everything so far is still in the tail: it starts the file.
             self.spilled = true;
-            self.file = private_file().create(true).append(true).open(&self.path).ok();
+            self.file = match private_file().create(true).append(true).open(&self.path) {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    self.fail(format!("cannot create {}: {e}", self.path.display()));
+                    None
+                }
+            };
             let head = std::mem::take(&mut self.tail);
             self.write_file(&head);
             self.tail = head;
@@ -98,11 +113,26 @@ impl Capture {
             return;
         }
         if let Some(f) = &mut self.file {
-            if f.write_all(&bytes[..keep]).is_err() {
+            if let Err(e) = f.write_all(&bytes[..keep]) {
                 self.file = None;
+                self.fail(format!("cannot write {}: {e}", self.path.display()));
             }
         }
         self.written += keep as u64;
+    }
+
+    fn fail(&mut self, error: String) {
+        self.failure.get_or_insert(error);
+    }
+
+    /// The error that stopped the file, once: a later call gives `None` (the stream
+    /// is reported once, however many writes it loses).
+    pub fn take_failure(&mut self) -> Option<String> {
+        if self.reported {
+            return None;
+        }
+        self.reported = self.failure.is_some();
+        self.failure.clone()
     }
 
     /// Ends the capture: returns the tail, and the whole output if it stayed small.
@@ -125,5 +155,27 @@ impl Capture {
         let tail = std::mem::take(&mut self.tail);
         let small = (!self.spilled && !tail.is_empty()).then(|| String::from_utf8_lossy(&tail).into_owned());
         (tail, small)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_cannot_be_created_is_reported_once_and_the_tail_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-folder").join("t.1.stdout");
+        let mut capture = Capture::new(path, 1 << 20);
+        capture.push(&[b'x'; 100]);
+        assert_eq!(capture.take_failure(), None, "nothing to write yet: the output is small");
+        capture.push(&vec![b'y'; SMALL_OUTPUT]);
+        let failure = capture.take_failure().expect("the spill failed");
+        assert!(failure.contains("cannot create") && failure.contains("t.1.stdout"), "{failure}");
+        capture.push(b"more");
+        assert_eq!(capture.take_failure(), None, "reported once");
+        let (tail, small) = capture.finish();
+        assert_eq!(tail.len(), 100 + SMALL_OUTPUT + 4);
+        assert_eq!(small, None);
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod capture;
 pub mod env;
+pub mod orphans;
 pub mod persistent;
 pub mod spawn;
 
@@ -24,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::core::decide::Outcome;
+use crate::core::event::OutputStream;
 use crate::core::{FailureClass, SmallOutput};
 use env::RunEnv;
 use persistent::{Job, PersistentPool, WorkerSpec};
@@ -137,7 +139,13 @@ pub struct AttemptJob {
     pub on_spawn: Box<dyn FnOnce(u32) + Send>,
     /// Called whenever the attempt prints something (the engine's stall watch).
     pub on_output: Arc<dyn Fn() + Send + Sync>,
+    /// Called (at most once per stream) when the attempt's output cannot be written
+    /// to its file: which stream, and the error with the file's path.
+    pub on_capture_failed: CaptureFailed,
 }
+
+/// The report of an output stream that could not be saved.
+pub type CaptureFailed = Arc<dyn Fn(OutputStream, String) + Send + Sync>;
 
 /// The future of one attempt.
 pub type AttemptFuture = Pin<Box<dyn Future<Output = AttemptEnd> + Send>>;
@@ -172,6 +180,31 @@ impl LocalRunner {
         LocalRunner { pools: Mutex::default(), env: Arc::new(env) }
     }
 
+    /// A runner for a manager process: it also becomes the child subreaper of its
+    /// workers' descendants and reaps the orphans it adopts ([`orphans`]). Only for a
+    /// process whose every child is started the way the runners start them (tests
+    /// that spawn their own helpers use [`LocalRunner::new`]). Needs a tokio runtime.
+    pub fn for_manager(env: RunEnv) -> LocalRunner {
+        if orphans::become_subreaper() {
+            tokio::spawn(orphans::reaper());
+        }
+        LocalRunner::for_run(env)
+    }
+
+    /// Ends every persistent pool cleanly and waits for their processes to be gone
+    /// (the end of a run: otherwise dropping the runtime would only SIGKILL them,
+    /// and the guardian would report them as leftovers). Attempts still sent to a
+    /// pool afterwards start it again.
+    pub async fn shutdown(&self) {
+        let pools: Vec<PersistentPool> = {
+            let mut pools = self.pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pools.drain().map(|(_, pool)| pool).collect()
+        };
+        for pool in pools {
+            pool.close().await;
+        }
+    }
+
     fn pool(&self, spec: &WorkerSpec) -> PersistentPool {
         let mut pools = self.pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let base = self.env.pool(&spec.pool);
@@ -183,7 +216,8 @@ impl Runner for LocalRunner {
     fn run(&self, job: AttemptJob) -> AttemptFuture {
         let env = self.env.clone();
         let Some(worker) = job.spec.persistent.clone() else {
-            let attempt = spawn::run_attempt_in(job.spec, env.clone(), job.stop, job.on_spawn, job.on_output);
+            let reports = spawn::Reports { on_output: job.on_output, on_capture_failed: job.on_capture_failed };
+            let attempt = spawn::run_attempt_in(job.spec, env.clone(), job.stop, job.on_spawn, reports);
             // Nothing of a worker's secrets leaves the runner (DESIGN §14).
             return Box::pin(async move {
                 let mut end = attempt.await;

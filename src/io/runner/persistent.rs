@@ -19,6 +19,12 @@
 //!   stopped while it waits, and never costs a process for that.
 //! - Every process is in its own group, carries the run's environment marks (the
 //!   guardian ends it if the manager dies), and is killed when the actor is dropped.
+//! - At the end of a run ([`PersistentPool::close`]) each process is ended cleanly:
+//!   stdin closed, `kill_grace` to exit by itself, then SIGTERM and SIGKILL; the
+//!   manager waits for that, so none is left for the guardian.
+//! - A process's stderr is its log: the last [`SMALL_OUTPUT`] bytes are kept, and each
+//!   attempt it served records what it printed there while the attempt was in flight
+//!   (with several tasks in flight on one process, their lines interleave).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -28,14 +34,18 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
+use std::sync::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin};
+
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::env::PoolEnv;
+use super::orphans;
 use super::spawn::signal_group;
-use super::{AttemptEnd, Stop};
+use super::{millis, AttemptEnd, Stop};
 use crate::core::decide::Outcome;
+use crate::core::event::SMALL_OUTPUT;
 use crate::core::protocol::{verdict, Verdict};
 use crate::core::workflow::Recycle;
 use crate::core::{FailureClass, SmallOutput};
@@ -81,6 +91,8 @@ pub struct Job {
 #[derive(Clone)]
 pub struct PersistentPool {
     tx: mpsc::UnboundedSender<Job>,
+    /// Becomes true when the actor has ended every process and returned.
+    gone: watch::Receiver<bool>,
 }
 
 impl PersistentPool {
@@ -92,8 +104,22 @@ impl PersistentPool {
     /// Starts the actor for a pool whose processes start from `base` (DESIGN §14).
     pub fn start_in(spec: WorkerSpec, base: Arc<PoolEnv>) -> PersistentPool {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(actor(spec, base, rx));
-        PersistentPool { tx }
+        let (gone_tx, gone) = watch::channel(false);
+        tokio::spawn(async move {
+            actor(spec, base, rx).await;
+            let _ = gone_tx.send(true);
+        });
+        PersistentPool { tx, gone }
+    }
+
+    /// Ends the pool: once every other handle is dropped too, its processes are
+    /// ended cleanly (stdin closed, `kill_grace`, then signals); resolves when they
+    /// are gone. Dropping the runtime instead would only SIGKILL them.
+    pub async fn close(self) {
+        let PersistentPool { tx, mut gone } = self;
+        drop(tx);
+        // An error means the actor is gone already (its sender dropped).
+        let _ = gone.wait_for(|gone| *gone).await;
     }
 
     /// Hands a job over; if the actor is gone the job's `done` is dropped (the
@@ -112,6 +138,8 @@ struct Queued {
 struct InFlight {
     task: String,
     started: Instant,
+    /// How much the process had printed on stderr when the task was written to it.
+    stderr_from: u64,
     deadline: tokio::time::Instant,
     stop: watch::Receiver<Option<Stop>>,
     done: oneshot::Sender<AttemptEnd>,
@@ -124,19 +152,62 @@ struct Worker {
     in_flight: VecDeque<InFlight>,
     answered: u64,
     draining: bool,
+    stderr: Arc<Mutex<StderrTail>>,
+    /// Ends when the process's stderr reaches EOF.
+    stderr_done: Option<oneshot::Receiver<()>>,
+    /// True once [`end`] reaped it (its pid may then belong to somebody else).
+    reaped: bool,
 }
 
-/// The pool's process slots. Dropping them (the run ended, or the runtime was dropped
-/// mid-run) kills every live process group, so no worker outlives the pool.
-struct Slots(Vec<Option<Worker>>);
-
-impl Drop for Slots {
+/// A worker dropped before it was ended (the runtime was dropped mid-run, or an
+/// ending was cut short) has its process group killed, so none outlives the pool.
+impl Drop for Worker {
     fn drop(&mut self) {
-        for w in self.0.iter().flatten() {
-            signal_group(w.pid, Signal::SIGKILL);
+        if !self.reaped {
+            signal_group(self.pid, Signal::SIGKILL);
         }
     }
 }
+
+impl Worker {
+    /// What the process printed on stderr since `from` (its last [`SMALL_OUTPUT`]
+    /// bytes at most), as an attempt's output.
+    fn stderr_since(&self, from: u64) -> SmallOutput {
+        let stderr = self.stderr.lock().ok().and_then(|tail| tail.since(from));
+        SmallOutput { stdout: None, stderr }
+    }
+}
+
+/// The end of a process's stderr, and how much it printed in all.
+#[derive(Default)]
+struct StderrTail {
+    bytes: VecDeque<u8>,
+    total: u64,
+}
+
+impl StderrTail {
+    fn push(&mut self, chunk: &[u8]) {
+        self.total += chunk.len() as u64;
+        let keep = &chunk[chunk.len().saturating_sub(SMALL_OUTPUT)..];
+        self.bytes.extend(keep);
+        let over = self.bytes.len().saturating_sub(SMALL_OUTPUT);
+        self.bytes.drain(..over);
+    }
+
+    /// The bytes printed since `from` that are still kept, or `None` if there are none.
+    fn since(&self, from: u64) -> Option<String> {
+        let new = self.total.saturating_sub(from).min(self.bytes.len() as u64) as usize;
+        if new == 0 {
+            return None;
+        }
+        let (a, b) = self.bytes.as_slices();
+        let all: Vec<u8> = a.iter().chain(b).copied().collect();
+        Some(String::from_utf8_lossy(&all[all.len() - new..]).into_owned())
+    }
+}
+
+/// The pool's process slots.
+struct Slots(Vec<Option<Worker>>);
 
 impl std::ops::Deref for Slots {
     type Target = Vec<Option<Worker>>;
@@ -277,16 +348,25 @@ impl Pool {
         }
     }
 
-    /// The engine is gone: every process ends and every waiting job is stopped.
+    /// The engine is gone: every waiting job is stopped and every process is ended
+    /// cleanly (stdin closed, a grace to exit, then signals), all at once, and waited
+    /// for.
     async fn close(&mut self) {
         self.jobs_open = false;
-        for slot in 0..self.workers.len() {
-            if let Some(w) = self.workers[slot].take() {
-                end(w, &self.spec, "was stopped: the run ended", false).await;
-            }
-        }
         for queued in self.waiting.drain(..) {
             let _ = queued.job.done.send(AttemptEnd::stopped(Stop::Interrupt));
+        }
+        let endings: Vec<_> = self
+            .workers
+            .iter_mut()
+            .filter_map(Option::take)
+            .map(|w| {
+                let spec = self.spec.clone();
+                tokio::spawn(async move { end(w, &spec, "was stopped: the run ended", true).await })
+            })
+            .collect();
+        for ending in endings {
+            let _ = ending.await;
         }
     }
 
@@ -350,13 +430,14 @@ impl Pool {
                 continue;
             }
             if let Some(mut w) = self.workers[slot].take() {
-                for f in w.in_flight.drain(..) {
+                for f in std::mem::take(&mut w.in_flight) {
                     let (class, error) = if f.deadline <= now {
                         (FailureClass::Timeout, "timed out; its persistent worker was restarted".to_string())
                     } else {
                         (FailureClass::Worker, "persistent worker restarted after another task timed out".to_string())
                     };
-                    let _ = f.done.send(AttemptEnd::failed(class, error, f.started.elapsed()));
+                    let output = w.stderr_since(f.stderr_from);
+                    let _ = f.done.send(failure(class, error, f.started.elapsed(), output));
                 }
                 end(w, &self.spec, "was restarted after a timeout", false).await;
             }
@@ -464,9 +545,18 @@ fn start_worker(
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("pool {:?}: cannot start persistent worker {:?}: {e}", spec.pool, spec.argv[0]))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::ENOENT) => super::spawn::missing_interpreter(&spec.argv[0], spec.cwd.as_deref(), &spec.env),
+            _ => None,
+        };
+        format!(
+            "pool {:?}: cannot start persistent worker {:?}: {}",
+            spec.pool,
+            spec.argv[0],
+            why.unwrap_or(e.to_string())
+        )
+    })?;
     let pid = child.id().unwrap_or(0);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -491,15 +581,33 @@ fn start_worker(
         }
         let _ = tx.send(Line::Closed { slot, pid });
     });
-    // stderr is the worker's log: drained so it never blocks, not kept.
+    // stderr is the worker's log: drained so it never blocks; its tail is kept.
+    let tail = Arc::new(Mutex::new(StderrTail::default()));
+    let (done_tx, stderr_done) = oneshot::channel();
     if let Some(mut err) = stderr {
+        let tail = tail.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 16 * 1024];
-            while matches!(err.read(&mut buf).await, Ok(n) if n > 0) {}
+            while let Ok(n @ 1..) = err.read(&mut buf).await {
+                if let Ok(mut t) = tail.lock() {
+                    t.push(&buf[..n]);
+                }
+            }
+            let _ = done_tx.send(());
         });
     }
     let stdin = child.stdin.take();
-    Ok(Worker { pid, child, stdin, in_flight: VecDeque::new(), answered: 0, draining: false })
+    Ok(Worker {
+        pid,
+        child,
+        stdin,
+        in_flight: VecDeque::new(),
+        answered: 0,
+        draining: false,
+        stderr: tail,
+        stderr_done: Some(stderr_done),
+        reaped: false,
+    })
 }
 
 fn trim(line: &[u8]) -> &[u8] {
@@ -515,7 +623,9 @@ async fn assign(w: &mut Worker, queued: Queued) {
         Some(stdin) => stdin.write_all(&line).await.is_ok(),
         None => false,
     };
-    let flight = InFlight { task: job.task, started: Instant::now(), deadline, stop: job.stop, done: job.done };
+    let stderr_from = w.stderr.lock().map(|t| t.total).unwrap_or(0);
+    let flight =
+        InFlight { task: job.task, started: Instant::now(), stderr_from, deadline, stop: job.stop, done: job.done };
     if written {
         (job.on_start)(w.pid);
         w.in_flight.push_back(flight);
@@ -537,20 +647,18 @@ fn answer(w: &mut Worker, value: Value) {
     w.answered += 1;
     let elapsed = flight.started.elapsed();
     let text = value.to_string();
+    let output = w.stderr_since(flight.stderr_from);
     let outcome = match verdict(text.as_bytes(), b"", Some(0)) {
-        Verdict::Completed(result) => Outcome::Success {
-            result,
-            exit_code: None,
-            duration_ms: elapsed.as_millis() as u64,
-            output: SmallOutput::default(),
-        },
+        Verdict::Completed(result) => {
+            Outcome::Success { result, exit_code: None, duration_ms: millis(elapsed), output }
+        }
         Verdict::Failed(error) => Outcome::Failure {
             class: FailureClass::Worker,
             error,
             exit_code: None,
             signal: None,
-            duration_ms: elapsed.as_millis() as u64,
-            output: SmallOutput::default(),
+            duration_ms: millis(elapsed),
+            output,
         },
     };
     let _ = flight.done.send(AttemptEnd::Outcome(outcome));
@@ -571,20 +679,36 @@ fn rss_mb(pid: u32) -> Option<u64> {
     Some(kb / 1024)
 }
 
-/// Ends a process and fails what it still had in flight. Politely (`polite`: stdin
-/// EOF, a grace period to exit by itself, then signals) when it is being recycled or
-/// has exited; at once with SIGTERM, grace, SIGKILL when it may be stuck.
+/// A failure of a persistent task, with what its process printed on stderr meanwhile.
+fn failure(class: FailureClass, error: String, elapsed: Duration, output: SmallOutput) -> AttemptEnd {
+    AttemptEnd::Outcome(Outcome::Failure {
+        class,
+        error,
+        exit_code: None,
+        signal: None,
+        duration_ms: millis(elapsed),
+        output,
+    })
+}
+
+/// How long an ended process's stderr may stay open (a descendant that left its
+/// group could hold it) before its tasks are failed without the rest of it.
+const STDERR_DRAIN: Duration = Duration::from_millis(500);
+
+/// Ends a process and fails what it still had in flight (with what it printed on
+/// stderr meanwhile, read to its end). Politely (`polite`: stdin EOF, a grace
+/// period to exit by itself, then signals) when it is being recycled, has exited or
+/// the run ended; at once with SIGTERM, grace, SIGKILL when it may be stuck.
 async fn end(mut w: Worker, spec: &WorkerSpec, why: &str, polite: bool) -> String {
-    for f in w.in_flight.drain(..) {
-        let error = format!("persistent worker (pid {}) {why} with this task in flight", w.pid);
-        let _ = f.done.send(AttemptEnd::failed(FailureClass::Worker, error, f.started.elapsed()));
-    }
+    // Its descendants that left its group, found while it still holds them.
+    let escaped = orphans::attempt_tree(w.pid, &[]);
     drop(w.stdin.take());
     let exited_by_itself = if polite { tokio::time::timeout(spec.kill_grace, w.child.wait()).await.ok() } else { None };
     let status = match exited_by_itself {
         Some(status) => status.ok(),
         None => {
             signal_group(w.pid, Signal::SIGTERM);
+            orphans::signal_each(&escaped, Signal::SIGTERM);
             match tokio::time::timeout(spec.kill_grace, w.child.wait()).await {
                 Ok(status) => status.ok(),
                 Err(_) => {
@@ -594,7 +718,40 @@ async fn end(mut w: Worker, spec: &WorkerSpec, why: &str, polite: bool) -> Strin
             }
         }
     };
-    // Anything left in its group goes too.
+    // Anything left in its group or its tree goes too; after that the pid is not ours
+    // to signal.
     signal_group(w.pid, Signal::SIGKILL);
+    orphans::signal_each(&escaped, Signal::SIGKILL);
+    w.reaped = true;
+    if let Some(done) = w.stderr_done.take().filter(|_| !w.in_flight.is_empty()) {
+        let _ = tokio::time::timeout(STDERR_DRAIN, done).await;
+    }
+    for f in std::mem::take(&mut w.in_flight) {
+        let error = format!("persistent worker (pid {}) {why} with this task in flight", w.pid);
+        let output = w.stderr_since(f.stderr_from);
+        let _ = f.done.send(failure(FailureClass::Worker, error, f.started.elapsed(), output));
+    }
     status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stderr_tail_gives_what_was_printed_since_a_mark_within_its_bound() {
+        let mut tail = StderrTail::default();
+        tail.push(b"first\n");
+        let mark = tail.total;
+        assert_eq!(tail.since(mark), None);
+        tail.push(b"second\n");
+        assert_eq!(tail.since(mark).as_deref(), Some("second\n"));
+        assert_eq!(tail.since(0).as_deref(), Some("first\nsecond\n"));
+        // A flood keeps only the last SMALL_OUTPUT bytes.
+        tail.push(&vec![b'x'; 3 * SMALL_OUTPUT]);
+        tail.push(b"end");
+        let kept = tail.since(mark).unwrap();
+        assert_eq!(kept.len(), SMALL_OUTPUT);
+        assert!(kept.ends_with("xend"));
+    }
 }

@@ -1,10 +1,12 @@
 //! Running one attempt as a real process: its own process group, the task on stdin,
 //! bounded capture of stdout and stderr, an early stop that ends the whole group
-//! (SIGTERM, a grace period, then SIGKILL, grandchildren included), and spawn errors
+//! (SIGTERM, a grace period, then SIGKILL, grandchildren included, and on Linux the
+//! descendants that left the group too: see [`super::orphans`]), and spawn errors
 //! told apart so that permanent ones are not retried. Time limits are the engine's:
 //! it asks for the stop.
 
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,8 +18,10 @@ use tokio::sync::{broadcast, watch};
 
 use super::capture::Capture;
 use super::env::{PoolEnv, RunEnv};
-use super::{millis as ms, AttemptEnd, AttemptSpec, OutputChunk, Remains, Stop};
+use super::orphans;
+use super::{millis as ms, AttemptEnd, AttemptSpec, CaptureFailed, OutputChunk, Remains, Stop};
 use crate::core::decide::Outcome;
+use crate::core::event::OutputStream;
 use crate::core::protocol::{verdict, Verdict};
 use crate::core::{FailureClass, SmallOutput};
 
@@ -25,8 +29,9 @@ use crate::core::{FailureClass, SmallOutput};
 pub const STDOUT_TAIL: usize = 1 << 20;
 /// Bytes of stderr kept in memory per attempt (errors quote them).
 pub const STDERR_TAIL: usize = 64 << 10;
-/// How long to wait for output pipes to close after the process group is gone (a
-/// process that escaped the group with setsid could hold them forever).
+/// How long to wait for output pipes to close after the attempt's processes are gone
+/// (a descendant that escaped both the group and the tree, e.g. one that cleared its
+/// environment after its parent died, could hold them for ever).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Live-output tag for one stream of one attempt.
@@ -38,11 +43,21 @@ struct LiveTag {
     stderr: bool,
 }
 
+/// What an attempt reports while it runs, besides its process id.
+#[derive(Clone)]
+pub struct Reports {
+    /// It printed something.
+    pub on_output: Arc<dyn Fn() + Send + Sync>,
+    /// One of its streams could not be saved (reported once per stream).
+    pub on_capture_failed: CaptureFailed,
+}
+
 async fn pump(
     mut reader: impl AsyncRead + Unpin,
     capture: Arc<Mutex<Capture>>,
     live: Option<LiveTag>,
-    on_output: Arc<dyn Fn() + Send + Sync>,
+    stream: OutputStream,
+    reports: Reports,
 ) {
     // read_buf fills spare capacity, so the buffer is never zeroed.
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -51,12 +66,18 @@ async fn pump(
         match reader.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                on_output();
+                (reports.on_output)();
                 // Secrets are replaced before the bytes are kept or shown.
-                let shown = match capture.lock() {
-                    Ok(mut c) => c.push_redacted(&buf),
+                let (shown, failed) = match capture.lock() {
+                    Ok(mut c) => {
+                        let shown = c.push_redacted(&buf);
+                        (shown, c.take_failure())
+                    }
                     Err(_) => continue,
                 };
+                if let Some(error) = failed {
+                    (reports.on_capture_failed)(stream, error);
+                }
                 // Copy only when somebody watches; a flood is cut to its last 4 KiB
                 // per read, which is all a pane can show.
                 if let Some(tag) = live.as_ref().filter(|t| t.tx.receiver_count() > 0) {
@@ -97,9 +118,10 @@ fn describe_spawn(err: &std::io::Error, spec: &AttemptSpec) -> String {
         Some(libc::ENOENT) if spec.cwd.as_ref().is_some_and(|c| !c.is_dir()) => {
             format!("working directory {cwd} does not exist")
         }
-        Some(libc::ENOENT) => {
-            format!("command {program:?} not found (not on PATH, or no such file)")
-        }
+        Some(libc::ENOENT) => match missing_interpreter(program, spec.cwd.as_deref(), &spec.env) {
+            Some(what) => what,
+            None => format!("command {program:?} not found (not on PATH, or no such file)"),
+        },
         Some(libc::EACCES) => format!("command {program:?} is not executable (permission denied)"),
         Some(libc::E2BIG) => format!("argument list too long for {program:?}"),
         Some(libc::ENOEXEC) => {
@@ -110,6 +132,54 @@ fn describe_spawn(err: &std::io::Error, spec: &AttemptSpec) -> String {
         _ => err.to_string(),
     };
     format!("pool {:?}: {what} [command {program:?}, cwd {cwd}]", spec.pool)
+}
+
+/// When exec said ENOENT for a program that does exist, the missing file is one it
+/// needs to run: usually the interpreter its `#!` line names, which this names (and
+/// spots a Windows line ending, whose CR becomes part of the interpreter's name).
+/// `None` when the program itself is missing.
+pub fn missing_interpreter(program: &str, cwd: Option<&Path>, env: &[(String, String)]) -> Option<String> {
+    let file = locate(program, cwd, env)?;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(&file).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+    let line = head[..n].split(|&b| b == b'\n').next().and_then(|first| first.strip_prefix(b"#!"));
+    let line = line.map(String::from_utf8_lossy).unwrap_or_default();
+    // The interpreter is the first word; a trailing CR stays in it, as the kernel reads it.
+    let interpreter = line.trim_start_matches([' ', '\t']).split([' ', '\t']).next().unwrap_or_default();
+    if interpreter.is_empty() || Path::new(interpreter).exists() {
+        return Some(format!(
+            "{program:?} exists, but a file it needs to run is missing (a binary's dynamic loader, or its \
+             interpreter's own interpreter)"
+        ));
+    }
+    let mut what = format!(
+        "{program:?} exists, but the interpreter {:?} named on its first line (#!) does not",
+        interpreter.trim_end_matches('\r')
+    );
+    if interpreter.ends_with('\r') {
+        what.push_str(" (the line ends with a Windows CR: convert the file to Unix line endings)");
+    }
+    Some(what)
+}
+
+/// The file exec would run for `program`: itself when it names a path, else the
+/// first match on PATH (the attempt's own PATH when it sets one).
+fn locate(program: &str, cwd: Option<&Path>, env: &[(String, String)]) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = Path::new(program);
+        let path = match cwd {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        };
+        return path.is_file().then_some(path);
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"))?;
+    std::env::split_paths(&path_var).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
 /// Waits for the engine's stop request. If the engine drops its sender nobody can stop
@@ -126,6 +196,8 @@ async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
 }
 
 /// Starts the process of an attempt: its own group, piped output, the task on stdin.
+/// Leading its own group in the manager's session is also how the orphan reaper
+/// tells it from an adopted orphan (`orphans`): keep it so.
 fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Child> {
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
@@ -147,28 +219,33 @@ fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Child> {
     cmd.spawn()
 }
 
-/// Ends a stopped attempt's group politely (SIGTERM, then SIGKILL after the grace).
-async fn end_group(child: &mut Child, pid: u32, grace: Duration) -> Option<std::process::ExitStatus> {
+/// Ends a stopped attempt politely (SIGTERM, then SIGKILL after the grace): its
+/// group, and the descendants that left the group (found while the leader still
+/// holds them as its tree).
+async fn end_group(child: &mut Child, pid: u32, marks: &[String], grace: Duration) -> Option<std::process::ExitStatus> {
+    let escaped = orphans::attempt_tree(pid, marks);
     signal_group(pid, Signal::SIGTERM);
+    orphans::signal_each(&escaped, Signal::SIGTERM);
     match tokio::time::timeout(grace, child.wait()).await {
         Ok(status) => status.ok(),
         Err(_) => {
             signal_group(pid, Signal::SIGKILL);
+            orphans::signal_each(&escaped, Signal::SIGKILL);
             child.wait().await.ok()
         }
     }
 }
 
 /// Runs one attempt to its end. `on_spawn(pid)` is called once the process exists;
-/// `on_output()` whenever it prints. The process group is gone when this returns,
+/// `reports` whenever it prints or a stream cannot be saved. The process group is gone when this returns,
 /// whatever happened.
 pub async fn run_attempt(
     spec: AttemptSpec,
     stop: watch::Receiver<Option<Stop>>,
     on_spawn: impl FnOnce(u32),
-    on_output: Arc<dyn Fn() + Send + Sync>,
+    reports: Reports,
 ) -> AttemptEnd {
-    run_attempt_in(spec, Arc::default(), stop, on_spawn, on_output).await
+    run_attempt_in(spec, Arc::default(), stop, on_spawn, reports).await
 }
 
 /// [`run_attempt`] with the run's environment rule and redaction (DESIGN §14): the
@@ -178,7 +255,7 @@ pub async fn run_attempt_in(
     env: Arc<RunEnv>,
     mut stop: watch::Receiver<Option<Stop>>,
     on_spawn: impl FnOnce(u32),
-    on_output: Arc<dyn Fn() + Send + Sync>,
+    reports: Reports,
 ) -> AttemptEnd {
     let started = Instant::now();
     let mut child = match start(&spec, &env.pool(&spec.pool)) {
@@ -207,18 +284,20 @@ pub async fn run_attempt_in(
     };
     let mut readers = Vec::new();
     if let Some(r) = child.stdout.take() {
-        readers.push(tokio::spawn(pump(r, out.clone(), live(false), on_output.clone())));
+        readers.push(tokio::spawn(pump(r, out.clone(), live(false), OutputStream::Stdout, reports.clone())));
     }
     if let Some(r) = child.stderr.take() {
-        readers.push(tokio::spawn(pump(r, err.clone(), live(true), on_output.clone())));
+        readers.push(tokio::spawn(pump(r, err.clone(), live(true), OutputStream::Stderr, reports.clone())));
     }
 
+    let marks = orphans::attempt_marks(&spec.env);
     let (status, stopped) = tokio::select! {
         status = child.wait() => (status.map(Some), None),
-        stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, spec.kill_grace).await), Some(stop)),
+        stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, &marks, spec.kill_grace).await), Some(stop)),
     };
-    // The leader is gone; anything left in its group (background grandchildren) goes too.
-    signal_group(pid, Signal::SIGKILL);
+    // The leader is gone; anything left of the attempt (background grandchildren, in
+    // its group or escaped from it) goes too, so no pipe is held open past it.
+    orphans::end_leftovers(pid, &marks);
     let drain = async {
         for r in readers.iter_mut() {
             let _ = r.await;
@@ -281,5 +360,41 @@ fn judge(
             };
             Outcome::Failure { class: FailureClass::Worker, error, exit_code, signal, duration_ms, output }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(dir: &Path, name: &str, text: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn a_missing_interpreter_is_named_and_a_windows_line_end_spotted() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = script(dir.path(), "bad", "#! /no/such/interp -e\nx\n");
+        let said = missing_interpreter(&bad, None, &[]).unwrap();
+        assert!(said.contains("interpreter \"/no/such/interp\" named on its first line"), "{said}");
+        let crlf = script(dir.path(), "crlf", "#!/bin/sh\r\necho\r\n");
+        let said = missing_interpreter(&crlf, None, &[]).unwrap();
+        assert!(said.contains("\"/bin/sh\"") && said.contains("Windows CR"), "{said}");
+        // Found through the attempt's own PATH, by a bare name.
+        let path = vec![("PATH".to_string(), dir.path().display().to_string())];
+        assert!(missing_interpreter("bad", None, &path).is_some());
+    }
+
+    #[test]
+    fn no_interpreter_blamed_when_the_program_is_missing_or_its_interpreter_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(missing_interpreter(&dir.path().join("nope").display().to_string(), None, &[]), None);
+        let fine = script(dir.path(), "fine", "#!/bin/sh\necho\n");
+        assert!(missing_interpreter(&fine, None, &[]).is_some_and(|m| !m.contains("/bin/sh")));
+        // A program that exists is never "not found": what it needs is.
+        let plain = script(dir.path(), "plain", "echo\n");
+        assert!(missing_interpreter(&plain, None, &[]).is_some_and(|m| m.contains("dynamic loader")));
     }
 }

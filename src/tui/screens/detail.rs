@@ -154,6 +154,15 @@ fn info(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, shown: &Task, st
     if let Some(why) = shown.why() {
         info.push(Line::from(Span::styled(format!("why: {}", escape_line(&why)), scene.theme.fg(Color::Red))));
     }
+    if !shown.capture_failures.is_empty() {
+        let lost: Vec<String> = shown
+            .capture_failures
+            .iter()
+            .map(|(attempt, stream)| format!("attempt {attempt} {}", stream.as_str()))
+            .collect();
+        let text = format!("warning: output not saved ({}); see the history", lost.join(", "));
+        info.push(Line::from(Span::styled(text, scene.theme.fg(Color::Yellow))));
+    }
     if let Some(result) = &shown.result {
         info.push(Line::from(format!("result: {}", escape_line(&truncate(&result.to_string(), 300)))));
     }

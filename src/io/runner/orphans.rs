@@ -1,0 +1,272 @@
+//! Processes that leave an attempt's process group, and orphans the manager adopts.
+//!
+//! Killing an attempt's process group does not reach a descendant that called
+//! `setsid` (or `setpgid`): it would outlive the attempt until the manager exits, and
+//! if it holds the attempt's stdout the drain would wait for it. On Linux:
+//!
+//! - the manager is a **child subreaper** (`PR_SET_CHILD_SUBREAPER`), so a worker's
+//!   descendant whose parent dies is re-parented to the manager, not to init;
+//! - when an attempt ends, [`end_leftovers`] SIGKILLs what is left of it: its group,
+//!   and, when anything looks left behind, every process of the attempt's tree (the
+//!   leader's descendants by parent pid, and every process whose environment carries
+//!   the attempt's marks `PITBOSS_RUN_ID`, `PITBOSS_TASK_ID`, `PITBOSS_ATTEMPT`);
+//! - an early stop signals that whole tree, not only the group ([`attempt_tree`]);
+//! - the [`reaper`] reaps adopted orphans **by pid** (`waitid(P_PID, …)`), never with
+//!   `waitpid(-1)`, which would steal the exit statuses tokio waits for.
+//!
+//! Telling an adopted orphan from a process the manager started: every process the
+//! manager starts (spawned workers, persistent workers, the guardian) leads its own
+//! process group in the manager's session. A child of the manager that is not a group
+//! leader, or is in another session, was adopted. That is the one invariant the
+//! reaper relies on; a new kind of child process must keep it.
+//!
+//! Elsewhere (macOS) there is no subreaper and no /proc: the attempt's process group
+//! is ended as before, and nothing beyond it is tracked.
+
+use nix::sys::signal::Signal;
+
+/// The `NAME=value` strings that mark an attempt's processes, from its environment.
+/// Empty (marks nothing) unless the environment names the run, the task and the
+/// attempt.
+pub fn attempt_marks(env: &[(String, String)]) -> Vec<String> {
+    const KEYS: [&str; 3] = ["PITBOSS_RUN_ID", "PITBOSS_TASK_ID", "PITBOSS_ATTEMPT"];
+    let marks: Vec<String> =
+        env.iter().filter(|(k, _)| KEYS.contains(&k.as_str())).map(|(k, v)| format!("{k}={v}")).collect();
+    if marks.len() == KEYS.len() {
+        marks
+    } else {
+        Vec::new()
+    }
+}
+
+/// Makes this process a child subreaper (Linux): orphaned descendants of its workers
+/// are re-parented to it, so that it can end and reap them. Returns whether it is one.
+pub fn become_subreaper() -> bool {
+    linux::become_subreaper()
+}
+
+/// Every process of an attempt other than its leader: the leader's descendants, the
+/// members of its group, the processes carrying `marks`, and their descendants.
+pub fn attempt_tree(leader: u32, marks: &[String]) -> Vec<u32> {
+    linux::attempt_tree(leader, marks)
+}
+
+/// Sends `signal` to each pid (ignoring those already gone).
+pub fn signal_each(pids: &[u32], signal: Signal) {
+    for &pid in pids {
+        if pid > 1 {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+        }
+    }
+}
+
+/// Ends what is left of an attempt whose leader has exited: SIGKILL to its process
+/// group, then, if the group still had members or the manager has adopted a live
+/// child, to every process of the attempt's tree. Cheap when nothing is left (one
+/// signal and a look at the manager's own children), so every attempt pays it.
+pub fn end_leftovers(leader: u32, marks: &[String]) {
+    let group_left =
+        leader > 1 && nix::sys::signal::killpg(nix::unistd::Pid::from_raw(leader as i32), Signal::SIGKILL).is_ok();
+    if group_left || linux::adopted_child_alive() {
+        signal_each(&attempt_tree(leader, marks), Signal::SIGKILL);
+    }
+}
+
+/// Reaps the manager's adopted orphans that have exited (zombies), by pid. Returns
+/// how many it reaped.
+pub fn reap_adopted() -> usize {
+    linux::reap_adopted()
+}
+
+/// Reaps adopted orphans whenever a child of the manager exits (SIGCHLD), for as long
+/// as the runtime runs. Without it, a subreaper collects zombies.
+pub async fn reaper() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut sigchld) = signal(SignalKind::child()) else {
+        tracing::warn!("cannot watch SIGCHLD; adopted orphans are reaped only when the manager exits");
+        return;
+    };
+    reap_adopted();
+    while sigchld.recv().await.is_some() {
+        reap_adopted();
+        // Every worker's exit is a SIGCHLD: one pass per tick is enough (signals
+        // that arrive meanwhile wake the next one), and a zombie waits at most that.
+        tokio::time::sleep(REAP_TICK).await;
+    }
+}
+
+/// The shortest time between two passes of the reaper.
+const REAP_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::collections::HashSet;
+
+    /// What `/proc/PID/stat` says about a process.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct Stat {
+        pub pid: u32,
+        pub ppid: u32,
+        pub pgid: u32,
+        pub zombie: bool,
+    }
+
+    pub(super) fn stat(pid: u32) -> Option<Stat> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may hold anything: fields start
+        // after the last ')'.
+        let mut fields = text[text.rfind(')')? + 1..].split_whitespace();
+        let state = fields.next()?;
+        let mut num = || fields.next()?.parse::<u32>().ok();
+        let (ppid, pgid) = (num()?, num()?);
+        Some(Stat { pid, ppid, pgid, zombie: state == "Z" })
+    }
+
+    pub(super) fn become_subreaper() -> bool {
+        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integers and changes
+        // only this process's flag.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) == 0 }
+    }
+
+    /// Every process in /proc (those that vanish while reading are left out).
+    fn table() -> Vec<Stat> {
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(stat).collect()
+    }
+
+    /// Pids of the manager's main thread's children: its workers (spawned from the
+    /// runtime on that thread) and every orphan it adopted (the kernel re-parents to
+    /// the subreaper's first live thread, the main one). One small file, read at
+    /// every attempt's end; a ppid scan of /proc where the kernel lacks the file.
+    fn my_children() -> Vec<u32> {
+        let me = std::process::id();
+        match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
+            Ok(text) => text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).collect(),
+            Err(_) => table().into_iter().filter(|s| s.ppid == me).map(|s| s.pid).collect(),
+        }
+    }
+
+    /// The manager's children it did not start: every process it starts leads its
+    /// own process group in the manager's session, so a child that is not a group
+    /// leader, or is in another session, was adopted. Two syscalls per child, no
+    /// file: this runs at every attempt's end.
+    fn adopted_children() -> Vec<u32> {
+        use nix::unistd::{getpgid, getsid, Pid};
+        let Ok(my_sid) = getsid(None) else { return Vec::new() };
+        my_children()
+            .into_iter()
+            .filter(|&pid| {
+                let p = Pid::from_raw(pid as i32);
+                match (getpgid(Some(p)), getsid(Some(p))) {
+                    (Ok(pgid), Ok(sid)) => pgid != p || sid != my_sid,
+                    _ => false, // gone meanwhile
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn adopted_child_alive() -> bool {
+        adopted_children().into_iter().any(|pid| stat(pid).is_some_and(|s| !s.zombie))
+    }
+
+    pub(super) fn reap_adopted() -> usize {
+        let mut reaped = 0;
+        for pid in adopted_children() {
+            // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // By pid, and only this adopted one: tokio's own children keep their
+            // statuses. WNOHANG: a live one is left (si_pid stays 0).
+            // SAFETY: plain syscall with a valid out-parameter.
+            let rc = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) };
+            // SAFETY: si_pid is set by waitid when it returns 0 (0 if nothing exited).
+            if rc == 0 && unsafe { info.si_pid() } != 0 {
+                reaped += 1;
+            }
+        }
+        reaped
+    }
+
+    fn carries(pid: u32, marks: &[String]) -> bool {
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+        marks.iter().all(|mark| environ.split(|&b| b == 0).any(|var| var == mark.as_bytes()))
+    }
+
+    pub(super) fn attempt_tree(leader: u32, marks: &[String]) -> Vec<u32> {
+        let me = std::process::id();
+        let all = table();
+        let mut found: Vec<u32> = all
+            .iter()
+            .filter(|s| s.pid != leader && s.pid != me && !s.zombie)
+            .filter(|s| s.pgid == leader || (!marks.is_empty() && carries(s.pid, marks)))
+            .map(|s| s.pid)
+            .collect();
+        found.push(leader);
+        // Descendants of everything found (a process that cleared its environment is
+        // still reached through its parent).
+        let mut seen: HashSet<u32> = found.iter().copied().collect();
+        let mut k = 0;
+        while k < found.len() {
+            let parent = found[k];
+            for s in all.iter().filter(|s| s.ppid == parent && !s.zombie) {
+                if s.pid != me && seen.insert(s.pid) {
+                    found.push(s.pid);
+                }
+            }
+            k += 1;
+        }
+        found.retain(|&p| p != leader && p > 1);
+        found
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod linux {
+    //! No subreaper and no /proc: nothing beyond the process group is tracked.
+    pub(super) fn become_subreaper() -> bool {
+        false
+    }
+    pub(super) fn attempt_tree(_leader: u32, _marks: &[String]) -> Vec<u32> {
+        Vec::new()
+    }
+    pub(super) fn adopted_child_alive() -> bool {
+        false
+    }
+    pub(super) fn reap_adopted() -> usize {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn marks_need_the_run_the_task_and_the_attempt() {
+        let full = env(&[("PITBOSS_RUN_ID", "r"), ("X", "y"), ("PITBOSS_TASK_ID", "t"), ("PITBOSS_ATTEMPT", "2")]);
+        assert_eq!(attempt_marks(&full), ["PITBOSS_RUN_ID=r", "PITBOSS_TASK_ID=t", "PITBOSS_ATTEMPT=2"]);
+        // Without one of them, marks would match other attempts' processes: none.
+        assert!(attempt_marks(&env(&[("PITBOSS_RUN_ID", "r"), ("PITBOSS_TASK_ID", "t")])).is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_tree_of_a_live_process_holds_its_escaped_grandchild() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "setsid sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let escaped: u32 = line.trim().parse().unwrap();
+        let tree = attempt_tree(child.id(), &[]);
+        signal_each(&tree, Signal::SIGKILL);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(tree.contains(&escaped), "{escaped} not in {tree:?}");
+    }
+}
