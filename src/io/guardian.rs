@@ -10,7 +10,9 @@
 //!   manager's marks, with their process groups, and exits. It lives in its own
 //!   process group so the terminal's Ctrl-C for the manager does not reach it.
 //! - **resume** does the same sweep for the run id before replaying, in case the
-//!   guardian itself was killed.
+//!   guardian itself was killed. It spares workers whose manager is still running
+//!   (a copy of the run folder, resumed while the original runs, shares its run id:
+//!   its workers are not leftovers).
 //!
 //! A parent-death signal was the other option; it reaches only the direct child and
 //! needs a pre-exec hook, which turns every spawn into a full fork of the manager.
@@ -96,8 +98,8 @@ pub fn main(run_id: &str, manager_pid: u32) -> u8 {
     }
 }
 
-/// SIGKILLs every process marked with `run_id` (and `manager_pid`, when given), with
-/// its process group. Repeats until none is left (a dying tree may still fork) or
+/// SIGKILLs every process marked with `run_id` (and `manager_pid`, when given; without
+/// it, only those whose manager is gone), with its process group. Repeats until none is left (a dying tree may still fork) or
 /// five passes. Returns how many processes it found.
 pub fn sweep(run_id: &str, manager_pid: Option<u32>) -> Result<usize, GuardianError> {
     let mut found = 0;
@@ -132,10 +134,39 @@ fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Result<Vec<u32>, 
         .filter(|&pid| {
             let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
             let has = |mark: &str| environ.split(|&b| b == 0).any(|var| var == mark.as_bytes());
-            has(&run_mark) && manager_mark.as_deref().is_none_or(has)
+            if !has(&run_mark) {
+                return false;
+            }
+            match manager_mark.as_deref() {
+                Some(mark) => has(mark),
+                None => !manager_of(&environ).is_some_and(is_live_manager),
+            }
         })
         .collect();
     Ok(marked)
+}
+
+/// The manager pid a worker's environment names.
+fn manager_of(environ: &[u8]) -> Option<u32> {
+    let prefix = format!("{MANAGER_PID_ENV}=");
+    environ
+        .split(|&b| b == 0)
+        .find_map(|var| var.strip_prefix(prefix.as_bytes()))
+        .and_then(|pid| std::str::from_utf8(pid).ok()?.parse().ok())
+}
+
+/// True if `pid` is a running pitboss: alive, and the same program as this one. A pid
+/// since reused by another program does not count, so its orphans are still ended.
+fn is_live_manager(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if pid == std::process::id() || is_zombie(pid) {
+        return false;
+    }
+    let same = |a: std::fs::Metadata, b: std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    match (std::fs::metadata(format!("/proc/{pid}/exe")), std::fs::metadata("/proc/self/exe")) {
+        (Ok(theirs), Ok(ours)) => same(theirs, ours),
+        _ => false,
+    }
 }
 
 fn is_zombie(pid: u32) -> bool {
