@@ -417,6 +417,8 @@ fn a_concurrency_change_is_recorded_only_when_it_changes_to_at_least_one() {
     let mut core = two_on_a_breaker_pool();
     let set = |concurrency| Input::SetConcurrency { pool: "p".into(), concurrency };
     assert!(core.input(set(0)).is_empty(), "zero is refused");
+    assert!(core.input(set(10_001)).is_empty(), "above the workflow's ceiling is refused");
+    assert!(core.input(set(usize::MAX)).is_empty(), "the largest number is refused");
     assert!(core.input(set(2)).is_empty(), "the pool has 2 already");
     let events = core.input(set(5));
     assert!(matches!(&events[..], [Event::ConcurrencyChanged { concurrency: 5, .. }]), "{events:?}");

@@ -60,9 +60,10 @@ fn a_live_concurrency_raise_to_the_largest_number_does_not_overflow_the_balancer
     let mut state = RunState::from_first(&first).expect("a state");
     let ctx = StepContext { now_ms: 1_000, jitter: 0.0 };
     step(&mut state, Input::Start { pid: 1, version: "t".into(), resumed: false }, ctx).expect("start");
-    for pool in ["p", "q"] {
-        // An operator's `:concurrency` has no ceiling of its own.
-        step(&mut state, Input::SetConcurrency { pool: pool.into(), concurrency: usize::MAX }, ctx).expect("raise");
+    for pool in state.pools.iter_mut() {
+        // An operator's `:concurrency` is refused above 10000 now, but a log written
+        // before that check may still raise a pool this far when it is replayed.
+        pool.concurrency = usize::MAX;
     }
     // Least-connections compares running × concurrency across pools.
     let started = dispatch(&mut state, ctx).expect("dispatch");

@@ -12,7 +12,7 @@ use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass, SmallOutput};
 use super::state::{ApplyError, PoolState, RunState, Standing};
 use super::task::{TaskState, TaskStateName};
-use crate::core::workflow::Strategy;
+use crate::core::workflow::{Limit, Strategy};
 
 /// A task in flight during this many manager crashes is a poison pill: dead-lettered.
 pub const CRASH_LIMIT: u32 = 3;
@@ -366,7 +366,10 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
         Input::PausePool { pool } => pool_where(state, &pool, |p| !p.paused).map(|_| Event::PoolPaused { pool }),
         Input::ResumePool { pool } => pool_where(state, &pool, |p| p.paused).map(|_| Event::PoolResumed { pool }),
         Input::SetConcurrency { pool, concurrency } => {
-            let changes = |p: &PoolState| concurrency >= 1 && p.concurrency != concurrency;
+            // The same range a workflow's `concurrency` has (an operator's number is
+            // checked like a file's).
+            let in_range = (1..=Limit::Concurrency.max()).contains(&(concurrency as u64));
+            let changes = |p: &PoolState| in_range && p.concurrency != concurrency;
             pool_where(state, &pool, changes).map(|_| Event::ConcurrencyChanged { pool, concurrency })
         }
     };

@@ -7,6 +7,7 @@ use serde_json::Value;
 use tui_input::Input;
 
 use super::{detail, travel};
+use crate::core::workflow::Limit;
 use crate::core::{Input as EngineInput, TaskState};
 use crate::tui::actions;
 use crate::tui::keys::Action;
@@ -188,14 +189,15 @@ fn pools_named(fleet: &Fleet, target: &str) -> Result<Vec<String>, String> {
     Err(format!("no pool {target:?}; pools: {}", names.join(", ")))
 }
 
-/// `concurrency POOL N`, N at least 1.
+/// `concurrency POOL N`, N from 1 to the workflow's ceiling.
 fn concurrency(fleet: &Fleet, pool: &str, n: Option<&str>) -> Result<Command, String> {
     if fleet.state.workflow.pool_index(pool).is_none() {
         return Err(format!("no pool {pool:?}"));
     }
-    match n.and_then(|n| n.parse::<usize>().ok()).filter(|n| *n >= 1) {
+    let most = Limit::Concurrency.max();
+    match n.and_then(|n| n.parse::<usize>().ok()).filter(|n| (1..=most).contains(&(*n as u64))) {
         Some(concurrency) => Ok(Command::Concurrency { pool: pool.to_string(), concurrency }),
-        None => Err("usage: concurrency POOL N (N at least 1)".into()),
+        None => Err(format!("usage: concurrency POOL N (N from 1 to {most})")),
     }
 }
 
