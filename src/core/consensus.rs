@@ -5,12 +5,14 @@
 //! the workflow's `consensus = {…}` as a checked value ([`ConsensusSpec`]), which pool
 //! each replica runs on, the canonical form answers are compared by ([`canonical`]),
 //! the tally ([`tally`]), the judge protocol ([`judge_input`], [`judge_pick`]) and the
-//! paths where candidates differ ([`disagreement`]). The engine runs the replicas,
+//! paths where candidates differ ([`disagreement`]), and one attempt's votes as the
+//! run's state keeps them ([`Round`]). The engine runs the replicas,
 //! records each result as a `vote_cast`, and calls [`tally`] after each one.
 
 mod canonical;
 pub mod diff;
 mod judge;
+mod round;
 mod tally;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use canonical::{canonical, digest, same};
 pub use diff::{differences, disagreement, DiffRow, Differences, MAX_DIFF_ROWS};
 pub use judge::{judge_input, judge_pick};
+pub use round::{Round, RoundError};
 pub use tally::{default_quorum, judged, tally, Candidate, Decision, Strategy, Vote};
 
 /// Most replicas one task may run at once.

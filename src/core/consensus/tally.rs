@@ -106,6 +106,32 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// One line for `inspect`, the detail screen and event descriptions.
+    pub fn describe(&self) -> String {
+        match self {
+            Decision::Reached { winner_replica, digest, votes, dissenters, abstained } => {
+                let mut line = format!(
+                    "consensus reached: answer {digest} from {} (result of replica {winner_replica})",
+                    replica_list(votes)
+                );
+                if !dissenters.is_empty() {
+                    line += &format!("; dissent: {}", replica_list(dissenters));
+                }
+                if !abstained.is_empty() {
+                    line += &format!("; abstained: {}", replica_list(abstained));
+                }
+                line
+            }
+            Decision::Pending => "waiting for more replicas to vote".to_string(),
+            Decision::NeedJudge { candidates, .. } => {
+                format!("no quorum: {} answers go to the judge", candidates.len())
+            }
+            Decision::Failed { reason } => reason.clone(),
+        }
+    }
+}
+
 /// `quorum` when the workflow gives none: a strict majority (⌊N/2⌋+1), or every
 /// replica for `unanimous`.
 pub fn default_quorum(replicas: u32, strategy: Strategy) -> u32 {
@@ -422,6 +448,26 @@ mod tests {
         // One answer and two failures: nothing to judge.
         let lone = [v(0, Some(json!("x"))), v(1, None), v(2, None)];
         assert!(matches!(tally(&lone, 3, 2, Strategy::Judge), Decision::Failed { .. }));
+    }
+
+    #[test]
+    fn decisions_describe_themselves_in_one_line() {
+        let votes = [v(0, Some(json!(1))), v(1, Some(json!(2))), v(2, Some(json!(1))), v(3, None)];
+        let d = tally(&votes, 4, 3, Strategy::Majority);
+        assert!(matches!(d, Decision::Failed { .. }));
+        let d = tally(&votes[..3], 3, 2, Strategy::Majority);
+        assert_eq!(
+            d.describe(),
+            format!(
+                "consensus reached: answer {} from replicas 0, 2 (result of replica 0); dissent: replica 1",
+                digest("1")
+            )
+        );
+        let d = tally(&[v(0, Some(json!(1))), v(1, None), v(2, Some(json!(1)))], 3, 2, Strategy::Majority);
+        assert!(d.describe().ends_with("; abstained: replica 1"), "{}", d.describe());
+        assert_eq!(Decision::Pending.describe(), "waiting for more replicas to vote");
+        let judge = tally(&[v(0, Some(json!(1))), v(1, Some(json!(2)))], 2, 2, Strategy::Judge);
+        assert_eq!(judge.describe(), "no quorum: 2 answers go to the judge");
     }
 
     #[test]
