@@ -11,7 +11,9 @@
 
 use std::collections::BTreeSet;
 
-use pitboss::core::consensus::{canonical, default_quorum, digest, tally, Decision, Strategy as Kind, Vote};
+use pitboss::core::consensus::{
+    canonical, default_quorum, differences, digest, same, tally, Decision, Strategy as Kind, Vote,
+};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -203,6 +205,57 @@ proptest! {
         let again: Value = serde_json::from_str(&ca).unwrap();
         prop_assert_eq!(canonical(&again, None), Some(ca.clone()));
         prop_assert!(!ca.contains(' ') && !ca.contains('\n'));
+    }
+}
+
+/// Small random JSON documents that often share parts (few keys, small numbers).
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (-2i64..3).prop_map(|n| json!(n)),
+        (-2i64..3).prop_map(|n| json!(n as f64)),
+        "[ab/~]{0,2}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map("[ab/~]{1,2}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn disagreement_rows_are_exactly_where_candidates_differ(cands in proptest::collection::vec(json_value(), 1..4)) {
+        let d = differences(&cands, usize::MAX);
+        prop_assert_eq!(d.omitted, 0);
+        let all_same = cands.iter().all(|c| same(c, &cands[0]));
+        prop_assert_eq!(d.rows.is_empty(), all_same, "rows {:?}", d.rows);
+        for row in &d.rows {
+            prop_assert_eq!(row.values.len(), cands.len());
+            // Each value is what the candidate holds at that pointer (None = nothing).
+            for (c, v) in cands.iter().zip(&row.values) {
+                prop_assert_eq!(c.pointer(&row.path), v.as_ref(), "at {:?}", row.path);
+            }
+            // And they really differ there.
+            let first = &row.values[0];
+            prop_assert!(row.values.iter().any(|v| match (first, v) {
+                (Some(a), Some(b)) => !same(a, b),
+                (None, None) => false,
+                _ => true,
+            }), "row {:?} shows no difference", row);
+        }
+        // No row is inside another (a path is reported once, at its top).
+        for a in &d.rows {
+            let below = a.path.clone() + "/";
+            for b in &d.rows {
+                prop_assert!(a.path == b.path || !b.path.starts_with(&below), "{:?} inside {:?}", b.path, a.path);
+            }
+        }
     }
 }
 
