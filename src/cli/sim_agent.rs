@@ -12,6 +12,9 @@
 //! | `fail_style`    | `exit` (exit 1, default) or `envelope` (`{"status":"failed"}` on stderr, exit 0) |
 //! | `exit_code`     | the exit code of a failure in `exit` style (default 1)        |
 //! | `result`        | the result to print (default: a short summary with its inputs) |
+//! | `answers`       | consensus replicas: replica `r` (stdin `"replica"`, default 0) prints `answers[r % len]` |
+//! | `fail_replicas` | consensus replicas listed here fail (and so abstain)          |
+//! | `judge_pick`    | a judge (`--role judge`, or stdin with `"candidates"`) picks `"longest"` (default: the longest JSON text, first on a tie), `"first"`, `"last"` or this index (passed on as given, even out of range) |
 //!
 //! Like real agents it logs to stderr, prints `{"pitboss":"progress"}` lines, and
 //! prints its result as the last JSON line on stdout.
@@ -43,7 +46,8 @@ pub fn main(role: &str) -> u8 {
     let fails = payload["fail_always"].as_bool().unwrap_or(false)
         || payload["fail_on"].as_str() == Some(role)
         || attempt <= payload["fail_attempts"].as_u64().unwrap_or(0)
-        || (fail_rate > 0.0 && unit_hash(&id, attempt) < fail_rate);
+        || (fail_rate > 0.0 && unit_hash(&id, attempt) < fail_rate)
+        || replica_fails(&task);
 
     eprintln!("[{role}] {id}: attempt {attempt}, thinking for {latency}ms");
     let steps = 4u64;
@@ -56,7 +60,10 @@ pub fn main(role: &str) -> u8 {
         let _ = out.flush();
     }
     if fails {
-        let error = format!("{role} agent: simulated failure on attempt {attempt}");
+        let error = match task["replica"].as_u64() {
+            Some(r) => format!("{role} agent: simulated failure on attempt {attempt}, replica {r}"),
+            None => format!("{role} agent: simulated failure on attempt {attempt}"),
+        };
         if payload["fail_style"].as_str() == Some("envelope") {
             eprintln!("{}", json!({"status": "failed", "error": error}));
             return 0;
@@ -64,15 +71,62 @@ pub fn main(role: &str) -> u8 {
         eprintln!("{error}");
         return payload["exit_code"].as_u64().map(|c| c.clamp(1, 255) as u8).unwrap_or(1);
     }
-    let result = match payload.get("result") {
-        Some(r) => r.clone(),
-        None => {
-            let inputs: Vec<&String> = task["inputs"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
-            json!({"by": role, "task": id, "summary": format!("{role} finished {id}"), "used_inputs": inputs})
+    let result = match consensus_answer(role, &task) {
+        Some(Ok(answer)) => answer,
+        Some(Err(e)) => {
+            eprintln!("sim-agent: {e}");
+            return 2;
         }
+        None => match payload.get("result") {
+            Some(r) => r.clone(),
+            None => {
+                let inputs: Vec<&String> = task["inputs"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
+                json!({"by": role, "task": id, "summary": format!("{role} finished {id}"), "used_inputs": inputs})
+            }
+        },
     };
     let _ = writeln!(out, "{result}");
     0
+}
+
+/// Whether this run is a consensus replica the payload's `fail_replicas` lists.
+fn replica_fails(task: &Value) -> bool {
+    let Some(r) = task["replica"].as_u64() else { return false };
+    task["payload"]["fail_replicas"].as_array().is_some_and(|list| list.iter().any(|x| x.as_u64() == Some(r)))
+}
+
+/// The answer of a judge or of a consensus replica, when this run is one (`None`:
+/// neither, answer as usual). A judge is `--role judge` or a stdin with
+/// `"candidates"`; a replica is a payload with `answers`.
+fn consensus_answer(role: &str, task: &Value) -> Option<Result<Value, String>> {
+    if role == "judge" || task.get("candidates").is_some() {
+        return Some(judge(task));
+    }
+    let answers = task["payload"]["answers"].as_array().filter(|a| !a.is_empty())?;
+    let r = task["replica"].as_u64().unwrap_or(0);
+    let index = usize::try_from(r).unwrap_or(0) % answers.len();
+    Some(Ok(answers[index].clone()))
+}
+
+/// `{"pick": i, "reason": …}` over the stdin's `candidates`, by the payload's `judge_pick`.
+fn judge(task: &Value) -> Result<Value, String> {
+    let Some(candidates) = task["candidates"].as_array().filter(|c| !c.is_empty()) else {
+        return Err("the judge got no \"candidates\" on stdin (expected {\"candidates\": [answer, …]})".into());
+    };
+    let last = candidates.len() - 1;
+    let rule = &task["payload"]["judge_pick"];
+    let (pick, reason) = match rule {
+        Value::Number(n) => (n.as_u64().unwrap_or(0), "the payload says so".to_string()),
+        Value::String(s) if s == "first" => (0, "the first answer".to_string()),
+        Value::String(s) if s == "last" => (last as u64, "the last answer".to_string()),
+        _ => {
+            // The longest answer, as a stand-in for "the most thorough"; the first on a tie.
+            let lengths = candidates.iter().map(|c| c.to_string().chars().count());
+            let (i, len) = lengths.enumerate().fold((0, 0), |best, (i, n)| if n > best.1 { (i, n) } else { best });
+            (i as u64, format!("the most thorough answer ({len} characters)"))
+        }
+    };
+    Ok(json!({"pick": pick, "reason": reason}))
 }
 
 /// A fixed pseudo-random number in [0, 1) for (task, attempt): FNV-1a.

@@ -6,6 +6,7 @@ pub mod confirm;
 pub mod dashboard;
 pub mod dead_letters;
 pub mod detail;
+pub mod disagreement;
 pub mod help;
 pub mod palette;
 pub mod tasks;
