@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod checks;
 pub mod consensus;
 pub mod decide;
 pub mod escape;
