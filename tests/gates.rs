@@ -58,11 +58,7 @@ fn gate_problems_have_line_and_column() {
          {{ command = [] }},\n\
          ]\n"
     );
-    let files = [
-        ("bad.json", "{\"type\": \n"),
-        ("notschema.json", r#"{"type": 12}"#),
-        ("s.json", "{}"),
-    ];
+    let files = [("bad.json", "{\"type\": \n"), ("notschema.json", r#"{"type": 12}"#), ("s.json", "{}")];
     assert_reports(
         &text,
         &files,
@@ -104,4 +100,158 @@ fn gate_entries_of_the_wrong_kind_say_so() {
         &[],
         &["wf.toml:6:43: gate command is empty"],
     );
+}
+
+const FAST_RETRY: &str =
+    "[defaults]\nretry = { max_attempts = 3, initial = \"20ms\", max = \"1s\", multiplier = 2.0, jitter = false }\n";
+
+/// The task JSON attempt `n` of a worker read, saved by its script as `stdin.N`.
+#[track_caller]
+fn stdin_of(s: &Scratch, n: u32) -> serde_json::Value {
+    let text = std::fs::read_to_string(s.path().join(format!("stdin.{n}"))).expect("the worker saved its stdin");
+    serde_json::from_str(&text).expect("stdin is JSON")
+}
+
+/// Events of `kind` in the run's log.
+fn of_kind(s: &Scratch, kind: &str) -> Vec<serde_json::Value> {
+    s.events().into_iter().filter(|e| e["type"] == kind).collect()
+}
+
+#[test]
+fn a_schema_failure_is_fed_back_and_attempt_two_passes() {
+    let s = Scratch::new();
+    s.write("title.json", r#"{"type":"object","required":["title"],"properties":{"title":{"type":"string"}}}"#);
+    let dir = s.path().display();
+    let script = format!(
+        r#"cat > {dir}/stdin.$PITBOSS_ATTEMPT; if [ "$PITBOSS_ATTEMPT" = 1 ]; then echo '{{"title": 5}}'; else echo '{{"title": "fixed"}}'; fi"#
+    );
+    let wf = format!(
+        "{FAST_RETRY}{}[[task]]\nid = \"notes\"\ngates = [{{ schema = \"title.json\" }}]\n",
+        common::sh_pool("writer", &script, "")
+    );
+    let (code, doc, out) = s.run_json(&wf);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let t = common::task(&doc, "notes");
+    assert_eq!(t["state"], "completed", "{t}");
+    assert_eq!(t["attempts"], 2);
+    assert_eq!(t["result"]["title"], "fixed");
+    // The verdict, in the log and in the second attempt's stdin; none in the first's.
+    let failed = of_kind(&s, "gate_failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["reason"], "gate 1 (schema) failed: /title: 5 is not of type \"string\"");
+    assert_eq!(failed[0]["then"], "retry");
+    assert_eq!(of_kind(&s, "gate_passed")[0]["attempt"], 2);
+    assert!(stdin_of(&s, 1).get("feedback").is_none());
+    let feedback = &stdin_of(&s, 2)["feedback"];
+    assert_eq!(feedback[0]["gate"], "schema", "{feedback}");
+    assert_eq!(feedback[0]["verdict"], "failed");
+    assert_eq!(feedback[0]["critique"], "/title: 5 is not of type \"string\"");
+    // `inspect TASK` shows the path through validating and both verdicts.
+    let run = s.run_dir();
+    let out = s.pitboss().arg("inspect").arg(&run).arg("notes").output_within("pitboss inspect");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "states: blocked → queued → running → validating → retry_wait → queued → running → validating → completed"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("attempt 1 gate 1 (schema) failed"), "{text}");
+    assert!(text.contains("attempt 2 gate 1 (schema) passed"), "{text}");
+    let out = s.pitboss().arg("inspect").arg(&run).arg("notes").arg("--json").output_within("pitboss inspect --json");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect --json");
+    let verdicts = &doc["task"]["verdicts"];
+    assert_eq!(verdicts.as_array().map(Vec::len), Some(2), "{doc}");
+    assert_eq!(verdicts[0]["verdict"], "failed");
+    assert_eq!(verdicts[1]["verdict"], "passed");
+}
+
+#[test]
+fn a_review_critique_arrives_byte_exact_in_the_next_stdin() {
+    let s = Scratch::new();
+    let critique = "Line one: \"quoted\", a \\ backslash,\n\ttabbed — é ✓ {braces} $HOME `ticks`  ";
+    s.write("review1.json", &serde_json::json!({"score": 3, "critique": critique}).to_string());
+    let dir = s.path().display();
+    let writer = format!(r#"cat > {dir}/stdin.$PITBOSS_ATTEMPT; echo '{{"text": "draft"}}'"#);
+    let reviewer = format!(
+        r#"cat > {dir}/review-stdin.$PITBOSS_ATTEMPT; if [ "$PITBOSS_ATTEMPT" = 1 ]; then cat {dir}/review1.json; else echo '{{"score": 9, "critique": "good"}}'; fi"#
+    );
+    let wf = format!(
+        "{FAST_RETRY}{}{}[[task]]\nid = \"essay\"\npool = \"writer\"\n\
+         gates = [{{ review = \"reviewer\", min_score = 7, criteria = [\"clarity\"] }}]\n",
+        common::sh_pool("writer", &writer, ""),
+        common::sh_pool("reviewer", &reviewer, "")
+    );
+    let (code, doc, out) = s.run_json(&wf);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(common::task(&doc, "essay")["attempts"], 2);
+    // The reviewer was asked with {"review":{task, result, criteria}}.
+    let asked: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("review-stdin.1")).expect("review stdin"))
+            .expect("JSON");
+    assert_eq!(asked["review"]["task"]["id"], "essay", "{asked}");
+    assert_eq!(asked["review"]["result"]["text"], "draft");
+    assert_eq!(asked["review"]["criteria"][0], "clarity");
+    let feedback = &stdin_of(&s, 2)["feedback"][0];
+    assert_eq!(feedback["gate"], "review");
+    assert_eq!(feedback["score"], 3);
+    assert_eq!(feedback["critique"].as_str(), Some(critique), "byte-exact: {feedback}");
+    let failed = &of_kind(&s, "gate_failed")[0];
+    assert_eq!(failed["reason"], "gate 1 (review) failed: score 3 is below 7");
+    assert_eq!(of_kind(&s, "gate_passed")[0]["score"], 9);
+}
+
+#[test]
+fn a_command_gate_runs_a_real_test_suite_in_the_workers_folder() {
+    let s = Scratch::new();
+    let work = s.path().join("work");
+    std::fs::create_dir(&work).expect("work folder");
+    let python = std::process::Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    // The worker writes code and its test into its cwd; attempt 1's code is wrong.
+    let (script, gate) = if python {
+        (
+            r#"cat >/dev/null
+if [ "$PITBOSS_ATTEMPT" = 1 ]; then printf 'def add(a, b):\n    return a - b\n' > calc.py
+else printf 'def add(a, b):\n    # fixed: the sum, not the difference\n    return a + b\n' > calc.py; fi
+printf 'import unittest\nfrom calc import add\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n' > test_calc.py
+echo '{"files": ["calc.py", "test_calc.py"]}'"#,
+            r#"["python3", "-m", "unittest", "-v", "test_calc"]"#,
+        )
+    } else {
+        (
+            r#"cat >/dev/null; if [ "$PITBOSS_ATTEMPT" = 1 ]; then echo 4 > answer; else echo 5 > answer; fi; echo '{}'"#,
+            r#"["sh", "-c", "test \"$(cat answer)\" = 5 || { echo 'FAILED: answer is not 5'; exit 1; }"]"#,
+        )
+    };
+    let wf = format!(
+        "{FAST_RETRY}{}[[task]]\nid = \"code\"\ngates = [{{ command = {gate}, timeout = \"60s\" }}]\n",
+        common::sh_pool("coder", script, &format!("cwd = {}", common::toml_string(&work.display().to_string())))
+    );
+    let (code, doc, out) = s.run_json(&wf);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(common::task(&doc, "code")["attempts"], 2);
+    let failed = &of_kind(&s, "gate_failed")[0];
+    assert!(failed["reason"].as_str().unwrap().starts_with("gate 1 (command) failed: "), "{failed}");
+    let critique = failed["critique"].as_str().expect("the test output is the critique");
+    assert!(critique.contains("FAILED"), "{critique}");
+    assert_eq!(of_kind(&s, "gate_passed")[0]["attempt"], 2);
+}
+
+#[test]
+fn a_missing_check_command_is_a_gate_error_not_a_verdict() {
+    let s = Scratch::new();
+    let wf = format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"t\"\ngates = [{{ command = [\"./no-such-check\"] }}]\n",
+        common::sh_pool("p", "cat >/dev/null; echo '{}'", "")
+    );
+    let (code, doc, _) = s.run_json(&wf);
+    assert_eq!(code, 1);
+    let t = common::task(&doc, "t");
+    assert_eq!(t["state"], "dead_lettered");
+    let error = t["error"].as_str().unwrap();
+    assert!(error.starts_with("attempts spent (1/1): gate 1 (command) could not run: "), "{error}");
+    assert!(error.contains("not found"), "{error}");
+    assert_eq!(of_kind(&s, "gate_error").len(), 1);
+    assert!(of_kind(&s, "gate_failed").is_empty(), "could not run is no verdict");
+    assert_eq!(t["verdicts"][0]["verdict"], "error");
 }

@@ -12,6 +12,11 @@
 //! | `fail_style`    | `exit` (exit 1, default) or `envelope` (`{"status":"failed"}` on stderr, exit 0) |
 //! | `exit_code`     | the exit code of a failure in `exit` style (default 1)        |
 //! | `result`        | the result to print (default: a short summary with its inputs) |
+//! | `draft`         | the result of an attempt without `feedback` (a first answer that a gate fails); later attempts print `result` and list the critiques they addressed |
+//!
+//! As a reviewer (stdin `{"review":{"task","result","criteria"}}`, DESIGN §9) it
+//! answers `{"score","critique"}`: the reviewed result's `quality` (0–10) as the score,
+//! 8 when it has none, and a critique that says what to fix when the score is below 7.
 //!
 //! Like real agents it logs to stderr, prints `{"pitboss":"progress"}` lines, and
 //! prints its result as the last JSON line on stdout.
@@ -35,6 +40,9 @@ pub fn main(role: &str) -> u8 {
             return 2;
         }
     };
+    if let Some(review) = task.get("review") {
+        return answer_review(role, review);
+    }
     let id = task["id"].as_str().unwrap_or("?").to_string();
     let attempt = task["attempt"].as_u64().unwrap_or(1);
     let payload = &task["payload"];
@@ -64,14 +72,43 @@ pub fn main(role: &str) -> u8 {
         eprintln!("{error}");
         return payload["exit_code"].as_u64().map(|c| c.clamp(1, 255) as u8).unwrap_or(1);
     }
-    let result = match payload.get("result") {
-        Some(r) => r.clone(),
-        None => {
+    let feedback: Vec<&Value> = task["feedback"].as_array().map(|f| f.iter().collect()).unwrap_or_default();
+    let result = match (payload.get("draft"), payload.get("result")) {
+        // A first answer, before any gate said what is wrong with it.
+        (Some(draft), _) if feedback.is_empty() => draft.clone(),
+        (_, Some(r)) => addressed(r.clone(), &feedback),
+        (_, None) => {
             let inputs: Vec<&String> = task["inputs"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
-            json!({"by": role, "task": id, "summary": format!("{role} finished {id}"), "used_inputs": inputs})
+            let summary =
+                json!({"by": role, "task": id, "summary": format!("{role} finished {id}"), "used_inputs": inputs});
+            addressed(summary, &feedback)
         }
     };
     let _ = writeln!(out, "{result}");
+    0
+}
+
+/// `result` with the critiques of the failed gates it fixed (an object only).
+fn addressed(mut result: Value, feedback: &[&Value]) -> Value {
+    let fixed: Vec<Value> =
+        feedback.iter().filter(|f| f["verdict"] != "passed").map(|f| f["critique"].clone()).collect();
+    if let (false, Some(obj)) = (fixed.is_empty(), result.as_object_mut()) {
+        obj.insert("addressed".into(), Value::Array(fixed));
+    }
+    result
+}
+
+/// A reviewer's answer to `{"review":{…}}`: the result's `quality` as the score.
+fn answer_review(role: &str, review: &Value) -> u8 {
+    let id = review["task"]["id"].as_str().unwrap_or("?");
+    let score = review["result"]["quality"].as_u64().unwrap_or(8).min(10);
+    let critique = if score >= 7 {
+        "Clear and complete.".to_string()
+    } else {
+        "Too vague: name each changed module and say why it changed.".to_string()
+    };
+    eprintln!("[{role}] reviewing {id}: score {score}");
+    println!("{}", json!({"score": score, "critique": critique}));
     0
 }
 

@@ -41,7 +41,12 @@ impl Checker<'_> {
     /// reported here, once, and replaced by the built-in one, so that the tasks that
     /// inherit it do not each report it again.
     pub(super) fn task_defaults(&mut self, raw: Option<&RawDefaults>) -> TaskDefaults {
-        let mut defaults = TaskDefaults { timeout_ms: TIMEOUT_MS, retry: RetryPolicy::default(), never_on: Vec::new(), gates: Vec::new() };
+        let mut defaults = TaskDefaults {
+            timeout_ms: TIMEOUT_MS,
+            retry: RetryPolicy::default(),
+            never_on: Vec::new(),
+            gates: Vec::new(),
+        };
         let Some(raw) = raw else { return defaults };
         if let Some(codes) = raw.retry.as_ref().and_then(|r| r.never_on.as_ref()) {
             defaults.never_on = self.exit_codes(codes);

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use crate::core::workflow::{
-    Gate, PerfGate, RetryPolicy, Site, PERF_RUNS_RANGE, REGRESSION_RANGE, SCORE_RANGE,
-};
+use crate::core::workflow::{Gate, PerfGate, RetryPolicy, Site, PERF_RUNS_RANGE, REGRESSION_RANGE, SCORE_RANGE};
 
 use super::check::Checker;
 use super::parse::{RawGate, RawPerf};
@@ -52,7 +50,8 @@ impl Checker<'_> {
                 if g.command.is_some() {
                     all.push("command");
                 }
-                let message = format!("a gate is one kind: this one has {} (write one gate for each)", all.join(" and "));
+                let message =
+                    format!("a gate is one kind: this one has {} (write one gate for each)", all.join(" and "));
                 self.report(raw.span(), message);
                 return None;
             }

@@ -117,11 +117,8 @@ const GATE: &[Key] = &[
 
 const RUN: &[Key] = &[key("name", Shape::Text), key("max_parallel", Shape::Whole), key("kill_grace", Shape::Duration)];
 
-const DEFAULTS: &[Key] = &[
-    key("timeout", Shape::Duration),
-    key("retry", Shape::Table(RETRY)),
-    key("gates", Shape::Sections(GATE)),
-];
+const DEFAULTS: &[Key] =
+    &[key("timeout", Shape::Duration), key("retry", Shape::Table(RETRY)), key("gates", Shape::Sections(GATE))];
 
 const BALANCER: &[Key] = &[required("strategy", Shape::Text)];
 

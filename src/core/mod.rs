@@ -8,6 +8,7 @@ pub mod breaker;
 pub mod decide;
 pub mod escape;
 pub mod event;
+pub mod gates;
 pub mod protocol;
 pub mod redact;
 pub mod state;

@@ -3,6 +3,7 @@
 //! as a timestamp, so the same event always reads the same.
 
 use super::event::{AfterFailure, Event};
+use crate::core::workflow::gate_label;
 
 /// "1.5s", "250ms", "3m12s": short durations for people.
 pub fn human_ms(ms: u64) -> String {
@@ -65,6 +66,8 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::AttemptStarted { task, attempt, pool } => format!("{task}: running attempt {attempt} on pool {pool}"),
         Event::AttemptSpawned { .. } => return None,
         Event::AttemptSucceeded { task, attempt, duration_ms, .. } => {
+            // With gates the task goes on to validating; "succeeded" would change what
+            // every gate-free run has always printed.
             format!("{task}: completed (attempt {attempt}, {})", human_ms(*duration_ms))
         }
         Event::AttemptFailed { task, attempt, error, then, .. } => match then {
@@ -78,6 +81,17 @@ pub fn describe(e: &Event) -> Option<String> {
             AfterFailure::Fallback { reason } => {
                 format!("{task}: attempt {attempt} failed: {error}; fallback used ({reason})")
             }
+        },
+        Event::GatePassed { task, attempt, index, kind, reason, duration_ms, .. } => {
+            let gate = gate_label(*index, *kind);
+            format!("{task}: {gate} passed attempt {attempt} ({reason}, {})", human_ms(*duration_ms))
+        }
+        Event::GateFailed { task, reason, then, .. } | Event::GateError { task, reason, then, .. } => match then {
+            AfterFailure::Retry { delay_ms, .. } | AfterFailure::Defer { delay_ms, .. } => {
+                format!("{task}: {reason}; retry in {}", human_ms(*delay_ms))
+            }
+            AfterFailure::DeadLetter { reason } => format!("{task}: dead-lettered: {reason}"),
+            AfterFailure::Fallback { reason: why } => format!("{task}: {reason}; fallback used ({why})"),
         },
         Event::FallbackUsed { task, reason } => format!("{task}: fallback used ({reason})"),
         Event::PayloadEdited { task, .. } => format!("{task}: payload edited by an operator"),
