@@ -74,7 +74,7 @@ fn gates_run_in_order_and_a_failure_is_a_failed_attempt() {
         1,
         GateOutcome::Failed { reason: "exit code 1".into(), score: Some(3), critique: Some(critique.clone()) },
     );
-    assert!(matches!(&events[0], Event::GateFailed { reason, .. } if reason == "gate 2 (command) failed: exit code 1"));
+    assert!(matches!(&events[0], Event::GateFailed { error, .. } if error == "gate 2 (command) failed: exit code 1"));
     assert_eq!(core.task("t").state.name(), TaskStateName::RetryWait);
     assert_eq!(core.task("t").result, None, "a result that failed a gate does not count");
     // Every verdict is kept, the critique byte for byte.

@@ -138,7 +138,7 @@ fn a_schema_failure_is_fed_back_and_attempt_two_passes() {
     // The verdict, in the log and in the second attempt's stdin; none in the first's.
     let failed = of_kind(&s, "gate_failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert_eq!(failed[0]["reason"], "gate 1 (schema) failed: /title: 5 is not of type \"string\"");
+    assert_eq!(failed[0]["error"], "gate 1 (schema) failed: /title: 5 is not of type \"string\"");
     assert_eq!(failed[0]["then"], "retry");
     assert_eq!(of_kind(&s, "gate_passed")[0]["attempt"], 2);
     assert!(stdin_of(&s, 1).get("feedback").is_none());
@@ -197,7 +197,7 @@ fn a_review_critique_arrives_byte_exact_in_the_next_stdin() {
     assert_eq!(feedback["score"], 3);
     assert_eq!(feedback["critique"].as_str(), Some(critique), "byte-exact: {feedback}");
     let failed = &of_kind(&s, "gate_failed")[0];
-    assert_eq!(failed["reason"], "gate 1 (review) failed: score 3 is below 7");
+    assert_eq!(failed["error"], "gate 1 (review) failed: score 3 is below 7");
     assert_eq!(of_kind(&s, "gate_passed")[0]["score"], 9);
 }
 
@@ -231,7 +231,7 @@ echo '{"files": ["calc.py", "test_calc.py"]}'"#,
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(common::task(&doc, "code")["attempts"], 2);
     let failed = &of_kind(&s, "gate_failed")[0];
-    assert!(failed["reason"].as_str().unwrap().starts_with("gate 1 (command) failed: "), "{failed}");
+    assert!(failed["error"].as_str().unwrap().starts_with("gate 1 (command) failed: "), "{failed}");
     let critique = failed["critique"].as_str().expect("the test output is the critique");
     assert!(critique.contains("FAILED"), "{critique}");
     assert_eq!(of_kind(&s, "gate_passed")[0]["attempt"], 2);

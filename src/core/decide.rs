@@ -483,12 +483,12 @@ fn gate_done(
         GateOutcome::Failed { reason, score, critique } => {
             let reason = failed_reason(index, kind, &reason);
             let then = after(state, i, attempt, FailureClass::Worker, &reason, None, ctx);
-            Event::GateFailed { task, attempt, index, kind, reason, score, critique, duration_ms, then }
+            Event::GateFailed { task, attempt, index, kind, error: reason, score, critique, duration_ms, then }
         }
         GateOutcome::Error { reason } => {
             let reason = error_reason(index, kind, &reason);
             let then = after(state, i, attempt, FailureClass::Worker, &reason, None, ctx);
-            Event::GateError { task, attempt, index, kind, reason, duration_ms, then }
+            Event::GateError { task, attempt, index, kind, error: reason, duration_ms, then }
         }
     })
 }

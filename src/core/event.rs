@@ -181,8 +181,9 @@ pub enum Event {
         index: usize,
         /// The gate's kind.
         kind: GateKind,
-        /// What is wrong, in plain words (`gate 1 (schema) failed: …`).
-        reason: String,
+        /// What is wrong, in plain words (`gate 1 (schema) failed: …`). Named `error`
+        /// as in `attempt_failed`: `then` is flattened beside it and has its own `reason`.
+        error: String,
         /// A reviewer's score.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         score: Option<u8>,
@@ -208,7 +209,7 @@ pub enum Event {
         /// The gate's kind.
         kind: GateKind,
         /// Why it could not run (`gate 2 (command) could not run: …`).
-        reason: String,
+        error: String,
         /// Time spent trying.
         duration_ms: u64,
         /// What happens next.

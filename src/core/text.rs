@@ -86,13 +86,15 @@ pub fn describe(e: &Event) -> Option<String> {
             let gate = gate_label(*index, *kind);
             format!("{task}: {gate} passed attempt {attempt} ({reason}, {})", human_ms(*duration_ms))
         }
-        Event::GateFailed { task, reason, then, .. } | Event::GateError { task, reason, then, .. } => match then {
-            AfterFailure::Retry { delay_ms, .. } | AfterFailure::Defer { delay_ms, .. } => {
-                format!("{task}: {reason}; retry in {}", human_ms(*delay_ms))
+        Event::GateFailed { task, error: reason, then, .. } | Event::GateError { task, error: reason, then, .. } => {
+            match then {
+                AfterFailure::Retry { delay_ms, .. } | AfterFailure::Defer { delay_ms, .. } => {
+                    format!("{task}: {reason}; retry in {}", human_ms(*delay_ms))
+                }
+                AfterFailure::DeadLetter { reason } => format!("{task}: dead-lettered: {reason}"),
+                AfterFailure::Fallback { reason: why } => format!("{task}: {reason}; fallback used ({why})"),
             }
-            AfterFailure::DeadLetter { reason } => format!("{task}: dead-lettered: {reason}"),
-            AfterFailure::Fallback { reason: why } => format!("{task}: {reason}; fallback used ({why})"),
-        },
+        }
         Event::FallbackUsed { task, reason } => format!("{task}: fallback used ({reason})"),
         Event::PayloadEdited { task, .. } => format!("{task}: payload edited by an operator"),
         Event::AttemptStalled { task, attempt, quiet_ms } => {

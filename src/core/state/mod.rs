@@ -361,13 +361,23 @@ impl RunState {
                 self.record_verdict(i, *attempt, *index, *gate, verdict, reason, *score, critique, *duration_ms);
                 self.pass_gate(i, *attempt, *index);
             }
-            Event::GateFailed { task, attempt, index, kind: gate, reason, score, critique, duration_ms, then } => {
+            Event::GateFailed {
+                task,
+                attempt,
+                index,
+                kind: gate,
+                error: reason,
+                score,
+                critique,
+                duration_ms,
+                then,
+            } => {
                 let i = self.validating(kind, task, *attempt, *index)?;
                 let verdict = VerdictKind::Failed;
                 self.record_verdict(i, *attempt, *index, *gate, verdict, reason, *score, critique, *duration_ms);
                 self.fail_gate(kind, i, *attempt, reason, then)?;
             }
-            Event::GateError { task, attempt, index, kind: gate, reason, duration_ms, then } => {
+            Event::GateError { task, attempt, index, kind: gate, error: reason, duration_ms, then } => {
                 let i = self.validating(kind, task, *attempt, *index)?;
                 let verdict = VerdictKind::Error;
                 self.record_verdict(i, *attempt, *index, *gate, verdict, reason, None, &None, *duration_ms);
