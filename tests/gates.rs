@@ -255,3 +255,42 @@ fn a_missing_check_command_is_a_gate_error_not_a_verdict() {
     assert!(of_kind(&s, "gate_failed").is_empty(), "could not run is no verdict");
     assert_eq!(t["verdicts"][0]["verdict"], "error");
 }
+
+#[test]
+fn the_bundled_gates_example_runs_with_zero_setup() {
+    let s = Scratch::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/workflows/gates.toml");
+    let out = s
+        .pitboss()
+        .args(["run", "--headless", "--json", "--state-dir"])
+        .arg(s.run_dir())
+        .arg(&example)
+        .output_within("pitboss run gates.toml");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(0), "{}\n{doc}", String::from_utf8_lossy(&out.stderr));
+    let notes = common::task(&doc, "release-notes");
+    assert_eq!(notes["attempts"], 3, "{notes}");
+    let verdicts: Vec<(u64, String, String)> = notes["verdicts"]
+        .as_array()
+        .expect("verdicts")
+        .iter()
+        .map(|v| {
+            (v["attempt"].as_u64().unwrap(), v["kind"].as_str().unwrap().into(), v["verdict"].as_str().unwrap().into())
+        })
+        .collect();
+    let expected = [
+        (1, "schema", "failed"),
+        (2, "schema", "passed"),
+        (2, "review", "failed"),
+        (3, "schema", "passed"),
+        (3, "review", "passed"),
+    ];
+    let expected: Vec<(u64, String, String)> =
+        expected.iter().map(|(a, k, v)| (*a, k.to_string(), v.to_string())).collect();
+    assert_eq!(verdicts, expected);
+    // The third answer was written with both critiques.
+    assert_eq!(notes["result"]["addressed"].as_array().map(Vec::len), Some(2), "{notes}");
+    let code = common::task(&doc, "add-function");
+    assert_eq!(code["attempts"], 2, "{code}");
+    assert_eq!(code["verdicts"][0]["verdict"], "failed");
+}

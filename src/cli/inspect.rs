@@ -120,13 +120,17 @@ fn print_verdicts(task: &crate::core::Task, say: &dyn Fn(String)) {
     say("gates:".to_string());
     for v in &task.verdicts {
         let score = v.score.map(|s| format!(" score {s}")).unwrap_or_default();
+        let label = gate_label(v.index, v.kind);
+        // A failure's reason starts with the gate's label and verdict, shown already.
+        let reason = v.reason.strip_prefix(&label).map_or(v.reason.as_str(), |rest| {
+            rest.trim_start_matches(" failed: ").trim_start_matches(" could not run: ")
+        });
         say(format!(
-            "  attempt {} {} {}{score} ({}): {}",
+            "  attempt {} {label} {}{score} ({}): {}",
             v.attempt,
-            gate_label(v.index, v.kind),
             v.verdict.as_str(),
             human_ms(v.duration_ms),
-            truncate(&v.reason, 300)
+            truncate(reason, 300)
         ));
         if let Some(critique) = &v.critique {
             for line in last_lines(critique, 8) {

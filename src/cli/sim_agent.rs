@@ -12,7 +12,7 @@
 //! | `fail_style`    | `exit` (exit 1, default) or `envelope` (`{"status":"failed"}` on stderr, exit 0) |
 //! | `exit_code`     | the exit code of a failure in `exit` style (default 1)        |
 //! | `result`        | the result to print (default: a short summary with its inputs) |
-//! | `draft`         | the result of an attempt without `feedback` (a first answer that a gate fails); later attempts print `result` and list the critiques they addressed |
+//! | `answers`       | results in order: the first one until a gate fails it, then the next after each failed verdict in `feedback`, listing the critiques it `addressed` |
 //!
 //! As a reviewer (stdin `{"review":{"task","result","criteria"}}`, DESIGN §9) it
 //! answers `{"score","critique"}`: the reviewed result's `quality` (0–10) as the score,
@@ -73,11 +73,14 @@ pub fn main(role: &str) -> u8 {
         return payload["exit_code"].as_u64().map(|c| c.clamp(1, 255) as u8).unwrap_or(1);
     }
     let feedback: Vec<&Value> = task["feedback"].as_array().map(|f| f.iter().collect()).unwrap_or_default();
-    let result = match (payload.get("draft"), payload.get("result")) {
-        // A first answer, before any gate said what is wrong with it.
-        (Some(draft), _) if feedback.is_empty() => draft.clone(),
-        (_, Some(r)) => addressed(r.clone(), &feedback),
-        (_, None) => {
+    // One more answer for every verdict that failed (or could not run): an agent that
+    // improves on what the gates said.
+    let failed = feedback.iter().filter(|f| f["verdict"] != "passed").count();
+    let answer = payload["answers"].as_array().and_then(|a| a.get(failed.min(a.len().saturating_sub(1))));
+    let result = match (answer, payload.get("result")) {
+        (Some(a), _) => addressed(a.clone(), &feedback),
+        (None, Some(r)) => addressed(r.clone(), &feedback),
+        (None, None) => {
             let inputs: Vec<&String> = task["inputs"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
             let summary =
                 json!({"by": role, "task": id, "summary": format!("{role} finished {id}"), "used_inputs": inputs});

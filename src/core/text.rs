@@ -66,9 +66,8 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::AttemptStarted { task, attempt, pool } => format!("{task}: running attempt {attempt} on pool {pool}"),
         Event::AttemptSpawned { .. } => return None,
         Event::AttemptSucceeded { task, attempt, duration_ms, .. } => {
-            // With gates the task goes on to validating; "succeeded" would change what
-            // every gate-free run has always printed.
-            format!("{task}: completed (attempt {attempt}, {})", human_ms(*duration_ms))
+            // "Succeeded", not "completed": with gates the task goes on to validating.
+            format!("{task}: attempt {attempt} succeeded ({})", human_ms(*duration_ms))
         }
         Event::AttemptFailed { task, attempt, error, then, .. } => match then {
             AfterFailure::Retry { delay_ms, .. } => {
