@@ -49,7 +49,7 @@ pub(super) type Schemas = HashMap<(usize, usize), Arc<CompiledSchema>>;
 /// Everything a gate's future needs, taken from the engine before it is spawned.
 enum Job {
     Schema(Result<Arc<CompiledSchema>, String>, Value),
-    Command(AttemptSpec),
+    Command(Box<AttemptSpec>),
     Review { specs: Vec<AttemptSpec>, retry: RetryPolicy, min_score: u8 },
     Refused(String),
 }
@@ -75,7 +75,7 @@ impl Engine {
                 let stdin = json!({ "task": self.task_doc(i, attempt), "result": result });
                 let mut spec = self.gate_spec(i, attempt, index, 1, command.clone(), stdin, *timeout_ms);
                 spec.pool = format!("{task} gate {}", index + 1);
-                Job::Command(spec)
+                Job::Command(Box::new(spec))
             }
             Gate::Review { pool, min_score, criteria, timeout_ms, retry } => {
                 match self.review_specs(i, attempt, index, pool, criteria, *timeout_ms, retry, &result) {
@@ -240,7 +240,7 @@ async fn run_job(
             let dir = spec.output_dir.clone();
             let base = format!("{}.{}", spec.task, spec.attempt);
             let program = spec.argv.first().cloned().unwrap_or_default();
-            let end = run_process(runner, clock, spec, stop).await?;
+            let end = run_process(runner, clock, *spec, stop).await?;
             Some(command_verdict(end, &program, &dir, &base))
         }
         Job::Review { specs, retry, min_score } => review(specs, retry, min_score, runner, clock, stop).await,
