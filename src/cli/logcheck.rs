@@ -47,6 +47,8 @@ pub fn unusable(path: &Path) -> String {
 pub fn explain(error: JournalError) -> String {
     match &error {
         JournalError::Missing(path) if path.exists() => unusable(path),
+        // The journal names a log without one valid record; its first line says why.
+        JournalError::NoRecord { path, line: 1, .. } => unusable(path),
         _ => error.to_string(),
     }
 }
