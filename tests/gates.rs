@@ -294,3 +294,24 @@ fn the_bundled_gates_example_runs_with_zero_setup() {
     assert_eq!(code["attempts"], 2, "{code}");
     assert_eq!(code["verdicts"][0]["verdict"], "failed");
 }
+
+#[test]
+fn dead_letters_of_one_gate_are_one_dlq_group() {
+    let s = Scratch::new();
+    s.write("n.json", r#"{"type":"object","properties":{"n":{"type":"string"}}}"#);
+    // Each task fails the schema with a different value: one group all the same.
+    let wf = format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\ngates = [{{ schema = \"n.json\" }}]\n{}\
+         [[task]]\nid = \"a\"\npayload = {{ n = 1 }}\n[[task]]\nid = \"b\"\npayload = {{ n = 22 }}\n",
+        common::sh_pool("p", r#"cat >/dev/null; echo "{\"n\": $PITBOSS_TASK_ID}" | sed 's/a}/1}/; s/b}/[2]}/'"#, "")
+    );
+    let (code, _, out) = s.run_json(&wf);
+    assert_eq!(code, 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = s.pitboss().arg("dlq").arg(s.run_dir()).arg("--json").output_within("pitboss dlq --json");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dlq --json");
+    let letters = doc["dead_letters"].as_array().expect("dead letters");
+    assert_eq!(letters.len(), 2, "{doc}");
+    assert_ne!(letters[0]["reason"], letters[1]["reason"], "{doc}");
+    assert_eq!(letters[0]["group"], "gate 1 (schema) failed", "{doc}");
+    assert_eq!(letters[1]["group"], "gate 1 (schema) failed", "{doc}");
+}

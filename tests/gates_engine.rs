@@ -159,3 +159,49 @@ async fn a_review_that_answers_nonsense_is_retried_then_could_not_run() {
     let names: Vec<String> = started.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
     assert_eq!(names, ["t", "t.g1", "t.g1.r2"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_stopped_while_validating_runs_the_gate_again_on_resume() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workflow = "[[pool]]\nname = \"p\"\ncommand = [\"w\"]\n\
+                    [[task]]\nid = \"t\"\ngates = [{ command = [\"check\"], timeout = \"1h\" }]\n";
+    // First manager: the gate hangs; the run is stopped 10s in.
+    let answers = HashMap::from([("t".to_string(), (100, Some(json!({"ok": 1})))), ("t.g1".to_string(), (0, None))]);
+    let first = Scripted { answers, started: Arc::default() };
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
+    let (engine, store) = engine(workflow, Arc::new(first), clock.clone(), dir.path());
+    let stop = tokio::time::sleep(Duration::from_secs(10));
+    let (state, ending) = engine
+        .run(async move {
+            stop.await;
+            "test stop".to_string()
+        })
+        .await
+        .expect("engine");
+    assert_eq!(ending, Ending::Interrupted);
+    assert_eq!(state.tasks[0].state.name(), TaskStateName::Validating, "a stopped gate gives no verdict");
+    // The log folds to that state; a second manager runs the gate again, which passes.
+    let records = store.records.lock().unwrap().clone();
+    let mut folded = RunState::from_first(&records[0].event).expect("state");
+    for r in &records[1..] {
+        folded.apply(&r.event, r.ts).expect("the log folds");
+    }
+    assert_eq!(folded.tasks, state.tasks);
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let second = Scripted { answers: HashMap::new(), started: started.clone() };
+    let config = EngineConfig {
+        state_dir: dir.path().to_path_buf(),
+        output_dir: dir.path().join("output"),
+        pitboss_exe: PathBuf::from("pitboss"),
+        exit_when_done: true,
+    };
+    let world = World { clock, runner: Arc::new(second) };
+    let resumed = Engine::new(folded, Box::new(store.clone()), config, world);
+    resumed.handle().send(Input::Start { pid: 2, version: "test".into(), resumed: true });
+    let (state, ending) = resumed.run(std::future::pending()).await.expect("engine");
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(state.tasks[0].state.name(), TaskStateName::Completed);
+    assert_eq!(state.tasks[0].attempts, 1, "the attempt was not spent again");
+    let names: Vec<String> = started.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(names, ["t.g1"], "only the gate ran again, not the worker");
+}

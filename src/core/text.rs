@@ -135,9 +135,64 @@ pub fn describe(e: &Event) -> Option<String> {
     Some(what)
 }
 
+/// A failure's cause with the parts that vary between occurrences (numbers, counts,
+/// pids, durations) masked, so that "exit code 3 after 1.2s" and "exit code 3 after
+/// 0.9s" group together (the TUI's dead letters, `dlq --json`'s `group`). A gate's
+/// failure is grouped by the gate (`gate 1 (schema) failed`), whatever it found: the
+/// details differ for every result.
+pub fn fingerprint(reason: &str) -> String {
+    if let Some(gate) = gate_cause(reason) {
+        return gate.to_string();
+    }
+    let mut out = String::with_capacity(reason.len());
+    let mut in_number = false;
+    for c in reason.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else if in_number && c == '.' {
+            // A decimal point inside a number stays part of it.
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
+}
+
+/// `gate N (kind) failed` or `gate N (kind) could not run`, when the reason is a gate's.
+fn gate_cause(reason: &str) -> Option<&str> {
+    let start = reason.find("gate ")?;
+    let rest = &reason[start..];
+    let close = rest.find(") ")?;
+    let label = &rest[..close + 1];
+    let digits = label.strip_prefix("gate ")?.split(' ').next()?;
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let after = &rest[close + 2..];
+    let verdict = ["failed", "could not run"].into_iter().find(|v| after.starts_with(v))?;
+    Some(&rest[..close + 2 + verdict.len()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gate_failures_group_by_gate() {
+        let a = fingerprint("attempts spent (3/3): gate 1 (schema) failed: /title: 5 is not of type \"string\"");
+        let b = fingerprint("attempts spent (2/2): gate 1 (schema) failed: /: \"body\" is a required property");
+        assert_eq!(a, "gate 1 (schema) failed");
+        assert_eq!(a, b);
+        assert_ne!(a, fingerprint("attempts spent (3/3): gate 2 (review) failed: score 3 below 7"));
+        assert_eq!(
+            fingerprint("attempts spent (1/1): gate 2 (command) could not run: x"),
+            "gate 2 (command) could not run"
+        );
+    }
 
     #[test]
     fn civil_dates() {
