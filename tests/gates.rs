@@ -315,3 +315,27 @@ fn dead_letters_of_one_gate_are_one_dlq_group() {
     assert_eq!(letters[0]["group"], "gate 1 (schema) failed", "{doc}");
     assert_eq!(letters[1]["group"], "gate 1 (schema) failed", "{doc}");
 }
+
+#[test]
+fn a_persistent_reviewer_pool_answers_reviews_on_its_running_process() {
+    let s = Scratch::new();
+    let dir = s.path().display();
+    // One process answers every review line; it counts the processes it was.
+    let reviewer = format!(
+        r#"echo $$ >> {dir}/reviewer.pids; while IFS= read -r line; do echo '{{"score": 8, "critique": "fine"}}'; done"#
+    );
+    let wf = format!(
+        "{FAST_RETRY}{}{}[[task]]\nid = \"a\"\npool = \"writer\"\ngates = [{{ review = \"reviewer\" }}]\n\
+         [[task]]\nid = \"b\"\npool = \"writer\"\ngates = [{{ review = \"reviewer\" }}]\n",
+        common::sh_pool("writer", "cat >/dev/null; echo '{}'", ""),
+        common::sh_pool("reviewer", &reviewer, "mode = \"persistent\"\nper_worker = 4")
+    );
+    let (code, doc, out) = s.run_json(&wf);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    for id in ["a", "b"] {
+        let t = common::task(&doc, id);
+        assert_eq!(t["verdicts"][0]["score"], 8, "{t}");
+    }
+    let pids = std::fs::read_to_string(s.path().join("reviewer.pids")).expect("the reviewer ran");
+    assert_eq!(pids.lines().count(), 1, "one reviewer process served both reviews: {pids}");
+}

@@ -34,7 +34,7 @@ use crate::core::decide::Outcome;
 use crate::core::gates::{read_review, CompiledSchema, GateOutcome};
 use crate::core::protocol::{fill, task_json, TaskView};
 use crate::core::text::human_ms;
-use crate::core::workflow::{Gate, RetryPolicy, StdinMode};
+use crate::core::workflow::{Gate, PoolMode, RetryPolicy, StdinMode};
 use crate::core::{FailureClass, Input, SmallOutput};
 use crate::io::clock::Clock;
 use crate::io::guardian::MANAGER_PID_ENV;
@@ -211,6 +211,8 @@ impl Engine {
                     None => None,
                 };
                 s.pool = pool.to_string();
+                // A persistent reviewer pool takes the review as one more line.
+                s.persistent = (reviewer.mode == PoolMode::Persistent).then(|| self.worker_spec(pool));
                 s.env.extend(reviewer.env.iter().map(|(k, v)| (k.clone(), v.clone())));
                 s.env.push(("PITBOSS_POOL".into(), pool.to_string()));
                 s.cwd = reviewer.cwd.clone();
@@ -357,7 +359,7 @@ async fn review(
         match run_process(runner.clone(), clock.clone(), spec, stop.clone()).await? {
             Outcome::Success { result, .. } => match read_review(&result) {
                 Ok((score, critique)) if score >= min_score => {
-                    let reason = format!("score {score} (at least {min_score})");
+                    let reason = format!("score {score}, at least {min_score}");
                     return Some(GateOutcome::Passed { reason, score: Some(score), critique: Some(critique) });
                 }
                 Ok((score, critique)) => {
