@@ -339,3 +339,28 @@ fn a_persistent_reviewer_pool_answers_reviews_on_its_running_process() {
     let pids = std::fs::read_to_string(s.path().join("reviewer.pids")).expect("the reviewer ran");
     assert_eq!(pids.lines().count(), 1, "one reviewer process served both reviews: {pids}");
 }
+
+#[test]
+fn inspect_shows_a_validating_task_and_its_running_gate() {
+    let s = Scratch::new();
+    let wf = format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"t\"\n\
+         gates = [{{ command = [\"sh\", \"-c\", \"sleep 2\"], timeout = \"1s\" }}]\n",
+        common::sh_pool("p", "cat >/dev/null; echo '{}'", "")
+    );
+    let file = s.write("workflow.toml", &wf);
+    let child = s.spawn_run(&file);
+    let pid = child.id();
+    let run = common::KillOnPanic::new(&[pid]);
+    let mut seen = String::new();
+    let found = common::wait_for(common::deadline(), || {
+        let out = s.pitboss().arg("inspect").arg(s.run_dir()).output_within("pitboss inspect");
+        seen = String::from_utf8_lossy(&out.stdout).into_owned();
+        seen.contains("attempt 1: gate 1 (command) running")
+    });
+    let out = common::finish_within(child, "pitboss run");
+    drop(run);
+    assert!(found, "inspect never showed the running gate (pid {pid}):\n{seen}");
+    assert!(seen.contains("1 validating"), "{seen}");
+    assert_eq!(out.status.code(), Some(1), "the gate times out: a failed attempt");
+}

@@ -64,6 +64,10 @@ fn print_table(state: &RunState) {
                 t.why().unwrap_or_default()
             }
             TaskState::RetryWait { due_ms } => format!("retry at {}", clock(*due_ms)),
+            TaskState::Validating { attempt, gate } => match state.workflow.tasks[i].gates.get(*gate) {
+                Some(g) => format!("attempt {attempt}: {} running", gate_label(*gate, g.kind())),
+                None => String::new(),
+            },
             TaskState::Blocked => {
                 let waiting: Vec<&str> = state.dependencies[i]
                     .iter()
