@@ -95,8 +95,8 @@ fn empty_command() {
 #[test]
 fn not_supported_yet_is_refused() {
     assert_reports(
-        &format!("{POOL}[[task]]\nid = \"a\"\ngates = [{{ command = [\"true\"] }}]\n"),
-        "wf.toml:7:9: `gates` is not supported yet",
+        &format!("{POOL}[[task]]\nid = \"a\"\nconsensus = {{ replicas = 3 }}\n"),
+        "wf.toml:7:13: `consensus` is not supported yet",
     );
 }
 

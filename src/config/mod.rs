@@ -17,6 +17,7 @@
 
 mod check;
 mod defaults;
+mod gates;
 mod parse;
 mod shape;
 

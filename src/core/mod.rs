@@ -10,6 +10,7 @@ pub mod consensus;
 pub mod decide;
 pub mod escape;
 pub mod event;
+pub mod gates;
 pub mod protocol;
 pub mod redact;
 pub mod state;
