@@ -103,6 +103,27 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::AttemptInterrupted { task, attempt, reason } => {
             format!("{task}: attempt {attempt} stopped ({reason}); queued again")
         }
+        Event::VoteCast { task, attempt, replica, worker, digest: Some(digest), .. } => {
+            format!("{task}: attempt {attempt}, replica {replica} on {worker} voted for answer {digest}")
+        }
+        Event::VoteCast { task, attempt, replica, worker, error, .. } => format!(
+            "{task}: attempt {attempt}, replica {replica} on {worker} abstained ({})",
+            error.as_deref().unwrap_or("nothing at the compared key")
+        ),
+        Event::ConsensusReached { task, attempt, winner, digest, votes, dissenters, abstained, judge } => {
+            let decision = crate::core::consensus::Decision::Reached {
+                winner_replica: *winner,
+                digest: digest.clone(),
+                votes: votes.clone(),
+                dissenters: dissenters.clone(),
+                abstained: abstained.clone(),
+            };
+            match judge {
+                Some(reason) => format!("{task}: attempt {attempt}: {}; picked by the judge: {reason}", decision.describe()),
+                None => format!("{task}: attempt {attempt}: {}", decision.describe()),
+            }
+        }
+        Event::ConsensusFailed { task, attempt, reason } => format!("{task}: attempt {attempt}: {reason}"),
         Event::RetryDue { task } => format!("{task}: queued (retry)"),
         Event::TaskCancelled { task, reason } => format!("{task}: cancelled ({reason})"),
         Event::TaskSkipped { task, because } => {

@@ -16,6 +16,7 @@
 
 mod attempt;
 pub mod fanout;
+mod replicas;
 pub mod starved;
 pub mod supervise;
 
@@ -105,6 +106,8 @@ enum Msg {
     /// A note from a running attempt that decides nothing (an output stream that
     /// cannot be saved): recorded and folded as it is.
     Note(Event),
+    /// A process of a consensus attempt ended; `input` reports how, if it matters.
+    Part { task: String, attempt: u32, part: replicas::Part, input: Option<Input> },
 }
 
 /// A handle for sending commands to a running engine and watching its events.
@@ -162,6 +165,8 @@ pub struct Engine {
     running: HashMap<String, (u32, watch::Sender<Option<Stop>>)>,
     /// Issue 11 (item 8): set when the run gives up on workers that cannot start.
     starved: Option<String>,
+    /// Consensus attempts' live replicas and judges.
+    replicas: replicas::Book,
     _close: CloseOnDrop,
 }
 
@@ -194,6 +199,7 @@ impl Engine {
             output,
             running: HashMap::new(),
             starved: None,
+            replicas: replicas::Book::default(),
         }
     }
 
@@ -284,6 +290,13 @@ impl Engine {
                 }
                 // A stop that arrived within a batch: handled as the batch's interrupt.
                 Msg::Stop(reason) => Input::Interrupt { reason },
+                Msg::Part { task, attempt, part, input } => {
+                    self.part_ended(&task, attempt, part);
+                    match input {
+                        Some(input) => input,
+                        None => continue,
+                    }
+                }
                 Msg::RunnerDone { task, attempt, input } => {
                     if self.running.get(&task).is_some_and(|(a, _)| *a == attempt) {
                         self.running.remove(&task);
@@ -322,6 +335,9 @@ impl Engine {
     }
 
     fn effect(&mut self, event: &Event) {
+        if self.replica_effect(event) {
+            return;
+        }
         match event {
             Event::AttemptStarted { task, attempt, pool } => self.start_attempt(task, *attempt, pool),
             Event::AttemptFailed {

@@ -17,6 +17,7 @@ use crate::core::workflow::{Fallback, Workflow};
 
 mod pools;
 mod readiness;
+mod replicas;
 pub use pools::PoolState;
 use readiness::Readiness;
 pub use readiness::Standing;
@@ -354,6 +355,12 @@ impl RunState {
                 self.after_failure(kind, i, *attempt, then)?;
             }
             Event::AttemptInterrupted { task, attempt, .. } => self.interrupt_attempt(kind, task, *attempt)?,
+            Event::VoteCast { task, attempt, replica, worker, result, class, .. } => {
+                self.cast_vote(kind, task, *attempt, *replica, worker, result, *class, ts_ms)?
+            }
+            Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
+                self.note_consensus(kind, task, *attempt)?
+            }
             Event::AttemptStalled { task, attempt, .. } => self.set_stalled(kind, task, *attempt, true)?,
             Event::AttemptActive { task, attempt } => self.set_stalled(kind, task, *attempt, false)?,
             Event::OutputCaptureFailed { task, attempt, stream, .. } => {

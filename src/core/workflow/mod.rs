@@ -207,6 +207,9 @@ pub struct TaskSpec {
     /// What to do instead of dead-lettering, if anything.
     #[serde(default)]
     pub fallback: Option<Fallback>,
+    /// Replicas whose answers are settled by a tally (DESIGN §10), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<crate::core::consensus::ConsensusSpec>,
 }
 
 impl Workflow {

@@ -1,0 +1,210 @@
+//! Consensus in the engine (DESIGN §10) on paused tokio time, with a scripted runner:
+//! replicas run at once, each end is a `vote_cast`, the tally decides, the outstanding
+//! replicas are stopped, and the task goes down the ordinary success or failure path.
+//! The runner is a double of the workers only (it reads the replica index and the
+//! judge's candidates from the real stdin the engine built); the engine, supervisor,
+//! core and clock are the real ones.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pitboss::config;
+use pitboss::core::decide::Outcome;
+use pitboss::core::{Event, FailureClass, Input, RunState, SmallOutput};
+use pitboss::engine::{Ending, Engine, EngineConfig, World};
+use pitboss::io::clock::TokioClock;
+use pitboss::io::journal::Record;
+use pitboss::io::runner::{AttemptEnd, AttemptFuture, AttemptJob, Runner, Stop};
+use pitboss::io::store::MemoryStore;
+use serde_json::{json, Value};
+
+const T0: u64 = 1_800_000_000_000;
+const STUCK: Duration = Duration::from_secs(3600);
+
+/// What one replica (or the judge) does: answer `Some(value)` or fail (`None`) after `ms`.
+#[derive(Clone)]
+struct Act {
+    ms: u64,
+    answer: Option<Value>,
+}
+
+fn answer(ms: u64, v: Value) -> Act {
+    Act { ms, answer: Some(v) }
+}
+
+fn fail(ms: u64) -> Act {
+    Act { ms, answer: None }
+}
+
+/// Replica `r` of every attempt follows `replicas[r]`; a stdin with `candidates` is the judge.
+#[derive(Default)]
+struct Scripted {
+    replicas: Vec<Act>,
+    judge: Option<Act>,
+    /// (replica or None for the judge, stop) of every stop request seen.
+    stops: Arc<Mutex<Vec<(Option<u64>, Stop)>>>,
+    /// Every stdin the runner got, as JSON.
+    stdins: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Runner for Scripted {
+    fn run(&self, job: AttemptJob) -> AttemptFuture {
+        let stdin: Value =
+            job.spec.stdin.as_deref().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+        self.stdins.lock().unwrap().push(stdin.clone());
+        let replica = stdin["replica"].as_u64();
+        let act = if stdin.get("candidates").is_some() {
+            self.judge.clone()
+        } else {
+            replica.and_then(|r| self.replicas.get(r as usize).cloned())
+        }
+        .unwrap_or(Act { ms: 1, answer: Some(json!("single")) });
+        let stops = self.stops.clone();
+        Box::pin(async move {
+            let AttemptJob { mut stop, on_spawn, .. } = job;
+            on_spawn(5000 + replica.unwrap_or(99) as u32);
+            let work = async {
+                tokio::time::sleep(Duration::from_millis(act.ms)).await;
+                match act.answer {
+                    Some(result) => AttemptEnd::Outcome(Outcome::Success {
+                        result,
+                        exit_code: Some(0),
+                        duration_ms: act.ms,
+                        output: SmallOutput::default(),
+                    }),
+                    None => AttemptEnd::failed(FailureClass::Worker, "scripted failure".into(), Duration::ZERO),
+                }
+            };
+            tokio::select! {
+                end = work => end,
+                Ok(why) = async { stop.wait_for(|s| s.is_some()).await.map(|s| s.unwrap_or(Stop::Interrupt)) } => {
+                    stops.lock().unwrap().push((replica, why));
+                    AttemptEnd::stopped(why)
+                }
+            }
+        })
+    }
+}
+
+async fn run(workflow: &str, runner: Scripted) -> (Vec<(u64, Value)>, RunState) {
+    let wf = config::parse(workflow, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("workflow: {e}"));
+    let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
+    let store = MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(wf) });
+    let world = World { clock: Arc::new(TokioClock::starting_at(T0)), runner: Arc::new(runner) };
+    let config = EngineConfig {
+        state_dir: PathBuf::from("/nonexistent"),
+        output_dir: PathBuf::from("/nonexistent"),
+        pitboss_exe: PathBuf::from("pitboss"),
+        exit_when_done: true,
+    };
+    let engine = Engine::new(state, Box::new(store.clone()), config, world);
+    engine.handle().send(Input::Start { pid: 1, version: "test".into(), resumed: false });
+    let ran = tokio::time::timeout(STUCK, engine.run(std::future::pending())).await;
+    let (state, ending) = ran.expect("the run did not end within an hour of virtual time").expect("engine failed");
+    assert_eq!(ending, Ending::Finished);
+    let records: Vec<Record> = store.records.lock().unwrap().clone();
+    let events = records.iter().map(|r| (r.ts - T0, serde_json::to_value(&r.event).unwrap())).collect();
+    // The log folds to the live state (replay decides as the live engine did).
+    let mut folded = RunState::from_first(&records[0].event).unwrap();
+    for r in &records[1..] {
+        folded.apply(&r.event, r.ts).unwrap_or_else(|e| panic!("replay: {e}"));
+    }
+    assert_eq!(folded.tasks, state.tasks, "replay differs from the live state");
+    (events, state)
+}
+
+fn of<'a>(events: &'a [(u64, Value)], kind: &str) -> Vec<&'a (u64, Value)> {
+    events.iter().filter(|(_, e)| e["type"] == kind).collect()
+}
+
+fn workflow(consensus: &str) -> String {
+    format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\n\
+         [[pool]]\nname = \"w\"\ncommand = [\"unused\"]\nstdin = \"task\"\nconcurrency = 1\n\
+         [[pool]]\nname = \"judges\"\ncommand = [\"unused\"]\nstdin = \"task\"\n\
+         [[task]]\nid = \"q\"\npool = \"w\"\nconsensus = {consensus}\n"
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_of_three_agree_the_majority_wins_and_the_third_is_stopped() {
+    let runner = Scripted {
+        replicas: vec![
+            answer(100, json!({"a": 1, "r": 0})),
+            answer(300, json!({"a": 1.0, "r": 1})),
+            answer(5_000, json!({"a": 2})),
+        ],
+        ..Scripted::default()
+    };
+    let (stops, stdins) = (runner.stops.clone(), runner.stdins.clone());
+    let (events, state) = run(&workflow("{ replicas = 3, strategy = \"majority\", key = \"/a\" }"), runner).await;
+    // All three at once, one attempt.
+    assert_eq!(of(&events, "attempt_started").len(), 1, "{events:#?}");
+    let replicas: Vec<u64> = stdins.lock().unwrap().iter().map(|s| s["replica"].as_u64().unwrap()).collect();
+    assert_eq!(replicas, [0, 1, 2]);
+    let votes = of(&events, "vote_cast");
+    assert_eq!(
+        votes.iter().map(|(t, v)| (*t, v["replica"].as_u64().unwrap())).collect::<Vec<_>>(),
+        [(100, 0), (300, 1)]
+    );
+    let reached = of(&events, "consensus_reached");
+    assert_eq!(reached.len(), 1);
+    let (t, reached) = reached[0];
+    assert_eq!(*t, 300);
+    assert_eq!(reached["winner"], 0);
+    assert_eq!(reached["votes"], json!([0, 1]));
+    // The third had not voted: outstanding, so stopped, and its late end never counts.
+    assert_eq!(stops.lock().unwrap().as_slice(), &[(Some(2), Stop::Cancel)]);
+    assert_eq!(state.tasks[0].result, Some(json!({"a": 1, "r": 0})));
+    assert_eq!(state.tasks[0].state.name().as_str(), "completed");
+    assert_eq!(of(&events, "attempt_succeeded")[0].0, 300);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dissenter_is_named_when_consensus_is_reached() {
+    let runner = Scripted {
+        replicas: vec![answer(100, json!({"a": 1})), answer(200, json!({"a": 2})), answer(300, json!({"a": 1}))],
+        ..Scripted::default()
+    };
+    let (events, state) = run(&workflow("{ replicas = 3, strategy = \"majority\" }"), runner).await;
+    let (_, reached) = of(&events, "consensus_reached")[0];
+    assert_eq!(reached["votes"], json!([0, 2]));
+    assert_eq!(reached["dissenters"], json!([1]));
+    assert_eq!(state.tasks[0].result, Some(json!({"a": 1})));
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_differ_and_the_judge_picks_the_winner() {
+    let runner = Scripted {
+        replicas: vec![answer(100, json!("x")), answer(200, json!("y")), answer(300, json!("z"))],
+        judge: Some(answer(50, json!({"pick": 2, "reason": "best"}))),
+        ..Scripted::default()
+    };
+    let stdins = runner.stdins.clone();
+    let (events, state) = run(&workflow("{ replicas = 3, strategy = \"judge\", judge = \"judges\" }"), runner).await;
+    let judge_in = stdins.lock().unwrap().iter().find(|s| s.get("candidates").is_some()).cloned().expect("a judge ran");
+    assert_eq!(judge_in["candidates"], json!(["x", "y", "z"]));
+    assert_eq!(judge_in["id"], "q");
+    let (t, reached) = of(&events, "consensus_reached")[0];
+    assert_eq!(*t, 350);
+    assert_eq!(reached["winner"], 2);
+    assert_eq!(reached["judge"], "best");
+    assert_eq!(state.tasks[0].result, Some(json!("z")));
+    assert_eq!(state.tasks[0].state.name().as_str(), "completed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_replicas_fail_and_the_attempt_fails() {
+    let runner = Scripted { replicas: vec![fail(100), fail(200), fail(300)], ..Scripted::default() };
+    let (events, state) = run(&workflow("{ replicas = 3, strategy = \"majority\" }"), runner).await;
+    assert_eq!(of(&events, "vote_cast").len(), 2, "the second failure already decides: {events:#?}");
+    let (t, failed) = of(&events, "consensus_failed")[0];
+    assert_eq!(*t, 200);
+    assert!(failed["reason"].as_str().unwrap().starts_with("no consensus"), "{failed}");
+    let (_, attempt) = of(&events, "attempt_failed")[0];
+    assert!(attempt["error"].as_str().unwrap().starts_with("no consensus"), "{attempt}");
+    assert_eq!(state.tasks[0].state.name().as_str(), "dead_lettered");
+    let abstained = of(&events, "vote_cast");
+    assert!(abstained.iter().all(|(_, v)| v["error"] == "scripted failure"), "{abstained:?}");
+}
