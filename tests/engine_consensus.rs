@@ -12,7 +12,7 @@ use std::time::Duration;
 use pitboss::config;
 use pitboss::core::decide::Outcome;
 use pitboss::core::{Event, FailureClass, Input, RunState, SmallOutput};
-use pitboss::engine::{Ending, Engine, EngineConfig, World};
+use pitboss::engine::{Ending, Engine, EngineConfig, EngineHandle, World};
 use pitboss::io::clock::TokioClock;
 use pitboss::io::journal::Record;
 use pitboss::io::runner::{AttemptEnd, AttemptFuture, AttemptJob, Runner, Stop};
@@ -88,6 +88,18 @@ impl Runner for Scripted {
 }
 
 async fn run(workflow: &str, runner: Scripted) -> (Vec<(u64, Value)>, RunState) {
+    let (events, state, ending) = run_with(workflow, runner, |_| {}).await;
+    assert_eq!(ending, Ending::Finished);
+    (events, state)
+}
+
+/// [`run`], with `meanwhile` given the engine's handle before it starts (to act on
+/// the run at a virtual time), and the ending returned instead of asserted.
+async fn run_with(
+    workflow: &str,
+    runner: Scripted,
+    meanwhile: impl FnOnce(EngineHandle),
+) -> (Vec<(u64, Value)>, RunState, Ending) {
     let wf = config::parse(workflow, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
     let store = MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(wf) });
@@ -100,9 +112,9 @@ async fn run(workflow: &str, runner: Scripted) -> (Vec<(u64, Value)>, RunState) 
     };
     let engine = Engine::new(state, Box::new(store.clone()), config, world);
     engine.handle().send(Input::Start { pid: 1, version: "test".into(), resumed: false });
+    meanwhile(engine.handle());
     let ran = tokio::time::timeout(STUCK, engine.run(std::future::pending())).await;
     let (state, ending) = ran.expect("the run did not end within an hour of virtual time").expect("engine failed");
-    assert_eq!(ending, Ending::Finished);
     let records: Vec<Record> = store.records.lock().unwrap().clone();
     let events = records.iter().map(|r| (r.ts - T0, serde_json::to_value(&r.event).unwrap())).collect();
     // The log folds to the live state (replay decides as the live engine did).
@@ -111,7 +123,7 @@ async fn run(workflow: &str, runner: Scripted) -> (Vec<(u64, Value)>, RunState) 
         folded.apply(&r.event, r.ts).unwrap_or_else(|e| panic!("replay: {e}"));
     }
     assert_eq!(folded.tasks, state.tasks, "replay differs from the live state");
-    (events, state)
+    (events, state, ending)
 }
 
 fn of<'a>(events: &'a [(u64, Value)], kind: &str) -> Vec<&'a (u64, Value)> {
@@ -207,4 +219,52 @@ async fn all_replicas_fail_and_the_attempt_fails() {
     assert_eq!(state.tasks[0].state.name().as_str(), "dead_lettered");
     let abstained = of(&events, "vote_cast");
     assert!(abstained.iter().all(|(_, v)| v["error"] == "scripted failure"), "{abstained:?}");
+}
+
+/// Runs `then` with the handle at virtual ms `at`.
+fn at(at: u64, then: impl FnOnce(&EngineHandle) + Send + 'static) -> impl FnOnce(EngineHandle) {
+    move |handle| {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(at)).await;
+            then(&handle);
+        });
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_stops_every_replica() {
+    let runner = Scripted {
+        replicas: vec![answer(100, json!(1)), answer(5_000, json!(2)), answer(5_000, json!(3))],
+        ..Scripted::default()
+    };
+    let stops = runner.stops.clone();
+    let cancel = at(200, |h| {
+        h.send(Input::Cancel { task: "q".into(), reason: "operator".into() });
+    });
+    let (events, state, ending) =
+        run_with(&workflow("{ replicas = 3, strategy = \"majority\" }"), runner, cancel).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(state.tasks[0].state.name().as_str(), "cancelled");
+    let mut stopped = stops.lock().unwrap().clone();
+    stopped.sort_by_key(|(r, _)| *r);
+    assert_eq!(stopped, [(Some(1), Stop::Cancel), (Some(2), Stop::Cancel)]);
+    assert!(of(&events, "consensus_reached").is_empty() && of(&events, "attempt_failed").is_empty(), "{events:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupt_stops_every_replica_and_hands_the_attempt_back() {
+    let runner = Scripted {
+        replicas: vec![answer(100, json!(1)), answer(5_000, json!(2)), answer(5_000, json!(3))],
+        ..Scripted::default()
+    };
+    let stops = runner.stops.clone();
+    let stop = at(200, |h| h.stop("test"));
+    let (events, state, ending) = run_with(&workflow("{ replicas = 3, strategy = \"majority\" }"), runner, stop).await;
+    assert_eq!(ending, Ending::Interrupted);
+    let mut stopped = stops.lock().unwrap().clone();
+    stopped.sort_by_key(|(r, _)| *r);
+    assert_eq!(stopped, [(Some(1), Stop::Interrupt), (Some(2), Stop::Interrupt)]);
+    assert_eq!(of(&events, "attempt_interrupted").len(), 1, "{events:#?}");
+    assert_eq!(state.tasks[0].state.name().as_str(), "queued");
+    assert_eq!(state.tasks[0].attempts, 0, "an interrupted attempt is not spent");
 }

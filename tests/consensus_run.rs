@@ -1,0 +1,55 @@
+//! Consensus with the real binary (DESIGN §10): replicas are real processes, the
+//! bundled sim-agent answers, and once the majority is in, the replica still running
+//! is ended (its process gone, by pid) and never charged.
+
+mod common;
+
+use common::{alive, kill_pid, task, toml_string, Scratch};
+use serde_json::{json, Value};
+
+#[test]
+fn the_majority_wins_and_the_outstanding_replica_is_gone() {
+    let s = Scratch::new();
+    let pidfile = s.path().join("slow.pid");
+    let pitboss = env!("CARGO_BIN_EXE_pitboss");
+    // Replica 1 runs on `slow`: it writes its pid and waits for ever. Replicas 0 and 2
+    // run the sim-agent on `fast` once that pid is written, so the slow one surely
+    // exists when the majority is reached.
+    let fast = format!(
+        "while [ ! -s {pid} ]; do sleep 0.02; done; exec {pitboss} sim-agent --role writer",
+        pid = pidfile.display()
+    );
+    let slow = format!("echo $$ > {}.tmp && mv {0}.tmp {0}; exec sleep 1000", pidfile.display());
+    let wf = format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\n\
+         [[pool]]\nname = \"fast\"\ncommand = [\"sh\", \"-c\", {fast}]\n\
+         [[pool]]\nname = \"slow\"\ncommand = [\"sh\", \"-c\", {slow}]\n\
+         [[task]]\nid = \"q\"\npool = \"fast\"\n\
+         consensus = {{ replicas = 3, strategy = \"majority\", key = \"/a\", pools = [\"fast\", \"slow\"] }}\n\
+         payload = {{ latency_ms = 0, answers = [{{ a = 1, note = \"x\" }}] }}\n",
+        fast = toml_string(&fast),
+        slow = toml_string(&slow),
+    );
+    let (code, doc, out) = s.run_json(&wf);
+    let pid: i32 = std::fs::read_to_string(&pidfile).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    let left_running = pid > 0 && alive(pid);
+    if left_running {
+        kill_pid(pid);
+    }
+    assert_eq!(code, 0, "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(pid > 0, "the slow replica never wrote its pid");
+    assert!(!left_running, "the outstanding replica (pid {pid}) is still running after the run");
+    let q = task(&doc, "q");
+    assert_eq!(q["state"], "completed", "{q}");
+    assert_eq!(q["result"], json!({"a": 1, "note": "x"}));
+    let events = s.events();
+    let votes: Vec<&Value> = events.iter().filter(|e| e["type"] == "vote_cast").collect();
+    let mut voters: Vec<u64> = votes.iter().map(|v| v["replica"].as_u64().unwrap()).collect();
+    voters.sort_unstable();
+    assert_eq!(voters, [0, 2], "only the two fast replicas vote: {votes:?}");
+    assert!(votes.iter().all(|v| v["worker"] == "fast"), "{votes:?}");
+    let reached = events.iter().find(|e| e["type"] == "consensus_reached").expect("consensus_reached");
+    assert_eq!(reached["votes"], json!([0, 2]));
+    assert_eq!(reached["winner"], 0);
+    assert!(!events.iter().any(|e| e["type"] == "attempt_failed"), "the stopped replica is never charged");
+}
