@@ -1,7 +1,9 @@
 //! A task's `consensus = { replicas, strategy, quorum, key, pools, judge }` (DESIGN
-//! §10), read from its TOML value into a checked [`ConsensusSpec`]. Every problem is
-//! reported at the `consensus` value's line and column: the shape (unknown keys, wrong
-//! types), [`ConsensusSpec::check`]'s rules, and pools the workflow does not have.
+//! §10), read from its TOML value into a checked [`ConsensusSpec`]. Its shape (known
+//! keys, kinds of value) is checked first with the rest of the file (`shape.rs`);
+//! what is left is reported here at the `consensus` value's line and column: the
+//! strategy's name, [`ConsensusSpec::check`]'s rules, and pools the workflow does not
+//! have.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -17,7 +19,7 @@ use crate::core::workflow::Workflow;
 #[serde(deny_unknown_fields)]
 struct RawConsensus {
     replicas: i64,
-    strategy: Strategy,
+    strategy: String,
     quorum: Option<i64>,
     key: Option<String>,
     #[serde(default)]
@@ -34,11 +36,6 @@ fn clamp(n: i64) -> u32 {
 impl Checker<'_> {
     /// The task's consensus spec, or `None` after reporting why it cannot run.
     pub(super) fn consensus(&mut self, value: &Spanned<toml::Value>) -> Option<ConsensusSpec> {
-        if !value.get_ref().is_table() {
-            let message = "consensus must be a table such as { replicas = 3, strategy = \"majority\" }";
-            self.report(value.span(), message);
-            return None;
-        }
         let raw: RawConsensus = match value.get_ref().clone().try_into() {
             Ok(raw) => raw,
             Err(e) => {
@@ -52,9 +49,20 @@ impl Checker<'_> {
             self.report(value.span(), message);
             return None;
         }
+        let strategy = match raw.strategy.as_str() {
+            "majority" => Strategy::Majority,
+            "unanimous" => Strategy::Unanimous,
+            "judge" => Strategy::Judge,
+            other => {
+                let message =
+                    format!("consensus: strategy must be \"majority\", \"unanimous\" or \"judge\", not {other:?}");
+                self.report(value.span(), message);
+                return None;
+            }
+        };
         let spec = ConsensusSpec {
             replicas: clamp(raw.replicas),
-            strategy: raw.strategy,
+            strategy,
             quorum: raw.quorum.map(clamp),
             key: raw.key,
             pools: raw.pools,
