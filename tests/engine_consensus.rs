@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pitboss::config;
-use pitboss::core::decide::Outcome;
-use pitboss::core::{Event, FailureClass, Input, RunState, SmallOutput};
+use pitboss::core::decide::{dispatch, Outcome};
+use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext};
 use pitboss::engine::{Ending, Engine, EngineConfig, EngineHandle, World};
 use pitboss::io::clock::TokioClock;
 use pitboss::io::journal::Record;
@@ -267,4 +267,62 @@ async fn an_interrupt_stops_every_replica_and_hands_the_attempt_back() {
     assert_eq!(of(&events, "attempt_interrupted").len(), 1, "{events:#?}");
     assert_eq!(state.tasks[0].state.name().as_str(), "queued");
     assert_eq!(state.tasks[0].attempts, 0, "an interrupted attempt is not spent");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_replica_counts_on_its_own_pools_breaker() {
+    let wf = "[defaults]\nretry = { max_attempts = 1 }\n\
+         [[pool]]\nname = \"a\"\ncommand = [\"unused\"]\nbreaker = { failures = 1, window = \"1m\", cooldown = \"1h\" }\n\
+         [[pool]]\nname = \"b\"\ncommand = [\"unused\"]\nbreaker = { failures = 1, window = \"1m\", cooldown = \"1h\" }\n\
+         [[task]]\nid = \"q\"\npool = \"a\"\nconsensus = { replicas = 3, strategy = \"majority\", pools = [\"a\", \"b\"] }\n";
+    // Replica 1 (on b) fails; 0 and 2 (on a) agree.
+    let runner =
+        Scripted { replicas: vec![answer(100, json!(1)), fail(50), answer(200, json!(1))], ..Scripted::default() };
+    let (events, state) = run(wf, runner).await;
+    let opened: Vec<&Value> = of(&events, "breaker_opened").into_iter().map(|(_, e)| e).collect();
+    assert_eq!(opened.len(), 1, "{events:#?}");
+    assert_eq!(opened[0]["pool"], "b");
+    assert_eq!(state.tasks[0].state.name().as_str(), "completed");
+    let (_, reached) = of(&events, "consensus_reached")[0];
+    assert_eq!(reached["abstained"], json!([1]));
+}
+
+/// A manager that died mid-round: the next one hands the attempt back (not spent),
+/// and the attempt run again starts with no votes, so every replica votes afresh.
+#[test]
+fn a_resumed_round_starts_again_with_no_votes() {
+    let wf = config::parse(&workflow("{ replicas = 3, strategy = \"majority\" }"), "test.toml", Path::new("."))
+        .unwrap_or_else(|e| panic!("workflow: {e}"));
+    let mut state = RunState::new("run-1".into(), Arc::new(wf));
+    let ctx = StepContext { now_ms: T0, jitter: 0.0 };
+    step(&mut state, Input::Start { pid: 1, version: "t".into(), resumed: false }, ctx).unwrap();
+    dispatch(&mut state, ctx).unwrap();
+    let vote = |replica| Input::ReplicaFinished {
+        task: "q".into(),
+        attempt: 1,
+        replica,
+        pool: "w".into(),
+        outcome: Outcome::Success {
+            result: json!(1),
+            exit_code: Some(0),
+            duration_ms: 1,
+            output: SmallOutput::default(),
+        },
+    };
+    let cast = step(&mut state, vote(0), ctx).unwrap();
+    assert!(matches!(cast.as_slice(), [Event::VoteCast { replica: 0, .. }]), "{cast:?}");
+    // The manager dies; the next one takes over.
+    let resumed = step(&mut state, Input::Start { pid: 2, version: "t".into(), resumed: true }, ctx).unwrap();
+    assert!(resumed.iter().any(|e| matches!(e, Event::AttemptInterrupted { attempt: 1, .. })), "{resumed:?}");
+    assert_eq!(state.tasks[0].attempts, 0, "not spent");
+    let started = dispatch(&mut state, ctx).unwrap();
+    assert!(matches!(started.as_slice(), [Event::AttemptStarted { attempt: 1, .. }]), "{started:?}");
+    // Replica 0 votes again in the attempt run again: accepted, and alone it decides nothing.
+    let again = step(&mut state, vote(0), ctx).unwrap();
+    assert!(matches!(again.as_slice(), [Event::VoteCast { replica: 0, .. }]), "{again:?}");
+    let reached = step(&mut state, vote(1), ctx).unwrap();
+    let kinds: Vec<&str> = reached.iter().map(Event::kind).collect();
+    assert_eq!(kinds, ["vote_cast", "consensus_reached", "attempt_succeeded"]);
+    // A late word from the stopped replica changes nothing.
+    assert_eq!(step(&mut state, vote(2), ctx).unwrap(), Vec::new());
 }
