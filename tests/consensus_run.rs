@@ -53,3 +53,25 @@ fn the_majority_wins_and_the_outstanding_replica_is_gone() {
     assert_eq!(reached["winner"], 0);
     assert!(!events.iter().any(|e| e["type"] == "attempt_failed"), "the stopped replica is never charged");
 }
+
+#[test]
+fn each_replica_has_its_own_output_files() {
+    let s = Scratch::new();
+    // More than the log keeps, so that each replica's stdout goes to its file.
+    let script = "head -c 5000 /dev/zero | tr '\\0' x; echo; echo \"replica $PITBOSS_REPLICA\" >&2; echo '{\"a\": 1}'";
+    let wf = format!(
+        "[[pool]]\nname = \"w\"\ncommand = [\"sh\", \"-c\", {}]\n\
+         [[task]]\nid = \"q\"\nconsensus = {{ replicas = 2, strategy = \"unanimous\" }}\n",
+        toml_string(script)
+    );
+    let (code, doc, out) = s.run_json(&wf);
+    assert_eq!(code, 0, "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(task(&doc, "q")["result"], json!({"a": 1}));
+    let files = s.run_dir().join("output");
+    for r in 0..2 {
+        let stdout = std::fs::read_to_string(files.join(format!("q.1.r{r}.stdout")))
+            .unwrap_or_else(|e| panic!("replica {r}'s stdout file: {e}"));
+        assert!(stdout.starts_with("xxxx"), "{stdout:.40}");
+    }
+    assert!(!files.join("q.1.stdout").exists(), "no file of a plain attempt");
+}
