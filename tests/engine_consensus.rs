@@ -37,13 +37,16 @@ fn fail(ms: u64) -> Act {
     Act { ms, answer: None }
 }
 
+/// A stop request the runner saw: the replica (`None`: the judge) and why.
+type Stopped = (Option<u64>, Stop);
+
 /// Replica `r` of every attempt follows `replicas[r]`; a stdin with `candidates` is the judge.
 #[derive(Default)]
 struct Scripted {
     replicas: Vec<Act>,
     judge: Option<Act>,
     /// (replica or None for the judge, stop) of every stop request seen.
-    stops: Arc<Mutex<Vec<(Option<u64>, Stop)>>>,
+    stops: Arc<Mutex<Vec<Stopped>>>,
     /// Every stdin the runner got, as JSON.
     stdins: Arc<Mutex<Vec<Value>>>,
 }
