@@ -45,6 +45,8 @@ type Stopped = (Option<u64>, Stop);
 struct Scripted {
     replicas: Vec<Act>,
     judge: Option<Act>,
+    /// A quality gate's check (a stdin with `result`).
+    gate: Option<Act>,
     /// (replica or None for the judge, stop) of every stop request seen.
     stops: Arc<Mutex<Vec<Stopped>>>,
     /// Every stdin the runner got, as JSON.
@@ -59,6 +61,8 @@ impl Runner for Scripted {
         let replica = stdin["replica"].as_u64();
         let act = if stdin.get("candidates").is_some() {
             self.judge.clone()
+        } else if stdin.get("result").is_some() {
+            self.gate.clone()
         } else {
             replica.and_then(|r| self.replicas.get(r as usize).cloned())
         }
@@ -328,4 +332,29 @@ fn a_resumed_round_starts_again_with_no_votes() {
     assert_eq!(kinds, ["vote_cast", "consensus_reached", "attempt_succeeded"]);
     // A late word from the stopped replica changes nothing.
     assert_eq!(step(&mut state, vote(2), ctx).unwrap(), Vec::new());
+}
+
+/// The winner goes down the ordinary success path: the task's gates check it. The
+/// losers' late ends must not take the gate's place in the engine: an interrupt
+/// while the gate runs still stops the gate.
+#[tokio::test(start_paused = true)]
+async fn the_winner_is_checked_by_the_tasks_gates_and_the_gate_is_stopped_on_interrupt() {
+    let wf = "[defaults]\nretry = { max_attempts = 1 }\n\
+         [[pool]]\nname = \"w\"\ncommand = [\"unused\"]\n\
+         [[task]]\nid = \"q\"\nconsensus = { replicas = 3, strategy = \"majority\" }\n\
+         gates = [{ command = [\"check\"], timeout = \"1h\" }]\n";
+    let runner = Scripted {
+        replicas: vec![answer(100, json!(1)), answer(200, json!(1)), answer(5_000, json!(2))],
+        gate: Some(answer(10_000, json!({}))),
+        ..Scripted::default()
+    };
+    let (stops, stdins) = (runner.stops.clone(), runner.stdins.clone());
+    let (events, state, ending) = run_with(wf, runner, at(1_000, |h| h.stop("test"))).await;
+    assert_eq!(ending, Ending::Interrupted);
+    let gate_in = stdins.lock().unwrap().iter().find(|s| s.get("result").is_some()).cloned().expect("the gate ran");
+    assert_eq!(gate_in["result"], json!(1), "the gate checks the winner's result");
+    let stopped = stops.lock().unwrap().clone();
+    assert!(stopped.contains(&(Some(2), Stop::Cancel)), "the loser is stopped: {stopped:?}");
+    assert!(stopped.contains(&(None, Stop::Interrupt)), "the running gate is stopped: {stopped:?}");
+    assert_eq!(state.tasks[0].state.name().as_str(), "validating", "{events:#?}");
 }

@@ -216,7 +216,7 @@ fn an_unknown_event_type_from_a_newer_pitboss_is_refused_not_cut() {
     let n = line_starts(&log).len() - 1;
     let unknown = |seq: usize| {
         seal(&format!(
-            "{{\"seq\":{seq},\"ts\":1,\"v\":1,\"event\":{{\"type\":\"gate_passed\",\"task\":\"a\",\"attempt\":1,\"index\":0}}"
+            "{{\"seq\":{seq},\"ts\":1,\"v\":1,\"event\":{{\"type\":\"some_future_event\",\"task\":\"a\",\"attempt\":1,\"index\":0}}"
         ))
     };
     let at_tail = [log.clone(), format!("{}\n", unknown(n + 1)).into_bytes()].concat();
@@ -238,7 +238,7 @@ fn an_unknown_event_type_from_a_newer_pitboss_is_refused_not_cut() {
             assert_eq!(out.status.code(), Some(2), "{tag} {args:?}: {err}");
             let expected = format!("events.jsonl:{line}: written by a newer pitboss");
             assert!(err.contains(&expected), "{tag} {args:?}: {err}");
-            assert!(err.contains("gate_passed"), "{tag} {args:?}: names the unknown type: {err}");
+            assert!(err.contains("some_future_event"), "{tag} {args:?}: names the unknown type: {err}");
             assert_eq!(std::fs::read(dir.join("events.jsonl")).unwrap(), bytes, "{tag} {args:?}: the log changed");
             assert!(!dir.join("events.jsonl.broken").exists(), "{tag} {args:?}: cut as damage");
         }

@@ -11,6 +11,7 @@ use super::run::CmdResult;
 use super::{load, usage, EXIT_OK};
 use crate::core::decide::step;
 use crate::core::escape::{escape_json, escape_line};
+use crate::core::text::fingerprint;
 use crate::core::{Event, Input, StepContext, TaskState, TaskStateName};
 use crate::engine::now_ms;
 use crate::io::journal::{Journal, LOG_FILE};
@@ -32,7 +33,8 @@ pub fn dlq_list(dir: &Path, json_out: bool) -> CmdResult {
         let list: Vec<Value> = letters
             .iter()
             .map(|(i, reason)| {
-                json!({"id": state.task_id(*i), "reason": reason, "attempts": state.tasks[*i].attempts, "pool": state.tasks[*i].pool})
+                // `group`: the cause with what varies masked (a gate's failures by gate).
+                json!({"id": state.task_id(*i), "reason": reason, "group": fingerprint(reason), "attempts": state.tasks[*i].attempts, "pool": state.tasks[*i].pool})
             })
             .collect();
         println!("{}", escape_json(&json!({"run_id": state.run_id, "dead_letters": list}).to_string()));

@@ -12,7 +12,8 @@ use super::{load, usage, EXIT_OK};
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{clock, describe, human_ms, iso};
 use crate::core::truncate::truncate_chars as truncate;
-use crate::core::{AfterFailure, Event, RunState, TaskState};
+use crate::core::workflow::gate_label;
+use crate::core::{AfterFailure, Event, RunState, TaskState, TaskStateName};
 use crate::io::journal::{self, Record, LOG_FILE};
 use crate::io::rundir::OUTPUT_DIR;
 
@@ -42,7 +43,8 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
                 let doc = json!({"task": summary, "spec": state.workflow.tasks[i], "history": history});
                 println!("{}", escape_json(&doc.to_string()));
             } else {
-                print_task(dir, &state, i, &history);
+                let path = state_path(dir, id)?;
+                print_task(dir, &state, i, &history, &path);
             }
         }
     }
@@ -62,6 +64,10 @@ fn print_table(state: &RunState) {
                 t.why().unwrap_or_default()
             }
             TaskState::RetryWait { due_ms } => format!("retry at {}", clock(*due_ms)),
+            TaskState::Validating { attempt, gate } => match state.workflow.tasks[i].gates.get(*gate) {
+                Some(g) => format!("attempt {attempt}: {} running", gate_label(*gate, g.kind())),
+                None => String::new(),
+            },
             TaskState::Blocked => {
                 let waiting: Vec<&str> = state.dependencies[i]
                     .iter()
@@ -85,7 +91,60 @@ fn print_table(state: &RunState) {
     }
 }
 
-fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
+/// The states task `id` went through, in order (each change once): the log folded
+/// again, since events alone do not say where a task went (a success may enter
+/// `validating` or complete it).
+fn state_path(dir: &Path, id: &str) -> Result<Vec<TaskStateName>, (u8, String)> {
+    let mut fold: Option<RunState> = None;
+    let mut path = vec![TaskStateName::Blocked];
+    journal::scan(&dir.join(LOG_FILE), |rec, _| {
+        let Some(state) = &mut fold else {
+            fold = Some(RunState::from_first(&rec.event)?);
+            return Ok(());
+        };
+        state.apply(&rec.event, rec.ts)?;
+        if let Some(i) = state.task_index(id) {
+            let now = state.tasks[i].state.name();
+            if path.last() != Some(&now) {
+                path.push(now);
+            }
+        }
+        Ok(())
+    })
+    .map_err(usage)?;
+    Ok(path)
+}
+
+/// One line per gate verdict: gate, kind, verdict, score, time, reason; then the
+/// critique, one line each.
+fn print_verdicts(task: &crate::core::Task, say: &dyn Fn(String)) {
+    if task.verdicts.is_empty() {
+        return;
+    }
+    say("gates:".to_string());
+    for v in &task.verdicts {
+        let score = v.score.map(|s| format!(" score {s}")).unwrap_or_default();
+        let label = gate_label(v.index, v.kind);
+        // A failure's reason starts with the gate's label and verdict, shown already.
+        let reason = v.reason.strip_prefix(&label).map_or(v.reason.as_str(), |rest| {
+            rest.trim_start_matches(" failed: ").trim_start_matches(" could not run: ")
+        });
+        say(format!(
+            "  attempt {} {label} {}{score} ({}): {}",
+            v.attempt,
+            v.verdict.as_str(),
+            human_ms(v.duration_ms),
+            truncate(reason, 300)
+        ));
+        if let Some(critique) = &v.critique {
+            for line in last_lines(critique, 8) {
+                say(format!("      | {}", truncate(&line, 150)));
+            }
+        }
+    }
+}
+
+fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: &[TaskStateName]) {
     let spec = &state.workflow.tasks[i];
     let task = &state.tasks[i];
     // Every line below may quote a worker (results, errors, output): escaped for the
@@ -99,6 +158,9 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record]) {
     if let Some(r) = &task.result {
         say(format!("result: {}", truncate(&r.to_string(), 400)));
     }
+    let states: Vec<&str> = path.iter().map(|n| n.as_str()).collect();
+    say(format!("states: {}", states.join(" → ")));
+    print_verdicts(task, &say);
     println!();
     println!("history:");
     for rec in history {

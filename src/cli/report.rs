@@ -19,7 +19,7 @@ pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
         .enumerate()
         .map(|(i, t)| {
             let error = t.why();
-            json!({
+            let mut doc = json!({
                 "id": state.task_id(i),
                 "state": t.state.name().as_str(),
                 "attempts": t.attempts,
@@ -27,7 +27,12 @@ pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
                 "result": t.result,
                 "error": error,
                 "degraded": t.degraded || matches!(t.state, TaskState::Completed { degraded: true }),
-            })
+            });
+            // Only for tasks with gate verdicts, so documents of gate-free runs are unchanged.
+            if let (false, Some(obj)) = (t.verdicts.is_empty(), doc.as_object_mut()) {
+                obj.insert("verdicts".into(), serde_json::to_value(&t.verdicts).unwrap_or_default());
+            }
+            doc
         })
         .collect();
     json!({

@@ -15,6 +15,11 @@
 //! | `answers`       | consensus replicas: replica `r` (stdin `"replica"`, default 0) prints `answers[r % len]` |
 //! | `fail_replicas` | consensus replicas listed here fail (and so abstain)          |
 //! | `judge_pick`    | a judge (`--role judge`, or stdin with `"candidates"`) picks `"longest"` (default: the longest JSON text, first on a tie), `"first"`, `"last"` or this index (passed on as given, even out of range) |
+//! | `revisions`     | results in order: the first one until a gate fails it, then the next after each failed verdict in `feedback`, listing the critiques it `addressed` |
+//!
+//! As a reviewer (stdin `{"review":{"task","result","criteria"}}`, DESIGN §9) it
+//! answers `{"score","critique"}`: the reviewed result's `quality` (0–10) as the score,
+//! 8 when it has none, and a critique that says what to fix when the score is below 7.
 //!
 //! Like real agents it logs to stderr, prints `{"pitboss":"progress"}` lines, and
 //! prints its result as the last JSON line on stdout.
@@ -38,6 +43,9 @@ pub fn main(role: &str) -> u8 {
             return 2;
         }
     };
+    if let Some(review) = task.get("review") {
+        return answer_review(role, review);
+    }
     let id = task["id"].as_str().unwrap_or("?").to_string();
     let attempt = task["attempt"].as_u64().unwrap_or(1);
     let payload = &task["payload"];
@@ -71,19 +79,25 @@ pub fn main(role: &str) -> u8 {
         eprintln!("{error}");
         return payload["exit_code"].as_u64().map(|c| c.clamp(1, 255) as u8).unwrap_or(1);
     }
-    let result = match consensus_answer(role, &task) {
-        Some(Ok(answer)) => answer,
-        Some(Err(e)) => {
+    let feedback: Vec<&Value> = task["feedback"].as_array().map(|f| f.iter().collect()).unwrap_or_default();
+    // One more answer for every verdict that failed (or could not run): an agent that
+    // improves on what the gates said.
+    let failed = feedback.iter().filter(|f| f["verdict"] != "passed").count();
+    let revision = payload["revisions"].as_array().and_then(|a| a.get(failed.min(a.len().saturating_sub(1))));
+    let result = match (consensus_answer(role, &task), revision, payload.get("result")) {
+        (Some(Ok(answer)), _, _) => answer,
+        (Some(Err(e)), _, _) => {
             eprintln!("sim-agent: {e}");
             return 2;
         }
-        None => match payload.get("result") {
-            Some(r) => r.clone(),
-            None => {
-                let inputs: Vec<&String> = task["inputs"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
-                json!({"by": role, "task": id, "summary": format!("{role} finished {id}"), "used_inputs": inputs})
-            }
-        },
+        (None, Some(a), _) => addressed(a.clone(), &feedback),
+        (None, None, Some(r)) => addressed(r.clone(), &feedback),
+        (None, None, None) => {
+            let inputs: Vec<&String> = task["inputs"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
+            let summary =
+                json!({"by": role, "task": id, "summary": format!("{role} finished {id}"), "used_inputs": inputs});
+            addressed(summary, &feedback)
+        }
     };
     let _ = writeln!(out, "{result}");
     0
@@ -127,6 +141,30 @@ fn judge(task: &Value) -> Result<Value, String> {
         }
     };
     Ok(json!({"pick": pick, "reason": reason}))
+}
+
+/// `result` with the critiques of the failed gates it fixed (an object only).
+fn addressed(mut result: Value, feedback: &[&Value]) -> Value {
+    let fixed: Vec<Value> =
+        feedback.iter().filter(|f| f["verdict"] != "passed").map(|f| f["critique"].clone()).collect();
+    if let (false, Some(obj)) = (fixed.is_empty(), result.as_object_mut()) {
+        obj.insert("addressed".into(), Value::Array(fixed));
+    }
+    result
+}
+
+/// A reviewer's answer to `{"review":{…}}`: the result's `quality` as the score.
+fn answer_review(role: &str, review: &Value) -> u8 {
+    let id = review["task"]["id"].as_str().unwrap_or("?");
+    let score = review["result"]["quality"].as_u64().unwrap_or(8).min(10);
+    let critique = if score >= 7 {
+        "Clear and complete.".to_string()
+    } else {
+        "Too vague: name each changed module and say why it changed.".to_string()
+    };
+    eprintln!("[{role}] reviewing {id}: score {score}");
+    println!("{}", json!({"score": score, "critique": critique}));
+    0
 }
 
 /// A fixed pseudo-random number in [0, 1) for (task, attempt): FNV-1a.

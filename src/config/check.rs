@@ -15,6 +15,7 @@ use crate::core::workflow::{
 };
 
 use super::defaults::{self, TaskDefaults};
+use super::gates::GateDefaults;
 use super::parse::{
     line_col, parse_duration, RawBreaker, RawFallback, RawPool, RawRecycle, RawRetry, RawRun, RawTask, RawWorkflow,
 };
@@ -22,7 +23,8 @@ use super::Problem;
 
 /// Builds and checks a workflow; on failure, every problem in file order.
 pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workflow, Vec<Problem>> {
-    let mut checker = Checker { text, problems: Vec::new() };
+    let pool_names = raw.pool.iter().map(|p| p.name.get_ref().clone()).collect();
+    let mut checker = Checker { text, problems: Vec::new(), base, pool_names };
     let mut workflow = checker.workflow(raw);
     for error in workflow.check() {
         checker.place(raw, &error);
@@ -47,6 +49,10 @@ pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workfl
 pub(super) struct Checker<'a> {
     text: &'a str,
     problems: Vec<Problem>,
+    /// The workflow file's folder: gate files and programs are relative to it.
+    pub(super) base: &'a Path,
+    /// Every pool name the file defines (a review gate names one).
+    pub(super) pool_names: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -277,7 +283,6 @@ impl Checker<'_> {
     }
 
     fn task(&mut self, i: usize, raw: &RawTask, defaults: &TaskDefaults) -> TaskSpec {
-        self.not_supported(&raw.gates, "gates");
         let consensus = raw.consensus.as_ref().and_then(|c| self.consensus(c));
         let id = raw.id.get_ref().clone();
         let fallback = raw.fallback.as_ref().and_then(|f| self.fallback(f, &id));
@@ -289,6 +294,13 @@ impl Checker<'_> {
         let never_on = match raw.retry.as_ref().and_then(|r| r.never_on.as_ref()) {
             Some(codes) => self.exit_codes(codes),
             None => defaults.never_on.clone(),
+        };
+        let gates = match &raw.gates {
+            Some(g) => {
+                let inherit = GateDefaults { timeout_ms: defaults.timeout_ms, retry: defaults.retry };
+                self.gates(g.get_ref(), Site::Task(i), &inherit)
+            }
+            None => defaults.gates.clone(),
         };
         let payload = match &raw.payload {
             None => serde_json::Value::Object(Default::default()),
@@ -305,6 +317,7 @@ impl Checker<'_> {
             retry,
             never_on,
             fallback,
+            gates,
             consensus,
         }
     }

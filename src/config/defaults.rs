@@ -1,9 +1,10 @@
 //! What a workflow gets for what its file leaves out: the built-in values, and the
 //! `[defaults]` table that a file uses to set its tasks' timeout and retry policy.
 
-use crate::core::workflow::{Limit, RetryPolicy, Site, Strategy, WorkflowError};
+use crate::core::workflow::{Gate, Limit, RetryPolicy, Site, Strategy, WorkflowError};
 
 use super::check::Checker;
+use super::gates::GateDefaults;
 use super::parse::{RawDefaults, RawRetry};
 
 /// Run name when `[run] name` is not set.
@@ -31,6 +32,8 @@ pub(super) struct TaskDefaults {
     pub(super) retry: RetryPolicy,
     /// Exit codes never retried.
     pub(super) never_on: Vec<i32>,
+    /// `[defaults] gates`: a task without its own `gates` gets these.
+    pub(super) gates: Vec<Gate>,
 }
 
 impl Checker<'_> {
@@ -38,7 +41,12 @@ impl Checker<'_> {
     /// reported here, once, and replaced by the built-in one, so that the tasks that
     /// inherit it do not each report it again.
     pub(super) fn task_defaults(&mut self, raw: Option<&RawDefaults>) -> TaskDefaults {
-        let mut defaults = TaskDefaults { timeout_ms: TIMEOUT_MS, retry: RetryPolicy::default(), never_on: Vec::new() };
+        let mut defaults = TaskDefaults {
+            timeout_ms: TIMEOUT_MS,
+            retry: RetryPolicy::default(),
+            never_on: Vec::new(),
+            gates: Vec::new(),
+        };
         let Some(raw) = raw else { return defaults };
         if let Some(codes) = raw.retry.as_ref().and_then(|r| r.never_on.as_ref()) {
             defaults.never_on = self.exit_codes(codes);
@@ -48,6 +56,10 @@ impl Checker<'_> {
         }
         if let Some(r) = &raw.retry {
             defaults.retry = self.default_retry(r, defaults.retry);
+        }
+        if let Some(g) = &raw.gates {
+            let inherit = GateDefaults { timeout_ms: defaults.timeout_ms, retry: defaults.retry };
+            defaults.gates = self.gates(g.get_ref(), Site::Defaults, &inherit);
         }
         defaults
     }

@@ -18,6 +18,7 @@
 mod check;
 mod consensus;
 mod defaults;
+mod gates;
 mod parse;
 mod shape;
 

@@ -129,6 +129,37 @@ pub(super) struct RawRun {
 pub(super) struct RawDefaults {
     pub(super) timeout: Option<Spanned<String>>,
     pub(super) retry: Option<RawRetry>,
+    pub(super) gates: Option<Spanned<Vec<Spanned<RawGate>>>>,
+}
+
+/// One entry of `gates = [...]`: exactly one of `schema`, `command`, `review`,
+/// `security` or `perf`, with the keys that kind takes (checked in `gates.rs`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGate {
+    pub(super) schema: Option<Spanned<String>>,
+    pub(super) command: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) review: Option<Spanned<String>>,
+    pub(super) min_score: Option<Spanned<i128>>,
+    pub(super) criteria: Option<Spanned<Vec<String>>>,
+    pub(super) retry: Option<Spanned<RawRetry>>,
+    /// `true`, `false`, or `{ command = [...] }` (the shape check allows only these).
+    pub(super) security: Option<Spanned<toml::Value>>,
+    pub(super) perf: Option<Spanned<RawPerf>>,
+}
+
+/// A gate's `perf = {...}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPerf {
+    pub(super) command: Spanned<Vec<Spanned<String>>>,
+    pub(super) max_time: Option<Spanned<String>>,
+    pub(super) max_rss_mb: Option<Spanned<i128>>,
+    pub(super) runs: Option<Spanned<i128>>,
+    pub(super) max_regression: Option<Spanned<f64>>,
+    pub(super) baseline: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
 }
 
 /// `[balancer]`.
@@ -219,7 +250,7 @@ pub(super) struct RawTask {
     pub(super) depends_on: Vec<Spanned<String>>,
     pub(super) timeout: Option<Spanned<String>>,
     pub(super) retry: Option<RawRetry>,
-    pub(super) gates: Option<Spanned<toml::Value>>,
+    pub(super) gates: Option<Spanned<Vec<Spanned<RawGate>>>>,
     pub(super) consensus: Option<Spanned<toml::Value>>,
     pub(super) fallback: Option<Spanned<RawFallback>>,
 }

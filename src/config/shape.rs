@@ -46,6 +46,8 @@ pub(super) enum Shape {
     Table(&'static [Key]),
     /// An array of tables (`[[pool]]`) with these keys.
     Sections(&'static [Key]),
+    /// `true`/`false`, or a table with these keys (`security = { command = … }`).
+    Switch(&'static [Key]),
     /// Any TOML but dates and times, which have no JSON form (a payload, a result).
     Data,
     /// Not looked at here: the key is refused later as not supported yet.
@@ -97,9 +99,35 @@ const CONSENSUS: &[Key] = &[
     key("judge", Shape::Text),
 ];
 
+const SECURITY: &[Key] = &[key("command", Shape::Texts)];
+
+const PERF: &[Key] = &[
+    required("command", Shape::Texts),
+    key("max_time", Shape::Duration),
+    key("max_rss_mb", Shape::Whole),
+    key("runs", Shape::Whole),
+    key("max_regression", Shape::Number),
+    key("baseline", Shape::Text),
+    key("timeout", Shape::Duration),
+];
+
+/// One entry of `gates = [...]` (which keys go with which kind is checked later).
+const GATE: &[Key] = &[
+    key("schema", Shape::Text),
+    key("command", Shape::Texts),
+    key("timeout", Shape::Duration),
+    key("review", Shape::Text),
+    key("min_score", Shape::Whole),
+    key("criteria", Shape::Texts),
+    key("retry", Shape::Table(RETRY)),
+    key("security", Shape::Switch(SECURITY)),
+    key("perf", Shape::Table(PERF)),
+];
+
 const RUN: &[Key] = &[key("name", Shape::Text), key("max_parallel", Shape::Whole), key("kill_grace", Shape::Duration)];
 
-const DEFAULTS: &[Key] = &[key("timeout", Shape::Duration), key("retry", Shape::Table(RETRY))];
+const DEFAULTS: &[Key] =
+    &[key("timeout", Shape::Duration), key("retry", Shape::Table(RETRY)), key("gates", Shape::Sections(GATE))];
 
 const BALANCER: &[Key] = &[required("strategy", Shape::Text)];
 
@@ -131,7 +159,7 @@ const TASK: &[Key] = &[
     key("depends_on", Shape::Texts),
     key("timeout", Shape::Duration),
     key("retry", Shape::Table(RETRY)),
-    key("gates", Shape::Unchecked),
+    key("gates", Shape::Sections(GATE)),
     key("consensus", Shape::Table(CONSENSUS)),
     key("fallback", Shape::Table(FALLBACK)),
 ];
@@ -252,7 +280,8 @@ impl Walk<'_> {
                 }
                 true
             }
-            (Shape::Table(keys), DeValue::Table(table)) => {
+            (Shape::Switch(_), DeValue::Boolean(_)) => true,
+            (Shape::Table(keys) | Shape::Switch(keys), DeValue::Table(table)) => {
                 let inner = match place {
                     Place::File => Place::Top(key.name),
                     _ => Place::Under(path.clone()),
@@ -263,7 +292,12 @@ impl Walk<'_> {
             (Shape::Sections(keys), DeValue::Array(items)) if items.iter().all(|i| i.get_ref().is_table()) => {
                 for item in items {
                     if let DeValue::Table(table) = item.get_ref() {
-                        self.table(table, item.span(), keys, &Place::Section(key.name));
+                        // `[[task]]` at the top; an inline list of tables (`gates`) is named by its path.
+                        let inner = match place {
+                            Place::File => Place::Section(key.name),
+                            _ => Place::Under(path.clone()),
+                        };
+                        self.table(table, item.span(), keys, &inner);
                     }
                 }
                 true
@@ -403,7 +437,14 @@ fn expected(key: &Key) -> String {
             let first = keys.first().map_or("", |k| k.name);
             format!("a table, such as {} = {{ {first} = … }}", key.name)
         }
+        Shape::Sections(_) if key.name == "gates" => {
+            "a list of tables, such as gates = [{ schema = \"out.json\" }]".to_string()
+        }
         Shape::Sections(_) => format!("[[{0}]] sections, one for each {0}", key.name),
+        Shape::Switch(keys) => {
+            let first = keys.first().map_or("", |k| k.name);
+            format!("true, false or a table, such as {} = {{ {first} = … }}", key.name)
+        }
         Shape::Data | Shape::Unchecked => "a value".to_string(),
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::backoff;
 use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass, SmallOutput};
+use super::gates::{error_reason, failed_reason, GateOutcome};
 use super::state::{ApplyError, PoolState, RunState, Standing};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Limit, Strategy};
@@ -148,6 +149,19 @@ pub enum Input {
         attempt: u32,
         /// What came of it (its result should be `{"pick": i, "reason": …}`).
         outcome: Outcome,
+    },
+    /// A gate of a validating task ended.
+    GateDone {
+        /// Task id.
+        task: String,
+        /// Attempt whose result was checked.
+        attempt: u32,
+        /// The gate's position (0-based).
+        index: usize,
+        /// What came of it.
+        outcome: GateOutcome,
+        /// Time the gate took.
+        duration_ms: u64,
     },
     /// A running attempt was ended by the shutdown.
     AttemptStopped {
@@ -360,6 +374,11 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
         Input::Stall { task, attempt, quiet_ms } => {
             running(state, &task, attempt).and_then(|i| stall(state, i, task, attempt, quiet_ms))
         }
+        Input::GateDone { task, attempt, index, outcome, duration_ms } => {
+            let at_gate = |s: &TaskState| matches!(s, TaskState::Validating { attempt: a, gate } if *a == attempt && *gate == index);
+            task_where(state, &task, at_gate)
+                .and_then(|i| gate_done(state, i, attempt, index, outcome, duration_ms, ctx))
+        }
         Input::AttemptStopped { task, attempt, reason } => {
             running(state, &task, attempt).map(|_| Event::AttemptInterrupted { task, attempt, reason })
         }
@@ -477,11 +496,65 @@ fn stall(state: &RunState, i: usize, task: String, attempt: u32, quiet_ms: Optio
     }
 }
 
+/// The verdict event of task `i`'s gate `index` (None when the workflow has no such gate).
+fn gate_done(
+    state: &RunState,
+    i: usize,
+    attempt: u32,
+    index: usize,
+    outcome: GateOutcome,
+    duration_ms: u64,
+    ctx: StepContext,
+) -> Option<Event> {
+    let kind = state.workflow.tasks[i].gates.get(index)?.kind();
+    let task = state.task_id(i).to_string();
+    Some(match outcome {
+        GateOutcome::Passed { reason, score, critique } => {
+            Event::GatePassed { task, attempt, index, kind, reason, score, critique, duration_ms }
+        }
+        GateOutcome::Failed { reason, score, critique } => {
+            let reason = failed_reason(index, kind, &reason);
+            let then = after(state, i, attempt, FailureClass::Worker, &reason, None, ctx);
+            Event::GateFailed { task, attempt, index, kind, error: reason, score, critique, duration_ms, then }
+        }
+        GateOutcome::Error { reason } => {
+            let reason = error_reason(index, kind, &reason);
+            let then = after(state, i, attempt, FailureClass::Worker, &reason, None, ctx);
+            Event::GateError { task, attempt, index, kind, error: reason, duration_ms, then }
+        }
+    })
+}
+
 /// The `attempt_failed` event for a failure, with what follows decided.
 fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepContext) -> Event {
     let Outcome::Failure { class, error, exit_code, signal, duration_ms, output } = outcome else {
         unreachable!("failed() is only called with failures")
     };
+    let then = after(state, i, attempt, class, &error, exit_code, ctx);
+    Event::AttemptFailed {
+        task: state.task_id(i).to_string(),
+        attempt,
+        class,
+        error,
+        exit_code,
+        signal,
+        duration_ms,
+        output,
+        then,
+    }
+}
+
+/// What follows task `i`'s failed `attempt` (a worker's failure or a gate's): a retry
+/// after backoff, a deferral, the fallback, or the dead-letter queue.
+fn after(
+    state: &RunState,
+    i: usize,
+    attempt: u32,
+    class: FailureClass,
+    error: &str,
+    exit_code: Option<i32>,
+    ctx: StepContext,
+) -> AfterFailure {
     let task = &state.tasks[i];
     let policy = &state.workflow.tasks[i].retry;
     let used = attempt.saturating_sub(task.budget_start);
@@ -496,7 +569,7 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
         }
     };
     let never = exit_code.filter(|c| class == FailureClass::Worker && spec.never_on.contains(c));
-    let then = match class {
+    match class {
         FailureClass::SpawnPermanent => give_up(format!("cannot start: {error}")),
         _ if never.is_some() => give_up(format!("{error} (exit code {} is never retried)", never.unwrap_or_default())),
         FailureClass::SpawnResource => {
@@ -510,17 +583,6 @@ fn failed(state: &RunState, i: usize, attempt: u32, outcome: Outcome, ctx: StepC
             let delay_ms = backoff::delay_ms(policy, used, ctx.jitter);
             AfterFailure::Retry { delay_ms, due_ms: ctx.now_ms.saturating_add(delay_ms) }
         }
-    };
-    Event::AttemptFailed {
-        task: state.task_id(i).to_string(),
-        attempt,
-        class,
-        error,
-        exit_code,
-        signal,
-        duration_ms,
-        output,
-        then,
     }
 }
 

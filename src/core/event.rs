@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::core::workflow::Workflow;
+use crate::core::workflow::{GateKind, Workflow};
 
 /// Why an attempt failed; decides what happens next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +169,75 @@ pub enum Event {
         /// Its output, if small.
         #[serde(default, skip_serializing_if = "SmallOutput::is_empty")]
         output: SmallOutput,
+    },
+    /// A gate passed the attempt's result: validating → the next gate, or completed
+    /// after the last one.
+    GatePassed {
+        /// Task id.
+        task: String,
+        /// Attempt whose result was checked.
+        attempt: u32,
+        /// The gate's position in the task's list (0-based; shown as `gate index+1`).
+        index: usize,
+        /// The gate's kind.
+        kind: GateKind,
+        /// What it found, in plain words.
+        reason: String,
+        /// A reviewer's score.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<u8>,
+        /// A reviewer's or check program's words.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        critique: Option<String>,
+        /// Time the gate took.
+        duration_ms: u64,
+    },
+    /// A gate failed the attempt's result: a failed attempt (validating → retry_wait,
+    /// dead_lettered or a fallback, as `then` says). Its verdict goes into the next
+    /// attempt's `feedback`.
+    GateFailed {
+        /// Task id.
+        task: String,
+        /// Attempt whose result was checked.
+        attempt: u32,
+        /// The gate's position (0-based).
+        index: usize,
+        /// The gate's kind.
+        kind: GateKind,
+        /// What is wrong, in plain words (`gate 1 (schema) failed: …`). Named `error`
+        /// as in `attempt_failed`: `then` is flattened beside it and has its own `reason`.
+        error: String,
+        /// A reviewer's score.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<u8>,
+        /// A reviewer's or check program's words.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        critique: Option<String>,
+        /// Time the gate took.
+        duration_ms: u64,
+        /// What happens next.
+        #[serde(flatten)]
+        then: AfterFailure,
+    },
+    /// A gate could not run (check command missing, reviewer failing or answering
+    /// nonsense, gate not built): no verdict, yet the result is not let through
+    /// unchecked, so it is a failed attempt too (`then` says what follows).
+    GateError {
+        /// Task id.
+        task: String,
+        /// Attempt whose result was to be checked.
+        attempt: u32,
+        /// The gate's position (0-based).
+        index: usize,
+        /// The gate's kind.
+        kind: GateKind,
+        /// Why it could not run (`gate 2 (command) could not run: …`).
+        error: String,
+        /// Time spent trying.
+        duration_ms: u64,
+        /// What happens next.
+        #[serde(flatten)]
+        then: AfterFailure,
     },
     /// The attempt failed: running → retry_wait or dead_lettered, as `then` says.
     AttemptFailed {
@@ -406,6 +475,9 @@ impl Event {
             | Event::AttemptSpawned { task, .. }
             | Event::AttemptSucceeded { task, .. }
             | Event::AttemptFailed { task, .. }
+            | Event::GatePassed { task, .. }
+            | Event::GateFailed { task, .. }
+            | Event::GateError { task, .. }
             | Event::AttemptInterrupted { task, .. }
             | Event::VoteCast { task, .. }
             | Event::ConsensusReached { task, .. }
@@ -444,6 +516,9 @@ impl Event {
             Event::AttemptSpawned { .. } => "attempt_spawned",
             Event::AttemptSucceeded { .. } => "attempt_succeeded",
             Event::AttemptFailed { .. } => "attempt_failed",
+            Event::GatePassed { .. } => "gate_passed",
+            Event::GateFailed { .. } => "gate_failed",
+            Event::GateError { .. } => "gate_error",
             Event::AttemptInterrupted { .. } => "attempt_interrupted",
             Event::VoteCast { .. } => "vote_cast",
             Event::ConsensusReached { .. } => "consensus_reached",

@@ -5,10 +5,12 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod checks;
 pub mod consensus;
 pub mod decide;
 pub mod escape;
 pub mod event;
+pub mod gates;
 pub mod protocol;
 pub mod redact;
 pub mod state;

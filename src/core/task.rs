@@ -37,6 +37,9 @@ pub enum TaskState {
     Validating {
         /// Attempt whose output is checked.
         attempt: u32,
+        /// The gate running now (0-based position in the task's gates).
+        #[serde(default)]
+        gate: usize,
     },
     /// A failed attempt is backing off before the next one.
     RetryWait {

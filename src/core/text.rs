@@ -3,6 +3,7 @@
 //! as a timestamp, so the same event always reads the same.
 
 use super::event::{AfterFailure, Event};
+use crate::core::workflow::gate_label;
 
 /// "1.5s", "250ms", "3m12s": short durations for people.
 pub fn human_ms(ms: u64) -> String {
@@ -65,7 +66,8 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::AttemptStarted { task, attempt, pool } => format!("{task}: running attempt {attempt} on pool {pool}"),
         Event::AttemptSpawned { .. } => return None,
         Event::AttemptSucceeded { task, attempt, duration_ms, .. } => {
-            format!("{task}: completed (attempt {attempt}, {})", human_ms(*duration_ms))
+            // "Succeeded", not "completed": with gates the task goes on to validating.
+            format!("{task}: attempt {attempt} succeeded ({})", human_ms(*duration_ms))
         }
         Event::AttemptFailed { task, attempt, error, then, .. } => match then {
             AfterFailure::Retry { delay_ms, .. } => {
@@ -79,6 +81,19 @@ pub fn describe(e: &Event) -> Option<String> {
                 format!("{task}: attempt {attempt} failed: {error}; fallback used ({reason})")
             }
         },
+        Event::GatePassed { task, attempt, index, kind, reason, duration_ms, .. } => {
+            let gate = gate_label(*index, *kind);
+            format!("{task}: {gate} passed attempt {attempt} ({reason}, {})", human_ms(*duration_ms))
+        }
+        Event::GateFailed { task, error: reason, then, .. } | Event::GateError { task, error: reason, then, .. } => {
+            match then {
+                AfterFailure::Retry { delay_ms, .. } | AfterFailure::Defer { delay_ms, .. } => {
+                    format!("{task}: {reason}; retry in {}", human_ms(*delay_ms))
+                }
+                AfterFailure::DeadLetter { reason } => format!("{task}: dead-lettered: {reason}"),
+                AfterFailure::Fallback { reason: why } => format!("{task}: {reason}; fallback used ({why})"),
+            }
+        }
         Event::FallbackUsed { task, reason } => format!("{task}: fallback used ({reason})"),
         Event::PayloadEdited { task, .. } => format!("{task}: payload edited by an operator"),
         Event::AttemptStalled { task, attempt, quiet_ms } => {
@@ -145,9 +160,64 @@ pub fn describe(e: &Event) -> Option<String> {
     Some(what)
 }
 
+/// A failure's cause with the parts that vary between occurrences (numbers, counts,
+/// pids, durations) masked, so that "exit code 3 after 1.2s" and "exit code 3 after
+/// 0.9s" group together (the TUI's dead letters, `dlq --json`'s `group`). A gate's
+/// failure is grouped by the gate (`gate 1 (schema) failed`), whatever it found: the
+/// details differ for every result.
+pub fn fingerprint(reason: &str) -> String {
+    if let Some(gate) = gate_cause(reason) {
+        return gate.to_string();
+    }
+    let mut out = String::with_capacity(reason.len());
+    let mut in_number = false;
+    for c in reason.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else if in_number && c == '.' {
+            // A decimal point inside a number stays part of it.
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
+}
+
+/// `gate N (kind) failed` or `gate N (kind) could not run`, when the reason is a gate's.
+fn gate_cause(reason: &str) -> Option<&str> {
+    let start = reason.find("gate ")?;
+    let rest = &reason[start..];
+    let close = rest.find(") ")?;
+    let label = &rest[..close + 1];
+    let digits = label.strip_prefix("gate ")?.split(' ').next()?;
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let after = &rest[close + 2..];
+    let verdict = ["failed", "could not run"].into_iter().find(|v| after.starts_with(v))?;
+    Some(&rest[..close + 2 + verdict.len()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gate_failures_group_by_gate() {
+        let a = fingerprint("attempts spent (3/3): gate 1 (schema) failed: /title: 5 is not of type \"string\"");
+        let b = fingerprint("attempts spent (2/2): gate 1 (schema) failed: /: \"body\" is a required property");
+        assert_eq!(a, "gate 1 (schema) failed");
+        assert_eq!(a, b);
+        assert_ne!(a, fingerprint("attempts spent (3/3): gate 2 (review) failed: score 3 below 7"));
+        assert_eq!(
+            fingerprint("attempts spent (1/1): gate 2 (command) could not run: x"),
+            "gate 2 (command) could not run"
+        );
+    }
 
     #[test]
     fn civil_dates() {

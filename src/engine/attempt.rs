@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::supervise::Limits;
 use super::Engine;
+use crate::core::gates::feedback;
 use crate::core::protocol::{fill, task_json, TaskView};
 use crate::core::workflow::{PoolMode, StdinMode};
 use crate::io::guardian::MANAGER_PID_ENV;
@@ -76,7 +77,13 @@ impl Engine {
                         (self.state.task_id(d).to_string(), result)
                     })
                     .collect();
-                let mut bytes = serde_json::to_vec(&task_json(view, inputs)).map_err(|e| e.to_string())?;
+                let mut doc = task_json(view, inputs);
+                // DESIGN §4: every earlier gate verdict, so the agent can fix what failed.
+                let verdicts = &self.state.tasks[i].verdicts;
+                if let (false, Some(obj)) = (verdicts.is_empty(), doc.as_object_mut()) {
+                    obj.insert("feedback".into(), feedback(verdicts));
+                }
+                let mut bytes = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
                 bytes.push(b'\n');
                 Some(bytes)
             }

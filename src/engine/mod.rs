@@ -16,6 +16,7 @@
 
 mod attempt;
 pub mod fanout;
+mod gates;
 mod replicas;
 pub mod starved;
 pub mod supervise;
@@ -99,8 +100,9 @@ pub struct World {
 enum Msg {
     /// An input from outside (operator command, timer).
     Input(Input),
-    /// A runner finished; `input` reports how.
-    RunnerDone { task: String, attempt: u32, input: Input },
+    /// A runner (an attempt or a gate) finished; `input` reports how (none for a gate
+    /// the engine stopped).
+    RunnerDone { task: String, attempt: u32, input: Option<Input> },
     /// Stop the run (an operator quit, a front end ending); the reason is recorded.
     Stop(String),
     /// A note from a running attempt that decides nothing (an output stream that
@@ -165,6 +167,8 @@ pub struct Engine {
     running: HashMap<String, (u32, watch::Sender<Option<Stop>>)>,
     /// Issue 11 (item 8): set when the run gives up on workers that cannot start.
     starved: Option<String>,
+    /// Schema gates compiled so far (once per run and gate, never per result).
+    schemas: gates::Schemas,
     /// Consensus attempts' live replicas and judges.
     replicas: replicas::Book,
     _close: CloseOnDrop,
@@ -199,6 +203,7 @@ impl Engine {
             output,
             running: HashMap::new(),
             starved: None,
+            schemas: HashMap::new(),
             replicas: replicas::Book::default(),
         }
     }
@@ -218,6 +223,17 @@ impl Engine {
             if let TaskState::RetryWait { due_ms } = task.state {
                 self.set_timer(self.state.task_id(i).to_string(), due_ms);
             }
+        }
+        // Gates do not survive a manager either: a validating task runs its current
+        // gate again (its result is in the log).
+        let validating: Vec<(String, u32, usize)> = (self.state.tasks.iter().enumerate())
+            .filter_map(|(i, t)| match t.state {
+                TaskState::Validating { attempt, gate } => Some((self.state.task_id(i).to_string(), attempt, gate)),
+                _ => None,
+            })
+            .collect();
+        for (task, attempt, gate) in validating {
+            self.start_gate(&task, attempt, gate);
         }
         for (p, breaker) in self.state.pools.iter().map(|p| &p.breaker).enumerate() {
             if let Circuit::Open { until_ms: Some(until) } = breaker.circuit {
@@ -251,7 +267,7 @@ impl Engine {
             self.process(batch).await?;
             // Checked after a batch, not before the first: a resumed log may end
             // interrupted or finished, and the manager's start input changes that.
-            if self.running.is_empty() {
+            if self.running.is_empty() && self.replicas.is_idle() {
                 if self.state.interrupted {
                     // Issue 11 (item 8): a give-up is an error for the caller, not an interruption.
                     if let Some(reason) = self.starved.take() {
@@ -301,7 +317,10 @@ impl Engine {
                     if self.running.get(&task).is_some_and(|(a, _)| *a == attempt) {
                         self.running.remove(&task);
                     }
-                    input
+                    match input {
+                        Some(input) => input,
+                        None => continue,
+                    }
                 }
             };
             let ctx = StepContext { now_ms: now, jitter };
@@ -344,7 +363,15 @@ impl Engine {
                 task,
                 then: AfterFailure::Retry { due_ms, .. } | AfterFailure::Defer { due_ms, .. },
                 ..
-            } => self.set_timer(task.clone(), *due_ms),
+            }
+            | Event::GateFailed { task, then: AfterFailure::Retry { due_ms, .. }, .. }
+            | Event::GateError { task, then: AfterFailure::Retry { due_ms, .. }, .. } => {
+                self.set_timer(task.clone(), *due_ms)
+            }
+            // The result's first gate, or the next one after a pass (only if the task
+            // is still at that gate: a cancel in the same batch wins).
+            Event::AttemptSucceeded { task, attempt, .. } => self.next_gate(task, *attempt, 0),
+            Event::GatePassed { task, attempt, index, .. } => self.next_gate(task, *attempt, index + 1),
             Event::BreakerOpened { pool, until_ms: Some(until), .. } => self.set_breaker_timer(pool.clone(), *until),
             Event::TaskCancelled { task, .. } => {
                 if let Some((_, stop)) = self.running.get(task) {
@@ -357,6 +384,14 @@ impl Engine {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Starts gate `gate` of task `task` when the task is validating `attempt` there.
+    fn next_gate(&mut self, task: &str, attempt: u32, gate: usize) {
+        let at = self.state.task_index(task).map(|i| &self.state.tasks[i].state);
+        if at == Some(&TaskState::Validating { attempt, gate }) {
+            self.start_gate(task, attempt, gate);
         }
     }
 
@@ -412,7 +447,7 @@ impl Engine {
                 Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
             };
             let input = end_input(&task, attempt, end);
-            let _ = tx.send(Msg::RunnerDone { task, attempt, input });
+            let _ = tx.send(Msg::RunnerDone { task, attempt, input: Some(input) });
         });
     }
 }

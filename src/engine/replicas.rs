@@ -3,9 +3,10 @@
 //! quorum. Each is supervised like any attempt (timeout, stop requests); each end
 //! comes back as a [`Msg::Part`].
 //!
-//! The task stays in the engine's `running` map until every one of its processes has
-//! ended, so a run never finishes (or a shutdown never returns) with a replica still
-//! alive. Once the round is decided the outstanding replicas are stopped (their
+//! They are kept here, apart from the engine's `running` map (which holds one entry
+//! per task: an attempt, or a gate once the winner succeeded), keyed by task and
+//! attempt; the engine loop does not return while any is alive, so a run never
+//! finishes (or a shutdown never returns) with a replica still running. Once the round is decided the outstanding replicas are stopped (their
 //! process groups ended); their ends come back as `Stop::Cancel` and are dropped, so
 //! they are never charged. A cancel stops them all the same way; an interrupt stops
 //! them as interrupted, and the first such end hands the attempt back as for any
@@ -33,16 +34,20 @@ pub(super) enum Part {
     Judge,
 }
 
-/// The live processes of each consensus task's latest attempt.
+/// One attempt's live processes, each with the sender that stops it.
+type Live = HashMap<Part, watch::Sender<Option<Stop>>>;
+
+/// The live processes of consensus attempts, by (task, attempt).
 #[derive(Default)]
 pub(super) struct Book {
-    sets: HashMap<String, Parts>,
+    sets: HashMap<(String, u32), Live>,
 }
 
-/// One attempt's live processes and how to stop each.
-struct Parts {
-    attempt: u32,
-    live: HashMap<Part, watch::Sender<Option<Stop>>>,
+impl Book {
+    /// True when no replica or judge is alive.
+    pub(super) fn is_idle(&self) -> bool {
+        self.sets.is_empty()
+    }
 }
 
 impl Engine {
@@ -70,9 +75,10 @@ impl Engine {
                 false
             }
             Event::RunInterrupted { .. } => {
-                let tasks: Vec<String> = self.replicas.sets.keys().cloned().collect();
-                for task in tasks {
-                    self.stop_parts(&task, None, Stop::Interrupt);
+                for live in self.replicas.sets.values() {
+                    for stop in live.values() {
+                        let _ = stop.send(Some(Stop::Interrupt));
+                    }
                 }
                 false
             }
@@ -80,16 +86,13 @@ impl Engine {
         }
     }
 
-    /// A part of a consensus attempt ended: forgotten, and once the attempt has no
-    /// live part the task leaves the engine's `running` map.
+    /// A part of a consensus attempt ended: forgotten.
     pub(super) fn part_ended(&mut self, task: &str, attempt: u32, part: Part) {
-        let Some(parts) = self.replicas.sets.get_mut(task).filter(|p| p.attempt == attempt) else { return };
-        parts.live.remove(&part);
-        if parts.live.is_empty() {
-            self.replicas.sets.remove(task);
-            if self.running.get(task).is_some_and(|(a, _)| *a == attempt) {
-                self.running.remove(task);
-            }
+        let key = (task.to_string(), attempt);
+        let Some(live) = self.replicas.sets.get_mut(&key) else { return };
+        live.remove(&part);
+        if live.is_empty() {
+            self.replicas.sets.remove(&key);
         }
     }
 
@@ -102,10 +105,6 @@ impl Engine {
     /// the attempt's pool; `"replica": r` in its stdin JSON, `PITBOSS_REPLICA` in its
     /// environment, its output in `TASK.ATTEMPT.rR.*`.
     fn start_replicas(&mut self, task: &str, attempt: u32, pool: &str, spec: &ConsensusSpec) {
-        // The task's entry in `running` keeps the loop waiting for its processes; the
-        // stop requests go to each of them (`stop_parts`), not through this sender.
-        let (placeholder, _) = watch::channel(None);
-        self.running.insert(task.to_string(), (attempt, placeholder));
         let mut live = HashMap::new();
         for r in 0..spec.replicas {
             let on = spec.replica_pool(r).unwrap_or(pool).to_string();
@@ -117,7 +116,7 @@ impl Engine {
             });
             live.insert(Part::Replica(r), self.launch(task, attempt, Part::Replica(r), on, prepared));
         }
-        self.replicas.sets.insert(task.to_string(), Parts { attempt, live });
+        self.replicas.sets.insert((task.to_string(), attempt), live);
     }
 
     /// After a vote: when every replica is in without a quorum, the judge starts on
@@ -130,11 +129,8 @@ impl Engine {
         }
         let Decision::NeedJudge { candidates, .. } = round.decision() else { return };
         let Some(judge_pool) = self.consensus_of(task).and_then(|s| s.judge) else { return };
-        // The last replica's end emptied the set (and took the task out of `running`):
-        // the judge is the attempt's process now.
-        let parts =
-            self.replicas.sets.entry(task.to_string()).or_insert_with(|| Parts { attempt, live: HashMap::new() });
-        if parts.attempt != attempt || parts.live.contains_key(&Part::Judge) {
+        let key = (task.to_string(), attempt);
+        if self.replicas.sets.get(&key).is_some_and(|live| live.contains_key(&Part::Judge)) {
             return;
         }
         let prepared = self.attempt_spec(task, attempt, &judge_pool).map(|(mut s, limits)| {
@@ -144,20 +140,17 @@ impl Engine {
             (s, limits)
         });
         let stop = self.launch(task, attempt, Part::Judge, judge_pool, prepared);
-        if let Some(parts) = self.replicas.sets.get_mut(task) {
-            parts.live.insert(Part::Judge, stop);
-        }
-        self.running.entry(task.to_string()).or_insert_with(|| (attempt, watch::channel(None).0));
+        // The last replica's end emptied the attempt's set: the judge is its process now.
+        self.replicas.sets.entry(key).or_default().insert(Part::Judge, stop);
     }
 
-    /// Asks every live part of `task`'s attempt (`None`: whichever) to stop.
+    /// Asks every live part of `task`'s attempt (`None`: of any attempt) to stop.
     fn stop_parts(&self, task: &str, attempt: Option<u32>, why: Stop) {
-        let Some(parts) = self.replicas.sets.get(task) else { return };
-        if attempt.is_some_and(|a| a != parts.attempt) {
-            return;
-        }
-        for stop in parts.live.values() {
-            let _ = stop.send(Some(why));
+        let chosen = self.replicas.sets.iter().filter(|((t, a), _)| t == task && attempt.is_none_or(|x| x == *a));
+        for (_, live) in chosen {
+            for stop in live.values() {
+                let _ = stop.send(Some(why));
+            }
         }
     }
 

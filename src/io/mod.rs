@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod guardian;
 pub mod journal;
 pub mod logfile;
+pub mod perf;
 pub mod rundir;
 pub mod runner;
 pub mod signal;

@@ -63,7 +63,11 @@ pub fn cancel(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
         vs.message = Some(format!("{task} is {}: nothing to cancel", state.name().as_str()));
         return Vec::new();
     }
-    let what = if matches!(state, TaskState::Running { .. }) { " and end its process group" } else { "" };
+    let what = match state {
+        TaskState::Running { .. } => " and end its process group",
+        TaskState::Validating { .. } => " and end its gate's processes",
+        _ => "",
+    };
     let note = if fleet.state.dependents[i].is_empty() { "" } else { " Its dependents will be skipped." };
     vs.confirm = Some(Confirm {
         question: format!("Cancel {task}{what}?{note}"),

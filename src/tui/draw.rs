@@ -76,6 +76,7 @@ fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
     ];
     for (name, label) in [
         (TaskStateName::Running, "running"),
+        (TaskStateName::Validating, "validating"),
         (TaskStateName::Queued, "queued"),
         (TaskStateName::RetryWait, "retrying"),
         (TaskStateName::Blocked, "blocked"),

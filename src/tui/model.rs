@@ -302,27 +302,7 @@ pub struct DeadLetterGroup {
     pub attempts: u32,
 }
 
-/// A failure's cause with the parts that vary between occurrences (numbers, counts,
-/// pids, durations) masked, so that "exit code 3 after 1.2s" and "exit code 3 after
-/// 0.9s" group together.
-pub fn fingerprint(reason: &str) -> String {
-    let mut out = String::with_capacity(reason.len());
-    let mut in_number = false;
-    for c in reason.chars() {
-        if c.is_ascii_digit() {
-            if !in_number {
-                out.push('#');
-            }
-            in_number = true;
-        } else if in_number && c == '.' {
-            // A decimal point inside a number stays part of it.
-        } else {
-            out.push(c);
-            in_number = false;
-        }
-    }
-    out
-}
+pub use crate::core::text::fingerprint;
 
 fn progress_of(line: &str) -> Option<(f64, String)> {
     let trimmed = line.trim();

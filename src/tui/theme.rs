@@ -31,7 +31,8 @@ impl Theme {
             TaskStateName::RetryWait => Color::Yellow,
             TaskStateName::Cancelled | TaskStateName::Skipped => Color::Magenta,
             TaskStateName::Queued => Color::Blue,
-            TaskStateName::Blocked | TaskStateName::Validating => Color::Gray,
+            TaskStateName::Blocked => Color::Gray,
+            TaskStateName::Validating => Color::Magenta,
         };
         let style = self.fg(color);
         if !self.color && matches!(name, TaskStateName::DeadLettered | TaskStateName::Running) {

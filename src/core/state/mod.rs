@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass, OutputStream};
+use super::gates::{Verdict, VerdictKind};
 use super::task::{TaskState, TaskStateName};
-use crate::core::workflow::{Fallback, Workflow};
+use crate::core::workflow::{Fallback, GateKind, Workflow};
 
 mod pools;
 mod readiness;
@@ -52,6 +53,8 @@ pub struct Task {
     /// Output that could not be saved: (attempt, stream) of each
     /// `output_capture_failed`, at most one per stream of an attempt.
     pub capture_failures: Vec<(u32, OutputStream)>,
+    /// Every gate verdict of the task, oldest first (the next attempt's `feedback`).
+    pub verdicts: Vec<Verdict>,
     /// Position in the ready queue while queued.
     queue_ticket: Option<u64>,
 }
@@ -172,6 +175,7 @@ impl RunState {
             payload: None,
             pool_override: None,
             capture_failures: Vec::new(),
+            verdicts: Vec::new(),
             queue_ticket: None,
         };
         let mut counts = [0; 9];
@@ -361,6 +365,35 @@ impl RunState {
             Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
                 self.note_consensus(kind, task, *attempt)?
             }
+            // A result's gates.
+            Event::GatePassed { task, attempt, index, kind: gate, reason, score, critique, duration_ms } => {
+                let i = self.validating(kind, task, *attempt, *index)?;
+                let verdict = VerdictKind::Passed;
+                self.record_verdict(i, *attempt, *index, *gate, verdict, reason, *score, critique, *duration_ms);
+                self.pass_gate(i, *attempt, *index);
+            }
+            Event::GateFailed {
+                task,
+                attempt,
+                index,
+                kind: gate,
+                error: reason,
+                score,
+                critique,
+                duration_ms,
+                then,
+            } => {
+                let i = self.validating(kind, task, *attempt, *index)?;
+                let verdict = VerdictKind::Failed;
+                self.record_verdict(i, *attempt, *index, *gate, verdict, reason, *score, critique, *duration_ms);
+                self.fail_gate(kind, i, *attempt, reason, then)?;
+            }
+            Event::GateError { task, attempt, index, kind: gate, error: reason, duration_ms, then } => {
+                let i = self.validating(kind, task, *attempt, *index)?;
+                let verdict = VerdictKind::Error;
+                self.record_verdict(i, *attempt, *index, *gate, verdict, reason, None, &None, *duration_ms);
+                self.fail_gate(kind, i, *attempt, reason, then)?;
+            }
             Event::AttemptStalled { task, attempt, .. } => self.set_stalled(kind, task, *attempt, true)?,
             Event::AttemptActive { task, attempt } => self.set_stalled(kind, task, *attempt, false)?,
             Event::OutputCaptureFailed { task, attempt, stream, .. } => {
@@ -514,14 +547,84 @@ impl RunState {
     }
 
     /// `attempt_succeeded`: running → completed with its result (degraded if a
-    /// fallback pool ran it).
+    /// fallback pool ran it), or → validating when the task has gates (the result is
+    /// kept, and counts once the last gate passes).
     fn succeed(&mut self, kind: &'static str, id: &str, attempt: u32, result: &Value) -> Result<(), ApplyError> {
         let i = self.running_attempt(kind, id, attempt)?;
         self.tasks[i].result = Some(result.clone());
         self.tasks[i].crashes = 0;
-        let degraded = self.tasks[i].degraded;
-        self.set_state(i, TaskState::Completed { degraded });
+        if self.workflow.tasks[i].gates.is_empty() {
+            let degraded = self.tasks[i].degraded;
+            self.set_state(i, TaskState::Completed { degraded });
+        } else {
+            self.set_state(i, TaskState::Validating { attempt, gate: 0 });
+        }
         Ok(())
+    }
+
+    /// Task `id`'s index, when it is validating `attempt` at gate `index`.
+    fn validating(&self, kind: &'static str, id: &str, attempt: u32, index: usize) -> Result<usize, ApplyError> {
+        self.task_where(
+            kind,
+            id,
+            |s| matches!(s, TaskState::Validating { attempt: a, gate } if *a == attempt && *gate == index),
+        )
+    }
+
+    /// Keeps a gate's verdict with the task (its next attempts' `feedback`).
+    #[allow(clippy::too_many_arguments)]
+    fn record_verdict(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        index: usize,
+        kind: GateKind,
+        verdict: VerdictKind,
+        reason: &str,
+        score: Option<u8>,
+        critique: &Option<String>,
+        duration_ms: u64,
+    ) {
+        self.tasks[i].verdicts.push(Verdict {
+            attempt,
+            index,
+            kind,
+            verdict,
+            reason: reason.to_string(),
+            score,
+            critique: critique.clone(),
+            duration_ms,
+        });
+    }
+
+    /// `gate_passed`: on to the next gate, or completed after the last one.
+    fn pass_gate(&mut self, i: usize, attempt: u32, index: usize) {
+        if index + 1 < self.workflow.tasks[i].gates.len() {
+            self.set_state(i, TaskState::Validating { attempt, gate: index + 1 });
+        } else {
+            let degraded = self.tasks[i].degraded;
+            self.set_state(i, TaskState::Completed { degraded });
+        }
+    }
+
+    /// `gate_failed` / `gate_error`: a failed attempt. The result does not count; the
+    /// worker's pool is not blamed (its breaker counts agents that fail to answer, not
+    /// answers that fail a check).
+    fn fail_gate(
+        &mut self,
+        kind: &'static str,
+        i: usize,
+        attempt: u32,
+        reason: &str,
+        then: &AfterFailure,
+    ) -> Result<(), ApplyError> {
+        if matches!(then, AfterFailure::Defer { .. }) {
+            // A gate's verdict is never "not the task's fault".
+            return Err(self.illegal(kind, i));
+        }
+        self.tasks[i].result = None;
+        self.tasks[i].last_error = Some(reason.to_string());
+        self.after_failure(kind, i, attempt, then)
     }
 
     /// For `attempt_failed`: the failing task's index and the pool its attempt ran on.

@@ -247,6 +247,7 @@ mod tests {
             retry: RetryPolicy::default(),
             never_on: Vec::new(),
             fallback: None,
+            gates: Vec::new(),
             consensus: None,
         }
     }

@@ -9,6 +9,7 @@
 
 mod check;
 mod error;
+mod gate;
 mod graph;
 mod shell;
 mod template;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Limit, Site, Template, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS, MULTIPLIER_RANGE};
+pub use gate::{gate_label, Gate, GateKind, PerfGate, PERF_RUNS_RANGE, REGRESSION_RANGE, SCORE_RANGE};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
 
 /// A workflow that passed validation, with defaults applied.
@@ -207,6 +209,11 @@ pub struct TaskSpec {
     /// What to do instead of dead-lettering, if anything.
     #[serde(default)]
     pub fallback: Option<Fallback>,
+    /// Quality gates run in order after a successful attempt (its own, else
+    /// `[defaults] gates`). Not written when empty, so logs of workflows without
+    /// gates are unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<Gate>,
     /// Replicas whose answers are settled by a tally (DESIGN §10), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consensus: Option<crate::core::consensus::ConsensusSpec>,

@@ -10,7 +10,9 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::core::escape::escape_line;
-use crate::core::text::{clock, describe};
+use crate::core::gates::VerdictKind;
+use crate::core::text::{clock, describe, human_ms};
+use crate::core::workflow::gate_label;
 use crate::core::{Event, Task};
 use crate::tui::draw::{Hint, Scene};
 use crate::tui::keys::{Action, Keymap};
@@ -117,11 +119,48 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
         Some(c) => &steps[c].task,
         None => &fleet.state.tasks[i],
     };
-    let parts = Layout::vertical([Constraint::Length(7), Constraint::Min(4)]).split(area);
+    // Room for the latest gate verdicts, when the task has any.
+    let verdict_rows = shown.verdicts.len().min(MAX_VERDICT_ROWS) as u16;
+    let parts = Layout::vertical([Constraint::Length(7 + verdict_rows), Constraint::Min(4)]).split(area);
     info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())));
     let lower = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(parts[1]);
     history(frame, lower[0], scene, steps, at);
     output(frame, lower[1], scene, i, d.scroll);
+}
+
+/// Gate verdicts shown in the task's box (the latest ones; `inspect TASK` lists all).
+const MAX_VERDICT_ROWS: usize = 4;
+
+/// One line per verdict: which gate, on which attempt, how it ended, its score and
+/// the start of its critique (or reason).
+fn verdict_lines<'a>(task: &Task, scene: &Scene) -> Vec<Line<'a>> {
+    let skip = task.verdicts.len().saturating_sub(MAX_VERDICT_ROWS);
+    task.verdicts
+        .iter()
+        .skip(skip)
+        .map(|v| {
+            let style = match v.verdict {
+                VerdictKind::Passed => scene.theme.fg(Color::Green),
+                VerdictKind::Failed => scene.theme.fg(Color::Red),
+                VerdictKind::Error => scene.theme.fg(Color::Yellow),
+            };
+            let score = v.score.map(|s| format!(" score {s}")).unwrap_or_default();
+            let words = v.critique.as_deref().unwrap_or(&v.reason);
+            let words: String = words.split_whitespace().collect::<Vec<_>>().join(" ");
+            Line::from(vec![
+                Span::styled(format!("{} {}", gate_label(v.index, v.kind), v.verdict.as_str()), style),
+                Span::raw(
+                    escape_line(&format!(
+                        " (attempt {}{score}, {}): {}",
+                        v.attempt,
+                        human_ms(v.duration_ms),
+                        truncate(&words, 200)
+                    ))
+                    .into_owned(),
+                ),
+            ])
+        })
+        .collect()
 }
 
 /// The task's state, why, result, payload and inputs. `step` is (cursor, steps) when
@@ -163,6 +202,8 @@ fn info(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, shown: &Task, st
         let text = format!("warning: output not saved ({}); see the history", lost.join(", "));
         info.push(Line::from(Span::styled(text, scene.theme.fg(Color::Yellow))));
     }
+    // Before the result and payload, whose long lines may wrap past the box.
+    info.extend(verdict_lines(shown, scene));
     if let Some(result) = &shown.result {
         info.push(Line::from(format!("result: {}", escape_line(&truncate(&result.to_string(), 300)))));
     }
