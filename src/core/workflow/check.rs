@@ -248,6 +248,7 @@ mod tests {
             never_on: Vec::new(),
             fallback: None,
             gates: Vec::new(),
+            consensus: None,
         }
     }
 

@@ -214,6 +214,9 @@ pub struct TaskSpec {
     /// gates are unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<Gate>,
+    /// Replicas whose answers are settled by a tally (DESIGN §10), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<crate::core::consensus::ConsensusSpec>,
 }
 
 impl Workflow {
