@@ -71,10 +71,11 @@ enum Job {
         min_score: u8,
     },
     Refused(String),
-    /// The built-in scan's findings as (reason, critique) when there are any, then
-    /// the external scanner if the gate names one.
+    /// The built-in scan of the result with the run's secret values, then the
+    /// external scanner if the gate names one.
     Security {
-        findings: Option<(String, String)>,
+        result: Value,
+        secrets: Vec<(String, String)>,
         scanner: Option<Box<AttemptSpec>>,
     },
     Perf {
@@ -115,9 +116,7 @@ impl Engine {
                 }
             }
             Gate::Security { command } => {
-                let found = security::scan(&result, &self.world.runner.secret_values());
-                let findings = (!found.is_empty()).then(|| verdict::security_failure(&found));
-                let scanner = command.as_ref().filter(|_| findings.is_none()).map(|argv| {
+                let scanner = command.as_ref().map(|argv| {
                     let stdin = json!({ "task": self.task_doc(i, attempt), "result": result });
                     // The scanner has no timeout of its own: the task's attempt timeout.
                     let timeout_ms = self.state.workflow.tasks[i].timeout_ms;
@@ -125,7 +124,7 @@ impl Engine {
                     spec.pool = format!("{task} gate {}", index + 1);
                     Box::new(spec)
                 });
-                Job::Security { findings, scanner }
+                Job::Security { result, secrets: self.world.runner.secret_values(), scanner }
             }
             Gate::Perf(perf) => self.perf_job(i, attempt, index, perf),
         };
@@ -324,15 +323,17 @@ async fn run_job(
             Some(command_verdict(end, &program, &dir, &base))
         }
         Job::Review { specs, retry, min_score } => review(specs, retry, min_score, runner, clock, stop).await,
-        Job::Security { findings: Some((reason, critique)), .. } => {
-            Some(GateOutcome::Failed { reason, score: None, critique: Some(critique) })
-        }
-        Job::Security { findings: None, scanner: None } => Some(GateOutcome::Passed {
-            reason: "no findings by the built-in rules".into(),
-            score: None,
-            critique: None,
-        }),
-        Job::Security { findings: None, scanner: Some(spec) } => {
+        Job::Security { result, secrets, scanner } => {
+            // Off the engine loop: a large result takes a while to scan.
+            let found = security::scan(&result, &secrets);
+            if !found.is_empty() {
+                let (reason, critique) = verdict::security_failure(&found);
+                return Some(GateOutcome::Failed { reason, score: None, critique: Some(critique) });
+            }
+            let Some(spec) = scanner else {
+                let reason = "no findings by the built-in rules".into();
+                return Some(GateOutcome::Passed { reason, score: None, critique: None });
+            };
             let dir = spec.output_dir.clone();
             let base = format!("{}.{}", spec.task, spec.attempt);
             let program = spec.argv.first().cloned().unwrap_or_default();
