@@ -293,6 +293,19 @@ fn the_bundled_gates_example_runs_with_zero_setup() {
     let code = common::task(&doc, "add-function");
     assert_eq!(code["attempts"], 2, "{code}");
     assert_eq!(code["verdicts"][0]["verdict"], "failed");
+    // A security finding on the first script, none on the second.
+    let backup = common::task(&doc, "backup-script");
+    assert_eq!(backup["attempts"], 2, "{backup}");
+    assert_eq!(backup["verdicts"][0]["verdict"], "failed");
+    let reason = backup["verdicts"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("secret/aws-access-key at /script:1:26"), "{reason}");
+    assert_eq!(backup["verdicts"][1]["verdict"], "passed");
+    // A perf gate over max_time on the slow version, passed by the fast one.
+    let lookup = common::task(&doc, "fast-lookup");
+    assert_eq!(lookup["attempts"], 2, "{lookup}");
+    let reason = lookup["verdicts"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("over 3 runs > max_time 300 ms"), "{reason}");
+    assert_eq!(lookup["verdicts"][1]["verdict"], "passed");
 }
 
 #[test]

@@ -8,7 +8,14 @@ use std::time::{Duration, Instant};
 use pitboss::io::perf::{measure, PerfError, PerfRun};
 
 fn sh(script: &str, runs: u32, timeout: Duration) -> PerfRun {
-    PerfRun { command: vec!["sh".into(), "-c".into(), script.into()], cwd: None, env: Vec::new(), runs, timeout }
+    PerfRun {
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        cwd: None,
+        env: Vec::new(),
+        clear_env: false,
+        runs,
+        timeout,
+    }
 }
 
 /// Kills the pids a test's processes wrote down, if the test ends early.
@@ -74,6 +81,7 @@ async fn a_missing_program_is_not_found() {
         command: vec!["pitboss-no-such-program-xyz".into()],
         cwd: None,
         env: Vec::new(),
+        clear_env: false,
         runs: 3,
         timeout: Duration::from_secs(5),
     };

@@ -17,7 +17,16 @@
 //!   business with the agent's keys.
 //! - `review`: a sub-attempt on the reviewer pool with `{"review":{…}}` on stdin,
 //!   retried with the gate's policy; refused while that pool's breaker is open.
-//! - `security`, `perf`: not built yet; they report that they could not run.
+//! - `security`: the built-in rules ([`crate::core::checks::security::scan`]) over the
+//!   result, with the run's own secret values (from the runner, which holds them to
+//!   pass and redact them; never recorded); with a clean result, the optional external
+//!   scanner runs exactly like a `command` gate. Both must pass.
+//! - `perf`: [`crate::io::perf::measure`] on a blocking thread (dropping its future
+//!   kills the running group, so a stop or cancel ends it), in the pool's `cwd`, from
+//!   the manager's environment without secret-looking variables. The median is held
+//!   against `max_time`, `max_regression` × the baseline file or the best earlier
+//!   passing measurement of the same gate (read back from the verdicts in the state,
+//!   see [`crate::core::checks::verdict`]), and the peak RSS against `max_rss_mb`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,14 +39,20 @@ use tokio::sync::watch;
 use super::supervise::{supervise, Limits, Reports};
 use super::{Engine, Msg};
 use crate::core::backoff;
+use crate::core::checks::security;
+use crate::core::checks::verdict::{self, Measured, PerfLimits, Reference};
 use crate::core::decide::Outcome;
-use crate::core::gates::{read_review, CompiledSchema, GateOutcome};
+use crate::core::escape::escape_text;
+use crate::core::gates::{read_review, CompiledSchema, GateOutcome, VerdictKind};
 use crate::core::protocol::{fill, task_json, TaskView};
+use crate::core::redact::Redactor;
 use crate::core::text::human_ms;
-use crate::core::workflow::{Gate, PoolMode, RetryPolicy, StdinMode};
+use crate::core::workflow::{Gate, GateKind, PerfGate, PoolMode, RetryPolicy, StdinMode};
 use crate::core::{FailureClass, Input, SmallOutput};
 use crate::io::clock::Clock;
 use crate::io::guardian::MANAGER_PID_ENV;
+use crate::io::perf::{measure, PerfError, PerfRun};
+use crate::io::runner::env::looks_secret;
 use crate::io::runner::{AttemptEnd, AttemptSpec, Runner};
 
 /// The longest critique kept from a check program's output (its tail).
@@ -50,8 +65,25 @@ pub(super) type Schemas = HashMap<(usize, usize), Arc<CompiledSchema>>;
 enum Job {
     Schema(Result<Arc<CompiledSchema>, String>, Value),
     Command(Box<AttemptSpec>),
-    Review { specs: Vec<AttemptSpec>, retry: RetryPolicy, min_score: u8 },
+    Review {
+        specs: Vec<AttemptSpec>,
+        retry: RetryPolicy,
+        min_score: u8,
+    },
     Refused(String),
+    /// The built-in scan of the result with the run's secret values, then the
+    /// external scanner if the gate names one.
+    Security {
+        result: Value,
+        secrets: Vec<(String, String)>,
+        scanner: Option<Box<AttemptSpec>>,
+    },
+    Perf {
+        run: PerfRun,
+        limits: PerfLimits,
+        baseline: Option<PathBuf>,
+        secrets: Vec<(String, String)>,
+    },
 }
 
 impl Engine {
@@ -83,9 +115,18 @@ impl Engine {
                     Err(why) => Job::Refused(why),
                 }
             }
-            Gate::Security { .. } | Gate::Perf(_) => {
-                Job::Refused(format!("{} gates are not built yet in this version", gate.kind()))
+            Gate::Security { command } => {
+                let scanner = command.as_ref().map(|argv| {
+                    let stdin = json!({ "task": self.task_doc(i, attempt), "result": result });
+                    // The scanner has no timeout of its own: the task's attempt timeout.
+                    let timeout_ms = self.state.workflow.tasks[i].timeout_ms;
+                    let mut spec = self.gate_spec(i, attempt, index, 1, argv.clone(), stdin, timeout_ms);
+                    spec.pool = format!("{task} gate {}", index + 1);
+                    Box::new(spec)
+                });
+                Job::Security { result, secrets: self.world.runner.secret_values(), scanner }
             }
+            Gate::Perf(perf) => self.perf_job(i, attempt, index, perf),
         };
         let (stop_tx, stop_rx) = watch::channel(None);
         self.running.insert(task.to_string(), (attempt, stop_tx));
@@ -103,6 +144,42 @@ impl Engine {
             });
             let _ = tx.send(Msg::RunnerDone { task, attempt, input });
         });
+    }
+
+    /// A perf gate's measurement: where and how the gate's command runs, and its
+    /// limits with the best earlier passing median of this gate as the reference
+    /// (the baseline file, when the gate names one, is read when it runs).
+    fn perf_job(&self, i: usize, attempt: u32, index: usize, perf: &PerfGate) -> Job {
+        let spec = self.gate_spec(i, attempt, index, 1, perf.command.clone(), Value::Null, perf.timeout_ms);
+        // The manager's environment without secret-looking variables, as for a
+        // check program, plus pitboss's marks.
+        let mut env: Vec<(String, String)> = std::env::vars_os()
+            .filter(|(k, _)| !looks_secret(k))
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        env.extend(spec.env);
+        let earlier = self.state.tasks[i]
+            .verdicts
+            .iter()
+            .filter(|v| v.index == index && v.kind == GateKind::Perf && v.verdict == VerdictKind::Passed)
+            .filter_map(|v| verdict::measured_median(&v.reason))
+            .min();
+        let limits = PerfLimits {
+            max_time_ms: perf.max_time_ms,
+            max_rss_mb: perf.max_rss_mb,
+            max_regression: perf.max_regression.unwrap_or(verdict::DEFAULT_REGRESSION),
+            reference: earlier.map(Reference::Earlier),
+        };
+        let run = PerfRun {
+            command: perf.command.clone(),
+            cwd: spec.cwd,
+            env,
+            clear_env: true,
+            runs: perf.runs,
+            timeout: Duration::from_millis(perf.timeout_ms),
+        };
+        let secrets = self.world.runner.secret_values();
+        Job::Perf { run, limits, baseline: perf.baseline.clone(), secrets }
     }
 
     /// The task JSON of the worker protocol for task `i`'s `attempt` (what a check
@@ -247,6 +324,87 @@ async fn run_job(
             Some(command_verdict(end, &program, &dir, &base))
         }
         Job::Review { specs, retry, min_score } => review(specs, retry, min_score, runner, clock, stop).await,
+        Job::Security { result, secrets, scanner } => {
+            // Off the engine loop: a large result takes a while to scan.
+            let found = security::scan(&result, &secrets);
+            if !found.is_empty() {
+                let (reason, critique) = verdict::security_failure(&found);
+                return Some(GateOutcome::Failed { reason, score: None, critique: Some(critique) });
+            }
+            let Some(spec) = scanner else {
+                let reason = "no findings by the built-in rules".into();
+                return Some(GateOutcome::Passed { reason, score: None, critique: None });
+            };
+            let dir = spec.output_dir.clone();
+            let base = format!("{}.{}", spec.task, spec.attempt);
+            let program = spec.argv.first().cloned().unwrap_or_default();
+            let end = run_process(runner, clock, *spec, stop).await?;
+            Some(match command_verdict(end, &program, &dir, &base) {
+                GateOutcome::Passed { reason, score, critique } => GateOutcome::Passed {
+                    reason: format!("no findings by the built-in rules; the scanner {reason}"),
+                    score,
+                    critique,
+                },
+                GateOutcome::Failed { reason, score, critique } => {
+                    GateOutcome::Failed { reason: format!("the scanner {program} failed: {reason}"), score, critique }
+                }
+                GateOutcome::Error { reason } => GateOutcome::Error { reason: format!("the scanner: {reason}") },
+            })
+        }
+        Job::Perf { run, limits, baseline, secrets } => {
+            let mut stopped = stop.clone();
+            tokio::select! {
+                outcome = perf(run, limits, baseline, &secrets) => Some(outcome),
+                // Dropping the measurement kills its running process group.
+                _ = stopped.wait_for(|s| s.is_some()) => None,
+            }
+        }
+    }
+}
+
+/// A perf gate's verdict: the measurement against the limits. A command that cannot
+/// start, or a baseline file that cannot be read, is a gate that could not run; a
+/// run that fails or times out fails the gate, with its output's tail (redacted and
+/// escaped) as the critique.
+async fn perf(
+    run: PerfRun,
+    mut limits: PerfLimits,
+    baseline: Option<PathBuf>,
+    secrets: &[(String, String)],
+) -> GateOutcome {
+    if let Some(path) = baseline {
+        let read = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => verdict::read_baseline(&text),
+            Err(e) => Err(e.to_string()),
+        };
+        match read {
+            Ok(ms) => limits.reference = Some(Reference::Baseline(ms)),
+            Err(why) => {
+                return GateOutcome::Error { reason: format!("cannot use the baseline {}: {why}", path.display()) }
+            }
+        }
+    }
+    match measure(run).await {
+        Ok(sample) => {
+            let m = Measured { median_ms: sample.median_ms, peak_rss_kb: sample.peak_rss_kb, runs: sample.runs };
+            match verdict::judge_perf(m, &limits) {
+                Ok(reason) => GateOutcome::Passed { reason, score: None, critique: None },
+                Err(reason) => GateOutcome::Failed { reason: reason.clone(), score: None, critique: Some(reason) },
+            }
+        }
+        Err(e @ (PerfError::NotFound { .. } | PerfError::Io { .. })) => GateOutcome::Error { reason: e.to_string() },
+        Err(e @ PerfError::TimedOut { .. }) => {
+            let reason = e.to_string();
+            GateOutcome::Failed { reason: reason.clone(), score: None, critique: Some(reason) }
+        }
+        Err(PerfError::Failed { program, run, runs, exit_code, signal, tail }) => {
+            // The tail is the command's own output: secrets out, control characters escaped.
+            let (redactor, _) = Redactor::new(secrets.iter().cloned());
+            let tail = escape_text(&redactor.text(&tail)).into_owned();
+            let error = PerfError::Failed { program, run, runs, exit_code, signal, tail: String::new() };
+            let reason = error.to_string().trim_end_matches([':', ' ']).to_string();
+            GateOutcome::Failed { reason, score: None, critique: Some(tail) }
+        }
     }
 }
 

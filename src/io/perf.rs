@@ -48,6 +48,10 @@ pub struct PerfRun {
     /// Variables set on top of the inherited environment (the caller decides what
     /// that base is).
     pub env: Vec<(String, String)>,
+    /// When true the process starts from `env` alone, not from the inherited
+    /// environment (the `perf` gate passes the manager's without secret-looking
+    /// variables).
+    pub clear_env: bool,
     /// How many runs, one after another (0 is taken as 1).
     pub runs: u32,
     /// The limit of each run, after which its process group is killed.
@@ -186,6 +190,9 @@ fn run_once(spec: &PerfRun, program: &str, shared: &Shared) -> Result<OneRun, Ru
     let writer2 = writer.try_clone().map_err(|e| RunEnd::Io("could not make an output pipe".into(), e))?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(&spec.command[1..]).process_group(0).stdin(Stdio::null()).stdout(writer).stderr(writer2);
+    if spec.clear_env {
+        cmd.env_clear();
+    }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);

@@ -11,6 +11,7 @@
 pub mod guard;
 pub mod schema;
 pub mod security;
+pub mod verdict;
 
 use serde_json::Value;
 

@@ -82,6 +82,18 @@ pub struct RunEnv {
     others: Arc<PoolEnv>,
     redactor: Arc<Redactor>,
     too_short: Vec<String>,
+    secrets: Secrets,
+}
+
+/// The run's own secrets as (NAME, value), for the `security` gate's scan; its
+/// `Debug` shows the names only.
+#[derive(Default)]
+struct Secrets(Vec<(String, String)>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
 }
 
 impl RunEnv {
@@ -104,8 +116,9 @@ impl RunEnv {
             }
             pools.insert(pool.name.clone(), Arc::new(PoolEnv { vars: Some(vars) }));
         }
-        let (redactor, too_short) = Redactor::new(secrets);
-        RunEnv { pools, others: Arc::new(PoolEnv { vars: Some(plain) }), redactor: Arc::new(redactor), too_short }
+        let (redactor, too_short) = Redactor::new(secrets.iter().cloned());
+        let others = Arc::new(PoolEnv { vars: Some(plain) });
+        RunEnv { pools, others, redactor: Arc::new(redactor), too_short, secrets: Secrets(secrets) }
     }
 
     /// The run's environments, from this process's environment.
@@ -121,6 +134,12 @@ impl RunEnv {
     /// The redactor of every pool's secrets.
     pub fn redactor(&self) -> &Arc<Redactor> {
         &self.redactor
+    }
+
+    /// Every pool's `secret_env` values as (NAME, value), in memory only: the
+    /// `security` gate looks for them in results.
+    pub fn secret_values(&self) -> &[(String, String)] {
+        &self.secrets.0
     }
 
     /// What the operator should know before the run starts: secrets too short to

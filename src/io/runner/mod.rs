@@ -158,6 +158,14 @@ pub type AttemptFuture = Pin<Box<dyn Future<Output = AttemptEnd> + Send>>;
 pub trait Runner: Send + Sync {
     /// Starts `job`; the future gives how it ended.
     fn run(&self, job: AttemptJob) -> AttemptFuture;
+
+    /// The run's own secret values as (NAME, value): the `secret_env` values of every
+    /// pool, which the runner passes to workers and redacts from their output. The
+    /// `security` gate looks for them in results; they are never recorded. None by
+    /// default (a runner without a workflow has no secrets).
+    fn secret_values(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Real processes on this machine: one per attempt, or a persistent pool's.
@@ -216,6 +224,10 @@ impl LocalRunner {
 }
 
 impl Runner for LocalRunner {
+    fn secret_values(&self) -> Vec<(String, String)> {
+        self.env.secret_values().to_vec()
+    }
+
     fn run(&self, job: AttemptJob) -> AttemptFuture {
         let env = self.env.clone();
         let Some(worker) = job.spec.persistent.clone() else {
