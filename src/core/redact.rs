@@ -23,8 +23,9 @@ use serde_json::Value;
 /// Secret values shorter than this many bytes are not redacted (see the module notes).
 pub const MIN_SECRET_LEN: usize = 4;
 
-/// The secret values of a run and what replaces them.
-#[derive(Debug, Clone, Default)]
+/// The secret values of a run and what replaces them. Its `Debug` shows only the
+/// replacements, never a value (a redactor may end up in a log line or a panic).
+#[derive(Clone, Default)]
 pub struct Redactor {
     /// (value bytes, replacement), longest value first so that a value containing
     /// another is replaced whole.
@@ -161,11 +162,27 @@ impl Redactor {
     }
 }
 
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.patterns.iter().map(|(_, replacement)| replacement.as_str()).collect();
+        f.debug_struct("Redactor").field("replaces", &names).finish_non_exhaustive()
+    }
+}
+
 /// Redacts a stream read in chunks (see the module notes on split values).
-#[derive(Debug)]
 pub struct RedactStream {
     redactor: Arc<Redactor>,
     carry: Vec<u8>,
+}
+
+impl std::fmt::Debug for RedactStream {
+    // The carry may hold the start of a secret: only its length is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedactStream")
+            .field("redactor", &self.redactor)
+            .field("carry_bytes", &self.carry.len())
+            .finish()
+    }
 }
 
 impl RedactStream {
@@ -204,6 +221,16 @@ mod tests {
 
     fn redactor(pairs: &[(&str, &str)]) -> Arc<Redactor> {
         Arc::new(Redactor::new(pairs.iter().copied()).0)
+    }
+
+    #[test]
+    fn debug_output_names_the_secrets_but_never_shows_a_value() {
+        let r = redactor(&[("API_KEY", "sk-123456")]);
+        let mut stream = r.stream();
+        let _ = stream.push(b"text then sk-12");
+        let shown = format!("{r:?} {stream:?}");
+        assert!(shown.contains("[REDACTED:API_KEY]"), "{shown}");
+        assert!(!shown.contains("sk-12") && !shown.contains("115, 107"), "a value in debug output: {shown}");
     }
 
     #[test]
