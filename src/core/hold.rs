@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::checks::guard::inspect_input;
 use super::event::Event;
 use super::state::RunState;
-use super::task::TaskState;
+use super::task::{TaskState, TaskStateName};
 
 pub use super::state::finding_text;
 
@@ -97,4 +97,20 @@ pub fn answer(state: &RunState, id: String, answer: Answer) -> Option<Event> {
             Event::TaskRejected { task: id, reason }
         }
     })
+}
+
+/// True when the run can only move on by an operator's answer: tasks are held, and
+/// nothing is queued, running, validating or waiting for a retry (the blocked tasks
+/// left wait on held ones). A headless run ends here instead of waiting unseen.
+pub fn only_held_remain(state: &RunState) -> bool {
+    let moving = [TaskStateName::Queued, TaskStateName::Running, TaskStateName::Validating, TaskStateName::RetryWait];
+    state.count(TaskStateName::AwaitingApproval) > 0 && moving.iter().all(|&n| state.count(n) == 0)
+}
+
+/// "2 tasks held for approval" (the reason a headless run stops with).
+pub fn held_line(state: &RunState) -> String {
+    match state.count(TaskStateName::AwaitingApproval) {
+        1 => "1 task held for approval".to_string(),
+        n => format!("{n} tasks held for approval"),
+    }
 }
