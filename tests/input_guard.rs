@@ -92,10 +92,10 @@ fn approving_the_held_task_in_the_tui_runs_it_and_the_run_completes() {
     t.enter();
     t.wait_for(LIMIT, "the detail with the finding", |sc| sc.contains("held for approval: guard/ignore-instructions"));
     t.send_keys("a");
-    t.wait_for(LIMIT, "the approve question", |sc| sc.contains("Approve evil?"));
+    t.wait_for(LIMIT, "the approve question", |sc| sc.contains("Approve evil? It runs as it is"));
     t.send_keys("n");
     t.send_keys("a");
-    t.wait_for(LIMIT, "the approve question again", |sc| sc.contains("Approve evil?"));
+    t.wait_for(LIMIT, "the approve question again", |sc| sc.contains("Approve evil? It runs as it is"));
     assert!(!ran(&s, "evil"), "No approved the task");
     t.send_keys("y");
     assert!(wait_for(LIMIT, || ran(&s, "evil") && ran(&s, "after")), "the approved task did not run");

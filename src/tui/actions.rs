@@ -100,13 +100,13 @@ fn answer_held(vs: &mut ViewState, fleet: &Fleet, task: &str, answer: Answer) ->
     let found = fleet.state.tasks[i].finding.as_ref().map(finding_text).unwrap_or_default();
     let (question, input) = match answer {
         Answer::Approve => (
-            format!("Approve {task}? The input guard found {found}. It runs as it is, not checked again."),
+            format!("Approve {task}? It runs as it is, not checked again. The input guard found: {found}"),
             EngineInput::Approve { task: task.to_string() },
         ),
         Answer::Reject => {
             let note = if fleet.state.dependents[i].is_empty() { "" } else { " Its dependents will be skipped." };
             (
-                format!("Reject {task}? It ends cancelled with the finding ({found}), never a dead letter.{note}"),
+                format!("Reject {task}? It ends cancelled, never a dead letter.{note} The input guard found: {found}"),
                 EngineInput::Reject { task: task.to_string() },
             )
         }
