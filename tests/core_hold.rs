@@ -189,3 +189,16 @@ fn a_resumed_log_that_ended_before_the_hold_holds_the_task_at_the_start() {
     let events = core.batch(Input::Start { pid: 2, version: "t".into(), resumed: true });
     assert_eq!(kinds(&events), ["manager_started", "task_held"]);
 }
+
+#[test]
+fn headless_progress_describes_the_hold_and_the_answers() {
+    let mut core = Core::new(&workflow("input_guard = true", "", INJECTION));
+    let held = core.log.iter().find(|e| e.kind() == "task_held").expect("held");
+    let line = pitboss::core::text::describe(held).expect("a line");
+    assert!(
+        line.starts_with("a: held for approval: input guard found guard/ignore-instructions at payload/prompt"),
+        "{line}"
+    );
+    let approved = core.batch(Input::Approve { task: "a".into() });
+    assert_eq!(pitboss::core::text::describe(&approved[0]).as_deref(), Some("a: approved by an operator; queued"));
+}

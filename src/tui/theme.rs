@@ -37,7 +37,9 @@ impl Theme {
             TaskStateName::AwaitingApproval => Color::Yellow,
         };
         let style = self.fg(color);
-        if !self.color && matches!(name, TaskStateName::DeadLettered | TaskStateName::Running | TaskStateName::AwaitingApproval) {
+        if !self.color
+            && matches!(name, TaskStateName::DeadLettered | TaskStateName::Running | TaskStateName::AwaitingApproval)
+        {
             style.add_modifier(Modifier::BOLD)
         } else {
             style
