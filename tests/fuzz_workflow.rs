@@ -18,6 +18,7 @@ const SEEDS: &[&str] = &[
     include_str!("../assets/workflows/demo.toml"),
     include_str!("../assets/workflows/examples.toml"),
     include_str!("../assets/workflows/resilience.toml"),
+    include_str!("../assets/workflows/consensus.toml"),
 ];
 
 /// Words of parser internals that must never reach an operator.

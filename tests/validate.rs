@@ -94,9 +94,20 @@ fn empty_command() {
 
 #[test]
 fn not_supported_yet_is_refused() {
+    assert_reports(&format!("{POOL}preset = \"claude\"\n"), "wf.toml:5:10: `preset` is not supported yet");
+}
+
+#[test]
+fn a_consensus_that_cannot_run_is_refused_at_its_position() {
     assert_reports(
         &format!("{POOL}[[task]]\nid = \"a\"\nconsensus = {{ replicas = 3 }}\n"),
-        "wf.toml:7:13: `consensus` is not supported yet",
+        "wf.toml:7:13: consensus has no strategy",
+    );
+    assert_reports(
+        &format!(
+            "{POOL}[[task]]\nid = \"a\"\nconsensus = {{ replicas = 3, strategy = \"judge\", judge = \"nobody\" }}\n"
+        ),
+        "wf.toml:7:13: consensus: there is no pool \"nobody\" (the pools are p)",
     );
 }
 

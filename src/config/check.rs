@@ -32,6 +32,7 @@ pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workfl
     // After the core's problems, so that at one position "per_worker must be at least 1"
     // comes before "`per_worker` only applies…" (the value first, then the key).
     checker.spawn_only_keys(raw, &workflow);
+    checker.consensus_pools(raw, &workflow);
     if !checker.problems.is_empty() {
         let mut problems = checker.problems;
         // Stable: problems at one position keep the order they were found in.
@@ -283,7 +284,7 @@ impl Checker<'_> {
     }
 
     fn task(&mut self, i: usize, raw: &RawTask, defaults: &TaskDefaults) -> TaskSpec {
-        self.not_supported(&raw.consensus, "consensus");
+        let consensus = raw.consensus.as_ref().and_then(|c| self.consensus(c));
         let id = raw.id.get_ref().clone();
         let fallback = raw.fallback.as_ref().and_then(|f| self.fallback(f, &id));
         let timeout_ms = raw.timeout.as_ref().and_then(|t| self.duration(t, "timeout")).unwrap_or(defaults.timeout_ms);
@@ -319,6 +320,7 @@ impl Checker<'_> {
             fallback,
             gates,
             input_guard: raw.input_guard,
+            consensus,
         }
     }
 

@@ -16,6 +16,7 @@
 //! `resume` needs nothing but the run folder.
 
 mod check;
+mod consensus;
 mod defaults;
 mod gates;
 mod parse;

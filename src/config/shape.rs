@@ -90,6 +90,15 @@ const RECYCLE: &[Key] = &[key("max_tasks", Shape::Whole), key("max_rss_mb", Shap
 
 const FALLBACK: &[Key] = &[key("result", Shape::Data), key("pool", Shape::Text), key("skip", Shape::Flag)];
 
+const CONSENSUS: &[Key] = &[
+    required("replicas", Shape::Whole),
+    required("strategy", Shape::Text),
+    key("quorum", Shape::Whole),
+    key("key", Shape::Text),
+    key("pools", Shape::Texts),
+    key("judge", Shape::Text),
+];
+
 const SECURITY: &[Key] = &[key("command", Shape::Texts)];
 
 const PERF: &[Key] = &[
@@ -152,7 +161,7 @@ const TASK: &[Key] = &[
     key("timeout", Shape::Duration),
     key("retry", Shape::Table(RETRY)),
     key("gates", Shape::Sections(GATE)),
-    key("consensus", Shape::Unchecked),
+    key("consensus", Shape::Table(CONSENSUS)),
     key("fallback", Shape::Table(FALLBACK)),
     key("input_guard", Shape::Flag),
 ];

@@ -158,3 +158,38 @@ fn relative_cwd_resolves_next_to_the_workflow_and_absolute_stays() {
     assert_eq!(wf.pools[0].command[0], "{pitboss}", "a placeholder program is not a path");
     assert_eq!(wf.pools[1].cwd.as_deref(), Some(Path::new("/abs")));
 }
+
+#[test]
+fn a_consensus_is_read_into_the_task() {
+    let wf = check(&format!(
+        "{POOL}[[pool]]\nname = \"j\"\ncommand = [\"echo\"]\n[[task]]\nid = \"a\"\nconsensus = {{ replicas = 3, strategy = \"judge\", key = \"/answer\", pools = [\"p\", \"j\"], judge = \"j\" }}\n"
+    ))
+    .unwrap();
+    let spec = wf.tasks[0].consensus.as_ref().expect("a consensus");
+    assert_eq!((spec.replicas, spec.quorum(), spec.key.as_deref()), (3, 2, Some("/answer")));
+    assert_eq!(spec.replica_pool(1), Some("j"));
+    assert_eq!(check(&format!("{POOL}[[task]]\nid = \"a\"\n")).unwrap().tasks[0].consensus, None);
+}
+
+#[test]
+fn a_bad_consensus_is_refused_at_its_line_and_column() {
+    let bad = |consensus: &str| {
+        let text = format!("{POOL}[[task]]\nid = \"a\"\nconsensus = {consensus}\n");
+        check(&text).unwrap_err().to_string()
+    };
+    let err = bad("{ replicas = 1, strategy = \"majority\" }");
+    assert!(err.contains("wf.toml:7:13: consensus: `replicas` must be 2 to 16, not 1"), "{err}");
+    let err = bad("{ replicas = 3, strategy = \"majority\", quorum = 1 }");
+    assert!(err.contains("wf.toml:7:13: consensus: `quorum` must be 2 to 3"), "{err}");
+    let err = bad("{ replicas = 3, strategy = \"judge\" }");
+    assert!(err.contains("needs a `judge` pool"), "{err}");
+    let err = bad("{ replicas = 3, strategy = \"vote\" }");
+    assert!(err.contains("wf.toml:7:13: consensus: ") && err.contains("vote"), "{err}");
+    let err = bad("{ replicas = 3, strategy = \"majority\", extra = 1 }");
+    assert!(err.contains("extra"), "{err}");
+    let err = bad("{ replicas = -2, strategy = \"majority\" }");
+    assert!(err.contains("`replicas` must be 2 to 16, not -2"), "{err}");
+    let err = bad("{ replicas = 3, strategy = \"judge\", judge = \"nobody\", pools = [\"p\", \"ghost\"] }");
+    assert!(err.contains("wf.toml:7:13: consensus: there is no pool \"ghost\" (the pools are p)"), "{err}");
+    assert!(err.contains("there is no pool \"nobody\""), "{err}");
+}

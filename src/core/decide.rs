@@ -16,6 +16,8 @@ use super::state::{ApplyError, PoolState, RunState, Standing};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Limit, Strategy};
 
+mod consensus;
+
 /// A task in flight during this many manager crashes is a poison pill: dead-lettered.
 pub const CRASH_LIMIT: u32 = 3;
 
@@ -127,6 +129,28 @@ pub enum Input {
         /// New limit (at least 1).
         concurrency: usize,
     },
+    /// A consensus replica of the running attempt ended (DESIGN §10).
+    ReplicaFinished {
+        /// Task id.
+        task: String,
+        /// The attempt the replicas share.
+        attempt: u32,
+        /// Replica index.
+        replica: u32,
+        /// The pool that ran it.
+        pool: String,
+        /// What came of it.
+        outcome: Outcome,
+    },
+    /// The judge of a consensus attempt without a quorum ended.
+    JudgeFinished {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// What came of it (its result should be `{"pick": i, "reason": …}`).
+        outcome: Outcome,
+    },
     /// A gate of a validating task ended.
     GateDone {
         /// Task id.
@@ -206,6 +230,9 @@ pub struct StepContext {
 
 /// Decides, applies and follows through one input; returns the events in order.
 pub fn step(state: &mut RunState, input: Input, ctx: StepContext) -> Result<Vec<Event>, ApplyError> {
+    if let Some(done) = consensus::step(state, &input, ctx) {
+        return done;
+    }
     let mut out = Vec::new();
     // The pool an ending attempt ran on: its breaker hears how it went.
     let ending_on = match &input {
@@ -369,6 +396,8 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
         Input::AttemptStopped { task, attempt, reason } => {
             running(state, &task, attempt).map(|_| Event::AttemptInterrupted { task, attempt, reason })
         }
+        // Taken by `consensus::step` before this.
+        Input::ReplicaFinished { .. } | Input::JudgeFinished { .. } => None,
         // A task's timer and the operator's commands on a task.
         Input::RetryTimer { task, due_ms } => {
             let due = |s: &TaskState| matches!(s, TaskState::RetryWait { due_ms: d } if *d == due_ms);

@@ -25,6 +25,9 @@ pub enum FailureClass {
     SpawnResource,
     /// The manager died while the attempt ran.
     ManagerCrashed,
+    /// A consensus attempt's replicas did not agree (each replica's own failure was
+    /// counted on its pool already).
+    NoConsensus,
 }
 
 impl FailureClass {
@@ -270,6 +273,61 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A consensus replica ended (DESIGN §10): its vote, or its abstention when it
+    /// failed (a failure that counts against its pool counts on that pool's breaker).
+    VoteCast {
+        /// Task id.
+        task: String,
+        /// The attempt the replicas share.
+        attempt: u32,
+        /// Replica index, `0..replicas`.
+        replica: u32,
+        /// The pool that ran it.
+        worker: String,
+        /// Its result; none when it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+        /// The compared answer's digest (display only); none when it abstains.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+        /// Why it failed, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Kind of failure, when it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<FailureClass>,
+    },
+    /// The replicas' votes (or the judge) settled the answer; the attempt succeeds with
+    /// the winner's result, and the replicas still running are stopped.
+    ConsensusReached {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The replica whose result is the task's.
+        winner: u32,
+        /// The winning answer's digest.
+        digest: String,
+        /// Replicas that gave the winning answer.
+        votes: Vec<u32>,
+        /// Replicas that gave another answer.
+        dissenters: Vec<u32>,
+        /// Replicas that failed, or had nothing at the `key`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        abstained: Vec<u32>,
+        /// The judge's reason, when a judge picked the winner.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        judge: Option<String>,
+    },
+    /// No consensus is possible: the attempt fails (an `attempt_failed` follows).
+    ConsensusFailed {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Why, with the answers summarised.
+        reason: String,
+    },
     /// A backoff delay passed: retry_wait → queued.
     RetryDue {
         /// Task id.
@@ -444,6 +502,9 @@ impl Event {
             | Event::GateFailed { task, .. }
             | Event::GateError { task, .. }
             | Event::AttemptInterrupted { task, .. }
+            | Event::VoteCast { task, .. }
+            | Event::ConsensusReached { task, .. }
+            | Event::ConsensusFailed { task, .. }
             | Event::RetryDue { task }
             | Event::TaskCancelled { task, .. }
             | Event::TaskSkipped { task, .. }
@@ -485,6 +546,9 @@ impl Event {
             Event::GateFailed { .. } => "gate_failed",
             Event::GateError { .. } => "gate_error",
             Event::AttemptInterrupted { .. } => "attempt_interrupted",
+            Event::VoteCast { .. } => "vote_cast",
+            Event::ConsensusReached { .. } => "consensus_reached",
+            Event::ConsensusFailed { .. } => "consensus_failed",
             Event::RetryDue { .. } => "retry_due",
             Event::TaskCancelled { .. } => "task_cancelled",
             Event::TaskSkipped { .. } => "task_skipped",

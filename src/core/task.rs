@@ -30,6 +30,10 @@ pub enum TaskState {
         /// True while the attempt is silent past its pool's `stall_after`.
         #[serde(default)]
         stalled: bool,
+        /// A consensus attempt's votes so far (none for a task without replicas, and
+        /// before the first vote).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        round: Option<Box<crate::core::consensus::Round>>,
     },
     /// The attempt's output is being checked by quality gates.
     Validating {
@@ -149,7 +153,7 @@ impl std::fmt::Display for TaskStateName {
 impl TaskState {
     /// A running attempt as it starts: no process yet, not stalled.
     pub fn running(attempt: u32, pool: String, started_ms: u64) -> TaskState {
-        TaskState::Running { attempt, pool, started_ms, process: None, stalled: false }
+        TaskState::Running { attempt, pool, started_ms, process: None, stalled: false, round: None }
     }
 
     /// True while a running attempt is flagged stalled.

@@ -118,6 +118,27 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::AttemptInterrupted { task, attempt, reason } => {
             format!("{task}: attempt {attempt} stopped ({reason}); queued again")
         }
+        Event::VoteCast { task, attempt, replica, worker, digest: Some(digest), .. } => {
+            format!("{task}: attempt {attempt}, replica {replica} on {worker} voted for answer {digest}")
+        }
+        Event::VoteCast { task, attempt, replica, worker, error, .. } => format!(
+            "{task}: attempt {attempt}, replica {replica} on {worker} abstained ({})",
+            error.as_deref().unwrap_or("nothing at the compared key")
+        ),
+        Event::ConsensusReached { task, attempt, winner, digest, votes, dissenters, abstained, judge } => {
+            let decision = crate::core::consensus::Decision::Reached {
+                winner_replica: *winner,
+                digest: digest.clone(),
+                votes: votes.clone(),
+                dissenters: dissenters.clone(),
+                abstained: abstained.clone(),
+            };
+            match judge {
+                Some(reason) => format!("{task}: attempt {attempt}: {}; picked by the judge: {reason}", decision.describe()),
+                None => format!("{task}: attempt {attempt}: {}", decision.describe()),
+            }
+        }
+        Event::ConsensusFailed { task, attempt, reason } => format!("{task}: attempt {attempt}: {reason}"),
         Event::RetryDue { task } => format!("{task}: queued (retry)"),
         Event::TaskCancelled { task, reason } => format!("{task}: cancelled ({reason})"),
         Event::TaskSkipped { task, because } => {
@@ -216,5 +237,44 @@ mod tests {
         assert_eq!(human_ms(250), "250ms");
         assert_eq!(human_ms(1_500), "1.5s");
         assert_eq!(human_ms(192_000), "3m12s");
+    }
+
+    #[test]
+    fn votes_and_their_outcome_read_as_sentences() {
+        let vote = |digest: Option<&str>, error: Option<&str>| Event::VoteCast {
+            task: "q".into(),
+            attempt: 2,
+            replica: 1,
+            worker: "w".into(),
+            result: None,
+            digest: digest.map(String::from),
+            error: error.map(String::from),
+            class: None,
+        };
+        assert_eq!(describe(&vote(Some("abc"), None)).unwrap(), "q: attempt 2, replica 1 on w voted for answer abc");
+        assert_eq!(
+            describe(&vote(None, Some("exit code 1"))).unwrap(),
+            "q: attempt 2, replica 1 on w abstained (exit code 1)"
+        );
+        assert_eq!(
+            describe(&vote(None, None)).unwrap(),
+            "q: attempt 2, replica 1 on w abstained (nothing at the compared key)"
+        );
+        let reached = Event::ConsensusReached {
+            task: "q".into(),
+            attempt: 2,
+            winner: 0,
+            digest: "abc".into(),
+            votes: vec![0, 2],
+            dissenters: vec![1],
+            abstained: vec![],
+            judge: Some("cites sources".into()),
+        };
+        assert_eq!(
+            describe(&reached).unwrap(),
+            "q: attempt 2: consensus reached: answer abc from replicas 0, 2 (result of replica 0); dissent: replica 1; picked by the judge: cites sources"
+        );
+        let failed = Event::ConsensusFailed { task: "q".into(), attempt: 2, reason: "no consensus (x)".into() };
+        assert_eq!(describe(&failed).unwrap(), "q: attempt 2: no consensus (x)");
     }
 }

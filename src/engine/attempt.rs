@@ -116,6 +116,7 @@ impl Engine {
             output_dir: self.config.output_dir.clone(),
             live: Some(self.output.clone()),
             persistent,
+            file_base: None,
         };
         Ok((spec, limits))
     }

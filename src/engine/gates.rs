@@ -159,6 +159,7 @@ impl Engine {
             output_dir: self.config.output_dir.join("gates"),
             live: None,
             persistent: None,
+            file_base: None,
         }
     }
 

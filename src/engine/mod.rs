@@ -17,6 +17,7 @@
 mod attempt;
 pub mod fanout;
 mod gates;
+mod replicas;
 pub mod starved;
 pub mod supervise;
 
@@ -107,6 +108,8 @@ enum Msg {
     /// A note from a running attempt that decides nothing (an output stream that
     /// cannot be saved): recorded and folded as it is.
     Note(Event),
+    /// A process of a consensus attempt ended; `input` reports how, if it matters.
+    Part { task: String, attempt: u32, part: replicas::Part, input: Option<Input> },
 }
 
 /// A handle for sending commands to a running engine and watching its events.
@@ -166,6 +169,8 @@ pub struct Engine {
     starved: Option<String>,
     /// Schema gates compiled so far (once per run and gate, never per result).
     schemas: gates::Schemas,
+    /// Consensus attempts' live replicas and judges.
+    replicas: replicas::Book,
     _close: CloseOnDrop,
 }
 
@@ -199,6 +204,7 @@ impl Engine {
             running: HashMap::new(),
             starved: None,
             schemas: HashMap::new(),
+            replicas: replicas::Book::default(),
         }
     }
 
@@ -268,7 +274,7 @@ impl Engine {
             }
             // Checked after a batch, not before the first: a resumed log may end
             // interrupted or finished, and the manager's start input changes that.
-            if self.running.is_empty() {
+            if self.running.is_empty() && self.replicas.is_idle() {
                 if self.state.interrupted {
                     // Issue 11 (item 8): a give-up is an error for the caller, not an interruption.
                     if let Some(reason) = self.starved.take() {
@@ -307,6 +313,13 @@ impl Engine {
                 }
                 // A stop that arrived within a batch: handled as the batch's interrupt.
                 Msg::Stop(reason) => Input::Interrupt { reason },
+                Msg::Part { task, attempt, part, input } => {
+                    self.part_ended(&task, attempt, part);
+                    match input {
+                        Some(input) => input,
+                        None => continue,
+                    }
+                }
                 Msg::RunnerDone { task, attempt, input } => {
                     if self.running.get(&task).is_some_and(|(a, _)| *a == attempt) {
                         self.running.remove(&task);
@@ -348,6 +361,9 @@ impl Engine {
     }
 
     fn effect(&mut self, event: &Event) {
+        if self.replica_effect(event) {
+            return;
+        }
         match event {
             Event::AttemptStarted { task, attempt, pool } => self.start_attempt(task, *attempt, pool),
             Event::AttemptFailed {

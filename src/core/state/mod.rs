@@ -20,6 +20,7 @@ use crate::core::workflow::{Fallback, GateKind, Workflow};
 mod held;
 mod pools;
 mod readiness;
+mod replicas;
 pub use held::finding_text;
 pub use pools::PoolState;
 use readiness::Readiness;
@@ -373,6 +374,12 @@ impl RunState {
                 self.after_failure(kind, i, *attempt, then)?;
             }
             Event::AttemptInterrupted { task, attempt, .. } => self.interrupt_attempt(kind, task, *attempt)?,
+            Event::VoteCast { task, attempt, replica, worker, result, class, .. } => {
+                self.cast_vote(kind, task, *attempt, *replica, worker, result, *class, ts_ms)?
+            }
+            Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
+                self.note_consensus(kind, task, *attempt)?
+            }
             // A result's gates.
             Event::GatePassed { task, attempt, index, kind: gate, reason, score, critique, duration_ms } => {
                 let i = self.validating(kind, task, *attempt, *index)?;

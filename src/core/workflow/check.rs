@@ -250,6 +250,7 @@ mod tests {
             fallback: None,
             gates: Vec::new(),
             input_guard: None,
+            consensus: None,
         }
     }
 

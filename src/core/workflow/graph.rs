@@ -104,6 +104,7 @@ mod tests {
             fallback: None,
             gates: Vec::new(),
             input_guard: None,
+            consensus: None,
         }
     }
 

@@ -222,6 +222,9 @@ pub struct TaskSpec {
     /// The task's own `input_guard`, which overrides its pools' (None: as its pools say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_guard: Option<bool>,
+    /// Replicas whose answers are settled by a tally (DESIGN §10), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<crate::core::consensus::ConsensusSpec>,
 }
 
 impl Workflow {

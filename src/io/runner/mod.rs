@@ -58,6 +58,9 @@ pub struct AttemptSpec {
     pub live: Option<broadcast::Sender<OutputChunk>>,
     /// For a persistent pool: how its processes start (`None`: a process per attempt).
     pub persistent: Option<WorkerSpec>,
+    /// The capture files' name before `.stdout`/`.stderr` when not `TASK.ATTEMPT`
+    /// (a consensus replica's `TASK.ATTEMPT.rR`, a judge's `TASK.ATTEMPT.judge`).
+    pub file_base: Option<String>,
 }
 
 /// A piece of an attempt's output as it arrives, for live views. Chunks are whatever

@@ -272,7 +272,7 @@ pub async fn run_attempt_in(
             let _ = stdin.write_all(&bytes).await;
         });
     }
-    let base = format!("{}.{}", spec.task, spec.attempt);
+    let base = spec.file_base.clone().unwrap_or_else(|| format!("{}.{}", spec.task, spec.attempt));
     let capture = |stream: &str, cap| {
         let path = spec.output_dir.join(format!("{base}.{stream}"));
         Arc::new(Mutex::new(Capture::new(path, cap).redacting(env.redactor())))

@@ -1,0 +1,240 @@
+//! A consensus attempt's processes (DESIGN §10): its replicas, started all at once
+//! when the attempt starts, and its judge, started when every replica is in without a
+//! quorum. Each is supervised like any attempt (timeout, stop requests); each end
+//! comes back as a [`Msg::Part`].
+//!
+//! They are kept here, apart from the engine's `running` map (which holds one entry
+//! per task: an attempt, or a gate once the winner succeeded), keyed by task and
+//! attempt; the engine loop does not return while any is alive, so a run never
+//! finishes (or a shutdown never returns) with a replica still running. Once the round is decided the outstanding replicas are stopped (their
+//! process groups ended); their ends come back as `Stop::Cancel` and are dropped, so
+//! they are never charged. A cancel stops them all the same way; an interrupt stops
+//! them as interrupted, and the first such end hands the attempt back as for any
+//! interrupted attempt.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::supervise::{supervise, Limits, Reports};
+use super::{Engine, Msg};
+use crate::core::consensus::{judge_input, replica_file_base, ConsensusSpec, Decision};
+use crate::core::{Event, FailureClass, Input, TaskState};
+use crate::io::runner::{AttemptEnd, AttemptSpec, Stop};
+
+/// One process of a consensus attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Part {
+    /// Replica `r`.
+    Replica(u32),
+    /// The judge.
+    Judge,
+}
+
+/// One attempt's live processes, each with the sender that stops it.
+type Live = HashMap<Part, watch::Sender<Option<Stop>>>;
+
+/// The live processes of consensus attempts, by (task, attempt).
+#[derive(Default)]
+pub(super) struct Book {
+    sets: HashMap<(String, u32), Live>,
+}
+
+impl Book {
+    /// True when no replica or judge is alive.
+    pub(super) fn is_idle(&self) -> bool {
+        self.sets.is_empty()
+    }
+}
+
+impl Engine {
+    /// The consensus side of an event's effects; true when the event was handled
+    /// here entirely (a consensus attempt's start), false when the usual effect runs too.
+    pub(super) fn replica_effect(&mut self, event: &Event) -> bool {
+        match event {
+            Event::AttemptStarted { task, attempt, pool } => match self.consensus_of(task) {
+                Some(spec) => {
+                    self.start_replicas(task, *attempt, pool, &spec);
+                    true
+                }
+                None => false,
+            },
+            Event::VoteCast { task, attempt, .. } => {
+                self.judge_if_needed(task, *attempt);
+                false
+            }
+            Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
+                self.stop_parts(task, Some(*attempt), Stop::Cancel);
+                false
+            }
+            Event::TaskCancelled { task, .. } => {
+                self.stop_parts(task, None, Stop::Cancel);
+                false
+            }
+            Event::RunInterrupted { .. } => {
+                for live in self.replicas.sets.values() {
+                    for stop in live.values() {
+                        let _ = stop.send(Some(Stop::Interrupt));
+                    }
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// A part of a consensus attempt ended: forgotten.
+    pub(super) fn part_ended(&mut self, task: &str, attempt: u32, part: Part) {
+        let key = (task.to_string(), attempt);
+        let Some(live) = self.replicas.sets.get_mut(&key) else { return };
+        live.remove(&part);
+        if live.is_empty() {
+            self.replicas.sets.remove(&key);
+        }
+    }
+
+    fn consensus_of(&self, task: &str) -> Option<ConsensusSpec> {
+        let i = self.state.task_index(task)?;
+        self.state.workflow.tasks[i].consensus.clone()
+    }
+
+    /// Starts every replica of `attempt`: replica `r` on the spec's pool for it, or on
+    /// the attempt's pool; `"replica": r` in its stdin JSON, `PITBOSS_REPLICA` in its
+    /// environment, its output in `TASK.ATTEMPT.rR.*`.
+    fn start_replicas(&mut self, task: &str, attempt: u32, pool: &str, spec: &ConsensusSpec) {
+        let mut live = HashMap::new();
+        for r in 0..spec.replicas {
+            let on = spec.replica_pool(r).unwrap_or(pool).to_string();
+            let prepared = self.attempt_spec(task, attempt, &on).map(|(mut s, limits)| {
+                s.stdin = with_fields(s.stdin.take(), json!({ "replica": r }));
+                s.env.push(("PITBOSS_REPLICA".into(), r.to_string()));
+                s.file_base = Some(replica_file_base(&s.task, attempt, r));
+                (s, limits)
+            });
+            live.insert(Part::Replica(r), self.launch(task, attempt, Part::Replica(r), on, prepared));
+        }
+        self.replicas.sets.insert((task.to_string(), attempt), live);
+    }
+
+    /// After a vote: when every replica is in without a quorum, the judge starts on
+    /// the judge pool with the task's JSON and `"candidates"`.
+    fn judge_if_needed(&mut self, task: &str, attempt: u32) {
+        let Some(i) = self.state.task_index(task) else { return };
+        let TaskState::Running { attempt: a, round: Some(round), .. } = &self.state.tasks[i].state else { return };
+        if *a != attempt {
+            return;
+        }
+        let Decision::NeedJudge { candidates, .. } = round.decision() else { return };
+        let Some(judge_pool) = self.consensus_of(task).and_then(|s| s.judge) else { return };
+        let key = (task.to_string(), attempt);
+        if self.replicas.sets.get(&key).is_some_and(|live| live.contains_key(&Part::Judge)) {
+            return;
+        }
+        let prepared = self.attempt_spec(task, attempt, &judge_pool).map(|(mut s, limits)| {
+            s.stdin = with_fields(s.stdin.take(), judge_input(&candidates));
+            s.env.push(("PITBOSS_JUDGE".into(), "1".into()));
+            s.file_base = Some(format!("{}.{attempt}.judge", s.task));
+            (s, limits)
+        });
+        let stop = self.launch(task, attempt, Part::Judge, judge_pool, prepared);
+        // The last replica's end emptied the attempt's set: the judge is its process now.
+        self.replicas.sets.entry(key).or_default().insert(Part::Judge, stop);
+    }
+
+    /// Asks every live part of `task`'s attempt (`None`: of any attempt) to stop.
+    fn stop_parts(&self, task: &str, attempt: Option<u32>, why: Stop) {
+        let chosen = self.replicas.sets.iter().filter(|((t, a), _)| t == task && attempt.is_none_or(|x| x == *a));
+        for (_, live) in chosen {
+            for stop in live.values() {
+                let _ = stop.send(Some(why));
+            }
+        }
+    }
+
+    /// Runs one part under a supervisor; returns its stop sender.
+    fn launch(
+        &self,
+        task: &str,
+        attempt: u32,
+        part: Part,
+        pool: String,
+        prepared: Result<(AttemptSpec, Limits), String>,
+    ) -> watch::Sender<Option<Stop>> {
+        let (stop_tx, stop_rx) = watch::channel(None);
+        let tx = self.tx.clone();
+        let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
+        let task = task.to_string();
+        tokio::spawn(async move {
+            let end = match prepared {
+                Ok((spec, limits)) => {
+                    let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
+                    let (note_tx, note_task) = (tx.clone(), task.clone());
+                    let reports = Reports {
+                        on_spawn: Box::new(move |pid| {
+                            let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
+                        }),
+                        // Several replicas share one running attempt and its one stall
+                        // flag: a replica's silence is not reported (its timeout holds).
+                        on_stall: Box::new(|_| {}),
+                        on_capture_failed: Arc::new(move |stream, error| {
+                            let task = note_task.clone();
+                            let _ =
+                                note_tx.send(Msg::Note(Event::OutputCaptureFailed { task, attempt, stream, error }));
+                        }),
+                    };
+                    supervise(runner, clock, spec, limits, stop_rx, reports).await
+                }
+                Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
+            };
+            let input = match end {
+                AttemptEnd::Outcome(outcome) => Some(match part {
+                    Part::Replica(replica) => {
+                        Input::ReplicaFinished { task: task.clone(), attempt, replica, pool, outcome }
+                    }
+                    Part::Judge => Input::JudgeFinished { task: task.clone(), attempt, outcome },
+                }),
+                // Stopped because the round was decided, or the task cancelled (recorded
+                // already): nothing to report.
+                AttemptEnd::Stopped(Stop::Cancel, _) => None,
+                AttemptEnd::Stopped(_, _) => {
+                    Some(Input::AttemptStopped { task: task.clone(), attempt, reason: "run interrupted".into() })
+                }
+            };
+            let _ = tx.send(Msg::Part { task, attempt, part, input });
+        });
+        stop_tx
+    }
+}
+
+/// `stdin` with `fields`' members added, when it is a JSON object (a pool with
+/// `stdin = "task"`); any other stdin is passed on as it is.
+fn with_fields(stdin: Option<Vec<u8>>, fields: Value) -> Option<Vec<u8>> {
+    let bytes = stdin?;
+    let Ok(Value::Object(mut task)) = serde_json::from_slice::<Value>(&bytes) else { return Some(bytes) };
+    if let Value::Object(extra) = fields {
+        task.extend(extra);
+    }
+    match serde_json::to_vec(&Value::Object(task)) {
+        Ok(mut out) => {
+            out.push(b'\n');
+            Some(out)
+        }
+        Err(_) => Some(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_join_a_json_stdin_and_leave_others_alone() {
+        let got = with_fields(Some(b"{\"id\":\"q\"}\n".to_vec()), json!({"replica": 2})).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&got).unwrap(), json!({"id": "q", "replica": 2}));
+        assert_eq!(with_fields(Some(b"plain".to_vec()), json!({"replica": 2})), Some(b"plain".to_vec()));
+        assert_eq!(with_fields(None, json!({"replica": 2})), None);
+    }
+}
