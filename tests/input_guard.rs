@@ -99,7 +99,8 @@ fn approving_the_held_task_in_the_tui_runs_it_and_the_run_completes() {
     assert!(!ran(&s, "evil"), "No approved the task");
     t.send_keys("y");
     assert!(wait_for(LIMIT, || ran(&s, "evil") && ran(&s, "after")), "the approved task did not run");
-    t.wait_for(LIMIT, "the run to finish", |sc| sc.contains("finished"));
+    // The header's mark, not the output pane's "(no attempt finished yet)".
+    t.wait_for(LIMIT, "the run to finish", |sc| sc.contains("3 done") && sc.contains("/s  finished"));
     let events = read_events(&s.run_dir());
     let approved = events.iter().position(|e| e["type"] == "task_approved" && e["task"] == "evil");
     let started = events.iter().position(|e| e["type"] == "attempt_started" && e["task"] == "evil");
@@ -123,7 +124,7 @@ fn rejecting_the_held_task_from_the_palette_cancels_it_with_the_finding() {
     t.enter();
     t.wait_for(LIMIT, "the reject question", |sc| sc.contains("Reject evil?"));
     t.send_keys("y");
-    t.wait_for(LIMIT, "the run to finish", |sc| sc.contains("finished") && sc.contains("1 cancelled"));
+    t.wait_for(LIMIT, "the run to finish", |sc| sc.contains("/s  finished") && sc.contains("1 cancelled"));
     assert!(!ran(&s, "evil") && !ran(&s, "after"), "a rejected task or its dependent ran");
     let events = read_events(&s.run_dir());
     let rejected = events.iter().find(|e| e["type"] == "task_rejected").expect("task_rejected recorded");
