@@ -60,9 +60,10 @@ fn print_table(state: &RunState) {
     println!("{:width$}  {:13}  {:>8}  {:12}  DETAIL", "TASK", "STATE", "ATTEMPTS", "POOL");
     for (i, t) in state.tasks.iter().enumerate() {
         let detail = match &t.state {
-            TaskState::DeadLettered { .. } | TaskState::Cancelled { .. } | TaskState::Skipped { .. } => {
-                t.why().unwrap_or_default()
-            }
+            TaskState::DeadLettered { .. }
+            | TaskState::Cancelled { .. }
+            | TaskState::Skipped { .. }
+            | TaskState::AwaitingApproval { .. } => t.why().unwrap_or_default(),
             TaskState::RetryWait { due_ms } => format!("retry at {}", clock(*due_ms)),
             TaskState::Validating { attempt, gate } => match state.workflow.tasks[i].gates.get(*gate) {
                 Some(g) => format!("attempt {attempt}: {} running", gate_label(*gate, g.kind())),
@@ -160,6 +161,10 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: 
     }
     let states: Vec<&str> = path.iter().map(|n| n.as_str()).collect();
     say(format!("states: {}", states.join(" → ")));
+    if let Some(finding) = &task.finding {
+        let answer = if task.approved { " (approved by an operator)" } else { "" };
+        say(format!("input guard: {}{answer}", crate::core::hold::finding_text(finding)));
+    }
     print_verdicts(task, &say);
     println!();
     println!("history:");

@@ -10,7 +10,13 @@ use crate::core::{RunState, TaskState, TaskStateName};
 /// `{"run_id","state_dir","counts":{state:n},"tasks":[{"id","state","attempts","worker","result","error","degraded"}]}`.
 pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
     let mut counts = Map::new();
+    // `awaiting_approval` only for workflows that use the input guard, so that the
+    // documents of every other run (and the golden ones) are as before.
+    let guarded = (0..state.tasks.len()).any(|i| crate::core::hold::guarded(state, i));
     for name in TaskStateName::ALL {
+        if name == TaskStateName::AwaitingApproval && !guarded && state.count(name) == 0 {
+            continue;
+        }
         counts.insert(name.as_str().to_string(), json!(state.count(name)));
     }
     let tasks: Vec<Value> = state
@@ -28,6 +34,11 @@ pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
                 "error": error,
                 "degraded": t.degraded || matches!(t.state, TaskState::Completed { degraded: true }),
             });
+            // Only for tasks the input guard flagged, so other documents are unchanged.
+            if let (Some(finding), Some(obj)) = (&t.finding, doc.as_object_mut()) {
+                obj.insert("finding".into(), serde_json::to_value(finding).unwrap_or_default());
+                obj.insert("approved".into(), json!(t.approved));
+            }
             // Only for tasks with gate verdicts, so documents of gate-free runs are unchanged.
             if let (false, Some(obj)) = (t.verdicts.is_empty(), doc.as_object_mut()) {
                 obj.insert("verdicts".into(), serde_json::to_value(&t.verdicts).unwrap_or_default());

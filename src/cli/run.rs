@@ -16,7 +16,7 @@ use super::{usage, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{civil, clock, describe, human_ms};
 use crate::core::workflow::Workflow;
-use crate::core::{Event, RunState, TaskStateName};
+use crate::core::{Event, RunState, TaskState, TaskStateName};
 use crate::engine::{now_ms, Ending, EngineError};
 use crate::io::fdlimit;
 use crate::io::journal::{self, JournalError, Record, LOG_FILE};
@@ -79,6 +79,19 @@ pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdRe
     }
     let elapsed = human_ms(now_ms().saturating_sub(started));
     match finished.ending {
+        // Stopped with tasks held by the input guard: not a success, not an interruption
+        // to shrug off; each held task and its finding, then how to answer.
+        Ending::Interrupted if crate::core::hold::only_held_remain(state) => {
+            eprintln!("pitboss: run {name:?} stopped after {elapsed}: {}", crate::core::hold::held_line(state));
+            for (i, task) in state.tasks.iter().enumerate() {
+                if let TaskState::AwaitingApproval { finding } = &task.state {
+                    let id = state.task_id(i);
+                    eprintln!("pitboss: held {id}: {}", escape_line(&crate::core::hold::finding_text(finding)));
+                }
+            }
+            eprintln!("pitboss: approve (a) or reject (X) them in: pitboss resume {}", dir.display());
+            Ok(EXIT_FAILED)
+        }
         Ending::Interrupted => {
             eprintln!("pitboss: run {name:?} interrupted after {elapsed}: {}", counts_line(state));
             eprintln!("pitboss: continue it with: pitboss resume {}", dir.display());

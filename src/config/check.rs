@@ -219,6 +219,7 @@ impl Checker<'_> {
             mode,
             per_worker: per_worker.map_or(defaults::PER_WORKER, |n| n as usize),
             recycle,
+            input_guard: raw.input_guard,
         }
     }
 
@@ -318,6 +319,7 @@ impl Checker<'_> {
             never_on,
             fallback,
             gates,
+            input_guard: raw.input_guard,
             consensus,
         }
     }

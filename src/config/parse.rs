@@ -233,6 +233,8 @@ pub(super) struct RawPool {
     pub(super) breaker: Option<Spanned<RawBreaker>>,
     pub(super) stall_after: Option<Spanned<String>>,
     pub(super) stall_kill_after: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) input_guard: bool,
 }
 
 /// One `[[task]]`.
@@ -253,6 +255,7 @@ pub(super) struct RawTask {
     pub(super) gates: Option<Spanned<Vec<Spanned<RawGate>>>>,
     pub(super) consensus: Option<Spanned<toml::Value>>,
     pub(super) fallback: Option<Spanned<RawFallback>>,
+    pub(super) input_guard: Option<bool>,
 }
 
 #[cfg(test)]

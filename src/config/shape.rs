@@ -148,6 +148,7 @@ const POOL: &[Key] = &[
     key("breaker", Shape::Table(BREAKER)),
     key("stall_after", Shape::Duration),
     key("stall_kill_after", Shape::Duration),
+    key("input_guard", Shape::Flag),
 ];
 
 const TASK: &[Key] = &[
@@ -162,6 +163,7 @@ const TASK: &[Key] = &[
     key("gates", Shape::Sections(GATE)),
     key("consensus", Shape::Table(CONSENSUS)),
     key("fallback", Shape::Table(FALLBACK)),
+    key("input_guard", Shape::Flag),
 ];
 
 /// The whole file.

@@ -11,6 +11,7 @@ use super::backoff;
 use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass, SmallOutput};
 use super::gates::{error_reason, failed_reason, GateOutcome};
+use super::hold;
 use super::state::{ApplyError, PoolState, RunState, Standing};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Limit, Strategy};
@@ -162,6 +163,19 @@ pub enum Input {
         outcome: GateOutcome,
         /// Time the gate took.
         duration_ms: u64,
+    },
+    /// An operator approves a task held by the input guard: it is queued and runs
+    /// without being checked again. Nothing is recorded unless the task is held
+    /// ([`crate::core::hold::refusal`] says why, for the front end).
+    Approve {
+        /// Task id.
+        task: String,
+    },
+    /// An operator rejects a held task: it ends cancelled with the guard's finding,
+    /// and its dependents are skipped. Nothing is recorded unless the task is held.
+    Reject {
+        /// Task id.
+        task: String,
     },
     /// A running attempt was ended by the shutdown.
     AttemptStopped {
@@ -396,6 +410,8 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
             let ended = |s: &TaskState| matches!(s.name(), TaskStateName::DeadLettered | TaskStateName::Cancelled);
             task_where(state, &task, ended).map(|_| Event::TaskRequeued { task, reason })
         }
+        Input::Approve { task } => hold::answer(state, task, hold::Answer::Approve),
+        Input::Reject { task } => hold::answer(state, task, hold::Answer::Reject),
         Input::EditPayload { task, payload } => {
             let idle = |s: &TaskState| !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. });
             task_where(state, &task, idle).map(|_| Event::PayloadEdited { task, payload })
@@ -616,7 +632,15 @@ fn apply_and_cascade(
         }
     }
     out.push(event);
+    // A guarded task the event queued (requeued, approved…) is inspected before it can
+    // be dispatched; the walk below does the same for tasks it makes ready.
+    if let Some(i) = touched {
+        hold_if_flagged(state, i, ctx, out)?;
+    }
     while let Some(i) = work.pop() {
+        if hold_if_flagged(state, i, ctx, out)? {
+            continue;
+        }
         let Some(next) = settle(state, i) else {
             continue;
         };
@@ -629,8 +653,23 @@ fn apply_and_cascade(
         if matches!(state.tasks[i].state, TaskState::Blocked) {
             work.push(i);
         }
+        if matches!(state.tasks[i].state, TaskState::Queued) {
+            // Just made ready: the guard looks at it on the next turn.
+            work.push(i);
+        }
     }
     Ok(())
+}
+
+/// Holds task `i` (`task_held`, applied and recorded) when the input guard flags it;
+/// true when it did. A held task leaves the queue, which changes no dependent.
+fn hold_if_flagged(state: &mut RunState, i: usize, ctx: StepContext, out: &mut Vec<Event>) -> Result<bool, ApplyError> {
+    let Some(held) = hold::check(state, i) else {
+        return Ok(false);
+    };
+    state.apply(&held, ctx.now_ms)?;
+    out.push(held);
+    Ok(true)
 }
 
 /// Queues task `i`'s dependents for settling, in workflow order.

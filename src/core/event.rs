@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::core::checks::Finding;
 use crate::core::workflow::{GateKind, Workflow};
 
 /// Why an attempt failed; decides what happens next.
@@ -459,6 +460,28 @@ pub enum Event {
         /// What was wrong.
         reason: String,
     },
+    /// The input guard found a prompt-injection shape in a ready task's payload or
+    /// inputs: queued → awaiting_approval. No process starts for it until approved.
+    TaskHeld {
+        /// Task id.
+        task: String,
+        /// What the guard found (rule, location, escaped excerpt).
+        finding: Finding,
+    },
+    /// An operator approved a held task: awaiting_approval → queued. It is dispatched
+    /// without being checked again.
+    TaskApproved {
+        /// Task id.
+        task: String,
+    },
+    /// An operator rejected a held task: awaiting_approval → cancelled (never a dead
+    /// letter, so no bulk replay runs it unseen); its dependents are skipped.
+    TaskRejected {
+        /// Task id.
+        task: String,
+        /// Why, with the guard's finding.
+        reason: String,
+    },
     /// Every task reached a terminal state.
     RunFinished {
         /// True when every task completed.
@@ -491,7 +514,10 @@ impl Event {
             | Event::AttemptStalled { task, .. }
             | Event::AttemptActive { task, .. }
             | Event::OutputCaptureFailed { task, .. }
-            | Event::PayloadEdited { task, .. } => Some(task),
+            | Event::PayloadEdited { task, .. }
+            | Event::TaskHeld { task, .. }
+            | Event::TaskApproved { task }
+            | Event::TaskRejected { task, .. } => Some(task),
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
             | Event::RunInterrupted { .. }
@@ -541,6 +567,9 @@ impl Event {
             Event::ConcurrencyChanged { .. } => "concurrency_changed",
             Event::RunInterrupted { .. } => "run_interrupted",
             Event::LogRepaired { .. } => "log_repaired",
+            Event::TaskHeld { .. } => "task_held",
+            Event::TaskApproved { .. } => "task_approved",
+            Event::TaskRejected { .. } => "task_rejected",
             Event::RunFinished { .. } => "run_finished",
         }
     }

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod escape;
 pub mod event;
 pub mod gates;
+pub mod hold;
 pub mod protocol;
 pub mod redact;
 pub mod state;

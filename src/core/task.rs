@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::checks::Finding;
+
 /// Where a task is in its life, with the data of that state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -66,6 +68,13 @@ pub enum TaskState {
         /// The dependency that caused it.
         because: String,
     },
+    /// Held for an operator before dispatch: the input guard found a prompt-injection
+    /// shape in its payload or inputs (DESIGN §9). No process starts for it until it
+    /// is approved; a rejection cancels it.
+    AwaitingApproval {
+        /// What the guard found.
+        finding: Finding,
+    },
 }
 
 /// The state's name alone, for counts, filters and reports.
@@ -90,11 +99,13 @@ pub enum TaskStateName {
     Cancelled,
     /// See [`TaskState::Skipped`].
     Skipped,
+    /// See [`TaskState::AwaitingApproval`].
+    AwaitingApproval,
 }
 
 impl TaskStateName {
     /// Every state, in life-cycle order (the order of reports).
-    pub const ALL: [TaskStateName; 9] = [
+    pub const ALL: [TaskStateName; 10] = [
         TaskStateName::Blocked,
         TaskStateName::Queued,
         TaskStateName::Running,
@@ -104,6 +115,8 @@ impl TaskStateName {
         TaskStateName::DeadLettered,
         TaskStateName::Cancelled,
         TaskStateName::Skipped,
+        // Last, so that reports of runs without held tasks read as before.
+        TaskStateName::AwaitingApproval,
     ];
 
     /// The snake_case name used in JSON and on screen.
@@ -118,6 +131,7 @@ impl TaskStateName {
             TaskStateName::DeadLettered => "dead_lettered",
             TaskStateName::Cancelled => "cancelled",
             TaskStateName::Skipped => "skipped",
+            TaskStateName::AwaitingApproval => "awaiting_approval",
         }
     }
 
@@ -167,6 +181,7 @@ impl TaskState {
             TaskState::DeadLettered { .. } => TaskStateName::DeadLettered,
             TaskState::Cancelled { .. } => TaskStateName::Cancelled,
             TaskState::Skipped { .. } => TaskStateName::Skipped,
+            TaskState::AwaitingApproval { .. } => TaskStateName::AwaitingApproval,
         }
     }
 

@@ -148,6 +148,12 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::TaskRevived { task, because } => {
             format!("{task}: back to blocked ({because} was requeued)")
         }
+        Event::TaskHeld { task, finding } => format!(
+            "{task}: held for approval: input guard found {}; approve or reject it",
+            crate::core::hold::finding_text(finding)
+        ),
+        Event::TaskApproved { task } => format!("{task}: approved by an operator; queued"),
+        Event::TaskRejected { task, reason } => format!("{task}: cancelled ({reason})"),
         Event::RunInterrupted { reason } => {
             format!("run interrupted ({reason}); stopping running attempts")
         }

@@ -77,6 +77,7 @@ fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
     for (name, label) in [
         (TaskStateName::Running, "running"),
         (TaskStateName::Validating, "validating"),
+        (TaskStateName::AwaitingApproval, "held for approval"),
         (TaskStateName::Queued, "queued"),
         (TaskStateName::RetryWait, "retrying"),
         (TaskStateName::Blocked, "blocked"),
@@ -146,6 +147,12 @@ fn key_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
                 (k(Action::Replay), "replay"),
                 (k(Action::Travel), "travel"),
             ]),
+        }
+        if scene.fleet.state.count(TaskStateName::AwaitingApproval) > 0 {
+            // Only while tasks are held, so the bar is unchanged otherwise; early in
+            // the bar, since a narrow terminal drops hints from its end.
+            let at = h.len().min(3);
+            h.splice(at..at, [(k(Action::Approve), "approve"), (k(Action::Reject), "reject")]);
         }
         h.push((k(Action::Quit), "quit"));
         h

@@ -69,6 +69,10 @@ pub enum Action {
     Follow,
     /// Edit the selected task's payload (opens the palette with it).
     EditPayload,
+    /// Approve the selected task held by the input guard (asks first, with the finding).
+    Approve,
+    /// Reject the selected held task: it ends cancelled (asks first, with the finding).
+    Reject,
 }
 
 /// Key name → action.
@@ -111,6 +115,8 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("t", Action::Travel),
     ("f", Action::Follow),
     ("e", Action::EditPayload),
+    ("a", Action::Approve),
+    ("X", Action::Reject),
 ];
 
 #[derive(Deserialize)]

@@ -33,9 +33,13 @@ impl Theme {
             TaskStateName::Queued => Color::Blue,
             TaskStateName::Blocked => Color::Gray,
             TaskStateName::Validating => Color::Magenta,
+            // Waits for the operator, as a retry waits for its time.
+            TaskStateName::AwaitingApproval => Color::Yellow,
         };
         let style = self.fg(color);
-        if !self.color && matches!(name, TaskStateName::DeadLettered | TaskStateName::Running) {
+        if !self.color
+            && matches!(name, TaskStateName::DeadLettered | TaskStateName::Running | TaskStateName::AwaitingApproval)
+        {
             style.add_modifier(Modifier::BOLD)
         } else {
             style

@@ -62,6 +62,8 @@ impl ViewState {
             Action::Sort => tasks::cycle_sort(self),
             Action::Retry => return on_selected(self, actions::retry),
             Action::Cancel => return on_selected(self, actions::cancel),
+            Action::Approve => return on_selected(self, actions::approve),
+            Action::Reject => return on_selected(self, actions::reject),
             Action::Replay if self.screen == Screen::DeadLetters => return dead_letters::replay_group(self, fleet),
             Action::Replay => return on_selected(self, actions::replay),
             Action::ReplayAll => return actions::replay_all(self, fleet),

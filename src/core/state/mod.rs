@@ -11,14 +11,17 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::breaker::Circuit;
+use super::checks::Finding;
 use super::event::{AfterFailure, Event, FailureClass, OutputStream};
 use super::gates::{Verdict, VerdictKind};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, GateKind, Workflow};
 
+mod held;
 mod pools;
 mod readiness;
 mod replicas;
+pub use held::finding_text;
 pub use pools::PoolState;
 use readiness::Readiness;
 pub use readiness::Standing;
@@ -55,6 +58,11 @@ pub struct Task {
     pub capture_failures: Vec<(u32, OutputStream)>,
     /// Every gate verdict of the task, oldest first (the next attempt's `feedback`).
     pub verdicts: Vec<Verdict>,
+    /// The input guard's latest finding for the task (kept after an approval or a
+    /// rejection, so that every front end can still show what was found).
+    pub finding: Option<Finding>,
+    /// True once an operator approved the held task: it is not checked again.
+    pub approved: bool,
     /// Position in the ready queue while queued.
     queue_ticket: Option<u64>,
 }
@@ -70,6 +78,7 @@ impl Task {
             TaskState::Skipped { because } if self.degraded => Some(format!("skipped by its {because}")),
             TaskState::Skipped { because } => Some(format!("skipped: dependency {because:?} did not complete")),
             TaskState::Completed { .. } => None,
+            TaskState::AwaitingApproval { finding } => Some(held::held_reason(finding)),
             _ => self.last_error.clone(),
         }
     }
@@ -133,7 +142,7 @@ pub struct RunState {
     /// True after `run_finished` (an operator's requeue clears it).
     pub finished: bool,
     /// Tasks per state.
-    counts: [usize; 9],
+    counts: [usize; TaskStateName::ALL.len()],
     /// Dependency edges looked at so far to decide readiness: the work the graph
     /// costs, counted so that tests and benches can check it grows linearly with a
     /// wide fan-in (never recorded, never compared between live and folded state).
@@ -176,9 +185,11 @@ impl RunState {
             pool_override: None,
             capture_failures: Vec::new(),
             verdicts: Vec::new(),
+            finding: None,
+            approved: false,
             queue_ticket: None,
         };
-        let mut counts = [0; 9];
+        let mut counts = [0; TaskStateName::ALL.len()];
         counts[count_slot(TaskStateName::Blocked)] = n;
         let readiness = Readiness::new(&dependencies);
         RunState {
@@ -349,6 +360,10 @@ impl RunState {
             Event::TaskRequeued { task, .. } => self.requeue(kind, task)?,
             Event::PayloadEdited { task, payload } => self.edit_payload(kind, task, payload)?,
             Event::FallbackUsed { task, reason } => self.use_fallback(kind, task, reason)?,
+            // The input guard's hold and the operator's answer (see `held`).
+            Event::TaskHeld { task, finding } => self.hold(kind, task, finding)?,
+            Event::TaskApproved { task } => self.approve(kind, task)?,
+            Event::TaskRejected { task, reason } => self.reject(kind, task, reason)?,
             // An attempt's life.
             Event::AttemptStarted { task, attempt, pool } => self.start_attempt(kind, task, *attempt, pool, ts_ms)?,
             Event::AttemptSpawned { task, attempt, pid } => self.attempt_spawned(kind, task, *attempt, *pid)?,

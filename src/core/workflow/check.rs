@@ -232,6 +232,7 @@ mod tests {
             mode: PoolMode::Spawn,
             per_worker: 1,
             recycle: Default::default(),
+            input_guard: false,
         }
     }
 
@@ -248,6 +249,7 @@ mod tests {
             never_on: Vec::new(),
             fallback: None,
             gates: Vec::new(),
+            input_guard: None,
             consensus: None,
         }
     }

@@ -103,6 +103,7 @@ mod tests {
             never_on: Vec::new(),
             fallback: None,
             gates: Vec::new(),
+            input_guard: None,
             consensus: None,
         }
     }

@@ -107,6 +107,11 @@ pub struct PoolSpec {
     /// Persistent mode: when to replace a worker process.
     #[serde(default)]
     pub recycle: Recycle,
+    /// `input_guard = true`: tasks for this pool are inspected for prompt-injection
+    /// shapes before dispatch (DESIGN §9). Not written when false, so logs of
+    /// workflows without it are unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub input_guard: bool,
 }
 
 fn one() -> usize {
@@ -214,6 +219,9 @@ pub struct TaskSpec {
     /// gates are unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<Gate>,
+    /// The task's own `input_guard`, which overrides its pools' (None: as its pools say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_guard: Option<bool>,
     /// Replicas whose answers are settled by a tally (DESIGN §10), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consensus: Option<crate::core::consensus::ConsensusSpec>,

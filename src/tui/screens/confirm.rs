@@ -42,5 +42,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, confirm: &Confirm) {
             Span::raw(" no (any other key)"),
         ]),
     ];
-    popup(frame, area, "Confirm", text, 64, 7);
+    // A question with a preview (a held task's finding) may wrap over several lines.
+    let wrapped = confirm.question.chars().count().div_ceil(60) as u16;
+    popup(frame, area, "Confirm", text, 64, (wrapped + 5).max(7));
 }

@@ -44,6 +44,8 @@ pub const HELP: &[(Action, &str)] = &[
     (Action::Cancel, "cancel this task (asks)"),
     (Action::Replay, "replay this dead letter"),
     (Action::EditPayload, "edit the payload (then retry or replay)"),
+    (Action::Approve, "approve this held task (asks)"),
+    (Action::Reject, "reject this held task (asks)"),
     (Action::Back, "back"),
 ];
 
@@ -192,6 +194,11 @@ fn info(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, shown: &Task, st
     info.push(Line::from(first));
     if let Some(why) = shown.why() {
         info.push(Line::from(Span::styled(format!("why: {}", escape_line(&why)), scene.theme.fg(Color::Red))));
+    }
+    if let (true, Some(finding)) = (shown.approved, &shown.finding) {
+        // Approved: it runs, and the finding it was held for stays in view.
+        let text = format!("input guard: {} (approved by an operator)", crate::core::hold::finding_text(finding));
+        info.push(Line::from(Span::styled(escape_line(&text).into_owned(), scene.theme.fg(Color::Yellow))));
     }
     if !shown.capture_failures.is_empty() {
         let lost: Vec<String> = shown

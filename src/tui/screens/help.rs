@@ -29,6 +29,8 @@ const TABLES: &[(Action, &str)] = &[
     (Action::Replay, "replay the dead letter / group"),
     (Action::ReplayAll, "replay all (filtered) dead letters (asks)"),
     (Action::EditPayload, "edit the task's payload"),
+    (Action::Approve, "approve the held task (asks)"),
+    (Action::Reject, "reject the held task (asks)"),
     (Action::Travel, "time travel over the whole run"),
 ];
 
@@ -52,6 +54,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         k(Action::Palette)
     )));
     lines.push(Line::from("          pause|resume POOL|all, concurrency POOL N, breaker reset|trip POOL"));
+    lines.push(Line::from("          approve|reject ID (a task held by the input guard)"));
     lines.push(Line::from(format!("{:>8}  quit (asks when work is running)", k(Action::Quit))));
     let height = lines.len() as u16 + 2;
     popup(frame, area, "Help (any key closes)", lines, 78, height);

@@ -28,6 +28,8 @@ pub const PALETTE_COMMANDS: &[&str] = &[
     "travel",
     "filter",
     "quit",
+    "approve",
+    "reject",
 ];
 
 /// A palette line, parsed and checked against the run.
@@ -56,6 +58,10 @@ pub enum Command {
     Travel,
     /// `quit` or `q`.
     Quit,
+    /// `approve ID`: let a task held by the input guard run (asks first).
+    Approve(String),
+    /// `reject ID`: cancel a held task (asks first).
+    Reject(String),
     /// `pause|resume POOL|all`.
     Pools {
         /// Pause (else resume).
@@ -137,6 +143,8 @@ pub fn parse(fleet: &Fleet, line: &str) -> Result<Option<Command>, String> {
     let arg = words.get(1).copied();
     let command = match (cmd, arg) {
         ("retry" | "cancel" | "replay" | "inspect" | "payload", Some(task)) => task_command(fleet, cmd, task, line)?,
+        ("approve", Some(task)) => Command::Approve(known_task(fleet, task)?),
+        ("reject", Some(task)) => Command::Reject(known_task(fleet, task)?),
         ("filter", _) => Command::Filter(words[1..].join(" ")),
         ("travel", _) => Command::Travel,
         ("quit" | "q", _) => Command::Quit,
@@ -174,6 +182,14 @@ fn task_command(fleet: &Fleet, cmd: &str, task: &str, line: &str) -> Result<Comm
             Command::Payload { task, payload }
         }
     })
+}
+
+/// A task id the run has, or the message saying it has none.
+fn known_task(fleet: &Fleet, task: &str) -> Result<String, String> {
+    match fleet.state.task_index(task) {
+        Some(_) => Ok(task.to_string()),
+        None => Err(format!("no task {task:?}")),
+    }
 }
 
 /// Pool names for a palette argument: one pool, or `all`.
@@ -239,6 +255,8 @@ fn execute(vs: &mut ViewState, fleet: &Fleet, total: usize, command: Command) ->
             Vec::new()
         }
         Command::Quit => actions::quit(vs, fleet),
+        Command::Approve(task) => actions::approve(vs, fleet, &task),
+        Command::Reject(task) => actions::reject(vs, fleet, &task),
         Command::Pools { pause, target, pools } => {
             vs.message = Some(format!("{}d {target}", if pause { "pause" } else { "resume" }));
             let input = |pool| if pause { EngineInput::PausePool { pool } } else { EngineInput::ResumePool { pool } };

@@ -186,9 +186,12 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         })
         .collect();
     let header = header_row(["ID", "STATE", "POOL", "ATT", "TIME", "ERROR"]);
+    // `awaiting_approval` is wider than the other names: room for it only while a
+    // task is held, so the table is unchanged otherwise.
+    let held = fleet.state.count(crate::core::TaskStateName::AwaitingApproval) > 0;
     let widths = [
         Constraint::Length(22),
-        Constraint::Length(13),
+        Constraint::Length(if held { 17 } else { 13 }),
         Constraint::Length(12),
         Constraint::Length(4),
         Constraint::Length(8),
