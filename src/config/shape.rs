@@ -60,14 +60,22 @@ pub(super) struct Key {
     name: &'static str,
     shape: Shape,
     required: bool,
+    /// A table read as free TOML (`consensus`): its counts are 64-bit TOML values
+    /// there, so a wider one must be caught here, not by the reader's own words.
+    free: bool,
 }
 
 const fn key(name: &'static str, shape: Shape) -> Key {
-    Key { name, shape, required: false }
+    Key { name, shape, required: false, free: false }
 }
 
 const fn required(name: &'static str, shape: Shape) -> Key {
-    Key { name, shape, required: true }
+    Key { name, shape, required: true, free: false }
+}
+
+/// A table with these keys that is read as free TOML (see [`Key::free`]).
+const fn free_table(name: &'static str, keys: &'static [Key]) -> Key {
+    Key { name, shape: Shape::Table(keys), required: false, free: true }
 }
 
 const RETRY: &[Key] = &[
@@ -161,7 +169,7 @@ const TASK: &[Key] = &[
     key("timeout", Shape::Duration),
     key("retry", Shape::Table(RETRY)),
     key("gates", Shape::Sections(GATE)),
-    key("consensus", Shape::Table(CONSENSUS)),
+    free_table("consensus", CONSENSUS),
     key("fallback", Shape::Table(FALLBACK)),
     key("input_guard", Shape::Flag),
 ];
@@ -180,7 +188,7 @@ pub(super) type ShapeProblem = (Range<usize>, String);
 
 /// Every shape problem of a parsed document, in no particular order.
 pub(super) fn check(text: &str, document: &Spanned<DeTable<'_>>) -> Vec<ShapeProblem> {
-    let mut walk = Walk { text, problems: Vec::new() };
+    let mut walk = Walk { text, problems: Vec::new(), free_depth: 0 };
     walk.table(document.get_ref(), document.span(), WORKFLOW, &Place::File);
     walk.problems
 }
@@ -221,6 +229,8 @@ impl Place<'_> {
 struct Walk<'t> {
     text: &'t str,
     problems: Vec<ShapeProblem>,
+    /// How many free-TOML tables (see [`Key::free`]) enclose the current key.
+    free_depth: usize,
 }
 
 impl Walk<'_> {
@@ -288,7 +298,9 @@ impl Walk<'_> {
                     Place::File => Place::Top(key.name),
                     _ => Place::Under(path.clone()),
                 };
+                self.free_depth += usize::from(key.free);
                 self.table(table, span.clone(), keys, &inner);
+                self.free_depth -= usize::from(key.free);
                 true
             }
             (Shape::Sections(keys), DeValue::Array(items)) if items.iter().all(|i| i.get_ref().is_table()) => {
@@ -337,6 +349,7 @@ impl Walk<'_> {
         let fits = match value.get_ref() {
             DeValue::Integer(n) => match width {
                 Width::Data => i64::from_str_radix(n.as_str(), n.radix()).is_ok(),
+                Width::Count if self.free_depth > 0 => i64::from_str_radix(n.as_str(), n.radix()).is_ok(),
                 Width::Count => i128::from_str_radix(n.as_str(), n.radix()).is_ok(),
             },
             DeValue::Float(f) => {
