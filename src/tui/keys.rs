@@ -69,6 +69,8 @@ pub enum Action {
     Follow,
     /// Edit the selected task's payload (opens the palette with it).
     EditPayload,
+    /// Open the disagreement view of a consensus task's latest votes.
+    Votes,
 }
 
 /// Key name → action.
@@ -111,6 +113,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("t", Action::Travel),
     ("f", Action::Follow),
     ("e", Action::EditPayload),
+    ("v", Action::Votes),
 ];
 
 #[derive(Deserialize)]
