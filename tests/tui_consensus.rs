@@ -160,6 +160,10 @@ fn v_opens_the_disagreement_view_of_a_consensus_task_and_esc_goes_back() {
         press(&mut vs, &fleet, "right");
     }
     s.render(&vs, 30, 10);
+    press(&mut vs, &fleet, "v");
+    assert_eq!(vs.screen, detail, "v again returns to the task's detail");
+    press(&mut vs, &fleet, "v");
+    assert!(matches!(vs.screen, Screen::Disagreement(_)), "{:?}", vs.screen);
     press(&mut vs, &fleet, "esc");
     assert_eq!(vs.screen, detail, "Esc returns to the task's detail");
     press(&mut vs, &fleet, "esc");
@@ -205,4 +209,16 @@ fn a_running_consensus_task_shows_how_many_replicas_voted() {
     let table = s.render(&vs, 140, 24);
     let poll = table.lines().find(|l| l.contains("poll")).unwrap_or_default();
     assert!(poll.contains("1/3 votes"), "{table}");
+}
+
+#[test]
+fn a_round_still_running_opens_with_the_votes_in_so_far() {
+    let s = Script::voted();
+    let fleet = s.fleet();
+    let mut vs = ViewState::default();
+    open_detail(&mut vs, &fleet, 1);
+    press(&mut vs, &fleet, "v");
+    let screen = s.render(&vs, 120, 16);
+    assert!(screen.contains("Disagreement: poll, attempt 1 — 1 answers, 1/3 replicas voted"), "{screen}");
+    assert!(screen.contains("r1 writer"), "{screen}");
 }

@@ -238,8 +238,14 @@ pub fn hints(keys: &Keymap) -> [Hint; 3] {
 }
 
 /// `v` on a task's detail: opens the disagreement view of its latest consensus
-/// attempt (as of the detail's history cursor), or says in the status line why not.
+/// attempt (as of the detail's history cursor), or says in the status line why not;
+/// pressed in the view, returns to the detail.
 pub fn open(vs: &mut ViewState, fleet: &Fleet) {
+    // Pressed again in the view: back to the task, like Esc.
+    if let Screen::Disagreement(s) = &vs.screen {
+        vs.screen = Screen::Detail(s.back.clone());
+        return;
+    }
     let Screen::Detail(detail) = &vs.screen else {
         vs.message = Some("open a task (enter) to see its votes".into());
         return;
