@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::report::{counts_line, json_document};
 use super::run::CmdResult;
 use super::{load, usage, EXIT_OK};
+use crate::core::consensus::{Ballot, Decision};
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{clock, describe, human_ms, iso};
 use crate::core::truncate::truncate_chars as truncate;
@@ -38,9 +39,15 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
             if json_out {
                 let doc = json_document(&state, dir);
                 let summary = doc["tasks"][i].clone();
+                let ballots = Ballot::read(history.iter().map(|r| &r.event));
                 let history: Vec<Value> =
                     history.iter().map(|r| json!({"seq": r.seq, "ts": r.ts, "event": r.event})).collect();
-                let doc = json!({"task": summary, "spec": state.workflow.tasks[i], "history": history});
+                let mut doc = json!({"task": summary, "spec": state.workflow.tasks[i], "history": history});
+                // Only a task with votes gets the key: documents of other tasks (and
+                // of logs from before consensus) stay as they were.
+                if !ballots.is_empty() {
+                    doc["votes"] = Value::Array(ballots.iter().map(ballot_json).collect());
+                }
                 println!("{}", escape_json(&doc.to_string()));
             } else {
                 let path = state_path(dir, id)?;
@@ -145,6 +152,48 @@ fn print_verdicts(task: &crate::core::Task, say: &dyn Fn(String)) {
     }
 }
 
+/// One consensus attempt for `inspect TASK --json`: its votes (in the order cast)
+/// and the outcome (`null` while undecided).
+fn ballot_json(ballot: &Ballot) -> Value {
+    let outcome = match &ballot.outcome {
+        Some(Decision::Reached { winner_replica, digest, votes, dissenters, abstained }) => json!({
+            "decision": "reached",
+            "winner": winner_replica,
+            "digest": digest,
+            "votes": votes,
+            "dissenters": dissenters,
+            "abstained": abstained,
+            "judge": ballot.judge,
+        }),
+        Some(Decision::Failed { reason }) => json!({"decision": "failed", "reason": reason}),
+        _ => Value::Null,
+    };
+    json!({"attempt": ballot.attempt, "cast": ballot.votes, "outcome": outcome})
+}
+
+/// Each consensus attempt: one line per vote (replica, worker, answer digest or why
+/// it abstained), then the outcome.
+fn print_votes(state: &RunState, i: usize, history: &[Record], say: &dyn Fn(String)) {
+    let Some(spec) = &state.workflow.tasks[i].consensus else { return };
+    for ballot in Ballot::read(history.iter().map(|r| &r.event)) {
+        say(format!("votes (attempt {}):", ballot.attempt));
+        let mut votes = ballot.votes.clone();
+        votes.sort_by_key(|v| v.replica);
+        for v in &votes {
+            let what = match (&v.digest, &v.error) {
+                (Some(digest), _) => {
+                    let result = v.result.as_ref().map(Value::to_string).unwrap_or_default();
+                    format!("voted for answer {digest}: {}", truncate(&result, 100))
+                }
+                (None, Some(error)) => format!("abstained: {}", truncate(error, 150)),
+                (None, None) => "abstained: nothing at the compared key".to_string(),
+            };
+            say(format!("  replica {} on {} {what}", v.replica, v.worker));
+        }
+        say(format!("  {}", truncate(&ballot.outcome_line(spec.replicas), 400)));
+    }
+}
+
 fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: &[TaskStateName]) {
     let spec = &state.workflow.tasks[i];
     let task = &state.tasks[i];
@@ -166,6 +215,7 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: 
         say(format!("input guard: {}{answer}", crate::core::hold::finding_text(finding)));
     }
     print_verdicts(task, &say);
+    print_votes(state, i, history, &say);
     println!();
     println!("history:");
     for rec in history {

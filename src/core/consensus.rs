@@ -9,6 +9,7 @@
 //! run's state keeps them ([`Round`]). The engine runs the replicas,
 //! records each result as a `vote_cast`, and calls [`tally`] after each one.
 
+mod ballot;
 mod canonical;
 pub mod diff;
 mod judge;
@@ -17,11 +18,12 @@ mod tally;
 
 use serde::{Deserialize, Serialize};
 
+pub use ballot::{Ballot, CastVote};
 pub use canonical::{canonical, digest, same};
 pub use diff::{differences, disagreement, DiffRow, Differences, MAX_DIFF_ROWS};
 pub use judge::{judge_input, judge_pick};
 pub use round::{Round, RoundError};
-pub use tally::{default_quorum, judged, tally, Candidate, Decision, Strategy, Vote};
+pub use tally::{candidates, default_quorum, judged, tally, Candidate, Decision, Strategy, Vote};
 
 /// Most replicas one task may run at once.
 pub const MAX_REPLICAS: u32 = 16;

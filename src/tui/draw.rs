@@ -12,7 +12,7 @@ use ratatui::Frame;
 
 use super::keys::{Action, Keymap};
 use super::model::Fleet;
-use super::screens::{confirm, dashboard, dead_letters, detail, help, tasks, travel};
+use super::screens::{confirm, dashboard, dead_letters, detail, disagreement, help, tasks, travel};
 use super::view::{Screen, ViewState};
 use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
@@ -51,6 +51,7 @@ pub fn draw(frame: &mut Frame, scene: &Scene) {
         Screen::Tasks => tasks::draw(frame, rows[1], scene),
         Screen::DeadLetters => dead_letters::draw(frame, rows[1], scene),
         Screen::Detail(d) => detail::draw(frame, rows[1], scene, d),
+        Screen::Disagreement(s) => disagreement::draw(frame, rows[1], &s.data, &s.view, scene.theme),
     }
     status_line(frame, rows[2], scene);
     key_bar(frame, rows[3], scene);
@@ -138,7 +139,11 @@ fn key_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
     } else {
         let mut h = vec![(k(Action::Help), "help"), (k(Action::Palette), "command"), (k(Action::Filter), "filter")];
         match scene.view.screen {
-            Screen::Detail(_) => h.extend(detail::hints(keys)),
+            Screen::Detail(ref d) => {
+                h.extend(detail::hints(keys));
+                h.extend(detail::votes_hint(scene.fleet, d, keys));
+            }
+            Screen::Disagreement(_) => h.extend(disagreement::hints(keys)),
             _ => h.extend([
                 ("1/2/3".to_string(), "views"),
                 (k(Action::Open), "open"),

@@ -73,6 +73,8 @@ pub enum Action {
     Approve,
     /// Reject the selected held task: it ends cancelled (asks first, with the finding).
     Reject,
+    /// Open the disagreement view of a consensus task's latest votes.
+    Votes,
 }
 
 /// Key name → action.
@@ -117,6 +119,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("e", Action::EditPayload),
     ("a", Action::Approve),
     ("X", Action::Reject),
+    ("v", Action::Votes),
 ];
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use crate::core::consensus::Ballot;
 use crate::core::escape::escape_line;
 use crate::core::{Event, RunState, Task, TaskState, TaskStateName};
 use crate::io::journal::Record;
@@ -178,6 +179,22 @@ impl Fleet {
     /// Task `i`'s history: its transitions in order, each with the task after it.
     pub fn history(&self, i: usize) -> &[Step] {
         self.history.get(i).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Task `i`'s consensus attempts read from its first `steps` history steps (all
+    /// of them when `steps` is larger), oldest first. Costs the task's history, not
+    /// the log.
+    pub fn ballots(&self, i: usize, steps: usize) -> Vec<Ballot> {
+        Ballot::read(self.history(i).iter().take(steps).map(|s| &self.records[s.record].event))
+    }
+
+    /// For a running consensus task: replicas that have voted, and replicas run.
+    pub fn votes_in(&self, i: usize) -> Option<(usize, u32)> {
+        let spec = self.state.workflow.tasks.get(i)?.consensus.as_ref()?;
+        match &self.state.tasks[i].state {
+            TaskState::Running { round, .. } => Some((round.as_ref().map_or(0, |r| r.votes.len()), spec.replicas)),
+            _ => None,
+        }
     }
 
     /// Running tasks in workflow order: the dashboard's worker panes.

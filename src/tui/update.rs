@@ -8,7 +8,7 @@
 use super::actions;
 use super::keys::Action;
 use super::model::Fleet;
-use super::screens::{dashboard, dead_letters, detail, palette, tasks, travel};
+use super::screens::{dashboard, dead_letters, detail, disagreement, palette, tasks, travel};
 use super::view::{Request, Screen, TextKey, ViewState};
 
 impl ViewState {
@@ -19,6 +19,7 @@ impl ViewState {
             Screen::Tasks => tasks::task_rows(fleet, self).get(self.selected).copied(),
             Screen::Dashboard => dashboard::selected_task(fleet, self.selected),
             Screen::DeadLetters => return dead_letters::selected_task(fleet, self.selected),
+            Screen::Disagreement(s) => return Some(s.back.task.clone()),
         };
         index.map(|i| fleet.state.task_id(i).to_string())
     }
@@ -29,7 +30,7 @@ impl ViewState {
             Screen::Tasks => tasks::task_rows(fleet, self).len(),
             Screen::Dashboard => fleet.running().len(),
             Screen::DeadLetters => fleet.dead_letter_groups().len(),
-            Screen::Detail(_) => 0,
+            Screen::Detail(_) | Screen::Disagreement(_) => 0,
         }
     }
 
@@ -69,6 +70,7 @@ impl ViewState {
             Action::ReplayAll => return actions::replay_all(self, fleet),
             Action::EditPayload => palette::edit_payload(self, fleet),
             Action::Follow => detail::toggle_follow(self),
+            Action::Votes => disagreement::open(self, fleet),
             _ => return self.navigate(fleet, action),
         }
         Vec::new()
@@ -90,12 +92,27 @@ impl ViewState {
             }
             Action::Back => match &self.screen {
                 Screen::Detail(_) => self.screen = (*self.previous).clone(),
+                Screen::Disagreement(s) => self.screen = Screen::Detail(s.back.clone()),
                 _ if !self.filter.is_empty() => self.filter.clear(),
                 _ => {}
             },
             Action::Open => {
                 if let Some(task) = self.selected_task(fleet) {
                     detail::open(self, task);
+                }
+            }
+            Action::Up
+            | Action::Down
+            | Action::Top
+            | Action::Bottom
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Left
+            | Action::Right
+                if matches!(self.screen, Screen::Disagreement(_)) =>
+            {
+                if let Screen::Disagreement(s) = &mut self.screen {
+                    disagreement::navigate(s, action);
                 }
             }
             Action::Up | Action::Down | Action::Top | Action::Bottom | Action::PageUp | Action::PageDown => {

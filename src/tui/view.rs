@@ -11,6 +11,7 @@ use crate::core::Input as EngineInput;
 
 pub use super::screens::confirm::Confirm;
 pub use super::screens::detail::Detail;
+pub use super::screens::disagreement::DisagreementScreen;
 pub use super::screens::tasks::SortKey;
 
 /// Which screen is up.
@@ -24,6 +25,8 @@ pub enum Screen {
     DeadLetters,
     /// One task: payload, attempts, output, history.
     Detail(Detail),
+    /// A consensus task's candidates side by side (opened from its detail).
+    Disagreement(Box<DisagreementScreen>),
 }
 
 /// What the app loop should do after an update.

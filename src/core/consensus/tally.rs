@@ -191,6 +191,14 @@ pub fn tally(votes: &[Vote], replicas: u32, quorum: u32, strategy: Strategy) -> 
     }
 }
 
+/// The distinct answers among `votes` ranked as [`tally`] ranks them (most votes
+/// first, then lowest voter), and the replicas that abstained: what the
+/// disagreement view and `inspect` show, whatever was decided.
+pub fn candidates(votes: &[Vote], replicas: u32) -> (Vec<Candidate>, Vec<u32>) {
+    let count = Count::of(votes, replicas);
+    (count.candidates(), count.abstained.clone())
+}
+
 /// The decision once a judge picked candidate `pick` of a `NeedJudge`.
 pub fn judged(candidates: &[Candidate], abstained: &[u32], pick: usize) -> Decision {
     let Some(chosen) = candidates.get(pick) else {

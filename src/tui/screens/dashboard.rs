@@ -110,6 +110,9 @@ fn worker_pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected:
         Span::styled(format!(" {} ", escape_line(id)), Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("#{attempt} {pool} {} ", human_ms(scene.now_ms.saturating_sub(*started_ms)))),
     ];
+    if let Some((n, of)) = fleet.votes_in(i) {
+        title.push(Span::styled(format!("{n}/{of} votes "), scene.theme.fg(Color::Cyan)));
+    }
     // Stalled (past the pool's stall_after) is a warning, not a failure; long silence
     // without a policy is shown too.
     if *stalled {

@@ -46,6 +46,7 @@ pub const HELP: &[(Action, &str)] = &[
     (Action::EditPayload, "edit the payload (then retry or replay)"),
     (Action::Approve, "approve this held task (asks)"),
     (Action::Reject, "reject this held task (asks)"),
+    (Action::Votes, "disagreement view (consensus tasks)"),
     (Action::Back, "back"),
 ];
 
@@ -123,8 +124,11 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     };
     // Room for the latest gate verdicts, when the task has any.
     let verdict_rows = shown.verdicts.len().min(MAX_VERDICT_ROWS) as u16;
-    let parts = Layout::vertical([Constraint::Length(7 + verdict_rows), Constraint::Min(4)]).split(area);
-    info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())));
+    // The votes as of the cursor too, when it is a consensus task.
+    let votes = vote_lines(scene, i, at.map_or(usize::MAX, |c| c + 1));
+    let parts =
+        Layout::vertical([Constraint::Length(7 + verdict_rows + votes.len() as u16), Constraint::Min(4)]).split(area);
+    info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())), votes);
     let lower = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(parts[1]);
     history(frame, lower[0], scene, steps, at);
     output(frame, lower[1], scene, i, d.scroll);
@@ -165,9 +169,64 @@ fn verdict_lines<'a>(task: &Task, scene: &Scene) -> Vec<Line<'a>> {
         .collect()
 }
 
+/// Votes shown in the task's box (the first ones; the disagreement view and
+/// `inspect TASK` show all).
+const MAX_VOTE_ROWS: usize = 5;
+
+/// The latest consensus attempt among task `i`'s first `steps` history steps: a
+/// heading (with the key of the disagreement view), one line per vote (replica,
+/// worker, digest or why it abstained) and the outcome. None for other tasks.
+fn vote_lines<'a>(scene: &Scene, i: usize, steps: usize) -> Vec<Line<'a>> {
+    let fleet = scene.fleet;
+    let Some(spec) = &fleet.state.workflow.tasks[i].consensus else { return Vec::new() };
+    let Some(ballot) = fleet.ballots(i, steps).pop() else { return Vec::new() };
+    let mut votes = ballot.votes.clone();
+    votes.sort_by_key(|v| v.replica);
+    let mut lines = vec![Line::from(format!(
+        "votes (attempt {}, {}/{} in) · {}: disagreement view",
+        ballot.attempt,
+        votes.len(),
+        spec.replicas,
+        scene.keys.key_for(Action::Votes)
+    ))];
+    for v in votes.iter().take(MAX_VOTE_ROWS) {
+        let what = match (&v.digest, &v.error) {
+            (Some(digest), _) => format!("answer {digest}"),
+            (None, Some(error)) => format!("abstained ({})", truncate(error, 120)),
+            (None, None) => "abstained (nothing at the compared key)".to_string(),
+        };
+        lines.push(Line::from(escape_line(&format!("  r{} {}  {what}", v.replica, v.worker)).into_owned()));
+    }
+    if votes.len() > MAX_VOTE_ROWS {
+        lines.push(Line::from(format!("  … and {} more", votes.len() - MAX_VOTE_ROWS)));
+    }
+    let style = match &ballot.outcome {
+        Some(crate::core::consensus::Decision::Reached { .. }) => scene.theme.fg(Color::Green),
+        Some(_) => scene.theme.fg(Color::Red),
+        None => Style::default(),
+    };
+    let outcome = truncate(&ballot.outcome_line(spec.replicas), 300);
+    lines.push(Line::styled(escape_line(&outcome).into_owned(), style));
+    lines
+}
+
+/// The disagreement view's key, in the key bar of a consensus task's detail.
+pub fn votes_hint(fleet: &Fleet, d: &Detail, keys: &Keymap) -> Option<Hint> {
+    let i = fleet.state.task_index(&d.task)?;
+    fleet.state.workflow.tasks[i].consensus.as_ref().map(|_| (keys.key_for(Action::Votes), "votes"))
+}
+
 /// The task's state, why, result, payload and inputs. `step` is (cursor, steps) when
 /// looking back.
-fn info(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, shown: &Task, step: Option<(usize, usize)>) {
+fn info(
+    frame: &mut Frame,
+    area: Rect,
+    scene: &Scene,
+    i: usize,
+    shown: &Task,
+    step: Option<(usize, usize)>,
+    votes: Vec<Line>,
+) {
     let fleet = scene.fleet;
     let spec = &fleet.state.workflow.tasks[i];
     let mut info: Vec<Line> = Vec::new();
@@ -211,6 +270,7 @@ fn info(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, shown: &Task, st
     }
     // Before the result and payload, whose long lines may wrap past the box.
     info.extend(verdict_lines(shown, scene));
+    info.extend(votes);
     if let Some(result) = &shown.result {
         info.push(Line::from(format!("result: {}", escape_line(&truncate(&result.to_string(), 300)))));
     }

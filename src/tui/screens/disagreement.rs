@@ -7,6 +7,11 @@
 //! Pure: [`draw`] is a function of an owned [`Disagreement`] (built once from the
 //! tally's candidates, so the diff is not recomputed per frame) and the screen's
 //! [`DisagreementView`]. Everything a worker wrote is escaped before it is drawn.
+//!
+//! `v` on a consensus task's detail opens it ([`open`]) from the task's latest
+//! attempt's `vote_cast` events in the read model's per-task history; Esc returns to
+//! that detail. It is built when opened and not refreshed: a view of a round still
+//! running shows the votes in at that moment (the title says so).
 
 use std::collections::BTreeMap;
 
@@ -19,7 +24,11 @@ use ratatui::Frame;
 use crate::core::consensus::{canonical, differences, Candidate, Differences, MAX_DIFF_ROWS};
 use crate::core::escape::escape_line;
 use crate::core::truncate::truncate_chars;
+use crate::tui::draw::Hint;
+use crate::tui::keys::{Action, Keymap};
+use crate::tui::model::Fleet;
 use crate::tui::theme::Theme;
+use crate::tui::view::{Detail, Screen, ViewState};
 
 /// Narrowest a candidate's column gets before fewer candidates are shown at once.
 const MIN_COLUMN: u16 = 18;
@@ -43,6 +52,8 @@ pub struct Disagreement {
     pub workers: BTreeMap<u32, String>,
     /// Where the candidates differ.
     pub differences: Differences,
+    /// How the attempt was settled, in one line, when known (the title says it).
+    pub outcome: Option<String>,
 }
 
 impl Disagreement {
@@ -58,7 +69,24 @@ impl Disagreement {
     ) -> Disagreement {
         let values: Vec<serde_json::Value> = candidates.iter().map(|c| c.value.clone()).collect();
         let differences = differences(&values, MAX_DIFF_ROWS);
-        Disagreement { task: task.into(), attempt, replicas, quorum, candidates, abstained, workers, differences }
+        Disagreement {
+            task: task.into(),
+            attempt,
+            replicas,
+            quorum,
+            candidates,
+            abstained,
+            workers,
+            differences,
+            outcome: None,
+        }
+    }
+
+    /// The same, with how the attempt was settled (shown in the title instead of
+    /// "no answer has the quorum", which a majority with a dissenter would belie).
+    pub fn with_outcome(mut self, outcome: impl Into<String>) -> Disagreement {
+        self.outcome = Some(outcome.into());
+        self
     }
 
     fn replica(&self, r: u32) -> String {
@@ -81,14 +109,11 @@ pub struct DisagreementView {
 /// Draws the view into `area`.
 pub fn draw(frame: &mut Frame, area: Rect, d: &Disagreement, view: &DisagreementView, theme: Theme) {
     let n = d.candidates.len();
-    let title = format!(
-        " Disagreement: {}, attempt {} — {} answers, no answer has {} of {} votes ",
-        escape_line(&d.task),
-        d.attempt,
-        n,
-        d.quorum,
-        d.replicas
-    );
+    let settled = match &d.outcome {
+        Some(outcome) => escape_line(outcome).into_owned(),
+        None => format!("no answer has {} of {} votes", d.quorum, d.replicas),
+    };
+    let title = format!(" Disagreement: {}, attempt {} — {} answers, {settled} ", escape_line(&d.task), d.attempt, n);
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -179,4 +204,96 @@ fn footer(d: &Disagreement, scroll: usize, first: usize, shown: usize, table_hei
         parts.push(format!("abstained: {}", who.join(", ")));
     }
     parts.join(" · ")
+}
+
+/// The screen as the TUI holds it: the view's data (built once, when opened), where
+/// it is scrolled, and the detail Esc returns to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisagreementScreen {
+    /// What is shown.
+    pub data: Disagreement,
+    /// Scroll and first candidate.
+    pub view: DisagreementView,
+    /// The detail it was opened from.
+    pub back: Detail,
+}
+
+/// What the keys do here, for the help overlay.
+pub const HELP: &[(Action, &str)] = &[
+    (Action::Up, "scroll the differing paths up"),
+    (Action::Down, "scroll the differing paths down"),
+    (Action::Left, "previous candidates"),
+    (Action::Right, "next candidates"),
+    (Action::Back, "back to the task"),
+];
+
+/// The key bar's entries here.
+pub fn hints(keys: &Keymap) -> [Hint; 3] {
+    let k = |a: Action| keys.key_for(a);
+    [
+        (format!("{}/{}", k(Action::Left), k(Action::Right)), "candidates"),
+        (format!("{}/{}", k(Action::Up), k(Action::Down)), "paths"),
+        (k(Action::Back), "back"),
+    ]
+}
+
+/// `v` on a task's detail: opens the disagreement view of its latest consensus
+/// attempt (as of the detail's history cursor), or says in the status line why not;
+/// pressed in the view, returns to the detail.
+pub fn open(vs: &mut ViewState, fleet: &Fleet) {
+    // Pressed again in the view: back to the task, like Esc.
+    if let Screen::Disagreement(s) = &vs.screen {
+        vs.screen = Screen::Detail(s.back.clone());
+        return;
+    }
+    let Screen::Detail(detail) = &vs.screen else {
+        vs.message = Some("open a task (enter) to see its votes".into());
+        return;
+    };
+    match build(fleet, detail) {
+        Ok(data) => {
+            let back = detail.clone();
+            vs.screen =
+                Screen::Disagreement(Box::new(DisagreementScreen { data, view: DisagreementView::default(), back }));
+        }
+        Err(why) => vs.message = Some(why),
+    }
+}
+
+/// The view's data from the task's latest ballot: candidates grouped by canonical
+/// answer (at the consensus `key`), as the tally groups them.
+fn build(fleet: &Fleet, detail: &Detail) -> Result<Disagreement, String> {
+    let task = &detail.task;
+    let i = fleet.state.task_index(task).ok_or_else(|| format!("no task {task:?} in this run"))?;
+    let Some(spec) = &fleet.state.workflow.tasks[i].consensus else {
+        return Err(format!("{task} has no votes: it is not a consensus task"));
+    };
+    let steps = detail.cursor.map_or(usize::MAX, |c| c + 1);
+    let Some(ballot) = fleet.ballots(i, steps).pop() else {
+        return Err(format!("{task} has no votes yet"));
+    };
+    let (candidates, abstained) = ballot.candidates(spec.replicas, spec.key.as_deref());
+    let workers: BTreeMap<u32, String> = ballot.votes.iter().map(|v| (v.replica, v.worker.clone())).collect();
+    let outcome = ballot.outcome_line(spec.replicas);
+    Ok(Disagreement::new(task.clone(), ballot.attempt, spec.replicas, spec.quorum(), candidates, abstained, workers)
+        .with_outcome(outcome))
+}
+
+/// Up/down (and page, top, bottom) scroll the paths; left/right move the first
+/// candidate shown. Both stay within what there is.
+pub fn navigate(s: &mut DisagreementScreen, action: Action) {
+    let paths = s.data.differences.rows.len().saturating_sub(1);
+    let last = s.data.candidates.len().saturating_sub(1);
+    let view = &mut s.view;
+    match action {
+        Action::Up => view.scroll = view.scroll.saturating_sub(1),
+        Action::Down => view.scroll = (view.scroll + 1).min(paths),
+        Action::PageUp => view.scroll = view.scroll.saturating_sub(10),
+        Action::PageDown => view.scroll = (view.scroll + 10).min(paths),
+        Action::Top => view.scroll = 0,
+        Action::Bottom => view.scroll = paths,
+        Action::Left => view.first_candidate = view.first_candidate.saturating_sub(1),
+        Action::Right => view.first_candidate = (view.first_candidate + 1).min(last),
+        _ => {}
+    }
 }

@@ -6,7 +6,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::Frame;
 
-use super::detail;
+use super::{detail, disagreement};
 use crate::tui::draw::Scene;
 use crate::tui::keys::Action;
 use crate::tui::view::Screen;
@@ -43,6 +43,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     )];
     let entries = match scene.view.screen {
         Screen::Detail(_) => detail::HELP,
+        Screen::Disagreement(_) => disagreement::HELP,
         _ => TABLES,
     };
     for (action, what) in entries {

@@ -93,6 +93,17 @@ pub fn error_of(fleet: &Fleet, i: usize) -> Option<String> {
     fleet.state.tasks[i].why()
 }
 
+/// The last column: a running consensus task's votes so far (`2/3 votes`), then
+/// the error.
+fn votes_and_error(fleet: &Fleet, i: usize) -> String {
+    let error = error_of(fleet, i).unwrap_or_default();
+    match fleet.votes_in(i) {
+        Some((n, of)) if error.is_empty() => format!("{n}/{of} votes"),
+        Some((n, of)) => format!("{n}/{of} votes · {error}"),
+        None => error,
+    }
+}
+
 /// `s`: the next sort column.
 pub fn cycle_sort(vs: &mut ViewState) {
     vs.sort = vs.sort.next();
@@ -180,7 +191,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
                 Cell::from(escape_line(task.pool.as_deref().unwrap_or_default()).into_owned()),
                 Cell::from(task.attempts.to_string()),
                 Cell::from(duration_of(fleet, i, scene.now_ms).map(human_ms).unwrap_or_default()),
-                Cell::from(escape_line(&error_of(fleet, i).unwrap_or_default()).into_owned()),
+                Cell::from(escape_line(&votes_and_error(fleet, i)).into_owned()),
             ]);
             selectable(row, n == selected, scene.theme)
         })
