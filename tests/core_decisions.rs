@@ -572,3 +572,52 @@ fn a_replayed_dead_letter_brings_back_the_dependents_it_skipped() {
     let events = core.batch(finished("a", 2, success()));
     assert_eq!(kinds(&events), ["attempt_succeeded", "task_ready", "attempt_started"]);
 }
+
+#[test]
+fn a_task_validating_at_three_manager_crashes_in_a_row_is_a_poison_pill_naming_its_gate() {
+    // A gate that kills the manager every time: the task is in flight (validating)
+    // at each crash, and each resume would run the same gate again.
+    let mut core = Core::new(
+        "[defaults]\nretry = { max_attempts = 1 }\n[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n\
+         [[task]]\nid = \"pill\"\ngates = [{ command = [\"true\"] }, { command = [\"check\"] }]\n",
+    );
+    assert_eq!(kinds(&core.dispatch()), ["attempt_started"]);
+    assert_eq!(kinds(&core.input(finished("pill", 1, success()))), ["attempt_succeeded"]);
+    let passed = pitboss::core::gates::GateOutcome::Passed { reason: "ok".into(), score: None, critique: None };
+    let events =
+        core.input(Input::GateDone { task: "pill".into(), attempt: 1, index: 0, outcome: passed, duration_ms: 5 });
+    assert_eq!(kinds(&events), ["gate_passed"]);
+    for crash in 1..=2 {
+        let events = crash_and_restart(&mut core);
+        assert_eq!(kinds(&events), ["manager_started"], "crash {crash}: the gate runs again");
+        assert_eq!(core.task("pill").state, TaskState::Validating { attempt: 1, gate: 1 }, "crash {crash}");
+        assert_eq!(core.task("pill").crashes, crash, "crash {crash} counts like a running attempt's");
+    }
+    let events = crash_and_restart(&mut core);
+    let dead = events.iter().find_map(|e| match e {
+        Event::GateError { index: 1, then: pitboss::core::AfterFailure::DeadLetter { reason }, .. } => {
+            Some(reason.clone())
+        }
+        _ => None,
+    });
+    let Some(reason) = dead else { panic!("third crash did not dead-letter the validating task: {events:?}") };
+    assert!(reason.contains("poison pill") && reason.contains("gate 2 (command)"), "{reason}");
+    assert_eq!(core.task("pill").state.name().as_str(), "dead_lettered");
+}
+
+#[test]
+fn a_gate_verdict_breaks_a_row_of_crashes() {
+    let mut core = Core::new(&format!(
+        "{RETRY}[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n[[task]]\nid = \"a\"\n\
+         gates = [{{ command = [\"true\"] }}, {{ command = [\"check\"] }}]\n"
+    ));
+    core.dispatch();
+    core.input(finished("a", 1, success()));
+    for _ in 0..2 {
+        crash_and_restart(&mut core);
+    }
+    assert_eq!(core.task("a").crashes, 2);
+    let passed = pitboss::core::gates::GateOutcome::Passed { reason: "ok".into(), score: None, critique: None };
+    core.input(Input::GateDone { task: "a".into(), attempt: 1, index: 0, outcome: passed, duration_ms: 5 });
+    assert_eq!(core.task("a").crashes, 0, "the gate ended on its own: the row is broken");
+}

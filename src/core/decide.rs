@@ -460,10 +460,20 @@ fn pool_where(state: &RunState, name: &str, fits: impl FnOnce(&PoolState) -> boo
 /// machine lost): that is the manager's trouble, not the task's, so each attempt is
 /// handed back (`attempt_interrupted`, "manager crashed") without spending the task's
 /// budget. The one exception is the poison pill: a task in flight at [`CRASH_LIMIT`]
-/// such deaths in a row may be what kills the manager, and is dead-lettered.
+/// such deaths in a row may be what kills the manager, and is dead-lettered. A
+/// validating task is in flight too (its gate runs again on resume, so a gate that
+/// kills the manager would otherwise run forever): it counts alike, and its poison
+/// pill is a `gate_error` naming the gate.
 fn take_over(state: &RunState, pid: u32, version: String, resumed: bool, ctx: StepContext) -> Vec<Event> {
     let mut events = vec![Event::ManagerStarted { pid, version, resumed }];
     for (i, task) in state.tasks.iter().enumerate() {
+        if let TaskState::Validating { attempt, gate } = task.state {
+            // Applying `manager_started` counts this crash (RunState::apply).
+            if task.crashes + 1 >= CRASH_LIMIT {
+                events.extend(poisoned_gate(state, i, attempt, gate));
+            }
+            continue;
+        }
         let TaskState::Running { attempt, started_ms, .. } = &task.state else { continue };
         // Applying `manager_started` counts this crash (RunState::apply).
         if task.crashes + 1 >= CRASH_LIMIT {
@@ -489,6 +499,24 @@ fn take_over(state: &RunState, pid: u32, version: String, resumed: bool, ctx: St
         }
     }
     events
+}
+
+/// The `gate_error` that dead-letters task `i`, validating `attempt` at gate `index`
+/// during [`CRASH_LIMIT`] manager crashes in a row (None when the workflow has no
+/// such gate). The gate never reported, so it spent no time the log knows of.
+fn poisoned_gate(state: &RunState, i: usize, attempt: u32, index: usize) -> Option<Event> {
+    let kind = state.workflow.tasks[i].gates.get(index)?.kind();
+    let why = format!("poison pill: in flight during {CRASH_LIMIT} manager crashes in a row");
+    let reason = error_reason(index, kind, &why);
+    Some(Event::GateError {
+        task: state.task_id(i).to_string(),
+        attempt,
+        index,
+        kind,
+        error: reason.clone(),
+        duration_ms: 0,
+        then: AfterFailure::DeadLetter { reason },
+    })
 }
 
 /// The end of task `i`'s running attempt: its result, or its failure with what

@@ -600,6 +600,9 @@ impl RunState {
         critique: &Option<String>,
         duration_ms: u64,
     ) {
+        // A verdict ends the gate that was in flight: a row of crashes is broken (the
+        // poison pill's own `gate_error` ends the task, whose requeue starts a new row).
+        self.tasks[i].crashes = 0;
         self.tasks[i].verdicts.push(Verdict {
             attempt,
             index,
@@ -666,14 +669,14 @@ impl RunState {
         }
     }
 
-    /// `manager_started`: every attempt still running was in flight when the last
-    /// manager died without recording its end; each such task counts one crash in a
-    /// row towards the poison pill. Counted here, not from the event that then ends
+    /// `manager_started`: every attempt still running (or result still validating)
+    /// was in flight when the last manager died without recording its end; each such
+    /// task counts one crash in a row towards the poison pill. Counted here, not from the event that then ends
     /// the attempt, so logs of older versions (which recorded `attempt_failed`,
     /// `manager_crashed`) and newer ones (`attempt_interrupted`) count alike.
     fn count_crash(&mut self) {
         for task in &mut self.tasks {
-            if matches!(task.state, TaskState::Running { .. }) {
+            if matches!(task.state, TaskState::Running { .. } | TaskState::Validating { .. }) {
                 task.crashes += 1;
             }
         }
