@@ -205,3 +205,60 @@ async fn a_run_stopped_while_validating_runs_the_gate_again_on_resume() {
     let names: Vec<String> = started.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
     assert_eq!(names, ["t.g1"], "only the gate ran again, not the worker");
 }
+
+/// A worker pool `p` and a reviewer pool `rev` whose breaker opens at 2 failures in a
+/// minute; task `t` has one review gate tried twice (3s apart).
+const REVIEWED: &str = "[defaults]\nretry = { max_attempts = 1 }\n\
+    [[pool]]\nname = \"p\"\ncommand = [\"w\"]\n[[pool]]\nname = \"rev\"\ncommand = [\"r\"]\n\
+    breaker = { failures = 2, window = \"1m\", cooldown = \"1h\", half_open = 1 }\n\
+    [[task]]\nid = \"t\"\npool = \"p\"\n\
+    gates = [{ review = \"rev\", min_score = 7, timeout = \"5s\", retry = { max_attempts = 2, initial = \"3s\", jitter = false } }]\n";
+
+#[tokio::test(start_paused = true)]
+async fn reviewer_failures_open_the_reviewer_pools_breaker() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The first try answers nonsense, the second hangs until the gate's timeout.
+    let answers = HashMap::from([
+        ("t".to_string(), (0, Some(json!({"ok": 1})))),
+        ("t.g1".to_string(), (10, Some(json!("looks fine to me")))),
+        ("t.g1.r2".to_string(), (0, None)),
+    ]);
+    let runner = Scripted { answers, started: Arc::default() };
+    let (engine, store) = engine(REVIEWED, Arc::new(runner), Arc::new(TokioClock::starting_at(T0)), dir.path());
+    let (state, _) = engine.run(std::future::pending()).await.expect("engine");
+    let all = events(&store);
+    let opened = all.iter().find(|(_, e)| e["type"] == "breaker_opened");
+    let Some((_, opened)) = opened else { panic!("no breaker_opened: {all:?}") };
+    assert_eq!(opened["pool"], "rev", "{opened}");
+    let error = all.iter().find(|(_, e)| e["type"] == "gate_error").map(|(_, e)| e).expect("the gate could not run");
+    assert_eq!(error["reviewer_failures"], json!(["worker", "timeout"]), "{error}");
+    // The fold rebuilds the breaker from the log alone.
+    let records = store.records.lock().unwrap().clone();
+    let mut folded = RunState::from_first(&records[0].event).expect("state");
+    for r in &records[1..] {
+        folded.apply(&r.event, r.ts).expect("the log folds");
+    }
+    assert!(folded.pools[1].breaker.is_open(), "replay opens the reviewer's breaker");
+    assert_eq!(folded.pools, state.pools);
+    assert!(!folded.pools[0].breaker.is_open(), "the worker's pool is not blamed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_low_review_score_is_a_verdict_and_leaves_the_reviewer_pools_breaker_closed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let low = json!({"score": 2, "critique": "thin"});
+    let answers = HashMap::from([
+        ("t".to_string(), (0, Some(json!({"ok": 1})))),
+        ("t.g1".to_string(), (10, Some(json!("nonsense")))),
+        ("t.g1.r2".to_string(), (10, Some(low))),
+    ]);
+    let runner = Scripted { answers, started: Arc::default() };
+    let (engine, store) = engine(REVIEWED, Arc::new(runner), Arc::new(TokioClock::starting_at(T0)), dir.path());
+    let (state, _) = engine.run(std::future::pending()).await.expect("engine");
+    let all = events(&store);
+    let failed = all.iter().find(|(_, e)| e["type"] == "gate_failed").map(|(_, e)| e).expect("a low score fails");
+    assert_eq!(failed["score"], 2);
+    assert_eq!(failed["reviewer_failures"], json!(["worker"]), "only the nonsense try counts: {failed}");
+    assert!(!all.iter().any(|(_, e)| e["type"] == "breaker_opened"), "one failure of two: {all:?}");
+    assert_eq!(state.pools[1].breaker.recent_failures.len(), 1, "the nonsense answer was counted");
+}

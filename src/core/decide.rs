@@ -164,6 +164,23 @@ pub enum Input {
         /// Time the gate took.
         duration_ms: u64,
     },
+    /// A review gate of a validating task ended after some of its reviewer's tries
+    /// failed: as [`Input::GateDone`], and each failure counts on the reviewer pool's
+    /// breaker (DESIGN §9: a review is a sub-attempt on that pool).
+    ReviewDone {
+        /// Task id.
+        task: String,
+        /// Attempt whose result was checked.
+        attempt: u32,
+        /// The gate's position (0-based).
+        index: usize,
+        /// What came of it.
+        outcome: GateOutcome,
+        /// Time the gate took.
+        duration_ms: u64,
+        /// How the failed tries failed, in order.
+        reviewer_failures: Vec<FailureClass>,
+    },
     /// An operator approves a task held by the input guard: it is queued and runs
     /// without being checked again. Nothing is recorded unless the task is held
     /// ([`crate::core::hold::refusal`] says why, for the front end).
@@ -247,6 +264,13 @@ pub fn step(state: &mut RunState, input: Input, ctx: StepContext) -> Result<Vec<
                 }
                 _ => None,
             })
+        }
+        // A review's failed tries count on the reviewer pool (the fold counts them
+        // from the verdict event), which may open its breaker.
+        Input::ReviewDone { task, attempt, index, reviewer_failures, .. }
+            if reviewer_failures.iter().any(|c| c.counts_against_pool()) =>
+        {
+            at_gate(state, task, *attempt, *index).and_then(|i| state.reviewer_pool(i, *index)).map(|p| (p, Some(true)))
         }
         _ => None,
     };
@@ -389,9 +413,12 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
             running(state, &task, attempt).and_then(|i| stall(state, i, task, attempt, quiet_ms))
         }
         Input::GateDone { task, attempt, index, outcome, duration_ms } => {
-            let at_gate = |s: &TaskState| matches!(s, TaskState::Validating { attempt: a, gate } if *a == attempt && *gate == index);
-            task_where(state, &task, at_gate)
-                .and_then(|i| gate_done(state, i, attempt, index, outcome, duration_ms, ctx))
+            let done = GateDone { attempt, index, outcome, duration_ms, reviewer_failures: Vec::new() };
+            at_gate(state, &task, attempt, index).and_then(|i| gate_done(state, i, done, ctx))
+        }
+        Input::ReviewDone { task, attempt, index, outcome, duration_ms, reviewer_failures } => {
+            let done = GateDone { attempt, index, outcome, duration_ms, reviewer_failures };
+            at_gate(state, &task, attempt, index).and_then(|i| gate_done(state, i, done, ctx))
         }
         Input::AttemptStopped { task, attempt, reason } => {
             running(state, &task, attempt).map(|_| Event::AttemptInterrupted { task, attempt, reason })
@@ -515,6 +542,7 @@ fn poisoned_gate(state: &RunState, i: usize, attempt: u32, index: usize) -> Opti
         kind,
         error: reason.clone(),
         duration_ms: 0,
+        reviewer_failures: Vec::new(),
         then: AfterFailure::DeadLetter { reason },
     })
 }
@@ -540,31 +568,54 @@ fn stall(state: &RunState, i: usize, task: String, attempt: u32, quiet_ms: Optio
     }
 }
 
-/// The verdict event of task `i`'s gate `index` (None when the workflow has no such gate).
-fn gate_done(
-    state: &RunState,
-    i: usize,
+/// The index of task `id` while it validates `attempt` at gate `index`.
+fn at_gate(state: &RunState, id: &str, attempt: u32, index: usize) -> Option<usize> {
+    task_where(
+        state,
+        id,
+        |s| matches!(s, TaskState::Validating { attempt: a, gate } if *a == attempt && *gate == index),
+    )
+}
+
+/// A gate's end, as [`Input::GateDone`] or [`Input::ReviewDone`] report it.
+struct GateDone {
     attempt: u32,
     index: usize,
     outcome: GateOutcome,
     duration_ms: u64,
-    ctx: StepContext,
-) -> Option<Event> {
+    reviewer_failures: Vec<FailureClass>,
+}
+
+/// The verdict event of task `i`'s gate (None when the workflow has no such gate).
+fn gate_done(state: &RunState, i: usize, done: GateDone, ctx: StepContext) -> Option<Event> {
+    let GateDone { attempt, index, outcome, duration_ms, reviewer_failures } = done;
     let kind = state.workflow.tasks[i].gates.get(index)?.kind();
     let task = state.task_id(i).to_string();
     Some(match outcome {
         GateOutcome::Passed { reason, score, critique } => {
-            Event::GatePassed { task, attempt, index, kind, reason, score, critique, duration_ms }
+            Event::GatePassed { task, attempt, index, kind, reason, score, critique, duration_ms, reviewer_failures }
         }
         GateOutcome::Failed { reason, score, critique } => {
             let reason = failed_reason(index, kind, &reason);
             let then = after(state, i, attempt, FailureClass::Worker, &reason, None, ctx);
-            Event::GateFailed { task, attempt, index, kind, error: reason, score, critique, duration_ms, then }
+            let error = reason;
+            Event::GateFailed {
+                task,
+                attempt,
+                index,
+                kind,
+                error,
+                score,
+                critique,
+                duration_ms,
+                reviewer_failures,
+                then,
+            }
         }
         GateOutcome::Error { reason } => {
             let reason = error_reason(index, kind, &reason);
             let then = after(state, i, attempt, FailureClass::Worker, &reason, None, ctx);
-            Event::GateError { task, attempt, index, kind, error: reason, duration_ms, then }
+            Event::GateError { task, attempt, index, kind, error: reason, duration_ms, reviewer_failures, then }
         }
     })
 }

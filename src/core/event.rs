@@ -192,6 +192,10 @@ pub enum Event {
         critique: Option<String>,
         /// Time the gate took.
         duration_ms: u64,
+        /// How a review gate's failed tries failed (the reviewer erred, timed out or
+        /// answered nonsense): each counts on the reviewer pool's breaker.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reviewer_failures: Vec<FailureClass>,
     },
     /// A gate failed the attempt's result: a failed attempt (validating → retry_wait,
     /// dead_lettered or a fallback, as `then` says). Its verdict goes into the next
@@ -216,6 +220,10 @@ pub enum Event {
         critique: Option<String>,
         /// Time the gate took.
         duration_ms: u64,
+        /// How a review gate's failed tries failed (the reviewer erred, timed out or
+        /// answered nonsense): each counts on the reviewer pool's breaker.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reviewer_failures: Vec<FailureClass>,
         /// What happens next.
         #[serde(flatten)]
         then: AfterFailure,
@@ -236,6 +244,10 @@ pub enum Event {
         error: String,
         /// Time spent trying.
         duration_ms: u64,
+        /// How a review gate's failed tries failed: each counts on the reviewer
+        /// pool's breaker.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reviewer_failures: Vec<FailureClass>,
         /// What happens next.
         #[serde(flatten)]
         then: AfterFailure,

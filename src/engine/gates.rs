@@ -135,12 +135,13 @@ impl Engine {
         tokio::spawn(async move {
             let started = clock.now_ms();
             let outcome = run_job(job, runner, clock.clone(), stop_rx).await;
-            let input = outcome.map(|outcome| Input::GateDone {
-                task: task.clone(),
-                attempt,
-                index,
-                outcome,
-                duration_ms: clock.now_ms().saturating_sub(started),
+            let input = outcome.map(|(outcome, reviewer_failures)| {
+                let (task, duration_ms) = (task.clone(), clock.now_ms().saturating_sub(started));
+                if reviewer_failures.is_empty() {
+                    Input::GateDone { task, attempt, index, outcome, duration_ms }
+                } else {
+                    Input::ReviewDone { task, attempt, index, outcome, duration_ms, reviewer_failures }
+                }
             });
             let _ = tx.send(Msg::RunnerDone { task, attempt, input });
         });
@@ -300,8 +301,22 @@ impl Engine {
     }
 }
 
-/// Runs one gate to its verdict; `None` when the engine stopped it.
+/// Runs one gate to its verdict, with how a review's failed tries failed (they count
+/// on the reviewer pool's breaker); `None` when the engine stopped it.
 async fn run_job(
+    job: Job,
+    runner: Arc<dyn Runner>,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<Option<crate::io::runner::Stop>>,
+) -> Option<(GateOutcome, Vec<FailureClass>)> {
+    match job {
+        Job::Review { specs, retry, min_score } => review(specs, retry, min_score, runner, clock, stop).await,
+        other => run_check(other, runner, clock, stop).await.map(|outcome| (outcome, Vec::new())),
+    }
+}
+
+/// Runs one gate other than a review to its verdict; `None` when the engine stopped it.
+async fn run_check(
     job: Job,
     runner: Arc<dyn Runner>,
     clock: Arc<dyn Clock>,
@@ -323,7 +338,11 @@ async fn run_job(
             let end = run_process(runner, clock, *spec, stop).await?;
             Some(command_verdict(end, &program, &dir, &base))
         }
-        Job::Review { specs, retry, min_score } => review(specs, retry, min_score, runner, clock, stop).await,
+        // `run_job` runs reviews itself, keeping their failures; this arm only keeps
+        // the match total without a panic.
+        Job::Review { specs, retry, min_score } => {
+            review(specs, retry, min_score, runner, clock, stop).await.map(|(outcome, _)| outcome)
+        }
         Job::Security { result, secrets, scanner } => {
             // Off the engine loop: a large result takes a while to scan.
             let found = security::scan(&result, &secrets);
@@ -496,7 +515,9 @@ fn read_tail(path: &PathBuf) -> String {
 
 /// A review: tries on the reviewer pool until one answers `{"score","critique"}`,
 /// with the gate's backoff between tries. A score below `min_score` fails; no usable
-/// answer after every try means the gate could not run.
+/// answer after every try means the gate could not run. Also returns how the failed
+/// tries failed: the reviewer's own failure class, or `worker` for a nonsense answer
+/// (a low score is a verdict on the result, not a failure of the reviewer).
 async fn review(
     specs: Vec<AttemptSpec>,
     retry: RetryPolicy,
@@ -504,8 +525,9 @@ async fn review(
     runner: Arc<dyn Runner>,
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<Option<crate::io::runner::Stop>>,
-) -> Option<GateOutcome> {
+) -> Option<(GateOutcome, Vec<FailureClass>)> {
     let tries = specs.len() as u32;
+    let mut failures = Vec::new();
     let pool = specs.first().map(|s| s.pool.clone()).unwrap_or_default();
     let mut last = String::from("no review ran");
     for (k, spec) in specs.into_iter().enumerate() {
@@ -522,20 +544,25 @@ async fn review(
             Outcome::Success { result, .. } => match read_review(&result) {
                 Ok((score, critique)) if score >= min_score => {
                     let reason = format!("score {score}, at least {min_score}");
-                    return Some(GateOutcome::Passed { reason, score: Some(score), critique: Some(critique) });
+                    let passed = GateOutcome::Passed { reason, score: Some(score), critique: Some(critique) };
+                    return Some((passed, failures));
                 }
                 Ok((score, critique)) => {
                     let reason = format!("score {score} is below {min_score}");
-                    return Some(GateOutcome::Failed { reason, score: Some(score), critique: Some(critique) });
+                    let failed = GateOutcome::Failed { reason, score: Some(score), critique: Some(critique) };
+                    return Some((failed, failures));
                 }
-                Err(why) => last = why,
+                Err(why) => {
+                    failures.push(FailureClass::Worker);
+                    last = why;
+                }
             },
-            Outcome::Failure { error, duration_ms, .. } => {
+            Outcome::Failure { class, error, duration_ms, .. } => {
+                failures.push(class);
                 last = format!("{error} (after {})", human_ms(duration_ms));
             }
         }
     }
-    Some(GateOutcome::Error {
-        reason: format!("the reviewer on pool {pool:?} gave no usable answer in {tries} tries; last: {last}"),
-    })
+    let reason = format!("the reviewer on pool {pool:?} gave no usable answer in {tries} tries; last: {last}");
+    Some((GateOutcome::Error { reason }, failures))
 }

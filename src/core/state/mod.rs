@@ -381,8 +381,19 @@ impl RunState {
                 self.note_consensus(kind, task, *attempt)?
             }
             // A result's gates.
-            Event::GatePassed { task, attempt, index, kind: gate, reason, score, critique, duration_ms } => {
+            Event::GatePassed {
+                task,
+                attempt,
+                index,
+                kind: gate,
+                reason,
+                score,
+                critique,
+                duration_ms,
+                reviewer_failures,
+            } => {
                 let i = self.validating(kind, task, *attempt, *index)?;
+                self.count_reviewer_failures(i, *index, reviewer_failures, ts_ms);
                 let verdict = VerdictKind::Passed;
                 self.record_verdict(i, *attempt, *index, *gate, verdict, reason, *score, critique, *duration_ms);
                 self.pass_gate(i, *attempt, *index);
@@ -396,15 +407,27 @@ impl RunState {
                 score,
                 critique,
                 duration_ms,
+                reviewer_failures,
                 then,
             } => {
                 let i = self.validating(kind, task, *attempt, *index)?;
+                self.count_reviewer_failures(i, *index, reviewer_failures, ts_ms);
                 let verdict = VerdictKind::Failed;
                 self.record_verdict(i, *attempt, *index, *gate, verdict, reason, *score, critique, *duration_ms);
                 self.fail_gate(kind, i, *attempt, reason, then)?;
             }
-            Event::GateError { task, attempt, index, kind: gate, error: reason, duration_ms, then } => {
+            Event::GateError {
+                task,
+                attempt,
+                index,
+                kind: gate,
+                error: reason,
+                duration_ms,
+                reviewer_failures,
+                then,
+            } => {
                 let i = self.validating(kind, task, *attempt, *index)?;
+                self.count_reviewer_failures(i, *index, reviewer_failures, ts_ms);
                 let verdict = VerdictKind::Error;
                 self.record_verdict(i, *attempt, *index, *gate, verdict, reason, None, &None, *duration_ms);
                 self.fail_gate(kind, i, *attempt, reason, then)?;

@@ -5,7 +5,9 @@
 
 use super::{ApplyError, RunState};
 use crate::core::breaker::{Breaker, Circuit};
+use crate::core::event::FailureClass;
 use crate::core::task::TaskState;
+use crate::core::workflow::Gate;
 
 /// One pool's live state.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +70,26 @@ impl RunState {
         self.tasks[i].pool_override = Some(p);
         if queued {
             adjust(self, 1);
+        }
+    }
+
+    /// The reviewer pool of task `i`'s gate `index`, when it is a review gate.
+    pub fn reviewer_pool(&self, i: usize, index: usize) -> Option<usize> {
+        match self.workflow.tasks[i].gates.get(index)? {
+            Gate::Review { pool, .. } => self.workflow.pool_index(pool),
+            _ => None,
+        }
+    }
+
+    /// A review gate's failed tries (from its verdict event, at `ts_ms`): those that
+    /// say something about the reviewer count on its pool's breaker, exactly like an
+    /// attempt's failures on its own pool. A low score is a verdict, not one of them.
+    pub(super) fn count_reviewer_failures(&mut self, i: usize, index: usize, failures: &[FailureClass], ts_ms: u64) {
+        let Some(p) = self.reviewer_pool(i, index) else { return };
+        let policy = self.workflow.pools[p].breaker;
+        let counted = failures.iter().filter(|c| c.counts_against_pool()).count();
+        for _ in 0..counted {
+            self.pools[p].breaker.count_failure(policy.as_ref(), ts_ms);
         }
     }
 
