@@ -16,7 +16,11 @@
 //!   secret-looking variables, never with the pool's `secret_env`: a test suite has no
 //!   business with the agent's keys.
 //! - `review`: a sub-attempt on the reviewer pool with `{"review":{…}}` on stdin,
-//!   retried with the gate's policy; refused while that pool's breaker is open.
+//!   retried with the gate's policy; refused while that pool's breaker is open. Its
+//!   failed tries (the reviewer's failure class, or `worker` for a nonsense answer)
+//!   go back with the verdict as [`Input::ReviewDone`] and count on that breaker; a
+//!   low score is a verdict and counts nothing. It takes no slot of the pool's
+//!   concurrency yet.
 //! - `security`: the built-in rules ([`crate::core::checks::security::scan`]) over the
 //!   result, with the run's own secret values (from the runner, which holds them to
 //!   pass and redact them; never recorded); with a clean result, the optional external
