@@ -57,20 +57,45 @@ fn is_basic(name: &OsStr) -> bool {
 }
 
 /// The environment one pool's workers start from (before the pool's `env` and
-/// pitboss's marks). `None`: the manager's whole environment (a runner built without
-/// a workflow, in tests and tools).
+/// pitboss's marks), kept as the changes to make to the manager's environment.
+/// `Default`: the manager's whole environment (a runner built without a workflow, in
+/// tests and tools).
+///
+/// Changes rather than a whole new environment, for speed: std spawns with
+/// `posix_spawnp` only while the child's `PATH` is the manager's; a cleared
+/// environment makes it fall back to fork + exec, which doubled the cost of a
+/// trivial attempt (benchmark P1). A `clean_env` pool pays that cost, knowingly.
 #[derive(Debug, Default)]
 pub struct PoolEnv {
-    vars: Option<Vec<(OsString, OsString)>>,
+    /// Start from nothing (`clean_env`), then `set`.
+    clear: bool,
+    /// The manager's variables this pool does not get.
+    remove: Vec<OsString>,
+    /// Variables added or changed.
+    set: Vec<(OsString, OsString)>,
 }
 
 impl PoolEnv {
+    /// The changes that turn `manager` into `vars`; with `clear`, `vars` whole.
+    fn new(vars: Vec<(OsString, OsString)>, manager: &[(OsString, OsString)], clear: bool) -> PoolEnv {
+        if clear {
+            return PoolEnv { clear, remove: Vec::new(), set: vars };
+        }
+        let remove =
+            manager.iter().filter(|(k, _)| !vars.iter().any(|(n, _)| n == k)).map(|(k, _)| k.clone()).collect();
+        let set = vars.into_iter().filter(|var| !manager.contains(var)).collect();
+        PoolEnv { clear, remove, set }
+    }
+
     /// Makes `cmd` start from this environment.
     pub fn apply(&self, cmd: &mut tokio::process::Command) {
-        if let Some(vars) = &self.vars {
+        if self.clear {
             cmd.env_clear();
-            cmd.envs(vars.iter().map(|(k, v)| (k, v)));
         }
+        for name in &self.remove {
+            cmd.env_remove(name);
+        }
+        cmd.envs(self.set.iter().map(|(k, v)| (k, v)));
     }
 }
 
@@ -114,10 +139,10 @@ impl RunEnv {
                     vars.push((name.into(), value));
                 }
             }
-            pools.insert(pool.name.clone(), Arc::new(PoolEnv { vars: Some(vars) }));
+            pools.insert(pool.name.clone(), Arc::new(PoolEnv::new(vars, &manager, pool.clean_env)));
         }
         let (redactor, too_short) = Redactor::new(secrets.iter().cloned());
-        let others = Arc::new(PoolEnv { vars: Some(plain) });
+        let others = Arc::new(PoolEnv::new(plain, &manager, false));
         RunEnv { pools, others, redactor: Arc::new(redactor), too_short, secrets: Secrets(secrets) }
     }
 
@@ -185,6 +210,19 @@ impl RunEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_without_clean_env_leaves_path_alone_so_spawns_stay_posix_spawn() {
+        let manager: Vec<(OsString, OsString)> = [("PATH", "/bin"), ("HOME", "/root"), ("OPENAI_API_KEY", "sk-x")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let kept: Vec<(OsString, OsString)> = manager.iter().filter(|(k, _)| !looks_secret(k)).cloned().collect();
+        let env = PoolEnv::new(kept, &manager, false);
+        assert!(!env.clear, "a cleared environment forces fork + exec");
+        assert_eq!(env.remove, vec![OsString::from("OPENAI_API_KEY")]);
+        assert!(env.set.is_empty(), "PATH or HOME set again: {:?}", env.set);
+    }
 
     #[test]
     fn secret_looking_names() {
