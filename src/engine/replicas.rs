@@ -101,13 +101,15 @@ impl Engine {
         self.state.workflow.tasks[i].consensus.clone()
     }
 
-    /// Starts every replica of `attempt`: replica `r` on the spec's pool for it, or on
-    /// the attempt's pool; `"replica": r` in its stdin JSON, `PITBOSS_REPLICA` in its
+    /// Starts every replica of `attempt`: replica `r` on the pool the fold seated it
+    /// on (the spec's pool for it when that pool could take it, else the attempt's); `"replica": r` in its stdin JSON, `PITBOSS_REPLICA` in its
     /// environment, its output in `TASK.ATTEMPT.rR.*`.
     fn start_replicas(&mut self, task: &str, attempt: u32, pool: &str, spec: &ConsensusSpec) {
         let mut live = HashMap::new();
         for r in 0..spec.replicas {
-            let on = spec.replica_pool(r).unwrap_or(pool).to_string();
+            // Where the fold seated it (a paused, broken or full pool is not used).
+            let seated = self.state.task_index(task).and_then(|i| self.state.replica_pool(i, r));
+            let on = seated.or(spec.replica_pool(r)).unwrap_or(pool).to_string();
             let prepared = self.attempt_spec(task, attempt, &on).map(|(mut s, limits)| {
                 s.stdin = with_fields(s.stdin.take(), json!({ "replica": r }));
                 s.env.push(("PITBOSS_REPLICA".into(), r.to_string()));
