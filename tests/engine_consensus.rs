@@ -59,6 +59,8 @@ struct Scripted {
     stdins: Arc<Mutex<Vec<Value>>>,
     /// Per pool: (processes running now, most ever at once), and the pool of every start.
     load: Arc<Mutex<Load>>,
+    /// How long a plain task runs (1 ms unless set).
+    plain_ms: u64,
 }
 
 #[derive(Default)]
@@ -81,7 +83,7 @@ impl Runner for Scripted {
         } else {
             replica.and_then(|r| self.replicas.get(r as usize).cloned())
         }
-        .unwrap_or(Act { ms: 1, answer: Some(json!("single")), cannot_start: false });
+        .unwrap_or(Act { ms: self.plain_ms.max(1), answer: Some(json!("single")), cannot_start: false });
         let stops = self.stops.clone();
         let (load, pool) = (self.load.clone(), job.spec.pool.clone());
         {
@@ -464,4 +466,52 @@ async fn replicas_that_cannot_start_dead_letter_the_task_at_once() {
     assert_eq!(failed["then"], "dead_letter", "{failed}");
     assert!(failed["reason"].as_str().unwrap().contains("command not found"), "{failed}");
     assert_eq!(state.tasks[0].state.name().as_str(), "dead_lettered");
+}
+
+/// The judge pool is paused: the round waits (judging) like a queued attempt, and
+/// the judge starts when an operator resumes the pool.
+#[tokio::test(start_paused = true)]
+async fn the_judge_waits_for_a_paused_judge_pool() {
+    let runner = Scripted {
+        replicas: vec![answer(100, json!("x")), answer(200, json!("y")), answer(300, json!("z"))],
+        judge: Some(answer(50, json!({"pick": 1}))),
+        ..Scripted::default()
+    };
+    let first = vec![Input::PausePool { pool: "judges".into() }];
+    let resume = at(1_000, |h| {
+        h.send(Input::ResumePool { pool: "judges".into() });
+    });
+    let wf = workflow("{ replicas = 3, strategy = \"judge\", judge = \"judges\" }");
+    let (events, state, ending) = run_from(&wf, runner, first, resume).await;
+    assert_eq!(ending, Ending::Finished);
+    let (t, reached) = of(&events, "consensus_reached")[0];
+    assert_eq!(*t, 1_050, "the judge ran only after the resume: {events:#?}");
+    assert_eq!(reached["winner"], 1);
+    assert_eq!(state.tasks[0].state.name().as_str(), "completed");
+}
+
+/// The judge counts as running on the judge pool: with `concurrency = 1` there and
+/// a plain task running on it, the judge waits for the task to end.
+#[tokio::test(start_paused = true)]
+async fn the_judge_takes_a_slot_of_the_judge_pool() {
+    let wf = format!(
+        "{}[[task]]\nid = \"busy\"\npool = \"judges\"\n",
+        workflow("{ replicas = 3, strategy = \"judge\", judge = \"judges\" }").replace(
+            "name = \"judges\"\ncommand = [\"unused\"]\nstdin = \"task\"\n",
+            "name = \"judges\"\ncommand = [\"unused\"]\nstdin = \"task\"\nconcurrency = 1\n"
+        )
+    );
+    let runner = Scripted {
+        replicas: vec![answer(100, json!("x")), answer(200, json!("y")), answer(300, json!("z"))],
+        judge: Some(answer(50, json!({"pick": 0}))),
+        // The plain task ("single") runs 2 s on the judge pool.
+        ..Scripted::default()
+    };
+    let load = runner.load.clone();
+    let runner = Scripted { plain_ms: 2_000, ..runner };
+    let (events, state) = run(&wf, runner).await;
+    assert_eq!(load.lock().unwrap().most.get("judges"), Some(&1), "{events:#?}");
+    let (t, _) = of(&events, "consensus_reached")[0];
+    assert_eq!(*t, 2_050, "the judge waited for the busy task: {events:#?}");
+    assert!(state.tasks.iter().all(|t| t.state.name().as_str() == "completed"), "{events:#?}");
 }

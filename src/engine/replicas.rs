@@ -1,6 +1,7 @@
 //! A consensus attempt's processes (DESIGN §10): its replicas, started all at once
-//! when the attempt starts, and its judge, started when every replica is in without a
-//! quorum. Each is supervised like any attempt (timeout, stop requests); each end
+//! when the attempt starts, each on the pool the fold seated it on, and its judge,
+//! started once the fold has seated it (every replica in without a quorum, and the
+//! judge pool able to take it). Each is supervised like any attempt (timeout, stop requests); each end
 //! comes back as a [`Msg::Part`].
 //!
 //! They are kept here, apart from the engine's `running` map (which holds one entry
@@ -12,7 +13,7 @@
 //! them as interrupted, and the first such end hands the attempt back as for any
 //! interrupted attempt.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ type Live = HashMap<Part, watch::Sender<Option<Stop>>>;
 #[derive(Default)]
 pub(super) struct Book {
     sets: HashMap<(String, u32), Live>,
+    /// Attempts whose judge was started (a judge runs once per round).
+    judged: HashSet<(String, u32)>,
 }
 
 impl Book {
@@ -54,6 +57,8 @@ impl Engine {
     /// The consensus side of an event's effects; true when the event was handled
     /// here entirely (a consensus attempt's start), false when the usual effect runs too.
     pub(super) fn replica_effect(&mut self, event: &Event) -> bool {
+        // The fold seats a waiting judge on whichever event frees its pool.
+        self.start_seated_judges();
         match event {
             Event::AttemptStarted { task, attempt, pool } => match self.consensus_of(task) {
                 Some(spec) => {
@@ -62,16 +67,14 @@ impl Engine {
                 }
                 None => false,
             },
-            Event::VoteCast { task, attempt, .. } => {
-                self.judge_if_needed(task, *attempt);
-                false
-            }
             Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
                 self.stop_parts(task, Some(*attempt), Stop::Cancel);
+                self.replicas.judged.remove(&(task.clone(), *attempt));
                 false
             }
             Event::TaskCancelled { task, .. } => {
                 self.stop_parts(task, None, Stop::Cancel);
+                self.replicas.judged.retain(|(t, _)| t != task);
                 false
             }
             Event::RunInterrupted { .. } => {
@@ -121,20 +124,27 @@ impl Engine {
         self.replicas.sets.insert((task.to_string(), attempt), live);
     }
 
-    /// After a vote: when every replica is in without a quorum, the judge starts on
-    /// the judge pool with the task's JSON and `"candidates"`.
-    fn judge_if_needed(&mut self, task: &str, attempt: u32) {
+    /// Starts every judge the fold has seated and that is not started yet.
+    fn start_seated_judges(&mut self) {
+        let seated: Vec<usize> = self.state.seats.iter().filter(|(_, s)| s.judge.is_some()).map(|(i, _)| *i).collect();
+        for i in seated {
+            let TaskState::Running { attempt, .. } = self.state.tasks[i].state else { continue };
+            let task = self.state.task_id(i).to_string();
+            if !self.replicas.judged.contains(&(task.clone(), attempt)) {
+                self.start_judge(&task, attempt);
+            }
+        }
+    }
+
+    /// Starts the judge of `attempt`, seated on its pool by the fold, with the task's
+    /// JSON and `"candidates"`.
+    fn start_judge(&mut self, task: &str, attempt: u32) {
         let Some(i) = self.state.task_index(task) else { return };
-        let TaskState::Running { attempt: a, round: Some(round), .. } = &self.state.tasks[i].state else { return };
-        if *a != attempt {
-            return;
-        }
+        let TaskState::Running { round: Some(round), .. } = &self.state.tasks[i].state else { return };
         let Decision::NeedJudge { candidates, .. } = round.decision() else { return };
-        let Some(judge_pool) = self.consensus_of(task).and_then(|s| s.judge) else { return };
+        let Some(judge_pool) = self.state.judge_pool(i).map(str::to_string) else { return };
         let key = (task.to_string(), attempt);
-        if self.replicas.sets.get(&key).is_some_and(|live| live.contains_key(&Part::Judge)) {
-            return;
-        }
+        self.replicas.judged.insert(key.clone());
         let prepared = self.attempt_spec(task, attempt, &judge_pool).map(|(mut s, limits)| {
             s.stdin = with_fields(s.stdin.take(), judge_input(&candidates));
             s.env.push(("PITBOSS_JUDGE".into(), "1".into()));

@@ -150,7 +150,7 @@ pub struct RunState {
     /// Each task's dependencies counted by standing (see `readiness`).
     readiness: Readiness,
     /// Where the replicas of each running consensus attempt run (see `replicas`).
-    pub seats: HashMap<usize, replicas::Seats>,
+    pub seats: BTreeMap<usize, replicas::Seats>,
 }
 
 fn count_slot(name: TaskStateName) -> usize {
@@ -212,7 +212,7 @@ impl RunState {
             finished: false,
             counts,
             dependency_visits: 0,
-            seats: HashMap::new(),
+            seats: BTreeMap::new(),
         }
     }
 
@@ -431,6 +431,8 @@ impl RunState {
             }
             Event::BreakerClosed { pool, .. } => self.pool_mut(pool)?.reset_breaker(Circuit::Closed),
         }
+        // Any event may free the pool a waiting judge needs.
+        self.seat_judges();
         Ok(())
     }
 }

@@ -12,11 +12,17 @@
 //! runs on the attempt's own pool, within the attempt's one slot, like a replica
 //! given no pool. Waiting for the other pool instead would hold the round (and the
 //! attempt's slot) for as long as an operator keeps a pool paused.
+//!
+//! The judge has no such way out (the judge pool runs the judge's command): when
+//! every replica is in without a quorum, the judge waits for the judge pool like a
+//! queued attempt (not paused, breaker admitting, a free slot), and is seated by
+//! the fold of whichever event frees it, before any queued task is dispatched. A
+//! judge pool that is the attempt's own pool is used within the attempt's slot.
 
 use serde_json::Value;
 
 use super::{ApplyError, RunState};
-use crate::core::consensus::Round;
+use crate::core::consensus::{Decision, Round};
 use crate::core::event::FailureClass;
 use crate::core::task::TaskState;
 
@@ -30,6 +36,18 @@ pub struct Seats {
     pub held: Vec<bool>,
     /// The errors of the replicas that could not start (a permanent spawn error).
     pub cannot_start: Vec<String>,
+    /// True once the round needs its judge.
+    pub judge_wanted: bool,
+    /// Where the judge was seated (pool index, and true when it holds a slot there).
+    pub judge: Option<(usize, bool)>,
+    /// The attempt's own pool.
+    own: usize,
+}
+
+/// True when pool `p` can take one more process now (as for a queued attempt).
+fn can_take(state: &RunState, p: usize) -> bool {
+    let pool = &state.pools[p];
+    !pool.paused && pool.running < pool.concurrency && pool.breaker.admits(state.workflow.pools[p].breaker.as_ref(), 0)
 }
 
 impl RunState {
@@ -43,16 +61,10 @@ impl RunState {
     /// the module docs), taking a slot on each other pool used.
     pub(super) fn seat_replicas(&mut self, i: usize, own: usize) {
         let Some(spec) = self.workflow.tasks[i].consensus.clone() else { return };
-        let mut seats = Seats::default();
+        let mut seats = Seats { own, ..Seats::default() };
         for r in 0..spec.replicas {
             let wanted = spec.replica_pool(r).and_then(|name| self.workflow.pool_index(name)).filter(|&p| p != own);
-            let open = |s: &RunState, p: usize| {
-                let pool = &s.pools[p];
-                !pool.paused
-                    && pool.running < pool.concurrency
-                    && pool.breaker.admits(s.workflow.pools[p].breaker.as_ref(), 0)
-            };
-            match wanted.filter(|&p| open(self, p)) {
+            match wanted.filter(|&p| can_take(self, p)) {
                 Some(p) => {
                     self.pools[p].running += 1;
                     self.pools[p].count_probe();
@@ -79,12 +91,45 @@ impl RunState {
         }
     }
 
-    /// Task `i`'s attempt left running: every slot its replicas still held is free.
+    /// Task `i`'s attempt left running: every slot its replicas or judge still held is free.
     pub(super) fn release_seats(&mut self, i: usize) {
         let Some(seats) = self.seats.remove(&i) else { return };
-        for (p, held) in seats.places.iter().zip(&seats.held) {
-            if *held {
-                self.pools[*p].running = self.pools[*p].running.saturating_sub(1);
+        let judge = seats.judge.filter(|(_, held)| *held).map(|(p, _)| p);
+        let replicas = seats.places.iter().zip(&seats.held).filter(|(_, held)| **held).map(|(p, _)| *p);
+        for p in replicas.chain(judge) {
+            self.pools[p].running = self.pools[p].running.saturating_sub(1);
+        }
+    }
+
+    /// Where task `i`'s judge was seated, once it was.
+    pub fn judge_pool(&self, i: usize) -> Option<&str> {
+        let (p, _) = self.seats.get(&i)?.judge?;
+        Some(self.workflow.pools[p].name.as_str())
+    }
+
+    /// Seats every waiting judge whose pool can take it now, in task order (the
+    /// same order live and in replay).
+    pub(super) fn seat_judges(&mut self) {
+        if !self.seats.values().any(|s| s.judge_wanted && s.judge.is_none()) {
+            return;
+        }
+        let waiting: Vec<usize> =
+            self.seats.iter().filter(|(_, s)| s.judge_wanted && s.judge.is_none()).map(|(i, _)| *i).collect();
+        for i in waiting {
+            let Some(p) = self.workflow.tasks[i].consensus.as_ref().and_then(|c| c.judge.as_deref()) else { continue };
+            let Some(p) = self.workflow.pool_index(p) else { continue };
+            let own = self.seats[&i].own;
+            let seat = if p == own {
+                Some((p, false))
+            } else if can_take(self, p) {
+                self.pools[p].running += 1;
+                self.pools[p].count_probe();
+                Some((p, true))
+            } else {
+                None
+            };
+            if let Some(seats) = self.seats.get_mut(&i) {
+                seats.judge = seat;
             }
         }
     }
@@ -114,8 +159,12 @@ impl RunState {
         }
         let mut next = round.as_deref().cloned().unwrap_or_else(|| Round::new(&spec));
         next.cast(replica, worker, result.clone()).map_err(|_| illegal)?;
+        let judge_wanted = spec.judge.is_some() && matches!(next.decision(), Decision::NeedJudge { .. });
         *round = Some(Box::new(next));
         self.release_seat(i, replica);
+        if judge_wanted {
+            self.seats.entry(i).or_default().judge_wanted = true;
+        }
         if let Some((FailureClass::SpawnPermanent, error)) = failure {
             self.seats.entry(i).or_default().cannot_start.push(error.to_string());
         }
