@@ -515,3 +515,22 @@ async fn the_judge_takes_a_slot_of_the_judge_pool() {
     assert_eq!(*t, 2_050, "the judge waited for the busy task: {events:#?}");
     assert!(state.tasks.iter().all(|t| t.state.name().as_str() == "completed"), "{events:#?}");
 }
+
+/// A replica silent past its pool's `stall_after` flags the attempt stalled (one
+/// flag for the attempt: raised by the first quiet part); the round goes on.
+#[tokio::test(start_paused = true)]
+async fn a_quiet_replica_flags_the_attempt_stalled() {
+    let wf = workflow("{ replicas = 3, strategy = \"majority\" }")
+        .replace("concurrency = 1\n", "concurrency = 1\nstall_after = \"1s\"\n");
+    let runner = Scripted {
+        replicas: vec![answer(100, json!(1)), answer(5_000, json!(1)), answer(6_000, json!(2))],
+        ..Scripted::default()
+    };
+    let (events, state) = run(&wf, runner).await;
+    let stalled = of(&events, "attempt_stalled");
+    assert_eq!(stalled.len(), 1, "{events:#?}");
+    let (t, flag) = stalled[0];
+    assert!((1_000..5_000).contains(t), "flagged at {t}");
+    assert_eq!(flag["task"], "q");
+    assert_eq!(state.tasks[0].state.name().as_str(), "completed");
+}

@@ -2,7 +2,8 @@
 //! when the attempt starts, each on the pool the fold seated it on, and its judge,
 //! started once the fold has seated it (every replica in without a quorum, and the
 //! judge pool able to take it). Each is supervised like any attempt (timeout, stop requests); each end
-//! comes back as a [`Msg::Part`].
+//! comes back as a [`Msg::Part`]. A part silent past its pool's `stall_after` flags
+//! the attempt stalled (one flag for all its parts, see [`Quiet`]).
 //!
 //! They are kept here, apart from the engine's `running` map (which holds one entry
 //! per task: an attempt, or a gate once the winner succeeded), keyed by task and
@@ -14,7 +15,7 @@
 //! interrupted attempt.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -44,6 +45,28 @@ pub(super) struct Book {
     sets: HashMap<(String, u32), Live>,
     /// Attempts whose judge was started (a judge runs once per round).
     judged: HashSet<(String, u32)>,
+    /// Each attempt's quiet parts (see [`Quiet`]).
+    quiet: HashMap<(String, u32), Quiet>,
+}
+
+/// The parts of one attempt silent past their pool's `stall_after`. The attempt has
+/// one stall flag: raised when the first part goes quiet, lowered when none is
+/// (a quiet part that ends counts as no longer quiet). Each report is sent while
+/// the set is held, so the engine hears them in the order they happened.
+type Quiet = Arc<Mutex<HashSet<Part>>>;
+
+/// A part went quiet (`Some(ms)`), printed again or ended (`None`): the attempt's
+/// stall report, when the flag changes.
+fn quiet_changed(quiet: &Quiet, part: Part, now: Option<u64>, report: impl FnOnce(Option<u64>)) {
+    let Ok(mut set) = quiet.lock() else { return };
+    let was = !set.is_empty();
+    match now {
+        Some(_) => set.insert(part),
+        None => set.remove(&part),
+    };
+    if was != !set.is_empty() {
+        report(now);
+    }
 }
 
 impl Book {
@@ -70,11 +93,13 @@ impl Engine {
             Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
                 self.stop_parts(task, Some(*attempt), Stop::Cancel);
                 self.replicas.judged.remove(&(task.clone(), *attempt));
+                self.replicas.quiet.remove(&(task.clone(), *attempt));
                 false
             }
             Event::TaskCancelled { task, .. } => {
                 self.stop_parts(task, None, Stop::Cancel);
                 self.replicas.judged.retain(|(t, _)| t != task);
+                self.replicas.quiet.retain(|(t, _), _| t != task);
                 false
             }
             Event::RunInterrupted { .. } => {
@@ -109,6 +134,7 @@ impl Engine {
     /// environment, its output in `TASK.ATTEMPT.rR.*`.
     fn start_replicas(&mut self, task: &str, attempt: u32, pool: &str, spec: &ConsensusSpec) {
         let mut live = HashMap::new();
+        let quiet = Quiet::default();
         for r in 0..spec.replicas {
             // Where the fold seated it (a paused, broken or full pool is not used).
             let seated = self.state.task_index(task).and_then(|i| self.state.replica_pool(i, r));
@@ -119,9 +145,10 @@ impl Engine {
                 s.file_base = Some(replica_file_base(&s.task, attempt, r));
                 (s, limits)
             });
-            live.insert(Part::Replica(r), self.launch(task, attempt, Part::Replica(r), on, prepared));
+            live.insert(Part::Replica(r), self.launch(task, attempt, Part::Replica(r), on, prepared, quiet.clone()));
         }
         self.replicas.sets.insert((task.to_string(), attempt), live);
+        self.replicas.quiet.insert((task.to_string(), attempt), quiet);
     }
 
     /// Starts every judge the fold has seated and that is not started yet.
@@ -151,7 +178,8 @@ impl Engine {
             s.file_base = Some(format!("{}.{attempt}.judge", s.task));
             (s, limits)
         });
-        let stop = self.launch(task, attempt, Part::Judge, judge_pool, prepared);
+        let quiet = self.replicas.quiet.get(&key).cloned().unwrap_or_default();
+        let stop = self.launch(task, attempt, Part::Judge, judge_pool, prepared, quiet);
         // The last replica's end emptied the attempt's set: the judge is its process now.
         self.replicas.sets.entry(key).or_default().insert(Part::Judge, stop);
     }
@@ -174,6 +202,7 @@ impl Engine {
         part: Part,
         pool: String,
         prepared: Result<(AttemptSpec, Limits), String>,
+        quiet: Quiet,
     ) -> watch::Sender<Option<Stop>> {
         let (stop_tx, stop_rx) = watch::channel(None);
         let tx = self.tx.clone();
@@ -184,13 +213,18 @@ impl Engine {
                 Ok((spec, limits)) => {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
                     let (note_tx, note_task) = (tx.clone(), task.clone());
+                    let (stall_tx, stall_task, stall_quiet) = (tx.clone(), task.clone(), quiet.clone());
                     let reports = Reports {
                         on_spawn: Box::new(move |pid| {
                             let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
                         }),
-                        // Several replicas share one running attempt and its one stall
-                        // flag: a replica's silence is not reported (its timeout holds).
-                        on_stall: Box::new(|_| {}),
+                        // Several parts share one running attempt and its one stall flag.
+                        on_stall: Box::new(move |now| {
+                            quiet_changed(&stall_quiet, part, now, |quiet_ms| {
+                                let (task, input_tx) = (stall_task.clone(), &stall_tx);
+                                let _ = input_tx.send(Msg::Input(Input::Stall { task, attempt, quiet_ms }));
+                            })
+                        }),
                         on_capture_failed: Arc::new(move |stream, error| {
                             let task = note_task.clone();
                             let _ =
@@ -201,6 +235,10 @@ impl Engine {
                 }
                 Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
             };
+            // A quiet part that ended is quiet no more.
+            quiet_changed(&quiet, part, None, |quiet_ms| {
+                let _ = tx.send(Msg::Input(Input::Stall { task: task.clone(), attempt, quiet_ms }));
+            });
             let input = match end {
                 AttemptEnd::Outcome(outcome) => Some(match part {
                     Part::Replica(replica) => {
