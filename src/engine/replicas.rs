@@ -64,7 +64,7 @@ fn quiet_changed(quiet: &Quiet, part: Part, now: Option<u64>, report: impl FnOnc
         Some(_) => set.insert(part),
         None => set.remove(&part),
     };
-    if was != !set.is_empty() {
+    if was == set.is_empty() {
         report(now);
     }
 }
