@@ -27,14 +27,20 @@ const STUCK: Duration = Duration::from_secs(3600);
 struct Act {
     ms: u64,
     answer: Option<Value>,
+    /// A failure is a permanent spawn error (command not found) rather than a worker's.
+    cannot_start: bool,
 }
 
 fn answer(ms: u64, v: Value) -> Act {
-    Act { ms, answer: Some(v) }
+    Act { ms, answer: Some(v), cannot_start: false }
 }
 
 fn fail(ms: u64) -> Act {
-    Act { ms, answer: None }
+    Act { ms, answer: None, cannot_start: false }
+}
+
+fn cannot_start() -> Act {
+    Act { ms: 0, answer: None, cannot_start: true }
 }
 
 /// A stop request the runner saw: the replica (`None`: the judge) and why.
@@ -51,6 +57,17 @@ struct Scripted {
     stops: Arc<Mutex<Vec<Stopped>>>,
     /// Every stdin the runner got, as JSON.
     stdins: Arc<Mutex<Vec<Value>>>,
+    /// Per pool: (processes running now, most ever at once), and the pool of every start.
+    load: Arc<Mutex<Load>>,
+    /// How long a plain task runs (1 ms unless set).
+    plain_ms: u64,
+}
+
+#[derive(Default)]
+struct Load {
+    now: std::collections::HashMap<String, usize>,
+    most: std::collections::HashMap<String, usize>,
+    pools: Vec<String>,
 }
 
 impl Runner for Scripted {
@@ -66,10 +83,26 @@ impl Runner for Scripted {
         } else {
             replica.and_then(|r| self.replicas.get(r as usize).cloned())
         }
-        .unwrap_or(Act { ms: 1, answer: Some(json!("single")) });
+        .unwrap_or(Act { ms: self.plain_ms.max(1), answer: Some(json!("single")), cannot_start: false });
         let stops = self.stops.clone();
+        let (load, pool) = (self.load.clone(), job.spec.pool.clone());
+        {
+            let mut load = load.lock().unwrap();
+            load.pools.push(pool.clone());
+            let now = load.now.entry(pool.clone()).or_default();
+            *now += 1;
+            let now = *now;
+            let most = load.most.entry(pool.clone()).or_default();
+            *most = (*most).max(now);
+        }
         Box::pin(async move {
             let AttemptJob { mut stop, on_spawn, .. } = job;
+            let ended = move || *load.lock().unwrap().now.entry(pool).or_default() -= 1;
+            if act.cannot_start {
+                ended();
+                let error = "cannot run [\"nope\"]: command not found".into();
+                return AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO);
+            }
             on_spawn(5000 + replica.unwrap_or(99) as u32);
             let work = async {
                 tokio::time::sleep(Duration::from_millis(act.ms)).await;
@@ -83,13 +116,15 @@ impl Runner for Scripted {
                     None => AttemptEnd::failed(FailureClass::Worker, "scripted failure".into(), Duration::ZERO),
                 }
             };
-            tokio::select! {
+            let end = tokio::select! {
                 end = work => end,
                 Ok(why) = async { stop.wait_for(|s| s.is_some()).await.map(|s| s.unwrap_or(Stop::Interrupt)) } => {
                     stops.lock().unwrap().push((replica, why));
                     AttemptEnd::stopped(why)
                 }
-            }
+            };
+            ended();
+            end
         })
     }
 }
@@ -107,6 +142,16 @@ async fn run_with(
     runner: Scripted,
     meanwhile: impl FnOnce(EngineHandle),
 ) -> (Vec<(u64, Value)>, RunState, Ending) {
+    run_from(workflow, runner, Vec::new(), meanwhile).await
+}
+
+/// [`run_with`], with `first` (an operator's commands) taken before the run starts.
+async fn run_from(
+    workflow: &str,
+    runner: Scripted,
+    first: Vec<Input>,
+    meanwhile: impl FnOnce(EngineHandle),
+) -> (Vec<(u64, Value)>, RunState, Ending) {
     let wf = config::parse(workflow, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
     let store = MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(wf) });
@@ -118,6 +163,9 @@ async fn run_with(
         exit_when_done: true,
     };
     let engine = Engine::new(state, Box::new(store.clone()), config, world);
+    for input in first {
+        engine.handle().send(input);
+    }
     engine.handle().send(Input::Start { pid: 1, version: "test".into(), resumed: false });
     meanwhile(engine.handle());
     let ran = tokio::time::timeout(STUCK, engine.run(std::future::pending())).await;
@@ -357,4 +405,132 @@ async fn the_winner_is_checked_by_the_tasks_gates_and_the_gate_is_stopped_on_int
     assert!(stopped.contains(&(Some(2), Stop::Cancel)), "the loser is stopped: {stopped:?}");
     assert!(stopped.contains(&(None, Stop::Interrupt)), "the running gate is stopped: {stopped:?}");
     assert_eq!(state.tasks[0].state.name().as_str(), "validating", "{events:#?}");
+}
+
+/// Pools `a` (the task's), `b` (concurrency 1) and `c`, each with its own command.
+const THREE_POOLS: &str = "[defaults]\nretry = { max_attempts = 3 }\n\
+     [[pool]]\nname = \"a\"\ncommand = [\"on-a\"]\nstdin = \"task\"\n\
+     [[pool]]\nname = \"b\"\ncommand = [\"on-b\"]\nstdin = \"task\"\nconcurrency = 1\n\
+     [[pool]]\nname = \"c\"\ncommand = [\"on-c\"]\nstdin = \"task\"\n\
+     breaker = { failures = 1, window = \"1m\", cooldown = \"1h\" }\n\
+     [[task]]\nid = \"q\"\npool = \"a\"\nconsensus = { replicas = 3, strategy = \"majority\", pools = [\"a\", \"b\", \"c\"] }\n";
+
+/// An operator paused `b` and tripped `c`'s breaker: the replicas meant for them
+/// run on the task's own pool instead, and the round is decided as usual.
+#[tokio::test(start_paused = true)]
+async fn a_replica_meant_for_a_paused_or_open_pool_runs_on_the_tasks_own_pool() {
+    let runner = Scripted {
+        replicas: vec![answer(100, json!(1)), answer(200, json!(1)), answer(300, json!(1))],
+        ..Scripted::default()
+    };
+    let load = runner.load.clone();
+    let first = vec![Input::PausePool { pool: "b".into() }, Input::BreakerTrip { pool: "c".into() }];
+    let (events, state, ending) = run_from(THREE_POOLS, runner, first, |_| {}).await;
+    assert_eq!(ending, Ending::Finished);
+    assert_eq!(load.lock().unwrap().pools, ["a", "a", "a"], "{events:#?}");
+    let workers: Vec<&Value> = of(&events, "vote_cast").iter().map(|(_, v)| &v["worker"]).collect();
+    assert_eq!(workers, ["a", "a"]);
+    assert_eq!(state.tasks[0].state.name().as_str(), "completed");
+}
+
+/// A replica on `b` counts as running on `b`: a plain task for `b` (concurrency 1)
+/// waits for it, so `b` never runs two things at once.
+#[tokio::test(start_paused = true)]
+async fn a_replica_takes_a_slot_of_the_pool_it_runs_on() {
+    let wf = format!("{THREE_POOLS}[[task]]\nid = \"plain\"\npool = \"b\"\n");
+    let runner = Scripted {
+        replicas: vec![answer(100, json!(1)), answer(500, json!(1)), answer(300, json!(1))],
+        ..Scripted::default()
+    };
+    let load = runner.load.clone();
+    let (events, state) = run(&wf, runner).await;
+    let load = load.lock().unwrap();
+    assert_eq!(load.most.get("b"), Some(&1), "b ran {:?} at once: {events:#?}", load.most.get("b"));
+    assert_eq!(load.pools.iter().filter(|p| *p == "b").count(), 2, "replica 1 and the plain task");
+    assert!(state.tasks.iter().all(|t| t.state.name().as_str() == "completed"), "{events:#?}");
+}
+
+/// Every replica cannot start (command not found): the task is dead-lettered at
+/// once naming the spawn error, as a plain attempt would be, not retried.
+#[tokio::test(start_paused = true)]
+async fn replicas_that_cannot_start_dead_letter_the_task_at_once() {
+    let runner = Scripted { replicas: vec![cannot_start(), cannot_start(), cannot_start()], ..Scripted::default() };
+    let wf = "[defaults]\nretry = { max_attempts = 3 }\n\
+         [[pool]]\nname = \"w\"\ncommand = [\"nope\"]\nstdin = \"task\"\n\
+         [[task]]\nid = \"q\"\nconsensus = { replicas = 3, strategy = \"majority\" }\n";
+    let (events, state) = run(wf, runner).await;
+    assert_eq!(of(&events, "attempt_started").len(), 1, "not retried: {events:#?}");
+    let (_, failed) = of(&events, "attempt_failed")[0];
+    assert_eq!(failed["class"], "spawn_permanent", "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("command not found"), "{failed}");
+    assert_eq!(failed["then"], "dead_letter", "{failed}");
+    assert!(failed["reason"].as_str().unwrap().contains("command not found"), "{failed}");
+    assert_eq!(state.tasks[0].state.name().as_str(), "dead_lettered");
+}
+
+/// The judge pool is paused: the round waits (judging) like a queued attempt, and
+/// the judge starts when an operator resumes the pool.
+#[tokio::test(start_paused = true)]
+async fn the_judge_waits_for_a_paused_judge_pool() {
+    let runner = Scripted {
+        replicas: vec![answer(100, json!("x")), answer(200, json!("y")), answer(300, json!("z"))],
+        judge: Some(answer(50, json!({"pick": 1}))),
+        ..Scripted::default()
+    };
+    let first = vec![Input::PausePool { pool: "judges".into() }];
+    let resume = at(1_000, |h| {
+        h.send(Input::ResumePool { pool: "judges".into() });
+    });
+    let wf = workflow("{ replicas = 3, strategy = \"judge\", judge = \"judges\" }");
+    let (events, state, ending) = run_from(&wf, runner, first, resume).await;
+    assert_eq!(ending, Ending::Finished);
+    let (t, reached) = of(&events, "consensus_reached")[0];
+    assert_eq!(*t, 1_050, "the judge ran only after the resume: {events:#?}");
+    assert_eq!(reached["winner"], 1);
+    assert_eq!(state.tasks[0].state.name().as_str(), "completed");
+}
+
+/// The judge counts as running on the judge pool: with `concurrency = 1` there and
+/// a plain task running on it, the judge waits for the task to end.
+#[tokio::test(start_paused = true)]
+async fn the_judge_takes_a_slot_of_the_judge_pool() {
+    let wf = format!(
+        "{}[[task]]\nid = \"busy\"\npool = \"judges\"\n",
+        workflow("{ replicas = 3, strategy = \"judge\", judge = \"judges\" }").replace(
+            "name = \"judges\"\ncommand = [\"unused\"]\nstdin = \"task\"\n",
+            "name = \"judges\"\ncommand = [\"unused\"]\nstdin = \"task\"\nconcurrency = 1\n"
+        )
+    );
+    let runner = Scripted {
+        replicas: vec![answer(100, json!("x")), answer(200, json!("y")), answer(300, json!("z"))],
+        judge: Some(answer(50, json!({"pick": 0}))),
+        // The plain task ("single") runs 2 s on the judge pool.
+        ..Scripted::default()
+    };
+    let load = runner.load.clone();
+    let runner = Scripted { plain_ms: 2_000, ..runner };
+    let (events, state) = run(&wf, runner).await;
+    assert_eq!(load.lock().unwrap().most.get("judges"), Some(&1), "{events:#?}");
+    let (t, _) = of(&events, "consensus_reached")[0];
+    assert_eq!(*t, 2_050, "the judge waited for the busy task: {events:#?}");
+    assert!(state.tasks.iter().all(|t| t.state.name().as_str() == "completed"), "{events:#?}");
+}
+
+/// A replica silent past its pool's `stall_after` flags the attempt stalled (one
+/// flag for the attempt: raised by the first quiet part); the round goes on.
+#[tokio::test(start_paused = true)]
+async fn a_quiet_replica_flags_the_attempt_stalled() {
+    let wf = workflow("{ replicas = 3, strategy = \"majority\" }")
+        .replace("concurrency = 1\n", "concurrency = 1\nstall_after = \"1s\"\n");
+    let runner = Scripted {
+        replicas: vec![answer(100, json!(1)), answer(5_000, json!(1)), answer(6_000, json!(2))],
+        ..Scripted::default()
+    };
+    let (events, state) = run(&wf, runner).await;
+    let stalled = of(&events, "attempt_stalled");
+    assert_eq!(stalled.len(), 1, "{events:#?}");
+    let (t, flag) = stalled[0];
+    assert!((1_000..5_000).contains(t), "flagged at {t}");
+    assert_eq!(flag["task"], "q");
+    assert_eq!(state.tasks[0].state.name().as_str(), "completed");
 }

@@ -323,6 +323,11 @@ pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, Ap
     if !state.interrupted {
         let picks = plan(state);
         for (task, pool) in picks {
+            // A consensus attempt started before this one may have seated a replica
+            // on this pool since the plan: the task then waits for the next round.
+            if state.pools[pool].running >= state.pools[pool].concurrency {
+                continue;
+            }
             let event = Event::AttemptStarted {
                 task: state.task_id(task).to_string(),
                 attempt: state.tasks[task].attempts + 1,

@@ -1,7 +1,9 @@
 //! A consensus attempt's processes (DESIGN §10): its replicas, started all at once
-//! when the attempt starts, and its judge, started when every replica is in without a
-//! quorum. Each is supervised like any attempt (timeout, stop requests); each end
-//! comes back as a [`Msg::Part`].
+//! when the attempt starts, each on the pool the fold seated it on, and its judge,
+//! started once the fold has seated it (every replica in without a quorum, and the
+//! judge pool able to take it). Each is supervised like any attempt (timeout, stop requests); each end
+//! comes back as a [`Msg::Part`]. A part silent past its pool's `stall_after` flags
+//! the attempt stalled (one flag for all its parts, see [`Quiet`]).
 //!
 //! They are kept here, apart from the engine's `running` map (which holds one entry
 //! per task: an attempt, or a gate once the winner succeeded), keyed by task and
@@ -12,8 +14,8 @@
 //! them as interrupted, and the first such end hands the attempt back as for any
 //! interrupted attempt.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -41,6 +43,30 @@ type Live = HashMap<Part, watch::Sender<Option<Stop>>>;
 #[derive(Default)]
 pub(super) struct Book {
     sets: HashMap<(String, u32), Live>,
+    /// Attempts whose judge was started (a judge runs once per round).
+    judged: HashSet<(String, u32)>,
+    /// Each attempt's quiet parts (see [`Quiet`]).
+    quiet: HashMap<(String, u32), Quiet>,
+}
+
+/// The parts of one attempt silent past their pool's `stall_after`. The attempt has
+/// one stall flag: raised when the first part goes quiet, lowered when none is
+/// (a quiet part that ends counts as no longer quiet). Each report is sent while
+/// the set is held, so the engine hears them in the order they happened.
+type Quiet = Arc<Mutex<HashSet<Part>>>;
+
+/// A part went quiet (`Some(ms)`), printed again or ended (`None`): the attempt's
+/// stall report, when the flag changes.
+fn quiet_changed(quiet: &Quiet, part: Part, now: Option<u64>, report: impl FnOnce(Option<u64>)) {
+    let Ok(mut set) = quiet.lock() else { return };
+    let was = !set.is_empty();
+    match now {
+        Some(_) => set.insert(part),
+        None => set.remove(&part),
+    };
+    if was == set.is_empty() {
+        report(now);
+    }
 }
 
 impl Book {
@@ -54,6 +80,8 @@ impl Engine {
     /// The consensus side of an event's effects; true when the event was handled
     /// here entirely (a consensus attempt's start), false when the usual effect runs too.
     pub(super) fn replica_effect(&mut self, event: &Event) -> bool {
+        // The fold seats a waiting judge on whichever event frees its pool.
+        self.start_seated_judges();
         match event {
             Event::AttemptStarted { task, attempt, pool } => match self.consensus_of(task) {
                 Some(spec) => {
@@ -62,16 +90,16 @@ impl Engine {
                 }
                 None => false,
             },
-            Event::VoteCast { task, attempt, .. } => {
-                self.judge_if_needed(task, *attempt);
-                false
-            }
             Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
                 self.stop_parts(task, Some(*attempt), Stop::Cancel);
+                self.replicas.judged.remove(&(task.clone(), *attempt));
+                self.replicas.quiet.remove(&(task.clone(), *attempt));
                 false
             }
             Event::TaskCancelled { task, .. } => {
                 self.stop_parts(task, None, Stop::Cancel);
+                self.replicas.judged.retain(|(t, _)| t != task);
+                self.replicas.quiet.retain(|(t, _), _| t != task);
                 false
             }
             Event::RunInterrupted { .. } => {
@@ -101,45 +129,57 @@ impl Engine {
         self.state.workflow.tasks[i].consensus.clone()
     }
 
-    /// Starts every replica of `attempt`: replica `r` on the spec's pool for it, or on
-    /// the attempt's pool; `"replica": r` in its stdin JSON, `PITBOSS_REPLICA` in its
+    /// Starts every replica of `attempt`: replica `r` on the pool the fold seated it
+    /// on (the spec's pool for it when that pool could take it, else the attempt's); `"replica": r` in its stdin JSON, `PITBOSS_REPLICA` in its
     /// environment, its output in `TASK.ATTEMPT.rR.*`.
     fn start_replicas(&mut self, task: &str, attempt: u32, pool: &str, spec: &ConsensusSpec) {
         let mut live = HashMap::new();
+        let quiet = Quiet::default();
         for r in 0..spec.replicas {
-            let on = spec.replica_pool(r).unwrap_or(pool).to_string();
+            // Where the fold seated it (a paused, broken or full pool is not used).
+            let seated = self.state.task_index(task).and_then(|i| self.state.replica_pool(i, r));
+            let on = seated.or(spec.replica_pool(r)).unwrap_or(pool).to_string();
             let prepared = self.attempt_spec(task, attempt, &on).map(|(mut s, limits)| {
                 s.stdin = with_fields(s.stdin.take(), json!({ "replica": r }));
                 s.env.push(("PITBOSS_REPLICA".into(), r.to_string()));
                 s.file_base = Some(replica_file_base(&s.task, attempt, r));
                 (s, limits)
             });
-            live.insert(Part::Replica(r), self.launch(task, attempt, Part::Replica(r), on, prepared));
+            live.insert(Part::Replica(r), self.launch(task, attempt, Part::Replica(r), on, prepared, quiet.clone()));
         }
         self.replicas.sets.insert((task.to_string(), attempt), live);
+        self.replicas.quiet.insert((task.to_string(), attempt), quiet);
     }
 
-    /// After a vote: when every replica is in without a quorum, the judge starts on
-    /// the judge pool with the task's JSON and `"candidates"`.
-    fn judge_if_needed(&mut self, task: &str, attempt: u32) {
+    /// Starts every judge the fold has seated and that is not started yet.
+    fn start_seated_judges(&mut self) {
+        let seated: Vec<usize> = self.state.seats.iter().filter(|(_, s)| s.judge.is_some()).map(|(i, _)| *i).collect();
+        for i in seated {
+            let TaskState::Running { attempt, .. } = self.state.tasks[i].state else { continue };
+            let task = self.state.task_id(i).to_string();
+            if !self.replicas.judged.contains(&(task.clone(), attempt)) {
+                self.start_judge(&task, attempt);
+            }
+        }
+    }
+
+    /// Starts the judge of `attempt`, seated on its pool by the fold, with the task's
+    /// JSON and `"candidates"`.
+    fn start_judge(&mut self, task: &str, attempt: u32) {
         let Some(i) = self.state.task_index(task) else { return };
-        let TaskState::Running { attempt: a, round: Some(round), .. } = &self.state.tasks[i].state else { return };
-        if *a != attempt {
-            return;
-        }
+        let TaskState::Running { round: Some(round), .. } = &self.state.tasks[i].state else { return };
         let Decision::NeedJudge { candidates, .. } = round.decision() else { return };
-        let Some(judge_pool) = self.consensus_of(task).and_then(|s| s.judge) else { return };
+        let Some(judge_pool) = self.state.judge_pool(i).map(str::to_string) else { return };
         let key = (task.to_string(), attempt);
-        if self.replicas.sets.get(&key).is_some_and(|live| live.contains_key(&Part::Judge)) {
-            return;
-        }
+        self.replicas.judged.insert(key.clone());
         let prepared = self.attempt_spec(task, attempt, &judge_pool).map(|(mut s, limits)| {
             s.stdin = with_fields(s.stdin.take(), judge_input(&candidates));
             s.env.push(("PITBOSS_JUDGE".into(), "1".into()));
             s.file_base = Some(format!("{}.{attempt}.judge", s.task));
             (s, limits)
         });
-        let stop = self.launch(task, attempt, Part::Judge, judge_pool, prepared);
+        let quiet = self.replicas.quiet.get(&key).cloned().unwrap_or_default();
+        let stop = self.launch(task, attempt, Part::Judge, judge_pool, prepared, quiet);
         // The last replica's end emptied the attempt's set: the judge is its process now.
         self.replicas.sets.entry(key).or_default().insert(Part::Judge, stop);
     }
@@ -162,6 +202,7 @@ impl Engine {
         part: Part,
         pool: String,
         prepared: Result<(AttemptSpec, Limits), String>,
+        quiet: Quiet,
     ) -> watch::Sender<Option<Stop>> {
         let (stop_tx, stop_rx) = watch::channel(None);
         let tx = self.tx.clone();
@@ -172,13 +213,18 @@ impl Engine {
                 Ok((spec, limits)) => {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
                     let (note_tx, note_task) = (tx.clone(), task.clone());
+                    let (stall_tx, stall_task, stall_quiet) = (tx.clone(), task.clone(), quiet.clone());
                     let reports = Reports {
                         on_spawn: Box::new(move |pid| {
                             let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
                         }),
-                        // Several replicas share one running attempt and its one stall
-                        // flag: a replica's silence is not reported (its timeout holds).
-                        on_stall: Box::new(|_| {}),
+                        // Several parts share one running attempt and its one stall flag.
+                        on_stall: Box::new(move |now| {
+                            quiet_changed(&stall_quiet, part, now, |quiet_ms| {
+                                let (task, input_tx) = (stall_task.clone(), &stall_tx);
+                                let _ = input_tx.send(Msg::Input(Input::Stall { task, attempt, quiet_ms }));
+                            })
+                        }),
                         on_capture_failed: Arc::new(move |stream, error| {
                             let task = note_task.clone();
                             let _ =
@@ -189,6 +235,10 @@ impl Engine {
                 }
                 Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
             };
+            // A quiet part that ended is quiet no more.
+            quiet_changed(&quiet, part, None, |quiet_ms| {
+                let _ = tx.send(Msg::Input(Input::Stall { task: task.clone(), attempt, quiet_ms }));
+            });
             let input = match end {
                 AttemptEnd::Outcome(outcome) => Some(match part {
                     Part::Replica(replica) => {

@@ -2,7 +2,9 @@
 //! `vote_cast`, and the tally after it decides. Reached: `consensus_reached`, then
 //! the ordinary success of the attempt with the winner's result (so whatever follows
 //! a success, follows it here too). Failed: `consensus_failed`, then the ordinary
-//! failed attempt (retry or dead letter). Judge needed: nothing yet; the engine runs
+//! failed attempt (retry or dead letter); when every vote is a replica that could
+//! not start (a permanent spawn error), the attempt fails with that error's class,
+//! so it is dead-lettered at once as a plain attempt would be. Judge needed: nothing yet; the engine runs
 //! the judge, whose end is read here with `judge_pick`. Late or repeated words from a
 //! replica of an attempt that is no longer running are ignored, never charged.
 
@@ -142,11 +144,15 @@ fn settle(
             apply_and_cascade(state, event, ctx, out)
         }
         Decision::Failed { reason } => {
-            let failed_event = Event::ConsensusFailed { task, attempt, reason: reason.clone() };
+            let (class, error) = match cannot_start(state, i, round) {
+                Some(spawn_error) => (FailureClass::SpawnPermanent, format!("no replica could start: {spawn_error}")),
+                None => (FailureClass::NoConsensus, reason.clone()),
+            };
+            let failed_event = Event::ConsensusFailed { task, attempt, reason };
             apply_and_cascade(state, failed_event, ctx, out)?;
             let failure = Outcome::Failure {
-                class: FailureClass::NoConsensus,
-                error: reason,
+                class,
+                error,
                 exit_code: None,
                 signal: None,
                 duration_ms,
@@ -156,4 +162,13 @@ fn settle(
             apply_and_cascade(state, event, ctx, out)
         }
     }
+}
+
+/// The spawn error, when every vote of the failed round is a replica that could not
+/// start: the same permanent error that dead-letters a plain attempt at once, so
+/// the attempt fails with it instead of as "no consensus" (which would be retried,
+/// to fail the same way).
+fn cannot_start(state: &RunState, i: usize, round: &Round) -> Option<String> {
+    let errors = &state.seats.get(&i)?.cannot_start;
+    (!round.votes.is_empty() && errors.len() == round.votes.len()).then(|| errors[0].clone())
 }

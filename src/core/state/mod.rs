@@ -20,7 +20,7 @@ use crate::core::workflow::{Fallback, GateKind, Workflow};
 mod held;
 mod pools;
 mod readiness;
-mod replicas;
+pub mod replicas;
 pub use held::finding_text;
 pub use pools::PoolState;
 use readiness::Readiness;
@@ -149,6 +149,8 @@ pub struct RunState {
     pub dependency_visits: u64,
     /// Each task's dependencies counted by standing (see `readiness`).
     readiness: Readiness,
+    /// Where the replicas of each running consensus attempt run (see `replicas`).
+    pub seats: BTreeMap<usize, replicas::Seats>,
 }
 
 fn count_slot(name: TaskStateName) -> usize {
@@ -210,6 +212,7 @@ impl RunState {
             finished: false,
             counts,
             dependency_visits: 0,
+            seats: BTreeMap::new(),
         }
     }
 
@@ -302,6 +305,7 @@ impl RunState {
                 self.pools[p].running -= 1;
             }
             self.running_total -= 1;
+            self.release_seats(i);
         }
         if new == TaskStateName::Queued {
             let ticket = self.next_ticket;
@@ -374,8 +378,9 @@ impl RunState {
                 self.after_failure(kind, i, *attempt, then)?;
             }
             Event::AttemptInterrupted { task, attempt, .. } => self.interrupt_attempt(kind, task, *attempt)?,
-            Event::VoteCast { task, attempt, replica, worker, result, class, .. } => {
-                self.cast_vote(kind, task, *attempt, *replica, worker, result, *class, ts_ms)?
+            Event::VoteCast { task, attempt, replica, worker, result, class, error, .. } => {
+                let failure = class.map(|c| (c, error.as_deref().unwrap_or_default()));
+                self.cast_vote(kind, task, *attempt, *replica, worker, result, failure, ts_ms)?
             }
             Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
                 self.note_consensus(kind, task, *attempt)?
@@ -449,6 +454,8 @@ impl RunState {
             }
             Event::BreakerClosed { pool, .. } => self.pool_mut(pool)?.reset_breaker(Circuit::Closed),
         }
+        // Any event may free the pool a waiting judge needs.
+        self.seat_judges();
         Ok(())
     }
 }
@@ -550,6 +557,7 @@ impl RunState {
         }
         self.pools[p].count_probe();
         self.set_state(i, TaskState::running(attempt, pool.to_string(), ts_ms));
+        self.seat_replicas(i, p);
         Ok(())
     }
 
