@@ -196,6 +196,8 @@ fn the_detail_lists_the_latest_attempts_votes_and_outcome() {
     assert!(screen.contains("consensus reached"), "{screen}");
     assert!(screen.contains("dissent: replica 1"), "{screen}");
     assert!(screen.contains("v: disagreement view"), "the key is offered: {screen}");
+    let wide = s.render(&vs, 220, 30);
+    assert!(wide.contains(".1.r*.*)"), "the output pane names the replicas' files: {wide}");
 }
 
 #[test]

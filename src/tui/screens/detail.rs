@@ -360,8 +360,10 @@ fn last_output(fleet: &Fleet, i: usize) -> Vec<String> {
             lines.extend(s.lines().map(|l| escape_line(l).into_owned()));
         }
         if output.is_empty() {
+            // A consensus attempt's files are one set per replica (`TASK.ATTEMPT.rR.*`).
+            let replicas = if fleet.state.workflow.tasks[i].consensus.is_some() { ".r*" } else { "" };
             lines.push(format!(
-                "(no small output in the log; see the run folder's output/{}.{attempt}.*)",
+                "(no small output in the log; see the run folder's output/{}.{attempt}{replicas}.*)",
                 escape_line(fleet.state.task_id(i))
             ));
         }
