@@ -10,13 +10,29 @@ use serde_json::{Map, Value};
 use super::supervise::Limits;
 use super::Engine;
 use crate::core::gates::feedback;
-use crate::core::protocol::{fill, task_json, TaskView};
+use crate::core::protocol::{fill, task_json, FillError, TaskView};
 use crate::core::workflow::{PoolMode, StdinMode};
 use crate::io::guardian::MANAGER_PID_ENV;
 use crate::io::runner::persistent::WorkerSpec;
 use crate::io::runner::AttemptSpec;
 
 impl Engine {
+    /// `templates` (a pool's argv, or its stdin template) with task `i`'s placeholders
+    /// filled for `attempt`: the one place workers, replicas and reviewers get them.
+    pub(super) fn filled(&self, i: usize, attempt: u32, templates: &[String]) -> Result<Vec<String>, FillError> {
+        let spec = &self.state.workflow.tasks[i];
+        let payload = self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload);
+        let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
+        let exe = self.config.pitboss_exe.display().to_string();
+        let state_dir = self.config.state_dir.display().to_string();
+        let extra = |name: &str| match name {
+            "pitboss" => Some(exe.clone()),
+            "state_dir" => Some(state_dir.clone()),
+            _ => None,
+        };
+        templates.iter().map(|t| fill(t, view, &extra)).collect()
+    }
+
     /// How a persistent pool starts its processes.
     pub(super) fn worker_spec(&self, pool: &str) -> WorkerSpec {
         let wf = &self.state.workflow;
@@ -58,17 +74,11 @@ impl Engine {
         let pool_spec = wf.pool_index(pool).map(|p| &wf.pools[p]).ok_or_else(|| format!("unknown pool {pool:?}"))?;
         let payload = self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload);
         let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
-        let exe = self.config.pitboss_exe.display().to_string();
         let state_dir = self.config.state_dir.display().to_string();
-        let extra = |name: &str| match name {
-            "pitboss" => Some(exe.clone()),
-            "state_dir" => Some(state_dir.clone()),
-            _ => None,
-        };
-        let argv = pool_spec.command.iter().map(|a| fill(a, view, &extra)).collect::<Result<Vec<_>, _>>()?;
+        let argv = self.filled(i, attempt, &pool_spec.command)?;
         let stdin = match &pool_spec.stdin {
             StdinMode::None => None,
-            StdinMode::Template(t) => Some(fill(t, view, &extra)?.into_bytes()),
+            StdinMode::Template(t) => Some(self.filled(i, attempt, std::slice::from_ref(t))?.concat().into_bytes()),
             StdinMode::Task => {
                 let inputs: Map<String, Value> = self.state.dependencies[i]
                     .iter()

@@ -48,7 +48,7 @@ use crate::core::checks::verdict::{self, Measured, PerfLimits, Reference};
 use crate::core::decide::Outcome;
 use crate::core::escape::escape_text;
 use crate::core::gates::{read_review, CompiledSchema, GateOutcome, VerdictKind};
-use crate::core::protocol::{fill, task_json, TaskView};
+use crate::core::protocol::{task_json, TaskView};
 use crate::core::redact::Redactor;
 use crate::core::text::human_ms;
 use crate::core::workflow::{Gate, GateKind, PerfGate, PoolMode, RetryPolicy, StdinMode};
@@ -265,21 +265,11 @@ impl Engine {
         }
         let reviewer = &wf.pools[p];
         let doc = json!({ "review": { "task": self.task_doc(i, attempt), "result": result, "criteria": criteria } });
-        let spec = &wf.tasks[i];
-        let payload = self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload);
-        let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
-        let exe = self.config.pitboss_exe.display().to_string();
-        let state_dir = self.config.state_dir.display().to_string();
-        let extra = |name: &str| match name {
-            "pitboss" => Some(exe.clone()),
-            "state_dir" => Some(state_dir.clone()),
-            _ => None,
-        };
-        let argv = reviewer.command.iter().map(|a| fill(a, view, &extra)).collect::<Result<Vec<_>, _>>()?;
+        let argv = self.filled(i, attempt, &reviewer.command)?;
         let stdin_doc = match &reviewer.stdin {
             StdinMode::Task => Some(doc),
             StdinMode::None => None,
-            StdinMode::Template(t) => Some(Value::String(fill(t, view, &extra)?)),
+            StdinMode::Template(t) => Some(Value::String(self.filled(i, attempt, std::slice::from_ref(t))?.concat())),
         };
         let tries = retry.max_attempts.max(1);
         Ok((1..=tries)

@@ -35,7 +35,7 @@ use crate::core::decide::dispatch;
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::clock::Clock;
 use crate::io::journal::{JournalError, Record};
-use crate::io::runner::{AttemptEnd, OutputChunk, Runner, Stop};
+use crate::io::runner::{AttemptEnd, CaptureFailed, OutputChunk, Runner, Stop};
 use crate::io::store::EventStore;
 use fanout::{Fanout, Records};
 use supervise::{supervise, Reports};
@@ -434,7 +434,6 @@ impl Engine {
                 Ok((spec, limits)) => {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
                     let (stall_tx, stall_task) = (tx.clone(), task.clone());
-                    let (note_tx, note_task) = (tx.clone(), task.clone());
                     let reports = Reports {
                         on_spawn: Box::new(move |pid| {
                             let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
@@ -443,11 +442,7 @@ impl Engine {
                             let task = stall_task.clone();
                             let _ = stall_tx.send(Msg::Input(Input::Stall { task, attempt, quiet_ms }));
                         }),
-                        on_capture_failed: Arc::new(move |stream, error| {
-                            let task = note_task.clone();
-                            let _ =
-                                note_tx.send(Msg::Note(Event::OutputCaptureFailed { task, attempt, stream, error }));
-                        }),
+                        on_capture_failed: capture_note(&tx, &task, attempt),
                     };
                     supervise(runner, clock, spec, limits, stop_rx, reports).await
                 }
@@ -457,4 +452,14 @@ impl Engine {
             let _ = tx.send(Msg::RunnerDone { task, attempt, input: Some(input) });
         });
     }
+}
+
+/// Reports an attempt's output that could not be saved as an `output_capture_failed`
+/// note, for workers and replicas alike.
+fn capture_note(tx: &mpsc::UnboundedSender<Msg>, task: &str, attempt: u32) -> CaptureFailed {
+    let (tx, task) = (tx.clone(), task.to_string());
+    Arc::new(move |stream, error| {
+        let task = task.clone();
+        let _ = tx.send(Msg::Note(Event::OutputCaptureFailed { task, attempt, stream, error }));
+    })
 }

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::supervise::{supervise, Limits, Reports};
-use super::{Engine, Msg};
+use super::{capture_note, Engine, Msg};
 use crate::core::consensus::{judge_input, replica_file_base, ConsensusSpec, Decision};
 use crate::core::{Event, FailureClass, Input, TaskState};
 use crate::io::runner::{AttemptEnd, AttemptSpec, Stop};
@@ -212,7 +212,6 @@ impl Engine {
             let end = match prepared {
                 Ok((spec, limits)) => {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
-                    let (note_tx, note_task) = (tx.clone(), task.clone());
                     let (stall_tx, stall_task, stall_quiet) = (tx.clone(), task.clone(), quiet.clone());
                     let reports = Reports {
                         on_spawn: Box::new(move |pid| {
@@ -225,11 +224,7 @@ impl Engine {
                                 let _ = input_tx.send(Msg::Input(Input::Stall { task, attempt, quiet_ms }));
                             })
                         }),
-                        on_capture_failed: Arc::new(move |stream, error| {
-                            let task = note_task.clone();
-                            let _ =
-                                note_tx.send(Msg::Note(Event::OutputCaptureFailed { task, attempt, stream, error }));
-                        }),
+                        on_capture_failed: capture_note(&tx, &task, attempt),
                     };
                     supervise(runner, clock, spec, limits, stop_rx, reports).await
                 }
