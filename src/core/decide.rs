@@ -221,6 +221,8 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
         }
         Input::Approve { task } => hold::answer(state, task, hold::Answer::Approve),
         Input::Reject { task } => hold::answer(state, task, hold::Answer::Reject),
+        // Issue 13 (planner helper): checked against the run and recorded as `tasks_submitted`.
+        Input::Submit { .. } => None,
         Input::EditPayload { task, payload } => {
             let idle = |s: &TaskState| !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. });
             task_where(state, &task, idle).map(|_| Event::PayloadEdited { task, payload })

@@ -180,6 +180,17 @@ pub enum Input {
         /// Task id.
         task: String,
     },
+    /// An operator adds tasks to the live run (`pitboss submit`, the palette's
+    /// `submit`, `ctl submit`; DESIGN §11): already parsed and resolved against the
+    /// run's workflow by `config::tasks_from_toml`; the core checks them against the
+    /// run (ids, dependencies, limits) and records `tasks_submitted`, or refuses them
+    /// as a whole.
+    Submit {
+        /// The tasks, as a workflow's `[[task]]` entries resolve.
+        tasks: Vec<crate::core::workflow::TaskSpec>,
+        /// Who submitted them (`operator (ctl)`, a file name).
+        source: String,
+    },
     /// A running attempt was ended by the shutdown.
     AttemptStopped {
         /// Task id.
