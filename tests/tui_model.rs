@@ -216,6 +216,7 @@ fn check_against_fold(fleet: &Fleet, records: &[Record]) {
     let scan = |keep: fn(&TaskState) -> bool| (0..TASKS).filter(|&i| keep(&state.tasks[i].state)).collect::<Vec<_>>();
     assert_eq!(fleet.running().collect::<Vec<_>>(), scan(|s| matches!(s, TaskState::Running { .. })));
     assert_eq!(fleet.dead_letters().collect::<Vec<_>>(), scan(|s| matches!(s, TaskState::DeadLettered { .. })));
+    assert_eq!(fleet.held().collect::<Vec<_>>(), scan(|s| matches!(s, TaskState::AwaitingApproval { .. })));
 }
 
 #[test]

@@ -4,10 +4,11 @@
 //! task, quitting with work running) is put to a [`Confirm`] question first. Each
 //! sets a one-line message saying what it did or why it did nothing.
 
+use super::answers::{self, Scope};
 use super::model::Fleet;
 use super::screens::tasks::matches_filter;
 use super::view::{Confirm, Request, ViewState};
-use crate::core::hold::{finding_text, refusal, Answer};
+use crate::core::hold::Answer;
 use crate::core::{Input as EngineInput, TaskState, TaskStateName};
 
 /// Who the engine records as the author of a TUI command.
@@ -77,41 +78,17 @@ pub fn cancel(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
     Vec::new()
 }
 
-/// Approves `task`, held by the input guard (asks first, showing what was found:
-/// once approved it runs as it is, not checked again).
+/// Approves `task`, held for approval (asks first, showing what held it: once
+/// approved it runs as it is, not checked again).
 pub fn approve(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
-    answer_held(vs, fleet, task, Answer::Approve)
+    answers::ask(vs, fleet, &[task.to_string()], Answer::Approve, Scope::Tasks, 0);
+    Vec::new()
 }
 
-/// Rejects `task`, held by the input guard (asks first, showing what was found and
-/// what else the rejection ends).
+/// Rejects `task`, held for approval (asks first, showing what held it and what else
+/// the rejection skips).
 pub fn reject(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
-    answer_held(vs, fleet, task, Answer::Reject)
-}
-
-/// The confirm step of an answer to a held task, with the finding as its preview; a
-/// task that is not held is refused with the core's reason.
-fn answer_held(vs: &mut ViewState, fleet: &Fleet, task: &str, answer: Answer) -> Vec<Request> {
-    if let Some(why) = refusal(&fleet.state, task, answer) {
-        vs.message = Some(why);
-        return Vec::new();
-    }
-    let Some(i) = fleet.state.task_index(task) else { return Vec::new() };
-    let found = fleet.state.tasks[i].finding.as_ref().map(finding_text).unwrap_or_default();
-    let (question, input) = match answer {
-        Answer::Approve => (
-            format!("Approve {task}? It runs as it is, not checked again. The input guard found: {found}"),
-            EngineInput::Approve { task: task.to_string() },
-        ),
-        Answer::Reject => {
-            let note = if fleet.state.dependents[i].is_empty() { "" } else { " Its dependents will be skipped." };
-            (
-                format!("Reject {task}? It ends cancelled, never a dead letter.{note} The input guard found: {found}"),
-                EngineInput::Reject { task: task.to_string() },
-            )
-        }
-    };
-    vs.confirm = Some(Confirm { question, on_yes: vec![Request::Engine(input)] });
+    answers::ask(vs, fleet, &[task.to_string()], Answer::Reject, Scope::Tasks, 0);
     Vec::new()
 }
 

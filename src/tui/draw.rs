@@ -12,7 +12,7 @@ use ratatui::Frame;
 
 use super::keys::{Action, Keymap};
 use super::model::Fleet;
-use super::screens::{confirm, dashboard, dead_letters, detail, disagreement, help, tasks, travel};
+use super::screens::{confirm, dashboard, dead_letters, detail, disagreement, held, help, tasks, travel};
 use super::view::{Screen, ViewState};
 use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
@@ -52,6 +52,7 @@ pub fn draw(frame: &mut Frame, scene: &Scene) {
         Screen::DeadLetters => dead_letters::draw(frame, rows[1], scene),
         Screen::Detail(d) => detail::draw(frame, rows[1], scene, d),
         Screen::Disagreement(s) => disagreement::draw(frame, rows[1], &s.data, &s.view, scene.theme),
+        Screen::Held(view) => held::draw(frame, rows[1], scene, view),
     }
     status_line(frame, rows[2], scene);
     key_bar(frame, rows[3], scene);
@@ -88,7 +89,12 @@ fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
         (TaskStateName::Cancelled, "cancelled"),
     ] {
         let n = state.count(name);
-        if n > 0 || matches!(name, TaskStateName::Running | TaskStateName::Completed) {
+        if name == TaskStateName::AwaitingApproval && n > 0 {
+            // Held tasks wait for the operator: bold, and with the key of their view.
+            let style = t.state(name).add_modifier(Modifier::BOLD);
+            spans.push(Span::styled(format!("{n} {label} ({})", scene.keys.key_for(Action::Held)), style));
+            spans.push(Span::raw("  "));
+        } else if n > 0 || matches!(name, TaskStateName::Running | TaskStateName::Completed) {
             spans.push(Span::styled(format!("{n} {label}"), t.state(name)));
             spans.push(Span::raw("  "));
         }
@@ -144,6 +150,9 @@ fn key_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
                 h.extend(detail::votes_hint(scene.fleet, d, keys));
             }
             Screen::Disagreement(_) => h.extend(disagreement::hints(keys)),
+            // The Held view's own keys replace the filter and the views (its bar
+            // must keep mark / approve / reject at 80 columns).
+            Screen::Held(_) => h = vec![(k(Action::Help), "help")].into_iter().chain(held::hints(keys)).collect(),
             _ => h.extend([
                 ("1/2/3".to_string(), "views"),
                 (k(Action::Open), "open"),
@@ -153,7 +162,8 @@ fn key_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
                 (k(Action::Travel), "travel"),
             ]),
         }
-        if scene.fleet.state.count(TaskStateName::AwaitingApproval) > 0 {
+        let on_held = matches!(scene.view.screen, Screen::Held(_));
+        if scene.fleet.state.count(TaskStateName::AwaitingApproval) > 0 && !on_held {
             // Only while tasks are held, so the bar is unchanged otherwise; early in
             // the bar, since a narrow terminal drops hints from its end.
             let at = h.len().min(3);

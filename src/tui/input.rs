@@ -1,12 +1,14 @@
 //! Terminal events to view-state updates: a pending question takes the key first,
-//! then an open text field, then the keymap; the mouse wheel moves like up/down and a
-//! click selects a row of the tasks table.
+//! then an open text field, then the keymap; the mouse wheel moves like up/down, a
+//! click selects a row of the tasks table, and a click on the header while tasks are
+//! held opens the Held view.
 
 use ratatui::crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
 };
 
 use super::keys::{Action, Keymap};
+use crate::core::TaskStateName;
 use super::model::Fleet;
 use super::screens::tasks;
 use super::view::{Request, Screen, TextKey, ViewState};
@@ -29,7 +31,9 @@ pub fn on_terminal_event(
             if vs.confirm.is_some() {
                 let yes =
                     matches!(key.code, KeyCode::Char('y' | 'Y')) && !key.modifiers.contains(KeyModifiers::CONTROL);
-                return vs.answer(yes);
+                // Checked against the run as it is now: a held task answered from
+                // elsewhere since the preview is left out.
+                return vs.answer_with(live, yes);
             }
             if vs.palette.is_some() || vs.filter_input.is_some() {
                 if let Some(text) = text_key(key) {
@@ -45,6 +49,12 @@ pub fn on_terminal_event(
         TermEvent::Mouse(mouse) => match mouse.kind {
             MouseEventKind::ScrollUp => vs.update(shown, total, Action::Up),
             MouseEventKind::ScrollDown => vs.update(shown, total, Action::Down),
+            // The header's held count opens the Held view.
+            MouseEventKind::Down(MouseButton::Left)
+                if mouse.row == 0 && shown.state.count(TaskStateName::AwaitingApproval) > 0 =>
+            {
+                vs.update(shown, total, Action::Held)
+            }
             MouseEventKind::Down(MouseButton::Left) if vs.screen == Screen::Tasks => {
                 tasks::click(vs, shown, mouse.row, height);
                 Vec::new()
@@ -60,6 +70,8 @@ pub fn key_name(key: KeyEvent) -> Option<String> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     let name = match key.code {
         KeyCode::Char(c) if ctrl => format!("ctrl-{}", c.to_ascii_lowercase()),
+        // A blank is no name a keys.toml could hold readably.
+        KeyCode::Char(' ') => "space".into(),
         KeyCode::Char(c) => c.to_string(),
         KeyCode::Enter => "enter".into(),
         KeyCode::Esc => "esc".into(),

@@ -75,6 +75,13 @@ pub enum Action {
     Reject,
     /// Open the disagreement view of a consensus task's latest votes.
     Votes,
+    /// The Held view: every task waiting for an operator's approval.
+    Held,
+    /// Mark or unmark the selected held task (the Held view's `a` / `X` then answer
+    /// every marked task).
+    Mark,
+    /// Approve every held child of the selected task's spawning parent (asks first).
+    ApproveGroup,
 }
 
 /// Key name → action.
@@ -107,6 +114,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("1", Action::Dashboard),
     ("2", Action::Tasks),
     ("3", Action::DeadLetters),
+    ("4", Action::Held),
     ("/", Action::Filter),
     (":", Action::Palette),
     ("s", Action::Sort),
@@ -120,6 +128,8 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("a", Action::Approve),
     ("X", Action::Reject),
     ("v", Action::Votes),
+    ("space", Action::Mark),
+    ("P", Action::ApproveGroup),
 ];
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@
 //! guard on every exit path, and by ratatui's panic hook on a panic.
 
 mod actions;
+mod answers;
 pub mod draw;
 mod input;
 pub mod keys;

@@ -73,6 +73,11 @@ pub struct Fleet {
     running: BTreeSet<usize>,
     /// Dead-lettered tasks, by index, with the fingerprint of their reason.
     dead: BTreeMap<usize, String>,
+    /// Tasks in `awaiting_approval`, by index.
+    held: BTreeSet<usize>,
+    /// When each task last entered `awaiting_approval` (kept after it leaves, so a
+    /// view can still place a task that was answered meanwhile).
+    held_at: HashMap<usize, u64>,
 }
 
 /// Why records could not be folded.
@@ -104,9 +109,11 @@ impl Fleet {
             history: vec![Vec::new(); n],
             running: BTreeSet::new(),
             dead: BTreeMap::new(),
+            held: BTreeSet::new(),
+            held_at: HashMap::new(),
         };
         for i in 0..n {
-            fleet.track(i);
+            fleet.track(i, first.ts);
         }
         fleet.records.push(first.clone());
         for record in &records[1..] {
@@ -122,6 +129,12 @@ impl Fleet {
             .apply(&record.event, record.ts)
             .map_err(|e| FoldError { seq: record.seq, message: e.to_string() })?;
         let index = self.records.len();
+        // Tasks a planner spawned (or an operator submitted) join the run: each gets a
+        // history and is filed as its state says, from this record's time.
+        while self.history.len() < self.state.tasks.len() {
+            self.history.push(Vec::new());
+            self.track(self.history.len() - 1, record.ts);
+        }
         // An event changes at most the task it names (`RunState::apply`), so only that
         // task's entries can move.
         if let Some(i) = record.event.task().and_then(|t| self.state.task_index(t)) {
@@ -129,7 +142,7 @@ impl Fleet {
             if !matches!(record.event, Event::AttemptSpawned { .. }) {
                 self.history[i].push(Step { record: index, task: self.state.tasks[i].clone() });
             }
-            self.track(i);
+            self.track(i, record.ts);
             match &record.event {
                 Event::AttemptStarted { task, attempt, .. } => {
                     self.live
@@ -156,8 +169,16 @@ impl Fleet {
         Ok(())
     }
 
-    /// Files task `i` among the running and the dead letters as its state says.
-    fn track(&mut self, i: usize) {
+    /// Files task `i` among the running, the dead letters and the held as its state
+    /// says; `ts` is when it got there.
+    fn track(&mut self, i: usize, ts: u64) {
+        if matches!(self.state.tasks[i].state, TaskState::AwaitingApproval { .. }) {
+            if self.held.insert(i) {
+                self.held_at.insert(i, ts);
+            }
+        } else {
+            self.held.remove(&i);
+        }
         match &self.state.tasks[i].state {
             TaskState::Running { .. } => {
                 self.running.insert(i);
@@ -205,6 +226,17 @@ impl Fleet {
     /// Dead-lettered tasks in workflow order.
     pub fn dead_letters(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
         self.dead.keys().copied()
+    }
+
+    /// Tasks in `awaiting_approval`, in workflow order.
+    pub fn held(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
+        self.held.iter().copied()
+    }
+
+    /// When task `i` last entered `awaiting_approval` (ms since the epoch), held now
+    /// or not.
+    pub fn held_at(&self, i: usize) -> Option<u64> {
+        self.held_at.get(&i).copied()
     }
 
     fn sample_queue(&mut self, ts: u64) {

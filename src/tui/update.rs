@@ -8,7 +8,8 @@
 use super::actions;
 use super::keys::Action;
 use super::model::Fleet;
-use super::screens::{dashboard, dead_letters, detail, disagreement, palette, tasks, travel};
+use super::screens::{dashboard, dead_letters, detail, disagreement, held, palette, tasks, travel};
+use crate::core::hold::Answer;
 use super::view::{Request, Screen, TextKey, ViewState};
 
 impl ViewState {
@@ -20,6 +21,7 @@ impl ViewState {
             Screen::Dashboard => dashboard::selected_task(fleet, self.selected),
             Screen::DeadLetters => return dead_letters::selected_task(fleet, self.selected),
             Screen::Disagreement(s) => return Some(s.back.task.clone()),
+            Screen::Held(view) => return held::selected_task(fleet, view),
         };
         index.map(|i| fleet.state.task_id(i).to_string())
     }
@@ -30,7 +32,8 @@ impl ViewState {
             Screen::Tasks => tasks::task_rows(fleet, self).len(),
             Screen::Dashboard => fleet.running().len(),
             Screen::DeadLetters => fleet.dead_letter_groups().len(),
-            Screen::Detail(_) | Screen::Disagreement(_) => 0,
+            // The Held view moves by task id (`held::navigate`).
+            Screen::Detail(_) | Screen::Disagreement(_) | Screen::Held(_) => 0,
         }
     }
 
@@ -60,7 +63,12 @@ impl ViewState {
             Action::Travel => travel::enter(self, total),
             Action::Filter => tasks::open_filter(self),
             Action::Palette => palette::open(self),
+            Action::Sort if matches!(self.screen, Screen::Held(_)) => held::cycle_order(self),
             Action::Sort => tasks::cycle_sort(self),
+            Action::Mark => held::toggle_mark(self, fleet),
+            Action::Approve if matches!(self.screen, Screen::Held(_)) => held::answer(self, fleet, Answer::Approve),
+            Action::Reject if matches!(self.screen, Screen::Held(_)) => held::answer(self, fleet, Answer::Reject),
+            Action::ApproveGroup => held::approve_group(self, fleet),
             Action::Retry => return on_selected(self, actions::retry),
             Action::Cancel => return on_selected(self, actions::cancel),
             Action::Approve => return on_selected(self, actions::approve),
@@ -82,14 +90,13 @@ impl ViewState {
             Action::Dashboard => self.show(Screen::Dashboard),
             Action::Tasks => self.show(Screen::Tasks),
             Action::DeadLetters => self.show(Screen::DeadLetters),
-            Action::NextPane => {
-                let next = match self.screen {
-                    Screen::Dashboard => Screen::Tasks,
-                    Screen::Tasks => Screen::DeadLetters,
-                    _ => Screen::Dashboard,
-                };
-                self.show(next);
-            }
+            Action::Held => held::open(self),
+            Action::NextPane => match self.screen {
+                Screen::Dashboard => self.show(Screen::Tasks),
+                Screen::Tasks => self.show(Screen::DeadLetters),
+                Screen::DeadLetters => held::open(self),
+                _ => self.show(Screen::Dashboard),
+            },
             Action::Back => match &self.screen {
                 Screen::Detail(_) => self.screen = (*self.previous).clone(),
                 Screen::Disagreement(s) => self.screen = Screen::Detail(s.back.clone()),
@@ -119,6 +126,8 @@ impl ViewState {
                 if let Screen::Detail(d) = &mut self.screen {
                     // In the detail, up/down scroll the output.
                     detail::scroll(d, action);
+                } else if let Screen::Held(view) = &mut self.screen {
+                    held::navigate(view, fleet, action);
                 } else {
                     self.move_selection(self.rows(fleet), action);
                 }

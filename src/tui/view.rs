@@ -1,7 +1,7 @@
 //! The view state: everything about the screen that is not the run itself (which
 //! screen is up, the selection, the filter, open text fields, a pending question, time
 //! travel), and the [`Request`]s an update hands to the app loop. Each screen's own
-//! state lives with the screen ([`Detail`], [`SortKey`], [`Confirm`]) and is re-exported
+//! state lives with the screen ([`Detail`], [`HeldView`], [`SortKey`], [`Confirm`]) and is re-exported
 //! here, so this is the one place that names what the TUI remembers. How keys change
 //! it: `update.rs` and the screens.
 
@@ -12,6 +12,7 @@ use crate::core::Input as EngineInput;
 pub use super::screens::confirm::Confirm;
 pub use super::screens::detail::Detail;
 pub use super::screens::disagreement::DisagreementScreen;
+pub use super::screens::held::{HeldOrder, HeldView};
 pub use super::screens::tasks::SortKey;
 
 /// Which screen is up.
@@ -27,6 +28,8 @@ pub enum Screen {
     Detail(Detail),
     /// A consensus task's candidates side by side (opened from its detail).
     Disagreement(Box<DisagreementScreen>),
+    /// Every task held for approval, with marks for answering several at once.
+    Held(HeldView),
 }
 
 /// What the app loop should do after an update.

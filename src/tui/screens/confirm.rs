@@ -1,5 +1,6 @@
 //! The confirm overlay: a destructive action (cancel, bulk replay, quit with work
-//! running) waits here for a `y`; every other key is No, the default.
+//! running, an answer to held tasks) waits here for a `y`; every other key is No,
+//! the default. A question may span lines: its preview.
 
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
@@ -30,10 +31,11 @@ impl ViewState {
     }
 }
 
-/// Draws the question over the middle of `area`.
+/// Draws the question over the middle of `area`: one line of the question per line
+/// of the popup (a preview lists tasks and findings on lines of their own).
 pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, confirm: &Confirm) {
-    let text = vec![
-        Line::from(escape_line(&confirm.question).into_owned()),
+    let mut text: Vec<Line> = confirm.question.lines().map(|l| Line::from(escape_line(l).into_owned())).collect();
+    text.extend([
         Line::from(""),
         Line::from(vec![
             Span::styled(" y ", scene.theme.selected()),
@@ -41,8 +43,9 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, confirm: &Confirm) {
             Span::styled(" N ", scene.theme.selected().add_modifier(Modifier::BOLD)),
             Span::raw(" no (any other key)"),
         ]),
-    ];
-    // A question with a preview (a held task's finding) may wrap over several lines.
-    let wrapped = confirm.question.chars().count().div_ceil(60) as u16;
-    popup(frame, area, "Confirm", text, 64, (wrapped + 5).max(7));
+    ]);
+    // A question with a preview (the tasks, what held them) may wrap over several
+    // lines; word wrap can take a little more than 60 characters a line.
+    let wrapped: usize = confirm.question.lines().map(|l| l.chars().count().div_ceil(60).max(1)).sum();
+    popup(frame, area, "Confirm", text, 64, (wrapped as u16 + 5).max(7));
 }

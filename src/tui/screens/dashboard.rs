@@ -1,4 +1,5 @@
-//! The dashboard: one pane per running attempt with its live output and progress,
+//! The dashboard: held tasks first when there are any (the three held longest), then
+//! one pane per running attempt with its live output and progress,
 //! the queue's depth over time (in total and per pool), each pool's load and circuit,
 //! and the dead letters by cause. Its keys move the selection over the worker panes
 //! (`update.rs`); Enter opens the selected worker's task.
@@ -13,6 +14,7 @@ use crate::core::breaker::Circuit;
 use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
 use crate::core::{RunState, TaskState, TaskStateName};
+use super::held;
 use crate::tui::draw::Scene;
 use crate::tui::model::{Fleet, Live};
 use crate::tui::theme::Theme;
@@ -32,6 +34,15 @@ pub fn selected_task(fleet: &Fleet, selected: usize) -> Option<usize> {
 /// Draws the dashboard: worker panes beside (or above) the queue, pools and dead
 /// letters panels.
 pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
+    // Held tasks wait for the operator: a short panel on top, only while there are some.
+    let held_rows = held::panel_height(scene.fleet);
+    let area = if held_rows > 0 && area.height > held_rows + 7 {
+        let parts = Layout::vertical([Constraint::Length(held_rows), Constraint::Min(7)]).split(area);
+        held::panel(frame, parts[0], scene);
+        parts[1]
+    } else {
+        area
+    };
     let wide = area.width >= 110;
     let parts = if wide {
         Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).split(area)

@@ -6,7 +6,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::Frame;
 
-use super::{detail, disagreement};
+use super::{detail, disagreement, held};
 use crate::tui::draw::Scene;
 use crate::tui::keys::Action;
 use crate::tui::view::Screen;
@@ -22,6 +22,7 @@ const TABLES: &[(Action, &str)] = &[
     (Action::Dashboard, "dashboard"),
     (Action::Tasks, "tasks"),
     (Action::DeadLetters, "dead letters"),
+    (Action::Held, "held tasks: approve / reject several"),
     (Action::NextPane, "next view"),
     (Action::Sort, "sort the tasks table"),
     (Action::Retry, "retry the task"),
@@ -44,6 +45,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let entries = match scene.view.screen {
         Screen::Detail(_) => detail::HELP,
         Screen::Disagreement(_) => disagreement::HELP,
+        Screen::Held(_) => held::HELP,
         _ => TABLES,
     };
     for (action, what) in entries {
@@ -55,7 +57,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         k(Action::Palette)
     )));
     lines.push(Line::from("          pause|resume POOL|all, concurrency POOL N, breaker reset|trip POOL"));
-    lines.push(Line::from("          approve|reject ID (a task held by the input guard)"));
+    lines.push(Line::from("          approve|reject ID (a task held for approval)"));
     lines.push(Line::from(format!("{:>8}  quit (asks when work is running)", k(Action::Quit))));
     let height = lines.len() as u16 + 2;
     popup(frame, area, "Help (any key closes)", lines, 78, height);

@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod dead_letters;
 pub mod detail;
 pub mod disagreement;
+pub mod held;
 pub mod help;
 pub mod palette;
 pub mod tasks;

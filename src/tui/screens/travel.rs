@@ -35,7 +35,13 @@ pub fn update(vs: &mut ViewState, fleet: &Fleet, total: usize, action: Action) -
         Action::Back | Action::Travel => vs.travel = None,
         Action::Quit => return actions::quit(vs, fleet),
         Action::Help => vs.help = true,
-        Action::Up | Action::Down | Action::Open | Action::Dashboard | Action::Tasks | Action::DeadLetters => {
+        Action::Up
+        | Action::Down
+        | Action::Open
+        | Action::Dashboard
+        | Action::Tasks
+        | Action::DeadLetters
+        | Action::Held => {
             return vs.navigate(fleet, action)
         }
         _ => vs.message = Some("time travel is read-only: Esc returns to the live run".into()),
