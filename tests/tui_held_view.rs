@@ -222,7 +222,8 @@ fn the_held_view_lists_every_held_task_with_its_parent_finding_age_and_dependent
     assert!(line("plan/a").contains("agg"), "{}", line("plan/a"));
     assert!(line("translate").contains("publish"), "{}", line("translate"));
     // Grouped by the parent: the workflow's own holds first, then by parent id.
-    let order: Vec<usize> = ["translate", "other/x", "plan/a", "plan/d"].iter().map(|id| screen.find(id).unwrap()).collect();
+    let order: Vec<usize> =
+        ["translate", "other/x", "plan/a", "plan/d"].iter().map(|id| screen.find(id).unwrap()).collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "grouped by parent: {screen}");
     insta::assert_snapshot!("held_view_160x45", screen);
 }
@@ -430,7 +431,12 @@ fn the_header_and_the_dashboard_point_at_the_held_tasks() {
         assert!(screen.contains("Held 6 (4: view)"), "the dashboard's held panel, {w}x{h}: {screen}");
         // The three held longest, each with the limit it hit.
         for n in 1..=3 {
-            let line = format!("plan/{}  1m{:02}s  planner/max-children: child {} of 25; max_children = 20", ["a", "b", "c"][n - 1], 11 - n, 20 + n);
+            let line = format!(
+                "plan/{}  1m{:02}s  planner/max-children: child {} of 25; max_children = 20",
+                ["a", "b", "c"][n - 1],
+                11 - n,
+                20 + n
+            );
             assert!(screen.contains(&line), "top 3 held, {w}x{h}: {line:?} in {screen}");
         }
         assert!(!screen.contains("translate"), "only the top 3: {screen}");

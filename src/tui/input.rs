@@ -8,10 +8,10 @@ use ratatui::crossterm::event::{
 };
 
 use super::keys::{Action, Keymap};
-use crate::core::TaskStateName;
 use super::model::Fleet;
 use super::screens::tasks;
 use super::view::{Request, Screen, TextKey, ViewState};
+use crate::core::TaskStateName;
 
 /// Routes one terminal event: a pending question first, then an open text field,
 /// then the keymap. `live` is the run, `travelled` what time travel shows instead;

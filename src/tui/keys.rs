@@ -69,9 +69,11 @@ pub enum Action {
     Follow,
     /// Edit the selected task's payload (opens the palette with it).
     EditPayload,
-    /// Approve the selected task held by the input guard (asks first, with the finding).
+    /// Approve the selected held task, or in the Held view the marked ones (asks
+    /// first, with what held them).
     Approve,
-    /// Reject the selected held task: it ends cancelled (asks first, with the finding).
+    /// Reject the selected held task, or in the Held view the marked ones: they end
+    /// cancelled (asks first, with what held them and the dependents skipped).
     Reject,
     /// Open the disagreement view of a consensus task's latest votes.
     Votes,

@@ -9,8 +9,8 @@ use super::actions;
 use super::keys::Action;
 use super::model::Fleet;
 use super::screens::{dashboard, dead_letters, detail, disagreement, held, palette, tasks, travel};
-use crate::core::hold::Answer;
 use super::view::{Request, Screen, TextKey, ViewState};
+use crate::core::hold::Answer;
 
 impl ViewState {
     /// The id of the task the current screen points at, if any.
@@ -94,7 +94,8 @@ impl ViewState {
             Action::NextPane => match self.screen {
                 Screen::Dashboard => self.show(Screen::Tasks),
                 Screen::Tasks => self.show(Screen::DeadLetters),
-                Screen::DeadLetters => held::open(self),
+                // The Held view joins the round only while something is held.
+                Screen::DeadLetters if fleet.held().len() > 0 => held::open(self),
                 _ => self.show(Screen::Dashboard),
             },
             Action::Back => match &self.screen {

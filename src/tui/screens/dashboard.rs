@@ -10,11 +10,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
+use super::held;
 use crate::core::breaker::Circuit;
 use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
 use crate::core::{RunState, TaskState, TaskStateName};
-use super::held;
 use crate::tui::draw::Scene;
 use crate::tui::model::{Fleet, Live};
 use crate::tui::theme::Theme;

@@ -219,11 +219,8 @@ pub fn answer(vs: &mut ViewState, fleet: &Fleet, answer: Answer) {
     let Screen::Held(view) = &vs.screen else { return };
     let rows = rows(fleet, view);
     if !view.marked.is_empty() {
-        let targets: Vec<String> = rows
-            .iter()
-            .map(|&i| fleet.state.task_id(i).to_string())
-            .filter(|id| view.marked.contains(id))
-            .collect();
+        let targets: Vec<String> =
+            rows.iter().map(|&i| fleet.state.task_id(i).to_string()).filter(|id| view.marked.contains(id)).collect();
         let stale = view.marked.len() - targets.len();
         if targets.is_empty() {
             vs.message = Some(format!("nothing to {}: no marked task is held any more", answer.verb()));

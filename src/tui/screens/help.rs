@@ -57,7 +57,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         k(Action::Palette)
     )));
     lines.push(Line::from("          pause|resume POOL|all, concurrency POOL N, breaker reset|trip POOL"));
-    lines.push(Line::from("          approve|reject ID (a task held for approval)"));
+    lines.push(Line::from("          approve|reject ID (a task held by the input guard)"));
     lines.push(Line::from(format!("{:>8}  quit (asks when work is running)", k(Action::Quit))));
     let height = lines.len() as u16 + 2;
     popup(frame, area, "Help (any key closes)", lines, 78, height);
