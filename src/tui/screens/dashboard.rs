@@ -16,9 +16,11 @@ use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
 use crate::core::{RunState, TaskState, TaskStateName};
 use crate::tui::draw::Scene;
+use crate::tui::keys::Action;
 use crate::tui::model::{Fleet, Live};
 use crate::tui::theme::Theme;
 use crate::tui::view::Screen;
+use crate::tui::widgets::truncate;
 
 /// Running tasks, in workflow order: the dashboard's worker panes. Kept by the read
 /// model as records arrive, so this costs the running tasks, not the run.
@@ -35,10 +37,10 @@ pub fn selected_task(fleet: &Fleet, selected: usize) -> Option<usize> {
 /// letters panels.
 pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     // Held tasks wait for the operator: a short panel on top, only while there are some.
-    let held_rows = held::panel_height(scene.fleet);
+    let held_rows = held_panel_height(scene.fleet);
     let area = if held_rows > 0 && area.height > held_rows + 7 {
         let parts = Layout::vertical([Constraint::Length(held_rows), Constraint::Min(7)]).split(area);
-        held::panel(frame, parts[0], scene);
+        held_panel(frame, parts[0], scene);
         parts[1]
     } else {
         area
@@ -269,4 +271,44 @@ fn dead_letter_panel(frame: &mut Frame, area: Rect, scene: &Scene) {
     let table = Table::new(rows, [Constraint::Length(4), Constraint::Percentage(35), Constraint::Percentage(65)])
         .block(Block::default().borders(Borders::ALL).title(title));
     frame.render_widget(table, area);
+}
+
+/// Rows the dashboard's held panel needs (0 when nothing is held).
+fn held_panel_height(fleet: &Fleet) -> u16 {
+    match fleet.held().len() {
+        0 => 0,
+        n if n <= 3 => n as u16 + 2,
+        _ => 6,
+    }
+}
+
+/// The dashboard's held panel: the three tasks held longest, with what held them,
+/// and how to get to the Held view.
+fn held_panel(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let fleet = scene.fleet;
+    let view = held::HeldView { order: held::HeldOrder::Longest, ..held::HeldView::default() };
+    let rows = held::rows(fleet, &view);
+    let key = scene.keys.key_for(Action::Held);
+    let style = scene.theme.fg(Color::Yellow).add_modifier(Modifier::BOLD);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(style)
+        .title(Line::styled(format!(" Held {} ({key}: view) ", rows.len()), style));
+    let width = area.width.saturating_sub(2) as usize;
+    let mut lines: Vec<Line> = rows
+        .iter()
+        .take(3)
+        .map(|&i| {
+            let id = fleet.state.task_id(i);
+            // Rule and excerpt without the location: the limit hit fits 80 columns.
+            let finding =
+                fleet.state.tasks[i].finding.as_ref().map(|f| format!("{}: {}", f.rule, f.excerpt)).unwrap_or_default();
+            let since = fleet.held_at(i).map(|t| human_ms(scene.now_ms.saturating_sub(t))).unwrap_or_default();
+            Line::from(truncate(&escape_line(&format!("{id}  {since}  {finding}")), width.saturating_sub(1)))
+        })
+        .collect();
+    if rows.len() > 3 {
+        lines.push(Line::from(format!("and {} more", rows.len() - 3)));
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
 }

@@ -5,9 +5,6 @@
 //! every held child of the selected task's parent; each asks first with a preview
 //! (`answers.rs`). The selection is a task id, never a row: when the selected task
 //! leaves the list, no key falls through to the task that took its row.
-//!
-//! Also the dashboard's short held panel ([`panel`]), so held tasks are seen from the
-//! first screen.
 
 use std::collections::BTreeSet;
 
@@ -25,7 +22,7 @@ use crate::tui::draw::{Hint, Scene};
 use crate::tui::keys::{Action, Keymap};
 use crate::tui::model::Fleet;
 use crate::tui::view::{Screen, ViewState};
-use crate::tui::widgets::{header_row, selectable, truncate};
+use crate::tui::widgets::{header_row, selectable};
 
 /// The Held view's own state: which task is selected and which are marked, by id.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -367,44 +364,4 @@ fn table(frame: &mut Frame, area: Rect, scene: &Scene, view: &HeldView, rows: &[
         Constraint::Min(10),
     ];
     frame.render_widget(Table::new(body, widths).header(header), area);
-}
-
-/// Rows the dashboard's held panel needs (0 when nothing is held).
-pub fn panel_height(fleet: &Fleet) -> u16 {
-    match fleet.held().len() {
-        0 => 0,
-        n if n <= 3 => n as u16 + 2,
-        _ => 6,
-    }
-}
-
-/// The dashboard's held panel: the three tasks held longest, with what held them,
-/// and how to get to the Held view.
-pub fn panel(frame: &mut Frame, area: Rect, scene: &Scene) {
-    let fleet = scene.fleet;
-    let view = HeldView { order: HeldOrder::Longest, ..HeldView::default() };
-    let rows = rows(fleet, &view);
-    let key = scene.keys.key_for(Action::Held);
-    let style = scene.theme.fg(Color::Yellow).add_modifier(Modifier::BOLD);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(style)
-        .title(Line::styled(format!(" Held {} ({key}: view) ", rows.len()), style));
-    let width = area.width.saturating_sub(2) as usize;
-    let mut lines: Vec<Line> = rows
-        .iter()
-        .take(3)
-        .map(|&i| {
-            let id = fleet.state.task_id(i);
-            // Rule and excerpt without the location: the limit hit fits 80 columns.
-            let finding =
-                fleet.state.tasks[i].finding.as_ref().map(|f| format!("{}: {}", f.rule, f.excerpt)).unwrap_or_default();
-            let since = fleet.held_at(i).map(|t| human_ms(scene.now_ms.saturating_sub(t))).unwrap_or_default();
-            Line::from(truncate(&escape_line(&format!("{id}  {since}  {finding}")), width.saturating_sub(1)))
-        })
-        .collect();
-    if rows.len() > 3 {
-        lines.push(Line::from(format!("and {} more", rows.len() - 3)));
-    }
-    frame.render_widget(Paragraph::new(lines).block(block), area);
 }
