@@ -1,0 +1,255 @@
+//! `[[notify]]` hooks, fire-and-forget (DESIGN §12).
+//!
+//! The notifier is one more reader of the engine's committed records, beside the
+//! front ends: it folds its own copy of the run's state ([`matching`]), and for each
+//! record an entry's `on` matches it starts the entry's command with `{"on", "record",
+//! "task"}` on stdin ([`hook`]). It never writes to the run: a hook's failure (it could
+//! not start, exited non-zero, outlived its timeout) is a plain line in
+//! `STATE_DIR/notify.log` and a count, never an event, a retry or a task's failure, so
+//! a run's exit code and its log are the same with or without hooks.
+//!
+//! ```text
+//! engine ─records─▶ Watcher (fold, match) ─Job─▶ lane queue (bounded) ─▶ hook process
+//!                                                 └ full: oldest dropped, counted
+//! ```
+//!
+//! Each entry is a *lane*: at most its `concurrency` hooks run at once, further jobs
+//! wait in a queue of [`QUEUE`] (on overflow the oldest is dropped and logged), so a
+//! slow webhook neither stalls a desktop notification nor grows without bound. The
+//! engine hands records over an unbounded queue and never waits for this reader.
+//! When the records end (the run stopped), jobs still queued may start until the
+//! longest timeout of the entries has passed; every hook is killed at its own deadline,
+//! so the notifier ends at most one timeout after the run.
+
+mod hook;
+pub mod matching;
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::core::escape::escape_line;
+use crate::core::text::iso;
+use crate::core::workflow::NotifySpec;
+use crate::core::RunState;
+use crate::engine::fanout::Records;
+use crate::io::clock::wall_ms;
+use crate::io::fsutil::private_file;
+use crate::io::guardian::{MANAGER_PID_ENV, RUN_ID_ENV};
+use crate::io::journal::Record;
+use matching::{Job, Watcher};
+
+/// The file failures are written to, in the run folder.
+pub const NOTIFY_LOG: &str = "notify.log";
+/// Jobs one entry keeps waiting; past it the oldest waiting one is dropped.
+pub const QUEUE: usize = 100;
+
+/// What the notifier did over a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Hooks started.
+    pub started: u64,
+    /// Hooks that could not start, exited non-zero or timed out.
+    pub failed: u64,
+    /// Jobs dropped: their queue was full, or the run ended before they could start.
+    pub dropped: u64,
+}
+
+impl Report {
+    /// One line for the operator when something went wrong, naming the log.
+    pub fn note(&self, dir: &Path) -> Option<String> {
+        if self.failed == 0 && self.dropped == 0 {
+            return None;
+        }
+        Some(format!(
+            "{} notification hook(s) failed and {} were dropped; see {}",
+            self.failed,
+            self.dropped,
+            dir.join(NOTIFY_LOG).display()
+        ))
+    }
+}
+
+/// A running notifier.
+pub struct Notifier {
+    task: JoinHandle<Report>,
+}
+
+/// Starts the notifier of `specs` on `records` (the engine's committed batches from
+/// `state` on). `first` are records `state` already holds that should still notify (a
+/// new run's `run_started`). `None` when there is no hook.
+pub fn start(specs: Vec<NotifySpec>, state: RunState, first: Vec<Record>, records: Records, dir: PathBuf) -> Option<Notifier> {
+    if specs.is_empty() {
+        return None;
+    }
+    // The marks the guardian sweeps for: a hook outliving a crashed manager is ended
+    // with its workers.
+    let env = vec![
+        (RUN_ID_ENV.to_string(), state.run_id.clone()),
+        (MANAGER_PID_ENV.to_string(), std::process::id().to_string()),
+        ("PITBOSS_STATE_DIR".to_string(), dir.display().to_string()),
+    ];
+    let watcher = Watcher::new(&specs, state);
+    let lanes = specs.into_iter().map(|spec| Lane { spec, queue: VecDeque::new(), running: 0 }).collect();
+    let run = Run { lanes, env, log: NotifyLog { path: dir.join(NOTIFY_LOG) }, hooks: JoinSet::new(), report: Report::default(), closing: None };
+    Some(Notifier { task: tokio::spawn(run.serve(watcher, first, records)) })
+}
+
+impl Notifier {
+    /// Waits for the notifier to end (the records must end first: the engine stopped),
+    /// and says what it did.
+    pub async fn finish(self) -> Report {
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// One `[[notify]]` entry's hooks.
+struct Lane {
+    spec: NotifySpec,
+    queue: VecDeque<Job>,
+    running: usize,
+}
+
+struct Run {
+    lanes: Vec<Lane>,
+    env: Vec<(String, String)>,
+    log: NotifyLog,
+    hooks: JoinSet<(usize, Job, Result<(), String>)>,
+    report: Report,
+    /// Once the records ended: after this nothing new starts.
+    closing: Option<Instant>,
+}
+
+impl Run {
+    async fn serve(mut self, mut watcher: Watcher, first: Vec<Record>, mut records: Records) -> Report {
+        for record in &first {
+            for job in watcher.observe_folded(record) {
+                self.submit(job);
+            }
+        }
+        let mut open = true;
+        loop {
+            let closing = self.closing;
+            tokio::select! {
+                // Finished hooks first, so a slot is free before the next record's jobs.
+                biased;
+                Some(done) = self.hooks.join_next(), if !self.hooks.is_empty() => {
+                    if let Ok((lane, job, outcome)) = done {
+                        self.lanes[lane].running -= 1;
+                        if let Err(why) = outcome {
+                            self.report.failed += 1;
+                            self.log.write(&self.lanes[lane].spec, &job, &why);
+                        }
+                        self.start_waiting(lane);
+                    }
+                }
+                batch = records.recv(), if open => match batch {
+                    Some(batch) => {
+                        for record in batch.iter() {
+                            let (jobs, trouble) = watcher.observe(record);
+                            if let Some(why) = trouble {
+                                self.log.line(&why);
+                            }
+                            for job in jobs {
+                                self.submit(job);
+                            }
+                        }
+                    }
+                    None => {
+                        open = false;
+                        let longest = self.lanes.iter().map(|l| l.spec.timeout_ms).max().unwrap_or(0);
+                        self.closing = Some(Instant::now() + Duration::from_millis(longest));
+                    }
+                },
+                () = tokio::time::sleep_until(closing.unwrap_or_else(Instant::now)), if closing.is_some() && self.waiting() > 0 => {
+                    self.drop_waiting();
+                }
+            }
+            if !open && self.hooks.is_empty() && self.waiting() == 0 {
+                return self.report;
+            }
+        }
+    }
+
+    fn waiting(&self) -> usize {
+        self.lanes.iter().map(|l| l.queue.len()).sum()
+    }
+
+    /// Starts `job` now if its lane has room, else queues it (dropping the oldest
+    /// waiting job of a full queue).
+    fn submit(&mut self, job: Job) {
+        let lane = job.entry;
+        let Some(l) = self.lanes.get_mut(lane) else { return };
+        if l.queue.len() >= QUEUE {
+            if let Some(old) = l.queue.pop_front() {
+                self.report.dropped += 1;
+                let why = format!("dropped: {QUEUE} notifications were waiting for this hook");
+                self.log.write(&self.lanes[lane].spec, &old, &why);
+            }
+        }
+        self.lanes[lane].queue.push_back(job);
+        self.start_waiting(lane);
+    }
+
+    /// Starts waiting jobs of `lane` while it has room (and the run is not past its
+    /// closing time).
+    fn start_waiting(&mut self, lane: usize) {
+        let now = Instant::now();
+        if self.closing.is_some_and(|c| now >= c) {
+            return;
+        }
+        while self.lanes[lane].running < self.lanes[lane].spec.concurrency {
+            let Some(job) = self.lanes[lane].queue.pop_front() else { return };
+            let spec = &self.lanes[lane].spec;
+            let timeout = Duration::from_millis(spec.timeout_ms);
+            let deadline = match self.closing {
+                Some(closing) => (now + timeout).min(closing),
+                None => now + timeout,
+            };
+            let argv = spec.command.clone();
+            let env = self.env.clone();
+            let input = job.input.to_string().into_bytes();
+            self.lanes[lane].running += 1;
+            self.report.started += 1;
+            self.hooks.spawn(async move {
+                let outcome = hook::run(hook::Hook { argv: &argv, env: &env, input, deadline, timeout }).await;
+                (lane, job, outcome)
+            });
+        }
+    }
+
+    /// The run ended and the longest timeout has passed: what still waits is dropped.
+    fn drop_waiting(&mut self) {
+        for lane in 0..self.lanes.len() {
+            while let Some(job) = self.lanes[lane].queue.pop_front() {
+                self.report.dropped += 1;
+                self.log.write(&self.lanes[lane].spec, &job, "dropped: the run ended before it could start");
+            }
+        }
+    }
+}
+
+/// `STATE_DIR/notify.log`: one plain line per failure, created (0600) at the first.
+struct NotifyLog {
+    path: PathBuf,
+}
+
+impl NotifyLog {
+    fn write(&self, spec: &NotifySpec, job: &Job, why: &str) {
+        let program = spec.command.first().map_or("", String::as_str);
+        let task = job.task.as_deref().map(|t| format!(" task={t}")).unwrap_or_default();
+        self.line(&format!("on={} seq={}{task} {program}: {why}", job.on, job.seq));
+    }
+
+    fn line(&self, text: &str) {
+        let line = format!("{} {}\n", iso(wall_ms()), escape_line(text));
+        let written = private_file().append(true).create(true).open(&self.path).and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!("cannot write {}: {e}", self.path.display());
+        }
+    }
+}
