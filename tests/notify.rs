@@ -52,7 +52,8 @@ fn the_append_hook_gets_the_dead_letter_and_the_end_of_the_run() {
     assert_eq!(code, 1, "a dead letter: {}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(doc["tasks"].as_array().map(Vec::len), Some(2));
     let text = std::fs::read_to_string(&out).expect("the hook wrote its file");
-    let mut docs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("one JSON document a line")).collect();
+    let mut docs: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("one JSON document a line")).collect();
     docs.sort_by_key(|d| d["record"]["seq"].as_u64());
     assert_eq!(docs.len(), 2, "{text}");
     assert_eq!(docs[0]["on"], "dead_lettered");
@@ -79,8 +80,10 @@ fn a_hook_that_hangs_is_killed_at_its_timeout_and_the_run_ends_as_without_it() {
     let s = Scratch::new();
     let pid_file = s.path().join("hook.pid");
     let script = format!("echo $$ > {}; sleep 1000", pid_file.display());
-    let notify =
-        format!("[[notify]]\non = [\"run_finished\"]\ncommand = [\"sh\", \"-c\", {}]\ntimeout = \"1s\"\n", toml_string(&script));
+    let notify = format!(
+        "[[notify]]\non = [\"run_finished\"]\ncommand = [\"sh\", \"-c\", {}]\ntimeout = \"1s\"\n",
+        toml_string(&script)
+    );
     let started = Instant::now();
     let (code, doc, output) = s.run_json(&workflow(&notify));
     let took = started.elapsed();

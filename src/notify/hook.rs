@@ -145,7 +145,8 @@ mod tests {
 
     async fn go(argv: &[String], timeout_ms: u64) -> Result<(), String> {
         let timeout = Duration::from_millis(timeout_ms);
-        let hook = Hook { argv, env: &[], input: b"{\"on\":\"x\"}".to_vec(), deadline: Instant::now() + timeout, timeout };
+        let hook =
+            Hook { argv, env: &[], input: b"{\"on\":\"x\"}".to_vec(), deadline: Instant::now() + timeout, timeout };
         run(hook).await
     }
 
@@ -163,13 +164,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pids = dir.path().join("pids");
         let script = format!("sleep 1000 & echo $! > {0}; echo $$ >> {0}; wait", pids.display());
-        let failed = go(&sh(&script), 300).await.unwrap_err();
-        assert_eq!(failed, "timed out after 300ms; its process group was killed");
-        let text = std::fs::read_to_string(&pids).unwrap();
-        for pid in text.split_whitespace().map(|p| p.parse::<i32>().unwrap()) {
-            // Gone, or at worst a zombie of an init that has not reaped it yet.
+        // Bounded, so that a hook that is never killed fails the test instead of hanging it.
+        let failed = tokio::time::timeout(Duration::from_secs(30), go(&sh(&script), 300)).await;
+        let text = std::fs::read_to_string(&pids).unwrap_or_default();
+        let pids: Vec<i32> = text.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        // Gone, or at worst a zombie of an init that has not reaped it yet.
+        let running = |pid: &i32| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            assert!(stat.is_empty() || stat.contains(") Z"), "pid {pid} still runs: {stat}");
+            !stat.is_empty() && !stat.contains(") Z")
+        };
+        let left: Vec<i32> = pids.iter().copied().filter(running).collect();
+        for pid in &left {
+            // The test's own cleanup, by pid, when the notifier failed to end them.
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }
+        assert_eq!(pids.len(), 2, "{text}");
+        assert!(left.is_empty(), "still running after the deadline: {left:?}");
+        let failed = failed.expect("the hook was not ended at its deadline").unwrap_err();
+        assert_eq!(failed, "timed out after 300ms; its process group was killed");
     }
 }

@@ -83,7 +83,11 @@ impl Watcher {
         let known = self.state.tasks.len();
         if let Err(e) = self.state.apply(&record.event, record.ts) {
             self.folding = false;
-            let why = format!("record {} ({}) could not be followed: {e}; state names no longer match", record.seq, record.event.kind());
+            let why = format!(
+                "record {} ({}) could not be followed: {e}; state names no longer match",
+                record.seq,
+                record.event.kind()
+            );
             return (self.jobs(record, &[]), Some(why));
         }
         let mut entered = Vec::new();
@@ -167,7 +171,12 @@ mod tests {
     }
 
     fn spec(on: &[&str]) -> NotifySpec {
-        NotifySpec { on: on.iter().map(|s| s.to_string()).collect(), command: vec!["x".into()], timeout_ms: 1, concurrency: 1 }
+        NotifySpec {
+            on: on.iter().map(|s| s.to_string()).collect(),
+            command: vec!["x".into()],
+            timeout_ms: 1,
+            concurrency: 1,
+        }
     }
 
     fn record(seq: u64, event: Event) -> Record {

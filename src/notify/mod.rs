@@ -82,7 +82,13 @@ pub struct Notifier {
 /// Starts the notifier of `specs` on `records` (the engine's committed batches from
 /// `state` on). `first` are records `state` already holds that should still notify (a
 /// new run's `run_started`). `None` when there is no hook.
-pub fn start(specs: Vec<NotifySpec>, state: RunState, first: Vec<Record>, records: Records, dir: PathBuf) -> Option<Notifier> {
+pub fn start(
+    specs: Vec<NotifySpec>,
+    state: RunState,
+    first: Vec<Record>,
+    records: Records,
+    dir: PathBuf,
+) -> Option<Notifier> {
     if specs.is_empty() {
         return None;
     }
@@ -95,7 +101,14 @@ pub fn start(specs: Vec<NotifySpec>, state: RunState, first: Vec<Record>, record
     ];
     let watcher = Watcher::new(&specs, state);
     let lanes = specs.into_iter().map(|spec| Lane { spec, queue: VecDeque::new(), running: 0 }).collect();
-    let run = Run { lanes, env, log: NotifyLog { path: dir.join(NOTIFY_LOG) }, hooks: JoinSet::new(), report: Report::default(), closing: None };
+    let run = Run {
+        lanes,
+        env,
+        log: NotifyLog { path: dir.join(NOTIFY_LOG) },
+        hooks: JoinSet::new(),
+        report: Report::default(),
+        closing: None,
+    };
     Some(Notifier { task: tokio::spawn(run.serve(watcher, first, records)) })
 }
 
@@ -247,7 +260,8 @@ impl NotifyLog {
 
     fn line(&self, text: &str) {
         let line = format!("{} {}\n", iso(wall_ms()), escape_line(text));
-        let written = private_file().append(true).create(true).open(&self.path).and_then(|mut f| f.write_all(line.as_bytes()));
+        let written =
+            private_file().append(true).create(true).open(&self.path).and_then(|mut f| f.write_all(line.as_bytes()));
         if let Err(e) = written {
             tracing::warn!("cannot write {}: {e}", self.path.display());
         }
