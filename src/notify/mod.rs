@@ -267,3 +267,74 @@ impl NotifyLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::core::Event;
+
+    fn state() -> RunState {
+        let text = "[[pool]]\nname = \"p\"\ncommand = [\"echo\"]\n[[task]]\nid = \"a\"\n";
+        let workflow = crate::config::parse(text, "wf.toml", Path::new("/")).expect("valid");
+        RunState::new("r".into(), Arc::new(workflow))
+    }
+
+    fn spec(script: &str, timeout_ms: u64) -> NotifySpec {
+        NotifySpec {
+            on: vec!["run_finished".into()],
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            timeout_ms,
+            concurrency: 1,
+        }
+    }
+
+    /// Feeds `n` matching records in one batch, ends the stream, and waits (bounded)
+    /// for the notifier to end.
+    async fn notify_n(spec: NotifySpec, n: u64, dir: &Path) -> Report {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let notifier = start(vec![spec], state(), Vec::new(), rx, dir.to_path_buf()).expect("a hook");
+        let batch: Vec<Record> =
+            (0..n).map(|seq| Record { seq, ts: 1, event: Event::RunFinished { success: true } }).collect();
+        tx.send(Arc::from(batch)).expect("notifier listens");
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(60), notifier.finish()).await.expect("the notifier ends")
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_its_oldest_job_and_the_end_of_the_run_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = QUEUE as u64 + 5;
+        let report = notify_n(spec("cat >/dev/null; sleep 5", 300), n, dir.path()).await;
+        // One runs (concurrency 1), QUEUE wait, 4 are pushed out by newer ones; the
+        // run's end gives the waiting ones the 300 ms timeout, then drops them.
+        assert!(report.started >= 1 && report.started <= 3, "{report:?}");
+        assert_eq!(report.started + report.dropped, n, "{report:?}");
+        assert_eq!(report.failed, report.started, "each hook timed out: {report:?}");
+        let log = std::fs::read_to_string(dir.path().join(NOTIFY_LOG)).unwrap();
+        assert_eq!(log.matches("notifications were waiting for this hook").count(), 4, "{log}");
+        assert!(
+            log.contains("on=run_finished seq=1 sh: dropped: 100 notifications were waiting"),
+            "oldest first:\n{log}"
+        );
+        assert!(log.contains("dropped: the run ended before it could start"), "{log}");
+        assert!(log.contains("timed out after 300ms"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn hooks_of_one_entry_run_at_most_its_concurrency_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("ledger");
+        // Each hook notes its start and end; with concurrency 1 they never overlap.
+        let script = format!("cat >/dev/null; echo start >> {0}; sleep 0.05; echo end >> {0}", ledger.display());
+        let mut one = spec(&script, 10_000);
+        one.on = vec!["run_finished".into()];
+        let report = notify_n(one, 4, dir.path()).await;
+        assert_eq!(report, Report { started: 4, failed: 0, dropped: 0 });
+        let text = std::fs::read_to_string(&ledger).unwrap();
+        assert_eq!(text, "start\nend\n".repeat(4));
+    }
+}
