@@ -94,7 +94,7 @@ fn a_hook_that_hangs_is_killed_at_its_timeout_and_the_run_ends_as_without_it() {
     let pid: i32 = std::fs::read_to_string(&pid_file).expect("the hook ran").trim().parse().expect("a pid");
     let gone = wait_for(deadline(), || !alive(pid));
     if !gone {
-        common::kill_pid(pid);
+        kill_group(pid);
     }
     assert!(gone, "hook pid {pid} outlived the run");
     let log = notify_log(&s);
@@ -149,4 +149,36 @@ fn notify_mistakes_are_reported_at_their_line_and_column() {
     assert!(stderr.contains("wf.toml:11:7: notify: unknown name \"dead_letterd\" in `on`"), "{stderr}");
     assert!(stderr.contains("dead_lettered") && stderr.contains("run_finished"), "lists the valid names: {stderr}");
     assert!(stderr.contains("wf.toml:12:11: notify: `command` is empty"), "{stderr}");
+}
+
+#[test]
+fn a_hook_running_when_the_manager_is_killed_is_ended_by_the_guardian() {
+    let s = Scratch::new();
+    let pid_file = s.path().join("hook.pid");
+    let script = format!("echo $$ > {0}.tmp; mv {0}.tmp {0}; sleep 1000", pid_file.display());
+    let notify = format!(
+        "[[notify]]\non = [\"run_finished\"]\ncommand = [\"sh\", \"-c\", {}]\ntimeout = \"10m\"\n",
+        toml_string(&script)
+    );
+    let file = s.write("workflow.toml", &workflow(&notify));
+    let mut manager = s.spawn_run(&file);
+    let guard = common::KillOnPanic::new(&[manager.id()]);
+    assert!(wait_for(deadline(), || pid_file.exists()), "the hook never started");
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // The manager waits for the hook (10 minutes); kill it instead.
+    common::kill_pid(manager.id() as i32);
+    common::wait_within(&mut manager, "the killed manager");
+    let gone = wait_for(deadline(), || !alive(pid));
+    if !gone {
+        kill_group(pid);
+    }
+    drop(guard);
+    assert!(gone, "hook pid {pid} outlived its manager");
+}
+
+/// Test cleanup when the notifier failed: the hook leads its own process group.
+fn kill_group(pid: i32) {
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
 }
