@@ -95,7 +95,8 @@ impl Checker<'_> {
 fn resolve_program(mut command: Vec<String>, base: &Path) -> Vec<String> {
     if let Some(program) = command.first_mut() {
         if program.contains('/') && Path::new(program.as_str()).is_relative() {
-            *program = base.join(&*program).display().to_string();
+            let relative = program.strip_prefix("./").unwrap_or(program);
+            *program = base.join(relative).display().to_string();
         }
     }
     command
@@ -122,7 +123,7 @@ mod tests {
             format!("{POOL}[[notify]]\non = [\"dead_lettered\", \"run_finished\"]\ncommand = [\"./hook.sh\", \"x\"]\n");
         let workflow = parse(&text, "wf.toml", Path::new("/base")).expect("valid");
         let spec = &workflow.notify[0];
-        assert_eq!(spec.command, ["/base/./hook.sh", "x"]);
+        assert_eq!(spec.command, ["/base/hook.sh", "x"]);
         assert_eq!((spec.timeout_ms, spec.concurrency), (10_000, 4));
         assert_eq!(spec.on, ["dead_lettered", "run_finished"]);
     }

@@ -62,15 +62,13 @@ pub struct Report {
 impl Report {
     /// One line for the operator when something went wrong, naming the log.
     pub fn note(&self, dir: &Path) -> Option<String> {
-        if self.failed == 0 && self.dropped == 0 {
-            return None;
-        }
-        Some(format!(
-            "{} notification hook(s) failed and {} were dropped; see {}",
-            self.failed,
-            self.dropped,
-            dir.join(NOTIFY_LOG).display()
-        ))
+        let what = match (self.failed, self.dropped) {
+            (0, 0) => return None,
+            (failed, 0) => format!("{failed} notification hook(s) failed"),
+            (0, dropped) => format!("{dropped} notification(s) were dropped"),
+            (failed, dropped) => format!("{failed} notification hook(s) failed and {dropped} were dropped"),
+        };
+        Some(format!("{what}; see {}", dir.join(NOTIFY_LOG).display()))
     }
 }
 
