@@ -282,24 +282,14 @@ impl Prepared {
             eprintln!("pitboss: {warning}");
         }
         let start = Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed };
-        // `[[notify]]` hooks: their own copy of the state, and a new run's first record
-        // (written before the engine started, so never published).
-        let notify_from = (!state.workflow.notify.is_empty()).then(|| state.clone());
-        let notify_first = match &notify_from {
-            Some(_) if !resumed => read_log(&run_dir.path)?.into_iter().take(1).collect(),
-            _ => Vec::new(),
-        };
-        let notify_dir = run_dir.path.clone();
+        let hooks = crate::notify::Hooks::prepare(&state, resumed, &run_dir.path);
         let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
             let runner = Arc::new(LocalRunner::for_manager(run_env));
             let world = World { clock: Arc::new(SystemClock), runner: runner.clone() };
             let snapshot = state.clone();
             let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
             let engine_handle = engine.handle();
-            let notifier = notify_from.and_then(|from| {
-                let specs = from.workflow.notify.clone();
-                crate::notify::start(specs, from, notify_first, engine_handle.subscribe(), notify_dir.clone())
-            });
+            let notifier = hooks.map(|hooks| hooks.start(engine_handle.subscribe()));
             let feed = Feed::new(backlog, engine_handle.subscribe(), engine_handle.subscribe_output());
             let handle = LocalHandle { engine: engine_handle.clone(), snapshot, feed: Some(feed) };
             engine_handle.send(start);
@@ -312,11 +302,8 @@ impl Prepared {
             // Persistent workers end cleanly and are waited for, before the runtime goes.
             runner.shutdown().await;
             // Hooks still running or waiting get their timeout, then are killed.
-            if let Some(note) = match notifier {
-                Some(n) => n.finish().await.note(&notify_dir),
-                None => None,
-            } {
-                eprintln!("pitboss: {note}");
+            if let Some(notifier) = notifier {
+                notifier.finish().await;
             }
             let engine_result = engine_result?;
             let (state, ending) = engine_result?;

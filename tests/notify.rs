@@ -182,3 +182,26 @@ fn kill_group(pid: i32) {
         libc::kill(-pid, libc::SIGKILL);
     }
 }
+
+#[test]
+fn a_new_runs_first_records_notify_too_and_a_resume_does_not_repeat_them() {
+    let s = Scratch::new();
+    let out = s.path().join("notes.jsonl");
+    let notify = format!(
+        "[[notify]]\non = [\"run_started\", \"manager_started\"]\ncommand = [{}, {}]\n",
+        toml_string(&hook_asset("append.sh")),
+        toml_string(&out.display().to_string())
+    );
+    let (code, _, _) = s.run_json(&workflow(&notify));
+    assert_eq!(code, 1);
+    let on = |text: &str| -> Vec<String> {
+        let mut docs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        docs.sort_by_key(|d| d["record"]["seq"].as_u64());
+        docs.iter().map(|d| d["on"].as_str().unwrap_or_default().to_string()).collect()
+    };
+    assert_eq!(on(&std::fs::read_to_string(&out).unwrap()), ["run_started", "manager_started"]);
+    // A resume is a new manager of the same run: only its own records notify.
+    let resumed = s.pitboss().args(["resume", "--headless"]).arg(s.run_dir()).output_within("pitboss resume");
+    assert_eq!(resumed.status.code(), Some(1), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(on(&std::fs::read_to_string(&out).unwrap()), ["run_started", "manager_started", "manager_started"]);
+}

@@ -40,7 +40,7 @@ use crate::engine::fanout::Records;
 use crate::io::clock::wall_ms;
 use crate::io::fsutil::private_file;
 use crate::io::guardian::{MANAGER_PID_ENV, RUN_ID_ENV};
-use crate::io::journal::Record;
+use crate::io::journal::{self, Record, LOG_FILE};
 use matching::{Job, Watcher};
 
 /// The file failures are written to, in the run folder.
@@ -72,24 +72,59 @@ impl Report {
     }
 }
 
+/// A run's hooks, ready to start once the engine exists.
+pub struct Hooks {
+    specs: Vec<NotifySpec>,
+    state: RunState,
+    first: Vec<Record>,
+    dir: PathBuf,
+}
+
+impl Hooks {
+    /// The hooks of the run in `dir` from `state` (the state the engine starts from),
+    /// or `None` when its workflow has none. A new run's first record (`run_started`)
+    /// was written before the engine started, so it is never published: it is read
+    /// back here to be matched too.
+    pub fn prepare(state: &RunState, resumed: bool, dir: &Path) -> Option<Hooks> {
+        if state.workflow.notify.is_empty() {
+            return None;
+        }
+        let mut first = Vec::new();
+        if !resumed {
+            let _ = journal::scan(&dir.join(LOG_FILE), |record, _| {
+                if first.is_empty() {
+                    first.push(record);
+                }
+                Ok(())
+            });
+        }
+        let specs = state.workflow.notify.clone();
+        Some(Hooks { specs, state: state.clone(), first, dir: dir.to_path_buf() })
+    }
+
+    /// Starts the notifier on `records`: the engine's committed batches from the
+    /// prepared state on.
+    pub fn start(self, records: Records) -> Notifier {
+        let dir = self.dir.clone();
+        Notifier { task: start(self.specs, self.state, self.first, records, self.dir), dir }
+    }
+}
+
 /// A running notifier.
 pub struct Notifier {
     task: JoinHandle<Report>,
+    dir: PathBuf,
 }
 
-/// Starts the notifier of `specs` on `records` (the engine's committed batches from
-/// `state` on). `first` are records `state` already holds that should still notify (a
-/// new run's `run_started`). `None` when there is no hook.
-pub fn start(
+/// Starts serving `specs` on `records` from `state`; `first` are records `state`
+/// already holds that should still notify.
+fn start(
     specs: Vec<NotifySpec>,
     state: RunState,
     first: Vec<Record>,
     records: Records,
     dir: PathBuf,
-) -> Option<Notifier> {
-    if specs.is_empty() {
-        return None;
-    }
+) -> JoinHandle<Report> {
     // The marks the guardian sweeps for: a hook outliving a crashed manager is ended
     // with its workers.
     let env = vec![
@@ -99,22 +134,20 @@ pub fn start(
     ];
     let watcher = Watcher::new(&specs, state);
     let lanes = specs.into_iter().map(|spec| Lane { spec, queue: VecDeque::new(), running: 0 }).collect();
-    let run = Run {
-        lanes,
-        env,
-        log: NotifyLog { path: dir.join(NOTIFY_LOG) },
-        hooks: JoinSet::new(),
-        report: Report::default(),
-        closing: None,
-    };
-    Some(Notifier { task: tokio::spawn(run.serve(watcher, first, records)) })
+    let log = NotifyLog { path: dir.join(NOTIFY_LOG) };
+    let run = Run { lanes, env, log, hooks: JoinSet::new(), report: Report::default(), closing: None };
+    tokio::spawn(run.serve(watcher, first, records))
 }
 
 impl Notifier {
-    /// Waits for the notifier to end (the records must end first: the engine stopped),
-    /// and says what it did.
+    /// Waits for the notifier to end (the records end first: the engine stopped) and
+    /// says on stderr what failed, if anything.
     pub async fn finish(self) -> Report {
-        self.task.await.unwrap_or_default()
+        let report = self.task.await.unwrap_or_default();
+        if let Some(note) = report.note(&self.dir) {
+            eprintln!("pitboss: {note}");
+        }
+        report
     }
 }
 
@@ -294,7 +327,8 @@ mod tests {
     /// for the notifier to end.
     async fn notify_n(spec: NotifySpec, n: u64, dir: &Path) -> Report {
         let (tx, rx) = mpsc::unbounded_channel();
-        let notifier = start(vec![spec], state(), Vec::new(), rx, dir.to_path_buf()).expect("a hook");
+        let task = start(vec![spec], state(), Vec::new(), rx, dir.to_path_buf());
+        let notifier = Notifier { task, dir: dir.to_path_buf() };
         let batch: Vec<Record> =
             (0..n).map(|seq| Record { seq, ts: 1, event: Event::RunFinished { success: true } }).collect();
         tx.send(Arc::from(batch)).expect("notifier listens");
