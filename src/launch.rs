@@ -282,12 +282,14 @@ impl Prepared {
             eprintln!("pitboss: {warning}");
         }
         let start = Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed };
+        let hooks = crate::notify::Hooks::prepare(&state, resumed, &run_dir.path);
         let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
             let runner = Arc::new(LocalRunner::for_manager(run_env));
             let world = World { clock: Arc::new(SystemClock), runner: runner.clone() };
             let snapshot = state.clone();
             let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
             let engine_handle = engine.handle();
+            let notifier = hooks.map(|hooks| hooks.start(engine_handle.subscribe()));
             let feed = Feed::new(backlog, engine_handle.subscribe(), engine_handle.subscribe_output());
             let handle = LocalHandle { engine: engine_handle.clone(), snapshot, feed: Some(feed) };
             engine_handle.send(start);
@@ -299,6 +301,10 @@ impl Prepared {
             let engine_result = engine_task.await.map_err(|e| LaunchError::FrontEnd(format!("engine task: {e}")));
             // Persistent workers end cleanly and are waited for, before the runtime goes.
             runner.shutdown().await;
+            // Hooks still running or waiting get their timeout, then are killed.
+            if let Some(notifier) = notifier {
+                notifier.finish().await;
+            }
             let engine_result = engine_result?;
             let (state, ending) = engine_result?;
             front_result.map_err(LaunchError::FrontEnd)?;

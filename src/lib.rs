@@ -11,4 +11,5 @@ pub mod core;
 pub mod engine;
 pub mod io;
 pub mod launch;
+pub mod notify;
 pub mod tui;

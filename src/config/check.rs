@@ -149,7 +149,8 @@ impl Checker<'_> {
         };
         let pools = raw.pool.iter().enumerate().map(|(i, p)| self.pool(i, p)).collect();
         let tasks = raw.task.iter().enumerate().map(|(i, t)| self.task(i, t, &task_defaults)).collect();
-        Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks }
+        let notify = self.notify(&raw.notify);
+        Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks, notify }
     }
 
     /// `[run]`: name, max_parallel, kill_grace.

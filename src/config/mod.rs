@@ -19,6 +19,7 @@ mod check;
 mod consensus;
 mod defaults;
 mod gates;
+mod notify;
 mod parse;
 mod shape;
 

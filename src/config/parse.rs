@@ -112,6 +112,8 @@ pub(super) struct RawWorkflow {
     pub(super) pool: Vec<RawPool>,
     #[serde(default)]
     pub(super) task: Vec<RawTask>,
+    #[serde(default)]
+    pub(super) notify: Vec<super::notify::RawNotify>,
 }
 
 /// `[run]`.

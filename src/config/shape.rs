@@ -174,6 +174,14 @@ const TASK: &[Key] = &[
     key("input_guard", Shape::Flag),
 ];
 
+/// `[[notify]]` (DESIGN §12; values checked in `notify.rs`).
+const NOTIFY: &[Key] = &[
+    required("on", Shape::Texts),
+    required("command", Shape::Texts),
+    key("timeout", Shape::Duration),
+    key("concurrency", Shape::Whole),
+];
+
 /// The whole file.
 pub(super) const WORKFLOW: &[Key] = &[
     key("run", Shape::Table(RUN)),
@@ -181,6 +189,7 @@ pub(super) const WORKFLOW: &[Key] = &[
     key("balancer", Shape::Table(BALANCER)),
     key("pool", Shape::Sections(POOL)),
     key("task", Shape::Sections(TASK)),
+    key("notify", Shape::Sections(NOTIFY)),
 ];
 
 /// A problem with the file's shape: the byte span it is about and what is wrong.

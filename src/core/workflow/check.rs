@@ -262,6 +262,7 @@ mod tests {
             balancer: Strategy::LeastConnections,
             pools,
             tasks,
+            notify: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@ mod check;
 mod error;
 mod gate;
 mod graph;
+mod notify;
 mod shell;
 mod template;
 
@@ -21,6 +22,10 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{Limit, Site, Template, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS, MULTIPLIER_RANGE};
 pub use gate::{gate_label, Gate, GateKind, PerfGate, PERF_RUNS_RANGE, REGRESSION_RANGE, SCORE_RANGE};
+pub use notify::{
+    event_names, state_named, state_names, NotifySpec, DEFAULT_NOTIFY_CONCURRENCY, DEFAULT_NOTIFY_TIMEOUT_MS,
+    MAX_NOTIFY_CONCURRENCY,
+};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
 
 /// A workflow that passed validation, with defaults applied.
@@ -38,6 +43,10 @@ pub struct Workflow {
     pub pools: Vec<PoolSpec>,
     /// Tasks, in file order (ids are unique).
     pub tasks: Vec<TaskSpec>,
+    /// `[[notify]]` hooks (DESIGN §12). Not written when empty, so logs of workflows
+    /// without hooks are unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifySpec>,
 }
 
 /// Balancer strategy for tasks that can run on more than one pool.
