@@ -31,6 +31,7 @@ use rand::Rng;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::core::breaker::Circuit;
+use crate::core::workflow::Workflow;
 use crate::core::decide::dispatch;
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::clock::Clock;
@@ -46,10 +47,16 @@ pub fn now_ms() -> u64 {
 }
 
 /// The input that reports how an attempt ended.
-fn end_input(task: &str, attempt: u32, end: AttemptEnd) -> Input {
+fn end_input(task: &str, attempt: u32, end: AttemptEnd, workflow: &Workflow) -> Input {
     let task = task.to_string();
     match end {
         AttemptEnd::Outcome(outcome) => Input::Finished { task, attempt, outcome },
+        // A planner's subtasks are read as a workflow's `[[task]]` entries are; the
+        // core checks them against the run.
+        AttemptEnd::Planned(outcome, spawn) => {
+            let spawn = spawn.and_then(|tasks| crate::config::tasks_from_json(&serde_json::Value::Array(tasks), workflow));
+            Input::Planned { task, attempt, outcome, spawn }
+        }
         // A cancel is recorded already; the attempt's end changes nothing.
         AttemptEnd::Stopped(Stop::Cancel, _) => Input::AttemptStopped { task, attempt, reason: "cancelled".into() },
         // Interrupted, or a time limit that the supervisor did not turn into an outcome
@@ -429,6 +436,7 @@ impl Engine {
         let prepared = self.attempt_spec(task, attempt, pool);
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
         let task = task.to_string();
+        let workflow = self.state.workflow.clone();
         tokio::spawn(async move {
             let end = match prepared {
                 Ok((spec, limits)) => {
@@ -448,7 +456,7 @@ impl Engine {
                 }
                 Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
             };
-            let input = end_input(&task, attempt, end);
+            let input = end_input(&task, attempt, end, &workflow);
             let _ = tx.send(Msg::RunnerDone { task, attempt, input: Some(input) });
         });
     }

@@ -262,6 +262,8 @@ mod tests {
             balancer: Strategy::LeastConnections,
             pools,
             tasks,
+            planner: Default::default(),
+            defaults: None,
         }
     }
 

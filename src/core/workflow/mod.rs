@@ -11,6 +11,7 @@ mod check;
 mod error;
 mod gate;
 mod graph;
+mod planner;
 mod shell;
 mod template;
 
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Limit, Site, Template, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS, MULTIPLIER_RANGE};
+pub use planner::{Approve, PlannerSpec, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TASKS};
 pub use gate::{gate_label, Gate, GateKind, PerfGate, PERF_RUNS_RANGE, REGRESSION_RANGE, SCORE_RANGE};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
 
@@ -36,8 +38,32 @@ pub struct Workflow {
     pub balancer: Strategy,
     /// Worker pools, in file order.
     pub pools: Vec<PoolSpec>,
-    /// Tasks, in file order (ids are unique).
+    /// Tasks, in file order (ids are unique); tasks spawned or submitted during the
+    /// run are appended to the run state's copy.
     pub tasks: Vec<TaskSpec>,
+    /// `[planner]` limits for spawned tasks (DESIGN §11). Not written when default, so
+    /// logs of workflows without it are unchanged and older logs still read.
+    #[serde(default, skip_serializing_if = "PlannerSpec::is_default")]
+    pub planner: PlannerSpec,
+    /// The file's `[defaults]`, as resolved, for tasks spawned or submitted during the
+    /// run (None: the built-in ones). Not written when the file has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<TaskDefaults>,
+}
+
+/// What a task gets for what it leaves out (`[defaults]` over the built-in values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskDefaults {
+    /// Per-attempt timeout.
+    pub timeout_ms: u64,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Exit codes never retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub never_on: Vec<i32>,
+    /// Gates of a task without its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<Gate>,
 }
 
 /// Balancer strategy for tasks that can run on more than one pool.
