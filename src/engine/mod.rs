@@ -272,13 +272,6 @@ impl Engine {
                 }
             }
             self.process(batch).await?;
-            // A headless run whose only tasks left are held for approval would wait
-            // unseen: it stops instead, leaving them held for a `resume` (DESIGN-NOTES,
-            // "Hardening: input guard and approval").
-            let idle = !shutting_down && !self.state.interrupted && self.running.is_empty();
-            if self.config.exit_when_done && idle && crate::core::hold::only_held_remain(&self.state) {
-                let _ = self.tx.send(Msg::Stop(crate::core::hold::held_line(&self.state)));
-            }
             // Checked after a batch, not before the first: a resumed log may end
             // interrupted or finished, and the manager's start input changes that.
             if self.running.is_empty() && self.replicas.is_idle() {
