@@ -116,10 +116,11 @@ pub fn tasks_from_json(
         if !item.is_object() {
             return Err(format!("spawned task {}: must be an object such as {{\"id\": …}}", k + 1));
         }
-        let entry = toml::Value::try_from(item).map_err(|e| {
-            let what = if e.to_string().contains("unsupported None") { "null has no TOML form".to_string() } else { e.to_string() };
-            format!("spawned task {} ({}): {what}", k + 1, json_id(item))
-        })?;
+        let failed = |what: String| format!("spawned task {} ({}): {what}", k + 1, json_id(item));
+        if let Some(at) = null_at(item, String::new()) {
+            return Err(failed(format!("{at} is null, which a task cannot hold (leave the key out)")));
+        }
+        let entry = toml::Value::try_from(item).map_err(|e| failed(e.to_string()))?;
         entries.push(entry);
     }
     let mut document = toml::Table::new();
@@ -141,6 +142,17 @@ pub fn tasks_from_json(
             .collect();
         said.join("; ")
     })
+}
+
+/// The path of the first `null` in `value` (TOML has none), such as `payload.x`.
+fn null_at(value: &serde_json::Value, at: String) -> Option<String> {
+    let join = |key: &str| if at.is_empty() { key.to_string() } else { format!("{at}.{key}") };
+    match value {
+        serde_json::Value::Null => Some(if at.is_empty() { "the value".to_string() } else { at }),
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| null_at(v, join(&i.to_string()))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| null_at(v, join(k))),
+        _ => None,
+    }
 }
 
 /// A spawned task's `id` as the worker gave it, for messages.
