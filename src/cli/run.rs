@@ -159,7 +159,11 @@ pub fn headless<'a>(exit_when_blocked: bool) -> FrontEnd<'a> {
             Box::pin(async move {
                 let state = handle.snapshot().clone();
                 if let Some(feed) = handle.take_feed() {
-                    report(feed, state, exit_when_blocked).await;
+                    if let Some(blocked) = report(feed, state, exit_when_blocked).await {
+                        // The log says why the run stopped (the launcher's own stop
+                        // after this one is ignored).
+                        handle.stop(&format!("blocked: {blocked}; --exit-when-blocked"));
+                    }
                 }
                 Ok(())
             })
@@ -182,7 +186,8 @@ fn waiting_line(state: &RunState) -> String {
 
 /// Prints progress until the engine goes away (or, with `exit_when_blocked`, until
 /// the run is blocked on an operator).
-async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool) {
+/// Returns why it stopped early when the run was blocked (`exit_when_blocked`).
+async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool) -> Option<String> {
     let total = state.tasks.len();
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
@@ -197,6 +202,7 @@ async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool) {
     let mut progress = Progress::new(state);
     // Said once each time the run becomes blocked.
     let mut said_blocked = false;
+    let mut stopped = None;
     while let Some(batch) = feed.next().await {
         // One write per batch, not per line: a busy fleet makes thousands of lines.
         let mut plain = String::new();
@@ -238,6 +244,7 @@ async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool) {
         let blocked = crate::core::hold::only_held_remain(&progress.state);
         if blocked && exit_when_blocked {
             // Returning stops the run: it ends interrupted with the held tasks kept.
+            stopped = Some(crate::core::hold::held_line(&progress.state));
             break;
         }
         if blocked && !said_blocked {
@@ -252,6 +259,7 @@ async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool) {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    stopped
 }
 
 /// How many of a run's tasks are at an end, for the headless progress bar. It folds
