@@ -280,11 +280,17 @@ fn a_spawn_the_config_cannot_read_fails_the_parent_with_the_reason() {
 }
 
 #[test]
-fn a_parent_spawns_once() {
+fn a_parent_spawns_once_and_the_same_plan_again_adds_nothing() {
     let mut core = Core::new(&workflow(""));
+    let i = 0;
+    let first = core.read(json!([{"id": "a"}]));
+    let event = pitboss::core::spawn::spawned(&core.state, i, 1, &first).expect("first plan");
+    assert!(event.is_some());
     core.plan("plan", json!([{"id": "a"}]));
-    let again = pitboss::core::spawn::spawn_refusal(&core.state, 0, &core.read(json!([{"id": "b"}])));
-    assert!(again.unwrap().contains("already spawned"));
+    assert_eq!(pitboss::core::spawn::spawned(&core.state, i, 2, &first), Ok(None), "the same plan adds nothing");
+    let other = core.read(json!([{"id": "b"}]));
+    let again = pitboss::core::spawn::spawned(&core.state, i, 2, &other).unwrap_err();
+    assert!(again.contains("already spawned other subtasks"), "{again}");
 }
 
 #[test]
@@ -355,4 +361,23 @@ fn spawned_tasks_take_the_runs_defaults_and_durations() {
     assert!(null.contains("null"), "{null}");
     let unknown = config::tasks_from_json(&json!([{"id": "a", "colour": "red"}]), &core.state.workflow).unwrap_err();
     assert!(unknown.contains("colour"), "{unknown}");
+}
+
+#[test]
+fn a_manager_that_died_between_the_spawn_and_the_result_reruns_the_planner_into_the_same_dag() {
+    let mut core = Core::new(&workflow(""));
+    core.plan("plan", parts(2));
+    // The log as a manager killed right after `tasks_spawned` left it.
+    let cut = core.log.iter().position(|e| matches!(e, Event::TasksSpawned { .. })).expect("tasks_spawned") + 1;
+    let mut resumed = Core { state: RunState::from_first(&core.log[0]).unwrap(), log: core.log[..cut].to_vec() };
+    for e in &core.log[1..cut] {
+        resumed.state.apply(e, 1_000_000).expect("the prefix replays");
+    }
+    let events = resumed.batch(Input::Start { pid: 2, version: "t".into(), resumed: true });
+    assert!(kinds(&events).contains(&"attempt_interrupted"), "{:?}", kinds(&events));
+    assert_eq!(resumed.name("plan"), TaskStateName::Running, "the planner runs again");
+    let events = resumed.plan("plan", parts(2));
+    assert!(!kinds(&events).contains(&"tasks_spawned") && kinds(&events).contains(&"attempt_succeeded"));
+    assert_eq!(resumed.state.tasks.len(), 5, "the same DAG");
+    resumed.assert_replays();
 }

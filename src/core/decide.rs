@@ -371,7 +371,7 @@ fn planned(
     };
     let refused = match spawn.and_then(|tasks| match tasks.is_empty() {
         true => Ok(None),
-        false => spawn::spawned(state, i, attempt, &tasks).map(Some),
+        false => spawn::spawned(state, i, attempt, &tasks),
     }) {
         Ok(None) => return vec![ended(state, i, task, attempt, outcome, ctx)],
         Ok(Some(event)) => return vec![event, ended(state, i, task, attempt, outcome, ctx)],

@@ -32,15 +32,23 @@ pub fn namespaced(parent: &str, tasks: &[TaskSpec]) -> Vec<TaskSpec> {
 }
 
 /// The `tasks_spawned` event for task `i`'s `attempt` spawning `tasks` (as the worker
-/// wrote them), or why the spawn is refused.
-pub fn spawned(state: &RunState, i: usize, attempt: u32, tasks: &[TaskSpec]) -> Result<Event, String> {
+/// wrote them), or why the spawn is refused. `None` when the task already spawned
+/// exactly these tasks: a planner rerun after its manager died between its
+/// `tasks_spawned` and its result plans again, and the same plan adds nothing.
+pub fn spawned(state: &RunState, i: usize, attempt: u32, tasks: &[TaskSpec]) -> Result<Option<Event>, String> {
     let parent = state.task_id(i);
+    let tasks_full = namespaced(parent, tasks);
+    let children = &state.tasks[i].children;
+    let same = children.len() == tasks_full.len()
+        && children.iter().zip(&tasks_full).all(|(&c, t)| state.workflow.tasks[c] == *t);
+    if same {
+        return Ok(None);
+    }
     if let Some(reason) = spawn_refusal(state, i, tasks) {
         return Err(reason);
     }
-    let tasks = namespaced(parent, tasks);
-    let held = held(state, i, &tasks)?;
-    Ok(Event::TasksSpawned { task: parent.to_string(), attempt, tasks, held })
+    let held = held(state, i, &tasks_full)?;
+    Ok(Some(Event::TasksSpawned { task: parent.to_string(), attempt, tasks: tasks_full, held }))
 }
 
 /// Why task `i` may not spawn `tasks` (ids as the worker wrote them), or `None`: the
@@ -48,7 +56,9 @@ pub fn spawned(state: &RunState, i: usize, attempt: u32, tasks: &[TaskSpec]) -> 
 pub fn spawn_refusal(state: &RunState, i: usize, tasks: &[TaskSpec]) -> Option<String> {
     let parent = state.task_id(i);
     if !state.tasks[i].children.is_empty() {
-        return Some(format!("task {parent:?} already spawned its subtasks; a task spawns once"));
+        return Some(format!(
+            "task {parent:?} already spawned other subtasks; a task spawns once (the same plan again adds nothing)"
+        ));
     }
     let short: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
     for t in tasks {
