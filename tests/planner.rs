@@ -120,8 +120,15 @@ fn children_over_max_children_are_held_none_of_them_runs_and_exit_when_blocked_e
     }
     assert_eq!(task(&doc, "publish")["state"], "blocked");
     let ran = ledger(&s);
-    assert_eq!(ran.iter().filter(|t| t.as_str() == "plan/part-4" || t.as_str() == "plan/combine").count(), 0, "{ran:?}");
-    assert!(["plan", "plan/part-1", "plan/part-2", "plan/part-3"].iter().all(|t| ran.iter().any(|r| r == t)), "{ran:?}");
+    assert_eq!(
+        ran.iter().filter(|t| t.as_str() == "plan/part-4" || t.as_str() == "plan/combine").count(),
+        0,
+        "{ran:?}"
+    );
+    assert!(
+        ["plan", "plan/part-1", "plan/part-2", "plan/part-3"].iter().all(|t| ran.iter().any(|r| r == t)),
+        "{ran:?}"
+    );
     let out = s.pitboss().arg("inspect").arg(s.run_dir()).arg("plan/part-4").output_within("inspect a held child");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("planner/max-children at spawned by plan: child 4 of 5; max_children = 3"), "{text}");
@@ -175,7 +182,10 @@ fn invalid_spawns_are_refused_whole_and_fail_the_planner_as_inspect_shows() {
         ("sibling", r#"[{"id":"a","pool":"q","depends_on":["ghost"]}]"#, "ghost"),
         ("over", r#"[{"id":"a","pool":"q"},{"id":"b","pool":"q"},{"id":"c","pool":"q"}]"#, "approve = \"never\""),
     ];
-    let mut wf = format!("[planner]\nmax_children = 2\napprove = \"never\"\n{pool}{}", common::sh_pool("q", "cat >/dev/null; echo 1", ""));
+    let mut wf = format!(
+        "[planner]\nmax_children = 2\napprove = \"never\"\n{pool}{}",
+        common::sh_pool("q", "cat >/dev/null; echo 1", "")
+    );
     for (id, tasks, _) in &cases {
         let line = format!("{{\"pitboss\":\"spawn\",\"tasks\":{tasks}}}");
         wf.push_str(&format!(

@@ -237,7 +237,11 @@ fn an_invalid_spawn_is_refused_as_a_whole_and_fails_the_parents_attempt() {
         ("", json!([{"id": "a"}, {"id": "a"}]), "given twice"),
         ("", json!([{"id": "a", "depends_on": ["b"]}, {"id": "b", "depends_on": ["a"]}]), "cycle"),
         ("", json!([{"id": "a", "depends_on": ["publish"]}]), "not one of its siblings"),
-        ("[planner]\nmax_children = 1\napprove = \"never\"\n", json!([{"id": "a"}, {"id": "b"}]), "approve = \"never\""),
+        (
+            "[planner]\nmax_children = 1\napprove = \"never\"\n",
+            json!([{"id": "a"}, {"id": "b"}]),
+            "approve = \"never\"",
+        ),
     ];
     for (planner, tasks, why) in cases {
         let mut core = Core::new(&workflow(planner));
@@ -248,7 +252,8 @@ fn an_invalid_spawn_is_refused_as_a_whole_and_fails_the_parents_attempt() {
             .iter()
             .map(|t| {
                 let one = core.read(json!([{"id": t["id"]}])).remove(0);
-                let deps = t["depends_on"].as_array().map(|d| d.iter().map(|x| x.as_str().unwrap().to_string()).collect());
+                let deps =
+                    t["depends_on"].as_array().map(|d| d.iter().map(|x| x.as_str().unwrap().to_string()).collect());
                 TaskSpec { depends_on: deps.unwrap_or_default(), ..one }
             })
             .collect());
@@ -299,7 +304,8 @@ fn submitted_tasks_join_the_live_run_are_never_held_and_reopen_a_finished_run() 
     core.finish("plan", json!(1));
     core.finish("publish", json!(2));
     assert!(core.state.finished);
-    let text = "[[task]]\nid = \"extra\"\ndepends_on = [\"publish\"]\n[[task]]\nid = \"later\"\ndepends_on = [\"extra\"]\n";
+    let text =
+        "[[task]]\nid = \"extra\"\ndepends_on = [\"publish\"]\n[[task]]\nid = \"later\"\ndepends_on = [\"extra\"]\n";
     let tasks = config::tasks_from_toml(text, "submit.toml", &core.state.workflow).expect("valid submit");
     assert_eq!(submit_refusal(&core.state, &tasks), None);
     let events = core.batch(Input::Submit { tasks: tasks.clone(), source: "operator (test)".into() });
@@ -321,8 +327,9 @@ fn a_submitted_task_whose_dependency_failed_is_skipped_at_once() {
     let mut core = Core::new(&workflow(""));
     core.fail("plan");
     assert_eq!(core.name("publish"), TaskStateName::Skipped);
-    let tasks = config::tasks_from_toml("[[task]]\nid = \"x\"\ndepends_on = [\"plan\"]\n", "s.toml", &core.state.workflow)
-        .expect("valid");
+    let tasks =
+        config::tasks_from_toml("[[task]]\nid = \"x\"\ndepends_on = [\"plan\"]\n", "s.toml", &core.state.workflow)
+            .expect("valid");
     let events = core.batch(Input::Submit { tasks, source: "t".into() });
     assert_eq!(kinds(&events)[..2], ["tasks_submitted", "task_skipped"]);
     core.assert_replays();
@@ -357,7 +364,8 @@ fn spawned_tasks_take_the_runs_defaults_and_durations() {
     assert_eq!(tasks[1].retry.max_attempts, 5);
     let bad = config::tasks_from_json(&json!([{"id": "a/b"}]), &core.state.workflow).unwrap_err();
     assert!(bad.contains("spawned task 1"), "{bad}");
-    let null = config::tasks_from_json(&json!([{"id": "a", "payload": {"x": null}}]), &core.state.workflow).unwrap_err();
+    let null =
+        config::tasks_from_json(&json!([{"id": "a", "payload": {"x": null}}]), &core.state.workflow).unwrap_err();
     assert!(null.contains("null"), "{null}");
     let unknown = config::tasks_from_json(&json!([{"id": "a", "colour": "red"}]), &core.state.workflow).unwrap_err();
     assert!(unknown.contains("colour"), "{unknown}");

@@ -88,8 +88,12 @@ fn input(state: &RunState, op: &Op, serial: &mut usize) -> Option<Input> {
             };
             Input::Finished { attempt: attempt(&task), task, outcome }
         }
-        Op::Approve(who) => Input::Approve { task: pick(state, *who, |s| matches!(s, TaskState::AwaitingApproval { .. }))? },
-        Op::Reject(who) => Input::Reject { task: pick(state, *who, |s| matches!(s, TaskState::AwaitingApproval { .. }))? },
+        Op::Approve(who) => {
+            Input::Approve { task: pick(state, *who, |s| matches!(s, TaskState::AwaitingApproval { .. }))? }
+        }
+        Op::Reject(who) => {
+            Input::Reject { task: pick(state, *who, |s| matches!(s, TaskState::AwaitingApproval { .. }))? }
+        }
         Op::Requeue(who) => Input::Requeue {
             task: pick(state, *who, |s| matches!(s, TaskState::DeadLettered { .. } | TaskState::Cancelled { .. }))?,
             reason: "replay".into(),

@@ -228,7 +228,8 @@ fn spawn_line(plan: &Value, payload: &Value) -> Value {
         .collect();
     let parts: Vec<String> = (1..=n).map(|k| format!("part-{k}")).collect();
     let combine = passed_on(json!({"aggregate": true, "latency_ms": latency}));
-    tasks.push(json!({"id": "combine", "type": "WRITE", "requires": requires, "payload": combine, "depends_on": parts}));
+    tasks
+        .push(json!({"id": "combine", "type": "WRITE", "requires": requires, "payload": combine, "depends_on": parts}));
     json!({"pitboss": "spawn", "tasks": tasks})
 }
 

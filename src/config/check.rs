@@ -10,14 +10,15 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use crate::core::workflow::{
-    Approve, PlannerSpec, BreakerPolicy, Fallback, Limit, PoolMode, PoolSpec, Recycle, RetryPolicy, Site, StdinMode, Strategy, TaskSpec,
-    Template, Workflow, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS,
+    Approve, BreakerPolicy, Fallback, Limit, PlannerSpec, PoolMode, PoolSpec, Recycle, RetryPolicy, Site, StdinMode,
+    Strategy, TaskSpec, Template, Workflow, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS,
 };
 
 use super::defaults::{self, TaskDefaults};
 use super::gates::GateDefaults;
 use super::parse::{
-    line_col, parse_duration, RawBreaker, RawFallback, RawPlanner, RawPool, RawRecycle, RawRetry, RawRun, RawTask, RawWorkflow,
+    line_col, parse_duration, RawBreaker, RawFallback, RawPlanner, RawPool, RawRecycle, RawRetry, RawRun, RawTask,
+    RawWorkflow,
 };
 use super::Problem;
 
@@ -202,7 +203,8 @@ impl Checker<'_> {
                 "over-limits" => Approve::OverLimits,
                 "always" => Approve::Always,
                 other => {
-                    let message = format!("planner.approve: unknown value {other:?}: expected never, over-limits or always");
+                    let message =
+                        format!("planner.approve: unknown value {other:?}: expected never, over-limits or always");
                     self.report(a.span(), message);
                     Approve::OverLimits
                 }

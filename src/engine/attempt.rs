@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-
 use super::supervise::Limits;
 use super::Engine;
 use crate::core::gates::feedback;

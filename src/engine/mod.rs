@@ -31,8 +31,8 @@ use rand::Rng;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::core::breaker::Circuit;
-use crate::core::workflow::Workflow;
 use crate::core::decide::dispatch;
+use crate::core::workflow::Workflow;
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::clock::Clock;
 use crate::io::journal::{JournalError, Record};
@@ -54,7 +54,8 @@ fn end_input(task: &str, attempt: u32, end: AttemptEnd, workflow: &Workflow) -> 
         // A planner's subtasks are read as a workflow's `[[task]]` entries are; the
         // core checks them against the run.
         AttemptEnd::Planned(outcome, spawn) => {
-            let spawn = spawn.and_then(|tasks| crate::config::tasks_from_json(&serde_json::Value::Array(tasks), workflow));
+            let spawn =
+                spawn.and_then(|tasks| crate::config::tasks_from_json(&serde_json::Value::Array(tasks), workflow));
             Input::Planned { task, attempt, outcome, spawn }
         }
         // A cancel is recorded already; the attempt's end changes nothing.

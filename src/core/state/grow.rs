@@ -78,7 +78,11 @@ impl RunState {
         let mut new = std::collections::HashSet::new();
         for t in tasks {
             if self.index.contains_key(&t.id) || !new.insert(t.id.as_str()) {
-                return Err(ApplyError::Illegal { event: "tasks_spawned", task: t.id.clone(), state: self.taken(&t.id) });
+                return Err(ApplyError::Illegal {
+                    event: "tasks_spawned",
+                    task: t.id.clone(),
+                    state: self.taken(&t.id),
+                });
             }
         }
         for t in tasks {

@@ -75,26 +75,26 @@ pub struct Task {
 impl Task {
     /// A task before anything happened to it: blocked, no attempt yet.
     fn blocked() -> Task {
-    Task {
-        state: TaskState::Blocked,
-        attempts: 0,
-        budget_start: 0,
-        crashes: 0,
-        deferrals: 0,
-        result: None,
-        last_error: None,
-        pool: None,
-        degraded: false,
-        payload: None,
-        pool_override: None,
-        capture_failures: Vec::new(),
-        verdicts: Vec::new(),
-        finding: None,
-        approved: false,
-        parent: None,
-        children: Vec::new(),
-        queue_ticket: None,
-    }
+        Task {
+            state: TaskState::Blocked,
+            attempts: 0,
+            budget_start: 0,
+            crashes: 0,
+            deferrals: 0,
+            result: None,
+            last_error: None,
+            pool: None,
+            degraded: false,
+            payload: None,
+            pool_override: None,
+            capture_failures: Vec::new(),
+            verdicts: Vec::new(),
+            finding: None,
+            approved: false,
+            parent: None,
+            children: Vec::new(),
+            queue_ticket: None,
+        }
     }
 
     /// Why the task ended, or its latest failure while it lives; `None` once completed.

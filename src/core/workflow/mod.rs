@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Limit, Site, Template, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS, MULTIPLIER_RANGE};
-pub use planner::{Approve, PlannerSpec, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TASKS};
 pub use gate::{gate_label, Gate, GateKind, PerfGate, PERF_RUNS_RANGE, REGRESSION_RANGE, SCORE_RANGE};
+pub use planner::{Approve, PlannerSpec, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TASKS};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
 
 /// A workflow that passed validation, with defaults applied.

@@ -141,7 +141,11 @@ mod tests {
 
     #[test]
     fn spawn_lines_add_up_in_order_across_reads() {
-        let got = read(&[b"log\n{\"pitboss\":\"spa", b"wn\",\"tasks\":[{\"id\":\"a\"}]}\n{\"pitboss\":\"progress\"}\n", b"{\"pitboss\":\"spawn\",\"tasks\":[{\"id\":\"b\"}]}"]);
+        let got = read(&[
+            b"log\n{\"pitboss\":\"spa",
+            b"wn\",\"tasks\":[{\"id\":\"a\"}]}\n{\"pitboss\":\"progress\"}\n",
+            b"{\"pitboss\":\"spawn\",\"tasks\":[{\"id\":\"b\"}]}",
+        ]);
         assert_eq!(got, Some(Ok(vec![json!({"id": "a"}), json!({"id": "b"})])));
     }
 
