@@ -389,3 +389,20 @@ fn a_manager_that_died_between_the_spawn_and_the_result_reruns_the_planner_into_
     assert_eq!(resumed.state.tasks.len(), 5, "the same DAG");
     resumed.assert_replays();
 }
+
+#[test]
+fn the_control_panels_model_folds_a_growing_run() {
+    let mut core = Core::new(&workflow("[planner]\nmax_children = 1\n"));
+    core.plan("plan", parts(1));
+    let records: Vec<pitboss::io::journal::Record> = core
+        .log
+        .iter()
+        .enumerate()
+        .map(|(k, e)| pitboss::io::journal::Record { seq: k as u64 + 1, ts: 1_000_000, event: e.clone() })
+        .collect();
+    let fleet = pitboss::tui::model::Fleet::from_records(&records).expect("the TUI folds a spawn");
+    assert_eq!(fleet.state.tasks.len(), 4);
+    let held = fleet.state.task_index("plan/combine").unwrap();
+    assert_eq!(fleet.state.tasks[held].state.name(), TaskStateName::AwaitingApproval);
+    assert!(fleet.history(held).is_empty() || fleet.history(held).len() == 1);
+}

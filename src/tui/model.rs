@@ -121,6 +121,10 @@ impl Fleet {
         self.state
             .apply(&record.event, record.ts)
             .map_err(|e| FoldError { seq: record.seq, message: e.to_string() })?;
+        // Tasks spawned or submitted during the run (DESIGN §11) join with no history.
+        if self.history.len() < self.state.tasks.len() {
+            self.history.resize(self.state.tasks.len(), Vec::new());
+        }
         let index = self.records.len();
         // An event changes at most the task it names (`RunState::apply`), so only that
         // task's entries can move.
