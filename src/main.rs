@@ -37,6 +37,9 @@ enum Command {
         /// Broker URL for distributed mode (not supported yet).
         #[arg(long)]
         broker: Option<String>,
+        /// Headless: stop with exit code 3 (resumable) when only tasks held for approval are left, instead of waiting for an operator.
+        #[arg(long)]
+        exit_when_blocked: bool,
     },
     /// Replay a run folder's event log and carry on.
     Resume {
@@ -51,6 +54,9 @@ enum Command {
         /// Cut the log before this record first (the way out of mid-log corruption).
         #[arg(long, value_name = "SEQ")]
         truncate_at: Option<u64>,
+        /// Headless: stop with exit code 3 (resumable) when only tasks held for approval are left, instead of waiting for an operator.
+        #[arg(long)]
+        exit_when_blocked: bool,
     },
     /// Show a run's task table, or one task's whole history.
     Inspect {
@@ -194,26 +200,28 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
                     if !tui {
                         eprintln!("pitboss: not a terminal: running the bundled demo fleet headless");
                     }
-                    launch_run(|| run::prepare_new(workflow, None), tui, false)
+                    launch_run(|| run::prepare_new(workflow, None), tui, false, false)
                 }
                 Err(e) => Err(cli::usage(e)),
             }
         }
-        Some(Command::Run { file, state_dir, headless, json, broker }) => {
+        Some(Command::Run { file, state_dir, headless, json, broker, exit_when_blocked }) => {
             if broker.is_some() {
                 Err(cli::usage("--broker: distributed mode is not supported yet"))
             } else {
                 match config::load(&file) {
                     Ok(workflow) => {
                         run::check_files(&workflow)?;
-                        launch_run(|| run::prepare_new(workflow, state_dir), !headless && !json && interactive(), json)
+                        let tui = !headless && !json && interactive();
+                        launch_run(|| run::prepare_new(workflow, state_dir), tui, json, exit_when_blocked)
                     }
                     Err(e) => Err(cli::usage(e)),
                 }
             }
         }
-        Some(Command::Resume { dir, headless, json, truncate_at }) => {
-            launch_run(|| run::prepare_resume(&dir, truncate_at), !headless && !json && interactive(), json)
+        Some(Command::Resume { dir, headless, json, truncate_at, exit_when_blocked }) => {
+            let tui = !headless && !json && interactive();
+            launch_run(|| run::prepare_resume(&dir, truncate_at), tui, json, exit_when_blocked)
         }
         Some(Command::Inspect { dir, task, json }) => cli::inspect::inspect(&dir, task.as_deref(), json),
         Some(Command::Dlq { action: Some(DlqAction::Replay { dir, tasks, all }), .. }) => {
@@ -247,12 +255,17 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
 /// The TUI needs a terminal on both sides; anything else (pipes, CI) runs headless.
 /// Picks the front end (`main` is the one place that knows both), prepares the run
 /// and drives it. The TUI's settings are read first, so a bad keymap holds no folder.
-fn launch_run(prepare: impl FnOnce() -> Result<Prepared, (u8, String)>, tui: bool, json: bool) -> cli::run::CmdResult {
+fn launch_run(
+    prepare: impl FnOnce() -> Result<Prepared, (u8, String)>,
+    tui: bool,
+    json: bool,
+    exit_when_blocked: bool,
+) -> cli::run::CmdResult {
     let front = if tui {
         let options = pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?;
         pitboss::tui::front_end(options)
     } else {
-        run::headless()
+        run::headless(exit_when_blocked)
     };
     run::drive(prepare()?, front, run::RunOptions { json })
 }

@@ -85,6 +85,7 @@ const NOT_YET_GOLDEN: &[(&str, &str)] = &[
     ("pool_paused", "an operator action: the TUI only, until `ctl` exists"),
     ("pool_resumed", "an operator action: the TUI only, until `ctl` exists"),
     ("concurrency_changed", "an operator action: the TUI only, until `ctl` exists"),
+    ("tasks_submitted", "an operator action: `pitboss submit` and `ctl submit` come with the control socket"),
 ];
 
 /// Logs written by every released format replay by every build (DESIGN §6) only if

@@ -1,7 +1,7 @@
 //! The input guard with the real binary (DESIGN §5, §9): a task whose payload is
 //! shaped like a prompt injection is held in `awaiting_approval` and no process starts
 //! for it (its worker would leave a marker file; there is none) until an operator
-//! answers. A headless run stops with exit 1 leaving it held; `resume` in a terminal
+//! answers. A headless run given `--exit-when-blocked` stops with exit 3 leaving it held; `resume` in a terminal
 //! shows it, and approving runs it, rejecting cancels it with the finding and skips
 //! its dependents. A benign payload on the same guarded pool runs at once.
 
@@ -38,7 +38,7 @@ fn ran(s: &Scratch, task: &str) -> bool {
 fn run_headless(s: &Scratch, file: &Path) -> (i32, serde_json::Value, String) {
     let out = s
         .pitboss()
-        .args(["run", "--headless", "--json", "--state-dir"])
+        .args(["run", "--headless", "--exit-when-blocked", "--json", "--state-dir"])
         .arg(s.run_dir())
         .arg(file)
         .output_within("pitboss run --headless with a held task");
@@ -53,12 +53,14 @@ fn resume_tui(s: &Scratch) -> Terminal {
 }
 
 #[test]
-fn a_headless_run_holds_the_injection_starts_no_process_for_it_and_exits_1() {
+fn a_headless_run_holds_the_injection_starts_no_process_for_it_and_exits_3_when_blocked() {
     let s = Scratch::new();
     let file = workflow(&s);
     let (code, doc, stderr) = run_headless(&s, &file);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("1 task held for approval"), "{stderr}");
+    assert_eq!(doc["resumable"], true, "{doc}");
+    assert_eq!(doc["blocked"], "1 task held for approval", "{doc}");
     assert!(stderr.contains("held evil: guard/ignore-instructions at payload/prompt"), "{stderr}");
     assert!(!ran(&s, "evil"), "a held task's worker ran");
     assert!(ran(&s, "plain"), "the benign task did not run");
@@ -83,7 +85,7 @@ fn a_headless_run_holds_the_injection_starts_no_process_for_it_and_exits_1() {
 fn approving_the_held_task_in_the_tui_runs_it_and_the_run_completes() {
     let s = Scratch::new();
     let file = workflow(&s);
-    assert_eq!(run_headless(&s, &file).0, 1);
+    assert_eq!(run_headless(&s, &file).0, 3);
     let mut t = resume_tui(&s);
     t.wait_for(LIMIT, "the held count in the header", |sc| sc.contains("1 held for approval"));
     assert!(!ran(&s, "evil"), "resuming ran the held task");
@@ -114,7 +116,7 @@ fn approving_the_held_task_in_the_tui_runs_it_and_the_run_completes() {
 fn rejecting_the_held_task_from_the_palette_cancels_it_with_the_finding() {
     let s = Scratch::new();
     let file = workflow(&s);
-    assert_eq!(run_headless(&s, &file).0, 1);
+    assert_eq!(run_headless(&s, &file).0, 3);
     let mut t = resume_tui(&s);
     t.wait_for(LIMIT, "the held count in the header", |sc| sc.contains("1 held for approval"));
     t.send_keys(":reject plain");

@@ -256,7 +256,9 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: 
         {
             for (stream, small) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
                 // Small output lives in the event; larger output in a capped file.
-                let path = dir.join(OUTPUT_DIR).join(format!("{}.{attempt}.{stream}", spec.id));
+                let path = dir
+                    .join(OUTPUT_DIR)
+                    .join(format!("{}.{attempt}.{stream}", crate::core::spawn::file_stem(&spec.id)));
                 let (from, tail) = match small {
                     Some(text) => ("the log".to_string(), last_lines(text, 5)),
                     None => (path.display().to_string(), tail_lines(&path, 5)),

@@ -29,6 +29,10 @@ pub struct RunOptions {
     pub json: bool,
 }
 
+/// Exit code: a headless run given `--exit-when-blocked` stopped because nothing can
+/// move without an operator (tasks held for approval); the run is resumable.
+pub const EXIT_BLOCKED: u8 = 3;
+
 /// Outcome of a command: an exit code, with the message for stderr if it failed early.
 pub type CmdResult = Result<u8, (u8, String)>;
 
@@ -75,12 +79,19 @@ pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdRe
     };
     let (state, dir) = (&finished.state, &finished.dir);
     if opts.json {
-        println!("{}", escape_json(&json_document(state, dir).to_string()));
+        let mut doc = json_document(state, dir);
+        // Stopped by `--exit-when-blocked`: why, and that `resume` carries on.
+        if matches!(finished.ending, Ending::Interrupted) && crate::core::hold::only_held_remain(state) {
+            doc["blocked"] = crate::core::hold::held_line(state).into();
+            doc["resumable"] = true.into();
+        }
+        println!("{}", escape_json(&doc.to_string()));
     }
     let elapsed = human_ms(now_ms().saturating_sub(started));
     match finished.ending {
-        // Stopped with tasks held by the input guard: not a success, not an interruption
-        // to shrug off; each held task and its finding, then how to answer.
+        // Stopped with tasks held for approval (`--exit-when-blocked`): not a success,
+        // not an interruption to shrug off; each held task and its finding, then how
+        // to answer (DESIGN §2: exit 3, resumable).
         Ending::Interrupted if crate::core::hold::only_held_remain(state) => {
             eprintln!("pitboss: run {name:?} stopped after {elapsed}: {}", crate::core::hold::held_line(state));
             for (i, task) in state.tasks.iter().enumerate() {
@@ -90,7 +101,7 @@ pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdRe
                 }
             }
             eprintln!("pitboss: approve (a) or reject (X) them in: pitboss resume {}", dir.display());
-            Ok(EXIT_FAILED)
+            Ok(EXIT_BLOCKED)
         }
         Ending::Interrupted => {
             eprintln!("pitboss: run {name:?} interrupted after {elapsed}: {}", counts_line(state));
@@ -136,16 +147,23 @@ fn stopped(e: &EngineError, run_id: &str, dir: &Path, opts: &RunOptions) -> (u8,
     usage(message)
 }
 
-/// The headless front end: progress on stderr until the run ends by itself.
-pub fn headless<'a>() -> FrontEnd<'a> {
+/// The headless front end: progress on stderr until the run ends by itself. When
+/// nothing can move without an operator (only tasks held for approval are left), it
+/// says so once and waits for their answer (`pitboss ctl DIR approve ID…`), or, with
+/// `exit_when_blocked`, returns, which stops the run (resumable; exit 3).
+pub fn headless<'a>(exit_when_blocked: bool) -> FrontEnd<'a> {
     FrontEnd {
         exits_when_done: true,
         needs_history: false,
-        run: Box::new(|mut handle| {
+        run: Box::new(move |mut handle| {
             Box::pin(async move {
                 let state = handle.snapshot().clone();
                 if let Some(feed) = handle.take_feed() {
-                    report(feed, state).await;
+                    if let Some(blocked) = report(feed, state, exit_when_blocked).await {
+                        // The log says why the run stopped (the launcher's own stop
+                        // after this one is ignored).
+                        handle.stop(&format!("blocked: {blocked}; --exit-when-blocked"));
+                    }
                 }
                 Ok(())
             })
@@ -153,8 +171,23 @@ pub fn headless<'a>() -> FrontEnd<'a> {
     }
 }
 
-/// Prints progress until the engine goes away.
-async fn report(mut feed: Feed, state: RunState) {
+/// "waiting for an operator: 3 tasks held for approval (a, b, c); approve with …".
+fn waiting_line(state: &RunState) -> String {
+    let held: Vec<&str> = (0..state.tasks.len())
+        .filter(|&i| matches!(state.tasks[i].state, TaskState::AwaitingApproval { .. }))
+        .map(|i| state.task_id(i))
+        .collect();
+    let shown = if held.len() > 5 { format!("{}, …", held[..5].join(", ")) } else { held.join(", ") };
+    format!(
+        "pitboss: waiting for an operator: {} ({shown}); approve with `pitboss ctl DIR approve ID…` or reject with `pitboss ctl DIR reject ID…` (DIR: this run's folder), or stop and resume later",
+        crate::core::hold::held_line(state)
+    )
+}
+
+/// Prints progress until the engine goes away (or, with `exit_when_blocked`, until
+/// the run is blocked on an operator).
+/// Returns why it stopped early when the run was blocked (`exit_when_blocked`).
+async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool) -> Option<String> {
     let total = state.tasks.len();
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
@@ -167,10 +200,14 @@ async fn report(mut feed: Feed, state: RunState) {
         bar
     });
     let mut progress = Progress::new(state);
+    // Said once each time the run becomes blocked.
+    let mut said_blocked = false;
+    let mut stopped = None;
     while let Some(batch) = feed.next().await {
         // One write per batch, not per line: a busy fleet makes thousands of lines.
         let mut plain = String::new();
         for record in batch.iter() {
+            progress.observe(record);
             let Some(line) = describe(&record.event) else {
                 continue;
             };
@@ -184,7 +221,7 @@ async fn report(mut feed: Feed, state: RunState) {
                     plain.push('\n');
                 }
                 Some(bar) => {
-                    bar.set_position(progress.observe(record));
+                    bar.set_position(progress.terminal());
                     let loud = matches!(
                         record.event,
                         Event::AttemptFailed { .. }
@@ -204,10 +241,25 @@ async fn report(mut feed: Feed, state: RunState) {
             use std::io::Write;
             let _ = std::io::stderr().lock().write_all(plain.as_bytes());
         }
+        let blocked = crate::core::hold::only_held_remain(&progress.state);
+        if blocked && exit_when_blocked {
+            // Returning stops the run: it ends interrupted with the held tasks kept.
+            stopped = Some(crate::core::hold::held_line(&progress.state));
+            break;
+        }
+        if blocked && !said_blocked {
+            let line = escape_line(&waiting_line(&progress.state)).into_owned();
+            match &bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+        said_blocked = blocked;
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    stopped
 }
 
 /// How many of a run's tasks are at an end, for the headless progress bar. It folds
@@ -230,6 +282,11 @@ impl Progress {
         // The engine applied this record already; a failure here would be a bug, and
         // the bar is only a display: keep counting from the state as it is.
         let _ = self.state.apply(&record.event, record.ts);
+        self.terminal()
+    }
+
+    /// The tasks at an end so far.
+    pub fn terminal(&self) -> u64 {
         TaskStateName::ALL.iter().filter(|name| name.is_terminal()).map(|name| self.state.count(*name) as u64).sum()
     }
 }

@@ -15,6 +15,10 @@
 //! | `answers`       | consensus replicas: replica `r` (stdin `"replica"`, default 0) prints `answers[r % len]` |
 //! | `fail_replicas` | consensus replicas listed here fail (and so abstain)          |
 //! | `judge_pick`    | a judge (`--role judge`, or stdin with `"candidates"`) picks `"longest"` (default: the longest JSON text, first on a tie), `"first"`, `"last"` or this index (passed on as given, even out of range) |
+//! | `plan`          | a planner: `{"goal", "subtasks": N, "requires", "latency_ms"}` prints a spawn line (DESIGN §11) of N parallel `part-K` tasks and a `combine` task that depends on them all |
+//! | `aggregate`     | the result combines its inputs (each input that spawned gives its children's results) |
+//! | `ledger`        | a file the agent appends its task id to as it starts (tests count what ran) |
+//! | `save_stdin`    | a folder the agent writes its stdin to, as `ID.json` (`/` in the id as `~`) |
 //! | `revisions`     | results in order: the first one until a gate fails it, then the next after each failed verdict in `feedback`, listing the critiques it `addressed` |
 //!
 //! As a reviewer (stdin `{"review":{"task","result","criteria"}}`, DESIGN §9) it
@@ -57,6 +61,7 @@ pub fn main(role: &str) -> u8 {
         || (fail_rate > 0.0 && unit_hash(&id, attempt) < fail_rate)
         || replica_fails(&task);
 
+    keep_record(&id, payload, &input);
     eprintln!("[{role}] {id}: attempt {attempt}, thinking for {latency}ms");
     let steps = 4u64;
     let mut out = std::io::stdout().lock();
@@ -79,6 +84,9 @@ pub fn main(role: &str) -> u8 {
         eprintln!("{error}");
         return payload["exit_code"].as_u64().map(|c| c.clamp(1, 255) as u8).unwrap_or(1);
     }
+    if let Some(plan) = payload.get("plan") {
+        let _ = writeln!(out, "{}", spawn_line(plan, payload));
+    }
     let feedback: Vec<&Value> = task["feedback"].as_array().map(|f| f.iter().collect()).unwrap_or_default();
     // One more answer for every verdict that failed (or could not run): an agent that
     // improves on what the gates said.
@@ -92,6 +100,7 @@ pub fn main(role: &str) -> u8 {
         }
         (None, Some(a), _) => addressed(a.clone(), &feedback),
         (None, None, Some(r)) => addressed(r.clone(), &feedback),
+        (None, None, None) if payload["aggregate"].as_bool() == Some(true) => combined(role, &id, &task["inputs"]),
         (None, None, None) => {
             let inputs: Vec<&String> = task["inputs"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
             let summary =
@@ -175,4 +184,70 @@ fn unit_hash(id: &str, attempt: u64) -> f64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Appends the task id to the payload's `ledger` file and writes stdin into its
+/// `save_stdin` folder: what tests look at to see which tasks ran, with what.
+fn keep_record(id: &str, payload: &Value, stdin: &str) {
+    if let Some(path) = payload["ledger"].as_str() {
+        let line = format!("{id}\n");
+        let appended = std::fs::OpenOptions::new().create(true).append(true).open(path);
+        if let Err(e) = appended.and_then(|mut f| f.write_all(line.as_bytes())) {
+            eprintln!("sim-agent: cannot append to the ledger {path}: {e}");
+        }
+    }
+    if let Some(dir) = payload["save_stdin"].as_str() {
+        let file = std::path::Path::new(dir).join(format!("{}.json", id.replace('/', "~")));
+        if let Err(e) = std::fs::write(&file, stdin) {
+            eprintln!("sim-agent: cannot save stdin to {}: {e}", file.display());
+        }
+    }
+}
+
+/// A planner's spawn line: `subtasks` parallel parts of the goal, then `combine`,
+/// which depends on them all. The parts pass on the planner's `ledger` and
+/// `save_stdin`, so that tests see them run.
+fn spawn_line(plan: &Value, payload: &Value) -> Value {
+    let goal = plan["goal"].as_str().unwrap_or("the goal");
+    let n = plan["subtasks"].as_u64().unwrap_or(3).min(10_000);
+    let latency = plan["latency_ms"].as_u64().unwrap_or(300);
+    let requires = plan.get("requires").cloned().unwrap_or_else(|| json!([]));
+    let passed_on = |mut p: Value| {
+        for key in ["ledger", "save_stdin"] {
+            if let Some(v) = payload.get(key) {
+                p[key] = v.clone();
+            }
+        }
+        p
+    };
+    let mut tasks: Vec<Value> = (1..=n)
+        .map(|k| {
+            let part = passed_on(json!({"goal": format!("{goal}: part {k} of {n}"), "latency_ms": latency}));
+            json!({"id": format!("part-{k}"), "type": "WRITE", "requires": requires, "payload": part})
+        })
+        .collect();
+    let parts: Vec<String> = (1..=n).map(|k| format!("part-{k}")).collect();
+    let combine = passed_on(json!({"aggregate": true, "latency_ms": latency}));
+    tasks
+        .push(json!({"id": "combine", "type": "WRITE", "requires": requires, "payload": combine, "depends_on": parts}));
+    json!({"pitboss": "spawn", "tasks": tasks})
+}
+
+/// An aggregator's result: every input's result, a planner's replaced by its
+/// children's (by child id), in order.
+fn combined(role: &str, id: &str, inputs: &Value) -> Value {
+    let mut parts = serde_json::Map::new();
+    for (name, input) in inputs.as_object().into_iter().flatten() {
+        match input.get("children").and_then(Value::as_object) {
+            Some(children) => {
+                for (child, result) in children {
+                    parts.insert(format!("{name}/{child}"), result.clone());
+                }
+            }
+            None => {
+                parts.insert(name.clone(), input.clone());
+            }
+        }
+    }
+    json!({"by": role, "task": id, "summary": format!("{role} combined {} results", parts.len()), "combined": parts})
 }

@@ -10,14 +10,15 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use crate::core::workflow::{
-    BreakerPolicy, Fallback, Limit, PoolMode, PoolSpec, Recycle, RetryPolicy, Site, StdinMode, Strategy, TaskSpec,
-    Template, Workflow, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS,
+    Approve, BreakerPolicy, Fallback, Limit, PlannerSpec, PoolMode, PoolSpec, Recycle, RetryPolicy, Site, StdinMode,
+    Strategy, TaskSpec, Template, Workflow, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS,
 };
 
 use super::defaults::{self, TaskDefaults};
 use super::gates::GateDefaults;
 use super::parse::{
-    line_col, parse_duration, RawBreaker, RawFallback, RawPool, RawRecycle, RawRetry, RawRun, RawTask, RawWorkflow,
+    line_col, parse_duration, RawBreaker, RawFallback, RawPlanner, RawPool, RawRecycle, RawRetry, RawRun, RawTask,
+    RawWorkflow,
 };
 use super::Problem;
 
@@ -43,6 +44,35 @@ pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workfl
     // Only now: the checks look at the commands as the operator wrote them.
     resolve_paths(&mut workflow, base);
     Ok(workflow)
+}
+
+/// Builds and checks tasks to add to the run of `workflow` (a file of `[[task]]`
+/// entries only), resolved against its pools and `[defaults]`; `known` are the tasks
+/// they may depend on or clash with (the run's, for a submit; none for a planner's,
+/// whose dependencies are its siblings). Every problem in file order.
+pub(super) fn tasks(
+    text: &str,
+    raw: &RawWorkflow,
+    workflow: &Workflow,
+    known: &[TaskSpec],
+) -> Result<Vec<TaskSpec>, Vec<Problem>> {
+    let base = Path::new(".");
+    let pool_names = workflow.pools.iter().map(|p| p.name.clone()).collect();
+    let mut checker = Checker { text, problems: Vec::new(), base, pool_names };
+    let defaults = workflow.defaults.clone().unwrap_or_else(defaults::builtin);
+    let tasks: Vec<TaskSpec> = raw.task.iter().enumerate().map(|(i, t)| checker.task(i, t, &defaults)).collect();
+    let run = Workflow { tasks: known.to_vec(), ..workflow.clone() };
+    for error in run.check_new_tasks(&tasks) {
+        checker.place(raw, &error);
+    }
+    checker.consensus_pools(raw, &Workflow { tasks: tasks.clone(), ..workflow.clone() });
+    if !checker.problems.is_empty() {
+        let mut problems = checker.problems;
+        problems.sort_by_key(|p| (p.line, p.col));
+        problems.dedup();
+        return Err(problems);
+    }
+    Ok(tasks)
 }
 
 /// Collects problems while the workflow is built.
@@ -150,7 +180,38 @@ impl Checker<'_> {
         let pools = raw.pool.iter().enumerate().map(|(i, p)| self.pool(i, p)).collect();
         let tasks = raw.task.iter().enumerate().map(|(i, t)| self.task(i, t, &task_defaults)).collect();
         let notify = self.notify(&raw.notify);
-        Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks, notify }
+        let planner = raw.planner.as_ref().map(|p| self.planner(p)).unwrap_or_default();
+        let defaults = raw.defaults.is_some().then_some(task_defaults);
+        Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks, planner, defaults, notify }
+    }
+
+    /// `[planner]`: each limit in its range, `approve` one of its three words.
+    fn planner(&mut self, raw: &RawPlanner) -> PlannerSpec {
+        let mut spec = PlannerSpec::default();
+        let limits = [
+            (&raw.max_depth, Limit::PlannerMaxDepth, &mut spec.max_depth),
+            (&raw.max_children, Limit::PlannerMaxChildren, &mut spec.max_children),
+            (&raw.max_tasks, Limit::PlannerMaxTasks, &mut spec.max_tasks),
+        ];
+        for (value, limit, slot) in limits {
+            if let Some(n) = value.as_ref().and_then(|n| self.count(n, Site::Run, limit)) {
+                *slot = saturate(n);
+            }
+        }
+        if let Some(a) = &raw.approve {
+            spec.approve = match a.get_ref().as_str() {
+                "never" => Approve::Never,
+                "over-limits" => Approve::OverLimits,
+                "always" => Approve::Always,
+                other => {
+                    let message =
+                        format!("planner.approve: unknown value {other:?}: expected never, over-limits or always");
+                    self.report(a.span(), message);
+                    Approve::OverLimits
+                }
+            };
+        }
+        spec
     }
 
     /// `[run]`: name, max_parallel, kill_grace.
@@ -411,6 +472,8 @@ fn limit_span(raw: &RawWorkflow, site: Site, limit: Limit) -> Option<Range<usize
         Limit::BreakerFailures => Some(breaker()?.failures.span()),
         Limit::BreakerHalfOpen => span_of(&breaker()?.half_open),
         Limit::MaxParallel | Limit::MaxAttempts => None,
+        // Range-checked while building (`Checker::planner`), never by the core.
+        Limit::PlannerMaxDepth | Limit::PlannerMaxChildren | Limit::PlannerMaxTasks => None,
     }
 }
 

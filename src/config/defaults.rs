@@ -1,7 +1,7 @@
 //! What a workflow gets for what its file leaves out: the built-in values, and the
 //! `[defaults]` table that a file uses to set its tasks' timeout and retry policy.
 
-use crate::core::workflow::{Gate, Limit, RetryPolicy, Site, Strategy, WorkflowError};
+use crate::core::workflow::{Limit, RetryPolicy, Site, Strategy, WorkflowError};
 
 use super::check::Checker;
 use super::gates::GateDefaults;
@@ -25,15 +25,11 @@ pub(super) const PER_WORKER: usize = 1;
 pub(super) const HALF_OPEN: u32 = 1;
 
 /// What every task gets unless it says otherwise.
-pub(super) struct TaskDefaults {
-    /// Per-attempt timeout.
-    pub(super) timeout_ms: u64,
-    /// Retry policy.
-    pub(super) retry: RetryPolicy,
-    /// Exit codes never retried.
-    pub(super) never_on: Vec<i32>,
-    /// `[defaults] gates`: a task without its own `gates` gets these.
-    pub(super) gates: Vec<Gate>,
+pub(super) use crate::core::workflow::TaskDefaults;
+
+/// The task defaults of a workflow without `[defaults]`.
+pub(super) fn builtin() -> TaskDefaults {
+    TaskDefaults { timeout_ms: TIMEOUT_MS, retry: RetryPolicy::default(), never_on: Vec::new(), gates: Vec::new() }
 }
 
 impl Checker<'_> {
@@ -41,12 +37,7 @@ impl Checker<'_> {
     /// reported here, once, and replaced by the built-in one, so that the tasks that
     /// inherit it do not each report it again.
     pub(super) fn task_defaults(&mut self, raw: Option<&RawDefaults>) -> TaskDefaults {
-        let mut defaults = TaskDefaults {
-            timeout_ms: TIMEOUT_MS,
-            retry: RetryPolicy::default(),
-            never_on: Vec::new(),
-            gates: Vec::new(),
-        };
+        let mut defaults = builtin();
         let Some(raw) = raw else { return defaults };
         if let Some(codes) = raw.retry.as_ref().and_then(|r| r.never_on.as_ref()) {
             defaults.never_on = self.exit_codes(codes);

@@ -87,17 +87,81 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigErro
 
 /// Tasks to add to a live run (`pitboss submit DIR FILE`, DESIGN §11): `[[task]]`
 /// entries in `text`, read with the workflow file's syntax and resolved against the
-/// run's `workflow` (its pools, defaults and capabilities). `file` names the text in
-/// errors.
+/// run's `workflow` (its pools, defaults and capabilities); they may depend on its
+/// tasks. `file` names the text in errors.
 pub fn tasks_from_toml(
     text: &str,
     file: &str,
     workflow: &Workflow,
 ) -> Result<Vec<crate::core::workflow::TaskSpec>, ConfigError> {
-    // Issue 13 (planner helper) builds this.
-    let _ = (text, workflow);
-    let message = "submitting tasks is not built yet".to_string();
-    Err(ConfigError { file: file.to_string(), problems: vec![Problem { line: 1, col: 1, message }] })
+    let error = |problems| ConfigError { file: file.to_string(), problems };
+    let raw = parse::read_keys(text, shape::TASKS).map_err(error)?;
+    check::tasks(text, &raw, workflow, &workflow.tasks).map_err(error)
+}
+
+/// A planner's spawned tasks (the `tasks` array of its `{"pitboss":"spawn"}` lines,
+/// DESIGN §4, §11), read exactly as `[[task]]` entries of a workflow file are: the
+/// JSON is written as TOML and goes through [`tasks_from_toml`]'s path, resolved
+/// against the run's `workflow`. Ids are as the worker wrote them (the core
+/// namespaces them under the parent); dependencies name siblings. The error names
+/// the task (by position and id) and what is wrong, in one line.
+pub fn tasks_from_json(
+    value: &serde_json::Value,
+    workflow: &Workflow,
+) -> Result<Vec<crate::core::workflow::TaskSpec>, String> {
+    let serde_json::Value::Array(items) = value else {
+        return Err("\"tasks\" must be a list of task objects".to_string());
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for (k, item) in items.iter().enumerate() {
+        if !item.is_object() {
+            return Err(format!("spawned task {}: must be an object such as {{\"id\": …}}", k + 1));
+        }
+        let failed = |what: String| format!("spawned task {} ({}): {what}", k + 1, json_id(item));
+        if let Some(at) = null_at(item, String::new()) {
+            return Err(failed(format!("{at} is null, which a task cannot hold (leave the key out)")));
+        }
+        let entry = toml::Value::try_from(item).map_err(|e| failed(e.to_string()))?;
+        entries.push(entry);
+    }
+    let mut document = toml::Table::new();
+    document.insert("task".to_string(), toml::Value::Array(entries));
+    let text = toml::to_string(&document).map_err(|e| format!("the spawned tasks cannot be read: {e}"))?;
+    // Where each task begins in the text written, to name the task a problem is in.
+    let starts: Vec<usize> =
+        text.lines().enumerate().filter(|(_, l)| l.trim() == "[[task]]").map(|(n, _)| n + 1).collect();
+    let raw = parse::read_keys(&text, shape::TASKS);
+    let checked = raw.and_then(|raw| check::tasks(&text, &raw, workflow, &[]));
+    checked.map_err(|problems| {
+        let said: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                let k = starts.iter().rposition(|&s| s <= p.line).unwrap_or(0);
+                let id = items.get(k).map(json_id).unwrap_or_default();
+                format!("spawned task {} ({id}): {}", k + 1, p.message)
+            })
+            .collect();
+        said.join("; ")
+    })
+}
+
+/// The path of the first `null` in `value` (TOML has none), such as `payload.x`.
+fn null_at(value: &serde_json::Value, at: String) -> Option<String> {
+    let join = |key: &str| if at.is_empty() { key.to_string() } else { format!("{at}.{key}") };
+    match value {
+        serde_json::Value::Null => Some(if at.is_empty() { "the value".to_string() } else { at }),
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| null_at(v, join(&i.to_string()))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| null_at(v, join(k))),
+        _ => None,
+    }
+}
+
+/// A spawned task's `id` as the worker gave it, for messages.
+fn json_id(item: &serde_json::Value) -> String {
+    match item.get("id") {
+        Some(serde_json::Value::String(id)) => format!("{id:?}"),
+        _ => "no id".to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,12 @@ use super::{shape, Problem};
 /// (the first one: the parser cannot go on past it), or every key that is unknown or
 /// holds the wrong kind of value (`shape.rs`).
 pub(super) fn read(text: &str) -> Result<RawWorkflow, Vec<Problem>> {
+    read_keys(text, shape::WORKFLOW)
+}
+
+/// As [`read`], for a document whose top level takes `keys` (a file of `[[task]]`
+/// entries only: [`shape::TASKS`]).
+pub(super) fn read_keys(text: &str, keys: &'static [shape::Key]) -> Result<RawWorkflow, Vec<Problem>> {
     let at = |offset: usize, message: String| {
         let (line, col) = line_col(text, offset);
         Problem { line, col, message }
@@ -22,7 +28,7 @@ pub(super) fn read(text: &str) -> Result<RawWorkflow, Vec<Problem>> {
         vec![at(start, format!("not valid TOML: {}", plain_syntax(syntax_message(e.message()), text, start)))]
     })?;
     let mut problems: Vec<Problem> =
-        shape::check(text, &document).into_iter().map(|(span, message)| at(span.start, message)).collect();
+        shape::check_keys(text, &document, keys).into_iter().map(|(span, message)| at(span.start, message)).collect();
     if !problems.is_empty() {
         problems.sort_by_key(|p| (p.line, p.col));
         return Err(problems);
@@ -108,6 +114,7 @@ pub(super) struct RawWorkflow {
     pub(super) run: Option<RawRun>,
     pub(super) defaults: Option<RawDefaults>,
     pub(super) balancer: Option<RawBalancer>,
+    pub(super) planner: Option<RawPlanner>,
     #[serde(default)]
     pub(super) pool: Vec<RawPool>,
     #[serde(default)]
@@ -169,6 +176,16 @@ pub(super) struct RawPerf {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBalancer {
     pub(super) strategy: Spanned<String>,
+}
+
+/// `[planner]`: limits on what planner workers spawn (DESIGN §11).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPlanner {
+    pub(super) max_depth: Option<Spanned<i128>>,
+    pub(super) max_children: Option<Spanned<i128>>,
+    pub(super) max_tasks: Option<Spanned<i128>>,
+    pub(super) approve: Option<Spanned<String>>,
 }
 
 /// `retry = {…}`, in `[defaults]` or a task.

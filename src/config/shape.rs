@@ -139,6 +139,13 @@ const DEFAULTS: &[Key] =
 
 const BALANCER: &[Key] = &[required("strategy", Shape::Text)];
 
+const PLANNER: &[Key] = &[
+    key("max_depth", Shape::Whole),
+    key("max_children", Shape::Whole),
+    key("max_tasks", Shape::Whole),
+    key("approve", Shape::Text),
+];
+
 const POOL: &[Key] = &[
     required("name", Shape::Text),
     key("command", Shape::Texts),
@@ -187,18 +194,24 @@ pub(super) const WORKFLOW: &[Key] = &[
     key("run", Shape::Table(RUN)),
     key("defaults", Shape::Table(DEFAULTS)),
     key("balancer", Shape::Table(BALANCER)),
+    key("planner", Shape::Table(PLANNER)),
     key("pool", Shape::Sections(POOL)),
     key("task", Shape::Sections(TASK)),
     key("notify", Shape::Sections(NOTIFY)),
 ];
 
+/// A file of tasks to add to a run (`pitboss submit`, a planner's spawn): `[[task]]`
+/// entries only.
+pub(super) const TASKS: &[Key] = &[key("task", Shape::Sections(TASK))];
+
 /// A problem with the file's shape: the byte span it is about and what is wrong.
 pub(super) type ShapeProblem = (Range<usize>, String);
 
-/// Every shape problem of a parsed document, in no particular order.
-pub(super) fn check(text: &str, document: &Spanned<DeTable<'_>>) -> Vec<ShapeProblem> {
+/// Every shape problem of a parsed document whose top level takes `keys` (a workflow
+/// file: [`WORKFLOW`]), in no particular order.
+pub(super) fn check_keys(text: &str, document: &Spanned<DeTable<'_>>, keys: &'static [Key]) -> Vec<ShapeProblem> {
     let mut walk = Walk { text, problems: Vec::new(), free_depth: 0 };
-    walk.table(document.get_ref(), document.span(), WORKFLOW, &Place::File);
+    walk.table(document.get_ref(), document.span(), keys, &Place::File);
     walk.problems
 }
 

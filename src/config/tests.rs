@@ -193,3 +193,32 @@ fn a_bad_consensus_is_refused_at_its_line_and_column() {
     assert!(err.contains("wf.toml:7:13: consensus: there is no pool \"ghost\" (the pools are p)"), "{err}");
     assert!(err.contains("there is no pool \"nobody\""), "{err}");
 }
+
+#[test]
+fn planner_limits_are_read_with_their_ranges_and_words() {
+    let pool = "[[pool]]\nname = \"p\"\ncommand = [\"x\"]\n";
+    let wf = check(&format!("[planner]\nmax_depth = 3\nmax_children = 5\nmax_tasks = 50\napprove = \"never\"\n{pool}"))
+        .expect("valid planner");
+    let planner = wf.planner;
+    assert_eq!((planner.max_depth, planner.max_children, planner.max_tasks), (3, 5, 50));
+    assert_eq!(planner.approve, crate::core::workflow::Approve::Never);
+    assert!(check(pool).expect("valid").planner.is_default());
+    let err = parse(
+        &format!("[planner]\nmax_children = 0\nmax_depth = 101\napprove = \"sometimes\"\ncolour = 1\n{pool}"),
+        "w.toml",
+        Path::new("/base"),
+    )
+    .expect_err("bad planner");
+    let text = err.to_string();
+    assert!(text.contains("w.toml:5:1: unknown key `colour` in [planner]"), "{text}");
+    let err = parse(
+        &format!("[planner]\nmax_children = 0\nmax_depth = 101\napprove = \"sometimes\"\n{pool}"),
+        "w.toml",
+        Path::new("/base"),
+    )
+    .expect_err("bad planner");
+    let text = err.to_string();
+    assert!(text.contains("w.toml:2:16: planner.max_children must be at least 1, got 0"), "{text}");
+    assert!(text.contains("w.toml:3:13: planner.max_depth must be at most 100, got 101"), "{text}");
+    assert!(text.contains("w.toml:4:11: planner.approve: unknown value \"sometimes\""), "{text}");
+}

@@ -10,6 +10,7 @@ use super::breaker::Circuit;
 use super::event::{AfterFailure, Event, FailureClass, SmallOutput};
 use super::gates::{error_reason, failed_reason, GateOutcome};
 use super::hold;
+use super::spawn;
 use super::state::{ApplyError, PoolState, RunState, Standing};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Limit, Strategy};
@@ -30,7 +31,9 @@ pub fn step(state: &mut RunState, input: Input, ctx: StepContext) -> Result<Vec<
     let mut out = Vec::new();
     // The pool an ending attempt ran on: its breaker hears how it went.
     let ending_on = match &input {
-        Input::Finished { task, attempt, outcome } => {
+        // A refused spawn fails the attempt, but its agent answered: the breaker
+        // hears how the worker itself ended.
+        Input::Finished { task, attempt, outcome } | Input::Planned { task, attempt, outcome, .. } => {
             state.task_index(task).and_then(|i| match &state.tasks[i].state {
                 TaskState::Running { attempt: a, pool, .. } if a == attempt => {
                     let counts = match outcome {
@@ -191,6 +194,10 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
         Input::Finished { task, attempt, outcome } => {
             running(state, &task, attempt).map(|i| ended(state, i, task, attempt, outcome, ctx))
         }
+        Input::Planned { task, attempt, outcome, spawn } => {
+            let Some(i) = running(state, &task, attempt) else { return Vec::new() };
+            return planned(state, i, task, attempt, outcome, spawn, ctx);
+        }
         Input::Stall { task, attempt, quiet_ms } => {
             running(state, &task, attempt).and_then(|i| stall(state, i, task, attempt, quiet_ms))
         }
@@ -221,8 +228,11 @@ fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Event> {
         }
         Input::Approve { task } => hold::answer(state, task, hold::Answer::Approve),
         Input::Reject { task } => hold::answer(state, task, hold::Answer::Reject),
-        // Issue 13 (planner helper): checked against the run and recorded as `tasks_submitted`.
-        Input::Submit { .. } => None,
+        // Checked against the run; a refused submit records nothing (the front end
+        // asks `spawn::submit_refusal` for the reason first).
+        Input::Submit { tasks, source } => {
+            spawn::submit_refusal(state, &tasks).is_none().then_some(Event::TasksSubmitted { source, tasks })
+        }
         Input::EditPayload { task, payload } => {
             let idle = |s: &TaskState| !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. });
             task_where(state, &task, idle).map(|_| Event::PayloadEdited { task, payload })
@@ -340,6 +350,43 @@ fn ended(state: &RunState, i: usize, task: String, attempt: u32, outcome: Outcom
         }
         failure => failed(state, i, attempt, failure, ctx),
     }
+}
+
+/// The end of planner task `i`'s running attempt: a success with subtasks records
+/// them (`tasks_spawned`) just before its result, so that its dependents wait for
+/// them before it completes; a spawn that cannot be taken is recorded
+/// (`spawn_refused`) and fails the attempt (class `worker`: the planner's next attempt
+/// may plan better, and its pool's breaker is not told, since the agent did answer).
+fn planned(
+    state: &RunState,
+    i: usize,
+    task: String,
+    attempt: u32,
+    outcome: Outcome,
+    spawn: Result<Vec<crate::core::workflow::TaskSpec>, String>,
+    ctx: StepContext,
+) -> Vec<Event> {
+    let Outcome::Success { exit_code, duration_ms, output, .. } = &outcome else {
+        return vec![ended(state, i, task, attempt, outcome, ctx)];
+    };
+    let refused = match spawn.and_then(|tasks| match tasks.is_empty() {
+        true => Ok(None),
+        false => spawn::spawned(state, i, attempt, &tasks),
+    }) {
+        Ok(None) => return vec![ended(state, i, task, attempt, outcome, ctx)],
+        Ok(Some(event)) => return vec![event, ended(state, i, task, attempt, outcome, ctx)],
+        Err(reason) => reason,
+    };
+    let failure = Outcome::Failure {
+        class: FailureClass::Worker,
+        error: format!("spawn refused: {refused}"),
+        exit_code: *exit_code,
+        signal: None,
+        duration_ms: *duration_ms,
+        output: output.clone(),
+    };
+    let note = Event::SpawnRefused { task: task.clone(), attempt, reason: refused };
+    vec![note, failed(state, i, attempt, failure, ctx)]
 }
 
 /// Task `i`'s running attempt went quiet (`quiet_ms`) or printed again (`None`): an
@@ -489,10 +536,15 @@ fn apply_and_cascade(
         if before != Some(state.standing(i)) {
             push_dependents(state, i, &mut work);
         }
-        // A task that came back may still have another failed dependency.
-        if matches!(event, Event::TaskRequeued { .. }) {
+        // A task that came back may still have another failed dependency; a task
+        // approved at its spawn is blocked, and its dependencies decide.
+        if matches!(event, Event::TaskRequeued { .. } | Event::TaskApproved { .. }) {
             work.push(i);
         }
+    }
+    // New tasks are settled like any blocked task: ready, skipped, or left waiting.
+    if let Event::TasksSpawned { tasks, .. } | Event::TasksSubmitted { tasks, .. } = &event {
+        work.extend(tasks.iter().rev().filter_map(|t| state.task_index(&t.id)));
     }
     out.push(event);
     // A guarded task the event queued (requeued, approved…) is inspected before it can

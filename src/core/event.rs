@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::core::checks::Finding;
-use crate::core::workflow::{GateKind, Workflow};
+use crate::core::workflow::{GateKind, TaskSpec, Workflow};
 
 /// Why an attempt failed; decides what happens next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -494,11 +494,54 @@ pub enum Event {
         /// Why, with the guard's finding.
         reason: String,
     },
+    /// A planner's attempt succeeded with subtasks (DESIGN §11), recorded just before
+    /// its `attempt_succeeded`: the tasks (full ids, resolved) join the run blocked,
+    /// each dependent of the parent waits for them too, and those over a `[planner]`
+    /// limit wait for an operator.
+    TasksSpawned {
+        /// The parent task.
+        task: String,
+        /// The parent's attempt that printed them.
+        attempt: u32,
+        /// The new tasks, ids namespaced under the parent (`plan/collect`).
+        tasks: Vec<TaskSpec>,
+        /// The new tasks that wait for an operator, with the limit they went past.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        held: Vec<HeldAtSpawn>,
+    },
+    /// A planner's spawn was refused as a whole (nothing of it is added); the parent's
+    /// attempt fails with the reason in the next event.
+    SpawnRefused {
+        /// The parent task.
+        task: String,
+        /// The parent's attempt.
+        attempt: u32,
+        /// Why, in plain words.
+        reason: String,
+    },
+    /// An operator added tasks to the live run (`pitboss submit`, `ctl submit`); they
+    /// are never held (DESIGN §5).
+    TasksSubmitted {
+        /// Who submitted them (`operator (ctl)`, a file name).
+        source: String,
+        /// The tasks, as their ids were written.
+        tasks: Vec<TaskSpec>,
+    },
     /// Every task reached a terminal state.
     RunFinished {
         /// True when every task completed.
         success: bool,
     },
+}
+
+/// A spawned task that waits for an operator, and the limit it went past (as the
+/// finding every front end shows for a held task).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldAtSpawn {
+    /// The task's full id.
+    pub task: String,
+    /// `planner/max-children` and the like, `spawned by PARENT`, and the count.
+    pub finding: Finding,
 }
 
 impl Event {
@@ -529,7 +572,9 @@ impl Event {
             | Event::PayloadEdited { task, .. }
             | Event::TaskHeld { task, .. }
             | Event::TaskApproved { task }
-            | Event::TaskRejected { task, .. } => Some(task),
+            | Event::TaskRejected { task, .. }
+            | Event::TasksSpawned { task, .. }
+            | Event::SpawnRefused { task, .. } => Some(task),
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
             | Event::RunInterrupted { .. }
@@ -540,6 +585,7 @@ impl Event {
             | Event::PoolPaused { .. }
             | Event::PoolResumed { .. }
             | Event::ConcurrencyChanged { .. }
+            | Event::TasksSubmitted { .. }
             | Event::RunFinished { .. } => None,
         }
     }
@@ -582,6 +628,9 @@ impl Event {
             Event::TaskHeld { .. } => "task_held",
             Event::TaskApproved { .. } => "task_approved",
             Event::TaskRejected { .. } => "task_rejected",
+            Event::TasksSpawned { .. } => "tasks_spawned",
+            Event::SpawnRefused { .. } => "spawn_refused",
+            Event::TasksSubmitted { .. } => "tasks_submitted",
             Event::RunFinished { .. } => "run_finished",
         }
     }

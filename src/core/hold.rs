@@ -8,7 +8,7 @@
 //! that may run on several pools is guarded when any of them is, because the check
 //! happens before a pool is chosen.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::checks::guard::inspect_input;
 use super::event::Event;
@@ -25,11 +25,7 @@ pub fn guarded(state: &RunState, i: usize) -> bool {
 
 /// Task `i`'s inputs as its worker would get them: each dependency's result by id.
 pub fn inputs(state: &RunState, i: usize) -> Value {
-    let inputs: Map<String, Value> = state.dependencies[i]
-        .iter()
-        .map(|&d| (state.task_id(d).to_string(), state.tasks[d].result.clone().unwrap_or(Value::Null)))
-        .collect();
-    Value::Object(inputs)
+    Value::Object(super::spawn::inputs(state, i))
 }
 
 /// `task_held` for task `i` when it is queued, guarded, not yet approved, and its

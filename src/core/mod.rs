@@ -14,6 +14,7 @@ pub mod gates;
 pub mod hold;
 pub mod protocol;
 pub mod redact;
+pub mod spawn;
 pub mod state;
 pub mod task;
 pub mod text;

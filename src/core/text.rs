@@ -153,6 +153,21 @@ pub fn describe(e: &Event) -> Option<String> {
             crate::core::hold::finding_text(finding)
         ),
         Event::TaskApproved { task } => format!("{task}: approved by an operator; queued"),
+        Event::TasksSpawned { task, attempt, tasks, held } => {
+            let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+            let waiting = match held.len() {
+                0 => String::new(),
+                n => format!("; {n} held for approval ({})", held[0].finding.rule),
+            };
+            format!("{task}: attempt {attempt} spawned {} task(s): {}{waiting}", tasks.len(), ids.join(", "))
+        }
+        Event::SpawnRefused { task, attempt, reason } => {
+            format!("{task}: attempt {attempt}: spawn refused: {reason}")
+        }
+        Event::TasksSubmitted { source, tasks } => {
+            let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+            format!("{} task(s) submitted by {source}: {}", tasks.len(), ids.join(", "))
+        }
         Event::TaskRejected { task, reason } => format!("{task}: cancelled ({reason})"),
         Event::RunInterrupted { reason } => {
             format!("run interrupted ({reason}); stopping running attempts")

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-
 use super::supervise::Limits;
 use super::Engine;
 use crate::core::gates::feedback;
@@ -80,13 +78,9 @@ impl Engine {
             StdinMode::None => None,
             StdinMode::Template(t) => Some(self.filled(i, attempt, std::slice::from_ref(t))?.concat().into_bytes()),
             StdinMode::Task => {
-                let inputs: Map<String, Value> = self.state.dependencies[i]
-                    .iter()
-                    .map(|&d| {
-                        let result = self.state.tasks[d].result.clone().unwrap_or(Value::Null);
-                        (self.state.task_id(d).to_string(), result)
-                    })
-                    .collect();
+                // Declared dependencies only; a dependency that spawned carries its
+                // children's results nested (DESIGN §11).
+                let inputs = crate::core::spawn::inputs(&self.state, i);
                 let mut doc = task_json(view, inputs);
                 // DESIGN §4: every earlier gate verdict, so the agent can fix what failed.
                 let verdicts = &self.state.tasks[i].verdicts;

@@ -327,7 +327,7 @@ async fn run_check(
         }),
         Job::Command(spec) => {
             let dir = spec.output_dir.clone();
-            let base = format!("{}.{}", spec.task, spec.attempt);
+            let base = format!("{}.{}", crate::core::spawn::file_stem(&spec.task), spec.attempt);
             let program = spec.argv.first().cloned().unwrap_or_default();
             let end = run_process(runner, clock, *spec, stop).await?;
             Some(command_verdict(end, &program, &dir, &base))
@@ -349,7 +349,7 @@ async fn run_check(
                 return Some(GateOutcome::Passed { reason, score: None, critique: None });
             };
             let dir = spec.output_dir.clone();
-            let base = format!("{}.{}", spec.task, spec.attempt);
+            let base = format!("{}.{}", crate::core::spawn::file_stem(&spec.task), spec.attempt);
             let program = spec.argv.first().cloned().unwrap_or_default();
             let end = run_process(runner, clock, *spec, stop).await?;
             Some(match command_verdict(end, &program, &dir, &base) {
@@ -445,7 +445,8 @@ async fn run_process(
     let reports =
         Reports { on_spawn: Box::new(|_| {}), on_stall: Box::new(|_| {}), on_capture_failed: Arc::new(|_, _| {}) };
     match supervise(runner, clock, spec, limits, stop, reports).await {
-        AttemptEnd::Outcome(outcome) => Some(outcome),
+        // A reviewer cannot plan: its spawn lines are ignored (DESIGN-NOTES, issue 13).
+        AttemptEnd::Outcome(outcome) | AttemptEnd::Planned(outcome, _) => Some(outcome),
         AttemptEnd::Stopped(..) => None,
     }
 }

@@ -32,6 +32,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::core::breaker::Circuit;
 use crate::core::decide::dispatch;
+use crate::core::workflow::Workflow;
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::clock::Clock;
 use crate::io::journal::{JournalError, Record};
@@ -46,10 +47,17 @@ pub fn now_ms() -> u64 {
 }
 
 /// The input that reports how an attempt ended.
-fn end_input(task: &str, attempt: u32, end: AttemptEnd) -> Input {
+fn end_input(task: &str, attempt: u32, end: AttemptEnd, workflow: &Workflow) -> Input {
     let task = task.to_string();
     match end {
         AttemptEnd::Outcome(outcome) => Input::Finished { task, attempt, outcome },
+        // A planner's subtasks are read as a workflow's `[[task]]` entries are; the
+        // core checks them against the run.
+        AttemptEnd::Planned(outcome, spawn) => {
+            let spawn =
+                spawn.and_then(|tasks| crate::config::tasks_from_json(&serde_json::Value::Array(tasks), workflow));
+            Input::Planned { task, attempt, outcome, spawn }
+        }
         // A cancel is recorded already; the attempt's end changes nothing.
         AttemptEnd::Stopped(Stop::Cancel, _) => Input::AttemptStopped { task, attempt, reason: "cancelled".into() },
         // Interrupted, or a time limit that the supervisor did not turn into an outcome
@@ -265,13 +273,6 @@ impl Engine {
                 }
             }
             self.process(batch).await?;
-            // A headless run whose only tasks left are held for approval would wait
-            // unseen: it stops instead, leaving them held for a `resume` (DESIGN-NOTES,
-            // "Hardening: input guard and approval").
-            let idle = !shutting_down && !self.state.interrupted && self.running.is_empty();
-            if self.config.exit_when_done && idle && crate::core::hold::only_held_remain(&self.state) {
-                let _ = self.tx.send(Msg::Stop(crate::core::hold::held_line(&self.state)));
-            }
             // Checked after a batch, not before the first: a resumed log may end
             // interrupted or finished, and the manager's start input changes that.
             if self.running.is_empty() && self.replicas.is_idle() {
@@ -429,6 +430,7 @@ impl Engine {
         let prepared = self.attempt_spec(task, attempt, pool);
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
         let task = task.to_string();
+        let workflow = self.state.workflow.clone();
         tokio::spawn(async move {
             let end = match prepared {
                 Ok((spec, limits)) => {
@@ -448,7 +450,7 @@ impl Engine {
                 }
                 Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
             };
-            let input = end_input(&task, attempt, end);
+            let input = end_input(&task, attempt, end, &workflow);
             let _ = tx.send(Msg::RunnerDone { task, attempt, input: Some(input) });
         });
     }

@@ -142,7 +142,7 @@ impl Engine {
             let prepared = self.attempt_spec(task, attempt, &on).map(|(mut s, limits)| {
                 s.stdin = with_fields(s.stdin.take(), json!({ "replica": r }));
                 s.env.push(("PITBOSS_REPLICA".into(), r.to_string()));
-                s.file_base = Some(replica_file_base(&s.task, attempt, r));
+                s.file_base = Some(replica_file_base(&crate::core::spawn::file_stem(&s.task), attempt, r));
                 (s, limits)
             });
             live.insert(Part::Replica(r), self.launch(task, attempt, Part::Replica(r), on, prepared, quiet.clone()));
@@ -175,7 +175,7 @@ impl Engine {
         let prepared = self.attempt_spec(task, attempt, &judge_pool).map(|(mut s, limits)| {
             s.stdin = with_fields(s.stdin.take(), judge_input(&candidates));
             s.env.push(("PITBOSS_JUDGE".into(), "1".into()));
-            s.file_base = Some(format!("{}.{attempt}.judge", s.task));
+            s.file_base = Some(format!("{}.{attempt}.judge", crate::core::spawn::file_stem(&s.task)));
             (s, limits)
         });
         let quiet = self.replicas.quiet.get(&key).cloned().unwrap_or_default();
@@ -235,7 +235,8 @@ impl Engine {
                 let _ = tx.send(Msg::Input(Input::Stall { task: task.clone(), attempt, quiet_ms }));
             });
             let input = match end {
-                AttemptEnd::Outcome(outcome) => Some(match part {
+                // Replicas and judges cannot plan: their spawn lines are ignored.
+                AttemptEnd::Outcome(outcome) | AttemptEnd::Planned(outcome, _) => Some(match part {
                     Part::Replica(replica) => {
                         Input::ReplicaFinished { task: task.clone(), attempt, replica, pool, outcome }
                     }

@@ -37,6 +37,22 @@ pub enum Input {
         /// What came of it.
         outcome: Outcome,
     },
+    /// An attempt ended having printed `{"pitboss":"spawn","tasks":[…]}` lines (DESIGN
+    /// §4, §11): as [`Input::Finished`], with the tasks as `config::tasks_from_json`
+    /// read them (ids as the worker wrote them), or why they could not be read. On a
+    /// success the core checks them against the run and records `tasks_spawned`
+    /// before `attempt_succeeded`, or `spawn_refused` and fails the attempt; a failed
+    /// attempt's tasks are ignored.
+    Planned {
+        /// Task id (the parent).
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// What came of it.
+        outcome: Outcome,
+        /// The spawned tasks, or why they are refused.
+        spawn: Result<Vec<crate::core::workflow::TaskSpec>, String>,
+    },
     /// A backoff timer fired.
     RetryTimer {
         /// Task id.

@@ -25,11 +25,14 @@ impl RunState {
         Ok(())
     }
 
-    /// `task_approved`: the held task is queued, and marked so that it is not held again.
+    /// `task_approved`: the held task is queued, and marked so that it is not held
+    /// again. A task held at its spawn (over a `[planner]` limit) goes back to blocked
+    /// instead: its dependencies decide when it runs (the same step settles it).
     pub(super) fn approve(&mut self, kind: &'static str, id: &str) -> Result<(), ApplyError> {
         let i = self.task_where(kind, id, |s| matches!(s, TaskState::AwaitingApproval { .. }))?;
         self.tasks[i].approved = true;
-        self.set_state(i, TaskState::Queued);
+        let spawned = self.tasks[i].finding.as_ref().is_some_and(super::grow::held_at_spawn);
+        self.set_state(i, if spawned { TaskState::Blocked } else { TaskState::Queued });
         Ok(())
     }
 

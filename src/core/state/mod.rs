@@ -17,6 +17,7 @@ use super::gates::{Verdict, VerdictKind};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, GateKind, Workflow};
 
+pub mod grow;
 mod held;
 mod pools;
 mod readiness;
@@ -63,11 +64,39 @@ pub struct Task {
     pub finding: Option<Finding>,
     /// True once an operator approved the held task: it is not checked again.
     pub approved: bool,
+    /// The task that spawned this one (DESIGN §11), if a planner did.
+    pub parent: Option<usize>,
+    /// The tasks this one spawned, in the order it gave them.
+    pub children: Vec<usize>,
     /// Position in the ready queue while queued.
     queue_ticket: Option<u64>,
 }
 
 impl Task {
+    /// A task before anything happened to it: blocked, no attempt yet.
+    fn blocked() -> Task {
+        Task {
+            state: TaskState::Blocked,
+            attempts: 0,
+            budget_start: 0,
+            crashes: 0,
+            deferrals: 0,
+            result: None,
+            last_error: None,
+            pool: None,
+            degraded: false,
+            payload: None,
+            pool_override: None,
+            capture_failures: Vec::new(),
+            verdicts: Vec::new(),
+            finding: None,
+            approved: false,
+            parent: None,
+            children: Vec::new(),
+            queue_ticket: None,
+        }
+    }
+
     /// Why the task ended, or its latest failure while it lives; `None` once completed.
     /// The one wording every front end shows (the `--json` document's `error`, the
     /// inspect table, the TUI).
@@ -173,24 +202,7 @@ impl RunState {
             }
         }
         let eligible = workflow.tasks.iter().map(|t| workflow.eligible_pools(t)).collect();
-        let task = Task {
-            state: TaskState::Blocked,
-            attempts: 0,
-            budget_start: 0,
-            crashes: 0,
-            deferrals: 0,
-            result: None,
-            last_error: None,
-            pool: None,
-            degraded: false,
-            payload: None,
-            pool_override: None,
-            capture_failures: Vec::new(),
-            verdicts: Vec::new(),
-            finding: None,
-            approved: false,
-            queue_ticket: None,
-        };
+        let task = Task::blocked();
         let mut counts = [0; TaskStateName::ALL.len()];
         counts[count_slot(TaskStateName::Blocked)] = n;
         let readiness = Readiness::new(&dependencies);
@@ -368,6 +380,12 @@ impl RunState {
             Event::TaskHeld { task, finding } => self.hold(kind, task, finding)?,
             Event::TaskApproved { task } => self.approve(kind, task)?,
             Event::TaskRejected { task, reason } => self.reject(kind, task, reason)?,
+            // The DAG grows (see `grow`).
+            Event::TasksSpawned { task, attempt, tasks, held } => self.spawn(kind, task, *attempt, tasks, held)?,
+            Event::SpawnRefused { task, attempt, .. } => {
+                self.running_attempt(kind, task, *attempt)?;
+            }
+            Event::TasksSubmitted { tasks, .. } => self.submit(tasks)?,
             // An attempt's life.
             Event::AttemptStarted { task, attempt, pool } => self.start_attempt(kind, task, *attempt, pool, ts_ms)?,
             Event::AttemptSpawned { task, attempt, pid } => self.attempt_spawned(kind, task, *attempt, *pid)?,

@@ -90,3 +90,24 @@ impl RunState {
         true
     }
 }
+
+impl Readiness {
+    /// A new task with no dependencies yet, pending to its dependents.
+    pub(super) fn push_task(&mut self) {
+        self.unsatisfied.push(0);
+        self.failed.push(0);
+        self.standing.push(Standing::Pending);
+    }
+
+    /// A new edge: `to` now also waits for `from`, as `from` stands (as counted).
+    pub(super) fn count_edge(&mut self, from: usize, to: usize) {
+        match self.standing[from] {
+            Standing::Satisfied => {}
+            Standing::Pending => self.unsatisfied[to] += 1,
+            Standing::Failed => {
+                self.unsatisfied[to] += 1;
+                self.failed[to] += 1;
+            }
+        }
+    }
+}

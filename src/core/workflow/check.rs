@@ -263,6 +263,8 @@ mod tests {
             pools,
             tasks,
             notify: Vec::new(),
+            planner: Default::default(),
+            defaults: None,
         }
     }
 

@@ -43,6 +43,12 @@ pub enum Limit {
     BreakerHalfOpen,
     /// A retry policy's `max_attempts`.
     MaxAttempts,
+    /// `planner.max_depth`.
+    PlannerMaxDepth,
+    /// `planner.max_children`.
+    PlannerMaxChildren,
+    /// `planner.max_tasks`.
+    PlannerMaxTasks,
 }
 
 impl Limit {
@@ -57,6 +63,9 @@ impl Limit {
             Limit::BreakerFailures => "breaker.failures",
             Limit::BreakerHalfOpen => "breaker.half_open",
             Limit::MaxAttempts => "retry.max_attempts",
+            Limit::PlannerMaxDepth => "planner.max_depth",
+            Limit::PlannerMaxChildren => "planner.max_children",
+            Limit::PlannerMaxTasks => "planner.max_tasks",
         }
     }
 
@@ -69,6 +78,10 @@ impl Limit {
             // 1 TiB of resident memory.
             Limit::RecycleMaxRssMb => 1_048_576,
             Limit::MaxAttempts => 1_000,
+            // Deeper plans than this are a runaway planner, not a plan.
+            Limit::PlannerMaxDepth => 100,
+            Limit::PlannerMaxChildren => 10_000,
+            Limit::PlannerMaxTasks => 1_000_000,
         }
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod gate;
 mod graph;
 mod notify;
+mod planner;
 mod shell;
 mod template;
 
@@ -26,6 +27,7 @@ pub use notify::{
     event_names, state_named, state_names, NotifySpec, DEFAULT_NOTIFY_CONCURRENCY, DEFAULT_NOTIFY_TIMEOUT_MS,
     MAX_NOTIFY_CONCURRENCY,
 };
+pub use planner::{Approve, PlannerSpec, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TASKS};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
 
 /// A workflow that passed validation, with defaults applied.
@@ -41,12 +43,36 @@ pub struct Workflow {
     pub balancer: Strategy,
     /// Worker pools, in file order.
     pub pools: Vec<PoolSpec>,
-    /// Tasks, in file order (ids are unique).
+    /// Tasks, in file order (ids are unique); tasks spawned or submitted during the
+    /// run are appended to the run state's copy.
     pub tasks: Vec<TaskSpec>,
     /// `[[notify]]` hooks (DESIGN §12). Not written when empty, so logs of workflows
     /// without hooks are unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifySpec>,
+    /// `[planner]` limits for spawned tasks (DESIGN §11). Not written when default, so
+    /// logs of workflows without it are unchanged and older logs still read.
+    #[serde(default, skip_serializing_if = "PlannerSpec::is_default")]
+    pub planner: PlannerSpec,
+    /// The file's `[defaults]`, as resolved, for tasks spawned or submitted during the
+    /// run (None: the built-in ones). Not written when the file has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<TaskDefaults>,
+}
+
+/// What a task gets for what it leaves out (`[defaults]` over the built-in values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskDefaults {
+    /// Per-attempt timeout.
+    pub timeout_ms: u64,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Exit codes never retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub never_on: Vec<i32>,
+    /// Gates of a task without its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<Gate>,
 }
 
 /// Balancer strategy for tasks that can run on more than one pool.

@@ -38,6 +38,8 @@ pub struct Capture {
     failure: Option<String>,
     /// True once `failure` was handed out.
     reported: bool,
+    /// Planner control lines, read as the output arrives (stdout only).
+    spawn: Option<super::spawn_lines::SpawnLines>,
 }
 
 impl Capture {
@@ -55,7 +57,19 @@ impl Capture {
             redact: None,
             failure: None,
             reported: false,
+            spawn: None,
         }
+    }
+
+    /// This capture, also reading `{"pitboss":"spawn"}` lines (a worker's stdout).
+    pub fn reading_spawn_lines(mut self) -> Capture {
+        self.spawn = Some(Default::default());
+        self
+    }
+
+    /// The spawn lines' tasks, once finished: `None` when none was printed.
+    pub fn take_spawn(&mut self) -> Option<super::spawn_lines::SpawnTasks> {
+        self.spawn.as_mut().and_then(|s| s.finish())
     }
 
     /// This capture, replacing `redactor`'s secrets in what it keeps.
@@ -80,6 +94,9 @@ impl Capture {
 
     /// Adds what one read returned.
     pub fn push(&mut self, chunk: &[u8]) {
+        if let Some(spawn) = &mut self.spawn {
+            spawn.push(chunk);
+        }
         self.total += chunk.len() as u64;
         self.tail.extend_from_slice(chunk);
         if !self.spilled && self.total > SMALL_OUTPUT as u64 {

@@ -190,11 +190,13 @@ impl RunEnv {
             return;
         }
         let output = match end {
-            AttemptEnd::Outcome(Outcome::Success { result, output, .. }) => {
+            AttemptEnd::Outcome(Outcome::Success { result, output, .. })
+            | AttemptEnd::Planned(Outcome::Success { result, output, .. }, _) => {
                 r.value(result);
                 output
             }
-            AttemptEnd::Outcome(Outcome::Failure { error, output, .. }) => {
+            AttemptEnd::Outcome(Outcome::Failure { error, output, .. })
+            | AttemptEnd::Planned(Outcome::Failure { error, output, .. }, _) => {
                 r.string(error);
                 output
             }

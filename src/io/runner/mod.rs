@@ -14,6 +14,7 @@ pub mod env;
 pub mod orphans;
 pub mod persistent;
 pub mod spawn;
+pub mod spawn_lines;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -110,6 +111,9 @@ pub enum AttemptEnd {
     Outcome(Outcome),
     /// Stopped at the engine's request; its process group is gone.
     Stopped(Stop, Remains),
+    /// Succeeded having printed `{"pitboss":"spawn"}` lines (a planner, DESIGN §11):
+    /// the outcome, and the tasks of those lines or why they cannot be taken.
+    Planned(Outcome, spawn_lines::SpawnTasks),
 }
 
 impl AttemptEnd {

@@ -272,10 +272,16 @@ pub async fn run_attempt_in(
             let _ = stdin.write_all(&bytes).await;
         });
     }
-    let base = spec.file_base.clone().unwrap_or_else(|| format!("{}.{}", spec.task, spec.attempt));
+    let base = spec
+        .file_base
+        .clone()
+        .unwrap_or_else(|| format!("{}.{}", crate::core::spawn::file_stem(&spec.task), spec.attempt));
     let capture = |stream: &str, cap| {
         let path = spec.output_dir.join(format!("{base}.{stream}"));
-        Arc::new(Mutex::new(Capture::new(path, cap).redacting(env.redactor())))
+        let capture = Capture::new(path, cap).redacting(env.redactor());
+        // A planner's spawn lines are read from stdout as it arrives (DESIGN §4).
+        let capture = if stream == "stdout" { capture.reading_spawn_lines() } else { capture };
+        Arc::new(Mutex::new(capture))
     };
     let (out, err) = (capture("stdout", STDOUT_TAIL), capture("stderr", STDERR_TAIL));
     let task_name: Arc<str> = Arc::from(spec.task.as_str());
@@ -309,6 +315,7 @@ pub async fn run_attempt_in(
         }
     }
     let (stdout, small_stdout) = out.lock().map(|mut c| c.finish()).unwrap_or_default();
+    let spawn = out.lock().ok().and_then(|mut c| c.take_spawn());
     let (stderr, small_stderr) = err.lock().map(|mut c| c.finish()).unwrap_or_default();
     let output = SmallOutput { stdout: small_stdout, stderr: small_stderr };
     let duration_ms = ms(started.elapsed());
@@ -332,7 +339,11 @@ pub async fn run_attempt_in(
     if let Some(stop) = stopped {
         return AttemptEnd::Stopped(stop, Remains { exit_code, signal, duration_ms, output });
     }
-    AttemptEnd::Outcome(judge(&stdout, &stderr, exit_code, signal, duration_ms, output))
+    match (judge(&stdout, &stderr, exit_code, signal, duration_ms, output), spawn) {
+        // A failed attempt's subtasks are never taken.
+        (outcome @ Outcome::Success { .. }, Some(spawn)) => AttemptEnd::Planned(outcome, spawn),
+        (outcome, _) => AttemptEnd::Outcome(outcome),
+    }
 }
 
 /// The outcome of a process that exited by itself, from its output and exit status.
