@@ -254,7 +254,10 @@ fn launch_run(prepare: impl FnOnce() -> Result<Prepared, (u8, String)>, tui: boo
     } else {
         run::headless()
     };
-    run::drive(prepare()?, front, run::RunOptions { json })
+    let mut prepared = prepare()?;
+    // Every live manager, TUI or headless, can be operated from another terminal.
+    prepared.serve(pitboss::ctl::service());
+    run::drive(prepared, front, run::RunOptions { json })
 }
 
 fn interactive() -> bool {
