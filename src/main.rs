@@ -84,6 +84,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Operate a live run from another terminal: status, tasks, task ID, retry ID,
+    /// cancel ID, replay ID|all, pause|resume POOL|all, concurrency POOL N,
+    /// breaker trip|reset POOL, approve ID…, reject ID…, subscribe [--from SEQ].
+    /// `--json` prints the manager's raw reply.
+    Ctl {
+        /// The run folder.
+        dir: PathBuf,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        words: Vec<String>,
+    },
+    /// Add the tasks of a TOML file ([[task]] entries) to a live run.
+    Submit {
+        /// The run folder.
+        dir: PathBuf,
+        /// The tasks (TOML).
+        file: PathBuf,
+    },
     /// Check a workflow file; problems are printed as FILE:LINE:COL: message.
     Validate {
         /// The workflow (TOML).
@@ -136,6 +154,8 @@ fn main() -> ExitCode {
         Some(
             Command::Inspect { .. }
                 | Command::Events { .. }
+                | Command::Ctl { .. }
+                | Command::Submit { .. }
                 | Command::Dlq { .. }
                 | Command::Completions { .. }
                 | Command::Validate { .. }
@@ -228,6 +248,8 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             Err(cli::usage("usage: pitboss dlq DIR [--json] | pitboss dlq replay DIR (TASK…|--all)"))
         }
         Some(Command::Events { dir, follow, json }) => cli::events::events(&dir, follow, json),
+        Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),
+        Some(Command::Submit { dir, file }) => cli::ctl::submit(&dir, &file),
         Some(Command::Validate { file }) => match config::load(&file) {
             Ok(wf) => {
                 println!("{}: ok ({} pools, {} tasks)", file.display(), wf.pools.len(), wf.tasks.len());
