@@ -32,7 +32,7 @@ pub const MAX_LINE: usize = 1 << 20;
 const STALL: Duration = Duration::from_secs(30);
 
 /// Batches a subscriber may have waiting before its live queue is dropped and it is
-/// refilled from the log file instead.
+/// refilled from the log file instead; `PITBOSS_CTL_QUEUE` changes it (tests).
 const QUEUE_BATCHES: usize = 256;
 
 /// Who the engine records as the author of commands that came over the socket.
@@ -74,13 +74,12 @@ fn start(context: ServiceContext) -> Result<ServiceFuture, String> {
             return Err(format!("control socket: {e}"));
         }
     };
-    let stall = std::env::var("PITBOSS_CTL_STALL_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map_or(STALL, Duration::from_millis);
+    let setting = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let stall = setting("PITBOSS_CTL_STALL_MS").map_or(STALL, Duration::from_millis);
+    let queue_batches = setting("PITBOSS_CTL_QUEUE").map_or(QUEUE_BATCHES, |n| n.max(1) as usize);
     let (ended_tx, ended) = watch::channel(false);
     let shared =
-        Arc::new(Shared { engine, dir, state: Mutex::new(state), ended, stall, queue_batches: QUEUE_BATCHES });
+        Arc::new(Shared { engine, dir, state: Mutex::new(state), ended, stall, queue_batches });
     Ok(Box::pin(async move {
         let fold = {
             let shared = shared.clone();
