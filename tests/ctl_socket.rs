@@ -7,6 +7,7 @@ mod ctl_common;
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 
 use common::{read_events, Scratch};
 use ctl_common::{connect, eventually, fd_count, read_json_line, stderr, Live, POOLS};
@@ -160,4 +161,31 @@ fn a_folder_path_too_long_for_a_socket_gets_a_pointer_to_the_runtime_dir() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     live.stop();
     assert!(!dir.join("ctl.sock.path").exists() && !std::path::Path::new(target.trim_end()).exists());
+}
+
+#[test]
+fn a_client_of_another_uid_is_refused_by_its_peer_credentials() {
+    if unsafe { libc::getuid() } != 0 {
+        // Only root can connect as another user; the file mode refuses others anyway.
+        eprintln!("skipped: needs root to connect as another uid");
+        return;
+    }
+    let mut live = Live::start(&long_task());
+    // Open the door the file modes keep shut, so that only the peer check is left.
+    let socket = live.dir.join("ctl.sock");
+    std::fs::set_permissions(&live.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let client = format!(
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); print(s.makefile().readline())",
+        socket.display().to_string()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &client])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("python3");
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(reply.contains("\"ok\":false") && reply.contains("refused: uid 65534"), "{reply} {}", stderr(&out));
+    live.stop();
 }
