@@ -110,7 +110,8 @@ fn retry_and_replay_over_ctl_requeue_a_dead_letter_and_refuse_a_running_task() {
     let out = live.ctl(&["retry", "flaky"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     eventually("flaky requeued and dead again", || {
-        kinds(&live.dir).iter().filter(|k| *k == "task_requeued").count() == 1 && live.state_of("flaky") == "dead_lettered"
+        kinds(&live.dir).iter().filter(|k| *k == "task_requeued").count() == 1
+            && live.state_of("flaky") == "dead_lettered"
     });
     let out = live.ctl(&["replay", "all"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -179,12 +179,8 @@ fn a_client_of_another_uid_is_refused_by_its_peer_credentials() {
         "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); print(s.makefile().readline())",
         socket.display().to_string()
     );
-    let out = std::process::Command::new("python3")
-        .args(["-c", &client])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .expect("python3");
+    let out =
+        std::process::Command::new("python3").args(["-c", &client]).uid(65534).gid(65534).output().expect("python3");
     let reply = String::from_utf8_lossy(&out.stdout);
     assert!(reply.contains("\"ok\":false") && reply.contains("refused: uid 65534"), "{reply} {}", stderr(&out));
     live.stop();

@@ -9,8 +9,8 @@ use super::run::CmdResult;
 use super::{logcheck, usage, EXIT_OK};
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{describe, iso};
-use crate::io::journal::{self, Record, LOG_FILE};
 use crate::core::Event;
+use crate::io::journal::{self, Record, LOG_FILE};
 use crate::io::rundir::is_held;
 
 /// Prints a record given as JSON (`{"seq", "ts", "event"}`, as the control socket

@@ -235,7 +235,9 @@ pub fn inputs(state: &RunState, command: &Command, who: &str) -> Result<Vec<Inpu
         }
         Command::Breaker { trip: true, pool } => vec![Input::BreakerTrip { pool: pool.clone() }],
         Command::Breaker { trip: false, pool } => vec![Input::BreakerReset { pool: pool.clone() }],
-        Command::Submit(file) => return Err(format!("submit {file}: the front end reads the file and sends its tasks")),
+        Command::Submit(file) => {
+            return Err(format!("submit {file}: the front end reads the file and sends its tasks"))
+        }
     })
 }
 

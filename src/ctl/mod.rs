@@ -78,8 +78,7 @@ fn start(context: ServiceContext) -> Result<ServiceFuture, String> {
     let stall = setting("PITBOSS_CTL_STALL_MS").map_or(STALL, Duration::from_millis);
     let queue_batches = setting("PITBOSS_CTL_QUEUE").map_or(QUEUE_BATCHES, |n| n.max(1) as usize);
     let (ended_tx, ended) = watch::channel(false);
-    let shared =
-        Arc::new(Shared { engine, dir, state: Mutex::new(state), ended, stall, queue_batches });
+    let shared = Arc::new(Shared { engine, dir, state: Mutex::new(state), ended, stall, queue_batches });
     Ok(Box::pin(async move {
         let fold = {
             let shared = shared.clone();

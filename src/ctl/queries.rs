@@ -98,7 +98,11 @@ pub fn task(state: &RunState, dir: &Path, id: &str) -> Result<(String, Value), S
         }
     }
     let name = task.state.name().as_str();
-    let message = format!("{id}: {name}, {} attempt(s){}", task.attempts, task.why().map(|w| format!(": {w}")).unwrap_or_default());
+    let message = format!(
+        "{id}: {name}, {} attempt(s){}",
+        task.attempts,
+        task.why().map(|w| format!(": {w}")).unwrap_or_default()
+    );
     let data = json!({
         "id": id,
         "state": name,

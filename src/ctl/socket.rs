@@ -108,8 +108,9 @@ fn listen_private(path: &Path) -> Result<std::os::unix::net::UnixListener, Strin
         Ok(_) => fs::remove_file(path).map_err(|e| format!("control socket {}: {e}", path.display()))?,
         Err(_) => {}
     }
-    let fd: OwnedFd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
-        .map_err(|e| err("socket", e))?;
+    let fd: OwnedFd =
+        socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
+            .map_err(|e| err("socket", e))?;
     let addr = UnixAddr::new(path).map_err(|e| err("address", e))?;
     bind(fd.as_raw_fd(), &addr).map_err(|e| err("bind", e))?;
     if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(0o600)) {
