@@ -95,6 +95,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         words: Vec<String>,
     },
+    /// The TUI on a run another (headless) manager process is running; `q` detaches
+    /// and leaves the run going.
+    Attach {
+        /// The run folder.
+        dir: PathBuf,
+    },
     /// Add the tasks of a TOML file ([[task]] entries) to a live run.
     Submit {
         /// The run folder.
@@ -250,6 +256,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         Some(Command::Events { dir, follow, json }) => cli::events::events(&dir, follow, json),
         Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),
         Some(Command::Submit { dir, file }) => cli::ctl::submit(&dir, &file),
+        Some(Command::Attach { dir }) => attach(&dir),
         Some(Command::Validate { file }) => match config::load(&file) {
             Ok(wf) => {
                 println!("{}: ok ({} pools, {} tasks)", file.display(), wf.pools.len(), wf.tasks.len());
@@ -280,6 +287,29 @@ fn launch_run(prepare: impl FnOnce() -> Result<Prepared, (u8, String)>, tui: boo
     // Every live manager, TUI or headless, can be operated from another terminal.
     prepared.serve(pitboss::ctl::service());
     run::drive(prepared, front, run::RunOptions { json })
+}
+
+/// `pitboss attach DIR`: the TUI over the control socket of the manager running DIR.
+fn attach(dir: &std::path::Path) -> cli::run::CmdResult {
+    if !interactive() {
+        return Err(cli::usage("pitboss attach needs a terminal; use pitboss ctl or pitboss events --follow instead"));
+    }
+    let options = pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(cli::usage)?;
+    runtime.block_on(async {
+        let (handle, stopped) = pitboss::ctl::attach::attach(dir).await.map_err(cli::usage)?;
+        pitboss::tui::run(handle, options).await.map_err(cli::usage)?;
+        if stopped.stopped() {
+            eprintln!("pitboss: the run in {} stopped (its manager ended)", dir.display());
+        } else {
+            eprintln!(
+                "pitboss: detached; the run in {} goes on (pitboss attach {} to come back)",
+                dir.display(),
+                dir.display()
+            );
+        }
+        Ok(cli::EXIT_OK)
+    })
 }
 
 fn interactive() -> bool {

@@ -272,3 +272,24 @@ pub fn done_message(command: &Command) -> String {
         Command::Submit(file) => format!("submitted {file}"),
     }
 }
+
+/// The command line that asks for `input` (what an attached TUI sends over the
+/// control socket for the inputs its keys make); `None` for inputs no operator word
+/// stands for (a submit's tasks, the engine's own inputs).
+pub fn line_for(input: &Input) -> Option<String> {
+    Some(match input {
+        // A requeue of a dead letter or a cancelled task, and the end of a retry's
+        // wait, are all `retry` (the manager checks which one applies).
+        Input::Requeue { task, .. } | Input::RetryTimer { task, .. } => format!("retry {task}"),
+        Input::Cancel { task, .. } => format!("cancel {task}"),
+        Input::Approve { task } => format!("approve {task}"),
+        Input::Reject { task } => format!("reject {task}"),
+        Input::PausePool { pool } => format!("pause {pool}"),
+        Input::ResumePool { pool } => format!("resume {pool}"),
+        Input::SetConcurrency { pool, concurrency } => format!("concurrency {pool} {concurrency}"),
+        Input::BreakerTrip { pool } => format!("breaker trip {pool}"),
+        Input::BreakerReset { pool } => format!("breaker reset {pool}"),
+        Input::EditPayload { task, payload } => format!("payload {task} {payload}"),
+        _ => return None,
+    })
+}

@@ -98,7 +98,13 @@ async fn answer(shared: &Arc<Shared>, request: Request) -> Value {
     let words: Vec<&str> = request.cmd.split_whitespace().collect();
     let result: Result<(String, Value), String> = match words.first().copied() {
         None => Err("empty command".into()),
-        Some("status") => Ok(queries::status(&shared.state())),
+        Some("status") => {
+            let (message, mut data) = queries::status(&shared.state());
+            // Where the records so far end (an attaching TUI folds up to here first).
+            let next_seq = shared.next_seq.load(std::sync::atomic::Ordering::Acquire);
+            data["next_seq"] = if next_seq == 0 { Value::Null } else { json!(next_seq) };
+            Ok((message, data))
+        }
         Some("tasks") => Ok(queries::tasks(&shared.state(), &words[1..].join(" "))),
         Some("task") => match words.get(1) {
             None => Err("usage: task ID".into()),

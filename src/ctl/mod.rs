@@ -8,12 +8,14 @@
 //!                          └─ subscribe: log file, then live batches (seq-deduplicated)
 //! ```
 
+pub mod attach;
 mod connection;
 mod queries;
 mod socket;
 mod subscribe;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +46,8 @@ pub(crate) struct Shared {
     dir: PathBuf,
     /// The run as the engine's records fold it (the refusals are checked on this).
     state: Mutex<RunState>,
+    /// The seq after the last record folded (0 until the engine's first batch).
+    next_seq: AtomicU64,
     /// True once the run has stopped (the engine's records ended).
     ended: watch::Receiver<bool>,
     stall: Duration,
@@ -78,7 +82,15 @@ fn start(context: ServiceContext) -> Result<ServiceFuture, String> {
     let stall = setting("PITBOSS_CTL_STALL_MS").map_or(STALL, Duration::from_millis);
     let queue_batches = setting("PITBOSS_CTL_QUEUE").map_or(QUEUE_BATCHES, |n| n.max(1) as usize);
     let (ended_tx, ended) = watch::channel(false);
-    let shared = Arc::new(Shared { engine, dir, state: Mutex::new(state), ended, stall, queue_batches });
+    let shared = Arc::new(Shared {
+        engine,
+        dir,
+        state: Mutex::new(state),
+        next_seq: AtomicU64::new(0),
+        ended,
+        stall,
+        queue_batches,
+    });
     Ok(Box::pin(async move {
         let fold = {
             let shared = shared.clone();
@@ -89,6 +101,9 @@ fn start(context: ServiceContext) -> Result<ServiceFuture, String> {
                         if let Err(e) = state.apply(&record.event, record.ts) {
                             tracing::warn!("control socket: record {} does not fold: {e}", record.seq);
                         }
+                    }
+                    if let Some(last) = batch.last() {
+                        shared.next_seq.store(last.seq + 1, Ordering::Release);
                     }
                 }
             }
