@@ -47,7 +47,7 @@ fn attach_shows_the_dashboard_sends_commands_and_q_detaches_leaving_the_run_goin
 #[test]
 fn the_manager_ending_ends_the_attach_with_a_message() {
     let mut live = Live::start(&workflow());
-    let mut t = attach(&live);
+    let t = attach(&live);
     t.wait_for(LIMIT, "the dashboard", |sc| sc.contains("long"));
     live.stop();
     assert_eq!(t.wait_exit(LIMIT), 0);
