@@ -112,3 +112,49 @@ fn inputs_are_the_engine_inputs_the_command_stands_for() {
     assert_eq!(of("breaker reset agent"), vec![Input::BreakerReset { pool: "agent".into() }]);
     assert_eq!(done_message(&parsed(&s, "concurrency agent 3")), "pool agent: concurrency 3");
 }
+
+/// The records of [`state`]'s run, for the TUI's read model.
+fn records() -> Vec<pitboss::io::journal::Record> {
+    let workflow = config::parse(WORKFLOW, "cmd.toml", Path::new(".")).expect("valid");
+    let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+    let mut state = RunState::from_first(&first).unwrap();
+    let ctx = StepContext { now_ms: 1_000, jitter: 0.0 };
+    let mut events = vec![first];
+    events.extend(step(&mut state, Input::Start { pid: 1, version: "t".into(), resumed: false }, ctx).unwrap());
+    events.extend(dispatch(&mut state, ctx).unwrap());
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| pitboss::io::journal::Record { seq: i as u64 + 1, ts: 1_000, event })
+        .collect()
+}
+
+#[test]
+fn the_palette_uses_the_shared_parser_and_asks_once_for_several_held_tasks() {
+    use pitboss::tui::model::Fleet;
+    use pitboss::tui::view::{Request, ViewState};
+    let fleet = Fleet::from_records(&records()).expect("fleet");
+    let mut vs = ViewState::default();
+    let total = fleet.records.len();
+    // A refusal of one id refuses the lot, with the core's words, and asks nothing.
+    assert!(vs.run_command(&fleet, total, "approve held1 a").is_empty());
+    assert!(vs.confirm.is_none());
+    assert!(vs.message.as_deref().unwrap().contains("cannot approve \"a\""), "{:?}", vs.message);
+    // Two held tasks: one question, both answers on yes.
+    assert!(vs.run_command(&fleet, total, "approve held1 held2").is_empty());
+    let question = vs.confirm.as_ref().expect("a question").question.clone();
+    assert!(question.starts_with("Approve held1, held2?"), "{question}");
+    assert_eq!(
+        vs.answer(true),
+        vec![
+            Request::Engine(Input::Approve { task: "held1".into() }),
+            Request::Engine(Input::Approve { task: "held2".into() })
+        ]
+    );
+    // The shared words' messages are the core's; the palette's own words still work.
+    let out = vs.run_command(&fleet, total, "concurrency agent 3");
+    assert_eq!(out, vec![Request::Engine(Input::SetConcurrency { pool: "agent".into(), concurrency: 3 })]);
+    assert_eq!(vs.message.as_deref(), Some("pool agent: concurrency 3"));
+    assert!(vs.run_command(&fleet, total, "frob").is_empty());
+    assert!(vs.message.as_deref().unwrap().contains("commands: retry, cancel, replay, inspect"), "{:?}", vs.message);
+}

@@ -161,10 +161,17 @@ fn execute_shared(vs: &mut ViewState, fleet: &Fleet, total: usize, command: Shar
             // Several ids: one question for all of them, after the core's refusals.
             match command::inputs(&fleet.state, &command, OPERATOR) {
                 Ok(inputs) => {
-                    vs.confirm = Some(Confirm {
-                        question: format!("{}? Each held task answered alike.", command::done_message(&command)),
-                        on_yes: inputs.into_iter().map(Request::Engine).collect(),
-                    });
+                    let question = match &command {
+                        SharedCommand::Approve(ids) => {
+                            format!("Approve {}? They run as they are, not checked again.", ids.join(", "))
+                        }
+                        SharedCommand::Reject(ids) => format!(
+                            "Reject {}? They end cancelled, never dead letters; their dependents are skipped.",
+                            ids.join(", ")
+                        ),
+                        _ => command::done_message(&command),
+                    };
+                    vs.confirm = Some(Confirm { question, on_yes: inputs.into_iter().map(Request::Engine).collect() });
                 }
                 Err(why) => vs.message = Some(why),
             }
