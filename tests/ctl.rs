@@ -79,6 +79,8 @@ fn pool_commands_work_over_ctl_and_land_in_the_log() {
     let status = live.status();
     let slow = status["pools"].as_array().unwrap().iter().find(|p| p["name"] == "slow").unwrap().clone();
     assert_eq!(slow["concurrency"], 2);
+    let quick = status["pools"].as_array().unwrap().iter().find(|p| p["name"] == "quick").unwrap().clone();
+    assert_eq!(quick["breaker"]["state"], "closed", "{quick}");
     // Bad arguments are the palette's messages, exit 1.
     let out = live.ctl(&["concurrency", "nope", "2"]);
     assert_eq!(out.status.code(), Some(1));

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
+use crate::core::breaker::Circuit;
 use crate::core::{RunState, TaskStateName};
 use crate::io::journal::{self, LOG_FILE};
 use crate::io::rundir::OUTPUT_DIR;
@@ -29,7 +30,11 @@ pub fn status(state: &RunState) -> (String, Value) {
                 "queued": live.queued,
                 "concurrency": live.concurrency,
                 "paused": live.paused,
-                "breaker": format!("{:?}", live.breaker),
+                "breaker": match live.breaker.circuit {
+                    Circuit::Closed => json!({"state": "closed"}),
+                    Circuit::Open { until_ms } => json!({"state": "open", "until_ms": until_ms}),
+                    Circuit::HalfOpen { .. } => json!({"state": "half_open"}),
+                },
             })
         })
         .collect();
