@@ -61,6 +61,7 @@ pub struct Prepared {
     state: RunState,
     journal: Journal,
     resumed: bool,
+    services: Vec<Service>,
     /// What the operator should know before the run starts (a repaired log, workers
     /// of an earlier manager ended).
     pub notes: Vec<String>,
@@ -80,7 +81,7 @@ pub fn new_run(run: NewRun) -> Result<Prepared, LaunchError> {
     let first = Event::RunStarted { run_id: run.run_id.clone(), workflow: Box::new(run.workflow.clone()) };
     let journal = Journal::create(&run_dir.path, wall_ms(), &first).map_err(start_err)?;
     let state = RunState::new(run.run_id, Arc::new(run.workflow));
-    Ok(Prepared { run_dir, state, journal, resumed: false, notes: Vec::new() })
+    Ok(Prepared { run_dir, state, journal, resumed: false, services: Vec::new(), notes: Vec::new() })
 }
 
 /// Holds `dir`, replays its log (first cutting it before `truncate_at`, if given) and
@@ -119,7 +120,7 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
         Ok(ended) => notes.push(format!("ended {ended} leftover worker process(es) of an earlier manager of this run")),
         Err(e) => notes.push(format!("warning: workers of an earlier manager of this run may still be running ({e})")),
     }
-    Ok(Prepared { run_dir, state, journal, resumed: true, notes })
+    Ok(Prepared { run_dir, state, journal, resumed: true, services: Vec::new(), notes })
 }
 
 fn check_secrets(workflow: &Workflow) -> Result<(), String> {
@@ -217,6 +218,32 @@ impl RunHandle for LocalHandle {
     }
 }
 
+/// The control socket's file in a run folder (DESIGN §12), or, when its path is too
+/// long for a socket, the file naming where the socket is.
+pub const CTL_SOCKET: &str = "ctl.sock";
+/// See [`CTL_SOCKET`].
+pub const CTL_SOCKET_POINTER: &str = "ctl.sock.path";
+
+/// What a service running beside the engine gets (the control socket): the engine,
+/// the run folder, the state the run starts from, and every record from then on.
+pub struct ServiceContext {
+    /// The engine.
+    pub engine: EngineHandle,
+    /// The run folder (held by this manager).
+    pub dir: PathBuf,
+    /// The state before the engine's first record.
+    pub state: RunState,
+    /// Every batch the engine commits; ends when the run stops.
+    pub records: Records,
+}
+
+/// A service's work for the whole run: it ends once its records end.
+pub type ServiceFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A service: started inside the run's runtime before the engine's first step; `Err`
+/// says why it could not start (the run goes on without it).
+pub type Service = Box<dyn FnOnce(ServiceContext) -> Result<ServiceFuture, String>>;
+
 /// A front end's future.
 pub type FrontFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + 'a>>;
 
@@ -253,10 +280,15 @@ impl Prepared {
         &self.state
     }
 
+    /// Adds a service that runs beside the engine while this manager holds the run.
+    pub fn serve(&mut self, service: Service) {
+        self.services.push(service);
+    }
+
     /// Runs the engine with `front` until the run ends (finished, or stopped by a
     /// signal or the front end). The folder is released when this returns.
     pub fn run(self, front: FrontEnd<'_>) -> Result<Finished, LaunchError> {
-        let Prepared { run_dir, state, journal, resumed, .. } = self;
+        let Prepared { run_dir, state, journal, resumed, services, .. } = self;
         let backlog = if front.needs_history { read_log(&run_dir.path)? } else { Vec::new() };
         // One thread runs the engine and every attempt's I/O (the journal has its own):
         // the work is small and I/O-bound, and a single thread spends less CPU on
@@ -283,6 +315,7 @@ impl Prepared {
         }
         let start = Input::Start { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").to_string(), resumed };
         let hooks = crate::notify::Hooks::prepare(&state, resumed, &run_dir.path);
+        let service_dir = run_dir.path.clone();
         let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
             let runner = Arc::new(LocalRunner::for_manager(run_env));
             let world = World { clock: Arc::new(SystemClock), runner: runner.clone() };
@@ -291,6 +324,19 @@ impl Prepared {
             let engine_handle = engine.handle();
             let notifier = hooks.map(|hooks| hooks.start(engine_handle.subscribe()));
             let feed = Feed::new(backlog, engine_handle.subscribe(), engine_handle.subscribe_output());
+            let mut running_services = Vec::new();
+            for service in services {
+                let context = ServiceContext {
+                    engine: engine_handle.clone(),
+                    dir: service_dir.clone(),
+                    state: snapshot.clone(),
+                    records: engine_handle.subscribe(),
+                };
+                match service(context) {
+                    Ok(work) => running_services.push(tokio::spawn(work)),
+                    Err(e) => eprintln!("pitboss: warning: {e}"),
+                }
+            }
             let handle = LocalHandle { engine: engine_handle.clone(), snapshot, feed: Some(feed) };
             engine_handle.send(start);
             let engine_task = tokio::spawn(engine.run(crate::io::signal::shutdown_signal()));
@@ -304,6 +350,14 @@ impl Prepared {
             // Hooks still running or waiting get their timeout, then are killed.
             if let Some(notifier) = notifier {
                 notifier.finish().await;
+            }
+            // Services end once the records end (the socket file removed); one that
+            // does not within a few seconds is cut off.
+            for service in running_services {
+                let abort = service.abort_handle();
+                if tokio::time::timeout(std::time::Duration::from_secs(5), service).await.is_err() {
+                    abort.abort();
+                }
             }
             let engine_result = engine_result?;
             let (state, ending) = engine_result?;

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod ctl;
 pub mod engine;
 pub mod io;
 pub mod launch;

@@ -90,6 +90,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Operate a live run from another terminal: status, tasks, task ID, retry ID,
+    /// cancel ID, replay ID|all, pause|resume POOL|all, concurrency POOL N,
+    /// breaker trip|reset POOL, approve ID…, reject ID…, subscribe [--from SEQ].
+    /// `--json` prints the manager's raw reply.
+    Ctl {
+        /// The run folder.
+        dir: PathBuf,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        words: Vec<String>,
+    },
+    /// The TUI on a run another (headless) manager process is running; `q` detaches
+    /// and leaves the run going.
+    Attach {
+        /// The run folder.
+        dir: PathBuf,
+    },
+    /// Add the tasks of a TOML file ([[task]] entries) to a live run.
+    Submit {
+        /// The run folder.
+        dir: PathBuf,
+        /// The tasks (TOML).
+        file: PathBuf,
+    },
     /// Check a workflow file; problems are printed as FILE:LINE:COL: message.
     Validate {
         /// The workflow (TOML).
@@ -142,6 +166,8 @@ fn main() -> ExitCode {
         Some(
             Command::Inspect { .. }
                 | Command::Events { .. }
+                | Command::Ctl { .. }
+                | Command::Submit { .. }
                 | Command::Dlq { .. }
                 | Command::Completions { .. }
                 | Command::Validate { .. }
@@ -236,6 +262,9 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             Err(cli::usage("usage: pitboss dlq DIR [--json] | pitboss dlq replay DIR (TASK…|--all)"))
         }
         Some(Command::Events { dir, follow, json }) => cli::events::events(&dir, follow, json),
+        Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),
+        Some(Command::Submit { dir, file }) => cli::ctl::submit(&dir, &file),
+        Some(Command::Attach { dir }) => attach(&dir),
         Some(Command::Validate { file }) => match config::load(&file) {
             Ok(wf) => {
                 println!("{}: ok ({} pools, {} tasks)", file.display(), wf.pools.len(), wf.tasks.len());
@@ -267,7 +296,33 @@ fn launch_run(
     } else {
         run::headless(exit_when_blocked)
     };
-    run::drive(prepare()?, front, run::RunOptions { json })
+    let mut prepared = prepare()?;
+    // Every live manager, TUI or headless, can be operated from another terminal.
+    prepared.serve(pitboss::ctl::service());
+    run::drive(prepared, front, run::RunOptions { json })
+}
+
+/// `pitboss attach DIR`: the TUI over the control socket of the manager running DIR.
+fn attach(dir: &std::path::Path) -> cli::run::CmdResult {
+    if !interactive() {
+        return Err(cli::usage("pitboss attach needs a terminal; use pitboss ctl or pitboss events --follow instead"));
+    }
+    let options = pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(cli::usage)?;
+    runtime.block_on(async {
+        let (handle, stopped) = pitboss::ctl::attach::attach(dir).await.map_err(cli::usage)?;
+        pitboss::tui::run(handle, options).await.map_err(cli::usage)?;
+        if stopped.stopped() {
+            eprintln!("pitboss: the run in {} stopped (its manager ended)", dir.display());
+        } else {
+            eprintln!(
+                "pitboss: detached; the run in {} goes on (pitboss attach {} to come back)",
+                dir.display(),
+                dir.display()
+            );
+        }
+        Ok(cli::EXIT_OK)
+    })
 }
 
 fn interactive() -> bool {

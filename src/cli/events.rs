@@ -3,17 +3,50 @@
 
 use std::path::Path;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::run::CmdResult;
 use super::{logcheck, usage, EXIT_OK};
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{describe, iso};
+use crate::core::Event;
 use crate::io::journal::{self, Record, LOG_FILE};
 use crate::io::rundir::is_held;
 
+/// Prints a record given as JSON (`{"seq", "ts", "event"}`, as the control socket
+/// streams it) the way `events` prints one from the file.
+pub fn print_value(line: &Value, json_out: bool) {
+    if json_out {
+        println!("{}", escape_json(&line.to_string()));
+        return;
+    }
+    let seq = line["seq"].as_u64().unwrap_or(0);
+    let ts = line["ts"].as_u64().unwrap_or(0);
+    let text = match serde_json::from_value::<Event>(line["event"].clone()) {
+        Ok(event) => describe(&event).unwrap_or_else(|| event.kind().to_string()),
+        Err(_) => line["event"]["type"].as_str().unwrap_or("?").to_string(),
+    };
+    println!("#{:<6} {}  {}", seq, iso(ts), escape_line(&text));
+}
+
 /// `pitboss events DIR [--follow] [--json]`.
 pub fn events(dir: &Path, follow: bool, json_out: bool) -> CmdResult {
+    // A live manager streams the records itself (`subscribe`): no file tailing. Without
+    // one (or if it went away before sending anything) the file is read and tailed.
+    if follow && super::ctl::connect(dir).is_ok() {
+        let mut printed = 0u64;
+        let mut each = |line: &Value| {
+            if line.get("seq").is_some() {
+                printed += 1;
+                print_value(line, json_out);
+            }
+        };
+        match super::ctl::subscribe(dir, 0, &mut each) {
+            Ok(_) => return Ok(EXIT_OK),
+            Err(e) if printed > 0 => return Err(e),
+            Err(_) => {}
+        }
+    }
     let path = dir.join(LOG_FILE);
     let print = |rec: &Record| {
         if json_out {

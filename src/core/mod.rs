@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod checks;
+pub mod command;
 pub mod consensus;
 pub mod decide;
 pub mod escape;

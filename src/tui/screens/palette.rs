@@ -3,16 +3,18 @@
 //! one small handler per command. `e` opens it on the selected task's payload, so
 //! the palette is also the payload editor.
 
-use serde_json::Value;
 use tui_input::Input;
 
 use super::{detail, travel};
-use crate::core::workflow::Limit;
-use crate::core::{Input as EngineInput, TaskState};
+use crate::core::command::{self, Command as SharedCommand, COMMANDS};
+use crate::core::Input as EngineInput;
 use crate::tui::actions;
 use crate::tui::keys::Action;
 use crate::tui::model::Fleet;
-use crate::tui::view::{Request, Screen, TextKey, ViewState};
+use crate::tui::view::{Confirm, Request, Screen, TextKey, ViewState};
+
+/// Who the engine records as the author of a palette command.
+const OPERATOR: &str = "operator (tui)";
 
 /// Commands the palette knows, for completion and help.
 pub const PALETTE_COMMANDS: &[&str] = &[
@@ -30,61 +32,23 @@ pub const PALETTE_COMMANDS: &[&str] = &[
     "quit",
     "approve",
     "reject",
+    "submit",
 ];
 
-/// A palette line, parsed and checked against the run.
+/// A palette line, parsed and checked against the run: the shared operator words
+/// ([`core::command`](crate::core::command)) plus the TUI's own.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// `retry ID`: requeue a dead letter or a cancelled task, or end a retry's wait.
-    Retry(String),
-    /// `cancel ID` (asks first).
-    Cancel(String),
-    /// `replay ID`: requeue one dead letter.
-    Replay(String),
-    /// `replay all`: every dead letter matching the filter (asks first).
-    ReplayAll,
+    /// A word the control socket shares (retry, cancel, pause, approve, …).
+    Shared(SharedCommand),
     /// `inspect ID`: open the task's detail.
     Inspect(String),
-    /// `payload ID JSON`: replace a task's payload for its next attempt.
-    Payload {
-        /// Task id.
-        task: String,
-        /// The new payload.
-        payload: Value,
-    },
     /// `filter WORDS…`: filter the tasks table (empty: no filter).
     Filter(String),
     /// `travel`: time travel.
     Travel,
     /// `quit` or `q`.
     Quit,
-    /// `approve ID`: let a task held by the input guard run (asks first).
-    Approve(String),
-    /// `reject ID`: cancel a held task (asks first).
-    Reject(String),
-    /// `pause|resume POOL|all`.
-    Pools {
-        /// Pause (else resume).
-        pause: bool,
-        /// What the operator named: a pool or `all`.
-        target: String,
-        /// The pools that names.
-        pools: Vec<String>,
-    },
-    /// `concurrency POOL N`.
-    Concurrency {
-        /// Pool name.
-        pool: String,
-        /// New limit, at least 1.
-        concurrency: usize,
-    },
-    /// `breaker reset|trip POOL`.
-    Breaker {
-        /// Trip (else reset).
-        trip: bool,
-        /// Pool name.
-        pool: String,
-    },
 }
 
 /// `:`: opens an empty palette.
@@ -137,112 +101,37 @@ impl ViewState {
 
 /// Parses a palette line: `Ok(None)` for a blank line, `Err` with the message to
 /// show for a line that names no command, an unknown task or pool, or bad arguments.
+/// The TUI's own words are read here; the rest by the shared parser.
 pub fn parse(fleet: &Fleet, line: &str) -> Result<Option<Command>, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some(&cmd) = words.first() else { return Ok(None) };
     let arg = words.get(1).copied();
     let command = match (cmd, arg) {
-        ("retry" | "cancel" | "replay" | "inspect" | "payload", Some(task)) => task_command(fleet, cmd, task, line)?,
-        ("approve", Some(task)) => Command::Approve(known_task(fleet, task)?),
-        ("reject", Some(task)) => Command::Reject(known_task(fleet, task)?),
+        ("inspect", Some(task)) => match fleet.state.task_index(task) {
+            Some(_) => Command::Inspect(task.to_string()),
+            None => return Err(format!("no task {task:?}")),
+        },
+        ("inspect", None) => return Err("inspect: which task? e.g. `inspect ID`".into()),
         ("filter", _) => Command::Filter(words[1..].join(" ")),
         ("travel", _) => Command::Travel,
         ("quit" | "q", _) => Command::Quit,
-        ("pause" | "resume", Some(target)) => {
-            Command::Pools { pause: cmd == "pause", target: target.to_string(), pools: pools_named(fleet, target)? }
-        }
-        ("concurrency", Some(pool)) => concurrency(fleet, pool, words.get(2).copied())?,
-        ("breaker", _) => breaker(fleet, arg, words.get(2).copied())?,
-        (_, None) if PALETTE_COMMANDS.contains(&cmd) => return Err(format!("{cmd}: which task? e.g. `{cmd} ID`")),
+        _ if COMMANDS.contains(&cmd) => match command::parse(&fleet.state, line)? {
+            Some(shared) => Command::Shared(shared),
+            None => return Ok(None),
+        },
         _ => return Err(format!("unknown command {cmd:?}; commands: {}", PALETTE_COMMANDS.join(", "))),
     };
     Ok(Some(command))
 }
 
-/// `retry|cancel|replay|inspect|payload TASK …`; `replay all` is not a task.
-fn task_command(fleet: &Fleet, cmd: &str, task: &str, line: &str) -> Result<Command, String> {
-    if cmd == "replay" && task == "all" {
-        return Ok(Command::ReplayAll);
-    }
-    let Some(i) = fleet.state.task_index(task) else { return Err(format!("no task {task:?}")) };
-    let task = task.to_string();
-    Ok(match cmd {
-        "retry" => Command::Retry(task),
-        "cancel" => Command::Cancel(task),
-        "replay" => Command::Replay(task),
-        "inspect" => Command::Inspect(task),
-        _ => {
-            // The JSON is the rest of the line, spaces and all.
-            let json = line.trim_start().splitn(3, char::is_whitespace).nth(2).unwrap_or("").trim();
-            let payload = serde_json::from_str::<Value>(json)
-                .map_err(|e| format!("payload for {task} is not valid JSON: {e}"))?;
-            if matches!(fleet.state.tasks[i].state, TaskState::Running { .. }) {
-                return Err(format!("{task} is running: edit its payload before a retry or replay"));
-            }
-            Command::Payload { task, payload }
-        }
-    })
-}
-
-/// A task id the run has, or the message saying it has none.
-fn known_task(fleet: &Fleet, task: &str) -> Result<String, String> {
-    match fleet.state.task_index(task) {
-        Some(_) => Ok(task.to_string()),
-        None => Err(format!("no task {task:?}")),
-    }
-}
-
-/// Pool names for a palette argument: one pool, or `all`.
-fn pools_named(fleet: &Fleet, target: &str) -> Result<Vec<String>, String> {
-    let pools = &fleet.state.workflow.pools;
-    if target == "all" {
-        return Ok(pools.iter().map(|p| p.name.clone()).collect());
-    }
-    if pools.iter().any(|p| p.name == target) {
-        return Ok(vec![target.to_string()]);
-    }
-    let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
-    Err(format!("no pool {target:?}; pools: {}", names.join(", ")))
-}
-
-/// `concurrency POOL N`, N from 1 to the workflow's ceiling.
-fn concurrency(fleet: &Fleet, pool: &str, n: Option<&str>) -> Result<Command, String> {
-    if fleet.state.workflow.pool_index(pool).is_none() {
-        return Err(format!("no pool {pool:?}"));
-    }
-    let most = Limit::Concurrency.max();
-    match n.and_then(|n| n.parse::<usize>().ok()).filter(|n| (1..=most).contains(&(*n as u64))) {
-        Some(concurrency) => Ok(Command::Concurrency { pool: pool.to_string(), concurrency }),
-        None => Err(format!("usage: concurrency POOL N (N from 1 to {most})")),
-    }
-}
-
-/// `breaker reset|trip POOL`.
-fn breaker(fleet: &Fleet, how: Option<&str>, pool: Option<&str>) -> Result<Command, String> {
-    let Some(how @ ("reset" | "trip")) = how else { return Err("usage: breaker reset|trip POOL".into()) };
-    let Some(pool) = pool else { return Err(format!("usage: breaker {how} POOL")) };
-    if fleet.state.workflow.pool_index(pool).is_none() {
-        return Err(format!("no pool {pool:?}"));
-    }
-    Ok(Command::Breaker { trip: how == "trip", pool: pool.to_string() })
-}
-
-/// Runs a parsed command.
+/// Runs a parsed command: destructive ones go through the actions' confirm
+/// questions, the rest straight to the engine.
 fn execute(vs: &mut ViewState, fleet: &Fleet, total: usize, command: Command) -> Vec<Request> {
-    let engine = |input: EngineInput| vec![Request::Engine(input)];
     match command {
-        Command::Retry(task) => actions::retry(vs, fleet, &task),
-        Command::Cancel(task) => actions::cancel(vs, fleet, &task),
-        Command::Replay(task) => actions::replay(vs, fleet, &task),
-        // As the key does: refused in time travel like every change.
-        Command::ReplayAll => vs.update(fleet, total, Action::ReplayAll),
+        Command::Shared(shared) => execute_shared(vs, fleet, total, shared),
         Command::Inspect(task) => {
             detail::open(vs, task);
             Vec::new()
-        }
-        Command::Payload { task, payload } => {
-            vs.message = Some(format!("{task}: payload edited; retry or replay it to use it"));
-            engine(EngineInput::EditPayload { task, payload })
         }
         Command::Filter(filter) => {
             vs.filter = filter;
@@ -255,20 +144,71 @@ fn execute(vs: &mut ViewState, fleet: &Fleet, total: usize, command: Command) ->
             Vec::new()
         }
         Command::Quit => actions::quit(vs, fleet),
-        Command::Approve(task) => actions::approve(vs, fleet, &task),
-        Command::Reject(task) => actions::reject(vs, fleet, &task),
-        Command::Pools { pause, target, pools } => {
-            vs.message = Some(format!("{}d {target}", if pause { "pause" } else { "resume" }));
-            let input = |pool| if pause { EngineInput::PausePool { pool } } else { EngineInput::ResumePool { pool } };
-            pools.into_iter().map(|pool| Request::Engine(input(pool))).collect()
+    }
+}
+
+/// Runs a shared command the TUI's way (with its confirm questions).
+fn execute_shared(vs: &mut ViewState, fleet: &Fleet, total: usize, command: SharedCommand) -> Vec<Request> {
+    match command {
+        SharedCommand::Retry(task) => actions::retry(vs, fleet, &task),
+        SharedCommand::Cancel(task) => actions::cancel(vs, fleet, &task),
+        SharedCommand::Replay(task) => actions::replay(vs, fleet, &task),
+        // As the key does: refused in time travel like every change.
+        SharedCommand::ReplayAll => vs.update(fleet, total, Action::ReplayAll),
+        SharedCommand::Approve(ids) if ids.len() == 1 => actions::approve(vs, fleet, &ids[0]),
+        SharedCommand::Reject(ids) if ids.len() == 1 => actions::reject(vs, fleet, &ids[0]),
+        SharedCommand::Approve(_) | SharedCommand::Reject(_) => {
+            // Several ids: one question for all of them, after the core's refusals.
+            match command::inputs(&fleet.state, &command, OPERATOR) {
+                Ok(inputs) => {
+                    let question = match &command {
+                        SharedCommand::Approve(ids) => {
+                            format!("Approve {}? They run as they are, not checked again.", ids.join(", "))
+                        }
+                        SharedCommand::Reject(ids) => format!(
+                            "Reject {}? They end cancelled, never dead letters; their dependents are skipped.",
+                            ids.join(", ")
+                        ),
+                        _ => command::done_message(&command),
+                    };
+                    vs.confirm = Some(Confirm { question, on_yes: inputs.into_iter().map(Request::Engine).collect() });
+                }
+                Err(why) => vs.message = Some(why),
+            }
+            Vec::new()
         }
-        Command::Concurrency { pool, concurrency } => {
-            vs.message = Some(format!("pool {pool}: concurrency {concurrency}"));
-            engine(EngineInput::SetConcurrency { pool, concurrency })
+        SharedCommand::Submit(file) => submit(vs, fleet, &file),
+        other => match command::inputs(&fleet.state, &other, OPERATOR) {
+            Ok(inputs) => {
+                vs.message = Some(command::done_message(&other));
+                inputs.into_iter().map(Request::Engine).collect()
+            }
+            Err(why) => {
+                vs.message = Some(why);
+                Vec::new()
+            }
+        },
+    }
+}
+
+/// `submit FILE`: the file's tasks, checked against the run's workflow, go to the
+/// engine; problems are the message.
+fn submit(vs: &mut ViewState, fleet: &Fleet, file: &str) -> Vec<Request> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            vs.message = Some(format!("submit: cannot read {file}: {e}"));
+            return Vec::new();
         }
-        Command::Breaker { trip, pool } => {
-            vs.message = Some(format!("breaker {}: {pool}", if trip { "trip" } else { "reset" }));
-            engine(if trip { EngineInput::BreakerTrip { pool } } else { EngineInput::BreakerReset { pool } })
+    };
+    match crate::config::tasks_from_toml(&text, file, &fleet.state.workflow) {
+        Ok(tasks) => {
+            vs.message = Some(format!("submitted {} task(s) from {file}", tasks.len()));
+            vec![Request::Engine(EngineInput::Submit { tasks, source: format!("{OPERATOR}: submit {file}") })]
+        }
+        Err(e) => {
+            vs.message = Some(e.to_string().lines().collect::<Vec<_>>().join("; "));
+            Vec::new()
         }
     }
 }

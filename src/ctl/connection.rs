@@ -1,0 +1,205 @@
+//! One client connection: its peer checked, then JSON-line requests read (each at most
+//! [`MAX_LINE`] bytes, never buffered beyond that) and answered one reply each, until
+//! the client goes, the run stops, or it asks to `subscribe`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+use super::{queries, subscribe, Shared, MAX_LINE, OPERATOR};
+use crate::core::command::{self, Command};
+use crate::core::Input;
+
+/// A request line.
+#[derive(Deserialize)]
+struct Request {
+    /// The command: a palette line (`cancel build`) or a query (`status`).
+    cmd: String,
+    /// Echoed in the reply, so a client can match replies to requests.
+    #[serde(default)]
+    id: Value,
+    /// `submit`: the file's name (for messages) and its text.
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    toml: Option<String>,
+    /// `subscribe`: the first record wanted.
+    #[serde(default)]
+    from_seq: Option<u64>,
+}
+
+/// What a bounded line read found.
+pub(crate) enum Line {
+    /// A complete line (or the last bytes before the end of the stream).
+    Text(Vec<u8>),
+    /// A line over the limit; its bytes so far were dropped.
+    TooLong,
+}
+
+/// Serves one connection to its end.
+pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
+    let own_uid = nix::unistd::getuid().as_raw();
+    let peer = stream.peer_cred().map(|c| c.uid());
+    let (read, mut write) = stream.into_split();
+    if peer.as_ref().ok() != Some(&own_uid) {
+        let who = peer.map_or_else(|e| format!("unknown ({e})"), |uid| uid.to_string());
+        let refusal = format!("refused: uid {who} is not the manager's uid {own_uid}");
+        let _ = send(&mut write, &error_reply(&Value::Null, &refusal), &shared).await;
+        return;
+    }
+    let mut reader = BufReader::new(read);
+    let mut ended = shared.ended.clone();
+    loop {
+        let line = tokio::select! {
+            line = read_line(&mut reader, MAX_LINE) => line,
+            _ = ended.wait_for(|stopped| *stopped) => return,
+        };
+        let bytes = match line {
+            Ok(Some(Line::Text(bytes))) => bytes,
+            Ok(Some(Line::TooLong)) => {
+                let why = format!("request over {MAX_LINE} bytes: refused, connection closed");
+                let _ = send(&mut write, &error_reply(&Value::Null, &why), &shared).await;
+                return;
+            }
+            Ok(None) | Err(_) => return,
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let request: Request = match serde_json::from_slice(&bytes) {
+            Ok(request) => request,
+            Err(e) => {
+                let why = format!("not a request ({e}); send {{\"cmd\": \"status\"}}");
+                if send(&mut write, &error_reply(&Value::Null, &why), &shared).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        if request.cmd.split_whitespace().next() == Some("subscribe") {
+            let from = request.from_seq.unwrap_or(0);
+            subscribe::stream(reader, write, shared, request.id, from).await;
+            return;
+        }
+        let reply = answer(&shared, request).await;
+        if send(&mut write, &reply, &shared).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The reply to one request.
+async fn answer(shared: &Arc<Shared>, request: Request) -> Value {
+    let id = request.id.clone();
+    let words: Vec<&str> = request.cmd.split_whitespace().collect();
+    let result: Result<(String, Value), String> = match words.first().copied() {
+        None => Err("empty command".into()),
+        Some("status") => {
+            let (message, mut data) = queries::status(&shared.state());
+            // Where the records so far end (an attaching TUI folds up to here first).
+            let next_seq = shared.next_seq.load(std::sync::atomic::Ordering::Acquire);
+            data["next_seq"] = if next_seq == 0 { Value::Null } else { json!(next_seq) };
+            Ok((message, data))
+        }
+        Some("tasks") => Ok(queries::tasks(&shared.state(), &words[1..].join(" "))),
+        Some("task") => match words.get(1) {
+            None => Err("usage: task ID".into()),
+            Some(task) => {
+                // Reads the log and output files: off the engine's thread.
+                let (state, dir, task) = (shared.state().clone(), shared.dir.clone(), task.to_string());
+                tokio::task::spawn_blocking(move || queries::task(&state, &dir, &task))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("task query failed: {e}")))
+            }
+        },
+        Some("submit") => submit(shared, &request),
+        Some(_) => operate(shared, &request.cmd),
+    };
+    match result {
+        Ok((message, data)) => json!({"ok": true, "id": id, "message": message, "data": data}),
+        Err(why) => error_reply(&id, &why),
+    }
+}
+
+/// An operator command: parsed and checked against the folded state, then sent.
+fn operate(shared: &Shared, line: &str) -> Result<(String, Value), String> {
+    let inputs = {
+        let state = shared.state();
+        let command = command::parse(&state, line)?.ok_or("empty command")?;
+        if let Command::Submit(file) = &command {
+            return Err(format!(
+                "submit {file}: send the file's text as {{\"cmd\": \"submit\", \"file\": NAME, \"toml\": TEXT}} (pitboss submit DIR FILE does)"
+            ));
+        }
+        let inputs = command::inputs(&state, &command, OPERATOR)?;
+        (command, inputs)
+    };
+    let (command, inputs) = inputs;
+    send_inputs(shared, inputs)?;
+    Ok((command::done_message(&command), Value::Null))
+}
+
+/// `submit`: the TOML's tasks, checked against the run's workflow, then added.
+fn submit(shared: &Shared, request: &Request) -> Result<(String, Value), String> {
+    let toml = request.toml.as_deref().ok_or("submit needs the file's text in \"toml\"")?;
+    let file = request.file.as_deref().unwrap_or("submitted tasks");
+    let workflow = shared.state().workflow.clone();
+    let tasks = crate::config::tasks_from_toml(toml, file, &workflow).map_err(|e| e.to_string())?;
+    let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+    send_inputs(shared, vec![Input::Submit { tasks, source: format!("{OPERATOR}: submit {file}") }])?;
+    Ok((format!("submitted {} task(s): {}", ids.len(), ids.join(", ")), json!(ids)))
+}
+
+fn send_inputs(shared: &Shared, inputs: Vec<Input>) -> Result<(), String> {
+    for input in inputs {
+        if !shared.engine.send(input) {
+            return Err("the run has stopped".into());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn error_reply(id: &Value, why: &str) -> Value {
+    json!({"ok": false, "id": id, "error": why})
+}
+
+/// Writes one JSON line; a client that does not take it within the stall limit is
+/// given up on.
+pub(crate) async fn send(write: &mut OwnedWriteHalf, value: &Value, shared: &Shared) -> std::io::Result<()> {
+    let mut line = value.to_string().into_bytes();
+    line.push(b'\n');
+    match tokio::time::timeout(shared.stall, write.write_all(&line)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
+    }
+}
+
+/// Reads one line of at most `max` bytes; `None` at the end of the stream.
+pub(crate) async fn read_line(reader: &mut BufReader<OwnedReadHalf>, max: usize) -> std::io::Result<Option<Line>> {
+    let mut line = Vec::new();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok((!line.is_empty()).then_some(Line::Text(line)));
+        }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(end) => (end, true),
+            None => (available.len(), false),
+        };
+        if line.len() + take > max {
+            let n = if done { take + 1 } else { take };
+            reader.consume(n);
+            // The rest of an oversized line is never read: the caller closes.
+            return Ok(Some(Line::TooLong));
+        }
+        line.extend_from_slice(&available[..take]);
+        reader.consume(if done { take + 1 } else { take });
+        if done {
+            return Ok(Some(Line::Text(line)));
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The control socket (DESIGN §12): each live manager serves `STATE_DIR/ctl.sock` so
+//! a run can be operated and watched from another terminal (`pitboss ctl`, `submit`,
+//! `events --follow`). JSON lines: one request, one reply; `subscribe` streams records.
+//!
+//! ```text
+//! client ─JSON line─▶ connection ─core::command─▶ engine.send
+//!                          │◀── folded RunState (from the engine's fan-out)
+//!                          └─ subscribe: log file, then live batches (seq-deduplicated)
+//! ```
+
+pub mod attach;
+mod connection;
+mod queries;
+mod socket;
+mod subscribe;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+
+use crate::core::RunState;
+use crate::engine::EngineHandle;
+use crate::launch::{Service, ServiceContext, ServiceFuture};
+
+/// The longest request line (bytes, without its newline).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// How long a subscriber may leave records unread before it is dropped; the
+/// environment variable `PITBOSS_CTL_STALL_MS` changes it (tests).
+const STALL: Duration = Duration::from_secs(30);
+
+/// Batches a subscriber may have waiting before its live queue is dropped and it is
+/// refilled from the log file instead; `PITBOSS_CTL_QUEUE` changes it (tests).
+const QUEUE_BATCHES: usize = 256;
+
+/// Who the engine records as the author of commands that came over the socket.
+pub const OPERATOR: &str = "operator (ctl)";
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    engine: EngineHandle,
+    dir: PathBuf,
+    /// The run as the engine's records fold it (the refusals are checked on this).
+    state: Mutex<RunState>,
+    /// The seq after the last record folded (0 until the engine's first batch).
+    next_seq: AtomicU64,
+    /// True once the run has stopped (the engine's records ended).
+    ended: watch::Receiver<bool>,
+    stall: Duration,
+    queue_batches: usize,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, RunState> {
+        // The fold cannot leave the state half-changed in a way a reader could see
+        // worse than a poisoned lock: carry on with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The control socket as a launcher service.
+pub fn service() -> Service {
+    Box::new(start)
+}
+
+fn start(context: ServiceContext) -> Result<ServiceFuture, String> {
+    let ServiceContext { engine, dir, state, mut records } = context;
+    let socket::Bound { listener, path, pointer } = socket::bind_for(&dir, &state.run_id)?;
+    let files = socket::Files { path, pointer };
+    let listener = match UnixListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            files.remove();
+            return Err(format!("control socket: {e}"));
+        }
+    };
+    let setting = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let stall = setting("PITBOSS_CTL_STALL_MS").map_or(STALL, Duration::from_millis);
+    let queue_batches = setting("PITBOSS_CTL_QUEUE").map_or(QUEUE_BATCHES, |n| n.max(1) as usize);
+    let (ended_tx, ended) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        engine,
+        dir,
+        state: Mutex::new(state),
+        next_seq: AtomicU64::new(0),
+        ended,
+        stall,
+        queue_batches,
+    });
+    Ok(Box::pin(async move {
+        let fold = {
+            let shared = shared.clone();
+            async move {
+                while let Some(batch) = records.recv().await {
+                    let mut state = shared.state();
+                    for record in batch.iter() {
+                        if let Err(e) = state.apply(&record.event, record.ts) {
+                            tracing::warn!("control socket: record {} does not fold: {e}", record.seq);
+                        }
+                    }
+                    if let Some(last) = batch.last() {
+                        shared.next_seq.store(last.seq + 1, Ordering::Release);
+                    }
+                }
+            }
+        };
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(fold);
+        loop {
+            tokio::select! {
+                () = &mut fold => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        connections.spawn(connection::serve(stream, shared.clone()));
+                    }
+                    Err(e) => tracing::warn!("control socket: accept: {e}"),
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        // The run stopped: no new connection; subscribers send their last line.
+        drop(listener);
+        files.remove();
+        let _ = ended_tx.send(true);
+        let drained = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(2), drained).await.is_err() {
+            connections.abort_all();
+        }
+    }))
+}

@@ -1,0 +1,131 @@
+//! The socket's read-only queries: `status`, `tasks [FILTER]`, `task ID`. They answer
+//! from the state the server folded from the engine's records (and, for one task, its
+//! history from the log and the tails of its output files).
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use crate::core::breaker::Circuit;
+use crate::core::{RunState, TaskStateName};
+use crate::io::journal::{self, LOG_FILE};
+use crate::io::rundir::OUTPUT_DIR;
+
+/// `status`: the run id, counts per state, the pools, and whether the run is over.
+pub fn status(state: &RunState) -> (String, Value) {
+    let mut counts = Map::new();
+    for name in TaskStateName::ALL {
+        counts.insert(name.as_str().to_string(), json!(state.count(name)));
+    }
+    let pools: Vec<Value> = state
+        .workflow
+        .pools
+        .iter()
+        .zip(&state.pools)
+        .map(|(spec, live)| {
+            json!({
+                "name": spec.name,
+                "running": live.running,
+                "queued": live.queued,
+                "concurrency": live.concurrency,
+                "paused": live.paused,
+                "breaker": match live.breaker.circuit {
+                    Circuit::Closed => json!({"state": "closed"}),
+                    Circuit::Open { until_ms } => json!({"state": "open", "until_ms": until_ms}),
+                    Circuit::HalfOpen { .. } => json!({"state": "half_open"}),
+                },
+            })
+        })
+        .collect();
+    let held = state.count(TaskStateName::AwaitingApproval);
+    let summary = TaskStateName::ALL
+        .iter()
+        .filter(|n| state.count(**n) > 0)
+        .map(|n| format!("{} {}", state.count(*n), n.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let phase = if state.finished {
+        "finished"
+    } else if state.interrupted {
+        "interrupted"
+    } else {
+        "running"
+    };
+    let message = format!("run {} ({phase}): {summary}", state.run_id);
+    let data = json!({
+        "run_id": state.run_id,
+        "workflow": state.workflow.name,
+        "counts": counts,
+        "pools": pools,
+        "finished": state.finished,
+        "interrupted": state.interrupted,
+        "held": held,
+    });
+    (message, data)
+}
+
+/// `tasks [FILTER]`: every task whose id, state or pool contains the filter.
+pub fn tasks(state: &RunState, filter: &str) -> (String, Value) {
+    let mut lines = Vec::new();
+    let mut rows = Vec::new();
+    for (i, task) in state.tasks.iter().enumerate() {
+        let id = state.task_id(i);
+        let name = task.state.name().as_str();
+        let pool = task.pool.clone().unwrap_or_default();
+        if !filter.is_empty() && ![id, name, pool.as_str()].iter().any(|w| w.contains(filter)) {
+            continue;
+        }
+        let why = task.why();
+        lines.push(format!("{id}  {name}  attempts {}  {pool}  {}", task.attempts, why.clone().unwrap_or_default()));
+        rows.push(json!({"id": id, "state": name, "attempts": task.attempts, "pool": task.pool, "why": why}));
+    }
+    (lines.join("\n"), Value::Array(rows))
+}
+
+/// `task ID`: state, history (its records from the log), result and output tails.
+pub fn task(state: &RunState, dir: &Path, id: &str) -> Result<(String, Value), String> {
+    let i = state.task_index(id).ok_or_else(|| format!("no task {id:?}"))?;
+    let task = &state.tasks[i];
+    let mut history = Vec::new();
+    journal::scan(&dir.join(LOG_FILE), |rec, _| {
+        if rec.event.task() == Some(id) {
+            history.push(json!({"seq": rec.seq, "ts": rec.ts, "event": rec.event}));
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    let mut output = Map::new();
+    if task.attempts > 0 {
+        for stream in ["stdout", "stderr"] {
+            let path = dir.join(OUTPUT_DIR).join(format!("{id}.{}.{stream}", task.attempts));
+            output.insert(stream.to_string(), json!(tail_lines(&path, 20)));
+        }
+    }
+    let name = task.state.name().as_str();
+    let message = format!(
+        "{id}: {name}, {} attempt(s){}",
+        task.attempts,
+        task.why().map(|w| format!(": {w}")).unwrap_or_default()
+    );
+    let data = json!({
+        "id": id,
+        "state": name,
+        "attempts": task.attempts,
+        "pool": task.pool,
+        "why": task.why(),
+        "result": task.result,
+        "history": history,
+        "output": output,
+    });
+    Ok((message, data))
+}
+
+/// The last `n` lines of a file, reading at most its last 64 KiB.
+fn tail_lines(path: &Path, n: usize) -> Vec<String> {
+    let Ok(mut file) = std::fs::File::open(path) else { return Vec::new() };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
