@@ -290,13 +290,14 @@ fn launch_run(
     json: bool,
     exit_when_blocked: bool,
 ) -> cli::run::CmdResult {
-    let front = if tui {
+    let (front, mut prepared) = if tui {
         let options = pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?;
-        pitboss::tui::front_end(options)
+        (pitboss::tui::front_end(options), prepare()?)
     } else {
-        run::headless(exit_when_blocked)
+        // The headless front end names the run's folder in what it says.
+        let prepared = prepare()?;
+        (run::headless(exit_when_blocked, prepared.dir().to_path_buf()), prepared)
     };
-    let mut prepared = prepare()?;
     // Every live manager, TUI or headless, can be operated from another terminal.
     prepared.serve(pitboss::ctl::service());
     run::drive(prepared, front, run::RunOptions { json })

@@ -155,7 +155,9 @@ fn a_blocked_headless_run_without_the_flag_waits_and_says_why() {
             break;
         }
     }
-    assert!(said.contains("2 tasks held for approval") && said.contains("pitboss ctl DIR approve"), "{said}");
+    // The command to paste names this run's folder.
+    let approve = format!("pitboss ctl {} approve", s.run_dir().display());
+    assert!(said.contains("2 tasks held for approval") && said.contains(&approve), "{said}");
     assert!(manager.try_wait().expect("try_wait").is_none(), "the blocked run did not wait");
     // SIGINT stops it as an interruption, held tasks kept.
     unsafe {

@@ -151,7 +151,7 @@ fn stopped(e: &EngineError, run_id: &str, dir: &Path, opts: &RunOptions) -> (u8,
 /// nothing can move without an operator (only tasks held for approval are left), it
 /// says so once and waits for their answer (`pitboss ctl DIR approve ID…`), or, with
 /// `exit_when_blocked`, returns, which stops the run (resumable; exit 3).
-pub fn headless<'a>(exit_when_blocked: bool) -> FrontEnd<'a> {
+pub fn headless<'a>(exit_when_blocked: bool, dir: std::path::PathBuf) -> FrontEnd<'a> {
     FrontEnd {
         exits_when_done: true,
         needs_history: false,
@@ -159,7 +159,7 @@ pub fn headless<'a>(exit_when_blocked: bool) -> FrontEnd<'a> {
             Box::pin(async move {
                 let state = handle.snapshot().clone();
                 if let Some(feed) = handle.take_feed() {
-                    if let Some(blocked) = report(feed, state, exit_when_blocked).await {
+                    if let Some(blocked) = report(feed, state, exit_when_blocked, &dir).await {
                         // The log says why the run stopped (the launcher's own stop
                         // after this one is ignored).
                         handle.stop(&format!("blocked: {blocked}; --exit-when-blocked"));
@@ -172,22 +172,34 @@ pub fn headless<'a>(exit_when_blocked: bool) -> FrontEnd<'a> {
 }
 
 /// "waiting for an operator: 3 tasks held for approval (a, b, c); approve with …".
-fn waiting_line(state: &RunState) -> String {
+fn waiting_line(state: &RunState, dir: &std::path::Path) -> String {
     let held: Vec<&str> = (0..state.tasks.len())
         .filter(|&i| matches!(state.tasks[i].state, TaskState::AwaitingApproval { .. }))
         .map(|i| state.task_id(i))
         .collect();
     let shown = if held.len() > 5 { format!("{}, …", held[..5].join(", ")) } else { held.join(", ") };
     format!(
-        "pitboss: waiting for an operator: {} ({shown}); approve with `pitboss ctl DIR approve ID…` or reject with `pitboss ctl DIR reject ID…` (DIR: this run's folder), or stop and resume later",
-        crate::core::hold::held_line(state)
+        "pitboss: waiting for an operator: {} ({shown}); approve with `pitboss ctl {dir} approve ID…` or reject with `pitboss ctl {dir} reject ID…`, or stop and resume later",
+        crate::core::hold::held_line(state),
+        dir = shell_word(&dir.display().to_string())
     )
+}
+
+/// `word` as a shell reads it back: bare when it is plain, else single-quoted, so
+/// the printed command can be pasted as it is.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// Prints progress until the engine goes away (or, with `exit_when_blocked`, until
 /// the run is blocked on an operator).
 /// Returns why it stopped early when the run was blocked (`exit_when_blocked`).
-async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool) -> Option<String> {
+async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool, dir: &std::path::Path) -> Option<String> {
     let total = state.tasks.len();
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
@@ -248,7 +260,7 @@ async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool) -> Opt
             break;
         }
         if blocked && !said_blocked {
-            let line = escape_line(&waiting_line(&progress.state)).into_owned();
+            let line = escape_line(&waiting_line(&progress.state, dir)).into_owned();
             match &bar {
                 Some(bar) => bar.println(line),
                 None => eprintln!("{line}"),
@@ -288,5 +300,17 @@ impl Progress {
     /// The tasks at an end so far.
     pub fn terminal(&self) -> u64 {
         TaskStateName::ALL.iter().filter(|name| name.is_terminal()).map(|name| self.state.count(*name) as u64).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn a_folder_is_printed_as_a_shell_reads_it_back() {
+        assert_eq!(shell_word("/tmp/run-1"), "/tmp/run-1");
+        assert_eq!(shell_word("/tmp/my run"), "'/tmp/my run'");
+        assert_eq!(shell_word("/tmp/it's"), r"'/tmp/it'\''s'");
     }
 }
