@@ -405,4 +405,8 @@ fn the_control_panels_model_folds_a_growing_run() {
     let held = fleet.state.task_index("plan/combine").unwrap();
     assert_eq!(fleet.state.tasks[held].state.name(), TaskStateName::AwaitingApproval);
     assert!(fleet.history(held).is_empty() || fleet.history(held).len() == 1);
+    // The Held view lists from the model's own set, not the state: a child held at
+    // its spawn (no `task_held` of its own) must be in it.
+    assert_eq!(fleet.held().collect::<Vec<_>>(), vec![held], "the TUI's held set misses the held child");
+    assert_eq!(fleet.held_at(held), Some(1_000_000));
 }

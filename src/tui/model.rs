@@ -128,10 +128,6 @@ impl Fleet {
         self.state
             .apply(&record.event, record.ts)
             .map_err(|e| FoldError { seq: record.seq, message: e.to_string() })?;
-        // Tasks spawned or submitted during the run (DESIGN §11) join with no history.
-        if self.history.len() < self.state.tasks.len() {
-            self.history.resize(self.state.tasks.len(), Vec::new());
-        }
         let index = self.records.len();
         // Tasks a planner spawned (or an operator submitted) join the run: each gets a
         // history and is filed as its state says, from this record's time.
