@@ -79,13 +79,8 @@ const NOT_YET_GOLDEN: &[(&str, &str)] = &[
     ("attempt_stalled", "needs a log with a stall watch"),
     ("attempt_active", "needs a log with a stall watch"),
     ("breaker_closed", "needs a log with a successful half-open probe"),
-    ("task_cancelled", "an operator action: the TUI only, until `ctl` exists"),
     ("task_revived", "an operator action: the TUI only, until `ctl` exists"),
     ("payload_edited", "an operator action: the TUI only, until `ctl` exists"),
-    ("pool_paused", "an operator action: the TUI only, until `ctl` exists"),
-    ("pool_resumed", "an operator action: the TUI only, until `ctl` exists"),
-    ("concurrency_changed", "an operator action: the TUI only, until `ctl` exists"),
-    ("tasks_submitted", "an operator action: `pitboss submit` and `ctl submit` come with the control socket"),
 ];
 
 /// Logs written by every released format replay by every build (DESIGN §6) only if

@@ -84,7 +84,9 @@ pub fn ctl(dir: &Path, words: &[String]) -> CmdResult {
 pub fn submit(dir: &Path, file: &Path) -> CmdResult {
     let toml = std::fs::read_to_string(file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
     let mut stream = connect(dir)?;
-    let name = file.display().to_string();
+    // Absolute: the manager may run in another folder, and relative paths in the
+    // file (gate programs, schema files) resolve next to it.
+    let name = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()).display().to_string();
     let reply = request(&mut stream, &json!({"cmd": "submit", "file": name, "toml": toml}))?;
     Ok(show_reply(&reply, false))
 }

@@ -49,14 +49,15 @@ pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workfl
 /// Builds and checks tasks to add to the run of `workflow` (a file of `[[task]]`
 /// entries only), resolved against its pools and `[defaults]`; `known` are the tasks
 /// they may depend on or clash with (the run's, for a submit; none for a planner's,
-/// whose dependencies are its siblings). Every problem in file order.
+/// whose dependencies are its siblings). Relative paths (gate programs, schema files)
+/// resolve against `base`. Every problem in file order.
 pub(super) fn tasks(
     text: &str,
     raw: &RawWorkflow,
     workflow: &Workflow,
     known: &[TaskSpec],
+    base: &Path,
 ) -> Result<Vec<TaskSpec>, Vec<Problem>> {
-    let base = Path::new(".");
     let pool_names = workflow.pools.iter().map(|p| p.name.clone()).collect();
     let mut checker = Checker { text, problems: Vec::new(), base, pool_names };
     let defaults = workflow.defaults.clone().unwrap_or_else(defaults::builtin);
@@ -182,7 +183,9 @@ impl Checker<'_> {
         let notify = self.notify(&raw.notify);
         let planner = raw.planner.as_ref().map(|p| self.planner(p)).unwrap_or_default();
         let defaults = raw.defaults.is_some().then_some(task_defaults);
-        Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks, planner, defaults, notify }
+        // Absolute, so that a resume started elsewhere resolves spawned tasks' paths alike.
+        let folder = Some(std::path::absolute(self.base).unwrap_or_else(|_| self.base.to_path_buf()));
+        Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks, planner, defaults, notify, folder }
     }
 
     /// `[planner]`: each limit in its range, `approve` one of its three words.

@@ -88,7 +88,9 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigErro
 /// Tasks to add to a live run (`pitboss submit DIR FILE`, DESIGN §11): `[[task]]`
 /// entries in `text`, read with the workflow file's syntax and resolved against the
 /// run's `workflow` (its pools, defaults and capabilities); they may depend on its
-/// tasks. `file` names the text in errors.
+/// tasks. `file` names the text in errors, and relative paths in it (gate programs,
+/// schema files) resolve against its folder: give it as the operator's path to the file
+/// (absolute when the manager may run in another folder).
 pub fn tasks_from_toml(
     text: &str,
     file: &str,
@@ -96,7 +98,10 @@ pub fn tasks_from_toml(
 ) -> Result<Vec<crate::core::workflow::TaskSpec>, ConfigError> {
     let error = |problems| ConfigError { file: file.to_string(), problems };
     let raw = parse::read_keys(text, shape::TASKS).map_err(error)?;
-    check::tasks(text, &raw, workflow, &workflow.tasks).map_err(error)
+    // Relative paths mean "next to the submitted file", as a workflow's mean "next to
+    // the workflow"; a bare name's parent is "" (the current folder).
+    let base = Path::new(file).parent().unwrap_or(Path::new(""));
+    check::tasks(text, &raw, workflow, &workflow.tasks, base).map_err(error)
 }
 
 /// A planner's spawned tasks (the `tasks` array of its `{"pitboss":"spawn"}` lines,
@@ -131,7 +136,9 @@ pub fn tasks_from_json(
     let starts: Vec<usize> =
         text.lines().enumerate().filter(|(_, l)| l.trim() == "[[task]]").map(|(n, _)| n + 1).collect();
     let raw = parse::read_keys(&text, shape::TASKS);
-    let checked = raw.and_then(|raw| check::tasks(&text, &raw, workflow, &[]));
+    // A planner's tasks belong to the workflow: its paths resolve next to the file.
+    let base = workflow.folder.as_deref().unwrap_or(Path::new("."));
+    let checked = raw.and_then(|raw| check::tasks(&text, &raw, workflow, &[], base));
     checked.map_err(|problems| {
         let said: Vec<String> = problems
             .iter()

@@ -222,3 +222,47 @@ fn planner_limits_are_read_with_their_ranges_and_words() {
     assert!(text.contains("w.toml:3:13: planner.max_depth must be at most 100, got 101"), "{text}");
     assert!(text.contains("w.toml:4:11: planner.approve: unknown value \"sometimes\""), "{text}");
 }
+
+/// A submitted file's gate paths mean "next to that file"; a planner's spawned tasks'
+/// mean "next to the run's workflow file", as the workflow's own tasks' do.
+#[test]
+fn gate_paths_of_submitted_and_spawned_tasks_resolve_next_to_their_file() {
+    let dir = std::env::temp_dir().join(format!("pitboss-gate-paths-{}", std::process::id()));
+    let (wf_dir, sub_dir) = (dir.join("wf"), dir.join("sub"));
+    for d in [&wf_dir, &sub_dir] {
+        std::fs::create_dir_all(d.join("schemas")).unwrap();
+        std::fs::write(d.join("schemas/s.json"), r#"{"type":"object"}"#).unwrap();
+    }
+    let wf = parse(&format!("{POOL}[[task]]\nid = \"a\"\n"), "wf.toml", &wf_dir).unwrap();
+    assert_eq!(wf.folder.as_deref(), Some(wf_dir.as_path()), "the workflow records its folder");
+    let gates = "gates = [{ command = [\"./check.sh\"] }, { schema = \"schemas/s.json\" }]\n";
+    let program = |t: &crate::core::workflow::TaskSpec| match &t.gates[0] {
+        crate::core::workflow::Gate::Command { command, .. } => command[0].clone(),
+        other => panic!("{other:?}"),
+    };
+    let schema = |t: &crate::core::workflow::TaskSpec| match &t.gates[1] {
+        crate::core::workflow::Gate::Schema { path, .. } => path.clone(),
+        other => panic!("{other:?}"),
+    };
+    let file = sub_dir.join("more.toml");
+    let submitted =
+        tasks_from_toml(&format!("[[task]]\nid = \"b\"\npool = \"p\"\n{gates}"), &file.display().to_string(), &wf)
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(program(&submitted[0]), sub_dir.join("./check.sh").display().to_string());
+    assert_eq!(schema(&submitted[0]), sub_dir.join("schemas/s.json"));
+    let spawned = serde_json::json!([{"id": "c", "pool": "p", "gates": [{"command": ["./check.sh"]}, {"schema": "schemas/s.json"}]}]);
+    let spawned = tasks_from_json(&spawned, &wf).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(program(&spawned[0]), wf_dir.join("./check.sh").display().to_string());
+    assert_eq!(schema(&spawned[0]), wf_dir.join("schemas/s.json"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A log written before the workflow recorded its folder still reads (no `folder`).
+#[test]
+fn a_workflow_without_a_recorded_folder_still_reads() {
+    let wf = check(&format!("{POOL}[[task]]\nid = \"a\"\n")).unwrap();
+    let mut value = serde_json::to_value(&wf).unwrap();
+    value.as_object_mut().unwrap().remove("folder");
+    let old: Workflow = serde_json::from_value(value).unwrap();
+    assert_eq!(old.folder, None);
+}

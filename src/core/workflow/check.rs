@@ -265,6 +265,7 @@ mod tests {
             notify: Vec::new(),
             planner: Default::default(),
             defaults: None,
+            folder: None,
         }
     }
 

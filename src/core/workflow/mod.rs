@@ -58,6 +58,11 @@ pub struct Workflow {
     /// run (None: the built-in ones). Not written when the file has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<TaskDefaults>,
+    /// The workflow file's folder (absolute), which relative paths of tasks spawned
+    /// during the run resolve against, as the file's own do. None in logs written
+    /// before it was recorded (those resolve against the manager's folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<std::path::PathBuf>,
 }
 
 /// What a task gets for what it leaves out (`[defaults]` over the built-in values).
