@@ -3,16 +3,15 @@
 //! so the Held view lists what the header counts. Folded from the golden
 //! `v1-planner` log, written by the real binary.
 //!
-//! Fails today: `Fleet::apply` (src/tui/model.rs, the `resize` before the `while`
-//! loop that tracks joining tasks) grows `history` first, so the loop never runs and
-//! a task held at spawn is never filed: the header says "1 held for approval" and the
-//! Held view says "Nothing is held for approval".
+//! It failed before a fix in `Fleet::apply` (src/tui/model.rs): a `resize` before
+//! the loop that files joining tasks grew `history` first, so the loop never ran and
+//! the header said "1 held for approval" while the Held view said "Nothing is held
+//! for approval".
 
 use pitboss::io::journal::Record;
 use pitboss::tui::model::Fleet;
 
 #[test]
-#[ignore = "fails until src/tui/model.rs Fleet::apply tracks tasks that join the run (see the file's doc)"]
 fn a_child_held_at_its_spawn_is_in_the_held_view_as_the_header_counts_it() {
     let log = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/v1-planner/events.jsonl");
     let text = std::fs::read_to_string(log).expect("the golden planner log");
