@@ -238,3 +238,72 @@ fn garbage_gets_an_error_reply_and_a_2_mib_message_an_error_and_close() {
     // The manager is fine.
     assert_eq!(request(&mut live.authorized(), r#"{"cmd":"status"}"#)["ok"], true);
 }
+
+/// A worker that prints `hello-live` once `go` exists, then waits for `done`.
+fn talker(scratch: &Scratch) -> String {
+    let go = scratch.path().join("go");
+    let done = scratch.path().join("done");
+    let script = format!(
+        "cat >/dev/null; while [ ! -e '{}' ]; do sleep 0.05; done; echo hello-live; while [ ! -e '{}' ]; do sleep 0.05; done; echo '{{}}'",
+        go.display(),
+        done.display()
+    );
+    format!("{POOLS}\n{}\n[[task]]\nid = \"talker\"\npool = \"talk\"\n", common::sh_pool("talk", &script, ""))
+}
+
+#[test]
+fn subscribe_output_over_the_socket_streams_a_running_workers_lines() {
+    let scratch = Scratch::new();
+    let workflow = talker(&scratch);
+    let mut live = ctl_common::Live::start_in(scratch, None, &workflow, &[]);
+    live.wait_state("talker", "running");
+    let mut stream = ctl_common::connect(&live.dir);
+    std::io::Write::write_all(&mut stream, b"{\"cmd\":\"subscribe_output\",\"id\":1}\n").expect("write");
+    let mut reader = std::io::BufReader::new(stream);
+    let ready = ctl_common::read_json_line(&mut reader);
+    assert_eq!((ready["ok"].clone(), ready["id"].clone()), (json!(true), json!(1)), "{ready}");
+    live.scratch.write("go", "");
+    let mut seen = String::new();
+    while !seen.contains("hello-live") {
+        let line = ctl_common::read_json_line(&mut reader);
+        assert_eq!(line["output"]["task"], "talker", "{line}");
+        seen.push_str(line["output"]["text"].as_str().unwrap_or(""));
+    }
+    // The stream ends with the run: its last line says so.
+    live.scratch.write("done", "");
+    loop {
+        let line = ctl_common::read_json_line(&mut reader);
+        if line.get("end").is_some() {
+            break;
+        }
+    }
+    assert_eq!(live.finish().status.code(), Some(0));
+}
+
+#[test]
+fn attach_over_ws_shows_a_running_workers_live_output_and_q_detaches() {
+    use common::pty::Terminal;
+    let scratch = Scratch::new();
+    let workflow = talker(&scratch);
+    let live = Listening::start(&workflow);
+    let mut ws = live.authorized();
+    eventually("talker to run", || request(&mut ws, r#"{"cmd":"task talker"}"#)["data"]["state"] == "running");
+    let mut cmd = live.scratch.pitboss();
+    cmd.arg("attach").arg(&live.url).arg("--token-file").arg(live.token_file());
+    cmd.env("PITBOSS_CONFIG", live.scratch.path().join("config"));
+    let mut t = Terminal::spawn(cmd, 120, 40);
+    let limit = std::time::Duration::from_secs(30);
+    t.wait_for(limit, "the dashboard", |sc| sc.contains("talker") && sc.contains("Workers"));
+    t.send_keys(":inspect talker");
+    t.enter();
+    t.wait_for(limit, "the detail of the running task", |sc| sc.contains("talker running"));
+    scratch.write("go", "");
+    t.wait_for(limit, "the worker's live line in the detail", |sc| sc.contains("hello-live"));
+    t.esc();
+    t.wait_for(limit, "the dashboard again", |sc| sc.contains("Workers (") && !sc.contains("History"));
+    t.send_keys("q");
+    t.wait_for(limit, "the quit question", |sc| sc.contains("quit?"));
+    t.send_keys("y");
+    assert_eq!(t.wait_exit(limit), 0);
+    assert_eq!(request(&mut ws, r#"{"cmd":"task talker"}"#)["data"]["state"], "running", "detaching stopped the run");
+}

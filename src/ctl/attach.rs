@@ -85,6 +85,9 @@ pub async fn attach(target: &Target) -> Result<(Attached, RunStopped), String> {
     // Output first: lines printed while the backlog loads still reach the panes.
     let mut output_conn = Conn::open(target).await?;
     output_conn.send_line(r#"{"cmd":"subscribe_output"}"#).await?;
+    // Its first line says the subscription is live: what workers print from here on
+    // reaches the panes.
+    output_conn.next_line().await?.ok_or("the manager went away")?;
     let (output, output_rx) = broadcast::channel(OUTPUT_CHUNKS);
 
     let mut subscription = Conn::open(target).await?;
