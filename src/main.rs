@@ -333,7 +333,9 @@ fn attach(target: &str, token_file: Option<&std::path::Path>) -> cli::run::CmdRe
     use pitboss::ctl::client::Target;
     let target = if target.starts_with("ws://") || target.starts_with("wss://") {
         let file = token_file.ok_or_else(|| {
-            cli::usage(format!("attach {target}: pass --token-file FILE (the run folder's ctl.token; never the token itself)"))
+            cli::usage(format!(
+                "attach {target}: pass --token-file FILE (the run folder's ctl.token; never the token itself)"
+            ))
         })?;
         Target::Ws { url: target.to_string(), token: pitboss::ctl::token::read(file).map_err(cli::usage)? }
     } else if token_file.is_some() {

@@ -120,9 +120,7 @@ fn with_the_token_status_a_command_and_subscribe_from_0_work_and_the_token_file_
     let mut ws = live.authorized();
     let status = request(&mut ws, r#"{"cmd":"status","id":7}"#);
     assert_eq!((status["ok"].clone(), status["id"].clone()), (json!(true), json!(7)), "{status}");
-    eventually("early to complete", || {
-        request(&mut ws, r#"{"cmd":"task early"}"#)["data"]["state"] == "completed"
-    });
+    eventually("early to complete", || request(&mut ws, r#"{"cmd":"task early"}"#)["data"]["state"] == "completed");
     let paused = request(&mut ws, r#"{"cmd":"pause quick"}"#);
     assert_eq!(paused["ok"], true, "{paused}");
     eventually("pool_paused in the log", || read_events(&live.dir).iter().any(|e| e["type"] == "pool_paused"));
@@ -147,7 +145,8 @@ fn no_token_or_a_wrong_token_gets_401_and_changes_nothing() {
     let live = Listening::start(&workflow());
     let mut ws = live.authorized();
     eventually("long to run", || request(&mut ws, r#"{"cmd":"task long"}"#)["data"]["state"] == "running");
-    for header in [None, Some("Bearer 0000"), Some(format!("Bearer {}x", live.token).as_str()), Some(live.token.as_str())]
+    for header in
+        [None, Some("Bearer 0000"), Some(format!("Bearer {}x", live.token).as_str()), Some(live.token.as_str())]
     {
         match live.connect(header) {
             Err(WsError::Http(response)) => assert_eq!(response.status(), 401, "{header:?}"),
@@ -172,7 +171,8 @@ fn no_token_or_a_wrong_token_gets_401_and_changes_nothing() {
 
     // The client: a wrong token file is a plain refusal, exit 2.
     let wrong = live.scratch.write("wrong.token", "deadbeef\n");
-    let out = live.scratch.pitboss().arg("attach").arg(&live.url).arg("--token-file").arg(&wrong).output_within("attach");
+    let out =
+        live.scratch.pitboss().arg("attach").arg(&live.url).arg("--token-file").arg(&wrong).output_within("attach");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("the manager refused the token (401)"), "{}", stderr(&out));
 }

@@ -21,12 +21,7 @@ use crate::engine::fanout::Records;
 use crate::io::journal::{self, Record, LOG_FILE};
 
 /// Streams records from `from` to the connection until the run stops or the client goes.
-pub(crate) async fn stream<T: Transport>(
-    mut write: T,
-    shared: Arc<Shared>,
-    id: Value,
-    from: u64,
-) {
+pub(crate) async fn stream<T: Transport>(mut write: T, shared: Arc<Shared>, id: Value, from: u64) {
     let mut next = from;
     loop {
         let live = shared.engine.subscribe();

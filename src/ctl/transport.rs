@@ -28,9 +28,7 @@ pub(crate) trait Transport: Send + 'static {
 
     /// Returns once the client closed its side (what it sends meanwhile is ignored).
     fn closed(&mut self) -> impl Future<Output = ()> + Send {
-        async move {
-            while let Ok(Some(_)) = self.receive(super::MAX_LINE).await {}
-        }
+        async move { while let Ok(Some(_)) = self.receive(super::MAX_LINE).await {} }
     }
 }
 

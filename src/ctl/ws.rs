@@ -64,6 +64,8 @@ pub(crate) fn config() -> WebSocketConfig {
 
 /// Serves one TCP connection: the upgrade (token checked), then the requests.
 pub(crate) async fn serve(stream: TcpStream, token: Arc<str>, shared: Arc<Shared>) {
+    // The callback's type is the library's (its error is the response to send).
+    #[allow(clippy::result_large_err)]
     let check = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
         if token::authorizes(header, &token) {
@@ -85,7 +87,9 @@ pub(crate) async fn serve(stream: TcpStream, token: Arc<str>, shared: Arc<Shared
 }
 
 fn unauthorized() -> ErrorResponse {
-    let mut response = ErrorResponse::new(Some("unauthorized: send Authorization: Bearer TOKEN (the run folder's ctl.token)\n".into()));
+    let mut response = ErrorResponse::new(Some(
+        "unauthorized: send Authorization: Bearer TOKEN (the run folder's ctl.token)\n".into(),
+    ));
     *response.status_mut() = http::StatusCode::UNAUTHORIZED;
     response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
     response
