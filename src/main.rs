@@ -40,6 +40,12 @@ enum Command {
         /// Headless: stop with exit code 3 (resumable) when only tasks held for approval are left, instead of waiting for an operator.
         #[arg(long)]
         exit_when_blocked: bool,
+        /// Also serve the control protocol over WebSocket at HOST:PORT (a bearer token is printed once and stored in STATE_DIR/ctl.token). Loopback only, unless --behind-proxy.
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// --listen on a non-loopback address: a TLS proxy is in front (pitboss serves no TLS; without one the token travels in clear text).
+        #[arg(long, requires = "listen")]
+        behind_proxy: bool,
     },
     /// Replay a run folder's event log and carry on.
     Resume {
@@ -57,6 +63,12 @@ enum Command {
         /// Headless: stop with exit code 3 (resumable) when only tasks held for approval are left, instead of waiting for an operator.
         #[arg(long)]
         exit_when_blocked: bool,
+        /// Also serve the control protocol over WebSocket at HOST:PORT (a bearer token is printed once and stored in STATE_DIR/ctl.token). Loopback only, unless --behind-proxy.
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// --listen on a non-loopback address: a TLS proxy is in front (pitboss serves no TLS; without one the token travels in clear text).
+        #[arg(long, requires = "listen")]
+        behind_proxy: bool,
     },
     /// Show a run's task table, or one task's whole history.
     Inspect {
@@ -102,10 +114,14 @@ enum Command {
         words: Vec<String>,
     },
     /// The TUI on a run another (headless) manager process is running; `q` detaches
-    /// and leaves the run going.
+    /// and leaves the run going. Remotely: `attach ws://HOST:PORT --token-file F`
+    /// (a manager started with --listen).
     Attach {
-        /// The run folder.
-        dir: PathBuf,
+        /// The run folder, or ws://HOST:PORT.
+        target: String,
+        /// ws:// only: the file holding the bearer token (the run folder's ctl.token).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Add the tasks of a TOML file ([[task]] entries) to a live run.
     Submit {
@@ -226,28 +242,30 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
                     if !tui {
                         eprintln!("pitboss: not a terminal: running the bundled demo fleet headless");
                     }
-                    launch_run(|| run::prepare_new(workflow, None), tui, false, false)
+                    launch_run(|| run::prepare_new(workflow, None), tui, false, false, None)
                 }
                 Err(e) => Err(cli::usage(e)),
             }
         }
-        Some(Command::Run { file, state_dir, headless, json, broker, exit_when_blocked }) => {
+        Some(Command::Run { file, state_dir, headless, json, broker, exit_when_blocked, listen, behind_proxy }) => {
             if broker.is_some() {
                 Err(cli::usage("--broker: distributed mode is not supported yet"))
             } else {
                 match config::load(&file) {
                     Ok(workflow) => {
                         run::check_files(&workflow)?;
+                        let listen = bind_listen(listen.as_deref(), behind_proxy)?;
                         let tui = !headless && !json && interactive();
-                        launch_run(|| run::prepare_new(workflow, state_dir), tui, json, exit_when_blocked)
+                        launch_run(|| run::prepare_new(workflow, state_dir), tui, json, exit_when_blocked, listen)
                     }
                     Err(e) => Err(cli::usage(e)),
                 }
             }
         }
-        Some(Command::Resume { dir, headless, json, truncate_at, exit_when_blocked }) => {
+        Some(Command::Resume { dir, headless, json, truncate_at, exit_when_blocked, listen, behind_proxy }) => {
+            let listen = bind_listen(listen.as_deref(), behind_proxy)?;
             let tui = !headless && !json && interactive();
-            launch_run(|| run::prepare_resume(&dir, truncate_at), tui, json, exit_when_blocked)
+            launch_run(|| run::prepare_resume(&dir, truncate_at), tui, json, exit_when_blocked, listen)
         }
         Some(Command::Inspect { dir, task, json }) => cli::inspect::inspect(&dir, task.as_deref(), json),
         Some(Command::Dlq { action: Some(DlqAction::Replay { dir, tasks, all }), .. }) => {
@@ -264,7 +282,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         Some(Command::Events { dir, follow, json }) => cli::events::events(&dir, follow, json),
         Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),
         Some(Command::Submit { dir, file }) => cli::ctl::submit(&dir, &file),
-        Some(Command::Attach { dir }) => attach(&dir),
+        Some(Command::Attach { target, token_file }) => attach(&target, token_file.as_deref()),
         Some(Command::Validate { file }) => match config::load(&file) {
             Ok(wf) => {
                 println!("{}: ok ({} pools, {} tasks)", file.display(), wf.pools.len(), wf.tasks.len());
@@ -289,6 +307,7 @@ fn launch_run(
     tui: bool,
     json: bool,
     exit_when_blocked: bool,
+    listen: Option<pitboss::ctl::ws::Listen>,
 ) -> cli::run::CmdResult {
     let (front, mut prepared) = if tui {
         let options = pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?;
@@ -299,28 +318,48 @@ fn launch_run(
         (run::headless(exit_when_blocked, prepared.dir().to_path_buf()), prepared)
     };
     // Every live manager, TUI or headless, can be operated from another terminal.
-    prepared.serve(pitboss::ctl::service());
+    prepared.serve(pitboss::ctl::service_with(listen));
     run::drive(prepared, front, run::RunOptions { json })
 }
 
-/// `pitboss attach DIR`: the TUI over the control socket of the manager running DIR.
-fn attach(dir: &std::path::Path) -> cli::run::CmdResult {
-    if !interactive() {
-        return Err(cli::usage("pitboss attach needs a terminal; use pitboss ctl or pitboss events --follow instead"));
-    }
+/// `--listen`: bound before the run folder is made, so a taken port or a refused
+/// address is a plain usage error that leaves nothing behind.
+fn bind_listen(listen: Option<&str>, behind_proxy: bool) -> Result<Option<pitboss::ctl::ws::Listen>, (u8, String)> {
+    listen.map(|addr| pitboss::ctl::ws::Listen::bind(addr, behind_proxy)).transpose().map_err(cli::usage)
+}
+
+/// `pitboss attach DIR|ws://…`: the TUI over the control socket of the manager
+/// running DIR, or over its `--listen` WebSocket.
+fn attach(target: &str, token_file: Option<&std::path::Path>) -> cli::run::CmdResult {
+    use pitboss::ctl::client::Target;
+    let target = if target.starts_with("ws://") || target.starts_with("wss://") {
+        let file = token_file.ok_or_else(|| {
+            cli::usage(format!(
+                "attach {target}: pass --token-file FILE (the run folder's ctl.token; never the token itself)"
+            ))
+        })?;
+        Target::Ws { url: target.to_string(), token: pitboss::ctl::token::read(file).map_err(cli::usage)? }
+    } else if token_file.is_some() {
+        return Err(cli::usage("--token-file is for attach ws://HOST:PORT; a run folder needs none"));
+    } else {
+        Target::Dir(PathBuf::from(target))
+    };
     let options = pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(cli::usage)?;
+    let name = target.describe();
     runtime.block_on(async {
-        let (handle, stopped) = pitboss::ctl::attach::attach(dir).await.map_err(cli::usage)?;
+        // Connected first: a wrong token or no manager is said even without a terminal.
+        let (handle, stopped) = pitboss::ctl::attach::attach(&target).await.map_err(cli::usage)?;
+        if !interactive() {
+            return Err(cli::usage(
+                "pitboss attach needs a terminal; use pitboss ctl or pitboss events --follow instead",
+            ));
+        }
         pitboss::tui::run(handle, options).await.map_err(cli::usage)?;
         if stopped.stopped() {
-            eprintln!("pitboss: the run in {} stopped (its manager ended)", dir.display());
+            eprintln!("pitboss: the run at {name} stopped (its manager ended)");
         } else {
-            eprintln!(
-                "pitboss: detached; the run in {} goes on (pitboss attach {} to come back)",
-                dir.display(),
-                dir.display()
-            );
+            eprintln!("pitboss: detached; the run at {name} goes on (pitboss attach {name} to come back)");
         }
         Ok(cli::EXIT_OK)
     })

@@ -5,29 +5,34 @@
 //! (`core::command::line_for`) sent over a second connection, where the manager
 //! checks them like any `pitboss ctl`. `stop` detaches: the run goes on.
 //!
-//! Live output chunks are not sent over the socket: the output panes of an attached
-//! TUI fill from the output files and the log, not from the live stream.
+//! Works the same over the socket (`attach DIR`) and over `--listen`'s WebSocket
+//! (`attach ws://HOST:PORT --token-file F`). Workers' live output comes over a third
+//! connection (`subscribe_output`) into the feed's output channel, so the detail pane
+//! shows a running worker's lines; chunks printed before attaching, or missed by a
+//! client that fell behind, are only in the output files.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
 use tokio::sync::{broadcast, mpsc, watch};
+
+use super::client::{Conn, Target};
 
 use crate::core::command::line_for;
 use crate::core::{Input, RunState};
 use crate::io::journal::Record;
 use crate::io::runner::OutputChunk;
-use crate::launch::{Feed, RunHandle, CTL_SOCKET, CTL_SOCKET_POINTER};
+use crate::launch::{Feed, RunHandle};
 
 /// How long attaching waits for a manager that has just started to commit its first
 /// records.
 const FIRST_RECORDS: Duration = Duration::from_secs(10);
+
+/// Output chunks the attached TUI may leave unread before it misses some (as the
+/// local feed: live panes only).
+const OUTPUT_CHUNKS: usize = 1024;
 
 /// The TUI's handle on a run served by another manager process.
 pub struct Attached {
@@ -35,7 +40,7 @@ pub struct Attached {
     feed: Option<Feed>,
     commands: mpsc::UnboundedSender<String>,
     detach: watch::Sender<bool>,
-    // Keeps the (empty) output channel open for the feed's receiver.
+    // Keeps the output channel open for the feed's receiver.
     _output: broadcast::Sender<OutputChunk>,
 }
 
@@ -72,23 +77,24 @@ impl RunHandle for Attached {
     }
 }
 
-/// Attaches to the manager running `dir`.
-pub async fn attach(dir: &Path) -> Result<(Attached, RunStopped), String> {
-    let no_manager =
-        || format!("no manager is running {} (start it with pitboss resume {})", dir.display(), dir.display());
-    let path = socket_path(dir).ok_or_else(no_manager)?;
-    let control = UnixStream::connect(&path).await.map_err(|_| no_manager())?;
-    let (control_read, mut control_write) = control.into_split();
-    let mut replies = BufReader::new(control_read).lines();
-    let end = records_end(&mut control_write, &mut replies).await?;
+/// Attaches to the manager at `target`.
+pub async fn attach(target: &Target) -> Result<(Attached, RunStopped), String> {
+    let mut control = Conn::open(target).await?;
+    let end = records_end(&mut control).await?;
 
-    let subscription = UnixStream::connect(&path).await.map_err(|_| no_manager())?;
-    let (sub_read, mut sub_write) = subscription.into_split();
-    sub_write.write_all(b"{\"cmd\":\"subscribe\",\"from_seq\":0}\n").await.map_err(|e| e.to_string())?;
-    let mut lines = BufReader::new(sub_read).lines();
+    // Output first: lines printed while the backlog loads still reach the panes.
+    let mut output_conn = Conn::open(target).await?;
+    output_conn.send_line(r#"{"cmd":"subscribe_output"}"#).await?;
+    // Its first line says the subscription is live: what workers print from here on
+    // reaches the panes.
+    output_conn.next_line().await?.ok_or("the manager went away")?;
+    let (output, output_rx) = broadcast::channel(OUTPUT_CHUNKS);
+
+    let mut subscription = Conn::open(target).await?;
+    subscription.send_line(r#"{"cmd":"subscribe","from_seq":0}"#).await?;
     let mut backlog: Vec<Record> = Vec::new();
     while backlog.last().is_none_or(|r| r.seq + 1 < end) {
-        let line = lines.next_line().await.map_err(|e| e.to_string())?;
+        let line = subscription.next_line().await?;
         match line.as_deref().map(parse_line) {
             Some(Ok(Some(record))) => backlog.push(record),
             // The run stopped (or the manager went) before we caught up: show what there is.
@@ -104,24 +110,27 @@ pub async fn attach(dir: &Path) -> Result<(Attached, RunStopped), String> {
     let (records_tx, records_rx) = mpsc::unbounded_channel();
     let (detach, detached) = watch::channel(false);
     let stopped = RunStopped::default();
-    tokio::spawn(forward(lines, sub_write, records_tx, detached.clone(), stopped.clone()));
+    tokio::spawn(forward(subscription, records_tx, detached.clone(), stopped.clone()));
+    tokio::spawn(forward_output(output_conn, output.clone(), detached.clone()));
     let (commands, commands_rx) = mpsc::unbounded_channel();
-    tokio::spawn(send_commands(control_write, replies, commands_rx, detached));
-    let (output, output_rx) = broadcast::channel(1);
+    tokio::spawn(send_commands(control, commands_rx, detached));
     let feed = Feed::new(backlog, records_rx, output_rx);
     Ok((Attached { snapshot, feed: Some(feed), commands, detach, _output: output }, stopped))
 }
 
 /// The seq after the manager's last record, from `status` (waits briefly for a
 /// manager that has not committed its first batch yet).
-async fn records_end(write: &mut OwnedWriteHalf, replies: &mut Lines<BufReader<OwnedReadHalf>>) -> Result<u64, String> {
+async fn records_end(control: &mut Conn) -> Result<u64, String> {
     let deadline = tokio::time::Instant::now() + FIRST_RECORDS;
     loop {
-        write.write_all(b"{\"cmd\":\"status\"}\n").await.map_err(|e| e.to_string())?;
-        let reply = replies.next_line().await.map_err(|e| e.to_string())?.ok_or("the manager went away")?;
+        control.send_line(r#"{"cmd":"status"}"#).await?;
+        let reply = control.next_line().await?.ok_or("the manager went away")?;
         let reply: Value = serde_json::from_str(&reply).map_err(|e| e.to_string())?;
         if let Some(end) = reply["data"]["next_seq"].as_u64() {
             return Ok(end);
+        }
+        if let Some(error) = reply["error"].as_str() {
+            return Err(format!("the manager refused: {error}"));
         }
         if tokio::time::Instant::now() >= deadline {
             return Err("the manager has recorded nothing yet".into());
@@ -147,15 +156,14 @@ fn parse_line(line: &str) -> Result<Option<Record>, String> {
 /// Hands the subscription's records to the feed until the run stops, the manager goes
 /// or the operator detaches.
 async fn forward(
-    mut lines: Lines<BufReader<OwnedReadHalf>>,
-    _write: OwnedWriteHalf,
+    mut subscription: Conn,
     records: mpsc::UnboundedSender<Arc<[Record]>>,
     mut detached: watch::Receiver<bool>,
     stopped: RunStopped,
 ) {
     loop {
         let line = tokio::select! {
-            line = lines.next_line() => line,
+            line = subscription.next_line() => line,
             _ = detached.wait_for(|d| *d) => return,
         };
         match line.as_ref().map(|l| l.as_deref().map(parse_line)) {
@@ -181,11 +189,29 @@ async fn forward(
     }
 }
 
+/// Hands `subscribe_output`'s chunks to the feed's output channel (a TUI that lags
+/// misses chunks there, as it would locally).
+async fn forward_output(mut conn: Conn, output: broadcast::Sender<OutputChunk>, mut detached: watch::Receiver<bool>) {
+    loop {
+        let line = tokio::select! {
+            line = conn.next_line() => line,
+            _ = detached.wait_for(|d| *d) => return,
+        };
+        let Ok(Some(line)) = line else { return };
+        let Ok(value) = serde_json::from_str::<Value>(&line) else { continue };
+        if let Some(chunk) = super::output::parse_chunk(&value) {
+            // No receiver (the TUI is gone) is not an error here: detaching ends us.
+            let _ = output.send(chunk);
+        } else if value.get("end").is_some() {
+            return;
+        }
+    }
+}
+
 /// Sends the TUI's commands, one request each; refusals are logged (the TUI checked
 /// them against the same state before sending).
 async fn send_commands(
-    mut write: OwnedWriteHalf,
-    mut replies: Lines<BufReader<OwnedReadHalf>>,
+    mut control: Conn,
     mut commands: mpsc::UnboundedReceiver<String>,
     mut detached: watch::Receiver<bool>,
 ) {
@@ -195,25 +221,13 @@ async fn send_commands(
             _ = detached.wait_for(|d| *d) => return,
         };
         let Some(line) = line else { return };
-        let mut request = json!({"cmd": line}).to_string().into_bytes();
-        request.push(b'\n');
-        if write.write_all(&request).await.is_err() {
+        if control.send_line(&json!({"cmd": line}).to_string()).await.is_err() {
             return;
         }
-        match replies.next_line().await {
+        match control.next_line().await {
             Ok(Some(reply)) if reply.contains("\"ok\":false") => tracing::warn!("attach: {line:?} refused: {reply}"),
             Ok(Some(_)) => {}
             _ => return,
         }
     }
-}
-
-/// `DIR/ctl.sock`, or the path its pointer file names.
-fn socket_path(dir: &Path) -> Option<PathBuf> {
-    let direct = dir.join(CTL_SOCKET);
-    if direct.exists() {
-        return Some(direct);
-    }
-    let pointer = std::fs::read_to_string(dir.join(CTL_SOCKET_POINTER)).ok()?;
-    Some(PathBuf::from(pointer.trim_end()))
 }

@@ -1,16 +1,17 @@
-//! One client connection: its peer checked, then JSON-line requests read (each at most
-//! [`MAX_LINE`] bytes, never buffered beyond that) and answered one reply each, until
-//! the client goes, the run stops, or it asks to `subscribe`.
+//! One client connection: its peer checked (socket) or its token (WebSocket, ws.rs),
+//! then requests read (each at most [`MAX_LINE`] bytes, never buffered beyond that)
+//! and answered one reply each, until the client goes, the run stops, or it asks to
+//! `subscribe` (records) or `subscribe_output` (workers' live output).
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::BufReader;
 use tokio::net::UnixStream;
 
-use super::{queries, subscribe, Shared, MAX_LINE, OPERATOR};
+use super::transport::{Line, Transport, UnixLines};
+use super::{output, queries, subscribe, Shared, MAX_LINE, OPERATOR};
 use crate::core::command::{self, Command};
 use crate::core::Input;
 
@@ -32,37 +33,35 @@ struct Request {
     from_seq: Option<u64>,
 }
 
-/// What a bounded line read found.
-pub(crate) enum Line {
-    /// A complete line (or the last bytes before the end of the stream).
-    Text(Vec<u8>),
-    /// A line over the limit; its bytes so far were dropped.
-    TooLong,
-}
-
-/// Serves one connection to its end.
+/// Serves one control-socket connection to its end (its peer checked first).
 pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
     let own_uid = nix::unistd::getuid().as_raw();
     let peer = stream.peer_cred().map(|c| c.uid());
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    let mut transport = UnixLines { reader: BufReader::new(read), write };
     if peer.as_ref().ok() != Some(&own_uid) {
         let who = peer.map_or_else(|e| format!("unknown ({e})"), |uid| uid.to_string());
         let refusal = format!("refused: uid {who} is not the manager's uid {own_uid}");
-        let _ = send(&mut write, &error_reply(&Value::Null, &refusal), &shared).await;
+        let _ = send(&mut transport, &error_reply(&Value::Null, &refusal), &shared).await;
         return;
     }
-    let mut reader = BufReader::new(read);
+    serve_requests(transport, shared).await;
+}
+
+/// Answers a client's requests until it goes, the run stops, or it subscribes (any
+/// transport: the caller has checked who it is).
+pub(crate) async fn serve_requests<T: Transport>(mut transport: T, shared: Arc<Shared>) {
     let mut ended = shared.ended.clone();
     loop {
         let line = tokio::select! {
-            line = read_line(&mut reader, MAX_LINE) => line,
+            line = transport.receive(MAX_LINE) => line,
             _ = ended.wait_for(|stopped| *stopped) => return,
         };
         let bytes = match line {
             Ok(Some(Line::Text(bytes))) => bytes,
             Ok(Some(Line::TooLong)) => {
                 let why = format!("request over {MAX_LINE} bytes: refused, connection closed");
-                let _ = send(&mut write, &error_reply(&Value::Null, &why), &shared).await;
+                let _ = send(&mut transport, &error_reply(&Value::Null, &why), &shared).await;
                 return;
             }
             Ok(None) | Err(_) => return,
@@ -74,19 +73,26 @@ pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
             Ok(request) => request,
             Err(e) => {
                 let why = format!("not a request ({e}); send {{\"cmd\": \"status\"}}");
-                if send(&mut write, &error_reply(&Value::Null, &why), &shared).await.is_err() {
+                if send(&mut transport, &error_reply(&Value::Null, &why), &shared).await.is_err() {
                     return;
                 }
                 continue;
             }
         };
-        if request.cmd.split_whitespace().next() == Some("subscribe") {
-            let from = request.from_seq.unwrap_or(0);
-            subscribe::stream(reader, write, shared, request.id, from).await;
-            return;
+        match request.cmd.split_whitespace().next() {
+            Some("subscribe") => {
+                let from = request.from_seq.unwrap_or(0);
+                subscribe::stream(transport, shared, request.id, from).await;
+                return;
+            }
+            Some("subscribe_output") => {
+                output::stream(transport, shared, request.id).await;
+                return;
+            }
+            _ => {}
         }
         let reply = answer(&shared, request).await;
-        if send(&mut write, &reply, &shared).await.is_err() {
+        if send(&mut transport, &reply, &shared).await.is_err() {
             return;
         }
     }
@@ -167,39 +173,11 @@ pub(crate) fn error_reply(id: &Value, why: &str) -> Value {
     json!({"ok": false, "id": id, "error": why})
 }
 
-/// Writes one JSON line; a client that does not take it within the stall limit is
-/// given up on.
-pub(crate) async fn send(write: &mut OwnedWriteHalf, value: &Value, shared: &Shared) -> std::io::Result<()> {
-    let mut line = value.to_string().into_bytes();
-    line.push(b'\n');
-    match tokio::time::timeout(shared.stall, write.write_all(&line)).await {
+/// Sends one message; a client that does not take it within the stall limit is given
+/// up on.
+pub(crate) async fn send<T: Transport>(transport: &mut T, value: &Value, shared: &Shared) -> std::io::Result<()> {
+    match tokio::time::timeout(shared.stall, transport.send_text(value.to_string())).await {
         Ok(result) => result,
         Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
-    }
-}
-
-/// Reads one line of at most `max` bytes; `None` at the end of the stream.
-pub(crate) async fn read_line(reader: &mut BufReader<OwnedReadHalf>, max: usize) -> std::io::Result<Option<Line>> {
-    let mut line = Vec::new();
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok((!line.is_empty()).then_some(Line::Text(line)));
-        }
-        let (take, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(end) => (end, true),
-            None => (available.len(), false),
-        };
-        if line.len() + take > max {
-            let n = if done { take + 1 } else { take };
-            reader.consume(n);
-            // The rest of an oversized line is never read: the caller closes.
-            return Ok(Some(Line::TooLong));
-        }
-        line.extend_from_slice(&available[..take]);
-        reader.consume(if done { take + 1 } else { take });
-        if done {
-            return Ok(Some(Line::Text(line)));
-        }
     }
 }

@@ -7,12 +7,20 @@
 //!                          │◀── folded RunState (from the engine's fan-out)
 //!                          └─ subscribe: log file, then live batches (seq-deduplicated)
 //! ```
+//!
+//! With `--listen ADDR` the same connections are also served over WebSocket (ws.rs),
+//! behind a bearer token (token.rs).
 
 pub mod attach;
+pub mod client;
 mod connection;
+pub mod output;
 mod queries;
 mod socket;
 mod subscribe;
+pub mod token;
+mod transport;
+pub mod ws;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,10 +72,15 @@ impl Shared {
 
 /// The control socket as a launcher service.
 pub fn service() -> Service {
-    Box::new(start)
+    service_with(None)
 }
 
-fn start(context: ServiceContext) -> Result<ServiceFuture, String> {
+/// The control socket, and the WebSocket listener too when one is given.
+pub fn service_with(listen: Option<ws::Listen>) -> Service {
+    Box::new(move |context| start(context, listen))
+}
+
+fn start(context: ServiceContext, listen: Option<ws::Listen>) -> Result<ServiceFuture, String> {
     let ServiceContext { engine, dir, state, mut records } = context;
     let socket::Bound { listener, path, pointer } = socket::bind_for(&dir, &state.run_id)?;
     let files = socket::Files { path, pointer };
@@ -91,6 +104,16 @@ fn start(context: ServiceContext) -> Result<ServiceFuture, String> {
         stall,
         queue_batches,
     });
+    let websocket = match listen {
+        None => None,
+        Some(listen) => match open_websocket(listen, &shared.dir) {
+            Ok(open) => Some(open),
+            Err(e) => {
+                files.remove();
+                return Err(e);
+            }
+        },
+    };
     Ok(Box::pin(async move {
         let fold = {
             let shared = shared.clone();
@@ -119,16 +142,56 @@ fn start(context: ServiceContext) -> Result<ServiceFuture, String> {
                     }
                     Err(e) => tracing::warn!("control socket: accept: {e}"),
                 },
+                accepted = accept_tcp(&websocket) => match accepted {
+                    Ok((stream, _)) => {
+                        let token = websocket.as_ref().map(|w| w.token.clone()).unwrap_or_default();
+                        connections.spawn(ws::serve(stream, token, shared.clone()));
+                    }
+                    Err(e) => tracing::warn!("control websocket: accept: {e}"),
+                },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
         // The run stopped: no new connection; subscribers send their last line.
         drop(listener);
         files.remove();
+        if let Some(websocket) = websocket {
+            // The token dies with its listener.
+            let _ = std::fs::remove_file(&websocket.token_file);
+        }
         let _ = ended_tx.send(true);
         let drained = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(2), drained).await.is_err() {
             connections.abort_all();
         }
     }))
+}
+
+/// The WebSocket listener and its token.
+struct Websocket {
+    listener: tokio::net::TcpListener,
+    token: Arc<str>,
+    token_file: PathBuf,
+}
+
+/// Starts serving `listen`: a new token, stored in the run folder and shown once.
+fn open_websocket(listen: ws::Listen, dir: &std::path::Path) -> Result<Websocket, String> {
+    let listener =
+        tokio::net::TcpListener::from_std(listen.listener).map_err(|e| format!("--listen {}: {e}", listen.addr))?;
+    let (token, token_file) = token::make(dir)?;
+    // Printed once, here; afterwards only the 0600 file holds it.
+    eprintln!(
+        "pitboss: control over WebSocket at ws://{} — bearer token (also in {}): {token}",
+        listen.addr,
+        token_file.display()
+    );
+    Ok(Websocket { listener, token: Arc::from(token), token_file })
+}
+
+/// The next WebSocket connection, or never when there is no listener.
+async fn accept_tcp(websocket: &Option<Websocket>) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match websocket {
+        Some(websocket) => websocket.listener.accept().await,
+        None => std::future::pending().await,
+    }
 }

@@ -12,23 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use super::connection::send;
+use super::transport::Transport;
 use super::Shared;
 use crate::engine::fanout::Records;
 use crate::io::journal::{self, Record, LOG_FILE};
 
 /// Streams records from `from` to the connection until the run stops or the client goes.
-pub(crate) async fn stream(
-    mut reader: BufReader<OwnedReadHalf>,
-    mut write: OwnedWriteHalf,
-    shared: Arc<Shared>,
-    id: Value,
-    from: u64,
-) {
+pub(crate) async fn stream<T: Transport>(mut write: T, shared: Arc<Shared>, id: Value, from: u64) {
     let mut next = from;
     loop {
         let live = shared.engine.subscribe();
@@ -43,7 +36,7 @@ pub(crate) async fn stream(
         loop {
             let batch = tokio::select! {
                 batch = queue.recv() => batch,
-                () = client_gone(&mut reader) => return,
+                () = write.closed() => return,
             };
             let Some(batch) = batch else { break };
             if batch.first().is_some_and(|r| r.seq > next) {
@@ -91,7 +84,7 @@ async fn pump(mut live: Records, queue: mpsc::Sender<Arc<[Record]>>, overflow: A
 
 /// Sends the log file's records from `next` on (read on a blocking thread, handed
 /// over through a small queue so a big log is never held in memory).
-async fn catch_up(write: &mut OwnedWriteHalf, shared: &Shared, next: &mut u64) -> std::io::Result<()> {
+async fn catch_up<T: Transport>(write: &mut T, shared: &Shared, next: &mut u64) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Record>(64);
     let log = shared.dir.join(LOG_FILE);
     let from = *next;
@@ -119,19 +112,8 @@ async fn catch_up(write: &mut OwnedWriteHalf, shared: &Shared, next: &mut u64) -
     }
 }
 
-/// Returns once the client closed its side (what it sends meanwhile is ignored).
-async fn client_gone(reader: &mut BufReader<OwnedReadHalf>) {
-    let mut buf = [0u8; 512];
-    loop {
-        match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
-}
-
 /// Ends the pump when the subscription ends, however it ends.
-struct AbortOnDrop(tokio::task::AbortHandle);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
