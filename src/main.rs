@@ -242,7 +242,9 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
                     if !tui {
                         eprintln!("pitboss: not a terminal: running the bundled demo fleet headless");
                     }
-                    launch_run(|| run::prepare_new(workflow, None), tui, false, false, None)
+                    // Without a terminal nobody can answer the demo's held task: stop
+                    // there (exit 3, resumable) rather than wait unseen.
+                    launch_run(|| run::prepare_new(workflow, None), tui, false, !tui, None)
                 }
                 Err(e) => Err(cli::usage(e)),
             }

@@ -144,6 +144,11 @@ fn approve_and_reject_over_ctl_answer_held_tasks() {
     live.wait_state("a", "awaiting_approval");
     live.wait_state("b", "awaiting_approval");
     assert_eq!(live.status()["held"], 2);
+    // `tasks held` lists them by the header's word.
+    let listed = live.ctl(&["tasks", "held"]);
+    let listed = stdout(&listed);
+    let ids: Vec<&str> = listed.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(ids, ["a", "b"], "{listed}");
     // Not held: refused with the core's reason.
     let out = live.ctl(&["approve", "long"]);
     assert_eq!(out.status.code(), Some(1));

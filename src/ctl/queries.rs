@@ -65,7 +65,8 @@ pub fn status(state: &RunState) -> (String, Value) {
     (message, data)
 }
 
-/// `tasks [FILTER]`: every task whose id, state or pool contains the filter.
+/// `tasks [FILTER]`: every task whose id, state or pool contains the filter (`held`
+/// names the tasks awaiting approval).
 pub fn tasks(state: &RunState, filter: &str) -> (String, Value) {
     let mut lines = Vec::new();
     let mut rows = Vec::new();
@@ -73,7 +74,9 @@ pub fn tasks(state: &RunState, filter: &str) -> (String, Value) {
         let id = state.task_id(i);
         let name = task.state.name().as_str();
         let pool = task.pool.clone().unwrap_or_default();
-        if !filter.is_empty() && ![id, name, pool.as_str()].iter().any(|w| w.contains(filter)) {
+        // "held" is the word the header and `status` use for awaiting_approval.
+        let held = filter == "held" && name == "awaiting_approval";
+        if !filter.is_empty() && !held && ![id, name, pool.as_str()].iter().any(|w| w.contains(filter)) {
             continue;
         }
         let why = task.why();
