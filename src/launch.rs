@@ -24,6 +24,7 @@ use crate::io::clock::{wall_ms, SystemClock};
 use crate::io::guardian::{self, Guardian};
 use crate::io::journal::{self, Journal, Record, LOG_FILE};
 use crate::io::rundir::RunDir;
+use crate::io::snapshot;
 use crate::io::runner::env::RunEnv;
 use crate::io::runner::{LocalRunner, OutputChunk};
 
@@ -97,7 +98,10 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
         notes.push(format!("cut {cut} bytes from record {seq} on; they are saved in {}", journal::BROKEN_FILE));
     }
     let log = run_dir.path.join(LOG_FILE);
-    let (state, scan) = journal::replay(&log).map_err(start_err)?;
+    // The newest usable snapshot and the records after it; a skipped one is a note.
+    let opened = snapshot::open_state(&run_dir.path).map_err(start_err)?;
+    notes.extend(opened.notes);
+    let (state, scan) = (opened.state, opened.scan);
     check_secrets(&state.workflow).map_err(start_err)?;
     let mut journal = Journal::open(&run_dir.path, &scan).map_err(start_err)?;
     if let Some(torn) = &scan.torn {
