@@ -597,6 +597,11 @@ impl Journal {
         self.next_seq
     }
 
+    /// Where the last record this journal wrote sits (none before its first append).
+    pub fn position(&self) -> Option<LogPosition> {
+        self.at.last
+    }
+
     /// Makes `file` the log from now on: for a deliberate roll to a new file at the
     /// log's path (compaction, DESIGN §6), which must not read as a replacement.
     pub fn adopt(&mut self, file: File) -> Result<(), JournalError> {
