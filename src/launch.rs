@@ -104,6 +104,10 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
     let (state, scan) = (opened.state, opened.scan);
     check_secrets(&state.workflow).map_err(start_err)?;
     let mut journal = Journal::open(&run_dir.path, &scan).map_err(start_err)?;
+    let stale = snapshot::discard_after(&run_dir.path, scan.records);
+    if stale > 0 {
+        notes.push(format!("removed {stale} snapshot(s) of records the log no longer holds"));
+    }
     if let Some(torn) = &scan.torn {
         notes.push(format!(
             "{}:{}: cut a damaged tail of {} bytes ({}); saved to {}",

@@ -114,3 +114,32 @@ fn a_snapshot_that_cannot_be_written_is_a_warning_and_the_run_goes_on() {
     let (state, _) = journal::fold_all(&dir.join(LOG_FILE)).unwrap();
     assert!(state.finished && state.all_terminal());
 }
+
+#[test]
+fn resume_cut_before_a_snapshot_removes_it_and_the_folder_verifies() {
+    let s = Scratch::new();
+    let dir = s.run_dir();
+    let file = s.write("workflow.toml", WORKFLOW);
+    let run = |cmd: &mut std::process::Command, what: &str| {
+        let out = cmd.env(snapshot::EVERY_ENV, "2").output_within(what);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        out
+    };
+    run(s.pitboss().args(["run", "--headless", "--state-dir"]).arg(&dir).arg(&file), "pitboss run");
+    let before = snapshot::list(&dir);
+    let newest = before[0].0;
+    let cut = newest - 2;
+    let out = run(
+        s.pitboss().args(["resume", "--headless", "--truncate-at", &cut.to_string()]).arg(&dir),
+        "pitboss resume --truncate-at",
+    );
+    assert!(text(&out).contains("removed"), "a note says stale snapshots were removed: {}", text(&out));
+    let (state, scan) = journal::fold_all(&dir.join(LOG_FILE)).unwrap();
+    assert!(state.finished && state.all_terminal());
+    for (seq, path) in snapshot::list(&dir) {
+        assert!(seq <= scan.records, "{} outlived the cut", path.display());
+        assert!(snapshot::in_log(&dir.join(LOG_FILE), &snapshot::read(&path).unwrap().at), "{}", path.display());
+    }
+    let verify = s.pitboss().arg("verify").arg(&dir).output_within("pitboss verify");
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}

@@ -15,15 +15,18 @@ use crate::io::snapshot;
 pub(super) struct Snapshots {
     /// Records between two snapshots (0: only at a clean stop).
     every: u64,
+    /// The seq counting starts from: the first batch of this manager, then each
+    /// snapshot started (a resumed run does not snapshot at its first batch).
+    from: Option<u64>,
     /// The seq of the last snapshot started.
-    last: u64,
+    written: Option<u64>,
     /// The snapshot being written, if any.
     writing: Option<JoinHandle<()>>,
 }
 
 impl Snapshots {
     pub(super) fn new(every: u64) -> Snapshots {
-        Snapshots { every, last: 0, writing: None }
+        Snapshots { every, from: None, written: None, writing: None }
     }
 
     /// After a committed batch ending at `at`: starts a snapshot when `every` records
@@ -32,13 +35,14 @@ impl Snapshots {
     /// blocking thread, so the loop only pays for the clone.
     pub(super) fn after_batch(&mut self, dir: &Path, state: &RunState, at: Option<LogPosition>) {
         let Some(at) = at else { return };
-        if self.every == 0 || at.seq < self.last.saturating_add(self.every) {
+        let from = *self.from.get_or_insert(at.seq);
+        if self.every == 0 || at.seq < from.saturating_add(self.every) {
             return;
         }
         if self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
             return;
         }
-        self.last = at.seq;
+        (self.from, self.written) = (Some(at.seq), Some(at.seq));
         let (dir, state) = (dir.to_path_buf(), state.clone());
         self.writing = Some(tokio::task::spawn_blocking(move || write_or_warn(&dir, &state, at)));
     }
@@ -50,10 +54,10 @@ impl Snapshots {
             let _ = writing.await;
         }
         let Some(at) = at else { return };
-        if at.seq == self.last {
+        if self.written == Some(at.seq) {
             return;
         }
-        self.last = at.seq;
+        self.written = Some(at.seq);
         let (dir, state) = (dir.to_path_buf(), state.clone());
         let _ = tokio::task::spawn_blocking(move || write_or_warn(&dir, &state, at)).await;
     }

@@ -280,6 +280,14 @@ pub fn prune(dir: &Path, keep: usize) {
     }
 }
 
+/// Removes the snapshots after record `records`: the log was cut before them (a torn
+/// tail, `--truncate-at`), so they describe records that are gone. Left in place they
+/// would be skipped at every open, and would pass for the newest when pruning.
+pub fn discard_after(dir: &Path, records: u64) -> usize {
+    let stale: Vec<PathBuf> = list(dir).into_iter().filter(|(seq, _)| *seq > records).map(|(_, p)| p).collect();
+    stale.iter().filter(|p| std::fs::remove_file(p).is_ok()).count()
+}
+
 /// A run folder's state as opened.
 #[derive(Debug)]
 pub struct Opened {
