@@ -24,9 +24,9 @@ use crate::io::clock::{wall_ms, SystemClock};
 use crate::io::guardian::{self, Guardian};
 use crate::io::journal::{self, Journal, Record, LOG_FILE};
 use crate::io::rundir::RunDir;
-use crate::io::snapshot;
 use crate::io::runner::env::RunEnv;
 use crate::io::runner::{LocalRunner, OutputChunk};
+use crate::io::snapshot;
 
 /// Why a run could not start or go on.
 #[derive(Debug, thiserror::Error)]

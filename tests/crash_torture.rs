@@ -198,7 +198,8 @@ fn completed(events: &[Value], tasks: &[String]) -> bool {
 fn killed_while_a_snapshot_is_written_the_folder_opens_to_the_full_fold() {
     let s = Scratch::new();
     let tasks = 3000;
-    let mut wf = common::sh_pool("p", "cat >/dev/null; echo '{\"ok\":true}'", "").replace("concurrency = 4", "concurrency = 8");
+    let mut wf =
+        common::sh_pool("p", "cat >/dev/null; echo '{\"ok\":true}'", "").replace("concurrency = 4", "concurrency = 8");
     for i in 0..tasks {
         wf += &format!("[[task]]\nid = \"t{i:05}\"\npayload = {{ pad = \"{}\" }}\n", "x".repeat(64));
     }

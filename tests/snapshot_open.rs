@@ -12,7 +12,8 @@ use common::{OutputWithin, Scratch};
 use pitboss::io::journal::{self, LOG_FILE};
 use pitboss::io::snapshot;
 
-const WORKFLOW: &str = "[[pool]]\nname = \"p\"\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; echo '{\\\"ok\\\":true}'\"]\n\
+const WORKFLOW: &str =
+    "[[pool]]\nname = \"p\"\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; echo '{\\\"ok\\\":true}'\"]\n\
     concurrency = 4\n\
     [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\n[[task]]\nid = \"c\"\n";
 
@@ -85,7 +86,8 @@ fn verify_passes_a_sound_folder_and_names_a_snapshot_that_is_not_the_logs_fold()
     let verify = s.pitboss().arg("verify").arg(&dir).output_within("pitboss verify");
     assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
     assert!(
-        text(&verify).contains(&format!("snapshot-{seq}.json: its state differs from the fold of the log up to record {seq}")),
+        text(&verify)
+            .contains(&format!("snapshot-{seq}.json: its state differs from the fold of the log up to record {seq}")),
         "{}",
         text(&verify)
     );

@@ -81,7 +81,8 @@ fn build_run(dir: &Path, run_id: &str, rng: &mut StdRng, every: u64) -> u64 {
         let input = if roll < 8 {
             serial += 1;
             let dep = state.task_id(rng.random_range(0..state.tasks.len())).to_string();
-            let text = format!("[[task]]\nid = \"s{serial}\"\ndepends_on = [{dep:?}]\nretry = {{ max_attempts = 1 }}\n");
+            let text =
+                format!("[[task]]\nid = \"s{serial}\"\ndepends_on = [{dep:?}]\nretry = {{ max_attempts = 1 }}\n");
             match config::tasks_from_toml(&text, "submit.toml", &state.workflow) {
                 Ok(tasks) => Input::Submit { tasks, source: "test".into() },
                 Err(_) => continue,
@@ -263,8 +264,10 @@ fn a_snapshot_is_used_only_if_the_log_still_holds_its_record() {
     let opened = snapshot::open_state(dir.path()).unwrap();
     assert!(opened.snapshot.is_some_and(|s| s < newest), "{:?}", opened.snapshot);
     assert!(
-        opened.notes.iter().any(|n| n.contains(&format!("snapshot-{newest}.json"))
-            && n.contains("the log does not hold its record")),
+        opened
+            .notes
+            .iter()
+            .any(|n| n.contains(&format!("snapshot-{newest}.json")) && n.contains("the log does not hold its record")),
         "{:?}",
         opened.notes
     );

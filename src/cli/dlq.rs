@@ -12,12 +12,12 @@ use super::{logcheck, usage, EXIT_OK};
 use crate::core::decide::step;
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::fingerprint;
+use crate::core::RunState;
 use crate::core::{Event, Input, StepContext, TaskState, TaskStateName};
 use crate::engine::now_ms;
-use crate::core::RunState;
 use crate::io::journal::{self, Journal};
-use crate::io::snapshot;
 use crate::io::rundir::{is_held, RunDir};
+use crate::io::snapshot;
 
 /// The run in `dir` from its newest usable snapshot and the log after it; notes on
 /// snapshots skipped and on a damaged tail go to stderr.
