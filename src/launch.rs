@@ -26,6 +26,7 @@ use crate::io::journal::{self, Journal, Record, LOG_FILE};
 use crate::io::rundir::RunDir;
 use crate::io::runner::env::RunEnv;
 use crate::io::runner::{LocalRunner, OutputChunk};
+use crate::io::snapshot;
 
 /// Why a run could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -97,9 +98,16 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
         notes.push(format!("cut {cut} bytes from record {seq} on; they are saved in {}", journal::BROKEN_FILE));
     }
     let log = run_dir.path.join(LOG_FILE);
-    let (state, scan) = journal::replay(&log).map_err(start_err)?;
+    // The newest usable snapshot and the records after it; a skipped one is a note.
+    let opened = snapshot::open_state(&run_dir.path).map_err(start_err)?;
+    notes.extend(opened.notes);
+    let (state, scan) = (opened.state, opened.scan);
     check_secrets(&state.workflow).map_err(start_err)?;
     let mut journal = Journal::open(&run_dir.path, &scan).map_err(start_err)?;
+    let stale = snapshot::discard_after(&run_dir.path, scan.records);
+    if stale > 0 {
+        notes.push(format!("removed {stale} snapshot(s) of records the log no longer holds"));
+    }
     if let Some(torn) = &scan.torn {
         notes.push(format!(
             "{}:{}: cut a damaged tail of {} bytes ({}); saved to {}",

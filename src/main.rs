@@ -91,6 +91,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check every record of a run's log and every snapshot against the log's fold.
+    Verify {
+        /// The run folder.
+        dir: PathBuf,
+    },
     /// Print the event log.
     Events {
         /// The run folder.
@@ -182,6 +187,7 @@ fn main() -> ExitCode {
         Some(
             Command::Inspect { .. }
                 | Command::Events { .. }
+                | Command::Verify { .. }
                 | Command::Ctl { .. }
                 | Command::Submit { .. }
                 | Command::Dlq { .. }
@@ -281,6 +287,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         Some(Command::Dlq { action: None, dir: None, .. }) => {
             Err(cli::usage("usage: pitboss dlq DIR [--json] | pitboss dlq replay DIR (TASK…|--all)"))
         }
+        Some(Command::Verify { dir }) => cli::verify::verify(&dir),
         Some(Command::Events { dir, follow, json }) => cli::events::events(&dir, follow, json),
         Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),
         Some(Command::Submit { dir, file }) => cli::ctl::submit(&dir, &file),

@@ -6,6 +6,10 @@
 //! Size it with PITBOSS_TORTURE_TASKS and PITBOSS_TORTURE_KILLS (defaults 400 and 12);
 //! `scripts/crash-torture.sh` runs the long variant (1,000 tasks, 20 kills).
 //! PITBOSS_TORTURE_SEED replays a failing run's kill points.
+//!
+//! Snapshots are taken every few records (PITBOSS_SNAPSHOT_EVERY), so kills land
+//! while one is being written too: after each kill, opening the folder from its
+//! snapshots gives exactly the state of the full fold of the log.
 
 mod common;
 
@@ -14,6 +18,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{kill_pid, read_events, wait_for, wait_within, KillOnPanic, OutputWithin, Scratch};
+use pitboss::cli::verify::canonical;
+use pitboss::io::journal::{self, LOG_FILE};
+use pitboss::io::snapshot;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -60,6 +67,7 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
     let mut interrupted: Vec<String> = Vec::new();
     let slack = ((tasks / 2 / kills.max(1)).saturating_sub(min_gap) * 2).max(1);
     let mut killed = 0;
+    let mut mid_write = 0;
     for k in 0..kills {
         let mut cmd = s.pitboss();
         if k == 0 {
@@ -67,6 +75,8 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
         } else {
             cmd.args(["resume", "--headless"]).arg(s.run_dir());
         }
+        // Snapshots every few records: many are being written when the kill comes.
+        cmd.env(snapshot::EVERY_ENV, "5");
         let mut manager = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let _guard = KillOnPanic::new(&[manager.id()]);
         // Kill it once its workers have made the chosen number of ledger entries.
@@ -81,8 +91,10 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
             killed += 1;
         }
         interrupted = in_flight(&read_events(&s.run_dir()));
+        mid_write += usize::from(opens_to_the_full_fold(&s.run_dir(), k));
     }
     assert_eq!(killed, kills, "the run ended before every kill happened");
+    eprintln!("crash torture: {mid_write} kills left a snapshot half-written");
 
     let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("the last resume");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -136,6 +148,24 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
     );
 }
 
+/// After kill `k`: the folder opens (newest usable snapshot and the tail) to the state
+/// of the full fold of its log. Gives whether the kill left a snapshot half-written.
+fn opens_to_the_full_fold(dir: &std::path::Path, k: usize) -> bool {
+    let half_written = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().ends_with(".json.tmp"));
+    let (full, scan) = journal::fold_all(&dir.join(LOG_FILE)).expect("the log folds");
+    let opened = snapshot::open_state(dir).expect("the folder opens");
+    // A kill during the first snapshot leaves none yet; any finished one is usable.
+    if !snapshot::list(dir).is_empty() {
+        assert!(opened.snapshot.is_some(), "kill {k}: no snapshot used ({:?})", opened.notes);
+    }
+    assert!(canonical(&opened.state) == canonical(&full), "kill {k}: the opened state is not the full fold");
+    assert_eq!(opened.scan, scan, "kill {k}: the opened log differs");
+    half_written
+}
+
 /// Tasks with an attempt started and not ended in the log.
 fn in_flight(events: &[Value]) -> Vec<String> {
     let mut open = BTreeMap::new();
@@ -157,4 +187,66 @@ fn in_flight(events: &[Value]) -> Vec<String> {
 /// True when every task in `tasks` has a recorded success.
 fn completed(events: &[Value], tasks: &[String]) -> bool {
     tasks.iter().all(|t| events.iter().any(|e| e["type"] == "attempt_succeeded" && e["task"] == t.as_str()))
+}
+
+/// A kill -9 that lands while a snapshot is being written (its temp file is on disk):
+/// the folder still opens to the state of the full fold, and the run, resumed, ends
+/// with every task completed once. The snapshots are large (a wide run) and taken
+/// after every batch, so the writer is busy most of the time; kills are aimed at the
+/// moments a temp file exists, and repeated until one lands.
+#[test]
+fn killed_while_a_snapshot_is_written_the_folder_opens_to_the_full_fold() {
+    let s = Scratch::new();
+    let tasks = 3000;
+    let mut wf =
+        common::sh_pool("p", "cat >/dev/null; echo '{\"ok\":true}'", "").replace("concurrency = 4", "concurrency = 8");
+    for i in 0..tasks {
+        wf += &format!("[[task]]\nid = \"t{i:05}\"\npayload = {{ pad = \"{}\" }}\n", "x".repeat(64));
+    }
+    let file = s.write("workflow.toml", &wf);
+    let temp_exists = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().ends_with(".json.tmp")))
+            .unwrap_or(false)
+    };
+    let mut landed = 0;
+    for k in 0..20 {
+        let mut cmd = s.pitboss();
+        if k == 0 {
+            cmd.args(["run", "--headless", "--state-dir"]).arg(s.run_dir()).arg(&file);
+        } else {
+            cmd.args(["resume", "--headless"]).arg(s.run_dir());
+        }
+        cmd.env(snapshot::EVERY_ENV, "1");
+        let mut manager = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let _guard = KillOnPanic::new(&[manager.id()]);
+        let aimed = wait_for(Duration::from_secs(30), || {
+            temp_exists(&s.run_dir()) || manager.try_wait().ok().flatten().is_some()
+        });
+        assert!(aimed, "manager {k}: no snapshot was ever being written");
+        kill_pid(manager.id() as i32);
+        let status = wait_within(&mut manager, "a SIGKILLed manager");
+        assert!(status.code().is_none() || status.code() == Some(0), "manager {k} failed: {status:?}");
+        if status.code().is_some() {
+            break; // the run finished first
+        }
+        landed += usize::from(opens_to_the_full_fold(&s.run_dir(), k));
+        if landed >= 2 {
+            break;
+        }
+    }
+    assert!(landed >= 1, "no kill landed while a snapshot was being written");
+    let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("the last resume");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let states = doc["tasks"].as_array().unwrap();
+    assert_eq!(states.len(), tasks, "no task lost");
+    assert!(states.iter().all(|t| t["state"] == "completed"), "every task completed");
+    let mut succeeded: BTreeMap<String, usize> = BTreeMap::new();
+    for e in read_events(&s.run_dir()).iter().filter(|e| e["type"] == "attempt_succeeded") {
+        *succeeded.entry(e["task"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(succeeded.len(), tasks);
+    assert!(succeeded.values().all(|&n| n == 1), "a task completed twice");
+    eprintln!("crash torture: {landed} kill(s) landed while a snapshot was being written");
 }

@@ -8,18 +8,33 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::run::CmdResult;
-use super::{load, usage, EXIT_OK};
+use super::{logcheck, usage, EXIT_OK};
 use crate::core::decide::step;
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::fingerprint;
+use crate::core::RunState;
 use crate::core::{Event, Input, StepContext, TaskState, TaskStateName};
 use crate::engine::now_ms;
-use crate::io::journal::{Journal, LOG_FILE};
+use crate::io::journal::{self, Journal};
 use crate::io::rundir::{is_held, RunDir};
+use crate::io::snapshot;
+
+/// The run in `dir` from its newest usable snapshot and the log after it; notes on
+/// snapshots skipped and on a damaged tail go to stderr.
+fn open(dir: &Path) -> Result<(RunState, journal::Scan), (u8, String)> {
+    let opened = snapshot::open_state(dir).map_err(|e| usage(logcheck::explain(e)))?;
+    for note in &opened.notes {
+        eprintln!("note: {}", escape_line(note));
+    }
+    if let Some(t) = &opened.scan.torn {
+        eprintln!("{}", logcheck::torn_note(t));
+    }
+    Ok((opened.state, opened.scan))
+}
 
 /// `pitboss dlq DIR [--json]`.
 pub fn dlq_list(dir: &Path, json_out: bool) -> CmdResult {
-    let state = load(dir)?;
+    let (state, _) = open(dir)?;
     let letters: Vec<(usize, &str)> = state
         .tasks
         .iter()
@@ -63,8 +78,7 @@ pub fn dlq_replay(dir: &Path, tasks: &[String], all: bool) -> CmdResult {
         )));
     }
     let run_dir = RunDir::hold(dir).map_err(usage)?;
-    let log = run_dir.path.join(LOG_FILE);
-    let (mut state, scan) = super::replay(&log)?;
+    let (mut state, scan) = open(&run_dir.path)?;
     let chosen: Vec<String> = if all {
         (0..state.tasks.len())
             .filter(|&i| state.tasks[i].state.name() == TaskStateName::DeadLettered)

@@ -10,6 +10,7 @@ pub mod logcheck;
 pub mod report;
 pub mod run;
 pub mod sim_agent;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use crate::core::workflow::BreakerPolicy;
 
 /// Where a pool's breaker is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Circuit {
     /// Attempts start normally.
     Closed,
@@ -24,7 +24,7 @@ pub enum Circuit {
 }
 
 /// A pool's breaker: its circuit and the failures it is counting.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Breaker {
     /// Current circuit.
     pub circuit: Circuit,

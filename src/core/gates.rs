@@ -6,13 +6,13 @@
 //! the fold keeps every verdict of a task in [`Verdict`]s, from which the next
 //! attempt's `feedback` is built (so a resumed run gives the same feedback).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::core::workflow::{gate_label, GateKind, SCORE_RANGE};
 
 /// How a gate ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictKind {
     /// The result passed.
@@ -35,7 +35,7 @@ impl VerdictKind {
 }
 
 /// One gate's verdict on one attempt, as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Attempt whose result was checked.
     pub attempt: u32,

@@ -18,6 +18,7 @@ mod attempt;
 pub mod fanout;
 mod gates;
 mod replicas;
+mod snapshots;
 pub mod starved;
 pub mod supervise;
 
@@ -179,6 +180,8 @@ pub struct Engine {
     schemas: gates::Schemas,
     /// Consensus attempts' live replicas and judges.
     replicas: replicas::Book,
+    /// When and where snapshots of the state are written.
+    snapshots: snapshots::Snapshots,
     _close: CloseOnDrop,
 }
 
@@ -213,6 +216,7 @@ impl Engine {
             starved: None,
             schemas: HashMap::new(),
             replicas: replicas::Book::default(),
+            snapshots: snapshots::Snapshots::new(crate::io::snapshot::every()),
         }
     }
 
@@ -248,7 +252,7 @@ impl Engine {
                 self.set_breaker_timer(self.state.workflow.pools[p].name.clone(), until);
             }
         }
-        loop {
+        let ending = loop {
             let first = tokio::select! {
                 biased;
                 reason = &mut shutdown, if !shutting_down => {
@@ -281,14 +285,18 @@ impl Engine {
                     if let Some(reason) = self.starved.take() {
                         return Err(EngineError::Starved(reason));
                     }
-                    return Ok((self.state, Ending::Interrupted));
+                    break Ending::Interrupted;
                 }
                 // A finished run being closed (the TUI's quit) needs no interruption.
                 if self.state.finished && (self.config.exit_when_done || shutting_down) {
-                    return Ok((self.state, Ending::Finished));
+                    break Ending::Finished;
                 }
             }
-        }
+        };
+        // A clean stop leaves a snapshot, so the next open folds nothing.
+        let at = self.store.position();
+        self.snapshots.at_stop(&self.config.state_dir, &self.state, at).await;
+        Ok((self.state, ending))
     }
 
     async fn process(&mut self, batch: Vec<Msg>) -> Result<(), EngineError> {
@@ -358,6 +366,8 @@ impl Engine {
             .map(|(k, event)| Record { seq: first_seq + k as u64, ts: now, event })
             .collect();
         self.fanout.publish(records);
+        let at = self.store.position();
+        self.snapshots.after_batch(&self.config.state_dir, &self.state, at);
         Ok(())
     }
 

@@ -271,11 +271,17 @@ pub struct Scan {
 
 /// Encodes one record as a line (with its newline) onto `buf`.
 pub fn encode(seq: u64, ts: u64, event: &Event, buf: &mut Vec<u8>) {
+    encode_sealed(seq, ts, event, buf);
+}
+
+/// [`encode`], giving the record's checksum (a snapshot names the record it follows
+/// by its seq, place and checksum).
+fn encode_sealed(seq: u64, ts: u64, event: &Event, buf: &mut Vec<u8>) -> u32 {
     let start = buf.len();
     // Serializing our own types into a Vec cannot fail.
     if serde_json::to_writer(&mut *buf, &RecordOut { seq, ts, v: FORMAT_VERSION, event }).is_err() {
         buf.truncate(start);
-        return;
+        return 0;
     }
     buf.pop(); // the closing brace; the checksum goes before it
     let mut hasher = crc32fast::Hasher::new();
@@ -283,6 +289,43 @@ pub fn encode(seq: u64, ts: u64, event: &Event, buf: &mut Vec<u8>) {
     hasher.update(b"}");
     let crc = hasher.finalize();
     let _ = writeln!(buf, ",\"crc\":{crc}}}");
+    crc
+}
+
+/// Where the last record written sits in the log: what a snapshot taken after it
+/// records, so that opening can check the log still holds that very record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    /// The record's seq.
+    pub seq: u64,
+    /// Byte offset where its line starts.
+    pub start: u64,
+    /// Byte offset just after its newline (where the next record starts).
+    pub end: u64,
+    /// Its checksum.
+    pub crc: u32,
+}
+
+/// The log's end as a writer tracks it (shared by [`Journal`] and [`JournalWriter`]).
+#[derive(Debug, Clone, Copy)]
+struct Tracker {
+    end: u64,
+    last: Option<LogPosition>,
+}
+
+impl Tracker {
+    /// Encodes `events` from `first` onto `buf` (empty first); gives the tracker as it
+    /// will be once `buf` is written.
+    fn encode(&self, first: u64, ts: u64, events: &[Event], buf: &mut Vec<u8>) -> Tracker {
+        let mut last = self.last;
+        for (k, event) in events.iter().enumerate() {
+            let start = buf.len() as u64;
+            let crc = encode_sealed(first + k as u64, ts, event, buf);
+            let seq = first + k as u64;
+            last = Some(LogPosition { seq, start: self.end + start, end: self.end + buf.len() as u64, crc });
+        }
+        Tracker { end: self.end + buf.len() as u64, last }
+    }
 }
 
 /// Decodes and verifies one line (without its newline).
@@ -381,13 +424,27 @@ fn is_known_event_type(kind: &str) -> bool {
 /// Reads every valid record of `path` in order, calling `visit(record, line)`.
 /// A damaged tail is reported in the result; damage before valid records is an error.
 /// `visit` errors stop the scan as [`JournalError::Replay`].
-pub fn scan(path: &Path, mut visit: impl FnMut(Record, usize) -> Result<(), ApplyError>) -> Result<Scan, JournalError> {
-    let file = open_read(path)?;
+pub fn scan(path: &Path, visit: impl FnMut(Record, usize) -> Result<(), ApplyError>) -> Result<Scan, JournalError> {
+    scan_from(path, 0, 0, visit)
+}
+
+/// [`scan`] from byte `offset`, where record `before + 1` starts (a verified
+/// snapshot covers the records before it, which are not read). Line numbers and the
+/// returned [`Scan`] count the whole log, as if it had been read from its start (one
+/// record per line, so record `before` ends line `before`).
+pub fn scan_from(
+    path: &Path,
+    offset: u64,
+    before: u64,
+    mut visit: impl FnMut(Record, usize) -> Result<(), ApplyError>,
+) -> Result<Scan, JournalError> {
+    let mut file = open_read(path)?;
+    file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut line = Vec::with_capacity(4096);
-    let mut offset: u64 = 0;
-    let mut records: u64 = 0;
-    let mut line_no = 0usize;
+    let mut offset: u64 = offset;
+    let mut records: u64 = before;
+    let mut line_no = usize::try_from(before).unwrap_or(usize::MAX);
     let mut missing_newline = false;
     let mut first_bad: Option<TornTail> = None;
     loop {
@@ -473,6 +530,7 @@ pub struct Journal {
     log: OpenLog,
     next_seq: u64,
     buf: Vec<u8>,
+    at: Tracker,
 }
 
 impl Journal {
@@ -482,7 +540,8 @@ impl Journal {
         // Readable too: a log removed under the run is copied out through this file.
         let file = private_file().read(true).append(true).create_new(true).open(&path).map_err(io_err(&path))?;
         let log = OpenLog::new(path.clone(), file).map_err(io_err(&path))?;
-        let mut journal = Journal { log, next_seq: 1, buf: Vec::with_capacity(64 * 1024) };
+        let at = Tracker { end: 0, last: None };
+        let mut journal = Journal { log, next_seq: 1, buf: Vec::with_capacity(64 * 1024), at };
         journal.append(ts, std::slice::from_ref(first))?;
         // The file's existence must survive a crash too.
         if let Ok(d) = File::open(dir) {
@@ -507,7 +566,8 @@ impl Journal {
         }
         file.sync_data().map_err(io_err(&path))?;
         let log = OpenLog::new(path.clone(), file).map_err(io_err(&path))?;
-        Ok(Journal { log, next_seq: scan.records + 1, buf: Vec::with_capacity(64 * 1024) })
+        let at = Tracker { end: scan.valid_len + u64::from(scan.missing_newline), last: None };
+        Ok(Journal { log, next_seq: scan.records + 1, buf: Vec::with_capacity(64 * 1024), at })
     }
 
     /// Appends a batch with one write and one fdatasync; returns the first seq used.
@@ -524,21 +584,22 @@ impl Journal {
             return Ok(first);
         }
         self.buf.clear();
-        for event in events {
-            encode(self.next_seq, ts, event, &mut self.buf);
-            self.next_seq += 1;
-        }
-        if let Err(e) = self.log.write_batch(&self.buf, durable) {
-            // The batch may be partly on disk; it will read as a torn tail next time.
-            self.next_seq = first;
-            return Err(write_err(self.log.path())(e));
-        }
+        let at = self.at.encode(first, ts, events, &mut self.buf);
+        // The batch may be partly on disk after an error; it reads as a torn tail next time.
+        self.log.write_batch(&self.buf, durable).map_err(write_err(self.log.path()))?;
+        self.next_seq = first + events.len() as u64;
+        self.at = at;
         Ok(first)
     }
 
     /// Seq the next record will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// Where the last record this journal wrote sits (none before its first append).
+    pub fn position(&self) -> Option<LogPosition> {
+        self.at.last
     }
 
     /// Makes `file` the log from now on: for a deliberate roll to a new file at the
@@ -564,6 +625,7 @@ pub struct JournalWriter {
     path: PathBuf,
     next_seq: u64,
     jobs: std::sync::mpsc::Sender<WriteJob>,
+    at: Tracker,
 }
 
 impl Journal {
@@ -581,7 +643,7 @@ impl Journal {
             // Without the thread every append reports the error; nothing is lost silently.
             tracing::error!("cannot start the journal thread: {e}");
         }
-        JournalWriter { path, next_seq: self.next_seq, jobs }
+        JournalWriter { path, next_seq: self.next_seq, jobs, at: self.at }
     }
 }
 
@@ -593,16 +655,20 @@ impl JournalWriter {
             return Ok(first);
         }
         let mut bytes = Vec::with_capacity(events.len() * 256);
-        for (k, event) in events.iter().enumerate() {
-            encode(first + k as u64, ts, event, &mut bytes);
-        }
+        let at = self.at.encode(first, ts, events, &mut bytes);
         let (done, wait) = tokio::sync::oneshot::channel();
         let gone = || std::io::Error::other("the journal thread stopped");
         self.jobs.send(WriteJob { bytes, durable, done }).map_err(|_| io_err(&self.path)(gone()))?;
         let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(gone())));
         result.map_err(write_err(&self.path))?;
         self.next_seq = first + events.len() as u64;
+        self.at = at;
         Ok(first)
+    }
+
+    /// Where the last record this writer wrote sits (none before its first append).
+    pub fn position(&self) -> Option<LogPosition> {
+        self.at.last
     }
 }
 
@@ -658,9 +724,26 @@ pub fn truncate_at(dir: &Path, seq: u64) -> Result<u64, JournalError> {
     Ok(total - offset)
 }
 
-/// Folds a whole log into the run state it describes. Returns the state and the scan
-/// (which reports a damaged tail, if any).
+/// Opens the run whose log is `path`: from its newest usable snapshot and the records
+/// after it, else the whole log ([`super::snapshot::open_state`], which also gives the
+/// notes on snapshots skipped). Returns the state and the scan of the whole log (which
+/// reports a damaged tail, if any).
 pub fn replay(path: &Path) -> Result<(RunState, Scan), JournalError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if path.file_name() != Some(std::ffi::OsStr::new(LOG_FILE)) {
+        // Not a run folder's log (a test's or a tool's file): nothing to snapshot from.
+        return fold_all(path);
+    }
+    let opened = super::snapshot::open_state(dir)?;
+    for note in &opened.notes {
+        tracing::warn!("{note}");
+    }
+    Ok((opened.state, opened.scan))
+}
+
+/// Folds a whole log from its first record, whatever snapshots there are: the source
+/// of truth that a snapshot must equal (`pitboss verify`, tests).
+pub fn fold_all(path: &Path) -> Result<(RunState, Scan), JournalError> {
     let mut state: Option<RunState> = None;
     let scan = scan(path, |rec, _| match &mut state {
         None => {

@@ -14,4 +14,5 @@ pub mod perf;
 pub mod rundir;
 pub mod runner;
 pub mod signal;
+pub mod snapshot;
 pub mod store;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use super::journal::{JournalError, JournalWriter, Record};
+use super::journal::{JournalError, JournalWriter, LogPosition, Record};
 use crate::core::Event;
 
 /// The future of one append: the sequence number of its first record.
@@ -17,11 +17,21 @@ pub trait EventStore: Send {
     /// Appends `events` stamped `ts`; with `durable` the future resolves only once
     /// they are on disk. Gives the sequence number of the first.
     fn append<'a>(&'a mut self, ts: u64, events: &'a [Event], durable: bool) -> Append<'a>;
+
+    /// Where the last record appended sits in a log file, for a snapshot to name it
+    /// (none for a store that is not a file: no snapshots are taken of it).
+    fn position(&self) -> Option<LogPosition> {
+        None
+    }
 }
 
 impl EventStore for JournalWriter {
     fn append<'a>(&'a mut self, ts: u64, events: &'a [Event], durable: bool) -> Append<'a> {
         Box::pin(JournalWriter::append(self, ts, events, durable))
+    }
+
+    fn position(&self) -> Option<LogPosition> {
+        JournalWriter::position(self)
     }
 }
 

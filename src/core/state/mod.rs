@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::breaker::Circuit;
@@ -28,7 +29,7 @@ use readiness::Readiness;
 pub use readiness::Standing;
 
 /// One task's live record.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// Current state with its data.
     pub state: TaskState,
@@ -141,15 +142,23 @@ pub enum ApplyError {
 }
 
 /// Everything the engine knows about a run.
-#[derive(Debug, Clone)]
+///
+/// It serializes whole (a snapshot, DESIGN §6): everything the fold keeps, with the
+/// workflow as grown by spawns and submits, except what is derived from the rest (the
+/// index by id, rebuilt by [`RunState::from_snapshot_json`]) and the readiness work
+/// counter. Read one back with [`RunState::from_snapshot_json`], never with a bare
+/// `Deserialize`, which leaves the index empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunState {
     /// Run id from `run_started`.
     pub run_id: String,
     /// The workflow from `run_started`.
+    #[serde(with = "shared_workflow")]
     pub workflow: Arc<Workflow>,
     /// Tasks, in workflow order.
     pub tasks: Vec<Task>,
     /// Task index by id.
+    #[serde(skip)]
     index: HashMap<String, usize>,
     /// For each task, the tasks that depend on it.
     pub dependents: Vec<Vec<usize>>,
@@ -175,11 +184,56 @@ pub struct RunState {
     /// Dependency edges looked at so far to decide readiness: the work the graph
     /// costs, counted so that tests and benches can check it grows linearly with a
     /// wide fan-in (never recorded, never compared between live and folded state).
+    #[serde(skip)]
     pub dependency_visits: u64,
     /// Each task's dependencies counted by standing (see `readiness`).
     readiness: Readiness,
     /// Where the replicas of each running consensus attempt run (see `replicas`).
     pub seats: BTreeMap<usize, replicas::Seats>,
+}
+
+/// The workflow inside its `Arc`, (de)serialized as the plain value (serde's `rc`
+/// feature is not enabled, and a state never shares its workflow on disk).
+mod shared_workflow {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::core::workflow::Workflow;
+
+    pub fn serialize<S: Serializer>(workflow: &Arc<Workflow>, s: S) -> Result<S::Ok, S::Error> {
+        workflow.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Workflow>, D::Error> {
+        Workflow::deserialize(d).map(Arc::new)
+    }
+}
+
+impl RunState {
+    /// A state serialized by `serde` (a snapshot's body), with its index by id
+    /// rebuilt. Refuses a body whose per-task tables disagree in length with its
+    /// workflow, which no fold produces (a hand edit, or a bug).
+    pub fn from_snapshot_json(bytes: &[u8]) -> Result<RunState, String> {
+        let state: RunState = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        state.restored()
+    }
+
+    /// A state just deserialized, with its index by id rebuilt (see
+    /// [`RunState::from_snapshot_json`]).
+    pub fn restored(self) -> Result<RunState, String> {
+        let mut state = self;
+        let n = state.workflow.tasks.len();
+        let tables = [state.tasks.len(), state.dependents.len(), state.dependencies.len(), state.eligible.len()];
+        if tables.iter().any(|&len| len != n) || state.pools.len() != state.workflow.pools.len() {
+            return Err(format!("its tables do not match its workflow of {n} tasks"));
+        }
+        state.index = state.workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        if state.index.len() != n {
+            return Err("its workflow names a task twice".into());
+        }
+        Ok(state)
+    }
 }
 
 fn count_slot(name: TaskStateName) -> usize {

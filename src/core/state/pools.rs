@@ -10,7 +10,7 @@ use crate::core::task::TaskState;
 use crate::core::workflow::Gate;
 
 /// One pool's live state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PoolState {
     /// Running attempts on the pool.
     pub running: usize,

@@ -10,7 +10,7 @@ use super::RunState;
 use crate::core::task::TaskState;
 
 /// What a task is to the tasks that depend on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Standing {
     /// Not finished yet: its dependents wait.
     Pending,
@@ -21,7 +21,7 @@ pub enum Standing {
 }
 
 /// Per-task counts over its dependencies, and each task's standing as counted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Readiness {
     /// Dependencies not [`Standing::Satisfied`].
     unsatisfied: Vec<u32>,

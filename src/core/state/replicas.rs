@@ -27,7 +27,7 @@ use crate::core::event::FailureClass;
 use crate::core::task::TaskState;
 
 /// The placement of one running consensus attempt's replicas.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Seats {
     /// Pool index of each replica, by replica index.
     pub places: Vec<usize>,

@@ -1,0 +1,363 @@
+//! Snapshots of the folded state (DESIGN §6): `snapshot-SEQ.json` holds the
+//! [`RunState`] after record SEQ, so that opening a run folds only the records after
+//! it instead of the whole history.
+//!
+//! A snapshot is one JSON document, `{"v":V,"run_id":…,"seq":SEQ,"start":S,"end":E,
+//! "record_crc":R,"state":{…},"crc":C}`, sealed like a log record: C is the CRC-32 of
+//! the document with its `,"crc":C` part removed. S and E are the byte offsets of record
+//! SEQ's line in the log and R its checksum: opening reads that one line and uses the
+//! snapshot only when the log still holds that very record there (a log cut before SEQ,
+//! or a snapshot of another run, is never used), then folds from E on. It is written to
+//! a temporary file, fsynced, renamed and the folder fsynced, so a crash leaves either
+//! the old set of snapshots or the new one, never half a file under the final name.
+//!
+//! The log stays the source of truth: a snapshot that is damaged, of another version,
+//! or does not match the log is skipped for an older one, and at the last for the whole
+//! log, with a note saying so ([`open_state`]). `pitboss verify` checks what opening
+//! trusts: every record, and each snapshot against the fold of the log up to its SEQ.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::fsutil::private_file;
+use super::journal::{self, JournalError, LogPosition, Scan, LOG_FILE};
+use crate::core::RunState;
+
+/// The snapshot format this build writes and reads. Raise it when [`RunState`]'s
+/// serialized form changes: older snapshots are then skipped (the log is folded
+/// instead), never misread.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// How many snapshots are kept: the newest, and older ones to fall back on.
+pub const KEEP: usize = 3;
+
+/// The environment variable that sets how many records apart snapshots are taken
+/// (`0` turns periodic snapshots off; a clean stop still writes one).
+pub const EVERY_ENV: &str = "PITBOSS_SNAPSHOT_EVERY";
+
+/// Records between two snapshots unless [`EVERY_ENV`] says otherwise: at 50,000 a
+/// snapshot of a 100k-task run costs well under 1% of its time (docs/BENCHMARKS.md).
+pub const DEFAULT_EVERY: u64 = 50_000;
+
+const PREFIX: &str = "snapshot-";
+const SUFFIX: &str = ".json";
+const TEMP_SUFFIX: &str = ".json.tmp";
+
+/// Records between snapshots: [`EVERY_ENV`] when it is a number, else [`DEFAULT_EVERY`].
+pub fn every() -> u64 {
+    std::env::var(EVERY_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_EVERY)
+}
+
+/// The file name of the snapshot after record `seq`.
+pub fn file_name(seq: u64) -> String {
+    format!("{PREFIX}{seq}{SUFFIX}")
+}
+
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    v: u32,
+    run_id: &'a str,
+    seq: u64,
+    start: u64,
+    end: u64,
+    record_crc: u32,
+    state: &'a RunState,
+}
+
+#[derive(Deserialize)]
+struct SnapshotIn {
+    v: u32,
+    run_id: String,
+    seq: u64,
+    start: u64,
+    end: u64,
+    record_crc: u32,
+    state: RunState,
+}
+
+/// The seal's marker, as in the log.
+const MARK: &[u8] = b",\"crc\":";
+
+/// Encodes the sealed snapshot document of `state` after the record at `at`.
+pub fn encode(state: &RunState, at: LogPosition) -> Vec<u8> {
+    let out = SnapshotOut {
+        v: SNAPSHOT_VERSION,
+        run_id: &state.run_id,
+        seq: at.seq,
+        start: at.start,
+        end: at.end,
+        record_crc: at.crc,
+        state,
+    };
+    let mut buf = Vec::with_capacity(1 << 16);
+    // Serializing our own types into a Vec cannot fail (the state has no maps keyed by
+    // anything but strings and numbers).
+    let _ = serde_json::to_writer(&mut buf, &out);
+    buf.pop();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&buf);
+    hasher.update(b"}");
+    let crc = hasher.finalize();
+    let _ = write!(buf, ",\"crc\":{crc}}}");
+    buf
+}
+
+/// What a snapshot file holds once its seal and version are checked.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The run it belongs to.
+    pub run_id: String,
+    /// Where the record it follows sits in the log.
+    pub at: LogPosition,
+    /// The state after that record.
+    pub state: RunState,
+}
+
+/// Why a snapshot was not used. Shown in notes and by `verify`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unusable {
+    /// Reading the file failed.
+    #[error("cannot read it ({0})")]
+    Io(String),
+    /// The checksum does not match: its bytes changed after it was written.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// Written in a format this build does not read.
+    #[error("snapshot format {0}; this build reads {SNAPSHOT_VERSION}")]
+    Version(u32),
+    /// Sealed but not readable as a state.
+    #[error("unreadable state ({0})")]
+    Unreadable(String),
+    /// The file name and the content disagree.
+    #[error("its name says seq {named} but it holds seq {held}")]
+    Misnamed {
+        /// From the name.
+        named: u64,
+        /// From the content.
+        held: u64,
+    },
+    /// The log does not hold, where the snapshot says, the record it follows.
+    #[error("the log does not hold its record {seq} where it was (the log was cut or replaced)")]
+    NotInLog {
+        /// The record.
+        seq: u64,
+    },
+    /// The log's records after it do not fold onto it.
+    #[error("the log's records after it do not fold onto it ({0})")]
+    DoesNotFold(String),
+}
+
+/// Checks the seal of a snapshot document.
+fn check_seal(bytes: &[u8]) -> Result<(), Unusable> {
+    let pos = bytes.windows(MARK.len()).rposition(|w| w == MARK).ok_or(Unusable::Checksum)?;
+    if bytes.last() != Some(&b'}') {
+        return Err(Unusable::Checksum);
+    }
+    let stored: u32 = std::str::from_utf8(&bytes[pos + MARK.len()..bytes.len() - 1])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or(Unusable::Checksum)?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&bytes[..pos]);
+    hasher.update(b"}");
+    if hasher.finalize() == stored {
+        Ok(())
+    } else {
+        Err(Unusable::Checksum)
+    }
+}
+
+/// Reads and checks the snapshot at `path` (seal, version, content), not yet against
+/// the log.
+pub fn read(path: &Path) -> Result<Snapshot, Unusable> {
+    let bytes = std::fs::read(path).map_err(|e| Unusable::Io(e.to_string()))?;
+    decode(&bytes)
+}
+
+/// [`read`] on a document in memory.
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, Unusable> {
+    check_seal(bytes)?;
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    let parsed: Result<SnapshotIn, _> = serde_json::from_slice(bytes);
+    let doc = match parsed {
+        Ok(doc) if doc.v == SNAPSHOT_VERSION => doc,
+        Ok(doc) => return Err(Unusable::Version(doc.v)),
+        Err(e) => {
+            return Err(match serde_json::from_slice::<Version>(bytes) {
+                Ok(Version { v }) if v != SNAPSHOT_VERSION => Unusable::Version(v),
+                _ => Unusable::Unreadable(e.to_string()),
+            })
+        }
+    };
+    let state = doc.state.restored().map_err(Unusable::Unreadable)?;
+    if state.run_id != doc.run_id {
+        return Err(Unusable::Unreadable("its run id and its state's disagree".into()));
+    }
+    let at = LogPosition { seq: doc.seq, start: doc.start, end: doc.end, crc: doc.record_crc };
+    Ok(Snapshot { run_id: doc.run_id, at, state })
+}
+
+/// The snapshots in `dir` by the seq their name gives, newest first.
+pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let seq = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?.parse().ok()?;
+            Some((seq, e.path()))
+        })
+        .collect();
+    found.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+    found
+}
+
+/// True when the log at `log` holds, at `at.start..at.end`, the record `at` names.
+pub fn in_log(log: &Path, at: &LogPosition) -> bool {
+    let Ok(mut file) = private_file().read(true).open(log) else { return false };
+    if file.seek(SeekFrom::Start(at.start)).is_err() {
+        return false;
+    }
+    let Some(len) = at.end.checked_sub(at.start) else { return false };
+    let mut line = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 20));
+    let mut reader = BufReader::new(file).take(len);
+    if reader.read_until(b'\n', &mut line).is_err() || line.len() as u64 != len || line.last() != Some(&b'\n') {
+        return false;
+    }
+    line.pop();
+    let Ok(record) = journal::decode(&line) else { return false };
+    // The checksum is that of the whole line, so it pins the record's every byte.
+    record.seq == at.seq && line_crc(&line) == Some(at.crc)
+}
+
+/// The checksum a record line carries.
+fn line_crc(line: &[u8]) -> Option<u32> {
+    let pos = line.windows(MARK.len()).rposition(|w| w == MARK)?;
+    std::str::from_utf8(line.get(pos + MARK.len()..line.len().checked_sub(1)?)?).ok()?.parse().ok()
+}
+
+/// Writes the snapshot of `state` after the record at `at` into `dir` durably (temp
+/// file, fsync, rename, fsync of the folder), then removes all but the newest
+/// [`KEEP`] snapshots and any temp file a crash left. Gives the snapshot's path.
+pub fn write(dir: &Path, state: &RunState, at: LogPosition) -> std::io::Result<PathBuf> {
+    let bytes = encode(state, at);
+    let name = file_name(at.seq);
+    let temp = dir.join(format!(".{PREFIX}{}{TEMP_SUFFIX}", at.seq));
+    let done = (|| {
+        let mut file = private_file().write(true).create(true).truncate(true).open(&temp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, dir.join(&name))?;
+        File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = done {
+        // A half-written temp file is nobody's: a full disk should not keep it.
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    prune(dir, KEEP);
+    Ok(dir.join(name))
+}
+
+/// Removes all snapshots but the newest `keep`, and leftover temp files.
+pub fn prune(dir: &Path, keep: usize) {
+    for (_, path) in list(dir).into_iter().skip(keep) {
+        let _ = std::fs::remove_file(path);
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&format!(".{PREFIX}")) && name.ends_with(TEMP_SUFFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Removes the snapshots after record `records`: the log was cut before them (a torn
+/// tail, `--truncate-at`), so they describe records that are gone. Left in place they
+/// would be skipped at every open, and would pass for the newest when pruning.
+pub fn discard_after(dir: &Path, records: u64) -> usize {
+    let stale: Vec<PathBuf> = list(dir).into_iter().filter(|(seq, _)| *seq > records).map(|(_, p)| p).collect();
+    stale.iter().filter(|p| std::fs::remove_file(p).is_ok()).count()
+}
+
+/// A run folder's state as opened.
+#[derive(Debug)]
+pub struct Opened {
+    /// The folded state.
+    pub state: RunState,
+    /// The log as scanned (for the whole log, whatever part of it was read).
+    pub scan: Scan,
+    /// The seq of the snapshot used, if one was.
+    pub snapshot: Option<u64>,
+    /// Records folded after it (all of them without a snapshot).
+    pub folded: u64,
+    /// What the operator should know: snapshots skipped, and why.
+    pub notes: Vec<String>,
+}
+
+/// Opens the run in `dir`: the newest usable snapshot and the records after it, else
+/// the whole log. A snapshot is used only if its seal and version are good and the
+/// log holds, where it says, the record it follows; each one skipped leaves a note.
+/// Errors are the log's own (a snapshot's trouble never is one).
+pub fn open_state(dir: &Path) -> Result<Opened, JournalError> {
+    let log = dir.join(LOG_FILE);
+    let mut notes = Vec::new();
+    for (named, path) in list(dir) {
+        match try_snapshot(&log, named, &path) {
+            Ok(opened) => return Ok(Opened { notes, ..opened }),
+            Err(Tried::Skip(why)) => notes.push(skip_note(&path, &why)),
+            Err(Tried::Log(e)) => return Err(e),
+        }
+    }
+    let (state, scan) = journal::fold_all(&log)?;
+    Ok(Opened { folded: scan.records, state, scan, snapshot: None, notes })
+}
+
+fn skip_note(path: &Path, why: &Unusable) -> String {
+    format!("{}: snapshot not used: {why}; using an older one or the whole log", path.display())
+}
+
+/// Why a snapshot gave no state: it is skipped, or the log itself is in trouble (which
+/// the whole fold would meet too, so it is reported at once).
+enum Tried {
+    Skip(Unusable),
+    Log(JournalError),
+}
+
+impl From<Unusable> for Tried {
+    fn from(why: Unusable) -> Tried {
+        Tried::Skip(why)
+    }
+}
+
+/// The state from the snapshot at `path` and the log's records after it.
+fn try_snapshot(log: &Path, named: u64, path: &Path) -> Result<Opened, Tried> {
+    let snap = read(path)?;
+    if snap.at.seq != named {
+        return Err(Unusable::Misnamed { named, held: snap.at.seq }.into());
+    }
+    if !in_log(log, &snap.at) {
+        return Err(Unusable::NotInLog { seq: snap.at.seq }.into());
+    }
+    let mut state = snap.state;
+    let scanned = journal::scan_from(log, snap.at.end, snap.at.seq, |rec, _| state.apply(&rec.event, rec.ts));
+    match scanned {
+        Ok(scan) => {
+            let folded = scan.records - snap.at.seq;
+            Ok(Opened { state, scan, snapshot: Some(snap.at.seq), folded, notes: Vec::new() })
+        }
+        // The records after it do not fit it: the snapshot is not this log's fold.
+        Err(JournalError::Replay { line, reason, .. }) => {
+            Err(Unusable::DoesNotFold(format!("record at line {line}: {reason}")).into())
+        }
+        Err(e) => Err(Tried::Log(e)),
+    }
+}
