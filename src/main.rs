@@ -307,7 +307,10 @@ fn attach(dir: &std::path::Path) -> cli::run::CmdResult {
     if !interactive() {
         return Err(cli::usage("pitboss attach needs a terminal; use pitboss ctl or pitboss events --follow instead"));
     }
-    let options = pitboss::tui::TuiOptions { attached: true, ..pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)? };
+    let options = pitboss::tui::TuiOptions {
+        attached: true,
+        ..pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(cli::usage)?;
     runtime.block_on(async {
         let (handle, stopped) = pitboss::ctl::attach::attach(dir).await.map_err(cli::usage)?;

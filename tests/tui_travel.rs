@@ -189,7 +189,6 @@ fn long_log() -> Vec<Record> {
     driver.records
 }
 
-
 /// The run shown by `fleet` is the run `expected` folded from scratch.
 fn assert_same(fleet: &Fleet, expected: &Fleet, what: &str) {
     assert_eq!(fleet.state.tasks, expected.state.tasks, "{what}: tasks");

@@ -19,7 +19,8 @@ const OPERATOR: &str = "operator (tui)";
 pub fn quit(vs: &mut ViewState, fleet: &Fleet) -> Vec<Request> {
     if vs.attached {
         // `q` only detaches from a manager elsewhere: nothing is stopped.
-        vs.confirm = Some(Confirm { question: "Detach? The run keeps going.".to_string(), on_yes: vec![Request::Quit] });
+        vs.confirm =
+            Some(Confirm { question: "Detach? The run keeps going.".to_string(), on_yes: vec![Request::Quit] });
         return Vec::new();
     }
     let running = fleet.state.count(TaskStateName::Running);

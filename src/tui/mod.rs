@@ -139,14 +139,8 @@ fn draw_frame(
     options: &TuiOptions,
 ) -> Result<(), String> {
     let now = if fleet.travelling().is_some() { fleet.last_ts } else { now_ms() };
-    let scene = Scene {
-        fleet,
-        total: fleet.records.len(),
-        view: vs,
-        keys: &options.keymap,
-        now_ms: now,
-        theme: options.theme,
-    };
+    let scene =
+        Scene { fleet, total: fleet.records.len(), view: vs, keys: &options.keymap, now_ms: now, theme: options.theme };
     terminal.draw(|frame| draw::draw(frame, &scene)).map(|_| ()).map_err(|e| format!("terminal: {e}"))
 }
 

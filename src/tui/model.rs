@@ -267,7 +267,8 @@ impl AsOf {
             self.track(i, record.ts);
             match &record.event {
                 Event::AttemptStarted { task, attempt, .. } => {
-                    let started = Live { attempt: *attempt, last_output_ms: record.ts, started_ms: record.ts, ..Live::default() };
+                    let started =
+                        Live { attempt: *attempt, last_output_ms: record.ts, started_ms: record.ts, ..Live::default() };
                     self.live.insert(task.clone(), started);
                 }
                 Event::AttemptSucceeded { task, .. } => {
@@ -297,8 +298,12 @@ impl AsOf {
             .live
             .iter()
             .map(|(task, l)| {
-                let replayed =
-                    Live { attempt: l.attempt, last_output_ms: l.started_ms, started_ms: l.started_ms, ..Live::default() };
+                let replayed = Live {
+                    attempt: l.attempt,
+                    last_output_ms: l.started_ms,
+                    started_ms: l.started_ms,
+                    ..Live::default()
+                };
                 (task.clone(), replayed)
             })
             .collect();
@@ -402,7 +407,6 @@ impl AsOf {
             live.partial.drain(..cut);
         }
     }
-
 }
 
 impl Fleet {
