@@ -51,7 +51,7 @@ impl Travel {
 
     /// After the live model folded its `len`th record: a checkpoint when due.
     pub(super) fn after_apply(&mut self, shown: &AsOf, len: usize) {
-        if len % self.spacing != 0 {
+        if !len.is_multiple_of(self.spacing) {
             return;
         }
         let live = match &self.parked {
@@ -64,7 +64,7 @@ impl Travel {
             // checkpoints stay evenly spread over the whole log.
             self.spacing *= 2;
             let spacing = self.spacing;
-            self.checkpoints.retain(|(at, _)| at % spacing == 0);
+            self.checkpoints.retain(|(at, _)| at.is_multiple_of(spacing));
         }
     }
 }
