@@ -426,23 +426,29 @@ impl Fleet {
     /// Costs the dead letters, not the tasks.
     pub fn dead_letter_groups(&self) -> Vec<DeadLetterGroup> {
         let mut groups: Vec<DeadLetterGroup> = Vec::new();
+        // Group by fingerprint through an index: a cause shared by thousands of dead
+        // letters costs one lookup each, not a scan of the groups.
+        let mut group_of: HashMap<&str, usize> = HashMap::new();
         for (&i, print) in &self.shown.dead {
             let task = &self.state.tasks[i];
             let TaskState::DeadLettered { reason } = &task.state else {
                 continue;
             };
             let id = self.state.task_id(i).to_string();
-            match groups.iter_mut().find(|g| &g.fingerprint == print) {
-                Some(g) => {
-                    g.tasks.push(id);
-                    g.attempts += task.attempts;
+            match group_of.get(print.as_str()) {
+                Some(&g) => {
+                    groups[g].tasks.push(id);
+                    groups[g].attempts += task.attempts;
                 }
-                None => groups.push(DeadLetterGroup {
-                    fingerprint: print.clone(),
-                    reason: reason.clone(),
-                    tasks: vec![id],
-                    attempts: task.attempts,
-                }),
+                None => {
+                    group_of.insert(print, groups.len());
+                    groups.push(DeadLetterGroup {
+                        fingerprint: print.clone(),
+                        reason: reason.clone(),
+                        tasks: vec![id],
+                        attempts: task.attempts,
+                    });
+                }
             }
         }
         groups.sort_by(|a, b| b.tasks.len().cmp(&a.tasks.len()).then(a.fingerprint.cmp(&b.fingerprint)));
