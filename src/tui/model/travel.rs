@@ -129,8 +129,9 @@ impl Fleet {
         } else {
             let checkpoint = self.travel.checkpoints.iter().rev().find(|(c, _)| *c <= n);
             let start = checkpoint.map_or(1, |(c, _)| *c);
-            if n > at && at >= start {
-                // Forward from the cursor: no nearer place to start.
+            if n > at && (at >= start || n - at <= self.travel.spacing) {
+                // Forward from the cursor: within the bound, and a checkpoint's clone
+                // costs more than folding a few records (a step → never clones).
                 at
             } else {
                 self.shown = match checkpoint {
