@@ -353,7 +353,10 @@ fn attach(target: &str, token_file: Option<&std::path::Path>) -> cli::run::CmdRe
     } else {
         Target::Dir(PathBuf::from(target))
     };
-    let options = pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?;
+    let options = pitboss::tui::TuiOptions {
+        attached: true,
+        ..pitboss::tui::TuiOptions::from_environment().map_err(cli::usage)?
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(cli::usage)?;
     let name = target.describe();
     runtime.block_on(async {

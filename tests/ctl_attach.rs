@@ -34,9 +34,9 @@ fn attach_shows_the_dashboard_sends_commands_and_q_detaches_leaving_the_run_goin
     t.enter();
     let paused = wait_for(LIMIT, || read_events(&live.dir).iter().any(|e| e["type"] == "pool_paused"));
     assert!(paused, "the attached TUI's pause never reached the manager; screen:\n{}", t.screen());
-    // q asks (an attempt is running), y detaches: the run goes on.
+    // q asks whether to detach (nothing is stopped), y detaches: the run goes on.
     t.send_keys("q");
-    t.wait_for(LIMIT, "the quit question", |sc| sc.contains("quit?"));
+    t.wait_for(LIMIT, "the detach question", |sc| sc.contains("Detach? The run keeps going."));
     t.send_keys("y");
     assert_eq!(t.wait_exit(LIMIT), 0);
     assert_eq!(live.status()["counts"]["running"], 1, "detaching stopped the run");

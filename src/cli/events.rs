@@ -1,6 +1,8 @@
 //! `pitboss events DIR [--follow] [--json]`: the log, one line per record; `--follow`
 //! keeps printing a live run's records as they are committed. Only reads.
 
+use std::cell::RefCell;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -48,13 +50,24 @@ pub fn events(dir: &Path, follow: bool, json_out: bool) -> CmdResult {
         }
     }
     let path = dir.join(LOG_FILE);
+    // Record by record into one buffer: a long log is never held, and a pipe gets
+    // full blocks, not a write per line. Flushed after the file is read and after
+    // every record `--follow` prints (someone is watching those).
+    let out = RefCell::new(BufWriter::new(std::io::stdout()));
     let print = |rec: &Record| {
-        if json_out {
-            println!("{}", escape_json(&json!({"seq": rec.seq, "ts": rec.ts, "event": rec.event}).to_string()));
+        let mut out = out.borrow_mut();
+        // A closed stdout ends the process by SIGPIPE (main restores the default),
+        // as `println!` did; any other write error has nowhere to be reported.
+        let _ = if json_out {
+            writeln!(out, "{}", escape_json(&json!({"seq": rec.seq, "ts": rec.ts, "event": rec.event}).to_string()))
         } else {
             let text = describe(&rec.event).unwrap_or_else(|| rec.event.kind().to_string());
-            println!("#{:<6} {}  {}", rec.seq, iso(rec.ts), escape_line(&text));
-        }
+            writeln!(out, "#{:<6} {}  {}", rec.seq, iso(rec.ts), escape_line(&text))
+        };
+    };
+    let print_live = |rec: &Record| {
+        print(rec);
+        let _ = out.borrow_mut().flush();
     };
     let scan = journal::scan(&path, |rec, _| {
         print(&rec);
@@ -66,11 +79,12 @@ pub fn events(dir: &Path, follow: bool, json_out: bool) -> CmdResult {
     if scan.records == 0 && !(follow && is_held(dir).is_some()) {
         return Err(usage(logcheck::unusable(&path)));
     }
+    let _ = out.borrow_mut().flush();
     if let Some(t) = &scan.torn {
         eprintln!("{}", logcheck::torn_note(t));
     }
     if follow {
-        super::follow::follow(&path, scan.valid_len, scan.records, dir, &print).map_err(usage)?;
+        super::follow::follow(&path, scan.valid_len, scan.records, dir, &print_live).map_err(usage)?;
     }
     Ok(EXIT_OK)
 }

@@ -1,12 +1,12 @@
 //! `pitboss inspect DIR [TASK] [--json]`: the task table of a run, or one task's whole
 //! history with the tails of its attempts' output. Only reads.
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::report::{counts_line, json_document};
+use super::report::{counts_json, counts_line, task_json};
 use super::run::CmdResult;
 use super::{load, usage, EXIT_OK};
 use crate::core::consensus::{Ballot, Decision};
@@ -22,9 +22,7 @@ use crate::io::rundir::OUTPUT_DIR;
 pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
     let state = load(dir)?;
     match task {
-        None if json_out => {
-            println!("{}", escape_json(&json_document(&state, dir).to_string()));
-        }
+        None if json_out => write_document(&state, dir).map_err(usage)?,
         None => print_table(&state),
         Some(id) => {
             let i = state.task_index(id).ok_or_else(|| usage(format!("run has no task {id:?}")))?;
@@ -37,8 +35,7 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
             })
             .map_err(usage)?;
             if json_out {
-                let doc = json_document(&state, dir);
-                let summary = doc["tasks"][i].clone();
+                let summary = task_json(&state, i);
                 let ballots = Ballot::read(history.iter().map(|r| &r.event));
                 let history: Vec<Value> =
                     history.iter().map(|r| json!({"seq": r.seq, "ts": r.ts, "event": r.event})).collect();
@@ -56,6 +53,31 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// `inspect --json`: the run's document (`report::json_document`, byte for byte)
+/// written task by task to stdout, never built whole in memory. Keys in the order
+/// serde_json sorts them; each piece escaped for the terminal as the whole was.
+fn write_document(state: &RunState, dir: &Path) -> std::io::Result<()> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let piece = |out: &mut BufWriter<_>, value: &Value| -> std::io::Result<()> {
+        out.write_all(escape_json(&value.to_string()).as_bytes())
+    };
+    out.write_all(b"{\"counts\":")?;
+    piece(&mut out, &counts_json(state))?;
+    out.write_all(b",\"run_id\":")?;
+    piece(&mut out, &Value::String(state.run_id.clone()))?;
+    out.write_all(b",\"state_dir\":")?;
+    piece(&mut out, &Value::String(dir.display().to_string()))?;
+    out.write_all(b",\"tasks\":[")?;
+    for i in 0..state.tasks.len() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        piece(&mut out, &task_json(state, i))?;
+    }
+    out.write_all(b"]}\n")?;
+    out.flush()
 }
 
 fn print_table(state: &RunState) {

@@ -9,6 +9,17 @@ use crate::core::{RunState, TaskState, TaskStateName};
 
 /// `{"run_id","state_dir","counts":{state:n},"tasks":[{"id","state","attempts","worker","result","error","degraded"}]}`.
 pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
+    let tasks: Vec<Value> = (0..state.tasks.len()).map(|i| task_json(state, i)).collect();
+    json!({
+        "run_id": state.run_id,
+        "state_dir": state_dir.display().to_string(),
+        "counts": counts_json(state),
+        "tasks": tasks,
+    })
+}
+
+/// The document's `counts`: tasks per state.
+pub fn counts_json(state: &RunState) -> Value {
     let mut counts = Map::new();
     // `awaiting_approval` only for workflows that use the input guard, so that the
     // documents of every other run (and the golden ones) are as before.
@@ -19,39 +30,32 @@ pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
         }
         counts.insert(name.as_str().to_string(), json!(state.count(name)));
     }
-    let tasks: Vec<Value> = state
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let error = t.why();
-            let mut doc = json!({
-                "id": state.task_id(i),
-                "state": t.state.name().as_str(),
-                "attempts": t.attempts,
-                "worker": t.pool,
-                "result": t.result,
-                "error": error,
-                "degraded": t.degraded || matches!(t.state, TaskState::Completed { degraded: true }),
-            });
-            // Only for tasks the input guard flagged, so other documents are unchanged.
-            if let (Some(finding), Some(obj)) = (&t.finding, doc.as_object_mut()) {
-                obj.insert("finding".into(), serde_json::to_value(finding).unwrap_or_default());
-                obj.insert("approved".into(), json!(t.approved));
-            }
-            // Only for tasks with gate verdicts, so documents of gate-free runs are unchanged.
-            if let (false, Some(obj)) = (t.verdicts.is_empty(), doc.as_object_mut()) {
-                obj.insert("verdicts".into(), serde_json::to_value(&t.verdicts).unwrap_or_default());
-            }
-            doc
-        })
-        .collect();
-    json!({
-        "run_id": state.run_id,
-        "state_dir": state_dir.display().to_string(),
-        "counts": counts,
-        "tasks": tasks,
-    })
+    Value::Object(counts)
+}
+
+/// One entry of the document's `tasks`: task `i`.
+pub fn task_json(state: &RunState, i: usize) -> Value {
+    let t = &state.tasks[i];
+    let error = t.why();
+    let mut doc = json!({
+        "id": state.task_id(i),
+        "state": t.state.name().as_str(),
+        "attempts": t.attempts,
+        "worker": t.pool,
+        "result": t.result,
+        "error": error,
+        "degraded": t.degraded || matches!(t.state, TaskState::Completed { degraded: true }),
+    });
+    // Only for tasks the input guard flagged, so other documents are unchanged.
+    if let (Some(finding), Some(obj)) = (&t.finding, doc.as_object_mut()) {
+        obj.insert("finding".into(), serde_json::to_value(finding).unwrap_or_default());
+        obj.insert("approved".into(), json!(t.approved));
+    }
+    // Only for tasks with gate verdicts, so documents of gate-free runs are unchanged.
+    if let (false, Some(obj)) = (t.verdicts.is_empty(), doc.as_object_mut()) {
+        obj.insert("verdicts".into(), serde_json::to_value(&t.verdicts).unwrap_or_default());
+    }
+    doc
 }
 
 /// "18 completed, 1 dead_lettered, 1 skipped": non-zero counts in life-cycle order.

@@ -17,6 +17,12 @@ const OPERATOR: &str = "operator (tui)";
 /// Quits: at once when the run is over, else after a question (the run stays
 /// resumable either way).
 pub fn quit(vs: &mut ViewState, fleet: &Fleet) -> Vec<Request> {
+    if vs.attached {
+        // `q` only detaches from a manager elsewhere: nothing is stopped.
+        vs.confirm =
+            Some(Confirm { question: "Detach? The run keeps going.".to_string(), on_yes: vec![Request::Quit] });
+        return Vec::new();
+    }
     let running = fleet.state.count(TaskStateName::Running);
     let unfinished = !fleet.state.finished;
     if running > 0 || unfinished {

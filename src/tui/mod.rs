@@ -69,8 +69,7 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
     let _guard = TerminalGuard;
     let _ = execute!(stdout(), EnableMouseCapture);
     let mut keys = spawn_terminal_reader();
-    let mut vs = ViewState::default();
-    let mut travel: Option<(usize, Fleet)> = None;
+    let mut vs = ViewState { attached: options.attached, ..ViewState::default() };
     let mut quitting = false;
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
@@ -79,21 +78,21 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
 
     let result = loop {
         if dirty && last_draw.elapsed() >= FRAME {
-            draw_frame(&mut terminal, &fleet, travel.as_ref().map(|(_, f)| f), &vs, &options)?;
+            draw_frame(&mut terminal, &fleet, &vs, &options)?;
             dirty = false;
             last_draw = Instant::now();
         }
         // Ticks only while something moves on its own (elapsed times): idle costs nothing.
         let counting_down =
             fleet.state.pools.iter().any(|p| matches!(p.breaker.circuit, Circuit::Open { until_ms: Some(_) }));
-        let ticking = (fleet.state.count(TaskStateName::Running) > 0 || counting_down) && travel.is_none();
+        let ticking = (fleet.state.count(TaskStateName::Running) > 0 || counting_down) && fleet.travelling().is_none();
         let redraw_at = tokio::time::Instant::from_std(last_draw + FRAME);
         // The one select of the TUI. Biased: the operator's keys first, so a flood of
         // output never delays a cancel.
         tokio::select! {
             biased;
             Some(event) = keys.recv() => {
-                for request in on_terminal_event(event, &mut vs, &fleet, travel.as_ref().map(|(_, f)| f), &options.keymap, terminal.size().map(|s| s.height).unwrap_or(24)) {
+                for request in on_terminal_event(event, &mut vs, &fleet, None, &options.keymap, terminal.size().map(|s| s.height).unwrap_or(24)) {
                     match request {
                         Request::Engine(input) => {
                             handle.send(input);
@@ -101,7 +100,7 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
                         Request::Quit if !quitting => {
                             quitting = true;
                             handle.stop("operator quit");
-                            vs.message = Some("stopping: ending running attempts…".into());
+                            vs.message = Some(if vs.attached { "detaching…" } else { "stopping: ending running attempts…" }.into());
                         }
                         Request::Quit => {}
                     }
@@ -124,47 +123,25 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
             _ = tick.tick(), if ticking => dirty = true,
             _ = tokio::time::sleep_until(redraw_at), if dirty => {}
         }
-        follow_travel(&fleet, vs.travel, &mut travel)?;
+        // Time travel: the model shows the run as of the cursor (a checkpoint and at
+        // most a checkpoint's spacing of records folded; nothing when unchanged).
+        fleet.travel_to(vs.travel).map_err(|e| e.to_string())?;
     };
     drop(_guard);
     result
 }
 
-/// Draws one frame: the live fleet, or the travelled one while time travel is on.
+/// Draws one frame: the live run, or the past while time travel is on.
 fn draw_frame(
     terminal: &mut ratatui::DefaultTerminal,
     fleet: &Fleet,
-    travelled: Option<&Fleet>,
     vs: &ViewState,
     options: &TuiOptions,
 ) -> Result<(), String> {
-    let (shown, now) = match travelled {
-        Some(f) => (f, f.last_ts),
-        None => (fleet, now_ms()),
-    };
-    let scene = Scene {
-        fleet: shown,
-        total: fleet.records.len(),
-        view: vs,
-        keys: &options.keymap,
-        now_ms: now,
-        theme: options.theme,
-    };
+    let now = if fleet.travelling().is_some() { fleet.last_ts } else { now_ms() };
+    let scene =
+        Scene { fleet, total: fleet.records.len(), view: vs, keys: &options.keymap, now_ms: now, theme: options.theme };
     terminal.draw(|frame| draw::draw(frame, &scene)).map(|_| ()).map_err(|e| format!("terminal: {e}"))
-}
-
-/// Keeps the travelled fleet in step with the view: time travel shows a fold of the
-/// log's first N records (rebuilt when N changes; cheaper steps are issue 14's).
-fn follow_travel(fleet: &Fleet, wanted: Option<usize>, travel: &mut Option<(usize, Fleet)>) -> Result<(), String> {
-    match (wanted, &travel) {
-        (None, Some(_)) => *travel = None,
-        (Some(n), current) if current.as_ref().map(|(m, _)| *m) != Some(n) => {
-            let n = n.clamp(1, fleet.records.len());
-            *travel = Some((n, Fleet::from_records(&fleet.records[..n]).map_err(|e| e.to_string())?));
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// Folds a batch of committed records into the read model.

@@ -16,6 +16,10 @@ use crate::core::escape::escape_line;
 use crate::core::{Event, RunState, Task, TaskState, TaskStateName};
 use crate::io::journal::Record;
 
+mod travel;
+
+pub use travel::{CHECKPOINT_EVERY, MAX_CHECKPOINTS};
+
 /// Lines of live output kept per running task.
 pub const LIVE_LINES: usize = 200;
 /// Seconds of queue-depth history kept for the sparkline.
@@ -34,6 +38,8 @@ pub struct Live {
     pub progress: Option<(f64, String)>,
     /// When output last arrived (ms since the epoch).
     pub last_output_ms: u64,
+    /// When the attempt started (ms since the epoch; from its record).
+    pub started_ms: u64,
 }
 
 /// One step of a task's history: a record about the task and the task right after it.
@@ -46,16 +52,15 @@ pub struct Step {
     pub task: Task,
 }
 
-/// The read model of one run.
+/// Everything a time-travel cursor changes: the run folded as of one record, and
+/// the caches derived from it. The live model holds one (as of the newest record);
+/// time travel swaps in another (see `model/travel.rs`). Screens read its fields
+/// through [`Fleet`] (`fleet.state`, `fleet.live`, …), so they never know which.
 #[derive(Debug, Clone)]
-pub struct Fleet {
+pub struct AsOf {
     /// The folded run state.
     pub state: RunState,
-    /// Every record, in order (history, time travel).
-    pub records: Vec<Record>,
-    /// Time of the first record.
-    pub started_ms: u64,
-    /// Time of the latest record.
+    /// Time of the latest record folded.
     pub last_ts: u64,
     /// Queue depth per second: (second, queued tasks), newest last.
     pub queue_depth: VecDeque<(u64, u64)>,
@@ -66,9 +71,7 @@ pub struct Fleet {
     /// Live output of running attempts, by task.
     pub live: HashMap<String, Live>,
     // The caches below are derived from `state` record by record; they are private so
-    // that nothing but `apply` can make them disagree with it.
-    /// Per task, its transitions in order (spawn notes are not transitions).
-    history: Vec<Vec<Step>>,
+    // that nothing but `fold` can make them disagree with it.
     /// Running tasks, by index (workflow order).
     running: BTreeSet<usize>,
     /// Dead-lettered tasks, by index, with the fingerprint of their reason.
@@ -78,6 +81,35 @@ pub struct Fleet {
     /// When each task last entered `awaiting_approval` (kept after it leaves, so a
     /// view can still place a task that was answered meanwhile).
     held_at: HashMap<usize, u64>,
+}
+
+/// The read model of one run.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// The run as shown: as of the newest record, or of the time-travel cursor.
+    shown: AsOf,
+    /// Every record, in order (history, time travel).
+    pub records: Vec<Record>,
+    /// Time of the first record.
+    pub started_ms: u64,
+    /// Per task, its transitions in order (spawn notes are not transitions), over the
+    /// whole log; while travelling, [`Fleet::history`] cuts it at the cursor.
+    history: Vec<Vec<Step>>,
+    /// Time travel: checkpoints, and the live model while a past one is shown.
+    travel: travel::Travel,
+}
+
+impl std::ops::Deref for Fleet {
+    type Target = AsOf;
+    fn deref(&self) -> &AsOf {
+        &self.shown
+    }
+}
+
+impl std::ops::DerefMut for Fleet {
+    fn deref_mut(&mut self) -> &mut AsOf {
+        &mut self.shown
+    }
 }
 
 /// Why records could not be folded.
@@ -94,27 +126,14 @@ impl Fleet {
     /// Folds records (the first must be `run_started`) into a model.
     pub fn from_records(records: &[Record]) -> Result<Fleet, FoldError> {
         let first = records.first().ok_or(FoldError { seq: 0, message: "no records".into() })?;
-        let state =
-            RunState::from_first(&first.event).map_err(|e| FoldError { seq: first.seq, message: e.to_string() })?;
-        let n = state.tasks.len();
         let mut fleet = Fleet {
-            state,
+            shown: AsOf::first(first)?,
             records: Vec::with_capacity(records.len()),
             started_ms: first.ts,
-            last_ts: first.ts,
-            queue_depth: VecDeque::new(),
-            pool_depth: VecDeque::new(),
-            completions: VecDeque::new(),
-            live: HashMap::new(),
-            history: vec![Vec::new(); n],
-            running: BTreeSet::new(),
-            dead: BTreeMap::new(),
-            held: BTreeSet::new(),
-            held_at: HashMap::new(),
+            history: Vec::new(),
+            travel: travel::Travel::default(),
         };
-        for i in 0..n {
-            fleet.track(i, first.ts);
-        }
+        fleet.history.resize(fleet.state.tasks.len(), Vec::new());
         fleet.records.push(first.clone());
         for record in &records[1..] {
             fleet.apply(record)?;
@@ -123,30 +142,134 @@ impl Fleet {
     }
 
     /// Folds one committed record. Costs the record, not the log: every cache grows
-    /// by at most one entry.
+    /// by at most one entry. While travelling the record goes to the live model
+    /// (parked meanwhile): the past shown does not move.
     pub fn apply(&mut self, record: &Record) -> Result<(), FoldError> {
+        let index = self.records.len();
+        match self.travel.parked_live() {
+            Some(live) => live.fold(record)?,
+            None => self.shown.fold(record)?,
+        }
+        let state = match self.travel.parked_live() {
+            Some(live) => &live.state,
+            None => &self.shown.state,
+        };
+        // Tasks spawned or submitted during the run (DESIGN §11) join with no history.
+        if self.history.len() < state.tasks.len() {
+            self.history.resize(state.tasks.len(), Vec::new());
+        }
+        // An event changes at most the task it names (`RunState::apply`), so only that
+        // task's history can grow. A spawn note is not a transition.
+        if let Some(i) = record.event.task().and_then(|t| state.task_index(t)) {
+            if !matches!(record.event, Event::AttemptSpawned { .. }) {
+                self.history[i].push(Step { record: index, task: state.tasks[i].clone() });
+            }
+        }
+        self.records.push(record.clone());
+        self.travel.after_apply(&self.shown, self.records.len());
+        Ok(())
+    }
+
+    /// Task `i`'s history: its transitions in order, each with the task after it (up
+    /// to the time-travel cursor while travelling).
+    pub fn history(&self, i: usize) -> &[Step] {
+        let all = self.history.get(i).map(Vec::as_slice).unwrap_or_default();
+        match self.travelling() {
+            Some(n) => &all[..all.partition_point(|s| s.record < n)],
+            None => all,
+        }
+    }
+
+    /// Task `i`'s consensus attempts read from its first `steps` history steps (all
+    /// of them when `steps` is larger), oldest first. Costs the task's history, not
+    /// the log.
+    pub fn ballots(&self, i: usize, steps: usize) -> Vec<Ballot> {
+        Ballot::read(self.history(i).iter().take(steps).map(|s| &self.records[s.record].event))
+    }
+
+    /// For a running consensus task: replicas that have voted, and replicas run.
+    pub fn votes_in(&self, i: usize) -> Option<(usize, u32)> {
+        let spec = self.state.workflow.tasks.get(i)?.consensus.as_ref()?;
+        match &self.state.tasks[i].state {
+            TaskState::Running { round, .. } => Some((round.as_ref().map_or(0, |r| r.votes.len()), spec.replicas)),
+            _ => None,
+        }
+    }
+
+    /// Running tasks in workflow order: the dashboard's worker panes.
+    pub fn running(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
+        self.shown.running.iter().copied()
+    }
+
+    /// Dead-lettered tasks in workflow order.
+    pub fn dead_letters(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
+        self.shown.dead.keys().copied()
+    }
+
+    /// Tasks in `awaiting_approval`, in workflow order.
+    pub fn held(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
+        self.shown.held.iter().copied()
+    }
+
+    /// When task `i` last entered `awaiting_approval` (ms since the epoch), held now
+    /// or not.
+    pub fn held_at(&self, i: usize) -> Option<u64> {
+        self.shown.held_at.get(&i).copied()
+    }
+
+    /// Adds live output of a running attempt (ignored once the attempt is over, and
+    /// kept for the live model while travelling).
+    pub fn add_output(&mut self, task: &str, attempt: u32, bytes: &[u8], now_ms: u64) {
+        match self.travel.parked_live() {
+            Some(live) => live.add_output(task, attempt, bytes, now_ms),
+            None => self.shown.add_output(task, attempt, bytes, now_ms),
+        }
+    }
+}
+
+impl AsOf {
+    /// The run right after its first record (`run_started`).
+    fn first(first: &Record) -> Result<AsOf, FoldError> {
+        let state =
+            RunState::from_first(&first.event).map_err(|e| FoldError { seq: first.seq, message: e.to_string() })?;
+        let mut as_of = AsOf {
+            state,
+            last_ts: first.ts,
+            queue_depth: VecDeque::new(),
+            pool_depth: VecDeque::new(),
+            completions: VecDeque::new(),
+            live: HashMap::new(),
+            running: BTreeSet::new(),
+            dead: BTreeMap::new(),
+            held: BTreeSet::new(),
+            held_at: HashMap::new(),
+        };
+        for i in 0..as_of.state.tasks.len() {
+            as_of.track(i, first.ts);
+        }
+        Ok(as_of)
+    }
+
+    /// Folds one record into the run as of the record before it: the state, the
+    /// derived caches and the sparkline. The same code for the live model and for
+    /// time travel, so the past shown is exactly what a replay gives.
+    fn fold(&mut self, record: &Record) -> Result<(), FoldError> {
+        let known = self.state.tasks.len();
         self.state
             .apply(&record.event, record.ts)
             .map_err(|e| FoldError { seq: record.seq, message: e.to_string() })?;
-        let index = self.records.len();
-        // Tasks a planner spawned (or an operator submitted) join the run: each gets a
-        // history and is filed as its state says, from this record's time.
-        while self.history.len() < self.state.tasks.len() {
-            self.history.push(Vec::new());
-            self.track(self.history.len() - 1, record.ts);
+        // Tasks a planner spawned (or an operator submitted) join the run, filed as
+        // their state says, from this record's time.
+        for i in known..self.state.tasks.len() {
+            self.track(i, record.ts);
         }
-        // An event changes at most the task it names (`RunState::apply`), so only that
-        // task's entries can move.
         if let Some(i) = record.event.task().and_then(|t| self.state.task_index(t)) {
-            // A spawn note is not a transition: history shows transitions only.
-            if !matches!(record.event, Event::AttemptSpawned { .. }) {
-                self.history[i].push(Step { record: index, task: self.state.tasks[i].clone() });
-            }
             self.track(i, record.ts);
             match &record.event {
                 Event::AttemptStarted { task, attempt, .. } => {
-                    self.live
-                        .insert(task.clone(), Live { attempt: *attempt, last_output_ms: record.ts, ..Live::default() });
+                    let started =
+                        Live { attempt: *attempt, last_output_ms: record.ts, started_ms: record.ts, ..Live::default() };
+                    self.live.insert(task.clone(), started);
                 }
                 Event::AttemptSucceeded { task, .. } => {
                     self.live.remove(task);
@@ -165,8 +288,37 @@ impl Fleet {
             self.completions.pop_front();
         }
         self.sample_queue(record.ts);
-        self.records.push(record.clone());
         Ok(())
+    }
+
+    /// A copy without the workers' output, which is not in the log: what a replay of
+    /// the same records gives. Checkpoints and time travel hold these.
+    fn replayed(&self) -> AsOf {
+        let live = self
+            .live
+            .iter()
+            .map(|(task, l)| {
+                let replayed = Live {
+                    attempt: l.attempt,
+                    last_output_ms: l.started_ms,
+                    started_ms: l.started_ms,
+                    ..Live::default()
+                };
+                (task.clone(), replayed)
+            })
+            .collect();
+        AsOf {
+            state: self.state.clone(),
+            last_ts: self.last_ts,
+            queue_depth: self.queue_depth.clone(),
+            pool_depth: self.pool_depth.clone(),
+            completions: self.completions.clone(),
+            live,
+            running: self.running.clone(),
+            dead: self.dead.clone(),
+            held: self.held.clone(),
+            held_at: self.held_at.clone(),
+        }
     }
 
     /// Files task `i` among the running, the dead letters and the held as its state
@@ -195,48 +347,6 @@ impl Fleet {
                 self.dead.remove(&i);
             }
         }
-    }
-
-    /// Task `i`'s history: its transitions in order, each with the task after it.
-    pub fn history(&self, i: usize) -> &[Step] {
-        self.history.get(i).map(Vec::as_slice).unwrap_or_default()
-    }
-
-    /// Task `i`'s consensus attempts read from its first `steps` history steps (all
-    /// of them when `steps` is larger), oldest first. Costs the task's history, not
-    /// the log.
-    pub fn ballots(&self, i: usize, steps: usize) -> Vec<Ballot> {
-        Ballot::read(self.history(i).iter().take(steps).map(|s| &self.records[s.record].event))
-    }
-
-    /// For a running consensus task: replicas that have voted, and replicas run.
-    pub fn votes_in(&self, i: usize) -> Option<(usize, u32)> {
-        let spec = self.state.workflow.tasks.get(i)?.consensus.as_ref()?;
-        match &self.state.tasks[i].state {
-            TaskState::Running { round, .. } => Some((round.as_ref().map_or(0, |r| r.votes.len()), spec.replicas)),
-            _ => None,
-        }
-    }
-
-    /// Running tasks in workflow order: the dashboard's worker panes.
-    pub fn running(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
-        self.running.iter().copied()
-    }
-
-    /// Dead-lettered tasks in workflow order.
-    pub fn dead_letters(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
-        self.dead.keys().copied()
-    }
-
-    /// Tasks in `awaiting_approval`, in workflow order.
-    pub fn held(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
-        self.held.iter().copied()
-    }
-
-    /// When task `i` last entered `awaiting_approval` (ms since the epoch), held now
-    /// or not.
-    pub fn held_at(&self, i: usize) -> Option<u64> {
-        self.held_at.get(&i).copied()
     }
 
     fn sample_queue(&mut self, ts: u64) {
@@ -271,7 +381,7 @@ impl Fleet {
     }
 
     /// Adds live output of a running attempt (ignored once the attempt is over).
-    pub fn add_output(&mut self, task: &str, attempt: u32, bytes: &[u8], now_ms: u64) {
+    fn add_output(&mut self, task: &str, attempt: u32, bytes: &[u8], now_ms: u64) {
         let Some(live) = self.live.get_mut(task).filter(|l| l.attempt == attempt) else {
             return;
         };
@@ -297,7 +407,9 @@ impl Fleet {
             live.partial.drain(..cut);
         }
     }
+}
 
+impl Fleet {
     /// Completed tasks per second over the last minute (or since the start).
     pub fn throughput(&self, now_ms: u64) -> f64 {
         let window = now_ms.saturating_sub(self.started_ms).clamp(1_000, 60_000);
@@ -314,23 +426,29 @@ impl Fleet {
     /// Costs the dead letters, not the tasks.
     pub fn dead_letter_groups(&self) -> Vec<DeadLetterGroup> {
         let mut groups: Vec<DeadLetterGroup> = Vec::new();
-        for (&i, print) in &self.dead {
+        // Group by fingerprint through an index: a cause shared by thousands of dead
+        // letters costs one lookup each, not a scan of the groups.
+        let mut group_of: HashMap<&str, usize> = HashMap::new();
+        for (&i, print) in &self.shown.dead {
             let task = &self.state.tasks[i];
             let TaskState::DeadLettered { reason } = &task.state else {
                 continue;
             };
             let id = self.state.task_id(i).to_string();
-            match groups.iter_mut().find(|g| &g.fingerprint == print) {
-                Some(g) => {
-                    g.tasks.push(id);
-                    g.attempts += task.attempts;
+            match group_of.get(print.as_str()) {
+                Some(&g) => {
+                    groups[g].tasks.push(id);
+                    groups[g].attempts += task.attempts;
                 }
-                None => groups.push(DeadLetterGroup {
-                    fingerprint: print.clone(),
-                    reason: reason.clone(),
-                    tasks: vec![id],
-                    attempts: task.attempts,
-                }),
+                None => {
+                    group_of.insert(print, groups.len());
+                    groups.push(DeadLetterGroup {
+                        fingerprint: print.clone(),
+                        reason: reason.clone(),
+                        tasks: vec![id],
+                        attempts: task.attempts,
+                    });
+                }
             }
         }
         groups.sort_by(|a, b| b.tasks.len().cmp(&a.tasks.len()).then(a.fingerprint.cmp(&b.fingerprint)));

@@ -13,6 +13,8 @@ pub struct TuiOptions {
     pub keymap: Keymap,
     /// Colours (off under `NO_COLOR`).
     pub theme: Theme,
+    /// Attached to a manager elsewhere (`pitboss attach`): `q` detaches.
+    pub attached: bool,
 }
 
 impl TuiOptions {
@@ -21,7 +23,7 @@ impl TuiOptions {
         let path = config_dir().join("keys.toml");
         let keymap = Keymap::load(&path)?;
         let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Ok(TuiOptions { keymap, theme: Theme { color } })
+        Ok(TuiOptions { keymap, theme: Theme { color }, attached: false })
     }
 }
 

@@ -108,6 +108,9 @@ pub struct ViewState {
     pub travel: Option<usize>,
     /// A one-line message for the operator (result of the last action).
     pub message: Option<String>,
+    /// The TUI is attached to a manager elsewhere (`pitboss attach`): quitting only
+    /// detaches, the run goes on.
+    pub attached: bool,
 }
 
 impl Default for ViewState {
@@ -124,6 +127,7 @@ impl Default for ViewState {
             sort: SortKey::Workflow,
             travel: None,
             message: None,
+            attached: false,
         }
     }
 }

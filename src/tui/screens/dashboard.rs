@@ -96,7 +96,7 @@ fn workers(frame: &mut Frame, area: Rect, scene: &Scene) {
     for (slot, &i) in running.iter().skip(first).take(capacity).enumerate() {
         let x = inner.x + (slot % columns) as u16 * width;
         let y = inner.y + (slot / columns) as u16 * pane_height;
-        let rect = Rect { x, y, width, height: pane_height.min(inner.y + inner.height - y) };
+        let rect = Rect { x, y, width, height: pane_height.min((inner.y + inner.height).saturating_sub(y)) };
         worker_pane(frame, rect, scene, i, first + slot == selected);
     }
     let hidden = running.len().saturating_sub(first + capacity);
@@ -104,7 +104,7 @@ fn workers(frame: &mut Frame, area: Rect, scene: &Scene) {
         let note = format!(" +{hidden} more (2: tasks view) ");
         let rect = Rect {
             x: area.x + area.width.saturating_sub(note.len() as u16 + 1),
-            y: area.y + area.height - 1,
+            y: (area.y + area.height).saturating_sub(1),
             width: note.len() as u16,
             height: 1,
         };

@@ -27,18 +27,29 @@ pub fn replay_group(vs: &mut ViewState, fleet: &Fleet) -> Vec<Request> {
     replay_many(vs, fleet, g.tasks.clone(), &scope)
 }
 
-/// Draws one row per cause.
+/// Ids listed in a group's row at most (the row is narrower than that anyway).
+const IDS_SHOWN: usize = 50;
+
+/// Draws one row per cause; only the rows on screen are built.
 pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let groups = scene.fleet.dead_letter_groups();
+    let visible = area.height.saturating_sub(3) as usize;
+    let first = scene.view.selected.min(groups.len().saturating_sub(1)).saturating_sub(visible.saturating_sub(1));
     let rows: Vec<Row> = groups
         .iter()
         .enumerate()
+        .skip(first)
+        .take(visible)
         .map(|(n, g)| {
+            let mut ids = g.tasks.iter().take(IDS_SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+            if g.tasks.len() > IDS_SHOWN {
+                ids += &format!(", … +{} more", g.tasks.len() - IDS_SHOWN);
+            }
             let row = Row::new(vec![
                 Cell::from(g.tasks.len().to_string()),
                 Cell::from(g.attempts.to_string()),
                 Cell::from(escape_line(&g.fingerprint).into_owned()),
-                Cell::from(escape_line(&g.tasks.join(", ")).into_owned()),
+                Cell::from(escape_line(&ids).into_owned()),
             ]);
             selectable(row, n == scene.view.selected, scene.theme)
         })
