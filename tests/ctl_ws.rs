@@ -302,7 +302,7 @@ fn attach_over_ws_shows_a_running_workers_live_output_and_q_detaches() {
     t.esc();
     t.wait_for(limit, "the dashboard again", |sc| sc.contains("Workers (") && !sc.contains("History"));
     t.send_keys("q");
-    t.wait_for(limit, "the quit question", |sc| sc.contains("quit?"));
+    t.wait_for(limit, "the detach question", |sc| sc.contains("Detach? The run keeps going."));
     t.send_keys("y");
     assert_eq!(t.wait_exit(limit), 0);
     assert_eq!(request(&mut ws, r#"{"cmd":"task talker"}"#)["data"]["state"], "running", "detaching stopped the run");
