@@ -34,8 +34,11 @@ pub(super) fn read_keys(text: &str, keys: &'static [shape::Key]) -> Result<RawWo
         return Err(problems);
     }
     // The shape is right, so serde has nothing left to refuse; should it still, its
-    // message is the best there is.
-    toml::from_str(text).map_err(|e| vec![at(e.span().unwrap_or(0..0).start, syntax_message(e.message()))])
+    // message is the best there is. serde reads the document already parsed (and
+    // frees it as it goes): parsing the text again would hold a second tree, which for
+    // a 100,000-task file is hundreds of MB (each small table is a whole B-tree node).
+    RawWorkflow::deserialize(toml::de::Deserializer::from(document))
+        .map_err(|e| vec![at(e.span().unwrap_or(0..0).start, syntax_message(e.message()))])
 }
 
 /// The parser's words for the two mistakes operators make most, in theirs: a value
