@@ -77,7 +77,7 @@ impl RunState {
     fn append(&mut self, tasks: &[TaskSpec], parent: Option<usize>) -> Result<(), ApplyError> {
         let mut new = std::collections::HashSet::new();
         for t in tasks {
-            if self.index.contains_key(&t.id) || !new.insert(t.id.as_str()) {
+            if self.graph.index.contains_key(&t.id) || !new.insert(t.id.as_str()) {
                 return Err(ApplyError::Illegal {
                     event: "tasks_spawned",
                     task: t.id.clone(),
@@ -86,28 +86,31 @@ impl RunState {
             }
         }
         for t in tasks {
-            if let Some(d) = t.depends_on.iter().find(|d| !self.index.contains_key(*d) && !new.contains(d.as_str())) {
+            if let Some(d) = t.depends_on.iter().find(|d| !self.graph.index.contains_key(*d) && !new.contains(d.as_str())) {
                 return Err(ApplyError::UnknownTask(d.clone()));
             }
         }
         let first = self.tasks.len();
         let workflow = Arc::make_mut(&mut self.workflow);
         workflow.tasks.extend(tasks.iter().cloned());
+        // The one place the shared graph is written: copied here if a clone (a
+        // snapshot, a checkpoint) still holds it, never on a clone.
+        let graph = Arc::make_mut(&mut self.graph);
         for (k, t) in tasks.iter().enumerate() {
             let i = first + k;
-            self.index.insert(t.id.clone(), i);
+            graph.index.insert(t.id.clone(), i);
             let mut task = Task::blocked();
             task.parent = parent;
             self.tasks.push(task);
             self.counts[count_slot(TaskStateName::Blocked)] += 1;
-            self.dependents.push(Vec::new());
-            self.dependencies.push(Vec::new());
-            self.eligible.push(self.workflow.eligible_pools(t));
+            graph.dependents.push(Vec::new());
+            graph.dependencies.push(Vec::new());
+            graph.eligible.push(self.workflow.eligible_pools(t));
             self.readiness.push_task();
         }
         for (k, t) in tasks.iter().enumerate() {
             for d in &t.depends_on {
-                let j = self.index[d];
+                let j = self.graph.index[d];
                 for from in self.with_descendants(j) {
                     self.add_edge(from, first + k);
                 }
@@ -134,11 +137,12 @@ impl RunState {
 
     /// Task `to` depends on `from` (once), counted by `from`'s standing now.
     fn add_edge(&mut self, from: usize, to: usize) {
-        if self.dependencies[to].contains(&from) {
+        if self.graph.dependencies[to].contains(&from) {
             return;
         }
-        self.dependencies[to].push(from);
-        self.dependents[from].push(to);
+        let graph = Arc::make_mut(&mut self.graph);
+        graph.dependencies[to].push(from);
+        graph.dependents[from].push(to);
         self.readiness.count_edge(from, to);
     }
 }

@@ -18,11 +18,13 @@ use super::gates::{Verdict, VerdictKind};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, GateKind, Workflow};
 
+mod graph;
 pub mod grow;
 mod held;
 mod pools;
 mod readiness;
 pub mod replicas;
+pub use graph::Graph;
 pub use held::finding_text;
 pub use pools::PoolState;
 use readiness::Readiness;
@@ -157,15 +159,11 @@ pub struct RunState {
     pub workflow: Arc<Workflow>,
     /// Tasks, in workflow order.
     pub tasks: Vec<Task>,
-    /// Task index by id.
-    #[serde(skip)]
-    index: HashMap<String, usize>,
-    /// For each task, the tasks that depend on it.
-    pub dependents: Vec<Vec<usize>>,
-    /// For each task, its dependencies.
-    pub dependencies: Vec<Vec<usize>>,
-    /// For each task, the pools it may run on.
-    pub eligible: Vec<Vec<usize>>,
+    /// The index by id and the edge and pool tables, shared between clones (see
+    /// `graph`); read as `state.dependents[i]` and so on through `Deref`. Flattened,
+    /// so a snapshot has the tables' fields as before.
+    #[serde(flatten, with = "graph::shared_graph")]
+    graph: Arc<Graph>,
     /// Ready tasks in arrival order (ticket → task).
     queue: BTreeMap<u64, usize>,
     next_ticket: u64,
@@ -224,14 +222,17 @@ impl RunState {
     pub fn restored(self) -> Result<RunState, String> {
         let mut state = self;
         let n = state.workflow.tasks.len();
-        let tables = [state.tasks.len(), state.dependents.len(), state.dependencies.len(), state.eligible.len()];
+        let g = &state.graph;
+        let tables = [state.tasks.len(), g.dependents.len(), g.dependencies.len(), g.eligible.len()];
         if tables.iter().any(|&len| len != n) || state.pools.len() != state.workflow.pools.len() {
             return Err(format!("its tables do not match its workflow of {n} tasks"));
         }
-        state.index = state.workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
-        if state.index.len() != n {
+        let index: HashMap<String, usize> =
+            state.workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        if index.len() != n {
             return Err("its workflow names a task twice".into());
         }
+        Arc::make_mut(&mut state.graph).index = index;
         Ok(state)
     }
 }
@@ -266,10 +267,7 @@ impl RunState {
             pools: workflow.pools.iter().map(|p| PoolState::new(p.concurrency)).collect(),
             workflow,
             tasks: vec![task; n],
-            index,
-            dependents,
-            dependencies,
-            eligible,
+            graph: Arc::new(Graph { index, dependents, dependencies, eligible }),
             queue: BTreeMap::new(),
             next_ticket: 0,
             running_total: 0,
@@ -292,7 +290,7 @@ impl RunState {
 
     /// Task index by id.
     pub fn task_index(&self, id: &str) -> Option<usize> {
-        self.index.get(id).copied()
+        self.graph.index.get(id).copied()
     }
 
     /// Task id by index.

@@ -74,7 +74,7 @@ impl RunState {
             return false;
         }
         let r = &mut self.readiness;
-        for &d in &self.dependents[i] {
+        for &d in &self.graph.dependents[i] {
             match old {
                 Standing::Satisfied => r.unsatisfied[d] += 1,
                 Standing::Failed => r.failed[d] = r.failed[d].saturating_sub(1),

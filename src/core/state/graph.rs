@@ -1,0 +1,60 @@
+//! The run's graph tables: the index by id, each task's dependencies and dependents,
+//! and the pools each task may run on. They change only when the DAG grows (a
+//! planner's spawn, an operator's submit: `grow`), while everything else in a
+//! [`RunState`] changes with nearly every event. So they live behind one `Arc`: a
+//! clone of the state (a snapshot, a time-travel checkpoint) shares them instead of
+//! copying a quarter million edge lists, and a spawn copies them once
+//! (`Arc::make_mut`) only when a clone still holds the old ones.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+
+use serde::{Deserialize, Serialize};
+
+use super::RunState;
+
+/// The per-run tables that only a growing DAG changes. Read them through the state
+/// (`state.dependents[i]`, `state.dependencies[i]`, `state.eligible[i]`); only
+/// `grow` writes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    /// Task index by id (derived: rebuilt by `RunState::restored`, never saved).
+    #[serde(skip)]
+    pub(super) index: HashMap<String, usize>,
+    /// For each task, the tasks that depend on it.
+    pub dependents: Vec<Vec<usize>>,
+    /// For each task, its dependencies.
+    pub dependencies: Vec<Vec<usize>>,
+    /// For each task, the pools it may run on.
+    pub eligible: Vec<Vec<usize>>,
+}
+
+/// Read access to the graph as if its tables were the state's own fields, so that
+/// front ends keep writing `state.dependents[i]`. There is no `DerefMut`: a write
+/// must go through `Arc::make_mut` (in `grow`), which keeps clones apart.
+impl Deref for RunState {
+    type Target = Graph;
+
+    fn deref(&self) -> &Graph {
+        &self.graph
+    }
+}
+
+/// The graph inside its `Arc`, (de)serialized as the plain value and flattened into
+/// the state, so a snapshot keeps its `dependents`, `dependencies` and `eligible`
+/// fields where they always were (serde's `rc` feature is not enabled).
+pub(super) mod shared_graph {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Graph;
+
+    pub fn serialize<S: Serializer>(graph: &Arc<Graph>, s: S) -> Result<S::Ok, S::Error> {
+        graph.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Graph>, D::Error> {
+        Graph::deserialize(d).map(Arc::new)
+    }
+}
