@@ -6,7 +6,6 @@ use std::path::Path;
 
 use pitboss::config;
 use pitboss::core::{Event, RunState};
-use serde_json::json;
 
 fn state() -> RunState {
     let toml = "[run]\nname = \"g\"\n[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n\
@@ -28,8 +27,10 @@ fn a_clone_shares_the_graph_tables_instead_of_copying_them() {
 fn a_submit_after_a_clone_grows_only_the_grown_state() {
     let mut grown = state();
     let before = grown.clone();
-    let tasks = config::tasks_from_json(&json!([{ "id": "c", "depends_on": ["b"] }]), &grown.workflow)
-        .expect("submitted tasks are valid");
+    let mut c = grown.workflow.tasks[0].clone();
+    c.id = "c".into();
+    c.depends_on = vec!["b".into()];
+    let tasks = vec![c];
     grown.apply(&Event::TasksSubmitted { source: "test".into(), tasks }, 1).expect("submit applies");
 
     let c = grown.task_index("c").expect("the grown state knows c");
