@@ -86,7 +86,9 @@ impl RunState {
             }
         }
         for t in tasks {
-            if let Some(d) = t.depends_on.iter().find(|d| !self.graph.index.contains_key(*d) && !new.contains(d.as_str())) {
+            if let Some(d) =
+                t.depends_on.iter().find(|d| !self.graph.index.contains_key(*d) && !new.contains(d.as_str()))
+            {
                 return Err(ApplyError::UnknownTask(d.clone()));
             }
         }
