@@ -4,114 +4,12 @@
 //!
 //!     cargo bench --bench render
 
-use std::path::Path;
-
 use criterion::{criterion_group, criterion_main, Criterion};
-use pitboss::config;
-use pitboss::core::decide::{dispatch, Outcome};
-use pitboss::core::{step, Event, Input, RunState, SmallOutput, StepContext, TaskState};
-use pitboss::io::journal::Record;
-use pitboss::tui::draw::{draw, Scene, Theme};
-use pitboss::tui::keys::{Action, Keymap};
-use pitboss::tui::model::Fleet;
-use pitboss::tui::view::ViewState;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
-const TASKS: usize = 10_000;
-const WORKERS: usize = 64;
-
-/// 10,000 tasks over four pools of 16; a third done, a few dead letters, 64 running.
-fn fleet() -> Fleet {
-    let mut text = "[run]\nname = \"p3\"\nmax_parallel = 64\n[defaults]\nretry = { max_attempts = 1 }\n".to_string();
-    for p in 0..4 {
-        text += &format!("[[pool]]\nname = \"pool-{p}\"\ncommand = [\"agent\"]\nconcurrency = 16\n");
-    }
-    for i in 0..TASKS {
-        text += &format!("[[task]]\nid = \"task-{i:05}\"\n");
-    }
-    let workflow = config::parse(&text, "p3.toml", Path::new(".")).unwrap();
-    let first = Event::RunStarted { run_id: "bench".into(), workflow: Box::new(workflow) };
-    let mut state = RunState::from_first(&first).unwrap();
-    let mut records = vec![Record { seq: 1, ts: 1_790_000_000_000, event: first }];
-    let mut now = 1_790_000_000_000;
-    let push = |events: Vec<Event>, now: u64, records: &mut Vec<Record>| {
-        for event in events {
-            let seq = records.len() as u64 + 1;
-            records.push(Record { seq, ts: now, event });
-        }
-    };
-    let ctx = |now| StepContext { now_ms: now, jitter: 0.5 };
-    let mut events = step(&mut state, Input::Start { pid: 1, version: "b".into(), resumed: false }, ctx(now)).unwrap();
-    events.extend(dispatch(&mut state, ctx(now)).unwrap());
-    push(events, now, &mut records);
-    for i in 0..TASKS / 3 {
-        now += 10;
-        let TaskState::Running { attempt, .. } = state.tasks[i].state else { panic!("task {i} not running") };
-        let outcome = if i % 97 == 0 {
-            Outcome::Failure {
-                class: pitboss::core::FailureClass::Worker,
-                error: format!("exit code {}: rate limited", i % 3),
-                exit_code: Some(1),
-                signal: None,
-                duration_ms: 900,
-                output: SmallOutput::default(),
-            }
-        } else {
-            Outcome::Success {
-                result: serde_json::json!({"ok": i}),
-                exit_code: Some(0),
-                duration_ms: 900,
-                output: SmallOutput::default(),
-            }
-        };
-        let mut events =
-            step(&mut state, Input::Finished { task: format!("task-{i:05}"), attempt, outcome }, ctx(now)).unwrap();
-        events.extend(dispatch(&mut state, ctx(now)).unwrap());
-        push(events, now, &mut records);
-    }
-    let mut fleet = Fleet::from_records(&records).unwrap();
-    let running: Vec<String> = (0..TASKS)
-        .filter(|&i| matches!(fleet.state.tasks[i].state, TaskState::Running { .. }))
-        .map(|i| fleet.state.task_id(i).to_string())
-        .collect();
-    assert_eq!(running.len(), WORKERS);
-    for task in &running {
-        for line in 0..30 {
-            let text = format!("{task}: step {line} of the plan, thinking about the next paragraph\n");
-            fleet.add_output(task, 1, text.as_bytes(), now);
-        }
-        fleet.add_output(task, 1, b"{\"pitboss\":\"progress\",\"pct\":55,\"msg\":\"drafting\"}\n", now);
-    }
-    fleet
-}
+mod render_frames;
 
 fn bench(c: &mut Criterion) {
-    let fleet = fleet();
-    let keys = Keymap::default();
-    let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
-    let dashboard = ViewState::default();
-    let mut tasks = ViewState::default();
-    tasks.update(&fleet, fleet.records.len(), Action::Tasks);
-    tasks.update(&fleet, fleet.records.len(), Action::PageDown);
-    let now = fleet.last_ts + 1_000;
-    let mut frame = |name: &str, view: &ViewState| {
-        let scene = Scene {
-            fleet: &fleet,
-            total: fleet.records.len(),
-            view,
-            keys: &keys,
-            now_ms: now,
-            theme: Theme { color: true },
-        };
-        c.bench_function(name, |b| {
-            b.iter(|| {
-                terminal.draw(|f| draw(f, &scene)).unwrap();
-            });
-        });
-    };
-    frame("dashboard frame, 10k tasks, 64 workers, 200x60", &dashboard);
-    frame("tasks table frame, 10k tasks, 200x60", &tasks);
+    render_frames::bench(c, 10_000, "10k");
 }
 
 criterion_group!(benches, bench);
