@@ -195,8 +195,6 @@ pub trait RunHandle {
     fn send(&self, input: Input) -> bool;
     /// Asks the run to stop: running attempts end and the run stays resumable.
     fn stop(&self, reason: &str);
-    /// The run's state when the front end was attached.
-    fn snapshot(&self) -> &RunState;
     /// The records: call once (later calls give `None`).
     fn take_feed(&mut self) -> Option<Feed>;
 }
@@ -204,8 +202,14 @@ pub trait RunHandle {
 /// The handle to an engine in this process.
 pub struct LocalHandle {
     engine: EngineHandle,
-    snapshot: RunState,
     feed: Option<Feed>,
+}
+
+impl LocalHandle {
+    /// The engine, for reading its state (see [`EngineHandle::read`]).
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
 }
 
 impl RunHandle for LocalHandle {
@@ -215,10 +219,6 @@ impl RunHandle for LocalHandle {
 
     fn stop(&self, reason: &str) {
         self.engine.stop(reason);
-    }
-
-    fn snapshot(&self) -> &RunState {
-        &self.snapshot
     }
 
     fn take_feed(&mut self) -> Option<Feed> {
@@ -239,8 +239,8 @@ pub struct ServiceContext {
     pub engine: EngineHandle,
     /// The run folder (held by this manager).
     pub dir: PathBuf,
-    /// The state before the engine's first record.
-    pub state: RunState,
+    /// The run's id (its state is read from the engine: [`EngineHandle::read`]).
+    pub run_id: String,
     /// Every batch the engine commits; ends when the run stops.
     pub records: Records,
 }
@@ -327,7 +327,7 @@ impl Prepared {
         let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
             let runner = Arc::new(LocalRunner::for_manager(run_env));
             let world = World { clock: Arc::new(SystemClock), runner: runner.clone() };
-            let snapshot = state.clone();
+            let run_id = state.run_id.clone();
             let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
             let engine_handle = engine.handle();
             let notifier = hooks.map(|hooks| hooks.start(engine_handle.subscribe()));
@@ -337,7 +337,7 @@ impl Prepared {
                 let context = ServiceContext {
                     engine: engine_handle.clone(),
                     dir: service_dir.clone(),
-                    state: snapshot.clone(),
+                    run_id: run_id.clone(),
                     records: engine_handle.subscribe(),
                 };
                 match service(context) {
@@ -345,7 +345,7 @@ impl Prepared {
                     Err(e) => eprintln!("pitboss: warning: {e}"),
                 }
             }
-            let handle = LocalHandle { engine: engine_handle.clone(), snapshot, feed: Some(feed) };
+            let handle = LocalHandle { engine: engine_handle.clone(), feed: Some(feed) };
             engine_handle.send(start);
             let engine_task = tokio::spawn(engine.run(crate::io::signal::shutdown_signal()));
             let front_result = (front.run)(handle).await;
