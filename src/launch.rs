@@ -185,6 +185,11 @@ impl Feed {
             return Some(fresh);
         }
     }
+
+    /// True when a batch is waiting (the next [`Feed::next`] will not wait for one).
+    pub fn has_more(&self) -> bool {
+        !self.live.is_empty()
+    }
 }
 
 /// What a front end holds of a run: commands in, records out. In-process for `run`

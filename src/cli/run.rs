@@ -220,10 +220,14 @@ async fn report(
     let mut said_blocked = false;
     let mut stopped = None;
     while let Some(batch) = feed.next().await {
-        // The engine's counts as of this batch or later (the bar never goes back);
-        // once it has stopped, the last ones read stand.
-        if let Some(now) = engine.read(|state, _| Progress::of(state)).await {
-            progress = now;
+        // The engine's counts as of this batch or later; once it has stopped, the last
+        // ones read stand. Read when the reporter has caught up with the feed, so a
+        // busy run is asked once per burst, not per batch, and its batches do not
+        // pile up unread behind the question.
+        if !feed.has_more() {
+            if let Some(now) = engine.read(|state, _| Progress::of(state)).await {
+                progress = now;
+            }
         }
         // One write per batch, not per line: a busy fleet makes thousands of lines.
         let mut plain = String::new();

@@ -15,6 +15,7 @@ use super::breaker::Circuit;
 use super::checks::Finding;
 use super::event::{AfterFailure, Event, FailureClass, OutputStream};
 use super::gates::{Verdict, VerdictKind};
+use super::json_text::JsonText;
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, GateKind, Workflow};
 
@@ -45,8 +46,9 @@ pub struct Task {
     pub crashes: u32,
     /// Consecutive resource deferrals (they set the deferral backoff).
     pub deferrals: u32,
-    /// The result, once completed.
-    pub result: Option<Value>,
+    /// The result, once completed, as its JSON text (see [`JsonText`]: one task's
+    /// result is held for the whole run).
+    pub result: Option<JsonText>,
     /// The latest failure message.
     pub last_error: Option<String>,
     /// Pool of the latest attempt.
@@ -331,7 +333,7 @@ impl RunState {
         self.tasks[i].last_error = Some(format!("fallback used: {reason}"));
         match fallback {
             Fallback::Result(value) => {
-                self.tasks[i].result = Some(value);
+                self.tasks[i].result = Some(JsonText::of(&value));
                 self.set_state(i, TaskState::Completed { degraded: true });
             }
             Fallback::Pool(name) => {
@@ -667,7 +669,7 @@ impl RunState {
     /// kept, and counts once the last gate passes).
     fn succeed(&mut self, kind: &'static str, id: &str, attempt: u32, result: &Value) -> Result<(), ApplyError> {
         let i = self.running_attempt(kind, id, attempt)?;
-        self.tasks[i].result = Some(result.clone());
+        self.tasks[i].result = Some(JsonText::of(result));
         self.tasks[i].crashes = 0;
         if self.workflow.tasks[i].gates.is_empty() {
             let degraded = self.tasks[i].degraded;
