@@ -71,48 +71,13 @@ impl Serialize for JsonText {
 }
 
 impl<'de> Deserialize<'de> for JsonText {
-    /// Read as a value and written back compact, so a text read from a document
-    /// written some other way (spaces, another key order) compares and prints as
-    /// one made from the same value.
+    /// Read as a value and written back compact: a text read from a document written
+    /// some other way (spaces, another key order) compares and prints as one made from
+    /// the same value; and a value works inside the log's tagged events, which serde
+    /// reads through a buffer a raw text cannot come from.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JsonText, D::Error> {
-        let raw = Box::<RawValue>::deserialize(d)?;
-        let text = raw.get();
-        if is_compact(text) {
-            return Ok(JsonText(Arc::from(raw)));
-        }
-        let value: Value = serde_json::from_str(text).map_err(serde::de::Error::custom)?;
-        Ok(JsonText::of(&value))
+        Value::deserialize(d).map(|value| JsonText::of(&value))
     }
-}
-
-/// True when `text` is exactly what `serde_json` would write for its value: no
-/// whitespace outside strings, and object keys in order (checked by writing it out
-/// again only when it has an object with more than one key).
-fn is_compact(text: &str) -> bool {
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut keys = false;
-    for c in text.bytes() {
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_string = true,
-            b' ' | b'\n' | b'\r' | b'\t' => return false,
-            b',' => keys = true,
-            _ => {}
-        }
-    }
-    if !keys {
-        return true;
-    }
-    serde_json::from_str::<Value>(text).is_ok_and(|v| v.to_string() == text)
 }
 
 #[cfg(test)]
@@ -139,6 +104,14 @@ mod tests {
         assert_eq!(read, JsonText::of(&json!({"a": 2, "b": 1})));
         let kept: JsonText = serde_json::from_str(r#"{"a":"x, y","b":" "}"#).unwrap();
         assert_eq!(kept.as_str(), r#"{"a":"x, y","b":" "}"#);
+        // Inside an internally tagged enum (the log's events), which buffers its fields.
+        #[derive(serde::Deserialize)]
+        #[serde(tag = "type")]
+        enum Tagged {
+            One { text: JsonText },
+        }
+        let Tagged::One { text } = serde_json::from_str(r#"{"type":"One","text":{"b":1,"a":2}}"#).unwrap();
+        assert_eq!(text.as_str(), r#"{"a":2,"b":1}"#);
         let from_value: JsonText = serde_json::from_value(json!({"z": 1, "a": 2})).unwrap();
         assert_eq!(from_value.as_str(), r#"{"a":2,"z":1}"#);
     }

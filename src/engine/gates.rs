@@ -191,7 +191,7 @@ impl Engine {
     /// program or a reviewer is told about the task).
     fn task_doc(&self, i: usize, attempt: u32) -> Value {
         let spec = &self.state.workflow.tasks[i];
-        let payload = self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload);
+        let payload = &self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload).value();
         let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
         let inputs: Map<String, Value> = self.state.dependencies[i]
             .iter()

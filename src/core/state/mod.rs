@@ -56,7 +56,7 @@ pub struct Task {
     /// True once a fallback was used for the task (its result is degraded).
     pub degraded: bool,
     /// A payload an operator set, replacing the workflow's.
-    pub payload: Option<Value>,
+    pub payload: Option<JsonText>,
     /// The pool a `fallback = { pool }` sent the task to.
     pub pool_override: Option<usize>,
     /// Output that could not be saved: (attempt, stream) of each
@@ -596,7 +596,7 @@ impl RunState {
     fn edit_payload(&mut self, kind: &'static str, id: &str, payload: &Value) -> Result<(), ApplyError> {
         let i =
             self.task_where(kind, id, |s| !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. }))?;
-        self.tasks[i].payload = Some(payload.clone());
+        self.tasks[i].payload = Some(JsonText::of(payload));
         Ok(())
     }
 
