@@ -483,7 +483,7 @@ fn editing_a_payload_goes_through_the_palette_and_must_be_json() {
         out,
         vec![Request::Engine(Input::EditPayload {
             task: "lint".into(),
-            payload: serde_json::json!({"strict": false}).into()
+            payload: serde_json::json!({"strict": false})
         })]
     );
     assert!(vs.run_command(&fleet, total, "payload lint {not json").is_empty());

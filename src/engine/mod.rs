@@ -128,7 +128,10 @@ enum Msg {
 /// got so far (their next seq is given with it). The control socket and the headless
 /// reporter read the run this way instead of keeping folds of their own: one state
 /// in the manager, written by the engine alone (DESIGN §1).
-struct Reader(Box<dyn FnOnce(&RunState, Option<u64>) + Send>);
+struct Reader(Box<ReadFn>);
+
+/// What a [`Reader`] runs: the state, and the seq of the next record.
+type ReadFn = dyn FnOnce(&RunState, Option<u64>) + Send;
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
