@@ -79,9 +79,10 @@ pub fn new_run(run: NewRun) -> Result<Prepared, LaunchError> {
             run_dir.path.display()
         )));
     }
-    let first = Event::RunStarted { run_id: run.run_id.clone(), workflow: Box::new(run.workflow.clone()) };
+    let first = Event::RunStarted { run_id: run.run_id, workflow: Box::new(run.workflow) };
     let journal = Journal::create(&run_dir.path, wall_ms(), &first).map_err(start_err)?;
-    let state = RunState::new(run.run_id, Arc::new(run.workflow));
+    // The workflow moves from the record written into the state: never two copies.
+    let state = RunState::from_started(first).map_err(start_err)?;
     Ok(Prepared { run_dir, state, journal, resumed: false, services: Vec::new(), notes: Vec::new() })
 }
 

@@ -317,6 +317,16 @@ impl RunState {
         }
     }
 
+    /// [`RunState::from_first`] taking the event: its workflow becomes the state's
+    /// without a copy (a big workflow is tens of MB; a new run writes its first record
+    /// and then folds it).
+    pub fn from_started(event: Event) -> Result<RunState, ApplyError> {
+        match event {
+            Event::RunStarted { run_id, workflow } => Ok(RunState::new(run_id, Arc::from(workflow))),
+            _ => Err(ApplyError::NotStarted),
+        }
+    }
+
     /// Task index by id.
     pub fn task_index(&self, id: &str) -> Option<usize> {
         self.graph.index.get(id).copied()
