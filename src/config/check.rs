@@ -46,6 +46,46 @@ pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workfl
     Ok(workflow)
 }
 
+/// As [`check`], for a file read in sections (`split.rs`): `rest` is everything but
+/// the tasks, and `read(k)` reads the k-th `[[task]]` section alone (`None`: it has a
+/// problem). Each raw task lives only until its [`TaskSpec`] is built, so the parse
+/// never holds more than one task's tree. `None` at the first problem of any kind:
+/// the caller then checks the whole file with [`check`], for the exact messages at
+/// their lines and columns (problems here are placed within a section, not the file).
+pub(super) fn check_sections(
+    text: &str,
+    rest: &RawWorkflow,
+    count: usize,
+    mut read: impl FnMut(usize) -> Option<RawTask>,
+    base: &Path,
+) -> Option<Workflow> {
+    let pool_names = rest.pool.iter().map(|p| p.name.get_ref().clone()).collect();
+    let mut checker = Checker { text, problems: Vec::new(), base, pool_names };
+    let mut complete = true;
+    let mut workflow = checker.workflow_with(rest, |checker, defaults, pools| {
+        let mut tasks = Vec::with_capacity(count);
+        for i in 0..count {
+            let Some(raw) = read(i).filter(|_| checker.problems.is_empty()) else {
+                complete = false;
+                break;
+            };
+            let task = checker.task(i, &raw, defaults);
+            checker.consensus_pools_of(&raw, &task, pools);
+            tasks.push(task);
+        }
+        tasks
+    });
+    if !complete || !checker.problems.is_empty() || !workflow.check().is_empty() {
+        return None;
+    }
+    checker.spawn_only_keys(rest, &workflow);
+    if !checker.problems.is_empty() {
+        return None;
+    }
+    resolve_paths(&mut workflow, base);
+    Some(workflow)
+}
+
 /// Builds and checks tasks to add to the run of `workflow` (a file of `[[task]]`
 /// entries only), resolved against its pools and `[defaults]`; `known` are the tasks
 /// they may depend on or clash with (the run's, for a submit; none for a planner's,
@@ -172,14 +212,26 @@ impl Checker<'_> {
     }
 
     fn workflow(&mut self, raw: &RawWorkflow) -> Workflow {
+        self.workflow_with(raw, |checker, defaults, _| {
+            raw.task.iter().enumerate().map(|(i, t)| checker.task(i, t, defaults)).collect()
+        })
+    }
+
+    /// The workflow of `raw` but its tasks, which `tasks` builds (with the task
+    /// defaults and the pools): from `raw.task`, or section by section.
+    fn workflow_with(
+        &mut self,
+        raw: &RawWorkflow,
+        tasks: impl FnOnce(&mut Self, &TaskDefaults, &[PoolSpec]) -> Vec<TaskSpec>,
+    ) -> Workflow {
         let (name, max_parallel, kill_grace_ms) = self.run(raw.run.as_ref());
         let task_defaults = self.task_defaults(raw.defaults.as_ref());
         let balancer = match &raw.balancer {
             None => defaults::BALANCER,
             Some(b) => self.strategy(&b.strategy),
         };
-        let pools = raw.pool.iter().enumerate().map(|(i, p)| self.pool(i, p)).collect();
-        let tasks = raw.task.iter().enumerate().map(|(i, t)| self.task(i, t, &task_defaults)).collect();
+        let pools: Vec<PoolSpec> = raw.pool.iter().enumerate().map(|(i, p)| self.pool(i, p)).collect();
+        let tasks = tasks(self, &task_defaults, &pools);
         let notify = self.notify(&raw.notify);
         let planner = raw.planner.as_ref().map(|p| self.planner(p)).unwrap_or_default();
         let defaults = raw.defaults.is_some().then_some(task_defaults);

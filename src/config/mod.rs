@@ -22,6 +22,7 @@ mod gates;
 mod notify;
 mod parse;
 mod shape;
+mod split;
 
 use std::fmt;
 use std::path::Path;
@@ -80,9 +81,25 @@ pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
 
 /// Validates workflow text; `base` resolves relative paths (the file's folder).
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigError> {
+    if let Some(workflow) = parse_in_sections(text, base) {
+        return Ok(workflow);
+    }
+    // The whole document at once: a file that cannot be split (no `[[task]]` header,
+    // `task = [...]` written inline, a sub-table of a task after another table…), or
+    // one with a problem, whose messages come from here and only here.
     let error = |problems| ConfigError { file: file.to_string(), problems };
     let raw = parse::read(text).map_err(error)?;
     check::check(text, &raw, base).map_err(error)
+}
+
+/// A valid workflow read one `[[task]]` section at a time (issue 14: memory in
+/// proportion to the file, not to its TOML tree), or `None` when the file cannot be
+/// split with certainty (`split.rs`) or has any problem (then [`parse`] reads it whole).
+fn parse_in_sections(text: &str, base: &Path) -> Option<Workflow> {
+    let split::Sections { rest, tasks } = split::split(text)?;
+    let rest = parse::read_rest(&rest, shape::WORKFLOW)?;
+    let read = |k: usize| parse::read_task(&text[tasks[k].clone()]);
+    check::check_sections(text, &rest, tasks.len(), read, base)
 }
 
 /// Tasks to add to a live run (`pitboss submit DIR FILE`, DESIGN §11): `[[task]]`
@@ -171,5 +188,7 @@ fn json_id(item: &serde_json::Value) -> String {
     }
 }
 
+#[cfg(test)]
+mod sections_tests;
 #[cfg(test)]
 mod tests;
