@@ -25,7 +25,7 @@ use super::Problem;
 /// Builds and checks a workflow; on failure, every problem in file order.
 pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workflow, Vec<Problem>> {
     let pool_names = raw.pool.iter().map(|p| p.name.get_ref().clone()).collect();
-    let mut checker = Checker { text, problems: Vec::new(), base, pool_names };
+    let mut checker = Checker::new(text, base, pool_names);
     let mut workflow = checker.workflow(raw);
     for error in workflow.check() {
         checker.place(raw, &error);
@@ -46,67 +46,28 @@ pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workfl
     Ok(workflow)
 }
 
-/// As [`check`], for a file read in sections (`split.rs`): `rest` is everything but
-/// the tasks, and `read(k)` reads the k-th `[[task]]` section alone (`None`: it has a
-/// problem). Each raw task lives only until its [`TaskSpec`] is built, so the parse
-/// never holds more than one task's tree. `None` at the first problem of any kind:
-/// the caller then checks the whole file with [`check`], for the exact messages at
-/// their lines and columns (problems here are placed within a section, not the file).
-pub(super) fn check_sections(
-    text: &str,
-    rest: &RawWorkflow,
-    count: usize,
-    mut read: impl FnMut(usize) -> Option<RawTask>,
-    base: &Path,
-) -> Option<Workflow> {
-    let pool_names = rest.pool.iter().map(|p| p.name.get_ref().clone()).collect();
-    let mut checker = Checker { text, problems: Vec::new(), base, pool_names };
-    let mut complete = true;
-    let mut workflow = checker.workflow_with(rest, |checker, defaults, pools| {
-        let mut tasks = Vec::with_capacity(count);
-        for i in 0..count {
-            let Some(raw) = read(i).filter(|_| checker.problems.is_empty()) else {
-                complete = false;
-                break;
-            };
-            let task = checker.task(i, &raw, defaults);
-            checker.consensus_pools_of(&raw, &task, pools);
-            tasks.push(task);
-        }
-        tasks
-    });
-    if !complete || !checker.problems.is_empty() || !workflow.check().is_empty() {
-        return None;
-    }
-    checker.spawn_only_keys(rest, &workflow);
-    if !checker.problems.is_empty() {
-        return None;
-    }
-    resolve_paths(&mut workflow, base);
-    Some(workflow)
-}
-
 /// Builds and checks tasks to add to the run of `workflow` (a file of `[[task]]`
-/// entries only), resolved against its pools and `[defaults]`; `known` are the tasks
-/// they may depend on or clash with (the run's, for a submit; none for a planner's,
-/// whose dependencies are its siblings). Relative paths (gate programs, schema files)
-/// resolve against `base`. Every problem in file order.
+/// entries only), resolved against its pools and `[defaults]`; with `run_tasks`, they
+/// may depend on or clash with the run's tasks (a submit), else with none (a
+/// planner's, whose dependencies are its siblings). Relative paths (gate programs,
+/// schema files) resolve against `base`. Every problem in file order.
 pub(super) fn tasks(
     text: &str,
     raw: &RawWorkflow,
     workflow: &Workflow,
-    known: &[TaskSpec],
+    run_tasks: bool,
     base: &Path,
 ) -> Result<Vec<TaskSpec>, Vec<Problem>> {
     let pool_names = workflow.pools.iter().map(|p| p.name.clone()).collect();
-    let mut checker = Checker { text, problems: Vec::new(), base, pool_names };
+    let mut checker = Checker::new(text, base, pool_names);
     let defaults = workflow.defaults.clone().unwrap_or_else(defaults::builtin);
     let tasks: Vec<TaskSpec> = raw.task.iter().enumerate().map(|(i, t)| checker.task(i, t, &defaults)).collect();
-    let run = Workflow { tasks: known.to_vec(), ..workflow.clone() };
-    for error in run.check_new_tasks(&tasks) {
+    for error in new_task_errors(workflow, run_tasks, &tasks) {
         checker.place(raw, &error);
     }
-    checker.consensus_pools(raw, &Workflow { tasks: tasks.clone(), ..workflow.clone() });
+    for (raw_task, task) in raw.task.iter().zip(&tasks) {
+        checker.consensus_pools_of(raw_task, task, &workflow.pools);
+    }
     if !checker.problems.is_empty() {
         let mut problems = checker.problems;
         problems.sort_by_key(|p| (p.line, p.col));
@@ -114,6 +75,30 @@ pub(super) fn tasks(
         return Err(problems);
     }
     Ok(tasks)
+}
+
+/// The core's problems with `tasks` added to the run of `workflow`: checked against
+/// its tasks (`run_tasks`) or none. Nothing of the run is copied but its small parts
+/// (a run of 100,000 tasks would otherwise be cloned for every submit and spawn).
+pub(super) fn new_task_errors(workflow: &Workflow, run_tasks: bool, tasks: &[TaskSpec]) -> Vec<WorkflowError> {
+    if run_tasks {
+        return workflow.check_new_tasks(tasks);
+    }
+    let Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks: _, planner, defaults, notify, folder } =
+        workflow;
+    let alone = Workflow {
+        name: name.clone(),
+        max_parallel: *max_parallel,
+        kill_grace_ms: *kill_grace_ms,
+        balancer: *balancer,
+        pools: pools.clone(),
+        tasks: Vec::new(),
+        planner: planner.clone(),
+        defaults: defaults.clone(),
+        notify: notify.clone(),
+        folder: folder.clone(),
+    };
+    alone.check_new_tasks(tasks)
 }
 
 /// Collects problems while the workflow is built.
@@ -126,7 +111,15 @@ pub(super) struct Checker<'a> {
     pub(super) pool_names: Vec<String>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    pub(super) fn new(text: &'a str, base: &'a Path, pool_names: Vec<String>) -> Self {
+        Checker { text, problems: Vec::new(), base, pool_names }
+    }
+
+    pub(super) fn has_problems(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
     /// Records a problem at the start of `span`.
     pub(super) fn report(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, col) = line_col(self.text, span.start);
@@ -219,7 +212,7 @@ impl Checker<'_> {
 
     /// The workflow of `raw` but its tasks, which `tasks` builds (with the task
     /// defaults and the pools): from `raw.task`, or section by section.
-    fn workflow_with(
+    pub(super) fn workflow_with(
         &mut self,
         raw: &RawWorkflow,
         tasks: impl FnOnce(&mut Self, &TaskDefaults, &[PoolSpec]) -> Vec<TaskSpec>,
@@ -400,7 +393,7 @@ impl Checker<'_> {
         }
     }
 
-    fn task(&mut self, i: usize, raw: &RawTask, defaults: &TaskDefaults) -> TaskSpec {
+    pub(super) fn task(&mut self, i: usize, raw: &RawTask, defaults: &TaskDefaults) -> TaskSpec {
         let consensus = raw.consensus.as_ref().and_then(|c| self.consensus(c));
         let id = raw.id.get_ref().clone();
         let fallback = raw.fallback.as_ref().and_then(|f| self.fallback(f, &id));
@@ -455,7 +448,7 @@ impl Checker<'_> {
     }
 
     /// `recycle` and `per_worker` in a spawn pool: the keys, not their values, are wrong.
-    fn spawn_only_keys(&mut self, raw: &RawWorkflow, workflow: &Workflow) {
+    pub(super) fn spawn_only_keys(&mut self, raw: &RawWorkflow, workflow: &Workflow) {
         for (raw, pool) in raw.pool.iter().zip(&workflow.pools) {
             if pool.mode != PoolMode::Spawn {
                 continue;
@@ -557,7 +550,7 @@ fn span_of<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
 
 /// Relative paths mean "next to the workflow", not "wherever pitboss was started":
 /// a command's program when it names a path (`./agent.sh`), and a pool's `cwd`.
-fn resolve_paths(workflow: &mut Workflow, base: &Path) {
+pub(super) fn resolve_paths(workflow: &mut Workflow, base: &Path) {
     for pool in &mut workflow.pools {
         if let Some(program) = pool.command.first_mut() {
             if program.contains('/') && !program.starts_with('{') && Path::new(program.as_str()).is_relative() {

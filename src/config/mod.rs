@@ -21,6 +21,7 @@ mod defaults;
 mod gates;
 mod notify;
 mod parse;
+mod sections;
 mod shape;
 mod split;
 
@@ -81,7 +82,7 @@ pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
 
 /// Validates workflow text; `base` resolves relative paths (the file's folder).
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigError> {
-    if let Some(workflow) = parse_in_sections(text, base) {
+    if let Some(workflow) = sections::workflow(text, base) {
         return Ok(workflow);
     }
     // The whole document at once: a file that cannot be split (no `[[task]]` header,
@@ -90,16 +91,6 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigErro
     let error = |problems| ConfigError { file: file.to_string(), problems };
     let raw = parse::read(text).map_err(error)?;
     check::check(text, &raw, base).map_err(error)
-}
-
-/// A valid workflow read one `[[task]]` section at a time (issue 14: memory in
-/// proportion to the file, not to its TOML tree), or `None` when the file cannot be
-/// split with certainty (`split.rs`) or has any problem (then [`parse`] reads it whole).
-fn parse_in_sections(text: &str, base: &Path) -> Option<Workflow> {
-    let split::Sections { rest, tasks } = split::split(text)?;
-    let rest = parse::read_rest(&rest, shape::WORKFLOW)?;
-    let read = |k: usize| parse::read_task(&text[tasks[k].clone()]);
-    check::check_sections(text, &rest, tasks.len(), read, base)
 }
 
 /// Tasks to add to a live run (`pitboss submit DIR FILE`, DESIGN §11): `[[task]]`
@@ -114,11 +105,15 @@ pub fn tasks_from_toml(
     workflow: &Workflow,
 ) -> Result<Vec<crate::core::workflow::TaskSpec>, ConfigError> {
     let error = |problems| ConfigError { file: file.to_string(), problems };
-    let raw = parse::read_keys(text, shape::TASKS).map_err(error)?;
     // Relative paths mean "next to the submitted file", as a workflow's mean "next to
     // the workflow"; a bare name's parent is "" (the current folder).
     let base = Path::new(file).parent().unwrap_or(Path::new(""));
-    check::tasks(text, &raw, workflow, &workflow.tasks, base).map_err(error)
+    // Section by section as a workflow is (`sections.rs`); whole for the messages.
+    if let Some(tasks) = sections::tasks(text, workflow, base) {
+        return Ok(tasks);
+    }
+    let raw = parse::read_keys(text, shape::TASKS).map_err(error)?;
+    check::tasks(text, &raw, workflow, true, base).map_err(error)
 }
 
 /// A planner's spawned tasks (the `tasks` array of its `{"pitboss":"spawn"}` lines,
@@ -155,7 +150,7 @@ pub fn tasks_from_json(
     let raw = parse::read_keys(&text, shape::TASKS);
     // A planner's tasks belong to the workflow: its paths resolve next to the file.
     let base = workflow.folder.as_deref().unwrap_or(Path::new("."));
-    let checked = raw.and_then(|raw| check::tasks(&text, &raw, workflow, &[], base));
+    let checked = raw.and_then(|raw| check::tasks(&text, &raw, workflow, false, base));
     checked.map_err(|problems| {
         let said: Vec<String> = problems
             .iter()

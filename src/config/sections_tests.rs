@@ -1,5 +1,5 @@
 //! Reading a workflow one `[[task]]` section at a time (`split.rs`,
-//! [`parse_in_sections`](super::parse_in_sections)) gives exactly what reading the
+//! `sections.rs`) gives exactly what reading the
 //! whole document gives: the same workflow for a valid file, and for an invalid one
 //! nothing (the whole document is then read, for the exact messages).
 
@@ -78,7 +78,7 @@ fn fixtures() -> Vec<(String, String)> {
 fn valid_files_read_in_sections_give_the_whole_documents_workflow() {
     let base = Path::new("/base");
     for text in SPLIT_VALID {
-        let sections = parse_in_sections(text, base).unwrap_or_else(|| panic!("read in sections:\n{text}"));
+        let sections = sections::workflow(text, base).unwrap_or_else(|| panic!("read in sections:\n{text}"));
         assert_eq!(Ok(sections), whole(text, base), "{text}");
     }
 }
@@ -88,7 +88,7 @@ fn files_with_problems_are_left_to_the_whole_document() {
     let base = Path::new("/base");
     for text in PROBLEMS {
         assert!(whole(text, base).is_err(), "a problem in:\n{text}");
-        assert_eq!(parse_in_sections(text, base), None, "{text}");
+        assert_eq!(sections::workflow(text, base), None, "{text}");
     }
 }
 
@@ -96,7 +96,7 @@ fn files_with_problems_are_left_to_the_whole_document() {
 fn valid_files_that_cannot_be_split_are_read_whole() {
     let base = Path::new("/base");
     for text in UNSPLIT {
-        assert_eq!(parse_in_sections(text, base), None, "{text}");
+        assert_eq!(sections::workflow(text, base), None, "{text}");
         let workflow = parse(text, "wf.toml", base).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(Ok(workflow), whole(text, base));
     }
@@ -107,9 +107,32 @@ fn every_fixture_reads_alike_in_sections_and_whole() {
     for (file, text) in fixtures() {
         let base = Path::new(&file).parent().expect("a folder");
         let whole = whole(&text, base);
-        match parse_in_sections(&text, base) {
+        match sections::workflow(&text, base) {
             Some(workflow) => assert_eq!(Ok(workflow), whole, "{file}"),
             None => assert!(whole.is_err() || split::split(&text).is_none(), "{file} was not read in sections"),
         }
+    }
+}
+
+#[test]
+fn submitted_tasks_read_in_sections_are_the_whole_documents() {
+    let base = Path::new("/base");
+    let run = "[[pool]]\nname = \"p\"\ncommand = [\"echo\"]\n[defaults]\ntimeout = \"7s\"\n[[task]]\nid = \"a\"\n";
+    let workflow = parse(run, "wf.toml", base).expect("valid");
+    let whole = |text: &str| check::tasks(text, &parse::read_keys(text, shape::TASKS)?, &workflow, true, base);
+    let valid = "[[task]]\nid = \"x\"\ndepends_on = [\"a\"]\n[task.retry]\nmax_attempts = 2\n[[task]]\nid = \"y\"\n";
+    let tasks = sections::tasks(valid, &workflow, base).expect("read in sections");
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(Ok(tasks), whole(valid));
+    let problems = [
+        // A clash with the run's task, an unknown dependency, a key that is not a task's.
+        "[[task]]\nid = \"a\"\n",
+        "[[task]]\nid = \"x\"\ndepends_on = [\"ghost\"]\n",
+        "[run]\nname = \"x\"\n[[task]]\nid = \"x\"\n",
+        "[[task]]\nid = \"x\"\n[[notify]]\non = [\"x\"]\ncommand = [\"true\"]\n",
+    ];
+    for text in problems {
+        assert!(whole(text).is_err(), "a problem in:\n{text}");
+        assert_eq!(sections::tasks(text, &workflow, base), None, "{text}");
     }
 }
