@@ -93,7 +93,7 @@ pub(super) fn new_task_errors(workflow: &Workflow, run_tasks: bool, tasks: &[Tas
         balancer: *balancer,
         pools: pools.clone(),
         tasks: Vec::new(),
-        planner: planner.clone(),
+        planner: *planner,
         defaults: defaults.clone(),
         notify: notify.clone(),
         folder: folder.clone(),
@@ -103,7 +103,9 @@ pub(super) fn new_task_errors(workflow: &Workflow, run_tasks: bool, tasks: &[Tas
 
 /// Collects problems while the workflow is built.
 pub(super) struct Checker<'a> {
-    text: &'a str,
+    /// The text the spans index, or `None` when they index no one text (a file read
+    /// in sections, `sections.rs`, whose problems are counted, never shown).
+    text: Option<&'a str>,
     problems: Vec<Problem>,
     /// The workflow file's folder: gate files and programs are relative to it.
     pub(super) base: &'a Path,
@@ -113,7 +115,12 @@ pub(super) struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub(super) fn new(text: &'a str, base: &'a Path, pool_names: Vec<String>) -> Self {
-        Checker { text, problems: Vec::new(), base, pool_names }
+        Checker { text: Some(text), problems: Vec::new(), base, pool_names }
+    }
+
+    /// A checker whose problems are not placed (see [`Checker::text`]).
+    pub(super) fn unplaced(base: &'a Path, pool_names: Vec<String>) -> Self {
+        Checker { text: None, problems: Vec::new(), base, pool_names }
     }
 
     pub(super) fn has_problems(&self) -> bool {
@@ -122,7 +129,7 @@ impl<'a> Checker<'a> {
 
     /// Records a problem at the start of `span`.
     pub(super) fn report(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let (line, col) = line_col(self.text, span.start);
+        let (line, col) = self.text.map_or((0, 0), |text| line_col(text, span.start));
         self.problems.push(Problem { line, col, message: message.into() });
     }
 

@@ -11,6 +11,11 @@
 //! is about. It collects *every* problem, so one `pitboss validate` shows all of them,
 //! each as `FILE:LINE:COL: message`.
 //!
+//! A valid file is read one `[[task]]` section at a time (`split.rs` finds them,
+//! `sections.rs` reads them), so that memory follows the file, not its TOML tree;
+//! a file with any problem, or one the split cannot place, is read whole as above,
+//! which alone places problems (issue 14).
+//!
 //! The validated [`Workflow`] is plain data with every default resolved and every
 //! relative path made absolute: it is stored whole in the first event of a run, so
 //! `resume` needs nothing but the run folder.

@@ -8,8 +8,8 @@
 //! error, a shape problem, a bad value, a core check such as a duplicate id across
 //! sections), the caller reads the whole document instead, as before: its messages,
 //! lines and columns are then exactly what they were, and a file with a problem costs
-//! the memory it did. Problems found here would be placed within a section, not the
-//! file, and are never shown.
+//! the memory it did. Spans here are a section's or the joined rest's, not the
+//! file's: problems are only counted ([`Checker::unplaced`]), never placed or shown.
 
 use std::path::Path;
 
@@ -24,7 +24,7 @@ pub(super) fn workflow(text: &str, base: &Path) -> Option<Workflow> {
     let split::Sections { rest, tasks } = split::split(text)?;
     let rest = parse::read_rest(&rest, shape::WORKFLOW)?;
     let pool_names = rest.pool.iter().map(|p| p.name.get_ref().clone()).collect();
-    let mut checker = Checker::new(text, base, pool_names);
+    let mut checker = Checker::unplaced(base, pool_names);
     let mut built = None;
     let mut workflow = checker.workflow_with(&rest, |checker, defaults, pools| {
         built = build(checker, defaults, pools, text, &tasks);
@@ -48,7 +48,7 @@ pub(super) fn tasks(text: &str, workflow: &Workflow, base: &Path) -> Option<Vec<
     let split::Sections { rest, tasks } = split::split(text)?;
     parse::read_rest(&rest, shape::TASKS)?;
     let pool_names = workflow.pools.iter().map(|p| p.name.clone()).collect();
-    let mut checker = Checker::new(text, base, pool_names);
+    let mut checker = Checker::unplaced(base, pool_names);
     let defaults = workflow.defaults.clone().unwrap_or_else(defaults::builtin);
     let tasks = build(&mut checker, &defaults, &workflow.pools, text, &tasks)?;
     check::new_task_errors(workflow, true, &tasks).is_empty().then_some(tasks)

@@ -136,3 +136,14 @@ fn submitted_tasks_read_in_sections_are_the_whole_documents() {
         assert_eq!(sections::tasks(text, &workflow, base), None, "{text}");
     }
 }
+
+#[test]
+fn a_problem_in_a_section_after_wide_characters_is_placed_in_the_file() {
+    // A section's own offsets fall inside an `é` of the file: nothing may cut there.
+    let text = format!(
+        "#{}\n[[pool]]\nname = \"p\"\ncommand = [\"echo\"]\n[[task]]\nid = \"a\"\ntimeout = \"soon\"\n",
+        "é".repeat(50)
+    );
+    let err = parse(&text, "wf.toml", Path::new("/base")).expect_err("a bad duration");
+    assert!(err.to_string().starts_with("wf.toml:7:11: bad duration \"soon\""), "{err}");
+}
