@@ -25,7 +25,7 @@ use super::Problem;
 /// Builds and checks a workflow; on failure, every problem in file order.
 pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workflow, Vec<Problem>> {
     let pool_names = raw.pool.iter().map(|p| p.name.get_ref().clone()).collect();
-    let mut checker = Checker { text, problems: Vec::new(), base, pool_names };
+    let mut checker = Checker::new(text, base, pool_names);
     let mut workflow = checker.workflow(raw);
     for error in workflow.check() {
         checker.place(raw, &error);
@@ -47,26 +47,27 @@ pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workfl
 }
 
 /// Builds and checks tasks to add to the run of `workflow` (a file of `[[task]]`
-/// entries only), resolved against its pools and `[defaults]`; `known` are the tasks
-/// they may depend on or clash with (the run's, for a submit; none for a planner's,
-/// whose dependencies are its siblings). Relative paths (gate programs, schema files)
-/// resolve against `base`. Every problem in file order.
+/// entries only), resolved against its pools and `[defaults]`; with `run_tasks`, they
+/// may depend on or clash with the run's tasks (a submit), else with none (a
+/// planner's, whose dependencies are its siblings). Relative paths (gate programs,
+/// schema files) resolve against `base`. Every problem in file order.
 pub(super) fn tasks(
     text: &str,
     raw: &RawWorkflow,
     workflow: &Workflow,
-    known: &[TaskSpec],
+    run_tasks: bool,
     base: &Path,
 ) -> Result<Vec<TaskSpec>, Vec<Problem>> {
     let pool_names = workflow.pools.iter().map(|p| p.name.clone()).collect();
-    let mut checker = Checker { text, problems: Vec::new(), base, pool_names };
+    let mut checker = Checker::new(text, base, pool_names);
     let defaults = workflow.defaults.clone().unwrap_or_else(defaults::builtin);
     let tasks: Vec<TaskSpec> = raw.task.iter().enumerate().map(|(i, t)| checker.task(i, t, &defaults)).collect();
-    let run = Workflow { tasks: known.to_vec(), ..workflow.clone() };
-    for error in run.check_new_tasks(&tasks) {
+    for error in new_task_errors(workflow, run_tasks, &tasks) {
         checker.place(raw, &error);
     }
-    checker.consensus_pools(raw, &Workflow { tasks: tasks.clone(), ..workflow.clone() });
+    for (raw_task, task) in raw.task.iter().zip(&tasks) {
+        checker.consensus_pools_of(raw_task, task, &workflow.pools);
+    }
     if !checker.problems.is_empty() {
         let mut problems = checker.problems;
         problems.sort_by_key(|p| (p.line, p.col));
@@ -76,9 +77,35 @@ pub(super) fn tasks(
     Ok(tasks)
 }
 
+/// The core's problems with `tasks` added to the run of `workflow`: checked against
+/// its tasks (`run_tasks`) or none. Nothing of the run is copied but its small parts
+/// (a run of 100,000 tasks would otherwise be cloned for every submit and spawn).
+pub(super) fn new_task_errors(workflow: &Workflow, run_tasks: bool, tasks: &[TaskSpec]) -> Vec<WorkflowError> {
+    if run_tasks {
+        return workflow.check_new_tasks(tasks);
+    }
+    let Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks: _, planner, defaults, notify, folder } =
+        workflow;
+    let alone = Workflow {
+        name: name.clone(),
+        max_parallel: *max_parallel,
+        kill_grace_ms: *kill_grace_ms,
+        balancer: *balancer,
+        pools: pools.clone(),
+        tasks: Vec::new(),
+        planner: *planner,
+        defaults: defaults.clone(),
+        notify: notify.clone(),
+        folder: folder.clone(),
+    };
+    alone.check_new_tasks(tasks)
+}
+
 /// Collects problems while the workflow is built.
 pub(super) struct Checker<'a> {
-    text: &'a str,
+    /// The text the spans index, or `None` when they index no one text (a file read
+    /// in sections, `sections.rs`, whose problems are counted, never shown).
+    text: Option<&'a str>,
     problems: Vec<Problem>,
     /// The workflow file's folder: gate files and programs are relative to it.
     pub(super) base: &'a Path,
@@ -86,10 +113,23 @@ pub(super) struct Checker<'a> {
     pub(super) pool_names: Vec<String>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    pub(super) fn new(text: &'a str, base: &'a Path, pool_names: Vec<String>) -> Self {
+        Checker { text: Some(text), problems: Vec::new(), base, pool_names }
+    }
+
+    /// A checker whose problems are not placed (see [`Checker::text`]).
+    pub(super) fn unplaced(base: &'a Path, pool_names: Vec<String>) -> Self {
+        Checker { text: None, problems: Vec::new(), base, pool_names }
+    }
+
+    pub(super) fn has_problems(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
     /// Records a problem at the start of `span`.
     pub(super) fn report(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let (line, col) = line_col(self.text, span.start);
+        let (line, col) = self.text.map_or((0, 0), |text| line_col(text, span.start));
         self.problems.push(Problem { line, col, message: message.into() });
     }
 
@@ -172,14 +212,26 @@ impl Checker<'_> {
     }
 
     fn workflow(&mut self, raw: &RawWorkflow) -> Workflow {
+        self.workflow_with(raw, |checker, defaults, _| {
+            raw.task.iter().enumerate().map(|(i, t)| checker.task(i, t, defaults)).collect()
+        })
+    }
+
+    /// The workflow of `raw` but its tasks, which `tasks` builds (with the task
+    /// defaults and the pools): from `raw.task`, or section by section.
+    pub(super) fn workflow_with(
+        &mut self,
+        raw: &RawWorkflow,
+        tasks: impl FnOnce(&mut Self, &TaskDefaults, &[PoolSpec]) -> Vec<TaskSpec>,
+    ) -> Workflow {
         let (name, max_parallel, kill_grace_ms) = self.run(raw.run.as_ref());
         let task_defaults = self.task_defaults(raw.defaults.as_ref());
         let balancer = match &raw.balancer {
             None => defaults::BALANCER,
             Some(b) => self.strategy(&b.strategy),
         };
-        let pools = raw.pool.iter().enumerate().map(|(i, p)| self.pool(i, p)).collect();
-        let tasks = raw.task.iter().enumerate().map(|(i, t)| self.task(i, t, &task_defaults)).collect();
+        let pools: Vec<PoolSpec> = raw.pool.iter().enumerate().map(|(i, p)| self.pool(i, p)).collect();
+        let tasks = tasks(self, &task_defaults, &pools);
         let notify = self.notify(&raw.notify);
         let planner = raw.planner.as_ref().map(|p| self.planner(p)).unwrap_or_default();
         let defaults = raw.defaults.is_some().then_some(task_defaults);
@@ -348,7 +400,7 @@ impl Checker<'_> {
         }
     }
 
-    fn task(&mut self, i: usize, raw: &RawTask, defaults: &TaskDefaults) -> TaskSpec {
+    pub(super) fn task(&mut self, i: usize, raw: &RawTask, defaults: &TaskDefaults) -> TaskSpec {
         let consensus = raw.consensus.as_ref().and_then(|c| self.consensus(c));
         let id = raw.id.get_ref().clone();
         let fallback = raw.fallback.as_ref().and_then(|f| self.fallback(f, &id));
@@ -403,7 +455,7 @@ impl Checker<'_> {
     }
 
     /// `recycle` and `per_worker` in a spawn pool: the keys, not their values, are wrong.
-    fn spawn_only_keys(&mut self, raw: &RawWorkflow, workflow: &Workflow) {
+    pub(super) fn spawn_only_keys(&mut self, raw: &RawWorkflow, workflow: &Workflow) {
         for (raw, pool) in raw.pool.iter().zip(&workflow.pools) {
             if pool.mode != PoolMode::Spawn {
                 continue;
@@ -505,7 +557,7 @@ fn span_of<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
 
 /// Relative paths mean "next to the workflow", not "wherever pitboss was started":
 /// a command's program when it names a path (`./agent.sh`), and a pool's `cwd`.
-fn resolve_paths(workflow: &mut Workflow, base: &Path) {
+pub(super) fn resolve_paths(workflow: &mut Workflow, base: &Path) {
     for pool in &mut workflow.pools {
         if let Some(program) = pool.command.first_mut() {
             if program.contains('/') && !program.starts_with('{') && Path::new(program.as_str()).is_relative() {

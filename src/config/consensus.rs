@@ -9,9 +9,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::check::Checker;
-use super::parse::RawWorkflow;
+use super::parse::{RawTask, RawWorkflow};
 use crate::core::consensus::{ConsensusSpec, Strategy, MAX_REPLICAS};
-use crate::core::workflow::Workflow;
+use crate::core::workflow::{PoolSpec, TaskSpec, Workflow};
 
 /// The table as written; counts as wide integers so that a negative or huge one is
 /// reported in the spec's words rather than as a type error.
@@ -78,13 +78,18 @@ impl Checker<'_> {
     /// The pools a consensus names (`pools`, `judge`) must be pools of the workflow.
     pub(super) fn consensus_pools(&mut self, raw: &RawWorkflow, workflow: &Workflow) {
         for (raw_task, task) in raw.task.iter().zip(&workflow.tasks) {
-            let (Some(value), Some(spec)) = (&raw_task.consensus, &task.consensus) else { continue };
-            for name in spec.pools.iter().chain(&spec.judge) {
-                if workflow.pool_index(name).is_none() {
-                    let known: Vec<&str> = workflow.pools.iter().map(|p| p.name.as_str()).collect();
-                    let message = format!("consensus: there is no pool {name:?} (the pools are {})", known.join(", "));
-                    self.report(value.span(), message);
-                }
+            self.consensus_pools_of(raw_task, task, &workflow.pools);
+        }
+    }
+
+    /// [`consensus_pools`](Self::consensus_pools) for one task.
+    pub(super) fn consensus_pools_of(&mut self, raw: &RawTask, task: &TaskSpec, pools: &[PoolSpec]) {
+        let (Some(value), Some(spec)) = (&raw.consensus, &task.consensus) else { return };
+        for name in spec.pools.iter().chain(&spec.judge) {
+            if !pools.iter().any(|p| &p.name == name) {
+                let known: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+                let message = format!("consensus: there is no pool {name:?} (the pools are {})", known.join(", "));
+                self.report(value.span(), message);
             }
         }
     }

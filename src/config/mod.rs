@@ -11,6 +11,11 @@
 //! is about. It collects *every* problem, so one `pitboss validate` shows all of them,
 //! each as `FILE:LINE:COL: message`.
 //!
+//! A valid file is read one `[[task]]` section at a time (`split.rs` finds them,
+//! `sections.rs` reads them), so that memory follows the file, not its TOML tree;
+//! a file with any problem, or one the split cannot place, is read whole as above,
+//! which alone places problems (issue 14).
+//!
 //! The validated [`Workflow`] is plain data with every default resolved and every
 //! relative path made absolute: it is stored whole in the first event of a run, so
 //! `resume` needs nothing but the run folder.
@@ -21,7 +26,9 @@ mod defaults;
 mod gates;
 mod notify;
 mod parse;
+mod sections;
 mod shape;
+mod split;
 
 use std::fmt;
 use std::path::Path;
@@ -80,6 +87,12 @@ pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
 
 /// Validates workflow text; `base` resolves relative paths (the file's folder).
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigError> {
+    if let Some(workflow) = sections::workflow(text, base) {
+        return Ok(workflow);
+    }
+    // The whole document at once: a file that cannot be split (no `[[task]]` header,
+    // `task = [...]` written inline, a sub-table of a task after another table…), or
+    // one with a problem, whose messages come from here and only here.
     let error = |problems| ConfigError { file: file.to_string(), problems };
     let raw = parse::read(text).map_err(error)?;
     check::check(text, &raw, base).map_err(error)
@@ -97,11 +110,15 @@ pub fn tasks_from_toml(
     workflow: &Workflow,
 ) -> Result<Vec<crate::core::workflow::TaskSpec>, ConfigError> {
     let error = |problems| ConfigError { file: file.to_string(), problems };
-    let raw = parse::read_keys(text, shape::TASKS).map_err(error)?;
     // Relative paths mean "next to the submitted file", as a workflow's mean "next to
     // the workflow"; a bare name's parent is "" (the current folder).
     let base = Path::new(file).parent().unwrap_or(Path::new(""));
-    check::tasks(text, &raw, workflow, &workflow.tasks, base).map_err(error)
+    // Section by section as a workflow is (`sections.rs`); whole for the messages.
+    if let Some(tasks) = sections::tasks(text, workflow, base) {
+        return Ok(tasks);
+    }
+    let raw = parse::read_keys(text, shape::TASKS).map_err(error)?;
+    check::tasks(text, &raw, workflow, true, base).map_err(error)
 }
 
 /// A planner's spawned tasks (the `tasks` array of its `{"pitboss":"spawn"}` lines,
@@ -138,7 +155,7 @@ pub fn tasks_from_json(
     let raw = parse::read_keys(&text, shape::TASKS);
     // A planner's tasks belong to the workflow: its paths resolve next to the file.
     let base = workflow.folder.as_deref().unwrap_or(Path::new("."));
-    let checked = raw.and_then(|raw| check::tasks(&text, &raw, workflow, &[], base));
+    let checked = raw.and_then(|raw| check::tasks(&text, &raw, workflow, false, base));
     checked.map_err(|problems| {
         let said: Vec<String> = problems
             .iter()
@@ -171,5 +188,7 @@ fn json_id(item: &serde_json::Value) -> String {
     }
 }
 
+#[cfg(test)]
+mod sections_tests;
 #[cfg(test)]
 mod tests;

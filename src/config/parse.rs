@@ -41,6 +41,35 @@ pub(super) fn read_keys(text: &str, keys: &'static [shape::Key]) -> Result<RawWo
         .map_err(|e| vec![at(e.span().unwrap_or(0..0).start, syntax_message(e.message()))])
 }
 
+/// The part of a file outside its task sections (`split.rs`), read alone: `None` when
+/// it has any problem, or a `task` key of its own (`task = [...]`, which the task
+/// sections would extend), so that the caller reads the whole file instead.
+pub(super) fn read_rest(rest: &str, keys: &'static [shape::Key]) -> Option<RawWorkflow> {
+    let document = toml::de::DeTable::parse(rest).ok()?;
+    if document.get_ref().iter().any(|(name, _)| name.get_ref() == "task") {
+        return None;
+    }
+    if !shape::check_keys(rest, &document, keys).is_empty() {
+        return None;
+    }
+    RawWorkflow::deserialize(toml::de::Deserializer::from(document)).ok()
+}
+
+/// One `[[task]]` section of a file (`split.rs`), read alone through the same shape
+/// check and serde path as a whole file: `None` when it has any problem.
+pub(super) fn read_task(section: &str) -> Option<RawTask> {
+    let document = toml::de::DeTable::parse(section).ok()?;
+    if !shape::check_keys(section, &document, shape::TASKS).is_empty() {
+        return None;
+    }
+    let raw = RawWorkflow::deserialize(toml::de::Deserializer::from(document)).ok()?;
+    let mut tasks = raw.task.into_iter();
+    match (tasks.next(), tasks.next()) {
+        (Some(task), None) => Some(task),
+        _ => None,
+    }
+}
+
 /// The parser's words for the two mistakes operators make most, in theirs: a value
 /// without quotes, and a key or section written twice (named).
 fn plain_syntax(message: String, text: &str, start: usize) -> String {
@@ -73,7 +102,11 @@ fn syntax_message(message: &str) -> String {
 
 /// 1-based line and column (in characters) of a byte offset.
 pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let mut offset = offset.min(text.len());
+    // A span of another text must not cut a character (a panic); it would be wrong anyway.
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
