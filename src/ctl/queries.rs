@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 
 use crate::core::breaker::Circuit;
 use crate::core::{RunState, TaskStateName};
-use crate::io::journal::{self, LOG_FILE};
 use crate::io::rundir::OUTPUT_DIR;
+use crate::io::segments;
 
 /// `status`: the run id, counts per state, the pools, and whether the run is over.
 pub fn status(state: &RunState) -> (String, Value) {
@@ -91,7 +91,7 @@ pub fn task(state: &RunState, dir: &Path, id: &str) -> Result<(String, Value), S
     let i = state.task_index(id).ok_or_else(|| format!("no task {id:?}"))?;
     let task = &state.tasks[i];
     let mut history = Vec::new();
-    journal::scan(&dir.join(LOG_FILE), |rec, _| {
+    segments::scan(dir, |rec, _| {
         if rec.event.task() == Some(id) {
             history.push(json!({"seq": rec.seq, "ts": rec.ts, "event": rec.event}));
         }
