@@ -315,5 +315,5 @@ fn damage_in_an_archived_segment_is_named_and_never_cut() {
     std::fs::remove_file(segment(&dir2, 2)).unwrap();
     let events = s2.pitboss().arg("events").arg(&dir2).output_within("events");
     assert_eq!(events.status.code(), Some(2), "{}", text(&events));
-    assert!(text(&events).contains("events.jsonl:1:"), "{}", text(&events));
+    assert!(text(&events).contains("events.jsonl:1:") && text(&events).contains("segment is missing"), "{}", text(&events));
 }
