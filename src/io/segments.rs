@@ -345,3 +345,84 @@ pub fn truncate_at(dir: &Path, seq: u64) -> Result<u64, JournalError> {
         None => Ok(0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::core::Event;
+
+    fn records(seqs: std::ops::RangeInclusive<u64>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for seq in seqs {
+            journal::encode(seq, 0, &Event::TaskReady { task: format!("t{seq}") }, &mut buf);
+        }
+        buf
+    }
+
+    fn seqs_read(dir: &Path, mut during: impl FnMut(u64)) -> Result<(Vec<u64>, Scan), JournalError> {
+        let mut seen = Vec::new();
+        let scan = scan(dir, |rec, _| {
+            seen.push(rec.seq);
+            during(rec.seq);
+            Ok(())
+        })?;
+        Ok((seen, scan))
+    }
+
+    #[test]
+    fn a_roll_while_the_log_is_read_loses_and_repeats_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        std::fs::write(dir.join(LOG_FILE), records(1..=5)).unwrap();
+        let (seen, scan) = seqs_read(dir, |seq| {
+            if seq == 2 {
+                // The writer appends to the file being read, rolls it, and goes on in the new one.
+                let mut old = std::fs::OpenOptions::new().append(true).open(dir.join(LOG_FILE)).unwrap();
+                old.write_all(&records(6..=7)).unwrap();
+                let (mut new, segment) = super::super::roll::roll(dir).unwrap();
+                assert!(segment.ends_with("archive/001.jsonl"));
+                new.write_all(&records(8..=9)).unwrap();
+            }
+        })
+        .unwrap();
+        assert_eq!(seen, (1..=9).collect::<Vec<_>>());
+        assert_eq!((scan.records, scan.valid_len), (9, records(8..=9).len() as u64), "the live log's own length");
+        // Read again, at rest: the same stream.
+        assert_eq!(seqs_read(dir, |_| {}).unwrap().0, (1..=9).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_segment_that_is_still_the_live_log_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        std::fs::write(dir.join(LOG_FILE), records(1..=3)).unwrap();
+        std::fs::create_dir(dir.join(ARCHIVE_DIR)).unwrap();
+        // A roll cut short between its link and its rename.
+        std::fs::hard_link(dir.join(LOG_FILE), dir.join(ARCHIVE_DIR).join(segment_name(1))).unwrap();
+        assert_eq!(seqs_read(dir, |_| {}).unwrap().0, vec![1, 2, 3]);
+        let cursor = find(dir, &last_position(dir, records(1..=3).len() as u64, 3).unwrap().unwrap());
+        assert!(cursor.is_some(), "the last record is found where it is");
+        let undone = super::super::roll::recover(dir).unwrap();
+        assert_eq!(undone.len(), 1, "{undone:?}");
+        assert!(archived(dir, None).unwrap().is_empty());
+        assert_eq!(seqs_read(dir, |_| {}).unwrap().0, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_only_in_the_live_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let mut torn = records(1..=3);
+        torn.extend_from_slice(b"{\"seq\":4,");
+        std::fs::write(dir.join(LOG_FILE), &torn).unwrap();
+        let (seen, scan) = seqs_read(dir, |_| {}).unwrap();
+        assert_eq!((seen.len(), scan.torn.map(|t| t.line)), (3, Some(4)), "the live log's tail is a crash tail");
+        // Archived as it is (only `compact` refuses a torn log): now damage, named.
+        super::super::roll::roll(dir).unwrap();
+        let err = seqs_read(dir, |_| {}).unwrap_err();
+        assert!(matches!(err, JournalError::Sealed { line: 4, seq: 4, .. }), "{err}");
+        assert!(err.to_string().contains("archive/001.jsonl:4: record seq 4 is damaged"), "{err}");
+    }
+}
