@@ -67,7 +67,12 @@ fn readings(s: &Scratch, dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[track_caller]
 fn assert_same_readings(before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) {
     for ((what, a), (_, b)) in before.iter().zip(after) {
-        assert!(a == b, "{what} changed:\nbefore {}\nafter  {}", String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+        assert!(
+            a == b,
+            "{what} changed:\nbefore {}\nafter  {}",
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b)
+        );
     }
 }
 
@@ -104,7 +109,7 @@ fn compact_keeps_every_reader_byte_identical_and_a_resumed_run_goes_on() {
     let records = event_seqs(&s, &dir).len() as u64;
 
     let out = pitboss_ok(&s, &["compact"], &dir);
-    assert!(text(&out).contains(&format!("archive/001.jsonl")), "{}", text(&out));
+    assert!(text(&out).contains("archive/001.jsonl"), "{}", text(&out));
     assert_eq!(std::fs::metadata(dir.join(LOG_FILE)).unwrap().len(), 0, "a new empty live log");
     assert_eq!(segments::first_record(&segment(&dir, 1)).unwrap().map(|(seq, _)| seq), Some(1));
     // The newest snapshot is of the last record and holds the workflow: opening reads no record.
@@ -176,7 +181,12 @@ fn a_live_run_rolls_its_own_log_and_every_record_is_kept_in_order() {
     // Every file is a run of whole records continuing the seqs of the one before.
     let mut next = 1;
     for seg in &segments {
-        assert_eq!(segments::first_record(&seg.path).unwrap().map(|(seq, _)| seq), Some(next), "{}", seg.path.display());
+        assert_eq!(
+            segments::first_record(&seg.path).unwrap().map(|(seq, _)| seq),
+            Some(next),
+            "{}",
+            seg.path.display()
+        );
         next += std::fs::read_to_string(&seg.path).unwrap().lines().count() as u64;
     }
     let live_lines = std::fs::read_to_string(dir.join(LOG_FILE)).unwrap().lines().count() as u64;
@@ -241,11 +251,7 @@ fn a_manager_killed_while_rolling_its_log_resumes_with_every_record() {
         let seen = event_seqs(&s, &dir);
         let opened = snapshot::open_state(&dir).unwrap();
         assert_eq!(opened.scan.records, seen.len() as u64, "step {step}");
-        let out = s
-            .pitboss()
-            .args(["resume", "--headless", "--json"])
-            .arg(&dir)
-            .output_within("resume after the kill");
+        let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(&dir).output_within("resume after the kill");
         // The flaky task's one attempt may have been cut by the kill (then it runs again).
         assert!(matches!(out.status.code(), Some(0 | 1)), "step {step}: {}", text(&out));
         let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -315,5 +321,9 @@ fn damage_in_an_archived_segment_is_named_and_never_cut() {
     std::fs::remove_file(segment(&dir2, 2)).unwrap();
     let events = s2.pitboss().arg("events").arg(&dir2).output_within("events");
     assert_eq!(events.status.code(), Some(2), "{}", text(&events));
-    assert!(text(&events).contains("events.jsonl:1:") && text(&events).contains("segment is missing"), "{}", text(&events));
+    assert!(
+        text(&events).contains("events.jsonl:1:") && text(&events).contains("segment is missing"),
+        "{}",
+        text(&events)
+    );
 }

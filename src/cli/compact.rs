@@ -54,7 +54,11 @@ pub fn compact(dir: &Path) -> CmdResult {
         )));
     }
     let Some(at) = segments::last_position(dir, scan.valid_len, scan.records).map_err(usage)? else {
-        println!("{}: nothing to compact: the live log holds no record ({} records archived)", dir.display(), scan.records);
+        println!(
+            "{}: nothing to compact: the live log holds no record ({} records archived)",
+            dir.display(),
+            scan.records
+        );
         return Ok(EXIT_OK);
     };
     if opened.snapshot != Some(at.seq) {

@@ -55,7 +55,10 @@ fn open_id(dir: &Path, id: FileId) -> Result<(PathBuf, File), String> {
         }
     }
     let archived = segments::archived(dir, None).map_err(|e| e.to_string())?;
-    let segment = archived.into_iter().find(|a| a.id == id).ok_or_else(|| format!("{}: the log file being followed is gone", live.display()))?;
+    let segment = archived
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(|| format!("{}: the log file being followed is gone", live.display()))?;
     let file = File::open(&segment.path).map_err(|e| format!("{}: {e}", segment.path.display()))?;
     Ok((segment.path, file))
 }
@@ -80,7 +83,8 @@ fn next_file(dir: &Path, next: u64) -> Result<(PathBuf, FileId, File), String> {
 pub fn follow(live: FileId, offset: u64, seen: u64, dir: &Path, print: &dyn Fn(&Record)) -> Result<(), String> {
     let inotify = Inotify::init(InitFlags::IN_CLOEXEC).map_err(|e| format!("inotify: {e}"))?;
     // The folder, not the file: a roll renames a new file over the log.
-    let flags = AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_DELETE;
+    let flags =
+        AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_DELETE;
     inotify.add_watch(dir, flags).map_err(|e| format!("{}: cannot watch: {e}", dir.display()))?;
     // The lock file is closed when a manager exits: that wakes us to check for the end.
     let _ = inotify.add_watch(&dir.join(LOCK_FILE), AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_CLOSE_NOWRITE);

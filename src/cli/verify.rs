@@ -62,7 +62,11 @@ pub fn verify(dir: &Path) -> CmdResult {
             snap.at.seq
         ));
     }
-    let files = if archived.is_empty() { String::new() } else { format!(" in {} archived segment(s) and the live log", archived.len()) };
+    let files = if archived.is_empty() {
+        String::new()
+    } else {
+        format!(" in {} archived segment(s) and the live log", archived.len())
+    };
     if problems.is_empty() {
         println!("{}: ok: {records} records{files}, {} snapshot(s), all good", dir.display(), listed.len());
         return Ok(EXIT_OK);
@@ -70,7 +74,12 @@ pub fn verify(dir: &Path) -> CmdResult {
     for problem in &problems {
         println!("{problem}");
     }
-    println!("{}: {} problem(s) in {lines} records{files} and {} snapshot(s)", dir.display(), problems.len(), listed.len());
+    println!(
+        "{}: {} problem(s) in {lines} records{files} and {} snapshot(s)",
+        dir.display(),
+        problems.len(),
+        listed.len()
+    );
     Ok(EXIT_FAILED)
 }
 

@@ -59,7 +59,10 @@ impl Snapshots {
         }
         self.rolled_after = durable;
         if let Err(e) = store.roll(dir).await {
-            tracing::warn!("{}: cannot roll the event log into the archive ({e}); the run goes on in the same log", dir.display());
+            tracing::warn!(
+                "{}: cannot roll the event log into the archive ({e}); the run goes on in the same log",
+                dir.display()
+            );
             self.roll_past = None;
         }
     }

@@ -197,11 +197,18 @@ fn read_sealed(
         });
     }
     let scan = journal::scan_file(path, file, offset, records, lines, visit).map_err(|e| match e {
-        JournalError::Corrupt { path, line, cut_seq, reason } => JournalError::Sealed { path, line, seq: cut_seq, reason },
+        JournalError::Corrupt { path, line, cut_seq, reason } => {
+            JournalError::Sealed { path, line, seq: cut_seq, reason }
+        }
         other => other,
     })?;
     if let Some(torn) = scan.torn {
-        return Err(JournalError::Sealed { path: path.clone(), line: torn.line, seq: scan.records + 1, reason: torn.reason });
+        return Err(JournalError::Sealed {
+            path: path.clone(),
+            line: torn.line,
+            seq: scan.records + 1,
+            reason: torn.reason,
+        });
     }
     Ok(scan.records)
 }
@@ -241,8 +248,7 @@ pub fn holding(dir: &Path, seq: u64) -> Result<Option<(PathBuf, FileId, u64)>, J
     let live_path = dir.join(LOG_FILE);
     let live = journal::open_read(&live_path)?;
     let live_id = FileId::of(&live).map_err(|source| JournalError::Io { path: live_path.clone(), source })?;
-    let mut files: Vec<(PathBuf, FileId)> =
-        archived(dir, Some(live_id))?.into_iter().map(|a| (a.path, a.id)).collect();
+    let mut files: Vec<(PathBuf, FileId)> = archived(dir, Some(live_id))?.into_iter().map(|a| (a.path, a.id)).collect();
     files.push((live_path, live_id));
     let mut best = None;
     for (path, id) in files {
