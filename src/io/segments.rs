@@ -166,7 +166,7 @@ pub fn read_from(
             _ => (0, 0),
         };
         if offset == 0 && !segments.is_empty() {
-            check_continues(&live_path, records)?;
+            check_continues(&live_path, &live, records)?;
         }
         let scan = journal::scan_file(&live_path, live, offset, records, lines, &mut visit)?;
         // Still the live log: nothing was archived while it was read.
@@ -214,13 +214,29 @@ fn read_sealed(
 }
 
 /// The live log after an archive must start at record `records + 1`: a lost segment
-/// would otherwise read as a gap in the live log and be cut as a torn tail.
-fn check_continues(live: &Path, records: u64) -> Result<(), JournalError> {
-    let Some((seq, _)) = first_record(live)? else { return Ok(()) };
-    if seq == records + 1 {
+/// would otherwise read as a gap in the live log and be cut as a torn tail. Read
+/// through the file already open (`pread`, its offset untouched), not its path, which
+/// a roll may have given to a new file meanwhile.
+fn check_continues(path: &Path, live: &File, records: u64) -> Result<(), JournalError> {
+    use std::os::unix::fs::FileExt;
+    let mut line = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    // The first record of a run holds its whole workflow; 64 MiB is far beyond any.
+    while !line.contains(&b'\n') && line.len() < 64 << 20 {
+        let n = live
+            .read_at(&mut chunk, line.len() as u64)
+            .map_err(|source| JournalError::Io { path: path.to_path_buf(), source })?;
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&chunk[..n]);
+    }
+    let Some(end) = line.iter().position(|&b| b == b'\n') else { return Ok(()) };
+    let Ok(first) = journal::decode(&line[..end]) else { return Ok(()) };
+    if first.seq == records + 1 {
         return Ok(());
     }
-    Err(JournalError::Gap { path: live.to_path_buf(), expected: records + 1, found: seq })
+    Err(JournalError::Gap { path: path.to_path_buf(), expected: records + 1, found: first.seq })
 }
 
 /// The seq of the first record of the file at `path` and its line's length, if its
@@ -340,6 +356,8 @@ pub fn truncate_at(dir: &Path, seq: u64) -> Result<u64, JournalError> {
     let live = dir.join(LOG_FILE);
     match holding(dir, seq)? {
         Some((path, _, first)) if path == live => journal::truncate_at(dir, seq - first + 1),
+        // After every record (the live log is empty): nothing to cut.
+        Some(_) if seq > scan(dir, |_, _| Ok(()))?.records => Ok(0),
         Some((path, ..)) => Err(JournalError::Io {
             path,
             source: std::io::Error::other(format!(
@@ -414,6 +432,20 @@ mod tests {
         assert_eq!(undone.len(), 1, "{undone:?}");
         assert!(archived(dir, None).unwrap().is_empty());
         assert_eq!(seqs_read(dir, |_| {}).unwrap().0, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn truncate_at_cuts_only_the_live_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        std::fs::write(dir.join(LOG_FILE), records(1..=3)).unwrap();
+        super::super::roll::roll(dir).unwrap();
+        assert_eq!(truncate_at(dir, 9).unwrap(), 0, "past the end: nothing to cut");
+        let err = truncate_at(dir, 2).unwrap_err();
+        assert!(err.to_string().contains("archive/001.jsonl: record 2 is in this archived segment"), "{err}");
+        std::fs::write(dir.join(LOG_FILE), records(4..=6)).unwrap();
+        assert_eq!(truncate_at(dir, 5).unwrap(), records(5..=6).len() as u64);
+        assert_eq!(seqs_read(dir, |_| {}).unwrap().0, vec![1, 2, 3, 4]);
     }
 
     #[test]
