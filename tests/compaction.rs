@@ -111,7 +111,7 @@ fn compact_keeps_every_reader_byte_identical_and_a_resumed_run_goes_on() {
     let out = pitboss_ok(&s, &["compact"], &dir);
     assert!(text(&out).contains("archive/001.jsonl"), "{}", text(&out));
     assert_eq!(std::fs::metadata(dir.join(LOG_FILE)).unwrap().len(), 0, "a new empty live log");
-    assert_eq!(segments::first_record(&segment(&dir, 1)).unwrap().map(|(seq, _)| seq), Some(1));
+    assert_eq!(segments::first_seq(&segment(&dir, 1)).unwrap(), Some(1));
     // The newest snapshot is of the last record and holds the workflow: opening reads no record.
     let opened = snapshot::open_state(&dir).unwrap();
     assert_eq!((opened.snapshot, opened.folded, opened.scan.records), (Some(records), 0, records));
@@ -126,9 +126,9 @@ fn compact_keeps_every_reader_byte_identical_and_a_resumed_run_goes_on() {
     // A replay appends to the new live log, with the next seqs; compacting again
     // archives those as segment 2; the resumed run completes the task.
     pitboss_ok(&s, &["dlq", "replay", "--all"], &dir);
-    assert_eq!(segments::first_record(&dir.join(LOG_FILE)).unwrap().map(|(seq, _)| seq), Some(records + 1));
+    assert_eq!(segments::first_seq(&dir.join(LOG_FILE)).unwrap(), Some(records + 1));
     pitboss_ok(&s, &["compact"], &dir);
-    assert_eq!(segments::first_record(&segment(&dir, 2)).unwrap().map(|(seq, _)| seq), Some(records + 1));
+    assert_eq!(segments::first_seq(&segment(&dir, 2)).unwrap(), Some(records + 1));
     let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(&dir).output_within("pitboss resume");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -181,12 +181,7 @@ fn a_live_run_rolls_its_own_log_and_every_record_is_kept_in_order() {
     // Every file is a run of whole records continuing the seqs of the one before.
     let mut next = 1;
     for seg in &segments {
-        assert_eq!(
-            segments::first_record(&seg.path).unwrap().map(|(seq, _)| seq),
-            Some(next),
-            "{}",
-            seg.path.display()
-        );
+        assert_eq!(segments::first_seq(&seg.path).unwrap(), Some(next), "{}", seg.path.display());
         next += std::fs::read_to_string(&seg.path).unwrap().lines().count() as u64;
     }
     let live_lines = std::fs::read_to_string(dir.join(LOG_FILE)).unwrap().lines().count() as u64;
@@ -300,13 +295,16 @@ fn damage_in_an_archived_segment_is_named_and_never_cut() {
     assert!(text(&out).contains(&shown), "{}", text(&out));
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "the segment is never cut");
     assert!(!dir.join(journal::BROKEN_FILE).exists());
-    // Damage the snapshot covers: opening starts after it and never reads it.
+    // Damage the snapshot covers, record 1 (the workflow) itself: opening starts from
+    // the snapshot, which holds the workflow, and never reads it.
     std::fs::write(&seg, &sound).unwrap();
-    damage_line(&seg, 2);
+    damage_line(&seg, 1);
     let verify = s.pitboss().arg("verify").arg(&dir).output_within("verify");
-    assert!(text(&verify).contains(&format!("{}:2:", seg.display())), "{}", text(&verify));
+    assert!(text(&verify).contains(&format!("{}:1:", seg.display())), "{}", text(&verify));
     pitboss_ok(&s, &["inspect"], &dir);
     pitboss_ok(&s, &["dlq"], &dir);
+    let out = s.pitboss().args(["resume", "--headless"]).arg(&dir).output_within("resume");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 
     // A segment gone missing: the live log no longer continues the archive.
     let s2 = Scratch::new();

@@ -70,7 +70,7 @@ fn next_file(dir: &Path, next: u64) -> Result<(PathBuf, FileId, File), String> {
     let file = File::open(&live).map_err(|e| format!("{}: {e}", live.display()))?;
     let live_id = FileId::of(&file).map_err(|e| e.to_string())?;
     for segment in segments::archived(dir, Some(live_id)).map_err(|e| e.to_string())? {
-        if segments::first_record(&segment.path).ok().flatten().map(|(seq, _)| seq) == Some(next) {
+        if segments::first_seq(&segment.path).ok().flatten() == Some(next) {
             let file = File::open(&segment.path).map_err(|e| format!("{}: {e}", segment.path.display()))?;
             return Ok((segment.path, segment.id, file));
         }
