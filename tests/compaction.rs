@@ -129,6 +129,13 @@ fn compact_keeps_every_reader_byte_identical_and_a_resumed_run_goes_on() {
     assert_eq!(segments::first_seq(&dir.join(LOG_FILE)).unwrap(), Some(records + 1));
     pitboss_ok(&s, &["compact"], &dir);
     assert_eq!(segments::first_seq(&segment(&dir, 2)).unwrap(), Some(records + 1));
+    // The replay's records had no snapshot: compact wrote one of the last record.
+    let opened = snapshot::open_state(&dir).unwrap();
+    assert!(
+        opened.snapshot.is_some_and(|seq| seq > records) && opened.folded == 0,
+        "{:?}",
+        (opened.snapshot, opened.folded)
+    );
     let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(&dir).output_within("pitboss resume");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -324,4 +331,31 @@ fn damage_in_an_archived_segment_is_named_and_never_cut() {
         "{}",
         text(&events)
     );
+}
+
+#[test]
+fn compact_refuses_a_log_with_a_torn_tail_and_a_folder_without_a_log() {
+    let s = Scratch::new();
+    let (code, _, _) = s.run_json(&workflow(&s, 2));
+    assert_eq!(code, 1);
+    let dir = s.run_dir();
+    let log = dir.join(LOG_FILE);
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(b"{\"seq\":99,\"ts\"");
+    std::fs::write(&log, &bytes).unwrap();
+    let out = s.pitboss().arg("compact").arg(&dir).output_within("compact");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("damaged record") && text(&out).contains("pitboss resume"), "{}", text(&out));
+    assert!(!dir.join(ARCHIVE_DIR).exists(), "nothing was moved");
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing was cut");
+    // `resume` cuts the tail (and records it); then compaction goes through.
+    let out = s.pitboss().args(["resume", "--headless"]).arg(&dir).output_within("resume");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    pitboss_ok(&s, &["compact"], &dir);
+    pitboss_ok(&s, &["verify"], &dir);
+
+    let out = s.pitboss().arg("compact").arg(s.path().join("nowhere")).output_within("compact");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no event log here"), "{}", text(&out));
+    assert!(!s.path().join("nowhere").exists(), "no folder made");
 }
