@@ -11,20 +11,27 @@ use std::path::Path;
 use super::run::CmdResult;
 use super::{logcheck, usage, EXIT_OK};
 use crate::io::journal::{JournalError, LOG_FILE};
-use crate::io::rundir::{RunDir, RunDirError};
+use crate::io::rundir::{is_held, RunDir, RunDirError};
 use crate::io::{roll, segments, snapshot};
 
 /// `pitboss compact DIR`.
 pub fn compact(dir: &Path) -> CmdResult {
+    let live_manager = |path: &Path, pid: &str| {
+        usage(format!(
+            "{}: a live manager (pid {pid}) holds this run; it rolls its own log past {}, so compact it once the manager has stopped",
+            path.display(),
+            roll::ROLL_ENV
+        ))
+    };
+    // First, so a manager that is just starting (its log not yet written) is named.
+    if let Some(pid) = is_held(dir) {
+        return Err(live_manager(dir, &pid));
+    }
     if !dir.join(LOG_FILE).is_file() {
         return Err(usage(JournalError::Missing(dir.to_path_buf())));
     }
     let held = RunDir::hold(dir).map_err(|e| match e {
-        RunDirError::Held { path, pid } => usage(format!(
-            "{}: a live manager (pid {pid}) holds this run; it rolls its own log past {} (PITBOSS_ROLL_BYTES), so compact it once the manager has stopped",
-            path.display(),
-            roll::ROLL_ENV
-        )),
+        RunDirError::Held { path, pid } => live_manager(&path, &pid),
         other => usage(other),
     })?;
     let dir = held.path.as_path();
