@@ -55,12 +55,6 @@ fn assert_same(stream: &[Value], log: &[Value]) {
     }
 }
 
-/// Reads `child`'s JSON lines to its end.
-fn json_lines(child: &mut std::process::Child) -> Vec<Value> {
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    lines.map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect()
-}
-
 fn archived(dir: &Path) -> usize {
     segments::archived(dir, None).unwrap().len()
 }
@@ -84,9 +78,13 @@ fn subscribe_from_1_after_the_log_rolled_gets_every_record() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The first record proves the subscription is up before the run is ended.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     let out = live.ctl(&["cancel", "long"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut records = json_lines(&mut child);
+    let mut records = vec![first];
+    records.extend(lines.map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()));
     let out = finish_within(child, "pitboss ctl subscribe");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let last = records.pop().unwrap();
