@@ -79,9 +79,10 @@ pub fn new_run(run: NewRun) -> Result<Prepared, LaunchError> {
             run_dir.path.display()
         )));
     }
-    let first = Event::RunStarted { run_id: run.run_id.clone(), workflow: Box::new(run.workflow.clone()) };
+    let first = Event::RunStarted { run_id: run.run_id, workflow: Box::new(run.workflow) };
     let journal = Journal::create(&run_dir.path, wall_ms(), &first).map_err(start_err)?;
-    let state = RunState::new(run.run_id, Arc::new(run.workflow));
+    // The workflow moves from the record written into the state: never two copies.
+    let state = RunState::from_started(first).map_err(start_err)?;
     Ok(Prepared { run_dir, state, journal, resumed: false, services: Vec::new(), notes: Vec::new() })
 }
 
@@ -186,6 +187,11 @@ impl Feed {
             return Some(fresh);
         }
     }
+
+    /// True when a batch is waiting (the next [`Feed::next`] will not wait for one).
+    pub fn has_more(&self) -> bool {
+        !self.live.is_empty()
+    }
 }
 
 /// What a front end holds of a run: commands in, records out. In-process for `run`
@@ -196,8 +202,6 @@ pub trait RunHandle {
     fn send(&self, input: Input) -> bool;
     /// Asks the run to stop: running attempts end and the run stays resumable.
     fn stop(&self, reason: &str);
-    /// The run's state when the front end was attached.
-    fn snapshot(&self) -> &RunState;
     /// The records: call once (later calls give `None`).
     fn take_feed(&mut self) -> Option<Feed>;
 }
@@ -205,8 +209,14 @@ pub trait RunHandle {
 /// The handle to an engine in this process.
 pub struct LocalHandle {
     engine: EngineHandle,
-    snapshot: RunState,
     feed: Option<Feed>,
+}
+
+impl LocalHandle {
+    /// The engine, for reading its state (see [`EngineHandle::read`]).
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
 }
 
 impl RunHandle for LocalHandle {
@@ -216,10 +226,6 @@ impl RunHandle for LocalHandle {
 
     fn stop(&self, reason: &str) {
         self.engine.stop(reason);
-    }
-
-    fn snapshot(&self) -> &RunState {
-        &self.snapshot
     }
 
     fn take_feed(&mut self) -> Option<Feed> {
@@ -240,8 +246,8 @@ pub struct ServiceContext {
     pub engine: EngineHandle,
     /// The run folder (held by this manager).
     pub dir: PathBuf,
-    /// The state before the engine's first record.
-    pub state: RunState,
+    /// The run's id (its state is read from the engine: [`EngineHandle::read`]).
+    pub run_id: String,
     /// Every batch the engine commits; ends when the run stops.
     pub records: Records,
 }
@@ -328,7 +334,7 @@ impl Prepared {
         let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
             let runner = Arc::new(LocalRunner::for_manager(run_env));
             let world = World { clock: Arc::new(SystemClock), runner: runner.clone() };
-            let snapshot = state.clone();
+            let run_id = state.run_id.clone();
             let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
             let engine_handle = engine.handle();
             let notifier = hooks.map(|hooks| hooks.start(engine_handle.subscribe()));
@@ -338,7 +344,7 @@ impl Prepared {
                 let context = ServiceContext {
                     engine: engine_handle.clone(),
                     dir: service_dir.clone(),
-                    state: snapshot.clone(),
+                    run_id: run_id.clone(),
                     records: engine_handle.subscribe(),
                 };
                 match service(context) {
@@ -346,7 +352,7 @@ impl Prepared {
                     Err(e) => eprintln!("pitboss: warning: {e}"),
                 }
             }
-            let handle = LocalHandle { engine: engine_handle.clone(), snapshot, feed: Some(feed) };
+            let handle = LocalHandle { engine: engine_handle.clone(), feed: Some(feed) };
             engine_handle.send(start);
             let engine_task = tokio::spawn(engine.run(crate::io::signal::shutdown_signal()));
             let front_result = (front.run)(handle).await;

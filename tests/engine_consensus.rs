@@ -223,7 +223,7 @@ async fn two_of_three_agree_the_majority_wins_and_the_third_is_stopped() {
     assert_eq!(reached["votes"], json!([0, 1]));
     // The third had not voted: outstanding, so stopped, and its late end never counts.
     assert_eq!(stops.lock().unwrap().as_slice(), &[(Some(2), Stop::Cancel)]);
-    assert_eq!(state.tasks[0].result, Some(json!({"a": 1, "r": 0})));
+    assert_eq!(state.tasks[0].result.as_ref().map(|r| r.value()), Some(json!({"a": 1, "r": 0})));
     assert_eq!(state.tasks[0].state.name().as_str(), "completed");
     assert_eq!(of(&events, "attempt_succeeded")[0].0, 300);
 }
@@ -238,7 +238,7 @@ async fn a_dissenter_is_named_when_consensus_is_reached() {
     let (_, reached) = of(&events, "consensus_reached")[0];
     assert_eq!(reached["votes"], json!([0, 2]));
     assert_eq!(reached["dissenters"], json!([1]));
-    assert_eq!(state.tasks[0].result, Some(json!({"a": 1})));
+    assert_eq!(state.tasks[0].result.as_ref().map(|r| r.value()), Some(json!({"a": 1})));
 }
 
 #[tokio::test(start_paused = true)]
@@ -257,7 +257,7 @@ async fn all_differ_and_the_judge_picks_the_winner() {
     assert_eq!(*t, 350);
     assert_eq!(reached["winner"], 2);
     assert_eq!(reached["judge"], "best");
-    assert_eq!(state.tasks[0].result, Some(json!("z")));
+    assert_eq!(state.tasks[0].result.as_ref().map(|r| r.value()), Some(json!("z")));
     assert_eq!(state.tasks[0].state.name().as_str(), "completed");
 }
 

@@ -336,3 +336,76 @@ async fn a_slow_reader_misses_nothing_over_100k_events() {
     assert_eq!(folded.pools, state.pools);
     assert_eq!(state.count(pitboss::core::TaskStateName::Completed), tasks);
 }
+
+/// A reader of the engine's state (the control socket, the headless reporter: no fold
+/// of their own) sees the run exactly as the records handed out so far fold: the
+/// state read with its next seq equals a subscriber's fold up to that seq.
+#[tokio::test(start_paused = true)]
+async fn a_read_of_the_engine_state_matches_the_records_published_so_far() {
+    let mut wf = String::from("[run]\nmax_parallel = 16\n");
+    wf.push_str(&pool("concurrency = 16"));
+    for i in 0..2_000 {
+        wf.push_str(&format!("[[task]]\nid = \"t{i}\"\n"));
+    }
+    let parsed = config::parse(&wf, "test.toml", Path::new(".")).expect("workflow");
+    let first = RunState::new("run-1".into(), Arc::new(parsed.clone()));
+    let store =
+        MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(parsed) });
+    let world = World { clock: Arc::new(TokioClock::starting_at(T0)), runner: Arc::new(Scripted::default()) };
+    let config = EngineConfig {
+        state_dir: PathBuf::from("/nonexistent"),
+        output_dir: PathBuf::from("/nonexistent"),
+        pitboss_exe: PathBuf::from("pitboss"),
+        exit_when_done: true,
+    };
+    let engine = Engine::new(first.clone(), Box::new(store.clone()), config, world);
+    let handle = engine.handle();
+    let mut feed = handle.subscribe();
+    let reader_handle = handle.clone();
+    let reader = tokio::spawn(async move {
+        let (mut folded, mut next_seq, mut compared) = (first, 2u64, 0usize);
+        let mut pending: std::collections::VecDeque<Record> = Default::default();
+        loop {
+            let Some((tasks, counts, read_next)) = reader_handle
+                .read(|state, next| {
+                    let counts: Vec<usize> =
+                        pitboss::core::TaskStateName::ALL.iter().map(|n| state.count(*n)).collect();
+                    (state.tasks.clone(), counts, next)
+                })
+                .await
+            else {
+                break;
+            };
+            let Some(read_next) = read_next else { continue };
+            // Fold the published records up to the seq the read was taken at.
+            while next_seq < read_next {
+                if pending.is_empty() {
+                    let batch = feed.recv().await.expect("the records end after the read's seq");
+                    pending.extend(batch.iter().cloned());
+                }
+                let record = pending.pop_front().expect("a record");
+                assert_eq!(record.seq, next_seq, "records out of order or missing");
+                folded.apply(&record.event, record.ts).expect("the fold accepts every record");
+                next_seq += 1;
+            }
+            assert_eq!(
+                folded.tasks, tasks,
+                "the state read at seq {read_next} is not the fold of the records before it"
+            );
+            let folded_counts: Vec<usize> =
+                pitboss::core::TaskStateName::ALL.iter().map(|n| folded.count(*n)).collect();
+            assert_eq!(folded_counts, counts);
+            compared += 1;
+        }
+        compared
+    });
+    handle.send(Input::Start { pid: 1, version: "test".into(), resumed: false });
+    drop(handle);
+    let (state, _) = tokio::time::timeout(STUCK, engine.run(std::future::pending()))
+        .await
+        .expect("the run did not end")
+        .expect("engine failed");
+    let compared = tokio::time::timeout(STUCK, reader).await.expect("the reader did not end").expect("reader");
+    assert_eq!(state.count(pitboss::core::TaskStateName::Completed), 2_000);
+    assert!(compared >= 10, "only {compared} reads were compared");
+}

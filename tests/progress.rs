@@ -32,13 +32,15 @@ fn the_progress_bar_counts_tasks_finished_by_a_fallback() {
         Ok(())
     })
     .expect("the run's log");
-    // The reporter starts from the state its handle was given: the first record's.
-    let start = RunState::from_first(&records[0].event).expect("first record");
-    let total = start.tasks.len() as u64;
-    let mut progress = Progress::new(start);
+    // The reporter reads the engine's state after each batch: fold the log the same way.
+    let mut state = RunState::from_first(&records[0].event).expect("first record");
+    let total = state.tasks.len() as u64;
     let mut done = 0;
     for record in &records[1..] {
-        done = progress.observe(record);
+        state.apply(&record.event, record.ts).expect("the run's own records fold");
+        let progress = Progress::of(&state);
+        assert_eq!(progress.total, total);
+        done = progress.terminal;
         assert!(done <= total, "counted {done} of {total} at seq {}", record.seq);
     }
     assert_eq!(done, total, "every task ended, but the bar shows {done}/{total}");

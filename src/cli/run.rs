@@ -17,9 +17,9 @@ use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{civil, clock, describe, human_ms};
 use crate::core::workflow::Workflow;
 use crate::core::{Event, RunState, TaskState, TaskStateName};
-use crate::engine::{now_ms, Ending, EngineError};
+use crate::engine::{now_ms, Ending, EngineError, EngineHandle};
 use crate::io::fdlimit;
-use crate::io::journal::{self, JournalError, Record, LOG_FILE};
+use crate::io::journal::{self, JournalError, LOG_FILE};
 use crate::launch::{self, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};
 
 /// Options shared by run and resume.
@@ -157,9 +157,9 @@ pub fn headless<'a>(exit_when_blocked: bool, dir: std::path::PathBuf) -> FrontEn
         needs_history: false,
         run: Box::new(move |mut handle| {
             Box::pin(async move {
-                let state = handle.snapshot().clone();
+                let engine = handle.engine().clone();
                 if let Some(feed) = handle.take_feed() {
-                    if let Some(blocked) = report(feed, state, exit_when_blocked, &dir).await {
+                    if let Some(blocked) = report(feed, &engine, exit_when_blocked, &dir).await {
                         // The log says why the run stopped (the launcher's own stop
                         // after this one is ignored).
                         handle.stop(&format!("blocked: {blocked}; --exit-when-blocked"));
@@ -199,11 +199,16 @@ fn shell_word(word: &str) -> String {
 /// Prints progress until the engine goes away (or, with `exit_when_blocked`, until
 /// the run is blocked on an operator).
 /// Returns why it stopped early when the run was blocked (`exit_when_blocked`).
-async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool, dir: &std::path::Path) -> Option<String> {
-    let total = state.tasks.len();
+async fn report(
+    mut feed: Feed,
+    engine: &EngineHandle,
+    exit_when_blocked: bool,
+    dir: &std::path::Path,
+) -> Option<String> {
+    let mut progress = engine.read(|state, _| Progress::of(state)).await?;
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
-        let bar = ProgressBar::new(total as u64);
+        let bar = ProgressBar::new(progress.total);
         bar.set_style(
             ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} done  {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -211,15 +216,22 @@ async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool, dir: &
         );
         bar
     });
-    let mut progress = Progress::new(state);
     // Said once each time the run becomes blocked.
     let mut said_blocked = false;
     let mut stopped = None;
     while let Some(batch) = feed.next().await {
+        // The engine's counts as of this batch or later; once it has stopped, the last
+        // ones read stand. Read when the reporter has caught up with the feed, so a
+        // busy run is asked once per burst, not per batch, and its batches do not
+        // pile up unread behind the question.
+        if !feed.has_more() {
+            if let Some(now) = engine.read(|state, _| Progress::of(state)).await {
+                progress = now;
+            }
+        }
         // One write per batch, not per line: a busy fleet makes thousands of lines.
         let mut plain = String::new();
         for record in batch.iter() {
-            progress.observe(record);
             let Some(line) = describe(&record.event) else {
                 continue;
             };
@@ -233,7 +245,7 @@ async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool, dir: &
                     plain.push('\n');
                 }
                 Some(bar) => {
-                    bar.set_position(progress.terminal());
+                    bar.set_position(progress.terminal);
                     let loud = matches!(
                         record.event,
                         Event::AttemptFailed { .. }
@@ -253,17 +265,23 @@ async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool, dir: &
             use std::io::Write;
             let _ = std::io::stderr().lock().write_all(plain.as_bytes());
         }
-        let blocked = crate::core::hold::only_held_remain(&progress.state);
-        if blocked && exit_when_blocked {
-            // Returning stops the run: it ends interrupted with the held tasks kept.
-            stopped = Some(crate::core::hold::held_line(&progress.state));
-            break;
-        }
-        if blocked && !said_blocked {
-            let line = escape_line(&waiting_line(&progress.state, dir)).into_owned();
-            match &bar {
-                Some(bar) => bar.println(line),
-                None => eprintln!("{line}"),
+        let blocked = progress.held.is_some();
+        if let Some(held) = &progress.held {
+            if exit_when_blocked {
+                // Returning stops the run: it ends interrupted with the held tasks kept.
+                stopped = Some(held.clone());
+                break;
+            }
+            if !said_blocked {
+                // Naming the held tasks looks at every task: only when it is said.
+                let dir = dir.to_path_buf();
+                if let Some(line) = engine.read(move |state, _| waiting_line(state, &dir)).await {
+                    let line = escape_line(&line).into_owned();
+                    match &bar {
+                        Some(bar) => bar.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
             }
         }
         said_blocked = blocked;
@@ -274,32 +292,28 @@ async fn report(mut feed: Feed, state: RunState, exit_when_blocked: bool, dir: &
     stopped
 }
 
-/// How many of a run's tasks are at an end, for the headless progress bar. It folds
-/// the records into the run's state (the core's own `apply`) and counts the states
-/// that end a task, rather than guessing from event kinds: a task can end in many
-/// ways (a fallback's result, a fallback pool, a fallback skip, a dead letter, a
-/// cancel) and a replay can bring one back.
+/// What the headless reporter shows of a run, read from the engine's own state (the
+/// reporter keeps no fold of its own): how many tasks are at an end, counting the
+/// states that end a task rather than guessing from event kinds (a task can end in
+/// many ways: a fallback's result, a fallback pool, a fallback skip, a dead letter,
+/// a cancel; and a requeue brings one back), and whether only held tasks remain.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
-    state: RunState,
+    /// Tasks at an end.
+    pub terminal: u64,
+    /// Tasks in the run.
+    pub total: u64,
+    /// "2 tasks held for approval" when nothing can move without an operator.
+    pub held: Option<String>,
 }
 
 impl Progress {
-    /// Counting from the run's state when the reporter started.
-    pub fn new(state: RunState) -> Progress {
-        Progress { state }
-    }
-
-    /// Takes one committed record into account; returns the tasks at an end so far.
-    pub fn observe(&mut self, record: &Record) -> u64 {
-        // The engine applied this record already; a failure here would be a bug, and
-        // the bar is only a display: keep counting from the state as it is.
-        let _ = self.state.apply(&record.event, record.ts);
-        self.terminal()
-    }
-
-    /// The tasks at an end so far.
-    pub fn terminal(&self) -> u64 {
-        TaskStateName::ALL.iter().filter(|name| name.is_terminal()).map(|name| self.state.count(*name) as u64).sum()
+    /// The progress of `state` (from its counts: no task is looked at).
+    pub fn of(state: &RunState) -> Progress {
+        let terminal =
+            TaskStateName::ALL.iter().filter(|name| name.is_terminal()).map(|name| state.count(*name) as u64).sum();
+        let held = crate::core::hold::only_held_remain(state).then(|| crate::core::hold::held_line(state));
+        Progress { terminal, total: state.tasks.len() as u64, held }
     }
 }
 

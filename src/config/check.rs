@@ -368,10 +368,10 @@ impl Checker<'_> {
             }
             None => defaults.gates.clone(),
         };
-        let payload = match &raw.payload {
+        let payload = crate::core::JsonText::of(&match &raw.payload {
             None => serde_json::Value::Object(Default::default()),
             Some(v) => serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
-        };
+        });
         TaskSpec {
             id,
             kind: raw.kind.clone().unwrap_or_default(),

@@ -35,8 +35,8 @@ pub fn check(state: &RunState, i: usize) -> Option<Event> {
     if task.state != TaskState::Queued || task.approved || !guarded(state, i) {
         return None;
     }
-    let payload = task.payload.as_ref().unwrap_or(&state.workflow.tasks[i].payload);
-    let finding = inspect_input(payload, &inputs(state, i))?;
+    let payload = task.payload.as_ref().unwrap_or(&state.workflow.tasks[i].payload).value();
+    let finding = inspect_input(&payload, &inputs(state, i))?;
     Some(Event::TaskHeld { task: state.task_id(i).to_string(), finding })
 }
 

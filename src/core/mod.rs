@@ -13,6 +13,7 @@ pub mod escape;
 pub mod event;
 pub mod gates;
 pub mod hold;
+pub mod json_text;
 pub mod protocol;
 pub mod redact;
 pub mod spawn;
@@ -24,5 +25,6 @@ pub mod workflow;
 
 pub use decide::{step, Input, StepContext};
 pub use event::{AfterFailure, Event, FailureClass, SmallOutput};
+pub use json_text::JsonText;
 pub use state::{ApplyError, RunState, Task};
 pub use task::{TaskState, TaskStateName};

@@ -198,7 +198,7 @@ fn held(state: &RunState, i: usize, tasks: &[TaskSpec]) -> Result<Vec<HeldAtSpaw
 /// parent's prefix and each child that spawned nested the same way. The one builder
 /// for the worker's stdin and the input guard.
 pub fn dependency_input(state: &RunState, d: usize) -> Value {
-    let result = state.tasks[d].result.clone().unwrap_or(Value::Null);
+    let result = state.tasks[d].result.as_ref().map_or(Value::Null, super::json_text::JsonText::value);
     let children = &state.tasks[d].children;
     if children.is_empty() {
         return result;

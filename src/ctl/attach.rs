@@ -1,7 +1,7 @@
 //! `pitboss attach DIR`: a [`RunHandle`] over the control socket, so the TUI runs
-//! against a run another (headless) manager process is running. The snapshot is the
-//! fold of `subscribe` from 0 up to where the manager's records were when it
-//! attached; the feed is the rest of that subscription. Keys become command lines
+//! against a run another (headless) manager process is running. The feed's backlog is
+//! `subscribe` from 0 up to where the manager's records were when it attached (the
+//! TUI folds it); the rest of that subscription follows. Keys become command lines
 //! (`core::command::line_for`) sent over a second connection, where the manager
 //! checks them like any `pitboss ctl`. `stop` detaches: the run goes on.
 //!
@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use super::client::{Conn, Target};
 
 use crate::core::command::line_for;
-use crate::core::{Input, RunState};
+use crate::core::Input;
 use crate::io::journal::Record;
 use crate::io::runner::OutputChunk;
 use crate::launch::{Feed, RunHandle};
@@ -36,7 +36,6 @@ const OUTPUT_CHUNKS: usize = 1024;
 
 /// The TUI's handle on a run served by another manager process.
 pub struct Attached {
-    snapshot: RunState,
     feed: Option<Feed>,
     commands: mpsc::UnboundedSender<String>,
     detach: watch::Sender<bool>,
@@ -66,10 +65,6 @@ impl RunHandle for Attached {
     fn stop(&self, _reason: &str) {
         // Detach, never stop the run: the feed ends and so does the TUI.
         let _ = self.detach.send(true);
-    }
-
-    fn snapshot(&self) -> &RunState {
-        &self.snapshot
     }
 
     fn take_feed(&mut self) -> Option<Feed> {
@@ -102,10 +97,9 @@ pub async fn attach(target: &Target) -> Result<(Attached, RunStopped), String> {
             Some(Err(e)) => return Err(e),
         }
     }
-    let first = backlog.first().ok_or("the manager sent no records")?;
-    let mut snapshot = RunState::from_first(&first.event).map_err(|e| e.to_string())?;
-    for record in &backlog[1..] {
-        snapshot.apply(&record.event, record.ts).map_err(|e| e.to_string())?;
+    // The TUI folds the backlog (and says what does not fold).
+    if backlog.is_empty() {
+        return Err("the manager sent no records".into());
     }
     let (records_tx, records_rx) = mpsc::unbounded_channel();
     let (detach, detached) = watch::channel(false);
@@ -115,7 +109,7 @@ pub async fn attach(target: &Target) -> Result<(Attached, RunStopped), String> {
     let (commands, commands_rx) = mpsc::unbounded_channel();
     tokio::spawn(send_commands(control, commands_rx, detached));
     let feed = Feed::new(backlog, records_rx, output_rx);
-    Ok((Attached { snapshot, feed: Some(feed), commands, detach, _output: output }, stopped))
+    Ok((Attached { feed: Some(feed), commands, detach, _output: output }, stopped))
 }
 
 /// The seq after the manager's last record, from `status` (waits briefly for a

@@ -105,25 +105,38 @@ async fn answer(shared: &Arc<Shared>, request: Request) -> Value {
     let result: Result<(String, Value), String> = match words.first().copied() {
         None => Err("empty command".into()),
         Some("status") => {
-            let (message, mut data) = queries::status(&shared.state());
-            // Where the records so far end (an attaching TUI folds up to here first).
-            let next_seq = shared.next_seq.load(std::sync::atomic::Ordering::Acquire);
-            data["next_seq"] = if next_seq == 0 { Value::Null } else { json!(next_seq) };
-            Ok((message, data))
+            shared
+                .read(|state, next_seq| {
+                    let (message, mut data) = queries::status(state);
+                    // Where the records so far end (an attaching TUI folds up to here first).
+                    data["next_seq"] = next_seq.map_or(Value::Null, |n| json!(n));
+                    (message, data)
+                })
+                .await
         }
-        Some("tasks") => Ok(queries::tasks(&shared.state(), &words[1..].join(" "))),
+        Some("tasks") => {
+            let filter = words[1..].join(" ");
+            shared.read(move |state, _| queries::tasks(state, &filter)).await
+        }
         Some("task") => match words.get(1) {
             None => Err("usage: task ID".into()),
             Some(task) => {
-                // Reads the log and output files: off the engine's thread.
-                let (state, dir, task) = (shared.state().clone(), shared.dir.clone(), task.to_string());
-                tokio::task::spawn_blocking(move || queries::task(&state, &dir, &task))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("task query failed: {e}")))
+                // The task is copied out of the engine's state; its history and output
+                // are read from files off the engine's thread.
+                let id = task.to_string();
+                let found = shared.read(move |state, _| state.task_index(&id).map(|i| state.tasks[i].clone())).await;
+                let (dir, id) = (shared.dir.clone(), task.to_string());
+                match found {
+                    Err(e) => Err(e),
+                    Ok(None) => Err(format!("no task {id:?}")),
+                    Ok(Some(found)) => tokio::task::spawn_blocking(move || queries::task(&found, &dir, &id))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("task query failed: {e}"))),
+                }
             }
         },
-        Some("submit") => submit(shared, &request),
-        Some(_) => operate(shared, &request.cmd),
+        Some("submit") => submit(shared, &request).await,
+        Some(_) => operate(shared, &request.cmd).await,
     };
     match result {
         Ok((message, data)) => json!({"ok": true, "id": id, "message": message, "data": data}),
@@ -131,29 +144,30 @@ async fn answer(shared: &Arc<Shared>, request: Request) -> Value {
     }
 }
 
-/// An operator command: parsed and checked against the folded state, then sent.
-fn operate(shared: &Shared, line: &str) -> Result<(String, Value), String> {
-    let inputs = {
-        let state = shared.state();
-        let command = command::parse(&state, line)?.ok_or("empty command")?;
-        if let Command::Submit(file) = &command {
-            return Err(format!(
-                "submit {file}: send the file's text as {{\"cmd\": \"submit\", \"file\": NAME, \"toml\": TEXT}} (pitboss submit DIR FILE does)"
-            ));
-        }
-        let inputs = command::inputs(&state, &command, OPERATOR)?;
-        (command, inputs)
-    };
-    let (command, inputs) = inputs;
+/// An operator command: parsed and checked against the engine's state, then sent.
+async fn operate(shared: &Shared, line: &str) -> Result<(String, Value), String> {
+    let line = line.to_string();
+    let (command, inputs) = shared
+        .read(move |state, _| {
+            let command = command::parse(state, &line)?.ok_or("empty command")?;
+            if let Command::Submit(file) = &command {
+                return Err(format!(
+                    "submit {file}: send the file's text as {{\"cmd\": \"submit\", \"file\": NAME, \"toml\": TEXT}} (pitboss submit DIR FILE does)"
+                ));
+            }
+            let inputs = command::inputs(state, &command, OPERATOR)?;
+            Ok((command, inputs))
+        })
+        .await??;
     send_inputs(shared, inputs)?;
     Ok((command::done_message(&command), Value::Null))
 }
 
 /// `submit`: the TOML's tasks, checked against the run's workflow, then added.
-fn submit(shared: &Shared, request: &Request) -> Result<(String, Value), String> {
+async fn submit(shared: &Shared, request: &Request) -> Result<(String, Value), String> {
     let toml = request.toml.as_deref().ok_or("submit needs the file's text in \"toml\"")?;
     let file = request.file.as_deref().unwrap_or("submitted tasks");
-    let workflow = shared.state().workflow.clone();
+    let workflow = shared.read(|state, _| state.workflow.clone()).await?;
     let tasks = crate::config::tasks_from_toml(toml, file, &workflow).map_err(|e| e.to_string())?;
     let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
     send_inputs(shared, vec![Input::Submit { tasks, source: format!("{OPERATOR}: submit {file}") }])?;

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! client ─JSON line─▶ connection ─core::command─▶ engine.send
-//!                          │◀── folded RunState (from the engine's fan-out)
+//!                          │◀── the engine's own RunState, read between its batches
 //!                          └─ subscribe: log file, then live batches (seq-deduplicated)
 //! ```
 //!
@@ -23,8 +23,7 @@ mod transport;
 pub mod ws;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UnixListener;
@@ -52,10 +51,6 @@ pub const OPERATOR: &str = "operator (ctl)";
 pub(crate) struct Shared {
     engine: EngineHandle,
     dir: PathBuf,
-    /// The run as the engine's records fold it (the refusals are checked on this).
-    state: Mutex<RunState>,
-    /// The seq after the last record folded (0 until the engine's first batch).
-    next_seq: AtomicU64,
     /// True once the run has stopped (the engine's records ended).
     ended: watch::Receiver<bool>,
     stall: Duration,
@@ -63,10 +58,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn state(&self) -> std::sync::MutexGuard<'_, RunState> {
-        // The fold cannot leave the state half-changed in a way a reader could see
-        // worse than a poisoned lock: carry on with it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the engine's state (and the seq of its next record) between two of
+    /// its batches: queries and refusals see the run as the engine has it, with no
+    /// second fold in the manager. Short work only; an error once the run stopped.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&RunState, Option<u64>) -> R + Send + 'static,
+    ) -> Result<R, String> {
+        self.engine.read(f).await.ok_or_else(|| "the run has stopped".to_string())
     }
 }
 
@@ -81,8 +80,8 @@ pub fn service_with(listen: Option<ws::Listen>) -> Service {
 }
 
 fn start(context: ServiceContext, listen: Option<ws::Listen>) -> Result<ServiceFuture, String> {
-    let ServiceContext { engine, dir, state, mut records } = context;
-    let socket::Bound { listener, path, pointer } = socket::bind_for(&dir, &state.run_id)?;
+    let ServiceContext { engine, dir, run_id, mut records } = context;
+    let socket::Bound { listener, path, pointer } = socket::bind_for(&dir, &run_id)?;
     let files = socket::Files { path, pointer };
     let listener = match UnixListener::from_std(listener) {
         Ok(listener) => listener,
@@ -95,15 +94,7 @@ fn start(context: ServiceContext, listen: Option<ws::Listen>) -> Result<ServiceF
     let stall = setting("PITBOSS_CTL_STALL_MS").map_or(STALL, Duration::from_millis);
     let queue_batches = setting("PITBOSS_CTL_QUEUE").map_or(QUEUE_BATCHES, |n| n.max(1) as usize);
     let (ended_tx, ended) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        engine,
-        dir,
-        state: Mutex::new(state),
-        next_seq: AtomicU64::new(0),
-        ended,
-        stall,
-        queue_batches,
-    });
+    let shared = Arc::new(Shared { engine, dir, ended, stall, queue_batches });
     let websocket = match listen {
         None => None,
         Some(listen) => match open_websocket(listen, &shared.dir) {
@@ -115,27 +106,13 @@ fn start(context: ServiceContext, listen: Option<ws::Listen>) -> Result<ServiceF
         },
     };
     Ok(Box::pin(async move {
-        let fold = {
-            let shared = shared.clone();
-            async move {
-                while let Some(batch) = records.recv().await {
-                    let mut state = shared.state();
-                    for record in batch.iter() {
-                        if let Err(e) = state.apply(&record.event, record.ts) {
-                            tracing::warn!("control socket: record {} does not fold: {e}", record.seq);
-                        }
-                    }
-                    if let Some(last) = batch.last() {
-                        shared.next_seq.store(last.seq + 1, Ordering::Release);
-                    }
-                }
-            }
-        };
+        // The records only say when the run stops (queries read the engine's state).
+        let run_ends = async move { while records.recv().await.is_some() {} };
         let mut connections = tokio::task::JoinSet::new();
-        tokio::pin!(fold);
+        tokio::pin!(run_ends);
         loop {
             tokio::select! {
-                () = &mut fold => break,
+                () = &mut run_ends => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         connections.spawn(connection::serve(stream, shared.clone()));

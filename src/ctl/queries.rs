@@ -1,6 +1,6 @@
 //! The socket's read-only queries: `status`, `tasks [FILTER]`, `task ID`. They answer
-//! from the state the server folded from the engine's records (and, for one task, its
-//! history from the log and the tails of its output files).
+//! from the engine's state, read between its batches (and, for one task, its history
+//! from the log and the tails of its output files).
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use crate::core::breaker::Circuit;
-use crate::core::{RunState, TaskStateName};
+use crate::core::{RunState, Task, TaskStateName};
 use crate::io::rundir::OUTPUT_DIR;
 use crate::io::segments;
 
@@ -87,9 +87,7 @@ pub fn tasks(state: &RunState, filter: &str) -> (String, Value) {
 }
 
 /// `task ID`: state, history (its records from the log), result and output tails.
-pub fn task(state: &RunState, dir: &Path, id: &str) -> Result<(String, Value), String> {
-    let i = state.task_index(id).ok_or_else(|| format!("no task {id:?}"))?;
-    let task = &state.tasks[i];
+pub fn task(task: &Task, dir: &Path, id: &str) -> Result<(String, Value), String> {
     let mut history = Vec::new();
     segments::scan(dir, |rec, _| {
         if rec.event.task() == Some(id) {

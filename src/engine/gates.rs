@@ -52,7 +52,7 @@ use crate::core::protocol::{task_json, TaskView};
 use crate::core::redact::Redactor;
 use crate::core::text::human_ms;
 use crate::core::workflow::{Gate, GateKind, PerfGate, PoolMode, RetryPolicy, StdinMode};
-use crate::core::{FailureClass, Input, SmallOutput};
+use crate::core::{FailureClass, Input, JsonText, SmallOutput};
 use crate::io::clock::Clock;
 use crate::io::guardian::MANAGER_PID_ENV;
 use crate::io::perf::{measure, PerfError, PerfRun};
@@ -96,7 +96,7 @@ impl Engine {
     pub(super) fn start_gate(&mut self, task: &str, attempt: u32, index: usize) {
         let Some(i) = self.state.task_index(task) else { return };
         let Some(gate) = self.state.workflow.tasks[i].gates.get(index).cloned() else { return };
-        let result = self.state.tasks[i].result.clone().unwrap_or(Value::Null);
+        let result = self.state.tasks[i].result.as_ref().map_or(Value::Null, JsonText::value);
         let job = match &gate {
             Gate::Schema { schema, .. } => {
                 let compiled = match self.schemas.get(&(i, index)) {
@@ -191,11 +191,16 @@ impl Engine {
     /// program or a reviewer is told about the task).
     fn task_doc(&self, i: usize, attempt: u32) -> Value {
         let spec = &self.state.workflow.tasks[i];
-        let payload = self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload);
+        let payload = &self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload).value();
         let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
         let inputs: Map<String, Value> = self.state.dependencies[i]
             .iter()
-            .map(|&d| (self.state.task_id(d).to_string(), self.state.tasks[d].result.clone().unwrap_or(Value::Null)))
+            .map(|&d| {
+                (
+                    self.state.task_id(d).to_string(),
+                    self.state.tasks[d].result.as_ref().map_or(Value::Null, JsonText::value),
+                )
+            })
             .collect();
         task_json(view, inputs)
     }

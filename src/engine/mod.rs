@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::core::breaker::Circuit;
 use crate::core::decide::dispatch;
@@ -119,6 +119,24 @@ enum Msg {
     Note(Event),
     /// A process of a consensus attempt ended; `input` reports how, if it matters.
     Part { task: String, attempt: u32, part: replicas::Part, input: Option<Input> },
+    /// A question about the run's state (see [`EngineHandle::read`]).
+    Read(Reader),
+}
+
+/// A reader of the engine's state, answered between batches: once the batch before
+/// is durable and handed to the fan-out, so it sees exactly the records subscribers
+/// got so far (their next seq is given with it). The control socket and the headless
+/// reporter read the run this way instead of keeping folds of their own: one state
+/// in the manager, written by the engine alone (DESIGN §1).
+struct Reader(Box<ReadFn>);
+
+/// What a [`Reader`] runs: the state, and the seq of the next record.
+type ReadFn = dyn FnOnce(&RunState, Option<u64>) + Send;
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reader")
+    }
 }
 
 /// A handle for sending commands to a running engine and watching its events.
@@ -152,6 +170,22 @@ impl EngineHandle {
     pub fn subscribe_output(&self) -> broadcast::Receiver<OutputChunk> {
         self.output.subscribe()
     }
+
+    /// Runs `f` on the engine's state between two batches (see [`Reader`]) and gives
+    /// back what it returns; `f` also gets the seq the next record will have (none
+    /// before the engine's first batch). `None` once the engine has stopped. `f` runs
+    /// on the engine's loop: keep it short (copy out what is needed, do I/O after).
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&RunState, Option<u64>) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let reader = Reader(Box::new(move |state, next_seq| {
+            let _ = tx.send(f(state, next_seq));
+        }));
+        self.tx.send(Msg::Read(reader)).ok()?;
+        rx.await.ok()
+    }
 }
 
 /// How the loop ended.
@@ -182,6 +216,8 @@ pub struct Engine {
     replicas: replicas::Book,
     /// When and where snapshots of the state are written.
     snapshots: snapshots::Snapshots,
+    /// The seq of the next record (known after the first append).
+    next_seq: Option<u64>,
     _close: CloseOnDrop,
 }
 
@@ -217,6 +253,7 @@ impl Engine {
             schemas: HashMap::new(),
             replicas: replicas::Book::default(),
             snapshots: snapshots::Snapshots::new(crate::io::snapshot::every()),
+            next_seq: None,
         }
     }
 
@@ -276,7 +313,17 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            self.process(batch).await?;
+            // Readers are answered after the batch they came with: a batch of readers
+            // alone decides nothing and writes nothing.
+            let (readers, batch): (Vec<Msg>, Vec<Msg>) = batch.into_iter().partition(|msg| matches!(msg, Msg::Read(_)));
+            if !batch.is_empty() {
+                self.process(batch).await?;
+            }
+            for msg in readers {
+                if let Msg::Read(Reader(read)) = msg {
+                    read(&self.state, self.next_seq);
+                }
+            }
             // Checked after a batch, not before the first: a resumed log may end
             // interrupted or finished, and the manager's start input changes that.
             if self.running.is_empty() && self.replicas.is_idle() {
@@ -322,6 +369,12 @@ impl Engine {
                 }
                 // A stop that arrived within a batch: handled as the batch's interrupt.
                 Msg::Stop(reason) => Input::Interrupt { reason },
+                // Taken out of the batch by the loop; one that got here is answered
+                // before the batch is written, which no caller relies on.
+                Msg::Read(Reader(read)) => {
+                    read(&self.state, self.next_seq);
+                    continue;
+                }
                 Msg::Part { task, attempt, part, input } => {
                     self.part_ended(&task, attempt, part);
                     match input {
@@ -350,6 +403,7 @@ impl Engine {
         // them), so a batch of nothing else does not wait for the disk.
         let durable = events.iter().any(|e| !matches!(e, Event::AttemptSpawned { .. }));
         let first_seq = self.store.append(now, &events, durable).await?;
+        self.next_seq = Some(first_seq + events.len() as u64);
         for event in &events {
             self.effect(event);
         }

@@ -27,10 +27,15 @@ use super::journal::{self, JournalError, LogPosition, Scan};
 use super::segments;
 use crate::core::RunState;
 
-/// The snapshot format this build writes and reads. Raise it when [`RunState`]'s
-/// serialized form changes: older snapshots are then skipped (the log is folded
-/// instead), never misread.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// The snapshot format this build writes. Raise it when [`RunState`]'s serialized
+/// form changes: snapshots a build cannot read are then skipped (the log is folded
+/// instead), never misread. 2: a task's fields at their start value are left out
+/// (so a build that reads only 1 skips these).
+pub const SNAPSHOT_VERSION: u32 = 2;
+
+/// The formats this build reads: 1 had every field of a task written out, which
+/// format 2 reads the same.
+const READABLE: [u32; 2] = [1, SNAPSHOT_VERSION];
 
 /// How many snapshots are kept: the newest, and older ones to fall back on.
 pub const KEEP: usize = 3;
@@ -84,7 +89,17 @@ const MARK: &[u8] = b",\"crc\":";
 
 /// Encodes the sealed snapshot document of `state` after the record at `at`.
 pub fn encode(state: &RunState, at: LogPosition) -> Vec<u8> {
-    let out = SnapshotOut {
+    let mut buf = Vec::with_capacity(1 << 16);
+    // Writing into a Vec cannot fail.
+    let _ = encode_to(state, at, &mut buf);
+    buf
+}
+
+/// [`encode`] written straight to `out` (issue 14, memory: the document of a big run
+/// is tens of MB, and was held whole beside the state it was made of). The seal is
+/// computed on the way.
+pub fn encode_to(state: &RunState, at: LogPosition, out: impl Write) -> std::io::Result<()> {
+    let doc = SnapshotOut {
         v: SNAPSHOT_VERSION,
         run_id: &state.run_id,
         seq: at.seq,
@@ -93,17 +108,44 @@ pub fn encode(state: &RunState, at: LogPosition) -> Vec<u8> {
         record_crc: at.crc,
         state,
     };
-    let mut buf = Vec::with_capacity(1 << 16);
-    // Serializing our own types into a Vec cannot fail (the state has no maps keyed by
-    // anything but strings and numbers).
-    let _ = serde_json::to_writer(&mut buf, &out);
-    buf.pop();
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&buf);
+    let mut sealing = Sealing { out, hasher: crc32fast::Hasher::new(), held: None };
+    // Our own types have no maps keyed by anything but strings and numbers: only
+    // the writer can fail.
+    serde_json::to_writer(&mut sealing, &doc).map_err(std::io::Error::other)?;
+    let Sealing { mut out, mut hasher, held } = sealing;
+    // The document's closing brace is held back: the seal goes before it, and the
+    // checksum covers the document as if it closed there.
+    if held != Some(b'}') {
+        return Err(std::io::Error::other("the snapshot document did not end with '}'"));
+    }
     hasher.update(b"}");
-    let crc = hasher.finalize();
-    let _ = write!(buf, ",\"crc\":{crc}}}");
-    buf
+    write!(out, ",\"crc\":{}}}", hasher.finalize())?;
+    out.flush()
+}
+
+/// Passes bytes on and into the checksum, always holding the last one back.
+struct Sealing<W> {
+    out: W,
+    hasher: crc32fast::Hasher,
+    held: Option<u8>,
+}
+
+impl<W: Write> Write for Sealing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some((&last, rest)) = buf.split_last() else { return Ok(0) };
+        if let Some(held) = self.held.take() {
+            self.out.write_all(&[held])?;
+            self.hasher.update(&[held]);
+        }
+        self.out.write_all(rest)?;
+        self.hasher.update(rest);
+        self.held = Some(last);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// What a snapshot file holds once its seal and version are checked.
@@ -187,11 +229,11 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, Unusable> {
     }
     let parsed: Result<SnapshotIn, _> = serde_json::from_slice(bytes);
     let doc = match parsed {
-        Ok(doc) if doc.v == SNAPSHOT_VERSION => doc,
+        Ok(doc) if READABLE.contains(&doc.v) => doc,
         Ok(doc) => return Err(Unusable::Version(doc.v)),
         Err(e) => {
             return Err(match serde_json::from_slice::<Version>(bytes) {
-                Ok(Version { v }) if v != SNAPSHOT_VERSION => Unusable::Version(v),
+                Ok(Version { v }) if !READABLE.contains(&v) => Unusable::Version(v),
                 _ => Unusable::Unreadable(e.to_string()),
             })
         }
@@ -247,12 +289,13 @@ fn line_crc(line: &[u8]) -> Option<u32> {
 /// file, fsync, rename, fsync of the folder), then removes all but the newest
 /// [`KEEP`] snapshots and any temp file a crash left. Gives the snapshot's path.
 pub fn write(dir: &Path, state: &RunState, at: LogPosition) -> std::io::Result<PathBuf> {
-    let bytes = encode(state, at);
     let name = file_name(at.seq);
     let temp = dir.join(format!(".{PREFIX}{}{TEMP_SUFFIX}", at.seq));
     let done = (|| {
-        let mut file = private_file().write(true).create(true).truncate(true).open(&temp)?;
-        file.write_all(&bytes)?;
+        let file = private_file().write(true).create(true).truncate(true).open(&temp)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        encode_to(state, at, &mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&temp, dir.join(&name))?;
         File::open(dir)?.sync_all()

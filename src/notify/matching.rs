@@ -152,7 +152,7 @@ pub fn summary(state: &RunState, i: usize) -> Value {
         "why": task.why(),
     });
     if let (Some(result), Some(map)) = (&task.result, summary.as_object_mut()) {
-        map.insert("result".to_string(), result.clone());
+        map.insert("result".to_string(), result.value());
     }
     summary
 }

@@ -15,6 +15,7 @@ use super::breaker::Circuit;
 use super::checks::Finding;
 use super::event::{AfterFailure, Event, FailureClass, OutputStream};
 use super::gates::{Verdict, VerdictKind};
+use super::json_text::JsonText;
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, GateKind, Workflow};
 
@@ -30,49 +31,77 @@ pub use pools::PoolState;
 use readiness::Readiness;
 pub use readiness::Standing;
 
-/// One task's live record.
+/// One task's live record. A snapshot leaves out the fields still at their start
+/// value (zero, none, empty, false): most tasks of a big run are plain, and a
+/// snapshot of 250k tasks was ~660 bytes a task with them written out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// Current state with its data.
     pub state: TaskState,
     /// Number of the latest attempt started (0 before the first).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
     /// Value of `attempts` when the task last (re)started its attempt budget: an
     /// operator's retry gives fresh attempts without reusing attempt numbers.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub budget_start: u32,
     /// Manager crashes in a row that found this task in flight (poison-pill detection):
     /// counted at the next manager's start, reset when an attempt ends by itself.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub crashes: u32,
     /// Consecutive resource deferrals (they set the deferral backoff).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub deferrals: u32,
-    /// The result, once completed.
-    pub result: Option<Value>,
+    /// The result, once completed, as its JSON text (see [`JsonText`]: one task's
+    /// result is held for the whole run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<JsonText>,
     /// The latest failure message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Pool of the latest attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
     /// True once a fallback was used for the task (its result is degraded).
+    #[serde(default, skip_serializing_if = "is_false")]
     pub degraded: bool,
     /// A payload an operator set, replacing the workflow's.
-    pub payload: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<JsonText>,
     /// The pool a `fallback = { pool }` sent the task to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_override: Option<usize>,
     /// Output that could not be saved: (attempt, stream) of each
     /// `output_capture_failed`, at most one per stream of an attempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capture_failures: Vec<(u32, OutputStream)>,
     /// Every gate verdict of the task, oldest first (the next attempt's `feedback`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<Verdict>,
     /// The input guard's latest finding for the task (kept after an approval or a
     /// rejection, so that every front end can still show what was found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding: Option<Finding>,
     /// True once an operator approved the held task: it is not checked again.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub approved: bool,
     /// The task that spawned this one (DESIGN §11), if a planner did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<usize>,
     /// The tasks this one spawned, in the order it gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<usize>,
     /// Position in the ready queue while queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     queue_ticket: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Task {
@@ -288,6 +317,16 @@ impl RunState {
         }
     }
 
+    /// [`RunState::from_first`] taking the event: its workflow becomes the state's
+    /// without a copy (a big workflow is tens of MB; a new run writes its first record
+    /// and then folds it).
+    pub fn from_started(event: Event) -> Result<RunState, ApplyError> {
+        match event {
+            Event::RunStarted { run_id, workflow } => Ok(RunState::new(run_id, Arc::from(workflow))),
+            _ => Err(ApplyError::NotStarted),
+        }
+    }
+
     /// Task index by id.
     pub fn task_index(&self, id: &str) -> Option<usize> {
         self.graph.index.get(id).copied()
@@ -331,7 +370,7 @@ impl RunState {
         self.tasks[i].last_error = Some(format!("fallback used: {reason}"));
         match fallback {
             Fallback::Result(value) => {
-                self.tasks[i].result = Some(value);
+                self.tasks[i].result = Some(JsonText::of(&value));
                 self.set_state(i, TaskState::Completed { degraded: true });
             }
             Fallback::Pool(name) => {
@@ -594,7 +633,7 @@ impl RunState {
     fn edit_payload(&mut self, kind: &'static str, id: &str, payload: &Value) -> Result<(), ApplyError> {
         let i =
             self.task_where(kind, id, |s| !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. }))?;
-        self.tasks[i].payload = Some(payload.clone());
+        self.tasks[i].payload = Some(JsonText::of(payload));
         Ok(())
     }
 
@@ -667,7 +706,7 @@ impl RunState {
     /// kept, and counts once the last gate passes).
     fn succeed(&mut self, kind: &'static str, id: &str, attempt: u32, result: &Value) -> Result<(), ApplyError> {
         let i = self.running_attempt(kind, id, attempt)?;
-        self.tasks[i].result = Some(result.clone());
+        self.tasks[i].result = Some(JsonText::of(result));
         self.tasks[i].crashes = 0;
         if self.workflow.tasks[i].gates.is_empty() {
             let degraded = self.tasks[i].degraded;

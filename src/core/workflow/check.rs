@@ -196,7 +196,7 @@ fn missing_payload_keys(i: usize, task: &TaskSpec, pools: &[PoolSpec], errors: &
         }
         for name in templates.into_iter().flat_map(placeholders) {
             if let Some(path) = name.strip_prefix("payload.") {
-                if lookup_payload(&task.payload, path).is_none() {
+                if lookup_payload(&task.payload.value(), path).is_none() {
                     errors.push(WorkflowError::MissingPayloadKey {
                         task: i,
                         id: task.id.clone(),
@@ -242,7 +242,7 @@ mod tests {
             kind: String::new(),
             pool: None,
             requires: Vec::new(),
-            payload: serde_json::json!({}),
+            payload: serde_json::json!({}).into(),
             depends_on: Vec::new(),
             timeout_ms: 1_000,
             retry: RetryPolicy::default(),

@@ -96,7 +96,7 @@ mod tests {
             kind: String::new(),
             pool: None,
             requires: Vec::new(),
-            payload: serde_json::Value::Null,
+            payload: serde_json::Value::Null.into(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             timeout_ms: 1,
             retry: RetryPolicy::default(),

@@ -240,8 +240,9 @@ pub struct TaskSpec {
     pub pool: Option<String>,
     /// Capabilities a pool must have to run this task.
     pub requires: Vec<String>,
-    /// Opaque payload passed to the worker.
-    pub payload: serde_json::Value,
+    /// Opaque payload passed to the worker, as its JSON text (parsed when a worker or a
+    /// check needs it: a workflow of many tasks holds text, not trees).
+    pub payload: crate::core::json_text::JsonText,
     /// Tasks whose results this one needs.
     pub depends_on: Vec<String>,
     /// Per-attempt timeout.
