@@ -26,7 +26,7 @@ use crate::io::journal::{self, Journal, Record, LOG_FILE};
 use crate::io::rundir::RunDir;
 use crate::io::runner::env::RunEnv;
 use crate::io::runner::{LocalRunner, OutputChunk};
-use crate::io::snapshot;
+use crate::io::{roll, segments, snapshot};
 
 /// Why a run could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +93,10 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
         return Err(start_err(journal::JournalError::Missing(dir.to_path_buf())));
     }
     let run_dir = RunDir::hold(dir).map_err(start_err)?;
-    let mut notes = Vec::new();
+    // A compaction a crash cut short is put back in order first (DESIGN §6).
+    let mut notes = roll::recover(&run_dir.path).map_err(start_err)?;
     if let Some(seq) = truncate_at {
-        let cut = journal::truncate_at(&run_dir.path, seq).map_err(start_err)?;
+        let cut = segments::truncate_at(&run_dir.path, seq).map_err(start_err)?;
         notes.push(format!("cut {cut} bytes from record {seq} on; they are saved in {}", journal::BROKEN_FILE));
     }
     let log = run_dir.path.join(LOG_FILE);
@@ -390,7 +391,7 @@ impl Prepared {
 /// Every record of the run folder's log, in order.
 fn read_log(dir: &Path) -> Result<Vec<Record>, LaunchError> {
     let mut records = Vec::new();
-    journal::scan(&dir.join(LOG_FILE), |record, _| {
+    segments::scan(dir, |record, _| {
         records.push(record);
         Ok(())
     })

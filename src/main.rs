@@ -96,6 +96,12 @@ enum Command {
         /// The run folder.
         dir: PathBuf,
     },
+    /// Move the run's log into `archive/` segments (after a snapshot of its state), so
+    /// opening it never reads those records again; refused while a manager holds it.
+    Compact {
+        /// The run folder.
+        dir: PathBuf,
+    },
     /// Print the event log.
     Events {
         /// The run folder.
@@ -288,6 +294,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             Err(cli::usage("usage: pitboss dlq DIR [--json] | pitboss dlq replay DIR (TASK…|--all)"))
         }
         Some(Command::Verify { dir }) => cli::verify::verify(&dir),
+        Some(Command::Compact { dir }) => cli::compact::compact(&dir),
         Some(Command::Events { dir, follow, json }) => cli::events::events(&dir, follow, json),
         Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),
         Some(Command::Submit { dir, file }) => cli::ctl::submit(&dir, &file),

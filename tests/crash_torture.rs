@@ -9,7 +9,9 @@
 //!
 //! Snapshots are taken every few records (PITBOSS_SNAPSHOT_EVERY), so kills land
 //! while one is being written too: after each kill, opening the folder from its
-//! snapshots gives exactly the state of the full fold of the log.
+//! snapshots gives exactly the state of the full fold of the log. The log also rolls
+//! into the archive every few kilobytes (PITBOSS_ROLL_BYTES, DESIGN §6), so kills land
+//! in the middle of a roll as well.
 
 mod common;
 
@@ -19,8 +21,8 @@ use std::time::Duration;
 
 use common::{kill_pid, read_events, wait_for, wait_within, KillOnPanic, OutputWithin, Scratch};
 use pitboss::cli::verify::canonical;
-use pitboss::io::journal::{self, LOG_FILE};
-use pitboss::io::snapshot;
+use pitboss::io::journal::LOG_FILE;
+use pitboss::io::{roll, segments, snapshot};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -68,6 +70,7 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
     let slack = ((tasks / 2 / kills.max(1)).saturating_sub(min_gap) * 2).max(1);
     let mut killed = 0;
     let mut mid_write = 0;
+    let mut mid_roll = 0;
     for k in 0..kills {
         let mut cmd = s.pitboss();
         if k == 0 {
@@ -76,7 +79,8 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
             cmd.args(["resume", "--headless"]).arg(s.run_dir());
         }
         // Snapshots every few records: many are being written when the kill comes.
-        cmd.env(snapshot::EVERY_ENV, "5");
+        // The log rolls into the archive every few kilobytes, so kills land mid-roll too.
+        cmd.env(snapshot::EVERY_ENV, "5").env(roll::ROLL_ENV, "20000");
         let mut manager = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let _guard = KillOnPanic::new(&[manager.id()]);
         // Kill it once its workers have made the chosen number of ledger entries.
@@ -91,10 +95,12 @@ fn killed_at_random_moments_and_resumed_every_task_completes_exactly_once() {
             killed += 1;
         }
         interrupted = in_flight(&read_events(&s.run_dir()));
+        mid_roll += usize::from(mid_a_roll(&s.run_dir()));
         mid_write += usize::from(opens_to_the_full_fold(&s.run_dir(), k));
     }
+    assert!(segments::archived(&s.run_dir(), None).unwrap().len() > 1, "the log rolled");
     assert_eq!(killed, kills, "the run ended before every kill happened");
-    eprintln!("crash torture: {mid_write} kills left a snapshot half-written");
+    eprintln!("crash torture: {mid_write} kills left a snapshot half-written, {mid_roll} a roll of the log cut short");
 
     let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("the last resume");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -155,7 +161,7 @@ fn opens_to_the_full_fold(dir: &std::path::Path, k: usize) -> bool {
         .unwrap()
         .filter_map(|e| e.ok())
         .any(|e| e.file_name().to_string_lossy().ends_with(".json.tmp"));
-    let (full, scan) = journal::fold_all(&dir.join(LOG_FILE)).expect("the log folds");
+    let (full, scan) = segments::fold_all(dir).expect("the log folds");
     let opened = snapshot::open_state(dir).expect("the folder opens");
     // A kill during the first snapshot leaves none yet; any finished one is usable.
     if !snapshot::list(dir).is_empty() {
@@ -164,6 +170,13 @@ fn opens_to_the_full_fold(dir: &std::path::Path, k: usize) -> bool {
     assert!(canonical(&opened.state) == canonical(&full), "kill {k}: the opened state is not the full fold");
     assert_eq!(opened.scan, scan, "kill {k}: the opened log differs");
     half_written
+}
+
+/// True when a kill cut a roll of the log short: its new file made, or the live log
+/// linked into the archive and not yet replaced.
+fn mid_a_roll(dir: &std::path::Path) -> bool {
+    let live = segments::FileId::at(&dir.join(LOG_FILE)).ok();
+    dir.join(roll::NEXT_FILE).exists() || segments::archived(dir, None).unwrap().iter().any(|a| Some(a.id) == live)
 }
 
 /// Tasks with an attempt started and not ended in the log.

@@ -12,8 +12,9 @@ use super::{logcheck, usage, EXIT_OK};
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{describe, iso};
 use crate::core::Event;
-use crate::io::journal::{self, Record, LOG_FILE};
+use crate::io::journal::{Record, LOG_FILE};
 use crate::io::rundir::is_held;
+use crate::io::segments;
 
 /// Prints a record given as JSON (`{"seq", "ts", "event"}`, as the control socket
 /// streams it) the way `events` prints one from the file.
@@ -69,11 +70,12 @@ pub fn events(dir: &Path, follow: bool, json_out: bool) -> CmdResult {
         print(rec);
         let _ = out.borrow_mut().flush();
     };
-    let scan = journal::scan(&path, |rec, _| {
+    let read = segments::read_from(dir, 0, None, |rec, _| {
         print(&rec);
         Ok(())
     })
     .map_err(|e| usage(logcheck::explain(e)))?;
+    let scan = read.scan;
     // A log being created by a manager that is starting may be empty for a moment;
     // `--follow` waits for its records. Otherwise a log without a record is unusable.
     if scan.records == 0 && !(follow && is_held(dir).is_some()) {
@@ -84,7 +86,7 @@ pub fn events(dir: &Path, follow: bool, json_out: bool) -> CmdResult {
         eprintln!("{}", logcheck::torn_note(t));
     }
     if follow {
-        super::follow::follow(&path, scan.valid_len, scan.records, dir, &print_live).map_err(usage)?;
+        super::follow::follow(read.live, scan.valid_len, scan.records, dir, &print_live).map_err(usage)?;
     }
     Ok(EXIT_OK)
 }

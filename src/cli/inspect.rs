@@ -15,8 +15,9 @@ use crate::core::text::{clock, describe, human_ms, iso};
 use crate::core::truncate::truncate_chars as truncate;
 use crate::core::workflow::gate_label;
 use crate::core::{AfterFailure, Event, RunState, TaskState, TaskStateName};
-use crate::io::journal::{self, Record, LOG_FILE};
+use crate::io::journal::Record;
 use crate::io::rundir::OUTPUT_DIR;
+use crate::io::segments;
 
 /// `pitboss inspect DIR [TASK] [--json]`.
 pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
@@ -27,7 +28,7 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
         Some(id) => {
             let i = state.task_index(id).ok_or_else(|| usage(format!("run has no task {id:?}")))?;
             let mut history: Vec<Record> = Vec::new();
-            journal::scan(&dir.join(LOG_FILE), |rec, _| {
+            segments::scan(dir, |rec, _| {
                 if rec.event.task() == Some(id) {
                     history.push(rec);
                 }
@@ -127,7 +128,7 @@ fn print_table(state: &RunState) {
 fn state_path(dir: &Path, id: &str) -> Result<Vec<TaskStateName>, (u8, String)> {
     let mut fold: Option<RunState> = None;
     let mut path = vec![TaskStateName::Blocked];
-    journal::scan(&dir.join(LOG_FILE), |rec, _| {
+    segments::scan(dir, |rec, _| {
         let Some(state) = &mut fold else {
             fold = Some(RunState::from_first(&rec.event)?);
             return Ok(());

@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 
 use crate::core::breaker::Circuit;
 use crate::core::{RunState, Task, TaskStateName};
-use crate::io::journal::{self, LOG_FILE};
 use crate::io::rundir::OUTPUT_DIR;
+use crate::io::segments;
 
 /// `status`: the run id, counts per state, the pools, and whether the run is over.
 pub fn status(state: &RunState) -> (String, Value) {
@@ -89,7 +89,7 @@ pub fn tasks(state: &RunState, filter: &str) -> (String, Value) {
 /// `task ID`: state, history (its records from the log), result and output tails.
 pub fn task(task: &Task, dir: &Path, id: &str) -> Result<(String, Value), String> {
     let mut history = Vec::new();
-    journal::scan(&dir.join(LOG_FILE), |rec, _| {
+    segments::scan(dir, |rec, _| {
         if rec.event.task() == Some(id) {
             history.push(json!({"seq": rec.seq, "ts": rec.ts, "event": rec.event}));
         }

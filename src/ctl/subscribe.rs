@@ -18,7 +18,8 @@ use super::connection::send;
 use super::transport::Transport;
 use super::Shared;
 use crate::engine::fanout::Records;
-use crate::io::journal::{self, Record, LOG_FILE};
+use crate::io::journal::Record;
+use crate::io::segments;
 
 /// Streams records from `from` to the connection until the run stops or the client goes.
 pub(crate) async fn stream<T: Transport>(mut write: T, shared: Arc<Shared>, id: Value, from: u64) {
@@ -86,11 +87,11 @@ async fn pump(mut live: Records, queue: mpsc::Sender<Arc<[Record]>>, overflow: A
 /// over through a small queue so a big log is never held in memory).
 async fn catch_up<T: Transport>(write: &mut T, shared: &Shared, next: &mut u64) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Record>(64);
-    let log = shared.dir.join(LOG_FILE);
+    let dir = shared.dir.clone();
     let from = *next;
     let reading = tokio::task::spawn_blocking(move || {
         let mut reader_gone = false;
-        let scanned = journal::scan(&log, |record, _| {
+        let scanned = segments::scan(&dir, |record, _| {
             if !reader_gone && record.seq >= from {
                 reader_gone = tx.blocking_send(record).is_err();
             }

@@ -422,6 +422,7 @@ impl Engine {
         self.fanout.publish(records);
         let at = self.store.position();
         self.snapshots.after_batch(&self.config.state_dir, &self.state, at);
+        self.snapshots.roll_if_due(&self.config.state_dir, self.store.as_mut()).await;
         Ok(())
     }
 

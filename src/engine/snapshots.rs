@@ -4,12 +4,15 @@
 //! record: one that cannot be written (a full disk) is a warning and the run goes on.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
 use crate::core::RunState;
 use crate::io::journal::LogPosition;
-use crate::io::snapshot;
+use crate::io::store::EventStore;
+use crate::io::{roll, snapshot};
 
 /// The engine's snapshot schedule.
 pub(super) struct Snapshots {
@@ -22,11 +25,46 @@ pub(super) struct Snapshots {
     written: Option<u64>,
     /// The snapshot being written, if any.
     writing: Option<JoinHandle<()>>,
+    /// The seq of the last snapshot durably written (0: none yet), set by the writer.
+    durable: Arc<AtomicU64>,
+    /// The live log's size past which it is rolled into the archive (none: never).
+    roll_past: Option<u64>,
+    /// The durable snapshot the last roll followed: a roll waits for a newer one.
+    rolled_after: u64,
 }
 
 impl Snapshots {
     pub(super) fn new(every: u64) -> Snapshots {
-        Snapshots { every, from: None, written: None, writing: None }
+        Snapshots {
+            every,
+            from: None,
+            written: None,
+            writing: None,
+            durable: Arc::new(AtomicU64::new(0)),
+            roll_past: roll::roll_bytes(),
+            rolled_after: 0,
+        }
+    }
+
+    /// After a committed batch: rolls the live log into the archive (DESIGN §6) when it
+    /// is past its size and a snapshot newer than the last roll is durably written
+    /// (opening then starts from it, never from the archive). The engine's own writer
+    /// makes the new file and adopts it, so its replaced-log check never fires. A roll
+    /// that fails changes nothing (a warning; rolling stops for this manager).
+    pub(super) async fn roll_if_due(&mut self, dir: &Path, store: &mut dyn EventStore) {
+        let (Some(past), Some(len)) = (self.roll_past, store.live_len()) else { return };
+        let durable = self.durable.load(Ordering::Acquire);
+        if len <= past || durable <= self.rolled_after {
+            return;
+        }
+        self.rolled_after = durable;
+        if let Err(e) = store.roll(dir).await {
+            tracing::warn!(
+                "{}: cannot roll the event log into the archive ({e}); the run goes on in the same log",
+                dir.display()
+            );
+            self.roll_past = None;
+        }
     }
 
     /// After a committed batch ending at `at`: starts a snapshot when `every` records
@@ -43,8 +81,12 @@ impl Snapshots {
             return;
         }
         (self.from, self.written) = (Some(at.seq), Some(at.seq));
-        let (dir, state) = (dir.to_path_buf(), state.clone());
-        self.writing = Some(tokio::task::spawn_blocking(move || write_or_warn(&dir, &state, at)));
+        let (dir, state, durable) = (dir.to_path_buf(), state.clone(), self.durable.clone());
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            if write_or_warn(&dir, &state, at) {
+                durable.fetch_max(at.seq, Ordering::AcqRel);
+            }
+        }));
     }
 
     /// At a clean stop: waits for a snapshot being written, then writes one of the
@@ -63,12 +105,15 @@ impl Snapshots {
     }
 }
 
-fn write_or_warn(dir: &Path, state: &RunState, at: LogPosition) {
-    if let Err(e) = snapshot::write(dir, state, at) {
+/// Writes a snapshot; true once it is durable.
+fn write_or_warn(dir: &Path, state: &RunState, at: LogPosition) -> bool {
+    let written = snapshot::write(dir, state, at);
+    if let Err(e) = &written {
         tracing::warn!(
             "{}: cannot write the snapshot after record {} ({e}); the run goes on, and the next open folds more of the log",
             dir.display(),
             at.seq
         );
     }
+    written.is_ok()
 }

@@ -140,6 +140,29 @@ pub enum JournalError {
     /// No log in the folder.
     #[error("{0}: no event log here (is this a pitboss run folder?)")]
     Missing(PathBuf),
+    /// Damage in an archived segment (DESIGN §6): a segment was a whole log when it was
+    /// archived, so nothing in it is a crash tail, and nothing there is ever cut.
+    #[error("{path}:{line}: record seq {seq} is damaged ({reason}) in an archived segment of the log; archived segments are sealed, so this is not a crash tail and nothing is cut: restore the file from a backup")]
+    Sealed {
+        /// The segment file.
+        path: PathBuf,
+        /// 1-based line in it.
+        line: usize,
+        /// The seq expected there.
+        seq: u64,
+        /// What is wrong with it.
+        reason: Damage,
+    },
+    /// The live log does not continue the archive: a segment is missing (DESIGN §6).
+    #[error("{path}:1: the log file starts at record {found} but the records before it end at {}: an archived segment is missing; put it back in archive/", expected - 1)]
+    Gap {
+        /// The file that does not continue the ones before it.
+        path: PathBuf,
+        /// The seq it should start with.
+        expected: u64,
+        /// The seq it starts with.
+        found: u64,
+    },
     /// Valid records follow a damaged one: not a crash tail.
     #[error(
         "{path}:{line}: record seq {cut_seq} is corrupt ({reason}) but valid records follow it; \
@@ -436,15 +459,31 @@ pub fn scan_from(
     path: &Path,
     offset: u64,
     before: u64,
+    visit: impl FnMut(Record, usize) -> Result<(), ApplyError>,
+) -> Result<Scan, JournalError> {
+    let file = open_read(path)?;
+    let lines_before = usize::try_from(before).unwrap_or(usize::MAX);
+    scan_file(path, file, offset, before, lines_before, visit)
+}
+
+/// [`scan_from`] on `file`, already opened at `path` (the log's segments, DESIGN §6,
+/// are read through the very file opened, whatever its path names by then), whose
+/// line `lines_before + 1` starts at `offset` (a segment's lines count from its own
+/// start, its records' seqs from the run's).
+pub fn scan_file(
+    path: &Path,
+    mut file: File,
+    offset: u64,
+    before: u64,
+    lines_before: usize,
     mut visit: impl FnMut(Record, usize) -> Result<(), ApplyError>,
 ) -> Result<Scan, JournalError> {
-    let mut file = open_read(path)?;
     file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut line = Vec::with_capacity(4096);
     let mut offset: u64 = offset;
     let mut records: u64 = before;
-    let mut line_no = usize::try_from(before).unwrap_or(usize::MAX);
+    let mut line_no = lines_before;
     let mut missing_newline = false;
     let mut first_bad: Option<TornTail> = None;
     loop {
@@ -515,7 +554,8 @@ pub fn scan_from(
     Ok(Scan { records, valid_len: offset, torn, missing_newline })
 }
 
-fn open_read(path: &Path) -> Result<File, JournalError> {
+/// Opens a log file for reading, refusing a symbolic link.
+pub fn open_read(path: &Path) -> Result<File, JournalError> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => return Err(JournalError::Symlink(path.to_path_buf())),
         Ok(_) => {}
@@ -615,7 +655,12 @@ struct WriteJob {
     bytes: Vec<u8>,
     durable: bool,
     done: tokio::sync::oneshot::Sender<Result<(), WriteError>>,
+    /// Instead of writing: a roll to a new file ([`JournalWriter::roll`]).
+    roll: Option<RollJob>,
 }
+
+/// Makes the file the log rolls to (it runs on the writer thread, in order with the writes).
+type RollJob = Box<dyn FnOnce(&mut OpenLog) -> Result<(), WriteError> + Send>;
 
 /// The engine's side of the log: batches are encoded on the engine's thread and
 /// written (and fdatasync'd) by a dedicated thread, so that while the disk works the
@@ -636,7 +681,11 @@ impl Journal {
         let mut log = self.log;
         let spawned = std::thread::Builder::new().name("pitboss-journal".into()).spawn(move || {
             while let Ok(job) = rx.recv() {
-                let _ = job.done.send(log.write_batch(&job.bytes, job.durable));
+                let result = match job.roll {
+                    Some(roll) => roll(&mut log),
+                    None => log.write_batch(&job.bytes, job.durable),
+                };
+                let _ = job.done.send(result);
             }
         });
         if let Err(e) = spawned {
@@ -658,7 +707,7 @@ impl JournalWriter {
         let at = self.at.encode(first, ts, events, &mut bytes);
         let (done, wait) = tokio::sync::oneshot::channel();
         let gone = || std::io::Error::other("the journal thread stopped");
-        self.jobs.send(WriteJob { bytes, durable, done }).map_err(|_| io_err(&self.path)(gone()))?;
+        self.jobs.send(WriteJob { bytes, durable, done, roll: None }).map_err(|_| io_err(&self.path)(gone()))?;
         let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(gone())));
         result.map_err(write_err(&self.path))?;
         self.next_seq = first + events.len() as u64;
@@ -669,6 +718,36 @@ impl JournalWriter {
     /// Where the last record this writer wrote sits (none before its first append).
     pub fn position(&self) -> Option<LogPosition> {
         self.at.last
+    }
+
+    /// Bytes in the live log file.
+    pub fn live_len(&self) -> u64 {
+        self.at.end
+    }
+
+    /// Rolls the log to a new file (compaction on a live run, DESIGN §6): on the writer
+    /// thread, after every batch handed over before, the file is made durable, then
+    /// `make` archives it and gives the new empty file now at the log's path, which the
+    /// writer adopts, so the replaced-log check never takes the roll for a replacement.
+    /// The last position stays where it was (a snapshot finds its record by seq).
+    pub async fn roll(
+        &mut self,
+        make: impl FnOnce() -> std::io::Result<File> + Send + 'static,
+    ) -> Result<(), JournalError> {
+        let roll: RollJob = Box::new(move |log: &mut OpenLog| {
+            log.write_batch(&[], true)?;
+            let file = make()?;
+            log.adopt(file)?;
+            Ok(())
+        });
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let gone = || std::io::Error::other("the journal thread stopped");
+        let job = WriteJob { bytes: Vec::new(), durable: false, done, roll: Some(roll) };
+        self.jobs.send(job).map_err(|_| io_err(&self.path)(gone()))?;
+        let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(gone())));
+        result.map_err(write_err(&self.path))?;
+        self.at.end = 0;
+        Ok(())
     }
 }
 

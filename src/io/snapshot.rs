@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::fsutil::private_file;
-use super::journal::{self, JournalError, LogPosition, Scan, LOG_FILE};
+use super::journal::{self, JournalError, LogPosition, Scan};
+use super::segments;
 use crate::core::RunState;
 
 /// The snapshot format this build writes. Raise it when [`RunState`]'s serialized
@@ -351,16 +352,15 @@ pub struct Opened {
 /// log holds, where it says, the record it follows; each one skipped leaves a note.
 /// Errors are the log's own (a snapshot's trouble never is one).
 pub fn open_state(dir: &Path) -> Result<Opened, JournalError> {
-    let log = dir.join(LOG_FILE);
     let mut notes = Vec::new();
     for (named, path) in list(dir) {
-        match try_snapshot(&log, named, &path) {
+        match try_snapshot(dir, named, &path) {
             Ok(opened) => return Ok(Opened { notes, ..opened }),
             Err(Tried::Skip(why)) => notes.push(skip_note(&path, &why)),
             Err(Tried::Log(e)) => return Err(e),
         }
     }
-    let (state, scan) = journal::fold_all(&log)?;
+    let (state, scan) = segments::fold_all(dir)?;
     Ok(Opened { folded: scan.records, state, scan, snapshot: None, notes })
 }
 
@@ -382,16 +382,20 @@ impl From<Unusable> for Tried {
 }
 
 /// The state from the snapshot at `path` and the log's records after it.
-fn try_snapshot(log: &Path, named: u64, path: &Path) -> Result<Opened, Tried> {
+/// The log is read as one stream over its archived segments and the live log
+/// ([`segments`]): the record a snapshot follows is found by its seq in the file that
+/// holds it (a segment keeps the byte offsets it had as the live log).
+fn try_snapshot(dir: &Path, named: u64, path: &Path) -> Result<Opened, Tried> {
     let snap = read(path)?;
     if snap.at.seq != named {
         return Err(Unusable::Misnamed { named, held: snap.at.seq }.into());
     }
-    if !in_log(log, &snap.at) {
+    let Some(cursor) = segments::find(dir, &snap.at) else {
         return Err(Unusable::NotInLog { seq: snap.at.seq }.into());
-    }
+    };
     let mut state = snap.state;
-    let scanned = journal::scan_from(log, snap.at.end, snap.at.seq, |rec, _| state.apply(&rec.event, rec.ts));
+    let scanned = segments::read_from(dir, snap.at.seq, Some(cursor), |rec, _| state.apply(&rec.event, rec.ts))
+        .map(|read| read.scan);
     match scanned {
         Ok(scan) => {
             let folded = scan.records - snap.at.seq;

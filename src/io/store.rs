@@ -3,6 +3,7 @@
 //! while a test waits for a disk).
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
@@ -23,7 +24,23 @@ pub trait EventStore: Send {
     fn position(&self) -> Option<LogPosition> {
         None
     }
+
+    /// Bytes in the live log file (none for a store that is not a file: it never rolls).
+    fn live_len(&self) -> Option<u64> {
+        None
+    }
+
+    /// Rolls the live log of the run in `dir` into the archive and goes on in a new
+    /// file ([`super::roll`], DESIGN §6). Never called on a store without
+    /// [`EventStore::live_len`].
+    fn roll<'a>(&'a mut self, dir: &'a Path) -> Rolled<'a> {
+        let _ = dir;
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
+
+/// The future of a roll.
+pub type Rolled<'a> = Pin<Box<dyn Future<Output = Result<(), JournalError>> + Send + 'a>>;
 
 impl EventStore for JournalWriter {
     fn append<'a>(&'a mut self, ts: u64, events: &'a [Event], durable: bool) -> Append<'a> {
@@ -32,6 +49,15 @@ impl EventStore for JournalWriter {
 
     fn position(&self) -> Option<LogPosition> {
         JournalWriter::position(self)
+    }
+
+    fn live_len(&self) -> Option<u64> {
+        Some(JournalWriter::live_len(self))
+    }
+
+    fn roll<'a>(&'a mut self, dir: &'a Path) -> Rolled<'a> {
+        let dir = dir.to_path_buf();
+        Box::pin(JournalWriter::roll(self, move || super::roll::roll(&dir).map(|(file, _)| file)))
     }
 }
 

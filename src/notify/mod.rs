@@ -40,7 +40,7 @@ use crate::engine::fanout::Records;
 use crate::io::clock::wall_ms;
 use crate::io::fsutil::private_file;
 use crate::io::guardian::{MANAGER_PID_ENV, RUN_ID_ENV};
-use crate::io::journal::{self, Record, LOG_FILE};
+use crate::io::journal::Record;
 use matching::{Job, Watcher};
 
 /// The file failures are written to, in the run folder.
@@ -91,7 +91,7 @@ impl Hooks {
         }
         let mut first = Vec::new();
         if !resumed {
-            let _ = journal::scan(&dir.join(LOG_FILE), |record, _| {
+            let _ = crate::io::segments::scan(dir, |record, _| {
                 if first.is_empty() {
                     first.push(record);
                 }
