@@ -166,6 +166,9 @@ enum Command {
         /// Name it logs under.
         #[arg(long, default_value = "agent")]
         role: String,
+        /// Serve a persistent pool: one task per stdin line, one reply line each.
+        #[arg(long)]
+        persistent: bool,
     },
 }
 
@@ -310,7 +313,8 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             clap_complete::generate(shell, &mut Args::command(), "pitboss", &mut std::io::stdout());
             Ok(cli::EXIT_OK)
         }
-        Some(Command::SimAgent { role }) => Ok(cli::sim_agent::main(&role)),
+        Some(Command::SimAgent { role, persistent: false }) => Ok(cli::sim_agent::main(&role)),
+        Some(Command::SimAgent { role, persistent: true }) => Ok(cli::sim_agent::persistent(&role)),
         Some(Command::Guardian { run_id, manager_pid }) => Ok(pitboss::io::guardian::main(&run_id, manager_pid)),
     }
 }

@@ -27,6 +27,14 @@
 //!
 //! Like real agents it logs to stderr, prints `{"pitboss":"progress"}` lines, and
 //! prints its result as the last JSON line on stdout.
+//!
+//! With `--persistent` it is a persistent worker (DESIGN §4, `mode = "persistent"`):
+//! one task JSON per stdin line, one reply line per task on stdout,
+//! `{"id","status":"completed","result"}` or `{"id","status":"failed","error"}`, until
+//! stdin ends. It answers in order and at once (`latency_ms` defaults to 0 there), with
+//! the failure keys, `result` and `ledger` as above; it prints no progress or log lines
+//! and flushes only when no more input is waiting, so that a benchmark of the manager
+//! (benches/throughput.sh) does not measure the worker.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -54,12 +62,7 @@ pub fn main(role: &str) -> u8 {
     let attempt = task["attempt"].as_u64().unwrap_or(1);
     let payload = &task["payload"];
     let latency = payload["latency_ms"].as_u64().unwrap_or(400);
-    let fail_rate = payload["fail_rate"].as_f64().unwrap_or(0.0);
-    let fails = payload["fail_always"].as_bool().unwrap_or(false)
-        || payload["fail_on"].as_str() == Some(role)
-        || attempt <= payload["fail_attempts"].as_u64().unwrap_or(0)
-        || (fail_rate > 0.0 && unit_hash(&id, attempt) < fail_rate)
-        || replica_fails(&task);
+    let fails = attempt_fails(role, &task, &id, attempt);
 
     keep_record(&id, payload, &input);
     eprintln!("[{role}] {id}: attempt {attempt}, thinking for {latency}ms");
@@ -110,6 +113,70 @@ pub fn main(role: &str) -> u8 {
     };
     let _ = writeln!(out, "{result}");
     0
+}
+
+/// Whether this attempt fails, by the payload's failure keys.
+fn attempt_fails(role: &str, task: &Value, id: &str, attempt: u64) -> bool {
+    let payload = &task["payload"];
+    let fail_rate = payload["fail_rate"].as_f64().unwrap_or(0.0);
+    payload["fail_always"].as_bool().unwrap_or(false)
+        || payload["fail_on"].as_str() == Some(role)
+        || attempt <= payload["fail_attempts"].as_u64().unwrap_or(0)
+        || (fail_rate > 0.0 && unit_hash(id, attempt) < fail_rate)
+        || replica_fails(task)
+}
+
+/// `--persistent`: answers one task per stdin line until stdin ends; returns the exit
+/// code (0 at the end of input, 2 when stdin or stdout fail).
+pub fn persistent(role: &str) -> u8 {
+    use std::io::BufRead;
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, std::io::stdin().lock());
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut line = String::new();
+    loop {
+        // Replies go out when the manager has nothing more queued for us: one write
+        // for a whole burst of tasks, and never a reply held back while we wait.
+        // (`buffer` is what was read already: looking at it never blocks.)
+        if !input.buffer().contains(&b'\n') && out.flush().is_err() {
+            return 2;
+        }
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) => return if out.flush().is_ok() { 0 } else { 2 },
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("sim-agent: cannot read stdin: {e}");
+                return 2;
+            }
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = match serde_json::from_str::<Value>(&line) {
+            Ok(task) => persistent_reply(role, &task, &line),
+            Err(e) => json!({"status": "failed", "error": format!("sim-agent: a stdin line is not a task JSON ({e})")}),
+        };
+        if writeln!(out, "{reply}").is_err() {
+            return 2;
+        }
+    }
+}
+
+/// The reply line to one task of a persistent worker.
+fn persistent_reply(role: &str, task: &Value, line: &str) -> Value {
+    let id = task["id"].as_str().unwrap_or("?");
+    let attempt = task["attempt"].as_u64().unwrap_or(1);
+    let payload = &task["payload"];
+    keep_record(id, payload, line);
+    if let Some(ms) = payload["latency_ms"].as_u64().filter(|ms| *ms > 0) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    if attempt_fails(role, task, id, attempt) {
+        let error = format!("{role} agent: simulated failure on attempt {attempt}");
+        return json!({"id": id, "status": "failed", "error": error});
+    }
+    let result = payload.get("result").cloned().unwrap_or_else(|| json!({"by": role, "task": id}));
+    json!({"id": id, "status": "completed", "result": result})
 }
 
 /// Whether this run is a consensus replica the payload's `fail_replicas` lists.

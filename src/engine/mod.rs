@@ -15,6 +15,7 @@
 //! crash loses nothing that anybody acted on.
 
 mod attempt;
+mod commit;
 pub mod fanout;
 mod gates;
 mod replicas;
@@ -66,6 +67,9 @@ fn end_input(task: &str, attempt: u32, end: AttemptEnd, workflow: &Workflow) -> 
         AttemptEnd::Stopped(_, _) => Input::AttemptStopped { task, attempt, reason: "run interrupted".into() },
     }
 }
+
+/// Messages handled as one batch at most (one group commit).
+const MAX_BATCH: usize = 4096;
 
 /// Engine failures: the run stops, and what is on disk stays consistent.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +222,10 @@ pub struct Engine {
     snapshots: snapshots::Snapshots,
     /// The seq of the next record (known after the first append).
     next_seq: Option<u64>,
+    /// Each persistent pool's worker spec, built on its first attempt.
+    worker_specs: std::sync::Mutex<HashMap<String, Arc<crate::io::runner::persistent::WorkerSpec>>>,
+    /// How long to wait for the attempts of the last commit before the next one.
+    gather: commit::Gather,
     _close: CloseOnDrop,
 }
 
@@ -254,6 +262,8 @@ impl Engine {
             replicas: replicas::Book::default(),
             snapshots: snapshots::Snapshots::new(crate::io::snapshot::every()),
             next_seq: None,
+            worker_specs: Default::default(),
+            gather: commit::Gather::default(),
         }
     }
 
@@ -307,12 +317,13 @@ impl Engine {
                 msg => msg,
             };
             let mut batch = vec![first];
-            while batch.len() < 4096 {
+            while batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(msg) => batch.push(msg),
                     Err(_) => break,
                 }
             }
+            self.gather.more(&mut self.rx, &mut batch).await;
             // Readers are answered after the batch they came with: a batch of readers
             // alone decides nothing and writes nothing.
             let (readers, batch): (Vec<Msg>, Vec<Msg>) = batch.into_iter().partition(|msg| matches!(msg, Msg::Read(_)));
@@ -402,10 +413,17 @@ impl Engine {
         // `attempt_spawned` notes are acted on by nobody live (only a later resume reads
         // them), so a batch of nothing else does not wait for the disk.
         let durable = events.iter().any(|e| !matches!(e, Event::AttemptSpawned { .. }));
+        let writing = std::time::Instant::now();
         let first_seq = self.store.append(now, &events, durable).await?;
         self.next_seq = Some(first_seq + events.len() as u64);
+        let took = writing.elapsed();
         for event in &events {
             self.effect(event);
+        }
+        if durable {
+            // What the next batch may wait for (see `commit`).
+            let started = events.iter().any(|e| matches!(e, Event::AttemptStarted { .. }));
+            self.gather.committed(took, started, self.running.len());
         }
         // Issue 11 (item 8): stop a run whose workers keep failing to start for lack of a resource.
         if self.starved.is_none() {

@@ -58,7 +58,7 @@ pub struct AttemptSpec {
     /// Where output is also sent as it arrives (the TUI's live panes), if anywhere.
     pub live: Option<broadcast::Sender<OutputChunk>>,
     /// For a persistent pool: how its processes start (`None`: a process per attempt).
-    pub persistent: Option<WorkerSpec>,
+    pub persistent: Option<Arc<WorkerSpec>>,
     /// The capture files' name before `.stdout`/`.stderr` when not `TASK.ATTEMPT`
     /// (a consensus replica's `TASK.ATTEMPT.rR`, a judge's `TASK.ATTEMPT.judge`).
     pub file_base: Option<String>,
@@ -222,8 +222,12 @@ impl LocalRunner {
 
     fn pool(&self, spec: &WorkerSpec) -> PersistentPool {
         let mut pools = self.pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let base = self.env.pool(&spec.pool);
-        pools.entry(spec.pool.clone()).or_insert_with(|| PersistentPool::start_in(spec.clone(), base)).clone()
+        if let Some(pool) = pools.get(&spec.pool) {
+            return pool.clone();
+        }
+        let pool = PersistentPool::start_in(spec.clone(), self.env.pool(&spec.pool));
+        pools.insert(spec.pool.clone(), pool.clone());
+        pool
     }
 }
 
