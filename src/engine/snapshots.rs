@@ -6,11 +6,13 @@
 //! A snapshot costs in proportion to the run's size (the state is cloned on the
 //! engine's thread, then serialized whole), records in proportion to the rate: at
 //! 100,000 tasks and 10k tasks/s, one every 50,000 records cost a quarter of the
-//! throughput (issue 14). So a snapshot that took long ([`SLOW`] or more, from its
-//! start until the engine saw it done) is followed by a pause of [`PAUSE_FACTOR`]
-//! times its duration: snapshots then take at most ~5% of the run's time, and a
-//! snapshot is further apart than `every` records only while the run is fast. Quick
-//! ones (small runs, tests) keep the plain schedule.
+//! throughput (issue 14). So in a large run (at least [`PACE_FROM`] tasks) a snapshot
+//! that took long ([`SLOW`] or more: the clone on the loop plus the writer's own time,
+//! measured by the writer, not when the engine next looks) is followed by a pause of
+//! [`PAUSE_FACTOR`] times its duration: snapshots then take at most ~5% of the run's
+//! time, and a snapshot is further apart than `every` records only while the run is
+//! fast. Small runs keep the plain schedule whatever the disk's speed: their snapshots
+//! are cheap, and a slow fsync on a busy machine must not change when they happen.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +35,10 @@ pub(super) struct Snapshots {
     from: Option<u64>,
     /// The seq of the last snapshot started.
     written: Option<u64>,
-    /// The snapshot being written, if any, and when it started.
-    writing: Option<(JoinHandle<()>, Instant)>,
+    /// The snapshot being written, if any.
+    writing: Option<JoinHandle<()>>,
+    /// How long the last snapshot took in microseconds (clone and write), set by its writer.
+    took_us: Arc<AtomicU64>,
     /// No snapshot starts before this (the pause after a slow one).
     not_before: Option<Instant>,
     /// The seq of the last snapshot durably written (0: none yet), set by the writer.
@@ -50,6 +54,8 @@ const SLOW: Duration = Duration::from_millis(20);
 /// The pause after a slow snapshot, in multiples of its duration: 19 keeps snapshots
 /// to ~5% of the time.
 const PAUSE_FACTOR: u32 = 19;
+/// Runs with fewer tasks are never paced: a snapshot of them costs little.
+const PACE_FROM: usize = 10_000;
 
 impl Snapshots {
     pub(super) fn new(every: u64) -> Snapshots {
@@ -58,6 +64,7 @@ impl Snapshots {
             from: None,
             written: None,
             writing: None,
+            took_us: Arc::new(AtomicU64::new(0)),
             not_before: None,
             durable: Arc::new(AtomicU64::new(0)),
             roll_past: roll::roll_bytes(),
@@ -96,12 +103,13 @@ impl Snapshots {
         if self.every == 0 || at.seq < from.saturating_add(self.every) {
             return;
         }
-        if let Some((writing, started)) = &self.writing {
+        if let Some(writing) = &self.writing {
             if !writing.is_finished() {
                 return;
             }
-            let took = started.elapsed();
-            self.not_before = (took >= SLOW).then(|| Instant::now() + took * PAUSE_FACTOR);
+            let took = Duration::from_micros(self.took_us.load(Ordering::Acquire));
+            let paced = took >= SLOW && state.tasks.len() >= PACE_FROM;
+            self.not_before = paced.then(|| Instant::now() + took * PAUSE_FACTOR);
             self.writing = None;
         }
         if self.not_before.is_some_and(|t| Instant::now() < t) {
@@ -110,20 +118,21 @@ impl Snapshots {
         let started = Instant::now();
         (self.from, self.written) = (Some(at.seq), Some(at.seq));
         let (dir, state, durable) = (dir.to_path_buf(), state.clone(), self.durable.clone());
-        self.writing = Some((
-            tokio::task::spawn_blocking(move || {
-                if write_or_warn(&dir, &state, at) {
-                    durable.fetch_max(at.seq, Ordering::AcqRel);
-                }
-            }),
-            started,
-        ));
+        let (cloned_in, took_us) = (started.elapsed(), self.took_us.clone());
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            let writing = Instant::now();
+            if write_or_warn(&dir, &state, at) {
+                durable.fetch_max(at.seq, Ordering::AcqRel);
+            }
+            let took = cloned_in + writing.elapsed();
+            took_us.store(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Release);
+        }));
     }
 
     /// At a clean stop: waits for a snapshot being written, then writes one of the
     /// final state unless the last one is of it already.
     pub(super) async fn at_stop(&mut self, dir: &Path, state: &RunState, at: Option<LogPosition>) {
-        if let Some((writing, _)) = self.writing.take() {
+        if let Some(writing) = self.writing.take() {
             let _ = writing.await;
         }
         let Some(at) = at else { return };
@@ -147,4 +156,52 @@ fn write_or_warn(dir: &Path, state: &RunState, at: LogPosition) -> bool {
         );
     }
     written.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+
+    use super::*;
+
+    fn state_of(tasks: usize) -> RunState {
+        let mut text = String::from("[[pool]]\nname = \"p\"\ncommand = [\"echo\"]\n");
+        for i in 0..tasks {
+            let _ = write!(text, "[[task]]\nid = \"t{i}\"\n");
+        }
+        let workflow = crate::config::parse(&text, "wf.toml", Path::new("/")).expect("valid");
+        RunState::new("r".into(), Arc::new(workflow))
+    }
+
+    fn at(seq: u64) -> Option<LogPosition> {
+        Some(LogPosition { seq, start: 0, end: 1, crc: 0 })
+    }
+
+    /// Starts the snapshot due at record 3, waits for its writer, then says it was slow.
+    async fn after_a_slow_snapshot(dir: &Path, state: &RunState) -> Snapshots {
+        let mut snapshots = Snapshots::new(2);
+        snapshots.roll_past = None;
+        snapshots.after_batch(dir, state, at(1));
+        snapshots.after_batch(dir, state, at(3));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !snapshots.writing.as_ref().expect("a snapshot was due").is_finished() {
+            assert!(Instant::now() < deadline, "the snapshot writer never finished");
+            tokio::task::yield_now().await;
+        }
+        snapshots.took_us.store(1_000_000, Ordering::Release);
+        snapshots
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_slow_snapshot_pauses_a_large_run_and_never_a_small_one() {
+        for (tasks, paced) in [(3, false), (PACE_FROM, true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = state_of(tasks);
+            let mut snapshots = after_a_slow_snapshot(dir.path(), &state).await;
+            snapshots.after_batch(dir.path(), &state, at(5));
+            assert_eq!(snapshots.not_before.is_some(), paced, "{tasks} tasks after a 1 s snapshot");
+            // A paused schedule starts nothing; a plain one starts the next snapshot.
+            assert_eq!(snapshots.written, Some(if paced { 3 } else { 5 }), "{tasks} tasks");
+        }
+    }
 }
