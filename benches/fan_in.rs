@@ -22,7 +22,8 @@ const HEADER: &str = "[run]\nmax_parallel = 64\n[[pool]]\nname = \"p\"\ncommand 
 
 fn state(text: &str) -> RunState {
     let workflow = config::parse(text, "p4.toml", Path::new(".")).expect("bench workflow");
-    RunState::from_first(&Event::RunStarted { run_id: "bench".into(), workflow: Box::new(workflow) }).expect("state")
+    RunState::from_first(&Event::RunStarted { run_id: "bench".into(), workflow: std::sync::Arc::new(workflow) })
+        .expect("state")
 }
 
 fn fan_in(n: usize) -> RunState {

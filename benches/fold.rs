@@ -30,7 +30,7 @@ fn write_log(path: &Path, target: usize) -> usize {
         text += &format!("[[task]]\nid = \"task-{i:07}\"\npayload = {{ prompt = \"summarise chapter {i}\" }}\n");
     }
     let workflow = config::parse(&text, "p2.toml", Path::new(".")).unwrap();
-    let first = Event::RunStarted { run_id: "bench".into(), workflow: Box::new(workflow) };
+    let first = Event::RunStarted { run_id: "bench".into(), workflow: std::sync::Arc::new(workflow) };
     let mut state = RunState::from_first(&first).unwrap();
     let mut out = BufWriter::new(File::create(path).unwrap());
     let mut buf = Vec::new();

@@ -29,7 +29,7 @@ fn records() -> Vec<Record> {
         text += &format!("[[task]]\nid = \"task-{i:07}\"\n");
     }
     let workflow = config::parse(&text, "travel.toml", Path::new(".")).unwrap();
-    let first = Event::RunStarted { run_id: "bench".into(), workflow: Box::new(workflow) };
+    let first = Event::RunStarted { run_id: "bench".into(), workflow: std::sync::Arc::new(workflow) };
     let mut state = RunState::from_first(&first).unwrap();
     let mut records = vec![Record { seq: 1, ts: 1_790_000_000_000, event: first }];
     let mut ts = 1_790_000_000_000;

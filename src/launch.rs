@@ -79,7 +79,7 @@ pub fn new_run(run: NewRun) -> Result<Prepared, LaunchError> {
             run_dir.path.display()
         )));
     }
-    let first = Event::RunStarted { run_id: run.run_id, workflow: Box::new(run.workflow) };
+    let first = Event::RunStarted { run_id: run.run_id, workflow: Arc::new(run.workflow) };
     let journal = Journal::create(&run_dir.path, wall_ms(), &first).map_err(start_err)?;
     // The workflow moves from the record written into the state: never two copies.
     let state = RunState::from_started(first).map_err(start_err)?;

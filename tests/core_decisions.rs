@@ -23,7 +23,7 @@ impl Core {
     /// The state after `run_started` and the first manager's start, before any dispatch.
     fn new(toml: &str) -> Core {
         let workflow = config::parse(toml, "decisions.toml", Path::new(".")).expect("test workflow is valid");
-        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+        let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
         let state = RunState::from_first(&first).expect("run_started starts a state");
         let mut core = Core { state, now: 1_000_000 };
         core.input(Input::Start { pid: 1, version: "t".into(), resumed: false });

@@ -24,7 +24,7 @@ struct Core {
 impl Core {
     fn new() -> Core {
         let workflow = config::parse(WORKFLOW, "gates.toml", Path::new(".")).expect("valid workflow");
-        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+        let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
         let state = RunState::from_first(&first).expect("state");
         let mut core = Core { state, now: 1_000_000, log: vec![(first, 0)] };
         core.batch(Input::Start { pid: 1, version: "t".into(), resumed: false });

@@ -20,7 +20,7 @@ struct Core {
 impl Core {
     fn new(toml: &str) -> Core {
         let workflow = config::parse(toml, "hold.toml", Path::new(".")).expect("test workflow is valid");
-        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+        let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
         let state = RunState::from_first(&first).expect("run_started starts a state");
         let mut core = Core { state, log: vec![first] };
         core.batch(Input::Start { pid: 1, version: "t".into(), resumed: false });
@@ -181,7 +181,7 @@ fn a_resumed_log_that_ended_before_the_hold_holds_the_task_at_the_start() {
     // manager died between the two records.
     let mut log: Vec<Event> = core.log.iter().take_while(|e| e.kind() != "attempt_started").cloned().collect();
     if let Event::RunStarted { workflow, .. } = &mut log[0] {
-        workflow.pools[0].input_guard = true;
+        std::sync::Arc::make_mut(workflow).pools[0].input_guard = true;
     }
     core.log = log;
     core.state = core.folded();

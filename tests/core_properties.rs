@@ -101,7 +101,7 @@ struct Driver {
 impl Driver {
     fn new(text: &str) -> Driver {
         let workflow = config::parse(text, "prop.toml", Path::new(".")).expect("generated workflow is valid");
-        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+        let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
         let state = RunState::from_first(&first).unwrap();
         let mut driver = Driver { state, log: vec![(first, 0)], now: 1_000 };
         driver.input(Input::Start { pid: 1, version: "t".into(), resumed: false });

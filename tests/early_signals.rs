@@ -34,7 +34,10 @@ fn write_long_run(dir: &Path) {
         text += &format!("[[task]]\nid = \"t{i:05}\"\npayload = {{ n = {i} }}\n");
     }
     let workflow = config::parse(&text, "long.toml", Path::new(".")).unwrap();
-    let first = Event::RunStarted { run_id: "0123456789abcdef0123456789abcdef".into(), workflow: Box::new(workflow) };
+    let first = Event::RunStarted {
+        run_id: "0123456789abcdef0123456789abcdef".into(),
+        workflow: std::sync::Arc::new(workflow),
+    };
     let mut state = RunState::from_first(&first).unwrap();
     let mut out = BufWriter::new(File::create(dir.join(journal::LOG_FILE)).unwrap());
     let (mut seq, mut buf) = (0, Vec::new());

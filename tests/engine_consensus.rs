@@ -154,7 +154,8 @@ async fn run_from(
 ) -> (Vec<(u64, Value)>, RunState, Ending) {
     let wf = config::parse(workflow, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
-    let store = MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(wf) });
+    let store =
+        MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: std::sync::Arc::new(wf) });
     let world = World { clock: Arc::new(TokioClock::starting_at(T0)), runner: Arc::new(runner) };
     let config = EngineConfig {
         state_dir: PathBuf::from("/nonexistent"),

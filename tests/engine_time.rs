@@ -116,7 +116,8 @@ async fn run(workflow: &str, runner: Scripted) -> (Vec<(u64, Value)>, RunState, 
 async fn run_on(workflow: &str, runner: Scripted, clock: Arc<dyn Clock>) -> (Vec<(u64, Value)>, RunState, Ending) {
     let wf = config::parse(workflow, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
-    let store = MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(wf) });
+    let store =
+        MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: std::sync::Arc::new(wf) });
     let world = World { clock, runner: Arc::new(runner) };
     let config = EngineConfig {
         state_dir: PathBuf::from("/nonexistent"),
@@ -292,8 +293,10 @@ async fn a_slow_reader_misses_nothing_over_100k_events() {
     }
     let parsed = config::parse(&wf, "test.toml", Path::new(".")).expect("workflow");
     let first = RunState::new("run-1".into(), Arc::new(parsed.clone()));
-    let store =
-        MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(parsed) });
+    let store = MemoryStore::starting_with(
+        T0,
+        Event::RunStarted { run_id: "run-1".into(), workflow: std::sync::Arc::new(parsed) },
+    );
     let world = World { clock: Arc::new(TokioClock::starting_at(T0)), runner: Arc::new(Scripted::default()) };
     let config = EngineConfig {
         state_dir: PathBuf::from("/nonexistent"),
@@ -349,8 +352,10 @@ async fn a_read_of_the_engine_state_matches_the_records_published_so_far() {
     }
     let parsed = config::parse(&wf, "test.toml", Path::new(".")).expect("workflow");
     let first = RunState::new("run-1".into(), Arc::new(parsed.clone()));
-    let store =
-        MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(parsed) });
+    let store = MemoryStore::starting_with(
+        T0,
+        Event::RunStarted { run_id: "run-1".into(), workflow: std::sync::Arc::new(parsed) },
+    );
     let world = World { clock: Arc::new(TokioClock::starting_at(T0)), runner: Arc::new(Scripted::default()) };
     let config = EngineConfig {
         state_dir: PathBuf::from("/nonexistent"),

@@ -25,7 +25,8 @@ const T0: u64 = 1_800_000_000_000;
 fn engine(workflow: &str, runner: Arc<dyn Runner>, clock: Arc<dyn Clock>, dir: &Path) -> (Engine, MemoryStore) {
     let wf = config::parse(workflow, "test.toml", dir).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
-    let store = MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(wf) });
+    let store =
+        MemoryStore::starting_with(T0, Event::RunStarted { run_id: "run-1".into(), workflow: std::sync::Arc::new(wf) });
     let config = EngineConfig {
         state_dir: dir.to_path_buf(),
         output_dir: dir.join("output"),

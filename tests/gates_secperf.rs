@@ -216,7 +216,8 @@ async fn a_cancel_during_a_perf_gate_ends_its_process() {
     );
     let wf = config::parse(&workflow, "test.toml", dir.path()).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
-    let store = MemoryStore::starting_with(0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(wf) });
+    let store =
+        MemoryStore::starting_with(0, Event::RunStarted { run_id: "run-1".into(), workflow: std::sync::Arc::new(wf) });
     let config = EngineConfig {
         state_dir: dir.path().to_path_buf(),
         output_dir: dir.path().join("output"),

@@ -34,7 +34,7 @@ fn a_cooldown_and_a_backoff_near_the_largest_number_saturate() {
     workflow.tasks[0].retry.initial_ms = u64::MAX;
     workflow.tasks[0].retry.max_ms = u64::MAX;
     workflow.tasks[0].retry.jitter = false;
-    let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+    let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
     let mut state = RunState::from_first(&first).expect("a state");
     let ctx = StepContext { now_ms: 1_800_000_000_000, jitter: 0.0 };
     step(&mut state, Input::Start { pid: 1, version: "t".into(), resumed: false }, ctx).expect("start");
@@ -56,7 +56,7 @@ fn a_live_concurrency_raise_to_the_largest_number_does_not_overflow_the_balancer
                 [[task]]\nid = \"a\"\npool = \"p\"\n[[task]]\nid = \"b\"\npool = \"q\"\n\
                 [[task]]\nid = \"c\"\n[[task]]\nid = \"d\"\n";
     let workflow = config::parse(text, "limits.toml", Path::new(".")).expect("valid workflow");
-    let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+    let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
     let mut state = RunState::from_first(&first).expect("a state");
     let ctx = StepContext { now_ms: 1_000, jitter: 0.0 };
     step(&mut state, Input::Start { pid: 1, version: "t".into(), resumed: false }, ctx).expect("start");

@@ -31,7 +31,8 @@ async fn a_task_waiting_for_a_persistent_process_times_out_from_its_dispatch() {
     let wf = config::parse(workflow, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
     let t0 = pitboss::io::clock::wall_ms();
-    let store = MemoryStore::starting_with(t0, Event::RunStarted { run_id: "run-1".into(), workflow: Box::new(wf) });
+    let store =
+        MemoryStore::starting_with(t0, Event::RunStarted { run_id: "run-1".into(), workflow: std::sync::Arc::new(wf) });
     let world = World { clock: Arc::new(SystemClock), runner: Arc::new(LocalRunner::new()) };
     let config = EngineConfig {
         state_dir: dir.path().to_path_buf(),

@@ -21,7 +21,7 @@ struct Core {
 impl Core {
     fn new(toml: &str) -> Core {
         let workflow = config::parse(toml, "planner.toml", Path::new(".")).expect("test workflow is valid");
-        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+        let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
         let state = RunState::from_first(&first).expect("run_started starts a state");
         let mut core = Core { state, log: vec![first] };
         core.batch(Input::Start { pid: 1, version: "t".into(), resumed: false });

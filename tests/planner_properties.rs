@@ -145,7 +145,7 @@ proptest! {
     #[test]
     fn a_growing_run_replays_and_keeps_its_counts(ops in prop::collection::vec(op(), 1..40)) {
         let workflow = config::parse(WORKFLOW, "p.toml", Path::new(".")).expect("valid");
-        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) };
+        let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
         let mut state = RunState::from_first(&first).unwrap();
         let mut log = vec![first];
         let ctx = StepContext { now_ms: 5, jitter: 0.0 };

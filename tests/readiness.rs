@@ -18,7 +18,8 @@ const PER_ITEM: u64 = 12;
 
 fn state(toml: &str) -> RunState {
     let workflow = config::parse(toml, "readiness.toml", Path::new(".")).expect("test workflow is valid");
-    RunState::from_first(&Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) }).expect("state")
+    RunState::from_first(&Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) })
+        .expect("state")
 }
 
 fn ctx() -> StepContext {

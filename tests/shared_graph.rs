@@ -11,7 +11,8 @@ fn state() -> RunState {
     let toml = "[run]\nname = \"g\"\n[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\n\
                 [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\n";
     let workflow = config::parse(toml, "g.toml", Path::new(".")).expect("test workflow is valid");
-    RunState::from_first(&Event::RunStarted { run_id: "r".into(), workflow: Box::new(workflow) }).expect("state")
+    RunState::from_first(&Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) })
+        .expect("state")
 }
 
 #[test]

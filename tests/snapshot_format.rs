@@ -68,3 +68,36 @@ fn snapshots_leave_start_values_out_and_format_1_still_opens_to_the_same_state()
     let inspect = s.pitboss().args(["inspect", "--json"]).arg(s.run_dir()).output_within("pitboss inspect --json");
     assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
 }
+
+/// `snapshot::read` streams the file (issue 14, memory): it must accept exactly what
+/// `decode` of the same bytes accepts, and refuse a damaged or later one the same way.
+#[test]
+fn reading_the_file_as_a_stream_checks_the_seal_and_version_like_decode() {
+    let s = Scratch::new();
+    let (code, _, out) = s.run_json(WORKFLOW);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, path) = snapshot::list(&s.run_dir()).into_iter().next().expect("a clean stop leaves a snapshot");
+    let bytes = std::fs::read(&path).unwrap();
+    let from_file = snapshot::read(&path).expect("the snapshot file opens");
+    let in_memory = snapshot::decode(&bytes).unwrap();
+    assert_eq!(from_file.at, in_memory.at);
+    assert_eq!(from_file.state.tasks, in_memory.state.tasks);
+    let copy = s.run_dir().join("copy.snap");
+    let check = |bytes: &[u8]| {
+        std::fs::write(&copy, bytes).unwrap();
+        snapshot::read(&copy).map(|s| s.at)
+    };
+    // One byte changed in the middle: the checksum no longer matches.
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] = if flipped[mid] == b'1' { b'2' } else { b'1' };
+    assert!(matches!(check(&flipped), Err(snapshot::Unusable::Checksum)), "{:?}", check(&flipped));
+    // Cut short, or empty: no seal.
+    assert!(matches!(check(&bytes[..bytes.len() - 3]), Err(snapshot::Unusable::Checksum)));
+    assert!(matches!(check(b""), Err(snapshot::Unusable::Checksum)));
+    // Sealed, but from a later build.
+    let mut later: Value = serde_json::from_slice(&bytes).unwrap();
+    later.as_object_mut().unwrap().remove("crc");
+    later["v"] = 3.into();
+    assert!(matches!(check(&sealed(&later)), Err(snapshot::Unusable::Version(3))), "{:?}", check(&sealed(&later)));
+}

@@ -43,7 +43,7 @@ fn failure() -> Outcome {
 /// every `every` records; gives the number of records.
 fn build_run(dir: &Path, run_id: &str, rng: &mut StdRng, every: u64) -> u64 {
     let workflow = config::parse(WORKFLOW, "snap.toml", Path::new(".")).expect("test workflow is valid");
-    let first = Event::RunStarted { run_id: run_id.into(), workflow: Box::new(workflow) };
+    let first = Event::RunStarted { run_id: run_id.into(), workflow: std::sync::Arc::new(workflow) };
     let mut state = RunState::from_first(&first).expect("first");
     let mut journal = Journal::create(dir, 1, &first).expect("create log");
     let mut last_snapshot = 0;

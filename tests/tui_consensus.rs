@@ -54,7 +54,7 @@ struct Script {
 impl Script {
     fn new() -> Script {
         let wf = config::parse(WORKFLOW, "votes.toml", Path::new(".")).expect("valid workflow");
-        let first = Event::RunStarted { run_id: "run-0001".into(), workflow: Box::new(wf) };
+        let first = Event::RunStarted { run_id: "run-0001".into(), workflow: std::sync::Arc::new(wf) };
         let state = RunState::from_first(&first).expect("state");
         let mut s = Script { state, records: vec![Record { seq: 1, ts: T0, event: first }], now: T0 };
         s.input(Input::Start { pid: 4242, version: "test".into(), resumed: false });

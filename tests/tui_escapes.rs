@@ -39,7 +39,7 @@ id = "busy"
 /// printing them live.
 fn fleet() -> Fleet {
     let workflow = config::parse(WORKFLOW, "escapes.toml", Path::new(".")).unwrap();
-    let first = Event::RunStarted { run_id: "run-0001".into(), workflow: Box::new(workflow) };
+    let first = Event::RunStarted { run_id: "run-0001".into(), workflow: std::sync::Arc::new(workflow) };
     let mut state = RunState::from_first(&first).unwrap();
     let mut records = vec![Record { seq: 1, ts: T0, event: first }];
     let mut now = T0;

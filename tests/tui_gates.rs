@@ -28,7 +28,7 @@ struct Script {
 impl Script {
     fn new() -> Script {
         let wf = config::parse(WORKFLOW, "gates.toml", Path::new(".")).expect("valid");
-        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(wf) };
+        let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(wf) };
         let state = RunState::from_first(&first).expect("state");
         let mut s = Script {
             state,

@@ -29,7 +29,7 @@ struct Script {
 impl Script {
     fn new() -> Script {
         let wf = config::parse(WORKFLOW, "guard.toml", Path::new(".")).expect("valid");
-        let first = Event::RunStarted { run_id: "r".into(), workflow: Box::new(wf) };
+        let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(wf) };
         let state = RunState::from_first(&first).expect("state");
         let now = 1_790_000_000_000;
         let mut s = Script { state, records: vec![Record { seq: 1, ts: now, event: first }], now };

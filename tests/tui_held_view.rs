@@ -93,7 +93,7 @@ impl Script {
             task.id = spawned_id(&task.id);
             task.depends_on = task.depends_on.iter().map(|d| spawned_id(d)).collect();
         }
-        let first = Event::RunStarted { run_id: "run-held".into(), workflow: Box::new(wf) };
+        let first = Event::RunStarted { run_id: "run-held".into(), workflow: std::sync::Arc::new(wf) };
         let state = RunState::from_first(&first).expect("state");
         let mut s = Script { state, records: vec![Record { seq: 1, ts: T0, event: first }], now: T0 };
         s.input(Input::Start { pid: 7, version: "t".into(), resumed: false });
@@ -399,7 +399,7 @@ fn a_long_selection_is_previewed_as_the_first_ids_and_how_many_more() {
     for n in 0..30 {
         wf.tasks.push(pitboss::core::workflow::TaskSpec { id: format!("plan/extra{n:02}"), ..template.clone() });
     }
-    let first = Event::RunStarted { run_id: "run-held".into(), workflow: Box::new(wf) };
+    let first = Event::RunStarted { run_id: "run-held".into(), workflow: std::sync::Arc::new(wf) };
     s.state = RunState::from_first(&first).expect("state");
     s.records = vec![Record { seq: 1, ts: T0, event: first }];
     s.input(Input::Start { pid: 7, version: "t".into(), resumed: false });

@@ -24,7 +24,7 @@ fn fleet() -> Fleet {
         text += &format!("[[task]]\nid = \"t{i}\"\n");
     }
     let workflow = config::parse(&text, "tiny.toml", Path::new(".")).unwrap();
-    let first = Event::RunStarted { run_id: "tiny".into(), workflow: Box::new(workflow) };
+    let first = Event::RunStarted { run_id: "tiny".into(), workflow: std::sync::Arc::new(workflow) };
     let mut state = RunState::from_first(&first).unwrap();
     let mut records = vec![Record { seq: 1, ts: T0, event: first }];
     let ctx = StepContext { now_ms: T0, jitter: 1.0 };

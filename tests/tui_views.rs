@@ -74,7 +74,7 @@ struct Script {
 impl Script {
     fn new() -> Script {
         let workflow = config::parse(WORKFLOW, "release-notes.toml", Path::new(".")).unwrap();
-        let first = Event::RunStarted { run_id: "run-0001".into(), workflow: Box::new(workflow) };
+        let first = Event::RunStarted { run_id: "run-0001".into(), workflow: std::sync::Arc::new(workflow) };
         let state = RunState::from_first(&first).unwrap();
         let mut script = Script { state, records: vec![Record { seq: 1, ts: T0, event: first }], now: T0 };
         script.input(Input::Start { pid: 4242, version: "test".into(), resumed: false });

@@ -121,7 +121,7 @@ pub enum Event {
         /// Unique id of the run.
         run_id: String,
         /// The validated workflow.
-        workflow: Box<Workflow>,
+        workflow: std::sync::Arc<Workflow>,
     },
     /// A manager process took over the run (at start and at each resume).
     ManagerStarted {

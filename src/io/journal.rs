@@ -565,6 +565,9 @@ pub fn open_read(path: &Path) -> Result<File, JournalError> {
     private_file().read(true).open(path).map_err(io_err(path))
 }
 
+/// Capacity the append buffer keeps between batches; a bigger batch's is given back.
+const BUF_KEEP: usize = 64 * 1024;
+
 /// The append side of a log.
 pub struct Journal {
     log: OpenLog,
@@ -581,7 +584,7 @@ impl Journal {
         let file = private_file().read(true).append(true).create_new(true).open(&path).map_err(io_err(&path))?;
         let log = OpenLog::new(path.clone(), file).map_err(io_err(&path))?;
         let at = Tracker { end: 0, last: None };
-        let mut journal = Journal { log, next_seq: 1, buf: Vec::with_capacity(64 * 1024), at };
+        let mut journal = Journal { log, next_seq: 1, buf: Vec::with_capacity(BUF_KEEP), at };
         journal.append(ts, std::slice::from_ref(first))?;
         // The file's existence must survive a crash too.
         if let Ok(d) = File::open(dir) {
@@ -607,7 +610,7 @@ impl Journal {
         file.sync_data().map_err(io_err(&path))?;
         let log = OpenLog::new(path.clone(), file).map_err(io_err(&path))?;
         let at = Tracker { end: scan.valid_len + u64::from(scan.missing_newline), last: None };
-        Ok(Journal { log, next_seq: scan.records + 1, buf: Vec::with_capacity(64 * 1024), at })
+        Ok(Journal { log, next_seq: scan.records + 1, buf: Vec::with_capacity(BUF_KEEP), at })
     }
 
     /// Appends a batch with one write and one fdatasync; returns the first seq used.
@@ -629,7 +632,18 @@ impl Journal {
         self.log.write_batch(&self.buf, durable).map_err(write_err(self.log.path()))?;
         self.next_seq = first + events.len() as u64;
         self.at = at;
+        // A big batch (the first record carries the whole workflow, tens of MB for
+        // 100,000 tasks) would otherwise keep its capacity for the journal's life.
+        if self.buf.capacity() > BUF_KEEP {
+            self.buf = Vec::with_capacity(BUF_KEEP);
+        }
         Ok(first)
+    }
+
+    /// Capacity of the encode buffer (for tests).
+    #[cfg(test)]
+    fn buf_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Seq the next record will get.
@@ -920,6 +934,16 @@ mod tests {
         let err = replay(&path).unwrap_err();
         assert!(matches!(err, JournalError::NoRecord { line: 1, .. }), "{err}");
         assert!(err.to_string().contains(":1: the event log holds no valid record (no checksum)"), "{err}");
+    }
+
+    #[test]
+    fn a_big_batch_does_not_keep_its_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = Event::TaskReady { task: "x".repeat(4 * BUF_KEEP) };
+        let mut journal = Journal::create(dir.path(), 0, &big).unwrap();
+        assert!(journal.buf_capacity() <= BUF_KEEP, "kept {} bytes", journal.buf_capacity());
+        journal.append(0, &[ev("a")]).unwrap();
+        assert!(journal.buf_capacity() <= BUF_KEEP);
     }
 
     #[test]

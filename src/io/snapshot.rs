@@ -193,6 +193,46 @@ pub enum Unusable {
     DoesNotFold(String),
 }
 
+/// [`check_seal`] reading the file as a stream: the seal from its last bytes, the
+/// checksum over the rest. `Err(None)` is a bad seal, `Err(Some(_))` an I/O error.
+fn check_seal_stream(file: &mut File) -> Result<(), Option<std::io::Error>> {
+    let bad = || Err(None);
+    let len = file.seek(SeekFrom::End(0)).map_err(Some)?;
+    // `,"crc":` and at most 10 digits and `}`.
+    let tail_len = len.min((MARK.len() + 11) as u64);
+    file.seek(SeekFrom::Start(len - tail_len)).map_err(Some)?;
+    let mut tail = Vec::with_capacity(tail_len as usize);
+    Read::take(&*file, tail_len).read_to_end(&mut tail).map_err(Some)?;
+    let Some(pos) = tail.windows(MARK.len()).rposition(|w| w == MARK) else { return bad() };
+    if tail.last() != Some(&b'}') {
+        return bad();
+    }
+    let Some(stored) =
+        std::str::from_utf8(&tail[pos + MARK.len()..tail.len() - 1]).ok().and_then(|t| t.parse::<u32>().ok())
+    else {
+        return bad();
+    };
+    let body_len = len - tail_len + pos as u64;
+    file.seek(SeekFrom::Start(0)).map_err(Some)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut body = BufReader::with_capacity(1 << 16, Read::take(&*file, body_len));
+    loop {
+        let chunk = body.fill_buf().map_err(Some)?;
+        if chunk.is_empty() {
+            break;
+        }
+        hasher.update(chunk);
+        let n = chunk.len();
+        body.consume(n);
+    }
+    hasher.update(b"}");
+    if hasher.finalize() == stored {
+        Ok(())
+    } else {
+        bad()
+    }
+}
+
 /// Checks the seal of a snapshot document.
 fn check_seal(bytes: &[u8]) -> Result<(), Unusable> {
     let pos = bytes.windows(MARK.len()).rposition(|w| w == MARK).ok_or(Unusable::Checksum)?;
@@ -215,25 +255,46 @@ fn check_seal(bytes: &[u8]) -> Result<(), Unusable> {
 
 /// Reads and checks the snapshot at `path` (seal, version, content), not yet against
 /// the log.
+///
+/// The file is read twice as a stream (the seal, then the state) rather than held
+/// whole: a big run's document is tens of MB, and was the largest single block at
+/// the peak of `resume` and `inspect` (issue 14, memory).
 pub fn read(path: &Path) -> Result<Snapshot, Unusable> {
-    let bytes = std::fs::read(path).map_err(|e| Unusable::Io(e.to_string()))?;
-    decode(&bytes)
+    let io = |e: std::io::Error| Unusable::Io(e.to_string());
+    let mut file = File::open(path).map_err(io)?;
+    check_seal_stream(&mut file).map_err(|e| e.map_or(Unusable::Checksum, io))?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let parsed = serde_json::from_reader(BufReader::with_capacity(1 << 16, &file));
+    finish(parsed, || {
+        file.seek(SeekFrom::Start(0)).ok()?;
+        serde_json::from_reader(BufReader::new(&file)).ok()
+    })
 }
 
 /// [`read`] on a document in memory.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, Unusable> {
     check_seal(bytes)?;
-    #[derive(Deserialize)]
-    struct Version {
-        v: u32,
-    }
-    let parsed: Result<SnapshotIn, _> = serde_json::from_slice(bytes);
+    finish(serde_json::from_slice(bytes), || serde_json::from_slice(bytes).ok())
+}
+
+/// The version field alone, to tell a newer format from a damaged document.
+#[derive(Deserialize)]
+struct Version {
+    v: u32,
+}
+
+/// A parsed document checked and turned into a snapshot; `version` re-reads the
+/// document's version when it did not parse.
+fn finish(
+    parsed: Result<SnapshotIn, serde_json::Error>,
+    version: impl FnOnce() -> Option<Version>,
+) -> Result<Snapshot, Unusable> {
     let doc = match parsed {
         Ok(doc) if READABLE.contains(&doc.v) => doc,
         Ok(doc) => return Err(Unusable::Version(doc.v)),
         Err(e) => {
-            return Err(match serde_json::from_slice::<Version>(bytes) {
-                Ok(Version { v }) if !READABLE.contains(&v) => Unusable::Version(v),
+            return Err(match version() {
+                Some(Version { v }) if !READABLE.contains(&v) => Unusable::Version(v),
                 _ => Unusable::Unreadable(e.to_string()),
             })
         }

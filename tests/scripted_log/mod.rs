@@ -47,7 +47,7 @@ pub struct Driver {
 impl Driver {
     pub fn new() -> Driver {
         let workflow = config::parse(&workflow_text(), "long.toml", Path::new(".")).unwrap();
-        let first = Event::RunStarted { run_id: "run-long".into(), workflow: Box::new(workflow) };
+        let first = Event::RunStarted { run_id: "run-long".into(), workflow: std::sync::Arc::new(workflow) };
         let state = RunState::from_first(&first).unwrap();
         let mut driver = Driver {
             state,

@@ -312,7 +312,7 @@ impl RunState {
     /// Builds the state from the first event of a log.
     pub fn from_first(event: &Event) -> Result<RunState, ApplyError> {
         match event {
-            Event::RunStarted { run_id, workflow } => Ok(RunState::new(run_id.clone(), Arc::new((**workflow).clone()))),
+            Event::RunStarted { run_id, workflow } => Ok(RunState::new(run_id.clone(), Arc::clone(workflow))),
             _ => Err(ApplyError::NotStarted),
         }
     }
@@ -322,7 +322,7 @@ impl RunState {
     /// and then folds it).
     pub fn from_started(event: Event) -> Result<RunState, ApplyError> {
         match event {
-            Event::RunStarted { run_id, workflow } => Ok(RunState::new(run_id, Arc::from(workflow))),
+            Event::RunStarted { run_id, workflow } => Ok(RunState::new(run_id, workflow)),
             _ => Err(ApplyError::NotStarted),
         }
     }
