@@ -353,8 +353,8 @@ impl Engine {
         };
         // A clean stop leaves a snapshot, so the next open folds nothing.
         let at = self.store.position();
-        self.snapshots.at_stop(&self.config.state_dir, &self.state, at).await;
-        Ok((self.state, ending))
+        let state = self.snapshots.at_stop(&self.config.state_dir, self.state, at).await;
+        Ok((state, ending))
     }
 
     async fn process(&mut self, batch: Vec<Msg>) -> Result<(), EngineError> {

@@ -130,18 +130,24 @@ impl Snapshots {
     }
 
     /// At a clean stop: waits for a snapshot being written, then writes one of the
-    /// final state unless the last one is of it already.
-    pub(super) async fn at_stop(&mut self, dir: &Path, state: &RunState, at: Option<LogPosition>) {
+    /// final state unless the last one is of it already. The state is moved to the
+    /// writer's thread and given back, not cloned: at the stop a copy of every task
+    /// was the manager's (and `resume`'s) peak memory (issue 14).
+    pub(super) async fn at_stop(&mut self, dir: &Path, state: RunState, at: Option<LogPosition>) -> RunState {
         if let Some(writing) = self.writing.take() {
             let _ = writing.await;
         }
-        let Some(at) = at else { return };
+        let Some(at) = at else { return state };
         if self.written == Some(at.seq) {
-            return;
+            return state;
         }
         self.written = Some(at.seq);
-        let (dir, state) = (dir.to_path_buf(), state.clone());
-        let _ = tokio::task::spawn_blocking(move || write_or_warn(&dir, &state, at)).await;
+        let dir = dir.to_path_buf();
+        let written = tokio::task::spawn_blocking(move || {
+            write_or_warn(&dir, &state, at);
+            state
+        });
+        written.await.expect("the snapshot writer does not panic")
     }
 }
 
