@@ -73,10 +73,10 @@ pub fn tasks(state: &RunState, filter: &str) -> (String, Value) {
     for (i, task) in state.tasks.iter().enumerate() {
         let id = state.task_id(i);
         let name = task.state.name().as_str();
-        let pool = task.pool.clone().unwrap_or_default();
+        let pool = task.pool.as_deref().unwrap_or_default();
         // "held" is the word the header and `status` use for awaiting_approval.
         let held = filter == "held" && name == "awaiting_approval";
-        if !filter.is_empty() && !held && ![id, name, pool.as_str()].iter().any(|w| w.contains(filter)) {
+        if !filter.is_empty() && !held && ![id, name, pool].iter().any(|w| w.contains(filter)) {
             continue;
         }
         let why = task.why();

@@ -352,15 +352,19 @@ impl AsOf {
     fn sample_queue(&mut self, ts: u64) {
         let second = ts / 1000;
         let depth = self.state.count(TaskStateName::Queued) as u64;
-        let per_pool: Vec<u64> = self.state.pools.iter().map(|p| p.queued as u64).collect();
+        let pools = &self.state.pools;
         match self.queue_depth.back_mut() {
             Some((s, d)) if *s == second => {
                 *d = depth;
+                // Overwritten in place: most records fall in the second of the record
+                // before, and an allocation per record was a share of time travel's fold.
                 if let Some(last) = self.pool_depth.back_mut() {
-                    *last = per_pool;
+                    last.clear();
+                    last.extend(pools.iter().map(|p| p.queued as u64));
                 }
             }
             _ => {
+                let per_pool: Vec<u64> = pools.iter().map(|p| p.queued as u64).collect();
                 // Seconds without records repeat the last depth, so the sparkline is
                 // a time axis, not a record axis.
                 if let Some(&(last_second, last_depth)) = self.queue_depth.back() {

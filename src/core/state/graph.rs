@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,17 @@ pub struct Graph {
     pub dependencies: Vec<Vec<usize>>,
     /// For each task, the pools it may run on.
     pub eligible: Vec<Vec<usize>>,
+    /// Each pool's name, once for the run (derived from the workflow, never saved):
+    /// every task's `pool` shares it, so cloning a task allocates nothing for it.
+    #[serde(skip)]
+    pub(super) pool_names: Vec<Arc<str>>,
+}
+
+impl Graph {
+    /// Pool `p`'s shared name.
+    pub(super) fn pool_name(&self, p: usize) -> Option<Arc<str>> {
+        self.pool_names.get(p).cloned()
+    }
 }
 
 /// Read access to the graph as if its tables were the state's own fields, so that

@@ -20,7 +20,7 @@ impl RunState {
     /// `task_held`: a queued task the guard flagged leaves the queue for the operator.
     pub(super) fn hold(&mut self, kind: &'static str, id: &str, finding: &Finding) -> Result<(), ApplyError> {
         let i = self.task_where(kind, id, |s| *s == TaskState::Queued)?;
-        self.tasks[i].finding = Some(finding.clone());
+        self.tasks[i].finding = Some(Box::new(finding.clone()));
         self.set_state(i, TaskState::AwaitingApproval { finding: finding.clone() });
         Ok(())
     }
@@ -31,7 +31,7 @@ impl RunState {
     pub(super) fn approve(&mut self, kind: &'static str, id: &str) -> Result<(), ApplyError> {
         let i = self.task_where(kind, id, |s| matches!(s, TaskState::AwaitingApproval { .. }))?;
         self.tasks[i].approved = true;
-        let spawned = self.tasks[i].finding.as_ref().is_some_and(super::grow::held_at_spawn);
+        let spawned = self.tasks[i].finding.as_deref().is_some_and(super::grow::held_at_spawn);
         self.set_state(i, if spawned { TaskState::Blocked } else { TaskState::Queued });
         Ok(())
     }
@@ -40,7 +40,7 @@ impl RunState {
     /// letter: `dlq replay --all` only takes dead letters).
     pub(super) fn reject(&mut self, kind: &'static str, id: &str, reason: &str) -> Result<(), ApplyError> {
         let i = self.task_where(kind, id, |s| matches!(s, TaskState::AwaitingApproval { .. }))?;
-        self.tasks[i].last_error = Some(reason.to_string());
+        self.tasks[i].last_error = Some(reason.into());
         self.set_state(i, TaskState::Cancelled { reason: reason.to_string() });
         Ok(())
     }

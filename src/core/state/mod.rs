@@ -56,12 +56,14 @@ pub struct Task {
     /// result is held for the whole run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<JsonText>,
-    /// The latest failure message.
+    /// The latest failure message (shared: a clone of the task, a time-travel
+    /// checkpoint's or a history step's, copies a pointer, not the text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    /// Pool of the latest attempt.
+    pub last_error: Option<Arc<str>>,
+    /// Pool of the latest attempt: the run's one copy of the pool's name (see
+    /// `Graph::pool_names`), so a clone of the task allocates nothing for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<String>,
+    pub pool: Option<Arc<str>>,
     /// True once a fallback was used for the task (its result is degraded).
     #[serde(default, skip_serializing_if = "is_false")]
     pub degraded: bool,
@@ -80,8 +82,10 @@ pub struct Task {
     pub verdicts: Vec<Verdict>,
     /// The input guard's latest finding for the task (kept after an approval or a
     /// rejection, so that every front end can still show what was found).
+    /// Boxed: few tasks have one, and inline it made every task 64 bytes bigger
+    /// (every time-travel checkpoint copies every task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finding: Option<Finding>,
+    pub finding: Option<Box<Finding>>,
     /// True once an operator approved the held task: it is not checked again.
     #[serde(default, skip_serializing_if = "is_false")]
     pub approved: bool,
@@ -140,7 +144,7 @@ impl Task {
             TaskState::Skipped { because } => Some(format!("skipped: dependency {because:?} did not complete")),
             TaskState::Completed { .. } => None,
             TaskState::AwaitingApproval { finding } => Some(held::held_reason(finding)),
-            _ => self.last_error.clone(),
+            _ => self.last_error.as_deref().map(str::to_string),
         }
     }
 }
@@ -261,7 +265,10 @@ impl RunState {
         if index.len() != n {
             return Err("its workflow names a task twice".into());
         }
-        Arc::make_mut(&mut state.graph).index = index;
+        let pool_names = state.workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
+        let graph = Arc::make_mut(&mut state.graph);
+        graph.index = index;
+        graph.pool_names = pool_names;
         Ok(state)
     }
 }
@@ -286,6 +293,7 @@ impl RunState {
             }
         }
         let eligible = workflow.tasks.iter().map(|t| workflow.eligible_pools(t)).collect();
+        let pool_names = workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
         let task = Task::blocked();
         let mut counts = [0; TaskStateName::ALL.len()];
         counts[count_slot(TaskStateName::Blocked)] = n;
@@ -296,7 +304,7 @@ impl RunState {
             pools: workflow.pools.iter().map(|p| PoolState::new(p.concurrency)).collect(),
             workflow,
             tasks: vec![task; n],
-            graph: Arc::new(Graph { index, dependents, dependencies, eligible }),
+            graph: Arc::new(Graph { index, dependents, dependencies, eligible, pool_names }),
             queue: BTreeMap::new(),
             next_ticket: 0,
             running_total: 0,
@@ -367,7 +375,7 @@ impl RunState {
             return Err(illegal);
         }
         self.tasks[i].degraded = true;
-        self.tasks[i].last_error = Some(format!("fallback used: {reason}"));
+        self.tasks[i].last_error = Some(format!("fallback used: {reason}").into());
         match fallback {
             Fallback::Result(value) => {
                 self.tasks[i].result = Some(JsonText::of(&value));
@@ -660,7 +668,7 @@ impl RunState {
             return Err(self.illegal(kind, i));
         }
         self.tasks[i].attempts = attempt;
-        self.tasks[i].pool = Some(pool.to_string());
+        self.tasks[i].pool = Some(self.graph.pool_name(p).unwrap_or_else(|| Arc::from(pool)));
         if self.pools_for(i).len() > 1 {
             self.rr_cursor = p + 1;
         }
@@ -781,7 +789,7 @@ impl RunState {
             return Err(self.illegal(kind, i));
         }
         self.tasks[i].result = None;
-        self.tasks[i].last_error = Some(reason.to_string());
+        self.tasks[i].last_error = Some(reason.into());
         self.after_failure(kind, i, attempt, then)
     }
 
@@ -801,7 +809,7 @@ impl RunState {
             let policy = self.workflow.pools[p].breaker;
             self.pools[p].breaker.count_failure(policy.as_ref(), ts_ms);
         }
-        self.tasks[i].last_error = Some(error.to_string());
+        self.tasks[i].last_error = Some(error.into());
         // A crash was counted when the next manager started (`count_crash`); any other
         // end of an attempt breaks a row of crashes.
         if class != FailureClass::ManagerCrashed {
