@@ -14,7 +14,7 @@ fn tasks_started_on_one_pool_share_its_name() {
     let text = "[run]\nname = \"share\"\n[[pool]]\nname = \"pool-a\"\ncommand = [\"agent\"]\nconcurrency = 4\n\
                 [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n";
     let workflow = config::parse(text, "share.toml", Path::new(".")).unwrap();
-    let first = Event::RunStarted { run_id: "share".into(), workflow: Box::new(workflow) };
+    let first = Event::RunStarted { run_id: "share".into(), workflow: std::sync::Arc::new(workflow) };
     let mut state = RunState::from_first(&first).unwrap();
     let ctx = StepContext { now_ms: 1, jitter: 0.5 };
     step(&mut state, Input::Start { pid: 1, version: "t".into(), resumed: false }, ctx).unwrap();
