@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::report::{counts_json, counts_line, task_json};
 use super::run::CmdResult;
-use super::{load, usage, EXIT_OK};
+use super::{load, logcheck, usage, EXIT_OK};
 use crate::core::consensus::{Ballot, Decision};
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{clock, describe, human_ms, iso};
@@ -21,20 +21,12 @@ use crate::io::segments;
 
 /// `pitboss inspect DIR [TASK] [--json]`.
 pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
-    let state = load(dir)?;
     match task {
-        None if json_out => write_document(&state, dir).map_err(usage)?,
-        None => print_table(&state),
+        None if json_out => write_document(&load(dir)?, dir).map_err(usage)?,
+        None => print_table(&load(dir)?),
         Some(id) => {
+            let TaskLog { state, history, path } = task_log(dir, id)?;
             let i = state.task_index(id).ok_or_else(|| usage(format!("run has no task {id:?}")))?;
-            let mut history: Vec<Record> = Vec::new();
-            segments::scan(dir, |rec, _| {
-                if rec.event.task() == Some(id) {
-                    history.push(rec);
-                }
-                Ok(())
-            })
-            .map_err(usage)?;
             if json_out {
                 let summary = task_json(&state, i);
                 let ballots = Ballot::read(history.iter().map(|r| &r.event));
@@ -48,7 +40,6 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
                 }
                 println!("{}", escape_json(&doc.to_string()));
             } else {
-                let path = state_path(dir, id)?;
                 print_task(dir, &state, i, &history, &path);
             }
         }
@@ -122,13 +113,24 @@ fn print_table(state: &RunState) {
     }
 }
 
-/// The states task `id` went through, in order (each change once): the log folded
-/// again, since events alone do not say where a task went (a success may enter
-/// `validating` or complete it).
-fn state_path(dir: &Path, id: &str) -> Result<Vec<TaskStateName>, (u8, String)> {
+/// What `inspect TASK` shows of the log: the run's state at its end, the task's
+/// records, and the states it went through.
+struct TaskLog {
+    state: RunState,
+    history: Vec<Record>,
+    path: Vec<TaskStateName>,
+}
+
+/// One pass over the whole log (every segment): the fold, the records naming task
+/// `id`, and each change of its state once. The log is folded again, since events
+/// alone do not say where a task went (a success may enter `validating` or complete
+/// it); the same pass gives the state at the end, so neither a snapshot nor a
+/// second scan is read (a pass per question cost three times the log).
+fn task_log(dir: &Path, id: &str) -> Result<TaskLog, (u8, String)> {
     let mut fold: Option<RunState> = None;
+    let mut history = Vec::new();
     let mut path = vec![TaskStateName::Blocked];
-    segments::scan(dir, |rec, _| {
+    let scan = segments::scan(dir, |rec, _| {
         let Some(state) = &mut fold else {
             fold = Some(RunState::from_first(&rec.event)?);
             return Ok(());
@@ -140,10 +142,17 @@ fn state_path(dir: &Path, id: &str) -> Result<Vec<TaskStateName>, (u8, String)> 
                 path.push(now);
             }
         }
+        if rec.event.task() == Some(id) {
+            history.push(rec);
+        }
         Ok(())
     })
-    .map_err(usage)?;
-    Ok(path)
+    .map_err(|e| usage(logcheck::explain(e)))?;
+    if let Some(t) = &scan.torn {
+        eprintln!("{}", logcheck::torn_note(t));
+    }
+    let state = fold.ok_or_else(|| usage(format!("{}: the log holds no record", dir.display())))?;
+    Ok(TaskLog { state, history, path })
 }
 
 /// One line per gate verdict: gate, kind, verdict, score, time, reason; then the
