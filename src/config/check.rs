@@ -437,7 +437,7 @@ impl<'a> Checker<'a> {
             fallback,
             gates,
             input_guard: raw.input_guard,
-            consensus,
+            consensus: consensus.map(Box::new),
         }
     }
 

@@ -126,7 +126,7 @@ impl Engine {
 
     fn consensus_of(&self, task: &str) -> Option<ConsensusSpec> {
         let i = self.state.task_index(task)?;
-        self.state.workflow.tasks[i].consensus.clone()
+        self.state.workflow.tasks[i].consensus.as_deref().cloned()
     }
 
     /// Starts every replica of `attempt`: replica `r` on the pool the fold seated it

@@ -265,7 +265,7 @@ pub struct TaskSpec {
     pub input_guard: Option<bool>,
     /// Replicas whose answers are settled by a tally (DESIGN §10), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consensus: Option<crate::core::consensus::ConsensusSpec>,
+    pub consensus: Option<Box<crate::core::consensus::ConsensusSpec>>,
 }
 
 impl Workflow {
