@@ -59,6 +59,34 @@ fn archived(dir: &Path) -> usize {
     segments::archived(dir, None).unwrap().len()
 }
 
+/// A reader of the run (`pitboss ARGS`) printing one JSON record per line.
+struct Reader {
+    child: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    /// The first record, read at start: it proves the reader is up.
+    first: Value,
+}
+
+impl Reader {
+    fn start(live: &Live, args: &[&str]) -> Reader {
+        let mut command = live.scratch.pitboss();
+        command.arg(args[0]).arg(&live.dir).args(&args[1..]);
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        Reader { child, lines, first }
+    }
+
+    /// Every record it printed, once it exited 0 (the run must be ending).
+    fn records(self, what: &str) -> Vec<Value> {
+        let mut records = vec![self.first];
+        records.extend(self.lines.map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()));
+        let out = finish_within(self.child, what);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        records
+    }
+}
+
 #[test]
 fn subscribe_from_1_after_the_log_rolled_gets_every_record() {
     let scratch = Scratch::new();
@@ -68,25 +96,11 @@ fn subscribe_from_1_after_the_log_rolled_gets_every_record() {
     std::fs::write(&go, "").unwrap();
     eventually("30 completed tasks", || live.status()["counts"]["completed"] == 30);
     assert!(archived(&live.dir) >= 2, "the log rolled: {} segment(s)", archived(&live.dir));
-    let mut child = live
-        .scratch
-        .pitboss()
-        .arg("ctl")
-        .arg(&live.dir)
-        .args(["subscribe", "--json", "--from", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // The first record proves the subscription is up before the run is ended.
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let reader = Reader::start(&live, &["ctl", "subscribe", "--json", "--from", "1"]);
     let out = live.ctl(&["cancel", "long"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut records = vec![first];
-    records.extend(lines.map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()));
-    let out = finish_within(child, "pitboss ctl subscribe");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut records = reader.records("pitboss ctl subscribe");
     let last = records.pop().unwrap();
     assert_eq!(last["end"], true, "{last}");
     live.finish();
@@ -102,26 +116,12 @@ fn a_subscriber_refilled_from_a_rolling_log_misses_nothing() {
     let go = scratch.path().join("go");
     let env = [ROLLING[0], ROLLING[1], ("PITBOSS_CTL_QUEUE", "1")];
     let mut live = Live::start_in(scratch, None, &workflow, &env);
-    let mut child = live
-        .scratch
-        .pitboss()
-        .arg("ctl")
-        .arg(&live.dir)
-        .args(["subscribe", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let reader = Reader::start(&live, &["ctl", "subscribe", "--json"]);
     std::fs::write(&go, "").unwrap();
     eventually("60 completed tasks", || live.status()["counts"]["completed"] == 60);
     let out = live.ctl(&["cancel", "long"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut records = vec![first];
-    records.extend(lines.map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()));
-    let out = finish_within(child, "pitboss ctl subscribe");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut records = reader.records("pitboss ctl subscribe");
     assert_eq!(records.pop().unwrap()["end"], true);
     live.finish();
     assert!(archived(&live.dir) >= 2, "the log rolled: {} segment(s)", archived(&live.dir));
@@ -138,27 +138,13 @@ fn events_follow_goes_on_across_rolls_until_the_run_ends() {
     let socket = live.dir.join(pitboss::launch::CTL_SOCKET);
     let hidden = live.dir.join("hidden.sock");
     std::fs::rename(&socket, &hidden).unwrap();
-    let mut child = live
-        .scratch
-        .pitboss()
-        .arg("events")
-        .arg(&live.dir)
-        .args(["--follow", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let reader = Reader::start(&live, &["events", "--follow", "--json"]);
     std::fs::rename(&hidden, &socket).unwrap();
     std::fs::write(&go, "").unwrap();
     eventually("30 completed tasks", || live.status()["counts"]["completed"] == 30);
     let out = live.ctl(&["cancel", "long"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut records = vec![first];
-    records.extend(lines.map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()));
-    let out = finish_within(child, "pitboss events --follow");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = reader.records("pitboss events --follow");
     live.finish();
     assert!(archived(&live.dir) >= 2, "the log rolled: {} segment(s)", archived(&live.dir));
     assert_same(&records, &all_records(&live.dir));
