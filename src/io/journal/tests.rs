@@ -1,4 +1,5 @@
-//! Tests of the journal: encoding, scanning, torn tails and the writer.
+//! Tests of the journal's reading side and its texts: decoding, scanning, torn tails
+//! (the writer's own are in `write/tests.rs`).
 
 use super::*;
 
@@ -78,16 +79,6 @@ fn a_log_without_a_valid_record_is_a_located_error() {
     let err = replay(&path).unwrap_err();
     assert!(matches!(err, JournalError::NoRecord { line: 1, .. }), "{err}");
     assert!(err.to_string().contains(":1: the event log holds no valid record (no checksum)"), "{err}");
-}
-
-#[test]
-fn a_big_batch_does_not_keep_its_buffer() {
-    let dir = tempfile::tempdir().unwrap();
-    let big = Event::TaskReady { task: "x".repeat(4 * BUF_KEEP) };
-    let mut journal = Journal::create(dir.path(), 0, &big).unwrap();
-    assert!(journal.buf_capacity() <= BUF_KEEP, "kept {} bytes", journal.buf_capacity());
-    journal.append(0, &[ev("a")]).unwrap();
-    assert!(journal.buf_capacity() <= BUF_KEEP);
 }
 
 #[test]
