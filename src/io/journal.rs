@@ -18,9 +18,9 @@
 //! being written ([`super::logfile`]): a log removed or replaced under a live run
 //! stops it.
 //!
-//! The code is split by its two sides: [`read`] scans, decodes and repairs a log
-//! (and folds it), [`write`] appends to one ([`Journal`], [`JournalWriter`]); the
-//! failures both report are in [`error`].
+//! The code is split by its two sides: `read.rs` scans, decodes and repairs a log
+//! (and folds it), `write.rs` appends to one ([`Journal`], [`JournalWriter`]); the
+//! failures both report are in `error.rs`.
 
 use serde::Deserialize;
 
