@@ -47,22 +47,22 @@ pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workfl
 }
 
 /// Builds and checks tasks to add to the run of `workflow` (a file of `[[task]]`
-/// entries only), resolved against its pools and `[defaults]`; with `run_tasks`, they
-/// may depend on or clash with the run's tasks (a submit), else with none (a
-/// planner's, whose dependencies are its siblings). Relative paths (gate programs,
-/// schema files) resolve against `base`. Every problem in file order.
+/// entries only), resolved against its pools and `[defaults]`; they may depend on or
+/// clash with the run's tasks whose ids `known` answers for (a submit's: the run's;
+/// a planner's: none, its dependencies are its siblings). Relative paths (gate
+/// programs, schema files) resolve against `base`. Every problem in file order.
 pub(super) fn tasks(
     text: &str,
     raw: &RawWorkflow,
     workflow: &Workflow,
-    run_tasks: bool,
+    known: &dyn Fn(&str) -> bool,
     base: &Path,
 ) -> Result<Vec<TaskSpec>, Vec<Problem>> {
     let pool_names = workflow.pools.iter().map(|p| p.name.clone()).collect();
     let mut checker = Checker::new(text, base, pool_names);
     let defaults = workflow.defaults.clone().unwrap_or_else(defaults::builtin);
     let tasks: Vec<TaskSpec> = raw.task.iter().enumerate().map(|(i, t)| checker.task(i, t, &defaults)).collect();
-    for error in new_task_errors(workflow, run_tasks, &tasks) {
+    for error in workflow.check_tasks_in_run(&tasks, known) {
         checker.place(raw, &error);
     }
     for (raw_task, task) in raw.task.iter().zip(&tasks) {
@@ -75,30 +75,6 @@ pub(super) fn tasks(
         return Err(problems);
     }
     Ok(tasks)
-}
-
-/// The core's problems with `tasks` added to the run of `workflow`: checked against
-/// its tasks (`run_tasks`) or none. Nothing of the run is copied but its small parts
-/// (a run of 100,000 tasks would otherwise be cloned for every submit and spawn).
-pub(super) fn new_task_errors(workflow: &Workflow, run_tasks: bool, tasks: &[TaskSpec]) -> Vec<WorkflowError> {
-    if run_tasks {
-        return workflow.check_new_tasks(tasks);
-    }
-    let Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks: _, planner, defaults, notify, folder } =
-        workflow;
-    let alone = Workflow {
-        name: name.clone(),
-        max_parallel: *max_parallel,
-        kill_grace_ms: *kill_grace_ms,
-        balancer: *balancer,
-        pools: pools.clone(),
-        tasks: Vec::new(),
-        planner: *planner,
-        defaults: defaults.clone(),
-        notify: notify.clone(),
-        folder: folder.clone(),
-    };
-    alone.check_new_tasks(tasks)
 }
 
 /// Collects problems while the workflow is built.

@@ -109,16 +109,29 @@ pub fn tasks_from_toml(
     file: &str,
     workflow: &Workflow,
 ) -> Result<Vec<crate::core::workflow::TaskSpec>, ConfigError> {
+    let ids: std::collections::HashSet<&str> = workflow.tasks.iter().map(|t| t.id.as_str()).collect();
+    tasks_for_run(text, file, workflow, &|id| ids.contains(id))
+}
+
+/// [`tasks_from_toml`] for a run whose task ids `known` answers for (the live run's
+/// own index): nothing is built per task of the run, so a submit costs what it
+/// submits (issue 14). `workflow` gives the pools, defaults and capabilities only.
+pub fn tasks_for_run(
+    text: &str,
+    file: &str,
+    workflow: &Workflow,
+    known: &dyn Fn(&str) -> bool,
+) -> Result<Vec<crate::core::workflow::TaskSpec>, ConfigError> {
     let error = |problems| ConfigError { file: file.to_string(), problems };
     // Relative paths mean "next to the submitted file", as a workflow's mean "next to
     // the workflow"; a bare name's parent is "" (the current folder).
     let base = Path::new(file).parent().unwrap_or(Path::new(""));
     // Section by section as a workflow is (`sections.rs`); whole for the messages.
-    if let Some(tasks) = sections::tasks(text, workflow, base) {
+    if let Some(tasks) = sections::tasks(text, workflow, known, base) {
         return Ok(tasks);
     }
     let raw = parse::read_keys(text, shape::TASKS).map_err(error)?;
-    check::tasks(text, &raw, workflow, true, base).map_err(error)
+    check::tasks(text, &raw, workflow, known, base).map_err(error)
 }
 
 /// A planner's spawned tasks (the `tasks` array of its `{"pitboss":"spawn"}` lines,
@@ -155,7 +168,8 @@ pub fn tasks_from_json(
     let raw = parse::read_keys(&text, shape::TASKS);
     // A planner's tasks belong to the workflow: its paths resolve next to the file.
     let base = workflow.folder.as_deref().unwrap_or(Path::new("."));
-    let checked = raw.and_then(|raw| check::tasks(&text, &raw, workflow, false, base));
+    // Its dependencies are its siblings: no task of the run is known to it.
+    let checked = raw.and_then(|raw| check::tasks(&text, &raw, workflow, &|_| false, base));
     checked.map_err(|problems| {
         let said: Vec<String> = problems
             .iter()

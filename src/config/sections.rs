@@ -42,16 +42,22 @@ pub(super) fn workflow(text: &str, base: &Path) -> Option<Workflow> {
     Some(workflow)
 }
 
-/// Valid tasks to add to the run of `workflow` (`tasks_from_toml`), read in
-/// sections, or `None` as for [`workflow`]. A file of tasks has nothing but tasks.
-pub(super) fn tasks(text: &str, workflow: &Workflow, base: &Path) -> Option<Vec<TaskSpec>> {
+/// Valid tasks to add to the run of `workflow` whose task ids `known` answers for
+/// (`tasks_for_run`), read in sections, or `None` as for [`workflow`]. A file of tasks
+/// has nothing but tasks.
+pub(super) fn tasks(
+    text: &str,
+    workflow: &Workflow,
+    known: &dyn Fn(&str) -> bool,
+    base: &Path,
+) -> Option<Vec<TaskSpec>> {
     let split::Sections { rest, tasks } = split::split(text)?;
     parse::read_rest(&rest, shape::TASKS)?;
     let pool_names = workflow.pools.iter().map(|p| p.name.clone()).collect();
     let mut checker = Checker::unplaced(base, pool_names);
     let defaults = workflow.defaults.clone().unwrap_or_else(defaults::builtin);
     let tasks = build(&mut checker, &defaults, &workflow.pools, text, &tasks)?;
-    check::new_task_errors(workflow, true, &tasks).is_empty().then_some(tasks)
+    workflow.check_tasks_in_run(&tasks, known).is_empty().then_some(tasks)
 }
 
 /// Each section's task, built and checked on its own; `None` at the first problem.

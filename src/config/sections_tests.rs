@@ -119,9 +119,10 @@ fn submitted_tasks_read_in_sections_are_the_whole_documents() {
     let base = Path::new("/base");
     let run = "[[pool]]\nname = \"p\"\ncommand = [\"echo\"]\n[defaults]\ntimeout = \"7s\"\n[[task]]\nid = \"a\"\n";
     let workflow = parse(run, "wf.toml", base).expect("valid");
-    let whole = |text: &str| check::tasks(text, &parse::read_keys(text, shape::TASKS)?, &workflow, true, base);
+    let known = &|id: &str| workflow.tasks.iter().any(|t| t.id == id);
+    let whole = |text: &str| check::tasks(text, &parse::read_keys(text, shape::TASKS)?, &workflow, known, base);
     let valid = "[[task]]\nid = \"x\"\ndepends_on = [\"a\"]\n[task.retry]\nmax_attempts = 2\n[[task]]\nid = \"y\"\n";
-    let tasks = sections::tasks(valid, &workflow, base).expect("read in sections");
+    let tasks = sections::tasks(valid, &workflow, known, base).expect("read in sections");
     assert_eq!(tasks.len(), 2);
     assert_eq!(Ok(tasks), whole(valid));
     let problems = [
@@ -133,7 +134,7 @@ fn submitted_tasks_read_in_sections_are_the_whole_documents() {
     ];
     for text in problems {
         assert!(whole(text).is_err(), "a problem in:\n{text}");
-        assert_eq!(sections::tasks(text, &workflow, base), None, "{text}");
+        assert_eq!(sections::tasks(text, &workflow, known, base), None, "{text}");
     }
 }
 

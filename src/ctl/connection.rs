@@ -11,7 +11,7 @@ use tokio::io::BufReader;
 use tokio::net::UnixStream;
 
 use super::transport::{Line, Transport, UnixLines};
-use super::{output, queries, subscribe, Shared, MAX_LINE, OPERATOR};
+use super::{output, queries, submit, subscribe, Shared, MAX_LINE, OPERATOR};
 use crate::core::command::{self, Command};
 use crate::core::Input;
 
@@ -163,12 +163,13 @@ async fn operate(shared: &Shared, line: &str) -> Result<(String, Value), String>
     Ok((command::done_message(&command), Value::Null))
 }
 
-/// `submit`: the TOML's tasks, checked against the run's workflow, then added.
+/// `submit`: the TOML's tasks, checked against the run as the engine has it (`submit.rs`),
+/// then added.
 async fn submit(shared: &Shared, request: &Request) -> Result<(String, Value), String> {
     let toml = request.toml.as_deref().ok_or("submit needs the file's text in \"toml\"")?;
     let file = request.file.as_deref().unwrap_or("submitted tasks");
-    let workflow = shared.read(|state, _| state.workflow.clone()).await?;
-    let tasks = crate::config::tasks_from_toml(toml, file, &workflow).map_err(|e| e.to_string())?;
+    let (text, name) = (toml.to_string(), file.to_string());
+    let tasks = shared.read(move |state, _| submit::tasks_for(state, &text, &name)).await??;
     let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
     send_inputs(shared, vec![Input::Submit { tasks, source: format!("{OPERATOR}: submit {file}") }])?;
     Ok((format!("submitted {} task(s): {}", ids.len(), ids.join(", ")), json!(ids)))

@@ -17,6 +17,7 @@ mod connection;
 pub mod output;
 mod queries;
 mod socket;
+mod submit;
 mod subscribe;
 pub mod token;
 mod transport;

@@ -35,7 +35,7 @@ impl Workflow {
         if self.pools.is_empty() && !self.tasks.is_empty() {
             errors.push(WorkflowError::NoPools);
         }
-        errors.extend(check_tasks(&self.pools, &[], &self.tasks));
+        errors.extend(check_tasks(&self.pools, &|_| false, &self.tasks));
         errors
     }
 
@@ -44,7 +44,16 @@ impl Workflow {
     /// tasks, and may depend on the workflow's tasks or on each other. Task indices in
     /// the errors are positions in `tasks`.
     pub fn check_new_tasks(&self, tasks: &[TaskSpec]) -> Vec<WorkflowError> {
-        check_tasks(&self.pools, &self.tasks, tasks)
+        let ids: HashSet<&str> = self.tasks.iter().map(|t| t.id.as_str()).collect();
+        self.check_tasks_in_run(tasks, &|id| ids.contains(id))
+    }
+
+    /// [`Workflow::check_new_tasks`] against a run whose task ids `known` answers for
+    /// (the live run's own index, which already holds the tasks spawned and submitted
+    /// since), instead of this workflow's list: nothing is built per run task, so a
+    /// submit costs what it submits. Only this workflow's pools are looked at.
+    pub fn check_tasks_in_run(&self, tasks: &[TaskSpec], known: &dyn Fn(&str) -> bool) -> Vec<WorkflowError> {
+        check_tasks(&self.pools, known, tasks)
     }
 }
 
@@ -128,7 +137,7 @@ fn unknown_placeholders(pool: usize, at: Template, text: &str, errors: &mut Vec<
 }
 
 /// Each task's own rules against the pools, then the graph of `known` and `tasks`.
-fn check_tasks(pools: &[PoolSpec], known: &[TaskSpec], tasks: &[TaskSpec]) -> Vec<WorkflowError> {
+fn check_tasks(pools: &[PoolSpec], known: &dyn Fn(&str) -> bool, tasks: &[TaskSpec]) -> Vec<WorkflowError> {
     let mut errors = Vec::new();
     for (i, task) in tasks.iter().enumerate() {
         check_task(i, task, pools, &mut errors);
