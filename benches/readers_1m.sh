@@ -29,6 +29,8 @@ set -euo pipefail
 N=${N:-250000}
 ROUNDS=${ROUNDS:-3}
 here=$(dirname "$0")
+# shellcheck source=benches/lib.sh
+. "$here/lib.sh"
 PITBOSS=$(realpath "${PITBOSS:-$here/../target/release/pitboss}")
 PARSE=${PARSE:-$here/../target/release/examples/parse_log}
 [ -x "$PITBOSS" ] || { echo "build first: cargo build --release (looked for $PITBOSS)" >&2; exit 2; }
@@ -41,24 +43,11 @@ run="$work/run"
 export PITBOSS_HOME="$work/home"
 TMUX_SOCKET="pitboss-readers-$$"
 
-now() { date +%s.%N; }
-
 if [ -s "$run/events.jsonl" ] && grep -q '"type":"run_finished"' "$run/events.jsonl"; then
   echo "reusing the finished run in $run"
 else
   rm -rf "$run" "$work/home"
-  awk -v n="$N" -v exe="$PITBOSS" 'BEGIN {
-    print "[run]\nname = \"readers\"\nmax_parallel = 48\n"
-    print "[defaults]\ntimeout = \"1m\"\n"
-    for (p = 1; p <= 3; p++) {
-      printf "[[pool]]\nname = \"p%d\"\nmode = \"persistent\"\nconcurrency = 16\nper_worker = 8\n", p
-      printf "command = [\"%s\", \"sim-agent\", \"--persistent\"]\n\n", exe
-    }
-    for (i = 1; i <= n; i++) {
-      printf "[[task]]\nid = \"t%06d\"\npayload = { n = %d }\n", i, i
-      if (i % 10 == 0) printf "depends_on = [\"t%06d\"]\n", i - 1
-    }
-  }' > "$work/wf.toml"
+  persistent_workflow readers "$N" "$PITBOSS" > "$work/wf.toml"
   t0=$(now)
   "$PITBOSS" run --headless --state-dir "$run" "$work/wf.toml" > /dev/null 2> "$work/run.stderr" || {
     echo "the run failed:" >&2; tail -5 "$work/run.stderr" >&2; exit 1; }
@@ -118,7 +107,7 @@ measure_tui() {
   add "tui open" "$(echo "$t1 - $t0" | bc -l)" "$(tail -1 "$work/tui.time")"
 }
 
-printf 'release build %s, %d rounds, load before: %s\n' "$PITBOSS" "$ROUNDS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'release build %s, %d rounds, load before: %s\n' "$PITBOSS" "$ROUNDS" "$(load)"
 for r in $(seq 1 "$ROUNDS"); do
   measure parse "$PARSE" "$run"
   measure inspect "$PITBOSS" inspect "$run"
@@ -129,10 +118,9 @@ for r in $(seq 1 "$ROUNDS"); do
   printf 'round %d done (load %s)\n' "$r" "$(cut -d' ' -f1 /proc/loadavg)"
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # shellcheck disable=SC2086
 base=$(median ${wall[parse]})
-printf '\nmedians over %d rounds (load after: %s)\n' "$ROUNDS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '\nmedians over %d rounds (load after: %s)\n' "$ROUNDS" "$(load)"
 printf '%-16s %9s %9s %10s   %s\n' "" "wall s" "× parse" "peak MB" "goal: <= 0.10x, <= 150 MB"
 for l in "${labels[@]}"; do
   # shellcheck disable=SC2086

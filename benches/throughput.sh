@@ -27,24 +27,14 @@ SNAPSHOTS=${SNAPSHOTS:-default}
 PITBOSS=$(realpath "$PITBOSS")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # The worker command names a build by path, so that each build runs its own worker.
 workflow() { # $1: the pitboss binary whose sim-agent serves the pools
-  awk -v n="$N" -v exe="$1" 'BEGIN {
-    print "[run]\nname = \"throughput\"\nmax_parallel = 48\n"
-    print "[defaults]\ntimeout = \"1m\"\n"
-    for (p = 1; p <= 3; p++) {
-      printf "[[pool]]\nname = \"p%d\"\nmode = \"persistent\"\nconcurrency = 16\nper_worker = 8\n", p
-      printf "command = [\"%s\", \"sim-agent\", \"--persistent\"]\n\n", exe
-    }
-    for (i = 1; i <= n; i++) {
-      printf "[[task]]\nid = \"t%06d\"\npayload = { n = %d }\n", i, i
-      if (i % 10 == 0) printf "depends_on = [\"t%06d\"]\n", i - 1
-    }
-  }'
+  persistent_workflow throughput "$N" "$1"
 }
 
-now() { date +%s.%N; }
 declare -A results
 columns=()
 add() { # column value
@@ -81,7 +71,7 @@ workflow "$PITBOSS" > "$work/wf-after.toml"
 awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++)
   printf "{\"id\":\"t%06d\",\"type\":\"task\",\"payload\":{\"n\":%d},\"attempt\":1,\"inputs\":{},\"run_id\":\"r\"}\n", i, i }' \
   > "$work/lines.jsonl"
-printf 'N=%d tasks, %d rounds, load before: %s\n' "$N" "$ROUNDS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'N=%d tasks, %d rounds, load before: %s\n' "$N" "$ROUNDS" "$(load)"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r:"
   t0=$(now)
@@ -95,9 +85,8 @@ for r in $(seq 1 "$ROUNDS"); do
     run_once after "$PITBOSS" "$every"
   done
 done
-echo "medians over $ROUNDS rounds (load after: $(cut -d' ' -f1-3 /proc/loadavg)):"
+echo "medians over $ROUNDS rounds (load after: $(load)):"
 for c in "${columns[@]}"; do
   # shellcheck disable=SC2086
-  median=$(printf '%s\n' ${results[$c]} | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
-  printf '  %-28s %8.0f tasks/s\n' "$c" "$median"
+  printf '  %-28s %8.0f tasks/s\n' "$c" "$(median ${results[$c]})"
 done
