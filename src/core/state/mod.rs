@@ -19,12 +19,14 @@ use super::json_text::JsonText;
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, GateKind, Workflow};
 
+mod chunked;
 mod graph;
 pub mod grow;
 mod held;
 mod pools;
 mod readiness;
 pub mod replicas;
+pub use chunked::{Chunked, CHUNK};
 pub use graph::Graph;
 pub use held::finding_text;
 pub use pools::PoolState;
@@ -149,6 +151,10 @@ impl Task {
     }
 }
 
+/// Every task's record, in workflow order, in copy-on-write chunks: a clone of the
+/// state shares them (see `chunked`).
+pub type Tasks = Chunked<Task>;
+
 /// Why an event could not be applied.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApplyError {
@@ -190,8 +196,8 @@ pub struct RunState {
     /// The workflow from `run_started`.
     #[serde(with = "shared_workflow")]
     pub workflow: Arc<Workflow>,
-    /// Tasks, in workflow order.
-    pub tasks: Vec<Task>,
+    /// Tasks, in workflow order (shared between clones until written: see `chunked`).
+    pub tasks: Tasks,
     /// The index by id and the edge and pool tables, shared between clones (see
     /// `graph`); read as `state.dependents[i]` and so on through `Deref`. Flattened,
     /// so a snapshot has the tables' fields as before.
@@ -303,7 +309,7 @@ impl RunState {
             run_id,
             pools: workflow.pools.iter().map(|p| PoolState::new(p.concurrency)).collect(),
             workflow,
-            tasks: vec![task; n],
+            tasks: Tasks::from_elem(task, n),
             graph: Arc::new(Graph { index, dependents, dependencies, eligible, pool_names }),
             queue: BTreeMap::new(),
             next_ticket: 0,
@@ -823,9 +829,11 @@ impl RunState {
     /// the attempt, so logs of older versions (which recorded `attempt_failed`,
     /// `manager_crashed`) and newer ones (`attempt_interrupted`) count alike.
     fn count_crash(&mut self) {
-        for task in &mut self.tasks {
-            if matches!(task.state, TaskState::Running { .. } | TaskState::Validating { .. }) {
-                task.crashes += 1;
+        // By index, so that only the tasks in flight are written (a write copies the
+        // task's chunk if a checkpoint shares it).
+        for i in 0..self.tasks.len() {
+            if matches!(self.tasks[i].state, TaskState::Running { .. } | TaskState::Validating { .. }) {
+                self.tasks[i].crashes += 1;
             }
         }
     }
