@@ -20,6 +20,7 @@ use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::{Fallback, GateKind, Workflow};
 
 mod chunked;
+mod footprint;
 mod graph;
 pub mod grow;
 mod held;

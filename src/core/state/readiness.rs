@@ -25,11 +25,11 @@ pub enum Standing {
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Readiness {
     /// Dependencies not [`Standing::Satisfied`].
-    unsatisfied: Chunked<u32>,
+    pub(super) unsatisfied: Chunked<u32>,
     /// Dependencies [`Standing::Failed`].
-    failed: Chunked<u32>,
+    pub(super) failed: Chunked<u32>,
     /// Each task's standing, as its dependents' counts have it.
-    standing: Chunked<Standing>,
+    pub(super) standing: Chunked<Standing>,
 }
 
 impl Readiness {
