@@ -1,7 +1,9 @@
 //! Issue 14: one time-travel step at 1,000,000 events (goal ≤ 50 ms), built in memory
 //! with the core's own events (250,000 tasks over three pools, each ready → started
 //! → spawned → succeeded). Measures a step back (←) from the middle of a checkpoint's
-//! span (the worst case: a checkpoint cloned, then up to its spacing folded), a step
+//! span (the worst case: a checkpoint cloned, then up to its spacing folded; the
+//! tasks are copy-on-write chunks, so the checkpoints are many and the clone is
+//! O(chunks), see `core::state::Chunked`), a step
 //! forward (→), and entering time travel. Its peer is the old way: a refold of the
 //! first N records (measured once, printed, not iterated).
 //!
@@ -66,7 +68,8 @@ fn bench(c: &mut Criterion) {
     let mut fleet = Fleet::from_records(&records).unwrap();
     let total = records.len();
     let spacing = fleet.checkpoint_spacing();
-    println!("{total} records, {} checkpoints every {spacing} records", fleet.checkpoints());
+    let (checkpoints, bytes) = (fleet.checkpoints(), fleet.checkpoint_bytes());
+    println!("{total} records, {checkpoints} checkpoints every {spacing} records, holding ~{} MB", bytes >> 20);
     // The old way, once: a refold of the first half of the log.
     let started = Instant::now();
     let old = Fleet::from_records(&records[..total / 2]).unwrap();

@@ -18,7 +18,7 @@ use crate::io::journal::Record;
 
 mod travel;
 
-pub use travel::{CHECKPOINT_EVERY, MAX_CHECKPOINTS};
+pub use travel::{CHECKPOINT_BYTES, CHECKPOINT_EVERY, MAX_CHECKPOINTS};
 
 /// Lines of live output kept per running task.
 pub const LIVE_LINES: usize = 200;

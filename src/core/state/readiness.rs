@@ -6,7 +6,7 @@
 //! their transitions. The counts are part of the fold (kept by `set_state`), so a
 //! replayed log has the same counts as the live run.
 
-use super::RunState;
+use super::{Chunked, RunState};
 use crate::core::task::TaskState;
 
 /// What a task is to the tasks that depend on it.
@@ -20,15 +20,16 @@ pub enum Standing {
     Failed,
 }
 
-/// Per-task counts over its dependencies, and each task's standing as counted.
+/// Per-task counts over its dependencies, and each task's standing as counted. In
+/// copy-on-write chunks like the tasks, so that a clone of the state shares them.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Readiness {
     /// Dependencies not [`Standing::Satisfied`].
-    unsatisfied: Vec<u32>,
+    pub(super) unsatisfied: Chunked<u32>,
     /// Dependencies [`Standing::Failed`].
-    failed: Vec<u32>,
+    pub(super) failed: Chunked<u32>,
     /// Each task's standing, as its dependents' counts have it.
-    standing: Vec<Standing>,
+    pub(super) standing: Chunked<Standing>,
 }
 
 impl Readiness {
@@ -36,8 +37,8 @@ impl Readiness {
     pub(super) fn new(dependencies: &[Vec<usize>]) -> Readiness {
         Readiness {
             unsatisfied: dependencies.iter().map(|d| u32::try_from(d.len()).unwrap_or(u32::MAX)).collect(),
-            failed: vec![0; dependencies.len()],
-            standing: vec![Standing::Pending; dependencies.len()],
+            failed: Chunked::from_elem(0, dependencies.len()),
+            standing: Chunked::from_elem(Standing::Pending, dependencies.len()),
         }
     }
 }
@@ -69,10 +70,12 @@ impl RunState {
     /// counts follow. Returns whether it changed (its dependents need settling).
     pub(super) fn restand(&mut self, i: usize) -> bool {
         let new = self.standing(i);
-        let old = std::mem::replace(&mut self.readiness.standing[i], new);
+        let old = self.readiness.standing[i];
         if old == new {
+            // Not written: a write would copy the chunk a checkpoint shares.
             return false;
         }
+        self.readiness.standing[i] = new;
         let r = &mut self.readiness;
         for &d in &self.graph.dependents[i] {
             match old {

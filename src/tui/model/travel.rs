@@ -3,26 +3,37 @@
 //! so moving the cursor to record N clones the nearest checkpoint at or before N and
 //! folds at most `spacing` records; stepping forward folds only the records stepped
 //! over. Entering time travel folds nothing: the live model is the run as of the
-//! newest record. Checkpoints are whole states, so their number is bounded
-//! ([`MAX_CHECKPOINTS`], fewer for runs with many tasks): past the bound every other
-//! one is dropped and the spacing doubles, so a step costs at most `spacing` folds
-//! with `spacing` ≤ 2 × records / checkpoints.
+//! newest record.
+//!
+//! A checkpoint is a clone of the live state, whose tasks are copy-on-write chunks
+//! (`core::state::Chunked`): it shares every chunk the run has not written since, so
+//! what it holds is what changed in its span, not the whole run. Checkpoints are
+//! bounded by that: at most [`MAX_CHECKPOINTS`], and at most [`CHECKPOINT_BYTES`]
+//! that they do not share with the next newer copy (a run that writes every task in
+//! every span keeps fewer). Past a bound every other one is dropped and the spacing
+//! doubles, so a step costs a clone (O(chunks) plus the queue) and at most `spacing`
+//! folds, with `spacing` ≤ 2 × records / checkpoints.
 //!
 //! While travelling, the past is what the screens see (`Fleet::shown`) and the live
 //! model is parked here; records that arrive meanwhile are folded into the parked
 //! one, and leaving time travel swaps it back.
 
-use std::mem;
+use std::mem::{self, size_of};
 
-use super::{AsOf, Fleet, FoldError};
+use super::{AsOf, Fleet, FoldError, Live};
 
 /// Records between checkpoints at first.
 pub const CHECKPOINT_EVERY: usize = 4096;
-/// Checkpoints kept at most (fewer when the run has many tasks, see `max_checkpoints`).
-pub const MAX_CHECKPOINTS: usize = 32;
-/// Task copies all checkpoints may hold together: bounds their memory by the run's
-/// size (a 100,000-task run keeps 20 checkpoints, a small run [`MAX_CHECKPOINTS`]).
-const TASK_COPIES: usize = 2_000_000;
+/// Checkpoints kept at most: at 1,000,000 records the spacing stays 8,192 (a worst
+/// step back ~8 ms of fold).
+pub const MAX_CHECKPOINTS: usize = 128;
+/// Checkpoints kept whatever their memory (the spacing stays ≤ records / 2).
+const MIN_CHECKPOINTS: usize = 4;
+/// Bytes all checkpoints may hold apart from each other and the live run (see
+/// `RunState::bytes_apart_from`): about what the old bound of 2,000,000 task copies
+/// held, which at 250,000 tasks was 7 checkpoints and now is 128 when the run writes
+/// a few thousand tasks a span.
+pub const CHECKPOINT_BYTES: usize = 512 << 20;
 
 /// Checkpoints, and the live model while a past one is shown.
 #[derive(Debug, Clone)]
@@ -59,7 +70,9 @@ impl Travel {
             None => shown,
         };
         self.checkpoints.push((len, live.replayed()));
-        if self.checkpoints.len() > max_checkpoints(live.state.tasks.len()) {
+        while self.checkpoints.len() > MIN_CHECKPOINTS
+            && (self.checkpoints.len() > MAX_CHECKPOINTS || self.held_bytes(live) > CHECKPOINT_BYTES)
+        {
             // Thinning keeps every second checkpoint: the spacing doubles and the
             // checkpoints stay evenly spread over the whole log.
             self.spacing *= 2;
@@ -67,11 +80,27 @@ impl Travel {
             self.checkpoints.retain(|(at, _)| at.is_multiple_of(spacing));
         }
     }
+
+    /// Bytes the checkpoints hold apart from each other and from `live`: each one's
+    /// unshared part against the next newer copy (shared chunks are counted once, by
+    /// the newest copy that holds them; the live run's are not counted).
+    pub(super) fn held_bytes(&self, live: &AsOf) -> usize {
+        let newer = self.checkpoints.iter().skip(1).map(|(_, c)| c).chain([live]);
+        self.checkpoints.iter().zip(newer).map(|((_, c), newer)| bytes_apart_from(c, newer)).sum()
+    }
 }
 
-/// Checkpoints kept for a run of `tasks` tasks.
-fn max_checkpoints(tasks: usize) -> usize {
-    (TASK_COPIES / tasks.max(1)).clamp(4, MAX_CHECKPOINTS)
+/// Bytes of `as_of` that `newer` does not share: its state's (see
+/// `RunState::bytes_apart_from`) and its caches, which a clone copies whole.
+fn bytes_apart_from(as_of: &AsOf, newer: &AsOf) -> usize {
+    const ENTRY: usize = 32; // a set's or map's entry with its share of the nodes
+    let sparkline = as_of.queue_depth.len() * size_of::<(u64, u64)>()
+        + as_of.pool_depth.iter().map(|p| size_of::<Vec<u64>>() + p.len() * size_of::<u64>()).sum::<usize>()
+        + as_of.completions.len() * size_of::<u64>();
+    let live = as_of.live.keys().map(|task| size_of::<(String, Live)>() + task.len()).sum::<usize>();
+    let dead = as_of.dead.values().map(|why| ENTRY + why.len()).sum::<usize>();
+    let sets = (as_of.running.len() + as_of.held.len() + as_of.held_at.len()) * ENTRY;
+    as_of.state.bytes_apart_from(&newer.state) + sparkline + live + dead + sets
 }
 
 impl Fleet {
@@ -95,6 +124,13 @@ impl Fleet {
     /// Checkpoints held now.
     pub fn checkpoints(&self) -> usize {
         self.travel.checkpoints.len()
+    }
+
+    /// Bytes the checkpoints hold apart from each other and the live run, estimated
+    /// (bounded by [`CHECKPOINT_BYTES`] once there are more than a few).
+    pub fn checkpoint_bytes(&self) -> usize {
+        let live = self.travel.parked.as_ref().map_or(&self.shown, |(_, live)| live.as_ref());
+        self.travel.held_bytes(live)
     }
 
     /// Shows the run as of its first `n` records (clamped to the log), or the live run

@@ -1,0 +1,58 @@
+//! A state read back from a snapshot: its body is the state serialized whole, less
+//! what is derived from the rest (the index by id, the pools' shared names), rebuilt
+//! here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::RunState;
+
+/// The workflow inside its `Arc`, (de)serialized as the plain value (serde's `rc`
+/// feature is not enabled, and a state never shares its workflow on disk).
+pub(super) mod shared_workflow {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::core::workflow::Workflow;
+
+    pub fn serialize<S: Serializer>(workflow: &Arc<Workflow>, s: S) -> Result<S::Ok, S::Error> {
+        workflow.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Workflow>, D::Error> {
+        Workflow::deserialize(d).map(Arc::new)
+    }
+}
+
+impl RunState {
+    /// A state serialized by `serde` (a snapshot's body), with its index by id
+    /// rebuilt. Refuses a body whose per-task tables disagree in length with its
+    /// workflow, which no fold produces (a hand edit, or a bug).
+    pub fn from_snapshot_json(bytes: &[u8]) -> Result<RunState, String> {
+        let state: RunState = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        state.restored()
+    }
+
+    /// A state just deserialized, with its index by id rebuilt (see
+    /// [`RunState::from_snapshot_json`]).
+    pub fn restored(self) -> Result<RunState, String> {
+        let mut state = self;
+        let n = state.workflow.tasks.len();
+        let g = &state.graph;
+        let tables = [state.tasks.len(), g.dependents.len(), g.dependencies.len(), g.eligible.len()];
+        if tables.iter().any(|&len| len != n) || state.pools.len() != state.workflow.pools.len() {
+            return Err(format!("its tables do not match its workflow of {n} tasks"));
+        }
+        let index: HashMap<String, usize> =
+            state.workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        if index.len() != n {
+            return Err("its workflow names a task twice".into());
+        }
+        let pool_names = state.workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
+        let graph = Arc::make_mut(&mut state.graph);
+        graph.index = index;
+        graph.pool_names = pool_names;
+        Ok(state)
+    }
+}
