@@ -4,7 +4,8 @@
 //! one another, an id that JSON escapes (a quote, a backslash), and records spread over
 //! archived segments and the live log. The debug binary these tests run checks every
 //! answer against the whole fold (and fails if they differ); here the output is checked
-//! for the task's own records too.
+//! for the task's own records too, and the prefilter must answer (the whole fold it
+//! falls back on is turned off).
 
 mod common;
 
@@ -20,7 +21,14 @@ fn pitboss_ok(s: &Scratch, args: &[&str], dir: &Path) -> Output {
 }
 
 fn inspect(s: &Scratch, dir: &Path, id: &str) -> String {
-    let out = s.pitboss().arg("inspect").arg(dir).arg(id).output_within("pitboss inspect TASK");
+    // The prefilter must answer: no whole fold behind it.
+    let out = s
+        .pitboss()
+        .env("PITBOSS_INSPECT_PREFILTER_ONLY", "1")
+        .arg("inspect")
+        .arg(dir)
+        .arg(id)
+        .output_within("pitboss inspect TASK");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "inspect {id:?}: {err}");
     String::from_utf8(out.stdout).unwrap()

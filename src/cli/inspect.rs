@@ -132,6 +132,10 @@ struct TaskLog {
     path: Vec<TaskStateName>,
 }
 
+/// Set (to anything), `inspect TASK` fails where its prefilter cannot tell instead of
+/// folding the whole log: for tests.
+pub const PREFILTER_ONLY_ENV: &str = "PITBOSS_INSPECT_PREFILTER_ONLY";
+
 /// The run's state as `inspect` opens it (its newest snapshot and the records after
 /// it), then the task's records and states from the lines that can matter to it
 /// ([`task_records`]); the whole fold ([`fold_task_log`]) where that cannot tell.
@@ -141,6 +145,10 @@ fn task_log(dir: &Path, id: &str) -> Result<TaskLog, (u8, String)> {
         return Err(usage(format!("run has no task {id:?}")));
     };
     let Ok(Some(found)) = task_records::find(dir, &state, i) else {
+        // Tests set it to know the prefilter answered, not the fold behind it.
+        if std::env::var_os(PREFILTER_ONLY_ENV).is_some() {
+            return Err(usage(format!("inspect {id}: the prefilter could not tell ({PREFILTER_ONLY_ENV} is set)")));
+        }
         return fold_task_log(dir, id);
     };
     // Debug builds (every test) check the prefilter against the whole fold.
