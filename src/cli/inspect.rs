@@ -140,11 +140,11 @@ pub const PREFILTER_ONLY_ENV: &str = "PITBOSS_INSPECT_PREFILTER_ONLY";
 /// it), then the task's records and states from the lines that can matter to it
 /// ([`task_records`]); the whole fold ([`fold_task_log`]) where that cannot tell.
 fn task_log(dir: &Path, id: &str) -> Result<TaskLog, (u8, String)> {
-    let state = load(dir)?;
+    let mut state = load(dir)?;
     let Some(i) = state.task_index(id) else {
         return Err(usage(format!("run has no task {id:?}")));
     };
-    let Ok(Some(found)) = task_records::find(dir, &state, i) else {
+    let Ok(Some(found)) = task_records::find(dir, &mut state, i) else {
         // Tests set it to know the prefilter answered, not the fold behind it.
         if std::env::var_os(PREFILTER_ONLY_ENV).is_some() {
             return Err(usage(format!("inspect {id}: the prefilter could not tell ({PREFILTER_ONLY_ENV} is set)")));

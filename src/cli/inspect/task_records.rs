@@ -4,8 +4,9 @@
 //! that can matter to it, told from each line's first bytes.
 //!
 //! The states a task goes through are those of a fold, so a small fold runs: from the
-//! state right after `run_started` (built from the workflow the snapshot holds, so the
-//! first record, the whole workflow, is never parsed), applying the records of the task
+//! state right after `run_started` of a workflow cut down to the task and its
+//! dependencies (built from the workflow the snapshot holds, so the first record, the
+//! whole workflow, is never parsed), applying the records of the task
 //! and of every task it depends on (transitively) and the records of no task (the
 //! run's own: managers, pools, breakers, interruptions), which are what move it. The
 //! other tasks' records are skipped unread. Where that is not certain, the caller folds
@@ -19,6 +20,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::core::workflow::{TaskSpec, Workflow};
 use crate::core::{RunState, TaskStateName};
 use crate::io::journal::{self, JournalError, Record};
 use crate::io::log_lines::{self, Ended, Sift};
@@ -38,17 +40,23 @@ pub struct Found {
 
 /// The records of task `i` of `state` (the run's state at the end) and its states,
 /// from the log in `dir`; `Ok(None)` when only the whole fold can tell.
-pub fn find(dir: &Path, state: &RunState, i: usize) -> Result<Option<Found>, JournalError> {
+pub fn find(dir: &Path, state: &mut RunState, i: usize) -> Result<Option<Found>, JournalError> {
     let id = state.task_id(i).to_string();
     let wanted = closure(state, i);
     // A task id as it appears between quotes in a record, when it needs no escaping
     // (one that does is matched by decoding, never by its bytes).
-    let plain: HashSet<&[u8]> = wanted
+    let plain: HashSet<Vec<u8>> = wanted
         .iter()
         .map(|&j| state.task_id(j).as_bytes())
         .filter(|b| !b.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20))
+        .map(<[u8]>::to_vec)
         .collect();
-    let mut fold = RunState::new(state.run_id.clone(), Arc::clone(&state.workflow));
+    // The small fold holds only the tasks it follows (a quarter of a million tasks'
+    // start states were most of its cost).
+    let mut keep: Vec<usize> = wanted.iter().copied().collect();
+    keep.sort_unstable();
+    let mut fold = RunState::new(state.run_id.clone(), Arc::new(sub_workflow(state, &keep)));
+    let Some(k) = fold.task_index(&id) else { return Ok(None) };
     let mut history = Vec::new();
     let mut path = vec![TaskStateName::Blocked];
     let mut gave_up = false;
@@ -61,7 +69,7 @@ pub fn find(dir: &Path, state: &RunState, i: usize) -> Result<Option<Found>, Jou
                 return ControlFlow::Break(());
             };
             let named = rec.event.task();
-            let matters = named.is_none_or(|t| fold.task_index(t).is_some_and(|j| wanted.contains(&j)));
+            let matters = named.is_none_or(|t| fold.task_index(t).is_some());
             if !matters {
                 return ControlFlow::Continue(());
             }
@@ -69,7 +77,7 @@ pub fn find(dir: &Path, state: &RunState, i: usize) -> Result<Option<Found>, Jou
                 gave_up = true;
                 return ControlFlow::Break(());
             }
-            let now = fold.tasks[i].state.name();
+            let now = fold.tasks[k].state.name();
             if path.last() != Some(&now) {
                 path.push(now);
             }
@@ -83,6 +91,20 @@ pub fn find(dir: &Path, state: &RunState, i: usize) -> Result<Option<Found>, Jou
         return Ok(None);
     }
     Ok(Some(Found { history, path }))
+}
+
+/// The workflow of `state` with only the tasks `keep` (in workflow order), the rest as
+/// it is: cloned without its other tasks when the state holds it alone.
+fn sub_workflow(state: &mut RunState, keep: &[usize]) -> Workflow {
+    let tasks: Vec<TaskSpec> = keep.iter().map(|&j| state.workflow.tasks[j].clone()).collect();
+    let Some(whole) = Arc::get_mut(&mut state.workflow) else {
+        return Workflow { tasks, ..(*state.workflow).clone() };
+    };
+    let all = std::mem::take(&mut whole.tasks);
+    let mut sub = whole.clone();
+    whole.tasks = all;
+    sub.tasks = tasks;
+    sub
 }
 
 /// Task `i` and every task it depends on, transitively.
@@ -107,7 +129,7 @@ const EVENT: &[u8] = b"\"event\":{\"type\":\"";
 /// event's first field, a task the small fold does not follow; read any other (the
 /// visitor decodes it and decides exactly); stop at a record that reshapes the run.
 /// The first record (`run_started`) is skipped: its workflow is the snapshot's.
-fn sift(head: &[u8], plain: &HashSet<&[u8]>) -> Sift {
+fn sift(head: &[u8], plain: &HashSet<Vec<u8>>) -> Sift {
     let Some(at) = find_bytes(head, EVENT) else { return Sift::Read };
     let rest = &head[at + EVENT.len()..];
     let Some(end) = rest.iter().position(|&b| b == b'"') else { return Sift::Read };
@@ -143,7 +165,7 @@ mod tests {
 
     #[test]
     fn the_sifter_skips_only_records_naming_another_task_plainly() {
-        let ours: HashSet<&[u8]> = HashSet::from([b"t1".as_slice()]);
+        let ours: HashSet<Vec<u8>> = HashSet::from([b"t1".to_vec()]);
         let cases = [
             (r#"{"type":"task_ready","task":"t1"}"#, Sift::Read),
             // A prefix of another id, and an id with ours as its prefix.
