@@ -9,6 +9,7 @@ pub mod fdlimit;
 pub mod fsutil;
 pub mod guardian;
 pub mod journal;
+pub mod log_lines;
 pub mod logfile;
 pub mod perf;
 pub mod roll;

@@ -1,0 +1,191 @@
+//! `inspect TASK` without folding the whole log (issue 14): the run's state comes from
+//! its newest snapshot (as `inspect` opens it), and the task's own records and the
+//! states it went through from a pass over the log's lines that decodes only the lines
+//! that can matter to it, told from each line's first bytes.
+//!
+//! The states a task goes through are those of a fold, so a small fold runs: from the
+//! state right after `run_started` of a workflow cut down to the task and its
+//! dependencies (built from the workflow the snapshot holds, so the first record, the
+//! whole workflow, is never parsed), applying the records of the task
+//! and of every task it depends on (transitively) and the records of no task (the
+//! run's own: managers, pools, breakers, interruptions), which are what move it. The
+//! other tasks' records are skipped unread. Where that is not certain, the caller folds
+//! the whole log as before: a record that changes the workflow (`tasks_spawned`,
+//! `tasks_submitted`, `payload_edited`), a line that does not decode, a record the small
+//! fold refuses, or a roll during the read. Debug builds check every answer against
+//! the whole fold (so every test of `inspect TASK` checks the prefilter too).
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::core::workflow::{TaskSpec, Workflow};
+use crate::core::{RunState, TaskStateName};
+use crate::io::journal::{self, JournalError, Record};
+use crate::io::log_lines::{self, Ended, Sift};
+
+/// Records that change the workflow or the graph: the small fold, which starts from
+/// the snapshot's (final) workflow, cannot replay them.
+const RESHAPING: [&[u8]; 3] = [b"tasks_spawned", b"tasks_submitted", b"payload_edited"];
+
+/// The task's records and the states it went through, or `None` when the whole log
+/// must be folded instead (see the module's notes).
+pub struct Found {
+    /// The records naming the task, in order.
+    pub history: Vec<Record>,
+    /// Each change of its state once, from `blocked`.
+    pub path: Vec<TaskStateName>,
+}
+
+/// The records of task `i` of `state` (the run's state at the end) and its states,
+/// from the log in `dir`; `Ok(None)` when only the whole fold can tell.
+pub fn find(dir: &Path, state: &mut RunState, i: usize) -> Result<Option<Found>, JournalError> {
+    let id = state.task_id(i).to_string();
+    let wanted = closure(state, i);
+    // A task id as it appears between quotes in a record, when it needs no escaping
+    // (one that does is matched by decoding, never by its bytes).
+    let plain: HashSet<Vec<u8>> = wanted
+        .iter()
+        .map(|&j| state.task_id(j).as_bytes())
+        .filter(|b| !b.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20))
+        .map(<[u8]>::to_vec)
+        .collect();
+    // The small fold holds only the tasks it follows (a quarter of a million tasks'
+    // start states were most of its cost).
+    let mut keep: Vec<usize> = wanted.iter().copied().collect();
+    keep.sort_unstable();
+    let mut fold = RunState::new(state.run_id.clone(), Arc::new(sub_workflow(state, &keep)));
+    let Some(k) = fold.task_index(&id) else { return Ok(None) };
+    let mut history = Vec::new();
+    let mut path = vec![TaskStateName::Blocked];
+    let mut gave_up = false;
+    let ended = log_lines::sift(
+        dir,
+        |head| sift(head, &plain),
+        |line| {
+            let Ok(rec) = journal::decode(line) else {
+                gave_up = true;
+                return ControlFlow::Break(());
+            };
+            let named = rec.event.task();
+            let matters = named.is_none_or(|t| fold.task_index(t).is_some());
+            if !matters {
+                return ControlFlow::Continue(());
+            }
+            if fold.apply(&rec.event, rec.ts).is_err() {
+                gave_up = true;
+                return ControlFlow::Break(());
+            }
+            let now = fold.tasks[k].state.name();
+            if path.last() != Some(&now) {
+                path.push(now);
+            }
+            if named == Some(id.as_str()) {
+                history.push(rec);
+            }
+            ControlFlow::Continue(())
+        },
+    )?;
+    if gave_up || ended != Ended::Done {
+        return Ok(None);
+    }
+    Ok(Some(Found { history, path }))
+}
+
+/// The workflow of `state` with only the tasks `keep` (in workflow order), the rest as
+/// it is: cloned without its other tasks when the state holds it alone.
+fn sub_workflow(state: &mut RunState, keep: &[usize]) -> Workflow {
+    let tasks: Vec<TaskSpec> = keep.iter().map(|&j| state.workflow.tasks[j].clone()).collect();
+    let Some(whole) = Arc::get_mut(&mut state.workflow) else {
+        return Workflow { tasks, ..(*state.workflow).clone() };
+    };
+    let all = std::mem::take(&mut whole.tasks);
+    let mut sub = whole.clone();
+    whole.tasks = all;
+    sub.tasks = tasks;
+    sub
+}
+
+/// Task `i` and every task it depends on, transitively.
+fn closure(state: &RunState, i: usize) -> HashSet<usize> {
+    let mut seen = HashSet::from([i]);
+    let mut todo = vec![i];
+    while let Some(j) = todo.pop() {
+        for &d in &state.dependencies[j] {
+            if seen.insert(d) {
+                todo.push(d);
+            }
+        }
+    }
+    seen
+}
+
+/// `"event":{"type":"` as every record writes it, after its seq, time and version
+/// (numbers only: its first occurrence is the event's own).
+const EVENT: &[u8] = b"\"event\":{\"type\":\"";
+
+/// What to do with a record line, from its head: skip a record that names, as its
+/// event's first field, a task the small fold does not follow; read any other (the
+/// visitor decodes it and decides exactly); stop at a record that reshapes the run.
+/// The first record (`run_started`) is skipped: its workflow is the snapshot's.
+fn sift(head: &[u8], plain: &HashSet<Vec<u8>>) -> Sift {
+    let Some(at) = find_bytes(head, EVENT) else { return Sift::Read };
+    let rest = &head[at + EVENT.len()..];
+    let Some(end) = rest.iter().position(|&b| b == b'"') else { return Sift::Read };
+    let kind = &rest[..end];
+    if kind == b"run_started" {
+        return Sift::Skip;
+    }
+    if RESHAPING.contains(&kind) {
+        return Sift::Stop;
+    }
+    let Some(task) = rest[end + 1..].strip_prefix(b",\"task\":\"".as_slice()) else { return Sift::Read };
+    let Some(close) = task.iter().position(|&b| b == b'"' || b == b'\\') else { return Sift::Read };
+    if task[close] == b'\\' || plain.contains(&task[..close]) {
+        // Escaped (decoded to be sure), or one of ours.
+        return Sift::Read;
+    }
+    Sift::Skip
+}
+
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::{sift, Sift};
+
+    fn line(event: &str) -> String {
+        format!("{{\"seq\":7,\"ts\":1,\"v\":1,\"event\":{event},\"crc\":1}}")
+    }
+
+    #[test]
+    fn the_sifter_skips_only_records_naming_another_task_plainly() {
+        let ours: HashSet<Vec<u8>> = HashSet::from([b"t1".to_vec()]);
+        let cases = [
+            (r#"{"type":"task_ready","task":"t1"}"#, Sift::Read),
+            // A prefix of another id, and an id with ours as its prefix.
+            (r#"{"type":"task_ready","task":"t"}"#, Sift::Skip),
+            (r#"{"type":"task_ready","task":"t10"}"#, Sift::Skip),
+            // Escaped: decoded, whatever it is.
+            (r#"{"type":"task_ready","task":"t\"1"}"#, Sift::Read),
+            (r#"{"type":"task_ready","task":"a\\b"}"#, Sift::Read),
+            // No task first: the run's own, or some other shape; decoded.
+            (r#"{"type":"manager_started","pid":1}"#, Sift::Read),
+            (r#"{"type":"run_finished","success":true}"#, Sift::Read),
+            (r#"{"type":"run_started","run_id":"r","workflow":{}}"#, Sift::Skip),
+            (r#"{"type":"tasks_spawned","task":"t9"}"#, Sift::Stop),
+            (r#"{"type":"payload_edited","task":"t9"}"#, Sift::Stop),
+        ];
+        for (event, want) in cases {
+            assert_eq!(sift(line(event).as_bytes(), &ours), want, "{event}");
+        }
+        // A head cut short before the id ends is read, not guessed.
+        assert_eq!(sift(br#"{"seq":7,"ts":1,"v":1,"event":{"type":"task_ready","task":"t9"#, &ours), Sift::Read);
+        assert_eq!(sift(b"not a record", &ours), Sift::Read);
+    }
+}
