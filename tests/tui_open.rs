@@ -156,6 +156,9 @@ fn records_that_arrive_after_the_open_extend_the_histories_read_and_the_index() 
     let dir = tempfile::tempdir().unwrap();
     write_run(dir.path(), &records[..opened_at]);
     let mut fleet = Fleet::open(dir.path()).unwrap();
+    let then = Fleet::from_records(&records[..opened_at]).unwrap();
+    assert!(then.running().len() > 0, "attempts in flight at the open");
+    assert_same_run(&fleet, &then, "opened mid-run");
     // Some histories read before the rest arrives, some after.
     for i in sampled().filter(|i| i % 2 == 0) {
         let _ = fleet.history(i);

@@ -63,16 +63,19 @@ impl AsOf {
     }
 }
 
-/// The time of the log's first record, read from its line's start (`{"seq":1,"ts":T,`)
-/// without decoding the workflow it holds.
+/// The time of the log's first record, read from its line's first bytes
+/// (`{"seq":1,"ts":T,`) in the oldest file: the workflow it holds is not read.
 fn first_ts(dir: &Path) -> Result<u64, FoldError> {
-    let mut ts = None;
-    segments::read_lines(dir, None, |line, _| {
-        ts = ts_of(line);
-        std::ops::ControlFlow::Break(())
-    })
-    .map_err(|e| FoldError { seq: 1, message: e.to_string() })?;
-    ts.ok_or(FoldError { seq: 1, message: "the log's first record has no time".into() })
+    let err = |e: journal::JournalError| FoldError { seq: 1, message: e.to_string() };
+    let oldest = segments::archived(dir, None).map_err(err)?.into_iter().next();
+    let path = oldest.map_or_else(|| dir.join(LOG_FILE), |a| a.path);
+    let mut head = Vec::with_capacity(64);
+    journal::open_read(&path)
+        .map_err(err)?
+        .take(64)
+        .read_to_end(&mut head)
+        .map_err(|source| err(journal::JournalError::Io { path, source }))?;
+    ts_of(&head).ok_or(FoldError { seq: 1, message: "the log's first record has no time".into() })
 }
 
 /// The time of the log's newest record: the last line of the live log, or of the
