@@ -127,12 +127,13 @@ fn a_compacted_run_opens_to_the_full_fold_with_its_histories_and_travel() {
     assert_eq!(fleet.task_after(busy, 0), None, "not indexed yet");
     assert!(fleet.indexing().is_some(), "asking for a step's task asks for the index");
     index(&mut fleet);
+    assert_eq!(fleet.checkpoints(), expected.checkpoints(), "the index keeps the live model's checkpoints");
     for c in 0..expected.history(busy).len() {
         assert_eq!(fleet.task_after(busy, c), expected.history(busy)[c].task, "task {busy} after step {c}");
     }
 
     // Time travel reads from disk only what it folds; each cursor is the fold to it.
-    for n in [1, 2, 1_999, 2_000, 3_001, 4_097, 6_500, 6_501, 9_000, records.len() - 1, 700] {
+    for n in [1, 2, 1_999, 2_000, 3_001, 4_097, 6_500, 6_501, 9_000, records.len() - 1, 8_193, 700] {
         let before = fleet.travel_folds();
         fleet.travel_to(Some(n)).unwrap();
         assert_eq!(fleet.travelling(), Some(n));
