@@ -159,7 +159,9 @@ impl Fleet {
         // The id as the log writes it (a JSON string): a line about the task holds it.
         let needle = serde_json::to_string(id).unwrap_or_default();
         let mut steps = Vec::new();
-        let read = self.records.matching(needle.as_bytes(), self.records.len(), |index, record| {
+        // From the second record: the first (`run_started`) names every task of the
+        // workflow, and it is no step of any.
+        let read = self.records.matching(needle.as_bytes(), 1, self.records.len(), |index, record| {
             if record.event.task() == Some(id) && !matches!(record.event, Event::AttemptSpawned { .. }) {
                 steps.push(Step { record: index, ts: record.ts, event: record.event, task: None });
             }

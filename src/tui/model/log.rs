@@ -168,10 +168,16 @@ impl Log {
         Ok(())
     }
 
-    /// Gives every record of the first `to` whose line holds `needle` (bytes, before
-    /// decoding): the others are skipped unread. Only for a log on disk; a log in
-    /// memory gives nothing (its model keeps what it needs as it folds).
-    pub(super) fn matching(&self, needle: &[u8], to: usize, mut f: impl FnMut(usize, Record)) -> Result<(), FoldError> {
+    /// Gives every record with an index in `from..to` whose line holds `needle`
+    /// (bytes, before decoding): the others are skipped undecoded. Only for a log on
+    /// disk; a log in memory gives nothing (its model keeps what it needs as it folds).
+    pub(super) fn matching(
+        &self,
+        needle: &[u8],
+        from: usize,
+        to: usize,
+        mut f: impl FnMut(usize, Record),
+    ) -> Result<(), FoldError> {
         let Source::Disk(disk) = &self.source else { return Ok(()) };
         let to = to.min(self.len);
         let finder = memchr::memmem::Finder::new(needle);
@@ -186,7 +192,7 @@ impl Log {
                 index -= 1;
                 return ControlFlow::Break(());
             }
-            if finder.find(line).is_some() {
+            if index > from && finder.find(line).is_some() {
                 match decode_at(line, index) {
                     Ok(record) => f(index - 1, record),
                     Err(e) => {
