@@ -150,9 +150,12 @@ fn check_secrets(workflow: &Workflow) -> Result<(), String> {
 /// What a front end reads: the records so far, then every new batch in order (none
 /// lost, none twice), and workers' live output.
 pub struct Feed {
-    /// The run's records before the feed started (empty unless the front end asked
-    /// for history).
+    /// The run's records before the feed started, when they came over a connection
+    /// (`attach`); empty otherwise.
     pub backlog: Vec<Record>,
+    /// The run folder as the launcher opened it, for a front end that reads history
+    /// from the log on disk (the TUI): the records before the feed are there.
+    pub on_disk: Option<OnDisk>,
     live: Records,
     next_seq: u64,
     /// Workers' output as it arrives (live panes; a slow reader may miss chunks).
@@ -164,7 +167,13 @@ impl Feed {
     /// given twice).
     pub fn new(backlog: Vec<Record>, live: Records, output: broadcast::Receiver<OutputChunk>) -> Feed {
         let next_seq = backlog.last().map_or(0, |r| r.seq + 1);
-        Feed { backlog, live, next_seq, output }
+        Feed { backlog, on_disk: None, live, next_seq, output }
+    }
+
+    /// A feed of `live` batches after the records the run folder's log holds.
+    pub fn after_log(on_disk: OnDisk, live: Records, output: broadcast::Receiver<OutputChunk>) -> Feed {
+        let next_seq = on_disk.records + 1;
+        Feed { backlog: Vec::new(), on_disk: Some(on_disk), live, next_seq, output }
     }
 
     /// The next batch of records, or `None` once the run has stopped and every
@@ -192,6 +201,17 @@ impl Feed {
     pub fn has_more(&self) -> bool {
         !self.live.is_empty()
     }
+}
+
+/// A run folder as the launcher opened it: its log's records on disk, and their fold.
+#[derive(Debug, Clone)]
+pub struct OnDisk {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The state the run starts from (the newest valid snapshot and the log after it).
+    pub state: RunState,
+    /// Records the log holds.
+    pub records: u64,
 }
 
 /// What a front end holds of a run: commands in, records out. In-process for `run`
@@ -267,8 +287,8 @@ pub struct FrontEnd<'a> {
     /// The run ends by itself once every task is terminal (headless), instead of
     /// waiting for the operator to quit (TUI).
     pub exits_when_done: bool,
-    /// The front end folds the whole log (the TUI's history and time travel), so its
-    /// feed starts with every record so far.
+    /// The front end reads history from the log on disk (the TUI's history and time
+    /// travel), so its feed names the run folder and the state opened from it.
     pub needs_history: bool,
     /// Runs the front end until its feed ends (or it fails).
     pub run: Box<dyn FnOnce(LocalHandle) -> FrontFuture<'a> + 'a>,
@@ -304,7 +324,12 @@ impl Prepared {
     /// signal or the front end). The folder is released when this returns.
     pub fn run(self, front: FrontEnd<'_>) -> Result<Finished, LaunchError> {
         let Prepared { run_dir, state, journal, resumed, services, .. } = self;
-        let backlog = if front.needs_history { read_log(&run_dir.path)? } else { Vec::new() };
+        // The state as opened, not the log: history is read from disk when wanted.
+        let on_disk = front.needs_history.then(|| OnDisk {
+            dir: run_dir.path.clone(),
+            state: state.clone(),
+            records: journal.next_seq().saturating_sub(1),
+        });
         // One thread runs the engine and every attempt's I/O (the journal has its own):
         // the work is small and I/O-bound, and a single thread spends less CPU on
         // hand-offs than a pool, CPU the workers need more.
@@ -338,7 +363,11 @@ impl Prepared {
             let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
             let engine_handle = engine.handle();
             let notifier = hooks.map(|hooks| hooks.start(engine_handle.subscribe()));
-            let feed = Feed::new(backlog, engine_handle.subscribe(), engine_handle.subscribe_output());
+            let (live, output) = (engine_handle.subscribe(), engine_handle.subscribe_output());
+            let feed = match on_disk {
+                Some(on_disk) => Feed::after_log(on_disk, live, output),
+                None => Feed::new(Vec::new(), live, output),
+            };
             let mut running_services = Vec::new();
             for service in services {
                 let context = ServiceContext {
@@ -386,15 +415,4 @@ impl Prepared {
         drop(run_dir);
         Ok(Finished { state, ending, dir })
     }
-}
-
-/// Every record of the run folder's log, in order.
-fn read_log(dir: &Path) -> Result<Vec<Record>, LaunchError> {
-    let mut records = Vec::new();
-    segments::scan(dir, |record, _| {
-        records.push(record);
-        Ok(())
-    })
-    .map_err(start_err)?;
-    Ok(records)
 }

@@ -132,6 +132,50 @@ fn stepping_through_a_task_history_shows_it_as_it_was() {
     assert_eq!(t.wait_exit(LIMIT), 0);
 }
 
+/// A finished run resumed in the TUI opens from its snapshot, holding no record: the
+/// task's history is read from the log on disk, and a step's task (folded from a
+/// time-travel checkpoint) once the owner loop has indexed the log.
+#[test]
+fn a_resumed_run_steps_through_a_history_read_from_disk() {
+    let s = Scratch::new();
+    let d = s.path().display();
+    let script = format!(
+        "cat >/dev/null; if [ \"$PITBOSS_ATTEMPT\" = 1 ]; then echo first-try-broke >&2; exit 3; fi; echo '{{\"fine\":true}}' # {d}"
+    );
+    let wf = format!(
+        "[defaults]\nretry = {{ initial = \"10ms\" }}\n{}[[task]]\nid = \"wobbly\"\n",
+        common::sh_pool("p", &script, "")
+    );
+    let file = s.write("workflow.toml", &wf);
+    let headless = s.pitboss().args(["run", "--headless", "--state-dir"]).arg(s.run_dir()).arg(&file).output().unwrap();
+    assert!(headless.status.success(), "{}", String::from_utf8_lossy(&headless.stderr));
+    assert!(
+        std::fs::read_dir(s.run_dir()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("snapshot-")),
+        "a clean stop leaves a snapshot"
+    );
+    let mut cmd = s.pitboss();
+    cmd.arg("resume").arg(s.run_dir()).env("PITBOSS_CONFIG", s.path().join("config"));
+    let mut t = Terminal::spawn(cmd, 160, 45);
+    t.wait_for(LIMIT, "the finished run", |sc| sc.contains("1 done"));
+    t.send_keys(":inspect wobbly");
+    t.enter();
+    t.wait_for(LIMIT, "the detail with its history from disk", |sc| {
+        sc.contains("wobbly completed") && sc.contains("History") && sc.contains("attempt 1 failed")
+    });
+    t.send_keys(&key::LEFT.repeat(3));
+    t.wait_for(LIMIT, "the task as it was after its first failure", |sc| {
+        sc.contains("as of step") && sc.contains("wobbly retry_wait") && sc.contains("first-try-broke")
+    });
+    t.esc();
+    t.wait_for(LIMIT, "the dashboard again", |sc| sc.contains("Workers (") && !sc.contains("History"));
+    t.send_keys("q");
+    assert_eq!(t.wait_exit(LIMIT), 0);
+}
+
 #[test]
 fn quitting_with_work_running_asks_and_leaves_a_resumable_run() {
     let s = Scratch::new();

@@ -24,14 +24,11 @@ fn check_against_fold(fleet: &Fleet, records: &[Record]) {
         if matches!(record.event, Event::AttemptSpawned { .. }) {
             continue;
         }
-        let step = fleet.history(i).get(seen[i]);
-        assert_eq!(
-            step,
-            Some(&Step { record: index, task: state.tasks[i].clone() }),
-            "task {} step {} (record {index})",
-            state.task_id(i),
-            seen[i]
-        );
+        let history = fleet.history(i);
+        let step = history.get(seen[i]);
+        let want =
+            Step { record: index, ts: record.ts, event: record.event.clone(), task: Some(state.tasks[i].clone()) };
+        assert_eq!(step, Some(&want), "task {} step {} (record {index})", state.task_id(i), seen[i]);
         seen[i] += 1;
     }
     for (i, n) in seen.iter().enumerate() {

@@ -253,7 +253,7 @@ fn time_travel_shows_the_run_as_of_event_n() {
     press(&mut vs, &live, &[Action::Top, Action::Right, Action::Right, Action::Right, Action::Right]);
     assert_eq!(vs.travel, Some(5));
     // The same fold as replay, over the first 5 records.
-    let then = Fleet::from_records(&live.records[..5]).unwrap();
+    let then = Fleet::from_records(&script.records[..5]).unwrap();
     insta::assert_snapshot!(render_with_total(&then, live.records.len(), &vs, 100, 24));
     // Actions are refused while travelling; Esc returns to live.
     assert!(press(&mut vs, &then, &[Action::Retry]).is_empty());

@@ -371,6 +371,68 @@ pub fn truncate_at(dir: &Path, seq: u64) -> Result<u64, JournalError> {
     }
 }
 
+/// Reads the log's raw lines in order over the archive and the live log, from `at`
+/// (the first file's start when `None`), giving each complete line (without its
+/// newline) and the cursor just after it, until `visit` breaks or the log ends. Lines
+/// are not decoded here, so a reader that wants a few records (one task's history)
+/// skips the others by their bytes; a line still being written (no newline yet) is
+/// not given. A live log rolled meanwhile is followed into the newer files, as
+/// [`read_from`] does. Gives the cursor after the last line given (`at` when none).
+pub fn read_lines(
+    dir: &Path,
+    mut at: Option<Cursor>,
+    mut visit: impl FnMut(&[u8], Cursor) -> std::ops::ControlFlow<()>,
+) -> Result<Option<Cursor>, JournalError> {
+    use std::io::BufRead;
+    let live_path = dir.join(LOG_FILE);
+    loop {
+        let live = journal::open_read(&live_path)?;
+        let live_id = FileId::of(&live).map_err(|source| JournalError::Io { path: live_path.clone(), source })?;
+        let mut files: Vec<(PathBuf, FileId, Option<File>)> =
+            archived(dir, Some(live_id))?.into_iter().map(|a| (a.path, a.id, None)).collect();
+        files.push((live_path.clone(), live_id, Some(live)));
+        let first = match at {
+            None => 0,
+            Some(c) => files.iter().position(|(_, id, _)| *id == c.id).ok_or_else(|| JournalError::Io {
+                path: live_path.clone(),
+                source: std::io::Error::other("the log file being read is gone from the run folder"),
+            })?,
+        };
+        for (path, id, file) in files.into_iter().skip(first) {
+            let io = |source| JournalError::Io { path: path.clone(), source };
+            let (mut offset, mut lines) = match at {
+                Some(c) if c.id == id => (c.offset, c.lines),
+                _ => (0, 0),
+            };
+            let mut file = match file {
+                Some(file) => file,
+                None => journal::open_read(&path)?,
+            };
+            file.seek(SeekFrom::Start(offset)).map_err(io)?;
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+            let mut line = Vec::with_capacity(4096);
+            loop {
+                line.clear();
+                let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+                if n == 0 || line.last() != Some(&b'\n') {
+                    break;
+                }
+                offset += n as u64;
+                lines += 1;
+                let cursor = Cursor { id, offset, lines };
+                at = Some(cursor);
+                if visit(&line[..n - 1], cursor).is_break() {
+                    return Ok(at);
+                }
+            }
+        }
+        // Still the live log: nothing was archived while it was read.
+        if FileId::at(&live_path).ok() == Some(live_id) {
+            return Ok(at);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;

@@ -44,6 +44,9 @@ pub use options::{config_dir, TuiOptions};
 
 /// Frames are at most this often, however fast events arrive (the last state wins).
 const FRAME: Duration = Duration::from_millis(33);
+/// Records folded per slice of the time-travel indexing pass: a few tens of
+/// milliseconds, so keys and records are served between slices.
+const INDEX_SLICE: usize = 20_000;
 
 /// The TUI as the launcher runs it: the run waits for the operator (it does not end
 /// when every task is terminal), and the TUI folds the whole log for history and
@@ -62,7 +65,16 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
     let Some(mut feed) = handle.take_feed() else {
         return Err("the run's records were already taken by another view".to_string());
     };
-    let mut fleet = Fleet::from_records(&std::mem::take(&mut feed.backlog)).map_err(|e| e.to_string())?;
+    // A run this process holds opens from its folder (the state as opened, history
+    // read from disk when wanted); an attached one from the records it was sent.
+    let mut fleet = match feed.on_disk.take() {
+        Some(run) => {
+            let records = usize::try_from(run.records).unwrap_or(usize::MAX);
+            Fleet::opened(&run.dir, run.state, records)
+        }
+        None => Fleet::from_records(&std::mem::take(&mut feed.backlog)),
+    }
+    .map_err(|e| e.to_string())?;
     let mut output = feed.output.resubscribe();
 
     let mut terminal = ratatui::init();
@@ -121,11 +133,24 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
                 dirty = true;
             }
             _ = tick.tick(), if ticking => dirty = true,
+            // Indexing the log for time travel, a slice at a time between the keys and
+            // the records above, so the screens stay live while it runs.
+            _ = std::future::ready(()), if fleet.indexing().is_some() => {
+                fleet.index_some(INDEX_SLICE).map_err(|e| e.to_string())?;
+                vs.message = Some(match fleet.indexing() {
+                    Some((done, total)) => format!("indexing the log for time travel: {}%", done * 100 / total.max(1)),
+                    None => "the log is indexed: time travel ready".to_string(),
+                });
+                dirty = true;
+            }
             _ = tokio::time::sleep_until(redraw_at), if dirty => {}
         }
         // Time travel: the model shows the run as of the cursor (a checkpoint and at
         // most a checkpoint's spacing of records folded; nothing when unchanged).
         fleet.travel_to(vs.travel).map_err(|e| e.to_string())?;
+        if let Some(trouble) = fleet.history_trouble() {
+            vs.message = Some(trouble);
+        }
     };
     drop(_guard);
     result

@@ -4,20 +4,30 @@
 //! same records into a fresh model, so "the run as of event N" is exactly what a
 //! replay of the first N records gives.
 //!
+//! A model opened on a run folder ([`Fleet::open`]) starts from the state `resume`
+//! opens (the newest valid snapshot and the log after it) and holds no record: a
+//! task's history is read from the log on disk when a screen first asks for it (see
+//! `model/log.rs`), then kept and extended by the records that arrive; time travel
+//! first indexes the log in bounded slices ([`Fleet::index_some`]).
+//!
 //! What the screens read on every frame is kept up to date record by record in
-//! [`Fleet::apply`], never recomputed from the whole log: each task's history (with
-//! the task as it was after each step), the running tasks, and the dead letters. A
-//! frame costs what is on screen, however long the run.
+//! [`Fleet::apply`], never recomputed from the whole log: the histories read so far,
+//! the running tasks, and the dead letters. A frame costs what is on screen, however
+//! long the run.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use crate::core::consensus::Ballot;
 use crate::core::escape::escape_line;
-use crate::core::{Event, RunState, Task, TaskState, TaskStateName};
+use crate::core::{Event, RunState, TaskState, TaskStateName};
 use crate::io::journal::Record;
 
+mod history;
+mod log;
+mod open;
 mod travel;
 
+pub use history::{History, Step};
+pub use log::{Log, MARK_EVERY};
 pub use travel::{CHECKPOINT_BYTES, CHECKPOINT_EVERY, MAX_CHECKPOINTS};
 
 /// Lines of live output kept per running task.
@@ -40,16 +50,6 @@ pub struct Live {
     pub last_output_ms: u64,
     /// When the attempt started (ms since the epoch; from its record).
     pub started_ms: u64,
-}
-
-/// One step of a task's history: a record about the task and the task right after it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    /// Index into [`Fleet::records`].
-    pub record: usize,
-    /// The task as the fold left it after that record (what replaying the log up to
-    /// there gives), so stepping back through history folds nothing.
-    pub task: Task,
 }
 
 /// Everything a time-travel cursor changes: the run folded as of one record, and
@@ -88,15 +88,18 @@ pub struct AsOf {
 pub struct Fleet {
     /// The run as shown: as of the newest record, or of the time-travel cursor.
     shown: AsOf,
-    /// Every record, in order (history, time travel).
-    pub records: Vec<Record>,
+    /// The records folded, and where to read them (history, time travel).
+    pub records: Log,
     /// Time of the first record.
     pub started_ms: u64,
     /// Per task, its transitions in order (spawn notes are not transitions), over the
-    /// whole log; while travelling, [`Fleet::history`] cuts it at the cursor.
-    history: Vec<Vec<Step>>,
+    /// whole log, for the tasks read so far; while travelling, [`Fleet::history`] cuts
+    /// them at the cursor.
+    histories: history::Histories,
     /// Time travel: checkpoints, and the live model while a past one is shown.
     travel: travel::Travel,
+    /// What the operator should know about how the run was opened (snapshots skipped).
+    notes: Vec<String>,
 }
 
 impl std::ops::Deref for Fleet {
@@ -128,13 +131,12 @@ impl Fleet {
         let first = records.first().ok_or(FoldError { seq: 0, message: "no records".into() })?;
         let mut fleet = Fleet {
             shown: AsOf::first(first)?,
-            records: Vec::with_capacity(records.len()),
+            records: Log::memory(first),
             started_ms: first.ts,
-            history: Vec::new(),
+            histories: history::Histories::every_task(),
             travel: travel::Travel::default(),
+            notes: Vec::new(),
         };
-        fleet.history.resize(fleet.state.tasks.len(), Vec::new());
-        fleet.records.push(first.clone());
         for record in &records[1..] {
             fleet.apply(record)?;
         }
@@ -146,6 +148,10 @@ impl Fleet {
     /// (parked meanwhile): the past shown does not move.
     pub fn apply(&mut self, record: &Record) -> Result<(), FoldError> {
         let index = self.records.len();
+        // A model opened on the folder may have read this record there already.
+        if self.records.on_disk() && record.seq <= index as u64 {
+            return Ok(());
+        }
         match self.travel.parked_live() {
             Some(live) => live.fold(record)?,
             None => self.shown.fold(record)?,
@@ -154,37 +160,22 @@ impl Fleet {
             Some(live) => &live.state,
             None => &self.shown.state,
         };
-        // Tasks spawned or submitted during the run (DESIGN §11) join with no history.
-        if self.history.len() < state.tasks.len() {
-            self.history.resize(state.tasks.len(), Vec::new());
-        }
         // An event changes at most the task it names (`RunState::apply`), so only that
         // task's history can grow. A spawn note is not a transition.
         if let Some(i) = record.event.task().and_then(|t| state.task_index(t)) {
             if !matches!(record.event, Event::AttemptSpawned { .. }) {
-                self.history[i].push(Step { record: index, task: state.tasks[i].clone() });
+                self.histories.push(i, Step::after(index, record, &state.tasks[i]));
             }
         }
-        self.records.push(record.clone());
+        self.records.push(record);
         self.travel.after_apply(&self.shown, self.records.len());
         Ok(())
     }
 
-    /// Task `i`'s history: its transitions in order, each with the task after it (up
-    /// to the time-travel cursor while travelling).
-    pub fn history(&self, i: usize) -> &[Step] {
-        let all = self.history.get(i).map(Vec::as_slice).unwrap_or_default();
-        match self.travelling() {
-            Some(n) => &all[..all.partition_point(|s| s.record < n)],
-            None => all,
-        }
-    }
-
-    /// Task `i`'s consensus attempts read from its first `steps` history steps (all
-    /// of them when `steps` is larger), oldest first. Costs the task's history, not
-    /// the log.
-    pub fn ballots(&self, i: usize, steps: usize) -> Vec<Ballot> {
-        Ballot::read(self.history(i).iter().take(steps).map(|s| &self.records[s.record].event))
+    /// What the operator should know about how the run was opened: snapshots that
+    /// were skipped, and why.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// For a running consensus task: replicas that have voted, and replicas run.
@@ -232,9 +223,18 @@ impl AsOf {
     fn first(first: &Record) -> Result<AsOf, FoldError> {
         let state =
             RunState::from_first(&first.event).map_err(|e| FoldError { seq: first.seq, message: e.to_string() })?;
-        let mut as_of = AsOf {
+        let mut as_of = AsOf::with_state(state, first.ts);
+        for i in 0..as_of.state.tasks.len() {
+            as_of.track(i, first.ts);
+        }
+        Ok(as_of)
+    }
+
+    /// `state` with empty caches (its tasks not filed yet).
+    fn with_state(state: RunState, last_ts: u64) -> AsOf {
+        AsOf {
             state,
-            last_ts: first.ts,
+            last_ts,
             queue_depth: VecDeque::new(),
             pool_depth: VecDeque::new(),
             completions: VecDeque::new(),
@@ -243,11 +243,7 @@ impl AsOf {
             dead: BTreeMap::new(),
             held: BTreeSet::new(),
             held_at: HashMap::new(),
-        };
-        for i in 0..as_of.state.tasks.len() {
-            as_of.track(i, first.ts);
         }
-        Ok(as_of)
     }
 
     /// Folds one record into the run as of the record before it: the state, the

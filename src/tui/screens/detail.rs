@@ -118,10 +118,10 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     let steps = fleet.history(i);
     let at = d.cursor.filter(|c| *c < steps.len());
     // As of the cursor: the task as the fold left it after that step.
-    let shown = match at {
-        Some(c) => &steps[c].task,
-        None => &fleet.state.tasks[i],
-    };
+    // A step read from disk gets its task folded from a time-travel checkpoint;
+    // until the log is indexed for that, the task as it is now is shown.
+    let past = at.and_then(|c| fleet.task_after(i, c));
+    let shown = past.as_ref().unwrap_or(&fleet.state.tasks[i]);
     // Room for the latest gate verdicts, when the task has any.
     let verdict_rows = shown.verdicts.len().min(MAX_VERDICT_ROWS) as u16;
     // The votes as of the cursor too, when it is a consensus task.
@@ -130,7 +130,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
         Layout::vertical([Constraint::Length(7 + verdict_rows + votes.len() as u16), Constraint::Min(4)]).split(area);
     info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())), votes);
     let lower = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(parts[1]);
-    history(frame, lower[0], scene, steps, at);
+    history(frame, lower[0], scene, &steps, at);
     output(frame, lower[1], scene, i, d.scroll);
 }
 
@@ -306,8 +306,7 @@ fn history(frame: &mut Frame, area: Rect, scene: &Scene, steps: &[Step], at: Opt
         .skip(first)
         .take(rows)
         .filter_map(|(n, step)| {
-            let record = &scene.fleet.records[step.record];
-            let text = format!("{} {}", clock(record.ts), escape_line(&describe(&record.event)?));
+            let text = format!("{} {}", clock(step.ts), escape_line(&describe(&step.event)?));
             let style = if at == Some(n) { scene.theme.selected() } else { Style::default() };
             Some(Line::styled(text, style))
         })
@@ -345,7 +344,7 @@ fn output(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, scroll: usize)
 /// The stdout/stderr of the task's latest finished attempt, from the log.
 fn last_output(fleet: &Fleet, i: usize) -> Vec<String> {
     for step in fleet.history(i).iter().rev() {
-        let (attempt, output) = match &fleet.records[step.record].event {
+        let (attempt, output) = match &step.event {
             Event::AttemptSucceeded { attempt, output, .. } | Event::AttemptFailed { attempt, output, .. } => {
                 (attempt, output)
             }

@@ -164,7 +164,9 @@ fn duration_of(fleet: &Fleet, i: usize, now_ms: u64) -> Option<u64> {
     if let TaskState::Running { started_ms, .. } = fleet.state.tasks[i].state {
         return Some(now_ms.saturating_sub(started_ms));
     }
-    fleet.history(i).iter().rev().find_map(|step| match &fleet.records[step.record].event {
+    // Only a history the model keeps already: one read from disk per row would cost
+    // the log per row (a model opened on a folder shows it once the task was opened).
+    fleet.kept_history(i)?.iter().rev().find_map(|step| match &step.event {
         Event::AttemptSucceeded { duration_ms, .. } | Event::AttemptFailed { duration_ms, .. } => Some(*duration_ms),
         _ => None,
     })

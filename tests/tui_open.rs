@@ -1,0 +1,210 @@
+//! The TUI's model opened on a run folder (issue 14): from the newest valid snapshot
+//! and the log after it, holding no record, it shows the same run, the same task
+//! histories (read from disk, across `archive/` segments) and the same time-travel
+//! states as a fold of every record from the first; a damaged snapshot falls back to
+//! an older one with a note. The log is the scripted run of `tui_model.rs`, written
+//! to a folder as the engine writes it: two archived segments and the live log, a
+//! snapshot in each.
+
+use std::path::Path;
+
+use pitboss::core::{RunState, TaskStateName};
+use pitboss::io::journal::{self, Record, LOG_FILE};
+use pitboss::io::{roll, segments, snapshot};
+use pitboss::tui::model::Fleet;
+
+mod scripted_log;
+use scripted_log::*;
+
+/// Where the log is cut into files, and where snapshots are taken.
+const FIRST_ROLL: usize = 3_000;
+const SECOND_ROLL: usize = 6_500;
+const SNAPSHOTS: [usize; 3] = [2_000, 5_000, 8_000];
+
+fn log() -> &'static [Record] {
+    static LOG: std::sync::OnceLock<Vec<Record>> = std::sync::OnceLock::new();
+    LOG.get_or_init(long_log)
+}
+
+/// Writes `records` to `dir` as the engine would: appended to the live log, rolled
+/// into `archive/` at the rolls, a snapshot of the fold at each snapshot point.
+fn write_run(dir: &Path, records: &[Record]) {
+    let mut state: Option<RunState> = None;
+    let mut live = Vec::new();
+    for record in records {
+        let seq = record.seq as usize;
+        match &mut state {
+            None => state = Some(RunState::from_first(&record.event).unwrap()),
+            Some(s) => s.apply(&record.event, record.ts).unwrap(),
+        }
+        journal::encode(record.seq, record.ts, &record.event, &mut live);
+        if SNAPSHOTS.contains(&seq) || seq == FIRST_ROLL || seq == SECOND_ROLL {
+            append(dir, &std::mem::take(&mut live));
+        }
+        if SNAPSHOTS.contains(&seq) {
+            let len = std::fs::metadata(dir.join(LOG_FILE)).unwrap().len();
+            let at = segments::last_position(dir, len, record.seq).unwrap().expect("the record just written");
+            snapshot::write(dir, state.as_ref().unwrap(), at).unwrap();
+        }
+        if seq == FIRST_ROLL || seq == SECOND_ROLL {
+            roll::roll(dir).unwrap();
+        }
+    }
+    append(dir, &live);
+}
+
+fn append(dir: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(LOG_FILE)).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// The run shown by `fleet` is the run `expected` shows (a fold from the first
+/// record), as far as the state and the caches derived from it go.
+fn assert_same_run(fleet: &Fleet, expected: &Fleet, what: &str) {
+    assert_eq!(fleet.state.tasks, expected.state.tasks, "{what}: tasks");
+    for name in TaskStateName::ALL {
+        assert_eq!(fleet.state.count(name), expected.state.count(name), "{what}: {name} count");
+    }
+    let queued = |f: &Fleet| f.state.pools.iter().map(|p| p.queued).collect::<Vec<_>>();
+    assert_eq!(queued(fleet), queued(expected), "{what}: pool queues");
+    assert_eq!(fleet.state.finished, expected.state.finished, "{what}: finished");
+    assert_eq!(fleet.running().collect::<Vec<_>>(), expected.running().collect::<Vec<_>>(), "{what}: running");
+    assert_eq!(fleet.dead_letters().collect::<Vec<_>>(), expected.dead_letters().collect::<Vec<_>>(), "{what}: dead");
+    assert_eq!(fleet.held().collect::<Vec<_>>(), expected.held().collect::<Vec<_>>(), "{what}: held");
+    assert_eq!(fleet.dead_letter_groups(), expected.dead_letter_groups(), "{what}: dead-letter groups");
+    assert_eq!(fleet.last_ts, expected.last_ts, "{what}: last_ts");
+    assert_eq!(fleet.started_ms, expected.started_ms, "{what}: started");
+    let mut live: Vec<_> = fleet.live.iter().map(|(t, l)| (t.clone(), l.attempt, l.started_ms)).collect();
+    let mut want: Vec<_> = expected.live.iter().map(|(t, l)| (t.clone(), l.attempt, l.started_ms)).collect();
+    live.sort();
+    want.sort();
+    assert_eq!(live, want, "{what}: attempts in flight");
+}
+
+/// Tasks whose histories are compared: every seventh (each one read is a pass over
+/// the log on disk, slow in a debug build), spread over the workflow.
+fn sampled() -> impl Iterator<Item = usize> {
+    (0..TASKS).step_by(7)
+}
+
+/// The sampled tasks' histories (records, times, events) are the full fold's.
+fn assert_same_histories(fleet: &Fleet, expected: &Fleet, what: &str) {
+    for i in sampled() {
+        let (got, want) = (fleet.history(i), expected.history(i));
+        let key =
+            |h: &[pitboss::tui::model::Step]| h.iter().map(|s| (s.record, s.ts, s.event.clone())).collect::<Vec<_>>();
+        assert_eq!(key(&got), key(&want), "{what}: history of task {i}");
+    }
+}
+
+fn index(fleet: &mut Fleet) {
+    let mut slices = 0;
+    while fleet.indexing().is_some() {
+        fleet.index_some(1_000).unwrap();
+        slices += 1;
+        assert!(slices < 1_000, "indexing does not end");
+    }
+}
+
+#[test]
+fn a_compacted_run_opens_to_the_full_fold_with_its_histories_and_travel() {
+    let records = log();
+    let dir = tempfile::tempdir().unwrap();
+    write_run(dir.path(), records);
+    assert_eq!(segments::archived(dir.path(), None).unwrap().len(), 2, "two archived segments");
+    let mut fleet = Fleet::open(dir.path()).unwrap();
+    assert!(fleet.notes().is_empty(), "{:?}", fleet.notes());
+    assert!(fleet.records.on_disk());
+    let expected = Fleet::from_records(records).unwrap();
+    assert_same_run(&fleet, &expected, "opened");
+    assert_eq!(fleet.records.len(), records.len(), "every record counted");
+    // Histories are read from disk, across the archived segments and the live log.
+    assert_same_histories(&fleet, &expected, "opened");
+
+    // A step's task needs the log indexed: asked for, it is indexed in slices.
+    let busy = (0..TASKS).max_by_key(|&i| expected.history(i).len()).unwrap();
+    assert_eq!(fleet.task_after(busy, 0), None, "not indexed yet");
+    assert!(fleet.indexing().is_some(), "asking for a step's task asks for the index");
+    index(&mut fleet);
+    assert_eq!(fleet.checkpoints(), expected.checkpoints(), "the index keeps the live model's checkpoints");
+    for c in 0..expected.history(busy).len() {
+        assert_eq!(fleet.task_after(busy, c), expected.history(busy)[c].task, "task {busy} after step {c}");
+    }
+
+    // Time travel reads from disk only what it folds; each cursor is the fold to it.
+    for n in [1, 2, 1_999, 2_000, 3_001, 4_097, 6_500, 6_501, 9_000, records.len() - 1, 8_193, 700] {
+        let before = fleet.travel_folds();
+        fleet.travel_to(Some(n)).unwrap();
+        assert_eq!(fleet.travelling(), Some(n));
+        assert!(fleet.travel_folds() - before <= fleet.checkpoint_spacing() as u64, "cursor {n}: bounded");
+        let then = Fleet::from_records(&records[..n]).unwrap();
+        assert_same_run(&fleet, &then, &format!("cursor {n}"));
+        assert_eq!(fleet.queue_depth, then.queue_depth, "cursor {n}: queue depth");
+        assert_eq!(fleet.completions, then.completions, "cursor {n}: completions");
+        for i in [0, busy, TASKS - 1] {
+            assert_eq!(fleet.history(i).len(), then.history(i).len(), "cursor {n}: history of {i}");
+        }
+    }
+    fleet.travel_to(None).unwrap();
+    assert_same_run(&fleet, &expected, "back to live");
+}
+
+#[test]
+fn records_that_arrive_after_the_open_extend_the_histories_read_and_the_index() {
+    let records = log();
+    let opened_at = 7_000;
+    let dir = tempfile::tempdir().unwrap();
+    write_run(dir.path(), &records[..opened_at]);
+    let mut fleet = Fleet::open(dir.path()).unwrap();
+    let then = Fleet::from_records(&records[..opened_at]).unwrap();
+    assert!(then.running().len() > 0, "attempts in flight at the open");
+    assert_same_run(&fleet, &then, "opened mid-run");
+    // Some histories read before the rest arrives, some after.
+    for i in sampled().filter(|i| i % 2 == 0) {
+        let _ = fleet.history(i);
+    }
+    // The engine writes, then hands the batch over.
+    let mut rest = Vec::new();
+    for record in &records[opened_at..] {
+        journal::encode(record.seq, record.ts, &record.event, &mut rest);
+    }
+    append(dir.path(), &rest);
+    // A record the model was opened with is not folded twice.
+    fleet.apply(&records[opened_at - 1]).unwrap();
+    for record in &records[opened_at..] {
+        fleet.apply(record).unwrap();
+    }
+    let expected = Fleet::from_records(records).unwrap();
+    assert_same_run(&fleet, &expected, "live");
+    assert_same_histories(&fleet, &expected, "live");
+    fleet.travel_to(Some(8_000)).unwrap();
+    index(&mut fleet);
+    fleet.travel_to(Some(8_000)).unwrap();
+    assert_same_run(&fleet, &Fleet::from_records(&records[..8_000]).unwrap(), "travelled after records arrived");
+}
+
+#[test]
+fn a_damaged_snapshot_falls_back_with_a_note_to_the_same_run() {
+    let records = log();
+    let dir = tempfile::tempdir().unwrap();
+    write_run(dir.path(), records);
+    let newest = snapshot::list(dir.path()).into_iter().next().expect("a snapshot").1;
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&newest, bytes).unwrap();
+    let fleet = Fleet::open(dir.path()).unwrap();
+    assert_eq!(fleet.notes().len(), 1, "{:?}", fleet.notes());
+    assert!(fleet.notes()[0].contains("snapshot not used"), "{:?}", fleet.notes());
+    let expected = Fleet::from_records(records).unwrap();
+    assert_same_run(&fleet, &expected, "fallen back");
+    assert_same_histories(&fleet, &expected, "fallen back");
+    // Every snapshot gone: the whole log, no note.
+    for (_, path) in snapshot::list(dir.path()) {
+        std::fs::remove_file(path).unwrap();
+    }
+    let fleet = Fleet::open(dir.path()).unwrap();
+    assert!(fleet.notes().is_empty(), "{:?}", fleet.notes());
+    assert_same_run(&fleet, &expected, "no snapshot");
+}
