@@ -160,6 +160,11 @@ fn submit_adds_tasks_to_a_live_run_recorded_as_tasks_submitted_with_inputs_from_
 fn a_bad_submit_file_exits_1_at_its_line_and_column_and_records_nothing() {
     let workflow = format!("{SUBMIT_POOLS}\n[[task]]\nid = \"long\"\npool = \"slow\"\n");
     let mut live = Live::start(&workflow);
+    // The running task's own records (started, spawned) land after the socket answers:
+    // count from once it runs, so only a submit could grow the log.
+    eventually("the long task to be spawned", || {
+        read_events(&live.dir).iter().any(|e| e["type"] == "attempt_spawned" && e["task"] == "long")
+    });
     let before = read_events(&live.dir).len();
     let cases = [
         ("pool.toml", "[[task]]\nid = \"x\"\npool = \"no-such-pool\"\n", "no-such-pool"),
