@@ -398,3 +398,12 @@ fn read_log(dir: &Path) -> Result<Vec<Record>, LaunchError> {
     .map_err(start_err)?;
     Ok(records)
 }
+
+/// Forks the run in `dir` at record `seq` into `to` (by default `DIR-fork-SEQ` beside
+/// it) with a fresh run id: see [`crate::io::fork`]. The original is only read; the
+/// fork is a stopped run that [`resume`] continues.
+pub fn fork(dir: &Path, seq: u64, to: Option<&Path>) -> Result<crate::io::fork::Forked, LaunchError> {
+    let to = to.map_or_else(|| crate::io::fork::default_dir(dir, seq), Path::to_path_buf);
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    crate::io::fork::fork(dir, seq, &to, run_id, wall_ms()).map_err(start_err)
+}
