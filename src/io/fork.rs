@@ -62,7 +62,7 @@ pub enum ForkError {
     #[error("{}: already exists; a fork never writes into an existing folder (choose another --to)", .0.display())]
     Exists(PathBuf),
     /// The new folder could not be made or written.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: cannot write the fork there: {source}", .path.display())]
     Write {
         /// The path involved.
         path: PathBuf,
