@@ -402,8 +402,15 @@ fn read_log(dir: &Path) -> Result<Vec<Record>, LaunchError> {
 /// Forks the run in `dir` at record `seq` into `to` (by default `DIR-fork-SEQ` beside
 /// it) with a fresh run id: see [`crate::io::fork`]. The original is only read; the
 /// fork is a stopped run that [`resume`] continues.
-pub fn fork(dir: &Path, seq: u64, to: Option<&Path>) -> Result<crate::io::fork::Forked, LaunchError> {
+/// `edits` give tasks new payloads in the fork (`payload_edited` records).
+pub fn fork(
+    dir: &Path,
+    seq: u64,
+    to: Option<&Path>,
+    edits: Vec<(String, serde_json::Value)>,
+) -> Result<crate::io::fork::Forked, LaunchError> {
     let to = to.map_or_else(|| crate::io::fork::default_dir(dir, seq), Path::to_path_buf);
     let run_id = uuid::Uuid::new_v4().simple().to_string();
-    crate::io::fork::fork(dir, seq, &to, run_id, wall_ms()).map_err(start_err)
+    let options = crate::io::fork::ForkOptions { run_id, edits, now_ms: wall_ms() };
+    crate::io::fork::fork(dir, seq, &to, options).map_err(start_err)
 }

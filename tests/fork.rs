@@ -18,16 +18,18 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-/// A chain `a` → `b` → `c`, one pool each; every worker appends its task to `ran`
-/// and prints 20 kB to stderr (so each attempt has an output file in `output/`).
+/// A chain `a` → `b` → `c`, one pool each; every worker appends its task to `ran`,
+/// keeps its input in `TASK.in` and prints 20 kB to stderr (so each attempt has an
+/// output file in `output/`).
 /// One attempt each: a spent attempt would show as attempt 2.
 fn chain(s: &Scratch) -> String {
     let ran = s.path().join("ran");
     let mut wf = String::from("[defaults]\nretry = { max_attempts = 1 }\n");
     for t in ["a", "b", "c"] {
         let script = format!(
-            "cat >/dev/null; echo {t} >> {ran}; head -c 20000 /dev/zero | tr '\\0' {t} >&2; echo '{{\"ok\":true}}'",
-            ran = ran.display()
+            "cat > {input}; echo {t} >> {ran}; head -c 20000 /dev/zero | tr '\\0' {t} >&2; echo '{{\"ok\":true}}'",
+            ran = ran.display(),
+            input = s.path().join(format!("{t}.in")).display()
         );
         wf += &common::sh_pool(&format!("p{t}"), &script, "");
     }
@@ -217,4 +219,48 @@ fn bad_forks_say_what_is_wrong_and_leave_nothing_behind() {
     let out = fork(&s, &damaged, 2, None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(s.path().join("damaged-fork-2").is_dir());
+}
+
+#[test]
+fn a_fork_can_give_tasks_new_payloads() {
+    let s = Scratch::new();
+    let (code, _, out) = s.run_json(&chain(&s));
+    assert_eq!(code, 0, "{}", text(&out));
+    let dir = s.run_dir();
+    let at = seq_of(&dir, "attempt_spawned", "b");
+    let listing = || std::fs::read_dir(s.path()).unwrap().count();
+    let before = listing();
+    // A completed task never runs again: its edit is refused, and nothing is made.
+    let out = s
+        .pitboss()
+        .arg("fork")
+        .arg(&dir)
+        .args(["--at", &at.to_string(), "--edit", r#"a={"x":1}"#])
+        .output_within("pitboss fork --edit a");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--edit a: the task had completed"), "{}", text(&out));
+    let out = s.pitboss().arg("fork").arg(&dir).args(["--at", "3", "--edit", "b={x"]).output_within("bad json");
+    assert!(out.status.code() == Some(2) && text(&out).contains("not JSON"), "{}", text(&out));
+    assert_eq!(listing(), before, "a refused fork leaves nothing behind");
+
+    let forked = s.path().join("edited");
+    let out = s
+        .pitboss()
+        .arg("fork")
+        .arg(&dir)
+        .args(["--at", &at.to_string(), "--to"])
+        .arg(&forked)
+        .args(["--edit", r#"b={"topic":"forked"}"#, "--edit", "c={}"])
+        .output_within("pitboss fork --edit");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // b's edit is recorded after it is handed back; c's payload is already {}, so
+    // nothing is recorded for it.
+    let added: Vec<Value> = lines(&forked)[at as usize..].iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = added.iter().map(|r| r["event"]["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["forked_from", "attempt_interrupted", "payload_edited"], "{added:?}");
+    assert_eq!(added[2]["event"]["task"], "b");
+    let (out, _) = resume_json(&s, &forked);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let input: Value = serde_json::from_str(&std::fs::read_to_string(s.path().join("b.in")).unwrap()).unwrap();
+    assert_eq!(input["payload"], serde_json::json!({"topic":"forked"}), "b ran with its new payload: {input}");
 }

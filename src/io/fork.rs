@@ -58,6 +58,17 @@ pub enum ForkError {
     /// The log could not be read up to SEQ (damage names the file and line).
     #[error("{0}")]
     Log(JournalError),
+    /// A payload edit cannot be made at SEQ.
+    #[error("--edit {task}: {why}")]
+    Edit {
+        /// The task named.
+        task: String,
+        /// Why not.
+        why: String,
+    },
+    /// The fork's own records do not fold onto the state at SEQ (a bug, never input).
+    #[error("the fork's own records do not fit the run at that record: {0}")]
+    Unfit(String),
     /// The new folder exists already (a fork never overwrites).
     #[error("{}: already exists; a fork never writes into an existing folder (choose another --to)", .0.display())]
     Exists(PathBuf),
@@ -82,6 +93,8 @@ pub struct Forked {
     pub from_run: String,
     /// Attempts handed back (task ids).
     pub handed_back: Vec<String>,
+    /// Tasks whose payload was replaced (an edit that changed nothing is left out).
+    pub edited: Vec<String>,
     /// Output files copied.
     pub outputs: usize,
 }
@@ -101,9 +114,19 @@ pub fn default_dir(dir: &Path, seq: u64) -> PathBuf {
     candidate
 }
 
+/// What a fork is asked for besides its folder.
+#[derive(Debug, Clone, Default)]
+pub struct ForkOptions {
+    /// The fork's run id.
+    pub run_id: String,
+    /// Payloads to give tasks in the fork (`payload_edited` after `forked_from`).
+    pub edits: Vec<(String, serde_json::Value)>,
+    /// When the fork's own records are stamped (ms since the epoch).
+    pub now_ms: u64,
+}
+
 /// Forks the run in `dir` at record `seq` into the new folder `to` (see the module).
-/// `now_ms` stamps the records the fork adds; `run_id` is the fork's id.
-pub fn fork(dir: &Path, seq: u64, to: &Path, run_id: String, now_ms: u64) -> Result<Forked, ForkError> {
+pub fn fork(dir: &Path, seq: u64, to: &Path, options: ForkOptions) -> Result<Forked, ForkError> {
     if seq == 0 {
         return Err(ForkError::Zero);
     }
@@ -112,6 +135,9 @@ pub fn fork(dir: &Path, seq: u64, to: &Path, run_id: String, now_ms: u64) -> Res
         return Err(ForkError::NoLog(dir.to_path_buf()));
     }
     let state = fold_to(dir, seq)?;
+    // Everything the fork adds is known, and checked against the state, before the
+    // folder exists: a refused edit leaves nothing behind.
+    let added = fork_events(&state, seq, &options)?;
     if to.symlink_metadata().is_ok() {
         return Err(ForkError::Exists(to.to_path_buf()));
     }
@@ -128,7 +154,7 @@ pub fn fork(dir: &Path, seq: u64, to: &Path, run_id: String, now_ms: u64) -> Res
         std::io::ErrorKind::AlreadyExists => ForkError::Exists(to.to_path_buf()),
         _ => ForkError::Write { path: to.to_path_buf(), source },
     })?;
-    let made = write_fork(dir, seq, to, &state, run_id, now_ms);
+    let made = write_fork(dir, seq, to, &state, added, options.now_ms);
     if made.is_err() {
         let _ = std::fs::remove_dir_all(to);
     }
@@ -172,13 +198,74 @@ fn fold_to(dir: &Path, seq: u64) -> Result<RunState, ForkError> {
     state.ok_or_else(|| ForkError::PastEnd { dir: dir.to_path_buf(), seq, records: 0, tail: String::new() })
 }
 
+/// The records a fork adds after the copied prefix, with the tasks handed back and
+/// edited.
+struct Added {
+    events: Vec<Event>,
+    run_id: String,
+    handed_back: Vec<String>,
+    edited: Vec<String>,
+}
+
+/// `forked_from`, an `attempt_interrupted` for each attempt running at `seq`, then
+/// each edit that changes a payload, all checked by folding them onto `state`.
+fn fork_events(state: &RunState, seq: u64, options: &ForkOptions) -> Result<Added, ForkError> {
+    let run_id = options.run_id.clone();
+    let mut events = vec![Event::ForkedFrom { run_id: state.run_id.clone(), seq, new_run_id: run_id.clone() }];
+    let mut handed_back = Vec::new();
+    for (i, task) in state.tasks.iter().enumerate() {
+        if let TaskState::Running { attempt, .. } = task.state {
+            let id = state.task_id(i).to_string();
+            events.push(Event::AttemptInterrupted {
+                task: id.clone(),
+                attempt,
+                reason: format!("the run was forked at record {seq}; the attempt runs again in the fork"),
+            });
+            handed_back.push(id);
+        }
+    }
+    let mut check = state.clone();
+    for event in &events {
+        check.apply(event, options.now_ms).map_err(|e| ForkError::Unfit(e.to_string()))?;
+    }
+    let mut edited = Vec::new();
+    for (task, payload) in &options.edits {
+        let edit_err = |why: String| ForkError::Edit { task: task.clone(), why };
+        let i =
+            check.task_index(task).ok_or_else(|| edit_err(format!("no task {task:?} in the run at record {seq}")))?;
+        match &check.tasks[i].state {
+            TaskState::Completed { .. } => {
+                return Err(edit_err(format!(
+                    "the task had completed by record {seq}, so it never runs again with a new payload; fork at an earlier record"
+                )))
+            }
+            TaskState::Validating { .. } => {
+                return Err(edit_err(format!(
+                    "a gate was checking the task's result at record {seq}; fork before its attempt started"
+                )))
+            }
+            _ => {}
+        }
+        let spec = &check.workflow.tasks[i].payload;
+        let current = check.tasks[i].payload.as_ref().unwrap_or(spec).value();
+        if &current == payload {
+            continue;
+        }
+        let event = Event::PayloadEdited { task: task.clone(), payload: payload.clone() };
+        check.apply(&event, options.now_ms).map_err(|e| edit_err(e.to_string()))?;
+        events.push(event);
+        edited.push(task.clone());
+    }
+    Ok(Added { events, run_id, handed_back, edited })
+}
+
 /// Writes the fork's log and outputs into `to` (made empty by the caller).
 fn write_fork(
     dir: &Path,
     seq: u64,
     to: &Path,
     state: &RunState,
-    run_id: String,
+    added: Added,
     now_ms: u64,
 ) -> Result<Forked, ForkError> {
     let log = to.join(LOG_FILE);
@@ -205,26 +292,14 @@ fn write_fork(
         });
     }
     let mut journal = Journal::open(to, &scan).map_err(ForkError::Log)?;
-    let mut events = vec![Event::ForkedFrom { run_id: state.run_id.clone(), seq, new_run_id: run_id.clone() }];
-    let mut handed_back = Vec::new();
-    for (i, task) in state.tasks.iter().enumerate() {
-        if let TaskState::Running { attempt, .. } = task.state {
-            let id = state.task_id(i).to_string();
-            events.push(Event::AttemptInterrupted {
-                task: id.clone(),
-                attempt,
-                reason: format!("the run was forked at record {seq}; the attempt runs again in the fork"),
-            });
-            handed_back.push(id);
-        }
-    }
-    journal.append(now_ms, &events).map_err(ForkError::Log)?;
+    journal.append(now_ms, &added.events).map_err(ForkError::Log)?;
     drop(journal);
     let outputs = copy_outputs(dir, to, state)?;
     if let Ok(d) = File::open(to) {
         let _ = d.sync_all();
     }
-    Ok(Forked { dir: to.to_path_buf(), run_id, from_run: state.run_id.clone(), handed_back, outputs })
+    let Added { run_id, handed_back, edited, .. } = added;
+    Ok(Forked { dir: to.to_path_buf(), run_id, from_run: state.run_id.clone(), handed_back, edited, outputs })
 }
 
 /// Copies the original's record lines 1..=`seq` into `out` as they are: whole files
