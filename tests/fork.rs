@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{OutputWithin, Scratch};
+use common::{KillOnPanic, OutputWithin, Scratch};
 use serde_json::Value;
 
 fn text(out: &Output) -> String {
@@ -263,4 +263,53 @@ fn a_fork_can_give_tasks_new_payloads() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let input: Value = serde_json::from_str(&std::fs::read_to_string(s.path().join("b.in")).unwrap()).unwrap();
     assert_eq!(input["payload"], serde_json::json!({"topic":"forked"}), "b ran with its new payload: {input}");
+}
+
+/// A live run (its manager holds the folder) is forked while its worker runs, and the
+/// fork resumed beside it: the original's worker goes on, and both runs finish.
+#[test]
+fn a_live_run_can_be_forked_and_both_go_on() {
+    let s = Scratch::new();
+    let go = s.path().join("go");
+    let pids = s.path().join("pids");
+    // The worker notes its pid and waits for `go` (the test's signal to finish).
+    let script = format!(
+        "cat >/dev/null; echo $$ >> {pids}; while [ ! -e {go} ]; do sleep 0.02; done; echo '{{\"ok\":true}}'",
+        pids = pids.display(),
+        go = go.display()
+    );
+    let wf = String::from("[defaults]\nretry = { max_attempts = 1 }\n")
+        + &common::sh_pool("p", &script, "")
+        + "[[task]]\nid = \"slow\"\n";
+    let file = s.write("workflow.toml", &wf);
+    let original = s.spawn_run(&file);
+    let _guard = KillOnPanic::new(&[original.id()]);
+    let dir = s.run_dir();
+    let worker_pids = || std::fs::read_to_string(&pids).unwrap_or_default().lines().count();
+    assert!(common::wait_for(common::deadline(), || worker_pids() == 1), "the original's worker never started");
+    assert!(common::wait_for(common::deadline(), || s.events().iter().any(|e| e["type"] == "attempt_spawned")));
+    let at = seq_of(&dir, "attempt_spawned", "slow");
+    let forked = s.path().join("forked");
+    let out = fork(&s, &dir, at, Some(&forked));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let resumed = s
+        .pitboss()
+        .args(["resume", "--headless", "--json"])
+        .arg(&forked)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pitboss resume");
+    let _guard2 = KillOnPanic::new(&[resumed.id()]);
+    // The fork's worker started, so its resume is past its sweep of leftover workers.
+    assert!(common::wait_for(common::deadline(), || worker_pids() == 2), "the fork's worker never started");
+    let first: i32 = std::fs::read_to_string(&pids).unwrap().lines().next().unwrap().parse().unwrap();
+    assert!(common::alive(first), "the fork's resume ended the original's worker");
+    std::fs::write(&go, "").unwrap();
+    for (child, what) in [(original, "original"), (resumed, "fork")] {
+        let out = common::finish_within(child, what);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert_eq!(common::task(&doc, "slow")["state"], "completed", "{what}: {doc}");
+    }
 }

@@ -436,7 +436,7 @@ pub enum Event {
     /// The run is a fork (`pitboss fork`): the records before this one are another
     /// run's records 1..=`seq`, copied as they were; this one is the first of the fork.
     /// The fork has a run id of its own from here on (`new_run_id`): the id marks its
-    /// worker processes and names its control socket, which it must not share.
+    /// worker processes and may name its control socket, which it must not share.
     ForkedFrom {
         /// The original run's id.
         run_id: String,

@@ -5,9 +5,11 @@
 //!
 //! What the fork changes, and why:
 //! - It gets a run id of its own (in `forked_from`, which the fold takes): the run id
-//!   marks the run's worker processes, which a resume sweeps (kills) before it starts,
-//!   and names its control socket, so a fork sharing its original's id would kill the
-//!   original's workers and take its socket while both run.
+//!   marks the run's worker processes (a resume ends a dead manager's leftovers by
+//!   it), names the control socket when the folder's path is too long for one there,
+//!   and is given to workers and hooks (`PITBOSS_RUN_ID`). Under one id, the two runs
+//!   would end each other's orphans, replace each other's socket, and look like one
+//!   run to anything outside.
 //! - Attempts running at SEQ are handed back (`attempt_interrupted`, not spent), as
 //!   after a crash but without counting one towards the poison-pill limit: the fork is
 //!   not a crash. An attempt whose gates were checking its result at SEQ has its gate
