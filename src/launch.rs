@@ -86,6 +86,22 @@ pub fn new_run(run: NewRun) -> Result<Prepared, LaunchError> {
     Ok(Prepared { run_dir, state, journal, resumed: false, services: Vec::new(), notes: Vec::new() })
 }
 
+/// Forks the run in `dir` at record `seq` into `to` (by default `DIR-fork-SEQ` beside
+/// it) with a fresh run id: see [`crate::io::fork`]. The original is only read; the
+/// fork is a stopped run that [`resume`] continues. `edits` give tasks new payloads
+/// in the fork (`payload_edited` records).
+pub fn fork(
+    dir: &Path,
+    seq: u64,
+    to: Option<&Path>,
+    edits: Vec<(String, serde_json::Value)>,
+) -> Result<crate::io::fork::Forked, LaunchError> {
+    let to = to.map_or_else(|| crate::io::fork::default_dir(dir, seq), Path::to_path_buf);
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let options = crate::io::fork::ForkOptions { run_id, edits, now_ms: wall_ms() };
+    crate::io::fork::fork(dir, seq, &to, options).map_err(start_err)
+}
+
 /// Holds `dir`, replays its log (first cutting it before `truncate_at`, if given) and
 /// ends workers an earlier manager of the run left behind.
 pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchError> {

@@ -102,6 +102,21 @@ enum Command {
         /// The run folder.
         dir: PathBuf,
     },
+    /// A new run from this run's state at record SEQ (its log up to SEQ, then
+    /// `forked_from`); attempts running then run again. The original is untouched.
+    Fork {
+        /// The run folder to fork.
+        dir: PathBuf,
+        /// The last record the fork keeps (see `pitboss events DIR`).
+        #[arg(long, value_name = "SEQ")]
+        at: u64,
+        /// The new run folder (default: DIR-fork-SEQ beside DIR); must not exist.
+        #[arg(long, value_name = "NEWDIR")]
+        to: Option<PathBuf>,
+        /// Give TASK a new payload in the fork (JSON); repeat for more tasks.
+        #[arg(long, value_name = "TASK=JSON")]
+        edit: Vec<String>,
+    },
     /// Print the event log.
     Events {
         /// The run folder.
@@ -298,6 +313,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         }
         Some(Command::Verify { dir }) => cli::verify::verify(&dir),
         Some(Command::Compact { dir }) => cli::compact::compact(&dir),
+        Some(Command::Fork { dir, at, to, edit }) => cli::fork::fork(&dir, at, to.as_deref(), &edit),
         Some(Command::Events { dir, follow, json }) => cli::events::events(&dir, follow, json),
         Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),
         Some(Command::Submit { dir, file }) => cli::ctl::submit(&dir, &file),

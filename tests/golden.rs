@@ -74,7 +74,6 @@ fn every_golden_log_replays_to_its_documents() {
 /// Event types no golden log holds yet, each with why. Shrink it, never grow it
 /// without a reason: a new event type gets a golden log (tests/golden/README.md).
 const NOT_YET_GOLDEN: &[(&str, &str)] = &[
-    ("attempt_interrupted", "needs a log of a run stopped by SIGINT"),
     ("log_repaired", "needs a log resumed after a torn tail"),
     ("attempt_stalled", "needs a log with a stall watch"),
     ("attempt_active", "needs a log with a stall watch"),

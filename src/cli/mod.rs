@@ -6,6 +6,7 @@ pub mod ctl;
 pub mod dlq;
 pub mod events;
 pub mod follow;
+pub mod fork;
 pub mod inspect;
 pub mod logcheck;
 pub mod report;

@@ -433,6 +433,18 @@ pub enum Event {
         /// The tasks, as their ids were written.
         tasks: Vec<TaskSpec>,
     },
+    /// The run is a fork (`pitboss fork`): the records before this one are another
+    /// run's records 1..=`seq`, copied as they were; this one is the first of the fork.
+    /// The fork has a run id of its own from here on (`new_run_id`): the id marks its
+    /// worker processes and may name its control socket, which it must not share.
+    ForkedFrom {
+        /// The original run's id.
+        run_id: String,
+        /// The original's last record the fork holds.
+        seq: u64,
+        /// The fork's run id.
+        new_run_id: String,
+    },
     /// Every task reached a terminal state.
     RunFinished {
         /// True when every task completed.
@@ -492,6 +504,7 @@ impl Event {
             | Event::PoolResumed { .. }
             | Event::ConcurrencyChanged { .. }
             | Event::TasksSubmitted { .. }
+            | Event::ForkedFrom { .. }
             | Event::RunFinished { .. } => None,
         }
     }
@@ -537,6 +550,7 @@ impl Event {
             Event::TasksSpawned { .. } => "tasks_spawned",
             Event::SpawnRefused { .. } => "spawn_refused",
             Event::TasksSubmitted { .. } => "tasks_submitted",
+            Event::ForkedFrom { .. } => "forked_from",
             Event::RunFinished { .. } => "run_finished",
         }
     }

@@ -175,6 +175,7 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::LogRepaired { cut_bytes, line, reason } => {
             format!("log repaired: cut {cut_bytes} bytes from line {line} ({reason})")
         }
+        Event::ForkedFrom { run_id, seq, new_run_id } => format!("forked from run {run_id} at record {seq} (this run is {new_run_id})"),
         Event::RunFinished { success: true } => "run finished: every task completed".to_string(),
         Event::RunFinished { success: false } => "run finished with failures".to_string(),
     };

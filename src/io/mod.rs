@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod dirs;
 pub mod fdlimit;
+pub mod fork;
 pub mod fsutil;
 pub mod guardian;
 pub mod journal;

@@ -24,6 +24,8 @@ impl RunState {
             Event::RunInterrupted { .. } => self.interrupted = true,
             Event::RunFinished { .. } => self.finished = true,
             Event::LogRepaired { .. } => {}
+            // A fork's own id from here on (see the event); its origin is in the log.
+            Event::ForkedFrom { new_run_id, .. } => self.run_id = new_run_id.clone(),
             // A task between its attempts.
             Event::TaskReady { task } => {
                 self.shift(kind, task, |s| *s == TaskState::Blocked, TaskState::Queued)?;
