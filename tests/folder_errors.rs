@@ -63,7 +63,8 @@ impl User {
     fn finished_run(&self, s: &Scratch) {
         let file = s.write("workflow.toml", WORKFLOW);
         self.own(&file);
-        let out = self.pitboss(s).args(["run", "--headless", "--state-dir"]).arg(s.run_dir()).arg(&file).output_within("run");
+        let out =
+            self.pitboss(s).args(["run", "--headless", "--state-dir"]).arg(s.run_dir()).arg(&file).output_within("run");
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
 }
@@ -144,7 +145,8 @@ fn a_state_dir_that_is_a_file_is_said_plainly_and_left_alone() {
     let file = s.write("workflow.toml", WORKFLOW);
     let taken = s.write("taken", "not a folder");
     for state_dir in [taken.clone(), taken.join("run")] {
-        let out = s.pitboss().args(["run", "--headless", "--state-dir"]).arg(&state_dir).arg(&file).output_within("run");
+        let out =
+            s.pitboss().args(["run", "--headless", "--state-dir"]).arg(&state_dir).arg(&file).output_within("run");
         refused(&out, &taken, "is a file");
         assert_eq!(std::fs::read_to_string(&taken).expect("read"), "not a folder");
     }

@@ -51,9 +51,8 @@ fn dead_letters_group_by_exit_code_and_list_their_members() {
     let out = s.pitboss().args(["dlq", "--json"]).arg(s.run_dir()).output_within("pitboss dlq --json");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dlq --json is JSON");
     let letters = doc["dead_letters"].as_array().expect("dead letters");
-    let group_of = |id: &str| {
-        letters.iter().find(|l| l["id"] == id).map(|l| l["group"].as_str().unwrap_or_default().to_string())
-    };
+    let group_of =
+        |id: &str| letters.iter().find(|l| l["id"] == id).map(|l| l["group"].as_str().unwrap_or_default().to_string());
     assert_eq!(group_of("usage1"), group_of("usage2"));
     assert_ne!(group_of("usage1"), group_of("crash"), "exit 64 and exit 1 share a group: {doc}");
     let groups = doc["groups"].as_array().expect("groups");
@@ -65,5 +64,8 @@ fn dead_letters_group_by_exit_code_and_list_their_members() {
 
     let text = s.pitboss().arg("dlq").arg(s.run_dir()).output_within("pitboss dlq");
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("2 × attempts spent (#/#): exit code 64: usage: agent --model NAME: usage1, usage2"), "{text}");
+    assert!(
+        text.contains("2 × attempts spent (#/#): exit code 64: usage: agent --model NAME: usage1, usage2"),
+        "{text}"
+    );
 }

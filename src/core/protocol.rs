@@ -279,7 +279,10 @@ mod tests {
         let stderr = b"INFO starting agent v2\nINFO loading model\nTraceback (most recent call last):\n  File \"a.py\", line 3\nValueError: bad input\n[##########] 100%\n\n";
         assert_eq!(verdict(b"", stderr, Some(1)), Verdict::Failed("exit code 1: ValueError: bad input".into()));
         // Nothing on stderr says anything: stdout's last line, else the code alone.
-        assert_eq!(verdict(b"fatal: no repo\n", b"....\n", Some(128)), Verdict::Failed("exit code 128: fatal: no repo".into()));
+        assert_eq!(
+            verdict(b"fatal: no repo\n", b"....\n", Some(128)),
+            Verdict::Failed("exit code 128: fatal: no repo".into())
+        );
         assert_eq!(verdict(b"", b"=====\n", Some(2)), Verdict::Failed("exit code 2".into()));
         assert_eq!(verdict(b"", b"oom\n", None), Verdict::Failed("killed by a signal: oom".into()));
         let long = format!("E{}\n", "x".repeat(1000));

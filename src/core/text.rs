@@ -259,7 +259,12 @@ pub fn group_dead_letters<'a>(letters: impl IntoIterator<Item = (usize, &'a str,
             }
             None => {
                 group_of.insert(print.clone(), groups.len());
-                groups.push(DeadLetterGroup { fingerprint: print, reason: reason.to_string(), tasks: vec![task], attempts });
+                groups.push(DeadLetterGroup {
+                    fingerprint: print,
+                    reason: reason.to_string(),
+                    tasks: vec![task],
+                    attempts,
+                });
             }
         }
     }
@@ -325,9 +330,15 @@ mod tests {
             "attempts spent (#/#): exit code 64: usage: agent --model M after #s"
         );
         assert_eq!(fingerprint("attempts spent (2/2): exit code 1"), fingerprint("attempts spent (5/5): exit code 1"));
-        assert_eq!(fingerprint("task failed (exit code 64 is never retried)"), "task failed (exit code 64 is never retried)");
+        assert_eq!(
+            fingerprint("task failed (exit code 64 is never retried)"),
+            "task failed (exit code 64 is never retried)"
+        );
         assert_eq!(fingerprint("killed by signal 9 after 3.25s"), "killed by signal 9 after #s");
-        assert_ne!(fingerprint("attempts spent (3/3): timed out after 5s; process group ended"), fingerprint("attempts spent (3/3): exit code 1"));
+        assert_ne!(
+            fingerprint("attempts spent (3/3): timed out after 5s; process group ended"),
+            fingerprint("attempts spent (3/3): exit code 1")
+        );
     }
 
     #[test]
@@ -350,7 +361,12 @@ mod tests {
     fn the_last_line_that_says_something() {
         let stderr = "INFO loading model\nWARN slow disk\nError: no credits left\n[#####.....] 50%\n====\n\n";
         assert_eq!(last_meaningful_line(stderr), Some("Error: no credits left"));
-        assert_eq!(last_meaningful_line("{\"pitboss\":\"progress\",\"pct\":5}\nfatal: x\n{\"pitboss\":\"progress\",\"pct\":9}\n"), Some("fatal: x"));
+        assert_eq!(
+            last_meaningful_line(
+                "{\"pitboss\":\"progress\",\"pct\":5}\nfatal: x\n{\"pitboss\":\"progress\",\"pct\":9}\n"
+            ),
+            Some("fatal: x")
+        );
         assert_eq!(last_meaningful_line("working 10%\rworking 90%\rfailed: disk full\r\n"), Some("failed: disk full"));
         assert_eq!(last_meaningful_line("  \n... 45%\n-----\n"), None);
         assert!(is_noise_line("3/5"));

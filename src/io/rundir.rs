@@ -147,12 +147,14 @@ pub fn check_usable(path: &Path) -> Result<(), RunDirError> {
         match std::fs::metadata(existing) {
             Ok(meta) => break meta,
             // Missing, or under a file (ENOTDIR): look at what is above.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => match existing.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
-                // A relative path with nothing of it there yet: the current folder.
-                _ if existing != Path::new(".") => existing = Path::new("."),
-                _ => return Err(unusable(existing, explain_io(&e))),
-            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
+                match existing.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+                    // A relative path with nothing of it there yet: the current folder.
+                    _ if existing != Path::new(".") => existing = Path::new("."),
+                    _ => return Err(unusable(existing, explain_io(&e))),
+                }
+            }
             Err(e) => return Err(unusable(existing, explain_io(&e))),
         }
     };
@@ -167,7 +169,11 @@ pub fn check_usable(path: &Path) -> Result<(), RunDirError> {
     }
     use nix::unistd::{access, AccessFlags};
     // The folder itself is read and written; a folder above it only gets a new entry.
-    let needed = if whole { AccessFlags::R_OK | AccessFlags::W_OK | AccessFlags::X_OK } else { AccessFlags::W_OK | AccessFlags::X_OK };
+    let needed = if whole {
+        AccessFlags::R_OK | AccessFlags::W_OK | AccessFlags::X_OK
+    } else {
+        AccessFlags::W_OK | AccessFlags::X_OK
+    };
     if let Err(errno) = access(existing, needed) {
         let mode = meta.permissions().mode() & 0o7777;
         let owner = std::os::unix::fs::MetadataExt::uid(&meta);
@@ -205,7 +211,9 @@ fn unusable(path: &Path, why: String) -> RunDirError {
 /// An OS error in words, for the errors people meet when pointing pitboss at a folder.
 pub fn explain_io(e: &std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EPERM) => format!("permission denied: this user (uid {}) may not look there", nix::unistd::geteuid()),
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            format!("permission denied: this user (uid {}) may not look there", nix::unistd::geteuid())
+        }
         Some(libc::ENOTDIR) => "a part of this path is a file, not a folder".to_string(),
         Some(libc::ELOOP) => "too many symbolic links (a loop?)".to_string(),
         Some(libc::EROFS) => "the file system is read-only".to_string(),
