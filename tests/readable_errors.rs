@@ -8,7 +8,8 @@ use common::*;
 
 const ONE_TRY: &str = "[defaults]\nretry = { max_attempts = 1 }\n";
 
-/// Tasks `usage1`, `usage2` exit 64 and `crash` exits 1, each after log lines and a
+/// Tasks `usage1`, `usage2` exit 64, `crash` exits 1, `same64` and `same1` say the
+/// same words with exit 64 and 1, each after log lines and a
 /// progress bar on stderr; `ok` succeeds.
 fn workflow() -> String {
     let script = r#"cat >/dev/null
@@ -16,11 +17,13 @@ echo "INFO starting agent" >&2
 echo "INFO loading model 7b" >&2
 case "$PITBOSS_TASK_ID" in
   usage*) echo "usage: agent --model NAME" >&2; echo "[#####     ] 50%" >&2; exit 64;;
+  same64) echo "fatal: giving up" >&2; exit 64;;
+  same1) echo "fatal: giving up" >&2; exit 1;;
   crash) echo "Error: out of credits (account 42)" >&2; echo "" >&2; echo "=====" >&2; exit 1;;
 esac
 echo '{}'"#;
     format!(
-        "{ONE_TRY}{}[[task]]\nid = \"usage1\"\n[[task]]\nid = \"usage2\"\n[[task]]\nid = \"crash\"\n[[task]]\nid = \"ok\"\n",
+        "{ONE_TRY}{}[[task]]\nid = \"usage1\"\n[[task]]\nid = \"usage2\"\n[[task]]\nid = \"crash\"\n[[task]]\nid = \"same64\"\n[[task]]\nid = \"same1\"\n[[task]]\nid = \"ok\"\n",
         sh_pool("p", script, "")
     )
 }
@@ -54,13 +57,16 @@ fn dead_letters_group_by_exit_code_and_list_their_members() {
     let group_of =
         |id: &str| letters.iter().find(|l| l["id"] == id).map(|l| l["group"].as_str().unwrap_or_default().to_string());
     assert_eq!(group_of("usage1"), group_of("usage2"));
-    assert_ne!(group_of("usage1"), group_of("crash"), "exit 64 and exit 1 share a group: {doc}");
+    assert_ne!(group_of("usage1"), group_of("crash"), "{doc}");
+    // The same words, another exit code: another cause.
+    assert_ne!(group_of("same64"), group_of("same1"), "exit 64 and exit 1 share a group: {doc}");
     let groups = doc["groups"].as_array().expect("groups");
-    assert_eq!(groups.len(), 2, "{doc}");
+    assert_eq!(groups.len(), 4, "{doc}");
     // Biggest first, each with its members.
     assert_eq!(groups[0]["tasks"], serde_json::json!(["usage1", "usage2"]), "{doc}");
     assert!(groups[0]["group"].as_str().unwrap_or_default().contains("exit code 64"), "{doc}");
-    assert_eq!(groups[1]["tasks"], serde_json::json!(["crash"]), "{doc}");
+    let singles: Vec<&serde_json::Value> = groups[1..].iter().map(|g| &g["tasks"]).collect();
+    assert!(singles.contains(&&serde_json::json!(["crash"])), "{doc}");
 
     let text = s.pitboss().arg("dlq").arg(s.run_dir()).output_within("pitboss dlq");
     let text = String::from_utf8_lossy(&text.stdout);

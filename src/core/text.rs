@@ -281,13 +281,10 @@ pub fn is_noise_line(line: &str) -> bool {
 }
 
 /// The last line of `text` that says something (see [`is_noise_line`]), trimmed. A
-/// line redrawn with carriage returns counts as what a terminal would show last.
+/// line is taken whole, bare carriage returns included (a front end shows them
+/// escaped): what came before a CR is part of what the worker printed.
 pub fn last_meaningful_line(text: &str) -> Option<&str> {
-    text.lines()
-        .rev()
-        .map(|line| line.trim_end_matches('\r').rsplit('\r').find(|part| !part.trim().is_empty()).unwrap_or(""))
-        .find(|line| !is_noise_line(line))
-        .map(str::trim)
+    text.lines().rev().find(|line| !is_noise_line(line)).map(str::trim)
 }
 
 /// `gate N (kind) failed` or `gate N (kind) could not run`, when the reason is a gate's.
@@ -367,7 +364,7 @@ mod tests {
             ),
             Some("fatal: x")
         );
-        assert_eq!(last_meaningful_line("working 10%\rworking 90%\rfailed: disk full\r\n"), Some("failed: disk full"));
+        assert_eq!(last_meaningful_line("failed: disk full\r\n"), Some("failed: disk full"));
         assert_eq!(last_meaningful_line("  \n... 45%\n-----\n"), None);
         assert!(is_noise_line("3/5"));
         assert!(!is_noise_line("E"));
