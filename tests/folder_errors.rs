@@ -155,6 +155,25 @@ fn a_state_dir_that_is_a_file_is_said_plainly_and_left_alone() {
 }
 
 #[test]
+fn a_pitboss_home_that_is_a_file_or_read_only_is_said_plainly() {
+    let s = Scratch::new();
+    let file = s.write("workflow.toml", WORKFLOW);
+    let home = s.write("home-file", "x");
+    let out = s.pitboss().env("PITBOSS_HOME", &home).args(["run", "--headless"]).arg(&file).output_within("run");
+    refused(&out, &home, "is a file");
+    assert_eq!(std::fs::read_to_string(&home).expect("read"), "x");
+    let Some(user) = User::unprivileged(&s, "a_pitboss_home_that_is_read_only") else { return };
+    let home = s.path().join("ro-home");
+    std::fs::create_dir(&home).expect("mkdir");
+    user.own(&home);
+    set_mode(&home, 0o555);
+    let out = user.pitboss(&s).env("PITBOSS_HOME", &home).args(["run", "--headless"]).arg(&file).output_within("run");
+    refused(&out, &home, "permission denied");
+    assert_eq!(mode(&home), 0o555);
+    assert_eq!(std::fs::read_dir(&home).expect("list").count(), 0, "something was created in {}", home.display());
+}
+
+#[test]
 fn a_bad_keys_toml_leaves_no_run_folder_behind() {
     let s = Scratch::new();
     let config = s.path().join("config");

@@ -215,6 +215,8 @@ pub fn explain_io(e: &std::io::Error) -> String {
             format!("permission denied: this user (uid {}) may not look there", nix::unistd::geteuid())
         }
         Some(libc::ENOTDIR) => "a part of this path is a file, not a folder".to_string(),
+        // From creating a folder: something else has its name.
+        Some(libc::EEXIST) => "is a file (or something else that is not a folder)".to_string(),
         Some(libc::ELOOP) => "too many symbolic links (a loop?)".to_string(),
         Some(libc::EROFS) => "the file system is read-only".to_string(),
         Some(libc::ENOSPC) => "the disk is full".to_string(),
