@@ -23,7 +23,7 @@ use crate::engine::{Ending, Engine, EngineConfig, EngineError, EngineHandle, Wor
 use crate::io::clock::{wall_ms, SystemClock};
 use crate::io::guardian::{self, Guardian};
 use crate::io::journal::{self, Journal, Record, LOG_FILE};
-use crate::io::rundir::RunDir;
+use crate::io::rundir::{self, RunDir};
 use crate::io::runner::env::RunEnv;
 use crate::io::runner::{LocalRunner, OutputChunk};
 use crate::io::{roll, segments, snapshot};
@@ -105,9 +105,7 @@ pub fn fork(
 /// Holds `dir`, replays its log (first cutting it before `truncate_at`, if given) and
 /// ends workers an earlier manager of the run left behind.
 pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchError> {
-    if !dir.join(LOG_FILE).exists() && !dir.join(LOG_FILE).is_symlink() {
-        return Err(start_err(journal::JournalError::Missing(dir.to_path_buf())));
-    }
+    check_resumable(dir)?;
     let run_dir = RunDir::hold(dir).map_err(start_err)?;
     // A compaction a crash cut short is put back in order first (DESIGN §6).
     let mut notes = roll::recover(&run_dir.path).map_err(start_err)?;
@@ -147,6 +145,22 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
         Err(e) => notes.push(format!("warning: workers of an earlier manager of this run may still be running ({e})")),
     }
     Ok(Prepared { run_dir, state, journal, resumed: true, services: Vec::new(), notes })
+}
+
+/// A folder `resume` can carry on: it has a log. "No event log here" only when there
+/// is none; a folder this user may not read or write, or a file, is said as such.
+fn check_resumable(dir: &Path) -> Result<(), LaunchError> {
+    match std::fs::symlink_metadata(dir.join(LOG_FILE)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(start_err(journal::JournalError::Missing(dir.to_path_buf())))
+        }
+        // Why the log cannot be looked at: the folder's mode or owner, or a file.
+        Err(e) => Err(start_err(match rundir::check_usable(dir) {
+            Err(unusable) => unusable.to_string(),
+            Ok(()) => format!("{}: {}", dir.join(LOG_FILE).display(), rundir::explain_io(&e)),
+        })),
+    }
 }
 
 fn check_secrets(workflow: &Workflow) -> Result<(), String> {

@@ -64,24 +64,23 @@ fn control_lines_after_the_result_are_skipped() {
 }
 
 #[test]
-fn an_error_tail_quotes_the_last_three_lines_and_marks_what_it_left_out() {
+fn an_error_tail_quotes_the_last_meaningful_line() {
+    // Issue 15: the error is where a failing program says why, its last line, not
+    // the log lines before it.
     let long_first = "a first line long enough to be worth leaving out";
-    assert_eq!(tail(format!("{long_first}\nl2\nl3\nl4\n"), String::new()), ": … l2 | l3 | l4");
-    // Three lines are all there is: nothing left out.
-    assert_eq!(tail(format!("{long_first}\nl2\nl3"), String::new()), format!(": {long_first} | l2 | l3"));
-    // Five one-letter lines: the quoted tail is as long as the text, so nothing is marked.
-    assert_eq!(tail("a\nb\nc\nd\ne".into(), String::new()), ": c | d | e");
-    // Without stderr, stdout speaks; without either, nothing is quoted.
+    assert_eq!(tail(format!("{long_first}\nl2\nl3\nl4\n"), String::new()), ": l4");
+    // Noise after it (progress bars, rulers, blank lines) is skipped.
+    assert_eq!(tail("INFO start\nError: boom\n[####    ] 50%\n-----\n\n".into(), String::new()), ": Error: boom");
+    // Without stderr, stdout speaks; with nothing meaningful in either, nothing is quoted.
     assert_eq!(tail(" \n".into(), "only stdout".into()), ": only stdout");
+    assert_eq!(tail("99%\n".into(), "stdout says why".into()), ": stdout says why");
     assert_eq!(tail(String::new(), "\n\n".into()), "");
 }
 
 #[test]
-fn an_error_tail_is_capped_at_500_characters_without_a_mark_when_no_line_was_left_out() {
+fn an_error_tail_is_capped_at_300_characters_with_a_mark() {
     let line = "y".repeat(300);
-    let quoted = tail(format!("{line}\n{line}\n{line}"), String::new());
-    assert_eq!(quoted.chars().count(), 2 + 500);
-    assert!(quoted.starts_with(": yyy"), "{}", &quoted[..10]);
+    assert_eq!(tail(format!("x\n{line}"), String::new()), format!(": {line}"));
     let quoted = tail("z".repeat(600), String::new());
-    assert_eq!(quoted, format!(": {}", "z".repeat(500)));
+    assert_eq!(quoted, format!(": {}…", "z".repeat(300)));
 }

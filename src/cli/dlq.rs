@@ -11,13 +11,16 @@ use super::run::CmdResult;
 use super::{logcheck, usage, EXIT_OK};
 use crate::core::decide::step;
 use crate::core::escape::{escape_json, escape_line};
-use crate::core::text::fingerprint;
+use crate::core::text::{dead_letter_groups, fingerprint};
 use crate::core::RunState;
 use crate::core::{Event, Input, StepContext, TaskState, TaskStateName};
 use crate::engine::now_ms;
 use crate::io::journal::{self, Journal};
 use crate::io::rundir::{is_held, RunDir};
 use crate::io::snapshot;
+
+/// Members of a cause listed in the text output (all of them are in `--json`).
+const GROUP_MEMBERS_SHOWN: usize = 8;
 
 /// The run in `dir` from its newest usable snapshot and the log after it; notes on
 /// snapshots skipped and on a damaged tail go to stderr.
@@ -44,6 +47,8 @@ pub fn dlq_list(dir: &Path, json_out: bool) -> CmdResult {
             _ => None,
         })
         .collect();
+    // Grouped by cause (exit codes and failure kinds apart), each group with its members.
+    let groups = dead_letter_groups(&state);
     if json_out {
         let list: Vec<Value> = letters
             .iter()
@@ -52,7 +57,15 @@ pub fn dlq_list(dir: &Path, json_out: bool) -> CmdResult {
                 json!({"id": state.task_id(*i), "reason": reason, "group": fingerprint(reason), "attempts": state.tasks[*i].attempts, "pool": state.tasks[*i].pool})
             })
             .collect();
-        println!("{}", escape_json(&json!({"run_id": state.run_id, "dead_letters": list}).to_string()));
+        let groups: Vec<Value> = groups
+            .iter()
+            .map(|g| {
+                let tasks: Vec<&str> = g.tasks.iter().map(|&i| state.task_id(i)).collect();
+                json!({"group": g.fingerprint, "reason": g.reason, "tasks": tasks, "attempts": g.attempts})
+            })
+            .collect();
+        let doc = json!({"run_id": state.run_id, "dead_letters": list, "groups": groups});
+        println!("{}", escape_json(&doc.to_string()));
     } else if letters.is_empty() {
         println!("no dead letters in run {:?}", state.workflow.name);
     } else {
@@ -63,6 +76,15 @@ pub fn dlq_list(dir: &Path, json_out: bool) -> CmdResult {
                 state.tasks[*i].attempts,
                 escape_line(reason)
             );
+        }
+        println!("\nby cause:");
+        for g in &groups {
+            // A few members to start from; `--json` lists them all.
+            let mut tasks: Vec<&str> = g.tasks.iter().take(GROUP_MEMBERS_SHOWN).map(|&i| state.task_id(i)).collect();
+            if g.tasks.len() > GROUP_MEMBERS_SHOWN {
+                tasks.push("…");
+            }
+            println!("{:>5} × {}: {}", g.tasks.len(), escape_line(&g.fingerprint), escape_line(&tasks.join(", ")));
         }
         println!("\nreplay with: pitboss dlq replay {} (TASK…|--all)", dir.display());
     }

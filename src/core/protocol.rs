@@ -6,12 +6,14 @@
 //!    (the last one on stdout, else the last on stderr) decides, whatever the exit code;
 //! 2. otherwise exit 0 is success, with the last JSON value on stdout as the result,
 //!    or the trimmed text when there is none;
-//! 3. otherwise the attempt failed; the error quotes the end of stderr (or stdout).
+//! 3. otherwise the attempt failed; the error is the exit code (or the signal) and the
+//!    last meaningful line of stderr (or stdout): see [`quote_tail`].
 //!
 //! `{"pitboss":…}` control lines (progress, spawn) are never taken as a result.
 
 use serde_json::{Map, Value};
 
+use crate::core::text::last_meaningful_line;
 use crate::core::workflow::{lookup_payload, placeholder_spans};
 
 /// Facts about an attempt needed to build its argv, stdin and task JSON.
@@ -146,19 +148,24 @@ fn text_result(stdout: &str) -> String {
     format!("…{}", &text[cut..])
 }
 
-/// The last few lines of stderr (or stdout when stderr is empty), for error messages.
+/// Characters of an output line quoted in an error: enough for a stack trace's last
+/// line, short enough for a table cell's hover and the log.
+const QUOTED_LINE_CAP: usize = 300;
+
+/// ": LINE", the last line of stderr that says something (else of stdout), for an
+/// error message; empty when neither says anything. One line, the last: that is where
+/// a failing program says why (a traceback's exception, a CLI's "error: …"); the lines
+/// before it are mostly log noise, which made a summary start with "INFO loading…".
+/// Blank lines, control lines and lines without a letter (progress bars) are skipped
+/// (see [`last_meaningful_line`]). The whole output stays in the attempt's capture.
 pub fn quote_tail(stderr: &str, stdout: &str) -> String {
-    let source = if stderr.trim().is_empty() { stdout } else { stderr };
-    let lines: Vec<&str> = source.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.is_empty() {
+    let Some(line) = last_meaningful_line(stderr).or_else(|| last_meaningful_line(stdout)) else {
         return String::new();
+    };
+    match line.char_indices().nth(QUOTED_LINE_CAP) {
+        Some((cut, _)) => format!(": {}…", &line[..cut]),
+        None => format!(": {line}"),
     }
-    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
-    let mut tail: String = tail.chars().take(500).collect();
-    if tail.len() < source.trim().len() && lines.len() > 3 {
-        tail.insert_str(0, "… ");
-    }
-    format!(": {tail}")
 }
 
 fn is_control(v: &Value) -> bool {
@@ -264,7 +271,23 @@ mod tests {
     #[test]
     fn nonzero_exit_quotes_stderr() {
         let v = verdict(b"", b"line1\nboom: no credits\n", Some(3));
-        assert_eq!(v, Verdict::Failed("exit code 3: line1 | boom: no credits".into()));
+        assert_eq!(v, Verdict::Failed("exit code 3: boom: no credits".into()));
+    }
+
+    #[test]
+    fn the_error_is_the_last_meaningful_line_not_the_first_log_line() {
+        let stderr = b"INFO starting agent v2\nINFO loading model\nTraceback (most recent call last):\n  File \"a.py\", line 3\nValueError: bad input\n[##########] 100%\n\n";
+        assert_eq!(verdict(b"", stderr, Some(1)), Verdict::Failed("exit code 1: ValueError: bad input".into()));
+        // Nothing on stderr says anything: stdout's last line, else the code alone.
+        assert_eq!(
+            verdict(b"fatal: no repo\n", b"....\n", Some(128)),
+            Verdict::Failed("exit code 128: fatal: no repo".into())
+        );
+        assert_eq!(verdict(b"", b"=====\n", Some(2)), Verdict::Failed("exit code 2".into()));
+        assert_eq!(verdict(b"", b"oom\n", None), Verdict::Failed("killed by a signal: oom".into()));
+        let long = format!("E{}\n", "x".repeat(1000));
+        let Verdict::Failed(error) = verdict(b"", long.as_bytes(), Some(1)) else { panic!("not a failure") };
+        assert_eq!(error.chars().count(), "exit code 1: ".len() + QUOTED_LINE_CAP + 1, "{error}");
     }
 
     #[test]

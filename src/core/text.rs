@@ -182,31 +182,110 @@ pub fn describe(e: &Event) -> Option<String> {
     Some(what)
 }
 
-/// A failure's cause with the parts that vary between occurrences (numbers, counts,
-/// pids, durations) masked, so that "exit code 3 after 1.2s" and "exit code 3 after
-/// 0.9s" group together (the TUI's dead letters, `dlq --json`'s `group`). A gate's
-/// failure is grouped by the gate (`gate 1 (schema) failed`), whatever it found: the
-/// details differ for every result.
+/// A failure's cause with the parts that vary between occurrences (counts, pids,
+/// durations, numbers in a quoted line) masked, so that "exit code 3 after 1.2s" and
+/// "exit code 3 after 0.9s" group together (the TUI's dead letters, `dlq --json`'s
+/// `group`). An exit code is the cause itself, not a detail: it is kept, so exit 64
+/// (a usage error) and exit 1 never share a group. A gate's failure is grouped by the
+/// gate (`gate 1 (schema) failed`), whatever it found: the details differ for every
+/// result. Made when read, never recorded: logs of any age group the same way.
 pub fn fingerprint(reason: &str) -> String {
     if let Some(gate) = gate_cause(reason) {
         return gate.to_string();
     }
     let mut out = String::with_capacity(reason.len());
-    let mut in_number = false;
+    // Inside a number: masked (pushed as one `#`) or kept digit by digit.
+    let mut in_number: Option<bool> = None;
     for c in reason.chars() {
-        if c.is_ascii_digit() {
-            if !in_number {
-                out.push('#');
+        match in_number {
+            Some(keep) if c.is_ascii_digit() => {
+                if keep {
+                    out.push(c);
+                }
             }
-            in_number = true;
-        } else if in_number && c == '.' {
-            // A decimal point inside a number stays part of it.
-        } else {
-            out.push(c);
-            in_number = false;
+            // A decimal point inside a masked number stays part of it.
+            Some(false) if c == '.' => {}
+            _ if c.is_ascii_digit() => {
+                let keep = KEPT_NUMBERS.iter().any(|before| out.ends_with(before));
+                out.push(if keep { c } else { '#' });
+                in_number = Some(keep);
+            }
+            _ => {
+                out.push(c);
+                in_number = None;
+            }
         }
     }
     out
+}
+
+/// Words after which a number names the kind of failure rather than one occurrence.
+const KEPT_NUMBERS: [&str; 2] = ["exit code ", "signal "];
+
+/// Dead letters sharing one cause (one [`fingerprint`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterGroup {
+    /// The cause with what varies masked.
+    pub fingerprint: String,
+    /// One member's full reason, as an example (the first member's).
+    pub reason: String,
+    /// The members, by task index, in the order given.
+    pub tasks: Vec<usize>,
+    /// Attempts spent over the group.
+    pub attempts: u32,
+}
+
+/// The dead letters of `state` grouped by cause, biggest group first (then by
+/// fingerprint), each with its members: what `dlq`, ctl and the TUI's dead letters
+/// show, so a group can be opened to list its tasks.
+pub fn dead_letter_groups(state: &crate::core::RunState) -> Vec<DeadLetterGroup> {
+    group_dead_letters(state.tasks.iter().enumerate().filter_map(|(i, task)| match &task.state {
+        crate::core::TaskState::DeadLettered { reason } => Some((i, reason.as_str(), task.attempts)),
+        _ => None,
+    }))
+}
+
+/// Groups (task index, reason, attempts) of dead letters by cause (see
+/// [`dead_letter_groups`]); for a front end that keeps its own set of dead letters.
+pub fn group_dead_letters<'a>(letters: impl IntoIterator<Item = (usize, &'a str, u32)>) -> Vec<DeadLetterGroup> {
+    let mut groups: Vec<DeadLetterGroup> = Vec::new();
+    // Through an index: a cause shared by thousands costs one lookup each.
+    let mut group_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (task, reason, attempts) in letters {
+        let print = fingerprint(reason);
+        match group_of.get(&print) {
+            Some(&g) => {
+                groups[g].tasks.push(task);
+                groups[g].attempts += attempts;
+            }
+            None => {
+                group_of.insert(print.clone(), groups.len());
+                groups.push(DeadLetterGroup {
+                    fingerprint: print,
+                    reason: reason.to_string(),
+                    tasks: vec![task],
+                    attempts,
+                });
+            }
+        }
+    }
+    groups.sort_by(|a, b| b.tasks.len().cmp(&a.tasks.len()).then_with(|| a.fingerprint.cmp(&b.fingerprint)));
+    groups
+}
+
+/// True for an output line that tells a person nothing about a failure: blank, a
+/// `{"pitboss":…}` control line, or a line without a single letter (progress bars,
+/// rulers, spinners, "45%", "3/5").
+pub fn is_noise_line(line: &str) -> bool {
+    let line = line.trim();
+    line.is_empty() || line.starts_with("{\"pitboss\"") || !line.chars().any(char::is_alphabetic)
+}
+
+/// The last line of `text` that says something (see [`is_noise_line`]), trimmed. A
+/// line is taken whole, bare carriage returns included (a front end shows them
+/// escaped): what came before a CR is part of what the worker printed.
+pub fn last_meaningful_line(text: &str) -> Option<&str> {
+    text.lines().rev().find(|line| !is_noise_line(line)).map(str::trim)
 }
 
 /// `gate N (kind) failed` or `gate N (kind) could not run`, when the reason is a gate's.
@@ -239,6 +318,57 @@ mod tests {
             fingerprint("attempts spent (1/1): gate 2 (command) could not run: x"),
             "gate 2 (command) could not run"
         );
+    }
+
+    #[test]
+    fn exit_codes_and_classes_stay_apart() {
+        assert_ne!(fingerprint("attempts spent (3/3): exit code 64"), fingerprint("attempts spent (3/3): exit code 1"));
+        assert_eq!(
+            fingerprint("attempts spent (3/3): exit code 64: usage: agent --model M after 1.5s"),
+            "attempts spent (#/#): exit code 64: usage: agent --model M after #s"
+        );
+        assert_eq!(fingerprint("attempts spent (2/2): exit code 1"), fingerprint("attempts spent (5/5): exit code 1"));
+        assert_eq!(
+            fingerprint("task failed (exit code 64 is never retried)"),
+            "task failed (exit code 64 is never retried)"
+        );
+        assert_eq!(fingerprint("killed by signal 9 after 3.25s"), "killed by signal 9 after #s");
+        assert_ne!(
+            fingerprint("attempts spent (3/3): timed out after 5s; process group ended"),
+            fingerprint("attempts spent (3/3): exit code 1")
+        );
+    }
+
+    #[test]
+    fn groups_list_their_members() {
+        let letters = [
+            (0, "attempts spent (3/3): exit code 1: boom", 3),
+            (1, "attempts spent (3/3): exit code 64: usage", 3),
+            (4, "attempts spent (2/2): exit code 1: boom", 2),
+        ];
+        let groups = group_dead_letters(letters);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].fingerprint, "attempts spent (#/#): exit code 1: boom");
+        assert_eq!(groups[0].tasks, vec![0, 4]);
+        assert_eq!(groups[0].attempts, 5);
+        assert_eq!(groups[0].reason, "attempts spent (3/3): exit code 1: boom");
+        assert_eq!(groups[1].tasks, vec![1]);
+    }
+
+    #[test]
+    fn the_last_line_that_says_something() {
+        let stderr = "INFO loading model\nWARN slow disk\nError: no credits left\n[#####.....] 50%\n====\n\n";
+        assert_eq!(last_meaningful_line(stderr), Some("Error: no credits left"));
+        assert_eq!(
+            last_meaningful_line(
+                "{\"pitboss\":\"progress\",\"pct\":5}\nfatal: x\n{\"pitboss\":\"progress\",\"pct\":9}\n"
+            ),
+            Some("fatal: x")
+        );
+        assert_eq!(last_meaningful_line("failed: disk full\r\n"), Some("failed: disk full"));
+        assert_eq!(last_meaningful_line("  \n... 45%\n-----\n"), None);
+        assert!(is_noise_line("3/5"));
+        assert!(!is_noise_line("E"));
     }
 
     #[test]

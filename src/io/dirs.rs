@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::fsutil::{create_private_dir, private_file};
+use super::rundir::explain_io;
 
 /// Overrides the home folder (runs and pitboss's own log).
 pub const HOME_ENV: &str = "PITBOSS_HOME";
@@ -55,8 +56,8 @@ pub enum OwnLogError {
     /// The log path is something other than a regular file (a FIFO would block).
     #[error("{0} is not a regular file; pitboss does not write its log there")]
     NotAFile(PathBuf),
-    /// The file system refused.
-    #[error("{path}: {source}")]
+    /// The file system refused (said in words: see [`explain_io`]).
+    #[error("{path}: {}; pitboss keeps its own log under PITBOSS_HOME: make that a folder this user can write", explain_io(.source))]
     Io {
         /// Path involved.
         path: PathBuf,

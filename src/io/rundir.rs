@@ -42,6 +42,15 @@ pub enum RunDirError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The folder cannot be used as it is: a file is in the way, or this user may not
+    /// write there. Said in words with what to do; nothing was created or changed.
+    #[error("{path}: {why}")]
+    Unusable {
+        /// The path that is wrong (the folder, or the file or folder in its way).
+        path: PathBuf,
+        /// What is wrong and what to do.
+        why: String,
+    },
     /// Another manager holds the folder.
     #[error(
         "{path} is in use by another pitboss manager (pid {pid}); act on the run in that manager, or stop it first"
@@ -66,11 +75,14 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates (if needed) and locks a run folder.
+    /// Creates (if needed) and locks a run folder. A folder that cannot be used (a
+    /// file in the way, no permission to write) is refused with what is wrong before
+    /// anything is created, and its mode is never loosened: a folder this user may
+    /// not write is not made writable behind their back.
     pub fn hold(path: &Path) -> Result<RunDir, RunDirError> {
+        check_usable(path)?;
         create_private_dir(path).map_err(io_err(path))?;
-        // An existing folder keeps its mode; tighten it explicitly.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io_err(path))?;
+        tighten(path)?;
         let path = std::fs::canonicalize(path).map_err(io_err(path))?;
         let lock_path = path.join(LOCK_FILE);
         let open = || {
@@ -119,6 +131,96 @@ impl RunDir {
     /// The folder for captured output.
     pub fn output_dir(&self) -> PathBuf {
         self.path.join(OUTPUT_DIR)
+    }
+}
+
+/// The other way out, said after each refusal.
+const ELSEWHERE: &str = "or choose another folder (--state-dir for a new run)";
+
+/// Refuses, before anything is created, a run folder that cannot work: a file where
+/// the folder (or one above it) should be, or a folder this user cannot read and
+/// write (a mode such as 0555, another owner). The nearest existing folder on the
+/// way is what decides, since that is where `create` would fail.
+pub fn check_usable(path: &Path) -> Result<(), RunDirError> {
+    let mut existing = path;
+    let meta = loop {
+        match std::fs::metadata(existing) {
+            Ok(meta) => break meta,
+            // Missing, or under a file (ENOTDIR): look at what is above.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
+                match existing.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+                    // A relative path with nothing of it there yet: the current folder.
+                    _ if existing != Path::new(".") => existing = Path::new("."),
+                    _ => return Err(unusable(existing, explain_io(&e))),
+                }
+            }
+            Err(e) => return Err(unusable(existing, explain_io(&e))),
+        }
+    };
+    let whole = existing == path;
+    if !meta.is_dir() {
+        let why = if whole {
+            format!("is a file, not a folder; a run needs a folder of its own: move the file away, {ELSEWHERE}")
+        } else {
+            format!("is a file, so {} cannot be made under it: move the file away, {ELSEWHERE}", path.display())
+        };
+        return Err(unusable(existing, why));
+    }
+    use nix::unistd::{access, AccessFlags};
+    // The folder itself is read and written; a folder above it only gets a new entry.
+    let needed = if whole {
+        AccessFlags::R_OK | AccessFlags::W_OK | AccessFlags::X_OK
+    } else {
+        AccessFlags::W_OK | AccessFlags::X_OK
+    };
+    if let Err(errno) = access(existing, needed) {
+        let mode = meta.permissions().mode() & 0o7777;
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        let what = match errno {
+            nix::errno::Errno::EROFS => "is on a read-only file system".to_string(),
+            _ if whole => format!("permission denied: this user (uid {}) cannot read and write it (mode {mode:04o}, owner uid {owner}); pitboss does not change a folder's permissions", nix::unistd::geteuid()),
+            _ => format!("permission denied: this user (uid {}) cannot create {} in it (mode {mode:04o}, owner uid {owner})", nix::unistd::geteuid(), path.display()),
+        };
+        let fix = match errno {
+            nix::errno::Errno::EROFS => ELSEWHERE.trim_start_matches("or ").to_string(),
+            _ => format!("give this user access (as the owner: chmod u+rwx {}), {ELSEWHERE}", existing.display()),
+        };
+        return Err(unusable(existing, format!("{what}; {fix}")));
+    }
+    Ok(())
+}
+
+/// Takes group and other access off an existing run folder this user owns (logs and
+/// outputs may hold prompts and results); never adds any, and leaves a folder owned
+/// by someone else as it is (only its owner may change it).
+fn tighten(path: &Path) -> Result<(), RunDirError> {
+    let meta = std::fs::metadata(path).map_err(io_err(path))?;
+    let mode = meta.permissions().mode();
+    let mine = std::os::unix::fs::MetadataExt::uid(&meta) == nix::unistd::geteuid().as_raw();
+    if mine && mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+fn unusable(path: &Path, why: String) -> RunDirError {
+    RunDirError::Unusable { path: path.to_path_buf(), why }
+}
+
+/// An OS error in words, for the errors people meet when pointing pitboss at a folder.
+pub fn explain_io(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            format!("permission denied: this user (uid {}) may not look there", nix::unistd::geteuid())
+        }
+        Some(libc::ENOTDIR) => "a part of this path is a file, not a folder".to_string(),
+        // From creating a folder: something else has its name.
+        Some(libc::EEXIST) => "is a file (or something else that is not a folder)".to_string(),
+        Some(libc::ELOOP) => "too many symbolic links (a loop?)".to_string(),
+        Some(libc::EROFS) => "the file system is read-only".to_string(),
+        Some(libc::ENOSPC) => "the disk is full".to_string(),
+        _ => e.to_string(),
     }
 }
 
