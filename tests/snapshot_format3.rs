@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use pitboss::cli::verify::canonical;
 use pitboss::config;
+use pitboss::core::checks::Finding;
 use pitboss::core::decide::{dispatch, Outcome};
 use pitboss::core::{step, Event, Input, RunState, SmallOutput, StepContext, TaskState};
 use pitboss::io::journal::{self, Journal, LogPosition, LOG_FILE};
@@ -58,8 +59,51 @@ fn a_spec_with_every_field_set_reads_back_the_same() {
     let full = &workflow.tasks[1];
     assert!(full.pool.is_some() && !full.never_on.is_empty() && !full.gates.is_empty() && full.fallback.is_some());
     assert!(workflow.tasks[2].consensus.is_some() && !workflow.tasks[2].requires.is_empty());
-    let state = RunState::new("every".into(), Arc::new(workflow));
+    let mut state = RunState::new("every".into(), Arc::new(workflow));
     let at = LogPosition { seq: 1, start: 0, end: 10, crc: 7 };
+    assert_round_trips(&state, at, "every field, every task blocked");
+    // Every state a task can be in, and its fields away from their start values
+    // (not a state a fold reaches: what is read back is checked, not the fold).
+    let finding = Finding { rule: "r/x".into(), location: "payload/p:1:2".into(), excerpt: "ignore all".into() };
+    let states = [
+        TaskState::Queued,
+        TaskState::Running {
+            attempt: 2,
+            pool: "q".into(),
+            started_ms: 9,
+            process: Some(42),
+            stalled: true,
+            round: None,
+        },
+        TaskState::Validating { attempt: 3, gate: 1 },
+        TaskState::RetryWait { due_ms: 77 },
+        TaskState::Completed { degraded: false },
+        TaskState::Completed { degraded: true },
+        TaskState::DeadLettered { reason: "spent".into() },
+        TaskState::Cancelled { reason: "operator".into() },
+        TaskState::Skipped { because: "full".into() },
+        TaskState::AwaitingApproval { finding: finding.clone() },
+    ];
+    for (k, task_state) in states.into_iter().enumerate() {
+        let i = k % state.tasks.len();
+        let task = &mut state.tasks[i];
+        task.state = task_state;
+        task.attempts = 3;
+        task.budget_start = 1;
+        task.crashes = 1;
+        task.deferrals = 2;
+        task.result = Some(json!({"k": k}).into());
+        task.last_error = Some(Arc::from("no"));
+        task.pool = Some(Arc::from("q"));
+        task.degraded = k % 2 == 0;
+        task.payload = Some(json!([k]).into());
+        task.pool_override = Some(1);
+        task.finding = Some(Box::new(finding.clone()));
+        task.approved = true;
+        task.parent = Some(0);
+        task.children = vec![1, 2];
+        assert_round_trips(&state, at, &format!("every field, task state {k}"));
+    }
     let v3 = assert_round_trips(&state, at, "every field");
     let head: Value = serde_json::from_slice(&v3[..v3.iter().position(|&b| b == b'\n').unwrap()]).unwrap();
     assert_eq!(head["workflow"]["tasks"][0], json!({"id": "plain", "payload": {}}));

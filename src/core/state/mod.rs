@@ -31,6 +31,7 @@ mod pools;
 mod readiness;
 pub mod replicas;
 mod snapshot;
+mod task_part;
 mod task_record;
 pub use chunked::{Chunked, CHUNK};
 pub use graph::Graph;

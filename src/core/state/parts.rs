@@ -17,7 +17,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::graph::Graph;
 use super::readiness::Readiness;
-use super::{replicas, PoolState, RunState, Tasks};
+use super::task_part::{TasksIn, TasksOut};
+use super::{replicas, PoolState, RunState};
 use crate::core::task::TaskStateName;
 use crate::core::workflow::{
     Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskSpec, Workflow,
@@ -298,7 +299,7 @@ struct EdgesIn {
 #[derive(Serialize)]
 struct BodyFields<'a> {
     run_id: &'a str,
-    tasks: &'a Tasks,
+    tasks: TasksOut<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     edges: Option<EdgesOut<'a>>,
     queue: &'a BTreeMap<u64, usize>,
@@ -317,7 +318,7 @@ struct BodyFields<'a> {
 #[derive(Deserialize)]
 pub struct BodyIn {
     run_id: String,
-    tasks: Tasks,
+    tasks: TasksIn,
     #[serde(default)]
     edges: Option<EdgesIn>,
     queue: BTreeMap<u64, usize>,
@@ -355,7 +356,7 @@ impl Serialize for BodyOut<'_> {
             .then(|| EdgesOut { dependents: &graph.dependents, dependencies: &graph.dependencies });
         BodyFields {
             run_id,
-            tasks,
+            tasks: TasksOut(tasks),
             edges,
             queue,
             next_ticket: *next_ticket,
@@ -411,6 +412,16 @@ impl RunState {
         if let Some(EdgesIn { dependents, dependencies }) = edges {
             graph.dependents = dependents;
             graph.dependencies = dependencies;
+        }
+        let mut tasks = tasks.0;
+        // Each task's pool as the run's one copy of its name, as the fold has it
+        // (a name read back is an allocation of its own per task).
+        for task in tasks.iter_mut() {
+            if let Some(shared) =
+                task.pool.as_ref().and_then(|p| graph.pool_names.iter().find(|n| n.as_ref() == p.as_ref()))
+            {
+                task.pool = Some(Arc::clone(shared));
+            }
         }
         let state = RunState {
             run_id,
