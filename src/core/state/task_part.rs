@@ -45,8 +45,11 @@ impl<'de> Deserialize<'de> for TasksIn {
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TasksIn, A::Error> {
                 let mut tasks = Tasks::default();
+                // The pools' names read so far: each task's pool becomes one of them
+                // (a run has a few pools and 250,000 tasks naming them).
+                let mut names: Vec<Arc<str>> = Vec::new();
                 while let Some(task) = seq.next_element::<TaskIn>()? {
-                    tasks.push(task.into_task());
+                    tasks.push(task.into_task(&mut names));
                 }
                 Ok(TasksIn(tasks))
             }
@@ -229,7 +232,7 @@ struct TaskIn {
     #[serde(default)]
     last_error: Option<Arc<str>>,
     #[serde(default)]
-    pool: Option<Arc<str>>,
+    pool: Option<String>,
     #[serde(default)]
     degraded: bool,
     #[serde(default)]
@@ -296,7 +299,7 @@ fn task_out(task: &Task) -> TaskOut<'_> {
 }
 
 impl TaskIn {
-    fn into_task(self) -> Task {
+    fn into_task(self, names: &mut Vec<Arc<str>>) -> Task {
         let TaskIn {
             state,
             attempts,
@@ -325,7 +328,7 @@ impl TaskIn {
             deferrals,
             result,
             last_error,
-            pool,
+            pool: pool.map(|name| shared(names, name)),
             degraded,
             payload,
             pool_override,
@@ -338,4 +341,17 @@ impl TaskIn {
             queue_ticket,
         }
     }
+}
+
+/// `name` as the one shared copy in `names`, added the first time.
+fn shared(names: &mut Vec<Arc<str>>, name: String) -> Arc<str> {
+    if let Some(known) = names.iter().find(|n| n.as_ref() == name) {
+        return Arc::clone(known);
+    }
+    let new: Arc<str> = Arc::from(name);
+    // Names are pools' (a few); a document naming more is not worth a longer search.
+    if names.len() < 64 {
+        names.push(Arc::clone(&new));
+    }
+    new
 }
