@@ -2,9 +2,11 @@
 //! [`RunState`] after record SEQ, so that opening a run folds only the records after
 //! it instead of the whole history.
 //!
-//! A snapshot is one JSON document, `{"v":V,"run_id":…,"seq":SEQ,"start":S,"end":E,
-//! "record_crc":R,"state":{…},"crc":C}`, sealed like a log record: C is the CRC-32 of
-//! the document with its `,"crc":C` part removed. S and E are the byte offsets of record
+//! A snapshot of formats 1 and 2 is one JSON document, `{"v":V,"run_id":…,"seq":SEQ,
+//! "start":S,"end":E,"record_crc":R,"state":{…},"crc":C}`, sealed like a log record: C
+//! is the CRC-32 of the document with its `,"crc":C` part removed. Format 3, which this
+//! build writes, has the same fields on two lines under the same one seal (the head
+//! and workflow, then the rest of the state: `parts`). S and E are the byte offsets of record
 //! SEQ's line in the log and R its checksum: opening reads that one line and uses the
 //! snapshot only when the log still holds that very record there (a log cut before SEQ,
 //! or a snapshot of another run, is never used), then folds from E on. It is written to
