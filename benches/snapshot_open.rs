@@ -2,8 +2,10 @@
 //! `snapshot::open_state` (what `resume`, `inspect` and `dlq` do first) on a folder
 //! whose newest snapshot is of its last record, against the full fold of the log
 //! (the same folder without its snapshot) and the plain `serde_json::Value` parse of
-//! every line, in the same process, alternating. Also the cost of writing the
-//! snapshot. Prints each round and the median ratios.
+//! every line, in the same process, alternating; and the same open from a format-2
+//! snapshot of the same state (the format before 3, in a second folder holding a
+//! hard link to the same log), the before of the format-3 change. Also the cost of
+//! writing the snapshot. Prints each round and the median ratios.
 //!
 //!     cargo bench --bench snapshot_open            # 1,000,000 events, 5 rounds
 //!     cargo bench --bench snapshot_open -- 200000 3
@@ -115,8 +117,16 @@ fn main() {
     let written = t.elapsed().as_secs_f64();
     let size = std::fs::metadata(&snap).unwrap().len();
     println!("snapshot: {:.1} MB, written (serialize + fsync + rename) in {written:.3}s", size as f64 / 1e6);
+    // The same state as a format-2 snapshot, in a folder of its own over the same log.
+    let v2_dir = tempfile::tempdir().unwrap();
+    std::fs::hard_link(&path, v2_dir.path().join("events.jsonl")).unwrap();
+    std::fs::write(v2_dir.path().join(snapshot::file_name(last.seq)), snapshot::encode_format2(&state, last)).unwrap();
+    println!(
+        "format-2 snapshot of the same state: {:.1} MB",
+        snapshot::encode_format2(&state, last).len() as f64 / 1e6
+    );
     drop(state);
-    let (mut open_ratios, mut fold_ratios) = (Vec::new(), Vec::new());
+    let (mut open_ratios, mut fold_ratios, mut v2_ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         let t = Instant::now();
         assert_eq!(plain_parse(&path), events);
@@ -128,21 +138,30 @@ fn main() {
         assert!(opened.state.finished);
         drop(opened);
         let t = Instant::now();
+        let opened = snapshot::open_state(v2_dir.path()).unwrap();
+        let open_v2 = t.elapsed().as_secs_f64();
+        assert_eq!((opened.snapshot, opened.folded), (Some(events as u64), 0));
+        drop(opened);
+        let t = Instant::now();
         let (state, _) = fold_all(&path).unwrap();
         let fold = t.elapsed().as_secs_f64();
         assert!(state.finished);
         drop(state);
         println!(
-            "round {round}: plain parse {plain:.3}s  full fold {fold:.3}s  open from snapshot {open:.3}s  (open/plain {:.3}, fold/plain {:.2})",
+            "round {round}: plain parse {plain:.3}s  full fold {fold:.3}s  open from snapshot {open:.3}s  \
+             from format 2 {open_v2:.3}s  (open/plain {:.3}, format 2/plain {:.3}, fold/plain {:.2})",
             open / plain,
+            open_v2 / plain,
             fold / plain
         );
+        v2_ratios.push(open_v2 / plain);
         open_ratios.push(open / plain);
         fold_ratios.push(fold / plain);
     }
     println!(
-        "median open-from-snapshot/plain: {:.3} (target <= 0.10); full fold/plain: {:.2}",
+        "median open-from-snapshot/plain: {:.3} (target <= 0.10); from format 2: {:.3}; full fold/plain: {:.2}",
         median(open_ratios),
+        median(v2_ratios),
         median(fold_ratios)
     );
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::RunState;
+use crate::core::workflow::Workflow;
 
 /// The per-run tables that only a growing DAG changes. Read them through the state
 /// (`state.dependents[i]`, `state.dependencies[i]`, `state.eligible[i]`); only
@@ -35,6 +36,28 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The tables of `workflow` as it stands: what `RunState::new` starts from, and
+    /// what a format-3 snapshot rebuilds instead of storing them (a grown DAG's tables
+    /// are the same: `grow` appends tasks and their edges in this same order).
+    /// A dependency on an id the workflow does not have gives no edge.
+    pub(super) fn build(workflow: &Workflow) -> Graph {
+        let index: HashMap<String, usize> = workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let n = workflow.tasks.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut dependencies = vec![Vec::new(); n];
+        for (i, t) in workflow.tasks.iter().enumerate() {
+            for d in &t.depends_on {
+                if let Some(&j) = index.get(d) {
+                    dependents[j].push(i);
+                    dependencies[i].push(j);
+                }
+            }
+        }
+        let eligible = workflow.tasks.iter().map(|t| workflow.eligible_pools(t)).collect();
+        let pool_names = workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
+        Graph { index, dependents, dependencies, eligible, pool_names }
+    }
+
     /// Pool `p`'s shared name.
     pub(super) fn pool_name(&self, p: usize) -> Option<Arc<str>> {
         self.pool_names.get(p).cloned()

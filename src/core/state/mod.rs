@@ -10,7 +10,7 @@
 //! that move a task between pools, are in `pools`; readiness counts in `readiness`;
 //! the growing DAG in `grow` (its tables in `graph`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -26,14 +26,17 @@ mod graph;
 pub mod grow;
 mod handlers;
 mod held;
+mod parts;
 mod pools;
 mod readiness;
 pub mod replicas;
 mod snapshot;
+mod task_part;
 mod task_record;
 pub use chunked::{Chunked, CHUNK};
 pub use graph::Graph;
 pub use held::finding_text;
+pub use parts::{BodyIn, BodyOut, Prepared, WorkflowIn, WorkflowOut, USUAL_TIMEOUT_MS};
 pub use pools::PoolState;
 use readiness::Readiness;
 pub use readiness::Standing;
@@ -120,31 +123,19 @@ fn count_slot(name: TaskStateName) -> usize {
 impl RunState {
     /// The state right after `run_started`: every task blocked.
     pub fn new(run_id: String, workflow: Arc<Workflow>) -> RunState {
-        let index: HashMap<String, usize> = workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let graph = Graph::build(&workflow);
         let n = workflow.tasks.len();
-        let mut dependents = vec![Vec::new(); n];
-        let mut dependencies = vec![Vec::new(); n];
-        for (i, t) in workflow.tasks.iter().enumerate() {
-            for d in &t.depends_on {
-                if let Some(&j) = index.get(d) {
-                    dependents[j].push(i);
-                    dependencies[i].push(j);
-                }
-            }
-        }
-        let eligible = workflow.tasks.iter().map(|t| workflow.eligible_pools(t)).collect();
-        let pool_names = workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
         let task = Task::blocked();
         let mut counts = [0; TaskStateName::ALL.len()];
         counts[count_slot(TaskStateName::Blocked)] = n;
-        let readiness = Readiness::new(&dependencies);
+        let readiness = Readiness::new(&graph.dependencies);
         RunState {
             readiness,
             run_id,
             pools: workflow.pools.iter().map(|p| PoolState::new(p.concurrency)).collect(),
             workflow,
             tasks: Tasks::from_elem(task, n),
-            graph: Arc::new(Graph { index, dependents, dependencies, eligible, pool_names }),
+            graph: Arc::new(graph),
             queue: BTreeMap::new(),
             next_ticket: 0,
             running_total: 0,

@@ -38,21 +38,37 @@ impl RunState {
     /// [`RunState::from_snapshot_json`]).
     pub fn restored(self) -> Result<RunState, String> {
         let mut state = self;
-        let n = state.workflow.tasks.len();
-        let g = &state.graph;
-        let tables = [state.tasks.len(), g.dependents.len(), g.dependencies.len(), g.eligible.len()];
-        if tables.iter().any(|&len| len != n) || state.pools.len() != state.workflow.pools.len() {
-            return Err(format!("its tables do not match its workflow of {n} tasks"));
-        }
         let index: HashMap<String, usize> =
             state.workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
-        if index.len() != n {
+        if index.len() != state.workflow.tasks.len() {
             return Err("its workflow names a task twice".into());
         }
         let pool_names = state.workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
         let graph = Arc::make_mut(&mut state.graph);
         graph.index = index;
         graph.pool_names = pool_names;
+        state.check_tables()?;
         Ok(state)
+    }
+
+    /// Refuses a state whose per-task tables disagree in length with its workflow,
+    /// which no fold produces (a hand edit, or a bug).
+    pub(super) fn check_tables(&self) -> Result<(), String> {
+        let n = self.workflow.tasks.len();
+        let g = &self.graph;
+        let r = &self.readiness;
+        let tables = [
+            self.tasks.len(),
+            g.dependents.len(),
+            g.dependencies.len(),
+            g.eligible.len(),
+            r.unsatisfied.len(),
+            r.failed.len(),
+            r.standing.len(),
+        ];
+        if tables.iter().any(|&len| len != n) || self.pools.len() != self.workflow.pools.len() {
+            return Err(format!("its tables do not match its workflow of {n} tasks"));
+        }
+        Ok(())
     }
 }

@@ -2,9 +2,11 @@
 //! [`RunState`] after record SEQ, so that opening a run folds only the records after
 //! it instead of the whole history.
 //!
-//! A snapshot is one JSON document, `{"v":V,"run_id":…,"seq":SEQ,"start":S,"end":E,
-//! "record_crc":R,"state":{…},"crc":C}`, sealed like a log record: C is the CRC-32 of
-//! the document with its `,"crc":C` part removed. S and E are the byte offsets of record
+//! A snapshot of formats 1 and 2 is one JSON document, `{"v":V,"run_id":…,"seq":SEQ,
+//! "start":S,"end":E,"record_crc":R,"state":{…},"crc":C}`, sealed like a log record: C
+//! is the CRC-32 of the document with its `,"crc":C` part removed. Format 3, which this
+//! build writes, has the same fields on two lines under the same one seal (the head
+//! and workflow, then the rest of the state: `parts`). S and E are the byte offsets of record
 //! SEQ's line in the log and R its checksum: opening reads that one line and uses the
 //! snapshot only when the log still holds that very record there (a log cut before SEQ,
 //! or a snapshot of another run, is never used), then folds from E on. It is written to
@@ -22,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod parts;
+
 use super::fsutil::private_file;
 use super::journal::{self, JournalError, LogPosition, Scan};
 use super::segments;
@@ -30,12 +34,13 @@ use crate::core::RunState;
 /// The snapshot format this build writes. Raise it when [`RunState`]'s serialized
 /// form changes: snapshots a build cannot read are then skipped (the log is folded
 /// instead), never misread. 2: a task's fields at their start value are left out
-/// (so a build that reads only 1 skips these).
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// (so a build that reads only 1 skips these). 3: two parts on two lines, the
+/// workflow's specs without their usual fields, no graph tables (see `parts`).
+pub const SNAPSHOT_VERSION: u32 = parts::FORMAT;
 
 /// The formats this build reads: 1 had every field of a task written out, which
-/// format 2 reads the same.
-const READABLE: [u32; 2] = [1, SNAPSHOT_VERSION];
+/// format 2 reads the same; both are one line, 3 is two.
+const READABLE: [u32; 3] = [1, 2, SNAPSHOT_VERSION];
 
 /// How many snapshots are kept: the newest, and older ones to fall back on.
 pub const KEEP: usize = 3;
@@ -99,8 +104,22 @@ pub fn encode(state: &RunState, at: LogPosition) -> Vec<u8> {
 /// is tens of MB, and was held whole beside the state it was made of). The seal is
 /// computed on the way.
 pub fn encode_to(state: &RunState, at: LogPosition, out: impl Write) -> std::io::Result<()> {
+    parts::encode_to(state, at, out)
+}
+
+/// The format-2 document (one line, the state as its `Serialize` writes it, graph
+/// tables included), as builds before format 3 wrote it: kept so that tests can make
+/// the snapshots an older build left, and check that this one still opens them.
+pub fn encode_format2(state: &RunState, at: LogPosition) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 << 16);
+    // Writing into a Vec cannot fail.
+    let _ = encode_format2_to(state, at, &mut buf);
+    buf
+}
+
+fn encode_format2_to(state: &RunState, at: LogPosition, out: impl Write) -> std::io::Result<()> {
     let doc = SnapshotOut {
-        v: SNAPSHOT_VERSION,
+        v: 2,
         run_id: &state.run_id,
         seq: at.seq,
         start: at.start,
@@ -112,15 +131,7 @@ pub fn encode_to(state: &RunState, at: LogPosition, out: impl Write) -> std::io:
     // Our own types have no maps keyed by anything but strings and numbers: only
     // the writer can fail.
     serde_json::to_writer(&mut sealing, &doc).map_err(std::io::Error::other)?;
-    let Sealing { mut out, mut hasher, held } = sealing;
-    // The document's closing brace is held back: the seal goes before it, and the
-    // checksum covers the document as if it closed there.
-    if held != Some(b'}') {
-        return Err(std::io::Error::other("the snapshot document did not end with '}'"));
-    }
-    hasher.update(b"}");
-    write!(out, ",\"crc\":{}}}", hasher.finalize())?;
-    out.flush()
+    sealing.seal()
 }
 
 /// Passes bytes on and into the checksum, always holding the last one back.
@@ -128,6 +139,21 @@ struct Sealing<W> {
     out: W,
     hasher: crc32fast::Hasher,
     held: Option<u8>,
+}
+
+impl<W: Write> Sealing<W> {
+    /// Ends the document with its seal. The document's closing brace was held back:
+    /// the seal goes before it, and the checksum covers the document as if it closed
+    /// there.
+    fn seal(self) -> std::io::Result<()> {
+        let Sealing { mut out, mut hasher, held } = self;
+        if held != Some(b'}') {
+            return Err(std::io::Error::other("the snapshot document did not end with '}'"));
+        }
+        hasher.update(b"}");
+        write!(out, ",\"crc\":{}}}", hasher.finalize())?;
+        out.flush()
+    }
 }
 
 impl<W: Write> Write for Sealing<W> {
@@ -195,7 +221,8 @@ pub enum Unusable {
 
 /// [`check_seal`] reading the file as a stream: the seal from its last bytes, the
 /// checksum over the rest. `Err(None)` is a bad seal, `Err(Some(_))` an I/O error.
-fn check_seal_stream(file: &mut File) -> Result<(), Option<std::io::Error>> {
+/// Gives where the first newline is, if there is one (a format-3 document).
+fn check_seal_stream(file: &mut File) -> Result<Option<u64>, Option<std::io::Error>> {
     let bad = || Err(None);
     let len = file.seek(SeekFrom::End(0)).map_err(Some)?;
     // `,"crc":` and at most 10 digits and `}`.
@@ -216,18 +243,24 @@ fn check_seal_stream(file: &mut File) -> Result<(), Option<std::io::Error>> {
     file.seek(SeekFrom::Start(0)).map_err(Some)?;
     let mut hasher = crc32fast::Hasher::new();
     let mut body = BufReader::with_capacity(1 << 16, Read::take(&*file, body_len));
+    let mut newline = None;
+    let mut read = 0u64;
     loop {
         let chunk = body.fill_buf().map_err(Some)?;
         if chunk.is_empty() {
             break;
         }
         hasher.update(chunk);
+        if newline.is_none() {
+            newline = memchr::memchr(b'\n', chunk).map(|i| read + i as u64);
+        }
         let n = chunk.len();
+        read += n as u64;
         body.consume(n);
     }
     hasher.update(b"}");
     if hasher.finalize() == stored {
-        Ok(())
+        Ok(newline)
     } else {
         bad()
     }
@@ -262,7 +295,10 @@ fn check_seal(bytes: &[u8]) -> Result<(), Unusable> {
 pub fn read(path: &Path) -> Result<Snapshot, Unusable> {
     let io = |e: std::io::Error| Unusable::Io(e.to_string());
     let mut file = File::open(path).map_err(io)?;
-    check_seal_stream(&mut file).map_err(|e| e.map_or(Unusable::Checksum, io))?;
+    let newline = check_seal_stream(&mut file).map_err(|e| e.map_or(Unusable::Checksum, io))?;
+    if let Some(newline) = newline {
+        return parts::read(path, newline);
+    }
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     let parsed = serde_json::from_reader(BufReader::with_capacity(1 << 16, &file));
     finish(parsed, || {
@@ -274,6 +310,9 @@ pub fn read(path: &Path) -> Result<Snapshot, Unusable> {
 /// [`read`] on a document in memory.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, Unusable> {
     check_seal(bytes)?;
+    if let Some(newline) = memchr::memchr(b'\n', bytes) {
+        return parts::decode(bytes, newline);
+    }
     finish(serde_json::from_slice(bytes), || serde_json::from_slice(bytes).ok())
 }
 
@@ -292,12 +331,7 @@ fn finish(
     let doc = match parsed {
         Ok(doc) if READABLE.contains(&doc.v) => doc,
         Ok(doc) => return Err(Unusable::Version(doc.v)),
-        Err(e) => {
-            return Err(match version() {
-                Some(Version { v }) if !READABLE.contains(&v) => Unusable::Version(v),
-                _ => Unusable::Unreadable(e.to_string()),
-            })
-        }
+        Err(e) => return Err(finish_version(e, version().map(|v| v.v))),
     };
     let state = doc.state.restored().map_err(Unusable::Unreadable)?;
     if state.run_id != doc.run_id {
@@ -305,6 +339,15 @@ fn finish(
     }
     let at = LogPosition { seq: doc.seq, start: doc.start, end: doc.end, crc: doc.record_crc };
     Ok(Snapshot { run_id: doc.run_id, at, state })
+}
+
+/// Why a document did not parse: a format this build does not read when its version
+/// (read again alone) says so, else unreadable.
+fn finish_version(e: serde_json::Error, version: Option<u32>) -> Unusable {
+    match version {
+        Some(v) if !READABLE.contains(&v) => Unusable::Version(v),
+        _ => Unusable::Unreadable(e.to_string()),
+    }
 }
 
 /// The snapshots in `dir` by the seq their name gives, newest first.
