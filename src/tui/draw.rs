@@ -68,13 +68,15 @@ fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
     let fleet = scene.fleet;
     let state = &fleet.state;
     let t = scene.theme;
-    // A finished run shows how long it took; the clock does not keep running.
-    let end = if state.finished { fleet.last_ts } else { scene.now_ms };
-    let elapsed = human_ms(end.saturating_sub(fleet.started_ms));
+    // The clock runs from this manager's start (a resumed run does not count the
+    // time it was stopped) and stops at the run's end, the rate with it.
+    let now = fleet.clock_now(scene.now_ms);
+    let elapsed = human_ms(now.saturating_sub(fleet.clock_start()));
+    let since = if fleet.resumed { " since resume" } else { "" };
     let mut spans = vec![
         Span::styled(" pitboss ", Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
         Span::raw(format!(" {} ", state.workflow.name)),
-        Span::styled(format!("{elapsed} "), t.fg(Color::Gray)),
+        Span::styled(format!("{elapsed}{since} "), t.fg(Color::Gray)),
     ];
     for (name, label) in [
         (TaskStateName::Running, "running"),
@@ -99,7 +101,7 @@ fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
             spans.push(Span::raw("  "));
         }
     }
-    spans.push(Span::raw(format!("{:.1}/s", fleet.throughput(scene.now_ms))));
+    spans.push(Span::raw(format!("{:.1}/s", fleet.throughput(now))));
     if state.finished {
         spans.push(Span::styled("  finished", Style::default().add_modifier(Modifier::BOLD)));
     } else if state.interrupted {
