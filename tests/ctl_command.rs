@@ -72,7 +72,10 @@ fn every_shared_word_parses_and_bad_arguments_say_what_is_wrong() {
         ("cancel nope", "no task \"nope\""),
         ("approve held1 nope", "no task \"nope\""),
         ("pause nope", "no pool \"nope\"; pools: agent, other"),
-        ("concurrency agent 0", "at least 1"),
+        (
+            "concurrency agent 0",
+            "usage: concurrency POOL N (N from 1 to 10000, the workflow's limit); 0 would run nothing: `pause agent`",
+        ),
         ("concurrency agent x", "usage: concurrency POOL N (N from 1 to 10000"),
         ("concurrency agent 10001", "at most 10000, the workflow's limit"),
         ("concurrency agent 99999999999", "at most 10000, the workflow's limit"),

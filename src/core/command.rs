@@ -178,7 +178,7 @@ fn concurrency(state: &RunState, pool: &str, n: Option<&str>) -> Result<Command,
     let Some(n) = n.filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) else { return Err(usage()) };
     // Digits past u64 are past the limit too: say so rather than "not a number".
     match n.parse::<u64>() {
-        Ok(0) => Err(format!("concurrency {pool} 0: a pool runs at least 1 attempt (pause it to run none)")),
+        Ok(0) => Err(format!("{}; 0 would run nothing: `pause {pool}` does that", usage())),
         Ok(v) if v <= most => Ok(Command::Concurrency { pool: pool.to_string(), concurrency: v as usize }),
         _ => Err(format!("concurrency {pool} {n}: at most {most}, the workflow's limit for a pool's concurrency")),
     }
