@@ -621,3 +621,18 @@ fn a_gate_verdict_breaks_a_row_of_crashes() {
     core.input(Input::GateDone { task: "a".into(), attempt: 1, index: 0, outcome: passed, duration_ms: 5 });
     assert_eq!(core.task("a").crashes, 0, "the gate ended on its own: the row is broken");
 }
+
+#[test]
+fn an_unchanged_payload_or_a_completed_task_records_no_edit() {
+    let mut core = Core::new(&format!(
+        "{RETRY}{BREAKER_POOL}[[task]]\nid = \"a\"\npayload = {{ x = 1 }}\n[[task]]\nid = \"later\"\ndepends_on = [\"a\"]\n"
+    ));
+    let edit = |task: &str, payload| Input::EditPayload { task: task.into(), payload };
+    assert!(core.input(edit("later", serde_json::json!({}))).is_empty(), "the workflow's payload, unchanged");
+    assert_eq!(kinds(&core.input(edit("later", serde_json::json!({"y": 2})))), ["payload_edited"]);
+    assert!(core.input(edit("later", serde_json::json!({"y": 2}))).is_empty(), "the edited payload, unchanged");
+    assert_eq!(kinds(&core.dispatch()), ["attempt_started"]);
+    core.input(finished("a", 1, success()));
+    assert_eq!(core.task("a").state.name(), pitboss::core::TaskStateName::Completed);
+    assert!(core.input(edit("a", serde_json::json!({"x": 2}))).is_empty(), "a completed task never runs again");
+}

@@ -122,7 +122,9 @@ fn rejecting_the_held_task_from_the_palette_cancels_it_with_the_finding() {
     t.send_keys(":reject plain");
     t.enter();
     t.wait_for(LIMIT, "the refusal", |sc| sc.contains("cannot reject \"plain\": it is completed"));
-    t.send_keys(":reject evil");
+    // The refused line stays in the palette for correction: Ctrl-U clears it.
+    t.send(b"\x15");
+    t.send_keys("reject evil");
     t.enter();
     t.wait_for(LIMIT, "the reject question", |sc| sc.contains("Reject evil?"));
     t.send_keys("y");

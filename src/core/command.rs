@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::decide::Input;
+use super::decide::{payload_unchanged, Input};
 use super::hold::{refusal, Answer};
 use super::state::RunState;
 use super::task::TaskState;
@@ -122,8 +122,25 @@ fn task_command(state: &RunState, cmd: &str, task: &str, line: &str) -> Result<C
             let json = line.trim_start().splitn(3, char::is_whitespace).nth(2).unwrap_or("").trim();
             let payload = serde_json::from_str::<Value>(json)
                 .map_err(|e| format!("payload for {task} is not valid JSON: {e}"))?;
-            if matches!(state.tasks[i].state, TaskState::Running { .. }) {
-                return Err(format!("{task} is running: edit its payload before a retry or replay"));
+            match state.tasks[i].state {
+                TaskState::Running { .. } | TaskState::Validating { .. } => {
+                    let name = state.tasks[i].state.name();
+                    return Err(format!(
+                        "{task} is {}: its attempt has its payload already; edit it once the attempt ends",
+                        name.as_str()
+                    ));
+                }
+                // Neither retry nor replay takes a completed task: say what does.
+                TaskState::Completed { .. } => {
+                    return Err(format!(
+                        "{task} is completed and never runs again, so a new payload would not be used; \
+                         to run it with another payload, fork the run before it completed (`pitboss fork DIR --at SEQ`, or F in time travel)"
+                    ))
+                }
+                _ => {}
+            }
+            if payload_unchanged(state, i, &payload) {
+                return Err(format!("{task}: the payload is unchanged; nothing recorded"));
             }
             Command::Payload { task, payload }
         }
@@ -157,9 +174,13 @@ fn concurrency(state: &RunState, pool: &str, n: Option<&str>) -> Result<Command,
         return Err(format!("no pool {pool:?}"));
     }
     let most = Limit::Concurrency.max();
-    match n.and_then(|n| n.parse::<usize>().ok()).filter(|n| (1..=most).contains(&(*n as u64))) {
-        Some(concurrency) => Ok(Command::Concurrency { pool: pool.to_string(), concurrency }),
-        None => Err(format!("usage: concurrency POOL N (N from 1 to {most})")),
+    let usage = || format!("usage: concurrency POOL N (N from 1 to {most}, the workflow's limit)");
+    let Some(n) = n.filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) else { return Err(usage()) };
+    // Digits past u64 are past the limit too: say so rather than "not a number".
+    match n.parse::<u64>() {
+        Ok(0) => Err(format!("{}; 0 would run nothing: `pause {pool}` does that", usage())),
+        Ok(v) if v <= most => Ok(Command::Concurrency { pool: pool.to_string(), concurrency: v as usize }),
+        _ => Err(format!("concurrency {pool} {n}: at most {most}, the workflow's limit for a pool's concurrency")),
     }
 }
 
@@ -263,7 +284,9 @@ pub fn done_message(command: &Command) -> String {
         Command::Cancel(task) => format!("{task}: cancelled"),
         Command::Replay(task) => format!("{task}: replayed"),
         Command::ReplayAll => "every dead letter: replayed".into(),
-        Command::Payload { task, .. } => format!("{task}: payload edited; retry or replay it to use it"),
+        Command::Payload { task, .. } => {
+            format!("{task}: payload edited; its next attempt uses it (retry it if it is dead-lettered or cancelled)")
+        }
         Command::Approve(ids) => format!("approved {}", ids.join(", ")),
         Command::Reject(ids) => format!("rejected {}", ids.join(", ")),
         Command::Pools { pause, target, .. } => format!("{}d {target}", if *pause { "pause" } else { "resume" }),

@@ -19,6 +19,7 @@ mod consensus;
 mod facts;
 mod input;
 
+pub use facts::payload_unchanged;
 use facts::{at_gate, decide, ended, failed, running};
 pub use input::{Input, Outcome, StepContext};
 

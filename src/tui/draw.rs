@@ -12,7 +12,7 @@ use ratatui::Frame;
 
 use super::keys::{Action, Keymap};
 use super::model::Fleet;
-use super::screens::{confirm, dashboard, dead_letters, detail, disagreement, held, help, tasks, travel};
+use super::screens::{confirm, dashboard, dead_letters, detail, disagreement, held, help, palette, tasks, travel};
 use super::view::{Screen, ViewState};
 use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
@@ -68,13 +68,15 @@ fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
     let fleet = scene.fleet;
     let state = &fleet.state;
     let t = scene.theme;
-    // A finished run shows how long it took; the clock does not keep running.
-    let end = if state.finished { fleet.last_ts } else { scene.now_ms };
-    let elapsed = human_ms(end.saturating_sub(fleet.started_ms));
+    // The clock runs from this manager's start (a resumed run does not count the
+    // time it was stopped) and stops at the run's end, the rate with it.
+    let now = fleet.clock_now(scene.now_ms);
+    let elapsed = human_ms(now.saturating_sub(fleet.clock_start()));
+    let since = if fleet.resumed { " since resume" } else { "" };
     let mut spans = vec![
         Span::styled(" pitboss ", Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
         Span::raw(format!(" {} ", state.workflow.name)),
-        Span::styled(format!("{elapsed} "), t.fg(Color::Gray)),
+        Span::styled(format!("{elapsed}{since} "), t.fg(Color::Gray)),
     ];
     for (name, label) in [
         (TaskStateName::Running, "running"),
@@ -99,7 +101,7 @@ fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
             spans.push(Span::raw("  "));
         }
     }
-    spans.push(Span::raw(format!("{:.1}/s", fleet.throughput(scene.now_ms))));
+    spans.push(Span::raw(format!("{:.1}/s", fleet.throughput(now))));
     if state.finished {
         spans.push(Span::styled("  finished", Style::default().add_modifier(Modifier::BOLD)));
     } else if state.interrupted {
@@ -110,34 +112,39 @@ fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
 }
 
 /// The open text field (`:` palette or `/` filter) with its cursor, else the last
-/// message.
+/// message. A field longer than the line scrolls sideways to keep the cursor in view.
 fn status_line(frame: &mut Frame, area: Rect, scene: &Scene) {
     let vs = scene.view;
-    let line = if let Some(input) = &vs.palette {
-        Line::from(vec![
-            Span::styled(":", Style::default().add_modifier(Modifier::BOLD)),
-            Span::raw(input.value().to_string()),
-        ])
-    } else if let Some(input) = &vs.filter_input {
-        Line::from(vec![
-            Span::styled("/", Style::default().add_modifier(Modifier::BOLD)),
-            Span::raw(input.value().to_string()),
-        ])
-    } else if let Some(message) = &vs.message {
+    let field = match (&vs.palette, &vs.filter_input) {
+        (Some(input), _) => Some((":", input)),
+        (None, Some(input)) => Some(("/", input)),
+        (None, None) => None,
+    };
+    if let Some((prefix, input)) = field {
+        let [mark, text] = Layout::horizontal([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+        frame.render_widget(Paragraph::new(Span::styled(prefix, Style::default().add_modifier(Modifier::BOLD))), mark);
+        let (scroll, cursor) = palette::window(input, text.width);
+        // Typed text is shown escaped like worker text (a pasted control character
+        // must not reach the terminal).
+        let value = escape_line(input.value()).into_owned();
+        frame.render_widget(Paragraph::new(value).scroll((0, scroll)), text);
+        frame.set_cursor_position((text.x + cursor.min(text.width.saturating_sub(1)), area.y));
+        return;
+    }
+    let line = if let Some(message) = &vs.message {
         // Messages quote task ids and engine answers: escaped like worker text.
         Line::from(Span::styled(escape_line(message).into_owned(), scene.theme.fg(Color::Yellow)))
     } else {
         Line::from("")
     };
     frame.render_widget(Paragraph::new(line), area);
-    let cursor = vs.palette.as_ref().or(vs.filter_input.as_ref()).map(|i| i.visual_cursor() as u16 + 1);
-    if let Some(x) = cursor {
-        frame.set_cursor_position((area.x + x.min(area.width.saturating_sub(1)), area.y));
-    }
 }
 
 /// The main keys of the current view, always visible.
 fn key_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
+    if scene.view.palette.is_some() {
+        return palette_bar(frame, area, scene);
+    }
     let keys = scene.keys;
     let k = |a: Action| keys.key_for(a);
     let mut hints: Vec<Hint> = if scene.view.travel.is_some() {
@@ -183,4 +190,23 @@ fn key_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
         spans.push(Span::raw(format!(" {what} ")));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Under the open palette: its note (why a line was refused, Tab's candidates), else
+/// the palette's own keys.
+fn palette_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let line = match &scene.view.palette_memory.note {
+        Some(note) => Line::from(Span::styled(escape_line(note).into_owned(), scene.theme.fg(Color::Yellow))),
+        None => {
+            let hints =
+                [("enter", "run"), ("tab", "complete"), ("↑/↓", "history"), ("ctrl-u/w", "delete"), ("esc", "close")];
+            let mut spans = Vec::new();
+            for (key, what) in hints {
+                spans.push(Span::styled(format!(" {key} "), scene.theme.selected()));
+                spans.push(Span::raw(format!(" {what} ")));
+            }
+            Line::from(spans)
+        }
+    };
+    frame.render_widget(Paragraph::new(line), area);
 }

@@ -96,8 +96,13 @@ pub fn key_name(key: KeyEvent) -> Option<String> {
 /// A key as a text field sees it; `None` for keys a field ignores.
 fn text_key(key: KeyEvent) -> Option<TextKey> {
     if key.modifiers.contains(KeyModifiers::CONTROL) {
-        // ctrl-c leaves the field, like Esc.
-        return matches!(key.code, KeyCode::Char('c')).then_some(TextKey::Esc);
+        // ctrl-c leaves the field, like Esc; ctrl-u and ctrl-w delete as in a shell.
+        return match key.code {
+            KeyCode::Char('c') => Some(TextKey::Esc),
+            KeyCode::Char('u') => Some(TextKey::DeleteToStart),
+            KeyCode::Char('w') => Some(TextKey::DeleteWord),
+            _ => None,
+        };
     }
     Some(match key.code {
         KeyCode::Char(c) => TextKey::Char(c),
@@ -110,6 +115,8 @@ fn text_key(key: KeyEvent) -> Option<TextKey> {
         KeyCode::Tab => TextKey::Tab,
         KeyCode::Enter => TextKey::Enter,
         KeyCode::Esc => TextKey::Esc,
+        KeyCode::Up => TextKey::Up,
+        KeyCode::Down => TextKey::Down,
         _ => return None,
     })
 }

@@ -68,6 +68,14 @@ pub struct AsOf {
     pub pool_depth: VecDeque<Vec<u64>>,
     /// Completion times, for throughput over the last minute.
     pub completions: VecDeque<u64>,
+    /// When the manager running the run took it over (its `manager_started`), if
+    /// folded: the header counts from it, not across the time the run was stopped.
+    pub session_ms: Option<u64>,
+    /// True when that manager resumed the run.
+    pub resumed: bool,
+    /// When the run last finished or was interrupted (its record's time): where the
+    /// header's clock stops.
+    pub ended_ms: Option<u64>,
     /// Live output of running attempts, by task.
     pub live: HashMap<String, Live>,
     // The caches below are derived from `state` record by record; they are private so
@@ -238,6 +246,9 @@ impl AsOf {
             queue_depth: VecDeque::new(),
             pool_depth: VecDeque::new(),
             completions: VecDeque::new(),
+            session_ms: None,
+            resumed: false,
+            ended_ms: None,
             live: HashMap::new(),
             running: BTreeSet::new(),
             dead: BTreeMap::new(),
@@ -258,6 +269,15 @@ impl AsOf {
         // their state says, from this record's time.
         for i in known..self.state.tasks.len() {
             self.track(i, record.ts);
+        }
+        match &record.event {
+            Event::ManagerStarted { resumed, .. } => {
+                self.session_ms = Some(record.ts);
+                self.resumed = *resumed;
+                self.ended_ms = None;
+            }
+            Event::RunFinished { .. } | Event::RunInterrupted { .. } => self.ended_ms = Some(record.ts),
+            _ => {}
         }
         if let Some(i) = record.event.task().and_then(|t| self.state.task_index(t)) {
             self.track(i, record.ts);
@@ -309,6 +329,9 @@ impl AsOf {
             queue_depth: self.queue_depth.clone(),
             pool_depth: self.pool_depth.clone(),
             completions: self.completions.clone(),
+            session_ms: self.session_ms,
+            resumed: self.resumed,
+            ended_ms: self.ended_ms,
             live,
             running: self.running.clone(),
             dead: self.dead.clone(),
@@ -410,9 +433,30 @@ impl AsOf {
 }
 
 impl Fleet {
-    /// Completed tasks per second over the last minute (or since the start).
+    /// When the header's clock starts: a resuming manager's start (so a resumed run
+    /// does not count the time it was stopped), else the run's first record.
+    pub fn clock_start(&self) -> u64 {
+        match self.session_ms {
+            Some(ms) if self.resumed => ms.max(self.started_ms),
+            _ => self.started_ms,
+        }
+    }
+
+    /// Where the header's clock stands at `now_ms`: stopped at the run's end (its
+    /// `run_finished` or `run_interrupted`) once it has ended, so neither the time
+    /// nor the rate keeps moving after it.
+    pub fn clock_now(&self, now_ms: u64) -> u64 {
+        if self.state.finished || self.state.interrupted {
+            self.ended_ms.unwrap_or(self.last_ts)
+        } else {
+            now_ms
+        }
+    }
+
+    /// Completed tasks per second over the last minute (or since the clock started,
+    /// when that is less), as of `now_ms`.
     pub fn throughput(&self, now_ms: u64) -> f64 {
-        let window = now_ms.saturating_sub(self.started_ms).clamp(1_000, 60_000);
+        let window = now_ms.saturating_sub(self.clock_start()).clamp(1_000, 60_000);
         let recent = self.completions.iter().filter(|t| **t + window >= now_ms).count();
         recent as f64 / (window as f64 / 1000.0)
     }

@@ -13,6 +13,7 @@ pub use super::screens::confirm::Confirm;
 pub use super::screens::detail::Detail;
 pub use super::screens::disagreement::DisagreementScreen;
 pub use super::screens::held::{HeldOrder, HeldView};
+pub use super::screens::palette::PaletteMemory;
 pub use super::screens::tasks::SortKey;
 
 /// Which screen is up.
@@ -58,6 +59,14 @@ pub enum TextKey {
     Home,
     /// Cursor to end.
     End,
+    /// Delete from the start of the line to the cursor (Ctrl-U).
+    DeleteToStart,
+    /// Delete the word before the cursor (Ctrl-W).
+    DeleteWord,
+    /// An older line from the palette's history (↑).
+    Up,
+    /// A newer line from the palette's history (↓).
+    Down,
     /// Complete (palette).
     Tab,
     /// Accept.
@@ -77,7 +86,9 @@ impl TextKey {
             TextKey::Right => InputRequest::GoToNextChar,
             TextKey::Home => InputRequest::GoToStart,
             TextKey::End => InputRequest::GoToEnd,
-            TextKey::Tab | TextKey::Enter | TextKey::Esc => return,
+            TextKey::DeleteToStart => InputRequest::DeleteFromStart,
+            TextKey::DeleteWord => InputRequest::DeletePrevWord,
+            TextKey::Tab | TextKey::Enter | TextKey::Esc | TextKey::Up | TextKey::Down => return,
         };
         input.handle(request);
     }
@@ -98,6 +109,8 @@ pub struct ViewState {
     pub filter_input: Option<Input>,
     /// The `:` palette being edited.
     pub palette: Option<Input>,
+    /// What the palette keeps between lines: its history and the note under it.
+    pub palette_memory: PaletteMemory,
     /// A pending confirmation.
     pub confirm: Option<Confirm>,
     /// Help overlay shown.
@@ -122,6 +135,7 @@ impl Default for ViewState {
             filter: String::new(),
             filter_input: None,
             palette: None,
+            palette_memory: PaletteMemory::default(),
             confirm: None,
             help: false,
             sort: SortKey::Workflow,

@@ -71,9 +71,15 @@ pub(super) fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Ev
         Input::Submit { tasks, source } => {
             spawn::submit_refusal(state, &tasks).is_none().then_some(Event::TasksSubmitted { source, tasks })
         }
+        // Only a payload some attempt will still use, and only a change: a completed
+        // task never runs again, and the same payload again is no edit.
         Input::EditPayload { task, payload } => {
-            let idle = |s: &TaskState| !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. });
-            task_where(state, &task, idle).map(|_| Event::PayloadEdited { task, payload })
+            let editable = |s: &TaskState| {
+                !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. } | TaskState::Completed { .. })
+            };
+            task_where(state, &task, editable)
+                .filter(|&i| !payload_unchanged(state, i, &payload))
+                .map(|_| Event::PayloadEdited { task, payload })
         }
         // A pool's breaker timer and the operator's commands on a pool.
         Input::BreakerTimer { pool, until_ms } => {
@@ -97,6 +103,13 @@ pub(super) fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Ev
         }
     };
     event.into_iter().collect()
+}
+
+/// True when `payload` is what task `i` would run with already (its edited payload,
+/// else the workflow's): recording it again would change nothing.
+pub fn payload_unchanged(state: &RunState, i: usize, payload: &serde_json::Value) -> bool {
+    let spec = &state.workflow.tasks[i].payload;
+    state.tasks[i].payload.as_ref().unwrap_or(spec).value() == *payload
 }
 
 /// The index of task `id` while it runs `attempt`.
