@@ -5,7 +5,7 @@
 
 use tui_input::Input;
 
-use super::{detail, travel};
+use super::{detail, tasks, travel};
 use crate::core::command::{self, Command as SharedCommand, COMMANDS};
 use crate::core::Input as EngineInput;
 use crate::tui::actions;
@@ -134,9 +134,8 @@ fn execute(vs: &mut ViewState, fleet: &Fleet, total: usize, command: Command) ->
             Vec::new()
         }
         Command::Filter(filter) => {
-            vs.filter = filter;
-            vs.screen = Screen::Tasks;
-            vs.selected = 0;
+            let screen = if vs.screen == Screen::DeadLetters { Screen::DeadLetters } else { Screen::Tasks };
+            tasks::set_filter(vs, fleet, filter, screen);
             Vec::new()
         }
         Command::Travel => {
