@@ -65,7 +65,8 @@ fn in_a_filtered_table_cancel_acts_on_the_selected_task_after_a_row_above_left()
 #[test]
 fn the_dead_letters_show_the_filter_replay_all_uses_and_esc_clears_it() {
     let s = Scratch::new();
-    let script = "cat >/dev/null; case $PITBOSS_TASK_ID in x*) echo disk full >&2; exit 4;; *) echo no route >&2; exit 5;; esac";
+    let script =
+        "cat >/dev/null; case $PITBOSS_TASK_ID in x*) echo disk full >&2; exit 4;; *) echo no route >&2; exit 5;; esac";
     let wf = format!(
         "[defaults]\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"x1\"\n[[task]]\nid = \"x2\"\n[[task]]\nid = \"y1\"\n",
         common::sh_pool("p", script, "")

@@ -42,9 +42,10 @@ pub struct Detail {
 pub const HELP: &[(Action, &str)] = &[
     (Action::Left, "step back through the task's history"),
     (Action::Right, "step forward (past the end: live)"),
-    (Action::Up, "scroll output up"),
+    (Action::Up, "scroll output up (it stays put until followed again)"),
     (Action::Down, "scroll output down"),
-    (Action::Follow, "follow live output"),
+    (Action::Bottom, "newest output, following again"),
+    (Action::Follow, "follow live output, or pause it where it is"),
     (Action::Retry, "retry this task"),
     (Action::Cancel, "cancel this task (asks)"),
     (Action::Replay, "replay this dead letter"),
