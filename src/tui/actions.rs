@@ -7,7 +7,7 @@
 use super::answers::{self, Scope};
 use super::model::Fleet;
 use super::screens::tasks::matches_filter;
-use super::view::{Confirm, Request, ViewState};
+use super::view::{Confirm, Request, Screen, ViewState};
 use crate::core::hold::Answer;
 use crate::core::{Input as EngineInput, TaskState, TaskStateName};
 
@@ -43,7 +43,7 @@ pub fn quit(vs: &mut ViewState, fleet: &Fleet) -> Vec<Request> {
 
 /// Retries `task`: requeues a dead-lettered or cancelled task, or ends a retry's wait.
 pub fn retry(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
-    let Some(i) = fleet.state.task_index(task) else { return Vec::new() };
+    let Some(i) = known(vs, fleet, task) else { return Vec::new() };
     match &fleet.state.tasks[i].state {
         TaskState::DeadLettered { .. } | TaskState::Cancelled { .. } => {
             vs.message = Some(format!("{task}: requeued"));
@@ -65,7 +65,7 @@ pub fn retry(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
 
 /// Cancels `task` (asks first, saying what else it ends).
 pub fn cancel(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
-    let Some(i) = fleet.state.task_index(task) else { return Vec::new() };
+    let Some(i) = known(vs, fleet, task) else { return Vec::new() };
     let state = &fleet.state.tasks[i].state;
     if state.is_terminal() {
         vs.message = Some(format!("{task} is {}: nothing to cancel", state.name().as_str()));
@@ -100,9 +100,11 @@ pub fn reject(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
 
 /// Replays one dead letter.
 pub fn replay(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
-    let Some(i) = fleet.state.task_index(task) else { return Vec::new() };
+    let Some(i) = known(vs, fleet, task) else { return Vec::new() };
     if !matches!(fleet.state.tasks[i].state, TaskState::DeadLettered { .. }) {
-        vs.message = Some(format!("{task} is not a dead letter"));
+        let state = fleet.state.tasks[i].state.name().as_str();
+        let hint = if vs.screen == Screen::Dashboard { " (3: the dead letters)" } else { "" };
+        vs.message = Some(format!("nothing replayed: {task} is {state}, not a dead letter{hint}"));
         return Vec::new();
     }
     replay_many(vs, fleet, vec![task.to_string()], task)
@@ -120,6 +122,14 @@ pub fn replay_all(vs: &mut ViewState, fleet: &Fleet) -> Vec<Request> {
     } else {
         format!("dead letters matching {:?}", vs.filter)
     };
+    if targets.is_empty() && !vs.filter.is_empty() {
+        vs.message = Some(format!(
+            "nothing replayed: none of the {} matches the filter {:?} (Esc clears it)",
+            plural(fleet.dead_letters().len(), "dead letter"),
+            vs.filter
+        ));
+        return Vec::new();
+    }
     replay_many(vs, fleet, targets, &scope)
 }
 
@@ -127,7 +137,7 @@ pub fn replay_all(vs: &mut ViewState, fleet: &Fleet) -> Vec<Request> {
 /// task with no skipped dependents. `scope` names the targets in the question.
 pub fn replay_many(vs: &mut ViewState, fleet: &Fleet, targets: Vec<String>, scope: &str) -> Vec<Request> {
     if targets.is_empty() {
-        vs.message = Some("no dead letters to replay".into());
+        vs.message = Some("nothing replayed: no dead letters".into());
         return Vec::new();
     }
     let indices: Vec<usize> = targets.iter().filter_map(|t| fleet.state.task_index(t)).collect();
@@ -172,6 +182,15 @@ pub fn replay_impact(fleet: &Fleet, targets: &[usize]) -> usize {
         }
     }
     count
+}
+
+/// Task `task`'s index; else the message says there is no such task.
+fn known(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Option<usize> {
+    let i = fleet.state.task_index(task);
+    if i.is_none() {
+        vs.message = Some(format!("no task {task:?} in this run"));
+    }
+    i
 }
 
 /// "1 task", "3 tasks".

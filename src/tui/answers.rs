@@ -178,17 +178,43 @@ fn who_held(rule: &str) -> &'static str {
 }
 
 impl ViewState {
-    /// Answers a pending question against the run as it is now: an approve or reject
-    /// of a task that is no longer held (answered from elsewhere since the preview) is
-    /// left out, and the message says how many were sent and how many left out.
+    /// Answers a pending question against the run as it is now, and says what came of
+    /// it: an approve or reject of a task no longer held, a cancel of a task that has
+    /// ended, a replay of a task that is no longer a dead letter (all changed since
+    /// the question was asked) are left out, and the message says how many were sent
+    /// and why the others were not. No says that nothing was done.
     pub fn answer_with(&mut self, fleet: &Fleet, yes: bool) -> Vec<Request> {
+        let asked = self.confirm.is_some();
         let requests = self.answer(yes);
-        let answered = |r: &Request| match r {
-            Request::Engine(EngineInput::Approve { task }) => Some(("approved", task.clone())),
-            Request::Engine(EngineInput::Reject { task }) => Some(("rejected", task.clone())),
-            _ => None,
-        };
-        let Some((verb, _)) = requests.iter().find_map(answered) else { return requests };
+        if !yes {
+            if asked {
+                self.message = Some("answered no: nothing done".into());
+            }
+            return requests;
+        }
+        if let Some(verb) = requests.iter().find_map(|r| answered(r).map(|(verb, _)| verb)) {
+            let kept = self.keep_held(fleet, verb, requests);
+            if let Screen::Held(view) = &mut self.screen {
+                view.marked.clear();
+            }
+            return kept;
+        }
+        let (kept, refused): (Vec<Request>, Vec<String>) =
+            requests.into_iter().fold((Vec::new(), Vec::new()), |(mut kept, mut refused), r| {
+                match still_applies(fleet, &r) {
+                    Ok(()) => kept.push(r),
+                    Err(why) => refused.push(why),
+                }
+                (kept, refused)
+            });
+        if let Some(message) = outcome(&kept, &refused) {
+            self.message = Some(message);
+        }
+        kept
+    }
+
+    /// Approves or rejects the tasks still held; says how many were sent and left out.
+    fn keep_held(&mut self, fleet: &Fleet, verb: &str, requests: Vec<Request>) -> Vec<Request> {
         let asked = requests.len();
         let kept: Vec<Request> =
             requests.into_iter().filter(|r| answered(r).is_none_or(|(_, task)| is_held(fleet, &task))).collect();
@@ -202,10 +228,63 @@ impl ViewState {
             n if kept.is_empty() => format!("nothing {verb}: {} no longer held", was(n)),
             n => format!("{verb} {sent}; {} no longer held", was(n)),
         });
-        if let Screen::Held(view) = &mut self.screen {
-            view.marked.clear();
-        }
         kept
+    }
+}
+
+/// An approve or reject request: its verb and task.
+fn answered(r: &Request) -> Option<(&'static str, String)> {
+    match r {
+        Request::Engine(EngineInput::Approve { task }) => Some(("approved", task.clone())),
+        Request::Engine(EngineInput::Reject { task }) => Some(("rejected", task.clone())),
+        _ => None,
+    }
+}
+
+/// Does a confirmed request still make sense against the run as it is now? A cancel
+/// needs a task that has not ended; a replay (requeue) a dead-lettered or cancelled
+/// task. Else why not.
+fn still_applies(fleet: &Fleet, request: &Request) -> Result<(), String> {
+    let state_of = |task: &str| fleet.state.task_index(task).map(|i| &fleet.state.tasks[i].state);
+    match request {
+        Request::Engine(EngineInput::Cancel { task, .. }) => match state_of(task) {
+            Some(state) if state.is_terminal() => Err(format!("{task} is {} now", state.name().as_str())),
+            _ => Ok(()),
+        },
+        Request::Engine(EngineInput::Requeue { task, .. }) => match state_of(task) {
+            Some(TaskState::DeadLettered { .. } | TaskState::Cancelled { .. }) | None => Ok(()),
+            Some(state) => Err(format!("{task} is {} now", state.name().as_str())),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The message after a confirmed cancel or replay: what was sent, and what was left
+/// out and why. None for other requests (quit says its own).
+fn outcome(kept: &[Request], refused: &[String]) -> Option<String> {
+    let is = |r: &Request, cancel: bool| match r {
+        Request::Engine(EngineInput::Cancel { .. }) => cancel,
+        Request::Engine(EngineInput::Requeue { .. }) => !cancel,
+        _ => false,
+    };
+    let cancels = kept.iter().filter(|r| is(r, true)).count();
+    let replays = kept.iter().filter(|r| is(r, false)).count();
+    let first_task = kept.iter().find_map(|r| match r {
+        Request::Engine(EngineInput::Cancel { task, .. } | EngineInput::Requeue { task, .. }) => Some(task.as_str()),
+        _ => None,
+    });
+    let done = match (cancels, replays, first_task) {
+        (1, 0, Some(task)) => Some(format!("cancelling {task}")),
+        (0, 1, Some(task)) => Some(format!("replayed {task}")),
+        (0, n, _) if n > 1 => Some(format!("replayed {}", plural(n, "task"))),
+        _ => None,
+    };
+    let why = refused.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+    let more = if refused.len() > 3 { format!(" and {} more", refused.len() - 3) } else { String::new() };
+    match (done, refused.is_empty()) {
+        (done, true) => done,
+        (None, false) => Some(format!("nothing done: {why}{more}")),
+        (Some(done), false) => Some(format!("{done}; left out: {why}{more}")),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod model;
 mod options;
 pub mod screens;
+mod selection;
 mod terminal;
 pub mod theme;
 mod update;

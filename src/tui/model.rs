@@ -44,6 +44,9 @@ pub struct Live {
     pub lines: VecDeque<String>,
     /// A partial last line still being written.
     pub partial: String,
+    /// Whole lines received for this attempt (more than `lines` keeps): a scrolled
+    /// output pane measures from it, so new lines do not move what it shows.
+    pub received: u64,
     /// Latest `{"pitboss":"progress"}` report: percent and message.
     pub progress: Option<(f64, String)>,
     /// When output last arrived (ms since the epoch).
@@ -419,6 +422,7 @@ impl AsOf {
             }
             // Escaped once here, not at every frame: the panes show it as it is.
             live.lines.push_back(escape_line(&line).into_owned());
+            live.received += 1;
             if live.lines.len() > LIVE_LINES {
                 live.lines.pop_front();
             }

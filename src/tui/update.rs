@@ -8,32 +8,25 @@
 use super::actions;
 use super::keys::Action;
 use super::model::Fleet;
-use super::screens::{dashboard, dead_letters, detail, disagreement, held, palette, tasks, travel};
+use super::screens::{dead_letters, detail, disagreement, held, palette, tasks, travel};
+use super::selection::Selected;
 use super::view::{Request, Screen, TextKey, ViewState};
 use crate::core::hold::Answer;
 
 impl ViewState {
-    /// The id of the task the current screen points at, if any.
+    /// The id of the task the current screen points at, if any: the selected task,
+    /// even when it has left the table since (the keys act on what was selected).
     pub fn selected_task(&self, fleet: &Fleet) -> Option<String> {
-        let index = match &self.screen {
-            Screen::Detail(d) => return Some(d.task.clone()),
-            Screen::Tasks => tasks::task_rows(fleet, self).get(self.selected).copied(),
-            Screen::Dashboard => dashboard::selected_task(fleet, self.selected),
-            Screen::DeadLetters => return dead_letters::selected_task(fleet, self.selected),
-            Screen::Disagreement(s) => return Some(s.back.task.clone()),
-            Screen::Held(view) => return held::selected_task(fleet, view),
-        };
-        index.map(|i| fleet.state.task_id(i).to_string())
-    }
-
-    /// Rows of the current table (the detail has none: its keys scroll).
-    fn rows(&self, fleet: &Fleet) -> usize {
         match &self.screen {
-            Screen::Tasks => tasks::task_rows(fleet, self).len(),
-            Screen::Dashboard => fleet.running().len(),
-            Screen::DeadLetters => fleet.dead_letter_groups().len(),
-            // The Held view moves by task id (`held::navigate`).
-            Screen::Detail(_) | Screen::Disagreement(_) | Screen::Held(_) => 0,
+            Screen::Detail(d) => Some(d.task.clone()),
+            Screen::Tasks | Screen::Dashboard => match self.selection(fleet) {
+                (keys, Selected::Row(row)) => keys.get(row).cloned(),
+                (_, Selected::Gone(id)) => Some(id),
+                (_, Selected::Empty) => None,
+            },
+            Screen::DeadLetters => dead_letters::selected_task(fleet, self),
+            Screen::Disagreement(s) => Some(s.back.task.clone()),
+            Screen::Held(view) => held::selected_task(fleet, view),
         }
     }
 
@@ -54,9 +47,15 @@ impl ViewState {
         if self.travel.is_some() {
             return travel::update(self, fleet, total, action);
         }
-        let on_selected = |vs: &mut ViewState, act: fn(&mut ViewState, &Fleet, &str) -> Vec<Request>| {
-            vs.selected_task(fleet).map(|t| act(vs, fleet, &t)).unwrap_or_default()
-        };
+        // Every action says what it did or why it did nothing: with no task selected too.
+        let on_selected =
+            |vs: &mut ViewState, act: fn(&mut ViewState, &Fleet, &str) -> Vec<Request>| match vs.selected_task(fleet) {
+                Some(task) => act(vs, fleet, &task),
+                None => {
+                    vs.message = Some(nothing_selected(&vs.screen));
+                    Vec::new()
+                }
+            };
         match action {
             Action::Quit => return actions::quit(self, fleet),
             Action::Help => self.help = true,
@@ -77,7 +76,7 @@ impl ViewState {
             Action::Replay => return on_selected(self, actions::replay),
             Action::ReplayAll => return actions::replay_all(self, fleet),
             Action::EditPayload => palette::edit_payload(self, fleet),
-            Action::Follow => detail::toggle_follow(self),
+            Action::Follow => detail::toggle_follow(self, fleet),
             Action::Votes => disagreement::open(self, fleet),
             _ => return self.navigate(fleet, action),
         }
@@ -87,21 +86,25 @@ impl ViewState {
     /// Moving between screens and within one: the keys time travel also allows.
     pub(crate) fn navigate(&mut self, fleet: &Fleet, action: Action) -> Vec<Request> {
         match action {
-            Action::Dashboard => self.show(Screen::Dashboard),
-            Action::Tasks => self.show(Screen::Tasks),
-            Action::DeadLetters => self.show(Screen::DeadLetters),
+            Action::Dashboard => self.show(fleet, Screen::Dashboard),
+            Action::Tasks => self.show(fleet, Screen::Tasks),
+            Action::DeadLetters => self.show(fleet, Screen::DeadLetters),
             Action::Held => held::open(self),
             Action::NextPane => match self.screen {
-                Screen::Dashboard => self.show(Screen::Tasks),
-                Screen::Tasks => self.show(Screen::DeadLetters),
+                Screen::Dashboard => self.show(fleet, Screen::Tasks),
+                Screen::Tasks => self.show(fleet, Screen::DeadLetters),
                 // The Held view joins the round only while something is held.
                 Screen::DeadLetters if fleet.held().len() > 0 => held::open(self),
-                _ => self.show(Screen::Dashboard),
+                _ => self.show(fleet, Screen::Dashboard),
             },
             Action::Back => match &self.screen {
                 Screen::Detail(_) => self.screen = (*self.previous).clone(),
                 Screen::Disagreement(s) => self.screen = Screen::Detail(s.back.clone()),
-                _ if !self.filter.is_empty() => self.filter.clear(),
+                _ if !self.filter.is_empty() => {
+                    self.filter.clear();
+                    self.repin(fleet);
+                    self.message = Some("filter cleared".into());
+                }
                 _ => {}
             },
             Action::Open => {
@@ -126,11 +129,11 @@ impl ViewState {
             Action::Up | Action::Down | Action::Top | Action::Bottom | Action::PageUp | Action::PageDown => {
                 if let Screen::Detail(d) = &mut self.screen {
                     // In the detail, up/down scroll the output.
-                    detail::scroll(d, action);
+                    detail::scroll(d, fleet, action);
                 } else if let Screen::Held(view) = &mut self.screen {
                     held::navigate(view, fleet, action);
                 } else {
-                    self.move_selection(self.rows(fleet), action);
+                    self.move_selection(fleet, action);
                 }
             }
             Action::Left | Action::Right => {
@@ -143,36 +146,31 @@ impl ViewState {
         Vec::new()
     }
 
-    /// Moves the selection in a table of `rows` rows, clamped to it.
-    fn move_selection(&mut self, rows: usize, action: Action) {
-        if rows == 0 {
-            return;
-        }
-        let last = rows - 1;
-        self.selected = match action {
-            Action::Up => self.selected.saturating_sub(1),
-            Action::Down => (self.selected + 1).min(last),
-            Action::Top => 0,
-            Action::Bottom => last,
-            Action::PageUp => self.selected.saturating_sub(10),
-            _ => (self.selected + 10).min(last),
-        };
-    }
-
     /// Shows `screen`, from its first row unless it is already up.
-    fn show(&mut self, screen: Screen) {
+    fn show(&mut self, fleet: &Fleet, screen: Screen) {
         if self.screen != screen {
             self.screen = screen;
             self.selected = 0;
+            self.pinned = None;
+            self.repin(fleet);
         }
     }
 
     /// Handles a key typed into the filter or the palette, whichever is open.
     pub fn type_key(&mut self, fleet: &Fleet, total: usize, key: TextKey) -> Vec<Request> {
         if self.filter_input.is_some() {
-            tasks::type_filter(self, key);
+            tasks::type_filter(self, fleet, key);
             return Vec::new();
         }
         palette::type_key(self, fleet, total, key)
+    }
+}
+
+/// Why a task action did nothing: no task is selected here.
+fn nothing_selected(screen: &Screen) -> String {
+    match screen {
+        Screen::Dashboard => "no task selected: no worker is running (2: tasks, 3: dead letters)".into(),
+        Screen::DeadLetters => "no dead letter selected".into(),
+        _ => "no task selected".into(),
     }
 }

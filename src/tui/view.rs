@@ -101,9 +101,14 @@ pub struct ViewState {
     pub screen: Screen,
     /// Where Esc from the detail returns.
     pub previous: Box<Screen>,
-    /// Selected row of the current table.
+    /// Row of the current table where the selection was last seen.
     pub selected: usize,
-    /// Tasks filter (applies to the tasks table and to bulk replay).
+    /// What is selected in the current table, by key: a task id (tasks table, worker
+    /// panes) or a dead-letter cause. The selection follows it, not the row
+    /// (`selection.rs`); `None` means the row `selected`.
+    pub pinned: Option<String>,
+    /// Tasks filter (applies to the tasks table, the dead letters and bulk replay;
+    /// shown in their titles; Esc clears it).
     pub filter: String,
     /// The filter being edited.
     pub filter_input: Option<Input>,
@@ -132,6 +137,7 @@ impl Default for ViewState {
             screen: Screen::Dashboard,
             previous: Box::new(Screen::Dashboard),
             selected: 0,
+            pinned: None,
             filter: String::new(),
             filter_input: None,
             palette: None,

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
-use super::held;
+use super::{dead_letters, held};
 use crate::core::breaker::Circuit;
 use crate::core::escape::escape_line;
 use crate::core::text::human_ms;
@@ -18,6 +18,7 @@ use crate::core::{RunState, TaskState, TaskStateName};
 use crate::tui::draw::Scene;
 use crate::tui::keys::Action;
 use crate::tui::model::{Fleet, Live};
+use crate::tui::selection::{gone_note, resolve, task_position, Selected};
 use crate::tui::theme::Theme;
 use crate::tui::view::Screen;
 use crate::tui::widgets::truncate;
@@ -26,11 +27,6 @@ use crate::tui::widgets::truncate;
 /// model as records arrive, so this costs the running tasks, not the run.
 pub fn worker_rows(fleet: &Fleet) -> Vec<usize> {
     fleet.running().collect()
-}
-
-/// The task of the selected worker pane.
-pub fn selected_task(fleet: &Fleet, selected: usize) -> Option<usize> {
-    fleet.running().nth(selected)
 }
 
 /// Draws the dashboard: worker panes beside (or above) the queue, pools and dead
@@ -73,7 +69,16 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
 fn workers(frame: &mut Frame, area: Rect, scene: &Scene) {
     let fleet = scene.fleet;
     let running = worker_rows(fleet);
-    let block = Block::default().borders(Borders::ALL).title(format!(" Workers ({}) ", running.len()));
+    // The selected pane is a task: when it ends, the title says so and the keys still
+    // act on it (`selection.rs`); only on the dashboard, where the keys move it.
+    let on_dashboard = matches!(scene.view.screen, Screen::Dashboard);
+    let (highlight, gone) = match resolve(scene.view, running.len(), |id| task_position(fleet, &running, id)) {
+        _ if !on_dashboard => (None, String::new()),
+        Selected::Row(row) => (Some(row), String::new()),
+        Selected::Gone(id) => (None, escape_line(&gone_note(fleet, &id)).into_owned()),
+        Selected::Empty => (None, String::new()),
+    };
+    let block = Block::default().borders(Borders::ALL).title(format!(" Workers ({}) {gone}", running.len()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if running.is_empty() {
@@ -86,18 +91,14 @@ fn workers(frame: &mut Frame, area: Rect, scene: &Scene) {
     let fit_rows = (inner.height / pane_height).max(1) as usize;
     let capacity = columns * fit_rows;
     // Keep the selected pane on screen.
-    let selected = scene.view.selected.min(running.len() - 1);
-    let first = if matches!(scene.view.screen, Screen::Dashboard) && selected >= capacity {
-        selected + 1 - capacity
-    } else {
-        0
-    };
+    let selected = highlight.unwrap_or(scene.view.selected).min(running.len() - 1);
+    let first = if on_dashboard && selected >= capacity { selected + 1 - capacity } else { 0 };
     let width = inner.width / columns as u16;
     for (slot, &i) in running.iter().skip(first).take(capacity).enumerate() {
         let x = inner.x + (slot % columns) as u16 * width;
         let y = inner.y + (slot / columns) as u16 * pane_height;
         let rect = Rect { x, y, width, height: pane_height.min((inner.y + inner.height).saturating_sub(y)) };
-        worker_pane(frame, rect, scene, i, first + slot == selected);
+        worker_pane(frame, rect, scene, i, highlight == Some(first + slot));
     }
     let hidden = running.len().saturating_sub(first + capacity);
     if hidden > 0 {
@@ -251,8 +252,11 @@ fn circuit_text(state: &RunState, p: usize, scene: &Scene) -> (String, Style) {
 }
 
 fn dead_letter_panel(frame: &mut Frame, area: Rect, scene: &Scene) {
-    let groups = scene.fleet.dead_letter_groups();
+    // The tasks filter applies here as in the dead letters view, and `A` replays what
+    // is shown: the title says which filter.
+    let groups = dead_letters::groups(scene.fleet, &scene.view.filter);
     let total: usize = groups.iter().map(|g| g.tasks.len()).sum();
+    let filter = dead_letters::filter_note(&scene.view.filter);
     let rows: Vec<Row> = groups
         .iter()
         .map(|g| {
@@ -264,9 +268,9 @@ fn dead_letter_panel(frame: &mut Frame, area: Rect, scene: &Scene) {
         })
         .collect();
     let title = if total == 0 {
-        " Dead letters: none ".to_string()
+        format!(" Dead letters: none {filter}")
     } else {
-        format!(" Dead letters {total} (3: list, A: replay all) ")
+        format!(" Dead letters {total} {filter}(3: list, A: replay all) ")
     };
     let table = Table::new(rows, [Constraint::Length(4), Constraint::Percentage(35), Constraint::Percentage(65)])
         .block(Block::default().borders(Borders::ALL).title(title));

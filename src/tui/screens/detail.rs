@@ -27,19 +27,25 @@ pub struct Detail {
     pub task: String,
     /// Position in the task's history (index into its records); `None` = latest.
     pub cursor: Option<usize>,
-    /// Lines scrolled up from the end of the output.
+    /// Lines scrolled up from the end of the output, as it was when the scroll was
+    /// set (see `anchor`).
     pub scroll: usize,
     /// Stick to the newest output.
     pub follow: bool,
+    /// While not following: the live output's length (lines received, see
+    /// [`output_len`]) when `scroll` was set. Lines that arrive since add to the
+    /// distance from the end, so a scrolled pane stays put until `f` or `G`.
+    pub anchor: Option<u64>,
 }
 
 /// What the keys do here, for the help overlay.
 pub const HELP: &[(Action, &str)] = &[
     (Action::Left, "step back through the task's history"),
     (Action::Right, "step forward (past the end: live)"),
-    (Action::Up, "scroll output up"),
+    (Action::Up, "scroll output up (it stays put until followed again)"),
     (Action::Down, "scroll output down"),
-    (Action::Follow, "follow live output"),
+    (Action::Bottom, "newest output, following again"),
+    (Action::Follow, "follow live output, or pause it where it is"),
     (Action::Retry, "retry this task"),
     (Action::Cancel, "cancel this task (asks)"),
     (Action::Replay, "replay this dead letter"),
@@ -68,20 +74,42 @@ pub fn open(vs: &mut ViewState, task: String) {
     if !matches!(vs.screen, Screen::Detail(_)) {
         *vs.previous = vs.screen.clone();
     }
-    vs.screen = Screen::Detail(Detail { task, cursor: None, scroll: 0, follow: true });
+    vs.screen = Screen::Detail(Detail { task, cursor: None, scroll: 0, follow: true, anchor: None });
 }
 
-/// Up/down, page up/down, top/bottom: scroll the output (any scroll stops following).
-pub fn scroll(d: &mut Detail, action: Action) {
-    match action {
-        Action::Up => d.scroll += 1,
-        Action::Down => d.scroll = d.scroll.saturating_sub(1),
-        Action::PageUp => d.scroll += 10,
-        Action::PageDown => d.scroll = d.scroll.saturating_sub(10),
-        Action::Top => d.scroll = usize::MAX / 2,
-        _ => d.scroll = 0,
+/// The length of `task`'s live output, in lines received (a partial line counts
+/// once: completing it adds no line); `None` when no attempt of it is running.
+pub fn output_len(fleet: &Fleet, task: &str) -> Option<u64> {
+    fleet.live.get(task).map(|live| live.received + u64::from(!live.partial.is_empty()))
+}
+
+/// Lines from the end of the output to the pane's last line now: the scroll as set,
+/// plus the lines that arrived since when the pane is not following.
+pub fn effective_scroll(fleet: &Fleet, d: &Detail) -> usize {
+    if d.follow {
+        return 0;
     }
+    let arrived = match (d.anchor, output_len(fleet, &d.task)) {
+        (Some(anchor), Some(now)) => usize::try_from(now.saturating_sub(anchor)).unwrap_or(usize::MAX),
+        _ => 0,
+    };
+    d.scroll.saturating_add(arrived)
+}
+
+/// Up/down, page up/down, top/bottom: scroll the output (any scroll up stops
+/// following; `G` or down to the end resumes it).
+pub fn scroll(d: &mut Detail, fleet: &Fleet, action: Action) {
+    let from = effective_scroll(fleet, d);
+    d.scroll = match action {
+        Action::Up => from.saturating_add(1),
+        Action::Down => from.saturating_sub(1),
+        Action::PageUp => from.saturating_add(10),
+        Action::PageDown => from.saturating_sub(10),
+        Action::Top => usize::MAX / 2,
+        _ => 0,
+    };
     d.follow = d.scroll == 0;
+    d.anchor = if d.follow { None } else { output_len(fleet, &d.task) };
 }
 
 /// ←/→: one step through the task's history; stepping past the newest step returns to
@@ -95,13 +123,18 @@ pub fn step(d: &mut Detail, fleet: &Fleet, action: Action) {
     }
 }
 
-/// `f`: follow the newest output, or stop following.
-pub fn toggle_follow(vs: &mut ViewState) {
+/// `f`: follow the newest output, or stop following (the pane stays where it is).
+pub fn toggle_follow(vs: &mut ViewState, fleet: &Fleet) {
     if let Screen::Detail(d) = &mut vs.screen {
+        d.scroll = effective_scroll(fleet, d);
         d.follow = !d.follow;
         if d.follow {
             d.scroll = 0;
+            d.anchor = None;
+        } else {
+            d.anchor = output_len(fleet, &d.task);
         }
+        vs.message = Some(if d.follow { "following the output" } else { "output paused (f: follow)" }.into());
     }
 }
 
@@ -131,7 +164,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())), votes);
     let lower = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(parts[1]);
     history(frame, lower[0], scene, &steps, at);
-    output(frame, lower[1], scene, i, d.scroll);
+    output(frame, lower[1], scene, i, effective_scroll(fleet, d), d.follow);
 }
 
 /// Gate verdicts shown in the task's box (the latest ones; `inspect TASK` lists all).
@@ -317,7 +350,7 @@ fn history(frame: &mut Frame, area: Rect, scene: &Scene, steps: &[Step], at: Opt
 
 /// Live lines while running, else what the latest attempt left in the log; `scroll`
 /// lines up from the end.
-fn output(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, scroll: usize) {
+fn output(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, scroll: usize, following: bool) {
     let fleet = scene.fleet;
     let mut out: Vec<String> = match fleet.live.get(fleet.state.task_id(i)) {
         Some(live) => {
@@ -332,7 +365,7 @@ fn output(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, scroll: usize)
     let end = out.len() - scroll;
     let start = end.saturating_sub(room);
     out = out[start..end].to_vec();
-    let follow = if scroll == 0 { "following" } else { "scrolled (f: follow)" };
+    let follow = if following { "following" } else { "scrolled (f: follow)" };
     let title = format!(" Output · {follow} ");
     frame.render_widget(
         Paragraph::new(out.into_iter().map(Line::from).collect::<Vec<_>>())

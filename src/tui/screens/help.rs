@@ -51,7 +51,11 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     for (action, what) in entries {
         lines.push(Line::from(format!("{:>8}  {what}", k(*action))));
     }
-    lines.push(Line::from(format!("{:>8}  filter: words, state:NAME, pool:NAME", k(Action::Filter))));
+    lines.push(Line::from(format!(
+        "{:>8}  filter: words, state:NAME, pool:NAME ({} clears it)",
+        k(Action::Filter),
+        k(Action::Back)
+    )));
     lines.push(Line::from(format!(
         "{:>8}  commands: retry|cancel|replay|inspect ID, replay all, filter …, travel, quit,",
         k(Action::Palette)

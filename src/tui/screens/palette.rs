@@ -7,7 +7,7 @@
 
 use tui_input::Input;
 
-use super::{detail, travel};
+use super::{detail, tasks, travel};
 use crate::core::command::{self, Command as SharedCommand, COMMANDS};
 use crate::core::Input as EngineInput;
 use crate::tui::actions;
@@ -256,9 +256,8 @@ fn execute(vs: &mut ViewState, fleet: &Fleet, total: usize, command: Command) ->
         Command::Shared(shared) => return Ok(execute_shared(vs, fleet, total, shared)),
         Command::Inspect(task) => detail::open(vs, task),
         Command::Filter(filter) => {
-            vs.filter = filter;
-            vs.screen = Screen::Tasks;
-            vs.selected = 0;
+            let screen = if vs.screen == Screen::DeadLetters { Screen::DeadLetters } else { Screen::Tasks };
+            tasks::set_filter(vs, fleet, filter, screen);
         }
         Command::Travel(None) => travel::enter(vs, total),
         Command::Travel(Some(n)) if (1..=total).contains(&n) => vs.travel = Some(n),

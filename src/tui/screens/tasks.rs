@@ -12,6 +12,7 @@ use crate::core::text::human_ms;
 use crate::core::{Event, TaskState, TaskStateName};
 use crate::tui::draw::Scene;
 use crate::tui::model::Fleet;
+use crate::tui::selection::{gone_note, resolve, task_position, Selected};
 use crate::tui::view::{Screen, TextKey, ViewState};
 use crate::tui::widgets::{header_row, selectable};
 
@@ -62,15 +63,25 @@ pub fn task_rows(fleet: &Fleet, vs: &ViewState) -> Vec<usize> {
     } else {
         (0..state.tasks.len()).filter(|&i| matches_filter(fleet, i, &vs.filter)).collect()
     };
-    let name_rank = |i: usize| TaskStateName::ALL.iter().position(|n| *n == state.tasks[i].state.name());
-    match vs.sort {
-        SortKey::Workflow => {}
-        SortKey::Id => rows.sort_by(|a, b| state.task_id(*a).cmp(state.task_id(*b))),
-        SortKey::State => rows.sort_by_key(|&i| name_rank(i)),
-        SortKey::Pool => rows.sort_by(|a, b| state.tasks[*a].pool.cmp(&state.tasks[*b].pool)),
-        SortKey::Attempts => rows.sort_by(|a, b| state.tasks[*b].attempts.cmp(&state.tasks[*a].attempts)),
+    if vs.sort != SortKey::Workflow {
+        rows.sort_by(|&a, &b| compare(fleet, vs.sort, a, b));
     }
     rows
+}
+
+/// The order of tasks `a` and `b` in the table sorted by `sort` (workflow order
+/// among equals, as a stable sort leaves them).
+pub fn compare(fleet: &Fleet, sort: SortKey, a: usize, b: usize) -> std::cmp::Ordering {
+    let state = &fleet.state;
+    let name_rank = |i: usize| TaskStateName::ALL.iter().position(|n| *n == state.tasks[i].state.name());
+    let by = match sort {
+        SortKey::Workflow => std::cmp::Ordering::Equal,
+        SortKey::Id => state.task_id(a).cmp(state.task_id(b)),
+        SortKey::State => name_rank(a).cmp(&name_rank(b)),
+        SortKey::Pool => state.tasks[a].pool.cmp(&state.tasks[b].pool),
+        SortKey::Attempts => state.tasks[b].attempts.cmp(&state.tasks[a].attempts),
+    };
+    by.then(a.cmp(&b))
 }
 
 /// Does task `i` match the filter? Words must all match: `state:NAME`, `pool:NAME`,
@@ -121,26 +132,38 @@ pub fn open_filter(vs: &mut ViewState) {
 }
 
 /// A key typed into the open filter field. The table follows the typing; Enter keeps
-/// the filter and shows the tasks table, Esc closes the field.
-pub fn type_filter(vs: &mut ViewState, key: TextKey) {
+/// the filter and shows the filtered table (the dead letters stay up when they are,
+/// else the tasks table), Esc closes the field. The selected task stays selected
+/// while the filter shows it, else the first row is.
+pub fn type_filter(vs: &mut ViewState, fleet: &Fleet, key: TextKey) {
     let Some(input) = &mut vs.filter_input else { return };
     match key {
         TextKey::Enter => {
-            vs.filter = input.value().trim().to_string();
+            let filter = input.value().trim().to_string();
             vs.filter_input = None;
-            vs.selected = 0;
-            if !matches!(vs.screen, Screen::Tasks) {
-                vs.screen = Screen::Tasks;
-            }
+            let screen = if vs.screen == Screen::DeadLetters { Screen::DeadLetters } else { Screen::Tasks };
+            set_filter(vs, fleet, filter, screen);
         }
         TextKey::Esc => vs.filter_input = None,
         other => {
             other.edit(input);
             // Live filtering: the table follows the typing.
-            vs.filter = input.value().trim().to_string();
-            vs.selected = 0;
+            let filter = input.value().trim().to_string();
+            let screen = vs.screen.clone();
+            set_filter(vs, fleet, filter, screen);
         }
     }
+}
+
+/// Sets the filter and shows `screen` filtered by it (the palette's `filter` too).
+pub fn set_filter(vs: &mut ViewState, fleet: &Fleet, filter: String, screen: Screen) {
+    vs.filter = filter;
+    if vs.screen != screen {
+        vs.screen = screen;
+        vs.pinned = None;
+        vs.selected = 0;
+    }
+    vs.repin(fleet);
 }
 
 /// A left click at terminal row `y` (of a terminal `height` rows high) selects the
@@ -150,11 +173,15 @@ pub fn click(vs: &mut ViewState, fleet: &Fleet, y: u16, height: u16) {
     let first_row_y = 3;
     if y >= first_row_y {
         let visible = height.saturating_sub(7) as usize;
-        let first = vs.selected.saturating_sub(visible.saturating_sub(1));
-        let rows = task_rows(fleet, vs).len();
+        let (keys, selected) = vs.selection(fleet);
+        let at = match selected {
+            Selected::Row(row) => row,
+            _ => vs.selected.min(keys.len().saturating_sub(1)),
+        };
+        let first = at.saturating_sub(visible.saturating_sub(1));
         let clicked = first + (y - first_row_y) as usize;
-        if clicked < rows {
-            vs.selected = clicked;
+        if clicked < keys.len() {
+            vs.pin_row(&keys, clicked);
         }
     }
 }
@@ -178,10 +205,17 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let vs = scene.view;
     let rows = task_rows(fleet, vs);
     let filter = if vs.filter.is_empty() { String::new() } else { format!(" filter: {} ", escape_line(&vs.filter)) };
-    let title = format!(" Tasks {}/{} · sort: {} {filter}", rows.len(), fleet.state.tasks.len(), vs.sort.name());
+    // The selection is a task, looked up among the rows (one pass over the rows the
+    // frame has built anyway); a selected task the filter no longer shows is named.
+    let (highlight, gone) = match resolve(vs, rows.len(), |id| task_position(fleet, &rows, id)) {
+        Selected::Row(row) => (Some(row), String::new()),
+        Selected::Gone(id) => (None, escape_line(&gone_note(fleet, &id)).into_owned()),
+        Selected::Empty => (None, String::new()),
+    };
+    let title = format!(" Tasks {}/{} · sort: {} {filter}{gone}", rows.len(), fleet.state.tasks.len(), vs.sort.name());
     let block = Block::default().borders(Borders::ALL).title(title);
     let visible = block.inner(area).height.saturating_sub(1) as usize;
-    let selected = vs.selected.min(rows.len().saturating_sub(1));
+    let selected = highlight.unwrap_or(vs.selected).min(rows.len().saturating_sub(1));
     // Only the visible window is built: a 10,000-task run renders as fast as a small one.
     let first = selected.saturating_sub(visible.saturating_sub(1));
     let body: Vec<Row> = rows
@@ -200,7 +234,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
                 Cell::from(duration_of(fleet, i, scene.now_ms).map(human_ms).unwrap_or_default()),
                 Cell::from(escape_line(&votes_and_error(fleet, i)).into_owned()),
             ]);
-            selectable(row, n == selected, scene.theme)
+            selectable(row, Some(n) == highlight, scene.theme)
         })
         .collect();
     let header = header_row(["ID", "STATE", "POOL", "ATT", "TIME", "ERROR"]);

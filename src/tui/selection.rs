@@ -1,0 +1,134 @@
+//! The selection of a table (tasks, worker panes, dead-letter causes) follows what
+//! was selected, not its row: [`ViewState::pinned`] holds the row's key (a task id,
+//! or a dead-letter cause) and the row is looked up again on every key and frame.
+//! When the rows change under it (a task above leaves the filter, a worker ends),
+//! the highlight stays on the same task; when the task itself leaves the view, the
+//! screen says so and it stays the target of the keys (`c`, `e`, Enter) until the
+//! operator moves, never silently a neighbour. The Held view keeps its own selection
+//! the same way (`screens/held.rs`).
+
+use super::keys::Action;
+use super::model::Fleet;
+use super::screens::{dashboard, dead_letters, tasks};
+use super::view::{Screen, ViewState};
+
+/// What a table's selection points at now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selected {
+    /// A row of the table.
+    Row(usize),
+    /// The selected key left the table (filtered out, finished, replayed).
+    Gone(String),
+    /// The table is empty and nothing was selected.
+    Empty,
+}
+
+/// Resolves `vs`'s selection in a table of `len` rows, where `position` finds a key's
+/// row. Nothing pinned means the row `vs.selected` (the first row, before any move).
+pub fn resolve(vs: &ViewState, len: usize, position: impl Fn(&str) -> Option<usize>) -> Selected {
+    match &vs.pinned {
+        Some(key) => match position(key) {
+            Some(row) => Selected::Row(row),
+            None => Selected::Gone(key.clone()),
+        },
+        None if len == 0 => Selected::Empty,
+        None => Selected::Row(vs.selected.min(len - 1)),
+    }
+}
+
+/// The row of task `id` among `rows` (task indices), for tables of tasks.
+pub fn task_position(fleet: &Fleet, rows: &[usize], id: &str) -> Option<usize> {
+    let i = fleet.state.task_index(id)?;
+    rows.iter().position(|&r| r == i)
+}
+
+/// "selected X left the view (now completed)": what a table's title says while its
+/// selected task is not among its rows.
+pub fn gone_note(fleet: &Fleet, id: &str) -> String {
+    let now = fleet.state.task_index(id).map(|i| fleet.state.tasks[i].state.name().as_str()).unwrap_or("gone");
+    format!(" · selected {id} left the view (now {now}; keys still act on it) ")
+}
+
+impl ViewState {
+    /// The keys of the current table's rows, in order (`None` on screens without one).
+    /// Built on a key press, never per frame.
+    pub(crate) fn row_keys(&self, fleet: &Fleet) -> Option<Vec<String>> {
+        let ids = |rows: Vec<usize>| rows.into_iter().map(|i| fleet.state.task_id(i).to_string()).collect();
+        Some(match &self.screen {
+            Screen::Tasks => ids(tasks::task_rows(fleet, self)),
+            Screen::Dashboard => ids(dashboard::worker_rows(fleet)),
+            Screen::DeadLetters => {
+                dead_letters::groups(fleet, &self.filter).into_iter().map(|g| g.fingerprint).collect()
+            }
+            Screen::Detail(_) | Screen::Disagreement(_) | Screen::Held(_) => return None,
+        })
+    }
+
+    /// The current table's selection, with the keys it was resolved against.
+    pub(crate) fn selection(&self, fleet: &Fleet) -> (Vec<String>, Selected) {
+        let keys = self.row_keys(fleet).unwrap_or_default();
+        let selected = resolve(self, keys.len(), |key| keys.iter().position(|k| k == key));
+        (keys, selected)
+    }
+
+    /// Moves the selection and pins the row it lands on. From a key that left the
+    /// table, down goes to the row now where it was seen last and up to the one before.
+    pub(crate) fn move_selection(&mut self, fleet: &Fleet, action: Action) {
+        let (keys, selected) = self.selection(fleet);
+        if keys.is_empty() {
+            return;
+        }
+        let last = keys.len() - 1;
+        let target = match selected {
+            Selected::Row(row) => match action {
+                Action::Up => row.saturating_sub(1),
+                Action::Down => (row + 1).min(last),
+                Action::Top => 0,
+                Action::Bottom => last,
+                Action::PageUp => row.saturating_sub(10),
+                _ => (row + 10).min(last),
+            },
+            Selected::Gone(key) => {
+                let at = self.gone_row(fleet, &key).min(last);
+                match action {
+                    Action::Up | Action::PageUp => at.saturating_sub(1),
+                    Action::Top => 0,
+                    Action::Bottom => last,
+                    _ => at,
+                }
+            }
+            Selected::Empty => return,
+        };
+        self.pin_row(&keys, target);
+    }
+
+    /// Where a task that left the current table would be among its rows now: the row
+    /// down goes to from it. A dead-letter cause: the row it was seen at last.
+    fn gone_row(&self, fleet: &Fleet, key: &str) -> usize {
+        let Some(i) = fleet.state.task_index(key) else { return self.selected };
+        match &self.screen {
+            Screen::Tasks => {
+                let rows = tasks::task_rows(fleet, self);
+                rows.partition_point(|&r| tasks::compare(fleet, self.sort, r, i).is_lt())
+            }
+            Screen::Dashboard => dashboard::worker_rows(fleet).partition_point(|&r| r < i),
+            _ => self.selected,
+        }
+    }
+
+    /// Selects row `row` of a table whose keys are `keys`.
+    pub(crate) fn pin_row(&mut self, keys: &[String], row: usize) {
+        self.selected = row;
+        self.pinned = keys.get(row).cloned();
+    }
+
+    /// After the rows changed at the operator's hand (a new filter, another screen):
+    /// the selected key stays selected while it is shown, else the first row is.
+    pub(crate) fn repin(&mut self, fleet: &Fleet) {
+        let (keys, selected) = self.selection(fleet);
+        match selected {
+            Selected::Row(row) if self.pinned.is_some() => self.selected = row,
+            _ => self.pin_row(&keys, 0),
+        }
+    }
+}
