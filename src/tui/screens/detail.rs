@@ -1,7 +1,8 @@
 //! One task: its state and why, result, payload and inputs; its history, which ←/→
 //! step through (the task as it was after each step, kept by the read model, so a
 //! step folds nothing); and its output, live while it runs, else what the latest
-//! attempt left in the log. Up/down scroll the output; `f` follows it.
+//! attempt left in the log; with the cursor on a step, that step's attempt output.
+//! History lines wrap. Up/down scroll the output; `f` follows it.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -164,7 +165,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())), votes);
     let lower = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(parts[1]);
     history(frame, lower[0], scene, &steps, at);
-    output(frame, lower[1], scene, i, effective_scroll(fleet, d), d.follow);
+    output(frame, lower[1], output_pane(fleet, i, at, d.follow), effective_scroll(fleet, d));
 }
 
 /// Gate verdicts shown in the task's box (the latest ones; `inspect TASK` lists all).
@@ -329,77 +330,173 @@ fn info(
 }
 
 /// Every transition, the cursor's step highlighted; only the visible window is read.
+/// Long lines wrap (a backoff's delay sits at the end of its line), so the window is
+/// counted in screen rows.
 fn history(frame: &mut Frame, area: Rect, scene: &Scene, steps: &[Step], at: Option<usize>) {
     let rows = area.height.saturating_sub(2) as usize;
-    let current = at.unwrap_or(steps.len().saturating_sub(1));
-    let first = current.saturating_sub(rows.saturating_sub(1));
-    let lines: Vec<Line> = steps
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(rows)
-        .filter_map(|(n, step)| {
-            let text = format!("{} {}", clock(step.ts), escape_line(&describe(&step.event)?));
-            let style = if at == Some(n) { scene.theme.selected() } else { Style::default() };
-            Some(Line::styled(text, style))
-        })
-        .collect();
+    let width = area.width.saturating_sub(2) as usize;
+    let style = |n: usize| if at == Some(n) { scene.theme.selected() } else { Style::default() };
+    let lines: Vec<Line> =
+        history_rows(steps, at, width, rows).into_iter().map(|(n, text)| Line::styled(text, style(n))).collect();
     let title = format!(" History {} steps (←/→ step through) ", steps.len());
     frame.render_widget(Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)), area);
 }
 
-/// Live lines while running, else what the latest attempt left in the log; `scroll`
-/// lines up from the end.
-fn output(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, scroll: usize, following: bool) {
-    let fleet = scene.fleet;
-    let mut out: Vec<String> = match fleet.live.get(fleet.state.task_id(i)) {
-        Some(live) => {
-            // Whole lines were escaped as they arrived; the partial one is escaped here.
-            let partial = (!live.partial.is_empty()).then(|| escape_line(&live.partial).into_owned());
-            live.lines.iter().cloned().chain(partial).collect()
-        }
-        None => last_output(fleet, i),
+/// The history pane's screen rows, each with the step it belongs to: every step's
+/// line cut into `width`-character rows, in a window of `rows` rows that ends with
+/// the cursor's step (or the newest) and fills with the steps after it when there is
+/// room. Only the steps near the window are described.
+pub fn history_rows(steps: &[Step], at: Option<usize>, width: usize, rows: usize) -> Vec<(usize, String)> {
+    let width = width.max(1);
+    let wrapped = |n: usize| -> Vec<String> {
+        let Some(step) = steps.get(n) else { return Vec::new() };
+        let Some(what) = describe(&step.event) else { return Vec::new() };
+        let chars: Vec<char> = format!("{} {}", clock(step.ts), escape_line(&what)).chars().collect();
+        chars.chunks(width).map(|c| c.iter().collect()).collect()
     };
+    let current = at.unwrap_or(steps.len().saturating_sub(1));
+    let mut before: Vec<(usize, String)> = Vec::new();
+    let mut n = current + 1;
+    while n > 0 && before.len() < rows {
+        n -= 1;
+        for row in wrapped(n).into_iter().rev() {
+            before.push((n, row));
+        }
+    }
+    before.reverse();
+    // The cursor's step ends the window; its first rows give way if it is too tall.
+    let cut = before.len().saturating_sub(rows);
+    let mut out: Vec<(usize, String)> = before.split_off(cut);
+    let mut n = current + 1;
+    while out.len() < rows && n < steps.len() {
+        out.extend(wrapped(n).into_iter().map(|row| (n, row)));
+        n += 1;
+    }
+    out.truncate(rows);
+    out
+}
+
+/// The output pane's title and lines (before scrolling).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputPane {
+    /// The pane's title: which attempt, and whether it is live and followed.
+    pub title: String,
+    /// The lines, oldest first.
+    pub lines: Vec<String>,
+}
+
+/// What the output pane shows for task `i`: with the cursor on a step, the output of
+/// that step's attempt (the latest one started by then), so stepping back shows what
+/// that attempt printed; at the latest step, the live lines while an attempt runs,
+/// else what the latest finished attempt left in the log. Only a running attempt is
+/// "following"; a finished one says so.
+pub fn output_pane(fleet: &Fleet, i: usize, at: Option<usize>, following: bool) -> OutputPane {
+    let history = fleet.history(i);
+    let steps: &[Step] = &history;
+    let live = fleet.live.get(fleet.state.task_id(i));
+    let live_lines = |live: &crate::tui::model::Live| -> Vec<String> {
+        // Whole lines were escaped as they arrived; the partial one is escaped here.
+        let partial = (!live.partial.is_empty()).then(|| escape_line(&live.partial).into_owned());
+        live.lines.iter().cloned().chain(partial).collect()
+    };
+    let scrolled = if following { "following" } else { "scrolled (f: follow)" };
+    let Some(c) = at.filter(|c| *c < steps.len()) else {
+        if let Some(live) = live {
+            return OutputPane {
+                title: format!(" Output · {scrolled} · attempt {} running ", live.attempt),
+                lines: live_lines(live),
+            };
+        }
+        return match steps.iter().rposition(|s| finished_attempt(&s.event).is_some()) {
+            Some(n) => {
+                let attempt = finished_attempt(&steps[n].event).unwrap_or(0);
+                OutputPane {
+                    title: format!(" Output · attempt {attempt} (finished) "),
+                    lines: attempt_output(fleet, i, &steps[n].event),
+                }
+            }
+            None => OutputPane { title: " Output ".into(), lines: vec!["(no attempt finished yet)".into()] },
+        };
+    };
+    let as_of = format!("as of step {}/{}", c + 1, steps.len());
+    let Some(attempt) = steps[..=c].iter().rev().find_map(|s| started_attempt(&s.event)) else {
+        return OutputPane {
+            title: format!(" Output · {as_of} "),
+            lines: vec![format!("(no attempt had started by step {})", c + 1)],
+        };
+    };
+    let title = format!(" Output · attempt {attempt} {as_of} ");
+    let finish = steps.iter().position(|s| finished_attempt(&s.event) == Some(attempt));
+    let lines = match finish {
+        Some(n) if n <= c => attempt_output(fleet, i, &steps[n].event),
+        Some(n) => {
+            let mut lines = vec![format!("(attempt {attempt} was running at this step; it ended at step {})", n + 1)];
+            lines.extend(attempt_output(fleet, i, &steps[n].event));
+            lines
+        }
+        None => match live.filter(|l| l.attempt == attempt) {
+            Some(live) => live_lines(live),
+            None => vec![format!("(attempt {attempt} left no output in the log)")],
+        },
+    };
+    OutputPane { title, lines }
+}
+
+/// The attempt an event starts, if it starts one.
+fn started_attempt(event: &Event) -> Option<u32> {
+    match event {
+        Event::AttemptStarted { attempt, .. } => Some(*attempt),
+        _ => None,
+    }
+}
+
+/// The attempt an event finishes, if it finishes one.
+fn finished_attempt(event: &Event) -> Option<u32> {
+    match event {
+        Event::AttemptSucceeded { attempt, .. } | Event::AttemptFailed { attempt, .. } => Some(*attempt),
+        _ => None,
+    }
+}
+
+/// Draws the output pane, `scroll` lines up from the end.
+fn output(frame: &mut Frame, area: Rect, pane: OutputPane, scroll: usize) {
+    let OutputPane { title, mut lines } = pane;
     let room = area.height.saturating_sub(2) as usize;
-    let scroll = scroll.min(out.len().saturating_sub(room));
-    let end = out.len() - scroll;
+    let scroll = scroll.min(lines.len().saturating_sub(room));
+    let end = lines.len() - scroll;
     let start = end.saturating_sub(room);
-    out = out[start..end].to_vec();
-    let follow = if following { "following" } else { "scrolled (f: follow)" };
-    let title = format!(" Output · {follow} ");
+    lines = lines[start..end].to_vec();
     frame.render_widget(
-        Paragraph::new(out.into_iter().map(Line::from).collect::<Vec<_>>())
+        Paragraph::new(lines.into_iter().map(Line::from).collect::<Vec<_>>())
             .block(Block::default().borders(Borders::ALL).title(title)),
         area,
     );
 }
 
-/// The stdout/stderr of the task's latest finished attempt, from the log.
-fn last_output(fleet: &Fleet, i: usize) -> Vec<String> {
-    for step in fleet.history(i).iter().rev() {
-        let (attempt, output) = match &step.event {
-            Event::AttemptSucceeded { attempt, output, .. } | Event::AttemptFailed { attempt, output, .. } => {
-                (attempt, output)
-            }
-            _ => continue,
-        };
-        let mut lines = vec![format!("── attempt {attempt} ──")];
-        if let Some(s) = &output.stdout {
-            lines.extend(s.lines().map(|l| escape_line(l).into_owned()));
+/// The stdout/stderr a finished attempt (`event`, its success or failure) left in
+/// the log.
+fn attempt_output(fleet: &Fleet, i: usize, event: &Event) -> Vec<String> {
+    let (attempt, output) = match event {
+        Event::AttemptSucceeded { attempt, output, .. } | Event::AttemptFailed { attempt, output, .. } => {
+            (attempt, output)
         }
-        if let Some(s) = &output.stderr {
-            lines.push("── stderr ──".into());
-            lines.extend(s.lines().map(|l| escape_line(l).into_owned()));
-        }
-        if output.is_empty() {
-            // A consensus attempt's files are one set per replica (`TASK.ATTEMPT.rR.*`).
-            let replicas = if fleet.state.workflow.tasks[i].consensus.is_some() { ".r*" } else { "" };
-            lines.push(format!(
-                "(no small output in the log; see the run folder's output/{}.{attempt}{replicas}.*)",
-                escape_line(fleet.state.task_id(i))
-            ));
-        }
-        return lines;
+        _ => return Vec::new(),
+    };
+    let mut lines = vec![format!("── attempt {attempt} ──")];
+    if let Some(s) = &output.stdout {
+        lines.extend(s.lines().map(|l| escape_line(l).into_owned()));
     }
-    vec!["(no attempt finished yet)".into()]
+    if let Some(s) = &output.stderr {
+        lines.push("── stderr ──".into());
+        lines.extend(s.lines().map(|l| escape_line(l).into_owned()));
+    }
+    if output.is_empty() {
+        // A consensus attempt's files are one set per replica (`TASK.ATTEMPT.rR.*`).
+        let replicas = if fleet.state.workflow.tasks[i].consensus.is_some() { ".r*" } else { "" };
+        lines.push(format!(
+            "(no small output in the log; see the run folder's output/{}.{attempt}{replicas}.*)",
+            escape_line(fleet.state.task_id(i))
+        ));
+    }
+    lines
 }
