@@ -1,5 +1,6 @@
 //! The task detail over attempts (issue 15 item 12): stepping back shows that step's
-//! attempt output, a finished task is not "following", long history lines wrap.
+//! attempt output, a finished task is not "following", long history lines wrap; and
+//! a dead-letter group opens to list its members (item 11).
 
 use std::path::Path;
 
@@ -7,8 +8,10 @@ use pitboss::config;
 use pitboss::core::decide::{dispatch, Outcome};
 use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext};
 use pitboss::io::journal::Record;
+use pitboss::tui::keys::Action;
 use pitboss::tui::model::Fleet;
 use pitboss::tui::screens::detail::{history_rows, output_pane};
+use pitboss::tui::view::{Screen, ViewState};
 
 const T0: u64 = 1_790_000_000_000;
 
@@ -20,9 +23,15 @@ retry = { max_attempts = 3, initial = "1s", jitter = false }
 [[pool]]
 name = "reviewer"
 command = ["agent"]
-concurrency = 1
+concurrency = 4
 [[task]]
 id = "lint"
+pool = "reviewer"
+[[task]]
+id = "lint-b"
+pool = "reviewer"
+[[task]]
+id = "lint-c"
 pool = "reviewer"
 "#;
 
@@ -54,6 +63,10 @@ impl Script {
     }
 
     fn fail(&mut self, attempt: u32) {
+        self.fail_task("lint", attempt);
+    }
+
+    fn fail_task(&mut self, task: &str, attempt: u32) {
         let outcome = Outcome::Failure {
             class: FailureClass::Worker,
             error: format!(
@@ -65,10 +78,10 @@ impl Script {
             duration_ms: 300,
             output: SmallOutput { stdout: None, stderr: Some(format!("attempt {attempt} says no\n")) },
         };
-        self.input(Input::Finished { task: "lint".into(), attempt, outcome });
-        let i = self.state.task_index("lint").unwrap();
+        self.input(Input::Finished { task: task.into(), attempt, outcome });
+        let i = self.state.task_index(task).unwrap();
         if let pitboss::core::TaskState::RetryWait { due_ms } = self.state.tasks[i].state {
-            self.input(Input::RetryTimer { task: "lint".into(), due_ms });
+            self.input(Input::RetryTimer { task: task.into(), due_ms });
         }
     }
 
@@ -138,4 +151,61 @@ fn long_history_lines_wrap_to_show_their_end() {
     assert_eq!(rows.len(), 3);
     assert_eq!(rows.last().unwrap().0, failed1, "{rows:?}");
     assert!(rows.last().unwrap().1.ends_with("retry in 1.0s"), "{rows:?}");
+}
+
+#[test]
+fn a_dead_letter_group_opens_to_list_its_members_and_enter_opens_one() {
+    let mut s = Script::new();
+    for task in ["lint", "lint-b", "lint-c"] {
+        for attempt in 1..=3 {
+            s.fail_task(task, attempt);
+        }
+    }
+    let fleet = s.fleet();
+    let total = fleet.records.len();
+    let mut vs = ViewState::default();
+    let press = |vs: &mut ViewState, a: Action| {
+        vs.update(&fleet, total, a);
+    };
+    press(&mut vs, Action::DeadLetters);
+    assert_eq!(vs.screen, Screen::DeadLetters);
+    // Enter on the group lists its three members instead of opening the first task.
+    press(&mut vs, Action::Open);
+    assert_eq!(vs.screen, Screen::DeadLetters, "Enter on a group opened {:?}", vs.screen);
+    assert_eq!(pitboss::tui::screens::dead_letters::members(&fleet, &vs), ["lint", "lint-b", "lint-c"]);
+    let screen = render(&fleet, &vs);
+    assert!(
+        screen.contains("3 with cause") && screen.contains("lint-b") && screen.contains("dead_lettered"),
+        "{screen}"
+    );
+    // Down twice, Enter: the third member's detail.
+    press(&mut vs, Action::Down);
+    press(&mut vs, Action::Down);
+    assert_eq!(vs.selected_task(&fleet).as_deref(), Some("lint-c"));
+    press(&mut vs, Action::Open);
+    let Screen::Detail(d) = &vs.screen else { panic!("not in detail: {:?}", vs.screen) };
+    assert_eq!(d.task, "lint-c");
+    // Esc: back to the members, still on lint-c; Esc again: the groups.
+    press(&mut vs, Action::Back);
+    assert_eq!(vs.screen, Screen::DeadLetters);
+    assert_eq!(vs.selected_task(&fleet).as_deref(), Some("lint-c"));
+    press(&mut vs, Action::Back);
+    assert_eq!(vs.dead_letter_members, None);
+    assert_eq!(vs.selected_task(&fleet).as_deref(), Some("lint"));
+}
+
+fn render(fleet: &Fleet, vs: &ViewState) -> String {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(140, 12)).unwrap();
+    let keys = pitboss::tui::keys::Keymap::default();
+    let theme = pitboss::tui::draw::Theme { color: false };
+    let scene = pitboss::tui::draw::Scene {
+        fleet,
+        total: fleet.records.len(),
+        view: vs,
+        keys: &keys,
+        now_ms: fleet.last_ts,
+        theme,
+    };
+    terminal.draw(|frame| pitboss::tui::draw::draw(frame, &scene)).unwrap();
+    format!("{}", terminal.backend())
 }

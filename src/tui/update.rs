@@ -47,6 +47,9 @@ impl ViewState {
         if self.travel.is_some() {
             return travel::update(self, fleet, total, action);
         }
+        if self.screen == Screen::DeadLetters && dead_letters::members_key(self, fleet, action) {
+            return Vec::new();
+        }
         // Every action says what it did or why it did nothing: with no task selected too.
         let on_selected =
             |vs: &mut ViewState, act: fn(&mut ViewState, &Fleet, &str) -> Vec<Request>| match vs.selected_task(fleet) {
@@ -150,6 +153,7 @@ impl ViewState {
     fn show(&mut self, fleet: &Fleet, screen: Screen) {
         if self.screen != screen {
             self.screen = screen;
+            self.dead_letter_members = None;
             self.selected = 0;
             self.pinned = None;
             self.repin(fleet);

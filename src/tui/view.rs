@@ -129,6 +129,9 @@ pub struct ViewState {
     /// The TUI is attached to a manager elsewhere (`pitboss attach`): quitting only
     /// detaches, the run goes on.
     pub attached: bool,
+    /// The dead-letter group opened to list its members (Enter on a group; Esc
+    /// closes it).
+    pub dead_letter_members: Option<crate::tui::screens::dead_letters::Members>,
 }
 
 impl Default for ViewState {
@@ -148,6 +151,7 @@ impl Default for ViewState {
             travel: None,
             message: None,
             attached: false,
+            dead_letter_members: None,
         }
     }
 }

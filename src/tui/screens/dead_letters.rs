@@ -2,8 +2,10 @@
 //! broken dependency shows as one row however many tasks it killed. The tasks filter
 //! (`/`) applies here too, to what is shown and to what `R` and `A` replay, and the
 //! title shows it (Esc clears it). `R` replays the selected group, `A` every dead
-//! letter shown (both ask first when more than one task comes back), Enter opens the
-//! group's first task. The selection is the cause, not the row (`selection.rs`).
+//! letter shown (both ask first when more than one task comes back). Enter opens a
+//! group to list its members (each with its state, attempts and full reason); there
+//! up/down choose one, Enter opens that task and Esc goes back to the groups. The
+//! selection is the cause, not the row (`selection.rs`).
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
@@ -12,11 +14,13 @@ use ratatui::Frame;
 use crate::core::escape::escape_line;
 use crate::tui::actions::{plural, replay_many};
 use crate::tui::draw::Scene;
+use crate::tui::keys::Action;
 use crate::tui::model::{DeadLetterGroup, Fleet};
+use crate::tui::screens::detail;
 use crate::tui::screens::tasks::matches_filter;
 use crate::tui::selection::{resolve, Selected};
 use crate::tui::view::{Request, ViewState};
-use crate::tui::widgets::{header_row, selectable};
+use crate::tui::widgets::{header_row, selectable, truncate};
 
 /// The dead letters by cause, each group cut to its tasks that match `filter` (groups
 /// left empty are not shown). Costs the dead letters, not the tasks.
@@ -47,8 +51,80 @@ fn selected_group(fleet: &Fleet, vs: &ViewState) -> Result<DeadLetterGroup, Stri
     }
 }
 
-/// The first task of the selected group: what Enter opens and what retry acts on.
+/// A dead-letter group opened to list its members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Members {
+    /// The group's cause (its fingerprint): the group stays open while tasks join or
+    /// leave it.
+    pub cause: String,
+    /// The selected member's id, once one was chosen (else the first).
+    pub task: Option<String>,
+}
+
+/// The open group's members that the filter shows, in order; empty when the group is
+/// gone.
+pub fn members(fleet: &Fleet, vs: &ViewState) -> Vec<String> {
+    let Some(open) = &vs.dead_letter_members else { return Vec::new() };
+    groups(fleet, &vs.filter).into_iter().find(|g| g.fingerprint == open.cause).map(|g| g.tasks).unwrap_or_default()
+}
+
+/// The selected member's row among `members`: the chosen task where it still is,
+/// else the first.
+fn member_row(vs: &ViewState, members: &[String]) -> usize {
+    let chosen = vs.dead_letter_members.as_ref().and_then(|m| m.task.as_deref());
+    chosen.and_then(|t| members.iter().position(|m| m == t)).unwrap_or(0)
+}
+
+/// The keys of the dead-letters view that open and walk a group's members; true when
+/// the key was used here. Enter on a group opens it; with a group open, up/down move
+/// among its members, Enter opens the member's task and Esc closes the group.
+pub fn members_key(vs: &mut ViewState, fleet: &Fleet, action: Action) -> bool {
+    if vs.dead_letter_members.is_none() {
+        if action != Action::Open {
+            return false;
+        }
+        match selected_group(fleet, vs) {
+            Ok(g) => vs.dead_letter_members = Some(Members { cause: g.fingerprint, task: None }),
+            Err(why) => vs.message = Some(why),
+        }
+        return true;
+    }
+    let members = members(fleet, vs);
+    let row = member_row(vs, &members);
+    let last = members.len().saturating_sub(1);
+    let to = match action {
+        Action::Back => {
+            vs.dead_letter_members = None;
+            return true;
+        }
+        Action::Open => {
+            match members.get(row) {
+                Some(task) => detail::open(vs, task.clone()),
+                None => vs.message = Some("the group has no dead letters now (Esc: back to the groups)".into()),
+            }
+            return true;
+        }
+        Action::Up => row.saturating_sub(1),
+        Action::Down => (row + 1).min(last),
+        Action::PageUp => row.saturating_sub(10),
+        Action::PageDown => (row + 10).min(last),
+        Action::Top => 0,
+        Action::Bottom => last,
+        _ => return false,
+    };
+    if let (Some(open), Some(task)) = (&mut vs.dead_letter_members, members.get(to)) {
+        open.task = Some(task.clone());
+    }
+    true
+}
+
+/// What retry and the detail act on: the selected member of an open group, else the
+/// first task of the selected group.
 pub fn selected_task(fleet: &Fleet, vs: &ViewState) -> Option<String> {
+    if vs.dead_letter_members.is_some() {
+        let members = members(fleet, vs);
+        return members.get(member_row(vs, &members)).cloned();
+    }
     selected_group(fleet, vs).ok().and_then(|g| g.tasks.first().cloned())
 }
 
@@ -78,9 +154,13 @@ pub fn filter_note(filter: &str) -> String {
 /// Ids listed in a group's row at most (the row is narrower than that anyway).
 const IDS_SHOWN: usize = 50;
 
-/// Draws one row per cause; only the rows on screen are built.
+/// Draws one row per cause (only the rows on screen are built), or the open group's
+/// members.
 pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let vs = scene.view;
+    if let Some(open) = &vs.dead_letter_members {
+        return draw_members(frame, area, scene, open);
+    }
     let groups = groups(scene.fleet, &vs.filter);
     let visible = area.height.saturating_sub(3) as usize;
     let selected = resolve(vs, groups.len(), |key| groups.iter().position(|g| g.fingerprint == key));
@@ -114,6 +194,48 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let widths = [Constraint::Length(6), Constraint::Length(9), Constraint::Percentage(55), Constraint::Percentage(45)];
     let title = format!(
         " Dead letters by cause {}(R: replay group, A: replay all, Enter: open){gone} ",
+        filter_note(&vs.filter)
+    );
+    frame.render_widget(
+        Table::new(rows, widths).header(header).block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
+}
+
+/// The open group's members: id, state, attempts and the full reason, one a row.
+fn draw_members(frame: &mut Frame, area: Rect, scene: &Scene, open: &Members) {
+    let fleet = scene.fleet;
+    let vs = scene.view;
+    let members = members(fleet, vs);
+    let selected = member_row(vs, &members);
+    let visible = area.height.saturating_sub(3) as usize;
+    let first = selected.saturating_sub(visible.saturating_sub(1));
+    let rows: Vec<Row> = members
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(visible)
+        .map(|(n, id)| {
+            let task = fleet.state.task_index(id).map(|i| &fleet.state.tasks[i]);
+            let state = task.map_or_else(|| "gone".to_string(), |t| t.state.name().as_str().to_string());
+            let attempts = task.map_or(0, |t| t.attempts);
+            let why = task.and_then(|t| t.why()).unwrap_or_default();
+            let line = Row::new(vec![
+                Cell::from(escape_line(id).into_owned()),
+                Cell::from(state),
+                Cell::from(attempts.to_string()),
+                Cell::from(escape_line(&why).into_owned()),
+            ]);
+            selectable(line, n == selected, scene.theme)
+        })
+        .collect();
+    let header = header_row(["TASK", "STATE", "ATTEMPTS", "REASON"]);
+    let widths =
+        [Constraint::Percentage(25), Constraint::Length(14), Constraint::Length(9), Constraint::Percentage(65)];
+    let title = format!(
+        " Dead letters · {} with cause {} {}(Enter: open task, r: retry, R: replay group, Esc: groups) ",
+        members.len(),
+        escape_line(&truncate(&open.cause, 60)),
         filter_note(&vs.filter)
     );
     frame.render_widget(
