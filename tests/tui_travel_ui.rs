@@ -18,9 +18,9 @@ use ratatui::Terminal;
 mod scripted_log;
 use scripted_log::*;
 
-/// Records of the scripted run written to the folder (enough for retries and
-/// dead letters, small enough to fork in a test).
-const KEPT: usize = 400;
+/// Records of the scripted run kept (past its 1,500 `task_ready`s: attempts,
+/// retries and dead letters; small enough to fork in a test).
+const KEPT: usize = 2_500;
 
 fn records() -> Vec<Record> {
     long_log().into_iter().take(KEPT).collect()
@@ -63,7 +63,7 @@ fn the_status_line_names_the_record_at_the_cursor_and_follows_it() {
     let mut fleet = Fleet::from_records(&records).unwrap();
     let mut vs = ViewState::default();
     vs.update(&fleet, records.len(), Action::Travel);
-    for i in [described_at_or_after(&records, 100), described_at_or_after(&records, 250)] {
+    for i in [described_at_or_after(&records, 1_700), described_at_or_after(&records, 2_300)] {
         let n = i + 1;
         vs.travel = Some(n);
         fleet.travel_to(vs.travel).unwrap();
@@ -154,4 +154,26 @@ fn fork_in_an_attached_tui_says_how_to_fork_from_the_shell() {
     assert!(vs.confirm.is_none());
     let message = vs.message.clone().unwrap_or_default();
     assert!(message.contains("pitboss fork DIR --at 50"), "{message}");
+}
+
+#[test]
+fn worker_panes_in_time_travel_say_what_was_running_then() {
+    let records = records();
+    let mut fleet = Fleet::from_records(&records).unwrap();
+    let mut vs = ViewState::default();
+    vs.update(&fleet, records.len(), Action::Travel);
+    // A cursor with attempts in flight.
+    let n = (1..=records.len())
+        .rev()
+        .find(|&n| {
+            fleet.travel_to(Some(n)).unwrap();
+            fleet.running().len() > 0
+        })
+        .expect("some record with a running attempt");
+    vs.travel = Some(n);
+    fleet.travel_to(vs.travel).unwrap();
+    let screen = render(&fleet, &vs);
+    let first = fleet.running().next().unwrap();
+    assert!(screen.contains(fleet.state.task_id(first)), "the running task is not named:\n{screen}");
+    assert!(screen.contains("running at this record"), "an empty pane at record {n}:\n{screen}");
 }

@@ -11,14 +11,14 @@
 use std::path::Path;
 
 use ratatui::style::{Color, Modifier};
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 
 use crate::core::text::{clock, describe};
 use crate::io::journal::Record;
 use crate::tui::actions;
 use crate::tui::draw::{Hint, Scene};
 use crate::tui::keys::{Action, Keymap};
-use crate::tui::model::Fleet;
+use crate::tui::model::{Fleet, Live};
 use crate::tui::view::{Confirm, Request, ViewState};
 
 /// Records one page key jumps.
@@ -120,6 +120,24 @@ pub fn describe_record(record: &Record) -> String {
 pub fn status(scene: &Scene) -> Option<String> {
     let n = scene.view.travel?;
     Some(format!("at {}", cursor_event(scene.fleet, n)))
+}
+
+/// A worker pane's body in time travel when the attempt's output of then is not
+/// held (the log keeps what ran, not its output): says so, and where to look,
+/// instead of an empty pane that looks like a silent worker.
+pub fn worker_note(scene: &Scene, live: Option<&Live>) -> Option<Vec<Line<'static>>> {
+    scene.view.travel?;
+    if live.is_some_and(|l| !l.lines.is_empty()) {
+        return None;
+    }
+    let open = scene.keys.key_for(Action::Open);
+    let gray = scene.theme.fg(Color::Gray);
+    // Short lines: a pane is ~38 columns wide.
+    Some(vec![
+        Line::styled("running at this record", gray),
+        Line::styled("(its output is not in the log)", gray),
+        Line::styled(format!("{open}: the task as it was"), gray),
+    ])
 }
 
 /// The header's reminder that this is the past: where in the log, and when.
