@@ -177,3 +177,14 @@ fn worker_panes_in_time_travel_say_what_was_running_then() {
     assert!(screen.contains(fleet.state.task_id(first)), "the running task is not named:\n{screen}");
     assert!(screen.contains("running at this record"), "an empty pane at record {n}:\n{screen}");
 }
+
+#[test]
+fn fork_on_the_live_run_says_where_forks_are_made() {
+    let records = records();
+    let fleet = Fleet::from_records(&records).unwrap();
+    let mut vs = ViewState::default();
+    assert!(vs.update(&fleet, records.len(), Action::Fork).is_empty());
+    assert!(vs.confirm.is_none());
+    let message = vs.message.clone().unwrap_or_default();
+    assert!(message.contains("time travel"), "F on the live run said {message:?}");
+}

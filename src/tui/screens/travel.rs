@@ -76,6 +76,11 @@ fn ask_fork(vs: &mut ViewState, fleet: &Fleet, n: usize) {
     });
 }
 
+/// `F` on the live run: forks are made from a moment in time travel.
+pub fn fork_needs_travel() -> String {
+    "F forks from a past moment: t for time travel, move to the record, then F".into()
+}
+
 /// Runs a confirmed fork (the app loop's part of `F`); the result is the operator's
 /// message: the new folder and the command that continues it, or why it failed.
 pub fn fork(dir: &Path, seq: u64, to: &Path) -> String {
