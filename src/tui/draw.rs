@@ -134,6 +134,9 @@ fn status_line(frame: &mut Frame, area: Rect, scene: &Scene) {
     let line = if let Some(message) = &vs.message {
         // Messages quote task ids and engine answers: escaped like worker text.
         Line::from(Span::styled(escape_line(message).into_owned(), scene.theme.fg(Color::Yellow)))
+    } else if let Some(at) = travel::status(scene) {
+        // Time travel names the record at the cursor (log text: escaped).
+        Line::from(Span::styled(escape_line(&at).into_owned(), scene.theme.fg(Color::Yellow)))
     } else {
         Line::from("")
     };

@@ -84,6 +84,8 @@ pub enum Action {
     Mark,
     /// Approve every held child of the selected task's spawning parent (asks first).
     ApproveGroup,
+    /// In time travel: fork the run at the cursor into a new run folder (asks first).
+    Fork,
 }
 
 /// Key name → action.
@@ -132,6 +134,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("v", Action::Votes),
     ("space", Action::Mark),
     ("P", Action::ApproveGroup),
+    ("F", Action::Fork),
 ];
 
 #[derive(Deserialize)]

@@ -116,6 +116,8 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
                             vs.message = Some(if vs.attached { "detaching…" } else { "stopping: ending running attempts…" }.into());
                         }
                         Request::Quit => {}
+                        // Time travel's `F`, confirmed: the original is only read.
+                        Request::Fork { dir, seq, to } => vs.message = Some(screens::travel::fork(&dir, seq, &to)),
                     }
                 }
                 dirty = true;

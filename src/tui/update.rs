@@ -81,6 +81,7 @@ impl ViewState {
             Action::EditPayload => palette::edit_payload(self, fleet),
             Action::Follow => detail::toggle_follow(self, fleet),
             Action::Votes => disagreement::open(self, fleet),
+            Action::Fork => self.message = Some(travel::fork_needs_travel()),
             _ => return self.navigate(fleet, action),
         }
         Vec::new()

@@ -40,6 +40,16 @@ pub enum Request {
     Engine(EngineInput),
     /// Stop the run cleanly (resumable) and leave.
     Quit,
+    /// Fork the run in `dir` at record `seq` into the new folder `to` (time travel's
+    /// `F`, confirmed): the app loop calls [`crate::launch::fork`].
+    Fork {
+        /// The run folder forked (only read).
+        dir: std::path::PathBuf,
+        /// The last record the fork keeps.
+        seq: u64,
+        /// The new run folder.
+        to: std::path::PathBuf,
+    },
 }
 
 /// A key typed while a text field (palette or filter) has focus.

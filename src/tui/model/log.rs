@@ -101,6 +101,27 @@ impl Log {
         matches!(self.source, Source::Disk(_))
     }
 
+    /// The run folder the records are read from (`None` when they are held: `attach`).
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.source {
+            Source::Disk(disk) => Some(&disk.dir),
+            Source::Memory(_) => None,
+        }
+    }
+
+    /// The record with index `index` (seq `index + 1`), read from disk if need be
+    /// (from the nearest mark: at most [`MARK_EVERY`] lines skipped). `None` past the
+    /// end or when it cannot be read (time travel's caption then says so).
+    pub fn record(&self, index: usize) -> Option<Record> {
+        let mut found = None;
+        self.for_each(index, index + 1, |r| {
+            found = Some(r.clone());
+            Ok(())
+        })
+        .ok()?;
+        found
+    }
+
     /// The model folded one more record (held only when the records are in memory).
     pub(super) fn push(&mut self, record: &Record) {
         if let Source::Memory(records) = &mut self.source {

@@ -146,7 +146,9 @@ fn worker_pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected:
         lines.push(progress_line(*pct, msg, inner.width, scene.theme));
     }
     let room = (inner.height as usize).saturating_sub(lines.len());
-    if let Some(live) = live {
+    if let Some(note) = super::travel::worker_note(scene, live) {
+        lines.extend(note);
+    } else if let Some(live) = live {
         let tail: Vec<&String> = live.lines.iter().rev().take(room).collect();
         for line in tail.into_iter().rev() {
             lines.push(Line::from(line.as_str()));

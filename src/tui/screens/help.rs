@@ -6,7 +6,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::Frame;
 
-use super::{detail, disagreement, held};
+use super::{detail, disagreement, held, travel};
 use crate::tui::draw::Scene;
 use crate::tui::keys::Action;
 use crate::tui::view::Screen;
@@ -43,6 +43,8 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         Style::default().add_modifier(Modifier::BOLD),
     )];
     let entries = match scene.view.screen {
+        // Time travel answers its own keys first, whatever screen is browsed.
+        _ if scene.view.travel.is_some() => travel::HELP,
         Screen::Detail(_) => detail::HELP,
         Screen::Disagreement(_) => disagreement::HELP,
         Screen::Held(_) => held::HELP,
@@ -51,6 +53,18 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     for (action, what) in entries {
         lines.push(Line::from(format!("{:>8}  {what}", k(*action))));
     }
+    // The filter and the palette change things: time travel refuses them.
+    if scene.view.travel.is_none() {
+        command_lines(&mut lines, scene);
+    }
+    lines.push(Line::from(format!("{:>8}  quit (asks when work is running)", k(Action::Quit))));
+    let height = lines.len() as u16 + 2;
+    popup(frame, area, "Help (any key closes)", lines, 78, height);
+}
+
+/// The filter's and the palette's lines.
+fn command_lines(lines: &mut Vec<Line>, scene: &Scene) {
+    let k = |a: Action| scene.keys.key_for(a);
     lines.push(Line::from(format!(
         "{:>8}  filter: words, state:NAME, pool:NAME ({} clears it)",
         k(Action::Filter),
@@ -62,7 +76,4 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     )));
     lines.push(Line::from("          pause|resume POOL|all, concurrency POOL N, breaker reset|trip POOL"));
     lines.push(Line::from("          approve|reject ID (a task held by the input guard)"));
-    lines.push(Line::from(format!("{:>8}  quit (asks when work is running)", k(Action::Quit))));
-    let height = lines.len() as u16 + 2;
-    popup(frame, area, "Help (any key closes)", lines, 78, height);
 }
