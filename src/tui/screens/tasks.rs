@@ -85,7 +85,7 @@ pub fn compare(fleet: &Fleet, sort: SortKey, a: usize, b: usize) -> std::cmp::Or
 }
 
 /// Does task `i` match the filter? Words must all match: `state:NAME`, `pool:NAME`,
-/// or text found in the id, state, pool or error.
+/// `stalled` (a running attempt flagged stalled), or text found in the id, state, pool or error.
 pub fn matches_filter(fleet: &Fleet, i: usize, filter: &str) -> bool {
     let task = &fleet.state.tasks[i];
     let id = fleet.state.task_id(i);
@@ -94,7 +94,11 @@ pub fn matches_filter(fleet: &Fleet, i: usize, filter: &str) -> bool {
     let error = error_of(fleet, i).unwrap_or_default().to_lowercase();
     filter.split_whitespace().all(|word| {
         let word = word.to_lowercase();
-        if let Some(s) = word.strip_prefix("state:") {
+        if word == "stalled" || word == "state:stalled" {
+            // A stalled attempt is `running` in the state machine; the header counts
+            // it as stalled, and this word finds it (as well as the text "stalled").
+            task.state.is_stalled() || id.to_lowercase().contains("stalled") || error.contains("stalled")
+        } else if let Some(s) = word.strip_prefix("state:") {
             state.starts_with(s)
         } else if let Some(p) = word.strip_prefix("pool:") {
             pool == p
