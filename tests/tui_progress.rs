@@ -169,3 +169,30 @@ fn slash_stalled_finds_the_stalled_attempt() {
     let vs = ViewState { filter: "state:stalled".into(), ..ViewState::default() };
     assert_eq!(task_rows(&fleet, &vs).len(), 1);
 }
+
+#[test]
+fn the_tasks_table_says_stalled() {
+    let s = Script::minute();
+    let fleet = Fleet::from_records(&s.records).unwrap();
+    let vs = ViewState { screen: pitboss::tui::view::Screen::Tasks, ..ViewState::default() };
+    let mut terminal = Terminal::new(TestBackend::new(100, 20)).unwrap();
+    let keys = Keymap::default();
+    let scene = Scene {
+        fleet: &fleet,
+        total: s.records.len(),
+        view: &vs,
+        keys: &keys,
+        now_ms: T0 + 60_000,
+        theme: Theme { color: false },
+    };
+    terminal.draw(|frame| draw(frame, &scene)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let row = |task: &str| {
+        (0..20)
+            .map(|y| (0..100).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>())
+            .find(|line| line.starts_with(&format!("│{task} ")))
+            .unwrap_or_default()
+    };
+    assert!(row("f").contains(" stalled "), "{:?}", row("f"));
+    assert!(row("e").contains(" running "), "{:?}", row("e"));
+}

@@ -159,6 +159,12 @@ fn parts(scene: &Scene) -> Vec<Part> {
     );
     let rate = fleet.throughput(now);
     parts.push(Part::new(human_rate(rate), Style::default(), 7));
+    // Right after the rate it stopped at (the ETA is gone by then).
+    if state.finished {
+        parts.push(Part::new("finished".into(), bold, 9));
+    } else if state.interrupted {
+        parts.push(Part::new("stopping".into(), bold, 9));
+    }
     if !(state.finished || state.interrupted) && remaining > 0 {
         let eta = eta_ms(remaining, rate).map_or("?".to_string(), human_ms);
         parts.push(Part::new(format!("eta {eta}"), Style::default(), 7));
@@ -203,11 +209,6 @@ fn parts(scene: &Scene) -> Vec<Part> {
     }
     let cap = state.workflow.max_parallel;
     parts.push(Part::new(format!("max_parallel {cap}"), t.fg(Color::Gray), 5).short(format!("cap {cap}"), 3));
-    if state.finished {
-        parts.push(Part::new("finished".into(), bold, 9));
-    } else if state.interrupted {
-        parts.push(Part::new("stopping".into(), bold, 9));
-    }
     if let Some(span) = travel::indicator(scene) {
         // The reminder that this is the past outranks everything.
         parts.push(Part { tight: true, ..Part::new(span.content.into_owned(), span.style, 12) });

@@ -232,7 +232,13 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
             let name = task.state.name();
             let row = Row::new(vec![
                 Cell::from(escape_line(fleet.state.task_id(i)).into_owned()),
-                Cell::from(name.as_str()).style(scene.theme.state(name)),
+                // A stalled attempt is `running` to the engine; the table says
+                // stalled, as the header and the worker pane do.
+                if task.state.is_stalled() {
+                    Cell::from("stalled").style(scene.theme.fg(ratatui::style::Color::Yellow))
+                } else {
+                    Cell::from(name.as_str()).style(scene.theme.state(name))
+                },
                 Cell::from(escape_line(task.pool.as_deref().unwrap_or_default()).into_owned()),
                 Cell::from(task.attempts.to_string()),
                 Cell::from(duration_of(fleet, i, scene.now_ms).map(human_ms).unwrap_or_default()),
