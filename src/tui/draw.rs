@@ -15,7 +15,6 @@ use super::model::Fleet;
 use super::screens::{confirm, dashboard, dead_letters, detail, disagreement, held, help, palette, tasks, travel};
 use super::view::{Screen, ViewState};
 use crate::core::escape::escape_line;
-use crate::core::text::human_ms;
 use crate::core::TaskStateName;
 
 pub use super::theme::Theme;
@@ -64,51 +63,9 @@ pub fn draw(frame: &mut Frame, scene: &Scene) {
     }
 }
 
+/// The header line (built in `header.rs`, fitted to the width).
 fn header(frame: &mut Frame, area: Rect, scene: &Scene) {
-    let fleet = scene.fleet;
-    let state = &fleet.state;
-    let t = scene.theme;
-    // The clock runs from this manager's start (a resumed run does not count the
-    // time it was stopped) and stops at the run's end, the rate with it.
-    let now = fleet.clock_now(scene.now_ms);
-    let elapsed = human_ms(now.saturating_sub(fleet.clock_start()));
-    let since = if fleet.resumed { " since resume" } else { "" };
-    let mut spans = vec![
-        Span::styled(" pitboss ", Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
-        Span::raw(format!(" {} ", state.workflow.name)),
-        Span::styled(format!("{elapsed}{since} "), t.fg(Color::Gray)),
-    ];
-    for (name, label) in [
-        (TaskStateName::Running, "running"),
-        (TaskStateName::Validating, "validating"),
-        (TaskStateName::AwaitingApproval, "held for approval"),
-        (TaskStateName::Queued, "queued"),
-        (TaskStateName::RetryWait, "retrying"),
-        (TaskStateName::Blocked, "blocked"),
-        (TaskStateName::Completed, "done"),
-        (TaskStateName::DeadLettered, "dead"),
-        (TaskStateName::Skipped, "skipped"),
-        (TaskStateName::Cancelled, "cancelled"),
-    ] {
-        let n = state.count(name);
-        if name == TaskStateName::AwaitingApproval && n > 0 {
-            // Held tasks wait for the operator: bold, and with the key of their view.
-            let style = t.state(name).add_modifier(Modifier::BOLD);
-            spans.push(Span::styled(format!("{n} {label} ({})", scene.keys.key_for(Action::Held)), style));
-            spans.push(Span::raw("  "));
-        } else if n > 0 || matches!(name, TaskStateName::Running | TaskStateName::Completed) {
-            spans.push(Span::styled(format!("{n} {label}"), t.state(name)));
-            spans.push(Span::raw("  "));
-        }
-    }
-    spans.push(Span::raw(format!("{:.1}/s", fleet.throughput(now))));
-    if state.finished {
-        spans.push(Span::styled("  finished", Style::default().add_modifier(Modifier::BOLD)));
-    } else if state.interrupted {
-        spans.push(Span::styled("  stopping", Style::default().add_modifier(Modifier::BOLD)));
-    }
-    spans.extend(travel::indicator(scene));
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    frame.render_widget(Paragraph::new(super::header::line(scene, area.width)), area);
 }
 
 /// The open text field (`:` palette or `/` filter) with its cursor, else the last

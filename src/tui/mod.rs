@@ -11,6 +11,7 @@
 mod actions;
 mod answers;
 pub mod draw;
+pub mod header;
 mod input;
 pub mod keys;
 pub mod model;

@@ -85,7 +85,7 @@ pub fn compare(fleet: &Fleet, sort: SortKey, a: usize, b: usize) -> std::cmp::Or
 }
 
 /// Does task `i` match the filter? Words must all match: `state:NAME`, `pool:NAME`,
-/// or text found in the id, state, pool or error.
+/// `stalled` (a running attempt flagged stalled), or text found in the id, state, pool or error.
 pub fn matches_filter(fleet: &Fleet, i: usize, filter: &str) -> bool {
     let task = &fleet.state.tasks[i];
     let id = fleet.state.task_id(i);
@@ -94,7 +94,11 @@ pub fn matches_filter(fleet: &Fleet, i: usize, filter: &str) -> bool {
     let error = error_of(fleet, i).unwrap_or_default().to_lowercase();
     filter.split_whitespace().all(|word| {
         let word = word.to_lowercase();
-        if let Some(s) = word.strip_prefix("state:") {
+        if word == "stalled" || word == "state:stalled" {
+            // A stalled attempt is `running` in the state machine; the header counts
+            // it as stalled, and this word finds it (as well as the text "stalled").
+            task.state.is_stalled() || id.to_lowercase().contains("stalled") || error.contains("stalled")
+        } else if let Some(s) = word.strip_prefix("state:") {
             state.starts_with(s)
         } else if let Some(p) = word.strip_prefix("pool:") {
             pool == p
@@ -228,7 +232,13 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
             let name = task.state.name();
             let row = Row::new(vec![
                 Cell::from(escape_line(fleet.state.task_id(i)).into_owned()),
-                Cell::from(name.as_str()).style(scene.theme.state(name)),
+                // A stalled attempt is `running` to the engine; the table says
+                // stalled, as the header and the worker pane do.
+                if task.state.is_stalled() {
+                    Cell::from("stalled").style(scene.theme.fg(ratatui::style::Color::Yellow))
+                } else {
+                    Cell::from(name.as_str()).style(scene.theme.state(name))
+                },
                 Cell::from(escape_line(task.pool.as_deref().unwrap_or_default()).into_owned()),
                 Cell::from(task.attempts.to_string()),
                 Cell::from(duration_of(fleet, i, scene.now_ms).map(human_ms).unwrap_or_default()),
