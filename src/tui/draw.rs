@@ -41,9 +41,7 @@ pub type Hint = (String, &'static str);
 /// Draws one frame.
 pub fn draw(frame: &mut Frame, scene: &Scene) {
     let area = frame.area();
-    let rows =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)])
-            .split(area);
+    let rows = frame_rows(area);
     header(frame, rows[0], scene);
     match &scene.view.screen {
         Screen::Dashboard => dashboard::draw(frame, rows[1], scene),
@@ -61,6 +59,13 @@ pub fn draw(frame: &mut Frame, scene: &Scene) {
     if let Some(question) = &scene.view.confirm {
         confirm::draw(frame, area, scene, question);
     }
+}
+
+/// The frame's rows: header, screen, status line, key bar (the mouse hit-tests with
+/// the same layout, `mouse.rs`).
+pub fn frame_rows(area: Rect) -> [Rect; 4] {
+    Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)])
+        .areas(area)
 }
 
 /// The header line (built in `header.rs`, fitted to the width).

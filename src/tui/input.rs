@@ -1,29 +1,29 @@
 //! Terminal events to view-state updates: a pending question takes the key first,
-//! then an open text field, then the keymap; the mouse wheel moves like up/down, a
-//! click selects a row of the tasks table, and a click on the header while tasks are
-//! held opens the Held view.
+//! then an open text field, then the keymap; the mouse goes to `mouse.rs` (clicks
+//! select rows and panes in every view, the wheel scrolls the pane under it).
 
-use ratatui::crossterm::event::{
-    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
-};
+use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::layout::Rect;
 
-use super::keys::{Action, Keymap};
+use super::keys::Keymap;
 use super::model::Fleet;
-use super::screens::tasks;
-use super::view::{Request, Screen, TextKey, ViewState};
-use crate::core::TaskStateName;
+use super::mouse;
+use super::view::{Request, TextKey, ViewState};
 
 /// Routes one terminal event: a pending question first, then an open text field,
 /// then the keymap. `live` is the run, `travelled` what time travel shows instead;
-/// `height` is the terminal's, for mouse clicks.
+/// `size` is the terminal's (pages and mouse hits are counted with it).
 pub fn on_terminal_event(
     event: TermEvent,
     vs: &mut ViewState,
     live: &Fleet,
     travelled: Option<&Fleet>,
     keymap: &Keymap,
-    height: u16,
+    size: Option<Rect>,
 ) -> Vec<Request> {
+    if let Some(size) = size {
+        vs.terminal = size;
+    }
     let shown = travelled.unwrap_or(live);
     let total = live.records.len();
     match event {
@@ -46,21 +46,11 @@ pub fn on_terminal_event(
                 None => Vec::new(),
             }
         }
-        TermEvent::Mouse(mouse) => match mouse.kind {
-            MouseEventKind::ScrollUp => vs.update(shown, total, Action::Up),
-            MouseEventKind::ScrollDown => vs.update(shown, total, Action::Down),
-            // The header's held count opens the Held view.
-            MouseEventKind::Down(MouseButton::Left)
-                if mouse.row == 0 && shown.state.count(TaskStateName::AwaitingApproval) > 0 =>
-            {
-                vs.update(shown, total, Action::Held)
-            }
-            MouseEventKind::Down(MouseButton::Left) if vs.screen == Screen::Tasks => {
-                tasks::click(vs, shown, mouse.row, height);
-                Vec::new()
-            }
-            _ => Vec::new(),
-        },
+        TermEvent::Mouse(event) => mouse::on_mouse(vs, shown, total, event),
+        TermEvent::Resize(width, height) => {
+            vs.terminal = Rect::new(0, 0, width, height);
+            Vec::new()
+        }
         _ => Vec::new(),
     }
 }

@@ -37,6 +37,10 @@ pub enum Action {
     PageUp,
     /// Jump forward (time travel) or scroll a page down.
     PageDown,
+    /// Half a page up (Ctrl-U, as in vim, less and k9s).
+    HalfPageUp,
+    /// Half a page down (Ctrl-D).
+    HalfPageDown,
     /// Open the selected task's detail.
     Open,
     /// Close the current layer (dialog, filter, detail, time travel).
@@ -55,6 +59,8 @@ pub enum Action {
     Palette,
     /// Cycle the tasks table's sort column.
     Sort,
+    /// Reverse the tasks table's sort order.
+    SortReverse,
     /// Retry the selected task (dead-lettered, cancelled, or waiting to retry).
     Retry,
     /// Cancel the selected task (asks first).
@@ -112,6 +118,8 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("right", Action::Right),
     ("pgup", Action::PageUp),
     ("pgdn", Action::PageDown),
+    ("ctrl-u", Action::HalfPageUp),
+    ("ctrl-d", Action::HalfPageDown),
     ("enter", Action::Open),
     ("esc", Action::Back),
     ("tab", Action::NextPane),
@@ -122,6 +130,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("/", Action::Filter),
     (":", Action::Palette),
     ("s", Action::Sort),
+    ("S", Action::SortReverse),
     ("r", Action::Retry),
     ("c", Action::Cancel),
     ("R", Action::Replay),

@@ -15,6 +15,7 @@ pub mod header;
 mod input;
 pub mod keys;
 pub mod model;
+pub mod mouse;
 mod options;
 pub mod screens;
 mod selection;
@@ -106,7 +107,7 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
         tokio::select! {
             biased;
             Some(event) = keys.recv() => {
-                for request in on_terminal_event(event, &mut vs, &fleet, None, &options.keymap, terminal.size().map(|s| s.height).unwrap_or(24)) {
+                for request in on_terminal_event(event, &mut vs, &fleet, None, &options.keymap, terminal.size().ok().map(|s| ratatui::layout::Rect::new(0, 0, s.width, s.height))) {
                     match request {
                         Request::Engine(input) => {
                             handle.send(input);

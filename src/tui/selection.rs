@@ -42,6 +42,47 @@ pub fn task_position(fleet: &Fleet, rows: &[usize], id: &str) -> Option<usize> {
     rows.iter().position(|&r| r == i)
 }
 
+/// Where the selection is in a table, for its title: `12/300`, or `12/40 of 300` while
+/// a filter shows 40 of 300 (`total` is given only then); `-/40` when the selected
+/// key is not among the rows.
+pub fn position(at: Option<usize>, shown: usize, total: Option<usize>) -> String {
+    let at = match at {
+        Some(row) if row < shown => (row + 1).to_string(),
+        _ if shown == 0 => "0".to_string(),
+        _ => "-".to_string(),
+    };
+    match total {
+        Some(total) => format!("{at}/{shown} of {total}"),
+        None => format!("{at}/{shown}"),
+    }
+}
+
+/// Where a move of `action` goes from `row` among `len` rows, `page` rows a page:
+/// up/down one, PgUp/PgDn a page, Ctrl-U/Ctrl-D half a page, Home/End the ends.
+/// `None` for an action that is no move.
+pub fn moved(row: usize, len: usize, page: usize, action: Action) -> Option<usize> {
+    let last = len.saturating_sub(1);
+    let page = page.max(1);
+    let half = page.div_ceil(2);
+    Some(match action {
+        Action::Up => row.saturating_sub(1),
+        Action::Down => row + 1,
+        Action::PageUp => row.saturating_sub(page),
+        Action::PageDown => row + page,
+        Action::HalfPageUp => row.saturating_sub(half),
+        Action::HalfPageDown => row + half,
+        Action::Top => 0,
+        Action::Bottom => last,
+        _ => return None,
+    }
+    .min(last))
+}
+
+/// Is `action` a move up (from a key that left the table: to the row before)?
+pub fn is_up(action: Action) -> bool {
+    matches!(action, Action::Up | Action::PageUp | Action::HalfPageUp)
+}
+
 /// "selected X left the view (now completed)": what a table's title says while its
 /// selected task is not among its rows.
 pub fn gone_note(fleet: &Fleet, id: &str) -> String {
@@ -79,19 +120,13 @@ impl ViewState {
             return;
         }
         let last = keys.len() - 1;
+        let page = crate::tui::mouse::page_rows(self, fleet);
         let target = match selected {
-            Selected::Row(row) => match action {
-                Action::Up => row.saturating_sub(1),
-                Action::Down => (row + 1).min(last),
-                Action::Top => 0,
-                Action::Bottom => last,
-                Action::PageUp => row.saturating_sub(10),
-                _ => (row + 10).min(last),
-            },
+            Selected::Row(row) => moved(row, keys.len(), page, action).unwrap_or(row),
             Selected::Gone(key) => {
                 let at = self.gone_row(fleet, &key).min(last);
                 match action {
-                    Action::Up | Action::PageUp => at.saturating_sub(1),
+                    _ if is_up(action) => at.saturating_sub(1),
                     Action::Top => 0,
                     Action::Bottom => last,
                     _ => at,
@@ -109,7 +144,7 @@ impl ViewState {
         match &self.screen {
             Screen::Tasks => {
                 let rows = tasks::task_rows(fleet, self);
-                rows.partition_point(|&r| tasks::compare(fleet, self.sort, r, i).is_lt())
+                rows.partition_point(|&r| tasks::compare(fleet, self, r, i).is_lt())
             }
             Screen::Dashboard => dashboard::worker_rows(fleet).partition_point(|&r| r < i),
             _ => self.selected,

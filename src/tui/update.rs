@@ -7,6 +7,7 @@
 
 use super::actions;
 use super::keys::Action;
+use super::mouse;
 use super::model::Fleet;
 use super::screens::{dead_letters, detail, disagreement, held, palette, tasks, travel};
 use super::selection::Selected;
@@ -66,7 +67,8 @@ impl ViewState {
             Action::Filter => tasks::open_filter(self),
             Action::Palette => palette::open(self),
             Action::Sort if matches!(self.screen, Screen::Held(_)) => held::cycle_order(self),
-            Action::Sort => tasks::cycle_sort(self),
+            Action::Sort => tasks::cycle_sort(self, fleet),
+            Action::SortReverse => tasks::reverse_sort(self, fleet),
             Action::Mark => held::toggle_mark(self, fleet),
             Action::Approve if matches!(self.screen, Screen::Held(_)) => held::answer(self, fleet, Answer::Approve),
             Action::Reject if matches!(self.screen, Screen::Held(_)) => held::answer(self, fleet, Answer::Reject),
@@ -130,12 +132,21 @@ impl ViewState {
                     disagreement::navigate(s, action);
                 }
             }
-            Action::Up | Action::Down | Action::Top | Action::Bottom | Action::PageUp | Action::PageDown => {
+            Action::Up
+            | Action::Down
+            | Action::Top
+            | Action::Bottom
+            | Action::PageUp
+            | Action::PageDown
+            | Action::HalfPageUp
+            | Action::HalfPageDown => {
+                // A page is what the screen shows of its table or pane now.
+                let page = mouse::page_rows(self, fleet);
                 if let Screen::Detail(d) = &mut self.screen {
                     // In the detail, up/down scroll the output.
-                    detail::scroll(d, fleet, action);
+                    detail::scroll(d, fleet, action, page);
                 } else if let Screen::Held(view) = &mut self.screen {
-                    held::navigate(view, fleet, action);
+                    held::navigate(view, fleet, action, page);
                 } else {
                     self.move_selection(fleet, action);
                 }

@@ -132,6 +132,11 @@ pub struct ViewState {
     pub help: bool,
     /// Tasks table order.
     pub sort: SortKey,
+    /// The tasks table's order reversed (`S`).
+    pub sort_reverse: bool,
+    /// The terminal's area as of the last event: pages and mouse hits are counted
+    /// with the layout the frame is drawn with (`mouse.rs`).
+    pub terminal: ratatui::layout::Rect,
     /// Time travel: the number of records shown (None = live).
     pub travel: Option<usize>,
     /// A one-line message for the operator (result of the last action).
@@ -158,6 +163,8 @@ impl Default for ViewState {
             confirm: None,
             help: false,
             sort: SortKey::Workflow,
+            sort_reverse: false,
+            terminal: ratatui::layout::Rect::new(0, 0, 80, 24),
             travel: None,
             message: None,
             attached: false,

@@ -1,5 +1,6 @@
 //! Small drawing helpers shared by several screens: a centred popup, a highlighted
-//! table row, bold column titles, and cutting long text.
+//! table row, bold column titles, cutting long text, and where a bordered table's
+//! rows are and which of them are shown (the draw and the mouse use the same).
 
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -41,4 +42,17 @@ pub fn truncate(s: &str, max: usize) -> String {
         let cut: String = s.chars().take(max).collect();
         format!("{cut}…")
     }
+}
+
+/// Where the rows of a bordered table with a line of column titles are drawn in
+/// `area`: what scrolling and mouse clicks count with.
+pub fn table_rows(area: Rect) -> Rect {
+    let inner = Block::default().borders(Borders::ALL).inner(area);
+    Rect { y: inner.y + 1.min(inner.height), height: inner.height.saturating_sub(1), ..inner }
+}
+
+/// The first row shown of a table scrolled so that row `selected` is visible in
+/// `visible` rows (the selection sits on the last row once it is past the first page).
+pub fn first_shown(selected: usize, visible: usize) -> usize {
+    selected.saturating_sub(visible.saturating_sub(1))
 }

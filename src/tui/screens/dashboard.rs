@@ -20,7 +20,7 @@ use crate::tui::keys::Action;
 use crate::tui::model::{Fleet, Live};
 use crate::tui::selection::{gone_note, resolve, task_position, Selected};
 use crate::tui::theme::Theme;
-use crate::tui::view::Screen;
+use crate::tui::view::{Screen, ViewState};
 use crate::tui::widgets::truncate;
 
 /// Running tasks, in workflow order: the dashboard's worker panes. Kept by the read
@@ -29,17 +29,29 @@ pub fn worker_rows(fleet: &Fleet) -> Vec<usize> {
     fleet.running().collect()
 }
 
-/// Draws the dashboard: worker panes beside (or above) the queue, pools and dead
-/// letters panels.
-pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
+/// The dashboard's parts in `area`: the held panel (when shown), the worker panes'
+/// box and the side panels (queue, pools, dead letters), and whether they sit
+/// beside the workers. The draw and the mouse (`mouse.rs`) use the same.
+pub struct Parts {
+    /// The held panel, while tasks are held and there is room.
+    pub held: Option<Rect>,
+    /// The worker panes' box.
+    pub workers: Rect,
+    /// Queue, pools and dead letters.
+    pub side: Rect,
+    /// Side panels to the right (else below).
+    pub wide: bool,
+}
+
+/// Lays the dashboard out in `area`.
+pub fn parts(fleet: &Fleet, area: Rect) -> Parts {
     // Held tasks wait for the operator: a short panel on top, only while there are some.
-    let held_rows = held_panel_height(scene.fleet);
-    let area = if held_rows > 0 && area.height > held_rows + 7 {
+    let held_rows = held_panel_height(fleet);
+    let (held, area) = if held_rows > 0 && area.height > held_rows + 7 {
         let parts = Layout::vertical([Constraint::Length(held_rows), Constraint::Min(7)]).split(area);
-        held_panel(frame, parts[0], scene);
-        parts[1]
+        (Some(parts[0]), parts[1])
     } else {
-        area
+        (None, area)
     };
     let wide = area.width >= 110;
     let parts = if wide {
@@ -48,18 +60,28 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         // Stacked: the worker panes take the rows they need (up to 60 %), the
         // panels below get the rest.
         let columns = ((area.width.saturating_sub(2)) / 38).max(1) as usize;
-        let pane_rows = scene.fleet.running().len().div_ceil(columns).max(1) as u16;
+        let pane_rows = fleet.running().len().div_ceil(columns).max(1) as u16;
         let wanted = pane_rows * 5 + 2;
         let workers = wanted.min(area.height * 6 / 10).max(7.min(area.height));
         Layout::vertical([Constraint::Length(workers), Constraint::Min(3)]).split(area)
     };
-    workers(frame, parts[0], scene);
+    Parts { held, workers: parts[0], side: parts[1], wide }
+}
+
+/// Draws the dashboard: worker panes beside (or above) the queue, pools and dead
+/// letters panels.
+pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let Parts { held, workers: workers_area, side, wide } = parts(scene.fleet, area);
+    if let Some(rect) = held {
+        held_panel(frame, rect, scene);
+    }
+    workers(frame, workers_area, scene);
     let side = if wide {
         let pools = scene.fleet.state.workflow.pools.len() as u16 + 2;
-        Layout::vertical([Constraint::Length(pools + 3), Constraint::Length(pools), Constraint::Min(3)]).split(parts[1])
+        Layout::vertical([Constraint::Length(pools + 3), Constraint::Length(pools), Constraint::Min(3)]).split(side)
     } else {
         Layout::horizontal([Constraint::Percentage(34), Constraint::Percentage(33), Constraint::Percentage(33)])
-            .split(parts[1])
+            .split(side)
     };
     queue(frame, side[0], scene);
     pools(frame, side[1], scene);
@@ -86,20 +108,12 @@ fn workers(frame: &mut Frame, area: Rect, scene: &Scene) {
         frame.render_widget(Paragraph::new(text).style(scene.theme.fg(Color::Gray)), inner);
         return;
     }
-    let columns = (inner.width / 38).max(1) as usize;
-    let pane_height = 5u16;
-    let fit_rows = (inner.height / pane_height).max(1) as usize;
-    let capacity = columns * fit_rows;
-    // Keep the selected pane on screen.
-    let selected = highlight.unwrap_or(scene.view.selected).min(running.len() - 1);
-    let first = if on_dashboard && selected >= capacity { selected + 1 - capacity } else { 0 };
-    let width = inner.width / columns as u16;
-    for (slot, &i) in running.iter().skip(first).take(capacity).enumerate() {
-        let x = inner.x + (slot % columns) as u16 * width;
-        let y = inner.y + (slot / columns) as u16 * pane_height;
-        let rect = Rect { x, y, width, height: pane_height.min((inner.y + inner.height).saturating_sub(y)) };
-        worker_pane(frame, rect, scene, i, highlight == Some(first + slot));
+    let panes = pane_rects(fleet, scene.view, area);
+    for &(row, rect) in &panes {
+        worker_pane(frame, rect, scene, running[row], highlight == Some(row));
     }
+    let first = panes.first().map_or(0, |(row, _)| *row);
+    let capacity = pane_capacity(inner);
     let hidden = running.len().saturating_sub(first + capacity);
     if hidden > 0 {
         let note = format!(" +{hidden} more (2: tasks view) ");
@@ -111,6 +125,41 @@ fn workers(frame: &mut Frame, area: Rect, scene: &Scene) {
         };
         frame.render_widget(Paragraph::new(note), rect);
     }
+}
+
+/// Worker panes that fit in the box's inside `inner`.
+fn pane_capacity(inner: Rect) -> usize {
+    (inner.width / 38).max(1) as usize * (inner.height / 5).max(1) as usize
+}
+
+/// The worker panes on screen in the workers' box `area`, each with its row among
+/// [`worker_rows`]: scrolled so that the selected pane is shown.
+pub fn pane_rects(fleet: &Fleet, vs: &ViewState, area: Rect) -> Vec<(usize, Rect)> {
+    let running = worker_rows(fleet);
+    if running.is_empty() {
+        return Vec::new();
+    }
+    let inner = Block::default().borders(Borders::ALL).inner(area);
+    let on_dashboard = matches!(vs.screen, Screen::Dashboard);
+    let selected = match resolve(vs, running.len(), |id| task_position(fleet, &running, id)) {
+        Selected::Row(row) => row,
+        _ => vs.selected,
+    }
+    .min(running.len() - 1);
+    let columns = (inner.width / 38).max(1) as usize;
+    let pane_height = 5u16;
+    let capacity = pane_capacity(inner);
+    // Keep the selected pane on screen.
+    let first = if on_dashboard && selected >= capacity { selected + 1 - capacity } else { 0 };
+    let width = inner.width / columns as u16;
+    (first..running.len().min(first + capacity))
+        .enumerate()
+        .map(|(slot, row)| {
+            let x = inner.x + (slot % columns) as u16 * width;
+            let y = inner.y + (slot / columns) as u16 * pane_height;
+            (row, Rect { x, y, width, height: pane_height.min((inner.y + inner.height).saturating_sub(y)) })
+        })
+        .collect()
 }
 
 fn worker_pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected: bool) {

@@ -18,9 +18,9 @@ use crate::tui::keys::Action;
 use crate::tui::model::{DeadLetterGroup, Fleet};
 use crate::tui::screens::detail;
 use crate::tui::screens::tasks::matches_filter;
-use crate::tui::selection::{resolve, Selected};
+use crate::tui::selection::{moved, position, resolve, Selected};
 use crate::tui::view::{Request, ViewState};
-use crate::tui::widgets::{header_row, selectable, truncate};
+use crate::tui::widgets::{first_shown, header_row, selectable, table_rows, truncate};
 
 /// The dead letters by cause, each group cut to its tasks that match `filter` (groups
 /// left empty are not shown). Costs the dead letters, not the tasks.
@@ -70,7 +70,7 @@ pub fn members(fleet: &Fleet, vs: &ViewState) -> Vec<String> {
 
 /// The selected member's row among `members`: the chosen task where it still is,
 /// else the first.
-fn member_row(vs: &ViewState, members: &[String]) -> usize {
+pub fn member_row(vs: &ViewState, members: &[String]) -> usize {
     let chosen = vs.dead_letter_members.as_ref().and_then(|m| m.task.as_deref());
     chosen.and_then(|t| members.iter().position(|m| m == t)).unwrap_or(0)
 }
@@ -91,7 +91,6 @@ pub fn members_key(vs: &mut ViewState, fleet: &Fleet, action: Action) -> bool {
     }
     let members = members(fleet, vs);
     let row = member_row(vs, &members);
-    let last = members.len().saturating_sub(1);
     let to = match action {
         Action::Back => {
             vs.dead_letter_members = None;
@@ -104,13 +103,10 @@ pub fn members_key(vs: &mut ViewState, fleet: &Fleet, action: Action) -> bool {
             }
             return true;
         }
-        Action::Up => row.saturating_sub(1),
-        Action::Down => (row + 1).min(last),
-        Action::PageUp => row.saturating_sub(10),
-        Action::PageDown => (row + 10).min(last),
-        Action::Top => 0,
-        Action::Bottom => last,
-        _ => return false,
+        _ => match moved(row, members.len(), crate::tui::mouse::page_rows(vs, fleet), action) {
+            Some(to) => to,
+            None => return false,
+        },
     };
     if let (Some(open), Some(task)) = (&mut vs.dead_letter_members, members.get(to)) {
         open.task = Some(task.clone());
@@ -162,7 +158,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         return draw_members(frame, area, scene, open);
     }
     let groups = groups(scene.fleet, &vs.filter);
-    let visible = area.height.saturating_sub(3) as usize;
+    let visible = table_rows(area).height as usize;
     let selected = resolve(vs, groups.len(), |key| groups.iter().position(|g| g.fingerprint == key));
     let (highlight, gone) = match &selected {
         Selected::Row(row) => (Some(*row), String::new()),
@@ -170,7 +166,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         Selected::Empty => (None, String::new()),
     };
     let anchor = highlight.unwrap_or(vs.selected).min(groups.len().saturating_sub(1));
-    let first = anchor.saturating_sub(visible.saturating_sub(1));
+    let first = first_shown(anchor, visible);
     let rows: Vec<Row> = groups
         .iter()
         .enumerate()
@@ -193,7 +189,8 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let header = header_row(["TASKS", "ATTEMPTS", "CAUSE", "IDS"]);
     let widths = [Constraint::Length(6), Constraint::Length(9), Constraint::Percentage(55), Constraint::Percentage(45)];
     let title = format!(
-        " Dead letters by cause {}(R: replay group, A: replay all, Enter: open){gone} ",
+        " Dead letters by cause {} {}(R: replay group, A: replay all, Enter: open){gone} ",
+        position(highlight, groups.len(), (!vs.filter.trim().is_empty()).then(|| scene.fleet.dead_letter_groups().len())),
         filter_note(&vs.filter)
     );
     frame.render_widget(
@@ -208,8 +205,8 @@ fn draw_members(frame: &mut Frame, area: Rect, scene: &Scene, open: &Members) {
     let vs = scene.view;
     let members = members(fleet, vs);
     let selected = member_row(vs, &members);
-    let visible = area.height.saturating_sub(3) as usize;
-    let first = selected.saturating_sub(visible.saturating_sub(1));
+    let visible = table_rows(area).height as usize;
+    let first = first_shown(selected, visible);
     let rows: Vec<Row> = members
         .iter()
         .enumerate()
@@ -234,7 +231,7 @@ fn draw_members(frame: &mut Frame, area: Rect, scene: &Scene, open: &Members) {
         [Constraint::Percentage(25), Constraint::Length(14), Constraint::Length(9), Constraint::Percentage(65)];
     let title = format!(
         " Dead letters · {} with cause {} {}(Enter: open task, r: retry, R: replay group, Esc: groups) ",
-        members.len(),
+        position(Some(selected), members.len(), None),
         escape_line(&truncate(&open.cause, 60)),
         filter_note(&vs.filter)
     );

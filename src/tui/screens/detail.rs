@@ -99,13 +99,15 @@ pub fn effective_scroll(fleet: &Fleet, d: &Detail) -> usize {
 
 /// Up/down, page up/down, top/bottom: scroll the output (any scroll up stops
 /// following; `G` or down to the end resumes it).
-pub fn scroll(d: &mut Detail, fleet: &Fleet, action: Action) {
+pub fn scroll(d: &mut Detail, fleet: &Fleet, action: Action, page: usize) {
     let from = effective_scroll(fleet, d);
     d.scroll = match action {
         Action::Up => from.saturating_add(1),
         Action::Down => from.saturating_sub(1),
-        Action::PageUp => from.saturating_add(10),
-        Action::PageDown => from.saturating_sub(10),
+        Action::PageUp => from.saturating_add(page),
+        Action::PageDown => from.saturating_sub(page),
+        Action::HalfPageUp => from.saturating_add(page.div_ceil(2)),
+        Action::HalfPageDown => from.saturating_sub(page.div_ceil(2)),
         Action::Top => usize::MAX / 2,
         _ => 0,
     };
@@ -163,9 +165,14 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     let parts =
         Layout::vertical([Constraint::Length(7 + verdict_rows + votes.len() as u16), Constraint::Min(4)]).split(area);
     info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())), votes);
-    let lower = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(parts[1]);
+    let lower = columns(parts[1]);
     history(frame, lower[0], scene, &steps, at);
     output(frame, lower[1], output_pane(fleet, i, at, d.follow), effective_scroll(fleet, d));
+}
+
+/// History on the left, output on the right (the mouse's wheel scrolls the one under it).
+pub fn columns(area: Rect) -> [Rect; 2] {
+    Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
 }
 
 /// Gate verdicts shown in the task's box (the latest ones; `inspect TASK` lists all).

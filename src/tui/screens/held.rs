@@ -22,7 +22,8 @@ use crate::tui::draw::{Hint, Scene};
 use crate::tui::keys::{Action, Keymap};
 use crate::tui::model::Fleet;
 use crate::tui::view::{Screen, ViewState};
-use crate::tui::widgets::{header_row, selectable};
+use crate::tui::selection::{is_up, moved, position};
+use crate::tui::widgets::{first_shown, header_row, selectable};
 
 /// The Held view's own state: which task is selected and which are marked, by id.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,6 +72,7 @@ impl HeldOrder {
 pub const HELP: &[(Action, &str)] = &[
     (Action::Up, "move up"),
     (Action::Down, "move down"),
+    (Action::HalfPageDown, "half a page down (ctrl-u: up)"),
     (Action::Mark, "mark / unmark the task"),
     (Action::Approve, "approve the marked tasks, else the selected one (asks)"),
     (Action::Reject, "reject the marked tasks, else the selected one (asks)"),
@@ -157,28 +159,21 @@ pub fn open(vs: &mut ViewState) {
     }
 }
 
-/// Moves the selection. From a task that left the list, down goes to the task now
-/// where it was and up to the one before.
-pub fn navigate(view: &mut HeldView, fleet: &Fleet, action: Action) {
+/// Moves the selection (`page` rows a page). From a task that left the list, down
+/// goes to the task now where it was and up to the one before.
+pub fn navigate(view: &mut HeldView, fleet: &Fleet, action: Action, page: usize) {
     let rows = rows(fleet, view);
     if rows.is_empty() {
         return;
     }
     let last = rows.len() - 1;
     let target = match selected(fleet, view, &rows) {
-        Selected::Row(row, _) => match action {
-            Action::Up => row.saturating_sub(1),
-            Action::Down => (row + 1).min(last),
-            Action::PageUp => row.saturating_sub(10),
-            Action::PageDown => (row + 10).min(last),
-            Action::Top => 0,
-            _ => last,
-        },
+        Selected::Row(row, _) => moved(row, rows.len(), page, action).unwrap_or(row),
         Selected::Gone(id) => {
             let key = fleet.state.task_index(&id).map(|i| sort_key(fleet, view.order, i));
             let at = key.map_or(0, |key| rows.partition_point(|&r| sort_key(fleet, view.order, r) < key));
             match action {
-                Action::Up | Action::PageUp => at.saturating_sub(1),
+                _ if is_up(action) => at.saturating_sub(1),
                 Action::Top => 0,
                 Action::Bottom => last,
                 _ => at.min(last),
@@ -187,6 +182,34 @@ pub fn navigate(view: &mut HeldView, fleet: &Fleet, action: Action) {
         Selected::Empty => return,
     };
     view.selected = Some(fleet.state.task_id(rows[target]).to_string());
+}
+
+/// The held task drawn at row `y` of the screen's `area`, if one is: what a click there
+/// selects.
+pub fn row_at(fleet: &Fleet, view: &HeldView, area: Rect, y: u16) -> Option<usize> {
+    let rows = rows(fleet, view);
+    let table = rows_area(area);
+    if y < table.y || y >= table.y + table.height {
+        return None;
+    }
+    let at = match selected(fleet, view, &rows) {
+        Selected::Row(row, _) => row,
+        _ => 0,
+    };
+    let row = first_shown(at, table.height as usize) + (y - table.y) as usize;
+    rows.get(row).copied()
+}
+
+/// Where the table's rows are drawn in the screen's `area` (the selected task's
+/// finding takes the two lines under them).
+pub fn rows_area(area: Rect) -> Rect {
+    let [table, _] = split(Block::default().borders(Borders::ALL).inner(area));
+    Rect { y: table.y + 1.min(table.height), height: table.height.saturating_sub(1), ..table }
+}
+
+/// The table over the finding's two lines.
+fn split(inner: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Min(2), Constraint::Length(2)]).areas(inner)
 }
 
 /// Space: marks or unmarks the selected task.
@@ -290,7 +313,11 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, view: &HeldView) {
     let rows = rows(fleet, view);
     let marked = rows.iter().filter(|&&i| view.marked.contains(fleet.state.task_id(i))).count();
     let chosen = selected(fleet, view, &rows);
-    let title = format!(" Held for approval {} · {marked} marked · {} ", rows.len(), view.order.name());
+    let at = match chosen {
+        Selected::Row(row, _) => Some(row),
+        _ => None,
+    };
+    let title = format!(" Held for approval {} · {marked} marked · {} ", position(at, rows.len(), None), view.order.name());
     let block = Block::default().borders(Borders::ALL).title(title);
     if rows.is_empty() {
         let text = vec![
@@ -302,11 +329,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, view: &HeldView) {
     }
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let parts = Layout::vertical([Constraint::Min(2), Constraint::Length(2)]).split(inner);
-    let at = match chosen {
-        Selected::Row(row, _) => Some(row),
-        _ => None,
-    };
+    let parts = split(inner);
     table(frame, parts[0], scene, view, &rows, at);
     let footer = match &chosen {
         Selected::Row(_, i) => {
@@ -324,7 +347,7 @@ fn table(frame: &mut Frame, area: Rect, scene: &Scene, view: &HeldView, rows: &[
     let fleet = scene.fleet;
     let wide = area.width >= 118;
     let visible = area.height.saturating_sub(1) as usize;
-    let first = at.unwrap_or(0).saturating_sub(visible.saturating_sub(1));
+    let first = first_shown(at.unwrap_or(0), visible);
     let body: Vec<Row> = rows
         .iter()
         .enumerate()

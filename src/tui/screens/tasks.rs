@@ -8,13 +8,13 @@ use ratatui::Frame;
 use tui_input::Input;
 
 use crate::core::escape::escape_line;
-use crate::core::text::human_ms;
+use crate::core::text::{clock, human_ms};
 use crate::core::{Event, TaskState, TaskStateName};
 use crate::tui::draw::Scene;
 use crate::tui::model::Fleet;
-use crate::tui::selection::{gone_note, resolve, task_position, Selected};
+use crate::tui::selection::{gone_note, position, resolve, task_position, Selected};
 use crate::tui::view::{Screen, TextKey, ViewState};
-use crate::tui::widgets::{header_row, selectable};
+use crate::tui::widgets::{first_shown, header_row, selectable, table_rows};
 
 /// Column the tasks table is sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,10 @@ pub enum SortKey {
     Pool,
     /// Attempts, most first.
     Attempts,
+    /// Duration of the latest attempt (running: so far), longest first.
+    Duration,
+    /// When the latest attempt started, earliest first.
+    Started,
 }
 
 impl SortKey {
@@ -38,7 +42,9 @@ impl SortKey {
             SortKey::Id => SortKey::State,
             SortKey::State => SortKey::Pool,
             SortKey::Pool => SortKey::Attempts,
-            SortKey::Attempts => SortKey::Workflow,
+            SortKey::Attempts => SortKey::Duration,
+            SortKey::Duration => SortKey::Started,
+            SortKey::Started => SortKey::Workflow,
         }
     }
 
@@ -50,11 +56,44 @@ impl SortKey {
             SortKey::State => "state",
             SortKey::Pool => "pool",
             SortKey::Attempts => "attempts",
+            SortKey::Duration => "duration",
+            SortKey::Started => "start time",
+        }
+    }
+
+    /// Counts and durations read biggest first (as htop's CPU column); the rest
+    /// smallest first. `S` reverses either.
+    fn biggest_first(self) -> bool {
+        matches!(self, SortKey::Attempts | SortKey::Duration)
+    }
+
+    /// The column the sort is marked on in the header (`None`: workflow order).
+    fn column(self) -> Option<usize> {
+        match self {
+            SortKey::Workflow => None,
+            SortKey::Id => Some(0),
+            SortKey::State => Some(1),
+            SortKey::Pool => Some(2),
+            SortKey::Attempts => Some(3),
+            SortKey::Duration => Some(4),
+            SortKey::Started => Some(5),
         }
     }
 }
 
-/// Tasks shown in the tasks table, filtered and sorted.
+/// Is the table sorted biggest (or latest, or last in the life cycle) first?
+pub fn descending(vs: &ViewState) -> bool {
+    vs.sort.biggest_first() != vs.sort_reverse
+}
+
+/// "duration ▼": the order in words, with its direction.
+pub fn order_name(vs: &ViewState) -> String {
+    let arrow = if descending(vs) { "▼" } else { "▲" };
+    format!("{} {arrow}", vs.sort.name())
+}
+
+/// Tasks shown in the tasks table, filtered and sorted. Each row's sort value is
+/// worked out once (not per comparison), and nothing of the run is copied.
 pub fn task_rows(fleet: &Fleet, vs: &ViewState) -> Vec<usize> {
     let state = &fleet.state;
     let mut rows: Vec<usize> = if vs.filter.trim().is_empty() {
@@ -63,25 +102,71 @@ pub fn task_rows(fleet: &Fleet, vs: &ViewState) -> Vec<usize> {
     } else {
         (0..state.tasks.len()).filter(|&i| matches_filter(fleet, i, &vs.filter)).collect()
     };
-    if vs.sort != SortKey::Workflow {
-        rows.sort_by(|&a, &b| compare(fleet, vs.sort, a, b));
+    if vs.sort == SortKey::Workflow {
+        if vs.sort_reverse {
+            rows.reverse();
+        }
+        return rows;
     }
-    rows
+    let descending = descending(vs);
+    let mut keyed: Vec<(SortValue, usize)> = rows.into_iter().map(|i| (sort_value(fleet, vs.sort, i), i)).collect();
+    keyed.sort_unstable_by(|(va, a), (vb, b)| by_value(va, vb, descending).then_with(|| by_id(fleet, *a, *b)));
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
-/// The order of tasks `a` and `b` in the table sorted by `sort` (workflow order
-/// among equals, as a stable sort leaves them).
-pub fn compare(fleet: &Fleet, sort: SortKey, a: usize, b: usize) -> std::cmp::Ordering {
+/// A task's value in the sort column. A task without one (no attempt yet, no pool)
+/// sorts last whichever the direction.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SortValue<'a> {
+    Number(u64),
+    Text(&'a str),
+    Missing,
+}
+
+fn sort_value(fleet: &Fleet, sort: SortKey, i: usize) -> SortValue<'_> {
     let state = &fleet.state;
-    let name_rank = |i: usize| TaskStateName::ALL.iter().position(|n| *n == state.tasks[i].state.name());
-    let by = match sort {
-        SortKey::Workflow => std::cmp::Ordering::Equal,
-        SortKey::Id => state.task_id(a).cmp(state.task_id(b)),
-        SortKey::State => name_rank(a).cmp(&name_rank(b)),
-        SortKey::Pool => state.tasks[a].pool.cmp(&state.tasks[b].pool),
-        SortKey::Attempts => state.tasks[b].attempts.cmp(&state.tasks[a].attempts),
-    };
-    by.then(a.cmp(&b))
+    let number = |n: Option<u64>| n.map_or(SortValue::Missing, SortValue::Number);
+    match sort {
+        SortKey::Workflow => SortValue::Number(i as u64),
+        SortKey::Id => SortValue::Text(state.task_id(i)),
+        SortKey::State => {
+            let name = state.tasks[i].state.name();
+            number(TaskStateName::ALL.iter().position(|n| *n == name).map(|p| p as u64))
+        }
+        SortKey::Pool => state.tasks[i].pool.as_deref().map_or(SortValue::Missing, SortValue::Text),
+        SortKey::Attempts => SortValue::Number(u64::from(state.tasks[i].attempts)),
+        // Running attempts as of the newest record, not the wall clock: the order stays
+        // put between frames and is the same for a key press and for the frame.
+        SortKey::Duration => number(duration_of(fleet, i, fleet.last_ts)),
+        SortKey::Started => number(started_of(fleet, i)),
+    }
+}
+
+/// The order of two sort values; a missing value goes last either way.
+fn by_value(a: &SortValue, b: &SortValue, descending: bool) -> std::cmp::Ordering {
+    match (a, b) {
+        (SortValue::Missing, SortValue::Missing) => std::cmp::Ordering::Equal,
+        (SortValue::Missing, _) => std::cmp::Ordering::Greater,
+        (_, SortValue::Missing) => std::cmp::Ordering::Less,
+        _ if descending => b.cmp(a),
+        _ => a.cmp(b),
+    }
+}
+
+/// Ties are broken by id (ascending whatever the direction), so equal rows keep
+/// one order however often the table is drawn or reversed.
+fn by_id(fleet: &Fleet, a: usize, b: usize) -> std::cmp::Ordering {
+    fleet.state.task_id(a).cmp(fleet.state.task_id(b)).then(a.cmp(&b))
+}
+
+/// The order of tasks `a` and `b` in the table as `vs` sorts it.
+pub fn compare(fleet: &Fleet, vs: &ViewState, a: usize, b: usize) -> std::cmp::Ordering {
+    match vs.sort {
+        SortKey::Workflow if vs.sort_reverse => b.cmp(&a),
+        SortKey::Workflow => a.cmp(&b),
+        sort => by_value(&sort_value(fleet, sort, a), &sort_value(fleet, sort, b), descending(vs))
+            .then_with(|| by_id(fleet, a, b)),
+    }
 }
 
 /// Does task `i` match the filter? Words must all match: `state:NAME`, `pool:NAME`,
@@ -124,10 +209,30 @@ fn votes_and_error(fleet: &Fleet, i: usize) -> String {
     }
 }
 
-/// `s`: the next sort column.
-pub fn cycle_sort(vs: &mut ViewState) {
-    vs.sort = vs.sort.next();
-    vs.message = Some(format!("sorted by {}", vs.sort.name()));
+/// `s`: the next sort column. The selected task stays selected (it moves with its row).
+pub fn cycle_sort(vs: &mut ViewState, fleet: &Fleet) {
+    keeping_selection(vs, fleet, |vs| vs.sort = vs.sort.next());
+    vs.message = Some(format!("sorted by {} (s: next column, S: reverse)", order_name(vs)));
+}
+
+/// `S`: the other direction, on the same column.
+pub fn reverse_sort(vs: &mut ViewState, fleet: &Fleet) {
+    keeping_selection(vs, fleet, |vs| vs.sort_reverse = !vs.sort_reverse);
+    vs.message = Some(format!("sorted by {}", order_name(vs)));
+}
+
+/// Changes the order with the selected task pinned, so the highlight follows it.
+fn keeping_selection(vs: &mut ViewState, fleet: &Fleet, change: impl FnOnce(&mut ViewState)) {
+    if vs.screen != Screen::Tasks {
+        return change(vs);
+    }
+    if vs.pinned.is_none() {
+        vs.pinned = vs.selected_task(fleet);
+    }
+    change(vs);
+    if let (_, Selected::Row(row)) = vs.selection(fleet) {
+        vs.selected = row;
+    }
 }
 
 /// `/`: opens the filter field on the current filter.
@@ -137,7 +242,7 @@ pub fn open_filter(vs: &mut ViewState) {
 
 /// A key typed into the open filter field. The table follows the typing; Enter keeps
 /// the filter and shows the filtered table (the dead letters stay up when they are,
-/// else the tasks table), Esc closes the field. The selected task stays selected
+/// else the tasks table), Esc closes the field and clears the filter. The selected task stays selected
 /// while the filter shows it, else the first row is.
 pub fn type_filter(vs: &mut ViewState, fleet: &Fleet, key: TextKey) {
     let Some(input) = &mut vs.filter_input else { return };
@@ -148,7 +253,15 @@ pub fn type_filter(vs: &mut ViewState, fleet: &Fleet, key: TextKey) {
             let screen = if vs.screen == Screen::DeadLetters { Screen::DeadLetters } else { Screen::Tasks };
             set_filter(vs, fleet, filter, screen);
         }
-        TextKey::Esc => vs.filter_input = None,
+        // Esc cancels the filter (as in k9s): the field closes and the table is whole again.
+        TextKey::Esc => {
+            vs.filter_input = None;
+            if !vs.filter.is_empty() {
+                let screen = vs.screen.clone();
+                set_filter(vs, fleet, String::new(), screen);
+                vs.message = Some("filter cleared".into());
+            }
+        }
         other => {
             other.edit(input);
             // Live filtering: the table follows the typing.
@@ -170,24 +283,18 @@ pub fn set_filter(vs: &mut ViewState, fleet: &Fleet, filter: String, screen: Scr
     vs.repin(fleet);
 }
 
-/// A left click at terminal row `y` (of a terminal `height` rows high) selects the
-/// task drawn there.
-pub fn click(vs: &mut ViewState, fleet: &Fleet, y: u16, height: u16) {
-    // Header line, border and column titles come before the first row.
-    let first_row_y = 3;
-    if y >= first_row_y {
-        let visible = height.saturating_sub(7) as usize;
-        let (keys, selected) = vs.selection(fleet);
-        let at = match selected {
-            Selected::Row(row) => row,
-            _ => vs.selected.min(keys.len().saturating_sub(1)),
-        };
-        let first = at.saturating_sub(visible.saturating_sub(1));
-        let clicked = first + (y - first_row_y) as usize;
-        if clicked < keys.len() {
-            vs.pin_row(&keys, clicked);
-        }
-    }
+/// Where the table's rows are drawn in the screen's `area` (the mouse counts with it).
+pub fn rows_area(area: Rect) -> Rect {
+    table_rows(area)
+}
+
+/// The row drawn at the top of the table: the selection is kept in view.
+pub fn first_row(fleet: &Fleet, vs: &ViewState, rows: &[usize], area: Rect) -> usize {
+    let selected = match resolve(vs, rows.len(), |id| task_position(fleet, rows, id)) {
+        Selected::Row(row) => row,
+        _ => vs.selected.min(rows.len().saturating_sub(1)),
+    };
+    first_shown(selected, rows_area(area).height as usize)
 }
 
 /// Duration of the latest attempt (running: so far).
@@ -203,12 +310,26 @@ fn duration_of(fleet: &Fleet, i: usize, now_ms: u64) -> Option<u64> {
     })
 }
 
-/// Draws the table, scrolled so that the selected row is visible.
+/// When the latest attempt started (from the history the model keeps, as the duration).
+fn started_of(fleet: &Fleet, i: usize) -> Option<u64> {
+    if let TaskState::Running { started_ms, .. } = fleet.state.tasks[i].state {
+        return Some(started_ms);
+    }
+    fleet.kept_history(i)?.iter().rev().find_map(|step| match &step.event {
+        Event::AttemptStarted { .. } => Some(step.ts),
+        _ => None,
+    })
+}
+
+/// Draws the table, scrolled so that the selected row is visible; the title says
+/// where the selection is (`12/300`, `12/40 of 300` while filtered) and the sorted
+/// column's title carries ▲ or ▼.
 pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let fleet = scene.fleet;
     let vs = scene.view;
     let rows = task_rows(fleet, vs);
-    let filter = if vs.filter.is_empty() { String::new() } else { format!(" filter: {} ", escape_line(&vs.filter)) };
+    let filtered = !vs.filter.trim().is_empty();
+    let filter = if filtered { format!(" filter: {} ", escape_line(&vs.filter)) } else { String::new() };
     // The selection is a task, looked up among the rows (one pass over the rows the
     // frame has built anyway); a selected task the filter no longer shows is named.
     let (highlight, gone) = match resolve(vs, rows.len(), |id| task_position(fleet, &rows, id)) {
@@ -216,12 +337,14 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         Selected::Gone(id) => (None, escape_line(&gone_note(fleet, &id)).into_owned()),
         Selected::Empty => (None, String::new()),
     };
-    let title = format!(" Tasks {}/{} · sort: {} {filter}{gone}", rows.len(), fleet.state.tasks.len(), vs.sort.name());
+    let at = position(highlight, rows.len(), filtered.then_some(fleet.state.tasks.len()));
+    let title = format!(" Tasks {at} · sort: {} {filter}{gone}", order_name(vs));
     let block = Block::default().borders(Borders::ALL).title(title);
-    let visible = block.inner(area).height.saturating_sub(1) as usize;
-    let selected = highlight.unwrap_or(vs.selected).min(rows.len().saturating_sub(1));
+    let visible = rows_area(area).height as usize;
     // Only the visible window is built: a 10,000-task run renders as fast as a small one.
-    let first = selected.saturating_sub(visible.saturating_sub(1));
+    let first = first_row(fleet, vs, &rows, area);
+    // The start time has a column where there is room for it, or when it is the order.
+    let started_column = area.width >= 100 || vs.sort == SortKey::Started;
     let body: Vec<Row> = rows
         .iter()
         .enumerate()
@@ -230,7 +353,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         .map(|(n, &i)| {
             let task = &fleet.state.tasks[i];
             let name = task.state.name();
-            let row = Row::new(vec![
+            let mut cells = vec![
                 Cell::from(escape_line(fleet.state.task_id(i)).into_owned()),
                 // A stalled attempt is `running` to the engine; the table says
                 // stalled, as the header and the worker pane do.
@@ -242,16 +365,28 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
                 Cell::from(escape_line(task.pool.as_deref().unwrap_or_default()).into_owned()),
                 Cell::from(task.attempts.to_string()),
                 Cell::from(duration_of(fleet, i, scene.now_ms).map(human_ms).unwrap_or_default()),
-                Cell::from(escape_line(&votes_and_error(fleet, i)).into_owned()),
-            ]);
-            selectable(row, Some(n) == highlight, scene.theme)
+            ];
+            if started_column {
+                let started = started_of(fleet, i).map(|ts| clock(ts).chars().take(8).collect::<String>());
+                cells.push(Cell::from(started.unwrap_or_default()));
+            }
+            cells.push(Cell::from(escape_line(&votes_and_error(fleet, i)).into_owned()));
+            selectable(Row::new(cells), Some(n) == highlight, scene.theme)
         })
         .collect();
-    let header = header_row(["ID", "STATE", "POOL", "ATT", "TIME", "ERROR"]);
+    let arrow = if descending(vs) { "▼" } else { "▲" };
+    let mut titles: Vec<String> = ["ID", "STATE", "POOL", "ATT", "TIME", "STARTED", "ERROR"].map(String::from).into();
+    if let Some(c) = vs.sort.column() {
+        titles[c].push_str(arrow);
+    }
+    if !started_column {
+        titles.remove(5);
+    }
+    let header = header_row(titles.iter().map(String::as_str));
     // `awaiting_approval` is wider than the other names: room for it only while a
     // task is held, so the table is unchanged otherwise.
     let held = fleet.state.count(crate::core::TaskStateName::AwaitingApproval) > 0;
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(22),
         Constraint::Length(if held { 17 } else { 13 }),
         Constraint::Length(12),
@@ -259,5 +394,8 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         Constraint::Length(8),
         Constraint::Min(10),
     ];
+    if started_column {
+        widths.insert(5, Constraint::Length(8));
+    }
     frame.render_widget(Table::new(body, widths).header(header).block(block), area);
 }

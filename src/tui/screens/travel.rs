@@ -46,6 +46,8 @@ pub fn update(vs: &mut ViewState, fleet: &Fleet, total: usize, action: Action) -
         Action::Fork => ask_fork(vs, fleet, n),
         Action::Up
         | Action::Down
+        | Action::HalfPageUp
+        | Action::HalfPageDown
         | Action::Open
         | Action::Dashboard
         | Action::Tasks
