@@ -1,0 +1,466 @@
+//! Issue 15 items 15 and 19 without a terminal: the row position in every table's
+//! title, Ctrl-D/Ctrl-U half pages and PgUp/PgDn full pages, sorting the tasks table
+//! by any column (duration and start time too) both ways with ties in id order and the
+//! selection kept, Esc cancelling a filter, and the mouse in every view, hit-tested
+//! with the screens' own layout functions (`pitboss::tui::mouse`).
+
+use std::path::Path;
+
+use pitboss::config;
+use pitboss::core::decide::{dispatch, Outcome};
+use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext};
+use pitboss::io::journal::Record;
+use pitboss::tui::draw::{draw, frame_rows, Scene, Theme};
+use pitboss::tui::keys::{Action, Keymap};
+use pitboss::tui::model::Fleet;
+use pitboss::tui::mouse::{hit, on_mouse, page_rows, Hit};
+use pitboss::tui::screens::{dashboard, detail, tasks};
+use pitboss::tui::view::{Screen, SortKey, TextKey, ViewState};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
+use ratatui::Terminal;
+
+const T0: u64 = 1_790_000_000_000;
+
+/// Seven tasks: four finish with known durations (two ties), two keep running, `g`
+/// waits on `e` (no attempt: no duration, no start).
+const SORTS: &str = r#"
+[run]
+name = "habits"
+[defaults]
+retry = { max_attempts = 1 }
+[[pool]]
+name = "p"
+command = ["agent"]
+concurrency = 8
+[[task]]
+id = "a"
+[[task]]
+id = "b"
+[[task]]
+id = "c"
+[[task]]
+id = "d"
+[[task]]
+id = "e"
+[[task]]
+id = "f"
+[[task]]
+id = "g"
+depends_on = ["e"]
+"#;
+
+/// Forty tasks that all run at once (pages), three of which fail for good.
+fn many() -> String {
+    let mut wf = String::from(
+        "[run]\nname = \"many\"\n[defaults]\nretry = { max_attempts = 1 }\n[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\nconcurrency = 50\n",
+    );
+    for n in 0..40 {
+        wf += &format!("[[task]]\nid = \"t{n:02}\"\n");
+    }
+    wf
+}
+
+struct Run {
+    state: RunState,
+    fleet: Fleet,
+    seq: u64,
+    now: u64,
+}
+
+impl Run {
+    fn new(workflow: &str) -> Run {
+        let workflow = config::parse(workflow, "habits.toml", Path::new(".")).unwrap();
+        let first = Event::RunStarted { run_id: "run-0001".into(), workflow: std::sync::Arc::new(workflow) };
+        let state = RunState::from_first(&first).unwrap();
+        let fleet = Fleet::from_records(&[Record { seq: 1, ts: T0, event: first }]).unwrap();
+        let mut run = Run { state, fleet, seq: 1, now: T0 };
+        run.input(Input::Start { pid: 4242, version: "test".into(), resumed: false });
+        run
+    }
+
+    fn input(&mut self, input: Input) {
+        self.now += 250;
+        let ctx = StepContext { now_ms: self.now, jitter: 1.0 };
+        let mut events = step(&mut self.state, input, ctx).unwrap();
+        events.extend(dispatch(&mut self.state, ctx).unwrap());
+        for event in events {
+            self.seq += 1;
+            self.fleet.apply(&Record { seq: self.seq, ts: self.now, event }).unwrap();
+        }
+    }
+
+    fn succeed(&mut self, task: &str, duration_ms: u64) {
+        let outcome =
+            Outcome::Success { result: serde_json::json!({}), exit_code: Some(0), duration_ms, output: SmallOutput::default() };
+        self.input(Input::Finished { task: task.into(), attempt: 1, outcome });
+    }
+
+    fn fail(&mut self, task: &str, error: &str) {
+        let outcome = Outcome::Failure {
+            class: FailureClass::Worker,
+            error: error.into(),
+            exit_code: Some(2),
+            signal: None,
+            duration_ms: 100,
+            output: SmallOutput::default(),
+        };
+        self.input(Input::Finished { task: task.into(), attempt: 1, outcome });
+    }
+
+    /// The sorting fixture: a 300, b 100, c 300, d 200 ms; e and f running 1 s.
+    fn sorts() -> Run {
+        let mut run = Run::new(SORTS);
+        run.succeed("a", 300);
+        run.succeed("b", 100);
+        run.succeed("c", 300);
+        run.succeed("d", 200);
+        run
+    }
+
+    /// Forty running tasks, then t05, t06 dead-lettered with one cause and t07 with
+    /// another.
+    fn many() -> Run {
+        let mut run = Run::new(&many());
+        run.fail("t05", "exit code 2: disk full");
+        run.fail("t06", "exit code 2: disk full");
+        run.fail("t07", "timed out after 5s");
+        run
+    }
+
+    fn press(&self, vs: &mut ViewState, actions: &[Action]) {
+        for a in actions {
+            vs.update(&self.fleet, self.fleet.records.len(), *a);
+        }
+    }
+
+    fn type_text(&self, vs: &mut ViewState, text: &str) {
+        for c in text.chars() {
+            vs.type_key(&self.fleet, self.fleet.records.len(), TextKey::Char(c));
+        }
+    }
+
+    fn key(&self, vs: &mut ViewState, key: TextKey) {
+        vs.type_key(&self.fleet, self.fleet.records.len(), key);
+    }
+
+    fn render(&self, vs: &ViewState) -> String {
+        let area = vs.terminal;
+        let mut terminal = Terminal::new(TestBackend::new(area.width, area.height)).unwrap();
+        let keys = Keymap::default();
+        let scene = Scene {
+            fleet: &self.fleet,
+            total: self.fleet.records.len(),
+            view: vs,
+            keys: &keys,
+            now_ms: self.fleet.last_ts + 2_000,
+            theme: Theme { color: false },
+        };
+        terminal.draw(|frame| draw(frame, &scene)).unwrap();
+        format!("{}", terminal.backend())
+    }
+
+    fn click(&self, vs: &mut ViewState, x: u16, y: u16) {
+        on_mouse(vs, &self.fleet, self.fleet.records.len(), mouse(MouseEventKind::Down(MouseButton::Left), x, y));
+    }
+
+    fn wheel(&self, vs: &mut ViewState, up: bool, x: u16, y: u16) {
+        let kind = if up { MouseEventKind::ScrollUp } else { MouseEventKind::ScrollDown };
+        on_mouse(vs, &self.fleet, self.fleet.records.len(), mouse(kind, x, y));
+    }
+
+    /// The tasks table's ids, top to bottom, as the view orders them.
+    fn order(&self, vs: &ViewState) -> Vec<String> {
+        tasks::task_rows(&self.fleet, vs).into_iter().map(|i| self.fleet.state.task_id(i).to_string()).collect()
+    }
+}
+
+fn mouse(kind: MouseEventKind, column: u16, row: u16) -> MouseEvent {
+    MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE }
+}
+
+fn view(width: u16, height: u16) -> ViewState {
+    ViewState { terminal: Rect::new(0, 0, width, height), ..ViewState::default() }
+}
+
+/// The screen's line `y` (a rendered TestBackend puts each line in quotes).
+fn line(screen: &str, y: usize) -> String {
+    screen.lines().nth(y).unwrap_or_default().to_string()
+}
+
+fn selected(run: &Run, vs: &ViewState) -> String {
+    vs.selected_task(&run.fleet).unwrap_or_default()
+}
+
+// ---- the row position -------------------------------------------------------------
+
+#[test]
+fn every_table_title_says_where_the_selection_is_and_how_many_a_filter_shows() {
+    let run = Run::many();
+    let mut vs = view(100, 30);
+    run.press(&mut vs, &[Action::Tasks]);
+    assert!(run.render(&vs).contains("Tasks 1/40 "), "{}", run.render(&vs));
+    run.press(&mut vs, &[Action::Down, Action::Down]);
+    assert!(run.render(&vs).contains("Tasks 3/40 "));
+    // Filtered: the row among the shown, and of how many.
+    run.press(&mut vs, &[Action::Filter]);
+    run.type_text(&mut vs, "state:dead");
+    run.key(&mut vs, TextKey::Enter);
+    assert!(run.render(&vs).contains("Tasks 1/3 of 40 "), "{}", run.render(&vs));
+
+    // Dead letters: the groups, filtered, then an open group's members.
+    run.press(&mut vs, &[Action::Back, Action::DeadLetters]);
+    assert!(run.render(&vs).contains("Dead letters by cause 1/2 "), "{}", run.render(&vs));
+    run.press(&mut vs, &[Action::Filter]);
+    run.type_text(&mut vs, "t07");
+    run.key(&mut vs, TextKey::Enter);
+    assert!(run.render(&vs).contains("Dead letters by cause 1/1 of 2 "), "{}", run.render(&vs));
+    run.press(&mut vs, &[Action::Back, Action::Top, Action::Open]);
+    assert!(run.render(&vs).contains("Dead letters · 1/2 with cause"), "{}", run.render(&vs));
+    run.press(&mut vs, &[Action::Down]);
+    assert!(run.render(&vs).contains("Dead letters · 2/2 with cause"));
+}
+
+// ---- pages ------------------------------------------------------------------------
+
+#[test]
+fn ctrl_d_and_ctrl_u_move_half_the_rows_shown_and_pgdn_a_whole_page() {
+    let run = Run::many();
+    // 80×24: the screen has 21 rows, the table 18 of them for tasks.
+    let mut vs = view(80, 24);
+    run.press(&mut vs, &[Action::Tasks]);
+    assert_eq!(page_rows(&vs, &run.fleet), 18);
+    run.press(&mut vs, &[Action::HalfPageDown]);
+    assert_eq!(selected(&run, &vs), "t09");
+    run.press(&mut vs, &[Action::HalfPageDown, Action::HalfPageDown, Action::HalfPageDown, Action::HalfPageDown]);
+    assert_eq!(selected(&run, &vs), "t39", "past the end stops at the last row");
+    run.press(&mut vs, &[Action::HalfPageUp]);
+    assert_eq!(selected(&run, &vs), "t30");
+    run.press(&mut vs, &[Action::PageUp]);
+    assert_eq!(selected(&run, &vs), "t12");
+    run.press(&mut vs, &[Action::PageDown]);
+    assert_eq!(selected(&run, &vs), "t30");
+    // A taller terminal has bigger pages.
+    vs.terminal = Rect::new(0, 0, 80, 44);
+    run.press(&mut vs, &[Action::Top, Action::HalfPageDown]);
+    assert_eq!(selected(&run, &vs), "t19");
+
+    // The members of a dead-letter group page too (two members: the end).
+    let mut vs = view(80, 24);
+    run.press(&mut vs, &[Action::DeadLetters, Action::Open, Action::HalfPageDown]);
+    assert_eq!(selected(&run, &vs), "t06");
+    run.press(&mut vs, &[Action::HalfPageUp]);
+    assert_eq!(selected(&run, &vs), "t05");
+}
+
+#[test]
+fn half_pages_scroll_the_detail_output() {
+    let mut run = Run::many();
+    let lines: String = (0..100).map(|n| format!("line {n}\n")).collect();
+    run.fleet.add_output("t00", 1, lines.as_bytes(), run.now);
+    let mut vs = view(80, 24);
+    run.press(&mut vs, &[Action::Tasks, Action::Open]);
+    let page = page_rows(&vs, &run.fleet);
+    assert_eq!(page, 12, "21 screen rows less the task box and the borders");
+    run.press(&mut vs, &[Action::HalfPageUp]);
+    let Screen::Detail(d) = &vs.screen else { panic!("no detail") };
+    assert_eq!((d.scroll, d.follow), (6, false));
+    run.press(&mut vs, &[Action::PageUp, Action::HalfPageDown]);
+    let Screen::Detail(d) = &vs.screen else { panic!("no detail") };
+    assert_eq!(d.scroll, 12);
+}
+
+// ---- sorting ------------------------------------------------------------------------
+
+#[test]
+fn duration_sorts_longest_first_s_reverses_and_ties_keep_id_order() {
+    let run = Run::sorts();
+    let mut vs = view(100, 30);
+    run.press(&mut vs, &[Action::Tasks]);
+    while vs.sort != SortKey::Duration {
+        run.press(&mut vs, &[Action::Sort]);
+    }
+    // Running e and f (1 s so far, a tie) first, a and c tied at 300 ms, g never ran: last.
+    assert_eq!(run.order(&vs), ["e", "f", "a", "c", "d", "b", "g"]);
+    assert!(run.render(&vs).contains("TIME▼"), "{}", run.render(&vs));
+    assert!(run.render(&vs).contains("sort: duration ▼"));
+    run.press(&mut vs, &[Action::SortReverse]);
+    // Reversed: shortest first; ties still in id order, the task without one still last.
+    assert_eq!(run.order(&vs), ["b", "d", "a", "c", "e", "f", "g"]);
+    assert!(run.render(&vs).contains("TIME▲"));
+    assert!(vs.message.as_deref().unwrap_or_default().contains("duration ▲"));
+}
+
+#[test]
+fn start_time_id_state_pool_and_attempts_sort_both_ways() {
+    let run = Run::sorts();
+    let mut vs = view(100, 30);
+    run.press(&mut vs, &[Action::Tasks]);
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        run.press(&mut vs, &[Action::Sort]);
+        seen.push(vs.sort);
+        let forward = run.order(&vs);
+        run.press(&mut vs, &[Action::SortReverse]);
+        let backward = run.order(&vs);
+        run.press(&mut vs, &[Action::SortReverse]);
+        assert_eq!(forward.len(), 7);
+        match vs.sort {
+            SortKey::Id => {
+                assert_eq!(forward, ["a", "b", "c", "d", "e", "f", "g"]);
+                assert_eq!(backward, ["g", "f", "e", "d", "c", "b", "a"]);
+            }
+            // All six started together: a tie, in id order both ways; g never started.
+            SortKey::Started => {
+                assert_eq!(forward, ["a", "b", "c", "d", "e", "f", "g"]);
+                assert_eq!(backward, forward);
+                assert!(run.render(&vs).contains("STARTED▲"), "{}", run.render(&vs));
+            }
+            SortKey::State => {
+                // Pending before running before completed in the life cycle.
+                assert_eq!(forward.first().map(String::as_str), Some("g"));
+                assert_eq!(backward.last().map(String::as_str), Some("g"));
+            }
+            SortKey::Workflow => assert_eq!(backward, ["g", "f", "e", "d", "c", "b", "a"]),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            SortKey::Id,
+            SortKey::State,
+            SortKey::Pool,
+            SortKey::Attempts,
+            SortKey::Duration,
+            SortKey::Started,
+            SortKey::Workflow
+        ]
+    );
+}
+
+#[test]
+fn a_new_order_keeps_the_selected_task_selected() {
+    let run = Run::sorts();
+    let mut vs = view(100, 30);
+    run.press(&mut vs, &[Action::Tasks, Action::Down, Action::Down, Action::Down]);
+    assert_eq!(selected(&run, &vs), "d");
+    while vs.sort != SortKey::Duration {
+        run.press(&mut vs, &[Action::Sort]);
+        assert_eq!(selected(&run, &vs), "d", "sorting by {:?} moved the selection", vs.sort);
+    }
+    // e f a c d b g: d is the fifth row, and the title says so.
+    assert!(run.render(&vs).contains("Tasks 5/7 "), "{}", run.render(&vs));
+    run.press(&mut vs, &[Action::SortReverse]);
+    assert_eq!(selected(&run, &vs), "d");
+    assert!(run.render(&vs).contains("Tasks 2/7 "));
+    run.press(&mut vs, &[Action::Down]);
+    assert_eq!(selected(&run, &vs), "a", "the next row in the order shown");
+}
+
+// ---- Esc ----------------------------------------------------------------------------
+
+#[test]
+fn esc_cancels_the_filter_while_typing_and_after_it_was_set() {
+    let run = Run::many();
+    for screen in [Action::Tasks, Action::DeadLetters, Action::Dashboard] {
+        let mut vs = view(100, 30);
+        run.press(&mut vs, &[screen, Action::Filter]);
+        run.type_text(&mut vs, "t07");
+        assert_eq!(vs.filter, "t07", "the table follows the typing");
+        run.key(&mut vs, TextKey::Esc);
+        assert!(vs.filter_input.is_none());
+        assert_eq!(vs.filter, "", "Esc in the field cancels the filter ({screen:?})");
+        // Set with Enter, then Esc on the view clears it.
+        run.press(&mut vs, &[Action::Filter]);
+        run.type_text(&mut vs, "t07");
+        run.key(&mut vs, TextKey::Enter);
+        assert_eq!(vs.filter, "t07");
+        run.press(&mut vs, &[Action::Back]);
+        assert_eq!(vs.filter, "", "Esc on the view clears the filter ({screen:?})");
+    }
+}
+
+// ---- the mouse ----------------------------------------------------------------------
+
+#[test]
+fn a_click_selects_the_task_row_drawn_under_it_even_when_scrolled() {
+    let run = Run::many();
+    let mut vs = view(80, 24);
+    run.press(&mut vs, &[Action::Tasks]);
+    let rows = tasks::rows_area(frame_rows(vs.terminal)[1]);
+    run.click(&mut vs, 5, rows.y + 2);
+    assert_eq!(selected(&run, &vs), "t02");
+    // Scrolled down: the click counts from the first row shown.
+    run.press(&mut vs, &[Action::Bottom]);
+    let screen = run.render(&vs);
+    run.click(&mut vs, 5, rows.y);
+    let clicked = selected(&run, &vs);
+    assert!(line(&screen, rows.y as usize).contains(&clicked), "{clicked} is not drawn on that row:\n{screen}");
+    assert_eq!(clicked, "t22");
+    // The column titles and the borders select nothing.
+    run.click(&mut vs, 5, rows.y - 1);
+    assert_eq!(selected(&run, &vs), "t22");
+    assert_eq!(hit(&vs, &run.fleet, 0, rows.y), Hit::Nothing);
+}
+
+#[test]
+fn a_click_selects_a_dead_letter_group_and_a_member() {
+    let run = Run::many();
+    let mut vs = view(80, 24);
+    run.press(&mut vs, &[Action::DeadLetters]);
+    let rows = pitboss::tui::screens::tasks::rows_area(frame_rows(vs.terminal)[1]);
+    let screen = run.render(&vs);
+    assert!(line(&screen, rows.y as usize + 1).contains("t07"), "{screen}");
+    run.click(&mut vs, 10, rows.y + 1);
+    assert_eq!(selected(&run, &vs), "t07");
+    assert!(run.render(&vs).contains("Dead letters by cause 2/2 "));
+    run.click(&mut vs, 10, rows.y);
+    run.press(&mut vs, &[Action::Open]);
+    run.click(&mut vs, 10, rows.y + 1);
+    assert_eq!(selected(&run, &vs), "t06");
+    assert!(run.render(&vs).contains("Dead letters · 2/2 with cause"));
+    // Below the last member: nothing.
+    run.click(&mut vs, 10, rows.y + 5);
+    assert_eq!(selected(&run, &vs), "t06");
+}
+
+#[test]
+fn a_click_selects_a_worker_pane_and_a_click_on_the_selected_one_opens_it() {
+    let run = Run::many();
+    let mut vs = view(80, 24);
+    let body = frame_rows(vs.terminal)[1];
+    let panes = dashboard::pane_rects(&run.fleet, &vs, dashboard::parts(&run.fleet, body).workers);
+    assert!(panes.len() >= 2, "{panes:?}");
+    let (row, rect) = panes[1];
+    let screen = run.render(&vs);
+    // The pane's title line names the task that is clicked.
+    let id = run.fleet.state.task_id(dashboard::worker_rows(&run.fleet)[row]).to_string();
+    assert!(line(&screen, rect.y as usize).contains(&id), "{id} not at {rect:?}:\n{screen}");
+    run.click(&mut vs, rect.x + 2, rect.y + 2);
+    assert_eq!(selected(&run, &vs), id);
+    assert_eq!(vs.screen, Screen::Dashboard);
+    run.click(&mut vs, rect.x + 2, rect.y + 2);
+    assert!(matches!(&vs.screen, Screen::Detail(d) if d.task == id), "{:?}", vs.screen);
+}
+
+#[test]
+fn the_wheel_scrolls_the_detail_pane_under_the_pointer() {
+    let mut run = Run::many();
+    let lines: String = (0..100).map(|n| format!("line {n}\n")).collect();
+    run.fleet.add_output("t00", 1, lines.as_bytes(), run.now);
+    let mut vs = view(100, 30);
+    run.press(&mut vs, &[Action::Tasks, Action::Open]);
+    let [history, output] = detail::columns(frame_rows(vs.terminal)[1]);
+    run.wheel(&mut vs, true, output.x + 3, output.y + output.height - 3);
+    let Screen::Detail(d) = &vs.screen else { panic!("no detail") };
+    assert_eq!((d.scroll, d.cursor), (3, None), "the output scrolled, the history did not");
+    run.wheel(&mut vs, true, history.x + 3, history.y + history.height - 3);
+    let Screen::Detail(d) = &vs.screen else { panic!("no detail") };
+    assert_eq!(d.scroll, 3);
+    assert!(d.cursor.is_some(), "the history stepped back");
+    run.wheel(&mut vs, false, output.x + 3, output.y + output.height - 3);
+    let Screen::Detail(d) = &vs.screen else { panic!("no detail") };
+    assert_eq!(d.scroll, 0);
+}
