@@ -49,10 +49,10 @@ fn in_a_filtered_table_cancel_acts_on_the_selected_task_after_a_row_above_left()
     t.wait_for(LIMIT, "four workers", |sc| sc.contains("Workers (4)"));
     t.send_keys("2/state:running");
     t.enter();
-    t.wait_for(LIMIT, "the filtered table", |sc| sc.contains("Tasks 4/4") && sc.contains("filter: state:running"));
+    t.wait_for(LIMIT, "the filtered table", |sc| sc.contains("Tasks 1/4 of 4") && sc.contains("filter: state:running"));
     t.send_keys("jj"); // a3
     std::fs::write(&go, "").unwrap();
-    t.wait_for(LIMIT, "a1 gone from the filtered table", |sc| sc.contains("Tasks 3/4"));
+    t.wait_for(LIMIT, "a1 gone from the filtered table", |sc| sc.contains("Tasks 2/3 of 4"));
     t.send_keys("c");
     t.wait_for(LIMIT, "the cancel question for a3, not its new neighbour", |sc| {
         sc.contains("Cancel a3 and end its process group?")
@@ -78,7 +78,7 @@ fn the_dead_letters_show_the_filter_replay_all_uses_and_esc_clears_it() {
     t.send_keys("3/disk");
     t.enter();
     t.wait_for(LIMIT, "the dead letters filtered, the filter in the title", |sc| {
-        sc.contains("Dead letters by cause · filter: disk") && sc.contains("x1, x2") && !sc.contains("y1")
+        sc.contains("Dead letters by cause 1/1 of 2 · filter: disk") && sc.contains("x1, x2") && !sc.contains("y1")
     });
     t.send_keys("A");
     t.wait_for(LIMIT, "replay all of what is shown", |sc| {

@@ -27,7 +27,7 @@ fn marking_and_approving_in_the_held_view_lets_the_held_task_and_its_dependent_r
     t.wait_for(LIMIT, "the held count in the header", |sc| sc.contains("1 held for approval (4)"));
     t.send_keys("4");
     t.wait_for(LIMIT, "the Held view", |sc| {
-        sc.contains("Held for approval 1 · 0 marked") && sc.contains("translate") && sc.contains("publish")
+        sc.contains("Held for approval 1/1 · 0 marked") && sc.contains("translate") && sc.contains("publish")
     });
     t.send_keys(" ");
     t.wait_for(LIMIT, "the mark", |sc| sc.contains("1 marked") && sc.contains(" ● "));

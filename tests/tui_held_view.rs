@@ -208,7 +208,15 @@ fn the_held_view_lists_every_held_task_with_its_parent_finding_age_and_dependent
     let fleet = s.fleet();
     let vs = held_view_on(&fleet, "translate");
     let screen = s.render(&vs, 160, 45);
-    assert!(screen.contains("Held for approval 6"), "{screen}");
+    // The title says where the selection is among the six (issue 15 item 15).
+    let at = pitboss::tui::screens::held::rows(&fleet, match &vs.screen {
+        Screen::Held(view) => view,
+        _ => unreachable!(),
+    })
+    .iter()
+    .position(|&i| fleet.state.task_id(i) == "translate")
+    .expect("translate is held");
+    assert!(screen.contains(&format!("Held for approval {}/6 ", at + 1)), "{screen}");
     for id in ["plan/a", "plan/b", "plan/c", "plan/d", "other/x", "translate"] {
         assert!(screen.contains(id), "{id} is listed: {screen}");
     }
@@ -465,4 +473,29 @@ fn help_names_the_held_views_keys_and_space_is_a_key_name() {
     assert!(matches!(&vs.screen, Screen::Detail(d) if d.task == "plan/a"));
     press(&mut vs, &fleet, &[Action::Back]);
     assert!(s.render(&vs, 100, 30).contains("1 marked"));
+}
+
+#[test]
+fn a_click_selects_the_held_task_drawn_under_it() {
+    // Issue 15 item 19: the mouse in every view, hit-tested with the view's own layout.
+    let s = Script::held();
+    let fleet = s.fleet();
+    let mut vs = ViewState { terminal: ratatui::layout::Rect::new(0, 0, 120, 30), ..ViewState::default() };
+    press(&mut vs, &fleet, &[Action::Held]);
+    let rows = pitboss::tui::screens::held::rows_area(pitboss::tui::draw::frame_rows(vs.terminal)[1]);
+    let screen = s.render(&vs, 120, 30);
+    let line = screen.lines().nth(rows.y as usize + 2).expect("the third row").to_string();
+    let click = ratatui::crossterm::event::MouseEvent {
+        kind: ratatui::crossterm::event::MouseEventKind::Down(ratatui::crossterm::event::MouseButton::Left),
+        column: 10,
+        row: rows.y + 2,
+        modifiers: ratatui::crossterm::event::KeyModifiers::NONE,
+    };
+    pitboss::tui::mouse::on_mouse(&mut vs, &fleet, fleet.records.len(), click);
+    let chosen = vs.selected_task(&fleet).expect("a task selected");
+    assert!(line.contains(&chosen), "{chosen} is not drawn on the clicked row {line}");
+    assert!(s.render(&vs, 120, 30).contains("Held for approval 3/6 "));
+    // Ctrl-D: half the rows shown down (the end of six rows here).
+    press(&mut vs, &fleet, &[Action::Top, Action::HalfPageDown]);
+    assert!(s.render(&vs, 120, 30).contains("Held for approval 6/6 "));
 }
