@@ -24,6 +24,7 @@ use crate::io::journal::Record;
 mod history;
 mod log;
 mod open;
+mod timing;
 mod travel;
 
 pub use history::{History, Step};
@@ -81,6 +82,8 @@ pub struct AsOf {
     pub ended_ms: Option<u64>,
     /// Live output of running attempts, by task.
     pub live: HashMap<String, Live>,
+    /// Each task's latest attempt: when it started, how long it took (tasks table).
+    pub timings: timing::Timings,
     // The caches below are derived from `state` record by record; they are private so
     // that nothing but `fold` can make them disagree with it.
     /// Running tasks, by index (workflow order).
@@ -253,6 +256,7 @@ impl AsOf {
             resumed: false,
             ended_ms: None,
             live: HashMap::new(),
+            timings: timing::Timings::default(),
             running: BTreeSet::new(),
             dead: BTreeMap::new(),
             held: BTreeSet::new(),
@@ -284,6 +288,7 @@ impl AsOf {
         }
         if let Some(i) = record.event.task().and_then(|t| self.state.task_index(t)) {
             self.track(i, record.ts);
+            self.timings.note(i, record);
             match &record.event {
                 Event::AttemptStarted { task, attempt, .. } => {
                     let started =
@@ -336,6 +341,7 @@ impl AsOf {
             resumed: self.resumed,
             ended_ms: self.ended_ms,
             live,
+            timings: self.timings.clone(),
             running: self.running.clone(),
             dead: self.dead.clone(),
             held: self.held.clone(),

@@ -9,7 +9,7 @@ use tui_input::Input;
 
 use crate::core::escape::escape_line;
 use crate::core::text::{clock, human_ms};
-use crate::core::{Event, TaskState, TaskStateName};
+use crate::core::{TaskState, TaskStateName};
 use crate::tui::draw::Scene;
 use crate::tui::model::Fleet;
 use crate::tui::selection::{gone_note, position, resolve, task_position, Selected};
@@ -297,28 +297,20 @@ pub fn first_row(fleet: &Fleet, vs: &ViewState, rows: &[usize], area: Rect) -> u
     first_shown(selected, rows_area(area).height as usize)
 }
 
-/// Duration of the latest attempt (running: so far).
+/// Duration of the latest attempt (running: so far), as the read model keeps it.
 fn duration_of(fleet: &Fleet, i: usize, now_ms: u64) -> Option<u64> {
     if let TaskState::Running { started_ms, .. } = fleet.state.tasks[i].state {
         return Some(now_ms.saturating_sub(started_ms));
     }
-    // Only a history the model keeps already: one read from disk per row would cost
-    // the log per row (a model opened on a folder shows it once the task was opened).
-    fleet.kept_history(i)?.iter().rev().find_map(|step| match &step.event {
-        Event::AttemptSucceeded { duration_ms, .. } | Event::AttemptFailed { duration_ms, .. } => Some(*duration_ms),
-        _ => None,
-    })
+    fleet.timings.duration(i)
 }
 
-/// When the latest attempt started (from the history the model keeps, as the duration).
+/// When the latest attempt started.
 fn started_of(fleet: &Fleet, i: usize) -> Option<u64> {
     if let TaskState::Running { started_ms, .. } = fleet.state.tasks[i].state {
         return Some(started_ms);
     }
-    fleet.kept_history(i)?.iter().rev().find_map(|step| match &step.event {
-        Event::AttemptStarted { .. } => Some(step.ts),
-        _ => None,
-    })
+    fleet.timings.started(i)
 }
 
 /// Draws the table, scrolled so that the selected row is visible; the title says
