@@ -45,6 +45,7 @@ pub const HELP: &[(Action, &str)] = &[
     (Action::Right, "step forward (past the end: live)"),
     (Action::Up, "scroll output up (it stays put until followed again)"),
     (Action::Down, "scroll output down"),
+    (Action::HalfPageUp, "scroll output half a page up (the down key: half a page down)"),
     (Action::Bottom, "newest output, following again"),
     (Action::Follow, "follow live output, or pause it where it is"),
     (Action::Retry, "retry this task"),
