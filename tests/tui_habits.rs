@@ -92,8 +92,12 @@ impl Run {
     }
 
     fn succeed(&mut self, task: &str, duration_ms: u64) {
-        let outcome =
-            Outcome::Success { result: serde_json::json!({}), exit_code: Some(0), duration_ms, output: SmallOutput::default() };
+        let outcome = Outcome::Success {
+            result: serde_json::json!({}),
+            exit_code: Some(0),
+            duration_ms,
+            output: SmallOutput::default(),
+        };
         self.input(Input::Finished { task: task.into(), attempt: 1, outcome });
     }
 

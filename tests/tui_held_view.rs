@@ -209,10 +209,13 @@ fn the_held_view_lists_every_held_task_with_its_parent_finding_age_and_dependent
     let vs = held_view_on(&fleet, "translate");
     let screen = s.render(&vs, 160, 45);
     // The title says where the selection is among the six (issue 15 item 15).
-    let at = pitboss::tui::screens::held::rows(&fleet, match &vs.screen {
-        Screen::Held(view) => view,
-        _ => unreachable!(),
-    })
+    let at = pitboss::tui::screens::held::rows(
+        &fleet,
+        match &vs.screen {
+            Screen::Held(view) => view,
+            _ => unreachable!(),
+        },
+    )
     .iter()
     .position(|&i| fleet.state.task_id(i) == "translate")
     .expect("translate is held");

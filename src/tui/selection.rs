@@ -64,18 +64,20 @@ pub fn moved(row: usize, len: usize, page: usize, action: Action) -> Option<usiz
     let last = len.saturating_sub(1);
     let page = page.max(1);
     let half = page.div_ceil(2);
-    Some(match action {
-        Action::Up => row.saturating_sub(1),
-        Action::Down => row + 1,
-        Action::PageUp => row.saturating_sub(page),
-        Action::PageDown => row + page,
-        Action::HalfPageUp => row.saturating_sub(half),
-        Action::HalfPageDown => row + half,
-        Action::Top => 0,
-        Action::Bottom => last,
-        _ => return None,
-    }
-    .min(last))
+    Some(
+        match action {
+            Action::Up => row.saturating_sub(1),
+            Action::Down => row + 1,
+            Action::PageUp => row.saturating_sub(page),
+            Action::PageDown => row + page,
+            Action::HalfPageUp => row.saturating_sub(half),
+            Action::HalfPageDown => row + half,
+            Action::Top => 0,
+            Action::Bottom => last,
+            _ => return None,
+        }
+        .min(last),
+    )
 }
 
 /// Is `action` a move up (from a key that left the table: to the row before)?

@@ -7,8 +7,8 @@
 
 use super::actions;
 use super::keys::Action;
-use super::mouse;
 use super::model::Fleet;
+use super::mouse;
 use super::screens::{dead_letters, detail, disagreement, held, palette, tasks, travel};
 use super::selection::Selected;
 use super::view::{Request, Screen, TextKey, ViewState};

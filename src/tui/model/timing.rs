@@ -19,7 +19,9 @@ impl Timings {
     pub fn note(&mut self, i: usize, record: &Record) {
         let finished = match &record.event {
             Event::AttemptStarted { .. } => None,
-            Event::AttemptSucceeded { duration_ms, .. } | Event::AttemptFailed { duration_ms, .. } => Some(*duration_ms),
+            Event::AttemptSucceeded { duration_ms, .. } | Event::AttemptFailed { duration_ms, .. } => {
+                Some(*duration_ms)
+            }
             _ => return,
         };
         if self.of.len() <= i {

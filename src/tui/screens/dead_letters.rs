@@ -190,7 +190,11 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let widths = [Constraint::Length(6), Constraint::Length(9), Constraint::Percentage(55), Constraint::Percentage(45)];
     let title = format!(
         " Dead letters by cause {} {}(R: replay group, A: replay all, Enter: open){gone} ",
-        position(highlight, groups.len(), (!vs.filter.trim().is_empty()).then(|| scene.fleet.dead_letter_groups().len())),
+        position(
+            highlight,
+            groups.len(),
+            (!vs.filter.trim().is_empty()).then(|| scene.fleet.dead_letter_groups().len())
+        ),
         filter_note(&vs.filter)
     );
     frame.render_widget(

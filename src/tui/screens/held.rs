@@ -21,8 +21,8 @@ use crate::tui::answers::{self, Scope};
 use crate::tui::draw::{Hint, Scene};
 use crate::tui::keys::{Action, Keymap};
 use crate::tui::model::Fleet;
-use crate::tui::view::{Screen, ViewState};
 use crate::tui::selection::{is_up, moved, position};
+use crate::tui::view::{Screen, ViewState};
 use crate::tui::widgets::{first_shown, header_row, selectable};
 
 /// The Held view's own state: which task is selected and which are marked, by id.
@@ -317,7 +317,8 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, view: &HeldView) {
         Selected::Row(row, _) => Some(row),
         _ => None,
     };
-    let title = format!(" Held for approval {} · {marked} marked · {} ", position(at, rows.len(), None), view.order.name());
+    let title =
+        format!(" Held for approval {} · {marked} marked · {} ", position(at, rows.len(), None), view.order.name());
     let block = Block::default().borders(Borders::ALL).title(title);
     if rows.is_empty() {
         let text = vec![
