@@ -72,7 +72,8 @@ impl HeldOrder {
 pub const HELP: &[(Action, &str)] = &[
     (Action::Up, "move up"),
     (Action::Down, "move down"),
-    (Action::HalfPageDown, "half a page down (ctrl-u: up)"),
+    (Action::HalfPageDown, "half a page down"),
+    (Action::HalfPageUp, "half a page up"),
     (Action::Mark, "mark / unmark the task"),
     (Action::Approve, "approve the marked tasks, else the selected one (asks)"),
     (Action::Reject, "reject the marked tasks, else the selected one (asks)"),
