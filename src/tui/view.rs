@@ -134,6 +134,8 @@ pub struct ViewState {
     pub sort: SortKey,
     /// The tasks table's order reversed (`S`).
     pub sort_reverse: bool,
+    /// The tasks' ranks in id order, kept for sorting (`screens/tasks_order.rs`).
+    pub id_ranks: super::screens::tasks_order::IdRanks,
     /// The terminal's area as of the last event: pages and mouse hits are counted
     /// with the layout the frame is drawn with (`mouse.rs`).
     pub terminal: ratatui::layout::Rect,
@@ -164,6 +166,7 @@ impl Default for ViewState {
             help: false,
             sort: SortKey::Workflow,
             sort_reverse: false,
+            id_ranks: Default::default(),
             terminal: ratatui::layout::Rect::new(0, 0, 80, 24),
             travel: None,
             message: None,

@@ -7,9 +7,10 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 use ratatui::Frame;
 use tui_input::Input;
 
+use super::tasks_order::Order;
 use crate::core::escape::escape_line;
 use crate::core::text::{clock, human_ms};
-use crate::core::{TaskState, TaskStateName};
+use crate::core::TaskState;
 use crate::tui::draw::Scene;
 use crate::tui::model::Fleet;
 use crate::tui::selection::{gone_note, position, resolve, task_position, Selected};
@@ -92,8 +93,8 @@ pub fn order_name(vs: &ViewState) -> String {
     format!("{} {arrow}", vs.sort.name())
 }
 
-/// Tasks shown in the tasks table, filtered and sorted. Each row's sort value is
-/// worked out once (not per comparison), and nothing of the run is copied.
+/// Tasks shown in the tasks table, filtered and sorted. Each row's sort key is
+/// worked out once (`tasks_order.rs`), and nothing of the run is copied.
 pub fn task_rows(fleet: &Fleet, vs: &ViewState) -> Vec<usize> {
     let state = &fleet.state;
     let mut rows: Vec<usize> = if vs.filter.trim().is_empty() {
@@ -108,64 +109,17 @@ pub fn task_rows(fleet: &Fleet, vs: &ViewState) -> Vec<usize> {
         }
         return rows;
     }
-    let descending = descending(vs);
-    let mut keyed: Vec<(SortValue, usize)> = rows.into_iter().map(|i| (sort_value(fleet, vs.sort, i), i)).collect();
-    keyed.sort_unstable_by(|(va, a), (vb, b)| by_value(va, vb, descending).then_with(|| by_id(fleet, *a, *b)));
-    keyed.into_iter().map(|(_, i)| i).collect()
-}
-
-/// A task's value in the sort column. A task without one (no attempt yet, no pool)
-/// sorts last whichever the direction.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum SortValue<'a> {
-    Number(u64),
-    Text(&'a str),
-    Missing,
-}
-
-fn sort_value(fleet: &Fleet, sort: SortKey, i: usize) -> SortValue<'_> {
-    let state = &fleet.state;
-    let number = |n: Option<u64>| n.map_or(SortValue::Missing, SortValue::Number);
-    match sort {
-        SortKey::Workflow => SortValue::Number(i as u64),
-        SortKey::Id => SortValue::Text(state.task_id(i)),
-        SortKey::State => {
-            let name = state.tasks[i].state.name();
-            number(TaskStateName::ALL.iter().position(|n| *n == name).map(|p| p as u64))
-        }
-        SortKey::Pool => state.tasks[i].pool.as_deref().map_or(SortValue::Missing, SortValue::Text),
-        SortKey::Attempts => SortValue::Number(u64::from(state.tasks[i].attempts)),
-        // Running attempts as of the newest record, not the wall clock: the order stays
-        // put between frames and is the same for a key press and for the frame.
-        SortKey::Duration => number(duration_of(fleet, i, fleet.last_ts)),
-        SortKey::Started => number(started_of(fleet, i)),
-    }
-}
-
-/// The order of two sort values; a missing value goes last either way.
-fn by_value(a: &SortValue, b: &SortValue, descending: bool) -> std::cmp::Ordering {
-    match (a, b) {
-        (SortValue::Missing, SortValue::Missing) => std::cmp::Ordering::Equal,
-        (SortValue::Missing, _) => std::cmp::Ordering::Greater,
-        (_, SortValue::Missing) => std::cmp::Ordering::Less,
-        _ if descending => b.cmp(a),
-        _ => a.cmp(b),
-    }
-}
-
-/// Ties are broken by id (ascending whatever the direction), so equal rows keep
-/// one order however often the table is drawn or reversed.
-fn by_id(fleet: &Fleet, a: usize, b: usize) -> std::cmp::Ordering {
-    fleet.state.task_id(a).cmp(fleet.state.task_id(b)).then(a.cmp(&b))
+    Order::new(fleet, vs).sort(fleet, rows)
 }
 
 /// The order of tasks `a` and `b` in the table as `vs` sorts it.
 pub fn compare(fleet: &Fleet, vs: &ViewState, a: usize, b: usize) -> std::cmp::Ordering {
     match vs.sort {
         SortKey::Workflow if vs.sort_reverse => b.cmp(&a),
-        SortKey::Workflow => a.cmp(&b),
-        sort => by_value(&sort_value(fleet, sort, a), &sort_value(fleet, sort, b), descending(vs))
-            .then_with(|| by_id(fleet, a, b)),
+        _ => {
+            let order = Order::new(fleet, vs);
+            order.key(fleet, a).cmp(&order.key(fleet, b))
+        }
     }
 }
 
@@ -298,7 +252,7 @@ pub fn first_row(fleet: &Fleet, vs: &ViewState, rows: &[usize], area: Rect) -> u
 }
 
 /// Duration of the latest attempt (running: so far), as the read model keeps it.
-fn duration_of(fleet: &Fleet, i: usize, now_ms: u64) -> Option<u64> {
+pub(super) fn duration_of(fleet: &Fleet, i: usize, now_ms: u64) -> Option<u64> {
     if let TaskState::Running { started_ms, .. } = fleet.state.tasks[i].state {
         return Some(now_ms.saturating_sub(started_ms));
     }
@@ -306,7 +260,7 @@ fn duration_of(fleet: &Fleet, i: usize, now_ms: u64) -> Option<u64> {
 }
 
 /// When the latest attempt started.
-fn started_of(fleet: &Fleet, i: usize) -> Option<u64> {
+pub(super) fn started_of(fleet: &Fleet, i: usize) -> Option<u64> {
     if let TaskState::Running { started_ms, .. } = fleet.state.tasks[i].state {
         return Some(started_ms);
     }
