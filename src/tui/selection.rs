@@ -169,3 +169,26 @@ impl ViewState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_position_counts_from_one_and_says_of_how_many_while_filtered() {
+        assert_eq!(position(Some(11), 300, None), "12/300");
+        assert_eq!(position(Some(11), 40, Some(300)), "12/40 of 300");
+        assert_eq!(position(None, 40, None), "-/40");
+        assert_eq!(position(None, 0, Some(300)), "0/0 of 300");
+    }
+
+    #[test]
+    fn pages_and_half_pages_stop_at_the_ends() {
+        assert_eq!(moved(0, 40, 18, Action::HalfPageDown), Some(9));
+        assert_eq!(moved(35, 40, 18, Action::HalfPageDown), Some(39));
+        assert_eq!(moved(5, 40, 18, Action::HalfPageUp), Some(0));
+        assert_eq!(moved(20, 40, 18, Action::PageUp), Some(2));
+        assert_eq!(moved(0, 40, 1, Action::HalfPageDown), Some(1), "a half page is at least a row");
+        assert_eq!(moved(3, 40, 18, Action::Open), None);
+    }
+}
