@@ -38,9 +38,19 @@ pub struct Scene<'a> {
 /// A key bar entry: the key's name and what it does.
 pub type Hint = (String, &'static str);
 
+/// The smallest terminal the screens are drawn in: the key bar keeps help and quit,
+/// the dead letters keep their count and cause, and a table shows a few rows. Below
+/// it the whole screen says so, and resizing back draws everything again (the 100×10
+/// and 80×10 renders of the tests are above it on purpose: a short terminal still
+/// shows a table).
+pub const MIN_SIZE: (u16, u16) = (60, 10);
+
 /// Draws one frame.
 pub fn draw(frame: &mut Frame, scene: &Scene) {
     let area = frame.area();
+    if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        return too_small(frame, area, scene);
+    }
     let rows =
         Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)])
             .split(area);
@@ -58,6 +68,25 @@ pub fn draw(frame: &mut Frame, scene: &Scene) {
     if scene.view.help {
         help::draw(frame, area, scene);
     }
+    if let Some(question) = &scene.view.confirm {
+        confirm::draw(frame, area, scene, question);
+    }
+}
+
+/// The whole screen when the terminal is below [`MIN_SIZE`]: what it needs and has,
+/// and how to leave (keys still work: `q` asks as usual).
+fn too_small(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let (w, h) = MIN_SIZE;
+    let text = format!(
+        "terminal too small (need {w}×{h}, have {}×{}): enlarge it, or {} to quit",
+        area.width,
+        area.height,
+        scene.keys.key_for(Action::Quit)
+    );
+    let top = area.height.saturating_sub(1) / 2;
+    let lines: Vec<Line> = std::iter::repeat_n(Line::from(""), usize::from(top)).chain([Line::from(text)]).collect();
+    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }), area);
+    // A question asked from here (`q`) is still shown, however cramped.
     if let Some(question) = &scene.view.confirm {
         confirm::draw(frame, area, scene, question);
     }

@@ -86,6 +86,10 @@ pub enum Action {
     ApproveGroup,
     /// In time travel: fork the run at the cursor into a new run folder (asks first).
     Fork,
+    /// Edit the selected task's payload in `$VISUAL` / `$EDITOR` (asks before recording).
+    EditInEditor,
+    /// Suspend the TUI (Ctrl-Z): the shell gets the terminal until `fg`.
+    Suspend,
 }
 
 /// Key name → action.
@@ -135,6 +139,8 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("space", Action::Mark),
     ("P", Action::ApproveGroup),
     ("F", Action::Fork),
+    ("E", Action::EditInEditor),
+    ("ctrl-z", Action::Suspend),
 ];
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@
 use super::actions;
 use super::keys::Action;
 use super::model::Fleet;
-use super::screens::{dead_letters, detail, disagreement, held, palette, tasks, travel};
+use super::screens::{dead_letters, detail, disagreement, held, help, palette, tasks, travel};
 use super::selection::Selected;
 use super::view::{Request, Screen, TextKey, ViewState};
 use crate::core::hold::Answer;
@@ -37,11 +37,14 @@ impl ViewState {
         if self.confirm.take().is_some() {
             return Vec::new();
         }
+        // Help scrolls with the movement keys; Esc, q and ? close it.
         if self.help {
-            self.help = false;
-            if action != Action::Quit {
-                return Vec::new();
-            }
+            help::key(self, action);
+            return Vec::new();
+        }
+        // Ctrl-Z works everywhere, time travel included.
+        if action == Action::Suspend {
+            return vec![Request::Suspend];
         }
         self.message = None;
         if self.travel.is_some() {
@@ -61,7 +64,11 @@ impl ViewState {
             };
         match action {
             Action::Quit => return actions::quit(self, fleet),
-            Action::Help => self.help = true,
+            Action::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
+            Action::EditInEditor => return on_selected(self, actions::edit_in_editor),
             Action::Travel => travel::enter(self, total),
             Action::Filter => tasks::open_filter(self),
             Action::Palette => palette::open(self),

@@ -40,6 +40,15 @@ pub enum Request {
     Engine(EngineInput),
     /// Stop the run cleanly (resumable) and leave.
     Quit,
+    /// Ctrl-Z: give the terminal back to the shell until `fg` (the run goes on).
+    Suspend,
+    /// `E`: edit `task`'s payload, `text`, in `$VISUAL`/`$EDITOR` (`editor.rs`).
+    Edit {
+        /// The task whose payload is edited.
+        task: String,
+        /// The payload as the editor opens it (pretty JSON).
+        text: String,
+    },
     /// Fork the run in `dir` at record `seq` into the new folder `to` (time travel's
     /// `F`, confirmed): the app loop calls [`crate::launch::fork`].
     Fork {
@@ -130,6 +139,10 @@ pub struct ViewState {
     pub confirm: Option<Confirm>,
     /// Help overlay shown.
     pub help: bool,
+    /// Lines the help overlay is scrolled down by (j/k/PgUp/PgDn move it).
+    pub help_scroll: usize,
+    /// The terminal's height when the last key came (how far help can scroll).
+    pub rows: u16,
     /// Tasks table order.
     pub sort: SortKey,
     /// Time travel: the number of records shown (None = live).
@@ -157,6 +170,8 @@ impl Default for ViewState {
             palette_memory: PaletteMemory::default(),
             confirm: None,
             help: false,
+            help_scroll: 0,
+            rows: 24,
             sort: SortKey::Workflow,
             travel: None,
             message: None,
