@@ -237,7 +237,8 @@ pub fn edited(vs: &mut ViewState, fleet: &Fleet, task: &str, edit: Result<super:
     let payload = match serde_json::from_str::<serde_json::Value>(&edit.text) {
         Ok(payload) => payload,
         Err(e) => {
-            vs.message = Some(format!("not recorded: not valid JSON ({e}); E reopens your text ({kept})"));
+            // What to do first: the status line is one row, and 80 columns cut the rest.
+            vs.message = Some(format!("not recorded (E reopens your text): not valid JSON: {e} ({kept})"));
             return;
         }
     };
@@ -250,7 +251,7 @@ pub fn edited(vs: &mut ViewState, fleet: &Fleet, task: &str, edit: Result<super:
                 super::editor::discard(&edit.path);
                 vs.message = Some(why);
             } else {
-                vs.message = Some(format!("{why} (E reopens your text, {kept})"));
+                vs.message = Some(format!("not recorded (E reopens your text): {why} ({kept})"));
             }
             return;
         }
@@ -264,6 +265,6 @@ pub fn edited(vs: &mut ViewState, fleet: &Fleet, task: &str, edit: Result<super:
                 on_yes: inputs.into_iter().map(Request::Engine).collect(),
             });
         }
-        Err(why) => vs.message = Some(format!("{why} (E reopens your text, {kept})")),
+        Err(why) => vs.message = Some(format!("not recorded (E reopens your text): {why} ({kept})")),
     }
 }

@@ -212,7 +212,12 @@ fn suspend(terminal: &mut ratatui::DefaultTerminal, keys: &terminal::TerminalRea
 /// Takes the terminal again after a suspend or an editor: everything is redrawn.
 fn take_back(terminal: &mut ratatui::DefaultTerminal, keys: &terminal::TerminalReader) {
     terminal::enter();
-    let _ = terminal.clear();
+    // A resize clears the screen and forgets the last frame, so the next one is drawn
+    // in full (`clear` would first ask the terminal where its cursor is: a round trip
+    // some terminals never answer).
+    if let Ok(size) = terminal.size() {
+        let _ = terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height));
+    }
     keys.resume();
 }
 

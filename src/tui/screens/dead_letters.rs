@@ -219,8 +219,8 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
 }
 
 /// `s` in at most `max` columns: whole when it fits, else cut at the last word
-/// boundary that keeps most of it, ending in "…" (never mid-word when a word
-/// boundary is near, so a reason does not end in a fragment like "con").
+/// boundary that keeps at least half of the room, ending in "…" (so a reason does
+/// not end in a fragment like "con"; a single long word is cut in it).
 pub fn fit(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
@@ -233,7 +233,7 @@ pub fn fit(s: &str, max: usize) -> String {
     let at_word_end = s.chars().nth(max - 1).is_some_and(char::is_whitespace);
     let cut = match kept.rfind(' ') {
         _ if at_word_end => kept.as_str(),
-        Some(at) if kept[..at].chars().count() * 3 >= (max - 1) * 2 => &kept[..at],
+        Some(at) if kept[..at].chars().count() * 2 >= max - 1 => &kept[..at],
         _ => kept.as_str(),
     };
     format!("{}…", cut.trim_end_matches([' ', ':', ',', ';', '(']))
@@ -287,7 +287,11 @@ fn draw_members(frame: &mut Frame, area: Rect, scene: &Scene, open: &Members) {
     let title = if long.chars().count() <= inner {
         long
     } else {
-        format!(" Dead letters · {} with this cause {}(Enter: open, Esc: groups) ", members.len(), filter_note(&vs.filter))
+        format!(
+            " Dead letters · {} with this cause {}(Enter: open, Esc: groups) ",
+            members.len(),
+            filter_note(&vs.filter)
+        )
     };
     frame.render_widget(
         Table::new(rows, widths).header(header).block(Block::default().borders(Borders::ALL).title(title)),
