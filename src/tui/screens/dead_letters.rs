@@ -284,14 +284,16 @@ fn draw_members(frame: &mut Frame, area: Rect, scene: &Scene, open: &Members) {
         escape_line(&truncate(&open.cause, 60)),
         filter_note(&vs.filter)
     );
+    // Narrower: the short keys, and the cause cut to the room left (or left out).
+    let tail = format!(" {}(Enter: open, Esc: groups) ", filter_note(&vs.filter));
+    let head = format!(" Dead letters · {} with cause ", members.len());
+    let room = inner.saturating_sub(head.chars().count() + tail.chars().count() + 2);
     let title = if long.chars().count() <= inner {
         long
+    } else if room >= 30 {
+        format!("{head}{}{tail}", fit(&escape_line(&open.cause), room))
     } else {
-        format!(
-            " Dead letters · {} with this cause {}(Enter: open, Esc: groups) ",
-            members.len(),
-            filter_note(&vs.filter)
-        )
+        format!(" Dead letters · {} with this cause{tail}", members.len())
     };
     frame.render_widget(
         Table::new(rows, widths).header(header).block(Block::default().borders(Borders::ALL).title(title)),
