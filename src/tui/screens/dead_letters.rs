@@ -172,9 +172,9 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let anchor = highlight.unwrap_or(vs.selected).min(groups.len().saturating_sub(1));
     let first = anchor.saturating_sub(visible.saturating_sub(1));
     // The count and the cause always; the cause cut at a word with "…" to the room
-    // left; the ids only where there is room for them too (≥ 120 columns).
+    // left; the ids only where there is room for them too (≥ 98 columns).
     let inner = usize::from(area.width.saturating_sub(2));
-    let ids_width = if inner >= 120 { inner * 2 / 5 } else { 0 };
+    let ids_width = if inner >= 96 { inner / 4 } else { 0 };
     let cause_width = inner.saturating_sub(6 + 8 + 2 + if ids_width > 0 { ids_width + 1 } else { 0 });
     let rows: Vec<Row> = groups
         .iter()
