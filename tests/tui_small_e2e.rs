@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -149,14 +150,24 @@ fn e_edits_a_payload_in_the_editor_refuses_bad_json_and_records_the_fix() {
     );
     let file = s.write("workflow.toml", &wf);
     let first = s.path().join("first-edit-done");
+    // The second time it reads the new payload from the terminal, as an editor reads
+    // keys, but only once the test says so through a fifo: the keys wait in the
+    // terminal meanwhile, where a TUI event reader still reading would take them.
+    let go = s.path().join("go");
+    assert!(std::process::Command::new("mkfifo").arg(&go).status().unwrap().success());
     let editor = s.write(
         "editor.sh",
         &format!(
-            "#!/bin/sh\n# The first edit leaves broken JSON; the second must see it again, and fixes it.\n\
+            "#!/bin/sh\n# The first edit leaves broken JSON; the second must see it again.\n\
              if [ ! -e {first} ]; then touch {first}; printf '{{\"fixed\": ' > \"$1\"; exit 0; fi\n\
              grep -q fixed \"$1\" || exit 9\n\
-             printf '{{\"fixed\": true}}\\n' > \"$1\"\n",
-            first = first.display()
+             exec 3<>{go}\n\
+             printf 'EDITOR> '\n\
+             read -r go <&3\n\
+             read -r line\n\
+             printf '%s\\n' \"$line\" > \"$1\"\n",
+            first = first.display(),
+            go = go.display()
         ),
     );
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -185,12 +196,23 @@ fn e_edits_a_payload_in_the_editor_refuses_bad_json_and_records_the_fix() {
     assert_eq!(std::fs::metadata(&kept[0]).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(kept[0].parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
     t.send_keys("E");
+    t.wait_for(LIMIT, "the editor waiting for keys", |sc| sc.contains("EDITOR> "));
+    t.send_keys("{\"fixed\": true, \"note\": \"typed into the editor, every key of it\"}");
+    t.enter();
+    t.wait_for(LIMIT, "the keys echoed", |sc| sc.contains("every key of it\"}"));
+    // Non-blocking: the editor holds the fifo open, so this never waits.
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&go)
+        .expect("the editor holds the fifo");
+    std::io::Write::write_all(&mut fifo, b"go\n").unwrap();
     t.wait_for(LIMIT, "the question", |sc| sc.contains("Record the edited payload of flaky?"));
     t.send_keys("y");
     let events = t_wait_events(&s, |events| events.iter().any(|e| e["type"] == "payload_edited"));
     let edited = events.iter().find(|e| e["type"] == "payload_edited").unwrap();
     assert_eq!(edited["task"], "flaky");
-    assert_eq!(edited["payload"], serde_json::json!({"fixed": true}));
+    assert_eq!(edited["payload"], serde_json::json!({"fixed": true, "note": "typed into the editor, every key of it"}));
     assert!(!kept[0].exists(), "the file goes once its text is recorded");
     // The edit took the same path as the palette's: a replay now completes the task.
     t.send_keys("R");
