@@ -209,6 +209,7 @@ fn e_edits_a_payload_in_the_editor_refuses_bad_json_and_records_the_fix() {
     std::io::Write::write_all(&mut fifo, b"go\n").unwrap();
     t.wait_for(LIMIT, "the question", |sc| sc.contains("Record the edited payload of flaky?"));
     t.send_keys("y");
+    t.wait_for(LIMIT, "the edit acknowledged", |sc| sc.contains("flaky: payload edited"));
     let events = t_wait_events(&s, |events| events.iter().any(|e| e["type"] == "payload_edited"));
     let edited = events.iter().find(|e| e["type"] == "payload_edited").unwrap();
     assert_eq!(edited["task"], "flaky");
