@@ -86,6 +86,10 @@ pub enum Action {
     ApproveGroup,
     /// In time travel: fork the run at the cursor into a new run folder (asks first).
     Fork,
+    /// In a task's detail: the next (newer) match of the output search.
+    SearchNext,
+    /// In a task's detail: the previous (older) match of the output search.
+    SearchPrev,
 }
 
 /// Key name → action.
@@ -135,6 +139,8 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("space", Action::Mark),
     ("P", Action::ApproveGroup),
     ("F", Action::Fork),
+    ("n", Action::SearchNext),
+    ("N", Action::SearchPrev),
 ];
 
 #[derive(Deserialize)]
