@@ -31,7 +31,7 @@ fn quit_running(t: &mut Terminal) {
 }
 
 /// A worker that prints on stdout only, one step per file `gate.N` the test creates:
-/// a line, then a progress report, then another line.
+/// a line, then a progress report, then a line to find, then 60 more lines.
 fn gated_worker(s: &Scratch) -> std::path::PathBuf {
     let gate = s.path().join("gate");
     let script = format!(
@@ -39,11 +39,18 @@ fn gated_worker(s: &Scratch) -> std::path::PathBuf {
          while [ ! -e $g.1 ]; do sleep 0.02; done; echo 'stdout says hello'; \
          while [ ! -e $g.2 ]; do sleep 0.02; done; echo '{{\"pitboss\":\"progress\",\"pct\":40,\"msg\":\"drafting the plan\"}}'; \
          while [ ! -e $g.3 ]; do sleep 0.02; done; echo 'needle in the output'; echo 'after the needle'; \
+         while [ ! -e $g.4 ]; do sleep 0.02; done; i=10; while [ $i -lt 70 ]; do echo more-$i; i=$((i+1)); done; \
          exec sleep 1000",
         g = gate.display()
     );
     let wf = format!("{}[[task]]\nid = \"quiet\"\n", common::sh_pool("p", &script, ""));
     s.write("workflow.toml", &wf)
+}
+
+/// The output pane title's count of lines below the pane.
+fn below(screen: &str) -> Option<u32> {
+    let (before, _) = screen.split_once(" below")?;
+    before.rsplit(' ').next()?.parse().ok()
 }
 
 fn open_gate(s: &Scratch, n: u32) {
@@ -67,5 +74,48 @@ fn the_detail_streams_stdout_lines_and_progress_bars_as_they_arrive() {
     assert!(!screen.contains("\"pitboss\""), "raw progress JSON on screen:\n{screen}");
     open_gate(&s, 3);
     t.wait_for(LIMIT, "the lines after it", |sc| sc.contains("after the needle"));
+    quit_running(&mut t);
+}
+
+#[test]
+fn a_search_in_the_output_finds_the_line_and_holds_it_while_output_arrives() {
+    let s = Scratch::new();
+    let file = gated_worker(&s);
+    let mut t = start_tui(&s, &file);
+    t.wait_for(LIMIT, "the worker", |sc| sc.contains("Workers (1)"));
+    t.send_keys(":inspect quiet");
+    t.enter();
+    t.wait_for(LIMIT, "the live detail", |sc| sc.contains("Output · following") && sc.contains("/  search"));
+    for n in 1..=3 {
+        open_gate(&s, n);
+    }
+    t.wait_for(LIMIT, "the lines", |sc| sc.contains("after the needle"));
+    t.send_keys("/zzz");
+    t.enter();
+    t.wait_for(LIMIT, "no match, said plainly", |sc| sc.contains("no match for \"zzz\""));
+    t.send_keys("/NEEDLE");
+    t.enter();
+    // Two lines say needle: Enter shows the newer, N the older.
+    let found =
+        t.wait_for(LIMIT, "the newest match", |sc| sc.contains("match 2/2 for \"NEEDLE\"") && sc.contains("/NEEDLE"));
+    assert!(found.contains("scrolled (f: follow)"), "a match stops following:\n{found}");
+    // 60 lines arrive; the pane still shows the matches, not the newest lines.
+    open_gate(&s, 4);
+    // All 64 lines in: the title counts those below the pane (64 less its 18 rows).
+    let arrived = t.wait_for(LIMIT, "the lines below the pane counted", |sc| below(sc) == Some(46));
+    assert!(arrived.contains("needle in the output") && !arrived.contains("more-69"), "the pane moved:\n{arrived}");
+    t.send_keys("N");
+    let held = t.wait_for(LIMIT, "the older match", |sc| sc.contains("match 1/2 for \"NEEDLE\""));
+    assert!(held.contains("needle in the output") && !held.contains("more-69"), "the pane moved:\n{held}");
+    t.send_keys("N");
+    t.wait_for(LIMIT, "round to the newest", |sc| sc.contains("match 2/2 for \"NEEDLE\" (wrapped around)"));
+    t.esc();
+    t.wait_for(LIMIT, "the search cleared, the detail still up", |sc| {
+        sc.contains("search cleared") && !sc.contains("/NEEDLE") && sc.contains("scrolled (f: follow)")
+    });
+    t.send_keys("G");
+    t.wait_for(LIMIT, "following again, the newest lines", |sc| {
+        sc.contains("Output · following") && sc.contains("more-69")
+    });
     quit_running(&mut t);
 }

@@ -175,8 +175,17 @@ pub(super) fn draw(
     let end = lines.len() - scroll;
     let start = end.saturating_sub(room);
     let width = area.width.saturating_sub(2);
+    // The search and how many lines are below the pane, early in the title (a narrow
+    // pane cuts it from the end).
+    let mut marks = String::new();
     if let Some(search) = search {
-        title = format!("{title}· /{} ", escape_line(&search.word));
+        marks.push_str(&format!(" · /{}", escape_line(&search.word)));
+    }
+    if scroll > 0 {
+        marks.push_str(&format!(" · {scroll} below"));
+    }
+    if !marks.is_empty() {
+        title = title.replacen(" Output", &format!(" Output{marks}"), 1);
     }
     let shown: Vec<Line> = lines[start..end]
         .iter()

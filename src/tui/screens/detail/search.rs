@@ -48,10 +48,8 @@ pub fn key(vs: &mut ViewState, fleet: &Fleet, action: Action) -> bool {
         return false;
     };
     match action {
-        Action::Filter => {
-            let word = d.search.as_ref().map(|s| s.word.clone()).unwrap_or_default();
-            vs.filter_input = Some(Input::new(word));
-        }
+        // A new word each time, as in less and vim (n/N still find the last one).
+        Action::Filter => vs.filter_input = Some(Input::default()),
         Action::SearchNext | Action::SearchPrev => {
             let jump = if action == Action::SearchNext { Jump::Next } else { Jump::Previous };
             vs.message = Some(match d.search.as_ref().map(|s| s.word.clone()) {
