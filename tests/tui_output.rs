@@ -198,7 +198,7 @@ fn the_search_jumps_between_matches_and_says_when_there_is_none() {
             .map(str::to_string)
             .collect()
     };
-    assert!(pane_lines(&before).contains(&"error 5".to_string()), "{before}");
+    assert!(pane_lines(&before).contains(&"error 25".to_string()), "{before}");
     assert_eq!(pane_lines(&before), pane_lines(&after), "the searched pane moved:\n{after}");
 
     // Esc clears the search, a second Esc leaves the detail.
