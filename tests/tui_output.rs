@@ -195,7 +195,7 @@ fn the_search_jumps_between_matches_and_says_when_there_is_none() {
     let pane_lines = |s: &str| -> Vec<String> {
         s.lines()
             .filter_map(|l| l.split('│').find(|c| c.starts_with("ok ") || c.starts_with("error ")))
-            .map(str::to_string)
+            .map(|c| c.trim_end().to_string())
             .collect()
     };
     assert!(pane_lines(&before).contains(&"error 25".to_string()), "{before}");
