@@ -5,6 +5,7 @@
 //! by creating files, so each screen is checked before the next line exists.
 
 mod common;
+mod ctl_common;
 
 use std::path::Path;
 use std::time::Duration;
@@ -118,4 +119,43 @@ fn a_search_in_the_output_finds_the_line_and_holds_it_while_output_arrives() {
         sc.contains("Output · following") && sc.contains("more-69")
     });
     quit_running(&mut t);
+}
+
+#[test]
+fn an_attached_tui_shows_what_running_workers_printed_before_it_attached_and_since() {
+    let scratch = Scratch::new();
+    let printed = scratch.path().join("printed");
+    let more = scratch.path().join("more");
+    // One line and a progress report, then quiet until the test says (after attaching).
+    let script = format!(
+        "cat >/dev/null; echo looking at $PITBOSS_TASK_ID; echo '{{\"pitboss\":\"progress\",\"pct\":25,\"msg\":\"crawling\"}}'; \
+         touch {p}; while [ ! -e {m} ]; do sleep 0.02; done; echo found more; exec sleep 1000",
+        p = printed.display(),
+        m = more.display()
+    );
+    let wf = format!(
+        "{}\n{}[[task]]\nid = \"crawl\"\npool = \"crawler\"\n",
+        ctl_common::POOLS,
+        common::sh_pool("crawler", &script, "")
+    );
+    let mut live = ctl_common::Live::start_in(scratch, None, &wf, &[]);
+    assert!(common::wait_for(LIMIT, || printed.exists()), "the worker never printed");
+    let mut cmd = live.scratch.pitboss();
+    cmd.arg("attach").arg(&live.dir).env("PITBOSS_CONFIG", live.scratch.path().join("config"));
+    let mut t = Terminal::spawn(cmd, 100, 30);
+    t.wait_for(LIMIT, "the worker pane with what it printed before the attach", |sc| {
+        sc.contains("Workers (1)") && sc.contains("looking at crawl") && sc.contains("25% crawling")
+    });
+    t.send_keys(":inspect crawl");
+    t.enter();
+    t.wait_for(LIMIT, "the detail with the line and the bar", |sc| {
+        sc.contains("Output · following") && sc.contains("looking at crawl") && sc.contains("25% crawling")
+    });
+    std::fs::write(&more, "").unwrap();
+    t.wait_for(LIMIT, "what it printed since, live", |sc| sc.contains("found more"));
+    t.send_keys("q");
+    t.wait_for(LIMIT, "the detach question", |sc| sc.contains("Detach? The run keeps going."));
+    t.send_keys("y");
+    assert_eq!(t.wait_exit(LIMIT), 0);
+    live.stop();
 }
