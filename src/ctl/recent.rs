@@ -65,10 +65,10 @@ impl Recent {
             match &record.event {
                 Event::AttemptSucceeded { task, attempt, .. }
                 | Event::AttemptFailed { task, attempt, .. }
-                | Event::AttemptInterrupted { task, attempt, .. } => {
-                    if inner.tails.get(task.as_str()).is_some_and(|(a, _)| a == attempt) {
-                        inner.tails.remove(task.as_str());
-                    }
+                | Event::AttemptInterrupted { task, attempt, .. }
+                    if inner.tails.get(task.as_str()).is_some_and(|(a, _)| a == attempt) =>
+                {
+                    inner.tails.remove(task.as_str());
                 }
                 Event::TaskCancelled { task, .. } => {
                     inner.tails.remove(task.as_str());
