@@ -140,6 +140,9 @@ fn an_attached_tui_shows_what_running_workers_printed_before_it_attached_and_sin
     );
     let mut live = ctl_common::Live::start_in(scratch, None, &wf, &[]);
     assert!(common::wait_for(LIMIT, || printed.exists()), "the worker never printed");
+    // `ctl task` has it too, while the attempt runs (no output file yet).
+    let said = || live.request(r#"{"cmd":"task crawl"}"#)["data"]["output"]["live"].to_string();
+    assert!(common::wait_for(LIMIT, || said().contains("looking at crawl")), "ctl task: {}", said());
     let mut cmd = live.scratch.pitboss();
     cmd.arg("attach").arg(&live.dir).env("PITBOSS_CONFIG", live.scratch.path().join("config"));
     let mut t = Terminal::spawn(cmd, 100, 30);

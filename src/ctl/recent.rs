@@ -98,6 +98,12 @@ impl Recent {
         (recent, inner.chunks.subscribe())
     }
 
+    /// `task`'s running attempt's recent output, as text.
+    pub(crate) fn text_of(&self, task: &str) -> Option<String> {
+        let inner = self.inner.lock().ok()?;
+        inner.tails.get(task).map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+    }
+
     /// Attempts with output kept (tests).
     #[cfg(test)]
     fn kept(&self) -> usize {
