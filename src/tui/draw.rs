@@ -139,7 +139,11 @@ fn key_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
     let mut hints: Vec<Hint> = if scene.view.travel.is_some() {
         travel::hints(keys)
     } else {
-        let mut h = vec![(k(Action::Help), "help"), (k(Action::Palette), "command"), (k(Action::Filter), "filter")];
+        let mut h = vec![
+            (k(Action::Help), "help"),
+            (k(Action::Palette), "command"),
+            (k(Action::Filter), if matches!(scene.view.screen, Screen::Detail(_)) { "search" } else { "filter" }),
+        ];
         match scene.view.screen {
             Screen::Detail(ref d) => {
                 h.extend(detail::hints(keys));

@@ -90,6 +90,10 @@ pub enum Action {
     EditInEditor,
     /// Suspend the TUI (Ctrl-Z): the shell gets the terminal until `fg`.
     Suspend,
+    /// In a task's detail: the next (newer) match of the output search.
+    SearchNext,
+    /// In a task's detail: the previous (older) match of the output search.
+    SearchPrev,
 }
 
 /// Key name → action.
@@ -141,6 +145,8 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("F", Action::Fork),
     ("E", Action::EditInEditor),
     ("ctrl-z", Action::Suspend),
+    ("n", Action::SearchNext),
+    ("N", Action::SearchPrev),
 ];
 
 #[derive(Deserialize)]

@@ -81,7 +81,10 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
         None => Fleet::from_records(&std::mem::take(&mut feed.backlog)),
     }
     .map_err(|e| e.to_string())?;
-    let mut output = feed.output.resubscribe();
+    // The feed's own receiver, not a new one: an attached TUI's first chunks (what
+    // running workers printed before it attached) are already waiting in it.
+    let fresh = feed.output.resubscribe();
+    let mut output = std::mem::replace(&mut feed.output, fresh);
 
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;

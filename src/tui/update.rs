@@ -53,6 +53,9 @@ impl ViewState {
         if self.screen == Screen::DeadLetters && dead_letters::members_key(self, fleet, action) {
             return Vec::new();
         }
+        if detail::search_key(self, fleet, action) {
+            return Vec::new();
+        }
         // Every action says what it did or why it did nothing: with no task selected too.
         let on_selected =
             |vs: &mut ViewState, act: fn(&mut ViewState, &Fleet, &str) -> Vec<Request>| match vs.selected_task(fleet) {
@@ -171,7 +174,11 @@ impl ViewState {
     /// Handles a key typed into the filter or the palette, whichever is open.
     pub fn type_key(&mut self, fleet: &Fleet, total: usize, key: TextKey) -> Vec<Request> {
         if self.filter_input.is_some() {
-            tasks::type_filter(self, fleet, key);
+            // In a task's detail the field searches its output.
+            match self.screen {
+                Screen::Detail(_) => detail::type_search(self, fleet, key),
+                _ => tasks::type_filter(self, fleet, key),
+            }
             return Vec::new();
         }
         palette::type_key(self, fleet, total, key)
