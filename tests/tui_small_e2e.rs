@@ -271,6 +271,51 @@ fn ctrl_z_gives_the_terminal_to_the_shell_and_fg_brings_the_tui_back() {
     t.wait_exit(LIMIT);
 }
 
+/// A Ctrl-Z longer than an attempt's timeout: the manager was not there to read its
+/// worker, so the stop is not the attempt's time. The worker (in its own process group,
+/// so it runs on) marks when 6 s have passed; `fg` then; the 5 s limit still has most of
+/// its awake time to go, so the timeout comes seconds later, not at once.
+#[test]
+fn a_ctrl_z_longer_than_the_timeout_is_not_charged_to_the_attempt() {
+    let s = Scratch::new();
+    let marker = s.path().join("six-seconds");
+    let script = format!("cat >/dev/null; echo working; sleep 6; touch '{}'; exec sleep 1000", marker.display());
+    let wf = s.write(
+        "workflow.toml",
+        &format!(
+            "[defaults]\ntimeout = \"5s\"\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"agent-1\"\n",
+            common::sh_pool("p", &script, "")
+        ),
+    );
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg("set -m; \"$0\" run --state-dir \"$1\" \"$2\"; echo \"[shell] job stopped\"; read line; fg %1; echo \"[shell] done\"; read line")
+        .arg(env!("CARGO_BIN_EXE_pitboss"))
+        .arg(s.run_dir())
+        .arg(&wf)
+        .env("PITBOSS_HOME", s.path().join("home"))
+        .env("PITBOSS_CONFIG", s.path().join("config"));
+    let mut t = Terminal::spawn(cmd, 80, 24);
+    t.wait_for(LIMIT, "the worker running", |sc| sc.contains("1 running") && sc.contains("working"));
+    let pitboss = job_pid(t.pid());
+    t.send_keys("\x1a");
+    t.wait_for(LIMIT, "the shell's turn", |sc| sc.contains("[shell] job stopped"));
+    assert!(common::wait_for(LIMIT, || marker.exists()), "the worker ran on for 6 s");
+    assert_eq!(process_state(pitboss), Some('T'), "pitboss stayed stopped");
+    t.enter();
+    let continued = std::time::Instant::now();
+    let events = t_wait_events(&s, |events| events.iter().any(|e| e["type"] == "attempt_failed"));
+    let after = continued.elapsed();
+    let failed = events.iter().find(|e| e["type"] == "attempt_failed").unwrap();
+    assert_eq!(failed["class"], "timeout", "{failed}");
+    assert!(after >= Duration::from_millis(1_500), "timed out {after:?} after fg: the stop was counted");
+    t.wait_for(LIMIT, "the run's end on screen", |sc| sc.contains("1 dead") || sc.contains("dead"));
+    t.send_keys("q");
+    t.wait_for(LIMIT, "the shell after pitboss", |sc| sc.contains("[shell] done"));
+    t.enter();
+    t.wait_exit(LIMIT);
+}
+
 /// The job bash started: its child that is pitboss.
 fn job_pid(shell: i32) -> i32 {
     let mut found = None;

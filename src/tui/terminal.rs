@@ -120,7 +120,11 @@ pub fn in_foreground() -> bool {
 }
 
 /// Stops this process as the terminal's Ctrl-Z would (raw mode turns that key into a
-/// key event, so the TUI sends the signal itself); returns once it is continued.
+/// key event, so the TUI sends the signal itself); returns once it is continued. The
+/// time stopped is noted on the engine's clock: the engine read no worker meanwhile, so
+/// attempts' timeouts and stall watches move out by as much (`io::clock::stopped_ms`).
 pub fn stop_self() {
+    let stopped_at = std::time::Instant::now();
     let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTSTP);
+    crate::io::clock::note_stopped(stopped_at.elapsed());
 }
