@@ -86,6 +86,8 @@ pub enum Action {
     ApproveGroup,
     /// In time travel: fork the run at the cursor into a new run folder (asks first).
     Fork,
+    /// The timeline of recent attempts, full screen.
+    Timeline,
 }
 
 /// Key name → action.
@@ -119,6 +121,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("2", Action::Tasks),
     ("3", Action::DeadLetters),
     ("4", Action::Held),
+    ("5", Action::Timeline),
     ("/", Action::Filter),
     (":", Action::Palette),
     ("s", Action::Sort),
