@@ -64,7 +64,10 @@ fn draw_in(frame: &mut Frame, area: Rect, scene: &Scene, hint: &str) {
         return;
     }
     let rows = inner.height - 1;
-    let window = Window { from: now.saturating_sub(step * plot.width as u64), step, width: plot.width };
+    // A young run starts at the left edge and grows rightwards; an older one scrolls.
+    let span_ms = step * plot.width as u64;
+    let from = if now.saturating_sub(earliest) < span_ms { earliest - earliest % step } else { now - span_ms };
+    let window = Window { from, step, width: plot.width, now };
     let lanes = allot_lanes(fleet, &window, rows as usize);
     let buf = frame.buffer_mut();
     let mut y = inner.y;
@@ -84,9 +87,10 @@ fn draw_in(frame: &mut Frame, area: Rect, scene: &Scene, hint: &str) {
         format!("-{}", human_ms(now - window.from))
     };
     let last = inner.y + inner.height - 1;
-    frame.render_widget(Paragraph::new(axis).style(scene.theme.fg(Color::Gray)), Rect { y: last, height: 1, ..plot });
+    frame.render_widget(Paragraph::new(axis.as_str()).style(scene.theme.fg(Color::Gray)), Rect { y: last, height: 1, ..plot });
     let now_label = "now";
-    let x = plot.x + plot.width.saturating_sub(now_label.len() as u16);
+    let at = window.column(now).saturating_add(1).max(now_label.len() as u16 + 1 + axis.len() as u16).min(plot.width);
+    let x = plot.x + at.saturating_sub(now_label.len() as u16);
     frame.buffer_mut().set_string(x, last, now_label, scene.theme.fg(Color::Gray));
 }
 
@@ -97,26 +101,28 @@ pub fn column_step(range_ms: u64, width: u16) -> u64 {
     STEPS_MS.iter().copied().find(|s| *s >= per_column).unwrap_or_else(|| per_column.next_multiple_of(3_600_000))
 }
 
-/// The time window drawn: column `c` covers `[from + c·step, from + (c+1)·step)`.
+/// The time window drawn: column `c` covers `[from + c·step, from + (c+1)·step)`;
+/// `now` ends the attempts still running.
 struct Window {
     from: u64,
     step: u64,
     width: u16,
+    now: u64,
 }
 
 impl Window {
     /// Columns `span` covers (start, end inclusive), if it shows at all.
-    fn columns(&self, span: &Span, now: u64) -> Option<(u16, u16)> {
-        let end = span.end_ms.unwrap_or(now).max(span.start_ms);
+    fn columns(&self, span: &Span) -> Option<(u16, u16)> {
+        let end = span.end_ms.unwrap_or(self.now).max(span.start_ms);
         if end < self.from {
             return None;
         }
-        let col = |t: u64| ((t.saturating_sub(self.from) / self.step) as u16).min(self.width - 1);
-        Some((col(span.start_ms), col(end)))
+        Some((self.column(span.start_ms), self.column(end)))
     }
 
-    fn now(&self) -> u64 {
-        self.from + self.step * self.width as u64
+    /// The column of time `t` (clamped to the window).
+    fn column(&self, t: u64) -> u16 {
+        (t.saturating_sub(self.from) / self.step).min(self.width.saturating_sub(1) as u64) as u16
     }
 }
 
@@ -127,7 +133,7 @@ fn allot_lanes(fleet: &Fleet, window: &Window, rows: usize) -> Vec<usize> {
     let mut needed = vec![0usize; pools];
     let mut ends: Vec<Vec<u16>> = vec![Vec::new(); pools];
     for span in fleet.timeline.spans() {
-        let Some((start, end)) = window.columns(span, window.now()) else { continue };
+        let Some((start, end)) = window.columns(span) else { continue };
         let lanes = &mut ends[span.pool.min(pools - 1)];
         match lanes.iter_mut().find(|e| **e < start) {
             Some(e) => *e = end,
@@ -160,9 +166,8 @@ fn allot_lanes(fleet: &Fleet, window: &Window, rows: usize) -> Vec<usize> {
 /// its start, or over the lane that frees first when all are taken.
 fn draw_pool(buf: &mut Buffer, fleet: &Fleet, p: usize, area: Rect, window: &Window, theme: Theme) {
     let mut ends: Vec<Option<u16>> = vec![None; area.height as usize];
-    let now = window.now();
     for span in fleet.timeline.spans().filter(|s| s.pool == p) {
-        let Some((start, end)) = window.columns(span, now) else { continue };
+        let Some((start, end)) = window.columns(span) else { continue };
         let lane = match ends.iter().position(|e| e.is_none_or(|e| e < start)) {
             Some(lane) => lane,
             None => (0..ends.len()).min_by_key(|&l| ends[l]).unwrap_or(0),
@@ -181,7 +186,7 @@ fn draw_pool(buf: &mut Buffer, fleet: &Fleet, p: usize, area: Rect, window: &Win
         if pool != p || ts < window.from {
             continue;
         }
-        let c = (((ts - window.from) / window.step) as u16).min(window.width - 1);
+        let c = window.column(ts);
         let mark = theme.fg(Color::Red).add_modifier(Modifier::BOLD | Modifier::REVERSED);
         buf[(area.x + c, area.y)].set_symbol("!").set_style(mark);
     }
