@@ -347,6 +347,9 @@ fn in_time_travel_the_timeline_and_the_queue_are_as_of_the_cursor() {
     let screen = render(&fleet, &vs, 140, 40);
     assert!(box_rows(&screen, "Timeline").iter().all(|row| !row.contains('!')), "{}", screen.join("\n"));
     assert!(box_rows(&screen, "Timeline").iter().any(|row| row.contains('━')));
+    // At the newest record the past shown is the live run's copy: the same timeline.
+    fleet.travel_to(Some(script.records.len())).unwrap();
+    assert_eq!(fleet.timeline.spans().len(), live_spans);
     fleet.travel_to(None).unwrap();
     assert_eq!(fleet.timeline.spans().len(), live_spans);
 }
