@@ -93,7 +93,9 @@ impl Script {
 
     fn retry_when_due(&mut self, task: &str) {
         let i = self.state.task_index(task).unwrap();
-        let pitboss::core::TaskState::RetryWait { due_ms } = self.state.tasks[i].state else { panic!("{task} waits not") };
+        let pitboss::core::TaskState::RetryWait { due_ms } = self.state.tasks[i].state else {
+            panic!("{task} waits not")
+        };
         self.now = self.now.max(due_ms);
         self.input(Input::RetryTimer { task: task.into(), due_ms });
     }
@@ -111,7 +113,9 @@ impl Script {
                 tasks.push_str(&format!("[[task]]\nid = \"{prefix}{k:02}\"\npool = \"{pool}\"\n"));
             }
         }
-        tasks.push_str("[[task]]\nid = \"d01\"\npool = \"review\"\nretry = { max_attempts = 1 }\ndepends_on = [\"r01\"]\n");
+        tasks.push_str(
+            "[[task]]\nid = \"d01\"\npool = \"review\"\nretry = { max_attempts = 1 }\ndepends_on = [\"r01\"]\n",
+        );
         let mut s = Script::new(&tasks);
         s.fail("f04", 1, FailureClass::Worker);
         s.retry_when_due("f04");
@@ -147,9 +151,7 @@ fn render(fleet: &Fleet, vs: &ViewState, width: u16, height: u16) -> Vec<String>
     };
     terminal.draw(|frame| draw(frame, &scene)).unwrap();
     let buffer = terminal.backend().buffer();
-    (0..height)
-        .map(|y| (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>())
-        .collect()
+    (0..height).map(|y| (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>()).collect()
 }
 
 /// Task ids whose pane title is on screen, top left to bottom right.
@@ -216,7 +218,10 @@ fn panels_are_sized_to_their_content() {
         assert!(dead[0].contains("d01"), "{w}x{h}: {}", dead[0]);
         for row in box_rows(&screen, "Workers") {
             let inside: String = row.chars().skip(1).collect();
-            assert!(!inside.trim_end_matches('│').trim().is_empty(), "{w}x{h}: a blank row in the workers box:\n{text}");
+            assert!(
+                !inside.trim_end_matches('│').trim().is_empty(),
+                "{w}x{h}: a blank row in the workers box:\n{text}"
+            );
         }
         // The timeline joins the dashboard from 120×35 on.
         assert_eq!(text.contains("┌ Timeline"), w >= 120 && h >= 35, "{w}x{h}:\n{text}");

@@ -12,7 +12,9 @@ use ratatui::Frame;
 
 use super::keys::{Action, Keymap};
 use super::model::Fleet;
-use super::screens::{confirm, dashboard, dead_letters, detail, disagreement, held, help, palette, tasks, timeline, travel};
+use super::screens::{
+    confirm, dashboard, dead_letters, detail, disagreement, held, help, palette, tasks, timeline, travel,
+};
 use super::view::{Screen, ViewState};
 use crate::core::escape::escape_line;
 use crate::core::TaskStateName;

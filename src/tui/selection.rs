@@ -81,7 +81,9 @@ impl ViewState {
         let last = keys.len() - 1;
         let target = match selected {
             // The dashboard's page keys turn its grid's pages.
-            Selected::Row(row) if self.screen == Screen::Dashboard && matches!(action, Action::PageUp | Action::PageDown) => {
+            Selected::Row(row)
+                if self.screen == Screen::Dashboard && matches!(action, Action::PageUp | Action::PageDown) =>
+            {
                 dashboard::page_target(&self.dashboard_page, row, last, action)
             }
             Selected::Row(row) => match action {

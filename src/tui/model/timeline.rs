@@ -109,8 +109,15 @@ impl Timeline {
                 let Some(i) = task(id) else { return };
                 self.close(i, ts, Outcome::Stopped, false);
                 let pool = state.workflow.pool_index(pool).unwrap_or(0);
-                let span =
-                    Span { task: i, attempt: *attempt, pool, start_ms: ts, end_ms: None, outcome: Outcome::Running, retried: false };
+                let span = Span {
+                    task: i,
+                    attempt: *attempt,
+                    pool,
+                    start_ms: ts,
+                    end_ms: None,
+                    outcome: Outcome::Running,
+                    retried: false,
+                };
                 self.start(span);
             }
             Event::AttemptSucceeded { task: id, .. } => {

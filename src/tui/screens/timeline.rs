@@ -20,9 +20,8 @@ use crate::tui::model::{Fleet, Outcome, Span};
 use crate::tui::theme::Theme;
 
 /// Time steps a column may stand for: round numbers, so the axis reads well.
-const STEPS_MS: &[u64] = &[
-    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000,
-];
+const STEPS_MS: &[u64] =
+    &[1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000];
 
 /// Rows the timeline panel wants (its lanes, the axis and borders), at most `max`.
 pub fn height_wanted(fleet: &Fleet, max: u16) -> u16 {
@@ -87,7 +86,10 @@ fn draw_in(frame: &mut Frame, area: Rect, scene: &Scene, hint: &str) {
         format!("-{}", human_ms(now - window.from))
     };
     let last = inner.y + inner.height - 1;
-    frame.render_widget(Paragraph::new(axis.as_str()).style(scene.theme.fg(Color::Gray)), Rect { y: last, height: 1, ..plot });
+    frame.render_widget(
+        Paragraph::new(axis.as_str()).style(scene.theme.fg(Color::Gray)),
+        Rect { y: last, height: 1, ..plot },
+    );
     let now_label = "now";
     let at = window.column(now).saturating_add(1).max(now_label.len() as u16 + 1 + axis.len() as u16).min(plot.width);
     let x = plot.x + at.saturating_sub(now_label.len() as u16);
@@ -153,7 +155,9 @@ fn allot_lanes(fleet: &Fleet, window: &Window, rows: usize) -> Vec<usize> {
         left -= 1;
     }
     while left > 0 {
-        let Some(p) = (0..pools).filter(|&p| allotted[p] > 0 && allotted[p] < needed[p]).max_by_key(|&p| needed[p] - allotted[p]) else {
+        let Some(p) =
+            (0..pools).filter(|&p| allotted[p] > 0 && allotted[p] < needed[p]).max_by_key(|&p| needed[p] - allotted[p])
+        else {
             break;
         };
         allotted[p] += 1;

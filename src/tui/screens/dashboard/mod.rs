@@ -53,8 +53,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     let pools_rows = panels::pools_height(fleet);
     let page = &scene.view.dashboard_page;
     if area.width >= SIDE_BY_SIDE {
-        let [workers, side] =
-            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(area);
+        let [workers, side] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(area);
         // The queue keeps 4 rows; the dead letters get what they need of the rest.
         let dead_rows = panels::dead_letters_height(groups.len(), side.height.saturating_sub(pools_rows + 4));
         let [queue, pools, dead] =
@@ -74,8 +73,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         let [workers, strip, dead] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(strip), Constraint::Length(dead_rows)])
                 .areas(area);
-        let [queue, pools] =
-            Layout::horizontal([Constraint::Percentage(34), Constraint::Percentage(66)]).areas(strip);
+        let [queue, pools] = Layout::horizontal([Constraint::Percentage(34), Constraint::Percentage(66)]).areas(strip);
         grid::draw(frame, workers, scene, page);
         panels::queue(frame, queue, scene);
         panels::pools(frame, pools, scene);

@@ -49,7 +49,8 @@ pub fn queue(frame: &mut Frame, area: Rect, scene: &Scene) {
     frame.render_widget(block, area);
     // The total on top (at least half), then a band per pool (name, its sparkline).
     let pools = &fleet.state.workflow.pools;
-    let band = if inner.height as usize > pools.len() { (inner.height / 2 / pools.len().max(1) as u16).max(1) } else { 0 };
+    let band =
+        if inner.height as usize > pools.len() { (inner.height / 2 / pools.len().max(1) as u16).max(1) } else { 0 };
     let pool_rows = band * pools.len() as u16;
     let parts = Layout::vertical([Constraint::Min(1), Constraint::Length(pool_rows)]).split(inner);
     frame.render_widget(Sparkline::default().data(&data).max(top.max(1)).style(scene.theme.fg(Color::Blue)), parts[0]);
