@@ -67,7 +67,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
         // Stacked: the panels take the rows they need, the worker grid the rest, and
         // when rows are short the panels give way (the dead letters first).
         let spare = area.height.saturating_sub(MIN_WORKERS);
-        let strip = pools_rows.max(4).min(spare);
+        let strip = pools_rows.max(3).min(spare);
         let dead_rows = panels::dead_letters_height(groups.len(), 6).min(spare - strip);
         let dead_rows = if dead_rows < 3 { 0 } else { dead_rows };
         let [workers, strip, dead] =

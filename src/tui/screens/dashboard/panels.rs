@@ -153,8 +153,15 @@ pub fn dead_letters(frame: &mut Frame, area: Rect, scene: &Scene, groups: &[Dead
     } else {
         format!(" Dead letters {total} {filter}({more}3: list, A: replay all) ")
     };
-    let table = Table::new(rows, [Constraint::Length(4), Constraint::Percentage(35), Constraint::Percentage(65)])
-        .block(Block::default().borders(Borders::ALL).title(title));
+    let block = Block::default().borders(Borders::ALL).title(title);
+    if total == 0 {
+        // The one row the box keeps says it in words rather than staying blank.
+        let none = if scene.view.filter.is_empty() { "nothing dead-lettered" } else { "none match the filter" };
+        frame.render_widget(Paragraph::new(none).style(scene.theme.fg(Color::Gray)).block(block), area);
+        return;
+    }
+    let table =
+        Table::new(rows, [Constraint::Length(4), Constraint::Percentage(35), Constraint::Percentage(65)]).block(block);
     frame.render_widget(table, area);
 }
 
