@@ -12,7 +12,9 @@ use ratatui::Frame;
 
 use super::keys::{Action, Keymap};
 use super::model::Fleet;
-use super::screens::{confirm, dashboard, dead_letters, detail, disagreement, held, help, palette, tasks, travel};
+use super::screens::{
+    confirm, dashboard, dead_letters, detail, disagreement, held, help, palette, tasks, timeline, travel,
+};
 use super::view::{Screen, ViewState};
 use crate::core::escape::escape_line;
 use crate::core::TaskStateName;
@@ -62,6 +64,7 @@ pub fn draw(frame: &mut Frame, scene: &Scene) {
         Screen::Detail(d) => detail::draw(frame, rows[1], scene, d),
         Screen::Disagreement(s) => disagreement::draw(frame, rows[1], &s.data, &s.view, scene.theme),
         Screen::Held(view) => held::draw(frame, rows[1], scene, view),
+        Screen::Timeline => timeline::draw(frame, rows[1], scene),
     }
     status_line(frame, rows[2], scene);
     key_bar(frame, rows[3], scene);

@@ -94,6 +94,8 @@ pub enum Action {
     SearchNext,
     /// In a task's detail: the previous (older) match of the output search.
     SearchPrev,
+    /// The timeline of recent attempts, full screen.
+    Timeline,
 }
 
 /// Key name → action.
@@ -127,6 +129,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("2", Action::Tasks),
     ("3", Action::DeadLetters),
     ("4", Action::Held),
+    ("5", Action::Timeline),
     ("/", Action::Filter),
     (":", Action::Palette),
     ("s", Action::Sort),

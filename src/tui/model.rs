@@ -24,11 +24,13 @@ mod history;
 mod live;
 mod log;
 mod open;
+mod timeline;
 mod travel;
 
 pub use history::{History, Step};
 pub use live::{progress_of, Live, ProgressMark, LIVE_LINES};
 pub use log::{Log, MARK_EVERY};
+pub use timeline::{Outcome, Span, Timeline, TIMELINE_MARKS, TIMELINE_SPANS};
 pub use travel::{CHECKPOINT_BYTES, CHECKPOINT_EVERY, MAX_CHECKPOINTS};
 
 /// Seconds of queue-depth history kept for the sparkline.
@@ -50,6 +52,8 @@ pub struct AsOf {
     pub pool_depth: VecDeque<Vec<u64>>,
     /// Completion times, for throughput over the last minute.
     pub completions: VecDeque<u64>,
+    /// The newest attempts as spans over time, and breaker openings (the timeline).
+    pub timeline: Timeline,
     /// When the manager running the run took it over (its `manager_started`), if
     /// folded: the header counts from it, not across the time the run was stopped.
     pub session_ms: Option<u64>,
@@ -228,6 +232,7 @@ impl AsOf {
             queue_depth: VecDeque::new(),
             pool_depth: VecDeque::new(),
             completions: VecDeque::new(),
+            timeline: Timeline::default(),
             session_ms: None,
             resumed: false,
             ended_ms: None,
@@ -252,6 +257,7 @@ impl AsOf {
         for i in known..self.state.tasks.len() {
             self.track(i, record.ts);
         }
+        self.timeline.fold(&self.state, record);
         match &record.event {
             Event::ManagerStarted { resumed, .. } => {
                 self.session_ms = Some(record.ts);
@@ -311,6 +317,7 @@ impl AsOf {
             queue_depth: self.queue_depth.clone(),
             pool_depth: self.pool_depth.clone(),
             completions: self.completions.clone(),
+            timeline: self.timeline.clone(),
             session_ms: self.session_ms,
             resumed: self.resumed,
             ended_ms: self.ended_ms,

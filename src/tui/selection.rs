@@ -60,7 +60,7 @@ impl ViewState {
             Screen::DeadLetters => {
                 dead_letters::groups(fleet, &self.filter).into_iter().map(|g| g.fingerprint).collect()
             }
-            Screen::Detail(_) | Screen::Disagreement(_) | Screen::Held(_) => return None,
+            Screen::Detail(_) | Screen::Disagreement(_) | Screen::Held(_) | Screen::Timeline => return None,
         })
     }
 
@@ -80,6 +80,12 @@ impl ViewState {
         }
         let last = keys.len() - 1;
         let target = match selected {
+            // The dashboard's page keys turn its grid's pages.
+            Selected::Row(row)
+                if self.screen == Screen::Dashboard && matches!(action, Action::PageUp | Action::PageDown) =>
+            {
+                dashboard::page_target(&self.dashboard_page, row, last, action)
+            }
             Selected::Row(row) => match action {
                 Action::Up => row.saturating_sub(1),
                 Action::Down => (row + 1).min(last),
@@ -103,7 +109,8 @@ impl ViewState {
     }
 
     /// Where a task that left the current table would be among its rows now: the row
-    /// down goes to from it. A dead-letter cause: the row it was seen at last.
+    /// down goes to from it. A dead-letter cause or a worker pane (whose order is by
+    /// state, which a finished task no longer has): the row it was seen at last.
     fn gone_row(&self, fleet: &Fleet, key: &str) -> usize {
         let Some(i) = fleet.state.task_index(key) else { return self.selected };
         match &self.screen {
@@ -111,7 +118,6 @@ impl ViewState {
                 let rows = tasks::task_rows(fleet, self);
                 rows.partition_point(|&r| tasks::compare(fleet, self.sort, r, i).is_lt())
             }
-            Screen::Dashboard => dashboard::worker_rows(fleet).partition_point(|&r| r < i),
             _ => self.selected,
         }
     }

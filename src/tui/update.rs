@@ -27,6 +27,7 @@ impl ViewState {
             Screen::DeadLetters => dead_letters::selected_task(fleet, self),
             Screen::Disagreement(s) => Some(s.back.task.clone()),
             Screen::Held(view) => held::selected_task(fleet, view),
+            Screen::Timeline => None,
         }
     }
 
@@ -104,6 +105,7 @@ impl ViewState {
             Action::Tasks => self.show(fleet, Screen::Tasks),
             Action::DeadLetters => self.show(fleet, Screen::DeadLetters),
             Action::Held => held::open(self),
+            Action::Timeline => self.show(fleet, Screen::Timeline),
             Action::NextPane => match self.screen {
                 Screen::Dashboard => self.show(fleet, Screen::Tasks),
                 Screen::Tasks => self.show(fleet, Screen::DeadLetters),

@@ -31,6 +31,8 @@ pub enum Screen {
     Disagreement(Box<DisagreementScreen>),
     /// Every task held for approval, with marks for answering several at once.
     Held(HeldView),
+    /// The timeline of recent attempts per pool, full screen.
+    Timeline,
 }
 
 /// What the app loop should do after an update.
@@ -155,6 +157,8 @@ pub struct ViewState {
     /// The dead-letter group opened to list its members (Enter on a group; Esc
     /// closes it).
     pub dead_letter_members: Option<crate::tui::screens::dead_letters::Members>,
+    /// Worker panes on a dashboard page as last drawn (the page keys move by it).
+    pub dashboard_page: crate::tui::screens::dashboard::PageSize,
 }
 
 impl Default for ViewState {
@@ -177,6 +181,7 @@ impl Default for ViewState {
             message: None,
             attached: false,
             dead_letter_members: None,
+            dashboard_page: Default::default(),
         }
     }
 }

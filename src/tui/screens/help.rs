@@ -27,6 +27,8 @@ const TABLES: &[(Action, &str)] = &[
     (Action::Tasks, "tasks"),
     (Action::DeadLetters, "dead letters, grouped by cause"),
     (Action::Held, "held tasks: approve / reject several"),
+    (Action::Timeline, "timeline of recent attempts per pool"),
+    (Action::PageDown, "dashboard: next page of worker panes (pgup: previous)"),
     (Action::NextPane, "next view"),
     (Action::Sort, "sort the tasks table"),
     (Action::Retry, "retry the task"),

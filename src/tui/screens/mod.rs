@@ -11,4 +11,5 @@ pub mod held;
 pub mod help;
 pub mod palette;
 pub mod tasks;
+pub mod timeline;
 pub mod travel;
