@@ -281,6 +281,67 @@ async fn a_wall_clock_jump_like_a_suspend_is_not_silence_and_not_a_timeout() {
     assert!(kinds.contains(&"attempt_succeeded"), "{events:#?}");
 }
 
+/// Paused tokio time with a manager stop (the TUI's Ctrl-Z) noted at a chosen moment,
+/// as `io::clock::note_stopped` does for the real clock.
+struct StoppingClock {
+    inner: TokioClock,
+    stopped_ms: Arc<AtomicU64>,
+}
+
+impl Clock for StoppingClock {
+    fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
+
+    fn sleep_until(&self, due_ms: u64) -> Sleep {
+        self.inner.sleep_until(due_ms)
+    }
+
+    fn stopped_ms(&self) -> u64 {
+        self.stopped_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// A run whose manager is noted stopped for `stop_ms` at virtual time `at_ms`.
+async fn run_with_stop(wf: &str, runner: Scripted, at_ms: u64, stop_ms: u64) -> Vec<(u64, Value)> {
+    let stopped_ms = Arc::new(AtomicU64::new(0));
+    let clock = Arc::new(StoppingClock { inner: TokioClock::starting_at(T0), stopped_ms: stopped_ms.clone() });
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(at_ms)).await;
+        stopped_ms.store(stop_ms, Ordering::Relaxed);
+    });
+    run_on(wf, runner, clock).await.0
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_stop_moves_the_timeout_out_by_as_long() {
+    let wf =
+        format!("[defaults]\ntimeout = \"10s\"\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"long\"\n", pool(""));
+    // The manager is noted stopped 8 s at 5 s: the 10 s limit now falls at 18 s, so
+    // the worker's success at 15 s is a success, and a worker still busy at 18 s would
+    // be the timeout.
+    let runner = Scripted::default().with("long", &[Step::Wait(15_000), Step::Succeed]);
+    let events = run_with_stop(&wf, runner, 5_000, 8_000).await;
+    assert!(times(&events, "attempt_failed", None).is_empty(), "the stop was charged: {events:#?}");
+    assert_eq!(times(&events, "attempt_succeeded", Some("long")), vec![15_000]);
+    let runner = Scripted::default().with("long", &[Step::Wait(60_000), Step::Succeed]);
+    let events = run_with_stop(&wf, runner, 5_000, 8_000).await;
+    assert_eq!(times(&events, "attempt_failed", Some("long")), vec![18_000], "{events:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_stop_is_not_silence() {
+    let wf = format!(
+        "[defaults]\nretry = {{ max_attempts = 1 }}\n{}[[task]]\nid = \"quiet\"\n",
+        pool("stall_kill_after = \"4s\"")
+    );
+    // Last output at 0; the manager is noted stopped 3 s at 2 s: 4 s of awake silence
+    // come at 7 s, not at 4 s.
+    let runner = Scripted::default().with("quiet", &[Step::Print, Step::Wait(60_000), Step::Succeed]);
+    let events = run_with_stop(&wf, runner, 2_000, 3_000).await;
+    assert_eq!(times(&events, "attempt_failed", Some("quiet")), vec![7_000], "{events:#?}");
+}
+
 /// A reader that takes its time over every batch still receives every record in
 /// order: its fold of 100k+ events equals the engine's own state.
 #[tokio::test(start_paused = true)]

@@ -117,16 +117,16 @@ fn stepping_back_shows_that_steps_attempt_output() {
     // The step where attempt 1 failed shows attempt 1's output, not the latest's.
     let failed1 = step_where(&fleet, |e| matches!(e, Event::AttemptFailed { attempt: 1, .. }));
     let pane = output_pane(&fleet, i, Some(failed1), true);
-    assert!(pane.lines.contains(&"attempt 1 says no".to_string()), "{pane:?}");
+    assert!(pane.contains("attempt 1 says no"), "{pane:?}");
     assert!(pane.title.contains("attempt 1"), "{pane:?}");
     assert!(!pane.title.contains("following"), "{pane:?}");
     // Attempt 2's start: attempt 2's output, which it printed when it ended.
     let started2 = step_where(&fleet, |e| matches!(e, Event::AttemptStarted { attempt: 2, .. }));
     let pane = output_pane(&fleet, i, Some(started2), true);
-    assert!(pane.lines.contains(&"attempt 2 says no".to_string()), "{pane:?}");
+    assert!(pane.contains("attempt 2 says no"), "{pane:?}");
     // The latest: the successful attempt, finished, not "following".
     let pane = output_pane(&fleet, i, None, true);
-    assert!(pane.lines.contains(&"attempt 3 all clean".to_string()), "{pane:?}");
+    assert!(pane.contains("attempt 3 all clean"), "{pane:?}");
     assert!(pane.title.contains("finished") && !pane.title.contains("following"), "{pane:?}");
     // Completed: no stale error from the failed attempts.
     assert_eq!(fleet.state.tasks[i].why(), None);

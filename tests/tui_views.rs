@@ -268,7 +268,7 @@ fn help_and_confirm_overlays() {
     let mut vs = ViewState::default();
     press(&mut vs, &fleet, &[Action::Help]);
     insta::assert_snapshot!("help", render(&fleet, &vs, 100, 30));
-    press(&mut vs, &fleet, &[Action::Down]); // any key closes help
+    press(&mut vs, &fleet, &[Action::Back]); // Esc closes help (movement keys scroll it)
     assert!(!vs.help);
     press(&mut vs, &fleet, &[Action::Cancel]); // the selected worker pane
     assert!(vs.confirm.is_some());

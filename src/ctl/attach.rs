@@ -7,9 +7,10 @@
 //!
 //! Works the same over the socket (`attach DIR`) and over `--listen`'s WebSocket
 //! (`attach ws://HOST:PORT --token-file F`). Workers' live output comes over a third
-//! connection (`subscribe_output`) into the feed's output channel, so the detail pane
-//! shows a running worker's lines; chunks printed before attaching, or missed by a
-//! client that fell behind, are only in the output files.
+//! connection (`subscribe_output`) into the feed's output channel, so the panes show
+//! a running worker's lines, starting with what it printed lately before the attach
+//! (`recent.rs`); chunks missed by a client that fell behind are only in the output
+//! files.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

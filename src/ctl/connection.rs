@@ -126,10 +126,11 @@ async fn answer(shared: &Arc<Shared>, request: Request) -> Value {
                 let id = task.to_string();
                 let found = shared.read(move |state, _| state.task_index(&id).map(|i| state.tasks[i].clone())).await;
                 let (dir, id) = (shared.dir.clone(), task.to_string());
+                let recent = shared.recent.text_of(&id);
                 match found {
                     Err(e) => Err(e),
                     Ok(None) => Err(format!("no task {id:?}")),
-                    Ok(Some(found)) => tokio::task::spawn_blocking(move || queries::task(&found, &dir, &id))
+                    Ok(Some(found)) => tokio::task::spawn_blocking(move || queries::task(&found, &dir, &id, recent))
                         .await
                         .unwrap_or_else(|e| Err(format!("task query failed: {e}"))),
                 }

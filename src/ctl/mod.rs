@@ -16,6 +16,7 @@ pub mod client;
 mod connection;
 pub mod output;
 mod queries;
+mod recent;
 mod socket;
 mod submit;
 mod subscribe;
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     dir: PathBuf,
     /// True once the run has stopped (the engine's records ended).
     ended: watch::Receiver<bool>,
+    /// Running attempts' recent output, for `subscribe_output`.
+    recent: recent::Recent,
     stall: Duration,
     queue_batches: usize,
 }
@@ -95,7 +98,9 @@ fn start(context: ServiceContext, listen: Option<ws::Listen>) -> Result<ServiceF
     let stall = setting("PITBOSS_CTL_STALL_MS").map_or(STALL, Duration::from_millis);
     let queue_batches = setting("PITBOSS_CTL_QUEUE").map_or(QUEUE_BATCHES, |n| n.max(1) as usize);
     let (ended_tx, ended) = watch::channel(false);
-    let shared = Arc::new(Shared { engine, dir, ended, stall, queue_batches });
+    // Subscribed before the engine's first step: the service sees every chunk.
+    let mut output = engine.subscribe_output();
+    let shared = Arc::new(Shared { engine, dir, ended, stall, queue_batches, recent: recent::Recent::new() });
     let websocket = match listen {
         None => None,
         Some(listen) => match open_websocket(listen, &shared.dir) {
@@ -107,13 +112,23 @@ fn start(context: ServiceContext, listen: Option<ws::Listen>) -> Result<ServiceF
         },
     };
     Ok(Box::pin(async move {
-        // The records only say when the run stops (queries read the engine's state).
-        let run_ends = async move { while records.recv().await.is_some() {} };
+        // The records say when the run stops and which attempts ended (queries read
+        // the engine's state); the output is kept for `subscribe_output`.
         let mut connections = tokio::task::JoinSet::new();
-        tokio::pin!(run_ends);
+        let mut output_open = true;
         loop {
             tokio::select! {
-                () = &mut run_ends => break,
+                batch = records.recv() => match batch {
+                    Some(batch) => shared.recent.after(&batch),
+                    None => break,
+                },
+                chunk = output.recv(), if output_open => match chunk {
+                    Ok(chunk) => shared.recent.record(chunk),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("control socket: {n} output chunks missed");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => output_open = false,
+                },
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         connections.spawn(connection::serve(stream, shared.clone()));

@@ -4,6 +4,8 @@
 //! a `{"missed": N}` line) — the output files in the run folder stay the full record.
 //!
 //! Lines: first `{"ok": true, "id": …}` (the subscription is live from here), then
+//! each running attempt's recent output (the last 8 KiB it printed, stdout and stderr
+//! together, as one chunk: `recent.rs`), then
 //! `{"output": {"task", "attempt", "stderr", "text"}}` per chunk (`"hex"` instead of
 //! `"text"` when a chunk is not UTF-8, e.g. cut inside a character), and a last
 //! `{"ok": true, "end": true}` when the run stops.
@@ -20,11 +22,17 @@ use crate::io::runner::OutputChunk;
 
 /// Streams output chunks until the run stops or the client goes.
 pub(crate) async fn stream<T: Transport>(mut client: T, shared: Arc<Shared>, id: Value) {
-    let mut chunks = shared.engine.subscribe_output();
+    let (recent, mut chunks) = shared.recent.subscribe();
     let mut ended = shared.ended.clone();
     let ready = json!({"ok": true, "id": id, "message": "streaming workers' output"});
     if send(&mut client, &ready, &shared).await.is_err() {
         return;
+    }
+    // What running attempts printed before the subscription, then what follows.
+    for chunk in &recent {
+        if send(&mut client, &chunk_line(chunk), &shared).await.is_err() {
+            return;
+        }
     }
     enum Next {
         Chunk(OutputChunk),

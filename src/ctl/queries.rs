@@ -86,8 +86,10 @@ pub fn tasks(state: &RunState, filter: &str) -> (String, Value) {
     (lines.join("\n"), Value::Array(rows))
 }
 
-/// `task ID`: state, history (its records from the log), result and output tails.
-pub fn task(task: &Task, dir: &Path, id: &str) -> Result<(String, Value), String> {
+/// `task ID`: state, history (its records from the log), result and output tails;
+/// while an attempt runs, also `output.live`: the last lines it printed (`recent`,
+/// kept in memory: a small output is in no file until the attempt ends).
+pub fn task(task: &Task, dir: &Path, id: &str, recent: Option<String>) -> Result<(String, Value), String> {
     let mut history = Vec::new();
     segments::scan(dir, |rec, _| {
         if rec.event.task() == Some(id) {
@@ -102,6 +104,10 @@ pub fn task(task: &Task, dir: &Path, id: &str) -> Result<(String, Value), String
             let path = dir.join(OUTPUT_DIR).join(format!("{id}.{}.{stream}", task.attempts));
             output.insert(stream.to_string(), json!(tail_lines(&path, 20)));
         }
+    }
+    if let Some(text) = recent {
+        let lines: Vec<&str> = text.lines().collect();
+        output.insert("live".to_string(), json!(lines[lines.len().saturating_sub(20)..]));
     }
     let name = task.state.name().as_str();
     let message = format!(

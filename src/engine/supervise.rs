@@ -62,11 +62,14 @@ pub async fn supervise(
     let started = clock.now_ms();
     // Silence is measured on tokio's monotonic clock (the one the engine's clock sleeps
     // on), not from wall-clock readings: a suspend or a clock step is not silence.
+    // Both readings are on the attempt's awake time: the time the manager spent
+    // stopped (Ctrl-Z) since the attempt started is left out.
     let origin = tokio::time::Instant::now();
+    let stopped_at_start = clock.stopped_ms();
     let last_output = Arc::new(AtomicU64::new(0));
     let on_output = {
-        let last_output = last_output.clone();
-        Arc::new(move || last_output.store(millis(origin.elapsed()), Ordering::Relaxed))
+        let (last_output, clock) = (last_output.clone(), clock.clone());
+        Arc::new(move || last_output.store(awake_ms(origin, &*clock, stopped_at_start), Ordering::Relaxed))
     };
     // The attempt's process, once it has one (0 before), to ask whether it exited.
     let process = Arc::new(AtomicU32::new(0));
@@ -81,8 +84,11 @@ pub async fn supervise(
     let job =
         AttemptJob { spec, stop: asked_rx, on_spawn, on_output, on_capture_failed: reports.on_capture_failed.clone() };
     let mut work = runner.run(job);
-    let deadline = started.saturating_add(millis(limits.timeout));
-    let stall = StallWatch { clock: clock.as_ref(), origin, last_output: &last_output, limits };
+    // Time the manager spends stopped (Ctrl-Z) is not the attempt's: the deadline moves
+    // out by as much, checked again whenever it fires.
+    let first_deadline = started.saturating_add(millis(limits.timeout));
+    let mut deadline = first_deadline;
+    let stall = StallWatch { clock: clock.as_ref(), origin, stopped_at_start, last_output: &last_output, limits };
     let mut asked: Option<(Stop, u64)> = None;
     // False once the process is known to have exited: its end is on the way, and no
     // limit applies to an attempt whose worker is done.
@@ -96,6 +102,13 @@ pub async fn supervise(
             _ = clock.sleep_until(deadline), if asked.is_none() && limits_apply => (Stop::Timeout, 0),
             quiet = stall.watch(&*reports.on_stall), if asked.is_none() && limits_apply => (Stop::Stalled, quiet),
         };
+        if request.0 == Stop::Timeout {
+            let moved = first_deadline.saturating_add(clock.stopped_ms().saturating_sub(stopped_at_start));
+            if moved > deadline {
+                deadline = moved;
+                continue;
+            }
+        }
         if matches!(request.0, Stop::Timeout | Stop::Stalled) && exited(process.load(Ordering::Relaxed)) {
             limits_apply = false;
             continue;
@@ -153,6 +166,11 @@ fn exited(_pid: u32) -> bool {
     false
 }
 
+/// Monotonic ms since `origin` less the time the manager spent stopped since then.
+fn awake_ms(origin: tokio::time::Instant, clock: &dyn Clock, stopped_at_start: u64) -> u64 {
+    millis(origin.elapsed()).saturating_sub(clock.stopped_ms().saturating_sub(stopped_at_start))
+}
+
 /// Waits for the engine's stop request; for ever once the engine dropped its sender.
 async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
     loop {
@@ -171,14 +189,18 @@ struct StallWatch<'a> {
     clock: &'a dyn Clock,
     /// When the attempt started, on tokio's monotonic clock.
     origin: tokio::time::Instant,
-    /// Monotonic ms after `origin` of the last output.
+    /// The manager's stopped time when the attempt started ([`Clock::stopped_ms`]).
+    stopped_at_start: u64,
+    /// Awake ms after `origin` of the last output.
     last_output: &'a AtomicU64,
     limits: Limits,
 }
 
 impl StallWatch<'_> {
+    /// The awake silence since the last output (a stop of the manager is not silence).
     fn quiet(&self) -> u64 {
-        millis(self.origin.elapsed()).saturating_sub(self.last_output.load(Ordering::Relaxed))
+        awake_ms(self.origin, self.clock, self.stopped_at_start)
+            .saturating_sub(self.last_output.load(Ordering::Relaxed))
     }
 
     /// Reports the attempt stalled (`Some(quiet)`) once quiet for `stall_after`, active

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A sleep returned by [`Clock::sleep_until`].
@@ -15,6 +16,47 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> u64;
     /// Resolves once [`Clock::now_ms`] has reached `due_ms` (at once if it has).
     fn sleep_until(&self, due_ms: u64) -> Sleep;
+    /// How long the manager has been stopped so far (ms, growing only): time an
+    /// attempt's limits must not count, since the manager was not there to read its
+    /// worker (the manager's own trouble is never charged to a task).
+    fn stopped_ms(&self) -> u64 {
+        stopped_ms()
+    }
+}
+
+/// Time this process spent stopped by its own Ctrl-Z (the TUI's suspend), in ms. One
+/// counter for the process because a stop is the process's: every clock reads it.
+static STOPPED_MS: AtomicU64 = AtomicU64::new(0);
+
+/// The total time this process has been stopped by its own suspends.
+pub fn stopped_ms() -> u64 {
+    STOPPED_MS.load(Ordering::Relaxed)
+}
+
+/// A deadline on tokio's monotonic clock that moves out by the time the manager
+/// spends stopped after it was set (for runners that keep their own time limits).
+#[derive(Debug, Clone, Copy)]
+pub struct AwakeDeadline {
+    at: tokio::time::Instant,
+    stopped_from: u64,
+}
+
+impl AwakeDeadline {
+    /// `after` from now, in awake time.
+    pub fn after(after: Duration) -> AwakeDeadline {
+        AwakeDeadline { at: tokio::time::Instant::now() + after, stopped_from: stopped_ms() }
+    }
+
+    /// When it falls due, as of now.
+    pub fn due(&self) -> tokio::time::Instant {
+        self.at + Duration::from_millis(stopped_ms().saturating_sub(self.stopped_from))
+    }
+}
+
+/// Counts a stop of this process (measured by whoever stopped it: the TUI's Ctrl-Z,
+/// around the signal). Attempts' timeouts and stall watches move out by as much.
+pub fn note_stopped(stopped: Duration) {
+    STOPPED_MS.fetch_add(stopped.as_millis() as u64, Ordering::Relaxed);
 }
 
 /// The real clock: wall time for timestamps, tokio timers for waiting.
@@ -65,5 +107,25 @@ impl Clock for TokioClock {
             Some(at) => Box::pin(tokio::time::sleep_until(at)),
             None => Box::pin(tokio::time::sleep(Duration::MAX)),
         }
+    }
+
+    /// Virtual time is never stopped (a test that wants a stop wraps this clock).
+    fn stopped_ms(&self) -> u64 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_awake_deadline_moves_out_by_a_stop_noted_after_it_was_set() {
+        let deadline = AwakeDeadline::after(Duration::from_secs(10));
+        let before = deadline.due();
+        // Other tests of this process may note stops too: only growth is certain.
+        note_stopped(Duration::from_millis(3));
+        assert!(deadline.due() >= before + Duration::from_millis(3));
+        assert!(AwakeDeadline::after(Duration::from_secs(10)).due() <= before + Duration::from_millis(3));
     }
 }

@@ -201,3 +201,70 @@ pub fn plural(n: usize, word: &str) -> String {
         format!("{n} {word}s")
     }
 }
+
+/// `E`: asks the app loop to open `task`'s payload in `$VISUAL`/`$EDITOR`, when the
+/// payload may be edited now; else says why not (the palette's rules, so both agree).
+pub fn edit_in_editor(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
+    let Some(i) = known(vs, fleet, task) else { return Vec::new() };
+    if super::editor::command().is_none() {
+        vs.message = Some("no editor: set $VISUAL or $EDITOR (or edit the payload in the palette: e)".into());
+        return Vec::new();
+    }
+    // The palette's checks, on a payload that surely differs: what is refused here is
+    // the task's state (running, completed), never the text.
+    let probe = format!("payload {task} {{\"pitboss-probe\":null}}");
+    if let Err(why) = crate::core::command::parse(&fleet.state, &probe) {
+        vs.message = Some(why);
+        return Vec::new();
+    }
+    let payload = fleet.state.tasks[i].payload.as_ref().unwrap_or(&fleet.state.workflow.tasks[i].payload);
+    let text = serde_json::to_string_pretty(payload).unwrap_or_else(|_| payload.to_string()) + "\n";
+    vec![Request::Edit { task: task.to_string(), text }]
+}
+
+/// What the editor left for `task`: checked as JSON, then as the palette's `payload`
+/// line is (state, unchanged), then put to a question before it is recorded. Refused
+/// text stays in its file, whose path the message gives.
+pub fn edited(vs: &mut ViewState, fleet: &Fleet, task: &str, edit: Result<super::editor::Edited, String>) {
+    let edit = match edit {
+        Ok(edit) => edit,
+        Err(why) => {
+            vs.message = Some(why);
+            return;
+        }
+    };
+    let kept = edit.path.display();
+    let payload = match serde_json::from_str::<serde_json::Value>(&edit.text) {
+        Ok(payload) => payload,
+        Err(e) => {
+            // What to do first: the status line is one row, and 80 columns cut the rest.
+            vs.message = Some(format!("not recorded (E reopens your text): not valid JSON: {e} ({kept})"));
+            return;
+        }
+    };
+    let line = format!("payload {task} {payload}");
+    let command = match crate::core::command::parse(&fleet.state, &line) {
+        Ok(Some(command)) => command,
+        Ok(None) => return,
+        Err(why) => {
+            if why.contains("unchanged") {
+                super::editor::discard(&edit.path);
+                vs.message = Some(why);
+            } else {
+                vs.message = Some(format!("not recorded (E reopens your text): {why} ({kept})"));
+            }
+            return;
+        }
+    };
+    match crate::core::command::inputs(&fleet.state, &command, OPERATOR) {
+        Ok(inputs) => {
+            super::editor::discard(&edit.path);
+            let preview = crate::tui::widgets::truncate(&payload.to_string(), 180);
+            vs.confirm = Some(Confirm {
+                question: format!("Record the edited payload of {task}? Its next attempt uses it.\n{preview}"),
+                on_yes: inputs.into_iter().map(Request::Engine).collect(),
+            });
+        }
+        Err(why) => vs.message = Some(format!("not recorded (E reopens your text): {why} ({kept})")),
+    }
+}

@@ -277,7 +277,13 @@ fn outcome(kept: &[Request], refused: &[String]) -> Option<String> {
         (1, 0, Some(task)) => Some(format!("cancelling {task}")),
         (0, 1, Some(task)) => Some(format!("replayed {task}")),
         (0, n, _) if n > 1 => Some(format!("replayed {}", plural(n, "task"))),
-        _ => None,
+        // A payload edited in $EDITOR, confirmed: as the palette's `payload` says.
+        _ => kept.iter().find_map(|r| match r {
+            Request::Engine(EngineInput::EditPayload { task, .. }) => Some(format!(
+                "{task}: payload edited; its next attempt uses it (retry it if it is dead-lettered or cancelled)"
+            )),
+            _ => None,
+        }),
     };
     let why = refused.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
     let more = if refused.len() > 3 { format!(" and {} more", refused.len() - 3) } else { String::new() };

@@ -12,7 +12,9 @@ use ratatui::Frame;
 
 use super::keys::{Action, Keymap};
 use super::model::Fleet;
-use super::screens::{confirm, dashboard, dead_letters, detail, disagreement, held, help, palette, tasks, travel};
+use super::screens::{
+    confirm, dashboard, dead_letters, detail, disagreement, held, help, palette, tasks, timeline, travel,
+};
 use super::view::{Screen, ViewState};
 use crate::core::escape::escape_line;
 use crate::core::TaskStateName;
@@ -38,9 +40,19 @@ pub struct Scene<'a> {
 /// A key bar entry: the key's name and what it does.
 pub type Hint = (String, &'static str);
 
+/// The smallest terminal the screens are drawn in: the key bar keeps help and quit,
+/// the dead letters keep their count and cause, and a table shows a few rows. Below
+/// it the whole screen says so, and resizing back draws everything again (the 100×10
+/// and 80×10 renders of the tests are above it on purpose: a short terminal still
+/// shows a table).
+pub const MIN_SIZE: (u16, u16) = (60, 10);
+
 /// Draws one frame.
 pub fn draw(frame: &mut Frame, scene: &Scene) {
     let area = frame.area();
+    if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        return too_small(frame, area, scene);
+    }
     let rows = frame_rows(area);
     header(frame, rows[0], scene);
     match &scene.view.screen {
@@ -50,6 +62,7 @@ pub fn draw(frame: &mut Frame, scene: &Scene) {
         Screen::Detail(d) => detail::draw(frame, rows[1], scene, d),
         Screen::Disagreement(s) => disagreement::draw(frame, rows[1], &s.data, &s.view, scene.theme),
         Screen::Held(view) => held::draw(frame, rows[1], scene, view),
+        Screen::Timeline => timeline::draw(frame, rows[1], scene),
     }
     status_line(frame, rows[2], scene);
     key_bar(frame, rows[3], scene);
@@ -66,6 +79,25 @@ pub fn draw(frame: &mut Frame, scene: &Scene) {
 pub fn frame_rows(area: Rect) -> [Rect; 4] {
     Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1), Constraint::Length(1)])
         .areas(area)
+}
+
+/// The whole screen when the terminal is below [`MIN_SIZE`]: what it needs and has,
+/// and how to leave (keys still work: `q` asks as usual).
+fn too_small(frame: &mut Frame, area: Rect, scene: &Scene) {
+    let (w, h) = MIN_SIZE;
+    let text = format!(
+        "terminal too small (need {w}×{h}, have {}×{}): enlarge it, or {} to quit",
+        area.width,
+        area.height,
+        scene.keys.key_for(Action::Quit)
+    );
+    let top = area.height.saturating_sub(1) / 2;
+    let lines: Vec<Line> = std::iter::repeat_n(Line::from(""), usize::from(top)).chain([Line::from(text)]).collect();
+    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }), area);
+    // A question asked from here (`q`) is still shown, however cramped.
+    if let Some(question) = &scene.view.confirm {
+        confirm::draw(frame, area, scene, question);
+    }
 }
 
 /// The header line (built in `header.rs`, fitted to the width).
@@ -115,7 +147,11 @@ fn key_bar(frame: &mut Frame, area: Rect, scene: &Scene) {
     let mut hints: Vec<Hint> = if scene.view.travel.is_some() {
         travel::hints(keys)
     } else {
-        let mut h = vec![(k(Action::Help), "help"), (k(Action::Palette), "command"), (k(Action::Filter), "filter")];
+        let mut h = vec![
+            (k(Action::Help), "help"),
+            (k(Action::Palette), "command"),
+            (k(Action::Filter), if matches!(scene.view.screen, Screen::Detail(_)) { "search" } else { "filter" }),
+        ];
         match scene.view.screen {
             Screen::Detail(ref d) => {
                 h.extend(detail::hints(keys));

@@ -29,8 +29,12 @@ pub fn on_terminal_event(
     match event {
         TermEvent::Key(key) if key.kind != KeyEventKind::Release => {
             if vs.confirm.is_some() {
-                let yes =
-                    matches!(key.code, KeyCode::Char('y' | 'Y')) && !key.modifiers.contains(KeyModifiers::CONTROL);
+                let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+                // Ctrl-C at the quit question is a second Ctrl-C: it means quit.
+                let quits = ctrl
+                    && key.code == KeyCode::Char('c')
+                    && vs.confirm.as_ref().is_some_and(|c| c.on_yes == [Request::Quit]);
+                let yes = (matches!(key.code, KeyCode::Char('y' | 'Y')) && !ctrl) || quits;
                 // Checked against the run as it is now: a held task answered from
                 // elsewhere since the preview is left out.
                 return vs.answer_with(live, yes);

@@ -92,6 +92,16 @@ pub enum Action {
     ApproveGroup,
     /// In time travel: fork the run at the cursor into a new run folder (asks first).
     Fork,
+    /// Edit the selected task's payload in `$VISUAL` / `$EDITOR` (asks before recording).
+    EditInEditor,
+    /// Suspend the TUI (Ctrl-Z): the shell gets the terminal until `fg`.
+    Suspend,
+    /// In a task's detail: the next (newer) match of the output search.
+    SearchNext,
+    /// In a task's detail: the previous (older) match of the output search.
+    SearchPrev,
+    /// The timeline of recent attempts, full screen.
+    Timeline,
 }
 
 /// Key name → action.
@@ -127,6 +137,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("2", Action::Tasks),
     ("3", Action::DeadLetters),
     ("4", Action::Held),
+    ("5", Action::Timeline),
     ("/", Action::Filter),
     (":", Action::Palette),
     ("s", Action::Sort),
@@ -144,6 +155,10 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("space", Action::Mark),
     ("P", Action::ApproveGroup),
     ("F", Action::Fork),
+    ("E", Action::EditInEditor),
+    ("ctrl-z", Action::Suspend),
+    ("n", Action::SearchNext),
+    ("N", Action::SearchPrev),
 ];
 
 #[derive(Deserialize)]

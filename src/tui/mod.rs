@@ -11,6 +11,7 @@
 mod actions;
 mod answers;
 pub mod draw;
+mod editor;
 pub mod header;
 mod input;
 pub mod keys;
@@ -50,6 +51,9 @@ const FRAME: Duration = Duration::from_millis(33);
 /// Records folded per slice of the time-travel indexing pass: a few tens of
 /// milliseconds, so keys and records are served between slices.
 const INDEX_SLICE: usize = 20_000;
+/// How often a TUI sent to the background (Ctrl-Z, `bg`) looks whether it is in the
+/// foreground again.
+const FOREGROUND_CHECK: Duration = Duration::from_millis(200);
 
 /// The TUI as the launcher runs it: the run waits for the operator (it does not end
 /// when every task is terminal), and the TUI folds the whole log for history and
@@ -78,12 +82,18 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
         None => Fleet::from_records(&std::mem::take(&mut feed.backlog)),
     }
     .map_err(|e| e.to_string())?;
-    let mut output = feed.output.resubscribe();
+    // The feed's own receiver, not a new one: an attached TUI's first chunks (what
+    // running workers printed before it attached) are already waiting in it.
+    let fresh = feed.output.resubscribe();
+    let mut output = std::mem::replace(&mut feed.output, fresh);
 
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;
     let _ = execute!(stdout(), EnableMouseCapture);
     let mut keys = spawn_terminal_reader();
+    // Ctrl-Z then `bg`: the run goes on with no screen until it is in the terminal's
+    // foreground again (`fg` of a running job sends no signal: it is looked for).
+    let mut suspended = false;
     let mut vs = ViewState { attached: options.attached, ..ViewState::default() };
     let mut quitting = false;
     let mut dirty = true;
@@ -92,7 +102,7 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let result = loop {
-        if dirty && last_draw.elapsed() >= FRAME {
+        if dirty && !suspended && last_draw.elapsed() >= FRAME {
             draw_frame(&mut terminal, &fleet, &vs, &options)?;
             dirty = false;
             last_draw = Instant::now();
@@ -118,6 +128,11 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
                             vs.message = Some(if vs.attached { "detaching…" } else { "stopping: ending running attempts…" }.into());
                         }
                         Request::Quit => {}
+                        Request::Suspend => suspended = !suspend(&mut terminal, &keys),
+                        Request::Edit { task, text } => {
+                            let edit = edit_payload(&mut terminal, &keys, &task, &text).await;
+                            actions::edited(&mut vs, &fleet, &task, edit);
+                        }
                         // Time travel's `F`, confirmed: the original is only read.
                         Request::Fork { dir, seq, to } => vs.message = Some(screens::travel::fork(&dir, seq, &to)),
                     }
@@ -138,6 +153,14 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
                 dirty = true;
             }
             _ = tick.tick(), if ticking => dirty = true,
+            // Continued in the background (`bg`), until brought back (`fg`).
+            _ = tokio::time::sleep(FOREGROUND_CHECK), if suspended => {
+                if terminal::in_foreground() {
+                    suspended = false;
+                    take_back(&mut terminal, &keys);
+                    dirty = true;
+                }
+            }
             // Indexing the log for time travel, a slice at a time between the keys and
             // the records above, so the screens stay live while it runs.
             _ = std::future::ready(()), if fleet.indexing().is_some() => {
@@ -148,7 +171,7 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
                 });
                 dirty = true;
             }
-            _ = tokio::time::sleep_until(redraw_at), if dirty => {}
+            _ = tokio::time::sleep_until(redraw_at), if dirty && !suspended => {}
         }
         // Time travel: the model shows the run as of the cursor (a checkpoint and at
         // most a checkpoint's spacing of records folded; nothing when unchanged).
@@ -172,6 +195,52 @@ fn draw_frame(
     let scene =
         Scene { fleet, total: fleet.records.len(), view: vs, keys: &options.keymap, now_ms: now, theme: options.theme };
     terminal.draw(|frame| draw::draw(frame, &scene)).map(|_| ()).map_err(|e| format!("terminal: {e}"))
+}
+
+/// Ctrl-Z: leaves the screen and stops the process as the terminal's Ctrl-Z would;
+/// once continued, takes the screen back if in the foreground (`fg`; true), else
+/// stays off it (`bg`; false) while the run goes on. While stopped the run is stopped
+/// too (one process): workers go on until their output pipes fill, and an attempt
+/// whose timeout passes meanwhile times out when the process continues.
+fn suspend(terminal: &mut ratatui::DefaultTerminal, keys: &terminal::TerminalReader) -> bool {
+    keys.pause();
+    terminal::leave();
+    terminal::stop_self();
+    if !terminal::in_foreground() {
+        return false;
+    }
+    take_back(terminal, keys);
+    true
+}
+
+/// Takes the terminal again after a suspend or an editor: everything is redrawn.
+fn take_back(terminal: &mut ratatui::DefaultTerminal, keys: &terminal::TerminalReader) {
+    terminal::enter();
+    // A resize clears the screen and forgets the last frame, so the next one is drawn
+    // in full (`clear` would first ask the terminal where its cursor is: a round trip
+    // some terminals never answer).
+    if let Ok(size) = terminal.size() {
+        let _ = terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height));
+    }
+    keys.resume();
+}
+
+/// `E`: the editor gets the terminal (the reader paused, so no key of its is taken)
+/// and is awaited while the engine goes on; then the screen is taken back.
+async fn edit_payload(
+    terminal: &mut ratatui::DefaultTerminal,
+    keys: &terminal::TerminalReader,
+    task: &str,
+    text: &str,
+) -> Result<editor::Edited, String> {
+    let Some(command) = editor::command() else {
+        return Err("no editor: set $VISUAL or $EDITOR (or edit the payload in the palette: e)".into());
+    };
+    keys.pause();
+    terminal::leave();
+    let edited = editor::run(&command, task, text).await;
+    take_back(terminal, keys);
+    edited
 }
 
 /// Folds a batch of committed records into the read model.

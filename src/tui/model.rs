@@ -17,44 +17,25 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use crate::core::escape::escape_line;
 use crate::core::{Event, RunState, TaskState, TaskStateName};
 use crate::io::journal::Record;
 
 mod history;
+mod live;
 mod log;
 mod open;
+mod timeline;
 mod timing;
 mod travel;
 
 pub use history::{History, Step};
+pub use live::{progress_of, Live, ProgressMark, LIVE_LINES};
 pub use log::{Log, MARK_EVERY};
+pub use timeline::{Outcome, Span, Timeline, TIMELINE_MARKS, TIMELINE_SPANS};
 pub use travel::{CHECKPOINT_BYTES, CHECKPOINT_EVERY, MAX_CHECKPOINTS};
 
-/// Lines of live output kept per running task.
-pub const LIVE_LINES: usize = 200;
 /// Seconds of queue-depth history kept for the sparkline.
 pub const QUEUE_HISTORY: usize = 600;
-
-/// A running attempt's live view.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Live {
-    /// Attempt the lines belong to.
-    pub attempt: u32,
-    /// Last lines, oldest first (stdout and stderr interleaved as they arrived).
-    pub lines: VecDeque<String>,
-    /// A partial last line still being written.
-    pub partial: String,
-    /// Whole lines received for this attempt (more than `lines` keeps): a scrolled
-    /// output pane measures from it, so new lines do not move what it shows.
-    pub received: u64,
-    /// Latest `{"pitboss":"progress"}` report: percent and message.
-    pub progress: Option<(f64, String)>,
-    /// When output last arrived (ms since the epoch).
-    pub last_output_ms: u64,
-    /// When the attempt started (ms since the epoch; from its record).
-    pub started_ms: u64,
-}
 
 /// Everything a time-travel cursor changes: the run folded as of one record, and
 /// the caches derived from it. The live model holds one (as of the newest record);
@@ -72,6 +53,8 @@ pub struct AsOf {
     pub pool_depth: VecDeque<Vec<u64>>,
     /// Completion times, for throughput over the last minute.
     pub completions: VecDeque<u64>,
+    /// The newest attempts as spans over time, and breaker openings (the timeline).
+    pub timeline: Timeline,
     /// When the manager running the run took it over (its `manager_started`), if
     /// folded: the header counts from it, not across the time the run was stopped.
     pub session_ms: Option<u64>,
@@ -252,6 +235,7 @@ impl AsOf {
             queue_depth: VecDeque::new(),
             pool_depth: VecDeque::new(),
             completions: VecDeque::new(),
+            timeline: Timeline::default(),
             session_ms: None,
             resumed: false,
             ended_ms: None,
@@ -277,6 +261,7 @@ impl AsOf {
         for i in known..self.state.tasks.len() {
             self.track(i, record.ts);
         }
+        self.timeline.fold(&self.state, record);
         match &record.event {
             Event::ManagerStarted { resumed, .. } => {
                 self.session_ms = Some(record.ts);
@@ -337,6 +322,7 @@ impl AsOf {
             queue_depth: self.queue_depth.clone(),
             pool_depth: self.pool_depth.clone(),
             completions: self.completions.clone(),
+            timeline: self.timeline.clone(),
             session_ms: self.session_ms,
             resumed: self.resumed,
             ended_ms: self.ended_ms,
@@ -414,30 +400,8 @@ impl AsOf {
 
     /// Adds live output of a running attempt (ignored once the attempt is over).
     fn add_output(&mut self, task: &str, attempt: u32, bytes: &[u8], now_ms: u64) {
-        let Some(live) = self.live.get_mut(task).filter(|l| l.attempt == attempt) else {
-            return;
-        };
-        live.last_output_ms = now_ms;
-        live.partial.push_str(&String::from_utf8_lossy(bytes));
-        while let Some(nl) = live.partial.find('\n') {
-            let line: String = live.partial.drain(..=nl).collect();
-            let line = line.trim_end_matches(['\n', '\r']).to_string();
-            if let Some((pct, msg)) = progress_of(&line) {
-                live.progress = Some((pct, escape_line(&msg).into_owned()));
-                continue;
-            }
-            // Escaped once here, not at every frame: the panes show it as it is.
-            live.lines.push_back(escape_line(&line).into_owned());
-            live.received += 1;
-            if live.lines.len() > LIVE_LINES {
-                live.lines.pop_front();
-            }
-        }
-        // A flood without newlines must not grow without bound.
-        if live.partial.len() > 4096 {
-            let cut = live.partial.len() - 4096;
-            let cut = (cut..live.partial.len()).find(|&i| live.partial.is_char_boundary(i)).unwrap_or(0);
-            live.partial.drain(..cut);
+        if let Some(live) = self.live.get_mut(task).filter(|l| l.attempt == attempt) {
+            live.push(bytes, now_ms);
         }
     }
 }
@@ -525,20 +489,6 @@ pub struct DeadLetterGroup {
 
 pub use crate::core::text::fingerprint;
 
-fn progress_of(line: &str) -> Option<(f64, String)> {
-    let trimmed = line.trim();
-    if !trimmed.starts_with('{') || !trimmed.contains("\"pitboss\"") {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(trimmed).ok()?;
-    if value.get("pitboss")?.as_str()? != "progress" {
-        return None;
-    }
-    let pct = value.get("pct").and_then(|p| p.as_f64()).unwrap_or(0.0).clamp(0.0, 100.0);
-    let msg = value.get("msg").and_then(|m| m.as_str()).unwrap_or_default().to_string();
-    Some((pct, msg))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,12 +502,5 @@ mod tests {
         // An exit code is the cause, not a detail (issue 15: exit 64 is not exit 1).
         assert_ne!(fingerprint("exit code 2"), fingerprint("exit code 17"));
         assert_ne!(fingerprint("exit code 2"), fingerprint("timed out"));
-    }
-
-    #[test]
-    fn progress_lines_are_recognised() {
-        assert_eq!(progress_of(r#"{"pitboss":"progress","pct":40,"msg":"drafting"}"#), Some((40.0, "drafting".into())));
-        assert_eq!(progress_of(r#"{"pitboss":"other"}"#), None);
-        assert_eq!(progress_of("plain text"), None);
     }
 }

@@ -6,13 +6,14 @@
 //! a click on the header's held count opens the Held view. Nothing here knows where
 //! a screen draws its rows: each screen's own layout function says
 //! (`draw::frame_rows`, `tasks::rows_area`, `widgets::table_rows`, `held::rows_area`,
-//! `dashboard::pane_rects`, `detail::columns`), the same the frame is drawn with, and
-//! [`ViewState::terminal`] is the terminal's size as of the last event.
+//! `dashboard::parts` and `dashboard::grid`, `detail::columns`), the same the frame
+//! is drawn with, and [`ViewState::terminal`] is the terminal's size as of the last
+//! event.
 
 use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
-use super::draw::frame_rows;
+use super::draw::{frame_rows, MIN_SIZE};
 use super::keys::Action;
 use super::model::Fleet;
 use super::screens::{dashboard, dead_letters, detail, held, tasks};
@@ -45,6 +46,12 @@ pub enum Hit {
 /// The screen's part of the terminal (between the header and the status line).
 fn body(vs: &ViewState) -> Rect {
     frame_rows(vs.terminal)[1]
+}
+
+/// The dashboard's worker grid as drawn in `body`.
+fn dashboard_grid(vs: &ViewState, fleet: &Fleet, body: Rect) -> dashboard::Grid {
+    let groups = dead_letters::groups(fleet, &vs.filter).len();
+    dashboard::grid(fleet, vs, dashboard::parts(fleet, groups, body, vs.terminal.height).workers)
 }
 
 /// What is drawn at column `x`, row `y` of the terminal.
@@ -90,13 +97,11 @@ pub fn hit(vs: &ViewState, fleet: &Fleet, x: u16, y: u16) -> Hit {
             Some(i) => held::rows(fleet, view).iter().position(|&r| r == i).map_or(Hit::Nothing, Hit::Row),
             None => Hit::Nothing,
         },
-        Screen::Dashboard => {
-            let workers = dashboard::parts(fleet, body).workers;
-            dashboard::pane_rects(fleet, vs, workers)
-                .into_iter()
-                .find(|(_, rect)| rect.contains(at))
-                .map_or(Hit::Nothing, |(row, _)| Hit::Pane(row))
-        }
+        Screen::Dashboard => dashboard_grid(vs, fleet, body)
+            .panes
+            .into_iter()
+            .find(|(_, rect)| rect.contains(at))
+            .map_or(Hit::Nothing, |(row, _)| Hit::Pane(row)),
         Screen::Detail(_) => {
             let [history, _] = detail::columns(body);
             if x < history.x + history.width {
@@ -105,7 +110,7 @@ pub fn hit(vs: &ViewState, fleet: &Fleet, x: u16, y: u16) -> Hit {
                 Hit::Output
             }
         }
-        Screen::Disagreement(_) => Hit::Nothing,
+        Screen::Disagreement(_) | Screen::Timeline => Hit::Nothing,
     }
 }
 
@@ -117,18 +122,21 @@ pub fn page_rows(vs: &ViewState, fleet: &Fleet) -> usize {
         Screen::Tasks => tasks::rows_area(body).height as usize,
         Screen::DeadLetters => table_rows(body).height as usize,
         Screen::Held(_) => held::rows_area(body).height as usize,
-        Screen::Dashboard => dashboard::pane_rects(fleet, vs, dashboard::parts(fleet, body).workers).len(),
+        // A page of the worker grid (PgUp/PgDn turn its pages, `selection.rs`).
+        Screen::Dashboard => dashboard_grid(vs, fleet, body).capacity,
         // The output pane is below the task's box (at least 7 rows, more with gate
         // verdicts or votes) and inside its border: a page is at most what is left.
         Screen::Detail(_) => body.height.saturating_sub(7 + 2) as usize,
-        Screen::Disagreement(_) => 10,
+        Screen::Disagreement(_) | Screen::Timeline => 10,
     };
     rows.max(1)
 }
 
 /// Handles one mouse event (a pending question and the help overlay take no clicks).
 pub fn on_mouse(vs: &mut ViewState, fleet: &Fleet, total: usize, mouse: MouseEvent) -> Vec<Request> {
-    if vs.confirm.is_some() || vs.help {
+    // Nor does the too-small notice, which draws no rows to click on.
+    let (min_width, min_height) = MIN_SIZE;
+    if vs.confirm.is_some() || vs.help || vs.terminal.width < min_width || vs.terminal.height < min_height {
         return Vec::new();
     }
     let wheel = match mouse.kind {

@@ -103,7 +103,7 @@ impl ViewState {
             Screen::DeadLetters => {
                 dead_letters::groups(fleet, &self.filter).into_iter().map(|g| g.fingerprint).collect()
             }
-            Screen::Detail(_) | Screen::Disagreement(_) | Screen::Held(_) => return None,
+            Screen::Detail(_) | Screen::Disagreement(_) | Screen::Held(_) | Screen::Timeline => return None,
         })
     }
 
@@ -124,6 +124,12 @@ impl ViewState {
         let last = keys.len() - 1;
         let page = crate::tui::mouse::page_rows(self, fleet);
         let target = match selected {
+            // The dashboard's page keys turn its grid's pages.
+            Selected::Row(row)
+                if self.screen == Screen::Dashboard && matches!(action, Action::PageUp | Action::PageDown) =>
+            {
+                dashboard::page_target(&self.dashboard_page, row, last, action)
+            }
             Selected::Row(row) => moved(row, keys.len(), page, action).unwrap_or(row),
             Selected::Gone(key) => {
                 let at = self.gone_row(fleet, &key).min(last);
@@ -140,7 +146,8 @@ impl ViewState {
     }
 
     /// Where a task that left the current table would be among its rows now: the row
-    /// down goes to from it. A dead-letter cause: the row it was seen at last.
+    /// down goes to from it. A dead-letter cause or a worker pane (whose order is by
+    /// state, which a finished task no longer has): the row it was seen at last.
     fn gone_row(&self, fleet: &Fleet, key: &str) -> usize {
         let Some(i) = fleet.state.task_index(key) else { return self.selected };
         match &self.screen {
@@ -148,7 +155,6 @@ impl ViewState {
                 let rows = tasks::task_rows(fleet, self);
                 rows.partition_point(|&r| tasks::compare(fleet, self, r, i).is_lt())
             }
-            Screen::Dashboard => dashboard::worker_rows(fleet).partition_point(|&r| r < i),
             _ => self.selected,
         }
     }

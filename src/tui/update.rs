@@ -9,7 +9,7 @@ use super::actions;
 use super::keys::Action;
 use super::model::Fleet;
 use super::mouse;
-use super::screens::{dead_letters, detail, disagreement, held, palette, tasks, travel};
+use super::screens::{dead_letters, detail, disagreement, held, help, palette, tasks, travel};
 use super::selection::Selected;
 use super::view::{Request, Screen, TextKey, ViewState};
 use crate::core::hold::Answer;
@@ -28,6 +28,7 @@ impl ViewState {
             Screen::DeadLetters => dead_letters::selected_task(fleet, self),
             Screen::Disagreement(s) => Some(s.back.task.clone()),
             Screen::Held(view) => held::selected_task(fleet, view),
+            Screen::Timeline => None,
         }
     }
 
@@ -38,17 +39,23 @@ impl ViewState {
         if self.confirm.take().is_some() {
             return Vec::new();
         }
+        // Help scrolls with the movement keys; Esc, q and ? close it.
         if self.help {
-            self.help = false;
-            if action != Action::Quit {
-                return Vec::new();
-            }
+            help::key(self, action);
+            return Vec::new();
+        }
+        // Ctrl-Z works everywhere, time travel included.
+        if action == Action::Suspend {
+            return vec![Request::Suspend];
         }
         self.message = None;
         if self.travel.is_some() {
             return travel::update(self, fleet, total, action);
         }
         if self.screen == Screen::DeadLetters && dead_letters::members_key(self, fleet, action) {
+            return Vec::new();
+        }
+        if detail::search_key(self, fleet, action) {
             return Vec::new();
         }
         // Every action says what it did or why it did nothing: with no task selected too.
@@ -62,7 +69,11 @@ impl ViewState {
             };
         match action {
             Action::Quit => return actions::quit(self, fleet),
-            Action::Help => self.help = true,
+            Action::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
+            Action::EditInEditor => return on_selected(self, actions::edit_in_editor),
             Action::Travel => travel::enter(self, total),
             Action::Filter => tasks::open_filter(self),
             Action::Palette => palette::open(self),
@@ -96,6 +107,7 @@ impl ViewState {
             Action::Tasks => self.show(fleet, Screen::Tasks),
             Action::DeadLetters => self.show(fleet, Screen::DeadLetters),
             Action::Held => held::open(self),
+            Action::Timeline => self.show(fleet, Screen::Timeline),
             Action::NextPane => match self.screen {
                 Screen::Dashboard => self.show(fleet, Screen::Tasks),
                 Screen::Tasks => self.show(fleet, Screen::DeadLetters),
@@ -175,7 +187,11 @@ impl ViewState {
     /// Handles a key typed into the filter or the palette, whichever is open.
     pub fn type_key(&mut self, fleet: &Fleet, total: usize, key: TextKey) -> Vec<Request> {
         if self.filter_input.is_some() {
-            tasks::type_filter(self, fleet, key);
+            // In a task's detail the field searches its output.
+            match self.screen {
+                Screen::Detail(_) => detail::type_search(self, fleet, key),
+                _ => tasks::type_filter(self, fleet, key),
+            }
             return Vec::new();
         }
         palette::type_key(self, fleet, total, key)

@@ -31,6 +31,8 @@ pub enum Screen {
     Disagreement(Box<DisagreementScreen>),
     /// Every task held for approval, with marks for answering several at once.
     Held(HeldView),
+    /// The timeline of recent attempts per pool, full screen.
+    Timeline,
 }
 
 /// What the app loop should do after an update.
@@ -40,6 +42,15 @@ pub enum Request {
     Engine(EngineInput),
     /// Stop the run cleanly (resumable) and leave.
     Quit,
+    /// Ctrl-Z: give the terminal back to the shell until `fg` (the run goes on).
+    Suspend,
+    /// `E`: edit `task`'s payload, `text`, in `$VISUAL`/`$EDITOR` (`editor.rs`).
+    Edit {
+        /// The task whose payload is edited.
+        task: String,
+        /// The payload as the editor opens it (pretty JSON).
+        text: String,
+    },
     /// Fork the run in `dir` at record `seq` into the new folder `to` (time travel's
     /// `F`, confirmed): the app loop calls [`crate::launch::fork`].
     Fork {
@@ -130,6 +141,8 @@ pub struct ViewState {
     pub confirm: Option<Confirm>,
     /// Help overlay shown.
     pub help: bool,
+    /// Lines the help overlay is scrolled down by (j/k/PgUp/PgDn move it).
+    pub help_scroll: usize,
     /// Tasks table order.
     pub sort: SortKey,
     /// The tasks table's order reversed (`S`).
@@ -149,6 +162,8 @@ pub struct ViewState {
     /// The dead-letter group opened to list its members (Enter on a group; Esc
     /// closes it).
     pub dead_letter_members: Option<crate::tui::screens::dead_letters::Members>,
+    /// Worker panes on a dashboard page as last drawn (the page keys move by it).
+    pub dashboard_page: crate::tui::screens::dashboard::PageSize,
 }
 
 impl Default for ViewState {
@@ -164,6 +179,7 @@ impl Default for ViewState {
             palette_memory: PaletteMemory::default(),
             confirm: None,
             help: false,
+            help_scroll: 0,
             sort: SortKey::Workflow,
             sort_reverse: false,
             id_ranks: Default::default(),
@@ -172,6 +188,7 @@ impl Default for ViewState {
             message: None,
             attached: false,
             dead_letter_members: None,
+            dashboard_page: Default::default(),
         }
     }
 }

@@ -38,6 +38,7 @@ use super::env::PoolEnv;
 use super::{AttemptEnd, Stop};
 use crate::core::workflow::Recycle;
 use crate::core::FailureClass;
+use crate::io::clock::AwakeDeadline;
 use worker::{answer, assign, end, failure, should_recycle, start_worker, Line, Worker};
 
 mod worker;
@@ -124,7 +125,7 @@ impl PersistentPool {
 /// A job waiting for a process, with the deadline it got when it was handed over.
 struct Queued {
     job: Job,
-    deadline: tokio::time::Instant,
+    deadline: AwakeDeadline,
 }
 
 /// The pool's process slots.
@@ -242,7 +243,7 @@ impl Pool {
         self.workers
             .iter()
             .flatten()
-            .flat_map(|w| w.in_flight.iter().map(|f| f.deadline))
+            .flat_map(|w| w.in_flight.iter().map(|f| f.deadline.due()))
             .min()
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600))
     }
@@ -256,7 +257,7 @@ impl Pool {
     async fn on_job(&mut self, job: Option<Job>) {
         match job {
             Some(job) => {
-                let deadline = tokio::time::Instant::now() + job.timeout;
+                let deadline = AwakeDeadline::after(job.timeout);
                 self.waiting.push_back(Queued { job, deadline });
             }
             None => self.close().await,
@@ -340,13 +341,14 @@ impl Pool {
     async fn on_deadline(&mut self) {
         let now = tokio::time::Instant::now();
         for slot in 0..self.workers.len() {
-            let expired = self.workers[slot].as_ref().is_some_and(|w| w.in_flight.iter().any(|f| f.deadline <= now));
+            let expired =
+                self.workers[slot].as_ref().is_some_and(|w| w.in_flight.iter().any(|f| f.deadline.due() <= now));
             if !expired {
                 continue;
             }
             if let Some(mut w) = self.workers[slot].take() {
                 for f in std::mem::take(&mut w.in_flight) {
-                    let (class, error) = if f.deadline <= now {
+                    let (class, error) = if f.deadline.due() <= now {
                         (FailureClass::Timeout, "timed out; its persistent worker was restarted".to_string())
                     } else {
                         (FailureClass::Worker, "persistent worker restarted after another task timed out".to_string())

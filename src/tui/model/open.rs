@@ -58,6 +58,7 @@ impl AsOf {
                 as_of.live.insert(id, live);
             }
         }
+        as_of.timeline.seed_running(&as_of.state);
         as_of.sample_queue(last_ts);
         as_of
     }

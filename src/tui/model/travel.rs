@@ -184,7 +184,8 @@ fn bytes_apart_from(as_of: &AsOf, newer: &AsOf) -> usize {
     const ENTRY: usize = 32; // a set's or map's entry with its share of the nodes
     let sparkline = as_of.queue_depth.len() * size_of::<(u64, u64)>()
         + as_of.pool_depth.iter().map(|p| size_of::<Vec<u64>>() + p.len() * size_of::<u64>()).sum::<usize>()
-        + as_of.completions.len() * size_of::<u64>();
+        + as_of.completions.len() * size_of::<u64>()
+        + as_of.timeline.bytes();
     let live = as_of.live.keys().map(|task| size_of::<(String, Live)>() + task.len()).sum::<usize>();
     let dead = as_of.dead.values().map(|why| ENTRY + why.len()).sum::<usize>();
     let sets = (as_of.running.len() + as_of.held.len() + as_of.held_at.len()) * ENTRY;

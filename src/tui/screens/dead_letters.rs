@@ -167,40 +167,77 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
     };
     let anchor = highlight.unwrap_or(vs.selected).min(groups.len().saturating_sub(1));
     let first = first_shown(anchor, visible);
+    // The count and the cause always; the cause cut at a word with "…" to the room
+    // left; the ids only where there is room for them too (≥ 98 columns).
+    let inner = usize::from(area.width.saturating_sub(2));
+    let ids_width = if inner >= 96 { inner / 4 } else { 0 };
+    let cause_width = inner.saturating_sub(6 + 8 + 2 + if ids_width > 0 { ids_width + 1 } else { 0 });
     let rows: Vec<Row> = groups
         .iter()
         .enumerate()
         .skip(first)
         .take(visible)
         .map(|(n, g)| {
-            let mut ids = g.tasks.iter().take(IDS_SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
-            if g.tasks.len() > IDS_SHOWN {
-                ids += &format!(", … +{} more", g.tasks.len() - IDS_SHOWN);
-            }
-            let row = Row::new(vec![
+            let mut cells = vec![
                 Cell::from(g.tasks.len().to_string()),
                 Cell::from(g.attempts.to_string()),
-                Cell::from(escape_line(&g.fingerprint).into_owned()),
-                Cell::from(escape_line(&ids).into_owned()),
-            ]);
-            selectable(row, Some(n) == highlight, scene.theme)
+                Cell::from(fit(&escape_line(&g.fingerprint), cause_width)),
+            ];
+            if ids_width > 0 {
+                let mut ids = g.tasks.iter().take(IDS_SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+                if g.tasks.len() > IDS_SHOWN {
+                    ids += &format!(", … +{} more", g.tasks.len() - IDS_SHOWN);
+                }
+                cells.push(Cell::from(fit(&escape_line(&ids), ids_width)));
+            }
+            selectable(Row::new(cells), Some(n) == highlight, scene.theme)
         })
         .collect();
-    let header = header_row(["TASKS", "ATTEMPTS", "CAUSE", "IDS"]);
-    let widths = [Constraint::Length(6), Constraint::Length(9), Constraint::Percentage(55), Constraint::Percentage(45)];
-    let title = format!(
-        " Dead letters by cause {} {}(R: replay group, A: replay all, Enter: open){gone} ",
-        position(
-            highlight,
-            groups.len(),
-            (!vs.filter.trim().is_empty()).then(|| scene.fleet.dead_letter_groups().len())
-        ),
+    let mut titles = vec!["TASKS", "ATTEMPTS", "CAUSE"];
+    let mut widths = vec![Constraint::Length(6), Constraint::Length(8), Constraint::Length(cause_width as u16)];
+    if ids_width > 0 {
+        titles.push("IDS");
+        widths.push(Constraint::Length(ids_width as u16));
+    }
+    let at = position(
+        highlight,
+        groups.len(),
+        (!vs.filter.trim().is_empty()).then(|| scene.fleet.dead_letter_groups().len()),
+    );
+    let long = format!(
+        " Dead letters by cause {at} {}(R: replay group, A: replay all, Enter: open){gone} ",
         filter_note(&vs.filter)
     );
+    let title = if long.chars().count() <= inner {
+        long
+    } else {
+        format!(" Dead letters {at} {}(R/A: replay, Enter: open){gone} ", filter_note(&vs.filter))
+    };
     frame.render_widget(
-        Table::new(rows, widths).header(header).block(Block::default().borders(Borders::ALL).title(title)),
+        Table::new(rows, widths).header(header_row(titles)).block(Block::default().borders(Borders::ALL).title(title)),
         area,
     );
+}
+
+/// `s` in at most `max` columns: whole when it fits, else cut at the last word
+/// boundary that keeps at least half of the room, ending in "…" (so a reason does
+/// not end in a fragment like "con"; a single long word is cut in it).
+pub fn fit(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    if max <= 1 {
+        return "…".repeat(max);
+    }
+    let kept: String = s.chars().take(max - 1).collect();
+    // Kept whole when the cut falls between two words.
+    let at_word_end = s.chars().nth(max - 1).is_some_and(char::is_whitespace);
+    let cut = match kept.rfind(' ') {
+        _ if at_word_end => kept.as_str(),
+        Some(at) if kept[..at].chars().count() * 2 >= max - 1 => &kept[..at],
+        _ => kept.as_str(),
+    };
+    format!("{}…", cut.trim_end_matches([' ', ':', ',', ';', '(']))
 }
 
 /// The open group's members: id, state, attempts and the full reason, one a row.
@@ -211,6 +248,11 @@ fn draw_members(frame: &mut Frame, area: Rect, scene: &Scene, open: &Members) {
     let selected = member_row(vs, &members);
     let visible = table_rows(area).height as usize;
     let first = first_shown(selected, visible);
+    // The id as wide as the longest (at most a third), the state, the attempts, and
+    // the reason in the rest, cut at a word with "…".
+    let inner = usize::from(area.width.saturating_sub(2));
+    let id_width = members.iter().map(|m| m.chars().count()).max().unwrap_or(4).clamp(4, (inner / 3).max(4));
+    let reason_width = inner.saturating_sub(id_width + 13 + 8 + 3);
     let rows: Vec<Row> = members
         .iter()
         .enumerate()
@@ -222,23 +264,38 @@ fn draw_members(frame: &mut Frame, area: Rect, scene: &Scene, open: &Members) {
             let attempts = task.map_or(0, |t| t.attempts);
             let why = task.and_then(|t| t.why()).unwrap_or_default();
             let line = Row::new(vec![
-                Cell::from(escape_line(id).into_owned()),
+                Cell::from(fit(&escape_line(id), id_width)),
                 Cell::from(state),
                 Cell::from(attempts.to_string()),
-                Cell::from(escape_line(&why).into_owned()),
+                Cell::from(fit(&escape_line(&why), reason_width)),
             ]);
             selectable(line, n == selected, scene.theme)
         })
         .collect();
     let header = header_row(["TASK", "STATE", "ATTEMPTS", "REASON"]);
-    let widths =
-        [Constraint::Percentage(25), Constraint::Length(14), Constraint::Length(9), Constraint::Percentage(65)];
-    let title = format!(
-        " Dead letters · {} with cause {} {}(Enter: open task, r: retry, R: replay group, Esc: groups) ",
-        position(Some(selected), members.len(), None),
+    let widths = [
+        Constraint::Length(id_width as u16),
+        Constraint::Length(13),
+        Constraint::Length(8),
+        Constraint::Length(reason_width as u16),
+    ];
+    let at = position(Some(selected), members.len(), None);
+    let long = format!(
+        " Dead letters · {at} with cause {} {}(Enter: open task, r: retry, R: replay group, Esc: groups) ",
         escape_line(&truncate(&open.cause, 60)),
         filter_note(&vs.filter)
     );
+    // Narrower: the short keys, and the cause cut to the room left (or left out).
+    let tail = format!(" {}(Enter: open, Esc: groups) ", filter_note(&vs.filter));
+    let head = format!(" Dead letters · {at} with cause ");
+    let room = inner.saturating_sub(head.chars().count() + tail.chars().count() + 2);
+    let title = if long.chars().count() <= inner {
+        long
+    } else if room >= 30 {
+        format!("{head}{}{tail}", fit(&escape_line(&open.cause), room))
+    } else {
+        format!(" Dead letters · {at} with this cause{tail}")
+    };
     frame.render_widget(
         Table::new(rows, widths).header(header).block(Block::default().borders(Borders::ALL).title(title)),
         area,

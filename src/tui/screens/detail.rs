@@ -2,7 +2,8 @@
 //! step through (the task as it was after each step, kept by the read model, so a
 //! step folds nothing); and its output, live while it runs, else what the latest
 //! attempt left in the log; with the cursor on a step, that step's attempt output.
-//! History lines wrap. Up/down scroll the output; `f` follows it.
+//! History lines wrap. Up/down scroll the output; `f` follows it; `/` searches it
+//! (`search.rs`). The output pane itself (progress reports as bars) is `output.rs`.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -14,12 +15,18 @@ use crate::core::escape::escape_line;
 use crate::core::gates::VerdictKind;
 use crate::core::text::{clock, describe, human_ms};
 use crate::core::workflow::gate_label;
-use crate::core::{Event, Task};
+use crate::core::Task;
 use crate::tui::draw::{Hint, Scene};
 use crate::tui::keys::{Action, Keymap};
 use crate::tui::model::{Fleet, Step};
 use crate::tui::view::{Screen, ViewState};
 use crate::tui::widgets::truncate;
+
+mod output;
+mod search;
+
+pub use output::{output_pane, progress_bar, OutputPane, PaneLine};
+pub use search::{key as search_key, type_key as type_search, Search};
 
 /// The detail screen's own state.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +44,8 @@ pub struct Detail {
     /// [`output_len`]) when `scroll` was set. Lines that arrive since add to the
     /// distance from the end, so a scrolled pane stays put until `f` or `G`.
     pub anchor: Option<u64>,
+    /// The output pane's search, if one is on (`/`, then `n`/`N`).
+    pub search: Option<Search>,
 }
 
 /// What the keys do here, for the help overlay.
@@ -49,6 +58,9 @@ pub const HELP: &[(Action, &str)] = &[
     (Action::HalfPageDown, "scroll output half a page down"),
     (Action::Bottom, "newest output, following again"),
     (Action::Follow, "follow live output, or pause it where it is"),
+    (Action::Filter, "search the output for a word (Enter: newest match)"),
+    (Action::SearchNext, "next (newer) match; the pane stays put while output arrives"),
+    (Action::SearchPrev, "previous (older) match"),
     (Action::Retry, "retry this task"),
     (Action::Cancel, "cancel this task (asks)"),
     (Action::Replay, "replay this dead letter"),
@@ -56,7 +68,7 @@ pub const HELP: &[(Action, &str)] = &[
     (Action::Approve, "approve this held task (asks)"),
     (Action::Reject, "reject this held task (asks)"),
     (Action::Votes, "disagreement view (consensus tasks)"),
-    (Action::Back, "back"),
+    (Action::Back, "clear the search, else back"),
 ];
 
 /// The key bar's entries here.
@@ -77,13 +89,15 @@ pub fn open(vs: &mut ViewState, task: String) {
     if !matches!(vs.screen, Screen::Detail(_)) {
         *vs.previous = vs.screen.clone();
     }
-    vs.screen = Screen::Detail(Detail { task, cursor: None, scroll: 0, follow: true, anchor: None });
+    vs.screen = Screen::Detail(Detail { task, cursor: None, scroll: 0, follow: true, anchor: None, search: None });
 }
 
-/// The length of `task`'s live output, in lines received (a partial line counts
-/// once: completing it adds no line); `None` when no attempt of it is running.
+/// The length of `task`'s live output as the pane shows it, in lines and progress
+/// reports received (a partial line counts once: completing it adds no line; a
+/// report that replaces the one before in place adds none); `None` when no attempt
+/// of it is running.
 pub fn output_len(fleet: &Fleet, task: &str) -> Option<u64> {
-    fleet.live.get(task).map(|live| live.received + u64::from(!live.partial.is_empty()))
+    fleet.live.get(task).map(|live| live.received + live.reports_received + u64::from(!live.partial.is_empty()))
 }
 
 /// Lines from the end of the output to the pane's last line now: the scroll as set,
@@ -114,7 +128,16 @@ pub fn scroll(d: &mut Detail, fleet: &Fleet, action: Action, page: usize) {
         _ => 0,
     };
     d.follow = d.scroll == 0;
-    d.anchor = if d.follow { None } else { output_len(fleet, &d.task) };
+    d.anchor = if d.follow { None } else { anchor_now(fleet, d) };
+}
+
+/// Where a scroll set now is measured from: the live output's length when the pane
+/// shows a running attempt (lines that arrive later add to the scroll), else nothing
+/// (a finished attempt's lines do not grow).
+fn anchor_now(fleet: &Fleet, d: &Detail) -> Option<u64> {
+    let i = fleet.state.task_index(&d.task)?;
+    let pane = output_pane(fleet, i, d.cursor, d.follow);
+    pane.live.then_some(pane.end)
 }
 
 /// ←/→: one step through the task's history; stepping past the newest step returns to
@@ -137,7 +160,7 @@ pub fn toggle_follow(vs: &mut ViewState, fleet: &Fleet) {
             d.scroll = 0;
             d.anchor = None;
         } else {
-            d.anchor = output_len(fleet, &d.task);
+            d.anchor = anchor_now(fleet, d);
         }
         vs.message = Some(if d.follow { "following the output" } else { "output paused (f: follow)" }.into());
     }
@@ -169,7 +192,8 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())), votes);
     let lower = columns(parts[1]);
     history(frame, lower[0], scene, &steps, at);
-    output(frame, lower[1], output_pane(fleet, i, at, d.follow), effective_scroll(fleet, d));
+    let pane = output_pane(fleet, i, at, d.follow);
+    output::draw(frame, lower[1], pane, effective_scroll(fleet, d), d.search.as_ref(), scene.theme);
 }
 
 /// History on the left, output on the right (the mouse's wheel scrolls the one under it).
@@ -383,129 +407,4 @@ pub fn history_rows(steps: &[Step], at: Option<usize>, width: usize, rows: usize
     }
     out.truncate(rows);
     out
-}
-
-/// The output pane's title and lines (before scrolling).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputPane {
-    /// The pane's title: which attempt, and whether it is live and followed.
-    pub title: String,
-    /// The lines, oldest first.
-    pub lines: Vec<String>,
-}
-
-/// What the output pane shows for task `i`: with the cursor on a step, the output of
-/// that step's attempt (the latest one started by then), so stepping back shows what
-/// that attempt printed; at the latest step, the live lines while an attempt runs,
-/// else what the latest finished attempt left in the log. Only a running attempt is
-/// "following"; a finished one says so.
-pub fn output_pane(fleet: &Fleet, i: usize, at: Option<usize>, following: bool) -> OutputPane {
-    let history = fleet.history(i);
-    let steps: &[Step] = &history;
-    let live = fleet.live.get(fleet.state.task_id(i));
-    let live_lines = |live: &crate::tui::model::Live| -> Vec<String> {
-        // Whole lines were escaped as they arrived; the partial one is escaped here.
-        let partial = (!live.partial.is_empty()).then(|| escape_line(&live.partial).into_owned());
-        live.lines.iter().cloned().chain(partial).collect()
-    };
-    let scrolled = if following { "following" } else { "scrolled (f: follow)" };
-    let Some(c) = at.filter(|c| *c < steps.len()) else {
-        if let Some(live) = live {
-            return OutputPane {
-                title: format!(" Output · {scrolled} · attempt {} running ", live.attempt),
-                lines: live_lines(live),
-            };
-        }
-        return match steps.iter().rposition(|s| finished_attempt(&s.event).is_some()) {
-            Some(n) => {
-                let attempt = finished_attempt(&steps[n].event).unwrap_or(0);
-                OutputPane {
-                    title: format!(" Output · attempt {attempt} (finished) "),
-                    lines: attempt_output(fleet, i, &steps[n].event),
-                }
-            }
-            None => OutputPane { title: " Output ".into(), lines: vec!["(no attempt finished yet)".into()] },
-        };
-    };
-    let as_of = format!("as of step {}/{}", c + 1, steps.len());
-    let Some(attempt) = steps[..=c].iter().rev().find_map(|s| started_attempt(&s.event)) else {
-        return OutputPane {
-            title: format!(" Output · {as_of} "),
-            lines: vec![format!("(no attempt had started by step {})", c + 1)],
-        };
-    };
-    let title = format!(" Output · attempt {attempt} {as_of} ");
-    let finish = steps.iter().position(|s| finished_attempt(&s.event) == Some(attempt));
-    let lines = match finish {
-        Some(n) if n <= c => attempt_output(fleet, i, &steps[n].event),
-        Some(n) => {
-            let mut lines = vec![format!("(attempt {attempt} was running at this step; it ended at step {})", n + 1)];
-            lines.extend(attempt_output(fleet, i, &steps[n].event));
-            lines
-        }
-        None => match live.filter(|l| l.attempt == attempt) {
-            Some(live) => live_lines(live),
-            None => vec![format!("(attempt {attempt} left no output in the log)")],
-        },
-    };
-    OutputPane { title, lines }
-}
-
-/// The attempt an event starts, if it starts one.
-fn started_attempt(event: &Event) -> Option<u32> {
-    match event {
-        Event::AttemptStarted { attempt, .. } => Some(*attempt),
-        _ => None,
-    }
-}
-
-/// The attempt an event finishes, if it finishes one.
-fn finished_attempt(event: &Event) -> Option<u32> {
-    match event {
-        Event::AttemptSucceeded { attempt, .. } | Event::AttemptFailed { attempt, .. } => Some(*attempt),
-        _ => None,
-    }
-}
-
-/// Draws the output pane, `scroll` lines up from the end.
-fn output(frame: &mut Frame, area: Rect, pane: OutputPane, scroll: usize) {
-    let OutputPane { title, mut lines } = pane;
-    let room = area.height.saturating_sub(2) as usize;
-    let scroll = scroll.min(lines.len().saturating_sub(room));
-    let end = lines.len() - scroll;
-    let start = end.saturating_sub(room);
-    lines = lines[start..end].to_vec();
-    frame.render_widget(
-        Paragraph::new(lines.into_iter().map(Line::from).collect::<Vec<_>>())
-            .block(Block::default().borders(Borders::ALL).title(title)),
-        area,
-    );
-}
-
-/// The stdout/stderr a finished attempt (`event`, its success or failure) left in
-/// the log.
-fn attempt_output(fleet: &Fleet, i: usize, event: &Event) -> Vec<String> {
-    let (attempt, output) = match event {
-        Event::AttemptSucceeded { attempt, output, .. } | Event::AttemptFailed { attempt, output, .. } => {
-            (attempt, output)
-        }
-        _ => return Vec::new(),
-    };
-    let mut lines = vec![format!("── attempt {attempt} ──")];
-    if let Some(s) = &output.stdout {
-        lines.extend(s.lines().map(|l| escape_line(l).into_owned()));
-    }
-    if let Some(s) = &output.stderr {
-        lines.push("── stderr ──".into());
-        lines.extend(s.lines().map(|l| escape_line(l).into_owned()));
-    }
-    if output.is_empty() {
-        // A consensus attempt's files are one set per replica (`TASK.ATTEMPT.rR.*`).
-        let replicas = if fleet.state.workflow.tasks[i].consensus.is_some() { ".r*" } else { "" };
-        lines.push(format!(
-            "(no small output in the log; see the run folder's output/{}.{attempt}{replicas}.*)",
-            escape_line(fleet.state.task_id(i))
-        ));
-    }
-    lines
 }

@@ -12,4 +12,5 @@ pub mod help;
 pub mod palette;
 pub mod tasks;
 pub mod tasks_order;
+pub mod timeline;
 pub mod travel;

@@ -52,7 +52,8 @@ pub fn update(vs: &mut ViewState, fleet: &Fleet, total: usize, action: Action) -
         | Action::Dashboard
         | Action::Tasks
         | Action::DeadLetters
-        | Action::Held => return vs.navigate(fleet, action),
+        | Action::Held
+        | Action::Timeline => return vs.navigate(fleet, action),
         _ => vs.message = Some("time travel is read-only: Esc returns to the live run".into()),
     }
     Vec::new()

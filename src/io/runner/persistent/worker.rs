@@ -13,6 +13,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::io::clock::AwakeDeadline;
+
 use super::super::env::PoolEnv;
 use super::super::orphans;
 use super::super::spawn::signal_group;
@@ -29,7 +31,7 @@ pub(super) struct InFlight {
     pub(super) started: Instant,
     /// How much the process had printed on stderr when the task was written to it.
     pub(super) stderr_from: u64,
-    pub(super) deadline: tokio::time::Instant,
+    pub(super) deadline: AwakeDeadline,
     pub(super) stop: watch::Receiver<Option<Stop>>,
     pub(super) done: oneshot::Sender<AttemptEnd>,
 }
