@@ -6,12 +6,12 @@
 //! copying a quarter million edge lists, and a spawn copies them once
 //! (`Arc::make_mut`) only when a clone still holds the old ones.
 
-use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::id_index::IdIndex;
 use super::RunState;
 use crate::core::workflow::Workflow;
 
@@ -20,9 +20,10 @@ use crate::core::workflow::Workflow;
 /// `grow` writes them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Graph {
-    /// Task index by id (derived: rebuilt by `RunState::restored`, never saved).
+    /// Task index by id over the workflow's specs (derived: rebuilt by
+    /// `RunState::restored`, never saved).
     #[serde(skip)]
-    pub(super) index: HashMap<String, usize>,
+    pub(super) index: IdIndex,
     /// For each task, the tasks that depend on it.
     pub dependents: Vec<Vec<usize>>,
     /// For each task, its dependencies.
@@ -41,13 +42,13 @@ impl Graph {
     /// are the same: `grow` appends tasks and their edges in this same order).
     /// A dependency on an id the workflow does not have gives no edge.
     pub(super) fn build(workflow: &Workflow) -> Graph {
-        let index: HashMap<String, usize> = workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let index = IdIndex::build(&workflow.tasks);
         let n = workflow.tasks.len();
         let mut dependents = vec![Vec::new(); n];
         let mut dependencies = vec![Vec::new(); n];
         for (i, t) in workflow.tasks.iter().enumerate() {
             for d in &t.depends_on {
-                if let Some(&j) = index.get(d) {
+                if let Some(j) = index.get(&workflow.tasks, d) {
                     dependents[j].push(i);
                     dependencies[i].push(j);
                 }

@@ -77,7 +77,7 @@ impl RunState {
     fn append(&mut self, tasks: &[TaskSpec], parent: Option<usize>) -> Result<(), ApplyError> {
         let mut new = std::collections::HashSet::new();
         for t in tasks {
-            if self.graph.index.contains_key(&t.id) || !new.insert(t.id.as_str()) {
+            if self.task_index(&t.id).is_some() || !new.insert(t.id.as_str()) {
                 return Err(ApplyError::Illegal {
                     event: "tasks_spawned",
                     task: t.id.clone(),
@@ -87,7 +87,7 @@ impl RunState {
         }
         for t in tasks {
             if let Some(d) =
-                t.depends_on.iter().find(|d| !self.graph.index.contains_key(*d) && !new.contains(d.as_str()))
+                t.depends_on.iter().find(|d| self.task_index(d).is_none() && !new.contains(d.as_str()))
             {
                 return Err(ApplyError::UnknownTask(d.clone()));
             }
@@ -100,7 +100,7 @@ impl RunState {
         let graph = Arc::make_mut(&mut self.graph);
         for (k, t) in tasks.iter().enumerate() {
             let i = first + k;
-            graph.index.insert(t.id.clone(), i);
+            graph.index.insert(&self.workflow.tasks, i);
             let mut task = Task::blocked();
             task.parent = parent;
             self.tasks.push(task);
@@ -112,7 +112,7 @@ impl RunState {
         }
         for (k, t) in tasks.iter().enumerate() {
             for d in &t.depends_on {
-                let j = self.graph.index[d];
+                let j = self.task_index(d).expect("checked above");
                 for from in self.with_descendants(j) {
                     self.add_edge(from, first + k);
                 }

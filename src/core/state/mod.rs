@@ -26,6 +26,7 @@ mod graph;
 pub mod grow;
 mod handlers;
 mod held;
+mod id_index;
 mod parts;
 mod pools;
 mod readiness;
@@ -168,7 +169,7 @@ impl RunState {
 
     /// Task index by id.
     pub fn task_index(&self, id: &str) -> Option<usize> {
-        self.graph.index.get(id).copied()
+        self.graph.index.get(&self.workflow.tasks, id)
     }
 
     /// Task id by index.

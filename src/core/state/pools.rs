@@ -75,7 +75,7 @@ impl RunState {
 
     /// The reviewer pool of task `i`'s gate `index`, when it is a review gate.
     pub fn reviewer_pool(&self, i: usize, index: usize) -> Option<usize> {
-        match self.workflow.tasks[i].gates.get(index)? {
+        match self.workflow.tasks[i].gates().get(index)? {
             Gate::Review { pool, .. } => self.workflow.pool_index(pool),
             _ => None,
         }
