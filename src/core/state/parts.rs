@@ -218,6 +218,7 @@ struct SpecFieldsIn {
     pool: Option<String>,
     #[serde(default)]
     requires: Vec<String>,
+    #[serde(deserialize_with = "crate::core::json_text::raw::deserialize")]
     payload: crate::core::json_text::JsonText,
     #[serde(default)]
     depends_on: Vec<String>,

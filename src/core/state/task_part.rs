@@ -227,7 +227,7 @@ struct TaskIn {
     crashes: u32,
     #[serde(default)]
     deferrals: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::core::json_text::raw_option::deserialize")]
     result: Option<JsonText>,
     #[serde(default)]
     last_error: Option<Arc<str>>,
@@ -235,7 +235,7 @@ struct TaskIn {
     pool: Option<String>,
     #[serde(default)]
     degraded: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::core::json_text::raw_option::deserialize")]
     payload: Option<JsonText>,
     #[serde(default)]
     pool_override: Option<usize>,
