@@ -97,11 +97,11 @@ fn a_spec_with_every_field_set_reads_back_the_same() {
         task.pool = Some(Arc::from("q"));
         task.degraded = k % 2 == 0;
         task.payload = Some(json!([k]).into());
-        task.pool_override = Some(1);
+        task.links_mut().pool_override = Some(1);
         task.finding = Some(Box::new(finding.clone()));
         task.approved = true;
-        task.parent = Some(0);
-        task.children = vec![1, 2];
+        task.links_mut().parent = Some(0);
+        task.links_mut().children = vec![1, 2];
         assert_round_trips(&state, at, &format!("every field, task state {k}"));
     }
     let v3 = assert_round_trips(&state, at, "every field");

@@ -38,7 +38,7 @@ impl RunState {
         held: &[HeldAtSpawn],
     ) -> Result<(), ApplyError> {
         let p = self.running_attempt(kind, parent, attempt)?;
-        if !self.tasks[p].children.is_empty() {
+        if !self.tasks[p].children().is_empty() {
             return Err(self.illegal(kind, p));
         }
         if let Some(h) = held.iter().find(|h| !tasks.iter().any(|t| t.id == h.task)) {
@@ -53,7 +53,7 @@ impl RunState {
                 self.add_edge(c, d);
             }
         }
-        self.tasks[p].children = children;
+        self.tasks[p].links_mut().children = children;
         for h in held {
             let i = self.lookup(&h.task)?;
             self.tasks[i].finding = Some(Box::new(h.finding.clone()));
@@ -102,7 +102,7 @@ impl RunState {
             let i = first + k;
             graph.index.insert(&self.workflow.tasks, i);
             let mut task = Task::blocked();
-            task.parent = parent;
+            task.links_mut().parent = parent;
             self.tasks.push(task);
             self.counts[count_slot(TaskStateName::Blocked)] += 1;
             graph.dependents.push(Vec::new());
@@ -131,7 +131,7 @@ impl RunState {
         let mut all = vec![j];
         let mut k = 0;
         while k < all.len() {
-            all.extend(self.tasks[all[k]].children.iter().copied());
+            all.extend(self.tasks[all[k]].children().iter().copied());
             k += 1;
         }
         all

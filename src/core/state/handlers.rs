@@ -137,7 +137,9 @@ impl RunState {
         t.deferrals = 0;
         t.result = None;
         t.degraded = false;
-        t.pool_override = None;
+        if t.pool_override().is_some() {
+            t.links_mut().pool_override = None;
+        }
         let ready = self.unsatisfied_dependencies(i) == 0;
         self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
         self.finished = false;

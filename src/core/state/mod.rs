@@ -34,6 +34,7 @@ pub mod replicas;
 mod snapshot;
 mod task_part;
 mod task_record;
+mod task_serde;
 pub use chunked::{Chunked, CHUNK};
 pub use graph::Graph;
 pub use held::finding_text;
@@ -41,7 +42,7 @@ pub use parts::{BodyIn, BodyOut, Prepared, WorkflowIn, WorkflowOut, USUAL_TIMEOU
 pub use pools::PoolState;
 use readiness::Readiness;
 pub use readiness::Standing;
-pub use task_record::{Task, Tasks};
+pub use task_record::{Links, Task, TaskLinks, Tasks};
 
 /// Why an event could not be applied.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -265,7 +265,6 @@ mod tests {
         // A run holds a spec per task for its life (250k tasks: every 8 bytes here is
         // 2 MB at the readers' peak). 200 = the ten inline fields; the rare ones are
         // one pointer (`extras`), as is a consensus.
-        eprintln!("SIZES spec {} task {}", std::mem::size_of::<TaskSpec>(), std::mem::size_of::<crate::core::state::Task>());
         assert_eq!(std::mem::size_of::<Option<Box<TaskExtras>>>(), 8);
         assert!(std::mem::size_of::<TaskSpec>() <= 200, "TaskSpec is {} bytes", std::mem::size_of::<TaskSpec>());
     }
