@@ -57,7 +57,9 @@ fn a_spec_with_every_field_set_reads_back_the_same() {
         [[task]]\nid = \"skips\"\nfallback = { skip = true }\ndepends_on = [\"full\", \"needs\"]\n";
     let workflow = config::parse(text, "every.toml", Path::new("/")).expect("the test workflow is valid");
     let full = &workflow.tasks[1];
-    assert!(full.pool.is_some() && !full.never_on().is_empty() && !full.gates().is_empty() && full.fallback().is_some());
+    assert!(
+        full.pool.is_some() && !full.never_on().is_empty() && !full.gates().is_empty() && full.fallback().is_some()
+    );
     assert!(workflow.tasks[2].consensus.is_some() && !workflow.tasks[2].requires.is_empty());
     let mut state = RunState::new("every".into(), Arc::new(workflow));
     let at = LogPosition { seq: 1, start: 0, end: 10, crc: 7 };

@@ -28,8 +28,10 @@ pub struct Graph {
     pub dependents: Vec<Vec<usize>>,
     /// For each task, its dependencies.
     pub dependencies: Vec<Vec<usize>>,
-    /// For each task, the pools it may run on.
-    pub eligible: Vec<Vec<usize>>,
+    /// For each task, the pools it may run on: one shared list per distinct set (a
+    /// run has a few; a `Vec` per task was 56 bytes and an allocation each). Written
+    /// and read as a list of lists, as before.
+    pub eligible: Vec<Arc<[usize]>>,
     /// Each pool's name, once for the run (derived from the workflow, never saved):
     /// every task's `pool` shares it, so cloning a task allocates nothing for it.
     #[serde(skip)]
@@ -54,9 +56,27 @@ impl Graph {
                 }
             }
         }
-        let eligible = workflow.tasks.iter().map(|t| workflow.eligible_pools(t)).collect();
+        let mut sets: std::collections::HashMap<Vec<usize>, Arc<[usize]>> = std::collections::HashMap::new();
+        let eligible = workflow
+            .tasks
+            .iter()
+            .map(|t| {
+                let set = workflow.eligible_pools(t);
+                Arc::clone(sets.entry(set).or_insert_with_key(|set| Arc::from(set.as_slice())))
+            })
+            .collect();
         let pool_names = workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
         Graph { index, dependents, dependencies, eligible, pool_names }
+    }
+
+    /// Task `i`'s eligible pools as a shared list: the one its predecessor has when
+    /// equal (a spawn's or submit's tasks are mostly alike), else a new one.
+    pub(super) fn push_eligible(&mut self, set: Vec<usize>) {
+        let shared = match self.eligible.last() {
+            Some(last) if **last == *set => Arc::clone(last),
+            _ => Arc::from(set),
+        };
+        self.eligible.push(shared);
     }
 
     /// Pool `p`'s shared name.

@@ -86,9 +86,7 @@ impl RunState {
             }
         }
         for t in tasks {
-            if let Some(d) =
-                t.depends_on.iter().find(|d| self.task_index(d).is_none() && !new.contains(d.as_str()))
-            {
+            if let Some(d) = t.depends_on.iter().find(|d| self.task_index(d).is_none() && !new.contains(d.as_str())) {
                 return Err(ApplyError::UnknownTask(d.clone()));
             }
         }
@@ -107,7 +105,7 @@ impl RunState {
             self.counts[count_slot(TaskStateName::Blocked)] += 1;
             graph.dependents.push(Vec::new());
             graph.dependencies.push(Vec::new());
-            graph.eligible.push(self.workflow.eligible_pools(t));
+            graph.push_eligible(self.workflow.eligible_pools(t));
             self.readiness.push_task();
         }
         for (k, t) in tasks.iter().enumerate() {

@@ -21,7 +21,8 @@ use super::task_part::{TasksIn, TasksOut};
 use super::{replicas, PoolState, RunState};
 use crate::core::task::TaskStateName;
 use crate::core::workflow::{
-    Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskExtras, TaskSpec, Workflow,
+    Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskExtras, TaskSpec,
+    Workflow,
 };
 
 /// A spec's timeout left out of a snapshot when it is this one (the built-in default,
@@ -180,18 +181,7 @@ struct SpecFields<'a> {
 }
 
 fn spec_fields(spec: &TaskSpec) -> SpecFields<'_> {
-    let TaskSpec {
-        id,
-        kind,
-        pool,
-        requires,
-        payload,
-        depends_on,
-        timeout_ms,
-        retry,
-        extras: _,
-        consensus,
-    } = spec;
+    let TaskSpec { id, kind, pool, requires, payload, depends_on, timeout_ms, retry, extras: _, consensus } = spec;
     SpecFields {
         id,
         kind,

@@ -50,7 +50,7 @@ impl RunState {
     pub fn pools_for(&self, i: usize) -> &[usize] {
         match &self.tasks[i].links.get().pool_override {
             Some(p) => std::slice::from_ref(p),
-            None => &self.eligible[i],
+            None => &self.eligible[i][..],
         }
     }
 

@@ -149,8 +149,7 @@ struct SpecIn {
 
 impl Serialize for TaskSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let TaskSpec { id, kind, pool, requires, payload, depends_on, timeout_ms, retry, extras: _, consensus } =
-            self;
+        let TaskSpec { id, kind, pool, requires, payload, depends_on, timeout_ms, retry, extras: _, consensus } = self;
         SpecOut {
             id,
             kind,
