@@ -159,7 +159,7 @@ fn valid(workflow: &Workflow) -> Result<(), TestCaseError> {
     }
     for task in &workflow.tasks {
         durations.extend([task.timeout_ms, task.retry.initial_ms, task.retry.max_ms]);
-        prop_assert!(task.never_on.iter().all(|c| (0..=255).contains(c)), "{:?}", task.never_on);
+        prop_assert!(task.never_on().iter().all(|c| (0..=255).contains(c)), "{:?}", task.never_on());
     }
     prop_assert!(durations.iter().all(|d| *d <= MAX_DURATION_MS), "{durations:?}");
     Ok(())

@@ -38,6 +38,11 @@ fn a_submit_after_a_clone_grows_only_the_grown_state() {
     assert_eq!(grown.dependencies[c], vec![1]);
     assert_eq!(grown.dependents[1], vec![c]);
     assert_eq!(grown.eligible.len(), 3);
+    // One list of eligible pools shared by every task with the same set (h-mem):
+    // built once for the workflow, and reused by a submitted task like its neighbour.
+    assert!(std::sync::Arc::ptr_eq(&grown.eligible[0], &grown.eligible[1]), "a list per task");
+    assert!(std::sync::Arc::ptr_eq(&grown.eligible[1], &grown.eligible[c]), "a list for the submitted task");
+    assert_eq!(*grown.eligible[c], [0]);
 
     assert_eq!(before.task_index("c"), None, "the clone's index grew");
     assert_eq!(before.dependents.len(), 2);
@@ -45,4 +50,7 @@ fn a_submit_after_a_clone_grows_only_the_grown_state() {
     assert_eq!(before.eligible.len(), 2);
     let reread = RunState::from_snapshot_json(&serde_json::to_vec(&before).expect("serializes")).expect("reads");
     assert_eq!(reread.dependents, before.dependents);
+    assert_eq!(reread.eligible, before.eligible, "written and read as a list of lists");
+    let text = serde_json::to_string(&before).expect("serializes");
+    assert!(text.contains(r#""eligible":[[0],[0]]"#), "{text}");
 }

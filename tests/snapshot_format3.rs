@@ -57,7 +57,9 @@ fn a_spec_with_every_field_set_reads_back_the_same() {
         [[task]]\nid = \"skips\"\nfallback = { skip = true }\ndepends_on = [\"full\", \"needs\"]\n";
     let workflow = config::parse(text, "every.toml", Path::new("/")).expect("the test workflow is valid");
     let full = &workflow.tasks[1];
-    assert!(full.pool.is_some() && !full.never_on.is_empty() && !full.gates.is_empty() && full.fallback.is_some());
+    assert!(
+        full.pool.is_some() && !full.never_on().is_empty() && !full.gates().is_empty() && full.fallback().is_some()
+    );
     assert!(workflow.tasks[2].consensus.is_some() && !workflow.tasks[2].requires.is_empty());
     let mut state = RunState::new("every".into(), Arc::new(workflow));
     let at = LogPosition { seq: 1, start: 0, end: 10, crc: 7 };
@@ -97,11 +99,11 @@ fn a_spec_with_every_field_set_reads_back_the_same() {
         task.pool = Some(Arc::from("q"));
         task.degraded = k % 2 == 0;
         task.payload = Some(json!([k]).into());
-        task.pool_override = Some(1);
+        task.links_mut().pool_override = Some(1);
         task.finding = Some(Box::new(finding.clone()));
         task.approved = true;
-        task.parent = Some(0);
-        task.children = vec![1, 2];
+        task.links_mut().parent = Some(0);
+        task.links_mut().children = vec![1, 2];
         assert_round_trips(&state, at, &format!("every field, task state {k}"));
     }
     let v3 = assert_round_trips(&state, at, "every field");

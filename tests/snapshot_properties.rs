@@ -64,7 +64,7 @@ fn build_run(dir: &Path, run_id: &str, rng: &mut StdRng, every: u64) -> u64 {
         let running: Vec<(String, u32, bool)> = (0..state.tasks.len())
             .filter_map(|i| match state.tasks[i].state {
                 TaskState::Running { attempt, .. } => {
-                    Some((state.task_id(i).to_string(), attempt, state.tasks[i].children.is_empty()))
+                    Some((state.task_id(i).to_string(), attempt, state.tasks[i].children().is_empty()))
                 }
                 _ => None,
             })

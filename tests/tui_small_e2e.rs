@@ -67,10 +67,17 @@ fn a_dead_letter_storm_over_three_pools_reads_at_80x24() {
         assert!(line.starts_with(['┌', '│', '└']), "row {n} is not inside a panel: {line:?}\n{screen}");
     }
     assert!(lines.iter().all(|l| l.chars().count() <= 80));
+    // The dashboard's dead letters keep each cause's exit code, cut at a word.
+    let panel: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("│12×") || l.starts_with("│8×")).collect();
+    assert_eq!(panel.len(), 2, "{screen}");
+    assert!(panel[0].contains("exit code 3: connection refused") && panel[0].contains('…'), "{screen}");
+    assert!(panel[1].contains("exit code 64: the envelope") && panel[1].contains('…'), "{screen}");
 
     // The dead letters: count, attempts and the cause, cut at a word with "…".
     t.send_keys("3");
-    let screen = t.wait_for(LIMIT, "the dead letters by cause", |sc| sc.contains("exit code 64"));
+    let screen = t.wait_for(LIMIT, "the dead letters by cause", |sc| {
+        sc.contains("Dead letters by cause") && sc.contains("exit code 64")
+    });
     let lines = rows(&screen);
     assert!(lines[1].starts_with("┌ Dead letters by cause"), "{screen}");
     assert_eq!(lines[3], "│12     12       attempts spent (#/#): exit code 3: connection refused while…  │");

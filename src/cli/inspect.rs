@@ -96,7 +96,7 @@ fn print_table(state: &RunState) -> std::io::Result<()> {
             | TaskState::Skipped { .. }
             | TaskState::AwaitingApproval { .. } => t.why().unwrap_or_default(),
             TaskState::RetryWait { due_ms } => format!("retry at {}", clock(*due_ms)),
-            TaskState::Validating { attempt, gate } => match state.workflow.tasks[i].gates.get(*gate) {
+            TaskState::Validating { attempt, gate } => match state.workflow.tasks[i].gates().get(*gate) {
                 Some(g) => format!("attempt {attempt}: {} running", gate_label(*gate, g.kind())),
                 None => String::new(),
             },

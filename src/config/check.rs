@@ -409,10 +409,7 @@ impl<'a> Checker<'a> {
             depends_on: raw.depends_on.iter().map(|d| d.get_ref().clone()).collect(),
             timeout_ms,
             retry,
-            never_on,
-            fallback,
-            gates,
-            input_guard: raw.input_guard,
+            extras: crate::core::workflow::TaskExtras::boxed(never_on, fallback, gates, raw.input_guard),
             consensus: consensus.map(Box::new),
         }
     }

@@ -236,11 +236,11 @@ fn gate_paths_of_submitted_and_spawned_tasks_resolve_next_to_their_file() {
     let wf = parse(&format!("{POOL}[[task]]\nid = \"a\"\n"), "wf.toml", &wf_dir).unwrap();
     assert_eq!(wf.folder.as_deref(), Some(wf_dir.as_path()), "the workflow records its folder");
     let gates = "gates = [{ command = [\"./check.sh\"] }, { schema = \"schemas/s.json\" }]\n";
-    let program = |t: &crate::core::workflow::TaskSpec| match &t.gates[0] {
+    let program = |t: &crate::core::workflow::TaskSpec| match &t.gates()[0] {
         crate::core::workflow::Gate::Command { command, .. } => command[0].clone(),
         other => panic!("{other:?}"),
     };
-    let schema = |t: &crate::core::workflow::TaskSpec| match &t.gates[1] {
+    let schema = |t: &crate::core::workflow::TaskSpec| match &t.gates()[1] {
         crate::core::workflow::Gate::Schema { path, .. } => path.clone(),
         other => panic!("{other:?}"),
     };

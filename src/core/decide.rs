@@ -93,7 +93,7 @@ pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, Ap
         // Queued tasks that can only go to open pools take their fallback now.
         let stuck: Vec<usize> = state
             .queue()
-            .filter(|&i| state.workflow.tasks[i].fallback.is_some() && !state.tasks[i].degraded)
+            .filter(|&i| state.workflow.tasks[i].fallback().is_some() && !state.tasks[i].degraded)
             .filter(|&i| state.pools_for(i).iter().all(|&p| state.pools[p].breaker.is_open()))
             .collect();
         for i in stuck {

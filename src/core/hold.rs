@@ -20,7 +20,7 @@ pub use super::state::finding_text;
 /// True when task `i` is inspected before it is dispatched.
 pub fn guarded(state: &RunState, i: usize) -> bool {
     let wf = &state.workflow;
-    wf.tasks[i].input_guard.unwrap_or_else(|| state.pools_for(i).iter().any(|&p| wf.pools[p].input_guard))
+    wf.tasks[i].input_guard().unwrap_or_else(|| state.pools_for(i).iter().any(|&p| wf.pools[p].input_guard))
 }
 
 /// Task `i`'s inputs as its worker would get them: each dependency's result by id.

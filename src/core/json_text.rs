@@ -22,6 +22,14 @@ impl JsonText {
         JsonText(Arc::from(raw))
     }
 
+    /// A text taken as it stands, without a tree or a second encoding: for documents
+    /// this program wrote itself from `JsonText`s (a snapshot's payloads and results,
+    /// already compact with their keys in order). Reading a quarter million results of
+    /// a snapshot through a `Value` each was most of the body's parse (issue 14).
+    pub fn from_raw(raw: Box<RawValue>) -> JsonText {
+        JsonText(Arc::from(raw))
+    }
+
     /// The value, parsed again (`null` if the text were not JSON, which none is: every
     /// text was written by `serde_json` or read by it).
     pub fn value(&self) -> Value {
@@ -80,6 +88,43 @@ impl<'de> Deserialize<'de> for JsonText {
     }
 }
 
+/// `#[serde(with = "json_text::raw")]`: a field read by [`JsonText::from_raw`] (only
+/// in documents this program writes: a text written some other way is kept as it is).
+pub mod raw {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    use super::JsonText;
+
+    /// Written as any `JsonText`.
+    pub fn serialize<S: Serializer>(text: &JsonText, s: S) -> Result<S::Ok, S::Error> {
+        text.serialize(s)
+    }
+
+    /// Read as its raw text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<JsonText, D::Error> {
+        Box::<RawValue>::deserialize(d).map(JsonText::from_raw)
+    }
+}
+
+/// [`raw`] for an optional field (`#[serde(default, with = "json_text::raw_option")]`).
+pub mod raw_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    use super::JsonText;
+
+    /// Written as any `Option<JsonText>`.
+    pub fn serialize<S: Serializer>(text: &Option<JsonText>, s: S) -> Result<S::Ok, S::Error> {
+        text.serialize(s)
+    }
+
+    /// Read as its raw text; `null` is none (as for a derived `Option`).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<JsonText>, D::Error> {
+        Option::<Box<RawValue>>::deserialize(d).map(|raw| raw.map(JsonText::from_raw))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -114,5 +159,25 @@ mod tests {
         assert_eq!(text.as_str(), r#"{"a":2,"b":1}"#);
         let from_value: JsonText = serde_json::from_value(json!({"z": 1, "a": 2})).unwrap();
         assert_eq!(from_value.as_str(), r#"{"a":2,"z":1}"#);
+    }
+
+    #[test]
+    fn a_raw_field_keeps_the_text_it_reads_and_writes_it_back() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Doc {
+            #[serde(with = "super::raw")]
+            one: JsonText,
+            #[serde(default, with = "super::raw_option")]
+            two: Option<JsonText>,
+        }
+        for text in [r#"{"one":{"a":[1,"x, y"],"b":null},"two":"s"}"#, r#"{"one":7,"two":null}"#] {
+            let doc: Doc = serde_json::from_reader(text.as_bytes()).unwrap();
+            assert_eq!(serde_json::to_string(&doc).unwrap(), text);
+        }
+        let doc: Doc = serde_json::from_str(r#"{"one":{"a":1}}"#).unwrap();
+        assert_eq!((doc.one, doc.two), (JsonText::of(&json!({"a": 1})), None));
+        // A null inside `one` is the value null, not none.
+        let doc: Doc = serde_json::from_str(r#"{"one":null}"#).unwrap();
+        assert_eq!(doc.one.as_str(), "null");
     }
 }

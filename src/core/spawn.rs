@@ -38,7 +38,7 @@ pub fn namespaced(parent: &str, tasks: &[TaskSpec]) -> Vec<TaskSpec> {
 pub fn spawned(state: &RunState, i: usize, attempt: u32, tasks: &[TaskSpec]) -> Result<Option<Event>, String> {
     let parent = state.task_id(i);
     let tasks_full = namespaced(parent, tasks);
-    let children = &state.tasks[i].children;
+    let children = state.tasks[i].children();
     let same = children.len() == tasks_full.len()
         && children.iter().zip(&tasks_full).all(|(&c, t)| state.workflow.tasks[c] == *t);
     if same {
@@ -55,7 +55,7 @@ pub fn spawned(state: &RunState, i: usize, attempt: u32, tasks: &[TaskSpec]) -> 
 /// graph checks only (limits are [`spawned`]'s).
 pub fn spawn_refusal(state: &RunState, i: usize, tasks: &[TaskSpec]) -> Option<String> {
     let parent = state.task_id(i);
-    if !state.tasks[i].children.is_empty() {
+    if !state.tasks[i].children().is_empty() {
         return Some(format!(
             "task {parent:?} already spawned other subtasks; a task spawns once (the same plan again adds nothing)"
         ));
@@ -147,7 +147,7 @@ fn cycle(tasks: &[TaskSpec]) -> Option<Vec<String>> {
 pub fn depth(state: &RunState, i: usize) -> u32 {
     let mut depth = 0;
     let mut at = i;
-    while let Some(p) = state.tasks[at].parent {
+    while let Some(p) = state.tasks[at].parent() {
         depth += 1;
         at = p;
     }
@@ -199,7 +199,7 @@ fn held(state: &RunState, i: usize, tasks: &[TaskSpec]) -> Result<Vec<HeldAtSpaw
 /// for the worker's stdin and the input guard.
 pub fn dependency_input(state: &RunState, d: usize) -> Value {
     let result = state.tasks[d].result.as_ref().map_or(Value::Null, super::json_text::JsonText::value);
-    let children = &state.tasks[d].children;
+    let children = state.tasks[d].children();
     if children.is_empty() {
         return result;
     }

@@ -95,7 +95,7 @@ impl Engine {
     /// [`Msg::RunnerDone`] carrying [`Input::GateDone`].
     pub(super) fn start_gate(&mut self, task: &str, attempt: u32, index: usize) {
         let Some(i) = self.state.task_index(task) else { return };
-        let Some(gate) = self.state.workflow.tasks[i].gates.get(index).cloned() else { return };
+        let Some(gate) = self.state.workflow.tasks[i].gates().get(index).cloned() else { return };
         let result = self.state.tasks[i].result.as_ref().map_or(Value::Null, JsonText::value);
         let job = match &gate {
             Gate::Schema { schema, .. } => {

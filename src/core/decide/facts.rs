@@ -177,7 +177,7 @@ fn take_over(state: &RunState, pid: u32, version: String, resumed: bool, ctx: St
 /// during [`CRASH_LIMIT`] manager crashes in a row (None when the workflow has no
 /// such gate). The gate never reported, so it spent no time the log knows of.
 fn poisoned_gate(state: &RunState, i: usize, attempt: u32, index: usize) -> Option<Event> {
-    let kind = state.workflow.tasks[i].gates.get(index)?.kind();
+    let kind = state.workflow.tasks[i].gates().get(index)?.kind();
     let why = format!("poison pill: in flight during {CRASH_LIMIT} manager crashes in a row");
     let reason = error_reason(index, kind, &why);
     Some(Event::GateError {
@@ -278,7 +278,7 @@ struct GateDone {
 /// The verdict event of task `i`'s gate (None when the workflow has no such gate).
 fn gate_done(state: &RunState, i: usize, done: GateDone, ctx: StepContext) -> Option<Event> {
     let GateDone { attempt, index, outcome, duration_ms, reviewer_failures } = done;
-    let kind = state.workflow.tasks[i].gates.get(index)?.kind();
+    let kind = state.workflow.tasks[i].gates().get(index)?.kind();
     let task = state.task_id(i).to_string();
     Some(match outcome {
         GateOutcome::Passed { reason, score, critique } => {
@@ -346,13 +346,13 @@ fn after(
     // Attempts are over: the fallback if the task has one (and has not used it), else
     // the dead-letter queue.
     let give_up = |reason: String| {
-        if spec.fallback.is_some() && !task.degraded {
+        if spec.fallback().is_some() && !task.degraded {
             AfterFailure::Fallback { reason }
         } else {
             AfterFailure::DeadLetter { reason }
         }
     };
-    let never = exit_code.filter(|c| class == FailureClass::Worker && spec.never_on.contains(c));
+    let never = exit_code.filter(|c| class == FailureClass::Worker && spec.never_on().contains(c));
     match class {
         FailureClass::SpawnPermanent => give_up(format!("cannot start: {error}")),
         _ if never.is_some() => give_up(format!("{error} (exit code {} is never retried)", never.unwrap_or_default())),

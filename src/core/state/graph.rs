@@ -6,12 +6,12 @@
 //! copying a quarter million edge lists, and a spawn copies them once
 //! (`Arc::make_mut`) only when a clone still holds the old ones.
 
-use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::id_index::IdIndex;
 use super::RunState;
 use crate::core::workflow::Workflow;
 
@@ -20,15 +20,18 @@ use crate::core::workflow::Workflow;
 /// `grow` writes them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Graph {
-    /// Task index by id (derived: rebuilt by `RunState::restored`, never saved).
+    /// Task index by id over the workflow's specs (derived: rebuilt by
+    /// `RunState::restored`, never saved).
     #[serde(skip)]
-    pub(super) index: HashMap<String, usize>,
+    pub(super) index: IdIndex,
     /// For each task, the tasks that depend on it.
     pub dependents: Vec<Vec<usize>>,
     /// For each task, its dependencies.
     pub dependencies: Vec<Vec<usize>>,
-    /// For each task, the pools it may run on.
-    pub eligible: Vec<Vec<usize>>,
+    /// For each task, the pools it may run on: one shared list per distinct set (a
+    /// run has a few; a `Vec` per task was 56 bytes and an allocation each). Written
+    /// and read as a list of lists, as before.
+    pub eligible: Vec<Arc<[usize]>>,
     /// Each pool's name, once for the run (derived from the workflow, never saved):
     /// every task's `pool` shares it, so cloning a task allocates nothing for it.
     #[serde(skip)]
@@ -41,21 +44,39 @@ impl Graph {
     /// are the same: `grow` appends tasks and their edges in this same order).
     /// A dependency on an id the workflow does not have gives no edge.
     pub(super) fn build(workflow: &Workflow) -> Graph {
-        let index: HashMap<String, usize> = workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let index = IdIndex::build(&workflow.tasks);
         let n = workflow.tasks.len();
         let mut dependents = vec![Vec::new(); n];
         let mut dependencies = vec![Vec::new(); n];
         for (i, t) in workflow.tasks.iter().enumerate() {
             for d in &t.depends_on {
-                if let Some(&j) = index.get(d) {
+                if let Some(j) = index.get(&workflow.tasks, d) {
                     dependents[j].push(i);
                     dependencies[i].push(j);
                 }
             }
         }
-        let eligible = workflow.tasks.iter().map(|t| workflow.eligible_pools(t)).collect();
+        let mut sets: std::collections::HashMap<Vec<usize>, Arc<[usize]>> = std::collections::HashMap::new();
+        let eligible = workflow
+            .tasks
+            .iter()
+            .map(|t| {
+                let set = workflow.eligible_pools(t);
+                Arc::clone(sets.entry(set).or_insert_with_key(|set| Arc::from(set.as_slice())))
+            })
+            .collect();
         let pool_names = workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
         Graph { index, dependents, dependencies, eligible, pool_names }
+    }
+
+    /// Task `i`'s eligible pools as a shared list: the one its predecessor has when
+    /// equal (a spawn's or submit's tasks are mostly alike), else a new one.
+    pub(super) fn push_eligible(&mut self, set: Vec<usize>) {
+        let shared = match self.eligible.last() {
+            Some(last) if **last == *set => Arc::clone(last),
+            _ => Arc::from(set),
+        };
+        self.eligible.push(shared);
     }
 
     /// Pool `p`'s shared name.

@@ -38,7 +38,7 @@ impl RunState {
         held: &[HeldAtSpawn],
     ) -> Result<(), ApplyError> {
         let p = self.running_attempt(kind, parent, attempt)?;
-        if !self.tasks[p].children.is_empty() {
+        if !self.tasks[p].children().is_empty() {
             return Err(self.illegal(kind, p));
         }
         if let Some(h) = held.iter().find(|h| !tasks.iter().any(|t| t.id == h.task)) {
@@ -53,7 +53,7 @@ impl RunState {
                 self.add_edge(c, d);
             }
         }
-        self.tasks[p].children = children;
+        self.tasks[p].links_mut().children = children;
         for h in held {
             let i = self.lookup(&h.task)?;
             self.tasks[i].finding = Some(Box::new(h.finding.clone()));
@@ -77,7 +77,7 @@ impl RunState {
     fn append(&mut self, tasks: &[TaskSpec], parent: Option<usize>) -> Result<(), ApplyError> {
         let mut new = std::collections::HashSet::new();
         for t in tasks {
-            if self.graph.index.contains_key(&t.id) || !new.insert(t.id.as_str()) {
+            if self.task_index(&t.id).is_some() || !new.insert(t.id.as_str()) {
                 return Err(ApplyError::Illegal {
                     event: "tasks_spawned",
                     task: t.id.clone(),
@@ -86,9 +86,7 @@ impl RunState {
             }
         }
         for t in tasks {
-            if let Some(d) =
-                t.depends_on.iter().find(|d| !self.graph.index.contains_key(*d) && !new.contains(d.as_str()))
-            {
+            if let Some(d) = t.depends_on.iter().find(|d| self.task_index(d).is_none() && !new.contains(d.as_str())) {
                 return Err(ApplyError::UnknownTask(d.clone()));
             }
         }
@@ -100,19 +98,19 @@ impl RunState {
         let graph = Arc::make_mut(&mut self.graph);
         for (k, t) in tasks.iter().enumerate() {
             let i = first + k;
-            graph.index.insert(t.id.clone(), i);
+            graph.index.insert(&self.workflow.tasks, i);
             let mut task = Task::blocked();
-            task.parent = parent;
+            task.links_mut().parent = parent;
             self.tasks.push(task);
             self.counts[count_slot(TaskStateName::Blocked)] += 1;
             graph.dependents.push(Vec::new());
             graph.dependencies.push(Vec::new());
-            graph.eligible.push(self.workflow.eligible_pools(t));
+            graph.push_eligible(self.workflow.eligible_pools(t));
             self.readiness.push_task();
         }
         for (k, t) in tasks.iter().enumerate() {
             for d in &t.depends_on {
-                let j = self.graph.index[d];
+                let j = self.task_index(d).expect("checked above");
                 for from in self.with_descendants(j) {
                     self.add_edge(from, first + k);
                 }
@@ -131,7 +129,7 @@ impl RunState {
         let mut all = vec![j];
         let mut k = 0;
         while k < all.len() {
-            all.extend(self.tasks[all[k]].children.iter().copied());
+            all.extend(self.tasks[all[k]].children().iter().copied());
             k += 1;
         }
         all

@@ -19,7 +19,7 @@ impl RunState {
     /// Takes task `i`'s fallback: completed with its result, queued for its pool, or
     /// skipped; in every case marked degraded.
     pub(super) fn take_fallback(&mut self, i: usize, reason: &str, illegal: ApplyError) -> Result<(), ApplyError> {
-        let fallback = self.workflow.tasks[i].fallback.clone().ok_or(illegal.clone())?;
+        let fallback = self.workflow.tasks[i].fallback().cloned().ok_or(illegal.clone())?;
         if self.tasks[i].degraded {
             // A fallback is used once; a second one would loop.
             return Err(illegal);
@@ -137,7 +137,9 @@ impl RunState {
         t.deferrals = 0;
         t.result = None;
         t.degraded = false;
-        t.pool_override = None;
+        if t.pool_override().is_some() {
+            t.links_mut().pool_override = None;
+        }
         let ready = self.unsatisfied_dependencies(i) == 0;
         self.set_state(i, if ready { TaskState::Queued } else { TaskState::Blocked });
         self.finished = false;
@@ -236,7 +238,7 @@ impl RunState {
         let i = self.running_attempt(kind, id, attempt)?;
         self.tasks[i].result = Some(JsonText::of(result));
         self.tasks[i].crashes = 0;
-        if self.workflow.tasks[i].gates.is_empty() {
+        if self.workflow.tasks[i].gates().is_empty() {
             let degraded = self.tasks[i].degraded;
             self.set_state(i, TaskState::Completed { degraded });
         } else {
@@ -291,7 +293,7 @@ impl RunState {
 
     /// `gate_passed`: on to the next gate, or completed after the last one.
     pub(super) fn pass_gate(&mut self, i: usize, attempt: u32, index: usize) {
-        if index + 1 < self.workflow.tasks[i].gates.len() {
+        if index + 1 < self.workflow.tasks[i].gates().len() {
             self.set_state(i, TaskState::Validating { attempt, gate: index + 1 });
         } else {
             let degraded = self.tasks[i].degraded;

@@ -26,6 +26,7 @@ mod graph;
 pub mod grow;
 mod handlers;
 mod held;
+mod id_index;
 mod parts;
 mod pools;
 mod readiness;
@@ -33,6 +34,7 @@ pub mod replicas;
 mod snapshot;
 mod task_part;
 mod task_record;
+mod task_serde;
 pub use chunked::{Chunked, CHUNK};
 pub use graph::Graph;
 pub use held::finding_text;
@@ -40,7 +42,7 @@ pub use parts::{BodyIn, BodyOut, Prepared, WorkflowIn, WorkflowOut, USUAL_TIMEOU
 pub use pools::PoolState;
 use readiness::Readiness;
 pub use readiness::Standing;
-pub use task_record::{Task, Tasks};
+pub use task_record::{Links, Task, TaskLinks, Tasks};
 
 /// Why an event could not be applied.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -168,7 +170,7 @@ impl RunState {
 
     /// Task index by id.
     pub fn task_index(&self, id: &str) -> Option<usize> {
-        self.graph.index.get(id).copied()
+        self.graph.index.get(&self.workflow.tasks, id)
     }
 
     /// Task id by index.

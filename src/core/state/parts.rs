@@ -21,7 +21,8 @@ use super::task_part::{TasksIn, TasksOut};
 use super::{replicas, PoolState, RunState};
 use crate::core::task::TaskStateName;
 use crate::core::workflow::{
-    Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskSpec, Workflow,
+    Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskExtras, TaskSpec,
+    Workflow,
 };
 
 /// A spec's timeout left out of a snapshot when it is this one (the built-in default,
@@ -169,32 +170,18 @@ struct SpecFields<'a> {
     retry: RetryPolicy,
     #[serde(skip_serializing_if = "empty")]
     never_on: &'a [i32],
-    #[serde(skip_serializing_if = "none")]
-    fallback: &'a Option<Fallback>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<&'a Fallback>,
     #[serde(skip_serializing_if = "empty")]
     gates: &'a [Gate],
-    #[serde(skip_serializing_if = "none")]
-    input_guard: &'a Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_guard: Option<bool>,
     #[serde(skip_serializing_if = "none")]
     consensus: &'a Option<Box<crate::core::consensus::ConsensusSpec>>,
 }
 
 fn spec_fields(spec: &TaskSpec) -> SpecFields<'_> {
-    let TaskSpec {
-        id,
-        kind,
-        pool,
-        requires,
-        payload,
-        depends_on,
-        timeout_ms,
-        retry,
-        never_on,
-        fallback,
-        gates,
-        input_guard,
-        consensus,
-    } = spec;
+    let TaskSpec { id, kind, pool, requires, payload, depends_on, timeout_ms, retry, extras: _, consensus } = spec;
     SpecFields {
         id,
         kind,
@@ -204,10 +191,10 @@ fn spec_fields(spec: &TaskSpec) -> SpecFields<'_> {
         depends_on,
         timeout_ms: *timeout_ms,
         retry: *retry,
-        never_on,
-        fallback,
-        gates,
-        input_guard,
+        never_on: spec.never_on(),
+        fallback: spec.fallback(),
+        gates: spec.gates(),
+        input_guard: spec.input_guard(),
         consensus,
     }
 }
@@ -221,6 +208,7 @@ struct SpecFieldsIn {
     pool: Option<String>,
     #[serde(default)]
     requires: Vec<String>,
+    #[serde(deserialize_with = "crate::core::json_text::raw::deserialize")]
     payload: crate::core::json_text::JsonText,
     #[serde(default)]
     depends_on: Vec<String>,
@@ -270,10 +258,7 @@ impl<'de> Deserialize<'de> for SpecIn {
             depends_on,
             timeout_ms,
             retry,
-            never_on,
-            fallback,
-            gates,
-            input_guard,
+            extras: TaskExtras::boxed(never_on, fallback, gates, input_guard),
             consensus,
         }))
     }
@@ -452,8 +437,8 @@ impl RunState {
     fn edges_are_derived(&self) -> bool {
         let g = &self.graph;
         let deps_match = self.workflow.tasks.iter().zip(&g.dependencies).all(|(spec, deps)| {
-            let mut known = spec.depends_on.iter().filter_map(|d| g.index.get(d));
-            deps.iter().all(|j| known.next() == Some(j)) && known.next().is_none()
+            let mut known = spec.depends_on.iter().filter_map(|d| g.index.get(&self.workflow.tasks, d));
+            deps.iter().all(|&j| known.next() == Some(j)) && known.next().is_none()
         });
         deps_match && g.dependents.iter().all(|d| d.windows(2).all(|w| w[0] <= w[1]))
     }

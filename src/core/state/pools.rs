@@ -48,9 +48,9 @@ impl PoolState {
 impl RunState {
     /// Pools task `i` may run on now (a fallback pool replaces its own).
     pub fn pools_for(&self, i: usize) -> &[usize] {
-        match &self.tasks[i].pool_override {
+        match &self.tasks[i].links.get().pool_override {
             Some(p) => std::slice::from_ref(p),
-            None => &self.eligible[i],
+            None => &self.eligible[i][..],
         }
     }
 
@@ -67,7 +67,7 @@ impl RunState {
         if queued {
             adjust(self, -1);
         }
-        self.tasks[i].pool_override = Some(p);
+        self.tasks[i].links_mut().pool_override = Some(p);
         if queued {
             adjust(self, 1);
         }
@@ -75,7 +75,7 @@ impl RunState {
 
     /// The reviewer pool of task `i`'s gate `index`, when it is a review gate.
     pub fn reviewer_pool(&self, i: usize, index: usize) -> Option<usize> {
-        match self.workflow.tasks[i].gates.get(index)? {
+        match self.workflow.tasks[i].gates().get(index)? {
             Gate::Review { pool, .. } => self.workflow.pool_index(pool),
             _ => None,
         }

@@ -2,7 +2,6 @@
 //! what is derived from the rest (the index by id, the pools' shared names), rebuilt
 //! here.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::RunState;
@@ -38,8 +37,7 @@ impl RunState {
     /// [`RunState::from_snapshot_json`]).
     pub fn restored(self) -> Result<RunState, String> {
         let mut state = self;
-        let index: HashMap<String, usize> =
-            state.workflow.tasks.iter().enumerate().map(|(i, t)| (t.id.clone(), i)).collect();
+        let index = super::id_index::IdIndex::build(&state.workflow.tasks);
         if index.len() != state.workflow.tasks.len() {
             return Err("its workflow names a task twice".into());
         }

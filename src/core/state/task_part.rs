@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Task, Tasks};
+use super::{Links, Task, TaskLinks, Tasks};
 use crate::core::checks::Finding;
 use crate::core::consensus::Round;
 use crate::core::event::OutputStream;
@@ -227,7 +227,7 @@ struct TaskIn {
     crashes: u32,
     #[serde(default)]
     deferrals: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::core::json_text::raw_option::deserialize")]
     result: Option<JsonText>,
     #[serde(default)]
     last_error: Option<Arc<str>>,
@@ -235,7 +235,7 @@ struct TaskIn {
     pool: Option<String>,
     #[serde(default)]
     degraded: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::core::json_text::raw_option::deserialize")]
     payload: Option<JsonText>,
     #[serde(default)]
     pool_override: Option<usize>,
@@ -267,15 +267,14 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         pool,
         degraded,
         payload,
-        pool_override,
+        links,
         capture_failures,
         verdicts,
         finding,
         approved,
-        parent,
-        children,
         queue_ticket,
     } = task;
+    let TaskLinks { pool_override, parent, children } = links.get();
     TaskOut {
         state: state_out(state),
         attempts: *attempts,
@@ -320,6 +319,7 @@ impl TaskIn {
             children,
             queue_ticket,
         } = self;
+        let links = Links::new(TaskLinks { pool_override, parent, children });
         Task {
             state: state.into_state(),
             attempts,
@@ -331,13 +331,11 @@ impl TaskIn {
             pool: pool.map(|name| shared(names, name)),
             degraded,
             payload,
-            pool_override,
+            links,
             capture_failures,
             verdicts,
             finding,
             approved,
-            parent,
-            children,
             queue_ticket,
         }
     }

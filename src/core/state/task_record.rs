@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::held;
 use super::Chunked;
 use crate::core::checks::Finding;
@@ -14,79 +12,90 @@ use crate::core::task::TaskState;
 
 /// One task's live record. A snapshot leaves out the fields still at their start
 /// value (zero, none, empty, false): most tasks of a big run are plain, and a
-/// snapshot of 250k tasks was ~660 bytes a task with them written out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// snapshot of 250k tasks was ~660 bytes a task with them written out. Its serde
+/// shape (format 1 and 2 snapshots) is written and read through a mirror
+/// (`task_serde`): the fields in [`TaskLinks`] are in their old places.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     /// Current state with its data.
     pub state: TaskState,
     /// Number of the latest attempt started (0 before the first).
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
     /// Value of `attempts` when the task last (re)started its attempt budget: an
     /// operator's retry gives fresh attempts without reusing attempt numbers.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub budget_start: u32,
     /// Manager crashes in a row that found this task in flight (poison-pill detection):
     /// counted at the next manager's start, reset when an attempt ends by itself.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub crashes: u32,
     /// Consecutive resource deferrals (they set the deferral backoff).
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub deferrals: u32,
     /// The result, once completed, as its JSON text (see [`JsonText`]: one task's
     /// result is held for the whole run).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<JsonText>,
     /// The latest failure message (shared: a clone of the task, a time-travel
     /// checkpoint's or a history step's, copies a pointer, not the text).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Arc<str>>,
     /// Pool of the latest attempt: the run's one copy of the pool's name (see
     /// `Graph::pool_names`), so a clone of the task allocates nothing for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<Arc<str>>,
     /// True once a fallback was used for the task (its result is degraded).
-    #[serde(default, skip_serializing_if = "is_false")]
     pub degraded: bool,
     /// A payload an operator set, replacing the workflow's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<JsonText>,
-    /// The pool a `fallback = { pool }` sent the task to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool_override: Option<usize>,
+    /// What few tasks have (a fallback's pool, a planner's parent and children),
+    /// behind one box: [`Task::pool_override`], [`Task::parent`], [`Task::children`].
+    pub links: Links,
     /// Output that could not be saved: (attempt, stream) of each
     /// `output_capture_failed`, at most one per stream of an attempt.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capture_failures: Vec<(u32, OutputStream)>,
     /// Every gate verdict of the task, oldest first (the next attempt's `feedback`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<Verdict>,
     /// The input guard's latest finding for the task (kept after an approval or a
     /// rejection, so that every front end can still show what was found).
     /// Boxed: few tasks have one, and inline it made every task 64 bytes bigger
     /// (every time-travel checkpoint copies every task).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding: Option<Box<Finding>>,
     /// True once an operator approved the held task: it is not checked again.
-    #[serde(default, skip_serializing_if = "is_false")]
     pub approved: bool,
-    /// The task that spawned this one (DESIGN §11), if a planner did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<usize>,
-    /// The tasks this one spawned, in the order it gave them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<usize>,
     /// Position in the ready queue while queued.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) queue_ticket: Option<u64>,
 }
 
-fn is_zero(n: &u32) -> bool {
-    *n == 0
+/// A task's rarely set fields (see [`Task::links`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskLinks {
+    /// The pool a `fallback = { pool }` sent the task to.
+    pub pool_override: Option<usize>,
+    /// The task that spawned this one (DESIGN §11), if a planner did.
+    pub parent: Option<usize>,
+    /// The tasks this one spawned, in the order it gave them.
+    pub children: Vec<usize>,
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
+/// [`TaskLinks`] boxed, none while every field is at its default: 8 bytes in every
+/// task instead of 56 (every task of a quarter million, and every checkpoint's copy
+/// of a chunk). Equal when the fields are, boxed or not.
+#[derive(Debug, Clone, Default)]
+pub struct Links(Option<Box<TaskLinks>>);
+
+const NO_LINKS: &TaskLinks = &TaskLinks { pool_override: None, parent: None, children: Vec::new() };
+
+impl Links {
+    /// The fields (their defaults when none is set).
+    pub fn get(&self) -> &TaskLinks {
+        self.0.as_deref().unwrap_or(NO_LINKS)
+    }
+
+    /// `links`, boxed only when a field is set.
+    pub fn new(links: TaskLinks) -> Links {
+        Links((links != TaskLinks::default()).then(|| Box::new(links)))
+    }
+}
+
+impl PartialEq for Links {
+    fn eq(&self, other: &Links) -> bool {
+        self.get() == other.get()
+    }
 }
 
 impl Task {
@@ -103,15 +112,33 @@ impl Task {
             pool: None,
             degraded: false,
             payload: None,
-            pool_override: None,
+            links: Links::default(),
             capture_failures: Vec::new(),
             verdicts: Vec::new(),
             finding: None,
             approved: false,
-            parent: None,
-            children: Vec::new(),
             queue_ticket: None,
         }
+    }
+
+    /// The pool a `fallback = { pool }` sent the task to.
+    pub fn pool_override(&self) -> Option<usize> {
+        self.links.get().pool_override
+    }
+
+    /// The task that spawned this one, if a planner did.
+    pub fn parent(&self) -> Option<usize> {
+        self.links.get().parent
+    }
+
+    /// The tasks this one spawned, in the order it gave them.
+    pub fn children(&self) -> &[usize] {
+        &self.links.get().children
+    }
+
+    /// The rare fields, to set one (boxed on first use).
+    pub fn links_mut(&mut self) -> &mut TaskLinks {
+        self.links.0.get_or_insert_with(Default::default)
     }
 
     /// Why the task ended, or its latest failure while it lives; `None` once completed.

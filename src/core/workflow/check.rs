@@ -148,7 +148,7 @@ fn check_tasks(pools: &[PoolSpec], known: &dyn Fn(&str) -> bool, tasks: &[TaskSp
 
 fn check_task(i: usize, task: &TaskSpec, pools: &[PoolSpec], errors: &mut Vec<WorkflowError>) {
     let id = &task.id;
-    if let Some(Fallback::Pool(name)) = &task.fallback {
+    if let Some(Fallback::Pool(name)) = task.fallback() {
         if !pools.iter().any(|p| &p.name == name) {
             errors.push(WorkflowError::UnknownFallbackPool { task: i, id: id.clone(), pool_name: name.clone() });
         }
@@ -255,10 +255,7 @@ mod tests {
             depends_on: Vec::new(),
             timeout_ms: 1_000,
             retry: RetryPolicy::default(),
-            never_on: Vec::new(),
-            fallback: None,
-            gates: Vec::new(),
-            input_guard: None,
+            extras: None,
             consensus: None,
         }
     }
@@ -395,7 +392,7 @@ mod tests {
         pinned.requires = vec!["write".to_string(), "fly".to_string()];
         let mut lost = task("b");
         lost.pool = Some("gpu".to_string());
-        lost.fallback = Some(Fallback::Pool("ghost".to_string()));
+        lost.extras_mut().fallback = Some(Fallback::Pool("ghost".to_string()));
         let mut unable = task("c");
         unable.requires = vec!["fly".to_string()];
         let w = workflow(vec![pool("p", &["echo", "{payload.prompt}"])], vec![pinned, lost, unable]);

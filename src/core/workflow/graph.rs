@@ -100,10 +100,7 @@ mod tests {
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             timeout_ms: 1,
             retry: RetryPolicy::default(),
-            never_on: Vec::new(),
-            fallback: None,
-            gates: Vec::new(),
-            input_guard: None,
+            extras: None,
             consensus: None,
         }
     }

@@ -14,6 +14,7 @@ mod graph;
 mod notify;
 mod planner;
 mod shell;
+mod task_spec;
 mod template;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub use notify::{
     MAX_NOTIFY_CONCURRENCY,
 };
 pub use planner::{Approve, PlannerSpec, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TASKS};
+pub use task_spec::{TaskExtras, TaskSpec};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
 
 /// A workflow that passed validation, with defaults applied.
@@ -226,46 +228,6 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy { max_attempts: 3, initial_ms: 1_000, max_ms: 60_000, multiplier: 2.0, jitter: true }
     }
-}
-
-/// One task of the workflow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskSpec {
-    /// Unique id; letters, digits, `_`, `-`, `.` (it names files in the run folder).
-    pub id: String,
-    /// Free-form type passed to the worker.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Pinned pool, if any.
-    pub pool: Option<String>,
-    /// Capabilities a pool must have to run this task.
-    pub requires: Vec<String>,
-    /// Opaque payload passed to the worker, as its JSON text (parsed when a worker or a
-    /// check needs it: a workflow of many tasks holds text, not trees).
-    pub payload: crate::core::json_text::JsonText,
-    /// Tasks whose results this one needs.
-    pub depends_on: Vec<String>,
-    /// Per-attempt timeout.
-    pub timeout_ms: u64,
-    /// Retry policy.
-    pub retry: RetryPolicy,
-    /// Exit codes that are never retried (`retry.never_on`): dead-lettered at once.
-    #[serde(default)]
-    pub never_on: Vec<i32>,
-    /// What to do instead of dead-lettering, if anything.
-    #[serde(default)]
-    pub fallback: Option<Fallback>,
-    /// Quality gates run in order after a successful attempt (its own, else
-    /// `[defaults] gates`). Not written when empty, so logs of workflows without
-    /// gates are unchanged.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub gates: Vec<Gate>,
-    /// The task's own `input_guard`, which overrides its pools' (None: as its pools say).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_guard: Option<bool>,
-    /// Replicas whose answers are settled by a tally (DESIGN §10), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consensus: Option<Box<crate::core::consensus::ConsensusSpec>>,
 }
 
 impl Workflow {

@@ -136,15 +136,22 @@ pub fn dead_letters(frame: &mut Frame, area: Rect, scene: &Scene, groups: &[Dead
     let total: usize = groups.iter().map(|g| g.tasks.len()).sum();
     let filter = dead_letters::filter_note(&scene.view.filter);
     let room = area.height.saturating_sub(2) as usize;
+    // The cause is what tells groups apart (exit codes, error classes): it keeps its
+    // room and is cut at a word; the ids column comes only when there is room left
+    // for it (the dead letters view lists them all).
+    let inner = area.width.saturating_sub(2);
+    let ids_width = if inner >= 96 { inner * 3 / 10 } else { 0 };
+    let reason_width = inner.saturating_sub(4 + 1 + if ids_width > 0 { ids_width + 1 } else { 0 }) as usize;
     let rows: Vec<Row> = groups
         .iter()
         .take(room)
         .map(|g| {
-            Row::new(vec![
-                Cell::from(format!("{}×", g.tasks.len())).style(scene.theme.fg(Color::Red)),
-                Cell::from(escape_line(&g.tasks.join(" ")).into_owned()),
-                Cell::from(escape_line(&g.reason).into_owned()),
-            ])
+            let count = Cell::from(format!("{}×", g.tasks.len())).style(scene.theme.fg(Color::Red));
+            let reason = Cell::from(dead_letters::fit(&escape_line(&g.reason), reason_width));
+            match ids_width {
+                0 => Row::new(vec![count, reason]),
+                _ => Row::new(vec![count, Cell::from(escape_line(&g.tasks.join(" ")).into_owned()), reason]),
+            }
         })
         .collect();
     let more = if groups.len() > room { format!("{} causes, ", groups.len()) } else { String::new() };
@@ -160,8 +167,11 @@ pub fn dead_letters(frame: &mut Frame, area: Rect, scene: &Scene, groups: &[Dead
         frame.render_widget(Paragraph::new(none).style(scene.theme.fg(Color::Gray)).block(block), area);
         return;
     }
-    let table =
-        Table::new(rows, [Constraint::Length(4), Constraint::Percentage(35), Constraint::Percentage(65)]).block(block);
+    let widths = match ids_width {
+        0 => vec![Constraint::Length(4), Constraint::Min(1)],
+        _ => vec![Constraint::Length(4), Constraint::Length(ids_width), Constraint::Min(1)],
+    };
+    let table = Table::new(rows, widths).block(block);
     frame.render_widget(table, area);
 }
 

@@ -1,0 +1,122 @@
+//! The index of tasks by id, without a copy of any id (issue 14, memory): a hash
+//! table of task positions, hashed by id and compared against the workflow's own
+//! spec ids. A `HashMap<String, usize>` held a second copy of every id (an allocation
+//! each) and 32-byte slots: ~25 MB at 250k tasks, against ~2 MB of `u32` slots here.
+//! Every lookup is given the specs the positions point into (the state's workflow).
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::core::workflow::TaskSpec;
+
+/// Task positions by id; the ids themselves are the specs'.
+#[derive(Clone, Default)]
+pub struct IdIndex {
+    table: HashTable<u32>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl IdIndex {
+    /// The index of `specs`; the positions of ids that appear twice are left out after
+    /// the first (the caller compares [`IdIndex::len`] with the count to refuse them).
+    pub fn build(specs: &[TaskSpec]) -> IdIndex {
+        let mut index = IdIndex { table: HashTable::with_capacity(specs.len()), ..IdIndex::default() };
+        for i in 0..specs.len() {
+            index.insert(specs, i);
+        }
+        index
+    }
+
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// Where the task `id` is, in `specs` (the ones this index was built over).
+    pub fn get(&self, specs: &[TaskSpec], id: &str) -> Option<usize> {
+        let at = |&i: &u32| specs.get(i as usize).is_some_and(|s| s.id == id);
+        self.table.find(self.hash(id), at).map(|&i| i as usize)
+    }
+
+    /// Adds `specs[i]` (already in `specs`); false, and nothing added, when its id is
+    /// already there.
+    pub fn insert(&mut self, specs: &[TaskSpec], i: usize) -> bool {
+        let id = specs[i].id.as_str();
+        if self.get(specs, id).is_some() {
+            return false;
+        }
+        let hasher = self.hasher.clone();
+        let rehash = |&j: &u32| hasher.hash_one(specs[j as usize].id.as_str());
+        self.table.insert_unique(self.hash(id), u32::try_from(i).expect("fewer than 4 billion tasks"), rehash);
+        true
+    }
+
+    /// Ids indexed.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn positions(&self) -> Vec<u32> {
+        let mut all: Vec<u32> = self.table.iter().copied().collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+impl PartialEq for IdIndex {
+    /// The same positions indexed (over the same specs, the same index).
+    fn eq(&self, other: &IdIndex) -> bool {
+        self.len() == other.len() && self.positions() == other.positions()
+    }
+}
+
+impl std::fmt::Debug for IdIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdIndex({} ids)", self.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdIndex;
+    use crate::core::workflow::TaskSpec;
+
+    fn specs(ids: &[&str]) -> Vec<TaskSpec> {
+        let text = |id: &str| {
+            format!(
+                r#"{{"id":"{id}","type":"","pool":null,"requires":[],"payload":{{}},"depends_on":[],"timeout_ms":1,"retry":{{"max_attempts":1,"initial_ms":1,"max_ms":1,"multiplier":1.0,"jitter":false}}}}"#
+            )
+        };
+        ids.iter().map(|id| serde_json::from_str(&text(id)).unwrap()).collect()
+    }
+
+    #[test]
+    fn it_finds_every_id_and_refuses_a_second_one() {
+        let mut all = specs(&["a", "b", "c", "b"]);
+        let index = IdIndex::build(&all);
+        assert_eq!(index.len(), 3, "the second b is left out");
+        assert_eq!([index.get(&all, "a"), index.get(&all, "b"), index.get(&all, "c")], [Some(0), Some(1), Some(2)]);
+        assert_eq!(index.get(&all, "d"), None);
+        // Grown past its first capacity (a planner's spawns), every id still found.
+        let mut index = IdIndex::build(&all[..3]);
+        all.truncate(3);
+        for n in 0..1000 {
+            all.extend(specs(&[&format!("s{n}")]));
+            assert!(index.insert(&all, all.len() - 1));
+        }
+        assert!(!index.insert(&all, 0), "a taken id is refused");
+        assert!((0..all.len()).all(|i| index.get(&all, &all[i].id) == Some(i)));
+    }
+
+    #[test]
+    fn a_slot_is_a_position_not_an_id() {
+        // 4 bytes a slot (and a control byte) instead of a `String` key, its own
+        // allocation and a `usize`: the old index of 250k tasks was ~25 MB.
+        let one = specs(&["a"]).remove(0);
+        let all: Vec<TaskSpec> = (0..10_000).map(|n| TaskSpec { id: format!("t{n:06}"), ..one.clone() }).collect();
+        let index = IdIndex::build(&all);
+        assert_eq!(index.len(), all.len());
+        let per_task = index.table.allocation_size() as f64 / all.len() as f64;
+        assert!(per_task <= 10.0, "{per_task} bytes a task");
+    }
+}
