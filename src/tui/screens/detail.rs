@@ -65,6 +65,7 @@ pub const HELP: &[(Action, &str)] = &[
     (Action::Cancel, "cancel this task (asks)"),
     (Action::Replay, "replay this dead letter"),
     (Action::EditPayload, "edit the payload (then retry or replay)"),
+    (Action::EditInEditor, "edit the payload in $VISUAL / $EDITOR (asks)"),
     (Action::Approve, "approve this held task (asks)"),
     (Action::Reject, "reject this held task (asks)"),
     (Action::Votes, "disagreement view (consensus tasks)"),

@@ -185,5 +185,6 @@ pub const HELP: &[(Action, &str)] = &[
     (Action::Tasks, "tasks"),
     (Action::DeadLetters, "dead letters"),
     (Action::Held, "held tasks"),
+    (Action::Timeline, "timeline of the attempts up to here"),
     (Action::Back, "back to the live run (also t)"),
 ];
