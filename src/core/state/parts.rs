@@ -194,7 +194,7 @@ fn spec_fields(spec: &TaskSpec) -> SpecFields<'_> {
         payload,
         depends_on,
         timeout_ms: *timeout_ms,
-        retry: *retry,
+        retry: **retry,
         never_on: spec.never_on(),
         fallback: spec.fallback(),
         gates: spec.gates(),
@@ -261,7 +261,7 @@ impl<'de> Deserialize<'de> for SpecIn {
             payload,
             depends_on,
             timeout_ms,
-            retry,
+            retry: retry.into(),
             extras: TaskExtras::boxed(never_on, fallback, gates, input_guard),
             consensus,
         }))
