@@ -408,7 +408,7 @@ impl<'a> Checker<'a> {
             payload,
             depends_on: raw.depends_on.iter().map(|d| d.get_ref().clone()).collect(),
             timeout_ms,
-            retry,
+            retry: retry.into(),
             extras: crate::core::workflow::TaskExtras::boxed(never_on, fallback, gates, raw.input_guard),
             consensus: consensus.map(Box::new),
         }

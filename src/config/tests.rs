@@ -17,7 +17,7 @@ const POOL: &str = "[[pool]]\nname = \"p\"\ncommand = [\"echo\"]\ncapabilities =
 fn minimal_workflow_gets_defaults() {
     let wf = check(&format!("{POOL}[[task]]\nid = \"a\"\n")).unwrap();
     assert_eq!(wf.max_parallel, 8);
-    assert_eq!(wf.tasks[0].retry, RetryPolicy::default());
+    assert_eq!(*wf.tasks[0].retry, RetryPolicy::default());
     assert_eq!(wf.tasks[0].timeout_ms, 300_000);
     assert_eq!(wf.pools[0].stdin, StdinMode::Task);
 }

@@ -254,7 +254,7 @@ mod tests {
             payload: serde_json::json!({}).into(),
             depends_on: Vec::new(),
             timeout_ms: 1_000,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy::default().into(),
             extras: None,
             consensus: None,
         }

@@ -99,7 +99,7 @@ mod tests {
             payload: serde_json::Value::Null.into(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             timeout_ms: 1,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy::default().into(),
             extras: None,
             consensus: None,
         }

@@ -13,6 +13,7 @@ mod gate;
 mod graph;
 mod notify;
 mod planner;
+mod shared_retry;
 mod shell;
 mod task_spec;
 mod template;
@@ -29,6 +30,7 @@ pub use notify::{
     MAX_NOTIFY_CONCURRENCY,
 };
 pub use planner::{Approve, PlannerSpec, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TASKS};
+pub use shared_retry::SharedRetry;
 pub use task_spec::{TaskExtras, TaskSpec};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
 
