@@ -10,8 +10,10 @@
 //! acted on a whole commit earlier, each end already in the batch a wait later. When
 //! it did not pay (gathered × commit time < ends at the start × time waited: spawned
 //! processes that take tens of ms, benchmark P1), the next [`SKIP_AFTER_MISS`]
-//! commits do not wait, then it tries again: slow attempts cost one window in nine
-//! commits, not one per commit.
+//! commits do not wait, then it tries again; each further miss in a row doubles the
+//! pause (up to [`MAX_SKIP`]) and a wait that pays resets it. Slow attempts cost one
+//! window in ~65 commits, not one in nine (P1: each window idles every slot that
+//! ended during it); fast attempts, whose waits pay, keep waiting every commit.
 //!
 //! The wait is bounded by the disk's own time (never more than [`MAX_WINDOW`]), is
 //! skipped when commits are quick (under [`MIN_WINDOW`]: in-memory stores, fast
@@ -35,6 +37,8 @@ pub(super) const MAX_WINDOW: Duration = Duration::from_millis(10);
 
 /// Commits that do not wait after a wait that did not pay.
 pub(super) const SKIP_AFTER_MISS: u32 = 8;
+/// The longest pause after misses in a row (8, 16, 32, 64 commits).
+pub(super) const MAX_SKIP: u32 = 64;
 
 /// What the last durable commit tells about the next one.
 #[derive(Debug, Default)]
@@ -49,13 +53,15 @@ pub(super) struct Gather {
     in_flight: usize,
     /// Commits still not to wait after (after a wait that did not pay).
     skip: u32,
+    /// Waits in a row that did not pay (each doubles the next pause).
+    misses: u32,
 }
 
 impl Gather {
     /// Records a durable commit that took `took`, whether it `started` attempts, and
     /// how many were `in_flight` after it.
     pub(super) fn committed(&mut self, took: Duration, started: bool, in_flight: usize) {
-        *self = Gather { ended: Some(Instant::now()), took, started, in_flight, skip: self.skip };
+        *self = Gather { ended: Some(Instant::now()), took, started, in_flight, skip: self.skip, misses: self.misses };
     }
 
     /// Until when the next batch may wait, if at all.
@@ -95,7 +101,10 @@ impl Gather {
         }
         let (gained, waited) = ((ended - at_start) as u32, waiting.elapsed());
         if self.took.min(MAX_WINDOW) * gained < waited * at_start as u32 {
-            self.skip = SKIP_AFTER_MISS;
+            self.skip = SKIP_AFTER_MISS.saturating_mul(1 << self.misses.min(8)).min(MAX_SKIP);
+            self.misses += 1;
+        } else {
+            self.misses = 0;
         }
     }
 }
@@ -189,5 +198,42 @@ mod tests {
             gather.committed(Duration::from_secs(5), true, 3);
             assert_eq!(took_more(&mut gather, done("a")).await, k == SKIP_AFTER_MISS, "commit {k}");
         }
+    }
+
+    #[tokio::test]
+    async fn misses_in_a_row_pause_the_wait_longer_and_a_wait_that_pays_resets_it() {
+        let slow = Duration::from_millis(5);
+        let mut gather = Gather::default();
+        // First wait, nothing comes: a miss.
+        gather.committed(slow, true, 3);
+        gather.more(&mut mpsc::unbounded_channel().1, &mut vec![done("a")]).await;
+        assert_eq!(gather.skip, SKIP_AFTER_MISS);
+        // Each further miss in a row doubles the pause, up to MAX_SKIP.
+        let mut pauses = Vec::new();
+        for _ in 0..5 {
+            while gather.skip > 0 {
+                gather.committed(slow, true, 3);
+                gather.more(&mut mpsc::unbounded_channel().1, &mut vec![done("a")]).await;
+            }
+            gather.committed(slow, true, 3);
+            gather.more(&mut mpsc::unbounded_channel().1, &mut vec![done("a")]).await;
+            pauses.push(gather.skip);
+        }
+        assert_eq!(pauses, [16, 32, 64, 64, 64]);
+        // A wait that pays (every attempt in flight ends) resets the pause.
+        while gather.skip > 0 {
+            gather.committed(slow, true, 3);
+            gather.more(&mut mpsc::unbounded_channel().1, &mut vec![done("a")]).await;
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tx.send(done("b")).unwrap();
+        tx.send(done("c")).unwrap();
+        gather.committed(slow, true, 3);
+        let mut batch = vec![done("a")];
+        gather.more(&mut rx, &mut batch).await;
+        assert_eq!((batch.len(), gather.skip), (3, 0), "a wait that paid paused the next");
+        gather.committed(slow, true, 3);
+        gather.more(&mut mpsc::unbounded_channel().1, &mut vec![done("a")]).await;
+        assert_eq!(gather.skip, SKIP_AFTER_MISS);
     }
 }

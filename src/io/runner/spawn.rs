@@ -263,6 +263,9 @@ pub async fn run_attempt_in(
         Err(e) => return AttemptEnd::failed(classify_spawn(&e), describe_spawn(&e, &spec), started.elapsed()),
     };
     let pid = child.id().unwrap_or(0);
+    // Our own child until its leftovers are ended: the look for adopted orphans at
+    // other attempts' ends need not check it.
+    let _own = orphans::OwnLeader::new(pid);
     on_spawn(pid);
 
     if let (Some(bytes), Some(mut stdin)) = (spec.stdin.take(), child.stdin.take()) {
