@@ -297,6 +297,29 @@ fn duration_sorts_longest_first_s_reverses_and_ties_keep_id_order() {
     assert!(vs.message.as_deref().unwrap_or_default().contains("duration ▲"));
 }
 
+/// A running attempt sorts by the duration the table shows for it (the view's clock),
+/// not by its duration at the newest record: long after the last record, a running
+/// task is longer than one that took 5 s.
+#[test]
+fn running_attempts_sort_by_the_duration_shown_now() {
+    let mut run = Run::new("[defaults]\nretry = { max_attempts = 1 }\n[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\nconcurrency = 4\n[[task]]\nid = \"done\"\n[[task]]\nid = \"busy\"\n");
+    run.succeed("done", 5_000);
+    let mut vs = view(100, 30);
+    run.press(&mut vs, &[Action::Tasks]);
+    while vs.sort != SortKey::Duration {
+        run.press(&mut vs, &[Action::Sort]);
+    }
+    // As of the newest record `busy` has run 250 ms: shorter than 5 s.
+    assert_eq!(run.order(&vs), ["done", "busy"]);
+    // Ten seconds later on the view's clock it has run longer: it comes first.
+    vs.now_ms = run.now + 10_000;
+    assert_eq!(run.order(&vs), ["busy", "done"]);
+    let screen = run.render(&vs);
+    let busy = screen.lines().position(|l| l.contains("│busy")).unwrap();
+    let done = screen.lines().position(|l| l.contains("│done")).unwrap();
+    assert!(busy < done, "{screen}");
+}
+
 #[test]
 fn start_time_id_state_pool_and_attempts_sort_both_ways() {
     let run = Run::sorts();

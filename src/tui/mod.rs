@@ -103,6 +103,7 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
 
     let result = loop {
         if dirty && !suspended && last_draw.elapsed() >= FRAME {
+            vs.now_ms = view_clock(&fleet);
             draw_frame(&mut terminal, &fleet, &vs, &options)?;
             dirty = false;
             last_draw = Instant::now();
@@ -117,6 +118,7 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
         tokio::select! {
             biased;
             Some(event) = keys.recv() => {
+                vs.now_ms = view_clock(&fleet);
                 for request in on_terminal_event(event, &mut vs, &fleet, None, &options.keymap, terminal.size().ok().map(|s| ratatui::layout::Rect::new(0, 0, s.width, s.height))) {
                     match request {
                         Request::Engine(input) => {
@@ -182,6 +184,16 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
     };
     drop(_guard);
     result
+}
+
+/// The clock the view works with: the wall clock live, none in time travel (the
+/// past is read as of its newest record).
+fn view_clock(fleet: &Fleet) -> u64 {
+    if fleet.travelling().is_some() {
+        0
+    } else {
+        now_ms()
+    }
 }
 
 /// Draws one frame: the live run, or the past while time travel is on.

@@ -152,6 +152,10 @@ pub struct ViewState {
     /// The terminal's area as of the last event: pages and mouse hits are counted
     /// with the layout the frame is drawn with (`mouse.rs`).
     pub terminal: ratatui::layout::Rect,
+    /// The wall clock as of the last event or frame (0: not known, or time travel):
+    /// running attempts' durations sort by it, so the TIME column's order is the
+    /// order of the values it shows.
+    pub now_ms: u64,
     /// Time travel: the number of records shown (None = live).
     pub travel: Option<usize>,
     /// A one-line message for the operator (result of the last action).
@@ -184,6 +188,7 @@ impl Default for ViewState {
             sort_reverse: false,
             id_ranks: Default::default(),
             terminal: ratatui::layout::Rect::new(0, 0, 80, 24),
+            now_ms: 0,
             travel: None,
             message: None,
             attached: false,

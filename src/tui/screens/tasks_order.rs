@@ -54,6 +54,8 @@ pub struct Order {
     ranks: Arc<Vec<u32>>,
     /// Pool names in name order (a task's pool sorts by its place among them).
     pools: Vec<String>,
+    /// The view's clock ([`ViewState::now_ms`]).
+    now_ms: u64,
 }
 
 impl Order {
@@ -61,7 +63,7 @@ impl Order {
     pub fn new(fleet: &Fleet, vs: &ViewState) -> Order {
         let mut pools: Vec<String> = fleet.state.workflow.pools.iter().map(|p| p.name.to_string()).collect();
         pools.sort();
-        Order { sort: vs.sort, descending: descending(vs), ranks: vs.id_ranks.of(fleet), pools }
+        Order { sort: vs.sort, descending: descending(vs), ranks: vs.id_ranks.of(fleet), pools, now_ms: vs.now_ms }
     }
 
     /// Task `i`'s key: missing value bit, value (flipped when descending), id rank.
@@ -81,9 +83,10 @@ impl Order {
                 pool.map(|p| self.pools.binary_search_by(|name| name.as_str().cmp(p)).unwrap_or_else(|at| at) as u64)
             }
             SortKey::Attempts => Some(u64::from(task.attempts)),
-            // Running attempts as of the newest record, not the wall clock: the order
-            // stays put between frames and is the same for a key press and the frame.
-            SortKey::Duration => duration_of(fleet, i, fleet.last_ts),
+            // Running attempts as of the clock the frame shows them with (the app
+            // loop stamps it on the view before each key and frame), else as of the
+            // newest record (time travel, tests without a clock).
+            SortKey::Duration => duration_of(fleet, i, self.now_ms.max(fleet.last_ts)),
             SortKey::Started => started_of(fleet, i),
         };
         match value {
