@@ -242,17 +242,7 @@ fn ctrl_z_gives_the_terminal_to_the_shell_and_fg_brings_the_tui_back() {
             common::sh_pool("p", "cat >/dev/null; echo working; exec sleep 1000", "")
         ),
     );
-    // A non-interactive bash with job control (set -m): pitboss runs as a job in a
-    // process group of its own, as under an operator's shell.
-    let mut cmd = std::process::Command::new("bash");
-    cmd.arg("-c")
-        .arg("set -m; \"$0\" run --state-dir \"$1\" \"$2\"; echo \"[shell] job stopped\"; read line; fg %1; echo \"[shell] done\"; read line")
-        .arg(env!("CARGO_BIN_EXE_pitboss"))
-        .arg(s.run_dir())
-        .arg(&wf)
-        .env("PITBOSS_HOME", s.path().join("home"))
-        .env("PITBOSS_CONFIG", s.path().join("config"));
-    let mut t = Terminal::spawn(cmd, 80, 24);
+    let mut t = under_a_job_control_shell(&s, &wf);
     t.wait_for(LIMIT, "the worker running", |sc| sc.contains("1 running") && sc.contains("working"));
     let pitboss = job_pid(t.pid());
     t.send_keys("\x1a");
@@ -294,15 +284,7 @@ fn a_ctrl_z_longer_than_the_timeout_is_not_charged_to_the_attempt() {
             common::sh_pool("p", &script, "")
         ),
     );
-    let mut cmd = std::process::Command::new("bash");
-    cmd.arg("-c")
-        .arg("set -m; \"$0\" run --state-dir \"$1\" \"$2\"; echo \"[shell] job stopped\"; read line; fg %1; echo \"[shell] done\"; read line")
-        .arg(env!("CARGO_BIN_EXE_pitboss"))
-        .arg(s.run_dir())
-        .arg(&wf)
-        .env("PITBOSS_HOME", s.path().join("home"))
-        .env("PITBOSS_CONFIG", s.path().join("config"));
-    let mut t = Terminal::spawn(cmd, 80, 24);
+    let mut t = under_a_job_control_shell(&s, &wf);
     t.wait_for(LIMIT, "the worker running", |sc| sc.contains("1 running") && sc.contains("working"));
     let pitboss = job_pid(t.pid());
     t.send_keys("\x1a");
@@ -321,6 +303,22 @@ fn a_ctrl_z_longer_than_the_timeout_is_not_charged_to_the_attempt() {
     t.wait_for(LIMIT, "the shell after pitboss", |sc| sc.contains("[shell] done"));
     t.enter();
     t.wait_exit(LIMIT);
+}
+
+/// `pitboss run WF` in an 80×24 terminal under a non-interactive bash with job control
+/// (set -m): pitboss runs as a job in a process group of its own, as under an
+/// operator's shell. The shell says "[shell] job stopped" when the job stops, waits for
+/// Enter, runs `fg`, then says "[shell] done" and waits for Enter again.
+fn under_a_job_control_shell(s: &Scratch, wf: &Path) -> Terminal {
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg("set -m; \"$0\" run --state-dir \"$1\" \"$2\"; echo \"[shell] job stopped\"; read line; fg %1; echo \"[shell] done\"; read line")
+        .arg(env!("CARGO_BIN_EXE_pitboss"))
+        .arg(s.run_dir())
+        .arg(wf)
+        .env("PITBOSS_HOME", s.path().join("home"))
+        .env("PITBOSS_CONFIG", s.path().join("config"));
+    Terminal::spawn(cmd, 80, 24)
 }
 
 /// The job bash started: its child that is pitboss.
