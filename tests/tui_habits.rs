@@ -4,15 +4,8 @@
 //! selection kept, Esc cancelling a filter, and the mouse in every view, hit-tested
 //! with the screens' own layout functions (`pitboss::tui::mouse`).
 
-use std::path::Path;
-
-use pitboss::config;
-use pitboss::core::decide::{dispatch, Outcome};
-use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext};
-use pitboss::io::journal::Record;
 use pitboss::tui::draw::{draw, frame_rows, Scene, Theme};
 use pitboss::tui::keys::{Action, Keymap};
-use pitboss::tui::model::Fleet;
 use pitboss::tui::mouse::{hit, on_mouse, page_rows, Hit};
 use pitboss::tui::screens::{dashboard, dead_letters, detail, tasks};
 use pitboss::tui::view::{Screen, SortKey, TextKey, ViewState};
@@ -21,7 +14,8 @@ use ratatui::crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEven
 use ratatui::layout::Rect;
 use ratatui::Terminal;
 
-const T0: u64 = 1_790_000_000_000;
+mod tui_run;
+use tui_run::Run;
 
 /// Seven tasks: four finish with known durations (two ties), two keep running, `g`
 /// waits on `e` (no attempt: no duration, no start).
@@ -62,60 +56,10 @@ fn many() -> String {
     wf
 }
 
-struct Run {
-    state: RunState,
-    fleet: Fleet,
-    seq: u64,
-    now: u64,
-}
-
 impl Run {
-    fn new(workflow: &str) -> Run {
-        let workflow = config::parse(workflow, "habits.toml", Path::new(".")).unwrap();
-        let first = Event::RunStarted { run_id: "run-0001".into(), workflow: std::sync::Arc::new(workflow) };
-        let state = RunState::from_first(&first).unwrap();
-        let fleet = Fleet::from_records(&[Record { seq: 1, ts: T0, event: first }]).unwrap();
-        let mut run = Run { state, fleet, seq: 1, now: T0 };
-        run.input(Input::Start { pid: 4242, version: "test".into(), resumed: false });
-        run
-    }
-
-    fn input(&mut self, input: Input) {
-        self.now += 250;
-        let ctx = StepContext { now_ms: self.now, jitter: 1.0 };
-        let mut events = step(&mut self.state, input, ctx).unwrap();
-        events.extend(dispatch(&mut self.state, ctx).unwrap());
-        for event in events {
-            self.seq += 1;
-            self.fleet.apply(&Record { seq: self.seq, ts: self.now, event }).unwrap();
-        }
-    }
-
-    fn succeed(&mut self, task: &str, duration_ms: u64) {
-        let outcome = Outcome::Success {
-            result: serde_json::json!({}),
-            exit_code: Some(0),
-            duration_ms,
-            output: SmallOutput::default(),
-        };
-        self.input(Input::Finished { task: task.into(), attempt: 1, outcome });
-    }
-
-    fn fail(&mut self, task: &str, error: &str) {
-        let outcome = Outcome::Failure {
-            class: FailureClass::Worker,
-            error: error.into(),
-            exit_code: Some(2),
-            signal: None,
-            duration_ms: 100,
-            output: SmallOutput::default(),
-        };
-        self.input(Input::Finished { task: task.into(), attempt: 1, outcome });
-    }
-
     /// The sorting fixture: a 300, b 100, c 300, d 200 ms; e and f running 1 s.
     fn sorts() -> Run {
-        let mut run = Run::new(SORTS);
+        let mut run = Run::start(SORTS);
         run.succeed("a", 300);
         run.succeed("b", 100);
         run.succeed("c", 300);
@@ -126,7 +70,7 @@ impl Run {
     /// Forty running tasks, then t05, t06 dead-lettered with one cause and t07 with
     /// another.
     fn many() -> Run {
-        let mut run = Run::new(&many());
+        let mut run = Run::start(&many());
         run.fail("t05", "exit code 2: disk full");
         run.fail("t06", "exit code 2: disk full");
         run.fail("t07", "timed out after 5s");
@@ -302,7 +246,7 @@ fn duration_sorts_longest_first_s_reverses_and_ties_keep_id_order() {
 /// task is longer than one that took 5 s.
 #[test]
 fn running_attempts_sort_by_the_duration_shown_now() {
-    let mut run = Run::new("[defaults]\nretry = { max_attempts = 1 }\n[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\nconcurrency = 4\n[[task]]\nid = \"done\"\n[[task]]\nid = \"busy\"\n");
+    let mut run = Run::start("[defaults]\nretry = { max_attempts = 1 }\n[[pool]]\nname = \"p\"\ncommand = [\"agent\"]\nconcurrency = 4\n[[task]]\nid = \"done\"\n[[task]]\nid = \"busy\"\n");
     run.succeed("done", 5_000);
     let mut vs = view(100, 30);
     run.press(&mut vs, &[Action::Tasks]);

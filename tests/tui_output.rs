@@ -5,21 +5,17 @@
 //! arrives and clears with Esc. The run is driven through the core as the engine
 //! drives it, its records folded into the read model one by one.
 
-use std::path::Path;
-
-use pitboss::config;
-use pitboss::core::decide::{dispatch, Outcome};
-use pitboss::core::{step, Event, Input, RunState, SmallOutput, StepContext};
-use pitboss::io::journal::Record;
+use pitboss::core::decide::Outcome;
+use pitboss::core::{Input, SmallOutput};
 use pitboss::tui::draw::{draw, Scene, Theme};
 use pitboss::tui::keys::{Action, Keymap};
-use pitboss::tui::model::Fleet;
 use pitboss::tui::screens::detail::{output_pane, PaneLine};
 use pitboss::tui::view::{Screen, TextKey, ViewState};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-const T0: u64 = 1_790_000_000_000;
+mod tui_run;
+use tui_run::Run;
 
 const WORKFLOW: &str = r#"
 [run]
@@ -33,35 +29,10 @@ id = "w"
 
 const PROGRESS_40: &str = r#"{"pitboss":"progress","pct":40,"msg":"drafting"}"#;
 
-/// The run driven like the engine drives it, folded into a model record by record.
-struct Run {
-    state: RunState,
-    fleet: Fleet,
-    seq: u64,
-    now: u64,
-}
-
 impl Run {
     /// Task `w` running its first attempt.
     fn new() -> Run {
-        let workflow = config::parse(WORKFLOW, "output.toml", Path::new(".")).unwrap();
-        let first = Event::RunStarted { run_id: "run-0001".into(), workflow: std::sync::Arc::new(workflow) };
-        let state = RunState::from_first(&first).unwrap();
-        let fleet = Fleet::from_records(&[Record { seq: 1, ts: T0, event: first }]).unwrap();
-        let mut run = Run { state, fleet, seq: 1, now: T0 };
-        run.input(Input::Start { pid: 4242, version: "test".into(), resumed: false });
-        run
-    }
-
-    fn input(&mut self, input: Input) {
-        self.now += 250;
-        let ctx = StepContext { now_ms: self.now, jitter: 1.0 };
-        let mut events = step(&mut self.state, input, ctx).unwrap();
-        events.extend(dispatch(&mut self.state, ctx).unwrap());
-        for event in events {
-            self.seq += 1;
-            self.fleet.apply(&Record { seq: self.seq, ts: self.now, event }).unwrap();
-        }
+        Run::start(WORKFLOW)
     }
 
     fn print(&mut self, text: &str) {

@@ -5,20 +5,15 @@
 //! driven through the core as the engine drives it, and records are folded into the
 //! read model one by one as they would arrive.
 
-use std::path::Path;
-
-use pitboss::config;
-use pitboss::core::decide::{dispatch, Outcome};
-use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext};
-use pitboss::io::journal::Record;
+use pitboss::core::Input;
 use pitboss::tui::draw::{draw, Scene, Theme};
 use pitboss::tui::keys::{Action, Keymap};
-use pitboss::tui::model::Fleet;
 use pitboss::tui::view::{Request, Screen, TextKey, ViewState};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-const T0: u64 = 1_790_000_000_000;
+mod tui_run;
+use tui_run::Run;
 
 /// Five tasks that all run at once, and three that fail for good on their first
 /// attempt (two with one cause, one with another) once `doomed` is started.
@@ -49,57 +44,9 @@ id = "x2"
 id = "y1"
 "#;
 
-/// The run driven like the engine drives it, its records folded into a model as they
-/// are made (the model sees each record once, in order, like the TUI's feed).
-struct Run {
-    state: RunState,
-    fleet: Fleet,
-    seq: u64,
-    now: u64,
-}
-
 impl Run {
     fn new() -> Run {
-        let workflow = config::parse(WORKFLOW, "selection.toml", Path::new(".")).unwrap();
-        let first = Event::RunStarted { run_id: "run-0001".into(), workflow: std::sync::Arc::new(workflow) };
-        let state = RunState::from_first(&first).unwrap();
-        let fleet = Fleet::from_records(&[Record { seq: 1, ts: T0, event: first }]).unwrap();
-        let mut run = Run { state, fleet, seq: 1, now: T0 };
-        run.input(Input::Start { pid: 4242, version: "test".into(), resumed: false });
-        run
-    }
-
-    fn input(&mut self, input: Input) {
-        self.now += 250;
-        let ctx = StepContext { now_ms: self.now, jitter: 1.0 };
-        let mut events = step(&mut self.state, input, ctx).unwrap();
-        events.extend(dispatch(&mut self.state, ctx).unwrap());
-        for event in events {
-            self.seq += 1;
-            self.fleet.apply(&Record { seq: self.seq, ts: self.now, event }).unwrap();
-        }
-    }
-
-    fn succeed(&mut self, task: &str) {
-        let outcome = Outcome::Success {
-            result: serde_json::json!({}),
-            exit_code: Some(0),
-            duration_ms: 100,
-            output: SmallOutput::default(),
-        };
-        self.input(Input::Finished { task: task.into(), attempt: 1, outcome });
-    }
-
-    fn fail(&mut self, task: &str, error: &str) {
-        let outcome = Outcome::Failure {
-            class: FailureClass::Worker,
-            error: error.into(),
-            exit_code: Some(2),
-            signal: None,
-            duration_ms: 100,
-            output: SmallOutput::default(),
-        };
-        self.input(Input::Finished { task: task.into(), attempt: 1, outcome });
+        Run::start(WORKFLOW)
     }
 
     /// x1 and x2 dead-lettered with one cause, y1 with another.
@@ -166,7 +113,7 @@ fn a_filtered_tasks_table_keeps_the_selected_task_when_a_row_above_leaves() {
     assert_eq!(vs.selected_task(&run.fleet).as_deref(), Some("t3"));
 
     // t1 leaves the filter: the rows move up, the selection stays on t3.
-    run.succeed("t1");
+    run.succeed("t1", 100);
     assert_eq!(vs.selected_task(&run.fleet).as_deref(), Some("t3"));
     let screen = run.render(&vs, 100, 16);
     assert!(!screen.contains("t1 "), "{screen}");
@@ -175,7 +122,7 @@ fn a_filtered_tasks_table_keeps_the_selected_task_when_a_row_above_leaves() {
     vs.answer(false);
 
     // t3 itself leaves: the title says so, and the keys still act on t3, never t4.
-    run.succeed("t3");
+    run.succeed("t3", 100);
     let screen = run.render(&vs, 120, 16);
     assert!(screen.contains("selected t3 left the view (now completed"), "{screen}");
     run.press(&mut vs, &[Action::Cancel]);
@@ -192,9 +139,9 @@ fn the_worker_panes_and_the_dead_letters_select_by_task_and_cause() {
     let mut vs = ViewState::default();
     run.press(&mut vs, &[Action::Dashboard, Action::Down, Action::Down]);
     assert_eq!(vs.selected_task(&run.fleet).as_deref(), Some("t3"));
-    run.succeed("t2");
+    run.succeed("t2", 100);
     assert_eq!(vs.selected_task(&run.fleet).as_deref(), Some("t3"), "a worker ending above moved the selection");
-    run.succeed("t3");
+    run.succeed("t3", 100);
     assert_eq!(vs.selected_task(&run.fleet).as_deref(), Some("t3"));
     assert!(run.render(&vs, 140, 36).contains("selected t3 left the view"));
 
@@ -255,7 +202,7 @@ fn a_cancel_confirmed_after_the_task_ended_says_so_and_sends_nothing() {
     let mut vs = ViewState::default();
     vs.run_command(&run.fleet, run.fleet.records.len(), "cancel t1");
     assert!(question(&vs).contains("Cancel t1"));
-    run.succeed("t1");
+    run.succeed("t1", 100);
     let sent = vs.answer_with(&run.fleet, true);
     assert!(sent.is_empty(), "a cancel of a completed task was sent: {sent:?}");
     assert!(message(&vs).contains("t1 is completed now"), "{}", message(&vs));
@@ -304,7 +251,7 @@ fn replays_say_what_they_did_or_why_not() {
     // No worker running and R on the dashboard.
     let mut done = Run::new();
     for t in ["t1", "t2", "t3", "t4", "t5", "x1", "x2", "y1"] {
-        done.succeed(t);
+        done.succeed(t, 100);
     }
     let mut vs = ViewState::default();
     done.press(&mut vs, &[Action::Replay]);
