@@ -65,7 +65,7 @@ fn write_log(path: &Path, target: usize) -> (usize, RunState, LogPosition) {
         ts += 3;
         let id = format!("task-{i:07}");
         let TaskState::Running { attempt, .. } = state.tasks[i].state else { panic!("task {i} not running") };
-        let spawned = Input::Spawned { task: id.clone(), attempt, pid: 40_000 + i as u32 % 20_000 };
+        let spawned = Input::Spawned { task: id.clone(), attempt, pid: 40_000 + i as u32 % 20_000, worker: None };
         let mut events = step(&mut state, spawned, ctx(ts)).unwrap();
         let outcome = Outcome::Success {
             result: serde_json::json!({ "summary": format!("chapter {i} in two lines"), "tokens": 812 }),

@@ -148,7 +148,7 @@ impl Driver {
                 }
                 let (task, attempt) = running[k % running.len()].clone();
                 let input = match op {
-                    Op::Spawned(_) => Input::Spawned { task, attempt, pid: 100 + attempt },
+                    Op::Spawned(_) => Input::Spawned { task, attempt, pid: 100 + attempt, worker: None },
                     Op::Succeed(_) => Input::Finished { task, attempt, outcome: success() },
                     Op::Fail(_, class) => Input::Finished { task, attempt, outcome: failure(class) },
                     _ => unreachable!(),

@@ -58,7 +58,8 @@ fn write_long_run(dir: &Path) {
     for i in 0..TASKS - 5 {
         let id = format!("t{i:05}");
         let TaskState::Running { attempt, .. } = state.tasks[i].state else { panic!("{id} not running") };
-        let mut events = step(&mut state, Input::Spawned { task: id.clone(), attempt, pid: 1 }, ctx).unwrap();
+        let mut events =
+            step(&mut state, Input::Spawned { task: id.clone(), attempt, pid: 1, worker: None }, ctx).unwrap();
         let outcome = Outcome::Success {
             result: serde_json::json!({ "n": i }),
             exit_code: Some(0),

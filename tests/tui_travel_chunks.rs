@@ -45,7 +45,8 @@ fn run_of(tasks: usize) -> Vec<Record> {
         ts += 3;
         let id = format!("task-{i:07}");
         let TaskState::Running { attempt, .. } = state.tasks[i].state else { panic!("task {i} not running") };
-        let mut events = step(&mut state, Input::Spawned { task: id.clone(), attempt, pid: 4000 }, ctx(ts)).unwrap();
+        let mut events =
+            step(&mut state, Input::Spawned { task: id.clone(), attempt, pid: 4000, worker: None }, ctx(ts)).unwrap();
         let outcome = Outcome::Success {
             result: serde_json::json!({ "n": i }),
             exit_code: Some(0),

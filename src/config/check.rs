@@ -213,7 +213,19 @@ impl<'a> Checker<'a> {
         let defaults = raw.defaults.is_some().then_some(task_defaults);
         // Absolute, so that a resume started elsewhere resolves spawned tasks' paths alike.
         let folder = Some(std::path::absolute(self.base).unwrap_or_else(|_| self.base.to_path_buf()));
-        Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks, planner, defaults, notify, folder }
+        Workflow {
+            name,
+            max_parallel,
+            kill_grace_ms,
+            balancer,
+            pools,
+            tasks,
+            planner,
+            defaults,
+            notify,
+            folder,
+            broker: None,
+        }
     }
 
     /// `[planner]`: each limit in its range, `approve` one of its three words.

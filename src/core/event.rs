@@ -15,8 +15,10 @@ use crate::core::checks::Finding;
 use crate::core::workflow::{GateKind, TaskSpec, Workflow};
 
 mod attempt;
+mod broker;
 
 pub use attempt::{AfterFailure, FailureClass, OutputStream, SmallOutput, SMALL_OUTPUT};
+pub use broker::{BrokerDown, BrokerUp, ResultDuplicate, WorkerLost, WorkerRef, WorkerRegistered};
 
 /// One recorded fact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,8 +60,15 @@ pub enum Event {
         task: String,
         /// Attempt number.
         attempt: u32,
-        /// Process id, also the process group id.
+        /// Process id, also the process group id (on the worker's host when remote).
         pid: u32,
+        /// The remote worker running it (broker mode); none for a local attempt, and
+        /// then not written, so logs without brokers are unchanged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<String>,
+        /// The remote worker's host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
     },
     /// The attempt produced a result: running → completed.
     AttemptSucceeded {
@@ -445,6 +454,16 @@ pub enum Event {
         /// The fork's run id.
         new_run_id: String,
     },
+    /// A remote worker registered with the broker (DESIGN §7).
+    WorkerRegistered(WorkerRegistered),
+    /// A remote worker is gone; an attempt it held is interrupted (not spent).
+    WorkerLost(WorkerLost),
+    /// The broker went away: dispatch pauses.
+    BrokerDown(BrokerDown),
+    /// The broker is back: dispatch resumes.
+    BrokerUp(BrokerUp),
+    /// A result for an attempt already decided, recorded and ignored.
+    ResultDuplicate(ResultDuplicate),
     /// Every task reached a terminal state.
     RunFinished {
         /// True when every task completed.
@@ -492,7 +511,9 @@ impl Event {
             | Event::TaskApproved { task }
             | Event::TaskRejected { task, .. }
             | Event::TasksSpawned { task, .. }
-            | Event::SpawnRefused { task, .. } => Some(task),
+            | Event::SpawnRefused { task, .. }
+            | Event::ResultDuplicate(ResultDuplicate { task, .. }) => Some(task),
+            Event::WorkerLost(lost) => lost.task.as_deref(),
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
             | Event::RunInterrupted { .. }
@@ -505,6 +526,9 @@ impl Event {
             | Event::ConcurrencyChanged { .. }
             | Event::TasksSubmitted { .. }
             | Event::ForkedFrom { .. }
+            | Event::WorkerRegistered(_)
+            | Event::BrokerDown(_)
+            | Event::BrokerUp(_)
             | Event::RunFinished { .. } => None,
         }
     }
@@ -551,6 +575,11 @@ impl Event {
             Event::SpawnRefused { .. } => "spawn_refused",
             Event::TasksSubmitted { .. } => "tasks_submitted",
             Event::ForkedFrom { .. } => "forked_from",
+            Event::WorkerRegistered(_) => "worker_registered",
+            Event::WorkerLost(_) => "worker_lost",
+            Event::BrokerDown(_) => "broker_down",
+            Event::BrokerUp(_) => "broker_up",
+            Event::ResultDuplicate(_) => "result_duplicate",
             Event::RunFinished { .. } => "run_finished",
         }
     }

@@ -2,7 +2,7 @@
 //! durations and clock times for people, and one line per event. Pure: time arrives
 //! as a timestamp, so the same event always reads the same.
 
-use super::event::{AfterFailure, Event};
+use super::event::{AfterFailure, BrokerDown, BrokerUp, Event, ResultDuplicate, WorkerLost};
 use crate::core::workflow::gate_label;
 
 /// "1.5s", "250ms", "3m12s": short durations for people.
@@ -65,6 +65,25 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::TaskReady { task } => format!("{task}: queued"),
         Event::AttemptStarted { task, attempt, pool } => format!("{task}: running attempt {attempt} on pool {pool}"),
         Event::AttemptSpawned { .. } => return None,
+        Event::WorkerRegistered(w) => {
+            format!("pool {}: worker {} registered ({} pid {}, {} at once)", w.pool, w.worker, w.host, w.pid, w.concurrency)
+        }
+        Event::WorkerLost(WorkerLost { pool, worker, task: Some(task), attempt: Some(attempt), reason }) => {
+            format!("{task}: attempt {attempt}'s worker {worker} (pool {pool}) lost: {reason}")
+        }
+        Event::WorkerLost(WorkerLost { pool, worker, reason, .. }) => {
+            format!("pool {pool}: worker {worker} lost: {reason}")
+        }
+        Event::BrokerDown(BrokerDown { broker, reason }) => {
+            format!("broker {broker} down ({reason}); dispatch paused")
+        }
+        Event::BrokerUp(BrokerUp { broker, down_ms, republished }) => format!(
+            "broker {broker} up again after {}; {republished} attempts published again",
+            human_ms(*down_ms)
+        ),
+        Event::ResultDuplicate(ResultDuplicate { task, attempt, worker, reason }) => {
+            format!("{task}: ignored a {reason} result of attempt {attempt} from worker {worker}")
+        }
         Event::AttemptSucceeded { task, attempt, duration_ms, .. } => {
             // "Succeeded", not "completed": with gates the task goes on to validating.
             format!("{task}: attempt {attempt} succeeded ({})", human_ms(*duration_ms))

@@ -521,7 +521,12 @@ impl Engine {
                     let (stall_tx, stall_task) = (tx.clone(), task.clone());
                     let reports = Reports {
                         on_spawn: Box::new(move |pid| {
-                            let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
+                            let _ = spawned_tx.send(Msg::Input(Input::Spawned {
+                                task: spawned_task,
+                                attempt,
+                                pid,
+                                worker: None,
+                            }));
                         }),
                         on_stall: Box::new(move |quiet_ms| {
                             let task = stall_task.clone();

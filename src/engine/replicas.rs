@@ -215,7 +215,12 @@ impl Engine {
                     let (stall_tx, stall_task, stall_quiet) = (tx.clone(), task.clone(), quiet.clone());
                     let reports = Reports {
                         on_spawn: Box::new(move |pid| {
-                            let _ = spawned_tx.send(Msg::Input(Input::Spawned { task: spawned_task, attempt, pid }));
+                            let _ = spawned_tx.send(Msg::Input(Input::Spawned {
+                                task: spawned_task,
+                                attempt,
+                                pid,
+                                worker: None,
+                            }));
                         }),
                         // Several parts share one running attempt and its one stall flag.
                         on_stall: Box::new(move |now| {

@@ -214,7 +214,10 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         assert_eq!((jobs[0].on.as_str(), jobs[0].task.as_deref()), ("running", Some("a")));
         // Still running: a note on the attempt is no new entry.
-        let (jobs, _) = w.observe(&record(4, Event::AttemptSpawned { task: "a".into(), attempt: 1, pid: 9 }));
+        let (jobs, _) = w.observe(&record(
+            4,
+            Event::AttemptSpawned { task: "a".into(), attempt: 1, pid: 9, worker: None, host: None },
+        ));
         assert!(jobs.is_empty(), "{jobs:?}");
         let dead = AfterFailure::DeadLetter { reason: "attempts spent".into() };
         let (jobs, _) = w.observe(&record(5, failed("a", dead)));

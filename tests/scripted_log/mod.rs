@@ -98,7 +98,7 @@ impl Driver {
         let pick = r as usize % self.running.len().max(1);
         if let Some((task, attempt)) = self.running.get(pick).cloned() {
             let input = match r % 7 {
-                0 => Input::Spawned { task: task.clone(), attempt, pid: 1000 + attempt },
+                0 => Input::Spawned { task: task.clone(), attempt, pid: 1000 + attempt, worker: None },
                 1 | 2 => Input::Finished { task: task.clone(), attempt, outcome: failure(attempt) },
                 _ => Input::Finished { task: task.clone(), attempt, outcome: success() },
             };

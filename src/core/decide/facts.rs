@@ -26,9 +26,17 @@ pub(super) fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Ev
             (!state.interrupted && !state.finished).then_some(Event::RunInterrupted { reason })
         }
         // What the running attempt reports.
-        Input::Spawned { task, attempt, pid } => {
-            running(state, &task, attempt).map(|_| Event::AttemptSpawned { task, attempt, pid })
-        }
+        Input::Spawned { task, attempt, pid, worker } => running(state, &task, attempt).map(|_| {
+            let (worker, host) = worker.map(|w| (w.id, w.host)).unzip();
+            Event::AttemptSpawned { task, attempt, pid, worker, host }
+        }),
+        // Broker mode (DESIGN §7): not decided yet.
+        Input::WorkerLost { .. }
+        | Input::BrokerDown { .. }
+        | Input::BrokerUp { .. }
+        | Input::WorkerSeen(_)
+        | Input::WorkerGone { .. }
+        | Input::ResultDuplicate { .. } => None,
         Input::Finished { task, attempt, outcome } => {
             running(state, &task, attempt).map(|i| ended(state, i, task, attempt, outcome, ctx))
         }

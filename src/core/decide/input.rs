@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::core::event::{FailureClass, SmallOutput};
+use crate::core::event::{FailureClass, SmallOutput, WorkerRef, WorkerRegistered};
 use crate::core::gates::GateOutcome;
 
 /// What the engine feeds the core.
@@ -27,6 +27,8 @@ pub enum Input {
         attempt: u32,
         /// Process (and group) id.
         pid: u32,
+        /// The remote worker that runs it (broker mode); none when local.
+        worker: Option<WorkerRef>,
     },
     /// An attempt ended.
     Finished {
@@ -206,6 +208,62 @@ pub enum Input {
         tasks: Vec<crate::core::workflow::TaskSpec>,
         /// Who submitted them (`operator (ctl)`, a file name).
         source: String,
+    },
+    /// The remote worker running an attempt was lost (its delivery was reclaimed
+    /// past the lease, or it vanished): the attempt is interrupted, not spent, and
+    /// counts toward the poison pill when it had `started`. Stale (the attempt is no
+    /// longer running): only `worker_lost` is recorded.
+    WorkerLost {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The worker that held it.
+        worker: WorkerRef,
+        /// Why it counts as lost (`lease expired`).
+        reason: String,
+        /// True when the worker had started the attempt's command (a delivery never
+        /// started says nothing about the task).
+        started: bool,
+    },
+    /// The broker link failed: dispatch pauses until [`Input::BrokerUp`].
+    BrokerDown {
+        /// The broker's URL, without a password.
+        broker: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The broker link is back.
+    BrokerUp {
+        /// The broker's URL, without a password.
+        broker: String,
+        /// How long it was down.
+        down_ms: u64,
+        /// Unfinished attempts published again.
+        republished: u64,
+    },
+    /// A remote worker's registration was read (recorded when it is new, or changed,
+    /// or back after it had vanished).
+    WorkerSeen(WorkerRegistered),
+    /// A remote worker's registration expired, or it left.
+    WorkerGone {
+        /// The pool it served.
+        pool: String,
+        /// Its id.
+        worker: String,
+        /// `registration expired`, `left`.
+        reason: String,
+    },
+    /// A result came for an attempt that is no longer running, or came twice.
+    ResultDuplicate {
+        /// Task id.
+        task: String,
+        /// Attempt number.
+        attempt: u32,
+        /// The worker that sent it.
+        worker: String,
+        /// `late` or `duplicate`.
+        reason: String,
     },
     /// A running attempt was ended by the shutdown.
     AttemptStopped {

@@ -17,6 +17,9 @@ pub enum FailureClass {
     SpawnResource,
     /// The manager died while the attempt ran.
     ManagerCrashed,
+    /// The remote worker running it was lost (its lease expired, it vanished): like
+    /// a manager crash, never charged, and counted toward the poison pill.
+    WorkerLost,
     /// A consensus attempt's replicas did not agree (each replica's own failure was
     /// counted on its pool already).
     NoConsensus,

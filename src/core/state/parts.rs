@@ -21,8 +21,8 @@ use super::task_part::{TasksIn, TasksOut};
 use super::{replicas, PoolState, RunState};
 use crate::core::task::TaskStateName;
 use crate::core::workflow::{
-    Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskExtras, TaskSpec,
-    Workflow,
+    BrokerSpec, Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskExtras,
+    TaskSpec, Workflow,
 };
 
 /// A spec's timeout left out of a snapshot when it is this one (the built-in default,
@@ -51,6 +51,8 @@ struct WorkflowFields<'a> {
     defaults: &'a Option<TaskDefaults>,
     #[serde(skip_serializing_if = "Option::is_none")]
     folder: &'a Option<std::path::PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker: &'a Option<BrokerSpec>,
 }
 
 #[derive(Deserialize)]
@@ -69,12 +71,25 @@ struct WorkflowFieldsIn {
     defaults: Option<TaskDefaults>,
     #[serde(default)]
     folder: Option<std::path::PathBuf>,
+    #[serde(default)]
+    broker: Option<BrokerSpec>,
 }
 
 impl Serialize for WorkflowOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Workflow { name, max_parallel, kill_grace_ms, balancer, pools, tasks, notify, planner, defaults, folder } =
-            self.0;
+        let Workflow {
+            name,
+            max_parallel,
+            kill_grace_ms,
+            balancer,
+            pools,
+            tasks,
+            notify,
+            planner,
+            defaults,
+            folder,
+            broker,
+        } = self.0;
         WorkflowFields {
             name,
             max_parallel: *max_parallel,
@@ -86,6 +101,7 @@ impl Serialize for WorkflowOut<'_> {
             planner,
             defaults,
             folder,
+            broker,
         }
         .serialize(s)
     }
@@ -104,6 +120,7 @@ impl<'de> Deserialize<'de> for WorkflowIn {
             planner,
             defaults,
             folder,
+            broker,
         } = WorkflowFieldsIn::deserialize(d)?;
         // `SpecIn` is `TaskSpec` alone: this reuses the vector in place. Then cut to
         // its length: the reader holds it for its life, and the doubling's slack is
@@ -122,6 +139,7 @@ impl<'de> Deserialize<'de> for WorkflowIn {
             planner,
             defaults,
             folder,
+            broker,
         }))
     }
 }

@@ -272,6 +272,7 @@ mod tests {
             planner: Default::default(),
             defaults: None,
             folder: None,
+            broker: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! cycles, pools, capabilities, limits, placeholders) live in `check.rs`, so the engine
 //! can hold spawned and submitted tasks to the same rules as a workflow file.
 
+mod broker;
 mod check;
 mod error;
 mod gate;
@@ -23,6 +24,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use broker::{
+    BrokerKind, BrokerSpec, BrokerUrl, BrokerUrlError, PasswordSource, DEFAULT_LEASE_MS, DEFAULT_TTL_MS, PASSWORD_ENV,
+};
 pub use error::{Limit, Site, Template, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS, MULTIPLIER_RANGE};
 pub use gate::{gate_label, Gate, GateKind, PerfGate, PERF_RUNS_RANGE, REGRESSION_RANGE, SCORE_RANGE};
 pub use notify::{
@@ -67,6 +71,11 @@ pub struct Workflow {
     /// before it was recorded (those resolve against the manager's folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folder: Option<std::path::PathBuf>,
+    /// `[run] broker` (DESIGN §7): the pools' queues live on this broker and remote
+    /// `pitboss worker`s run the attempts. Not written when none, so logs of runs
+    /// without a broker are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerSpec>,
 }
 
 /// What a task gets for what it leaves out (`[defaults]` over the built-in values).
