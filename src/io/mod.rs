@@ -3,6 +3,7 @@
 //! resource, and what the engine needs of it is a trait the engine is given; `fsutil`
 //! and `dirs` hold the rules every adapter shares (private files, pitboss's folders).
 
+pub mod broker;
 pub mod clock;
 pub mod dirs;
 pub mod fdlimit;
