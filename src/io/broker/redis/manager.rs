@@ -239,12 +239,11 @@ impl RedisTransport {
         let mut out = Vec::new();
         for pool in &self.scope.pools {
             let q = keys::queue(self.run(), &pool.name);
-            // Who held what, for the `worker_lost` record (XAUTOCLAIM does not say).
+            // Who held what, for the `worker_lost` record (XAUTOCLAIM does not say). No IDLE
+            // filter: an entry crossing the lease between the two calls must be named too.
             let pending: Value = redis::cmd("XPENDING")
                 .arg(&q)
                 .arg(WORKERS_GROUP)
-                .arg("IDLE")
-                .arg(lease_ms)
                 .arg("-")
                 .arg("+")
                 .arg(CLAIM_BATCH * 10)
