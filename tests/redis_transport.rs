@@ -473,3 +473,70 @@ where
 fn _object_safe(t: Arc<dyn Transport>, w: Arc<dyn WorkerTransport>) -> (Arc<dyn Transport>, Arc<dyn WorkerTransport>) {
     (t, w)
 }
+
+#[tokio::test]
+async fn the_link_goes_down_and_up_across_a_redis_restart() {
+    use pitboss::io::broker::link::{Link, LinkConfig, LinkState, Notice};
+    if !broker_common::redis_server() {
+        return;
+    }
+    let mut own = OwnRedis::start();
+    let s = setup(&own.url(None), None);
+    let transport: Arc<dyn Transport> = Arc::new(s.manager);
+    let mut config = LinkConfig::new(Duration::from_secs(30));
+    config.backoff_min = Duration::from_millis(50);
+    config.backoff_max = Duration::from_millis(200);
+    let (link, mut notices) = Link::connect(Arc::clone(&transport), config).await.unwrap();
+    let mut state = link.state();
+    assert!(state.borrow().is_up());
+
+    own.restart();
+    let within = Duration::from_secs(20);
+    let down =
+        tokio::time::timeout(within, state.wait_for(|s| !s.is_up())).await.expect("down within 20 s").unwrap().clone();
+    assert!(matches!(down, LinkState::Down { .. }), "{down:?}");
+    tokio::time::timeout(within, state.wait_for(|s| matches!(s, LinkState::Up { epoch } if *epoch >= 2)))
+        .await
+        .expect("up again within 20 s")
+        .unwrap();
+    let up = tokio::time::timeout(within, async {
+        loop {
+            match notices.recv().await {
+                Some(Notice::Up { data_lost, .. }) => return data_lost,
+                Some(_) => {}
+                None => panic!("the link ended"),
+            }
+        }
+    })
+    .await
+    .expect("an Up notice");
+    assert!(up, "the restarted server lost the run's data");
+
+    // And it works: a publish after the restart reaches the worker.
+    s.worker.connect().await.unwrap();
+    link.publish(vec![attempt_for(&s.run, &s.pool, "z")]);
+    let jobs = until_some(|| async { s.worker.next_jobs(4).await.unwrap() }).await;
+    assert_eq!(jobs.len(), 1);
+    link.finish(true).await.unwrap();
+}
+
+fn attempt_for(run: &str, pool: &str, task: &str) -> AttemptMsg {
+    AttemptMsg {
+        run: run.into(),
+        pool: pool.into(),
+        key: format!("{task}.1"),
+        task: task.into(),
+        attempt: 1,
+        replica: None,
+        dispatch: format!("d-{task}"),
+        job: serde_json::json!({"id": task}),
+        timeout_ms: 60_000,
+        stall_after_ms: None,
+        stall_kill_after_ms: None,
+        kill_grace_ms: 1000,
+        lease_ms: 30_000,
+        sent_ms: 1,
+        deadline_ms: u64::MAX / 2,
+        capabilities: vec![],
+    }
+}
