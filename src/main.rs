@@ -166,6 +166,8 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Run a pool's attempts from a broker on this host (remote worker, DESIGN §7).
+    Worker(pitboss::cli::worker::WorkerArgs),
     /// Internal: the helper that ends a dead manager's workers (see io/guardian.rs).
     #[command(hide = true)]
     Guardian {
@@ -331,6 +333,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         }
         Some(Command::SimAgent { role, persistent: false }) => Ok(cli::sim_agent::main(&role)),
         Some(Command::SimAgent { role, persistent: true }) => Ok(cli::sim_agent::persistent(&role)),
+        Some(Command::Worker(args)) => cli::worker::main(args),
         Some(Command::Guardian { run_id, manager_pid }) => Ok(pitboss::io::guardian::main(&run_id, manager_pid)),
     }
 }

@@ -13,6 +13,7 @@ pub mod report;
 pub mod run;
 pub mod sim_agent;
 pub mod verify;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 

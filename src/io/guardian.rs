@@ -31,6 +31,10 @@ use super::runner::spawn::signal_group;
 pub const MANAGER_PID_ENV: &str = "PITBOSS_MANAGER_PID";
 /// Environment variable holding the run id.
 pub const RUN_ID_ENV: &str = "PITBOSS_RUN_ID";
+/// The run id a `pitboss worker`'s guardian watches: every run. A worker serves
+/// several runs, and its commands carry their own run's id (the task protocol's),
+/// so its mark is the manager one alone: `PITBOSS_MANAGER_PID` = the worker's pid.
+pub const ANY_RUN: &str = "*";
 
 /// Guardian failures.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,12 @@ impl Guardian {
             .map_err(|source| GuardianError::Spawn { exe: exe.to_path_buf(), source })?;
         let pipe = child.stdin.take();
         Ok(Guardian { pipe, child })
+    }
+
+    /// Starts `exe guardian` for a `pitboss worker` (this process): when it dies, every
+    /// process marked with its pid is ended, whatever run it was working for.
+    pub fn start_worker(exe: &Path) -> Result<Guardian, GuardianError> {
+        Guardian::start(exe, ANY_RUN)
     }
 }
 
@@ -123,6 +133,12 @@ pub fn sweep(run_id: &str, manager_pid: Option<u32>) -> Result<usize, GuardianEr
 /// whose environment cannot be read (it exited meanwhile, or is another user's) is
 /// not one of ours.
 fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Result<Vec<u32>, GuardianError> {
+    // Any run only with a manager's pid: a sweep of every run's orphans would end
+    // the workers of runs whose manager merely restarted.
+    let any_run = run_id == ANY_RUN;
+    if any_run && manager_pid.is_none() {
+        return Ok(Vec::new());
+    }
     let run_mark = format!("{RUN_ID_ENV}={run_id}");
     let manager_mark = manager_pid.map(|p| format!("{MANAGER_PID_ENV}={p}"));
     let me = std::process::id();
@@ -134,7 +150,7 @@ fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Result<Vec<u32>, 
         .filter(|&pid| {
             let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
             let has = |mark: &str| environ.split(|&b| b == 0).any(|var| var == mark.as_bytes());
-            if !has(&run_mark) {
+            if !any_run && !has(&run_mark) {
                 return false;
             }
             match manager_mark.as_deref() {
@@ -192,6 +208,11 @@ mod tests {
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("started a binary that does not exist"),
         }
+    }
+
+    #[test]
+    fn a_sweep_of_any_run_needs_a_manager_pid() {
+        assert_eq!(sweep(ANY_RUN, None).unwrap(), 0);
     }
 
     #[test]
