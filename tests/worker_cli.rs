@@ -1,0 +1,418 @@
+//! `pitboss worker` as a real binary against a real Redis (issue 16, plan §7): the
+//! test plays the manager through the `Transport` trait, on a fresh run and pool, and
+//! checks what arrives: the command's result with its output, a timeout that ends the
+//! command's whole process group, secrets redacted, SIGTERM drains (finished or
+//! handed back, exit 0), a wrong password refused with exit 2, and a SIGKILLed
+//! worker's command ended by its guardian. No process is left behind.
+
+mod broker_common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use broker_common::{run_id, wait_until, OwnRedis, SHARED_REDIS};
+use pitboss::io::broker::redis::{keys, RedisTransport};
+use pitboss::io::broker::url::BrokerUrl;
+use pitboss::io::broker::wire::{AttemptMsg, HandbackWhy, OutcomeStatus, OutputStream, RemoteOutcome, WorkerMsg};
+use pitboss::io::broker::{PoolOffer, RunScope, Transport};
+
+/// Longest wait for anything the worker should do (a broken feature fails, never hangs).
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// The manager side of one test: a fresh run and pool on the shared Redis.
+struct Manager {
+    url: String,
+    run: String,
+    pool: String,
+    transport: RedisTransport,
+    /// Every message read so far (a later `collect` sees earlier ones too).
+    seen: std::sync::Mutex<Vec<WorkerMsg>>,
+}
+
+impl Manager {
+    async fn start(url: &str, label: &str) -> Manager {
+        let run = run_id(label);
+        let pool = format!("pool-{run}");
+        let scope = RunScope {
+            run: run.clone(),
+            pools: vec![PoolOffer { name: pool.clone(), capabilities: vec![] }],
+            manager: "test:1".into(),
+        };
+        let transport = RedisTransport::new(&BrokerUrl::parse(url).unwrap(), None, scope).unwrap();
+        transport.connect().await.unwrap();
+        transport.refresh().await.unwrap();
+        Manager { url: url.to_string(), run, pool, transport, seen: Default::default() }
+    }
+
+    fn attempt(&self, task: &str, timeout_ms: u64) -> AttemptMsg {
+        AttemptMsg {
+            run: self.run.clone(),
+            pool: self.pool.clone(),
+            key: format!("{task}.1"),
+            task: task.into(),
+            attempt: 1,
+            replica: None,
+            dispatch: format!("d-{task}"),
+            job: serde_json::json!({"id": task, "type": "t", "payload": {"n": 1}, "attempt": 1, "run_id": self.run}),
+            timeout_ms,
+            stall_after_ms: None,
+            stall_kill_after_ms: None,
+            kill_grace_ms: 500,
+            lease_ms: 30_000,
+            sent_ms: 1,
+            deadline_ms: u64::MAX / 4,
+            capabilities: vec![],
+        }
+    }
+
+    /// Reads results and the live feed (acking results) until `done` holds or [`LIMIT`].
+    async fn collect(&self, done: impl Fn(&[WorkerMsg]) -> bool) -> Vec<WorkerMsg> {
+        let deadline = Instant::now() + LIMIT;
+        let mut seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        while !done(&seen) && Instant::now() < deadline {
+            let (inbound, live) = tokio::join!(self.transport.read_inbound(50), self.transport.read_live(200));
+            let inbound = inbound.unwrap();
+            let ids = inbound.iter().map(|i| i.id.clone()).collect();
+            self.transport.ack_inbound(ids).await.unwrap();
+            seen.extend(inbound.into_iter().map(|i| i.msg.unwrap()));
+            seen.extend(live.unwrap().into_iter().map(|m| m.unwrap()));
+        }
+        self.seen.lock().unwrap().clone_from(&seen);
+        seen
+    }
+
+    /// Jobs the worker read but has not acked.
+    fn pending(&self) -> usize {
+        let mut conn = redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap();
+        let summary: redis::Value =
+            redis::cmd("XPENDING").arg(keys::queue(&self.run, &self.pool)).arg("workers").query(&mut conn).unwrap();
+        match summary {
+            redis::Value::Array(items) => match items.first() {
+                Some(redis::Value::Int(n)) => *n as usize,
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    fn exists(&self, key: &str) -> bool {
+        let mut conn = redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap();
+        redis::cmd("EXISTS").arg(key).query::<i64>(&mut conn).unwrap() == 1
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        let Ok(mut conn) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection()) else { return };
+        for pattern in [format!("pitboss:{}:*", self.run), format!("pitboss:pool:{}:*", self.pool)] {
+            let found: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn).unwrap_or_default();
+            if !found.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(found).query(&mut conn);
+            }
+        }
+    }
+}
+
+/// A `pitboss worker` process; killed (by pid) if still running when dropped.
+struct Worker {
+    child: Child,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Worker {
+    fn start(url: &str, pool: &str, flags: &[&str], env: &[(&str, &str)], cmd: &[&str]) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr = dir.path().join("stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_pitboss"))
+            .args(["worker", "--broker", url, "--pool", pool])
+            .args(flags)
+            .arg("--")
+            .args(cmd)
+            .envs(env.iter().copied())
+            .env("PITBOSS_HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Worker { child, stderr, _dir: dir }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
+    }
+
+    /// Its exit code, waiting at most [`LIMIT`].
+    fn exit_code(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + LIMIT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the worker did not exit within {LIMIT:?}; stderr:\n{}", self.stderr_text());
+    }
+
+    fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// True while `pid` runs (a zombie has ended).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| !s[i + 1..].trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// The pids a command wrote to `file` (one a line), once it wrote `count` of them.
+fn pids_in(file: &Path, count: usize) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let written = wait_until(LIMIT, || {
+        pids = std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        pids.len() >= count
+    });
+    assert!(written, "the command did not write {count} pid(s) to {}", file.display());
+    pids
+}
+
+fn shared_url() -> String {
+    format!("redis://{SHARED_REDIS}")
+}
+
+fn outcome<'a>(msgs: &'a [WorkerMsg], key: &str) -> Option<&'a RemoteOutcome> {
+    msgs.iter().find_map(|m| match m {
+        WorkerMsg::Result { key: k, outcome, .. } if k == key => Some(outcome),
+        _ => None,
+    })
+}
+
+fn has_result(key: &str) -> impl Fn(&[WorkerMsg]) -> bool + '_ {
+    move |msgs| outcome(msgs, key).is_some()
+}
+
+fn started(msgs: &[WorkerMsg]) -> bool {
+    msgs.iter().any(|m| matches!(m, WorkerMsg::Started { .. }))
+}
+
+#[tokio::test]
+async fn a_job_runs_the_local_command_and_its_result_arrives_with_its_output() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let m = Manager::start(&url, "wk-run").await;
+    let script = r#"read -r line; echo "task says $line" >&2; for i in 1 2 3; do echo "tick $i"; done; printf '{"status":"completed","result":{"id":"%s"}}\n' "$1""#;
+    let mut worker = Worker::start(&url, &m.pool, &[], &[], &["sh", "-c", script, "_", "{id}"]);
+    m.transport.publish(vec![m.attempt("t1", 30_000)]).await.unwrap();
+
+    let msgs = m.collect(has_result("t1.1")).await;
+    let result = outcome(&msgs, "t1.1").unwrap_or_else(|| panic!("no result; stderr:\n{}", worker.stderr_text()));
+    assert_eq!(result.status, OutcomeStatus::Success, "{result:?}");
+    assert_eq!(result.result, Some(serde_json::json!({"id": "t1"})), "placeholder filled from the job");
+    let stderr = result.stderr.as_deref().unwrap_or_default();
+    assert!(stderr.contains("task says") && stderr.contains(r#""id":"t1""#), "task JSON on stdin: {stderr:?}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    assert!(
+        msgs.iter().any(|m| matches!(m, WorkerMsg::Started { pid, host: h, .. } if *pid > 0 && *h == host)),
+        "a started message with the command's pid and this host: {msgs:?}"
+    );
+    let streamed: String = msgs
+        .iter()
+        .filter_map(|m| match m {
+            WorkerMsg::Output { stream: OutputStream::Stdout, text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(streamed.contains("tick 1") && streamed.contains("tick 3"), "output streamed live: {streamed:?}");
+    // Acked after the result was written.
+    assert!(wait_until(LIMIT, || m.pending() == 0), "the job is still pending after its result");
+
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.exit_code(), Some(0), "stderr:\n{}", worker.stderr_text());
+}
+
+#[tokio::test]
+async fn a_timeout_ends_the_commands_whole_process_group() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let m = Manager::start(&url, "wk-timeout").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let pid_arg = pid_file.display().to_string();
+    // A grandchild in the background and the shell itself, both named in the file.
+    let script = r#"sleep 300 & echo $! >> "$1"; echo $$ >> "$1"; wait"#;
+    let mut worker = Worker::start(&url, &m.pool, &[], &[], &["sh", "-c", script, "_", &pid_arg]);
+    m.transport.publish(vec![m.attempt("slow", 800)]).await.unwrap();
+
+    let pids = pids_in(&pid_file, 2);
+    let msgs = m.collect(has_result("slow.1")).await;
+    let result = outcome(&msgs, "slow.1").unwrap_or_else(|| panic!("no result; stderr:\n{}", worker.stderr_text()));
+    assert_eq!(result.status, OutcomeStatus::Failure);
+    assert_eq!(result.class.as_deref(), Some("timeout"), "{result:?}");
+    for pid in pids {
+        assert!(wait_until(LIMIT, || !alive(pid)), "process {pid} of the timed-out group still runs");
+    }
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.exit_code(), Some(0));
+}
+
+#[tokio::test]
+async fn secrets_are_redacted_and_secret_looking_variables_are_not_passed() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let m = Manager::start(&url, "wk-secret").await;
+    let secret = "s3cr3t-value-for-worker-test";
+    let script = r#"echo "secret=$PB_WORKER_SECRET other=${OTHER_API_TOKEN:-absent}"; echo "err $PB_WORKER_SECRET" >&2; exit 3"#;
+    let env = [("PB_WORKER_SECRET", secret), ("OTHER_API_TOKEN", "tok-must-not-pass")];
+    let mut worker =
+        Worker::start(&url, &m.pool, &["--secret-env", "PB_WORKER_SECRET"], &env, &["sh", "-c", script]);
+    m.transport.publish(vec![m.attempt("s", 30_000)]).await.unwrap();
+
+    let msgs = m.collect(has_result("s.1")).await;
+    let result = outcome(&msgs, "s.1").unwrap_or_else(|| panic!("no result; stderr:\n{}", worker.stderr_text()));
+    assert_eq!(result.status, OutcomeStatus::Failure);
+    assert_eq!(result.exit_code, Some(3));
+    let everything = serde_json::to_string(&msgs).unwrap();
+    assert!(!everything.contains(secret), "the secret reached the manager: {everything}");
+    assert!(!everything.contains("tok-must-not-pass"), "a secret-looking variable was passed: {everything}");
+    let stdout = result.stdout.as_deref().unwrap_or_default();
+    assert!(stdout.contains("other=absent") && !stdout.contains("secret=\n"), "{stdout:?}");
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.exit_code(), Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_job_finish_then_exits_0_and_unregisters() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let m = Manager::start(&url, "wk-drain").await;
+    let mut worker = Worker::start(&url, &m.pool, &[], &[], &["sh", "-c", "sleep 1; echo finished"]);
+    m.transport.publish(vec![m.attempt("d", 30_000)]).await.unwrap();
+    let first = m.collect(started).await;
+    let wid = first
+        .iter()
+        .find_map(|m| match m {
+            WorkerMsg::Started { worker, .. } => Some(worker.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("never started; stderr:\n{}", worker.stderr_text()));
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+
+    let msgs = m.collect(has_result("d.1")).await;
+    let result = outcome(&msgs, "d.1").unwrap_or_else(|| panic!("no result; stderr:\n{}", worker.stderr_text()));
+    assert_eq!(result.status, OutcomeStatus::Success, "{result:?}");
+    assert_eq!(worker.exit_code(), Some(0), "stderr:\n{}", worker.stderr_text());
+    assert!(!m.exists(&keys::worker(&wid)), "the registration outlived a clean exit");
+}
+
+#[tokio::test]
+async fn sigterm_past_the_drain_timeout_hands_the_job_back_and_ends_its_command() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let m = Manager::start(&url, "wk-handback").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let pid_arg = pid_file.display().to_string();
+    let mut worker = Worker::start(
+        &url,
+        &m.pool,
+        &["--drain-timeout", "300ms"],
+        &[],
+        &["sh", "-c", r#"echo $$ >> "$1"; sleep 300"#, "_", &pid_arg],
+    );
+    m.transport.publish(vec![m.attempt("h", 60_000)]).await.unwrap();
+    let pids = pids_in(&pid_file, 1);
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+
+    let handed_back =
+        |msgs: &[WorkerMsg]| msgs.iter().any(|m| matches!(m, WorkerMsg::Handback { reason: HandbackWhy::Drain, .. }));
+    let msgs = m.collect(handed_back).await;
+    assert!(handed_back(&msgs), "no handback; got {msgs:?}; stderr:\n{}", worker.stderr_text());
+    assert!(outcome(&msgs, "h.1").is_none(), "a handed-back job has no result");
+    assert_eq!(worker.exit_code(), Some(0), "stderr:\n{}", worker.stderr_text());
+    assert!(wait_until(LIMIT, || !alive(pids[0])), "the drained command still runs");
+    assert_eq!(m.pending(), 0, "the handed-back job was not acked");
+}
+
+#[tokio::test]
+async fn a_sigkilled_workers_command_dies_with_it() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let m = Manager::start(&url, "wk-kill9").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let pid_arg = pid_file.display().to_string();
+    // The command leaves its process group, as agents that daemonise do.
+    let script = r#"setsid sleep 300 & echo $! >> "$1"; echo $$ >> "$1"; wait"#;
+    let mut worker = Worker::start(&url, &m.pool, &[], &[], &["sh", "-c", script, "_", &pid_arg]);
+    m.transport.publish(vec![m.attempt("k", 60_000)]).await.unwrap();
+    let pids = pids_in(&pid_file, 2);
+    worker.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = worker.exit_code();
+    for pid in pids {
+        assert!(wait_until(LIMIT, || !alive(pid)), "process {pid} outlived its SIGKILLed worker");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_exits_2_with_the_brokers_words() {
+    if !broker_common::redis_server() {
+        return;
+    }
+    let own = OwnRedis::start_with(&["--requirepass", "the-right-one"]);
+    let mut worker = Worker::start(&own.url(None), "p", &[], &[("PITBOSS_BROKER_PASSWORD", "a-wrong-one")], &["cat"]);
+    assert_eq!(worker.exit_code(), Some(2), "stderr:\n{}", worker.stderr_text());
+    let stderr = worker.stderr_text();
+    assert!(stderr.contains("refused") && stderr.contains("WRONGPASS"), "{stderr}");
+    assert!(!stderr.contains("a-wrong-one"), "the password was shown: {stderr}");
+}
+
+#[test]
+fn a_password_in_the_url_or_a_shell_placeholder_is_refused_before_connecting() {
+    let run = |url: &str, cmd: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pitboss"))
+            .args(["worker", "--broker", url, "--pool", "p", "--"])
+            .args(cmd)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run("redis://u:hunter22@127.0.0.1:1", &["cat"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("PITBOSS_BROKER_PASSWORD") && !stderr.contains("hunter22"), "{stderr}");
+    let (code, stderr) = run("redis://127.0.0.1:1", &["sh", "-c", "echo {payload.x}"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("inside shell code"), "{stderr}");
+}
