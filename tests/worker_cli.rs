@@ -15,7 +15,7 @@ use broker_common::{run_id, wait_until, OwnRedis, SHARED_REDIS};
 use pitboss::io::broker::redis::{keys, RedisTransport};
 use pitboss::io::broker::url::BrokerUrl;
 use pitboss::io::broker::wire::{AttemptMsg, HandbackWhy, OutcomeStatus, OutputStream, RemoteOutcome, WorkerMsg};
-use pitboss::io::broker::{PoolOffer, RunScope, Transport};
+use pitboss::io::broker::{PoolOffer, RunScope, StopWhy, Transport};
 
 /// Longest wait for anything the worker should do (a broken feature fails, never hangs).
 const LIMIT: Duration = Duration::from_secs(20);
@@ -182,15 +182,26 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// Processes a test's command started, SIGKILLed (by pid) when the test ends, so a
+/// failing test leaves nothing running.
+struct Leftovers(Vec<i32>);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if alive(pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
 /// The pids a command wrote to `file` (one a line), once it wrote `count` of them.
 fn pids_in(file: &Path, count: usize) -> Vec<i32> {
     let mut pids = Vec::new();
     let written = wait_until(LIMIT, || {
-        pids = std::fs::read_to_string(file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
+        pids =
+            std::fs::read_to_string(file).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect();
         pids.len() >= count
     });
     assert!(written, "the command did not write {count} pid(s) to {}", file.display());
@@ -269,6 +280,7 @@ async fn a_timeout_ends_the_commands_whole_process_group() {
     m.transport.publish(vec![m.attempt("slow", 800)]).await.unwrap();
 
     let pids = pids_in(&pid_file, 2);
+    let _leftovers = Leftovers(pids.clone());
     let msgs = m.collect(has_result("slow.1")).await;
     let result = outcome(&msgs, "slow.1").unwrap_or_else(|| panic!("no result; stderr:\n{}", worker.stderr_text()));
     assert_eq!(result.status, OutcomeStatus::Failure);
@@ -288,10 +300,10 @@ async fn secrets_are_redacted_and_secret_looking_variables_are_not_passed() {
     let url = shared_url();
     let m = Manager::start(&url, "wk-secret").await;
     let secret = "s3cr3t-value-for-worker-test";
-    let script = r#"echo "secret=$PB_WORKER_SECRET other=${OTHER_API_TOKEN:-absent}"; echo "err $PB_WORKER_SECRET" >&2; exit 3"#;
+    let script =
+        r#"echo "secret=$PB_WORKER_SECRET other=${OTHER_API_TOKEN:-absent}"; echo "err $PB_WORKER_SECRET" >&2; exit 3"#;
     let env = [("PB_WORKER_SECRET", secret), ("OTHER_API_TOKEN", "tok-must-not-pass")];
-    let mut worker =
-        Worker::start(&url, &m.pool, &["--secret-env", "PB_WORKER_SECRET"], &env, &["sh", "-c", script]);
+    let mut worker = Worker::start(&url, &m.pool, &["--secret-env", "PB_WORKER_SECRET"], &env, &["sh", "-c", script]);
     m.transport.publish(vec![m.attempt("s", 30_000)]).await.unwrap();
 
     let msgs = m.collect(has_result("s.1")).await;
@@ -352,6 +364,7 @@ async fn sigterm_past_the_drain_timeout_hands_the_job_back_and_ends_its_command(
     );
     m.transport.publish(vec![m.attempt("h", 60_000)]).await.unwrap();
     let pids = pids_in(&pid_file, 1);
+    let _leftovers = Leftovers(pids.clone());
     worker.signal(nix::sys::signal::Signal::SIGTERM);
 
     let handed_back =
@@ -379,6 +392,7 @@ async fn a_sigkilled_workers_command_dies_with_it() {
     let mut worker = Worker::start(&url, &m.pool, &[], &[], &["sh", "-c", script, "_", &pid_arg]);
     m.transport.publish(vec![m.attempt("k", 60_000)]).await.unwrap();
     let pids = pids_in(&pid_file, 2);
+    let _leftovers = Leftovers(pids.clone());
     worker.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = worker.exit_code();
     for pid in pids {
@@ -415,4 +429,74 @@ fn a_password_in_the_url_or_a_shell_placeholder_is_refused_before_connecting() {
     let (code, stderr) = run("redis://127.0.0.1:1", &["sh", "-c", "echo {payload.x}"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("inside shell code"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_stop_from_the_manager_ends_the_command_and_says_stopped() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let m = Manager::start(&url, "wk-stop").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let pid_arg = pid_file.display().to_string();
+    // A short TTL makes heartbeats (which bring stops) come every second.
+    let mut worker = Worker::start(
+        &url,
+        &m.pool,
+        &["--ttl", "3s"],
+        &[],
+        &["sh", "-c", r#"echo $$ >> "$1"; sleep 300"#, "_", &pid_arg],
+    );
+    m.transport.publish(vec![m.attempt("c", 60_000)]).await.unwrap();
+    let pids = pids_in(&pid_file, 1);
+    let _leftovers = Leftovers(pids.clone());
+    m.transport.stop("c.1".into(), StopWhy::Cancel).await.unwrap();
+
+    let stopped = |msgs: &[WorkerMsg]| {
+        msgs.iter().any(|m| matches!(m, WorkerMsg::Stopped { key, stop: StopWhy::Cancel, .. } if key == "c.1"))
+    };
+    let msgs = m.collect(stopped).await;
+    assert!(stopped(&msgs), "no stopped message: {msgs:?}; stderr:\n{}", worker.stderr_text());
+    assert!(wait_until(LIMIT, || !alive(pids[0])), "the stopped command still runs");
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.exit_code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_result_written_while_the_broker_is_down_is_held_and_delivered_when_it_returns() {
+    if !broker_common::redis_server() {
+        return;
+    }
+    let mut own = OwnRedis::start();
+    let url = own.url(None);
+    let m = Manager::start(&url, "wk-outage").await;
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("go");
+    let gate_arg = gate.display().to_string();
+    // The command waits for the test's go, so the broker is down when it ends.
+    let script = r#"while [ ! -e "$1" ]; do sleep 0.05; done; echo "after the outage""#;
+    let mut worker = Worker::start(&url, &m.pool, &[], &[], &["sh", "-c", script, "_", &gate_arg]);
+    m.transport.publish(vec![m.attempt("o", 60_000)]).await.unwrap();
+    m.collect(started).await;
+
+    own.kill();
+    std::fs::write(&gate, b"").unwrap();
+    assert!(
+        wait_until(LIMIT, || worker.stderr_text().contains("holding results")),
+        "the worker did not say it holds its result; stderr:\n{}",
+        worker.stderr_text()
+    );
+    own.restart();
+    let deadline = Instant::now() + LIMIT;
+    while m.transport.connect().await.is_err() {
+        assert!(Instant::now() < deadline, "the manager cannot reconnect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let msgs = m.collect(has_result("o.1")).await;
+    let result = outcome(&msgs, "o.1").unwrap_or_else(|| panic!("result lost; stderr:\n{}", worker.stderr_text()));
+    assert_eq!(result.result, Some(serde_json::json!("after the outage")));
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.exit_code(), Some(0), "stderr:\n{}", worker.stderr_text());
 }

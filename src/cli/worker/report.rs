@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use super::slots::{Shared, Slot};
 use crate::core::decide::Outcome;
@@ -92,11 +92,14 @@ async fn run_attempt(shared: &Arc<Shared>, msg: &AttemptMsg, slot: &Arc<Slot>) -
     let base = spec.file_base.clone().unwrap_or_default();
     let (live_tx, live_rx) = broadcast::channel(256);
     let spec = AttemptSpec { live: Some(live_tx), ..spec };
-    let output = tokio::spawn(forward_output(shared.clone(), msg.run.clone(), msg.key.clone(), live_rx));
+    // `started` goes first: output waits until it is sent (or will never be).
+    let (started_tx, started_rx) = watch::channel(false);
+    let output = tokio::spawn(forward_output(shared.clone(), msg.run.clone(), msg.key.clone(), live_rx, started_rx));
     let (pid_tx, pid_rx) = oneshot::channel::<u32>();
     let started = {
         let (shared, msg) = (shared.clone(), msg.clone());
         tokio::spawn(async move {
+            let _sent = SetOnDrop(started_tx);
             let Ok(pid) = pid_rx.await else { return };
             let started = WorkerMsg::Started {
                 key: msg.key.clone(),
@@ -123,34 +126,33 @@ async fn run_attempt(shared: &Arc<Shared>, msg: &AttemptMsg, slot: &Arc<Slot>) -
             eprintln!("pitboss worker: {stream:?} output not saved: {error}");
         }),
     };
-    let end = supervise(
-        shared.runner.clone(),
-        Arc::new(SystemClock),
-        spec,
-        limits,
-        slot.stop_rx.clone(),
-        reports,
-    )
-    .await;
+    let end =
+        supervise(shared.runner.clone(), Arc::new(SystemClock), spec, limits, slot.stop_rx.clone(), reports).await;
     // Output and `started` go before the end, so the manager sees them in order.
     let _ = started.await;
     let _ = output.await;
     let asked = *slot.asked.lock().unwrap_or_else(|p| p.into_inner());
     let drained = slot.drained.load(Ordering::Relaxed);
     let succeeded = matches!(end, AttemptEnd::Outcome(Outcome::Success { .. }) | AttemptEnd::Planned(..));
-    let message = match (asked, drained, succeeded) {
+    // Only the manager's stops and this worker's own (drain, exit) end in a `Stopped`.
+    let stopped_here = drained || matches!(end, AttemptEnd::Stopped(..));
+    let message = match asked {
         // A success that beat the stop is a result all the same.
-        (_, _, true) => result_msg(msg, worker, end, &shared.setup.output_dir),
-        (Some(stop), _, false) => {
-            WorkerMsg::Stopped { key: msg.key.clone(), dispatch: msg.dispatch.clone(), worker, stop, remains: remains(&end) }
-        }
-        (None, true, false) => WorkerMsg::Handback {
+        _ if succeeded => result_msg(msg, worker, end, &shared.setup.output_dir),
+        Some(stop) => WorkerMsg::Stopped {
+            key: msg.key.clone(),
+            dispatch: msg.dispatch.clone(),
+            worker,
+            stop,
+            remains: remains(&end),
+        },
+        None if stopped_here => WorkerMsg::Handback {
             key: msg.key.clone(),
             dispatch: msg.dispatch.clone(),
             worker,
             reason: HandbackWhy::Drain,
         },
-        (None, false, false) => result_msg(msg, worker, end, &shared.setup.output_dir),
+        None => result_msg(msg, worker, end, &shared.setup.output_dir),
     };
     for stream in ["stdout", "stderr"] {
         let _ = std::fs::remove_file(shared.setup.output_dir.join(format!("{base}.{stream}")));
@@ -218,7 +220,13 @@ fn attempt_spec(shared: &Shared, msg: &AttemptMsg) -> Result<AttemptSpec, String
 /// Sends the attempt's output as it comes (already redacted by the runner), in
 /// pieces of at most [`MAX_OUTPUT_TEXT`] bytes every [`OUTPUT_EVERY`]. Lossy by
 /// design: a piece the broker does not take is dropped, the result carries the tails.
-async fn forward_output(shared: Arc<Shared>, run: String, key: String, mut rx: broadcast::Receiver<OutputChunk>) {
+async fn forward_output(
+    shared: Arc<Shared>,
+    run: String,
+    key: String,
+    mut rx: broadcast::Receiver<OutputChunk>,
+    mut started: watch::Receiver<bool>,
+) {
     let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut tick = tokio::time::interval(OUTPUT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -232,6 +240,12 @@ async fn forward_output(shared: Arc<Shared>, run: String, key: String, mut rx: b
             },
             _ = tick.tick() => {}
         }
+        if !*started.borrow() {
+            if open {
+                continue;
+            }
+            let _ = started.wait_for(|s| *s).await;
+        }
         for (i, stream) in [OutputStream::Stdout, OutputStream::Stderr].into_iter().enumerate() {
             if pending[i].is_empty() {
                 continue;
@@ -242,6 +256,15 @@ async fn forward_output(shared: Arc<Shared>, run: String, key: String, mut rx: b
                 let _ = shared.transport.report(&run, out).await;
             }
         }
+    }
+}
+
+/// Sets its flag when dropped, however the task holding it ends.
+struct SetOnDrop(watch::Sender<bool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
     }
 }
 

@@ -273,7 +273,8 @@ async fn heartbeats(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(shared.heartbeat_every()).await;
         let slots = shared.slots();
-        let running: Vec<Running> = slots.iter().map(|s| Running { entry: s.entry.clone(), key: s.key.clone() }).collect();
+        let running: Vec<Running> =
+            slots.iter().map(|s| Running { entry: s.entry.clone(), key: s.key.clone() }).collect();
         match shared.transport.heartbeat(&shared.registration(), running).await {
             Ok(stops) => {
                 shared.note_up();
