@@ -500,3 +500,97 @@ async fn a_result_written_while_the_broker_is_down_is_held_and_delivered_when_it
     worker.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(worker.exit_code(), Some(0), "stderr:\n{}", worker.stderr_text());
 }
+
+/// The ACL line documented for workers (as in tests/redis_transport.rs).
+const WORKER_ACL: &str = "resetkeys ~pitboss:* resetchannels &pitboss:* -@all +@connection \
+    +xreadgroup +xadd +xack +xclaim +xinfo|groups +set +del +zadd +zrem +zrangebyscore +mget +ping";
+
+/// Makes user `name` with password `password` and the worker ACL, minus `without`.
+fn acl_user(own: &OwnRedis, name: &str, password: &str, without: &[&str]) {
+    let mut conn = redis::Client::open(own.url(None)).unwrap().get_connection().unwrap();
+    let mut acl = redis::cmd("ACL");
+    acl.arg("SETUSER").arg(name).arg("on").arg(format!(">{password}"));
+    for word in WORKER_ACL.split_whitespace().filter(|w| !without.contains(w)) {
+        acl.arg(word);
+    }
+    acl.query::<()>(&mut conn).unwrap();
+}
+
+#[tokio::test]
+async fn an_acl_limited_user_is_enough_and_the_password_never_reaches_the_command() {
+    if !broker_common::redis_server() {
+        return;
+    }
+    let own = OwnRedis::start();
+    acl_user(&own, "pw", "worker-secret-pw", &[]);
+    let m = Manager::start(&own.url(None), "wk-acl").await;
+    let script = r#"echo "password=${PITBOSS_BROKER_PASSWORD:-none}""#;
+    let mut worker = Worker::start(
+        &own.url(Some("pw")),
+        &m.pool,
+        &[],
+        &[("PITBOSS_BROKER_PASSWORD", "worker-secret-pw")],
+        &["sh", "-c", script],
+    );
+    m.transport.publish(vec![m.attempt("a", 30_000)]).await.unwrap();
+    let msgs = m.collect(has_result("a.1")).await;
+    let result = outcome(&msgs, "a.1").unwrap_or_else(|| panic!("no result; stderr:\n{}", worker.stderr_text()));
+    assert_eq!(result.result, Some(serde_json::json!("password=none")), "{result:?}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", worker.pid())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("worker-secret-pw"));
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.exit_code(), Some(0), "stderr:\n{}", worker.stderr_text());
+}
+
+#[tokio::test]
+async fn an_acl_refusal_exits_2_with_the_brokers_words() {
+    if !broker_common::redis_server() {
+        return;
+    }
+    let own = OwnRedis::start();
+    acl_user(&own, "weak", "weak-secret-pw", &["+set"]);
+    let mut worker =
+        Worker::start(&own.url(Some("weak")), "p", &[], &[("PITBOSS_BROKER_PASSWORD", "weak-secret-pw")], &["cat"]);
+    assert_eq!(worker.exit_code(), Some(2), "stderr:\n{}", worker.stderr_text());
+    let stderr = worker.stderr_text();
+    assert!(stderr.contains("refused user weak") && stderr.contains("no permissions"), "{stderr}");
+}
+
+#[tokio::test]
+async fn concurrency_runs_jobs_side_by_side_and_a_missing_capability_hands_back() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let m = Manager::start(&url, "wk-conc").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mark, mark_arg) = (dir.path().join("marks"), dir.path().join("marks").display().to_string());
+    // Each job notes itself, then waits until two have (only possible side by side).
+    let script = r#"echo "$2" >> "$1"; while [ "$(wc -l < "$1")" -lt 2 ]; do sleep 0.05; done; echo ok"#;
+    let mut worker = Worker::start(
+        &url,
+        &m.pool,
+        &["--concurrency", "2", "--capability", "gpu"],
+        &[],
+        &["sh", "-c", script, "_", &mark_arg, "{id}"],
+    );
+    let mut needs_more = m.attempt("x", 30_000);
+    needs_more.capabilities = vec!["gpu".into(), "fpga".into()];
+    m.transport.publish(vec![m.attempt("a", 30_000), m.attempt("b", 30_000), needs_more]).await.unwrap();
+    let all = |msgs: &[WorkerMsg]| {
+        outcome(msgs, "a.1").is_some()
+            && outcome(msgs, "b.1").is_some()
+            && msgs.iter().any(|m| matches!(m, WorkerMsg::Handback { key, .. } if key == "x.1"))
+    };
+    let msgs = m.collect(all).await;
+    assert!(all(&msgs), "got {msgs:?}; stderr:\n{}", worker.stderr_text());
+    assert!(msgs
+        .iter()
+        .any(|m| matches!(m, WorkerMsg::Handback { key, reason: HandbackWhy::LacksCapability, .. } if key == "x.1")));
+    for key in ["a.1", "b.1"] {
+        assert_eq!(outcome(&msgs, key).unwrap().status, OutcomeStatus::Success);
+    }
+    let _ = std::fs::read_to_string(&mark).unwrap();
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.exit_code(), Some(0));
+}
