@@ -594,3 +594,25 @@ async fn concurrency_runs_jobs_side_by_side_and_a_missing_capability_hands_back(
     worker.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(worker.exit_code(), Some(0));
 }
+
+#[tokio::test]
+async fn a_planners_spawn_lines_travel_in_its_result() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let m = Manager::start(&url, "wk-plan").await;
+    let script = r#"echo '{"pitboss":"spawn","tasks":[{"id":"child","pool":"w"}]}'; echo planned"#;
+    let mut worker = Worker::start(&url, &m.pool, &[], &[], &["sh", "-c", script]);
+    m.transport.publish(vec![m.attempt("p", 30_000)]).await.unwrap();
+    let msgs = m.collect(has_result("p.1")).await;
+    let result = outcome(&msgs, "p.1").unwrap_or_else(|| panic!("no result; stderr:\n{}", worker.stderr_text()));
+    assert_eq!(result.status, OutcomeStatus::Success);
+    assert_eq!(
+        result.spawn,
+        Some(pitboss::io::broker::wire::SpawnLines::Tasks(vec![serde_json::json!({"id": "child", "pool": "w"})])),
+        "{result:?}"
+    );
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.exit_code(), Some(0));
+}
