@@ -124,7 +124,17 @@ fn remote_panes_name_their_host_and_idle_workers_show_dim() {
     assert!(screen.contains("encode #1 gpu @node2"), "{screen}");
     assert!(screen.contains("idle · gpu · node3"), "{screen}");
     assert!(screen.contains("Workers (2) · 1 idle"), "{screen}");
+    // The pool's limit is what its 3 one-slot workers offer, under its concurrency 4.
+    assert!(screen.contains("gpu    2/3"), "{screen}");
     insta::assert_snapshot!("broker_fleet", screen);
+}
+
+#[test]
+fn a_broker_pool_without_workers_says_so() {
+    let s = Script::new();
+    let screen = s.render(s.now, 120, 30);
+    assert!(screen.contains("gpu    0/0    no workers 2 queued"), "{screen}");
+    assert!(screen.contains("2 queued"), "{screen}");
 }
 
 #[test]
@@ -164,6 +174,8 @@ fn a_vanished_worker_is_red_for_five_minutes() {
     let screen = s.render(s.now + 1_000, 120, 30);
     assert!(!screen.contains("node1 pid"), "{screen}");
     assert!(screen.contains("left 1.0s ago · gpu · node3"), "{screen}");
+    // node2 alone is left: the two attempts running outnumber its one slot.
+    assert!(screen.contains("gpu    2/1"), "{screen}");
 }
 
 #[test]
