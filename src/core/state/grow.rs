@@ -56,7 +56,7 @@ impl RunState {
         self.tasks[p].links_mut().children = children;
         for h in held {
             let i = self.lookup(&h.task)?;
-            self.tasks[i].finding = Some(Box::new(h.finding.clone()));
+            self.tasks[i].links_mut().finding = Some(Box::new(h.finding.clone()));
             self.set_state(i, TaskState::AwaitingApproval { finding: h.finding.clone() });
         }
         Ok(())

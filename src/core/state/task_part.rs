@@ -266,15 +266,11 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         last_error,
         pool,
         degraded,
-        payload,
         links,
-        capture_failures,
-        verdicts,
-        finding,
-        approved,
         queue_ticket,
     } = task;
-    let TaskLinks { pool_override, parent, children } = links.get();
+    let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved } =
+        links.get();
     TaskOut {
         state: state_out(state),
         attempts: *attempts,
@@ -319,7 +315,16 @@ impl TaskIn {
             children,
             queue_ticket,
         } = self;
-        let links = Links::new(TaskLinks { pool_override, parent, children });
+        let links = Links::new(TaskLinks {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+        });
         Task {
             state: state.into_state(),
             attempts,
@@ -330,12 +335,7 @@ impl TaskIn {
             last_error,
             pool: pool.map(|name| shared(names, name)),
             degraded,
-            payload,
             links,
-            capture_failures,
-            verdicts,
-            finding,
-            approved,
             queue_ticket,
         }
     }

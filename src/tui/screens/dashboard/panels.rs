@@ -204,8 +204,7 @@ pub fn held_panel(frame: &mut Frame, area: Rect, scene: &Scene) {
             let id = fleet.state.task_id(i);
             // Rule and excerpt without the location: the limit hit fits 80 columns.
             let finding = fleet.state.tasks[i]
-                .finding
-                .as_deref()
+                .finding()
                 .map(|f| format!("{}: {}", f.rule, f.excerpt))
                 .unwrap_or_default();
             let since = fleet.held_at(i).map(|t| human_ms(scene.now_ms.saturating_sub(t))).unwrap_or_default();
