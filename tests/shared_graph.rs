@@ -19,8 +19,8 @@ fn state() -> RunState {
 fn a_clone_shares_the_graph_tables_instead_of_copying_them() {
     let state = state();
     let clone = state.clone();
-    assert!(std::ptr::eq(state.dependents.as_ptr(), clone.dependents.as_ptr()), "dependents copied");
-    assert!(std::ptr::eq(state.dependencies.as_ptr(), clone.dependencies.as_ptr()), "dependencies copied");
+    assert!(std::ptr::eq(&state.dependents, &clone.dependents), "dependents copied");
+    assert!(std::ptr::eq(&state.dependencies, &clone.dependencies), "dependencies copied");
     assert!(std::ptr::eq(state.eligible.as_ptr(), clone.eligible.as_ptr()), "eligible copied");
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::edge_table::EdgeTable;
 use super::id_index::IdIndex;
 use super::RunState;
 use crate::core::workflow::Workflow;
@@ -24,10 +25,10 @@ pub struct Graph {
     /// `RunState::restored`, never saved).
     #[serde(skip)]
     pub(super) index: IdIndex,
-    /// For each task, the tasks that depend on it.
-    pub dependents: Vec<Vec<usize>>,
+    /// For each task, the tasks that depend on it (`dependents[i]` is a slice).
+    pub dependents: EdgeTable,
     /// For each task, its dependencies.
-    pub dependencies: Vec<Vec<usize>>,
+    pub dependencies: EdgeTable,
     /// For each task, the pools it may run on: one shared list per distinct set (a
     /// run has a few; a `Vec` per task was 56 bytes and an allocation each). Written
     /// and read as a list of lists, as before.
@@ -46,13 +47,13 @@ impl Graph {
     pub(super) fn build(workflow: &Workflow) -> Graph {
         let index = IdIndex::build(&workflow.tasks);
         let n = workflow.tasks.len();
-        let mut dependents = vec![Vec::new(); n];
-        let mut dependencies = vec![Vec::new(); n];
+        let mut dependents = EdgeTable::with_rows(n);
+        let mut dependencies = EdgeTable::with_rows(n);
         for (i, t) in workflow.tasks.iter().enumerate() {
             for d in &t.depends_on {
                 if let Some(j) = index.get(&workflow.tasks, d) {
-                    dependents[j].push(i);
-                    dependencies[i].push(j);
+                    dependents.push(j, i);
+                    dependencies.push(i, j);
                 }
             }
         }

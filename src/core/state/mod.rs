@@ -21,6 +21,7 @@ use crate::core::workflow::Workflow;
 
 mod apply;
 mod chunked;
+mod edge_table;
 mod footprint;
 mod graph;
 pub mod grow;
@@ -36,6 +37,7 @@ mod task_part;
 mod task_record;
 mod task_serde;
 pub use chunked::{Chunked, CHUNK};
+pub use edge_table::EdgeTable;
 pub use graph::Graph;
 pub use held::finding_text;
 pub use parts::{BodyIn, BodyOut, Prepared, WorkflowIn, WorkflowOut, USUAL_TIMEOUT_MS};

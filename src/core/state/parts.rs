@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::graph::Graph;
 use super::readiness::Readiness;
 use super::task_part::{TasksIn, TasksOut};
-use super::{replicas, PoolState, RunState};
+use super::{replicas, EdgeTable, PoolState, RunState};
 use crate::core::task::TaskStateName;
 use crate::core::workflow::{
     Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskExtras, TaskSpec,
@@ -275,14 +275,14 @@ pub struct BodyOut<'a>(pub &'a RunState);
 /// give them (a planner's spawn adds edges from the spawner's children).
 #[derive(Serialize)]
 struct EdgesOut<'a> {
-    dependents: &'a [Vec<usize>],
-    dependencies: &'a [Vec<usize>],
+    dependents: &'a EdgeTable,
+    dependencies: &'a EdgeTable,
 }
 
 #[derive(Deserialize)]
 struct EdgesIn {
-    dependents: Vec<Vec<usize>>,
-    dependencies: Vec<Vec<usize>>,
+    dependents: EdgeTable,
+    dependencies: EdgeTable,
 }
 
 #[derive(Serialize)]
@@ -440,7 +440,7 @@ impl RunState {
     /// building anything.
     fn edges_are_derived(&self) -> bool {
         let g = &self.graph;
-        let deps_match = self.workflow.tasks.iter().zip(&g.dependencies).all(|(spec, deps)| {
+        let deps_match = self.workflow.tasks.iter().zip(g.dependencies.iter()).all(|(spec, deps)| {
             let mut known = spec.depends_on.iter().filter_map(|d| g.index.get(&self.workflow.tasks, d));
             deps.iter().all(|&j| known.next() == Some(j)) && known.next().is_none()
         });

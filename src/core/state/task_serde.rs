@@ -116,7 +116,7 @@ impl Serialize for Task {
             queue_ticket,
         } = self;
         let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved } =
-        links.get();
+            links.get();
         TaskOut {
             state,
             attempts: *attempts,
