@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::task_record::Ticket;
 use super::{count_slot, ApplyError, RunState};
 use crate::core::event::{AfterFailure, FailureClass, OutputStream};
 use crate::core::gates::{Verdict, VerdictKind};
@@ -72,7 +73,7 @@ impl RunState {
             let ticket = self.next_ticket;
             self.next_ticket += 1;
             self.queue.insert(ticket, i);
-            self.tasks[i].queue_ticket = Some(ticket);
+            self.tasks[i].queue_ticket = Ticket::new(Some(ticket));
             for k in 0..self.pools_for(i).len() {
                 let p = self.pools_for(i)[k];
                 self.pools[p].queued += 1;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::task_record::Ticket;
 use super::{Links, Task, TaskLinks, Tasks};
 use crate::core::checks::Finding;
 use crate::core::consensus::Round;
@@ -211,8 +212,8 @@ struct TaskOut<'a> {
     parent: &'a Option<usize>,
     #[serde(skip_serializing_if = "empty")]
     children: &'a [usize],
-    #[serde(skip_serializing_if = "none")]
-    queue_ticket: &'a Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_ticket: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -289,7 +290,7 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         approved: *approved,
         parent,
         children,
-        queue_ticket,
+        queue_ticket: queue_ticket.get(),
     }
 }
 
@@ -336,7 +337,7 @@ impl TaskIn {
             pool: pool.map(|name| shared(names, name)),
             degraded,
             links,
-            queue_ticket,
+            queue_ticket: Ticket::new(queue_ticket),
         }
     }
 }

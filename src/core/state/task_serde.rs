@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::task_record::{Links, Task, TaskLinks};
+use super::task_record::{Links, Task, TaskLinks, Ticket};
 use crate::core::checks::Finding;
 use crate::core::event::OutputStream;
 use crate::core::gates::Verdict;
@@ -58,7 +58,7 @@ struct TaskOut<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     children: &'a [usize],
     #[serde(skip_serializing_if = "Option::is_none")]
-    queue_ticket: &'a Option<u64>,
+    queue_ticket: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -135,7 +135,7 @@ impl Serialize for Task {
             approved: *approved,
             parent: *parent,
             children,
-            queue_ticket,
+            queue_ticket: queue_ticket.get(),
         }
         .serialize(s)
     }
@@ -183,7 +183,7 @@ impl<'de> Deserialize<'de> for Task {
                 finding,
                 approved,
             }),
-            queue_ticket,
+            queue_ticket: Ticket::new(queue_ticket),
         })
     }
 }
@@ -194,7 +194,7 @@ mod tests {
 
     use serde_json::json;
 
-    use super::super::task_record::{Links, Task, TaskLinks};
+    use super::super::task_record::{Links, Task, TaskLinks, Ticket};
     use crate::core::event::OutputStream;
     use crate::core::task::TaskState;
 
@@ -222,7 +222,7 @@ mod tests {
             approved: true,
             ..TaskLinks::default()
         };
-        task.queue_ticket = Some(9);
+        task.queue_ticket = Ticket::new(Some(9));
         task
     }
 
@@ -261,6 +261,6 @@ mod tests {
         // time-travel checkpoints: 288 bytes before the links were boxed, 240 before
         // the payload, verdicts, finding, approval and capture failures joined them.
         assert_eq!(std::mem::size_of::<Links>(), 8);
-        assert!(std::mem::size_of::<Task>() <= 168, "Task is {} bytes", std::mem::size_of::<Task>());
+        assert!(std::mem::size_of::<Task>() <= 160, "Task is {} bytes", std::mem::size_of::<Task>());
     }
 }
