@@ -137,7 +137,7 @@ pub(super) fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Ev
 /// else the workflow's): recording it again would change nothing.
 pub fn payload_unchanged(state: &RunState, i: usize, payload: &serde_json::Value) -> bool {
     let spec = &state.workflow.tasks[i].payload;
-    state.tasks[i].payload.as_ref().unwrap_or(spec).value() == *payload
+    state.tasks[i].payload().unwrap_or(spec).value() == *payload
 }
 
 /// The index of task `id` while it runs `attempt`.

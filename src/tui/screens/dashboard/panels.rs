@@ -209,11 +209,8 @@ pub fn held_panel(frame: &mut Frame, area: Rect, scene: &Scene) {
         .map(|&i| {
             let id = fleet.state.task_id(i);
             // Rule and excerpt without the location: the limit hit fits 80 columns.
-            let finding = fleet.state.tasks[i]
-                .finding
-                .as_deref()
-                .map(|f| format!("{}: {}", f.rule, f.excerpt))
-                .unwrap_or_default();
+            let finding =
+                fleet.state.tasks[i].finding().map(|f| format!("{}: {}", f.rule, f.excerpt)).unwrap_or_default();
             let since = fleet.held_at(i).map(|t| human_ms(scene.now_ms.saturating_sub(t))).unwrap_or_default();
             Line::from(truncate(&escape_line(&format!("{id}  {since}  {finding}")), width.saturating_sub(1)))
         })
