@@ -246,6 +246,9 @@ async fn unacked_results_are_read_again_by_a_restarted_manager() {
     s.worker.report(&s.run, success("a.1", "d", "w")).await.unwrap();
     let first = until_some(|| async { s.manager.read_inbound(10).await.unwrap() }).await;
     assert_eq!(first.len(), 1);
+    // A reconnect of the same manager does not hand it out twice (it is not acked yet).
+    s.manager.connect().await.unwrap();
+    assert!(s.manager.read_inbound(10).await.unwrap().is_empty(), "no duplicate after a reconnect");
     // The manager dies before committing: a new one reads the same result again.
     let again = RedisTransport::new(
         &BrokerUrl::parse(&shared_url()).unwrap(),
