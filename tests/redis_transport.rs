@@ -609,3 +609,18 @@ async fn a_worker_serves_every_live_run_of_its_pool_and_skips_cleaned_ones() {
     assert_eq!(jobs.len(), 1, "the live run is still served");
     assert_eq!(jobs[0].entry.run, s.run);
 }
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn tls_to_a_plain_server_is_a_clear_error_not_a_panic() {
+    if !broker_common::redis_server() {
+        return;
+    }
+    let own = OwnRedis::start();
+    let url = BrokerUrl::parse(&format!("rediss://127.0.0.1:{}", own.port)).unwrap();
+    let t =
+        RedisTransport::new(&url, None, RunScope { run: run_id("tls"), pools: vec![], manager: "h:1".into() }).unwrap();
+    let err =
+        tokio::time::timeout(Duration::from_secs(15), t.connect()).await.expect("fails, never hangs").unwrap_err();
+    assert!(err.to_string().contains(&format!("rediss://127.0.0.1:{}", own.port)), "{err}");
+}
