@@ -78,7 +78,7 @@ fn gates_run_in_order_and_a_failure_is_a_failed_attempt() {
     assert_eq!(core.task("t").state.name(), TaskStateName::RetryWait);
     assert_eq!(core.task("t").result.as_ref().map(|r| r.value()), None, "a result that failed a gate does not count");
     // Every verdict is kept, the critique byte for byte.
-    let fb = feedback(&core.task("t").verdicts);
+    let fb = feedback(core.task("t").verdicts());
     assert_eq!(fb[0]["verdict"], "passed");
     assert_eq!(fb[1]["verdict"], "failed");
     assert_eq!(fb[1]["gate"], "command");

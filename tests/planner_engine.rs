@@ -97,7 +97,7 @@ async fn approving_a_held_child_runs_it_and_the_run_finishes() {
     assert!(at("task_approved", "plan/b") < at("attempt_started", "plan/b"), "{kinds:?}");
     assert!(at("attempt_succeeded", "plan/b") < at("attempt_started", "publish"), "{kinds:?}");
     assert_eq!(ran, ["plan/a", "plan/b", "publish"]);
-    let doc: Value = serde_json::to_value(&state.tasks[state.task_index("plan/b").unwrap()].finding).unwrap();
+    let doc: Value = serde_json::to_value(state.tasks[state.task_index("plan/b").unwrap()].finding()).unwrap();
     assert_eq!(doc["rule"], "planner/max-children");
 }
 

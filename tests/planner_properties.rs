@@ -162,7 +162,7 @@ proptest! {
                     let held = log.iter().any(|e| matches!(e, Event::TasksSpawned { held, .. } if held.iter().any(|h| &h.task == task)));
                     // An operator's explicit retry of a rejected task runs it too (DESIGN §5).
                     let retried = log.iter().any(|e| matches!(e, Event::TaskRequeued { task: t, .. } if t == task));
-                    prop_assert!(!held || state.tasks[i].approved || retried, "{} started while held", task);
+                    prop_assert!(!held || state.tasks[i].approved() || retried, "{} started while held", task);
                 }
             }
             check(&state, &log)?;

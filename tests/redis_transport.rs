@@ -246,6 +246,9 @@ async fn unacked_results_are_read_again_by_a_restarted_manager() {
     s.worker.report(&s.run, success("a.1", "d", "w")).await.unwrap();
     let first = until_some(|| async { s.manager.read_inbound(10).await.unwrap() }).await;
     assert_eq!(first.len(), 1);
+    // A reconnect of the same manager does not hand it out twice (it is not acked yet).
+    s.manager.connect().await.unwrap();
+    assert!(s.manager.read_inbound(10).await.unwrap().is_empty(), "no duplicate after a reconnect");
     // The manager dies before committing: a new one reads the same result again.
     let again = RedisTransport::new(
         &BrokerUrl::parse(&shared_url()).unwrap(),
@@ -539,4 +542,85 @@ fn attempt_for(run: &str, pool: &str, task: &str) -> AttemptMsg {
         deadline_ms: u64::MAX / 2,
         capabilities: vec![],
     }
+}
+
+#[tokio::test]
+async fn events_reach_subscribers_of_the_runs_channel() {
+    use futures_util::StreamExt;
+    if !broker_common::redis() {
+        return;
+    }
+    let s = setup(&shared_url(), None);
+    s.manager.connect().await.unwrap();
+    let client = redis::Client::open(shared_url()).unwrap();
+    let mut sub = client.get_async_pubsub().await.unwrap();
+    sub.subscribe(format!("pitboss:{}:events", s.run)).await.unwrap();
+    let line: Arc<str> = Arc::from(r#"{"seq":1,"type":"run_started"}"#);
+    s.manager.publish_event(Arc::clone(&line)).await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(10), sub.on_message().next())
+        .await
+        .expect("the event within 10 s")
+        .expect("a message");
+    assert_eq!(msg.get_payload::<String>().unwrap(), &*line);
+}
+
+#[tokio::test]
+async fn a_worker_serves_every_live_run_of_its_pool_and_skips_cleaned_ones() {
+    if !broker_common::redis() {
+        return;
+    }
+    let s = setup(&shared_url(), None);
+    let other_run = run_id("rt2");
+    let _cleanup = Cleanup { url: shared_url(), run: other_run.clone(), pool: s.pool.clone() };
+    let other = RedisTransport::new(
+        &BrokerUrl::parse(&shared_url()).unwrap(),
+        None,
+        RunScope {
+            run: other_run.clone(),
+            pools: vec![PoolOffer { name: s.pool.clone(), capabilities: vec![] }],
+            manager: "testhost:3".into(),
+        },
+    )
+    .unwrap();
+    s.manager.connect().await.unwrap();
+    other.connect().await.unwrap();
+    s.worker.connect().await.unwrap();
+    s.manager.publish(vec![attempt(&s, "x")]).await.unwrap();
+    other.publish(vec![attempt_for(&other_run, &s.pool, "y")]).await.unwrap();
+    let mut runs = Vec::new();
+    while runs.len() < 2 {
+        let jobs = until_some(|| async { s.worker.next_jobs(4).await.unwrap() }).await;
+        assert!(!jobs.is_empty(), "both runs' attempts are read");
+        runs.extend(jobs.into_iter().map(|j| j.entry.run));
+    }
+    runs.sort();
+    let mut want = vec![s.run.clone(), other_run.clone()];
+    want.sort();
+    assert_eq!(runs, want);
+
+    // The other run's keys vanish while it is still advertised (a manager that
+    // crashed after cleaning): the worker leaves it out instead of failing.
+    let client = redis::Client::open(shared_url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL").arg(format!("pitboss:{other_run}:q:{}", s.pool)).query_async(&mut raw).await.unwrap();
+    other.refresh().await.unwrap();
+    s.manager.publish(vec![attempt(&s, "w")]).await.unwrap();
+    let jobs = until_some(|| async { s.worker.next_jobs(4).await.unwrap() }).await;
+    assert_eq!(jobs.len(), 1, "the live run is still served");
+    assert_eq!(jobs[0].entry.run, s.run);
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn tls_to_a_plain_server_is_a_clear_error_not_a_panic() {
+    if !broker_common::redis_server() {
+        return;
+    }
+    let own = OwnRedis::start();
+    let url = BrokerUrl::parse(&format!("rediss://127.0.0.1:{}", own.port)).unwrap();
+    let t =
+        RedisTransport::new(&url, None, RunScope { run: run_id("tls"), pools: vec![], manager: "h:1".into() }).unwrap();
+    let err =
+        tokio::time::timeout(Duration::from_secs(15), t.connect()).await.expect("fails, never hangs").unwrap_err();
+    assert!(err.to_string().contains(&format!("rediss://127.0.0.1:{}", own.port)), "{err}");
 }

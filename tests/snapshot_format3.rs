@@ -98,10 +98,10 @@ fn a_spec_with_every_field_set_reads_back_the_same() {
         task.last_error = Some(Arc::from("no"));
         task.pool = Some(Arc::from("q"));
         task.degraded = k % 2 == 0;
-        task.payload = Some(json!([k]).into());
+        task.links_mut().payload = Some(json!([k]).into());
         task.links_mut().pool_override = Some(1);
-        task.finding = Some(Box::new(finding.clone()));
-        task.approved = true;
+        task.links_mut().finding = Some(Box::new(finding.clone()));
+        task.links_mut().approved = true;
         task.links_mut().parent = Some(0);
         task.links_mut().children = vec![1, 2];
         assert_round_trips(&state, at, &format!("every field, task state {k}"));

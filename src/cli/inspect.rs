@@ -203,11 +203,11 @@ fn fold_task_log(dir: &Path, id: &str) -> Result<TaskLog, (u8, String)> {
 /// One line per gate verdict: gate, kind, verdict, score, time, reason; then the
 /// critique, one line each.
 fn print_verdicts(task: &crate::core::Task, say: &dyn Fn(String)) {
-    if task.verdicts.is_empty() {
+    if task.verdicts().is_empty() {
         return;
     }
     say("gates:".to_string());
-    for v in &task.verdicts {
+    for v in task.verdicts() {
         let score = v.score.map(|s| format!(" score {s}")).unwrap_or_default();
         let label = gate_label(v.index, v.kind);
         // A failure's reason starts with the gate's label and verdict, shown already.
@@ -287,8 +287,8 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: 
     }
     let states: Vec<&str> = path.iter().map(|n| n.as_str()).collect();
     say(format!("states: {}", states.join(" → ")));
-    if let Some(finding) = &task.finding {
-        let answer = if task.approved { " (approved by an operator)" } else { "" };
+    if let Some(finding) = task.finding() {
+        let answer = if task.approved() { " (approved by an operator)" } else { "" };
         say(format!("input guard: {}{answer}", crate::core::hold::finding_text(finding)));
     }
     print_verdicts(task, &say);

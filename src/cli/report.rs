@@ -47,13 +47,13 @@ pub fn task_json(state: &RunState, i: usize) -> Value {
         "degraded": t.degraded || matches!(t.state, TaskState::Completed { degraded: true }),
     });
     // Only for tasks the input guard flagged, so other documents are unchanged.
-    if let (Some(finding), Some(obj)) = (&t.finding, doc.as_object_mut()) {
+    if let (Some(finding), Some(obj)) = (t.finding(), doc.as_object_mut()) {
         obj.insert("finding".into(), serde_json::to_value(finding).unwrap_or_default());
-        obj.insert("approved".into(), json!(t.approved));
+        obj.insert("approved".into(), json!(t.approved()));
     }
     // Only for tasks with gate verdicts, so documents of gate-free runs are unchanged.
-    if let (false, Some(obj)) = (t.verdicts.is_empty(), doc.as_object_mut()) {
-        obj.insert("verdicts".into(), serde_json::to_value(&t.verdicts).unwrap_or_default());
+    if let (false, Some(obj)) = (t.verdicts().is_empty(), doc.as_object_mut()) {
+        obj.insert("verdicts".into(), serde_json::to_value(t.verdicts()).unwrap_or_default());
     }
     doc
 }

@@ -32,10 +32,10 @@ pub fn inputs(state: &RunState, i: usize) -> Value {
 /// payload or inputs hold a prompt-injection shape; otherwise nothing.
 pub fn check(state: &RunState, i: usize) -> Option<Event> {
     let task = &state.tasks[i];
-    if task.state != TaskState::Queued || task.approved || !guarded(state, i) {
+    if task.state != TaskState::Queued || task.approved() || !guarded(state, i) {
         return None;
     }
-    let payload = task.payload.as_ref().unwrap_or(&state.workflow.tasks[i].payload).value();
+    let payload = task.payload().unwrap_or(&state.workflow.tasks[i].payload).value();
     let finding = inspect_input(&payload, &inputs(state, i))?;
     Some(Event::TaskHeld { task: state.task_id(i).to_string(), finding })
 }
@@ -86,7 +86,7 @@ pub fn answer(state: &RunState, id: String, answer: Answer) -> Option<Event> {
     Some(match answer {
         Answer::Approve => Event::TaskApproved { task: id },
         Answer::Reject => {
-            let reason = match &state.tasks[i].finding {
+            let reason = match state.tasks[i].finding() {
                 Some(f) => format!("rejected by an operator: {}", finding_text(f)),
                 None => "rejected by an operator".to_string(),
             };

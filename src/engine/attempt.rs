@@ -20,7 +20,7 @@ impl Engine {
     /// filled for `attempt`: the one place workers, replicas and reviewers get them.
     pub(super) fn filled(&self, i: usize, attempt: u32, templates: &[String]) -> Result<Vec<String>, FillError> {
         let spec = &self.state.workflow.tasks[i];
-        let payload = &self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload).value();
+        let payload = &self.state.tasks[i].payload().unwrap_or(&spec.payload).value();
         let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
         let exe = self.config.pitboss_exe.display().to_string();
         let state_dir = self.config.state_dir.display().to_string();
@@ -84,7 +84,7 @@ impl Engine {
         let i = self.state.task_index(task).ok_or_else(|| format!("unknown task {task:?}"))?;
         let spec = &wf.tasks[i];
         let pool_spec = wf.pool_index(pool).map(|p| &wf.pools[p]).ok_or_else(|| format!("unknown pool {pool:?}"))?;
-        let payload = &self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload).value();
+        let payload = &self.state.tasks[i].payload().unwrap_or(&spec.payload).value();
         let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
         let state_dir = self.config.state_dir.display().to_string();
         let persistent = (pool_spec.mode == PoolMode::Persistent).then(|| self.worker_spec(pool));
@@ -100,7 +100,7 @@ impl Engine {
                 let inputs = crate::core::spawn::inputs(&self.state, i);
                 let mut doc = task_json(view, inputs);
                 // DESIGN §4: every earlier gate verdict, so the agent can fix what failed.
-                let verdicts = &self.state.tasks[i].verdicts;
+                let verdicts = self.state.tasks[i].verdicts();
                 if let (false, Some(obj)) = (verdicts.is_empty(), doc.as_object_mut()) {
                     obj.insert("feedback".into(), feedback(verdicts));
                 }

@@ -164,7 +164,7 @@ impl Engine {
             .collect();
         env.extend(spec.env);
         let earlier = self.state.tasks[i]
-            .verdicts
+            .verdicts()
             .iter()
             .filter(|v| v.index == index && v.kind == GateKind::Perf && v.verdict == VerdictKind::Passed)
             .filter_map(|v| verdict::measured_median(&v.reason))
@@ -191,7 +191,7 @@ impl Engine {
     /// program or a reviewer is told about the task).
     fn task_doc(&self, i: usize, attempt: u32) -> Value {
         let spec = &self.state.workflow.tasks[i];
-        let payload = &self.state.tasks[i].payload.as_ref().unwrap_or(&spec.payload).value();
+        let payload = &self.state.tasks[i].payload().unwrap_or(&spec.payload).value();
         let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
         let inputs: Map<String, Value> = self.state.dependencies[i]
             .iter()

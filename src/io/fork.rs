@@ -249,7 +249,7 @@ fn fork_events(state: &RunState, seq: u64, options: &ForkOptions) -> Result<Adde
             _ => {}
         }
         let spec = &check.workflow.tasks[i].payload;
-        let current = check.tasks[i].payload.as_ref().unwrap_or(spec).value();
+        let current = check.tasks[i].payload().unwrap_or(spec).value();
         if &current == payload {
             continue;
         }

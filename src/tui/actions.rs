@@ -217,7 +217,7 @@ pub fn edit_in_editor(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Requ
         vs.message = Some(why);
         return Vec::new();
     }
-    let payload = fleet.state.tasks[i].payload.as_ref().unwrap_or(&fleet.state.workflow.tasks[i].payload);
+    let payload = fleet.state.tasks[i].payload().unwrap_or(&fleet.state.workflow.tasks[i].payload);
     let text = serde_json::to_string_pretty(payload).unwrap_or_else(|_| payload.to_string()) + "\n";
     vec![Request::Edit { task: task.to_string(), text }]
 }

@@ -143,7 +143,7 @@ fn finding_lines(fleet: &Fleet, targets: &[usize]) -> Vec<String> {
     let mut by_rule: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
     for &i in targets {
-        let Some(f) = fleet.state.tasks[i].finding.as_deref() else { continue };
+        let Some(f) = fleet.state.tasks[i].finding() else { continue };
         let entry = by_rule.entry(f.rule.as_str()).or_insert_with(|| {
             order.push(f.rule.as_str());
             (0, i)
@@ -151,13 +151,13 @@ fn finding_lines(fleet: &Fleet, targets: &[usize]) -> Vec<String> {
         entry.0 += 1;
     }
     if let ([only], [rule]) = (targets, order.as_slice()) {
-        let finding = fleet.state.tasks[*only].finding.as_deref().map(finding_text).unwrap_or_default();
+        let finding = fleet.state.tasks[*only].finding().map(finding_text).unwrap_or_default();
         return vec![format!("{}: {finding}", who_held(rule))];
     }
     let mut lines = vec!["What held them:".to_string()];
     for rule in order.iter().take(PREVIEW_RULES) {
         let (n, first) = by_rule[rule];
-        let f = fleet.state.tasks[first].finding.as_deref().expect("counted from a finding");
+        let f = fleet.state.tasks[first].finding().expect("counted from a finding");
         lines.push(format!("  {rule} ({n}): {}: {}", f.location, f.excerpt));
     }
     if order.len() > PREVIEW_RULES {

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::edge_table::EdgeTable;
 use super::id_index::IdIndex;
+use super::pool_sets::PoolSets;
 use super::RunState;
 use crate::core::workflow::Workflow;
 
@@ -24,14 +26,14 @@ pub struct Graph {
     /// `RunState::restored`, never saved).
     #[serde(skip)]
     pub(super) index: IdIndex,
-    /// For each task, the tasks that depend on it.
-    pub dependents: Vec<Vec<usize>>,
+    /// For each task, the tasks that depend on it (`dependents[i]` is a slice).
+    pub dependents: EdgeTable,
     /// For each task, its dependencies.
-    pub dependencies: Vec<Vec<usize>>,
-    /// For each task, the pools it may run on: one shared list per distinct set (a
-    /// run has a few; a `Vec` per task was 56 bytes and an allocation each). Written
-    /// and read as a list of lists, as before.
-    pub eligible: Vec<Arc<[usize]>>,
+    pub dependencies: EdgeTable,
+    /// For each task, the pools it may run on (`eligible[i]` is a slice): each
+    /// distinct set once, 4 bytes a task (see `pool_sets`). Written and read as a
+    /// list of lists, as before.
+    pub eligible: PoolSets,
     /// Each pool's name, once for the run (derived from the workflow, never saved):
     /// every task's `pool` shares it, so cloning a task allocates nothing for it.
     #[serde(skip)]
@@ -46,37 +48,24 @@ impl Graph {
     pub(super) fn build(workflow: &Workflow) -> Graph {
         let index = IdIndex::build(&workflow.tasks);
         let n = workflow.tasks.len();
-        let mut dependents = vec![Vec::new(); n];
-        let mut dependencies = vec![Vec::new(); n];
+        let mut dependents = EdgeTable::with_rows(n);
+        let mut dependencies = EdgeTable::with_rows(n);
         for (i, t) in workflow.tasks.iter().enumerate() {
             for d in &t.depends_on {
                 if let Some(j) = index.get(&workflow.tasks, d) {
-                    dependents[j].push(i);
-                    dependencies[i].push(j);
+                    dependents.push(j, i);
+                    dependencies.push(i, j);
                 }
             }
         }
-        let mut sets: std::collections::HashMap<Vec<usize>, Arc<[usize]>> = std::collections::HashMap::new();
-        let eligible = workflow
-            .tasks
-            .iter()
-            .map(|t| {
-                let set = workflow.eligible_pools(t);
-                Arc::clone(sets.entry(set).or_insert_with_key(|set| Arc::from(set.as_slice())))
-            })
-            .collect();
+        let eligible = PoolSets::from_rows(workflow.tasks.iter().map(|t| workflow.eligible_pools(t)));
         let pool_names = workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
         Graph { index, dependents, dependencies, eligible, pool_names }
     }
 
-    /// Task `i`'s eligible pools as a shared list: the one its predecessor has when
-    /// equal (a spawn's or submit's tasks are mostly alike), else a new one.
+    /// A task appended with `set` as its eligible pools.
     pub(super) fn push_eligible(&mut self, set: Vec<usize>) {
-        let shared = match self.eligible.last() {
-            Some(last) if **last == *set => Arc::clone(last),
-            _ => Arc::from(set),
-        };
-        self.eligible.push(shared);
+        self.eligible.push(set);
     }
 
     /// Pool `p`'s shared name.

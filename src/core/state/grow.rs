@@ -47,7 +47,7 @@ impl RunState {
         let first = self.tasks.len();
         self.append(tasks, Some(p))?;
         let children: Vec<usize> = (first..self.tasks.len()).collect();
-        let waiting = self.dependents[p].clone();
+        let waiting = self.dependents[p].to_vec();
         for &c in &children {
             for &d in &waiting {
                 self.add_edge(c, d);
@@ -56,7 +56,7 @@ impl RunState {
         self.tasks[p].links_mut().children = children;
         for h in held {
             let i = self.lookup(&h.task)?;
-            self.tasks[i].finding = Some(Box::new(h.finding.clone()));
+            self.tasks[i].links_mut().finding = Some(Box::new(h.finding.clone()));
             self.set_state(i, TaskState::AwaitingApproval { finding: h.finding.clone() });
         }
         Ok(())
@@ -103,8 +103,8 @@ impl RunState {
             task.links_mut().parent = parent;
             self.tasks.push(task);
             self.counts[count_slot(TaskStateName::Blocked)] += 1;
-            graph.dependents.push(Vec::new());
-            graph.dependencies.push(Vec::new());
+            graph.dependents.push_row();
+            graph.dependencies.push_row();
             graph.push_eligible(self.workflow.eligible_pools(t));
             self.readiness.push_task();
         }
@@ -141,8 +141,8 @@ impl RunState {
             return;
         }
         let graph = Arc::make_mut(&mut self.graph);
-        graph.dependencies[to].push(from);
-        graph.dependents[from].push(to);
+        graph.dependencies.push(to, from);
+        graph.dependents.push(from, to);
         self.readiness.count_edge(from, to);
     }
 }

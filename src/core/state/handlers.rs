@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::task_record::Ticket;
 use super::{count_slot, ApplyError, RunState};
 use crate::core::event::{AfterFailure, FailureClass, OutputStream};
 use crate::core::gates::{Verdict, VerdictKind};
@@ -72,7 +73,7 @@ impl RunState {
             let ticket = self.next_ticket;
             self.next_ticket += 1;
             self.queue.insert(ticket, i);
-            self.tasks[i].queue_ticket = Some(ticket);
+            self.tasks[i].queue_ticket = Ticket::new(Some(ticket));
             for k in 0..self.pools_for(i).len() {
                 let p = self.pools_for(i)[k];
                 self.pools[p].queued += 1;
@@ -151,7 +152,7 @@ impl RunState {
     pub(super) fn edit_payload(&mut self, kind: &'static str, id: &str, payload: &Value) -> Result<(), ApplyError> {
         let i =
             self.task_where(kind, id, |s| !matches!(s, TaskState::Running { .. } | TaskState::Validating { .. }))?;
-        self.tasks[i].payload = Some(JsonText::of(payload));
+        self.tasks[i].links_mut().payload = Some(JsonText::of(payload));
         Ok(())
     }
 
@@ -218,7 +219,7 @@ impl RunState {
         if attempt == 0 || attempt > self.tasks[i].attempts {
             return Err(self.illegal(kind, i));
         }
-        let failures = &mut self.tasks[i].capture_failures;
+        let failures = &mut self.tasks[i].links_mut().capture_failures;
         if !failures.contains(&(attempt, stream)) {
             failures.push((attempt, stream));
         }
@@ -279,7 +280,7 @@ impl RunState {
         // A verdict ends the gate that was in flight: a row of crashes is broken (the
         // poison pill's own `gate_error` ends the task, whose requeue starts a new row).
         self.tasks[i].crashes = 0;
-        self.tasks[i].verdicts.push(Verdict {
+        self.tasks[i].links_mut().verdicts.push(Verdict {
             attempt,
             index,
             kind,
@@ -345,7 +346,7 @@ impl RunState {
         self.tasks[i].last_error = Some(error.into());
         // A crash was counted when the next manager started (`count_crash`); any other
         // end of an attempt breaks a row of crashes.
-        if class != FailureClass::ManagerCrashed {
+        if !matches!(class, FailureClass::ManagerCrashed | FailureClass::WorkerLost) {
             self.tasks[i].crashes = 0;
         }
     }

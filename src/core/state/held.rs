@@ -20,7 +20,7 @@ impl RunState {
     /// `task_held`: a queued task the guard flagged leaves the queue for the operator.
     pub(super) fn hold(&mut self, kind: &'static str, id: &str, finding: &Finding) -> Result<(), ApplyError> {
         let i = self.task_where(kind, id, |s| *s == TaskState::Queued)?;
-        self.tasks[i].finding = Some(Box::new(finding.clone()));
+        self.tasks[i].links_mut().finding = Some(Box::new(finding.clone()));
         self.set_state(i, TaskState::AwaitingApproval { finding: finding.clone() });
         Ok(())
     }
@@ -30,8 +30,8 @@ impl RunState {
     /// instead: its dependencies decide when it runs (the same step settles it).
     pub(super) fn approve(&mut self, kind: &'static str, id: &str) -> Result<(), ApplyError> {
         let i = self.task_where(kind, id, |s| matches!(s, TaskState::AwaitingApproval { .. }))?;
-        self.tasks[i].approved = true;
-        let spawned = self.tasks[i].finding.as_deref().is_some_and(super::grow::held_at_spawn);
+        self.tasks[i].links_mut().approved = true;
+        let spawned = self.tasks[i].finding().is_some_and(super::grow::held_at_spawn);
         self.set_state(i, if spawned { TaskState::Blocked } else { TaskState::Queued });
         Ok(())
     }

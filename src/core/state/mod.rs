@@ -21,6 +21,7 @@ use crate::core::workflow::Workflow;
 
 mod apply;
 mod chunked;
+mod edge_table;
 mod footprint;
 mod graph;
 pub mod grow;
@@ -28,17 +29,21 @@ mod handlers;
 mod held;
 mod id_index;
 mod parts;
+mod pool_sets;
 mod pools;
 mod readiness;
+pub mod remote;
 pub mod replicas;
 mod snapshot;
 mod task_part;
 mod task_record;
 mod task_serde;
 pub use chunked::{Chunked, CHUNK};
+pub use edge_table::EdgeTable;
 pub use graph::Graph;
 pub use held::finding_text;
 pub use parts::{BodyIn, BodyOut, Prepared, WorkflowIn, WorkflowOut, USUAL_TIMEOUT_MS};
+pub use pool_sets::PoolSets;
 pub use pools::PoolState;
 use readiness::Readiness;
 pub use readiness::Standing;
@@ -116,6 +121,10 @@ pub struct RunState {
     readiness: Readiness,
     /// Where the replicas of each running consensus attempt run (see `replicas`).
     pub seats: BTreeMap<usize, replicas::Seats>,
+    /// Broker mode: the link and the remote workers (see `remote`); empty without a
+    /// broker, and absent from older snapshots.
+    #[serde(default)]
+    pub remote: remote::Remote,
 }
 
 fn count_slot(name: TaskStateName) -> usize {
@@ -147,6 +156,7 @@ impl RunState {
             counts,
             dependency_visits: 0,
             seats: BTreeMap::new(),
+            remote: remote::Remote::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! their transitions. The counts are part of the fold (kept by `set_state`), so a
 //! replayed log has the same counts as the live run.
 
-use super::{Chunked, RunState};
+use super::{Chunked, EdgeTable, RunState};
 use crate::core::task::TaskState;
 
 /// What a task is to the tasks that depend on it.
@@ -34,7 +34,7 @@ pub(super) struct Readiness {
 
 impl Readiness {
     /// Every task pending: each waits for all its dependencies.
-    pub(super) fn new(dependencies: &[Vec<usize>]) -> Readiness {
+    pub(super) fn new(dependencies: &EdgeTable) -> Readiness {
         Readiness {
             unsatisfied: dependencies.iter().map(|d| u32::try_from(d.len()).unwrap_or(u32::MAX)).collect(),
             failed: Chunked::from_elem(0, dependencies.len()),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::task_record::Ticket;
 use super::{Links, Task, TaskLinks, Tasks};
 use crate::core::checks::Finding;
 use crate::core::consensus::Round;
@@ -211,8 +212,8 @@ struct TaskOut<'a> {
     parent: &'a Option<usize>,
     #[serde(skip_serializing_if = "empty")]
     children: &'a [usize],
-    #[serde(skip_serializing_if = "none")]
-    queue_ticket: &'a Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_ticket: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -266,15 +267,11 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         last_error,
         pool,
         degraded,
-        payload,
         links,
-        capture_failures,
-        verdicts,
-        finding,
-        approved,
         queue_ticket,
     } = task;
-    let TaskLinks { pool_override, parent, children } = links.get();
+    let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved } =
+        links.get();
     TaskOut {
         state: state_out(state),
         attempts: *attempts,
@@ -293,7 +290,7 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         approved: *approved,
         parent,
         children,
-        queue_ticket,
+        queue_ticket: queue_ticket.get(),
     }
 }
 
@@ -319,7 +316,16 @@ impl TaskIn {
             children,
             queue_ticket,
         } = self;
-        let links = Links::new(TaskLinks { pool_override, parent, children });
+        let links = Links::new(TaskLinks {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+        });
         Task {
             state: state.into_state(),
             attempts,
@@ -330,13 +336,8 @@ impl TaskIn {
             last_error,
             pool: pool.map(|name| shared(names, name)),
             degraded,
-            payload,
             links,
-            capture_failures,
-            verdicts,
-            finding,
-            approved,
-            queue_ticket,
+            queue_ticket: Ticket::new(queue_ticket),
         }
     }
 }

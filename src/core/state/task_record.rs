@@ -40,25 +40,39 @@ pub struct Task {
     pub pool: Option<Arc<str>>,
     /// True once a fallback was used for the task (its result is degraded).
     pub degraded: bool,
-    /// A payload an operator set, replacing the workflow's.
-    pub payload: Option<JsonText>,
-    /// What few tasks have (a fallback's pool, a planner's parent and children),
-    /// behind one box: [`Task::pool_override`], [`Task::parent`], [`Task::children`].
+    /// What few tasks have (a fallback's pool, a planner's parent and children, an
+    /// operator's payload, gate verdicts, the input guard's finding and approval,
+    /// capture failures), behind one box: read through [`Task::pool_override`],
+    /// [`Task::parent`], [`Task::children`], [`Task::payload`], [`Task::verdicts`],
+    /// [`Task::finding`], [`Task::approved`], [`Task::capture_failures`]; set through
+    /// [`Task::links_mut`].
     pub links: Links,
-    /// Output that could not be saved: (attempt, stream) of each
-    /// `output_capture_failed`, at most one per stream of an attempt.
-    pub capture_failures: Vec<(u32, OutputStream)>,
-    /// Every gate verdict of the task, oldest first (the next attempt's `feedback`).
-    pub verdicts: Vec<Verdict>,
-    /// The input guard's latest finding for the task (kept after an approval or a
-    /// rejection, so that every front end can still show what was found).
-    /// Boxed: few tasks have one, and inline it made every task 64 bytes bigger
-    /// (every time-travel checkpoint copies every task).
-    pub finding: Option<Box<Finding>>,
-    /// True once an operator approved the held task: it is not checked again.
-    pub approved: bool,
     /// Position in the ready queue while queued.
-    pub(super) queue_ticket: Option<u64>,
+    pub(super) queue_ticket: Ticket,
+}
+
+/// A queued task's place in the ready queue in 8 bytes (an `Option<u64>` takes 16,
+/// in each of a run's tasks): the ticket plus one, none as zero. Ticket `u64::MAX`
+/// has no place (tickets count queueings from 0; a hand-made snapshot naming it
+/// reads as not queued).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Ticket(Option<std::num::NonZeroU64>);
+
+impl Ticket {
+    /// The ticket `n`, or none.
+    pub(super) fn new(n: Option<u64>) -> Ticket {
+        Ticket(n.and_then(|n| std::num::NonZeroU64::new(n.wrapping_add(1))))
+    }
+
+    /// The ticket, if any.
+    pub(super) fn get(self) -> Option<u64> {
+        self.0.map(|n| n.get() - 1)
+    }
+
+    /// The ticket, if any, leaving none.
+    pub(super) fn take(&mut self) -> Option<u64> {
+        std::mem::take(self).get()
+    }
 }
 
 /// A task's rarely set fields (see [`Task::links`]).
@@ -70,15 +84,37 @@ pub struct TaskLinks {
     pub parent: Option<usize>,
     /// The tasks this one spawned, in the order it gave them.
     pub children: Vec<usize>,
+    /// A payload an operator set, replacing the workflow's.
+    pub payload: Option<JsonText>,
+    /// Output that could not be saved: (attempt, stream) of each
+    /// `output_capture_failed`, at most one per stream of an attempt.
+    pub capture_failures: Vec<(u32, OutputStream)>,
+    /// Every gate verdict of the task, oldest first (the next attempt's `feedback`).
+    pub verdicts: Vec<Verdict>,
+    /// The input guard's latest finding for the task (kept after an approval or a
+    /// rejection, so that every front end can still show what was found).
+    pub finding: Option<Box<Finding>>,
+    /// True once an operator approved the held task: it is not checked again.
+    pub approved: bool,
 }
 
 /// [`TaskLinks`] boxed, none while every field is at its default: 8 bytes in every
-/// task instead of 56 (every task of a quarter million, and every checkpoint's copy
-/// of a chunk). Equal when the fields are, boxed or not.
+/// task instead of 136 (every task of a quarter million, and every checkpoint's copy
+/// of a chunk; issue 14 measured the fields inline at ~20 MB of a 1M-record run's
+/// readers). Equal when the fields are, boxed or not.
 #[derive(Debug, Clone, Default)]
 pub struct Links(Option<Box<TaskLinks>>);
 
-const NO_LINKS: &TaskLinks = &TaskLinks { pool_override: None, parent: None, children: Vec::new() };
+const NO_LINKS: &TaskLinks = &TaskLinks {
+    pool_override: None,
+    parent: None,
+    children: Vec::new(),
+    payload: None,
+    capture_failures: Vec::new(),
+    verdicts: Vec::new(),
+    finding: None,
+    approved: false,
+};
 
 impl Links {
     /// The fields (their defaults when none is set).
@@ -111,13 +147,8 @@ impl Task {
             last_error: None,
             pool: None,
             degraded: false,
-            payload: None,
             links: Links::default(),
-            capture_failures: Vec::new(),
-            verdicts: Vec::new(),
-            finding: None,
-            approved: false,
-            queue_ticket: None,
+            queue_ticket: Ticket::default(),
         }
     }
 
@@ -134,6 +165,32 @@ impl Task {
     /// The tasks this one spawned, in the order it gave them.
     pub fn children(&self) -> &[usize] {
         &self.links.get().children
+    }
+
+    /// A payload an operator set, replacing the workflow's.
+    pub fn payload(&self) -> Option<&JsonText> {
+        self.links.get().payload.as_ref()
+    }
+
+    /// Output that could not be saved: (attempt, stream), at most one per stream of
+    /// an attempt.
+    pub fn capture_failures(&self) -> &[(u32, OutputStream)] {
+        &self.links.get().capture_failures
+    }
+
+    /// Every gate verdict of the task, oldest first.
+    pub fn verdicts(&self) -> &[Verdict] {
+        &self.links.get().verdicts
+    }
+
+    /// The input guard's latest finding for the task.
+    pub fn finding(&self) -> Option<&Finding> {
+        self.links.get().finding.as_deref()
+    }
+
+    /// True once an operator approved the held task.
+    pub fn approved(&self) -> bool {
+        self.links.get().approved
     }
 
     /// The rare fields, to set one (boxed on first use).

@@ -160,9 +160,12 @@ impl Transport for MemoryTransport {
                     runs.push(self.run().to_string());
                 }
             }
-            // A reconnect re-reads unacked results, as the Redis pending list does.
-            if let Some(results) = s.results.get_mut(self.run()) {
-                results.values_mut().for_each(|(_, delivered)| *delivered = false);
+            // A new transport (a resumed manager) re-reads unacked results, as the
+            // Redis pending list gives them; a reconnect of this one does not.
+            if !*flag(&self.wrote_meta) {
+                if let Some(results) = s.results.get_mut(self.run()) {
+                    results.values_mut().for_each(|(_, delivered)| *delivered = false);
+                }
             }
             *flag(&self.wrote_meta) = true;
             Ok(())

@@ -185,7 +185,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     let past = at.and_then(|c| fleet.task_after(i, c));
     let shown = past.as_ref().unwrap_or(&fleet.state.tasks[i]);
     // Room for the latest gate verdicts, when the task has any.
-    let verdict_rows = shown.verdicts.len().min(MAX_VERDICT_ROWS) as u16;
+    let verdict_rows = shown.verdicts().len().min(MAX_VERDICT_ROWS) as u16;
     // The votes as of the cursor too, when it is a consensus task.
     let votes = vote_lines(scene, i, at.map_or(usize::MAX, |c| c + 1));
     let parts =
@@ -208,8 +208,8 @@ const MAX_VERDICT_ROWS: usize = 4;
 /// One line per verdict: which gate, on which attempt, how it ended, its score and
 /// the start of its critique (or reason).
 fn verdict_lines<'a>(task: &Task, scene: &Scene) -> Vec<Line<'a>> {
-    let skip = task.verdicts.len().saturating_sub(MAX_VERDICT_ROWS);
-    task.verdicts
+    let skip = task.verdicts().len().saturating_sub(MAX_VERDICT_ROWS);
+    task.verdicts()
         .iter()
         .skip(skip)
         .map(|v| {
@@ -322,14 +322,14 @@ fn info(
     if let Some(why) = shown.why() {
         info.push(Line::from(Span::styled(format!("why: {}", escape_line(&why)), scene.theme.fg(Color::Red))));
     }
-    if let (true, Some(finding)) = (shown.approved, &shown.finding) {
+    if let (true, Some(finding)) = (shown.approved(), shown.finding()) {
         // Approved: it runs, and the finding it was held for stays in view.
         let text = format!("input guard: {} (approved by an operator)", crate::core::hold::finding_text(finding));
         info.push(Line::from(Span::styled(escape_line(&text).into_owned(), scene.theme.fg(Color::Yellow))));
     }
-    if !shown.capture_failures.is_empty() {
+    if !shown.capture_failures().is_empty() {
         let lost: Vec<String> = shown
-            .capture_failures
+            .capture_failures()
             .iter()
             .map(|(attempt, stream)| format!("attempt {attempt} {}", stream.as_str()))
             .collect();
@@ -342,7 +342,7 @@ fn info(
     if let Some(result) = &shown.result {
         info.push(Line::from(format!("result: {}", escape_line(&truncate(&result.to_string(), 300)))));
     }
-    let (payload, edited) = match &fleet.state.tasks[i].payload {
+    let (payload, edited) = match fleet.state.tasks[i].payload() {
         Some(p) => (p, " (edited)"),
         None => (&spec.payload, ""),
     };

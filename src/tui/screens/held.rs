@@ -335,7 +335,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, view: &HeldView) {
     table(frame, parts[0], scene, view, &rows, at);
     let footer = match &chosen {
         Selected::Row(_, i) => {
-            let finding = fleet.state.tasks[*i].finding.as_deref().map(finding_text).unwrap_or_default();
+            let finding = fleet.state.tasks[*i].finding().map(finding_text).unwrap_or_default();
             format!("{}: {finding}", fleet.state.task_id(*i))
         }
         Selected::Gone(id) => format!("{id} is no longer held: move to select another task"),
@@ -359,7 +359,7 @@ fn table(frame: &mut Frame, area: Rect, scene: &Scene, view: &HeldView, rows: &[
             let id = fleet.state.task_id(i);
             // Narrow: a planner's excerpt names the limit hit, a guard finding needs its
             // rule; where it was found is in the footer.
-            let finding = match fleet.state.tasks[i].finding.as_deref() {
+            let finding = match fleet.state.tasks[i].finding() {
                 Some(f) if wide => finding_text(f),
                 Some(f) if f.rule.starts_with("planner/") => f.excerpt.clone(),
                 Some(f) => format!("{}: {}", f.rule, f.excerpt),

@@ -123,7 +123,7 @@ fn open_with(vs: &mut ViewState, line: String) {
 pub fn edit_payload(vs: &mut ViewState, fleet: &Fleet) {
     let Some(id) = vs.selected_task(fleet) else { return };
     let Some(i) = fleet.state.task_index(&id) else { return };
-    let payload = fleet.state.tasks[i].payload.as_ref().unwrap_or(&fleet.state.workflow.tasks[i].payload);
+    let payload = fleet.state.tasks[i].payload().unwrap_or(&fleet.state.workflow.tasks[i].payload);
     open_with(vs, format!("payload {id} {payload}"));
 }
 

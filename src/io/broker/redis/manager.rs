@@ -33,10 +33,13 @@ pub struct RedisTransport {
     lost: AtomicBool,
     results_conn: BlockingSlot,
     live_conn: BlockingSlot,
-    /// Reading our own unacked results first (after a restart), then new ones.
-    results_backlog: AtomicBool,
+    /// Reading our own unacked results first (after a connect), from this id on;
+    /// `None` once they are read, then new ones.
+    results_backlog: std::sync::Mutex<Option<String>>,
     /// The last live entry seen.
     live_cursor: Mutex<String>,
+    /// Results handed to the caller and not yet acked.
+    handed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl RedisTransport {
@@ -50,8 +53,9 @@ impl RedisTransport {
             lost: AtomicBool::new(false),
             results_conn: BlockingSlot::default(),
             live_conn: BlockingSlot::default(),
-            results_backlog: AtomicBool::new(true),
+            results_backlog: std::sync::Mutex::new(Some("0".to_string())),
             live_cursor: Mutex::new("0-0".to_string()),
+            handed: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -106,8 +110,11 @@ impl RedisTransport {
                 }
             }
         }
+        // Our unacked results are read again after every connect: a reply lost with
+        // the old connection would otherwise stay pending forever. Those already
+        // handed out and not yet acked are skipped (`handed`), so none looks duplicated.
         self.wrote_meta.store(true, Ordering::SeqCst);
-        self.results_backlog.store(true, Ordering::SeqCst);
+        *self.results_backlog.lock().unwrap_or_else(|p| p.into_inner()) = Some("0".to_string());
         // Live entries are lossy: start after the newest one, so a reconnect to a
         // restarted (empty) server does not wait for ids past its new ones.
         let newest: Value = redis::cmd("XREVRANGE")
@@ -166,18 +173,23 @@ impl RedisTransport {
     }
 
     async fn do_read_inbound(&self, max: usize) -> BrokerResult<Vec<Inbound>> {
-        let backlog = self.results_backlog.load(Ordering::SeqCst);
+        let backlog = self.results_backlog.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP").arg(MANAGER_GROUP).arg(MANAGER_GROUP).arg("COUNT").arg(max.max(1));
-        if !backlog {
+        if backlog.is_none() {
             cmd.arg("BLOCK").arg(BLOCK_MS);
         }
-        cmd.arg("STREAMS").arg(keys::results(self.run())).arg(if backlog { "0" } else { ">" });
+        cmd.arg("STREAMS").arg(keys::results(self.run())).arg(backlog.as_deref().unwrap_or(">"));
         let value = self.results_conn.query(&self.conns, &cmd).await?;
         let entries: Vec<reply::Entry> = reply::streams(&value).into_iter().flat_map(|(_, e)| e).collect();
-        if backlog && entries.is_empty() {
-            self.results_backlog.store(false, Ordering::SeqCst);
+        if backlog.is_some() {
+            // Page through the pending list by id; an empty page ends the backlog.
+            *self.results_backlog.lock().unwrap_or_else(|p| p.into_inner()) = entries.last().map(|e| e.id.clone());
         }
+        let entries: Vec<reply::Entry> = {
+            let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+            entries.into_iter().filter(|e| handed.insert(e.id.clone())).collect()
+        };
         Ok(entries
             .into_iter()
             .map(|e| Inbound { id: InboundId(e.id), msg: e.body.and_then(|b| wire::decode::<WorkerMsg>(&b)) })
@@ -187,6 +199,12 @@ impl RedisTransport {
     async fn do_ack_inbound(&self, ids: Vec<InboundId>) -> BrokerResult<()> {
         if ids.is_empty() {
             return Ok(());
+        }
+        {
+            let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+            ids.iter().for_each(|id| {
+                handed.remove(&id.0);
+            });
         }
         let results = keys::results(self.run());
         let mut ack = redis::cmd("XACK");

@@ -97,3 +97,41 @@ fn shortened_names(fields: &[(&Value, &Value)]) -> String {
 pub fn streams(value: &Value) -> Vec<(String, Vec<Entry>)> {
     pairs(value).into_iter().filter_map(|(k, v)| Some((text(k)?, entries(v)))).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn entry(id: &str, fields: &[(&str, &str)]) -> Value {
+        Value::Array(vec![bulk(id), Value::Array(fields.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect())])
+    }
+
+    #[test]
+    fn reads_resp2_and_resp3_stream_replies_alike() {
+        let entries = Value::Array(vec![entry("1-0", &[("m", "{}")]), entry("2-0", &[("x", "y")])]);
+        let resp2 = Value::Array(vec![Value::Array(vec![bulk("s"), entries.clone()])]);
+        let resp3 = Value::Map(vec![(bulk("s"), entries)]);
+        for reply in [resp2, resp3] {
+            let got = streams(&reply);
+            assert_eq!(got.len(), 1);
+            let (key, e) = &got[0];
+            assert_eq!(key, "s");
+            assert_eq!(e[0].body.as_deref().unwrap(), b"{}");
+            assert_eq!(e[1].body.as_ref().unwrap_err().to_string(), "entry has no `m` field (fields: x)");
+        }
+    }
+
+    #[test]
+    fn a_deleted_pending_entry_has_no_fields_and_nonsense_is_skipped() {
+        let deleted = Value::Array(vec![bulk("3-0"), Value::Nil]);
+        let e = entries(&Value::Array(vec![deleted, Value::Int(7), Value::Array(vec![])]));
+        assert_eq!(e.len(), 1);
+        assert!(e[0].body.as_ref().unwrap_err().to_string().contains("none: deleted"));
+        assert!(streams(&Value::Nil).is_empty());
+        assert!(streams(&Value::Int(1)).is_empty());
+    }
+}
