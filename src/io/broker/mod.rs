@@ -8,6 +8,9 @@
 //! engine. Messages are this module's own plain types ([`wire`]); the runner maps them
 //! to and from the core's events, so the broker code does not move when the core does.
 
+pub mod link;
+pub mod memory;
+pub mod redis;
 pub mod url;
 pub mod wire;
 
