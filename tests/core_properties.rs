@@ -3,13 +3,16 @@
 //! way the engine drives them. They check that the core never produces an event its
 //! own fold refuses, that pool and `max_parallel` limits always hold, that folding
 //! the recorded events (through their JSON form, as a log stores them) rebuilds
-//! exactly the live state, and that every run can still be driven to an end.
+//! exactly the live state, and that every run can still be driven to an end. Some
+//! runs have a broker (issue 16): remote workers come and go, are lost holding
+//! attempts, and the broker goes down and comes back.
 
 use std::path::Path;
 
 use pitboss::config;
 use pitboss::core::breaker::Circuit;
 use pitboss::core::decide::{dispatch, Outcome};
+use pitboss::core::event::{WorkerRef, WorkerRegistered};
 use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, StepContext, TaskState, TaskStateName};
 use proptest::prelude::*;
 
@@ -21,9 +24,11 @@ fn workflow_toml(
     concurrency: &[usize; 3],
     max_parallel: usize,
     strategy: &str,
+    broker: bool,
 ) -> String {
+    let broker = if broker { "broker = \"redis://127.0.0.1\"\n" } else { "" };
     let mut text = format!(
-        "[run]\nname = \"prop\"\nmax_parallel = {max_parallel}\n[balancer]\nstrategy = \"{strategy}\"\n\
+        "[run]\nname = \"prop\"\nmax_parallel = {max_parallel}\n{broker}[balancer]\nstrategy = \"{strategy}\"\n\
          [defaults]\nretry = {{ max_attempts = 2, initial = \"10ms\", max = \"40ms\" }}\n"
     );
     for (p, c) in concurrency.iter().enumerate() {
@@ -71,6 +76,20 @@ enum Op {
     Reset(usize),
     Pause(usize),
     Unpause(usize),
+    /// A running attempt starts on remote worker `w`.
+    RemoteSpawned(usize, usize),
+    /// The worker holding a running attempt is lost (started or not).
+    Lost(usize, bool),
+    /// A loss reported for a task's previous attempt (stale).
+    StaleLost(usize),
+    /// Worker `w` registers (pool `p{w % 3}`, its capability).
+    WorkerSeen(usize),
+    /// Worker `w`'s registration expires.
+    WorkerGone(usize),
+    BrokerDown,
+    BrokerUp,
+    /// A late result for a task's attempt.
+    Duplicate(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -88,7 +107,37 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Reset),
         1 => any::<usize>().prop_map(Op::Pause),
         1 => any::<usize>().prop_map(Op::Unpause),
+        2 => (any::<usize>(), 0usize..6).prop_map(|(k, w)| Op::RemoteSpawned(k, w)),
+        1 => (any::<usize>(), any::<bool>()).prop_map(|(k, s)| Op::Lost(k, s)),
+        1 => any::<usize>().prop_map(Op::StaleLost),
+        3 => (0usize..6).prop_map(Op::WorkerSeen),
+        1 => (0usize..6).prop_map(Op::WorkerGone),
+        1 => Just(Op::BrokerDown),
+        1 => Just(Op::BrokerUp),
+        1 => any::<usize>().prop_map(Op::Duplicate),
     ]
+}
+
+fn pick<T: Clone>(v: Vec<T>, k: usize) -> Option<T> {
+    (!v.is_empty()).then(|| v[k % v.len()].clone())
+}
+
+/// Remote worker `w`: it serves pool `p{w % 3}` with that pool's capability.
+fn registration(w: usize) -> WorkerRegistered {
+    let r = worker_ref(w);
+    WorkerRegistered {
+        pool: format!("p{}", w % 3),
+        worker: r.id,
+        host: r.host,
+        pid: 700 + w as u32,
+        capabilities: vec![format!("c{}", w % 3)],
+        version: "t".into(),
+        concurrency: 1 + w % 2,
+    }
+}
+
+fn worker_ref(w: usize) -> WorkerRef {
+    WorkerRef { id: format!("w{w}"), host: format!("host{w}") }
 }
 
 /// Drives the core, keeping every event with the time it was applied at.
@@ -114,6 +163,7 @@ impl Driver {
         let events = step(&mut self.state, input, ctx).expect("step never produces a refused event");
         self.log.extend(events.into_iter().map(|e| (e, self.now)));
         let open_before: Vec<bool> = self.state.pools.iter().map(|p| p.breaker.is_open()).collect();
+        let broker_down = self.state.remote.is_down();
         let paused_before: Vec<bool> = self.state.pools.iter().map(|p| p.paused).collect();
         let started = dispatch(&mut self.state, ctx).expect("dispatch never produces a refused event");
         for event in &started {
@@ -121,6 +171,10 @@ impl Driver {
                 let p = self.state.workflow.pool_index(pool).unwrap();
                 assert!(!open_before[p], "an attempt started on {pool} while its breaker was open");
                 assert!(!paused_before[p], "an attempt started on {pool} while it was paused");
+                assert!(!broker_down, "an attempt started on {pool} while the broker was down");
+                let slots = self.state.remote.slots(pool, &self.state.workflow.pools[p].capabilities);
+                let remote = self.state.workflow.broker.is_some();
+                assert!(!remote || self.state.pools[p].running <= slots, "{pool} runs more than its workers' slots");
             }
         }
         self.log.extend(started.into_iter().map(|e| (e, self.now)));
@@ -190,6 +244,46 @@ impl Driver {
             Op::Reset(k) => self.input(Input::BreakerReset { pool: format!("p{}", k % 3) }),
             Op::Pause(k) => self.input(Input::PausePool { pool: format!("p{}", k % 3) }),
             Op::Unpause(k) => self.input(Input::ResumePool { pool: format!("p{}", k % 3) }),
+            Op::RemoteSpawned(k, w) => {
+                if let Some((task, attempt)) = pick(self.running(), k) {
+                    let worker = Some(worker_ref(w));
+                    self.input(Input::Spawned { task, attempt, pid: 100 + attempt, worker });
+                }
+            }
+            Op::Lost(k, started) => {
+                if let Some((task, attempt)) = pick(self.running(), k) {
+                    let (worker, reason) = (worker_ref(k % 6), "lease expired".into());
+                    self.input(Input::WorkerLost { task, attempt, worker, reason, started });
+                }
+            }
+            Op::StaleLost(k) => {
+                let i = k % self.state.tasks.len();
+                let (task, attempt) = (self.state.task_id(i).to_string(), self.state.tasks[i].attempts.max(1));
+                let (worker, reason) = (worker_ref(k % 6), "lease expired".into());
+                self.input(Input::WorkerLost { task, attempt, worker, reason, started: true });
+            }
+            Op::WorkerSeen(w) => self.input(Input::WorkerSeen(registration(w))),
+            Op::WorkerGone(w) => {
+                let worker = worker_ref(w).id;
+                self.input(Input::WorkerGone {
+                    pool: format!("p{}", w % 3),
+                    worker,
+                    reason: "registration expired".into(),
+                });
+            }
+            Op::BrokerDown => {
+                self.input(Input::BrokerDown { broker: "redis://127.0.0.1:6379".into(), reason: "reset".into() })
+            }
+            Op::BrokerUp => {
+                let broker = "redis://127.0.0.1:6379".into();
+                self.input(Input::BrokerUp { broker, down_ms: 5, republished: 1 });
+            }
+            Op::Duplicate(k) => {
+                let i = k % self.state.tasks.len();
+                let (task, attempt) = (self.state.task_id(i).to_string(), self.state.tasks[i].attempts.max(1));
+                let (worker, reason) = (worker_ref(k % 6).id, "late".into());
+                self.input(Input::ResultDuplicate { task, attempt, worker, reason });
+            }
         }
     }
 
@@ -242,6 +336,14 @@ impl Driver {
             if self.state.finished {
                 return;
             }
+            if self.state.remote.is_down() {
+                self.apply_op(Op::BrokerUp);
+            }
+            if self.state.workflow.broker.is_some() {
+                for w in 0..3 {
+                    self.apply_op(Op::WorkerSeen(w));
+                }
+            }
             if let Some((task, attempt)) = self.running().into_iter().next() {
                 self.input(Input::Finished { task, attempt, outcome: success() });
             } else if self.tasks_in(|s| matches!(s, TaskState::RetryWait { .. })).is_empty() {
@@ -293,10 +395,11 @@ fn scenario() -> impl Strategy<Value = (String, Vec<Op>)> {
                 1usize..6,
                 prop_oneof![Just("round-robin"), Just("least-connections"), Just("capability")],
                 proptest::collection::vec(op(), 0..120),
+                proptest::bool::weighted(0.3),
             )
         })
-        .prop_map(|(n, deps, conc, max_parallel, strategy, ops)| {
-            (workflow_toml(n, &deps, &conc, max_parallel, strategy), ops)
+        .prop_map(|(n, deps, conc, max_parallel, strategy, ops, broker)| {
+            (workflow_toml(n, &deps, &conc, max_parallel, strategy, broker), ops)
         })
 }
 
@@ -317,6 +420,7 @@ proptest! {
         prop_assert_eq!(&folded.pools, &driver.state.pools);
         prop_assert_eq!(folded.queue().collect::<Vec<_>>(), driver.state.queue().collect::<Vec<_>>());
         prop_assert_eq!(folded.finished, driver.state.finished);
+        prop_assert_eq!(&folded.remote, &driver.state.remote);
         check_readiness_counts(&folded);
     }
 

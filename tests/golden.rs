@@ -80,11 +80,6 @@ const NOT_YET_GOLDEN: &[(&str, &str)] = &[
     ("breaker_closed", "needs a log with a successful half-open probe"),
     ("task_revived", "an operator action: the TUI only, until `ctl` exists"),
     ("payload_edited", "an operator action: the TUI only, until `ctl` exists"),
-    ("worker_registered", "issue 16: a broker run's golden log comes with the core's broker semantics"),
-    ("worker_lost", "issue 16: a broker run's golden log comes with the core's broker semantics"),
-    ("broker_down", "issue 16: a broker run's golden log comes with the core's broker semantics"),
-    ("broker_up", "issue 16: a broker run's golden log comes with the core's broker semantics"),
-    ("result_duplicate", "issue 16: a broker run's golden log comes with the core's broker semantics"),
 ];
 
 /// Logs written by every released format replay by every build (DESIGN §6) only if

@@ -166,6 +166,12 @@ pub(super) struct RawRun {
     pub(super) name: Option<String>,
     pub(super) max_parallel: Option<Spanned<i128>>,
     pub(super) kill_grace: Option<Spanned<String>>,
+    /// `broker = "redis://…"` (DESIGN §7).
+    pub(super) broker: Option<Spanned<String>>,
+    /// `broker_lease = "30s"`.
+    pub(super) broker_lease: Option<Spanned<String>>,
+    /// `broker_password_file = "…"` (relative to the workflow file).
+    pub(super) broker_password_file: Option<Spanned<String>>,
 }
 
 /// `[defaults]`: the timeout and retry policy of tasks that set none.

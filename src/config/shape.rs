@@ -132,7 +132,14 @@ const GATE: &[Key] = &[
     key("perf", Shape::Table(PERF)),
 ];
 
-const RUN: &[Key] = &[key("name", Shape::Text), key("max_parallel", Shape::Whole), key("kill_grace", Shape::Duration)];
+const RUN: &[Key] = &[
+    key("name", Shape::Text),
+    key("max_parallel", Shape::Whole),
+    key("kill_grace", Shape::Duration),
+    key("broker", Shape::Text),
+    key("broker_lease", Shape::Duration),
+    key("broker_password_file", Shape::Text),
+];
 
 const DEFAULTS: &[Key] =
     &[key("timeout", Shape::Duration), key("retry", Shape::Table(RETRY)), key("gates", Shape::Sections(GATE))];

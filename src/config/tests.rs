@@ -5,7 +5,9 @@
 //! shell code) written for the hardening of issue 11.
 
 use super::*;
-use crate::core::workflow::{RetryPolicy, StdinMode};
+use std::path::PathBuf;
+
+use crate::core::workflow::{PasswordSource, RetryPolicy, StdinMode};
 
 fn check(text: &str) -> Result<Workflow, ConfigError> {
     parse(text, "wf.toml", Path::new("/base"))
@@ -265,4 +267,51 @@ fn a_workflow_without_a_recorded_folder_still_reads() {
     value.as_object_mut().unwrap().remove("folder");
     let old: Workflow = serde_json::from_value(value).unwrap();
     assert_eq!(old.folder, None);
+}
+
+#[test]
+fn a_broker_is_read_with_its_lease_and_password_file() {
+    let text = "[run]\nbroker = \"rediss://ops@cache.example:6380/1\"\nbroker_lease = \"45s\"\nbroker_password_file = \"secrets/pw\"\n\
+                [[pool]]\nname = \"p\"\ncapabilities = [\"gpu\"]\n[[task]]\nid = \"a\"\n";
+    let wf = check(text).unwrap();
+    let broker = wf.broker.as_ref().expect("a broker");
+    assert_eq!(broker.url, "rediss://ops@cache.example:6380/1");
+    assert_eq!((broker.lease_ms, broker.ttl_ms), (45_000, crate::core::workflow::DEFAULT_TTL_MS));
+    assert_eq!(broker.password, PasswordSource::File(PathBuf::from("/base/secrets/pw")));
+    // The worker's own CMD runs: a broker pool needs no `command`.
+    assert!(wf.pools[0].command.is_empty());
+    // Without a file, the password is the environment variable's, if set.
+    let wf = check("[run]\nbroker = \"redis://127.0.0.1\"\n[[pool]]\nname = \"p\"\n").unwrap();
+    let broker = wf.broker.expect("a broker");
+    assert_eq!(broker.password, PasswordSource::Env("PITBOSS_BROKER_PASSWORD".into()));
+    assert_eq!((broker.url.as_str(), broker.lease_ms), ("redis://127.0.0.1:6379", 30_000));
+    assert_eq!(check(&format!("{POOL}[[task]]\nid = \"a\"\n")).unwrap().broker, None);
+}
+
+#[test]
+fn a_password_in_the_broker_url_is_refused_at_its_place_and_never_repeated() {
+    for url in ["redis://ops:hunter2@h", "amqp://:hunter2@h/v", "redis://h?password=hunter2"] {
+        let text = format!("[run]\nbroker = \"{url}\"\n[[pool]]\nname = \"p\"\n");
+        let err = check(&text).unwrap_err().to_string();
+        assert!(err.starts_with("wf.toml:2:10: run.broker: the broker URL holds a password"), "{err}");
+        assert!(err.contains("PITBOSS_BROKER_PASSWORD") && err.contains("broker_password_file"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
+
+#[test]
+fn broker_problems_are_placed() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("broker_bad.toml", include_str!("testdata/broker_bad.toml"), include_str!("testdata/broker_bad.expected")),
+        (
+            "broker_missing.toml",
+            include_str!("testdata/broker_missing.toml"),
+            include_str!("testdata/broker_missing.expected"),
+        ),
+    ];
+    for (file, text, expected) in cases {
+        let err = parse(text, file, Path::new("/base")).expect_err(file);
+        assert_eq!(format!("{err}\n"), *expected, "{file}");
+        assert!(!err.to_string().contains("hunter2"));
+    }
 }

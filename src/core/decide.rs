@@ -18,6 +18,7 @@ use crate::core::workflow::Strategy;
 mod consensus;
 mod facts;
 mod input;
+mod remote;
 
 pub use facts::payload_unchanged;
 use facts::{at_gate, decide, ended, failed, running};
@@ -103,12 +104,14 @@ pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, Ap
             apply_and_cascade(state, event, ctx, &mut out)?;
         }
     }
-    if !state.interrupted {
+    // While the broker is down nothing starts: an attempt handed to it now would wait
+    // in the manager anyway, and its timeout must not run (DESIGN §7).
+    if !state.interrupted && !state.remote.is_down() {
         let picks = plan(state);
         for (task, pool) in picks {
             // A consensus attempt started before this one may have seated a replica
             // on this pool since the plan: the task then waits for the next round.
-            if state.pools[pool].running >= state.pools[pool].concurrency {
+            if state.pools[pool].running >= state.pool_capacity(pool) {
                 continue;
             }
             let event = Event::AttemptStarted {
@@ -135,18 +138,19 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
     let mut total = state.running_total;
     let mut cursor = state.rr_cursor;
     let mut picks = Vec::new();
+    // Each pool's limit: its concurrency, or fewer in broker mode (`pool_capacity`).
+    let capacity: Vec<usize> = (0..wf.pools.len()).map(|p| state.pool_capacity(p)).collect();
     // Attempts planned per pool in this round (half-open breakers count probes).
     let mut planned = vec![0usize; wf.pools.len()];
-    let pools_free = |running: &[usize]| {
-        (0..wf.pools.len()).any(|p| running[p] < state.pools[p].concurrency && !state.pools[p].paused)
-    };
+    let pools_free =
+        |running: &[usize]| (0..wf.pools.len()).any(|p| running[p] < capacity[p] && !state.pools[p].paused);
     for task in state.queue() {
         if total >= wf.max_parallel || !pools_free(&running) {
             break;
         }
         let eligible = state.pools_for(task);
         let admits = |p: &usize| state.pools[*p].breaker.admits(wf.pools[*p].breaker.as_ref(), planned[*p] as u32);
-        let free = |p: &usize| running[*p] < state.pools[*p].concurrency && !state.pools[*p].paused && admits(p);
+        let free = |p: &usize| running[*p] < capacity[*p] && !state.pools[*p].paused && admits(p);
         let chosen = match wf.balancer {
             Strategy::RoundRobin => {
                 // Strict rotation: the task waits for the pool whose turn it is
@@ -159,8 +163,8 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
                 eligible.iter().copied().filter(free).min_by(|a, b| {
                     // Compare running/concurrency as fractions without floating point;
                     // in u128, so that an operator's huge concurrency cannot overflow.
-                    let la = running[*a] as u128 * state.pools[*b].concurrency as u128;
-                    let lb = running[*b] as u128 * state.pools[*a].concurrency as u128;
+                    let la = running[*a] as u128 * capacity[*b] as u128;
+                    let lb = running[*b] as u128 * capacity[*a] as u128;
                     la.cmp(&lb)
                 })
             }

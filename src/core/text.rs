@@ -68,7 +68,7 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::WorkerRegistered(w) => {
             format!("pool {}: worker {} registered ({} pid {}, {} at once)", w.pool, w.worker, w.host, w.pid, w.concurrency)
         }
-        Event::WorkerLost(WorkerLost { pool, worker, task: Some(task), attempt: Some(attempt), reason }) => {
+        Event::WorkerLost(WorkerLost { pool, worker, task: Some(task), attempt: Some(attempt), reason, .. }) => {
             format!("{task}: attempt {attempt}'s worker {worker} (pool {pool}) lost: {reason}")
         }
         Event::WorkerLost(WorkerLost { pool, worker, reason, .. }) => {

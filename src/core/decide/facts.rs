@@ -6,7 +6,9 @@
 use super::{Input, Outcome, StepContext, CRASH_LIMIT};
 use crate::core::backoff;
 use crate::core::breaker::Circuit;
-use crate::core::event::{AfterFailure, Event, FailureClass, SmallOutput};
+use crate::core::event::{
+    AfterFailure, BrokerDown, BrokerUp, Event, FailureClass, ResultDuplicate, SmallOutput, WorkerLost,
+};
 use crate::core::gates::{error_reason, failed_reason, GateOutcome};
 use crate::core::hold;
 use crate::core::spawn;
@@ -30,13 +32,25 @@ pub(super) fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Ev
             let (worker, host) = worker.map(|w| (w.id, w.host)).unzip();
             Event::AttemptSpawned { task, attempt, pid, worker, host }
         }),
-        // Broker mode (DESIGN §7): not decided yet.
-        Input::WorkerLost { .. }
-        | Input::BrokerDown { .. }
-        | Input::BrokerUp { .. }
-        | Input::WorkerSeen(_)
-        | Input::WorkerGone { .. }
-        | Input::ResultDuplicate { .. } => None,
+        // Broker mode (DESIGN §7; see `decide/remote.rs`).
+        Input::WorkerLost { task, attempt, worker, reason, started } => {
+            return super::remote::worker_lost(state, task, attempt, worker, reason, started, ctx);
+        }
+        Input::BrokerDown { broker, reason } => {
+            (!state.remote.is_down()).then_some(Event::BrokerDown(BrokerDown { broker, reason }))
+        }
+        Input::BrokerUp { broker, down_ms, republished } => {
+            state.remote.is_down().then_some(Event::BrokerUp(BrokerUp { broker, down_ms, republished }))
+        }
+        Input::WorkerSeen(seen) => state.remote.is_news(&seen).then_some(Event::WorkerRegistered(seen)),
+        Input::WorkerGone { pool, worker, reason } => state
+            .remote
+            .is_present(&worker)
+            .then(|| Event::WorkerLost(WorkerLost { pool, worker, task: None, attempt: None, started: false, reason })),
+        // Always recorded (the exactly-once check is the caller's `running` test);
+        // the run state ignores it.
+        Input::ResultDuplicate { task, attempt, worker, reason } => (state.task_index(&task).is_some())
+            .then_some(Event::ResultDuplicate(ResultDuplicate { task, attempt, worker, reason })),
         Input::Finished { task, attempt, outcome } => {
             running(state, &task, attempt).map(|i| ended(state, i, task, attempt, outcome, ctx))
         }

@@ -41,6 +41,11 @@ pub struct WorkerLost {
     /// That attempt's number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// True when the worker had started that attempt's command: only then does the
+    /// loss count toward the task's poison pill (a delivery never started says nothing
+    /// about the task). Not written when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub started: bool,
     /// Why it counts as lost (`lease expired`, `registration expired`, `left`).
     pub reason: String,
 }
@@ -111,6 +116,7 @@ mod tests {
                 worker: "h:1:ab12".into(),
                 task: Some("a".into()),
                 attempt: Some(1),
+                started: true,
                 reason: "lease expired".into(),
             }),
             Event::BrokerDown(BrokerDown { broker: "redis://h:6379".into(), reason: "connection refused".into() }),

@@ -20,16 +20,17 @@ impl RunState {
             Event::ManagerStarted { .. } => {
                 self.interrupted = false;
                 self.count_crash();
+                self.remote.manager_started(ts_ms);
             }
             Event::RunInterrupted { .. } => self.interrupted = true,
             Event::RunFinished { .. } => self.finished = true,
             Event::LogRepaired { .. } => {}
-            // Broker mode (DESIGN §7): notes, folded later.
-            Event::WorkerRegistered(_)
-            | Event::WorkerLost(_)
-            | Event::BrokerDown(_)
-            | Event::BrokerUp(_)
-            | Event::ResultDuplicate(_) => {}
+            // Broker mode (DESIGN §7; see `remote`).
+            Event::WorkerRegistered(seen) => self.worker_registered(seen, ts_ms),
+            Event::WorkerLost(lost) => self.worker_lost(lost, ts_ms)?,
+            Event::BrokerDown(down) => self.broker_down(down, ts_ms),
+            Event::BrokerUp(up) => self.broker_up(up, ts_ms),
+            Event::ResultDuplicate(_) => {}
             // A fork's own id from here on (see the event); its origin is in the log.
             Event::ForkedFrom { new_run_id, .. } => self.run_id = new_run_id.clone(),
             // A task between its attempts.
@@ -64,7 +65,12 @@ impl RunState {
             Event::TasksSubmitted { tasks, .. } => self.submit(tasks)?,
             // An attempt's life.
             Event::AttemptStarted { task, attempt, pool } => self.start_attempt(kind, task, *attempt, pool, ts_ms)?,
-            Event::AttemptSpawned { task, attempt, pid, .. } => self.attempt_spawned(kind, task, *attempt, *pid)?,
+            Event::AttemptSpawned { task, attempt, pid, worker, host } => {
+                self.attempt_spawned(kind, task, *attempt, *pid)?;
+                if let (Some(worker), Some(host)) = (worker, host) {
+                    self.place_remote(task, *attempt, worker, host);
+                }
+            }
             Event::AttemptSucceeded { task, attempt, result, .. } => self.succeed(kind, task, *attempt, result)?,
             Event::AttemptFailed { task, attempt, class, error, then, .. } => {
                 let (i, p) = self.failing_attempt(kind, task, *attempt)?;

@@ -345,7 +345,7 @@ impl RunState {
         self.tasks[i].last_error = Some(error.into());
         // A crash was counted when the next manager started (`count_crash`); any other
         // end of an attempt breaks a row of crashes.
-        if class != FailureClass::ManagerCrashed {
+        if !matches!(class, FailureClass::ManagerCrashed | FailureClass::WorkerLost) {
             self.tasks[i].crashes = 0;
         }
     }

@@ -30,6 +30,7 @@ mod id_index;
 mod parts;
 mod pools;
 mod readiness;
+pub mod remote;
 pub mod replicas;
 mod snapshot;
 mod task_part;
@@ -116,6 +117,10 @@ pub struct RunState {
     readiness: Readiness,
     /// Where the replicas of each running consensus attempt run (see `replicas`).
     pub seats: BTreeMap<usize, replicas::Seats>,
+    /// Broker mode: the link and the remote workers (see `remote`); empty without a
+    /// broker, and absent from older snapshots.
+    #[serde(default)]
+    pub remote: remote::Remote,
 }
 
 fn count_slot(name: TaskStateName) -> usize {
@@ -147,6 +152,7 @@ impl RunState {
             counts,
             dependency_visits: 0,
             seats: BTreeMap::new(),
+            remote: remote::Remote::default(),
         }
     }
 

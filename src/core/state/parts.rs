@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::graph::Graph;
 use super::readiness::Readiness;
 use super::task_part::{TasksIn, TasksOut};
-use super::{replicas, PoolState, RunState};
+use super::{remote, replicas, PoolState, RunState};
 use crate::core::task::TaskStateName;
 use crate::core::workflow::{
     BrokerSpec, Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskExtras,
@@ -319,6 +319,8 @@ struct BodyFields<'a> {
     counts: &'a [usize; TaskStateName::ALL.len()],
     readiness: &'a Readiness,
     seats: &'a BTreeMap<usize, replicas::Seats>,
+    #[serde(skip_serializing_if = "remote::Remote::is_empty")]
+    remote: &'a remote::Remote,
 }
 
 /// The body read back; joined to its workflow by [`RunState::from_parts`].
@@ -338,6 +340,8 @@ pub struct BodyIn {
     counts: [usize; TaskStateName::ALL.len()],
     readiness: Readiness,
     seats: BTreeMap<usize, replicas::Seats>,
+    #[serde(default)]
+    remote: remote::Remote,
 }
 
 impl Serialize for BodyOut<'_> {
@@ -358,6 +362,7 @@ impl Serialize for BodyOut<'_> {
             dependency_visits: _,
             readiness,
             seats,
+            remote,
         } = self.0;
         let edges = (!self.0.edges_are_derived())
             .then(|| EdgesOut { dependents: &graph.dependents, dependencies: &graph.dependencies });
@@ -375,6 +380,7 @@ impl Serialize for BodyOut<'_> {
             counts,
             readiness,
             seats,
+            remote,
         }
         .serialize(s)
     }
@@ -415,6 +421,7 @@ impl RunState {
             counts,
             readiness,
             seats,
+            remote,
         } = body;
         if let Some(EdgesIn { dependents, dependencies }) = edges {
             graph.dependents = dependents;
@@ -446,6 +453,7 @@ impl RunState {
             dependency_visits: 0,
             readiness,
             seats,
+            remote,
         };
         state.check_tables()?;
         Ok(state)

@@ -47,7 +47,9 @@ pub struct Seats {
 /// True when pool `p` can take one more process now (as for a queued attempt).
 fn can_take(state: &RunState, p: usize) -> bool {
     let pool = &state.pools[p];
-    !pool.paused && pool.running < pool.concurrency && pool.breaker.admits(state.workflow.pools[p].breaker.as_ref(), 0)
+    !pool.paused
+        && pool.running < state.pool_capacity(p)
+        && pool.breaker.admits(state.workflow.pools[p].breaker.as_ref(), 0)
 }
 
 impl RunState {

@@ -24,7 +24,7 @@ impl Workflow {
             u64::try_from(self.max_parallel).unwrap_or(u64::MAX),
         ));
         for (i, pool) in self.pools.iter().enumerate() {
-            check_pool(i, pool, &mut errors);
+            check_pool(i, pool, self.broker.is_some(), &mut errors);
         }
         let mut names = HashSet::new();
         for (i, pool) in self.pools.iter().enumerate() {
@@ -89,7 +89,9 @@ fn out_of_range(site: Site, limit: Limit, value: u64) -> Option<WorkflowError> {
     }
 }
 
-fn check_pool(i: usize, pool: &PoolSpec, errors: &mut Vec<WorkflowError>) {
+/// `remote`: the run has a broker, whose `pitboss worker`s run their own command, so
+/// a pool may leave `command` out (one it gives is still checked).
+fn check_pool(i: usize, pool: &PoolSpec, remote: bool, errors: &mut Vec<WorkflowError>) {
     let site = Site::Pool(i);
     errors.extend(out_of_range(site, Limit::PerWorker, u64::try_from(pool.per_worker).unwrap_or(u64::MAX)));
     errors.extend(pool.recycle.max_tasks.and_then(|n| out_of_range(site, Limit::RecycleMaxTasks, n)));
@@ -107,7 +109,9 @@ fn check_pool(i: usize, pool: &PoolSpec, errors: &mut Vec<WorkflowError>) {
     if let Some(breaker) = &pool.breaker {
         errors.extend(breaker.check(site));
     }
-    if pool.command.first().is_none_or(|program| program.trim().is_empty()) {
+    if remote && pool.command.is_empty() {
+        // The worker's CMD runs (DESIGN §7: the broker carries no command line).
+    } else if pool.command.first().is_none_or(|program| program.trim().is_empty()) {
         errors.push(WorkflowError::EmptyCommand { pool: i, name: pool.name.clone() });
     } else {
         for (arg, text) in pool.command.iter().enumerate() {
