@@ -307,3 +307,72 @@ async fn a_lost_worker_s_late_result_is_a_recorded_duplicate() {
     let ok: Vec<_> = of(ev, "attempt_succeeded").into_iter().filter(|(_, e)| e["task"] == "t").collect();
     assert_eq!(ok.len(), 1, "one outcome per attempt: {ev:#?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_re_attached_attempt_takes_the_result_written_while_the_manager_was_away() {
+    use pitboss::io::runner::{AttemptEnd, AttemptJob, AttemptSpec, Runner};
+    let broker = MemoryBroker::new();
+    let scope = RunScope {
+        run: RUN.into(),
+        pools: vec![PoolOffer { name: "p".into(), capabilities: vec![] }],
+        manager: "test:2".into(),
+    };
+    // The worker finished `t` attempt 1 while no manager ran.
+    let w = broker.worker(WorkerScope { worker: "w".into(), pool: "p".into() });
+    let outcome = RemoteOutcome {
+        status: OutcomeStatus::Success,
+        result: Some(json!({"done": true})),
+        class: None,
+        error: None,
+        exit_code: Some(0),
+        signal: None,
+        duration_ms: 5,
+        stdout: None,
+        stderr: None,
+        tail_stdout: None,
+        tail_stderr: None,
+        spawn: None,
+    };
+    let result = WorkerMsg::Result { key: "t.1".into(), dispatch: "old".into(), worker: "w".into(), outcome };
+    w.report(RUN, result).await.unwrap();
+    let (link, notices) = Link::connect(Arc::new(broker.manager(scope)), LinkConfig::new(LEASE)).await.unwrap();
+    let (runner, _inputs) =
+        BrokerRunner::start(LocalRunner::new(), link, notices, RUN.into(), "memory://".into(), LEASE);
+    runner.expect([("t".to_string(), 1)]);
+    // Let the link's pump deliver the result before the engine re-attaches.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let spec = AttemptSpec {
+        pool: "p".into(),
+        task: "t".into(),
+        attempt: 1,
+        argv: vec![],
+        stdin: Some(b"{}\n".to_vec()),
+        env: vec![],
+        cwd: None,
+        timeout: Duration::from_secs(60),
+        kill_grace: Duration::from_secs(1),
+        output_dir: PathBuf::from("/nonexistent"),
+        live: None,
+        persistent: None,
+        file_base: None,
+        reattach: true,
+    };
+    let (_stop_tx, stop) = tokio::sync::watch::channel(None);
+    let job = AttemptJob {
+        spec,
+        stop,
+        on_spawn: Box::new(|_| {}),
+        on_output: Arc::new(|| {}),
+        on_capture_failed: Arc::new(|_, _| {}),
+        on_remote_start: Box::new(|_| {}),
+    };
+    let end =
+        tokio::time::timeout(Duration::from_secs(30), runner.run(job)).await.expect("the result was not delivered");
+    match end {
+        AttemptEnd::Outcome(pitboss::core::decide::Outcome::Success { result, .. }) => {
+            assert_eq!(result, json!({"done": true}))
+        }
+        other => panic!("not the worker's result: {other:?}"),
+    }
+    assert_eq!(broker.queued(RUN), 0, "a re-attached attempt must not be published again");
+}
