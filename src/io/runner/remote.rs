@@ -178,6 +178,11 @@ impl BrokerRunner {
         }
     }
 
+    /// Ends the local runner's persistent pools (command gates run there).
+    pub async fn shutdown_local(&self) {
+        self.local.shutdown().await;
+    }
+
     /// The link's state now.
     pub fn link_up(&self) -> bool {
         self.state.borrow().is_up()
