@@ -413,7 +413,16 @@ impl Prepared {
             // Broker news (down, up, workers) becomes the engine's inputs; every
             // committed batch is published, and its results acked, once durable.
             let broker_tasks = match (&runners, broker_inputs) {
-                (Runners::Broker(remote), Some(inputs)) => Some(broker_pumps(remote.clone(), inputs, &engine_handle)),
+                (Runners::Broker(remote), Some(inputs)) => {
+                    // A new run's first record was written before the engine: it is
+                    // published first, so subscribers get the whole log.
+                    if !resumed {
+                        if let Some(first) = first_record(&service_dir) {
+                            remote.committed(std::slice::from_ref(&first));
+                        }
+                    }
+                    Some(broker_pumps(remote.clone(), inputs, &engine_handle))
+                }
                 _ => None,
             };
             let notifier = hooks.map(|hooks| hooks.start(engine_handle.subscribe()));
@@ -624,4 +633,16 @@ fn host_name() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The log's first record (`run_started`), if it reads.
+fn first_record(dir: &Path) -> Option<Record> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(dir.join(LOG_FILE)).ok()?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file).read_until(b'\n', &mut line).ok()?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    journal::decode(&line).ok()
 }

@@ -150,6 +150,7 @@ fn every_task_succeeds_once_through_redis() {
     let stop = Arc::new(AtomicBool::new(false));
     let w = worker("redis://127.0.0.1:6379", None, &pool, stop.clone());
     let dir = s.path().join("run");
+    let events = Subscriber::start();
     let child = pitboss(&s)
         .args(["run", "--headless", "--broker", "redis://127.0.0.1:6379", "--state-dir"])
         .arg(&dir)
@@ -172,6 +173,71 @@ fn every_task_succeeds_once_through_redis() {
     // Spawn notes name the remote worker.
     let spawned = read_events(&dir).into_iter().filter(|e| e["type"] == "attempt_spawned").collect::<Vec<_>>();
     assert!(spawned.iter().all(|e| e["worker"] == format!("test-worker-{pool}")), "{spawned:?}");
+    // Every committed record was published on `pitboss:RUN:events`, in order.
+    let log: Vec<String> =
+        std::fs::read_to_string(dir.join("events.jsonl")).unwrap().lines().map(str::to_string).collect();
+    let channel = format!("pitboss:{}:events", first["run_id"].as_str().unwrap());
+    let got = events.until(&channel, log.len());
+    assert_eq!(got, log, "published records differ from the log");
+}
+
+/// `redis-cli PSUBSCRIBE pitboss:*:events`, read on a thread; killed by pid on drop.
+struct Subscriber {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Subscriber {
+    /// Starts and waits for the subscription to be confirmed.
+    fn start() -> Subscriber {
+        let mut child = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", "6379", "psubscribe", "pitboss:*:events"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("redis-cli runs");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let sub = Subscriber { child, lines };
+        // psubscribe / pattern / 1: subscribed.
+        for _ in 0..3 {
+            sub.lines.recv_timeout(common::deadline()).expect("redis-cli subscribed");
+        }
+        sub
+    }
+
+    /// The first `n` messages on `channel` (raw output: pmessage, pattern, channel, message).
+    fn until(&self, channel: &str, n: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        let mut window: Vec<String> = Vec::new();
+        while got.len() < n {
+            let Ok(line) = self.lines.recv_timeout(common::deadline()) else { break };
+            window.push(line);
+            if window.len() == 4 {
+                if window[0] == "pmessage" && window[2] == channel {
+                    got.push(window[3].clone());
+                }
+                window.clear();
+            }
+        }
+        got
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        common::kill_pid(self.child.id() as i32);
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
