@@ -342,3 +342,19 @@ fn a_run_without_a_broker_is_untouched() {
     assert!(core.state.remote.is_empty());
     assert!(!serde_json::to_string(&BodyOut(&core.state)).unwrap().contains("remote"));
 }
+
+#[test]
+fn an_attempt_started_again_is_not_placed_where_it_ran_before() {
+    let mut core = Core::fleet();
+    core.worker_seen(1, 1);
+    core.worker_seen(2, 1);
+    core.dispatch();
+    core.spawned_on("a", 1);
+    core.lost("a", 1, 1, true);
+    core.worker_seen(3, 1);
+    core.dispatch();
+    assert_eq!(core.running("a"), 1, "attempt 1 again");
+    assert_eq!(core.state.remote.placement("a", 1), None, "not on the lost worker");
+    core.spawned_on("a", 3);
+    assert_eq!(core.state.remote.placement("a", 1).map(|p| p.host.as_str()), Some("h3"));
+}

@@ -249,7 +249,7 @@ impl<'a> Checker<'a> {
             }
             return None;
         };
-        let mut spec = match BrokerUrl::parse(url.get_ref()) {
+        let spec = match BrokerUrl::parse(url.get_ref()) {
             Ok(parsed) => BrokerSpec::new(&parsed),
             Err(e) => {
                 self.report(url.span(), format!("run.broker: {e}"));

@@ -327,6 +327,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn broker_events_read_as_one_line_each() {
+        use crate::core::event::WorkerRegistered;
+        let lost = |task: Option<&str>| {
+            Event::WorkerLost(WorkerLost {
+                pool: "gpu".into(),
+                worker: "n1:4:ab".into(),
+                task: task.map(str::to_string),
+                attempt: task.map(|_| 2),
+                started: true,
+                reason: "lease expired".into(),
+            })
+        };
+        let seen = Event::WorkerRegistered(WorkerRegistered {
+            pool: "gpu".into(),
+            worker: "n1:4:ab".into(),
+            host: "n1".into(),
+            pid: 4,
+            capabilities: Vec::new(),
+            version: "0.1.0".into(),
+            concurrency: 2,
+        });
+        let lines: Vec<String> = [
+            seen,
+            lost(Some("a")),
+            lost(None),
+            Event::BrokerDown(BrokerDown { broker: "redis://h:6379".into(), reason: "connection refused".into() }),
+            Event::BrokerUp(BrokerUp { broker: "redis://h:6379".into(), down_ms: 12_000, republished: 3 }),
+            Event::ResultDuplicate(ResultDuplicate {
+                task: "a".into(),
+                attempt: 2,
+                worker: "n1:4:ab".into(),
+                reason: "late".into(),
+            }),
+        ]
+        .iter()
+        .filter_map(describe)
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                "pool gpu: worker n1:4:ab registered (n1 pid 4, 2 at once)",
+                "a: attempt 2's worker n1:4:ab (pool gpu) lost: lease expired",
+                "pool gpu: worker n1:4:ab lost: lease expired",
+                "broker redis://h:6379 down (connection refused); dispatch paused",
+                "broker redis://h:6379 up again after 12s; 3 attempts published again",
+                "a: ignored a late result of attempt 2 from worker n1:4:ab",
+            ]
+        );
+    }
+
+    #[test]
     fn gate_failures_group_by_gate() {
         let a = fingerprint("attempts spent (3/3): gate 1 (schema) failed: /title: 5 is not of type \"string\"");
         let b = fingerprint("attempts spent (2/2): gate 1 (schema) failed: /: \"body\" is a required property");

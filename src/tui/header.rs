@@ -132,6 +132,26 @@ fn fit(parts: &mut Vec<Part>, width: usize) {
     });
 }
 
+/// Broker mode (DESIGN §7): `redis up`, a quiet note that goes early on a narrow
+/// terminal, or `redis DOWN 12s — dispatch paused`, which outranks the progress
+/// (nothing starts until it is back). None for a run without a broker.
+fn broker(scene: &Scene, now: u64) -> Option<Part> {
+    let state = &scene.fleet.state;
+    let label = state.workflow.broker.as_ref()?.label();
+    let t = scene.theme;
+    match &state.remote.link {
+        Some(link) if !link.up => {
+            let down = human_ms(now.saturating_sub(link.since_ms));
+            let style = t.fg(Color::Red).add_modifier(Modifier::BOLD);
+            Some(
+                Part::new(format!("{label} DOWN {down} — dispatch paused"), style, 11)
+                    .short(format!("{label} DOWN {down}"), 9),
+            )
+        }
+        _ => Some(Part::new(format!("{label} up"), t.fg(Color::Gray), 4)),
+    }
+}
+
 /// Every part, in the order drawn, with its rank.
 fn parts(scene: &Scene) -> Vec<Part> {
     let fleet = scene.fleet;
@@ -171,6 +191,9 @@ fn parts(scene: &Scene) -> Vec<Part> {
     }
     let running = state.count(TaskStateName::Running);
     parts.push(Part::new(format!("{running} running"), t.state(TaskStateName::Running), 6));
+    if let Some(part) = broker(scene, now) {
+        parts.push(part);
+    }
     let stalled = stalled(fleet);
     if stalled > 0 {
         // A warning like the dashboard's STALLED pane title; `/stalled` finds them.

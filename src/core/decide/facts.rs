@@ -43,10 +43,16 @@ pub(super) fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Ev
             state.remote.is_down().then_some(Event::BrokerUp(BrokerUp { broker, down_ms, republished }))
         }
         Input::WorkerSeen(seen) => state.remote.is_news(&seen).then_some(Event::WorkerRegistered(seen)),
-        Input::WorkerGone { pool, worker, reason } => state
-            .remote
-            .is_present(&worker)
-            .then(|| Event::WorkerLost(WorkerLost { pool, worker, task: None, attempt: None, started: false, reason })),
+        Input::WorkerGone { pool, worker, reason } => {
+            state.remote.is_present(&worker).then_some(Event::WorkerLost(WorkerLost {
+                pool,
+                worker,
+                task: None,
+                attempt: None,
+                started: false,
+                reason,
+            }))
+        }
         // Always recorded (the exactly-once check is the caller's `running` test);
         // the run state ignores it.
         Input::ResultDuplicate { task, attempt, worker, reason } => (state.task_index(&task).is_some())

@@ -64,7 +64,11 @@ impl RunState {
             }
             Event::TasksSubmitted { tasks, .. } => self.submit(tasks)?,
             // An attempt's life.
-            Event::AttemptStarted { task, attempt, pool } => self.start_attempt(kind, task, *attempt, pool, ts_ms)?,
+            Event::AttemptStarted { task, attempt, pool } => {
+                self.start_attempt(kind, task, *attempt, pool, ts_ms)?;
+                // A number handed back (interrupted) is started again: not where it ran.
+                self.unplace_remote(task);
+            }
             Event::AttemptSpawned { task, attempt, pid, worker, host } => {
                 self.attempt_spawned(kind, task, *attempt, *pid)?;
                 if let (Some(worker), Some(host)) = (worker, host) {

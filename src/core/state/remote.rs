@@ -219,6 +219,13 @@ impl RunState {
         self.remote.placed.insert(task.to_string(), placement);
     }
 
+    /// `attempt_started`: the task's attempt has no remote worker until one starts it.
+    pub(super) fn unplace_remote(&mut self, task: &str) {
+        if !self.remote.placed.is_empty() {
+            self.remote.placed.remove(task);
+        }
+    }
+
     /// True when task `id` is running `attempt`.
     fn runs_attempt(&self, id: &str, attempt: u32) -> bool {
         let running = |i: usize| matches!(self.tasks[i].state, TaskState::Running { attempt: a, .. } if a == attempt);

@@ -21,6 +21,8 @@ use crate::tui::selection::{gone_note, resolve, task_position, Selected};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Screen, ViewState};
 
+use super::remote;
+
 /// Narrowest pane that still shows a title and a line of output.
 pub const MIN_PANE_WIDTH: u16 = 36;
 /// Lowest pane: borders, a progress bar and two lines of output.
@@ -105,6 +107,9 @@ pub struct Grid {
     pub capacity: usize,
     /// The panes on screen: each one's row among `running` and its rectangle.
     pub panes: Vec<(usize, Rect)>,
+    /// Broker mode: panes of remote workers that hold no attempt (idle, vanished),
+    /// after the running ones on the last page, in the slots left (not selectable).
+    pub spare: Vec<(String, Rect)>,
 }
 
 /// Lays the worker grid out in the workers box `area` for `vs`: the page holding
@@ -127,18 +132,18 @@ pub fn grid(fleet: &Fleet, vs: &ViewState, area: Rect) -> Grid {
     let page = if on_dashboard { anchor / capacity } else { 0 };
     let first = page * capacity;
     let shown = running.len().saturating_sub(first).min(capacity);
-    let panes = if shown == 0 {
-        Vec::new()
-    } else {
-        pane_rects(shown, inner).into_iter().enumerate().map(|(slot, rect)| (first + slot, rect)).collect()
-    };
-    Grid { running, highlight, gone, page, pages, capacity, panes }
+    let spare_ids = if page + 1 == pages { remote::spare_workers(fleet) } else { Vec::new() };
+    let extra = spare_ids.len().min(capacity - shown);
+    let mut rects = if shown + extra == 0 { Vec::new() } else { pane_rects(shown + extra, inner) };
+    let spare = rects.split_off(shown).into_iter().zip(spare_ids).map(|(rect, id)| (id.to_string(), rect)).collect();
+    let panes = rects.into_iter().enumerate().map(|(slot, rect)| (first + slot, rect)).collect();
+    Grid { running, highlight, gone, page, pages, capacity, panes, spare }
 }
 
 /// Draws the workers box: the grid of panes for the page holding the selection.
 pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, page_size: &PageSize) {
     let fleet = scene.fleet;
-    let Grid { running, highlight, gone, page, pages, capacity, panes } = grid(fleet, scene.view, area);
+    let Grid { running, highlight, gone, page, pages, capacity, panes, spare } = grid(fleet, scene.view, area);
     page_size.set(capacity);
     let gone = gone.map_or_else(String::new, |id| escape_line(&gone_note(fleet, &id)).into_owned());
     let paging = if pages > 1 {
@@ -147,10 +152,21 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, page_size: &PageSize) 
     } else {
         String::new()
     };
-    let block = Block::default().borders(Borders::ALL).title(format!(" Workers ({}) {paging}{gone}", running.len()));
+    let spare_ids: Vec<&str> = remote::spare_workers(fleet);
+    let remote_counts = match remote::spare_counts(fleet, &spare_ids) {
+        (0, 0) => String::new(),
+        (idle, 0) => format!("· {idle} idle "),
+        (0, vanished) => format!("· {vanished} vanished "),
+        (idle, vanished) => format!("· {idle} idle, {vanished} vanished "),
+    };
+    let title = format!(" Workers ({}) {remote_counts}{paging}{gone}", running.len());
+    let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if running.is_empty() {
+    for (id, rect) in &spare {
+        remote::pane(frame, *rect, scene, id);
+    }
+    if running.is_empty() && spare.is_empty() {
         let text = if fleet.state.finished { "run finished: nothing running" } else { "no attempt running" };
         frame.render_widget(Paragraph::new(text).style(scene.theme.fg(Color::Gray)), inner);
         return;
@@ -189,8 +205,13 @@ fn pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected: bool) 
     let quiet = live.map(|l| scene.now_ms.saturating_sub(l.last_output_ms)).unwrap_or(0);
     let mut title = vec![
         Span::styled(format!(" {} ", escape_line(id)), Style::default().add_modifier(Modifier::BOLD)),
-        Span::raw(format!("#{attempt} {pool} {} ", human_ms(scene.now_ms.saturating_sub(*started_ms)))),
+        Span::raw(format!("#{attempt} {pool} ")),
     ];
+    if let Some(host) = remote::host_of(fleet, i) {
+        // A remote attempt: the host it runs on (DESIGN §7).
+        title.push(Span::styled(format!("@{} ", escape_line(host)), scene.theme.fg(Color::Cyan)));
+    }
+    title.push(Span::raw(format!("{} ", human_ms(scene.now_ms.saturating_sub(*started_ms)))));
     if let Some((n, of)) = fleet.votes_in(i) {
         title.push(Span::styled(format!("{n}/{of} votes "), scene.theme.fg(Color::Cyan)));
     }

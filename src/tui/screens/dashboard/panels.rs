@@ -86,13 +86,19 @@ pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
         .enumerate()
         .map(|(p, pool)| {
             let running = state.pools[p].running;
-            let limit = state.pools[p].concurrency;
+            // In broker mode, what its live workers offer (`RunState::pool_capacity`).
+            let limit = state.pool_capacity(p);
             let load = format!("{}{}", "▮".repeat(running.min(12)), "▯".repeat(limit.saturating_sub(running).min(12)));
+            // A broker pool without a live capable worker starts nothing: say why.
+            let (load, load_color) = match state.workflow.broker.is_some() && limit == 0 && running == 0 {
+                true => ("no workers".to_string(), Color::Yellow),
+                false => (load, Color::Cyan),
+            };
             let (circuit, style) = circuit_text(state, p, scene);
             Row::new(vec![
                 Cell::from(pool.name.clone()),
                 Cell::from(format!("{running}/{limit}")),
-                Cell::from(load).style(scene.theme.fg(Color::Cyan)),
+                Cell::from(load).style(scene.theme.fg(load_color)),
                 Cell::from(format!("{} queued", fleet.queued_for_pool(p))),
                 Cell::from(circuit).style(style),
             ])
