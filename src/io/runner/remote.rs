@@ -606,7 +606,7 @@ fn deliver(book: &Mutex<Book>, ops: &LinkOps, id: InboundId, msg: WorkerMsg) -> 
         ops.ack(vec![late]);
         return None;
     }
-    let Some(w) = b.waiters.get_mut(&key) else { return None };
+    let w = b.waiters.get_mut(&key)?;
     match msg {
         WorkerMsg::Started { dispatch, worker, host, pid, .. } => {
             if dispatch == w.msg.dispatch && w.started.is_none() {
