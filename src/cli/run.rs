@@ -321,6 +321,10 @@ async fn report(
                             | Event::TaskCancelled { .. }
                             | Event::RunInterrupted { .. }
                             | Event::OutputCaptureFailed { .. }
+                            // A lost broker pauses dispatch; a lost worker moves its task.
+                            | Event::BrokerDown(_)
+                            | Event::BrokerUp(_)
+                            | Event::WorkerLost(_)
                     );
                     if loud {
                         bar.println(format!("{} {line}", clock(record.ts)));
