@@ -20,12 +20,15 @@ use crate::core::workflow::Workflow;
 use crate::core::{Event, Input, RunState};
 use crate::engine::fanout::Records;
 use crate::engine::{Ending, Engine, EngineConfig, EngineError, EngineHandle, World};
+use crate::io::broker::url::{BrokerKind, BrokerUrl, Password};
+use crate::io::broker::{PoolOffer, RunScope};
 use crate::io::clock::{wall_ms, SystemClock};
 use crate::io::guardian::{self, Guardian};
 use crate::io::journal::{self, Journal, Record, LOG_FILE};
 use crate::io::rundir::{self, RunDir};
 use crate::io::runner::env::RunEnv;
-use crate::io::runner::{LocalRunner, OutputChunk};
+use crate::io::runner::remote::BrokerRunner;
+use crate::io::runner::{LocalRunner, OutputChunk, Runner};
 use crate::io::{roll, segments, snapshot};
 
 /// Why a run could not start or go on.
@@ -63,6 +66,8 @@ pub struct Prepared {
     journal: Journal,
     resumed: bool,
     services: Vec<Service>,
+    /// The broker whose workers run the attempts, if any.
+    broker: Option<BrokerSetup>,
     /// What the operator should know before the run starts (a repaired log, workers
     /// of an earlier manager ended).
     pub notes: Vec<String>,
@@ -83,7 +88,7 @@ pub fn new_run(run: NewRun) -> Result<Prepared, LaunchError> {
     let journal = Journal::create(&run_dir.path, wall_ms(), &first).map_err(start_err)?;
     // The workflow moves from the record written into the state: never two copies.
     let state = RunState::from_started(first).map_err(start_err)?;
-    Ok(Prepared { run_dir, state, journal, resumed: false, services: Vec::new(), notes: Vec::new() })
+    Ok(Prepared { run_dir, state, journal, resumed: false, services: Vec::new(), broker: None, notes: Vec::new() })
 }
 
 /// Forks the run in `dir` at record `seq` into `to` (by default `DIR-fork-SEQ` beside
@@ -144,7 +149,7 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
         Ok(ended) => notes.push(format!("ended {ended} leftover worker process(es) of an earlier manager of this run")),
         Err(e) => notes.push(format!("warning: workers of an earlier manager of this run may still be running ({e})")),
     }
-    Ok(Prepared { run_dir, state, journal, resumed: true, services: Vec::new(), notes })
+    Ok(Prepared { run_dir, state, journal, resumed: true, services: Vec::new(), broker: None, notes })
 }
 
 /// A folder `resume` can carry on: it has a log. "No event log here" only when there
@@ -350,10 +355,16 @@ impl Prepared {
         self.services.push(service);
     }
 
+    /// Runs the attempts of this run's pools on `broker`'s workers (checked reachable
+    /// with [`check_broker`] before the run folder was made).
+    pub fn use_broker(&mut self, broker: BrokerSetup) {
+        self.broker = Some(broker);
+    }
+
     /// Runs the engine with `front` until the run ends (finished, or stopped by a
     /// signal or the front end). The folder is released when this returns.
     pub fn run(self, front: FrontEnd<'_>) -> Result<Finished, LaunchError> {
-        let Prepared { run_dir, state, journal, resumed, services, .. } = self;
+        let Prepared { run_dir, state, journal, resumed, services, broker, .. } = self;
         // The state as opened, not the log: history is read from disk when wanted.
         let on_disk = front.needs_history.then(|| OnDisk {
             dir: run_dir.path.clone(),
@@ -387,11 +398,33 @@ impl Prepared {
         let hooks = crate::notify::Hooks::prepare(&state, resumed, &run_dir.path);
         let service_dir = run_dir.path.clone();
         let result: Result<(RunState, Ending), LaunchError> = runtime.block_on(async move {
-            let runner = Arc::new(LocalRunner::for_manager(run_env));
-            let world = World { clock: Arc::new(SystemClock), runner: runner.clone() };
+            let local = LocalRunner::for_manager(run_env);
             let run_id = state.run_id.clone();
+            let (runners, broker_inputs) = match &broker {
+                None => (Runners::Local(Arc::new(local)), None),
+                Some(setup) => {
+                    let (remote, inputs) = setup.start(local, &state).await.map_err(start_err)?;
+                    (Runners::Broker(remote), Some(inputs))
+                }
+            };
+            let world = World { clock: Arc::new(SystemClock), runner: runners.runner() };
             let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
             let engine_handle = engine.handle();
+            // Broker news (down, up, workers) becomes the engine's inputs; every
+            // committed batch is published, and its results acked, once durable.
+            let broker_tasks = match (&runners, broker_inputs) {
+                (Runners::Broker(remote), Some(inputs)) => {
+                    // A new run's first record was written before the engine: it is
+                    // published first, so subscribers get the whole log.
+                    if !resumed {
+                        if let Some(first) = first_record(&service_dir) {
+                            remote.committed(std::slice::from_ref(&first));
+                        }
+                    }
+                    Some(broker_pumps(remote.clone(), inputs, &engine_handle))
+                }
+                _ => None,
+            };
             let notifier = hooks.map(|hooks| hooks.start(engine_handle.subscribe()));
             let (live, output) = (engine_handle.subscribe(), engine_handle.subscribe_output());
             let feed = match on_disk {
@@ -420,7 +453,11 @@ impl Prepared {
             engine_handle.stop("the control panel closed");
             let engine_result = engine_task.await.map_err(|e| LaunchError::FrontEnd(format!("engine task: {e}")));
             // Persistent workers end cleanly and are waited for, before the runtime goes.
-            runner.shutdown().await;
+            let finished = matches!(engine_result, Ok(Ok((_, Ending::Finished))));
+            if let Some(tasks) = broker_tasks {
+                tasks.finish().await;
+            }
+            runners.shutdown(finished).await;
             // Hooks still running or waiting get their timeout, then are killed.
             if let Some(notifier) = notifier {
                 notifier.finish().await;
@@ -445,4 +482,167 @@ impl Prepared {
         drop(run_dir);
         Ok(Finished { state, ending, dir })
     }
+}
+
+/// How a run reaches its broker: the URL (never holding a password), the password
+/// read from the environment or a file, and the lease.
+#[derive(Clone)]
+pub struct BrokerSetup {
+    /// The broker.
+    pub url: BrokerUrl,
+    /// Its password, if it needs one.
+    pub password: Option<Password>,
+    /// A delivery idle this long is taken back from its worker.
+    pub lease: std::time::Duration,
+}
+
+impl BrokerSetup {
+    /// The URL as recorded and shown (no password is ever in it).
+    pub fn shown(&self) -> String {
+        self.url.as_str().to_string()
+    }
+
+    fn transport(&self, run_id: &str, workflow: &Workflow) -> Result<Arc<dyn crate::io::broker::Transport>, String> {
+        let scope = RunScope {
+            run: run_id.to_string(),
+            pools: workflow
+                .pools
+                .iter()
+                .map(|p| PoolOffer { name: p.name.clone(), capabilities: p.capabilities.clone() })
+                .collect(),
+            manager: format!("{}:{}", host_name(), std::process::id()),
+        };
+        match self.url.kind {
+            BrokerKind::Redis => {
+                let t = crate::io::broker::redis::RedisTransport::new(&self.url, self.password.as_ref(), scope)
+                    .map_err(|e| e.to_string())?;
+                Ok(Arc::new(t))
+            }
+            BrokerKind::Amqp => Err(format!("{}: RabbitMQ brokers are not supported yet (use redis://)", self.shown())),
+        }
+    }
+
+    /// Connects the run's link and starts the broker runner over it.
+    async fn start(
+        &self,
+        local: LocalRunner,
+        state: &RunState,
+    ) -> Result<(Arc<BrokerRunner>, tokio::sync::mpsc::UnboundedReceiver<Input>), String> {
+        let transport = self.transport(&state.run_id, &state.workflow)?;
+        let config = crate::io::broker::link::LinkConfig::new(self.lease);
+        let (link, notices) =
+            crate::io::broker::link::Link::connect(transport, config).await.map_err(|e| e.to_string())?;
+        let (runner, inputs) =
+            BrokerRunner::start(local, link, notices, state.run_id.clone(), self.shown(), self.lease);
+        // Attempts the log says run were started by an earlier manager: their results
+        // are kept for them until the engine re-attaches.
+        let running = state.tasks.iter().enumerate().filter_map(|(i, t)| match t.state {
+            crate::core::TaskState::Running { attempt, .. } => Some((state.task_id(i).to_string(), attempt)),
+            _ => None,
+        });
+        runner.expect(running);
+        Ok((runner, inputs))
+    }
+}
+
+/// Checks that `broker` is reachable and accepts the login, before any run folder is
+/// made: unreachable or refused is a start error in the broker's own words.
+pub fn check_broker(broker: &BrokerSetup, run_id: &str, workflow: &Workflow) -> Result<(), LaunchError> {
+    let transport = broker.transport(run_id, workflow).map_err(start_err)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(start_err)?;
+    runtime.block_on(async {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), transport.connect()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(start_err(e)),
+            Err(_) => Err(start_err(format!("cannot reach the broker at {} (no answer in 10s)", broker.shown()))),
+        }
+    })
+}
+
+/// Where a run's attempts run: here, or on a broker's workers (command gates here).
+enum Runners {
+    Local(Arc<LocalRunner>),
+    Broker(Arc<BrokerRunner>),
+}
+
+impl Runners {
+    fn runner(&self) -> Arc<dyn Runner> {
+        match self {
+            Runners::Local(r) => r.clone(),
+            Runners::Broker(r) => r.clone(),
+        }
+    }
+
+    /// Ends local persistent pools; ends the run on the broker (a finished run's keys
+    /// are deleted, an interrupted one's kept for `resume`).
+    async fn shutdown(self, finished: bool) {
+        match self {
+            Runners::Local(r) => r.shutdown().await,
+            Runners::Broker(r) => {
+                r.shutdown_local().await;
+                r.finish(finished).await;
+            }
+        }
+    }
+}
+
+/// The tasks that tie a broker runner to its engine.
+struct BrokerPumps {
+    inputs: tokio::task::JoinHandle<()>,
+    records: tokio::task::JoinHandle<()>,
+}
+
+impl BrokerPumps {
+    /// Lets the record pump publish the last batches (the engine has stopped, so its
+    /// queue ends), then stops the input pump.
+    async fn finish(self) {
+        let abort = self.records.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), self.records).await.is_err() {
+            abort.abort();
+        }
+        self.inputs.abort();
+    }
+}
+
+fn broker_pumps(
+    runner: Arc<BrokerRunner>,
+    mut inputs: tokio::sync::mpsc::UnboundedReceiver<Input>,
+    engine: &EngineHandle,
+) -> BrokerPumps {
+    let handle = engine.clone();
+    let inputs = tokio::spawn(async move {
+        while let Some(input) = inputs.recv().await {
+            if !handle.send(input) {
+                break;
+            }
+        }
+    });
+    let mut records = engine.subscribe();
+    let records = tokio::spawn(async move {
+        while let Some(batch) = records.recv().await {
+            runner.committed(&batch);
+        }
+    });
+    BrokerPumps { inputs, records }
+}
+
+/// This host's name, for the run's meta on the broker (operators read it).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The log's first record (`run_started`), if it reads.
+fn first_record(dir: &Path) -> Option<Record> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(dir.join(LOG_FILE)).ok()?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file).read_until(b'\n', &mut line).ok()?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    journal::decode(&line).ok()
 }

@@ -34,9 +34,12 @@ enum Command {
         /// Print the run's JSON document on stdout at the end.
         #[arg(long)]
         json: bool,
-        /// Broker URL for distributed mode (not supported yet).
-        #[arg(long)]
+        /// Run the attempts on `pitboss worker`s through this broker (redis://HOST:PORT); the password, if any, comes from PITBOSS_BROKER_PASSWORD or --broker-password-file, never the URL.
+        #[arg(long, value_name = "URL")]
         broker: Option<String>,
+        /// A file holding the broker's password (readable by its owner only).
+        #[arg(long, value_name = "FILE")]
+        broker_password_file: Option<PathBuf>,
         /// Headless: stop with exit code 3 (resumable) when only tasks held for approval are left, instead of waiting for an operator.
         #[arg(long)]
         exit_when_blocked: bool,
@@ -57,6 +60,12 @@ enum Command {
         /// Print the run's JSON document on stdout at the end.
         #[arg(long)]
         json: bool,
+        /// Reconnect to this broker instead of the one the run recorded (redis://HOST:PORT).
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// A file holding the broker's password (readable by its owner only).
+        #[arg(long, value_name = "FILE")]
+        broker_password_file: Option<PathBuf>,
         /// Cut the log before this record first (the way out of mid-log corruption).
         #[arg(long, value_name = "SEQ")]
         truncate_at: Option<u64>,
@@ -281,25 +290,48 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
                 Err(e) => Err(cli::usage(e)),
             }
         }
-        Some(Command::Run { file, state_dir, headless, json, broker, exit_when_blocked, listen, behind_proxy }) => {
-            if broker.is_some() {
-                Err(cli::usage("--broker: distributed mode is not supported yet"))
-            } else {
-                match config::load(&file) {
-                    Ok(workflow) => {
-                        run::check_files(&workflow)?;
-                        let listen = bind_listen(listen.as_deref(), behind_proxy)?;
-                        let tui = !headless && !json && interactive();
-                        launch_run(|| run::prepare_new(workflow, state_dir), tui, json, exit_when_blocked, listen)
-                    }
-                    Err(e) => Err(cli::usage(e)),
+        Some(Command::Run {
+            file,
+            state_dir,
+            headless,
+            json,
+            broker,
+            broker_password_file,
+            exit_when_blocked,
+            listen,
+            behind_proxy,
+        }) => match config::load(&file) {
+            Ok(mut workflow) => {
+                run::check_files(&workflow)?;
+                let broker = run::broker_setup(&mut workflow, broker.as_deref(), broker_password_file.as_deref())?;
+                let run_id = uuid::Uuid::new_v4().simple().to_string();
+                // Like --listen: a broker that cannot be reached leaves no run folder.
+                if let Some(broker) = &broker {
+                    pitboss::launch::check_broker(broker, &run_id, &workflow).map_err(cli::usage)?;
                 }
+                let listen = bind_listen(listen.as_deref(), behind_proxy)?;
+                let tui = !headless && !json && interactive();
+                let prepare = || run::prepare_new_with(workflow, state_dir, run_id, broker);
+                launch_run(prepare, tui, json, exit_when_blocked, listen)
             }
-        }
-        Some(Command::Resume { dir, headless, json, truncate_at, exit_when_blocked, listen, behind_proxy }) => {
+            Err(e) => Err(cli::usage(e)),
+        },
+        Some(Command::Resume {
+            dir,
+            headless,
+            json,
+            broker,
+            broker_password_file,
+            truncate_at,
+            exit_when_blocked,
+            listen,
+            behind_proxy,
+        }) => {
             let listen = bind_listen(listen.as_deref(), behind_proxy)?;
             let tui = !headless && !json && interactive();
-            launch_run(|| run::prepare_resume(&dir, truncate_at), tui, json, exit_when_blocked, listen)
+            let prepare =
+                || run::prepare_resume_with(&dir, truncate_at, broker.as_deref(), broker_password_file.as_deref());
+            launch_run(prepare, tui, json, exit_when_blocked, listen)
         }
         Some(Command::Inspect { dir, task, json }) => cli::inspect::inspect(&dir, task.as_deref(), json),
         Some(Command::Dlq { action: Some(DlqAction::Replay { dir, tasks, all }), .. }) => {

@@ -16,11 +16,13 @@ use super::{usage, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use crate::core::escape::{escape_json, escape_line};
 use crate::core::text::{civil, clock, describe, human_ms};
 use crate::core::workflow::Workflow;
+use crate::core::workflow::{BrokerSpec, PasswordSource};
 use crate::core::{Event, RunState, TaskState, TaskStateName};
 use crate::engine::{now_ms, Ending, EngineError, EngineHandle};
+use crate::io::broker::url::BrokerUrl;
 use crate::io::fdlimit;
 use crate::io::journal::{self, JournalError, LOG_FILE};
-use crate::launch::{self, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};
+use crate::launch::{self, BrokerSetup, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};
 
 /// Options shared by run and resume.
 #[derive(Debug, Clone, Default)]
@@ -47,13 +49,79 @@ pub fn default_state_dir(name: &str, run_id: &str) -> PathBuf {
 /// Prepares a new run of `workflow` (in `state_dir`, or a fresh folder under the home).
 pub fn prepare_new(workflow: Workflow, state_dir: Option<PathBuf>) -> Result<Prepared, (u8, String)> {
     let run_id = uuid::Uuid::new_v4().simple().to_string();
+    prepare_new_with(workflow, state_dir, run_id, None)
+}
+
+/// [`prepare_new`] with its run id chosen, and the broker (checked reachable) whose
+/// workers run its attempts.
+pub fn prepare_new_with(
+    workflow: Workflow,
+    state_dir: Option<PathBuf>,
+    run_id: String,
+    broker: Option<BrokerSetup>,
+) -> Result<Prepared, (u8, String)> {
     let dir = state_dir.unwrap_or_else(|| default_state_dir(&workflow.name, &run_id));
-    launch::new_run(NewRun { workflow, run_id, dir }).map_err(usage)
+    let mut prepared = launch::new_run(NewRun { workflow, run_id, dir }).map_err(usage)?;
+    if let Some(broker) = broker {
+        prepared.use_broker(broker);
+    }
+    Ok(prepared)
 }
 
 /// Prepares the run in `dir` to carry on; `truncate_at` first cuts the log before that seq.
 pub fn prepare_resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, (u8, String)> {
     launch::resume(dir, truncate_at).map_err(usage)
+}
+
+/// Prepares the run in `dir` to carry on (as [`prepare_resume`]); a run recorded
+/// with a broker (or given `--broker`) reconnects to it first, and an unreachable
+/// broker is an error before anything else happens.
+pub fn prepare_resume_with(
+    dir: &Path,
+    truncate_at: Option<u64>,
+    broker: Option<&str>,
+    password_file: Option<&Path>,
+) -> Result<Prepared, (u8, String)> {
+    let mut prepared = launch::resume(dir, truncate_at).map_err(usage)?;
+    let mut workflow = prepared.state().workflow.as_ref().clone();
+    if let Some(setup) = broker_setup(&mut workflow, broker, password_file)? {
+        let state = prepared.state();
+        launch::check_broker(&setup, &state.run_id, &state.workflow).map_err(usage)?;
+        prepared.use_broker(setup);
+    }
+    Ok(prepared)
+}
+
+/// The broker a run uses: `--broker` (which then becomes the workflow's `[run]
+/// broker`, so the URL is recorded with the workflow), else the workflow's own. The
+/// password comes from `--broker-password-file`, the workflow's file, or
+/// `PITBOSS_BROKER_PASSWORD`; never from the command line or the URL.
+pub fn broker_setup(
+    workflow: &mut Workflow,
+    flag: Option<&str>,
+    password_file: Option<&Path>,
+) -> Result<Option<BrokerSetup>, (u8, String)> {
+    if let Some(text) = flag {
+        let url = crate::core::workflow::BrokerUrl::parse(text).map_err(|e| usage(format!("--broker: {e}")))?;
+        let mut spec = workflow.broker.clone().unwrap_or_else(|| BrokerSpec::new(&url));
+        spec.url = url.to_string();
+        workflow.broker = Some(spec);
+    }
+    let Some(spec) = &workflow.broker else {
+        if password_file.is_some() {
+            return Err(usage("--broker-password-file needs --broker URL (or [run] broker in the workflow)"));
+        }
+        return Ok(None);
+    };
+    let url = BrokerUrl::parse(&spec.url).map_err(|e| usage(format!("--broker: {e}")))?;
+    let file = match (password_file, &spec.password) {
+        (Some(file), _) => Some(file.to_path_buf()),
+        (None, PasswordSource::File(file)) => Some(file.clone()),
+        _ => None,
+    };
+    let password = crate::io::broker::url::password(file.as_deref()).map_err(usage)?;
+    let lease = std::time::Duration::from_millis(spec.lease_ms);
+    Ok(Some(BrokerSetup { url, password, lease }))
 }
 
 /// Makes sure the open-file limit allows a run of `workflow` (raising the soft limit
@@ -253,6 +321,10 @@ async fn report(
                             | Event::TaskCancelled { .. }
                             | Event::RunInterrupted { .. }
                             | Event::OutputCaptureFailed { .. }
+                            // A lost broker pauses dispatch; a lost worker moves its task.
+                            | Event::BrokerDown(_)
+                            | Event::BrokerUp(_)
+                            | Event::WorkerLost(_)
                     );
                     if loud {
                         bar.println(format!("{} {line}", clock(record.ts)));

@@ -52,8 +52,16 @@ pub fn status(state: &RunState) -> (String, Value) {
     } else {
         "running"
     };
-    let message = format!("run {} ({phase}): {summary}", state.run_id);
+    let (broker, workers) = remote_status(state);
+    let mut message = format!("run {} ({phase}): {summary}", state.run_id);
+    if let Some(b) = broker.as_object() {
+        let up = if b["up"] == true { "up" } else { "DOWN" };
+        let live = workers.iter().filter(|w| w["presence"] == "live").count();
+        message.push_str(&format!("; broker {} {up}, {live} worker(s)", b["url"].as_str().unwrap_or("")));
+    }
     let data = json!({
+        "broker": broker,
+        "workers": workers,
         "run_id": state.run_id,
         "workflow": state.workflow.name,
         "counts": counts,
@@ -63,6 +71,47 @@ pub fn status(state: &RunState) -> (String, Value) {
         "held": held,
     });
     (message, data)
+}
+
+/// A broker run's link (its redacted URL, up or down and since when) and its
+/// registered workers; `null` and `[]` for a run without a broker. The URL is the
+/// workflow's, which never holds a password (the config refuses one).
+fn remote_status(state: &RunState) -> (Value, Vec<Value>) {
+    let Some(spec) = &state.workflow.broker else { return (Value::Null, Vec::new()) };
+    let link = state.remote.link.as_ref();
+    let broker = json!({
+        "url": link.map_or(spec.url.as_str(), |l| l.broker.as_str()),
+        "up": link.is_none_or(|l| l.up),
+        "since_ms": link.map(|l| l.since_ms),
+        "reason": link.map(|l| l.reason.as_str()).filter(|r| !r.is_empty()),
+    });
+    let workers = state
+        .remote
+        .workers
+        .iter()
+        .map(|(id, w)| {
+            let r = &w.registration;
+            let (presence, gone) = match &w.presence {
+                crate::core::state::remote::Presence::Live => ("live", Value::Null),
+                crate::core::state::remote::Presence::Unknown => ("unknown", Value::Null),
+                crate::core::state::remote::Presence::Gone { since_ms, reason } => {
+                    ("gone", json!({"since_ms": since_ms, "reason": reason}))
+                }
+            };
+            json!({
+                "id": id,
+                "pool": r.pool,
+                "host": r.host,
+                "pid": r.pid,
+                "concurrency": r.concurrency,
+                "capabilities": r.capabilities,
+                "seen_ms": w.seen_ms,
+                "presence": presence,
+                "gone": gone,
+            })
+        })
+        .collect();
+    (broker, workers)
 }
 
 /// `tasks [FILTER]`: every task whose id, state or pool contains the filter (`held`

@@ -140,6 +140,7 @@ impl Engine {
             live: Some(self.output.clone()),
             persistent,
             file_base: None,
+            reattach: false,
         };
         Ok((spec, limits))
     }

@@ -247,6 +247,7 @@ impl Engine {
             live: None,
             persistent: None,
             file_base: None,
+            reattach: false,
         }
     }
 
@@ -448,10 +449,11 @@ async fn run_process(
     // A check's output that cannot be saved is not an event yet: its tail still
     // reaches the verdict, and `output_capture_failed` names worker attempts only.
     let reports =
-        Reports { on_spawn: Box::new(|_| {}), on_stall: Box::new(|_| {}), on_capture_failed: Arc::new(|_, _| {}) };
+        Reports { on_spawn: Box::new(|_, _| {}), on_stall: Box::new(|_| {}), on_capture_failed: Arc::new(|_, _| {}) };
     match supervise(runner, clock, spec, limits, stop, reports).await {
         // A reviewer cannot plan: its spawn lines are ignored (DESIGN-NOTES, issue 13).
         AttemptEnd::Outcome(outcome) | AttemptEnd::Planned(outcome, _) => Some(outcome),
+        AttemptEnd::Lost { worker, reason, .. } => Some(AttemptEnd::lost_as_failure(&worker, &reason)),
         AttemptEnd::Stopped(..) => None,
     }
 }

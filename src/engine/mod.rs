@@ -65,6 +65,8 @@ fn end_input(task: &str, attempt: u32, end: AttemptEnd, workflow: &Workflow) -> 
         // Interrupted, or a time limit that the supervisor did not turn into an outcome
         // (it always does; this is the safe reading): not the task's fault.
         AttemptEnd::Stopped(_, _) => Input::AttemptStopped { task, attempt, reason: "run interrupted".into() },
+        // The core decides what a loss costs (nothing, unless it is a poison pill).
+        AttemptEnd::Lost { worker, reason, started } => Input::WorkerLost { task, attempt, worker, reason, started },
     }
 }
 
@@ -449,7 +451,10 @@ impl Engine {
             return;
         }
         match event {
-            Event::AttemptStarted { task, attempt, pool } => self.start_attempt(task, *attempt, pool),
+            Event::AttemptStarted { task, attempt, pool } => self.start_attempt(task, *attempt, pool, false),
+            // A broker run's attempts outlive a manager on their workers: the ones the
+            // core left running after a restart are waited for again, not restarted.
+            Event::ManagerStarted { resumed: true, .. } if self.state.workflow.broker.is_some() => self.reattach(),
             Event::AttemptFailed {
                 task,
                 then: AfterFailure::Retry { due_ms, .. } | AfterFailure::Defer { due_ms, .. },
@@ -506,11 +511,14 @@ impl Engine {
 
     /// Starts an attempt under a supervisor that enforces its limits; its end comes
     /// back as a [`Msg::RunnerDone`].
-    fn start_attempt(&mut self, task: &str, attempt: u32, pool: &str) {
+    fn start_attempt(&mut self, task: &str, attempt: u32, pool: &str, reattach: bool) {
         let tx = self.tx.clone();
         let (stop_tx, stop_rx) = watch::channel(None);
         self.running.insert(task.to_string(), (attempt, stop_tx));
-        let prepared = self.attempt_spec(task, attempt, pool);
+        let prepared = self.attempt_spec(task, attempt, pool).map(|(mut spec, limits)| {
+            spec.reattach = reattach;
+            (spec, limits)
+        });
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
         let task = task.to_string();
         let workflow = self.state.workflow.clone();
@@ -520,12 +528,12 @@ impl Engine {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
                     let (stall_tx, stall_task) = (tx.clone(), task.clone());
                     let reports = Reports {
-                        on_spawn: Box::new(move |pid| {
+                        on_spawn: Box::new(move |pid, worker| {
                             let _ = spawned_tx.send(Msg::Input(Input::Spawned {
                                 task: spawned_task,
                                 attempt,
                                 pid,
-                                worker: None,
+                                worker,
                             }));
                         }),
                         on_stall: Box::new(move |quiet_ms| {
@@ -541,6 +549,25 @@ impl Engine {
             let input = end_input(&task, attempt, end, &workflow);
             let _ = tx.send(Msg::RunnerDone { task, attempt, input: Some(input) });
         });
+    }
+}
+
+impl Engine {
+    /// Waits again for every attempt the state says runs but no supervisor watches
+    /// (a resumed broker run whose workers kept them).
+    fn reattach(&mut self) {
+        let running: Vec<(String, u32, String)> = (self.state.tasks.iter().enumerate())
+            .filter_map(|(i, t)| match (&t.state, &t.pool) {
+                (TaskState::Running { attempt, .. }, Some(pool)) => {
+                    Some((self.state.task_id(i).to_string(), *attempt, pool.to_string()))
+                }
+                _ => None,
+            })
+            .filter(|(task, _, _)| !self.running.contains_key(task))
+            .collect();
+        for (task, attempt, pool) in running {
+            self.start_attempt(&task, attempt, &pool, true);
+        }
     }
 }
 

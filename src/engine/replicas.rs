@@ -214,7 +214,7 @@ impl Engine {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
                     let (stall_tx, stall_task, stall_quiet) = (tx.clone(), task.clone(), quiet.clone());
                     let reports = Reports {
-                        on_spawn: Box::new(move |pid| {
+                        on_spawn: Box::new(move |pid, _worker| {
                             let _ = spawned_tx.send(Msg::Input(Input::Spawned {
                                 task: spawned_task,
                                 attempt,
@@ -241,6 +241,17 @@ impl Engine {
             });
             let input = match end {
                 // Replicas and judges cannot plan: their spawn lines are ignored.
+                // A replica or judge whose worker was lost fails (class worker_lost):
+                // the round's own rules decide what that costs.
+                AttemptEnd::Lost { worker, reason, .. } => {
+                    let outcome = AttemptEnd::lost_as_failure(&worker, &reason);
+                    Some(match part {
+                        Part::Replica(replica) => {
+                            Input::ReplicaFinished { task: task.clone(), attempt, replica, pool, outcome }
+                        }
+                        Part::Judge => Input::JudgeFinished { task: task.clone(), attempt, outcome },
+                    })
+                }
                 AttemptEnd::Outcome(outcome) | AttemptEnd::Planned(outcome, _) => Some(match part {
                     Part::Replica(replica) => {
                         Input::ReplicaFinished { task: task.clone(), attempt, replica, pool, outcome }

@@ -19,10 +19,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::core::decide::Outcome;
+use crate::core::event::WorkerRef;
 use crate::core::text::human_ms;
 use crate::core::FailureClass;
 use crate::io::clock::Clock;
-use crate::io::runner::{millis, AttemptEnd, AttemptJob, AttemptSpec, CaptureFailed, Runner, Stop};
+use crate::io::runner::{millis, AttemptEnd, AttemptJob, AttemptSpec, CaptureFailed, RemoteStart, Runner, Stop};
 
 /// How often a stalled attempt is looked at again, to see whether it printed.
 const STALL_RECHECK_MS: u64 = 1_000;
@@ -40,8 +41,8 @@ pub struct Limits {
 
 /// What the supervisor reports while the attempt runs.
 pub struct Reports {
-    /// The attempt has a process (id).
-    pub on_spawn: Box<dyn FnOnce(u32) + Send>,
+    /// The attempt has a process (id), here or on a remote worker (named).
+    pub on_spawn: Box<dyn FnOnce(u32, Option<WorkerRef>) + Send>,
     /// The attempt went quiet (`Some(quiet ms)`) or printed again (`None`).
     pub on_stall: Box<dyn Fn(Option<u64>) + Send + Sync>,
     /// One of its output streams could not be saved.
@@ -59,7 +60,7 @@ pub async fn supervise(
     mut stop: watch::Receiver<Option<Stop>>,
     reports: Reports,
 ) -> AttemptEnd {
-    let started = clock.now_ms();
+    let remote = runner.is_remote(&spec);
     // Silence is measured on tokio's monotonic clock (the one the engine's clock sleeps
     // on), not from wall-clock readings: a suspend or a clock step is not silence.
     // Both readings are on the attempt's awake time: the time the manager spent
@@ -73,23 +74,65 @@ pub async fn supervise(
     };
     // The attempt's process, once it has one (0 before), to ask whether it exited.
     let process = Arc::new(AtomicU32::new(0));
+    // One report of where the attempt runs: a local process, or a remote worker's.
+    let report_spawn = Arc::new(std::sync::Mutex::new(Some(reports.on_spawn)));
     let on_spawn = {
-        let (process, report) = (process.clone(), reports.on_spawn);
+        let (process, report) = (process.clone(), report_spawn.clone());
         Box::new(move |pid: u32| {
             process.store(pid, Ordering::Relaxed);
-            report(pid);
+            if let Some(report) = report.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                report(pid, None);
+            }
         })
     };
+    let (remote_tx, mut remote_started) = tokio::sync::oneshot::channel::<RemoteStart>();
+    let on_remote_start = Box::new(move |start: RemoteStart| {
+        let _ = remote_tx.send(start);
+    });
     let (ask, asked_rx) = watch::channel(None);
-    let job =
-        AttemptJob { spec, stop: asked_rx, on_spawn, on_output, on_capture_failed: reports.on_capture_failed.clone() };
+    let job = AttemptJob {
+        spec,
+        stop: asked_rx,
+        on_spawn,
+        on_output,
+        on_capture_failed: reports.on_capture_failed.clone(),
+        on_remote_start,
+    };
     let mut work = runner.run(job);
+    let mut asked: Option<(Stop, u64)> = None;
+    // A remote attempt waits in the broker's queue first: that time is not the
+    // task's, so its limits count from the worker's start (plan §12.5). Stops still
+    // go through; the worker enforces its own copy of the limits meanwhile.
+    if remote {
+        let start = loop {
+            tokio::select! {
+                biased;
+                end = &mut work => return limit_end(end, asked, limits),
+                start = &mut remote_started => match start {
+                    Ok(start) => break Some(start),
+                    // The runner will never report a start: only its end matters now.
+                    Err(_) => break None,
+                },
+                s = wait_stop(&mut stop), if asked.is_none() => {
+                    let _ = ask.send(Some(s));
+                    asked = Some((s, 0));
+                }
+            }
+        };
+        if let Some(start) = start {
+            if let Some(report) = report_spawn.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                report(start.pid, Some(start.worker));
+            }
+        }
+        // Silence too counts from the start.
+        last_output.store(awake_ms(origin, &*clock, stopped_at_start), Ordering::Relaxed);
+    }
+    let started = clock.now_ms();
     // Time the manager spends stopped (Ctrl-Z) is not the attempt's: the deadline moves
     // out by as much, checked again whenever it fires.
     let first_deadline = started.saturating_add(millis(limits.timeout));
     let mut deadline = first_deadline;
     let stall = StallWatch { clock: clock.as_ref(), origin, stopped_at_start, last_output: &last_output, limits };
-    let mut asked: Option<(Stop, u64)> = None;
     // False once the process is known to have exited: its end is on the way, and no
     // limit applies to an attempt whose worker is done.
     let mut limits_apply = true;
@@ -109,13 +152,19 @@ pub async fn supervise(
                 continue;
             }
         }
-        if matches!(request.0, Stop::Timeout | Stop::Stalled) && exited(process.load(Ordering::Relaxed)) {
+        // A remote pid is another host's: only a local process can be asked about.
+        if !remote && matches!(request.0, Stop::Timeout | Stop::Stalled) && exited(process.load(Ordering::Relaxed)) {
             limits_apply = false;
             continue;
         }
         let _ = ask.send(Some(request.0));
         asked = Some(request);
     };
+    limit_end(end, asked, limits)
+}
+
+/// The attempt's end, with a stop for a time limit turned into the failure it is.
+fn limit_end(end: AttemptEnd, asked: Option<(Stop, u64)>, limits: Limits) -> AttemptEnd {
     match end {
         AttemptEnd::Stopped(Stop::Timeout, remains) => AttemptEnd::Outcome(Outcome::Failure {
             class: FailureClass::Timeout,

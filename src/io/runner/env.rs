@@ -201,6 +201,10 @@ impl RunEnv {
                 output
             }
             AttemptEnd::Stopped(_, remains) => &mut remains.output,
+            AttemptEnd::Lost { reason, .. } => {
+                r.string(reason);
+                return;
+            }
         };
         let SmallOutput { stdout, stderr, .. } = output;
         for text in [stdout, stderr].into_iter().flatten() {

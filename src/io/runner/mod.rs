@@ -7,12 +7,14 @@
 //!
 //! - [`LocalRunner`]: real processes on this machine, a fresh one per attempt
 //!   ([`spawn`]) or a long-lived pool of them ([`persistent`]).
-//! - A remote runner over a broker (DESIGN §7) will be one more implementation.
+//! - [`remote::BrokerRunner`]: attempts published on a broker for `pitboss worker`s
+//!   elsewhere (DESIGN §7); command gates still run here.
 
 pub mod capture;
 pub mod env;
 pub mod orphans;
 pub mod persistent;
+pub mod remote;
 pub mod spawn;
 pub mod spawn_lines;
 
@@ -26,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::core::decide::Outcome;
-use crate::core::event::OutputStream;
+use crate::core::event::{OutputStream, WorkerRef};
 use crate::core::{FailureClass, SmallOutput};
 use env::RunEnv;
 use persistent::{Job, PersistentPool, WorkerSpec};
@@ -62,6 +64,9 @@ pub struct AttemptSpec {
     /// The capture files' name before `.stdout`/`.stderr` when not `TASK.ATTEMPT`
     /// (a consensus replica's `TASK.ATTEMPT.rR`, a judge's `TASK.ATTEMPT.judge`).
     pub file_base: Option<String>,
+    /// True when the attempt already runs somewhere (a remote worker, after a manager
+    /// restart): the runner waits for its end instead of starting it again.
+    pub reattach: bool,
 }
 
 /// A piece of an attempt's output as it arrives, for live views. Chunks are whatever
@@ -114,6 +119,16 @@ pub enum AttemptEnd {
     /// Succeeded having printed `{"pitboss":"spawn"}` lines (a planner, DESIGN §11):
     /// the outcome, and the tasks of those lines or why they cannot be taken.
     Planned(Outcome, spawn_lines::SpawnTasks),
+    /// The remote worker that held the attempt was lost (its delivery was taken back
+    /// past the lease): not the task's fault, and its attempt is not spent.
+    Lost {
+        /// The worker that held it.
+        worker: WorkerRef,
+        /// Why it counts as lost.
+        reason: String,
+        /// True when the worker had started the attempt's command.
+        started: bool,
+    },
 }
 
 impl AttemptEnd {
@@ -128,6 +143,19 @@ impl AttemptEnd {
             duration_ms: millis(duration),
             output: SmallOutput::default(),
         })
+    }
+
+    /// A lost worker's attempt as a failure, for parts of a task that are not retried
+    /// on their own (replicas, judges, reviews): class `worker_lost`.
+    pub fn lost_as_failure(worker: &WorkerRef, reason: &str) -> Outcome {
+        Outcome::Failure {
+            class: FailureClass::WorkerLost,
+            error: format!("worker {} on {} lost: {reason}", worker.id, worker.host),
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            output: SmallOutput::default(),
+        }
     }
 
     /// Stopped with nothing known of the process (it never started, or a pool ended it).
@@ -149,6 +177,18 @@ pub struct AttemptJob {
     /// Called (at most once per stream) when the attempt's output cannot be written
     /// to its file: which stream, and the error with the file's path.
     pub on_capture_failed: CaptureFailed,
+    /// Called once when a remote worker starts the attempt's command: the engine's
+    /// time limits count from then (time in the queue is not the task's).
+    pub on_remote_start: Box<dyn FnOnce(RemoteStart) + Send>,
+}
+
+/// A remote worker started an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteStart {
+    /// The worker and its host.
+    pub worker: WorkerRef,
+    /// The command's process id on that host.
+    pub pid: u32,
 }
 
 /// The report of an output stream that could not be saved.
@@ -169,6 +209,12 @@ pub trait Runner: Send + Sync {
     /// default (a runner without a workflow has no secrets).
     fn secret_values(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+
+    /// True when `spec` runs elsewhere: its time limits start at
+    /// [`AttemptJob::on_remote_start`], and its pid is not this host's.
+    fn is_remote(&self, _spec: &AttemptSpec) -> bool {
+        false
     }
 }
 
