@@ -118,7 +118,7 @@ async fn run_attempt(shared: &Arc<Shared>, msg: &AttemptMsg, slot: &Arc<Slot>) -
         stall_kill_after: msg.stall_kill_after_ms.map(Duration::from_millis),
     };
     let reports = Reports {
-        on_spawn: Box::new(move |pid| {
+        on_spawn: Box::new(move |pid, _| {
             let _ = pid_tx.send(pid);
         }),
         on_stall: Box::new(|_| {}),
@@ -214,6 +214,7 @@ fn attempt_spec(shared: &Shared, msg: &AttemptMsg) -> Result<AttemptSpec, String
         live: None,
         persistent: None,
         file_base: Some(format!("{}.{}", file_stem(&msg.run), file_stem(&msg.key))),
+        reattach: false,
     })
 }
 
@@ -295,6 +296,18 @@ fn result_msg(msg: &AttemptMsg, worker: String, end: AttemptEnd, dir: &Path) -> 
                 Err(why) => SpawnLines::Refused(why),
             }),
         ),
+        // A local runner never loses its worker; kept whole for the match.
+        AttemptEnd::Lost { reason, .. } => (
+            Outcome::Failure {
+                class: FailureClass::SpawnResource,
+                error: reason,
+                exit_code: None,
+                signal: None,
+                duration_ms: 0,
+                output: SmallOutput::default(),
+            },
+            None,
+        ),
         AttemptEnd::Stopped(_, r) => (
             Outcome::Failure {
                 class: FailureClass::Timeout,
@@ -369,6 +382,7 @@ fn tail(path: &Path) -> Option<String> {
 /// What a stopped attempt left, from whatever end supervision gave.
 fn remains(end: &AttemptEnd) -> StoppedRemains {
     let (exit_code, signal, duration_ms, output) = match end {
+        AttemptEnd::Lost { .. } => return StoppedRemains::default(),
         AttemptEnd::Stopped(_, r) => (r.exit_code, r.signal, r.duration_ms, &r.output),
         AttemptEnd::Outcome(o) | AttemptEnd::Planned(o, _) => match o {
             Outcome::Success { exit_code, duration_ms, output, .. } => (*exit_code, None, *duration_ms, output),
