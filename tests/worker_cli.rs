@@ -34,6 +34,11 @@ impl Manager {
     async fn start(url: &str, label: &str) -> Manager {
         let run = run_id(label);
         let pool = format!("pool-{run}");
+        Manager::start_on(url, run, pool).await
+    }
+
+    /// A manager of run `run` on pool `pool`.
+    async fn start_on(url: &str, run: String, pool: String) -> Manager {
         let scope = RunScope {
             run: run.clone(),
             pools: vec![PoolOffer { name: pool.clone(), capabilities: vec![] }],
@@ -615,4 +620,32 @@ async fn a_planners_spawn_lines_travel_in_its_result() {
     );
     worker.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(worker.exit_code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_run_that_ends_while_its_queue_is_read_does_not_end_the_worker() {
+    if !broker_common::redis_server() {
+        return;
+    }
+    // A private server: the test waits until the worker's read is the one blocked client.
+    let own = OwnRedis::start();
+    let url = own.url(None);
+    let first = Manager::start(&url, "wk-end1").await;
+    let mut worker = Worker::start(&url, &first.pool, &[], &[], &["echo", "ok"]);
+    first.transport.publish(vec![first.attempt("a", 30_000)]).await.unwrap();
+    assert!(outcome(&first.collect(has_result("a.1")).await, "a.1").is_some(), "{}", worker.stderr_text());
+    let mut admin = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let blocked_read = |admin: &mut redis::Connection| {
+        let clients: String = redis::cmd("CLIENT").arg("LIST").query(admin).unwrap();
+        clients.lines().any(|c| c.contains("cmd=xreadgroup") && c.contains("flags=b"))
+    };
+    assert!(wait_until(LIMIT, || blocked_read(&mut admin)), "the worker never blocked on the queue");
+    // Its keys go while the worker's read waits on them.
+    first.transport.finish(true).await.unwrap();
+    let second = Manager::start_on(&url, run_id("wk-end2"), first.pool.clone()).await;
+    second.transport.publish(vec![second.attempt("b", 30_000)]).await.unwrap();
+    let msgs = second.collect(has_result("b.1")).await;
+    assert!(outcome(&msgs, "b.1").is_some(), "the worker stopped serving; stderr:\n{}", worker.stderr_text());
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.exit_code(), Some(0), "stderr:\n{}", worker.stderr_text());
 }

@@ -15,7 +15,9 @@ use super::drain::{self, Phase};
 use super::report::{self, run_job};
 use super::Setup;
 use crate::io::broker::wire::{Registration, WorkerState};
-use crate::io::broker::{AttemptMsg, BrokerError, BrokerResult, EntryId, Running, StopWhy, WorkerMsg, WorkerTransport};
+use crate::io::broker::{
+    AttemptMsg, BrokerError, BrokerErrorKind, BrokerResult, EntryId, Running, StopWhy, WorkerMsg, WorkerTransport,
+};
 use crate::io::clock::wall_ms;
 use crate::io::runner::{Runner, Stop};
 
@@ -204,8 +206,15 @@ pub(crate) async fn serve(
                     jobs.spawn(run_job(shared.clone(), job));
                 }
             }
-            Err(e) if e.is_transient() => {
-                shared.note_down(&e);
+            // A run that ended while its queue was read ("UNBLOCKED … no longer
+            // exists") or a reply this build does not expect concerns one read only:
+            // say it and read again. Only a refusal (password, ACL) ends the worker.
+            Err(e) if !matches!(e.kind(), BrokerErrorKind::Refused | BrokerErrorKind::Config) => {
+                if e.kind() == BrokerErrorKind::Unreachable {
+                    shared.note_down(&e);
+                } else {
+                    eprintln!("pitboss worker: reading jobs: {e}; reading again");
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = phase.changed() => {}
