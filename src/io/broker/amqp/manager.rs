@@ -21,8 +21,7 @@ use super::{encode, message_key, quorum_args};
 use crate::io::broker::url::{BrokerUrl, Password};
 use crate::io::broker::wire::{self, AttemptMsg, Registration, WireError, WorkerMsg};
 use crate::io::broker::{
-    BoxFut, BrokerError, BrokerResult, EntryId, Inbound, InboundId, Reclaimed, RunScope, StopWhy, Transport,
-    WorkerInfo,
+    BoxFut, BrokerError, BrokerResult, EntryId, Inbound, InboundId, Reclaimed, RunScope, StopWhy, Transport, WorkerInfo,
 };
 
 /// How long a read waits for the first message when there is none.
@@ -162,7 +161,10 @@ impl AmqpTransport {
         t.call("basic.qos", reads.basic_qos(RESULTS_PREFETCH, BasicQosOptions::default())).await?;
         let manual = BasicConsumeOptions::default();
         let results_consumer = t
-            .call("basic.consume", reads.basic_consume(results.as_str().into(), "".into(), manual, FieldTable::default()))
+            .call(
+                "basic.consume",
+                reads.basic_consume(results.as_str().into(), "".into(), manual, FieldTable::default()),
+            )
             .await?;
 
         // The live feed and registrations: this connection's own queues, gone with it.
@@ -172,11 +174,14 @@ impl AmqpTransport {
         let pools: Vec<String> = self.scope.pools.iter().map(|p| p.name.clone()).collect();
         let workers = self.private_queue(&reads, FieldTable::default(), WORKERS_EXCHANGE, &pools).await?;
         let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
-        let live_consumer =
-            t.call("basic.consume", reads.basic_consume(live.as_str().into(), "".into(), no_ack, FieldTable::default()));
+        let live_consumer = t
+            .call("basic.consume", reads.basic_consume(live.as_str().into(), "".into(), no_ack, FieldTable::default()));
         let live_consumer = live_consumer.await?;
         let workers_consumer = t
-            .call("basic.consume", reads.basic_consume(workers.as_str().into(), "".into(), no_ack, FieldTable::default()))
+            .call(
+                "basic.consume",
+                reads.basic_consume(workers.as_str().into(), "".into(), no_ack, FieldTable::default()),
+            )
             .await?;
 
         let generation = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
@@ -241,7 +246,12 @@ impl AmqpTransport {
 
     /// Reads up to `max` deliveries from `consumer`: waits up to [`READ_WAIT`] for the
     /// first, then takes what is already there.
-    async fn drain(&self, consumer: &Mutex<Consumer>, max: usize, wait: bool) -> BrokerResult<Vec<lapin::message::Delivery>> {
+    async fn drain(
+        &self,
+        consumer: &Mutex<Consumer>,
+        max: usize,
+        wait: bool,
+    ) -> BrokerResult<Vec<lapin::message::Delivery>> {
         let mut consumer = consumer.lock().await;
         let mut got = Vec::new();
         let first = if wait {
@@ -500,11 +510,21 @@ impl Transport for AmqpTransport {
     fn finish(&self, clean: bool) -> BoxFut<'_, BrokerResult<()>> {
         Box::pin(async move {
             if clean {
-                let session = self.session().await?;
+                // Deleting needs a connection even after a clean disconnect.
+                let session = match self.session().await {
+                    Ok(s) => s,
+                    Err(_) => {
+                        self.do_connect().await?;
+                        self.session().await?
+                    }
+                };
                 let t = &self.target;
                 let results = names::results(self.run());
-                t.call("queue.delete", session.publish.queue_delete(results.as_str().into(), QueueDeleteOptions::default()))
-                    .await?;
+                t.call(
+                    "queue.delete",
+                    session.publish.queue_delete(results.as_str().into(), QueueDeleteOptions::default()),
+                )
+                .await?;
                 let events = names::events(self.run());
                 let delete = session.publish.exchange_delete(events.as_str().into(), ExchangeDeleteOptions::default());
                 t.call("exchange.delete", delete).await?;

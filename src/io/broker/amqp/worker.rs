@@ -121,7 +121,8 @@ impl AmqpWorkerTransport {
             t.call("queue.bind", bind).await?;
         }
         let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
-        let control_consumer = control_channel.basic_consume(control.as_str().into(), "".into(), no_ack, FieldTable::default());
+        let control_consumer =
+            control_channel.basic_consume(control.as_str().into(), "".into(), no_ack, FieldTable::default());
         let control_consumer = t.call("basic.consume", control_consumer).await?;
         let jobs_channel = t.call("channel", conn.create_channel()).await?;
         // Deliveries of the old session are back on the queue: their ackers are dead.
@@ -239,11 +240,9 @@ impl AmqpWorkerTransport {
             let Ok(v) = serde_json::from_slice::<serde_json::Value>(&d.data) else {
                 continue;
             };
-            let (Some(run), Some(key), Some(why)) = (
-                v["run"].as_str(),
-                v["key"].as_str(),
-                v["why"].as_str().and_then(StopWhy::parse),
-            ) else {
+            let (Some(run), Some(key), Some(why)) =
+                (v["run"].as_str(), v["key"].as_str(), v["why"].as_str().and_then(StopWhy::parse))
+            else {
                 continue;
             };
             stops.insert((run.to_string(), key.to_string()), (why, Instant::now()));
@@ -275,8 +274,10 @@ impl WorkerTransport for AmqpWorkerTransport {
     fn register(&self, registration: &Registration) -> BoxFut<'_, BrokerResult<()>> {
         let registration = registration.clone();
         Box::pin(async move {
-            self.concurrency
-                .store(u16::try_from(registration.concurrency).unwrap_or(u16::MAX), std::sync::atomic::Ordering::SeqCst);
+            self.concurrency.store(
+                u16::try_from(registration.concurrency).unwrap_or(u16::MAX),
+                std::sync::atomic::Ordering::SeqCst,
+            );
             self.publish_registration(&registration, false).await
         })
     }
