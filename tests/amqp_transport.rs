@@ -349,3 +349,67 @@ async fn garbage_messages_give_clear_errors_not_panics() {
     conn.close(200, "done".into()).await.unwrap();
     p.manager.finish(true).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_link_goes_down_and_up_when_the_managers_connection_is_closed() {
+    use pitboss::io::broker::link::{Link, LinkConfig, LinkState, Notice};
+    if !broker_common::amqp() || !broker_common::rabbitmqctl() {
+        return;
+    }
+    let (p, _cleanup) = pair(true);
+    let mut config = LinkConfig::new(Duration::from_secs(30));
+    config.backoff_min = Duration::from_millis(50);
+    config.backoff_max = Duration::from_millis(200);
+    let (link, mut notices) = Link::connect(Arc::clone(&p.manager), config).await.unwrap();
+    let mut state = link.state();
+    assert!(state.borrow().is_up());
+
+    broker_common::close_amqp_connection(&names::manager_connection(&p.run)).unwrap();
+    let within = Duration::from_secs(20);
+    let down =
+        tokio::time::timeout(within, state.wait_for(|s| !s.is_up())).await.expect("down within 20 s").unwrap().clone();
+    assert!(matches!(down, LinkState::Down { .. }), "{down:?}");
+    tokio::time::timeout(within, state.wait_for(|s| matches!(s, LinkState::Up { epoch } if *epoch >= 2)))
+        .await
+        .expect("up again within 20 s")
+        .unwrap();
+    let data_lost = tokio::time::timeout(within, async {
+        loop {
+            match notices.recv().await {
+                Some(Notice::Up { data_lost, .. }) => return data_lost,
+                Some(_) => {}
+                None => panic!("the link ended"),
+            }
+        }
+    })
+    .await
+    .expect("an Up notice");
+    assert!(!data_lost, "a cut connection loses nothing on a durable queue");
+
+    p.worker.connect().await.unwrap();
+    link.publish(vec![attempt(&p.run, &p.pool, "z")]);
+    let jobs = until_some(|| async { p.worker.next_jobs(4).await.unwrap() }).await;
+    assert_eq!(jobs.len(), 1, "a publish after the reconnect reaches the worker");
+    p.worker.ack_job(jobs[0].entry.clone()).await.unwrap();
+    link.finish(true).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_that_unregisters_is_no_longer_listed() {
+    if !broker_common::amqp() {
+        return;
+    }
+    let (p, _cleanup) = pair(true);
+    p.manager.connect().await.unwrap();
+    p.worker.connect().await.unwrap();
+    p.worker.register(&p.registration).await.unwrap();
+    let listed = until_some(|| async { p.manager.workers().await.unwrap() }).await;
+    assert_eq!(listed.len(), 1);
+    p.worker.unregister().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.manager.workers().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "still listed 10 s after unregistering");
+        tokio::task::yield_now().await;
+    }
+    p.manager.finish(true).await.unwrap();
+}

@@ -26,6 +26,8 @@ use crate::io::broker::{
 
 /// How long a read waits for the first message when there is none.
 const READ_WAIT: Duration = Duration::from_secs(1);
+/// Workers not heard from for this long are forgotten (as Redis prunes its pool sets).
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
 /// Unacked results the broker sends ahead of the manager's acks.
 const RESULTS_PREFETCH: u16 = 1000;
 
@@ -485,13 +487,16 @@ impl Transport for AmqpTransport {
     fn workers(&self) -> BoxFut<'_, BrokerResult<Vec<WorkerInfo>>> {
         Box::pin(async move {
             self.read_registrations().await?;
-            let seen = self.seen.lock().expect("seen");
+            let mut seen = self.seen.lock().expect("seen");
+            seen.retain(|_, s| s.heard.elapsed() < FORGET_AFTER);
+            // A worker that said goodbye is left out: the link reads absence as "left".
             let mut out: Vec<WorkerInfo> = seen
                 .values()
+                .filter(|s| !s.gone)
                 .map(|s| WorkerInfo {
                     registration: s.registration.clone(),
                     seen_ms: s.seen_ms,
-                    alive: !s.gone && s.heard.elapsed() < Duration::from_millis(s.registration.ttl_ms),
+                    alive: s.heard.elapsed() < Duration::from_millis(s.registration.ttl_ms),
                 })
                 .collect();
             out.sort_by(|a, b| a.registration.worker.cmp(&b.registration.worker));

@@ -59,6 +59,8 @@ pub struct AmqpWorkerTransport {
     concurrency: std::sync::atomic::AtomicU16,
     held: std::sync::Mutex<HashMap<String, Held>>,
     stops: std::sync::Mutex<HashMap<(String, String), (StopWhy, Instant)>>,
+    /// The registration last sent (for the goodbye).
+    last_registration: std::sync::Mutex<Option<Registration>>,
 }
 
 impl AmqpWorkerTransport {
@@ -72,6 +74,7 @@ impl AmqpWorkerTransport {
             concurrency: std::sync::atomic::AtomicU16::new(0),
             held: std::sync::Mutex::new(HashMap::new()),
             stops: std::sync::Mutex::new(HashMap::new()),
+            last_registration: std::sync::Mutex::new(None),
         })
     }
 
@@ -252,6 +255,9 @@ impl AmqpWorkerTransport {
 
     async fn publish_registration(&self, registration: &Registration, gone: bool) -> BrokerResult<()> {
         let body = encode(self.target.shown(), registration)?;
+        if !gone {
+            *self.last_registration.lock().expect("last_registration") = Some(registration.clone());
+        }
         let mut props = BasicProperties::default().with_expiration(registration.ttl_ms.to_string().into());
         if gone {
             let mut headers = FieldTable::default();
@@ -284,19 +290,12 @@ impl WorkerTransport for AmqpWorkerTransport {
 
     fn unregister(&self) -> BoxFut<'_, BrokerResult<()>> {
         Box::pin(async move {
-            // The manager needs the whole registration to show who left; the last one
-            // sent is not kept here, so a minimal one names the worker and pool.
-            let registration = Registration {
-                worker: self.scope.worker.clone(),
-                pool: self.scope.pool.clone(),
-                capabilities: Vec::new(),
-                host: String::new(),
-                pid: 0,
-                version: String::new(),
-                concurrency: 0,
-                state: wire::WorkerState::Draining,
-                ttl_ms: 60_000,
+            // The manager shows who left by the last registration it was sent.
+            let last = self.last_registration.lock().expect("last_registration").clone();
+            let Some(mut registration) = last else {
+                return Ok(());
             };
+            registration.state = wire::WorkerState::Draining;
             self.publish_registration(&registration, true).await
         })
     }
