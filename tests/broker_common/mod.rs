@@ -158,3 +158,76 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     done()
 }
+
+pub mod suite;
+
+/// The shared RabbitMQ (guest/guest).
+pub const SHARED_AMQP: &str = "127.0.0.1:5672";
+
+/// True when the shared RabbitMQ answers on 127.0.0.1:5672; else a loud SKIPPED line
+/// (a failure under `CI=true`).
+pub fn amqp() -> bool {
+    let addr: SocketAddr = SHARED_AMQP.parse().expect("a literal address");
+    if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+        return true;
+    }
+    if under_ci() {
+        panic!("RabbitMQ on {SHARED_AMQP} is required under CI=true");
+    }
+    eprintln!("SKIPPED (no RabbitMQ on {SHARED_AMQP}): start rabbitmq-server to run this test");
+    false
+}
+
+/// True when `rabbitmqctl` can list connections (to close them in partition tests).
+pub fn rabbitmqctl() -> bool {
+    let found = Command::new("rabbitmqctl")
+        .args(["list_connections", "name"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    if under_ci() {
+        panic!("rabbitmqctl is required under CI=true");
+    }
+    eprintln!("SKIPPED (no usable rabbitmqctl): this test closes RabbitMQ connections with it");
+    false
+}
+
+/// Closes every RabbitMQ connection the client named `name` (`rabbitmqctl close_connection`);
+/// waits up to 10 s for it to be listed first. Err holds the last listing.
+pub fn close_amqp_connection(name: &str) -> Result<(), String> {
+    let start = Instant::now();
+    let mut listing = String::new();
+    // RabbitMQ 3.10 lists the client's name in its properties only (`name` is the
+    // peer address there).
+    let wanted = format!("{{\"connection_name\",\"{name}\"}}");
+    while start.elapsed() < Duration::from_secs(10) {
+        let out = Command::new("rabbitmqctl")
+            .args(["list_connections", "pid", "client_properties", "--quiet", "--no-table-headers"])
+            .output()
+            .expect("rabbitmqctl runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let pids: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(_, props)| props.contains(&wanted))
+            .map(|(pid, _)| pid.trim())
+            .collect();
+        if !pids.is_empty() {
+            for pid in pids {
+                let status = Command::new("rabbitmqctl")
+                    .args(["close_connection", pid, "closed by a pitboss test"])
+                    .stdout(Stdio::null())
+                    .status()
+                    .expect("rabbitmqctl runs");
+                assert!(status.success(), "rabbitmqctl close_connection {pid} failed");
+            }
+            return Ok(());
+        }
+        listing = text;
+    }
+    Err(format!("no connection named {name:?} in:\n{listing}"))
+}

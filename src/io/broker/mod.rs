@@ -8,6 +8,7 @@
 //! engine. Messages are this module's own plain types ([`wire`]); the runner maps them
 //! to and from the core's events, so the broker code does not move when the core does.
 
+pub mod amqp;
 pub mod link;
 pub mod memory;
 pub mod redis;
@@ -294,4 +295,28 @@ pub trait WorkerTransport: Send + Sync {
 
     /// Acks a job once its result is written (at-least-once: never before).
     fn ack_job(&self, entry: EntryId) -> BoxFut<'_, BrokerResult<()>>;
+}
+
+/// The manager-side transport for the broker `url` names (Redis or RabbitMQ); no I/O.
+pub fn open_transport(
+    url: &url::BrokerUrl,
+    password: Option<&url::Password>,
+    scope: RunScope,
+) -> BrokerResult<Arc<dyn Transport>> {
+    Ok(match url.kind {
+        url::BrokerKind::Redis => Arc::new(redis::RedisTransport::new(url, password, scope)?),
+        url::BrokerKind::Amqp => Arc::new(amqp::AmqpTransport::new(url, password, scope)?),
+    })
+}
+
+/// The worker-side transport for the broker `url` names (Redis or RabbitMQ); no I/O.
+pub fn open_worker_transport(
+    url: &url::BrokerUrl,
+    password: Option<&url::Password>,
+    scope: WorkerScope,
+) -> BrokerResult<Arc<dyn WorkerTransport>> {
+    Ok(match url.kind {
+        url::BrokerKind::Redis => Arc::new(redis::RedisWorkerTransport::new(url, password, scope)?),
+        url::BrokerKind::Amqp => Arc::new(amqp::AmqpWorkerTransport::new(url, password, scope)?),
+    })
 }

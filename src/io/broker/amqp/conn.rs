@@ -1,0 +1,114 @@
+//! Opening a RabbitMQ connection with a name operators (and tests) can find, and the
+//! mapping of lapin errors to [`BrokerError`], keeping the broker's words.
+
+use std::future::Future;
+use std::time::Duration;
+
+use lapin::uri::AMQPUri;
+use lapin::{Connection, ConnectionProperties, ErrorKind};
+
+use crate::io::broker::url::{BrokerUrl, Password};
+use crate::io::broker::BrokerError;
+
+/// Connect timeout (an unreachable or silent host is reported within this).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for any one broker answer (a silent partition fails, never hangs).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// AMQP's code for a refused login or a refused permission.
+const ACCESS_REFUSED: u16 = 403;
+
+/// Where and as whom to connect (no I/O).
+pub struct Target {
+    uri: AMQPUri,
+    shown: String,
+    user: String,
+}
+
+impl Target {
+    /// Reads the URL, with the password from its own source (never from the URL).
+    pub fn new(url: &BrokerUrl, password: Option<&Password>) -> Result<Target, BrokerError> {
+        let shown = url.as_str().to_string();
+        let mut uri: AMQPUri = url
+            .as_str()
+            .parse()
+            .map_err(|e| BrokerError::Protocol { broker: shown.clone(), detail: format!("bad URL: {e}") })?;
+        let user = url.user_or_default().to_string();
+        uri.authority.userinfo.username = user.clone();
+        uri.authority.userinfo.password = match password {
+            Some(pw) => pw.expose().to_string(),
+            // RabbitMQ's stock account, as the URL's default user says.
+            None if url.user.is_none() => "guest".to_string(),
+            None => String::new(),
+        };
+        Ok(Target { uri, shown, user })
+    }
+
+    /// The redacted URL.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Opens a connection named `name`.
+    pub async fn open(&self, name: &str) -> Result<Connection, BrokerError> {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(self.uri.clone(), props)).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(self.err(&e)),
+            Err(_) => Err(BrokerError::Unreachable {
+                broker: self.shown.clone(),
+                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            }),
+        }
+    }
+
+    /// Maps a lapin error to ours.
+    pub fn err(&self, e: &lapin::Error) -> BrokerError {
+        map_err(&self.shown, &self.user, e)
+    }
+
+    /// Runs one broker call with [`CALL_TIMEOUT`], mapping its error.
+    pub async fn call<T>(&self, what: &str, fut: impl Future<Output = lapin::Result<T>>) -> Result<T, BrokerError> {
+        match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.err(&e)),
+            Err(_) => Err(BrokerError::Unreachable {
+                broker: self.shown.clone(),
+                reason: format!("{what}: no answer within {} s", CALL_TIMEOUT.as_secs()),
+            }),
+        }
+    }
+
+    /// The error for a consumer that ended (its channel or connection closed).
+    pub fn ended(&self, what: &str) -> BrokerError {
+        BrokerError::Unreachable { broker: self.shown.clone(), reason: format!("{what}: the consumer was closed") }
+    }
+}
+
+/// True when the error is the broker saying a queue or exchange does not exist.
+pub fn is_not_found(e: &lapin::Error) -> bool {
+    matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 404)
+}
+
+fn map_err(broker: &str, user: &str, e: &lapin::Error) -> BrokerError {
+    match e.kind() {
+        ErrorKind::ProtocolError(p) if p.get_id() == ACCESS_REFUSED => BrokerError::Refused {
+            broker: broker.to_string(),
+            user: user.to_string(),
+            words: p.get_message().to_string(),
+        },
+        ErrorKind::ProtocolError(p) if e.is_amqp_soft_error() => {
+            BrokerError::Protocol { broker: broker.to_string(), detail: p.get_message().to_string() }
+        }
+        ErrorKind::AuthProviderError(words) => {
+            BrokerError::Refused { broker: broker.to_string(), user: user.to_string(), words: words.clone() }
+        }
+        ErrorKind::ParsingError(_)
+        | ErrorKind::SerialisationError(_)
+        | ErrorKind::InvalidProtocolVersion(_)
+        | ErrorKind::ChannelsLimitReached
+        | ErrorKind::FutureCompleted
+        | ErrorKind::NoDefaultRuntime => BrokerError::Protocol { broker: broker.to_string(), detail: e.to_string() },
+        // Connection-level errors, closed channels and I/O: reconnecting may cure them.
+        _ => BrokerError::Unreachable { broker: broker.to_string(), reason: e.to_string() },
+    }
+}
