@@ -20,7 +20,7 @@ use crate::core::workflow::Workflow;
 use crate::core::{Event, Input, RunState};
 use crate::engine::fanout::Records;
 use crate::engine::{Ending, Engine, EngineConfig, EngineError, EngineHandle, World};
-use crate::io::broker::url::{BrokerKind, BrokerUrl, Password};
+use crate::io::broker::url::{BrokerUrl, Password};
 use crate::io::broker::{PoolOffer, RunScope};
 use crate::io::clock::{wall_ms, SystemClock};
 use crate::io::guardian::{self, Guardian};
@@ -512,14 +512,7 @@ impl BrokerSetup {
                 .collect(),
             manager: format!("{}:{}", host_name(), std::process::id()),
         };
-        match self.url.kind {
-            BrokerKind::Redis => {
-                let t = crate::io::broker::redis::RedisTransport::new(&self.url, self.password.as_ref(), scope)
-                    .map_err(|e| e.to_string())?;
-                Ok(Arc::new(t))
-            }
-            BrokerKind::Amqp => Err(format!("{}: RabbitMQ brokers are not supported yet (use redis://)", self.shown())),
-        }
+        crate::io::broker::open_transport(&self.url, self.password.as_ref(), scope).map_err(|e| e.to_string())
     }
 
     /// Connects the run's link and starts the broker runner over it.

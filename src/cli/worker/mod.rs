@@ -23,9 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::core::workflow::Workflow;
-use crate::io::broker::redis::RedisWorkerTransport;
-use crate::io::broker::url::{self, BrokerKind, BrokerUrl};
-use crate::io::broker::{BrokerError, BrokerErrorKind, WorkerScope, WorkerTransport};
+use crate::io::broker::url::{self, BrokerUrl};
+use crate::io::broker::{open_worker_transport, BrokerError, BrokerErrorKind, WorkerScope, WorkerTransport};
 use crate::io::guardian::Guardian;
 use crate::io::runner::env::RunEnv;
 use crate::io::runner::LocalRunner;
@@ -102,9 +101,6 @@ pub(crate) struct Setup {
 /// broker that refuses us, 1 when results could not be delivered before exit.
 pub fn main(args: WorkerArgs) -> CmdResult {
     let broker_url = BrokerUrl::parse(&args.broker).map_err(usage)?;
-    if broker_url.kind == BrokerKind::Amqp {
-        return Err(usage(format!("{broker_url}: pitboss worker speaks only Redis for now")));
-    }
     if args.concurrency == 0 {
         return Err(usage("--concurrency must be at least 1"));
     }
@@ -121,7 +117,7 @@ pub fn main(args: WorkerArgs) -> CmdResult {
     }
     let scope = WorkerScope { worker: worker.clone(), pool: args.pool.clone() };
     let transport: Arc<dyn WorkerTransport> =
-        Arc::new(RedisWorkerTransport::new(&broker_url, password.as_ref(), scope).map_err(broker_exit)?);
+        open_worker_transport(&broker_url, password.as_ref(), scope).map_err(broker_exit)?;
     // SIGKILL of this worker takes its commands with it: the guardian sweeps every
     // process carrying this worker's pid as its manager mark (io/guardian.rs).
     let exe = std::env::current_exe().map_err(|e| usage(format!("cannot find the pitboss binary: {e}")))?;
