@@ -141,11 +141,11 @@ struct Setup {
     url: String,
 }
 
-/// The command each worker runs: appends to `MARKS/ID.start`, waits while
+/// The command each worker runs: appends its pid to `MARKS/ID.start`, waits while
 /// `MARKS/ID.hold` exists (a task held mid-run), appends to `MARKS/ID.count` when it
 /// completes, and prints its result. `{id}` is a separate argument (no placeholder
 /// inside a `sh -c` script).
-const SCRIPT: &str = r#"echo . >> "$1/$2.start"; while [ -e "$1/$2.hold" ]; do sleep 0.05; done; echo . >> "$1/$2.count"; printf '{"status":"completed","result":{"id":"%s"}}\n' "$2""#;
+const SCRIPT: &str = r#"echo $$ >> "$1/$2.start"; while [ -e "$1/$2.hold" ]; do sleep 0.05; done; echo . >> "$1/$2.count"; printf '{"status":"completed","result":{"id":"%s"}}\n' "$2""#;
 
 impl Setup {
     fn new(b: &dyn Broker) -> Setup {
@@ -231,6 +231,12 @@ impl Setup {
         std::fs::read_to_string(self.marks.join(format!("{id}.{kind}"))).map(|t| t.lines().count()).unwrap_or(0)
     }
 
+    /// The pids task `id`'s command had, in the order it started.
+    fn start_pids(&self, id: &str) -> Vec<i32> {
+        let text = std::fs::read_to_string(self.marks.join(format!("{id}.start"))).unwrap_or_default();
+        text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+
     fn hold(&self, id: &str) {
         std::fs::write(self.marks.join(format!("{id}.hold")), "").unwrap();
     }
@@ -263,6 +269,14 @@ impl Setup {
     #[track_caller]
     fn wait_marks(&self, what: &str, done: impl Fn(&Setup) -> bool) {
         assert!(wait_until(deadline(), || done(self)), "{what}: not within {:?}\n{}", deadline(), self.stderrs());
+    }
+}
+
+/// True while `pid` runs (a zombie has ended).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
     }
 }
 
@@ -331,6 +345,10 @@ fn worker_killed_mid_task(b: &dyn Broker) {
     // this test is about.
     s.wait_log("t1..t3 succeeded", |e| per_task(e, "attempt_succeeded").len() == 3);
     procs.kill(first);
+    // Its command dies with it (the worker's guardian ends it, a moment later):
+    // released before that, it could still complete there.
+    let pid = s.start_pids("t0")[0];
+    s.wait_marks("the killed worker's command ended", |_| !alive(pid));
     s.release("t0");
     s.worker(&mut procs, 2);
     assert_eq!(procs.exit_code(manager), Some(0), "{}", s.stderrs());
