@@ -197,8 +197,13 @@ impl Setup {
 
     /// `pitboss worker --broker URL --pool p --concurrency 4 -- sh -c SCRIPT`.
     fn worker(&self, procs: &mut Procs, n: usize) -> u32 {
+        self.worker_ttl(procs, n, "2s")
+    }
+
+    /// A worker whose registration lives `ttl`.
+    fn worker_ttl(&self, procs: &mut Procs, n: usize, ttl: &str) -> u32 {
         let mut cmd = self.pitboss();
-        cmd.args(["worker", "--broker", &self.url, "--pool", "p", "--concurrency", "4", "--ttl", "2s", "--"])
+        cmd.args(["worker", "--broker", &self.url, "--pool", "p", "--concurrency", "4", "--ttl", ttl, "--"])
             .args(["sh", "-c", SCRIPT, "_"])
             .arg(&self.marks)
             .arg("{id}");
@@ -364,30 +369,53 @@ fn worker_killed_mid_task(b: &dyn Broker) {
 }
 
 /// (c) the broker restarts empty mid-run: the manager republishes what is unfinished
-/// and the run finishes with nothing lost.
+/// and the run finishes with nothing lost. Some jobs must sit in the broker unread
+/// when it restarts: the first worker registers (for 30 s) and is killed before the
+/// manager publishes to it; a second worker holds four tasks across the restart and
+/// delivers their results afterwards; a third comes after the restart and finds only
+/// what was republished.
 fn broker_restarted(b: &mut dyn Broker) {
     let s = Setup::new(b);
     let mut procs = Procs::default();
-    let wf = s.workflow(30);
-    // Two held tasks keep work in flight across the restart.
-    s.hold("t0");
-    s.hold("t1");
-    s.worker(&mut procs, 1);
+    let tasks = 12;
+    let wf = s.workflow(tasks);
+    for i in 0..tasks {
+        s.hold(&format!("t{i}"));
+    }
+    let gone = s.worker_ttl(&mut procs, 1, "30s");
+    s.wait_marks("the first worker registered", |_| registered(&s.url, 1));
+    procs.kill(gone);
     s.worker(&mut procs, 2);
+    s.wait_marks("the second worker registered", |_| registered(&s.url, 2));
     let manager = s.manager(&mut procs, &wf);
-    s.wait_marks("t0 and t1 running", |s| s.marks("t0", "start") >= 1 && s.marks("t1", "start") >= 1);
+    s.wait_marks("four tasks running on the second worker", |s| {
+        (0..tasks).filter(|i| s.marks(&format!("t{i}"), "start") >= 1).count() >= 4
+    });
+    s.wait_log("eight attempts published", |e| of(e, "attempt_started").len() >= 8);
     b.bounce();
-    s.wait_log("broker_up after the restart", |e| !of(e, "broker_up").is_empty());
-    s.release("t0");
-    s.release("t1");
+    let events = s.wait_log("broker_up after the restart", |e| !of(e, "broker_up").is_empty());
+    for i in 0..tasks {
+        s.release(&format!("t{i}"));
+    }
+    s.worker(&mut procs, 3);
     assert_eq!(procs.exit_code(manager), Some(0), "{}", s.stderrs());
+    let up = of(&events, "broker_up")[0].clone();
     let events = read_events(&s.dir());
     assert!(finished(&events), "{}", s.stderrs());
     let succeeded = per_task(&events, "attempt_succeeded");
-    assert_eq!(succeeded.len(), 30, "{succeeded:?}\n{}", s.stderrs());
+    assert_eq!(succeeded.len(), tasks, "{succeeded:?}\n{}", s.stderrs());
     assert!(succeeded.values().all(|n| *n == 1), "recorded twice: {succeeded:?}");
+    assert!(up["republished"].as_u64().unwrap_or(0) >= 4, "the unread jobs were republished: {up}");
     // At-least-once: a republished job may run again, but every task completed.
-    assert!((0..30).all(|i| s.marks(&format!("t{i}"), "count") >= 1), "a task never completed");
+    assert!((0..tasks).all(|i| s.marks(&format!("t{i}"), "count") >= 1), "a task never completed");
+}
+
+/// True once `n` workers are registered on the broker at `url` (`pitboss:*` keys
+/// holding a registration, read with redis-cli).
+fn registered(url: &str, n: usize) -> bool {
+    let port = url.rsplit(':').next().unwrap_or("6379");
+    let out = Command::new("redis-cli").args(["-p", port, "--scan", "--pattern", "pitboss:worker:*"]).output();
+    out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().count() >= n)
 }
 
 /// (d) kill -9 the manager while workers run; they finish during the gap; `pitboss
