@@ -215,15 +215,15 @@ fn manager_crashes_and_lost_workers_count_in_one_row() {
     core.worker_seen(1, 2);
     core.dispatch();
     core.spawned_on("a", 1);
-    // A manager dies with `a` in flight: the new one counts the second in the row.
+    // A manager dies with `a` in flight: the new one counts the second in the row,
+    // and keeps `a` (and `b`) running on their workers.
     let events = core.input(Input::Start { pid: 2, version: "t".into(), resumed: true });
-    assert_eq!(kinds(&events), ["manager_started", "attempt_interrupted", "attempt_interrupted"], "a and b");
+    assert_eq!(kinds(&events), ["manager_started"], "remote attempts outlive the manager");
     assert_eq!(core.task("a").crashes, 2);
+    assert_eq!(core.running("a"), 1);
     // The workers are not counted until they register with the new manager.
     assert!(core.dispatch().is_empty());
     assert_eq!(kinds(&core.worker_seen(1, 2)), ["worker_registered"], "seen again after the takeover");
-    core.dispatch();
-    core.spawned_on("a", 1);
     let events = core.lost("a", 1, 1, true);
     assert_eq!(kinds(&events), ["worker_lost", "attempt_failed"], "third in a row: the poison pill");
 }
@@ -357,4 +357,57 @@ fn an_attempt_started_again_is_not_placed_where_it_ran_before() {
     assert_eq!(core.state.remote.placement("a", 1), None, "not on the lost worker");
     core.spawned_on("a", 3);
     assert_eq!(core.state.remote.placement("a", 1).map(|p| p.host.as_str()), Some("h3"));
+}
+
+#[test]
+fn a_manager_crash_keeps_remote_attempts_running_and_takes_their_result_once() {
+    let mut core = Core::fleet();
+    core.worker_seen(1, 4);
+    core.dispatch();
+    core.spawned_on("a", 1);
+    let events = core.input(Input::Start { pid: 2, version: "t".into(), resumed: true });
+    assert_eq!(kinds(&events), ["manager_started"]);
+    // Both attempts still run, under their own numbers: nothing spent, nothing re-dispatched.
+    assert_eq!((core.running("a"), core.running("b")), (1, 1));
+    assert_eq!((core.task("a").crashes, core.task("b").crashes), (1, 1), "the crash counts");
+    assert!(core.dispatch().is_empty(), "no second attempt of a running task");
+    // The result the worker wrote while no manager ran is taken, once.
+    let done = core.input(Input::Finished { task: "a".into(), attempt: 1, outcome: success() });
+    assert_eq!(kinds(&done), ["attempt_succeeded"]);
+    assert_eq!(core.task("a").crashes, 0, "a result breaks the row");
+    let late = Input::ResultDuplicate {
+        task: "a".into(),
+        attempt: 1,
+        worker: "h1:501:00ff".into(),
+        reason: "duplicate".into(),
+    };
+    let before = core.task("a").clone();
+    assert_eq!(kinds(&core.input(late)), ["result_duplicate"]);
+    assert_eq!(*core.task("a"), before);
+    assert_eq!(core.refold().tasks, core.state.tasks, "the log folds to the same tasks");
+}
+
+#[test]
+fn three_manager_crashes_with_a_remote_attempt_in_flight_make_a_poison_pill() {
+    let mut core = Core::fleet();
+    core.worker_seen(1, 4);
+    core.dispatch();
+    for pid in 2..=3 {
+        let events = core.input(Input::Start { pid, version: "t".into(), resumed: true });
+        assert_eq!(kinds(&events), ["manager_started"], "crash {}", pid - 1);
+    }
+    let events = core.input(Input::Start { pid: 4, version: "t".into(), resumed: true });
+    assert_eq!(kinds(&events), ["manager_started", "attempt_failed", "attempt_failed"], "a and b");
+    let Event::AttemptFailed { class, then, .. } = &events[1] else { unreachable!() };
+    assert_eq!(*class, FailureClass::ManagerCrashed);
+    assert!(matches!(then, AfterFailure::DeadLetter { .. }), "{then:?}");
+    assert_eq!(core.task("a").state.name().as_str(), "dead_lettered");
+}
+
+#[test]
+fn a_local_run_still_hands_back_its_attempts_at_a_manager_crash() {
+    let mut core = Core::new("[[pool]]\nname = \"p\"\ncommand = [\"true\"]\n[[task]]\nid = \"a\"\n");
+    core.dispatch();
+    let events = core.input(Input::Start { pid: 2, version: "t".into(), resumed: true });
+    assert_eq!(kinds(&events), ["manager_started", "attempt_interrupted"]);
 }

@@ -163,7 +163,9 @@ fn pool_where(state: &RunState, name: &str, fits: impl FnOnce(&PoolState) -> boo
 /// such deaths in a row may be what kills the manager, and is dead-lettered. A
 /// validating task is in flight too (its gate runs again on resume, so a gate that
 /// kills the manager would otherwise run forever): it counts alike, and its poison
-/// pill is a `gate_error` naming the gate.
+/// pill is a `gate_error` naming the gate. A broker run's remote attempts are the
+/// other exception: they outlive the manager on their workers, so they stay running
+/// (the crash still counts toward the poison pill) and are re-attached.
 fn take_over(state: &RunState, pid: u32, version: String, resumed: bool, ctx: StepContext) -> Vec<Event> {
     let mut events = vec![Event::ManagerStarted { pid, version, resumed }];
     for (i, task) in state.tasks.iter().enumerate() {
@@ -174,9 +176,17 @@ fn take_over(state: &RunState, pid: u32, version: String, resumed: bool, ctx: St
             }
             continue;
         }
-        let TaskState::Running { attempt, started_ms, .. } = &task.state else { continue };
+        let TaskState::Running { attempt, started_ms, round, .. } = &task.state else { continue };
         // Applying `manager_started` counts this crash (RunState::apply).
-        if task.crashes + 1 >= CRASH_LIMIT {
+        let poisoned = task.crashes + 1 >= CRASH_LIMIT;
+        // A broker run's attempt lives on its remote worker, not in the dead manager:
+        // it stays running and the engine waits for its result again (a result the
+        // worker wrote meanwhile sits in the results stream). Replica rounds are the
+        // manager's own bookkeeping and are handed back as before.
+        if !poisoned && round.is_none() && state.workflow.broker.is_some() {
+            continue;
+        }
+        if poisoned {
             events.push(Event::AttemptFailed {
                 task: state.task_id(i).to_string(),
                 attempt: *attempt,
