@@ -216,6 +216,13 @@ impl Setup {
         cmd.stderr(file)
     }
 
+    /// True once the worker whose stderr is `name.err` has said it serves its pool,
+    /// which it says after registering.
+    fn serving(&self, name: &str) -> bool {
+        std::fs::read_to_string(self.scratch.path().join(format!("{name}.err")))
+            .is_ok_and(|text| text.contains("serving pool"))
+    }
+
     /// Every process's stderr, for a failure's message.
     fn stderrs(&self) -> String {
         let mut text = String::new();
@@ -320,6 +327,10 @@ fn each_task_once(b: &dyn Broker) {
     let wf = s.workflow(200);
     s.worker(&mut procs, 1);
     s.worker(&mut procs, 2);
+    // Both registered before the run starts: 200 trivial tasks can finish before a
+    // worker that is slow to start (a loaded box) has registered at all, and then
+    // "both took part" would test the start-up race, not the sharing.
+    s.wait_marks("both workers registered", |s| s.serving("worker1") && s.serving("worker2"));
     let manager = s.manager(&mut procs, &wf);
     assert_eq!(procs.exit_code(manager), Some(0), "{}", s.stderrs());
     let events = read_events(&s.dir());

@@ -173,7 +173,15 @@ mod tests {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             !stat.is_empty() && !stat.contains(") Z")
         };
-        let left: Vec<i32> = pids.iter().copied().filter(running).collect();
+        // SIGKILL is sent to the group when the hook's future returns; the kernel ends the
+        // processes a moment later (on a loaded box, a scheduling slice later), so wait
+        // for that, with a deadline, rather than look once.
+        let gone_by = std::time::Instant::now() + Duration::from_secs(5);
+        let mut left: Vec<i32> = pids.iter().copied().filter(running).collect();
+        while !left.is_empty() && std::time::Instant::now() < gone_by {
+            std::thread::yield_now();
+            left.retain(running);
+        }
         for pid in &left {
             // The test's own cleanup, by pid, when the notifier failed to end them.
             let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
