@@ -7,12 +7,10 @@ mod broker_common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker_common::{run_id, OwnRedis, SHARED_REDIS};
+use broker_common::{run_id, suite, OwnRedis, SHARED_REDIS};
 use pitboss::io::broker::redis::{RedisTransport, RedisWorkerTransport};
 use pitboss::io::broker::url::{BrokerUrl, Password};
-use pitboss::io::broker::wire::{
-    AttemptMsg, OutcomeStatus, OutputStream, Registration, RemoteOutcome, WorkerMsg, WorkerState,
-};
+use pitboss::io::broker::wire::{OutputStream, Registration, WorkerMsg, WorkerState};
 use pitboss::io::broker::{
     BrokerErrorKind, PoolOffer, RunScope, Running, StopWhy, Transport, WorkerScope, WorkerTransport,
 };
@@ -97,27 +95,6 @@ fn setup(url: &str, worker_user: Option<(&str, &str)>) -> Setup {
     }
 }
 
-fn attempt(s: &Setup, task: &str) -> AttemptMsg {
-    AttemptMsg {
-        run: s.run.clone(),
-        pool: s.pool.clone(),
-        key: format!("{task}.1"),
-        task: task.into(),
-        attempt: 1,
-        replica: None,
-        dispatch: format!("d-{task}"),
-        job: serde_json::json!({"id": task, "payload": {"n": 1}}),
-        timeout_ms: 60_000,
-        stall_after_ms: None,
-        stall_kill_after_ms: None,
-        kill_grace_ms: 1000,
-        lease_ms: 30_000,
-        sent_ms: 1,
-        deadline_ms: u64::MAX / 2,
-        capabilities: vec![],
-    }
-}
-
 fn shared_url() -> String {
     format!("redis://{SHARED_REDIS}")
 }
@@ -137,35 +114,13 @@ where
     }
 }
 
-fn success(key: &str, dispatch: &str, worker: &str) -> WorkerMsg {
-    WorkerMsg::Result {
-        key: key.into(),
-        dispatch: dispatch.into(),
-        worker: worker.into(),
-        outcome: RemoteOutcome {
-            status: OutcomeStatus::Success,
-            result: Some(serde_json::json!({"ok": true})),
-            class: None,
-            error: None,
-            exit_code: Some(0),
-            signal: None,
-            duration_ms: 5,
-            stdout: None,
-            stderr: None,
-            tail_stdout: None,
-            tail_stderr: None,
-            spawn: None,
-        },
-    }
-}
-
 /// The whole loop of one attempt: publish → worker reads → started, output, result →
 /// manager reads the results and the live feed and acks.
 async fn one_attempt_round_trip(s: &Setup) {
     s.manager.connect().await.unwrap();
     s.worker.connect().await.unwrap();
     s.worker.register(&s.registration).await.unwrap();
-    let job = attempt(s, "a");
+    let job = suite::attempt(&s.run, &s.pool, "a");
     let ids = s.manager.publish(vec![job.clone()]).await.unwrap();
     assert_eq!(ids.len(), 1);
 
@@ -191,7 +146,7 @@ async fn one_attempt_round_trip(s: &Setup) {
         text: "working\n".into(),
     };
     s.worker.report(&s.run, output.clone()).await.unwrap();
-    s.worker.report(&s.run, success(&job.key, &job.dispatch, &wid)).await.unwrap();
+    s.worker.report(&s.run, suite::success(&job.key, &job.dispatch, &wid)).await.unwrap();
     s.worker.ack_job(jobs[0].entry.clone()).await.unwrap();
 
     let mut inbound = Vec::new();
@@ -201,7 +156,7 @@ async fn one_attempt_round_trip(s: &Setup) {
         inbound.extend(got);
     }
     assert_eq!(inbound[0].msg.as_ref().unwrap(), &started);
-    assert_eq!(inbound[1].msg.as_ref().unwrap(), &success(&job.key, &job.dispatch, &wid));
+    assert_eq!(inbound[1].msg.as_ref().unwrap(), &suite::success(&job.key, &job.dispatch, &wid));
     let live = until_some(|| async { s.manager.read_live(10).await.unwrap() }).await;
     assert_eq!(live.first().map(|m| m.as_ref().unwrap()), Some(&output));
 
@@ -243,7 +198,7 @@ async fn unacked_results_are_read_again_by_a_restarted_manager() {
     }
     let s = setup(&shared_url(), None);
     s.manager.connect().await.unwrap();
-    s.worker.report(&s.run, success("a.1", "d", "w")).await.unwrap();
+    s.worker.report(&s.run, suite::success("a.1", "d", "w")).await.unwrap();
     let first = until_some(|| async { s.manager.read_inbound(10).await.unwrap() }).await;
     assert_eq!(first.len(), 1);
     // A reconnect of the same manager does not hand it out twice (it is not acked yet).
@@ -270,7 +225,7 @@ async fn a_dead_workers_delivery_is_reclaimed_after_the_lease() {
     let s = setup(&shared_url(), None);
     s.manager.connect().await.unwrap();
     s.worker.connect().await.unwrap();
-    let job = attempt(&s, "b");
+    let job = suite::attempt(&s.run, &s.pool, "b");
     s.manager.publish(vec![job.clone()]).await.unwrap();
     let jobs = until_some(|| async { s.worker.next_jobs(1).await.unwrap() }).await;
     assert_eq!(jobs.len(), 1);
@@ -433,10 +388,10 @@ async fn a_restarted_empty_redis_is_noticed_as_data_lost() {
     let s = setup(&own.url(None), None);
     s.manager.connect().await.unwrap();
     assert!(!s.manager.data_lost().await.unwrap(), "nothing lost yet");
-    s.manager.publish(vec![attempt(&s, "c")]).await.unwrap();
+    s.manager.publish(vec![suite::attempt(&s.run, &s.pool, "c")]).await.unwrap();
 
     own.restart();
-    let err = until_err(|| s.manager.publish(vec![attempt(&s, "d")])).await;
+    let err = until_err(|| s.manager.publish(vec![suite::attempt(&s.run, &s.pool, "d")])).await;
     assert_eq!(err.kind(), BrokerErrorKind::Unreachable, "{err}");
     // Reconnecting works, and says the data is gone (then re-creates the groups).
     tokio::time::timeout(Duration::from_secs(15), async {
@@ -450,7 +405,7 @@ async fn a_restarted_empty_redis_is_noticed_as_data_lost() {
     assert!(!s.manager.data_lost().await.unwrap(), "the flag is cleared once read");
     s.worker.connect().await.unwrap();
     s.manager.refresh().await.unwrap();
-    s.manager.publish(vec![attempt(&s, "e")]).await.unwrap();
+    s.manager.publish(vec![suite::attempt(&s.run, &s.pool, "e")]).await.unwrap();
     let jobs = until_some(|| async { s.worker.next_jobs(4).await.unwrap() }).await;
     assert_eq!(jobs.len(), 1, "the queue works again after the restart");
 }
@@ -517,31 +472,10 @@ async fn the_link_goes_down_and_up_across_a_redis_restart() {
 
     // And it works: a publish after the restart reaches the worker.
     s.worker.connect().await.unwrap();
-    link.publish(vec![attempt_for(&s.run, &s.pool, "z")]);
+    link.publish(vec![suite::attempt(&s.run, &s.pool, "z")]);
     let jobs = until_some(|| async { s.worker.next_jobs(4).await.unwrap() }).await;
     assert_eq!(jobs.len(), 1);
     link.finish(true).await.unwrap();
-}
-
-fn attempt_for(run: &str, pool: &str, task: &str) -> AttemptMsg {
-    AttemptMsg {
-        run: run.into(),
-        pool: pool.into(),
-        key: format!("{task}.1"),
-        task: task.into(),
-        attempt: 1,
-        replica: None,
-        dispatch: format!("d-{task}"),
-        job: serde_json::json!({"id": task}),
-        timeout_ms: 60_000,
-        stall_after_ms: None,
-        stall_kill_after_ms: None,
-        kill_grace_ms: 1000,
-        lease_ms: 30_000,
-        sent_ms: 1,
-        deadline_ms: u64::MAX / 2,
-        capabilities: vec![],
-    }
 }
 
 #[tokio::test]
@@ -585,8 +519,8 @@ async fn a_worker_serves_every_live_run_of_its_pool_and_skips_cleaned_ones() {
     s.manager.connect().await.unwrap();
     other.connect().await.unwrap();
     s.worker.connect().await.unwrap();
-    s.manager.publish(vec![attempt(&s, "x")]).await.unwrap();
-    other.publish(vec![attempt_for(&other_run, &s.pool, "y")]).await.unwrap();
+    s.manager.publish(vec![suite::attempt(&s.run, &s.pool, "x")]).await.unwrap();
+    other.publish(vec![suite::attempt(&other_run, &s.pool, "y")]).await.unwrap();
     let mut runs = Vec::new();
     while runs.len() < 2 {
         let jobs = until_some(|| async { s.worker.next_jobs(4).await.unwrap() }).await;
@@ -604,7 +538,7 @@ async fn a_worker_serves_every_live_run_of_its_pool_and_skips_cleaned_ones() {
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("DEL").arg(format!("pitboss:{other_run}:q:{}", s.pool)).query_async(&mut raw).await.unwrap();
     other.refresh().await.unwrap();
-    s.manager.publish(vec![attempt(&s, "w")]).await.unwrap();
+    s.manager.publish(vec![suite::attempt(&s.run, &s.pool, "w")]).await.unwrap();
     let jobs = until_some(|| async { s.worker.next_jobs(4).await.unwrap() }).await;
     assert_eq!(jobs.len(), 1, "the live run is still served");
     assert_eq!(jobs[0].entry.run, s.run);
