@@ -13,8 +13,20 @@ const MIN_LEASE_MS: u64 = 1_000;
 impl Checker<'_> {
     /// `[run] broker`, `broker_lease`, `broker_password_file`: a URL that names a
     /// broker and holds no password; a lease; the file a password is read from (else
-    /// the environment variable). The lease and file need a broker.
+    /// the environment variable). The lease and file need a broker. A broker given on
+    /// the command line (`--broker`, [`Checker::broker_flag`]) replaces the file's URL
+    /// and keeps its lease and password file, or makes a default spec: the run is then
+    /// a broker run for the whole check (pools may leave `command` out).
     pub(super) fn broker(&mut self, raw: Option<&RawRun>) -> Option<BrokerSpec> {
+        let from_file = self.file_broker(raw);
+        let Some(flag) = self.broker_flag.clone() else { return from_file };
+        let mut spec = from_file.unwrap_or_else(|| BrokerSpec::new(&flag));
+        spec.url = flag.to_string();
+        Some(spec)
+    }
+
+    /// The broker the file's `[run]` names, checked.
+    fn file_broker(&mut self, raw: Option<&RawRun>) -> Option<BrokerSpec> {
         let run = raw?;
         let Some(url) = &run.broker else {
             for (value, key) in

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use crate::core::workflow::{
-    Approve, BreakerPolicy, Fallback, Limit, PlannerSpec, PoolMode, PoolSpec, Recycle, RetryPolicy, Site, StdinMode,
-    Strategy, TaskSpec, Template, Workflow, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS,
+    Approve, BreakerPolicy, BrokerUrl, Fallback, Limit, PlannerSpec, PoolMode, PoolSpec, Recycle, RetryPolicy, Site,
+    StdinMode, Strategy, TaskSpec, Template, Workflow, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS,
 };
 
 use super::defaults::{self, TaskDefaults};
@@ -23,9 +23,15 @@ use super::parse::{
 use super::Problem;
 
 /// Builds and checks a workflow; on failure, every problem in file order.
-pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workflow, Vec<Problem>> {
+pub(super) fn check(
+    text: &str,
+    raw: &RawWorkflow,
+    base: &Path,
+    broker: Option<&BrokerUrl>,
+) -> Result<Workflow, Vec<Problem>> {
     let pool_names = raw.pool.iter().map(|p| p.name.get_ref().clone()).collect();
     let mut checker = Checker::new(text, base, pool_names);
+    checker.broker_flag = broker.cloned();
     let mut workflow = checker.workflow(raw);
     for error in workflow.check() {
         checker.place(raw, &error);
@@ -87,16 +93,19 @@ pub(super) struct Checker<'a> {
     pub(super) base: &'a Path,
     /// Every pool name the file defines (a review gate names one).
     pub(super) pool_names: Vec<String>,
+    /// The broker given on the command line (`--broker`), which makes this a broker
+    /// run whatever the file says (see `config/broker.rs`).
+    pub(super) broker_flag: Option<BrokerUrl>,
 }
 
 impl<'a> Checker<'a> {
     pub(super) fn new(text: &'a str, base: &'a Path, pool_names: Vec<String>) -> Self {
-        Checker { text: Some(text), problems: Vec::new(), base, pool_names }
+        Checker { text: Some(text), problems: Vec::new(), base, pool_names, broker_flag: None }
     }
 
     /// A checker whose problems are not placed (see [`Checker::text`]).
     pub(super) fn unplaced(base: &'a Path, pool_names: Vec<String>) -> Self {
-        Checker { text: None, problems: Vec::new(), base, pool_names }
+        Checker { text: None, problems: Vec::new(), base, pool_names, broker_flag: None }
     }
 
     pub(super) fn has_problems(&self) -> bool {
@@ -432,7 +441,11 @@ impl<'a> Checker<'a> {
         if let WorkflowError::EmptyCommand { pool, name } = error {
             // No `command` key at all says more than "empty command".
             if let Some(p) = raw.pool.get(*pool).filter(|p| p.command.is_none()) {
-                self.report(p.name.span(), format!("pool {name:?} has no `command`"));
+                // Only a broker run's pools may leave it out (the workers' command runs).
+                let message = format!(
+                    "pool {name:?} has no `command` (only a broker run may leave it out: `[run] broker` or --broker URL)"
+                );
+                self.report(p.name.span(), message);
                 return;
             }
         }

@@ -31,7 +31,7 @@ pub struct BrokerSetup {
 impl BrokerSetup {
     /// The URL as recorded and shown (no password is ever in it).
     pub fn shown(&self) -> String {
-        self.url.as_str().to_string()
+        self.url.to_string()
     }
 
     fn transport(&self, run_id: &str, workflow: &Workflow) -> Result<Arc<dyn crate::io::broker::Transport>, String> {
