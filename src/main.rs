@@ -169,6 +169,9 @@ enum Command {
     Validate {
         /// The workflow (TOML).
         file: PathBuf,
+        /// Check it as a run given `--broker URL` (its pools may leave `command` out).
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
     },
     /// Print shell completions.
     Completions {
@@ -300,7 +303,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             exit_when_blocked,
             listen,
             behind_proxy,
-        }) => match config::load(&file) {
+        }) => match config::load_with_broker(&file, run::broker_flag(broker.as_deref())?.as_ref()) {
             Ok(mut workflow) => {
                 run::check_files(&workflow)?;
                 let broker = run::broker_setup(&mut workflow, broker.as_deref(), broker_password_file.as_deref())?;
@@ -352,13 +355,15 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),
         Some(Command::Submit { dir, file }) => cli::ctl::submit(&dir, &file),
         Some(Command::Attach { target, token_file }) => attach(&target, token_file.as_deref()),
-        Some(Command::Validate { file }) => match config::load(&file) {
-            Ok(wf) => {
-                println!("{}: ok ({} pools, {} tasks)", file.display(), wf.pools.len(), wf.tasks.len());
-                Ok(cli::EXIT_OK)
+        Some(Command::Validate { file, broker }) => {
+            match config::load_with_broker(&file, run::broker_flag(broker.as_deref())?.as_ref()) {
+                Ok(wf) => {
+                    println!("{}: ok ({} pools, {} tasks)", file.display(), wf.pools.len(), wf.tasks.len());
+                    Ok(cli::EXIT_OK)
+                }
+                Err(e) => Err(cli::usage(e)),
             }
-            Err(e) => Err(cli::usage(e)),
-        },
+        }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Args::command(), "pitboss", &mut std::io::stdout());
             Ok(cli::EXIT_OK)

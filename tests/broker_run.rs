@@ -323,3 +323,48 @@ fn the_password_stays_out_of_argv_the_log_and_ctl_status() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(succeeded_per_task(&dir).len(), 4, "{stderr}");
 }
+
+/// `run --broker URL` on a workflow whose pool has no `command` (the workers' command
+/// runs): checked as a broker run, recorded with the flag's broker, run to the end;
+/// `resume --broker` of it reconnects (to the URL written another way).
+#[test]
+fn run_broker_accepts_pools_without_command() {
+    if !broker_common::redis() {
+        return;
+    }
+    let s = Scratch::new();
+    let pool = broker_common::run_id("nocmd");
+    let wf = s.write("wf.toml", &format!("[[pool]]\nname = \"{pool}\"\n[[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = worker("redis://127.0.0.1:6379", None, &pool, stop.clone());
+    let dir = s.path().join("run");
+    let child = pitboss(&s)
+        .args(["run", "--headless", "--broker", "redis://127.0.0.1:6379", "--state-dir"])
+        .arg(&dir)
+        .arg(&wf)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish_within(child, "pitboss run --broker (no command)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("has no `command`"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(succeeded_per_task(&dir).len(), 2, "{stderr}");
+    let first = &read_events(&dir)[0];
+    assert_eq!(first["workflow"]["broker"]["url"], "redis://127.0.0.1:6379", "{first}");
+    // Resuming the finished run with --broker connects and ends at once.
+    let child = pitboss(&s)
+        .args(["resume", "--headless", "--broker", "redis://localhost"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish_within(child, "pitboss resume --broker (no command)");
+    stop.store(true, Ordering::Relaxed);
+    w.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(succeeded_per_task(&dir).len(), 2, "{stderr}");
+}

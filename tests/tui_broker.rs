@@ -77,14 +77,17 @@ impl Script {
     }
 
     fn render(&self, now: u64, width: u16, height: u16) -> String {
+        self.render_view(&ViewState::default(), now, width, height)
+    }
+
+    fn render_view(&self, vs: &ViewState, now: u64, width: u16, height: u16) -> String {
         let fleet = Fleet::from_records(&self.records).expect("fleet");
-        let vs = ViewState::default();
         let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
         let keys = Keymap::default();
         let scene = Scene {
             fleet: &fleet,
             total: fleet.records.len(),
-            view: &vs,
+            view: vs,
             keys: &keys,
             now_ms: now,
             theme: Theme { color: false },
@@ -120,10 +123,10 @@ fn remote_panes_name_their_host_and_idle_workers_show_dim() {
     let s = Script::fleet_of_three();
     let screen = s.render(s.now + 5_000, 120, 30);
     assert!(header(&screen).contains("redis up"), "{}", header(&screen));
-    assert!(screen.contains("render #1 gpu @node1"), "{screen}");
-    assert!(screen.contains("encode #1 gpu @node2"), "{screen}");
+    assert!(screen.contains("render #1 gpu @node1:4001"), "{screen}");
+    assert!(screen.contains("encode #1 gpu @node2:4002"), "{screen}");
     assert!(screen.contains("idle · gpu · node3"), "{screen}");
-    assert!(screen.contains("Workers (2) · 1 idle"), "{screen}");
+    assert!(screen.contains("Attempts (2) · workers 2 busy, 1 idle "), "{screen}");
     // The pool's limit is what its 3 one-slot workers offer, under its concurrency 4.
     assert!(screen.contains("gpu    2/3"), "{screen}");
     insta::assert_snapshot!("broker_fleet", screen);
@@ -191,6 +194,8 @@ fn a_run_without_a_broker_shows_no_broker_part() {
     s.input(Input::Start { pid: 1, version: "t".into(), resumed: false });
     let screen = s.render(s.now, 160, 20);
     assert!(!screen.contains("redis") && !screen.contains("idle"), "{screen}");
+    // Without a broker each pane is a worker process: the box keeps its name.
+    assert!(screen.contains("┌ Workers (") && !screen.contains("Attempts ("), "{screen}");
     let outcome = Outcome::Success {
         result: serde_json::json!({}),
         exit_code: Some(0),
@@ -198,4 +203,49 @@ fn a_run_without_a_broker_shows_no_broker_part() {
         output: SmallOutput::default(),
     };
     s.input(Input::Finished { task: "a".into(), attempt: 1, outcome });
+}
+
+/// Two workers on one host (rough edge 2 of h7's notes): the panes and the task
+/// detail tell them apart by pid; the box counts attempts and says what the workers
+/// do, so a vanished worker still holding an attempt reads right (rough edge 3).
+#[test]
+fn two_workers_on_one_host_are_told_apart_and_the_title_counts_attempts() {
+    let mut s = Script::new();
+    let on_vm = |pid: u32| WorkerRef { id: format!("vm:{pid}:c6ae"), host: "vm".into() };
+    for pid in [986, 994] {
+        let r = on_vm(pid);
+        let registration = WorkerRegistered { pid, worker: r.id, host: r.host, ..registration(1) };
+        s.input(Input::WorkerSeen(registration));
+    }
+    let screen = s.render(s.now, 120, 30);
+    // Dispatched to the broker, not yet taken by a worker: both workers are idle.
+    assert!(screen.contains(" Attempts (2) · workers 2 idle "), "{screen}");
+    assert!(screen.contains("render #1 gpu 1.0s"), "{screen}");
+    for (task, pid) in [("render", 986), ("encode", 994)] {
+        s.input(Input::Spawned { task: task.into(), attempt: 1, pid, worker: Some(on_vm(pid)) });
+    }
+    let screen = s.render(s.now, 120, 30);
+    assert!(screen.contains("render #1 gpu @vm:986 "), "{screen}");
+    assert!(screen.contains("encode #1 gpu @vm:994 "), "{screen}");
+    assert!(screen.contains(" Attempts (2) · workers 2 busy "), "{screen}");
+    // 986's registration expires; its attempt runs on until the lease says otherwise.
+    s.input(Input::WorkerGone { pool: "gpu".into(), worker: on_vm(986).id, reason: "registration expired".into() });
+    let screen = s.render(s.now, 120, 30);
+    assert!(screen.contains(" Attempts (2) · workers 1 busy, 1 vanished "), "{screen}");
+    assert!(!screen.contains("Workers ("), "{screen}");
+    // The task detail names the worker too.
+    let mut vs = ViewState::default();
+    pitboss::tui::screens::detail::open(&mut vs, "render".into());
+    let detail = s.render_view(&vs, s.now, 120, 30);
+    assert!(detail.contains("runs on vm:986 (worker vm:986:c6ae)"), "{detail}");
+    let mut vs = ViewState::default();
+    pitboss::tui::screens::detail::open(&mut vs, "encode".into());
+    assert!(s.render_view(&vs, s.now, 120, 30).contains("runs on vm:994 (worker vm:994:c6ae)"));
+}
+
+#[test]
+fn a_broker_run_with_no_worker_yet_says_no_workers() {
+    let s = Script::new();
+    let screen = s.render(s.now, 120, 30);
+    assert!(screen.contains(" Attempts (0) · no workers "), "{screen}");
 }

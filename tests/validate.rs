@@ -301,3 +301,22 @@ fn syntax_mistakes_in_plain_words() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.ends_with(":1:1: the workflow is not UTF-8 text\n"), "{stderr}");
 }
+
+/// Pools without `command` run a broker's workers' command: `validate --broker URL`
+/// checks the file as `run --broker URL` does; without it the refusal says so.
+#[test]
+fn pools_without_command_need_a_broker_and_validate_takes_one() {
+    let text = "[[pool]]\nname = \"remote\"\n[[task]]\nid = \"a\"\n";
+    assert_reports(text, "wf.toml:2:8: pool \"remote\" has no `command` (only a broker run may leave it out");
+    let s = Scratch::new();
+    let file = s.write("wf.toml", text);
+    let out = s.pitboss().args(["validate", "--broker", "redis://127.0.0.1:6379"]).arg(&file).output_within("validate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 pools, 1 tasks)"));
+    // A bad --broker is a usage error that never repeats a password.
+    let out = s.pitboss().args(["validate", "--broker", "redis://u:hunter2@h"]).arg(&file).output_within("validate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--broker: the broker URL holds a password") && !stderr.contains("hunter2"), "{stderr}");
+}

@@ -19,7 +19,6 @@ use crate::core::workflow::Workflow;
 use crate::core::workflow::{BrokerSpec, PasswordSource};
 use crate::core::{Event, RunState, TaskState, TaskStateName};
 use crate::engine::{now_ms, Ending, EngineError, EngineHandle};
-use crate::io::broker::url::BrokerUrl;
 use crate::io::fdlimit;
 use crate::io::journal::{self, JournalError, LOG_FILE};
 use crate::launch::{self, BrokerSetup, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};
@@ -92,6 +91,13 @@ pub fn prepare_resume_with(
     Ok(prepared)
 }
 
+/// `--broker URL` read (a password in it refused without repeating it), for the
+/// workflow check: a run given a broker may have pools without `command`.
+pub fn broker_flag(flag: Option<&str>) -> Result<Option<crate::core::workflow::BrokerUrl>, (u8, String)> {
+    flag.map(|text| crate::core::workflow::BrokerUrl::parse(text.trim()).map_err(|e| usage(format!("--broker: {e}"))))
+        .transpose()
+}
+
 /// The broker a run uses: `--broker` (which then becomes the workflow's `[run]
 /// broker`, so the URL is recorded with the workflow), else the workflow's own. The
 /// password comes from `--broker-password-file`, the workflow's file, or
@@ -101,8 +107,7 @@ pub fn broker_setup(
     flag: Option<&str>,
     password_file: Option<&Path>,
 ) -> Result<Option<BrokerSetup>, (u8, String)> {
-    if let Some(text) = flag {
-        let url = crate::core::workflow::BrokerUrl::parse(text).map_err(|e| usage(format!("--broker: {e}")))?;
+    if let Some(url) = broker_flag(flag)? {
         let mut spec = workflow.broker.clone().unwrap_or_else(|| BrokerSpec::new(&url));
         spec.url = url.to_string();
         workflow.broker = Some(spec);
@@ -113,7 +118,7 @@ pub fn broker_setup(
         }
         return Ok(None);
     };
-    let url = BrokerUrl::parse(&spec.url).map_err(|e| usage(format!("--broker: {e}")))?;
+    let url = crate::io::broker::url::parse(&spec.url).map_err(|e| usage(format!("--broker: {e}")))?;
     let file = match (password_file, &spec.password) {
         (Some(file), _) => Some(file.to_path_buf()),
         (None, PasswordSource::File(file)) => Some(file.clone()),

@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use crate::core::workflow::{
-    Approve, BreakerPolicy, BrokerSpec, BrokerUrl, Fallback, Limit, PasswordSource, PlannerSpec, PoolMode, PoolSpec,
-    Recycle, RetryPolicy, Site, StdinMode, Strategy, TaskSpec, Template, Workflow, WorkflowError, DEFAULT_LEASE_MS,
-    DEFAULT_TTL_MS, EXIT_CODE_RANGE, MAX_DURATION_MS,
+    Approve, BreakerPolicy, BrokerUrl, Fallback, Limit, PlannerSpec, PoolMode, PoolSpec, Recycle, RetryPolicy, Site,
+    StdinMode, Strategy, TaskSpec, Template, Workflow, WorkflowError, EXIT_CODE_RANGE, MAX_DURATION_MS,
 };
 
 use super::defaults::{self, TaskDefaults};
@@ -23,14 +22,16 @@ use super::parse::{
 };
 use super::Problem;
 
-/// The shortest `broker_lease`: a lease shorter than a worker's heartbeat round trip
-/// would reclaim healthy workers' tasks.
-const MIN_LEASE_MS: u64 = 1_000;
-
 /// Builds and checks a workflow; on failure, every problem in file order.
-pub(super) fn check(text: &str, raw: &RawWorkflow, base: &Path) -> Result<Workflow, Vec<Problem>> {
+pub(super) fn check(
+    text: &str,
+    raw: &RawWorkflow,
+    base: &Path,
+    broker: Option<&BrokerUrl>,
+) -> Result<Workflow, Vec<Problem>> {
     let pool_names = raw.pool.iter().map(|p| p.name.get_ref().clone()).collect();
     let mut checker = Checker::new(text, base, pool_names);
+    checker.broker_flag = broker.cloned();
     let mut workflow = checker.workflow(raw);
     for error in workflow.check() {
         checker.place(raw, &error);
@@ -92,16 +93,19 @@ pub(super) struct Checker<'a> {
     pub(super) base: &'a Path,
     /// Every pool name the file defines (a review gate names one).
     pub(super) pool_names: Vec<String>,
+    /// The broker given on the command line (`--broker`), which makes this a broker
+    /// run whatever the file says (see `config/broker.rs`).
+    pub(super) broker_flag: Option<BrokerUrl>,
 }
 
 impl<'a> Checker<'a> {
     pub(super) fn new(text: &'a str, base: &'a Path, pool_names: Vec<String>) -> Self {
-        Checker { text: Some(text), problems: Vec::new(), base, pool_names }
+        Checker { text: Some(text), problems: Vec::new(), base, pool_names, broker_flag: None }
     }
 
     /// A checker whose problems are not placed (see [`Checker::text`]).
     pub(super) fn unplaced(base: &'a Path, pool_names: Vec<String>) -> Self {
-        Checker { text: None, problems: Vec::new(), base, pool_names }
+        Checker { text: None, problems: Vec::new(), base, pool_names, broker_flag: None }
     }
 
     pub(super) fn has_problems(&self) -> bool {
@@ -232,48 +236,6 @@ impl<'a> Checker<'a> {
             folder,
             broker,
         }
-    }
-
-    /// `[run] broker`, `broker_lease`, `broker_password_file`: a URL that names a
-    /// broker and holds no password; a lease; the file a password is read from (else
-    /// the environment variable). The lease and file need a broker.
-    fn broker(&mut self, raw: Option<&RawRun>) -> Option<BrokerSpec> {
-        let run = raw?;
-        let Some(url) = &run.broker else {
-            for (value, key) in
-                [(&run.broker_lease, "broker_lease"), (&run.broker_password_file, "broker_password_file")]
-            {
-                if let Some(v) = value {
-                    self.report(v.span(), format!("run.{key} needs `broker = \"redis://…\"` in [run]"));
-                }
-            }
-            return None;
-        };
-        let spec = match BrokerUrl::parse(url.get_ref()) {
-            Ok(parsed) => BrokerSpec::new(&parsed),
-            Err(e) => {
-                self.report(url.span(), format!("run.broker: {e}"));
-                // The workflow is refused; the rest is still checked as a broker run's
-                // (pools without `command`), so the one problem is the one reported.
-                BrokerSpec { url: String::new(), password: PasswordSource::None, lease_ms: 0, ttl_ms: 0 }
-            }
-        };
-        let mut spec = BrokerSpec { lease_ms: DEFAULT_LEASE_MS, ttl_ms: DEFAULT_TTL_MS, ..spec };
-        if let Some(lease) = &run.broker_lease {
-            spec.lease_ms = self.duration(lease, "run.broker_lease").unwrap_or(spec.lease_ms);
-            if spec.lease_ms < MIN_LEASE_MS {
-                let message = format!("run.broker_lease must be at least 1s, got {:?}", lease.get_ref());
-                self.report(lease.span(), message);
-            }
-        }
-        if let Some(file) = &run.broker_password_file {
-            if file.get_ref().trim().is_empty() {
-                self.report(file.span(), "run.broker_password_file is empty");
-            }
-            let path = self.base.join(file.get_ref());
-            spec.password = PasswordSource::File(std::path::absolute(&path).unwrap_or(path));
-        }
-        Some(spec)
     }
 
     /// `[planner]`: each limit in its range, `approve` one of its three words.
@@ -479,7 +441,11 @@ impl<'a> Checker<'a> {
         if let WorkflowError::EmptyCommand { pool, name } = error {
             // No `command` key at all says more than "empty command".
             if let Some(p) = raw.pool.get(*pool).filter(|p| p.command.is_none()) {
-                self.report(p.name.span(), format!("pool {name:?} has no `command`"));
+                // Only a broker run's pools may leave it out (the workers' command runs).
+                let message = format!(
+                    "pool {name:?} has no `command` (only a broker run may leave it out: `[run] broker` or --broker URL)"
+                );
+                self.report(p.name.span(), message);
                 return;
             }
         }

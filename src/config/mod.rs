@@ -20,6 +20,7 @@
 //! relative path made absolute: it is stored whole in the first event of a run, so
 //! `resume` needs nothing but the run folder.
 
+mod broker;
 mod check;
 mod consensus;
 mod defaults;
@@ -33,7 +34,7 @@ mod split;
 use std::fmt;
 use std::path::Path;
 
-use crate::core::workflow::Workflow;
+use crate::core::workflow::{BrokerUrl, Workflow};
 
 pub use parse::parse_duration;
 
@@ -71,6 +72,13 @@ impl fmt::Display for ConfigError {
 
 /// Reads and validates a workflow file.
 pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
+    load_with_broker(path, None)
+}
+
+/// [`load`] for a run given `--broker URL`: the workflow is checked, and returned,
+/// as a broker run's (its `[run] broker` URL replaced, or a default broker spec
+/// added), so its pools may leave `command` out as with `[run] broker`.
+pub fn load_with_broker(path: &Path, broker: Option<&BrokerUrl>) -> Result<Workflow, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         let message = match e.kind() {
@@ -82,12 +90,22 @@ pub fn load(path: &Path) -> Result<Workflow, ConfigError> {
     let base =
         path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new("."));
     let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-    parse(&text, &file, &base)
+    parse_with_broker(&text, &file, &base, broker)
 }
 
 /// Validates workflow text; `base` resolves relative paths (the file's folder).
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigError> {
-    if let Some(workflow) = sections::workflow(text, base) {
+    parse_with_broker(text, file, base, None)
+}
+
+/// [`parse`] with the command line's broker (see [`load_with_broker`]).
+pub fn parse_with_broker(
+    text: &str,
+    file: &str,
+    base: &Path,
+    broker: Option<&BrokerUrl>,
+) -> Result<Workflow, ConfigError> {
+    if let Some(workflow) = sections::workflow(text, base, broker) {
         return Ok(workflow);
     }
     // The whole document at once: a file that cannot be split (no `[[task]]` header,
@@ -95,7 +113,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Workflow, ConfigErro
     // one with a problem, whose messages come from here and only here.
     let error = |problems| ConfigError { file: file.to_string(), problems };
     let raw = parse::read(text).map_err(error)?;
-    check::check(text, &raw, base).map_err(error)
+    check::check(text, &raw, base, broker).map_err(error)
 }
 
 /// Tasks to add to a live run (`pitboss submit DIR FILE`, DESIGN §11): `[[task]]`

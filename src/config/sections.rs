@@ -16,15 +16,16 @@ use std::path::Path;
 use super::check::{self, Checker};
 use super::defaults::TaskDefaults;
 use super::{defaults, parse, shape, split};
-use crate::core::workflow::{PoolSpec, TaskSpec, Workflow};
+use crate::core::workflow::{BrokerUrl, PoolSpec, TaskSpec, Workflow};
 
 /// A valid workflow read in sections, or `None` when the file cannot be split with
 /// certainty (`split.rs`) or has any problem.
-pub(super) fn workflow(text: &str, base: &Path) -> Option<Workflow> {
+pub(super) fn workflow(text: &str, base: &Path, broker: Option<&BrokerUrl>) -> Option<Workflow> {
     let split::Sections { rest, tasks } = split::split(text)?;
     let rest = parse::read_rest(&rest, shape::WORKFLOW)?;
     let pool_names = rest.pool.iter().map(|p| p.name.get_ref().clone()).collect();
     let mut checker = Checker::unplaced(base, pool_names);
+    checker.broker_flag = broker.cloned();
     let mut built = None;
     let mut workflow = checker.workflow_with(&rest, |checker, defaults, pools| {
         built = build(checker, defaults, pools, text, &tasks);

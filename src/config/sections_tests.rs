@@ -10,7 +10,7 @@ use super::*;
 /// The whole-document reading, as [`parse`] does when a file cannot be split.
 fn whole(text: &str, base: &Path) -> Result<Workflow, Vec<Problem>> {
     let raw = parse::read(text)?;
-    check::check(text, &raw, base)
+    check::check(text, &raw, base, None)
 }
 
 /// Valid files the split handles: sub-tables of tasks, other tables after tasks,
@@ -78,7 +78,7 @@ fn fixtures() -> Vec<(String, String)> {
 fn valid_files_read_in_sections_give_the_whole_documents_workflow() {
     let base = Path::new("/base");
     for text in SPLIT_VALID {
-        let sections = sections::workflow(text, base).unwrap_or_else(|| panic!("read in sections:\n{text}"));
+        let sections = sections::workflow(text, base, None).unwrap_or_else(|| panic!("read in sections:\n{text}"));
         assert_eq!(Ok(sections), whole(text, base), "{text}");
     }
 }
@@ -88,7 +88,7 @@ fn files_with_problems_are_left_to_the_whole_document() {
     let base = Path::new("/base");
     for text in PROBLEMS {
         assert!(whole(text, base).is_err(), "a problem in:\n{text}");
-        assert_eq!(sections::workflow(text, base), None, "{text}");
+        assert_eq!(sections::workflow(text, base, None), None, "{text}");
     }
 }
 
@@ -96,7 +96,7 @@ fn files_with_problems_are_left_to_the_whole_document() {
 fn valid_files_that_cannot_be_split_are_read_whole() {
     let base = Path::new("/base");
     for text in UNSPLIT {
-        assert_eq!(sections::workflow(text, base), None, "{text}");
+        assert_eq!(sections::workflow(text, base, None), None, "{text}");
         let workflow = parse(text, "wf.toml", base).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(Ok(workflow), whole(text, base));
     }
@@ -107,7 +107,7 @@ fn every_fixture_reads_alike_in_sections_and_whole() {
     for (file, text) in fixtures() {
         let base = Path::new(&file).parent().expect("a folder");
         let whole = whole(&text, base);
-        match sections::workflow(&text, base) {
+        match sections::workflow(&text, base, None) {
             Some(workflow) => assert_eq!(Ok(workflow), whole, "{file}"),
             None => assert!(whole.is_err() || split::split(&text).is_none(), "{file} was not read in sections"),
         }

@@ -7,7 +7,7 @@
 use super::*;
 use std::path::PathBuf;
 
-use crate::core::workflow::{PasswordSource, RetryPolicy, StdinMode};
+use crate::core::workflow::{BrokerUrl, PasswordSource, RetryPolicy, StdinMode};
 
 fn check(text: &str) -> Result<Workflow, ConfigError> {
     parse(text, "wf.toml", Path::new("/base"))
@@ -314,4 +314,31 @@ fn broker_problems_are_placed() {
         assert_eq!(format!("{err}\n"), *expected, "{file}");
         assert!(!err.to_string().contains("hunter2"));
     }
+}
+
+#[test]
+fn a_broker_on_the_command_line_makes_the_file_a_broker_run() {
+    let flag = BrokerUrl::parse("redis://10.0.0.5").unwrap();
+    let with = |text: &str| parse_with_broker(text, "wf.toml", Path::new("/base"), Some(&flag));
+    // Pools without `command`: refused alone (saying why), accepted with --broker,
+    // both when the file is read in sections (valid) and whole (a task-less file).
+    for text in ["[[pool]]\nname = \"p\"\n[[task]]\nid = \"a\"\n", "[[pool]]\nname = \"p\"\n"] {
+        let err = check(text).unwrap_err().to_string();
+        assert!(err.contains("has no `command` (only a broker run may leave it out"), "{err}");
+        let wf = with(text).unwrap_or_else(|e| panic!("{e}"));
+        let broker = wf.broker.expect("the flag's broker");
+        assert_eq!((broker.url.as_str(), broker.lease_ms), ("redis://10.0.0.5:6379", 30_000));
+        assert_eq!(broker.password, PasswordSource::Env("PITBOSS_BROKER_PASSWORD".into()));
+    }
+    // The flag's URL replaces the file's; the file's lease and password file stay.
+    let text = "[run]\nbroker = \"redis://old\"\nbroker_lease = \"45s\"\nbroker_password_file = \"pw\"\n\
+                [[pool]]\nname = \"p\"\n[[task]]\nid = \"a\"\n";
+    let broker = with(text).unwrap().broker.unwrap();
+    assert_eq!((broker.url.as_str(), broker.lease_ms), ("redis://10.0.0.5:6379", 45_000));
+    assert_eq!(broker.password, PasswordSource::File(PathBuf::from("/base/pw")));
+    // Every other problem is still reported (an empty command, a password in the file).
+    let err = with("[[pool]]\nname = \"p\"\ncommand = [\"\"]\n").unwrap_err().to_string();
+    assert!(err.contains("pool \"p\" has an empty command"), "{err}");
+    let err = with("[run]\nbroker = \"redis://u:hunter2@h\"\n[[pool]]\nname = \"p\"\n").unwrap_err().to_string();
+    assert!(err.contains("holds a password") && !err.contains("hunter2"), "{err}");
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::core::workflow::Workflow;
-use crate::io::broker::url::{self, BrokerUrl};
+use crate::io::broker::url;
 use crate::io::broker::{open_worker_transport, BrokerError, BrokerErrorKind, WorkerScope, WorkerTransport};
 use crate::io::guardian::Guardian;
 use crate::io::runner::env::RunEnv;
@@ -100,7 +100,7 @@ pub(crate) struct Setup {
 /// Runs `pitboss worker`: 0 after a clean stop (drained), 2 for bad arguments or a
 /// broker that refuses us, 1 when results could not be delivered before exit.
 pub fn main(args: WorkerArgs) -> CmdResult {
-    let broker_url = BrokerUrl::parse(&args.broker).map_err(usage)?;
+    let broker_url = url::parse(&args.broker).map_err(|e| usage(format!("--broker: {e}")))?;
     if args.concurrency == 0 {
         return Err(usage("--concurrency must be at least 1"));
     }

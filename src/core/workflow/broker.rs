@@ -203,6 +203,43 @@ impl BrokerUrl {
         };
         Ok(BrokerUrl { kind, tls, user, host: host.to_string(), port, path, query })
     }
+
+    /// The user name with its `%XX` escapes decoded, if the URL names one.
+    pub fn user_name(&self) -> Option<String> {
+        self.user.as_deref().map(percent_decode)
+    }
+
+    /// The user the broker sees: the URL's, else `default` (Redis) or `guest` (AMQP).
+    pub fn user_or_default(&self) -> String {
+        self.user_name().unwrap_or_else(|| {
+            match self.kind {
+                BrokerKind::Redis => "default",
+                BrokerKind::Amqp => "guest",
+            }
+            .to_string()
+        })
+    }
+}
+
+/// Decodes `%XX` escapes (an invalid one is kept as written).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `password=` (or `pass=`) among a query's parameters.
@@ -275,9 +312,33 @@ mod tests {
     }
 
     #[test]
+    fn users_paths_and_default_users() {
+        let u = BrokerUrl::parse("redis://127.0.0.1").unwrap();
+        assert_eq!((u.user_or_default().as_str(), u.user_name()), ("default", None));
+        let u = BrokerUrl::parse("amqp://bob@rabbit:5673/vh").unwrap();
+        assert_eq!(
+            (u.kind, u.port, u.user_or_default().as_str(), u.path.as_str()),
+            (BrokerKind::Amqp, 5673, "bob", "/vh")
+        );
+        assert_eq!(BrokerUrl::parse("amqp://h").unwrap().user_or_default(), "guest");
+        let u = BrokerUrl::parse("redis://[::1]:7000/2").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 7000, "/2"));
+        // Escapes in a user name are decoded for the login, kept as written in the URL.
+        let u = BrokerUrl::parse("redis://ops%2Bci@h").unwrap();
+        assert_eq!((u.user_name().as_deref(), u.to_string().as_str()), (Some("ops+ci"), "redis://ops%2Bci@h:6379"));
+        assert_eq!(BrokerUrl::parse("redis://a%zz@h").unwrap().user_or_default(), "a%zz");
+    }
+
+    #[test]
     fn a_password_anywhere_in_the_url_is_refused_without_echoing_it() {
-        for url in ["redis://u:s3cret@h", "redis://:s3cret@h:6379", "amqp://u:s3cret@h/v", "redis://h?password=s3cret"]
-        {
+        for url in [
+            "redis://u:s3cret@h",
+            "redis://:s3cret@h:6379",
+            "amqp://u:s3cret@h/v",
+            "redis://h?password=s3cret",
+            "redis://h/0?db=1&PASS=s3cret",
+            "rediss://u:p@ss@h:1/0",
+        ] {
             let err = BrokerUrl::parse(url).unwrap_err();
             assert_eq!(err, BrokerUrlError::Password, "{url}");
             assert!(!err.to_string().contains("s3cret"));

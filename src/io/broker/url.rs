@@ -1,57 +1,30 @@
-//! Broker URLs and passwords: which broker a URL names, how it is shown (never with a
-//! secret), and where the password comes from. A password is never taken from the URL:
+//! Broker URLs and passwords, as connections use them. The URL itself is read by the
+//! core's [`BrokerUrl`] (one parser for the workflow, the flags and the transports,
+//! with the password rules in one place); this module adds what needs the process:
+//! the build's TLS support, the redacted text for messages about a URL that did not
+//! read, and where the password comes from. A password is never taken from the URL:
 //! argv is visible in `ps` and the URL lands in the log's first record (DESIGN §14).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The environment variable a broker password is read from.
-pub const PASSWORD_ENV: &str = "PITBOSS_BROKER_PASSWORD";
-
-/// Which broker a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BrokerKind {
-    /// `redis://`, `rediss://`.
-    Redis,
-    /// `amqp://`, `amqps://`.
-    Amqp,
-}
+pub use crate::core::workflow::{BrokerKind, BrokerUrl, BrokerUrlError, PASSWORD_ENV};
 
 /// Why a URL or password setup cannot be used. Messages show the redacted URL only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    /// Not a URL at all.
-    #[error("{url} is not a broker URL ({reason}); expected redis://HOST[:PORT] or amqp://HOST[:PORT]")]
-    Malformed {
+    /// The URL does not read (no scheme, a password in it, no host, a bad port…).
+    #[error("{url}: {error}")]
+    Url {
         /// The redacted text.
         url: String,
-        /// The parser's words.
-        reason: String,
-    },
-    /// A scheme this build does not speak.
-    #[error("{url}: unknown broker scheme {scheme:?}; expected redis, rediss, amqp or amqps")]
-    Scheme {
-        /// The redacted text.
-        url: String,
-        /// The scheme given.
-        scheme: String,
+        /// What is wrong (its words never hold the password).
+        error: BrokerUrlError,
     },
     /// A TLS scheme in a build without the `tls` feature.
     #[error("{url}: this pitboss was built without TLS (feature `tls`)")]
     NoTls {
-        /// The redacted text.
-        url: String,
-    },
-    /// A password in the URL itself.
-    #[error("{url} carries a password: put it in {PASSWORD_ENV} or a file (--broker-password-file) instead")]
-    PasswordInUrl {
-        /// The redacted text.
-        url: String,
-    },
-    /// The URL names no host.
-    #[error("{url} names no host")]
-    NoHost {
-        /// The redacted text.
+        /// The URL.
         url: String,
     },
     /// The password file cannot be read.
@@ -78,80 +51,19 @@ pub enum UrlError {
     },
 }
 
-/// A parsed broker URL, with no password in it (those are refused).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    /// Which broker.
-    pub kind: BrokerKind,
-    /// `rediss://` / `amqps://`.
-    pub tls: bool,
-    /// The host name or address.
-    pub host: String,
-    /// The port (the scheme's default when absent).
-    pub port: u16,
-    /// The user name, if any.
-    pub user: Option<String>,
-    /// The path after the host: a Redis database number, an AMQP vhost.
-    pub path: String,
-    /// The URL as given (it holds no secret: passwords are refused).
-    text: String,
+/// Reads `text` (a flag's value, spaces around it dropped) as a broker URL this build
+/// can connect to; an error names the URL with any password redacted.
+pub fn parse(text: &str) -> Result<BrokerUrl, UrlError> {
+    let url = BrokerUrl::parse(text.trim()).map_err(|error| UrlError::Url { url: redact(text), error })?;
+    check_tls(&url)?;
+    Ok(url)
 }
 
-impl BrokerUrl {
-    /// Parses `text`, refusing a password inside it.
-    pub fn parse(text: &str) -> Result<BrokerUrl, UrlError> {
-        let shown = redact(text);
-        let url = ::url::Url::parse(text.trim())
-            .map_err(|e| UrlError::Malformed { url: shown.clone(), reason: e.to_string() })?;
-        let (kind, tls, default_port) = match url.scheme() {
-            "redis" => (BrokerKind::Redis, false, 6379),
-            "rediss" => (BrokerKind::Redis, true, 6379),
-            "amqp" => (BrokerKind::Amqp, false, 5672),
-            "amqps" => (BrokerKind::Amqp, true, 5671),
-            other => return Err(UrlError::Scheme { url: shown, scheme: other.to_string() }),
-        };
-        let password_in_query =
-            url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass"));
-        if url.password().is_some() || password_in_query {
-            return Err(UrlError::PasswordInUrl { url: shown });
-        }
-        if tls && !cfg!(feature = "tls") {
-            return Err(UrlError::NoTls { url: shown });
-        }
-        let host = match url.host_str() {
-            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            _ => return Err(UrlError::NoHost { url: shown }),
-        };
-        let user = (!url.username().is_empty()).then(|| percent_decode(url.username()));
-        Ok(BrokerUrl {
-            kind,
-            tls,
-            host,
-            port: url.port().unwrap_or(default_port),
-            user,
-            path: url.path().trim_start_matches('/').to_string(),
-            text: text.trim().to_string(),
-        })
-    }
-
-    /// The URL as given: safe to show and record (it holds no password).
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The user the broker sees (`default` for Redis without one, `guest` for AMQP).
-    pub fn user_or_default(&self) -> &str {
-        match (&self.user, self.kind) {
-            (Some(u), _) => u,
-            (None, BrokerKind::Redis) => "default",
-            (None, BrokerKind::Amqp) => "guest",
-        }
-    }
-}
-
-impl fmt::Display for BrokerUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+/// A TLS URL (`rediss://`, `amqps://`) needs a build with the `tls` feature.
+pub fn check_tls(url: &BrokerUrl) -> Result<(), UrlError> {
+    match url.tls && !cfg!(feature = "tls") {
+        true => Err(UrlError::NoTls { url: url.to_string() }),
+        false => Ok(()),
     }
 }
 
@@ -196,14 +108,6 @@ fn redact_query(tail: &str) -> String {
         })
         .collect();
     format!("{path}{}{fragment}", parts.join("&"))
-}
-
-/// Decodes `%XX` escapes of a URL's user name (invalid escapes are kept as written).
-fn percent_decode(text: &str) -> String {
-    ::url::form_urlencoded::parse(format!("u={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| text.to_string())
 }
 
 /// A broker password: never printed (its `Debug` and `Display` redact it).
@@ -279,24 +183,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_schemes_and_defaults() {
-        let u = BrokerUrl::parse("redis://127.0.0.1").unwrap();
-        assert_eq!((u.kind, u.tls, u.port, u.user_or_default()), (BrokerKind::Redis, false, 6379, "default"));
-        let u = BrokerUrl::parse("amqp://bob@rabbit:5673/vh").unwrap();
-        assert_eq!((u.kind, u.port, u.user.as_deref(), u.path.as_str()), (BrokerKind::Amqp, 5673, Some("bob"), "vh"));
-        let u = BrokerUrl::parse("redis://[::1]:7000/2").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 7000, "2"));
-    }
-
-    #[test]
     fn refuses_passwords_and_never_shows_them() {
         for text in ["redis://u:hunter2@h:6379", "redis://h/0?password=hunter2", "amqp://:hunter2@h"] {
-            let err = BrokerUrl::parse(text).unwrap_err();
-            assert!(matches!(err, UrlError::PasswordInUrl { .. }), "{text}: {err}");
+            let err = parse(text).unwrap_err();
+            assert!(matches!(err, UrlError::Url { error: BrokerUrlError::Password, .. }), "{text}: {err}");
             let shown = err.to_string();
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains(PASSWORD_ENV), "{shown}");
         }
+        assert!(parse("redis://u:hunter2@h").unwrap_err().to_string().starts_with("redis://u:***@h: "));
     }
 
     #[test]
@@ -304,17 +199,17 @@ mod tests {
         assert_eq!(redact("rediss://u:p@ss@h:1/0"), "rediss://u:***@h:1/0");
         assert_eq!(redact("redis://h?db=1&password=x#f"), "redis://h?db=1&password=***#f");
         assert_eq!(redact("u:secret@host"), "u:***@host");
-        let err = BrokerUrl::parse("redis//u:secret@").unwrap_err();
+        let err = parse("redis//u:secret@").unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]
     fn unknown_scheme_and_no_host_are_plain_errors() {
-        assert!(matches!(BrokerUrl::parse("http://h").unwrap_err(), UrlError::Scheme { .. }));
-        assert!(matches!(
-            BrokerUrl::parse("redis://").unwrap_err(),
-            UrlError::NoHost { .. } | UrlError::Malformed { .. }
-        ));
+        let err = parse("http://h").unwrap_err();
+        assert_eq!(err.to_string(), "http://h: unknown broker scheme `http` (redis, rediss, amqp or amqps)");
+        assert_eq!(parse("redis://").unwrap_err().to_string(), "redis://: the broker URL has no host");
+        // A flag's value may come with spaces around it.
+        assert_eq!(parse(" redis://h ").unwrap().to_string(), "redis://h:6379");
     }
 
     #[test]

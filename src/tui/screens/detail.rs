@@ -319,6 +319,10 @@ fn info(
         ));
     }
     info.push(Line::from(first));
+    // A remote attempt running now: which worker (not when looking back at a step).
+    if let Some(line) = step.is_none().then(|| super::dashboard::remote::runs_on_line(fleet, i)).flatten() {
+        info.push(Line::from(Span::styled(escape_line(&line).into_owned(), scene.theme.fg(Color::Cyan))));
+    }
     if let Some(why) = shown.why() {
         info.push(Line::from(Span::styled(format!("why: {}", escape_line(&why)), scene.theme.fg(Color::Red))));
     }

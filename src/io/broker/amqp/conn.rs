@@ -27,12 +27,12 @@ pub struct Target {
 impl Target {
     /// Reads the URL, with the password from its own source (never from the URL).
     pub fn new(url: &BrokerUrl, password: Option<&Password>) -> Result<Target, BrokerError> {
-        let shown = url.as_str().to_string();
-        let mut uri: AMQPUri = url
-            .as_str()
+        crate::io::broker::url::check_tls(url)?;
+        let shown = url.to_string();
+        let mut uri: AMQPUri = shown
             .parse()
             .map_err(|e| BrokerError::Protocol { broker: shown.clone(), detail: format!("bad URL: {e}") })?;
-        let user = url.user_or_default().to_string();
+        let user = url.user_or_default();
         uri.authority.userinfo.username = user.clone();
         uri.authority.userinfo.password = match password {
             Some(pw) => pw.expose().to_string(),

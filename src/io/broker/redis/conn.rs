@@ -43,8 +43,9 @@ impl Conns {
             // installed" is fine (another transport or the embedder did it).
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let shown = url.as_str().to_string();
-        let info = url
+        crate::io::broker::url::check_tls(url)?;
+        let shown = url.to_string();
+        let info = shown
             .as_str()
             .into_connection_info()
             .map_err(|e| BrokerError::Protocol { broker: shown.clone(), detail: format!("bad URL: {e}") })?;
@@ -56,12 +57,12 @@ impl Conns {
             }
             None => info,
         };
-        let client = Client::open(info).map_err(|e| map_err(&shown, url.user_or_default(), e))?;
+        let client = Client::open(info).map_err(|e| map_err(&shown, &url.user_or_default(), e))?;
         let probe = match (password, Client::open(bare)) {
-            (Some(pw), Ok(c)) => Some((c, url.user.clone(), pw.clone())),
+            (Some(pw), Ok(c)) => Some((c, url.user_name(), pw.clone())),
             _ => None,
         };
-        Ok(Conns { client, probe, shown, user: url.user_or_default().to_string(), cmd: Mutex::new(None) })
+        Ok(Conns { client, probe, shown, user: url.user_or_default(), cmd: Mutex::new(None) })
     }
 
     /// The redacted URL.

@@ -153,13 +153,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, page_size: &PageSize) 
         String::new()
     };
     let spare_ids: Vec<&str> = remote::spare_workers(fleet);
-    let remote_counts = match remote::spare_counts(fleet, &spare_ids) {
-        (0, 0) => String::new(),
-        (idle, 0) => format!("· {idle} idle "),
-        (0, vanished) => format!("· {vanished} vanished "),
-        (idle, vanished) => format!("· {idle} idle, {vanished} vanished "),
-    };
-    let title = format!(" Workers ({}) {remote_counts}{paging}{gone}", running.len());
+    let title = format!("{}{paging}{gone}", remote::box_title(fleet, running.len(), &spare_ids));
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -207,9 +201,9 @@ fn pane(frame: &mut Frame, area: Rect, scene: &Scene, i: usize, selected: bool) 
         Span::styled(format!(" {} ", escape_line(id)), Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("#{attempt} {pool} ")),
     ];
-    if let Some(host) = remote::host_of(fleet, i) {
-        // A remote attempt: the host it runs on (DESIGN §7).
-        title.push(Span::styled(format!("@{} ", escape_line(host)), scene.theme.fg(Color::Cyan)));
+    if let Some(worker) = remote::runs_on(fleet, i) {
+        // A remote attempt: the worker it runs on, `host:pid` (DESIGN §7).
+        title.push(Span::styled(format!("@{} ", escape_line(&worker)), scene.theme.fg(Color::Cyan)));
     }
     title.push(Span::raw(format!("{} ", human_ms(scene.now_ms.saturating_sub(*started_ms)))));
     if let Some((n, of)) = fleet.votes_in(i) {

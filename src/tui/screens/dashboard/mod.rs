@@ -18,7 +18,7 @@ use crate::tui::model::Fleet;
 
 mod grid;
 mod panels;
-mod remote;
+pub(super) mod remote;
 
 pub use grid::{grid, page_target, pane_rects, worker_rows, Grid, PageSize, MIN_PANE_HEIGHT, MIN_PANE_WIDTH};
 

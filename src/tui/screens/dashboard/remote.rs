@@ -21,10 +21,25 @@ use crate::tui::model::Fleet;
 /// How long a vanished worker keeps its pane.
 pub const VANISHED_SHOWN_MS: u64 = 5 * 60_000;
 
-/// The host running task `i`'s current attempt, when a remote worker runs it.
-pub fn host_of(fleet: &Fleet, i: usize) -> Option<&str> {
+/// The worker running task `i`'s current attempt, when a remote one runs it, as the
+/// pane and the task detail name it: `host:pid` (its registered pid), so that two
+/// workers on one host are told apart; the worker's id when it never registered
+/// with this log (its id starts with its host for `pitboss worker`s).
+pub fn runs_on(fleet: &Fleet, i: usize) -> Option<String> {
     let TaskState::Running { attempt, .. } = &fleet.state.tasks[i].state else { return None };
-    fleet.state.remote.placement(fleet.state.task_id(i), *attempt).map(|p| p.host.as_str())
+    let placed = fleet.state.remote.placement(fleet.state.task_id(i), *attempt)?;
+    Some(match fleet.state.remote.workers.get(&placed.worker) {
+        Some(w) => format!("{}:{}", placed.host, w.registration.pid),
+        None if placed.worker.starts_with(&placed.host) => placed.worker.clone(),
+        None => format!("{} {}", placed.host, placed.worker),
+    })
+}
+
+/// The task detail's line for a remote attempt: where it runs and the worker's id.
+pub fn runs_on_line(fleet: &Fleet, i: usize) -> Option<String> {
+    let TaskState::Running { attempt, .. } = &fleet.state.tasks[i].state else { return None };
+    let placed = fleet.state.remote.placement(fleet.state.task_id(i), *attempt)?;
+    Some(format!("runs on {} (worker {})", runs_on(fleet, i)?, placed.worker))
 }
 
 /// Workers that hold no running attempt, for panes after the running ones: the
@@ -59,12 +74,31 @@ pub fn spare_workers(fleet: &Fleet) -> Vec<&str> {
     idle.into_iter().chain(vanished.into_iter().map(|(_, id)| id)).collect()
 }
 
-/// The counts for the workers box title: idle and vanished.
-pub fn spare_counts(fleet: &Fleet, spare: &[&str]) -> (usize, usize) {
-    let gone =
-        |id: &str| fleet.state.remote.workers.get(id).is_some_and(|w| matches!(w.presence, Presence::Gone { .. }));
+/// The workers box title. Its panes are attempts: in a run without a broker each is
+/// a worker process, so ` Workers (N) `; in a broker run a worker is a `pitboss
+/// worker` that may run several attempts or none, so the box counts attempts and then
+/// says what the workers do: ` Attempts (4) · workers 2 busy, 1 idle, 1 vanished `
+/// (parts at 0 left out; `no workers` when none is known). Busy and idle are the live
+/// workers (or not yet seen since a resume) with and without an attempt; vanished
+/// ones are those whose panes are shown ([`spare_workers`]).
+pub fn box_title(fleet: &Fleet, attempts: usize, spare: &[&str]) -> String {
+    if fleet.state.workflow.broker.is_none() {
+        return format!(" Workers ({attempts}) ");
+    }
+    let workers = &fleet.state.remote.workers;
+    let gone = |id: &str| workers.get(id).is_some_and(|w| matches!(w.presence, Presence::Gone { .. }));
     let vanished = spare.iter().filter(|id| gone(id)).count();
-    (spare.len() - vanished, vanished)
+    let idle = spare.len() - vanished;
+    let live = workers.values().filter(|w| !matches!(w.presence, Presence::Gone { .. })).count();
+    let parts: Vec<String> = [(live.saturating_sub(idle), "busy"), (idle, "idle"), (vanished, "vanished")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, word)| format!("{n} {word}"))
+        .collect();
+    match parts.is_empty() {
+        true => format!(" Attempts ({attempts}) · no workers "),
+        false => format!(" Attempts ({attempts}) · workers {} ", parts.join(", ")),
+    }
 }
 
 /// A spare worker's pane: `idle · pool · host pid N` dim, or `vanished 40s ago` red
