@@ -15,115 +15,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use broker_common::rabbit::{delete_amqp, rabbitmq_server, OwnRabbit};
-use broker_common::{wait_until, OwnRedis, SHARED_AMQP};
+use broker_common::rows::{Broker, Cleaner, Rabbit, Redis};
+use broker_common::wait_until;
 use common::{deadline, read_events, Scratch};
-use pitboss::io::broker::amqp::names;
 use pitboss::io::broker::url::BrokerUrl;
 use pitboss::io::broker::{open_worker_transport, WorkerScope};
 use serde_json::Value;
-
-/// Deletes what run `run` (when known) of pool `pool` left on a shared server.
-type Cleaner = Box<dyn Fn(Option<&str>, &str)>;
-
-/// A broker a test can run against and bounce.
-trait Broker {
-    /// The URL given to the manager and the workers.
-    fn url(&self) -> String;
-    /// Takes the broker away and brings it back.
-    fn bounce(&mut self);
-    /// True when a bounce empties the broker (Redis without persistence); a
-    /// restarted RabbitMQ keeps its durable quorum queues.
-    fn bounce_empties(&self) -> bool;
-    /// True when the broker itself hands a dead worker's unacked delivery to another
-    /// worker (RabbitMQ); Redis leaves it to the manager's lease.
-    fn redelivers(&self) -> bool;
-    /// What to delete on a shared server when the test ends.
-    fn cleaner(&self) -> Cleaner {
-        Box::new(|_, _| {})
-    }
-}
-
-/// A private `redis-server` (the shared one is used by others and cannot restart).
-struct Redis(OwnRedis);
-
-impl Redis {
-    fn start() -> Option<Redis> {
-        broker_common::redis_server().then(|| Redis(OwnRedis::start()))
-    }
-
-    /// Every Redis test has its own server already.
-    fn start_own() -> Option<Redis> {
-        Redis::start()
-    }
-}
-
-impl Broker for Redis {
-    fn url(&self) -> String {
-        self.0.url(None)
-    }
-
-    fn bounce(&mut self) {
-        self.0.restart();
-    }
-
-    fn bounce_empties(&self) -> bool {
-        true
-    }
-
-    fn redelivers(&self) -> bool {
-        false
-    }
-}
-
-/// RabbitMQ: the shared server on :5672 (never restarted), or a private node for
-/// the test that restarts the broker.
-struct Rabbit(Option<OwnRabbit>);
-
-impl Rabbit {
-    fn start() -> Option<Rabbit> {
-        broker_common::amqp().then_some(Rabbit(None))
-    }
-
-    fn start_own() -> Option<Rabbit> {
-        rabbitmq_server().then(|| Rabbit(Some(OwnRabbit::start())))
-    }
-}
-
-impl Broker for Rabbit {
-    fn url(&self) -> String {
-        self.0.as_ref().map_or_else(|| format!("amqp://{SHARED_AMQP}"), OwnRabbit::url)
-    }
-
-    fn bounce(&mut self) {
-        self.0.as_mut().expect("a private node (start_own) to restart").restart();
-    }
-
-    fn bounce_empties(&self) -> bool {
-        false
-    }
-
-    fn redelivers(&self) -> bool {
-        true
-    }
-
-    fn cleaner(&self) -> Cleaner {
-        if self.0.is_some() {
-            // A private node goes with everything on it.
-            return Box::new(|_, _| {});
-        }
-        let url = self.url();
-        Box::new(move |run, pool| {
-            let mut queues = vec![names::pool_queue(pool)];
-            let mut exchanges = Vec::new();
-            if let Some(run) = run {
-                queues.push(names::results(run));
-                exchanges.push(names::events(run));
-            }
-            delete_amqp(&url, queues, exchanges);
-        })
-    }
-}
 
 /// One module of tests per broker: `broker_suite!(name, Type)`.
 macro_rules! broker_suite {
@@ -464,14 +361,17 @@ fn worker_killed_mid_task(b: &dyn Broker) {
     // died before writing its result runs again (at-least-once), which is not what
     // this test is about.
     s.wait_log("t1..t3 succeeded", |e| per_task(e, "attempt_succeeded").len() == 3);
+    // On RabbitMQ a worker acks a job after its result is confirmed: killed between
+    // the two, the job is handed on and runs again.
+    s.wait_marks("t1..t3 acked", |_| b.unacked(&s.pool).is_none_or(|n| n == 1));
     procs.kill(first);
     // Its command dies with it (the worker's guardian ends it, a moment later):
     // released before that, it could still complete there.
     let pid = s.start_pids("t0")[0];
     s.wait_marks("the killed worker's command ended", |_| !alive(pid));
     s.release("t0");
-    let gone = of(&s.wait_log("t0 spawned", |e| !of(e, "attempt_spawned").is_empty()), "attempt_spawned")[0]["worker"]
-        .clone();
+    let gone =
+        of(&s.wait_log("t0 spawned", |e| !of(e, "attempt_spawned").is_empty()), "attempt_spawned")[0]["worker"].clone();
     s.wait_log("the first worker lost", |e| of(e, "worker_lost").iter().any(|l| l["worker"] == gone));
     s.worker(&mut procs, 2);
     s.wait_log("the run finished", finished);

@@ -169,6 +169,7 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 pub mod rabbit;
+pub mod rows;
 pub mod suite;
 
 /// The shared RabbitMQ (guest/guest).

@@ -172,6 +172,16 @@ fn descendants(root: u32) -> Vec<i32> {
     found
 }
 
+/// Messages of `queue` on the shared server delivered and not yet acked, by
+/// `rabbitmqctl list_queues`; `None` when it cannot tell.
+pub fn unacked(queue: &str) -> Option<usize> {
+    let out = Command::new("rabbitmqctl")
+        .args(["list_queues", "name", "messages_unacknowledged", "--quiet", "--no-table-headers"])
+        .output();
+    let text = String::from_utf8(out.ok()?.stdout).ok()?;
+    text.lines().filter_map(|l| l.split_once('\t')).find(|(name, _)| *name == queue)?.1.trim().parse().ok()
+}
+
 /// Deletes queues and exchanges by name on the RabbitMQ at `url` (guest); what is
 /// missing or unreachable is left alone. On a thread of its own: callers may be in
 /// a runtime, or in a `Drop`.
