@@ -30,6 +30,15 @@ fn missing(what: &str) -> bool {
     false
 }
 
+/// Like [`missing`], for a program a test starts itself.
+fn missing_tool(what: &str) -> bool {
+    if under_ci() {
+        panic!("{what} is required under CI=true");
+    }
+    eprintln!("SKIPPED (not found): {what} — install it to run this test");
+    false
+}
+
 /// True when the shared Redis answers on 127.0.0.1:6379.
 pub fn redis() -> bool {
     let addr: SocketAddr = SHARED_REDIS.parse().expect("a literal address");
@@ -159,6 +168,8 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+pub mod rabbit;
+pub mod rows;
 pub mod suite;
 
 /// The shared RabbitMQ (guest/guest).

@@ -89,6 +89,12 @@ pub fn is_not_found(e: &lapin::Error) -> bool {
     matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 404)
 }
 
+/// True when the broker refused because another connection holds the queue
+/// exclusively (RESOURCE_LOCKED).
+pub fn is_locked(e: &lapin::Error) -> bool {
+    matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 405)
+}
+
 fn map_err(broker: &str, user: &str, e: &lapin::Error) -> BrokerError {
     match e.kind() {
         ErrorKind::ProtocolError(p) if p.get_id() == ACCESS_REFUSED => BrokerError::Refused {

@@ -15,9 +15,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Acker, BasicProperties, Channel, Connection, Consumer, ExchangeKind};
 use tokio::sync::Mutex;
 
-use super::conn::{is_not_found, Target};
+use super::conn::{is_locked, is_not_found, Target};
 use super::names::{self, ALL_WORKERS, CONTROL_EXCHANGE, GONE_HEADER, LIVE_EXCHANGE, LIVE_MAX, WORKERS_EXCHANGE};
-use super::{encode, message_key, quorum_args};
+use super::{encode, message_key, quorum_args, EARLY_ACK_OVER_MS};
 use crate::io::broker::url::{BrokerUrl, Password};
 use crate::io::broker::wire::{self, AttemptMsg, Registration, WireError, WorkerMsg};
 use crate::io::broker::{
@@ -49,6 +49,10 @@ struct Tracked {
     msg: AttemptMsg,
     /// The worker that said `started`, and when that was heard.
     worker: Option<String>,
+    /// True once that worker's connection was found gone: the broker hands its
+    /// delivery to another worker (whose `started` comes next), so the lease must
+    /// not take it back too (both copies would run).
+    redelivered: bool,
 }
 
 /// A registered worker as last heard, by this manager's clock.
@@ -316,6 +320,7 @@ impl AmqpTransport {
             WorkerMsg::Started { key, worker, .. } => {
                 if let Some(t) = tracked.get_mut(key) {
                     t.worker = Some(worker.clone());
+                    t.redelivered = false;
                 }
             }
             WorkerMsg::Result { key, .. } | WorkerMsg::Stopped { key, .. } | WorkerMsg::Handback { key, .. } => {
@@ -348,6 +353,33 @@ impl AmqpTransport {
                     Seen { registration, seen_ms: super::now_ms(), heard: Instant::now(), gone },
                 );
             }
+        }
+    }
+}
+
+impl AmqpTransport {
+    /// True while worker `worker`'s connection lives: its exclusive control queue
+    /// exists (another connection's exclusive queue answers RESOURCE_LOCKED).
+    async fn connected(&self, worker: &str) -> BrokerResult<bool> {
+        let session = self.session().await?;
+        let t = &self.target;
+        // A passive declare that fails closes its channel, hence a scratch one.
+        let scratch = t.call("channel", session.conn.create_channel()).await?;
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let control = names::worker_control(worker);
+        let declare = scratch.queue_declare(control.as_str().into(), passive, FieldTable::default());
+        match tokio::time::timeout(super::conn::CALL_TIMEOUT, declare).await {
+            Ok(Ok(_)) => {
+                let _ = scratch.close(200, "checked".into()).await;
+                Ok(true)
+            }
+            Ok(Err(e)) if is_locked(&e) => Ok(true),
+            Ok(Err(e)) if is_not_found(&e) => Ok(false),
+            Ok(Err(e)) => Err(t.err(&e)),
+            Err(_) => Err(BrokerError::Unreachable {
+                broker: t.shown().to_string(),
+                reason: format!("queue.declare: no answer within {} s", super::conn::CALL_TIMEOUT.as_secs()),
+            }),
         }
     }
 }
@@ -406,7 +438,10 @@ impl Transport for AmqpTransport {
             }
             let mut tracked = self.tracked.lock().expect("tracked");
             for (job, entry) in jobs.into_iter().zip(&ids) {
-                tracked.insert(job.key.clone(), Tracked { entry: entry.clone(), msg: job, worker: None });
+                tracked.insert(
+                    job.key.clone(),
+                    Tracked { entry: entry.clone(), msg: job, worker: None, redelivered: false },
+                );
             }
             Ok(ids)
         })
@@ -468,14 +503,28 @@ impl Transport for AmqpTransport {
         // acked early for a long job and then died).
         Box::pin(async move {
             self.read_registrations().await?;
-            let seen = self.seen.lock().expect("seen");
+            let silent: Vec<(String, String, bool)> = {
+                let seen = self.seen.lock().expect("seen");
+                let silent = |w: &str| seen.get(w).is_none_or(|s| s.gone || s.heard.elapsed() > lease);
+                let tracked = self.tracked.lock().expect("tracked");
+                tracked
+                    .iter()
+                    .filter(|(_, t)| !t.redelivered)
+                    .filter_map(|(k, t)| Some((k.clone(), t.worker.clone().filter(|w| silent(w))?, t.msg.timeout_ms)))
+                    .map(|(k, w, timeout)| (k, w, timeout > EARLY_ACK_OVER_MS))
+                    .collect()
+            };
+            let mut lost = Vec::new();
+            for (key, worker, acked_early) in silent {
+                // A delivery still unacked goes back to the queue when its worker's
+                // connection dies; the lease takes back only what nobody else will get.
+                if acked_early || self.connected(&worker).await? {
+                    lost.push(key);
+                } else if let Some(t) = self.tracked.lock().expect("tracked").get_mut(&key) {
+                    t.redelivered = true;
+                }
+            }
             let mut tracked = self.tracked.lock().expect("tracked");
-            let silent = |w: &str| seen.get(w).is_none_or(|s| s.gone || s.heard.elapsed() > lease);
-            let lost: Vec<String> = tracked
-                .iter()
-                .filter(|(_, t)| t.worker.as_deref().is_some_and(silent))
-                .map(|(k, _)| k.clone())
-                .collect();
             Ok(lost
                 .into_iter()
                 .filter_map(|k| tracked.remove(&k))

@@ -31,6 +31,13 @@ pub fn events(run: &str) -> String {
     format!("pitboss.{run}.events")
 }
 
+/// A worker's control queue: exclusive to its connection, so it exists exactly while
+/// that connection lives (the manager asks, to tell a dead worker, whose deliveries
+/// the broker hands back itself, from a silent one that still holds them).
+pub fn worker_control(worker: &str) -> String {
+    format!("pitboss.control.{worker}")
+}
+
 /// The connection name of a manager (`rabbitmqctl list_connections name`).
 pub fn manager_connection(run: &str) -> String {
     format!("pitboss-manager {run}")

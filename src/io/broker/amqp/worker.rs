@@ -111,8 +111,9 @@ impl AmqpWorkerTransport {
         // Stops addressed to this worker, or to whichever worker runs an attempt.
         let control_channel = t.call("channel", conn.create_channel()).await?;
         let private = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
-        let control = t.call("queue.declare", control_channel.queue_declare("".into(), private, FieldTable::default()));
-        let control = control.await?.name().as_str().to_string();
+        let control = names::worker_control(&self.scope.worker);
+        let declare = control_channel.queue_declare(control.as_str().into(), private, FieldTable::default());
+        t.call("queue.declare", declare).await?;
         for key in [self.scope.worker.as_str(), ALL_WORKERS] {
             let bind = control_channel.queue_bind(
                 control.as_str().into(),
