@@ -81,10 +81,11 @@ pub fn prepare_resume_with(
     truncate_at: Option<u64>,
     broker: Option<&str>,
     password_file: Option<&Path>,
+    ca_file: Option<&Path>,
 ) -> Result<Prepared, (u8, String)> {
     let mut prepared = launch::resume(dir, truncate_at).map_err(usage)?;
     let mut workflow = prepared.state().workflow.as_ref().clone();
-    if let Some(setup) = broker_setup(&mut workflow, broker, password_file)? {
+    if let Some(setup) = broker_setup(&mut workflow, broker, password_file, ca_file)? {
         let state = prepared.state();
         launch::check_broker(&setup, &state.run_id, &state.workflow).map_err(usage)?;
         prepared.use_broker(setup);
@@ -95,11 +96,14 @@ pub fn prepare_resume_with(
 /// The broker a run uses: `--broker` (which then becomes the workflow's `[run]
 /// broker`, so the URL is recorded with the workflow), else the workflow's own. The
 /// password comes from `--broker-password-file`, the workflow's file, or
-/// `PITBOSS_BROKER_PASSWORD`; never from the command line or the URL.
+/// `PITBOSS_BROKER_PASSWORD`; never from the command line or the URL. A TLS URL
+/// trusts `--broker-ca-file` or `PITBOSS_BROKER_CA_FILE` (not recorded: like the
+/// password file flag, a file of this host, given again to `resume`).
 pub fn broker_setup(
     workflow: &mut Workflow,
     flag: Option<&str>,
     password_file: Option<&Path>,
+    ca_file: Option<&Path>,
 ) -> Result<Option<BrokerSetup>, (u8, String)> {
     if let Some(text) = flag {
         let url = crate::core::workflow::BrokerUrl::parse(text).map_err(|e| usage(format!("--broker: {e}")))?;
@@ -111,9 +115,14 @@ pub fn broker_setup(
         if password_file.is_some() {
             return Err(usage("--broker-password-file needs --broker URL (or [run] broker in the workflow)"));
         }
+        if ca_file.is_some() {
+            return Err(usage("--broker-ca-file needs --broker URL (or [run] broker in the workflow)"));
+        }
         return Ok(None);
     };
     let url = BrokerUrl::parse(&spec.url).map_err(|e| usage(format!("--broker: {e}")))?;
+    let ca = crate::io::broker::trust::ca_file(&url, ca_file).map_err(usage)?;
+    let url = url.with_ca(ca);
     let file = match (password_file, &spec.password) {
         (Some(file), _) => Some(file.to_path_buf()),
         (None, PasswordSource::File(file)) => Some(file.clone()),

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::io::broker::trust::CaFile;
+
 /// The environment variable a broker password is read from.
 pub const PASSWORD_ENV: &str = "PITBOSS_BROKER_PASSWORD";
 
@@ -70,6 +72,20 @@ pub enum UrlError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The CA file cannot be read or holds no certificate.
+    #[error("the broker CA file {path} cannot be used: {reason}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A CA file for a URL that does not use TLS.
+    #[error("{url} does not use TLS, so --broker-ca-file has nothing to check: use rediss:// or amqps://")]
+    CaWithoutTls {
+        /// The URL.
+        url: String,
+    },
     /// An empty password (an unset variable's mistake more often than a real password).
     #[error("the broker password from {source_name} is empty")]
     EmptyPassword {
@@ -95,6 +111,9 @@ pub struct BrokerUrl {
     pub path: String,
     /// The URL as given (it holds no secret: passwords are refused).
     text: String,
+    /// The CA to trust for TLS instead of the system's store ([`BrokerUrl::with_ca`]);
+    /// not part of the URL's text: a file on this host.
+    pub ca: Option<CaFile>,
 }
 
 impl BrokerUrl {
@@ -131,7 +150,14 @@ impl BrokerUrl {
             user,
             path: url.path().trim_start_matches('/').to_string(),
             text: text.trim().to_string(),
+            ca: None,
         })
+    }
+
+    /// The same URL, trusting `ca` (see [`crate::io::broker::trust`]).
+    pub fn with_ca(mut self, ca: Option<CaFile>) -> BrokerUrl {
+        self.ca = ca;
+        self
     }
 
     /// The URL as given: safe to show and record (it holds no password).

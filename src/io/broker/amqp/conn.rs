@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use lapin::tcp::OwnedTLSConfig;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties, ErrorKind};
 
@@ -20,6 +21,8 @@ const ACCESS_REFUSED: u16 = 403;
 /// Where and as whom to connect (no I/O).
 pub struct Target {
     uri: AMQPUri,
+    /// A CA file's certificates, trusted on top of the system's store (`amqps://`).
+    tls: OwnedTLSConfig,
     shown: String,
     user: String,
 }
@@ -40,7 +43,8 @@ impl Target {
             None if url.user.is_none() => "guest".to_string(),
             None => String::new(),
         };
-        Ok(Target { uri, shown, user })
+        let tls = tls_config(url);
+        Ok(Target { uri, tls, shown, user })
     }
 
     /// The redacted URL.
@@ -51,7 +55,9 @@ impl Target {
     /// Opens a connection named `name`.
     pub async fn open(&self, name: &str) -> Result<Connection, BrokerError> {
         let props = ConnectionProperties::default().with_connection_name(name.into());
-        match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(self.uri.clone(), props)).await {
+        let runtime = lapin::runtime::default_runtime().map_err(|e| self.err(&e))?;
+        let connect = Connection::connect_uri_with_config(self.uri.clone(), props, self.tls.clone(), runtime);
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(self.err(&e)),
             Err(_) => Err(BrokerError::Unreachable {
@@ -82,6 +88,13 @@ impl Target {
     pub fn ended(&self, what: &str) -> BrokerError {
         BrokerError::Unreachable { broker: self.shown.clone(), reason: format!("{what}: the consumer was closed") }
     }
+}
+
+/// The TLS settings for `url`: its CA file's certificates, if any (lapin adds them to
+/// the store it loads; a plain URL never looks at them).
+fn tls_config(url: &BrokerUrl) -> OwnedTLSConfig {
+    let cert_chain = url.ca.as_ref().filter(|_| url.tls).map(|ca| ca.pem().to_string());
+    OwnedTLSConfig { identity: None, cert_chain }
 }
 
 /// True when the error is the broker saying a queue or exchange does not exist.

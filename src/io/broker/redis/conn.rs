@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError};
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisError};
 use tokio::sync::Mutex;
 
 use crate::io::broker::url::{BrokerUrl, Password};
@@ -56,8 +56,8 @@ impl Conns {
             }
             None => info,
         };
-        let client = Client::open(info).map_err(|e| map_err(&shown, url.user_or_default(), e))?;
-        let probe = match (password, Client::open(bare)) {
+        let client = open_client(url, info).map_err(|e| map_err(&shown, url.user_or_default(), e))?;
+        let probe = match (password, open_client(url, bare)) {
             (Some(pw), Ok(c)) => Some((c, url.user.clone(), pw.clone())),
             _ => None,
         };
@@ -130,6 +130,19 @@ impl Conns {
             .set_response_timeout(Some(BLOCKING_TIMEOUT));
         self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| self.err(e))
     }
+}
+
+/// A client for `info`; a TLS URL with a CA file trusts that CA's certificates in place
+/// of the system's store (redis-rs takes one root store or the other, not both).
+fn open_client(url: &BrokerUrl, info: ConnectionInfo) -> redis::RedisResult<Client> {
+    #[cfg(feature = "tls")]
+    if let (true, Some(ca)) = (url.tls, &url.ca) {
+        let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(ca.pem().as_bytes().to_vec()) };
+        return Client::build_with_tls(info, certs);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = url;
+    Client::open(info)
 }
 
 /// A slot for one blocking connection, dropped on error so the next read reconnects.
