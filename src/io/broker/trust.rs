@@ -74,6 +74,21 @@ pub fn ca_file_from(url: &BrokerUrl, env: Option<OsString>, flag: Option<&Path>)
     }
 }
 
+/// `reason` (a connection error's words) with what to do when it is TLS refusing the
+/// broker's certificate as signed by an unknown CA; `ca` is the file trusted, if any.
+pub fn hint(reason: String, ca: Option<&Path>) -> String {
+    if !reason.contains("UnknownIssuer") {
+        return reason;
+    }
+    match ca {
+        Some(path) => format!("{reason}: the broker's certificate is not signed by the CA in {}", path.display()),
+        None => format!(
+            "{reason}: the broker's certificate is not signed by a CA this host trusts; \
+             name its CA with --broker-ca-file or {CA_FILE_ENV}"
+        ),
+    }
+}
+
 /// How many certificates the PEM text holds; Err when a block does not decode.
 #[cfg(feature = "tls")]
 fn count_certificates(pem: &str) -> Result<usize, String> {
@@ -130,6 +145,14 @@ mod tests {
             let err = ca_file_from(&url("amqps://h"), None, Some(&garbled)).unwrap_err();
             assert!(err.to_string().contains("garbled.pem"), "{err}");
         }
+    }
+
+    #[test]
+    fn an_unknown_issuer_says_where_trust_comes_from() {
+        let words = "invalid peer certificate: UnknownIssuer".to_string();
+        assert!(hint(words.clone(), None).contains(CA_FILE_ENV));
+        assert!(hint(words, Some(Path::new("/etc/ca.pem"))).ends_with("not signed by the CA in /etc/ca.pem"));
+        assert_eq!(hint("timed out".into(), None), "timed out");
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! mapping of lapin errors to [`BrokerError`], keeping the broker's words.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lapin::tcp::OwnedTLSConfig;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties, ErrorKind};
 
+use crate::io::broker::trust;
 use crate::io::broker::url::{BrokerUrl, Password};
 use crate::io::broker::BrokerError;
 
@@ -23,6 +25,8 @@ pub struct Target {
     uri: AMQPUri,
     /// A CA file's certificates, trusted on top of the system's store (`amqps://`).
     tls: OwnedTLSConfig,
+    /// That CA file (for the words of a refused certificate).
+    ca: Option<PathBuf>,
     shown: String,
     user: String,
 }
@@ -44,7 +48,8 @@ impl Target {
             None => String::new(),
         };
         let tls = tls_config(url);
-        Ok(Target { uri, tls, shown, user })
+        let ca = url.ca.as_ref().filter(|_| url.tls).map(|c| c.path().to_path_buf());
+        Ok(Target { uri, tls, ca, shown, user })
     }
 
     /// The redacted URL.
@@ -69,7 +74,7 @@ impl Target {
 
     /// Maps a lapin error to ours.
     pub fn err(&self, e: &lapin::Error) -> BrokerError {
-        map_err(&self.shown, &self.user, e)
+        map_err(&self.shown, &self.user, self.ca.as_deref(), e)
     }
 
     /// Runs one broker call with [`CALL_TIMEOUT`], mapping its error.
@@ -102,7 +107,7 @@ pub fn is_not_found(e: &lapin::Error) -> bool {
     matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 404)
 }
 
-fn map_err(broker: &str, user: &str, e: &lapin::Error) -> BrokerError {
+fn map_err(broker: &str, user: &str, ca: Option<&Path>, e: &lapin::Error) -> BrokerError {
     match e.kind() {
         ErrorKind::ProtocolError(p) if p.get_id() == ACCESS_REFUSED => BrokerError::Refused {
             broker: broker.to_string(),
@@ -122,6 +127,6 @@ fn map_err(broker: &str, user: &str, e: &lapin::Error) -> BrokerError {
         | ErrorKind::FutureCompleted
         | ErrorKind::NoDefaultRuntime => BrokerError::Protocol { broker: broker.to_string(), detail: e.to_string() },
         // Connection-level errors, closed channels and I/O: reconnecting may cure them.
-        _ => BrokerError::Unreachable { broker: broker.to_string(), reason: e.to_string() },
+        _ => BrokerError::Unreachable { broker: broker.to_string(), reason: trust::hint(e.to_string(), ca) },
     }
 }

@@ -4,12 +4,14 @@
 //! command behind it, and would trip its short timeout). Also the mapping of redis
 //! errors to [`BrokerError`], keeping the broker's words.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisError};
 use tokio::sync::Mutex;
 
+use crate::io::broker::trust;
 use crate::io::broker::url::{BrokerUrl, Password};
 use crate::io::broker::BrokerError;
 
@@ -31,6 +33,8 @@ pub struct Conns {
     probe: Option<(Client, Option<String>, Password)>,
     shown: String,
     user: String,
+    /// The CA file trusted (for the words of a refused certificate).
+    ca: Option<PathBuf>,
     cmd: Mutex<Option<ConnectionManager>>,
 }
 
@@ -56,12 +60,13 @@ impl Conns {
             }
             None => info,
         };
-        let client = open_client(url, info).map_err(|e| map_err(&shown, url.user_or_default(), e))?;
+        let ca = url.ca.as_ref().map(|c| c.path().to_path_buf());
+        let client = open_client(url, info).map_err(|e| map_err(&shown, url.user_or_default(), ca.as_deref(), e))?;
         let probe = match (password, open_client(url, bare)) {
             (Some(pw), Ok(c)) => Some((c, url.user.clone(), pw.clone())),
             _ => None,
         };
-        Ok(Conns { client, probe, shown, user: url.user_or_default().to_string(), cmd: Mutex::new(None) })
+        Ok(Conns { client, probe, shown, user: url.user_or_default().to_string(), ca, cmd: Mutex::new(None) })
     }
 
     /// The redacted URL.
@@ -71,7 +76,7 @@ impl Conns {
 
     /// Maps a redis error to ours.
     pub fn err(&self, e: RedisError) -> BrokerError {
-        map_err(&self.shown, &self.user, e)
+        map_err(&self.shown, &self.user, self.ca.as_deref(), e)
     }
 
     /// (Re)makes the command connection and checks it with a PING, so a wrong password
@@ -177,7 +182,7 @@ pub fn is_nogroup(e: &RedisError) -> bool {
     e.code() == Some("NOGROUP")
 }
 
-fn map_err(broker: &str, user: &str, e: RedisError) -> BrokerError {
+fn map_err(broker: &str, user: &str, ca: Option<&Path>, e: RedisError) -> BrokerError {
     let words = e.to_string();
     let refused = matches!(e.kind(), redis::ErrorKind::AuthenticationFailed)
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
@@ -193,7 +198,7 @@ fn map_err(broker: &str, user: &str, e: RedisError) -> BrokerError {
         || e.is_connection_dropped()
         || matches!(e.code(), Some("LOADING" | "MASTERDOWN" | "TRYAGAIN"));
     if transient {
-        return BrokerError::Unreachable { broker: broker.to_string(), reason: words };
+        return BrokerError::Unreachable { broker: broker.to_string(), reason: trust::hint(words, ca) };
     }
     BrokerError::Protocol { broker: broker.to_string(), detail: words }
 }
