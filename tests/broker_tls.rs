@@ -182,20 +182,39 @@ fn a_run_and_a_worker_finish_over_rediss_trusting_a_private_ca() {
     let mut w = worker(&s, &url, "tls", &[], &[("PITBOSS_BROKER_CA_FILE", &ca)], &log);
     let wf = workflow(&s, "tls", 6);
     let dir = s.run_dir();
-    let run = pitboss(&s)
+    let run_log = s.path().join("run.log");
+    let mut run = pitboss(&s)
         .args(["run", "--headless", "--broker", &url, "--broker-ca-file"])
         .arg(&ca)
         .arg("--state-dir")
         .arg(&dir)
         .arg(&wf)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&run_log).unwrap())
         .spawn()
         .unwrap();
-    let out = finish_within(run, "pitboss run over rediss://");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The run waits for a worker: a worker that could not connect fails the test now,
+    // not at the deadline.
+    let limit = Instant::now() + common::deadline();
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if let Some(status) = w.try_wait().unwrap() {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("the worker ended ({status}) before the run: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        if Instant::now() > limit {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("the run did not finish within the deadline: {}", std::fs::read_to_string(&run_log).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&run_log).unwrap_or_default();
     let worker_log = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(out.status.code(), Some(0), "run: {stderr}\nworker: {worker_log}");
+    assert_eq!(status.code(), Some(0), "run: {stderr}\nworker: {worker_log}");
     let succeeded = read_events(&dir).iter().filter(|e| e["type"] == "attempt_succeeded").count();
     assert_eq!(succeeded, 6, "run: {stderr}\nworker: {worker_log}");
 
