@@ -40,9 +40,9 @@ enum Command {
         /// A file holding the broker's password (readable by its owner only).
         #[arg(long, value_name = "FILE")]
         broker_password_file: Option<PathBuf>,
-        /// A CA file (PEM) to trust for a TLS broker (rediss://, amqps://) signed by a private CA; else PITBOSS_BROKER_CA_FILE, else the system's store.
-        #[arg(long, value_name = "FILE")]
-        broker_ca_file: Option<PathBuf>,
+        /// A TLS broker's CA file and client certificate.
+        #[command(flatten)]
+        broker_tls: run::BrokerTlsArgs,
         /// Headless: stop with exit code 3 (resumable) when only tasks held for approval are left, instead of waiting for an operator.
         #[arg(long)]
         exit_when_blocked: bool,
@@ -69,9 +69,9 @@ enum Command {
         /// A file holding the broker's password (readable by its owner only).
         #[arg(long, value_name = "FILE")]
         broker_password_file: Option<PathBuf>,
-        /// A CA file (PEM) to trust for a TLS broker (rediss://, amqps://) signed by a private CA; else PITBOSS_BROKER_CA_FILE, else the system's store.
-        #[arg(long, value_name = "FILE")]
-        broker_ca_file: Option<PathBuf>,
+        /// A TLS broker's CA file and client certificate.
+        #[command(flatten)]
+        broker_tls: run::BrokerTlsArgs,
         /// Cut the log before this record first (the way out of mid-log corruption).
         #[arg(long, value_name = "SEQ")]
         truncate_at: Option<u64>,
@@ -303,7 +303,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             json,
             broker,
             broker_password_file,
-            broker_ca_file,
+            broker_tls,
             exit_when_blocked,
             listen,
             behind_proxy,
@@ -314,7 +314,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
                     &mut workflow,
                     broker.as_deref(),
                     broker_password_file.as_deref(),
-                    broker_ca_file.as_deref(),
+                    &broker_tls.files(),
                 )?;
                 let run_id = uuid::Uuid::new_v4().simple().to_string();
                 // Like --listen: a broker that cannot be reached leaves no run folder.
@@ -334,7 +334,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             json,
             broker,
             broker_password_file,
-            broker_ca_file,
+            broker_tls,
             truncate_at,
             exit_when_blocked,
             listen,
@@ -348,7 +348,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
                     truncate_at,
                     broker.as_deref(),
                     broker_password_file.as_deref(),
-                    broker_ca_file.as_deref(),
+                    &broker_tls.files(),
                 )
             };
             launch_run(prepare, tui, json, exit_when_blocked, listen)

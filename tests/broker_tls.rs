@@ -24,16 +24,32 @@ use std::time::{Duration, Instant};
 
 use broker_common::wait_until;
 use common::{finish_within, read_events, wait_within, Scratch};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
 
 /// A refusal at start must come well before this (connect timeouts are a few seconds).
 const START_LIMIT: Duration = Duration::from_secs(30);
 
-/// A CA of the test's own and a server certificate for 127.0.0.1 it signed.
+/// A CA of the test's own, a server certificate for 127.0.0.1 and a client
+/// certificate it signed.
 struct Pki {
     ca_pem: String,
     server_pem: String,
     server_key_pem: String,
+    client_pem: String,
+    client_key_pem: String,
+}
+
+impl Pki {
+    /// Writes the CA, client certificate and client key (private) into `dir`.
+    fn client_files(&self, s: &Scratch) -> (PathBuf, PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let key = s.write("client.key", &self.client_key_pem);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        (s.write("ca.pem", &self.ca_pem), s.write("client.pem", &self.client_pem), key)
+    }
 }
 
 fn make_pki(name: &str) -> Pki {
@@ -46,17 +62,30 @@ fn make_pki(name: &str) -> Pki {
     server.distinguished_name.push(DnType::CommonName, "127.0.0.1");
     let key = KeyPair::generate().unwrap();
     let cert = server.signed_by(&key, &ca).unwrap();
-    Pki { ca_pem: ca.pem(), server_pem: cert.pem(), server_key_pem: key.serialize_pem() }
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client.distinguished_name.push(DnType::CommonName, "pitboss-worker");
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = KeyPair::generate().unwrap();
+    let client = client.signed_by(&client_key, &ca).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        server_pem: cert.pem(),
+        server_key_pem: key.serialize_pem(),
+        client_pem: client.pem(),
+        client_key_pem: client_key.serialize_pem(),
+    }
 }
 
-/// A private redis-server listening with TLS only, on a free port; killed on drop.
+/// A private redis-server listening with TLS only, on a free port, asking clients for
+/// a certificate signed by the same CA when `auth_clients`; killed on drop.
 struct TlsRedis {
     port: u16,
     child: Child,
 }
 
 impl TlsRedis {
-    fn start(dir: &Path, pki: &Pki) -> TlsRedis {
+    fn start(dir: &Path, pki: &Pki, auth_clients: bool) -> TlsRedis {
+        std::fs::create_dir_all(dir).unwrap();
         let (cert, key, ca) = (dir.join("server.pem"), dir.join("server.key"), dir.join("server-ca.pem"));
         std::fs::write(&cert, &pki.server_pem).unwrap();
         std::fs::write(&key, &pki.server_key_pem).unwrap();
@@ -64,7 +93,7 @@ impl TlsRedis {
         let port = free_port();
         let child = Command::new("redis-server")
             .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no", "--tls-auth-clients", if auth_clients { "yes" } else { "no" }])
             .arg("--tls-cert-file")
             .arg(&cert)
             .arg("--tls-key-file")
@@ -167,25 +196,32 @@ fn refused_run(s: &Scratch, url: &str, extra: &[&str], what: &str) -> String {
 }
 
 #[test]
-fn a_run_and_a_worker_finish_over_rediss_trusting_a_private_ca() {
+fn a_run_and_a_worker_finish_over_rediss_with_a_private_ca_and_client_certificates() {
     if !broker_common::redis_server() {
         return;
     }
     let s = Scratch::new();
     let pki = make_pki("good");
-    let redis = TlsRedis::start(s.path(), &pki);
-    let ca = s.write("ca.pem", &pki.ca_pem);
+    // Redis's default: a client must show a certificate the CA signed.
+    let redis = TlsRedis::start(s.path(), &pki, true);
+    let (ca, cert, key) = pki.client_files(&s);
     let url = redis.url();
 
-    // The worker finds the CA through the environment, the run through the flag.
+    // The worker finds its files through the environment, the run through flags.
     let log = s.path().join("worker.log");
-    let mut w = worker(&s, &url, "tls", &[], &[("PITBOSS_BROKER_CA_FILE", &ca)], &log);
+    let env =
+        [("PITBOSS_BROKER_CA_FILE", &*ca), ("PITBOSS_BROKER_CLIENT_CERT", &cert), ("PITBOSS_BROKER_CLIENT_KEY", &key)];
+    let mut w = worker(&s, &url, "tls", &[], &env, &log);
     let wf = workflow(&s, "tls", 6);
     let dir = s.run_dir();
     let run_log = s.path().join("run.log");
     let mut run = pitboss(&s)
         .args(["run", "--headless", "--broker", &url, "--broker-ca-file"])
         .arg(&ca)
+        .arg("--broker-client-cert")
+        .arg(&cert)
+        .arg("--broker-client-key")
+        .arg(&key)
         .arg("--state-dir")
         .arg(&dir)
         .arg(&wf)
@@ -231,7 +267,7 @@ fn another_ca_no_ca_or_a_plain_server_is_exit_2_at_start() {
     }
     let s = Scratch::new();
     let pki = make_pki("server");
-    let redis = TlsRedis::start(s.path(), &pki);
+    let redis = TlsRedis::start(s.path(), &pki, false);
     let url = redis.url();
     let wrong = s.write("other-ca.pem", &make_pki("other").ca_pem);
     let wrong = wrong.to_str().unwrap();
@@ -247,6 +283,13 @@ fn another_ca_no_ca_or_a_plain_server_is_exit_2_at_start() {
         let worker = refused_worker(&s, &url, &extra, &format!("worker trusting {what}"));
         assert!(worker.contains("UnknownIssuer") && worker.contains(says), "worker, {what}: {worker}");
     }
+
+    // A server that asks for a client certificate, and none is given.
+    let (ca, _, _) = pki.client_files(&s);
+    let strict = TlsRedis::start(&s.path().join("strict"), &pki, true);
+    let run = refused_run(&s, &strict.url(), &["--broker-ca-file", ca.to_str().unwrap()], "run without a client cert");
+    assert!(run.contains(&strict.url()) && run.contains("CertificateRequired"), "{run}");
+    assert!(run.contains("--broker-client-cert"), "{run}");
 
     // A plain server on a TLS URL: refused in the handshake's words, not a hang.
     let plain = broker_common::OwnRedis::start();
@@ -265,15 +308,20 @@ fn another_ca_no_ca_or_a_plain_server_is_exit_2_at_start() {
 }
 
 /// A TLS server of the test's own on a free port: it completes one handshake with
-/// `pki`'s server certificate and sends what the client wrote first (8 bytes: an AMQP
-/// client's protocol header) on `got`, then closes; a failed handshake sends its error.
+/// `pki`'s server certificate, asking for a client certificate signed by `pki`'s CA,
+/// and sends what the client wrote first (8 bytes: an AMQP client's protocol header)
+/// on `got`, then closes; a failed handshake sends its error.
 fn tls_listener(pki: &Pki) -> (u16, mpsc::Receiver<Result<Vec<u8>, String>>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let certs = vec![CertificateDer::from_pem_slice(pki.server_pem.as_bytes()).unwrap()];
     let key = PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap()).unwrap();
+    let clients = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build().unwrap();
+    let config =
+        rustls::ServerConfig::builder().with_client_cert_verifier(clients).with_single_cert(certs, key).unwrap();
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -295,21 +343,25 @@ fn tls_listener(pki: &Pki) -> (u16, mpsc::Receiver<Result<Vec<u8>, String>>) {
 fn an_amqps_worker_trusts_the_ca_file_and_refuses_another() {
     let s = Scratch::new();
     let pki = make_pki("amqp");
-    let ca = s.write("ca.pem", &pki.ca_pem);
+    let (ca, cert, key) = pki.client_files(&s);
+    let (ca, cert, key) = (ca.to_str().unwrap(), cert.to_str().unwrap(), key.to_str().unwrap());
     let other = s.write("other-ca.pem", &make_pki("amqp-other").ca_pem);
 
-    // Trusted: the TLS session opens and carries the AMQP header; the fake broker then
-    // hangs up, which the worker reports as an unreachable broker (exit 2).
+    // Trusted, with a client certificate: the TLS session opens and carries the AMQP
+    // header; the fake broker then hangs up, which the worker reports as an
+    // unreachable broker (exit 2).
     let (port, got) = tls_listener(&pki);
     let url = format!("amqps://127.0.0.1:{port}");
-    refused_worker(&s, &url, &["--broker-ca-file", ca.to_str().unwrap()], "amqps worker trusting the CA");
+    let files = ["--broker-ca-file", ca, "--broker-client-cert", cert, "--broker-client-key", key];
+    refused_worker(&s, &url, &files, "amqps worker trusting the CA");
     let header = got.recv_timeout(START_LIMIT).expect("the fake broker saw a connection");
     assert_eq!(header.as_deref(), Ok(&b"AMQP\x00\x00\x09\x01"[..]), "the AMQP header arrived over TLS");
 
     // Another CA: the handshake fails, the worker says why.
     let (port, got) = tls_listener(&pki);
     let url = format!("amqps://127.0.0.1:{port}");
-    let stderr = refused_worker(&s, &url, &["--broker-ca-file", other.to_str().unwrap()], "amqps worker, other CA");
+    let files = ["--broker-ca-file", other.to_str().unwrap(), "--broker-client-cert", cert, "--broker-client-key", key];
+    let stderr = refused_worker(&s, &url, &files, "amqps worker, other CA");
     assert!(stderr.contains("UnknownIssuer") && stderr.contains("other-ca.pem"), "{stderr}");
     let seen = got.recv_timeout(START_LIMIT).expect("the fake broker saw a connection");
     assert!(seen.is_err(), "no AMQP bytes may pass a refused handshake: {seen:?}");

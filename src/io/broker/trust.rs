@@ -1,9 +1,11 @@
-//! Whom a TLS broker connection (`rediss://`, `amqps://`) trusts: the system's
-//! certificate store by default, or the certificates of a CA file an operator names
-//! (`--broker-ca-file`, else [`CA_FILE_ENV`]) for a broker whose certificate a private
-//! CA signed. The file is read and checked once, before any connection, so a wrong
-//! path or a file that is not a certificate is a clear error at start rather than a
-//! handshake failure that names no file.
+//! Whom a TLS broker connection (`rediss://`, `amqps://`) trusts, and who it says it
+//! is. Trust: the system's certificate store by default, or the certificates of a CA
+//! file an operator names (`--broker-ca-file`, else [`CA_FILE_ENV`]) for a broker whose
+//! certificate a private CA signed. Identity: a client certificate and key for a broker
+//! that asks for one (mTLS; Redis's `tls-auth-clients yes`, its default). The files are
+//! read and checked once, before any connection, so a wrong path or a file that is not
+//! what it should be is a clear error at start rather than a handshake failure that
+//! names no file.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -13,6 +15,34 @@ use crate::io::broker::url::{BrokerUrl, UrlError};
 
 /// The environment variable naming a CA file (PEM), when no `--broker-ca-file` is given.
 pub const CA_FILE_ENV: &str = "PITBOSS_BROKER_CA_FILE";
+/// The environment variable naming a client certificate (PEM), when no flag gives one.
+pub const CLIENT_CERT_ENV: &str = "PITBOSS_BROKER_CLIENT_CERT";
+/// The environment variable naming that certificate's private key (PEM).
+pub const CLIENT_KEY_ENV: &str = "PITBOSS_BROKER_CLIENT_KEY";
+
+/// The TLS files named on the command line; a missing one falls back to its variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `--broker-ca-file`.
+    pub ca_file: Option<PathBuf>,
+    /// `--broker-client-cert`.
+    pub client_cert: Option<PathBuf>,
+    /// `--broker-client-key`.
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The first flag given, by name (for "needs --broker" and "needs TLS" errors).
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.ca_file.is_some(), "--broker-ca-file"),
+            (self.client_cert.is_some(), "--broker-client-cert"),
+            (self.client_key.is_some(), "--broker-client-key"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+}
 
 /// The certificates (PEM) of a CA file, with the file's name for messages. Not secret
 /// (certificates are public), but `Debug` shows the path only, to keep logs short.
@@ -25,13 +55,7 @@ pub struct CaFile {
 impl CaFile {
     /// Reads and checks `path`: readable, PEM, at least one certificate.
     pub fn read(path: &Path) -> Result<CaFile, UrlError> {
-        let bad = |reason: String| UrlError::CaFile { path: path.to_path_buf(), reason };
-        let pem = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        match count_certificates(&pem) {
-            Ok(0) => Err(bad("it holds no certificate (-----BEGIN CERTIFICATE-----)".into())),
-            Ok(_) => Ok(CaFile { path: path.to_path_buf(), pem }),
-            Err(reason) => Err(bad(reason)),
-        }
+        Ok(CaFile { path: path.to_path_buf(), pem: read_certificates(path, "CA file")? })
     }
 
     /// The file it was read from.
@@ -51,32 +75,122 @@ impl fmt::Debug for CaFile {
     }
 }
 
-/// The CA file for `url`: `flag` (`--broker-ca-file`), else [`CA_FILE_ENV`], else none
-/// (the system's store). Refused with a plain URL when given by flag (the operator
-/// likely meant `rediss://`/`amqps://`); the variable is ignored then, as it may be
-/// set for every broker on a host.
-pub fn ca_file(url: &BrokerUrl, flag: Option<&Path>) -> Result<Option<CaFile>, UrlError> {
-    ca_file_from(url, std::env::var_os(CA_FILE_ENV), flag)
+/// A client certificate (chain, PEM) and its private key (PEM). The key is a secret:
+/// its file must be private to its owner, and `Debug` shows the certificate's path only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    cert_path: PathBuf,
+    cert_pem: String,
+    key_pem: String,
 }
 
-/// [`ca_file`] with the environment's value given (for tests).
-pub fn ca_file_from(url: &BrokerUrl, env: Option<OsString>, flag: Option<&Path>) -> Result<Option<CaFile>, UrlError> {
+impl ClientCert {
+    /// Reads and checks both files.
+    pub fn read(cert: &Path, key: &Path) -> Result<ClientCert, UrlError> {
+        let cert_pem = read_certificates(cert, "client certificate")?;
+        let key_pem = read_private_key(key)?;
+        Ok(ClientCert { cert_path: cert.to_path_buf(), cert_pem, key_pem })
+    }
+
+    /// The certificate file.
+    pub fn path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// The certificate chain, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The private key, PEM (for the TLS handshake only).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+}
+
+impl fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientCert({}, key ***)", self.cert_path.display())
+    }
+}
+
+/// `url` with the TLS files of `files` (each flag, else its variable) read and
+/// attached. A plain URL refuses the flags (the operator likely meant
+/// `rediss://`/`amqps://`) and ignores the variables (they may be set for every broker
+/// on a host).
+pub fn apply(url: BrokerUrl, files: &TlsFiles) -> Result<BrokerUrl, UrlError> {
+    apply_from(url, files, |name| std::env::var_os(name))
+}
+
+/// [`apply`] with the environment given (for tests).
+pub fn apply_from(
+    url: BrokerUrl,
+    files: &TlsFiles,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<BrokerUrl, UrlError> {
     if !url.tls {
-        return match flag {
-            Some(_) => Err(UrlError::CaWithoutTls { url: url.to_string() }),
-            None => Ok(None),
+        return match files.first_given() {
+            Some(flag) => Err(UrlError::TlsFileWithoutTls { url: url.to_string(), flag }),
+            None => Ok(url),
         };
     }
-    let env = env.filter(|v| !v.is_empty()).map(PathBuf::from);
-    match flag.map(Path::to_path_buf).or(env) {
-        Some(path) => CaFile::read(&path).map(Some),
-        None => Ok(None),
+    let pick = |flag: &Option<PathBuf>, var: &str| {
+        flag.clone().or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
+    };
+    let ca = pick(&files.ca_file, CA_FILE_ENV).map(|p| CaFile::read(&p)).transpose()?;
+    let client = match (pick(&files.client_cert, CLIENT_CERT_ENV), pick(&files.client_key, CLIENT_KEY_ENV)) {
+        (Some(cert), Some(key)) => Some(ClientCert::read(&cert, &key)?),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(UrlError::ClientCertHalf { missing: "--broker-client-key or PITBOSS_BROKER_CLIENT_KEY" })
+        }
+        (None, Some(_)) => {
+            return Err(UrlError::ClientCertHalf { missing: "--broker-client-cert or PITBOSS_BROKER_CLIENT_CERT" })
+        }
+    };
+    Ok(url.with_ca(ca).with_client(client))
+}
+
+/// Reads a PEM file that must hold at least one certificate.
+fn read_certificates(path: &Path, what: &'static str) -> Result<String, UrlError> {
+    let bad = |reason: String| UrlError::TlsFile { what, path: path.to_path_buf(), reason };
+    let pem = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    match count_certificates(&pem) {
+        Ok(0) => Err(bad("it holds no certificate (-----BEGIN CERTIFICATE-----)".into())),
+        Ok(_) => Ok(pem),
+        Err(reason) => Err(bad(reason)),
     }
+}
+
+/// Reads a private key file: private to its owner (as a password file), one PEM key.
+fn read_private_key(path: &Path) -> Result<String, UrlError> {
+    let bad = |reason: String| UrlError::TlsFile { what: "client key", path: path.to_path_buf(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(bad(format!("it is readable by group or others (mode {mode:o}): chmod 600 it")));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    let pem = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    check_private_key(&pem).map_err(bad)?;
+    Ok(pem)
 }
 
 /// `reason` (a connection error's words) with what to do when it is TLS refusing the
-/// broker's certificate as signed by an unknown CA; `ca` is the file trusted, if any.
+/// broker's certificate as signed by an unknown CA (`ca` is the file trusted, if any),
+/// or the broker asking for a client certificate that was not given.
 pub fn hint(reason: String, ca: Option<&Path>) -> String {
+    if reason.contains("CertificateRequired") {
+        return format!(
+            "{reason}: the broker asks for a client certificate; give --broker-client-cert and \
+             --broker-client-key (or {CLIENT_CERT_ENV} and {CLIENT_KEY_ENV})"
+        );
+    }
     if !reason.contains("UnknownIssuer") {
         return reason;
     }
@@ -99,6 +213,25 @@ fn count_certificates(pem: &str) -> Result<usize, String> {
         .map_err(|e| format!("it is not PEM certificates: {e}"))
 }
 
+/// Err when the PEM text holds no private key (the error names no key material).
+#[cfg(feature = "tls")]
+fn check_private_key(pem: &str) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map(|_| ())
+        .map_err(|_| "it holds no PEM private key (-----BEGIN PRIVATE KEY-----)".to_string())
+}
+
+/// Without TLS no key is ever used; look for a marker.
+#[cfg(not(feature = "tls"))]
+fn check_private_key(pem: &str) -> Result<(), String> {
+    match pem.contains("PRIVATE KEY-----") {
+        true => Ok(()),
+        false => Err("it holds no PEM private key (-----BEGIN PRIVATE KEY-----)".to_string()),
+    }
+}
+
 /// Without TLS no CA file is ever used (TLS URLs are refused); count the markers.
 #[cfg(not(feature = "tls"))]
 fn count_certificates(pem: &str) -> Result<usize, String> {
@@ -115,35 +248,78 @@ mod tests {
         BrokerUrl::parse(text).unwrap()
     }
 
-    #[test]
-    fn no_file_means_the_system_store() {
-        assert_eq!(ca_file_from(&url("rediss://h"), None, None).unwrap(), None);
-        assert_eq!(ca_file_from(&url("rediss://h"), Some("".into()), None).unwrap(), None);
+    /// The CA [`apply_from`] attaches, with `env_ca` as the variable's value.
+    fn ca_of(text: &str, env_ca: Option<&str>, flag: Option<&Path>) -> Result<Option<CaFile>, UrlError> {
+        let files = TlsFiles { ca_file: flag.map(Path::to_path_buf), ..TlsFiles::default() };
+        let env = |name: &str| (name == CA_FILE_ENV).then(|| env_ca.map(OsString::from)).flatten();
+        apply_from(url(text), &files, env).map(|u| u.ca)
     }
 
     #[test]
-    fn a_plain_url_refuses_the_flag_and_ignores_the_variable() {
-        let err = ca_file_from(&url("redis://h"), None, Some(Path::new("/x/ca.pem"))).unwrap_err();
-        assert!(err.to_string().contains("rediss://"), "{err}");
-        assert_eq!(ca_file_from(&url("amqp://h"), Some("/x/ca.pem".into()), None).unwrap(), None);
+    fn no_file_means_the_system_store() {
+        assert_eq!(ca_of("rediss://h", None, None).unwrap(), None);
+        assert_eq!(ca_of("rediss://h", Some(""), None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_plain_url_refuses_the_flags_and_ignores_the_variables() {
+        let err = ca_of("redis://h", None, Some(Path::new("/x/ca.pem"))).unwrap_err();
+        assert!(err.to_string().contains("rediss://") && err.to_string().contains("--broker-ca-file"), "{err}");
+        assert_eq!(ca_of("amqp://h", Some("/x/ca.pem"), None).unwrap(), None);
+        let files = TlsFiles { client_key: Some("/k".into()), ..TlsFiles::default() };
+        let err = apply_from(url("amqp://h"), &files, |_| None).unwrap_err();
+        assert!(err.to_string().contains("--broker-client-key"), "{err}");
     }
 
     #[test]
     fn a_missing_or_wrong_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");
-        let err = ca_file_from(&url("rediss://h"), Some(missing.clone().into()), None).unwrap_err();
+        let err = ca_of("rediss://h", missing.to_str(), None).unwrap_err();
         assert!(err.to_string().contains("nope.pem"), "{err}");
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "hello\n").unwrap();
-        let err = ca_file_from(&url("amqps://h"), None, Some(&empty)).unwrap_err();
+        let err = ca_of("amqps://h", None, Some(&empty)).unwrap_err();
         assert!(err.to_string().contains("empty.pem") && err.to_string().contains("no certificate"), "{err}");
         #[cfg(feature = "tls")]
         {
             let garbled = dir.path().join("garbled.pem");
             std::fs::write(&garbled, NOT_A_CERT).unwrap();
-            let err = ca_file_from(&url("amqps://h"), None, Some(&garbled)).unwrap_err();
+            let err = ca_of("amqps://h", None, Some(&garbled)).unwrap_err();
             assert!(err.to_string().contains("garbled.pem"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other.pem");
+        let err = ca_of("rediss://h", Some("/env/ca.pem"), Some(&other)).unwrap_err();
+        assert!(err.to_string().contains("other.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_a_private_key_file() {
+        let files = TlsFiles { client_cert: Some("/c.pem".into()), ..TlsFiles::default() };
+        let err = apply_from(url("rediss://h"), &files, |_| None).unwrap_err();
+        assert!(err.to_string().contains(CLIENT_KEY_ENV), "{err}");
+        let env = |name: &str| (name == CLIENT_KEY_ENV).then(|| OsString::from("/k.pem"));
+        let err = apply_from(url("rediss://h"), &TlsFiles::default(), env).unwrap_err();
+        assert!(err.to_string().contains(CLIENT_CERT_ENV), "{err}");
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir().unwrap();
+            let key = dir.path().join("client.key");
+            std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = read_private_key(&key).unwrap_err().to_string();
+            assert!(err.contains("client.key") && err.contains("chmod 600"), "{err}");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::write(&key, "not a key\n").unwrap();
+            let err = read_private_key(&key).unwrap_err().to_string();
+            assert!(err.contains("no PEM private key"), "{err}");
         }
     }
 
@@ -153,14 +329,7 @@ mod tests {
         assert!(hint(words.clone(), None).contains(CA_FILE_ENV));
         assert!(hint(words, Some(Path::new("/etc/ca.pem"))).ends_with("not signed by the CA in /etc/ca.pem"));
         assert_eq!(hint("timed out".into(), None), "timed out");
-    }
-
-    #[test]
-    fn the_flag_wins_over_the_variable() {
-        let dir = tempfile::tempdir().unwrap();
-        let other = dir.path().join("other.pem");
-        let err = ca_file_from(&url("rediss://h"), Some("/env/ca.pem".into()), Some(&other)).unwrap_err();
-        assert!(err.to_string().contains("other.pem"), "{err}");
-        let _ = NOT_A_CERT;
+        let asked = hint("received fatal alert: CertificateRequired".into(), None);
+        assert!(asked.contains("--broker-client-cert") && asked.contains(CLIENT_KEY_ENV), "{asked}");
     }
 }

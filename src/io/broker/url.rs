@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::io::broker::trust::CaFile;
+use crate::io::broker::trust::{CaFile, ClientCert};
 
 /// The environment variable a broker password is read from.
 pub const PASSWORD_ENV: &str = "PITBOSS_BROKER_PASSWORD";
@@ -72,19 +72,29 @@ pub enum UrlError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The CA file cannot be read or holds no certificate.
-    #[error("the broker CA file {path} cannot be used: {reason}")]
-    CaFile {
+    /// A TLS file (CA, client certificate or key) cannot be used.
+    #[error("the broker {what} {path} cannot be used: {reason}")]
+    TlsFile {
+        /// Which file (`CA file`, `client certificate`, `client key`).
+        what: &'static str,
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// Why (never the file's content).
         reason: String,
     },
-    /// A CA file for a URL that does not use TLS.
-    #[error("{url} does not use TLS, so --broker-ca-file has nothing to check: use rediss:// or amqps://")]
-    CaWithoutTls {
+    /// A TLS file flag for a URL that does not use TLS.
+    #[error("{url} does not use TLS, so {flag} has nothing to do: use rediss:// or amqps://")]
+    TlsFileWithoutTls {
         /// The URL.
         url: String,
+        /// The flag given.
+        flag: &'static str,
+    },
+    /// A client certificate without its key, or a key without its certificate.
+    #[error("a broker client certificate needs both files: give {missing} too")]
+    ClientCertHalf {
+        /// Where the missing one is given.
+        missing: &'static str,
     },
     /// An empty password (an unset variable's mistake more often than a real password).
     #[error("the broker password from {source_name} is empty")]
@@ -114,6 +124,8 @@ pub struct BrokerUrl {
     /// The CA to trust for TLS instead of the system's store ([`BrokerUrl::with_ca`]);
     /// not part of the URL's text: a file on this host.
     pub ca: Option<CaFile>,
+    /// The client certificate to present (mTLS), from a file on this host too.
+    pub client: Option<ClientCert>,
 }
 
 impl BrokerUrl {
@@ -151,12 +163,19 @@ impl BrokerUrl {
             path: url.path().trim_start_matches('/').to_string(),
             text: text.trim().to_string(),
             ca: None,
+            client: None,
         })
     }
 
     /// The same URL, trusting `ca` (see [`crate::io::broker::trust`]).
     pub fn with_ca(mut self, ca: Option<CaFile>) -> BrokerUrl {
         self.ca = ca;
+        self
+    }
+
+    /// The same URL, presenting `client` when the broker asks for a certificate.
+    pub fn with_client(mut self, client: Option<ClientCert>) -> BrokerUrl {
+        self.client = client;
         self
     }
 

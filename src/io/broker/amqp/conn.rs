@@ -5,7 +5,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lapin::tcp::OwnedTLSConfig;
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties, ErrorKind};
 
@@ -96,10 +96,18 @@ impl Target {
 }
 
 /// The TLS settings for `url`: its CA file's certificates, if any (lapin adds them to
-/// the store it loads; a plain URL never looks at them).
+/// the store it loads), and its client certificate (PEM chain and PEM key); a plain URL
+/// never looks at them.
 fn tls_config(url: &BrokerUrl) -> OwnedTLSConfig {
-    let cert_chain = url.ca.as_ref().filter(|_| url.tls).map(|ca| ca.pem().to_string());
-    OwnedTLSConfig { identity: None, cert_chain }
+    if !url.tls {
+        return OwnedTLSConfig::default();
+    }
+    let cert_chain = url.ca.as_ref().map(|ca| ca.pem().to_string());
+    let identity = url
+        .client
+        .as_ref()
+        .map(|c| OwnedIdentity::PKCS8 { pem: c.cert_pem().as_bytes().to_vec(), key: c.key_pem().as_bytes().to_vec() });
+    OwnedTLSConfig { identity, cert_chain }
 }
 
 /// True when the error is the broker saying a queue or exchange does not exist.

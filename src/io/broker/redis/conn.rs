@@ -137,13 +137,18 @@ impl Conns {
     }
 }
 
-/// A client for `info`; a TLS URL with a CA file trusts that CA's certificates in place
-/// of the system's store (redis-rs takes one root store or the other, not both).
+/// A client for `info`. A TLS URL with a CA file trusts that CA's certificates in place
+/// of the system's store (redis-rs takes one root store or the other, not both), and
+/// one with a client certificate presents it.
 fn open_client(url: &BrokerUrl, info: ConnectionInfo) -> redis::RedisResult<Client> {
     #[cfg(feature = "tls")]
-    if let (true, Some(ca)) = (url.tls, &url.ca) {
-        let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(ca.pem().as_bytes().to_vec()) };
-        return Client::build_with_tls(info, certs);
+    if url.tls && (url.ca.is_some() || url.client.is_some()) {
+        let client_tls = url.client.as_ref().map(|c| redis::ClientTlsConfig {
+            client_cert: c.cert_pem().as_bytes().to_vec(),
+            client_key: c.key_pem().as_bytes().to_vec(),
+        });
+        let root_cert = url.ca.as_ref().map(|ca| ca.pem().as_bytes().to_vec());
+        return Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert });
     }
     #[cfg(not(feature = "tls"))]
     let _ = url;
