@@ -40,6 +40,9 @@ enum Command {
         /// A file holding the broker's password (readable by its owner only).
         #[arg(long, value_name = "FILE")]
         broker_password_file: Option<PathBuf>,
+        /// A TLS broker's CA file and client certificate.
+        #[command(flatten)]
+        broker_tls: run::BrokerTlsArgs,
         /// Headless: stop with exit code 3 (resumable) when only tasks held for approval are left, instead of waiting for an operator.
         #[arg(long)]
         exit_when_blocked: bool,
@@ -66,6 +69,9 @@ enum Command {
         /// A file holding the broker's password (readable by its owner only).
         #[arg(long, value_name = "FILE")]
         broker_password_file: Option<PathBuf>,
+        /// A TLS broker's CA file and client certificate.
+        #[command(flatten)]
+        broker_tls: run::BrokerTlsArgs,
         /// Cut the log before this record first (the way out of mid-log corruption).
         #[arg(long, value_name = "SEQ")]
         truncate_at: Option<u64>,
@@ -300,13 +306,19 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             json,
             broker,
             broker_password_file,
+            broker_tls,
             exit_when_blocked,
             listen,
             behind_proxy,
         }) => match config::load_with_broker(&file, run::broker_flag(broker.as_deref())?.as_ref()) {
             Ok(mut workflow) => {
                 run::check_files(&workflow)?;
-                let broker = run::broker_setup(&mut workflow, broker.as_deref(), broker_password_file.as_deref())?;
+                let broker = run::broker_setup(
+                    &mut workflow,
+                    broker.as_deref(),
+                    broker_password_file.as_deref(),
+                    &broker_tls.files(),
+                )?;
                 let run_id = uuid::Uuid::new_v4().simple().to_string();
                 // Like --listen: a broker that cannot be reached leaves no run folder.
                 if let Some(broker) = &broker {
@@ -325,6 +337,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             json,
             broker,
             broker_password_file,
+            broker_tls,
             truncate_at,
             exit_when_blocked,
             listen,
@@ -332,8 +345,15 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         }) => {
             let listen = bind_listen(listen.as_deref(), behind_proxy)?;
             let tui = !headless && !json && interactive();
-            let prepare =
-                || run::prepare_resume_with(&dir, truncate_at, broker.as_deref(), broker_password_file.as_deref());
+            let prepare = || {
+                run::prepare_resume_with(
+                    &dir,
+                    truncate_at,
+                    broker.as_deref(),
+                    broker_password_file.as_deref(),
+                    &broker_tls.files(),
+                )
+            };
             launch_run(prepare, tui, json, exit_when_blocked, listen)
         }
         Some(Command::Inspect { dir, task, json }) => cli::inspect::inspect(&dir, task.as_deref(), json),

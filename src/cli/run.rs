@@ -19,9 +19,35 @@ use crate::core::workflow::Workflow;
 use crate::core::workflow::{BrokerSpec, PasswordSource};
 use crate::core::{Event, RunState, TaskState, TaskStateName};
 use crate::engine::{now_ms, Ending, EngineError, EngineHandle};
+use crate::io::broker::trust::TlsFiles;
 use crate::io::fdlimit;
 use crate::io::journal::{self, JournalError, LOG_FILE};
 use crate::launch::{self, BrokerSetup, Feed, FrontEnd, LaunchError, NewRun, Prepared, RunHandle};
+
+/// The TLS files of a broker connection, shared by `run`, `resume` and `worker`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BrokerTlsArgs {
+    /// A CA file (PEM) to trust for a TLS broker (rediss://, amqps://) signed by a private CA; else PITBOSS_BROKER_CA_FILE, else the system's store.
+    #[arg(long, value_name = "FILE")]
+    pub broker_ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for a TLS broker that asks for one; else PITBOSS_BROKER_CLIENT_CERT.
+    #[arg(long, value_name = "FILE")]
+    pub broker_client_cert: Option<PathBuf>,
+    /// Its private key (PEM, readable by its owner only); else PITBOSS_BROKER_CLIENT_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub broker_client_key: Option<PathBuf>,
+}
+
+impl BrokerTlsArgs {
+    /// The files, for [`crate::io::broker::trust::apply`].
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles {
+            ca_file: self.broker_ca_file.clone(),
+            client_cert: self.broker_client_cert.clone(),
+            client_key: self.broker_client_key.clone(),
+        }
+    }
+}
 
 /// Options shared by run and resume.
 #[derive(Debug, Clone, Default)]
@@ -80,10 +106,11 @@ pub fn prepare_resume_with(
     truncate_at: Option<u64>,
     broker: Option<&str>,
     password_file: Option<&Path>,
+    tls: &TlsFiles,
 ) -> Result<Prepared, (u8, String)> {
     let mut prepared = launch::resume(dir, truncate_at).map_err(usage)?;
     let mut workflow = prepared.state().workflow.as_ref().clone();
-    if let Some(setup) = broker_setup(&mut workflow, broker, password_file)? {
+    if let Some(setup) = broker_setup(&mut workflow, broker, password_file, tls)? {
         let state = prepared.state();
         launch::check_broker(&setup, &state.run_id, &state.workflow).map_err(usage)?;
         prepared.use_broker(setup);
@@ -101,11 +128,14 @@ pub fn broker_flag(flag: Option<&str>) -> Result<Option<crate::core::workflow::B
 /// The broker a run uses: `--broker` (which then becomes the workflow's `[run]
 /// broker`, so the URL is recorded with the workflow), else the workflow's own. The
 /// password comes from `--broker-password-file`, the workflow's file, or
-/// `PITBOSS_BROKER_PASSWORD`; never from the command line or the URL.
+/// `PITBOSS_BROKER_PASSWORD`; never from the command line or the URL. A TLS URL
+/// takes its CA and client certificate from `tls` or their variables (not recorded:
+/// like the password file flag, files of this host, given again to `resume`).
 pub fn broker_setup(
     workflow: &mut Workflow,
     flag: Option<&str>,
     password_file: Option<&Path>,
+    tls: &TlsFiles,
 ) -> Result<Option<BrokerSetup>, (u8, String)> {
     if let Some(url) = broker_flag(flag)? {
         let mut spec = workflow.broker.clone().unwrap_or_else(|| BrokerSpec::new(&url));
@@ -116,9 +146,13 @@ pub fn broker_setup(
         if password_file.is_some() {
             return Err(usage("--broker-password-file needs --broker URL (or [run] broker in the workflow)"));
         }
+        if let Some(flag) = tls.first_given() {
+            return Err(usage(format!("{flag} needs --broker URL (or [run] broker in the workflow)")));
+        }
         return Ok(None);
     };
     let url = crate::io::broker::url::parse(&spec.url).map_err(|e| usage(format!("--broker: {e}")))?;
+    let url = crate::io::broker::trust::apply(url, tls).map_err(usage)?;
     let file = match (password_file, &spec.password) {
         (Some(file), _) => Some(file.to_path_buf()),
         (None, PasswordSource::File(file)) => Some(file.clone()),

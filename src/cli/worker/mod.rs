@@ -63,6 +63,9 @@ pub struct WorkerArgs {
     /// A file holding the broker password (private to its owner).
     #[arg(long)]
     pub broker_password_file: Option<PathBuf>,
+    /// A TLS broker's CA file and client certificate.
+    #[command(flatten)]
+    pub broker_tls: super::run::BrokerTlsArgs,
     /// The command run for each attempt, with the task JSON on stdin;
     /// placeholders ({id}, {payload.KEY}, {attempt}, {run_id}) as in a workflow.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -101,6 +104,7 @@ pub(crate) struct Setup {
 /// broker that refuses us, 1 when results could not be delivered before exit.
 pub fn main(args: WorkerArgs) -> CmdResult {
     let broker_url = url::parse(&args.broker).map_err(|e| usage(format!("--broker: {e}")))?;
+    let broker_url = crate::io::broker::trust::apply(broker_url, &args.broker_tls.files()).map_err(usage)?;
     if args.concurrency == 0 {
         return Err(usage("--concurrency must be at least 1"));
     }

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::tls_files::{CaFile, ClientCert};
+
 /// The environment variable a broker password is read from by default.
 pub const PASSWORD_ENV: &str = "PITBOSS_BROKER_PASSWORD";
 /// How long a delivery may sit unacknowledged without a heartbeat before the manager
@@ -118,6 +120,11 @@ pub struct BrokerUrl {
     pub path: String,
     /// The query (without `?`), as written.
     pub query: Option<String>,
+    /// The CA to trust for TLS instead of the system's store ([`BrokerUrl::with_ca`]):
+    /// a file on this host, not part of the URL's text (never shown or recorded).
+    pub ca: Option<CaFile>,
+    /// The client certificate to present (mTLS), from a file on this host too.
+    pub client: Option<ClientCert>,
 }
 
 /// Why a broker URL is refused. Never holds a password.
@@ -201,7 +208,19 @@ impl BrokerUrl {
             None => kind.default_port(tls),
             Some(p) => p.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(|| BrokerUrlError::Port(p.to_string()))?,
         };
-        Ok(BrokerUrl { kind, tls, user, host: host.to_string(), port, path, query })
+        Ok(BrokerUrl { kind, tls, user, host: host.to_string(), port, path, query, ca: None, client: None })
+    }
+
+    /// The same URL, trusting `ca` (read by `io::broker::trust`).
+    pub fn with_ca(mut self, ca: Option<CaFile>) -> BrokerUrl {
+        self.ca = ca;
+        self
+    }
+
+    /// The same URL, presenting `client` when the broker asks for a certificate.
+    pub fn with_client(mut self, client: Option<ClientCert>) -> BrokerUrl {
+        self.client = client;
+        self
     }
 
     /// The user name with its `%XX` escapes decoded, if the URL names one.

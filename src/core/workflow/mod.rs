@@ -18,6 +18,7 @@ mod shared_retry;
 mod shell;
 mod task_spec;
 mod template;
+mod tls_files;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ pub use planner::{Approve, PlannerSpec, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH,
 pub use shared_retry::SharedRetry;
 pub use task_spec::{TaskExtras, TaskSpec};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
+pub use tls_files::{CaFile, ClientCert};
 
 /// A workflow that passed validation, with defaults applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub mod amqp;
 pub mod link;
 pub mod memory;
 pub mod redis;
+pub mod trust;
 pub mod url;
 pub mod wire;
 

@@ -43,6 +43,30 @@ pub enum UrlError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A TLS file (CA, client certificate or key) cannot be used.
+    #[error("the broker {what} {path} cannot be used: {reason}")]
+    TlsFile {
+        /// Which file (`CA file`, `client certificate`, `client key`).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why (never the file's content).
+        reason: String,
+    },
+    /// A TLS file flag for a URL that does not use TLS.
+    #[error("{url} does not use TLS, so {flag} has nothing to do: use rediss:// or amqps://")]
+    TlsFileWithoutTls {
+        /// The URL.
+        url: String,
+        /// The flag given.
+        flag: &'static str,
+    },
+    /// A client certificate without its key, or a key without its certificate.
+    #[error("a broker client certificate needs both files: give {missing} too")]
+    ClientCertHalf {
+        /// Where the missing one is given.
+        missing: &'static str,
+    },
     /// An empty password (an unset variable's mistake more often than a real password).
     #[error("the broker password from {source_name} is empty")]
     EmptyPassword {

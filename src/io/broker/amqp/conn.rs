@@ -2,11 +2,14 @@
 //! mapping of lapin errors to [`BrokerError`], keeping the broker's words.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties, ErrorKind};
 
+use crate::io::broker::trust;
 use crate::io::broker::url::{BrokerUrl, Password};
 use crate::io::broker::BrokerError;
 
@@ -20,6 +23,10 @@ const ACCESS_REFUSED: u16 = 403;
 /// Where and as whom to connect (no I/O).
 pub struct Target {
     uri: AMQPUri,
+    /// A CA file's certificates, trusted on top of the system's store (`amqps://`).
+    tls: OwnedTLSConfig,
+    /// That CA file (for the words of a refused certificate).
+    ca: Option<PathBuf>,
     shown: String,
     user: String,
 }
@@ -40,7 +47,9 @@ impl Target {
             None if url.user.is_none() => "guest".to_string(),
             None => String::new(),
         };
-        Ok(Target { uri, shown, user })
+        let tls = tls_config(url);
+        let ca = url.ca.as_ref().filter(|_| url.tls).map(|c| c.path().to_path_buf());
+        Ok(Target { uri, tls, ca, shown, user })
     }
 
     /// The redacted URL.
@@ -51,7 +60,9 @@ impl Target {
     /// Opens a connection named `name`.
     pub async fn open(&self, name: &str) -> Result<Connection, BrokerError> {
         let props = ConnectionProperties::default().with_connection_name(name.into());
-        match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(self.uri.clone(), props)).await {
+        let runtime = lapin::runtime::default_runtime().map_err(|e| self.err(&e))?;
+        let connect = Connection::connect_uri_with_config(self.uri.clone(), props, self.tls.clone(), runtime);
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(self.err(&e)),
             Err(_) => Err(BrokerError::Unreachable {
@@ -63,7 +74,7 @@ impl Target {
 
     /// Maps a lapin error to ours.
     pub fn err(&self, e: &lapin::Error) -> BrokerError {
-        map_err(&self.shown, &self.user, e)
+        map_err(&self.shown, &self.user, self.ca.as_deref(), e)
     }
 
     /// Runs one broker call with [`CALL_TIMEOUT`], mapping its error.
@@ -84,6 +95,21 @@ impl Target {
     }
 }
 
+/// The TLS settings for `url`: its CA file's certificates, if any (lapin adds them to
+/// the store it loads), and its client certificate (PEM chain and PEM key); a plain URL
+/// never looks at them.
+fn tls_config(url: &BrokerUrl) -> OwnedTLSConfig {
+    if !url.tls {
+        return OwnedTLSConfig::default();
+    }
+    let cert_chain = url.ca.as_ref().map(|ca| ca.pem().to_string());
+    let identity = url
+        .client
+        .as_ref()
+        .map(|c| OwnedIdentity::PKCS8 { pem: c.cert_pem().as_bytes().to_vec(), key: c.key_pem().as_bytes().to_vec() });
+    OwnedTLSConfig { identity, cert_chain }
+}
+
 /// True when the error is the broker saying a queue or exchange does not exist.
 pub fn is_not_found(e: &lapin::Error) -> bool {
     matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 404)
@@ -95,7 +121,7 @@ pub fn is_locked(e: &lapin::Error) -> bool {
     matches!(e.kind(), ErrorKind::ProtocolError(p) if p.get_id() == 405)
 }
 
-fn map_err(broker: &str, user: &str, e: &lapin::Error) -> BrokerError {
+fn map_err(broker: &str, user: &str, ca: Option<&Path>, e: &lapin::Error) -> BrokerError {
     match e.kind() {
         ErrorKind::ProtocolError(p) if p.get_id() == ACCESS_REFUSED => BrokerError::Refused {
             broker: broker.to_string(),
@@ -115,6 +141,6 @@ fn map_err(broker: &str, user: &str, e: &lapin::Error) -> BrokerError {
         | ErrorKind::FutureCompleted
         | ErrorKind::NoDefaultRuntime => BrokerError::Protocol { broker: broker.to_string(), detail: e.to_string() },
         // Connection-level errors, closed channels and I/O: reconnecting may cure them.
-        _ => BrokerError::Unreachable { broker: broker.to_string(), reason: e.to_string() },
+        _ => BrokerError::Unreachable { broker: broker.to_string(), reason: trust::hint(e.to_string(), ca) },
     }
 }

@@ -4,12 +4,14 @@
 //! command behind it, and would trip its short timeout). Also the mapping of redis
 //! errors to [`BrokerError`], keeping the broker's words.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError};
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisError};
 use tokio::sync::Mutex;
 
+use crate::io::broker::trust;
 use crate::io::broker::url::{BrokerUrl, Password};
 use crate::io::broker::BrokerError;
 
@@ -31,6 +33,8 @@ pub struct Conns {
     probe: Option<(Client, Option<String>, Password)>,
     shown: String,
     user: String,
+    /// The CA file trusted (for the words of a refused certificate).
+    ca: Option<PathBuf>,
     cmd: Mutex<Option<ConnectionManager>>,
 }
 
@@ -57,12 +61,13 @@ impl Conns {
             }
             None => info,
         };
-        let client = Client::open(info).map_err(|e| map_err(&shown, &url.user_or_default(), e))?;
-        let probe = match (password, Client::open(bare)) {
+        let ca = url.ca.as_ref().map(|c| c.path().to_path_buf());
+        let client = open_client(url, info).map_err(|e| map_err(&shown, &url.user_or_default(), ca.as_deref(), e))?;
+        let probe = match (password, open_client(url, bare)) {
             (Some(pw), Ok(c)) => Some((c, url.user_name(), pw.clone())),
             _ => None,
         };
-        Ok(Conns { client, probe, shown, user: url.user_or_default(), cmd: Mutex::new(None) })
+        Ok(Conns { client, probe, shown, user: url.user_or_default(), ca, cmd: Mutex::new(None) })
     }
 
     /// The redacted URL.
@@ -72,7 +77,7 @@ impl Conns {
 
     /// Maps a redis error to ours.
     pub fn err(&self, e: RedisError) -> BrokerError {
-        map_err(&self.shown, &self.user, e)
+        map_err(&self.shown, &self.user, self.ca.as_deref(), e)
     }
 
     /// (Re)makes the command connection and checks it with a PING, so a wrong password
@@ -133,6 +138,24 @@ impl Conns {
     }
 }
 
+/// A client for `info`. A TLS URL with a CA file trusts that CA's certificates in place
+/// of the system's store (redis-rs takes one root store or the other, not both), and
+/// one with a client certificate presents it.
+fn open_client(url: &BrokerUrl, info: ConnectionInfo) -> redis::RedisResult<Client> {
+    #[cfg(feature = "tls")]
+    if url.tls && (url.ca.is_some() || url.client.is_some()) {
+        let client_tls = url.client.as_ref().map(|c| redis::ClientTlsConfig {
+            client_cert: c.cert_pem().as_bytes().to_vec(),
+            client_key: c.key_pem().as_bytes().to_vec(),
+        });
+        let root_cert = url.ca.as_ref().map(|ca| ca.pem().as_bytes().to_vec());
+        return Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert });
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = url;
+    Client::open(info)
+}
+
 /// A slot for one blocking connection, dropped on error so the next read reconnects.
 #[derive(Default)]
 pub struct BlockingSlot(Mutex<Option<MultiplexedConnection>>);
@@ -165,7 +188,7 @@ pub fn is_nogroup(e: &RedisError) -> bool {
     e.code() == Some("NOGROUP")
 }
 
-fn map_err(broker: &str, user: &str, e: RedisError) -> BrokerError {
+fn map_err(broker: &str, user: &str, ca: Option<&Path>, e: RedisError) -> BrokerError {
     let words = e.to_string();
     let refused = matches!(e.kind(), redis::ErrorKind::AuthenticationFailed)
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
@@ -181,7 +204,7 @@ fn map_err(broker: &str, user: &str, e: RedisError) -> BrokerError {
         || e.is_connection_dropped()
         || matches!(e.code(), Some("LOADING" | "MASTERDOWN" | "TRYAGAIN"));
     if transient {
-        return BrokerError::Unreachable { broker: broker.to_string(), reason: words };
+        return BrokerError::Unreachable { broker: broker.to_string(), reason: trust::hint(words, ca) };
     }
     BrokerError::Protocol { broker: broker.to_string(), detail: words }
 }
