@@ -120,12 +120,12 @@ pub enum Notice {
     Reclaimed(Vec<Reclaimed>),
     /// A worker registered (or came back).
     WorkerSeen(WorkerInfo),
-    /// A worker went away: `left` when it unregistered, else its registration expired.
+    /// A worker went away.
     WorkerGone {
         /// What was last known of it.
         info: WorkerInfo,
-        /// True for a clean exit.
-        left: bool,
+        /// How it went.
+        why: Gone,
     },
     /// Events dropped while down because the buffer was full.
     EventsDropped(u64),
@@ -136,6 +136,29 @@ pub enum Notice {
         /// The error.
         error: BrokerError,
     },
+}
+
+/// How a worker went away, as far as the broker shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// It unregistered (said goodbye): a clean exit.
+    Left,
+    /// Its registration expired: it stopped refreshing it (dead, hung or cut off).
+    Expired,
+    /// Its registration vanished with the broker's data (a restart without
+    /// persistence): the worker itself may well be alive and register again.
+    DataLost,
+}
+
+impl Gone {
+    /// The reason recorded in `worker_lost`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Gone::Left => "left",
+            Gone::Expired => "registration expired",
+            Gone::DataLost => "broker lost its data",
+        }
+    }
 }
 
 enum Op {
@@ -209,6 +232,7 @@ impl Link {
             events_queued: 0,
             events_dropped: 0,
             workers: HashMap::new(),
+            workers_lost: false,
         };
         let main = tokio::spawn(actor.run(control_rx, pump_err_rx));
         Ok((Link { control, state, tasks: vec![main, inbound, live] }, notices_rx))

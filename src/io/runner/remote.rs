@@ -51,6 +51,9 @@ struct Waiter {
     msg: AttemptMsg,
     /// Who started it, once someone did.
     started: Option<WorkerRef>,
+    /// When that worker's last live heartbeat named it: a worker that still
+    /// heartbeats its attempt is alive, whatever its registration says.
+    beat: Option<tokio::time::Instant>,
     tx: mpsc::UnboundedSender<Heard>,
 }
 
@@ -116,7 +119,8 @@ impl BrokerRunner {
         let book = Arc::new(Mutex::new(Book::default()));
         let state = link.state();
         let link = Arc::new(link);
-        let router = tokio::spawn(route(notices, Arc::clone(&book), inputs, broker, LinkOps(Arc::downgrade(&link))));
+        let ops = LinkOps(Arc::downgrade(&link));
+        let router = tokio::spawn(route(notices, Arc::clone(&book), inputs, broker, ops, lease));
         let runner = BrokerRunner { local, link, run, lease_ms: millis(lease), book, state, router };
         (Arc::new(runner), inputs_rx)
     }
@@ -272,7 +276,7 @@ impl Runner for BrokerRunner {
             let mut book = lock(&self.book);
             book.expected.remove(&key);
             book.known.insert(key.clone(), (spec.task.clone(), spec.attempt));
-            let waiter = Waiter { task: spec.task.clone(), msg: msg.clone(), started: None, tx };
+            let waiter = Waiter { task: spec.task.clone(), msg: msg.clone(), started: None, beat: None, tx };
             book.waiters.insert(key.clone(), waiter);
             book.held.remove(&key).unwrap_or_default()
         };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::{Control, LinkConfig, LinkState, Notice, Op, Published};
+use super::{Control, Gone, LinkConfig, LinkState, Notice, Op, Published};
 use crate::io::broker::{BrokerError, BrokerErrorKind, BrokerResult, Transport, WorkerInfo};
 
 pub(super) struct Actor {
@@ -20,6 +20,9 @@ pub(super) struct Actor {
     pub(super) events_queued: usize,
     pub(super) events_dropped: u64,
     pub(super) workers: HashMap<String, WorkerInfo>,
+    /// Set by a reconnect that found the run's data lost: the workers listed before
+    /// it and missing from the next list went with the data, they did not leave.
+    pub(super) workers_lost: bool,
 }
 
 /// What made the actor leave its up loop.
@@ -57,6 +60,7 @@ impl Actor {
                             return;
                         }
                         Reconnected::Up(data_lost) => {
+                            self.workers_lost |= data_lost;
                             epoch += 1;
                             self.state.send_replace(LinkState::Up { epoch });
                             let _ = self.notices.send(Notice::Up { down_for: since.elapsed(), data_lost });
@@ -225,13 +229,16 @@ impl Actor {
                 let _ = self.notices.send(Notice::WorkerSeen(info.clone()));
             } else if !info.alive && was_alive {
                 let last = self.workers.get(&id).cloned().unwrap_or_else(|| info.clone());
-                let _ = self.notices.send(Notice::WorkerGone { info: last, left: false });
+                let _ = self.notices.send(Notice::WorkerGone { info: last, why: Gone::Expired });
             }
             listed.insert(id, info);
         }
+        // Absent from the list: it unregistered, unless the broker lost its data
+        // since the last list (its registration went with the rest).
+        let why = if std::mem::take(&mut self.workers_lost) { Gone::DataLost } else { Gone::Left };
         for (id, info) in &self.workers {
             if info.alive && !listed.contains_key(id) {
-                let _ = self.notices.send(Notice::WorkerGone { info: info.clone(), left: true });
+                let _ = self.notices.send(Notice::WorkerGone { info: info.clone(), why });
             }
         }
         self.workers = listed;

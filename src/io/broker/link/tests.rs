@@ -167,10 +167,39 @@ async fn a_silent_workers_delivery_is_reclaimed_and_workers_are_diffed() {
     assert!(taken_at.elapsed() >= lease, "not before the lease");
     assert_eq!(reclaimed[0].worker.as_deref(), Some("w1"));
     let gone = next(&mut rx, |n| match n {
-        Notice::WorkerGone { info, left } => Some((info, left)),
+        Notice::WorkerGone { info, why } => Some((info, why)),
         _ => None,
     })
     .await;
-    assert_eq!((gone.0.registration.worker.as_str(), gone.1), ("w1", false), "its registration expired");
+    assert_eq!((gone.0.registration.worker.as_str(), gone.1), ("w1", Gone::Expired), "its registration expired");
     drop(link);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_registration_went_with_the_broker_s_data_did_not_leave() {
+    let broker = MemoryBroker::new();
+    let (_link, mut rx) = start(&broker, Duration::from_secs(30)).await;
+    let worker = broker.worker(WorkerScope { worker: "w1".into(), pool: "p".into() });
+    worker.register(&registration(60_000)).await.unwrap();
+    next(&mut rx, |n| matches!(n, Notice::WorkerSeen(_)).then_some(())).await;
+    // A restart without persistence: the registration is gone with everything else.
+    broker.go_down();
+    next(&mut rx, |n| matches!(n, Notice::Down { .. }).then_some(())).await;
+    broker.come_back(true);
+    let gone = next(&mut rx, |n| match n {
+        Notice::WorkerGone { info, why } => Some((info.registration.worker, why)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(gone, ("w1".to_string(), Gone::DataLost));
+    // It registers again and is seen; a later goodbye is a goodbye.
+    worker.register(&registration(60_000)).await.unwrap();
+    next(&mut rx, |n| matches!(n, Notice::WorkerSeen(_)).then_some(())).await;
+    worker.unregister().await.unwrap();
+    let gone = next(&mut rx, |n| match n {
+        Notice::WorkerGone { why, .. } => Some(why),
+        _ => None,
+    })
+    .await;
+    assert_eq!(gone, Gone::Left);
 }

@@ -3,15 +3,17 @@
 //! mapping of a worker's messages to the core's outcomes.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use super::{lock, new_dispatch, Book, Heard, LinkOps};
+use super::{lock, new_dispatch, Book, Heard, LinkOps, Waiter};
 use crate::core::decide::Outcome;
 use crate::core::event::{WorkerRef, WorkerRegistered};
 use crate::core::{FailureClass, Input, SmallOutput};
-use crate::io::broker::link::Notice;
+use crate::io::broker::link::{Gone, Notice};
 use crate::io::broker::wire::{
     HandbackWhy, OutcomeStatus, OutputStream, RemoteOutcome, SpawnLines, StopWhy, StoppedRemains,
 };
@@ -87,6 +89,7 @@ pub(super) async fn route(
     inputs: mpsc::UnboundedSender<Input>,
     broker: String,
     ops: LinkOps,
+    lease: Duration,
 ) {
     while let Some(notice) = notices.recv().await {
         match notice {
@@ -122,12 +125,24 @@ pub(super) async fn route(
                 }
             }
             Notice::Live(list) => {
-                let b = lock(&book);
+                let mut b = lock(&book);
+                let now = Instant::now();
                 for msg in list.into_iter().flatten() {
-                    if let WorkerMsg::Output { key, stream, text, .. } = msg {
-                        if let Some(w) = b.waiters.get(&key) {
-                            let _ = w.tx.send(Heard::Output(stream == OutputStream::Stderr, text));
+                    match msg {
+                        WorkerMsg::Output { key, stream, text, .. } => {
+                            if let Some(w) = b.waiters.get(&key) {
+                                let _ = w.tx.send(Heard::Output(stream == OutputStream::Stderr, text));
+                            }
                         }
+                        WorkerMsg::Heartbeat { worker, keys, .. } => {
+                            for key in keys {
+                                let w = b.waiters.get_mut(&key);
+                                if let Some(w) = w.filter(|w| w.started.as_ref().is_some_and(|s| s.id == worker)) {
+                                    w.beat = Some(now);
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -138,6 +153,12 @@ pub(super) async fn route(
                         Ok(m) => m.key.clone(),
                         Err(_) => continue,
                     };
+                    // Only the current publication: an older one's delivery (its
+                    // attempt was lost already, at its worker's expiry) means nothing.
+                    let current = |w: &Waiter| r.msg.as_ref().is_ok_and(|m| m.dispatch == w.msg.dispatch);
+                    if !b.waiters.get(&key).is_some_and(current) {
+                        continue;
+                    }
                     let Some(w) = b.waiters.remove(&key) else { continue };
                     let worker = w.started.clone().unwrap_or_else(|| WorkerRef {
                         id: r.worker.clone().unwrap_or_else(|| "unknown".into()),
@@ -159,10 +180,15 @@ pub(super) async fn route(
                     concurrency: r.concurrency as usize,
                 }));
             }
-            Notice::WorkerGone { info, left } => {
-                let reason = if left { "left" } else { "registration expired" };
+            Notice::WorkerGone { info, why } => {
                 let r = info.registration;
-                let _ = inputs.send(Input::WorkerGone { pool: r.pool, worker: r.worker, reason: reason.into() });
+                // An expired registration is a dead worker: its attempts move now, not
+                // at the lease. Their `worker_lost` records the worker gone as well.
+                let lost = if why == Gone::Expired { lose_attempts(&book, &r.worker, lease) } else { 0 };
+                if lost == 0 {
+                    let reason = why.reason().to_string();
+                    let _ = inputs.send(Input::WorkerGone { pool: r.pool, worker: r.worker, reason });
+                }
             }
             Notice::Down { reason } => {
                 let _ = inputs.send(Input::BrokerDown { broker: broker.clone(), reason });
@@ -195,6 +221,27 @@ pub(super) async fn route(
             Notice::Failed { what, error } => tracing::warn!("broker: {what} dropped: {error}"),
         }
     }
+}
+
+/// Ends, as lost, the attempts worker `worker` started, but for those it named in a
+/// live heartbeat within the lease (alive, only late refreshing its registration:
+/// the lease decides for them). Their attempt messages are withdrawn once the loss
+/// is durable, so the lease's reclaim does not find them again. Gives how many.
+fn lose_attempts(book: &Mutex<Book>, worker: &str, lease: Duration) -> usize {
+    let mut b = lock(book);
+    let now = Instant::now();
+    let silent = |w: &Waiter| {
+        w.started.as_ref().is_some_and(|s| s.id == worker) && w.beat.is_none_or(|t| now.duration_since(t) >= lease)
+    };
+    let keys: Vec<String> = b.waiters.iter().filter(|(_, w)| silent(w)).map(|(k, _)| k.clone()).collect();
+    for key in &keys {
+        let Some(w) = b.waiters.remove(key) else { continue };
+        b.settle_later(&w.task, key, None);
+        let Some(started) = w.started else { continue };
+        let reason = Gone::Expired.reason().to_string();
+        let _ = w.tx.send(Heard::End(AttemptEnd::Lost { worker: started, reason, started: true }));
+    }
+    keys.len()
 }
 
 /// Hands one results-queue message to its attempt; gives the input that reports it
