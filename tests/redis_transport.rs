@@ -558,3 +558,71 @@ async fn tls_to_a_plain_server_is_a_clear_error_not_a_panic() {
         tokio::time::timeout(Duration::from_secs(15), t.connect()).await.expect("fails, never hangs").unwrap_err();
     assert!(err.to_string().contains(&format!("rediss://127.0.0.1:{}", own.port)), "{err}");
 }
+
+/// The time to live of each key, in seconds (-1: none, -2: absent).
+fn ttls(url: &str, keys: &[String]) -> Vec<i64> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    keys.iter().map(|k| redis::cmd("TTL").arg(k).query(&mut conn).unwrap()).collect()
+}
+
+fn run_keys(s: &Setup) -> Vec<String> {
+    use pitboss::io::broker::redis::keys;
+    vec![keys::queue(&s.run, &s.pool), keys::results(&s.run), keys::live(&s.run), keys::meta(&s.run)]
+}
+
+#[tokio::test]
+async fn a_finished_run_s_keys_expire_unless_it_publishes_again() {
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let s = setup(&url, None);
+    s.manager.connect().await.unwrap();
+    s.worker.connect().await.unwrap();
+    s.manager.publish(vec![suite::attempt(&s.run, &s.pool, "a")]).await.unwrap();
+    let output =
+        WorkerMsg::Output { key: "a.1".into(), worker: "w".into(), stream: OutputStream::Stdout, text: "x".into() };
+    s.worker.report(&s.run, output).await.unwrap();
+    let keys = run_keys(&s);
+    assert_eq!(ttls(&url, &keys), vec![-1; 4], "a live run's keys do not expire");
+    s.manager.ended().await.unwrap();
+    let after = ttls(&url, &keys);
+    assert!(after.iter().all(|t| (1..=86_400).contains(t)), "every key expires after the end: {after:?}");
+    // A requeue after the end runs the run again: its keys live again.
+    s.manager.publish(vec![suite::attempt(&s.run, &s.pool, "b")]).await.unwrap();
+    assert_eq!(ttls(&url, &keys), vec![-1; 4], "publishing again lifts the expiry");
+}
+
+#[tokio::test]
+async fn the_runner_sets_the_expiry_when_run_finished_is_durable() {
+    use pitboss::core::Event;
+    use pitboss::io::broker::link::{Link, LinkConfig};
+    use pitboss::io::journal::Record;
+    use pitboss::io::runner::{remote::BrokerRunner, LocalRunner};
+    if !broker_common::redis() {
+        return;
+    }
+    let url = shared_url();
+    let s = setup(&url, None);
+    let manager = RedisTransport::new(
+        &BrokerUrl::parse(&url).unwrap(),
+        None,
+        RunScope {
+            run: s.run.clone(),
+            pools: vec![PoolOffer { name: s.pool.clone(), capabilities: vec![] }],
+            manager: "testhost:3".into(),
+        },
+    )
+    .unwrap();
+    let lease = Duration::from_secs(30);
+    let (link, notices) = Link::connect(Arc::new(manager), LinkConfig::new(lease)).await.unwrap();
+    let (runner, _inputs) = BrokerRunner::start(LocalRunner::new(), link, notices, s.run.clone(), url.clone(), lease);
+    let meta = vec![pitboss::io::broker::redis::keys::meta(&s.run)];
+    assert_eq!(ttls(&url, &meta), vec![-1]);
+    runner.committed(&[Record { seq: 9, ts: 1, event: Event::RunFinished { success: true } }]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ttls(&url, &meta)[0] < 0 {
+        assert!(Instant::now() < deadline, "no expiry set 10 s after run_finished was committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -167,6 +167,7 @@ enum Op {
     Ack(Vec<InboundId>),
     Stop(String, StopWhy),
     Event(Arc<str>),
+    Ended,
 }
 
 impl Op {
@@ -177,6 +178,7 @@ impl Op {
             Op::Ack(_) => "ack",
             Op::Stop(..) => "stop",
             Op::Event(_) => "event",
+            Op::Ended => "ended",
         }
     }
 }
@@ -266,6 +268,11 @@ impl Link {
     /// Queues one committed log record for outside subscribers.
     pub fn publish_event(&self, line: Arc<str>) {
         self.send(Op::Event(line));
+    }
+
+    /// Queues the note that every task of the run ended ([`Transport::ended`]).
+    pub fn ended(&self) {
+        self.send(Op::Ended);
     }
 
     /// Sends what is queued, then ends the run on the broker (`clean` deletes its

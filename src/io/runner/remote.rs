@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use super::{
     millis, AttemptEnd, AttemptFuture, AttemptJob, AttemptSpec, LocalRunner, OutputChunk, RemoteStart, Runner, Stop,
 };
-use crate::core::event::{OutputStream as CoreStream, WorkerRef};
+use crate::core::event::{Event, OutputStream as CoreStream, WorkerRef};
 use crate::core::Input;
 use crate::io::broker::link::{Link, LinkState, Notice};
 use crate::io::broker::wire::StopWhy;
@@ -163,6 +163,10 @@ impl BrokerRunner {
         }
         if !withdraw.is_empty() {
             self.link.withdraw(withdraw);
+        }
+        // After the acks and withdrawals above, so the data they remove is gone first.
+        if records.iter().any(|r| matches!(r.event, Event::RunFinished { .. })) {
+            self.link.ended();
         }
     }
 

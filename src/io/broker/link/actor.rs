@@ -192,6 +192,7 @@ impl Actor {
                 Op::Ack(ids) => self.transport.ack_inbound(ids.clone()).await,
                 Op::Stop(key, why) => self.transport.stop(key.clone(), *why).await,
                 Op::Event(line) => self.transport.publish_event(Arc::clone(line)).await,
+                Op::Ended => self.transport.ended().await,
             };
             match result {
                 Ok(()) => {}
