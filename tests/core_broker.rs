@@ -411,3 +411,30 @@ fn a_local_run_still_hands_back_its_attempts_at_a_manager_crash() {
     let events = core.input(Input::Start { pid: 2, version: "t".into(), resumed: true });
     assert_eq!(kinds(&events), ["manager_started", "attempt_interrupted"]);
 }
+
+#[test]
+fn a_task_whose_worker_died_runs_next_not_behind_the_queue() {
+    let mut core = Core::new(&format!(
+        "[run]\nbroker = \"{BROKER}\"\n[[pool]]\nname = \"p\"\nconcurrency = 4\n\
+         [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n[[task]]\nid = \"c\"\n[[task]]\nid = \"d\"\n"
+    ));
+    core.input(Input::WorkerSeen(registration(1, 2, &[])));
+    core.dispatch();
+    core.spawned_on("a", 1);
+    core.spawned_on("b", 1);
+    // Worker 1 dies with a and b; c and d were queued before them meanwhile.
+    core.lost("b", 1, 1, true);
+    core.lost("a", 1, 1, true);
+    assert_eq!(core.state.dispatch_order().collect::<Vec<_>>(), [1, 0, 2, 3], "lost first, in the order lost");
+    // One slot: the first task lost goes next, then the other.
+    core.input(Input::WorkerSeen(registration(2, 1, &[])));
+    core.dispatch();
+    assert_eq!(core.running("b"), 1, "c was dispatched before the task whose worker died");
+    assert_eq!(core.task("c").state, TaskState::Queued);
+    core.input(Input::Finished { task: "b".into(), attempt: 1, outcome: success() });
+    core.dispatch();
+    assert_eq!(core.running("a"), 1);
+    assert!(core.state.remote.first.is_empty(), "both left the front when they started");
+    // The order is part of the state: folded from the log the same.
+    assert_eq!(core.refold().remote, core.state.remote);
+}

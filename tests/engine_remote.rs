@@ -44,11 +44,20 @@ enum Act {
     Vanish,
     /// Starts, falls silent past the lease, then reports success after this long.
     LateResult(u64),
+    /// Starts, runs this long, heartbeating its delivery and saying on the live feed
+    /// that it runs the attempt, but with a registration that expires at once (a
+    /// worker late refreshing its registration); then reports success.
+    BeatOnly(u64),
 }
 
 /// A worker on the memory broker that takes one job at a time and does `acts` in
 /// turn (the last one for every later job). It first waits `delay` ms.
 async fn worker(t: MemoryWorkerTransport, name: &str, delay: u64, acts: Vec<Act>) {
+    worker_ttl(t, name, delay, acts, 60_000).await
+}
+
+/// [`worker`] with a registration that lives `ttl_ms` unless refreshed.
+async fn worker_ttl(t: MemoryWorkerTransport, name: &str, delay: u64, acts: Vec<Act>, ttl_ms: u64) {
     tokio::time::sleep(Duration::from_millis(delay)).await;
     let reg = Registration {
         worker: name.to_string(),
@@ -59,7 +68,7 @@ async fn worker(t: MemoryWorkerTransport, name: &str, delay: u64, acts: Vec<Act>
         version: "test".into(),
         concurrency: 1,
         state: WorkerState::Idle,
-        ttl_ms: 60_000,
+        ttl_ms,
     };
     t.register(&reg).await.expect("register");
     let mut n = 0;
@@ -95,6 +104,19 @@ async fn worker(t: MemoryWorkerTransport, name: &str, delay: u64, acts: Vec<Act>
                     0
                 }
                 Act::LateResult(ms) => ms,
+                Act::BeatOnly(ms) => {
+                    let expiring = Registration { ttl_ms: 1, ..reg.clone() };
+                    let running = vec![Running { entry: job.entry.clone(), key: msg.key.clone() }];
+                    let end = tokio::time::Instant::now() + Duration::from_millis(ms);
+                    while tokio::time::Instant::now() < end {
+                        let _ = t.heartbeat(&expiring, running.clone()).await;
+                        let beat =
+                            WorkerMsg::Heartbeat { worker: name.into(), keys: vec![msg.key.clone()], sent_ms: 0 };
+                        report(&t, beat).await;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    0
+                }
             };
             tokio::time::sleep(Duration::from_millis(run_for)).await;
             let outcome = RemoteOutcome {
@@ -143,6 +165,16 @@ async fn run(
     broker: Arc<MemoryBroker>,
     extra: impl FnOnce(EngineHandle) -> tokio::task::JoinHandle<()>,
 ) -> Ran {
+    run_leased(wf, broker, LEASE, extra).await
+}
+
+/// [`run`] with the link's and runner's lease `lease`.
+async fn run_leased(
+    wf: &str,
+    broker: Arc<MemoryBroker>,
+    lease: Duration,
+    extra: impl FnOnce(EngineHandle) -> tokio::task::JoinHandle<()>,
+) -> Ran {
     let wf = config::parse(wf, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new(RUN.into(), Arc::new(wf.clone()));
     let store = MemoryStore::starting_with(T0, Event::RunStarted { run_id: RUN.into(), workflow: Arc::new(wf) });
@@ -152,9 +184,9 @@ async fn run(
         manager: "test:1".into(),
     };
     let transport = Arc::new(broker.manager(scope));
-    let (link, notices) = Link::connect(transport, LinkConfig::new(LEASE)).await.expect("connect");
+    let (link, notices) = Link::connect(transport, LinkConfig::new(lease)).await.expect("connect");
     let (runner, mut inputs) =
-        BrokerRunner::start(LocalRunner::new(), link, notices, RUN.into(), "memory://".into(), LEASE);
+        BrokerRunner::start(LocalRunner::new(), link, notices, RUN.into(), "memory://".into(), lease);
     let world = World { clock: Arc::new(TokioClock::starting_at(T0)), runner: runner.clone() };
     let config = EngineConfig {
         state_dir: PathBuf::from("/nonexistent"),
@@ -225,6 +257,54 @@ async fn a_lost_worker_s_attempt_is_retried_elsewhere_without_spending_it() {
     assert!(of(ev, "attempt_failed").is_empty(), "{ev:#?}");
     // Lost only after the lease, never before.
     assert!(lost[0].0 >= LEASE.as_millis() as u64, "{ev:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_worker_s_attempt_moves_at_once_not_at_the_lease() {
+    let broker = MemoryBroker::new();
+    // w-a's registration lives 1 s; it takes the job and dies. w-b comes at 1 s.
+    let t = broker.worker(WorkerScope { worker: "w-a".into(), pool: "p".into() });
+    let a = tokio::spawn(async move { worker_ttl(t, "w-a", 0, vec![Act::Vanish], 1_000).await });
+    let b = spawn_worker(&broker, "w-b", 1_000, vec![Act::Run(100)]);
+    let lease = Duration::from_secs(60);
+    let ran = run_leased(&workflow("[[task]]\nid = \"t\"\n", "1h"), broker, lease, |_| tokio::spawn(async {})).await;
+    a.abort();
+    b.abort();
+    let ev = &ran.events;
+    let lost: Vec<_> = of(ev, "worker_lost").into_iter().filter(|(_, e)| e["task"] == "t").collect();
+    assert_eq!(lost.len(), 1, "lost once, not again at the lease: {ev:#?}");
+    assert_eq!(lost[0].1["worker"], "w-a");
+    assert_eq!(lost[0].1["reason"], "registration expired");
+    assert_eq!(lost[0].1["started"], true);
+    // Within a few worker polls of the expiry, far before the 60 s lease.
+    assert!(lost[0].0 < 10_000, "moved only at {} ms: {ev:#?}", lost[0].0);
+    let stopped = of(ev, "attempt_interrupted");
+    assert_eq!(stopped.len(), 1, "{ev:#?}");
+    assert_eq!(stopped[0].1["reason"], "worker lost (h)");
+    let ok = of(ev, "attempt_succeeded");
+    assert_eq!(ok.len(), 1, "{ev:#?}");
+    assert_eq!(ok[0].1["result"], json!({"by": "w-b"}));
+    assert!(ok[0].0 < 10_000, "{ev:#?}");
+    assert!(of(ev, "attempt_failed").is_empty(), "not spent: {ev:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_still_heartbeats_its_attempt_keeps_it_when_its_registration_expires() {
+    let broker = MemoryBroker::new();
+    let w = spawn_worker(&broker, "w-late", 0, vec![Act::BeatOnly(10_000)]);
+    let lease = Duration::from_secs(60);
+    let ran = run_leased(&workflow("[[task]]\nid = \"t\"\n", "1h"), broker, lease, |_| tokio::spawn(async {})).await;
+    w.abort();
+    let ev = &ran.events;
+    // Its registration did expire (recorded), but the attempt it heartbeats stayed.
+    let lost = of(ev, "worker_lost");
+    assert!(lost.iter().all(|(_, e)| e["task"].is_null()), "{ev:#?}");
+    assert!(lost.iter().any(|(_, e)| e["reason"] == "registration expired"), "{ev:#?}");
+    assert!(of(ev, "attempt_interrupted").is_empty(), "{ev:#?}");
+    let ok = of(ev, "attempt_succeeded");
+    assert_eq!(ok.len(), 1, "{ev:#?}");
+    assert_eq!((ok[0].1["attempt"].clone(), ok[0].1["result"].clone()), (json!(1), json!({"by": "w-late"})));
+    assert!(ok[0].0 >= 10_000, "{ev:#?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -131,7 +131,7 @@ pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, Ap
     Ok(out)
 }
 
-/// Chooses (task, pool) pairs for queued tasks, in queue order.
+/// Chooses (task, pool) pairs for queued tasks, in dispatch order.
 fn plan(state: &RunState) -> Vec<(usize, usize)> {
     let wf = &state.workflow;
     let mut running = state.pools.iter().map(|p| p.running).collect::<Vec<_>>();
@@ -144,7 +144,8 @@ fn plan(state: &RunState) -> Vec<(usize, usize)> {
     let mut planned = vec![0usize; wf.pools.len()];
     let pools_free =
         |running: &[usize]| (0..wf.pools.len()).any(|p| running[p] < capacity[p] && !state.pools[p].paused);
-    for task in state.queue() {
+    // Queue order, but tasks that lost their remote worker first (`dispatch_order`).
+    for task in state.dispatch_order() {
         if total >= wf.max_parallel || !pools_free(&running) {
             break;
         }

@@ -29,6 +29,12 @@ pub struct Remote {
     /// attempt until the next placement prunes it: readers check the attempt.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub placed: BTreeMap<String, Placement>,
+    /// Tasks (by index) whose running attempt was lost with its worker, in the order
+    /// they were lost: dispatched before the rest of the queue, so a task whose worker
+    /// died is next rather than behind every task queued meanwhile. An entry leaves at
+    /// the task's next `attempt_started` (or when it is found not queued).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first: Vec<usize>,
 }
 
 /// The broker link.
@@ -87,7 +93,7 @@ pub struct Placement {
 impl Remote {
     /// True for a run that never heard from a broker (not written in a snapshot).
     pub fn is_empty(&self) -> bool {
-        self.link.is_none() && self.workers.is_empty() && self.placed.is_empty()
+        self.link.is_none() && self.workers.is_empty() && self.placed.is_empty() && self.first.is_empty()
     }
 
     /// True while the broker is down: nothing is dispatched.
@@ -185,8 +191,14 @@ impl RunState {
     pub(super) fn worker_lost(&mut self, lost: &WorkerLost, ts_ms: u64) -> Result<(), ApplyError> {
         if let (Some(task), Some(attempt)) = (&lost.task, lost.attempt) {
             let i = self.lookup(task)?;
-            if lost.started && self.runs_attempt(task, attempt) {
-                self.tasks[i].crashes += 1;
+            if self.runs_attempt(task, attempt) {
+                if lost.started {
+                    self.tasks[i].crashes += 1;
+                }
+                // Handed back next (`attempt_interrupted`): it goes first.
+                let tasks = &self.tasks;
+                self.remote.first.retain(|&t| t != i && matches!(tasks[t].state, TaskState::Queued));
+                self.remote.first.push(i);
             }
         }
         self.remote.lose(&lost.worker, &lost.reason, ts_ms);
@@ -224,6 +236,19 @@ impl RunState {
         if !self.remote.placed.is_empty() {
             self.remote.placed.remove(task);
         }
+        if !self.remote.first.is_empty() {
+            if let Some(i) = self.task_index(task) {
+                self.remote.first.retain(|&t| t != i);
+            }
+        }
+    }
+
+    /// Queued tasks in the order dispatch takes them: those whose attempt was lost
+    /// with a remote worker first ([`Remote::first`]), then the queue's order.
+    pub fn dispatch_order(&self) -> impl Iterator<Item = usize> + '_ {
+        let first = &self.remote.first;
+        let queued = |i: &usize| matches!(self.tasks[*i].state, TaskState::Queued);
+        first.iter().copied().filter(queued).chain(self.queue().filter(move |i| first.is_empty() || !first.contains(i)))
     }
 
     /// True when task `id` is running `attempt`.

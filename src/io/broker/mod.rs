@@ -263,6 +263,14 @@ pub trait Transport: Send + Sync {
 
     /// The run is over: stop advertising it; with `clean`, delete its keys too.
     fn finish(&self, clean: bool) -> BoxFut<'_, BrokerResult<()>>;
+
+    /// Every task of the run ended (`run_finished` is durable) while its manager may
+    /// stay open for a long time (a TUI) or be killed before a clean exit: the run's
+    /// data should not outlive it for ever (Redis sets a time to live on its keys,
+    /// lifted again if the run publishes more). No-op by default.
+    fn ended(&self) -> BoxFut<'_, BrokerResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// `pitboss worker`'s side of a broker, for one pool ([`WorkerScope`]).

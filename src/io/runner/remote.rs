@@ -21,18 +21,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    millis, AttemptEnd, AttemptFuture, AttemptJob, AttemptSpec, LocalRunner, OutputChunk, Remains, RemoteStart, Runner,
-    Stop,
+    millis, AttemptEnd, AttemptFuture, AttemptJob, AttemptSpec, LocalRunner, OutputChunk, RemoteStart, Runner, Stop,
 };
-use crate::core::decide::Outcome;
-use crate::core::event::{OutputStream as CoreStream, WorkerRef, WorkerRegistered};
-use crate::core::{FailureClass, Input, SmallOutput};
+use crate::core::event::{Event, OutputStream as CoreStream, WorkerRef};
+use crate::core::Input;
 use crate::io::broker::link::{Link, LinkState, Notice};
-use crate::io::broker::wire::{
-    HandbackWhy, OutcomeStatus, OutputStream, RemoteOutcome, SpawnLines, StopWhy, StoppedRemains,
-};
+use crate::io::broker::wire::StopWhy;
 use crate::io::broker::{AttemptMsg, EntryId, InboundId, WorkerMsg};
 use crate::io::journal::Record;
+use route::{deliver, route, stop_why};
+
+mod route;
 
 /// After a stop, how long past the kill grace a started attempt's worker may take to
 /// answer before the attempt counts as stopped anyway (two heartbeats and some).
@@ -52,6 +51,9 @@ struct Waiter {
     msg: AttemptMsg,
     /// Who started it, once someone did.
     started: Option<WorkerRef>,
+    /// When that worker's last live heartbeat named it: a worker that still
+    /// heartbeats its attempt is alive, whatever its registration says.
+    beat: Option<tokio::time::Instant>,
     tx: mpsc::UnboundedSender<Heard>,
 }
 
@@ -117,7 +119,8 @@ impl BrokerRunner {
         let book = Arc::new(Mutex::new(Book::default()));
         let state = link.state();
         let link = Arc::new(link);
-        let router = tokio::spawn(route(notices, Arc::clone(&book), inputs, broker, LinkOps(Arc::downgrade(&link))));
+        let ops = LinkOps(Arc::downgrade(&link));
+        let router = tokio::spawn(route(notices, Arc::clone(&book), inputs, broker, ops, lease));
         let runner = BrokerRunner { local, link, run, lease_ms: millis(lease), book, state, router };
         (Arc::new(runner), inputs_rx)
     }
@@ -160,6 +163,10 @@ impl BrokerRunner {
         }
         if !withdraw.is_empty() {
             self.link.withdraw(withdraw);
+        }
+        // After the acks and withdrawals above, so the data they remove is gone first.
+        if records.iter().any(|r| matches!(r.event, Event::RunFinished { .. })) {
+            self.link.ended();
         }
     }
 
@@ -273,7 +280,7 @@ impl Runner for BrokerRunner {
             let mut book = lock(&self.book);
             book.expected.remove(&key);
             book.known.insert(key.clone(), (spec.task.clone(), spec.attempt));
-            let waiter = Waiter { task: spec.task.clone(), msg: msg.clone(), started: None, tx };
+            let waiter = Waiter { task: spec.task.clone(), msg: msg.clone(), started: None, beat: None, tx };
             book.waiters.insert(key.clone(), waiter);
             book.held.remove(&key).unwrap_or_default()
         };
@@ -392,272 +399,4 @@ async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
             std::future::pending::<()>().await;
         }
     }
-}
-
-fn stop_why(stop: Stop) -> StopWhy {
-    match stop {
-        Stop::Cancel => StopWhy::Cancel,
-        Stop::Interrupt => StopWhy::Interrupt,
-        Stop::Timeout => StopWhy::Timeout,
-        Stop::Stalled => StopWhy::Stalled,
-    }
-}
-
-fn from_why(why: StopWhy) -> Stop {
-    match why {
-        StopWhy::Cancel | StopWhy::Superseded => Stop::Cancel,
-        StopWhy::Interrupt => Stop::Interrupt,
-        StopWhy::Timeout => Stop::Timeout,
-        StopWhy::Stalled => Stop::Stalled,
-    }
-}
-
-/// The worker's outcome as the core's.
-fn outcome(o: RemoteOutcome) -> AttemptEnd {
-    let output = SmallOutput { stdout: o.stdout, stderr: o.stderr };
-    let outcome = match o.status {
-        OutcomeStatus::Success => Outcome::Success {
-            result: o.result.unwrap_or(Value::Null),
-            exit_code: o.exit_code,
-            duration_ms: o.duration_ms,
-            output,
-        },
-        OutcomeStatus::Failure => Outcome::Failure {
-            class: o.class.and_then(|c| serde_json::from_value(Value::String(c)).ok()).unwrap_or(FailureClass::Worker),
-            error: o.error.unwrap_or_else(|| "failed on its worker".into()),
-            exit_code: o.exit_code,
-            signal: o.signal,
-            duration_ms: o.duration_ms,
-            output,
-        },
-    };
-    match o.spawn {
-        Some(SpawnLines::Tasks(tasks)) => AttemptEnd::Planned(outcome, Ok(tasks)),
-        Some(SpawnLines::Refused(why)) => AttemptEnd::Planned(outcome, Err(why)),
-        None => AttemptEnd::Outcome(outcome),
-    }
-}
-
-fn remains(r: StoppedRemains) -> Remains {
-    Remains {
-        exit_code: r.exit_code,
-        signal: r.signal,
-        duration_ms: r.duration_ms,
-        output: SmallOutput { stdout: r.stdout, stderr: r.stderr },
-    }
-}
-
-/// `TASK.N` back to (task, N) for a key no attempt of this manager knows (a result
-/// of an attempt interrupted before a restart).
-fn parse_key(key: &str) -> (String, u32) {
-    match key.rsplit_once('.').and_then(|(t, n)| Some((t, n.parse().ok()?))) {
-        Some((task, n)) => (task.replace('~', "/"), n),
-        None => (key.to_string(), 0),
-    }
-}
-
-/// Reads the link's notices until it ends (see the module's notes).
-async fn route(
-    mut notices: mpsc::UnboundedReceiver<Notice>,
-    book: Arc<Mutex<Book>>,
-    inputs: mpsc::UnboundedSender<Input>,
-    broker: String,
-    ops: LinkOps,
-) {
-    while let Some(notice) = notices.recv().await {
-        match notice {
-            Notice::Published(list) => {
-                let mut b = lock(&book);
-                for p in list {
-                    // A publication whose attempt ended meanwhile is withdrawn with it.
-                    match b.waiters.get(&p.key) {
-                        Some(w) if w.msg.dispatch == p.dispatch => {
-                            b.entries.insert(p.key, p.entry);
-                        }
-                        _ => {
-                            let task = b.known.get(&p.key).map(|(t, _)| t.clone()).unwrap_or_default();
-                            let (_, entries) = b.pending.entry(task).or_default();
-                            entries.push(p.entry);
-                        }
-                    }
-                }
-            }
-            Notice::Inbound(list) => {
-                for inbound in list {
-                    match inbound.msg {
-                        Ok(msg) => {
-                            if let Some(late) = deliver(&book, &ops, inbound.id, msg) {
-                                let _ = inputs.send(late);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!("broker: unreadable result skipped: {e}");
-                            ops.ack(vec![inbound.id]);
-                        }
-                    }
-                }
-            }
-            Notice::Live(list) => {
-                let b = lock(&book);
-                for msg in list.into_iter().flatten() {
-                    if let WorkerMsg::Output { key, stream, text, .. } = msg {
-                        if let Some(w) = b.waiters.get(&key) {
-                            let _ = w.tx.send(Heard::Output(stream == OutputStream::Stderr, text));
-                        }
-                    }
-                }
-            }
-            Notice::Reclaimed(list) => {
-                let mut b = lock(&book);
-                for r in list {
-                    let key = match &r.msg {
-                        Ok(m) => m.key.clone(),
-                        Err(_) => continue,
-                    };
-                    let Some(w) = b.waiters.remove(&key) else { continue };
-                    let worker = w.started.clone().unwrap_or_else(|| WorkerRef {
-                        id: r.worker.clone().unwrap_or_else(|| "unknown".into()),
-                        host: String::new(),
-                    });
-                    let started = w.started.is_some();
-                    let _ = w.tx.send(Heard::End(AttemptEnd::Lost { worker, reason: "lease expired".into(), started }));
-                }
-            }
-            Notice::WorkerSeen(info) => {
-                let r = info.registration;
-                let _ = inputs.send(Input::WorkerSeen(WorkerRegistered {
-                    pool: r.pool,
-                    worker: r.worker,
-                    host: r.host,
-                    pid: r.pid,
-                    capabilities: r.capabilities,
-                    version: r.version,
-                    concurrency: r.concurrency as usize,
-                }));
-            }
-            Notice::WorkerGone { info, left } => {
-                let reason = if left { "left" } else { "registration expired" };
-                let r = info.registration;
-                let _ = inputs.send(Input::WorkerGone { pool: r.pool, worker: r.worker, reason: reason.into() });
-            }
-            Notice::Down { reason } => {
-                let _ = inputs.send(Input::BrokerDown { broker: broker.clone(), reason });
-            }
-            Notice::Up { down_for, data_lost } => {
-                let mut republished = 0;
-                if data_lost {
-                    // The broker restarted empty: every unfinished attempt goes out again
-                    // (a worker still running one answers the old dispatch; the first
-                    // result wins either way).
-                    let jobs: Vec<AttemptMsg> = {
-                        let mut b = lock(&book);
-                        b.entries.clear();
-                        b.waiters
-                            .values_mut()
-                            .map(|w| {
-                                w.msg.dispatch = new_dispatch();
-                                w.msg.clone()
-                            })
-                            .collect()
-                    };
-                    republished = jobs.len() as u64;
-                    if !jobs.is_empty() {
-                        ops.publish(jobs);
-                    }
-                }
-                let _ = inputs.send(Input::BrokerUp { broker: broker.clone(), down_ms: millis(down_for), republished });
-            }
-            Notice::EventsDropped(n) => tracing::warn!("broker: {n} events not published (the broker was down)"),
-            Notice::Failed { what, error } => tracing::warn!("broker: {what} dropped: {error}"),
-        }
-    }
-}
-
-/// Hands one results-queue message to its attempt; gives the input that reports it
-/// when it is a result nobody waits for.
-fn deliver(book: &Mutex<Book>, ops: &LinkOps, id: InboundId, msg: WorkerMsg) -> Option<Input> {
-    let mut b = lock(book);
-    let key = match &msg {
-        WorkerMsg::Started { key, .. }
-        | WorkerMsg::Result { key, .. }
-        | WorkerMsg::Stopped { key, .. }
-        | WorkerMsg::Handback { key, .. } => key.clone(),
-        WorkerMsg::Heartbeat { .. } | WorkerMsg::Output { .. } => {
-            drop(b);
-            ops.ack(vec![id]);
-            return None;
-        }
-    };
-    if !b.waiters.contains_key(&key) {
-        if b.expected.contains(&key) {
-            b.held.entry(key).or_default().push((id, msg));
-            return None;
-        }
-        let (task, attempt) = b.known.get(&key).cloned().unwrap_or_else(|| parse_key(&key));
-        let late = match msg {
-            WorkerMsg::Result { worker, .. } | WorkerMsg::Stopped { worker, .. } => {
-                // Recorded as `result_duplicate`; acked once that is durable.
-                b.pending.entry(task.clone()).or_default().0.push(id);
-                return Some(Input::ResultDuplicate { task, attempt, worker, reason: "late".into() });
-            }
-            _ => id,
-        };
-        drop(b);
-        ops.ack(vec![late]);
-        return None;
-    }
-    let w = b.waiters.get_mut(&key)?;
-    match msg {
-        WorkerMsg::Started { dispatch, worker, host, pid, .. } => {
-            if dispatch == w.msg.dispatch && w.started.is_none() {
-                let worker = WorkerRef { id: worker, host };
-                w.started = Some(worker.clone());
-                let _ = w.tx.send(Heard::Started(RemoteStart { worker, pid }));
-            }
-            drop(b);
-            ops.ack(vec![id]);
-        }
-        WorkerMsg::Result { outcome: o, .. } => {
-            // The first outcome of a running attempt wins, whichever publication it answers.
-            let tails: Vec<(bool, String)> = [(false, o.tail_stdout.clone()), (true, o.tail_stderr.clone())]
-                .into_iter()
-                .filter_map(|(e, t)| t.map(|t| (e, t)))
-                .collect();
-            let w = b.waiters.remove(&key).expect("looked up above");
-            let _ = w.tx.send(Heard::End(outcome(o)));
-            for (stderr, text) in tails {
-                let _ = w.tx.send(Heard::Output(stderr, text));
-            }
-            b.settle_later(&w.task, &key, Some(id));
-        }
-        WorkerMsg::Stopped { dispatch, stop, remains: r, .. } if dispatch == w.msg.dispatch => {
-            let w = b.waiters.remove(&key).expect("looked up above");
-            let _ = w.tx.send(Heard::End(AttemptEnd::Stopped(from_why(stop), remains(r))));
-            b.settle_later(&w.task, &key, Some(id));
-        }
-        WorkerMsg::Handback { dispatch, worker, reason, .. } if dispatch == w.msg.dispatch => {
-            let host = w.started.as_ref().map(|s| s.host.clone()).unwrap_or_default();
-            let started = w.started.is_some();
-            let w = b.waiters.remove(&key).expect("looked up above");
-            let why = match reason {
-                HandbackWhy::Drain => "worker stopping",
-                HandbackWhy::Expired => "expired before it started",
-                HandbackWhy::LacksCapability => "worker lacks a capability",
-            };
-            // Given back is not lost: nothing is counted against the task.
-            let _ = started;
-            let _ = w.tx.send(Heard::End(AttemptEnd::Lost {
-                worker: WorkerRef { id: worker, host },
-                reason: why.into(),
-                started: false,
-            }));
-            b.settle_later(&w.task, &key, Some(id));
-        }
-        // An answer to an older publication: nothing to act on.
-        _ => {
-            drop(b);
-            ops.ack(vec![id]);
-        }
-    }
-    None
 }

@@ -12,6 +12,10 @@ pub const LIVE_MAXLEN: usize = 10_000;
 pub const STOP_TTL_SECS: u64 = 3600;
 /// A run whose manager refreshed it longer ago than this is not served by workers.
 pub const RUN_FRESH_MS: u64 = 60_000;
+/// How long a finished run's keys stay when its manager does not exit cleanly (a
+/// TUI left open, or killed after the end); also how long a pool keeps listing a
+/// run whose manager stopped refreshing it.
+pub const ENDED_TTL_SECS: u64 = 86_400;
 /// Worker entries of a pool older than this are pruned by the manager.
 pub const WORKER_FORGET_MS: u64 = 3_600_000;
 

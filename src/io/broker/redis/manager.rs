@@ -31,6 +31,8 @@ pub struct RedisTransport {
     wrote_meta: AtomicBool,
     /// Set by a connect that found the meta hash gone; cleared by `data_lost`.
     lost: AtomicBool,
+    /// True after `ended` set a time to live on the run's keys, until a publish lifts it.
+    ended: AtomicBool,
     results_conn: BlockingSlot,
     live_conn: BlockingSlot,
     /// Reading our own unacked results first (after a connect), from this id on;
@@ -51,6 +53,7 @@ impl RedisTransport {
             epoch: uuid::Uuid::new_v4().simple().to_string(),
             wrote_meta: AtomicBool::new(false),
             lost: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             results_conn: BlockingSlot::default(),
             live_conn: BlockingSlot::default(),
             results_backlog: std::sync::Mutex::new(Some("0".to_string())),
@@ -61,6 +64,26 @@ impl RedisTransport {
 
     fn run(&self) -> &str {
         &self.scope.run
+    }
+
+    /// Every key of the run that lives until deleted (stop keys expire by themselves).
+    fn run_keys(&self) -> Vec<String> {
+        let pools = self.scope.pools.iter().map(|p| keys::queue(self.run(), &p.name));
+        let own = [keys::results(self.run()), keys::live(self.run()), keys::meta(self.run())];
+        pools.chain(own).collect()
+    }
+
+    /// `run_finished`: the run's keys expire in [`keys::ENDED_TTL_SECS`] unless it
+    /// publishes again, so a manager killed after the end leaves nothing for ever.
+    async fn do_ended(&self) -> BrokerResult<()> {
+        let mut pipe = redis::pipe();
+        for key in self.run_keys() {
+            pipe.cmd("EXPIRE").arg(key).arg(keys::ENDED_TTL_SECS).ignore();
+        }
+        let mut conn = self.conns.cmd().await?;
+        pipe.query_async::<()>(&mut conn).await.map_err(|e| self.conns.err(e))?;
+        self.ended.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn do_connect(&self) -> BrokerResult<()> {
@@ -135,8 +158,12 @@ impl RedisTransport {
         let mut conn = self.conns.cmd().await?;
         let mut pipe = redis::pipe();
         let now = now_ms();
+        // Runs whose manager stopped refreshing them a day ago (killed before a clean
+        // exit) are dropped from the pool's list, so it does not grow for ever.
+        let stale = now.saturating_sub(keys::ENDED_TTL_SECS * 1000);
         for pool in &self.scope.pools {
             pipe.cmd("ZADD").arg(keys::pool_runs(&pool.name)).arg(now).arg(self.run()).ignore();
+            pipe.cmd("ZREMRANGEBYSCORE").arg(keys::pool_runs(&pool.name)).arg("-inf").arg(stale).ignore();
         }
         if self.scope.pools.is_empty() {
             return Ok(());
@@ -149,12 +176,22 @@ impl RedisTransport {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
+        // A finished run that runs again (a requeue from the TUI): its keys live again.
+        let revive = self.ended.load(Ordering::SeqCst);
+        if revive {
+            for key in self.run_keys() {
+                pipe.cmd("PERSIST").arg(key).ignore();
+            }
+        }
         for job in &jobs {
             let body = encode(self.conns.shown(), job)?;
             pipe.cmd("XADD").arg(keys::queue(&job.run, &job.pool)).arg("*").arg(wire::FIELD).arg(body);
         }
         let mut conn = self.conns.cmd().await?;
         let ids: Vec<String> = pipe.query_async(&mut conn).await.map_err(|e| self.conns.err(e))?;
+        if revive {
+            self.ended.store(false, Ordering::SeqCst);
+        }
         Ok(jobs.into_iter().zip(ids).map(|(job, id)| EntryId { run: job.run, pool: job.pool, id }).collect())
     }
 
@@ -464,6 +501,10 @@ impl Transport for RedisTransport {
                 .await
                 .map_err(|e| self.conns.err(e))
         })
+    }
+
+    fn ended(&self) -> BoxFut<'_, BrokerResult<()>> {
+        Box::pin(self.do_ended())
     }
 
     fn finish(&self, clean: bool) -> BoxFut<'_, BrokerResult<()>> {
