@@ -193,6 +193,7 @@ pub struct Link {
     control: mpsc::UnboundedSender<Control>,
     state: watch::Receiver<LinkState>,
     tasks: Vec<JoinHandle<()>>,
+    hands_on: bool,
 }
 
 impl Link {
@@ -205,6 +206,7 @@ impl Link {
         // A fresh transport cannot tell lost data on its first connect (it wrote
         // nothing yet): on resume the runner compares the queues with its log instead.
         transport.connect().await?;
+        let hands_on = transport.hands_on_dead_workers_jobs();
         let (state_tx, state) = watch::channel(LinkState::Up { epoch: 1 });
         let (control, control_rx) = mpsc::unbounded_channel();
         let (notices, notices_rx) = mpsc::unbounded_channel();
@@ -237,7 +239,7 @@ impl Link {
             workers_lost: false,
         };
         let main = tokio::spawn(actor.run(control_rx, pump_err_rx));
-        Ok((Link { control, state, tasks: vec![main, inbound, live] }, notices_rx))
+        Ok((Link { control, state, tasks: vec![main, inbound, live], hands_on }, notices_rx))
     }
 
     /// The link's state, to watch.
@@ -268,6 +270,12 @@ impl Link {
     /// Queues one committed log record for outside subscribers.
     pub fn publish_event(&self, line: Arc<str>) {
         self.send(Op::Event(line));
+    }
+
+    /// True when the broker hands a dead worker's jobs on by itself
+    /// ([`Transport::hands_on_dead_workers_jobs`]).
+    pub fn hands_on_dead_workers_jobs(&self) -> bool {
+        self.hands_on
     }
 
     /// Queues the note that every task of the run ended ([`Transport::ended`]).

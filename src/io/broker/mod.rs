@@ -271,6 +271,14 @@ pub trait Transport: Send + Sync {
     fn ended(&self) -> BoxFut<'_, BrokerResult<()>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// True when the broker itself hands a dead worker's unfinished deliveries to
+    /// another worker (RabbitMQ requeues a closed connection's unacked messages).
+    /// The manager then must not also take them back when the worker's registration
+    /// expires: both copies would run. Redis keeps them pending until reclaimed.
+    fn hands_on_dead_workers_jobs(&self) -> bool {
+        false
+    }
 }
 
 /// `pitboss worker`'s side of a broker, for one pool ([`WorkerScope`]).

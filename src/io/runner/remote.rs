@@ -120,7 +120,10 @@ impl BrokerRunner {
         let state = link.state();
         let link = Arc::new(link);
         let ops = LinkOps(Arc::downgrade(&link));
-        let router = tokio::spawn(route(notices, Arc::clone(&book), inputs, broker, ops, lease));
+        // Where the broker hands a dead worker's jobs on itself, an expired
+        // registration leaves its attempts to it (the lease still checks them).
+        let early_loss = !link.hands_on_dead_workers_jobs();
+        let router = tokio::spawn(route(notices, Arc::clone(&book), inputs, broker, ops, lease, early_loss));
         let runner = BrokerRunner { local, link, run, lease_ms: millis(lease), book, state, router };
         (Arc::new(runner), inputs_rx)
     }

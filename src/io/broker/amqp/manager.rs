@@ -389,6 +389,10 @@ fn persistent(id: &str) -> BasicProperties {
 }
 
 impl Transport for AmqpTransport {
+    fn hands_on_dead_workers_jobs(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> &str {
         self.target.shown()
     }

@@ -90,6 +90,7 @@ pub(super) async fn route(
     broker: String,
     ops: LinkOps,
     lease: Duration,
+    early_loss: bool,
 ) {
     while let Some(notice) = notices.recv().await {
         match notice {
@@ -184,7 +185,7 @@ pub(super) async fn route(
                 let r = info.registration;
                 // An expired registration is a dead worker: its attempts move now, not
                 // at the lease. Their `worker_lost` records the worker gone as well.
-                let lost = if why == Gone::Expired { lose_attempts(&book, &r.worker, lease) } else { 0 };
+                let lost = if why == Gone::Expired && early_loss { lose_attempts(&book, &r.worker, lease) } else { 0 };
                 if lost == 0 {
                     let reason = why.reason().to_string();
                     let _ = inputs.send(Input::WorkerGone { pool: r.pool, worker: r.worker, reason });
