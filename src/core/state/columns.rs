@@ -154,8 +154,13 @@ fn read_spec<R: Read>(src: &mut Src<R>) -> Result<TaskSpec, BodyError> {
     } else {
         RetryPolicy::default()
     };
-    let SpecRare { kind, pool, requires, never_on, fallback, gates, input_guard, consensus } =
-        if flags & SPEC_RARE != 0 { src.doc()? } else { SpecRare::default() };
+    let retry = retry.into();
+    if flags & SPEC_RARE == 0 {
+        // A plain spec: no extras to build and compare.
+        let (kind, pool, requires, extras, consensus) = (String::new(), None, Vec::new(), None, None);
+        return Ok(TaskSpec { id, kind, pool, requires, payload, depends_on, timeout_ms, retry, extras, consensus });
+    }
+    let SpecRare { kind, pool, requires, never_on, fallback, gates, input_guard, consensus } = src.doc()?;
     Ok(TaskSpec {
         id,
         kind,
@@ -164,7 +169,7 @@ fn read_spec<R: Read>(src: &mut Src<R>) -> Result<TaskSpec, BodyError> {
         payload,
         depends_on,
         timeout_ms,
-        retry: retry.into(),
+        retry,
         extras: TaskExtras::boxed(never_on, fallback, gates, input_guard),
         consensus,
     })
