@@ -83,8 +83,10 @@ pub fn prepare_resume_with(
     password_file: Option<&Path>,
 ) -> Result<Prepared, (u8, String)> {
     let mut prepared = launch::resume(dir, truncate_at).map_err(usage)?;
-    let mut workflow = prepared.state().workflow.as_ref().clone();
-    if let Some(setup) = broker_setup(&mut workflow, broker, password_file)? {
+    // The broker's part alone: a clone of the whole workflow was 42 MB of a
+    // quarter-million-task run's `resume` peak (issue 14), for one field.
+    let mut spec = prepared.state().workflow.broker.clone();
+    if let Some(setup) = broker_setup(&mut spec, broker, password_file)? {
         let state = prepared.state();
         launch::check_broker(&setup, &state.run_id, &state.workflow).map_err(usage)?;
         prepared.use_broker(setup);
@@ -97,17 +99,17 @@ pub fn prepare_resume_with(
 /// password comes from `--broker-password-file`, the workflow's file, or
 /// `PITBOSS_BROKER_PASSWORD`; never from the command line or the URL.
 pub fn broker_setup(
-    workflow: &mut Workflow,
+    broker: &mut Option<BrokerSpec>,
     flag: Option<&str>,
     password_file: Option<&Path>,
 ) -> Result<Option<BrokerSetup>, (u8, String)> {
     if let Some(text) = flag {
         let url = crate::core::workflow::BrokerUrl::parse(text).map_err(|e| usage(format!("--broker: {e}")))?;
-        let mut spec = workflow.broker.clone().unwrap_or_else(|| BrokerSpec::new(&url));
+        let mut spec = broker.clone().unwrap_or_else(|| BrokerSpec::new(&url));
         spec.url = url.to_string();
-        workflow.broker = Some(spec);
+        *broker = Some(spec);
     }
-    let Some(spec) = &workflow.broker else {
+    let Some(spec) = &*broker else {
         if password_file.is_some() {
             return Err(usage("--broker-password-file needs --broker URL (or [run] broker in the workflow)"));
         }
