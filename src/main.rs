@@ -303,7 +303,8 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         }) => match config::load(&file) {
             Ok(mut workflow) => {
                 run::check_files(&workflow)?;
-                let broker = run::broker_setup(&mut workflow.broker, broker.as_deref(), broker_password_file.as_deref())?;
+                let broker =
+                    run::broker_setup(&mut workflow.broker, broker.as_deref(), broker_password_file.as_deref())?;
                 let run_id = uuid::Uuid::new_v4().simple().to_string();
                 // Like --listen: a broker that cannot be reached leaves no run folder.
                 if let Some(broker) = &broker {

@@ -67,7 +67,14 @@ fn every_state(state: &mut RunState) {
     let finding = Finding { rule: "r/x".into(), location: "payload/p:1:2".into(), excerpt: "ignore all".into() };
     let states = [
         TaskState::Queued,
-        TaskState::Running { attempt: 2, pool: "q".into(), started_ms: 9, process: Some(42), stalled: true, round: None },
+        TaskState::Running {
+            attempt: 2,
+            pool: "q".into(),
+            started_ms: 9,
+            process: Some(42),
+            stalled: true,
+            round: None,
+        },
         TaskState::Validating { attempt: 3, gate: 1 },
         TaskState::RetryWait { due_ms: 77 },
         TaskState::Completed { degraded: false },

@@ -425,9 +425,11 @@ mod tests {
 
     #[test]
     fn a_row_is_laid_out_as_format_lays_it_out() {
-        for (id, state, attempts, pool) in
-            [("t1", "completed", 1, "p1"), ("ünï-long-id-past-width", "dead_lettered", 4_000_000_000, "-"), ("", "", 0, "")]
-        {
+        for (id, state, attempts, pool) in [
+            ("t1", "completed", 1, "p1"),
+            ("ünï-long-id-past-width", "dead_lettered", 4_000_000_000, "-"),
+            ("", "", 0, ""),
+        ] {
             let mut row = String::new();
             let mut number = itoa_buffer();
             pad(&mut row, id, 8, false);

@@ -70,8 +70,7 @@ struct SpecRare {
 /// Writes every spec's row.
 fn write_specs<W: Write>(specs: &[TaskSpec], out: &mut Sink<W>) -> std::io::Result<()> {
     for spec in specs {
-        let TaskSpec { id, kind, pool, requires, payload, depends_on, timeout_ms, retry, extras: _, consensus } =
-            spec;
+        let TaskSpec { id, kind, pool, requires, payload, depends_on, timeout_ms, retry, extras: _, consensus } = spec;
         let rare = SpecRare {
             kind: kind.clone(),
             pool: pool.clone(),
@@ -284,7 +283,9 @@ fn write_task<W: Write>(task: &Task, out: &mut Sink<W>) -> std::io::Result<()> {
         out.u32(*deferrals)?;
     }
     match state {
-        TaskState::Running { .. } | TaskState::AwaitingApproval { .. } => out.doc(&super::task_part::state_out(state))?,
+        TaskState::Running { .. } | TaskState::AwaitingApproval { .. } => {
+            out.doc(&super::task_part::state_out(state))?
+        }
         TaskState::Validating { attempt, gate } => {
             out.u32(*attempt)?;
             out.u64(*gate as u64)?;
@@ -382,7 +383,16 @@ fn read_task<R: Read>(src: &mut Src<R>, names: &mut Vec<Arc<str>>) -> Result<Tas
     let links = if flags & TASK_LINKS != 0 {
         let LinksDoc { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved } =
             src.doc()?;
-        Links::new(TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved })
+        Links::new(TaskLinks {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+        })
     } else {
         Links::default()
     };

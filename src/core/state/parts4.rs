@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::parts::{EdgesIn, EdgesOut, Prepared};
 use super::columns::TaskRows;
+use super::parts::{EdgesIn, EdgesOut, Prepared};
 use super::{remote, replicas, PoolState, RunState};
 use crate::core::task::TaskStateName;
 
@@ -99,11 +99,7 @@ impl RunState {
     /// (`prepare`), the head's small fields, the tasks' rows. Refuses tables that
     /// disagree in length and a queue naming a task that is not there (numbers read
     /// from a file are not trusted).
-    pub fn from_columns(
-        prepared: Prepared,
-        small: SmallIn,
-        rows: TaskRows,
-    ) -> Result<RunState, String> {
+    pub fn from_columns(prepared: Prepared, small: SmallIn, rows: TaskRows) -> Result<RunState, String> {
         let TaskRows { tasks, readiness } = rows;
         let Prepared { workflow, mut graph } = prepared;
         let SmallIn {

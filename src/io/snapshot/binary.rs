@@ -122,8 +122,7 @@ fn layout(footer: &[u8], newline: u64, mark: u64) -> Result<Layout, Unusable> {
 }
 
 fn head(text: &[u8], layout: &Layout) -> Result<HeadIn, Unusable> {
-    let head: HeadIn =
-        serde_json::from_slice(text).map_err(|e| Unusable::Unreadable(format!("format-4 head: {e}")))?;
+    let head: HeadIn = serde_json::from_slice(text).map_err(|e| Unusable::Unreadable(format!("format-4 head: {e}")))?;
     if head.n as u64 != layout.n {
         return Err(Unusable::Unreadable("format-4 body: its footer and head disagree on the tasks".into()));
     }
