@@ -63,16 +63,21 @@ TASK=${TASK:-$(printf 't%06d' $(( (tasks + 1) / 2 )))}
 printf 'log: %d records, %.1f MB, %d snapshots; inspect TASK uses %s\n' "$records" "$(echo "$bytes / 1048576" | bc -l)" \
   "$(find "$run" -maxdepth 1 -name 'snapshot-*.json' | wc -l)" "$TASK"
 
-declare -A wall rss
+declare -A wall rss cpu
 labels=(parse inspect "inspect --json" "inspect TASK" "resume" "tui open")
-add() { wall[$1]="${wall[$1]:-} $2"; rss[$1]="${rss[$1]:-} $3"; }
+# label wall-s "peak-KB user-s sys-s" (as /usr/bin/time -f '%M %U %S' writes them)
+add() {
+  local m u s
+  read -r m u s <<< "$3"
+  wall[$1]="${wall[$1]:-} $2"; rss[$1]="${rss[$1]:-} $m"; cpu[$1]="${cpu[$1]:-} $(echo "$u + $s" | bc -l)"
+}
 
 # One command: its wall time (s) and peak RSS (KB), its output discarded.
 measure() { # label command...
   local label=$1; shift
   local t0 t1
   t0=$(now)
-  /usr/bin/time -f '%M' -o "$work/time.txt" "$@" > /dev/null 2> "$work/stderr.txt" || {
+  /usr/bin/time -f '%M %U %S' -o "$work/time.txt" "$@" > /dev/null 2> "$work/stderr.txt" || {
     echo "$label failed:" >&2; tail -5 "$work/stderr.txt" >&2; exit 1; }
   t1=$(now)
   add "$label" "$(echo "$t1 - $t0" | bc -l)" "$(tail -1 "$work/time.txt")"
@@ -85,7 +90,7 @@ measure_tui() {
   rm -f "$work/tui.time"
   t0=$(now)
   tmux -L "$TMUX_SOCKET" -f /dev/null new-session -d -s tui -x 160 -y 48 \
-    "PITBOSS_HOME='$PITBOSS_HOME' /usr/bin/time -f '%M' -o '$work/tui.time' '$PITBOSS' resume '$run' 2> '$work/tui.stderr'"
+    "PITBOSS_HOME='$PITBOSS_HOME' /usr/bin/time -f '%M %U %S' -o '$work/tui.time' '$PITBOSS' resume '$run' 2> '$work/tui.stderr'"
   deadline=$(echo "$t0 + 120" | bc -l)
   until tmux -L "$TMUX_SOCKET" capture-pane -p -t tui 2> /dev/null | grep -q readers; do
     if (( $(echo "$(now) > $deadline" | bc -l) )) || ! tmux -L "$TMUX_SOCKET" has-session -t tui 2> /dev/null; then
@@ -120,10 +125,15 @@ done
 
 # shellcheck disable=SC2086
 base=$(median ${wall[parse]})
+# shellcheck disable=SC2086
+cbase=$(median ${cpu[parse]})
+# CPU time (user + system, all threads) is the steadier yardstick on a loaded box:
+# the wall of a 2-core machine shared with other work moves ±30 % between rounds.
 printf '\nmedians over %d rounds (load after: %s)\n' "$ROUNDS" "$(load)"
-printf '%-16s %9s %9s %10s   %s\n' "" "wall s" "× parse" "peak MB" "goal: <= 0.10x, <= 150 MB"
+printf '%-16s %9s %9s %9s %9s %10s   %s\n' "" "wall s" "× parse" "cpu s" "× parse" "peak MB" "goal: <= 0.10x, <= 150 MB"
 for l in "${labels[@]}"; do
   # shellcheck disable=SC2086
-  w=$(median ${wall[$l]}); m=$(median ${rss[$l]})
-  printf '%-16s %9.3f %9.3f %10.1f\n' "$l" "$w" "$(echo "$w / $base" | bc -l)" "$(echo "$m / 1024" | bc -l)"
+  w=$(median ${wall[$l]}); m=$(median ${rss[$l]}); c=$(median ${cpu[$l]})
+  printf '%-16s %9.3f %9.3f %9.3f %9.3f %10.1f\n' "$l" "$w" "$(echo "$w / $base" | bc -l)" "$c" \
+    "$(echo "$c / $cbase" | bc -l)" "$(echo "$m / 1024" | bc -l)"
 done

@@ -314,7 +314,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
             Ok(mut workflow) => {
                 run::check_files(&workflow)?;
                 let broker = run::broker_setup(
-                    &mut workflow,
+                    &mut workflow.broker,
                     broker.as_deref(),
                     broker_password_file.as_deref(),
                     &broker_tls.files(),
@@ -481,7 +481,12 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
             return None;
         }
     };
-    let (writer, guard) = tracing_appender::non_blocking(file);
+    // 16,384 lines queued at most, not the default 128,000: the queue's slots are
+    // allocated and touched at start (4 MB in every command, a read-only `inspect`
+    // too; issue 14). A burst past it drops lines (the writer's lossy mode), as a
+    // full default queue did.
+    let (writer, guard) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default().buffered_lines_limit(16_384).finish(file);
     let filter = tracing_subscriber::EnvFilter::try_from_env("PITBOSS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).try_init().ok()?;

@@ -51,7 +51,13 @@ fn snapshots_leave_start_values_out_and_formats_1_and_2_still_open_to_the_same_s
     let (_, path) = snapshot::list(&s.run_dir()).into_iter().next().expect("a clean stop leaves a snapshot");
     let bytes = std::fs::read(&path).unwrap();
     let written = snapshot::decode(&bytes).expect("the snapshot opens");
-    let (head, body) = parts(&bytes);
+    // This build writes format 4 (binary rows after a JSON head: tests/snapshot_format4.rs);
+    // format 3, which older builds wrote, is checked here as they wrote it.
+    assert!(bytes.starts_with(b"{\"v\":4,"), "format 4 is written");
+    let v3_bytes = snapshot::encode_format3(&written.state, written.at);
+    let v3 = snapshot::decode(&v3_bytes).expect("a format-3 snapshot opens");
+    assert_eq!(canonical(&v3.state), canonical(&written.state));
+    let (head, body) = parts(&v3_bytes);
     assert_eq!(head["v"], 3);
     // Format 3: specs without their usual fields, no graph tables.
     assert_eq!(head["workflow"]["tasks"][0], serde_json::json!({"id": "a", "payload": {"n": 1}}));
@@ -86,14 +92,14 @@ fn snapshots_leave_start_values_out_and_formats_1_and_2_still_open_to_the_same_s
     // A format from a later build is skipped with its number, not misread, in one
     // line or in two.
     let mut later = v1.clone();
-    later["v"] = 4.into();
+    later["v"] = 5.into();
     match snapshot::decode(&sealed(&later)) {
-        Err(snapshot::Unusable::Version(4)) => {}
-        other => panic!("a format-4 snapshot: {:?}", other.map(|s| s.at)),
+        Err(snapshot::Unusable::Version(5)) => {}
+        other => panic!("a format-5 snapshot: {:?}", other.map(|s| s.at)),
     }
-    match snapshot::decode(&later_in_two_lines(&bytes)) {
-        Err(snapshot::Unusable::Version(4)) => {}
-        other => panic!("a two-line format-4 snapshot: {:?}", other.map(|s| s.at)),
+    match snapshot::decode(&later_in_two_lines(&v3_bytes)) {
+        Err(snapshot::Unusable::Version(5)) => {}
+        other => panic!("a two-line format-5 snapshot: {:?}", other.map(|s| s.at)),
     }
     // And the folder still opens through the real binary, and verifies.
     let inspect = s.pitboss().args(["inspect", "--json"]).arg(s.run_dir()).output_within("pitboss inspect --json");
@@ -102,11 +108,11 @@ fn snapshots_leave_start_values_out_and_formats_1_and_2_still_open_to_the_same_s
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
-/// The format-3 document `bytes` as a later build might write it: version 4, its
+/// The format-3 document `bytes` as a later build might write it: version 5, its
 /// workflow in a shape this build does not read.
 fn later_in_two_lines(bytes: &[u8]) -> Vec<u8> {
     let (mut head, body) = parts(bytes);
-    head["v"] = 4.into();
+    head["v"] = 5.into();
     head["workflow"] = Value::String("elsewhere".into());
     let mut body = body;
     body.as_object_mut().unwrap().remove("crc");
@@ -143,10 +149,12 @@ fn reading_the_file_as_a_stream_checks_the_seal_and_version_like_decode() {
     };
     let v2 = snapshot::encode_format2(&in_memory.state, in_memory.at);
     assert_eq!(check(&v2), Ok(in_memory.at), "a format-2 file opens");
-    let newline = bytes.iter().position(|&b| b == b'\n').expect("two lines");
-    for (what, doc) in [("format 3", &bytes), ("format 2", &v2)] {
+    let v3 = snapshot::encode_format3(&in_memory.state, in_memory.at);
+    assert_eq!(check(&v3), Ok(in_memory.at), "a format-3 file opens");
+    for (what, doc) in [("format 4", &bytes), ("format 3", &v3), ("format 2", &v2)] {
+        let newline = doc.iter().position(|&b| b == b'\n').unwrap_or(doc.len() / 2);
         // One byte changed in each part (format 2 has one): the checksum no longer matches.
-        for at in [newline / 2, newline + (bytes.len() - newline) / 2, doc.len() / 2] {
+        for at in [newline / 2, newline + (doc.len() - newline) / 2, doc.len() / 2] {
             let mut flipped = doc.clone();
             let at = at.min(doc.len() - 1);
             flipped[at] = if flipped[at] == b'1' { b'2' } else { b'1' };
@@ -160,13 +168,14 @@ fn reading_the_file_as_a_stream_checks_the_seal_and_version_like_decode() {
         assert!(matches!(check(&doc[..doc.len() - 3]), Err(snapshot::Unusable::Checksum)), "{what}");
     }
     // The first part alone, sealed as a whole document: not a state.
+    let newline = bytes.iter().position(|&b| b == b'\n').expect("a head line");
     let first: Value = serde_json::from_slice(&bytes[..newline]).unwrap();
     assert!(matches!(check(&sealed(&first)), Err(snapshot::Unusable::Unreadable(_))), "{:?}", check(&sealed(&first)));
     assert!(matches!(check(b""), Err(snapshot::Unusable::Checksum)));
     // Sealed, but from a later build.
     let mut later = unsealed(&v2);
-    later["v"] = 4.into();
-    assert!(matches!(check(&sealed(&later)), Err(snapshot::Unusable::Version(4))), "{:?}", check(&sealed(&later)));
-    let later = later_in_two_lines(&bytes);
-    assert!(matches!(check(&later), Err(snapshot::Unusable::Version(4))), "{:?}", check(&later));
+    later["v"] = 5.into();
+    assert!(matches!(check(&sealed(&later)), Err(snapshot::Unusable::Version(5))), "{:?}", check(&sealed(&later)));
+    let later = later_in_two_lines(&v3);
+    assert!(matches!(check(&later), Err(snapshot::Unusable::Version(5))), "{:?}", check(&later));
 }

@@ -21,7 +21,7 @@ fn ok(result: Value) -> Outcome {
 
 /// The state read back from format 3 and from format 2, checked equal to `state`.
 fn assert_round_trips(state: &RunState, at: LogPosition, what: &str) -> Vec<u8> {
-    let v3 = snapshot::encode(state, at);
+    let v3 = snapshot::encode_format3(state, at);
     let v2 = snapshot::encode_format2(state, at);
     assert!(v3.contains(&b'\n') && !v2.contains(&b'\n'), "{what}: format 3 is two lines, format 2 one");
     let from_v3 = snapshot::decode(&v3).unwrap_or_else(|e| panic!("{what}: format 3 does not open: {e}"));

@@ -80,48 +80,100 @@ fn write_document(state: &RunState, dir: &Path) -> std::io::Result<()> {
 }
 
 /// The task table, through one buffer: a line-buffered stdout wrote each of a big
-/// run's rows with its own system call (issue 14).
+/// run's rows with its own system call (issue 14). Each row is built in one reused
+/// line (no allocation for a plain row: a quarter million `format!`s were a third of
+/// `inspect`'s time once the snapshot read fast), laid out as `format!("{:w$}  {:13}
+/// {:>8}  {:12}  {}")` would.
 fn print_table(state: &RunState) -> std::io::Result<()> {
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     // Every line below may quote a worker (results, reasons, ids): escaped for the terminal.
     writeln!(out, "{}", escape_line(&format!("run {:?}  ({})", state.workflow.name, state.run_id)))?;
     writeln!(out, "{}", counts_line(state))?;
     writeln!(out)?;
     let width = state.workflow.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
     writeln!(out, "{:width$}  {:13}  {:>8}  {:12}  DETAIL", "TASK", "STATE", "ATTEMPTS", "POOL")?;
+    let mut row = String::with_capacity(256);
+    let mut number = itoa_buffer();
     for (i, t) in state.tasks.iter().enumerate() {
-        let detail = match &t.state {
-            TaskState::DeadLettered { .. }
-            | TaskState::Cancelled { .. }
-            | TaskState::Skipped { .. }
-            | TaskState::AwaitingApproval { .. } => t.why().unwrap_or_default(),
-            TaskState::RetryWait { due_ms } => format!("retry at {}", clock(*due_ms)),
-            TaskState::Validating { attempt, gate } => match state.workflow.tasks[i].gates().get(*gate) {
-                Some(g) => format!("attempt {attempt}: {} running", gate_label(*gate, g.kind())),
-                None => String::new(),
+        row.clear();
+        pad(&mut row, state.task_id(i), width, false);
+        row.push_str("  ");
+        pad(&mut row, t.state.name().as_str(), 13, false);
+        row.push_str("  ");
+        pad(&mut row, format_u32(&mut number, t.attempts), 8, true);
+        row.push_str("  ");
+        pad(&mut row, t.pool.as_deref().unwrap_or("-"), 12, false);
+        row.push_str("  ");
+        match &t.state {
+            // A result within 60 characters is its own detail (the common row).
+            TaskState::Completed { .. } => match &t.result {
+                Some(r) if r.as_str().chars().nth(60).is_none() => row.push_str(r.as_str()),
+                Some(r) => row.push_str(&truncate(&truncate(r.as_str(), 60), 100)),
+                None => {}
             },
-            TaskState::Blocked => {
-                let waiting: Vec<&str> = state.dependencies[i]
-                    .iter()
-                    .filter(|&&d| !matches!(state.tasks[d].state, TaskState::Completed { .. }))
-                    .map(|&d| state.task_id(d))
-                    .collect();
-                format!("waiting on {}", waiting.join(", "))
-            }
-            TaskState::Completed { .. } => t.result.as_ref().map(|r| truncate(&r.to_string(), 60)).unwrap_or_default(),
-            _ => String::new(),
-        };
-        let row = format!(
-            "{:width$}  {:13}  {:>8}  {:12}  {}",
-            state.task_id(i),
-            t.state.name().as_str(),
-            t.attempts,
-            t.pool.as_deref().unwrap_or("-"),
-            truncate(&detail, 100)
-        );
-        writeln!(out, "{}", escape_line(&row))?;
+            _ => row.push_str(&truncate(&detail(state, i, t), 100)),
+        }
+        out.write_all(escape_line(&row).as_bytes())?;
+        out.write_all(b"\n")?;
     }
     out.flush()
+}
+
+/// A row's detail for a task not completed.
+fn detail(state: &RunState, i: usize, t: &crate::core::Task) -> String {
+    match &t.state {
+        TaskState::DeadLettered { .. }
+        | TaskState::Cancelled { .. }
+        | TaskState::Skipped { .. }
+        | TaskState::AwaitingApproval { .. } => t.why().unwrap_or_default(),
+        TaskState::RetryWait { due_ms } => format!("retry at {}", clock(*due_ms)),
+        TaskState::Validating { attempt, gate } => match state.workflow.tasks[i].gates().get(*gate) {
+            Some(g) => format!("attempt {attempt}: {} running", gate_label(*gate, g.kind())),
+            None => String::new(),
+        },
+        TaskState::Blocked => {
+            let waiting: Vec<&str> = state.dependencies[i]
+                .iter()
+                .filter(|&&d| !matches!(state.tasks[d].state, TaskState::Completed { .. }))
+                .map(|&d| state.task_id(d))
+                .collect();
+            format!("waiting on {}", waiting.join(", "))
+        }
+        _ => String::new(),
+    }
+}
+
+/// `text` into `row`, padded with spaces to `width` characters (on the left when
+/// `right`), as `{:width$}` and `{:>width$}` pad.
+fn pad(row: &mut String, text: &str, width: usize, right: bool) {
+    let chars = if text.is_ascii() { text.len() } else { text.chars().count() };
+    let fill = width.saturating_sub(chars);
+    if right {
+        row.extend(std::iter::repeat_n(' ', fill));
+        row.push_str(text);
+    } else {
+        row.push_str(text);
+        row.extend(std::iter::repeat_n(' ', fill));
+    }
+}
+
+fn itoa_buffer() -> [u8; 10] {
+    [0; 10]
+}
+
+/// `n` in decimal, in `buf`.
+fn format_u32(buf: &mut [u8; 10], mut n: u32) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[at..]).unwrap_or("0")
 }
 
 /// What `inspect TASK` shows of the log: the run's state at its end, the task's
@@ -365,4 +417,31 @@ fn tail_lines(path: &Path, n: usize) -> Vec<String> {
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
     let lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{format_u32, itoa_buffer, pad};
+
+    #[test]
+    fn a_row_is_laid_out_as_format_lays_it_out() {
+        for (id, state, attempts, pool) in [
+            ("t1", "completed", 1, "p1"),
+            ("ünï-long-id-past-width", "dead_lettered", 4_000_000_000, "-"),
+            ("", "", 0, ""),
+        ] {
+            let mut row = String::new();
+            let mut number = itoa_buffer();
+            pad(&mut row, id, 8, false);
+            row.push_str("  ");
+            pad(&mut row, state, 13, false);
+            row.push_str("  ");
+            pad(&mut row, format_u32(&mut number, attempts), 8, true);
+            row.push_str("  ");
+            pad(&mut row, pool, 12, false);
+            assert_eq!(row, format!("{id:8}  {state:13}  {attempts:>8}  {pool:12}"));
+        }
+        let mut number = itoa_buffer();
+        assert_eq!(format_u32(&mut number, u32::MAX), u32::MAX.to_string());
+    }
 }

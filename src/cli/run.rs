@@ -109,8 +109,10 @@ pub fn prepare_resume_with(
     tls: &TlsFiles,
 ) -> Result<Prepared, (u8, String)> {
     let mut prepared = launch::resume(dir, truncate_at).map_err(usage)?;
-    let mut workflow = prepared.state().workflow.as_ref().clone();
-    if let Some(setup) = broker_setup(&mut workflow, broker, password_file, tls)? {
+    // The broker's part alone: a clone of the whole workflow was 42 MB of a
+    // quarter-million-task run's `resume` peak (issue 14), for one field.
+    let mut spec = prepared.state().workflow.broker.clone();
+    if let Some(setup) = broker_setup(&mut spec, broker, password_file, tls)? {
         let state = prepared.state();
         launch::check_broker(&setup, &state.run_id, &state.workflow).map_err(usage)?;
         prepared.use_broker(setup);
@@ -132,17 +134,17 @@ pub fn broker_flag(flag: Option<&str>) -> Result<Option<crate::core::workflow::B
 /// takes its CA and client certificate from `tls` or their variables (not recorded:
 /// like the password file flag, files of this host, given again to `resume`).
 pub fn broker_setup(
-    workflow: &mut Workflow,
+    broker: &mut Option<BrokerSpec>,
     flag: Option<&str>,
     password_file: Option<&Path>,
     tls: &TlsFiles,
 ) -> Result<Option<BrokerSetup>, (u8, String)> {
     if let Some(url) = broker_flag(flag)? {
-        let mut spec = workflow.broker.clone().unwrap_or_else(|| BrokerSpec::new(&url));
+        let mut spec = broker.clone().unwrap_or_else(|| BrokerSpec::new(&url));
         spec.url = url.to_string();
-        workflow.broker = Some(spec);
+        *broker = Some(spec);
     }
-    let Some(spec) = &workflow.broker else {
+    let Some(spec) = &*broker else {
         if password_file.is_some() {
             return Err(usage("--broker-password-file needs --broker URL (or [run] broker in the workflow)"));
         }

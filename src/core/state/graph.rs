@@ -58,7 +58,17 @@ impl Graph {
                 }
             }
         }
-        let eligible = PoolSets::from_rows(workflow.tasks.iter().map(|t| workflow.eligible_pools(t)));
+        // A spec naming the same pool and capabilities as the one before has its set
+        // (most do: a set per task was a vector and a hash each, issue 14).
+        let mut eligible = PoolSets::default();
+        let mut previous: Option<&crate::core::workflow::TaskSpec> = None;
+        for t in &workflow.tasks {
+            match previous {
+                Some(p) if p.pool == t.pool && p.requires == t.requires => eligible.repeat_last(),
+                _ => eligible.push(workflow.eligible_pools(t)),
+            }
+            previous = Some(t);
+        }
         let pool_names = workflow.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
         Graph { index, dependents, dependencies, eligible, pool_names }
     }

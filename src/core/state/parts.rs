@@ -75,35 +75,51 @@ struct WorkflowFieldsIn {
     broker: Option<BrokerSpec>,
 }
 
+/// The workflow without its specs, as a format-4 snapshot's head writes it (its specs
+/// are binary rows after it: `columns`). Reads back as a [`WorkflowIn`] of no specs.
+pub struct WorkflowShellOut<'a>(pub &'a Workflow);
+
 impl Serialize for WorkflowOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        workflow_fields(self.0, &self.0.tasks).serialize(s)
+    }
+}
+
+impl Serialize for WorkflowShellOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        workflow_fields(self.0, &[]).serialize(s)
+    }
+}
+
+/// The workflow's fields with `specs` as its tasks.
+fn workflow_fields<'a>(workflow: &'a Workflow, specs: &'a [TaskSpec]) -> WorkflowFields<'a> {
+    {
         let Workflow {
             name,
             max_parallel,
             kill_grace_ms,
             balancer,
             pools,
-            tasks,
+            tasks: _,
             notify,
             planner,
             defaults,
             folder,
             broker,
-        } = self.0;
+        } = workflow;
         WorkflowFields {
             name,
             max_parallel: *max_parallel,
             kill_grace_ms: *kill_grace_ms,
             balancer: *balancer,
             pools,
-            tasks: Specs(tasks),
+            tasks: Specs(specs),
             notify,
             planner,
             defaults,
             folder,
             broker,
         }
-        .serialize(s)
     }
 }
 
@@ -301,15 +317,15 @@ pub struct BodyOut<'a>(pub &'a RunState);
 /// The dependency edges, written only when the workflow's `depends_on` lists do not
 /// give them (a planner's spawn adds edges from the spawner's children).
 #[derive(Serialize)]
-struct EdgesOut<'a> {
-    dependents: &'a EdgeTable,
-    dependencies: &'a EdgeTable,
+pub(super) struct EdgesOut<'a> {
+    pub(super) dependents: &'a EdgeTable,
+    pub(super) dependencies: &'a EdgeTable,
 }
 
 #[derive(Deserialize)]
-struct EdgesIn {
-    dependents: EdgeTable,
-    dependencies: EdgeTable,
+pub(super) struct EdgesIn {
+    pub(super) dependents: EdgeTable,
+    pub(super) dependencies: EdgeTable,
 }
 
 #[derive(Serialize)]
@@ -398,8 +414,8 @@ impl Serialize for BodyOut<'_> {
 /// A workflow read from a snapshot with the graph it gives: the part of opening
 /// that needs only the workflow (a reader builds it beside the body's parse).
 pub struct Prepared {
-    workflow: Arc<Workflow>,
-    graph: Graph,
+    pub(super) workflow: Arc<Workflow>,
+    pub(super) graph: Graph,
 }
 
 impl RunState {
@@ -473,7 +489,7 @@ impl RunState {
     /// dependents ascend (the one order `build` and `grow` push them in; a spawn's
     /// extra edges break one or the other). Checked at every snapshot, without
     /// building anything.
-    fn edges_are_derived(&self) -> bool {
+    pub(super) fn edges_are_derived(&self) -> bool {
         let g = &self.graph;
         let deps_match = self.workflow.tasks.iter().zip(g.dependencies.iter()).all(|(spec, deps)| {
             let mut known = spec.depends_on.iter().filter_map(|d| g.index.get(&self.workflow.tasks, d));

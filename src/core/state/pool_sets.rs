@@ -62,6 +62,15 @@ impl PoolSets {
         self.of_task.push(u32::try_from(k).unwrap_or(u32::MAX));
     }
 
+    /// A task after the last, with the last task's pools (none before the first task:
+    /// then an empty set).
+    pub fn repeat_last(&mut self) {
+        match self.of_task.last() {
+            Some(&k) => self.of_task.push(k),
+            None => self.push(Vec::new()),
+        }
+    }
+
     /// Every task's pools, in task order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[usize]> + '_ {
         (0..self.len()).map(|i| &self[i])

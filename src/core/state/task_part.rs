@@ -79,7 +79,7 @@ fn no(b: &bool) -> bool {
 /// A task's state: unit states as a string, the others as `{"name": …}`.
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
-enum StateOut<'a> {
+pub(super) enum StateOut<'a> {
     Blocked,
     Queued,
     Running {
@@ -110,7 +110,7 @@ enum StateOut<'a> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum StateIn {
+pub(super) enum StateIn {
     Blocked,
     Queued,
     Running {
@@ -137,7 +137,7 @@ enum StateIn {
     AwaitingApproval(Finding),
 }
 
-fn state_out(state: &TaskState) -> StateOut<'_> {
+pub(super) fn state_out(state: &TaskState) -> StateOut<'_> {
     match state {
         TaskState::Blocked => StateOut::Blocked,
         TaskState::Queued => StateOut::Queued,
@@ -153,6 +153,11 @@ fn state_out(state: &TaskState) -> StateOut<'_> {
         TaskState::Skipped { because } => StateOut::Skipped(because),
         TaskState::AwaitingApproval { finding } => StateOut::AwaitingApproval(finding),
     }
+}
+
+/// A state read back through the mirror (format 4 reads its rare states so).
+pub(super) fn state_in(state: StateIn) -> TaskState {
+    state.into_state()
 }
 
 impl StateIn {

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod binary;
 mod parts;
 
 use super::fsutil::private_file;
@@ -36,11 +37,12 @@ use crate::core::RunState;
 /// instead), never misread. 2: a task's fields at their start value are left out
 /// (so a build that reads only 1 skips these). 3: two parts on two lines, the
 /// workflow's specs without their usual fields, no graph tables (see `parts`).
-pub const SNAPSHOT_VERSION: u32 = parts::FORMAT;
+/// 4: a JSON head line, then the specs and tasks as binary rows (see `binary`).
+pub const SNAPSHOT_VERSION: u32 = binary::FORMAT;
 
 /// The formats this build reads: 1 had every field of a task written out, which
-/// format 2 reads the same; both are one line, 3 is two.
-const READABLE: [u32; 3] = [1, 2, SNAPSHOT_VERSION];
+/// format 2 reads the same; both are one line, 3 is two, 4 a line and binary rows.
+const READABLE: [u32; 4] = [1, 2, parts::FORMAT, SNAPSHOT_VERSION];
 
 /// How many snapshots are kept: the newest, and older ones to fall back on.
 pub const KEEP: usize = 3;
@@ -104,7 +106,16 @@ pub fn encode(state: &RunState, at: LogPosition) -> Vec<u8> {
 /// is tens of MB, and was held whole beside the state it was made of). The seal is
 /// computed on the way.
 pub fn encode_to(state: &RunState, at: LogPosition, out: impl Write) -> std::io::Result<()> {
-    parts::encode_to(state, at, out)
+    binary::encode_to(state, at, out)
+}
+
+/// The format-3 document (a JSON head line and a JSON body line), as builds before
+/// format 4 wrote it: kept so that tests can make the snapshots an older build left.
+pub fn encode_format3(state: &RunState, at: LogPosition) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 << 16);
+    // Writing into a Vec cannot fail.
+    let _ = parts::encode_to(state, at, &mut buf);
+    buf
 }
 
 /// The format-2 document (one line, the state as its `Serialize` writes it, graph
@@ -221,8 +232,9 @@ pub enum Unusable {
 
 /// [`check_seal`] reading the file as a stream: the seal from its last bytes, the
 /// checksum over the rest. `Err(None)` is a bad seal, `Err(Some(_))` an I/O error.
-/// Gives where the first newline is, if there is one (a format-3 document).
-fn check_seal_stream(file: &mut File) -> Result<Option<u64>, Option<std::io::Error>> {
+/// Gives where the first newline is, if there is one (a format-3 or 4 document), and
+/// where the seal starts.
+fn check_seal_stream(file: &mut File) -> Result<(Option<u64>, u64), Option<std::io::Error>> {
     let bad = || Err(None);
     let len = file.seek(SeekFrom::End(0)).map_err(Some)?;
     // `,"crc":` and at most 10 digits and `}`.
@@ -260,14 +272,14 @@ fn check_seal_stream(file: &mut File) -> Result<Option<u64>, Option<std::io::Err
     }
     hasher.update(b"}");
     if hasher.finalize() == stored {
-        Ok(newline)
+        Ok((newline, body_len))
     } else {
         bad()
     }
 }
 
-/// Checks the seal of a snapshot document.
-fn check_seal(bytes: &[u8]) -> Result<(), Unusable> {
+/// Checks the seal of a snapshot document; gives where the seal starts.
+fn check_seal(bytes: &[u8]) -> Result<usize, Unusable> {
     let pos = bytes.windows(MARK.len()).rposition(|w| w == MARK).ok_or(Unusable::Checksum)?;
     if bytes.last() != Some(&b'}') {
         return Err(Unusable::Checksum);
@@ -280,7 +292,7 @@ fn check_seal(bytes: &[u8]) -> Result<(), Unusable> {
     hasher.update(&bytes[..pos]);
     hasher.update(b"}");
     if hasher.finalize() == stored {
-        Ok(())
+        Ok(pos)
     } else {
         Err(Unusable::Checksum)
     }
@@ -295,8 +307,13 @@ fn check_seal(bytes: &[u8]) -> Result<(), Unusable> {
 pub fn read(path: &Path) -> Result<Snapshot, Unusable> {
     let io = |e: std::io::Error| Unusable::Io(e.to_string());
     let mut file = File::open(path).map_err(io)?;
-    let newline = check_seal_stream(&mut file).map_err(|e| e.map_or(Unusable::Checksum, io))?;
+    let (newline, mark) = check_seal_stream(&mut file).map_err(|e| e.map_or(Unusable::Checksum, io))?;
     if let Some(newline) = newline {
+        let mut start = [0; binary::HEAD_START.len()];
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        if file.read_exact(&mut start).is_ok() && start == binary::HEAD_START {
+            return binary::read(path, newline, mark);
+        }
         return parts::read(path, newline);
     }
     file.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -309,8 +326,11 @@ pub fn read(path: &Path) -> Result<Snapshot, Unusable> {
 
 /// [`read`] on a document in memory.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, Unusable> {
-    check_seal(bytes)?;
+    let mark = check_seal(bytes)?;
     if let Some(newline) = memchr::memchr(b'\n', bytes) {
+        if bytes.starts_with(binary::HEAD_START) {
+            return binary::decode(bytes, newline, mark);
+        }
         return parts::decode(bytes, newline);
     }
     finish(serde_json::from_slice(bytes), || serde_json::from_slice(bytes).ok())
