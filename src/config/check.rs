@@ -223,6 +223,17 @@ impl<'a> Checker<'a> {
         // Absolute, so that a resume started elsewhere resolves spawned tasks' paths alike.
         let folder = Some(std::path::absolute(self.base).unwrap_or_else(|_| self.base.to_path_buf()));
         let broker = self.broker(raw.run.as_ref());
+        let mut pools = pools;
+        if broker.is_some() {
+            // A broker pool's limit is what its live workers offer (`pool_capacity`):
+            // one that sets no `concurrency` takes them all, not the local default of
+            // one attempt at a time (two workers of 2 slots ran one task at a time).
+            for (pool, raw) in pools.iter_mut().zip(&raw.pool) {
+                if raw.concurrency.is_none() {
+                    pool.concurrency = Limit::Concurrency.max() as usize;
+                }
+            }
+        }
         Workflow {
             name,
             max_parallel,

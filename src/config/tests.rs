@@ -342,3 +342,19 @@ fn a_broker_on_the_command_line_makes_the_file_a_broker_run() {
     let err = with("[run]\nbroker = \"redis://u:hunter2@h\"\n[[pool]]\nname = \"p\"\n").unwrap_err().to_string();
     assert!(err.contains("holds a password") && !err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn a_broker_pool_without_concurrency_takes_every_slot_its_workers_offer() {
+    let flag = BrokerUrl::parse("redis://10.0.0.5").unwrap();
+    let text = "[[pool]]\nname = \"open\"\n[[pool]]\nname = \"capped\"\nconcurrency = 3\n[[task]]\nid = \"a\"\npool = \"open\"\n";
+    let concurrency = |wf: Workflow| wf.pools.iter().map(|p| p.concurrency).collect::<Vec<_>>();
+    // Broker run (flag or file): the workers' slots decide, unless the pool caps them.
+    let wf = parse_with_broker(text, "wf.toml", Path::new("/base"), Some(&flag)).unwrap();
+    assert_eq!(concurrency(wf), [10_000, 3]);
+    let in_file = format!("[run]\nbroker = \"redis://10.0.0.5\"\n{text}");
+    assert_eq!(concurrency(check(&in_file).unwrap()), [10_000, 3]);
+    // A local run keeps the default of one at a time.
+    let local = text.replace("name = \"open\"\n", "name = \"open\"\ncommand = [\"true\"]\n");
+    let local = local.replace("name = \"capped\"\n", "name = \"capped\"\ncommand = [\"true\"]\n");
+    assert_eq!(concurrency(check(&local).unwrap()), [1, 3]);
+}
