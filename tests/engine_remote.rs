@@ -48,6 +48,9 @@ enum Act {
     /// that it runs the attempt, but with a registration that expires at once (a
     /// worker late refreshing its registration); then reports success.
     BeatOnly(u64),
+    /// Starts, heartbeats (delivery and live feed, as a real worker) for this long,
+    /// then falls silent for ever: a worker killed mid-task.
+    BeatThenVanish(u64),
 }
 
 /// A worker on the memory broker that takes one job at a time and does `acts` in
@@ -104,6 +107,18 @@ async fn worker_ttl(t: MemoryWorkerTransport, name: &str, delay: u64, acts: Vec<
                     0
                 }
                 Act::LateResult(ms) => ms,
+                Act::BeatThenVanish(ms) => {
+                    let running = vec![Running { entry: job.entry.clone(), key: msg.key.clone() }];
+                    let end = tokio::time::Instant::now() + Duration::from_millis(ms);
+                    while tokio::time::Instant::now() < end {
+                        let _ = t.heartbeat(&reg, running.clone()).await;
+                        let beat =
+                            WorkerMsg::Heartbeat { worker: name.into(), keys: vec![msg.key.clone()], sent_ms: 0 };
+                        report(&t, beat).await;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    return std::future::pending().await;
+                }
                 Act::BeatOnly(ms) => {
                     let expiring = Registration { ttl_ms: 1, ..reg.clone() };
                     let running = vec![Running { entry: job.entry.clone(), key: msg.key.clone() }];
@@ -286,6 +301,28 @@ async fn an_expired_worker_s_attempt_moves_at_once_not_at_the_lease() {
     assert_eq!(ok[0].1["result"], json!({"by": "w-b"}));
     assert!(ok[0].0 < 10_000, "{ev:#?}");
     assert!(of(ev, "attempt_failed").is_empty(), "not spent: {ev:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_worker_s_attempt_moves_at_its_expiry_though_it_heartbeat_until_it_died() {
+    let broker = MemoryBroker::new();
+    // w-a (registration 3 s) beats its attempt for 1 s, as a live worker does, then
+    // dies: the beats must not keep the attempt until the 60 s lease.
+    let t = broker.worker(WorkerScope { worker: "w-a".into(), pool: "p".into() });
+    let a = tokio::spawn(async move { worker_ttl(t, "w-a", 0, vec![Act::BeatThenVanish(1_000)], 3_000).await });
+    let b = spawn_worker(&broker, "w-b", 1_000, vec![Act::Run(100)]);
+    let lease = Duration::from_secs(60);
+    let ran = run_leased(&workflow("[[task]]\nid = \"t\"\n", "1h"), broker, lease, |_| tokio::spawn(async {})).await;
+    a.abort();
+    b.abort();
+    let ev = &ran.events;
+    let lost: Vec<_> = of(ev, "worker_lost").into_iter().filter(|(_, e)| e["task"] == "t").collect();
+    assert_eq!(lost.len(), 1, "{ev:#?}");
+    assert_eq!(lost[0].1["reason"], "registration expired", "{ev:#?}");
+    assert!(lost[0].0 < 15_000, "moved only at {} ms: {ev:#?}", lost[0].0);
+    let ok = of(ev, "attempt_succeeded");
+    assert_eq!(ok.len(), 1, "{ev:#?}");
+    assert_eq!((ok[0].1["attempt"].clone(), ok[0].1["result"].clone()), (json!(1), json!({"by": "w-b"})));
 }
 
 #[tokio::test(start_paused = true)]

@@ -185,7 +185,11 @@ pub(super) async fn route(
                 let r = info.registration;
                 // An expired registration is a dead worker: its attempts move now, not
                 // at the lease. Their `worker_lost` records the worker gone as well.
-                let lost = if why == Gone::Expired && early_loss { lose_attempts(&book, &r.worker, lease) } else { 0 };
+                // "Recent" is half its TTL: a live worker beats every third of it at most,
+                // while a dead one's last beat is at least two thirds of it old by the time
+                // its registration expires (the lease would keep them a further 15 s).
+                let recent = Duration::from_millis(r.ttl_ms / 2).min(lease);
+                let lost = if why == Gone::Expired && early_loss { lose_attempts(&book, &r.worker, recent) } else { 0 };
                 if lost == 0 {
                     let reason = why.reason().to_string();
                     let _ = inputs.send(Input::WorkerGone { pool: r.pool, worker: r.worker, reason });
@@ -225,14 +229,14 @@ pub(super) async fn route(
 }
 
 /// Ends, as lost, the attempts worker `worker` started, but for those it named in a
-/// live heartbeat within the lease (alive, only late refreshing its registration:
+/// live heartbeat within `recent` (alive, only late refreshing its registration:
 /// the lease decides for them). Their attempt messages are withdrawn once the loss
 /// is durable, so the lease's reclaim does not find them again. Gives how many.
-fn lose_attempts(book: &Mutex<Book>, worker: &str, lease: Duration) -> usize {
+fn lose_attempts(book: &Mutex<Book>, worker: &str, recent: Duration) -> usize {
     let mut b = lock(book);
     let now = Instant::now();
     let silent = |w: &Waiter| {
-        w.started.as_ref().is_some_and(|s| s.id == worker) && w.beat.is_none_or(|t| now.duration_since(t) >= lease)
+        w.started.as_ref().is_some_and(|s| s.id == worker) && w.beat.is_none_or(|t| now.duration_since(t) >= recent)
     };
     let keys: Vec<String> = b.waiters.iter().filter(|(_, w)| silent(w)).map(|(k, _)| k.clone()).collect();
     for key in &keys {
