@@ -11,10 +11,15 @@ use super::{ApplyError, RunState};
 use crate::core::event::{BrokerDown, BrokerUp, WorkerLost, WorkerRegistered};
 use crate::core::task::TaskState;
 
-/// Attempts each live worker's pool gets published beyond its slots: the one job a
-/// `pitboss worker` reads ahead by default (`--read-ahead`), so that a slot that
-/// frees starts its next job without waiting for the manager.
-pub const READ_AHEAD: usize = 1;
+/// Attempts published beyond a live worker's `concurrency` slots, so that a slot that
+/// frees finds its next job read ahead by its worker (`--read-ahead`, 1 by default)
+/// or waiting on the broker, instead of waiting for the manager's round trip (the
+/// result back, its record, the next publish). Half the slots, at least one: slots
+/// free one after another, and one job in hand per worker covers only the first of
+/// those that free during a round trip (P5, docs/BENCHMARKS.md).
+pub fn read_ahead(concurrency: usize) -> usize {
+    concurrency.div_ceil(2).max(1)
+}
 
 /// Vanished workers kept for the TUI and `ctl status`; the oldest are forgotten
 /// beyond this, so a fleet that churns for days costs bounded memory.
@@ -106,11 +111,10 @@ impl Remote {
         self.capable(pool, needs).map(|w| w.registration.concurrency).fold(0usize, usize::saturating_add)
     }
 
-    /// Attempts published beyond the slots, so that a slot that frees finds its next
-    /// job already on the broker or read ahead by its worker ([`READ_AHEAD`] per
-    /// live capable worker of pool `pool`).
+    /// Attempts published beyond the slots of pool `pool`'s live capable workers
+    /// ([`read_ahead`] of each one's slots).
     pub fn read_ahead(&self, pool: &str, needs: &[String]) -> usize {
-        self.capable(pool, needs).count().saturating_mul(READ_AHEAD)
+        self.capable(pool, needs).map(|w| read_ahead(w.registration.concurrency)).fold(0usize, usize::saturating_add)
     }
 
     fn capable<'a>(&'a self, pool: &'a str, needs: &'a [String]) -> impl Iterator<Item = &'a RemoteWorker> + 'a {
@@ -247,8 +251,8 @@ impl RunState {
     }
 
     /// A broker pool's capacity, the attempts it may have dispatched: its
-    /// concurrency, but no more than the slots its live workers offer plus one read
-    /// ahead per worker (0 workers: its tasks stay queued in the manager, not parked
+    /// concurrency, but no more than the slots its live workers offer plus their
+    /// read-ahead (0 workers: its tasks stay queued in the manager, not parked
     /// on the broker). A run without a broker: the concurrency.
     pub fn pool_capacity(&self, p: usize) -> usize {
         let concurrency = self.pools[p].concurrency;
