@@ -19,10 +19,12 @@ use worker_common::*;
 /// The lease of these tests' attempts: heartbeats every 100 ms (a sixth, at least 100 ms).
 const LEASE_MS: u64 = 600;
 
-/// Job `a` notes its pid then waits for the file `go` (the test lets it end); the
-/// others print at once.
+/// Job `a` notes its pid then waits for the file `go` (the test lets it end); `b`
+/// takes 300 ms (well inside its timeout, but not if its clock ran while it was
+/// held); the others print at once.
 fn gated(dir: &Path) -> Vec<String> {
-    let script = r#"if [ "$2" = a ]; then echo $$ >> "$1/pids"; while [ ! -e "$1/go" ]; do sleep 0.05; done; fi; echo ok"#;
+    let script = r#"if [ "$2" = a ]; then echo $$ >> "$1/pids"; while [ ! -e "$1/go" ]; do sleep 0.05; done; fi
+        if [ "$2" = b ]; then sleep 0.3; fi; echo ok"#;
     ["sh", "-c", script, "_", &dir.display().to_string(), "{id}"].map(String::from).to_vec()
 }
 
@@ -130,8 +132,8 @@ async fn a_job_read_ahead_by_a_sigkilled_worker_goes_back_to_the_manager_unstart
     }
     keys.sort();
     assert_eq!(keys, ["a.1", "b.1"], "not every held delivery came back");
-    let msgs = m.collect(|_| true).await;
-    assert!(!started_key(&msgs, "b.1"), "the job read ahead was started: {msgs:?}");
+    let msgs = m.read_rest().await;
+    assert!(started_key(&msgs, "a.1") && !started_key(&msgs, "b.1"), "b was started, or a not: {msgs:?}");
 }
 
 #[tokio::test]
@@ -165,25 +167,18 @@ async fn every_job_read_gets_exactly_one_answer_across_a_drain() {
     }
     let m = Manager::start(&shared_url(), "ra-once").await;
     let mut worker =
-        Worker::start(&m.url, &m.pool, &["--concurrency", "2"], &[], &["sh", "-c", "sleep 0.02; echo ok"]);
-    m.transport.publish((0..60).map(|n| m.attempt(&format!("t{n}"), 30_000)).collect()).await.unwrap();
+        Worker::start(&m.url, &m.pool, &["--concurrency", "2"], &[], &["sh", "-c", "sleep 0.2; echo ok"]);
+    m.transport.publish((0..30).map(|n| m.attempt(&format!("t{n}"), 30_000)).collect()).await.unwrap();
     let results = |msgs: &[WorkerMsg]| msgs.iter().filter(|m| matches!(m, WorkerMsg::Result { .. })).count();
-    let msgs = m.collect(|msgs| results(msgs) >= 10).await;
-    assert!(results(&msgs) >= 10, "got {msgs:?}; stderr:\n{}", worker.stderr_text());
-    // A drain mid-stream: running jobs finish, the one read ahead goes back.
+    let msgs = m.collect(|msgs| results(msgs) >= 6).await;
+    assert!(results(&msgs) >= 6, "got {msgs:?}; stderr:\n{}", worker.stderr_text());
+    // A drain mid-stream (jobs of 200 ms: both slots busy, one job held): running
+    // jobs finish, the one read ahead goes back.
     worker.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(worker.exit_code(), Some(0), "stderr:\n{}", worker.stderr_text());
-    // Everything it wrote: read until a read brings nothing new.
-    let mut msgs = m.collect(|_| true).await;
-    loop {
-        let more = m.collect(|_| true).await;
-        if more.len() == msgs.len() {
-            break;
-        }
-        msgs = more;
-    }
+    let msgs = m.read_rest().await;
     assert_eq!(m.pending(), 0, "a job read was never answered");
-    for n in 0..60 {
+    for n in 0..30 {
         let key = format!("t{n}.1");
         let count = |kind: &str| {
             msgs.iter()
@@ -202,5 +197,7 @@ async fn every_job_read_gets_exactly_one_answer_across_a_drain() {
         let (started, result, handback) = (count("started"), count("result"), count("handback"));
         assert!(result + handback <= 1 && started == result && count("stopped") == 0, "{key}: {msgs:?}");
     }
-    assert!(results(&msgs) >= 10 && results(&msgs) < 60, "the drain ended nothing early: {}", results(&msgs));
+    let handbacks = msgs.iter().filter(|m| matches!(m, WorkerMsg::Handback { .. })).count();
+    assert_eq!(handbacks, 1, "the job read ahead at the drain: {msgs:?}; stderr:\n{}", worker.stderr_text());
+    assert!(results(&msgs) >= 6 && results(&msgs) < 30, "the drain ended nothing early: {}", results(&msgs));
 }

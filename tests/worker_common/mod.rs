@@ -84,6 +84,24 @@ impl Manager {
         seen
     }
 
+    /// Reads (acking results) until two reads in a row bring nothing (a fresh
+    /// manager's first read pages its empty backlog): everything written so far.
+    pub async fn read_rest(&self) -> Vec<WorkerMsg> {
+        let mut seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        let mut empty = 0;
+        while empty < 2 {
+            let (inbound, live) = tokio::join!(self.transport.read_inbound(50), self.transport.read_live(200));
+            let (inbound, live) = (inbound.unwrap(), live.unwrap());
+            empty = if inbound.is_empty() && live.is_empty() { empty + 1 } else { 0 };
+            let ids = inbound.iter().map(|i| i.id.clone()).collect();
+            self.transport.ack_inbound(ids).await.unwrap();
+            seen.extend(inbound.into_iter().map(|i| i.msg.unwrap()));
+            seen.extend(live.into_iter().map(|m| m.unwrap()));
+        }
+        self.seen.lock().unwrap().clone_from(&seen);
+        seen
+    }
+
     /// Jobs the worker read but has not acked.
     pub fn pending(&self) -> usize {
         let mut conn = redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap();

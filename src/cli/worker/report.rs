@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch, OwnedSemaphorePermit};
 
 use super::slots::{Shared, Slot};
 use crate::core::decide::Outcome;
@@ -33,7 +33,9 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Runs one job to its delivered end. False when its end could not be delivered
 /// before the worker gave up (at exit after a drain).
-pub(crate) async fn run_job(shared: Arc<Shared>, job: Job) -> bool {
+/// `room` is the job's place in the worker's window (slots + read-ahead), given back
+/// when its process ended or it was answered without running.
+pub(crate) async fn run_job(shared: Arc<Shared>, job: Job, room: Option<OwnedSemaphorePermit>) -> bool {
     let msg = match job.msg {
         Ok(msg) => msg,
         Err(e) => {
@@ -70,9 +72,10 @@ pub(crate) async fn run_job(shared: Arc<Shared>, job: Job) -> bool {
     let end = match wait_for_slot(&shared, &slot).await {
         Some(permit) => {
             let end = run_attempt(&shared, &msg, &slot).await;
-            // The slot is free once the process ended: a job read ahead starts while
-            // this end travels.
+            // The slot is free once the process ended: a job read ahead starts, and
+            // the next is read, while this end travels.
             drop(permit);
+            drop(room);
             end
         }
         None => never_started(&shared, &msg, &slot),

@@ -200,15 +200,21 @@ pub(crate) async fn serve(
     let mut undelivered = 0;
     // Jobs held at once: the slots, plus those read ahead while every slot is busy.
     let window = shared.setup.args.concurrency as usize + shared.setup.args.read_ahead as usize;
+    let window = Arc::new(Semaphore::new(window));
     let mut wait = Duration::from_millis(100);
     while *phase.borrow() == Phase::Serving {
         while let Some(done) = jobs.try_join_next() {
             undelivered += usize::from(!done.unwrap_or(false));
         }
-        let free = window.saturating_sub(jobs.len());
+        // Room counts jobs whose process has not ended: one delivering its result
+        // does not hold back the next read.
+        let free = window.available_permits();
         if free == 0 {
             tokio::select! {
-                done = jobs.join_next() => undelivered += usize::from(!matches!(done, Some(Ok(true)))),
+                done = jobs.join_next(), if !jobs.is_empty() => {
+                    undelivered += usize::from(!matches!(done, Some(Ok(true))));
+                }
+                _ = window.acquire() => {}
                 _ = phase.changed() => {}
             }
             continue;
@@ -220,7 +226,8 @@ pub(crate) async fn serve(
                 shared.note_up();
                 wait = Duration::from_millis(100);
                 for job in batch {
-                    jobs.spawn(run_job(shared.clone(), job));
+                    let room = window.clone().try_acquire_owned().ok();
+                    jobs.spawn(run_job(shared.clone(), job, room));
                 }
             }
             // A run that ended while its queue was read ("UNBLOCKED … no longer
