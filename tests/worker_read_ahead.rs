@@ -41,7 +41,10 @@ async fn a_runs_b_is_held(m: &Manager, dir: &Path, b_timeout_ms: u64, worker: &W
         msg.lease_ms = LEASE_MS;
         msg
     };
-    m.transport.publish(vec![with_lease("a", 60_000), with_lease("b", b_timeout_ms), with_lease("c", 60_000)]).await.unwrap();
+    m.transport
+        .publish(vec![with_lease("a", 60_000), with_lease("b", b_timeout_ms), with_lease("c", 60_000)])
+        .await
+        .unwrap();
     let leftovers = Leftovers(pids_in(&dir.join("pids"), 1));
     assert!(wait_until(LIMIT, || m.pending() == 2), "b was not read ahead; stderr:\n{}", worker.stderr_text());
     leftovers
@@ -52,7 +55,9 @@ fn go(dir: &Path) {
 }
 
 fn handed_back(key: &'static str) -> impl Fn(&[WorkerMsg]) -> bool {
-    move |msgs| msgs.iter().any(|m| matches!(m, WorkerMsg::Handback { key: k, reason: HandbackWhy::Drain, .. } if k == key))
+    move |msgs| {
+        msgs.iter().any(|m| matches!(m, WorkerMsg::Handback { key: k, reason: HandbackWhy::Drain, .. } if k == key))
+    }
 }
 
 #[tokio::test]
@@ -100,7 +105,11 @@ async fn sigterm_hands_a_job_read_ahead_back_at_once_and_lets_the_running_one_fi
     worker.signal(nix::sys::signal::Signal::SIGTERM);
     // `a` still runs (its file is not there yet): b must come back before it ends.
     let msgs = m.collect(handed_back("b.1")).await;
-    assert!(handed_back("b.1")(&msgs), "b was not handed back at the drain: {msgs:?}; stderr:\n{}", worker.stderr_text());
+    assert!(
+        handed_back("b.1")(&msgs),
+        "b was not handed back at the drain: {msgs:?}; stderr:\n{}",
+        worker.stderr_text()
+    );
     go(dir.path());
     let msgs = m.collect(has_result("a.1")).await;
     assert_eq!(outcome(&msgs, "a.1").map(|o| o.status), Some(OutcomeStatus::Success), "{msgs:?}");
@@ -166,8 +175,7 @@ async fn every_job_read_gets_exactly_one_answer_across_a_drain() {
         return;
     }
     let m = Manager::start(&shared_url(), "ra-once").await;
-    let mut worker =
-        Worker::start(&m.url, &m.pool, &["--concurrency", "2"], &[], &["sh", "-c", "sleep 0.2; echo ok"]);
+    let mut worker = Worker::start(&m.url, &m.pool, &["--concurrency", "2"], &[], &["sh", "-c", "sleep 0.2; echo ok"]);
     m.transport.publish((0..30).map(|n| m.attempt(&format!("t{n}"), 30_000)).collect()).await.unwrap();
     let results = |msgs: &[WorkerMsg]| msgs.iter().filter(|m| matches!(m, WorkerMsg::Result { .. })).count();
     let msgs = m.collect(|msgs| results(msgs) >= 6).await;
