@@ -104,19 +104,18 @@ pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
                 Cell::from(load).style(scene.theme.fg(load_color)),
                 Cell::from(match waiting {
                     0 => format!("{} queued", fleet.queued_for_pool(p)),
-                    w => format!("{} queued +{w} sent", fleet.queued_for_pool(p)),
+                    // Queued here + sent to the broker, not started by a worker yet.
+                    w => format!("{}+{w} queued", fleet.queued_for_pool(p)),
                 }),
                 Cell::from(circuit).style(style),
             ])
         })
         .collect();
-    // A broker run's queue cell also names the attempts sent but not started.
-    let queue_width = if state.workflow.broker.is_some() { 18 } else { 10 };
     let widths = [
         Constraint::Length(12),
         Constraint::Length(6),
         Constraint::Length(13),
-        Constraint::Length(queue_width),
+        Constraint::Length(10),
         Constraint::Min(8),
     ];
     let table =
