@@ -128,6 +128,9 @@ async fn a_job_read_ahead_by_a_sigkilled_worker_goes_back_to_the_manager_unstart
     let dir = tempfile::tempdir().unwrap();
     let mut worker = start_worker(&m, &["--concurrency", "1"], &gated(dir.path()));
     let _leftovers = a_runs_b_is_held(&m, dir.path(), 60_000, &worker).await;
+    // Its `started` is out before the kill (so the log's silence about b means something).
+    let msgs = m.collect(|msgs| started_key(msgs, "a.1")).await;
+    assert!(started_key(&msgs, "a.1"), "a never started: {msgs:?}");
     worker.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = worker.exit_code();
     // The lease runs out for both deliveries: the manager takes them back.
