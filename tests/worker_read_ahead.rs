@@ -30,7 +30,8 @@ fn gated(dir: &Path) -> Vec<String> {
 
 fn start_worker(m: &Manager, flags: &[&str], cmd: &[String]) -> Worker {
     let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    Worker::start(&m.url, &m.pool, flags, &[], &cmd)
+    let flags: Vec<&str> = ["--read-ahead", "1"].iter().chain(flags).copied().collect();
+    Worker::start(&m.url, &m.pool, &flags, &[], &cmd)
 }
 
 /// Publishes `a`, `b` and `c` (b with `b_timeout_ms`) and waits until the worker of
@@ -178,7 +179,13 @@ async fn every_job_read_gets_exactly_one_answer_across_a_drain() {
         return;
     }
     let m = Manager::start(&shared_url(), "ra-once").await;
-    let mut worker = Worker::start(&m.url, &m.pool, &["--concurrency", "2"], &[], &["sh", "-c", "sleep 0.2; echo ok"]);
+    let mut worker = Worker::start(
+        &m.url,
+        &m.pool,
+        &["--concurrency", "2", "--read-ahead", "1"],
+        &[],
+        &["sh", "-c", "sleep 0.2; echo ok"],
+    );
     m.transport.publish((0..30).map(|n| m.attempt(&format!("t{n}"), 30_000)).collect()).await.unwrap();
     let results = |msgs: &[WorkerMsg]| msgs.iter().filter(|m| matches!(m, WorkerMsg::Result { .. })).count();
     let msgs = m.collect(|msgs| results(msgs) >= 6).await;

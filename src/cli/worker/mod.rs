@@ -51,9 +51,11 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 1)]
     pub concurrency: u32,
     /// Jobs read ahead while every slot is busy: each starts the moment a slot frees,
-    /// without a trip to the broker (its timeout counts from that start). 0 reads
-    /// only for free slots.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=64))]
+    /// without a trip to the broker (its timeout counts from that start). 0 (the
+    /// default) reads only for free slots, leaving the manager's extra attempts on the
+    /// broker for whichever worker frees first: a job held here can wait behind long
+    /// jobs while another worker idles.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
     pub read_ahead: u32,
     /// Lifetime of the registration; refreshed well before it ends.
     #[arg(long, default_value = "15s", value_parser = duration)]
