@@ -1,7 +1,8 @@
 //! Broker mode in the pure core (DESIGN §5, §7, issue 16): a lost remote worker's
 //! attempt is interrupted and not spent (a poison pill after 3 lost managers or
 //! workers in a row); a stale loss changes nothing; a broker outage pauses dispatch;
-//! a broker pool takes no more attempts than its live workers have slots; a late
+//! a broker pool takes no more attempts than its live workers have slots (plus one
+//! read ahead per worker); a late
 //! result is recorded and ignored; and the fleet folds the same from the log, and
 //! through a snapshot, as it was live.
 
@@ -136,15 +137,21 @@ fn a_broker_pool_waits_for_workers_and_takes_no_more_than_their_slots() {
     core.input(Input::WorkerSeen(registration(9, 8, &[])));
     assert!(core.dispatch().is_empty());
     assert_eq!(kinds(&core.worker_seen(1, 1)), ["worker_registered"]);
-    assert_eq!(kinds(&core.dispatch()), ["attempt_started"], "one slot: one attempt");
-    // Seeing it again unchanged records nothing; a second worker adds its slot.
+    // One slot, and one attempt read ahead so that the slot never waits for a trip
+    // through the manager: both are sent, neither runs until a worker starts it.
+    assert_eq!(kinds(&core.dispatch()), ["attempt_started", "attempt_started"], "one slot + one read ahead");
+    assert_eq!((core.state.pool_capacity(0), core.state.pool_slots(0)), (2, 1));
+    assert_eq!(core.state.pool_waiting_remote(0), 2, "sent, not started");
+    core.spawned_on("a", 1);
+    assert_eq!(core.state.pool_waiting_remote(0), 1, "a runs, b is on the broker");
+    // Seeing it again unchanged records nothing; a second worker adds its slot and
+    // its read-ahead.
     assert!(core.worker_seen(1, 1).is_empty());
     core.worker_seen(2, 1);
-    assert_eq!(kinds(&core.dispatch()), ["attempt_started"]);
-    assert_eq!(core.state.pool_capacity(0), 2);
+    assert_eq!((core.state.pool_capacity(0), core.state.pool_slots(0)), (4, 2));
     // The pool's concurrency still caps many slots.
     core.worker_seen(3, 100);
-    assert_eq!(core.state.pool_capacity(0), 4);
+    assert_eq!((core.state.pool_capacity(0), core.state.pool_slots(0)), (4, 4));
 }
 
 #[test]

@@ -177,8 +177,9 @@ fn a_vanished_worker_is_red_for_five_minutes() {
     let screen = s.render(s.now + 1_000, 120, 30);
     assert!(!screen.contains("node1 pid"), "{screen}");
     assert!(screen.contains("left 1.0s ago · gpu · node3"), "{screen}");
-    // node2 alone is left: the two attempts running outnumber its one slot.
-    assert!(screen.contains("gpu    2/1"), "{screen}");
+    // node2 alone is left: one attempt runs in its one slot, the other was sent again
+    // and waits on the broker (node2's read-ahead), shown with the queue.
+    assert!(screen.contains("gpu    1/1") && screen.contains("0+1 queued"), "{screen}");
 }
 
 #[test]

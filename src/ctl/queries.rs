@@ -23,10 +23,15 @@ pub fn status(state: &RunState) -> (String, Value) {
         .pools
         .iter()
         .zip(&state.pools)
-        .map(|(spec, live)| {
+        .enumerate()
+        .map(|(p, (spec, live))| {
             json!({
                 "name": spec.name,
                 "running": live.running,
+                // Broker runs: of those running, dispatched but not started by a
+                // worker yet (on the broker or read ahead); and the live workers' slots.
+                "waiting_remote": state.pool_waiting_remote(p),
+                "slots": state.pool_slots(p),
                 "queued": live.queued,
                 "concurrency": live.concurrency,
                 "paused": live.paused,

@@ -4,7 +4,8 @@
 //! command line) with the same runner and supervision rules as a local pool, streams
 //! output tails and heartbeats, writes the result, and only then acks the job.
 //!
-//! - [`slots`]: the read loop, the running jobs, heartbeats and stop requests;
+//! - [`slots`]: the read loop, the running and read-ahead jobs, heartbeats and stop
+//!   requests;
 //! - [`report`]: one job's run, its messages to the manager, held results;
 //! - [`drain`]: SIGTERM/SIGINT: stop reading, finish or hand back within a deadline.
 //!
@@ -49,6 +50,13 @@ pub struct WorkerArgs {
     /// Attempts run at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: u32,
+    /// Jobs read ahead while every slot is busy: each starts the moment a slot frees,
+    /// without a trip to the broker (its timeout counts from that start). 0 (the
+    /// default) reads only for free slots, leaving the manager's extra attempts on the
+    /// broker for whichever worker frees first: a job held here can wait behind long
+    /// jobs while another worker idles.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub read_ahead: u32,
     /// Lifetime of the registration; refreshed well before it ends.
     #[arg(long, default_value = "15s", value_parser = duration)]
     pub ttl: Duration,

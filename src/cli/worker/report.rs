@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch, OwnedSemaphorePermit};
 
 use super::slots::{Shared, Slot};
 use crate::core::decide::Outcome;
@@ -33,7 +33,9 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Runs one job to its delivered end. False when its end could not be delivered
 /// before the worker gave up (at exit after a drain).
-pub(crate) async fn run_job(shared: Arc<Shared>, job: Job) -> bool {
+/// `room` is the job's place in the worker's window (slots + read-ahead), given back
+/// when its process ended or it was answered without running.
+pub(crate) async fn run_job(shared: Arc<Shared>, job: Job, room: Option<OwnedSemaphorePermit>) -> bool {
     let msg = match job.msg {
         Ok(msg) => msg,
         Err(e) => {
@@ -65,11 +67,48 @@ pub(crate) async fn run_job(shared: Arc<Shared>, job: Job) -> bool {
     if let Some(reason) = early {
         return deliver(&shared, &msg.run, handback(reason)).await && deliver_ack(&shared, &job.entry).await;
     }
+    // Held from here: the heartbeat keeps its delivery and brings its stops.
     let slot = shared.add(&job.entry, &msg);
-    let end = run_attempt(&shared, &msg, &slot).await;
+    let end = match wait_for_slot(&shared, &slot).await {
+        Some(permit) => {
+            let end = run_attempt(&shared, &msg, &slot).await;
+            // The slot is free once the process ended: a job read ahead starts, and
+            // the next is read, while this end travels.
+            drop(permit);
+            drop(room);
+            end
+        }
+        None => never_started(&shared, &msg, &slot),
+    };
     let delivered = deliver(&shared, &msg.run, end).await && deliver_ack(&shared, &job.entry).await;
     shared.remove(&slot);
     delivered
+}
+
+/// Waits for a free slot (a job read ahead waits while every slot is busy). `None`
+/// when the job must not start: the manager asked to stop it, the worker stops it
+/// (exit), or the drain began: a job that never started goes back at once rather
+/// than after the running ones.
+async fn wait_for_slot(shared: &Shared, slot: &Slot) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let mut stop = slot.stop_rx.clone();
+    let mut phase = shared.phase();
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(Option::is_some) => None,
+        _ = super::drain::reached(&mut phase, super::drain::Phase::Draining) => None,
+        permit = shared.free_slots.clone().acquire_owned() => permit.ok(),
+    }
+}
+
+/// The answer for a job that was stopped before it started: `stopped` with nothing
+/// left when the manager asked, else handed back (the manager dispatches it again).
+fn never_started(shared: &Shared, msg: &AttemptMsg, slot: &Slot) -> WorkerMsg {
+    let worker = shared.setup.worker.clone();
+    let (key, dispatch) = (msg.key.clone(), msg.dispatch.clone());
+    match *slot.asked.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some(stop) => WorkerMsg::Stopped { key, dispatch, worker, stop, remains: StoppedRemains::default() },
+        None => WorkerMsg::Handback { key, dispatch, worker, reason: HandbackWhy::Drain },
+    }
 }
 
 /// Runs the attempt and gives the message that tells its end.

@@ -1,14 +1,15 @@
-//! The worker's loop: up to `--concurrency` jobs at once, read only when a slot is
-//! free (so no job waits in this process while others could run it), a heartbeat
-//! that keeps the registration and the running jobs' deliveries alive and brings the
-//! manager's stop requests, and the drain at the end.
+//! The worker's loop: up to `--concurrency` jobs at once plus `--read-ahead` jobs
+//! held (read while every slot is busy, started the moment one frees, so a slot does
+//! not idle for the trip to the broker and back), a heartbeat that keeps the
+//! registration and the deliveries alive (held ones too) and brings the manager's
+//! stop requests, and the drain at the end (held jobs are handed back at once).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use super::drain::{self, Phase};
@@ -37,7 +38,8 @@ pub(crate) enum Ending {
     Undelivered(usize),
 }
 
-/// One running job, as the heartbeat and the drain see it.
+/// One job this worker holds, running or waiting for a slot (read ahead), as the
+/// heartbeat and the drain see it.
 pub(crate) struct Slot {
     /// Where its delivery sits.
     pub entry: EntryId,
@@ -63,8 +65,13 @@ pub(crate) struct Shared {
     pub transport: Arc<dyn WorkerTransport>,
     /// The local runner (process groups, capture, redaction).
     pub runner: Arc<dyn Runner>,
-    /// Running jobs by (run, key).
+    /// Held jobs (running or read ahead) by (run, key).
     running: Mutex<HashMap<(String, String), Arc<Slot>>>,
+    /// One permit per `--concurrency` slot: a job runs only while it holds one, so
+    /// a job read ahead waits here (its timeout not yet counting).
+    pub free_slots: Arc<Semaphore>,
+    /// Told when a job is taken (its lease may call for sooner heartbeats).
+    taken: Notify,
     /// The worker's phase.
     phase: watch::Receiver<Phase>,
     /// Set when held messages are to be dropped (the worker is exiting).
@@ -79,7 +86,12 @@ impl Shared {
         *self.phase.borrow() != Phase::Serving
     }
 
-    /// Notes a running job.
+    /// The worker's phase, to watch for the drain.
+    pub fn phase(&self) -> watch::Receiver<Phase> {
+        self.phase.clone()
+    }
+
+    /// Notes a job taken (running or read ahead).
     pub fn add(&self, entry: &EntryId, msg: &AttemptMsg) -> Arc<Slot> {
         let (stop_tx, stop_rx) = watch::channel(None);
         let slot = Arc::new(Slot {
@@ -92,6 +104,7 @@ impl Shared {
             drained: AtomicBool::new(false),
         });
         self.lock().insert((entry.run.clone(), msg.key.clone()), slot.clone());
+        self.taken.notify_one();
         slot
     }
 
@@ -160,11 +173,14 @@ pub(crate) async fn serve(
         detail: format!("cannot listen for stop signals: {e}"),
     })?;
     let (give_up_tx, give_up) = watch::channel(false);
+    let free_slots = Arc::new(Semaphore::new(setup.args.concurrency as usize));
     let shared = Arc::new(Shared {
         setup,
         transport: transport.clone(),
         runner,
         running: Mutex::default(),
+        free_slots,
+        taken: Notify::new(),
         phase: phase.clone(),
         give_up,
         down: AtomicBool::new(false),
@@ -182,16 +198,23 @@ pub(crate) async fn serve(
     let heartbeat = tokio::spawn(heartbeats(shared.clone()));
     let mut jobs: JoinSet<bool> = JoinSet::new();
     let mut undelivered = 0;
-    let concurrency = shared.setup.args.concurrency as usize;
+    // Jobs held at once: the slots, plus those read ahead while every slot is busy.
+    let window = shared.setup.args.concurrency as usize + shared.setup.args.read_ahead as usize;
+    let window = Arc::new(Semaphore::new(window));
     let mut wait = Duration::from_millis(100);
     while *phase.borrow() == Phase::Serving {
         while let Some(done) = jobs.try_join_next() {
             undelivered += usize::from(!done.unwrap_or(false));
         }
-        let free = concurrency.saturating_sub(jobs.len());
+        // Room counts jobs whose process has not ended: one delivering its result
+        // does not hold back the next read.
+        let free = window.available_permits();
         if free == 0 {
             tokio::select! {
-                done = jobs.join_next() => undelivered += usize::from(!matches!(done, Some(Ok(true)))),
+                done = jobs.join_next(), if !jobs.is_empty() => {
+                    undelivered += usize::from(!matches!(done, Some(Ok(true))));
+                }
+                _ = window.acquire() => {}
                 _ = phase.changed() => {}
             }
             continue;
@@ -203,7 +226,8 @@ pub(crate) async fn serve(
                 shared.note_up();
                 wait = Duration::from_millis(100);
                 for job in batch {
-                    jobs.spawn(run_job(shared.clone(), job));
+                    let room = window.clone().try_acquire_owned().ok();
+                    jobs.spawn(run_job(shared.clone(), job, room));
                 }
             }
             // A run that ended while its queue was read ("UNBLOCKED … no longer
@@ -231,7 +255,8 @@ pub(crate) async fn serve(
             }
         }
     }
-    // Draining: say so, let the running jobs finish, then stop and hand back the rest.
+    // Draining: say so, let the running jobs finish (jobs read ahead are handed back
+    // at once by their own tasks), then stop and hand back the rest.
     let _ = transport.register(&shared.registration()).await;
     let all_done = async {
         let mut missed = 0;
@@ -279,8 +304,15 @@ fn stop_all(shared: &Shared, drained: bool) {
 /// Refreshes the registration and the running deliveries, applies the manager's stop
 /// requests, and tells each run's manager which of its attempts are alive.
 async fn heartbeats(shared: Arc<Shared>) {
+    let mut last = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(shared.heartbeat_every()).await;
+        // A job taken may shorten the interval (its lease): the next beat is due
+        // from the last one by the interval as it is now, not as it was then.
+        tokio::select! {
+            _ = tokio::time::sleep_until(last + shared.heartbeat_every()) => {}
+            _ = shared.taken.notified() => continue,
+        }
+        last = tokio::time::Instant::now();
         let slots = shared.slots();
         let running: Vec<Running> =
             slots.iter().map(|s| Running { entry: s.entry.clone(), key: s.key.clone() }).collect();

@@ -11,6 +11,16 @@ use super::{ApplyError, RunState};
 use crate::core::event::{BrokerDown, BrokerUp, WorkerLost, WorkerRegistered};
 use crate::core::task::TaskState;
 
+/// Attempts published beyond a live worker's `concurrency` slots, so that a slot that
+/// frees finds its next job read ahead by its worker (`--read-ahead`, 1 by default)
+/// or waiting on the broker, instead of waiting for the manager's round trip (the
+/// result back, its record, the next publish). Half the slots, at least one: slots
+/// free one after another, and one job in hand per worker covers only the first of
+/// those that free during a round trip (P5, docs/BENCHMARKS.md).
+pub fn read_ahead(concurrency: usize) -> usize {
+    concurrency.div_ceil(2).max(1)
+}
+
 /// Vanished workers kept for the TUI and `ctl status`; the oldest are forgotten
 /// beyond this, so a fleet that churns for days costs bounded memory.
 pub const VANISHED_KEPT: usize = 256;
@@ -104,12 +114,20 @@ impl Remote {
     /// Slots the live workers of pool `pool` offer, counting only those with every
     /// capability in `needs` (the pool's declared ones).
     pub fn slots(&self, pool: &str, needs: &[String]) -> usize {
+        self.capable(pool, needs).map(|w| w.registration.concurrency).fold(0usize, usize::saturating_add)
+    }
+
+    /// Attempts published beyond the slots of pool `pool`'s live capable workers
+    /// ([`read_ahead`] of each one's slots).
+    pub fn read_ahead(&self, pool: &str, needs: &[String]) -> usize {
+        self.capable(pool, needs).map(|w| read_ahead(w.registration.concurrency)).fold(0usize, usize::saturating_add)
+    }
+
+    fn capable<'a>(&'a self, pool: &'a str, needs: &'a [String]) -> impl Iterator<Item = &'a RemoteWorker> + 'a {
         self.workers
             .values()
-            .filter(|w| w.presence == Presence::Live && w.registration.pool == pool)
-            .filter(|w| needs.iter().all(|c| w.registration.capabilities.contains(c)))
-            .map(|w| w.registration.concurrency)
-            .fold(0usize, usize::saturating_add)
+            .filter(move |w| w.presence == Presence::Live && w.registration.pool == pool)
+            .filter(move |w| needs.iter().all(|c| w.registration.capabilities.contains(c)))
     }
 
     /// Where `task`'s `attempt` runs, if remotely.
@@ -257,15 +275,46 @@ impl RunState {
         self.task_index(id).is_some_and(running)
     }
 
-    /// A broker pool's capacity: its concurrency, but no more than the slots its live
-    /// workers offer (0 workers: its tasks stay queued in the manager, not parked on
-    /// the broker). A run without a broker: the concurrency.
+    /// A broker pool's capacity, the attempts it may have dispatched: its
+    /// concurrency, but no more than the slots its live workers offer plus their
+    /// read-ahead (0 workers: its tasks stay queued in the manager, not parked
+    /// on the broker). A run without a broker: the concurrency.
     pub fn pool_capacity(&self, p: usize) -> usize {
         let concurrency = self.pools[p].concurrency;
         if self.workflow.broker.is_none() {
             return concurrency;
         }
         let pool = &self.workflow.pools[p];
+        let offered = self.remote.slots(&pool.name, &pool.capabilities);
+        concurrency.min(offered.saturating_add(self.remote.read_ahead(&pool.name, &pool.capabilities)))
+    }
+
+    /// What pool `p` can run at once, for people: its concurrency, or in broker mode
+    /// no more than the slots its live workers offer (the read-ahead of
+    /// [`RunState::pool_capacity`] left out: those attempts wait, they do not run).
+    pub fn pool_slots(&self, p: usize) -> usize {
+        let concurrency = self.pools[p].concurrency;
+        if self.workflow.broker.is_none() {
+            return concurrency;
+        }
+        let pool = &self.workflow.pools[p];
         concurrency.min(self.remote.slots(&pool.name, &pool.capabilities))
+    }
+
+    /// Pool `p`'s dispatched attempts that no worker has started yet (on the broker
+    /// or read ahead by a worker); 0 for a run without a broker.
+    pub fn pool_waiting_remote(&self, p: usize) -> usize {
+        if self.workflow.broker.is_none() {
+            return 0;
+        }
+        let name = &self.workflow.pools[p].name;
+        (self.tasks.iter().enumerate())
+            .filter(|(i, t)| match &t.state {
+                TaskState::Running { attempt, pool, .. } => {
+                    pool == name && self.remote.placement(self.task_id(*i), *attempt).is_none()
+                }
+                _ => false,
+            })
+            .count()
     }
 }

@@ -1,6 +1,8 @@
 //! `pitboss worker`'s side on RabbitMQ: consumes its pool's shared queue with manual
-//! acks and prefetch = concurrency, on a connection named `pitboss-worker WID`, so a
-//! dead worker's deliveries go back to the queue by themselves.
+//! acks and prefetch = the most jobs the worker ever asked for at once (its
+//! concurrency plus its read-ahead), on a connection named `pitboss-worker WID`, so
+//! a dead worker's deliveries, read-ahead ones included, go back to the queue by
+//! themselves.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,8 +57,11 @@ pub struct AmqpWorkerTransport {
     scope: WorkerScope,
     session: Mutex<Option<Arc<Session>>>,
     generations: std::sync::atomic::AtomicU64,
-    /// Prefetch: the registration's concurrency once registered.
+    /// The registration's concurrency once registered.
     concurrency: std::sync::atomic::AtomicU16,
+    /// The most jobs asked for in one `next_jobs` (the worker's first read asks for
+    /// its whole window: slots plus read-ahead).
+    window: std::sync::atomic::AtomicU16,
     held: std::sync::Mutex<HashMap<String, Held>>,
     stops: std::sync::Mutex<HashMap<(String, String), (StopWhy, Instant)>>,
     /// The registration last sent (for the goodbye).
@@ -72,6 +77,7 @@ impl AmqpWorkerTransport {
             session: Mutex::new(None),
             generations: std::sync::atomic::AtomicU64::new(0),
             concurrency: std::sync::atomic::AtomicU16::new(0),
+            window: std::sync::atomic::AtomicU16::new(0),
             held: std::sync::Mutex::new(HashMap::new()),
             stops: std::sync::Mutex::new(HashMap::new()),
             last_registration: std::sync::Mutex::new(None),
@@ -163,10 +169,14 @@ impl AmqpWorkerTransport {
     async fn do_next_jobs(&self, free: usize) -> BrokerResult<Vec<Job>> {
         let session = self.session().await?;
         let mut slot = session.jobs.lock().await;
+        let asked = u16::try_from(free).unwrap_or(u16::MAX);
+        let window = self.window.fetch_max(asked, std::sync::atomic::Ordering::SeqCst).max(asked);
         if slot.is_none() {
             let t = &self.target;
+            // Prefetch is what this worker may hold unacked: its slots and the jobs it
+            // reads ahead (basic.qos counts both; the broker sends no more).
             let registered = self.concurrency.load(std::sync::atomic::Ordering::SeqCst);
-            let prefetch = if registered > 0 { registered } else { u16::try_from(free.max(1)).unwrap_or(u16::MAX) };
+            let prefetch = registered.max(window).max(1);
             t.call("basic.qos", session.jobs_channel.basic_qos(prefetch, BasicQosOptions::default())).await?;
             let queue = names::pool_queue(&self.scope.pool);
             let consume = session.jobs_channel.basic_consume(

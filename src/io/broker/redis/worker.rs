@@ -80,9 +80,11 @@ impl RedisWorkerTransport {
         }
         let value = match self.jobs_conn.query(&self.conns, &cmd).await {
             Ok(v) => v,
-            Err(crate::io::broker::BrokerError::DataLost { .. }) => {
-                // One of the runs has no group any more: find it by reading each
-                // alone without blocking, and leave it out for a while.
+            // One of the runs has no group any more (NOGROUP), or its queue was
+            // deleted while this read waited on it (UNBLOCKED: the run ended and its
+            // manager cleaned up, the normal end of every run): find it by probing
+            // each and leave it out for a while. Nothing to report: no job was lost.
+            Err(e) if is_groupless(&e) => {
                 self.skip_groupless(&runs).await?;
                 return Ok(Vec::new());
             }
@@ -173,6 +175,16 @@ impl RedisWorkerTransport {
         cmd.arg("*").arg(wire::FIELD).arg(body);
         let mut conn = self.conns.cmd().await?;
         cmd.query_async::<()>(&mut conn).await.map_err(|e| self.conns.err(e))
+    }
+}
+
+/// True for a read that failed because a run's queue or group is gone (the run
+/// ended and was cleaned, or the server lost it), rather than the broker failing.
+fn is_groupless(e: &crate::io::broker::BrokerError) -> bool {
+    match e {
+        crate::io::broker::BrokerError::DataLost { .. } => true,
+        crate::io::broker::BrokerError::Protocol { detail, .. } => detail.contains("UNBLOCKED"),
+        _ => false,
     }
 }
 

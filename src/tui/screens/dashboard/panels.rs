@@ -85,9 +85,12 @@ pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
         .iter()
         .enumerate()
         .map(|(p, pool)| {
-            let running = state.pools[p].running;
-            // In broker mode, what its live workers offer (`RunState::pool_capacity`).
-            let limit = state.pool_capacity(p);
+            // In broker mode, attempts a worker started against the slots the live
+            // workers offer; those dispatched but not started yet (on the broker, or
+            // read ahead by a worker) are shown apart, with the queue.
+            let waiting = state.pool_waiting_remote(p);
+            let running = state.pools[p].running.saturating_sub(waiting);
+            let limit = state.pool_slots(p);
             let load = format!("{}{}", "▮".repeat(running.min(12)), "▯".repeat(limit.saturating_sub(running).min(12)));
             // A broker pool without a live capable worker starts nothing: say why.
             let (load, load_color) = match state.workflow.broker.is_some() && limit == 0 && running == 0 {
@@ -99,7 +102,11 @@ pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
                 Cell::from(pool.name.clone()),
                 Cell::from(format!("{running}/{limit}")),
                 Cell::from(load).style(scene.theme.fg(load_color)),
-                Cell::from(format!("{} queued", fleet.queued_for_pool(p))),
+                Cell::from(match waiting {
+                    0 => format!("{} queued", fleet.queued_for_pool(p)),
+                    // Queued here + sent to the broker, not started by a worker yet.
+                    w => format!("{}+{w} queued", fleet.queued_for_pool(p)),
+                }),
                 Cell::from(circuit).style(style),
             ])
         })
