@@ -42,10 +42,15 @@ fn a_worker_finds_its_start_record_in_the_log_when_it_runs() {
 }
 
 /// Workers record their pid (and a grandchild's), then hang until `release` exists.
+/// A worker that starts while a pid listed in `before` still runs (not a zombie)
+/// notes it in `overlap`.
 fn hanging_workflow(s: &Scratch) -> String {
     let d = s.path().display();
     let script = format!(
-        "cat >/dev/null; echo $$ >> {d}/pids; sleep 1000 & echo $! >> {d}/pids; \
+        "cat >/dev/null; for p in $(cat {d}/before 2>/dev/null); do \
+           st=$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null); \
+           if [ -n \"$st\" ] && [ \"$st\" != Z ]; then echo $p >> {d}/overlap; fi; done; \
+         echo $$ >> {d}/pids; sleep 1000 & echo $! >> {d}/pids; \
          if [ -e {d}/release ]; then echo '{{\"done\":true}}'; exit 0; fi; wait"
     );
     let mut wf = format!(
@@ -89,8 +94,9 @@ fn lose_the_starts(dir: &std::path::Path) {
 }
 
 /// The worst case of a start lost with the machine: the record is gone but its
-/// processes survived (no guardian either). `resume` ends them before replay, the
-/// tasks read `queued` and run again under the same attempt number, uncharged.
+/// processes survived (no guardian either). `resume` ends them before replay (and
+/// before the re-runs start, which carry the same marks), the tasks read `queued` and
+/// run again under the same attempt number, uncharged.
 #[test]
 fn a_start_lost_before_its_fdatasync_is_run_again_uncharged_and_its_processes_ended() {
     let s = Scratch::new();
@@ -105,6 +111,8 @@ fn a_start_lost_before_its_fdatasync_is_run_again_uncharged_and_its_processes_en
     let before = recorded_pids(&s);
     let survivors = before.iter().filter(|p| alive(**p)).count();
     lose_the_starts(&s.run_dir());
+    let listed: String = before.iter().map(|p| format!("{p}\n")).collect();
+    std::fs::write(s.path().join("before"), listed).unwrap();
     std::fs::write(s.path().join("release"), "").unwrap();
     let out = s.pitboss().args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("pitboss resume");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
@@ -114,6 +122,9 @@ fn a_start_lost_before_its_fdatasync_is_run_again_uncharged_and_its_processes_en
     assert_eq!(guardian.len(), 1, "exactly one guardian: {guardian:?}");
     assert!(survivors > 0, "without a guardian the workers should have survived the crash");
     assert!(all_gone, "resume left processes of lost starts alive: {before:?}");
+    // Ended before the tasks ran again: never two runs of one attempt at once.
+    let overlap = std::fs::read_to_string(s.path().join("overlap")).unwrap_or_default();
+    assert!(overlap.is_empty(), "re-runs started while these earlier processes ran: {overlap}");
     assert_eq!(out.status.code(), Some(0), "{doc}\n{}", String::from_utf8_lossy(&out.stderr));
     let events = read_events(&s.run_dir());
     for i in 0..3 {

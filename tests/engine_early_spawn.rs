@@ -20,12 +20,13 @@ use tokio::sync::{mpsc, oneshot};
 
 const T0: u64 = 1_800_000_000_000;
 
-/// Records in memory; the fdatasync of the first batch that starts an attempt waits
-/// until the test releases it.
+/// Records in memory; the fdatasync (or, with `write`, the write itself) of the
+/// first batch that starts an attempt waits until the test releases it.
 #[derive(Clone)]
 struct HeldStore {
     records: Arc<Mutex<Vec<Record>>>,
     hold: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+    write: bool,
 }
 
 impl HeldStore {
@@ -51,9 +52,17 @@ impl EventStore for HeldStore {
     }
 
     fn append_written<'a>(&'a mut self, ts: u64, events: &'a [Event], _durable: bool) -> Written<'a> {
-        let first = self.push(ts, events);
         let starts = events.iter().any(|e| matches!(e, Event::AttemptStarted { .. }));
         let held = if starts { self.hold.lock().unwrap().take() } else { None };
+        let (write_held, held) = if self.write { (held, None) } else { (None, held) };
+        if let Some(write) = write_held {
+            return Box::pin(async move {
+                let _ = write.await;
+                let first = self.push(ts, events);
+                Ok((first, Box::pin(std::future::ready(Ok(()))) as Synced))
+            });
+        }
+        let first = self.push(ts, events);
         let synced: Synced = Box::pin(async move {
             if let Some(held) = held {
                 let _ = held.await;
@@ -86,11 +95,12 @@ impl Runner for Reporting {
     }
 }
 
-/// An engine on `workflow` with a held store; gives the store, the release of the
+/// An engine on `workflow` with a held store (its write held, with `write`); gives the store, the release of the
 /// hold, the starts the runner sees, and the engine's run.
 #[allow(clippy::type_complexity)]
 fn engine(
     workflow: &str,
+    write: bool,
 ) -> (
     HeldStore,
     oneshot::Sender<()>,
@@ -100,7 +110,7 @@ fn engine(
     let wf = config::parse(workflow, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("workflow: {e}"));
     let state = RunState::new("run-1".into(), Arc::new(wf.clone()));
     let (release, held) = oneshot::channel();
-    let store = HeldStore { records: Default::default(), hold: Arc::new(Mutex::new(Some(held))) };
+    let store = HeldStore { records: Default::default(), hold: Arc::new(Mutex::new(Some(held))), write };
     store.push(T0, &[Event::RunStarted { run_id: "run-1".into(), workflow: Arc::new(wf) }]);
     let (starts_tx, starts) = mpsc::unbounded_channel();
     let world = World { clock: Arc::new(TokioClock::starting_at(T0)), runner: Arc::new(Reporting(starts_tx)) };
@@ -124,7 +134,7 @@ const A_WHILE: Duration = Duration::from_secs(600);
 async fn a_local_attempt_starts_before_its_start_is_durable_and_its_end_is_recorded_after() {
     let wf = "[[pool]]\nname = \"p\"\ncommand = [\"unused\"]\nconcurrency = 2\n\
               [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n";
-    let (store, release, mut starts, run) = engine(wf);
+    let (store, release, mut starts, run) = engine(wf, false);
     // Both attempts start while the batch that started them is still not durable.
     for _ in 0..2 {
         let start = tokio::time::timeout(A_WHILE, starts.recv()).await;
@@ -152,13 +162,29 @@ async fn consensus_replicas_wait_for_the_start_to_be_durable() {
     let wf = "[defaults]\nretry = { max_attempts = 1 }\n\
               [[pool]]\nname = \"w\"\ncommand = [\"unused\"]\n\
               [[task]]\nid = \"q\"\nconsensus = { replicas = 3, strategy = \"majority\" }\n";
-    let (store, release, mut starts, run) = engine(wf);
+    let (store, release, mut starts, run) = engine(wf, false);
     tokio::time::sleep(A_WHILE).await;
     assert!(starts.try_recv().is_err(), "a replica started before its start was durable: {:?}", store.types());
     assert!(store.types().iter().any(|t| t == "attempt_started"), "{:?}", store.types());
     release.send(()).unwrap();
     let start = tokio::time::timeout(A_WHILE, starts.recv()).await;
     assert!(matches!(start, Ok(Some(_))), "no replica started once durable");
+    let (_, ending) = tokio::time::timeout(A_WHILE, run).await.expect("the run ended").unwrap().unwrap();
+    assert_eq!(ending, Ending::Finished);
+}
+
+/// The write-ahead that stays: no attempt starts before its `attempt_started` is
+/// written (in a real log: in the page cache, where a crash of the manager alone
+/// cannot lose it).
+#[tokio::test(start_paused = true)]
+async fn no_attempt_starts_before_its_start_is_written() {
+    let wf = "[[pool]]\nname = \"p\"\ncommand = [\"unused\"]\n[[task]]\nid = \"a\"\n";
+    let (store, release, mut starts, run) = engine(wf, true);
+    tokio::time::sleep(A_WHILE).await;
+    assert!(starts.try_recv().is_err(), "an attempt started before its start was written: {:?}", store.types());
+    release.send(()).unwrap();
+    let start = tokio::time::timeout(A_WHILE, starts.recv()).await;
+    assert!(matches!(start, Ok(Some(_))), "no start once written");
     let (_, ending) = tokio::time::timeout(A_WHILE, run).await.expect("the run ended").unwrap().unwrap();
     assert_eq!(ending, Ending::Finished);
 }
