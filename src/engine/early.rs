@@ -29,6 +29,10 @@
 //!   which outlive a crash of this machine, so they keep the write-ahead; so do the
 //!   replicas and judges of consensus tasks (rare, and started from fold state that
 //!   other events of the batch change).
+//! - **Stops come before starts.** A batch that stops anything (a cancel, an
+//!   interruption, a consensus decided, whose losers are stopped) keeps the
+//!   write-ahead for its starts too: the slot a stop frees is reused only after the
+//!   stop was sent, as before (`engine_consensus`'s one-slot pool test).
 
 use super::Engine;
 use crate::core::Event;
@@ -37,7 +41,7 @@ impl Engine {
     /// Starts the attempts of a batch that may start before it is durable (see the
     /// module's notes); gives, per event, whether its effect was done.
     pub(super) fn start_early(&mut self, events: &[Event]) -> Vec<bool> {
-        if self.state.workflow.broker.is_some() {
+        if self.state.workflow.broker.is_some() || events.iter().any(stops) {
             return vec![false; events.len()];
         }
         events
@@ -51,4 +55,15 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// Events whose effect stops running work (see `effect` and `replica_effect`).
+fn stops(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::TaskCancelled { .. }
+            | Event::RunInterrupted { .. }
+            | Event::ConsensusReached { .. }
+            | Event::ConsensusFailed { .. }
+    )
 }
