@@ -11,11 +11,13 @@
 //!
 //! Everything that arrived while the previous batch was being written is handled as
 //! one batch (group commit). The in-memory fold runs ahead of the disk by at most one
-//! batch, and no effect of a batch leaves the engine before the batch is durable: a
-//! crash loses nothing that anybody acted on.
+//! batch, and no effect of a batch leaves the engine before the batch is durable (a
+//! crash loses nothing that anybody acted on), with one exception: a local attempt
+//! starts once its record is written, while the fdatasync runs ([`early`]).
 
 mod attempt;
 mod commit;
+mod early;
 pub mod fanout;
 mod gates;
 mod replicas;
@@ -416,11 +418,17 @@ impl Engine {
         // them), so a batch of nothing else does not wait for the disk.
         let durable = events.iter().any(|e| !matches!(e, Event::AttemptSpawned { .. }));
         let writing = std::time::Instant::now();
-        let first_seq = self.store.append(now, &events, durable).await?;
+        let (first_seq, synced) = self.store.append_written(now, &events, durable).await?;
+        let done = self.start_early(&events);
+        synced.await?;
         self.next_seq = Some(first_seq + events.len() as u64);
         let took = writing.elapsed();
-        for event in &events {
-            self.effect(event);
+        for (event, done) in events.iter().zip(done) {
+            match done {
+                // What `effect` does for every event besides its own (it is state-based).
+                true => self.start_seated_judges(),
+                false => self.effect(event),
+            }
         }
         if durable {
             // What the next batch may wait for (see `commit`).

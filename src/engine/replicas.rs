@@ -124,7 +124,7 @@ impl Engine {
         }
     }
 
-    fn consensus_of(&self, task: &str) -> Option<ConsensusSpec> {
+    pub(super) fn consensus_of(&self, task: &str) -> Option<ConsensusSpec> {
         let i = self.state.task_index(task)?;
         self.state.workflow.tasks[i].consensus.as_deref().cloned()
     }
@@ -152,7 +152,7 @@ impl Engine {
     }
 
     /// Starts every judge the fold has seated and that is not started yet.
-    fn start_seated_judges(&mut self) {
+    pub(super) fn start_seated_judges(&mut self) {
         let seated: Vec<usize> = self.state.seats.iter().filter(|(_, s)| s.judge.is_some()).map(|(i, _)| *i).collect();
         for i in seated {
             let TaskState::Running { attempt, .. } = self.state.tasks[i].state else { continue };

@@ -34,7 +34,7 @@ pub use error::{Damage, DecodeError, JournalError};
 pub use read::{
     decode, fold_all, known_event_types, open_read, replay, scan, scan_file, scan_from, truncate_at, Scan, TornTail,
 };
-pub use write::{encode, Journal, JournalWriter, LogPosition};
+pub use write::{encode, Journal, JournalWriter, LogPosition, Synced};
 
 /// File name of the log inside a run folder.
 pub const LOG_FILE: &str = "events.jsonl";

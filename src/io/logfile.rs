@@ -112,11 +112,25 @@ impl OpenLog {
     /// still names this file. Checked after the write, so a removal at any moment
     /// before the check is caught, and the batch is in the rescued copy.
     pub fn write_batch(&mut self, bytes: &[u8], durable: bool) -> Result<(), WriteError> {
-        self.file.write_all(bytes)?;
+        self.write_checked(bytes)?;
         if durable {
-            self.file.sync_data()?;
+            self.sync()?;
         }
+        Ok(())
+    }
+
+    /// Writes `bytes` without the `fdatasync`, then checks the path as
+    /// [`OpenLog::write_batch`] does: once this returns the batch is in the kernel's
+    /// page cache, where a crash of the manager alone (SIGKILL, a panic, the OOM
+    /// killer) cannot lose it; only a crash of the machine can.
+    pub fn write_checked(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
+        self.file.write_all(bytes)?;
         self.check()
+    }
+
+    /// Makes everything written so far durable (`fdatasync`).
+    pub fn sync(&mut self) -> Result<(), WriteError> {
+        Ok(self.file.sync_data()?)
     }
 
     /// Errors unless the path still names the file this log writes.

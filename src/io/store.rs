@@ -7,17 +7,32 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use super::journal::{JournalError, JournalWriter, LogPosition, Record};
+use super::journal::{JournalError, JournalWriter, LogPosition, Record, Synced};
 use crate::core::Event;
 
 /// The future of one append: the sequence number of its first record.
 pub type Append<'a> = Pin<Box<dyn Future<Output = Result<u64, JournalError>> + Send + 'a>>;
+
+/// The future of the first step of [`EventStore::append_written`].
+pub type Written<'a> = Pin<Box<dyn Future<Output = Result<(u64, Synced), JournalError>> + Send + 'a>>;
 
 /// An append-only store of events.
 pub trait EventStore: Send {
     /// Appends `events` stamped `ts`; with `durable` the future resolves only once
     /// they are on disk. Gives the sequence number of the first.
     fn append<'a>(&'a mut self, ts: u64, events: &'a [Event], durable: bool) -> Append<'a>;
+
+    /// [`EventStore::append`] in two steps: resolves once the batch is written where
+    /// a crash of this process cannot lose it (a file's page cache), giving its first
+    /// seq and the future that resolves once it is durable. Later appends reach the
+    /// store after it. By default the whole append happens in the first step.
+    fn append_written<'a>(&'a mut self, ts: u64, events: &'a [Event], durable: bool) -> Written<'a> {
+        Box::pin(async move {
+            let first = self.append(ts, events, durable).await?;
+            let synced: Synced = Box::pin(std::future::ready(Ok(())));
+            Ok((first, synced))
+        })
+    }
 
     /// Where the last record appended sits in a log file, for a snapshot to name it
     /// (none for a store that is not a file: no snapshots are taken of it).
@@ -45,6 +60,10 @@ pub type Rolled<'a> = Pin<Box<dyn Future<Output = Result<(), JournalError>> + Se
 impl EventStore for JournalWriter {
     fn append<'a>(&'a mut self, ts: u64, events: &'a [Event], durable: bool) -> Append<'a> {
         Box::pin(JournalWriter::append(self, ts, events, durable))
+    }
+
+    fn append_written<'a>(&'a mut self, ts: u64, events: &'a [Event], durable: bool) -> Written<'a> {
+        Box::pin(JournalWriter::append_written(self, ts, events, durable))
     }
 
     fn position(&self) -> Option<LogPosition> {

@@ -185,6 +185,9 @@ impl Journal {
 struct WriteJob {
     bytes: Vec<u8>,
     durable: bool,
+    /// Told once the bytes are written (before the fdatasync), with the write's outcome.
+    written: Option<tokio::sync::oneshot::Sender<Result<(), WriteError>>>,
+    /// Told once the batch is durable (or why not).
     done: tokio::sync::oneshot::Sender<Result<(), WriteError>>,
     /// Instead of writing: a roll to a new file ([`JournalWriter::roll`]).
     roll: Option<RollJob>,
@@ -212,9 +215,26 @@ impl Journal {
         let mut log = self.log;
         let spawned = std::thread::Builder::new().name("pitboss-journal".into()).spawn(move || {
             while let Ok(job) = rx.recv() {
-                let result = match job.roll {
-                    Some(roll) => roll(&mut log),
-                    None => log.write_batch(&job.bytes, job.durable),
+                let result = match (job.roll, job.written) {
+                    (Some(roll), _) => roll(&mut log),
+                    (None, None) => log.write_batch(&job.bytes, job.durable),
+                    // Two reports: the engine may act on a written batch before its
+                    // fdatasync (see `JournalWriter::append_written`). A failed write
+                    // is reported there; `done` then goes unanswered.
+                    (None, Some(written)) => match log.write_checked(&job.bytes) {
+                        Ok(()) => {
+                            let _ = written.send(Ok(()));
+                            if job.durable {
+                                log.sync()
+                            } else {
+                                Ok(())
+                            }
+                        }
+                        Err(e) => {
+                            let _ = written.send(Err(e));
+                            continue;
+                        }
+                    },
                 };
                 let _ = job.done.send(result);
             }
@@ -237,13 +257,47 @@ impl JournalWriter {
         let mut bytes = Vec::with_capacity(events.len() * 256);
         let at = self.at.encode(first, ts, events, &mut bytes);
         let (done, wait) = tokio::sync::oneshot::channel();
-        let gone = || std::io::Error::other("the journal thread stopped");
-        self.jobs.send(WriteJob { bytes, durable, done, roll: None }).map_err(|_| io_err(&self.path)(gone()))?;
-        let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(gone())));
+        self.jobs
+            .send(WriteJob { bytes, durable, written: None, done, roll: None })
+            .map_err(|_| io_err(&self.path)(thread_gone()))?;
+        let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(thread_gone())));
         result.map_err(write_err(&self.path))?;
         self.next_seq = first + events.len() as u64;
         self.at = at;
         Ok(first)
+    }
+
+    /// Appends a batch in two steps: resolves once its bytes are written to the file
+    /// (in the page cache, the path checked), giving its first seq and the future of
+    /// its fdatasync (when `durable`). Batches are written in the order they are
+    /// handed over, so nothing appended later can reach the file before this one.
+    pub async fn append_written(
+        &mut self,
+        ts: u64,
+        events: &[Event],
+        durable: bool,
+    ) -> Result<(u64, Synced), JournalError> {
+        let first = self.next_seq;
+        if events.is_empty() {
+            return Ok((first, Box::pin(std::future::ready(Ok(())))));
+        }
+        let mut bytes = Vec::with_capacity(events.len() * 256);
+        let at = self.at.encode(first, ts, events, &mut bytes);
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let (written, wrote) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(WriteJob { bytes, durable, written: Some(written), done, roll: None })
+            .map_err(|_| io_err(&self.path)(thread_gone()))?;
+        let result = wrote.await.unwrap_or_else(|_| Err(WriteError::Io(thread_gone())));
+        result.map_err(write_err(&self.path))?;
+        self.next_seq = first + events.len() as u64;
+        self.at = at;
+        let path = self.path.clone();
+        let synced: Synced = Box::pin(async move {
+            let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(thread_gone())));
+            result.map_err(write_err(&path))
+        });
+        Ok((first, synced))
     }
 
     /// Where the last record this writer wrote sits (none before its first append).
@@ -272,14 +326,21 @@ impl JournalWriter {
             Ok(())
         });
         let (done, wait) = tokio::sync::oneshot::channel();
-        let gone = || std::io::Error::other("the journal thread stopped");
-        let job = WriteJob { bytes: Vec::new(), durable: false, done, roll: Some(roll) };
-        self.jobs.send(job).map_err(|_| io_err(&self.path)(gone()))?;
-        let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(gone())));
+        let job = WriteJob { bytes: Vec::new(), durable: false, written: None, done, roll: Some(roll) };
+        self.jobs.send(job).map_err(|_| io_err(&self.path)(thread_gone()))?;
+        let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(thread_gone())));
         result.map_err(write_err(&self.path))?;
         self.at.end = 0;
         Ok(())
     }
+}
+
+/// The fdatasync of a batch already written ([`JournalWriter::append_written`]).
+pub type Synced = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), JournalError>> + Send + 'static>>;
+
+/// Why an append got no answer: the writer thread is gone.
+fn thread_gone() -> std::io::Error {
+    std::io::Error::other("the journal thread stopped")
 }
 
 #[cfg(test)]
