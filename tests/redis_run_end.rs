@@ -114,3 +114,19 @@ async fn the_runner_sets_the_expiry_when_run_finished_is_durable() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_pool_s_worker_list_expires_when_no_worker_refreshes_it() {
+    if !broker_common::redis() {
+        return;
+    }
+    let s = Setup::new();
+    let worker = s.worker();
+    worker.connect().await.unwrap();
+    worker.register(&suite::registration(&s.run, &s.pool)).await.unwrap();
+    // A worker killed now never says goodbye: its pool's list must not stay for ever.
+    let list = vec![keys::pool_workers(&s.pool)];
+    let ttl = ttls(&s.url, &list)[0];
+    let forget = (keys::WORKER_FORGET_MS / 1000) as i64;
+    assert!((1..=forget).contains(&ttl), "the pool's worker list expires (ttl {ttl} s)");
+}

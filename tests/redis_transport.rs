@@ -340,7 +340,7 @@ async fn an_unreachable_broker_is_a_clear_error() {
 
 /// The ACL line documented for workers (README "Running across machines").
 const WORKER_ACL: &str = "on >worker-secret resetkeys ~pitboss:* resetchannels &pitboss:* -@all +@connection \
-    +xreadgroup +xadd +xack +xclaim +xinfo|groups +set +del +zadd +zrem +zrangebyscore +mget +ping";
+    +xreadgroup +xadd +xack +xclaim +xinfo|groups +set +del +zadd +zrem +zrangebyscore +pexpire +mget +ping";
 
 #[tokio::test]
 async fn an_acl_limited_user_can_do_everything_a_worker_needs() {

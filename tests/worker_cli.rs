@@ -293,7 +293,7 @@ async fn a_result_written_while_the_broker_is_down_is_held_and_delivered_when_it
 
 /// The ACL line documented for workers (as in tests/redis_transport.rs).
 const WORKER_ACL: &str = "resetkeys ~pitboss:* resetchannels &pitboss:* -@all +@connection \
-    +xreadgroup +xadd +xack +xclaim +xinfo|groups +set +del +zadd +zrem +zrangebyscore +mget +ping";
+    +xreadgroup +xadd +xack +xclaim +xinfo|groups +set +del +zadd +zrem +zrangebyscore +pexpire +mget +ping";
 
 /// Makes user `name` with password `password` and the worker ACL, minus `without`.
 fn acl_user(own: &OwnRedis, name: &str, password: &str, without: &[&str]) {

@@ -134,6 +134,9 @@ impl RedisWorkerTransport {
         let mut pipe = redis::pipe();
         pipe.cmd("SET").arg(keys::worker(&self.scope.worker)).arg(body).arg("PX").arg(registration.ttl_ms).ignore();
         pipe.cmd("ZADD").arg(keys::pool_workers(&self.scope.pool)).arg(now_ms()).arg(&self.scope.worker).ignore();
+        // The pool's list outlives its last worker by as long as a manager keeps a
+        // silent member (a killed worker never says goodbye): then it goes by itself.
+        pipe.cmd("PEXPIRE").arg(keys::pool_workers(&self.scope.pool)).arg(keys::WORKER_FORGET_MS).ignore();
         // XCLAIM to ourselves with min idle 0 and JUSTID resets the delivery's idle
         // time without counting a delivery: the manager's lease starts over.
         for r in &running {
