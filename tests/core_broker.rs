@@ -422,9 +422,11 @@ fn a_local_run_still_hands_back_its_attempts_at_a_manager_crash() {
 #[test]
 fn a_task_whose_worker_died_runs_next_not_behind_the_queue() {
     let mut core = Core::new(&format!(
-        "[run]\nbroker = \"{BROKER}\"\n[[pool]]\nname = \"p\"\nconcurrency = 4\n\
+        "[run]\nbroker = \"{BROKER}\"\n[[pool]]\nname = \"p\"\nconcurrency = 2\n\
          [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n[[task]]\nid = \"c\"\n[[task]]\nid = \"d\"\n"
     ));
+    // The pool's concurrency (2) is the worker's slots: no extra attempt waits on
+    // the broker (read-ahead), so c and d stay queued in the manager.
     core.input(Input::WorkerSeen(registration(1, 2, &[])));
     core.dispatch();
     core.spawned_on("a", 1);
