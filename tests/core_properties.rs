@@ -172,9 +172,15 @@ impl Driver {
                 assert!(!open_before[p], "an attempt started on {pool} while its breaker was open");
                 assert!(!paused_before[p], "an attempt started on {pool} while it was paused");
                 assert!(!broker_down, "an attempt started on {pool} while the broker was down");
-                let slots = self.state.remote.slots(pool, &self.state.workflow.pools[p].capabilities);
+                let needs = &self.state.workflow.pools[p].capabilities;
+                // The workers' slots plus the attempts read ahead for them (waiting on
+                // the broker for the first slot that frees), never more.
+                let slots = self.state.remote.slots(pool, needs) + self.state.remote.read_ahead(pool, needs);
                 let remote = self.state.workflow.broker.is_some();
-                assert!(!remote || self.state.pools[p].running <= slots, "{pool} runs more than its workers' slots");
+                assert!(
+                    !remote || self.state.pools[p].running <= slots,
+                    "{pool} runs more than its workers' slots and read-ahead"
+                );
             }
         }
         self.log.extend(started.into_iter().map(|e| (e, self.now)));
