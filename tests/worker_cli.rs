@@ -61,15 +61,13 @@ async fn a_timeout_ends_the_commands_whole_process_group() {
     }
     let url = shared_url();
     let m = Manager::start(&url, "wk-timeout").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("pids");
-    let pid_arg = pid_file.display().to_string();
+    let pid_file = PidFile::new();
     // A grandchild in the background and the shell itself, both named in the file.
     let script = r#"sleep 300 & echo $! >> "$1"; echo $$ >> "$1"; wait"#;
-    let mut worker = Worker::start(&url, &m.pool, &[], &[], &["sh", "-c", script, "_", &pid_arg]);
+    let mut worker = Worker::start(&url, &m.pool, &[], &[], &pid_file.sh(script));
     m.transport.publish(vec![m.attempt("slow", 800)]).await.unwrap();
 
-    let pids = pids_in(&pid_file, 2);
+    let pids = pid_file.wait(2);
     let _leftovers = Leftovers(pids.clone());
     let msgs = m.collect(has_result("slow.1")).await;
     let result = outcome(&msgs, "slow.1").unwrap_or_else(|| panic!("no result; stderr:\n{}", worker.stderr_text()));
@@ -142,18 +140,11 @@ async fn sigterm_past_the_drain_timeout_hands_the_job_back_and_ends_its_command(
     }
     let url = shared_url();
     let m = Manager::start(&url, "wk-handback").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("pids");
-    let pid_arg = pid_file.display().to_string();
-    let mut worker = Worker::start(
-        &url,
-        &m.pool,
-        &["--drain-timeout", "300ms"],
-        &[],
-        &["sh", "-c", r#"echo $$ >> "$1"; sleep 300"#, "_", &pid_arg],
-    );
+    let pid_file = PidFile::new();
+    let mut worker =
+        Worker::start(&url, &m.pool, &["--drain-timeout", "300ms"], &[], &pid_file.sh(r#"echo $$ >> "$1"; sleep 300"#));
     m.transport.publish(vec![m.attempt("h", 60_000)]).await.unwrap();
-    let pids = pids_in(&pid_file, 1);
+    let pids = pid_file.wait(1);
     let _leftovers = Leftovers(pids.clone());
     worker.signal(nix::sys::signal::Signal::SIGTERM);
 
@@ -174,14 +165,12 @@ async fn a_sigkilled_workers_command_dies_with_it() {
     }
     let url = shared_url();
     let m = Manager::start(&url, "wk-kill9").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("pids");
-    let pid_arg = pid_file.display().to_string();
+    let pid_file = PidFile::new();
     // The command leaves its process group, as agents that daemonise do.
     let script = r#"setsid sleep 300 & echo $! >> "$1"; echo $$ >> "$1"; wait"#;
-    let mut worker = Worker::start(&url, &m.pool, &[], &[], &["sh", "-c", script, "_", &pid_arg]);
+    let mut worker = Worker::start(&url, &m.pool, &[], &[], &pid_file.sh(script));
     m.transport.publish(vec![m.attempt("k", 60_000)]).await.unwrap();
-    let pids = pids_in(&pid_file, 2);
+    let pids = pid_file.wait(2);
     let _leftovers = Leftovers(pids.clone());
     worker.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = worker.exit_code();
@@ -228,19 +217,11 @@ async fn a_stop_from_the_manager_ends_the_command_and_says_stopped() {
     }
     let url = shared_url();
     let m = Manager::start(&url, "wk-stop").await;
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("pids");
-    let pid_arg = pid_file.display().to_string();
+    let pid_file = PidFile::new();
     // A short TTL makes heartbeats (which bring stops) come every second.
-    let mut worker = Worker::start(
-        &url,
-        &m.pool,
-        &["--ttl", "3s"],
-        &[],
-        &["sh", "-c", r#"echo $$ >> "$1"; sleep 300"#, "_", &pid_arg],
-    );
+    let mut worker = Worker::start(&url, &m.pool, &["--ttl", "3s"], &[], &pid_file.sh(r#"echo $$ >> "$1"; sleep 300"#));
     m.transport.publish(vec![m.attempt("c", 60_000)]).await.unwrap();
-    let pids = pids_in(&pid_file, 1);
+    let pids = pid_file.wait(1);
     let _leftovers = Leftovers(pids.clone());
     m.transport.stop("c.1".into(), StopWhy::Cancel).await.unwrap();
 

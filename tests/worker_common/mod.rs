@@ -216,6 +216,33 @@ impl Drop for Leftovers {
     }
 }
 
+/// A file a test's shell command appends its pids to (as `"$1"`), in a scratch folder
+/// removed with it.
+pub struct PidFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    arg: String,
+}
+
+impl PidFile {
+    pub fn new() -> PidFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pids");
+        let arg = path.display().to_string();
+        PidFile { _dir: dir, path, arg }
+    }
+
+    /// `sh -c SCRIPT _ FILE`: the script's `"$1"` is this file.
+    pub fn sh<'a>(&'a self, script: &'a str) -> [&'a str; 5] {
+        ["sh", "-c", script, "_", &self.arg]
+    }
+
+    /// The pids written, once there are `count` of them.
+    pub fn wait(&self, count: usize) -> Vec<i32> {
+        pids_in(&self.path, count)
+    }
+}
+
 /// The pids a command wrote to `file` (one a line), once it wrote `count` of them.
 pub fn pids_in(file: &Path, count: usize) -> Vec<i32> {
     let mut pids = Vec::new();
