@@ -3,6 +3,7 @@
 //! dead-lettering). No I/O, no clock, no terminal: time and randomness arrive as
 //! arguments, so the same events always fold to the same state.
 
+pub mod agents;
 pub mod backoff;
 pub mod breaker;
 pub mod checks;
