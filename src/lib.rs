@@ -12,5 +12,6 @@ pub mod ctl;
 pub mod engine;
 pub mod io;
 pub mod launch;
+pub mod mcp;
 pub mod notify;
 pub mod tui;

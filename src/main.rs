@@ -171,6 +171,13 @@ enum Command {
         /// The tasks (TOML).
         file: PathBuf,
     },
+    /// Serve the Model Context Protocol on stdin/stdout for the live run at DIR, so an
+    /// AI client (`claude mcp add pitboss -- pitboss mcp DIR`) can submit, watch,
+    /// approve, cancel and replay its tasks through the control socket.
+    Mcp {
+        /// The run folder.
+        dir: PathBuf,
+    },
     /// Check a workflow file; problems are printed as FILE:LINE:COL: message.
     Validate {
         /// The workflow (TOML).
@@ -375,6 +382,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),
         Some(Command::Submit { dir, file }) => cli::ctl::submit(&dir, &file),
         Some(Command::Attach { target, token_file }) => attach(&target, token_file.as_deref()),
+        Some(Command::Mcp { dir }) => pitboss::mcp::main(&dir).map(|()| cli::EXIT_OK).map_err(cli::usage),
         Some(Command::Validate { file, broker }) => {
             match config::load_with_broker(&file, run::broker_flag(broker.as_deref())?.as_ref()) {
                 Ok(wf) => {

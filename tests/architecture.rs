@@ -22,6 +22,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("cli", &["core", "config", "io", "engine", "launch"]),
     ("tui", &["core", "config", "io", "engine", "launch"]),
     ("ctl", &["core", "config", "io", "engine", "launch"]),
+    // `pitboss mcp`: a client of the control socket, so above it.
+    ("mcp", &["core", "config", "io", "engine", "launch", "ctl"]),
 ];
 
 const FORBIDDEN_IN_CORE: &[&str] = &[

@@ -15,7 +15,7 @@ pub mod attach;
 pub mod client;
 mod connection;
 pub mod output;
-mod queries;
+pub mod queries;
 mod recent;
 mod socket;
 mod submit;
