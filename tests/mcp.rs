@@ -183,8 +183,18 @@ fn submit_runs_the_task_and_the_call_is_recorded_as_an_operators_submit() {
     let sources: Vec<&str> =
         events.iter().filter(|e| e["type"] == "tasks_submitted").filter_map(|e| e["source"].as_str()).collect();
     assert_eq!(sources, ["operator (ctl): submit plan-1"]);
+    let cancelled = mcp.call("cancel", json!({"id": "long"}));
+    assert_eq!(text(&cancelled), "long: cancelled", "{cancelled}");
+    live.wait_state("long", "cancelled");
+    let events = read_events(&live.dir);
+    let reasons: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "task_cancelled" && e["task"] == "long")
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["operator (ctl)"]);
     mcp.close();
-    live.stop();
+    live.finish();
 }
 
 #[test]
