@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, Implementation,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, Implementation, InitializeResult,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, ServiceExt};
@@ -130,7 +130,9 @@ async fn ask(dir: &Path, request: &Value) -> Result<Value, String> {
     let mut conn = Conn::open(&Target::Dir(dir.to_path_buf())).await?;
     conn.send_line(&request.to_string()).await.map_err(|e| format!("control socket: {e}"))?;
     let reply = match tokio::time::timeout(REPLY_WAIT, conn.next_line()).await {
-        Err(_) => return Err(format!("the manager of {} did not answer within {}s", dir.display(), REPLY_WAIT.as_secs())),
+        Err(_) => {
+            return Err(format!("the manager of {} did not answer within {}s", dir.display(), REPLY_WAIT.as_secs()))
+        }
         Ok(Err(e)) => return Err(format!("control socket: {e}")),
         Ok(Ok(None)) => return Err("the manager closed the connection without a reply (did the run stop?)".into()),
         Ok(Ok(Some(line))) => line,

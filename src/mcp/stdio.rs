@@ -114,7 +114,10 @@ async fn write_lines<W: AsyncWrite + Unpin>(mut lines: mpsc::Receiver<Vec<u8>>, 
 /// Reads one line into `line` (without its newline), keeping at most [`MAX_LINE`]
 /// bytes of it: `Some(true)` when it was longer (the rest was read and dropped),
 /// `Some(false)` for a whole line, `None` at the end of input.
-async fn read_bounded_line<R: AsyncBufRead + Unpin>(input: &mut R, line: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+async fn read_bounded_line<R: AsyncBufRead + Unpin>(
+    input: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Option<bool>> {
     let mut too_long = false;
     let mut any = false;
     loop {

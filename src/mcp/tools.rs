@@ -23,9 +23,7 @@ pub struct ToolSpec {
 pub fn specs() -> Vec<ToolSpec> {
     let id = json!({"type": "string", "description": "A task id, as list_tasks shows it."});
     let ids = json!({"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "Task ids."});
-    let object = |properties: Value, required: &[&str]| {
-        json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
-    };
+    let object = |properties: Value, required: &[&str]| json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false});
     vec![
         ToolSpec {
             name: "submit",
@@ -42,7 +40,8 @@ pub fn specs() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "list_tasks",
-            description: "The run's tasks (id, state, attempts, pool, why), filtered. States: blocked, queued, running, \
+            description:
+                "The run's tasks (id, state, attempts, pool, why), filtered. States: blocked, queued, running, \
                 validating, retry_wait, awaiting_approval (or held), completed, dead_lettered, cancelled, skipped.",
             schema: object(
                 json!({
@@ -78,7 +77,8 @@ pub fn specs() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "replay",
-            description: "Requeue a dead letter (and revive its skipped dependents), or every dead letter with all = true.",
+            description:
+                "Requeue a dead letter (and revive its skipped dependents), or every dead letter with all = true.",
             schema: object(
                 json!({
                     "id": id,
@@ -137,7 +137,8 @@ pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, Refusal> {
     let Some(spec) = specs().into_iter().find(|s| s.name == tool) else {
         return Err(Refusal::UnknownTool(format!("no tool {tool:?}; tools: {}", names().join(", "))));
     };
-    let allowed = spec.schema["properties"].as_object().map(|p| p.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let allowed =
+        spec.schema["properties"].as_object().map(|p| p.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
     if let Some(extra) = args.keys().find(|k| !allowed.contains(k)) {
         let known = if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") };
         return Err(bad(format!("{tool}: no argument {extra:?} (arguments: {known})")));
@@ -145,12 +146,14 @@ pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, Refusal> {
     let cmd = |line: String| Ok(Call { request: json!({"cmd": line}), filter: None });
     match tool {
         "submit" => {
-            let toml = string(args, tool, "toml")?.ok_or_else(|| bad("submit: `toml` is required (the [[task]] entries)"))?;
+            let toml =
+                string(args, tool, "toml")?.ok_or_else(|| bad("submit: `toml` is required (the [[task]] entries)"))?;
             let name = string(args, tool, "name")?.unwrap_or_else(|| "mcp".to_string());
             Ok(Call { request: json!({"cmd": "submit", "file": name, "toml": toml}), filter: None })
         }
         "list_tasks" => {
-            let state = string(args, tool, "state")?.map(|s| if s == "held" { "awaiting_approval".to_string() } else { s });
+            let state =
+                string(args, tool, "state")?.map(|s| if s == "held" { "awaiting_approval".to_string() } else { s });
             if let Some(state) = &state {
                 if !TaskStateName::ALL.iter().any(|n| n.as_str() == state) {
                     let names: Vec<&str> = TaskStateName::ALL.iter().map(|n| n.as_str()).collect();
@@ -161,10 +164,13 @@ pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, Refusal> {
                 None | Some(Value::Null) => DEFAULT_LIMIT,
                 Some(n) => match n.as_u64() {
                     Some(n @ 1..=10_000) => n as usize,
-                    _ => return Err(bad(format!("list_tasks: `limit` must be a whole number from 1 to 10000, not {n}"))),
+                    _ => {
+                        return Err(bad(format!("list_tasks: `limit` must be a whole number from 1 to 10000, not {n}")))
+                    }
                 },
             };
-            let filter = TaskFilter { state, pool: string(args, tool, "pool")?, text: string(args, tool, "text")?, limit };
+            let filter =
+                TaskFilter { state, pool: string(args, tool, "pool")?, text: string(args, tool, "text")?, limit };
             Ok(Call { request: json!({"cmd": "tasks"}), filter: Some(filter) })
         }
         "get_task" => cmd(format!("task {}", task_id(args, tool)?)),
@@ -209,7 +215,9 @@ pub fn filter_rows(rows: &Value, filter: &TaskFilter) -> (String, Value) {
         .iter()
         .filter(|row| filter.state.as_ref().is_none_or(|s| field(row, "state") == *s))
         .filter(|row| filter.pool.as_ref().is_none_or(|p| field(row, "pool") == *p))
-        .filter(|row| filter.text.as_ref().is_none_or(|t| field(row, "id").contains(t) || field(row, "why").contains(t)))
+        .filter(|row| {
+            filter.text.as_ref().is_none_or(|t| field(row, "id").contains(t) || field(row, "why").contains(t))
+        })
         .collect();
     let shown: Vec<Value> = matched.iter().take(filter.limit).map(|r| (*r).clone()).collect();
     let message = if shown.len() < matched.len() {
