@@ -112,20 +112,19 @@ mod tests {
     /// borrowed exactly when no character is unsafe, and escaped as char by char.
     #[test]
     fn the_byte_check_agrees_with_the_characters() {
-        use rand::{Rng, SeedableRng};
+        use crate::core::json_text::draws::Draws;
         let pool = [
             'a', 'Z', ' ', '~', '\t', '\n', '\r', '\u{0}', '\u{1b}', '\u{7f}', '\u{80}', '\u{9f}', '\u{a0}', 'é',
             '\u{61c}', '\u{200e}', '\u{202e}', '\u{2069}', '\u{2028}', '😀', '\\', '"',
         ];
-        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let mut rng = Draws(8);
         let (mut borrowed, mut owned) = (0, 0);
         for _ in 0..20_000 {
-            let len = rng.random_range(0..12);
+            let len = rng.below(12);
             // Mostly plain rows, as a table prints them.
-            let plain = rng.random_bool(0.5);
-            let text: String = (0..len)
-                .map(|_| if plain { pool[rng.random_range(0..4)] } else { pool[rng.random_range(0..pool.len())] })
-                .collect();
+            let plain = rng.coin(0.5);
+            let text: String =
+                (0..len).map(|_| if plain { pool[rng.below(4)] } else { pool[rng.below(pool.len())] }).collect();
             let unsafe_chars = text.chars().any(is_unsafe);
             let expected: String = text
                 .chars()

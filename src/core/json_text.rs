@@ -268,13 +268,14 @@ mod tests {
     /// pretty and with whitespace around.
     #[test]
     fn a_checked_text_is_what_a_raw_value_would_hold() {
-        use rand::{Rng, SeedableRng};
         use serde_json::value::RawValue;
+
+        use super::draws::Draws;
         let tokens = [
             "{", "}", "[", "]", "\"", ":", ",", "1", "-2.5e3", "true", "null", " ", "\n", "\t", "\u{2028}", "é",
             "\"k\"", "\\", "\"x y\"", "01", "tru", "\u{0}",
         ];
-        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        let mut rng = Draws(14);
         let (mut kept, mut refused) = (0, 0);
         let mut check = |text: &str| {
             let old = serde_json::from_str::<Box<RawValue>>(text).map(JsonText::from_raw);
@@ -289,7 +290,7 @@ mod tests {
             }
         };
         for _ in 0..20_000 {
-            let soup: String = (0..rng.random_range(0..8)).map(|_| tokens[rng.random_range(0..tokens.len())]).collect();
+            let soup: String = (0..rng.below(8)).map(|_| tokens[rng.below(tokens.len())]).collect();
             check(&soup);
         }
         for _ in 0..2_000 {
@@ -306,7 +307,7 @@ mod tests {
     /// each also with a byte cut, doubled or changed.
     #[test]
     fn a_flat_object_passed_without_the_parser_is_json() {
-        use rand::{Rng, SeedableRng};
+        use super::draws::Draws;
         let keys = ["n", "by", "task", "é", "", "a b", "q\\\"", "c\u{1}"];
         let values = [
             "1",
@@ -341,22 +342,22 @@ mod tests {
             " 1",
             "1e400",
         ];
-        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let mut rng = Draws(17);
         let (mut flat, mut total) = (0, 0);
         for _ in 0..30_000 {
-            let fields: Vec<String> = (0..rng.random_range(0..4))
+            let fields: Vec<String> = (0..rng.below(4))
                 .map(|_| {
-                    let key = keys[rng.random_range(0..keys.len())];
-                    format!("\"{key}\":{}", values[rng.random_range(0..values.len())])
+                    let key = keys[rng.below(keys.len())];
+                    format!("\"{key}\":{}", values[rng.below(values.len())])
                 })
                 .collect();
             let mut text = format!("{{{}}}", fields.join(",")).into_bytes();
-            if rng.random_bool(0.3) && !text.is_empty() {
-                let at = rng.random_range(0..text.len());
-                match rng.random_range(0..3) {
+            if rng.coin(0.3) && !text.is_empty() {
+                let at = rng.below(text.len());
+                match rng.below(3) {
                     0 => drop(text.remove(at)),
                     1 => text.insert(at, text[at]),
-                    _ => text[at] = b"{}[]:,\"\\ 0-.e"[rng.random_range(0..13)],
+                    _ => text[at] = b"{}[]:,\"\\ 0-.e"[rng.below(13)],
                 }
             }
             let Ok(text) = String::from_utf8(text) else { continue };
@@ -371,17 +372,19 @@ mod tests {
         assert!(flat > 3_000 && flat < total - 3_000, "{flat} of {total} flat");
     }
 
-    fn random_value(rng: &mut impl rand::Rng, depth: u32) -> serde_json::Value {
+    fn random_value(rng: &mut super::draws::Draws, depth: u32) -> serde_json::Value {
         use serde_json::Value;
-        match rng.random_range(0..if depth == 0 { 4 } else { 6 }) {
+        match rng.below(if depth == 0 { 4 } else { 6 }) {
             0 => Value::Null,
-            1 => Value::Bool(rng.random()),
-            2 => json!(rng.random_range(-1e6..1e6)),
-            3 => Value::String((0..rng.random_range(0..6)).map(|_| rng.random::<char>()).collect()),
-            4 => Value::Array((0..rng.random_range(0..4)).map(|_| random_value(rng, depth - 1)).collect()),
-            _ => Value::Object(
-                (0..rng.random_range(0..4)).map(|k| (format!("k{k}\u{1}"), random_value(rng, depth - 1))).collect(),
+            1 => Value::Bool(rng.coin(0.5)),
+            2 => json!(rng.below(2_000_000) as f64 / 7.0 - 1e5),
+            3 => Value::String(
+                (0..rng.below(6)).map(|_| char::from_u32(rng.below(0x11000) as u32).unwrap_or('?')).collect(),
             ),
+            4 => Value::Array((0..rng.below(4)).map(|_| random_value(rng, depth - 1)).collect()),
+            _ => {
+                Value::Object((0..rng.below(4)).map(|k| (format!("k{k}\u{1}"), random_value(rng, depth - 1))).collect())
+            }
         }
     }
 
@@ -403,5 +406,32 @@ mod tests {
         // A null inside `one` is the value null, not none.
         let doc: Doc = serde_json::from_str(r#"{"one":null}"#).unwrap();
         assert_eq!(doc.one.as_str(), "null");
+    }
+}
+
+/// A small seeded generator for the tests of the core (which uses no `rand`:
+/// tests/architecture.rs): splitmix64.
+#[cfg(test)]
+pub(crate) mod draws {
+    pub struct Draws(pub u64);
+
+    impl Draws {
+        pub fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        /// A number in `0..n` (`n` > 0).
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        /// True with probability `p`.
+        pub fn coin(&mut self, p: f64) -> bool {
+            ((self.next() >> 11) as f64) / ((1u64 << 53) as f64) < p
+        }
     }
 }
