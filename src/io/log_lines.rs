@@ -81,7 +81,7 @@ fn sift_file(
             return Ok(Ended::Done);
         }
         let head = &buf[..buf.len().min(HEAD)];
-        let head = head.iter().position(|&b| b == b'\n').map_or(head, |end| &head[..end]);
+        let head = memchr::memchr(b'\n', head).map_or(head, |end| &head[..end]);
         match sifter(head) {
             Sift::Skip => {
                 reader.skip_until(b'\n').map_err(io)?;

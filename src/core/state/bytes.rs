@@ -105,9 +105,8 @@ impl<R: Read> Src<R> {
     /// A length-prefixed JSON value's text, checked to be one.
     pub fn json(&mut self) -> Result<crate::core::json_text::JsonText, BodyError> {
         let text = self.str()?;
-        let raw: &serde_json::value::RawValue =
-            serde_json::from_str(text).map_err(|e| format!("a JSON text that does not parse ({e})"))?;
-        Ok(crate::core::json_text::JsonText::from_raw(raw.to_owned()))
+        crate::core::json_text::JsonText::from_checked(text)
+            .map_err(|e| format!("a JSON text that does not parse ({e})"))
     }
 
     /// A length-prefixed JSON document read as `T` (the rare fields).

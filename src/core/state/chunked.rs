@@ -200,11 +200,45 @@ impl<T: Clone> From<Vec<T>> for Chunked<T> {
 
 impl<T: Clone> FromIterator<T> for Chunked<T> {
     fn from_iter<I: IntoIterator<Item = T>>(values: I) -> Chunked<T> {
-        let mut chunked = Chunked::default();
+        let values = values.into_iter();
+        let mut filling = Filling::with_len(values.size_hint().0);
         for value in values {
-            chunked.push(value);
+            filling.push(value);
         }
-        chunked
+        filling.done()
+    }
+}
+
+/// A [`Chunked`] built from the front, a chunk at a time: no uniqueness check and no
+/// chunk lookup per element (`Chunked::push` makes both: 8.5 % of reading a format-4
+/// snapshot's quarter million tasks into four tables, issue 14).
+pub struct Filling<T> {
+    chunks: Vec<Arc<Vec<T>>>,
+    current: Vec<T>,
+    len: usize,
+}
+
+impl<T> Filling<T> {
+    /// Room for `n` elements' chunk pointers (more may be pushed).
+    pub fn with_len(n: usize) -> Filling<T> {
+        Filling { chunks: Vec::with_capacity(n.div_ceil(CHUNK)), current: Vec::with_capacity(CHUNK), len: 0 }
+    }
+
+    pub fn push(&mut self, value: T) {
+        self.current.push(value);
+        self.len += 1;
+        if self.current.len() == CHUNK {
+            let full = std::mem::replace(&mut self.current, Vec::with_capacity(CHUNK));
+            self.chunks.push(Arc::new(full));
+        }
+    }
+
+    /// The table: every chunk full but the last, which is not empty.
+    pub fn done(mut self) -> Chunked<T> {
+        if !self.current.is_empty() {
+            self.chunks.push(Arc::new(self.current));
+        }
+        Chunked { chunks: self.chunks, len: self.len }
     }
 }
 
@@ -239,11 +273,11 @@ impl<'de, T: Deserialize<'de> + Clone> Deserialize<'de> for Chunked<T> {
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Chunked<T>, A::Error> {
-                let mut chunked = Chunked::default();
+                let mut filling = Filling::with_len(0);
                 while let Some(value) = seq.next_element()? {
-                    chunked.push(value);
+                    filling.push(value);
                 }
-                Ok(chunked)
+                Ok(filling.done())
             }
         }
 

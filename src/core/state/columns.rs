@@ -22,6 +22,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::bytes::{BodyError, Sink, Src};
+use super::chunked::Filling;
 use super::readiness::Readiness;
 use super::task_part::state_in;
 use super::task_record::Ticket;
@@ -321,10 +322,11 @@ pub fn read_tasks<R: Read>(n: usize, src: &mut Src<R>) -> Result<TaskRows, BodyE
     if n as u64 > src.remaining() / 15 {
         return Err(format!("{n} tasks in a section of {} bytes", src.remaining()));
     }
-    let mut tasks = Tasks::default();
-    let mut unsatisfied = super::Chunked::default();
-    let mut failed = super::Chunked::default();
-    let mut standing = super::Chunked::default();
+    // Filled a chunk at a time, sized from the head's count (checked just above).
+    let mut tasks = Filling::with_len(n);
+    let mut unsatisfied = Filling::with_len(n);
+    let mut failed = Filling::with_len(n);
+    let mut standing = Filling::with_len(n);
     let mut names: Vec<Arc<str>> = Vec::new();
     for i in 0..n {
         let row = (|| {
@@ -348,6 +350,7 @@ pub fn read_tasks<R: Read>(n: usize, src: &mut Src<R>) -> Result<TaskRows, BodyE
     if src.remaining() != 0 {
         return Err(format!("{} bytes after the last task", src.remaining()));
     }
+    let (tasks, unsatisfied, failed, standing) = (tasks.done(), unsatisfied.done(), failed.done(), standing.done());
     Ok(TaskRows { tasks, readiness: Readiness { unsatisfied, failed, standing } })
 }
 

@@ -3,25 +3,39 @@
 //! spec ids. A `HashMap<String, usize>` held a second copy of every id (an allocation
 //! each) and 32-byte slots: ~25 MB at 250k tasks, against ~2 MB of `u32` slots here.
 //! Every lookup is given the specs the positions point into (the state's workflow).
+//!
+//! Ids are hashed with foldhash (hashbrown's default hasher), seeded at random per
+//! process, not with std's SipHash: hashing a quarter million ids was 10 % of opening
+//! a format-4 snapshot (issue 14). The ids come from the operator's workflow, their
+//! own submits, a planner's spawns and our own sealed snapshots; a random seed keeps
+//! collisions from being chosen ahead, and a collision costs a probe, never a wrong
+//! answer (every candidate is compared by its id).
 
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::core::workflow::TaskSpec;
 
-/// Task positions by id; the ids themselves are the specs'.
+/// Task positions by id; the ids themselves are the specs'. (`S` is another hasher
+/// only in tests: one that makes every id collide.)
 #[derive(Clone, Default)]
-pub struct IdIndex {
+pub struct IdIndex<S = DefaultHashBuilder> {
     table: HashTable<u32>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: S,
 }
 
 impl IdIndex {
     /// The index of `specs`; the positions of ids that appear twice are left out after
     /// the first (the caller compares [`IdIndex::len`] with the count to refuse them).
     pub fn build(specs: &[TaskSpec]) -> IdIndex {
-        let mut index = IdIndex { table: HashTable::with_capacity(specs.len()), ..IdIndex::default() };
+        IdIndex::build_with(specs, DefaultHashBuilder::default())
+    }
+}
+
+impl<S: BuildHasher> IdIndex<S> {
+    fn build_with(specs: &[TaskSpec], hasher: S) -> IdIndex<S> {
+        let mut index = IdIndex { table: HashTable::with_capacity(specs.len()), hasher };
         for i in 0..specs.len() {
             index.insert(specs, i);
         }
@@ -68,14 +82,14 @@ impl IdIndex {
     }
 }
 
-impl PartialEq for IdIndex {
+impl<S: BuildHasher> PartialEq for IdIndex<S> {
     /// The same positions indexed (over the same specs, the same index).
-    fn eq(&self, other: &IdIndex) -> bool {
+    fn eq(&self, other: &IdIndex<S>) -> bool {
         self.len() == other.len() && self.positions() == other.positions()
     }
 }
 
-impl std::fmt::Debug for IdIndex {
+impl<S: BuildHasher> std::fmt::Debug for IdIndex<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "IdIndex({} ids)", self.len())
     }
@@ -111,6 +125,52 @@ mod tests {
         }
         assert!(!index.insert(&all, 0), "a taken id is refused");
         assert!((0..all.len()).all(|i| index.get(&all, &all[i].id) == Some(i)));
+    }
+
+    /// A hasher that gives every id the same hash: the index must tell ids apart by
+    /// comparing them, never by their hash.
+    #[derive(Clone, Default)]
+    struct Colliding;
+
+    impl std::hash::BuildHasher for Colliding {
+        type Hasher = Constant;
+        fn build_hasher(&self) -> Constant {
+            Constant
+        }
+    }
+
+    struct Constant;
+
+    impl std::hash::Hasher for Constant {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn ids_that_collide_are_still_told_apart() {
+        let all = specs(&["a", "b", "c", "b", "ab", "ba", ""]);
+        let mut index = IdIndex::build_with(&all, Colliding);
+        assert_eq!(index.len(), 6, "the second b is left out, by its id");
+        for (id, at) in [("a", 0), ("b", 1), ("c", 2), ("ab", 4), ("ba", 5), ("", 6)] {
+            assert_eq!(index.get(&all, id), Some(at), "{id:?}");
+        }
+        assert_eq!([index.get(&all, "d"), index.get(&all, "aa")], [None, None]);
+        assert!(!index.insert(&all, 3), "a taken id is refused");
+    }
+
+    /// The default (foldhash) index over ids as a big run names them: every id at its
+    /// place, and ids that are not there (close to ones that are) not found.
+    #[test]
+    fn every_one_of_many_ids_is_found_where_it_is() {
+        let one = specs(&["a"]).remove(0);
+        let all: Vec<TaskSpec> = (0..50_000).map(|n| TaskSpec { id: format!("t{n:06}"), ..one.clone() }).collect();
+        let index = IdIndex::build(&all);
+        assert_eq!(index.len(), all.len());
+        assert!((0..all.len()).all(|i| index.get(&all, &all[i].id) == Some(i)));
+        assert!((0..1000).all(|n| index.get(&all, &format!("t{:06}", 50_000 + n)).is_none()));
+        assert!((0..1000).all(|n| index.get(&all, &format!("t{n:05}")).is_none()));
     }
 
     #[test]

@@ -92,3 +92,26 @@ fn equal_copies_compare_equal_whether_or_not_they_share() {
     assert_ne!(a, b);
     assert_ne!(a, numbers(2 * CHUNK - 1));
 }
+
+/// A table filled a chunk at a time has the shape `push` gives (every chunk full but
+/// the last, which is not empty), so `get`, `push` and a clone's sharing work on it.
+#[test]
+fn a_filled_table_is_the_one_pushes_make() {
+    for n in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 7] {
+        let mut pushed = Chunked::default();
+        let mut filling = super::Filling::with_len(n / 2);
+        for i in 0..n {
+            pushed.push(i.to_string());
+            filling.push(i.to_string());
+        }
+        let mut filled = filling.done();
+        let shape = |c: &Chunked<String>| c.chunks.iter().map(|chunk| chunk.len()).collect::<Vec<_>>();
+        assert_eq!(shape(&filled), shape(&pushed), "n = {n}");
+        assert_eq!((filled.len(), filled.get(n)), (n, None));
+        assert!((0..n).all(|i| filled.get(i) == Some(&i.to_string())));
+        filled.push("more".into());
+        pushed.push("more".into());
+        assert_eq!(shape(&filled), shape(&pushed), "a push after, n = {n}");
+        assert_eq!(filled, pushed);
+    }
+}
