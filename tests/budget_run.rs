@@ -62,10 +62,9 @@ fn a_run_budget_stops_dispatch_at_n_dollars_and_a_live_raise_over_ctl_resumes_it
     assert_eq!(of_kind(&events, "attempt_succeeded").len(), 6);
     assert_eq!(of_kind(&events, "usage_recorded").len(), 6);
     // Each usage line is recorded before its attempt's end.
-    let seq_of = |kind: &str, task: &str| {
-        events.iter().find(|e| e["type"] == kind && e["task"] == task).map(|e| e["seq"].as_u64().unwrap_or(0))
-    };
-    assert!(seq_of("usage_recorded", "t1") < seq_of("attempt_succeeded", "t1"));
+    let at = |kind: &str, task: &str| events.iter().position(|e| e["type"] == kind && e["task"] == task);
+    let (usage, end) = (at("usage_recorded", "t1"), at("attempt_succeeded", "t1"));
+    assert!(usage.is_some() && usage < end, "usage at {usage:?}, end at {end:?}");
 
     // `inspect --json` shows the run's and each task's spend.
     let out = live.scratch.pitboss().args(["inspect", "--json"]).arg(&live.dir).output_within("inspect");
@@ -147,19 +146,44 @@ fn a_run_without_usage_lines_has_no_spend_in_its_document() {
 #[test]
 fn bad_budget_numbers_are_errors_at_their_line_and_column() {
     let scratch = Scratch::new();
-    let file = scratch.write(
-        "w.toml",
-        "[budget]\nmax_cost_usd = -1\ntask_cost_usd = \"two\"\n[[pool]]\nname = \"p\"\ncommand = [\"true\"]\n\
-         task_cost_usd = 0\n[[task]]\nid = \"t\"\n",
-    );
-    let out = scratch.pitboss().arg("validate").arg(&file).output_within("validate");
-    assert_eq!(out.status.code(), Some(2));
-    let text = stderr(&out);
+    let validate = |name: &str, text: &str| {
+        let file = scratch.write(name, text);
+        let out = scratch.pitboss().arg("validate").arg(&file).output_within("validate");
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        stderr(&out)
+    };
+    let pool = "[[pool]]\nname = \"p\"\ncommand = [\"true\"]\n";
+    let text =
+        validate("w.toml", &format!("[budget]\nmax_cost_usd = -1\ntask_cost_usd = 0\n{pool}task_cost_usd = nan\n"));
     assert!(text.contains("w.toml:2:16: budget.max_cost_usd must be more than 0 dollars, got -1"), "{text}");
-    assert!(text.contains("w.toml:3:17:") && text.contains("a number"), "{text}");
-    assert!(text.contains("w.toml:7:17: task_cost_usd must be more than 0 dollars, got 0"), "{text}");
-    let file =
-        scratch.write("big.toml", "[budget]\nmax_cost_usd = 1e12\n[[pool]]\nname = \"p\"\ncommand = [\"true\"]\n");
-    let out = scratch.pitboss().arg("validate").arg(&file).output_within("validate");
-    assert!(stderr(&out).contains("big.toml:2:16: budget.max_cost_usd must be at most"), "{}", stderr(&out));
+    assert!(text.contains("w.toml:3:17: budget.task_cost_usd must be more than 0 dollars, got 0"), "{text}");
+    assert!(text.contains("w.toml:7:17: task_cost_usd must be more than 0 dollars, got NaN"), "{text}");
+    let text = validate("big.toml", &format!("[budget]\nmax_cost_usd = 1e12\n{pool}"));
+    assert!(text.contains("big.toml:2:16: budget.max_cost_usd must be at most"), "{text}");
+    let text = validate("kind.toml", &format!("[budget]\ntask_cost_usd = \"two\"\ncolour = 1\n{pool}"));
+    assert!(text.contains("kind.toml:2:17: budget.task_cost_usd must be a number, not \"two\""), "{text}");
+    assert!(text.contains("kind.toml:3:1: unknown key `colour` in [budget]"), "{text}");
+}
+
+#[test]
+fn a_headless_run_blocked_by_its_budget_exits_3_with_exit_when_blocked() {
+    let workflow = format!(
+        "[budget]\nmax_cost_usd = 1\n[[pool]]\nname = \"agent\"\ncommand = [\"sh\", \"-c\", {}]\n\
+         [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n",
+        toml_string(DOLLAR)
+    );
+    let scratch = Scratch::new();
+    let file = scratch.write("workflow.toml", &workflow);
+    let out = scratch
+        .pitboss()
+        .args(["run", "--headless", "--json", "--exit-when-blocked", "--state-dir"])
+        .arg(scratch.run_dir())
+        .arg(&file)
+        .output_within("run --exit-when-blocked");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("budget spent: $1.00 of $1.00"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("budget --max-cost-usd N"), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("--json document");
+    assert_eq!(doc["blocked"], "budget spent: $1.00 of $1.00");
+    assert_eq!(doc["spend"]["exhausted"], true);
 }

@@ -21,7 +21,7 @@ mod facts;
 mod input;
 mod remote;
 
-pub use budget::raise as raise_budget;
+pub use budget::{blocked as budget_blocked, raise as raise_budget};
 pub use facts::payload_unchanged;
 use facts::{at_gate, decide, ended, failed, running};
 pub use input::{Input, Outcome, StepContext};

@@ -39,13 +39,13 @@ impl Usd {
     /// Dollars as a float, if finite, not negative and at most `max`; else why not.
     pub fn from_dollars(dollars: f64, max: f64) -> Result<Usd, String> {
         if !dollars.is_finite() {
-            return Err(format!("{dollars} is not a number of dollars"));
+            return Err(format!("{} is not a number of dollars", amount(dollars)));
         }
         if dollars < 0.0 {
-            return Err(format!("{dollars} is negative"));
+            return Err(format!("{} is negative", amount(dollars)));
         }
         if dollars > max {
-            return Err(format!("{dollars} is over the limit of {max}"));
+            return Err(format!("{} is over the limit of {}", amount(dollars), amount(max)));
         }
         Ok(Usd((dollars * MICROS).round() as u64))
     }
@@ -58,6 +58,16 @@ impl Usd {
     /// The sum, saturating.
     pub fn plus(self, other: Usd) -> Usd {
         Usd(self.0.saturating_add(other.0))
+    }
+}
+
+/// A worker's or operator's number as it reads best: `2.5`, or `1e300` for a huge one
+/// (never three hundred digits).
+fn amount(dollars: f64) -> String {
+    if dollars.abs() >= 1e7 {
+        format!("{dollars:e}")
+    } else {
+        format!("{dollars}")
     }
 }
 

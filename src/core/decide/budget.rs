@@ -28,6 +28,17 @@ pub(super) fn exhausted_now(state: &RunState) -> Option<Event> {
         .then_some(Event::BudgetExhausted(BudgetExhausted { spent_usd: spent, max_cost_usd: max }))
 }
 
+/// `budget spent: $5.00 of $5.00` when the run's budget stopped dispatch and nothing
+/// else can move (no attempt runs or is being checked, and tasks wait): what a
+/// headless run waits on, or stops for with `--exit-when-blocked` (exit 3).
+pub fn blocked(state: &RunState) -> Option<String> {
+    use crate::core::task::TaskStateName::{Running, Validating};
+    let max = state.max_cost_usd()?;
+    let idle = state.count(Running) == 0 && state.count(Validating) == 0;
+    (state.spend.exhausted && idle && !state.all_terminal())
+        .then(|| format!("budget spent: {} of {}", state.spend.run.cost_usd, max))
+}
+
 /// An operator's new limits, in dollars, checked against the run: each in range,
 /// at least one given, and a run budget above what was spent (one at or below it
 /// would stop dispatch again at once). The `budget_raised` to record, or why not.
