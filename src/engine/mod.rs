@@ -22,6 +22,7 @@ pub mod fanout;
 mod gates;
 mod replicas;
 mod snapshots;
+mod usage;
 pub mod starved;
 pub mod supervise;
 
@@ -36,12 +37,11 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::core::breaker::Circuit;
 use crate::core::decide::dispatch;
-use crate::core::event::UsageRecorded;
 use crate::core::workflow::Workflow;
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::clock::Clock;
 use crate::io::journal::{JournalError, Record};
-use crate::io::runner::{AttemptEnd, CaptureFailed, OutputChunk, Runner, Stop, UsageReport};
+use crate::io::runner::{AttemptEnd, CaptureFailed, OutputChunk, Runner, Stop};
 use crate::io::store::EventStore;
 use fanout::{Fanout, Records};
 use supervise::{supervise, Reports};
@@ -530,7 +530,7 @@ impl Engine {
         });
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
         let task = task.to_string();
-        let usage = usage_note(&tx, &task, attempt, pool);
+        let usage = usage::usage_note(&tx, &task, attempt, pool);
         let workflow = self.state.workflow.clone();
         tokio::spawn(async move {
             let end = match prepared {
@@ -580,18 +580,6 @@ impl Engine {
             self.start_attempt(&task, attempt, &pool, true);
         }
     }
-}
-
-/// Records each usage line of an attempt on `pool` as a `usage_recorded` note, as it
-/// is read (a refused line is said in the attempt's output by the runner).
-fn usage_note(tx: &mpsc::UnboundedSender<Msg>, task: &str, attempt: u32, pool: &str) -> UsageReport {
-    let (tx, task, pool) = (tx.clone(), task.to_string(), pool.to_string());
-    Arc::new(move |line| {
-        if let Ok(usage) = line {
-            let event = UsageRecorded::new(task.clone(), attempt, pool.clone(), &usage);
-            let _ = tx.send(Msg::Note(Event::UsageRecorded(event)));
-        }
-    })
 }
 
 /// Reports an attempt's output that could not be saved as an `output_capture_failed`
