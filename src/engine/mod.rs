@@ -22,9 +22,9 @@ pub mod fanout;
 mod gates;
 mod replicas;
 mod snapshots;
-mod usage;
 pub mod starved;
 pub mod supervise;
+mod usage;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -21,4 +21,3 @@ pub(super) fn usage_note(tx: &mpsc::UnboundedSender<Msg>, task: &str, attempt: u
         }
     })
 }
-
