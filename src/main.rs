@@ -145,7 +145,8 @@ enum Command {
     },
     /// Operate a live run from another terminal: status, tasks, task ID, retry ID,
     /// cancel ID, replay ID|all, pause|resume POOL|all, concurrency POOL N,
-    /// breaker trip|reset POOL, approve ID…, reject ID…, subscribe [--from SEQ].
+    /// breaker trip|reset POOL, approve ID…, reject ID…, budget --max-cost-usd N
+    /// [--task-cost-usd M], subscribe [--from SEQ].
     /// `--json` prints the manager's raw reply.
     Ctl {
         /// The run folder.

@@ -482,6 +482,7 @@ async fn a_re_attached_attempt_takes_the_result_written_while_the_manager_was_aw
         on_output: Arc::new(|| {}),
         on_capture_failed: Arc::new(|_, _| {}),
         on_remote_start: Box::new(|_| {}),
+        on_usage: Arc::new(|_| {}),
     };
     let end =
         tokio::time::timeout(Duration::from_secs(30), runner.run(job)).await.expect("the result was not delivered");

@@ -273,3 +273,34 @@ fn a_format_3_snapshot_left_by_an_older_build_still_opens() {
     assert_eq!(opened.snapshot, Some(at.seq), "the format-3 snapshot is used: {:?}", opened.notes);
     assert!(canonical(&opened.state) == canonical(&state));
 }
+
+/// Spend and budgets (issue 17) read back from formats 4, 3 and 2: the workflow's
+/// `[budget]` and a pool's `task_cost_usd`, and the folded spend with its per-attempt
+/// sums, an operator's raise and the exhausted flag.
+#[test]
+fn spend_and_budgets_read_back_the_same() {
+    use pitboss::core::event::{BudgetExhausted, BudgetRaised, UsageRecorded};
+    use pitboss::core::usage::{Usage, Usd};
+    let text = "[budget]\nmax_cost_usd = 5\ntask_cost_usd = 1.25\n\
+        [[pool]]\nname = \"p\"\ncommand = [\"true\"]\ntask_cost_usd = 0.5\n[[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\n";
+    let workflow = config::parse(text, "budget.toml", Path::new("/")).expect("valid");
+    let mut state = RunState::new("spend".into(), Arc::new(workflow));
+    let usage =
+        Usage { cost: Usd(1_234_567), input_tokens: 9, output_tokens: 3, cache_read_tokens: 2, ..Usage::default() };
+    for (task, attempt) in [("a", 1), ("a", 2), ("b", 1)] {
+        let event = Event::UsageRecorded(UsageRecorded::new(task.into(), attempt, "p".into(), &usage));
+        state.apply(&event, 5).expect("usage folds");
+    }
+    let raised = BudgetRaised { max_cost_usd: Some(Usd(9_000_000)), task_cost_usd: None, source: "op".into() };
+    state.apply(&Event::BudgetRaised(raised), 6).expect("raise folds");
+    let exhausted = BudgetExhausted { spent_usd: Usd(3_703_701), max_cost_usd: Usd(9_000_000) };
+    state.apply(&Event::BudgetExhausted(exhausted), 7).expect("exhausted folds");
+    let at = LogPosition { seq: 9, start: 0, end: 10, crc: 7 };
+    assert_round_trips(&state, at, "spend and budgets");
+    for format in [snapshot::encode(&state, at), snapshot::encode_format3(&state, at)] {
+        let read = snapshot::decode(&format).expect("opens");
+        assert_eq!(read.state.spend, state.spend);
+        assert_eq!(read.state.spend.tasks[&0].attempts[&2].cost_usd, Usd(1_234_567));
+        assert_eq!(read.state.max_cost_usd(), Some(Usd(9_000_000)));
+    }
+}

@@ -66,6 +66,10 @@ fn write_document(state: &RunState, dir: &Path) -> std::io::Result<()> {
     piece(&mut out, &counts_json(state))?;
     out.write_all(b",\"run_id\":")?;
     piece(&mut out, &Value::String(state.run_id.clone()))?;
+    if let Some(spend) = state.spend_json() {
+        out.write_all(b",\"spend\":")?;
+        piece(&mut out, &spend)?;
+    }
     out.write_all(b",\"state_dir\":")?;
     piece(&mut out, &Value::String(dir.display().to_string()))?;
     out.write_all(b",\"tasks\":[")?;
@@ -265,6 +269,17 @@ fn fold_task_log(dir: &Path, id: &str) -> Result<TaskLog, (u8, String)> {
 
 /// One line per gate verdict: gate, kind, verdict, score, time, reason; then the
 /// critique, one line each.
+/// `spent: $1.20 · 3.4k in / 800 out (budget $2.00)` and a line per attempt, for a
+/// task that reported usage (DESIGN §13).
+fn print_spend(state: &RunState, i: usize, say: &dyn Fn(String)) {
+    let Some(spend) = state.spend.task(i) else { return };
+    let budget = state.task_cost_usd(i).map(|b| format!(" (budget {b})")).unwrap_or_default();
+    say(format!("spent: {}{budget}", spend.total.describe()));
+    for (attempt, s) in &spend.attempts {
+        say(format!("  attempt {attempt}: {}", s.describe()));
+    }
+}
+
 fn print_verdicts(task: &crate::core::Task, say: &dyn Fn(String)) {
     if task.verdicts().is_empty() {
         return;
@@ -356,6 +371,7 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: 
     }
     print_verdicts(task, &say);
     print_votes(state, i, history, &say);
+    print_spend(state, i, &say);
     println!();
     println!("history:");
     for rec in history {

@@ -10,12 +10,17 @@ use crate::core::{RunState, TaskState, TaskStateName};
 /// `{"run_id","state_dir","counts":{state:n},"tasks":[{"id","state","attempts","worker","result","error","degraded"}]}`.
 pub fn json_document(state: &RunState, state_dir: &Path) -> Value {
     let tasks: Vec<Value> = (0..state.tasks.len()).map(|i| task_json(state, i)).collect();
-    json!({
+    let mut doc = json!({
         "run_id": state.run_id,
         "state_dir": state_dir.display().to_string(),
         "counts": counts_json(state),
         "tasks": tasks,
-    })
+    });
+    // Only for runs with usage or a budget (DESIGN §13), so other documents are unchanged.
+    if let (Some(spend), Some(obj)) = (state.spend_json(), doc.as_object_mut()) {
+        obj.insert("spend".into(), spend);
+    }
+    doc
 }
 
 /// The document's `counts`: tasks per state.
@@ -50,6 +55,10 @@ pub fn task_json(state: &RunState, i: usize) -> Value {
     if let (Some(finding), Some(obj)) = (t.finding(), doc.as_object_mut()) {
         obj.insert("finding".into(), serde_json::to_value(finding).unwrap_or_default());
         obj.insert("approved".into(), json!(t.approved()));
+    }
+    // Only for tasks that reported usage (DESIGN §13): in all and per attempt.
+    if let (Some(spend), Some(obj)) = (state.spend.task(i), doc.as_object_mut()) {
+        obj.insert("spend".into(), serde_json::to_value(spend).unwrap_or_default());
     }
     // Only for tasks with gate verdicts, so documents of gate-free runs are unchanged.
     if let (false, Some(obj)) = (t.verdicts().is_empty(), doc.as_object_mut()) {

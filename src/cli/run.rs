@@ -193,6 +193,11 @@ pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdRe
         if matches!(finished.ending, Ending::Interrupted) && crate::core::hold::only_held_remain(state) {
             doc["blocked"] = crate::core::hold::held_line(state).into();
             doc["resumable"] = true.into();
+        } else if let (Ending::Interrupted, Some(spent)) =
+            (&finished.ending, crate::core::decide::budget_blocked(state))
+        {
+            doc["blocked"] = spent.into();
+            doc["resumable"] = true.into();
         }
         println!("{}", escape_json(&doc.to_string()));
     }
@@ -210,6 +215,17 @@ pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdRe
                 }
             }
             eprintln!("pitboss: approve (a) or reject (X) them in: pitboss resume {}", dir.display());
+            Ok(EXIT_BLOCKED)
+        }
+        // Stopped with the run's budget spent (`--exit-when-blocked`): exit 3, and how
+        // to go on.
+        Ending::Interrupted if crate::core::decide::budget_blocked(state).is_some() => {
+            let spent = crate::core::decide::budget_blocked(state).unwrap_or_default();
+            eprintln!("pitboss: run {name:?} stopped after {elapsed}: {spent}");
+            eprintln!(
+                "pitboss: resume it with `pitboss resume {d}` and raise the budget with `pitboss ctl {d} budget --max-cost-usd N`",
+                d = dir.display()
+            );
             Ok(EXIT_BLOCKED)
         }
         Ending::Interrupted => {
@@ -282,6 +298,12 @@ pub fn headless<'a>(exit_when_blocked: bool, dir: std::path::PathBuf) -> FrontEn
 
 /// "waiting for an operator: 3 tasks held for approval (a, b, c); approve with …".
 fn waiting_line(state: &RunState, dir: &std::path::Path) -> String {
+    if let Some(spent) = crate::core::decide::budget_blocked(state) {
+        return format!(
+            "pitboss: waiting for an operator: {spent}; raise it with `pitboss ctl {} budget --max-cost-usd N`, or stop and resume later",
+            shell_word(&dir.display().to_string())
+        );
+    }
     let held: Vec<&str> = (0..state.tasks.len())
         .filter(|&i| matches!(state.tasks[i].state, TaskState::AwaitingApproval { .. }))
         .map(|i| state.task_id(i))
@@ -426,6 +448,8 @@ impl Progress {
         let terminal =
             TaskStateName::ALL.iter().filter(|name| name.is_terminal()).map(|name| state.count(*name) as u64).sum();
         let held = crate::core::hold::only_held_remain(state).then(|| crate::core::hold::held_line(state));
+        // A run whose budget stopped dispatch waits for an operator too (DESIGN §13).
+        let held = held.or_else(|| crate::core::decide::budget_blocked(state));
         Progress { terminal, total: state.tasks.len() as u64, held }
     }
 }

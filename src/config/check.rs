@@ -223,6 +223,7 @@ impl<'a> Checker<'a> {
         // Absolute, so that a resume started elsewhere resolves spawned tasks' paths alike.
         let folder = Some(std::path::absolute(self.base).unwrap_or_else(|_| self.base.to_path_buf()));
         let broker = self.broker(raw.run.as_ref());
+        let budget = self.budget(raw.budget.as_ref());
         let mut pools = pools;
         if broker.is_some() {
             // A broker pool's limit is what its live workers offer (`pool_capacity`):
@@ -246,6 +247,7 @@ impl<'a> Checker<'a> {
             notify,
             folder,
             broker,
+            budget,
         }
     }
 
@@ -346,6 +348,7 @@ impl<'a> Checker<'a> {
             per_worker: per_worker.map_or(defaults::PER_WORKER, |n| n as usize),
             recycle,
             input_guard: raw.input_guard,
+            task_cost_usd: raw.task_cost_usd.as_ref().and_then(|v| self.dollars(v, "task_cost_usd")),
         }
     }
 

@@ -21,6 +21,7 @@
 //! `resume` needs nothing but the run folder.
 
 mod broker;
+mod budget;
 mod check;
 mod consensus;
 mod defaults;

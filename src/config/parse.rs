@@ -157,6 +157,15 @@ pub(super) struct RawWorkflow {
     pub(super) task: Vec<RawTask>,
     #[serde(default)]
     pub(super) notify: Vec<super::notify::RawNotify>,
+    pub(super) budget: Option<RawBudget>,
+}
+
+/// `[budget]`: what the run and each task may spend, in dollars (DESIGN §13).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBudget {
+    pub(super) max_cost_usd: Option<Spanned<f64>>,
+    pub(super) task_cost_usd: Option<Spanned<f64>>,
 }
 
 /// `[run]`.
@@ -296,6 +305,7 @@ pub(super) struct RawPool {
     pub(super) stall_kill_after: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) input_guard: bool,
+    pub(super) task_cost_usd: Option<Spanned<f64>>,
 }
 
 /// One `[[task]]`.

@@ -171,6 +171,7 @@ const POOL: &[Key] = &[
     key("stall_after", Shape::Duration),
     key("stall_kill_after", Shape::Duration),
     key("input_guard", Shape::Flag),
+    key("task_cost_usd", Shape::Number),
 ];
 
 const TASK: &[Key] = &[
@@ -205,7 +206,11 @@ pub(super) const WORKFLOW: &[Key] = &[
     key("pool", Shape::Sections(POOL)),
     key("task", Shape::Sections(TASK)),
     key("notify", Shape::Sections(NOTIFY)),
+    key("budget", Shape::Table(BUDGET)),
 ];
+
+/// `[budget]` (DESIGN §13; values checked in `budget.rs`).
+const BUDGET: &[Key] = &[key("max_cost_usd", Shape::Number), key("task_cost_usd", Shape::Number)];
 
 /// A file of tasks to add to a run (`pitboss submit`, a planner's spawn): `[[task]]`
 /// entries only.

@@ -25,6 +25,7 @@ pub const COMMANDS: &[&str] = &[
     "approve",
     "reject",
     "submit",
+    "budget",
 ];
 
 /// A command line, parsed and checked against the run.
@@ -74,6 +75,13 @@ pub enum Command {
     },
     /// `submit FILE`: add the tasks of a TOML file (read by the front end).
     Submit(String),
+    /// `budget [--max-cost-usd] N [--task-cost-usd M]`: raise the budget (DESIGN §13).
+    Budget {
+        /// The run's new budget, in dollars.
+        max_cost_usd: Option<f64>,
+        /// Every task's new budget, in dollars.
+        task_cost_usd: Option<f64>,
+    },
 }
 
 /// Parses a command line: `Ok(None)` for a blank line, `Err` with the message to show
@@ -98,6 +106,7 @@ pub fn parse(state: &RunState, line: &str) -> Result<Option<Command>, String> {
         ("concurrency", Some(pool)) => concurrency(state, pool, words.get(2).copied())?,
         ("breaker", _) => breaker(state, arg, words.get(2).copied())?,
         ("submit", Some(file)) => Command::Submit(file.to_string()),
+        ("budget", _) => super::command_budget::parse(&words[1..])?,
         ("submit", None) => return Err("usage: submit FILE (a TOML file of [[task]] entries)".into()),
         ("pause" | "resume" | "concurrency", None) => return Err(format!("{cmd}: which pool? e.g. `{cmd} POOL`")),
         (_, None) if COMMANDS.contains(&cmd) => return Err(format!("{cmd}: which task? e.g. `{cmd} ID`")),
@@ -259,6 +268,11 @@ pub fn inputs(state: &RunState, command: &Command, who: &str) -> Result<Vec<Inpu
         Command::Submit(file) => {
             return Err(format!("submit {file}: the front end reads the file and sends its tasks"))
         }
+        Command::Budget { max_cost_usd, task_cost_usd } => {
+            // Checked as the core will check it, so a refusal comes back with its reason.
+            super::decide::raise_budget(state, *max_cost_usd, *task_cost_usd, reason())?;
+            vec![Input::RaiseBudget { max_cost_usd: *max_cost_usd, task_cost_usd: *task_cost_usd, source: reason() }]
+        }
     })
 }
 
@@ -293,6 +307,7 @@ pub fn done_message(command: &Command) -> String {
         Command::Concurrency { pool, concurrency } => format!("pool {pool}: concurrency {concurrency}"),
         Command::Breaker { trip, pool } => format!("breaker {}: {pool}", if *trip { "trip" } else { "reset" }),
         Command::Submit(file) => format!("submitted {file}"),
+        Command::Budget { .. } => "budget raised; dispatch resumes".into(),
     }
 }
 
@@ -313,6 +328,9 @@ pub fn line_for(input: &Input) -> Option<String> {
         Input::BreakerTrip { pool } => format!("breaker trip {pool}"),
         Input::BreakerReset { pool } => format!("breaker reset {pool}"),
         Input::EditPayload { task, payload } => format!("payload {task} {payload}"),
+        Input::RaiseBudget { max_cost_usd, task_cost_usd, .. } => {
+            super::command_budget::line(*max_cost_usd, *task_cost_usd)
+        }
         _ => return None,
     })
 }

@@ -15,11 +15,13 @@ use super::state::{ApplyError, RunState, Standing};
 use super::task::{TaskState, TaskStateName};
 use crate::core::workflow::Strategy;
 
+mod budget;
 mod consensus;
 mod facts;
 mod input;
 mod remote;
 
+pub use budget::{blocked as budget_blocked, raise as raise_budget};
 pub use facts::payload_unchanged;
 use facts::{at_gate, decide, ended, failed, running};
 pub use input::{Input, Outcome, StepContext};
@@ -104,9 +106,15 @@ pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, Ap
             apply_and_cascade(state, event, ctx, &mut out)?;
         }
     }
+    // A run that spent its budget starts nothing until an operator raises it
+    // (DESIGN §13); its running attempts finish.
+    if let Some(event) = budget::exhausted_now(state) {
+        state.apply(&event, ctx.now_ms)?;
+        out.push(event);
+    }
     // While the broker is down nothing starts: an attempt handed to it now would wait
     // in the manager anyway, and its timeout must not run (DESIGN §7).
-    if !state.interrupted && !state.remote.is_down() {
+    if !state.interrupted && !state.remote.is_down() && !state.spend.exhausted {
         let picks = plan(state);
         for (task, pool) in picks {
             // A consensus attempt started before this one may have seated a replica

@@ -16,9 +16,11 @@ use crate::core::workflow::{GateKind, TaskSpec, Workflow};
 
 mod attempt;
 mod broker;
+mod usage;
 
 pub use attempt::{AfterFailure, FailureClass, OutputStream, SmallOutput, SMALL_OUTPUT};
 pub use broker::{BrokerDown, BrokerUp, ResultDuplicate, WorkerLost, WorkerRef, WorkerRegistered};
+pub use usage::{BudgetExhausted, BudgetRaised, UsageRecorded};
 
 /// One recorded fact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -464,6 +466,12 @@ pub enum Event {
     BrokerUp(BrokerUp),
     /// A result for an attempt already decided, recorded and ignored.
     ResultDuplicate(ResultDuplicate),
+    /// A running attempt reported what it spent (a usage line, DESIGN §4, §13).
+    UsageRecorded(UsageRecorded),
+    /// The run's spend reached `[budget] max_cost_usd`: no new attempt starts.
+    BudgetExhausted(BudgetExhausted),
+    /// An operator raised the budget (`ctl budget`, the palette): dispatch resumes.
+    BudgetRaised(BudgetRaised),
     /// Every task reached a terminal state.
     RunFinished {
         /// True when every task completed.
@@ -512,7 +520,8 @@ impl Event {
             | Event::TaskRejected { task, .. }
             | Event::TasksSpawned { task, .. }
             | Event::SpawnRefused { task, .. }
-            | Event::ResultDuplicate(ResultDuplicate { task, .. }) => Some(task),
+            | Event::ResultDuplicate(ResultDuplicate { task, .. })
+            | Event::UsageRecorded(UsageRecorded { task, .. }) => Some(task),
             Event::WorkerLost(lost) => lost.task.as_deref(),
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
@@ -529,6 +538,8 @@ impl Event {
             | Event::WorkerRegistered(_)
             | Event::BrokerDown(_)
             | Event::BrokerUp(_)
+            | Event::BudgetExhausted(_)
+            | Event::BudgetRaised(_)
             | Event::RunFinished { .. } => None,
         }
     }
@@ -580,6 +591,9 @@ impl Event {
             Event::BrokerDown(_) => "broker_down",
             Event::BrokerUp(_) => "broker_up",
             Event::ResultDuplicate(_) => "result_duplicate",
+            Event::UsageRecorded(_) => "usage_recorded",
+            Event::BudgetExhausted(_) => "budget_exhausted",
+            Event::BudgetRaised(_) => "budget_raised",
             Event::RunFinished { .. } => "run_finished",
         }
     }

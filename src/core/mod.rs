@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod checks;
 pub mod command;
+mod command_budget;
 pub mod consensus;
 pub mod decide;
 pub mod escape;
@@ -22,6 +23,7 @@ pub mod state;
 pub mod task;
 pub mod text;
 pub mod truncate;
+pub mod usage;
 pub mod workflow;
 
 pub use decide::{step, Input, StepContext};

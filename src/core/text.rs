@@ -84,6 +84,19 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::ResultDuplicate(ResultDuplicate { task, attempt, worker, reason }) => {
             format!("{task}: ignored a {reason} result of attempt {attempt} from worker {worker}")
         }
+        Event::UsageRecorded(u) => {
+            let (input, output) = (crate::core::usage::tokens(u.input_tokens), crate::core::usage::tokens(u.output_tokens));
+            format!("{}: attempt {} spent {} ({input} in / {output} out)", u.task, u.attempt, u.cost_usd)
+        }
+        Event::BudgetExhausted(b) => format!(
+            "budget spent: {} of {}; no new attempt starts until an operator raises it (ctl budget --max-cost-usd N)",
+            b.spent_usd, b.max_cost_usd
+        ),
+        Event::BudgetRaised(r) => {
+            let max = r.max_cost_usd.map(|m| format!(" max_cost_usd {m}")).unwrap_or_default();
+            let task = r.task_cost_usd.map(|t| format!(" task_cost_usd {t}")).unwrap_or_default();
+            format!("budget raised by {}:{max}{task}; dispatch resumes", r.source)
+        }
         Event::AttemptSucceeded { task, attempt, duration_ms, .. } => {
             // "Succeeded", not "completed": with gates the task goes on to validating.
             format!("{task}: attempt {attempt} succeeded ({})", human_ms(*duration_ms))

@@ -64,7 +64,18 @@ pub fn status(state: &RunState) -> (String, Value) {
         let live = workers.iter().filter(|w| w["presence"] == "live").count();
         message.push_str(&format!("; broker {} {up}, {live} worker(s)", b["url"].as_str().unwrap_or("")));
     }
+    // What the run spent and its budget (DESIGN §13), when any usage or budget.
+    let spend = state.spend_json();
+    if let (Some(max), true) = (state.max_cost_usd(), state.spend.exhausted) {
+        message.push_str(&format!(
+            "; BUDGET SPENT {}/{max}: no new attempt starts (ctl budget --max-cost-usd N)",
+            state.spend.run.cost_usd
+        ));
+    } else if state.spend.reported {
+        message.push_str(&format!("; spent {}", state.spend.run.cost_usd));
+    }
     let data = json!({
+        "spend": spend,
         "broker": broker,
         "workers": workers,
         "run_id": state.run_id,

@@ -448,8 +448,13 @@ async fn run_process(
     let limits = Limits { timeout: spec.timeout, stall_after: None, stall_kill_after: None };
     // A check's output that cannot be saved is not an event yet: its tail still
     // reaches the verdict, and `output_capture_failed` names worker attempts only.
-    let reports =
-        Reports { on_spawn: Box::new(|_, _| {}), on_stall: Box::new(|_| {}), on_capture_failed: Arc::new(|_, _| {}) };
+    // A reviewer's usage lines are not counted yet (DESIGN-NOTES, issue 17).
+    let reports = Reports {
+        on_spawn: Box::new(|_, _| {}),
+        on_stall: Box::new(|_| {}),
+        on_capture_failed: Arc::new(|_, _| {}),
+        on_usage: Arc::new(|_| {}),
+    };
     match supervise(runner, clock, spec, limits, stop, reports).await {
         // A reviewer cannot plan: its spawn lines are ignored (DESIGN-NOTES, issue 13).
         AttemptEnd::Outcome(outcome) | AttemptEnd::Planned(outcome, _) => Some(outcome),

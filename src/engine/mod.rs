@@ -24,6 +24,7 @@ mod replicas;
 mod snapshots;
 pub mod starved;
 pub mod supervise;
+mod usage;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -529,6 +530,7 @@ impl Engine {
         });
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
         let task = task.to_string();
+        let usage = usage::usage_note(&tx, &task, attempt, pool);
         let workflow = self.state.workflow.clone();
         tokio::spawn(async move {
             let end = match prepared {
@@ -549,6 +551,7 @@ impl Engine {
                             let _ = stall_tx.send(Msg::Input(Input::Stall { task, attempt, quiet_ms }));
                         }),
                         on_capture_failed: capture_note(&tx, &task, attempt),
+                        on_usage: usage,
                     };
                     supervise(runner, clock, spec, limits, stop_rx, reports).await
                 }

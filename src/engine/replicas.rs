@@ -230,6 +230,7 @@ impl Engine {
                             })
                         }),
                         on_capture_failed: capture_note(&tx, &task, attempt),
+                        on_usage: super::usage::usage_note(&tx, &task, attempt, &pool),
                     };
                     supervise(runner, clock, spec, limits, stop_rx, reports).await
                 }

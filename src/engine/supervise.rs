@@ -23,7 +23,9 @@ use crate::core::event::WorkerRef;
 use crate::core::text::human_ms;
 use crate::core::FailureClass;
 use crate::io::clock::Clock;
-use crate::io::runner::{millis, AttemptEnd, AttemptJob, AttemptSpec, CaptureFailed, RemoteStart, Runner, Stop};
+use crate::io::runner::{
+    millis, AttemptEnd, AttemptJob, AttemptSpec, CaptureFailed, RemoteStart, Runner, Stop, UsageReport,
+};
 
 /// How often a stalled attempt is looked at again, to see whether it printed.
 const STALL_RECHECK_MS: u64 = 1_000;
@@ -47,6 +49,8 @@ pub struct Reports {
     pub on_stall: Box<dyn Fn(Option<u64>) + Send + Sync>,
     /// One of its output streams could not be saved.
     pub on_capture_failed: CaptureFailed,
+    /// It printed a usage line (DESIGN §13).
+    pub on_usage: UsageReport,
 }
 
 /// Runs one attempt on `runner` to its end, under `limits`. `stop` carries the
@@ -97,6 +101,7 @@ pub async fn supervise(
         on_output,
         on_capture_failed: reports.on_capture_failed.clone(),
         on_remote_start,
+        on_usage: reports.on_usage.clone(),
     };
     let mut work = runner.run(job);
     let mut asked: Option<(Stop, u64)> = None;

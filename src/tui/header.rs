@@ -152,6 +152,28 @@ fn broker(scene: &Scene, now: u64) -> Option<Part> {
     }
 }
 
+/// The run's spend (DESIGN §13): `$1.23`, `$1.23/$5.00` under a budget, or `BUDGET
+/// SPENT $5.00/$5.00` once dispatch stopped for it, which outranks the progress
+/// (nothing starts until an operator raises it). None for a run where no worker
+/// reported usage and no budget is set.
+fn spend(scene: &Scene) -> Option<Part> {
+    let state = &scene.fleet.state;
+    let max = state.max_cost_usd();
+    if !state.spend.reported && max.is_none() {
+        return None;
+    }
+    let spent = state.spend.run.cost_usd;
+    let t = scene.theme;
+    Some(match max {
+        Some(max) if state.spend.exhausted => {
+            let style = t.fg(Color::Red).add_modifier(Modifier::BOLD);
+            Part::new(format!("BUDGET SPENT {spent}/{max}"), style, 11).short(format!("SPENT {spent}"), 9)
+        }
+        Some(max) => Part::new(format!("{spent}/{max}"), t.fg(Color::Gray), 6),
+        None => Part::new(spent.to_string(), t.fg(Color::Gray), 6),
+    })
+}
+
 /// Every part, in the order drawn, with its rank.
 fn parts(scene: &Scene) -> Vec<Part> {
     let fleet = scene.fleet;
@@ -192,6 +214,9 @@ fn parts(scene: &Scene) -> Vec<Part> {
     let running = state.count(TaskStateName::Running);
     parts.push(Part::new(format!("{running} running"), t.state(TaskStateName::Running), 6));
     if let Some(part) = broker(scene, now) {
+        parts.push(part);
+    }
+    if let Some(part) = spend(scene) {
         parts.push(part);
     }
     let stalled = stalled(fleet);

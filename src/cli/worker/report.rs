@@ -164,6 +164,8 @@ async fn run_attempt(shared: &Arc<Shared>, msg: &AttemptMsg, slot: &Arc<Slot>) -
         on_capture_failed: Arc::new(|stream, error| {
             eprintln!("pitboss worker: {stream:?} output not saved: {error}");
         }),
+        // Usage lines do not travel over the broker yet (DESIGN-NOTES, issue 17).
+        on_usage: Arc::new(|_| {}),
     };
     let end =
         supervise(shared.runner.clone(), Arc::new(SystemClock), spec, limits, slot.stop_rx.clone(), reports).await;

@@ -27,6 +27,10 @@ pub(super) fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Ev
         Input::Interrupt { reason } => {
             (!state.interrupted && !state.finished).then_some(Event::RunInterrupted { reason })
         }
+        // An operator's raise, checked as `ctl` checks it first (`raise_budget`).
+        Input::RaiseBudget { max_cost_usd, task_cost_usd, source } => {
+            super::budget::raise(state, max_cost_usd, task_cost_usd, source).ok()
+        }
         // What the running attempt reports.
         Input::Spawned { task, attempt, pid, worker } => running(state, &task, attempt).map(|_| {
             let (worker, host) = worker.map(|w| (w.id, w.host)).unzip();
@@ -393,6 +397,11 @@ fn after(
     let never = exit_code.filter(|c| class == FailureClass::Worker && spec.never_on().contains(c));
     match class {
         FailureClass::SpawnPermanent => give_up(format!("cannot start: {error}")),
+        // A task that spent its budget is not retried, nor handed to its fallback
+        // (which would spend from the same budget): DESIGN §13.
+        _ if super::budget::task_spent(state, i).is_some() => AfterFailure::DeadLetter {
+            reason: format!("{}: {error}", super::budget::task_spent(state, i).unwrap_or_default()),
+        },
         _ if never.is_some() => give_up(format!("{error} (exit code {} is never retried)", never.unwrap_or_default())),
         FailureClass::SpawnResource => {
             let delay_ms = backoff::delay_ms(policy, task.deferrals + 1, ctx.jitter);

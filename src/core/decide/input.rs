@@ -126,6 +126,16 @@ pub enum Input {
         /// Pool name.
         pool: String,
     },
+    /// An operator raises the budget (DESIGN §13), in dollars as given: checked by
+    /// `decide::raise_budget`, which a front end asks first for the reason of a refusal.
+    RaiseBudget {
+        /// The run's new `max_cost_usd`.
+        max_cost_usd: Option<f64>,
+        /// Every task's new `task_cost_usd`.
+        task_cost_usd: Option<f64>,
+        /// Who (`operator (ctl)`, `operator (tui)`).
+        source: String,
+    },
     /// An operator changes a pool's concurrency.
     SetConcurrency {
         /// Pool name.

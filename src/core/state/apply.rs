@@ -31,6 +31,10 @@ impl RunState {
             Event::BrokerDown(down) => self.broker_down(down, ts_ms),
             Event::BrokerUp(up) => self.broker_up(up, ts_ms),
             Event::ResultDuplicate(_) => {}
+            // Spend and budgets (see `spend`).
+            Event::UsageRecorded(usage) => self.record_usage(usage)?,
+            Event::BudgetExhausted(_) => self.spend.exhausted = true,
+            Event::BudgetRaised(raised) => self.raise_budget(raised),
             // A fork's own id from here on (see the event); its origin is in the log.
             Event::ForkedFrom { new_run_id, .. } => self.run_id = new_run_id.clone(),
             // A task between its attempts.

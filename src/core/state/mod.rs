@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::Event;
 use super::task::TaskStateName;
+use crate::core::usage::SpendBook;
 use crate::core::workflow::Workflow;
 
 mod apply;
@@ -38,6 +39,7 @@ mod readiness;
 pub mod remote;
 pub mod replicas;
 mod snapshot;
+mod spend;
 mod task_part;
 mod task_record;
 mod task_serde;
@@ -129,6 +131,10 @@ pub struct RunState {
     /// broker, and absent from older snapshots.
     #[serde(default)]
     pub remote: remote::Remote,
+    /// What the workers reported spending, and the budget's state (DESIGN §13); empty
+    /// without usage lines, and absent from older snapshots.
+    #[serde(default, skip_serializing_if = "SpendBook::is_empty")]
+    pub spend: SpendBook,
 }
 
 fn count_slot(name: TaskStateName) -> usize {
@@ -161,6 +167,7 @@ impl RunState {
             dependency_visits: 0,
             seats: BTreeMap::new(),
             remote: remote::Remote::default(),
+            spend: SpendBook::default(),
         }
     }
 

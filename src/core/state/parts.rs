@@ -20,9 +20,10 @@ use super::readiness::Readiness;
 use super::task_part::{TasksIn, TasksOut};
 use super::{remote, replicas, EdgeTable, PoolState, RunState};
 use crate::core::task::TaskStateName;
+use crate::core::usage::SpendBook;
 use crate::core::workflow::{
-    BrokerSpec, Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults, TaskExtras,
-    TaskSpec, Workflow,
+    BrokerSpec, BudgetSpec, Fallback, Gate, NotifySpec, PlannerSpec, PoolSpec, RetryPolicy, Strategy, TaskDefaults,
+    TaskExtras, TaskSpec, Workflow,
 };
 
 /// A spec's timeout left out of a snapshot when it is this one (the built-in default,
@@ -53,6 +54,8 @@ struct WorkflowFields<'a> {
     folder: &'a Option<std::path::PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     broker: &'a Option<BrokerSpec>,
+    #[serde(skip_serializing_if = "BudgetSpec::is_default")]
+    budget: &'a BudgetSpec,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +76,8 @@ struct WorkflowFieldsIn {
     folder: Option<std::path::PathBuf>,
     #[serde(default)]
     broker: Option<BrokerSpec>,
+    #[serde(default)]
+    budget: BudgetSpec,
 }
 
 /// The workflow without its specs, as a format-4 snapshot's head writes it (its specs
@@ -106,6 +111,7 @@ fn workflow_fields<'a>(workflow: &'a Workflow, specs: &'a [TaskSpec]) -> Workflo
             defaults,
             folder,
             broker,
+            budget,
         } = workflow;
         WorkflowFields {
             name,
@@ -119,6 +125,7 @@ fn workflow_fields<'a>(workflow: &'a Workflow, specs: &'a [TaskSpec]) -> Workflo
             defaults,
             folder,
             broker,
+            budget,
         }
     }
 }
@@ -137,6 +144,7 @@ impl<'de> Deserialize<'de> for WorkflowIn {
             defaults,
             folder,
             broker,
+            budget,
         } = WorkflowFieldsIn::deserialize(d)?;
         // `SpecIn` is `TaskSpec` alone: this reuses the vector in place. Then cut to
         // its length: the reader holds it for its life, and the doubling's slack is
@@ -156,6 +164,7 @@ impl<'de> Deserialize<'de> for WorkflowIn {
             defaults,
             folder,
             broker,
+            budget,
         }))
     }
 }
@@ -346,6 +355,8 @@ struct BodyFields<'a> {
     seats: &'a BTreeMap<usize, replicas::Seats>,
     #[serde(skip_serializing_if = "remote::Remote::is_empty")]
     remote: &'a remote::Remote,
+    #[serde(skip_serializing_if = "SpendBook::is_empty")]
+    spend: &'a SpendBook,
 }
 
 /// The body read back; joined to its workflow by [`RunState::from_parts`].
@@ -367,6 +378,8 @@ pub struct BodyIn {
     seats: BTreeMap<usize, replicas::Seats>,
     #[serde(default)]
     remote: remote::Remote,
+    #[serde(default)]
+    spend: SpendBook,
 }
 
 impl Serialize for BodyOut<'_> {
@@ -388,6 +401,7 @@ impl Serialize for BodyOut<'_> {
             readiness,
             seats,
             remote,
+            spend,
         } = self.0;
         let edges = (!self.0.edges_are_derived())
             .then(|| EdgesOut { dependents: &graph.dependents, dependencies: &graph.dependencies });
@@ -406,6 +420,7 @@ impl Serialize for BodyOut<'_> {
             readiness,
             seats,
             remote,
+            spend,
         }
         .serialize(s)
     }
@@ -447,6 +462,7 @@ impl RunState {
             readiness,
             seats,
             remote,
+            spend,
         } = body;
         if let Some(EdgesIn { dependents, dependencies }) = edges {
             graph.dependents = dependents;
@@ -479,6 +495,7 @@ impl RunState {
             readiness,
             seats,
             remote,
+            spend,
         };
         state.check_tables()?;
         Ok(state)

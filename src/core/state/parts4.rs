@@ -13,6 +13,7 @@ use super::columns::TaskRows;
 use super::parts::{EdgesIn, EdgesOut, Prepared};
 use super::{remote, replicas, PoolState, RunState};
 use crate::core::task::TaskStateName;
+use crate::core::usage::SpendBook;
 
 /// The state's fields that are not per task, as a format-4 head writes them.
 pub struct SmallOut<'a>(pub &'a RunState);
@@ -33,6 +34,8 @@ struct SmallFields<'a> {
     seats: &'a BTreeMap<usize, replicas::Seats>,
     #[serde(skip_serializing_if = "remote::Remote::is_empty")]
     remote: &'a remote::Remote,
+    #[serde(skip_serializing_if = "SpendBook::is_empty")]
+    spend: &'a SpendBook,
 }
 
 /// [`SmallOut`] read back.
@@ -52,6 +55,8 @@ pub struct SmallIn {
     seats: BTreeMap<usize, replicas::Seats>,
     #[serde(default)]
     remote: remote::Remote,
+    #[serde(default)]
+    spend: SpendBook,
 }
 
 impl Serialize for SmallOut<'_> {
@@ -73,6 +78,7 @@ impl Serialize for SmallOut<'_> {
             readiness: _,
             seats,
             remote,
+            spend,
         } = self.0;
         let edges = (!self.0.edges_are_derived())
             .then(|| EdgesOut { dependents: &graph.dependents, dependencies: &graph.dependencies });
@@ -89,6 +95,7 @@ impl Serialize for SmallOut<'_> {
             counts,
             seats,
             remote,
+            spend,
         }
         .serialize(s)
     }
@@ -115,6 +122,7 @@ impl RunState {
             counts,
             seats,
             remote,
+            spend,
         } = small;
         if let Some(EdgesIn { dependents, dependencies }) = edges {
             graph.dependents = dependents;
@@ -153,6 +161,7 @@ impl RunState {
             readiness,
             seats,
             remote,
+            spend,
         };
         state.check_tables()?;
         Ok(state)

@@ -246,6 +246,7 @@ mod tests {
             per_worker: 1,
             recycle: Default::default(),
             input_guard: false,
+            task_cost_usd: None,
         }
     }
 
@@ -277,6 +278,7 @@ mod tests {
             defaults: None,
             folder: None,
             broker: None,
+            budget: Default::default(),
         }
     }
 

@@ -78,6 +78,28 @@ pub struct Workflow {
     /// without a broker are unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker: Option<BrokerSpec>,
+    /// `[budget]` (DESIGN §13): what the run and each task may spend. Not written when
+    /// unset, so logs of workflows without it are unchanged.
+    #[serde(default, skip_serializing_if = "BudgetSpec::is_default")]
+    pub budget: BudgetSpec,
+}
+
+/// `[budget]`: spend limits, in dollars, as the workers' usage lines report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetSpec {
+    /// The whole run: once reached, no new attempt starts (running ones finish).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<crate::core::usage::Usd>,
+    /// Each task, all its attempts together: once reached, the task is not retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_cost_usd: Option<crate::core::usage::Usd>,
+}
+
+impl BudgetSpec {
+    /// True when no limit is set.
+    pub fn is_default(&self) -> bool {
+        *self == BudgetSpec::default()
+    }
 }
 
 /// What a task gets for what it leaves out (`[defaults]` over the built-in values).
@@ -167,6 +189,10 @@ pub struct PoolSpec {
     /// workflows without it are unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub input_guard: bool,
+    /// `task_cost_usd = N`: what a task may spend while on this pool, over
+    /// `[budget] task_cost_usd` (DESIGN §13). Not written when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_cost_usd: Option<crate::core::usage::Usd>,
 }
 
 fn one() -> usize {

@@ -40,6 +40,8 @@ pub struct Capture {
     reported: bool,
     /// Planner control lines, read as the output arrives (stdout only).
     spawn: Option<super::spawn_lines::SpawnLines>,
+    /// Usage control lines, read as the output arrives (stdout only).
+    usage: Option<super::usage_lines::UsageLines>,
 }
 
 impl Capture {
@@ -58,13 +60,25 @@ impl Capture {
             failure: None,
             reported: false,
             spawn: None,
+            usage: None,
         }
     }
 
     /// This capture, also reading `{"pitboss":"spawn"}` lines (a worker's stdout).
     pub fn reading_spawn_lines(mut self) -> Capture {
         self.spawn = Some(Default::default());
+        self.usage = Some(Default::default());
         self
+    }
+
+    /// The usage lines read since the last call (with the stream's last line once
+    /// `finished` is true).
+    pub fn take_usage(&mut self, finished: bool) -> Vec<super::usage_lines::UsageLine> {
+        match (&mut self.usage, finished) {
+            (Some(u), false) => u.take(),
+            (Some(u), true) => u.finish(),
+            (None, _) => Vec::new(),
+        }
     }
 
     /// The spawn lines' tasks, once finished: `None` when none was printed.
@@ -96,6 +110,9 @@ impl Capture {
     pub fn push(&mut self, chunk: &[u8]) {
         if let Some(spawn) = &mut self.spawn {
             spawn.push(chunk);
+        }
+        if let Some(usage) = &mut self.usage {
+            usage.push(chunk);
         }
         self.total += chunk.len() as u64;
         self.tail.extend_from_slice(chunk);

@@ -17,6 +17,7 @@ pub mod persistent;
 pub mod remote;
 pub mod spawn;
 pub mod spawn_lines;
+pub mod usage_lines;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -180,6 +181,9 @@ pub struct AttemptJob {
     /// Called once when a remote worker starts the attempt's command: the engine's
     /// time limits count from then (time in the queue is not the task's).
     pub on_remote_start: Box<dyn FnOnce(RemoteStart) + Send>,
+    /// Called for each `{"pitboss":"usage"}` line as it is read (process-per-attempt
+    /// runners; persistent and remote workers' usage lines are not read yet).
+    pub on_usage: UsageReport,
 }
 
 /// A remote worker started an attempt.
@@ -190,6 +194,9 @@ pub struct RemoteStart {
     /// The command's process id on that host.
     pub pid: u32,
 }
+
+/// The report of a usage line (DESIGN §13): its numbers, or why it was refused.
+pub type UsageReport = Arc<dyn Fn(usage_lines::UsageLine) + Send + Sync>;
 
 /// The report of an output stream that could not be saved.
 pub type CaptureFailed = Arc<dyn Fn(OutputStream, String) + Send + Sync>;
@@ -285,7 +292,11 @@ impl Runner for LocalRunner {
     fn run(&self, job: AttemptJob) -> AttemptFuture {
         let env = self.env.clone();
         let Some(worker) = job.spec.persistent.clone() else {
-            let reports = spawn::Reports { on_output: job.on_output, on_capture_failed: job.on_capture_failed };
+            let reports = spawn::Reports {
+                on_output: job.on_output,
+                on_capture_failed: job.on_capture_failed,
+                on_usage: job.on_usage,
+            };
             let attempt = spawn::run_attempt_in(job.spec, env.clone(), job.stop, job.on_spawn, reports);
             // Nothing of a worker's secrets leaves the runner (DESIGN §14).
             return Box::pin(async move {

@@ -275,7 +275,9 @@ impl Runner for BrokerRunner {
         if job.spec.pool.is_empty() {
             return self.local.run(job);
         }
-        let AttemptJob { spec, mut stop, on_spawn: _, on_output, on_capture_failed, on_remote_start } = job;
+        // A remote worker's usage lines are not carried back yet (DESIGN-NOTES, issue 17).
+        let AttemptJob { spec, mut stop, on_spawn: _, on_output, on_capture_failed, on_remote_start, on_usage: _ } =
+            job;
         let key = spec.file_base.clone().unwrap_or_else(|| attempt_key(&spec.task, spec.attempt));
         let msg = self.message(&spec, &key);
         let (tx, mut rx) = mpsc::unbounded_channel();

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, watch};
 use super::capture::Capture;
 use super::env::{PoolEnv, RunEnv};
 use super::orphans;
-use super::{millis as ms, AttemptEnd, AttemptSpec, CaptureFailed, OutputChunk, Remains, Stop};
+use super::{millis as ms, AttemptEnd, AttemptSpec, CaptureFailed, OutputChunk, Remains, Stop, UsageReport};
 use crate::core::decide::Outcome;
 use crate::core::event::OutputStream;
 use crate::core::protocol::{verdict, Verdict};
@@ -50,6 +50,8 @@ pub struct Reports {
     pub on_output: Arc<dyn Fn() + Send + Sync>,
     /// One of its streams could not be saved (reported once per stream).
     pub on_capture_failed: CaptureFailed,
+    /// It printed a usage line (stdout), or one that was refused.
+    pub on_usage: UsageReport,
 }
 
 async fn pump(
@@ -64,19 +66,29 @@ async fn pump(
     loop {
         buf.clear();
         match reader.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) | Err(_) => {
+                // A last usage line without a newline counts too.
+                let usage = capture.lock().map(|mut c| c.take_usage(true)).unwrap_or_default();
+                for line in usage {
+                    (reports.on_usage)(line);
+                }
+                break;
+            }
             Ok(_) => {
                 (reports.on_output)();
                 // Secrets are replaced before the bytes are kept or shown.
-                let (shown, failed) = match capture.lock() {
+                let (shown, failed, usage) = match capture.lock() {
                     Ok(mut c) => {
                         let shown = c.push_redacted(&buf);
-                        (shown, c.take_failure())
+                        (shown, c.take_failure(), c.take_usage(false))
                     }
                     Err(_) => continue,
                 };
                 if let Some(error) = failed {
                     (reports.on_capture_failed)(stream, error);
+                }
+                for line in usage {
+                    (reports.on_usage)(line);
                 }
                 // Copy only when somebody watches; a flood is cut to its last 4 KiB
                 // per read, which is all a pane can show.
@@ -92,6 +104,18 @@ async fn pump(
             }
         }
     }
+}
+
+/// `report`, after writing a refused usage line's reason into `stderr`'s capture.
+fn note_refused_usage(report: UsageReport, stderr: Arc<Mutex<Capture>>) -> UsageReport {
+    Arc::new(move |line| {
+        if let Err(why) = &line {
+            if let Ok(mut c) = stderr.lock() {
+                c.push(format!("pitboss: ignored a usage line: {why}\n").as_bytes());
+            }
+        }
+        report(line)
+    })
 }
 
 /// Sends `signal` to a process group, ignoring "no such group".
@@ -287,6 +311,9 @@ pub async fn run_attempt_in(
         Arc::new(Mutex::new(capture))
     };
     let (out, err) = (capture("stdout", STDOUT_TAIL), capture("stderr", STDERR_TAIL));
+    // A refused usage line is said in the attempt's stderr, where the operator reads
+    // its output (stdout would be taken for the result).
+    let reports = Reports { on_usage: note_refused_usage(reports.on_usage.clone(), err.clone()), ..reports };
     let task_name: Arc<str> = Arc::from(spec.task.as_str());
     let live = |stderr: bool| {
         spec.live.clone().map(|tx| LiveTag { tx, task: task_name.clone(), attempt: spec.attempt, stderr })

@@ -188,8 +188,10 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     let verdict_rows = shown.verdicts().len().min(MAX_VERDICT_ROWS) as u16;
     // The votes as of the cursor too, when it is a consensus task.
     let votes = vote_lines(scene, i, at.map_or(usize::MAX, |c| c + 1));
-    let parts =
-        Layout::vertical([Constraint::Length(7 + verdict_rows + votes.len() as u16), Constraint::Min(4)]).split(area);
+    // A row for what the task spent, when its workers reported usage (DESIGN §13).
+    let spend_rows = u16::from(fleet.state.spend.task(i).is_some());
+    let height = 7 + verdict_rows + spend_rows + votes.len() as u16;
+    let parts = Layout::vertical([Constraint::Length(height), Constraint::Min(4)]).split(area);
     info(frame, parts[0], scene, i, shown, at.map(|c| (c, steps.len())), votes);
     let lower = columns(parts[1]);
     history(frame, lower[0], scene, &steps, at);
@@ -284,6 +286,21 @@ pub fn votes_hint(fleet: &Fleet, d: &Detail, keys: &Keymap) -> Option<Hint> {
     fleet.state.workflow.tasks[i].consensus.as_ref().map(|_| (keys.key_for(Action::Votes), "votes"))
 }
 
+/// `spent $1.20 · 3.4k in / 800 out of $2.00 (#1 $0.70 1.2k/300, #2 $0.50 …)`: what
+/// task `i` spent in all and per attempt, when its workers reported usage.
+pub fn spend_line(state: &crate::core::RunState, i: usize) -> Option<String> {
+    let spend = state.spend.task(i)?;
+    let budget = state.task_cost_usd(i).map(|b| format!(" of {b}")).unwrap_or_default();
+    let attempts: Vec<String> = (spend.attempts.iter())
+        .map(|(a, s)| {
+            let (input, output) =
+                (crate::core::usage::tokens(s.input_tokens), crate::core::usage::tokens(s.output_tokens));
+            format!("#{a} {} {input}/{output}", s.cost_usd)
+        })
+        .collect();
+    Some(format!("spent {}{budget} ({})", spend.total.describe(), attempts.join(", ")))
+}
+
 /// The task's state, why, result, payload and inputs. `step` is (cursor, steps) when
 /// looking back.
 fn info(
@@ -319,6 +336,9 @@ fn info(
         ));
     }
     info.push(Line::from(first));
+    if let Some(line) = spend_line(&fleet.state, i) {
+        info.push(Line::from(Span::styled(line, scene.theme.fg(Color::Gray))));
+    }
     // A remote attempt running now: which worker (not when looking back at a step).
     if let Some(line) = step.is_none().then(|| super::dashboard::remote::runs_on_line(fleet, i)).flatten() {
         info.push(Line::from(Span::styled(escape_line(&line).into_owned(), scene.theme.fg(Color::Cyan))));

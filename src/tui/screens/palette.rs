@@ -88,6 +88,7 @@ pub const PALETTE_COMMANDS: &[&str] = &[
     "approve",
     "reject",
     "submit",
+    "budget",
 ];
 
 /// A palette line, parsed and checked against the run: the shared operator words
@@ -375,6 +376,8 @@ fn candidates(fleet: &Fleet, done: &[&str]) -> Vec<String> {
         PALETTE_COMMANDS.iter().map(|c| c.to_string()).collect()
     } else if matches!(done[0], "pause" | "resume") && done.len() == 1 {
         pools().chain(["all".to_string()]).collect()
+    } else if done[0] == "budget" {
+        vec!["--max-cost-usd".into(), "--task-cost-usd".into()]
     } else if done[0] == "concurrency" && done.len() == 1 {
         pools().collect()
     } else if done[0] == "breaker" {

@@ -75,6 +75,11 @@ pub fn queue(frame: &mut Frame, area: Rect, scene: &Scene) {
     }
 }
 
+/// What pool `name`'s attempts spent (`$1.23`).
+fn spent(state: &crate::core::RunState, name: &str) -> String {
+    state.spend.pools.get(name).map_or("$0.00".into(), |spend| spend.cost_usd.to_string())
+}
+
 /// Each pool's load, queue and circuit, one row each.
 pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
     let fleet = scene.fleet;
@@ -98,7 +103,7 @@ pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
                 false => (load, Color::Cyan),
             };
             let (circuit, style) = circuit_text(state, p, scene);
-            Row::new(vec![
+            let mut cells = vec![
                 Cell::from(pool.name.clone()),
                 Cell::from(format!("{running}/{limit}")),
                 Cell::from(load).style(scene.theme.fg(load_color)),
@@ -108,16 +113,24 @@ pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
                     w => format!("{}+{w} queued", fleet.queued_for_pool(p)),
                 }),
                 Cell::from(circuit).style(style),
-            ])
+            ];
+            // What the pool's attempts spent (DESIGN §13): only in runs with usage.
+            if state.spend.reported {
+                cells.push(Cell::from(spent(state, &pool.name)).style(scene.theme.fg(Color::Gray)));
+            }
+            Row::new(cells)
         })
         .collect();
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(12),
         Constraint::Length(6),
         Constraint::Length(13),
         Constraint::Length(10),
         Constraint::Min(8),
     ];
+    if state.spend.reported {
+        widths.push(Constraint::Length(9));
+    }
     let table =
         Table::new(rows, widths).block(Block::default().borders(Borders::ALL).title(" Pools: load · queue · circuit "));
     frame.render_widget(table, area);

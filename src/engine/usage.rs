@@ -1,0 +1,23 @@
+//! Usage lines of running attempts (DESIGN §13) into the engine: each is recorded as
+//! a `usage_recorded` note as it is read, through the engine's one channel, so it is in
+//! the log before its attempt's end and the run's budget sees it while attempts run.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::Msg;
+use crate::core::event::{Event, UsageRecorded};
+use crate::io::runner::UsageReport;
+
+/// Records each usage line of an attempt on `pool` as a `usage_recorded` note, as it
+/// is read (a refused line is said in the attempt's output by the runner).
+pub(super) fn usage_note(tx: &mpsc::UnboundedSender<Msg>, task: &str, attempt: u32, pool: &str) -> UsageReport {
+    let (tx, task, pool) = (tx.clone(), task.to_string(), pool.to_string());
+    Arc::new(move |line| {
+        if let Ok(usage) = line {
+            let event = UsageRecorded::new(task.clone(), attempt, pool.clone(), &usage);
+            let _ = tx.send(Msg::Note(Event::UsageRecorded(event)));
+        }
+    })
+}
