@@ -136,7 +136,9 @@ pub fn verdict(stdout: &[u8], stderr: &[u8], exit_code: Option<i32>) -> Verdict 
 /// that prints a novel keeps its last pages (the capture file has the rest).
 pub const TEXT_RESULT_CAP: usize = 16 * 1024;
 
-fn text_result(stdout: &str) -> String {
+/// A plain-text result: trimmed, and its last [`TEXT_RESULT_CAP`] bytes when longer
+/// (agent presets use it for their answer text too).
+pub fn text_result(stdout: &str) -> String {
     let text = stdout.trim();
     if text.len() <= TEXT_RESULT_CAP {
         return text.to_string();

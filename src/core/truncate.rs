@@ -14,6 +14,20 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     }
 }
 
+/// Keeps `s` under `max` bytes by dropping its front half when it grows past `max`
+/// (cut on a character boundary): for text read piece by piece whose end matters
+/// (an agent's reply, whose tail becomes the result).
+pub fn keep_tail(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut cut = s.len() - max / 2;
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    s.drain(..cut);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,5 +41,15 @@ mod tests {
         // Characters, not bytes: a cut never splits one.
         assert_eq!(truncate_chars("ééééé", 4), "ééé…");
         assert_eq!(truncate_chars("ééééé", 4).chars().count(), 4);
+    }
+
+    #[test]
+    fn keep_tail_drops_the_front_on_a_char_boundary() {
+        let mut s = "é".repeat(10); // 20 bytes
+        keep_tail(&mut s, 20);
+        assert_eq!(s.len(), 20, "at the bound nothing goes");
+        s.push('x');
+        keep_tail(&mut s, 20);
+        assert!(s.len() <= 11 && s.ends_with("éx"), "{s:?}");
     }
 }
