@@ -296,6 +296,8 @@ pub(super) struct RawPool {
     pub(super) stall_kill_after: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) input_guard: bool,
+    pub(super) workspace: Option<Spanned<String>>,
+    pub(super) repo: Option<Spanned<String>>,
 }
 
 /// One `[[task]]`.
@@ -317,6 +319,8 @@ pub(super) struct RawTask {
     pub(super) consensus: Option<Spanned<toml::Value>>,
     pub(super) fallback: Option<Spanned<RawFallback>>,
     pub(super) input_guard: Option<bool>,
+    pub(super) workspace: Option<Spanned<String>>,
+    pub(super) repo: Option<Spanned<String>>,
 }
 
 #[cfg(test)]

@@ -171,6 +171,8 @@ const POOL: &[Key] = &[
     key("stall_after", Shape::Duration),
     key("stall_kill_after", Shape::Duration),
     key("input_guard", Shape::Flag),
+    key("workspace", Shape::Text),
+    key("repo", Shape::Text),
 ];
 
 const TASK: &[Key] = &[
@@ -186,6 +188,8 @@ const TASK: &[Key] = &[
     free_table("consensus", CONSENSUS),
     key("fallback", Shape::Table(FALLBACK)),
     key("input_guard", Shape::Flag),
+    key("workspace", Shape::Text),
+    key("repo", Shape::Text),
 ];
 
 /// `[[notify]]` (DESIGN §12; values checked in `notify.rs`).

@@ -16,9 +16,11 @@ use crate::core::workflow::{GateKind, TaskSpec, Workflow};
 
 mod attempt;
 mod broker;
+mod workspace;
 
 pub use attempt::{AfterFailure, FailureClass, OutputStream, SmallOutput, SMALL_OUTPUT};
 pub use broker::{BrokerDown, BrokerUp, ResultDuplicate, WorkerLost, WorkerRef, WorkerRegistered};
+pub use workspace::{DiffRecorded, WorkspaceCreated, DIFF_PATCH_MAX, DIFF_STAT_MAX};
 
 /// One recorded fact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -464,6 +466,10 @@ pub enum Event {
     BrokerUp(BrokerUp),
     /// A result for an attempt already decided, recorded and ignored.
     ResultDuplicate(ResultDuplicate),
+    /// A task's workspace was made (DESIGN §13).
+    WorkspaceCreated(WorkspaceCreated),
+    /// What an attempt changed in its workspace (DESIGN §13).
+    DiffRecorded(DiffRecorded),
     /// Every task reached a terminal state.
     RunFinished {
         /// True when every task completed.
@@ -514,6 +520,9 @@ impl Event {
             | Event::SpawnRefused { task, .. }
             | Event::ResultDuplicate(ResultDuplicate { task, .. }) => Some(task),
             Event::WorkerLost(lost) => lost.task.as_deref(),
+            Event::WorkspaceCreated(WorkspaceCreated { task, .. }) | Event::DiffRecorded(DiffRecorded { task, .. }) => {
+                Some(task)
+            }
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
             | Event::RunInterrupted { .. }
@@ -580,6 +589,8 @@ impl Event {
             Event::BrokerDown(_) => "broker_down",
             Event::BrokerUp(_) => "broker_up",
             Event::ResultDuplicate(_) => "result_duplicate",
+            Event::WorkspaceCreated(_) => "workspace_created",
+            Event::DiffRecorded(_) => "diff_recorded",
             Event::RunFinished { .. } => "run_finished",
         }
     }

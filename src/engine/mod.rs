@@ -24,6 +24,7 @@ mod replicas;
 mod snapshots;
 pub mod starved;
 pub mod supervise;
+mod workspace;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -528,9 +529,14 @@ impl Engine {
             (spec, limits)
         });
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
+        let plan = self.workspace_plan(task, attempt, pool, None);
         let task = task.to_string();
         let workflow = self.state.workflow.clone();
         tokio::spawn(async move {
+            let prepared = match (prepared, &plan) {
+                (Ok((mut spec, limits)), Some(plan)) => plan.enter(&mut spec, &tx).await.map(|()| (spec, limits)),
+                (prepared, _) => prepared,
+            };
             let end = match prepared {
                 Ok((spec, limits)) => {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
@@ -550,7 +556,11 @@ impl Engine {
                         }),
                         on_capture_failed: capture_note(&tx, &task, attempt),
                     };
-                    supervise(runner, clock, spec, limits, stop_rx, reports).await
+                    let end = supervise(runner, clock, spec, limits, stop_rx, reports).await;
+                    if let Some(plan) = &plan {
+                        plan.record_diff(&end, &tx).await;
+                    }
+                    end
                 }
                 Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
             };

@@ -31,6 +31,8 @@ impl RunState {
             Event::BrokerDown(down) => self.broker_down(down, ts_ms),
             Event::BrokerUp(up) => self.broker_up(up, ts_ms),
             Event::ResultDuplicate(_) => {}
+            // Workspace notes (DESIGN §13): kept in the log, read by `inspect` and the TUI.
+            Event::WorkspaceCreated(_) | Event::DiffRecorded(_) => {}
             // A fork's own id from here on (see the event); its origin is in the log.
             Event::ForkedFrom { new_run_id, .. } => self.run_id = new_run_id.clone(),
             // A task between its attempts.

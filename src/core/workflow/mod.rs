@@ -19,6 +19,7 @@ mod shell;
 mod task_spec;
 mod template;
 mod tls_files;
+mod workspace;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub use planner::{Approve, PlannerSpec, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH,
 pub use shared_retry::SharedRetry;
 pub use task_spec::{TaskExtras, TaskSpec};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
+pub use workspace::{branch_name, decode_id, encode_id, leaf, Workspace, TEMP_WORKSPACES, WORKTREES};
 pub use tls_files::{CaFile, ClientCert};
 
 /// A workflow that passed validation, with defaults applied.
@@ -167,6 +169,10 @@ pub struct PoolSpec {
     /// workflows without it are unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub input_guard: bool,
+    /// `workspace = "temp" | "git-worktree"` (DESIGN §13): where its tasks' attempts
+    /// run, unless a task names its own. Not written when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Workspace>,
 }
 
 fn one() -> usize {
