@@ -121,7 +121,8 @@ fn a_retry_reuses_the_worktree() {
     let s = Scratch::new();
     repo(&s);
     // The first attempt leaves a file and fails; the second finds it.
-    let script = r#"cat >/dev/null; if [ -f first ]; then printf '{"dir":"%s"}\n' "$PWD"; else touch first; exit 1; fi"#;
+    let script =
+        r#"cat >/dev/null; if [ -f first ]; then printf '{"dir":"%s"}\n' "$PWD"; else touch first; exit 1; fi"#;
     let wf = format!(
         "{}[[task]]\nid = \"t\"\nretry = {{ max_attempts = 2, initial = \"10ms\" }}\n",
         worktree_pool(script, "")
@@ -206,8 +207,14 @@ fn a_bad_repo_or_workspace_is_a_validate_error_at_its_value() {
     let s = Scratch::new();
     std::fs::create_dir(s.path().join("plain")).unwrap();
     let cases = [
-        ("workspace = \"git-worktree\"\nrepo = \"plain\"", "6:8: pool \"agent\": repo \"plain\" is not a git repository"),
-        ("workspace = \"git-worktree\"\nrepo = \"missing\"", "6:8: pool \"agent\": repo \"missing\" is not a directory"),
+        (
+            "workspace = \"git-worktree\"\nrepo = \"plain\"",
+            "6:8: pool \"agent\": repo \"plain\" is not a git repository",
+        ),
+        (
+            "workspace = \"git-worktree\"\nrepo = \"missing\"",
+            "6:8: pool \"agent\": repo \"missing\" is not a directory",
+        ),
         ("workspace = \"git-worktree\"", "5:13: pool \"agent\": workspace = \"git-worktree\" needs `repo = PATH`"),
         ("workspace = \"tmp\"", "5:13: pool \"agent\": unknown workspace \"tmp\""),
         ("workspace = \"temp\"\ncwd = \"/tmp\"", "6:7: pool \"agent\": set `cwd` or `workspace`, not both"),

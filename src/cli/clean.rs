@@ -30,7 +30,8 @@ pub fn clean(dir: &Path, branches: bool) -> CmdResult {
     })?;
     let wf = &state.workflow;
     let mut repos: Vec<PathBuf> = Vec::new();
-    let named = wf.pools.iter().filter_map(|p| p.workspace.as_ref()).chain(wf.tasks.iter().filter_map(|t| t.workspace()));
+    let named =
+        wf.pools.iter().filter_map(|p| p.workspace.as_ref()).chain(wf.tasks.iter().filter_map(|t| t.workspace()));
     for ws in named {
         if let Workspace::GitWorktree { repo } = ws {
             if !repos.contains(repo) {
@@ -42,12 +43,7 @@ pub fn clean(dir: &Path, branches: bool) -> CmdResult {
     let cleaned = runtime
         .block_on(crate::io::workspace::clean(&held.path, &state.run_id, &repos, branches))
         .map_err(|e| usage(format!("{}: {e}", dir.display())))?;
-    println!(
-        "{}: removed {} worktrees and {} temp workspaces",
-        dir.display(),
-        cleaned.worktrees,
-        cleaned.temp
-    );
+    println!("{}: removed {} worktrees and {} temp workspaces", dir.display(), cleaned.worktrees, cleaned.temp);
     if !cleaned.branches_deleted.is_empty() {
         println!("deleted {} branches: {}", cleaned.branches_deleted.len(), cleaned.branches_deleted.join(", "));
     }

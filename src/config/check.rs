@@ -336,7 +336,9 @@ impl<'a> Checker<'a> {
             self.report(cwd.span(), format!("{whose}: set `cwd` or `workspace`, not both (the workspace is the cwd)"));
         }
         if let (Some(ws), PoolMode::Persistent) = (&raw.workspace, mode) {
-            let message = format!("{whose}: `workspace` only applies to mode = \"spawn\" (a persistent process serves many tasks)");
+            let message = format!(
+                "{whose}: `workspace` only applies to mode = \"spawn\" (a persistent process serves many tasks)"
+            );
             self.report(ws.span(), message);
         }
         PoolSpec {

@@ -30,18 +30,21 @@ impl Checker<'_> {
         match kind.get_ref().as_str() {
             "temp" => {
                 if let Some(repo) = repo {
-                    let message = format!("{whose}: `repo` only applies with workspace = \"git-worktree\", not \"temp\"");
+                    let message =
+                        format!("{whose}: `repo` only applies with workspace = \"git-worktree\", not \"temp\"");
                     self.report(repo.span(), message);
                 }
                 Some(Workspace::Temp)
             }
             "git-worktree" => {
                 let Some(repo) = repo else {
-                    let message = format!("{whose}: workspace = \"git-worktree\" needs `repo = PATH` (a git repository)");
+                    let message =
+                        format!("{whose}: workspace = \"git-worktree\" needs `repo = PATH` (a git repository)");
                     self.report(kind.span(), message);
                     return None;
                 };
-                let path = std::path::absolute(self.base.join(repo.get_ref())).unwrap_or_else(|_| self.base.join(repo.get_ref()));
+                let path = std::path::absolute(self.base.join(repo.get_ref()))
+                    .unwrap_or_else(|_| self.base.join(repo.get_ref()));
                 if let Err(why) = git_repository(&path) {
                     self.report(repo.span(), format!("{whose}: repo {:?} {why}", repo.get_ref()));
                     return None;

@@ -39,8 +39,8 @@ pub use planner::{Approve, PlannerSpec, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH,
 pub use shared_retry::SharedRetry;
 pub use task_spec::{TaskExtras, TaskSpec};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
-pub use workspace::{branch_name, decode_id, encode_id, leaf, Workspace, TEMP_WORKSPACES, WORKTREES};
 pub use tls_files::{CaFile, ClientCert};
+pub use workspace::{branch_name, decode_id, encode_id, leaf, Workspace, TEMP_WORKSPACES, WORKTREES};
 
 /// A workflow that passed validation, with defaults applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

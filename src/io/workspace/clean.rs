@@ -71,11 +71,8 @@ pub async fn clean(state_dir: &Path, run_id: &str, repos: &[PathBuf], branches: 
 /// left out).
 fn entries(folder: &Path) -> Vec<PathBuf> {
     let Ok(read) = std::fs::read_dir(folder) else { return Vec::new() };
-    let mut found: Vec<PathBuf> = read
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
-        .collect();
+    let mut found: Vec<PathBuf> =
+        read.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).map(|e| e.path()).collect();
     found.sort();
     found
 }
