@@ -117,6 +117,15 @@ enum Command {
         /// The run folder.
         dir: PathBuf,
     },
+    /// Remove a stopped run's git worktrees and temp workspaces (its branches stay
+    /// unless --branches); refused while a manager holds the run.
+    Clean {
+        /// The run folder.
+        dir: PathBuf,
+        /// Also delete the run's branches (`pitboss/RUN/…`) from the repositories.
+        #[arg(long)]
+        branches: bool,
+    },
     /// A new run from this run's state at record SEQ (its log up to SEQ, then
     /// `forked_from`); attempts running then run again. The original is untouched.
     Fork {
@@ -378,6 +387,7 @@ fn command(command: Option<Command>) -> cli::run::CmdResult {
         }
         Some(Command::Verify { dir }) => cli::verify::verify(&dir),
         Some(Command::Compact { dir }) => cli::compact::compact(&dir),
+        Some(Command::Clean { dir, branches }) => cli::clean::clean(&dir, branches),
         Some(Command::Fork { dir, at, to, edit }) => cli::fork::fork(&dir, at, to.as_deref(), &edit),
         Some(Command::Events { dir, follow, json }) => cli::events::events(&dir, follow, json),
         Some(Command::Ctl { dir, words }) => cli::ctl::ctl(&dir, &words),

@@ -2,6 +2,7 @@
 //! history with the tails of its attempts' output. Only reads.
 
 mod task_records;
+mod workspace;
 
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -37,6 +38,7 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
             if json_out {
                 let summary = task_json(&state, i);
                 let ballots = Ballot::read(history.iter().map(|r| &r.event));
+                let history_events: Vec<Event> = history.iter().map(|r| r.event.clone()).collect();
                 let history: Vec<Value> =
                     history.iter().map(|r| json!({"seq": r.seq, "ts": r.ts, "event": r.event})).collect();
                 let mut doc = json!({"task": summary, "spec": state.workflow.tasks[i], "history": history});
@@ -44,6 +46,9 @@ pub fn inspect(dir: &Path, task: Option<&str>, json_out: bool) -> CmdResult {
                 // of logs from before consensus) stay as they were.
                 if !ballots.is_empty() {
                     doc["votes"] = Value::Array(ballots.iter().map(ballot_json).collect());
+                }
+                if let Some(ws) = workspace::workspace_json(history_events.iter()) {
+                    doc["workspace"] = ws;
                 }
                 println!("{}", escape_json(&doc.to_string()));
             } else {
@@ -73,11 +78,19 @@ fn write_document(state: &RunState, dir: &Path) -> std::io::Result<()> {
     out.write_all(b",\"state_dir\":")?;
     piece(&mut out, &Value::String(dir.display().to_string()))?;
     out.write_all(b",\"tasks\":[")?;
+    let workspaces = workspace::all_workspaces(dir, state);
     for i in 0..state.tasks.len() {
         if i > 0 {
             out.write_all(b",")?;
         }
-        piece(&mut out, &task_json(state, i))?;
+        match workspaces.get(state.task_id(i)) {
+            Some(ws) => {
+                let mut task = task_json(state, i);
+                task["workspace"] = ws.clone();
+                piece(&mut out, &task)?;
+            }
+            None => piece(&mut out, &task_json(state, i))?,
+        }
     }
     out.write_all(b"]}\n")?;
     out.flush()
@@ -372,6 +385,8 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: 
     print_verdicts(task, &say);
     print_votes(state, i, history, &say);
     print_spend(state, i, &say);
+
+    workspace::print_workspace(history, &say);
     println!();
     println!("history:");
     for rec in history {

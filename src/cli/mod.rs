@@ -1,6 +1,7 @@
 //! Command-line front ends over the engine: headless runs, validation, the bundled
 //! sim-agent, and the read-only views of a run folder (inspect, events, dlq).
 
+pub mod clean;
 pub mod compact;
 pub mod ctl;
 pub mod dlq;

@@ -331,6 +331,18 @@ impl<'a> Checker<'a> {
             Some("none") => StdinMode::None,
             Some(template) => StdinMode::Template(template.to_string()),
         };
+        let whose = format!("pool {:?}", raw.name.get_ref());
+        let workspace = self.workspace(raw.workspace.as_ref(), raw.repo.as_ref(), &whose);
+        if let (Some(cwd), Some(_)) = (&raw.cwd, &workspace) {
+            // The workspace is the worker's cwd: two answers to one question.
+            self.report(cwd.span(), format!("{whose}: set `cwd` or `workspace`, not both (the workspace is the cwd)"));
+        }
+        if let (Some(ws), PoolMode::Persistent) = (&raw.workspace, mode) {
+            let message = format!(
+                "{whose}: `workspace` only applies to mode = \"spawn\" (a persistent process serves many tasks)"
+            );
+            self.report(ws.span(), message);
+        }
         PoolSpec {
             name: raw.name.get_ref().clone(),
             command: raw.command.iter().flat_map(|c| c.get_ref()).map(|a| a.get_ref().clone()).collect(),
@@ -349,6 +361,8 @@ impl<'a> Checker<'a> {
             recycle,
             input_guard: raw.input_guard,
             task_cost_usd: raw.task_cost_usd.as_ref().and_then(|v| self.dollars(v, "task_cost_usd")),
+
+            workspace,
         }
     }
 
@@ -436,7 +450,8 @@ impl<'a> Checker<'a> {
             None => serde_json::Value::Object(Default::default()),
             Some(v) => serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
         });
-        TaskSpec {
+        let workspace = self.workspace(raw.workspace.as_ref(), raw.repo.as_ref(), &format!("task {id:?}"));
+        let mut spec = TaskSpec {
             id,
             kind: raw.kind.clone().unwrap_or_default(),
             pool: raw.pool.as_ref().map(|p| p.get_ref().clone()),
@@ -447,7 +462,11 @@ impl<'a> Checker<'a> {
             retry: retry.into(),
             extras: crate::core::workflow::TaskExtras::boxed(never_on, fallback, gates, raw.input_guard),
             consensus: consensus.map(Box::new),
+        };
+        if workspace.is_some() {
+            spec.extras_mut().workspace = workspace;
         }
+        spec
     }
 
     /// Reports one of the core's errors at the value it is about.

@@ -31,6 +31,7 @@ mod parse;
 mod sections;
 mod shape;
 mod split;
+mod workspace;
 
 use std::fmt;
 use std::path::Path;

@@ -306,6 +306,9 @@ pub(super) struct RawPool {
     #[serde(default)]
     pub(super) input_guard: bool,
     pub(super) task_cost_usd: Option<Spanned<f64>>,
+
+    pub(super) workspace: Option<Spanned<String>>,
+    pub(super) repo: Option<Spanned<String>>,
 }
 
 /// One `[[task]]`.
@@ -327,6 +330,8 @@ pub(super) struct RawTask {
     pub(super) consensus: Option<Spanned<toml::Value>>,
     pub(super) fallback: Option<Spanned<RawFallback>>,
     pub(super) input_guard: Option<bool>,
+    pub(super) workspace: Option<Spanned<String>>,
+    pub(super) repo: Option<Spanned<String>>,
 }
 
 #[cfg(test)]

@@ -172,6 +172,9 @@ const POOL: &[Key] = &[
     key("stall_kill_after", Shape::Duration),
     key("input_guard", Shape::Flag),
     key("task_cost_usd", Shape::Number),
+
+    key("workspace", Shape::Text),
+    key("repo", Shape::Text),
 ];
 
 const TASK: &[Key] = &[
@@ -187,6 +190,8 @@ const TASK: &[Key] = &[
     free_table("consensus", CONSENSUS),
     key("fallback", Shape::Table(FALLBACK)),
     key("input_guard", Shape::Flag),
+    key("workspace", Shape::Text),
+    key("repo", Shape::Text),
 ];
 
 /// `[[notify]]` (DESIGN §12; values checked in `notify.rs`).

@@ -17,10 +17,12 @@ use crate::core::workflow::{GateKind, TaskSpec, Workflow};
 mod attempt;
 mod broker;
 mod usage;
+mod workspace;
 
 pub use attempt::{AfterFailure, FailureClass, OutputStream, SmallOutput, SMALL_OUTPUT};
 pub use broker::{BrokerDown, BrokerUp, ResultDuplicate, WorkerLost, WorkerRef, WorkerRegistered};
 pub use usage::{BudgetExhausted, BudgetRaised, UsageRecorded};
+pub use workspace::{DiffRecorded, WorkspaceCreated, DIFF_PATCH_MAX, DIFF_STAT_MAX};
 
 /// One recorded fact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -472,6 +474,11 @@ pub enum Event {
     BudgetExhausted(BudgetExhausted),
     /// An operator raised the budget (`ctl budget`, the palette): dispatch resumes.
     BudgetRaised(BudgetRaised),
+
+    /// A task's workspace was made (DESIGN §13).
+    WorkspaceCreated(WorkspaceCreated),
+    /// What an attempt changed in its workspace (DESIGN §13).
+    DiffRecorded(DiffRecorded),
     /// Every task reached a terminal state.
     RunFinished {
         /// True when every task completed.
@@ -523,6 +530,9 @@ impl Event {
             | Event::ResultDuplicate(ResultDuplicate { task, .. })
             | Event::UsageRecorded(UsageRecorded { task, .. }) => Some(task),
             Event::WorkerLost(lost) => lost.task.as_deref(),
+            Event::WorkspaceCreated(WorkspaceCreated { task, .. }) | Event::DiffRecorded(DiffRecorded { task, .. }) => {
+                Some(task)
+            }
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
             | Event::RunInterrupted { .. }
@@ -594,6 +604,9 @@ impl Event {
             Event::UsageRecorded(_) => "usage_recorded",
             Event::BudgetExhausted(_) => "budget_exhausted",
             Event::BudgetRaised(_) => "budget_raised",
+
+            Event::WorkspaceCreated(_) => "workspace_created",
+            Event::DiffRecorded(_) => "diff_recorded",
             Event::RunFinished { .. } => "run_finished",
         }
     }

@@ -65,6 +65,14 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::TaskReady { task } => format!("{task}: queued"),
         Event::AttemptStarted { task, attempt, pool } => format!("{task}: running attempt {attempt} on pool {pool}"),
         Event::AttemptSpawned { .. } => return None,
+        Event::WorkspaceCreated(ws) => {
+            let branch = ws.branch.as_deref().map(|b| format!(" on branch {b}")).unwrap_or_default();
+            format!("{}: {} workspace {}{branch}", ws.task, ws.kind, ws.path)
+        }
+        Event::DiffRecorded(d) => {
+            let summary = d.stat.lines().rev().find(|l| !l.trim().is_empty()).map_or("no change", str::trim);
+            format!("{}: attempt {}'s workspace diff recorded ({summary})", d.task, d.attempt)
+        }
         Event::WorkerRegistered(w) => {
             format!("pool {}: worker {} registered ({} pid {}, {} at once)", w.pool, w.worker, w.host, w.pid, w.concurrency)
         }

@@ -220,8 +220,10 @@ impl Engine {
     ) -> AttemptSpec {
         let wf = &self.state.workflow;
         let id = &wf.tasks[i].id;
-        let cwd =
-            self.state.tasks[i].pool.as_deref().and_then(|p| wf.pool_index(p)).and_then(|p| wf.pools[p].cwd.clone());
+        // DESIGN §9: the task's workspace when it has one, else its pool's `cwd`.
+        let pool_cwd =
+            || self.state.tasks[i].pool.as_deref().and_then(|p| wf.pool_index(p)).and_then(|p| wf.pools[p].cwd.clone());
+        let cwd = self.gate_workspace(i).or_else(pool_cwd);
         let mut bytes = serde_json::to_vec(&stdin).unwrap_or_default();
         bytes.push(b'\n');
         let env = vec![

@@ -26,6 +26,8 @@ pub mod starved;
 pub mod supervise;
 mod usage;
 
+mod workspace;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -529,10 +531,15 @@ impl Engine {
             (spec, limits)
         });
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
+        let plan = self.workspace_plan(task, attempt, pool, None);
         let task = task.to_string();
         let usage = usage::usage_note(&tx, &task, attempt, pool);
         let workflow = self.state.workflow.clone();
         tokio::spawn(async move {
+            let prepared = match (prepared, &plan) {
+                (Ok((mut spec, limits)), Some(plan)) => plan.enter(&mut spec, &tx).await.map(|()| (spec, limits)),
+                (prepared, _) => prepared,
+            };
             let end = match prepared {
                 Ok((spec, limits)) => {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
@@ -553,7 +560,11 @@ impl Engine {
                         on_capture_failed: capture_note(&tx, &task, attempt),
                         on_usage: usage,
                     };
-                    supervise(runner, clock, spec, limits, stop_rx, reports).await
+                    let end = supervise(runner, clock, spec, limits, stop_rx, reports).await;
+                    if let Some(plan) = &plan {
+                        plan.record_diff(&end, &tx).await;
+                    }
+                    end
                 }
                 Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
             };

@@ -47,6 +47,8 @@ pub(super) struct Book {
     judged: HashSet<(String, u32)>,
     /// Each attempt's quiet parts (see [`Quiet`]).
     quiet: HashMap<(String, u32), Quiet>,
+    /// The replica whose result each task's gates check (its workspace is theirs).
+    winners: HashMap<String, u32>,
 }
 
 /// The parts of one attempt silent past their pool's `stall_after`. The attempt has
@@ -70,6 +72,11 @@ fn quiet_changed(quiet: &Quiet, part: Part, now: Option<u64>, report: impl FnOnc
 }
 
 impl Book {
+    /// The replica that won `task`'s last consensus, as this manager saw it.
+    pub(super) fn winner(&self, task: &str) -> Option<u32> {
+        self.winners.get(task).copied()
+    }
+
     /// True when no replica or judge is alive.
     pub(super) fn is_idle(&self) -> bool {
         self.sets.is_empty()
@@ -91,6 +98,9 @@ impl Engine {
                 None => false,
             },
             Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
+                if let Event::ConsensusReached { winner, .. } = event {
+                    self.replicas.winners.insert(task.clone(), *winner);
+                }
                 self.stop_parts(task, Some(*attempt), Stop::Cancel);
                 self.replicas.judged.remove(&(task.clone(), *attempt));
                 self.replicas.quiet.remove(&(task.clone(), *attempt));
@@ -145,7 +155,9 @@ impl Engine {
                 s.file_base = Some(replica_file_base(&crate::core::spawn::file_stem(&s.task), attempt, r));
                 (s, limits)
             });
-            live.insert(Part::Replica(r), self.launch(task, attempt, Part::Replica(r), on, prepared, quiet.clone()));
+            let plan = self.workspace_plan(task, attempt, &on, Some(r));
+            let part = Part::Replica(r);
+            live.insert(part, self.launch(task, attempt, part, on, (prepared, plan), quiet.clone()));
         }
         self.replicas.sets.insert((task.to_string(), attempt), live);
         self.replicas.quiet.insert((task.to_string(), attempt), quiet);
@@ -179,7 +191,7 @@ impl Engine {
             (s, limits)
         });
         let quiet = self.replicas.quiet.get(&key).cloned().unwrap_or_default();
-        let stop = self.launch(task, attempt, Part::Judge, judge_pool, prepared, quiet);
+        let stop = self.launch(task, attempt, Part::Judge, judge_pool, (prepared, None), quiet);
         // The last replica's end emptied the attempt's set: the judge is its process now.
         self.replicas.sets.entry(key).or_default().insert(Part::Judge, stop);
     }
@@ -201,7 +213,7 @@ impl Engine {
         attempt: u32,
         part: Part,
         pool: String,
-        prepared: Result<(AttemptSpec, Limits), String>,
+        (prepared, plan): (Result<(AttemptSpec, Limits), String>, Option<super::workspace::Plan>),
         quiet: Quiet,
     ) -> watch::Sender<Option<Stop>> {
         let (stop_tx, stop_rx) = watch::channel(None);
@@ -209,6 +221,10 @@ impl Engine {
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
         let task = task.to_string();
         tokio::spawn(async move {
+            let prepared = match (prepared, &plan) {
+                (Ok((mut spec, limits)), Some(plan)) => plan.enter(&mut spec, &tx).await.map(|()| (spec, limits)),
+                (prepared, _) => prepared,
+            };
             let end = match prepared {
                 Ok((spec, limits)) => {
                     let (spawned_tx, spawned_task) = (tx.clone(), task.clone());
@@ -232,7 +248,11 @@ impl Engine {
                         on_capture_failed: capture_note(&tx, &task, attempt),
                         on_usage: super::usage::usage_note(&tx, &task, attempt, &pool),
                     };
-                    supervise(runner, clock, spec, limits, stop_rx, reports).await
+                    let end = supervise(runner, clock, spec, limits, stop_rx, reports).await;
+                    if let Some(plan) = &plan {
+                        plan.record_diff(&end, &tx).await;
+                    }
+                    end
                 }
                 Err(error) => AttemptEnd::failed(FailureClass::SpawnPermanent, error, Duration::ZERO),
             };

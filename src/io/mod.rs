@@ -21,3 +21,4 @@ pub mod segments;
 pub mod signal;
 pub mod snapshot;
 pub mod store;
+pub mod workspace;

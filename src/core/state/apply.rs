@@ -35,6 +35,9 @@ impl RunState {
             Event::UsageRecorded(usage) => self.record_usage(usage)?,
             Event::BudgetExhausted(_) => self.spend.exhausted = true,
             Event::BudgetRaised(raised) => self.raise_budget(raised),
+
+            // Workspace notes (DESIGN §13): kept in the log, read by `inspect` and the TUI.
+            Event::WorkspaceCreated(_) | Event::DiffRecorded(_) => {}
             // A fork's own id from here on (see the event); its origin is in the log.
             Event::ForkedFrom { new_run_id, .. } => self.run_id = new_run_id.clone(),
             // A task between its attempts.

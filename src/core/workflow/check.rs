@@ -247,6 +247,8 @@ mod tests {
             recycle: Default::default(),
             input_guard: false,
             task_cost_usd: None,
+
+            workspace: None,
         }
     }
 

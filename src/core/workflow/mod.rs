@@ -19,6 +19,7 @@ mod shell;
 mod task_spec;
 mod template;
 mod tls_files;
+mod workspace;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub use shared_retry::SharedRetry;
 pub use task_spec::{TaskExtras, TaskSpec};
 pub use template::{lookup_payload, placeholder_spans, placeholders, PLAIN_PLACEHOLDERS};
 pub use tls_files::{CaFile, ClientCert};
+pub use workspace::{branch_name, decode_id, encode_id, leaf, Workspace, TEMP_WORKSPACES, WORKTREES};
 
 /// A workflow that passed validation, with defaults applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +195,11 @@ pub struct PoolSpec {
     /// `[budget] task_cost_usd` (DESIGN §13). Not written when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_cost_usd: Option<crate::core::usage::Usd>,
+
+    /// `workspace = "temp" | "git-worktree"` (DESIGN §13): where its tasks' attempts
+    /// run, unless a task names its own. Not written when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Workspace>,
 }
 
 fn one() -> usize {

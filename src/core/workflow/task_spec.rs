@@ -52,6 +52,8 @@ pub struct TaskExtras {
     pub gates: Vec<Gate>,
     /// The task's own `input_guard`, which overrides its pools' (None: as its pools say).
     pub input_guard: Option<bool>,
+    /// The task's own `workspace` (DESIGN §13), which overrides its pool's.
+    pub workspace: Option<super::Workspace>,
 }
 
 impl TaskExtras {
@@ -63,13 +65,13 @@ impl TaskExtras {
         gates: Vec<Gate>,
         input_guard: Option<bool>,
     ) -> Option<Box<TaskExtras>> {
-        let extras = TaskExtras { never_on, fallback, gates, input_guard };
+        let extras = TaskExtras { never_on, fallback, gates, input_guard, workspace: None };
         (extras != TaskExtras::default()).then(|| Box::new(extras))
     }
 }
 
 const NO_EXTRAS: &TaskExtras =
-    &TaskExtras { never_on: Vec::new(), fallback: None, gates: Vec::new(), input_guard: None };
+    &TaskExtras { never_on: Vec::new(), fallback: None, gates: Vec::new(), input_guard: None, workspace: None };
 
 impl TaskSpec {
     fn extras(&self) -> &TaskExtras {
@@ -94,6 +96,11 @@ impl TaskSpec {
     /// The task's own `input_guard` (None: as its pools say).
     pub fn input_guard(&self) -> Option<bool> {
         self.extras().input_guard
+    }
+
+    /// The task's own `workspace` (None: its pool's, if any).
+    pub fn workspace(&self) -> Option<&super::Workspace> {
+        self.extras().workspace.as_ref()
     }
 
     /// The rare fields, to set one (boxed on first use).
@@ -122,6 +129,8 @@ struct SpecOut<'a> {
     input_guard: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     consensus: &'a Option<Box<ConsensusSpec>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workspace: Option<&'a super::Workspace>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +154,8 @@ struct SpecIn {
     input_guard: Option<bool>,
     #[serde(default)]
     consensus: Option<Box<ConsensusSpec>>,
+    #[serde(default)]
+    workspace: Option<super::Workspace>,
 }
 
 impl Serialize for TaskSpec {
@@ -164,6 +175,7 @@ impl Serialize for TaskSpec {
             gates: self.gates(),
             input_guard: self.input_guard(),
             consensus,
+            workspace: self.workspace(),
         }
         .serialize(s)
     }
@@ -185,8 +197,9 @@ impl<'de> Deserialize<'de> for TaskSpec {
             gates,
             input_guard,
             consensus,
+            workspace,
         } = SpecIn::deserialize(d)?;
-        Ok(TaskSpec {
+        let mut spec = TaskSpec {
             id,
             kind,
             pool,
@@ -197,7 +210,11 @@ impl<'de> Deserialize<'de> for TaskSpec {
             retry,
             extras: TaskExtras::boxed(never_on, fallback, gates, input_guard),
             consensus,
-        })
+        };
+        if workspace.is_some() {
+            spec.extras_mut().workspace = workspace;
+        }
+        Ok(spec)
     }
 }
 
@@ -242,7 +259,8 @@ mod tests {
     #[test]
     fn a_spec_with_each_rare_field_alone_round_trips() {
         let plain: TaskSpec = serde_json::from_str(PLAIN).unwrap();
-        let edits: [fn(&mut TaskExtras); 5] = [
+        let edits: [fn(&mut TaskExtras); 6] = [
+            |e| e.workspace = Some(super::super::Workspace::GitWorktree { repo: "/r".into() }),
             |e| e.never_on = vec![1],
             |e| e.fallback = Some(Fallback::Skip),
             |e| e.fallback = Some(Fallback::Result(json!({"x": [1]}))),

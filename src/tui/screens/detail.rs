@@ -22,6 +22,7 @@ use crate::tui::model::{Fleet, Step};
 use crate::tui::view::{Screen, ViewState};
 use crate::tui::widgets::truncate;
 
+mod diff;
 mod output;
 mod search;
 
@@ -188,6 +189,9 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene, d: &Detail) {
     let verdict_rows = shown.verdicts().len().min(MAX_VERDICT_ROWS) as u16;
     // The votes as of the cursor too, when it is a consensus task.
     let votes = vote_lines(scene, i, at.map_or(usize::MAX, |c| c + 1));
+    let mut votes = votes;
+    // The workspace's line (DESIGN §13), with the votes: below the verdicts.
+    votes.extend(diff::summary(&steps[..at.map_or(steps.len(), |c| c + 1)]).map(Line::from));
     // A row for what the task spent, when its workers reported usage (DESIGN §13).
     let spend_rows = u16::from(fleet.state.spend.task(i).is_some());
     let height = 7 + verdict_rows + spend_rows + votes.len() as u16;

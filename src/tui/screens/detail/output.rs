@@ -99,6 +99,9 @@ pub fn output_pane(fleet: &Fleet, i: usize, at: Option<usize>, following: bool) 
         };
     };
     let as_of = format!("as of step {}/{}", c + 1, steps.len());
+    if let Some((title, lines)) = super::diff::pane(&steps[c]) {
+        return OutputPane::fixed(format!("{title}{as_of} "), lines);
+    }
     let Some(attempt) = steps[..=c].iter().rev().find_map(|s| started_attempt(&s.event)) else {
         return OutputPane::fixed(
             format!(" Output · {as_of} "),
