@@ -286,8 +286,7 @@ pub(super) struct RawPool {
     #[serde(default)]
     pub(super) clean_env: bool,
     pub(super) cwd: Option<Spanned<String>>,
-    // Keys of the contract whose features are not built yet: refused, never ignored.
-    pub(super) preset: Option<Spanned<toml::Value>>,
+    pub(super) preset: Option<Spanned<String>>,
     pub(super) mode: Option<Spanned<String>>,
     pub(super) per_worker: Option<Spanned<i128>>,
     pub(super) recycle: Option<Spanned<RawRecycle>>,
@@ -296,6 +295,9 @@ pub(super) struct RawPool {
     pub(super) stall_kill_after: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) input_guard: bool,
+    pub(super) model: Option<Spanned<String>>,
+    pub(super) args: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) prompt: Option<Spanned<String>>,
 }
 
 /// One `[[task]]`.

@@ -14,9 +14,11 @@ use serde_json::Value;
 use crate::core::checks::Finding;
 use crate::core::workflow::{GateKind, TaskSpec, Workflow};
 
+mod agent;
 mod attempt;
 mod broker;
 
+pub use agent::{AttemptFlagged, SessionRecorded};
 pub use attempt::{AfterFailure, FailureClass, OutputStream, SmallOutput, SMALL_OUTPUT};
 pub use broker::{BrokerDown, BrokerUp, ResultDuplicate, WorkerLost, WorkerRef, WorkerRegistered};
 
@@ -69,6 +71,9 @@ pub enum Event {
         /// The remote worker's host.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<String>,
+        /// The agent session it continues (DESIGN §13); not written when it starts afresh.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumes: Option<String>,
     },
     /// The attempt produced a result: running → completed.
     AttemptSucceeded {
@@ -464,6 +469,10 @@ pub enum Event {
     BrokerUp(BrokerUp),
     /// A result for an attempt already decided, recorded and ignored.
     ResultDuplicate(ResultDuplicate),
+    /// An attempt's agent session is known (DESIGN §13).
+    SessionRecorded(SessionRecorded),
+    /// An attempt raised a health flag (DESIGN §16).
+    AttemptFlagged(AttemptFlagged),
     /// Every task reached a terminal state.
     RunFinished {
         /// True when every task completed.
@@ -512,7 +521,9 @@ impl Event {
             | Event::TaskRejected { task, .. }
             | Event::TasksSpawned { task, .. }
             | Event::SpawnRefused { task, .. }
-            | Event::ResultDuplicate(ResultDuplicate { task, .. }) => Some(task),
+            | Event::ResultDuplicate(ResultDuplicate { task, .. })
+            | Event::SessionRecorded(SessionRecorded { task, .. })
+            | Event::AttemptFlagged(AttemptFlagged { task, .. }) => Some(task),
             Event::WorkerLost(lost) => lost.task.as_deref(),
             Event::RunStarted { .. }
             | Event::ManagerStarted { .. }
@@ -580,6 +591,8 @@ impl Event {
             Event::BrokerDown(_) => "broker_down",
             Event::BrokerUp(_) => "broker_up",
             Event::ResultDuplicate(_) => "result_duplicate",
+            Event::SessionRecorded(_) => "session_recorded",
+            Event::AttemptFlagged(_) => "attempt_flagged",
             Event::RunFinished { .. } => "run_finished",
         }
     }

@@ -64,7 +64,15 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::ManagerStarted { pid, .. } => format!("manager pid {pid} started"),
         Event::TaskReady { task } => format!("{task}: queued"),
         Event::AttemptStarted { task, attempt, pool } => format!("{task}: running attempt {attempt} on pool {pool}"),
+        Event::AttemptSpawned { task, attempt, resumes: Some(session), .. } => {
+            format!("{task}: attempt {attempt} continues agent session {session}")
+        }
         Event::AttemptSpawned { .. } => return None,
+        Event::SessionRecorded(s) => format!("{}: attempt {} has agent session {}", s.task, s.attempt, s.id),
+        Event::AttemptFlagged(f) => {
+            let detail = if f.detail.is_empty() { f.tools.join(", ") } else { f.detail.clone() };
+            format!("{}: attempt {} flagged {}: {detail}", f.task, f.attempt, f.flag)
+        }
         Event::WorkerRegistered(w) => {
             format!("pool {}: worker {} registered ({} pid {}, {} at once)", w.pool, w.worker, w.host, w.pid, w.concurrency)
         }

@@ -248,6 +248,8 @@ impl Engine {
             persistent: None,
             file_base: None,
             reattach: false,
+            agent: None,
+            on_control: None,
         }
     }
 

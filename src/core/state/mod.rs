@@ -19,6 +19,7 @@ use super::event::Event;
 use super::task::TaskStateName;
 use crate::core::workflow::Workflow;
 
+pub mod agent;
 mod apply;
 pub mod bytes;
 mod chunked;

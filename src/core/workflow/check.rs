@@ -246,6 +246,7 @@ mod tests {
             per_worker: 1,
             recycle: Default::default(),
             input_guard: false,
+            agent: None,
         }
     }
 

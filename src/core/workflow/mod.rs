@@ -167,6 +167,10 @@ pub struct PoolSpec {
     /// workflows without it are unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub input_guard: bool,
+    /// `preset = "claude"` and its keys (DESIGN §13): the command, stdin and
+    /// environment above were filled from it. Not written when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::core::agents::AgentSpec>,
 }
 
 fn one() -> usize {
