@@ -118,3 +118,27 @@ impl RunState {
         agent.session.as_deref()
     }
 }
+
+impl AgentState {
+    /// The lines every front end shows for it (task detail, `inspect TASK`): the
+    /// session, which attempts continued it, and each flag.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(session) = &self.session {
+            let mut line = format!("agent session: {session} (attempt {})", self.session_attempt);
+            if !self.resumed_by.is_empty() {
+                let by: Vec<String> = self.resumed_by.iter().map(u32::to_string).collect();
+                line.push_str(&format!(", continued by attempt {}", by.join(", ")));
+            }
+            if self.resume {
+                line.push_str(", the next attempt continues it");
+            }
+            lines.push(line);
+        }
+        for f in &self.flags {
+            let what = if f.detail.is_empty() { f.tools.join(", ") } else { f.detail.clone() };
+            lines.push(format!("flag: attempt {} {}: {what}", f.attempt, f.flag));
+        }
+        lines
+    }
+}

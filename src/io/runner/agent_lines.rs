@@ -88,9 +88,20 @@ impl AgentLines {
     }
 }
 
+/// Writes protocol lines, one per line, a control line's `"pitboss"` key first (the
+/// protocol's readers know a control line by its start, and `Value` sorts its keys).
 fn append(out: &mut Vec<u8>, lines: Vec<Value>) {
     for line in lines {
-        out.extend_from_slice(line.to_string().as_bytes());
+        match (line.get("pitboss"), line.as_object()) {
+            (Some(kind), Some(fields)) => {
+                out.extend_from_slice(format!("{{\"pitboss\":{kind}").as_bytes());
+                for (key, value) in fields.iter().filter(|(k, _)| k.as_str() != "pitboss") {
+                    out.extend_from_slice(format!(",{}:{value}", Value::String(key.clone())).as_bytes());
+                }
+                out.push(b'}');
+            }
+            _ => out.extend_from_slice(line.to_string().as_bytes()),
+        }
         out.push(b'\n');
     }
 }
@@ -182,7 +193,7 @@ mod tests {
         let text = String::from_utf8(kept).unwrap();
         let got: Vec<&str> = text.lines().collect();
         assert_eq!(got[0].as_bytes(), first);
-        assert_eq!(got[1], r#"{"id":"S1","pitboss":"session"}"#);
+        assert_eq!(got[1], r#"{"pitboss":"session","id":"S1"}"#, "the control line starts as the protocol says");
         assert!(got[2].contains("claude v started"), "{text}");
         assert_eq!(got[3], "not json");
         let end = String::from_utf8(lines.end(Some(0))).unwrap();

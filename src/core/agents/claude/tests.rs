@@ -31,7 +31,7 @@ fn envelope(out: &[Value]) -> &Value {
 #[test]
 fn a_plain_answer_completes_with_its_text_session_and_usage() {
     let out = read("text", Some(0));
-    assert_eq!(envelope(&out), &json!({"status": "completed", "result": "STANDIN-OK messages=1"}));
+    assert_eq!(envelope(&out), &json!({"status": "completed", "result": "STANDIN-OK messages=2"}));
     let sessions = of_kind(&out, "session");
     assert_eq!(sessions.len(), 1, "one session line, from the first line");
     assert_eq!(out[0]["pitboss"], "session");
@@ -44,14 +44,14 @@ fn a_plain_answer_completes_with_its_text_session_and_usage() {
     assert_eq!(usage[0]["num_turns"], 1);
     let progress: Vec<String> = of_kind(&out, "progress").iter().map(|p| p["msg"].as_str().unwrap().to_string()).collect();
     assert!(progress[0].starts_with("claude 2.1.197 started"), "{progress:?}");
-    assert!(progress.contains(&"says: STANDIN-OK messages=1".to_string()), "{progress:?}");
+    assert!(progress.contains(&"says: STANDIN-OK messages=2".to_string()), "{progress:?}");
     assert!(of_kind(&out, "flag").is_empty());
 }
 
 #[test]
 fn a_json_result_text_is_parsed() {
     let out = read("json_result", Some(0));
-    assert_eq!(envelope(&out)["result"], json!({"ok": true, "messages": 1}));
+    assert_eq!(envelope(&out)["result"], json!({"ok": true, "messages": 2}));
 }
 
 #[test]
