@@ -14,7 +14,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use agent_common::StandIn;
-use common::{alive, kill_pid, read_events, task, toml_string, wait_for, wait_within, KillOnPanic, OutputWithin, Scratch};
+use common::{
+    alive, kill_pid, read_events, task, toml_string, wait_for, wait_within, KillOnPanic, OutputWithin, Scratch,
+};
 use serde_json::Value;
 
 const CLAUDE: &str = "@anthropic-ai/claude-code@2.1.197";
@@ -54,7 +56,8 @@ fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 fn inspect_task(s: &Scratch, id: &str) -> Value {
     let out = s.pitboss().args(["inspect", "--json"]).arg(s.run_dir()).arg(id).output_within("pitboss inspect TASK");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("inspect: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("inspect: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
@@ -67,10 +70,7 @@ fn claude_completes_with_the_stand_ins_text_records_its_session_and_flags_a_deni
                  [[task]]\nid = \"tool\"\npool = \"claude\"\npayload = { prompt = \"USE_TOOL please\" }\n";
     let mut wf = workflow(&s, &stand_in, tasks);
     // A pool of its own with a prompt template.
-    wf = wf.replace(
-        "[[task]]\nid = \"json\"",
-        "[[task]]\nid = \"json\"\npool = \"templated\"",
-    );
+    wf = wf.replace("[[task]]\nid = \"json\"", "[[task]]\nid = \"json\"\npool = \"templated\"");
     let templated = workflow(&s, &stand_in, "")
         .replace("name = \"claude\"", "name = \"templated\"")
         .replace("preset = \"claude\"", "preset = \"claude\"\nprompt = \"Answer {payload.question} please\"");
@@ -163,10 +163,8 @@ fn after_kill_9_of_the_manager_resume_continues_the_claude_session() {
         panic!("claude (pid {agent_pid}) outlived its killed manager");
     }
 
-    let out = pitboss(&s, &bin)
-        .args(["resume", "--headless", "--json"])
-        .arg(s.run_dir())
-        .output_within("pitboss resume");
+    let out =
+        pitboss(&s, &bin).args(["resume", "--headless", "--json"]).arg(s.run_dir()).output_within("pitboss resume");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(out.status.code(), Some(0), "{doc}\n{}", String::from_utf8_lossy(&out.stderr));
     let events = read_events(&s.run_dir());

@@ -36,11 +36,17 @@ impl Checker<'_> {
             return None;
         };
         if let Some(command) = &raw.command {
-            let message = format!("a pool with preset = {:?} has no `command`: the preset gives it (add flags with `args`)", preset.name());
+            let message = format!(
+                "a pool with preset = {:?} has no `command`: the preset gives it (add flags with `args`)",
+                preset.name()
+            );
             self.report(command.span(), message);
         }
         if let Some(stdin) = &raw.stdin {
-            let message = format!("a pool with preset = {:?} has no `stdin`: the preset gives the prompt (set it with `prompt`)", preset.name());
+            let message = format!(
+                "a pool with preset = {:?} has no `stdin`: the preset gives the prompt (set it with `prompt`)",
+                preset.name()
+            );
             self.report(stdin.span(), message);
         }
         if let Some(mode) = raw.mode.as_ref().filter(|m| m.get_ref() != "spawn") {
@@ -120,9 +126,11 @@ mod tests {
             all.contains("wf.toml:3:10: unknown preset \"gpt\": expected one of claude, codex, gemini, aider, llm"),
             "{all}"
         );
-        let all = check("[[pool]]\nname = \"c\"\npreset = \"claude\"\ncommand = [\"x\"]\nstdin = \"none\"\nmode = \"persistent\"\n")
-            .unwrap_err()
-            .to_string();
+        let all = check(
+            "[[pool]]\nname = \"c\"\npreset = \"claude\"\ncommand = [\"x\"]\nstdin = \"none\"\nmode = \"persistent\"\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(all.contains("wf.toml:4:11: a pool with preset = \"claude\" has no `command`"), "{all}");
         assert!(all.contains("wf.toml:5:9: a pool with preset = \"claude\" has no `stdin`"), "{all}");
         assert!(all.contains("wf.toml:6:8: a pool with a `preset` runs one process per attempt"), "{all}");
@@ -138,9 +146,10 @@ mod tests {
 
     #[test]
     fn a_prompt_naming_a_missing_payload_key_is_caught_before_the_run() {
-        let all = check("[[pool]]\nname = \"c\"\npreset = \"claude\"\n[[task]]\nid = \"a\"\npayload = { text = \"x\" }\n")
-            .unwrap_err()
-            .to_string();
+        let all =
+            check("[[pool]]\nname = \"c\"\npreset = \"claude\"\n[[task]]\nid = \"a\"\npayload = { text = \"x\" }\n")
+                .unwrap_err()
+                .to_string();
         assert!(all.contains("payload") && all.contains("prompt"), "{all}");
     }
 }

@@ -14,8 +14,8 @@ use crate::core::gates::feedback;
 use crate::core::protocol::{fill, task_json, FillError, TaskView};
 use crate::core::workflow::{PoolMode, StdinMode};
 use crate::io::guardian::MANAGER_PID_ENV;
-use crate::io::runner::persistent::WorkerSpec;
 use crate::io::runner::agent_lines::ControlSink;
+use crate::io::runner::persistent::WorkerSpec;
 use crate::io::runner::AttemptSpec;
 
 impl Engine {
@@ -100,7 +100,12 @@ impl Engine {
         let mut stdin_mode = &pool_spec.stdin;
         let continue_stdin;
         if let Some((agent, session)) = resume {
-            let call = Call { prompt: CONTINUE_PROMPT, model: agent.model.as_deref(), args: &agent.args, resume: Some(session) };
+            let call = Call {
+                prompt: CONTINUE_PROMPT,
+                model: agent.model.as_deref(),
+                args: &agent.args,
+                resume: Some(session),
+            };
             argv = self.filled(i, attempt, &agent.preset.argv(&call))?;
             if agent.preset.prompt_on_stdin() {
                 continue_stdin = StdinMode::Template(CONTINUE_PROMPT.to_string());

@@ -175,7 +175,11 @@ fn answer(method: &str, path: &str, body: &[u8], shared: &Shared) -> Vec<u8> {
         return http(200, "application/json", r#"{"input_tokens":42}"#);
     }
     if !path.ends_with("/messages") {
-        return http(404, "application/json", &json!({"error": {"message": format!("unknown path {path}")}}).to_string());
+        return http(
+            404,
+            "application/json",
+            &json!({"error": {"message": format!("unknown path {path}")}}).to_string(),
+        );
     }
     let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let messages = request.get("messages").cloned().unwrap_or(Value::Array(Vec::new()));

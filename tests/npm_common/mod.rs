@@ -32,7 +32,12 @@ pub fn installed(spec: &str, bin: &str) -> Option<PathBuf> {
     let prefix = prefix_of(spec);
     let command = prefix.join("node_modules").join(".bin").join(bin);
     std::fs::create_dir_all(&prefix).expect("make the npm tool folder");
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(prefix.with_extension("lock")).expect("open the install lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(prefix.with_extension("lock"))
+        .expect("open the install lock");
     let _held = Locked::take(lock);
     let done = prefix.join(".installed");
     if done.exists() && command.exists() {

@@ -229,8 +229,11 @@ fn error_of(result: &Value) -> String {
     if let Some(text) = result.get("result").and_then(Value::as_str).filter(|t| !t.trim().is_empty()) {
         return text.trim().to_string();
     }
-    let errors: Vec<&str> =
-        result.get("errors").and_then(Value::as_array).map(|e| e.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let errors: Vec<&str> = result
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|e| e.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     if !errors.is_empty() {
         return errors.join("; ");
     }

@@ -310,9 +310,28 @@ fn write_task<W: Write>(task: &Task, out: &mut Sink<W>) -> std::io::Result<()> {
         out.u64(ticket)?;
     }
     if has_links {
-        let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved, agent } =
-            links.get().clone();
-        out.doc(&LinksDoc { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved, agent })?;
+        let TaskLinks {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+            agent,
+        } = links.get().clone();
+        out.doc(&LinksDoc {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+            agent,
+        })?;
     }
     Ok(())
 }

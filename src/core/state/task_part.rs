@@ -297,7 +297,7 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         verdicts,
         finding,
         approved: *approved,
-            agent,
+        agent,
         parent,
         children,
         queue_ticket: queue_ticket.get(),

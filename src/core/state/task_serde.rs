@@ -119,8 +119,17 @@ impl Serialize for Task {
             links,
             queue_ticket,
         } = self;
-        let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved, agent } =
-            links.get();
+        let TaskLinks {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+            agent,
+        } = links.get();
         TaskOut {
             state,
             attempts: *attempts,

@@ -42,7 +42,8 @@ fn a_plain_answer_completes_with_its_text_session_and_usage() {
     assert_eq!(usage[0]["input_tokens"], 100);
     assert_eq!(usage[0]["output_tokens"], 20);
     assert_eq!(usage[0]["num_turns"], 1);
-    let progress: Vec<String> = of_kind(&out, "progress").iter().map(|p| p["msg"].as_str().unwrap().to_string()).collect();
+    let progress: Vec<String> =
+        of_kind(&out, "progress").iter().map(|p| p["msg"].as_str().unwrap().to_string()).collect();
     assert!(progress[0].starts_with("claude 2.1.197 started"), "{progress:?}");
     assert!(progress.contains(&"says: STANDIN-OK messages=2".to_string()), "{progress:?}");
     assert!(of_kind(&out, "flag").is_empty());
@@ -118,8 +119,17 @@ fn argv_puts_model_resume_and_extra_args_after_the_preset_flags() {
     assert_eq!(
         argv(&call),
         [
-            "claude", "-p", "--output-format", "stream-json", "--verbose", "--model", "sonnet", "--resume", "S1",
-            "--allowedTools", "Bash(git *)"
+            "claude",
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--model",
+            "sonnet",
+            "--resume",
+            "S1",
+            "--allowedTools",
+            "Bash(git *)"
         ]
     );
     let plain = Call { prompt: "p", model: None, args: &[], resume: None };
