@@ -6,8 +6,15 @@ use super::*;
 use crate::core::agents::{Call, Preset};
 
 fn read(name: &str, exit: Option<i32>) -> Vec<Value> {
-    let path = format!("{}/tests/fixtures/agents/claude/{name}.jsonl", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // Compiled in: the core reads no files, not even in its tests.
+    let text = match name {
+        "text" => include_str!("../../../../tests/fixtures/agents/claude/text.jsonl"),
+        "json_result" => include_str!("../../../../tests/fixtures/agents/claude/json_result.jsonl"),
+        "api_error" => include_str!("../../../../tests/fixtures/agents/claude/api_error.jsonl"),
+        "denied_tool" => include_str!("../../../../tests/fixtures/agents/claude/denied_tool.jsonl"),
+        "looping" => include_str!("../../../../tests/fixtures/agents/claude/looping.jsonl"),
+        other => panic!("no fixture {other}"),
+    };
     let mut reader = Preset::Claude.reader();
     let mut out = Vec::new();
     for line in text.lines() {
