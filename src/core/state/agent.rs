@@ -81,7 +81,7 @@ impl RunState {
     /// attempt continues it. False when there is no session to continue.
     pub fn continue_session(&mut self, task: &str) -> bool {
         let Some(i) = self.task_index(task) else { return false };
-        if !self.tasks[i].agent().is_some_and(|a| a.session.is_some()) {
+        if self.tasks[i].agent().is_none_or(|a| a.session.is_none()) {
             return false;
         }
         if let Some(agent) = self.tasks[i].links_mut().agent.as_mut() {
@@ -94,7 +94,7 @@ impl RunState {
     /// `resumes`), so a later retry starts afresh unless interrupted again.
     pub(super) fn agent_spawned(&mut self, task: &str, attempt: u32, resumes: bool) {
         let Some(i) = self.task_index(task) else { return };
-        if !self.tasks[i].agent().is_some_and(|a| a.resume || resumes) {
+        if self.tasks[i].agent().is_none_or(|a| !a.resume && !resumes) {
             return;
         }
         if let Some(agent) = self.tasks[i].links_mut().agent.as_mut() {
