@@ -473,6 +473,8 @@ async fn a_re_attached_attempt_takes_the_result_written_while_the_manager_was_aw
         persistent: None,
         file_base: None,
         reattach: true,
+        agent: None,
+        on_control: None,
     };
     let (_stop_tx, stop) = tokio::sync::watch::channel(None);
     let job = AttemptJob {

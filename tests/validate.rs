@@ -93,8 +93,11 @@ fn empty_command() {
 }
 
 #[test]
-fn not_supported_yet_is_refused() {
-    assert_reports(&format!("{POOL}preset = \"claude\"\n"), "wf.toml:5:10: `preset` is not supported yet");
+fn a_preset_with_a_command_or_an_unknown_preset_is_refused() {
+    let claude = "a pool with preset = \"claude\" has no `command`: the preset gives it";
+    assert_reports(&format!("{POOL}preset = \"claude\"\n"), &format!("wf.toml:3:11: {claude}"));
+    let unknown = "unknown preset \"gpt\": expected one of claude, codex, gemini, aider, llm";
+    assert_reports("[[pool]]\nname = \"p\"\npreset = \"gpt\"\n", &format!("wf.toml:3:10: {unknown}"));
 }
 
 #[test]

@@ -383,6 +383,11 @@ fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: 
         say(format!("input guard: {}{answer}", crate::core::hold::finding_text(finding)));
     }
     print_verdicts(task, &say);
+    if let Some(agent) = task.agent() {
+        for line in agent.lines() {
+            say(line);
+        }
+    }
     print_votes(state, i, history, &say);
     print_spend(state, i, &say);
 

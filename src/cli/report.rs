@@ -64,6 +64,18 @@ pub fn task_json(state: &RunState, i: usize) -> Value {
     if let (false, Some(obj)) = (t.verdicts().is_empty(), doc.as_object_mut()) {
         obj.insert("verdicts".into(), serde_json::to_value(t.verdicts()).unwrap_or_default());
     }
+    // Only for tasks with an agent session or flags (DESIGN §13), likewise.
+    if let (Some(agent), Some(obj)) = (t.agent(), doc.as_object_mut()) {
+        if let Some(session) = &agent.session {
+            obj.insert("session".into(), json!(session));
+        }
+        if !agent.resumed_by.is_empty() {
+            obj.insert("resumed_by".into(), json!(agent.resumed_by));
+        }
+        if !agent.flags.is_empty() {
+            obj.insert("flags".into(), serde_json::to_value(&agent.flags).unwrap_or_default());
+        }
+    }
     doc
 }
 

@@ -118,12 +118,6 @@ impl<'a> Checker<'a> {
         self.problems.push(Problem { line, col, message: message.into() });
     }
 
-    fn not_supported<T>(&mut self, value: &Option<Spanned<T>>, key: &str) {
-        if let Some(v) = value {
-            self.report(v.span(), format!("`{key}` is not supported yet (see the README for what this version runs)"));
-        }
-    }
-
     /// A duration in milliseconds, or `None` after reporting why it is not one (not a
     /// duration, or longer than [`MAX_DURATION_MS`]). `key` names it as the file does.
     pub(super) fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<u64> {
@@ -318,7 +312,7 @@ impl<'a> Checker<'a> {
 
     fn pool(&mut self, i: usize, raw: &RawPool) -> PoolSpec {
         let site = Site::Pool(i);
-        self.not_supported(&raw.preset, "preset");
+        let agent = self.agent(raw);
         let mode = self.mode(raw.mode.as_ref());
         let per_worker = raw.per_worker.as_ref().and_then(|n| self.count(n, site, Limit::PerWorker));
         let recycle = raw.recycle.as_ref().map(|r| self.recycle(r.get_ref(), site)).unwrap_or_default();
@@ -343,7 +337,7 @@ impl<'a> Checker<'a> {
             );
             self.report(ws.span(), message);
         }
-        PoolSpec {
+        let mut pool = PoolSpec {
             name: raw.name.get_ref().clone(),
             command: raw.command.iter().flat_map(|c| c.get_ref()).map(|a| a.get_ref().clone()).collect(),
             capabilities: raw.capabilities.iter().map(|c| c.get_ref().clone()).collect(),
@@ -361,9 +355,11 @@ impl<'a> Checker<'a> {
             recycle,
             input_guard: raw.input_guard,
             task_cost_usd: raw.task_cost_usd.as_ref().and_then(|v| self.dollars(v, "task_cost_usd")),
-
             workspace,
-        }
+            agent,
+        };
+        super::agents::apply(&mut pool);
+        pool
     }
 
     fn mode(&mut self, raw: Option<&Spanned<String>>) -> PoolMode {

@@ -20,6 +20,7 @@
 //! relative path made absolute: it is stored whole in the first event of a run, so
 //! `resume` needs nothing but the run folder.
 
+mod agents;
 mod broker;
 mod budget;
 mod check;

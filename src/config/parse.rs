@@ -295,8 +295,7 @@ pub(super) struct RawPool {
     #[serde(default)]
     pub(super) clean_env: bool,
     pub(super) cwd: Option<Spanned<String>>,
-    // Keys of the contract whose features are not built yet: refused, never ignored.
-    pub(super) preset: Option<Spanned<toml::Value>>,
+    pub(super) preset: Option<Spanned<String>>,
     pub(super) mode: Option<Spanned<String>>,
     pub(super) per_worker: Option<Spanned<i128>>,
     pub(super) recycle: Option<Spanned<RawRecycle>>,
@@ -309,6 +308,10 @@ pub(super) struct RawPool {
 
     pub(super) workspace: Option<Spanned<String>>,
     pub(super) repo: Option<Spanned<String>>,
+
+    pub(super) model: Option<Spanned<String>>,
+    pub(super) args: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) prompt: Option<Spanned<String>>,
 }
 
 /// One `[[task]]`.

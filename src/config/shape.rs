@@ -50,8 +50,6 @@ pub(super) enum Shape {
     Switch(&'static [Key]),
     /// Any TOML but dates and times, which have no JSON form (a payload, a result).
     Data,
-    /// Not looked at here: the key is refused later as not supported yet.
-    Unchecked,
 }
 
 /// One key a table may hold.
@@ -163,7 +161,7 @@ const POOL: &[Key] = &[
     key("secret_env", Shape::Texts),
     key("clean_env", Shape::Flag),
     key("cwd", Shape::Text),
-    key("preset", Shape::Unchecked),
+    key("preset", Shape::Text),
     key("mode", Shape::Text),
     key("per_worker", Shape::Whole),
     key("recycle", Shape::Table(RECYCLE)),
@@ -175,6 +173,10 @@ const POOL: &[Key] = &[
 
     key("workspace", Shape::Text),
     key("repo", Shape::Text),
+
+    key("model", Shape::Text),
+    key("args", Shape::Texts),
+    key("prompt", Shape::Text),
 ];
 
 const TASK: &[Key] = &[
@@ -299,7 +301,6 @@ impl Walk<'_> {
         let span = value.span();
         let v = value.get_ref();
         let fits = match (key.shape, v) {
-            (Shape::Unchecked, _) => true,
             (Shape::Data, _) => {
                 self.no_datetimes(value);
                 true
@@ -362,7 +363,7 @@ impl Walk<'_> {
             // wider than that would stop it with its own words.
             match key.shape {
                 Shape::Whole | Shape::Wholes => self.numbers_fit(value, &path, Width::Count),
-                Shape::Number | Shape::Data | Shape::Unchecked => self.numbers_fit(value, &path, Width::Data),
+                Shape::Number | Shape::Data => self.numbers_fit(value, &path, Width::Data),
                 _ => true,
             };
             return;
@@ -499,7 +500,7 @@ fn expected(key: &Key) -> String {
             let first = keys.first().map_or("", |k| k.name);
             format!("true, false or a table, such as {} = {{ {first} = … }}", key.name)
         }
-        Shape::Data | Shape::Unchecked => "a value".to_string(),
+        Shape::Data => "a value".to_string(),
     }
 }
 

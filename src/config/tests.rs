@@ -67,10 +67,10 @@ fn cycle_is_named() {
 
 #[test]
 fn empty_command_and_unsupported_keys_are_refused() {
-    let err = check("[[pool]]\nname = \"p\"\ncommand = []\npreset = \"claude\"\n").unwrap_err();
+    let err = check("[[pool]]\nname = \"p\"\ncommand = []\npreset = \"gpt\"\n").unwrap_err();
     let all = err.to_string();
     assert!(all.contains("wf.toml:3:11: pool \"p\" has an empty command"), "{all}");
-    assert!(all.contains("wf.toml:4:10: `preset` is not supported yet"), "{all}");
+    assert!(all.contains("wf.toml:4:10: unknown preset \"gpt\": expected one of claude, codex"), "{all}");
 }
 
 #[test]

@@ -14,11 +14,13 @@ use serde_json::Value;
 use crate::core::checks::Finding;
 use crate::core::workflow::{GateKind, TaskSpec, Workflow};
 
+mod agent;
 mod attempt;
 mod broker;
 mod usage;
 mod workspace;
 
+pub use agent::{AttemptFlagged, SessionRecorded};
 pub use attempt::{AfterFailure, FailureClass, OutputStream, SmallOutput, SMALL_OUTPUT};
 pub use broker::{BrokerDown, BrokerUp, ResultDuplicate, WorkerLost, WorkerRef, WorkerRegistered};
 pub use usage::{BudgetExhausted, BudgetRaised, UsageRecorded};
@@ -73,6 +75,9 @@ pub enum Event {
         /// The remote worker's host.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<String>,
+        /// The agent session it continues (DESIGN §13); not written when it starts afresh.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumes: Option<String>,
     },
     /// The attempt produced a result: running → completed.
     AttemptSucceeded {
@@ -479,6 +484,11 @@ pub enum Event {
     WorkspaceCreated(WorkspaceCreated),
     /// What an attempt changed in its workspace (DESIGN §13).
     DiffRecorded(DiffRecorded),
+
+    /// An attempt's agent session is known (DESIGN §13).
+    SessionRecorded(SessionRecorded),
+    /// An attempt raised a health flag (DESIGN §16).
+    AttemptFlagged(AttemptFlagged),
     /// Every task reached a terminal state.
     RunFinished {
         /// True when every task completed.
@@ -528,7 +538,9 @@ impl Event {
             | Event::TasksSpawned { task, .. }
             | Event::SpawnRefused { task, .. }
             | Event::ResultDuplicate(ResultDuplicate { task, .. })
-            | Event::UsageRecorded(UsageRecorded { task, .. }) => Some(task),
+            | Event::UsageRecorded(UsageRecorded { task, .. })
+            | Event::SessionRecorded(SessionRecorded { task, .. })
+            | Event::AttemptFlagged(AttemptFlagged { task, .. }) => Some(task),
             Event::WorkerLost(lost) => lost.task.as_deref(),
             Event::WorkspaceCreated(WorkspaceCreated { task, .. }) | Event::DiffRecorded(DiffRecorded { task, .. }) => {
                 Some(task)
@@ -607,6 +619,9 @@ impl Event {
 
             Event::WorkspaceCreated(_) => "workspace_created",
             Event::DiffRecorded(_) => "diff_recorded",
+
+            Event::SessionRecorded(_) => "session_recorded",
+            Event::AttemptFlagged(_) => "attempt_flagged",
             Event::RunFinished { .. } => "run_finished",
         }
     }

@@ -64,6 +64,9 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::ManagerStarted { pid, .. } => format!("manager pid {pid} started"),
         Event::TaskReady { task } => format!("{task}: queued"),
         Event::AttemptStarted { task, attempt, pool } => format!("{task}: running attempt {attempt} on pool {pool}"),
+        Event::AttemptSpawned { task, attempt, resumes: Some(session), .. } => {
+            format!("{task}: attempt {attempt} continues agent session {session}")
+        }
         Event::AttemptSpawned { .. } => return None,
         Event::WorkspaceCreated(ws) => {
             let branch = ws.branch.as_deref().map(|b| format!(" on branch {b}")).unwrap_or_default();
@@ -72,6 +75,11 @@ pub fn describe(e: &Event) -> Option<String> {
         Event::DiffRecorded(d) => {
             let summary = d.stat.lines().rev().find(|l| !l.trim().is_empty()).map_or("no change", str::trim);
             format!("{}: attempt {}'s workspace diff recorded ({summary})", d.task, d.attempt)
+        }
+        Event::SessionRecorded(s) => format!("{}: attempt {} has agent session {}", s.task, s.attempt, s.id),
+        Event::AttemptFlagged(f) => {
+            let detail = if f.detail.is_empty() { f.tools.join(", ") } else { f.detail.clone() };
+            format!("{}: attempt {} flagged {}: {detail}", f.task, f.attempt, f.flag)
         }
         Event::WorkerRegistered(w) => {
             format!("pool {}: worker {} registered ({} pid {}, {} at once)", w.pool, w.worker, w.host, w.pid, w.concurrency)

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use super::supervise::Limits;
 use super::Engine;
+use crate::core::agents::{Call, CONTINUE_PROMPT};
+use crate::core::event::{AttemptFlagged, Event, SessionRecorded};
 use crate::core::gates::feedback;
 use crate::core::protocol::{fill, task_json, FillError, TaskView};
 use crate::core::workflow::{PoolMode, StdinMode};
 use crate::io::guardian::MANAGER_PID_ENV;
+use crate::io::runner::agent_lines::ControlSink;
 use crate::io::runner::persistent::WorkerSpec;
 use crate::io::runner::AttemptSpec;
 
@@ -90,8 +93,26 @@ impl Engine {
         let persistent = (pool_spec.mode == PoolMode::Persistent).then(|| self.worker_spec(pool));
         // A persistent pool's processes have their argv and environment already (its
         // worker spec): per attempt there is only the task line.
-        let argv = if persistent.is_some() { Vec::new() } else { self.filled(i, attempt, &pool_spec.command)? };
-        let stdin = match &pool_spec.stdin {
+        let mut argv = if persistent.is_some() { Vec::new() } else { self.filled(i, attempt, &pool_spec.command)? };
+        // A preset attempt after an interrupted one continues its agent session
+        // (DESIGN §13): the preset's argv with the session, and a prompt that says so.
+        let resume = pool_spec.agent.as_ref().zip(self.state.session_to_resume(i));
+        let mut stdin_mode = &pool_spec.stdin;
+        let continue_stdin;
+        if let Some((agent, session)) = resume {
+            let call = Call {
+                prompt: CONTINUE_PROMPT,
+                model: agent.model.as_deref(),
+                args: &agent.args,
+                resume: Some(session),
+            };
+            argv = self.filled(i, attempt, &agent.preset.argv(&call))?;
+            if agent.preset.prompt_on_stdin() {
+                continue_stdin = StdinMode::Template(CONTINUE_PROMPT.to_string());
+                stdin_mode = &continue_stdin;
+            }
+        }
+        let stdin = match stdin_mode {
             StdinMode::None => None,
             StdinMode::Template(t) => Some(self.filled(i, attempt, std::slice::from_ref(t))?.concat().into_bytes()),
             StdinMode::Task => {
@@ -141,7 +162,50 @@ impl Engine {
             persistent,
             file_base: None,
             reattach: false,
+            agent: pool_spec.agent.as_ref().map(|a| a.preset),
+            on_control: Some(self.control_sink(task, attempt)),
         };
         Ok((spec, limits))
+    }
+
+    /// Where an attempt's `session` and `flag` control lines go: notes recorded as
+    /// they arrive (`session_recorded`, `attempt_flagged`), each said once per attempt
+    /// (a worker repeating its session id records nothing new). Other control lines
+    /// (`usage`) are left to their own readers.
+    fn control_sink(&self, task: &str, attempt: u32) -> ControlSink {
+        let (tx, task) = (self.tx.clone(), task.to_string());
+        let told = std::sync::Mutex::new(Vec::<String>::new());
+        ControlSink(Arc::new(move |line: serde_json::Value| {
+            let text = |key: &str| line.get(key).and_then(|v| v.as_str()).map(str::to_string);
+            let event = match line.get("pitboss").and_then(|v| v.as_str()) {
+                Some("session") => match text("id").filter(|id| !id.is_empty() && id.len() <= 256) {
+                    Some(id) => Event::SessionRecorded(SessionRecorded { task: task.clone(), attempt, id }),
+                    None => return,
+                },
+                Some("flag") => match text("flag").filter(|f| !f.is_empty() && f.len() <= 64) {
+                    Some(flag) => {
+                        let tools = (line.get("tools").and_then(|t| t.as_array()).into_iter().flatten())
+                            .filter_map(|t| t.as_str().map(str::to_string))
+                            .take(32)
+                            .collect();
+                        let detail: String = text("detail").unwrap_or_default().chars().take(500).collect();
+                        Event::AttemptFlagged(AttemptFlagged { task: task.clone(), attempt, flag, tools, detail })
+                    }
+                    None => return,
+                },
+                _ => return,
+            };
+            let key = match &event {
+                Event::SessionRecorded(s) => format!("session {}", s.id),
+                Event::AttemptFlagged(f) => format!("flag {}", f.flag),
+                _ => return,
+            };
+            let mut told = told.lock().unwrap_or_else(|p| p.into_inner());
+            if told.contains(&key) || told.len() >= 64 {
+                return;
+            }
+            told.push(key);
+            let _ = tx.send(super::Msg::Note(event));
+        }))
     }
 }

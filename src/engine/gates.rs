@@ -250,6 +250,8 @@ impl Engine {
             persistent: None,
             file_base: None,
             reattach: false,
+            agent: None,
+            on_control: None,
         }
     }
 

@@ -216,7 +216,7 @@ mod tests {
         // Still running: a note on the attempt is no new entry.
         let (jobs, _) = w.observe(&record(
             4,
-            Event::AttemptSpawned { task: "a".into(), attempt: 1, pid: 9, worker: None, host: None },
+            Event::AttemptSpawned { task: "a".into(), attempt: 1, pid: 9, worker: None, host: None, resumes: None },
         ));
         assert!(jobs.is_empty(), "{jobs:?}");
         let dead = AfterFailure::DeadLetter { reason: "attempts spent".into() };

@@ -256,6 +256,8 @@ fn attempt_spec(shared: &Shared, msg: &AttemptMsg) -> Result<AttemptSpec, String
         persistent: None,
         file_base: Some(format!("{}.{}", file_stem(&msg.run), file_stem(&msg.key))),
         reattach: false,
+        agent: None,
+        on_control: None,
     })
 }
 

@@ -53,6 +53,31 @@ pub struct Call<'a> {
     pub resume: Option<&'a str>,
 }
 
+/// A pool's preset as the workflow gives it (`[[pool]] preset`, `model`, `args`,
+/// `prompt`), kept in the workflow so that a resumed run builds the same commands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AgentSpec {
+    /// Which CLI.
+    pub preset: Preset,
+    /// `model = "…"`, passed as the CLI's model option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `args = [...]`, appended after the preset's own arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The prompt template (`{payload.prompt}` unless the pool gives one).
+    pub prompt: String,
+}
+
+/// The prompt template of a preset pool without `prompt`.
+pub const DEFAULT_PROMPT: &str = "{payload.prompt}";
+
+/// The prompt of an attempt that continues an agent's session after its previous
+/// attempt was cut off (a manager crash, or an operator's retry with "continue"):
+/// the session holds the task and the work so far, so this only says to go on.
+pub const CONTINUE_PROMPT: &str = "This is a continuation: your previous run of this task was interrupted before \
+     it finished. Continue from where you left off, finish the task, and give your final answer.";
+
 /// Reads one attempt's agent output as it arrives.
 pub trait AgentReader: Send {
     /// One line of the agent's stdout, without its newline: the protocol lines it
@@ -102,6 +127,24 @@ impl Preset {
             Preset::Gemini => gemini::RESUMES_SESSIONS,
             Preset::Aider => aider::RESUMES_SESSIONS,
             Preset::Llm => llm::RESUMES_SESSIONS,
+        }
+    }
+
+    /// True when the prompt goes on the agent's stdin; otherwise it is in the argv
+    /// and stdin is /dev/null (never the task JSON: the CLIs append stdin to their
+    /// prompt, docs/AGENT-CLIS.md trap 1).
+    pub fn prompt_on_stdin(self) -> bool {
+        match self {
+            Preset::Claude => claude::PROMPT_ON_STDIN,
+            Preset::Codex | Preset::Gemini | Preset::Aider | Preset::Llm => false,
+        }
+    }
+
+    /// Environment a preset's attempts get unless the pool's `env` sets the name.
+    pub fn env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Preset::Claude => claude::ENV,
+            Preset::Codex | Preset::Gemini | Preset::Aider | Preset::Llm => &[],
         }
     }
 

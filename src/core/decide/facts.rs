@@ -34,7 +34,8 @@ pub(super) fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Ev
         // What the running attempt reports.
         Input::Spawned { task, attempt, pid, worker } => running(state, &task, attempt).map(|_| {
             let (worker, host) = worker.map(|w| (w.id, w.host)).unzip();
-            Event::AttemptSpawned { task, attempt, pid, worker, host }
+            let resumes = state.task_index(&task).and_then(|i| state.session_to_resume(i)).map(str::to_string);
+            Event::AttemptSpawned { task, attempt, pid, worker, host, resumes }
         }),
         // Broker mode (DESIGN §7; see `decide/remote.rs`).
         Input::WorkerLost { task, attempt, worker, reason, started } => {

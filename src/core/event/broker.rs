@@ -141,7 +141,8 @@ mod tests {
 
     #[test]
     fn a_local_attempt_spawned_is_written_as_before() {
-        let local = Event::AttemptSpawned { task: "a".into(), attempt: 1, pid: 9, worker: None, host: None };
+        let local =
+            Event::AttemptSpawned { task: "a".into(), attempt: 1, pid: 9, worker: None, host: None, resumes: None };
         let json = serde_json::to_string(&local).unwrap();
         assert_eq!(json, r#"{"type":"attempt_spawned","task":"a","attempt":1,"pid":9}"#);
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), local);

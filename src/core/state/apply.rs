@@ -38,6 +38,9 @@ impl RunState {
 
             // Workspace notes (DESIGN §13): kept in the log, read by `inspect` and the TUI.
             Event::WorkspaceCreated(_) | Event::DiffRecorded(_) => {}
+
+            Event::SessionRecorded(recorded) => self.session_recorded(recorded),
+            Event::AttemptFlagged(flagged) => self.attempt_flagged(flagged),
             // A fork's own id from here on (see the event); its origin is in the log.
             Event::ForkedFrom { new_run_id, .. } => self.run_id = new_run_id.clone(),
             // A task between its attempts.
@@ -76,8 +79,9 @@ impl RunState {
                 // A number handed back (interrupted) is started again: not where it ran.
                 self.unplace_remote(task);
             }
-            Event::AttemptSpawned { task, attempt, pid, worker, host } => {
+            Event::AttemptSpawned { task, attempt, pid, worker, host, resumes } => {
                 self.attempt_spawned(kind, task, *attempt, *pid)?;
+                self.agent_spawned(task, *attempt, resumes.is_some());
                 if let (Some(worker), Some(host)) = (worker, host) {
                     self.place_remote(task, *attempt, worker, host);
                 }
@@ -88,7 +92,10 @@ impl RunState {
                 self.count_failure(i, p, *class, error, ts_ms);
                 self.after_failure(kind, i, *attempt, then)?;
             }
-            Event::AttemptInterrupted { task, attempt, .. } => self.interrupt_attempt(kind, task, *attempt)?,
+            Event::AttemptInterrupted { task, attempt, .. } => {
+                self.interrupt_attempt(kind, task, *attempt)?;
+                self.agent_interrupted(task, *attempt);
+            }
             Event::VoteCast { task, attempt, replica, worker, result, class, error, .. } => {
                 let failure = class.map(|c| (c, error.as_deref().unwrap_or_default()));
                 self.cast_vote(kind, task, *attempt, *replica, worker, result, failure, ts_ms)?

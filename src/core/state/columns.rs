@@ -194,6 +194,8 @@ struct LinksDoc {
     finding: Option<Box<Finding>>,
     #[serde(default)]
     approved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agent: Option<Box<super::agent::AgentState>>,
 }
 
 fn tag(state: &TaskState) -> u8 {
@@ -309,9 +311,28 @@ fn write_task<W: Write>(task: &Task, out: &mut Sink<W>) -> std::io::Result<()> {
         out.u64(ticket)?;
     }
     if has_links {
-        let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved } =
-            links.get().clone();
-        out.doc(&LinksDoc { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved })?;
+        let TaskLinks {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+            agent,
+        } = links.get().clone();
+        out.doc(&LinksDoc {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+            agent,
+        })?;
     }
     Ok(())
 }
@@ -384,7 +405,7 @@ fn read_task<R: Read>(src: &mut Src<R>, names: &mut Vec<Arc<str>>) -> Result<Tas
     let pool = if flags & TASK_POOL != 0 { Some(shared(names, src.str()?)) } else { None };
     let queue_ticket = Ticket::new(if flags & TASK_TICKET != 0 { Some(src.u64()?) } else { None });
     let links = if flags & TASK_LINKS != 0 {
-        let LinksDoc { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved } =
+        let LinksDoc { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved, agent } =
             src.doc()?;
         Links::new(TaskLinks {
             pool_override,
@@ -395,6 +416,7 @@ fn read_task<R: Read>(src: &mut Src<R>, names: &mut Vec<Arc<str>>) -> Result<Tas
             verdicts,
             finding,
             approved,
+            agent,
         })
     } else {
         Links::default()

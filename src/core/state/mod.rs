@@ -20,6 +20,7 @@ use super::task::TaskStateName;
 use crate::core::usage::SpendBook;
 use crate::core::workflow::Workflow;
 
+pub mod agent;
 mod apply;
 pub mod bytes;
 mod chunked;

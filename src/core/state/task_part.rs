@@ -213,6 +213,8 @@ struct TaskOut<'a> {
     finding: &'a Option<Box<Finding>>,
     #[serde(skip_serializing_if = "no")]
     approved: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: &'a Option<Box<super::agent::AgentState>>,
     #[serde(skip_serializing_if = "none")]
     parent: &'a Option<usize>,
     #[serde(skip_serializing_if = "empty")]
@@ -254,6 +256,8 @@ struct TaskIn {
     #[serde(default)]
     approved: bool,
     #[serde(default)]
+    agent: Option<Box<super::agent::AgentState>>,
+    #[serde(default)]
     parent: Option<usize>,
     #[serde(default)]
     children: Vec<usize>,
@@ -275,7 +279,7 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         links,
         queue_ticket,
     } = task;
-    let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved } =
+    let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved, agent } =
         links.get();
     TaskOut {
         state: state_out(state),
@@ -293,6 +297,7 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         verdicts,
         finding,
         approved: *approved,
+        agent,
         parent,
         children,
         queue_ticket: queue_ticket.get(),
@@ -317,6 +322,7 @@ impl TaskIn {
             verdicts,
             finding,
             approved,
+            agent,
             parent,
             children,
             queue_ticket,
@@ -330,6 +336,7 @@ impl TaskIn {
             verdicts,
             finding,
             approved,
+            agent,
         });
         Task {
             state: state.into_state(),

@@ -96,6 +96,8 @@ pub struct TaskLinks {
     pub finding: Option<Box<Finding>>,
     /// True once an operator approved the held task: it is not checked again.
     pub approved: bool,
+    /// The task's agent session and health flags (DESIGN §13).
+    pub agent: Option<Box<super::agent::AgentState>>,
 }
 
 /// [`TaskLinks`] boxed, none while every field is at its default: 8 bytes in every
@@ -114,6 +116,7 @@ const NO_LINKS: &TaskLinks = &TaskLinks {
     verdicts: Vec::new(),
     finding: None,
     approved: false,
+    agent: None,
 };
 
 impl Links {
@@ -186,6 +189,11 @@ impl Task {
     /// The input guard's latest finding for the task.
     pub fn finding(&self) -> Option<&Finding> {
         self.links.get().finding.as_deref()
+    }
+
+    /// The task's agent session and flags, if it has any.
+    pub fn agent(&self) -> Option<&super::agent::AgentState> {
+        self.links.get().agent.as_deref()
     }
 
     /// True once an operator approved the held task.

@@ -54,6 +54,8 @@ struct TaskOut<'a> {
     #[serde(skip_serializing_if = "is_false")]
     approved: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    agent: &'a Option<Box<super::agent::AgentState>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     parent: Option<usize>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     children: &'a [usize],
@@ -93,6 +95,8 @@ struct TaskIn {
     #[serde(default)]
     approved: bool,
     #[serde(default)]
+    agent: Option<Box<super::agent::AgentState>>,
+    #[serde(default)]
     parent: Option<usize>,
     #[serde(default)]
     children: Vec<usize>,
@@ -115,8 +119,17 @@ impl Serialize for Task {
             links,
             queue_ticket,
         } = self;
-        let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved } =
-            links.get();
+        let TaskLinks {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+            agent,
+        } = links.get();
         TaskOut {
             state,
             attempts: *attempts,
@@ -133,6 +146,7 @@ impl Serialize for Task {
             verdicts,
             finding,
             approved: *approved,
+            agent,
             parent: *parent,
             children,
             queue_ticket: queue_ticket.get(),
@@ -159,6 +173,7 @@ impl<'de> Deserialize<'de> for Task {
             verdicts,
             finding,
             approved,
+            agent,
             parent,
             children,
             queue_ticket,
@@ -182,6 +197,7 @@ impl<'de> Deserialize<'de> for Task {
                 verdicts,
                 finding,
                 approved,
+                agent,
             }),
             queue_ticket: Ticket::new(queue_ticket),
         })

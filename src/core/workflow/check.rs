@@ -249,6 +249,8 @@ mod tests {
             task_cost_usd: None,
 
             workspace: None,
+
+            agent: None,
         }
     }
 

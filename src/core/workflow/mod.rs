@@ -200,6 +200,11 @@ pub struct PoolSpec {
     /// run, unless a task names its own. Not written when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<Workspace>,
+
+    /// `preset = "claude"` and its keys (DESIGN §13): the command, stdin and
+    /// environment above were filled from it. Not written when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::core::agents::AgentSpec>,
 }
 
 fn one() -> usize {

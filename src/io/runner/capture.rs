@@ -42,6 +42,10 @@ pub struct Capture {
     spawn: Option<super::spawn_lines::SpawnLines>,
     /// Usage control lines, read as the output arrives (stdout only).
     usage: Option<super::usage_lines::UsageLines>,
+    /// A preset's reader of its agent's output (stdout only).
+    agent: Option<super::agent_lines::AgentLines>,
+    /// Control lines told to the engine as they arrive (stdout only).
+    control: Option<super::agent_lines::ControlLines>,
 }
 
 impl Capture {
@@ -61,7 +65,35 @@ impl Capture {
             reported: false,
             spawn: None,
             usage: None,
+            agent: None,
+            control: None,
         }
+    }
+
+    /// This capture, reading a preset's agent output and keeping the protocol lines
+    /// it means beside it (see `agent_lines`).
+    pub fn reading_agent(mut self, preset: crate::core::agents::Preset) -> Capture {
+        self.agent = Some(super::agent_lines::AgentLines::new(preset));
+        self
+    }
+
+    /// This capture, telling `sink` the control lines it keeps as they arrive.
+    pub fn telling(mut self, sink: super::agent_lines::ControlSink) -> Capture {
+        self.control = Some(super::agent_lines::ControlLines::new(sink));
+        self
+    }
+
+    /// The agent exited: the rest of its output and its reader's last lines (the
+    /// envelope) are kept. Nothing without a preset.
+    pub fn end_agent(&mut self, exit_code: Option<i32>) {
+        let Some(mut agent) = self.agent.take() else { return };
+        if let Some(mut stream) = self.redact.take() {
+            let rest = stream.finish();
+            let kept = agent.push(&rest);
+            self.push(&kept);
+        }
+        let last = agent.end(exit_code);
+        self.push(&last);
     }
 
     /// This capture, also reading `{"pitboss":"spawn"}` lines (a worker's stdout).
@@ -102,6 +134,11 @@ impl Capture {
             Some(stream) => stream.push(chunk),
             None => Cow::Borrowed(chunk),
         };
+        // An agent's reader sees redacted lines, so its protocol lines hold no secret.
+        let clean = match &mut self.agent {
+            Some(agent) => Cow::Owned(agent.push(&clean)),
+            None => clean,
+        };
         self.push(&clean);
         clean
     }
@@ -113,6 +150,8 @@ impl Capture {
         }
         if let Some(usage) = &mut self.usage {
             usage.push(chunk);
+        if let Some(control) = &mut self.control {
+            control.push(chunk);
         }
         self.total += chunk.len() as u64;
         self.tail.extend_from_slice(chunk);
@@ -174,6 +213,9 @@ impl Capture {
         if let Some(mut stream) = self.redact.take() {
             let rest = stream.finish();
             self.push(&rest);
+        }
+        if let Some(control) = &mut self.control {
+            control.finish();
         }
         if self.dropped > 0 {
             if let Some(f) = &mut self.file {

@@ -10,6 +10,7 @@
 //! - [`remote::BrokerRunner`]: attempts published on a broker for `pitboss worker`s
 //!   elsewhere (DESIGN §7); command gates still run here.
 
+pub mod agent_lines;
 pub mod capture;
 pub mod env;
 pub mod orphans;
@@ -68,6 +69,11 @@ pub struct AttemptSpec {
     /// True when the attempt already runs somewhere (a remote worker, after a manager
     /// restart): the runner waits for its end instead of starting it again.
     pub reattach: bool,
+    /// The pool's agent preset: its output is read by the preset's reader (DESIGN §13).
+    pub agent: Option<crate::core::agents::Preset>,
+    /// Where `session`, `flag` and `usage` control lines go as they are printed
+    /// (spawned attempts on this host; `None`: nowhere).
+    pub on_control: Option<agent_lines::ControlSink>,
 }
 
 /// A piece of an attempt's output as it arrives, for live views. Chunks are whatever

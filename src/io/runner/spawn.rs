@@ -308,6 +308,16 @@ pub async fn run_attempt_in(
         let capture = Capture::new(path, cap).redacting(env.redactor());
         // A planner's spawn lines are read from stdout as it arrives (DESIGN §4).
         let capture = if stream == "stdout" { capture.reading_spawn_lines() } else { capture };
+        // A preset's agent output is read as it arrives, and control lines told to
+        // the engine at once (DESIGN §13).
+        let capture = match (stream, spec.agent) {
+            ("stdout", Some(preset)) => capture.reading_agent(preset),
+            _ => capture,
+        };
+        let capture = match (stream, &spec.on_control) {
+            ("stdout", Some(sink)) => capture.telling(sink.clone()),
+            _ => capture,
+        };
         Arc::new(Mutex::new(capture))
     };
     let (out, err) = (capture("stdout", STDOUT_TAIL), capture("stderr", STDERR_TAIL));
@@ -342,6 +352,12 @@ pub async fn run_attempt_in(
     if tokio::time::timeout(DRAIN_DEADLINE, drain).await.is_err() {
         for r in &readers {
             r.abort();
+        }
+    }
+    let exit_code = status.as_ref().ok().and_then(|s| s.and_then(|s| s.code()));
+    if stopped.is_none() {
+        if let Ok(mut c) = out.lock() {
+            c.end_agent(exit_code);
         }
     }
     let (stdout, small_stdout) = out.lock().map(|mut c| c.finish()).unwrap_or_default();

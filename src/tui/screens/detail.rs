@@ -364,6 +364,11 @@ fn info(
         let text = format!("warning: output not saved ({}); see the history", lost.join(", "));
         info.push(Line::from(Span::styled(text, scene.theme.fg(Color::Yellow))));
     }
+    // The agent's session and health flags (DESIGN §13, §16); flags in yellow.
+    for line in shown.agent().map(|a| a.lines()).unwrap_or_default() {
+        let color = if line.starts_with("flag:") { Color::Yellow } else { Color::Cyan };
+        info.push(Line::from(Span::styled(escape_line(&line).into_owned(), scene.theme.fg(color))));
+    }
     // Before the result and payload, whose long lines may wrap past the box.
     info.extend(verdict_lines(shown, scene));
     info.extend(votes);

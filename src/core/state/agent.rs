@@ -1,0 +1,144 @@
+//! What the run knows of a task's agent (DESIGN §13): its session, whether the next
+//! attempt continues it, and the health flags its attempts raised. Kept with the
+//! task's rare fields (`TaskLinks`): most tasks have none.
+
+use serde::{Deserialize, Serialize};
+
+use super::RunState;
+use crate::core::event::{AttemptFlagged, SessionRecorded};
+
+/// A task's agent session and flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentState {
+    /// The latest `session_recorded` id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The attempt that printed it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub session_attempt: u32,
+    /// True when that attempt was interrupted (a manager crash or stop) or an
+    /// operator retried it with "continue": the next attempt of a preset that resumes
+    /// sessions continues it. Cleared when an attempt spawns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
+    /// Attempts that continued the session (`attempt_spawned` with `resumes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_by: Vec<u32>,
+    /// Every `attempt_flagged` of the task, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<Flag>,
+}
+
+/// One `attempt_flagged`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    /// The attempt.
+    pub attempt: u32,
+    /// `denied_permission`, `looping`, …
+    pub flag: String,
+    /// The tools it is about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// What was seen, in a line.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl RunState {
+    /// `session_recorded`: the task's session is this one, from its attempt. A note
+    /// about a task this state does not know changes nothing (notes never fail a fold).
+    pub(super) fn session_recorded(&mut self, recorded: &SessionRecorded) {
+        let Some(i) = self.task_index(&recorded.task) else { return };
+        let agent = self.tasks[i].links_mut().agent.get_or_insert_with(Default::default);
+        agent.session = Some(recorded.id.clone());
+        agent.session_attempt = recorded.attempt;
+    }
+
+    /// `attempt_flagged`: kept with the task, oldest first.
+    pub(super) fn attempt_flagged(&mut self, flagged: &AttemptFlagged) {
+        let Some(i) = self.task_index(&flagged.task) else { return };
+        let agent = self.tasks[i].links_mut().agent.get_or_insert_with(Default::default);
+        let AttemptFlagged { attempt, flag, tools, detail, .. } = flagged.clone();
+        agent.flags.push(Flag { attempt, flag, tools, detail });
+    }
+
+    /// `attempt_interrupted` (a manager stop or crash): when the interrupted attempt
+    /// recorded the session, the next attempt may continue it.
+    pub(super) fn agent_interrupted(&mut self, task: &str, attempt: u32) {
+        let Some(i) = self.task_index(task) else { return };
+        if self.tasks[i].agent().is_some_and(|a| a.session.is_some() && a.session_attempt == attempt) {
+            if let Some(agent) = self.tasks[i].links_mut().agent.as_mut() {
+                agent.resume = true;
+            }
+        }
+    }
+
+    /// An operator retried the task asking it to continue its session: the next
+    /// attempt continues it. False when there is no session to continue.
+    pub fn continue_session(&mut self, task: &str) -> bool {
+        let Some(i) = self.task_index(task) else { return false };
+        if self.tasks[i].agent().is_none_or(|a| a.session.is_none()) {
+            return false;
+        }
+        if let Some(agent) = self.tasks[i].links_mut().agent.as_mut() {
+            agent.resume = true;
+        }
+        true
+    }
+
+    /// `attempt_spawned`: a pending resume is used up (by this attempt, when it
+    /// `resumes`), so a later retry starts afresh unless interrupted again.
+    pub(super) fn agent_spawned(&mut self, task: &str, attempt: u32, resumes: bool) {
+        let Some(i) = self.task_index(task) else { return };
+        if self.tasks[i].agent().is_none_or(|a| !a.resume && !resumes) {
+            return;
+        }
+        if let Some(agent) = self.tasks[i].links_mut().agent.as_mut() {
+            agent.resume = false;
+            if resumes {
+                agent.resumed_by.push(attempt);
+            }
+        }
+    }
+}
+
+impl RunState {
+    /// The session task `i`'s running attempt continues: the task has one to resume
+    /// and its pool runs a preset that resumes sessions (the engine passes it to the
+    /// agent; `attempt_spawned` records it).
+    pub fn session_to_resume(&self, i: usize) -> Option<&str> {
+        let agent = self.tasks.get(i)?.agent().filter(|a| a.resume)?;
+        let pool = self.tasks[i].pool.as_deref()?;
+        let spec = self.workflow.pool_index(pool).map(|p| &self.workflow.pools[p])?;
+        spec.agent.as_ref().filter(|a| a.preset.resumes_sessions())?;
+        agent.session.as_deref()
+    }
+}
+
+impl AgentState {
+    /// The lines every front end shows for it (task detail, `inspect TASK`): the
+    /// session, which attempts continued it, and each flag.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(session) = &self.session {
+            let mut line = format!("agent session: {session} (attempt {})", self.session_attempt);
+            if !self.resumed_by.is_empty() {
+                let by: Vec<String> = self.resumed_by.iter().map(u32::to_string).collect();
+                line.push_str(&format!(", continued by attempt {}", by.join(", ")));
+            }
+            if self.resume {
+                line.push_str(", the next attempt continues it");
+            }
+            lines.push(line);
+        }
+        for f in &self.flags {
+            let what = if f.detail.is_empty() { f.tools.join(", ") } else { f.detail.clone() };
+            lines.push(format!("flag: attempt {} {}: {what}", f.attempt, f.flag));
+        }
+        lines
+    }
+}
