@@ -170,10 +170,8 @@ const POOL: &[Key] = &[
     key("stall_kill_after", Shape::Duration),
     key("input_guard", Shape::Flag),
     key("task_cost_usd", Shape::Number),
-
     key("workspace", Shape::Text),
     key("repo", Shape::Text),
-
     key("model", Shape::Text),
     key("args", Shape::Texts),
     key("prompt", Shape::Text),

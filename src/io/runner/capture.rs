@@ -150,6 +150,7 @@ impl Capture {
         }
         if let Some(usage) = &mut self.usage {
             usage.push(chunk);
+        }
         if let Some(control) = &mut self.control {
             control.push(chunk);
         }
