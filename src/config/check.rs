@@ -325,18 +325,7 @@ impl<'a> Checker<'a> {
             Some("none") => StdinMode::None,
             Some(template) => StdinMode::Template(template.to_string()),
         };
-        let whose = format!("pool {:?}", raw.name.get_ref());
-        let workspace = self.workspace(raw.workspace.as_ref(), raw.repo.as_ref(), &whose);
-        if let (Some(cwd), Some(_)) = (&raw.cwd, &workspace) {
-            // The workspace is the worker's cwd: two answers to one question.
-            self.report(cwd.span(), format!("{whose}: set `cwd` or `workspace`, not both (the workspace is the cwd)"));
-        }
-        if let (Some(ws), PoolMode::Persistent) = (&raw.workspace, mode) {
-            let message = format!(
-                "{whose}: `workspace` only applies to mode = \"spawn\" (a persistent process serves many tasks)"
-            );
-            self.report(ws.span(), message);
-        }
+        let workspace = self.pool_workspace(raw, mode);
         let mut pool = PoolSpec {
             name: raw.name.get_ref().clone(),
             command: raw.command.iter().flat_map(|c| c.get_ref()).map(|a| a.get_ref().clone()).collect(),

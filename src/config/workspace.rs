@@ -58,6 +58,28 @@ impl Checker<'_> {
             }
         }
     }
+
+    /// A pool's `workspace` and `repo`, checked with the keys they exclude (`cwd`, and
+    /// a persistent `mode`).
+    pub(super) fn pool_workspace(
+        &mut self,
+        raw: &super::parse::RawPool,
+        mode: crate::core::workflow::PoolMode,
+    ) -> Option<crate::core::workflow::Workspace> {
+        let whose = format!("pool {:?}", raw.name.get_ref());
+        let workspace = self.workspace(raw.workspace.as_ref(), raw.repo.as_ref(), &whose);
+        if let (Some(cwd), Some(_)) = (&raw.cwd, &workspace) {
+            // The workspace is the worker's cwd: two answers to one question.
+            self.report(cwd.span(), format!("{whose}: set `cwd` or `workspace`, not both (the workspace is the cwd)"));
+        }
+        if let (Some(ws), crate::core::workflow::PoolMode::Persistent) = (&raw.workspace, mode) {
+            let message = format!(
+                "{whose}: `workspace` only applies to mode = \"spawn\" (a persistent process serves many tasks)"
+            );
+            self.report(ws.span(), message);
+        }
+        workspace
+    }
 }
 
 /// Ok when `path` is (inside) a git work tree whose HEAD is a commit; else why not,

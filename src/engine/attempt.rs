@@ -209,3 +209,22 @@ impl Engine {
         }))
     }
 }
+
+impl Engine {
+    /// Waits again for every attempt the state says runs but no supervisor watches
+    /// (a resumed broker run whose workers kept them).
+    pub(super) fn reattach(&mut self) {
+        let running: Vec<(String, u32, String)> = (self.state.tasks.iter().enumerate())
+            .filter_map(|(i, t)| match (&t.state, &t.pool) {
+                (crate::core::TaskState::Running { attempt, .. }, Some(pool)) => {
+                    Some((self.state.task_id(i).to_string(), *attempt, pool.to_string()))
+                }
+                _ => None,
+            })
+            .filter(|(task, _, _)| !self.running.contains_key(task))
+            .collect();
+        for (task, attempt, pool) in running {
+            self.start_attempt(&task, attempt, &pool, true);
+        }
+    }
+}

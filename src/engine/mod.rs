@@ -574,25 +574,6 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// Waits again for every attempt the state says runs but no supervisor watches
-    /// (a resumed broker run whose workers kept them).
-    fn reattach(&mut self) {
-        let running: Vec<(String, u32, String)> = (self.state.tasks.iter().enumerate())
-            .filter_map(|(i, t)| match (&t.state, &t.pool) {
-                (TaskState::Running { attempt, .. }, Some(pool)) => {
-                    Some((self.state.task_id(i).to_string(), *attempt, pool.to_string()))
-                }
-                _ => None,
-            })
-            .filter(|(task, _, _)| !self.running.contains_key(task))
-            .collect();
-        for (task, attempt, pool) in running {
-            self.start_attempt(&task, attempt, &pool, true);
-        }
-    }
-}
-
 /// Reports an attempt's output that could not be saved as an `output_capture_failed`
 /// note, for workers and replicas alike.
 fn capture_note(tx: &mpsc::UnboundedSender<Msg>, task: &str, attempt: u32) -> CaptureFailed {
