@@ -100,6 +100,14 @@ fn claude_completes_with_the_stand_ins_text_records_its_session_and_flags_a_deni
     let at = |kind: &str| events.iter().position(|e| e["type"] == kind && e["task"] == "hello");
     assert!(at("session_recorded").unwrap() < at("attempt_succeeded").unwrap(), "recorded as soon as it is seen");
 
+    // What the attempt cost, as claude's result said, is recorded (a usage line of the
+    // preset's reader, counted as any worker's) and is in the run's spend.
+    let usage = of_type(&events, "usage_recorded");
+    let spent = usage.iter().find(|e| e["task"] == "hello").expect("hello's usage recorded");
+    assert!(spent["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "cost > 0: {spent}");
+    assert!(spent["input_tokens"].as_u64().is_some_and(|n| n > 0), "tokens: {spent}");
+    assert!(doc["spend"]["run"]["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "the run's spend: {doc}");
+
     // The denied `touch` is flagged with the tool named; the task still completes.
     let flags = of_type(&events, "attempt_flagged");
     assert_eq!(flags.len(), 1, "{flags:?}");

@@ -80,8 +80,6 @@ const NOT_YET_GOLDEN: &[(&str, &str)] = &[
     ("breaker_closed", "needs a log with a successful half-open probe"),
     ("task_revived", "an operator action: the TUI only, until `ctl` exists"),
     ("payload_edited", "an operator action: the TUI only, until `ctl` exists"),
-    ("session_recorded", "needs the real claude CLI (tests/agent_claude.rs); captured once issue 17 is merged"),
-    ("attempt_flagged", "needs the real claude CLI (tests/agent_claude.rs); captured once issue 17 is merged"),
 ];
 
 /// Logs written by every released format replay by every build (DESIGN §6) only if

@@ -70,4 +70,10 @@ fn the_demo_grows_a_planners_children_holds_one_over_the_limit_and_finishes_once
         assert!(combined.get(child).is_some(), "publish-translations got {child}'s result: {combined}");
     }
     assert_eq!(doc["counts"]["completed"], 24, "{doc}");
+    // The demo's agents report what they spend (issue 17): the run's spend is the sum of
+    // every attempt's `cost_usd`, under the demo's budget, and each task has its session.
+    let spent = doc["spend"]["run"]["cost_usd"].as_f64().unwrap_or(0.0);
+    assert!(spent > 1.0 && spent < 5.0, "the demo's spend: {}", doc["spend"]);
+    assert_eq!(doc["spend"]["max_cost_usd"], 5.0, "{}", doc["spend"]);
+    assert_eq!(task(&doc, "publish-translations")["session"], "sim-session-publish-translations", "{doc}");
 }

@@ -143,6 +143,24 @@ fn valid_workflow_and_bundled_demo_pass() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Every workflow shipped in `assets/workflows` (the agents example with its presets,
+/// the gates, planner… examples) is one `validate` accepts as it stands.
+#[test]
+fn every_bundled_workflow_validates() {
+    let s = Scratch::new();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/workflows");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read assets/workflows") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = s.pitboss().arg("validate").arg(&path).output_within("pitboss validate on a bundled workflow");
+            assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+            seen.push(path);
+        }
+    }
+    assert!(seen.iter().any(|p| p.ends_with("agents.toml")), "agents.toml is bundled: {seen:?}");
+}
+
 // ---- Hardening (issue 11): numbers in range, plain messages, no placeholder in shell code.
 
 /// Runs validate and asserts it refuses `text` with every one of `expected` (each a

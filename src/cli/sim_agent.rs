@@ -19,6 +19,7 @@
 //! | `aggregate`     | the result combines its inputs (each input that spawned gives its children's results) |
 //! | `ledger`        | a file the agent appends its task id to as it starts (tests count what ran) |
 //! | `save_stdin`    | a folder the agent writes its stdin to, as `ID.json` (`/` in the id as `~`) |
+//! | `cost_usd`      | what each attempt spends: a `session` line first and a `usage` line (DESIGN §4, §13; token counts made up from the sizes) before it ends, as the agent presets report them |
 //! | `revisions`     | results in order: the first one until a gate fails it, then the next after each failed verdict in `feedback`, listing the critiques it `addressed` |
 //!
 //! As a reviewer (stdin `{"review":{"task","result","criteria"}}`, DESIGN §9) it
@@ -68,11 +69,27 @@ pub fn main(role: &str) -> u8 {
     eprintln!("[{role}] {id}: attempt {attempt}, thinking for {latency}ms");
     let steps = 4u64;
     let mut out = std::io::stdout().lock();
+    let cost = payload["cost_usd"].as_f64().filter(|c| c.is_finite() && *c >= 0.0);
+    if cost.is_some() {
+        // An agent's session is known from its first line (claude's `init`).
+        // Control lines are read only when they start with `{"pitboss"` (json! would
+        // sort the keys), so they are written out by hand.
+        let _ = writeln!(out, r#"{{"pitboss":"session","id":{}}}"#, json!(format!("sim-session-{id}")));
+    }
     for k in 1..=steps {
         std::thread::sleep(Duration::from_millis(latency / steps));
         let pct = k * 100 / steps;
         let _ =
             writeln!(out, "{}", json!({"pitboss": "progress", "pct": pct, "msg": format!("{role} step {k}/{steps}")}));
+        let _ = out.flush();
+    }
+    if let Some(cost) = cost {
+        // Spent whether the attempt then succeeds or fails, as with a real agent.
+        let (input_tokens, output_tokens) = (input.len() / 4, latency / 2);
+        let _ = writeln!(
+            out,
+            r#"{{"pitboss":"usage","cost_usd":{cost},"input_tokens":{input_tokens},"output_tokens":{output_tokens}}}"#
+        );
         let _ = out.flush();
     }
     if fails {

@@ -213,7 +213,8 @@ fn list_files(root: &Path) -> String {
         }
         out.push_str(&line);
     }
-    out.push_str(&format!(" {count} files in the workspace\n"));
+    let plural = if count == 1 { "" } else { "s" };
+    out.push_str(&format!(" {count} file{plural} in the workspace\n"));
     out
 }
 
