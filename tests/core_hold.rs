@@ -135,7 +135,7 @@ fn an_approved_task_is_dispatched_without_being_checked_again() {
 #[test]
 fn a_rejected_task_is_cancelled_with_the_finding_and_its_dependents_are_skipped() {
     let mut core = Core::new(&workflow("input_guard = true", "", INJECTION));
-    let events = core.batch(Input::Reject { task: "a".into() });
+    let events = core.batch(Input::Reject { task: "a".into(), reason: None });
     assert_eq!(kinds(&events), ["task_rejected", "task_skipped", "run_finished"]);
     let TaskState::Cancelled { reason } = &core.task("a").state else { panic!("{:?}", core.task("a").state) };
     assert!(reason.contains("guard/ignore-instructions at payload/prompt"), "{reason}");
@@ -153,7 +153,7 @@ fn a_rejected_task_is_cancelled_with_the_finding_and_its_dependents_are_skipped(
 fn approve_and_reject_record_nothing_for_a_task_that_is_not_held() {
     let mut core = Core::new(&workflow("input_guard = true", "", "a plain request"));
     assert!(core.batch(Input::Approve { task: "a".into() }).is_empty());
-    assert!(core.batch(Input::Reject { task: "after".into() }).is_empty());
+    assert!(core.batch(Input::Reject { task: "after".into(), reason: None }).is_empty());
     assert!(core.batch(Input::Approve { task: "nope".into() }).is_empty());
     let why = refusal(&core.state, "a", Answer::Approve).expect("refused");
     assert_eq!(why, "cannot approve \"a\": it is running, and only a task held for approval can be approved");

@@ -136,7 +136,7 @@ fn inputs_are_the_engine_inputs_the_command_stands_for() {
         of("approve held1 held2"),
         vec![Input::Approve { task: "held1".into() }, Input::Approve { task: "held2".into() }]
     );
-    assert_eq!(of("reject held2"), vec![Input::Reject { task: "held2".into() }]);
+    assert_eq!(of("reject held2"), vec![Input::Reject { task: "held2".into(), reason: None }]);
     assert_eq!(
         of("resume all"),
         vec![Input::ResumePool { pool: "agent".into() }, Input::ResumePool { pool: "other".into() }]

@@ -207,11 +207,11 @@ fn rejecting_a_held_child_cancels_it_and_skips_its_siblings_and_the_parents_depe
     let Event::TasksSpawned { held, .. } = &events[0] else { panic!() };
     assert_eq!(held.len(), 2);
     assert_eq!(held[0].finding.rule, "planner/approve-always");
-    core.batch(Input::Reject { task: "plan/part-1".into() });
+    core.batch(Input::Reject { task: "plan/part-1".into(), reason: None });
     assert_eq!(core.name("plan/part-1"), TaskStateName::Cancelled);
     assert_eq!(core.name("publish"), TaskStateName::Skipped);
     // combine is held, not blocked: it stays for its own answer.
-    core.batch(Input::Reject { task: "plan/combine".into() });
+    core.batch(Input::Reject { task: "plan/combine".into(), reason: None });
     assert!(core.state.finished);
     core.assert_replays();
 }

@@ -103,7 +103,7 @@ async fn approving_a_held_child_runs_it_and_the_run_finishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejecting_a_held_child_cancels_it_skips_the_parents_dependents_and_the_run_finishes() {
-    let (state, ending, _, ran) = held_then(Input::Reject { task: "plan/b".into() }).await;
+    let (state, ending, _, ran) = held_then(Input::Reject { task: "plan/b".into(), reason: None }).await;
     assert_eq!(ending, Ending::Finished);
     assert_eq!(name(&state, "plan/b"), TaskStateName::Cancelled);
     assert_eq!(name(&state, "publish"), TaskStateName::Skipped);

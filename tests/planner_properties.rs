@@ -92,7 +92,8 @@ fn input(state: &RunState, op: &Op, serial: &mut usize) -> Option<Input> {
             Input::Approve { task: pick(state, *who, |s| matches!(s, TaskState::AwaitingApproval { .. }))? }
         }
         Op::Reject(who) => {
-            Input::Reject { task: pick(state, *who, |s| matches!(s, TaskState::AwaitingApproval { .. }))? }
+            let task = pick(state, *who, |s| matches!(s, TaskState::AwaitingApproval { .. }))?;
+            Input::Reject { task, reason: None }
         }
         Op::Requeue(who) => Input::Requeue {
             task: pick(state, *who, |s| matches!(s, TaskState::DeadLettered { .. } | TaskState::Cancelled { .. }))?,

@@ -135,7 +135,7 @@ fn reject_previews_the_skipped_dependents_and_a_task_not_held_is_refused() {
     let question = vs.confirm.as_ref().map(|c| c.question.clone()).expect("a confirm step");
     assert!(question.contains("It ends cancelled, never a dead letter. Its dependents will be skipped."), "{question}");
     assert!(question.contains("The input guard found: guard/ignore-instructions at payload/prompt"), "{question}");
-    assert_eq!(vs.answer(true), vec![Request::Engine(Input::Reject { task: "translate".into() })]);
+    assert_eq!(vs.answer(true), vec![Request::Engine(Input::Reject { task: "translate".into(), reason: None })]);
     // The palette names a task that is not held: refused with the reason, no question.
     let requests = vs.run_command(&fleet, fleet.records.len(), "approve summarise");
     assert!(requests.is_empty() && vs.confirm.is_none());
@@ -144,7 +144,7 @@ fn reject_previews_the_skipped_dependents_and_a_task_not_held_is_refused() {
         Some("cannot approve \"summarise\": it is running, and only a task held for approval can be approved")
     );
     // After the rejection the table shows it cancelled with the finding.
-    s.input(Input::Reject { task: "translate".into() });
+    s.input(Input::Reject { task: "translate".into(), reason: None });
     let screen = s.render(&ViewState { screen: Screen::Tasks, ..ViewState::default() }, 140, 12);
     assert!(screen.contains("1 cancelled"), "{screen}");
     assert!(!screen.contains("held for approval  "), "{screen}");

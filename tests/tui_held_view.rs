@@ -192,7 +192,7 @@ fn approvals(requests: &[Request]) -> Vec<String> {
         .iter()
         .map(|r| match r {
             Request::Engine(Input::Approve { task }) => format!("approve {task}"),
-            Request::Engine(Input::Reject { task }) => format!("reject {task}"),
+            Request::Engine(Input::Reject { task, .. }) => format!("reject {task}"),
             other => panic!("unexpected request {other:?}"),
         })
         .collect()

@@ -72,6 +72,15 @@ pub fn task_json(state: &RunState, i: usize) -> Value {
         if !agent.resumed_by.is_empty() {
             obj.insert("resumed_by".into(), json!(agent.resumed_by));
         }
+        // Which of those an operator asked for (`retry ID --continue`), and why the
+        // next attempt continues the session when it will.
+        if !agent.continued_on_request.is_empty() {
+            obj.insert("continued_on_request".into(), json!(agent.continued_on_request));
+        }
+        if agent.resume {
+            let why = if agent.continue_asked { "operator" } else { "interrupted" };
+            obj.insert("next_attempt_continues".into(), json!(why));
+        }
         if !agent.flags.is_empty() {
             obj.insert("flags".into(), serde_json::to_value(&agent.flags).unwrap_or_default());
         }

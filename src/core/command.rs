@@ -33,6 +33,9 @@ pub const COMMANDS: &[&str] = &[
 pub enum Command {
     /// `retry ID`: requeue a dead letter or a cancelled task, or end a retry's wait.
     Retry(String),
+    /// `retry ID --continue` (or `replay ID --continue` for a dead letter): as
+    /// `retry`, and the next attempt continues the task's agent session.
+    Continue(String),
     /// `cancel ID`.
     Cancel(String),
     /// `replay ID`: requeue one dead letter.
@@ -48,8 +51,13 @@ pub enum Command {
     },
     /// `approve ID…`: let held tasks run.
     Approve(Vec<String>),
-    /// `reject ID…`: cancel held tasks.
-    Reject(Vec<String>),
+    /// `reject ID… [--reason TEXT]`: cancel held tasks, with the operator's words.
+    Reject {
+        /// Task ids.
+        tasks: Vec<String>,
+        /// The operator's reason (the rest of the line after `--reason`).
+        reason: Option<String>,
+    },
     /// `pause|resume POOL|all`.
     Pools {
         /// Pause (else resume).
@@ -91,13 +99,21 @@ pub fn parse(state: &RunState, line: &str) -> Result<Option<Command>, String> {
     let Some(&cmd) = words.first() else { return Ok(None) };
     let arg = words.get(1).copied();
     let command = match (cmd, arg) {
+        ("retry" | "replay", Some(task)) if words.len() > 2 => continue_command(state, cmd, task, &words[2..])?,
         ("retry" | "cancel" | "replay" | "payload", Some(task)) => task_command(state, cmd, task, line)?,
         ("approve" | "reject", Some(_)) => {
-            let ids = words[1..].iter().map(|id| known_task(state, id)).collect::<Result<Vec<_>, _>>()?;
-            if cmd == "approve" {
-                Command::Approve(ids)
-            } else {
-                Command::Reject(ids)
+            // `--reason TEXT…` ends a rejection's ids: the rest of the line is the text.
+            let at = words.iter().position(|w| *w == "--reason").unwrap_or(words.len());
+            let ids = words[1..at].iter().map(|id| known_task(state, id)).collect::<Result<Vec<_>, _>>()?;
+            let reason = (at < words.len()).then(|| words[at + 1..].join(" "));
+            match (cmd, reason) {
+                ("approve", Some(_)) => return Err("approve takes no --reason (only reject records one)".into()),
+                ("approve", None) => Command::Approve(ids),
+                (_, Some(text)) if text.is_empty() => {
+                    return Err("reject --reason: the reason is missing; usage: reject ID… --reason TEXT".into())
+                }
+                _ if ids.is_empty() => return Err("reject: which task? e.g. `reject ID --reason TEXT`".into()),
+                (_, reason) => Command::Reject { tasks: ids, reason },
             }
         }
         ("pause" | "resume", Some(target)) => {
@@ -154,6 +170,19 @@ fn task_command(state: &RunState, cmd: &str, task: &str, line: &str) -> Result<C
             Command::Payload { task, payload }
         }
     })
+}
+
+/// `retry ID --continue` and `replay ID --continue` (`continue` without dashes too,
+/// the palette's way); any other word after the id is refused, not ignored.
+fn continue_command(state: &RunState, cmd: &str, task: &str, rest: &[&str]) -> Result<Command, String> {
+    if !matches!(rest, ["--continue" | "continue"]) {
+        return Err(format!("{cmd}: unexpected {:?}; usage: {cmd} ID [--continue]", rest.join(" ")));
+    }
+    let Some(i) = state.task_index(task) else { return Err(format!("no task {task:?}")) };
+    if cmd == "replay" && !matches!(state.tasks[i].state, TaskState::DeadLettered { .. }) {
+        return Err(format!("{task} is not a dead letter"));
+    }
+    Ok(Command::Continue(task.to_string()))
 }
 
 /// A task id the run has, or the message saying it has none.
@@ -223,6 +252,23 @@ pub fn inputs(state: &RunState, command: &Command, who: &str) -> Result<Vec<Inpu
                 ))
             }
         },
+        Command::Continue(task) => {
+            let i = state.task_index(task).ok_or(format!("no task {task:?}"))?;
+            if state.agent_session(i).is_none() {
+                return Err(format!("{task} has no agent session to continue"));
+            }
+            match &state.tasks[i].state {
+                TaskState::DeadLettered { .. } | TaskState::Cancelled { .. } | TaskState::RetryWait { .. } => {
+                    vec![Input::ContinueSession { task: task.clone(), reason: reason() }]
+                }
+                other => {
+                    return Err(format!(
+                        "{task} is {}: only dead-lettered, cancelled or waiting tasks can be retried",
+                        other.name().as_str()
+                    ))
+                }
+            }
+        }
         Command::Cancel(task) => {
             let s = task_state(task)?;
             if s.is_terminal() {
@@ -247,8 +293,8 @@ pub fn inputs(state: &RunState, command: &Command, who: &str) -> Result<Vec<Inpu
             dead
         }
         Command::Payload { task, payload } => vec![Input::EditPayload { task: task.clone(), payload: payload.clone() }],
-        Command::Approve(ids) => answers(state, ids, Answer::Approve)?,
-        Command::Reject(ids) => answers(state, ids, Answer::Reject)?,
+        Command::Approve(ids) => answers(state, ids, Answer::Approve, None)?,
+        Command::Reject { tasks, reason } => answers(state, tasks, Answer::Reject, reason.as_deref())?,
         Command::Pools { pause, pools, .. } => pools
             .iter()
             .map(|pool| {
@@ -276,8 +322,9 @@ pub fn inputs(state: &RunState, command: &Command, who: &str) -> Result<Vec<Inpu
     })
 }
 
-/// Approve or reject inputs for `ids`, or every id's refusal (all or nothing).
-fn answers(state: &RunState, ids: &[String], answer: Answer) -> Result<Vec<Input>, String> {
+/// Approve or reject inputs for `ids` (a rejection with the operator's `reason`), or
+/// every id's refusal (all or nothing).
+fn answers(state: &RunState, ids: &[String], answer: Answer, reason: Option<&str>) -> Result<Vec<Input>, String> {
     let refusals: Vec<String> = ids.iter().filter_map(|id| refusal(state, id, answer)).collect();
     if !refusals.is_empty() {
         return Err(refusals.join("; "));
@@ -286,7 +333,7 @@ fn answers(state: &RunState, ids: &[String], answer: Answer) -> Result<Vec<Input
         .iter()
         .map(|id| match answer {
             Answer::Approve => Input::Approve { task: id.clone() },
-            Answer::Reject => Input::Reject { task: id.clone() },
+            Answer::Reject => Input::Reject { task: id.clone(), reason: reason.map(str::to_string) },
         })
         .collect())
 }
@@ -295,6 +342,7 @@ fn answers(state: &RunState, ids: &[String], answer: Answer) -> Result<Vec<Input
 pub fn done_message(command: &Command) -> String {
     match command {
         Command::Retry(task) => format!("{task}: retrying"),
+        Command::Continue(task) => format!("{task}: retrying; the next attempt continues its agent session"),
         Command::Cancel(task) => format!("{task}: cancelled"),
         Command::Replay(task) => format!("{task}: replayed"),
         Command::ReplayAll => "every dead letter: replayed".into(),
@@ -302,7 +350,8 @@ pub fn done_message(command: &Command) -> String {
             format!("{task}: payload edited; its next attempt uses it (retry it if it is dead-lettered or cancelled)")
         }
         Command::Approve(ids) => format!("approved {}", ids.join(", ")),
-        Command::Reject(ids) => format!("rejected {}", ids.join(", ")),
+        Command::Reject { tasks, reason: None } => format!("rejected {}", tasks.join(", ")),
+        Command::Reject { tasks, reason: Some(why) } => format!("rejected {} ({why})", tasks.join(", ")),
         Command::Pools { pause, target, .. } => format!("{}d {target}", if *pause { "pause" } else { "resume" }),
         Command::Concurrency { pool, concurrency } => format!("pool {pool}: concurrency {concurrency}"),
         Command::Breaker { trip, pool } => format!("breaker {}: {pool}", if *trip { "trip" } else { "reset" }),
@@ -319,9 +368,11 @@ pub fn line_for(input: &Input) -> Option<String> {
         // A requeue of a dead letter or a cancelled task, and the end of a retry's
         // wait, are all `retry` (the manager checks which one applies).
         Input::Requeue { task, .. } | Input::RetryTimer { task, .. } => format!("retry {task}"),
+        Input::ContinueSession { task, .. } => format!("retry {task} --continue"),
         Input::Cancel { task, .. } => format!("cancel {task}"),
         Input::Approve { task } => format!("approve {task}"),
-        Input::Reject { task } => format!("reject {task}"),
+        Input::Reject { task, reason: None } => format!("reject {task}"),
+        Input::Reject { task, reason: Some(why) } => format!("reject {task} --reason {why}"),
         Input::PausePool { pool } => format!("pause {pool}"),
         Input::ResumePool { pool } => format!("resume {pool}"),
         Input::SetConcurrency { pool, concurrency } => format!("concurrency {pool} {concurrency}"),

@@ -269,6 +269,10 @@ pub enum Event {
     RetryDue {
         /// Task id.
         task: String,
+        /// An operator ended the wait asking the next attempt to continue the task's
+        /// agent session (`retry ID --continue`); not written otherwise.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        continue_session: bool,
     },
     /// An operator cancelled the task: any unfinished state → cancelled.
     TaskCancelled {
@@ -291,6 +295,10 @@ pub enum Event {
         task: String,
         /// The operator's action (`retry`, `dlq replay`…).
         reason: String,
+        /// The operator asked the next attempt to continue the task's agent session
+        /// (`retry ID --continue`); not written otherwise, so older logs read the same.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        continue_session: bool,
     },
     /// A skipped task's dependency came back: skipped → blocked.
     TaskRevived {
@@ -416,8 +424,12 @@ pub enum Event {
     TaskRejected {
         /// Task id.
         task: String,
-        /// Why, with the guard's finding.
+        /// Why, with the guard's finding (and the operator's words, when given).
         reason: String,
+        /// The operator's own reason (`reject ID --reason TEXT`), as given; not
+        /// written when none was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operator_reason: Option<String>,
     },
     /// A planner's attempt succeeded with subtasks (DESIGN §11), recorded just before
     /// its `attempt_succeeded`: the tasks (full ids, resolved) join the run blocked,

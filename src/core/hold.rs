@@ -79,20 +79,30 @@ pub fn refusal(state: &RunState, id: &str, answer: Answer) -> Option<String> {
 /// The event an operator's answer records for task `id`, or none when it is refused
 /// (see [`refusal`]).
 pub fn answer(state: &RunState, id: String, answer: Answer) -> Option<Event> {
-    if refusal(state, &id, answer).is_some() {
+    match answer {
+        Answer::Approve => refusal(state, &id, answer).is_none().then_some(Event::TaskApproved { task: id }),
+        Answer::Reject => reject(state, id, None),
+    }
+}
+
+/// The `task_rejected` an operator's rejection of task `id` records, with their own
+/// words when they gave some (kept as given in `operator_reason`, and in the reason
+/// every front end shows); none when it is refused (see [`refusal`]).
+pub fn reject(state: &RunState, id: String, operator_reason: Option<String>) -> Option<Event> {
+    if refusal(state, &id, Answer::Reject).is_some() {
         return None;
     }
     let i = state.task_index(&id)?;
-    Some(match answer {
-        Answer::Approve => Event::TaskApproved { task: id },
-        Answer::Reject => {
-            let reason = match state.tasks[i].finding() {
-                Some(f) => format!("rejected by an operator: {}", finding_text(f)),
-                None => "rejected by an operator".to_string(),
-            };
-            Event::TaskRejected { task: id, reason }
-        }
-    })
+    let operator_reason = operator_reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    let by = match &operator_reason {
+        Some(words) => format!("rejected by an operator ({words})"),
+        None => "rejected by an operator".to_string(),
+    };
+    let reason = match state.tasks[i].finding() {
+        Some(f) => format!("{by}: {}", finding_text(f)),
+        None => by,
+    };
+    Some(Event::TaskRejected { task: id, reason, operator_reason })
 }
 
 /// True when the run can only move on by an operator's answer: tasks are held, and

@@ -187,12 +187,18 @@ pub fn describe(e: &Event) -> Option<String> {
             }
         }
         Event::ConsensusFailed { task, attempt, reason } => format!("{task}: attempt {attempt}: {reason}"),
-        Event::RetryDue { task } => format!("{task}: queued (retry)"),
+        Event::RetryDue { task, continue_session: false } => format!("{task}: queued (retry)"),
+        Event::RetryDue { task, continue_session: true } => {
+            format!("{task}: queued (retry); an operator asked it to continue its agent session")
+        }
         Event::TaskCancelled { task, reason } => format!("{task}: cancelled ({reason})"),
         Event::TaskSkipped { task, because } => {
             format!("{task}: skipped (dependency {because} did not complete)")
         }
-        Event::TaskRequeued { task, reason } => format!("{task}: requeued by {reason}"),
+        Event::TaskRequeued { task, reason, continue_session: false } => format!("{task}: requeued by {reason}"),
+        Event::TaskRequeued { task, reason, continue_session: true } => {
+            format!("{task}: requeued by {reason}, continuing its agent session")
+        }
         Event::TaskRevived { task, because } => {
             format!("{task}: back to blocked ({because} was requeued)")
         }
@@ -216,7 +222,7 @@ pub fn describe(e: &Event) -> Option<String> {
             let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
             format!("{} task(s) submitted by {source}: {}", tasks.len(), ids.join(", "))
         }
-        Event::TaskRejected { task, reason } => format!("{task}: cancelled ({reason})"),
+        Event::TaskRejected { task, reason, .. } => format!("{task}: cancelled ({reason})"),
         Event::RunInterrupted { reason } => {
             format!("run interrupted ({reason}); stopping running attempts")
         }

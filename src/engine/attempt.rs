@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::supervise::Limits;
 use super::Engine;
-use crate::core::agents::{Call, CONTINUE_PROMPT};
+use crate::core::agents::{Call, CONTINUE_ASKED_PROMPT, CONTINUE_PROMPT};
 use crate::core::event::{AttemptFlagged, Event, SessionRecorded};
 use crate::core::gates::feedback;
 use crate::core::protocol::{fill, task_json, FillError, TaskView};
@@ -99,16 +99,19 @@ impl Engine {
         let resume = pool_spec.agent.as_ref().zip(self.state.session_to_resume(i));
         let mut stdin_mode = &pool_spec.stdin;
         let continue_stdin;
+        // An operator's `retry --continue` follows an attempt that ended, a crash's
+        // resume one that was cut off: the prompt says which.
+        let prompt = if self.state.continue_asked(i) { CONTINUE_ASKED_PROMPT } else { CONTINUE_PROMPT };
         if let Some((agent, session)) = resume {
             let call = Call {
-                prompt: CONTINUE_PROMPT,
+                prompt,
                 model: agent.model.as_deref(),
                 args: &agent.args,
                 resume: Some(session),
             };
             argv = self.filled(i, attempt, &agent.preset.argv(&call))?;
             if agent.preset.prompt_on_stdin() {
-                continue_stdin = StdinMode::Template(CONTINUE_PROMPT.to_string());
+                continue_stdin = StdinMode::Template(prompt.to_string());
                 stdin_mode = &continue_stdin;
             }
         }

@@ -67,8 +67,14 @@ pub fn specs() -> Vec<ToolSpec> {
         ToolSpec {
             name: "reject",
             description: "Reject tasks held for approval: they are cancelled (not dead letters) and their dependents \
-                skipped.",
-            schema: object(json!({"ids": ids}), &["ids"]),
+                skipped. A `reason` is recorded with the rejection and shown with the task.",
+            schema: object(
+                json!({
+                    "ids": ids,
+                    "reason": {"type": "string", "description": "Why, in a line (recorded in the run's history)."}
+                }),
+                &["ids"],
+            ),
         },
         ToolSpec {
             name: "cancel",
@@ -78,11 +84,14 @@ pub fn specs() -> Vec<ToolSpec> {
         ToolSpec {
             name: "replay",
             description:
-                "Requeue a dead letter (and revive its skipped dependents), or every dead letter with all = true.",
+                "Requeue a dead letter (and revive its skipped dependents), or every dead letter with all = true. \
+                With continue = true the next attempt continues the task's agent session (claude --resume, codex \
+                resume) instead of starting afresh; refused for a task without a recorded session.",
             schema: object(
                 json!({
                     "id": id,
-                    "all": {"type": "boolean", "description": "Replay every dead letter (instead of one id)."}
+                    "all": {"type": "boolean", "description": "Replay every dead letter (instead of one id)."},
+                    "continue": {"type": "boolean", "description": "Continue the task's agent session (one id only)."}
                 }),
                 &[],
             ),
@@ -175,14 +184,28 @@ pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, Refusal> {
         }
         "get_task" => cmd(format!("task {}", task_id(args, tool)?)),
         "cancel" => cmd(format!("cancel {}", task_id(args, tool)?)),
-        "approve" | "reject" => cmd(format!("{tool} {}", task_ids(args, tool)?.join(" "))),
+        "approve" => cmd(format!("approve {}", task_ids(args, tool)?.join(" "))),
+        "reject" => {
+            let ids = task_ids(args, tool)?.join(" ");
+            match string(args, tool, "reason")?.filter(|r| !r.trim().is_empty()) {
+                // One line: the ctl reads the rest of it as the reason.
+                Some(reason) => cmd(format!("reject {ids} --reason {}", reason.split_whitespace().collect::<Vec<_>>().join(" "))),
+                None => cmd(format!("reject {ids}")),
+            }
+        }
         "replay" => {
             let all = match args.get("all") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(all)) => *all,
                 Some(other) => return Err(bad(format!("replay: `all` must be true or false, not {other}"))),
             };
+            let resume = match args.get("continue") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(c)) => *c,
+                Some(other) => return Err(bad(format!("replay: `continue` must be true or false, not {other}"))),
+            };
             match (all, args.contains_key("id")) {
+                (true, _) if resume => Err(bad("replay: `continue` takes one `id`, not `all`")),
                 (true, true) => Err(bad("replay: give `id` or `all`, not both")),
                 (true, false) => cmd("replay all".into()),
                 (false, false) => Err(bad("replay: which task? give `id` (or `all`: true for every dead letter)")),
@@ -191,7 +214,7 @@ pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, Refusal> {
                     if id == "all" {
                         return Err(bad("replay: to replay every dead letter, pass `all`: true"));
                     }
-                    cmd(format!("replay {id}"))
+                    cmd(if resume { format!("replay {id} --continue") } else { format!("replay {id}") })
                 }
             }
         }

@@ -63,6 +63,23 @@ pub fn retry(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
     }
 }
 
+/// Retries `task` asking its next attempt to continue its agent session: as the
+/// shared `retry ID --continue` (refused, with the reason as the message, for a task
+/// without a session or in a state no retry applies to).
+pub fn retry_continue(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
+    let command = crate::core::command::Command::Continue(task.to_string());
+    match crate::core::command::inputs(&fleet.state, &command, OPERATOR) {
+        Ok(inputs) => {
+            vs.message = Some(crate::core::command::done_message(&command));
+            inputs.into_iter().map(Request::Engine).collect()
+        }
+        Err(why) => {
+            vs.message = Some(why);
+            Vec::new()
+        }
+    }
+}
+
 /// Cancels `task` (asks first, saying what else it ends).
 pub fn cancel(vs: &mut ViewState, fleet: &Fleet, task: &str) -> Vec<Request> {
     let Some(i) = known(vs, fleet, task) else { return Vec::new() };

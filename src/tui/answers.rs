@@ -55,7 +55,7 @@ pub fn ask(vs: &mut ViewState, fleet: &Fleet, targets: &[String], answer: Answer
     lines.extend(finding_lines(fleet, &indices));
     let input = |task: &String| match answer {
         Answer::Approve => EngineInput::Approve { task: task.clone() },
-        Answer::Reject => EngineInput::Reject { task: task.clone() },
+        Answer::Reject => EngineInput::Reject { task: task.clone(), reason: None },
     };
     vs.confirm = Some(Confirm {
         question: lines.join("\n"),
@@ -236,7 +236,7 @@ impl ViewState {
 fn answered(r: &Request) -> Option<(&'static str, String)> {
     match r {
         Request::Engine(EngineInput::Approve { task }) => Some(("approved", task.clone())),
-        Request::Engine(EngineInput::Reject { task }) => Some(("rejected", task.clone())),
+        Request::Engine(EngineInput::Reject { task, .. }) => Some(("rejected", task.clone())),
         _ => None,
     }
 }

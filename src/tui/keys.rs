@@ -63,6 +63,9 @@ pub enum Action {
     SortReverse,
     /// Retry the selected task (dead-lettered, cancelled, or waiting to retry).
     Retry,
+    /// Retry the selected task asking its next attempt to continue its agent session
+    /// (`retry ID --continue`).
+    RetryContinue,
     /// Cancel the selected task (asks first).
     Cancel,
     /// Replay the selected dead letter.
@@ -143,6 +146,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("s", Action::Sort),
     ("S", Action::SortReverse),
     ("r", Action::Retry),
+    ("C", Action::RetryContinue),
     ("c", Action::Cancel),
     ("R", Action::Replay),
     ("A", Action::ReplayAll),

@@ -85,6 +85,7 @@ impl ViewState {
             Action::Reject if matches!(self.screen, Screen::Held(_)) => held::answer(self, fleet, Answer::Reject),
             Action::ApproveGroup => held::approve_group(self, fleet),
             Action::Retry => return on_selected(self, actions::retry),
+            Action::RetryContinue => return on_selected(self, actions::retry_continue),
             Action::Cancel => return on_selected(self, actions::cancel),
             Action::Approve => return on_selected(self, actions::approve),
             Action::Reject => return on_selected(self, actions::reject),

@@ -78,6 +78,13 @@ pub const DEFAULT_PROMPT: &str = "{payload.prompt}";
 pub const CONTINUE_PROMPT: &str = "This is a continuation: your previous run of this task was interrupted before \
      it finished. Continue from where you left off, finish the task, and give your final answer.";
 
+/// The prompt of an attempt that continues an agent's session because an operator
+/// asked (`retry ID --continue`) after the previous attempt ended: that attempt did
+/// finish, unlike the interrupted one [`CONTINUE_PROMPT`] speaks of.
+pub const CONTINUE_ASKED_PROMPT: &str = "This is a continuation: your previous run of this task ended without \
+     a result that was accepted, and the operator asked you to continue it. Continue from where you left off, \
+     finish the task, and give your final answer.";
+
 /// Reads one attempt's agent output as it arrives.
 pub trait AgentReader: Send {
     /// One line of the agent's stdout, without its newline: the protocol lines it

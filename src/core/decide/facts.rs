@@ -88,17 +88,27 @@ pub(super) fn decide(state: &RunState, input: Input, ctx: StepContext) -> Vec<Ev
         // A task's timer and the operator's commands on a task.
         Input::RetryTimer { task, due_ms } => {
             let due = |s: &TaskState| matches!(s, TaskState::RetryWait { due_ms: d } if *d == due_ms);
-            task_where(state, &task, due).map(|_| Event::RetryDue { task })
+            task_where(state, &task, due).map(|_| Event::RetryDue { task, continue_session: false })
         }
         Input::Cancel { task, reason } => {
             task_where(state, &task, |s| !s.is_terminal()).map(|_| Event::TaskCancelled { task, reason })
         }
         Input::Requeue { task, reason } => {
             let ended = |s: &TaskState| matches!(s.name(), TaskStateName::DeadLettered | TaskStateName::Cancelled);
-            task_where(state, &task, ended).map(|_| Event::TaskRequeued { task, reason })
+            task_where(state, &task, ended).map(|_| Event::TaskRequeued { task, reason, continue_session: false })
+        }
+        Input::ContinueSession { task, reason } => {
+            let i = state.task_index(&task).filter(|&i| state.agent_session(i).is_some());
+            match i.map(|i| &state.tasks[i].state) {
+                Some(TaskState::DeadLettered { .. } | TaskState::Cancelled { .. }) => {
+                    Some(Event::TaskRequeued { task, reason, continue_session: true })
+                }
+                Some(TaskState::RetryWait { .. }) => Some(Event::RetryDue { task, continue_session: true }),
+                _ => None,
+            }
         }
         Input::Approve { task } => hold::answer(state, task, hold::Answer::Approve),
-        Input::Reject { task } => hold::answer(state, task, hold::Answer::Reject),
+        Input::Reject { task, reason } => hold::reject(state, task, reason),
         // Checked against the run; a refused submit records nothing (the front end
         // asks `spawn::submit_refusal` for the reason first).
         Input::Submit { tasks, source } => {

@@ -76,6 +76,16 @@ pub enum Input {
         /// The operator's action.
         reason: String,
     },
+    /// An operator retries a task asking its next attempt to continue the task's
+    /// agent session (`retry ID --continue`): a dead-lettered or cancelled task is
+    /// requeued, a waiting one ends its wait, either recorded with
+    /// `continue_session`. Nothing is recorded for a task without a session.
+    ContinueSession {
+        /// Task id.
+        task: String,
+        /// The operator's action.
+        reason: String,
+    },
     /// The manager is stopping: dispatch no more.
     Interrupt {
         /// Why.
@@ -207,6 +217,8 @@ pub enum Input {
     Reject {
         /// Task id.
         task: String,
+        /// The operator's own words (`reject ID --reason TEXT`), recorded with it.
+        reason: Option<String>,
     },
     /// An operator adds tasks to the live run (`pitboss submit`, the palette's
     /// `submit`, `ctl submit`; DESIGN §11): already parsed and resolved against the

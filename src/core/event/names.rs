@@ -19,7 +19,7 @@ impl Event {
             | Event::VoteCast { task, .. }
             | Event::ConsensusReached { task, .. }
             | Event::ConsensusFailed { task, .. }
-            | Event::RetryDue { task }
+            | Event::RetryDue { task, .. }
             | Event::TaskCancelled { task, .. }
             | Event::TaskSkipped { task, .. }
             | Event::TaskRequeued { task, .. }

@@ -21,9 +21,16 @@ pub struct AgentState {
     /// sessions continues it. Cleared when an attempt spawns.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resume: bool,
+    /// True when the pending `resume` is an operator's (`retry ID --continue`), not
+    /// a crash's: front ends say why the next attempt continues the session.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_asked: bool,
     /// Attempts that continued the session (`attempt_spawned` with `resumes`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed_by: Vec<u32>,
+    /// Those of `resumed_by` that continued it because an operator asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub continued_on_request: Vec<u32>,
     /// Every `attempt_flagged` of the task, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<Flag>,
@@ -77,17 +84,37 @@ impl RunState {
         }
     }
 
-    /// An operator retried the task asking it to continue its session: the next
-    /// attempt continues it. False when there is no session to continue.
-    pub fn continue_session(&mut self, task: &str) -> bool {
-        let Some(i) = self.task_index(task) else { return false };
+    /// `task_requeued`: with `continue_session` (an operator's `retry ID --continue`)
+    /// the next attempt continues the session; without it the operator asked for a
+    /// plain retry, so a resume still pending from an interruption is dropped and the
+    /// next attempt starts afresh.
+    pub(super) fn agent_requeued(&mut self, task: &str, continue_session: bool) {
+        if continue_session {
+            self.agent_continue_asked(task);
+            return;
+        }
+        let Some(i) = self.task_index(task) else { return };
+        if self.tasks[i].agent().is_some_and(|a| a.resume) {
+            if let Some(agent) = self.tasks[i].links_mut().agent.as_mut() {
+                agent.resume = false;
+                agent.continue_asked = false;
+            }
+        }
+    }
+
+    /// An operator asked the task's next attempt to continue its session (recorded on
+    /// `task_requeued` or `retry_due`). A task without a session has nothing to
+    /// continue: the command is refused before it is recorded, and such an event
+    /// (a hand-edited log) changes nothing here.
+    pub(super) fn agent_continue_asked(&mut self, task: &str) {
+        let Some(i) = self.task_index(task) else { return };
         if self.tasks[i].agent().is_none_or(|a| a.session.is_none()) {
-            return false;
+            return;
         }
         if let Some(agent) = self.tasks[i].links_mut().agent.as_mut() {
             agent.resume = true;
+            agent.continue_asked = true;
         }
-        true
     }
 
     /// `attempt_spawned`: a pending resume is used up (by this attempt, when it
@@ -98,15 +125,31 @@ impl RunState {
             return;
         }
         if let Some(agent) = self.tasks[i].links_mut().agent.as_mut() {
-            agent.resume = false;
             if resumes {
                 agent.resumed_by.push(attempt);
+                if agent.continue_asked {
+                    agent.continued_on_request.push(attempt);
+                }
             }
+            agent.resume = false;
+            agent.continue_asked = false;
         }
     }
 }
 
 impl RunState {
+    /// Task `i`'s recorded agent session, if any (what `retry ID --continue` needs).
+    pub fn agent_session(&self, i: usize) -> Option<&str> {
+        self.tasks.get(i)?.agent()?.session.as_deref()
+    }
+
+    /// True when task `i`'s next attempt continues its session because an operator
+    /// asked (else, when it continues it, because its last attempt was interrupted):
+    /// the engine words the continuation prompt by it.
+    pub fn continue_asked(&self, i: usize) -> bool {
+        self.tasks.get(i).and_then(|t| t.agent()).is_some_and(|a| a.resume && a.continue_asked)
+    }
+
     /// The session task `i`'s running attempt continues: the task has one to resume
     /// and its pool runs a preset that resumes sessions (the engine passes it to the
     /// agent; `attempt_spawned` records it).
@@ -127,11 +170,13 @@ impl AgentState {
         if let Some(session) = &self.session {
             let mut line = format!("agent session: {session} (attempt {})", self.session_attempt);
             if !self.resumed_by.is_empty() {
-                let by: Vec<String> = self.resumed_by.iter().map(u32::to_string).collect();
+                let by: Vec<String> = self.resumed_by.iter().map(|a| self.why_continued(*a)).collect();
                 line.push_str(&format!(", continued by attempt {}", by.join(", ")));
             }
-            if self.resume {
-                line.push_str(", the next attempt continues it");
+            match (self.resume, self.continue_asked) {
+                (true, true) => line.push_str(", the next attempt continues it (an operator asked)"),
+                (true, false) => line.push_str(", the next attempt continues it (its last attempt was interrupted)"),
+                _ => {}
             }
             lines.push(line);
         }
@@ -140,5 +185,14 @@ impl AgentState {
             lines.push(format!("flag: attempt {} {}: {what}", f.attempt, f.flag));
         }
         lines
+    }
+
+    /// "3 (an operator asked)" or "3 (after an interruption)".
+    fn why_continued(&self, attempt: u32) -> String {
+        if self.continued_on_request.contains(&attempt) {
+            format!("{attempt} (an operator asked)")
+        } else {
+            format!("{attempt} (after an interruption)")
+        }
     }
 }

@@ -47,8 +47,11 @@ impl RunState {
             Event::TaskReady { task } => {
                 self.shift(kind, task, |s| *s == TaskState::Blocked, TaskState::Queued)?;
             }
-            Event::RetryDue { task } => {
+            Event::RetryDue { task, continue_session } => {
                 self.shift(kind, task, |s| matches!(s, TaskState::RetryWait { .. }), TaskState::Queued)?;
+                if *continue_session {
+                    self.agent_continue_asked(task);
+                }
             }
             Event::TaskCancelled { task, reason } => {
                 self.shift(kind, task, |s| !s.is_terminal(), TaskState::Cancelled { reason: reason.clone() })?;
@@ -60,13 +63,16 @@ impl RunState {
                 self.shift(kind, task, |s| s.name() == TaskStateName::Skipped, TaskState::Blocked)?;
                 self.finished = false;
             }
-            Event::TaskRequeued { task, .. } => self.requeue(kind, task)?,
+            Event::TaskRequeued { task, continue_session, .. } => {
+                self.requeue(kind, task)?;
+                self.agent_requeued(task, *continue_session);
+            }
             Event::PayloadEdited { task, payload } => self.edit_payload(kind, task, payload)?,
             Event::FallbackUsed { task, reason } => self.use_fallback(kind, task, reason)?,
             // The input guard's hold and the operator's answer (see `held`).
             Event::TaskHeld { task, finding } => self.hold(kind, task, finding)?,
             Event::TaskApproved { task } => self.approve(kind, task)?,
-            Event::TaskRejected { task, reason } => self.reject(kind, task, reason)?,
+            Event::TaskRejected { task, reason, .. } => self.reject(kind, task, reason)?,
             // The DAG grows (see `grow`).
             Event::TasksSpawned { task, attempt, tasks, held } => self.spawn(kind, task, *attempt, tasks, held)?,
             Event::SpawnRefused { task, attempt, .. } => {

@@ -63,6 +63,7 @@ pub const HELP: &[(Action, &str)] = &[
     (Action::SearchNext, "next (newer) match; the pane stays put while output arrives"),
     (Action::SearchPrev, "previous (older) match"),
     (Action::Retry, "retry this task"),
+    (Action::RetryContinue, "retry this task, continuing its agent session"),
     (Action::Cancel, "cancel this task (asks)"),
     (Action::Replay, "replay this dead letter"),
     (Action::EditPayload, "edit the payload (then retry or replay)"),

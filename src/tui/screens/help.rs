@@ -36,6 +36,7 @@ const TABLES: &[(Action, &str)] = &[
     (Action::Sort, "sort the tasks table by the next column"),
     (Action::SortReverse, "reverse the tasks table's order"),
     (Action::Retry, "retry the task"),
+    (Action::RetryContinue, "retry the task, continuing its agent session"),
     (Action::Cancel, "cancel the task (asks)"),
     (Action::Replay, "replay the dead letter / the selected group (asks)"),
     (Action::ReplayAll, "replay all (filtered) dead letters (asks)"),

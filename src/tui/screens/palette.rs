@@ -277,8 +277,8 @@ fn execute_shared(vs: &mut ViewState, fleet: &Fleet, total: usize, command: Shar
         // As the key does: refused in time travel like every change.
         SharedCommand::ReplayAll => vs.update(fleet, total, Action::ReplayAll),
         SharedCommand::Approve(ids) if ids.len() == 1 => actions::approve(vs, fleet, &ids[0]),
-        SharedCommand::Reject(ids) if ids.len() == 1 => actions::reject(vs, fleet, &ids[0]),
-        SharedCommand::Approve(_) | SharedCommand::Reject(_) => {
+        SharedCommand::Reject { tasks, reason: None } if tasks.len() == 1 => actions::reject(vs, fleet, &tasks[0]),
+        SharedCommand::Approve(_) | SharedCommand::Reject { .. } => {
             // Several ids: one question for all of them, after the core's refusals.
             match command::inputs(&fleet.state, &command, OPERATOR) {
                 Ok(inputs) => {
@@ -286,9 +286,10 @@ fn execute_shared(vs: &mut ViewState, fleet: &Fleet, total: usize, command: Shar
                         SharedCommand::Approve(ids) => {
                             format!("Approve {}? They run as they are, not checked again.", ids.join(", "))
                         }
-                        SharedCommand::Reject(ids) => format!(
-                            "Reject {}? They end cancelled, never dead letters; their dependents are skipped.",
-                            ids.join(", ")
+                        SharedCommand::Reject { tasks, reason } => format!(
+                            "Reject {}{}? They end cancelled, never dead letters; their dependents are skipped.",
+                            tasks.join(", "),
+                            reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
                         ),
                         _ => command::done_message(&command),
                     };
