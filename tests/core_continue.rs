@@ -88,7 +88,7 @@ fn workflow(attempts: u32) -> String {
     format!(
         "[[pool]]\nname = \"agents\"\npreset = \"claude\"\n\
          [[task]]\nid = \"a\"\npool = \"agents\"\npayload = {{ prompt = \"work\" }}\n\
-         retry = {{ max_attempts = {attempts}, backoff_ms = 60000 }}\n"
+         retry = {{ max_attempts = {attempts}, initial = \"60s\" }}\n"
     )
 }
 
