@@ -103,12 +103,7 @@ impl Engine {
         // resume one that was cut off: the prompt says which.
         let prompt = if self.state.continue_asked(i) { CONTINUE_ASKED_PROMPT } else { CONTINUE_PROMPT };
         if let Some((agent, session)) = resume {
-            let call = Call {
-                prompt,
-                model: agent.model.as_deref(),
-                args: &agent.args,
-                resume: Some(session),
-            };
+            let call = Call { prompt, model: agent.model.as_deref(), args: &agent.args, resume: Some(session) };
             argv = self.filled(i, attempt, &agent.preset.argv(&call))?;
             if agent.preset.prompt_on_stdin() {
                 continue_stdin = StdinMode::Template(prompt.to_string());

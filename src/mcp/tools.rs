@@ -189,7 +189,9 @@ pub fn call(tool: &str, args: &Map<String, Value>) -> Result<Call, Refusal> {
             let ids = task_ids(args, tool)?.join(" ");
             match string(args, tool, "reason")?.filter(|r| !r.trim().is_empty()) {
                 // One line: the ctl reads the rest of it as the reason.
-                Some(reason) => cmd(format!("reject {ids} --reason {}", reason.split_whitespace().collect::<Vec<_>>().join(" "))),
+                Some(reason) => {
+                    cmd(format!("reject {ids} --reason {}", reason.split_whitespace().collect::<Vec<_>>().join(" ")))
+                }
                 None => cmd(format!("reject {ids}")),
             }
         }
