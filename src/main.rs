@@ -152,9 +152,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Operate a live run from another terminal: status, tasks, task ID, retry ID,
+    /// Operate a live run from another terminal: status, tasks, task ID,
+    /// retry ID [--continue] (the next attempt continues its agent session),
     /// cancel ID, replay ID|all, pause|resume POOL|all, concurrency POOL N,
-    /// breaker trip|reset POOL, approve ID…, reject ID…, budget --max-cost-usd N
+    /// breaker trip|reset POOL, approve ID…, reject ID… [--reason TEXT], budget --max-cost-usd N
     /// [--task-cost-usd M], subscribe [--from SEQ].
     /// `--json` prints the manager's raw reply.
     Ctl {
