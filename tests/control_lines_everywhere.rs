@@ -16,7 +16,8 @@ fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 fn inspect_json(s: &Scratch) -> Value {
     let out = s.pitboss().args(["inspect", "--json"]).arg(s.run_dir()).output_within("pitboss inspect --json");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("inspect: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("inspect: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
@@ -106,7 +107,8 @@ fn an_event_agents_output_keeps_its_readers_lines_and_its_raw_lines_go_to_the_ra
     std::fs::create_dir_all(&bin).unwrap();
     let claude = s.write("bin/claude", &format!("#!/bin/sh\ncat >/dev/null\ncat '{}'\n", fixture.display()));
     std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let workflow = "[[pool]]\nname = \"c\"\npreset = \"claude\"\n[[task]]\nid = \"hello\"\npayload = { prompt = \"say hello\" }\n";
+    let workflow =
+        "[[pool]]\nname = \"c\"\npreset = \"claude\"\n[[task]]\nid = \"hello\"\npayload = { prompt = \"say hello\" }\n";
     let file = s.write("workflow.toml", workflow);
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let out = s

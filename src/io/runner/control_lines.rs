@@ -249,7 +249,10 @@ mod tests {
     fn control_lines_are_found_across_reads_only_at_the_start_of_a_line() {
         let got = split(
             LINE_CAP,
-            &[b"log {\"pitboss\":\"usage\"}\n  {\"pitb", b"oss\":\"session\",\"id\":\"S\"}\n{\"x\":1}\n{\"pitboss\":\"flag\"}"],
+            &[
+                b"log {\"pitboss\":\"usage\"}\n  {\"pitb",
+                b"oss\":\"session\",\"id\":\"S\"}\n{\"x\":1}\n{\"pitboss\":\"flag\"}",
+            ],
         );
         assert_eq!(got, ["line session", "line flag"]);
     }

@@ -33,7 +33,10 @@ impl SpawnLines {
             return;
         }
         let too_much = || {
-            format!("the attempt printed more than {} KiB of spawn lines; spawn fewer or smaller tasks", SPAWN_CAP / 1024)
+            format!(
+                "the attempt printed more than {} KiB of spawn lines; spawn fewer or smaller tasks",
+                SPAWN_CAP / 1024
+            )
         };
         match found {
             // Whatever kind it was, a line past the cap is more than a spawn line may be.

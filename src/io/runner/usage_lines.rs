@@ -33,7 +33,9 @@ impl UsageLines {
     pub fn line(&mut self, found: &Found) {
         match found {
             Found::Line { kind: "usage", value, .. } => self.found_line(parse_usage(value)),
-            Found::Torn(_) if found.torn_names("usage") => self.found_line(Err("a usage line is not valid JSON".into())),
+            Found::Torn(_) if found.torn_names("usage") => {
+                self.found_line(Err("a usage line is not valid JSON".into()))
+            }
             _ => {}
         }
     }

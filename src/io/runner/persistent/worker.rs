@@ -15,10 +15,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::io::clock::AwakeDeadline;
 
+use super::super::control_lines::{is_control, recognise, ControlSink, Found, TOLD};
 use super::super::env::PoolEnv;
 use super::super::orphans;
 use super::super::spawn::signal_group;
-use super::super::control_lines::{is_control, recognise, ControlSink, Found, TOLD};
 use super::super::{millis, AttemptEnd, Stop, UsageReport};
 use super::{Queued, WorkerSpec};
 use crate::core::decide::Outcome;
@@ -103,10 +103,21 @@ impl StderrTail {
 
 /// What a process's stdout reader reports.
 pub(super) enum Line {
-    Reply { slot: usize, pid: u32, value: Value },
+    Reply {
+        slot: usize,
+        pid: u32,
+        value: Value,
+    },
     /// A `usage`, `session` or `flag` line (or a torn usage line, as a string).
-    Control { slot: usize, pid: u32, value: Value },
-    Closed { slot: usize, pid: u32 },
+    Control {
+        slot: usize,
+        pid: u32,
+        value: Value,
+    },
+    Closed {
+        slot: usize,
+        pid: u32,
+    },
 }
 
 pub(super) fn start_worker(
