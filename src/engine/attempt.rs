@@ -14,7 +14,7 @@ use crate::core::gates::feedback;
 use crate::core::protocol::{fill, task_json, FillError, TaskView};
 use crate::core::workflow::{PoolMode, StdinMode};
 use crate::io::guardian::MANAGER_PID_ENV;
-use crate::io::runner::agent_lines::ControlSink;
+use crate::io::runner::control_lines::ControlSink;
 use crate::io::runner::persistent::WorkerSpec;
 use crate::io::runner::AttemptSpec;
 

@@ -57,7 +57,7 @@ use crate::io::clock::Clock;
 use crate::io::guardian::MANAGER_PID_ENV;
 use crate::io::perf::{measure, PerfError, PerfRun};
 use crate::io::runner::env::looks_secret;
-use crate::io::runner::{AttemptEnd, AttemptSpec, Runner};
+use crate::io::runner::{AttemptEnd, AttemptSpec, Runner, UsageReport};
 
 /// The longest critique kept from a check program's output (its tail).
 pub const CRITIQUE_BYTES: usize = 4096;
@@ -132,13 +132,23 @@ impl Engine {
             }
             Gate::Perf(perf) => self.perf_job(i, attempt, index, perf),
         };
+        // A gate's usage lines are the task's spend (DESIGN §13), on the pool that
+        // spent it: a review's reviewer pool, else the pool the task ran on.
+        let charged = match &gate {
+            Gate::Review { pool, .. } => Some(pool.clone()),
+            _ => self.state.tasks[i].pool.as_deref().map(str::to_string),
+        };
+        let usage: UsageReport = match charged {
+            Some(pool) => super::usage::gate_usage_note(&self.tx, task, attempt, &pool, Some(index as u32 + 1)),
+            None => Arc::new(|_| {}),
+        };
         let (stop_tx, stop_rx) = watch::channel(None);
         self.running.insert(task.to_string(), (attempt, stop_tx));
         let (tx, runner, clock) = (self.tx.clone(), self.world.runner.clone(), self.world.clock.clone());
         let task = task.to_string();
         tokio::spawn(async move {
             let started = clock.now_ms();
-            let outcome = run_job(job, runner, clock.clone(), stop_rx).await;
+            let outcome = run_job(job, Gear { runner, clock: clock.clone(), stop: stop_rx, usage }).await;
             let input = outcome.map(|(outcome, reviewer_failures)| {
                 let (task, duration_ms) = (task.clone(), clock.now_ms().saturating_sub(started));
                 if reviewer_failures.is_empty() {
@@ -305,27 +315,26 @@ impl Engine {
     }
 }
 
-/// Runs one gate to its verdict, with how a review's failed tries failed (they count
-/// on the reviewer pool's breaker); `None` when the engine stopped it.
-async fn run_job(
-    job: Job,
+/// What a gate runs with: the runner and clock, its stop, and where its usage lines go.
+#[derive(Clone)]
+struct Gear {
     runner: Arc<dyn Runner>,
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<Option<crate::io::runner::Stop>>,
-) -> Option<(GateOutcome, Vec<FailureClass>)> {
+    usage: UsageReport,
+}
+
+/// Runs one gate to its verdict, with how a review's failed tries failed (they count
+/// on the reviewer pool's breaker); `None` when the engine stopped it.
+async fn run_job(job: Job, gear: Gear) -> Option<(GateOutcome, Vec<FailureClass>)> {
     match job {
-        Job::Review { specs, retry, min_score } => review(specs, retry, min_score, runner, clock, stop).await,
-        other => run_check(other, runner, clock, stop).await.map(|outcome| (outcome, Vec::new())),
+        Job::Review { specs, retry, min_score } => review(specs, retry, min_score, gear).await,
+        other => run_check(other, gear).await.map(|outcome| (outcome, Vec::new())),
     }
 }
 
 /// Runs one gate other than a review to its verdict; `None` when the engine stopped it.
-async fn run_check(
-    job: Job,
-    runner: Arc<dyn Runner>,
-    clock: Arc<dyn Clock>,
-    stop: watch::Receiver<Option<crate::io::runner::Stop>>,
-) -> Option<GateOutcome> {
+async fn run_check(job: Job, gear: Gear) -> Option<GateOutcome> {
     match job {
         Job::Refused(reason) => Some(GateOutcome::Error { reason }),
         Job::Schema(Err(why), _) => Some(GateOutcome::Error { reason: format!("the schema does not compile: {why}") }),
@@ -339,13 +348,13 @@ async fn run_check(
             let dir = spec.output_dir.clone();
             let base = format!("{}.{}", crate::core::spawn::file_stem(&spec.task), spec.attempt);
             let program = spec.argv.first().cloned().unwrap_or_default();
-            let end = run_process(runner, clock, *spec, stop).await?;
+            let end = run_process(gear, *spec).await?;
             Some(command_verdict(end, &program, &dir, &base))
         }
         // `run_job` runs reviews itself, keeping their failures; this arm only keeps
         // the match total without a panic.
         Job::Review { specs, retry, min_score } => {
-            review(specs, retry, min_score, runner, clock, stop).await.map(|(outcome, _)| outcome)
+            review(specs, retry, min_score, gear).await.map(|(outcome, _)| outcome)
         }
         Job::Security { result, secrets, scanner } => {
             // Off the engine loop: a large result takes a while to scan.
@@ -361,7 +370,7 @@ async fn run_check(
             let dir = spec.output_dir.clone();
             let base = format!("{}.{}", crate::core::spawn::file_stem(&spec.task), spec.attempt);
             let program = spec.argv.first().cloned().unwrap_or_default();
-            let end = run_process(runner, clock, *spec, stop).await?;
+            let end = run_process(gear, *spec).await?;
             Some(match command_verdict(end, &program, &dir, &base) {
                 GateOutcome::Passed { reason, score, critique } => GateOutcome::Passed {
                     reason: format!("no findings by the built-in rules; the scanner {reason}"),
@@ -375,7 +384,7 @@ async fn run_check(
             })
         }
         Job::Perf { run, limits, baseline, secrets } => {
-            let mut stopped = stop.clone();
+            let mut stopped = gear.stop.clone();
             tokio::select! {
                 outcome = perf(run, limits, baseline, &secrets) => Some(outcome),
                 // Dropping the measurement kills its running process group.
@@ -432,12 +441,7 @@ async fn perf(
 }
 
 /// Runs one gate process under the supervisor; `None` when the engine stopped it.
-async fn run_process(
-    runner: Arc<dyn Runner>,
-    clock: Arc<dyn Clock>,
-    spec: AttemptSpec,
-    stop: watch::Receiver<Option<crate::io::runner::Stop>>,
-) -> Option<Outcome> {
+async fn run_process(gear: Gear, spec: AttemptSpec) -> Option<Outcome> {
     if let Err(e) = tokio::fs::create_dir_all(&spec.output_dir).await {
         let error = format!("cannot create {}: {e}", spec.output_dir.display());
         return Some(Outcome::Failure {
@@ -452,14 +456,14 @@ async fn run_process(
     let limits = Limits { timeout: spec.timeout, stall_after: None, stall_kill_after: None };
     // A check's output that cannot be saved is not an event yet: its tail still
     // reaches the verdict, and `output_capture_failed` names worker attempts only.
-    // A reviewer's usage lines are not counted yet (DESIGN-NOTES, issue 17).
+    // Its usage lines are the task's spend (issue 17).
     let reports = Reports {
         on_spawn: Box::new(|_, _| {}),
         on_stall: Box::new(|_| {}),
         on_capture_failed: Arc::new(|_, _| {}),
-        on_usage: Arc::new(|_| {}),
+        on_usage: gear.usage,
     };
-    match supervise(runner, clock, spec, limits, stop, reports).await {
+    match supervise(gear.runner, gear.clock, spec, limits, gear.stop, reports).await {
         // A reviewer cannot plan: its spawn lines are ignored (DESIGN-NOTES, issue 13).
         AttemptEnd::Outcome(outcome) | AttemptEnd::Planned(outcome, _) => Some(outcome),
         AttemptEnd::Lost { worker, reason, .. } => Some(AttemptEnd::lost_as_failure(&worker, &reason)),
@@ -533,9 +537,7 @@ async fn review(
     specs: Vec<AttemptSpec>,
     retry: RetryPolicy,
     min_score: u8,
-    runner: Arc<dyn Runner>,
-    clock: Arc<dyn Clock>,
-    stop: watch::Receiver<Option<crate::io::runner::Stop>>,
+    gear: Gear,
 ) -> Option<(GateOutcome, Vec<FailureClass>)> {
     let tries = specs.len() as u32;
     let mut failures = Vec::new();
@@ -545,13 +547,13 @@ async fn review(
         let try_no = k as u32 + 1;
         if try_no > 1 {
             let delay = backoff::delay_ms(&retry, try_no - 1, 0.5);
-            let mut stopped = stop.clone();
+            let mut stopped = gear.stop.clone();
             tokio::select! {
-                _ = clock.sleep_until(clock.now_ms().saturating_add(delay)) => {}
+                _ = gear.clock.sleep_until(gear.clock.now_ms().saturating_add(delay)) => {}
                 _ = stopped.wait_for(|s| s.is_some()) => return None,
             }
         }
-        match run_process(runner.clone(), clock.clone(), spec, stop.clone()).await? {
+        match run_process(gear.clone(), spec).await? {
             Outcome::Success { result, .. } => match read_review(&result) {
                 Ok((score, critique)) if score >= min_score => {
                     let reason = format!("score {score}, at least {min_score}");

@@ -30,6 +30,11 @@ pub struct UsageRecorded {
     /// Cached prompt tokens written (not written when 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cache_creation_tokens: u64,
+    /// The gate (1-based, in the task's list) whose check or reviewer spent it; none
+    /// for the task's own attempt, a replica or a judge (not written then, and logs
+    /// from before issue 17 have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<u32>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -48,6 +53,7 @@ impl UsageRecorded {
             output_tokens: usage.output_tokens,
             cache_read_tokens: usage.cache_read_tokens,
             cache_creation_tokens: usage.cache_creation_tokens,
+            gate: None,
         }
     }
 

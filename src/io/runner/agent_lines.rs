@@ -1,70 +1,106 @@
-//! The two line readers of an attempt's stdout that work as the output arrives:
+//! A preset's agent output (DESIGN §13) put through its [`AgentReader`], line by line
+//! as it arrives: the protocol lines the reader makes of each line are kept in the
+//! attempt's stream, so the capture, the live panes, the spawn and control readers
+//! and the verdict see them exactly as if the worker had printed them.
 //!
-//! - [`AgentLines`]: a preset's agent output (DESIGN §13) put through its
-//!   [`AgentReader`]. Each raw line is kept as it was, and the protocol lines the
-//!   reader makes of it follow it in the kept stream, so the capture, the live panes,
-//!   the spawn reader and the verdict see them exactly as if the worker had printed
-//!   them (the raw output stays viewable beside them).
-//! - [`ControlLines`]: the control lines that must reach the engine while the attempt
-//!   runs (`session`, `flag`, `usage`: a session id recorded only at the end would be
-//!   lost with a manager that crashes mid-attempt), from any worker, preset or not.
+//! What becomes of the raw lines depends on the preset: an agent printing JSON events
+//! (claude, codex, gemini: [`raw_is_events`]) has them written as printed to the
+//! attempt's raw file (`TASK.ATTEMPT.stdout.raw` beside its `.stdout`), for
+//! debugging, and only the reader's lines are kept and shown: a live pane of
+//! stream-json is unreadable. A text agent's lines (aider, llm) are its answer, and
+//! stay in the stream with the reader's lines after each.
 //!
-//! Both keep at most a bounded part of one line in memory: past it the line is passed
-//! on unread.
+//! At most a bounded part of one line is read: past it the line is passed on unread.
 
-use std::fmt;
-use std::sync::Arc;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::capture::FILE_CAP;
 use crate::core::agents::{AgentReader, Preset};
+use crate::io::fsutil::private_file;
 
 /// Bytes of one agent line read (a `result` record carries the whole answer text;
 /// a tool result can be larger and is passed on unread).
 const AGENT_LINE_CAP: usize = 4 << 20;
-/// Bytes of one control line read.
-const CONTROL_LINE_CAP: usize = 64 << 10;
 
 /// Reads a preset's agent output line by line (see the module notes).
 pub struct AgentLines {
     reader: Box<dyn AgentReader>,
     line: Vec<u8>,
     overlong: bool,
+    /// Where the raw lines go when they are not kept in the stream.
+    raw: Option<RawFile>,
+}
+
+/// True for a preset whose agent prints JSON events rather than text (see the module
+/// notes): its raw lines go to the raw file, not to the stream.
+pub fn raw_is_events(preset: Preset) -> bool {
+    matches!(preset, Preset::Claude | Preset::Codex | Preset::Gemini)
 }
 
 impl AgentLines {
-    /// A reader of `preset`'s output.
+    /// A reader of `preset`'s output, the raw lines kept in the stream.
     pub fn new(preset: Preset) -> AgentLines {
-        AgentLines { reader: preset.reader(), line: Vec::new(), overlong: false }
+        AgentLines { reader: preset.reader(), line: Vec::new(), overlong: false, raw: None }
     }
 
-    /// What one read returned → the bytes to keep: the same bytes, with the protocol
-    /// lines of each completed line after its newline.
+    /// A reader of `preset`'s output whose raw lines go to `raw` when the preset
+    /// prints events ([`raw_is_events`]), else kept in the stream.
+    pub fn for_preset(preset: Preset, raw: PathBuf) -> AgentLines {
+        let mut lines = AgentLines::new(preset);
+        if raw_is_events(preset) {
+            lines.raw = Some(RawFile { path: raw, file: None, written: 0, dropped: false, failure: None });
+        }
+        lines
+    }
+
+    /// What one read returned → the bytes to keep: the protocol lines of each
+    /// completed line, after the line itself unless it went to the raw file.
     pub fn push(&mut self, mut chunk: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(chunk.len());
+        let mut out = Vec::with_capacity(if self.raw.is_some() { 0 } else { chunk.len() });
+        if let Some(raw) = &mut self.raw {
+            raw.write(chunk);
+        }
         while let Some(n) = memchr::memchr(b'\n', chunk) {
-            out.extend_from_slice(&chunk[..=n]);
+            if self.raw.is_none() {
+                out.extend_from_slice(&chunk[..=n]);
+            }
             self.add(&chunk[..n]);
             let lines = self.read_line();
             append(&mut out, lines);
             chunk = &chunk[n + 1..];
         }
-        out.extend_from_slice(chunk);
+        if self.raw.is_none() {
+            out.extend_from_slice(chunk);
+        }
         self.add(chunk);
         out
     }
 
     /// The agent exited (`None`: by a signal): the protocol lines left, after a
-    /// newline ending an unfinished last line.
+    /// newline ending an unfinished last line (kept in the stream).
     pub fn end(&mut self, exit_code: Option<i32>) -> Vec<u8> {
         let mut out = Vec::new();
         if !self.line.is_empty() || self.overlong {
-            out.push(b'\n');
+            if self.raw.is_none() {
+                out.push(b'\n');
+            }
             let lines = self.read_line();
             append(&mut out, lines);
         }
         append(&mut out, self.reader.end(exit_code));
+        if let Some(raw) = &mut self.raw {
+            raw.close();
+        }
         out
+    }
+
+    /// The first error writing the raw file, once.
+    pub fn take_failure(&mut self) -> Option<String> {
+        self.raw.as_mut().and_then(|raw| raw.failure.take())
     }
 
     fn add(&mut self, part: &[u8]) {
@@ -106,81 +142,51 @@ fn append(out: &mut Vec<u8>, lines: Vec<Value>) {
     }
 }
 
-/// Where an attempt's control lines go as they are read (the engine records them).
-#[derive(Clone)]
-pub struct ControlSink(pub Arc<dyn Fn(Value) + Send + Sync>);
-
-impl fmt::Debug for ControlSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ControlSink")
-    }
+/// The raw file of an agent's output: created at its first byte, capped at
+/// [`FILE_CAP`] like the attempt's other files.
+struct RawFile {
+    path: PathBuf,
+    file: Option<File>,
+    written: u64,
+    dropped: bool,
+    /// The first error creating or writing it (the capture reports it).
+    failure: Option<String>,
 }
 
-/// The control lines told to the engine as they arrive; progress lines are the live
-/// panes' and spawn lines the planner reader's.
-const TOLD: [&str; 3] = ["session", "flag", "usage"];
-
-/// Finds `{"pitboss":"session"|"flag"|"usage",…}` lines in a stream as it is read.
-pub struct ControlLines {
-    sink: ControlSink,
-    line: Vec<u8>,
-    skip: bool,
-}
-
-impl ControlLines {
-    /// A reader telling `sink` each line found.
-    pub fn new(sink: ControlSink) -> ControlLines {
-        ControlLines { sink, line: Vec::new(), skip: false }
-    }
-
-    /// Reads what one read returned.
-    pub fn push(&mut self, mut chunk: &[u8]) {
-        while let Some(n) = memchr::memchr(b'\n', chunk) {
-            self.add(&chunk[..n]);
-            self.end_line();
-            chunk = &chunk[n + 1..];
-        }
-        self.add(chunk);
-    }
-
-    /// The end of the stream (a last line without a newline).
-    pub fn finish(&mut self) {
-        self.end_line();
-    }
-
-    fn add(&mut self, part: &[u8]) {
-        if self.skip {
+impl RawFile {
+    fn write(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() || self.failure.is_some() || self.written >= FILE_CAP {
+            self.dropped |= self.written >= FILE_CAP && !bytes.is_empty();
             return;
         }
-        self.line.extend_from_slice(part);
-        let start = self.line.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(self.line.len());
-        let text = &self.line[start..];
-        let prefix: &[u8] = b"{\"pitboss\"";
-        let n = text.len().min(prefix.len());
-        if text[..n] != prefix[..n] || self.line.len() > CONTROL_LINE_CAP {
-            self.skip = true;
-            self.line = Vec::new();
+        if self.file.is_none() {
+            match private_file().create(true).append(true).open(&self.path) {
+                Ok(file) => self.file = Some(file),
+                Err(e) => {
+                    self.failure = Some(format!("cannot create {}: {e}", self.path.display()));
+                    return;
+                }
+            }
         }
+        let keep = (bytes.len() as u64).min(FILE_CAP - self.written) as usize;
+        self.dropped |= keep < bytes.len();
+        if let Some(Err(e)) = self.file.as_mut().map(|f| f.write_all(&bytes[..keep])) {
+            self.file = None;
+            self.failure = Some(format!("cannot write {}: {e}", self.path.display()));
+        }
+        self.written += keep as u64;
     }
 
-    fn end_line(&mut self) {
-        let line = std::mem::take(&mut self.line);
-        if std::mem::take(&mut self.skip) || line.is_empty() {
-            return;
+    fn close(&mut self) {
+        if let (true, Some(f)) = (self.dropped, &mut self.file) {
+            let _ = writeln!(f, "\n[pitboss: agent output capped at {FILE_CAP} bytes]");
         }
-        let Ok(value) = serde_json::from_slice::<Value>(&line) else { return };
-        if value.get("pitboss").and_then(Value::as_str).is_some_and(|kind| TOLD.contains(&kind)) {
-            (self.sink.0)(value);
-        }
+        self.file = None;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use serde_json::json;
-
     use super::*;
 
     #[test]
@@ -212,20 +218,20 @@ mod tests {
     }
 
     #[test]
-    fn control_lines_reach_the_sink_whole_and_other_lines_do_not() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = {
-            let seen = seen.clone();
-            ControlSink(Arc::new(move |v| seen.lock().unwrap().push(v)))
-        };
-        let mut control = ControlLines::new(sink);
-        control.push(b"log {\"pitboss\":\"session\",\"id\":\"no\"}\n{\"pitboss\":\"sess");
-        control.push(b"ion\",\"id\":\"S1\"}\n{\"pitboss\":\"progress\",\"pct\":1}\n");
-        control.push(b"  {\"pitboss\":\"flag\",\"flag\":\"looping\"}");
-        control.finish();
-        assert_eq!(
-            *seen.lock().unwrap(),
-            [json!({"pitboss": "session", "id": "S1"}), json!({"pitboss": "flag", "flag": "looping"})]
-        );
+    fn an_event_agent_keeps_only_the_reader_lines_and_its_raw_lines_in_the_raw_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("t.1.stdout.raw");
+        let mut lines = AgentLines::for_preset(Preset::Claude, raw.clone());
+        let first = br#"{"type":"system","subtype":"init","session_id":"S1","model":"m","claude_code_version":"v"}"#;
+        let mut kept = lines.push(&[first.as_slice(), b"\n"].concat());
+        kept.extend(lines.end(Some(0)));
+        let text = String::from_utf8(kept).unwrap();
+        assert!(!text.contains("subtype"), "no raw line in the stream: {text}");
+        assert!(text.starts_with(r#"{"pitboss":"session","id":"S1"}"#), "{text}");
+        assert_eq!(std::fs::read(&raw).unwrap(), [first.as_slice(), b"\n"].concat(), "the raw file has it as printed");
+        // A text agent's lines are its answer: they stay in the stream, and no raw file.
+        let mut text_agent = AgentLines::for_preset(Preset::Llm, dir.path().join("u.1.stdout.raw"));
+        assert_eq!(text_agent.push(b"the answer\n"), b"the answer\n");
+        assert!(!dir.path().join("u.1.stdout.raw").exists());
     }
 }

@@ -15,6 +15,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::control_lines::{ControlReaders, ControlSink};
 use crate::core::event::SMALL_OUTPUT;
 use crate::core::redact::{RedactStream, Redactor};
 use crate::io::fsutil::private_file;
@@ -38,14 +39,11 @@ pub struct Capture {
     failure: Option<String>,
     /// True once `failure` was handed out.
     reported: bool,
-    /// Planner control lines, read as the output arrives (stdout only).
-    spawn: Option<super::spawn_lines::SpawnLines>,
-    /// Usage control lines, read as the output arrives (stdout only).
-    usage: Option<super::usage_lines::UsageLines>,
     /// A preset's reader of its agent's output (stdout only).
     agent: Option<super::agent_lines::AgentLines>,
-    /// Control lines told to the engine as they arrive (stdout only).
-    control: Option<super::agent_lines::ControlLines>,
+    /// Control lines (spawn, usage, session, flag) read as the output arrives
+    /// (stdout only), by one splitter.
+    control: ControlReaders,
 }
 
 impl Capture {
@@ -63,23 +61,25 @@ impl Capture {
             redact: None,
             failure: None,
             reported: false,
-            spawn: None,
-            usage: None,
             agent: None,
-            control: None,
+            control: ControlReaders::default(),
         }
     }
 
     /// This capture, reading a preset's agent output and keeping the protocol lines
-    /// it means beside it (see `agent_lines`).
+    /// it means (see `agent_lines`: an agent printing events has its raw lines in
+    /// this capture's file name plus `.raw`, not in the stream).
     pub fn reading_agent(mut self, preset: crate::core::agents::Preset) -> Capture {
-        self.agent = Some(super::agent_lines::AgentLines::new(preset));
+        let mut raw = self.path.clone().into_os_string();
+        raw.push(".raw");
+        self.agent = Some(super::agent_lines::AgentLines::for_preset(preset, raw.into()));
         self
     }
 
-    /// This capture, telling `sink` the control lines it keeps as they arrive.
-    pub fn telling(mut self, sink: super::agent_lines::ControlSink) -> Capture {
-        self.control = Some(super::agent_lines::ControlLines::new(sink));
+    /// This capture, telling `sink` the `session` and `flag` lines it keeps as they
+    /// arrive.
+    pub fn telling(mut self, sink: ControlSink) -> Capture {
+        self.control.sink = Some(sink);
         self
     }
 
@@ -98,24 +98,22 @@ impl Capture {
 
     /// This capture, also reading `{"pitboss":"spawn"}` lines (a worker's stdout).
     pub fn reading_spawn_lines(mut self) -> Capture {
-        self.spawn = Some(Default::default());
-        self.usage = Some(Default::default());
+        self.control.with_spawn_and_usage();
         self
     }
 
     /// The usage lines read since the last call (with the stream's last line once
     /// `finished` is true).
     pub fn take_usage(&mut self, finished: bool) -> Vec<super::usage_lines::UsageLine> {
-        match (&mut self.usage, finished) {
-            (Some(u), false) => u.take(),
-            (Some(u), true) => u.finish(),
-            (None, _) => Vec::new(),
+        if finished {
+            self.control.finish();
         }
+        self.control.usage.as_mut().map(|u| u.take()).unwrap_or_default()
     }
 
     /// The spawn lines' tasks, once finished: `None` when none was printed.
     pub fn take_spawn(&mut self) -> Option<super::spawn_lines::SpawnTasks> {
-        self.spawn.as_mut().and_then(|s| s.finish())
+        self.control.spawn.as_mut().and_then(|s| s.finish())
     }
 
     /// This capture, replacing `redactor`'s secrets in what it keeps.
@@ -136,7 +134,13 @@ impl Capture {
         };
         // An agent's reader sees redacted lines, so its protocol lines hold no secret.
         let clean = match &mut self.agent {
-            Some(agent) => Cow::Owned(agent.push(&clean)),
+            Some(agent) => {
+                let kept = agent.push(&clean);
+                if let Some(error) = agent.take_failure() {
+                    self.fail(error);
+                }
+                Cow::Owned(kept)
+            }
             None => clean,
         };
         self.push(&clean);
@@ -145,15 +149,7 @@ impl Capture {
 
     /// Adds what one read returned.
     pub fn push(&mut self, chunk: &[u8]) {
-        if let Some(spawn) = &mut self.spawn {
-            spawn.push(chunk);
-        }
-        if let Some(usage) = &mut self.usage {
-            usage.push(chunk);
-        }
-        if let Some(control) = &mut self.control {
-            control.push(chunk);
-        }
+        self.control.push(chunk);
         self.total += chunk.len() as u64;
         self.tail.extend_from_slice(chunk);
         if !self.spilled && self.total > SMALL_OUTPUT as u64 {
@@ -215,9 +211,7 @@ impl Capture {
             let rest = stream.finish();
             self.push(&rest);
         }
-        if let Some(control) = &mut self.control {
-            control.finish();
-        }
+        self.control.finish();
         if self.dropped > 0 {
             if let Some(f) = &mut self.file {
                 let _ =

@@ -12,6 +12,7 @@
 
 pub mod agent_lines;
 pub mod capture;
+pub mod control_lines;
 pub mod env;
 pub mod orphans;
 pub mod persistent;
@@ -71,9 +72,9 @@ pub struct AttemptSpec {
     pub reattach: bool,
     /// The pool's agent preset: its output is read by the preset's reader (DESIGN §13).
     pub agent: Option<crate::core::agents::Preset>,
-    /// Where `session`, `flag` and `usage` control lines go as they are printed
-    /// (spawned attempts on this host; `None`: nowhere).
-    pub on_control: Option<agent_lines::ControlSink>,
+    /// Where `session` and `flag` control lines go as they are printed (spawned and
+    /// persistent workers on this host; `None`: nowhere).
+    pub on_control: Option<control_lines::ControlSink>,
 }
 
 /// A piece of an attempt's output as it arrives, for live views. Chunks are whatever
@@ -187,8 +188,8 @@ pub struct AttemptJob {
     /// Called once when a remote worker starts the attempt's command: the engine's
     /// time limits count from then (time in the queue is not the task's).
     pub on_remote_start: Box<dyn FnOnce(RemoteStart) + Send>,
-    /// Called for each `{"pitboss":"usage"}` line as it is read (process-per-attempt
-    /// runners; persistent and remote workers' usage lines are not read yet).
+    /// Called for each `{"pitboss":"usage"}` line as it is read (spawned and
+    /// persistent workers; a remote worker's usage lines are not forwarded yet).
     pub on_usage: UsageReport,
 }
 
@@ -324,6 +325,8 @@ impl Runner for LocalRunner {
             stop: job.stop,
             on_start: job.on_spawn,
             done: done_tx,
+            on_usage: job.on_usage,
+            on_control: job.spec.on_control,
         });
         // A pool that went away took the job with it: as if the manager stopped it.
         Box::pin(async move {

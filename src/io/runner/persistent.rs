@@ -6,7 +6,10 @@
 //! - Replies are matched by `"id"` when the reply carries the task id, otherwise to the
 //!   oldest task in flight on that process. `{"status":"failed","error":…}` is a
 //!   failure, `{"status":"completed","result":…}` a result, any other JSON the result.
-//!   Lines that are not JSON are log output; `{"pitboss":…}` lines are control lines.
+//!   Lines that are not JSON are log output; `{"pitboss":…}` lines are control lines:
+//!   `usage`, `session` and `flag` lines are told for the task they name with
+//!   `"task":ID`, else for the oldest task in flight on that process, exactly as a
+//!   spawned attempt's (the others, progress and spawn, are not read here).
 //! - A process that exits fails only the tasks it had in flight; the next one starts
 //!   after a backoff that grows with consecutive crashes.
 //! - `recycle`: after `max_tasks` answers, or when its RSS passes `max_rss_mb`, a process
@@ -34,12 +37,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::control_lines::ControlSink;
 use super::env::PoolEnv;
-use super::{AttemptEnd, Stop};
+use super::{AttemptEnd, Stop, UsageReport};
 use crate::core::workflow::Recycle;
 use crate::core::FailureClass;
 use crate::io::clock::AwakeDeadline;
-use worker::{answer, assign, end, failure, should_recycle, start_worker, Line, Worker};
+use worker::{answer, assign, end, failure, should_recycle, start_worker, tell, Line, Worker};
 
 mod worker;
 
@@ -78,6 +82,10 @@ pub struct Job {
     pub on_start: Box<dyn FnOnce(u32) + Send>,
     /// Where the end goes.
     pub done: oneshot::Sender<AttemptEnd>,
+    /// Where the job's usage lines go as they are read.
+    pub on_usage: UsageReport,
+    /// Where the job's `session` and `flag` lines go as they are read.
+    pub on_control: Option<ControlSink>,
 }
 
 /// A handle to a pool's actor; dropping every handle ends its processes.
@@ -303,6 +311,11 @@ impl Pool {
     async fn on_line(&mut self, line: Line) {
         match line {
             Line::Reply { slot, pid, value } => self.on_reply(slot, pid, value).await,
+            Line::Control { slot, pid, value } => {
+                if let Some(w) = self.workers[slot].as_ref().filter(|w| w.pid == pid) {
+                    tell(w, value);
+                }
+            }
             Line::Closed { slot, pid } => self.on_exit(slot, pid).await,
         }
     }

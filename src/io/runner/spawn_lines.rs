@@ -1,121 +1,74 @@
 //! The planner's control lines (DESIGN §4, §11): `{"pitboss":"spawn","tasks":[…]}` on
 //! a worker's stdout, read as the output arrives (the in-memory tail is bounded and
-//! would lose early lines). Several lines in one attempt add up, in order. Only lines
-//! that start with `{"pitboss"` are kept while they are read, and at most
-//! [`SPAWN_CAP`] bytes of spawn JSON per attempt: past it the spawn is refused with a
-//! reason, never kept in memory.
+//! would lose early lines). Several lines in one attempt add up, in order. The lines
+//! are split by [`super::control_lines`] (which keeps at most [`SPAWN_CAP`] bytes of
+//! one line); at most [`SPAWN_CAP`] bytes of spawn JSON are taken per attempt: past it
+//! the spawn is refused with a reason, never kept in memory.
 
 use serde_json::Value;
 
+use super::control_lines::Found;
+
 /// Bytes of spawn lines one attempt may print.
 pub const SPAWN_CAP: usize = 1 << 20;
-
-const PREFIX: &[u8] = b"{\"pitboss\"";
 
 /// What a spawn line's reading came to: the tasks of every spawn line in order, or
 /// why they cannot be taken.
 pub type SpawnTasks = Result<Vec<Value>, String>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Line {
-    /// Too short yet to tell whether it is a control line.
-    Deciding,
-    /// A control line, kept.
-    Keep,
-    /// Anything else: not kept.
-    Skip,
-}
-
-/// Finds spawn lines in one stream as it is read.
-#[derive(Debug)]
+/// Takes the spawn lines among one stream's control lines (split by
+/// [`super::control_lines`]), in order.
+#[derive(Debug, Default)]
 pub struct SpawnLines {
-    line: Vec<u8>,
-    state: Line,
     used: usize,
     seen: bool,
     tasks: Vec<Value>,
     error: Option<String>,
 }
 
-impl Default for SpawnLines {
-    fn default() -> Self {
-        SpawnLines { line: Vec::new(), state: Line::Deciding, used: 0, seen: false, tasks: Vec::new(), error: None }
-    }
-}
-
 impl SpawnLines {
-    /// Reads what one read returned.
-    pub fn push(&mut self, mut chunk: &[u8]) {
-        while !chunk.is_empty() {
-            match chunk.iter().position(|&b| b == b'\n') {
-                Some(n) => {
-                    self.feed(&chunk[..n]);
-                    self.end_line();
-                    chunk = &chunk[n + 1..];
-                }
-                None => {
-                    self.feed(chunk);
-                    chunk = &[];
-                }
-            }
-        }
-    }
-
-    fn feed(&mut self, part: &[u8]) {
-        if self.state == Line::Skip || self.error.is_some() {
+    /// Reads one control line.
+    pub fn line(&mut self, found: &Found) {
+        if self.error.is_some() {
             return;
         }
-        if self.used + self.line.len() + part.len() > SPAWN_CAP {
-            self.seen = true;
-            self.error = Some(format!(
+        let too_much = || {
+            format!(
                 "the attempt printed more than {} KiB of spawn lines; spawn fewer or smaller tasks",
                 SPAWN_CAP / 1024
-            ));
-            self.line = Vec::new();
-            return;
-        }
-        self.line.extend_from_slice(part);
-        if self.state == Line::Deciding {
-            let start = self.line.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(self.line.len());
-            let text = &self.line[start..];
-            if text.len() >= PREFIX.len() {
-                self.state = if text.starts_with(PREFIX) { Line::Keep } else { Line::Skip };
-                if self.state == Line::Skip {
-                    self.line = Vec::new();
+            )
+        };
+        match found {
+            // Whatever kind it was, a line past the cap is more than a spawn line may be.
+            Found::Overlong => self.refuse(too_much()),
+            Found::Torn(_) if found.torn_names("spawn") => self.refuse("a spawn line is not valid JSON".into()),
+            Found::Torn(_) => {}
+            Found::Line { kind, value, bytes } => {
+                if *kind != "spawn" {
+                    return;
+                }
+                self.seen = true;
+                self.used += bytes.len();
+                if self.used > SPAWN_CAP {
+                    self.refuse(too_much());
+                    return;
+                }
+                match value.get("tasks") {
+                    Some(Value::Array(tasks)) => self.tasks.extend(tasks.iter().cloned()),
+                    _ => self.refuse("a spawn line's \"tasks\" must be a list of tasks".to_string()),
                 }
             }
         }
     }
 
-    fn end_line(&mut self) {
-        let line = std::mem::take(&mut self.line);
-        let state = std::mem::replace(&mut self.state, Line::Deciding);
-        if state != Line::Keep || self.error.is_some() {
-            return;
-        }
-        let Ok(value) = serde_json::from_slice::<Value>(&line) else {
-            if line.windows(7).any(|w| w == b"\"spawn\"") {
-                self.seen = true;
-                self.error = Some("a spawn line is not valid JSON".to_string());
-            }
-            return;
-        };
-        if value.get("pitboss").and_then(Value::as_str) != Some("spawn") {
-            return;
-        }
+    fn refuse(&mut self, why: String) {
         self.seen = true;
-        self.used += line.len();
-        match value.get("tasks") {
-            Some(Value::Array(tasks)) => self.tasks.extend(tasks.iter().cloned()),
-            _ => self.error = Some("a spawn line's \"tasks\" must be a list of tasks".to_string()),
-        }
+        self.tasks = Vec::new();
+        self.error = Some(why);
     }
 
     /// The end of the stream: `None` when no spawn line was printed.
     pub fn finish(&mut self) -> Option<SpawnTasks> {
-        if !self.line.is_empty() {
-            self.end_line();
-        }
         if !self.seen {
             return None;
         }
@@ -129,13 +82,16 @@ impl SpawnLines {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::runner::control_lines::Splitter;
     use serde_json::json;
 
     fn read(chunks: &[&[u8]]) -> Option<SpawnTasks> {
+        let mut split = Splitter::new(SPAWN_CAP);
         let mut s = SpawnLines::default();
         for c in chunks {
-            s.push(c);
+            split.push(c, &mut |f| s.line(&f));
         }
+        split.finish(&mut |f| s.line(&f));
         s.finish()
     }
 
@@ -164,13 +120,15 @@ mod tests {
 
     #[test]
     fn more_than_the_cap_is_refused_without_keeping_it() {
+        let mut split = Splitter::new(SPAWN_CAP);
         let mut s = SpawnLines::default();
-        s.push(b"{\"pitboss\":\"spawn\",\"tasks\":[");
+        split.push(b"{\"pitboss\":\"spawn\",\"tasks\":[", &mut |f| s.line(&f));
         let filler = vec![b' '; 64 * 1024];
         for _ in 0..40 {
-            s.push(&filler);
+            split.push(&filler, &mut |f| s.line(&f));
+            assert!(split.kept() <= SPAWN_CAP);
         }
-        assert!(s.line.len() <= SPAWN_CAP);
+        split.finish(&mut |f| s.line(&f));
         let err = s.finish().unwrap().unwrap_err();
         assert!(err.contains("more than 1024 KiB"), "{err}");
     }

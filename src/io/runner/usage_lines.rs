@@ -6,30 +6,22 @@
 //! refused with the reason (the runner writes it into the attempt's output); it never
 //! counts and never panics.
 //!
-//! Bounded: only lines that start with `{"pitboss"` are kept while read, each at most
-//! [`LINE_CAP`] bytes, and at most [`LINES_CAP`] lines are taken per attempt.
+//! Bounded: the lines are split by [`super::control_lines`] (bounded per line), and at
+//! most [`LINES_CAP`] lines are taken per attempt.
 
-use serde_json::Value;
-
+use super::control_lines::Found;
 use crate::core::usage::{parse_usage, Usage};
-
-/// Bytes of one control line kept while it is read.
-pub const LINE_CAP: usize = 64 << 10;
 
 /// Usage lines taken from one attempt (each is an event in the log).
 pub const LINES_CAP: usize = 1_000;
 
-const PREFIX: &[u8] = b"{\"pitboss\"";
-
 /// One usage line read: its numbers, or why it was refused.
 pub type UsageLine = Result<Usage, String>;
 
-/// Finds usage lines in one stream as it is read.
+/// Takes the usage lines among one stream's control lines (split by
+/// [`super::control_lines`]) as they are read.
 #[derive(Debug, Default)]
 pub struct UsageLines {
-    line: Vec<u8>,
-    /// None while the line is too short to tell; then whether it is kept.
-    keep: Option<bool>,
     /// Lines taken so far.
     taken: usize,
     /// Read and not yet handed out.
@@ -37,76 +29,20 @@ pub struct UsageLines {
 }
 
 impl UsageLines {
-    /// Reads what one read returned.
-    pub fn push(&mut self, mut chunk: &[u8]) {
-        while !chunk.is_empty() {
-            match chunk.iter().position(|&b| b == b'\n') {
-                Some(n) => {
-                    self.feed(&chunk[..n]);
-                    self.end_line();
-                    chunk = &chunk[n + 1..];
-                }
-                None => {
-                    self.feed(chunk);
-                    chunk = &[];
-                }
+    /// Reads one control line.
+    pub fn line(&mut self, found: &Found) {
+        match found {
+            Found::Line { kind: "usage", value, .. } => self.found_line(parse_usage(value)),
+            Found::Torn(_) if found.torn_names("usage") => {
+                self.found_line(Err("a usage line is not valid JSON".into()))
             }
+            _ => {}
         }
     }
 
     /// The usage lines read since the last call.
     pub fn take(&mut self) -> Vec<UsageLine> {
         std::mem::take(&mut self.found)
-    }
-
-    /// The end of the stream: a last line without a newline counts too.
-    pub fn finish(&mut self) -> Vec<UsageLine> {
-        if !self.line.is_empty() {
-            self.end_line();
-        }
-        self.take()
-    }
-
-    fn feed(&mut self, part: &[u8]) {
-        if self.keep == Some(false) {
-            return;
-        }
-        if self.line.len() + part.len() > LINE_CAP {
-            // Far longer than any usage line: whatever it is, it is not kept.
-            self.keep = Some(false);
-            self.line = Vec::new();
-            return;
-        }
-        self.line.extend_from_slice(part);
-        if self.keep.is_none() {
-            let start = self.line.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(self.line.len());
-            let text = &self.line[start..];
-            if text.len() >= PREFIX.len() {
-                let keep = text.starts_with(PREFIX);
-                self.keep = Some(keep);
-                if !keep {
-                    self.line = Vec::new();
-                }
-            }
-        }
-    }
-
-    fn end_line(&mut self) {
-        let line = std::mem::take(&mut self.line);
-        if self.keep.take() != Some(true) {
-            return;
-        }
-        let value = match serde_json::from_slice::<Value>(&line) {
-            Ok(value) => value,
-            Err(_) if line.windows(7).any(|w| w == b"\"usage\"") => {
-                self.found_line(Err("a usage line is not valid JSON".into()));
-                return;
-            }
-            Err(_) => return,
-        };
-        if value.get("pitboss").and_then(Value::as_str) == Some("usage") {
-            self.found_line(parse_usage(&value));
-        }
     }
 
     fn found_line(&mut self, line: UsageLine) {
@@ -123,15 +59,18 @@ impl UsageLines {
 mod tests {
     use super::*;
     use crate::core::usage::Usd;
+    use crate::io::runner::control_lines::{Splitter, LINE_CAP};
 
     fn read(chunks: &[&[u8]]) -> Vec<UsageLine> {
+        let mut split = Splitter::new(LINE_CAP);
         let mut u = UsageLines::default();
         let mut got = Vec::new();
         for c in chunks {
-            u.push(c);
+            split.push(c, &mut |f| u.line(&f));
             got.extend(u.take());
         }
-        got.extend(u.finish());
+        split.finish(&mut |f| u.line(&f));
+        got.extend(u.take());
         got
     }
 

@@ -15,14 +15,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::io::clock::AwakeDeadline;
 
+use super::super::control_lines::{is_control, recognise, ControlSink, Found, TOLD};
 use super::super::env::PoolEnv;
 use super::super::orphans;
 use super::super::spawn::signal_group;
-use super::super::{millis, AttemptEnd, Stop};
+use super::super::{millis, AttemptEnd, Stop, UsageReport};
 use super::{Queued, WorkerSpec};
 use crate::core::decide::Outcome;
 use crate::core::event::SMALL_OUTPUT;
 use crate::core::protocol::{verdict, Verdict};
+use crate::core::usage::parse_usage;
 use crate::core::workflow::Recycle;
 use crate::core::{FailureClass, SmallOutput};
 
@@ -34,6 +36,8 @@ pub(super) struct InFlight {
     pub(super) deadline: AwakeDeadline,
     pub(super) stop: watch::Receiver<Option<Stop>>,
     pub(super) done: oneshot::Sender<AttemptEnd>,
+    on_usage: UsageReport,
+    on_control: Option<ControlSink>,
 }
 
 pub(super) struct Worker {
@@ -99,8 +103,21 @@ impl StderrTail {
 
 /// What a process's stdout reader reports.
 pub(super) enum Line {
-    Reply { slot: usize, pid: u32, value: Value },
-    Closed { slot: usize, pid: u32 },
+    Reply {
+        slot: usize,
+        pid: u32,
+        value: Value,
+    },
+    /// A `usage`, `session` or `flag` line (or a torn usage line, as a string).
+    Control {
+        slot: usize,
+        pid: u32,
+        value: Value,
+    },
+    Closed {
+        slot: usize,
+        pid: u32,
+    },
 }
 
 pub(super) fn start_worker(
@@ -149,11 +166,20 @@ pub(super) fn start_worker(
                 line.clear();
                 match reader.read_until(b'\n', &mut line).await {
                     Ok(0) | Err(_) => break,
+                    Ok(_) if is_control(&line) => {
+                        recognise(trim(&line), |found| {
+                            let value = match found {
+                                Found::Line { kind, value, .. } if kind == "usage" || TOLD.contains(&kind) => {
+                                    value.clone()
+                                }
+                                Found::Torn(_) if found.torn_names("usage") => Value::from("not valid JSON"),
+                                _ => return,
+                            };
+                            let _ = tx.send(Line::Control { slot, pid, value });
+                        });
+                    }
                     Ok(_) => {
                         let Ok(value) = serde_json::from_slice::<Value>(trim(&line)) else { continue };
-                        if value.get("pitboss").is_some() {
-                            continue;
-                        }
                         let _ = tx.send(Line::Reply { slot, pid, value });
                     }
                 }
@@ -204,8 +230,16 @@ pub(super) async fn assign(w: &mut Worker, queued: Queued) {
         None => false,
     };
     let stderr_from = w.stderr.lock().map(|t| t.total).unwrap_or(0);
-    let flight =
-        InFlight { task: job.task, started: Instant::now(), stderr_from, deadline, stop: job.stop, done: job.done };
+    let flight = InFlight {
+        task: job.task,
+        started: Instant::now(),
+        stderr_from,
+        deadline,
+        stop: job.stop,
+        done: job.done,
+        on_usage: job.on_usage,
+        on_control: job.on_control,
+    };
     if written {
         (job.on_start)(w.pid);
         w.in_flight.push_back(flight);
@@ -242,6 +276,32 @@ pub(super) fn answer(w: &mut Worker, value: Value) {
         },
     };
     let _ = flight.done.send(AttemptEnd::Outcome(outcome));
+}
+
+/// A control line of a process: told for the task it names (`"task"`), else for the
+/// oldest in flight; none in flight, it is nobody's. A refused usage line is said in
+/// the process's stderr, which the task's output records.
+pub(super) fn tell(w: &Worker, value: Value) {
+    let named = value.get("task").and_then(Value::as_str).and_then(|id| w.in_flight.iter().find(|f| f.task == id));
+    let Some(flight) = named.or_else(|| w.in_flight.front()) else { return };
+    let usage = match &value {
+        Value::String(torn) => Some(Err(format!("a usage line is {torn}"))),
+        _ if value.get("pitboss").and_then(Value::as_str) == Some("usage") => Some(parse_usage(&value)),
+        _ => None,
+    };
+    match usage {
+        Some(line) => {
+            if let (Err(why), Ok(mut tail)) = (&line, w.stderr.lock()) {
+                tail.push(format!("pitboss: ignored a usage line: {why}\n").as_bytes());
+            }
+            (flight.on_usage)(line);
+        }
+        None => {
+            if let Some(sink) = &flight.on_control {
+                (sink.0)(value);
+            }
+        }
+    }
 }
 
 pub(super) fn should_recycle(w: &Worker, recycle: &Recycle) -> bool {
