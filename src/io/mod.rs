@@ -15,6 +15,7 @@ pub mod log_lines;
 pub mod logfile;
 pub mod perf;
 pub mod posix;
+pub mod procs;
 pub mod roll;
 pub mod rundir;
 pub mod runner;

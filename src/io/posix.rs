@@ -7,6 +7,8 @@
 //!   the standard library's spawn closes no descriptors: a worker started in that
 //!   instant inherits the socket, which stays listening in it but is never served.
 //! - `sun_path` holds 108 bytes on Linux and 104 on macOS.
+//! - The host's name: `gethostname`, the same call on both (macOS has no
+//!   `/proc/sys/kernel/hostname`).
 
 use std::os::fd::OwnedFd;
 
@@ -37,6 +39,19 @@ pub fn unix_stream_socket() -> nix::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// This host's name (as `hostname` prints it), or `None` if the system gives none.
+pub fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer holds `buf.len()` bytes; gethostname writes at most that.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    // A name that fills the buffer may lack its NUL: then it is the whole buffer.
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..len]).trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +64,12 @@ mod tests {
         let status = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL).unwrap());
         assert!(fd_flags.contains(FdFlag::FD_CLOEXEC));
         assert!(status.contains(OFlag::O_NONBLOCK));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_host_name_is_the_kernels() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(host_name().as_deref(), Some(kernel.trim()));
     }
 }

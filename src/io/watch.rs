@@ -174,7 +174,7 @@ mod tests {
         // A second descriptor keeps the file open: letting go of the lock makes no
         // close (or any other) event the folder's watch would see.
         let keep_open = held.try_clone().unwrap();
-        let mut watch = RunWatch::start(dir.path()).unwrap();
+        let watch = RunWatch::start(dir.path()).unwrap();
         drop(held.unlock().unwrap());
         // Only the lock thread wakes the reader now (opens are not wakes).
         while !matches!(next_wake(&watch), Wake::Released) {}
