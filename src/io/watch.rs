@@ -23,7 +23,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
-use nix::fcntl::{Flock, FlockArg};
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
@@ -108,8 +107,9 @@ impl RunWatch {
         let released = self.sender.clone();
         let spawned = std::thread::Builder::new().name("pitboss-follow-lock".into()).spawn(move || {
             if let Ok(file) = File::open(&lock) {
-                // Blocks while a manager holds the exclusive lock; let go at once.
-                drop(Flock::lock(file, FlockArg::LockShared));
+                // Blocks while a manager holds the exclusive lock (std's lock is the
+                // same `flock` as io/rundir.rs's); closing the file lets go at once.
+                let _ = file.lock_shared();
             }
             let _ = released.send(Wake::Released);
         });
@@ -158,8 +158,8 @@ mod tests {
         let log = dir.path().join(LOG_FILE);
         let mut writer = File::create(&log).unwrap();
         // A held lock, as a live manager's: the release thread waits.
-        let held =
-            Flock::lock(File::create(dir.path().join(LOCK_FILE)).unwrap(), FlockArg::LockExclusiveNonblock).unwrap();
+        let held = File::create(dir.path().join(LOCK_FILE)).unwrap();
+        held.try_lock().unwrap();
         let watch = RunWatch::start(dir.path()).unwrap();
         writer.write_all(b"x\n").unwrap();
         assert!(matches!(next_wake(&watch), Wake::Changed));
@@ -169,18 +169,17 @@ mod tests {
     #[test]
     fn a_manager_letting_go_wakes_the_reader() {
         let dir = tempfile::tempdir().unwrap();
-        let held =
-            Flock::lock(File::create(dir.path().join(LOCK_FILE)).unwrap(), FlockArg::LockExclusiveNonblock).unwrap();
-        // A second descriptor keeps the file open: letting go of the lock makes no
-        // close (or any other) event the folder's watch would see.
-        let keep_open = held.try_clone().unwrap();
+        let held = File::create(dir.path().join(LOCK_FILE)).unwrap();
+        held.try_lock().unwrap();
         let watch = RunWatch::start(dir.path()).unwrap();
-        drop(held.unlock().unwrap());
+        // Let go of the lock, the file still open: no close (or any other) event the
+        // folder's watch would see.
+        held.unlock().unwrap();
         // Only the lock thread wakes the reader now (opens are not wakes).
         while !matches!(next_wake(&watch), Wake::Released) {}
         // And a wake for a free lock starts a new wait, which finds it free at once.
         watch.wait_for_release();
         assert!(matches!(next_wake(&watch), Wake::Released));
-        drop(keep_open);
+        drop(held);
     }
 }
