@@ -1,18 +1,17 @@
-//! `events --follow`: prints records as a live manager appends them. It sleeps in
-//! inotify until the run folder changes (no polling), and stops once no manager
-//! holds the folder. When the manager rolls its log into the archive (DESIGN §6) the
-//! old file is read to its end and following goes on in the file that holds the next
-//! record.
+//! `events --follow`: prints records as a live manager appends them. It sleeps until
+//! the run folder changes or its manager lets go of it (io/watch.rs: inotify on Linux,
+//! kqueue on macOS; no polling), and stops once no manager holds the folder. When the
+//! manager rolls its log into the archive (DESIGN §6) the old file is read to its end
+//! and following goes on in the file that holds the next record.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-
 use crate::io::journal::{decode, Record, LOG_FILE};
-use crate::io::rundir::{is_held, LOCK_FILE};
+use crate::io::rundir::is_held;
 use crate::io::segments::{self, FileId};
+use crate::io::watch::RunWatch;
 
 /// The file being followed and what was read of it.
 struct Following {
@@ -81,18 +80,14 @@ fn next_file(dir: &Path, next: u64) -> Result<(PathBuf, FileId, File), String> {
 /// Follows the log file `live` from byte `offset` (after `seen` records), calling
 /// `print` per record.
 pub fn follow(live: FileId, offset: u64, seen: u64, dir: &Path, print: &dyn Fn(&Record)) -> Result<(), String> {
-    let inotify = Inotify::init(InitFlags::IN_CLOEXEC).map_err(|e| format!("inotify: {e}"))?;
-    // The folder, not the file: a roll renames a new file over the log.
-    let flags =
-        AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_DELETE;
-    inotify.add_watch(dir, flags).map_err(|e| format!("{}: cannot watch: {e}", dir.display()))?;
-    // The lock file is closed when a manager exits: that wakes us to check for the end.
-    let _ = inotify.add_watch(&dir.join(LOCK_FILE), AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_CLOSE_NOWRITE);
+    // Before the first read: whatever is written after it wakes the loop.
+    let mut watch = RunWatch::start(dir)?;
     let (path, mut file) = open_id(dir, live)?;
     file.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
     let mut at = Following { path, id: live, reader: BufReader::new(file), pending: Vec::new(), next_seq: seen + 1 };
     let log = dir.join(LOG_FILE);
     loop {
+        watch.track_log();
         at.read_available(print)?;
         if FileId::at(&log).ok() != Some(at.id) {
             // Rolled (or rolled past): the file followed is complete; its last records
@@ -112,6 +107,6 @@ pub fn follow(live: FileId, offset: u64, seen: u64, dir: &Path, print: &dyn Fn(&
             // until somebody resumes the run).
             return at.read_available(print);
         }
-        inotify.read_events().map_err(|e| format!("inotify: {e}"))?;
+        watch.wait()?;
     }
 }

@@ -1,20 +1,18 @@
 //! Where the control socket lives and how it is made private (DESIGN §12): created
 //! 0600 before it listens (so no other user can ever connect, even for a moment), a
 //! stale file of a crashed manager replaced (the run folder's lock proves nobody else
-//! owns it), and a path over the 108-byte `sun_path` limit moved to the runtime dir with
-//! a pointer file in the run folder.
+//! owns it), and a path over the `sun_path` limit (108 bytes, 104 on macOS) moved to
+//! the runtime dir with a pointer file in the run folder.
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{bind, listen, Backlog, UnixAddr};
 
+use crate::io::posix::{unix_stream_socket, SUN_PATH_MAX};
 use crate::launch::{CTL_SOCKET, CTL_SOCKET_POINTER};
-
-/// The longest socket path `sun_path` holds (108 bytes with its NUL).
-const SUN_PATH_MAX: usize = 107;
 
 /// A listening socket and the files to remove when the manager goes.
 pub struct Bound {
@@ -108,9 +106,7 @@ fn listen_private(path: &Path) -> Result<std::os::unix::net::UnixListener, Strin
         Ok(_) => fs::remove_file(path).map_err(|e| format!("control socket {}: {e}", path.display()))?,
         Err(_) => {}
     }
-    let fd: OwnedFd =
-        socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
-            .map_err(|e| err("socket", e))?;
+    let fd: OwnedFd = unix_stream_socket().map_err(|e| err("socket", e))?;
     let addr = UnixAddr::new(path).map_err(|e| err("address", e))?;
     bind(fd.as_raw_fd(), &addr).map_err(|e| err("bind", e))?;
     if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(0o600)) {

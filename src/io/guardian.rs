@@ -25,6 +25,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getpgid, Pid};
 
+use super::procs;
 use super::runner::spawn::signal_group;
 
 /// Environment variable holding the pid of the manager that started a worker.
@@ -48,9 +49,10 @@ pub enum GuardianError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// `/proc` could not be listed, so marked processes cannot be found: a sweep
-    /// that silently found nothing would let an attempt run twice.
-    #[error("cannot list processes in /proc: {0}")]
+    /// The process table (`/proc`, libproc on macOS) could not be listed, so marked
+    /// processes cannot be found: a sweep that silently found nothing would let an
+    /// attempt run twice.
+    #[error("cannot list processes: {0}")]
     Proc(#[source] std::io::Error),
 }
 
@@ -142,13 +144,12 @@ fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Result<Vec<u32>, 
     let run_mark = format!("{RUN_ID_ENV}={run_id}");
     let manager_mark = manager_pid.map(|p| format!("{MANAGER_PID_ENV}={p}"));
     let me = std::process::id();
-    let entries = std::fs::read_dir("/proc").map_err(GuardianError::Proc)?;
-    let marked = entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|&pid| pid != me && !is_zombie(pid))
+    let marked = procs::pids()
+        .map_err(GuardianError::Proc)?
+        .into_iter()
+        .filter(|&pid| pid != me && !procs::is_zombie(pid))
         .filter(|&pid| {
-            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+            let Some(environ) = procs::environ(pid) else { return false };
             let has = |mark: &str| environ.split(|&b| b == 0).any(|var| var == mark.as_bytes());
             if !any_run && !has(&run_mark) {
                 return false;
@@ -174,22 +175,7 @@ fn manager_of(environ: &[u8]) -> Option<u32> {
 /// True if `pid` is a running pitboss: alive, and the same program as this one. A pid
 /// since reused by another program does not count, so its orphans are still ended.
 fn is_live_manager(pid: u32) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    if pid == std::process::id() || is_zombie(pid) {
-        return false;
-    }
-    let same = |a: std::fs::Metadata, b: std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
-    match (std::fs::metadata(format!("/proc/{pid}/exe")), std::fs::metadata("/proc/self/exe")) {
-        (Ok(theirs), Ok(ours)) => same(theirs, ours),
-        _ => false,
-    }
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with('Z')))
-        .unwrap_or(true)
+    pid != std::process::id() && !procs::is_zombie(pid) && procs::runs_this_program(pid)
 }
 
 #[cfg(test)]

@@ -197,12 +197,7 @@ fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 
 /// This host's name, as the manager shows it.
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
+    crate::io::posix::host_name().or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "localhost".to_string())
 }
 
 #[cfg(test)]

@@ -92,7 +92,8 @@ impl Drop for OwnLeader {
     }
 }
 
-/// Whether `pid` is a registered [`OwnLeader`].
+/// Whether `pid` is a registered [`OwnLeader`] (only Linux adopts children to look at).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn own_leader(pid: u32) -> bool {
     LEADERS.lock().is_ok_and(|leaders| leaders.contains(&pid))
 }

@@ -311,12 +311,9 @@ pub(super) fn should_recycle(w: &Worker, recycle: &Recycle) -> bool {
     recycle.max_rss_mb.is_some_and(|limit| rss_mb(w.pid).is_some_and(|rss| rss > limit))
 }
 
-/// Resident set size of a process in MiB, from /proc.
+/// Resident set size of a process in MiB.
 fn rss_mb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024)
+    Some(crate::io::procs::resident_kib(pid)? / 1024)
 }
 
 /// A failure of a persistent task, with what its process printed on stderr meanwhile.
