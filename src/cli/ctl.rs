@@ -3,7 +3,7 @@
 //! Exit 0 when the manager did it, 1 when it refused, 2 when no manager runs DIR.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use crate::ctl::local::BlockingStream as UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use super::local::{OwnedReadHalf, OwnedWriteHalf};
 
 /// What a bounded read found.
 pub(crate) enum Line {

@@ -15,7 +15,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::fsutil::private_file;
@@ -33,7 +32,8 @@ struct FileId {
 
 impl FileId {
     fn of(meta: &std::fs::Metadata) -> FileId {
-        FileId { dev: meta.dev(), ino: meta.ino() }
+        let (dev, ino) = super::platform::file_id(meta);
+        FileId { dev, ino }
     }
 }
 
@@ -173,7 +173,7 @@ impl OpenLog {
         let mut offset = 0u64;
         let copied: std::io::Result<()> = (|| {
             loop {
-                let n = self.file.read_at(&mut buf, offset)?;
+                let n = super::platform::read_at(&self.file, &mut buf, offset)?;
                 if n == 0 {
                     break;
                 }

@@ -9,11 +9,13 @@ pub mod dirs;
 pub mod fdlimit;
 pub mod fork;
 pub mod fsutil;
+#[cfg_attr(windows, path = "guardian_windows.rs")]
 pub mod guardian;
 pub mod journal;
 pub mod log_lines;
 pub mod logfile;
 pub mod perf;
+pub mod platform;
 pub mod roll;
 pub mod rundir;
 pub mod runner;
