@@ -4,21 +4,21 @@
 //! and `connect` says plainly that there is none.
 
 #[cfg(unix)]
-pub(crate) use std::os::unix::net::UnixStream as BlockingStream;
+pub use std::os::unix::net::UnixStream as BlockingStream;
 #[cfg(unix)]
-pub(crate) use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+pub use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 #[cfg(unix)]
-pub(crate) use tokio::net::{UnixListener as Listener, UnixStream as Stream};
+pub use tokio::net::{UnixListener as Listener, UnixStream as Stream};
 
 /// The tokio listener for a bound socket.
 #[cfg(unix)]
-pub(crate) fn listener_from_std(listener: std::os::unix::net::UnixListener) -> std::io::Result<Listener> {
+pub fn listener_from_std(listener: std::os::unix::net::UnixListener) -> std::io::Result<Listener> {
     Listener::from_std(listener)
 }
 
 /// `Err` with the refusal when the peer is not this manager's user.
 #[cfg(unix)]
-pub(crate) fn check_peer(stream: &Stream) -> Result<(), String> {
+pub fn check_peer(stream: &Stream) -> Result<(), String> {
     let own_uid = nix::unistd::getuid().as_raw();
     let peer = stream.peer_cred().map(|c| c.uid());
     if peer.as_ref().ok() != Some(&own_uid) {
@@ -29,7 +29,7 @@ pub(crate) fn check_peer(stream: &Stream) -> Result<(), String> {
 }
 
 #[cfg(windows)]
-pub(crate) use windows::{check_peer, listener_from_std, BlockingStream, Listener, OwnedReadHalf, OwnedWriteHalf, Stream};
+pub use windows::{check_peer, listener_from_std, BlockingStream, Listener, OwnedReadHalf, OwnedWriteHalf, Stream};
 
 #[cfg(windows)]
 mod windows {
@@ -41,52 +41,49 @@ mod windows {
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
     /// What every Windows connect says.
-    pub(crate) fn unsupported() -> io::Error {
+    pub fn unsupported() -> io::Error {
         io::Error::new(io::ErrorKind::Unsupported, "the control socket is not available on Windows yet")
     }
 
     /// A control connection: none exist on Windows yet.
-    pub(crate) enum Stream {}
+    pub enum Stream {}
     /// Its read half.
-    pub(crate) enum OwnedReadHalf {}
+    pub enum OwnedReadHalf {}
     /// Its write half.
-    pub(crate) enum OwnedWriteHalf {}
+    pub enum OwnedWriteHalf {}
     /// A listener: none exist on Windows yet.
-    pub(crate) enum Listener {}
+    pub enum Listener {}
     /// A blocking client connection: none exist on Windows yet.
-    pub(crate) enum BlockingStream {}
+    pub enum BlockingStream {}
 
-    pub(crate) fn check_peer(stream: &Stream) -> Result<(), String> {
+    pub fn check_peer(stream: &Stream) -> Result<(), String> {
         match *stream {}
     }
 
-    pub(crate) fn listener_from_std(listener: Listener) -> io::Result<Listener> {
+    pub fn listener_from_std(listener: Listener) -> io::Result<Listener> {
         Ok(listener)
     }
 
     impl Stream {
-        pub(crate) async fn connect(_path: impl AsRef<Path>) -> io::Result<Stream> {
+        pub async fn connect(_path: impl AsRef<Path>) -> io::Result<Stream> {
             Err(unsupported())
         }
-        pub(crate) fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
             match self {}
         }
     }
 
     impl Listener {
-        pub(crate) async fn accept(&self) -> io::Result<(Stream, ())> {
+        pub async fn accept(&self) -> io::Result<(Stream, ())> {
             match *self {}
         }
     }
 
     impl BlockingStream {
-        pub(crate) fn connect(_path: impl AsRef<Path>) -> io::Result<BlockingStream> {
+        pub fn connect(_path: impl AsRef<Path>) -> io::Result<BlockingStream> {
             Err(unsupported())
         }
-        pub(crate) fn set_read_timeout(&self, _: Option<std::time::Duration>) -> io::Result<()> {
-            match *self {}
-        }
-        pub(crate) fn try_clone(&self) -> io::Result<BlockingStream> {
+        pub fn set_read_timeout(&self, _: Option<std::time::Duration>) -> io::Result<()> {
             match *self {}
         }
     }
@@ -94,6 +91,21 @@ mod windows {
     impl io::Read for BlockingStream {
         fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
             match *self {}
+        }
+    }
+
+    impl io::Read for &BlockingStream {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            match **self {}
+        }
+    }
+
+    impl io::Write for &BlockingStream {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            match **self {}
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            match **self {}
         }
     }
 

@@ -14,7 +14,7 @@
 pub mod attach;
 pub mod client;
 mod connection;
-pub(crate) mod local;
+pub mod local;
 pub mod output;
 pub mod queries;
 mod recent;

@@ -23,8 +23,12 @@ pub struct Files {
 }
 
 impl Files {
-    /// Nothing was made on Windows.
-    pub fn remove(&self) {}
+    /// Removes the files (none are made on Windows).
+    pub fn remove(&self) {
+        for path in std::iter::once(&self.path).chain(&self.pointer) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Always refused on Windows (module notes).

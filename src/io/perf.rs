@@ -21,12 +21,18 @@
 //!   works everywhere, without privileges. The peak of a measurement is the largest of
 //!   its runs.
 
+#[cfg(unix)]
 use std::io::Read;
 use std::path::PathBuf;
+#[cfg(unix)]
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+#[cfg(unix)]
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 use super::platform::{self, Signal};
 
@@ -34,6 +40,7 @@ use super::platform::{self, Signal};
 pub const TAIL_BYTES: usize = 4096;
 /// How long to wait for the output pipe to close once the group is gone (a process
 /// that escaped the group could hold it open for ever).
+#[cfg(unix)]
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What to measure.
@@ -176,6 +183,7 @@ struct OneRun {
     max_rss_kb: u64,
 }
 
+#[cfg_attr(windows, allow(dead_code))] // Windows only says "not available"
 enum RunEnd {
     TimedOut,
     Failed { exit_code: Option<i32>, signal: Option<i32>, tail: String },

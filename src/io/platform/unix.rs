@@ -157,6 +157,15 @@ impl StopSignals {
     }
 }
 
+/// Restores the default SIGPIPE (a closed reader ends the process quietly). Call it
+/// before any thread exists.
+pub fn default_sigpipe() {
+    // SAFETY: called before any thread exists; SIG_DFL is always a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// The signals that stop a manager.
 fn stop_set() -> nix::sys::signal::SigSet {
     let mut set = nix::sys::signal::SigSet::empty();

@@ -276,6 +276,9 @@ impl StopSignals {
     }
 }
 
+/// No SIGPIPE on Windows: a write to a closed pipe is an error the writer sees.
+pub fn default_sigpipe() {}
+
 /// Nothing to block on Windows (console events come to a handler, see below).
 pub fn block_stop_signals() {}
 
