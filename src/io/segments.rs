@@ -39,15 +39,13 @@ pub struct FileId {
 impl FileId {
     /// The identity of an open file.
     pub fn of(file: &File) -> std::io::Result<FileId> {
-        let meta = file.metadata()?;
-        let (dev, ino) = super::platform::file_id(&meta);
+        let (dev, ino) = super::platform::file_id(file)?;
         Ok(FileId { dev, ino })
     }
 
     /// The identity of the file at `path` (not following a link).
     pub fn at(path: &Path) -> std::io::Result<FileId> {
-        let meta = std::fs::symlink_metadata(path)?;
-        let (dev, ino) = super::platform::file_id(&meta);
+        let (dev, ino) = super::platform::path_id(path)?;
         Ok(FileId { dev, ino })
     }
 }

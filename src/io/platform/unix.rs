@@ -48,9 +48,16 @@ pub fn my_uid() -> Option<u32> {
     Some(nix::unistd::geteuid().as_raw())
 }
 
-/// Which file `meta` describes: device and inode.
-pub fn file_id(meta: &Metadata) -> (u64, u64) {
-    (meta.dev(), meta.ino())
+/// Which file an open file is: device and inode.
+pub fn file_id(file: &File) -> std::io::Result<(u64, u64)> {
+    let meta = file.metadata()?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Which file `path` names (not following a link): device and inode.
+pub fn path_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    let meta = std::fs::symlink_metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 /// Reads at `offset` without moving the file's own position (`pread`).

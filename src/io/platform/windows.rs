@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::fs::{DirBuilder, File, Metadata, OpenOptions};
 use std::io::Seek;
-use std::os::windows::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::windows::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
@@ -85,10 +85,29 @@ pub fn my_uid() -> Option<u32> {
     None
 }
 
-/// Which file `meta` describes. The volume serial and file index are not stable in
-/// std; the creation time (100 ns ticks) tells a new file from the old one at a path.
-pub fn file_id(meta: &Metadata) -> (u64, u64) {
-    (0, meta.creation_time())
+/// Which file an open file is: its volume's serial number and its file index (std
+/// has them only unstably; timestamps will not do: wine reports the change time).
+pub fn file_id(file: &File) -> std::io::Result<(u64, u64)> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Storage::FileSystem::{GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION};
+    // SAFETY: the handle is the open file's; the struct is ours to fill.
+    unsafe {
+        let mut info: BY_HANDLE_FILE_INFORMATION = std::mem::zeroed();
+        if GetFileInformationByHandle(file.as_raw_handle() as HANDLE, &mut info) == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let index = (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow);
+        Ok((u64::from(info.dwVolumeSerialNumber), index))
+    }
+}
+
+/// Which file `path` names, opened as itself (a link is not followed) for its
+/// attributes only.
+pub fn path_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    // FILE_FLAG_BACKUP_SEMANTICS: a folder opens too.
+    const BACKUP_SEMANTICS: u32 = 0x0200_0000;
+    let file = OpenOptions::new().access_mode(0).custom_flags(OPEN_REPARSE_POINT | BACKUP_SEMANTICS).open(path)?;
+    file_id(&file)
 }
 
 /// Reads at `offset`, then puts the file's position back (Windows moves it).
