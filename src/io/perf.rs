@@ -239,7 +239,7 @@ fn run_once(spec: &PerfRun, program: &str, shared: &Shared) -> Result<OneRun, Ru
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
                 timed_out.store(true, Ordering::SeqCst);
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                platform::signal_group(pid as u32, Signal::SIGKILL);
             }
         })
     };
@@ -250,7 +250,7 @@ fn run_once(spec: &PerfRun, program: &str, shared: &Shared) -> Result<OneRun, Ru
     let _ = watchdog.join();
     // The leader is a zombie, so its pid (the group id) cannot be reused yet: end
     // whatever it left behind in its group, then reap it.
-    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    platform::signal_group(pid as u32, Signal::SIGKILL);
     let reaped = reap(pid);
     *shared.group.lock().unwrap_or_else(|p| p.into_inner()) = None;
     exited.map_err(|e| RunEnd::Io("could not wait for the command".into(), e))?;

@@ -177,7 +177,7 @@ fn check_access(existing: &Path, meta: &std::fs::Metadata, whole: bool, path: &P
     };
     if let Err(errno) = access(existing, needed) {
         let mode = meta.permissions().mode() & 0o7777;
-        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        let owner = std::os::unix::fs::MetadataExt::uid(meta);
         let what = match errno {
             nix::errno::Errno::EROFS => "is on a read-only file system".to_string(),
             _ if whole => format!("permission denied: this user (uid {}) cannot read and write it (mode {mode:04o}, owner uid {owner}); pitboss does not change a folder's permissions", nix::unistd::geteuid()),
