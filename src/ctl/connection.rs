@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use super::local::Stream as UnixStream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::BufReader;
-use super::local::Stream as UnixStream;
 
 use super::transport::{Line, Transport, UnixLines};
 use super::{output, queries, submit, subscribe, Shared, MAX_LINE, OPERATOR};

@@ -167,8 +167,8 @@ pub fn check_usable(path: &Path) -> Result<(), RunDirError> {
 /// creating the folder or its files fails instead, with the system's own words.
 #[cfg(unix)]
 fn check_access(existing: &Path, meta: &std::fs::Metadata, whole: bool, path: &Path) -> Result<(), RunDirError> {
-    use std::os::unix::fs::PermissionsExt;
     use nix::unistd::{access, AccessFlags};
+    use std::os::unix::fs::PermissionsExt;
     // The folder itself is read and written; a folder above it only gets a new entry.
     let needed = if whole {
         AccessFlags::R_OK | AccessFlags::W_OK | AccessFlags::X_OK

@@ -5,8 +5,8 @@
 //! check and record like the palette's `payload` line. The run goes on meanwhile: the
 //! editor is awaited, not waited for, on the runtime the engine runs on.
 
-use std::io::Write;
 use crate::io::platform;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The editor command line, from `$VISUAL` then `$EDITOR` (blank counts as unset).

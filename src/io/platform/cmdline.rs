@@ -89,12 +89,8 @@ pub fn quote_for_cmd(arg: &str) -> Result<String, &'static str> {
 /// quotes are stripped, so everything inside is taken as written).
 pub fn cmd_line(script: &Path, args: &[String]) -> Result<String, UnsafeArgument> {
     let script_text = script.display().to_string();
-    let unsafe_arg = |index, arg: &str, what| UnsafeArgument {
-        script: script_text.clone(),
-        index,
-        arg: arg.to_string(),
-        what,
-    };
+    let unsafe_arg =
+        |index, arg: &str, what| UnsafeArgument { script: script_text.clone(), index, arg: arg.to_string(), what };
     let mut line = String::from("/d /s /c \"");
     line += &quote_for_cmd(&script_text).map_err(|what| unsafe_arg(0, &script_text, what))?;
     for (i, arg) in args.iter().enumerate() {
@@ -134,13 +130,14 @@ mod tests {
     fn resolution_tries_pathext_in_order_and_cwd_first() {
         // Unix-style folders so that `join` reads the same here and on Windows.
         let files = ["/c/bin/tool.cmd", "/c/bin/tool.exe", "/c/other/tool.bat", "/c/work/run.bat"];
-        let exists = |p: &Path| files.iter().any(|f| Path::new(f) == p);
+        // Case-insensitive, as Windows file names are (PATHEXT says `.EXE`).
+        let exists = |p: &Path| files.iter().any(|f| f.eq_ignore_ascii_case(&p.to_string_lossy()));
         let dirs = [PathBuf::from("/c/bin"), PathBuf::from("/c/other")];
         let found = |program, cwd: Option<&str>| resolve(program, cwd.map(Path::new), &dirs, DEFAULT_PATHEXT, &exists);
         // .EXE comes before .CMD in PATHEXT.
-        assert_eq!(found("tool", None), Some(PathBuf::from("/c/bin/tool.exe")));
+        assert_eq!(found("tool", None), Some(PathBuf::from("/c/bin/tool.EXE")));
         assert_eq!(found("tool.cmd", None), Some(PathBuf::from("/c/bin/tool.cmd")));
-        assert_eq!(found("run", Some("/c/work")), Some(PathBuf::from("/c/work/run.bat")));
+        assert_eq!(found("run", Some("/c/work")), Some(PathBuf::from("/c/work/run.BAT")));
         assert_eq!(found("missing", None), None);
         assert!(is_script(Path::new("x.CMD")) && is_script(Path::new("y.bat")) && !is_script(Path::new("z.exe")));
     }

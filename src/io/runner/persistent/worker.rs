@@ -113,10 +113,7 @@ pub(super) fn start_worker(
 ) -> Result<Worker, String> {
     let mut cmd = platform::attempt_command(&spec.argv, spec.cwd.as_deref(), &spec.env)
         .map_err(|e| format!("pool {:?}: cannot start persistent worker {:?}: {e}", spec.pool, spec.argv[0]))?;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(false);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(false);
     base.apply(&mut cmd);
     for (k, v) in &spec.env {
         cmd.env(k, v);
