@@ -260,10 +260,7 @@ fn main() -> ExitCode {
         // Read-only commands end quietly when their reader goes away (`| head`), like
         // other Unix tools. A manager keeps the default of ignoring it: it must never
         // die because a terminal or pipe closed.
-        // SAFETY: called before any thread exists; SIG_DFL is always a valid disposition.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        pitboss::io::platform::default_sigpipe();
     }
     if is_manager(&args.command) {
         // Before anything opens a descriptor: under a very low limit tokio would panic.

@@ -14,9 +14,11 @@
 pub mod attach;
 pub mod client;
 mod connection;
+pub mod local;
 pub mod output;
 pub mod queries;
 mod recent;
+#[cfg_attr(windows, path = "socket_windows.rs")]
 mod socket;
 mod submit;
 mod subscribe;
@@ -28,7 +30,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::core::RunState;
@@ -87,7 +88,7 @@ fn start(context: ServiceContext, listen: Option<ws::Listen>) -> Result<ServiceF
     let ServiceContext { engine, dir, run_id, mut records } = context;
     let socket::Bound { listener, path, pointer } = socket::bind_for(&dir, &run_id)?;
     let files = socket::Files { path, pointer };
-    let listener = match UnixListener::from_std(listener) {
+    let listener = match local::listener_from_std(listener) {
         Ok(listener) => listener,
         Err(e) => {
             files.remove();

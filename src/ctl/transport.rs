@@ -5,8 +5,8 @@
 use std::future::Future;
 use std::io;
 
+use super::local::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 /// What a bounded read found.
 pub(crate) enum Line {

@@ -3,7 +3,6 @@
 //! disagree about the platform folders.
 
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::fsutil::{create_private_dir, private_file};
@@ -82,7 +81,7 @@ pub fn open_own_log(home: &Path) -> Result<File, OwnLogError> {
         return Err(OwnLogError::Symlink(logs));
     }
     create_private_dir(&logs).map_err(io_err(&logs))?;
-    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o700)).map_err(io_err(&logs))?;
+    super::platform::set_mode(&logs, 0o700).map_err(io_err(&logs))?;
     let path = logs.join(OWN_LOG);
     match std::fs::symlink_metadata(&path) {
         Ok(m) if m.file_type().is_symlink() => return Err(OwnLogError::Symlink(path)),
@@ -95,7 +94,7 @@ pub fn open_own_log(home: &Path) -> Result<File, OwnLogError> {
         _ => io_err(&path)(e),
     })?;
     // Created 0600; an older file may be looser.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io_err(&path))?;
+    super::platform::set_file_mode(&file, 0o600).map_err(io_err(&path))?;
     Ok(file)
 }
 

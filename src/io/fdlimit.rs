@@ -60,33 +60,14 @@ pub struct Limits {
     pub hard: u64,
 }
 
-/// The current limits, or `None` where they cannot be read.
+/// The current limits, or `None` where they cannot be read (Windows has no such
+/// limit on handles: always `None` there, so [`ensure`] never refuses).
 pub fn current() -> Option<Limits> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return None;
-    }
-    Some(Limits { soft: as_u64(limit.rlim_cur), hard: as_u64(limit.rlim_max) })
-}
-
-/// RLIM_INFINITY and any value past u64 read as u64::MAX.
-#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, but not everywhere
-fn as_u64(v: libc::rlim_t) -> u64 {
-    if v == libc::RLIM_INFINITY {
-        u64::MAX
-    } else {
-        v as u64
-    }
+    super::platform::open_file_limits().map(|(soft, hard)| Limits { soft, hard })
 }
 
 fn set_soft(soft: u64, hard: u64) -> bool {
-    let limit = libc::rlimit {
-        rlim_cur: soft as libc::rlim_t,
-        rlim_max: if hard == u64::MAX { libc::RLIM_INFINITY } else { hard as libc::rlim_t },
-    };
-    // SAFETY: setrlimit reads the struct we own.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 }
+    super::platform::set_open_file_limit(soft, hard)
 }
 
 /// Too few open files for what pitboss is about to do.

@@ -152,7 +152,7 @@ pub fn fork(dir: &Path, seq: u64, to: &Path, options: ForkOptions) -> Result<For
     if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_private_dir(parent).map_err(write_err(parent))?;
     }
-    std::fs::DirBuilder::new().mode_private().create(to).map_err(|source| match source.kind() {
+    super::platform::private_dir_builder().create(to).map_err(|source| match source.kind() {
         std::io::ErrorKind::AlreadyExists => ForkError::Exists(to.to_path_buf()),
         _ => ForkError::Write { path: to.to_path_buf(), source },
     })?;
@@ -400,18 +400,6 @@ fn copy_private(from: &Path, to: &Path) -> Result<(), ForkError> {
         .map_err(|source| ForkError::Write { path: to.to_path_buf(), source })?;
     std::io::copy(&mut source, &mut target).map_err(|source| ForkError::Write { path: to.to_path_buf(), source })?;
     Ok(())
-}
-
-/// `DirBuilder` for a private (0700) folder.
-trait PrivateDir {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateDir for std::fs::DirBuilder {
-    fn mode_private(&mut self) -> &mut Self {
-        use std::os::unix::fs::DirBuilderExt;
-        self.mode(0o700)
-    }
 }
 
 #[cfg(test)]

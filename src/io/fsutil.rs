@@ -5,24 +5,23 @@
 //! is never opened through a symbolic link (`O_NOFOLLOW`), which could redirect a
 //! write anywhere the user can write.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::OpenOptions;
 use std::path::Path;
+
+use super::platform;
 
 /// Open options for a private file: created 0600 (the umask can only remove bits, so
 /// never more), and refused when the path is a symbolic link. The caller adds the
 /// access and creation flags (`read`, `append`, `create_new`…); the mode matters only
 /// when the open creates the file.
 pub fn private_file() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    options
+    platform::private_open_options()
 }
 
 /// Creates `path` and any missing parents as 0700 folders. A folder that exists
 /// already keeps its mode (tighten it with `set_permissions` where that matters).
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(path)
+    platform::private_dir_builder().recursive(true).create(path)
 }
 
 #[cfg(test)]

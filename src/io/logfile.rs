@@ -15,7 +15,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::fsutil::private_file;
@@ -32,8 +31,9 @@ struct FileId {
 }
 
 impl FileId {
-    fn of(meta: &std::fs::Metadata) -> FileId {
-        FileId { dev: meta.dev(), ino: meta.ino() }
+    fn of(file: &File) -> std::io::Result<FileId> {
+        let (dev, ino) = super::platform::file_id(file)?;
+        Ok(FileId { dev, ino })
     }
 }
 
@@ -99,7 +99,7 @@ impl OpenLog {
     /// Takes `file`, just opened at `path`, as the run's log. It must be opened for
     /// reading too, so that a removed log can still be copied out.
     pub fn new(path: PathBuf, file: File) -> std::io::Result<OpenLog> {
-        let id = FileId::of(&file.metadata()?);
+        let id = FileId::of(&file)?;
         Ok(OpenLog { path, file, id })
     }
 
@@ -135,8 +135,8 @@ impl OpenLog {
 
     /// Errors unless the path still names the file this log writes.
     pub fn check(&self) -> Result<(), WriteError> {
-        let how = match std::fs::symlink_metadata(&self.path) {
-            Ok(meta) if FileId::of(&meta) == self.id => return Ok(()),
+        let how = match super::platform::path_id(&self.path) {
+            Ok((dev, ino)) if FileId { dev, ino } == self.id => return Ok(()),
             Ok(_) => GoneHow::Replaced,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => GoneHow::Removed,
             Err(e) => return Err(WriteError::Io(e)),
@@ -148,7 +148,7 @@ impl OpenLog {
     /// path (compaction writes the new segment and renames it over the log), which the
     /// check must not take for a replacement.
     pub fn adopt(&mut self, file: File) -> std::io::Result<()> {
-        self.id = FileId::of(&file.metadata()?);
+        self.id = FileId::of(&file)?;
         self.file = file;
         Ok(())
     }
@@ -173,7 +173,7 @@ impl OpenLog {
         let mut offset = 0u64;
         let copied: std::io::Result<()> = (|| {
             loop {
-                let n = self.file.read_at(&mut buf, offset)?;
+                let n = super::platform::read_at(&self.file, &mut buf, offset)?;
                 if n == 0 {
                     break;
                 }

@@ -9,12 +9,17 @@ pub mod dirs;
 pub mod fdlimit;
 pub mod fork;
 pub mod fsutil;
+#[cfg_attr(windows, path = "guardian_windows.rs")]
 pub mod guardian;
 pub mod journal;
 pub mod log_lines;
 pub mod logfile;
 pub mod perf;
+pub mod platform;
+// Unix-only (Windows has its own arms in `platform`).
+#[cfg(unix)]
 pub mod posix;
+#[cfg(unix)]
 pub mod procs;
 pub mod roll;
 pub mod rundir;

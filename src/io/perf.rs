@@ -21,21 +21,26 @@
 //!   works everywhere, without privileges. The peak of a measurement is the largest of
 //!   its runs.
 
+#[cfg(unix)]
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+#[cfg(unix)]
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+#[cfg(unix)]
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use super::platform::{self, Signal};
 
 /// Bytes of a failed run's output kept for its error.
 pub const TAIL_BYTES: usize = 4096;
 /// How long to wait for the output pipe to close once the group is gone (a process
 /// that escaped the group could hold it open for ever).
+#[cfg(unix)]
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What to measure.
@@ -132,7 +137,7 @@ impl Drop for EndOnDrop {
         let group = self.0.group.lock().unwrap_or_else(|p| p.into_inner());
         self.0.cancelled.store(true, Ordering::SeqCst);
         if let Some(pgid) = *group {
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            platform::signal_group(pgid as u32, Signal::SIGKILL);
         }
     }
 }
@@ -178,6 +183,7 @@ struct OneRun {
     max_rss_kb: u64,
 }
 
+#[cfg_attr(windows, allow(dead_code))] // Windows only says "not available"
 enum RunEnd {
     TimedOut,
     Failed { exit_code: Option<i32>, signal: Option<i32>, tail: String },
@@ -185,11 +191,20 @@ enum RunEnd {
     Io(String, std::io::Error),
 }
 
+/// Windows: no `wait4`, so no peak memory to read; the gate says so plainly.
+#[cfg(windows)]
+fn run_once(_spec: &PerfRun, _program: &str, _shared: &Shared) -> Result<OneRun, RunEnd> {
+    let why = std::io::Error::new(std::io::ErrorKind::Unsupported, "it measures with wait4");
+    Err(RunEnd::Io("the perf gate is not available on Windows yet".into(), why))
+}
+
+#[cfg(unix)]
 fn run_once(spec: &PerfRun, program: &str, shared: &Shared) -> Result<OneRun, RunEnd> {
     let (mut reader, writer) = std::io::pipe().map_err(|e| RunEnd::Io("could not make an output pipe".into(), e))?;
     let writer2 = writer.try_clone().map_err(|e| RunEnd::Io("could not make an output pipe".into(), e))?;
     let mut cmd = std::process::Command::new(program);
-    cmd.args(&spec.command[1..]).process_group(0).stdin(Stdio::null()).stdout(writer).stderr(writer2);
+    platform::own_group(&mut cmd);
+    cmd.args(&spec.command[1..]).stdin(Stdio::null()).stdout(writer).stderr(writer2);
     if spec.clear_env {
         cmd.env_clear();
     }
@@ -224,7 +239,7 @@ fn run_once(spec: &PerfRun, program: &str, shared: &Shared) -> Result<OneRun, Ru
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
                 timed_out.store(true, Ordering::SeqCst);
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                platform::signal_group(pid as u32, Signal::SIGKILL);
             }
         })
     };
@@ -235,7 +250,7 @@ fn run_once(spec: &PerfRun, program: &str, shared: &Shared) -> Result<OneRun, Ru
     let _ = watchdog.join();
     // The leader is a zombie, so its pid (the group id) cannot be reused yet: end
     // whatever it left behind in its group, then reap it.
-    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    platform::signal_group(pid as u32, Signal::SIGKILL);
     let reaped = reap(pid);
     *shared.group.lock().unwrap_or_else(|p| p.into_inner()) = None;
     exited.map_err(|e| RunEnd::Io("could not wait for the command".into(), e))?;
@@ -261,6 +276,7 @@ fn run_once(spec: &PerfRun, program: &str, shared: &Shared) -> Result<OneRun, Ru
     Err(RunEnd::Failed { exit_code, signal, tail })
 }
 
+#[cfg(unix)]
 fn spawn_error(e: std::io::Error, spec: &PerfRun) -> RunEnd {
     match e.raw_os_error() {
         Some(libc::ENOENT) => match &spec.cwd {
@@ -272,6 +288,7 @@ fn spawn_error(e: std::io::Error, spec: &PerfRun) -> RunEnd {
     }
 }
 
+#[cfg(unix)]
 /// The last [`TAIL_BYTES`] of everything read until end of file, as text.
 fn read_tail(reader: &mut impl Read) -> String {
     let mut tail: Vec<u8> = Vec::with_capacity(TAIL_BYTES * 2);
@@ -293,6 +310,7 @@ fn read_tail(reader: &mut impl Read) -> String {
     String::from_utf8_lossy(&tail[from..]).trim().to_string()
 }
 
+#[cfg(unix)]
 /// Waits until `pid` has exited, leaving it a zombie (`WNOWAIT`).
 fn wait_exit_unreaped(pid: i32) -> std::io::Result<()> {
     loop {
@@ -310,6 +328,7 @@ fn wait_exit_unreaped(pid: i32) -> std::io::Result<()> {
     }
 }
 
+#[cfg(unix)]
 /// Reaps `pid`: its wait status and peak resident set in KiB (leader and the
 /// descendants it waited for).
 fn reap(pid: i32) -> std::io::Result<(libc::c_int, u64)> {
@@ -330,6 +349,7 @@ fn reap(pid: i32) -> std::io::Result<(libc::c_int, u64)> {
     }
 }
 
+#[cfg(unix)]
 /// `ru_maxrss` in KiB: Linux reports KiB, macOS bytes.
 fn max_rss_kb(usage: &libc::rusage) -> u64 {
     let raw = u64::try_from(usage.ru_maxrss).unwrap_or(0);

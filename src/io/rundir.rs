@@ -6,25 +6,15 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
-
 use super::fsutil::{create_private_dir, private_file};
+use super::platform;
 
 /// How long a lock whose recorded manager is dead is waited for (see [`RunDir::hold`]).
 const STRAGGLER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// True if a process with this pid exists (zombies included).
-fn process_exists(pid: i32) -> bool {
-    // Signal 0 checks existence and permission without sending anything.
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::ESRCH) => false,
-        Err(_) => true,
-    }
-}
+use platform::process_exists;
 
 /// File holding the manager's lock and pid.
 pub const LOCK_FILE: &str = "manager.lock";
@@ -71,7 +61,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
 pub struct RunDir {
     /// The folder.
     pub path: PathBuf,
-    _lock: Flock<File>,
+    /// Locked (`flock` on Unix, `LockFileEx` on Windows) until dropped.
+    _lock: File,
 }
 
 impl RunDir {
@@ -96,9 +87,10 @@ impl RunDir {
         };
         let started = std::time::Instant::now();
         let mut lock = loop {
-            match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => break lock,
-                Err((mut file, _)) => {
+            let mut file = open()?;
+            match file.try_lock() {
+                Ok(()) => break file,
+                Err(_) => {
                     let mut pid = String::new();
                     let _ = file.read_to_string(&mut pid);
                     let pid = pid.trim().to_string();
@@ -167,7 +159,16 @@ pub fn check_usable(path: &Path) -> Result<(), RunDirError> {
         };
         return Err(unusable(existing, why));
     }
+    check_access(existing, &meta, whole, path)
+}
+
+/// Whether this user may use `existing` as the run folder (`whole`) or create `path`
+/// in it, said with its mode and owner when not. Windows: its ACLs are not read here;
+/// creating the folder or its files fails instead, with the system's own words.
+#[cfg(unix)]
+fn check_access(existing: &Path, meta: &std::fs::Metadata, whole: bool, path: &Path) -> Result<(), RunDirError> {
     use nix::unistd::{access, AccessFlags};
+    use std::os::unix::fs::PermissionsExt;
     // The folder itself is read and written; a folder above it only gets a new entry.
     let needed = if whole {
         AccessFlags::R_OK | AccessFlags::W_OK | AccessFlags::X_OK
@@ -176,7 +177,7 @@ pub fn check_usable(path: &Path) -> Result<(), RunDirError> {
     };
     if let Err(errno) = access(existing, needed) {
         let mode = meta.permissions().mode() & 0o7777;
-        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        let owner = std::os::unix::fs::MetadataExt::uid(meta);
         let what = match errno {
             nix::errno::Errno::EROFS => "is on a read-only file system".to_string(),
             _ if whole => format!("permission denied: this user (uid {}) cannot read and write it (mode {mode:04o}, owner uid {owner}); pitboss does not change a folder's permissions", nix::unistd::geteuid()),
@@ -191,15 +192,20 @@ pub fn check_usable(path: &Path) -> Result<(), RunDirError> {
     Ok(())
 }
 
+#[cfg(windows)]
+fn check_access(_existing: &Path, _meta: &std::fs::Metadata, _whole: bool, _path: &Path) -> Result<(), RunDirError> {
+    Ok(())
+}
+
 /// Takes group and other access off an existing run folder this user owns (logs and
 /// outputs may hold prompts and results); never adds any, and leaves a folder owned
 /// by someone else as it is (only its owner may change it).
 fn tighten(path: &Path) -> Result<(), RunDirError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
-    let mode = meta.permissions().mode();
-    let mine = std::os::unix::fs::MetadataExt::uid(&meta) == nix::unistd::geteuid().as_raw();
+    let mode = platform::mode_of(&meta);
+    let mine = platform::owner_of(&meta) == platform::my_uid();
     if mine && mode & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)).map_err(io_err(path))?;
+        platform::set_mode(path, mode & 0o700).map_err(io_err(path))?;
     }
     Ok(())
 }
@@ -212,7 +218,8 @@ fn unusable(path: &Path, why: String) -> RunDirError {
 pub fn explain_io(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => {
-            format!("permission denied: this user (uid {}) may not look there", nix::unistd::geteuid())
+            let uid = platform::my_uid().map_or_else(String::new, |uid| format!(" (uid {uid})"));
+            format!("permission denied: this user{uid} may not look there")
         }
         Some(libc::ENOTDIR) => "a part of this path is a file, not a folder".to_string(),
         // From creating a folder: something else has its name.
@@ -228,9 +235,10 @@ pub fn explain_io(e: &std::io::Error) -> String {
 /// must not change a live run).
 pub fn is_held(path: &Path) -> Option<String> {
     let file = OpenOptions::new().read(true).open(path.join(LOCK_FILE)).ok()?;
-    match Flock::lock(file, FlockArg::LockSharedNonblock) {
-        Ok(_) => None,
-        Err((mut file, _)) => {
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => {
+            let mut file = file;
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
             Some(pid.trim().to_string())
@@ -241,6 +249,7 @@ pub fn is_held(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn second_holder_is_refused_with_pid() {

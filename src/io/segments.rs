@@ -20,7 +20,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::journal::{self, JournalError, LogPosition, Record, Scan, LOG_FILE};
@@ -40,14 +39,14 @@ pub struct FileId {
 impl FileId {
     /// The identity of an open file.
     pub fn of(file: &File) -> std::io::Result<FileId> {
-        let meta = file.metadata()?;
-        Ok(FileId { dev: meta.dev(), ino: meta.ino() })
+        let (dev, ino) = super::platform::file_id(file)?;
+        Ok(FileId { dev, ino })
     }
 
     /// The identity of the file at `path` (not following a link).
     pub fn at(path: &Path) -> std::io::Result<FileId> {
-        let meta = std::fs::symlink_metadata(path)?;
-        Ok(FileId { dev: meta.dev(), ino: meta.ino() })
+        let (dev, ino) = super::platform::path_id(path)?;
+        Ok(FileId { dev, ino })
     }
 }
 
@@ -218,13 +217,11 @@ fn read_sealed(
 /// through the file already open (`pread`, its offset untouched), not its path, which
 /// a roll may have given to a new file meanwhile.
 fn check_continues(path: &Path, live: &File, records: u64) -> Result<(), JournalError> {
-    use std::os::unix::fs::FileExt;
     let mut line = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     // The first record of a run holds its whole workflow; 64 MiB is far beyond any.
     while !line.contains(&b'\n') && line.len() < 64 << 20 {
-        let n = live
-            .read_at(&mut chunk, line.len() as u64)
+        let n = super::platform::read_at(live, &mut chunk, line.len() as u64)
             .map_err(|source| JournalError::Io { path: path.to_path_buf(), source })?;
         if n == 0 {
             break;

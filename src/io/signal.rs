@@ -20,33 +20,30 @@
 //!
 //! Workers do not inherit the block: the standard library clears the signal mask of
 //! every process it spawns.
+//!
+//! On Windows the same stops come from the console: Ctrl-C, Ctrl-Break and closing
+//! the console window, taken by a console control handler (`io::platform`) that
+//! Windows calls on a thread of its own; nothing is blocked.
 
 use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use tokio::sync::watch;
 
-/// The signals that stop a manager.
-fn stop_set() -> SigSet {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set
-}
+use super::platform;
 
 /// Blocks SIGINT and SIGTERM in the calling thread and so in every thread it starts
-/// afterwards. Call it first in `main`, before any thread exists.
+/// afterwards. Call it first in `main`, before any thread exists. (Windows: nothing.)
 pub fn block_stop_signals() {
-    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stop_set()), None);
+    platform::block_stop_signals();
 }
 
 /// Unblocks them again, for commands that keep the default dispositions (a reader is
 /// simply ended by Ctrl-C). A signal that arrived meanwhile is delivered now.
 pub fn unblock_stop_signals() {
-    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&stop_set()), None);
+    platform::unblock_stop_signals();
 }
 
 /// Where the listening thread is: signals are a property of the process, not of a
@@ -66,20 +63,21 @@ pub fn listen(hint: Option<PathBuf>) -> std::io::Result<()> {
     if LISTENER.set(Listener { running: Mutex::new(None), hint }).is_err() {
         return Ok(());
     }
-    std::thread::Builder::new().name("pitboss-signals".into()).spawn(|| loop {
-        let Ok(signal) = stop_set().wait() else { continue };
-        let Some(listener) = LISTENER.get() else { return };
-        let name = signal.as_str().to_string();
-        let running = listener.running.lock().unwrap_or_else(|e| e.into_inner());
-        match running.as_ref() {
-            // The first one counts; the engine is stopping already after it.
-            Some(engine) => {
-                engine.send_if_modified(|caught| caught.is_none() && caught.replace(name).is_none());
-            }
-            None => stop_while_starting(&name, listener.hint.as_ref()),
+    platform::take_stop_signals(deliver)
+}
+
+/// What a stop signal does once taken (module notes).
+fn deliver(name: &str) {
+    let Some(listener) = LISTENER.get() else { return };
+    let name = name.to_string();
+    let running = listener.running.lock().unwrap_or_else(|e| e.into_inner());
+    match running.as_ref() {
+        // The first one counts; the engine is stopping already after it.
+        Some(engine) => {
+            engine.send_if_modified(|caught| caught.is_none() && caught.replace(name).is_none());
         }
-    })?;
-    Ok(())
+        None => stop_while_starting(&name, listener.hint.as_ref()),
+    }
 }
 
 /// Ends the process: a stop signal arrived before the engine ran.
@@ -92,8 +90,7 @@ fn stop_while_starting(name: &str, hint: Option<&PathBuf>) -> ! {
     let _ = std::io::stderr().lock().write_all(message.as_bytes());
     // `_exit`, not `exit`: the main thread may be mid-way through anything, and no
     // destructor or exit handler may run under it (the log is safe as after a crash).
-    // SAFETY: _exit takes no pointers and ends the process.
-    unsafe { libc::_exit(130) }
+    platform::exit_now(130)
 }
 
 /// Resolves on SIGINT or SIGTERM with the signal's name. Calling it marks the start of
@@ -120,12 +117,8 @@ pub fn shutdown_signal() -> impl Future<Output = String> + Send + 'static {
 }
 
 async fn tokio_signal() -> String {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let Ok(mut signals) = super::platform::StopSignals::new() else {
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = int.recv() => "SIGINT".to_string(),
-        _ = term.recv() => "SIGTERM".to_string(),
-    }
+    signals.recv().await.to_string()
 }

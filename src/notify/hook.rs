@@ -4,12 +4,10 @@
 //! that exited is followed by a SIGKILL to its group too, so what it left running in
 //! the background (its own children) does not outlive it.
 
-use std::os::unix::process::CommandExt as _;
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use crate::io::platform::{self, Signal};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -38,18 +36,21 @@ pub struct Hook<'a> {
 /// Runs the hook to its end; `Err` says in one plain line why it failed.
 pub async fn run(hook: Hook<'_>) -> Result<(), String> {
     let Some(program) = hook.argv.first() else { return Err("no command".to_string()) };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(&hook.argv[1..])
-        .envs(hook.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    // Its own group (Unix), so that a timeout ends what it started too; leading a
+    // group in the manager's session also tells the orphan reaper it is ours
+    // (io::runner::orphans). On Windows a Job Object holds its tree instead.
+    let mut cmd =
+        platform::attempt_command(&hook.argv, None, hook.env).map_err(|e| format!("cannot start {program:?}: {e}"))?;
+    cmd.envs(hook.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
-    // Its own group, so that a timeout ends what it started too; leading a group in
-    // the manager's session also tells the orphan reaper it is ours (io::runner::orphans).
-    cmd.as_std_mut().process_group(0);
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {program:?}: {e}"))?;
     let pid = child.id().unwrap_or(0);
+    if let Err(e) = platform::contain(pid) {
+        tracing::warn!("notify hook {program:?}: no Job Object for its processes: {e}");
+    }
     let stdout = child.stdout.take().map(|p| tokio::spawn(tail(p)));
     let stderr = child.stderr.take().map(|p| tokio::spawn(tail(p)));
     let stdin = child.stdin.take();
@@ -67,6 +68,7 @@ pub async fn run(hook: Hook<'_>) -> Result<(), String> {
     })
     .await;
     kill_group(pid);
+    platform::release(pid);
     let status = match ended {
         Ok(status) => status.map_err(|e| format!("cannot wait for {program:?}: {e}")),
         Err(_) => {
@@ -90,7 +92,7 @@ pub async fn run(hook: Hook<'_>) -> Result<(), String> {
 
 fn kill_group(pid: u32) {
     if pid > 1 {
-        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        platform::signal_group(pid, Signal::SIGKILL);
     }
 }
 
@@ -184,7 +186,7 @@ mod tests {
         }
         for pid in &left {
             // The test's own cleanup, by pid, when the notifier failed to end them.
-            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
         }
         assert_eq!(pids.len(), 2, "{text}");
         assert!(left.is_empty(), "still running after the deadline: {left:?}");

@@ -5,8 +5,8 @@
 //! check and record like the palette's `payload` line. The run goes on meanwhile: the
 //! editor is awaited, not waited for, on the runtime the engine runs on.
 
+use crate::io::platform;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The editor command line, from `$VISUAL` then `$EDITOR` (blank counts as unset).
@@ -60,14 +60,13 @@ pub fn discard(path: &Path) {
 /// is when it exists (a refused edit kept for the operator), else written with `text`.
 fn private_file(task: &str, text: &str) -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("pitboss-edit-{}", std::process::id()));
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+    match platform::private_dir_builder().create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             // Ours only if it is a real directory of ours that no one else can enter.
             let meta = std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            // SAFETY: getuid only reads the process's user id.
-            let uid = unsafe { libc::getuid() };
-            if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+            let mine = platform::owner_of(&meta) == platform::my_uid();
+            if !meta.is_dir() || !mine || platform::mode_of(&meta) & 0o077 != 0 {
                 return Err(format!("{} is not a private directory of yours: not used", dir.display()));
             }
         }
@@ -79,10 +78,9 @@ fn private_file(task: &str, text: &str) -> Result<PathBuf, String> {
     if path.exists() {
         return Ok(path);
     }
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = platform::private_open_options()
         .write(true)
         .create_new(true)
-        .mode(0o600)
         .open(&path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     file.write_all(text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -113,10 +113,7 @@ pub fn enter() {
 /// Whether this process is in the terminal's foreground (after `fg`), not in the
 /// background (after `bg`), where touching the terminal would stop it again.
 pub fn in_foreground() -> bool {
-    // SAFETY: both calls only read process state; fd 0 is the terminal (or not: then
-    // tcgetpgrp fails and the answer is "foreground", as for a terminal of our own).
-    let (owner, ours) = unsafe { (libc::tcgetpgrp(0), libc::getpgrp()) };
-    owner < 0 || owner == ours
+    crate::io::platform::in_foreground()
 }
 
 /// Stops this process as the terminal's Ctrl-Z would (raw mode turns that key into a
@@ -125,6 +122,6 @@ pub fn in_foreground() -> bool {
 /// attempts' timeouts and stall watches move out by as much (`io::clock::stopped_ms`).
 pub fn stop_self() {
     let stopped_at = std::time::Instant::now();
-    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTSTP);
+    crate::io::platform::suspend_self();
     crate::io::clock::note_stopped(stopped_at.elapsed());
 }

@@ -3,7 +3,7 @@
 //! back to their manager; a second signal skips the wait. A SIGKILL gives no chance
 //! to drain: the guardian ends the commands and the manager's lease takes the jobs back.
 
-use tokio::signal::unix::{signal, SignalKind};
+use crate::io::platform::StopSignals;
 use tokio::sync::watch;
 
 /// Where the worker is in its life.
@@ -20,15 +20,12 @@ pub(crate) enum Phase {
 /// Listens for stop signals; the receiver follows the phase. Fails only when the
 /// signal handlers cannot be installed.
 pub(crate) fn listen() -> std::io::Result<watch::Receiver<Phase>> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    // SIGTERM and SIGINT on Unix; Ctrl-C, Ctrl-Break and console close on Windows.
+    let mut signals = StopSignals::new()?;
     let (tx, rx) = watch::channel(Phase::Serving);
     tokio::spawn(async move {
         for next in [Phase::Draining, Phase::Hurry] {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+            signals.recv().await;
             let how = if next == Phase::Draining { "draining" } else { "handing back what runs now" };
             eprintln!("pitboss worker: stop requested; {how}");
             if tx.send(next).is_err() {

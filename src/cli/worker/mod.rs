@@ -191,8 +191,7 @@ fn check_command(args: &WorkerArgs) -> Result<Workflow, (u8, String)> {
 
 /// A folder only this user can read (capture files may hold task data).
 fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    crate::io::platform::private_dir_builder().recursive(true).create(dir)
 }
 
 /// This host's name, as the manager shows it.

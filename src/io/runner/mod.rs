@@ -14,6 +14,7 @@ pub mod agent_lines;
 pub mod capture;
 pub mod control_lines;
 pub mod env;
+#[cfg_attr(windows, path = "orphans_windows.rs")]
 pub mod orphans;
 pub mod persistent;
 pub mod remote;

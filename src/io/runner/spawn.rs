@@ -5,13 +5,10 @@
 //! told apart so that permanent ones are not retried. Time limits are the engine's:
 //! it asks for the stop.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
 use tokio::sync::{broadcast, watch};
@@ -24,6 +21,8 @@ use crate::core::decide::Outcome;
 use crate::core::event::OutputStream;
 use crate::core::protocol::{verdict, Verdict};
 use crate::core::{FailureClass, SmallOutput};
+pub use crate::io::platform::signal_group;
+use crate::io::platform::{self, Signal};
 
 /// Bytes of stdout kept in memory per attempt (the result is read from them).
 pub const STDOUT_TAIL: usize = 1 << 20;
@@ -116,13 +115,6 @@ fn note_refused_usage(report: UsageReport, stderr: Arc<Mutex<Capture>>) -> Usage
         }
         report(line)
     })
-}
-
-/// Sends `signal` to a process group, ignoring "no such group".
-pub fn signal_group(pgid: u32, signal: Signal) {
-    if pgid > 1 {
-        let _ = killpg(Pid::from_raw(pgid as i32), signal);
-    }
 }
 
 fn classify_spawn(err: &std::io::Error) -> FailureClass {
@@ -223,10 +215,9 @@ async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
 /// Leading its own group in the manager's session is also how the orphan reaper
 /// tells it from an adopted orphan (`orphans`): keep it so.
 fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Child> {
-    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
-    cmd.args(&spec.argv[1..])
-        .process_group(0)
-        .stdin(if spec.stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+    // Its own group on Unix; on Windows `.cmd`/`.bat` resolved and run by cmd.exe.
+    let mut cmd = platform::attempt_command(&spec.argv, spec.cwd.as_deref(), &spec.env)?;
+    cmd.stdin(if spec.stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(false);
@@ -287,6 +278,12 @@ pub async fn run_attempt_in(
         Err(e) => return AttemptEnd::failed(classify_spawn(&e), describe_spawn(&e, &spec), started.elapsed()),
     };
     let pid = child.id().unwrap_or(0);
+    // Windows: a kill-on-close Job Object holds the tree (a no-op on Unix, where the
+    // group set before exec does). Without one the attempt still runs, its tree less
+    // surely ended.
+    if let Err(e) = platform::contain(pid) {
+        tracing::warn!("attempt {} of {}: no Job Object for its processes: {e}", spec.attempt, spec.task);
+    }
     // Our own child until its leftovers are ended: the look for adopted orphans at
     // other attempts' ends need not check it.
     let _own = orphans::OwnLeader::new(pid);
@@ -344,6 +341,7 @@ pub async fn run_attempt_in(
     // The leader is gone; anything left of the attempt (background grandchildren, in
     // its group or escaped from it) goes too, so no pipe is held open past it.
     orphans::end_leftovers(pid, &marks);
+    platform::release(pid);
     let drain = async {
         for r in readers.iter_mut() {
             let _ = r.await;
@@ -381,7 +379,7 @@ pub async fn run_attempt_in(
         }
     };
     let exit_code = status.and_then(|s| s.code());
-    let signal = status.and_then(|s| s.signal());
+    let signal = status.and_then(|s| platform::exit_signal(&s));
     if let Some(stop) = stopped {
         return AttemptEnd::Stopped(stop, Remains { exit_code, signal, duration_ms, output });
     }

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use crate::io::platform::{self, Signal};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin};
@@ -61,6 +61,8 @@ impl Drop for Worker {
         if !self.reaped {
             signal_group(self.pid, Signal::SIGKILL);
         }
+        // Windows: closing its Job Object ends what is left of its tree.
+        platform::release(self.pid);
     }
 }
 
@@ -126,13 +128,9 @@ pub(super) fn start_worker(
     slot: usize,
     lines: &mpsc::UnboundedSender<Line>,
 ) -> Result<Worker, String> {
-    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
-    cmd.args(&spec.argv[1..])
-        .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(false);
+    let mut cmd = platform::attempt_command(&spec.argv, spec.cwd.as_deref(), &spec.env)
+        .map_err(|e| format!("pool {:?}: cannot start persistent worker {:?}: {e}", spec.pool, spec.argv[0]))?;
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(false);
     base.apply(&mut cmd);
     for (k, v) in &spec.env {
         cmd.env(k, v);
@@ -155,6 +153,9 @@ pub(super) fn start_worker(
         )
     })?;
     let pid = child.id().unwrap_or(0);
+    if let Err(e) = platform::contain(pid) {
+        tracing::warn!("pool {:?}: no Job Object for persistent worker {pid}: {e}", spec.pool);
+    }
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let tx = lines.clone();
