@@ -153,7 +153,7 @@ pub(super) fn broker_pumps(
 
 /// This host's name, for the run's meta on the broker (operators read it).
 fn host_name() -> String {
-    crate::io::posix::host_name().unwrap_or_else(|| "localhost".to_string())
+    crate::io::platform::host_name().unwrap_or_else(|| "localhost".to_string())
 }
 
 /// The log's first record (`run_started`), if it reads.

@@ -238,3 +238,13 @@ pub fn set_open_file_limit(soft: u64, hard: u64) -> bool {
     // SAFETY: setrlimit reads the struct we own.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 }
 }
+
+/// This host's name (as `hostname` prints it), or `None` if the system gives none.
+pub fn host_name() -> Option<String> {
+    crate::io::posix::host_name()
+}
+
+/// Resident memory of a process in KiB, if it can be read.
+pub fn resident_kib(pid: u32) -> Option<u64> {
+    crate::io::procs::resident_kib(pid)
+}

@@ -349,3 +349,14 @@ pub fn open_file_limits() -> Option<(u64, u64)> {
 pub fn set_open_file_limit(_soft: u64, _hard: u64) -> bool {
     false
 }
+
+/// This host's name: Windows keeps it in `COMPUTERNAME` for every process.
+pub fn host_name() -> Option<String> {
+    std::env::var("COMPUTERNAME").ok().filter(|name| !name.is_empty())
+}
+
+/// Resident memory of a process: not read on Windows yet, so persistent pools'
+/// `max_rss_mb` recycling does not apply there (README "Platforms").
+pub fn resident_kib(_pid: u32) -> Option<u64> {
+    None
+}

@@ -314,7 +314,7 @@ pub(super) fn should_recycle(w: &Worker, recycle: &Recycle) -> bool {
 
 /// Resident set size of a process in MiB.
 fn rss_mb(pid: u32) -> Option<u64> {
-    Some(crate::io::procs::resident_kib(pid)? / 1024)
+    Some(crate::io::platform::resident_kib(pid)? / 1024)
 }
 
 /// A failure of a persistent task, with what its process printed on stderr meanwhile.
