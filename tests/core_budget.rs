@@ -9,7 +9,7 @@ mod core_common;
 
 use core_common::{failure, finished, success, Core};
 use pitboss::core::decide::raise_budget;
-use pitboss::core::event::UsageRecorded;
+use pitboss::core::event::{SessionRecorded, UsageRecorded};
 use pitboss::core::usage::{Usage, Usd};
 use pitboss::core::{AfterFailure, Event, FailureClass, Input, RunState, TaskState};
 
@@ -137,4 +137,31 @@ fn a_fold_of_the_events_gives_the_same_spend_as_live() {
     let json = serde_json::to_vec(&core.state).unwrap();
     let back = RunState::from_snapshot_json(&json).unwrap();
     assert_eq!(back.spend, core.state.spend);
+}
+
+#[test]
+fn a_sessions_usage_is_what_the_attempts_that_printed_it_recorded() {
+    let toml = format!("{POOLS}\n[[task]]\nid = \"t\"\npool = \"agent\"\n");
+    let mut core = Core::new(&toml);
+    let session = |core: &mut Core, attempt: u32, id: &str| {
+        let e = Event::SessionRecorded(SessionRecorded { task: "t".into(), attempt, id: id.into() });
+        core.state.apply(&e, core.now).expect("a session note applies");
+    };
+    let i = core.state.task_index("t").unwrap();
+    assert_eq!(core.state.session_usage(i), Usage::default(), "no session, nothing carried");
+    // Attempt 1 starts thread S and counts 100/10; attempt 2 continues S and counts 100/10.
+    session(&mut core, 1, "S");
+    core.spend("t", 1, "agent", 0.5);
+    session(&mut core, 2, "S");
+    core.spend("t", 2, "agent", 0.25);
+    let both = core.state.session_usage(i);
+    assert_eq!((both.input_tokens, both.output_tokens, both.cost), (200, 20, Usd(750_000)));
+    // Attempt 3 starts a new thread: only its own usage is the session's.
+    session(&mut core, 3, "T");
+    core.spend("t", 3, "agent", 0.125);
+    let fresh = core.state.session_usage(i);
+    assert_eq!((fresh.input_tokens, fresh.output_tokens, fresh.cost), (100, 10, Usd(125_000)));
+    // Kept through a snapshot's JSON, so that a resumed manager carries the same.
+    let back = RunState::from_snapshot_json(&serde_json::to_vec(&core.state).unwrap()).unwrap();
+    assert_eq!(back.session_usage(i), fresh);
 }
