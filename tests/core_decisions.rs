@@ -11,7 +11,6 @@ mod core_common;
 use core_common::{failure, finished, kinds, run_finished, success, two_on_a_breaker_pool, Core, BREAKER_POOL, RETRY};
 use pitboss::core::{Event, FailureClass, Input, SmallOutput, TaskState};
 
-
 #[test]
 fn attempts_are_numbered_from_one_and_run_finished_reports_success() {
     let mut core = Core::new(&format!(

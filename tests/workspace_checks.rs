@@ -40,15 +40,21 @@ fn a_hung_git_is_killed_at_the_time_limit_and_validate_says_which_repo() {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let file = s.write("wf.toml", &workflow(""));
 
-    let started = Instant::now();
-    let out = s
-        .pitboss()
-        .arg("validate")
-        .arg(&file)
-        .env("PATH", path)
-        .env("PITBOSS_GIT_CHECK_TIMEOUT_MS", "400")
-        .output_within("pitboss validate with a hung git");
-    let took = started.elapsed();
+    let (out, took) = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            let out = s
+                .pitboss()
+                .arg("validate")
+                .arg(&file)
+                .env("PATH", &path)
+                .env("PITBOSS_GIT_CHECK_TIMEOUT_MS", "400")
+                .output_within("pitboss validate with a hung git");
+            (out, started.elapsed())
+        })
+        // A script just written can be "busy" while another test thread forks.
+        .find(|(out, _)| !String::from_utf8_lossy(&out.stderr).contains("Text file busy"))
+        .expect("git could be started");
     let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
     let left = pid.filter(|&p| alive(p));
     if let Some(p) = left {

@@ -267,6 +267,7 @@ mod tests {
             TaskLinks { payload: Some(json!(1).into()), ..TaskLinks::default() },
             TaskLinks { capture_failures: vec![(1, OutputStream::Stdout)], ..TaskLinks::default() },
             TaskLinks { approved: true, ..TaskLinks::default() },
+            TaskLinks { winner: Some(1), ..TaskLinks::default() },
         ] {
             let mut task = Task::blocked();
             task.links = Links::new(links);
