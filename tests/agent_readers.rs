@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
+use pitboss::core::agents::carried::Carried;
 use pitboss::core::agents::{Call, Preset};
+use pitboss::core::usage::{parse_usage, Usage};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -138,6 +140,21 @@ fn codex_resume_reports_the_same_thread_and_only_the_growth_of_its_running_total
     let two = "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":200,\"output_tokens\":40}}\n\
                {\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":300,\"output_tokens\":60}}";
     assert_eq!(Read::over(Preset::Codex, two, Some(0)).usage(), (300, 60, None));
+}
+
+#[test]
+fn codex_resumed_attempt_counts_only_what_grew_over_the_earlier_attempts() {
+    // `resume` continued `success`'s thread: its 200/40 is the thread's total, 100/20
+    // of which the first attempt recorded already.
+    let (first, resumed) = (Read::of(Preset::Codex, "success"), Read::of(Preset::Codex, "resume"));
+    let (input, output, _) = first.usage();
+    let mut carried = Carried::new(Usage { input_tokens: input, output_tokens: output, ..Usage::default() });
+    let new: Vec<Usage> = resumed.control("usage").iter().map(|l| carried.take(&parse_usage(l).unwrap())).collect();
+    let sum = |f: fn(&Usage) -> u64| new.iter().map(f).sum::<u64>();
+    assert_eq!((sum(|u| u.input_tokens), sum(|u| u.output_tokens)), (100, 20), "{new:?}");
+    assert!(Preset::Codex.usage_is_session_total());
+    // gemini's resumed run reports its own usage only (fixture README): nothing to take out.
+    assert!(!Preset::Gemini.usage_is_session_total() && !Preset::Claude.usage_is_session_total());
 }
 
 #[test]

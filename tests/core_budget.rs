@@ -5,92 +5,13 @@
 //! operator's raise resumes dispatch, and a raise that would stop it again is refused.
 //! Usage is folded as `usage_recorded` notes, as the engine records them.
 
-use std::path::Path;
+mod core_common;
 
-use pitboss::config;
-use pitboss::core::decide::{dispatch, raise_budget, Outcome};
-use pitboss::core::event::UsageRecorded;
+use core_common::{failure, finished, success, Core};
+use pitboss::core::decide::raise_budget;
+use pitboss::core::event::{SessionRecorded, UsageRecorded};
 use pitboss::core::usage::{Usage, Usd};
-use pitboss::core::{step, AfterFailure, Event, FailureClass, Input, RunState, SmallOutput, StepContext, TaskState};
-
-struct Core {
-    state: RunState,
-    now: u64,
-}
-
-impl Core {
-    fn new(toml: &str) -> Core {
-        let workflow = config::parse(toml, "budget.toml", Path::new(".")).expect("test workflow is valid");
-        let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
-        let state = RunState::from_first(&first).expect("run_started starts a state");
-        let mut core = Core { state, now: 1_000_000 };
-        core.input(Input::Start { pid: 1, version: "t".into(), resumed: false });
-        core
-    }
-
-    fn ctx(&self) -> StepContext {
-        StepContext { now_ms: self.now, jitter: 0.0 }
-    }
-
-    fn input(&mut self, input: Input) -> Vec<Event> {
-        let ctx = self.ctx();
-        step(&mut self.state, input, ctx).expect("the core accepts its own events")
-    }
-
-    fn dispatch(&mut self) -> Vec<Event> {
-        let ctx = self.ctx();
-        dispatch(&mut self.state, ctx).expect("dispatch accepts its own events")
-    }
-
-    /// A usage line of `task`'s `attempt` on `pool`, applied as the engine applies
-    /// its notes, then a dispatch as after every batch.
-    fn spend(&mut self, task: &str, attempt: u32, pool: &str, dollars: f64) -> Vec<Event> {
-        let usage = Usage {
-            cost: Usd::from_dollars(dollars, 1e6).unwrap(),
-            input_tokens: 100,
-            output_tokens: 10,
-            ..Usage::default()
-        };
-        let event = Event::UsageRecorded(UsageRecorded::new(task.into(), attempt, pool.into(), &usage));
-        self.state.apply(&event, self.now).expect("a usage note applies");
-        self.dispatch()
-    }
-
-    fn state_of(&self, id: &str) -> &TaskState {
-        &self.state.tasks[self.state.task_index(id).expect("task exists")].state
-    }
-
-    fn running(&self) -> Vec<String> {
-        (0..self.state.tasks.len())
-            .filter(|&i| matches!(self.state.tasks[i].state, TaskState::Running { .. }))
-            .map(|i| self.state.task_id(i).to_string())
-            .collect()
-    }
-}
-
-fn failure() -> Outcome {
-    Outcome::Failure {
-        class: FailureClass::Worker,
-        error: "exit 1".into(),
-        exit_code: Some(1),
-        signal: None,
-        duration_ms: 3,
-        output: SmallOutput::default(),
-    }
-}
-
-fn success() -> Outcome {
-    Outcome::Success {
-        result: serde_json::json!(1),
-        exit_code: Some(0),
-        duration_ms: 3,
-        output: SmallOutput::default(),
-    }
-}
-
-fn finished(task: &str, attempt: u32, outcome: Outcome) -> Input {
-    Input::Finished { task: task.into(), attempt, outcome }
-}
+use pitboss::core::{AfterFailure, Event, FailureClass, Input, RunState, TaskState};
 
 const POOLS: &str = r#"
 [[pool]]
@@ -113,7 +34,7 @@ fn a_task_that_spent_its_budget_is_dead_lettered_not_retried_nor_fallen_back() {
     core.dispatch();
     // Under the budget: an ordinary retry.
     core.spend("t", 1, "agent", 1.5);
-    let events = core.input(finished("t", 1, failure()));
+    let events = core.input(finished("t", 1, failure(FailureClass::Worker)));
     assert!(matches!(events.last(), Some(Event::AttemptFailed { then: AfterFailure::Retry { .. }, .. })), "{events:?}");
     let due = match core.state_of("t") {
         TaskState::RetryWait { due_ms } => *due_ms,
@@ -124,7 +45,7 @@ fn a_task_that_spent_its_budget_is_dead_lettered_not_retried_nor_fallen_back() {
     core.dispatch();
     // Reaching it: no retry, no fallback.
     core.spend("t", 2, "agent", 0.5);
-    let events = core.input(finished("t", 2, failure()));
+    let events = core.input(finished("t", 2, failure(FailureClass::Worker)));
     let reason = match events.iter().find(|e| matches!(e, Event::AttemptFailed { .. })) {
         Some(Event::AttemptFailed { then: AfterFailure::DeadLetter { reason }, .. }) => reason.clone(),
         other => panic!("not dead-lettered: {other:?} in {events:?}"),
@@ -155,25 +76,25 @@ fn a_run_budget_stops_new_attempts_lets_running_ones_finish_and_a_raise_resumes(
     );
     let mut core = Core::new(&toml);
     core.dispatch();
-    assert_eq!(core.running(), ["t1", "t2"]);
+    assert_eq!(core.all_running(), ["t1", "t2"]);
     core.spend("t1", 1, "agent", 3.0);
     // Reaching the budget: recorded once, and the running attempts go on.
     let events = core.spend("t2", 1, "agent", 2.0);
     let exhausted: Vec<_> = events.iter().filter(|e| matches!(e, Event::BudgetExhausted(_))).collect();
     assert_eq!(exhausted.len(), 1, "{events:?}");
     assert!(core.state.spend.exhausted);
-    assert_eq!(core.running(), ["t1", "t2"]);
+    assert_eq!(core.all_running(), ["t1", "t2"]);
     // An attempt ends: its slot is free, yet nothing starts.
     core.input(finished("t1", 1, success()));
     let events = core.dispatch();
     assert!(!events.iter().any(|e| matches!(e, Event::AttemptStarted { .. })), "{events:?}");
     assert!(!events.iter().any(|e| matches!(e, Event::BudgetExhausted(_))), "said once: {events:?}");
-    assert_eq!(core.running(), ["t2"]);
+    assert_eq!(core.all_running(), ["t2"]);
     // Not finished while tasks wait.
     core.input(finished("t2", 1, success()));
     let events = core.dispatch();
     assert!(!events.iter().any(|e| matches!(e, Event::RunFinished { .. })), "{events:?}");
-    assert!(core.running().is_empty());
+    assert!(core.all_running().is_empty());
     // A raise to what was spent is refused with the reason; a real one resumes.
     let refused = raise_budget(&core.state, Some(5.0), None, "operator (test)".into()).unwrap_err();
     assert!(refused.contains("has spent $5.00"), "{refused}");
@@ -216,4 +137,31 @@ fn a_fold_of_the_events_gives_the_same_spend_as_live() {
     let json = serde_json::to_vec(&core.state).unwrap();
     let back = RunState::from_snapshot_json(&json).unwrap();
     assert_eq!(back.spend, core.state.spend);
+}
+
+#[test]
+fn a_sessions_usage_is_what_the_attempts_that_printed_it_recorded() {
+    let toml = format!("{POOLS}\n[[task]]\nid = \"t\"\npool = \"agent\"\n");
+    let mut core = Core::new(&toml);
+    let session = |core: &mut Core, attempt: u32, id: &str| {
+        let e = Event::SessionRecorded(SessionRecorded { task: "t".into(), attempt, id: id.into() });
+        core.state.apply(&e, core.now).expect("a session note applies");
+    };
+    let i = core.state.task_index("t").unwrap();
+    assert_eq!(core.state.session_usage(i), Usage::default(), "no session, nothing carried");
+    // Attempt 1 starts thread S and counts 100/10; attempt 2 continues S and counts 100/10.
+    session(&mut core, 1, "S");
+    core.spend("t", 1, "agent", 0.5);
+    session(&mut core, 2, "S");
+    core.spend("t", 2, "agent", 0.25);
+    let both = core.state.session_usage(i);
+    assert_eq!((both.input_tokens, both.output_tokens, both.cost), (200, 20, Usd(750_000)));
+    // Attempt 3 starts a new thread: only its own usage is the session's.
+    session(&mut core, 3, "T");
+    core.spend("t", 3, "agent", 0.125);
+    let fresh = core.state.session_usage(i);
+    assert_eq!((fresh.input_tokens, fresh.output_tokens, fresh.cost), (100, 10, Usd(125_000)));
+    // Kept through a snapshot's JSON, so that a resumed manager carries the same.
+    let back = RunState::from_snapshot_json(&serde_json::to_vec(&core.state).unwrap()).unwrap();
+    assert_eq!(back.session_usage(i), fresh);
 }

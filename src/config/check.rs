@@ -220,6 +220,7 @@ impl<'a> Checker<'a> {
         let budget = self.budget(raw.budget.as_ref());
         let mut pools = pools;
         if broker.is_some() {
+            self.no_workspaces_in_broker_run(raw);
             // A broker pool's limit is what its live workers offer (`pool_capacity`):
             // one that sets no `concurrency` takes them all, not the local default of
             // one attempt at a time (two workers of 2 slots ran one task at a time).

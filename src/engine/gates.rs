@@ -139,7 +139,7 @@ impl Engine {
             _ => self.state.tasks[i].pool.as_deref().map(str::to_string),
         };
         let usage: UsageReport = match charged {
-            Some(pool) => super::usage::gate_usage_note(&self.tx, task, attempt, &pool, Some(index as u32 + 1)),
+            Some(pool) => super::usage::gate_usage_note(&self.tx, task, attempt, &pool, index as u32 + 1),
             None => Arc::new(|_| {}),
         };
         let (stop_tx, stop_rx) = watch::channel(None);

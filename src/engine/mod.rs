@@ -533,7 +533,7 @@ impl Engine {
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
         let plan = self.workspace_plan(task, attempt, pool, None);
         let task = task.to_string();
-        let usage = usage::usage_note(&tx, &task, attempt, pool);
+        let usage = usage::usage_note(&tx, &task, attempt, pool, self.carried_usage(&task, pool));
         let workflow = self.state.workflow.clone();
         tokio::spawn(async move {
             let prepared = match (prepared, &plan) {

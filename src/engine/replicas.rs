@@ -47,8 +47,6 @@ pub(super) struct Book {
     judged: HashSet<(String, u32)>,
     /// Each attempt's quiet parts (see [`Quiet`]).
     quiet: HashMap<(String, u32), Quiet>,
-    /// The replica whose result each task's gates check (its workspace is theirs).
-    winners: HashMap<String, u32>,
 }
 
 /// The parts of one attempt silent past their pool's `stall_after`. The attempt has
@@ -72,11 +70,6 @@ fn quiet_changed(quiet: &Quiet, part: Part, now: Option<u64>, report: impl FnOnc
 }
 
 impl Book {
-    /// The replica that won `task`'s last consensus, as this manager saw it.
-    pub(super) fn winner(&self, task: &str) -> Option<u32> {
-        self.winners.get(task).copied()
-    }
-
     /// True when no replica or judge is alive.
     pub(super) fn is_idle(&self) -> bool {
         self.sets.is_empty()
@@ -98,9 +91,6 @@ impl Engine {
                 None => false,
             },
             Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
-                if let Event::ConsensusReached { winner, .. } = event {
-                    self.replicas.winners.insert(task.clone(), *winner);
-                }
                 self.stop_parts(task, Some(*attempt), Stop::Cancel);
                 self.replicas.judged.remove(&(task.clone(), *attempt));
                 self.replicas.quiet.remove(&(task.clone(), *attempt));
@@ -246,7 +236,7 @@ impl Engine {
                             })
                         }),
                         on_capture_failed: capture_note(&tx, &task, attempt),
-                        on_usage: super::usage::usage_note(&tx, &task, attempt, &pool),
+                        on_usage: super::usage::usage_note(&tx, &task, attempt, &pool, None),
                     };
                     let end = supervise(runner, clock, spec, limits, stop_rx, reports).await;
                     if let Some(plan) = &plan {

@@ -78,7 +78,11 @@ impl Engine {
     pub(super) fn gate_workspace(&self, i: usize) -> Option<PathBuf> {
         let ws = self.workspace_of(i, self.state.tasks[i].pool.as_deref())?;
         let task = self.state.task_id(i);
-        let replica = self.state.workflow.tasks[i].consensus.as_ref().map(|_| self.replicas.winner(task).unwrap_or(0));
+        // The winner as the log says it (`consensus_reached`, kept in the state): a
+        // resumed manager never saw the event live, and replica 0's workspace holds
+        // another replica's work.
+        let winner = self.state.consensus_winner(i).unwrap_or(0);
+        let replica = self.state.workflow.tasks[i].consensus.as_ref().map(|_| winner);
         Some(ws.dir(&self.config.state_dir, task, replica))
     }
 }

@@ -11,7 +11,9 @@
 //! - `turn.completed` `usage`: tokens, no dollar figure (so no `cost_usd`: pitboss never
 //!   invents a price). The figures are the **thread's running total** (observed: 100,
 //!   200, 300 input tokens over a run and two resumes), so each usage line says what
-//!   grew since the last one this reader saw;
+//!   grew since the last one this reader saw, and a resumed attempt's first line, which
+//!   counts the earlier attempts' turns again, is cut down by the engine to what is new
+//!   ([`super::carried`]);
 //! - `turn.failed` `error.message`: the failure, whatever else was printed; the message
 //!   is the API's body as a string, whose own `error.message` is the readable part. A
 //!   top-level `error` event alone is not fatal (0.171 prints retry notices with it).
@@ -33,6 +35,12 @@ pub const CHECKED_AGAINST: &str = "codex-cli 0.171.0";
 /// `codex exec resume --json THREAD_ID PROMPT` printed the same `thread_id` and sent the
 /// earlier turns with the new prompt (fixture `resume.out`).
 pub const RESUMES_SESSIONS: bool = true;
+
+/// Whether `turn.completed` usage is the thread's running total, earlier attempts'
+/// turns included: observed, a resumed thread of one 100-token turn reported 200
+/// after its second (fixtures `success.out`, `resume.out`). The engine takes what the
+/// thread's earlier attempts recorded out of a resumed attempt's usage.
+pub const USAGE_IS_SESSION_TOTAL: bool = true;
 
 /// Characters of a command or message kept in a progress line.
 const PROGRESS_CHARS: usize = 200;

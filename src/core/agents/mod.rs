@@ -18,6 +18,7 @@
 use serde_json::Value;
 
 pub mod aider;
+pub mod carried;
 pub mod claude;
 pub mod codex;
 pub mod gemini;
@@ -134,6 +135,16 @@ impl Preset {
             Preset::Gemini => gemini::RESUMES_SESSIONS,
             Preset::Aider => aider::RESUMES_SESSIONS,
             Preset::Llm => llm::RESUMES_SESSIONS,
+        }
+    }
+
+    /// True when the agent's usage is its session's running total: an attempt that
+    /// continues a session reports the earlier attempts' usage again, which
+    /// [`carried::Carried`] takes out.
+    pub fn usage_is_session_total(self) -> bool {
+        match self {
+            Preset::Codex => codex::USAGE_IS_SESSION_TOTAL,
+            Preset::Claude | Preset::Gemini | Preset::Aider | Preset::Llm => false,
         }
     }
 

@@ -16,6 +16,10 @@ pub struct AgentState {
     /// The attempt that printed it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub session_attempt: u32,
+    /// Every attempt that printed this session, oldest first (an attempt that
+    /// continues it prints it again): whose usage a session total already counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub session_attempts: Vec<u32>,
     /// True when that attempt was interrupted (a manager crash or stop) or an
     /// operator retried it with "continue": the next attempt of a preset that resumes
     /// sessions continues it. Cleared when an attempt spawns.
@@ -61,6 +65,12 @@ impl RunState {
     pub(super) fn session_recorded(&mut self, recorded: &SessionRecorded) {
         let Some(i) = self.task_index(&recorded.task) else { return };
         let agent = self.tasks[i].links_mut().agent.get_or_insert_with(Default::default);
+        if agent.session.as_deref() != Some(recorded.id.as_str()) {
+            agent.session_attempts.clear();
+        }
+        if !agent.session_attempts.contains(&recorded.attempt) {
+            agent.session_attempts.push(recorded.attempt);
+        }
         agent.session = Some(recorded.id.clone());
         agent.session_attempt = recorded.attempt;
     }

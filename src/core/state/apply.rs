@@ -106,9 +106,11 @@ impl RunState {
                 let failure = class.map(|c| (c, error.as_deref().unwrap_or_default()));
                 self.cast_vote(kind, task, *attempt, *replica, worker, result, failure, ts_ms)?
             }
-            Event::ConsensusReached { task, attempt, .. } | Event::ConsensusFailed { task, attempt, .. } => {
-                self.note_consensus(kind, task, *attempt)?
+            Event::ConsensusReached { task, attempt, winner, .. } => {
+                self.note_consensus(kind, task, *attempt)?;
+                self.note_winner(task, *winner);
             }
+            Event::ConsensusFailed { task, attempt, .. } => self.note_consensus(kind, task, *attempt)?,
             // A result's gates.
             Event::GatePassed {
                 task,

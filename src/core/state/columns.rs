@@ -196,6 +196,8 @@ struct LinksDoc {
     approved: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     agent: Option<Box<super::agent::AgentState>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    winner: Option<u32>,
 }
 
 fn tag(state: &TaskState) -> u8 {
@@ -321,6 +323,7 @@ fn write_task<W: Write>(task: &Task, out: &mut Sink<W>) -> std::io::Result<()> {
             finding,
             approved,
             agent,
+            winner,
         } = links.get().clone();
         out.doc(&LinksDoc {
             pool_override,
@@ -332,6 +335,7 @@ fn write_task<W: Write>(task: &Task, out: &mut Sink<W>) -> std::io::Result<()> {
             finding,
             approved,
             agent,
+            winner,
         })?;
     }
     Ok(())
@@ -405,8 +409,18 @@ fn read_task<R: Read>(src: &mut Src<R>, names: &mut Vec<Arc<str>>) -> Result<Tas
     let pool = if flags & TASK_POOL != 0 { Some(shared(names, src.str()?)) } else { None };
     let queue_ticket = Ticket::new(if flags & TASK_TICKET != 0 { Some(src.u64()?) } else { None });
     let links = if flags & TASK_LINKS != 0 {
-        let LinksDoc { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved, agent } =
-            src.doc()?;
+        let LinksDoc {
+            pool_override,
+            parent,
+            children,
+            payload,
+            capture_failures,
+            verdicts,
+            finding,
+            approved,
+            agent,
+            winner,
+        } = src.doc()?;
         Links::new(TaskLinks {
             pool_override,
             parent,
@@ -417,6 +431,7 @@ fn read_task<R: Read>(src: &mut Src<R>, names: &mut Vec<Arc<str>>) -> Result<Tas
             finding,
             approved,
             agent,
+            winner,
         })
     } else {
         Links::default()

@@ -182,4 +182,17 @@ impl RunState {
     pub(super) fn note_consensus(&self, kind: &'static str, id: &str, attempt: u32) -> Result<(), ApplyError> {
         self.running_attempt(kind, id, attempt).map(|_| ())
     }
+
+    /// `consensus_reached`: the winning replica is kept with the task, so that its
+    /// gates run in that replica's workspace in this manager and in a resumed one.
+    pub(super) fn note_winner(&mut self, id: &str, winner: u32) {
+        if let Some(i) = self.task_index(id) {
+            self.tasks[i].links_mut().winner = Some(winner);
+        }
+    }
+
+    /// The replica whose result won task `i`'s latest consensus, if one did.
+    pub fn consensus_winner(&self, i: usize) -> Option<u32> {
+        self.tasks.get(i)?.winner()
+    }
 }

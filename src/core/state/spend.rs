@@ -5,7 +5,7 @@
 
 use super::{ApplyError, RunState};
 use crate::core::event::{BudgetRaised, UsageRecorded};
-use crate::core::usage::Usd;
+use crate::core::usage::{Usage, Usd};
 
 impl RunState {
     /// Folds a `usage_recorded`: the task and pool must be the run's (the attempt need
@@ -58,6 +58,23 @@ impl RunState {
             "max_cost_usd": self.max_cost_usd(),
             "exhausted": book.exhausted,
         }))
+    }
+
+    /// What the attempts of task `i`'s agent session recorded, all together: what a
+    /// session total reported by an attempt that continues it counts again.
+    pub fn session_usage(&self, i: usize) -> Usage {
+        let (Some(agent), Some(spend)) = (self.tasks.get(i).and_then(|t| t.agent()), self.spend.task(i)) else {
+            return Usage::default();
+        };
+        let mut sum = Usage::default();
+        for spent in agent.session_attempts.iter().filter_map(|a| spend.attempts.get(a)) {
+            sum.cost = sum.cost.plus(spent.cost_usd);
+            sum.input_tokens = sum.input_tokens.saturating_add(spent.input_tokens);
+            sum.output_tokens = sum.output_tokens.saturating_add(spent.output_tokens);
+            sum.cache_read_tokens = sum.cache_read_tokens.saturating_add(spent.cache_read_tokens);
+            sum.cache_creation_tokens = sum.cache_creation_tokens.saturating_add(spent.cache_creation_tokens);
+        }
+        sum
     }
 
     /// What task `i` has spent, all attempts together.

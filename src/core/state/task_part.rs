@@ -215,6 +215,8 @@ struct TaskOut<'a> {
     approved: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     agent: &'a Option<Box<super::agent::AgentState>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    winner: &'a Option<u32>,
     #[serde(skip_serializing_if = "none")]
     parent: &'a Option<usize>,
     #[serde(skip_serializing_if = "empty")]
@@ -258,6 +260,8 @@ struct TaskIn {
     #[serde(default)]
     agent: Option<Box<super::agent::AgentState>>,
     #[serde(default)]
+    winner: Option<u32>,
+    #[serde(default)]
     parent: Option<usize>,
     #[serde(default)]
     children: Vec<usize>,
@@ -279,8 +283,18 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         links,
         queue_ticket,
     } = task;
-    let TaskLinks { pool_override, parent, children, payload, capture_failures, verdicts, finding, approved, agent } =
-        links.get();
+    let TaskLinks {
+        pool_override,
+        parent,
+        children,
+        payload,
+        capture_failures,
+        verdicts,
+        finding,
+        approved,
+        agent,
+        winner,
+    } = links.get();
     TaskOut {
         state: state_out(state),
         attempts: *attempts,
@@ -298,6 +312,7 @@ fn task_out(task: &Task) -> TaskOut<'_> {
         finding,
         approved: *approved,
         agent,
+        winner,
         parent,
         children,
         queue_ticket: queue_ticket.get(),
@@ -323,6 +338,7 @@ impl TaskIn {
             finding,
             approved,
             agent,
+            winner,
             parent,
             children,
             queue_ticket,
@@ -337,6 +353,7 @@ impl TaskIn {
             finding,
             approved,
             agent,
+            winner,
         });
         Task {
             state: state.into_state(),

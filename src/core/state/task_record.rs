@@ -98,6 +98,9 @@ pub struct TaskLinks {
     pub approved: bool,
     /// The task's agent session and health flags (DESIGN §13).
     pub agent: Option<Box<super::agent::AgentState>>,
+    /// The replica whose result won the task's latest consensus (`consensus_reached`):
+    /// its gates run in that replica's workspace, after a resume too.
+    pub winner: Option<u32>,
 }
 
 /// [`TaskLinks`] boxed, none while every field is at its default: 8 bytes in every
@@ -117,6 +120,7 @@ const NO_LINKS: &TaskLinks = &TaskLinks {
     finding: None,
     approved: false,
     agent: None,
+    winner: None,
 };
 
 impl Links {
@@ -199,6 +203,11 @@ impl Task {
     /// True once an operator approved the held task.
     pub fn approved(&self) -> bool {
         self.links.get().approved
+    }
+
+    /// The replica whose result won the task's latest consensus, if one did.
+    pub fn winner(&self) -> Option<u32> {
+        self.links.get().winner
     }
 
     /// The rare fields, to set one (boxed on first use).

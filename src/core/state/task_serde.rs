@@ -56,6 +56,8 @@ struct TaskOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     agent: &'a Option<Box<super::agent::AgentState>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    winner: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     parent: Option<usize>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     children: &'a [usize],
@@ -97,6 +99,8 @@ struct TaskIn {
     #[serde(default)]
     agent: Option<Box<super::agent::AgentState>>,
     #[serde(default)]
+    winner: Option<u32>,
+    #[serde(default)]
     parent: Option<usize>,
     #[serde(default)]
     children: Vec<usize>,
@@ -129,6 +133,7 @@ impl Serialize for Task {
             finding,
             approved,
             agent,
+            winner,
         } = links.get();
         TaskOut {
             state,
@@ -147,6 +152,7 @@ impl Serialize for Task {
             finding,
             approved: *approved,
             agent,
+            winner: *winner,
             parent: *parent,
             children,
             queue_ticket: queue_ticket.get(),
@@ -174,6 +180,7 @@ impl<'de> Deserialize<'de> for Task {
             finding,
             approved,
             agent,
+            winner,
             parent,
             children,
             queue_ticket,
@@ -198,6 +205,7 @@ impl<'de> Deserialize<'de> for Task {
                 finding,
                 approved,
                 agent,
+                winner,
             }),
             queue_ticket: Ticket::new(queue_ticket),
         })
@@ -259,6 +267,7 @@ mod tests {
             TaskLinks { payload: Some(json!(1).into()), ..TaskLinks::default() },
             TaskLinks { capture_failures: vec![(1, OutputStream::Stdout)], ..TaskLinks::default() },
             TaskLinks { approved: true, ..TaskLinks::default() },
+            TaskLinks { winner: Some(1), ..TaskLinks::default() },
         ] {
             let mut task = Task::blocked();
             task.links = Links::new(links);
