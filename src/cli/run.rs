@@ -174,11 +174,11 @@ pub fn check_files(workflow: &Workflow) -> Result<(), (u8, String)> {
 /// Runs a prepared run with `front` and reports how it ended.
 pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdResult {
     // A resumed run's size is known only now; a new run was checked before its folder was made.
-    check_files(&prepared.state().workflow)?;
+    check_files(prepared.state().workflow.head())?;
     for note in &prepared.notes {
         eprintln!("pitboss: {note}");
     }
-    let name = prepared.state().workflow.name.clone();
+    let name = prepared.state().workflow.head().name.clone();
     let (run_id, dir) = (prepared.state().run_id.clone(), prepared.dir().to_path_buf());
     let started = now_ms();
     let finished = match prepared.run(front) {
