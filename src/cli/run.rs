@@ -111,10 +111,10 @@ pub fn prepare_resume_with(
     let mut prepared = launch::resume(dir, truncate_at).map_err(usage)?;
     // The broker's part alone: a clone of the whole workflow was 42 MB of a
     // quarter-million-task run's `resume` peak (issue 14), for one field.
-    let mut spec = prepared.state().workflow.broker.clone();
+    let mut spec = prepared.state().workflow.head().broker.clone();
     if let Some(setup) = broker_setup(&mut spec, broker, password_file, tls)? {
         let state = prepared.state();
-        launch::check_broker(&setup, &state.run_id, &state.workflow).map_err(usage)?;
+        launch::check_broker(&setup, &state.run_id, state.workflow.head()).map_err(usage)?;
         prepared.use_broker(setup);
     }
     Ok(prepared)

@@ -47,7 +47,8 @@ pub fn all_workspaces(dir: &Path, state: &RunState) -> HashMap<String, Value> {
     // Plain specs have no workspace of their own: known without decoding a lazily
     // read snapshot's specs (`core::state::lazy`).
     let wf = &state.workflow;
-    let own = |wf: &crate::core::state::WorkflowCell| !wf.all_plain() && wf.tasks.iter().any(|t| t.workspace().is_some());
+    let own =
+        |wf: &crate::core::state::WorkflowCell| !wf.all_plain() && wf.tasks.iter().any(|t| t.workspace().is_some());
     if wf.head().pools.iter().all(|p| p.workspace.is_none()) && !own(wf) {
         return HashMap::new();
     }

@@ -72,9 +72,6 @@ impl Later {
     fn workflow(&self) -> &Arc<Workflow> {
         self.workflow.get_or_init(|| {
             tracing::debug!("decoding {} specs on first use", self.starts.len());
-            if std::env::var_os("PITBOSS_LAZY_TRACE").is_some() {
-                eprintln!("LAZY DECODE\n{}", std::backtrace::Backtrace::force_capture());
-            }
             let mut src = Src::new(&self.rows[..], self.rows.len() as u64);
             // `read` ran every check `read_specs` makes on these very bytes.
             let tasks = columns::read_specs(self.starts.len(), &mut src).expect("spec rows checked at open");
@@ -235,11 +232,7 @@ impl std::fmt::Debug for GraphCell {
 impl RunState {
     /// A format-4 state whose specs are decoded on first use (`later`, shared by its
     /// workflow and graph cells), from the head's small fields and the task rows.
-    pub fn from_later(
-        later: Later,
-        small: super::SmallIn,
-        rows: columns::TaskRows,
-    ) -> Result<RunState, String> {
+    pub fn from_later(later: Later, small: super::SmallIn, rows: columns::TaskRows) -> Result<RunState, String> {
         let later = Arc::new(later);
         let pool_names = later.head.pools.iter().map(|p| Arc::from(p.name.as_str())).collect();
         RunState::assemble(WorkflowCell::Later(Arc::clone(&later)), GraphCell::Later(later), pool_names, small, rows)

@@ -61,15 +61,8 @@ impl RunState {
             false => [self.graph.dependents.len(), self.graph.dependencies.len(), self.graph.eligible.len()],
         };
         let r = &self.readiness;
-        let tables = [
-            self.tasks.len(),
-            graph[0],
-            graph[1],
-            graph[2],
-            r.unsatisfied.len(),
-            r.failed.len(),
-            r.standing.len(),
-        ];
+        let tables =
+            [self.tasks.len(), graph[0], graph[1], graph[2], r.unsatisfied.len(), r.failed.len(), r.standing.len()];
         if tables.iter().any(|&len| len != n) || self.pools.len() != self.workflow.head().pools.len() {
             return Err(format!("its tables do not match its workflow of {n} tasks"));
         }
