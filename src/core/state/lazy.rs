@@ -114,6 +114,11 @@ impl WorkflowCell {
         }
     }
 
+    /// True when there is no spec.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The workflow's fields but its specs, without decoding them: its `tasks` are
     /// empty when the specs are not decoded (read them through the deref).
     pub fn head(&self) -> &Workflow {
