@@ -125,7 +125,7 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
     let opened = snapshot::open_state(&run_dir.path).map_err(start_err)?;
     notes.extend(opened.notes);
     let (state, scan) = (opened.state, opened.scan);
-    check_secrets(&state.workflow).map_err(start_err)?;
+    check_secrets(state.workflow.head()).map_err(start_err)?;
     let mut journal = Journal::open(&run_dir.path, &scan).map_err(start_err)?;
     let stale = snapshot::discard_after(&run_dir.path, scan.records);
     if stale > 0 {
@@ -392,7 +392,7 @@ impl Prepared {
             exit_when_done: front.exits_when_done,
         };
         // Each pool's environment and the secrets to redact, from this environment.
-        let run_env = RunEnv::from_process(&state.workflow);
+        let run_env = RunEnv::from_process(state.workflow.head());
         for warning in run_env.warnings() {
             eprintln!("pitboss: {warning}");
         }

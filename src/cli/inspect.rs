@@ -104,10 +104,12 @@ fn write_document(state: &RunState, dir: &Path) -> std::io::Result<()> {
 fn print_table(state: &RunState) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     // Every line below may quote a worker (results, reasons, ids): escaped for the terminal.
-    writeln!(out, "{}", escape_line(&format!("run {:?}  ({})", state.workflow.name, state.run_id)))?;
+    // The workflow's head and the ids only: a finished run's specs are not decoded
+    // for its table (`core::state::lazy`).
+    writeln!(out, "{}", escape_line(&format!("run {:?}  ({})", state.workflow.head().name, state.run_id)))?;
     writeln!(out, "{}", counts_line(state))?;
     writeln!(out)?;
-    let width = state.workflow.tasks.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
+    let width = (0..state.tasks.len()).map(|i| state.task_id(i).len()).max().unwrap_or(4).max(4);
     writeln!(out, "{:width$}  {:13}  {:>8}  {:12}  DETAIL", "TASK", "STATE", "ATTEMPTS", "POOL")?;
     let mut row = String::with_capacity(256);
     let mut number = itoa_buffer();

@@ -28,7 +28,10 @@ pub fn counts_json(state: &RunState) -> Value {
     let mut counts = Map::new();
     // `awaiting_approval` only for workflows that use the input guard, so that the
     // documents of every other run (and the golden ones) are as before.
-    let guarded = (0..state.tasks.len()).any(|i| crate::core::hold::guarded(state, i));
+    // Plain specs on pools without a guard are never guarded: known without decoding
+    // a lazily read snapshot's specs (`core::state::lazy`).
+    let unguarded = state.workflow.all_plain() && state.workflow.head().pools.iter().all(|p| !p.input_guard);
+    let guarded = !unguarded && (0..state.tasks.len()).any(|i| crate::core::hold::guarded(state, i));
     for name in TaskStateName::ALL {
         if name == TaskStateName::AwaitingApproval && !guarded && state.count(name) == 0 {
             continue;

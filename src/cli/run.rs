@@ -111,10 +111,10 @@ pub fn prepare_resume_with(
     let mut prepared = launch::resume(dir, truncate_at).map_err(usage)?;
     // The broker's part alone: a clone of the whole workflow was 42 MB of a
     // quarter-million-task run's `resume` peak (issue 14), for one field.
-    let mut spec = prepared.state().workflow.broker.clone();
+    let mut spec = prepared.state().workflow.head().broker.clone();
     if let Some(setup) = broker_setup(&mut spec, broker, password_file, tls)? {
         let state = prepared.state();
-        launch::check_broker(&setup, &state.run_id, &state.workflow).map_err(usage)?;
+        launch::check_broker(&setup, &state.run_id, state.workflow.head()).map_err(usage)?;
         prepared.use_broker(setup);
     }
     Ok(prepared)
@@ -174,11 +174,11 @@ pub fn check_files(workflow: &Workflow) -> Result<(), (u8, String)> {
 /// Runs a prepared run with `front` and reports how it ended.
 pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdResult {
     // A resumed run's size is known only now; a new run was checked before its folder was made.
-    check_files(&prepared.state().workflow)?;
+    check_files(prepared.state().workflow.head())?;
     for note in &prepared.notes {
         eprintln!("pitboss: {note}");
     }
-    let name = prepared.state().workflow.name.clone();
+    let name = prepared.state().workflow.head().name.clone();
     let (run_id, dir) = (prepared.state().run_id.clone(), prepared.dir().to_path_buf());
     let started = now_ms();
     let finished = match prepared.run(front) {

@@ -36,21 +36,27 @@ impl JsonText {
     /// again into the `Arc` (12.7 % of opening one, issue 14). The text is kept as it
     /// stands, so it is for texts this program wrote itself, as [`JsonText::from_raw`].
     pub fn from_checked(text: &str) -> Result<JsonText, serde_json::Error> {
-        let text = if flat::is_flat_object(text.as_bytes()) {
-            text
-        } else {
-            let mut checking = serde_json::Deserializer::from_str(text);
-            serde::de::IgnoredAny::deserialize(&mut checking)?;
-            checking.end()?;
-            // Valid JSON has only JSON whitespace (a subset of `trim`'s) around its value.
-            text.trim()
-        };
+        let text = JsonText::check(text)?;
         let shared: Arc<str> = Arc::from(text);
         // SAFETY: `RawValue` is `#[repr(transparent)]` over `str` (serde_json turns a
         // `Box<str>` into a `Box<RawValue>` the same way), so the pointer's layout and
         // metadata are the same; its one invariant, a valid JSON text without
         // surrounding whitespace, was checked just above.
         Ok(JsonText(unsafe { Arc::from_raw(Arc::into_raw(shared) as *const RawValue) }))
+    }
+
+    /// `text` checked to be one JSON value, trimmed as a `RawValue` holds it: what
+    /// [`JsonText::from_checked`] keeps, without keeping it (a lazily read snapshot
+    /// checks its specs' payloads at open and decodes them later, issue 14).
+    pub fn check(text: &str) -> Result<&str, serde_json::Error> {
+        if flat::is_flat_object(text.as_bytes()) {
+            return Ok(text);
+        }
+        let mut checking = serde_json::Deserializer::from_str(text);
+        serde::de::IgnoredAny::deserialize(&mut checking)?;
+        checking.end()?;
+        // Valid JSON has only JSON whitespace (a subset of `trim`'s) around its value.
+        Ok(text.trim())
     }
 
     /// The value, parsed again (`null` if the text were not JSON, which none is: every

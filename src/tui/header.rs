@@ -137,7 +137,7 @@ fn fit(parts: &mut Vec<Part>, width: usize) {
 /// (nothing starts until it is back). None for a run without a broker.
 fn broker(scene: &Scene, now: u64) -> Option<Part> {
     let state = &scene.fleet.state;
-    let label = state.workflow.broker.as_ref()?.label();
+    let label = state.workflow.head().broker.as_ref()?.label();
     let t = scene.theme;
     match &state.remote.link {
         Some(link) if !link.up => {
@@ -187,7 +187,7 @@ fn parts(scene: &Scene) -> Vec<Part> {
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let mut parts = vec![
         Part { tight: true, ..Part::new(" pitboss ".into(), bold.add_modifier(Modifier::REVERSED), 9) },
-        Part::new(state.workflow.name.clone(), Style::default(), 1),
+        Part::new(state.workflow.head().name.clone(), Style::default(), 1),
         Part::new(format!("{elapsed}{since}"), t.fg(Color::Gray), 3).short(elapsed.clone(), 2),
     ];
     let (done, total, remaining) = progress(fleet);
@@ -255,7 +255,7 @@ fn parts(scene: &Scene) -> Vec<Part> {
             parts.push(Part::new(format!("{n} {label}"), t.state(name), 2));
         }
     }
-    let cap = state.workflow.max_parallel;
+    let cap = state.workflow.head().max_parallel;
     parts.push(Part::new(format!("max_parallel {cap}"), t.fg(Color::Gray), 5).short(format!("cap {cap}"), 3));
     if let Some(span) = travel::indicator(scene) {
         // The reminder that this is the past outranks everything.

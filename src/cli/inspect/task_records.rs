@@ -102,8 +102,12 @@ pub fn find(dir: &Path, state: &mut RunState, i: usize) -> Result<Option<Found>,
 /// it is: cloned without its other tasks when the state holds it alone.
 fn sub_workflow(state: &mut RunState, keep: &[usize]) -> Workflow {
     let tasks: Vec<TaskSpec> = keep.iter().map(|&j| state.workflow.tasks[j].clone()).collect();
+    if state.workflow.rows().is_some() {
+        // Read lazily: its head is the workflow without its specs, cheap to clone.
+        return Workflow { tasks, ..state.workflow.head().clone() };
+    }
     let Some(whole) = Arc::get_mut(&mut state.workflow) else {
-        return Workflow { tasks, ..(*state.workflow).clone() };
+        return Workflow { tasks, ..(**state.workflow).clone() };
     };
     let all = std::mem::take(&mut whole.tasks);
     let mut sub = whole.clone();

@@ -44,8 +44,12 @@ pub fn workspace_json<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option
 /// Every task's `"workspace"` member, by task id, from one pass over the log; none
 /// read when the workflow asks for no workspace (the common run reads nothing more).
 pub fn all_workspaces(dir: &Path, state: &RunState) -> HashMap<String, Value> {
+    // Plain specs have no workspace of their own: known without decoding a lazily
+    // read snapshot's specs (`core::state::lazy`).
     let wf = &state.workflow;
-    if wf.pools.iter().all(|p| p.workspace.is_none()) && wf.tasks.iter().all(|t| t.workspace().is_none()) {
+    let own =
+        |wf: &crate::core::state::WorkflowCell| !wf.all_plain() && wf.tasks.iter().any(|t| t.workspace().is_some());
+    if wf.head().pools.iter().all(|p| p.workspace.is_none()) && !own(wf) {
         return HashMap::new();
     }
     let mut notes: HashMap<String, Vec<Event>> = HashMap::new();

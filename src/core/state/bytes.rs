@@ -150,6 +150,11 @@ impl<W: Write> Sink<W> {
         self.put(&n.to_le_bytes())
     }
 
+    /// `bytes` as they are (rows already laid out: a lazily read snapshot's specs).
+    pub fn raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.put(bytes)
+    }
+
     /// `bytes` after their length.
     pub fn bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let len = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("a text of 4 GB or more"))?;

@@ -130,6 +130,63 @@ pub fn read_specs<R: Read>(n: usize, src: &mut Src<R>) -> Result<Vec<TaskSpec>, 
     Ok(specs)
 }
 
+/// Checks `n` spec rows (the whole section) as [`read_specs`] would read them, keeping
+/// only where each row starts: a lazily read snapshot (`lazy`) decodes them on first
+/// use, and that decoding must not fail after the snapshot was accepted.
+/// Also tells whether any row has rare fields (none: every spec is plain).
+pub fn skim_specs(n: usize, bytes: &[u8]) -> Result<(Vec<u32>, bool), BodyError> {
+    let len = bytes.len() as u64;
+    if u32::try_from(len).is_err() {
+        return Err(format!("a specs section of {len} bytes"));
+    }
+    let mut src = Src::new(bytes, len);
+    if n as u64 > src.remaining() / 13 {
+        return Err(format!("{n} specs in a section of {} bytes", src.remaining()));
+    }
+    let (mut starts, mut rare) = (Vec::with_capacity(n), false);
+    for i in 0..n {
+        starts.push((len - src.remaining()) as u32);
+        rare |= skim_spec(&mut src).map_err(|e| format!("spec {i}: {e}"))?;
+    }
+    if src.remaining() != 0 {
+        return Err(format!("{} bytes after the last spec", src.remaining()));
+    }
+    Ok((starts, rare))
+}
+
+/// [`read_spec`]'s checks, in its order, without building the spec; true when the
+/// row has rare fields.
+fn skim_spec<R: Read>(src: &mut Src<R>) -> Result<bool, BodyError> {
+    let flags = src.u8()?;
+    src.str()?;
+    let payload = src.str()?;
+    JsonText::check(payload).map_err(|e| format!("a JSON text that does not parse ({e})"))?;
+    let deps = src.u32()? as usize;
+    if deps as u64 > src.remaining() / 4 {
+        return Err(format!("{deps} dependencies past the section's end"));
+    }
+    for _ in 0..deps {
+        src.str()?;
+    }
+    if flags & SPEC_TIMEOUT != 0 {
+        src.u64()?;
+    }
+    if flags & SPEC_RETRY != 0 {
+        src.take(29)?;
+    }
+    if flags & SPEC_RARE != 0 {
+        let _: SpecRare = src.doc()?;
+    }
+    Ok(flags & SPEC_RARE != 0)
+}
+
+/// The id of the spec row starting at `start` of a section [`skim_specs`] accepted.
+pub fn spec_id(bytes: &[u8], start: u32) -> &str {
+    let at = start as usize + 1;
+    let len = bytes.get(at..at + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    bytes.get(at + 4..at + 4 + len).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default()
+}
+
 fn read_spec<R: Read>(src: &mut Src<R>) -> Result<TaskSpec, BodyError> {
     let flags = src.u8()?;
     let id = src.str()?.to_string();
@@ -227,7 +284,12 @@ fn standing_tag(s: Standing) -> u8 {
 /// Writes the state's spec rows, then its task rows; gives each section's length.
 pub fn write_rows<W: Write>(state: &super::RunState, out: &mut Sink<W>) -> std::io::Result<(u64, u64)> {
     let start = out.written;
-    write_specs(&state.workflow.tasks, out)?;
+    match state.workflow.rows() {
+        // A lazily read snapshot's rows, as they were read (and checked): the specs
+        // cannot have changed without being decoded first.
+        Some(rows) => out.raw(rows)?,
+        None => write_specs(&state.workflow.tasks, out)?,
+    }
     let specs = out.written - start;
     write_tasks(&state.tasks, &state.readiness, out)?;
     Ok((specs, out.written - start - specs))

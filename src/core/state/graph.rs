@@ -105,11 +105,13 @@ pub(super) mod shared_graph {
 
     use super::Graph;
 
-    pub fn serialize<S: Serializer>(graph: &Arc<Graph>, s: S) -> Result<S::Ok, S::Error> {
+    use super::super::GraphCell;
+
+    pub fn serialize<S: Serializer>(graph: &GraphCell, s: S) -> Result<S::Ok, S::Error> {
         graph.as_ref().serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Graph>, D::Error> {
-        Graph::deserialize(d).map(Arc::new)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<GraphCell, D::Error> {
+        Graph::deserialize(d).map(|g| GraphCell::Now(Arc::new(g)))
     }
 }

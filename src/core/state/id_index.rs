@@ -17,6 +17,33 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::core::workflow::TaskSpec;
 
+/// Where the ids an index points into are: the specs, or a lazily read snapshot's spec
+/// rows (`lazy`), which give their ids without decoding the rest.
+pub trait Ids {
+    /// The id of task `i`, if there is one.
+    fn id_at(&self, i: usize) -> Option<&str>;
+    /// How many tasks.
+    fn count(&self) -> usize;
+}
+
+impl Ids for [TaskSpec] {
+    fn id_at(&self, i: usize) -> Option<&str> {
+        self.get(i).map(|s| s.id.as_str())
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Ids for Vec<TaskSpec> {
+    fn id_at(&self, i: usize) -> Option<&str> {
+        self.as_slice().id_at(i)
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
 /// Task positions by id; the ids themselves are the specs'. (`S` is another hasher
 /// only in tests: one that makes every id collide.)
 #[derive(Clone, Default)]
@@ -28,15 +55,15 @@ pub struct IdIndex<S = DefaultHashBuilder> {
 impl IdIndex {
     /// The index of `specs`; the positions of ids that appear twice are left out after
     /// the first (the caller compares [`IdIndex::len`] with the count to refuse them).
-    pub fn build(specs: &[TaskSpec]) -> IdIndex {
+    pub fn build<I: Ids + ?Sized>(specs: &I) -> IdIndex {
         IdIndex::build_with(specs, DefaultHashBuilder::default())
     }
 }
 
 impl<S: BuildHasher> IdIndex<S> {
-    fn build_with(specs: &[TaskSpec], hasher: S) -> IdIndex<S> {
-        let mut index = IdIndex { table: HashTable::with_capacity(specs.len()), hasher };
-        for i in 0..specs.len() {
+    fn build_with<I: Ids + ?Sized>(specs: &I, hasher: S) -> IdIndex<S> {
+        let mut index = IdIndex { table: HashTable::with_capacity(specs.count()), hasher };
+        for i in 0..specs.count() {
             index.insert(specs, i);
         }
         index
@@ -47,18 +74,18 @@ impl<S: BuildHasher> IdIndex<S> {
     }
 
     /// Where the task `id` is, in `specs` (the ones this index was built over).
-    pub fn get(&self, specs: &[TaskSpec], id: &str) -> Option<usize> {
-        let at = |&i: &u32| specs.get(i as usize).is_some_and(|s| s.id == id);
+    pub fn get<I: Ids + ?Sized>(&self, specs: &I, id: &str) -> Option<usize> {
+        let at = |&i: &u32| specs.id_at(i as usize) == Some(id);
         self.table.find(self.hash(id), at).map(|&i| i as usize)
     }
 
     /// Adds `specs[i]` (already in `specs`); false, and nothing added, when its id is
     /// already there.
-    pub fn insert(&mut self, specs: &[TaskSpec], i: usize) -> bool {
-        let id = specs[i].id.as_str();
+    pub fn insert<I: Ids + ?Sized>(&mut self, specs: &I, i: usize) -> bool {
+        let id = specs.id_at(i).expect("the task is in its specs");
         let hasher = &self.hasher;
-        let rehash = |&j: &u32| hasher.hash_one(specs[j as usize].id.as_str());
-        let same = |&j: &u32| specs.get(j as usize).is_some_and(|s| s.id == id);
+        let rehash = |&j: &u32| hasher.hash_one(specs.id_at(j as usize).unwrap_or_default());
+        let same = |&j: &u32| specs.id_at(j as usize) == Some(id);
         // One probe for the look and the insert (a look then an insert was two: 10 %
         // of opening a quarter million specs, issue 14).
         match self.table.entry(hasher.hash_one(id), same, rehash) {

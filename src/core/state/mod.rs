@@ -32,6 +32,7 @@ pub mod grow;
 mod handlers;
 mod held;
 mod id_index;
+pub mod lazy;
 mod parts;
 mod parts4;
 mod pool_sets;
@@ -48,6 +49,7 @@ pub use chunked::{Chunked, CHUNK};
 pub use edge_table::EdgeTable;
 pub use graph::Graph;
 pub use held::finding_text;
+pub use lazy::{GraphCell, Later, WorkflowCell};
 pub use parts::{BodyIn, BodyOut, Prepared, WorkflowIn, WorkflowOut, WorkflowShellOut, USUAL_TIMEOUT_MS};
 pub use parts4::{SmallIn, SmallOut};
 pub use pool_sets::PoolSets;
@@ -95,15 +97,16 @@ pub struct RunState {
     /// Run id from `run_started`.
     pub run_id: String,
     /// The workflow from `run_started`.
+    /// (Decoded on first use when read from a format-4 snapshot: see `lazy`.)
     #[serde(with = "snapshot::shared_workflow")]
-    pub workflow: Arc<Workflow>,
+    pub workflow: WorkflowCell,
     /// Tasks, in workflow order (shared between clones until written: see `chunked`).
     pub tasks: Tasks,
     /// The index by id and the edge and pool tables, shared between clones (see
     /// `graph`); read as `state.dependents[i]` and so on through `Deref`. Flattened,
     /// so a snapshot has the tables' fields as before.
     #[serde(flatten, with = "graph::shared_graph")]
-    graph: Arc<Graph>,
+    graph: GraphCell,
     /// Ready tasks in arrival order (ticket → task).
     queue: BTreeMap<u64, usize>,
     next_ticket: u64,
@@ -155,9 +158,9 @@ impl RunState {
             readiness,
             run_id,
             pools: workflow.pools.iter().map(|p| PoolState::new(p.concurrency)).collect(),
-            workflow,
+            workflow: WorkflowCell::Now(workflow),
             tasks: Tasks::from_elem(task, n),
-            graph: Arc::new(graph),
+            graph: GraphCell::Now(Arc::new(graph)),
             queue: BTreeMap::new(),
             next_ticket: 0,
             running_total: 0,
@@ -192,12 +195,12 @@ impl RunState {
 
     /// Task index by id.
     pub fn task_index(&self, id: &str) -> Option<usize> {
-        self.graph.index.get(&self.workflow.tasks, id)
+        self.graph.index_of(&self.workflow, id)
     }
 
     /// Task id by index.
     pub fn task_id(&self, index: usize) -> &str {
-        &self.workflow.tasks[index].id
+        self.workflow.id(index)
     }
 
     /// Number of tasks in a state.

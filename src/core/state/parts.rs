@@ -480,9 +480,9 @@ impl RunState {
         }
         let state = RunState {
             run_id,
-            workflow,
+            workflow: super::WorkflowCell::Now(workflow),
             tasks,
-            graph: Arc::new(graph),
+            graph: super::GraphCell::Now(Arc::new(graph)),
             queue,
             next_ticket,
             pools,
@@ -507,6 +507,9 @@ impl RunState {
     /// extra edges break one or the other). Checked at every snapshot, without
     /// building anything.
     pub(super) fn edges_are_derived(&self) -> bool {
+        if self.graph.is_derived() {
+            return true;
+        }
         let g = &self.graph;
         let deps_match = self.workflow.tasks.iter().zip(g.dependencies.iter()).all(|(spec, deps)| {
             let mut known = spec.depends_on.iter().filter_map(|d| g.index.get(&self.workflow.tasks, d));

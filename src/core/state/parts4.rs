@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::columns::TaskRows;
+use super::lazy::{GraphCell, WorkflowCell};
 use super::parts::{EdgesIn, EdgesOut, Prepared};
 use super::{remote, replicas, PoolState, RunState};
 use crate::core::task::TaskStateName;
@@ -101,14 +102,44 @@ impl Serialize for SmallOut<'_> {
     }
 }
 
+impl SmallIn {
+    /// True when the head holds edges of its own (a spawn made ones the specs do not
+    /// give): such a state is read whole, not lazily.
+    pub fn has_edges(&self) -> bool {
+        self.edges.is_some()
+    }
+
+    /// True when its counts put every task in a terminal state (a finished run).
+    pub fn all_terminal(&self) -> bool {
+        TaskStateName::ALL.iter().zip(&self.counts).all(|(name, &count)| name.is_terminal() || count == 0)
+    }
+}
+
 impl RunState {
     /// The state of a format-4 snapshot: the workflow with its specs and graph
     /// (`prepare`), the head's small fields, the tasks' rows. Refuses tables that
     /// disagree in length and a queue naming a task that is not there (numbers read
     /// from a file are not trusted).
-    pub fn from_columns(prepared: Prepared, small: SmallIn, rows: TaskRows) -> Result<RunState, String> {
-        let TaskRows { tasks, readiness } = rows;
+    pub fn from_columns(prepared: Prepared, mut small: SmallIn, rows: TaskRows) -> Result<RunState, String> {
         let Prepared { workflow, mut graph } = prepared;
+        if let Some(EdgesIn { dependents, dependencies }) = small.edges.take() {
+            graph.dependents = dependents;
+            graph.dependencies = dependencies;
+        }
+        let pool_names = graph.pool_names.clone();
+        RunState::assemble(WorkflowCell::Now(workflow), GraphCell::Now(Arc::new(graph)), pool_names, small, rows)
+    }
+
+    /// [`RunState::from_columns`] with the workflow and graph in their cells
+    /// (decoded, or to be decoded on first use: `lazy`), `pool_names` the workflow's.
+    pub(super) fn assemble(
+        workflow: WorkflowCell,
+        graph: GraphCell,
+        pool_names: Vec<Arc<str>>,
+        small: SmallIn,
+        rows: TaskRows,
+    ) -> Result<RunState, String> {
+        let TaskRows { tasks, readiness } = rows;
         let SmallIn {
             run_id,
             edges,
@@ -124,11 +155,10 @@ impl RunState {
             remote,
             spend,
         } = small;
-        if let Some(EdgesIn { dependents, dependencies }) = edges {
-            graph.dependents = dependents;
-            graph.dependencies = dependencies;
+        if edges.is_some() {
+            return Err("edges of its own with its specs read later".into());
         }
-        let n = workflow.tasks.len();
+        let n = workflow.len();
         if queue.values().any(|&i| i >= n) {
             return Err("its queue names a task it does not have".into());
         }
@@ -138,7 +168,7 @@ impl RunState {
         // whose name differs from the graph's is written.
         for i in 0..tasks.len() {
             let Some(pool) = tasks[i].pool.as_ref() else { continue };
-            if let Some(shared) = graph.pool_names.iter().find(|n| n.as_ref() == pool.as_ref()) {
+            if let Some(shared) = pool_names.iter().find(|n| n.as_ref() == pool.as_ref()) {
                 if !Arc::ptr_eq(shared, pool) {
                     tasks[i].pool = Some(Arc::clone(shared));
                 }
@@ -148,7 +178,7 @@ impl RunState {
             run_id,
             workflow,
             tasks,
-            graph: Arc::new(graph),
+            graph,
             queue,
             next_ticket,
             pools,

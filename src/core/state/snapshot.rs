@@ -15,12 +15,14 @@ pub(super) mod shared_workflow {
 
     use crate::core::workflow::Workflow;
 
-    pub fn serialize<S: Serializer>(workflow: &Arc<Workflow>, s: S) -> Result<S::Ok, S::Error> {
+    use crate::core::state::WorkflowCell;
+
+    pub fn serialize<S: Serializer>(workflow: &WorkflowCell, s: S) -> Result<S::Ok, S::Error> {
         workflow.as_ref().serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Workflow>, D::Error> {
-        Workflow::deserialize(d).map(Arc::new)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<WorkflowCell, D::Error> {
+        Workflow::deserialize(d).map(|w| WorkflowCell::Now(Arc::new(w)))
     }
 }
 
@@ -52,19 +54,16 @@ impl RunState {
     /// Refuses a state whose per-task tables disagree in length with its workflow,
     /// which no fold produces (a hand edit, or a bug).
     pub(super) fn check_tables(&self) -> Result<(), String> {
-        let n = self.workflow.tasks.len();
-        let g = &self.graph;
+        let n = self.workflow.len();
+        // A graph still to be built from the specs will have one row per spec.
+        let graph = match self.graph.is_derived() {
+            true => [n; 3],
+            false => [self.graph.dependents.len(), self.graph.dependencies.len(), self.graph.eligible.len()],
+        };
         let r = &self.readiness;
-        let tables = [
-            self.tasks.len(),
-            g.dependents.len(),
-            g.dependencies.len(),
-            g.eligible.len(),
-            r.unsatisfied.len(),
-            r.failed.len(),
-            r.standing.len(),
-        ];
-        if tables.iter().any(|&len| len != n) || self.pools.len() != self.workflow.pools.len() {
+        let tables =
+            [self.tasks.len(), graph[0], graph[1], graph[2], r.unsatisfied.len(), r.failed.len(), r.standing.len()];
+        if tables.iter().any(|&len| len != n) || self.pools.len() != self.workflow.head().pools.len() {
             return Err(format!("its tables do not match its workflow of {n} tasks"));
         }
         Ok(())

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Sealing, Snapshot, Unusable};
 use crate::core::state::bytes::{Sink, Src};
-use crate::core::state::{columns, SmallIn, SmallOut, WorkflowIn, WorkflowShellOut};
+use crate::core::state::{columns, Later, SmallIn, SmallOut, WorkflowIn, WorkflowShellOut};
 use crate::core::RunState;
 use crate::io::journal::LogPosition;
 
@@ -73,7 +73,7 @@ pub fn encode_to(state: &RunState, at: LogPosition, out: impl Write) -> std::io:
         end: at.end,
         record_crc: at.crc,
         n,
-        workflow: WorkflowShellOut(&state.workflow),
+        workflow: WorkflowShellOut(state.workflow.head()),
         state: SmallOut(state),
     };
     let mut sealing = Sealing { out, hasher: crc32fast::Hasher::new(), held: None };
@@ -143,6 +143,31 @@ fn specs_part(
     RunState::prepare(workflow).map_err(Unusable::Unreadable)
 }
 
+/// True when the specs are better read on first use (`core::state::lazy`): a finished
+/// run's readers (`inspect`, `resume`, the TUI's first frame) need ids at most. A run
+/// with work left decodes them at once (its engine needs the graph), on their thread.
+fn lazy(small: &SmallIn) -> bool {
+    small.all_terminal() && !small.has_edges()
+}
+
+/// The specs' section checked and kept as bytes, decoded on first use.
+fn later_part(workflow: WorkflowIn, n: usize, rows: Vec<u8>) -> Result<Later, Unusable> {
+    let WorkflowIn(workflow) = workflow;
+    if !workflow.tasks.is_empty() {
+        return Err(Unusable::Unreadable("format-4 head: specs in the head".into()));
+    }
+    Later::read(workflow, n, rows).map_err(|e| Unusable::Unreadable(format!("format-4 specs: {e}")))
+}
+
+fn join_later(meta: Meta, later: Later, tasks: Result<Tasks, Unusable>) -> Result<Snapshot, Unusable> {
+    let Meta { run_id, at, small } = meta;
+    let state = RunState::from_later(later, small, tasks?).map_err(Unusable::Unreadable)?;
+    if state.run_id != run_id {
+        return Err(Unusable::Unreadable("its run id and its state's disagree".into()));
+    }
+    Ok(Snapshot { run_id, at, state })
+}
+
 /// The head's fields less its workflow (which goes to the specs' thread).
 struct Meta {
     run_id: String,
@@ -195,6 +220,22 @@ pub fn read(path: &Path, newline: u64, mark: u64) -> Result<Snapshot, Unusable> 
     let mut specs_file = File::open(path).map_err(io)?;
     specs_file.seek(SeekFrom::Start(layout.body)).map_err(io)?;
     file.seek(SeekFrom::Start(layout.body + layout.specs_len)).map_err(io)?;
+    if lazy(&meta.small) {
+        let (later, tasks) = std::thread::scope(|scope| {
+            let specs = scope.spawn(|| {
+                let mut rows = Vec::new();
+                (&specs_file).take(layout.specs_len).read_to_end(&mut rows).map_err(io)?;
+                if rows.len() as u64 != layout.specs_len {
+                    return Err(Unusable::Unreadable("format-4 specs: the section ends before its length".into()));
+                }
+                later_part(workflow, n, rows)
+            });
+            let tasks = tasks_part(n, &mut Src::new(&file, layout.tasks_len));
+            (specs.join(), tasks)
+        });
+        let later = later.map_err(|_| Unusable::Unreadable("reading its specs panicked".into()))??;
+        return join_later(meta, later, tasks);
+    }
     let (prepared, tasks) = std::thread::scope(|scope| {
         let specs = scope.spawn(|| specs_part(workflow, n, &mut Src::new(specs_file, layout.specs_len)));
         let tasks = tasks_part(n, &mut Src::new(&file, layout.tasks_len));
@@ -215,6 +256,10 @@ pub fn decode(bytes: &[u8], newline: usize, mark: usize) -> Result<Snapshot, Unu
     let split = body + layout.specs_len as usize;
     let specs = &bytes[body..split];
     let tasks = &bytes[split..split + layout.tasks_len as usize];
+    if lazy(&meta.small) {
+        let later = later_part(workflow, n, specs.to_vec())?;
+        return join_later(meta, later, tasks_part(n, &mut Src::new(tasks, tasks.len() as u64)));
+    }
     let prepared = specs_part(workflow, n, &mut Src::new(specs, specs.len() as u64))?;
     let tasks = tasks_part(n, &mut Src::new(tasks, tasks.len() as u64));
     join(meta, prepared, tasks)

@@ -61,7 +61,7 @@ pub struct Order {
 impl Order {
     /// The order `vs` asks for, over `fleet`.
     pub fn new(fleet: &Fleet, vs: &ViewState) -> Order {
-        let mut pools: Vec<String> = fleet.state.workflow.pools.iter().map(|p| p.name.to_string()).collect();
+        let mut pools: Vec<String> = fleet.state.workflow.head().pools.iter().map(|p| p.name.to_string()).collect();
         pools.sort();
         Order { sort: vs.sort, descending: descending(vs), ranks: vs.id_ranks.of(fleet), pools, now_ms: vs.now_ms }
     }

@@ -44,7 +44,7 @@ pub fn draw(frame: &mut Frame, area: Rect, scene: &Scene) {
 fn draw_in(frame: &mut Frame, area: Rect, scene: &Scene, hint: &str) {
     let fleet = scene.fleet;
     let inner = Block::default().borders(Borders::ALL).inner(area);
-    let names = &fleet.state.workflow.pools;
+    let names = &fleet.state.workflow.head().pools;
     let label = (names.iter().map(|p| p.name.chars().count()).max().unwrap_or(4) as u16 + 1).clamp(5, 13);
     let plot = Rect { x: inner.x + label.min(inner.width), width: inner.width.saturating_sub(label), ..inner };
     let now = scene.now_ms;
@@ -131,7 +131,7 @@ impl Window {
 /// Lanes per pool: as many as its attempts overlapping in the window need, within
 /// `rows` in all (each pool at least one while rows last, then the busiest first).
 fn allot_lanes(fleet: &Fleet, window: &Window, rows: usize) -> Vec<usize> {
-    let pools = fleet.state.workflow.pools.len();
+    let pools = fleet.state.workflow.head().pools.len();
     let mut needed = vec![0usize; pools];
     let mut ends: Vec<Vec<u16>> = vec![Vec::new(); pools];
     for span in fleet.timeline.spans() {
