@@ -329,7 +329,7 @@ fn the_fleet_folds_the_same_from_the_log_and_through_a_snapshot() {
     assert_eq!(refolded.tasks[1], core.state.tasks[1]);
     let body = serde_json::to_string(&BodyOut(&core.state)).expect("a body");
     let body: BodyIn = serde_json::from_str(&body).expect("it reads back");
-    let workflow = (*core.state.workflow).clone();
+    let workflow = pitboss::core::workflow::Workflow::clone(&core.state.workflow);
     let reopened = RunState::from_parts(RunState::prepare(workflow).unwrap(), body).expect("joins");
     assert_eq!(reopened.remote, core.state.remote);
     assert!(reopened.remote.is_down());
@@ -337,7 +337,7 @@ fn the_fleet_folds_the_same_from_the_log_and_through_a_snapshot() {
     let mut old: serde_json::Value = serde_json::to_value(BodyOut(&core.state)).unwrap();
     old.as_object_mut().unwrap().remove("remote");
     let body: BodyIn = serde_json::from_value(old).expect("an older body reads");
-    let workflow = (*core.state.workflow).clone();
+    let workflow = pitboss::core::workflow::Workflow::clone(&core.state.workflow);
     let reopened = RunState::from_parts(RunState::prepare(workflow).unwrap(), body).expect("joins");
     assert!(reopened.remote.is_empty());
 }

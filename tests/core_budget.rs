@@ -115,7 +115,7 @@ fn a_run_budget_stops_new_attempts_lets_running_ones_finish_and_a_raise_resumes(
 fn a_fold_of_the_events_gives_the_same_spend_as_live() {
     let toml = format!("[budget]\nmax_cost_usd = 1.0\n{POOLS}\n[[task]]\nid = \"t\"\npool = \"agent\"\n");
     let mut core = Core::new(&toml);
-    let first = Event::RunStarted { run_id: "r".into(), workflow: core.state.workflow.clone() };
+    let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::clone(&core.state.workflow) };
     let mut log = core.input(Input::Start { pid: 2, version: "t".into(), resumed: true });
     log.extend(core.dispatch());
     let usage = Usage { cost: Usd(700_000), input_tokens: 5, output_tokens: 1, ..Usage::default() };

@@ -405,7 +405,7 @@ fn at_80x24_the_held_view_and_its_preview_stay_readable() {
 fn a_long_selection_is_previewed_as_the_first_ids_and_how_many_more() {
     let mut s = Script::new();
     // The same workflow with 30 more spawned children, all held.
-    let mut wf = (*s.state.workflow).clone();
+    let mut wf = pitboss::core::workflow::Workflow::clone(&s.state.workflow);
     let template = wf.tasks.iter().find(|t| t.id == "plan/a").cloned().expect("plan/a");
     for n in 0..30 {
         wf.tasks.push(pitboss::core::workflow::TaskSpec { id: format!("plan/extra{n:02}"), ..template.clone() });

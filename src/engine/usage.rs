@@ -27,7 +27,13 @@ pub(super) fn usage_note(
 /// [`usage_note`] for gate `gate` (1-based) of the task's attempt: its spend is the
 /// task's (its budget, its pool's sum: `pool` must be one of the run's), and the event
 /// says which gate spent it.
-pub(super) fn gate_usage_note(tx: &mpsc::UnboundedSender<Msg>, task: &str, attempt: u32, pool: &str, gate: u32) -> UsageReport {
+pub(super) fn gate_usage_note(
+    tx: &mpsc::UnboundedSender<Msg>,
+    task: &str,
+    attempt: u32,
+    pool: &str,
+    gate: u32,
+) -> UsageReport {
     usage_report(tx, task, attempt, pool, Some(gate), None)
 }
 

@@ -40,7 +40,7 @@ pub async fn run(hook: Hook<'_>) -> Result<(), String> {
     // group in the manager's session also tells the orphan reaper it is ours
     // (io::runner::orphans). On Windows a Job Object holds its tree instead.
     let mut cmd =
-        platform::attempt_command(&hook.argv, None, hook.env).map_err(|e| format!("cannot start {program:?}: {e}"))?;
+        platform::attempt_command(hook.argv, None, hook.env).map_err(|e| format!("cannot start {program:?}: {e}"))?;
     cmd.envs(hook.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -196,7 +196,9 @@ fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 
 /// This host's name, as the manager shows it.
 fn host_name() -> String {
-    crate::io::platform::host_name().or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "localhost".to_string())
+    crate::io::platform::host_name()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
 }
 
 #[cfg(test)]
