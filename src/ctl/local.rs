@@ -56,6 +56,14 @@ mod windows {
     /// A blocking client connection: none exist on Windows yet.
     pub enum BlockingStream {}
 
+    // The service ends with `drop(listener)` on every system (on Unix that closes the
+    // socket); a Drop here keeps that line free of a Windows `cfg`.
+    impl Drop for Listener {
+        fn drop(&mut self) {
+            match *self {}
+        }
+    }
+
     pub fn check_peer(stream: &Stream) -> Result<(), String> {
         match *stream {}
     }
