@@ -54,7 +54,7 @@ fn every_field_workflow() -> pitboss::core::workflow::Workflow {
         depends_on = [\"plain\"]\ntimeout = \"7s\"\n\
         retry = { max_attempts = 5, initial = \"2ms\", max = \"9ms\", never_on = [2, 64] }\n\
         fallback = { result = \"cached\" }\ngates = [{ command = [\"true\"] }]\ninput_guard = true\n\
-        [[task]]\nid = \"needs\"\nrequires = [\"gpu\"]\nfallback = { pool = \"q\" }\n\
+        [[task]]\nid = \"needs\"\nrequires = [\"gpu\"]\nfallback = { pool = \"q\" }\nworkspace = \"temp\"\n\
         consensus = { replicas = 3, strategy = \"majority\", key = \"/a\" }\n\
         [[task]]\nid = \"skips\"\nfallback = { skip = true }\ndepends_on = [\"full\", \"needs\"]\n\
         [[task]]\nid = \"u.n-i_2\"\npayload = \"ünï a\\nb\"\n";

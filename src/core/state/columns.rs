@@ -33,7 +33,7 @@ use crate::core::event::OutputStream;
 use crate::core::gates::Verdict;
 use crate::core::json_text::JsonText;
 use crate::core::task::TaskState;
-use crate::core::workflow::{Fallback, Gate, RetryPolicy, TaskExtras, TaskSpec};
+use crate::core::workflow::{Fallback, Gate, RetryPolicy, TaskExtras, TaskSpec, Workspace};
 
 const SPEC_RARE: u8 = 1;
 const SPEC_RETRY: u8 = 2;
@@ -66,6 +66,9 @@ struct SpecRare {
     input_guard: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     consensus: Option<Box<ConsensusSpec>>,
+    // Added after format 4 first shipped: an older row has none, as its task had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    workspace: Option<Workspace>,
 }
 
 /// Writes every spec's row.
@@ -81,6 +84,7 @@ fn write_specs<W: Write>(specs: &[TaskSpec], out: &mut Sink<W>) -> std::io::Resu
             gates: spec.gates().to_vec(),
             input_guard: spec.input_guard(),
             consensus: consensus.clone(),
+            workspace: spec.workspace().cloned(),
         };
         let rare = (rare != SpecRare::default()).then_some(rare);
         let custom_retry = **retry != RetryPolicy::default();
@@ -217,8 +221,8 @@ fn read_spec<R: Read>(src: &mut Src<R>) -> Result<TaskSpec, BodyError> {
         let (kind, pool, requires, extras, consensus) = (String::new(), None, Vec::new(), None, None);
         return Ok(TaskSpec { id, kind, pool, requires, payload, depends_on, timeout_ms, retry, extras, consensus });
     }
-    let SpecRare { kind, pool, requires, never_on, fallback, gates, input_guard, consensus } = src.doc()?;
-    Ok(TaskSpec {
+    let SpecRare { kind, pool, requires, never_on, fallback, gates, input_guard, consensus, workspace } = src.doc()?;
+    let mut spec = TaskSpec {
         id,
         kind,
         pool,
@@ -229,7 +233,11 @@ fn read_spec<R: Read>(src: &mut Src<R>) -> Result<TaskSpec, BodyError> {
         retry,
         extras: TaskExtras::boxed(never_on, fallback, gates, input_guard),
         consensus,
-    })
+    };
+    if workspace.is_some() {
+        spec.extras_mut().workspace = workspace;
+    }
+    Ok(spec)
 }
 
 /// A task's rare fields, as one small document.

@@ -225,6 +225,8 @@ struct SpecFields<'a> {
     input_guard: Option<bool>,
     #[serde(skip_serializing_if = "none")]
     consensus: &'a Option<Box<crate::core::consensus::ConsensusSpec>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workspace: Option<&'a crate::core::workflow::Workspace>,
 }
 
 fn spec_fields(spec: &TaskSpec) -> SpecFields<'_> {
@@ -243,6 +245,7 @@ fn spec_fields(spec: &TaskSpec) -> SpecFields<'_> {
         gates: spec.gates(),
         input_guard: spec.input_guard(),
         consensus,
+        workspace: spec.workspace(),
     }
 }
 
@@ -273,6 +276,8 @@ struct SpecFieldsIn {
     input_guard: Option<bool>,
     #[serde(default)]
     consensus: Option<Box<crate::core::consensus::ConsensusSpec>>,
+    #[serde(default)]
+    workspace: Option<crate::core::workflow::Workspace>,
 }
 
 /// One spec read back (a newtype, so that a vector of them becomes the workflow's
@@ -295,8 +300,9 @@ impl<'de> Deserialize<'de> for SpecIn {
             gates,
             input_guard,
             consensus,
+            workspace,
         } = SpecFieldsIn::deserialize(d)?;
-        Ok(SpecIn(TaskSpec {
+        let mut spec = TaskSpec {
             // A list read grows to four places at its first element; a spec holds
             // its lists for the reader's life (25,000 one-element `depends_on` lists
             // were 2.4 MB at 250k specs, 0.6 MB at their length).
@@ -310,7 +316,11 @@ impl<'de> Deserialize<'de> for SpecIn {
             retry: retry.into(),
             extras: TaskExtras::boxed(never_on, fallback, gates, input_guard),
             consensus,
-        }))
+        };
+        if workspace.is_some() {
+            spec.extras_mut().workspace = workspace;
+        }
+        Ok(SpecIn(spec))
     }
 }
 
