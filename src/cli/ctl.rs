@@ -2,7 +2,7 @@
 //! `pitboss submit DIR FILE`: clients of a live manager's control socket (DESIGN §12).
 //! Exit 0 when the manager did it, 1 when it refused, 2 when no manager runs DIR.
 
-use crate::ctl::local::BlockingStream as UnixStream;
+use crate::io::platform::BlockingStream as UnixStream;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! stand-in types have no values, so everything that would use a connection compiles
 //! and `connect` says plainly that there is none.
 
-#[cfg(unix)]
-pub use std::os::unix::net::UnixStream as BlockingStream;
+// The blocking client stream lives in io::platform, so that `cli` (below `ctl`) uses it too.
+pub use crate::io::platform::BlockingStream;
 #[cfg(unix)]
 pub use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 #[cfg(unix)]
@@ -29,7 +29,7 @@ pub fn check_peer(stream: &Stream) -> Result<(), String> {
 }
 
 #[cfg(windows)]
-pub use windows::{check_peer, listener_from_std, BlockingStream, Listener, OwnedReadHalf, OwnedWriteHalf, Stream};
+pub use windows::{check_peer, listener_from_std, Listener, OwnedReadHalf, OwnedWriteHalf, Stream};
 
 #[cfg(windows)]
 mod windows {
@@ -53,8 +53,6 @@ mod windows {
     pub enum OwnedWriteHalf {}
     /// A listener: none exist on Windows yet.
     pub enum Listener {}
-    /// A blocking client connection: none exist on Windows yet.
-    pub enum BlockingStream {}
 
     // The service ends with `drop(listener)` on every system (on Unix that closes the
     // socket); a Drop here keeps that line free of a Windows `cfg`.
@@ -83,45 +81,6 @@ mod windows {
 
     impl Listener {
         pub async fn accept(&self) -> io::Result<(Stream, ())> {
-            match *self {}
-        }
-    }
-
-    impl BlockingStream {
-        pub fn connect(_path: impl AsRef<Path>) -> io::Result<BlockingStream> {
-            Err(unsupported())
-        }
-        pub fn set_read_timeout(&self, _: Option<std::time::Duration>) -> io::Result<()> {
-            match *self {}
-        }
-    }
-
-    impl io::Read for BlockingStream {
-        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-            match *self {}
-        }
-    }
-
-    impl io::Read for &BlockingStream {
-        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-            match **self {}
-        }
-    }
-
-    impl io::Write for &BlockingStream {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            match **self {}
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            match **self {}
-        }
-    }
-
-    impl io::Write for BlockingStream {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            match *self {}
-        }
-        fn flush(&mut self) -> io::Result<()> {
             match *self {}
         }
     }

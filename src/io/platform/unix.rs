@@ -248,3 +248,6 @@ pub fn host_name() -> Option<String> {
 pub fn resident_kib(pid: u32) -> Option<u64> {
     crate::io::procs::resident_kib(pid)
 }
+
+/// A blocking client connection to the control socket (`ctl`, `submit`).
+pub use std::os::unix::net::UnixStream as BlockingStream;

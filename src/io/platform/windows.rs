@@ -360,3 +360,46 @@ pub fn host_name() -> Option<String> {
 pub fn resident_kib(_pid: u32) -> Option<u64> {
     None
 }
+
+/// A blocking client connection to the control socket: none exist on Windows yet (a
+/// named pipe would be it, DESIGN §15), so `connect` says so and the rest cannot run.
+pub enum BlockingStream {}
+
+impl BlockingStream {
+    pub fn connect(_path: impl AsRef<std::path::Path>) -> std::io::Result<BlockingStream> {
+        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "the control socket is not available on Windows yet"))
+    }
+    pub fn set_read_timeout(&self, _: Option<std::time::Duration>) -> std::io::Result<()> {
+        match *self {}
+    }
+}
+
+impl std::io::Read for BlockingStream {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        match *self {}
+    }
+}
+
+impl std::io::Read for &BlockingStream {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        match **self {}
+    }
+}
+
+impl std::io::Write for &BlockingStream {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        match **self {}
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match **self {}
+    }
+}
+
+impl std::io::Write for BlockingStream {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        match *self {}
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match *self {}
+    }
+}
