@@ -223,3 +223,35 @@ fn reject_with_a_reason_records_the_operators_words() {
     assert!(core.operator("approve a --reason no").unwrap_err().contains("approve takes no --reason"));
     let _ = Command::Retry("a".into());
 }
+
+/// A pool of `preset` (a custom command when `None`) and one task of one attempt.
+fn workflow_of(preset: Option<&str>) -> String {
+    let pool = match preset {
+        Some(p) => format!("preset = \"{p}\""),
+        None => "command = [\"my-agent\"]".to_string(),
+    };
+    format!("[[pool]]\nname = \"agents\"\n{pool}\n[[task]]\nid = \"a\"\npool = \"agents\"\npayload = {{ prompt = \"work\" }}\n")
+}
+
+#[test]
+fn a_preset_that_cannot_continue_a_session_is_refused_by_name() {
+    let mut core = Core::new(&workflow_of(Some("aider")));
+    core.attempt_fails(1, Some("G1"));
+    let before = core.log.len();
+    assert_eq!(
+        core.operator("retry a --continue").unwrap_err(),
+        "a's pool agents runs the aider preset, which cannot continue a session"
+    );
+    assert_eq!(core.log.len(), before, "nothing recorded");
+}
+
+#[test]
+fn a_custom_worker_that_reported_its_session_continues_it() {
+    let mut core = Core::new(&workflow_of(None));
+    core.attempt_fails(1, Some("W1"));
+    core.operator("retry a --continue").expect("a custom worker's session continues");
+    let i = core.state.task_index("a").unwrap();
+    assert_eq!(core.state.session_to_resume(i), Some("W1"), "handed back to the worker");
+    let spawned = core.batch(Input::Spawned { task: "a".into(), attempt: 2, pid: 102, worker: None });
+    assert_eq!(resumes(&spawned), Some(Some("W1".to_string())), "{spawned:?}");
+}

@@ -133,3 +133,43 @@ fn ctl_reject_with_a_reason_records_it_and_the_task_shows_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     live.finish();
 }
+
+#[test]
+fn ctl_retry_continue_hands_a_custom_workers_session_back_to_it() {
+    let scratch = Scratch::new();
+    let log = scratch.path().display().to_string();
+    // Reports session W1; fails unless handed a session to continue, then echoes what
+    // it was handed (environment and task line) as its result.
+    let worker = format!(
+        "cat > {log}/line; echo '{{\"pitboss\":\"session\",\"id\":\"W1\"}}'; \
+         [ -n \"$PITBOSS_RESUME_SESSION\" ] || exit 3; \
+         echo \"{{\\\"env\\\":\\\"$PITBOSS_RESUME_SESSION\\\"}}\""
+    );
+    let workflow = format!(
+        "{POOLS}\n[[pool]]\nname = \"own\"\ncommand = [\"sh\", \"-c\", {worker}]\n\
+         [[task]]\nid = \"w\"\npool = \"own\"\n\
+         [[task]]\nid = \"long\"\npool = \"slow\"\n",
+        worker = toml_string(&worker)
+    );
+    let mut live = Live::start_in(scratch, None, &workflow, &[]);
+    live.wait_state("w", "dead_lettered");
+    let first: Value =
+        serde_json::from_str(&std::fs::read_to_string(live.scratch.path().join("line")).unwrap()).unwrap();
+    assert!(first.get("resume_session").is_none(), "the first attempt starts afresh: {first}");
+
+    let out = live.ctl(&["retry", "w", "--continue"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    live.wait_state("w", "completed");
+    let line: Value =
+        serde_json::from_str(&std::fs::read_to_string(live.scratch.path().join("line")).unwrap()).unwrap();
+    assert_eq!(line["resume_session"], "W1", "{line}");
+    assert!(line["continuation"].as_str().unwrap_or_default().contains("the operator asked"), "{line}");
+    let reply = live.request(&serde_json::json!({"cmd": "task w"}).to_string());
+    assert_eq!(reply["data"]["result"], serde_json::json!({"env": "W1"}), "{reply}");
+    let events = read_events(&live.dir);
+    assert_eq!(of_task(&events, "attempt_spawned", "w")[1]["resumes"], "W1");
+
+    let out = live.ctl(&["cancel", "long"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    live.finish();
+}

@@ -254,8 +254,8 @@ pub fn inputs(state: &RunState, command: &Command, who: &str) -> Result<Vec<Inpu
         },
         Command::Continue(task) => {
             let i = state.task_index(task).ok_or(format!("no task {task:?}"))?;
-            if state.agent_session(i).is_none() {
-                return Err(format!("{task} has no agent session to continue"));
+            if let Some(refusal) = state.continue_refusal(i) {
+                return Err(refusal);
             }
             match &state.tasks[i].state {
                 TaskState::DeadLettered { .. } | TaskState::Cancelled { .. } | TaskState::RetryWait { .. } => {

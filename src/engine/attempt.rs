@@ -97,6 +97,9 @@ impl Engine {
         // A preset attempt after an interrupted one continues its agent session
         // (DESIGN §13): the preset's argv with the session, and a prompt that says so.
         let resume = pool_spec.agent.as_ref().zip(self.state.session_to_resume(i));
+        // A custom worker that reported its session (a control line) gets the id back to
+        // continue it its own way: in its task line and its environment.
+        let worker_resume = if pool_spec.agent.is_none() { self.state.session_to_resume(i) } else { None };
         let mut stdin_mode = &pool_spec.stdin;
         let continue_stdin;
         // An operator's `retry --continue` follows an attempt that ended, a crash's
@@ -123,6 +126,10 @@ impl Engine {
                 if let (false, Some(obj)) = (verdicts.is_empty(), doc.as_object_mut()) {
                     obj.insert("feedback".into(), feedback(verdicts));
                 }
+                if let (Some(session), Some(obj)) = (worker_resume, doc.as_object_mut()) {
+                    obj.insert("resume_session".into(), session.into());
+                    obj.insert("continuation".into(), prompt.into());
+                }
                 let mut bytes = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
                 bytes.push(b'\n');
                 Some(bytes)
@@ -139,6 +146,9 @@ impl Engine {
             env.push((MANAGER_PID_ENV.into(), std::process::id().to_string()));
             env.push(("PITBOSS_POOL".into(), pool.to_string()));
             env.push(("PITBOSS_STATE_DIR".into(), state_dir.clone()));
+            if let Some(session) = worker_resume {
+                env.push(("PITBOSS_RESUME_SESSION".into(), session.to_string()));
+            }
         }
         let limits = Limits {
             timeout: Duration::from_millis(spec.timeout_ms),

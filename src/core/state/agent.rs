@@ -153,6 +153,20 @@ impl RunState {
         self.tasks.get(i)?.agent()?.session.as_deref()
     }
 
+    /// Why task `i`'s session cannot be continued, if it cannot: none was recorded, or
+    /// the task's pool runs a preset whose CLI has no way to continue one.
+    pub fn continue_refusal(&self, i: usize) -> Option<String> {
+        let id = self.task_id(i);
+        if self.agent_session(i).is_none() {
+            return Some(format!("{id} has no agent session to continue"));
+        }
+        let pool = self.tasks[i].pool.as_deref()?;
+        let agent = self.workflow.pool_index(pool).and_then(|p| self.workflow.pools[p].agent.as_ref())?;
+        (!agent.preset.resumes_sessions()).then(|| {
+            format!("{id}'s pool {pool} runs the {} preset, which cannot continue a session", agent.preset.name())
+        })
+    }
+
     /// True when task `i`'s next attempt continues its session because an operator
     /// asked (else, when it continues it, because its last attempt was interrupted):
     /// the engine words the continuation prompt by it.
@@ -161,13 +175,18 @@ impl RunState {
     }
 
     /// The session task `i`'s running attempt continues: the task has one to resume
-    /// and its pool runs a preset that resumes sessions (the engine passes it to the
-    /// agent; `attempt_spawned` records it).
+    /// and its pool runs a preset that resumes sessions or a custom command (the engine
+    /// passes it to the agent or the worker; `attempt_spawned` records it).
     pub fn session_to_resume(&self, i: usize) -> Option<&str> {
         let agent = self.tasks.get(i)?.agent().filter(|a| a.resume)?;
         let pool = self.tasks[i].pool.as_deref()?;
         let spec = self.workflow.pool_index(pool).map(|p| &self.workflow.pools[p])?;
-        spec.agent.as_ref().filter(|a| a.preset.resumes_sessions())?;
+        // A custom worker reported its session with a control line: it is handed the
+        // id back (`PITBOSS_RESUME_SESSION`, the task line's `resume_session`) and
+        // continues it its own way. A preset that cannot continue a session starts afresh.
+        if spec.agent.as_ref().is_some_and(|a| !a.preset.resumes_sessions()) {
+            return None;
+        }
         agent.session.as_deref()
     }
 }
