@@ -162,6 +162,12 @@ fn after_kill_9_of_the_manager_resume_continues_the_claude_session() {
     let events = read_events(&s.run_dir());
     let session = of_type(&events, "session_recorded")[0]["id"].as_str().unwrap().to_string();
     let agent_pid = of_type(&events, "attempt_spawned")[0]["pid"].as_i64().unwrap() as i32;
+    // claude writes the conversation to HOME/.claude/projects/…/SESSION.jsonl a moment
+    // after it says the session: killed before that (a loaded box), `--resume` finds no
+    // conversation and the test would measure claude's timing, not pitboss's resume.
+    let home = s.path().join("claude-home");
+    let saved = wait_for(common::deadline(), || transcript_holds(&home, &session, "BLOCK_ONCE"));
+    assert!(saved, "claude saved session {session} under {}", home.display());
     kill_pid(manager.id() as i32);
     assert!(wait_within(&mut manager, "the killed manager").code().is_none());
     drop(guard);
@@ -195,4 +201,17 @@ fn after_kill_9_of_the_manager_resume_continues_the_claude_session() {
     // The same session throughout.
     let ids: Vec<&str> = of_type(&events, "session_recorded").iter().filter_map(|e| e["id"].as_str()).collect();
     assert!(ids.iter().all(|i| *i == session), "{ids:?}");
+}
+
+/// True when a `SESSION.jsonl` under `dir` (any depth) contains `text`.
+fn transcript_holds(dir: &Path, session: &str, text: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            return transcript_holds(&path, session, text);
+        }
+        path.file_name().is_some_and(|n| n.to_string_lossy() == format!("{session}.jsonl"))
+            && std::fs::read_to_string(&path).is_ok_and(|t| t.contains(text))
+    })
 }
