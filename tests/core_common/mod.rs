@@ -1,5 +1,5 @@
 //! A pure core driven by hand, shared by the scripted-history tests of its decisions
-//! (`core_decisions.rs`, `core_breakers.rs`, `core_budget.rs`): every input at a known
+//! (`core_decisions.rs`, `core_breakers.rs`, `core_budget.rs`, `core_continue.rs`): every input at a known
 //! time, `dispatch` only when asked, usage notes applied as the engine applies them.
 #![allow(dead_code)] // each test file uses a different subset
 
@@ -16,6 +16,8 @@ use pitboss::core::{step, Event, FailureClass, Input, RunState, SmallOutput, Ste
 pub struct Core {
     pub state: RunState,
     pub now: u64,
+    /// Every event so far, from `run_started`: what the log would hold.
+    pub log: Vec<Event>,
 }
 
 impl Core {
@@ -24,7 +26,7 @@ impl Core {
         let workflow = config::parse(toml, "decisions.toml", Path::new(".")).expect("test workflow is valid");
         let first = Event::RunStarted { run_id: "r".into(), workflow: std::sync::Arc::new(workflow) };
         let state = RunState::from_first(&first).expect("run_started starts a state");
-        let mut core = Core { state, now: 1_000_000 };
+        let mut core = Core { state, now: 1_000_000, log: vec![first] };
         core.input(Input::Start { pid: 1, version: "t".into(), resumed: false });
         core
     }
@@ -36,12 +38,32 @@ impl Core {
     /// One input, without dispatching.
     pub fn input(&mut self, input: Input) -> Vec<Event> {
         let ctx = self.ctx();
-        step(&mut self.state, input, ctx).expect("the core accepts its own events")
+        let events = step(&mut self.state, input, ctx).expect("the core accepts its own events");
+        self.log.extend(events.iter().cloned());
+        events
     }
 
     pub fn dispatch(&mut self) -> Vec<Event> {
         let ctx = self.ctx();
-        dispatch(&mut self.state, ctx).expect("dispatch accepts its own events")
+        let events = dispatch(&mut self.state, ctx).expect("dispatch accepts its own events");
+        self.log.extend(events.iter().cloned());
+        events
+    }
+
+    /// A note the engine records as it arrives (`session_recorded`, `usage_recorded`):
+    /// folded into the state and logged, no decision taken.
+    pub fn note(&mut self, event: Event) {
+        self.state.apply(&event, self.now).expect("the note folds");
+        self.log.push(event);
+    }
+
+    /// The state folded from the log so far, as `resume` and `inspect` build it.
+    pub fn folded(&self) -> RunState {
+        let mut state = RunState::from_first(&self.log[0]).expect("first event");
+        for e in &self.log[1..] {
+            state.apply(e, self.now).expect("the log replays");
+        }
+        state
     }
 
     /// One input, then a dispatch, as the engine does for every batch.
@@ -62,7 +84,7 @@ impl Core {
             ..Usage::default()
         };
         let event = Event::UsageRecorded(UsageRecorded::new(task.into(), attempt, pool.into(), &usage));
-        self.state.apply(&event, self.now).expect("a usage note applies");
+        self.note(event);
         self.dispatch()
     }
 
