@@ -9,6 +9,8 @@
 //!
 //! In-process and on small inputs, so the whole file takes a few seconds in CI.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use pitboss::io::journal::{self, Damage, DecodeError, JournalError};
@@ -28,11 +30,8 @@ fn lines(log: &[u8]) -> Vec<Vec<u8>> {
 
 /// `body` (a record without its checksum part) sealed with a matching checksum.
 fn seal(body: &[u8]) -> Vec<u8> {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(body);
-    hasher.update(b"}");
-    let mut line = body.to_vec();
-    line.extend_from_slice(format!(",\"crc\":{}}}\n", hasher.finalize()).as_bytes());
+    let mut line = common::seal(body);
+    line.push(b'\n');
     line
 }
 

@@ -23,10 +23,7 @@ const V1_DEFAULTS: &str = r#"{"attempts":0,"budget_start":0,"crashes":0,"deferra
 fn sealed(doc: &Value) -> Vec<u8> {
     let mut text = doc.to_string();
     text.pop();
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(text.as_bytes());
-    hasher.update(b"}");
-    format!("{text},\"crc\":{}}}", hasher.finalize()).into_bytes()
+    common::seal(text.as_bytes())
 }
 
 /// The two lines of a format-3 snapshot, as JSON (the second without its seal).
@@ -118,10 +115,7 @@ fn later_in_two_lines(bytes: &[u8]) -> Vec<u8> {
     body.as_object_mut().unwrap().remove("crc");
     let mut text = format!("{head}\n{body}");
     text.pop();
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(text.as_bytes());
-    hasher.update(b"}");
-    format!("{text},\"crc\":{}}}", hasher.finalize()).into_bytes()
+    common::seal(text.as_bytes())
 }
 
 fn canonical(state: &pitboss::core::RunState) -> Value {

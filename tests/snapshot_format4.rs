@@ -7,6 +7,8 @@
 //!
 //! PITBOSS_SNAPSHOT_SEED replays a failing case of the random damage.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,6 +22,8 @@ use pitboss::io::snapshot;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+
+use common::reseal;
 
 fn ok(result: Value) -> Outcome {
     Outcome::Success { result, exit_code: Some(0), duration_ms: 1, output: SmallOutput::default() }
@@ -180,19 +184,6 @@ fn a_big_run_with_spawns_opens_from_format_4_as_the_full_fold() {
     assert_eq!(opened.snapshot, Some(at.seq), "the format-4 snapshot is used: {:?}", opened.notes);
     assert!(canonical(&opened.state) == canonical(&folded), "the opened state is the full fold");
     assert!(snapshot::read(&path).is_ok());
-}
-
-/// `bytes` sealed again after a change (what a damaged file whose seal still
-/// passes looks like): the CRC-32 of everything before `,"crc":` and a `}`.
-fn reseal(bytes: &[u8]) -> Vec<u8> {
-    let mark = b",\"crc\":";
-    let pos = bytes.windows(mark.len()).rposition(|w| w == mark).expect("sealed");
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&bytes[..pos]);
-    hasher.update(b"}");
-    let mut out = bytes[..pos].to_vec();
-    out.extend_from_slice(format!(",\"crc\":{}}}", hasher.finalize()).as_bytes());
-    out
 }
 
 fn seed() -> u64 {

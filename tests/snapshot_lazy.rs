@@ -4,6 +4,8 @@
 //! is decoded is the workflow written; a damaged row that would not decode is refused
 //! at open (so that decoding later can never fail), never a panic.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use pitboss::config;
 use pitboss::core::{Event, RunState};
 use pitboss::io::journal::LogPosition;
 use pitboss::io::snapshot;
+
+use common::reseal;
 
 /// A workflow whose specs set every field between them (every row kind: plain, with
 /// a timeout, a retry policy, rare fields, dependencies, non-ASCII ids and payloads).
@@ -87,19 +91,6 @@ fn a_lazily_read_state_that_grows_is_the_eager_one_grown() {
     assert!(before.workflow.rows().is_some() && before.task_index("late").is_none(), "the clone is untouched");
     assert_eq!((before.tasks.len(), before.workflow.tasks.len()), (5, 5));
     assert_eq!(snapshot::encode(&lazy, AT), snapshot::encode(&eager, AT));
-}
-
-/// `bytes` sealed again after a change: the CRC-32 of everything before `,"crc":`
-/// and a `}` (see `snapshot_format4`).
-fn reseal(bytes: &[u8]) -> Vec<u8> {
-    let mark = b",\"crc\":";
-    let pos = bytes.windows(mark.len()).rposition(|w| w == mark).expect("sealed");
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&bytes[..pos]);
-    hasher.update(b"}");
-    let mut out = bytes[..pos].to_vec();
-    out.extend_from_slice(format!(",\"crc\":{}}}", hasher.finalize()).as_bytes());
-    out
 }
 
 #[test]

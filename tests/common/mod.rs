@@ -378,3 +378,21 @@ impl Drop for KillOnPanic {
         }
     }
 }
+
+/// `body` (a record or snapshot without its checksum part, the closing `}` dropped)
+/// sealed as pitboss seals one: `,"crc":N}` where N is the CRC-32 of `body` + `}`.
+pub fn seal(body: &[u8]) -> Vec<u8> {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(body);
+    hasher.update(b"}");
+    let mut sealed = body.to_vec();
+    sealed.extend_from_slice(format!(",\"crc\":{}}}", hasher.finalize()).as_bytes());
+    sealed
+}
+
+/// Sealed `bytes` (changed since) with their last checksum made valid again.
+pub fn reseal(bytes: &[u8]) -> Vec<u8> {
+    let mark = b",\"crc\":";
+    let pos = bytes.windows(mark.len()).rposition(|w| w == mark).expect("sealed");
+    seal(&bytes[..pos])
+}
