@@ -17,6 +17,7 @@
 
 mod drain;
 mod report;
+mod scratch;
 mod slots;
 
 use std::path::PathBuf;
@@ -121,7 +122,9 @@ pub fn main(args: WorkerArgs) -> CmdResult {
     let host = host_name();
     let pid = std::process::id();
     let worker = format!("{host}:{pid}:{:04x}", rand::random::<u16>());
-    let output_dir = std::env::temp_dir().join(format!("pitboss-worker-{pid}"));
+    let temp = std::env::temp_dir();
+    scratch::sweep_dead(&temp);
+    let output_dir = scratch::folder(&temp, pid);
     make_private_dir(&output_dir).map_err(|e| usage(format!("{}: {e}", output_dir.display())))?;
     let env = RunEnv::from_process(&workflow);
     for warning in env.warnings() {
