@@ -35,6 +35,7 @@ pub struct Files {
 impl Files {
     /// Removes the pointer file.
     pub fn remove(&self) {
+        tracing::debug!("control pipe {} closing", self.path.display());
         if let Some(pointer) = &self.pointer {
             let _ = fs::remove_file(pointer);
         }
