@@ -1,6 +1,6 @@
 //! `events --follow`: prints records as a live manager appends them. It sleeps until
 //! the run folder changes or its manager lets go of it (io/watch.rs: inotify on Linux,
-//! kqueue on macOS; no polling), and stops once no manager holds the folder. When the
+//! kqueue on macOS, ReadDirectoryChangesW on Windows; no polling), and stops once no manager holds the folder. When the
 //! manager rolls its log into the archive (DESIGN §6) the old file is read to its end
 //! and following goes on in the file that holds the next record.
 

@@ -6,7 +6,6 @@ pub mod compact;
 pub mod ctl;
 pub mod dlq;
 pub mod events;
-#[cfg_attr(windows, path = "follow_windows.rs")]
 pub mod follow;
 pub mod fork;
 pub mod inspect;

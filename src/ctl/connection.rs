@@ -34,8 +34,6 @@ struct Request {
 }
 
 /// Serves one control-socket connection to its end (its peer checked first).
-// On Windows no connection exists yet (ctl/local.rs): the body is unreachable there.
-#[cfg_attr(windows, allow(unused_variables))]
 pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
     let peer = super::local::check_peer(&stream);
     let (read, write) = stream.into_split();

@@ -1,7 +1,7 @@
-//! The local transport of the control socket, by platform: a Unix socket on Unix. On
-//! Windows it is not built yet (a named pipe would take its place, DESIGN §15): these
-//! stand-in types have no values, so everything that would use a connection compiles
-//! and `connect` says plainly that there is none.
+//! The local transport of the control socket, by platform: a Unix socket on Unix, a
+//! named pipe on Windows (pipe_windows.rs). Both give the same names (a stream with
+//! `connect` and `into_split`, its halves, a listener with `accept`, `check_peer`), so
+//! the transport, connection and client code has no `cfg` of its own.
 
 // The blocking client stream lives in io::platform, so that `cli` (below `ctl`) uses it too.
 pub use crate::io::platform::BlockingStream;
@@ -29,77 +29,7 @@ pub fn check_peer(stream: &Stream) -> Result<(), String> {
 }
 
 #[cfg(windows)]
-pub use windows::{check_peer, listener_from_std, Listener, OwnedReadHalf, OwnedWriteHalf, Stream};
-
+#[path = "pipe_windows.rs"]
+mod pipe;
 #[cfg(windows)]
-mod windows {
-    use std::io;
-    use std::path::Path;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-    /// What every Windows connect says.
-    pub fn unsupported() -> io::Error {
-        io::Error::new(io::ErrorKind::Unsupported, "the control socket is not available on Windows yet")
-    }
-
-    /// A control connection: none exist on Windows yet.
-    pub enum Stream {}
-    /// Its read half.
-    pub enum OwnedReadHalf {}
-    /// Its write half.
-    pub enum OwnedWriteHalf {}
-    /// A listener: none exist on Windows yet.
-    pub enum Listener {}
-
-    // The service ends with `drop(listener)` on every system (on Unix that closes the
-    // socket); a Drop here keeps that line free of a Windows `cfg`.
-    impl Drop for Listener {
-        fn drop(&mut self) {
-            match *self {}
-        }
-    }
-
-    pub fn check_peer(stream: &Stream) -> Result<(), String> {
-        match *stream {}
-    }
-
-    pub fn listener_from_std(listener: Listener) -> io::Result<Listener> {
-        Ok(listener)
-    }
-
-    impl Stream {
-        pub async fn connect(_path: impl AsRef<Path>) -> io::Result<Stream> {
-            Err(unsupported())
-        }
-        pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-            match self {}
-        }
-    }
-
-    impl Listener {
-        pub async fn accept(&self) -> io::Result<(Stream, ())> {
-            match *self {}
-        }
-    }
-
-    impl AsyncRead for OwnedReadHalf {
-        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-            match *self {}
-        }
-    }
-
-    impl AsyncWrite for OwnedWriteHalf {
-        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
-            match *self {}
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            match *self {}
-        }
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            match *self {}
-        }
-    }
-}
+pub use pipe::{check_peer, listener_from_std, Listener, OwnedReadHalf, OwnedWriteHalf, Stream};

@@ -1,14 +1,24 @@
-//! Windows in place of `socket.rs`: no control socket yet (a named pipe would be it,
-//! DESIGN §15). Binding fails with a plain message, which the launcher prints as a
-//! warning; the run itself goes on without `ctl`, `submit` or `events --follow`.
+//! Windows in place of `socket.rs`: the control socket is a named pipe
+//! (pipe_windows.rs). Its name is new for each manager, `\\.\pipe\pitboss-PID-RANDOM`
+//! (unguessable, so nobody can make it first to keep the manager out), and the run
+//! folder's pointer file names it, as a Unix socket moved out of a long folder path is
+//! named: `ctl`, `submit`, `attach DIR` and `mcp DIR` read it there.
 
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// A bound listener and the files that name it (never made on Windows).
+use rand::Rng;
+
+use super::local::Listener;
+use crate::launch::CTL_SOCKET_POINTER;
+
+/// A listening pipe and the files that name it.
 pub struct Bound {
     /// The listener.
-    pub listener: super::local::Listener,
-    /// The socket's path.
+    pub listener: Listener,
+    /// The pipe's name.
     pub path: PathBuf,
     /// The pointer file in the run folder.
     pub pointer: Option<PathBuf>,
@@ -16,22 +26,43 @@ pub struct Bound {
 
 /// The files to remove when the service ends.
 pub struct Files {
-    /// The socket's path.
+    /// The pipe's name (nothing to remove: the pipe goes with its last handle).
     pub path: PathBuf,
     /// The pointer file in the run folder.
     pub pointer: Option<PathBuf>,
 }
 
 impl Files {
-    /// Removes the files (none are made on Windows).
+    /// Removes the pointer file.
     pub fn remove(&self) {
-        for path in std::iter::once(&self.path).chain(&self.pointer) {
-            let _ = std::fs::remove_file(path);
+        tracing::debug!("control pipe {} closing", self.path.display());
+        if let Some(pointer) = &self.pointer {
+            let _ = fs::remove_file(pointer);
         }
     }
 }
 
-/// Always refused on Windows (module notes).
-pub fn bind_for(_dir: &Path, _run_id: &str) -> Result<Bound, String> {
-    Err("control socket: not available on Windows yet (pitboss ctl, submit and events --follow need it); the run goes on without it".to_string())
+/// Creates the run folder's control pipe and writes its name to the pointer file.
+pub fn bind_for(dir: &Path, _run_id: &str) -> Result<Bound, String> {
+    let pointer_file = dir.join(CTL_SOCKET_POINTER);
+    // A pointer of a crashed manager would send clients to a pipe that is gone.
+    let _ = fs::remove_file(&pointer_file);
+    let name = pipe_name();
+    let listener = Listener::create(&name).map_err(|e| format!("control pipe {}: {e}", name.to_string_lossy()))?;
+    let written = crate::io::fsutil::private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&pointer_file)
+        .and_then(|mut f| f.write_all(name.to_string_lossy().as_bytes()));
+    if let Err(e) = written {
+        return Err(format!("{}: {e}", pointer_file.display()));
+    }
+    Ok(Bound { listener, path: PathBuf::from(name), pointer: Some(pointer_file) })
+}
+
+/// `\\.\pipe\pitboss-PID-RANDOM`: 64 random bits (from a CSPRNG seeded by the OS).
+fn pipe_name() -> OsString {
+    let random: u64 = rand::rng().random();
+    OsString::from(format!(r"\\.\pipe\pitboss-{}-{random:016x}", std::process::id()))
 }

@@ -2,7 +2,8 @@
 //! read, without polling: when a file in the folder changes, and when the manager
 //! lets go of the folder.
 //!
-//! - **Changes** come from the `notify` crate: inotify on Linux, kqueue on macOS.
+//! - **Changes** come from the `notify` crate: inotify on Linux, kqueue on macOS,
+//!   `ReadDirectoryChangesW` on Windows (which reports writes as its folder's changes).
 //!   inotify reports writes to every file of a watched folder; kqueue reports only
 //!   entries added, removed or renamed in a folder, and writes to a file only on a
 //!   watch of that file. So the folder is watched (a roll renames a new file over the
@@ -12,9 +13,10 @@
 //!   which the kernel grants once the manager's exclusive lock is gone (however the
 //!   manager ended), lets go of it at once and wakes the reader. inotify also reports
 //!   the lock file's close, but kqueue has no close event; the lock is the one signal
-//!   every system gives. Taken for an instant, the shared lock never keeps a manager
-//!   out: one starting at that very instant finds the dead holder's pid in the file
-//!   and retries (io/rundir.rs).
+//!   every system gives (on Windows it is `LockFileEx`, waiting for the manager's
+//!   exclusive lock in the same way). Taken for an instant, the shared lock never keeps
+//!   a manager out: one starting at that very instant finds the dead holder's pid in
+//!   the file and retries (io/rundir.rs).
 //!
 //! A thread still waiting for a lock when the watch is dropped ends when the manager
 //! does (its wake goes nowhere): `events --follow` exits first anyway.

@@ -15,3 +15,7 @@ pub use unix::*;
 mod windows;
 #[cfg(windows)]
 pub use windows::*;
+#[cfg(windows)]
+mod windows_pipe;
+#[cfg(windows)]
+pub use windows_pipe::*;
