@@ -107,6 +107,7 @@ fn worker_holding(
                         tail_stdout: None,
                         tail_stderr: None,
                         spawn: None,
+                        controls: Vec::new(),
                     };
                     let result = WorkerMsg::Result {
                         key: msg.key.clone(),

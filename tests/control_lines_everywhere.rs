@@ -131,3 +131,28 @@ fn an_event_agents_output_keeps_its_readers_lines_and_its_raw_lines_go_to_the_ra
     let raw = std::fs::read(s.run_dir().join("output/hello.1.stdout.raw")).expect("the raw file");
     assert_eq!(raw, std::fs::read(&fixture).unwrap());
 }
+
+#[test]
+fn a_persistent_workers_usage_line_printed_after_its_reply_is_charged_to_that_task() {
+    // Each reply comes first, then the spend: nothing is in flight when it is read
+    // (or already the next task is), and the line names the task it was for.
+    let script = r#"while IFS= read -r line; do
+        id=$(printf '%s' "$line" | sed -e 's/.*"id":"\([^"]*\)".*/\1/')
+        echo "{\"id\":\"$id\"}"
+        echo "{\"pitboss\":\"usage\",\"task\":\"$id\",\"cost_usd\":0.25}"
+    done"#;
+    let workflow = format!(
+        "[[pool]]\nname = \"p\"\nmode = \"persistent\"\ncommand = [\"sh\", \"-c\", {}]\nconcurrency = 1\n\
+         [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\n[[task]]\nid = \"c\"\ndepends_on = [\"b\"]\n",
+        toml_string(script)
+    );
+    let s = Scratch::new();
+    let (code, _, out) = s.run_json(&workflow);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let events = read_events(&s.run_dir());
+    let usage = of_kind(&events, "usage_recorded");
+    // The last task's line may come after the run ended; the others' cannot.
+    let tasks: Vec<&str> = usage.iter().filter_map(|u| u["task"].as_str()).collect();
+    assert!(tasks.starts_with(&["a", "b"]), "each charged to its own task: {usage:?}");
+    assert!(usage.iter().all(|u| u["cost_usd"] == 0.25 && u["pool"] == "p" && u["attempt"] == 1), "{usage:?}");
+}

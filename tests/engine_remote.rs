@@ -147,6 +147,7 @@ async fn worker_ttl(t: MemoryWorkerTransport, name: &str, delay: u64, acts: Vec<
                 tail_stdout: None,
                 tail_stderr: None,
                 spawn: None,
+                controls: Vec::new(),
             };
             let result = WorkerMsg::Result {
                 key: msg.key.clone(),
@@ -449,6 +450,7 @@ async fn a_re_attached_attempt_takes_the_result_written_while_the_manager_was_aw
         tail_stdout: None,
         tail_stderr: None,
         spawn: None,
+        controls: Vec::new(),
     };
     let result = WorkerMsg::Result { key: "t.1".into(), dispatch: "old".into(), worker: "w".into(), outcome };
     w.report(RUN, result).await.unwrap();

@@ -219,7 +219,9 @@ async fn a_stop_from_the_manager_ends_the_command_and_says_stopped() {
     let m = Manager::start(&url, "wk-stop").await;
     let pid_file = PidFile::new();
     // A short TTL makes heartbeats (which bring stops) come every second.
-    let mut worker = Worker::start(&url, &m.pool, &["--ttl", "3s"], &[], &pid_file.sh(r#"echo $$ >> "$1"; sleep 300"#));
+    // It spends before it is stopped: the spend comes back with the stop (issue 17).
+    let script = r#"echo '{"pitboss":"usage","cost_usd":0.75}'; echo $$ >> "$1"; sleep 300"#;
+    let mut worker = Worker::start(&url, &m.pool, &["--ttl", "3s"], &[], &pid_file.sh(script));
     m.transport.publish(vec![m.attempt("c", 60_000)]).await.unwrap();
     let pids = pid_file.wait(1);
     let _leftovers = Leftovers(pids.clone());
@@ -230,6 +232,13 @@ async fn a_stop_from_the_manager_ends_the_command_and_says_stopped() {
     };
     let msgs = m.collect(stopped).await;
     assert!(stopped(&msgs), "no stopped message: {msgs:?}; stderr:\n{}", worker.stderr_text());
+    let spent = msgs.iter().find_map(|m| match m {
+        WorkerMsg::Stopped { remains, .. } => {
+            remains.controls.first().map(|u| (u["pitboss"].clone(), u["cost_usd"].clone()))
+        }
+        _ => None,
+    });
+    assert_eq!(spent, Some((serde_json::json!("usage"), serde_json::json!(0.75))), "{msgs:?}");
     assert!(wait_until(LIMIT, || !alive(pids[0])), "the stopped command still runs");
     worker.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(worker.exit_code(), Some(0));

@@ -148,6 +148,20 @@ pub fn parse_usage(line: &Value) -> Result<Usage, String> {
     Ok(usage)
 }
 
+/// The usage line that says `usage`: what [`parse_usage`] reads back to the same
+/// numbers (a remote worker sends the lines it read this way, and the manager checks
+/// them again like a local line: the broker is not trusted).
+pub fn usage_line(usage: &Usage) -> Value {
+    serde_json::json!({
+        "pitboss": "usage",
+        "cost_usd": usage.cost,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_creation_tokens": usage.cache_creation_tokens,
+    })
+}
+
 /// What some attempts spent, summed (saturating).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spend {
@@ -275,6 +289,20 @@ mod tests {
         assert_eq!(got.cost, Usd(250_000));
         assert_eq!((got.input_tokens, got.output_tokens, got.cache_read_tokens), (100, 7, 3));
         assert_eq!(parse_usage(&json!({"pitboss":"usage","cost_usd":1})).unwrap().cost, Usd(1_000_000));
+    }
+
+    #[test]
+    fn a_usage_written_as_a_line_reads_back_the_same() {
+        let usage = Usage {
+            cost: Usd(1_234_567),
+            input_tokens: 10,
+            output_tokens: 2,
+            cache_read_tokens: 3,
+            cache_creation_tokens: 4,
+        };
+        assert_eq!(parse_usage(&usage_line(&usage)), Ok(usage));
+        let tiny = Usage { cost: Usd(1), ..Usage::default() };
+        assert_eq!(parse_usage(&usage_line(&tiny)), Ok(tiny));
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn success(key: &str, dispatch: &str, worker: &str) -> WorkerMsg {
             tail_stdout: None,
             tail_stderr: None,
             spawn: None,
+            controls: Vec::new(),
         },
     }
 }

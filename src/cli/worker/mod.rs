@@ -7,6 +7,7 @@
 //! - [`slots`]: the read loop, the running and read-ahead jobs, heartbeats and stop
 //!   requests;
 //! - [`report`]: one job's run, its messages to the manager, held results;
+//! - [`controls`]: the attempt's usage, session and flag lines, sent with its end;
 //! - [`drain`]: SIGTERM/SIGINT: stop reading, finish or hand back within a deadline.
 //!
 //! Secrets: the password comes from `PITBOSS_BROKER_PASSWORD` or a private file,
@@ -15,6 +16,7 @@
 //! included), `--secret-env` names are passed and their values redacted from
 //! everything sent.
 
+mod controls;
 mod drain;
 mod report;
 mod scratch;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot, watch, OwnedSemaphorePermit};
 
+use super::controls::Collected;
 use super::slots::{Shared, Slot};
 use crate::core::decide::Outcome;
 use crate::core::protocol::{fill, TaskView};
@@ -130,7 +131,9 @@ async fn run_attempt(shared: &Arc<Shared>, msg: &AttemptMsg, slot: &Arc<Slot>) -
     };
     let base = spec.file_base.clone().unwrap_or_default();
     let (live_tx, live_rx) = broadcast::channel(256);
-    let spec = AttemptSpec { live: Some(live_tx), ..spec };
+    // Its usage, session and flag lines travel back with its end.
+    let collected = Collected::default();
+    let spec = AttemptSpec { live: Some(live_tx), on_control: Some(collected.sink()), ..spec };
     // `started` goes first: output waits until it is sent (or will never be).
     let (started_tx, started_rx) = watch::channel(false);
     let output = tokio::spawn(forward_output(shared.clone(), msg.run.clone(), msg.key.clone(), live_rx, started_rx));
@@ -164,8 +167,7 @@ async fn run_attempt(shared: &Arc<Shared>, msg: &AttemptMsg, slot: &Arc<Slot>) -
         on_capture_failed: Arc::new(|stream, error| {
             eprintln!("pitboss worker: {stream:?} output not saved: {error}");
         }),
-        // Usage lines do not travel over the broker yet (DESIGN-NOTES, issue 17).
-        on_usage: Arc::new(|_| {}),
+        on_usage: collected.usage_report(),
     };
     let end =
         supervise(shared.runner.clone(), Arc::new(SystemClock), spec, limits, slot.stop_rx.clone(), reports).await;
@@ -197,6 +199,18 @@ async fn run_attempt(shared: &Arc<Shared>, msg: &AttemptMsg, slot: &Arc<Slot>) -
     };
     for stream in ["stdout", "stderr"] {
         let _ = std::fs::remove_file(shared.setup.output_dir.join(format!("{base}.{stream}")));
+    }
+    with_controls(message, collected.take())
+}
+
+/// The end message carrying the attempt's control lines: a result's or a stop's. A
+/// handback (a drain cut the attempt short) carries none: what it spent is not
+/// counted (DESIGN-NOTES, issue 17, branch h17f).
+fn with_controls(mut message: WorkerMsg, lines: Vec<Value>) -> WorkerMsg {
+    match &mut message {
+        WorkerMsg::Result { outcome, .. } => outcome.controls = lines,
+        WorkerMsg::Stopped { remains, .. } => remains.controls = lines,
+        _ => {}
     }
     message
 }
@@ -377,6 +391,7 @@ fn result_msg(msg: &AttemptMsg, worker: String, end: AttemptEnd, dir: &Path) -> 
             tail_stdout: None,
             tail_stderr: None,
             spawn: None,
+            controls: Vec::new(),
         },
         Outcome::Failure { class, error, exit_code, signal, duration_ms, output } => RemoteOutcome {
             status: OutcomeStatus::Failure,
@@ -391,6 +406,7 @@ fn result_msg(msg: &AttemptMsg, worker: String, end: AttemptEnd, dir: &Path) -> 
             tail_stdout: None,
             tail_stderr: None,
             spawn: None,
+            controls: Vec::new(),
         },
     };
     remote.spawn = spawn;
@@ -434,7 +450,8 @@ fn remains(end: &AttemptEnd) -> StoppedRemains {
             }
         },
     };
-    StoppedRemains { exit_code, signal, duration_ms, stdout: output.stdout.clone(), stderr: output.stderr.clone() }
+    let (stdout, stderr) = (output.stdout.clone(), output.stderr.clone());
+    StoppedRemains { exit_code, signal, duration_ms, stdout, stderr, controls: Vec::new() }
 }
 
 /// Sends a durable message, holding it and retrying while the broker is away, until

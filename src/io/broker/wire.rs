@@ -207,6 +207,10 @@ pub struct RemoteOutcome {
     /// Spawn lines of a planner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spawn: Option<SpawnLines>,
+    /// The attempt's `usage`, `session` and `flag` control lines, in the order read
+    /// (see [`controls`]). Absent from an older worker's result: it reads as none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<Value>,
 }
 
 /// What a stopped attempt left: its end and small output, when known.
@@ -226,6 +230,9 @@ pub struct StoppedRemains {
     /// Small stderr.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
+    /// Its control lines, as in [`RemoteOutcome::controls`]: a stopped attempt spent too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<Value>,
 }
 
 /// Which output stream a chunk is from.
@@ -532,6 +539,7 @@ impl Checked for WorkerMsg {
                 text("error", outcome.error.as_deref(), MAX_TAIL)?;
                 text("tail_stdout", outcome.tail_stdout.as_deref(), MAX_TAIL)?;
                 text("tail_stderr", outcome.tail_stderr.as_deref(), MAX_TAIL)?;
+                controls::check(&outcome.controls)?;
                 if outcome.status == OutcomeStatus::Failure && outcome.class.is_none() {
                     return Err(invalid("class", "is missing on a failure"));
                 }
@@ -539,6 +547,7 @@ impl Checked for WorkerMsg {
             }
             WorkerMsg::Stopped { dispatch, remains, .. } => {
                 name("dispatch", dispatch)?;
+                controls::check(&remains.controls)?;
                 millis("duration_ms", remains.duration_ms)
             }
             WorkerMsg::Handback { dispatch, .. } => name("dispatch", dispatch),
@@ -568,5 +577,6 @@ impl Checked for Registration {
     }
 }
 
+pub mod controls;
 #[cfg(test)]
 mod tests;

@@ -312,8 +312,14 @@ impl Pool {
         match line {
             Line::Reply { slot, pid, value } => self.on_reply(slot, pid, value).await,
             Line::Control { slot, pid, value } => {
-                if let Some(w) = self.workers[slot].as_ref().filter(|w| w.pid == pid) {
-                    tell(w, value);
+                let kind = value.get("pitboss").and_then(Value::as_str).unwrap_or("usage").to_string();
+                let told = self.workers[slot].as_ref().filter(|w| w.pid == pid).is_some_and(|w| tell(w, value));
+                if !told {
+                    tracing::warn!(
+                        "pool {:?}: persistent worker {pid} printed a {kind} line before it was given any task \
+                         (or after it was ended): it is nobody's and not recorded",
+                        self.spec.pool
+                    );
                 }
             }
             Line::Closed { slot, pid } => self.on_exit(slot, pid).await,

@@ -41,6 +41,8 @@ const STOP_ANSWER: Duration = Duration::from_secs(12);
 enum Heard {
     Started(RemoteStart),
     Output(bool, String),
+    /// Its `usage`, `session` and `flag` lines, told just before its end.
+    Controls(Vec<Value>),
     End(AttemptEnd),
 }
 
@@ -275,9 +277,7 @@ impl Runner for BrokerRunner {
         if job.spec.pool.is_empty() {
             return self.local.run(job);
         }
-        // A remote worker's usage lines are not carried back yet (DESIGN-NOTES, issue 17).
-        let AttemptJob { spec, mut stop, on_spawn: _, on_output, on_capture_failed, on_remote_start, on_usage: _ } =
-            job;
+        let AttemptJob { spec, mut stop, on_spawn: _, on_output, on_capture_failed, on_remote_start, on_usage } = job;
         let key = spec.file_base.clone().unwrap_or_else(|| attempt_key(&spec.task, spec.attempt));
         let msg = self.message(&spec, &key);
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -324,6 +324,7 @@ impl Runner for BrokerRunner {
                                 });
                             }
                         }
+                        Some(Heard::Controls(lines)) => replay(lines, &on_usage, spec.on_control.as_ref()),
                         Some(Heard::End(end)) => break end,
                         // The router is gone (the run is ending): as if interrupted.
                         None => break AttemptEnd::stopped(asked.map_or(Stop::Interrupt, |(s, _)| s)),
@@ -355,6 +356,28 @@ impl Runner for BrokerRunner {
             write_tails(&spec, &end_tails(&mut rx), &on_capture_failed);
             end
         })
+    }
+}
+
+/// Tells a remote attempt's control lines to the attempt's readers, in the order its
+/// worker read them, as a local attempt's readers are told while it runs: usage lines
+/// become `usage_recorded`, session and flag lines go to the engine's sink. The lines
+/// are checked again here (the worker sends only lines it accepted; anything else came
+/// from somewhere else and is said in the log, never counted).
+fn replay(lines: Vec<Value>, on_usage: &super::UsageReport, sink: Option<&super::control_lines::ControlSink>) {
+    for line in lines {
+        match line.get("pitboss").and_then(Value::as_str) {
+            Some("usage") => match crate::core::usage::parse_usage(&line) {
+                Ok(usage) => on_usage(Ok(usage)),
+                Err(why) => tracing::warn!("broker: a remote usage line refused: {why}"),
+            },
+            Some("session" | "flag") => {
+                if let Some(sink) = sink {
+                    (sink.0)(line);
+                }
+            }
+            _ => {}
+        }
     }
 }
 

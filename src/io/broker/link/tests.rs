@@ -100,6 +100,7 @@ async fn publishes_and_forwards_results() {
             tail_stdout: None,
             tail_stderr: None,
             spawn: None,
+            controls: Vec::new(),
         },
     };
     worker.report("r", result.clone()).await.unwrap();

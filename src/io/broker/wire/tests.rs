@@ -86,3 +86,49 @@ fn stop_words_round_trip() {
     }
     assert_eq!(StopWhy::parse("nope"), None);
 }
+
+/// A result as a worker before issue 17's control lines wrote it: no `controls`.
+const OLD_RESULT: &[u8] = br#"{"v":1,"t":"result","key":"t.1","dispatch":"d1","worker":"h:1:ab",
+    "outcome":{"status":"success","result":{"ok":true},"exit_code":0,"duration_ms":5,"stdout":"hi"}}"#;
+
+#[test]
+fn an_older_workers_result_and_stop_without_control_lines_still_decode() {
+    let msg = decode::<WorkerMsg>(OLD_RESULT).unwrap();
+    let WorkerMsg::Result { outcome, .. } = msg else { panic!("{msg:?}") };
+    assert_eq!(outcome.result, Some(serde_json::json!({"ok": true})));
+    assert!(outcome.controls.is_empty());
+    let stopped = br#"{"v":1,"t":"stopped","key":"t.1","dispatch":"d1","worker":"w","stop":"cancel",
+        "remains":{"duration_ms":3}}"#;
+    let Ok(WorkerMsg::Stopped { remains, .. }) = decode::<WorkerMsg>(stopped) else { panic!("no stop") };
+    assert!(remains.controls.is_empty());
+    // And a result without control lines is written as before (an older manager reads it).
+    let WorkerMsg::Result { key, dispatch, worker, outcome } = decode::<WorkerMsg>(OLD_RESULT).unwrap() else {
+        unreachable!()
+    };
+    let text = encode(&WorkerMsg::Result { key, dispatch, worker, outcome }).unwrap();
+    assert!(!text.contains("controls"), "{text}");
+}
+
+#[test]
+fn control_lines_round_trip_in_order_and_are_checked() {
+    let Ok(WorkerMsg::Result { key, dispatch, worker, mut outcome }) = decode::<WorkerMsg>(OLD_RESULT) else {
+        panic!("the old result decodes")
+    };
+    outcome.controls = vec![
+        serde_json::json!({"pitboss": "session", "id": "S1"}),
+        serde_json::json!({"pitboss": "usage", "cost_usd": 0.5}),
+        serde_json::json!({"pitboss": "flag", "flag": "looping"}),
+    ];
+    let msg = WorkerMsg::Result { key, dispatch, worker, outcome };
+    let text = encode(&msg).unwrap();
+    assert_eq!(decode::<WorkerMsg>(text.as_bytes()).unwrap(), msg);
+    let WorkerMsg::Result { mut outcome, key, dispatch, worker } = msg else { unreachable!() };
+    outcome.controls.push(serde_json::json!({"pitboss": "spawn"}));
+    let bad = WorkerMsg::Result { key: key.clone(), dispatch: dispatch.clone(), worker: worker.clone(), outcome };
+    let err = encode(&bad).unwrap_err();
+    assert_eq!(err.to_string(), "field `controls` line 4 is not a usage, session or flag line");
+    let WorkerMsg::Result { mut outcome, .. } = bad else { unreachable!() };
+    outcome.controls = vec![serde_json::json!({"pitboss": "usage", "cost_usd": 0.01}); controls::MAX_CONTROLS + 1];
+    let err = encode(&WorkerMsg::Result { key, dispatch, worker, outcome }).unwrap_err();
+    assert!(matches!(err, WireError::Invalid { field: "controls", .. }), "{err}");
+}

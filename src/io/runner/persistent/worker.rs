@@ -40,12 +40,20 @@ pub(super) struct InFlight {
     on_control: Option<ControlSink>,
 }
 
+/// The last task a process answered, for its control lines printed after the reply.
+struct Answered {
+    task: String,
+    on_usage: UsageReport,
+    on_control: Option<ControlSink>,
+}
+
 pub(super) struct Worker {
     pub(super) pid: u32,
     child: Child,
     stdin: Option<ChildStdin>,
     pub(super) in_flight: VecDeque<InFlight>,
     answered: u64,
+    last: Option<Answered>,
     pub(super) draining: bool,
     stderr: Arc<Mutex<StderrTail>>,
     /// Ends when the process's stderr reaches EOF.
@@ -210,6 +218,7 @@ pub(super) fn start_worker(
         stdin,
         in_flight: VecDeque::new(),
         answered: 0,
+        last: None,
         draining: false,
         stderr: tail,
         stderr_done: Some(stderr_done),
@@ -277,14 +286,24 @@ pub(super) fn answer(w: &mut Worker, value: Value) {
         },
     };
     let _ = flight.done.send(AttemptEnd::Outcome(outcome));
+    w.last = Some(Answered { task: flight.task, on_usage: flight.on_usage, on_control: flight.on_control });
 }
 
-/// A control line of a process: told for the task it names (`"task"`), else for the
-/// oldest in flight; none in flight, it is nobody's. A refused usage line is said in
-/// the process's stderr, which the task's output records.
-pub(super) fn tell(w: &Worker, value: Value) {
-    let named = value.get("task").and_then(Value::as_str).and_then(|id| w.in_flight.iter().find(|f| f.task == id));
-    let Some(flight) = named.or_else(|| w.in_flight.front()) else { return };
+/// A control line of a process: told for the task it names (`"task"`) in flight, or
+/// answered last (a worker that prints its spend just after its reply: the spend is
+/// that task's, recorded after its end); else for the oldest in flight; none in
+/// flight, for the last answered. A process that answered nothing yet has nobody to
+/// charge: false is returned (the caller says so in the log). A refused usage line is
+/// said in the process's stderr, which the task's output records.
+pub(super) fn tell(w: &Worker, value: Value) -> bool {
+    let name = value.get("task").and_then(Value::as_str);
+    let last = w.last.as_ref().map(|l| (&l.on_usage, &l.on_control));
+    let front = w.in_flight.front().map(|f| (&f.on_usage, &f.on_control));
+    let named = name.and_then(|id| match w.in_flight.iter().find(|f| f.task == id) {
+        Some(f) => Some((&f.on_usage, &f.on_control)),
+        None => last.filter(|_| w.last.as_ref().is_some_and(|l| l.task == id)),
+    });
+    let Some((on_usage, on_control)) = named.or(front).or(last) else { return false };
     let usage = match &value {
         Value::String(torn) => Some(Err(format!("a usage line is {torn}"))),
         _ if value.get("pitboss").and_then(Value::as_str) == Some("usage") => Some(parse_usage(&value)),
@@ -295,14 +314,15 @@ pub(super) fn tell(w: &Worker, value: Value) {
             if let (Err(why), Ok(mut tail)) = (&line, w.stderr.lock()) {
                 tail.push(format!("pitboss: ignored a usage line: {why}\n").as_bytes());
             }
-            (flight.on_usage)(line);
+            on_usage(line);
         }
         None => {
-            if let Some(sink) = &flight.on_control {
+            if let Some(sink) = on_control {
                 (sink.0)(value);
             }
         }
     }
+    true
 }
 
 pub(super) fn should_recycle(w: &Worker, recycle: &Recycle) -> bool {

@@ -293,21 +293,25 @@ pub(super) fn deliver(book: &Mutex<Book>, ops: &LinkOps, id: InboundId, msg: Wor
             drop(b);
             ops.ack(vec![id]);
         }
-        WorkerMsg::Result { outcome: o, .. } => {
+        WorkerMsg::Result { outcome: mut o, .. } => {
             // The first outcome of a running attempt wins, whichever publication it answers.
+            let controls = std::mem::take(&mut o.controls);
             let tails: Vec<(bool, String)> = [(false, o.tail_stdout.clone()), (true, o.tail_stderr.clone())]
                 .into_iter()
                 .filter_map(|(e, t)| t.map(|t| (e, t)))
                 .collect();
             let w = b.waiters.remove(&key).expect("looked up above");
+            // Its control lines are recorded before its end, as a local attempt's are.
+            let _ = w.tx.send(Heard::Controls(controls));
             let _ = w.tx.send(Heard::End(outcome(o)));
             for (stderr, text) in tails {
                 let _ = w.tx.send(Heard::Output(stderr, text));
             }
             b.settle_later(&w.task, &key, Some(id));
         }
-        WorkerMsg::Stopped { dispatch, stop, remains: r, .. } if dispatch == w.msg.dispatch => {
+        WorkerMsg::Stopped { dispatch, stop, remains: mut r, .. } if dispatch == w.msg.dispatch => {
             let w = b.waiters.remove(&key).expect("looked up above");
+            let _ = w.tx.send(Heard::Controls(std::mem::take(&mut r.controls)));
             let _ = w.tx.send(Heard::End(AttemptEnd::Stopped(from_why(stop), remains(r))));
             b.settle_later(&w.task, &key, Some(id));
         }
