@@ -25,7 +25,7 @@ fn a_persistent_workers_usage_session_and_flag_lines_are_recorded_for_its_task()
     // One process serves every task: per task a usage line, its session (twice: said
     // once), a flag, a torn usage line, then the reply.
     let script = r#"while IFS= read -r line; do
-        id=$(printf '%s' "$line" | sed -e 's/.*"id":"\([^"]*\)".*/\1/')
+        id=$(printf '%s' "$line" | grep -o '"id":"[^"]*"' | head -n 1 | cut -d '"' -f 4)
         echo '{"pitboss":"usage","cost_usd":0.5,"input_tokens":100,"output_tokens":7}'
         echo "{\"pitboss\":\"session\",\"id\":\"S-$id\"}"
         echo "{\"pitboss\":\"session\",\"id\":\"S-$id\"}"
@@ -135,9 +135,11 @@ fn an_event_agents_output_keeps_its_readers_lines_and_its_raw_lines_go_to_the_ra
 #[test]
 fn a_persistent_workers_usage_line_printed_after_its_reply_is_charged_to_that_task() {
     // Each reply comes first, then the spend: nothing is in flight when it is read
-    // (or already the next task is), and the line names the task it was for.
+    // (or already the next task is), and the line names the task it was for. (The
+    // task's own id is the line's first "id": its inputs hold the dependency's reply,
+    // `{"id": …}` too.)
     let script = r#"while IFS= read -r line; do
-        id=$(printf '%s' "$line" | sed -e 's/.*"id":"\([^"]*\)".*/\1/')
+        id=$(printf '%s' "$line" | grep -o '"id":"[^"]*"' | head -n 1 | cut -d '"' -f 4)
         echo "{\"id\":\"$id\"}"
         echo "{\"pitboss\":\"usage\",\"task\":\"$id\",\"cost_usd\":0.25}"
     done"#;
