@@ -15,3 +15,11 @@ pub use unix::*;
 mod windows;
 #[cfg(windows)]
 pub use windows::*;
+#[cfg(windows)]
+mod windows_jobs;
+#[cfg(windows)]
+pub use windows_jobs::*;
+#[cfg(windows)]
+mod windows_private;
+#[cfg(windows)]
+pub use windows_private::*;
