@@ -138,7 +138,8 @@ fn resume(pid: u32) -> std::io::Result<()> {
         }
         CloseHandle(snapshot);
         if resumed == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no thread of it could be resumed"));
+            // Not NotFound: that would read as "no such program" to the attempt's caller.
+            return Err(std::io::Error::other("no thread of it could be resumed"));
         }
     }
     Ok(())
