@@ -21,18 +21,13 @@
 //!   works everywhere, without privileges. The peak of a measurement is the largest of
 //!   its runs.
 
-#[cfg(unix)]
 use std::io::Read;
 use std::path::PathBuf;
-#[cfg(unix)]
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-#[cfg(unix)]
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-#[cfg(unix)]
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::platform::{self, Signal};
 
@@ -40,7 +35,6 @@ use super::platform::{self, Signal};
 pub const TAIL_BYTES: usize = 4096;
 /// How long to wait for the output pipe to close once the group is gone (a process
 /// that escaped the group could hold it open for ever).
-#[cfg(unix)]
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What to measure.
@@ -70,8 +64,8 @@ pub struct PerfSample {
     /// an even number of runs).
     pub median_ms: u64,
     /// Largest peak resident set of any run, in KiB (see the module notes for what it
-    /// covers).
-    pub peak_rss_kb: u64,
+    /// covers); `None` when the system gave none to read.
+    pub peak_rss_kb: Option<u64>,
     /// Runs measured.
     pub runs: u32,
 }
@@ -152,7 +146,7 @@ fn measure_blocking(spec: &PerfRun, shared: &Shared) -> Result<PerfSample, PerfE
     };
     let runs = spec.runs.max(1);
     let mut times = Vec::with_capacity(runs as usize);
-    let mut peak_rss_kb = 0;
+    let mut peak_rss_kb: Option<u64> = None;
     for run in 1..=runs {
         let one = run_once(spec, program, shared).map_err(|end| match end {
             RunEnd::TimedOut => PerfError::TimedOut { program: program.clone(), run, runs, after: spec.timeout },
@@ -180,22 +174,14 @@ fn median(times: &mut [u64]) -> u64 {
 
 struct OneRun {
     wall_ms: u64,
-    max_rss_kb: u64,
+    max_rss_kb: Option<u64>,
 }
 
-#[cfg_attr(windows, allow(dead_code))] // Windows only says "not available"
 enum RunEnd {
     TimedOut,
     Failed { exit_code: Option<i32>, signal: Option<i32>, tail: String },
     NotFound,
     Io(String, std::io::Error),
-}
-
-/// Windows: no `wait4`, so no peak memory to read; the gate says so plainly.
-#[cfg(windows)]
-fn run_once(_spec: &PerfRun, _program: &str, _shared: &Shared) -> Result<OneRun, RunEnd> {
-    let why = std::io::Error::new(std::io::ErrorKind::Unsupported, "it measures with wait4");
-    Err(RunEnd::Io("the perf gate is not available on Windows yet".into(), why))
 }
 
 #[cfg(unix)]
@@ -264,7 +250,7 @@ fn run_once(spec: &PerfRun, program: &str, shared: &Shared) -> Result<OneRun, Ru
         return Err(RunEnd::Io("measurement cancelled".into(), std::io::ErrorKind::Interrupted.into()));
     }
     if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-        return Ok(OneRun { wall_ms: wall.as_millis().try_into().unwrap_or(u64::MAX), max_rss_kb });
+        return Ok(OneRun { wall_ms: wall.as_millis().try_into().unwrap_or(u64::MAX), max_rss_kb: Some(max_rss_kb) });
     }
     let (exit_code, signal) = if libc::WIFEXITED(status) {
         (Some(libc::WEXITSTATUS(status)), None)
@@ -288,7 +274,6 @@ fn spawn_error(e: std::io::Error, spec: &PerfRun) -> RunEnd {
     }
 }
 
-#[cfg(unix)]
 /// The last [`TAIL_BYTES`] of everything read until end of file, as text.
 fn read_tail(reader: &mut impl Read) -> String {
     let mut tail: Vec<u8> = Vec::with_capacity(TAIL_BYTES * 2);
@@ -359,6 +344,12 @@ fn max_rss_kb(usage: &libc::rusage) -> u64 {
         raw
     }
 }
+
+#[cfg(windows)]
+#[path = "perf_windows.rs"]
+mod windows_run;
+#[cfg(windows)]
+use windows_run::run_once;
 
 #[cfg(test)]
 mod tests {

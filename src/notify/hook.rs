@@ -46,9 +46,10 @@ pub async fn run(hook: Hook<'_>) -> Result<(), String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start {program:?}: {e}"))?;
+    let (mut child, contained) =
+        platform::spawn_contained(&mut cmd).map_err(|e| format!("cannot start {program:?}: {e}"))?;
     let pid = child.id().unwrap_or(0);
-    if let Err(e) = platform::contain(pid) {
+    if let Err(e) = contained {
         tracing::warn!("notify hook {program:?}: no Job Object for its processes: {e}");
     }
     let stdout = child.stdout.take().map(|p| tokio::spawn(tail(p)));

@@ -66,8 +66,9 @@ pub struct PerfLimits {
 pub struct Measured {
     /// Median wall time (ms).
     pub median_ms: u64,
-    /// Peak resident set (KiB).
-    pub peak_rss_kb: u64,
+    /// Peak resident set (KiB); `None` when the system gave none to read (a
+    /// `max_rss_mb` then fails: it cannot be held).
+    pub peak_rss_kb: Option<u64>,
     /// Runs measured.
     pub runs: u32,
 }
@@ -77,16 +78,26 @@ pub struct Measured {
 pub fn judge_perf(m: Measured, limits: &PerfLimits) -> Result<String, String> {
     let runs = format!("{} run{}", m.runs, if m.runs == 1 { "" } else { "s" });
     let median = format!("median {} over {runs}", duration(m.median_ms));
-    let rss = format!("peak RSS {}", mib(m.peak_rss_kb));
+    let rss = match m.peak_rss_kb {
+        Some(kb) => format!("peak RSS {}", mib(kb)),
+        None => "peak memory not measured".to_string(),
+    };
     let mut over = Vec::new();
     let mut within = Vec::new();
     if let Some(max) = limits.max_time_ms {
         let (list, op) = if m.median_ms > max { (&mut over, ">") } else { (&mut within, "≤") };
         list.push(format!("{median} {op} max_time {}", duration(max)));
     }
-    if let Some(max) = limits.max_rss_mb {
-        let (list, op) = if m.peak_rss_kb > max.saturating_mul(1024) { (&mut over, ">") } else { (&mut within, "≤") };
-        list.push(format!("{rss} {op} max_rss_mb {max}"));
+    match (limits.max_rss_mb, m.peak_rss_kb) {
+        (Some(max), Some(kb)) => {
+            let (list, op) = if kb > max.saturating_mul(1024) { (&mut over, ">") } else { (&mut within, "≤") };
+            list.push(format!("{rss} {op} max_rss_mb {max}"));
+        }
+        // Never a silent pass: a limit that cannot be checked fails, saying why.
+        (Some(max), None) => {
+            over.push(format!("max_rss_mb {max} cannot be checked: this system gave no peak memory of the command"))
+        }
+        (None, _) => {}
     }
     if let Some(reference) = limits.reference {
         let (base, what) = match reference {
@@ -97,7 +108,8 @@ pub fn judge_perf(m: Measured, limits: &PerfLimits) -> Result<String, String> {
         let (list, op) = if m.median_ms > allowed { (&mut over, ">") } else { (&mut within, "≤") };
         list.push(format!("{median} {op} {} × {what} {}", factor(limits.max_regression), duration(base)));
     }
-    let tail = format!("{MEASURED}{} peak_rss_kb={})", m.median_ms, m.peak_rss_kb);
+    let peak = m.peak_rss_kb.map_or_else(|| "none".to_string(), |kb| kb.to_string());
+    let tail = format!("{MEASURED}{} peak_rss_kb={peak})", m.median_ms);
     if over.is_empty() {
         let words = if within.is_empty() { format!("{median}, {rss}") } else { within.join("; ") };
         Ok(format!("{words} {tail}"))
@@ -167,7 +179,7 @@ mod tests {
 
     #[test]
     fn perf_limits_are_named_with_their_numbers() {
-        let m = Measured { median_ms: 2310, peak_rss_kb: 3 * 1024, runs: 3 };
+        let m = Measured { median_ms: 2310, peak_rss_kb: Some(3 * 1024), runs: 3 };
         let over = judge_perf(m, &limits(Some(2000), None)).unwrap_err();
         assert_eq!(over, "median 2.31 s over 3 runs > max_time 2 s (measured: median_ms=2310 peak_rss_kb=3072)");
         let ok = judge_perf(m, &limits(Some(3000), None)).unwrap();
@@ -179,8 +191,23 @@ mod tests {
     }
 
     #[test]
+    fn a_memory_limit_with_no_peak_to_read_fails_and_says_why() {
+        let m = Measured { median_ms: 40, peak_rss_kb: None, runs: 1 };
+        let rss = PerfLimits { max_rss_mb: Some(64), ..limits(Some(1000), None) };
+        let over = judge_perf(m, &rss).unwrap_err();
+        assert_eq!(
+            over,
+            "max_rss_mb 64 cannot be checked: this system gave no peak memory of the command \
+             (measured: median_ms=40 peak_rss_kb=none)"
+        );
+        let ok = judge_perf(m, &limits(None, None)).unwrap();
+        assert!(ok.starts_with("median 40 ms over 1 run, peak memory not measured "), "{ok}");
+        assert_eq!(measured_median(&ok), Some(40));
+    }
+
+    #[test]
     fn a_regression_is_over_the_factor_and_the_slack() {
-        let m = |median_ms| Measured { median_ms, peak_rss_kb: 0, runs: 1 };
+        let m = |median_ms| Measured { median_ms, peak_rss_kb: Some(0), runs: 1 };
         let earlier = limits(None, Some(Reference::Earlier(100)));
         assert!(judge_perf(m(120), &earlier).is_ok());
         let over = judge_perf(m(121), &earlier).unwrap_err();
@@ -193,7 +220,7 @@ mod tests {
 
     #[test]
     fn the_measurement_is_read_back_from_a_reason() {
-        let m = Measured { median_ms: 57, peak_rss_kb: 900, runs: 2 };
+        let m = Measured { median_ms: 57, peak_rss_kb: Some(900), runs: 2 };
         let reason = judge_perf(m, &limits(Some(1000), None)).unwrap();
         assert_eq!(measured_median(&reason), Some(57));
         assert_eq!(measured_median("score 7, at least 5"), None);

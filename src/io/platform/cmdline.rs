@@ -88,7 +88,7 @@ pub fn quote_for_cmd(arg: &str) -> Result<String, &'static str> {
 /// `/d /s /c ""SCRIPT" "ARG"…"` (`/d`: no AutoRun commands; `/s`: only the outer
 /// quotes are stripped, so everything inside is taken as written).
 pub fn cmd_line(script: &Path, args: &[String]) -> Result<String, UnsafeArgument> {
-    let script_text = script.display().to_string();
+    let script_text = plain_form(&script.display().to_string());
     let unsafe_arg =
         |index, arg: &str, what| UnsafeArgument { script: script_text.clone(), index, arg: arg.to_string(), what };
     let mut line = String::from("/d /s /c \"");
@@ -99,6 +99,30 @@ pub fn cmd_line(script: &Path, args: &[String]) -> Result<String, UnsafeArgument
     }
     line.push('"');
     Ok(line)
+}
+
+/// A verbatim path (`\\?\C:\…`, `\\?\UNC\host\…`: what `canonicalize` gives on
+/// Windows) in its plain form, which cmd.exe needs to run a script; as it is when the
+/// plain form could not name the same file (too long for the classic 260-character
+/// limit, or no drive letter or share).
+fn plain_form(path: &str) -> String {
+    const MAX_PATH: usize = 260;
+    let plain = if let Some(share) = path.strip_prefix(r"\\?\UNC\") {
+        format!(r"\\{share}")
+    } else if let Some(rest) = path.strip_prefix(r"\\?\") {
+        let drive = rest.as_bytes();
+        if drive.len() < 3 || !drive[0].is_ascii_alphabetic() || drive[1] != b':' || drive[2] != b'\\' {
+            return path.to_string();
+        }
+        rest.to_string()
+    } else {
+        return path.to_string();
+    };
+    if plain.len() < MAX_PATH {
+        plain
+    } else {
+        path.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +148,19 @@ mod tests {
         let err = cmd_line(script, &["fine".into(), "100%".into()]).unwrap_err();
         assert_eq!(err.index, 2);
         assert!(err.to_string().contains("agent.cmd") && err.to_string().contains("100%"), "{err}");
+    }
+
+    #[test]
+    fn a_verbatim_script_path_is_given_to_cmd_in_its_plain_form() {
+        // cmd.exe cannot run a script named `\\?\C:\…` (the form canonicalize gives):
+        // the attempt would fail at once with "Can't recognize".
+        let line = |script: &str| cmd_line(Path::new(script), &[]).unwrap();
+        assert_eq!(line(r"\\?\C:\tools\agent.cmd"), r#"/d /s /c ""C:\tools\agent.cmd"""#);
+        assert_eq!(line(r"\\?\UNC\host\share\agent.cmd"), r#"/d /s /c ""\\host\share\agent.cmd"""#);
+        // Kept when the plain form could not name it: too long, or not a drive path.
+        let long = format!(r"\\?\C:\{}\agent.cmd", "d".repeat(260));
+        assert_eq!(line(&long), format!(r#"/d /s /c ""{long}"""#));
+        assert_eq!(line(r"\\?\Volume{x}\agent.cmd"), r#"/d /s /c ""\\?\Volume{x}\agent.cmd"""#);
     }
 
     #[test]

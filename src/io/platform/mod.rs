@@ -19,3 +19,11 @@ pub use windows::*;
 mod windows_pipe;
 #[cfg(windows)]
 pub use windows_pipe::*;
+#[cfg(windows)]
+mod windows_jobs;
+#[cfg(windows)]
+pub use windows_jobs::*;
+#[cfg(windows)]
+mod windows_private;
+#[cfg(windows)]
+pub use windows_private::*;

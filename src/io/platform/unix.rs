@@ -75,10 +75,13 @@ pub fn own_group_async(cmd: &mut tokio::process::Command) {
     cmd.process_group(0);
 }
 
-/// Puts a just-started process in a container its whole tree stays in. A process
-/// group already is one on Unix (see [`own_group`]).
-pub fn contain(_pid: u32) -> std::io::Result<()> {
-    Ok(())
+/// Starts `cmd` in a container its whole tree stays in, and says whether it is
+/// contained. On Unix the process group set before exec (see [`own_group`]) is that
+/// container, so this is the plain spawn: std keeps using `posix_spawn`.
+pub fn spawn_contained(
+    cmd: &mut tokio::process::Command,
+) -> std::io::Result<(tokio::process::Child, std::io::Result<()>)> {
+    Ok((cmd.spawn()?, Ok(())))
 }
 
 /// Forgets the container of `pid` (nothing to do on Unix).

@@ -4,34 +4,27 @@
 //!   `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`. Ending the attempt terminates the job, so
 //!   every process it started goes too; and since only the manager holds the job's
 //!   handle, a manager that dies (even killed) closes it and Windows ends its workers.
-//!   The process is assigned right after it starts: a child it starts in that first
-//!   instant could escape (Unix has no such gap: the group is set before exec).
+//!   The process is started suspended and assigned before it runs (`windows_jobs`),
+//!   so no child of it can escape the job (Unix: the group is set before exec).
 //! - **No polite stop**: Windows has no SIGTERM for a process in another console
 //!   group, so [`Signal::SIGTERM`] terminates the job like [`Signal::SIGKILL`]; the
 //!   grace period does not apply.
-//! - **Files**: no Unix modes. Private files are not readable by other users because
-//!   a user's profile folders are not; pitboss sets no ACLs of its own. A file is
-//!   opened with `FILE_FLAG_OPEN_REPARSE_POINT`, so a symbolic link is opened as
-//!   itself rather than followed (the Unix `O_NOFOLLOW` refuses it instead).
+//! - **Files**: no Unix modes. A private file or folder is created with an owner-only
+//!   DACL instead, and a link is opened as itself (`windows_private`). The mode
+//!   functions below do nothing or report what the DACL means in Unix terms.
 
-use std::collections::HashMap;
-use std::fs::{DirBuilder, File, Metadata, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::Seek;
 use std::os::windows::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, STILL_ACTIVE};
-use windows_sys::Win32::System::JobObjects::{
-    AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation, SetInformationJobObject,
-    TerminateJobObject, JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-};
 use windows_sys::Win32::System::Threading::{
-    GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SET_QUOTA, PROCESS_TERMINATE,
+    GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_TERMINATE,
 };
 
-/// `FILE_FLAG_OPEN_REPARSE_POINT`: open a link itself, never its target.
-const OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+use super::windows_private::OPEN_REPARSE_POINT;
 
 /// The two stops pitboss sends (their Unix names, so callers read the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,18 +33,6 @@ pub enum Signal {
     SIGTERM,
     /// Ended at once.
     SIGKILL,
-}
-
-/// Open options for a private file (module notes for what "private" means here).
-pub fn private_open_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    options.custom_flags(OPEN_REPARSE_POINT);
-    options
-}
-
-/// A folder builder (no modes on Windows).
-pub fn private_dir_builder() -> DirBuilder {
-    DirBuilder::new()
 }
 
 /// No Unix modes on Windows: nothing to set.
@@ -119,72 +100,11 @@ pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usiz
     read
 }
 
-/// Nothing before the start on Windows: the tree is contained by [`contain`].
+/// Nothing to set on Windows: [`spawn_contained`] puts the tree in a job.
 pub fn own_group(_cmd: &mut std::process::Command) {}
 
-/// Nothing before the start on Windows: the tree is contained by [`contain`].
+/// Nothing to set on Windows: [`spawn_contained`] puts the tree in a job.
 pub fn own_group_async(_cmd: &mut tokio::process::Command) {}
-
-/// Jobs by the pid of the process they were made for (handles as integers: a raw
-/// handle is not `Send`).
-fn jobs() -> &'static Mutex<HashMap<u32, usize>> {
-    static JOBS: OnceLock<Mutex<HashMap<u32, usize>>> = OnceLock::new();
-    JOBS.get_or_init(Mutex::default)
-}
-
-/// Puts process `pid` (just started) in a new kill-on-close Job Object.
-pub fn contain(pid: u32) -> std::io::Result<()> {
-    // SAFETY: plain Win32 calls on handles we own; each is closed on every path.
-    unsafe {
-        let job = CreateJobObjectW(std::ptr::null(), std::ptr::null());
-        if job.is_null() {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = std::mem::zeroed();
-        limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
-        let set = SetInformationJobObject(
-            job,
-            JobObjectExtendedLimitInformation,
-            (&limits as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
-            std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
-        );
-        let process = OpenProcess(PROCESS_SET_QUOTA | PROCESS_TERMINATE, 0, pid);
-        let assigned = set != 0 && !process.is_null() && AssignProcessToJobObject(job, process) != 0;
-        let error = std::io::Error::last_os_error();
-        if !process.is_null() {
-            CloseHandle(process);
-        }
-        if !assigned {
-            CloseHandle(job);
-            return Err(error);
-        }
-        if let Some(old) = jobs().lock().unwrap_or_else(|e| e.into_inner()).insert(pid, job as usize) {
-            CloseHandle(old as HANDLE);
-        }
-    }
-    Ok(())
-}
-
-/// Closes the job of `pid`, which ends whatever is still in it (kill on close).
-pub fn release(pid: u32) {
-    if let Some(job) = jobs().lock().unwrap_or_else(|e| e.into_inner()).remove(&pid) {
-        // SAFETY: a handle we made and no longer hold anywhere else.
-        unsafe { CloseHandle(job as HANDLE) };
-    }
-}
-
-/// Ends the job of `pid` (the whole tree); a process with no job alone.
-pub fn signal_group(pid: u32, _signal: Signal) {
-    let job = jobs().lock().unwrap_or_else(|e| e.into_inner()).get(&pid).copied();
-    match job {
-        // SAFETY: a live handle of ours (removed only by `release`, under the lock's
-        // owner's control: the attempt that made it).
-        Some(job) => unsafe {
-            TerminateJobObject(job as HANDLE, 1);
-        },
-        None => signal_pid(pid, _signal),
-    }
-}
 
 /// Terminates one process.
 pub fn signal_pid(pid: u32, _signal: Signal) {
@@ -232,7 +152,19 @@ pub fn attempt_command(
     cwd: Option<&Path>,
     env: &[(String, String)],
 ) -> std::io::Result<tokio::process::Command> {
+    Ok(attempt_command_std(argv, cwd, env)?.into())
+}
+
+/// [`attempt_command`] as std's command (the `perf` gate's runs, on a thread of
+/// their own).
+pub fn attempt_command_std(
+    argv: &[String],
+    cwd: Option<&Path>,
+    env: &[(String, String)],
+) -> std::io::Result<std::process::Command> {
     use super::cmdline;
+    use std::os::windows::process::CommandExt;
+    use std::process::Command;
     let path_var = env
         .iter()
         .rev()
@@ -248,13 +180,13 @@ pub fn attempt_command(
             let line = cmdline::cmd_line(&script, &argv[1..])
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
             let shell = std::env::var_os("ComSpec").unwrap_or_else(|| "cmd.exe".into());
-            let mut cmd = tokio::process::Command::new(shell);
+            let mut cmd = Command::new(shell);
             cmd.raw_arg(line);
             Ok(cmd)
         }
         found => {
             let program: std::ffi::OsString = found.map_or_else(|| argv[0].clone().into(), |p| p.into_os_string());
-            let mut cmd = tokio::process::Command::new(program);
+            let mut cmd = Command::new(program);
             cmd.args(&argv[1..]);
             Ok(cmd)
         }
@@ -353,10 +285,4 @@ pub fn set_open_file_limit(_soft: u64, _hard: u64) -> bool {
 /// This host's name: Windows keeps it in `COMPUTERNAME` for every process.
 pub fn host_name() -> Option<String> {
     std::env::var("COMPUTERNAME").ok().filter(|name| !name.is_empty())
-}
-
-/// Resident memory of a process: not read on Windows yet, so persistent pools'
-/// `max_rss_mb` recycling does not apply there (README "Platforms").
-pub fn resident_kib(_pid: u32) -> Option<u64> {
-    None
 }

@@ -231,7 +231,14 @@ fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Child> {
     // No pre_exec hook on purpose: it would force fork() instead of posix_spawn (vfork),
     // and copying the manager's page tables on every spawn costs more than the
     // attempt. The guardian process (io/guardian.rs) ends workers of a dead manager.
-    cmd.spawn()
+    // Windows: started suspended and put in a kill-on-close Job Object before it runs
+    // (a plain spawn on Unix). Without a job the attempt still runs, its tree less
+    // surely ended.
+    let (child, contained) = platform::spawn_contained(&mut cmd)?;
+    if let Err(e) = contained {
+        tracing::warn!("attempt {} of {}: no Job Object for its processes: {e}", spec.attempt, spec.task);
+    }
+    Ok(child)
 }
 
 /// Ends a stopped attempt politely (SIGTERM, then SIGKILL after the grace): its
@@ -278,12 +285,6 @@ pub async fn run_attempt_in(
         Err(e) => return AttemptEnd::failed(classify_spawn(&e), describe_spawn(&e, &spec), started.elapsed()),
     };
     let pid = child.id().unwrap_or(0);
-    // Windows: a kill-on-close Job Object holds the tree (a no-op on Unix, where the
-    // group set before exec does). Without one the attempt still runs, its tree less
-    // surely ended.
-    if let Err(e) = platform::contain(pid) {
-        tracing::warn!("attempt {} of {}: no Job Object for its processes: {e}", spec.attempt, spec.task);
-    }
     // Our own child until its leftovers are ended: the look for adopted orphans at
     // other attempts' ends need not check it.
     let _own = orphans::OwnLeader::new(pid);

@@ -146,7 +146,8 @@ pub(super) fn start_worker(
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    let mut child = cmd.spawn().map_err(|e| {
+    // Windows: in its Job Object before it runs (module notes of io::platform).
+    let (mut child, contained) = platform::spawn_contained(&mut cmd).map_err(|e| {
         let why = match e.raw_os_error() {
             Some(libc::ENOENT) => {
                 super::super::spawn::missing_interpreter(&spec.argv[0], spec.cwd.as_deref(), &spec.env)
@@ -161,7 +162,7 @@ pub(super) fn start_worker(
         )
     })?;
     let pid = child.id().unwrap_or(0);
-    if let Err(e) = platform::contain(pid) {
+    if let Err(e) = contained {
         tracing::warn!("pool {:?}: no Job Object for persistent worker {pid}: {e}", spec.pool);
     }
     let stdout = child.stdout.take();
