@@ -79,21 +79,31 @@ pub fn extend(dir: &Path, state: &RunState, at: LogPosition) -> std::io::Result<
             let base = old.head.len() + old.starts.len() as u64 * 8;
             std::io::Seek::seek(&mut old.file, std::io::SeekFrom::Start(base))?;
         }
-        let mut next = new.iter().peekable();
-        for slot in 0..=run_slot {
-            if let Some(old) = &mut old {
-                let n = (old.starts[slot + 1] - old.starts[slot]) * ENTRY;
-                let copied = std::io::copy(&mut (&mut old.file).take(n), out)?;
-                if copied != n {
-                    return Err(std::io::Error::other("the old index ended early"));
-                }
+        // The old entries are copied in runs up to each slot that gains entries (a
+        // copy per slot was 250,000 small copies, 13 % of a `resume`, issue 14).
+        let (mut copied, mut buf) = (0u64, vec![0u8; 1 << 16]);
+        let mut copy_to = |old: &mut Option<TaskIndex>, upto: u64, out: &mut BufWriter<File>| {
+            let Some(old) = old else { return Ok(()) };
+            let mut left = (upto - copied) * ENTRY;
+            copied = upto;
+            while left > 0 {
+                let n = left.min(buf.len() as u64) as usize;
+                old.file.read_exact(&mut buf[..n])?;
+                out.write_all(&buf[..n])?;
+                left -= n as u64;
             }
-            while let Some(&&(_, seq, offset)) = next.peek().filter(|e| e.0 as usize == slot) {
-                out.write_all(&seq.to_le_bytes())?;
-                out.write_all(&offset.to_le_bytes())?;
-                next.next();
+            Ok::<(), std::io::Error>(())
+        };
+        for (k, &(slot, seq, offset)) in new.iter().enumerate() {
+            if k == 0 || new[k - 1].0 != slot {
+                let upto = old.as_ref().map_or(0, |o| o.starts[slot as usize + 1]);
+                copy_to(&mut old, upto, out)?;
             }
+            out.write_all(&seq.to_le_bytes())?;
+            out.write_all(&offset.to_le_bytes())?;
         }
+        let upto = old.as_ref().map_or(0, |o| o.head.entries);
+        copy_to(&mut old, upto, out)?;
         Ok(())
     })
 }
