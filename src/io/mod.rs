@@ -27,7 +27,7 @@ pub mod runner;
 pub mod segments;
 pub mod signal;
 pub mod snapshot;
-pub mod task_index;
 pub mod store;
+pub mod task_index;
 pub mod watch;
 pub mod workspace;
