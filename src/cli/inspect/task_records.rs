@@ -61,7 +61,7 @@ impl Small {
     /// Applies a record that can matter to the task; `Break` when the fold refuses it.
     fn take(&mut self, rec: Record) -> ControlFlow<()> {
         let named = rec.event.task();
-        if !named.is_none_or(|t| self.fold.task_index(t).is_some()) {
+        if named.is_some_and(|t| self.fold.task_index(t).is_none()) {
             return ControlFlow::Continue(());
         }
         let ours = named == Some(self.id.as_str());

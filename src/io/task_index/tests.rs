@@ -26,7 +26,7 @@ fn state() -> RunState {
 fn batch(round: usize) -> Vec<Event> {
     let mut events = vec![Event::ManagerStarted { pid: round as u32, version: "v".into(), resumed: round > 0 }];
     for i in 0..TASKS {
-        if (i + round) % 3 != 0 {
+        if !(i + round).is_multiple_of(3) {
             events.push(Event::TaskReady { task: format!("t{i}") });
         }
     }
