@@ -299,6 +299,3 @@ pub fn lines_at(dir: &Path, entries: &[Entry]) -> Result<Vec<Vec<u8>>, String> {
     }
     Ok(lines)
 }
-
-#[cfg(test)]
-mod tests;

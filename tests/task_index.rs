@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::*;
-use crate::core::{Event, RunState};
-use crate::io::journal::Journal;
-use crate::io::roll;
+use pitboss::core::{Event, RunState};
+use pitboss::io::journal::{self, Journal, LOG_FILE};
+use pitboss::io::roll;
+use pitboss::io::task_index::{extend, TaskIndex, INDEX_FILE};
 
 const TASKS: usize = 12;
 
@@ -17,7 +17,7 @@ fn state() -> RunState {
     for i in 0..TASKS {
         text += &format!("[[task]]\nid = \"t{i}\"\n");
     }
-    let workflow = crate::config::parse(&text, "wf.toml", Path::new("/base")).expect("a valid workflow");
+    let workflow = pitboss::config::parse(&text, "wf.toml", Path::new("/base")).expect("a valid workflow");
     RunState::from_first(&Event::RunStarted { run_id: "r".into(), workflow: Arc::new(workflow) }).expect("folds")
 }
 
@@ -46,7 +46,7 @@ fn run(dir: &Path, rounds: usize, rolled: bool) -> Journal {
             // file's offsets: the engine's writer tracks a roll itself).
             drop(journal);
             roll::roll(dir).expect("rolled");
-            let scan = crate::io::segments::scan(dir, |_, _| Ok(())).expect("scanned");
+            let scan = pitboss::io::segments::scan(dir, |_, _| Ok(())).expect("scanned");
             journal = Journal::open(dir, &scan).expect("opened");
         }
     }
@@ -56,7 +56,7 @@ fn run(dir: &Path, rounds: usize, rolled: bool) -> Journal {
 /// Each slot's seqs as a decode of every record finds them.
 fn truth(dir: &Path, state: &RunState) -> Vec<Vec<u64>> {
     let mut slots = vec![Vec::new(); TASKS + 1];
-    crate::io::segments::scan(dir, |rec, _| {
+    pitboss::io::segments::scan(dir, |rec, _| {
         match rec.event.task() {
             _ if rec.seq == 1 => {}
             None => slots[TASKS].push(rec.seq),
