@@ -218,6 +218,10 @@ struct TaskLog {
 /// folding the whole log: for tests.
 pub const PREFILTER_ONLY_ENV: &str = "PITBOSS_INSPECT_PREFILTER_ONLY";
 
+/// Set (to anything), `inspect TASK` fails where the run's task index did not give the
+/// records up to where it ends (none, stale, damaged): for tests.
+pub const INDEX_ONLY_ENV: &str = "PITBOSS_INSPECT_INDEX_ONLY";
+
 /// The run's state as `inspect` opens it (its newest snapshot and the records after
 /// it), then the task's records and states from the lines that can matter to it
 /// ([`task_records`]); the whole fold ([`fold_task_log`]) where that cannot tell.
@@ -233,6 +237,9 @@ fn task_log(dir: &Path, id: &str) -> Result<TaskLog, (u8, String)> {
         }
         return fold_task_log(dir, id);
     };
+    if !found.indexed && std::env::var_os(INDEX_ONLY_ENV).is_some() {
+        return Err(usage(format!("inspect {id}: the task index did not answer ({INDEX_ONLY_ENV} is set)")));
+    }
     // Debug builds (every test) check the prefilter against the whole fold.
     #[cfg(debug_assertions)]
     {
@@ -344,7 +351,8 @@ fn ballot_json(ballot: &Ballot) -> Value {
 /// Each consensus attempt: one line per vote (replica, worker, answer digest or why
 /// it abstained), then the outcome.
 fn print_votes(state: &RunState, i: usize, history: &[Record], say: &dyn Fn(String)) {
-    let Some(spec) = &state.workflow.tasks[i].consensus else { return };
+    let spec = state.workflow.spec(i);
+    let Some(spec) = &spec.consensus else { return };
     for ballot in Ballot::read(history.iter().map(|r| &r.event)) {
         say(format!("votes (attempt {}):", ballot.attempt));
         let mut votes = ballot.votes.clone();
@@ -365,7 +373,7 @@ fn print_votes(state: &RunState, i: usize, history: &[Record], say: &dyn Fn(Stri
 }
 
 fn print_task(dir: &Path, state: &RunState, i: usize, history: &[Record], path: &[TaskStateName]) {
-    let spec = &state.workflow.tasks[i];
+    let spec = &*state.workflow.spec(i);
     let task = &state.tasks[i];
     // Every line below may quote a worker (results, errors, output): escaped for the
     // terminal, one line each.

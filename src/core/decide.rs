@@ -141,7 +141,8 @@ pub fn dispatch(state: &mut RunState, ctx: StepContext) -> Result<Vec<Event>, Ap
 
 /// Chooses (task, pool) pairs for queued tasks, in dispatch order.
 fn plan(state: &RunState) -> Vec<(usize, usize)> {
-    let wf = &state.workflow;
+    // The head (pools, limits, balancer): a lazily read run's specs stay undecoded.
+    let wf = state.workflow.head();
     let mut running = state.pools.iter().map(|p| p.running).collect::<Vec<_>>();
     let mut total = state.running_total;
     let mut cursor = state.rr_cursor;

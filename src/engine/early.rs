@@ -41,7 +41,7 @@ impl Engine {
     /// Starts the attempts of a batch that may start before it is durable (see the
     /// module's notes); gives, per event, whether its effect was done.
     pub(super) fn start_early(&mut self, events: &[Event]) -> Vec<bool> {
-        if self.state.workflow.broker.is_some() || events.iter().any(stops) {
+        if self.state.workflow.head().broker.is_some() || events.iter().any(stops) {
             return vec![false; events.len()];
         }
         events

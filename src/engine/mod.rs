@@ -465,7 +465,9 @@ impl Engine {
             Event::AttemptStarted { task, attempt, pool } => self.start_attempt(task, *attempt, pool, false),
             // A broker run's attempts outlive a manager on their workers: the ones the
             // core left running after a restart are waited for again, not restarted.
-            Event::ManagerStarted { resumed: true, .. } if self.state.workflow.broker.is_some() => self.reattach(),
+            Event::ManagerStarted { resumed: true, .. } if self.state.workflow.head().broker.is_some() => {
+                self.reattach()
+            }
             Event::AttemptFailed {
                 task,
                 then: AfterFailure::Retry { due_ms, .. } | AfterFailure::Defer { due_ms, .. },

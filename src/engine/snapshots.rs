@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::core::RunState;
 use crate::io::journal::LogPosition;
 use crate::io::store::EventStore;
-use crate::io::{roll, snapshot};
+use crate::io::{roll, snapshot, task_index};
 
 /// The engine's snapshot schedule.
 pub(super) struct Snapshots {
@@ -160,6 +160,12 @@ fn write_or_warn(dir: &Path, state: &RunState, at: LogPosition) -> bool {
             dir.display(),
             at.seq
         );
+    }
+    if written.is_ok() {
+        // The task index is a cache for `inspect TASK`: one not written is a warning.
+        if let Err(e) = task_index::extend(dir, state, at) {
+            tracing::warn!("{}: cannot write the task index after record {} ({e})", dir.display(), at.seq);
+        }
     }
     written.is_ok()
 }

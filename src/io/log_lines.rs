@@ -9,12 +9,12 @@
 //! that needs every record checked folds the log instead ([`super::segments::scan`]).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::journal::{self, JournalError, LOG_FILE};
-use super::segments::{self, FileId};
+use super::segments::{self, Cursor, FileId};
 
 /// How many of a line's first bytes the sifter sees at most (fewer when the line is
 /// shorter, or when it crosses the end of the read buffer: a sifter that cannot decide
@@ -51,17 +51,43 @@ pub fn sift(
     mut sifter: impl FnMut(&[u8]) -> Sift,
     mut visit: impl FnMut(&[u8]) -> ControlFlow<()>,
 ) -> Result<Ended, JournalError> {
+    sift_from(dir, None, |head, _| sifter(head), |line, _| visit(line))
+}
+
+/// [`sift`] from `from` on (the line after a record found by [`segments::find`]; the
+/// first line of the log when `None`), each head and line shown with the byte offset
+/// where its line starts in its file. A file `from` names that is no longer among the
+/// log's files (a fork, a cut) ends it as [`Ended::Rolled`]: the caller reads another way.
+pub fn sift_from(
+    dir: &Path,
+    from: Option<Cursor>,
+    mut sifter: impl FnMut(&[u8], u64) -> Sift,
+    mut visit: impl FnMut(&[u8], u64) -> ControlFlow<()>,
+) -> Result<Ended, JournalError> {
     let live_path = dir.join(LOG_FILE);
     let live = journal::open_read(&live_path)?;
     let live_id = FileId::of(&live).map_err(|source| JournalError::Io { path: live_path.clone(), source })?;
-    for segment in segments::archived(dir, Some(live_id))? {
-        let file = journal::open_read(&segment.path)?;
-        if sift_file(&segment.path, file, &mut sifter, &mut visit)? == Ended::Stopped {
+    let mut files: Vec<(PathBuf, Option<File>, FileId)> =
+        segments::archived(dir, Some(live_id))?.into_iter().map(|a| (a.path, None, a.id)).collect();
+    files.push((live_path.clone(), Some(live), live_id));
+    let mut start = 0;
+    if let Some(from) = from {
+        let Some(k) = files.iter().position(|(_, _, id)| *id == from.id) else { return Ok(Ended::Rolled) };
+        files.drain(..k);
+        start = from.offset;
+    }
+    for (path, file, _) in files {
+        let mut file = match file {
+            Some(file) => file,
+            None => journal::open_read(&path)?,
+        };
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).map_err(|source| JournalError::Io { path: path.clone(), source })?;
+        }
+        if sift_file(&path, file, start, &mut sifter, &mut visit)? == Ended::Stopped {
             return Ok(Ended::Stopped);
         }
-    }
-    if sift_file(&live_path, live, &mut sifter, &mut visit)? == Ended::Stopped {
-        return Ok(Ended::Stopped);
+        start = 0;
     }
     Ok(if FileId::at(&live_path).ok() == Some(live_id) { Ended::Done } else { Ended::Rolled })
 }
@@ -69,8 +95,9 @@ pub fn sift(
 fn sift_file(
     path: &Path,
     file: File,
-    sifter: &mut impl FnMut(&[u8]) -> Sift,
-    visit: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+    mut at: u64,
+    sifter: &mut impl FnMut(&[u8], u64) -> Sift,
+    visit: &mut impl FnMut(&[u8], u64) -> ControlFlow<()>,
 ) -> Result<Ended, JournalError> {
     let io = |source| JournalError::Io { path: path.to_path_buf(), source };
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -82,20 +109,21 @@ fn sift_file(
         }
         let head = &buf[..buf.len().min(HEAD)];
         let head = memchr::memchr(b'\n', head).map_or(head, |end| &head[..end]);
-        match sifter(head) {
+        match sifter(head, at) {
             Sift::Skip => {
-                reader.skip_until(b'\n').map_err(io)?;
+                at += reader.skip_until(b'\n').map_err(io)? as u64;
             }
             Sift::Stop => return Ok(Ended::Stopped),
             Sift::Read => {
                 line.clear();
-                reader.read_until(b'\n', &mut line).map_err(io)?;
+                let read = reader.read_until(b'\n', &mut line).map_err(io)? as u64;
                 if line.last() == Some(&b'\n') {
                     line.pop();
                 }
-                if visit(&line).is_break() {
+                if visit(&line, at).is_break() {
                     return Ok(Ended::Stopped);
                 }
+                at += read;
             }
         }
     }

@@ -28,5 +28,6 @@ pub mod segments;
 pub mod signal;
 pub mod snapshot;
 pub mod store;
+pub mod task_index;
 pub mod watch;
 pub mod workspace;

@@ -86,7 +86,8 @@ impl Hooks {
     /// was written before the engine started, so it is never published: it is read
     /// back here to be matched too.
     pub fn prepare(state: &RunState, resumed: bool, dir: &Path) -> Option<Hooks> {
-        if state.workflow.notify.is_empty() {
+        // The head: the specs of a lazily read run are not decoded for it (issue 14).
+        if state.workflow.head().notify.is_empty() {
             return None;
         }
         let mut first = Vec::new();
@@ -98,7 +99,7 @@ impl Hooks {
                 Ok(())
             });
         }
-        let specs = state.workflow.notify.clone();
+        let specs = state.workflow.head().notify.clone();
         Some(Hooks { specs, state: state.clone(), first, dir: dir.to_path_buf() })
     }
 

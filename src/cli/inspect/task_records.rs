@@ -24,6 +24,8 @@ use crate::core::workflow::{TaskSpec, Workflow};
 use crate::core::{RunState, TaskStateName};
 use crate::io::journal::{self, JournalError, Record};
 use crate::io::log_lines::{self, Ended, Sift};
+use crate::io::segments::Cursor;
+use crate::io::task_index::TaskIndex;
 
 /// Records that change the workflow or the graph: the small fold, which starts from
 /// the snapshot's (final) workflow, cannot replay them.
@@ -41,6 +43,40 @@ pub struct Found {
     pub history: Vec<Record>,
     /// Each change of its state once, from `blocked`.
     pub path: Vec<TaskStateName>,
+    /// Whether the run's task index gave the records up to where it ends (the lines
+    /// after it sifted), rather than a sift of the whole log.
+    pub indexed: bool,
+}
+
+/// The small fold and what it gathers for task `id` (its index `k` in the fold).
+struct Small {
+    fold: RunState,
+    k: usize,
+    id: String,
+    history: Vec<Record>,
+    path: Vec<TaskStateName>,
+}
+
+impl Small {
+    /// Applies a record that can matter to the task; `Break` when the fold refuses it.
+    fn take(&mut self, rec: Record) -> ControlFlow<()> {
+        let named = rec.event.task();
+        if named.is_some_and(|t| self.fold.task_index(t).is_none()) {
+            return ControlFlow::Continue(());
+        }
+        let ours = named == Some(self.id.as_str());
+        if self.fold.apply(&rec.event, rec.ts).is_err() {
+            return ControlFlow::Break(());
+        }
+        let now = self.fold.tasks[self.k].state.name();
+        if self.path.last() != Some(&now) {
+            self.path.push(now);
+        }
+        if ours {
+            self.history.push(rec);
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// The records of task `i` of `state` (the run's state at the end) and its states,
@@ -60,52 +96,59 @@ pub fn find(dir: &Path, state: &mut RunState, i: usize) -> Result<Option<Found>,
     // start states were most of its cost).
     let mut keep: Vec<usize> = wanted.iter().copied().collect();
     keep.sort_unstable();
-    let mut fold = RunState::new(state.run_id.clone(), Arc::new(sub_workflow(state, &keep)));
+    let fold = RunState::new(state.run_id.clone(), Arc::new(sub_workflow(state, &keep)));
     let Some(k) = fold.task_index(&id) else { return Ok(None) };
-    let mut history = Vec::new();
-    let mut path = vec![TaskStateName::Blocked];
+    let mut small = Small { fold, k, id, history: Vec::new(), path: vec![TaskStateName::Blocked] };
+    // The records up to where the task index ends, when it answers; the lines after
+    // it (or all of them) sifted.
+    let from = match indexed(dir, state, &wanted) {
+        Some((records, cursor)) => {
+            for rec in records {
+                if small.take(rec).is_break() {
+                    return Ok(None);
+                }
+            }
+            Some(cursor)
+        }
+        None => None,
+    };
     let mut gave_up = false;
-    let ended = log_lines::sift(
+    let ended = log_lines::sift_from(
         dir,
-        |head| sift(head, &plain),
-        |line| {
-            let Ok(rec) = journal::decode(line) else {
-                gave_up = true;
-                return ControlFlow::Break(());
-            };
-            let named = rec.event.task();
-            let matters = named.is_none_or(|t| fold.task_index(t).is_some());
-            if !matters {
-                return ControlFlow::Continue(());
-            }
-            if fold.apply(&rec.event, rec.ts).is_err() {
-                gave_up = true;
-                return ControlFlow::Break(());
-            }
-            let now = fold.tasks[k].state.name();
-            if path.last() != Some(&now) {
-                path.push(now);
-            }
-            if named == Some(id.as_str()) {
-                history.push(rec);
-            }
-            ControlFlow::Continue(())
+        from,
+        |head, _| sift(head, &plain),
+        |line, _| {
+            let taken = journal::decode(line).map_or(ControlFlow::Break(()), |rec| small.take(rec));
+            gave_up |= taken.is_break();
+            taken
         },
     )?;
     if gave_up || ended != Ended::Done {
         return Ok(None);
     }
-    Ok(Some(Found { history, path }))
+    Ok(Some(Found { history: small.history, path: small.path, indexed: from.is_some() }))
+}
+
+/// The records of the tasks `wanted` and the run's own up to where the run's task
+/// index ends ([`crate::io::task_index`]), each read at its offset and checked (a record of the
+/// seq the index gives, naming the task it gives); with where the lines after it
+/// start. `None` when there is no index, or it is stale or damaged: the caller sifts.
+fn indexed(dir: &Path, state: &RunState, wanted: &HashSet<usize>) -> Option<(Vec<Record>, Cursor)> {
+    let (mut index, cursor) = TaskIndex::open(dir, &state.run_id, state.tasks.len()).ok()?;
+    let tasks: Vec<(usize, &str)> = wanted.iter().map(|&j| (j, state.task_id(j))).collect();
+    Some((index.records(dir, &tasks).ok()?, cursor))
 }
 
 /// The workflow of `state` with only the tasks `keep` (in workflow order), the rest as
 /// it is: cloned without its other tasks when the state holds it alone.
 fn sub_workflow(state: &mut RunState, keep: &[usize]) -> Workflow {
-    let tasks: Vec<TaskSpec> = keep.iter().map(|&j| state.workflow.tasks[j].clone()).collect();
     if state.workflow.rows().is_some() {
-        // Read lazily: its head is the workflow without its specs, cheap to clone.
+        // Read lazily: its head is the workflow without its specs, cheap to clone, and
+        // only the specs kept are decoded.
+        let tasks: Vec<TaskSpec> = keep.iter().map(|&j| state.workflow.spec(j).into_owned()).collect();
         return Workflow { tasks, ..state.workflow.head().clone() };
     }
+    let tasks: Vec<TaskSpec> = keep.iter().map(|&j| state.workflow.tasks[j].clone()).collect();
     let Some(whole) = Arc::get_mut(&mut state.workflow) else {
         return Workflow { tasks, ..(**state.workflow).clone() };
     };
@@ -121,7 +164,7 @@ fn closure(state: &RunState, i: usize) -> HashSet<usize> {
     let mut seen = HashSet::from([i]);
     let mut todo = vec![i];
     while let Some(j) = todo.pop() {
-        for &d in &state.dependencies[j] {
+        for d in state.dependencies_of(j) {
             if seen.insert(d) {
                 todo.push(d);
             }

@@ -191,6 +191,13 @@ pub fn spec_id(bytes: &[u8], start: u32) -> &str {
     bytes.get(at + 4..at + 4 + len).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default()
 }
 
+/// The spec row starting at `start` of a section [`skim_specs`] accepted, alone
+/// (`inspect TASK` of a lazily read run needs a few specs, not a quarter million).
+pub fn spec_at(bytes: &[u8], start: u32) -> Result<TaskSpec, BodyError> {
+    let row = bytes.get(start as usize..).ok_or("a row past the section's end")?;
+    read_spec(&mut Src::new(row, row.len() as u64))
+}
+
 fn read_spec<R: Read>(src: &mut Src<R>) -> Result<TaskSpec, BodyError> {
     let flags = src.u8()?;
     let id = src.str()?.to_string();

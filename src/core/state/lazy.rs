@@ -11,6 +11,7 @@
 //! [`WorkflowCell::head`] and the state's `task_index`. A write (`Arc::make_mut`
 //! through `DerefMut`) turns the cell into a plain one first.
 
+use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
 
@@ -18,7 +19,7 @@ use super::bytes::Src;
 use super::graph::Graph;
 use super::id_index::{IdIndex, Ids};
 use super::{columns, RunState};
-use crate::core::workflow::Workflow;
+use crate::core::workflow::{TaskSpec, Workflow};
 
 /// A snapshot's spec section, checked, with what is needed before it is decoded.
 pub struct Later {
@@ -79,6 +80,15 @@ impl Later {
         })
     }
 
+    /// Spec `i`: the decoded workflow's when it is decoded, else its row decoded alone.
+    fn spec(&self, i: usize) -> Cow<'_, TaskSpec> {
+        match self.workflow.get() {
+            Some(w) => Cow::Borrowed(&w.tasks[i]),
+            // `read` checked this row as `read_specs` reads it.
+            None => Cow::Owned(columns::spec_at(&self.rows, self.starts[i]).expect("spec rows checked at open")),
+        }
+    }
+
     /// The graph of the decoded workflow, built on the first call.
     fn graph(&self) -> &Arc<Graph> {
         self.graph.get_or_init(|| Arc::new(Graph::build(self.workflow())))
@@ -103,6 +113,14 @@ impl WorkflowCell {
                 Some(w) => &w.tasks[i].id,
                 None => columns::spec_id(&l.rows, l.starts[i]),
             },
+        }
+    }
+
+    /// Task `i`'s spec, without decoding the others.
+    pub fn spec(&self, i: usize) -> Cow<'_, TaskSpec> {
+        match self {
+            WorkflowCell::Now(w) => Cow::Borrowed(&w.tasks[i]),
+            WorkflowCell::Later(l) => l.spec(i),
         }
     }
 
@@ -195,6 +213,17 @@ impl GraphCell {
         match self {
             GraphCell::Now(g) => g.index.get(&workflow.tasks, id),
             GraphCell::Later(l) => l.index.get(&l.ids(), id),
+        }
+    }
+
+    /// Task `i`'s dependencies, without building the graph of a lazily read snapshot
+    /// (then its specs' own edges: the graph is the one they give).
+    pub fn dependencies_of(&self, i: usize) -> Vec<usize> {
+        match self {
+            GraphCell::Later(l) if l.graph.get().is_none() => {
+                l.spec(i).depends_on.iter().filter_map(|d| l.index.get(&l.ids(), d)).collect()
+            }
+            _ => self.dependencies[i].to_vec(),
         }
     }
 

@@ -198,6 +198,11 @@ impl RunState {
         self.graph.index_of(&self.workflow, id)
     }
 
+    /// Task `i`'s dependencies (indexes), without building a lazily read graph.
+    pub fn dependencies_of(&self, i: usize) -> Vec<usize> {
+        self.graph.dependencies_of(i)
+    }
+
     /// Task id by index.
     pub fn task_id(&self, index: usize) -> &str {
         self.workflow.id(index)

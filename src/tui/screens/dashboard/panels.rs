@@ -21,7 +21,7 @@ use crate::tui::widgets::truncate;
 
 /// Rows the pools panel needs: one per pool and its borders.
 pub fn pools_height(fleet: &Fleet) -> u16 {
-    fleet.state.workflow.pools.len() as u16 + 2
+    fleet.state.workflow.head().pools.len() as u16 + 2
 }
 
 /// Rows the dead-letters panel needs: one per cause (at most `max` in all), and its
@@ -48,7 +48,7 @@ pub fn queue(frame: &mut Frame, area: Rect, scene: &Scene) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     // The total on top (at least half), then a band per pool (name, its sparkline).
-    let pools = &fleet.state.workflow.pools;
+    let pools = &fleet.state.workflow.head().pools;
     let band =
         if inner.height as usize > pools.len() { (inner.height / 2 / pools.len().max(1) as u16).max(1) } else { 0 };
     let pool_rows = band * pools.len() as u16;
@@ -98,7 +98,7 @@ pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
             let limit = state.pool_slots(p);
             let load = format!("{}{}", "▮".repeat(running.min(12)), "▯".repeat(limit.saturating_sub(running).min(12)));
             // A broker pool without a live capable worker starts nothing: say why.
-            let (load, load_color) = match state.workflow.broker.is_some() && limit == 0 && running == 0 {
+            let (load, load_color) = match state.workflow.head().broker.is_some() && limit == 0 && running == 0 {
                 true => ("no workers".to_string(), Color::Yellow),
                 false => (load, Color::Cyan),
             };
@@ -140,7 +140,7 @@ pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
 /// with probes used, and paused.
 fn circuit_text(state: &RunState, p: usize, scene: &Scene) -> (String, Style) {
     let paused = if state.pools[p].paused { " paused" } else { "" };
-    let policy = state.workflow.pools[p].breaker;
+    let policy = state.workflow.head().pools[p].breaker;
     let (text, color) = match state.pools[p].breaker.circuit {
         Circuit::Closed if policy.is_none() => ("—".to_string(), Color::Gray),
         Circuit::Closed => ("closed".to_string(), Color::Green),

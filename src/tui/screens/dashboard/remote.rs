@@ -82,7 +82,7 @@ pub fn spare_workers(fleet: &Fleet) -> Vec<&str> {
 /// workers (or not yet seen since a resume) with and without an attempt; vanished
 /// ones are those whose panes are shown ([`spare_workers`]).
 pub fn box_title(fleet: &Fleet, attempts: usize, spare: &[&str]) -> String {
-    if fleet.state.workflow.broker.is_none() {
+    if fleet.state.workflow.head().broker.is_none() {
         return format!(" Workers ({attempts}) ");
     }
     let workers = &fleet.state.remote.workers;
