@@ -179,6 +179,11 @@ impl Terminal {
         };
         let ended = super::wait_for(limit, || session_members(self.pid()).is_empty());
         assert!(ended, "left behind after exit: {}", describe(&session_members(self.pid())));
+        // What the program printed last may still be in the pty: once its session is
+        // gone the reader reaches the end, and the screen is final (a test reading it
+        // right after the exit saw an empty screen, 1 in ~100 runs under load).
+        let read_all = super::wait_for(limit, || self.drained.load(Ordering::Acquire));
+        assert!(read_all, "the pty was not read to its end after the exit; screen:\n{}", self.screen());
         code
     }
 
