@@ -128,3 +128,48 @@ fn sift_file(
         }
     }
 }
+
+/// Records that change the workflow or the graph: readers that start from a
+/// snapshot's workflow (the small fold of `inspect TASK`, the task index) stop at them.
+const RESHAPING: [&[u8]; 3] = [b"tasks_spawned", b"tasks_submitted", b"payload_edited"];
+
+/// `"event":{"type":"` as every record writes it, after its seq, time and version
+/// (numbers only: its first occurrence is the event's own).
+const EVENT: &[u8] = b"\"event\":{\"type\":\"";
+
+/// [`EVENT`]'s searcher, built once: not `windows().position()` (a compare at every
+/// byte of a million heads was 10 % of `inspect TASK`, issue 14), nor `memmem::find`,
+/// which builds its searcher at each call (14 % then).
+static EVENT_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(EVENT));
+
+/// What a record line's head says of its record, without decoding it.
+pub enum HeadSays<'a> {
+    /// The run's first record.
+    RunStarted,
+    /// A record that reshapes the run ([`RESHAPING`]).
+    Reshaping,
+    /// Its event names this task first, plainly (no escape in the id): the id's bytes.
+    Task(&'a [u8]),
+    /// Anything else (no task, an escaped id, a head cut short): decode to be sure.
+    Other,
+}
+
+/// Reads a record line's head (see [`HeadSays`]).
+pub fn head_says(head: &[u8]) -> HeadSays<'_> {
+    let Some(at) = EVENT_FINDER.find(head) else { return HeadSays::Other };
+    let rest = &head[at + EVENT.len()..];
+    let Some(end) = memchr::memchr(b'"', rest) else { return HeadSays::Other };
+    let kind = &rest[..end];
+    if kind == b"run_started" {
+        return HeadSays::RunStarted;
+    }
+    if RESHAPING.contains(&kind) {
+        return HeadSays::Reshaping;
+    }
+    let Some(task) = rest[end + 1..].strip_prefix(b",\"task\":\"".as_slice()) else { return HeadSays::Other };
+    match memchr::memchr2(b'"', b'\\', task) {
+        Some(close) if task[close] == b'"' => HeadSays::Task(&task[..close]),
+        _ => HeadSays::Other,
+    }
+}

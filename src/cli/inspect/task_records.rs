@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::core::workflow::{TaskSpec, Workflow};
 use crate::core::{RunState, TaskStateName};
 use crate::io::journal::{self, JournalError, Record};
-use crate::io::log_lines::{self, Ended, Sift};
+use crate::io::log_lines::{self, Ended, HeadSays, Sift};
 use crate::io::segments::Cursor;
 use crate::io::task_index::TaskIndex;
 
@@ -33,8 +33,6 @@ use crate::io::task_index::TaskIndex;
 /// hashed with foldhash rather than SipHash (8 % of `inspect TASK`, issue 14; the
 /// set is ours, built from the state's ids, not from the log).
 type Plain = hashbrown::HashSet<Vec<u8>>;
-
-const RESHAPING: [&[u8]; 3] = [b"tasks_spawned", b"tasks_submitted", b"payload_edited"];
 
 /// The task's records and the states it went through, or `None` when the whole log
 /// must be folded instead (see the module's notes).
@@ -173,39 +171,20 @@ fn closure(state: &RunState, i: usize) -> HashSet<usize> {
     seen
 }
 
-/// `"event":{"type":"` as every record writes it, after its seq, time and version
-/// (numbers only: its first occurrence is the event's own).
-const EVENT: &[u8] = b"\"event\":{\"type\":\"";
-
 /// What to do with a record line, from its head: skip a record that names, as its
 /// event's first field, a task the small fold does not follow; read any other (the
 /// visitor decodes it and decides exactly); stop at a record that reshapes the run.
 /// The first record (`run_started`) is skipped: its workflow is the snapshot's.
 fn sift(head: &[u8], plain: &Plain) -> Sift {
-    let Some(at) = EVENT_FINDER.find(head) else { return Sift::Read };
-    let rest = &head[at + EVENT.len()..];
-    let Some(end) = rest.iter().position(|&b| b == b'"') else { return Sift::Read };
-    let kind = &rest[..end];
-    if kind == b"run_started" {
-        return Sift::Skip;
+    match log_lines::head_says(head) {
+        HeadSays::RunStarted => Sift::Skip,
+        HeadSays::Reshaping => Sift::Stop,
+        // One of ours.
+        HeadSays::Task(id) if plain.contains(id) => Sift::Read,
+        HeadSays::Task(_) => Sift::Skip,
+        HeadSays::Other => Sift::Read,
     }
-    if RESHAPING.contains(&kind) {
-        return Sift::Stop;
-    }
-    let Some(task) = rest[end + 1..].strip_prefix(b",\"task\":\"".as_slice()) else { return Sift::Read };
-    let Some(close) = task.iter().position(|&b| b == b'"' || b == b'\\') else { return Sift::Read };
-    if task[close] == b'\\' || plain.contains(&task[..close]) {
-        // Escaped (decoded to be sure), or one of ours.
-        return Sift::Read;
-    }
-    Sift::Skip
 }
-
-/// [`EVENT`]'s searcher, built once: not `windows().position()` (a compare at every
-/// byte of a million heads was 10 % of `inspect TASK`, issue 14), nor `memmem::find`,
-/// which builds its searcher at each call (14 % then).
-static EVENT_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(EVENT));
 
 #[cfg(test)]
 mod tests {

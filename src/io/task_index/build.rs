@@ -15,15 +15,10 @@ use super::{slots_bytes, Head, Shape, TaskIndex, ENTRY, INDEX_FILE};
 use crate::core::{Event, RunState};
 use crate::io::fsutil::private_file;
 use crate::io::journal::{self, LogPosition};
-use crate::io::log_lines::{self, Sift};
+use crate::io::log_lines::{self, HeadSays, Sift};
 
 /// The temp file a new index is written to before it is renamed over the old one.
 const TEMP_FILE: &str = ".tasks.idx.tmp";
-
-/// Records that change the workflow: a run with one is not indexed.
-const RESHAPING: [&[u8]; 3] = [b"tasks_spawned", b"tasks_submitted", b"payload_edited"];
-/// `"event":{"type":"` as every record writes it, after its seq, time and version.
-const EVENT: &[u8] = b"\"event\":{\"type\":\"";
 
 /// Brings the index of the run in `dir` up to record `at` (the snapshot of `state`
 /// just written there): the old index's entries and those of the records after it.
@@ -160,20 +155,21 @@ fn read_new(
                 Some(_) => {}
                 None => return Sift::Read,
             }
-            match event_of(head) {
-                Said::RunStarted => Sift::Skip,
-                Said::Reshaping => {
+            // A run with a reshaping record is not indexed.
+            match log_lines::head_says(head) {
+                HeadSays::RunStarted => Sift::Skip,
+                HeadSays::Reshaping => {
                     reshaping.set(true);
                     Sift::Stop
                 }
-                Said::Task(id) => {
-                    if let Some(i) = state.task_index(id) {
+                HeadSays::Task(id) => match std::str::from_utf8(id).ok().and_then(|id| state.task_index(id)) {
+                    Some(i) => {
                         entries.borrow_mut().push((i as u32, seq, offset));
-                        return Sift::Skip;
+                        Sift::Skip
                     }
-                    Sift::Read
-                }
-                Said::Other => Sift::Read,
+                    None => Sift::Read,
+                },
+                HeadSays::Other => Sift::Read,
             }
         },
         |line, offset| {
@@ -204,39 +200,6 @@ fn read_new(
         return Some(New::Reshaped);
     }
     (ended.is_ok() && !broken.get() && next.get() == to + 1).then(|| New::Entries(entries.into_inner()))
-}
-
-/// [`EVENT`]'s searcher, built once (`memmem::find` builds one per call).
-static EVENT_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(EVENT));
-
-/// What a line's head says of its record.
-enum Said<'a> {
-    RunStarted,
-    Reshaping,
-    /// Its event names this task first, plainly (no escape in the id).
-    Task(&'a str),
-    /// Anything else: decoded to be sure.
-    Other,
-}
-
-fn event_of(head: &[u8]) -> Said<'_> {
-    let Some(at) = EVENT_FINDER.find(head) else { return Said::Other };
-    let rest = &head[at + EVENT.len()..];
-    let Some(end) = memchr::memchr(b'"', rest) else { return Said::Other };
-    let kind = &rest[..end];
-    if kind == b"run_started" {
-        return Said::RunStarted;
-    }
-    if RESHAPING.contains(&kind) {
-        return Said::Reshaping;
-    }
-    let Some(task) = rest[end + 1..].strip_prefix(b",\"task\":\"".as_slice()) else { return Said::Other };
-    let Some(close) = memchr::memchr2(b'"', b'\\', task) else { return Said::Other };
-    if task[close] == b'\\' {
-        return Said::Other;
-    }
-    std::str::from_utf8(&task[..close]).map_or(Said::Other, Said::Task)
 }
 
 /// The seq a record line starts with (`{"seq":N,`).
