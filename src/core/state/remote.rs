@@ -281,10 +281,10 @@ impl RunState {
     /// on the broker). A run without a broker: the concurrency.
     pub fn pool_capacity(&self, p: usize) -> usize {
         let concurrency = self.pools[p].concurrency;
-        if self.workflow.broker.is_none() {
+        if self.workflow.head().broker.is_none() {
             return concurrency;
         }
-        let pool = &self.workflow.pools[p];
+        let pool = &self.workflow.head().pools[p];
         let offered = self.remote.slots(&pool.name, &pool.capabilities);
         concurrency.min(offered.saturating_add(self.remote.read_ahead(&pool.name, &pool.capabilities)))
     }
@@ -294,20 +294,20 @@ impl RunState {
     /// [`RunState::pool_capacity`] left out: those attempts wait, they do not run).
     pub fn pool_slots(&self, p: usize) -> usize {
         let concurrency = self.pools[p].concurrency;
-        if self.workflow.broker.is_none() {
+        if self.workflow.head().broker.is_none() {
             return concurrency;
         }
-        let pool = &self.workflow.pools[p];
+        let pool = &self.workflow.head().pools[p];
         concurrency.min(self.remote.slots(&pool.name, &pool.capabilities))
     }
 
     /// Pool `p`'s dispatched attempts that no worker has started yet (on the broker
     /// or read ahead by a worker); 0 for a run without a broker.
     pub fn pool_waiting_remote(&self, p: usize) -> usize {
-        if self.workflow.broker.is_none() {
+        if self.workflow.head().broker.is_none() {
             return 0;
         }
-        let name = &self.workflow.pools[p].name;
+        let name = &self.workflow.head().pools[p].name;
         (self.tasks.iter().enumerate())
             .filter(|(i, t)| match &t.state {
                 TaskState::Running { attempt, pool, .. } => {

@@ -12,7 +12,7 @@ impl RunState {
     /// not still run: its usage outlives it).
     pub(super) fn record_usage(&mut self, usage: &UsageRecorded) -> Result<(), ApplyError> {
         let i = self.task_index(&usage.task).ok_or_else(|| ApplyError::UnknownTask(usage.task.clone()))?;
-        if self.workflow.pool_index(&usage.pool).is_none() {
+        if self.workflow.head().pool_index(&usage.pool).is_none() {
             return Err(ApplyError::UnknownPool(usage.pool.clone()));
         }
         self.spend.record(i, usage.attempt, &usage.pool, &usage.usage());
@@ -32,16 +32,16 @@ impl RunState {
 
     /// The run's budget now: an operator's raise, else the workflow's `[budget]`.
     pub fn max_cost_usd(&self) -> Option<Usd> {
-        self.spend.max_cost_usd.or(self.workflow.budget.max_cost_usd)
+        self.spend.max_cost_usd.or(self.workflow.head().budget.max_cost_usd)
     }
 
     /// Task `i`'s budget now: an operator's raise, else its pool's `task_cost_usd`
     /// (the pool it last ran on), else `[budget] task_cost_usd`.
     pub fn task_cost_usd(&self, i: usize) -> Option<Usd> {
         let pool = (self.tasks[i].pool.as_deref())
-            .and_then(|name| self.workflow.pool_index(name))
-            .and_then(|p| self.workflow.pools[p].task_cost_usd);
-        self.spend.task_cost_usd.or(pool).or(self.workflow.budget.task_cost_usd)
+            .and_then(|name| self.workflow.head().pool_index(name))
+            .and_then(|p| self.workflow.head().pools[p].task_cost_usd);
+        self.spend.task_cost_usd.or(pool).or(self.workflow.head().budget.task_cost_usd)
     }
 
     /// The `spend` of `--json` documents and `ctl status` (DESIGN §13): the run's and
