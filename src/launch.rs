@@ -67,6 +67,8 @@ pub struct Prepared {
     state: RunState,
     journal: Journal,
     resumed: bool,
+    /// The seq of the snapshot the state was opened from (resume), if one was used.
+    snapshot: Option<u64>,
     services: Vec<Service>,
     /// The broker whose workers run the attempts, if any.
     broker: Option<BrokerSetup>,
@@ -90,7 +92,16 @@ pub fn new_run(run: NewRun) -> Result<Prepared, LaunchError> {
     let journal = Journal::create(&run_dir.path, wall_ms(), &first).map_err(start_err)?;
     // The workflow moves from the record written into the state: never two copies.
     let state = RunState::from_started(first).map_err(start_err)?;
-    Ok(Prepared { run_dir, state, journal, resumed: false, services: Vec::new(), broker: None, notes: Vec::new() })
+    Ok(Prepared {
+        run_dir,
+        state,
+        journal,
+        resumed: false,
+        snapshot: None,
+        services: Vec::new(),
+        broker: None,
+        notes: Vec::new(),
+    })
 }
 
 /// Forks the run in `dir` at record `seq` into `to` (by default `DIR-fork-SEQ` beside
@@ -124,7 +135,7 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
     // The newest usable snapshot and the records after it; a skipped one is a note.
     let opened = snapshot::open_state(&run_dir.path).map_err(start_err)?;
     notes.extend(opened.notes);
-    let (state, scan) = (opened.state, opened.scan);
+    let (state, scan, snapshot) = (opened.state, opened.scan, opened.snapshot);
     check_secrets(state.workflow.head()).map_err(start_err)?;
     let mut journal = Journal::open(&run_dir.path, &scan).map_err(start_err)?;
     let stale = snapshot::discard_after(&run_dir.path, scan.records);
@@ -151,7 +162,7 @@ pub fn resume(dir: &Path, truncate_at: Option<u64>) -> Result<Prepared, LaunchEr
         Ok(ended) => notes.push(format!("ended {ended} leftover worker process(es) of an earlier manager of this run")),
         Err(e) => notes.push(format!("warning: workers of an earlier manager of this run may still be running ({e})")),
     }
-    Ok(Prepared { run_dir, state, journal, resumed: true, services: Vec::new(), broker: None, notes })
+    Ok(Prepared { run_dir, state, journal, resumed: true, snapshot, services: Vec::new(), broker: None, notes })
 }
 
 /// A folder `resume` can carry on: it has a log. "No event log here" only when there
@@ -366,7 +377,7 @@ impl Prepared {
     /// Runs the engine with `front` until the run ends (finished, or stopped by a
     /// signal or the front end). The folder is released when this returns.
     pub fn run(self, front: FrontEnd<'_>) -> Result<Finished, LaunchError> {
-        let Prepared { run_dir, state, journal, resumed, services, broker, .. } = self;
+        let Prepared { run_dir, state, journal, resumed, snapshot, services, broker, .. } = self;
         // The state as opened, not the log: history is read from disk when wanted.
         let on_disk = front.needs_history.then(|| OnDisk {
             dir: run_dir.path.clone(),
@@ -410,7 +421,8 @@ impl Prepared {
                 }
             };
             let world = World { clock: Arc::new(SystemClock), runner: runners.runner() };
-            let engine = Engine::new(state, Box::new(journal.into_writer()), config, world);
+            let engine =
+                Engine::new(state, Box::new(journal.into_writer()), config, world).opened_from_snapshot(snapshot);
             let engine_handle = engine.handle();
             // Broker news (down, up, workers) becomes the engine's inputs; every
             // committed batch is published, and its results acked, once durable.

@@ -202,7 +202,18 @@ pub fn drive(prepared: Prepared, front: FrontEnd<'_>, opts: RunOptions) -> CmdRe
         println!("{}", escape_json(&doc.to_string()));
     }
     let elapsed = human_ms(now_ms().saturating_sub(started));
-    match finished.ending {
+    let code = exit_code(state, dir, &finished.ending, &name, &elapsed);
+    // The process ends right after this: freeing a large run's state piece by piece
+    // (a quarter million tasks) was a tenth of `resume`'s instructions (issue 14), and
+    // the OS takes the memory back whole. Nothing in it needs a drop to run (the log
+    // is closed, the folder released, by the engine and the launcher).
+    std::mem::forget(finished);
+    code
+}
+
+/// What `drive` says at the end of the run `name` and the code it exits with.
+fn exit_code(state: &RunState, dir: &Path, ending: &Ending, name: &str, elapsed: &str) -> CmdResult {
+    match ending {
         // Stopped with tasks held for approval (`--exit-when-blocked`): not a success,
         // not an interruption to shrug off; each held task and its finding, then how
         // to answer (DESIGN §2: exit 3, resumable).

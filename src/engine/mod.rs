@@ -274,6 +274,13 @@ impl Engine {
         }
     }
 
+    /// Says that `state` was opened from the snapshot after record `seq` (none: folded
+    /// from the log), so a clean stop knows how far behind the newest snapshot it is.
+    pub fn opened_from_snapshot(mut self, seq: Option<u64>) -> Engine {
+        self.snapshots.opened_from(seq);
+        self
+    }
+
     /// A handle for commands and event subscriptions.
     pub fn handle(&self) -> EngineHandle {
         EngineHandle { tx: self.tx.clone(), fanout: self.fanout.clone(), output: self.output.clone() }

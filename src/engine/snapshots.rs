@@ -47,6 +47,9 @@ pub(super) struct Snapshots {
     roll_past: Option<u64>,
     /// The durable snapshot the last roll followed: a roll waits for a newer one.
     rolled_after: u64,
+    /// The seq of the snapshot the state was opened from (resume), if one was used:
+    /// opening checked it, so it counts as the newest durable one at the stop.
+    opened_from: Option<u64>,
 }
 
 /// A snapshot that took at least this long is followed by a pause.
@@ -56,6 +59,12 @@ const SLOW: Duration = Duration::from_millis(20);
 const PAUSE_FACTOR: u32 = 19;
 /// Runs with fewer tasks are never paced: a snapshot of them costs little.
 const PACE_FROM: usize = 10_000;
+/// A clean stop skips its snapshot when the records since the newest durable one are
+/// fewer than `every / TINY_TAIL_PER_PERIOD` (1,000 at the default period): the next
+/// open folds them for less than writing the whole state again costs (a finished run
+/// resumed adds one record, and a snapshot of 250,000 tasks was a sixth of `resume`).
+/// A period of 0 (snapshots only at a stop) or under this many records never skips.
+const TINY_TAIL_PER_PERIOD: u64 = 50;
 
 impl Snapshots {
     pub(super) fn new(every: u64) -> Snapshots {
@@ -69,7 +78,20 @@ impl Snapshots {
             durable: Arc::new(AtomicU64::new(0)),
             roll_past: roll::roll_bytes(),
             rolled_after: 0,
+            opened_from: None,
         }
+    }
+
+    /// The state was opened from the snapshot after record `seq` (none: from the log).
+    pub(super) fn opened_from(&mut self, seq: Option<u64>) {
+        self.opened_from = seq;
+    }
+
+    /// True when a stop at `at` may leave its records to the next open's fold: a durable
+    /// snapshot (this manager's or the one it opened from) is at most a tiny tail behind.
+    fn tail_is_tiny(&self, at: u64) -> bool {
+        let newest = self.durable.load(Ordering::Acquire).max(self.opened_from.unwrap_or(0));
+        newest > 0 && at.saturating_sub(newest) < self.every / TINY_TAIL_PER_PERIOD
     }
 
     /// After a committed batch: rolls the live log into the archive (DESIGN §6) when it
@@ -130,7 +152,8 @@ impl Snapshots {
     }
 
     /// At a clean stop: waits for a snapshot being written, then writes one of the
-    /// final state unless the last one is of it already. The state is moved to the
+    /// final state unless the last one is of it already or only a tiny tail behind it
+    /// ([`TINY_TAIL_PER_PERIOD`]). The state is moved to the
     /// writer's thread and given back, not cloned: at the stop a copy of every task
     /// was the manager's (and `resume`'s) peak memory (issue 14).
     pub(super) async fn at_stop(&mut self, dir: &Path, state: RunState, at: Option<LogPosition>) -> RunState {
@@ -138,7 +161,7 @@ impl Snapshots {
             let _ = writing.await;
         }
         let Some(at) = at else { return state };
-        if self.written == Some(at.seq) {
+        if self.written == Some(at.seq) || self.tail_is_tiny(at.seq) {
             return state;
         }
         self.written = Some(at.seq);

@@ -183,6 +183,10 @@ pub async fn run(mut handle: impl RunHandle, options: TuiOptions) -> Result<(), 
         }
     };
     drop(_guard);
+    // The run has stopped and the process ends after the TUI: the model (a large run's
+    // every task, its caches) is left to the OS rather than freed piece by piece, so
+    // `q` costs nothing more (issue 14). It holds no file or lock that needs a drop.
+    std::mem::forget(fleet);
     result
 }
 
