@@ -151,3 +151,25 @@ fn resuming_a_finished_run_decodes_no_spec() {
     assert!(started.is_empty(), "a finished run starts nothing: {started:?}");
     assert!(read.workflow.is_lazy(), "the manager's start decoded the specs");
 }
+
+#[test]
+fn the_tuis_first_frame_of_a_finished_run_decodes_no_spec() {
+    // The TUI opened on a finished run draws its dashboard first: the pools panel
+    // reads the pools from the workflow's head. Decoding every spec there was a third
+    // of the TUI's open at 1M records.
+    use pitboss::io::journal::Record;
+    use pitboss::tui::draw::{draw, Scene, Theme};
+    use pitboss::tui::keys::Keymap;
+    use pitboss::tui::model::Fleet;
+    use pitboss::tui::view::ViewState;
+    let mut state = finished();
+    state.apply(&Event::RunFinished { success: false }, 6).expect("the end folds");
+    let first = Event::RunStarted { run_id: "lazy".into(), workflow: Arc::clone(&state.workflow) };
+    let mut fleet = Fleet::from_records(&[Record { seq: 1, ts: 1, event: first }]).expect("folds");
+    fleet.state = snapshot::decode(&snapshot::encode(&state, AT)).expect("opens").state;
+    let (keys, view) = (Keymap::default(), ViewState::default());
+    let scene = Scene { fleet: &fleet, total: 1, view: &view, keys: &keys, now_ms: 10, theme: Theme { color: false } };
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
+    terminal.draw(|frame| draw(frame, &scene)).unwrap();
+    assert!(fleet.state.workflow.is_lazy(), "the first frame decoded the specs");
+}

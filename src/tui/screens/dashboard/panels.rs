@@ -84,10 +84,8 @@ fn spent(state: &crate::core::RunState, name: &str) -> String {
 pub fn pools(frame: &mut Frame, area: Rect, scene: &Scene) {
     let fleet = scene.fleet;
     let state = &fleet.state;
-    let rows: Vec<Row> = state
-        .workflow
-        .pools
-        .iter()
+    // The head's pools: a lazily read run's specs stay undecoded for the first frame.
+    let rows: Vec<Row> = (state.workflow.head().pools.iter())
         .enumerate()
         .map(|(p, pool)| {
             // In broker mode, attempts a worker started against the slots the live
