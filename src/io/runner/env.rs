@@ -269,9 +269,10 @@ mod tests {
         }
         let old = cmd.output().await.unwrap();
         let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
-        let mut child = super::super::process::linux::spawn(&argv, pool.envp().unwrap(), extra, None).unwrap();
+        let started = super::super::process::linux::spawn(&argv, pool.envp().unwrap(), extra, None).unwrap();
+        let mut child = super::super::process::Process::Direct(started);
         let mut out = Vec::new();
-        child.stdout.take().unwrap().read_to_end(&mut out).await.unwrap();
+        child.take_stdout().unwrap().read_to_end(&mut out).await.unwrap();
         assert!(child.wait().await.unwrap().success());
         (String::from_utf8_lossy(&old.stdout).into_owned(), String::from_utf8_lossy(&out).into_owned())
     }
