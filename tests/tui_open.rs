@@ -230,11 +230,13 @@ fn a_damaged_snapshot_falls_back_with_a_note_to_the_same_run() {
 }
 
 /// The histories of the sampled tasks read through the task index (up to its last
-/// snapshot, 8,000 of 10,000 records, over two archived segments and the live log)
-/// and the lines after it are the full fold's; the index path was taken for each.
+/// snapshot, over two archived segments and the live log) and the lines after it are
+/// the full fold's; the index path was taken for each.
 #[test]
 fn a_history_is_read_through_the_task_index_and_the_lines_after_it() {
-    let records = unreshaped_log();
+    // Cut at 7,000 records: the index ends at the snapshot at 5,000, and tasks move
+    // after it (the scripted run's last records are pool pauses).
+    let records = &unreshaped_log()[..7_000];
     let dir = tempfile::tempdir().unwrap();
     write_run_indexed(dir.path(), records, true);
     assert!(dir.path().join(task_index::INDEX_FILE).exists(), "the index was written");
@@ -242,6 +244,16 @@ fn a_history_is_read_through_the_task_index_and_the_lines_after_it() {
     let expected = Fleet::from_records(records).unwrap();
     assert_same_histories(&fleet, &expected, "through the index");
     assert_eq!(fleet.histories_indexed(), sampled().count(), "every history read through the index");
+    // Tasks with steps after where the index ends: those steps come from the lines after it.
+    let through = task_index::read(dir.path(), &fleet.state, &[], false).unwrap().through as usize;
+    assert!(through < records.len(), "records after the index");
+    let late: Vec<usize> =
+        (0..TASKS).filter(|&i| expected.history(i).iter().any(|s| s.record >= through)).take(20).collect();
+    assert!(!late.is_empty(), "no task has a step after the index at {through}");
+    for &i in &late {
+        let key = |h: &[pitboss::tui::model::Step]| h.iter().map(|s| (s.record, s.event.clone())).collect::<Vec<_>>();
+        assert_eq!(key(&fleet.history(i)), key(&expected.history(i)), "history of task {i}, partly after the index");
+    }
     // Without the index: the same histories, read by a pass over the log.
     std::fs::remove_file(dir.path().join(task_index::INDEX_FILE)).unwrap();
     let scanned = Fleet::open(dir.path()).unwrap();
