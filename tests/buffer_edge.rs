@@ -109,6 +109,15 @@ impl Layout {
         });
     }
 
+    /// How many bytes of `event`'s line come before its task's id, were it the record
+    /// after the next (the next being a filler): a cut there leaves a head that ends
+    /// where the id starts.
+    fn id_at(&self, event: &Event) -> u64 {
+        let mut line = Vec::new();
+        journal::encode(self.seq + 2, self.seq + 2, event, &mut line);
+        line.windows(8).position(|w| w == b"\"task\":\"").expect("a task's record") as u64 + 8
+    }
+
     fn len(&self) -> u64 {
         self.bytes.len() as u64
     }
@@ -190,8 +199,8 @@ fn a_line_cut_at_the_read_buffers_edge_is_read_whole_by_every_reader() {
 }
 
 /// `inspect TASK` (the real binary), through the index and by its sift, on a log with
-/// a line across each of several edges: a head cut in its seq, its type, its task
-/// id, and a long line over two edges. The sift runs from the log's start (no index)
+/// a line across each of several edges: a head cut where its task id starts, in its
+/// type, and a long line over two edges. The sift runs from the log's start (no index)
 /// and from where an index ends (an index of the first record only), so its edges fall
 /// at both places.
 #[test]
@@ -204,7 +213,9 @@ fn inspect_task_sees_every_record_of_lines_across_the_edge() {
         // Where the sift starts: the log's first byte, or the line after the first
         // record (where an index of it alone ends).
         let origin = if origin_after_first { layout.len() } else { 0 };
-        layout.pad_to(origin + EDGE - 3);
+        // The first edge right where task a's id starts: a head that names no task.
+        let cut = layout.id_at(&Event::TaskReady { task: "a".into() });
+        layout.pad_to(origin + EDGE - cut);
         layout.task_runs("a", 10);
         layout.push(Event::TaskReady { task: "b".into() });
         layout.pad_to(origin + 2 * EDGE - 40);
