@@ -30,11 +30,17 @@ fn main() -> Result<(), String> {
     }
     std::fs::write(&log, &bytes[..cut]).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(dir.join(INDEX_FILE));
-    let old = segments::last_position(&dir, cut as u64, records - back).map_err(|e| e.to_string())?.ok_or("no record")?;
+    let old =
+        segments::last_position(&dir, cut as u64, records - back).map_err(|e| e.to_string())?.ok_or("no record")?;
     task_index::extend(&dir, &state, old).map_err(|e| e.to_string())?;
     // The rest of the log back, as the engine appends it.
-    std::fs::OpenOptions::new().append(true).open(&log).and_then(|mut f| f.write_all(&bytes[cut..])).map_err(|e| e.to_string())?;
-    let at = segments::last_position(&dir, bytes.len() as u64, records).map_err(|e| e.to_string())?.ok_or("no record")?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| f.write_all(&bytes[cut..]))
+        .map_err(|e| e.to_string())?;
+    let at =
+        segments::last_position(&dir, bytes.len() as u64, records).map_err(|e| e.to_string())?.ok_or("no record")?;
     let t = Instant::now();
     task_index::extend(&dir, &state, at).map_err(|e| e.to_string())?;
     let took = t.elapsed().as_secs_f64();

@@ -151,7 +151,8 @@ fn through_index(dir: &Path) -> Result<Vec<Vec<u64>>, String> {
     let (mut index, _) = TaskIndex::open(dir, "r", TASKS.len())?;
     let mut slots = Vec::new();
     for (i, id) in TASKS.iter().enumerate() {
-        slots.push(index.records(dir, &[(i, id)])?.iter().filter(|r| r.event.task().is_some()).map(|r| r.seq).collect());
+        slots
+            .push(index.records(dir, &[(i, id)])?.iter().filter(|r| r.event.task().is_some()).map(|r| r.seq).collect());
     }
     slots.push(index.records(dir, &[])?.iter().map(|r| r.seq).collect());
     Ok(slots)

@@ -320,4 +320,3 @@ fn a_damaged_index_gives_the_same_histories() {
     assert_same_histories(&fleet, &expected, "cut short");
     assert_eq!(fleet.histories_indexed(), 0, "an index cut short is refused");
 }
-

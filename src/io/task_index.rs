@@ -33,9 +33,9 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::fsutil::private_file;
-use crate::core::RunState;
 use super::journal::{self, LogPosition, Record, LOG_FILE};
 use super::segments::{self, Cursor, FileId};
+use crate::core::RunState;
 
 mod build;
 

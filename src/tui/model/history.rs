@@ -194,7 +194,7 @@ impl Fleet {
         }
         // The id as the log writes it (a JSON string): a line about the task holds it.
         let needle = serde_json::to_string(id).unwrap_or_default();
-        let read = self.records.matching(needle.as_bytes(), from, len, |index, record| take(index, record));
+        let read = self.records.matching(needle.as_bytes(), from, len, &mut take);
         if let Err(e) = read {
             *self.histories.trouble() = Some(format!("history of {id}: {e}"));
             steps.clear();
