@@ -4,13 +4,14 @@
 //! states as a fold of every record from the first; a damaged snapshot falls back to
 //! an older one with a note. The log is the scripted run of `tui_model.rs`, written
 //! to a folder as the engine writes it: two archived segments and the live log, a
-//! snapshot in each.
+//! snapshot in each; some tests also write the task index with each snapshot, as the
+//! engine does, and read the histories through it.
 
 use std::path::Path;
 
 use pitboss::core::{RunState, TaskStateName};
 use pitboss::io::journal::{self, Record, LOG_FILE};
-use pitboss::io::{roll, segments, snapshot};
+use pitboss::io::{roll, segments, snapshot, task_index};
 use pitboss::tui::model::Fleet;
 
 mod scripted_log;
@@ -26,9 +27,25 @@ fn log() -> &'static [Record] {
     LOG.get_or_init(long_log)
 }
 
+/// The scripted log without its payload edits (renumbered): a run with one is not
+/// indexed (`inspect TASK` and the index start from the snapshot's workflow).
+fn unreshaped_log() -> &'static [Record] {
+    static LOG: std::sync::OnceLock<Vec<Record>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let kept = log().iter().filter(|r| !matches!(r.event, pitboss::core::Event::PayloadEdited { .. }));
+        kept.enumerate().map(|(i, r)| Record { seq: i as u64 + 1, ..r.clone() }).collect()
+    })
+}
+
 /// Writes `records` to `dir` as the engine would: appended to the live log, rolled
 /// into `archive/` at the rolls, a snapshot of the fold at each snapshot point.
 fn write_run(dir: &Path, records: &[Record]) {
+    write_run_indexed(dir, records, false);
+}
+
+/// [`write_run`], the task index brought up to each snapshot when `indexed` (as the
+/// engine does with each snapshot).
+fn write_run_indexed(dir: &Path, records: &[Record], indexed: bool) {
     let mut state: Option<RunState> = None;
     let mut live = Vec::new();
     for record in records {
@@ -45,6 +62,9 @@ fn write_run(dir: &Path, records: &[Record]) {
             let len = std::fs::metadata(dir.join(LOG_FILE)).unwrap().len();
             let at = segments::last_position(dir, len, record.seq).unwrap().expect("the record just written");
             snapshot::write(dir, state.as_ref().unwrap(), at).unwrap();
+            if indexed {
+                task_index::extend(dir, state.as_ref().unwrap(), at).unwrap();
+            }
         }
         if seq == FIRST_ROLL || seq == SECOND_ROLL {
             roll::roll(dir).unwrap();
@@ -207,4 +227,96 @@ fn a_damaged_snapshot_falls_back_with_a_note_to_the_same_run() {
     let fleet = Fleet::open(dir.path()).unwrap();
     assert!(fleet.notes().is_empty(), "{:?}", fleet.notes());
     assert_same_run(&fleet, &expected, "no snapshot");
+}
+
+/// The histories of the sampled tasks read through the task index (up to its last
+/// snapshot, over two archived segments and the live log) and the lines after it are
+/// the full fold's; the index path was taken for each.
+#[test]
+fn a_history_is_read_through_the_task_index_and_the_lines_after_it() {
+    // Cut at 7,000 records: the index ends at the snapshot at 5,000, and tasks move
+    // after it (the scripted run's last records are pool pauses).
+    let records = &unreshaped_log()[..7_000];
+    let dir = tempfile::tempdir().unwrap();
+    write_run_indexed(dir.path(), records, true);
+    assert!(dir.path().join(task_index::INDEX_FILE).exists(), "the index was written");
+    let fleet = Fleet::open(dir.path()).unwrap();
+    let expected = Fleet::from_records(records).unwrap();
+    assert_same_histories(&fleet, &expected, "through the index");
+    assert_eq!(fleet.histories_indexed(), sampled().count(), "every history read through the index");
+    // Tasks with steps after where the index ends: those steps come from the lines after it.
+    let through = task_index::read(dir.path(), &fleet.state, &[], false).unwrap().through as usize;
+    assert!(through < records.len(), "records after the index");
+    let late: Vec<usize> =
+        (0..TASKS).filter(|&i| expected.history(i).iter().any(|s| s.record >= through)).take(20).collect();
+    assert!(!late.is_empty(), "no task has a step after the index at {through}");
+    for &i in &late {
+        let key = |h: &[pitboss::tui::model::Step]| h.iter().map(|s| (s.record, s.event.clone())).collect::<Vec<_>>();
+        assert_eq!(key(&fleet.history(i)), key(&expected.history(i)), "history of task {i}, partly after the index");
+    }
+    // Without the index: the same histories, read by a pass over the log.
+    std::fs::remove_file(dir.path().join(task_index::INDEX_FILE)).unwrap();
+    let scanned = Fleet::open(dir.path()).unwrap();
+    assert_same_histories(&scanned, &expected, "scanned");
+    assert_eq!(scanned.histories_indexed(), 0);
+}
+
+/// An index written past what the model folded (the engine's next snapshot, on a
+/// live run) gives only the records the model has; those after arrive and extend the
+/// history once, as they do for a history read by a scan.
+#[test]
+fn an_index_past_the_models_records_gives_no_record_twice() {
+    let records = unreshaped_log();
+    let opened_at = 7_000;
+    let dir = tempfile::tempdir().unwrap();
+    write_run_indexed(dir.path(), &records[..opened_at], true);
+    let mut fleet = Fleet::open(dir.path()).unwrap();
+    let mut rest = Vec::new();
+    for record in &records[opened_at..] {
+        journal::encode(record.seq, record.ts, &record.event, &mut rest);
+    }
+    append(dir.path(), &rest);
+    let (state, scan) = segments::fold_all(dir.path()).unwrap();
+    let len = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+    let at = segments::last_position(dir.path(), len, scan.records).unwrap().unwrap();
+    task_index::extend(dir.path(), &state, at).unwrap();
+    // Read while the model has folded 7,000 records, the index covering 10,000.
+    for i in sampled() {
+        let _ = fleet.history(i);
+    }
+    assert_eq!(fleet.histories_indexed(), sampled().count());
+    assert_same_histories(&fleet, &Fleet::from_records(&records[..opened_at]).unwrap(), "before the rest arrives");
+    for record in &records[opened_at..] {
+        fleet.apply(record).unwrap();
+    }
+    assert_same_histories(&fleet, &Fleet::from_records(records).unwrap(), "after the rest arrived");
+}
+
+/// A damaged index (a byte changed in its head, its slots or its entries; cut
+/// short) never changes a history: refused whole, or an entry that does not check
+/// sends that history to the plain pass.
+#[test]
+fn a_damaged_index_gives_the_same_histories() {
+    let records = unreshaped_log();
+    let dir = tempfile::tempdir().unwrap();
+    write_run_indexed(dir.path(), records, true);
+    let path = dir.path().join(task_index::INDEX_FILE);
+    let good = std::fs::read(&path).unwrap();
+    let expected = Fleet::from_records(records).unwrap();
+    // The head and the slots (refused whole: checksummed), an entry in the middle,
+    // the last entry (each found when read: its line is not the record it names).
+    for at in [20, 100, good.len() / 2 + 7, good.len() - 3] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&path, &bad).unwrap();
+        let fleet = Fleet::open(dir.path()).unwrap();
+        assert_same_histories(&fleet, &expected, &format!("byte {at} changed"));
+        if at == 20 {
+            assert_eq!(fleet.histories_indexed(), 0, "a damaged head is refused");
+        }
+    }
+    std::fs::write(&path, &good[..good.len() - 5]).unwrap();
+    let fleet = Fleet::open(dir.path()).unwrap();
+    assert_same_histories(&fleet, &expected, "cut short");
+    assert_eq!(fleet.histories_indexed(), 0, "an index cut short is refused");
 }

@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use super::fsutil::private_file;
 use super::journal::{self, LogPosition, Record, LOG_FILE};
 use super::segments::{self, Cursor, FileId};
+use crate::core::RunState;
 
 mod build;
 
@@ -240,9 +241,16 @@ impl TaskIndex {
     /// checksum) of the seq the index gives naming the task of its slot (no task for
     /// the run's), seqs rising. Why not, when one fails: the index is not to be used.
     pub fn records(&mut self, dir: &Path, tasks: &[(usize, &str)]) -> Result<Vec<Record>, String> {
+        self.records_of(dir, tasks, true)
+    }
+
+    /// [`TaskIndex::records`], with the run's own records only when `run_own` (a
+    /// task's history wants its own records alone).
+    fn records_of(&mut self, dir: &Path, tasks: &[(usize, &str)], run_own: bool) -> Result<Vec<Record>, String> {
         let run_slot = self.run_slot();
+        let run = run_own.then_some((run_slot, None));
         let mut found: Vec<(Entry, Option<&str>)> = Vec::new();
-        for (slot, id) in tasks.iter().map(|&(slot, id)| (slot, Some(id))).chain([(run_slot, None)]) {
+        for (slot, id) in tasks.iter().map(|&(slot, id)| (slot, Some(id))).chain(run) {
             if slot > run_slot || (slot == run_slot && id.is_some()) {
                 return Err(format!("no task {slot} in the index"));
             }
@@ -262,6 +270,30 @@ impl TaskIndex {
         }
         Ok(records)
     }
+}
+
+/// Records read through a run's index: those it covers, and where the rest start.
+pub struct Indexed {
+    /// The records asked for, up to where the index ends, in log order.
+    pub records: Vec<Record>,
+    /// The seq of the record the index ends at.
+    pub through: u64,
+    /// Where the log's lines after that record start.
+    pub after: Cursor,
+}
+
+/// The records of the tasks `tasks` (indexes into `state`, the run's state, whose run
+/// id and number of tasks the index must have), and the run's own (those naming no
+/// task) when `run_own`, up to where the run's index in `dir` ends: each read at its
+/// offset and checked (see [`TaskIndex::records`]). The one way `inspect TASK` and
+/// the TUI's task history read the index. Why not, when there is no index or it is
+/// stale, damaged, of another run or of another shape: the caller reads the log the
+/// plain way.
+pub fn read(dir: &Path, state: &RunState, tasks: &[usize], run_own: bool) -> Result<Indexed, String> {
+    let (mut index, after) = TaskIndex::open(dir, &state.run_id, state.tasks.len())?;
+    let named: Vec<(usize, &str)> = tasks.iter().map(|&j| (j, state.task_id(j))).collect();
+    let records = index.records_of(dir, &named, run_own)?;
+    Ok(Indexed { records, through: index.at().seq, after })
 }
 
 /// The lines of the log at `entries` (in log order), each without its newline. Each

@@ -25,7 +25,7 @@ use crate::core::{RunState, TaskStateName};
 use crate::io::journal::{self, JournalError, Record};
 use crate::io::log_lines::{self, Ended, HeadSays, Sift};
 use crate::io::segments::Cursor;
-use crate::io::task_index::TaskIndex;
+use crate::io::task_index;
 
 /// Records that change the workflow or the graph: the small fold, which starts from
 /// the snapshot's (final) workflow, cannot replay them.
@@ -128,13 +128,12 @@ pub fn find(dir: &Path, state: &mut RunState, i: usize) -> Result<Option<Found>,
 }
 
 /// The records of the tasks `wanted` and the run's own up to where the run's task
-/// index ends ([`crate::io::task_index`]), each read at its offset and checked (a record of the
-/// seq the index gives, naming the task it gives); with where the lines after it
-/// start. `None` when there is no index, or it is stale or damaged: the caller sifts.
+/// index ends ([`task_index::read`]); with where the lines after it start. `None`
+/// when there is no index, or it is stale or damaged: the caller sifts.
 fn indexed(dir: &Path, state: &RunState, wanted: &HashSet<usize>) -> Option<(Vec<Record>, Cursor)> {
-    let (mut index, cursor) = TaskIndex::open(dir, &state.run_id, state.tasks.len()).ok()?;
-    let tasks: Vec<(usize, &str)> = wanted.iter().map(|&j| (j, state.task_id(j))).collect();
-    Some((index.records(dir, &tasks).ok()?, cursor))
+    let wanted: Vec<usize> = wanted.iter().copied().collect();
+    let read = task_index::read(dir, state, &wanted, true).ok()?;
+    Some((read.records, read.after))
 }
 
 /// The workflow of `state` with only the tasks `keep` (in workflow order), the rest as

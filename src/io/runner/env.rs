@@ -22,6 +22,7 @@ use crate::core::redact::Redactor;
 use crate::core::workflow::Workflow;
 use crate::core::SmallOutput;
 
+use super::process::Envp;
 use super::AttemptEnd;
 
 /// Parts of a variable name that mark it as secret (matched case-insensitively
@@ -73,18 +74,42 @@ pub struct PoolEnv {
     remove: Vec<OsString>,
     /// Variables added or changed.
     set: Vec<(OsString, OsString)>,
+    /// The whole environment for a direct start, built at the first spawn
+    /// ([`PoolEnv::envp`]).
+    direct: std::sync::OnceLock<Option<Envp>>,
 }
 
 impl PoolEnv {
     /// The changes that turn `manager` into `vars`; with `clear`, `vars` whole.
     fn new(vars: Vec<(OsString, OsString)>, manager: &[(OsString, OsString)], clear: bool) -> PoolEnv {
         if clear {
-            return PoolEnv { clear, remove: Vec::new(), set: vars };
+            return PoolEnv { clear, remove: Vec::new(), set: vars, direct: Default::default() };
         }
         let remove =
             manager.iter().filter(|(k, _)| !vars.iter().any(|(n, _)| n == k)).map(|(k, _)| k.clone()).collect();
         let set = vars.into_iter().filter(|var| !manager.contains(var)).collect();
-        PoolEnv { clear, remove, set }
+        PoolEnv { clear, remove, set, direct: Default::default() }
+    }
+
+    /// This environment whole, for a direct start without std's per-spawn rebuild
+    /// (`process`): the manager's environment as it is at the first spawn with these
+    /// changes made, as std makes them. `None` where a direct start would act
+    /// differently: a cleared environment or a changed PATH (the program is looked up
+    /// on the child's PATH then), or a variable no C string can hold.
+    pub fn envp(&self) -> Option<&Envp> {
+        let path_changed = || self.remove.iter().chain(self.set.iter().map(|(k, _)| k)).any(|k| k == "PATH");
+        self.direct
+            .get_or_init(|| {
+                if self.clear || path_changed() {
+                    return None;
+                }
+                let mut vars: Vec<(OsString, OsString)> =
+                    std::env::vars_os().filter(|(k, _)| !self.remove.contains(k)).collect();
+                vars.retain(|(k, _)| !self.set.iter().any(|(n, _)| n == k));
+                vars.extend(self.set.iter().cloned());
+                Envp::new(vars)
+            })
+            .as_ref()
     }
 
     /// Makes `cmd` start from this environment.
@@ -228,6 +253,84 @@ mod tests {
         assert!(!env.clear, "a cleared environment forces fork + exec");
         assert_eq!(env.remove, vec![OsString::from("OPENAI_API_KEY")]);
         assert!(env.set.is_empty(), "PATH or HOME set again: {:?}", env.set);
+    }
+
+    /// What `argv` prints on stdout when started by the old path (tokio's `Command`
+    /// with the pool's changes) and by the direct start, with the same extra
+    /// variables.
+    #[cfg(target_os = "linux")]
+    async fn printed_both_ways(pool: &PoolEnv, extra: &[(String, String)], argv: &[&str]) -> (String, String) {
+        use tokio::io::AsyncReadExt;
+        let mut cmd = tokio::process::Command::new(argv[0]);
+        cmd.args(&argv[1..]).process_group(0).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped());
+        pool.apply(&mut cmd);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let old = cmd.output().await.unwrap();
+        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+        let started = super::super::process::linux::spawn(&argv, pool.envp().unwrap(), extra, None).unwrap();
+        let mut child = super::super::process::Process::Direct(started);
+        let mut out = Vec::new();
+        child.take_stdout().unwrap().read_to_end(&mut out).await.unwrap();
+        assert!(child.wait().await.unwrap().success());
+        // io::dirs' test sets and removes a variable of its own while this runs;
+        // std reads the live environment at each spawn, the pool its copy.
+        let without_other_tests = |bytes: &[u8]| {
+            let text = String::from_utf8_lossy(bytes);
+            text.lines().filter(|l| !l.starts_with("PITBOSS_DIRS_TEST_OVERRIDE=")).map(|l| format!("{l}\n")).collect()
+        };
+        (without_other_tests(&old.stdout), without_other_tests(&out))
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_direct_start_gives_the_worker_what_std_gives_it() {
+        assert!(super::super::process::linux::available(), "this kernel has no pidfd_open");
+        let manager: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        // One of the manager's variables held back, one changed, one added.
+        let held = manager.iter().find(|(k, _)| k != "PATH").map(|(k, _)| k.clone()).unwrap();
+        let mut vars: Vec<(OsString, OsString)> = manager.iter().filter(|(k, _)| *k != held).cloned().collect();
+        vars.retain(|(k, _)| k != "HOME");
+        vars.push(("HOME".into(), "/pool/home".into()));
+        vars.push(("H14Q_POOL_ADDED".into(), "yes".into()));
+        let pool = PoolEnv::new(vars, &manager, false);
+        // The attempt's own: marks, one replacing the pool's, a name given twice.
+        let extra: Vec<(String, String)> = [
+            ("PITBOSS_TASK_ID", "t1"),
+            ("H14Q_POOL_ADDED", "attempt"),
+            ("PITBOSS_ATTEMPT", "1"),
+            ("PITBOSS_TASK_ID", "t2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (old, direct) = printed_both_ways(&pool, &extra, &["env"]).await;
+        assert_eq!(direct, old, "the environment differs (order included)");
+        assert!(direct.contains("PITBOSS_TASK_ID=t2\n") && direct.contains("H14Q_POOL_ADDED=attempt\n"), "{direct}");
+        assert!(!direct.lines().any(|l| l.starts_with(&format!("{}=", held.to_string_lossy()))), "{direct}");
+        // Signals blocked and ignored: the same. Read by the started process itself
+        // (grep of its own status), not by a shell's child: dash blocks signals while
+        // it waits for a child, so a look at the shell from its child sees that mask
+        // now and then.
+        let (old, direct) =
+            printed_both_ways(&pool, &extra, &["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]).await;
+        assert_eq!(direct, old);
+        assert!(direct.contains("SigBlk:\t0000000000000000"), "{direct}");
+        // The process group it leads: the same.
+        let script = "[ \"$(cut -d' ' -f5 /proc/$$/stat)\" = $$ ] && echo leader";
+        let (old, direct) = printed_both_ways(&pool, &extra, &["sh", "-c", script]).await;
+        assert_eq!(direct, old);
+        assert!(direct.contains("leader"), "{direct}");
+    }
+
+    #[test]
+    fn a_clean_or_path_changing_pool_is_never_started_directly() {
+        let manager: Vec<(OsString, OsString)> =
+            [("PATH", "/bin"), ("HOME", "/root")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        assert!(PoolEnv::new(manager.clone(), &manager, true).envp().is_none());
+        let other_path = vec![("PATH".into(), "/elsewhere".into()), ("HOME".into(), "/root".into())];
+        assert!(PoolEnv::new(other_path, &manager, false).envp().is_none());
     }
 
     #[test]

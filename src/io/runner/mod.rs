@@ -17,6 +17,7 @@ pub mod env;
 #[cfg_attr(windows, path = "orphans_windows.rs")]
 pub mod orphans;
 pub mod persistent;
+pub mod process;
 pub mod remote;
 pub mod spawn;
 pub mod spawn_lines;

@@ -178,10 +178,47 @@ mod linux {
     /// every attempt's end; a ppid scan of /proc where the kernel lacks the file.
     fn my_children() -> Vec<u32> {
         let me = std::process::id();
-        match std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) {
-            Ok(text) => text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).collect(),
-            Err(_) => table().into_iter().filter(|s| s.ppid == me).map(|s| s.pid).collect(),
+        match read_children() {
+            Some(text) => text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).collect(),
+            None => table().into_iter().filter(|s| s.ppid == me).map(|s| s.pid).collect(),
         }
+    }
+
+    /// The main thread's `children` file, opened once: the kernel writes it afresh
+    /// for every read from offset 0, so each attempt's end costs one `pread` instead
+    /// of open, reads and close (benchmark P1).
+    static CHILDREN: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+
+    fn read_children() -> Option<String> {
+        let file = CHILDREN
+            .get_or_init(|| {
+                let me = std::process::id();
+                std::fs::File::open(format!("/proc/{me}/task/{me}/children")).ok()
+            })
+            .as_ref()?;
+        read_from_start(file)
+    }
+
+    /// A /proc file's text as of now, through a descriptor kept open.
+    pub(super) fn read_from_start(file: &std::fs::File) -> Option<String> {
+        use std::os::unix::fs::FileExt;
+        let mut text = Vec::with_capacity(256);
+        let mut chunk = [0u8; 4096];
+        loop {
+            match file.read_at(&mut chunk, text.len() as u64) {
+                Ok(0) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
+        }
+        String::from_utf8(text).ok()
+    }
+
+    /// This process's session, asked once (the manager never changes it).
+    fn my_session() -> Option<nix::unistd::Pid> {
+        static SESSION: std::sync::OnceLock<Option<nix::unistd::Pid>> = std::sync::OnceLock::new();
+        *SESSION.get_or_init(|| nix::unistd::getsid(None).ok())
     }
 
     /// The manager's children it did not start: every process it starts leads its
@@ -196,7 +233,7 @@ mod linux {
     /// leaders are its own without a look.
     pub(super) fn adopted_among(children: Vec<u32>) -> Vec<u32> {
         use nix::unistd::{getpgid, getsid, Pid};
-        let Ok(my_sid) = getsid(None) else { return Vec::new() };
+        let Some(my_sid) = my_session() else { return Vec::new() };
         children
             .into_iter()
             .filter(|&pid| !super::own_leader(pid))
@@ -312,6 +349,24 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!((before, registered, after), (vec![pid], vec![], vec![pid]));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_children_file_kept_open_tells_the_children_of_now_at_every_read() {
+        // This test's thread is the parent of what it spawns: its own children file.
+        let tid = nix::unistd::gettid();
+        let file = std::fs::File::open(format!("/proc/self/task/{tid}/children")).unwrap();
+        let listed = |pid: u32| linux::read_from_start(&file).unwrap().split_whitespace().any(|p| p == pid.to_string());
+        let mut first = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut second = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let both = (listed(first.id()), listed(second.id()));
+        let _ = first.kill();
+        let _ = first.wait();
+        let after = (listed(first.id()), listed(second.id()));
+        let _ = second.kill();
+        let _ = second.wait();
+        assert_eq!((both, after, listed(second.id())), ((true, true), (false, true), false));
     }
 
     #[cfg(target_os = "linux")]

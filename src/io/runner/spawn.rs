@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Child;
 use tokio::sync::{broadcast, watch};
 
 use super::capture::Capture;
 use super::env::{PoolEnv, RunEnv};
 use super::orphans;
+use super::process::Process;
 use super::{millis as ms, AttemptEnd, AttemptSpec, CaptureFailed, OutputChunk, Remains, Stop, UsageReport};
 use crate::core::decide::Outcome;
 use crate::core::event::OutputStream;
@@ -214,7 +214,16 @@ async fn wait_stop(rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
 /// Starts the process of an attempt: its own group, piped output, the task on stdin.
 /// Leading its own group in the manager's session is also how the orphan reaper
 /// tells it from an adopted orphan (`orphans`): keep it so.
-fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Child> {
+fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Process> {
+    // Straight to posix_spawnp with the pool's environment built once, when it would
+    // act as std does (see `process`).
+    #[cfg(target_os = "linux")]
+    if spec.cwd.is_none() && !spec.env.iter().any(|(k, _)| k == "PATH") && super::process::linux::available() {
+        if let Some(envp) = base.envp() {
+            return super::process::linux::spawn(&spec.argv, envp, &spec.env, spec.stdin.as_deref())
+                .map(Process::Direct);
+        }
+    }
     // Its own group on Unix; on Windows `.cmd`/`.bat` resolved and run by cmd.exe.
     let mut cmd = platform::attempt_command(&spec.argv, spec.cwd.as_deref(), &spec.env)?;
     cmd.stdin(if spec.stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
@@ -238,13 +247,18 @@ fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Child> {
     if let Err(e) = contained {
         tracing::warn!("attempt {} of {}: no Job Object for its processes: {e}", spec.attempt, spec.task);
     }
-    Ok(child)
+    Ok(Process::Tokio(child))
 }
 
 /// Ends a stopped attempt politely (SIGTERM, then SIGKILL after the grace): its
 /// group, and the descendants that left the group (found while the leader still
 /// holds them as its tree).
-async fn end_group(child: &mut Child, pid: u32, marks: &[String], grace: Duration) -> Option<std::process::ExitStatus> {
+async fn end_group(
+    child: &mut Process,
+    pid: u32,
+    marks: &[String],
+    grace: Duration,
+) -> Option<std::process::ExitStatus> {
     let escaped = orphans::attempt_tree(pid, marks);
     signal_group(pid, Signal::SIGTERM);
     orphans::signal_each(&escaped, Signal::SIGTERM);
@@ -284,13 +298,14 @@ pub async fn run_attempt_in(
         Ok(child) => child,
         Err(e) => return AttemptEnd::failed(classify_spawn(&e), describe_spawn(&e, &spec), started.elapsed()),
     };
-    let pid = child.id().unwrap_or(0);
+    let pid = child.id();
     // Our own child until its leftovers are ended: the look for adopted orphans at
     // other attempts' ends need not check it.
     let _own = orphans::OwnLeader::new(pid);
     on_spawn(pid);
 
-    if let (Some(bytes), Some(mut stdin)) = (spec.stdin.take(), child.stdin.take()) {
+    // (A short stdin is written already, by a direct start: then there is no pipe.)
+    if let (Some(bytes), Some(mut stdin)) = (spec.stdin.take(), child.take_stdin()) {
         // A worker that never reads stdin must not block us: write from a task and
         // ignore EPIPE.
         tokio::spawn(async move {
@@ -327,10 +342,10 @@ pub async fn run_attempt_in(
         spec.live.clone().map(|tx| LiveTag { tx, task: task_name.clone(), attempt: spec.attempt, stderr })
     };
     let mut readers = Vec::new();
-    if let Some(r) = child.stdout.take() {
+    if let Some(r) = child.take_stdout() {
         readers.push(tokio::spawn(pump(r, out.clone(), live(false), OutputStream::Stdout, reports.clone())));
     }
-    if let Some(r) = child.stderr.take() {
+    if let Some(r) = child.take_stderr() {
         readers.push(tokio::spawn(pump(r, err.clone(), live(true), OutputStream::Stderr, reports.clone())));
     }
 

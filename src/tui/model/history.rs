@@ -2,18 +2,24 @@
 //! that folded every record (held in memory) keeps every task's history as it folds,
 //! each step with the task as the fold left it. A model opened on a run folder keeps
 //! only the histories a screen asked for: the first ask reads the task's records from
-//! the log on disk (lines that do not hold the task's id are skipped undecoded), and
-//! from then on the records that arrive extend it. A step read from disk carries no
+//! the log on disk, and from then on the records that arrive extend it. That read
+//! goes through the run's task index (`tasks.idx`, [`task_index::read`], the reader
+//! `inspect TASK` uses) up to where the index ends, each entry checked as it is read,
+//! and the lines after it by their bytes (those that do not hold the task's id are
+//! skipped undecoded); with no index, or one stale or damaged, the whole log is read
+//! that way. A step read from disk carries no
 //! task: [`Fleet::task_after`] folds it from the nearest time-travel checkpoint when
 //! the operator steps onto it, once, and keeps it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::Fleet;
 use crate::core::consensus::Ballot;
 use crate::core::{Event, Task};
 use crate::io::journal::Record;
+use crate::io::task_index;
 
 /// One step of a task's history: a record about the task and the task right after it.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +76,8 @@ pub(super) struct Histories {
     kept: Mutex<HashMap<usize, Arc<Vec<Step>>>>,
     /// Why a history could not be read from disk, for the operator.
     trouble: Mutex<Option<String>>,
+    /// How many histories were read through the run's task index.
+    indexed: AtomicUsize,
 }
 
 impl Clone for Histories {
@@ -78,6 +86,7 @@ impl Clone for Histories {
             every_task: self.every_task,
             kept: Mutex::new(self.kept().clone()),
             trouble: Mutex::new(self.trouble().clone()),
+            indexed: AtomicUsize::new(self.indexed.load(Ordering::Relaxed)),
         }
     }
 }
@@ -141,6 +150,12 @@ impl Fleet {
         self.histories.trouble().take()
     }
 
+    /// How many histories this model read through the run's task index (the rest, if
+    /// any, by reading the whole log): tests and benchmarks tell the two paths apart.
+    pub fn histories_indexed(&self) -> usize {
+        self.histories.indexed.load(Ordering::Relaxed)
+    }
+
     fn cut(&self, steps: Arc<Vec<Step>>) -> History {
         let len = match self.travelling() {
             Some(n) => steps.partition_point(|s| s.record < n),
@@ -156,16 +171,30 @@ impl Fleet {
             return Arc::default();
         }
         let id = live.state.task_id(i);
-        // The id as the log writes it (a JSON string): a line about the task holds it.
-        let needle = serde_json::to_string(id).unwrap_or_default();
+        let len = self.records.len();
         let mut steps = Vec::new();
-        // From the second record: the first (`run_started`) names every task of the
-        // workflow, and it is no step of any.
-        let read = self.records.matching(needle.as_bytes(), 1, self.records.len(), |index, record| {
+        let mut take = |index: usize, record: Record| {
             if record.event.task() == Some(id) && !matches!(record.event, Event::AttemptSpawned { .. }) {
                 steps.push(Step { record: index, ts: record.ts, event: record.event, task: None });
             }
-        });
+        };
+        // Through the index up to where it ends (records past what the model folded
+        // are left to arrive, as they extend the history then), the lines after it
+        // read as below. From the second record: the first (`run_started`) names every
+        // task of the workflow, and it is no step of any.
+        let mut from = 1;
+        if let Some(read) = self.records.dir().and_then(|dir| task_index::read(dir, &live.state, &[i], false).ok()) {
+            for record in read.records.into_iter().take_while(|r| r.seq as usize <= len) {
+                take(record.seq as usize - 1, record);
+            }
+            let through = usize::try_from(read.through).unwrap_or(usize::MAX);
+            self.records.mark(through, read.after);
+            from = through.max(1);
+            self.histories.indexed.fetch_add(1, Ordering::Relaxed);
+        }
+        // The id as the log writes it (a JSON string): a line about the task holds it.
+        let needle = serde_json::to_string(id).unwrap_or_default();
+        let read = self.records.matching(needle.as_bytes(), from, len, &mut take);
         if let Err(e) = read {
             *self.histories.trouble() = Some(format!("history of {id}: {e}"));
             steps.clear();

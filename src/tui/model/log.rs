@@ -189,9 +189,19 @@ impl Log {
         Ok(())
     }
 
+    /// Records that record index `before` (seq `before + 1`) starts at `at` in the log
+    /// on disk, found by another reader (the run's task index): later reads from there
+    /// on start at it. Nothing for a log in memory.
+    pub(super) fn mark(&self, before: usize, at: Cursor) {
+        if let Source::Disk(disk) = &self.source {
+            disk.mark(before, at);
+        }
+    }
+
     /// Gives every record with an index in `from..to` whose line holds `needle`
-    /// (bytes, before decoding): the others are skipped undecoded. Only for a log on
-    /// disk; a log in memory gives nothing (its model keeps what it needs as it folds).
+    /// (bytes, before decoding): the others are skipped undecoded. Starts at the
+    /// nearest mark at or before `from`. Only for a log on disk; a log in memory gives
+    /// nothing (its model keeps what it needs as it folds).
     pub(super) fn matching(
         &self,
         needle: &[u8],
@@ -201,10 +211,13 @@ impl Log {
     ) -> Result<(), FoldError> {
         let Source::Disk(disk) = &self.source else { return Ok(()) };
         let to = to.min(self.len);
+        if from >= to {
+            return Ok(());
+        }
         let finder = memchr::memmem::Finder::new(needle);
-        let mut index: usize = 0;
+        let (mut index, start) = disk.nearest(from);
         let mut failed = None;
-        let read = segments::read_lines(&disk.dir, None, |line, after| {
+        let read = segments::read_lines(&disk.dir, start, |line, after| {
             index += 1;
             if index.is_multiple_of(MARK_EVERY) {
                 disk.mark(index, after);
