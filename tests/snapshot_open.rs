@@ -12,14 +12,7 @@ use common::{OutputWithin, Scratch};
 use pitboss::io::journal::{self, LOG_FILE};
 use pitboss::io::snapshot;
 
-const WORKFLOW: &str =
-    "[[pool]]\nname = \"p\"\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; echo '{\\\"ok\\\":true}'\"]\n\
-    concurrency = 4\n\
-    [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\n[[task]]\nid = \"c\"\n";
-
-fn text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
+use common::{output_text as text, THREE_TASKS as WORKFLOW};
 
 /// Flips one byte inside record `seq`'s event (its checksum no longer matches).
 fn damage_record(dir: &Path, seq: usize) {

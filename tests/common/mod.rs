@@ -12,6 +12,18 @@ use serde_json::Value;
 
 pub mod pty;
 
+/// Three tasks on one spawned pool (`b` after `a`), each answering `{"ok":true}`:
+/// the smallest run that has a dependency, for tests of what is written around it.
+pub const THREE_TASKS: &str =
+    "[[pool]]\nname = \"p\"\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; echo '{\\\"ok\\\":true}'\"]\n\
+    concurrency = 4\n\
+    [[task]]\nid = \"a\"\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\n[[task]]\nid = \"c\"\n";
+
+/// A finished command's stdout then stderr, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 /// A temporary folder holding a workflow, its run folder and the pitboss home.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
