@@ -161,11 +161,26 @@ impl Snapshots {
             let _ = writing.await;
         }
         let Some(at) = at else { return state };
-        if self.written == Some(at.seq) || self.tail_is_tiny(at.seq) {
+        if self.written == Some(at.seq) {
             return state;
         }
-        self.written = Some(at.seq);
         let dir = dir.to_path_buf();
+        if self.tail_is_tiny(at.seq) {
+            // No snapshot for a tiny tail, but a run with no task index at all (one
+            // from before the index, or whose index was deleted) gets one here, as
+            // the skipped snapshot would have written it: otherwise a finished run
+            // that is only ever resumed would never have one. One behind by a tiny
+            // tail is left as it is: readers sift what follows it.
+            if dir.join(task_index::INDEX_FILE).exists() {
+                return state;
+            }
+            let indexed = tokio::task::spawn_blocking(move || {
+                index_or_warn(&dir, &state, at);
+                state
+            });
+            return indexed.await.expect("the index writer does not panic");
+        }
+        self.written = Some(at.seq);
         let written = tokio::task::spawn_blocking(move || {
             write_or_warn(&dir, &state, at);
             state
@@ -185,12 +200,17 @@ fn write_or_warn(dir: &Path, state: &RunState, at: LogPosition) -> bool {
         );
     }
     if written.is_ok() {
-        // The task index is a cache for `inspect TASK`: one not written is a warning.
-        if let Err(e) = task_index::extend(dir, state, at) {
-            tracing::warn!("{}: cannot write the task index after record {} ({e})", dir.display(), at.seq);
-        }
+        index_or_warn(dir, state, at);
     }
     written.is_ok()
+}
+
+/// Brings the task index up to record `at`. The index is a cache for `inspect TASK`
+/// and the TUI's histories: one not written is a warning.
+fn index_or_warn(dir: &Path, state: &RunState, at: LogPosition) {
+    if let Err(e) = task_index::extend(dir, state, at) {
+        tracing::warn!("{}: cannot write the task index after record {} ({e})", dir.display(), at.seq);
+    }
 }
 
 #[cfg(test)]
