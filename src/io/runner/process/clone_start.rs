@@ -20,7 +20,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
+use std::rc::Rc;
 
 use libc::{c_char, c_int, c_void};
 
@@ -36,7 +36,7 @@ thread_local! {
     /// The files to try for a program name, by name (the manager's PATH is read once
     /// per name: the direct start is only used while the child's PATH is the
     /// manager's, and the manager never changes its own).
-    static CANDIDATES: RefCell<HashMap<String, Arc<Candidates>>> = RefCell::new(HashMap::new());
+    static CANDIDATES: RefCell<HashMap<String, Rc<Candidates>>> = RefCell::new(HashMap::new());
 }
 
 /// The paths `execve` is tried on for one program, in order, as C strings with
@@ -74,7 +74,7 @@ impl Candidates {
     }
 
     /// For `program` on the manager's PATH, built at its first start on this thread.
-    pub fn on_manager_path(program: &CStr) -> Arc<Candidates> {
+    pub fn on_manager_path(program: &CStr) -> Rc<Candidates> {
         let key = String::from_utf8_lossy(program.to_bytes()).into_owned();
         CANDIDATES.with(|cache| {
             let mut cache = cache.borrow_mut();
@@ -82,7 +82,7 @@ impl Candidates {
                 return found.clone();
             }
             let path = std::env::var_os("PATH");
-            let built = Arc::new(Candidates::new(program, path.as_deref().map(|p| p.as_bytes())));
+            let built = Rc::new(Candidates::new(program, path.as_deref().map(|p| p.as_bytes())));
             // A workflow names a handful of programs; a bound all the same.
             if cache.len() >= 256 {
                 cache.clear();
