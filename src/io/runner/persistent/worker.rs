@@ -23,7 +23,7 @@ use super::super::{millis, AttemptEnd, Stop, UsageReport};
 use super::{Queued, WorkerSpec};
 use crate::core::decide::Outcome;
 use crate::core::event::SMALL_OUTPUT;
-use crate::core::protocol::{verdict, Verdict};
+use crate::core::protocol::{reply_verdict, Verdict};
 use crate::core::usage::parse_usage;
 use crate::core::workflow::Recycle;
 use crate::core::{FailureClass, SmallOutput};
@@ -271,9 +271,8 @@ pub(super) fn answer(w: &mut Worker, value: Value) {
     };
     w.answered += 1;
     let elapsed = flight.started.elapsed();
-    let text = value.to_string();
     let output = w.stderr_since(flight.stderr_from);
-    let outcome = match verdict(text.as_bytes(), b"", Some(0)) {
+    let outcome = match reply_verdict(value) {
         Verdict::Completed(result) => {
             Outcome::Success { result, exit_code: None, duration_ms: millis(elapsed), output }
         }
