@@ -53,13 +53,18 @@ pub struct Reports {
     pub on_usage: UsageReport,
 }
 
+/// Reads one output stream to its end: kept in `capture`, shown live, reported.
+/// Awaited inside the attempt's own future, not spawned: a task per stream cost two
+/// spawns, two joins and their wake-ups per attempt (benchmark P1), and the attempt's
+/// future is polled whenever either pipe is ready anyway.
 async fn pump(
-    mut reader: impl AsyncRead + Unpin,
+    reader: Option<impl AsyncRead + Unpin>,
     capture: Arc<Mutex<Capture>>,
     live: Option<LiveTag>,
     stream: OutputStream,
     reports: Reports,
 ) {
+    let Some(mut reader) = reader else { return };
     // read_buf fills spare capacity, so the buffer is never zeroed.
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
@@ -341,32 +346,42 @@ pub async fn run_attempt_in(
     let live = |stderr: bool| {
         spec.live.clone().map(|tx| LiveTag { tx, task: task_name.clone(), attempt: spec.attempt, stderr })
     };
-    let mut readers = Vec::new();
-    if let Some(r) = child.take_stdout() {
-        readers.push(tokio::spawn(pump(r, out.clone(), live(false), OutputStream::Stdout, reports.clone())));
-    }
-    if let Some(r) = child.take_stderr() {
-        readers.push(tokio::spawn(pump(r, err.clone(), live(true), OutputStream::Stderr, reports.clone())));
-    }
+    // Both streams are read while the process runs, while a stop ends it (output
+    // printed in the grace still counts), and after, until the pipes close.
+    let (stdout_pipe, stderr_pipe) = (child.take_stdout(), child.take_stderr());
+    let pumps = async {
+        tokio::join!(
+            pump(stdout_pipe, out.clone(), live(false), OutputStream::Stdout, reports.clone()),
+            pump(stderr_pipe, err.clone(), live(true), OutputStream::Stderr, reports.clone()),
+        )
+    };
+    tokio::pin!(pumps);
+    let mut drained = false;
 
     let marks = orphans::attempt_marks(&spec.env);
-    let (status, stopped) = tokio::select! {
-        status = child.wait() => (status.map(Some), None),
-        stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, &marks, spec.kill_grace).await), Some(stop)),
+    let (status, stopped) = {
+        let ended = async {
+            tokio::select! {
+                status = child.wait() => (status.map(Some), None),
+                stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, &marks, spec.kill_grace).await), Some(stop)),
+            }
+        };
+        tokio::pin!(ended);
+        loop {
+            tokio::select! {
+                ended = &mut ended => break ended,
+                _ = &mut pumps, if !drained => drained = true,
+            }
+        }
     };
     // The leader is gone; anything left of the attempt (background grandchildren, in
     // its group or escaped from it) goes too, so no pipe is held open past it.
     orphans::end_leftovers(pid, &marks);
     platform::release(pid);
-    let drain = async {
-        for r in readers.iter_mut() {
-            let _ = r.await;
-        }
-    };
-    if tokio::time::timeout(DRAIN_DEADLINE, drain).await.is_err() {
-        for r in &readers {
-            r.abort();
-        }
+    // Past the deadline the reading is dropped, as a task's abort did: what was kept
+    // stays, the last usage line of an unfinished stream is not read.
+    if !drained {
+        let _ = tokio::time::timeout(DRAIN_DEADLINE, &mut pumps).await;
     }
     let exit_code = status.as_ref().ok().and_then(|s| s.and_then(|s| s.code()));
     if stopped.is_none() {
