@@ -33,6 +33,11 @@ pub const STDERR_TAIL: usize = 64 << 10;
 /// environment after its parent died, could hold them for ever).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
+/// Bytes of an output stream's first read (see `pump`).
+const FIRST_READ: usize = 512;
+/// Bytes of each read once a stream has filled its first read.
+const READ_BUF: usize = 64 * 1024;
+
 /// Live-output tag for one stream of one attempt.
 #[derive(Clone)]
 struct LiveTag {
@@ -65,9 +70,15 @@ async fn pump(
     reports: Reports,
 ) {
     let Some(mut reader) = reader else { return };
-    // read_buf fills spare capacity, so the buffer is never zeroed.
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    // read_buf fills spare capacity, so the buffer is never zeroed. It starts small:
+    // most attempts print a line or nothing, and a 64 KiB buffer per stream cost each
+    // attempt two large mallocs (each sweeping the allocator's fast bins, benchmark
+    // P1). A read that fills it means more is coming: then it grows, once.
+    let mut buf: Vec<u8> = Vec::with_capacity(FIRST_READ);
     loop {
+        if buf.len() == buf.capacity() && buf.capacity() < READ_BUF {
+            buf.reserve_exact(READ_BUF - buf.len());
+        }
         buf.clear();
         match reader.read_buf(&mut buf).await {
             Ok(0) | Err(_) => {
@@ -261,10 +272,10 @@ fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Process> {
 async fn end_group(
     child: &mut Process,
     pid: u32,
-    marks: &[String],
+    env: &[(String, String)],
     grace: Duration,
 ) -> Option<std::process::ExitStatus> {
-    let escaped = orphans::attempt_tree(pid, marks);
+    let escaped = orphans::attempt_tree(pid, &orphans::attempt_marks(env));
     signal_group(pid, Signal::SIGTERM);
     orphans::signal_each(&escaped, Signal::SIGTERM);
     match tokio::time::timeout(grace, child.wait()).await {
@@ -358,12 +369,11 @@ pub async fn run_attempt_in(
     tokio::pin!(pumps);
     let mut drained = false;
 
-    let marks = orphans::attempt_marks(&spec.env);
     let (status, stopped) = {
         let ended = async {
             tokio::select! {
                 status = child.wait() => (status.map(Some), None),
-                stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, &marks, spec.kill_grace).await), Some(stop)),
+                stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, &spec.env, spec.kill_grace).await), Some(stop)),
             }
         };
         tokio::pin!(ended);
@@ -376,7 +386,7 @@ pub async fn run_attempt_in(
     };
     // The leader is gone; anything left of the attempt (background grandchildren, in
     // its group or escaped from it) goes too, so no pipe is held open past it.
-    orphans::end_leftovers(pid, &marks);
+    orphans::end_leftovers(pid, &spec.env);
     platform::release(pid);
     // Past the deadline the reading is dropped, as a task's abort did: what was kept
     // stays, the last usage line of an unfinished stream is not read.
@@ -457,6 +467,71 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
+    }
+
+    fn sh(script: &str, dir: &Path, grace: Duration) -> AttemptSpec {
+        AttemptSpec {
+            pool: "p".into(),
+            task: "t".into(),
+            attempt: 1,
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            stdin: None,
+            env: vec![],
+            cwd: None,
+            timeout: Duration::from_secs(60),
+            kill_grace: grace,
+            output_dir: dir.to_path_buf(),
+            live: None,
+            persistent: None,
+            file_base: None,
+            reattach: false,
+            agent: None,
+            on_control: None,
+        }
+    }
+
+    fn reports(on_output: Arc<dyn Fn() + Send + Sync>) -> Reports {
+        Reports { on_output, on_capture_failed: Arc::new(|_, _| {}), on_usage: Arc::new(|_| {}) }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn output_printed_in_the_grace_after_a_stop_is_read_as_it_comes() {
+        // More than a pipe holds, printed on SIGTERM: unless the streams are read while
+        // the stop waits out the grace, the worker blocks and is killed at its end.
+        let dir = tempfile::tempdir().unwrap();
+        let script = "trap 'head -c 300000 /dev/zero | tr \"\\0\" x; echo; echo bye; exit 3' TERM; \
+                      echo ready; while :; do sleep 0.05; done";
+        let (stop_tx, stop) = watch::channel(None);
+        // The first output says the trap is set: the stop is asked for then.
+        let on_output = Arc::new(move || {
+            stop_tx.send_if_modified(|s| s.replace(Stop::Cancel).is_none());
+        });
+        let end = run_attempt(sh(script, dir.path(), Duration::from_secs(20)), stop, |_| {}, reports(on_output)).await;
+        let AttemptEnd::Stopped(Stop::Cancel, remains) = end else { panic!("{end:?}") };
+        assert_eq!((remains.exit_code, remains.signal), (Some(3), None));
+        let kept = std::fs::read_to_string(dir.path().join("t.1.stdout")).unwrap();
+        assert!(kept.starts_with("ready\n") && kept.ends_with("x\nbye\n"), "{} bytes", kept.len());
+        assert_eq!(kept.len(), "ready\n".len() + 300_000 + "\nbye\n".len());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_stream_past_its_first_read_is_read_in_big_reads_and_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, mut chunks) = broadcast::channel(4096);
+        let spec =
+            AttemptSpec { live: Some(live), ..sh("head -c 400000 /dev/zero | tr '\\0' y", dir.path(), Duration::ZERO) };
+        let (_stop_tx, stop) = watch::channel(None);
+        let end = run_attempt(spec, stop, |_| {}, reports(Arc::new(|| {}))).await;
+        assert!(matches!(end, AttemptEnd::Outcome(_)), "{end:?}");
+        assert_eq!(std::fs::read(dir.path().join("t.1.stdout")).unwrap(), vec![b'y'; 400_000]);
+        // A read bigger than the first read's buffer shows as a chunk past its size.
+        let mut biggest = 0;
+        while let Ok(chunk) = chunks.try_recv() {
+            biggest = biggest.max(chunk.bytes.len());
+        }
+        assert!(biggest > FIRST_READ, "every read was at most {biggest} bytes");
     }
 
     #[test]
