@@ -25,11 +25,17 @@ impl Engine {
         let spec = &self.state.workflow.tasks[i];
         let payload = &self.state.tasks[i].payload().unwrap_or(&spec.payload).value();
         let view = TaskView { id: &spec.id, kind: &spec.kind, payload, attempt, run_id: &self.state.run_id };
-        let exe = self.config.pitboss_exe.display().to_string();
-        let state_dir = self.config.state_dir.display().to_string();
+        self.filled_in(view, templates)
+    }
+
+    /// [`Engine::filled`] for a task whose view is at hand (its payload parsed once
+    /// per attempt, not once per template).
+    fn filled_in(&self, view: TaskView<'_>, templates: &[String]) -> Result<Vec<String>, FillError> {
+        // Made only for a template that names them: most name neither, and this runs
+        // for every attempt (benchmark P1).
         let extra = |name: &str| match name {
-            "pitboss" => Some(exe.clone()),
-            "state_dir" => Some(state_dir.clone()),
+            "pitboss" => Some(self.config.pitboss_exe.display().to_string()),
+            "state_dir" => Some(self.config.state_dir.display().to_string()),
             _ => None,
         };
         templates.iter().map(|t| fill(t, view, &extra)).collect()
@@ -93,7 +99,7 @@ impl Engine {
         let persistent = (pool_spec.mode == PoolMode::Persistent).then(|| self.worker_spec(pool));
         // A persistent pool's processes have their argv and environment already (its
         // worker spec): per attempt there is only the task line.
-        let mut argv = if persistent.is_some() { Vec::new() } else { self.filled(i, attempt, &pool_spec.command)? };
+        let mut argv = if persistent.is_some() { Vec::new() } else { self.filled_in(view, &pool_spec.command)? };
         // A preset attempt after an interrupted one continues its agent session
         // (DESIGN §13): the preset's argv with the session, and a prompt that says so.
         let resume = pool_spec.agent.as_ref().zip(self.state.session_to_resume(i));
@@ -107,7 +113,7 @@ impl Engine {
         let prompt = if self.state.continue_asked(i) { CONTINUE_ASKED_PROMPT } else { CONTINUE_PROMPT };
         if let Some((agent, session)) = resume {
             let call = Call { prompt, model: agent.model.as_deref(), args: &agent.args, resume: Some(session) };
-            argv = self.filled(i, attempt, &agent.preset.argv(&call))?;
+            argv = self.filled_in(view, &agent.preset.argv(&call))?;
             if agent.preset.prompt_on_stdin() {
                 continue_stdin = StdinMode::Template(prompt.to_string());
                 stdin_mode = &continue_stdin;
@@ -115,7 +121,7 @@ impl Engine {
         }
         let stdin = match stdin_mode {
             StdinMode::None => None,
-            StdinMode::Template(t) => Some(self.filled(i, attempt, std::slice::from_ref(t))?.concat().into_bytes()),
+            StdinMode::Template(t) => Some(self.filled_in(view, std::slice::from_ref(t))?.concat().into_bytes()),
             StdinMode::Task => {
                 // Declared dependencies only; a dependency that spawned carries its
                 // children's results nested (DESIGN §11).

@@ -544,9 +544,14 @@ impl Engine {
         let task = task.to_string();
         let usage = usage::usage_note(&tx, &task, attempt, pool, self.carried_usage(&task, pool));
         let workflow = self.state.workflow.clone();
+        // The workspace's steps are boxed: their git reads hold a 16 KiB buffer, which
+        // inline made every attempt's task ~19 KiB, copied twice by the spawn even
+        // with no workspace (benchmark P1).
         tokio::spawn(async move {
             let prepared = match (prepared, &plan) {
-                (Ok((mut spec, limits)), Some(plan)) => plan.enter(&mut spec, &tx).await.map(|()| (spec, limits)),
+                (Ok((mut spec, limits)), Some(plan)) => {
+                    Box::pin(plan.enter(&mut spec, &tx)).await.map(|()| (spec, limits))
+                }
                 (prepared, _) => prepared,
             };
             let end = match prepared {
@@ -571,7 +576,7 @@ impl Engine {
                     };
                     let end = supervise(runner, clock, spec, limits, stop_rx, reports).await;
                     if let Some(plan) = &plan {
-                        plan.record_diff(&end, &tx).await;
+                        Box::pin(plan.record_diff(&end, &tx)).await;
                     }
                     end
                 }

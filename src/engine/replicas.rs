@@ -210,9 +210,12 @@ impl Engine {
         let tx = self.tx.clone();
         let (runner, clock) = (self.world.runner.clone(), self.world.clock.clone());
         let task = task.to_string();
+        // Boxed workspace steps keep the task small (see `Engine::start_attempt`).
         tokio::spawn(async move {
             let prepared = match (prepared, &plan) {
-                (Ok((mut spec, limits)), Some(plan)) => plan.enter(&mut spec, &tx).await.map(|()| (spec, limits)),
+                (Ok((mut spec, limits)), Some(plan)) => {
+                    Box::pin(plan.enter(&mut spec, &tx)).await.map(|()| (spec, limits))
+                }
                 (prepared, _) => prepared,
             };
             let end = match prepared {
@@ -240,7 +243,7 @@ impl Engine {
                     };
                     let end = supervise(runner, clock, spec, limits, stop_rx, reports).await;
                     if let Some(plan) = &plan {
-                        plan.record_diff(&end, &tx).await;
+                        Box::pin(plan.record_diff(&end, &tx)).await;
                     }
                     end
                 }

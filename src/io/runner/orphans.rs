@@ -100,13 +100,14 @@ fn own_leader(pid: u32) -> bool {
 
 /// Ends what is left of an attempt whose leader has exited: SIGKILL to its process
 /// group, then, if the group still had members or the manager has adopted a live
-/// child, to every process of the attempt's tree. Cheap when nothing is left (one
-/// signal and a look at the manager's own children), so every attempt pays it.
-pub fn end_leftovers(leader: u32, marks: &[String]) {
+/// child, to every process of the attempt's tree (its marks taken from `env`, the
+/// attempt's environment). Cheap when nothing is left (one signal and a look at the
+/// manager's own children, no mark made), so every attempt pays it.
+pub fn end_leftovers(leader: u32, env: &[(String, String)]) {
     let group_left =
         leader > 1 && nix::sys::signal::killpg(nix::unistd::Pid::from_raw(leader as i32), Signal::SIGKILL).is_ok();
     if group_left || linux::adopted_child_alive() {
-        signal_each(&attempt_tree(leader, marks), Signal::SIGKILL);
+        signal_each(&attempt_tree(leader, &attempt_marks(env)), Signal::SIGKILL);
     }
 }
 

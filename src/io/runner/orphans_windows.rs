@@ -40,7 +40,7 @@ impl OwnLeader {
 }
 
 /// Ends what is left of an attempt whose leader has exited: its whole job.
-pub fn end_leftovers(leader: u32, _marks: &[String]) {
+pub fn end_leftovers(leader: u32, _env: &[(String, String)]) {
     platform::signal_group(leader, Signal::SIGKILL);
 }
 

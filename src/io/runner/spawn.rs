@@ -33,6 +33,11 @@ pub const STDERR_TAIL: usize = 64 << 10;
 /// environment after its parent died, could hold them for ever).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
+/// Bytes of an output stream's first read (see `pump`).
+const FIRST_READ: usize = 512;
+/// Bytes of each read once a stream has filled its first read.
+const READ_BUF: usize = 64 * 1024;
+
 /// Live-output tag for one stream of one attempt.
 #[derive(Clone)]
 struct LiveTag {
@@ -53,16 +58,27 @@ pub struct Reports {
     pub on_usage: UsageReport,
 }
 
+/// Reads one output stream to its end: kept in `capture`, shown live, reported.
+/// Awaited inside the attempt's own future, not spawned: a task per stream cost two
+/// spawns, two joins and their wake-ups per attempt (benchmark P1), and the attempt's
+/// future is polled whenever either pipe is ready anyway.
 async fn pump(
-    mut reader: impl AsyncRead + Unpin,
+    reader: Option<impl AsyncRead + Unpin>,
     capture: Arc<Mutex<Capture>>,
     live: Option<LiveTag>,
     stream: OutputStream,
     reports: Reports,
 ) {
-    // read_buf fills spare capacity, so the buffer is never zeroed.
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let Some(mut reader) = reader else { return };
+    // read_buf fills spare capacity, so the buffer is never zeroed. It starts small:
+    // most attempts print a line or nothing, and a 64 KiB buffer per stream cost each
+    // attempt two large mallocs (each sweeping the allocator's fast bins, benchmark
+    // P1). A read that fills it means more is coming: then it grows, once.
+    let mut buf: Vec<u8> = Vec::with_capacity(FIRST_READ);
     loop {
+        if buf.len() == buf.capacity() && buf.capacity() < READ_BUF {
+            buf.reserve_exact(READ_BUF - buf.len());
+        }
         buf.clear();
         match reader.read_buf(&mut buf).await {
             Ok(0) | Err(_) => {
@@ -256,10 +272,10 @@ fn start(spec: &AttemptSpec, base: &PoolEnv) -> std::io::Result<Process> {
 async fn end_group(
     child: &mut Process,
     pid: u32,
-    marks: &[String],
+    env: &[(String, String)],
     grace: Duration,
 ) -> Option<std::process::ExitStatus> {
-    let escaped = orphans::attempt_tree(pid, marks);
+    let escaped = orphans::attempt_tree(pid, &orphans::attempt_marks(env));
     signal_group(pid, Signal::SIGTERM);
     orphans::signal_each(&escaped, Signal::SIGTERM);
     match tokio::time::timeout(grace, child.wait()).await {
@@ -341,32 +357,41 @@ pub async fn run_attempt_in(
     let live = |stderr: bool| {
         spec.live.clone().map(|tx| LiveTag { tx, task: task_name.clone(), attempt: spec.attempt, stderr })
     };
-    let mut readers = Vec::new();
-    if let Some(r) = child.take_stdout() {
-        readers.push(tokio::spawn(pump(r, out.clone(), live(false), OutputStream::Stdout, reports.clone())));
-    }
-    if let Some(r) = child.take_stderr() {
-        readers.push(tokio::spawn(pump(r, err.clone(), live(true), OutputStream::Stderr, reports.clone())));
-    }
+    // Both streams are read while the process runs, while a stop ends it (output
+    // printed in the grace still counts), and after, until the pipes close.
+    let (stdout_pipe, stderr_pipe) = (child.take_stdout(), child.take_stderr());
+    let pumps = async {
+        tokio::join!(
+            pump(stdout_pipe, out.clone(), live(false), OutputStream::Stdout, reports.clone()),
+            pump(stderr_pipe, err.clone(), live(true), OutputStream::Stderr, reports.clone()),
+        )
+    };
+    tokio::pin!(pumps);
+    let mut drained = false;
 
-    let marks = orphans::attempt_marks(&spec.env);
-    let (status, stopped) = tokio::select! {
-        status = child.wait() => (status.map(Some), None),
-        stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, &marks, spec.kill_grace).await), Some(stop)),
+    let (status, stopped) = {
+        let ended = async {
+            tokio::select! {
+                status = child.wait() => (status.map(Some), None),
+                stop = wait_stop(&mut stop) => (Ok(end_group(&mut child, pid, &spec.env, spec.kill_grace).await), Some(stop)),
+            }
+        };
+        tokio::pin!(ended);
+        loop {
+            tokio::select! {
+                ended = &mut ended => break ended,
+                _ = &mut pumps, if !drained => drained = true,
+            }
+        }
     };
     // The leader is gone; anything left of the attempt (background grandchildren, in
     // its group or escaped from it) goes too, so no pipe is held open past it.
-    orphans::end_leftovers(pid, &marks);
+    orphans::end_leftovers(pid, &spec.env);
     platform::release(pid);
-    let drain = async {
-        for r in readers.iter_mut() {
-            let _ = r.await;
-        }
-    };
-    if tokio::time::timeout(DRAIN_DEADLINE, drain).await.is_err() {
-        for r in &readers {
-            r.abort();
-        }
+    // Past the deadline the reading is dropped, as a task's abort did: what was kept
+    // stays, the last usage line of an unfinished stream is not read.
+    if !drained {
+        let _ = tokio::time::timeout(DRAIN_DEADLINE, &mut pumps).await;
     }
     let exit_code = status.as_ref().ok().and_then(|s| s.and_then(|s| s.code()));
     if stopped.is_none() {
@@ -442,6 +467,71 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
+    }
+
+    fn sh(script: &str, dir: &Path, grace: Duration) -> AttemptSpec {
+        AttemptSpec {
+            pool: "p".into(),
+            task: "t".into(),
+            attempt: 1,
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            stdin: None,
+            env: vec![],
+            cwd: None,
+            timeout: Duration::from_secs(60),
+            kill_grace: grace,
+            output_dir: dir.to_path_buf(),
+            live: None,
+            persistent: None,
+            file_base: None,
+            reattach: false,
+            agent: None,
+            on_control: None,
+        }
+    }
+
+    fn reports(on_output: Arc<dyn Fn() + Send + Sync>) -> Reports {
+        Reports { on_output, on_capture_failed: Arc::new(|_, _| {}), on_usage: Arc::new(|_| {}) }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn output_printed_in_the_grace_after_a_stop_is_read_as_it_comes() {
+        // More than a pipe holds, printed on SIGTERM: unless the streams are read while
+        // the stop waits out the grace, the worker blocks and is killed at its end.
+        let dir = tempfile::tempdir().unwrap();
+        let script = "trap 'head -c 300000 /dev/zero | tr \"\\0\" x; echo; echo bye; exit 3' TERM; \
+                      echo ready; while :; do sleep 0.05; done";
+        let (stop_tx, stop) = watch::channel(None);
+        // The first output says the trap is set: the stop is asked for then.
+        let on_output = Arc::new(move || {
+            stop_tx.send_if_modified(|s| s.replace(Stop::Cancel).is_none());
+        });
+        let end = run_attempt(sh(script, dir.path(), Duration::from_secs(20)), stop, |_| {}, reports(on_output)).await;
+        let AttemptEnd::Stopped(Stop::Cancel, remains) = end else { panic!("{end:?}") };
+        assert_eq!((remains.exit_code, remains.signal), (Some(3), None));
+        let kept = std::fs::read_to_string(dir.path().join("t.1.stdout")).unwrap();
+        assert!(kept.starts_with("ready\n") && kept.ends_with("x\nbye\n"), "{} bytes", kept.len());
+        assert_eq!(kept.len(), "ready\n".len() + 300_000 + "\nbye\n".len());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_stream_past_its_first_read_is_read_in_big_reads_and_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, mut chunks) = broadcast::channel(4096);
+        let spec =
+            AttemptSpec { live: Some(live), ..sh("head -c 400000 /dev/zero | tr '\\0' y", dir.path(), Duration::ZERO) };
+        let (_stop_tx, stop) = watch::channel(None);
+        let end = run_attempt(spec, stop, |_| {}, reports(Arc::new(|| {}))).await;
+        assert!(matches!(end, AttemptEnd::Outcome(_)), "{end:?}");
+        assert_eq!(std::fs::read(dir.path().join("t.1.stdout")).unwrap(), vec![b'y'; 400_000]);
+        // A read bigger than the first read's buffer shows as a chunk past its size.
+        let mut biggest = 0;
+        while let Ok(chunk) = chunks.try_recv() {
+            biggest = biggest.max(chunk.bytes.len());
+        }
+        assert!(biggest > FIRST_READ, "every read was at most {biggest} bytes");
     }
 
     #[test]
