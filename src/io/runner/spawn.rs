@@ -494,6 +494,29 @@ mod tests {
         Reports { on_output, on_capture_failed: Arc::new(|_, _| {}), on_usage: Arc::new(|_| {}) }
     }
 
+    /// `run_attempt`, failing the test past a deadline instead of hanging (a broken
+    /// reader leaves the worker blocked on its pipe), its process group ended by pid.
+    async fn run_within_deadline(
+        spec: AttemptSpec,
+        stop: watch::Receiver<Option<Stop>>,
+        reports: Reports,
+    ) -> AttemptEnd {
+        let pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let seen = pid.clone();
+        let on_spawn = move |p| seen.store(p, std::sync::atomic::Ordering::SeqCst);
+        let run = run_attempt(spec, stop, on_spawn, reports);
+        match tokio::time::timeout(Duration::from_secs(60), run).await {
+            Ok(end) => end,
+            Err(_) => {
+                let pid = pid.load(std::sync::atomic::Ordering::SeqCst);
+                if pid > 0 {
+                    signal_group(pid, Signal::SIGKILL);
+                }
+                panic!("the attempt (pid {pid}) did not end within 60 s");
+            }
+        }
+    }
+
     #[cfg(unix)]
     #[tokio::test]
     async fn output_printed_in_the_grace_after_a_stop_is_read_as_it_comes() {
@@ -507,7 +530,7 @@ mod tests {
         let on_output = Arc::new(move || {
             stop_tx.send_if_modified(|s| s.replace(Stop::Cancel).is_none());
         });
-        let end = run_attempt(sh(script, dir.path(), Duration::from_secs(20)), stop, |_| {}, reports(on_output)).await;
+        let end = run_within_deadline(sh(script, dir.path(), Duration::from_secs(20)), stop, reports(on_output)).await;
         let AttemptEnd::Stopped(Stop::Cancel, remains) = end else { panic!("{end:?}") };
         assert_eq!((remains.exit_code, remains.signal), (Some(3), None));
         let kept = std::fs::read_to_string(dir.path().join("t.1.stdout")).unwrap();
@@ -523,7 +546,7 @@ mod tests {
         let spec =
             AttemptSpec { live: Some(live), ..sh("head -c 400000 /dev/zero | tr '\\0' y", dir.path(), Duration::ZERO) };
         let (_stop_tx, stop) = watch::channel(None);
-        let end = run_attempt(spec, stop, |_| {}, reports(Arc::new(|| {}))).await;
+        let end = run_within_deadline(spec, stop, reports(Arc::new(|| {}))).await;
         assert!(matches!(end, AttemptEnd::Outcome(_)), "{end:?}");
         assert_eq!(std::fs::read(dir.path().join("t.1.stdout")).unwrap(), vec![b'y'; 400_000]);
         // A read bigger than the first read's buffer shows as a chunk past its size.
