@@ -75,10 +75,11 @@ impl Candidates {
 
     /// For `program` on the manager's PATH, built at its first start on this thread.
     pub fn on_manager_path(program: &CStr) -> Rc<Candidates> {
-        let key = String::from_utf8_lossy(program.to_bytes()).into_owned();
+        // Looked up without a copy of the name: this runs for every spawn.
+        let key = String::from_utf8_lossy(program.to_bytes());
         CANDIDATES.with(|cache| {
             let mut cache = cache.borrow_mut();
-            if let Some(found) = cache.get(&key) {
+            if let Some(found) = cache.get(key.as_ref()) {
                 return found.clone();
             }
             let path = std::env::var_os("PATH");
@@ -87,7 +88,7 @@ impl Candidates {
             if cache.len() >= 256 {
                 cache.clear();
             }
-            cache.insert(key, built.clone());
+            cache.insert(key.into_owned(), built.clone());
             built
         })
     }
