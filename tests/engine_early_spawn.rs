@@ -1,7 +1,9 @@
 //! The engine starts a local attempt once its `attempt_started` is written, before
 //! the batch's fdatasync, and still records nothing of it before that fdatasync
 //! (issue 14, P1; `src/engine/early.rs`). A store whose fdatasync the test holds,
-//! and a runner that reports each start, on paused tokio time.
+//! and a runner that reports each start, on paused tokio time. (The held batch here
+//! also records the manager's start, which later batches never overtake; batches
+//! that may be overtaken are `tests/engine_in_flight.rs`'s.)
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -19,10 +19,11 @@
 //!   commit). Any process that did survive (the record lost on a machine that kept
 //!   running, e.g. a log on a network disk) carries the run's marks and is ended by
 //!   `resume`'s sweep before replay (`io::guardian`), as any leftover is.
-//! - **Nothing is recorded before its start.** The engine still waits for the
-//!   batch's fdatasync before it reads the next batch, and the journal writes in
-//!   order, so an attempt's end, output notes and `attempt_spawned` always follow
-//!   its `attempt_started` in the log, durable or not.
+//! - **Nothing is recorded before its start.** The process exists only once its
+//!   `attempt_started` is written, and the journal writes batches in the order the
+//!   engine hands them over (while earlier ones wait for their fdatasync,
+//!   [`super::in_flight`]), so an attempt's end, output notes and `attempt_spawned`
+//!   always follow its `attempt_started` in the log, durable or not.
 //! - **Everything else waits for durability**: timers, gates, cancels and stops,
 //!   the fan-out (TUI, ctl, subscribers), snapshots, and every effect that reaches
 //!   outside this machine: a broker run's attempts are messages other hosts act on,

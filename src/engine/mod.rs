@@ -10,16 +10,19 @@
 //! ```
 //!
 //! Everything that arrived while the previous batch was being written is handled as
-//! one batch (group commit). The in-memory fold runs ahead of the disk by at most one
-//! batch, and no effect of a batch leaves the engine before the batch is durable (a
-//! crash loses nothing that anybody acted on), with one exception: a local attempt
-//! starts once its record is written, while the fdatasync runs ([`early`]).
+//! one batch (group commit). No effect of a batch leaves the engine before the batch
+//! is durable (a crash loses nothing that anybody acted on), with one exception: a
+//! local attempt starts once its record is written, while the fdatasync runs
+//! ([`early`]). While a batch waits for its fdatasync, later batches may be folded
+//! and written when what the first still has to do cannot be hurt by that
+//! ([`in_flight`]): the in-memory fold then runs ahead of the disk by those batches.
 
 mod attempt;
 mod commit;
 mod early;
 pub mod fanout;
 mod gates;
+mod in_flight;
 mod replicas;
 mod snapshots;
 pub mod starved;
@@ -42,7 +45,7 @@ use crate::core::decide::dispatch;
 use crate::core::workflow::Workflow;
 use crate::core::{step, AfterFailure, ApplyError, Event, FailureClass, Input, RunState, StepContext, TaskState};
 use crate::io::clock::Clock;
-use crate::io::journal::{JournalError, Record};
+use crate::io::journal::JournalError;
 use crate::io::runner::{AttemptEnd, CaptureFailed, OutputChunk, Runner, Stop};
 use crate::io::store::EventStore;
 use fanout::{Fanout, Records};
@@ -132,6 +135,12 @@ enum Msg {
     Part { task: String, attempt: u32, part: replicas::Part, input: Option<Input> },
     /// A question about the run's state (see [`EngineHandle::read`]).
     Read(Reader),
+}
+
+/// What the loop does next: finish the oldest batch in flight, or take a message.
+enum Next {
+    Synced(Result<(), JournalError>),
+    Msg(Msg),
 }
 
 /// A reader of the engine's state, answered between batches: once the batch before
@@ -233,6 +242,10 @@ pub struct Engine {
     worker_specs: std::sync::Mutex<HashMap<String, Arc<crate::io::runner::persistent::WorkerSpec>>>,
     /// How long to wait for the attempts of the last commit before the next one.
     gather: commit::Gather,
+    /// Batches written, not yet durable.
+    in_flight: in_flight::InFlight,
+    /// Readers waiting for the batches in flight to be durable.
+    readers: Vec<Reader>,
     _close: CloseOnDrop,
 }
 
@@ -271,6 +284,8 @@ impl Engine {
             next_seq: None,
             worker_specs: Default::default(),
             gather: commit::Gather::default(),
+            in_flight: Default::default(),
+            readers: Vec::new(),
         }
     }
 
@@ -314,44 +329,34 @@ impl Engine {
             }
         }
         let ending = loop {
-            let first = tokio::select! {
+            let takes = self.takes_more();
+            let next = tokio::select! {
                 biased;
-                reason = &mut shutdown, if !shutting_down => {
+                synced = self.in_flight.oldest_synced(), if !self.in_flight.is_empty() => Next::Synced(synced),
+                reason = &mut shutdown, if !shutting_down && takes => {
                     shutting_down = true;
-                    Msg::Input(Input::Interrupt { reason })
+                    Next::Msg(Msg::Input(Input::Interrupt { reason }))
                 }
-                Some(msg) = self.rx.recv() => msg,
+                Some(msg) = self.rx.recv(), if takes => Next::Msg(msg),
             };
-            let first = match first {
-                Msg::Stop(_) if shutting_down => continue,
-                Msg::Stop(reason) => {
+            match next {
+                Next::Synced(result) => self.synced(result).await?,
+                Next::Msg(Msg::Stop(_)) if shutting_down => continue,
+                Next::Msg(Msg::Stop(reason)) => {
                     shutting_down = true;
-                    Msg::Input(Input::Interrupt { reason })
+                    self.take_batch(Msg::Input(Input::Interrupt { reason })).await?;
                 }
-                msg => msg,
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(msg) => batch.push(msg),
-                    Err(_) => break,
-                }
+                Next::Msg(msg) => self.take_batch(msg).await?,
             }
-            self.gather.more(&mut self.rx, &mut batch).await;
-            // Readers are answered after the batch they came with: a batch of readers
-            // alone decides nothing and writes nothing.
-            let (readers, batch): (Vec<Msg>, Vec<Msg>) = batch.into_iter().partition(|msg| matches!(msg, Msg::Read(_)));
-            if !batch.is_empty() {
-                self.process(batch).await?;
-            }
-            for msg in readers {
-                if let Msg::Read(Reader(read)) = msg {
+            // Readers are answered once what came before them is durable and published.
+            if self.in_flight.is_empty() {
+                for Reader(read) in self.readers.drain(..) {
                     read(&self.state, self.next_seq);
                 }
             }
             // Checked after a batch, not before the first: a resumed log may end
             // interrupted or finished, and the manager's start input changes that.
-            if self.running.is_empty() && self.replicas.is_idle() {
+            if self.in_flight.is_empty() && self.running.is_empty() && self.replicas.is_idle() {
                 if self.state.interrupted {
                     // Issue 11 (item 8): a give-up is an error for the caller, not an interruption.
                     if let Some(reason) = self.starved.take() {
@@ -369,6 +374,30 @@ impl Engine {
         let at = self.store.position();
         let state = self.snapshots.at_stop(&self.config.state_dir, self.state, at).await;
         Ok((state, ending))
+    }
+
+    /// Takes `first` and whatever else is waiting as one batch: folded, written, its
+    /// local attempts started; the rest waits for its fdatasync (`in_flight`).
+    async fn take_batch(&mut self, first: Msg) -> Result<(), EngineError> {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(msg) => batch.push(msg),
+                Err(_) => break,
+            }
+        }
+        self.gather.more(&mut self.rx, &mut batch).await;
+        // Readers are answered after the batch they came with: a batch of readers
+        // alone decides nothing and writes nothing.
+        let (readers, batch): (Vec<Msg>, Vec<Msg>) = batch.into_iter().partition(|msg| matches!(msg, Msg::Read(_)));
+        self.readers.extend(readers.into_iter().filter_map(|msg| match msg {
+            Msg::Read(reader) => Some(reader),
+            _ => None,
+        }));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.process(batch).await
     }
 
     async fn process(&mut self, batch: Vec<Msg>) -> Result<(), EngineError> {
@@ -430,37 +459,8 @@ impl Engine {
         let writing = std::time::Instant::now();
         let (first_seq, synced) = self.store.append_written(now, &events, durable).await?;
         let done = self.start_early(&events);
-        synced.await?;
-        self.next_seq = Some(first_seq + events.len() as u64);
-        let took = writing.elapsed();
-        for (event, done) in events.iter().zip(done) {
-            match done {
-                // What `effect` does for every event besides its own (it is state-based).
-                true => self.start_seated_judges(),
-                false => self.effect(event),
-            }
-        }
-        if durable {
-            // What the next batch may wait for (see `commit`).
-            let started = events.iter().any(|e| matches!(e, Event::AttemptStarted { .. }));
-            self.gather.committed(took, started, self.running.len());
-        }
-        // Issue 11 (item 8): stop a run whose workers keep failing to start for lack of a resource.
-        if self.starved.is_none() {
-            self.starved = starved::give_up(&self.state, &events, &self.config.state_dir);
-            if self.starved.is_some() {
-                let _ = self.tx.send(Msg::Stop("workers could not start: out of resources".into()));
-            }
-        }
-        let records: Arc<[Record]> = events
-            .into_iter()
-            .enumerate()
-            .map(|(k, event)| Record { seq: first_seq + k as u64, ts: now, event })
-            .collect();
-        self.fanout.publish(records);
-        let at = self.store.position();
-        self.snapshots.after_batch(&self.config.state_dir, &self.state, at);
-        self.snapshots.roll_if_due(&self.config.state_dir, self.store.as_mut()).await;
+        let overlaps = self.may_overlap(&events, &done);
+        self.in_flight.push(in_flight::Unsynced { synced, events, done, first_seq, now, durable, writing, overlaps });
         Ok(())
     }
 

@@ -94,6 +94,26 @@ impl Snapshots {
         newest > 0 && at.saturating_sub(newest) < self.every / TINY_TAIL_PER_PERIOD
     }
 
+    /// Whether [`Snapshots::after_batch`] at `at` would start a snapshot or
+    /// [`Snapshots::roll_if_due`] roll a log of `live_len` bytes. Both take the state
+    /// and the log as durable, so the engine first lets its batches in flight become
+    /// durable (`in_flight`); a finished snapshot's pacing is only decided by
+    /// `after_batch`, so this may say yes once for nothing (a wait for one commit).
+    pub(super) fn due(&self, at: Option<LogPosition>, live_len: Option<u64>) -> bool {
+        let snapshot = at.is_some_and(|at| {
+            let from = self.from.unwrap_or(at.seq);
+            self.every != 0
+                && at.seq >= from.saturating_add(self.every)
+                && self.writing.as_ref().is_none_or(|w| w.is_finished())
+                && !self.not_before.is_some_and(|t| Instant::now() < t)
+        });
+        let roll = match (self.roll_past, live_len) {
+            (Some(past), Some(len)) => len > past && self.durable.load(Ordering::Acquire) > self.rolled_after,
+            _ => false,
+        };
+        snapshot || roll
+    }
+
     /// After a committed batch: rolls the live log into the archive (DESIGN §6) when it
     /// is past its size and a snapshot newer than the last roll is durably written
     /// (opening then starts from it, never from the archive). The engine's own writer

@@ -2,8 +2,9 @@
 //! `{"seq":N,"ts":MS,"v":V,"event":{…},"crc":C}`, where V is the log format version
 //! ([`FORMAT_VERSION`]; absent in logs written before it was recorded, which are
 //! version 1) and C is the CRC-32 of the line with the `,"crc":C` part removed. Appends are group-committed: the engine hands over a
-//! whole batch, which is written with one `write` and made durable with one
-//! `fdatasync` before any of its effects happen.
+//! whole batch, which is written with one `write` and made durable by an `fdatasync`
+//! (one covers every batch written while the one before ran) before any of its effects
+//! happen but the early start of local attempts.
 //!
 //! Opening verifies every record (checksum, and `seq` running 1, 2, 3… without gaps).
 //! Damage at the *tail* (a torn last write, NUL bytes from a crash, bad records up to

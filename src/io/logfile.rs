@@ -133,6 +133,11 @@ impl OpenLog {
         Ok(self.file.sync_data()?)
     }
 
+    /// Another handle on the file written (for a thread that only syncs it).
+    pub fn file_handle(&self) -> std::io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// Errors unless the path still names the file this log writes.
     pub fn check(&self) -> Result<(), WriteError> {
         let how = match super::platform::path_id(&self.path) {

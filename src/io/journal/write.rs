@@ -14,6 +14,9 @@ use super::{JournalError, Scan, BROKEN_FILE, FORMAT_VERSION, LOG_FILE};
 use crate::core::Event;
 use crate::io::fsutil::private_file;
 use crate::io::logfile::{OpenLog, WriteError};
+use sync::SyncJob;
+
+mod sync;
 
 #[derive(Serialize)]
 struct RecordOut<'a> {
@@ -181,89 +184,44 @@ impl Journal {
     }
 }
 
-/// A batch handed to the writer thread, with where to report the outcome.
-struct WriteJob {
-    bytes: Vec<u8>,
-    durable: bool,
-    /// Told once the bytes are written (before the fdatasync), with the write's outcome.
-    written: Option<tokio::sync::oneshot::Sender<Result<(), WriteError>>>,
-    /// Told once the batch is durable (or why not).
-    done: tokio::sync::oneshot::Sender<Result<(), WriteError>>,
-    /// Instead of writing: a roll to a new file ([`JournalWriter::roll`]).
-    roll: Option<RollJob>,
-}
-
-/// Makes the file the log rolls to (it runs on the writer thread, in order with the writes).
-type RollJob = Box<dyn FnOnce(&mut OpenLog) -> Result<(), WriteError> + Send>;
-
-/// The engine's side of the log: batches are encoded on the engine's thread and
-/// written (and fdatasync'd) by a dedicated thread, so that while the disk works the
-/// engine's thread keeps reading worker output and noticing exits. The engine still
-/// waits for each batch to be durable before acting on it.
+/// The engine's side of the log: each batch is encoded and written on the engine's
+/// thread (a `write` into the page cache, microseconds) and fdatasync'd by a thread of
+/// its own (`sync`), so that while the disk works the engine keeps reading worker
+/// output, noticing exits and writing the next batches. The engine still waits for
+/// each batch to be durable before acting on it (but for the attempts it starts,
+/// `engine::early`).
 pub struct JournalWriter {
     path: PathBuf,
+    /// The log (none only while a roll has it on a blocking thread).
+    log: Option<OpenLog>,
     next_seq: u64,
-    jobs: std::sync::mpsc::Sender<WriteJob>,
+    syncs: std::sync::mpsc::Sender<SyncJob>,
+    buf: Vec<u8>,
     at: Tracker,
 }
 
 impl Journal {
-    /// Moves the file to a writer thread.
+    /// Hands the file's fdatasyncs to a thread of their own (see `sync`).
     pub fn into_writer(self) -> JournalWriter {
-        let (jobs, rx) = std::sync::mpsc::channel::<WriteJob>();
         let path = self.log.path().to_path_buf();
-        let mut log = self.log;
-        let spawned = std::thread::Builder::new().name("pitboss-journal".into()).spawn(move || {
-            while let Ok(job) = rx.recv() {
-                let result = match (job.roll, job.written) {
-                    (Some(roll), _) => roll(&mut log),
-                    (None, None) => log.write_batch(&job.bytes, job.durable),
-                    // Two reports: the engine may act on a written batch before its
-                    // fdatasync (see `JournalWriter::append_written`). A failed write
-                    // is reported there; `done` then goes unanswered.
-                    (None, Some(written)) => match log.write_checked(&job.bytes) {
-                        Ok(()) => {
-                            let _ = written.send(Ok(()));
-                            if job.durable {
-                                log.sync()
-                            } else {
-                                Ok(())
-                            }
-                        }
-                        Err(e) => {
-                            let _ = written.send(Err(e));
-                            continue;
-                        }
-                    },
-                };
-                let _ = job.done.send(result);
+        let syncs = match self.log.file_handle().and_then(sync::spawn) {
+            Ok(syncs) => syncs,
+            Err(e) => {
+                // Without the thread every durable append reports the error; nothing
+                // is lost silently.
+                tracing::error!("cannot start the journal's sync thread: {e}");
+                std::sync::mpsc::channel().0
             }
-        });
-        if let Err(e) = spawned {
-            // Without the thread every append reports the error; nothing is lost silently.
-            tracing::error!("cannot start the journal thread: {e}");
-        }
-        JournalWriter { path, next_seq: self.next_seq, jobs, at: self.at }
+        };
+        JournalWriter { path, log: Some(self.log), next_seq: self.next_seq, syncs, buf: self.buf, at: self.at }
     }
 }
 
 impl JournalWriter {
     /// Appends a batch (one write; fdatasync when `durable`); returns its first seq.
     pub async fn append(&mut self, ts: u64, events: &[Event], durable: bool) -> Result<u64, JournalError> {
-        let first = self.next_seq;
-        if events.is_empty() {
-            return Ok(first);
-        }
-        let mut bytes = Vec::with_capacity(events.len() * 256);
-        let at = self.at.encode(first, ts, events, &mut bytes);
-        let (done, wait) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(WriteJob { bytes, durable, written: None, done, roll: None })
-            .map_err(|_| io_err(&self.path)(thread_gone()))?;
-        let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(thread_gone())));
-        result.map_err(write_err(&self.path))?;
-        self.next_seq = first + events.len() as u64;
-        self.at = at;
+        let (first, synced) = self.append_written(ts, events, durable).await?;
+        synced.await?;
         Ok(first)
     }
 
@@ -281,15 +239,17 @@ impl JournalWriter {
         if events.is_empty() {
             return Ok((first, Box::pin(std::future::ready(Ok(())))));
         }
-        let mut bytes = Vec::with_capacity(events.len() * 256);
-        let at = self.at.encode(first, ts, events, &mut bytes);
+        let log = self.log.as_mut().ok_or_else(|| io_err(&self.path)(rolling_failed()))?;
+        self.buf.clear();
+        let at = self.at.encode(first, ts, events, &mut self.buf);
+        // The batch may be partly in the file after an error; it reads as a torn tail next time.
+        let written = log.write_checked(&self.buf);
+        if self.buf.capacity() > BUF_KEEP {
+            self.buf = Vec::with_capacity(BUF_KEEP);
+        }
+        written.map_err(write_err(&self.path))?;
         let (done, wait) = tokio::sync::oneshot::channel();
-        let (written, wrote) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(WriteJob { bytes, durable, written: Some(written), done, roll: None })
-            .map_err(|_| io_err(&self.path)(thread_gone()))?;
-        let result = wrote.await.unwrap_or_else(|_| Err(WriteError::Io(thread_gone())));
-        result.map_err(write_err(&self.path))?;
+        self.syncs.send(SyncJob::Batch { durable, done }).map_err(|_| io_err(&self.path)(thread_gone()))?;
         self.next_seq = first + events.len() as u64;
         self.at = at;
         let path = self.path.clone();
@@ -310,26 +270,29 @@ impl JournalWriter {
         self.at.end
     }
 
-    /// Rolls the log to a new file (compaction on a live run, DESIGN §6): on the writer
-    /// thread, after every batch handed over before, the file is made durable, then
-    /// `make` archives it and gives the new empty file now at the log's path, which the
-    /// writer adopts, so the replaced-log check never takes the roll for a replacement.
-    /// The last position stays where it was (a snapshot finds its record by seq).
+    /// Rolls the log to a new file (compaction on a live run, DESIGN §6): on a
+    /// blocking thread, after every batch written before, the file is made durable,
+    /// then `make` archives it and gives the new empty file now at the log's path,
+    /// which the writer adopts (so the replaced-log check never takes the roll for a
+    /// replacement) and the sync thread syncs from then on. The last position stays
+    /// where it was (a snapshot finds its record by seq).
     pub async fn roll(
         &mut self,
         make: impl FnOnce() -> std::io::Result<File> + Send + 'static,
     ) -> Result<(), JournalError> {
-        let roll: RollJob = Box::new(move |log: &mut OpenLog| {
-            log.write_batch(&[], true)?;
-            let file = make()?;
-            log.adopt(file)?;
-            Ok(())
+        let mut log = self.log.take().ok_or_else(|| io_err(&self.path)(rolling_failed()))?;
+        let rolled = tokio::task::spawn_blocking(move || {
+            let result = (|| -> Result<File, WriteError> {
+                log.write_batch(&[], true)?;
+                log.adopt(make()?)?;
+                Ok(log.file_handle()?)
+            })();
+            (log, result)
         });
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let job = WriteJob { bytes: Vec::new(), durable: false, written: None, done, roll: Some(roll) };
-        self.jobs.send(job).map_err(|_| io_err(&self.path)(thread_gone()))?;
-        let result = wait.await.unwrap_or_else(|_| Err(WriteError::Io(thread_gone())));
-        result.map_err(write_err(&self.path))?;
+        let (log, result) = rolled.await.map_err(|_| io_err(&self.path)(rolling_failed()))?;
+        self.log = Some(log);
+        let file = result.map_err(write_err(&self.path))?;
+        self.syncs.send(SyncJob::File(file)).map_err(|_| io_err(&self.path)(thread_gone()))?;
         self.at.end = 0;
         Ok(())
     }
@@ -338,9 +301,14 @@ impl JournalWriter {
 /// The fdatasync of a batch already written ([`JournalWriter::append_written`]).
 pub type Synced = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), JournalError>> + Send + 'static>>;
 
-/// Why an append got no answer: the writer thread is gone.
+/// Why an append got no answer: the sync thread is gone.
 fn thread_gone() -> std::io::Error {
-    std::io::Error::other("the journal thread stopped")
+    std::io::Error::other("the journal's sync thread stopped")
+}
+
+/// Why the log is not there to write: a roll of it failed half-way (its thread died).
+fn rolling_failed() -> std::io::Error {
+    std::io::Error::other("the log's roll into the archive did not finish")
 }
 
 #[cfg(test)]
