@@ -105,7 +105,7 @@ impl Snapshots {
             self.every != 0
                 && at.seq >= from.saturating_add(self.every)
                 && self.writing.as_ref().is_none_or(|w| w.is_finished())
-                && !self.not_before.is_some_and(|t| Instant::now() < t)
+                && self.not_before.is_none_or(|t| Instant::now() >= t)
         });
         let roll = match (self.roll_past, live_len) {
             (Some(past), Some(len)) => len > past && self.durable.load(Ordering::Acquire) > self.rolled_after,
