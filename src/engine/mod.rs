@@ -329,10 +329,18 @@ impl Engine {
             }
         }
         let ending = loop {
-            let takes = self.takes_more();
+            let take = self.take();
+            let takes = matches!(take, in_flight::Take::Now);
+            let patience = match take {
+                in_flight::Take::From(over) => Some(over),
+                _ => None,
+            };
             let next = tokio::select! {
                 biased;
                 synced = self.in_flight.oldest_synced(), if !self.in_flight.is_empty() => Next::Synced(synced),
+                () = tokio::time::sleep_until(patience.unwrap_or_else(tokio::time::Instant::now)), if patience.is_some() => {
+                    continue;
+                }
                 reason = &mut shutdown, if !shutting_down && takes => {
                     shutting_down = true;
                     Next::Msg(Msg::Input(Input::Interrupt { reason }))
@@ -456,7 +464,7 @@ impl Engine {
         // `attempt_spawned` notes are acted on by nobody live (only a later resume reads
         // them), so a batch of nothing else does not wait for the disk.
         let durable = events.iter().any(|e| !matches!(e, Event::AttemptSpawned { .. }));
-        let writing = std::time::Instant::now();
+        let writing = tokio::time::Instant::now();
         let (first_seq, synced) = self.store.append_written(now, &events, durable).await?;
         let done = self.start_early(&events);
         let overlaps = self.may_overlap(&events, &done);
