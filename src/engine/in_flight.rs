@@ -1,12 +1,15 @@
 //! Batches in flight: written to the log, not yet durable (issue 14, P1).
 //!
-//! A batch's effects wait for its fdatasync, but the engine need not: once a batch is
-//! written (and its local attempts started, [`super::early`]) the engine goes on
-//! folding and writing the next ones while the disk works, and does each batch's
+//! A batch's effects wait for its fdatasync, but the engine need not wait for ever:
+//! once a batch is written (and its local attempts started, [`super::early`]) and its
+//! fdatasync has taken longer than a usual one ([`PATIENCE`]), the engine goes on
+//! folding and writing the next batches while the disk works, and does each batch's
 //! waiting effects when its fdatasync returns, oldest first. On this box's virtual disk
 //! an fdatasync takes 1.5 ms on average and now and then 20–500 ms; when the engine
 //! waited for each one, every slot that ended meanwhile stayed empty (benchmark P1
 //! measured both cores idle for 350 ms at a time, and a tenth of the run's CPU idle).
+//! A usual fdatasync is still waited for: what arrives meanwhile makes the next batch
+//! big, which is what carries throughput on persistent workers.
 //!
 //! What keeps this as safe as one batch at a time:
 //! - **Effects keep their order and their durability.** The journal writes batches in

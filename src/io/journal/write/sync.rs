@@ -5,10 +5,11 @@
 //! need only the write, `engine::early`) waited for it: on this box's virtual disk an
 //! fdatasync takes 1.5 ms on average and now and then 20–500 ms, during which every
 //! slot that ended stayed empty (benchmark P1 measured whole cores idle for 350 ms).
-//! Here the journal thread only writes, in order, and hands each batch over; this
-//! thread syncs whatever was handed over so far with one fdatasync and then tells
-//! each batch it is durable. A batch is only told after an fdatasync that started
-//! once it was written, so "durable" means what it meant.
+//! Now the engine writes each batch itself (a `write` into the page cache, in order)
+//! and hands it over; this thread syncs whatever was handed over so far with one
+//! fdatasync and then tells each batch it is durable, oldest first. A batch is only
+//! told after an fdatasync that started once it was written, so "durable" means what
+//! it meant.
 
 use std::fs::File;
 use std::sync::mpsc::{Receiver, Sender};
