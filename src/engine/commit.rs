@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::{Msg, MAX_BATCH};
+use super::{Engine, EngineError, Msg, MAX_BATCH};
 use crate::core::Input;
 
 /// Commits quicker than this are not worth waiting for.
@@ -106,6 +106,32 @@ impl Gather {
         } else {
             self.misses = 0;
         }
+    }
+}
+
+impl Engine {
+    /// Takes `first` and whatever else is waiting as one batch: folded, written, its
+    /// local attempts started; the rest waits for its fdatasync (`in_flight`).
+    pub(super) async fn take_batch(&mut self, first: Msg) -> Result<(), EngineError> {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(msg) => batch.push(msg),
+                Err(_) => break,
+            }
+        }
+        self.gather.more(&mut self.rx, &mut batch).await;
+        // Readers are answered after the batch they came with: a batch of readers
+        // alone decides nothing and writes nothing.
+        let (readers, batch): (Vec<Msg>, Vec<Msg>) = batch.into_iter().partition(|msg| matches!(msg, Msg::Read(_)));
+        self.readers.extend(readers.into_iter().filter_map(|msg| match msg {
+            Msg::Read(reader) => Some(reader),
+            _ => None,
+        }));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.process(batch).await
     }
 }
 

@@ -384,30 +384,6 @@ impl Engine {
         Ok((state, ending))
     }
 
-    /// Takes `first` and whatever else is waiting as one batch: folded, written, its
-    /// local attempts started; the rest waits for its fdatasync (`in_flight`).
-    async fn take_batch(&mut self, first: Msg) -> Result<(), EngineError> {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match self.rx.try_recv() {
-                Ok(msg) => batch.push(msg),
-                Err(_) => break,
-            }
-        }
-        self.gather.more(&mut self.rx, &mut batch).await;
-        // Readers are answered after the batch they came with: a batch of readers
-        // alone decides nothing and writes nothing.
-        let (readers, batch): (Vec<Msg>, Vec<Msg>) = batch.into_iter().partition(|msg| matches!(msg, Msg::Read(_)));
-        self.readers.extend(readers.into_iter().filter_map(|msg| match msg {
-            Msg::Read(reader) => Some(reader),
-            _ => None,
-        }));
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.process(batch).await
-    }
-
     async fn process(&mut self, batch: Vec<Msg>) -> Result<(), EngineError> {
         let now = self.world.clock.now_ms();
         // Jitter draws are taken up front: the thread-local rng must not be held
