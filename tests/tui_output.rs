@@ -182,3 +182,31 @@ fn the_search_jumps_between_matches_and_says_when_there_is_none() {
     run.press(&mut vs, &[Action::SearchNext]);
     assert!(message(&vs).contains("detail"), "{}", message(&vs));
 }
+
+/// An attempt starts once its record is written, before it is durable and reaches
+/// the view (`engine::early`): what it prints first comes before its
+/// `attempt_started`, and is shown once that comes, not lost. A finished attempt's
+/// late output is still ignored.
+#[test]
+fn output_printed_before_the_start_reaches_the_view_is_kept_for_it() {
+    let mut run = Run::new();
+    run.fail("w", "boom");
+    let pitboss::core::TaskState::RetryWait { due_ms } = run.state.tasks[0].state else {
+        panic!("no retry after the failure: {:?}", run.state.tasks[0].state)
+    };
+    run.fleet.add_output("w", 2, b"first words of the retry\n", run.now);
+    run.fleet.add_output("w", 1, b"late words of the failed attempt\n", run.now);
+    run.now = due_ms;
+    run.input(Input::RetryTimer { task: "w".into(), due_ms });
+    let live = &run.fleet.live["w"];
+    assert_eq!(live.attempt, 2);
+    assert_eq!(live.lines, ["first words of the retry"]);
+    run.print_attempt(2, "and more\n");
+    assert_eq!(run.fleet.live["w"].lines, ["first words of the retry", "and more"]);
+}
+
+impl Run {
+    fn print_attempt(&mut self, attempt: u32, text: &str) {
+        self.fleet.add_output("w", attempt, text.as_bytes(), self.now);
+    }
+}

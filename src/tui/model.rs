@@ -65,6 +65,11 @@ pub struct AsOf {
     pub ended_ms: Option<u64>,
     /// Live output of running attempts, by task.
     pub live: HashMap<String, Live>,
+    /// Output of attempts whose start is not folded yet, by task: an attempt starts
+    /// once its record is written, before it is durable and reaches this model
+    /// (`engine::early`), so what it prints first would otherwise be lost. Taken into
+    /// `live` by its `attempt_started`; one attempt per task, as bounded as `live`.
+    early: HashMap<String, Live>,
     /// Each task's latest attempt: when it started, how long it took (tasks table).
     pub timings: timing::Timings,
     // The caches below are derived from `state` record by record; they are private so
@@ -240,6 +245,7 @@ impl AsOf {
             resumed: false,
             ended_ms: None,
             live: HashMap::new(),
+            early: HashMap::new(),
             timings: timing::Timings::default(),
             running: BTreeSet::new(),
             dead: BTreeMap::new(),
@@ -276,8 +282,15 @@ impl AsOf {
             self.timings.note(i, record);
             match &record.event {
                 Event::AttemptStarted { task, attempt, .. } => {
-                    let started =
-                        Live { attempt: *attempt, last_output_ms: record.ts, started_ms: record.ts, ..Live::default() };
+                    let started = match self.early.remove(task).filter(|early| early.attempt == *attempt) {
+                        Some(early) => Live { started_ms: record.ts, ..early },
+                        None => Live {
+                            attempt: *attempt,
+                            last_output_ms: record.ts,
+                            started_ms: record.ts,
+                            ..Live::default()
+                        },
+                    };
                     self.live.insert(task.clone(), started);
                 }
                 Event::AttemptSucceeded { task, .. } => {
@@ -327,6 +340,7 @@ impl AsOf {
             resumed: self.resumed,
             ended_ms: self.ended_ms,
             live,
+            early: HashMap::new(),
             timings: self.timings.clone(),
             running: self.running.clone(),
             dead: self.dead.clone(),
@@ -398,10 +412,20 @@ impl AsOf {
         }
     }
 
-    /// Adds live output of a running attempt (ignored once the attempt is over).
+    /// Adds live output of a running attempt (ignored once the attempt is over; kept
+    /// for it when its start is not folded yet).
     fn add_output(&mut self, task: &str, attempt: u32, bytes: &[u8], now_ms: u64) {
         if let Some(live) = self.live.get_mut(task).filter(|l| l.attempt == attempt) {
             live.push(bytes, now_ms);
+            return;
+        }
+        let started = self.state.task_index(task).map(|i| self.state.tasks[i].attempts);
+        if started.is_some_and(|started| attempt > started) {
+            let early = self.early.entry(task.to_string()).or_default();
+            if early.attempt != attempt {
+                *early = Live { attempt, ..Live::default() };
+            }
+            early.push(bytes, now_ms);
         }
     }
 }
