@@ -148,3 +148,51 @@ fn a_problem_in_a_section_after_wide_characters_is_placed_in_the_file() {
     let err = parse(&text, "wf.toml", Path::new("/base")).expect_err("a bad duration");
     assert!(err.to_string().starts_with("wf.toml:7:11: bad duration \"soon\""), "{err}");
 }
+
+/// A file of `n` varied tasks (pools, dependencies on earlier tasks, retries, payloads,
+/// gates), with `bad` (if any) given a duration that is not one.
+fn many_tasks(n: usize, bad: Option<usize>) -> String {
+    let mut text =
+        String::from("[[pool]]\nname = \"p\"\ncommand = [\"echo\"]\n[[pool]]\nname = \"q\"\ncommand = [\"cat\"]\n");
+    for i in 0..n {
+        text.push_str(&format!("[[task]]\nid = \"t{i}\"\npayload = {{ n = {i}, text = \"task {i}\" }}\n"));
+        if i % 3 == 0 {
+            text.push_str("pool = \"q\"\n");
+        }
+        if i > 0 && i % 5 == 0 {
+            text.push_str(&format!("depends_on = [\"t{}\"]\n", i - 1));
+        }
+        let timeout = if bad == Some(i) { "soon".to_string() } else { format!("{}s", 1 + i % 60) };
+        text.push_str(&format!("timeout = \"{timeout}\"\n"));
+        if i % 7 == 0 {
+            text.push_str(&format!("[task.retry]\nmax_attempts = {}\n", 1 + i % 4));
+        }
+        if i % 11 == 0 {
+            text.push_str("[[task.gates]]\ncommand = [\"true\"]\n");
+        }
+    }
+    text
+}
+
+#[test]
+fn a_large_file_read_on_several_threads_gives_the_whole_documents_tasks_in_order() {
+    let base = Path::new("/base");
+    let text = many_tasks(1_500, None);
+    let whole = whole(&text, base).expect("valid");
+    for threads in [1, 2, 3, 4] {
+        let read = sections::workflow_on(&text, base, None, threads).expect("read in sections");
+        assert_eq!(read, whole, "on {threads} thread(s)");
+    }
+}
+
+#[test]
+fn a_problem_in_any_threads_share_leaves_the_file_to_the_whole_document() {
+    let base = Path::new("/base");
+    // Three shares of 500 sections: a problem in the first, the middle and the last.
+    for bad in [0, 499, 500, 1_000, 1_499] {
+        let text = many_tasks(1_500, Some(bad));
+        assert_eq!(sections::workflow_on(&text, base, None, 3), None, "task {bad}");
+        let err = parse(&text, "wf.toml", base).expect_err("a bad duration");
+        assert!(err.to_string().contains("bad duration \"soon\""), "{err}");
+    }
+}

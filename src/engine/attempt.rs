@@ -72,7 +72,7 @@ impl Engine {
             .collect();
         let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         env.push(("PITBOSS_RUN_ID".into(), self.state.run_id.clone()));
-        env.push((MANAGER_PID_ENV.into(), std::process::id().to_string()));
+        env.push((MANAGER_PID_ENV.into(), manager_pid().to_string()));
         env.push(("PITBOSS_POOL".into(), pool.to_string()));
         env.push(("PITBOSS_STATE_DIR".into(), state_dir));
         WorkerSpec {
@@ -149,7 +149,7 @@ impl Engine {
             env.push(("PITBOSS_RUN_ID".into(), self.state.run_id.clone()));
             // With the run id, this marks every descendant of the worker, so that the
             // guardian and `resume` can find them after a crash (see io/guardian.rs).
-            env.push((MANAGER_PID_ENV.into(), std::process::id().to_string()));
+            env.push((MANAGER_PID_ENV.into(), manager_pid().to_string()));
             env.push(("PITBOSS_POOL".into(), pool.to_string()));
             env.push(("PITBOSS_STATE_DIR".into(), state_dir.clone()));
             if let Some(session) = worker_resume {
@@ -241,4 +241,11 @@ impl Engine {
             self.start_attempt(&task, attempt, &pool, true);
         }
     }
+}
+
+/// This manager's pid, asked of the kernel once: every attempt's environment names it,
+/// and `getpid` is a system call each time (benchmark P1 counts them per attempt).
+fn manager_pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }

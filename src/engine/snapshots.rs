@@ -209,18 +209,21 @@ impl Snapshots {
     }
 }
 
-/// Writes a snapshot; true once it is durable.
+/// Writes a snapshot and brings the task index up to it, side by side (neither reads
+/// the other: the index is built from the log); true once the snapshot is durable.
+/// At a clean stop both are what the run's end waits for (P1: 2 ms each for 2,000
+/// tasks), so they overlap on the box's cores rather than add up.
 fn write_or_warn(dir: &Path, state: &RunState, at: LogPosition) -> bool {
-    let written = snapshot::write(dir, state, at);
+    let written = std::thread::scope(|scope| {
+        scope.spawn(|| index_or_warn(dir, state, at));
+        snapshot::write(dir, state, at)
+    });
     if let Err(e) = &written {
         tracing::warn!(
             "{}: cannot write the snapshot after record {} ({e}); the run goes on, and the next open folds more of the log",
             dir.display(),
             at.seq
         );
-    }
-    if written.is_ok() {
-        index_or_warn(dir, state, at);
     }
     written.is_ok()
 }

@@ -26,6 +26,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getpgid, Pid};
 
 use super::procs;
+use super::runner::orphans::OwnLeader;
 use super::runner::spawn::signal_group;
 
 /// Environment variable holding the pid of the manager that started a worker.
@@ -60,6 +61,9 @@ pub enum GuardianError {
 pub struct Guardian {
     pipe: Option<ChildStdin>,
     child: Child,
+    /// The guardian is the manager's own child, not an adopted orphan: the look for
+    /// adopted children at every attempt's end skips it (two syscalls an attempt).
+    _own: OwnLeader,
 }
 
 impl Guardian {
@@ -74,7 +78,9 @@ impl Guardian {
             .spawn()
             .map_err(|source| GuardianError::Spawn { exe: exe.to_path_buf(), source })?;
         let pipe = child.stdin.take();
-        Ok(Guardian { pipe, child })
+        // Its own group in the manager's session, as every process the manager starts.
+        let own = OwnLeader::new(child.id());
+        Ok(Guardian { pipe, child, _own: own })
     }
 
     /// Starts `exe guardian` for a `pitboss worker` (this process): when it dies, every
@@ -147,7 +153,7 @@ fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Result<Vec<u32>, 
     let marked = procs::pids()
         .map_err(GuardianError::Proc)?
         .into_iter()
-        .filter(|&pid| pid != me && !procs::is_zombie(pid))
+        .filter(|&pid| pid != me)
         .filter(|&pid| {
             let Some(environ) = procs::environ(pid) else { return false };
             let has = |mark: &str| environ.split(|&b| b == 0).any(|var| var == mark.as_bytes());
@@ -159,6 +165,10 @@ fn marked_processes(run_id: &str, manager_pid: Option<u32>) -> Result<Vec<u32>, 
                 None => !manager_of(&environ).is_some_and(is_live_manager),
             }
         })
+        // Only the marked few are looked at again: a sweep reads each process's
+        // environment once, not its status too (the sweep is what a clean stop waits
+        // for last; a zombie's environment reads empty anyway).
+        .filter(|&pid| !procs::is_zombie(pid))
         .collect();
     Ok(marked)
 }

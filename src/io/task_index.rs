@@ -3,8 +3,8 @@
 //! so `inspect TASK` reads only the lines of the task and of what it depends on
 //! instead of sifting every line of a million-record log.
 //!
-//! `tasks.idx` in the run folder, written by the engine with each snapshot (after it,
-//! on the snapshot's thread, [`extend`]) and covering the log up to that snapshot's
+//! `tasks.idx` in the run folder, written by the engine with each snapshot (beside it,
+//! on a thread of the snapshot's writer, [`extend`]) and covering the log up to that snapshot's
 //! record. It is a cache, never part of the run's record: a reader trusts it only when
 //! every check passes, and reads the log the plain way otherwise.
 //! - **Damage**: the head and the table of slots carry CRC-32s; an entry is checked

@@ -178,10 +178,12 @@ mod linux {
     /// the subreaper's first live thread, the main one). One small file, read at
     /// every attempt's end; a ppid scan of /proc where the kernel lacks the file.
     fn my_children() -> Vec<u32> {
-        let me = std::process::id();
         match read_children() {
             Some(text) => text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).collect(),
-            None => table().into_iter().filter(|s| s.ppid == me).map(|s| s.pid).collect(),
+            None => {
+                let me = std::process::id();
+                table().into_iter().filter(|s| s.ppid == me).map(|s| s.pid).collect()
+            }
         }
     }
 
