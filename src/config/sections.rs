@@ -97,20 +97,24 @@ fn build(
     }
     let share = sections.len().div_ceil(threads);
     let shares: Vec<Option<Vec<TaskSpec>>> = std::thread::scope(|scope| {
+        // A share whose thread cannot start (a process limit) is read here after the first.
         let others: Vec<_> = sections
             .chunks(share)
             .enumerate()
             .skip(1)
             .map(|(k, chunk)| {
                 let mut own = checker.for_another_thread();
-                scope.spawn(move || build_share(&mut own, defaults, pools, text, chunk, k * share))
+                let read = move || build_share(&mut own, defaults, pools, text, chunk, k * share);
+                std::thread::Builder::new().spawn_scoped(scope, read).map_err(|_| (k, chunk))
             })
             .collect();
         let first = build_share(checker, defaults, pools, text, &sections[..share], 0);
-        // A thread that panicked is a bug, said as such, not a problem of the file.
-        std::iter::once(first)
-            .chain(others.into_iter().map(|t| t.join().expect("reading a share of the tasks does not panic")))
-            .collect()
+        let rest = others.into_iter().map(|other| match other {
+            // A thread that panicked is a bug: its own panic goes on, not a problem of the file.
+            Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err((k, chunk)) => build_share(&mut checker.for_another_thread(), defaults, pools, text, chunk, k * share),
+        });
+        std::iter::once(first).chain(rest).collect()
     });
     let mut shares = shares.into_iter();
     let mut tasks = shares.next()??;

@@ -215,8 +215,13 @@ impl Snapshots {
 /// tasks), so they overlap on the box's cores rather than add up.
 fn write_or_warn(dir: &Path, state: &RunState, at: LogPosition) -> bool {
     let written = std::thread::scope(|scope| {
-        scope.spawn(|| index_or_warn(dir, state, at));
-        snapshot::write(dir, state, at)
+        // A thread that cannot start (a process limit): the index after the snapshot.
+        let index = std::thread::Builder::new().spawn_scoped(scope, || index_or_warn(dir, state, at));
+        let written = snapshot::write(dir, state, at);
+        if index.is_err() {
+            index_or_warn(dir, state, at);
+        }
+        written
     });
     if let Err(e) = &written {
         tracing::warn!(
