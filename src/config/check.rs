@@ -108,18 +108,6 @@ impl<'a> Checker<'a> {
         Checker { text: None, problems: Vec::new(), base, pool_names, broker_flag: None }
     }
 
-    /// An unplaced checker like this one (same folder, pools and broker), for a share
-    /// of a file's task sections read on another thread (`sections.rs`).
-    pub(super) fn for_another_thread(&self) -> Checker<'a> {
-        Checker {
-            text: None,
-            problems: Vec::new(),
-            base: self.base,
-            pool_names: self.pool_names.clone(),
-            broker_flag: self.broker_flag.clone(),
-        }
-    }
-
     pub(super) fn has_problems(&self) -> bool {
         !self.problems.is_empty()
     }

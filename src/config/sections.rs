@@ -79,7 +79,7 @@ fn threads_here() -> usize {
 
 /// Each section's task, built and checked on its own; `None` at the first problem.
 /// A large file's sections are read in contiguous shares on up to `threads` threads (each
-/// with a checker of its own, like this one) and joined in order: reading the tasks
+/// with a checker of its own, [`like`] this one) and joined in order: reading the tasks
 /// is nearly all of a run's start on a big file (benchmark P1: 6 of the 14 ms
 /// before the first worker starts, for 2,000 tasks). Memory stays in proportion to
 /// the file: each thread holds one raw task at a time.
@@ -103,7 +103,7 @@ fn build(
             .enumerate()
             .skip(1)
             .map(|(k, chunk)| {
-                let mut own = checker.for_another_thread();
+                let mut own = like(checker);
                 let read = move || build_share(&mut own, defaults, pools, text, chunk, k * share);
                 std::thread::Builder::new().spawn_scoped(scope, read).map_err(|_| (k, chunk))
             })
@@ -112,7 +112,7 @@ fn build(
         let rest = others.into_iter().map(|other| match other {
             // A thread that panicked is a bug: its own panic goes on, not a problem of the file.
             Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err((k, chunk)) => build_share(&mut checker.for_another_thread(), defaults, pools, text, chunk, k * share),
+            Err((k, chunk)) => build_share(&mut like(checker), defaults, pools, text, chunk, k * share),
         });
         std::iter::once(first).chain(rest).collect()
     });
@@ -123,6 +123,14 @@ fn build(
         tasks.extend(share?);
     }
     Some(tasks)
+}
+
+/// An unplaced checker like `checker` (same folder, pools and broker), for a share of
+/// the sections read on another thread.
+fn like<'a>(checker: &Checker<'a>) -> Checker<'a> {
+    let mut own = Checker::unplaced(checker.base, checker.pool_names.clone());
+    own.broker_flag = checker.broker_flag.clone();
+    own
 }
 
 /// The tasks of `sections`, the first being task number `first` of the file.
